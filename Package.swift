@@ -1,0 +1,84 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "evnode",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "evnode", targets: ["evnode"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    ],
+    targets: [
+        // C libraries from Debian (installed by `make deps`).
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb",
+                       providers: [.apt(["librocksdb-dev"])]),
+        // curl_easy_setopt/getinfo are variadic: Swift needs typed wrappers.
+        .target(name: "CCurlShim",
+                linkerSettings: [.linkedLibrary("curl")]),
+
+        .target(name: "Config", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
+        .target(name: "Block", dependencies: [
+            "Config", "CRocksDB",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
+        .target(name: "DA", dependencies: [
+            "Config", "Block", "CCurlShim", "CRocksDB",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: strict),
+        .target(name: "P2PSync", dependencies: [
+            "Config", "Block",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "DequeModule", package: "swift-collections"),
+        ], swiftSettings: strict),
+        .target(name: "Node", dependencies: [
+            "Config", "Block", "DA", "P2PSync",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "evnode", dependencies: [
+            "Config", "Block", "DA", "P2PSync", "Node",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+
+        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "BlockTests", dependencies: ["Block", "Config"]),
+        .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config"]),
+        .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node"]),
+        // Starts real `evnode` processes; needs the executable built first.
+        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block"]),
+    ]
+)

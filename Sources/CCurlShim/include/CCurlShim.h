@@ -1,0 +1,13 @@
+#ifndef EVNODE_CCURL_SHIM_H
+#define EVNODE_CCURL_SHIM_H
+
+#include <curl/curl.h>
+
+// Typed wrappers for libcurl's variadic setters and getters, which Swift cannot call.
+CURLcode evcurl_setopt_long(CURL *handle, CURLoption option, long value);
+CURLcode evcurl_setopt_ptr(CURL *handle, CURLoption option, const void *value);
+CURLcode evcurl_setopt_off(CURL *handle, CURLoption option, curl_off_t value);
+CURLcode evcurl_setopt_write(CURL *handle, size_t (*fn)(char *, size_t, size_t, void *));
+CURLcode evcurl_getinfo_long(CURL *handle, CURLINFO info, long *out);
+
+#endif

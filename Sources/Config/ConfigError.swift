@@ -1,0 +1,29 @@
+/// A configuration problem, phrased as the one line an operator sees before the process exits
+/// with status 2. Every case names the field (or file) and the offending value.
+public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// A field has a value that cannot be used; `source` says where the value came from.
+    case invalidValue(field: String, value: String, source: String, reason: String)
+    /// Two settings that cannot be combined.
+    case conflict(String)
+    /// Something required is absent.
+    case missing(String)
+    /// A file could not be read, parsed or written.
+    case file(path: String, reason: String)
+    /// A key in config.yaml that evnode does not know (a typo would otherwise be silently ignored).
+    case unknownKey(key: String, path: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidValue(field, value, source, reason):
+            return "invalid \(field) \"\(value)\" (from \(source)): \(reason)"
+        case let .conflict(text):
+            return text
+        case let .missing(text):
+            return text
+        case let .file(path, reason):
+            return "\(path): \(reason)"
+        case let .unknownKey(key, path):
+            return "\(path): unknown key \"\(key)\""
+        }
+    }
+}

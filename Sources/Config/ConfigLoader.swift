@@ -1,0 +1,252 @@
+import Foundation
+import Yams
+
+/// One raw setting value and where it came from (for error messages).
+public struct RawSetting: Sendable, Equatable {
+    public var value: String
+    public var source: String
+
+    public init(value: String, source: String) {
+        self.value = value
+        self.source = source
+    }
+}
+
+/// Builds a `NodeConfig` from defaults, `config.yaml` and flags, in that order of precedence
+/// (flags win), and validates it. Nothing is started here; errors are one-line `ConfigError`s.
+public enum ConfigLoader {
+    /// Reads `config.yaml` into flat dotted keys. Unknown keys are an error: a misspelt key
+    /// silently falling back to a default is how nodes end up on the wrong DA namespace.
+    public static func readFile(at path: String) throws(ConfigError) -> [String: RawSetting] {
+        let text: String
+        do {
+            text = try FileIO.readString(path)
+        } catch {
+            throw .file(path: path, reason: error.description)
+        }
+        return try parseYAML(text, path: path)
+    }
+
+    public static func parseYAML(_ text: String, path: String) throws(ConfigError) -> [String: RawSetting] {
+        let root: Any?
+        do {
+            root = try Yams.load(yaml: text)
+        } catch {
+            throw .file(path: path, reason: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+        guard let root else { return [:] }
+        guard let top = root as? [String: Any] else {
+            throw .file(path: path, reason: "expected a mapping of sections (node, da, p2p, rpc, raft, log)")
+        }
+        var out: [String: RawSetting] = [:]
+        for (section, body) in top {
+            guard let fields = body as? [String: Any] else {
+                if body is NSNull { continue }
+                throw .file(path: path, reason: "section \"\(section)\" must be a mapping")
+            }
+            for (field, value) in fields {
+                let key = "\(section).\(field)"
+                guard Settings.byKey[key] != nil else { throw .unknownKey(key: key, path: path) }
+                out[key] = RawSetting(value: scalarText(value), source: path)
+            }
+        }
+        return out
+    }
+
+    private static func scalarText(_ value: Any) -> String {
+        switch value {
+        case let list as [Any]: return list.map(scalarText).joined(separator: ",")
+        case let b as Bool: return b ? "true" : "false"
+        case let i as Int: return String(i)
+        case let d as Double: return String(d)
+        case let s as String: return s
+        default:
+            if value is NSNull { return "" }
+            return String(describing: value)
+        }
+    }
+
+    /// Merges defaults < file < flags and converts every value.
+    public static func resolve(home: String,
+                               file: [String: RawSetting],
+                               flags: [String: RawSetting]) throws(ConfigError) -> NodeConfig {
+        var merged: [String: RawSetting] = [:]
+        for setting in Settings.all {
+            merged[setting.key] = RawSetting(value: setting.defaultValue, source: "default")
+        }
+        for (k, v) in file { merged[k] = v }
+        for (k, v) in flags {
+            guard Settings.byKey[k] != nil else {
+                throw .invalidValue(field: k, value: v.value, source: v.source, reason: "unknown setting")
+            }
+            merged[k] = v
+        }
+        let reader = ValueReader(values: merged)
+        let config = NodeConfig(
+            home: home,
+            aggregator: try reader.bool("node.aggregator"),
+            catchupTimeout: try reader.duration("node.catchup_timeout"),
+            blockTime: try reader.duration("node.block_time", positive: true),
+            lazy: try reader.bool("node.lazy"),
+            lazyInterval: try reader.duration("node.lazy_interval", positive: true),
+            da: DAConfig(
+                address: try reader.endpoint("da.address"),
+                authToken: reader.string("da.auth_token"),
+                namespace: try reader.namespaceName("da.namespace"),
+                dataNamespace: try reader.namespaceName("da.data_namespace"),
+                blockTime: try reader.duration("da.block_time", positive: true),
+                startHeight: try reader.uint("da.start_height"),
+                maxBlobSize: try reader.int("da.max_blob_size", range: 1024...(64 << 20)),
+                requestTimeout: try reader.duration("da.request_timeout", positive: true),
+                fetchParallelism: try reader.int("da.fetch_parallelism", range: 1...256)),
+            p2p: P2PConfig(
+                listen: try reader.hostPort("p2p.listen", allowPortZero: true),
+                peers: try reader.hostPortList("p2p.peers")),
+            rpc: RPCConfig(address: try reader.hostPort("rpc.address", allowPortZero: true)),
+            raft: RaftConfig(
+                enable: try reader.bool("raft.enable"),
+                endpoints: try reader.endpointList("raft.endpoints"),
+                nodeID: reader.string("raft.node_id"),
+                leaseTTL: try reader.duration("raft.lease_ttl")),
+            log: LogConfig(
+                level: try reader.choice("log.level"),
+                format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
+        try validateCombination(config, values: merged)
+        return config
+    }
+
+    /// Rules between settings (SPEC §2). Checks that need files (the signer key) are in
+    /// `HomeLayout`, which knows where they live.
+    static func validateCombination(_ c: NodeConfig, values: [String: RawSetting]) throws(ConfigError) {
+        if c.catchupTimeout > .zero && !c.aggregator {
+            throw .conflict("--catchup-timeout needs --aggregator (catchup is how an aggregator recovers)")
+        }
+        if c.catchupTimeout > .zero && c.raft.enable {
+            throw .conflict("--catchup-timeout and --raft.enable are mutually exclusive: choose catchup failover or the HA group")
+        }
+        if c.raft.enable && !c.aggregator {
+            throw .conflict("--raft.enable needs --aggregator (only aggregators take part in leader election)")
+        }
+        if c.raft.enable && c.raft.endpoints.isEmpty {
+            throw .missing("--raft.enable needs --raft.endpoints (etcd URLs, http://host:port,…)")
+        }
+        if c.lazy && !c.aggregator {
+            throw .conflict("--lazy needs --aggregator")
+        }
+    }
+}
+
+/// Converts raw strings to typed values, naming the field, value and source on failure.
+struct ValueReader {
+    let values: [String: RawSetting]
+
+    private func raw(_ key: String) -> RawSetting {
+        values[key] ?? RawSetting(value: Settings.byKey[key]?.defaultValue ?? "", source: "default")
+    }
+
+    private func fail(_ key: String, _ reason: String) -> ConfigError {
+        let r = raw(key)
+        let flag = Settings.byKey[key].map { "--\($0.flag)" } ?? key
+        return .invalidValue(field: "\(key) (\(flag))", value: r.value, source: r.source, reason: reason)
+    }
+
+    func string(_ key: String) -> String { raw(key).value }
+
+    func bool(_ key: String) throws(ConfigError) -> Bool {
+        switch raw(key).value.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off", "": return false
+        default: throw fail(key, "expected true or false")
+        }
+    }
+
+    func duration(_ key: String, positive: Bool = false) throws(ConfigError) -> Duration {
+        let d: Duration
+        do {
+            d = try DurationParser.duration(raw(key).value)
+        } catch {
+            throw fail(key, error.description)
+        }
+        if positive && d <= .zero { throw fail(key, "must be greater than zero") }
+        return d
+    }
+
+    func uint(_ key: String) throws(ConfigError) -> UInt64 {
+        guard let v = UInt64(raw(key).value.trimmingWhitespace()) else {
+            throw fail(key, "expected a whole number ≥ 0")
+        }
+        return v
+    }
+
+    func int(_ key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let v = Int(raw(key).value.trimmingWhitespace()) else { throw fail(key, "expected a whole number") }
+        guard range.contains(v) else { throw fail(key, "must be in \(range.lowerBound)...\(range.upperBound)") }
+        return v
+    }
+
+    func choice(_ key: String) throws(ConfigError) -> String {
+        let v = raw(key).value.lowercased()
+        guard case .choice(let options) = Settings.byKey[key]?.kind, options.contains(v) else {
+            if case .choice(let options) = Settings.byKey[key]?.kind {
+                throw fail(key, "expected one of \(options.joined(separator: ", "))")
+            }
+            throw fail(key, "unexpected value")
+        }
+        return v
+    }
+
+    func hostPort(_ key: String, allowPortZero: Bool = false) throws(ConfigError) -> HostPort {
+        do {
+            return try HostPort(parsing: raw(key).value, allowPortZero: allowPortZero)
+        } catch {
+            throw fail(key, error.description)
+        }
+    }
+
+    func hostPortList(_ key: String) throws(ConfigError) -> [HostPort] {
+        var out: [HostPort] = []
+        for part in splitList(raw(key).value) {
+            do {
+                out.append(try HostPort(parsing: part))
+            } catch {
+                throw fail(key, "\"\(part)\": \(error.description)")
+            }
+        }
+        return out
+    }
+
+    func endpoint(_ key: String) throws(ConfigError) -> HTTPEndpoint {
+        do {
+            return try HTTPEndpoint(parsing: raw(key).value)
+        } catch {
+            throw fail(key, error.description)
+        }
+    }
+
+    func endpointList(_ key: String) throws(ConfigError) -> [HTTPEndpoint] {
+        var out: [HTTPEndpoint] = []
+        for part in splitList(raw(key).value) {
+            do {
+                out.append(try HTTPEndpoint(parsing: part))
+            } catch {
+                throw fail(key, "\"\(part)\": \(error.description)")
+            }
+        }
+        return out
+    }
+
+    /// Namespace names become part of blob namespaces; control characters there are always a
+    /// copy-paste accident.
+    func namespaceName(_ key: String) throws(ConfigError) -> String {
+        let v = raw(key).value
+        if v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw fail(key, "contains control characters")
+        }
+        if v.utf8.count > 256 { throw fail(key, "longer than 256 bytes") }
+        return v
+    }
+
+    private func splitList(_ s: String) -> [String] {
+        s.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+    }
+}

@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Small POSIX file helpers with the guarantees the node needs: whole-file reads with a size
+/// bound, and writes that are atomic (temp file, fsync, rename, fsync of the directory), so a
+/// crash leaves either the old file or the new one, never half of either.
+public enum FileIO {
+    public struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
+        public let path: String
+        public let reason: String
+        public var description: String { reason }
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Permission bits of a file, or nil when it does not exist.
+    public static func mode(_ path: String) -> UInt32? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt32(st.st_mode & 0o7777)
+    }
+
+    public static func readBytes(_ path: String, limit: Int = 16 << 20) throws(Failure) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw Failure(path: path, reason: errnoText()) }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw Failure(path: path, reason: errnoText())
+            }
+            if n == 0 { break }
+            out.append(contentsOf: chunk[0..<n])
+            if out.count > limit { throw Failure(path: path, reason: "larger than \(limit) bytes") }
+        }
+        return out
+    }
+
+    public static func readString(_ path: String, limit: Int = 16 << 20) throws(Failure) -> String {
+        let bytes = try readBytes(path, limit: limit)
+        guard let s = String(validating: bytes, as: UTF8.self) else {
+            throw Failure(path: path, reason: "not valid UTF-8")
+        }
+        return s
+    }
+
+    /// Creates the directory and its parents (like `mkdir -p`).
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(Failure) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part + "/"
+            if mkdir(prefix, mode) != 0 && errno != EEXIST {
+                throw Failure(path: prefix, reason: errnoText())
+            }
+        }
+        if !isDirectory(path) { throw Failure(path: path, reason: "exists and is not a directory") }
+    }
+
+    /// Writes `bytes` to `path` atomically with the given permission bits.
+    /// With `exclusive`, refuses to replace an existing file (used by `init`).
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644,
+                                       exclusive: Bool = false) throws(Failure) {
+        if exclusive && exists(path) { throw Failure(path: path, reason: "already exists") }
+        let tmp = path + ".tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        if fd < 0 { throw Failure(path: tmp, reason: errnoText()) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = errnoText()
+                close(fd)
+                unlink(tmp)
+                throw Failure(path: tmp, reason: reason)
+            }
+            written += n
+        }
+        // open(2) applies the umask; the key files must end up exactly 0600.
+        fchmod(fd, mode)
+        if fsync(fd) != 0 {
+            let reason = errnoText()
+            close(fd)
+            unlink(tmp)
+            throw Failure(path: tmp, reason: "fsync: \(reason)")
+        }
+        close(fd)
+        if exclusive {
+            // link(2) fails if the target appeared meanwhile; no window for a silent overwrite.
+            if link(tmp, path) != 0 {
+                let reason = errnoText()
+                unlink(tmp)
+                throw Failure(path: path, reason: reason)
+            }
+            unlink(tmp)
+        } else if rename(tmp, path) != 0 {
+            let reason = errnoText()
+            unlink(tmp)
+            throw Failure(path: path, reason: reason)
+        }
+        syncDirectory(of: path)
+    }
+
+    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644,
+                                       exclusive: Bool = false) throws(Failure) {
+        try writeAtomically(path, Array(text.utf8), mode: mode, exclusive: exclusive)
+    }
+
+    static func syncDirectory(of path: String) {
+        let dir: String
+        if let slash = path.lastIndex(of: "/") {
+            dir = slash == path.startIndex ? "/" : String(path[..<slash])
+        } else {
+            dir = "."
+        }
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    public static func errnoText(_ code: Int32 = errno) -> String {
+        String(cString: strerror(code))
+    }
+}

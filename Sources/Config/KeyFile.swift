@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+
+/// An Ed25519 key kept in a JSON file of mode 0600 under `config/`: the block signer
+/// (`signer.key`) or the P2P identity (`node.key`).
+///
+/// File format: `{"type": "ed25519", "private_key": "<base64 32-byte seed>",
+/// "public_key": "<base64 32 bytes>", "address": "<hex SHA-256 of the public key>"}`.
+/// The public key and address are redundant and checked on load, so a damaged or hand-edited
+/// file is caught before it signs anything.
+public struct KeyFile: Sendable {
+    public let privateKey: Curve25519.Signing.PrivateKey
+
+    public init(privateKey: Curve25519.Signing.PrivateKey) {
+        self.privateKey = privateKey
+    }
+
+    public static func generate() -> KeyFile {
+        KeyFile(privateKey: Curve25519.Signing.PrivateKey())
+    }
+
+    public var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
+
+    /// SHA-256 of the raw public key: the proposer address of SPEC §3.
+    public var address: [UInt8] { Array(SHA256.hash(data: publicKey)) }
+
+    public func jsonText() -> String {
+        """
+        {
+          "type": "ed25519",
+          "private_key": "\(privateKey.rawRepresentation.base64EncodedString())",
+          "public_key": "\(Data(publicKey).base64EncodedString())",
+          "address": "\(Hex.encode(address))"
+        }
+
+        """
+    }
+
+    public func save(path: String) throws(ConfigError) {
+        do {
+            try FileIO.writeAtomically(path, jsonText(), mode: 0o600, exclusive: true)
+        } catch {
+            throw .file(path: path, reason: error.description)
+        }
+    }
+
+    public static func load(path: String) throws(ConfigError) -> KeyFile {
+        let text: String
+        do {
+            text = try FileIO.readString(path, limit: 64 * 1024)
+        } catch {
+            throw .file(path: path, reason: error.description)
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw .file(path: path, reason: "not a key file (expected a JSON object)")
+        }
+        guard (object["type"] as? String) == "ed25519" else {
+            throw .file(path: path, reason: "key type must be \"ed25519\"")
+        }
+        guard let seedText = object["private_key"] as? String, let seed = Data(base64Encoded: seedText),
+              seed.count == 32 else {
+            throw .file(path: path, reason: "private_key must be 32 bytes of base64")
+        }
+        let key: Curve25519.Signing.PrivateKey
+        do {
+            key = try Curve25519.Signing.PrivateKey(rawRepresentation: seed)
+        } catch {
+            throw .file(path: path, reason: "private_key is not an Ed25519 seed")
+        }
+        let file = KeyFile(privateKey: key)
+        if let pubText = object["public_key"] as? String, Data(base64Encoded: pubText).map(Array.init) != file.publicKey {
+            throw .file(path: path, reason: "public_key does not belong to private_key (file damaged or edited?)")
+        }
+        if let addr = object["address"] as? String, addr.lowercased() != Hex.encode(file.address) {
+            throw .file(path: path, reason: "address does not match the key (file damaged or edited?)")
+        }
+        return file
+    }
+}
+
+/// Lowercase hex, the way hashes and addresses are shown to operators.
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 97...102: return c - 87
+        case 65...70: return c - 55
+        default: return nil
+        }
+    }
+}

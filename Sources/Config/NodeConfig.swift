@@ -1,0 +1,79 @@
+/// The whole configuration of `evnode start` (SPEC §2, §5, §8, §9, §10), after defaults, the
+/// config file and flags have been merged and validated. Value type: hand it to whoever needs it.
+public struct NodeConfig: Sendable, Equatable {
+    public var home: String
+
+    // node
+    public var aggregator: Bool
+    /// Zero means catchup is off: an aggregator produces from the first moment.
+    public var catchupTimeout: Duration
+    public var blockTime: Duration
+    public var lazy: Bool
+    public var lazyInterval: Duration
+
+    public var da: DAConfig
+    public var p2p: P2PConfig
+    public var rpc: RPCConfig
+    public var raft: RaftConfig
+    public var log: LogConfig
+
+    public var catchupEnabled: Bool { aggregator && catchupTimeout > .zero }
+
+    public var mode: Mode {
+        if raft.enable { return .ha }
+        return aggregator ? .aggregator : .full
+    }
+
+    public enum Mode: String, Sendable { case full, aggregator, ha }
+}
+
+public struct DAConfig: Sendable, Equatable {
+    public var address: HTTPEndpoint
+    public var authToken: String
+    /// Namespace name for header blobs; empty means "derive from the chain id".
+    public var namespace: String
+    /// Namespace name for data blobs; empty means "same as headers".
+    public var dataNamespace: String
+    public var blockTime: Duration
+    /// Zero means "use genesis.da_start_height".
+    public var startHeight: UInt64
+    public var maxBlobSize: Int
+    public var requestTimeout: Duration
+    /// How many DA heights are fetched at once while following.
+    public var fetchParallelism: Int
+
+    /// Header namespace name after applying the chain-id default.
+    public func headerNamespaceName(chainID: String) -> String {
+        namespace.isEmpty ? chainID + "-headers" : namespace
+    }
+
+    public func dataNamespaceName(chainID: String) -> String {
+        dataNamespace.isEmpty ? headerNamespaceName(chainID: chainID) : dataNamespace
+    }
+}
+
+public struct P2PConfig: Sendable, Equatable {
+    public var listen: HostPort
+    public var peers: [HostPort]
+}
+
+public struct RPCConfig: Sendable, Equatable {
+    public var address: HostPort
+}
+
+public struct RaftConfig: Sendable, Equatable {
+    public var enable: Bool
+    public var endpoints: [HTTPEndpoint]
+    public var nodeID: String
+    /// Zero means "a few block times" (resolved by the HA layer).
+    public var leaseTTL: Duration
+}
+
+public struct LogConfig: Sendable, Equatable {
+    public var level: String
+    public var format: LogFormat
+}
+
+public enum LogFormat: String, Sendable, CaseIterable {
+    case text, json
+}

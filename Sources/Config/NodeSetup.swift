@@ -1,0 +1,62 @@
+/// Everything `evnode start` needs from the home directory, loaded and validated before any
+/// component starts: configuration (defaults < config.yaml < flags), genesis and keys.
+public struct NodeSetup: Sendable {
+    public let layout: HomeLayout
+    public let config: NodeConfig
+    public let genesis: Genesis
+    /// Present on every initialised home; required for aggregators.
+    public let signer: KeyFile?
+    public let nodeKey: KeyFile
+
+    public static func load(home: String, flags: [String: RawSetting]) throws(ConfigError) -> NodeSetup {
+        let layout = HomeLayout(home: home)
+        guard FileIO.isDirectory(layout.home) else {
+            throw .missing("home directory \(layout.home) does not exist (create it with `evnode init --home \(layout.home) --chain-id ID`)")
+        }
+        let file = FileIO.exists(layout.configFile) ? try ConfigLoader.readFile(at: layout.configFile) : [:]
+        let config = try ConfigLoader.resolve(home: layout.home, file: file, flags: flags)
+        guard FileIO.exists(layout.genesisFile) else {
+            throw .missing("\(layout.genesisFile) is missing (copy the chain's genesis.json there, or run `evnode init`)")
+        }
+        let genesis = try Genesis.load(path: layout.genesisFile)
+        var signer: KeyFile? = nil
+        if FileIO.exists(layout.signerKeyFile) {
+            signer = try KeyFile.load(path: layout.signerKeyFile)
+        }
+        if config.aggregator {
+            guard let signer else {
+                throw .missing("--aggregator needs a signer key at \(layout.signerKeyFile)")
+            }
+            if signer.address != genesis.proposerAddress {
+                throw .conflict("\(layout.signerKeyFile) has address \(Hex.encode(signer.address)) but genesis proposer is \(Hex.encode(genesis.proposerAddress)): this key cannot produce blocks for chain \(genesis.chainID)")
+            }
+        }
+        let nodeKey: KeyFile
+        if FileIO.exists(layout.nodeKeyFile) {
+            nodeKey = try KeyFile.load(path: layout.nodeKeyFile)
+        } else {
+            // A node key is an identity, not a secret that matters to the chain: make one on
+            // first start so that a hand-assembled full-node home (genesis only) just works.
+            nodeKey = KeyFile.generate()
+            do {
+                try FileIO.makeDirectories(layout.configDirectory, mode: 0o700)
+            } catch {
+                throw .file(path: error.path, reason: error.description)
+            }
+            try nodeKey.save(path: layout.nodeKeyFile)
+        }
+        return NodeSetup(layout: layout, config: config, genesis: genesis, signer: signer, nodeKey: nodeKey)
+    }
+
+    /// Permission bits wider than 0600 on a key file are worth a warning (not a refusal: restoring
+    /// from a backup tool often loses modes, and refusing to start a sequencer then helps nobody).
+    public func keyPermissionWarnings() -> [String] {
+        var out: [String] = []
+        for path in [layout.signerKeyFile, layout.nodeKeyFile] {
+            if let mode = FileIO.mode(path), mode & 0o077 != 0 {
+                out.append("\(path) has mode \(String(mode, radix: 8)); it should be 600 (chmod 600 \(path))")
+            }
+        }
+        return out
+    }
+}
