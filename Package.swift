@@ -71,6 +71,7 @@ let package = Package(
             "Config", "Block", "DA", "P2PSync", "Node",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
