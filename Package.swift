@@ -45,11 +45,13 @@ let package = Package(
         ], swiftSettings: strict),
         .target(name: "DA", dependencies: [
             "Config", "Block", "CCurlShim", "CRocksDB",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .target(name: "P2PSync", dependencies: [
             "Config", "Block",

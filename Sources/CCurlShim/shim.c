@@ -19,3 +19,8 @@ CURLcode evcurl_setopt_write(CURL *handle, size_t (*fn)(char *, size_t, size_t, 
 CURLcode evcurl_getinfo_long(CURL *handle, CURLINFO info, long *out) {
     return curl_easy_getinfo(handle, info, out);
 }
+
+CURLcode evcurl_setopt_xferinfo(CURL *handle,
+                                int (*fn)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t)) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, fn);
+}

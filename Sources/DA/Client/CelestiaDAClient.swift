@@ -1,0 +1,238 @@
+import Config
+import Foundation
+import Logging
+import Synchronization
+
+/// How `CelestiaDAClient` reaches its DA node.
+public struct DAClientOptions: Sendable, Equatable {
+    /// The JSON-RPC endpoint, e.g. `http://127.0.0.1:7980/`.
+    public var url: String
+    /// Sent as `Authorization: Bearer <token>` when not empty.
+    public var authToken: String
+    public var connectTimeout: Duration
+    /// Upper bound of one whole HTTP exchange.
+    public var requestTimeout: Duration
+    /// Keep-alive connections (each with a thread of its own): the most requests in flight at once.
+    public var connections: Int
+    /// Retries of transport failures and 5xx answers, per call.
+    public var retry: RetryPolicy
+    /// Larger responses are refused as malformed instead of filling memory.
+    public var maxResponseBytes: Int
+
+    public init(url: String, authToken: String = "", connectTimeout: Duration = .seconds(5),
+                requestTimeout: Duration = .seconds(30), connections: Int = 4,
+                retry: RetryPolicy = .default, maxResponseBytes: Int = 256 << 20) {
+        self.url = url
+        self.authToken = authToken
+        self.connectTimeout = connectTimeout
+        self.requestTimeout = requestTimeout
+        self.connections = connections
+        self.retry = retry
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    /// Options from the node configuration: one connection per parallel fetch plus one, so a
+    /// submission or head query never waits behind a full fetch window.
+    public init(config: DAConfig) {
+        self.init(url: config.address.url, authToken: config.authToken,
+                  connectTimeout: min(.seconds(5), config.requestTimeout),
+                  requestTimeout: config.requestTimeout,
+                  connections: max(1, config.fetchParallelism) + 1,
+                  maxResponseBytes: max(64 << 20, config.maxBlobSize * 4 + (1 << 20)))
+    }
+}
+
+/// A Celestia node blob API client: JSON-RPC 2.0 over HTTP POST with libcurl (SPEC §5).
+///
+/// Requests run on a pool of keep-alive connections with threads of their own. Transport
+/// failures and 5xx answers are retried with exponential backoff; semantic errors
+/// (`notFound`, `heightFromFuture`, `blobTooLarge`) are answers and returned at once.
+/// Call `shutdown()` when done.
+public final class CelestiaDAClient: DAClient {
+    public let options: DAClientOptions
+    private let pool: CurlConnectionPool
+    private let nextID = Atomic<Int64>(1)
+    private let logger: Logger
+
+    public init(options: DAClientOptions, logger: Logger = Logger(label: "evnode.da.client")) throws(DAError) {
+        self.options = options
+        self.logger = logger
+        self.pool = try CurlConnectionPool(size: max(1, options.connections), url: options.url,
+                                           authToken: options.authToken,
+                                           connectTimeout: options.connectTimeout,
+                                           requestTimeout: options.requestTimeout,
+                                           maxResponseBytes: options.maxResponseBytes)
+    }
+
+    /// Stops the connection threads once the requests in flight end.
+    public func shutdown() async {
+        await pool.shutdown()
+    }
+
+    // MARK: The blob API
+
+    public func submit(_ blobs: [DABlob]) async throws(DAError) -> UInt64 {
+        var params = "[["
+        for (i, blob) in blobs.enumerated() {
+            if i > 0 { params += "," }
+            params += Self.blobJSONText(blob)
+        }
+        params += "],{}]"
+        let height = try await call(DAMethod.submit, params: params, height: nil, result: FlexibleHeight.self)
+        guard let height else {
+            throw .malformedResponse(method: DAMethod.submit, reason: "result is missing (expected the DA height)")
+        }
+        return height.value
+    }
+
+    public func getAll(height: UInt64, namespaces: [DANamespace]) async throws(DAError) -> [DABlob] {
+        let list = namespaces.map { "\"\($0.base64)\"" }.joined(separator: ",")
+        let raw = try await call(DAMethod.getAll, params: "[\(height),[\(list)]]", height: height,
+                                 result: [BlobJSON].self)
+        // Newer Celestia nodes answer an empty height with a null result instead of an error.
+        guard let raw else { return [] }
+        var blobs: [DABlob] = []
+        blobs.reserveCapacity(raw.count)
+        for (i, item) in raw.enumerated() {
+            let blob = try Self.validated(item, context: "result[\(i)]", method: DAMethod.getAll)
+            guard namespaces.contains(blob.namespace) else {
+                throw .malformedResponse(method: DAMethod.getAll,
+                                         reason: "result[\(i)] is in namespace \(blob.namespace), which was not asked for")
+            }
+            blobs.append(blob)
+        }
+        return blobs
+    }
+
+    public func get(height: UInt64, namespace: DANamespace, commitment: [UInt8]) async throws(DAError) -> DABlob {
+        let params = "[\(height),\"\(namespace.base64)\",\"\(Data(commitment).base64EncodedString())\"]"
+        let raw = try await call(DAMethod.get, params: params, height: height, result: BlobJSON.self)
+        guard let raw else {
+            throw .notFound(method: DAMethod.get, height: height, message: DAError.Text.notFound)
+        }
+        let blob = try Self.validated(raw, context: "result", method: DAMethod.get)
+        guard blob.namespace == namespace else {
+            throw .malformedResponse(method: DAMethod.get, reason: "result is in namespace \(blob.namespace), not \(namespace)")
+        }
+        return blob
+    }
+
+    public func networkHead() async throws(DAError) -> DAHeader {
+        let raw = try await call(DAMethod.networkHead, params: "[]", height: nil, result: HeaderJSON.self)
+        return try Self.header(from: raw, method: DAMethod.networkHead)
+    }
+
+    public func header(height: UInt64) async throws(DAError) -> DAHeader {
+        let raw = try await call(DAMethod.getByHeight, params: "[\(height)]", height: height, result: HeaderJSON.self)
+        let header = try Self.header(from: raw, method: DAMethod.getByHeight)
+        guard header.height == height else {
+            throw .malformedResponse(method: DAMethod.getByHeight, reason: "asked for height \(height), got \(header.height)")
+        }
+        return header
+    }
+
+    // MARK: JSON-RPC
+
+    /// Calls `method` with `params` (a JSON array text), retrying per the policy. A `nil` result
+    /// means the response held `"result": null`.
+    func call<R: Decodable & Sendable>(_ method: String, params: String, height: UInt64?,
+                                       result: R.Type) async throws(DAError) -> R? {
+        var attempt = 1
+        while true {
+            do {
+                return try await callOnce(method, params: params, height: height, result: result)
+            } catch {
+                guard error.isRetryable, attempt < options.retry.maxAttempts else { throw error }
+                let delay = options.retry.delay(afterAttempt: attempt)
+                logger.warning("DA request failed, retrying", metadata: [
+                    "method": "\(method)", "attempt": "\(attempt)", "retry_in": "\(DurationParser.format(delay))",
+                    "error": "\(error)",
+                ])
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    throw .cancelled
+                }
+                attempt += 1
+            }
+        }
+    }
+
+    /// Sends a request whose JSON body is given verbatim and returns the raw HTTP answer; for
+    /// diagnostics and tests that speak the wire format directly.
+    public func postRaw(_ body: [UInt8]) async throws(DAError) -> (status: Int, body: [UInt8]) {
+        let reply = try await pool.post(body)
+        return (reply.status, reply.body)
+    }
+
+    private func callOnce<R: Decodable & Sendable>(_ method: String, params: String, height: UInt64?,
+                                                   result: R.Type) async throws(DAError) -> R? {
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let body = "{\"jsonrpc\":\"2.0\",\"id\":\(id),\"method\":\"\(method)\",\"params\":\(params)}"
+        let reply = try await pool.post(Array(body.utf8))
+        return try Self.decode(reply, method: method, id: id, height: height, url: options.url, as: result)
+    }
+
+    static func decode<R: Decodable>(_ reply: HTTPReply, method: String, id: Int64, height: UInt64?,
+                                     url: String, as: R.Type) throws(DAError) -> R? {
+        let response: RPCResponse<R>
+        do {
+            response = try JSONDecoder().decode(RPCResponse<R>.self, from: Data(reply.body))
+        } catch {
+            if reply.status == 413 {
+                throw .blobTooLarge(message: "HTTP 413: request body too large for the DA node")
+            }
+            if reply.status != 200 {
+                throw .httpStatus(status: reply.status, body: String(decoding: reply.body.prefix(512), as: UTF8.self), url: url)
+            }
+            throw .malformedResponse(method: method, reason: describeDecodingError(error))
+        }
+        if let error = response.error {
+            throw DAError.classify(method: method, height: height, code: error.code, message: error.message)
+        }
+        if reply.status == 413 {
+            throw .blobTooLarge(message: "HTTP 413: request body too large for the DA node")
+        }
+        if reply.status != 200 {
+            throw .httpStatus(status: reply.status, body: String(decoding: reply.body.prefix(512), as: UTF8.self), url: url)
+        }
+        if let version = response.jsonrpc, version != "2.0" {
+            throw .malformedResponse(method: method, reason: "jsonrpc is \"\(version)\", expected \"2.0\"")
+        }
+        guard response.id == .number(id) else {
+            throw .malformedResponse(method: method,
+                                     reason: "response id \(response.id?.description ?? "missing") does not match request id \(id)")
+        }
+        return response.result
+    }
+
+    private static func validated(_ item: BlobJSON, context: String, method: String) throws(DAError) -> DABlob {
+        do {
+            return try item.blob(context: context, requireCommitment: true)
+        } catch {
+            throw .malformedResponse(method: method, reason: error.description)
+        }
+    }
+
+    private static func header(from raw: HeaderJSON?, method: String) throws(DAError) -> DAHeader {
+        guard let raw else { throw .malformedResponse(method: method, reason: "result is null") }
+        guard let height = (raw.height ?? raw.header?.height)?.value else {
+            throw .malformedResponse(method: method, reason: "result.height is missing")
+        }
+        guard let timeText = raw.header?.time else {
+            throw .malformedResponse(method: method, reason: "result.header.time is missing")
+        }
+        do {
+            return DAHeader(height: height, timeNanoseconds: try RFC3339.unixNanoseconds(timeText))
+        } catch {
+            throw .malformedResponse(method: method, reason: "result.header.time: \(error)")
+        }
+    }
+
+    /// A blob as Submit params carry it. Base64 never needs JSON escaping.
+    static func blobJSONText(_ blob: DABlob) -> String {
+        "{\"namespace\":\"\(blob.namespace.base64)\",\"data\":\"\(Data(blob.data).base64EncodedString())\","
+            + "\"share_version\":\(blob.shareVersion),\"commitment\":\"\(Data(blob.commitment).base64EncodedString())\","
+            + "\"index\":\(blob.index)}"
+    }
+}

@@ -1,0 +1,222 @@
+import CCurlShim
+import Config
+import Foundation
+import NIOPosix
+import Synchronization
+
+/// libcurl's process-wide setup. `curl_global_init` is not thread-safe and must run once before
+/// any handle exists; a `static let` initialiser runs exactly once, under Swift's one-time lock.
+enum CurlRuntime {
+    private static let initResult: Int = Int(curl_global_init(Int(CURL_GLOBAL_DEFAULT)).rawValue)
+
+    static func ensureInitialized() throws(DAError) {
+        guard initResult == 0 else {
+            throw .setup("curl_global_init failed with code \(initResult)")
+        }
+    }
+}
+
+/// An HTTP answer: status and body bytes.
+struct HTTPReply: Sendable {
+    let status: Int
+    let body: [UInt8]
+}
+
+/// Set by the task that waits for a request when it is cancelled; the transfer's progress
+/// callback sees it and aborts (libcurl calls it at least about once a second).
+final class CancelFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .relaxed) }
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// What the libcurl callbacks of one connection write into. Touched only by the thread that
+/// currently performs a transfer on the connection.
+final class CurlTransferState {
+    var body: [UInt8] = []
+    var limit: Int
+    var overflowed = false
+    var cancel: CancelFlag?
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+}
+
+/// One libcurl easy handle, i.e. one keep-alive HTTP connection to the DA node.
+///
+/// libcurl handles must not be used by two threads at once; `CurlConnectionPool` hands each
+/// connection to exactly one pool thread at a time, which is why the unchecked conformance holds.
+final class CurlConnection: @unchecked Sendable {
+    let url: String
+    private let handle: UnsafeMutableRawPointer
+    private var headers: UnsafeMutablePointer<curl_slist>?
+    private let errorBuffer: UnsafeMutablePointer<CChar>
+    private let state: CurlTransferState
+
+    init(url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
+         maxResponseBytes: Int) throws(DAError) {
+        try CurlRuntime.ensureInitialized()
+        guard let handle = curl_easy_init() else { throw .setup("curl_easy_init returned NULL") }
+        self.url = url
+        self.handle = handle
+        self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        self.state = CurlTransferState(limit: maxResponseBytes)
+
+        var list: UnsafeMutablePointer<curl_slist>? = nil
+        var lines = ["Content-Type: application/json", "Accept: application/json",
+                     // No "100-continue" round trip before large submissions.
+                     "Expect:"]
+        if !authToken.isEmpty { lines.append("Authorization: Bearer \(authToken)") }
+        for line in lines {
+            guard let next = curl_slist_append(list, line) else {
+                curl_slist_free_all(list)
+                throw .setup("curl_slist_append failed")
+            }
+            list = next
+        }
+        self.headers = list
+
+        let statePointer = Unmanaged.passUnretained(state).toOpaque()
+        var failures: [String] = []
+        func check(_ code: CURLcode, _ what: String) {
+            if code != CURLE_OK { failures.append("\(what): \(String(cString: curl_easy_strerror(code)))") }
+        }
+        check(evcurl_setopt_ptr(handle, CURLOPT_URL, url), "URL")
+        check(evcurl_setopt_long(handle, CURLOPT_POST, 1), "POST")
+        // Threads other than the main one must not get SIGALRM-based DNS timeouts.
+        check(evcurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "NOSIGNAL")
+        check(evcurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(connectTimeout)), "CONNECTTIMEOUT_MS")
+        check(evcurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(requestTimeout)), "TIMEOUT_MS")
+        check(evcurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "TCP_KEEPALIVE")
+        check(evcurl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1), "TCP_NODELAY")
+        check(evcurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "FOLLOWLOCATION")
+        check(evcurl_setopt_ptr(handle, CURLOPT_HTTPHEADER, list), "HTTPHEADER")
+        check(evcurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
+        check(evcurl_setopt_write(handle) { data, size, count, user in
+            let state = Unmanaged<CurlTransferState>.fromOpaque(user!).takeUnretainedValue()
+            let n = size * count
+            if state.body.count + n > state.limit {
+                state.overflowed = true
+                return 0  // aborts the transfer with CURLE_WRITE_ERROR
+            }
+            if n > 0, let data {
+                data.withMemoryRebound(to: UInt8.self, capacity: n) {
+                    state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+                }
+            }
+            return n
+        }, "WRITEFUNCTION")
+        check(evcurl_setopt_ptr(handle, CURLOPT_WRITEDATA, statePointer), "WRITEDATA")
+        check(evcurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "NOPROGRESS")
+        check(evcurl_setopt_xferinfo(handle) { user, _, _, _, _ in
+            let state = Unmanaged<CurlTransferState>.fromOpaque(user!).takeUnretainedValue()
+            return state.cancel?.isSet == true ? 1 : 0
+        }, "XFERINFOFUNCTION")
+        check(evcurl_setopt_ptr(handle, CURLOPT_XFERINFODATA, statePointer), "XFERINFODATA")
+        if !failures.isEmpty {
+            curl_easy_cleanup(handle)
+            curl_slist_free_all(list)
+            errorBuffer.deallocate()
+            throw .setup("setting libcurl options for \(url): " + failures.joined(separator: "; "))
+        }
+    }
+
+    deinit {
+        curl_easy_cleanup(handle)
+        curl_slist_free_all(headers)
+        errorBuffer.deallocate()
+    }
+
+    private static func milliseconds(_ d: Duration) -> Int {
+        let ms = d.nanosecondsClamped / 1_000_000
+        return ms == 0 ? 1 : Int(min(ms, UInt64(Int32.max)))
+    }
+
+    /// Performs one POST, blocking the calling thread until it ends.
+    func post(_ body: [UInt8], cancel: CancelFlag) -> Result<HTTPReply, DAError> {
+        state.body.removeAll(keepingCapacity: true)
+        state.overflowed = false
+        state.cancel = cancel
+        defer { state.cancel = nil }
+        errorBuffer[0] = 0
+        // The size must be set before COPYPOSTFIELDS, which then copies exactly that many bytes.
+        var code = evcurl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+        if code == CURLE_OK {
+            code = body.withUnsafeBytes { evcurl_setopt_ptr(handle, CURLOPT_COPYPOSTFIELDS, $0.baseAddress) }
+        }
+        if code == CURLE_OK {
+            code = curl_easy_perform(handle)
+        }
+        if code != CURLE_OK {
+            if cancel.isSet { return .failure(.cancelled) }
+            if state.overflowed {
+                return .failure(.malformedResponse(method: "HTTP", reason: "response larger than \(state.limit) bytes"))
+            }
+            let detail = String(cString: errorBuffer)
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            return .failure(.transport(code: Int(code.rawValue), message: message, url: url))
+        }
+        var status = 0
+        _ = evcurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return .success(HTTPReply(status: status, body: state.body))
+    }
+}
+
+/// A fixed set of keep-alive connections, each used on a thread of its own so that blocking
+/// libcurl transfers never occupy Swift's cooperative threads. As many threads as connections:
+/// a thread that runs a job always finds an idle connection.
+final class CurlConnectionPool: Sendable {
+    let url: String
+    private let threads: NIOThreadPool
+    private let idle: Mutex<[CurlConnection]>
+
+    init(size: Int, url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
+         maxResponseBytes: Int) throws(DAError) {
+        precondition(size >= 1, "a connection pool needs at least one connection")
+        var connections: [CurlConnection] = []
+        for _ in 0..<size {
+            connections.append(try CurlConnection(url: url, authToken: authToken, connectTimeout: connectTimeout,
+                                                  requestTimeout: requestTimeout, maxResponseBytes: maxResponseBytes))
+        }
+        self.url = url
+        self.idle = Mutex(connections)
+        self.threads = NIOThreadPool(numberOfThreads: size)
+        self.threads.start()
+    }
+
+    deinit {
+        // A pool dropped without `shutdown()` still stops its threads.
+        threads.shutdownGracefully(queue: .global()) { _ in }
+    }
+
+    func post(_ body: [UInt8]) async throws(DAError) -> HTTPReply {
+        if Task.isCancelled { throw .cancelled }
+        let cancel = CancelFlag()
+        let result: Result<HTTPReply, DAError>
+        do {
+            result = try await withTaskCancellationHandler {
+                try await threads.runIfActive { self.postOnPoolThread(body, cancel: cancel) }
+            } onCancel: {
+                cancel.set()
+            }
+        } catch is CancellationError {
+            throw .cancelled
+        } catch {
+            throw .setup("DA client is shut down")
+        }
+        return try result.get()
+    }
+
+    private func postOnPoolThread(_ body: [UInt8], cancel: CancelFlag) -> Result<HTTPReply, DAError> {
+        let connection = idle.withLock { $0.removeLast() }
+        defer { idle.withLock { $0.append(connection) } }
+        return connection.post(body, cancel: cancel)
+    }
+
+    /// Stops the threads after the transfers in flight end.
+    func shutdown() async {
+        try? await threads.shutdownGracefully()
+    }
+}

@@ -1,0 +1,31 @@
+/// A DA node's header: its height and block time.
+public struct DAHeader: Sendable, Equatable {
+    public let height: UInt64
+    public let timeNanoseconds: UInt64
+
+    public init(height: UInt64, timeNanoseconds: UInt64) {
+        self.height = height
+        self.timeNanoseconds = timeNanoseconds
+    }
+}
+
+/// The Celestia blob API as evnode uses it (SPEC §5). The seam between the node (submitter,
+/// DA follower) and a concrete DA node client.
+public protocol DAClient: Sendable {
+    /// `blob.Submit`: posts the blobs in one submission and returns the DA height that holds them.
+    /// Throws `.blobTooLarge` when the DA node rejects the submission's size.
+    func submit(_ blobs: [DABlob]) async throws(DAError) -> UInt64
+
+    /// `blob.GetAll`: the blobs at `height` in any of `namespaces`. Throws `.notFound` for a height
+    /// without such blobs and `.heightFromFuture` above the DA node's head.
+    func getAll(height: UInt64, namespaces: [DANamespace]) async throws(DAError) -> [DABlob]
+
+    /// `blob.Get`: the blob with `commitment` in `namespace` at `height`.
+    func get(height: UInt64, namespace: DANamespace, commitment: [UInt8]) async throws(DAError) -> DABlob
+
+    /// `header.NetworkHead`: the DA node's newest header.
+    func networkHead() async throws(DAError) -> DAHeader
+
+    /// `header.GetByHeight`.
+    func header(height: UInt64) async throws(DAError) -> DAHeader
+}

@@ -1,0 +1,72 @@
+/// JSON-RPC 2.0 envelopes (https://www.jsonrpc.org/specification), as far as the blob API needs.
+
+/// A request id: a number, a string or null. Echoed unchanged in the response.
+enum RPCID: Codable, Sendable, Equatable, CustomStringConvertible {
+    case number(Int64)
+    case string(String)
+    case null
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let n = try? c.decode(Int64.self) {
+            self = .number(n)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "id must be a number, a string or null")
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .number(let n): try c.encode(n)
+        case .string(let s): try c.encode(s)
+        case .null: try c.encodeNil()
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .number(let n): return String(n)
+        case .string(let s): return "\"\(s)\""
+        case .null: return "null"
+        }
+    }
+}
+
+/// `{"code": …, "message": …}`.
+struct RPCErrorObject: Codable, Sendable, Equatable {
+    var code: Int
+    var message: String
+}
+
+/// A response as the client reads it: every field optional, checked afterwards so that each
+/// kind of wrong answer gets its own error text.
+struct RPCResponse<Result: Decodable>: Decodable {
+    var jsonrpc: String?
+    var id: RPCID?
+    var result: Result?
+    var error: RPCErrorObject?
+}
+
+/// Error codes. The application code (1) is what Go JSON-RPC servers use for ordinary errors.
+enum RPCErrorCode {
+    static let parseError = -32700
+    static let invalidRequest = -32600
+    static let methodNotFound = -32601
+    static let invalidParams = -32602
+    static let internalError = -32603
+    static let application = 1
+}
+
+/// Method names of the Celestia node API that evnode uses.
+public enum DAMethod {
+    public static let submit = "blob.Submit"
+    public static let getAll = "blob.GetAll"
+    public static let get = "blob.Get"
+    public static let networkHead = "header.NetworkHead"
+    public static let getByHeight = "header.GetByHeight"
+}

@@ -1,0 +1,199 @@
+import Config
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// Settings of `evnode local-da`.
+public struct LocalDAOptions: Sendable, Equatable {
+    /// Directory of the local DA's RocksDB (created if missing).
+    public var home: String
+    /// Port 0 picks a free port; the bound address is reported to `onListening`.
+    public var listen: HostPort
+    /// An empty DA block is added every `blockTime`.
+    public var blockTime: Duration
+    /// Most bytes of blob data one `blob.Submit` may carry.
+    public var maxBlobSize: Int
+    /// When not empty, requests need `Authorization: Bearer <token>`.
+    public var authToken: String
+    /// Added before every answer, to emulate a slow or distant DA node in tests and benchmarks.
+    public var responseDelay: Duration
+
+    public init(home: String, listen: HostPort = HostPort(host: "127.0.0.1", port: 7980),
+                blockTime: Duration = .seconds(1), maxBlobSize: Int = 1_500_000, authToken: String = "",
+                responseDelay: Duration = .zero) {
+        self.home = home
+        self.listen = listen
+        self.blockTime = blockTime
+        self.maxBlobSize = maxBlobSize
+        self.authToken = authToken
+        self.responseDelay = responseDelay
+    }
+
+    /// Largest accepted request body: base64 inflates blob data by 4/3, and every blob carries
+    /// some JSON around it; beyond this a request is refused with HTTP 413 before it is parsed.
+    public var maxRequestBytes: Int { maxBlobSize * 2 + (1 << 20) }
+
+    /// Where the RocksDB lives under `home`.
+    public var databasePath: String { HomeLayout(home: home).home + "/db" }
+}
+
+/// `evnode local-da`: a development DA node serving the Celestia blob API subset of SPEC §5 over
+/// HTTP, persisted in RocksDB.
+///
+/// A `Service`: `run()` serves until graceful shutdown (or cancellation) of the service group it
+/// runs in; `run(gracefulShutdownSignals:)` runs it on its own until one of the signals arrives.
+public final class LocalDAServer: Service, Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let options: LocalDAOptions
+    private let chain: LocalDAChain
+    private let writer: NIOThreadPool
+    private let logger: Logger
+    private let onListening: @Sendable (HostPort) async -> Void
+
+    /// `onListening` gets the bound address once requests can be made.
+    public init(options: LocalDAOptions, logger: Logger = Logger(label: "evnode.local-da"),
+                onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }) throws(Failure) {
+        self.options = options
+        self.logger = logger
+        self.onListening = onListening
+        do {
+            try FileIO.makeDirectories(options.home, mode: 0o700)
+        } catch {
+            throw Failure(description: "\(error.path): \(error.reason)")
+        }
+        do {
+            chain = try LocalDAChain(path: options.databasePath, now: Self.now)
+        } catch {
+            throw Failure(description: error.description)
+        }
+        writer = NIOThreadPool(numberOfThreads: 1)
+        writer.start()
+    }
+
+    deinit {
+        writer.shutdownGracefully(queue: .global()) { _ in }
+    }
+
+    /// The newest DA height and its time.
+    public var head: DAHeader { chain.head }
+
+    static func now() -> UInt64 {
+        UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
+    }
+
+    /// Serves until the signals arrive (graceful shutdown) or the task is cancelled.
+    public func run(gracefulShutdownSignals: [UnixSignal]) async throws {
+        let group = ServiceGroup(configuration: .init(services: [self], gracefulShutdownSignals: gracefulShutdownSignals,
+                                                      logger: logger))
+        try await group.run()
+    }
+
+    /// Serves until graceful shutdown or cancellation. Throws when the port cannot be bound or
+    /// the database fails.
+    public func run() async throws {
+        let rpc = LocalDARPC(chain: chain, writer: writer, maxBlobSize: options.maxBlobSize, clock: Self.now)
+        let options = self.options
+        let onListening = self.onListening
+        let expectedAuthorization = options.authToken.isEmpty ? nil : "Bearer \(options.authToken)"
+
+        let router = Router()
+        router.post("/") { request, _ -> Response in
+            if let expectedAuthorization {
+                let given = request.headers[.authorization] ?? ""
+                guard constantTimeEqual(given, expectedAuthorization) else {
+                    return Self.plain(.unauthorized, "missing or wrong bearer token\n")
+                }
+            }
+            if let declared = request.headers[.contentLength].flatMap(Int.init), declared > options.maxRequestBytes {
+                return Self.tooLarge(options.maxRequestBytes)
+            }
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: options.maxRequestBytes)
+            } catch is NIOTooManyBytesError {
+                return Self.tooLarge(options.maxRequestBytes)
+            }
+            if options.responseDelay > .zero {
+                do {
+                    // A stop must not wait for artificial delays.
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: options.responseDelay) }
+                } catch {
+                    return Self.plain(.serviceUnavailable, "shutting down\n")
+                }
+            }
+            let answer = await rpc.respond(to: Data(buffer: body))
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+        }
+
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(options.listen.host, port: options.listen.port),
+                                 serverName: nil),
+            services: [EmptyBlockProducer(chain: chain, writer: writer, blockTime: options.blockTime, logger: logger)],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? options.listen.port
+                await onListening(HostPort(host: options.listen.host, port: port))
+            },
+            logger: logger)
+
+        logger.info("local DA starting", metadata: [
+            "db": "\(options.databasePath)", "head": "\(chain.head.height)",
+            "block_time": "\(DurationParser.format(options.blockTime))", "max_blob_size": "\(options.maxBlobSize)",
+            "auth": "\(options.authToken.isEmpty ? "off" : "bearer token")",
+        ])
+        defer {
+            logger.info("local DA stopped", metadata: ["head": "\(chain.head.height)"])
+        }
+        try await app.run()
+        try? await writer.shutdownGracefully()
+    }
+
+    private static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    private static func tooLarge(_ limit: Int) -> Response {
+        var response = plain(.contentTooLarge, "request body larger than \(limit) bytes\n")
+        // The rest of the body is not read; the connection cannot be reused.
+        response.headers[.connection] = "close"
+        return response
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(x.count == y.count ? 0 : 1)
+    for i in 0..<min(x.count, y.count) { diff |= x[i] ^ y[i] }
+    return diff == 0
+}
+
+/// Adds an empty DA block every block time, like a chain that keeps producing blocks.
+struct EmptyBlockProducer: Service {
+    let chain: LocalDAChain
+    let writer: NIOThreadPool
+    let blockTime: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while true {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: blockTime) }
+            } catch {
+                return
+            }
+            let now = LocalDAServer.now()
+            let header = try await writer.runIfActive { [chain] in try chain.append(blobs: [], now: now) }
+            logger.trace("empty DA block", metadata: ["height": "\(header.height)"])
+        }
+    }
+}
