@@ -113,3 +113,22 @@ import Testing
         #expect(throws: ConfigError.self) { try NodeSetup.load(home: home + "/nope", flags: [:]) }
     }
 }
+
+@Suite struct SignerHighWaterMarkTests {
+    @Test func recordsAndLoads() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mark = SignerHighWaterMark(path: dir + "/signer.state")
+        #expect(try mark.load() == nil)
+        try mark.record(41)
+        #expect(try mark.load() == 41)
+        try mark.record(42)
+        #expect(try mark.load() == 42)
+        #expect(FileIO.mode(mark.path) == 0o600)
+        try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": -1}")
+        #expect(throws: ConfigError.self) { try mark.load() }
+        try FileIO.writeAtomically(mark.path, "")
+        #expect(throws: ConfigError.self) { try mark.load() }
+    }
+}
