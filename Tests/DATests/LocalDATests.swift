@@ -258,12 +258,15 @@ import Testing
             throw error
         }
         await second.stop()
+        // Without retries, a DA node that is down is a transport error naming the URL.
+        let once = try CelestiaDAClient(options: DAClientOptions(url: "http://127.0.0.1:\(port)/", retry: .none))
         await #expect {
-            _ = try await CelestiaDAClient(options: DAClientOptions(url: "http://127.0.0.1:\(port)/", retry: .none)).networkHead()
+            _ = try await once.networkHead()
         } throws: { error in
             guard case let .transport(_, _, url) = error as? DAError else { return false }
             return url == "http://127.0.0.1:\(port)/"
         }
+        await once.shutdown()
         await client.shutdown()
     }
 
