@@ -75,7 +75,7 @@ let package = Package(
 
         // Internal helper processes for tests (e.g. a store writer the crash test SIGKILLs).
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
-        .executableTarget(name: "evnode-testkit", dependencies: ["Block", "Config"],
+        .executableTarget(name: "evnode-testkit", dependencies: ["Block", "Config", "CRocksDB"],
                           swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),

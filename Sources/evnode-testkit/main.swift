@@ -6,11 +6,15 @@
 //       WAL. The crash test SIGKILLs it mid-stream. The first line is
 //       "genesis <chain-id> <start-ns> <proposer-address-hex>".
 //
+//   evnode-testkit foreign-rocksdb --path DIR
+//       Creates a plain RocksDB database holding one key: a database that is not a block store.
+//
 //   evnode-testkit bench --dir DIR [--blocks N] [--txs K] [--batch B]
 //       Builds N signed blocks, then applies them (verify, validate, execute, commit in batches
 //       of B) to a fresh store and prints the rates. A rough local check, not a test.
 
 import Block
+import CRocksDB
 import Config
 #if canImport(Glibc)
 import Glibc
@@ -105,6 +109,22 @@ func crashWriter(_ args: [String]) {
     } catch {
         fail("\(error)")
     }
+}
+
+func foreignRocksDB(_ args: [String]) {
+    guard let path = option("--path", in: args) else { fail("foreign-rocksdb needs --path DIR") }
+    let options = rocksdb_options_create()
+    defer { rocksdb_options_destroy(options) }
+    rocksdb_options_set_create_if_missing(options, 1)
+    var error: UnsafeMutablePointer<CChar>?
+    let db = rocksdb_open(options, path, &error)
+    if let error { fail(String(cString: error)) }
+    let writeOptions = rocksdb_writeoptions_create()
+    defer { rocksdb_writeoptions_destroy(writeOptions) }
+    rocksdb_put(db, writeOptions, "some-key", 8, "some-value", 10, &error)
+    if let error { fail(String(cString: error)) }
+    rocksdb_close(db)
+    FileHandleOut.line("created")
 }
 
 func bench(_ args: [String]) {
@@ -221,5 +241,6 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "crash-writer": crashWriter(arguments)
 case "bench": bench(arguments)
+case "foreign-rocksdb": foreignRocksDB(arguments)
 default: fail("usage: evnode-testkit crash-writer --store DIR [--max-height N] | bench --dir DIR [--blocks N] [--txs K] [--batch B]")
 }

@@ -133,10 +133,15 @@ public struct BlockBuilder: Sendable {
         self.executor = executor
     }
 
-    /// The block after `state` with `txs` at `time` (unix ns; must not be before the last block).
-    public func build(on state: State, txs: [[UInt8]], time: UInt64,
+    /// The block after `state` with `txs` at `time` (unix ns).
+    ///
+    /// The chain's first block carries the genesis start time (SPEC §3) whatever `time` says, and
+    /// a `time` before the last block's (a clock stepping back) is raised to it, so the block
+    /// never breaks the time rule.
+    public func build(on state: State, txs: [[UInt8]], time requested: UInt64,
                       version: Version = Version()) throws(BuildError) -> BlockCommit {
         let height = state.nextHeight
+        let time = state.isGenesis ? state.lastBlockTime : max(requested, state.lastBlockTime)
         let data = BlockData(metadata: Metadata(chainID: state.chainID, height: height, time: time,
                                                 lastDataHash: state.lastDataHash),
                              txs: txs)

@@ -127,8 +127,11 @@ public final class BlockStore: Sendable {
             }
             // With create_if_missing RocksDB would happily start a database among foreign
             // files; refuse instead of mixing a store into, say, a config directory.
-            if !entries.isEmpty && !entries.contains("CURRENT") {
-                let sample = entries.sorted().prefix(3).joined(separator: ", ")
+            // Only RocksDB's own files without CURRENT: a creation that was interrupted (e.g. kill
+            // -9 during the very first open); RocksDB starts over.
+            let foreign = entries.filter { !isRocksDBFile($0) }
+            if !entries.contains("CURRENT") && !foreign.isEmpty {
+                let sample = foreign.sorted().prefix(3).joined(separator: ", ")
                 throw .notAStore(path: path, reason: "directory is not empty and holds no database (found \(sample))")
             }
         } else {
@@ -138,6 +141,11 @@ public final class BlockStore: Sendable {
                 throw .openFailed(path: path, reason: "cannot create directory: \(error.description)")
             }
         }
+    }
+
+    private static func isRocksDBFile(_ name: String) -> Bool {
+        name == "LOCK" || name == "IDENTITY" || name.hasPrefix("LOG") || name.hasPrefix("MANIFEST-")
+            || name.hasPrefix("OPTIONS-") || name.hasSuffix(".log") || name.hasSuffix(".dbtmp")
     }
 
     private static func directoryEntries(_ path: String) -> [String]? {
@@ -340,7 +348,7 @@ public final class BlockStore: Sendable {
             guard let current = self.state else { throw .notInitialized }
             let head = current.lastBlockHeight
             let finalized = finalizedHeight
-            let genesisHeight = current.initialHeight - 1
+            let genesisHeight = current.initialHeight == 0 ? 0 : current.initialHeight - 1
             guard target >= finalized else { throw .belowFinalized(requested: target, finalized: finalized) }
             guard target >= genesisHeight else { throw .belowFinalized(requested: target, finalized: genesisHeight) }
             guard target <= head else { throw .aboveHeight(requested: target, height: head) }

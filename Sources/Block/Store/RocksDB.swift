@@ -53,11 +53,20 @@ final class RocksDB: @unchecked Sendable {
         var error: UnsafeMutablePointer<CChar>?
         let db = rocksdb_open(options, path, &error)
         if let message = takeError(&error) {
-            if message.lowercased().contains("lock") { throw .locked(path: path, detail: message) }
+            if isLockConflict(message) { throw .locked(path: path, detail: message) }
             throw .openFailed(path: path, reason: message)
         }
         guard let db else { throw .openFailed(path: path, reason: "rocksdb_open returned no handle") }
         return RocksDB(handle: db, path: path)
+    }
+
+    /// RocksDB's messages when the LOCK file is held: by another handle in this process
+    /// ("lock hold by current process …") or by another process (flock fails with EAGAIN /
+    /// EWOULDBLOCK: "While lock file: <dir>/LOCK: Resource temporarily unavailable").
+    static func isLockConflict(_ message: String) -> Bool {
+        if message.contains("lock hold by current process") { return true }
+        return message.contains("/LOCK") && (message.contains("While lock")
+            || message.contains("Resource temporarily unavailable") || message.contains("No locks available"))
     }
 
     /// Closes the handle; later calls throw `StoreError.closed`. Waits for calls in progress.
