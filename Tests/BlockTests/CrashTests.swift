@@ -14,6 +14,8 @@ import Testing
         [1, 5, 16, 1, 32, 2][Int(height % 6)]
     }
 
+    static let killDelaysMicroseconds: [UInt32] = [0, 3_000, 11_000, 29_000, 61_000]
+
     /// Heights at which a batch of the writer ends, for a writer that started at `start`.
     static func batchEnds(from start: UInt64, through limit: UInt64) -> Set<UInt64> {
         var ends: Set<UInt64> = [start]
@@ -23,10 +25,6 @@ import Testing
             ends.insert(height)
         }
         return ends
-    }
-
-    struct WriterGenesis {
-        let genesis: Genesis
     }
 
     static func parseGenesis(_ line: String?) throws -> Genesis {
@@ -50,7 +48,7 @@ import Testing
         let path = dir.sub("data")
         var start: UInt64 = 0
 
-        for round in 0..<3 {
+        for round in 0..<StoreCrashTests.killDelaysMicroseconds.count {
             let child = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path])
             let genesis = try StoreCrashTests.parseGenesis(try child.readLine())
             var lastPrinted = start
@@ -69,7 +67,10 @@ import Testing
                 }
                 lastPrinted = height
             }
-            // The writer is still committing: kill it wherever it is.
+            // The writer is still committing: kill it wherever it is. The pause varies where
+            // that is (building a block, inside a batch write, inside an fsync); it is fault
+            // timing, not a wait for a condition.
+            usleep(StoreCrashTests.killDelaysMicroseconds[round])
             #expect(child.kill9() == SIGKILL)
 
             let store = try BlockStore.open(path: path)

@@ -59,6 +59,10 @@ import Testing
                 }
             }
         }
+        let range = try store.encodedBlocks(in: 20...30)
+        #expect(range.count == 5)
+        #expect(range.map(\.header) == vectors.blocks[19...].map(\.signedHeaderBytes))
+        #expect(range.map(\.data) == vectors.blocks[19...].map(\.dataBytes))
         #expect(try store.block(at: 25) == nil)
         #expect(try store.height(forHash: [UInt8](repeating: 0, count: 32)) == nil)
         #expect(try executor.value(forKey: "not-a-kv-tx") == nil)
@@ -258,7 +262,6 @@ import Testing
         #expect(error.rule == "data_hash")
         #expect(error.height == 7)
         #expect(target.store.height == 6)
-        #expect(target.store.state == (try source.store.signedHeader(at: 6)).map { _ in target.store.state! })
         #expect(target.store.state?.lastHeaderHash == (try source.store.headerHash(at: 6)))
         #expect(try target.value("k") == "6")
     }

@@ -265,6 +265,21 @@ public final class BlockStore: Sendable {
         return (header, data)
     }
 
+    /// The stored encodings of consecutive blocks in `range`, stopping at the first height the
+    /// store does not have (for serving range requests without decoding).
+    public func encodedBlocks(in range: ClosedRange<UInt64>) throws(StoreError) -> [(header: [UInt8], data: [UInt8])] {
+        var out: [(header: [UInt8], data: [UInt8])] = []
+        out.reserveCapacity(min(range.count, 1024))
+        for h in range {
+            guard let header = try encodedSignedHeader(at: h) else { break }
+            guard let data = try encodedBlockData(at: h) else {
+                throw .corrupted(what: "block at height \(h)", reason: "header stored without data")
+            }
+            out.append((header, data))
+        }
+        return out
+    }
+
     /// Header hash of the stored block at `height`.
     public func headerHash(at height: UInt64) throws(StoreError) -> [UInt8]? {
         try signedHeader(at: height)?.header.hash
