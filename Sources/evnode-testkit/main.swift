@@ -211,6 +211,18 @@ func bench(_ args: [String]) {
             i += slice.count
         }
         report("apply, signatures pre-verified", count, since: t0)
+
+        // 6. Producer path: one block per synced commit (what an aggregator does per block).
+        let produced = min(count, 1_000)
+        t0 = now()
+        for _ in 0..<produced {
+            let h = state.nextHeight
+            let commit = try builder.build(on: state, txs: [Array("key\(h % 1000)=value\(h)".utf8)],
+                                           time: CrashChain.startTime + h * 1_000_000)
+            try source.commit(commit, sync: true)
+            state = commit.state
+        }
+        report("produce with one synced commit per block", produced, since: t0)
         source.close()
         target.close()
         target2.close()
