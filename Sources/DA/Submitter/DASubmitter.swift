@@ -1,0 +1,414 @@
+import Block
+import Config
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// Settings of the DA submitter.
+public struct SubmitterOptions: Sendable, Equatable {
+    public var headerNamespace: DANamespace
+    public var dataNamespace: DANamespace
+    /// Most bytes of blob data in one `blob.Submit`.
+    public var maxBlobSize: Int
+    /// How often the store is checked for blocks not yet on DA. One DA block time batches all
+    /// blocks of that time into one submission.
+    public var interval: Duration
+    /// Wait between attempts while the DA node fails (retried for as long as it takes).
+    public var backoff: RetryPolicy
+    /// Most blocks looked at for one submission (bounds memory after a long DA outage).
+    public var maxBlocksPerSubmission: Int
+
+    public init(headerNamespace: DANamespace, dataNamespace: DANamespace, maxBlobSize: Int,
+                interval: Duration, backoff: RetryPolicy = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(250),
+                                                                        maxDelay: .seconds(30)),
+                maxBlocksPerSubmission: Int = 10_000) {
+        self.headerNamespace = headerNamespace
+        self.dataNamespace = dataNamespace
+        self.maxBlobSize = maxBlobSize
+        self.interval = interval
+        self.backoff = backoff
+        self.maxBlocksPerSubmission = maxBlocksPerSubmission
+    }
+
+    /// From the node configuration (namespaces derived from their names, SPEC §5).
+    public init(config: DAConfig, chainID: String) {
+        self.init(headerNamespace: DANamespace(name: config.headerNamespaceName(chainID: chainID)),
+                  dataNamespace: DANamespace(name: config.dataNamespaceName(chainID: chainID)),
+                  maxBlobSize: config.maxBlobSize, interval: config.blockTime)
+    }
+}
+
+/// Why the submitter stopped. Every case is something retrying cannot fix.
+public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible {
+    case store(StoreError)
+    /// One blob alone is over the DA node's (or the configured) size limit: it can never be posted.
+    case blobTooLarge(kind: DABlobKind, height: UInt64, size: Int, limit: String)
+    case signing(height: UInt64, SigningError)
+    /// A height at or below the store height is missing from the store.
+    case missingBlock(height: UInt64)
+    /// The stored header was signed by another key than the submitter's: its envelope would not verify.
+    case foreignSigner(height: UInt64)
+    /// The DA node refused in a way retrying cannot fix (authentication, malformed answers).
+    case da(DAError)
+
+    public var description: String {
+        switch self {
+        case .store(let e): return "DA submitter: \(e)"
+        case let .blobTooLarge(kind, height, size, limit):
+            return "DA submitter: the \(kind) blob of block \(height) is \(size) bytes, over the size limit (\(limit)); it cannot be posted"
+        case let .signing(height, e): return "DA submitter: signing the blobs of block \(height): \(e)"
+        case .missingBlock(let h): return "DA submitter: block \(h) is missing from the store"
+        case .foreignSigner(let h): return "DA submitter: block \(h) was signed by another key than this node's signer"
+        case .da(let e): return "DA submitter: \(e)"
+        }
+    }
+}
+
+/// What the submitter is doing, for status pages and metrics.
+public struct SubmitterStatus: Sendable, Equatable {
+    /// Successful `blob.Submit` calls since start.
+    public var submissions = 0
+    /// Failed attempts since the last success (0 while the DA node answers).
+    public var consecutiveFailures = 0
+    public var lastError: String?
+    /// DA height of the last successful submission.
+    public var lastDAHeight: UInt64?
+}
+
+/// Posts the blocks of the store that are not yet on DA (SPEC §5): for each height a
+/// `DAHeaderEnvelope` blob and, when the block has txs, a `SignedData` blob, in height order,
+/// as many per `blob.Submit` as fit in the size limit.
+///
+/// Progress lives in the store: per block the DA height its header / data were included at, the
+/// submitter progress (last header / data height posted) and the finalized height, which is
+/// min(last header, last data) — DA-included means final — and goes to the executor's
+/// `setFinal` in the same store write. After a restart the submitter resumes from that record:
+/// a height with a recorded inclusion is never posted again.
+///
+/// DA failures are retried with capped exponential backoff for as long as it takes (nothing is
+/// lost; the blocks wait in the store). A batch the DA node finds too large is split in half.
+/// `run()` returns when cancelled and throws only what retrying cannot fix.
+public final class DASubmitter: Service, Sendable {
+    private let client: any DAClient
+    private let store: BlockStore
+    private let executor: (any Executor)?
+    private let signer: BlockSigner
+    public let options: SubmitterOptions
+    private let logger: Logger
+    /// Store reads, signing and synced store writes run here, off Swift's cooperative threads.
+    private let worker: NIOThreadPool
+    private let statusBox = Mutex(SubmitterStatus())
+
+    public init(client: any DAClient, store: BlockStore, executor: (any Executor)?, signer: BlockSigner,
+                options: SubmitterOptions, logger: Logger = Logger(label: "evnode.da.submitter")) {
+        precondition(options.maxBlobSize > 0 && options.maxBlocksPerSubmission > 0, "submitter limits must be positive")
+        self.client = client
+        self.store = store
+        self.executor = executor
+        self.signer = signer
+        self.options = options
+        self.logger = logger
+        self.worker = NIOThreadPool(numberOfThreads: 1)
+        self.worker.start()
+    }
+
+    deinit {
+        worker.shutdownGracefully(queue: .global()) { _ in }
+    }
+
+    public var status: SubmitterStatus { statusBox.withLock { $0 } }
+
+    /// Submits until cancelled (then returns), checking the store every `options.interval`.
+    public func run() async throws {
+        do {
+            try await onWorker { () throws(SubmitterError) in try self.reconcile() }
+            while !Task.isCancelled {
+                try await submitPending()
+                try await Task.sleep(for: options.interval)
+            }
+        } catch is CancellationError {
+            return
+        } catch SubmitterError.da(.cancelled) {
+            return
+        }
+    }
+
+    /// Posts everything the store holds that is not on DA yet, then returns the number of
+    /// `blob.Submit` calls that succeeded.
+    @discardableResult
+    public func submitPending() async throws -> Int {
+        var submissions = 0
+        while true {
+            try Task.checkCancellation()
+            let batches = try await onWorker { () throws(SubmitterError) in try self.nextBatches() }
+            if batches.isEmpty { return submissions }
+            for batch in batches {
+                submissions += try await submit(batch)
+            }
+        }
+    }
+
+    // MARK: Planning
+
+    /// One block's part waiting for DA. `blob` is nil for data without txs: never posted (its
+    /// header implies it), yet counted as done once the blocks before it are.
+    struct Item: Sendable {
+        let kind: DABlobKind
+        let height: UInt64
+        let blob: DABlob?
+    }
+
+    /// Items for one `blob.Submit`, in height order.
+    struct Batch: Sendable {
+        var items: [Item]
+        var blobs: [DABlob] { items.compactMap(\.blob) }
+        var size: Int { items.reduce(0) { $0 + ($1.blob?.data.count ?? 0) } }
+    }
+
+    /// The next submissions: one for both kinds when headers and data share a namespace, else
+    /// one per kind; each the longest run of pending items that fits the size limit.
+    func nextBatches() throws(SubmitterError) -> [Batch] {
+        let progress = try effectiveProgress()
+        let top = store.height
+        let sameNamespace = options.headerNamespace == options.dataNamespace
+        if sameNamespace {
+            let from = min(progress.lastHeaderHeight, progress.lastDataHeight) + 1
+            let batch = try collect(from: from, to: top) { h in
+                (h > progress.lastHeaderHeight, h > progress.lastDataHeight)
+            }
+            return batch.items.isEmpty ? [] : [batch]
+        }
+        var out: [Batch] = []
+        let headers = try collect(from: progress.lastHeaderHeight + 1, to: top) { _ in (true, false) }
+        if !headers.items.isEmpty { out.append(headers) }
+        let data = try collect(from: progress.lastDataHeight + 1, to: top) { _ in (false, true) }
+        if !data.items.isEmpty { out.append(data) }
+        return out
+    }
+
+    private func collect(from: UInt64, to top: UInt64,
+                         parts: (UInt64) -> (header: Bool, data: Bool)) throws(SubmitterError) -> Batch {
+        var batch = Batch(items: [])
+        guard from <= top else { return batch }
+        var size = 0
+        var blocks = 0
+        var height = from
+        while height <= top, blocks < options.maxBlocksPerSubmission {
+            let (wantHeader, wantData) = parts(height)
+            let block: (signedHeader: SignedHeader, data: BlockData)?
+            do {
+                block = try store.block(at: height)
+            } catch {
+                throw .store(error)
+            }
+            guard let (signedHeader, data) = block else { throw .missingBlock(height: height) }
+            guard signedHeader.signer == signer.signer else { throw .foreignSigner(height: height) }
+            var items: [Item] = []
+            do throws(SigningError) {
+                if wantHeader {
+                    let envelope = try signer.envelope(for: signedHeader)
+                    items.append(Item(kind: .header, height: height,
+                                      blob: DABlob(namespace: options.headerNamespace, data: envelope.encoded())))
+                }
+                if wantData {
+                    let blob = data.txs.isEmpty
+                        ? nil : DABlob(namespace: options.dataNamespace, data: try signer.sign(data: data).encoded())
+                    items.append(Item(kind: .data, height: height, blob: blob))
+                }
+            } catch {
+                throw .signing(height: height, error)
+            }
+            let added = items.reduce(0) { $0 + ($1.blob?.data.count ?? 0) }
+            if size + added > options.maxBlobSize {
+                if batch.blobs.isEmpty {
+                    // Nothing before it: this block alone is over the limit.
+                    let big = items.first { ($0.blob?.data.count ?? 0) > 0 }!
+                    if big.blob!.data.count > options.maxBlobSize || items.count == 1 {
+                        throw .blobTooLarge(kind: big.kind, height: height, size: big.blob!.data.count,
+                                            limit: "\(options.maxBlobSize) bytes (da.max_blob_size)")
+                    }
+                    // Header and data together are too large but each fits: post the header now.
+                    batch.items.append(items[0])
+                }
+                break
+            }
+            batch.items.append(contentsOf: items)
+            size += added
+            blocks += 1
+            height += 1
+        }
+        return batch
+    }
+
+    // MARK: Submitting
+
+    /// Posts `batch`, splitting it when the DA node finds it too large; returns the number of
+    /// successful submissions. Retries DA failures with backoff until they pass or are fatal.
+    private func submit(_ batch: Batch) async throws -> Int {
+        let blobs = batch.blobs
+        if blobs.isEmpty {
+            // Only data without txs: nothing to post, only progress to record.
+            try await onWorker { () throws(SubmitterError) in try self.record(batch, daHeight: nil) }
+            return 0
+        }
+        var backoff = Backoff(policy: options.backoff)
+        while true {
+            let daHeight: UInt64
+            do {
+                daHeight = try await client.submit(blobs)
+            } catch {
+                switch error {
+                case .blobTooLarge(let message):
+                    let blobIndices = batch.items.indices.filter { batch.items[$0].blob != nil }
+                    guard blobIndices.count > 1 else {
+                        let item = batch.items[blobIndices[0]]
+                        throw SubmitterError.blobTooLarge(kind: item.kind, height: item.height,
+                                                          size: item.blob!.data.count, limit: "DA node: \(message)")
+                    }
+                    let cut = blobIndices[blobIndices.count / 2]
+                    logger.info("DA node refused the submission as too large, splitting it", metadata: [
+                        "blobs": "\(blobIndices.count)", "bytes": "\(batch.size)",
+                        "heights": "\(batch.items.first!.height)-\(batch.items.last!.height)",
+                    ])
+                    let first = try await submit(Batch(items: Array(batch.items[..<cut])))
+                    let second = try await submit(Batch(items: Array(batch.items[cut...])))
+                    return first + second
+                case .cancelled:
+                    throw CancellationError()
+                case .transport, .httpStatus, .rpc:
+                    // 4xx other than 429 means a configuration problem (e.g. the auth token).
+                    if case .httpStatus = error, !error.isRetryable { throw SubmitterError.da(error) }
+                    if case .transport = error, !error.isRetryable { throw SubmitterError.da(error) }
+                    let delay = backoff.nextDelay()
+                    let failures = statusBox.withLock { s in
+                        s.consecutiveFailures += 1
+                        s.lastError = error.description
+                        return s.consecutiveFailures
+                    }
+                    logger.warning("DA submission failed, retrying", metadata: [
+                        "error": "\(error)", "failures": "\(failures)", "retry_in": "\(DurationParser.format(delay))",
+                        "heights": "\(batch.items.first!.height)-\(batch.items.last!.height)",
+                    ])
+                    try await Task.sleep(for: delay)
+                    continue
+                default:
+                    throw SubmitterError.da(error)
+                }
+            }
+            try await onWorker { () throws(SubmitterError) in try self.record(batch, daHeight: daHeight) }
+            statusBox.withLock { s in
+                s.submissions += 1
+                s.consecutiveFailures = 0
+                s.lastError = nil
+                s.lastDAHeight = daHeight
+            }
+            logger.debug("posted blocks to DA", metadata: [
+                "da_height": "\(daHeight)", "blobs": "\(blobs.count)", "bytes": "\(batch.size)",
+                "heights": "\(batch.items.first!.height)-\(batch.items.last!.height)",
+            ])
+            return 1
+        }
+    }
+
+    // MARK: Bookkeeping
+
+    /// Records a posted batch: inclusion per block first (the commit point, see `reconcile`),
+    /// then the submitter progress, then the finalized height with the executor's `setFinal`.
+    private func record(_ batch: Batch, daHeight: UInt64?) throws(SubmitterError) {
+        do {
+            if let daHeight {
+                let headers = batch.items.filter { $0.kind == .header }.map(\.height)
+                let data = batch.items.filter { $0.kind == .data && $0.blob != nil }.map(\.height)
+                try store.recordDAInclusion(.header, heights: headers, daHeight: daHeight, sync: true)
+                try store.recordDAInclusion(.data, heights: data, daHeight: daHeight, sync: true)
+            }
+            var progress = try effectiveProgress()
+            for item in batch.items {
+                switch item.kind {
+                case .header: progress.lastHeaderHeight = max(progress.lastHeaderHeight, item.height)
+                case .data: progress.lastDataHeight = max(progress.lastDataHeight, item.height)
+                }
+            }
+            try store.setSubmitterProgress(progress, sync: true)
+            try finalize(progress)
+        } catch let error as StoreError {
+            throw .store(error)
+        } catch let error as SubmitterError {
+            throw error
+        } catch {
+            throw .store(.io(operation: "record DA inclusion", reason: "\(error)"))
+        }
+    }
+
+    private func finalize(_ progress: SubmitterProgress) throws(StoreError) {
+        let included = min(progress.lastHeaderHeight, progress.lastDataHeight, store.height)
+        if included > store.finalizedHeight {
+            try store.setFinalizedHeight(included, executor: executor, sync: true)
+            logger.debug("finalized", metadata: ["height": "\(included)"])
+        }
+    }
+
+    /// The stored progress, never below the chain's genesis (a chain may start above height 1).
+    private func effectiveProgress() throws(SubmitterError) -> SubmitterProgress {
+        var progress: SubmitterProgress
+        do {
+            progress = try store.submitterProgress()
+        } catch {
+            throw .store(error)
+        }
+        let floor = (store.state?.initialHeight ?? 1) - 1
+        progress.lastHeaderHeight = max(progress.lastHeaderHeight, floor)
+        progress.lastDataHeight = max(progress.lastDataHeight, floor)
+        return progress
+    }
+
+    /// Brings the progress up to what the store says is on DA: heights past the progress whose
+    /// inclusion is recorded (the process stopped between recording inclusion and progress, or
+    /// a syncer filled the store from DA before this node became the aggregator). Then
+    /// finalizes up to it. Such heights are never posted again.
+    func reconcile() throws(SubmitterError) {
+        do {
+            let stored = try store.submitterProgress()
+            var progress = try effectiveProgress()
+            let top = store.height
+            while progress.lastHeaderHeight < top,
+                  try store.daInclusion(at: progress.lastHeaderHeight + 1).headerDAHeight != nil {
+                progress.lastHeaderHeight += 1
+            }
+            while progress.lastDataHeight < top {
+                let next = progress.lastDataHeight + 1
+                if try store.daInclusion(at: next).dataDAHeight != nil {
+                    progress.lastDataHeight = next
+                    continue
+                }
+                // Data without txs is never posted: it is on DA once the header before or at it is.
+                guard next <= progress.lastHeaderHeight, let data = try store.blockData(at: next), data.txs.isEmpty else { break }
+                progress.lastDataHeight = next
+            }
+            if progress != stored {
+                logger.info("DA submitter resumes after blocks already on DA", metadata: [
+                    "last_header": "\(progress.lastHeaderHeight)", "last_data": "\(progress.lastDataHeight)",
+                ])
+                try store.setSubmitterProgress(progress, sync: true)
+            }
+            try finalize(progress)
+        } catch let error as StoreError {
+            throw .store(error)
+        } catch {
+            throw .store(.io(operation: "reconcile submitter progress", reason: "\(error)"))
+        }
+    }
+
+    private func onWorker<T: Sendable>(_ body: @escaping @Sendable () throws(SubmitterError) -> T) async throws -> T {
+        do {
+            return try await worker.runIfActive { try body() }
+        } catch let error as SubmitterError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw SubmitterError.store(.io(operation: "submitter worker", reason: "\(error)"))
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import Block
+import Config
+import DA
+import Foundation
+import Testing
+
+/// The submitter with a real block store and a real `evnode local-da` process.
+@Suite struct SubmitterTests {
+    let headerNS = DANamespace(name: "sub-headers")
+    let dataNS = DANamespace(name: "sub-data")
+
+    func options(maxBlobSize: Int = 1_000_000, shared: Bool = false) -> SubmitterOptions {
+        SubmitterOptions(headerNamespace: headerNS, dataNamespace: shared ? headerNS : dataNS,
+                         maxBlobSize: maxBlobSize, interval: .milliseconds(50),
+                         backoff: RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(50), maxDelay: .milliseconds(400)))
+    }
+
+    /// Block h has txs unless h is a multiple of 3.
+    func produce(_ chain: TestChainStore, _ heights: ClosedRange<Int>) throws {
+        for h in heights {
+            _ = try chain.produce(h % 3 == 0 ? [] : ["k\(h)=v\(h)", "n\(h)=\(h)"])
+        }
+    }
+
+    func expectEveryBlockOnceOnDA(_ contents: DAContents, through top: UInt64, chain: TestChainStore) throws {
+        #expect(contents.badSignatures == 0)
+        for h in 1...top {
+            #expect(contents.headers[h]?.count == 1, "header \(h) posted \(contents.headers[h]?.count ?? 0) times")
+            let hasTxs = try !(chain.store.blockData(at: h)?.txs.isEmpty ?? true)
+            #expect((contents.data[h]?.count ?? 0) == (hasTxs ? 1 : 0), "data \(h) posted \(contents.data[h]?.count ?? 0) times")
+            // The store's inclusion records say where the blobs really are.
+            let inclusion = try chain.store.daInclusion(at: h)
+            #expect(inclusion.headerDAHeight == contents.headers[h]?.first, "header \(h)")
+            #expect(inclusion.dataDAHeight == contents.data[h]?.first, "data \(h)")
+        }
+        #expect(contents.headers.keys.max() == top, "nothing above the store height")
+        // Height order: a later block never lands at an earlier DA height.
+        let daHeights = (1...top).map { contents.headers[$0]!.first! }
+        #expect(daHeights == daHeights.sorted())
+    }
+
+    @Test func postsBlocksInOrderAndFinalizes() async throws {
+        try await withLocalDA { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...12)
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: options())
+            let submissions = try await submitter.submitPending()
+            #expect(submissions == 2, "one submission per namespace for all 12 blocks")
+            #expect(chain.store.finalizedHeight == 12)
+            #expect(try chain.store.submitterProgress() == SubmitterProgress(lastHeaderHeight: 12, lastDataHeight: 12))
+            #expect(try await submitter.submitPending() == 0, "nothing left to post")
+
+            try produce(chain, 13...15)
+            #expect(try await submitter.submitPending() == 2)
+            #expect(chain.store.finalizedHeight == 15)
+            try expectEveryBlockOnceOnDA(try await DAContents.read(client, headerNamespace: headerNS, dataNamespace: dataNS),
+                                         through: 15, chain: chain)
+        }
+    }
+
+    @Test func sharedNamespaceMeansOneSubmissionPerBatch() async throws {
+        try await withLocalDA { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...9)
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: options(shared: true))
+            #expect(try await submitter.submitPending() == 1)
+            let contents = try await DAContents.read(client, headerNamespace: headerNS, dataNamespace: headerNS)
+            try expectEveryBlockOnceOnDA(contents, through: 9, chain: chain)
+            for h in UInt64(1)...9 where contents.data[h] != nil {
+                #expect(contents.data[h] == contents.headers[h], "header and data of \(h) in one DA block")
+            }
+        }
+    }
+
+    @Test func batchesAreSplitWhenTheDANodeFindsThemTooLarge() async throws {
+        // The DA node accepts 1,500 bytes per submission; the submitter thinks 100 kB is fine.
+        try await withLocalDA(arguments: ["--block-time", "1h", "--max-blob-size", "1500"]) { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...20)
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: options(maxBlobSize: 100_000, shared: true))
+            let submissions = try await submitter.submitPending()
+            #expect(submissions > 2, "split into several submissions")
+            #expect(chain.store.finalizedHeight == 20)
+            try expectEveryBlockOnceOnDA(try await DAContents.read(client, headerNamespace: headerNS, dataNamespace: headerNS),
+                                         through: 20, chain: chain)
+        }
+    }
+
+    @Test func aBlobOverTheLimitStopsTheSubmitterWithItsHeight() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h", "--max-blob-size", "600"]) { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            _ = try chain.produce(["small=1"])
+            _ = try chain.produce(["big=" + String(repeating: "x", count: 2_000)])
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: options(maxBlobSize: 100_000))
+            await #expect {
+                try await submitter.run()
+            } throws: { error in
+                guard case let .blobTooLarge(kind, height, _, _)? = error as? SubmitterError else { return false }
+                return kind == .data && height == 2
+            }
+            #expect(chain.store.finalizedHeight == 1, "the block before it is posted and final")
+        }
+    }
+
+    @Test func resumesAfterRestartWithoutPostingAnythingTwice() async throws {
+        try await withLocalDA { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...6)
+            do {
+                let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                            signer: chain.signer, options: options())
+                try await submitter.submitPending()
+            }
+            // Restart: the store is reopened, a new submitter starts from what the store recorded.
+            try chain.reopen()
+            try produce(chain, 7...10)
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: options())
+            let task = Task { try await submitter.run() }
+            try await waitUntil("finalized height 10") { chain.store.finalizedHeight == 10 }
+            task.cancel()
+            try await task.value  // returns, does not throw, when cancelled
+            try expectEveryBlockOnceOnDA(try await DAContents.read(client, headerNamespace: headerNS, dataNamespace: dataNS),
+                                         through: 10, chain: chain)
+        }
+    }
+
+    /// The process stopped after recording the DA inclusion of some blocks but before it
+    /// advanced its progress: those blocks are not posted again.
+    @Test func inclusionRecordedBeforeACrashIsNotPostedAgain() async throws {
+        try await withLocalDA { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...8)
+            let first = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                    signer: chain.signer, options: options())
+            try await first.submitPending()
+            let before = try await DAContents.read(client, headerNamespace: headerNS, dataNamespace: dataNS)
+            // Wind the progress and finality record back as if the crash hit between the writes;
+            // the inclusion records stay.
+            try chain.store.setSubmitterProgress(SubmitterProgress(lastHeaderHeight: 3, lastDataHeight: 2))
+            try produce(chain, 9...9)
+
+            let second = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                     signer: chain.signer, options: options())
+            let task = Task { try await second.run() }
+            try await waitUntil("finalized height 9") { chain.store.finalizedHeight == 9 }
+            task.cancel()
+            try await task.value
+            let after = try await DAContents.read(client, headerNamespace: headerNS, dataNamespace: dataNS)
+            for h in UInt64(1)...8 {
+                #expect(after.headers[h] == before.headers[h], "header \(h) not posted again")
+                #expect(after.data[h] == before.data[h], "data \(h) not posted again")
+            }
+            try expectEveryBlockOnceOnDA(after, through: 9, chain: chain)
+        }
+    }
+
+    /// The DA node is stopped for a while and comes back on the same address: nothing is lost,
+    /// nothing posted twice, and finality catches up.
+    @Test func survivesADANodeOutage() async throws {
+        let dir = try TemporaryDirectory(prefix: "evnode-submitter-outage")
+        defer { dir.remove() }
+        let daHome = dir.path + "/da"
+        var da = try await LocalDAProcess.start(home: daHome, arguments: ["--block-time", "200ms"])
+        let port = da.port
+        let client = try CelestiaDAClient(options: DAClientOptions(
+            url: da.url, connectTimeout: .seconds(1), requestTimeout: .seconds(5),
+            retry: RetryPolicy(maxAttempts: 2, initialDelay: .milliseconds(20), maxDelay: .milliseconds(20))))
+        let chain = try TestChainStore(path: dir.path + "/store")
+        let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                    signer: chain.signer, options: options())
+        let running = Task { try await submitter.run() }
+        do {
+            try produce(chain, 1...10)
+            try await waitUntil("blocks 1-10 final") { chain.store.finalizedHeight == 10 }
+
+            #expect(await da.stop() == 0)
+            try produce(chain, 11...30)
+            try await waitUntil("the submitter to fail against the stopped DA node") {
+                submitter.status.consecutiveFailures >= 3
+            }
+            #expect(chain.store.finalizedHeight == 10, "nothing is final while DA is down")
+
+            da = try await LocalDAProcess.start(home: daHome, port: port, arguments: ["--block-time", "200ms"])
+            try await waitUntil("blocks 11-30 final after DA returned", timeout: .seconds(30)) {
+                chain.store.finalizedHeight == 30
+            }
+            #expect(submitter.status.consecutiveFailures == 0)
+            #expect(submitter.status.lastError == nil)
+            try produce(chain, 31...32)
+            try await waitUntil("blocks 31-32 final") { chain.store.finalizedHeight == 32 }
+
+            running.cancel()
+            try await running.value
+            try expectEveryBlockOnceOnDA(try await DAContents.read(client, headerNamespace: headerNS, dataNamespace: dataNS),
+                                         through: 32, chain: chain)
+        } catch {
+            running.cancel()
+            _ = try? await running.value
+            await client.shutdown()
+            chain.close()
+            await da.stop()
+            throw error
+        }
+        await client.shutdown()
+        chain.close()
+        await da.stop()
+    }
+
+    @Test func aWrongTokenIsFatalNotRetriedForever() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h", "--auth-token", "right"],
+                              clientOptions: { DAClientOptions(url: $0, authToken: "wrong", retry: .none) }) { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...2)
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: options())
+            await #expect {
+                try await submitter.run()
+            } throws: { error in
+                guard case .da(.httpStatus(401, _, _))? = error as? SubmitterError else { return false }
+                return true
+            }
+            #expect(chain.store.finalizedHeight == 0)
+        }
+    }
+}
