@@ -240,9 +240,7 @@ import Testing
         let dir = try TemporaryDirectory(prefix: "evnode-da-retry")
         defer { dir.remove() }
         let home = dir.path + "/da"
-        let first = try await LocalDAProcess.start(home: home)
-        let port = first.port
-        await first.stop()
+        let port = try freeLoopbackPort()
         let client = try CelestiaDAClient(options: DAClientOptions(
             url: "http://127.0.0.1:\(port)/",
             retry: RetryPolicy(maxAttempts: 200, initialDelay: .milliseconds(20), maxDelay: .milliseconds(100))))

@@ -71,7 +71,8 @@ public final class LocalDAServer: Service, Sendable {
         do {
             chain = try LocalDAChain(path: options.databasePath, now: Self.now)
         } catch {
-            throw Failure(description: error.description)
+            let hint = error.description.contains("LOCK") ? " (is another local DA using this home?)" : ""
+            throw Failure(description: error.description + hint)
         }
         writer = NIOThreadPool(numberOfThreads: 1)
         writer.start()
@@ -152,7 +153,12 @@ public final class LocalDAServer: Service, Sendable {
         defer {
             logger.info("local DA stopped", metadata: ["head": "\(chain.head.height)"])
         }
-        try await app.run()
+        do {
+            try await app.run()
+        } catch let error as IOError {
+            try? await writer.shutdownGracefully()
+            throw Failure(description: "cannot serve on \(options.listen): \(error)")
+        }
         try? await writer.shutdownGracefully()
     }
 

@@ -119,17 +119,18 @@ public final class DASubmitter: Service, Sendable {
 
     public var status: SubmitterStatus { statusBox.withLock { $0 } }
 
-    /// Submits until cancelled (then returns), checking the store every `options.interval`.
+    /// Submits until cancelled or until the service group shuts down gracefully (then returns),
+    /// checking the store every `options.interval`. A graceful shutdown lets the submission in
+    /// flight finish and be recorded; cancellation aborts it (its blobs may then be posted again
+    /// after a restart, which syncers tolerate).
     public func run() async throws {
         do {
             try await onWorker { () throws(SubmitterError) in try self.reconcile() }
-            while !Task.isCancelled {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 try await submitPending()
-                try await Task.sleep(for: options.interval)
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.options.interval) }
             }
         } catch is CancellationError {
-            return
-        } catch SubmitterError.da(.cancelled) {
             return
         }
     }
@@ -139,7 +140,7 @@ public final class DASubmitter: Service, Sendable {
     @discardableResult
     public func submitPending() async throws -> Int {
         var submissions = 0
-        while true {
+        while !Task.isShuttingDownGracefully {
             try Task.checkCancellation()
             let batches = try await onWorker { () throws(SubmitterError) in try self.nextBatches() }
             if batches.isEmpty { return submissions }
@@ -147,6 +148,7 @@ public final class DASubmitter: Service, Sendable {
                 submissions += try await submit(batch)
             }
         }
+        return submissions
     }
 
     // MARK: Planning
@@ -290,7 +292,7 @@ public final class DASubmitter: Service, Sendable {
                         "error": "\(error)", "failures": "\(failures)", "retry_in": "\(DurationParser.format(delay))",
                         "heights": "\(batch.items.first!.height)-\(batch.items.last!.height)",
                     ])
-                    try await Task.sleep(for: delay)
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
                     continue
                 default:
                     throw SubmitterError.da(error)
