@@ -19,8 +19,8 @@ import Testing
         return (source, try TestChain(signer: signer), blocks)
     }
 
-    func candidates(_ blocks: some Sequence<BlockCommit>, _ source: BlockSource) -> [CandidateBlock] {
-        blocks.map { CandidateBlock(signedHeader: $0.signedHeader, data: $0.data, source: source) }
+    func candidates(_ blocks: some Sequence<BlockCommit>, _ source: BlockOrigin) -> [CandidateBlock] {
+        blocks.map { CandidateBlock(signedHeader: $0.signedHeader, data: $0.data, origin: source) }
     }
 
     func waitForHeight(_ pipeline: SyncPipeline, _ height: UInt64) async throws {
@@ -110,7 +110,7 @@ import Testing
             return
         }
         #expect(height == 3 && stored == blocks[2].signedHeader.header.hash)
-        #expect(candidate.source == .da(daHeight: 7))
+        #expect(candidate.origin == .da(daHeight: 7))
         #expect(pipeline.progress.storeHeight == 4)   // nothing rolled back by the pipeline itself
     }
 

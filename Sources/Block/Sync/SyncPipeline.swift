@@ -4,7 +4,7 @@ import Foundation
 import Logging
 
 /// Where a candidate block came from. DA is authoritative; P2P is soft (SPEC §7).
-public enum BlockSource: Sendable, Hashable, CustomStringConvertible {
+public enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
     case da(daHeight: UInt64)
     case p2p(peer: String)
 
@@ -25,12 +25,12 @@ public enum BlockSource: Sendable, Hashable, CustomStringConvertible {
 public struct CandidateBlock: Sendable {
     public var signedHeader: SignedHeader
     public var data: BlockData
-    public var source: BlockSource
+    public var origin: BlockOrigin
 
-    public init(signedHeader: SignedHeader, data: BlockData, source: BlockSource) {
+    public init(signedHeader: SignedHeader, data: BlockData, origin: BlockOrigin) {
         self.signedHeader = signedHeader
         self.data = data
-        self.source = source
+        self.origin = origin
     }
 
     public var height: UInt64 { signedHeader.header.height }
@@ -46,7 +46,7 @@ public protocol CandidateSink: Sendable {
 public enum SyncEvent: Sendable {
     /// A block was dropped by validation; `blamesSource` says whether its source should be
     /// penalised.
-    case rejected(height: UInt64, source: BlockSource, error: ApplyError)
+    case rejected(height: UInt64, origin: BlockOrigin, error: ApplyError)
     /// A validly signed block at a height we already hold, with another hash (SPEC §7).
     case conflict(height: UInt64, storedHash: [UInt8], candidate: CandidateBlock)
     /// The pipeline stopped because the store or executor failed; the node must halt.
@@ -162,9 +162,9 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 eventContinuation.yield(.conflict(height: height, storedHash: stored, candidate: candidate))
             }
         }
-        var waitingDA = farAhead.filter { $0.source.isDA }
+        var waitingDA = farAhead.filter { $0.origin.isDA }
         // Too far ahead to hold; still, a validly signed header there is known (equivocation fence).
-        for candidate in farAhead where !candidate.source.isDA
+        for candidate in farAhead where !candidate.origin.isDA
             && (try? validator.verifySignature(candidate.signedHeader)) != nil {
             noteKnownHeader(candidate.height)
         }
@@ -204,7 +204,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
             }
             if let held = pending[height] {
                 // DA is authoritative: it replaces a different P2P block that is not applied yet.
-                if candidate.source.isDA && !held.source.isDA {
+                if candidate.origin.isDA && !held.origin.isDA {
                     pending[height] = candidate
                 }
                 continue
@@ -371,13 +371,13 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 // Our clock may be behind; keep the block and try again shortly.
                 outcome.retryLater = true
                 logger.warning("block is ahead of the local clock; retrying", metadata: [
-                    "height": "\(block.height)", "source": "\(block.source)"])
+                    "height": "\(block.height)", "source": "\(block.origin)"])
                 return
             }
             outcome.dropped = block.height
             logger.warning("dropped invalid block", metadata: [
-                "height": "\(block.height)", "source": "\(block.source)", "rule": "\(v.rule)", "error": "\(v)"])
-            eventContinuation.yield(.rejected(height: block.height, source: block.source, error: error))
+                "height": "\(block.height)", "source": "\(block.origin)", "rule": "\(v.rule)", "error": "\(v)"])
+            eventContinuation.yield(.rejected(height: block.height, origin: block.origin, error: error))
         case .execution, .store:
             outcome.fatal = error
         }
