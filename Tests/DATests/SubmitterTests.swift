@@ -217,6 +217,25 @@ import Testing
         await da.stop()
     }
 
+    @Test func wakeEndsTheWaitBetweenChecks() async throws {
+        try await withLocalDA { _, client, dir in
+            let chain = try TestChainStore(path: dir.path + "/store")
+            defer { chain.close() }
+            var slow = options()
+            slow.interval = .seconds(3600)
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: slow)
+            try produce(chain, 1...1)
+            let task = Task { try await submitter.run() }
+            try await waitUntil("block 1 final (posted on start)") { chain.store.finalizedHeight == 1 }
+            try produce(chain, 2...4)
+            submitter.wake()
+            try await waitUntil("blocks 2-4 final after wake()") { chain.store.finalizedHeight == 4 }
+            task.cancel()
+            try await task.value
+        }
+    }
+
     @Test func aWrongTokenIsFatalNotRetriedForever() async throws {
         try await withLocalDA(arguments: ["--block-time", "1h", "--auth-token", "right"],
                               clientOptions: { DAClientOptions(url: $0, authToken: "wrong", retry: .none) }) { _, client, dir in

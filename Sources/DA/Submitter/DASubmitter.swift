@@ -99,6 +99,7 @@ public final class DASubmitter: Service, Sendable {
     /// Store reads, signing and synced store writes run here, off Swift's cooperative threads.
     private let worker: NIOThreadPool
     private let statusBox = Mutex(SubmitterStatus())
+    private let wakeUp = WakeUpSignal()
 
     public init(client: any DAClient, store: BlockStore, executor: (any Executor)?, signer: BlockSigner,
                 options: SubmitterOptions, logger: Logger = Logger(label: "evnode.da.submitter")) {
@@ -119,6 +120,12 @@ public final class DASubmitter: Service, Sendable {
 
     public var status: SubmitterStatus { statusBox.withLock { $0 } }
 
+    /// Ends the current wait between checks of the store: what is pending is posted now instead
+    /// of after `options.interval` (e.g. when the producer has a full batch, or before a stop).
+    public func wake() {
+        wakeUp.signal()
+    }
+
     /// Submits until cancelled or until the service group shuts down gracefully (then returns),
     /// checking the store every `options.interval`. A graceful shutdown lets the submission in
     /// flight finish and be recorded; cancellation aborts it (its blobs may then be posted again
@@ -128,7 +135,7 @@ public final class DASubmitter: Service, Sendable {
             try await onWorker { () throws(SubmitterError) in try self.reconcile() }
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 try await submitPending()
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.options.interval) }
+                try await cancelWhenGracefulShutdown { try await self.wakeUp.wait(atMost: self.options.interval) }
             }
         } catch is CancellationError {
             return
@@ -411,6 +418,61 @@ public final class DASubmitter: Service, Sendable {
             throw CancellationError()
         } catch {
             throw SubmitterError.store(.io(operation: "submitter worker", reason: "\(error)"))
+        }
+    }
+}
+
+/// A wake-up for one waiting task: `signal()` ends the current (or the next) `wait`.
+final class WakeUpSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiter {
+                s.waiter = nil
+                return w
+            }
+            s.pending = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after `timeout`, on `signal()`, or throws `CancellationError` when cancelled.
+    func wait(atMost timeout: Duration) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await Task.sleep(for: timeout) }
+            group.addTask { await self.waitForSignal() }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+        try Task.checkCancellation()
+    }
+
+    private func waitForSignal() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.pending || Task.isCancelled {
+                        s.pending = false
+                        return true
+                    }
+                    s.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume()
         }
     }
 }
