@@ -158,13 +158,6 @@ public final class CelestiaDAClient: DAClient {
         }
     }
 
-    /// Sends a request whose JSON body is given verbatim and returns the raw HTTP answer; for
-    /// diagnostics and tests that speak the wire format directly.
-    public func postRaw(_ body: [UInt8]) async throws(DAError) -> (status: Int, body: [UInt8]) {
-        let reply = try await pool.post(body)
-        return (reply.status, reply.body)
-    }
-
     private func callOnce<R: Decodable & Sendable>(_ method: String, params: String, height: UInt64?,
                                                    result: R.Type) async throws(DAError) -> R? {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
