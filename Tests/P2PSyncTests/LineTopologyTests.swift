@@ -1,0 +1,179 @@
+@testable import Config
+@testable import P2PSync
+import Testing
+
+/// Three real services on 127.0.0.1 in a line A – B – C (A and C are not connected).
+@Suite("P2P line of three nodes", .serialized)
+struct LineTopologyTests {
+    struct Line {
+        let a: TestNode, b: TestNode, c: TestNode
+
+        func stop() async {
+            await c.stop()
+            await b.stop()
+            await a.stop()
+        }
+    }
+
+    static func line(chain: TestChain, bBlocks: [P2PBlock] = [], bSettings: P2PSettings = .test) async throws -> Line {
+        let a = try await TestNode.start("A", chain: chain)
+        let b = try await TestNode.start("B", chain: chain, peers: [a.port], source: MemoryBlockSource(bBlocks),
+                                         settings: bSettings)
+        let c = try await TestNode.start("C", chain: chain, peers: [b.port])
+        try await waitUntil("A–B–C connected") {
+            a.isConnected(to: b) && c.isConnected(to: b) && b.service.peers.count == 2
+        }
+        #expect(!a.isConnected(to: c))
+        return Line(a: a, b: b, c: c)
+    }
+
+    @Test("a block gossiped by A reaches C through B, once, and is not echoed back to A")
+    func gossipAlongTheLine() async throws {
+        let chain = TestChain()
+        let line = try await Self.line(chain: chain)
+        let (a, b, c) = (line.a, line.b, line.c)
+
+        let first = chain.block(height: 1)
+        a.service.broadcast(block: first)
+        try await waitUntil("C receives block 1") { c.hasReceived(first) }
+        #expect(c.received.first?.from == b.id)
+        #expect(b.received.first?.from == a.id)
+
+        // A second block pushes through the same ordered connections: once it has arrived, any
+        // echo or duplicate of the first would have arrived before it.
+        let second = chain.block(height: 2)
+        a.service.broadcast(block: second)
+        try await waitUntil("C receives block 2") { c.hasReceived(second) }
+        #expect(c.received.map(\.block) == [first, second])
+        #expect(b.received.map(\.block) == [first, second])
+        #expect(a.received.isEmpty)
+
+        // A rebroadcast of a known block is dropped by B's seen-set.
+        a.service.broadcast(block: first)
+        let third = chain.block(height: 3)
+        a.service.broadcast(block: third)
+        try await waitUntil("C receives block 3") { c.hasReceived(third) }
+        #expect(c.received.map(\.block) == [first, second, third])
+        await line.stop()
+    }
+
+    @Test("heights announced on connect and on each new block give maxPeerHeight")
+    func heightAnnouncements() async throws {
+        let chain = TestChain()
+        let blocks = chain.blocks(1...20)
+        let line = try await Self.line(chain: chain, bBlocks: blocks)
+        let (a, b, c) = (line.a, line.b, line.c)
+        try await waitUntil("C learns B's height 20") { c.service.maxPeerHeight == 20 }
+        try await waitUntil("A learns B's height 20") { a.service.maxPeerHeight == 20 }
+        // B hears 0 from A and C: both announced, neither is above zero.
+        try await waitUntil("B hears A and C") { b.service.peers.allSatisfy { $0.announcedHeight == 0 } }
+        #expect(b.service.maxPeerHeight == 0)
+
+        b.source.add([chain.block(height: 21)])
+        b.service.announce(height: 21)
+        try await waitUntil("C learns height 21") { c.service.maxPeerHeight == 21 }
+        let info = try #require(c.service.peers.first)
+        #expect(info.id == b.id)
+        #expect(info.lastAnnouncedAt != nil)
+        #expect(info.direction == .outbound)
+        await line.stop()
+    }
+
+    @Test("C fetches 200 blocks from B in requests of at most 64")
+    func rangeOf200() async throws {
+        let chain = TestChain()
+        let blocks = chain.blocks(1...200)
+        let line = try await Self.line(chain: chain, bBlocks: blocks)
+        let (b, c) = (line.b, line.c)
+        try await waitUntil("C learns B's height") { c.service.maxPeerHeight == 200 }
+
+        let fetched = try await c.service.requestRange(from: 1, to: 200)
+        #expect(fetched == blocks)
+        #expect(b.source.largestRequest <= P2PProtocol.maxBlocksPerRequest)
+        #expect(b.source.requests >= 4)
+        let info = try #require(c.service.peers.first { $0.id == b.id })
+        #expect(info.requestsAnswered >= 4)
+        #expect(info.lastResponseAt != nil)
+
+        // A sub-range that does not start at a chunk boundary.
+        #expect(try await c.service.requestRange(from: 63, to: 130) == Array(blocks[62..<130]))
+        // Heights nobody has fail with a typed error naming them.
+        await #expect(throws: P2PError.self) { try await c.service.requestRange(from: 190, to: 260) }
+        await #expect(throws: P2PError.invalidRange(from: 5, to: 4)) { try await c.service.requestRange(from: 5, to: 4) }
+        // Nobody was punished along the way.
+        #expect(c.service.activeBans.isEmpty && b.service.activeBans.isEmpty)
+        await line.stop()
+    }
+
+    @Test("responses are cut to the frame limit and the requester asks again for the rest")
+    func partialResponses() async throws {
+        let chain = TestChain()
+        // 20 KiB of data per block, 64 KiB frames: three blocks per response at most.
+        let blocks = (1...40).map { chain.block(height: $0, data: [UInt8](repeating: UInt8($0), count: 20 << 10)) }
+        var small = P2PSettings.test
+        small.maxFrameBytes = 64 << 10
+        let line = try await Self.line(chain: chain, bBlocks: blocks, bSettings: small)
+        try await waitUntil("C learns B's height") { line.c.service.maxPeerHeight == 40 }
+        let fetched = try await line.c.service.requestRange(from: 1, to: 40)
+        #expect(fetched == blocks)
+        #expect(line.b.source.requests >= 14)
+        await line.stop()
+    }
+}
+
+@Suite("P2P range requests with unreliable peers", .serialized)
+struct RangeFailoverTests {
+    @Test("a peer serving forged blocks is banned, and the range comes from an honest peer")
+    func forgedBlocks() async throws {
+        let chain = TestChain()
+        let good = chain.blocks(1...200)
+        // A's store holds blocks signed by someone who is not the proposer.
+        let forger = TestChain(chainID: chain.chainID)
+        let a = try await TestNode.start("A", chain: chain, source: MemoryBlockSource(forger.blocks(1...200)))
+        let b = try await TestNode.start("B", chain: chain)
+        let c = try await TestNode.start("C", chain: chain, peers: [a.port, b.port])
+        try await waitUntil("C connected to A and B") { c.isConnected(to: a) && c.isConnected(to: b) }
+        try await waitUntil("C knows A's height") { c.service.maxPeerHeight == 200 }
+
+        // Only A claims the heights: its forged answer gets it banned and the fetch fails.
+        await #expect(throws: P2PError.self) { try await c.service.requestRange(from: 1, to: 200) }
+        #expect(c.service.isBanned(peer: a.id))
+        try await waitUntil("A disconnected") { !c.isConnected(to: a) }
+
+        // B gets the real blocks and announces them; the fetch now succeeds from B.
+        b.source.add(good)
+        b.service.announce(height: 200)
+        try await waitUntil("C learns B's height") { c.service.maxPeerHeight == 200 }
+        #expect(try await c.service.requestRange(from: 1, to: 200) == good)
+        #expect(c.isConnected(to: b))
+        await c.stop()
+        await b.stop()
+        await a.stop()
+    }
+
+    @Test("a peer whose store fails or lacks the blocks is skipped without a ban")
+    func failingStore() async throws {
+        let chain = TestChain()
+        let good = chain.blocks(1...100)
+        let broken = MemoryBlockSource(good)
+        broken.setFailing(true)
+        let pruned = MemoryBlockSource()
+        pruned.claim(height: 100)
+        let a = try await TestNode.start("A", chain: chain, source: broken)
+        let b = try await TestNode.start("B", chain: chain, source: pruned)
+        let c = try await TestNode.start("C", chain: chain, peers: [a.port, b.port])
+        try await waitUntil("C sees both at 100") {
+            c.service.peers.count == 2 && c.service.peers.allSatisfy { $0.announcedHeight == 100 }
+        }
+        await #expect(throws: P2PError.self) { try await c.service.requestRange(from: 1, to: 100) }
+        #expect(c.service.activeBans.isEmpty)
+        #expect(c.service.peers.count == 2)
+        broken.setFailing(false)
+        #expect(try await c.service.requestRange(from: 1, to: 100) == good)
+        let failures = c.service.peers.map(\.requestsFailed).reduce(0, +)
+        #expect(failures >= 2)
+        await c.stop()
+        await b.stop()
+        await a.stop()
+    }
+}
