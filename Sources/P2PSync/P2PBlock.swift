@@ -1,8 +1,9 @@
 import Config
 import Crypto
 
-/// A block as it travels between peers: the encoded `SignedHeader` and `SignedData` (SPEC §3)
-/// plus the two facts the transport needs without decoding them, the height and the header hash.
+/// A block as it travels between peers: the encoded `SignedHeader` and the encoded `Data`
+/// (SPEC §3; metadata and txs, bound to the signed header by its `data_hash`), plus the two facts
+/// the transport needs without decoding them, the height and the header hash.
 ///
 /// P2P treats the encodings as opaque; a `GossipValidator` decides whether they are acceptable
 /// (and must check that `height` and `headerHash` agree with the encoded header).
@@ -11,18 +12,18 @@ public struct P2PBlock: Sendable, Hashable {
     /// SHA-256 of the encoded `Header`; exactly 32 bytes on the wire.
     public var headerHash: [UInt8]
     public var encodedSignedHeader: [UInt8]
-    /// Encoded `SignedData`; may be empty when the block carries no data.
-    public var encodedSignedData: [UInt8]
+    /// Encoded `Data` (may be empty: a block without txs or metadata).
+    public var encodedData: [UInt8]
 
-    public init(height: UInt64, headerHash: [UInt8], encodedSignedHeader: [UInt8], encodedSignedData: [UInt8]) {
+    public init(height: UInt64, headerHash: [UInt8], encodedSignedHeader: [UInt8], encodedData: [UInt8]) {
         self.height = height
         self.headerHash = headerHash
         self.encodedSignedHeader = encodedSignedHeader
-        self.encodedSignedData = encodedSignedData
+        self.encodedData = encodedData
     }
 
     /// Bytes this block takes inside a frame (see `P2PMessage`).
-    public var wireSize: Int { 8 + 32 + 4 + encodedSignedHeader.count + 4 + encodedSignedData.count }
+    public var wireSize: Int { 8 + 32 + 4 + encodedSignedHeader.count + 4 + encodedData.count }
 }
 
 /// A block that arrived by gossip, validated, with the peer that sent it (so the node can

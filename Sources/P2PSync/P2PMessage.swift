@@ -145,7 +145,7 @@ public struct Goodbye: Sendable, Equatable {
 /// - rangeRequest: `request-id u64 ‖ from u64 ‖ count u16`
 /// - rangeResponse: `request-id u64 ‖ status u8 ‖ n u16 ‖ n × block`
 /// - goodbye: `reason u8 ‖ detail-len u16 ‖ detail (UTF-8)`
-/// - block: `height u64 ‖ header-hash[32] ‖ header-len u32 ‖ signed-header ‖ data-len u32 ‖ signed-data`
+/// - block: `height u64 ‖ header-hash[32] ‖ header-len u32 ‖ signed-header ‖ data-len u32 ‖ data`
 ///
 /// Decoding never traps: every length is checked against what is left, and extra bytes are an error.
 public enum P2PMessage: Sendable, Equatable {
@@ -234,8 +234,8 @@ public enum P2PMessage: Sendable, Equatable {
         buffer.writeBytes(block.headerHash)
         buffer.writeInteger(UInt32(truncatingIfNeeded: block.encodedSignedHeader.count))
         buffer.writeBytes(block.encodedSignedHeader)
-        buffer.writeInteger(UInt32(truncatingIfNeeded: block.encodedSignedData.count))
-        buffer.writeBytes(block.encodedSignedData)
+        buffer.writeInteger(UInt32(truncatingIfNeeded: block.encodedData.count))
+        buffer.writeBytes(block.encodedData)
     }
 
     // MARK: Decoding
@@ -355,8 +355,8 @@ struct PayloadReader {
         guard !header.isEmpty else {
             throw .invalidField(message: message, field: "signed header", reason: "is empty")
         }
-        let data = try lengthPrefixed("signed data")
-        return P2PBlock(height: height, headerHash: hash, encodedSignedHeader: header, encodedSignedData: data)
+        let data = try lengthPrefixed("data")
+        return P2PBlock(height: height, headerHash: hash, encodedSignedHeader: header, encodedData: data)
     }
 
     func finish() throws(WireDecodeError) {

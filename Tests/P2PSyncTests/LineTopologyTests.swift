@@ -177,3 +177,72 @@ struct RangeFailoverTests {
         await a.stop()
     }
 }
+
+@Suite("P2P gossip in a loop, buffering and penalties", .serialized)
+struct GossipLoopTests {
+    @Test("in a triangle every node gets each block exactly once: the seen-set stops the loop")
+    func triangle() async throws {
+        let chain = TestChain()
+        let a = try await TestNode.start("A", chain: chain)
+        let b = try await TestNode.start("B", chain: chain, peers: [a.port])
+        let c = try await TestNode.start("C", chain: chain, peers: [a.port, b.port])
+        try await waitUntil("triangle connected") {
+            a.service.peers.count == 2 && b.service.peers.count == 2 && c.service.peers.count == 2
+        }
+        let blocks = chain.blocks(1...20)
+        for block in blocks { a.service.broadcast(block: block) }
+        try await waitUntil("B and C have all 20") {
+            blocks.allSatisfy { b.hasReceived($0) && c.hasReceived($0) }
+        }
+        // Without the seen-set B and C would relay to each other forever; flush with one more block
+        // from each side and count.
+        let marker = chain.block(height: 21)
+        b.service.broadcast(block: marker)
+        try await waitUntil("marker everywhere") { a.hasReceived(marker) && c.hasReceived(marker) }
+        for block in blocks {
+            #expect(b.received.filter { $0.block == block }.count == 1)
+            #expect(c.received.filter { $0.block == block }.count == 1)
+        }
+        #expect(a.received.map(\.block) == [marker])
+        await c.stop()
+        await b.stop()
+        await a.stop()
+    }
+
+    @Test("gossip waiting for a slow node is bounded: the oldest are dropped and counted")
+    func boundedInbox() async throws {
+        let chain = TestChain()
+        let a = try await TestNode.start("A", chain: chain)
+        var settings = P2PSettings.test
+        settings.receivedBufferCapacity = 4
+        // A service whose received blocks nobody reads yet.
+        let slow = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0),
+                                                peers: [HostPort(host: "127.0.0.1", port: a.port)]),
+                              nodeKey: .generate(), chainID: chain.chainID, source: MemoryBlockSource(),
+                              validator: TestChainValidator(chain), settings: settings, logger: testLogger("slow"))
+        try await slow.start()
+        try await waitUntil("connected") { slow.peers.count == 1 }
+        let blocks = chain.blocks(1...10)
+        for block in blocks { a.service.broadcast(block: block) }
+        try await waitUntil("6 dropped") { slow.receivedBlocksDropped == 6 }
+        await slow.shutdown()
+        var kept: [P2PBlock] = []
+        for await received in slow.receivedBlocks { kept.append(received.block) }
+        #expect(kept == Array(blocks[6...]))
+        await a.stop()
+    }
+
+    @Test("penalize(peer:) disconnects and bans a peer the node found bad later")
+    func penalize() async throws {
+        let chain = TestChain()
+        let a = try await TestNode.start("A", chain: chain)
+        let b = try await TestNode.start("B", chain: chain, peers: [a.port])
+        try await waitUntil("connected") { b.isConnected(to: a) }
+        b.service.penalize(peer: a.id, reason: "block 5 failed app-hash check")
+        try await waitUntil("A dropped") { !b.isConnected(to: a) && !a.isConnected(to: b) }
+        #expect(b.service.isBanned(peer: a.id))
+        #expect(b.service.activeBans.contains { $0.subject == .peer(a.id) })
+        await b.stop()
+        await a.stop()
+    }
+}

@@ -45,8 +45,10 @@ struct ReconnectTests {
         let chain = TestChain()
         // Both need each other's port before starting: reserve two free ports first.
         let (portA, portB) = try await (freePort(), freePort())
-        let a = try await TestNode.start("A", chain: chain, peers: [portB], port: portA)
-        let b = try await TestNode.start("B", chain: chain, peers: [portA], port: portB)
+        // Started together, so that both dial at about the same time.
+        async let startA = TestNode.start("A", chain: chain, peers: [portB], port: portA)
+        async let startB = TestNode.start("B", chain: chain, peers: [portA], port: portB)
+        let (a, b) = try await (startA, startB)
         try await waitUntil("both dial targets settled on one connection") {
             a.service.dialTargets.first?.state == .connected(b.id) && b.service.dialTargets.first?.state == .connected(a.id)
         }

@@ -5,7 +5,7 @@ import Testing
 @Suite("P2P wire codec")
 struct WireCodecTests {
     static let block = P2PBlock(height: 42, headerHash: Array(repeating: 0xab, count: 32),
-                                encodedSignedHeader: Array(1...200), encodedSignedData: Array(repeating: 7, count: 33))
+                                encodedSignedHeader: Array(1...200), encodedData: Array(repeating: 7, count: 33))
 
     static let samples: [P2PMessage] = [
         .hello(Hello(protocolVersion: 1, chainID: "test-chain", publicKey: Array(repeating: 1, count: 32),
@@ -15,7 +15,7 @@ struct WireCodecTests {
         .status(height: .max),
         .newBlock(block),
         .newBlock(P2PBlock(height: 1, headerHash: Array(repeating: 0, count: 32), encodedSignedHeader: [1],
-                           encodedSignedData: [])),
+                           encodedData: [])),
         .rangeRequest(RangeRequest(requestID: 7, from: 1, count: 64)),
         .rangeResponse(RangeResponse(requestID: 7, status: .ok, blocks: [block, block])),
         .rangeResponse(RangeResponse(requestID: 8, status: .busy, blocks: [])),

@@ -34,7 +34,7 @@ struct TestChain {
         let hash = Array(SHA256.hash(data: header))
         let signature = Array(try! key.signature(for: header))
         return P2PBlock(height: height, headerHash: hash, encodedSignedHeader: header + signature,
-                        encodedSignedData: payload)
+                        encodedData: payload)
     }
 
     func blocks(_ range: ClosedRange<UInt64>) -> [P2PBlock] {
@@ -68,7 +68,7 @@ struct TestChainValidator: GossipValidator {
         guard height == block.height else { return .reject("height \(height) ≠ announced \(block.height)") }
         let header = Array(bytes[0..<headerLength])
         guard Array(SHA256.hash(data: header)) == block.headerHash else { return .reject("header hash mismatch") }
-        guard Array(bytes[(13 + id.count)..<(45 + id.count)]) == Array(SHA256.hash(data: block.encodedSignedData)) else {
+        guard Array(bytes[(13 + id.count)..<(45 + id.count)]) == Array(SHA256.hash(data: block.encodedData)) else {
             return .reject("data does not match the header")
         }
         let key = Array(bytes[(45 + id.count)..<headerLength])
