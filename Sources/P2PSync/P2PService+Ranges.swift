@@ -97,7 +97,7 @@ extension P2PService {
             }
             if let failure { return Result<[P2PBlock], P2PError>.failure(failure) }
             var all: [P2PBlock] = []
-            all.reserveCapacity(Int(clamping: to - from + 1))
+            all.reserveCapacity(Int(clamping: min(to - from + 1, 1 << 16)))
             for i in 0..<chunkCount { all += results[i] ?? [] }
             return .success(all)
         }
@@ -114,9 +114,7 @@ extension P2PService {
         var busyRounds = 0
         var lastProblem = "no connected peer announced height \(end)"
         while next <= end {
-            if Task.isCancelled {
-                return .failure(.rangeUnavailable(from: next, to: end, reason: "cancelled"))
-            }
+            if Task.isCancelled { return .failure(.cancelled) }
             guard let (conn, id) = pickPeer(covering: next, end, excluding: excluded) else {
                 return .failure(.rangeUnavailable(from: next, to: end, reason: lastProblem))
             }

@@ -104,7 +104,7 @@ public final class P2PService: Service, Sendable {
             r.lifecycle = .running
             return true
         }
-        guard canStart else { throw .notRunning }
+        guard canStart else { throw .alreadyStarted }
 
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)

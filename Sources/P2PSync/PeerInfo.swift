@@ -74,6 +74,9 @@ public enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
     case rangeUnavailable(from: UInt64, to: UInt64, reason: String)
     case invalidRange(from: UInt64, to: UInt64)
     case notRunning
+    case alreadyStarted
+    /// The calling task was cancelled.
+    case cancelled
     /// The listener could not be bound.
     case bindFailed(address: String, reason: String)
 
@@ -85,6 +88,10 @@ public enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
             return "invalid range \(from)...\(to) (heights start at 1 and from must not exceed to)"
         case .notRunning:
             return "P2P service is not running"
+        case .alreadyStarted:
+            return "P2P service was already started (a service runs once)"
+        case .cancelled:
+            return "range request cancelled"
         case .bindFailed(let address, let reason):
             return "cannot listen on \(address): \(reason)"
         }
