@@ -424,13 +424,14 @@ public final class P2PService: Service, Sendable {
 
     func connectionClosed(_ conn: PeerConnection) {
         let reason = conn.closeReason ?? "closed by the peer"
-        conn.markClosed(reason: reason)
+        // Out of the registry first, so nothing picks it any more; then fail what still waits on it.
         let (wasReady, id) = registry.withLockedValue { r -> (Bool, PeerID?) in
             r.connections.removeValue(forKey: conn.serial)
             guard let id = conn.peerID, r.ready[id] === conn else { return (false, conn.peerID) }
             r.ready.removeValue(forKey: id)
             return (true, id)
         }
+        conn.markClosed(reason: reason)
         if wasReady, let id {
             logger.info("peer disconnected", metadata: ["peer": "\(id.short)", "address": "\(conn.remoteAddress)",
                                                          "reason": "\(reason)"])

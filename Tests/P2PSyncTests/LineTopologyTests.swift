@@ -143,7 +143,9 @@ struct RangeFailoverTests {
         // B gets the real blocks and announces them; the fetch now succeeds from B.
         b.source.add(good)
         b.service.announce(height: 200)
-        try await waitUntil("C learns B's height") { c.service.maxPeerHeight == 200 }
+        try await waitUntil("C learns B's height") {
+            c.service.peers.first { $0.id == b.id }?.announcedHeight == 200
+        }
         #expect(try await c.service.requestRange(from: 1, to: 200) == good)
         #expect(c.isConnected(to: b))
         await c.stop()
