@@ -167,11 +167,11 @@ final class PeerHandler: ChannelDuplexHandler {
         let bytes = solicited ? byteBucket.take(0, now: now) : byteBucket.take(size, now: now)
         let s = service.settings
         if messages < -s.messageBurst * s.floodBanFactor {
-            punish(.flooding("more than \(Int(s.messageBurst)) messages over the rate of \(Int(s.messagesPerSecond))/s"))
+            punish(.flooding("over \(Int(s.messageBurst * s.floodBanFactor)) messages beyond the limit of \(Int(s.messagesPerSecond))/s, burst \(Int(s.messageBurst))"))
             return false
         }
         if bytes < -s.byteBurst * s.floodBanFactor {
-            punish(.flooding("more than \(Int(s.byteBurst)) bytes over the rate of \(Int(s.bytesPerSecond)) B/s"))
+            punish(.flooding("over \(Int(s.byteBurst * s.floodBanFactor)) bytes beyond the limit of \(Int(s.bytesPerSecond)) B/s, burst \(Int(s.byteBurst))"))
             return false
         }
         if messages < 0 || bytes < 0 {
