@@ -73,10 +73,19 @@ let package = Package(
             "Config", "Block", "DA", "P2PSync", "Node",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
 
+        // Internal helper processes for tests (e.g. a store writer the crash test SIGKILLs).
+        // Tests find it next to themselves in .build/<config>/: run `swift build` first.
+        .executableTarget(name: "evnode-testkit", dependencies: ["Block", "Config", "CRocksDB"],
+                          swiftSettings: strict),
+
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
-        .testTarget(name: "BlockTests", dependencies: ["Block", "Config"]),
+        .testTarget(name: "BlockTests", dependencies: [
+            "Block", "Config",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config"]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
         .testTarget(name: "NodeTests", dependencies: ["Node"]),

@@ -51,47 +51,28 @@ public struct Genesis: Sendable, Equatable {
     }
 
     public static func parse(_ text: String, path: String) throws(ConfigError) -> Genesis {
-        let object: Any
+        let file: GenesisFile
         do {
-            object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+            file = try JSONDecoder().decode(GenesisFile.self, from: Data(text.utf8))
+        } catch let error as DecodingError {
+            throw .file(path: path, reason: GenesisFile.describe(error))
         } catch {
             throw .file(path: path, reason: "not valid JSON")
         }
-        guard let dict = object as? [String: Any] else { throw .file(path: path, reason: "expected a JSON object") }
-        func field<T>(_ name: String, _ type: T.Type) throws(ConfigError) -> T {
-            guard let v = dict[name] else { throw .file(path: path, reason: "missing \"\(name)\"") }
-            guard let t = v as? T else { throw .file(path: path, reason: "\"\(name)\" has the wrong type") }
-            return t
-        }
-        func unsigned(_ name: String, default def: UInt64?) throws(ConfigError) -> UInt64 {
-            guard let v = dict[name] else {
-                if let def { return def }
-                throw .file(path: path, reason: "missing \"\(name)\"")
-            }
-            // JSON numbers arrive as NSNumber; strings are accepted because Go encoders quote uint64.
-            if let s = v as? String, let n = UInt64(s) { return n }
-            if let n = v as? NSNumber, !(v is Bool), n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded() {
-                return n.uint64Value
-            }
-            throw .file(path: path, reason: "\"\(name)\" must be a whole number ≥ 0")
-        }
-        let chainID = try field("chain_id", String.self)
-        let timeText = try field("start_time", String.self)
         let start: UInt64
         do {
-            start = try RFC3339.unixNanoseconds(timeText)
+            start = try RFC3339.unixNanoseconds(file.start_time)
         } catch {
             throw .file(path: path, reason: "start_time: \(error.description)")
         }
-        let proposerText = try field("proposer_address", String.self)
-        guard let proposer = Data(base64Encoded: proposerText) else {
+        guard let proposer = Data(base64Encoded: file.proposer_address) else {
             throw .file(path: path, reason: "proposer_address is not base64")
         }
-        let genesis = Genesis(chainID: chainID,
-                              initialHeight: try unsigned("initial_height", default: 1),
+        let genesis = Genesis(chainID: file.chain_id,
+                              initialHeight: file.initial_height?.value ?? 1,
                               startTimeNanoseconds: start,
                               proposerAddress: Array(proposer),
-                              daStartHeight: try unsigned("da_start_height", default: 0))
+                              daStartHeight: file.da_start_height?.value ?? 0)
         try genesis.validate(path: path)
         return genesis
     }
@@ -126,4 +107,42 @@ func jsonQuoted(_ s: String) -> String {
         }
     }
     return out + "\""
+}
+
+/// genesis.json as written on disk. Unknown fields (an app state, say) are ignored.
+private struct GenesisFile: Decodable {
+    var chain_id: String
+    var start_time: String
+    var initial_height: FlexibleUInt64?
+    var proposer_address: String
+    var da_start_height: FlexibleUInt64?
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
+        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx):
+            let field = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            return field.isEmpty ? "expected a JSON object" : "\"\(field)\" has the wrong type (\(ctx.debugDescription))"
+        case .dataCorrupted(let ctx):
+            let field = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            return field.isEmpty ? "not valid JSON" : "\"\(field)\": \(ctx.debugDescription)"
+        @unknown default: return "not a genesis file"
+        }
+    }
+}
+
+/// Go encoders write uint64 either as a number or as a decimal string; accept both.
+private struct FlexibleUInt64: Decodable {
+    var value: UInt64
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(UInt64.self) {
+            value = n
+        } else if let s = try? c.decode(String.self), let n = UInt64(s) {
+            value = n
+        } else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "must be a whole number ≥ 0")
+        }
+    }
 }

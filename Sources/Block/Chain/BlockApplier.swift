@@ -1,0 +1,120 @@
+/// Why a block could not be applied.
+public enum ApplyError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The block broke a rule of SPEC §3 (see `ValidationError.isDivergence`, `.blamesSource`).
+    case invalid(ValidationError)
+    /// The executor failed on the block.
+    case execution(ExecutionError)
+    /// The store failed (nothing of the failed batch was written).
+    case store(StoreError)
+
+    public var description: String {
+        switch self {
+        case .invalid(let e): return e.description
+        case .execution(let e): return e.description
+        case .store(let e): return e.description
+        }
+    }
+}
+
+/// The outcome of `BlockApplier.apply(_:…)` for a run of blocks.
+public struct BatchApplyResult: Sendable {
+    /// The state after the last committed block.
+    public var state: State
+    /// How many blocks from the front of the run were validated, executed and committed.
+    public var applied: Int
+    /// Why the block after those was not applied (nil when all were).
+    public var failure: ApplyError?
+}
+
+/// Validation, execution and storage of received blocks, in that order, with the executor's
+/// writes committed in the block's batch. The one place that turns a validated block into the
+/// next state (`BlockValidator.validate` leaves `appHash` to the executor).
+///
+/// A value type without state of its own: the store's state is the truth. Apply blocks from
+/// one task at a time (the store rejects commits that do not extend its head).
+public struct BlockApplier: Sendable {
+    public let store: BlockStore
+    public let executor: any Executor
+    public let validator: BlockValidator
+
+    public init(store: BlockStore, executor: any Executor, validator: BlockValidator) {
+        self.store = store
+        self.executor = executor
+        self.validator = validator
+    }
+
+    /// Validates and executes one block on top of `state` without storing it.
+    public func prepare(_ signedHeader: SignedHeader, _ data: BlockData, state: State, now: UInt64,
+                        signatureVerified: Bool = false) throws(ApplyError) -> BlockCommit {
+        var next: State
+        do throws(ValidationError) {
+            next = try validator.validate(signedHeader, data: data, state: state, now: now,
+                                          signatureVerified: signatureVerified)
+        } catch {
+            throw .invalid(error)
+        }
+        let header = signedHeader.header
+        let result: ExecutionResult
+        do throws(ExecutionError) {
+            result = try executor.executeTxs(data.txs, height: header.height, time: header.time,
+                                             previousRoot: state.appHash)
+        } catch {
+            throw .execution(error)
+        }
+        next.appHash = result.stateRoot
+        // Store data with its metadata so the chained data hash can always be recomputed.
+        let stored = data.metadata != nil ? data
+            : BlockData(metadata: Metadata(chainID: header.chainID, height: header.height, time: header.time,
+                                           lastDataHash: state.lastDataHash),
+                        txs: data.txs)
+        return BlockCommit(signedHeader: signedHeader, data: stored, state: next, executorWrites: result.writes)
+    }
+
+    /// Validates, executes and commits one block; returns the new state.
+    @discardableResult
+    public func apply(_ signedHeader: SignedHeader, _ data: BlockData, now: UInt64,
+                      signatureVerified: Bool = false, sync: Bool = false) throws(ApplyError) -> State {
+        guard let state = store.state else { throw .store(.notInitialized) }
+        let commit = try prepare(signedHeader, data, state: state, now: now, signatureVerified: signatureVerified)
+        do throws(StoreError) {
+            try store.commit(commit, sync: sync)
+        } catch {
+            throw .store(error)
+        }
+        return commit.state
+    }
+
+    /// The catch-up hot path: validates and executes consecutive blocks and commits them in ONE
+    /// batch. Stops at the first block that fails; the blocks before it are still committed.
+    /// Only a store failure throws (then nothing of this run was written).
+    public func apply(_ blocks: [(signedHeader: SignedHeader, data: BlockData)], now: UInt64,
+                      signaturesVerified: Bool = false, sync: Bool = false) throws(ApplyError) -> BatchApplyResult {
+        guard var state = store.state else { throw .store(.notInitialized) }
+        var commits: [BlockCommit] = []
+        commits.reserveCapacity(blocks.count)
+        var failure: ApplyError?
+        for block in blocks {
+            do throws(ApplyError) {
+                let commit = try prepare(block.signedHeader, block.data, state: state, now: now,
+                                         signatureVerified: signaturesVerified)
+                state = commit.state
+                commits.append(commit)
+            } catch {
+                failure = error
+                break
+            }
+        }
+        do throws(StoreError) {
+            try store.commit(commits, sync: sync)
+        } catch {
+            throw .store(error)
+        }
+        return BatchApplyResult(state: state, applied: commits.count, failure: failure)
+    }
+
+    /// Rolls store and executor back to `height` (refused below the finalized height).
+    @discardableResult
+    public func rollback(to height: UInt64) throws(StoreError) -> State {
+        try store.rollback(to: height, executor: executor)
+    }
+}

@@ -1,0 +1,60 @@
+/// Builds the next block as the proposer (SPEC §3): data with metadata, header, execution, the
+/// proposer's signature. Storing it, gossiping it and the signer's high-water mark are up to the
+/// caller.
+public struct BlockBuilder: Sendable {
+    public let signer: BlockSigner
+    public let executor: any Executor
+
+    public init(signer: BlockSigner, executor: any Executor) {
+        self.signer = signer
+        self.executor = executor
+    }
+
+    /// The block after `state` with `txs` at `time` (unix ns).
+    ///
+    /// The chain's first block carries the genesis start time (SPEC §3) whatever `time` says, and
+    /// a `time` before the last block's (a clock stepping back) is raised to it, so the block
+    /// never breaks the time rule.
+    public func build(on state: State, txs: [[UInt8]], time requested: UInt64,
+                      version: Version = Version()) throws(BuildError) -> BlockCommit {
+        let height = state.nextHeight
+        let time = state.isGenesis ? state.lastBlockTime : max(requested, state.lastBlockTime)
+        let data = BlockData(metadata: Metadata(chainID: state.chainID, height: height, time: time,
+                                                lastDataHash: state.lastDataHash),
+                             txs: txs)
+        let header = Header(version: version, height: height, time: time, lastHeaderHash: state.lastHeaderHash,
+                            dataHash: data.dataHash, appHash: state.appHash, proposerAddress: signer.address,
+                            chainID: state.chainID)
+        let result: ExecutionResult
+        do throws(ExecutionError) {
+            result = try executor.executeTxs(txs, height: height, time: time, previousRoot: state.appHash)
+        } catch {
+            throw .execution(error)
+        }
+        let signed: SignedHeader
+        do throws(SigningError) {
+            signed = try signer.sign(header: header)
+        } catch {
+            throw .signing(error)
+        }
+        var next = state
+        next.lastBlockHeight = height
+        next.lastBlockTime = time
+        next.lastHeaderHash = header.hash
+        next.lastDataHash = data.fullHash
+        next.appHash = result.stateRoot
+        return BlockCommit(signedHeader: signed, data: data, state: next, executorWrites: result.writes)
+    }
+}
+
+public enum BuildError: Error, Sendable, Equatable, CustomStringConvertible {
+    case execution(ExecutionError)
+    case signing(SigningError)
+
+    public var description: String {
+        switch self {
+        case .execution(let e): return e.description
+        case .signing(let e): return e.description
+        }
+    }
+}

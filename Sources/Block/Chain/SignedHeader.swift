@@ -1,0 +1,225 @@
+/// `evnode.v1.Signer`: who signed, as carried next to a signature.
+public struct Signer: Sendable, Hashable {
+    /// SHA-256 of the raw public key.
+    public var address: [UInt8]
+    /// `08 01 12 20` ‖ raw 32-byte Ed25519 public key (a libp2p-style key protobuf).
+    public var pubKey: [UInt8]
+
+    public init(address: [UInt8], pubKey: [UInt8]) {
+        self.address = address
+        self.pubKey = pubKey
+    }
+
+    /// The signer for a raw 32-byte Ed25519 public key.
+    public init(rawPublicKey raw: [UInt8]) {
+        address = Hashing.sha256(raw)
+        pubKey = Signer.protoKeyPrefix + raw
+    }
+
+    /// Prefix of `pubKey`: field 1 (key type) = 1 (Ed25519), field 2 (data) of 32 bytes.
+    public static let protoKeyPrefix: [UInt8] = [0x08, 0x01, 0x12, 0x20]
+
+    /// The raw 32-byte key inside `pubKey`, or nil when `pubKey` is not an Ed25519 key protobuf.
+    public var rawPublicKey: [UInt8]? {
+        guard pubKey.count == 36, pubKey[0] == 0x08, pubKey[1] == 0x01, pubKey[2] == 0x12,
+              pubKey[3] == 0x20 else { return nil }
+        return Array(pubKey[4...])
+    }
+
+    var encodedSize: Int { WireSize.bytesField(address.count) + WireSize.bytesField(pubKey.count) }
+
+    func encode(to w: inout ProtoWriter) {
+        w.bytesField(1, address)
+        w.bytesField(2, pubKey)
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ProtoWriter(capacity: encodedSize)
+        encode(to: &w)
+        return w.bytes
+    }
+
+    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+                                          limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
+        self = try Signer.decodeWire(bytes, limit: limit)
+    }
+}
+
+extension Signer: WireDecodable {
+    static var wireMessage: WireMessage { .signer }
+
+    init(reader r: inout ProtoReader) throws(WireError) {
+        self.init(address: [], pubKey: [])
+        var seen = SeenFields()
+        while let (field, type) = try r.nextField() {
+            switch field {
+            case 1: try seen.mark(field, in: r.message); address = try r.bytes(field: 1, type: type)
+            case 2: try seen.mark(field, in: r.message); pubKey = try r.bytes(field: 2, type: type)
+            default: try r.skip(field: field, type: type)
+            }
+        }
+    }
+
+    static func decodeNested(_ r: inout ProtoReader, field: Int, type: UInt8) throws(WireError) -> Signer {
+        try r.message(field: field, type: type, as: .signer) { (s) throws(WireError) in try Signer(reader: &s) }
+    }
+}
+
+/// `evnode.v1.SignedHeader`: a header with the proposer's signature over `header.encoded()`.
+/// This is what P2P gossips and what the store keeps per height.
+public struct SignedHeader: Sendable, Hashable {
+    public var header: Header
+    public var signature: [UInt8]
+    public var signer: Signer
+
+    public init(header: Header, signature: [UInt8], signer: Signer) {
+        self.header = header
+        self.signature = signature
+        self.signer = signer
+    }
+
+    public var height: UInt64 { header.height }
+
+    var encodedSize: Int {
+        WireSize.messageField(header.encodedSize) + WireSize.bytesField(signature.count)
+            + signerFieldSize(signer)
+    }
+
+    func encode(to w: inout ProtoWriter) {
+        w.messageField(1, size: header.encodedSize) { header.encode(to: &$0) }
+        w.bytesField(2, signature)
+        encodeSignerField(signer, to: &w)
+    }
+
+    /// The encoding that a `DAHeaderEnvelope`'s `envelope_signature` signs.
+    public func encoded() -> [UInt8] {
+        var w = ProtoWriter(capacity: encodedSize)
+        encode(to: &w)
+        return w.bytes
+    }
+
+    /// The encoding plus the range of the embedded header's bytes within it (field 1 comes
+    /// first), so the header hash can be taken without encoding the header a second time.
+    func encodedWithHeaderRange() -> (bytes: [UInt8], header: Range<Int>) {
+        let headerSize = header.encodedSize
+        let start = 1 + WireSize.varint(UInt64(headerSize))
+        return (encoded(), start..<(start + headerSize))
+    }
+
+    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+                                          limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
+        self = try SignedHeader.decodeWire(bytes, limit: limit)
+    }
+}
+
+/// A present but empty Signer still encodes as `1a 00`; an all-default one is omitted, as
+/// proto3 omits unset message fields (we never produce a signer without an address).
+@inline(__always)
+func signerFieldSize(_ signer: Signer) -> Int {
+    let size = signer.encodedSize
+    return size == 0 ? 0 : WireSize.messageField(size)
+}
+
+@inline(__always)
+func encodeSignerField(_ signer: Signer, to w: inout ProtoWriter) {
+    let size = signer.encodedSize
+    guard size != 0 else { return }
+    w.messageField(3, size: size) { signer.encode(to: &$0) }
+}
+
+extension SignedHeader: WireDecodable {
+    static var wireMessage: WireMessage { .signedHeader }
+
+    init(reader r: inout ProtoReader) throws(WireError) {
+        var header = Header(height: 0, time: 0, lastHeaderHash: [], dataHash: [], appHash: [],
+                            proposerAddress: [], chainID: "")
+        var signature: [UInt8] = []
+        var signer = Signer(address: [], pubKey: [])
+        var seen = SeenFields()
+        while let (field, type) = try r.nextField() {
+            switch field {
+            case 1:
+                try seen.mark(field, in: r.message)
+                header = try r.message(field: 1, type: type, as: .header) { (s) throws(WireError) in
+                    try Header(reader: &s)
+                }
+            case 2: try seen.mark(field, in: r.message); signature = try r.bytes(field: 2, type: type)
+            case 3: try seen.mark(field, in: r.message); signer = try Signer.decodeNested(&r, field: 3, type: type)
+            default: try r.skip(field: field, type: type)
+            }
+        }
+        self.init(header: header, signature: signature, signer: signer)
+    }
+}
+
+/// `evnode.v1.DAHeaderEnvelope`: the header blob posted to DA. `envelopeSignature` is the
+/// proposer's signature over the encoded `SignedHeader` (header, signature, signer).
+public struct DAHeaderEnvelope: Sendable, Hashable {
+    public var header: Header
+    public var signature: [UInt8]
+    public var signer: Signer
+    public var envelopeSignature: [UInt8]
+
+    public init(header: Header, signature: [UInt8], signer: Signer, envelopeSignature: [UInt8]) {
+        self.header = header
+        self.signature = signature
+        self.signer = signer
+        self.envelopeSignature = envelopeSignature
+    }
+
+    public init(signedHeader: SignedHeader, envelopeSignature: [UInt8]) {
+        self.init(header: signedHeader.header, signature: signedHeader.signature, signer: signedHeader.signer,
+                  envelopeSignature: envelopeSignature)
+    }
+
+    /// The signed header inside the envelope (what `envelopeSignature` covers).
+    public var signedHeader: SignedHeader {
+        SignedHeader(header: header, signature: signature, signer: signer)
+    }
+
+    var encodedSize: Int {
+        WireSize.messageField(header.encodedSize) + WireSize.bytesField(signature.count)
+            + signerFieldSize(signer) + WireSize.bytesField(envelopeSignature.count)
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ProtoWriter(capacity: encodedSize)
+        w.messageField(1, size: header.encodedSize) { header.encode(to: &$0) }
+        w.bytesField(2, signature)
+        encodeSignerField(signer, to: &w)
+        w.bytesField(4, envelopeSignature)
+        return w.bytes
+    }
+
+    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+                                          limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
+        self = try DAHeaderEnvelope.decodeWire(bytes, limit: limit)
+    }
+}
+
+extension DAHeaderEnvelope: WireDecodable {
+    static var wireMessage: WireMessage { .daHeaderEnvelope }
+
+    init(reader r: inout ProtoReader) throws(WireError) {
+        var header = Header(height: 0, time: 0, lastHeaderHash: [], dataHash: [], appHash: [],
+                            proposerAddress: [], chainID: "")
+        var signature: [UInt8] = []
+        var signer = Signer(address: [], pubKey: [])
+        var envelopeSignature: [UInt8] = []
+        var seen = SeenFields()
+        while let (field, type) = try r.nextField() {
+            switch field {
+            case 1:
+                try seen.mark(field, in: r.message)
+                header = try r.message(field: 1, type: type, as: .header) { (s) throws(WireError) in
+                    try Header(reader: &s)
+                }
+            case 2: try seen.mark(field, in: r.message); signature = try r.bytes(field: 2, type: type)
+            case 3: try seen.mark(field, in: r.message); signer = try Signer.decodeNested(&r, field: 3, type: type)
+            case 4: try seen.mark(field, in: r.message); envelopeSignature = try r.bytes(field: 4, type: type)
+            default: try r.skip(field: field, type: type)
+            }
+        }
+        self.init(header: header, signature: signature, signer: signer, envelopeSignature: envelopeSignature)
+    }
+}

@@ -1,0 +1,106 @@
+import Config
+import Crypto
+
+/// Signing failed inside the crypto library (not expected with a valid key).
+public struct SigningError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let reason: String
+    public var description: String { "signing failed: \(reason)" }
+}
+
+/// The proposer's Ed25519 key, producing the signatures of SPEC §3: headers, DA header
+/// envelopes and DA data blobs.
+///
+/// This type only signs. Guarding against signing two different blocks at one height (the
+/// signer's high-water mark, SPEC §6) is the block producer's job, done before a signature
+/// leaves the process.
+public struct BlockSigner: Sendable {
+    public let privateKey: Curve25519.Signing.PrivateKey
+    /// Address and proto-encoded public key, as carried in every signed message.
+    public let signer: Signer
+
+    public init(privateKey: Curve25519.Signing.PrivateKey) {
+        self.privateKey = privateKey
+        signer = Signer(rawPublicKey: Array(privateKey.publicKey.rawRepresentation))
+    }
+
+    public init(keyFile: KeyFile) {
+        self.init(privateKey: keyFile.privateKey)
+    }
+
+    /// From a raw 32-byte Ed25519 seed.
+    public init(seed: [UInt8]) throws(SigningError) {
+        do {
+            self.init(privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: seed))
+        } catch {
+            throw SigningError(reason: "not an Ed25519 seed (\(seed.count) bytes)")
+        }
+    }
+
+    /// SHA-256 of the raw public key: the proposer address.
+    public var address: [UInt8] { signer.address }
+
+    public func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
+        do {
+            return Array(try privateKey.signature(for: message))
+        } catch {
+            throw SigningError(reason: "\(error)")
+        }
+    }
+
+    public func sign(header: Header) throws(SigningError) -> SignedHeader {
+        SignedHeader(header: header, signature: try sign(header.encoded()), signer: signer)
+    }
+
+    /// The DA header blob: `envelope_signature` over the encoded signed header.
+    public func envelope(for signedHeader: SignedHeader) throws(SigningError) -> DAHeaderEnvelope {
+        DAHeaderEnvelope(signedHeader: signedHeader, envelopeSignature: try sign(signedHeader.encoded()))
+    }
+
+    /// The DA data blob: signature over the encoded data (with metadata).
+    public func sign(data: BlockData) throws(SigningError) -> SignedData {
+        SignedData(data: data, signature: try sign(data.encoded()), signer: signer)
+    }
+}
+
+/// Ed25519 verification against the proto-encoded public keys carried in `Signer.pubKey`.
+/// Pure functions over value types: safe to call from many threads at once.
+public enum SignatureVerifier {
+    public static func isValid(signature: [UInt8], message: [UInt8], signer: Signer) -> Bool {
+        guard let raw = signer.rawPublicKey else { return false }
+        return isValid(signature: signature, message: message, rawPublicKey: raw)
+    }
+
+    /// `protoPublicKey` is the 36-byte `08 01 12 20 ‖ raw32` form.
+    public static func isValid(signature: [UInt8], message: [UInt8], protoPublicKey: [UInt8]) -> Bool {
+        isValid(signature: signature, message: message, signer: Signer(address: [], pubKey: protoPublicKey))
+    }
+
+    public static func isValid(signature: [UInt8], message: [UInt8], rawPublicKey: [UInt8]) -> Bool {
+        guard signature.count == 64,
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawPublicKey) else { return false }
+        return key.isValidSignature(signature, for: message)
+    }
+}
+
+extension SignedHeader {
+    /// True when `signature` is the signer's valid signature over the encoded header. Says
+    /// nothing about whether the signer is the right proposer (see `BlockValidator`).
+    public var hasValidSignature: Bool {
+        SignatureVerifier.isValid(signature: signature, message: header.encoded(), signer: signer)
+    }
+}
+
+extension DAHeaderEnvelope {
+    /// True when both the header signature and the envelope signature verify with `signer`.
+    public var hasValidSignatures: Bool {
+        let inner = signedHeader
+        return inner.hasValidSignature
+            && SignatureVerifier.isValid(signature: envelopeSignature, message: inner.encoded(), signer: signer)
+    }
+}
+
+extension SignedData {
+    public var hasValidSignature: Bool {
+        SignatureVerifier.isValid(signature: signature, message: data.encoded(), signer: signer)
+    }
+}

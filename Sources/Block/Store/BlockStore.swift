@@ -1,0 +1,539 @@
+import Config
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One block ready to be stored: the block, the chain state after it and the executor's
+/// changes, all written in one batch.
+public struct BlockCommit: Sendable {
+    public var signedHeader: SignedHeader
+    /// Must carry metadata (so the chained data hash can be recomputed from the store alone).
+    public var data: BlockData
+    /// The state after this block (its `lastHeaderHash` is this header's hash, its `appHash` the
+    /// root after executing it).
+    public var state: State
+    public var executorWrites: WriteSet
+
+    public init(signedHeader: SignedHeader, data: BlockData, state: State, executorWrites: WriteSet) {
+        self.signedHeader = signedHeader
+        self.data = data
+        self.state = state
+        self.executorWrites = executorWrites
+    }
+
+    public var height: UInt64 { signedHeader.header.height }
+}
+
+/// Where the parts of a block were included on the DA layer.
+public struct DAInclusion: Sendable, Hashable {
+    public var headerDAHeight: UInt64?
+    public var dataDAHeight: UInt64?
+
+    public init(headerDAHeight: UInt64? = nil, dataDAHeight: UInt64? = nil) {
+        self.headerDAHeight = headerDAHeight
+        self.dataDAHeight = dataDAHeight
+    }
+}
+
+/// The two kinds of DA blobs a block is posted as.
+public enum DABlobKind: Sendable, Hashable {
+    case header
+    case data
+}
+
+/// How far the DA submitter got: the highest heights whose header / data it has posted.
+public struct SubmitterProgress: Sendable, Hashable {
+    public var lastHeaderHeight: UInt64
+    public var lastDataHeight: UInt64
+
+    public init(lastHeaderHeight: UInt64 = 0, lastDataHeight: UInt64 = 0) {
+        self.lastHeaderHeight = lastHeaderHeight
+        self.lastDataHeight = lastDataHeight
+    }
+}
+
+/// The node's persistent chain: blocks by height and by header hash, the chain state, DA
+/// bookkeeping and the executor's state, in one RocksDB database (SPEC §3-§5, §7).
+///
+/// Every write is one RocksDB write batch with the WAL on, so a crash (even `kill -9`) leaves
+/// the store at the last complete batch. `sync: true` additionally fsyncs the WAL before
+/// returning, which also survives power loss / OS crash: use it for blocks this node produced
+/// and signed (they may already be gossiped and cannot be fetched from anyone else), for
+/// rollbacks and for finality. Blocks fetched from DA or peers can be committed with
+/// `sync: false` (they can be fetched again), which makes catch-up far faster.
+///
+/// Thread-safe: reads run concurrently; writers are serialised. Only one writer should apply
+/// blocks (the store rejects commits that do not extend its current height).
+public final class BlockStore: Sendable {
+    public let path: String
+    let db: RocksDB
+    private let writer = PlainMutex()
+    private let cache: Locked<Cache>
+
+    private struct Cache {
+        var state: State?
+        var finalized: UInt64
+    }
+
+    private init(db: RocksDB, path: String, state: State?, finalized: UInt64) {
+        self.db = db
+        self.path = path
+        cache = Locked(Cache(state: state, finalized: finalized))
+    }
+
+    // MARK: Open / close
+
+    /// Opens the store at `path`, creating it (and missing parent directories) when the path
+    /// does not exist or is an empty directory.
+    ///
+    /// - Throws: `.locked` when another process or handle has it open; `.notAStore` when the
+    ///   path is a file, a non-empty directory without a database, or another RocksDB database;
+    ///   `.openFailed` / `.corrupted` otherwise.
+    public static func open(path: String) throws(StoreError) -> BlockStore {
+        try prepareDirectory(path)
+        let db = try RocksDB.open(path: path)
+        do throws(StoreError) {
+            try checkMarker(db, path: path)
+            let state: State?
+            if let bytes = try db.get(StoreKeys.state) {
+                do throws(WireError) {
+                    state = try State(decoding: bytes)
+                } catch {
+                    throw .corrupted(what: "state", reason: error.description)
+                }
+            } else {
+                state = nil
+            }
+            let finalized = try readHeightValue(db, StoreKeys.finalized, what: "finalized height") ?? 0
+            return BlockStore(db: db, path: path, state: state, finalized: finalized)
+        } catch {
+            db.close()
+            throw error
+        }
+    }
+
+    /// Closes the database. Later calls throw `StoreError.closed`.
+    public func close() {
+        writer.withLock { db.close() }
+    }
+
+    private static func prepareDirectory(_ path: String) throws(StoreError) {
+        if FileIO.exists(path) {
+            guard FileIO.isDirectory(path) else { throw .notAStore(path: path, reason: "exists and is not a directory") }
+            guard let entries = directoryEntries(path) else {
+                throw .openFailed(path: path, reason: "cannot list directory: \(FileIO.errnoText())")
+            }
+            // With create_if_missing RocksDB would happily start a database among foreign
+            // files; refuse instead of mixing a store into, say, a config directory.
+            // Only RocksDB's own files without CURRENT: a creation that was interrupted (e.g. kill
+            // -9 during the very first open); RocksDB starts over.
+            let foreign = entries.filter { !isRocksDBFile($0) }
+            if !entries.contains("CURRENT") && !foreign.isEmpty {
+                let sample = foreign.sorted().prefix(3).joined(separator: ", ")
+                throw .notAStore(path: path, reason: "directory is not empty and holds no database (found \(sample))")
+            }
+        } else {
+            do throws(FileIO.Failure) {
+                try FileIO.makeDirectories(path)
+            } catch {
+                throw .openFailed(path: path, reason: "cannot create directory: \(error.description)")
+            }
+        }
+    }
+
+    private static func isRocksDBFile(_ name: String) -> Bool {
+        name == "LOCK" || name == "IDENTITY" || name.hasPrefix("LOG") || name.hasPrefix("MANIFEST-")
+            || name.hasPrefix("OPTIONS-") || name.hasSuffix(".log") || name.hasSuffix(".dbtmp")
+    }
+
+    private static func directoryEntries(_ path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    private static func checkMarker(_ db: RocksDB, path: String) throws(StoreError) {
+        if let marker = try db.get(StoreKeys.marker) {
+            guard marker == StoreKeys.markerValue else {
+                throw .notAStore(path: path, reason: "store format \"\(String(decoding: marker, as: UTF8.self))\" is not supported by this build")
+            }
+            return
+        }
+        let empty = try db.withIterator(lower: [], upper: [0xff, 0xff]) { (it) throws(StoreError) -> Bool in
+            it.seekToFirst()
+            return !it.isValid
+        }
+        guard empty else {
+            throw .notAStore(path: path, reason: "a RocksDB database without the evnode block store marker")
+        }
+        let batch = WriteBatch()
+        batch.put(StoreKeys.marker, StoreKeys.markerValue)
+        try db.write(batch, sync: true)
+    }
+
+    private static func readHeightValue(_ db: RocksDB, _ key: [UInt8], what: String) throws(StoreError) -> UInt64? {
+        guard let bytes = try db.get(key) else { return nil }
+        guard let value = readBigEndian(bytes) else {
+            throw .corrupted(what: what, reason: "expected 8 bytes, found \(bytes.count)")
+        }
+        return value
+    }
+
+    // MARK: Chain state
+
+    /// The chain state after the last stored block; nil before `initialize`.
+    public var state: State? { cache.withLock { $0.state } }
+
+    /// Height of the last stored block; 0 when there is none (or `initialHeight - 1`).
+    public var height: UInt64 { cache.withLock { $0.state?.lastBlockHeight ?? 0 } }
+
+    /// The finalized (DA-included) height: never decreases, rollback never goes below it.
+    public var finalizedHeight: UInt64 { cache.withLock { $0.finalized } }
+
+    /// Returns the stored state, or on first start runs the executor's InitChain and stores the
+    /// genesis state. Refuses a store of another chain.
+    @discardableResult
+    public func initialize(genesis: Genesis, executor: any Executor) throws(StoreError) -> State {
+        try writer.withLock { () throws(StoreError) -> State in
+            if let state = self.state {
+                guard state.chainID == genesis.chainID, state.initialHeight == genesis.initialHeight else {
+                    throw .genesisMismatch(storedChainID: state.chainID, genesisChainID: genesis.chainID)
+                }
+                return state
+            }
+            let root: [UInt8]
+            do throws(ExecutionError) {
+                root = try executor.initChain(genesis: genesis)
+            } catch {
+                throw .execution(error)
+            }
+            let state = State(genesis: genesis, appHash: root)
+            let batch = WriteBatch()
+            let encoded = state.encoded()
+            batch.put(StoreKeys.genesisState, encoded)
+            batch.put(StoreKeys.state, encoded)
+            try db.write(batch, sync: true)
+            cache.withLock { $0.state = state }
+            return state
+        }
+    }
+
+    // MARK: Reading blocks
+
+    /// The stored encoding of the signed header at `height` (for serving without re-encoding).
+    public func encodedSignedHeader(at height: UInt64) throws(StoreError) -> [UInt8]? {
+        try db.get(StoreKeys.header(height))
+    }
+
+    /// The stored encoding of the data at `height` (always with metadata).
+    public func encodedBlockData(at height: UInt64) throws(StoreError) -> [UInt8]? {
+        try db.get(StoreKeys.data(height))
+    }
+
+    public func signedHeader(at height: UInt64) throws(StoreError) -> SignedHeader? {
+        guard let bytes = try encodedSignedHeader(at: height) else { return nil }
+        do throws(WireError) {
+            return try SignedHeader(decoding: bytes)
+        } catch {
+            throw .corrupted(what: "header at height \(height)", reason: error.description)
+        }
+    }
+
+    public func blockData(at height: UInt64) throws(StoreError) -> BlockData? {
+        guard let bytes = try encodedBlockData(at: height) else { return nil }
+        do throws(WireError) {
+            return try BlockData(decoding: bytes)
+        } catch {
+            throw .corrupted(what: "data at height \(height)", reason: error.description)
+        }
+    }
+
+    public func block(at height: UInt64) throws(StoreError) -> (signedHeader: SignedHeader, data: BlockData)? {
+        guard let header = try signedHeader(at: height) else { return nil }
+        guard let data = try blockData(at: height) else {
+            throw .corrupted(what: "block at height \(height)", reason: "header stored without data")
+        }
+        return (header, data)
+    }
+
+    /// The stored encodings of consecutive blocks in `range`, stopping at the first height the
+    /// store does not have (for serving range requests without decoding).
+    public func encodedBlocks(in range: ClosedRange<UInt64>) throws(StoreError) -> [(header: [UInt8], data: [UInt8])] {
+        var out: [(header: [UInt8], data: [UInt8])] = []
+        out.reserveCapacity(min(range.count, 1024))
+        for h in range {
+            guard let header = try encodedSignedHeader(at: h) else { break }
+            guard let data = try encodedBlockData(at: h) else {
+                throw .corrupted(what: "block at height \(h)", reason: "header stored without data")
+            }
+            out.append((header, data))
+        }
+        return out
+    }
+
+    /// Header hash of the stored block at `height`.
+    public func headerHash(at height: UInt64) throws(StoreError) -> [UInt8]? {
+        try signedHeader(at: height)?.header.hash
+    }
+
+    /// The height of the stored block whose header hash is `hash`.
+    public func height(forHash hash: [UInt8]) throws(StoreError) -> UInt64? {
+        try BlockStore.readHeightValue(db, StoreKeys.hashIndex(hash), what: "hash index entry")
+    }
+
+    // MARK: Committing blocks
+
+    /// Stores one block (see `commit(_:sync:)` for many).
+    public func commit(_ block: BlockCommit, sync: Bool) throws(StoreError) {
+        try commit([block], sync: sync)
+    }
+
+    /// Stores consecutive blocks, the first at the current height + 1, in ONE write batch:
+    /// headers, data, hash index, executor writes and the final state. Checks that each commit
+    /// is self-consistent (heights agree, the state's header and data hashes are this block's).
+    public func commit(_ blocks: [BlockCommit], sync: Bool) throws(StoreError) {
+        guard let last = blocks.last else { return }
+        try writer.withLock { () throws(StoreError) in
+            guard let current = self.state else { throw .notInitialized }
+            let batch = WriteBatch()
+            var expected = current.nextHeight
+            for block in blocks {
+                try add(block, expected: expected, chainID: current.chainID, to: batch)
+                expected += 1
+            }
+            batch.put(StoreKeys.state, last.state.encoded())
+            try db.write(batch, sync: sync)
+            cache.withLock { $0.state = last.state }
+        }
+    }
+
+    private func add(_ block: BlockCommit, expected: UInt64, chainID: String, to batch: WriteBatch) throws(StoreError) {
+        let height = block.signedHeader.header.height
+        guard height == expected else {
+            throw .invalidCommit(height: height, reason: "expected height \(expected)")
+        }
+        guard block.state.lastBlockHeight == height, block.state.chainID == chainID else {
+            throw .invalidCommit(height: height, reason: "state is for height \(block.state.lastBlockHeight) of chain \"\(block.state.chainID)\"")
+        }
+        guard let metadata = block.data.metadata, metadata.height == height else {
+            throw .invalidCommit(height: height, reason: "data must carry metadata for this height")
+        }
+        let (headerBytes, headerRange) = block.signedHeader.encodedWithHeaderRange()
+        let hash = Hashing.sha256(headerBytes[headerRange])
+        guard hash == block.state.lastHeaderHash else {
+            throw .invalidCommit(height: height, reason: "state.lastHeaderHash is not this header's hash")
+        }
+        let dataBytes = block.data.encoded()
+        guard Hashing.sha256(prefix: 0, dataBytes) == block.state.lastDataHash else {
+            throw .invalidCommit(height: height, reason: "state.lastDataHash is not this data's hash")
+        }
+        batch.put(StoreKeys.header(height), headerBytes)
+        batch.put(StoreKeys.data(height), dataBytes)
+        batch.put(StoreKeys.hashIndex(hash), bigEndianBytes(height))
+        BlockStore.add(block.executorWrites, to: batch)
+    }
+
+    private static func add(_ writes: WriteSet, to batch: WriteBatch) {
+        for op in writes.operations {
+            switch op {
+            case .put(let key, let value): batch.put(StoreKeys.executor(key), value)
+            case .delete(let key): batch.delete(StoreKeys.executor(key))
+            }
+        }
+    }
+
+    // MARK: Rollback
+
+    /// Removes blocks `height + 1 …` and undoes their executor state in one synced batch, and
+    /// returns the state at `height`. Refuses to go below the finalized height. Rolling back to
+    /// the current height changes nothing. DA inclusion records above `height` are dropped and
+    /// the submitter progress is clamped to `height`.
+    @discardableResult
+    public func rollback(to target: UInt64, executor: any Executor, sync: Bool = true) throws(StoreError) -> State {
+        try writer.withLock { () throws(StoreError) -> State in
+            guard let current = self.state else { throw .notInitialized }
+            let head = current.lastBlockHeight
+            let finalized = finalizedHeight
+            let genesisHeight = current.initialHeight == 0 ? 0 : current.initialHeight - 1
+            guard target >= finalized else { throw .belowFinalized(requested: target, finalized: finalized) }
+            guard target >= genesisHeight else { throw .belowFinalized(requested: target, finalized: genesisHeight) }
+            guard target <= head else { throw .aboveHeight(requested: target, height: head) }
+            if target == head { return current }
+
+            let batch = WriteBatch()
+            var rootAfterTarget: [UInt8] = []
+            for h in (target + 1)...head {
+                guard let header = try signedHeader(at: h)?.header else {
+                    throw .corrupted(what: "header at height \(h)", reason: "missing below the store height \(head)")
+                }
+                if h == target + 1 { rootAfterTarget = header.appHash }
+                batch.delete(StoreKeys.hashIndex(header.hash))
+                batch.delete(StoreKeys.header(h))
+                batch.delete(StoreKeys.data(h))
+            }
+            batch.deleteRange(StoreKeys.height(StoreKeys.headerInclusionPrefix, target + 1),
+                              [StoreKeys.headerInclusionPrefix + 1])
+            batch.deleteRange(StoreKeys.height(StoreKeys.dataInclusionPrefix, target + 1),
+                              [StoreKeys.dataInclusionPrefix + 1])
+            var progress = try submitterProgress()
+            if progress.lastHeaderHeight > target || progress.lastDataHeight > target {
+                progress.lastHeaderHeight = min(progress.lastHeaderHeight, target)
+                progress.lastDataHeight = min(progress.lastDataHeight, target)
+                batch.put(StoreKeys.submitterProgress, BlockStore.encode(progress))
+            }
+
+            let restored: State
+            if target == genesisHeight {
+                guard let bytes = try db.get(StoreKeys.genesisState) else {
+                    throw .corrupted(what: "genesis state", reason: "missing")
+                }
+                do throws(WireError) {
+                    restored = try State(decoding: bytes)
+                } catch {
+                    throw .corrupted(what: "genesis state", reason: error.description)
+                }
+            } else {
+                guard let (signed, data) = try block(at: target) else {
+                    throw .corrupted(what: "block at height \(target)", reason: "missing below the store height \(head)")
+                }
+                restored = State(chainID: current.chainID, initialHeight: current.initialHeight,
+                                 lastBlockHeight: target, lastBlockTime: signed.header.time,
+                                 lastHeaderHash: signed.header.hash, lastDataHash: data.fullHash,
+                                 // Block target+1 was validated against our root after target.
+                                 appHash: rootAfterTarget)
+            }
+            do throws(ExecutionError) {
+                BlockStore.add(try executor.rollback(to: target, from: head), to: batch)
+            } catch {
+                throw .execution(error)
+            }
+            batch.put(StoreKeys.state, restored.encoded())
+            try db.write(batch, sync: sync)
+            cache.withLock { $0.state = restored }
+            return restored
+        }
+    }
+
+    // MARK: Finality and DA bookkeeping
+
+    /// Raises the finalized (DA-included) height and commits the executor's `setFinal` writes
+    /// in the same batch. Equal to the current value: nothing happens. Lower: refused
+    /// (`.belowFinalized`), finality never goes back. Above the store height: refused.
+    public func setFinalizedHeight(_ height: UInt64, executor: (any Executor)?, sync: Bool = true) throws(StoreError) {
+        try writer.withLock { () throws(StoreError) in
+            let (state, finalized) = cache.withLock { ($0.state, $0.finalized) }
+            if height == finalized { return }
+            guard height > finalized else { throw .belowFinalized(requested: height, finalized: finalized) }
+            let head = state?.lastBlockHeight ?? 0
+            guard height <= head else { throw .aboveHeight(requested: height, height: head) }
+            let batch = WriteBatch()
+            batch.put(StoreKeys.finalized, bigEndianBytes(height))
+            if let executor {
+                do throws(ExecutionError) {
+                    BlockStore.add(try executor.setFinal(height: height), to: batch)
+                } catch {
+                    throw .execution(error)
+                }
+            }
+            try db.write(batch, sync: sync)
+            cache.withLock { $0.finalized = height }
+        }
+    }
+
+    /// Records that the headers (or data) of `heights` were included at DA height `daHeight`.
+    public func recordDAInclusion(_ kind: DABlobKind, heights: some Sequence<UInt64>, daHeight: UInt64,
+                                  sync: Bool = true) throws(StoreError) {
+        let prefix = kind == .header ? StoreKeys.headerInclusionPrefix : StoreKeys.dataInclusionPrefix
+        let value = bigEndianBytes(daHeight)
+        let batch = WriteBatch()
+        for h in heights { batch.put(StoreKeys.height(prefix, h), value) }
+        guard batch.count > 0 else { return }
+        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
+    }
+
+    /// Where block `height`'s header and data were included on DA (nil parts: not recorded).
+    public func daInclusion(at height: UInt64) throws(StoreError) -> DAInclusion {
+        DAInclusion(
+            headerDAHeight: try BlockStore.readHeightValue(db, StoreKeys.height(StoreKeys.headerInclusionPrefix, height),
+                                                           what: "header DA inclusion at \(height)"),
+            dataDAHeight: try BlockStore.readHeightValue(db, StoreKeys.height(StoreKeys.dataInclusionPrefix, height),
+                                                         what: "data DA inclusion at \(height)"))
+    }
+
+    public func submitterProgress() throws(StoreError) -> SubmitterProgress {
+        guard let bytes = try db.get(StoreKeys.submitterProgress) else { return SubmitterProgress() }
+        guard bytes.count == 16, let headers = readBigEndian(bytes[0..<8]), let data = readBigEndian(bytes[8..<16]) else {
+            throw .corrupted(what: "submitter progress", reason: "expected 16 bytes, found \(bytes.count)")
+        }
+        return SubmitterProgress(lastHeaderHeight: headers, lastDataHeight: data)
+    }
+
+    public func setSubmitterProgress(_ progress: SubmitterProgress, sync: Bool = true) throws(StoreError) {
+        let batch = WriteBatch()
+        batch.put(StoreKeys.submitterProgress, BlockStore.encode(progress))
+        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
+    }
+
+    private static func encode(_ progress: SubmitterProgress) -> [UInt8] {
+        var out = bigEndianBytes(progress.lastHeaderHeight)
+        appendBigEndian(progress.lastDataHeight, to: &out)
+        return out
+    }
+
+    /// Free-form small metadata of other components (e.g. the DA follower's position).
+    public func metadata(_ key: String) throws(StoreError) -> [UInt8]? {
+        try db.get(StoreKeys.userMeta(key))
+    }
+
+    /// Sets (or with nil, removes) a free-form metadata value.
+    public func setMetadata(_ key: String, _ value: [UInt8]?, sync: Bool = false) throws(StoreError) {
+        let batch = WriteBatch()
+        if let value { batch.put(StoreKeys.userMeta(key), value) } else { batch.delete(StoreKeys.userMeta(key)) }
+        try db.write(batch, sync: sync)
+    }
+
+    // MARK: Executor state
+
+    /// A committed executor value (key relative to the executor namespace).
+    public func executorValue(forKey key: [UInt8]) throws(StoreError) -> [UInt8]? {
+        try db.get(StoreKeys.executor(key))
+    }
+
+    /// The executor entry with the greatest key that starts with `prefix` and is ≤ `key`.
+    public func executorLastEntry(withPrefix prefix: [UInt8], atOrBefore key: [UInt8]) throws(StoreError)
+        -> (key: [UInt8], value: [UInt8])? {
+        let lower = StoreKeys.executor(prefix)
+        let upper = StoreKeys.successor(ofPrefix: lower) ?? [StoreKeys.executorPrefix + 1]
+        return try db.withIterator(lower: lower, upper: upper) { (it) throws(StoreError) -> (key: [UInt8], value: [UInt8])? in
+            it.seekForPrev(StoreKeys.executor(key))
+            guard it.isValid else { return nil }
+            return (Array(it.key.dropFirst()), it.value)
+        }
+    }
+
+    /// Executor entries whose keys start with `prefix`, from `start` (inclusive, default the
+    /// prefix itself) in key order, at most `limit`.
+    public func executorEntries(withPrefix prefix: [UInt8], from start: [UInt8]? = nil,
+                                limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])] {
+        let lower = StoreKeys.executor(prefix)
+        let upper = StoreKeys.successor(ofPrefix: lower) ?? [StoreKeys.executorPrefix + 1]
+        return try db.withIterator(lower: lower, upper: upper) { (it) throws(StoreError) -> [(key: [UInt8], value: [UInt8])] in
+            it.seek(StoreKeys.executor(start ?? prefix))
+            var out: [(key: [UInt8], value: [UInt8])] = []
+            while it.isValid, out.count < limit {
+                out.append((Array(it.key.dropFirst()), it.value))
+                it.next()
+            }
+            return out
+        }
+    }
+}

@@ -1,0 +1,101 @@
+/// What the node is doing right now (SPEC §6, §10). `recovering` is the divergence recovery of §7.
+public enum NodePhase: String, Sendable, CaseIterable, Codable {
+    case starting, syncing, caughtUp, aggregating, recovering, halted
+}
+
+/// The `/status` document (SPEC §10). Field names are the JSON names operators' tooling reads.
+public struct NodeStatus: Sendable, Codable, Equatable {
+    public struct Heights: Sendable, Codable, Equatable {
+        public var store: UInt64
+        public var finalized: UInt64
+        public var da_head: UInt64
+        public var p2p_max: UInt64
+
+        public init(store: UInt64 = 0, finalized: UInt64 = 0, da_head: UInt64 = 0, p2p_max: UInt64 = 0) {
+            self.store = store
+            self.finalized = finalized
+            self.da_head = da_head
+            self.p2p_max = p2p_max
+        }
+    }
+
+    /// Progress of the sync before promotion; zeros when not catching up.
+    public struct Catchup: Sendable, Codable, Equatable {
+        public var active: Bool
+        public var target: UInt64
+        public var blocks_per_second: Double
+        public var eta_seconds: Double?
+        public var elapsed_seconds: Double
+        public var da_head_reached: Bool
+        public var waiting_to_apply: Int
+        /// The condition that still holds promotion back, in words; nil when none does.
+        public var blocked_by: String?
+
+        public init(active: Bool = false, target: UInt64 = 0, blocks_per_second: Double = 0,
+                    eta_seconds: Double? = nil, elapsed_seconds: Double = 0, da_head_reached: Bool = false,
+                    waiting_to_apply: Int = 0, blocked_by: String? = nil) {
+            self.active = active
+            self.target = target
+            self.blocks_per_second = blocks_per_second
+            self.eta_seconds = eta_seconds
+            self.elapsed_seconds = elapsed_seconds
+            self.da_head_reached = da_head_reached
+            self.waiting_to_apply = waiting_to_apply
+            self.blocked_by = blocked_by
+        }
+    }
+
+    public var mode: String
+    public var phase: NodePhase
+    /// Why the node halted, or what it is recovering from.
+    public var reason: String?
+    public var chain_id: String
+    public var heights: Heights
+    public var catchup: Catchup
+    public var peers: Int
+    public var evidence: Int
+    /// Lowercase hex of the genesis proposer address.
+    public var proposer: String
+
+    public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
+                catchup: Catchup, peers: Int, evidence: Int, proposer: String) {
+        self.mode = mode
+        self.phase = phase
+        self.reason = reason
+        self.chain_id = chain_id
+        self.heights = heights
+        self.catchup = catchup
+        self.peers = peers
+        self.evidence = evidence
+        self.proposer = proposer
+    }
+}
+
+/// Whether `/health/ready` answers 200, and if not, why.
+public enum Readiness: Sendable, Equatable {
+    case ready
+    case notReady(String)
+}
+
+/// One block as `/blocks/{height}` shows it.
+public struct BlockView: Sendable, Codable, Equatable {
+    public var height: UInt64
+    public var hash: String
+    public var time_ns: UInt64
+    public var proposer: String
+    public var app_hash: String
+    public var data_hash: String
+    /// Base64 of each transaction.
+    public var txs: [String]
+
+    public init(height: UInt64, hash: String, time_ns: UInt64, proposer: String, app_hash: String,
+                data_hash: String, txs: [String]) {
+        self.height = height
+        self.hash = hash
+        self.time_ns = time_ns
+        self.proposer = proposer
+        self.app_hash = app_hash
+        self.data_hash = data_hash
+        self.txs = txs
+    }
+}

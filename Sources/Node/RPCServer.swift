@@ -1,0 +1,134 @@
+import Config
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// What the RPC server asks of the node. The node implements it; the server knows nothing else.
+public protocol RPCBackend: Sendable {
+    func status() async -> NodeStatus
+    func readiness() async -> Readiness
+    func block(at height: UInt64) async -> BlockView?
+    /// Queues a transaction; throws a message for the client when it is refused.
+    func submitTransaction(_ tx: [UInt8]) async throws(TransactionRejected)
+    func value(forKey key: [UInt8]) async -> [UInt8]?
+    /// Prometheus text exposition.
+    func metricsText() async -> String
+}
+
+public struct TransactionRejected: Error, Sendable, CustomStringConvertible {
+    /// HTTP status to answer with (400 for a bad tx, 503 when the mempool is full or the node
+    /// does not take transactions).
+    public let status: Int
+    public let message: String
+
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// The node's HTTP API (SPEC §10), served by Hummingbird.
+public struct RPCServer: Service {
+    public static let maxTransactionBytes = 1 << 20
+
+    let address: HostPort
+    let backend: any RPCBackend
+    let logger: Logger
+    let onListening: @Sendable (HostPort) async -> Void
+
+    /// `onListening` receives the bound address (useful with port 0).
+    public init(address: HostPort, backend: any RPCBackend, logger: Logger,
+                onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }) {
+        self.address = address
+        self.backend = backend
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let router = Router()
+        let backend = self.backend
+        router.get("/health/live") { _, _ in Response.text("ok\n") }
+        router.get("/health/ready") { _, _ in
+            switch await backend.readiness() {
+            case .ready: return Response.text("ready\n")
+            case .notReady(let reason): return Response.text("not ready: \(reason)\n", status: .serviceUnavailable)
+            }
+        }
+        router.get("/status") { _, _ in
+            try Response.json(await backend.status())
+        }
+        router.get("/blocks/:height") { _, context in
+            guard let text = context.parameters.get("height"), let height = UInt64(text) else {
+                return Response.text("height must be a whole number\n", status: .badRequest)
+            }
+            guard let view = await backend.block(at: height) else {
+                return Response.text("no block at height \(height)\n", status: .notFound)
+            }
+            return try Response.json(view)
+        }
+        router.post("/tx") { request, _ in
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: RPCServer.maxTransactionBytes)
+            } catch {
+                return Response.text("transaction larger than \(RPCServer.maxTransactionBytes) bytes\n",
+                                     status: .contentTooLarge)
+            }
+            let tx = Array(body.readableBytesView)
+            guard !tx.isEmpty else { return Response.text("empty transaction\n", status: .badRequest) }
+            do {
+                try await backend.submitTransaction(tx)
+            } catch let rejection as TransactionRejected {
+                return Response.text(rejection.message + "\n", status: .init(code: rejection.status))
+            }
+            return Response.text("accepted\n", status: .accepted)
+        }
+        router.get("/kv") { request, _ in
+            guard let key = request.uri.queryParameters.get("key"), !key.isEmpty else {
+                return Response.text("missing ?key=\n", status: .badRequest)
+            }
+            guard let value = await backend.value(forKey: Array(key.utf8)) else {
+                return Response.text("no value for key\n", status: .notFound)
+            }
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: value)))
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(string: await backend.metricsText())))
+        }
+        let onListening = self.onListening
+        let logger = self.logger
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "evnode"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                let bound = HostPort(host: self.address.host, port: port)
+                logger.info("RPC listening", metadata: ["address": "http://\(bound)"])
+                await onListening(bound)
+            },
+            logger: logger)
+        try await app.run()
+    }
+}
+
+extension Response {
+    static func text(_ s: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: s)))
+    }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,120 @@
+import Testing
+@testable import Config
+
+@Suite struct ConfigLoaderTests {
+    func flag(_ key: String, _ value: String) -> [String: RawSetting] {
+        [key: RawSetting(value: value, source: "--\(Settings.byKey[key]!.flag)")]
+    }
+
+    @Test func defaultsMatchTheSpec() throws {
+        let c = try ConfigLoader.resolve(home: "/h", file: [:], flags: [:])
+        #expect(c.blockTime == .seconds(1))
+        #expect(c.da.blockTime == .seconds(6))
+        #expect(c.p2p.listen == HostPort(host: "0.0.0.0", port: 7676))
+        #expect(c.rpc.address == HostPort(host: "127.0.0.1", port: 7331))
+        #expect(c.da.address.hostPort == HostPort(host: "127.0.0.1", port: 7980))
+        #expect(c.aggregator == false && c.catchupEnabled == false && c.mode == .full)
+        #expect(c.log.level == "info" && c.log.format == .text)
+    }
+
+    @Test func flagsOverrideFileOverridesDefaults() throws {
+        let yaml = """
+        node:
+          block_time: 250ms
+          aggregator: true
+        da:
+          block_time: 2s
+          address: http://10.0.0.1:26658
+        p2p:
+          peers:
+            - 127.0.0.1:7001
+            - 127.0.0.1:7002
+        """
+        let file = try ConfigLoader.parseYAML(yaml, path: "config.yaml")
+        let c = try ConfigLoader.resolve(home: "/h", file: file, flags: flag("node.block_time", "100ms"))
+        #expect(c.blockTime == .milliseconds(100))          // flag beats file
+        #expect(c.da.blockTime == .seconds(2))               // file beats default
+        #expect(c.aggregator)
+        #expect(c.da.address.hostPort.port == 26658)
+        #expect(c.p2p.peers == [HostPort(host: "127.0.0.1", port: 7001), HostPort(host: "127.0.0.1", port: 7002)])
+        #expect(c.lazyInterval == .seconds(60))              // untouched default
+    }
+
+    @Test func errorsNameFieldValueAndSource() throws {
+        let yaml = "node:\n  block_time: soon\n"
+        let file = try ConfigLoader.parseYAML(yaml, path: "/h/config/config.yaml")
+        do {
+            _ = try ConfigLoader.resolve(home: "/h", file: file, flags: [:])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description == "invalid node.block_time (--block-time) \"soon\" (from /h/config/config.yaml): malformed number \"soon\"")
+        }
+        #expect(throws: ConfigError.unknownKey(key: "node.blok_time", path: "c.yaml")) {
+            try ConfigLoader.parseYAML("node:\n  blok_time: 1s\n", path: "c.yaml")
+        }
+        #expect(throws: ConfigError.self) { try ConfigLoader.parseYAML("node: [1, 2]\n", path: "c.yaml") }
+        #expect(throws: ConfigError.self) { try ConfigLoader.parseYAML("node:\n  a: [\n", path: "c.yaml") }
+        #expect(throws: ConfigError.self) {
+            try ConfigLoader.resolve(home: "/h", file: [:], flags: flag("node.block_time", "0s"))
+        }
+        #expect(throws: ConfigError.self) {
+            try ConfigLoader.resolve(home: "/h", file: [:], flags: flag("da.max_blob_size", "12"))
+        }
+        #expect(throws: ConfigError.self) {
+            try ConfigLoader.resolve(home: "/h", file: [:], flags: flag("log.level", "loud"))
+        }
+        #expect(throws: ConfigError.self) {
+            try ConfigLoader.resolve(home: "/h", file: [:], flags: flag("rpc.address", "localhost"))
+        }
+    }
+
+    @Test func modeRules() throws {
+        var f = flag("node.catchup_timeout", "30s")
+        #expect(throws: ConfigError.conflict("--catchup-timeout needs --aggregator (catchup is how an aggregator recovers)")) {
+            try ConfigLoader.resolve(home: "/h", file: [:], flags: f)
+        }
+        f.merge(flag("node.aggregator", "true")) { a, _ in a }
+        let c = try ConfigLoader.resolve(home: "/h", file: [:], flags: f)
+        #expect(c.catchupEnabled && c.catchupTimeout == .seconds(30))
+
+        f.merge(flag("raft.enable", "true")) { a, _ in a }
+        f.merge(flag("raft.endpoints", "http://127.0.0.1:2379")) { a, _ in a }
+        #expect(throws: ConfigError.self) { try ConfigLoader.resolve(home: "/h", file: [:], flags: f) }
+
+        var ha = flag("raft.enable", "true")
+        ha.merge(flag("node.aggregator", "true")) { a, _ in a }
+        #expect(throws: ConfigError.missing("--raft.enable needs --raft.endpoints (etcd URLs, http://host:port,…)")) {
+            try ConfigLoader.resolve(home: "/h", file: [:], flags: ha)
+        }
+        ha.merge(flag("raft.endpoints", "http://127.0.0.1:2379,http://127.0.0.1:2380")) { a, _ in a }
+        let h = try ConfigLoader.resolve(home: "/h", file: [:], flags: ha)
+        #expect(h.mode == .ha && h.raft.endpoints.count == 2)
+    }
+
+    @Test func templateParsesBackToDefaults() throws {
+        let file = try ConfigLoader.parseYAML(ConfigTemplate.yaml(aggregator: true, chainID: "c"), path: "t")
+        let c = try ConfigLoader.resolve(home: "/h", file: file, flags: [:])
+        var expected = try ConfigLoader.resolve(home: "/h", file: [:], flags: [:])
+        expected.aggregator = true
+        #expect(c == expected)
+        #expect(Set(file.keys) == Set(Settings.all.map(\.key)))
+    }
+}
+
+@Suite struct FlagAliasTests {
+    @Test func evNodeSpellingsBecomeOurs() throws {
+        let out = try FlagAliases.normalize([
+            "start", "--evnode.node.aggregator", "--evnode.node.catchup_timeout=30s",
+            "--evnode.raft.enable=false", "--evnode.da.address", "http://x:1", "--evnode.node.block_time=2s",
+            "--lazy=true", "--home", "h",
+        ])
+        #expect(out == ["start", "--aggregator", "--catchup-timeout=30s", "--no-raft.enable", "--da.address",
+                        "http://x:1", "--block-time=2s", "--lazy", "--home", "h"])
+    }
+
+    @Test func badBooleanIsAnError() {
+        #expect(throws: FlagAliases.Failure(flag: "evnode.node.aggregator", value: "maybe")) {
+            try FlagAliases.normalize(["--evnode.node.aggregator=maybe"])
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+@testable import Config
+
+@Suite struct TimestampTests {
+    @Test func roundTripsNanoseconds() throws {
+        #expect(try RFC3339.unixNanoseconds("2023-11-14T22:13:20.000000000Z") == 1_700_000_000_000_000_000)
+        #expect(RFC3339.format(unixNanoseconds: 1_700_000_000_000_000_000) == "2023-11-14T22:13:20.000000000Z")
+        #expect(try RFC3339.unixNanoseconds("2023-11-14T22:13:20.5Z") == 1_700_000_000_500_000_000)
+        #expect(try RFC3339.unixNanoseconds("2023-11-15T00:13:20+02:00") == 1_700_000_000_000_000_000)
+        #expect(try RFC3339.unixNanoseconds("2024-02-29T00:00:00Z") == 1_709_164_800_000_000_000)
+        let t: UInt64 = 1_763_900_000_123_456_789
+        #expect(try RFC3339.unixNanoseconds(RFC3339.format(unixNanoseconds: t)) == t)
+    }
+
+    @Test(arguments: ["", "2023-11-14", "2023-13-01T00:00:00Z", "2023-02-30T00:00:00Z", "2023-11-14T22:13:20",
+                      "2023-11-14T25:00:00Z", "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20Zjunk"])
+    func rejects(text: String) {
+        #expect(throws: RFC3339.Failure.self) { try RFC3339.unixNanoseconds(text) }
+    }
+}
+
+@Suite struct GenesisTests {
+    let proposer = [UInt8](repeating: 7, count: 32)
+
+    @Test func roundTrips() throws {
+        let g = Genesis(chainID: "evnode-vectors", startTimeNanoseconds: 1_700_000_000_000_000_000,
+                        proposerAddress: proposer, daStartHeight: 12)
+        #expect(try Genesis.parse(g.jsonText(), path: "g") == g)
+    }
+
+    @Test func acceptsTheSpecExample() throws {
+        let text = """
+        {"chain_id": "c-1", "start_time": "2023-11-14T22:13:20.000000000Z", "initial_height": 1,
+         "proposer_address": "\(Data(proposer).base64EncodedString())", "da_start_height": "5"}
+        """
+        let g = try Genesis.parse(text, path: "g")
+        #expect(g.startTimeNanoseconds == 1_700_000_000_000_000_000 && g.daStartHeight == 5)
+    }
+
+    @Test func rejectsBadFields() {
+        let good = Data(proposer).base64EncodedString()
+        let cases = [
+            "not json",
+            "[]",
+            #"{"start_time": "2023-11-14T22:13:20Z", "proposer_address": "\#(good)"}"#,
+            #"{"chain_id": "", "start_time": "2023-11-14T22:13:20Z", "proposer_address": "\#(good)"}"#,
+            #"{"chain_id": "c", "start_time": "yesterday", "proposer_address": "\#(good)"}"#,
+            #"{"chain_id": "c", "start_time": "2023-11-14T22:13:20Z", "proposer_address": "AAAA"}"#,
+            #"{"chain_id": "c", "start_time": "2023-11-14T22:13:20Z", "proposer_address": "\#(good)", "initial_height": 0}"#,
+            #"{"chain_id": "c", "start_time": "2023-11-14T22:13:20Z", "proposer_address": "\#(good)", "initial_height": -3}"#,
+            #"{"chain_id": "c d", "start_time": "2023-11-14T22:13:20Z", "proposer_address": "\#(good)"}"#,
+        ]
+        for text in cases {
+            #expect(throws: ConfigError.self, "\(text)") { try Genesis.parse(text, path: "g") }
+        }
+    }
+}
+
+@Suite struct HomeTests {
+    func tempHome() -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-cfg-\(UUID().uuidString)").path
+        return dir
+    }
+
+    @Test func initWritesAHomeThatStartCanLoad() throws {
+        let home = tempHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", aggregator: true,
+                                               startTimeNanoseconds: 1_700_000_000_000_000_000)
+        #expect(FileIO.mode(r.layout.signerKeyFile) == 0o600)
+        #expect(FileIO.mode(r.layout.nodeKeyFile) == 0o600)
+        let setup = try NodeSetup.load(home: home, flags: [:])
+        #expect(setup.config.aggregator)
+        #expect(setup.genesis.chainID == "chain-a")
+        #expect(setup.signer?.address == setup.genesis.proposerAddress)
+        #expect(setup.keyPermissionWarnings().isEmpty)
+        // refuses to overwrite
+        #expect(throws: ConfigError.self) {
+            try HomeInitializer.initialize(home: home, chainID: "chain-b", aggregator: false, startTimeNanoseconds: 1)
+        }
+        #expect(try Genesis.load(path: r.layout.genesisFile).chainID == "chain-a")
+    }
+
+    @Test func keyFileDetectsDamage() throws {
+        let home = tempHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        try FileIO.makeDirectories(home)
+        let key = KeyFile.generate()
+        let path = home + "/k.key"
+        try key.save(path: path)
+        #expect(try KeyFile.load(path: path).publicKey == key.publicKey)
+        let other = KeyFile.generate()
+        let tampered = key.jsonText().replacingOccurrences(
+            of: Data(key.publicKey).base64EncodedString(), with: Data(other.publicKey).base64EncodedString())
+        try FileIO.writeAtomically(path, tampered, mode: 0o600)
+        #expect(throws: ConfigError.self) { try KeyFile.load(path: path) }
+        try FileIO.writeAtomically(path, "{}", mode: 0o600)
+        #expect(throws: ConfigError.self) { try KeyFile.load(path: path) }
+    }
+
+    @Test func aggregatorNeedsTheGenesisProposerKey() throws {
+        let home = tempHome()
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", aggregator: false, startTimeNanoseconds: 1)
+        // Replace genesis with another proposer: this signer may no longer produce.
+        var g = r.genesis
+        g.proposerAddress = [UInt8](repeating: 1, count: 32)
+        try FileIO.writeAtomically(r.layout.genesisFile, g.jsonText())
+        let flags = ["node.aggregator": RawSetting(value: "true", source: "--aggregator")]
+        #expect(throws: ConfigError.self) { try NodeSetup.load(home: home, flags: flags) }
+        _ = try NodeSetup.load(home: home, flags: [:])   // a full node does not sign: fine
+        #expect(throws: ConfigError.self) { try NodeSetup.load(home: home + "/nope", flags: [:]) }
+    }
+}
+
+@Suite struct SignerHighWaterMarkTests {
+    @Test func recordsAndLoads() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mark = SignerHighWaterMark(path: dir + "/signer.state")
+        #expect(try mark.load() == nil)
+        try mark.record(41)
+        #expect(try mark.load() == 41)
+        try mark.record(42)
+        #expect(try mark.load() == 42)
+        #expect(FileIO.mode(mark.path) == 0o600)
+        try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": -1}")
+        #expect(throws: ConfigError.self) { try mark.load() }
+        try FileIO.writeAtomically(mark.path, "")
+        #expect(throws: ConfigError.self) { try mark.load() }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+/// The `evnode` executable as an operator uses it: init, config errors, exit statuses.
+@Suite struct CLITests {
+    let evnode = BuiltProducts.evnode
+
+    @Test func initCreatesAHomeAndRefusesToOverwriteIt() throws {
+        let dir = TempDirectory()
+        let home = dir.path + "/node"
+        let first = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator"])
+        #expect(first.status == 0, "\(first.stderr)")
+        for file in ["config.yaml", "genesis.json", "signer.key", "node.key"] {
+            #expect(FileManager.default.fileExists(atPath: "\(home)/config/\(file)"))
+        }
+        let attrs = try FileManager.default.attributesOfItem(atPath: "\(home)/config/signer.key")
+        #expect((attrs[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        let genesis = try String(contentsOfFile: "\(home)/config/genesis.json", encoding: .utf8)
+        #expect(genesis.contains("\"chain_id\": \"it-chain\""))
+
+        let second = try runCommand(evnode, ["init", "--home", home, "--chain-id", "other"])
+        #expect(second.status == 2)
+        #expect(second.stderr.contains("refusing to overwrite"))
+        #expect(try String(contentsOfFile: "\(home)/config/genesis.json", encoding: .utf8) == genesis)
+    }
+
+    @Test(arguments: [
+        (["--catchup-timeout", "30s"], "--catchup-timeout needs --aggregator"),
+        (["--aggregator", "--catchup-timeout", "30s", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"],
+         "mutually exclusive"),
+        (["--evnode.node.aggregator", "--evnode.node.catchup_timeout=30s", "--evnode.raft.enable=true",
+          "--raft.endpoints", "http://127.0.0.1:2379"], "mutually exclusive"),
+        (["--block-time", "fast"], "invalid node.block_time (--block-time) \"fast\""),
+        (["--da.address", "127.0.0.1:7980"], "invalid da.address"),
+        (["--p2p.peers", "127.0.0.1"], "invalid p2p.peers"),
+        (["--log.format", "xml"], "invalid log.format"),
+        (["--no-such-flag"], "Unknown option"),
+    ])
+    func badFlagsExitWithStatus2(arguments: [String], message: String) throws {
+        let dir = TempDirectory()
+        let home = dir.path + "/node"
+        _ = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain"])
+        let r = try runCommand(evnode, ["start", "--home", home] + arguments)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains(message), "stderr: \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count <= 3, "one-line error expected: \(r.stderr)")
+    }
+
+    @Test func badConfigFileNamesTheFileAndKey() throws {
+        let dir = TempDirectory()
+        let home = dir.path + "/node"
+        _ = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain"])
+        try "node:\n  blocktime: 1s\n".write(toFile: "\(home)/config/config.yaml", atomically: true, encoding: .utf8)
+        let r = try runCommand(evnode, ["start", "--home", home])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("config.yaml: unknown key \"node.blocktime\""), "\(r.stderr)")
+    }
+
+    @Test func missingHomeIsAClearError() throws {
+        let r = try runCommand(evnode, ["start", "--home", "/nonexistent/evnode-home"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("does not exist"))
+    }
+
+    @Test func versionAndHelp() throws {
+        let v = try runCommand(evnode, ["version"])
+        #expect(v.status == 0 && v.stdout.hasPrefix("evnode "))
+        let h = try runCommand(evnode, ["start", "--help"])
+        #expect(h.status == 0)
+        for flag in ["--catchup-timeout", "--da.address", "--p2p.peers", "--raft.enable", "--log.format", "(default: 1s)"] {
+            #expect(h.stdout.contains(flag), "help lacks \(flag)")
+        }
+    }
+}
