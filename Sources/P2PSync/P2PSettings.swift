@@ -1,7 +1,11 @@
+import Block
+
 /// Tunables of the P2P layer. The defaults suit production; tests shorten the durations.
 public struct P2PSettings: Sendable {
     /// Largest frame accepted (length field, i.e. type byte + payload). Larger ⇒ disconnect + ban.
-    public var maxFrameBytes: Int = 8 << 20
+    /// The default fits the largest block the Block module accepts (data and header at their
+    /// limits) with room for the framing. At least 64 KiB.
+    public var maxFrameBytes: Int = WireLimits.maxBlockBytes + WireLimits.maxHeaderBytes + 4096
     /// Open connections (handshaking or ready) beyond this are refused.
     public var maxConnections: Int = 64
     public var handshakeTimeout: Duration = .seconds(5)

@@ -99,13 +99,14 @@ struct BoundsTests {
     }
 
     @Test("range responses are cut to the contiguous prefix that fits the peer's frame limit")
-    func responseFitting() {
-        let chain = TestChain()
-        let blocks = (1...10).map { chain.block(height: $0, data: [UInt8](repeating: 1, count: 1000)) }
-        let one = blocks[0].wireSize
+    func responseFitting() throws {
+        let chain = try TestChain(txBytes: 1000)
+        let blocks = try chain.blocks(1...10)
+        let firstThree = blocks[0..<3].reduce(0) { $0 + $1.wireSize }
         #expect(P2PService.fitting(blocks, from: 1, count: 10, frameLimit: 1 << 20).count == 10)
         #expect(P2PService.fitting(blocks, from: 1, count: 4, frameLimit: 1 << 20).count == 4)
-        #expect(P2PService.fitting(blocks, from: 1, count: 10, frameLimit: 12 + 3 * one).count == 3)
+        #expect(P2PService.fitting(blocks, from: 1, count: 10, frameLimit: 12 + firstThree).count == 3)
+        #expect(P2PService.fitting(blocks, from: 1, count: 10, frameLimit: 11 + firstThree).count == 2)
         #expect(P2PService.fitting(blocks, from: 2, count: 10, frameLimit: 1 << 20).isEmpty) // not from height 2
         var gap = blocks
         gap.remove(at: 5)

@@ -2,7 +2,9 @@
 @testable import P2PSync
 import Testing
 
-/// Three real services on 127.0.0.1 in a line A – B – C (A and C are not connected).
+/// Three real services on 127.0.0.1 in a line A – B – C (A and C are not connected). Blocks are
+/// real: built by the Block module, signed by the genesis proposer, checked by
+/// `SignedBlockValidator`; B serves them from a RocksDB `BlockStore`.
 @Suite("P2P line of three nodes", .serialized)
 struct LineTopologyTests {
     struct Line {
@@ -15,10 +17,10 @@ struct LineTopologyTests {
         }
     }
 
-    static func line(chain: TestChain, bBlocks: [P2PBlock] = [], bSettings: P2PSettings = .test) async throws -> Line {
+    static func line(chain: TestChain, bSource: any BlockSource = MemoryBlockSource(),
+                     bSettings: P2PSettings = .test) async throws -> Line {
         let a = try await TestNode.start("A", chain: chain)
-        let b = try await TestNode.start("B", chain: chain, peers: [a.port], source: MemoryBlockSource(bBlocks),
-                                         settings: bSettings)
+        let b = try await TestNode.start("B", chain: chain, peers: [a.port], source: bSource, settings: bSettings)
         let c = try await TestNode.start("C", chain: chain, peers: [b.port])
         try await waitUntil("A–B–C connected") {
             a.isConnected(to: b) && c.isConnected(to: b) && b.service.peers.count == 2
@@ -29,19 +31,22 @@ struct LineTopologyTests {
 
     @Test("a block gossiped by A reaches C through B, once, and is not echoed back to A")
     func gossipAlongTheLine() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         let line = try await Self.line(chain: chain)
         let (a, b, c) = (line.a, line.b, line.c)
 
-        let first = chain.block(height: 1)
+        let first = try chain.block(height: 1)
         a.service.broadcast(block: first)
         try await waitUntil("C receives block 1") { c.hasReceived(first) }
         #expect(c.received.first?.from == b.id)
         #expect(b.received.first?.from == a.id)
+        // What arrives decodes to the block the proposer built.
+        let decoded = try chain.validator.check(c.received[0].block).get()
+        #expect(try decoded.signedHeader == chain.store.signedHeader(at: 1))
 
         // A second block pushes through the same ordered connections: once it has arrived, any
         // echo or duplicate of the first would have arrived before it.
-        let second = chain.block(height: 2)
+        let second = try chain.block(height: 2)
         a.service.broadcast(block: second)
         try await waitUntil("C receives block 2") { c.hasReceived(second) }
         #expect(c.received.map(\.block) == [first, second])
@@ -50,7 +55,7 @@ struct LineTopologyTests {
 
         // A rebroadcast of a known block is dropped by B's seen-set.
         a.service.broadcast(block: first)
-        let third = chain.block(height: 3)
+        let third = try chain.block(height: 3)
         a.service.broadcast(block: third)
         try await waitUntil("C receives block 3") { c.hasReceived(third) }
         #expect(c.received.map(\.block) == [first, second, third])
@@ -59,9 +64,9 @@ struct LineTopologyTests {
 
     @Test("heights announced on connect and on each new block give maxPeerHeight")
     func heightAnnouncements() async throws {
-        let chain = TestChain()
-        let blocks = chain.blocks(1...20)
-        let line = try await Self.line(chain: chain, bBlocks: blocks)
+        let chain = try TestChain()
+        try chain.build(to: 20)
+        let line = try await Self.line(chain: chain, bSource: chain.source)
         let (a, b, c) = (line.a, line.b, line.c)
         try await waitUntil("C learns B's height 20") { c.service.maxPeerHeight == 20 }
         try await waitUntil("A learns B's height 20") { a.service.maxPeerHeight == 20 }
@@ -69,7 +74,7 @@ struct LineTopologyTests {
         try await waitUntil("B hears A and C") { b.service.peers.allSatisfy { $0.announcedHeight == 0 } }
         #expect(b.service.maxPeerHeight == 0)
 
-        b.source.add([chain.block(height: 21)])
+        try chain.build(to: 21)
         b.service.announce(height: 21)
         try await waitUntil("C learns height 21") { c.service.maxPeerHeight == 21 }
         let info = try #require(c.service.peers.first)
@@ -79,21 +84,24 @@ struct LineTopologyTests {
         await line.stop()
     }
 
-    @Test("C fetches 200 blocks from B in requests of at most 64")
+    @Test("C fetches 200 blocks from B's store in requests of at most 64")
     func rangeOf200() async throws {
-        let chain = TestChain()
-        let blocks = chain.blocks(1...200)
-        let line = try await Self.line(chain: chain, bBlocks: blocks)
+        let chain = try TestChain()
+        let blocks = try chain.blocks(1...200)
+        let served = RecordingSource(chain.source)
+        let line = try await Self.line(chain: chain, bSource: served)
         let (b, c) = (line.b, line.c)
         try await waitUntil("C learns B's height") { c.service.maxPeerHeight == 200 }
 
         let fetched = try await c.service.requestRange(from: 1, to: 200)
         #expect(fetched == blocks)
-        #expect(b.source.largestRequest <= P2PProtocol.maxBlocksPerRequest)
-        #expect(b.source.requests >= 4)
+        #expect(served.largestRequest <= P2PProtocol.maxBlocksPerRequest)
+        #expect(served.requests >= 4)
         let info = try #require(c.service.peers.first { $0.id == b.id })
         #expect(info.requestsAnswered >= 4)
         #expect(info.lastResponseAt != nil)
+        // Every fetched block passes the full check against the genesis proposer.
+        for block in fetched { #expect(chain.validator.validate(block) == .accept) }
 
         // A sub-range that does not start at a chunk boundary.
         #expect(try await c.service.requestRange(from: 63, to: 130) == Array(blocks[62..<130]))
@@ -107,16 +115,17 @@ struct LineTopologyTests {
 
     @Test("responses are cut to the frame limit and the requester asks again for the rest")
     func partialResponses() async throws {
-        let chain = TestChain()
-        // 20 KiB of data per block, 64 KiB frames: three blocks per response at most.
-        let blocks = (1...40).map { chain.block(height: $0, data: [UInt8](repeating: UInt8($0), count: 20 << 10)) }
+        // 20 KiB of txs per block, 64 KiB frames: three blocks per response at most.
+        let chain = try TestChain(txBytes: 20 << 10)
+        let blocks = try chain.blocks(1...40)
         var small = P2PSettings.test
         small.maxFrameBytes = 64 << 10
-        let line = try await Self.line(chain: chain, bBlocks: blocks, bSettings: small)
+        let served = RecordingSource(chain.source)
+        let line = try await Self.line(chain: chain, bSource: served, bSettings: small)
         try await waitUntil("C learns B's height") { line.c.service.maxPeerHeight == 40 }
         let fetched = try await line.c.service.requestRange(from: 1, to: 40)
         #expect(fetched == blocks)
-        #expect(line.b.source.requests >= 14)
+        #expect(served.requests >= 14)
         await line.stop()
     }
 }
@@ -125,12 +134,13 @@ struct LineTopologyTests {
 struct RangeFailoverTests {
     @Test("a peer serving forged blocks is banned, and the range comes from an honest peer")
     func forgedBlocks() async throws {
-        let chain = TestChain()
-        let good = chain.blocks(1...200)
-        // A's store holds blocks signed by someone who is not the proposer.
-        let forger = TestChain(chainID: chain.chainID)
-        let a = try await TestNode.start("A", chain: chain, source: MemoryBlockSource(forger.blocks(1...200)))
-        let b = try await TestNode.start("B", chain: chain)
+        let chain = try TestChain()
+        let good = try chain.blocks(1...200)
+        // A's store holds blocks whose headers are signed by someone who is not the proposer.
+        let forged = try (1...200).map { try chain.forged(height: UInt64($0)) }
+        let honest = MemoryBlockSource()
+        let a = try await TestNode.start("A", chain: chain, source: MemoryBlockSource(forged))
+        let b = try await TestNode.start("B", chain: chain, source: honest)
         let c = try await TestNode.start("C", chain: chain, peers: [a.port, b.port])
         try await waitUntil("C connected to A and B") { c.isConnected(to: a) && c.isConnected(to: b) }
         try await waitUntil("C knows A's height") { c.service.maxPeerHeight == 200 }
@@ -141,7 +151,7 @@ struct RangeFailoverTests {
         try await waitUntil("A disconnected") { !c.isConnected(to: a) }
 
         // B gets the real blocks and announces them; the fetch now succeeds from B.
-        b.source.add(good)
+        honest.add(good)
         b.service.announce(height: 200)
         try await waitUntil("C learns B's height") {
             c.service.peers.first { $0.id == b.id }?.announcedHeight == 200
@@ -155,8 +165,8 @@ struct RangeFailoverTests {
 
     @Test("a peer whose store fails or lacks the blocks is skipped without a ban")
     func failingStore() async throws {
-        let chain = TestChain()
-        let good = chain.blocks(1...100)
+        let chain = try TestChain()
+        let good = try chain.blocks(1...100)
         let broken = MemoryBlockSource(good)
         broken.setFailing(true)
         let pruned = MemoryBlockSource()
@@ -184,21 +194,21 @@ struct RangeFailoverTests {
 struct GossipLoopTests {
     @Test("in a triangle every node gets each block exactly once: the seen-set stops the loop")
     func triangle() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         let a = try await TestNode.start("A", chain: chain)
         let b = try await TestNode.start("B", chain: chain, peers: [a.port])
         let c = try await TestNode.start("C", chain: chain, peers: [a.port, b.port])
         try await waitUntil("triangle connected") {
             a.service.peers.count == 2 && b.service.peers.count == 2 && c.service.peers.count == 2
         }
-        let blocks = chain.blocks(1...20)
+        let blocks = try chain.blocks(1...20)
         for block in blocks { a.service.broadcast(block: block) }
         try await waitUntil("B and C have all 20") {
             blocks.allSatisfy { b.hasReceived($0) && c.hasReceived($0) }
         }
-        // Without the seen-set B and C would relay to each other forever; flush with one more block
-        // from each side and count.
-        let marker = chain.block(height: 21)
+        // Without the seen-set B and C would relay to each other forever; flush with one more
+        // block from B and count.
+        let marker = try chain.block(height: 21)
         b.service.broadcast(block: marker)
         try await waitUntil("marker everywhere") { a.hasReceived(marker) && c.hasReceived(marker) }
         for block in blocks {
@@ -213,7 +223,7 @@ struct GossipLoopTests {
 
     @Test("gossip waiting for a slow node is bounded: the oldest are dropped and counted")
     func boundedInbox() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         let a = try await TestNode.start("A", chain: chain)
         var settings = P2PSettings.test
         settings.receivedBufferCapacity = 4
@@ -221,10 +231,10 @@ struct GossipLoopTests {
         let slow = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0),
                                                 peers: [HostPort(host: "127.0.0.1", port: a.port)]),
                               nodeKey: .generate(), chainID: chain.chainID, source: MemoryBlockSource(),
-                              validator: TestChainValidator(chain), settings: settings, logger: testLogger("slow"))
+                              validator: chain.validator, settings: settings, logger: testLogger("slow"))
         try await slow.start()
         try await waitUntil("connected") { slow.peers.count == 1 }
-        let blocks = chain.blocks(1...10)
+        let blocks = try chain.blocks(1...10)
         for block in blocks { a.service.broadcast(block: block) }
         try await waitUntil("6 dropped") { slow.receivedBlocksDropped == 6 }
         await slow.shutdown()
@@ -236,7 +246,7 @@ struct GossipLoopTests {
 
     @Test("penalize(peer:) disconnects and bans a peer the node found bad later")
     func penalize() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         let a = try await TestNode.start("A", chain: chain)
         let b = try await TestNode.start("B", chain: chain, peers: [a.port])
         try await waitUntil("connected") { b.isConnected(to: a) }

@@ -18,18 +18,18 @@ struct MisbehaviourTests {
 
         /// B still relays gossip from A to C and answers C's range requests.
         func stillServing(_ chain: TestChain, height: UInt64) async throws {
-            let block = chain.block(height: height)
+            let block = try chain.block(height: height)
             a.service.broadcast(block: block)
             try await waitUntil("C receives block \(height) through B") { c.hasReceived(block) }
-            #expect(try await c.service.requestRange(from: 1, to: 10) == b.source.blocksForTest(1...10))
+            #expect(try await c.service.requestRange(from: 1, to: 10) == chain.blocks(1...10))
             #expect(a.isConnected(to: b) && c.isConnected(to: b))
         }
     }
 
     static func line(chain: TestChain, bSettings: P2PSettings = .test) async throws -> Line {
+        try chain.build(to: 10)
         let a = try await TestNode.start("A", chain: chain)
-        let b = try await TestNode.start("B", chain: chain, peers: [a.port],
-                                         source: MemoryBlockSource(chain.blocks(1...10)), settings: bSettings)
+        let b = try await TestNode.start("B", chain: chain, peers: [a.port], source: chain.source, settings: bSettings)
         let c = try await TestNode.start("C", chain: chain, peers: [b.port])
         try await waitUntil("A–B–C connected") {
             a.isConnected(to: b) && c.isConnected(to: b) && c.service.maxPeerHeight == 10
@@ -46,7 +46,7 @@ struct MisbehaviourTests {
 
     @Test("garbage, oversized frames, a wrong chain id and a forged handshake each get the sender banned; B keeps serving A and C")
     func preHandshakeAttacks() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         let line = try await Self.line(chain: chain)
         let b = line.b
 
@@ -104,7 +104,7 @@ struct MisbehaviourTests {
 
     @Test("an authenticated peer gossiping a wrongly signed block is banned by id and address, and the block goes nowhere")
     func forgedGossip() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         let line = try await Self.line(chain: chain)
         let (b, c) = (line.b, line.c)
         let key = KeyFile.generate()
@@ -112,7 +112,7 @@ struct MisbehaviourTests {
         _ = try await raw.handshake(chainID: chain.chainID, key: key)
         try await waitUntil("raw peer registered") { b.service.peers.count == 3 }
 
-        let forged = chain.block(height: 11, signer: .init())
+        let forged = try chain.forged(height: 11)
         try await raw.send(.newBlock(forged))
         try await Self.expectBanned(raw, by: b, address: "127.0.0.6")
         #expect(b.service.isBanned(peer: PeerID(key: key)))
@@ -123,12 +123,12 @@ struct MisbehaviourTests {
         try await line.stillServing(chain, height: 12)
         #expect(!c.hasReceived(forged))
 
-        // After the handshake the limit is the configured one (8 MiB); beyond it ⇒ banned by id.
+        // After the handshake the limit is the configured one (a maximal block); beyond it ⇒ banned by id.
         let bigKey = KeyFile.generate()
         let big = try await RawPeer.connect(port: b.port, from: "127.0.0.12")
         _ = try await big.handshake(chainID: chain.chainID, key: bigKey)
         var header = ByteBuffer()
-        header.writeInteger(UInt32(8 << 20) + 1)
+        header.writeInteger(UInt32(P2PSettings.test.maxFrameBytes) + 1)
         header.writeInteger(MessageType.newBlock.rawValue)
         try await big.send(bytes: Array(header.readableBytesView))
         try await Self.expectBanned(big, by: b, address: "127.0.0.12")
@@ -139,18 +139,19 @@ struct MisbehaviourTests {
 
     @Test("before the handshake only handshake-sized frames are accepted")
     func smallFramesBeforeHandshake() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         let b = try await TestNode.start("B", chain: chain)
         let raw = try await RawPeer.connect(port: b.port, from: "127.0.0.13")
         // A perfectly valid block message, but from a peer that has not authenticated.
-        try await raw.send(.newBlock(chain.block(height: 1, data: [UInt8](repeating: 0, count: 4096))))
+        let bigChain = try TestChain(chainID: chain.chainID, txBytes: 4096)
+        try await raw.send(.newBlock(bigChain.block(height: 1)))
         try await Self.expectBanned(raw, by: b, address: "127.0.0.13")
         await b.stop()
     }
 
     @Test("a flooding peer is banned; a peer slightly over the rate is only throttled")
     func flooding() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         var settings = P2PSettings.test
         settings.messagesPerSecond = 200
         settings.messageBurst = 100
@@ -187,7 +188,7 @@ struct MisbehaviourTests {
 
     @Test("a peer that never completes the handshake is dropped after the timeout, without a ban")
     func silentPeer() async throws {
-        let chain = TestChain()
+        let chain = try TestChain()
         var settings = P2PSettings.test
         settings.handshakeTimeout = .milliseconds(300)
         let b = try await TestNode.start("B", chain: chain, settings: settings)
@@ -196,11 +197,5 @@ struct MisbehaviourTests {
         #expect(silent.goodbye?.reason == .handshakeTimeout)
         #expect(!b.service.isBanned(address: "127.0.0.11"))
         await b.stop()
-    }
-}
-
-extension MemoryBlockSource {
-    func blocksForTest(_ range: ClosedRange<UInt64>) async throws -> [P2PBlock] {
-        try await blocks(from: range.lowerBound, count: range.count)
     }
 }

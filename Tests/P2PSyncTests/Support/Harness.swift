@@ -49,7 +49,7 @@ func testLogger(_ name: String) -> Logger {
 final class TestNode: Sendable {
     let name: String
     let key: KeyFile
-    let source: MemoryBlockSource
+    let source: any BlockSource
     let service: P2PService
     let port: Int
     private let inbox = NIOLockedValueBox<[ReceivedBlock]>([])
@@ -58,7 +58,7 @@ final class TestNode: Sendable {
     var id: PeerID { service.localID }
     var received: [ReceivedBlock] { inbox.withLockedValue { $0 } }
 
-    private init(name: String, key: KeyFile, source: MemoryBlockSource, service: P2PService, port: Int) {
+    private init(name: String, key: KeyFile, source: any BlockSource, service: P2PService, port: Int) {
         self.name = name
         self.key = key
         self.source = source
@@ -72,12 +72,19 @@ final class TestNode: Sendable {
     }
 
     static func start(_ name: String, chain: TestChain, peers: [Int] = [], port: Int = 0,
-                      key: KeyFile = .generate(), source: MemoryBlockSource = MemoryBlockSource(),
-                      settings: P2PSettings = .test, validator: (any GossipValidator)? = nil) async throws -> TestNode {
+                      key: KeyFile = .generate(), source: any BlockSource = MemoryBlockSource(),
+                      settings: P2PSettings = .test) async throws -> TestNode {
+        try await start(name, validator: chain.validator, peers: peers, port: port, key: key, source: source,
+                        settings: settings)
+    }
+
+    static func start(_ name: String, validator: SignedBlockValidator, peers: [Int] = [], port: Int = 0,
+                      key: KeyFile = .generate(), source: any BlockSource = MemoryBlockSource(),
+                      settings: P2PSettings = .test) async throws -> TestNode {
         let config = P2PConfig(listen: HostPort(host: "127.0.0.1", port: port),
                                peers: peers.map { HostPort(host: "127.0.0.1", port: $0) })
-        let service = P2PService(config: config, nodeKey: key, chainID: chain.chainID, source: source,
-                                 validator: validator ?? TestChainValidator(chain), settings: settings,
+        let service = P2PService(config: config, nodeKey: key, chainID: validator.chainID, source: source,
+                                 validator: validator, settings: settings,
                                  logger: testLogger(name))
         let address = try await service.start()
         return TestNode(name: name, key: key, source: source, service: service, port: address.port ?? 0)

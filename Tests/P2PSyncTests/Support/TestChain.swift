@@ -1,93 +1,124 @@
+import Block
 @testable import Config
-import Crypto
+import Foundation
 import NIOConcurrencyHelpers
 @testable import P2PSync
 
-/// A chain of blocks signed by a real Ed25519 proposer key, in a compact test encoding:
-///
-///     signed header = "EVT1" ‖ chain-id-len u8 ‖ chain id ‖ height u64 ‖ SHA-256(data) ‖ public key[32] ‖ signature[64]
-///
-/// The signature covers everything before it; the header hash is SHA-256 of that same prefix.
-/// (Stands in for the Block module's encoding until it lands.)
-struct TestChain {
-    let chainID: String
-    let proposer: Curve25519.Signing.PrivateKey
+/// A real chain: blocks built by the Block module's `BlockBuilder` with the genesis proposer's
+/// key, executed by the KV executor and committed to a RocksDB `BlockStore` in a temp directory.
+/// Blocks are built on demand, in order, and read back from the store as `P2PBlock`s.
+final class TestChain {
+    let dir: TempDirectory
+    let genesis: Genesis
+    let signer: BlockSigner
+    let store: BlockStore
+    let executor: KVExecutor
+    /// Bytes of tx payload per block (one `key=value` tx).
+    let txBytes: Int
 
-    init(chainID: String = "p2p-test", proposer: Curve25519.Signing.PrivateKey = .init()) {
-        self.chainID = chainID
-        self.proposer = proposer
+    init(chainID: String = "p2p-test", txBytes: Int = 16) throws {
+        dir = try TempDirectory("evnode-p2p-chain")
+        signer = BlockSigner(keyFile: .generate())
+        genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000,
+                          proposerAddress: signer.address)
+        store = try BlockStore.open(path: dir.sub("data"))
+        executor = KVExecutor(store: store)
+        self.txBytes = txBytes
+        try store.initialize(genesis: genesis, executor: executor)
     }
 
-    var proposerAddress: [UInt8] { Array(SHA256.hash(data: proposer.publicKey.rawRepresentation)) }
-
-    func block(height: UInt64, data: [UInt8]? = nil, signer: Curve25519.Signing.PrivateKey? = nil,
-               chainID overrideChain: String? = nil) -> P2PBlock {
-        let key = signer ?? proposer
-        let payload = data ?? Array("block \(height) of \(chainID)".utf8)
-        var header = Array("EVT1".utf8)
-        let id = Array((overrideChain ?? chainID).utf8)
-        header.append(UInt8(id.count))
-        header += id
-        withUnsafeBytes(of: height.bigEndian) { header += $0 }
-        header += Array(SHA256.hash(data: payload))
-        header += Array(key.publicKey.rawRepresentation)
-        let hash = Array(SHA256.hash(data: header))
-        let signature = Array(try! key.signature(for: header))
-        return P2PBlock(height: height, headerHash: hash, encodedSignedHeader: header + signature,
-                        encodedData: payload)
+    deinit {
+        store.close()
     }
 
-    func blocks(_ range: ClosedRange<UInt64>) -> [P2PBlock] {
-        range.map { block(height: $0) }
+    var chainID: String { genesis.chainID }
+    var validator: SignedBlockValidator { SignedBlockValidator(genesis: genesis) }
+    /// Serves this chain's store, as a node serves its own.
+    var source: StoreBlockSource { StoreBlockSource(store: store) }
+
+    /// Builds and commits blocks until the store reaches `height`.
+    func build(to height: UInt64) throws {
+        let builder = BlockBuilder(signer: signer, executor: executor)
+        while store.height < height {
+            let state = store.state!
+            let h = state.nextHeight
+            let value = String(repeating: "v", count: max(1, txBytes - 8))
+            let commit = try builder.build(on: state, txs: [Array("k\(h)=\(value)".utf8)],
+                                           time: genesis.startTimeNanoseconds + h * 1_000_000_000)
+            try store.commit(commit, sync: false)
+        }
+    }
+
+    func block(height: UInt64) throws -> P2PBlock {
+        try build(to: height)
+        let (signed, data) = try store.block(at: height)!
+        return P2PBlock(signedHeader: signed, data: data)
+    }
+
+    func blocks(_ range: ClosedRange<UInt64>) throws -> [P2PBlock] {
+        try range.map { try block(height: $0) }
+    }
+
+    /// Block `height` with its header signed by a key that is not the genesis proposer.
+    func forged(height: UInt64) throws -> P2PBlock {
+        try build(to: height)
+        let (signed, data) = try store.block(at: height)!
+        let impostor = BlockSigner(keyFile: .generate())
+        var header = signed.header
+        header.proposerAddress = impostor.address
+        let forged = try impostor.sign(header: header)
+        return P2PBlock(signedHeader: forged, data: data)
     }
 }
 
-/// Checks blocks of the test encoding for real: chain id, height, hash, data binding, proposer
-/// address and Ed25519 signature.
-struct TestChainValidator: GossipValidator {
-    let chainID: String
-    let proposerAddress: [UInt8]
+/// A fresh directory under the temp dir, removed when released.
+final class TempDirectory {
+    let path: String
 
-    init(_ chain: TestChain) {
-        chainID = chain.chainID
-        proposerAddress = chain.proposerAddress
+    struct Failure: Error {}
+
+    init(_ name: String) throws {
+        var template = Array((NSTemporaryDirectory() + "\(name)-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw Failure() }
+        path = String(cString: made)
     }
 
-    func validate(_ block: P2PBlock) -> GossipVerdict {
-        let bytes = block.encodedSignedHeader
-        let id = Array(chainID.utf8)
-        let headerLength = 4 + 1 + id.count + 8 + 32 + 32
-        guard bytes.count == headerLength + 64, bytes.starts(with: Array("EVT1".utf8)) else {
-            return .reject("not a test header")
-        }
-        guard bytes[4] == UInt8(id.count), Array(bytes[5..<(5 + id.count)]) == id else {
-            return .reject("wrong chain id")
-        }
-        var height: UInt64 = 0
-        for b in bytes[(5 + id.count)..<(13 + id.count)] { height = height << 8 | UInt64(b) }
-        guard height == block.height else { return .reject("height \(height) ≠ announced \(block.height)") }
-        let header = Array(bytes[0..<headerLength])
-        guard Array(SHA256.hash(data: header)) == block.headerHash else { return .reject("header hash mismatch") }
-        guard Array(bytes[(13 + id.count)..<(45 + id.count)]) == Array(SHA256.hash(data: block.encodedData)) else {
-            return .reject("data does not match the header")
-        }
-        let key = Array(bytes[(45 + id.count)..<headerLength])
-        guard Array(SHA256.hash(data: key)) == proposerAddress else { return .reject("not the proposer") }
-        guard let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: key),
-              publicKey.isValidSignature(bytes[headerLength...], for: header) else {
-            return .reject("bad signature")
-        }
-        return .accept
+    func sub(_ name: String) -> String { path + "/" + name }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
     }
 }
 
-/// An in-memory `BlockSource`: the blocks a test node holds. Records the largest request it served.
+/// A `BlockSource` wrapper that records the requests it served (to check the 64-block bound).
+final class RecordingSource: BlockSource {
+    private let inner: any BlockSource
+    private let counts = NIOLockedValueBox<(requests: Int, largest: Int)>((0, 0))
+
+    init(_ inner: any BlockSource) {
+        self.inner = inner
+    }
+
+    var requests: Int { counts.withLockedValue { $0.requests } }
+    var largestRequest: Int { counts.withLockedValue { $0.largest } }
+
+    func currentHeight() -> UInt64 { inner.currentHeight() }
+
+    func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
+        counts.withLockedValue { c in
+            c.requests += 1
+            c.largest = max(c.largest, count)
+        }
+        return try await inner.blocks(from: from, count: count)
+    }
+}
+
+/// An in-memory `BlockSource` for the store states RocksDB cannot be made to show on demand: a
+/// store that fails to read, or one that claims a height whose blocks it does not have.
 final class MemoryBlockSource: BlockSource {
     private struct State {
         var blocks: [UInt64: P2PBlock] = [:]
         var height: UInt64 = 0
-        var largestRequest = 0
-        var requests = 0
         var failing = false
     }
 
@@ -116,17 +147,12 @@ final class MemoryBlockSource: BlockSource {
         state.withLockedValue { $0.failing = failing }
     }
 
-    var largestRequest: Int { state.withLockedValue { $0.largestRequest } }
-    var requests: Int { state.withLockedValue { $0.requests } }
-
     func currentHeight() -> UInt64 { state.withLockedValue { $0.height } }
 
     struct ReadFailure: Error {}
 
     func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
         try state.withLockedValue { s in
-            s.requests += 1
-            s.largestRequest = max(s.largestRequest, count)
             if s.failing { throw ReadFailure() }
             var out: [P2PBlock] = []
             var h = from
