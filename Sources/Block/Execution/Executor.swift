@@ -80,6 +80,9 @@ public protocol Executor: AnyObject, Sendable {
     /// the next block.
     func getTxs(max: Int, maxBytes: Int) -> [[UInt8]]
 
+    /// Whether transactions wait in the mempool (lazy aggregators produce only then).
+    var hasPendingTransactions: Bool { get }
+
     /// Executes block `height`'s txs on top of `previousRoot`.
     func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                     previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult

@@ -41,6 +41,8 @@ public final class KVExecutor: Executor {
         mempool.take(max: max, maxBytes: maxBytes)
     }
 
+    public var hasPendingTransactions: Bool { mempool.count > 0 }
+
     public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                            previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {
         var writes = WriteSet()

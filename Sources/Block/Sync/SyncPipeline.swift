@@ -1,0 +1,408 @@
+import Config
+import Dispatch
+import Foundation
+import Logging
+
+/// Where a candidate block came from. DA is authoritative; P2P is soft (SPEC §7).
+public enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
+    case da(daHeight: UInt64)
+    case p2p(peer: String)
+
+    public var isDA: Bool {
+        if case .da = self { return true }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case .da(let h): return "DA height \(h)"
+        case .p2p(let peer): return "peer \(peer)"
+        }
+    }
+}
+
+/// A complete block (signed header and its data) offered to the sync pipeline.
+public struct CandidateBlock: Sendable {
+    public var signedHeader: SignedHeader
+    public var data: BlockData
+    public var origin: BlockOrigin
+
+    public init(signedHeader: SignedHeader, data: BlockData, origin: BlockOrigin) {
+        self.signedHeader = signedHeader
+        self.data = data
+        self.origin = origin
+    }
+
+    public var height: UInt64 { signedHeader.header.height }
+}
+
+/// Anything that takes candidate blocks: the sync pipeline, for the DA follower and P2P.
+public protocol CandidateSink: Sendable {
+    /// Offers blocks; suspends while the pipeline is full (backpressure).
+    func submit(_ candidates: [CandidateBlock]) async
+}
+
+/// What the pipeline tells the node besides progress.
+public enum SyncEvent: Sendable {
+    /// A block was dropped by validation; `blamesSource` says whether its source should be
+    /// penalised.
+    case rejected(height: UInt64, origin: BlockOrigin, error: ApplyError)
+    /// A validly signed block at a height we already hold, with another hash (SPEC §7).
+    case conflict(height: UInt64, storedHash: [UInt8], candidate: CandidateBlock)
+    /// The pipeline stopped because the store or executor failed; the node must halt.
+    case failed(ApplyError)
+}
+
+/// A snapshot of the pipeline's progress (sampled by the failover state machine and /status).
+public struct SyncProgress: Sendable, Equatable {
+    public var storeHeight: UInt64
+    /// Complete blocks held and not yet applied.
+    public var waiting: Int
+    /// Highest height of a header validly signed by the proposer seen from any source.
+    public var highestKnownHeader: UInt64
+    public var appliedTotal: UInt64
+    /// When the last block was applied (or when the pipeline started).
+    public var lastProgress: ContinuousClock.Instant
+}
+
+/// The full node's sync pipeline: takes candidate blocks from DA and P2P in any order, holds them
+/// by height (bounded), verifies signatures in parallel ahead of the in-order apply, and applies
+/// consecutive runs through `BlockApplier` in one store batch per run.
+///
+/// The apply loop runs on a thread of its own: it is CPU and disk work that would otherwise take
+/// a whole core of Swift's two-thread cooperative pool away from networking.
+public final class SyncPipeline: CandidateSink, @unchecked Sendable {
+    // @unchecked: every mutable field below is guarded by `condition`.
+    private let applier: BlockApplier
+    private let validator: BlockValidator
+    private let logger: Logger
+    /// Most blocks held waiting; `submit` suspends beyond it.
+    public let capacity: Int
+    /// Most blocks applied in one store batch.
+    public let batchSize: Int
+
+    private let condition = NSCondition()
+    private var pending: [UInt64: CandidateBlock] = [:]
+    private var storeHeight: UInt64
+    private var highestKnownHeader: UInt64
+    private var appliedTotal: UInt64 = 0
+    private var lastProgress = ContinuousClock.now
+    private var retryAfter: ContinuousClock.Instant?
+    private var stopping = false
+    private var running = false
+    private var failure: ApplyError?
+    private var spaceWaiters: [CheckedContinuation<Bool, Never>] = []
+    private var thread: Thread?
+    private let stopped = DispatchSemaphore(value: 0)
+
+    private let eventContinuation: AsyncStream<SyncEvent>.Continuation
+    public let events: AsyncStream<SyncEvent>
+
+    public init(applier: BlockApplier, capacity: Int = 8192, batchSize: Int = 512, logger: Logger) {
+        self.applier = applier
+        self.validator = applier.validator
+        self.capacity = capacity
+        self.batchSize = batchSize
+        self.logger = logger
+        let height = applier.store.height
+        storeHeight = height
+        highestKnownHeader = height
+        (events, eventContinuation) = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .bufferingOldest(4096))
+    }
+
+    public var progress: SyncProgress {
+        condition.lock()
+        defer { condition.unlock() }
+        return SyncProgress(storeHeight: storeHeight, waiting: pending.count, highestKnownHeader: highestKnownHeader,
+                            appliedTotal: appliedTotal, lastProgress: lastProgress)
+    }
+
+    public func start() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !running else { return }
+        running = true
+        stopping = false
+        storeHeight = applier.store.height
+        lastProgress = .now
+        let thread = Thread { [self] in self.applyLoop() }
+        thread.name = "evnode-sync-apply"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stops the apply loop after the batch in progress and waits for it. Blocks held are dropped.
+    public func stop() {
+        condition.lock()
+        guard running else {
+            condition.unlock()
+            return
+        }
+        stopping = true
+        let waiters = spaceWaiters
+        spaceWaiters = []
+        condition.broadcast()
+        condition.unlock()
+        for w in waiters { w.resume(returning: true) }
+        stopped.wait()
+        condition.lock()
+        running = false
+        pending.removeAll()
+        condition.unlock()
+        eventContinuation.finish()
+    }
+
+    /// Blocks from DA beyond the window wait (DA delivers in order; dropping them would lose
+    /// them); blocks from P2P beyond it are dropped, to be fetched by range when their turn comes.
+    public func submit(_ candidates: [CandidateBlock]) async {
+        var (conflicts, farAhead) = enqueue(candidates)
+        for (height, stored, candidate) in conflicts {
+            // Only a block the proposer really signed is a conflict; anything else is noise.
+            if (try? validator.verifySignature(candidate.signedHeader)) != nil {
+                eventContinuation.yield(.conflict(height: height, storedHash: stored, candidate: candidate))
+            }
+        }
+        var waitingDA = farAhead.filter { $0.origin.isDA }
+        // Too far ahead to hold; still, a validly signed header there is known (equivocation fence).
+        for candidate in farAhead where !candidate.origin.isDA
+            && (try? validator.verifySignature(candidate.signedHeader)) != nil {
+            noteKnownHeader(candidate.height)
+        }
+        while !waitingDA.isEmpty {
+            let seen = progress.storeHeight
+            (conflicts, farAhead) = enqueue(waitingDA)
+            waitingDA = farAhead
+            if waitingDA.isEmpty { break }
+            guard await waitForProgress(beyond: seen) else { break }
+        }
+        while await waitForRoom() {}
+    }
+
+    /// Holds what extends the chain; returns the blocks that conflict with stored ones and those
+    /// too far ahead to hold.
+    private func enqueue(_ candidates: [CandidateBlock])
+        -> (conflicts: [(UInt64, [UInt8], CandidateBlock)], farAhead: [CandidateBlock]) {
+        var conflicts: [(UInt64, [UInt8], CandidateBlock)] = []
+        var farAhead: [CandidateBlock] = []
+        condition.lock()
+        defer {
+            condition.signal()
+            condition.unlock()
+        }
+        for candidate in candidates {
+            let height = candidate.height
+            if height <= storeHeight {
+                // Already applied: only a different block matters (a possible divergence).
+                if let stored = try? applier.store.headerHash(at: height), stored != candidate.signedHeader.header.hash {
+                    conflicts.append((height, stored, candidate))
+                }
+                continue
+            }
+            if height > storeHeight + UInt64(capacity) {
+                farAhead.append(candidate)
+                continue
+            }
+            if let held = pending[height] {
+                // DA is authoritative: it replaces a different P2P block that is not applied yet.
+                if candidate.origin.isDA && !held.origin.isDA {
+                    pending[height] = candidate
+                }
+                continue
+            }
+            pending[height] = candidate
+        }
+        return (conflicts, farAhead)
+    }
+
+    private func noteKnownHeader(_ height: UInt64) {
+        condition.lock()
+        highestKnownHeader = max(highestKnownHeader, height)
+        condition.unlock()
+    }
+
+    /// Waits for one applied batch while the pipeline is full; false once there is room (or the
+    /// pipeline stopped), true when the caller should check again.
+    private func waitForRoom() async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            if !park(c, unless: { self.pending.count < self.capacity }) { c.resume(returning: false) }
+        }
+    }
+
+    /// Waits until the store height moves past `height`; false when the pipeline stopped.
+    private func waitForProgress(beyond height: UInt64) async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            if !park(c, unless: { self.storeHeight > height }) { c.resume(returning: true) }
+        }
+        return !isStoppingOrFailed
+    }
+
+    private var isStoppingOrFailed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopping || failure != nil
+    }
+
+    /// Keeps `c` to be resumed (with true) after the next applied batch, unless `satisfied`
+    /// already holds or the pipeline is stopping; checked under the lock so no wake-up is missed.
+    private func park(_ c: CheckedContinuation<Bool, Never>, unless satisfied: () -> Bool) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if stopping || failure != nil || satisfied() { return false }
+        spaceWaiters.append(c)
+        return true
+    }
+
+    // MARK: apply loop (own thread)
+
+    private func applyLoop() {
+        defer { stopped.signal() }
+        while true {
+            condition.lock()
+            while !stopping && !hasNextBlockReady() {
+                if let until = retryAfter {
+                    let remaining = ContinuousClock.now.duration(to: until)
+                    if remaining <= .zero {
+                        retryAfter = nil
+                        continue
+                    }
+                    let (s, atto) = remaining.components
+                    _ = condition.wait(until: Date(timeIntervalSinceNow: Double(s) + Double(atto) / 1e18))
+                } else {
+                    condition.wait()
+                }
+            }
+            if stopping {
+                condition.unlock()
+                return
+            }
+            var run: [CandidateBlock] = []
+            var h = storeHeight + 1
+            while run.count < batchSize, let block = pending[h] {
+                run.append(block)
+                h += 1
+            }
+            condition.unlock()
+
+            let outcome = applyRun(run)
+
+            condition.lock()
+            for block in run.prefix(outcome.applied) {
+                pending.removeValue(forKey: block.height)
+            }
+            if let dropped = outcome.dropped {
+                pending.removeValue(forKey: dropped)
+            }
+            if outcome.applied > 0 {
+                storeHeight += UInt64(outcome.applied)
+                appliedTotal += UInt64(outcome.applied)
+                lastProgress = .now
+            }
+            highestKnownHeader = max(highestKnownHeader, outcome.highestVerified)
+            if outcome.retryLater {
+                retryAfter = .now + .seconds(1)
+            }
+            if let fatal = outcome.fatal {
+                failure = fatal
+                stopping = true
+            }
+            // Every waiter re-checks for itself: cheaper than tracking what each one waits for.
+            let waiters = spaceWaiters
+            spaceWaiters = []
+            condition.unlock()
+            for w in waiters { w.resume(returning: true) }
+            if let fatal = outcome.fatal {
+                logger.critical("sync pipeline stopped: \(fatal)")
+                eventContinuation.yield(.failed(fatal))
+                return
+            }
+        }
+    }
+
+    /// Called with the lock held.
+    private func hasNextBlockReady() -> Bool {
+        if retryAfter != nil { return false }
+        return pending[storeHeight + 1] != nil
+    }
+
+    private struct RunOutcome {
+        var applied = 0
+        /// Height of a block removed because it is invalid.
+        var dropped: UInt64?
+        var highestVerified: UInt64 = 0
+        var retryLater = false
+        var fatal: ApplyError?
+    }
+
+    private func applyRun(_ run: [CandidateBlock]) -> RunOutcome {
+        var outcome = RunOutcome()
+        // Signatures first, in parallel: the one CPU cost per block that does not depend on order.
+        let verified = verifySignatures(run)
+        var usable = run.count
+        if let firstBad = verified.firstIndex(where: { $0 != nil }) {
+            usable = firstBad
+        }
+        if usable > 0 {
+            outcome.highestVerified = run[usable - 1].height
+        }
+        let blocks = run.prefix(usable).map { (signedHeader: $0.signedHeader, data: $0.data) }
+        if !blocks.isEmpty {
+            do throws(ApplyError) {
+                let result = try applier.apply(Array(blocks), now: BlockValidator.currentTime(),
+                                               signaturesVerified: true)
+                outcome.applied = result.applied
+                if let failure = result.failure {
+                    handle(failure, block: run[result.applied], outcome: &outcome)
+                }
+            } catch {
+                outcome.fatal = error
+            }
+            if outcome.dropped != nil || outcome.retryLater || outcome.fatal != nil { return outcome }
+        }
+        if usable < run.count, let error = verified[usable] {
+            handle(.invalid(error), block: run[usable], outcome: &outcome)
+        }
+        return outcome
+    }
+
+    private func handle(_ error: ApplyError, block: CandidateBlock, outcome: inout RunOutcome) {
+        switch error {
+        case .invalid(let v):
+            if case .timeInFuture = v {
+                // Our clock may be behind; keep the block and try again shortly.
+                outcome.retryLater = true
+                logger.warning("block is ahead of the local clock; retrying", metadata: [
+                    "height": "\(block.height)", "source": "\(block.origin)"])
+                return
+            }
+            outcome.dropped = block.height
+            logger.warning("dropped invalid block", metadata: [
+                "height": "\(block.height)", "source": "\(block.origin)", "rule": "\(v.rule)", "error": "\(v)"])
+            eventContinuation.yield(.rejected(height: block.height, origin: block.origin, error: error))
+        case .execution, .store:
+            outcome.fatal = error
+        }
+    }
+
+    /// One result per block: nil when its signature checks out.
+    private func verifySignatures(_ run: [CandidateBlock]) -> [ValidationError?] {
+        var results = [ValidationError?](repeating: nil, count: run.count)
+        let validator = self.validator
+        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, run.count / 32))
+        results.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            nonisolated(unsafe) let slots = base
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let lo = run.count * chunk / chunks
+                let hi = run.count * (chunk + 1) / chunks
+                for i in lo..<hi {
+                    do throws(ValidationError) {
+                        try validator.verifySignature(run[i].signedHeader)
+                    } catch {
+                        slots[i] = error
+                    }
+                }
+            }
+        }
+        return results
+    }
+}

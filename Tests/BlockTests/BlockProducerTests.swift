@@ -1,0 +1,101 @@
+import Block
+import Foundation
+import Config
+import Logging
+import Testing
+
+@Suite struct BlockProducerTests {
+    let logger = Logger(label: "test.producer")
+
+    func producer(_ chain: TestChain, mark: SignerHighWaterMark, timing: BlockProducer.Timing,
+                  published: Box<[UInt64]> = Box([])) -> BlockProducer {
+        BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer, mark: mark,
+                      timing: timing, logger: logger) { block in published.mutate { $0.append(block.height) } }
+    }
+
+    @Test func producesValidBlocksAndRecordsTheMarkAfterStoring() throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        let p = producer(chain, mark: mark, timing: .init(blockTime: .milliseconds(10)))
+        try chain.executor.submit(Array("a=1".utf8))
+        for h in 1...3 {
+            let block = try p.produceOne()
+            #expect(block.height == UInt64(h))
+            #expect(chain.store.height == UInt64(h))
+            #expect(try mark.load() == UInt64(h))
+        }
+        #expect(try chain.value("a") == "1")
+        #expect(try chain.store.block(at: 1)?.data.txs == [Array("a=1".utf8)])
+        // A follower on the same genesis accepts the produced chain.
+        let follower = try TestChain(signer: chain.signer)
+        for h in UInt64(1)...3 {
+            let b = try #require(try chain.store.block(at: h))
+            try follower.applier.apply(b.signedHeader, b.data, now: BlockValidator.currentTime())
+        }
+        #expect(follower.store.state == chain.store.state)
+    }
+
+    @Test func refusesToSignHeightsItAlreadySigned() async throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        try mark.record(5)
+        let p = producer(chain, mark: mark, timing: .init(blockTime: .milliseconds(10)))
+        await #expect(throws: ProductionError.self) { try await p.run() }
+        #expect(chain.store.height == 0)
+        #expect(try mark.load() == 5)
+    }
+
+    @Test func runProducesOnTheBlockTimeAndPublishesInOrder() async throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        let published = Box<[UInt64]>([])
+        let p = producer(chain, mark: mark, timing: .init(blockTime: .milliseconds(5)), published: published)
+        let task = Task { try await p.run() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while published.value.count < 10 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        task.cancel()
+        _ = try? await task.value
+        let heights = published.value
+        #expect(heights.count >= 10)
+        #expect(heights == Array(1...UInt64(heights.count)))
+    }
+
+    @Test func lazyModeProducesWhenTransactionsWait() async throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        let p = producer(chain, mark: mark, timing: .init(blockTime: .milliseconds(5), lazy: true, lazyInterval: .seconds(3600)))
+        let task = Task { try await p.run() }
+        defer { task.cancel() }
+        try chain.executor.submit(Array("lazy=1".utf8))
+        try await waitUntil { chain.store.height >= 1 }
+        try chain.executor.submit(Array("lazy=2".utf8))
+        try await waitUntil { chain.store.height >= 2 }
+        #expect(try chain.value("lazy") == "2")
+        // Both blocks carry a transaction: none was produced on an empty mempool.
+        for h in UInt64(1)...chain.store.height {
+            #expect(try chain.store.block(at: h)?.data.txs.isEmpty == false)
+        }
+    }
+
+    func waitUntil(_ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("condition not met before the deadline")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+/// A lock-protected value shared with a @Sendable closure.
+final class Box<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _value: T
+    init(_ value: T) { _value = value }
+    var value: T { lock.withLock { _value } }
+    func mutate(_ f: (inout T) -> Void) { lock.withLock { f(&_value) } }
+}

@@ -1,0 +1,130 @@
+import Block
+import Config
+import Logging
+import Testing
+
+/// The sync pipeline on a real store: out-of-order input, parallel signature checks ahead of the
+/// in-order apply, DA over P2P precedence, rejection and conflict events, backpressure.
+@Suite struct SyncPipelineTests {
+    let logger = Logger(label: "test.sync")
+
+    /// A proposer chain of `count` blocks and a fresh follower on the same genesis.
+    func makeChains(count: Int) throws -> (source: TestChain, follower: TestChain, blocks: [BlockCommit]) {
+        let signer = BlockSigner(keyFile: KeyFile.generate())
+        let source = try TestChain(signer: signer)
+        var blocks: [BlockCommit] = []
+        for h in 1...count {
+            blocks.append(try source.produce(h % 5 == 0 ? [] : ["k\(h)=v\(h)", "shared=\(h)"]))
+        }
+        return (source, try TestChain(signer: signer), blocks)
+    }
+
+    func candidates(_ blocks: some Sequence<BlockCommit>, _ source: BlockOrigin) -> [CandidateBlock] {
+        blocks.map { CandidateBlock(signedHeader: $0.signedHeader, data: $0.data, origin: source) }
+    }
+
+    func waitForHeight(_ pipeline: SyncPipeline, _ height: UInt64) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while pipeline.progress.storeHeight < height {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("pipeline stuck at \(pipeline.progress.storeHeight), wanted \(height)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    @Test func appliesShuffledInputInOrderToTheSameChain() async throws {
+        let (source, follower, blocks) = try makeChains(count: 300)
+        let pipeline = SyncPipeline(applier: follower.applier, batchSize: 64, logger: logger)
+        pipeline.start()
+        defer { pipeline.stop() }
+        var shuffled = candidates(blocks, .p2p(peer: "a"))
+        var rng = SystemRandomNumberGenerator()
+        shuffled.shuffle(using: &rng)
+        for chunk in stride(from: 0, to: shuffled.count, by: 37) {
+            await pipeline.submit(Array(shuffled[chunk..<min(chunk + 37, shuffled.count)]))
+        }
+        try await waitForHeight(pipeline, 300)
+        #expect(follower.store.state == source.store.state)
+        for h in [UInt64(1), 150, 300] {
+            #expect(try follower.store.headerHash(at: h) == source.store.headerHash(at: h))
+        }
+        #expect(try follower.value("shared") == "299")
+        let progress = pipeline.progress
+        #expect(progress.waiting == 0 && progress.appliedTotal == 300 && progress.highestKnownHeader == 300)
+    }
+
+    @Test func badSignatureIsRejectedAndTheGoodBlockStillApplies() async throws {
+        let (source, follower, blocks) = try makeChains(count: 10)
+        let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
+        pipeline.start()
+        defer { pipeline.stop() }
+        var forged = candidates(blocks[4...4], .p2p(peer: "mallory"))[0]
+        forged.signedHeader.signature[0] ^= 0xff
+        await pipeline.submit(candidates(blocks[0..<4], .p2p(peer: "a")) + [forged])
+        await pipeline.submit(candidates(blocks[5...], .p2p(peer: "a")))
+        try await waitForHeight(pipeline, 4)
+        var iterator = pipeline.events.makeAsyncIterator()
+        guard case .rejected(let height, let from, let error)? = await iterator.next() else {
+            Issue.record("expected a rejection event")
+            return
+        }
+        #expect(height == 5 && from == .p2p(peer: "mallory"))
+        if case .invalid(let v) = error { #expect(v.rule == "signature" && v.blamesSource) }
+        #expect(pipeline.progress.storeHeight == 4)   // 6…10 wait for a valid 5
+        await pipeline.submit(candidates(blocks[4...4], .da(daHeight: 9)))
+        try await waitForHeight(pipeline, 10)
+        #expect(follower.store.state == source.store.state)
+    }
+
+    @Test func daBlockReplacesADifferentPendingP2PBlock() async throws {
+        let (source, follower, blocks) = try makeChains(count: 3)
+        // Another block at height 3, validly signed by the same proposer (an equivocation).
+        let other = try source.builder.build(on: blocks[1].state, txs: [Array("evil=1".utf8)],
+                                             time: blocks[2].signedHeader.header.time)
+        let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
+        // Hold everything first, then start: P2P's 3 is replaced by DA's 3 before any apply.
+        await pipeline.submit(candidates([other], .p2p(peer: "b")))
+        await pipeline.submit(candidates(blocks, .da(daHeight: 1)))
+        pipeline.start()
+        defer { pipeline.stop() }
+        try await waitForHeight(pipeline, 3)
+        #expect(try follower.store.headerHash(at: 3) == blocks[2].signedHeader.header.hash)
+        #expect(try follower.value("evil") == nil)
+    }
+
+    @Test func aDifferentSignedBlockAtAStoredHeightIsAConflict() async throws {
+        let (_, follower, blocks) = try makeChains(count: 4)
+        let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
+        pipeline.start()
+        defer { pipeline.stop() }
+        await pipeline.submit(candidates(blocks, .p2p(peer: "a")))
+        try await waitForHeight(pipeline, 4)
+        let fork = try follower.builder.build(on: blocks[1].state, txs: [Array("fork=1".utf8)],
+                                              time: blocks[2].signedHeader.header.time)
+        await pipeline.submit(candidates([fork], .da(daHeight: 7)))
+        var iterator = pipeline.events.makeAsyncIterator()
+        guard case .conflict(let height, let stored, let candidate)? = await iterator.next() else {
+            Issue.record("expected a conflict event")
+            return
+        }
+        #expect(height == 3 && stored == blocks[2].signedHeader.header.hash)
+        #expect(candidate.origin == .da(daHeight: 7))
+        #expect(pipeline.progress.storeHeight == 4)   // nothing rolled back by the pipeline itself
+    }
+
+    @Test func backpressureKeepsMemoryBoundedAndLosesNothing() async throws {
+        let (source, follower, blocks) = try makeChains(count: 500)
+        let pipeline = SyncPipeline(applier: follower.applier, capacity: 32, batchSize: 16, logger: logger)
+        pipeline.start()
+        defer { pipeline.stop() }
+        for chunk in stride(from: 0, to: blocks.count, by: 20) {
+            await pipeline.submit(candidates(blocks[chunk..<min(chunk + 20, blocks.count)], .da(daHeight: UInt64(chunk))))
+            #expect(pipeline.progress.waiting <= 32 + 20)
+        }
+        try await waitForHeight(pipeline, 500)
+        #expect(follower.store.state == source.store.state)
+    }
+}
+
