@@ -50,6 +50,10 @@ public struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.init(publicKey: key.publicKey)
     }
 
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
     /// Lowercase hex of the 32 bytes.
     public var description: String { Hex.encode(bytes) }
 

@@ -104,3 +104,39 @@ extension P2PBlock {
                   encodedSignedHeader: signedHeader.encoded(), encodedData: data.encoded())
     }
 }
+
+extension P2PBlock {
+    /// The decoded signed header and data, without any check beyond decoding (the sync pipeline
+    /// validates what it applies).
+    public func decoded() throws(BlockProblem) -> (signedHeader: SignedHeader, data: BlockData) {
+        let signed: SignedHeader
+        do throws(WireError) {
+            signed = try SignedHeader(decoding: encodedSignedHeader)
+        } catch {
+            throw .undecodable(height: height, what: "signed header", reason: error.description)
+        }
+        guard signed.header.height == height else {
+            throw .heightMismatch(claimed: height, header: signed.header.height)
+        }
+        do throws(WireError) {
+            return (signed, try BlockData(decoding: encodedData))
+        } catch {
+            throw .undecodable(height: height, what: "data", reason: error.description)
+        }
+    }
+
+    /// The block as a sync-pipeline candidate from `peer` (its origin names the peer id, so a
+    /// rejection can be traced back to `P2PService.penalize(peer:reason:)`).
+    public func candidate(from peer: PeerID) throws(BlockProblem) -> CandidateBlock {
+        let (signed, data) = try decoded()
+        return CandidateBlock(signedHeader: signed, data: data, origin: .p2p(peer: peer.description))
+    }
+}
+
+extension PeerID {
+    /// The peer id from its lowercase-hex form (as in `BlockOrigin.p2p(peer:)`).
+    public init?(hex: String) {
+        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
+        self.init(bytes: bytes)
+    }
+}

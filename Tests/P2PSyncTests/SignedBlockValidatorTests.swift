@@ -78,6 +78,14 @@ struct SignedBlockValidatorTests {
         var otherMeta = data
         otherMeta.metadata?.height = 99
         #expect(rejected(P2PBlock(signedHeader: signed, data: otherMeta), "height"))
+        // A good block converts to a sync-pipeline candidate naming its peer.
+        let peer = PeerID(key: .generate())
+        let candidate = try good.candidate(from: peer)
+        #expect(candidate.signedHeader == signed && candidate.data == data)
+        #expect(candidate.origin == .p2p(peer: peer.description))
+        #expect(PeerID(hex: peer.description) == peer)
+        #expect(throws: BlockProblem.self) { try wrongHeight.candidate(from: peer) }
+
         // Bytes that are not a signed header at all.
         var garbage = good
         garbage.encodedSignedHeader = [0xff, 0xff, 0xff]
