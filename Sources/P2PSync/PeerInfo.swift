@@ -1,0 +1,99 @@
+import Config
+
+public enum PeerDirection: String, Sendable, Equatable {
+    /// The peer connected to us.
+    case inbound
+    /// We dialled the peer.
+    case outbound
+}
+
+/// A snapshot of one connected (handshake completed) peer.
+public struct PeerInfo: Sendable, Equatable {
+    public var id: PeerID
+    /// `ip:port` of the remote end of the TCP connection.
+    public var remoteAddress: String
+    /// The port the peer says it listens on (0 if it does not).
+    public var listenPort: UInt16
+    public var direction: PeerDirection
+    /// The configured address this connection was dialled to, for outbound connections.
+    public var dialTarget: HostPort?
+    public var connectedAt: ContinuousClock.Instant
+    /// Highest height the peer announced; nil until its first status message.
+    public var announcedHeight: UInt64?
+    public var lastAnnouncedAt: ContinuousClock.Instant?
+    /// Last time the peer answered one of our range requests with blocks.
+    public var lastResponseAt: ContinuousClock.Instant?
+    public var requestsAnswered: Int
+    /// Our requests to it that timed out, were refused or came back unusable.
+    public var requestsFailed: Int
+    /// Times its inbound traffic was paused for exceeding the rate limits.
+    public var throttleEvents: Int
+    /// Gossip messages not sent to it because it was not reading fast enough.
+    public var gossipDropped: Int
+}
+
+/// The state of one configured peer address (`--p2p.peers`).
+public struct DialTargetInfo: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
+        case connecting
+        case connected(PeerID)
+        /// Waiting before the next attempt.
+        case backingOff
+        /// The address turned out to be this node itself; it is not dialled again.
+        case isSelf
+    }
+
+    public var target: HostPort
+    public var state: State
+    /// Attempts that failed since the last successful connection.
+    public var consecutiveFailures: Int
+    public var lastError: String?
+}
+
+/// An active ban.
+public struct BanInfo: Sendable, Equatable {
+    public enum Subject: Sendable, Equatable, CustomStringConvertible {
+        case peer(PeerID)
+        case address(String)
+
+        public var description: String {
+            switch self {
+            case .peer(let id): return "peer \(id)"
+            case .address(let ip): return "address \(ip)"
+            }
+        }
+    }
+
+    public var subject: Subject
+    public var remaining: Duration
+}
+
+/// Errors of the public P2P API.
+public enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `requestRange` could not get heights `from...to` from any connected peer.
+    case rangeUnavailable(from: UInt64, to: UInt64, reason: String)
+    case invalidRange(from: UInt64, to: UInt64)
+    case notRunning
+    case alreadyStarted
+    /// The calling task was cancelled.
+    case cancelled
+    /// The listener could not be bound.
+    case bindFailed(address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .rangeUnavailable(let from, let to, let reason):
+            return "blocks \(from)...\(to) unavailable from peers: \(reason)"
+        case .invalidRange(let from, let to):
+            return "invalid range \(from)...\(to) (heights start at 1 and from must not exceed to)"
+        case .notRunning:
+            return "P2P service is not running"
+        case .alreadyStarted:
+            return "P2P service was already started (a service runs once)"
+        case .cancelled:
+            return "range request cancelled"
+        case .bindFailed(let address, let reason):
+            return "cannot listen on \(address): \(reason)"
+        }
+    }
+}

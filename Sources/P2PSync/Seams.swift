@@ -1,0 +1,28 @@
+/// What the node serves to its peers. The node implements it over its block store.
+public protocol BlockSource: Sendable {
+    /// Highest height the node holds (0 when it holds none). Called on event-loop threads, so it
+    /// must be cheap and must not block (an in-memory value, not a disk read).
+    func currentHeight() -> UInt64
+
+    /// Blocks `from`, `from + 1`, … in height order, at most `count` of them, stopping at the first
+    /// height the node does not hold (an empty array when it holds none of them).
+    /// Called from a task, never on an event loop; it may read the disk.
+    func blocks(from: UInt64, count: Int) async throws -> [P2PBlock]
+}
+
+/// The outcome of checking a block that a peer sent.
+public enum GossipVerdict: Sendable, Equatable {
+    /// Valid and worth relaying / delivering.
+    case accept
+    /// Not wrong, but not worth relaying (for example already known or too old).
+    case ignore
+    /// Wrong: bad encoding, wrong chain, bad signature, wrong proposer, inconsistent height or
+    /// hash. The peer that sent it is disconnected and banned.
+    case reject(String)
+}
+
+/// Decides whether a block received from a peer (by gossip or in a range response) is acceptable.
+/// Runs on event-loop threads for gossip, so it must not block; a signature check is fine.
+public protocol GossipValidator: Sendable {
+    func validate(_ block: P2PBlock) -> GossipVerdict
+}

@@ -1,0 +1,142 @@
+import Block
+import Config
+
+/// The `GossipValidator` of a real node: decodes the block with the Block module and checks
+/// everything that can be checked without the chain's state (SPEC §3): the header decodes, is
+/// for this chain, has the height and hash the message claims, and is signed by the genesis
+/// proposer (signer address = SHA-256(key) = proposer address); the data decodes, its txs match
+/// the header's `data_hash` and its metadata (when present) matches the header.
+///
+/// Chain-dependent rules (height = last + 1, last header hash, app hash, time) are the syncer's.
+public struct SignedBlockValidator: GossipValidator {
+    public let blockValidator: BlockValidator
+
+    public init(blockValidator: BlockValidator) {
+        self.blockValidator = blockValidator
+    }
+
+    public init(genesis: Genesis) {
+        self.init(blockValidator: BlockValidator(genesis: genesis))
+    }
+
+    public var chainID: String { blockValidator.chainID }
+
+    public func validate(_ block: P2PBlock) -> GossipVerdict {
+        switch check(block) {
+        case .success: return .accept
+        case .failure(let problem): return .reject(problem.description)
+        }
+    }
+
+    /// The decoded block, or why it is unacceptable.
+    public func check(_ block: P2PBlock) -> Result<(signedHeader: SignedHeader, data: BlockData), BlockProblem> {
+        let signed: SignedHeader
+        do throws(WireError) {
+            signed = try SignedHeader(decoding: block.encodedSignedHeader)
+        } catch {
+            return .failure(.undecodable(height: block.height, what: "signed header", reason: error.description))
+        }
+        let header = signed.header
+        guard header.height == block.height else {
+            return .failure(.heightMismatch(claimed: block.height, header: header.height))
+        }
+        guard header.chainID == chainID else {
+            return .failure(.rejected(.wrongChainID(height: header.height, chainID: header.chainID, expected: chainID)))
+        }
+        guard header.hash == block.headerHash else {
+            return .failure(.hashMismatch(height: block.height))
+        }
+        do throws(ValidationError) {
+            try blockValidator.verifySignature(signed)
+        } catch {
+            return .failure(.rejected(error))
+        }
+        let data: BlockData
+        do throws(WireError) {
+            data = try BlockData(decoding: block.encodedData)
+        } catch {
+            return .failure(.undecodable(height: block.height, what: "data", reason: error.description))
+        }
+        let dataHash = data.dataHash
+        guard dataHash == header.dataHash else {
+            return .failure(.rejected(.dataHashMismatch(height: header.height, dataHash: header.dataHash, computed: dataHash)))
+        }
+        if let metadata = data.metadata {
+            for (field, matches) in [("chain_id", metadata.chainID == header.chainID),
+                                     ("height", metadata.height == header.height),
+                                     ("time", metadata.time == header.time)] where !matches {
+                return .failure(.rejected(.metadataMismatch(height: header.height, field: field)))
+            }
+        }
+        return .success((signed, data))
+    }
+}
+
+/// Why a block from a peer is unacceptable.
+public enum BlockProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    case undecodable(height: UInt64, what: String, reason: String)
+    /// The message's height is not the header's.
+    case heightMismatch(claimed: UInt64, header: UInt64)
+    /// The message's header hash is not the hash of the encoded header.
+    case hashMismatch(height: UInt64)
+    /// A rule of SPEC §3 failed.
+    case rejected(ValidationError)
+
+    public var description: String {
+        switch self {
+        case .undecodable(let height, let what, let reason):
+            return "block \(height): \(what) does not decode: \(reason)"
+        case .heightMismatch(let claimed, let header):
+            return "block announced as height \(claimed) carries a header for height \(header)"
+        case .hashMismatch(let height):
+            return "block \(height): announced header hash is not the hash of its header"
+        case .rejected(let error):
+            return error.description
+        }
+    }
+}
+
+extension P2PBlock {
+    /// The block as gossiped and served: the encodings the store keeps, the height and the
+    /// header hash.
+    public init(signedHeader: SignedHeader, data: BlockData) {
+        self.init(height: signedHeader.header.height, headerHash: signedHeader.header.hash,
+                  encodedSignedHeader: signedHeader.encoded(), encodedData: data.encoded())
+    }
+}
+
+extension P2PBlock {
+    /// The decoded signed header and data, without any check beyond decoding (the sync pipeline
+    /// validates what it applies).
+    public func decoded() throws(BlockProblem) -> (signedHeader: SignedHeader, data: BlockData) {
+        let signed: SignedHeader
+        do throws(WireError) {
+            signed = try SignedHeader(decoding: encodedSignedHeader)
+        } catch {
+            throw .undecodable(height: height, what: "signed header", reason: error.description)
+        }
+        guard signed.header.height == height else {
+            throw .heightMismatch(claimed: height, header: signed.header.height)
+        }
+        do throws(WireError) {
+            return (signed, try BlockData(decoding: encodedData))
+        } catch {
+            throw .undecodable(height: height, what: "data", reason: error.description)
+        }
+    }
+
+    /// The block as a sync-pipeline candidate from `peer` (its origin names the peer id, so a
+    /// rejection can be traced back to `P2PService.penalize(peer:reason:)`).
+    public func candidate(from peer: PeerID) throws(BlockProblem) -> CandidateBlock {
+        let (signed, data) = try decoded()
+        return CandidateBlock(signedHeader: signed, data: data, origin: .p2p(peer: peer.description))
+    }
+}
+
+extension PeerID {
+    /// The peer id from its lowercase-hex form (as in `BlockOrigin.p2p(peer:)`).
+    public init?(hex: String) {
+        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
+        self.init(bytes: bytes)
+    }
+}
