@@ -56,9 +56,12 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var evidence: Int
     /// Lowercase hex of the genesis proposer address.
     public var proposer: String
+    /// Lowercase hex of the state root after the last stored block.
+    public var app_hash: String
 
     public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
-                catchup: Catchup, peers: Int, evidence: Int, proposer: String) {
+                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String) {
+        self.app_hash = app_hash
         self.mode = mode
         self.phase = phase
         self.reason = reason

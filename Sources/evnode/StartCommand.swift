@@ -1,7 +1,11 @@
 import ArgumentParser
 import Config
 import Logging
-import UnixSignals
+import Node
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `evnode start`: flags override config.yaml, which overrides the defaults.
 /// Options are optional so that "not given" lets the file's value through.
@@ -120,12 +124,14 @@ struct StartCommand: AsyncParsableCommand {
             "peers": "\(c.p2p.peers.count)",
             "rpc": "\(c.rpc.address)",
         ])
-        // The block pipeline lands with the block, DA and P2P issues; until then `start`
-        // validates everything and waits for a stop signal like a running node would.
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        for await signal in signals {
-            logger.info("received \(signal), stopping")
-            break
+        let node: EvNode
+        do throws(NodeFailure) {
+            node = try EvNode(setup: setup, logger: logger)
+            try await node.run()
+        } catch {
+            logger.critical("\(error)")
+            FileIOStderr.write("error: \(error)\n")
+            Glibc.exit(error.exitStatus)
         }
     }
 }

@@ -1,0 +1,211 @@
+import Block
+import Config
+import DA
+import Foundation
+import Logging
+import NIOPosix
+import P2PSync
+import ServiceLifecycle
+import Synchronization
+
+/// A running evnode: opens the store, builds every part from the validated setup, and runs the
+/// RPC server, P2P and the failover state machine until SIGTERM/SIGINT or a failure.
+public final class EvNode: Sendable {
+    public let setup: NodeSetup
+    let store: BlockStore
+    let executor: KVExecutor
+    let daClient: CelestiaDAClient
+    let p2p: P2PService
+    let pipeline: SyncPipeline
+    let follower: DAFollower
+    let state: NodeState
+    let metrics: NodeMetrics
+    let machine: FailoverStateMachine
+    let logger: Logger
+    let submitter: DASubmitter?
+
+    public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) throws(NodeFailure) {
+        self.setup = setup
+        self.logger = logger
+        let config = setup.config
+        let genesis = setup.genesis
+        metrics = NodeMetrics()
+        state = NodeState(metrics: metrics, logger: logger)
+
+        do throws(FileIO.Failure) {
+            try FileIO.makeDirectories(setup.layout.dataDirectory, mode: 0o700)
+        } catch {
+            throw .config(.file(path: error.path, reason: error.description))
+        }
+        do throws(StoreError) {
+            store = try BlockStore.open(path: setup.layout.storeDirectory)
+        } catch {
+            throw .store(error)
+        }
+        executor = KVExecutor(store: store)
+        do throws(StoreError) {
+            let s = try store.initialize(genesis: genesis, executor: executor)
+            logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
+                                                   "height": "\(s.lastBlockHeight)",
+                                                   "finalized": "\(store.finalizedHeight)"])
+        } catch {
+            store.close()
+            throw .store(error)
+        }
+
+        let validator = BlockValidator(genesis: genesis)
+        let headerNamespace = DANamespace(name: config.da.headerNamespaceName(chainID: genesis.chainID))
+        let dataNamespace = DANamespace(name: config.da.dataNamespaceName(chainID: genesis.chainID))
+        do throws(DAError) {
+            daClient = try CelestiaDAClient(options: DAClientOptions(config: config.da),
+                                            logger: Logger(label: "evnode.da"))
+        } catch {
+            store.close()
+            throw .daFollower("cannot create the DA client: \(error)")
+        }
+        let blockCheck = SignedBlockValidator(blockValidator: validator)
+        p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
+                         source: StoreBlockSource(store: store), validator: blockCheck,
+                         logger: Logger(label: "evnode.p2p"))
+        let applier = BlockApplier(store: store, executor: executor, validator: validator)
+        pipeline = SyncPipeline(applier: applier, logger: Logger(label: "evnode.sync"))
+        let startDA = config.da.startHeight > 0 ? config.da.startHeight : genesis.daStartHeight
+        follower = DAFollower(
+            client: daClient,
+            options: .init(headerNamespace: headerNamespace, dataNamespace: dataNamespace,
+                           startHeight: startDA, parallelism: config.da.fetchParallelism,
+                           pollInterval: min(config.da.blockTime, .seconds(1))),
+            sink: pipeline, store: store, executor: executor, validator: validator,
+            logger: Logger(label: "evnode.da.follower"))
+        let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
+                               metrics: metrics, logger: Logger(label: "evnode.sync"))
+
+        var aggregator: AggregatorRuntime?
+        var submitter: DASubmitter?
+        var mark: SignerHighWaterMark?
+        if config.aggregator, let key = setup.signer {
+            let signer = BlockSigner(keyFile: key)
+            let signerMark = SignerHighWaterMark(path: setup.layout.signerStateFile)
+            mark = signerMark
+            let p2p = self.p2p
+            let metrics = self.metrics
+            let producer = BlockProducer(
+                store: store, executor: executor, signer: signer, mark: signerMark,
+                timing: .init(blockTime: config.blockTime, lazy: config.lazy, lazyInterval: config.lazyInterval),
+                logger: Logger(label: "evnode.producer")) { block in
+                    metrics.blocksProduced.increment()
+                    p2p.publish(block)
+                }
+            let sub = DASubmitter(client: daClient, store: store, executor: executor, signer: signer,
+                                  options: SubmitterOptions(config: config.da, chainID: genesis.chainID),
+                                  logger: Logger(label: "evnode.da.submitter"))
+            submitter = sub
+            aggregator = AggregatorRuntime(producer: producer, submitter: sub, logger: logger)
+        }
+        self.submitter = submitter
+        let mode: FailoverStateMachine.Mode
+        if !config.aggregator {
+            mode = .fullNode
+        } else if config.catchupEnabled {
+            mode = .aggregatorWithCatchup(timeout: config.catchupTimeout)
+        } else {
+            mode = .aggregator
+        }
+        machine = FailoverStateMachine(mode: mode, state: state, sync: sync, aggregator: aggregator, p2p: p2p,
+                                       peersConfigured: !config.p2p.peers.isEmpty, signerMark: mark,
+                                       metrics: metrics, logger: logger)
+    }
+
+    /// Runs until SIGTERM/SIGINT (returns) or a failure (throws `NodeFailure`).
+    public func run() async throws(NodeFailure) {
+        let rpc = RPCServer(address: setup.config.rpc.address, backend: NodeRPCBackend(node: self),
+                            logger: Logger(label: "evnode.rpc"))
+        let runtime = NodeRuntimeService(node: self)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: rpc),
+                .init(service: p2p),
+                .init(service: MetricsRefresher(node: self)),
+                .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "evnode.lifecycle")))
+        defer {
+            store.close()
+        }
+        do {
+            try await group.run()
+        } catch let failure as NodeFailure {
+            throw failure
+        } catch let error as ServiceGroupError {
+            throw .p2p("\(error)")
+        } catch {
+            if let failure = runtime.failure { throw failure }
+            throw .p2p("\(error)")
+        }
+        if let failure = runtime.failure { throw failure }
+        logger.notice("stopped", metadata: ["height": "\(store.height)", "finalized": "\(store.finalizedHeight)"])
+    }
+
+    // MARK: read-outs for RPC and metrics
+
+    func status() -> NodeStatus {
+        let snapshot = state.snapshot
+        let follower = self.follower.status
+        return NodeStatus(
+            mode: setup.config.mode.rawValue,
+            phase: snapshot.phase,
+            reason: snapshot.reason,
+            chain_id: setup.genesis.chainID,
+            heights: .init(store: store.height, finalized: store.finalizedHeight, da_head: follower.daHead,
+                           p2p_max: p2p.maxPeerHeight ?? 0),
+            catchup: snapshot.catchup,
+            peers: p2p.peers.count,
+            evidence: snapshot.evidence,
+            proposer: Hex.encode(setup.genesis.proposerAddress),
+            app_hash: Hex.encode(store.state?.appHash ?? []))
+    }
+}
+
+/// Runs the failover state machine as a service; keeps its failure for `EvNode.run` to throw.
+final class NodeRuntimeService: Service, Sendable {
+    let node: EvNode
+    private let failureBox = Mutex<NodeFailure?>(nil)
+
+    init(node: EvNode) {
+        self.node = node
+    }
+
+    var failure: NodeFailure? { failureBox.withLock { $0 } }
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.node.machine.run()
+            }
+        } catch let failure as NodeFailure {
+            failureBox.withLock { $0 = failure }
+            throw failure
+        } catch is CancellationError {
+            return
+        }
+    }
+}
+
+/// Keeps the gauges current (once a second).
+struct MetricsRefresher: Service {
+    let node: EvNode
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let status = node.status()
+            let m = node.metrics
+            m.storeHeight.set(Double(status.heights.store))
+            m.finalizedHeight.set(Double(status.heights.finalized))
+            m.daHeadHeight.set(Double(status.heights.da_head))
+            m.p2pMaxHeight.set(Double(status.heights.p2p_max))
+            m.peers.set(Double(status.peers))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+import Block
+import Config
+import DA
+
+/// Why the node stopped by itself. Every case names what an operator must look at; the process
+/// exits non-zero with the description.
+public enum NodeFailure: Error, Sendable, CustomStringConvertible {
+    /// Catchup refused to promote: producing could fork the chain or sign a height twice.
+    case failClosed(String)
+    /// The sync pipeline stopped (store or executor failure).
+    case syncer(ApplyError)
+    /// The DA follower stopped on something retrying cannot fix.
+    case daFollower(String)
+    case production(ProductionError)
+    case submitter(String)
+    case store(StoreError)
+    case p2p(String)
+    case config(ConfigError)
+
+    public var description: String {
+        switch self {
+        case .failClosed(let why): return "catchup failed closed: \(why)"
+        case .syncer(let e): return "sync pipeline stopped: \(e)"
+        case .daFollower(let e): return "DA follower stopped: \(e)"
+        case .production(let e): return "block production stopped: \(e)"
+        case .submitter(let e): return e
+        case .store(let e): return "store: \(e)"
+        case .p2p(let e): return "P2P: \(e)"
+        case .config(let e): return e.description
+        }
+    }
+
+    /// Process exit status: 3 for a fail-closed catchup (an operator decision is needed), 1 for
+    /// everything else.
+    public var exitStatus: Int32 {
+        if case .failClosed = self { return 3 }
+        return 1
+    }
+}

@@ -1,0 +1,67 @@
+import Block
+import Config
+import Foundation
+
+/// The RPC server's view of a running node.
+struct NodeRPCBackend: RPCBackend {
+    let node: EvNode
+
+    func status() async -> NodeStatus { node.status() }
+
+    func readiness() async -> Readiness {
+        let status = node.status()
+        switch status.phase {
+        case .aggregating:
+            return .ready
+        case .starting:
+            return .notReady("starting")
+        case .caughtUp:
+            return .notReady("caught up, promoting to block producer")
+        case .recovering:
+            return .notReady("recovering from a divergence: \(status.reason ?? "")")
+        case .halted:
+            return .notReady("halted: \(status.reason ?? "")")
+        case .syncing:
+            if status.catchup.active {
+                let why = status.catchup.blocked_by ?? "catching up"
+                return .notReady("catching up (height \(status.heights.store) of \(status.catchup.target)): \(why)")
+            }
+            if !node.follower.status.headReached {
+                return .notReady("syncing: DA head not reached yet (height \(status.heights.store))")
+            }
+            // A block or two behind a peer is gossip in flight, not being behind.
+            if status.heights.p2p_max > status.heights.store + 2 {
+                return .notReady("behind: peers are at \(status.heights.p2p_max), store at \(status.heights.store)")
+            }
+            return .ready
+        }
+    }
+
+    func block(at height: UInt64) async -> BlockView? {
+        guard let block = try? node.store.block(at: height) else { return nil }
+        let h = block.signedHeader.header
+        return BlockView(height: h.height, hash: Hex.encode(h.hash), time_ns: h.time,
+                         proposer: Hex.encode(h.proposerAddress), app_hash: Hex.encode(h.appHash),
+                         data_hash: Hex.encode(h.dataHash),
+                         txs: block.data.txs.map { Data($0).base64EncodedString() })
+    }
+
+    func submitTransaction(_ tx: [UInt8]) async throws(TransactionRejected) {
+        guard node.setup.config.aggregator else {
+            throw TransactionRejected(status: 503, message: "this node does not produce blocks; send transactions to the aggregator")
+        }
+        do throws(MempoolError) {
+            try node.executor.submit(tx)
+        } catch {
+            throw TransactionRejected(status: 503, message: "\(error)")
+        }
+    }
+
+    func value(forKey key: [UInt8]) async -> [UInt8]? {
+        try? node.executor.value(forKey: key)
+    }
+
+    func metricsText() async -> String {
+        node.metrics.text()
+    }
+}

@@ -1,0 +1,58 @@
+import Logging
+import Synchronization
+
+/// The node's phase and catchup progress, shared by the state machine (writer) and the RPC,
+/// metrics and logs (readers).
+public final class NodeState: Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        public var phase: NodePhase = .starting
+        /// Why the node halted, or what holds it back.
+        public var reason: String?
+        public var catchup = NodeStatus.Catchup()
+        public var evidence = 0
+    }
+
+    private let box = Mutex(Snapshot())
+    private let metrics: NodeMetrics
+    private let logger: Logger
+
+    public init(metrics: NodeMetrics, logger: Logger) {
+        self.metrics = metrics
+        self.logger = logger
+        metrics.setPhase(.starting)
+    }
+
+    public var snapshot: Snapshot { box.withLock { $0 } }
+    public var phase: NodePhase { box.withLock { $0.phase } }
+
+    /// Moves to `phase`, logging the transition with its reason.
+    public func enter(_ phase: NodePhase, reason: String? = nil) {
+        let previous = box.withLock { s -> NodePhase in
+            let p = s.phase
+            s.phase = phase
+            s.reason = reason
+            return p
+        }
+        metrics.setPhase(phase)
+        guard previous != phase else { return }
+        var metadata: Logger.Metadata = ["from": "\(previous.rawValue)", "to": "\(phase.rawValue)"]
+        if let reason { metadata["reason"] = "\(reason)" }
+        if phase == .halted {
+            logger.critical("node halted", metadata: metadata)
+        } else {
+            logger.notice("phase change", metadata: metadata)
+        }
+    }
+
+    public func setReason(_ reason: String?) {
+        box.withLock { $0.reason = reason }
+    }
+
+    public func updateCatchup(_ update: (inout NodeStatus.Catchup) -> Void) {
+        box.withLock { update(&$0.catchup) }
+    }
+
+    public func setEvidence(_ count: Int) {
+        box.withLock { $0.evidence = count }
+    }
+}

@@ -1,0 +1,151 @@
+import Block
+import Config
+import DA
+import Logging
+import P2PSync
+import Synchronization
+
+/// The moving parts of the sync phase (SPEC §6 "syncing", and a full node forever): the DA
+/// follower, blocks gossiped by peers, ranges fetched from peers that are ahead, and the sync
+/// pipeline that applies them. `run()` returns when cancelled and throws what the node cannot
+/// continue after — never swallowing a background failure.
+final class SyncRuntime: Sendable {
+    let pipeline: SyncPipeline
+    let follower: DAFollower
+    let p2p: P2PService
+    let blockCheck: SignedBlockValidator
+    let metrics: NodeMetrics
+    let logger: Logger
+    private let fetchError = Mutex<String?>(nil)
+
+    init(pipeline: SyncPipeline, follower: DAFollower, p2p: P2PService, blockCheck: SignedBlockValidator,
+         metrics: NodeMetrics, logger: Logger) {
+        self.pipeline = pipeline
+        self.follower = follower
+        self.p2p = p2p
+        self.blockCheck = blockCheck
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The last failure of a range request to peers, nil after a success.
+    var lastPeerFetchError: String? { fetchError.withLock { $0 } }
+
+    func run() async throws(NodeFailure) {
+        pipeline.start()
+        defer { pipeline.stop() }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    do {
+                        try await self.follower.run()
+                    } catch is CancellationError {
+                    } catch {
+                        throw NodeFailure.daFollower("\(error)")
+                    }
+                }
+                group.addTask { await self.takeGossip() }
+                group.addTask { await self.fetchFromPeers() }
+                group.addTask { try await self.watchPipeline() }
+                // The first task to end (a failure, or cancellation) ends the phase.
+                try await group.next()
+                group.cancelAll()
+            }
+        } catch let failure as NodeFailure {
+            throw failure
+        } catch {
+            if Task.isCancelled { return }
+            throw .daFollower("\(error)")
+        }
+    }
+
+    /// Blocks gossiped by peers (already signature-checked by P2P) go to the pipeline.
+    private func takeGossip() async {
+        for await received in p2p.receivedBlocks {
+            if Task.isCancelled { return }
+            guard case .success(let block) = blockCheck.check(received.block) else { continue }
+            await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,
+                                                  origin: .p2p(peer: received.from.description))])
+        }
+    }
+
+    /// Ranges from peers that announce more than the store holds. While DA is still delivering
+    /// (head not reached and the store advancing), DA is left to do the work.
+    private func fetchFromPeers() async {
+        var idle: Duration = .milliseconds(100)
+        while !Task.isCancelled {
+            let progress = pipeline.progress
+            let stalled = ContinuousClock.now - progress.lastProgress > .seconds(2)
+            guard let peerMax = p2p.maxPeerHeight, peerMax > progress.storeHeight,
+                  follower.status.headReached || stalled else {
+                try? await Task.sleep(for: idle)
+                continue
+            }
+            let from = progress.storeHeight + 1
+            let to = min(peerMax, from + UInt64(P2PProtocol.maxBlocksPerRequest * 4) - 1)
+            do {
+                let blocks = try await p2p.requestRange(from: from, to: to)
+                var candidates: [CandidateBlock] = []
+                candidates.reserveCapacity(blocks.count)
+                for b in blocks {
+                    if case .success(let decoded) = blockCheck.check(b) {
+                        candidates.append(CandidateBlock(signedHeader: decoded.signedHeader, data: decoded.data,
+                                                         origin: .p2p(peer: "range")))
+                    }
+                }
+                if candidates.isEmpty {
+                    throw P2PFetchFailure.empty(from: from, to: to)
+                }
+                fetchError.withLock { $0 = nil }
+                idle = .milliseconds(100)
+                await pipeline.submit(candidates)
+                // Let the pipeline apply before asking again for the same heights.
+                while !Task.isCancelled, pipeline.progress.storeHeight < candidates.last!.height,
+                      pipeline.progress.waiting > 0 {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    if ContinuousClock.now - pipeline.progress.lastProgress > .seconds(2) { break }
+                }
+            } catch {
+                let first = fetchError.withLock { e -> Bool in
+                    defer { e = "heights \(from)…\(to): \(error)" }
+                    return e == nil
+                }
+                if first {
+                    logger.warning("could not fetch blocks from peers", metadata: [
+                        "from": "\(from)", "to": "\(to)", "peer_max": "\(peerMax)", "error": "\(error)"])
+                }
+                idle = min(idle * 2, .seconds(2))
+                try? await Task.sleep(for: idle)
+            }
+        }
+    }
+
+    /// Pipeline events: penalise peers that sent bad blocks, report conflicts, stop on failure.
+    private func watchPipeline() async throws {
+        for await event in pipeline.events {
+            switch event {
+            case .rejected(let height, let origin, let error):
+                metrics.blocksRejected.increment()
+                if case .invalid(let v) = error, v.blamesSource, case .p2p(let peer) = origin,
+                   let id = p2p.peers.first(where: { $0.id.description == peer })?.id {
+                    p2p.penalize(peer: id, reason: "invalid block \(height): \(v.rule)")
+                }
+            case .conflict(let height, let stored, let candidate):
+                logger.error("a validly signed block differs from the stored one", metadata: [
+                    "height": "\(height)", "stored": "\(Hex.encode(stored))",
+                    "received": "\(Hex.encode(candidate.signedHeader.header.hash))", "from": "\(candidate.origin)"])
+            case .failed(let error):
+                throw NodeFailure.syncer(error)
+            }
+        }
+    }
+}
+
+enum P2PFetchFailure: Error, CustomStringConvertible {
+    case empty(from: UInt64, to: UInt64)
+    var description: String {
+        switch self {
+        case let .empty(from, to): return "no peer served heights \(from)…\(to)"
+        }
+    }
+}
