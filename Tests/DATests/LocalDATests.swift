@@ -227,7 +227,7 @@ import Testing
     @Test func emptyBlocksAppearEveryBlockTime() async throws {
         try await withLocalDA(arguments: ["--block-time", "100ms"]) { _, client, _ in
             let start = try await client.networkHead().height
-            try await waitUntil("three empty DA blocks", timeout: .seconds(10)) {
+            try await waitUntil("three empty DA blocks", timeout: .seconds(30)) {
                 try await client.networkHead().height >= start + 3
             }
             await #expect(throws: DAError.notFound(method: "blob.GetAll", height: start + 1, message: "blob: not found")) {

@@ -14,7 +14,7 @@ struct WaitTimedOut: Error, CustomStringConvertible {
 
 /// Polls `condition` until it holds, failing after `timeout`. Tests wait on observable state,
 /// never on a fixed sleep.
-func waitUntil(_ what: String, timeout: Duration = .seconds(5),
+func waitUntil(_ what: String, timeout: Duration = .seconds(30),
                _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while try await !condition() {
