@@ -70,7 +70,7 @@ final class TemporaryDirectory: Sendable {
 }
 
 /// Polls `condition` until it holds or `timeout` passes (then throws naming `what`).
-func waitUntil(_ what: String, timeout: Duration = .seconds(10), poll: Duration = .milliseconds(20),
+func waitUntil(_ what: String, timeout: Duration = .seconds(30), poll: Duration = .milliseconds(20),
                _ condition: () async throws -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
