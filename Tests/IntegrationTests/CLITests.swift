@@ -71,4 +71,10 @@ import Testing
             #expect(h.stdout.contains(flag), "help lacks \(flag)")
         }
     }
+
+    @Test func statusNamesTheNodeItCannotReach() throws {
+        let r = try runCommand(evnode, ["status", "--rpc", "http://127.0.0.1:1"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("cannot reach the node at http://127.0.0.1:1"), "\(r.stderr)")
+    }
 }

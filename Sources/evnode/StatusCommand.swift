@@ -1,0 +1,75 @@
+import ArgumentParser
+import Config
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `evnode status`: asks a running node's RPC for `/status` and prints it for a human (or raw
+/// JSON with `--json`).
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running node's phase, heights and catchup progress (reads its RPC).")
+
+    @Option(name: .customLong("home"), help: "Node home whose config.yaml names the RPC address")
+    var home: String = "./evnode-home"
+
+    @Option(name: .customLong("rpc"), help: "RPC base URL (overrides the home's rpc.address), e.g. http://127.0.0.1:7331")
+    var rpc: String?
+
+    @Flag(name: .customLong("json"), help: "Print the raw /status JSON")
+    var json = false
+
+    func run() async throws {
+        let base = try rpcBase()
+        guard let url = URL(string: base + "/status") else {
+            throw ConfigError.invalidValue(field: "rpc (--rpc)", value: base, source: "command line", reason: "not a URL")
+        }
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 5
+        let data: Data
+        do {
+            let (body, response) = try await URLSession.shared.data(for: request)
+            guard let http = response as? HTTPURLResponse, http.statusCode == 200 else {
+                throw StatusFailure("\(url) answered \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+            }
+            data = body
+        } catch let failure as StatusFailure {
+            throw failure
+        } catch {
+            throw StatusFailure("cannot reach the node at \(base): \(error.localizedDescription)")
+        }
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        guard let s = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw StatusFailure("\(url) did not answer with a JSON object")
+        }
+        let heights = s["heights"] as? [String: Any] ?? [:]
+        let catchup = s["catchup"] as? [String: Any] ?? [:]
+        func v(_ d: [String: Any], _ k: String) -> String { d[k].map { "\($0)" } ?? "-" }
+        print("chain     \(v(s, "chain_id"))  mode \(v(s, "mode"))  phase \(v(s, "phase"))")
+        if let reason = s["reason"] as? String { print("reason    \(reason)") }
+        print("heights   store \(v(heights, "store"))  finalized \(v(heights, "finalized"))  DA head \(v(heights, "da_head"))  peers' max \(v(heights, "p2p_max"))")
+        print("peers     \(v(s, "peers"))  evidence \(v(s, "evidence"))  proposer \(v(s, "proposer"))")
+        if (catchup["active"] as? Bool) == true {
+            print("catchup   target \(v(catchup, "target"))  \(v(catchup, "blocks_per_second")) blocks/s  ETA \(v(catchup, "eta_seconds")) s  waiting for: \(v(catchup, "blocked_by"))")
+        }
+    }
+
+    private func rpcBase() throws -> String {
+        if let rpc { return rpc.hasSuffix("/") ? String(rpc.dropLast()) : rpc }
+        let layout = HomeLayout(home: home)
+        let file = FileIO.exists(layout.configFile) ? try ConfigLoader.readFile(at: layout.configFile) : [:]
+        let config = try ConfigLoader.resolve(home: layout.home, file: file, flags: [:])
+        let host = config.rpc.address.host == "0.0.0.0" ? "127.0.0.1" : config.rpc.address.host
+        return "http://\(HostPort(host: host, port: config.rpc.address.port))"
+    }
+}
+
+struct StatusFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
