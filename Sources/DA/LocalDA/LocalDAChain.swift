@@ -60,6 +60,11 @@ final class LocalDAChain: Sendable {
 
     /// Appends a block holding `blobs` (possibly none) at head + 1. Blocks the calling thread
     /// until it is on disk; run it off Swift's cooperative threads.
+    /// Closes the database: after it, requests fail instead of touching a closed handle.
+    func close() {
+        db.close()
+    }
+
     func append(blobs: [DABlob], now: UInt64) throws(Failure) -> DAHeader {
         try appendLock.withLock { _ throws(Failure) -> DAHeader in
             let previous = head

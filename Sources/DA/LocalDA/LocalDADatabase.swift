@@ -1,3 +1,4 @@
+import Block
 import CRocksDB
 
 /// The few RocksDB operations the local DA needs: open, synced put, get, last key under a prefix.
@@ -9,7 +10,11 @@ final class LocalDADatabase: @unchecked Sendable {
         let description: String
     }
 
-    private let db: OpaquePointer
+    /// nil once closed. Every use holds `guardLock` for reading and `close()` holds it for
+    /// writing, so no thread is inside RocksDB when the handle goes away (a request still in
+    /// flight at shutdown gets an error instead of a crash).
+    private var handle: OpaquePointer?
+    private let guardLock = ReadWriteLock()
     private let options: OpaquePointer
     private let syncedWrite: OpaquePointer
     private let read: OpaquePointer
@@ -34,7 +39,7 @@ final class LocalDADatabase: @unchecked Sendable {
             rocksdb_readoptions_destroy(read)
             throw Failure(description: "cannot open RocksDB at \(path): \(message)")
         }
-        self.db = db!
+        self.handle = db!
         self.options = options
         self.syncedWrite = syncedWrite
         self.read = read
@@ -42,14 +47,33 @@ final class LocalDADatabase: @unchecked Sendable {
     }
 
     deinit {
-        rocksdb_close(db)
+        close()
         rocksdb_options_destroy(options)
         rocksdb_writeoptions_destroy(syncedWrite)
         rocksdb_readoptions_destroy(read)
     }
 
+    /// Closes the database; waits for operations in flight. Later operations throw.
+    func close() {
+        guardLock.withWriteLock {
+            if let handle { rocksdb_close(handle) }
+            handle = nil
+        }
+    }
+
+    private func withHandle<T>(_ body: (OpaquePointer) throws(Failure) -> T) throws(Failure) -> T {
+        try guardLock.withReadLock { () throws(Failure) -> T in
+            guard let handle else { throw Failure(description: "\(path): the local DA database is closed") }
+            return try body(handle)
+        }
+    }
+
     /// Blocks until the write is on disk.
     func putSynced(key: [UInt8], value: [UInt8]) throws(Failure) {
+        try withHandle { db throws(Failure) in try putSynced(db, key: key, value: value) }
+    }
+
+    private func putSynced(_ db: OpaquePointer, key: [UInt8], value: [UInt8]) throws(Failure) {
         var error: UnsafeMutablePointer<CChar>? = nil
         key.withUnsafeBufferPointer { k in
             value.withUnsafeBufferPointer { v in
@@ -64,6 +88,10 @@ final class LocalDADatabase: @unchecked Sendable {
     }
 
     func get(key: [UInt8]) throws(Failure) -> [UInt8]? {
+        try withHandle { db throws(Failure) in try get(db, key: key) }
+    }
+
+    private func get(_ db: OpaquePointer, key: [UInt8]) throws(Failure) -> [UInt8]? {
         var error: UnsafeMutablePointer<CChar>? = nil
         var length = 0
         let value = key.withUnsafeBufferPointer { k in
@@ -81,6 +109,10 @@ final class LocalDADatabase: @unchecked Sendable {
 
     /// The greatest key that is ≤ `bound` and starts with `prefix`.
     func lastKey(prefix: [UInt8], atMost bound: [UInt8]) throws(Failure) -> [UInt8]? {
+        try withHandle { db throws(Failure) in try lastKey(db, prefix: prefix, atMost: bound) }
+    }
+
+    private func lastKey(_ db: OpaquePointer, prefix: [UInt8], atMost bound: [UInt8]) throws(Failure) -> [UInt8]? {
         guard let iterator = rocksdb_create_iterator(db, read) else {
             throw Failure(description: "\(path): cannot create a RocksDB iterator")
         }

@@ -157,9 +157,13 @@ public final class LocalDAServer: Service, Sendable {
             try await app.run()
         } catch let error as IOError {
             try? await writer.shutdownGracefully()
+            chain.close()
             throw Failure(description: "cannot serve on \(options.listen): \(error)")
         }
         try? await writer.shutdownGracefully()
+        // Requests may still be finishing on other threads; closing under the database's guard
+        // makes them fail cleanly rather than race the process exit inside RocksDB.
+        chain.close()
     }
 
     private static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
