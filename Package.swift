@@ -90,7 +90,7 @@ let package = Package(
         ]),
         .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config"]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Block", "DA", "Config"]),
         // Starts real `evnode` processes; needs the executable built first.
         .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block"]),
     ]

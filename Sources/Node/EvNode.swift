@@ -18,6 +18,7 @@ public final class EvNode: Sendable {
     let p2p: P2PService
     let pipeline: SyncPipeline
     let follower: DAFollower
+    let evidence: EvidenceLog
     let state: NodeState
     let metrics: NodeMetrics
     let machine: FailoverStateMachine
@@ -68,7 +69,16 @@ public final class EvNode: Sendable {
                          source: StoreBlockSource(store: store), validator: blockCheck,
                          logger: Logger(label: "evnode.p2p"))
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
-        pipeline = SyncPipeline(applier: applier, logger: Logger(label: "evnode.sync"))
+        do throws(StoreError) {
+            evidence = try EvidenceLog(store: store, validator: validator, logger: Logger(label: "evnode.evidence"))
+        } catch {
+            store.close()
+            throw .store(error)
+        }
+        // What DA holds per unfinalized height, shared by the follower, the pipeline and recovery.
+        let authority = AuthoritativeHeaders()
+        pipeline = SyncPipeline(applier: applier, authority: authority, evidence: evidence,
+                                logger: Logger(label: "evnode.sync"))
         let startDA = config.da.startHeight > 0 ? config.da.startHeight : genesis.daStartHeight
         follower = DAFollower(
             client: daClient,
@@ -76,9 +86,13 @@ public final class EvNode: Sendable {
                            startHeight: startDA, parallelism: config.da.fetchParallelism,
                            pollInterval: min(config.da.blockTime, .seconds(1))),
             sink: pipeline, store: store, executor: executor, validator: validator,
+            authority: authority, evidence: evidence,
             logger: Logger(label: "evnode.da.follower"))
+        let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: authority, replay: follower,
+                                          rollbacker: applier, evidence: evidence, state: state, metrics: metrics,
+                                          logger: Logger(label: "evnode.recovery"))
         let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
-                               metrics: metrics, logger: Logger(label: "evnode.sync"))
+                               recovery: recovery, metrics: metrics, logger: Logger(label: "evnode.sync"))
 
         var aggregator: AggregatorRuntime?
         var submitter: DASubmitter?
@@ -161,7 +175,7 @@ public final class EvNode: Sendable {
                            p2p_max: p2p.maxPeerHeight ?? 0),
             catchup: snapshot.catchup,
             peers: p2p.peers.count,
-            evidence: snapshot.evidence,
+            evidence: evidence.count,
             proposer: Hex.encode(setup.genesis.proposerAddress),
             app_hash: Hex.encode(store.state?.appHash ?? []))
     }
@@ -205,6 +219,7 @@ struct MetricsRefresher: Service {
             m.daHeadHeight.set(Double(status.heights.da_head))
             m.p2pMaxHeight.set(Double(status.heights.p2p_max))
             m.peers.set(Double(status.peers))
+            m.doubleSignEvidence.set(Double(status.evidence))
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }

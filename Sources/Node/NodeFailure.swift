@@ -7,6 +7,10 @@ import DA
 public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     /// Catchup refused to promote: producing could fork the chain or sign a height twice.
     case failClosed(String)
+    /// Divergence recovery cannot proceed without an operator: DA's chain differs at or below the
+    /// finalized height, DA holds no consistent chain, or the executor state disagrees with
+    /// blocks that match. Nothing was changed.
+    case divergence(String)
     /// The sync pipeline stopped (store or executor failure).
     case syncer(ApplyError)
     /// The DA follower stopped on something retrying cannot fix.
@@ -20,6 +24,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .failClosed(let why): return "catchup failed closed: \(why)"
+        case .divergence(let why): return "divergence recovery halted the node: \(why)"
         case .syncer(let e): return "sync pipeline stopped: \(e)"
         case .daFollower(let e): return "DA follower stopped: \(e)"
         case .production(let e): return "block production stopped: \(e)"
@@ -30,10 +35,12 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Process exit status: 3 for a fail-closed catchup (an operator decision is needed), 1 for
-    /// everything else.
+    /// Process exit status: 3 when an operator decision is needed (a fail-closed catchup, a
+    /// divergence recovery cannot handle), 1 for everything else.
     public var exitStatus: Int32 {
-        if case .failClosed = self { return 3 }
-        return 1
+        switch self {
+        case .failClosed, .divergence: return 3
+        default: return 1
+        }
     }
 }

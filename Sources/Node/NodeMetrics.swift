@@ -17,6 +17,8 @@ public final class NodeMetrics: Sendable {
     public let blocksRejected: Counter
     public let doubleSignEvidence: Gauge
     public let rollbacks: Counter
+    public let rollbackFailures: Counter
+    public let divergences: Counter
 
     public init() {
         var gauges: [NodePhase: Gauge] = [:]
@@ -37,6 +39,10 @@ public final class NodeMetrics: Sendable {
         blocksRejected = registry.makeCounter(name: "evnode_blocks_rejected_total", help: "Blocks dropped by validation")
         doubleSignEvidence = registry.makeGauge(name: "evnode_double_sign_evidence", help: "Double-sign evidence records held")
         rollbacks = registry.makeCounter(name: "evnode_rollbacks_total", help: "Rollbacks to a common ancestor")
+        rollbackFailures = registry.makeCounter(name: "evnode_rollback_failures_total",
+                                                help: "Divergence recovery attempts that failed and were retried")
+        divergences = registry.makeCounter(name: "evnode_divergences_total",
+                                           help: "Divergences from DA's chain detected (each recovered or halted)")
     }
 
     public func setPhase(_ phase: NodePhase) {

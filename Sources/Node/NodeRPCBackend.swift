@@ -61,6 +61,22 @@ struct NodeRPCBackend: RPCBackend {
         try? node.executor.value(forKey: key)
     }
 
+    func evidence() async throws(EvidenceUnavailable) -> EvidenceList {
+        let records: [DoubleSignEvidence]
+        do throws(StoreError) {
+            records = try node.evidence.all()
+        } catch {
+            throw EvidenceUnavailable(error.description)
+        }
+        func view(_ header: SignedHeader, _ seen: String) -> EvidenceList.SignedHeaderView {
+            .init(hash: Hex.encode(header.header.hash), signed_header: Hex.encode(header.encoded()), seen: seen)
+        }
+        return EvidenceList(count: node.evidence.count, evidence: records.map {
+            .init(height: $0.height, first: view($0.first, $0.firstSeen), second: view($0.second, $0.secondSeen),
+                  recorded_at_ns: $0.recordedAt)
+        })
+    }
+
     func metricsText() async -> String {
         node.metrics.text()
     }

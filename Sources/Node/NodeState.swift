@@ -44,6 +44,22 @@ public final class NodeState: Sendable {
         }
     }
 
+    /// Moves from `current` to `phase` only if the node is still in `current` (another part may
+    /// have moved it on meanwhile, e.g. to `halted`).
+    public func leave(_ current: NodePhase, to phase: NodePhase, reason: String? = nil) {
+        let moved = box.withLock { s -> Bool in
+            guard s.phase == current else { return false }
+            s.phase = phase
+            s.reason = reason
+            return true
+        }
+        guard moved else { return }
+        metrics.setPhase(phase)
+        var metadata: Logger.Metadata = ["from": "\(current.rawValue)", "to": "\(phase.rawValue)"]
+        if let reason { metadata["reason"] = "\(reason)" }
+        logger.notice("phase change", metadata: metadata)
+    }
+
     public func setReason(_ reason: String?) {
         box.withLock { $0.reason = reason }
     }

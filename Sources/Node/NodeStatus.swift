@@ -102,3 +102,45 @@ public struct BlockView: Sendable, Codable, Equatable {
         self.txs = txs
     }
 }
+
+/// `GET /evidence`: the double-sign evidence the node holds (SPEC §7, §10).
+public struct EvidenceList: Sendable, Codable, Equatable {
+    /// One signed header of a pair.
+    public struct SignedHeaderView: Sendable, Codable, Equatable {
+        /// Lowercase hex of the header hash.
+        public var hash: String
+        /// Lowercase hex of the encoded `SignedHeader` (header, signature, signer): the proof.
+        public var signed_header: String
+        /// Where the node saw it: "store", "DA height N", "peer …".
+        public var seen: String
+
+        public init(hash: String, signed_header: String, seen: String) {
+            self.hash = hash
+            self.signed_header = signed_header
+            self.seen = seen
+        }
+    }
+
+    public struct Item: Sendable, Codable, Equatable {
+        public var height: UInt64
+        public var first: SignedHeaderView
+        public var second: SignedHeaderView
+        /// When this node recorded it (unix ns).
+        public var recorded_at_ns: UInt64
+
+        public init(height: UInt64, first: SignedHeaderView, second: SignedHeaderView, recorded_at_ns: UInt64) {
+            self.height = height
+            self.first = first
+            self.second = second
+            self.recorded_at_ns = recorded_at_ns
+        }
+    }
+
+    public var count: Int
+    public var evidence: [Item]
+
+    public init(count: Int, evidence: [Item]) {
+        self.count = count
+        self.evidence = evidence
+    }
+}

@@ -13,6 +13,8 @@ public protocol RPCBackend: Sendable {
     /// Queues a transaction; throws a message for the client when it is refused.
     func submitTransaction(_ tx: [UInt8]) async throws(TransactionRejected)
     func value(forKey key: [UInt8]) async -> [UInt8]?
+    /// The double-sign evidence held (`GET /evidence`); throws a message when it cannot be read.
+    func evidence() async throws(EvidenceUnavailable) -> EvidenceList
     /// Prometheus text exposition.
     func metricsText() async -> String
 }
@@ -29,6 +31,14 @@ public struct TransactionRejected: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+public struct EvidenceUnavailable: Error, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
 }
 
 /// The node's HTTP API (SPEC §10), served by Hummingbird.
@@ -97,6 +107,13 @@ public struct RPCServer: Service {
             }
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"],
                             body: .init(byteBuffer: ByteBuffer(bytes: value)))
+        }
+        router.get("/evidence") { _, _ in
+            do {
+                return try Response.json(try await backend.evidence())
+            } catch let failure as EvidenceUnavailable {
+                return Response.text("evidence unavailable: \(failure)\n", status: .internalServerError)
+            }
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],

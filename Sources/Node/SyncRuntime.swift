@@ -14,16 +14,18 @@ final class SyncRuntime: Sendable {
     let follower: DAFollower
     let p2p: P2PService
     let blockCheck: SignedBlockValidator
+    let recovery: DivergenceRecovery
     let metrics: NodeMetrics
     let logger: Logger
     private let fetchError = Mutex<String?>(nil)
 
     init(pipeline: SyncPipeline, follower: DAFollower, p2p: P2PService, blockCheck: SignedBlockValidator,
-         metrics: NodeMetrics, logger: Logger) {
+         recovery: DivergenceRecovery, metrics: NodeMetrics, logger: Logger) {
         self.pipeline = pipeline
         self.follower = follower
         self.p2p = p2p
         self.blockCheck = blockCheck
+        self.recovery = recovery
         self.metrics = metrics
         self.logger = logger
     }
@@ -47,6 +49,7 @@ final class SyncRuntime: Sendable {
                 group.addTask { await self.takeGossip() }
                 group.addTask { await self.fetchFromPeers() }
                 group.addTask { try await self.watchPipeline() }
+                group.addTask { try await self.recovery.run() }
                 // The first task to end (a failure, or cancellation) ends the phase.
                 try await group.next()
                 group.cancelAll()
@@ -120,7 +123,8 @@ final class SyncRuntime: Sendable {
         }
     }
 
-    /// Pipeline events: penalise peers that sent bad blocks, report conflicts, stop on failure.
+    /// Pipeline events: penalise peers that sent bad blocks, hand divergences from DA to the
+    /// recovery, stop on failure.
     private func watchPipeline() async throws {
         for await event in pipeline.events {
             switch event {
@@ -130,10 +134,14 @@ final class SyncRuntime: Sendable {
                    let id = p2p.peers.first(where: { $0.id.description == peer })?.id {
                     p2p.penalize(peer: id, reason: "invalid block \(height): \(v.rule)")
                 }
+                recovery.observe(event)
             case .conflict(let height, let stored, let candidate):
-                logger.error("a validly signed block differs from the stored one", metadata: [
+                // From DA this is a divergence (recovered); from a peer only evidence (P2P is soft).
+                logger.log(level: candidate.origin.isDA ? .error : .warning,
+                           "a validly signed block differs from the stored one", metadata: [
                     "height": "\(height)", "stored": "\(Hex.encode(stored))",
                     "received": "\(Hex.encode(candidate.signedHeader.header.hash))", "from": "\(candidate.origin)"])
+                recovery.observe(event)
             case .failed(let error):
                 throw NodeFailure.syncer(error)
             }

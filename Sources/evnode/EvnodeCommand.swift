@@ -59,7 +59,8 @@ struct EvnodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evnode",
         abstract: "A rollup node: aggregator, full node, and catchup-then-aggregate failover.",
-        subcommands: [InitCommand.self, StartCommand.self, LocalDACommand.self, StatusCommand.self, VersionCommand.self])
+        subcommands: [InitCommand.self, StartCommand.self, LocalDACommand.self, StatusCommand.self,
+                      RollbackCommand.self, VersionCommand.self])
 }
 
 struct VersionCommand: ParsableCommand {

@@ -13,6 +13,7 @@
 /// | `b` height                  | DA height that included the data        |
 /// | `m` name                    | typed metadata (finalized, submitter)   |
 /// | `u` name                    | free-form metadata of other components  |
+/// | `e` height ‖ hash ‖ hash    | double-sign evidence (two signed headers)|
 /// | `x` key                     | executor state (keys of its `WriteSet`s)|
 enum StoreKeys {
     static let marker: [UInt8] = [0x00] + Array("evnode-block-store".utf8)
@@ -29,6 +30,7 @@ enum StoreKeys {
     static let metaPrefix = UInt8(ascii: "m")
     static let userMetaPrefix = UInt8(ascii: "u")
     static let executorPrefix = UInt8(ascii: "x")
+    static let evidencePrefix = UInt8(ascii: "e")
 
     static let finalized = meta("finalized")
     static let submitterProgress = meta("submitter")
@@ -50,6 +52,16 @@ enum StoreKeys {
         key.reserveCapacity(1 + hash.count)
         key.append(hashIndexPrefix)
         key.append(contentsOf: hash)
+        return key
+    }
+
+    /// One record per height and unordered pair of header hashes (the smaller hash first), so
+    /// the same double sign seen twice is stored once.
+    static func evidence(height h: UInt64, _ a: [UInt8], _ b: [UInt8]) -> [UInt8] {
+        var key = height(evidencePrefix, h)
+        let (low, high) = a.lexicographicallyPrecedes(b) ? (a, b) : (b, a)
+        key.append(contentsOf: low)
+        key.append(contentsOf: high)
         return key
     }
 

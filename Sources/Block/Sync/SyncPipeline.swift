@@ -75,6 +75,10 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     // @unchecked: every mutable field below is guarded by `condition`.
     private let applier: BlockApplier
     private let validator: BlockValidator
+    /// What DA says each unfinalized height is: soft blocks that contradict it are not held.
+    private let authority: AuthoritativeHeaders?
+    /// Where two different signed headers at one height are recorded.
+    private let evidence: EvidenceLog?
     private let logger: Logger
     /// Most blocks held waiting; `submit` suspends beyond it.
     public let capacity: Int
@@ -90,6 +94,13 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private var retryAfter: ContinuousClock.Instant?
     private var stopping = false
     private var running = false
+    /// A batch is being applied (the apply loop works outside the lock meanwhile).
+    private var applying = false
+    /// A rollback is in progress: the apply loop takes nothing.
+    private var paused = false
+    /// Bumped by every rollback: submitters waiting from before it give up their blocks (the
+    /// authoritative source delivers them again) instead of waiting for heights that are gone.
+    private var epoch: UInt64 = 0
     private var failure: ApplyError?
     private var spaceWaiters: [CheckedContinuation<Bool, Never>] = []
     private var thread: Thread?
@@ -98,9 +109,12 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private let eventContinuation: AsyncStream<SyncEvent>.Continuation
     public let events: AsyncStream<SyncEvent>
 
-    public init(applier: BlockApplier, capacity: Int = 8192, batchSize: Int = 512, logger: Logger) {
+    public init(applier: BlockApplier, capacity: Int = 8192, batchSize: Int = 512,
+                authority: AuthoritativeHeaders? = nil, evidence: EvidenceLog? = nil, logger: Logger) {
         self.applier = applier
         self.validator = applier.validator
+        self.authority = authority
+        self.evidence = evidence
         self.capacity = capacity
         self.batchSize = batchSize
         self.logger = logger
@@ -154,14 +168,12 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
 
     /// Blocks from DA beyond the window wait (DA delivers in order; dropping them would lose
     /// them); blocks from P2P beyond it are dropped, to be fetched by range when their turn comes.
+    /// A rollback (`rollback(to:using:)`) releases every waiting submitter: what it still held is
+    /// dropped, since the authoritative source delivers it again.
     public func submit(_ candidates: [CandidateBlock]) async {
-        var (conflicts, farAhead) = enqueue(candidates)
-        for (height, stored, candidate) in conflicts {
-            // Only a block the proposer really signed is a conflict; anything else is noise.
-            if (try? validator.verifySignature(candidate.signedHeader)) != nil {
-                eventContinuation.yield(.conflict(height: height, storedHash: stored, candidate: candidate))
-            }
-        }
+        let epoch = currentEpoch
+        var (farAhead, contested) = enqueue(candidates)
+        report(contested)
         var waitingDA = farAhead.filter { $0.origin.isDA }
         // Too far ahead to hold; still, a validly signed header there is known (equivocation fence).
         for candidate in farAhead where !candidate.origin.isDA
@@ -170,32 +182,75 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         }
         while !waitingDA.isEmpty {
             let seen = progress.storeHeight
-            (conflicts, farAhead) = enqueue(waitingDA)
+            (farAhead, contested) = enqueue(waitingDA)
+            report(contested)
             waitingDA = farAhead
             if waitingDA.isEmpty { break }
-            guard await waitForProgress(beyond: seen) else { break }
+            guard await waitForProgress(beyond: seen, epoch: epoch) else { break }
         }
-        while await waitForRoom() {}
+        while await waitForRoom(epoch: epoch) {}
     }
 
-    /// Holds what extends the chain; returns the blocks that conflict with stored ones and those
-    /// too far ahead to hold.
-    private func enqueue(_ candidates: [CandidateBlock])
-        -> (conflicts: [(UInt64, [UInt8], CandidateBlock)], farAhead: [CandidateBlock]) {
-        var conflicts: [(UInt64, [UInt8], CandidateBlock)] = []
+    /// Two different blocks offered for one height: a conflict with a stored block, or a
+    /// contest between blocks not yet applied.
+    private struct Contest {
+        /// The stored block (`isStored`), the block already held, or DA's known header.
+        var incumbent: SignedHeader
+        var incumbentSeen: String
+        var isStored: Bool
+        var candidate: CandidateBlock
+    }
+
+    /// Conflicts with stored blocks become `.conflict` events when the candidate is validly
+    /// signed; every validly signed pair is double-sign evidence.
+    private func report(_ contests: [Contest]) {
+        for contest in contests {
+            // Only a block the proposer really signed matters; anything else is noise.
+            guard (try? validator.verifySignature(contest.candidate.signedHeader)) != nil else { continue }
+            if contest.isStored {
+                eventContinuation.yield(.conflict(height: contest.candidate.height,
+                                                  storedHash: contest.incumbent.header.hash,
+                                                  candidate: contest.candidate))
+            }
+            guard let evidence else { continue }
+            do throws(StoreError) {
+                try evidence.record(first: contest.incumbent, firstSeen: contest.incumbentSeen,
+                                    second: contest.candidate.signedHeader,
+                                    secondSeen: contest.candidate.origin.description)
+            } catch {
+                logger.error("could not record double-sign evidence", metadata: [
+                    "height": "\(contest.candidate.height)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Holds what extends the chain; returns the blocks too far ahead to hold and the blocks
+    /// that contest a stored, held or DA-known block at their height.
+    private func enqueue(_ candidates: [CandidateBlock]) -> (farAhead: [CandidateBlock], contested: [Contest]) {
+        var contested: [Contest] = []
         var farAhead: [CandidateBlock] = []
         condition.lock()
         defer {
-            condition.signal()
+            condition.broadcast()
             condition.unlock()
         }
         for candidate in candidates {
             let height = candidate.height
             if height <= storeHeight {
                 // Already applied: only a different block matters (a possible divergence).
-                if let stored = try? applier.store.headerHash(at: height), stored != candidate.signedHeader.header.hash {
-                    conflicts.append((height, stored, candidate))
+                if let stored = try? applier.store.signedHeader(at: height),
+                   stored.header.hash != candidate.signedHeader.header.hash {
+                    contested.append(Contest(incumbent: stored, incumbentSeen: "store", isStored: true,
+                                             candidate: candidate))
                 }
+                continue
+            }
+            if !candidate.origin.isDA, let known = authority?.entry(at: height),
+               known.hash != candidate.signedHeader.header.hash {
+                // DA already holds another block at this height: a soft block contradicting the
+                // authoritative one is never held (after a rollback it must not come back).
+                contested.append(Contest(incumbent: known.signedHeader, incumbentSeen: "DA height \(known.daHeight)",
+                                         isStored: false, candidate: candidate))
                 continue
             }
             if height > storeHeight + UInt64(capacity) {
@@ -203,15 +258,25 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 continue
             }
             if let held = pending[height] {
-                // DA is authoritative: it replaces a different P2P block that is not applied yet.
-                if candidate.origin.isDA && !held.origin.isDA {
-                    pending[height] = candidate
+                if held.signedHeader.header.hash != candidate.signedHeader.header.hash {
+                    contested.append(Contest(incumbent: held.signedHeader, incumbentSeen: held.origin.description,
+                                             isStored: false, candidate: candidate))
+                    // DA is authoritative: it replaces a different P2P block that is not applied yet.
+                    if candidate.origin.isDA && !held.origin.isDA {
+                        pending[height] = candidate
+                    }
                 }
                 continue
             }
             pending[height] = candidate
         }
-        return (conflicts, farAhead)
+        return (farAhead, contested)
+    }
+
+    private var currentEpoch: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return epoch
     }
 
     private func noteKnownHeader(_ height: UInt64) {
@@ -222,34 +287,72 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
 
     /// Waits for one applied batch while the pipeline is full; false once there is room (or the
     /// pipeline stopped), true when the caller should check again.
-    private func waitForRoom() async -> Bool {
+    private func waitForRoom(epoch: UInt64) async -> Bool {
         await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            if !park(c, unless: { self.pending.count < self.capacity }) { c.resume(returning: false) }
+            if !park(c, epoch: epoch, unless: { self.pending.count < self.capacity }) { c.resume(returning: false) }
         }
     }
 
-    /// Waits until the store height moves past `height`; false when the pipeline stopped.
-    private func waitForProgress(beyond height: UInt64) async -> Bool {
-        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            if !park(c, unless: { self.storeHeight > height }) { c.resume(returning: true) }
+    /// Waits until the store height moves past `height`; false when the pipeline stopped or
+    /// rolled back since `epoch`.
+    private func waitForProgress(beyond height: UInt64, epoch: UInt64) async -> Bool {
+        _ = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            if !park(c, epoch: epoch, unless: { self.storeHeight > height }) { c.resume(returning: true) }
         }
-        return !isStoppingOrFailed
+        return isLive(since: epoch)
     }
 
-    private var isStoppingOrFailed: Bool {
+    /// Not stopping, not failed and not rolled back since `epoch`.
+    private func isLive(since epoch: UInt64) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        return stopping || failure != nil
+        return !stopping && failure == nil && self.epoch == epoch
     }
 
     /// Keeps `c` to be resumed (with true) after the next applied batch, unless `satisfied`
-    /// already holds or the pipeline is stopping; checked under the lock so no wake-up is missed.
-    private func park(_ c: CheckedContinuation<Bool, Never>, unless satisfied: () -> Bool) -> Bool {
+    /// already holds, the pipeline is stopping or it rolled back since `epoch`; checked under the
+    /// lock so no wake-up is missed.
+    private func park(_ c: CheckedContinuation<Bool, Never>, epoch: UInt64, unless satisfied: () -> Bool) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        if stopping || failure != nil || satisfied() { return false }
+        if stopping || failure != nil || self.epoch != epoch || satisfied() { return false }
         spaceWaiters.append(c)
         return true
+    }
+
+    // MARK: rollback
+
+    /// Rolls store and executor back to `height` through `rollbacker`, between two applied
+    /// batches: waits for the batch in flight, holds the apply loop, rolls back, then drops every
+    /// held block (the authoritative source delivers what is needed again) and releases waiting
+    /// submitters. On failure nothing changes here and the error is thrown.
+    ///
+    /// Blocking (a batch to wait for, a synced store write): call it from a thread that may block.
+    @discardableResult
+    public func rollback(to height: UInt64, using rollbacker: any Rollbacker) throws(StoreError) -> State {
+        condition.lock()
+        while applying || paused { condition.wait() }
+        paused = true
+        condition.unlock()
+
+        let result = Result { () throws(StoreError) -> State in try rollbacker.rollback(to: height) }
+
+        condition.lock()
+        paused = false
+        var waiters: [CheckedContinuation<Bool, Never>] = []
+        if case .success = result {
+            storeHeight = applier.store.height
+            pending.removeAll()
+            retryAfter = nil
+            epoch &+= 1
+            lastProgress = .now
+            waiters = spaceWaiters
+            spaceWaiters = []
+        }
+        condition.broadcast()
+        condition.unlock()
+        for w in waiters { w.resume(returning: true) }
+        return try result.get()
     }
 
     // MARK: apply loop (own thread)
@@ -281,6 +384,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 run.append(block)
                 h += 1
             }
+            applying = true
             condition.unlock()
 
             let outcome = applyRun(run)
@@ -305,6 +409,9 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 failure = fatal
                 stopping = true
             }
+            applying = false
+            // A rollback may be waiting for this batch to end.
+            condition.broadcast()
             // Every waiter re-checks for itself: cheaper than tracking what each one waits for.
             let waiters = spaceWaiters
             spaceWaiters = []
@@ -320,7 +427,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
 
     /// Called with the lock held.
     private func hasNextBlockReady() -> Bool {
-        if retryAfter != nil { return false }
+        if paused || retryAfter != nil { return false }
         return pending[storeHeight + 1] != nil
     }
 

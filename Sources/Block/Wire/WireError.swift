@@ -9,6 +9,8 @@ public enum WireMessage: String, Sendable, Hashable {
     case data = "Data"
     case signedData = "SignedData"
     case state = "State"
+    /// The store's double-sign evidence record (not a wire message of ev-node).
+    case doubleSignEvidence = "DoubleSignEvidence"
 }
 
 /// Why bytes could not be decoded as a wire message. Every case names the message and, where

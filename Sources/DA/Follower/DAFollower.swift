@@ -26,6 +26,13 @@ public struct DAFollowerStatus: Sendable, Equatable {
 /// decodes and verifies header and data blobs, pairs each header with its data, hands complete
 /// blocks to the sync pipeline, and advances the finalized height over blocks whose stored hash
 /// DA confirms (DA-included = finalized, SPEC §5).
+///
+/// DA order decides between conflicting headers (SPEC §7): the first validly signed header for a
+/// height is authoritative and goes to `authority`; a later different one is double-sign
+/// evidence and is not handed on. At a finalized height, a different header is only evidence when
+/// the stored block was included on DA first; otherwise it is handed on, and the pipeline reports
+/// the finalized divergence. After a rollback, `rewind(after:)` reads DA again for the blocks
+/// above the common ancestor.
 public final class DAFollower: Sendable {
     public struct Options: Sendable {
         public var headerNamespace: DANamespace
@@ -58,17 +65,25 @@ public final class DAFollower: Sendable {
     let validator: BlockValidator
     let blockingPool: NIOThreadPool
     let logger: Logger
+    /// The first validly signed header DA holds for each unfinalized height.
+    public let authority: AuthoritativeHeaders
+    let evidence: EvidenceLog?
     private let state: Mutex<DAFollowerStatus>
+    /// The lowest common ancestor a rollback asked to replay from, until the run loop takes it.
+    private let rewindRequest = Mutex<UInt64?>(nil)
 
     public init(client: any DAClient, options: Options, sink: any CandidateSink, store: BlockStore,
-                executor: any Executor, validator: BlockValidator, blockingPool: NIOThreadPool = .singleton,
-                logger: Logger) {
+                executor: any Executor, validator: BlockValidator,
+                authority: AuthoritativeHeaders = AuthoritativeHeaders(), evidence: EvidenceLog? = nil,
+                blockingPool: NIOThreadPool = .singleton, logger: Logger) {
         self.client = client
         self.options = options
         self.sink = sink
         self.store = store
         self.executor = executor
         self.validator = validator
+        self.authority = authority
+        self.evidence = evidence
         self.blockingPool = blockingPool
         self.logger = logger
         state = Mutex(DAFollowerStatus(nextDAHeight: options.startHeight, daHead: 0, headReached: false,
@@ -76,6 +91,16 @@ public final class DAFollower: Sendable {
     }
 
     public var status: DAFollowerStatus { state.withLock { $0 } }
+
+    /// After a rollback to `height`: reads DA again from the lowest DA height holding a block
+    /// above it, so the authoritative chain is replayed. Takes effect between two DA heights
+    /// (at once when the follower waits at the head). Call it after the rollback is done: blocks
+    /// read again before it would still meet the old stored ones.
+    public func rewind(after height: UInt64) {
+        rewindRequest.withLock { $0 = min($0 ?? .max, height) }
+    }
+
+    private var rewindPending: Bool { rewindRequest.withLock { $0 != nil } }
 
     /// Follows DA until cancelled. DA failures are retried with backoff and reported in
     /// `status.lastError`; only a store failure ends the follower (thrown).
@@ -91,6 +116,9 @@ public final class DAFollower: Sendable {
         // Condition 1 of SPEC §6 needs a head observed *after* start.
         var targetHead: UInt64?
         while !Task.isCancelled {
+            if let ancestor = rewindRequest.withLock({ r -> UInt64? in defer { r = nil }; return r }) {
+                next = rewound(next, after: ancestor, tracker: &tracker)
+            }
             do {
                 if targetHead == nil {
                     let head = try await client.networkHead().height
@@ -109,7 +137,9 @@ public final class DAFollower: Sendable {
                             logger.notice("DA head reached", metadata: ["da_height": "\(next - 1)"])
                         }
                     }
-                    try await Task.sleep(for: options.pollInterval)
+                    if !rewindPending {
+                        try await Task.sleep(for: options.pollInterval)
+                    }
                 }
             } catch let error as DAError {
                 if case .cancelled = error { return }
@@ -127,7 +157,20 @@ public final class DAFollower: Sendable {
         }
     }
 
+    /// Where to read DA next after a rollback to `ancestor`: the tracker forgets the blocks above
+    /// it and DA is read again from the lowest DA height that held any of them.
+    private func rewound(_ next: UInt64, after ancestor: UInt64, tracker: inout InclusionTracker) -> UInt64 {
+        let fromTracker = tracker.rewind(after: ancestor)
+        let fromAuthority = authority.lowestDAHeight(above: ancestor)
+        let target = min(fromTracker ?? .max, fromAuthority ?? .max, next)
+        logger.notice("reading DA again to replay the authoritative chain after a rollback", metadata: [
+            "ancestor": "\(ancestor)", "from_da_height": "\(target)", "was_at_da_height": "\(next)"])
+        state.withLock { $0.nextDAHeight = target }
+        return target
+    }
+
     /// Reads DA heights from `next` in order until the head; true when the head was reached.
+    /// Returns false early when a rewind is requested.
     private func walk(from next: inout UInt64, tracker: inout InclusionTracker) async throws -> Bool {
         let namespaces = options.headerNamespace == options.dataNamespace
             ? [options.headerNamespace] : [options.headerNamespace, options.dataNamespace]
@@ -143,6 +186,7 @@ public final class DAFollower: Sendable {
                     $0.daHead = max($0.daHead, blobs.height)
                     $0.lastError = nil
                 }
+                if rewindPending { return false }
             case .headReached(let at):
                 next = at
                 return true
@@ -169,7 +213,7 @@ public final class DAFollower: Sendable {
         for blob in height.blobs {
             if blob.namespace == options.headerNamespace, let envelope = try? DAHeaderEnvelope(decoding: blob.data) {
                 if (try? validator.verifyEnvelope(envelope)) != nil {
-                    tracker.addHeader(envelope.signedHeader, daHeight: height.height, logger: logger)
+                    try take(envelope.signedHeader, daHeight: height.height, tracker: &tracker)
                     continue
                 }
             }
@@ -200,6 +244,59 @@ public final class DAFollower: Sendable {
         }
     }
 
+    /// Sorts a validly signed header by DA order: the first for its height becomes authoritative
+    /// and is paired with its data; a different later one is evidence.
+    private func take(_ header: SignedHeader, daHeight: UInt64, tracker: inout InclusionTracker) throws {
+        let height = header.height
+        if height <= store.finalizedHeight {
+            try takeFinalized(header, daHeight: daHeight, tracker: &tracker)
+            return
+        }
+        switch authority.record(header, daHeight: daHeight) {
+        case .conflicts(let first):
+            logger.error("DA holds two different headers signed by the proposer at one height (double sign); the first is authoritative",
+                         metadata: ["height": "\(height)", "first": "\(Hex.encode(first.hash))",
+                                    "first_da_height": "\(first.daHeight)", "second": "\(Hex.encode(header.header.hash))",
+                                    "da_height": "\(daHeight)"])
+            recordEvidence(first: first.signedHeader, firstSeen: "DA height \(first.daHeight)",
+                           second: header, secondSeen: "DA height \(daHeight)")
+        case .recorded, .alreadyKnown, .final:
+            tracker.addHeader(header, daHeight: daHeight)
+        case .full:
+            logger.warning("too many unfinalized DA headers to keep for divergence recovery", metadata: [
+                "height": "\(height)", "capacity": "\(authority.capacity)"])
+            tracker.addHeader(header, daHeight: daHeight)
+        }
+    }
+
+    /// A header at a finalized height: the same as stored (a re-read) is nothing; a different
+    /// one is evidence when our block was included on DA first, and otherwise DA's first header
+    /// contradicts finality — handed on, so the pipeline reports the conflict and the node halts.
+    private func takeFinalized(_ header: SignedHeader, daHeight: UInt64, tracker: inout InclusionTracker) throws {
+        let height = header.height
+        guard let stored = try store.signedHeader(at: height), stored.header.hash != header.header.hash else { return }
+        if let included = try store.daInclusion(at: height).headerDAHeight, included <= daHeight {
+            recordEvidence(first: stored, firstSeen: "store (finalized, DA height \(included))",
+                           second: header, secondSeen: "DA height \(daHeight)")
+            return
+        }
+        logger.critical("DA's first header at a finalized height is not the stored block", metadata: [
+            "height": "\(height)", "stored": "\(Hex.encode(stored.header.hash))",
+            "da": "\(Hex.encode(header.header.hash))", "da_height": "\(daHeight)",
+            "finalized": "\(store.finalizedHeight)"])
+        tracker.addHeader(header, daHeight: daHeight)
+    }
+
+    private func recordEvidence(first: SignedHeader, firstSeen: String, second: SignedHeader, secondSeen: String) {
+        guard let evidence else { return }
+        do throws(StoreError) {
+            try evidence.record(first: first, firstSeen: firstSeen, second: second, secondSeen: secondSeen)
+        } catch {
+            logger.error("could not record double-sign evidence", metadata: [
+                "height": "\(first.height)", "error": "\(error)"])
+        }
+    }
+
     /// Advances the finalized height over consecutive stored blocks whose hash DA confirms, and
     /// persists where a restart must resume reading DA.
     private func finalize(_ tracker: inout InclusionTracker, processedThrough daHeight: UInt64) async throws {
@@ -224,13 +321,19 @@ public final class DAFollower: Sendable {
                 }
             }
             if finalizedHeight > store.finalizedHeight {
-                try store.setFinalizedHeight(finalizedHeight, executor: executor)
+                do throws(StoreError) {
+                    try store.setFinalizedHeight(finalizedHeight, executor: executor)
+                } catch {
+                    // A rollback ran since the heights were read: finality waits for the replay.
+                    guard case .aboveHeight = error else { throw error }
+                }
             }
             var bytes = [UInt8](repeating: 0, count: 8)
             for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: resume >> (56 - 8 * UInt64(i))) }
             try store.setMetadata(Self.resumeKey, bytes)
         }
         tracker.forget(through: f)
+        authority.forget(through: store.finalizedHeight)
     }
 }
 
@@ -256,18 +359,12 @@ struct InclusionTracker {
     var unresolved: Int { waiting.count + data.count }
     private(set) var highestHeader: UInt64 = 0
 
-    mutating func addHeader(_ header: SignedHeader, daHeight: UInt64, logger: Logger) {
+    /// Pairs `header` with its data. Only the first header per height counts (the follower
+    /// sorts out later different ones before they get here).
+    mutating func addHeader(_ header: SignedHeader, daHeight: UInt64) {
         let height = header.height
         let hash = header.header.hash
-        if let first = confirmed[height] {
-            // DA order decides: the first validly signed header for a height is authoritative.
-            if first.hash != hash {
-                logger.error("DA holds two different headers signed by the proposer at one height (double sign)",
-                             metadata: ["height": "\(height)", "first": "\(Hex.encode(first.hash))",
-                                        "second": "\(Hex.encode(hash))", "da_height": "\(daHeight)"])
-            }
-            return
-        }
+        if confirmed[height] != nil { return }
         highestHeader = max(highestHeader, height)
         let needsData = header.header.dataHash != BlockData.emptyDataHash
         confirmed[height] = Seen(hash: hash, headerDAHeight: daHeight, dataDAHeight: nil, needsData: needsData)
@@ -324,6 +421,25 @@ struct InclusionTracker {
             lowest = min(lowest ?? .max, seen.headerDAHeight, seen.dataDAHeight ?? .max)
         }
         for (_, d) in data { lowest = min(lowest ?? .max, d.daHeight) }
+        return lowest
+    }
+
+    /// Forgets every block above `height` (they were rolled back and will be read again) and
+    /// returns the lowest DA height that held any part of them.
+    mutating func rewind(after height: UInt64) -> UInt64? {
+        var lowest: UInt64?
+        for (h, seen) in confirmed where h > height {
+            lowest = min(lowest ?? .max, seen.headerDAHeight, seen.dataDAHeight ?? .max)
+            confirmed.removeValue(forKey: h)
+        }
+        for (h, w) in waiting where h > height {
+            lowest = min(lowest ?? .max, w.daHeight)
+            waiting.removeValue(forKey: h)
+        }
+        for (h, c) in complete where h > height {
+            if case .da(let d) = c.origin { lowest = min(lowest ?? .max, d) }
+            complete.removeValue(forKey: h)
+        }
         return lowest
     }
 

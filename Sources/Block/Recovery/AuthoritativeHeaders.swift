@@ -1,0 +1,95 @@
+/// What the authoritative source (DA) says each height's block is: the first validly signed
+/// header it holds per height — DA order decides between conflicting DA blobs (SPEC §7).
+///
+/// Shared by the DA follower (which records what it reads), the sync pipeline (which never holds
+/// a soft P2P block that contradicts it) and divergence recovery (which walks its links back to
+/// the common ancestor). Heights at or below the finalized height are dropped (`forget`), so it
+/// holds the unfinalized stretch only; `capacity` bounds it even when finality stalls.
+public final class AuthoritativeHeaders: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public let signedHeader: SignedHeader
+        public let hash: [UInt8]
+        /// DA height of the header blob.
+        public let daHeight: UInt64
+
+        public var lastHeaderHash: [UInt8] { signedHeader.header.lastHeaderHash }
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        /// The first header for its height: now authoritative.
+        case recorded
+        /// The same header again (DA re-read, or the same blob twice).
+        case alreadyKnown
+        /// Another header was first at this height; it stays authoritative.
+        case conflicts(first: Entry)
+        /// At or below the forgotten (finalized) height: not this ledger's business.
+        case final
+        /// The ledger is full; nothing was recorded.
+        case full
+    }
+
+    public let capacity: Int
+    private let box: Locked<Storage>
+
+    private struct Storage {
+        var entries: [UInt64: Entry] = [:]
+        /// Every entry is above it.
+        var floor: UInt64 = 0
+    }
+
+    public init(capacity: Int = 200_000) {
+        precondition(capacity > 0, "capacity must be positive")
+        self.capacity = capacity
+        box = Locked(Storage())
+    }
+
+    /// Records `signedHeader` (the caller verified its signatures) seen at `daHeight`.
+    public func record(_ signedHeader: SignedHeader, daHeight: UInt64) -> Outcome {
+        let height = signedHeader.header.height
+        let hash = signedHeader.header.hash
+        return box.withLock { s -> Outcome in
+            if height <= s.floor { return .final }
+            if let first = s.entries[height] {
+                return first.hash == hash ? .alreadyKnown : .conflicts(first: first)
+            }
+            guard s.entries.count < capacity else { return .full }
+            s.entries[height] = Entry(signedHeader: signedHeader, hash: hash, daHeight: daHeight)
+            return .recorded
+        }
+    }
+
+    public func entry(at height: UInt64) -> Entry? {
+        box.withLock { $0.entries[height] }
+    }
+
+    public func hash(at height: UInt64) -> [UInt8]? {
+        box.withLock { $0.entries[height]?.hash }
+    }
+
+    public var count: Int { box.withLock { $0.entries.count } }
+
+    /// Drops heights at or below `height` (finalized: never rolled back, never contested).
+    public func forget(through height: UInt64) {
+        box.withLock { s in
+            guard height > s.floor else { return }
+            if height - s.floor <= UInt64(s.entries.count) {
+                for h in (s.floor + 1)...height { s.entries.removeValue(forKey: h) }
+            } else {
+                s.entries = s.entries.filter { $0.key > height }
+            }
+            s.floor = height
+        }
+    }
+
+    /// The lowest DA height holding a header for a height above `height`: where DA must be read
+    /// again to replay the authoritative chain after a rollback to `height`.
+    public func lowestDAHeight(above height: UInt64) -> UInt64? {
+        box.withLock { s in
+            var lowest: UInt64?
+            for (h, e) in s.entries where h > height {
+                lowest = min(lowest ?? .max, e.daHeight)
+            }
+            return lowest
+        }
+    }
+}

@@ -1,0 +1,397 @@
+import Block
+import Config
+import DA
+import Logging
+import NIOPosix
+import Synchronization
+
+/// The authoritative source recovery replays from: the DA follower.
+protocol AuthoritativeReplay: Sendable {
+    /// Delivers the authoritative blocks above `height` again (called after a rollback to it).
+    func rewind(after height: UInt64)
+}
+
+extension DAFollower: AuthoritativeReplay {}
+
+/// A divergence reported by the sync pipeline, reduced to a height where the stored chain and
+/// DA's differ. Only DA (authoritative) blocks make one: P2P blocks are soft.
+struct DivergenceSignal: Sendable, Equatable {
+    enum Kind: Sendable, Equatable {
+        /// DA holds another block at a height we stored.
+        case conflict
+        /// DA's next block links to another block than our head.
+        case brokenLink
+        /// DA's next block links to our head but expects another state root: the executor state
+        /// is not what the proposer computed, and no rollback to a common block can change that.
+        case stateRoot(stored: [UInt8], authoritative: [UInt8])
+    }
+
+    var kind: Kind
+    var point: DivergencePoint
+    var origin: BlockOrigin
+
+    init(kind: Kind, point: DivergencePoint, origin: BlockOrigin) {
+        self.kind = kind
+        self.point = point
+        self.origin = origin
+    }
+
+    /// The divergence a pipeline event reports, if any.
+    init?(_ event: SyncEvent) {
+        switch event {
+        case .conflict(let height, _, let candidate):
+            guard candidate.origin.isDA else { return nil }
+            self.init(kind: .conflict,
+                      point: DivergencePoint(height: height, authoritativeHash: candidate.signedHeader.header.hash,
+                                             authoritativeHeader: candidate.signedHeader),
+                      origin: candidate.origin)
+        case .rejected(let height, let origin, .invalid(let error)):
+            guard origin.isDA, error.isDivergence, height > 0 else { return nil }
+            switch error {
+            case .lastHeaderHashMismatch(_, let link, _):
+                self.init(kind: .brokenLink, point: DivergencePoint(height: height - 1, authoritativeHash: link),
+                          origin: origin)
+            case .appHashMismatch(_, let appHash, let expected):
+                self.init(kind: .stateRoot(stored: expected, authoritative: appHash),
+                          point: DivergencePoint(height: height - 1, authoritativeHash: []), origin: origin)
+            default:
+                return nil
+            }
+        default:
+            return nil
+        }
+    }
+}
+
+/// Why one recovery attempt failed; retried with backoff.
+enum RecoveryAttemptFailure: Error, CustomStringConvertible {
+    case search(StoreError)
+    case rollback(from: UInt64, fromHash: [UInt8], to: UInt64, toHash: [UInt8], StoreError)
+    case unconfirmed(to: UInt64, toHash: [UInt8], headHeight: UInt64, headHash: [UInt8], above: Bool)
+    case stopped
+
+    var description: String {
+        switch self {
+        case .search(let e):
+            return "reading the store to find the common ancestor failed: \(e)"
+        case let .rollback(from, fromHash, to, toHash, e):
+            return "rollback from height \(from) (\(Hex.encode(fromHash))) to the common ancestor \(to) (\(Hex.encode(toHash))) failed: \(e)"
+        case let .unconfirmed(to, toHash, head, headHash, above):
+            return "rollback to \(to) (\(Hex.encode(toHash))) not confirmed: the store reads back height \(head) (\(Hex.encode(headHash)))"
+                + (above ? " and still holds a block above it" : "")
+        case .stopped:
+            return "the node is stopping"
+        }
+    }
+}
+
+/// Divergence recovery (SPEC §7). P2P blocks are soft and DA blocks authoritative: when DA's
+/// block at a height differs from the stored one, the node
+///
+/// 1. halts if the height is at or below the finalized height (finality never goes back; the
+///    evidence is kept, nothing is changed, the process exits with status 3);
+/// 2. otherwise walks back to the highest common ancestor (`AncestorSearch`, bounded, never below
+///    the finalized height), rolls store and executor back to it in one atomic step between two
+///    applied batches (`SyncPipeline.rollback`), confirms the rollback by reading the head back,
+///    and has the DA follower deliver the authoritative blocks above it again;
+/// 3. stays in phase `recovering` (`/health/ready` answers 503) until the replay has put DA's
+///    block in place at the height that diverged.
+///
+/// A failed or unconfirmed rollback is logged as an error naming heights and hashes, shown as
+/// the phase's reason, counted in `evnode_rollback_failures_total`, and retried with backoff —
+/// from a fresh walk, since finality or the store may have moved meanwhile. Signals are
+/// coalesced: the lowest height waiting is handled next, and signals made stale by a rollback
+/// are dropped after a look at the store.
+final class DivergenceRecovery: Sendable {
+    struct Options: Sendable {
+        var limits = AncestorSearch.Limits()
+        /// Backoff between failed attempts (retried for as long as it takes).
+        var retry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200), maxDelay: .seconds(30))
+        /// How often the replay is checked, and how often its progress is logged.
+        var pollInterval: Duration = .milliseconds(50)
+        var progressLogInterval: Duration = .seconds(5)
+    }
+
+    let store: BlockStore
+    let pipeline: SyncPipeline
+    let authority: AuthoritativeHeaders
+    let replay: any AuthoritativeReplay
+    let rollbacker: any Rollbacker
+    let evidence: EvidenceLog?
+    let state: NodeState
+    let metrics: NodeMetrics
+    let options: Options
+    let blockingPool: NIOThreadPool
+    let logger: Logger
+
+    private let waiting = Mutex<DivergenceSignal?>(nil)
+    /// The phase to return to after recovering (kept while several recoveries follow each other).
+    private let resumePhase = Mutex<(phase: NodePhase, reason: String?)?>(nil)
+    private let wakeUps: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init(store: BlockStore, pipeline: SyncPipeline, authority: AuthoritativeHeaders, replay: any AuthoritativeReplay,
+         rollbacker: any Rollbacker, evidence: EvidenceLog?, state: NodeState, metrics: NodeMetrics,
+         options: Options = Options(), blockingPool: NIOThreadPool = .singleton, logger: Logger) {
+        self.store = store
+        self.pipeline = pipeline
+        self.authority = authority
+        self.replay = replay
+        self.rollbacker = rollbacker
+        self.evidence = evidence
+        self.state = state
+        self.metrics = metrics
+        self.options = options
+        self.blockingPool = blockingPool
+        self.logger = logger
+        (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Takes a pipeline event; returns at once. Events that are not a DA divergence are ignored.
+    func observe(_ event: SyncEvent) {
+        guard let signal = DivergenceSignal(event) else { return }
+        report(signal)
+    }
+
+    func report(_ signal: DivergenceSignal) {
+        let isNew = waiting.withLock { w -> Bool in
+            if let current = w, current.point.height <= signal.point.height { return false }
+            w = signal
+            return true
+        }
+        if isNew { wake.yield() }
+    }
+
+    /// Handles divergences until cancelled. Throws when the node must halt.
+    func run() async throws(NodeFailure) {
+        for await _ in wakeUps {
+            while let signal = waiting.withLock({ w -> DivergenceSignal? in defer { w = nil }; return w }) {
+                if isCurrent(signal) {
+                    try await handle(signal)
+                } else {
+                    finishIfIdle()
+                }
+                if Task.isCancelled { return }
+            }
+        }
+    }
+
+    /// Whether the store still differs from DA where `signal` says. Signals from before a
+    /// rollback are stale: heights above the store are delivered again (and re-reported if they
+    /// still differ), and heights where DA's block now stands are healed.
+    private func isCurrent(_ signal: DivergenceSignal) -> Bool {
+        let height = signal.point.height
+        guard height <= store.height else { return false }
+        if case .stateRoot = signal.kind { return height == store.height }
+        let stored: [UInt8]
+        if let hash = (try? store.headerHash(at: height)) ?? nil {
+            stored = hash
+        } else {
+            stored = store.state?.lastBlockHeight == height ? store.state?.lastHeaderHash ?? [] : []
+        }
+        return stored != signal.point.authoritativeHash
+    }
+
+    // MARK: one divergence
+
+    private func handle(_ signal: DivergenceSignal) async throws(NodeFailure) {
+        var backoff = Backoff(policy: options.retry)
+        var attempt = 0
+        while !Task.isCancelled {
+            attempt += 1
+            let plan: AncestorSearchResult
+            do {
+                plan = try await searchAncestor(from: signal)
+            } catch {
+                try await failed(attempt, error, signal: signal, backoff: &backoff)
+                continue
+            }
+            switch plan {
+            case .noDivergence:
+                // Healed already (a rollback for a lower height covered it), or stale.
+                finishIfIdle()
+                return
+            case let .finalizedDivergence(height, stored, authoritative, finalized):
+                try halt("divergence at or below the finalized height: DA's block \(height) is \(Hex.encode(authoritative)) but the store holds \(Hex.encode(stored)) (finalized height \(finalized), DA block from \(signal.origin)); finality is never rolled back, nothing was changed — an operator must decide (double-sign evidence is recorded, see /evidence)")
+            case let .brokenAuthority(height, link, firstSeen):
+                try halt("DA holds no consistent chain: its block \(height + 1) links to \(Hex.encode(link)) but its first block at \(height) is \(Hex.encode(firstSeen)) (the proposer signed two chains); nothing was changed — an operator must decide")
+            case let .ancestor(ancestor, ancestorHash, exact, note):
+                if case let .stateRoot(stored, authoritative) = signal.kind {
+                    try halt("state root mismatch: DA's block \(signal.point.height + 1) expects app_hash \(Hex.encode(authoritative)) on top of our block \(signal.point.height), but our state root is \(Hex.encode(stored)); the blocks agree, so no rollback can fix the executor state — an operator must look at it")
+                }
+                let head = store.height
+                let headHash = (try? store.headerHash(at: head)) ?? nil
+                if attempt == 1 {
+                    enterRecovering(signal, head: head, ancestor: ancestor)
+                }
+                logger.warning("divergence: rolling back to the common ancestor", metadata: [
+                    "diverged_at": "\(signal.point.height)", "da_hash": "\(Hex.encode(signal.point.authoritativeHash))",
+                    "head": "\(head)", "head_hash": "\(Hex.encode(headHash ?? []))", "ancestor": "\(ancestor)",
+                    "ancestor_hash": "\(Hex.encode(ancestorHash))", "exact": "\(exact)",
+                    "note": "\(note ?? "")", "attempt": "\(attempt)", "finalized": "\(store.finalizedHeight)"])
+                do {
+                    try await rollBack(to: ancestor, expecting: ancestorHash, head: head, headHash: headHash ?? [])
+                } catch {
+                    try await failed(attempt, error, signal: signal, backoff: &backoff)
+                    continue
+                }
+                metrics.rollbacks.increment()
+                logger.notice("rolled back to the common ancestor; replaying the DA chain", metadata: [
+                    "ancestor": "\(ancestor)", "ancestor_hash": "\(Hex.encode(ancestorHash))",
+                    "removed": "\(head - ancestor)", "from_height": "\(head)"])
+                state.setReason("replaying DA's chain from the common ancestor \(ancestor) (diverged at \(signal.point.height))")
+                replay.rewind(after: ancestor)
+                await waitForReplay(signal, ancestor: ancestor)
+                finishIfIdle()
+                return
+            }
+        }
+    }
+
+    private func searchAncestor(from signal: DivergenceSignal) async throws -> AncestorSearchResult {
+        let search = AncestorSearch(store: store, authority: authority, limits: options.limits)
+        let evidence = self.evidence
+        let logger = self.logger
+        let point = signal.point
+        let origin = signal.origin
+        guard case .stateRoot = signal.kind else {
+            return try await onPool { () throws(RecoveryAttemptFailure) -> AncestorSearchResult in
+                do throws(StoreError) {
+                    return try search.search(from: point) { stored, authoritative in
+                        do throws(StoreError) {
+                            try evidence?.record(first: stored, firstSeen: "store", second: authoritative,
+                                                 secondSeen: "\(origin)")
+                        } catch {
+                            logger.error("could not record double-sign evidence", metadata: [
+                                "height": "\(stored.height)", "error": "\(error)"])
+                        }
+                    }
+                } catch {
+                    throw .search(error)
+                }
+            }
+        }
+        // The chains agree at the height below DA's block: nothing to walk.
+        let head = store.height
+        guard head == point.height else { return .noDivergence }
+        let hash = (try? store.headerHash(at: head)) ?? nil
+        return .ancestor(height: head, hash: hash ?? [], exact: true, note: nil)
+    }
+
+    /// One atomic rollback between two applied batches, then the head read back from the store.
+    private func rollBack(to ancestor: UInt64, expecting hash: [UInt8], head: UInt64, headHash: [UInt8]) async throws {
+        let pipeline = self.pipeline
+        let rollbacker = self.rollbacker
+        let store = self.store
+        try await onPool { () throws(RecoveryAttemptFailure) in
+            do throws(StoreError) {
+                try pipeline.rollback(to: ancestor, using: rollbacker)
+            } catch {
+                throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
+            }
+            // Confirm from the database itself, not from what the rollback returned.
+            let height = store.height
+            let readBack: [UInt8]
+            let above: Bool
+            do throws(StoreError) {
+                readBack = try store.headerHash(at: height) ?? store.state?.lastHeaderHash ?? []
+                above = try store.signedHeader(at: ancestor + 1) != nil
+            } catch {
+                throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
+            }
+            guard height == ancestor, readBack == hash, !above else {
+                throw .unconfirmed(to: ancestor, toHash: hash, headHeight: height, headHash: readBack, above: above)
+            }
+        }
+    }
+
+    /// Until DA's block stands at the height that diverged. Logs progress; returns early when a
+    /// new divergence waits (it is handled next, still in phase `recovering`) or on cancellation.
+    private func waitForReplay(_ signal: DivergenceSignal, ancestor: UInt64) async {
+        let clock = ContinuousClock()
+        let started = clock.now
+        var lastLog = started
+        let target = signal.point.height
+        while !Task.isCancelled {
+            if store.height >= target, (try? store.headerHash(at: target)) == signal.point.authoritativeHash {
+                logger.notice("recovered: the store follows DA's chain again", metadata: [
+                    "height": "\(store.height)", "diverged_at": "\(target)", "ancestor": "\(ancestor)",
+                    "hash": "\(Hex.encode(signal.point.authoritativeHash))"])
+                return
+            }
+            // Another divergence: handled next (still recovering). Stale ones are dropped here.
+            if let next = waiting.withLock({ $0 }) {
+                if isCurrent(next) { return }
+                waiting.withLock { w in if w == next { w = nil } }
+            }
+            if clock.now - lastLog >= options.progressLogInterval {
+                lastLog = clock.now
+                logger.warning("recovering: waiting for DA's blocks to be replayed", metadata: [
+                    "height": "\(store.height)", "target": "\(target)", "ancestor": "\(ancestor)",
+                    "elapsed_s": "\(Int((clock.now - started).components.seconds))"])
+            }
+            try? await Task.sleep(for: options.pollInterval)
+        }
+    }
+
+    // MARK: phase, failures, halting
+
+    private func enterRecovering(_ signal: DivergenceSignal, head: UInt64, ancestor: UInt64) {
+        let snapshot = state.snapshot
+        resumePhase.withLock { saved in
+            if saved == nil, snapshot.phase != .recovering {
+                saved = (snapshot.phase, snapshot.reason)
+            }
+        }
+        metrics.divergences.increment()
+        state.enter(.recovering, reason: "DA's block \(signal.point.height) (\(Hex.encode(signal.point.authoritativeHash))) differs from the stored chain; rolling back from \(head) to the common ancestor \(ancestor)")
+    }
+
+    /// Back to the phase before recovering, unless another divergence waits.
+    private func finishIfIdle() {
+        guard waiting.withLock({ $0 == nil }) else { return }
+        guard let saved = resumePhase.withLock({ s -> (phase: NodePhase, reason: String?)? in defer { s = nil }; return s })
+        else { return }
+        state.leave(.recovering, to: saved.phase, reason: saved.reason)
+    }
+
+    private func failed(_ attempt: Int, _ error: any Error, signal: DivergenceSignal, backoff: inout Backoff)
+        async throws(NodeFailure) {
+        let delay = backoff.nextDelay()
+        metrics.rollbackFailures.increment()
+        let message = "recovery attempt \(attempt) for the divergence at \(signal.point.height) failed: \(error); retrying in \(DurationParser.format(delay))"
+        logger.error("divergence recovery failed; retrying", metadata: [
+            "attempt": "\(attempt)", "diverged_at": "\(signal.point.height)",
+            "da_hash": "\(Hex.encode(signal.point.authoritativeHash))", "error": "\(error)",
+            "retry_in": "\(DurationParser.format(delay))"])
+        if state.phase == .recovering {
+            state.setReason(message)
+        } else {
+            enterRecovering(signal, head: store.height, ancestor: store.finalizedHeight)
+            state.setReason(message)
+        }
+        try? await Task.sleep(for: delay)
+    }
+
+    private func halt(_ reason: String) throws(NodeFailure) -> Never {
+        logger.critical("halting: \(reason)")
+        state.enter(.halted, reason: reason)
+        throw .divergence(reason)
+    }
+
+    private func onPool<T: Sendable>(_ body: @escaping @Sendable () throws(RecoveryAttemptFailure) -> T) async throws -> T {
+        let result: Result<T, RecoveryAttemptFailure>
+        do {
+            result = try await blockingPool.runIfActive { () -> Result<T, RecoveryAttemptFailure> in
+                do throws(RecoveryAttemptFailure) {
+                    return .success(try body())
+                } catch {
+                    return .failure(error)
+                }
+            }
+        } catch {
+            throw RecoveryAttemptFailure.stopped
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,261 @@
+import Block
+import Config
+import DA
+import Foundation
+import Logging
+import Synchronization
+import Testing
+@testable import Node
+
+/// A fresh directory under the system temp dir, removed when the test is done.
+final class TempDirectory: Sendable {
+    let path: String
+
+    init(_ name: String = "evnode-node-test") {
+        let template = NSTemporaryDirectory() + "\(name)-XXXXXX"
+        var bytes = Array(template.utf8CString)
+        let made = bytes.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        path = String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func sub(_ name: String) -> String { path + "/" + name }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+struct HarnessFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` until it holds or the deadline passes (generous: the machine is shared).
+func waitUntil(_ what: String, timeout: Duration = .seconds(90), _ condition: () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    if try condition() { return }
+    throw HarnessFailure("timed out after \(timeout) waiting for \(what)")
+}
+
+/// A chain signed by one proposer key that forks: a shared prefix, then an authoritative branch
+/// (posted to DA) and a soft branch (gossiped over P2P only) — a double-signing proposer. Blocks
+/// are built with the real builder and KV executor.
+struct ForkedChain {
+    let signer: BlockSigner
+    let genesis: Genesis
+    let prefix: [BlockCommit]
+    let authoritative: [BlockCommit]
+    let soft: [BlockCommit]
+
+    var authoritativeChain: [BlockCommit] { prefix + authoritative }
+    var softChain: [BlockCommit] { prefix + soft }
+
+    init(prefix: Int, authoritative: Int, soft: Int, scratch: String) throws {
+        signer = BlockSigner(keyFile: KeyFile.generate())
+        genesis = Genesis(chainID: "recovery-test", startTimeNanoseconds: 1_700_000_000_000_000_000,
+                          proposerAddress: signer.address)
+        // The KV executor executes without reading its store; the scratch store is never written.
+        let store = try BlockStore.open(path: scratch)
+        defer { store.close() }
+        let builder = BlockBuilder(signer: signer, executor: KVExecutor(store: store))
+        let genesis = self.genesis
+        func chain(from start: State, _ count: Int, _ txs: (UInt64) -> [String]) throws -> [BlockCommit] {
+            var state = start
+            var out: [BlockCommit] = []
+            for _ in 0..<count {
+                let h = state.nextHeight
+                let block = try builder.build(on: state, txs: txs(h).map { Array($0.utf8) },
+                                              time: genesis.startTimeNanoseconds + h * 1_000_000_000)
+                out.append(block)
+                state = block.state
+            }
+            return out
+        }
+        let shared = try chain(from: State(genesis: genesis, appHash: [UInt8](repeating: 0, count: 32)), prefix) {
+            ["p\($0)=\($0)", "k=p\($0)"]
+        }
+        let base = shared.last!.state
+        self.prefix = shared
+        self.authoritative = try chain(from: base, authoritative) { ["x\($0)=1", "k=x\($0)"] }
+        self.soft = try chain(from: base, soft) { ["y\($0)=1", "k=y\($0)"] }
+    }
+
+    func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> [CandidateBlock] {
+        blocks.map { CandidateBlock(signedHeader: $0.signedHeader, data: $0.data, origin: origin) }
+    }
+}
+
+/// `evnode local-da` in this process, on a free loopback port.
+final class InProcessDA: Sendable {
+    let headerNamespace = DANamespace(name: "recovery-headers")
+    let dataNamespace = DANamespace(name: "recovery-data")
+    let client: CelestiaDAClient
+    private let task: Task<Void, any Error>
+
+    private init(client: CelestiaDAClient, task: Task<Void, any Error>) {
+        self.client = client
+        self.task = task
+    }
+
+    static func start(home: String) async throws -> InProcessDA {
+        let (bound, boundContinuation) = AsyncStream.makeStream(of: HostPort.self)
+        let server = try LocalDAServer(options: LocalDAOptions(home: home, listen: HostPort(host: "127.0.0.1", port: 0),
+                                                               blockTime: .seconds(3600)),
+                                       logger: Logger(label: "test.local-da")) { address in
+            boundContinuation.yield(address)
+        }
+        let task = Task { try await server.run() }
+        var iterator = bound.makeAsyncIterator()
+        guard let address = await iterator.next() else { throw HarnessFailure("local DA did not start") }
+        let client = try CelestiaDAClient(options: DAClientOptions(url: "http://\(address)"))
+        return InProcessDA(client: client, task: task)
+    }
+
+    /// Posts each block as the proposer does (header envelope, signed data), one DA height each.
+    func post(_ blocks: [BlockCommit], signer: BlockSigner) async throws {
+        for block in blocks {
+            var blobs = [DABlob(namespace: headerNamespace, data: try signer.envelope(for: block.signedHeader).encoded())]
+            if !block.data.txs.isEmpty {
+                blobs.append(DABlob(namespace: dataNamespace, data: try signer.sign(data: block.data).encoded()))
+            }
+            _ = try await client.submit(blobs)
+        }
+    }
+
+    func stop() async {
+        await client.shutdown()
+        task.cancel()
+        _ = await task.result
+    }
+}
+
+/// Injects rollback failures in front of the real store rollback: the first call throws, the
+/// second claims success without touching the store (an unconfirmed rollback), later calls roll
+/// back for real. Records what the store held at each call.
+final class FlakyRollbacker: Rollbacker, Sendable {
+    struct Call: Sendable {
+        var state: State?
+        var phase: NodePhase
+        var reason: String?
+    }
+
+    let real: BlockApplier
+    let nodeState: NodeState
+    private let box = Mutex<[Call]>([])
+
+    init(real: BlockApplier, nodeState: NodeState) {
+        self.real = real
+        self.nodeState = nodeState
+    }
+
+    var calls: [Call] { box.withLock { $0 } }
+
+    func rollback(to height: UInt64) throws(StoreError) -> State {
+        let snapshot = nodeState.snapshot
+        let n = box.withLock { calls -> Int in
+            calls.append(Call(state: real.store.state, phase: snapshot.phase, reason: snapshot.reason))
+            return calls.count
+        }
+        switch n {
+        case 1: throw .io(operation: "write", reason: "injected failure")
+        case 2: return real.store.state!
+        default: return try real.rollback(to: height)
+        }
+    }
+}
+
+/// A full node's sync side assembled from the real parts: RocksDB store, KV executor, sync
+/// pipeline, DA follower on the local DA, divergence recovery.
+final class SyncingNode: Sendable {
+    let dir = TempDirectory("evnode-recovery")
+    let store: BlockStore
+    let executor: KVExecutor
+    let applier: BlockApplier
+    let authority = AuthoritativeHeaders()
+    let evidence: EvidenceLog
+    let pipeline: SyncPipeline
+    let follower: DAFollower
+    let recovery: DivergenceRecovery
+    let state: NodeState
+    let metrics = NodeMetrics()
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let failureBox = Mutex<NodeFailure?>(nil)
+    private let recoveryEnded = Mutex<Bool>(false)
+
+    init(chain: ForkedChain, da: InProcessDA, rollbacker: ((BlockApplier, NodeState) -> any Rollbacker)? = nil) throws {
+        let logger = Logger(label: "test.node")
+        store = try BlockStore.open(path: dir.sub("store"))
+        executor = KVExecutor(store: store)
+        try store.initialize(genesis: chain.genesis, executor: executor)
+        let validator = BlockValidator(genesis: chain.genesis)
+        applier = BlockApplier(store: store, executor: executor, validator: validator)
+        evidence = try EvidenceLog(store: store, validator: validator, logger: logger)
+        pipeline = SyncPipeline(applier: applier, batchSize: 4, authority: authority, evidence: evidence, logger: logger)
+        follower = DAFollower(client: da.client,
+                              options: .init(headerNamespace: da.headerNamespace, dataNamespace: da.dataNamespace,
+                                             startHeight: 1, parallelism: 4, pollInterval: .milliseconds(50)),
+                              sink: pipeline, store: store, executor: executor, validator: validator,
+                              authority: authority, evidence: evidence, logger: logger)
+        state = NodeState(metrics: metrics, logger: logger)
+        state.enter(.syncing)
+        var options = DivergenceRecovery.Options()
+        options.retry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(50), maxDelay: .milliseconds(200))
+        recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: authority, replay: follower,
+                                      rollbacker: rollbacker?(applier, state) ?? applier, evidence: evidence,
+                                      state: state, metrics: metrics, options: options, logger: logger)
+        pipeline.start()
+    }
+
+    /// Offers blocks as a peer would (soft) and waits until they are applied.
+    func applyFromPeer(_ blocks: [CandidateBlock]) async throws {
+        await pipeline.submit(blocks)
+        let top = blocks.last!.height
+        try await waitUntil("P2P blocks applied up to \(top)") { store.height == top }
+    }
+
+    /// Starts following DA, with pipeline events going to the recovery.
+    func followDA() {
+        let follower = self.follower, pipeline = self.pipeline, recovery = self.recovery
+        let started: [Task<Void, Never>] = [
+            Task { try? await follower.run() },
+            Task { for await event in pipeline.events { recovery.observe(event) } },
+            Task { [self] in
+                do throws(NodeFailure) {
+                    try await recovery.run()
+                } catch {
+                    self.failureBox.withLock { $0 = error }
+                }
+                self.recoveryEnded.withLock { $0 = true }
+            },
+        ]
+        tasks.withLock { $0.append(contentsOf: started) }
+    }
+
+    /// The failure recovery halted with, once it has.
+    var failure: NodeFailure? { failureBox.withLock { $0 } }
+    var recoveryHasEnded: Bool { recoveryEnded.withLock { $0 } }
+
+    func counter(_ name: String) -> Double? {
+        for line in metrics.text().split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.split(separator: " ").last!)
+        }
+        return nil
+    }
+
+    func hashes(through height: UInt64) throws -> [[UInt8]] {
+        try (1...height).map { try store.headerHash(at: $0) ?? [] }
+    }
+
+    func stop() async {
+        let running = tasks.withLock { $0 }
+        for task in running { task.cancel() }
+        pipeline.stop()
+        for task in running { await task.value }
+        store.close()
+    }
+}
