@@ -59,7 +59,7 @@ struct EvnodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evnode",
         abstract: "A rollup node: aggregator, full node, and catchup-then-aggregate failover.",
-        subcommands: [InitCommand.self, StartCommand.self, LocalDACommand.self, VersionCommand.self])
+        subcommands: [InitCommand.self, StartCommand.self, LocalDACommand.self, SignerCommand.self, VersionCommand.self])
 }
 
 struct VersionCommand: ParsableCommand {
