@@ -90,8 +90,11 @@ let package = Package(
         ]),
         .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config"]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "Block", "DA", "Config"]),
+        .testTarget(name: "NodeTests", dependencies: [
+            "Node", "Block", "Config", "DA", "P2PSync",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block", "DA", "P2PSync"]),
     ]
 )

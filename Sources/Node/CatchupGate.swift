@@ -21,10 +21,12 @@ public struct CatchupSnapshot: Sendable, Equatable {
     public var elapsed: Duration
     /// Time since the last block was applied (or since start when none was).
     public var sinceLastProgress: Duration
+    /// The DA follower's last error while DA is failing (said in the reason the node waits).
+    public var daError: String?
 
     public init(daHeadReached: Bool, storeHeight: UInt64, p2pMaxHeight: UInt64?, peersConfigured: Bool,
                 waitingToApply: Int, highestKnownHeader: UInt64, signerHighWaterMark: UInt64?,
-                elapsed: Duration, sinceLastProgress: Duration) {
+                elapsed: Duration, sinceLastProgress: Duration, daError: String? = nil) {
         self.daHeadReached = daHeadReached
         self.storeHeight = storeHeight
         self.p2pMaxHeight = p2pMaxHeight
@@ -34,6 +36,7 @@ public struct CatchupSnapshot: Sendable, Equatable {
         self.signerHighWaterMark = signerHighWaterMark
         self.elapsed = elapsed
         self.sinceLastProgress = sinceLastProgress
+        self.daError = daError
     }
 }
 
@@ -62,6 +65,9 @@ public struct CatchupGate: Sendable {
         // 1. DA head reached. DA is the authority: without it there is no promotion, however
         // long it takes (a DA outage keeps the node syncing, it does not let it produce).
         guard s.daHeadReached else {
+            if let daError = s.daError {
+                return .keepSyncing("DA head not reached yet: DA unavailable (\(daError))")
+            }
             return .keepSyncing("DA head not reached yet")
         }
 

@@ -47,60 +47,84 @@ struct FailoverStateMachine: Sendable {
         case .aggregator:
             try await aggregate()
         case .aggregatorWithCatchup(let timeout):
-            try await catchUp(timeout: timeout)
+            // Stopped (SIGTERM/SIGINT) while syncing: never go on to produce.
+            guard try await catchUp(timeout: timeout) else { return }
             try await aggregate()
         }
     }
 
     // MARK: syncing → caughtUp
 
-    /// Runs the sync phase until the gate promotes (returns) or fails closed (throws).
-    private func catchUp(timeout: Duration) async throws(NodeFailure) {
+    /// Runs the sync phase until the gate promotes (true) or the node is stopped (false). Throws
+    /// when the gate fails closed or the syncer fails: the node halts and says why.
+    private func catchUp(timeout: Duration) async throws(NodeFailure) -> Bool {
         state.enter(.syncing, reason: "catching up before producing")
         logger.notice("catchup: syncing from DA and peers before producing", metadata: [
             "timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
         let gate = CatchupGate(timeout: timeout)
+        let promoted: Bool
         do {
-            try await withThrowingTaskGroup(of: Bool.self) { group in
+            promoted = try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask {
                     try await sync.run()
-                    return false   // cancelled: only the gate ends the phase normally
+                    return false   // the syncer ends by itself only when the node stops
                 }
-                group.addTask {
-                    try await waitForPromotion(gate)
-                    return true
-                }
-                let promoted = try await group.next() ?? false
+                group.addTask { try await waitForPromotion(gate) }
+                let first = try await group.next() ?? false
                 group.cancelAll()
-                if !promoted { throw CancellationError() }
+                // Wait for the other task to end: a failure the syncer reports while stopping
+                // is thrown here, not swallowed.
+                while try await group.next() != nil {}
+                guard first else { return false }
+                // The submitter must resume after what DA already holds, including the last
+                // blocks applied after the follower last looked.
+                try await sync.settle()
+                return true
             }
         } catch let failure as NodeFailure {
             state.enter(.halted, reason: failure.description)
             throw failure
         } catch {
-            // Cancelled (SIGTERM): the caller stops the process cleanly.
-            return
+            let failure = NodeFailure.daFollower("catchup ended unexpectedly: \(error)")
+            state.enter(.halted, reason: failure.description)
+            throw failure
         }
+        guard promoted, !Task.isCancelled else { return false }
         let height = sync.pipeline.progress.storeHeight
         state.updateCatchup { $0.active = false; $0.blocked_by = nil }
         state.enter(.caughtUp, reason: "all four catchup conditions hold at height \(height)")
+        return true
     }
 
     /// Samples the node every `pollInterval` and asks the gate; logs progress every
-    /// `progressLogInterval`. Returns on promotion, throws `failClosed`.
-    private func waitForPromotion(_ gate: CatchupGate) async throws(NodeFailure) {
+    /// `progressLogInterval`. Returns true on promotion, false when cancelled; throws `failClosed`.
+    private func waitForPromotion(_ gate: CatchupGate) async throws(NodeFailure) -> Bool {
         let clock = ContinuousClock()
         let started = clock.now
         var lastLog = started
         var rate = RateMeter(startHeight: sync.pipeline.progress.storeHeight, at: started)
         state.updateCatchup { $0.active = true }
+        // Nothing signs while syncing, so the mark is read once. Unreadable means unknown: which
+        // heights this key signed cannot be told, so the fence cannot be cleared.
+        let mark: UInt64?
+        do throws(ConfigError) {
+            mark = try signerMark?.load()
+        } catch {
+            throw .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (`evnode signer reset --height N` rewrites it)")
+        }
         while !Task.isCancelled {
             let now = clock.now
-            let snapshot = sample(startedAt: started, now: now)
+            let follower = sync.follower.status
+            let snapshot = sample(mark: mark, follower: follower, startedAt: started, now: now)
             rate.record(height: snapshot.storeHeight, at: now)
-            let decision = gate.evaluate(snapshot)
+            // A divergence recovery in progress rewrites the store: never promote in the middle of it.
+            let decision = state.phase == .recovering
+                ? .keepSyncing("recovering from a divergence") : gate.evaluate(snapshot)
             let target = max(snapshot.p2pMaxHeight ?? 0, snapshot.highestKnownHeader, snapshot.storeHeight)
-            let eta = rate.eta(from: snapshot.storeHeight, to: target)
+            // Before the DA head is reached the chain's height is not known (DA heights are
+            // not block heights), unless a peer announced one: no ETA then.
+            let targetKnown = snapshot.daHeadReached || (snapshot.p2pMaxHeight ?? 0) > snapshot.storeHeight
+            let eta = targetKnown ? rate.eta(from: snapshot.storeHeight, to: target) : nil
             state.updateCatchup {
                 $0.target = target
                 $0.blocks_per_second = rate.blocksPerSecond
@@ -117,7 +141,7 @@ struct FailoverStateMachine: Sendable {
                 logger.notice("catchup: caught up, promoting to block producer", metadata: [
                     "height": "\(snapshot.storeHeight)", "next": "\(snapshot.storeHeight + 1)",
                     "elapsed_s": "\(Double((now - started).nanosecondsClamped / 1_000_000) / 1000)"])
-                return
+                return true
             case .failClosed(let why):
                 throw .failClosed(why)
             case .keepSyncing(let why):
@@ -127,18 +151,19 @@ struct FailoverStateMachine: Sendable {
                         "height": "\(snapshot.storeHeight)", "target": "\(target)",
                         "blocks_per_s": "\(Int(rate.blocksPerSecond))",
                         "eta_s": "\(eta.map { String(Int($0)) } ?? "unknown")",
+                        "da_height": "\(max(follower.nextDAHeight, 1) - 1)", "da_head": "\(follower.daHead)",
                         "da_head_reached": "\(snapshot.daHeadReached)", "waiting_for": "\(why)"])
                 }
             }
             try? await Task.sleep(for: pollInterval)
         }
+        return false
     }
 
     /// One consistent-enough look at everything the gate needs.
-    private func sample(startedAt: ContinuousClock.Instant, now: ContinuousClock.Instant) -> CatchupSnapshot {
+    private func sample(mark: UInt64?, follower: DAFollowerStatus, startedAt: ContinuousClock.Instant,
+                        now: ContinuousClock.Instant) -> CatchupSnapshot {
         let progress = sync.pipeline.progress
-        let follower = sync.follower.status
-        let mark = (try? signerMark?.load()) ?? nil
         return CatchupSnapshot(
             daHeadReached: follower.headReached,
             storeHeight: progress.storeHeight,
@@ -148,13 +173,14 @@ struct FailoverStateMachine: Sendable {
             highestKnownHeader: max(progress.highestKnownHeader, follower.highestHeader),
             signerHighWaterMark: mark,
             elapsed: now - startedAt,
-            sinceLastProgress: now - max(progress.lastProgress, startedAt))
+            sinceLastProgress: now - max(progress.lastProgress, startedAt),
+            daError: follower.lastError)
     }
 
     // MARK: caughtUp → aggregating
 
     private func aggregate() async throws(NodeFailure) {
-        guard let aggregator else { return }
+        guard let aggregator, !Task.isCancelled else { return }
         state.enter(.aggregating)
         do {
             try await aggregator.run()

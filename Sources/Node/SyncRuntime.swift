@@ -50,15 +50,30 @@ final class SyncRuntime: Sendable {
                 group.addTask { await self.fetchFromPeers() }
                 group.addTask { try await self.watchPipeline() }
                 group.addTask { try await self.recovery.run() }
+                defer {
+                    group.cancelAll()
+                    // Wakes whatever waits for room in the pipeline (the DA follower, gossip), so
+                    // every task sees the cancellation now, not after the pipeline drains.
+                    pipeline.stop()
+                }
                 // The first task to end (a failure, or cancellation) ends the phase.
                 try await group.next()
-                group.cancelAll()
             }
         } catch let failure as NodeFailure {
             throw failure
         } catch {
             if Task.isCancelled { return }
             throw .daFollower("\(error)")
+        }
+    }
+
+    /// After `run()` ended: records what DA confirmed of the blocks applied last (see
+    /// `DAFollower.settle`), so that a promoted aggregator's submitter resumes after them.
+    func settle() async throws(NodeFailure) {
+        do {
+            try await follower.settle()
+        } catch {
+            throw .daFollower("recording the DA inclusion of caught-up blocks: \(error)")
         }
     }
 

@@ -30,6 +30,14 @@ import Testing
         #expect(gate.evaluate(s) == .keepSyncing("DA head not reached yet"))
     }
 
+    @Test func namesTheDAErrorWhileWaitingForDA() {
+        var s = caughtUp()
+        s.daHeadReached = false
+        s.daError = "DA transport error talking to http://127.0.0.1:7980/: Couldn't connect to server"
+        guard case .keepSyncing(let why) = gate.evaluate(s) else { Issue.record("should keep syncing"); return }
+        #expect(why.hasPrefix("DA head not reached yet: DA unavailable (") && why.contains("Couldn't connect"))
+    }
+
     @Test func waitsForPeersAheadThenFailsClosedWhenTheyCannotBeFetched() {
         var s = caughtUp()
         s.p2pMaxHeight = 45

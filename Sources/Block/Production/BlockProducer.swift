@@ -7,6 +7,8 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
     case build(height: UInt64, BuildError)
     case store(height: UInt64, StoreError)
     case highWaterMark(height: UInt64, ConfigError)
+    /// The signer's mark cannot be read: which heights were signed is unknown, so none is signed.
+    case unreadableMark(ConfigError)
     /// The signer already signed this height (its mark says so) and the store does not hold it.
     case fence(nextHeight: UInt64, mark: UInt64)
     case notInitialized
@@ -18,6 +20,8 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
         case let .build(h, e): return "building block \(h) failed: \(e)"
         case let .store(h, e): return "storing produced block \(h) failed: \(e)"
         case let .highWaterMark(h, e): return "recording the signer's high-water mark for height \(h) failed: \(e)"
+        case let .unreadableMark(e):
+            return "the signer's high-water mark cannot be read (\(e)); refusing to sign without knowing which heights were signed (`evnode signer reset` rewrites it)"
         case let .fence(next, mark):
             return "the signer's high-water mark is \(mark) but the next height is \(next): heights \(next)…\(mark) were already signed; refusing to sign them again (`evnode signer reset` accepts the risk)"
         case .notInitialized: return "the store has no genesis state"
@@ -77,7 +81,13 @@ public struct BlockProducer: Sendable {
     /// chain, so the node halts and says why.
     public func run() async throws(ProductionError) {
         guard let start = store.state else { throw .notInitialized }
-        if let signed = try? mark.load(), signed > start.lastBlockHeight {
+        let signed: UInt64?
+        do throws(ConfigError) {
+            signed = try mark.load()
+        } catch {
+            throw .unreadableMark(error)
+        }
+        if let signed, signed > start.lastBlockHeight {
             throw .fence(nextHeight: start.nextHeight, mark: signed)
         }
         logger.info("producing blocks", metadata: [

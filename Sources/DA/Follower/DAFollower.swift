@@ -71,6 +71,9 @@ public final class DAFollower: Sendable {
     private let state: Mutex<DAFollowerStatus>
     /// The lowest common ancestor a rollback asked to replay from, until the run loop takes it.
     private let rewindRequest = Mutex<UInt64?>(nil)
+    /// What `run()` knew when it ended: DA confirmations of blocks that may have been applied
+    /// after it last finalized. `settle()` records them.
+    private let leftover = Mutex<InclusionTracker?>(nil)
 
     public init(client: any DAClient, options: Options, sink: any CandidateSink, store: BlockStore,
                 executor: any Executor, validator: BlockValidator,
@@ -106,6 +109,7 @@ public final class DAFollower: Sendable {
     /// `status.lastError`; only a store failure ends the follower (thrown).
     public func run() async throws {
         var tracker = InclusionTracker()
+        defer { leftover.withLock { $0 = tracker } }
         var next = resumeHeight()
         state.withLock { $0.nextDAHeight = next }
         logger.info("following DA", metadata: ["from_da_height": "\(next)",
@@ -167,6 +171,17 @@ public final class DAFollower: Sendable {
             "ancestor": "\(ancestor)", "from_da_height": "\(target)", "was_at_da_height": "\(next)"])
         state.withLock { $0.nextDAHeight = target }
         return target
+    }
+
+    /// Records the DA inclusion (and finalization) of stored blocks that DA confirmed but that
+    /// were applied only after `run()` last looked — typically the last blocks of a catchup,
+    /// applied after the final DA height was read. Call after `run()` has ended: the aggregator
+    /// does so before its submitter starts, so that the submitter never posts them again.
+    public func settle() async throws {
+        guard var tracker = leftover.withLock({ $0.take() }) else { return }
+        let next = state.withLock { $0.nextDAHeight }
+        guard next > 0 else { return }
+        try await finalize(&tracker, processedThrough: next - 1)
     }
 
     /// Reads DA heights from `next` in order until the head; true when the head was reached.

@@ -1,0 +1,166 @@
+import Block
+@testable import Config
+import DA
+import Foundation
+import Logging
+@testable import Node
+import P2PSync
+import Testing
+
+/// The failover state machine with the node's real sync parts (RocksDB store, sync pipeline,
+/// DA follower with the libcurl client, P2P service). DA is down (nothing listens on the
+/// address), so the node stays in `syncing` until the test acts.
+@Suite(.timeLimit(.minutes(1))) struct FailoverStateMachineTests {
+    struct TimedOut: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// An execution layer that cannot execute (its state cannot be read). The KV executor cannot
+    /// be made to fail on demand; this stands in for a broken disk under it. Everything else is
+    /// the real KV executor.
+    final class BrokenExecutor: Executor {
+        let inner: KVExecutor
+        init(inner: KVExecutor) { self.inner = inner }
+
+        func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8] { try inner.initChain(genesis: genesis) }
+        func getTxs(max: Int, maxBytes: Int) -> [[UInt8]] { inner.getTxs(max: max, maxBytes: maxBytes) }
+        var hasPendingTransactions: Bool { inner.hasPendingTransactions }
+        func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+                        previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {
+            throw ExecutionError(height: height, reason: "reading KV state: Input/output error (injected)")
+        }
+        func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet { try inner.setFinal(height: height) }
+        func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet {
+            try inner.rollback(to: height, from: currentHeight)
+        }
+    }
+
+    /// A node in catchup mode over a fresh store, and block 1 of its chain signed by the proposer.
+    final class Fixture {
+        let dir: String
+        let store: BlockStore
+        let client: CelestiaDAClient
+        let pipeline: SyncPipeline
+        let state: NodeState
+        let machine: FailoverStateMachine
+        let block1: BlockCommit
+
+        init(brokenExecutor: Bool) throws {
+            dir = NSTemporaryDirectory() + "/evnode-fsm-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let key = KeyFile.generate()
+            let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+            let genesis = Genesis(chainID: "fsm-test", startTimeNanoseconds: now - 10_000_000_000,
+                                  proposerAddress: key.address)
+
+            // The proposer's block 1, made on a store of its own.
+            let producerStore = try BlockStore.open(path: dir + "/producer")
+            let producerExecutor = KVExecutor(store: producerStore)
+            let genesisState = try producerStore.initialize(genesis: genesis, executor: producerExecutor)
+            block1 = try BlockBuilder(signer: BlockSigner(keyFile: key), executor: producerExecutor)
+                .build(on: genesisState, txs: [Array("k=v".utf8)], time: now)
+            producerStore.close()
+
+            let logger = Logger(label: "fsm-test")
+            store = try BlockStore.open(path: dir + "/node")
+            let kv = KVExecutor(store: store)
+            let executor: any Executor = brokenExecutor ? BrokenExecutor(inner: kv) : kv
+            _ = try store.initialize(genesis: genesis, executor: executor)
+            let validator = BlockValidator(genesis: genesis)
+            pipeline = SyncPipeline(applier: BlockApplier(store: store, executor: executor, validator: validator),
+                                    logger: logger)
+            // Port 1 on loopback: connection refused, as when the DA node is down.
+            client = try CelestiaDAClient(options: DAClientOptions(url: "http://127.0.0.1:1/"))
+            let namespace = DANamespace(name: "fsm-test-headers")
+            let follower = DAFollower(client: client,
+                                      options: .init(headerNamespace: namespace, dataNamespace: namespace, startHeight: 1,
+                                                     parallelism: 1, pollInterval: .milliseconds(100)),
+                                      sink: pipeline, store: store, executor: executor, validator: validator,
+                                      logger: logger)
+            let blockCheck = SignedBlockValidator(blockValidator: validator)
+            let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
+                                 nodeKey: KeyFile.generate(), chainID: genesis.chainID,
+                                 source: StoreBlockSource(store: store), validator: blockCheck)
+            let metrics = NodeMetrics()
+            state = NodeState(metrics: metrics, logger: logger)
+            let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: AuthoritativeHeaders(),
+                                              replay: follower,
+                                              rollbacker: BlockApplier(store: store, executor: executor, validator: validator),
+                                              evidence: nil, state: state, metrics: metrics, logger: logger)
+            let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
+                                   recovery: recovery, metrics: metrics, logger: logger)
+            machine = FailoverStateMachine(mode: .aggregatorWithCatchup(timeout: .milliseconds(500)), state: state,
+                                           sync: sync, aggregator: nil, p2p: p2p, peersConfigured: false,
+                                           signerMark: nil, metrics: metrics, logger: logger)
+        }
+
+        func close() async {
+            await client.shutdown()
+            store.close()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+
+        func waitFor(_ what: String, _ condition: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !condition() {
+                guard ContinuousClock.now < deadline else { throw TimedOut(description: "timed out waiting for \(what)") }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+    }
+
+    @Test func syncerFailureDuringCatchupHaltsTheNode() async throws {
+        let f = try Fixture(brokenExecutor: true)
+        let machine = f.machine
+        let run = Task { () -> NodeFailure? in
+            do throws(NodeFailure) {
+                try await machine.run()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        try await f.waitFor("syncing") { f.state.phase == .syncing }
+        // Block 1 arrives (as from a peer); executing it fails.
+        await f.pipeline.submit([CandidateBlock(signedHeader: f.block1.signedHeader, data: f.block1.data,
+                                                origin: .p2p(peer: "test"))])
+        // The machine ends by itself (a hang would hit the suite's time limit).
+        let failure = await run.value
+        guard case .syncer(let error)? = failure else {
+            Issue.record("expected a syncer failure, got \(String(describing: failure))")
+            await f.close()
+            return
+        }
+        #expect(error.description.contains("injected"))
+        #expect(failure?.exitStatus == 1)
+        #expect(f.state.phase == .halted)
+        #expect(f.state.snapshot.reason?.contains("sync pipeline stopped") == true)
+        #expect(f.store.height == 0)
+        await f.close()
+    }
+
+    /// Stopping the node (its task cancelled, as on SIGTERM) while it syncs ends the machine
+    /// cleanly and never promotes it.
+    @Test func stopDuringCatchupNeverPromotes() async throws {
+        let f = try Fixture(brokenExecutor: false)
+        let machine = f.machine
+        let run = Task { () -> NodeFailure? in
+            do throws(NodeFailure) {
+                try await machine.run()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        // DA is down: syncing, and held back by it, past the 500 ms timeout.
+        try await f.waitFor("held back by DA") {
+            f.state.snapshot.catchup.blocked_by?.contains("DA unavailable") == true
+                && f.state.snapshot.catchup.elapsed_seconds > 0.6
+        }
+        run.cancel()
+        let failure = await run.value
+        #expect(failure == nil)
+        #expect(f.state.phase == .syncing)
+        await f.close()
+    }
+}
