@@ -1,5 +1,7 @@
 import Block
 import Config
+import Dispatch
+import Foundation
 import Logging
 import NIOPosix
 import Synchronization
@@ -164,22 +166,26 @@ public final class DAFollower: Sendable {
 
     /// Decodes and verifies one DA height's blobs, hands complete blocks to the pipeline and
     /// advances finalization.
+    ///
+    /// Verification is the catch-up's main cost, so it runs on the blocking pool, spread over
+    /// the cores, and each header signature is checked once: the pipeline is told
+    /// (`signatureVerified`) and does not check it again.
     private func process(_ height: DAHeightBlobs, tracker: inout InclusionTracker) async throws {
+        let decoder = BlobDecoder(headerNamespace: options.headerNamespace, dataNamespace: options.dataNamespace,
+                                  validator: validator)
+        let blobs = height.blobs
+        let decoded = try await blockingPool.runIfActive { decoder.decode(blobs) }
         var bad = 0
-        for blob in height.blobs {
-            if blob.namespace == options.headerNamespace, let envelope = try? DAHeaderEnvelope(decoding: blob.data) {
-                if (try? validator.verifyEnvelope(envelope)) != nil {
-                    tracker.addHeader(envelope.signedHeader, daHeight: height.height, logger: logger)
-                    continue
-                }
+        // Headers first: data then pairs with a header of this height wherever it sits.
+        for case .header(let header) in decoded {
+            tracker.addHeader(header, daHeight: height.height, logger: logger)
+        }
+        for blob in decoded {
+            switch blob {
+            case .header: continue
+            case .data(let data): tracker.addData(data, daHeight: height.height)
+            case .bad: bad += 1
             }
-            if blob.namespace == options.dataNamespace, let signed = try? SignedData(decoding: blob.data) {
-                if (try? validator.verifyData(signed)) != nil {
-                    tracker.addData(signed.data, daHeight: height.height)
-                    continue
-                }
-            }
-            bad += 1
         }
         if bad > 0 {
             logger.warning("ignored DA blobs that are not validly signed blocks of this chain",
@@ -217,11 +223,18 @@ public final class DAFollower: Sendable {
         let finalizedHeight = f
         let toRecord = confirmed
         try await blockingPool.runIfActive {
+            // One write per kind and DA height (a DA height holds thousands of blocks).
+            var headers: [UInt64: [UInt64]] = [:]
+            var data: [UInt64: [UInt64]] = [:]
             for entry in toRecord {
-                try store.recordDAInclusion(.header, heights: [entry.height], daHeight: entry.header, sync: false)
-                if let d = entry.data {
-                    try store.recordDAInclusion(.data, heights: [entry.height], daHeight: d, sync: false)
-                }
+                headers[entry.header, default: []].append(entry.height)
+                if let d = entry.data { data[d, default: []].append(entry.height) }
+            }
+            for (daHeight, heights) in headers {
+                try store.recordDAInclusion(.header, heights: heights, daHeight: daHeight, sync: false)
+            }
+            for (daHeight, heights) in data {
+                try store.recordDAInclusion(.data, heights: heights, daHeight: daHeight, sync: false)
             }
             if finalizedHeight > store.finalizedHeight {
                 try store.setFinalizedHeight(finalizedHeight, executor: executor)
@@ -273,10 +286,11 @@ struct InclusionTracker {
         confirmed[height] = Seen(hash: hash, headerDAHeight: daHeight, dataDAHeight: nil, needsData: needsData)
         if !needsData {
             complete[height] = CandidateBlock(signedHeader: header, data: BlockData(metadata: nil, txs: []),
-                                              origin: .da(daHeight: daHeight))
+                                              origin: .da(daHeight: daHeight), signatureVerified: true)
         } else if let held = data.removeValue(forKey: header.header.dataHash) {
             confirmed[height]?.dataDAHeight = held.daHeight
-            complete[height] = CandidateBlock(signedHeader: header, data: held.data, origin: .da(daHeight: daHeight))
+            complete[height] = CandidateBlock(signedHeader: header, data: held.data, origin: .da(daHeight: daHeight),
+                                              signatureVerified: true)
         } else {
             waiting[height] = (header, daHeight)
         }
@@ -284,16 +298,16 @@ struct InclusionTracker {
 
     mutating func addData(_ blockData: BlockData, daHeight: UInt64) {
         let hash = blockData.dataHash
+        let found: UInt64?
         if let height = blockData.metadata?.height, let w = waiting[height], w.header.header.dataHash == hash {
-            waiting.removeValue(forKey: height)
-            confirmed[height]?.dataDAHeight = daHeight
-            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight))
-            return
+            found = height
+        } else {
+            found = waiting.first(where: { $0.value.header.header.dataHash == hash })?.key
         }
-        if let (height, w) = waiting.first(where: { $0.value.header.header.dataHash == hash }) {
-            waiting.removeValue(forKey: height)
+        if let height = found, let w = waiting.removeValue(forKey: height) {
             confirmed[height]?.dataDAHeight = daHeight
-            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight))
+            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight),
+                                              signatureVerified: true)
             return
         }
         if data[hash] == nil { data[hash] = (blockData, daHeight) }
@@ -330,4 +344,56 @@ struct InclusionTracker {
     mutating func forget(through height: UInt64) {
         for h in confirmed.keys where h <= height { confirmed.removeValue(forKey: h) }
     }
+}
+
+/// A DA blob after decoding and the checks that need no chain state.
+enum DecodedBlob: Sendable {
+    /// A header blob whose header and envelope signatures verified.
+    case header(SignedHeader)
+    /// A data blob signed by the proposer.
+    case data(BlockData)
+    /// Not a validly signed block part of this chain.
+    case bad
+}
+
+/// Decodes a DA height's blobs and verifies their signatures, spread over the cores. Pure
+/// work on values: runs on any thread.
+struct BlobDecoder: Sendable {
+    let headerNamespace: DANamespace
+    let dataNamespace: DANamespace
+    let validator: BlockValidator
+
+    func decode(_ blobs: [DABlob]) -> [DecodedBlob] {
+        concurrentMap(blobs) { decodeOne($0) }
+    }
+
+    private func decodeOne(_ blob: DABlob) -> DecodedBlob {
+        if blob.namespace == headerNamespace, let envelope = try? DAHeaderEnvelope(decoding: blob.data) {
+            if (try? validator.verifyEnvelope(envelope)) != nil {
+                return .header(envelope.signedHeader)
+            }
+        }
+        if blob.namespace == dataNamespace, let signed = try? SignedData(decoding: blob.data) {
+            if (try? validator.verifyData(signed)) != nil {
+                return .data(signed.data)
+            }
+        }
+        return .bad
+    }
+}
+
+/// `transform` applied to every element, in chunks spread over the cores; results in order.
+func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) -> R) -> [R] {
+    let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, items.count / 16))
+    if chunks == 1 { return items.map(transform) }
+    var results = [R?](repeating: nil, count: items.count)
+    results.withUnsafeMutableBufferPointer { out in
+        nonisolated(unsafe) let slots = out.baseAddress!
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let lo = items.count * chunk / chunks
+            let hi = items.count * (chunk + 1) / chunks
+            for i in lo..<hi { slots[i] = transform(items[i]) }
+        }
+    }
+    return results.map { $0! }
 }
