@@ -82,7 +82,11 @@ public final class DAFollower: Sendable {
     /// Follows DA until cancelled. DA failures are retried with backoff and reported in
     /// `status.lastError`; only a store failure ends the follower (thrown).
     public func run() async throws {
-        var tracker = InclusionTracker()
+        var follow = FollowState()
+        defer {
+            // Let the last finalization batch finish (its writes are already on their way).
+            if let last = follow.finalizing { Task { _ = try? await last.value } }
+        }
         var next = resumeHeight()
         state.withLock { $0.nextDAHeight = next }
         logger.info("following DA", metadata: ["from_da_height": "\(next)",
@@ -99,7 +103,7 @@ public final class DAFollower: Sendable {
                     targetHead = head
                     state.withLock { $0.daHead = max($0.daHead, head) }
                 }
-                let reachedHead = try await walk(from: &next, tracker: &tracker)
+                let reachedHead = try await walk(from: &next, follow: &follow)
                 backoff.reset()
                 if reachedHead {
                     if let target = targetHead, next > target {
@@ -130,14 +134,14 @@ public final class DAFollower: Sendable {
     }
 
     /// Reads DA heights from `next` in order until the head; true when the head was reached.
-    private func walk(from next: inout UInt64, tracker: inout InclusionTracker) async throws -> Bool {
+    private func walk(from next: inout UInt64, follow: inout FollowState) async throws -> Bool {
         let namespaces = options.headerNamespace == options.dataNamespace
             ? [options.headerNamespace] : [options.headerNamespace, options.dataNamespace]
         for try await event in client.retrieve(heights: next...(next + 1_000_000), namespaces: namespaces,
                                                parallelism: options.parallelism) {
             switch event {
             case .height(let blobs):
-                try await process(blobs, tracker: &tracker)
+                try await process(blobs, follow: &follow)
                 next = blobs.height + 1
                 let reached = next
                 state.withLock {
@@ -170,7 +174,7 @@ public final class DAFollower: Sendable {
     /// Verification is the catch-up's main cost, so it runs on the blocking pool, spread over
     /// the cores, and each header signature is checked once: the pipeline is told
     /// (`signatureVerified`) and does not check it again.
-    private func process(_ height: DAHeightBlobs, tracker: inout InclusionTracker) async throws {
+    private func process(_ height: DAHeightBlobs, follow: inout FollowState) async throws {
         let decoder = BlobDecoder(headerNamespace: options.headerNamespace, dataNamespace: options.dataNamespace,
                                   validator: validator)
         let blobs = height.blobs
@@ -178,12 +182,12 @@ public final class DAFollower: Sendable {
         var bad = 0
         // Headers first: data then pairs with a header of this height wherever it sits.
         for case .header(let header) in decoded {
-            tracker.addHeader(header, daHeight: height.height, logger: logger)
+            follow.tracker.addHeader(header, daHeight: height.height, logger: logger)
         }
         for blob in decoded {
             switch blob {
             case .header: continue
-            case .data(let data): tracker.addData(data, daHeight: height.height)
+            case .data(let data): follow.tracker.addData(data, daHeight: height.height)
             case .bad: bad += 1
             }
         }
@@ -191,14 +195,14 @@ public final class DAFollower: Sendable {
             logger.warning("ignored DA blobs that are not validly signed blocks of this chain",
                            metadata: ["da_height": "\(height.height)", "count": "\(bad)"])
         }
-        let complete = tracker.takeComplete(above: store.height)
+        let complete = follow.tracker.takeComplete(above: store.height)
         if !complete.isEmpty {
             await sink.submit(complete)
         }
-        tracker.trim(max: options.maxUnresolved)
-        try await finalize(&tracker, processedThrough: height.height)
-        let unresolved = tracker.unresolved
-        let highest = tracker.highestHeader
+        follow.tracker.trim(max: options.maxUnresolved)
+        try await finalize(&follow, processedThrough: height.height)
+        let unresolved = follow.tracker.unresolved
+        let highest = follow.tracker.highestHeader
         state.withLock {
             $0.badBlobs += bad
             $0.unresolved = unresolved
@@ -208,43 +212,65 @@ public final class DAFollower: Sendable {
 
     /// Advances the finalized height over consecutive stored blocks whose hash DA confirms, and
     /// persists where a restart must resume reading DA.
-    private func finalize(_ tracker: inout InclusionTracker, processedThrough daHeight: UInt64) async throws {
+    ///
+    /// The store writes (inclusion records, the finalized height with the executor's `setFinal`,
+    /// which prunes state, and the resume height) run on the blocking pool while the follower
+    /// goes on with the next DA height: they are a large part of a catch-up's serial work. One
+    /// batch is in flight at a time, in order; a failure is thrown by the next call.
+    private func finalize(_ follow: inout FollowState, processedThrough daHeight: UInt64) async throws {
         let store = self.store
         let executor = self.executor
         var confirmed: [(height: UInt64, header: UInt64, data: UInt64?)] = []
-        var f = store.finalizedHeight
+        var f = max(store.finalizedHeight, follow.finalizingThrough)
         let head = store.height
-        while f < head, let seen = tracker.confirmed[f + 1], seen.isComplete,
+        while f < head, let seen = follow.tracker.confirmed[f + 1], seen.isComplete,
               let stored = try store.headerHash(at: f + 1), stored == seen.hash {
             confirmed.append((f + 1, seen.headerDAHeight, seen.dataDAHeight))
             f += 1
         }
-        let resume = tracker.lowestUnresolvedDAHeight(after: f) ?? (daHeight + 1)
+        let resume = follow.tracker.lowestUnresolvedDAHeight(after: f) ?? (daHeight + 1)
         let finalizedHeight = f
         let toRecord = confirmed
-        try await blockingPool.runIfActive {
-            // One write per kind and DA height (a DA height holds thousands of blocks).
-            var headers: [UInt64: [UInt64]] = [:]
-            var data: [UInt64: [UInt64]] = [:]
-            for entry in toRecord {
-                headers[entry.header, default: []].append(entry.height)
-                if let d = entry.data { data[d, default: []].append(entry.height) }
-            }
-            for (daHeight, heights) in headers {
-                try store.recordDAInclusion(.header, heights: heights, daHeight: daHeight, sync: false)
-            }
-            for (daHeight, heights) in data {
-                try store.recordDAInclusion(.data, heights: heights, daHeight: daHeight, sync: false)
-            }
-            if finalizedHeight > store.finalizedHeight {
-                try store.setFinalizedHeight(finalizedHeight, executor: executor)
-            }
-            var bytes = [UInt8](repeating: 0, count: 8)
-            for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: resume >> (56 - 8 * UInt64(i))) }
-            try store.setMetadata(Self.resumeKey, bytes)
+        if let previous = follow.finalizing {
+            follow.finalizing = nil
+            try await previous.value
         }
-        tracker.forget(through: f)
+        let pool = blockingPool
+        follow.finalizing = Task {
+            try await pool.runIfActive {
+                // One write per kind and DA height (a DA height holds thousands of blocks).
+                var headers: [UInt64: [UInt64]] = [:]
+                var data: [UInt64: [UInt64]] = [:]
+                for entry in toRecord {
+                    headers[entry.header, default: []].append(entry.height)
+                    if let d = entry.data { data[d, default: []].append(entry.height) }
+                }
+                for (daHeight, heights) in headers {
+                    try store.recordDAInclusion(.header, heights: heights, daHeight: daHeight, sync: false)
+                }
+                for (daHeight, heights) in data {
+                    try store.recordDAInclusion(.data, heights: heights, daHeight: daHeight, sync: false)
+                }
+                if finalizedHeight > store.finalizedHeight {
+                    try store.setFinalizedHeight(finalizedHeight, executor: executor)
+                }
+                var bytes = [UInt8](repeating: 0, count: 8)
+                for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: resume >> (56 - 8 * UInt64(i))) }
+                try store.setMetadata(Self.resumeKey, bytes)
+            }
+        }
+        follow.finalizingThrough = f
+        follow.tracker.forget(through: f)
     }
+}
+
+/// The follower's working state from one DA height to the next.
+struct FollowState {
+    var tracker = InclusionTracker()
+    /// The finalization writes still running (at most one batch) …
+    var finalizing: Task<Void, any Error>?
+    /// … and the height they finalize through.
+    var finalizingThrough: UInt64 = 0
 }
 
 /// Headers and data seen on DA, paired by data hash, and what DA confirms per block height.
