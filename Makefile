@@ -4,7 +4,7 @@ APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps build release test run clean
+.PHONY: deps build release test run bench bench-quick clean
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -32,6 +32,14 @@ test: deps
 
 run: release
 	@bash scripts/run-demo.sh "$(DEMO_HOME)" "$$($(SWIFT) build -c release --show-bin-path)/evnode"
+
+# Benchmarks (SPEC §11): figures with their same-run baselines; JSON in bench-results/.
+# `bench` takes a few minutes on 2 cores, `bench-quick` about one. See README "Benchmarks".
+bench: release
+	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-all --out bench-results
+
+bench-quick: release
+	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-all --quick --out bench-results
 
 clean:
 	rm -rf .build demo

@@ -80,8 +80,11 @@ let package = Package(
 
         // Internal helper processes for tests (e.g. a store writer the crash test SIGKILLs).
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
-        .executableTarget(name: "evnode-testkit", dependencies: ["Block", "Config", "CRocksDB"],
-                          swiftSettings: strict),
+        // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
+        .executableTarget(name: "evnode-testkit", dependencies: [
+            "Block", "Config", "CRocksDB", "DA",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "BlockTests", dependencies: [

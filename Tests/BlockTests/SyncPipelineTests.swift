@@ -55,6 +55,30 @@ import Testing
         #expect(progress.waiting == 0 && progress.appliedTotal == 300 && progress.highestKnownHeader == 300)
     }
 
+    /// A supplier that verified a header (the DA follower) says so and the pipeline trusts it:
+    /// shown with a forged signature that only an unmarked candidate gets rejected for.
+    @Test func headersMarkedVerifiedAreNotVerifiedAgain() async throws {
+        let (source, follower, blocks) = try makeChains(count: 6)
+        let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
+        pipeline.start()
+        defer { pipeline.stop() }
+        var unmarked = candidates(blocks[0...0], .p2p(peer: "a"))[0]
+        unmarked.signedHeader.signature[0] ^= 0xff
+        await pipeline.submit([unmarked])
+        var iterator = pipeline.events.makeAsyncIterator()
+        guard case .rejected(1, _, .invalid(let v))? = await iterator.next() else {
+            Issue.record("expected the unmarked forged block to be rejected")
+            return
+        }
+        #expect(v.rule == "signature")
+        var marked = candidates(blocks, .da(daHeight: 3))
+        marked[0].signedHeader.signature[0] ^= 0xff
+        for i in marked.indices { marked[i].signatureVerified = true }
+        await pipeline.submit(marked)
+        try await waitForHeight(pipeline, 6)
+        #expect(follower.store.state == source.store.state)
+    }
+
     @Test func badSignatureIsRejectedAndTheGoodBlockStillApplies() async throws {
         let (source, follower, blocks) = try makeChains(count: 10)
         let pipeline = SyncPipeline(applier: follower.applier, logger: logger)

@@ -75,6 +75,8 @@ public final class BlockStore: Sendable {
     private struct Cache {
         var state: State?
         var finalized: UInt64
+        /// Rollbacks since open: work prepared outside the writer lock checks it is unchanged.
+        var rollbacks: UInt64 = 0
     }
 
     private init(db: RocksDB, path: String, state: State?, finalized: UInt64) {
@@ -418,7 +420,10 @@ public final class BlockStore: Sendable {
             }
             batch.put(StoreKeys.state, restored.encoded())
             try db.write(batch, sync: sync)
-            cache.withLock { $0.state = restored }
+            cache.withLock {
+                $0.state = restored
+                $0.rollbacks += 1
+            }
             return restored
         }
     }
@@ -428,24 +433,39 @@ public final class BlockStore: Sendable {
     /// Raises the finalized (DA-included) height and commits the executor's `setFinal` writes
     /// in the same batch. Equal to the current value: nothing happens. Lower: refused
     /// (`.belowFinalized`), finality never goes back. Above the store height: refused.
+    ///
+    /// The executor's part (the KV executor prunes superseded state, a read per key written)
+    /// is prepared before the writer lock is taken, so block commits go on meanwhile: it only
+    /// reads state at or below `height`, which commits never change. A rollback or another
+    /// finalization in between makes it start over.
     public func setFinalizedHeight(_ height: UInt64, executor: (any Executor)?, sync: Bool = true) throws(StoreError) {
-        try writer.withLock { () throws(StoreError) in
-            let (state, finalized) = cache.withLock { ($0.state, $0.finalized) }
+        while true {
+            let (state, finalized, rollbacks) = cache.withLock { ($0.state, $0.finalized, $0.rollbacks) }
             if height == finalized { return }
             guard height > finalized else { throw .belowFinalized(requested: height, finalized: finalized) }
             let head = state?.lastBlockHeight ?? 0
             guard height <= head else { throw .aboveHeight(requested: height, height: head) }
-            let batch = WriteBatch()
-            batch.put(StoreKeys.finalized, bigEndianBytes(height))
+            var executorWrites = WriteSet()
             if let executor {
                 do throws(ExecutionError) {
-                    BlockStore.add(try executor.setFinal(height: height), to: batch)
+                    executorWrites = try executor.setFinal(height: height)
                 } catch {
                     throw .execution(error)
                 }
             }
-            try db.write(batch, sync: sync)
-            cache.withLock { $0.finalized = height }
+            let written = try writer.withLock { () throws(StoreError) -> Bool in
+                let unchanged = cache.withLock { $0.finalized == finalized && $0.rollbacks == rollbacks }
+                guard unchanged else { return false }
+                let head = self.state?.lastBlockHeight ?? 0
+                guard height <= head else { throw .aboveHeight(requested: height, height: head) }
+                let batch = WriteBatch()
+                batch.put(StoreKeys.finalized, bigEndianBytes(height))
+                BlockStore.add(executorWrites, to: batch)
+                try db.write(batch, sync: sync)
+                cache.withLock { $0.finalized = height }
+                return true
+            }
+            if written { return }
         }
     }
 

@@ -26,11 +26,17 @@ public struct CandidateBlock: Sendable {
     public var signedHeader: SignedHeader
     public var data: BlockData
     public var origin: BlockOrigin
+    /// True when the supplier already ran `BlockValidator.verifySignature` on this very header
+    /// with the chain's validator (e.g. the DA follower, which checks headers as it decodes
+    /// them). The pipeline then skips that check: one Ed25519 verification per block is the
+    /// floor of a catch-up, a second one would halve it.
+    public var signatureVerified: Bool
 
-    public init(signedHeader: SignedHeader, data: BlockData, origin: BlockOrigin) {
+    public init(signedHeader: SignedHeader, data: BlockData, origin: BlockOrigin, signatureVerified: Bool = false) {
         self.signedHeader = signedHeader
         self.data = data
         self.origin = origin
+        self.signatureVerified = signatureVerified
     }
 
     public var height: UInt64 { signedHeader.header.height }
@@ -177,7 +183,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         var waitingDA = farAhead.filter { $0.origin.isDA }
         // Too far ahead to hold; still, a validly signed header there is known (equivocation fence).
         for candidate in farAhead where !candidate.origin.isDA
-            && (try? validator.verifySignature(candidate.signedHeader)) != nil {
+            && (candidate.signatureVerified || (try? validator.verifySignature(candidate.signedHeader)) != nil) {
             noteKnownHeader(candidate.height)
         }
         while !waitingDA.isEmpty {
@@ -206,7 +212,8 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private func report(_ contests: [Contest]) {
         for contest in contests {
             // Only a block the proposer really signed matters; anything else is noise.
-            guard (try? validator.verifySignature(contest.candidate.signedHeader)) != nil else { continue }
+            guard contest.candidate.signatureVerified
+                || (try? validator.verifySignature(contest.candidate.signedHeader)) != nil else { continue }
             if contest.isStored {
                 eventContinuation.yield(.conflict(height: contest.candidate.height,
                                                   storedHash: contest.incumbent.header.hash,
@@ -490,18 +497,20 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         }
     }
 
-    /// One result per block: nil when its signature checks out.
+    /// One result per block: nil when its signature checks out (or was checked by its supplier).
     private func verifySignatures(_ run: [CandidateBlock]) -> [ValidationError?] {
         var results = [ValidationError?](repeating: nil, count: run.count)
+        let unverified = run.indices.filter { !run[$0].signatureVerified }
+        guard !unverified.isEmpty else { return results }
         let validator = self.validator
-        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, run.count / 32))
+        let chunks = max(1, min(ProcessInfo.processInfo.activeProcessorCount * 2, unverified.count / 32))
         results.withUnsafeMutableBufferPointer { out in
             let base = out.baseAddress!
             nonisolated(unsafe) let slots = base
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let lo = run.count * chunk / chunks
-                let hi = run.count * (chunk + 1) / chunks
-                for i in lo..<hi {
+                let lo = unverified.count * chunk / chunks
+                let hi = unverified.count * (chunk + 1) / chunks
+                for i in unverified[lo..<hi] {
                     do throws(ValidationError) {
                         try validator.verifySignature(run[i].signedHeader)
                     } catch {

@@ -1,0 +1,71 @@
+import Block
+import Config
+import DA
+import Foundation
+import Logging
+import Testing
+
+/// The DA follower against a real `evnode local-da`: a chain posted by the real submitter, read
+/// back into a fresh store through the real sync pipeline.
+@Suite struct FollowerTests {
+    let headerNS = DANamespace(name: "follow-headers")
+    let dataNS = DANamespace(name: "follow-data")
+
+    /// Heights and data spread over many DA heights (small blobs), junk in both namespaces: the
+    /// fresh store ends with the source's state, every block finalized, inclusion recorded where
+    /// the submitter posted it, the junk counted as bad, and the resume height saved.
+    @Test func rebuildsTheChainFromDAAndFinalizesIt() async throws {
+        try await withLocalDA(arguments: ["--block-time", "200ms"]) { _, client, dir in
+            let source = try TestChainStore(path: dir.path + "/source")
+            defer { source.close() }
+            for h in 1...240 {
+                try source.produce(h % 4 == 0 ? [] : ["k\(h % 17)=v\(h)", "n\(h)=\(h)"])
+            }
+            // Junk first: data nobody signed and a header signed by another key.
+            let stranger = BlockSigner(keyFile: KeyFile.generate())
+            let block = try source.store.block(at: 1)!
+            let forgedData = SignedData(data: block.data, signature: [UInt8](repeating: 7, count: 64),
+                                        signer: source.signer.signer)
+            var foreign = block.signedHeader
+            foreign.header.height = 241
+            let foreignEnvelope = try stranger.envelope(for: try stranger.sign(header: foreign.header))
+            _ = try await client.submit([DABlob(namespace: dataNS, data: forgedData.encoded()),
+                                         DABlob(namespace: headerNS, data: foreignEnvelope.encoded())])
+            let submitter = DASubmitter(client: client, store: source.store, executor: source.executor,
+                                        signer: source.signer,
+                                        options: SubmitterOptions(headerNamespace: headerNS, dataNamespace: dataNS,
+                                                                  maxBlobSize: 6_000, interval: .milliseconds(50)))
+            let submissions = try await submitter.submitPending()
+            #expect(submissions > 10, "the chain is spread over many DA heights")
+
+            let target = try BlockStore.open(path: dir.path + "/target")
+            defer { target.close() }
+            let executor = KVExecutor(store: target)
+            try target.initialize(genesis: source.genesis, executor: executor)
+            let validator = BlockValidator(genesis: source.genesis)
+            let pipeline = SyncPipeline(applier: BlockApplier(store: target, executor: executor, validator: validator),
+                                        batchSize: 50, logger: Logger(label: "test.pipeline"))
+            pipeline.start()
+            defer { pipeline.stop() }
+            let follower = DAFollower(client: client,
+                                      options: .init(headerNamespace: headerNS, dataNamespace: dataNS, startHeight: 0,
+                                                     parallelism: 4, pollInterval: .milliseconds(50)),
+                                      sink: pipeline, store: target, executor: executor, validator: validator,
+                                      logger: Logger(label: "test.follower"))
+            let running = Task { try await follower.run() }
+            defer { running.cancel() }
+            try await waitUntil("the store holds and finalizes the chain", timeout: .seconds(60)) {
+                target.height == 240 && target.finalizedHeight == 240
+            }
+            #expect(target.state == source.store.state)
+            for h in UInt64(1)...240 {
+                let posted = try source.store.daInclusion(at: h)
+                let recorded = try target.daInclusion(at: h)
+                #expect(recorded.headerDAHeight == posted.headerDAHeight, "header inclusion of \(h)")
+                #expect(recorded.dataDAHeight == posted.dataDAHeight, "data inclusion of \(h)")
+            }
+            #expect(follower.status.badBlobs == 2)
+            #expect(try target.metadata("da_follower_resume_height") != nil)
+        }
+    }
+}
