@@ -25,10 +25,13 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# Builds the executables too: integration tests start real `evnode` processes.
+# Builds the executables too: integration tests start real `evnode` processes. Unit and module
+# tests run in parallel; the integration tests (several nodes and a DA each) run one at a time so
+# that two cores are not asked to run a dozen nodes at once.
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --skip IntegrationTests
+	$(SWIFT) test --skip-build --no-parallel --filter IntegrationTests
 
 run: release
 	@bash scripts/run-demo.sh "$(DEMO_HOME)" "$$($(SWIFT) build -c release --show-bin-path)/evnode"

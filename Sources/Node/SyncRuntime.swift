@@ -83,7 +83,7 @@ final class SyncRuntime: Sendable {
             if Task.isCancelled { return }
             guard case .success(let block) = blockCheck.check(received.block) else { continue }
             await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,
-                                                  origin: .p2p(peer: received.from.description))])
+                                                  origin: .p2p(peer: received.from.description), signatureVerified: true)])
         }
     }
 
@@ -108,7 +108,7 @@ final class SyncRuntime: Sendable {
                 for b in blocks {
                     if case .success(let decoded) = blockCheck.check(b) {
                         candidates.append(CandidateBlock(signedHeader: decoded.signedHeader, data: decoded.data,
-                                                         origin: .p2p(peer: "range")))
+                                                         origin: .p2p(peer: "range"), signatureVerified: true))
                     }
                 }
                 if candidates.isEmpty {

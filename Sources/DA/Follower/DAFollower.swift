@@ -384,11 +384,13 @@ struct InclusionTracker {
         let needsData = header.header.dataHash != BlockData.emptyDataHash
         confirmed[height] = Seen(hash: hash, headerDAHeight: daHeight, dataDAHeight: nil, needsData: needsData)
         if !needsData {
+            // Headers reach the tracker only after `verifyEnvelope` (signature included): the
+            // pipeline need not verify them again.
             complete[height] = CandidateBlock(signedHeader: header, data: BlockData(metadata: nil, txs: []),
-                                              origin: .da(daHeight: daHeight))
+                                              origin: .da(daHeight: daHeight), signatureVerified: true)
         } else if let held = data.removeValue(forKey: header.header.dataHash) {
             confirmed[height]?.dataDAHeight = held.daHeight
-            complete[height] = CandidateBlock(signedHeader: header, data: held.data, origin: .da(daHeight: daHeight))
+            complete[height] = CandidateBlock(signedHeader: header, data: held.data, origin: .da(daHeight: daHeight), signatureVerified: true)
         } else {
             waiting[height] = (header, daHeight)
         }
@@ -399,13 +401,13 @@ struct InclusionTracker {
         if let height = blockData.metadata?.height, let w = waiting[height], w.header.header.dataHash == hash {
             waiting.removeValue(forKey: height)
             confirmed[height]?.dataDAHeight = daHeight
-            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight))
+            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight), signatureVerified: true)
             return
         }
         if let (height, w) = waiting.first(where: { $0.value.header.header.dataHash == hash }) {
             waiting.removeValue(forKey: height)
             confirmed[height]?.dataDAHeight = daHeight
-            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight))
+            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight), signatureVerified: true)
             return
         }
         if data[hash] == nil { data[hash] = (blockData, daHeight) }
