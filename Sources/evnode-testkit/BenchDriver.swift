@@ -186,6 +186,7 @@ final class BenchDriver {
         let target = UInt64(plan.blocks)
         let tenth = max(1, target / 10)
         var atTenth: (seconds: Double, height: UInt64, rss: Int)?
+        var atHalf: Int?
         var result = CatchupResult()
         let http = LoopbackHTTPConnection(port: rpc)
         let deadline = now() + max(300, Double(plan.blocks) / 200)
@@ -197,6 +198,7 @@ final class BenchDriver {
                 if atTenth == nil, s.heights.store >= tenth {
                     atTenth = (elapsed, s.heights.store, memory.rss)
                 }
+                if atHalf == nil, s.heights.store >= target / 2 { atHalf = memory.rss }
                 if s.heights.store >= target {
                     result.seconds = elapsed
                     result.rssAt100 = memory.rss
@@ -212,8 +214,9 @@ final class BenchDriver {
         result.txsPerSecond = result.blocksPerSecond * Double(plan.txsPerBlock)
         result.steadyBlocksPerSecond = Double(target - tenthSample.height) / max(result.seconds - tenthSample.seconds, 1e-9)
         result.rssAt10 = tenthSample.rss
+        result.rssAt50 = atHalf ?? 0
         results.catchup = result
-        detail("\(plan.blocks) blocks in \(fixed(result.seconds, 2)) s = \(Int(result.blocksPerSecond)) blocks/s; RSS \(mb(result.rssAt10)) at 10%, \(mb(result.rssAt100)) at 100%, peak \(mb(result.peakRSS))")
+        detail("\(plan.blocks) blocks in \(fixed(result.seconds, 2)) s = \(Int(result.blocksPerSecond)) blocks/s; RSS \(mb(result.rssAt10)) at 10%, \(mb(result.rssAt50)) at 50%, \(mb(result.rssAt100)) at 100%, peak \(mb(result.peakRSS))")
     }
 
     // MARK: Recovery

@@ -58,6 +58,7 @@ struct CatchupResult: Codable {
     /// Between 10% and 100% of the chain (start-up excluded).
     var steadyBlocksPerSecond = 0.0
     var rssAt10 = 0
+    var rssAt50 = 0
     var rssAt100 = 0
     var peakRSS = 0
 }
@@ -117,6 +118,7 @@ struct BenchResults: Codable {
             "catchup_steady_blocks_per_s_to_verify_per_s": catchup.steadyBlocksPerSecond / verify,
             "catchup_txs_per_s_to_raw_rocksdb_keys_per_s": catchup.txsPerSecond / baselines.rocksdbRawKeysPerSecond,
             "catchup_rss_100_to_rss_10": Double(catchup.rssAt100) / Double(max(1, catchup.rssAt10)),
+            "catchup_rss_100_to_rss_50": Double(catchup.rssAt100) / Double(max(1, catchup.rssAt50)),
             "recovery_start_to_first_block_to_catchup_seconds": recovery.startToFirstBlockSeconds / catchup.seconds,
             "production_interval_p50_to_block_time": production.intervalP50Milliseconds / Double(plan.blockTimeMilliseconds),
             "production_interval_p99_to_block_time": production.intervalP99Milliseconds / Double(plan.blockTimeMilliseconds),
@@ -158,6 +160,8 @@ struct BenchResults: Codable {
             r["catchup_txs_per_s_to_raw_rocksdb_keys_per_s"])
         add("catch-up RSS at 10% → 100% (peak)", "\(mb(catchup.rssAt10)) → \(mb(catchup.rssAt100)) (\(mb(catchup.peakRSS)))",
             "RSS at 10%", r["catchup_rss_100_to_rss_10"])
+        add("catch-up RSS at 50% → 100%", "\(mb(catchup.rssAt50)) → \(mb(catchup.rssAt100))",
+            "RSS at 50%", r["catchup_rss_100_to_rss_50"])
         add("recovery: start → first new block", "\(fixed(recovery.startToFirstBlockSeconds, 2)) s",
             "full-node catch-up \(fixed(catchup.seconds, 2)) s", r["recovery_start_to_first_block_to_catchup_seconds"])
         add("recovery: start → caught up", "\(fixed(recovery.startToCaughtUpSeconds, 2)) s")
@@ -176,7 +180,8 @@ struct BenchResults: Codable {
             r["production_rss_end_to_start"])
         add("store: commit MB/s (\(store.blocks) blocks, \(Int(store.storeBlocksPerSecond)) blocks/s)",
             fixed(store.storeMegabytesPerSecond, 1),
-            "raw RocksDB, same bytes: \(fixed(store.rawMegabytesPerSecond, 1)) MB/s", r["store_bytes_per_s_to_raw_rocksdb"])
+            "raw batches, same bytes in block order: \(fixed(store.rawMegabytesPerSecond, 1)) MB/s",
+            r["store_bytes_per_s_to_raw_rocksdb"])
         add("baseline: Ed25519 verify/s (runs)", baselines.ed25519VerifyRuns.map { "\(Int($0))" }.joined(separator: ", "))
         add("baseline: raw RocksDB keys/s (runs)", baselines.rocksdbRawKeysRuns.map { "\(Int($0))" }.joined(separator: ", "))
 

@@ -266,6 +266,28 @@ import Testing
         #expect(try target.value("k") == "6")
     }
 
+    /// The store writes a batch in key order (faster memtable inserts): writes to one key
+    /// within a block and across the blocks of one batch must still land last-one-wins.
+    @Test func laterWritesToAKeyWinWithinABatch() throws {
+        let chain = try TestChain()
+        let first = try chain.next(["a=1", "b=1", "a=2"])
+        try chain.store.commit(first, sync: false)
+        var blocks: [BlockCommit] = []
+        var state = chain.store.state!
+        for h in 2...5 {
+            let block = try chain.builder.build(on: state, txs: [Array("a=\(h)".utf8), Array("c\(h)=x".utf8)],
+                                                time: chain.genesis.startTimeNanoseconds + UInt64(h) * 1_000_000_000)
+            blocks.append(block)
+            state = block.state
+        }
+        try chain.store.commit(blocks, sync: false)
+        #expect(try chain.value("a") == "5")
+        #expect(try chain.value("b") == "1")
+        try chain.store.rollback(to: 1, executor: chain.executor)
+        #expect(try chain.value("a") == "2")
+        #expect(try chain.value("c3") == nil)
+    }
+
     @Test func openingTheSameDirectoryTwiceIsALockError() throws {
         let dir = TempDirectory()
         let store = try BlockStore.open(path: dir.sub("data"))

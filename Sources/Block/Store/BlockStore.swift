@@ -306,19 +306,19 @@ public final class BlockStore: Sendable {
         guard let last = blocks.last else { return }
         try writer.withLock { () throws(StoreError) in
             guard let current = self.state else { throw .notInitialized }
-            let batch = WriteBatch()
+            let batch = SortedWriteBatch()
             var expected = current.nextHeight
             for block in blocks {
                 try add(block, expected: expected, chainID: current.chainID, to: batch)
                 expected += 1
             }
             batch.put(StoreKeys.state, last.state.encoded())
-            try db.write(batch, sync: sync)
+            try db.write(batch.batch(), sync: sync)
             cache.withLock { $0.state = last.state }
         }
     }
 
-    private func add(_ block: BlockCommit, expected: UInt64, chainID: String, to batch: WriteBatch) throws(StoreError) {
+    private func add(_ block: BlockCommit, expected: UInt64, chainID: String, to batch: some BatchSink) throws(StoreError) {
         let height = block.signedHeader.header.height
         guard height == expected else {
             throw .invalidCommit(height: height, reason: "expected height \(expected)")
@@ -344,7 +344,7 @@ public final class BlockStore: Sendable {
         BlockStore.add(block.executorWrites, to: batch)
     }
 
-    private static func add(_ writes: WriteSet, to batch: WriteBatch) {
+    private static func add(_ writes: WriteSet, to batch: some BatchSink) {
         for op in writes.operations {
             switch op {
             case .put(let key, let value): batch.put(StoreKeys.executor(key), value)
@@ -458,10 +458,10 @@ public final class BlockStore: Sendable {
                 guard unchanged else { return false }
                 let head = self.state?.lastBlockHeight ?? 0
                 guard height <= head else { throw .aboveHeight(requested: height, height: head) }
-                let batch = WriteBatch()
+                let batch = SortedWriteBatch()
                 batch.put(StoreKeys.finalized, bigEndianBytes(height))
                 BlockStore.add(executorWrites, to: batch)
-                try db.write(batch, sync: sync)
+                try db.write(batch.batch(), sync: sync)
                 cache.withLock { $0.finalized = height }
                 return true
             }

