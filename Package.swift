@@ -92,6 +92,6 @@ let package = Package(
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
         .testTarget(name: "NodeTests", dependencies: ["Node"]),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block", "DA"]),
     ]
 )

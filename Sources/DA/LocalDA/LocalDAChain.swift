@@ -58,6 +58,11 @@ final class LocalDAChain: Sendable {
 
     var head: DAHeader { published.withLock { $0 } }
 
+    /// Closes the database (waiting for an append in progress); later reads and appends fail.
+    func close() {
+        appendLock.withLock { _ in db.close() }
+    }
+
     /// Appends a block holding `blobs` (possibly none) at head + 1. Blocks the calling thread
     /// until it is on disk; run it off Swift's cooperative threads.
     func append(blobs: [DABlob], now: UInt64) throws(Failure) -> DAHeader {
