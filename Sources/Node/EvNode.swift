@@ -166,12 +166,15 @@ public final class EvNode: Sendable {
     func status() -> NodeStatus {
         let snapshot = state.snapshot
         let follower = self.follower.status
+        // An aggregator runs no DA follower; the DA height of its last submission is the newest
+        // DA height it knows of.
+        let daHead = max(follower.daHead, submitter?.status.lastDAHeight ?? 0)
         return NodeStatus(
             mode: setup.config.mode.rawValue,
             phase: snapshot.phase,
             reason: snapshot.reason,
             chain_id: setup.genesis.chainID,
-            heights: .init(store: store.height, finalized: store.finalizedHeight, da_head: follower.daHead,
+            heights: .init(store: store.height, finalized: store.finalizedHeight, da_head: daHead,
                            p2p_max: p2p.maxPeerHeight ?? 0),
             catchup: snapshot.catchup,
             peers: p2p.peers.count,
@@ -211,9 +214,15 @@ struct MetricsRefresher: Service {
     let node: EvNode
 
     func run() async throws {
+        var applied = node.pipeline.progress.appliedTotal
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let status = node.status()
             let m = node.metrics
+            let total = node.pipeline.progress.appliedTotal
+            if total > applied {
+                m.blocksApplied.increment(by: Int64(total - applied))
+                applied = total
+            }
             m.storeHeight.set(Double(status.heights.store))
             m.finalizedHeight.set(Double(status.heights.finalized))
             m.daHeadHeight.set(Double(status.heights.da_head))

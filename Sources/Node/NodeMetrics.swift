@@ -23,26 +23,40 @@ public final class NodeMetrics: Sendable {
     public init() {
         var gauges: [NodePhase: Gauge] = [:]
         for phase in NodePhase.allCases {
-            gauges[phase] = registry.makeGauge(name: "evnode_phase", labels: [("phase", phase.rawValue)],
-                                               help: "1 for the node's current phase, 0 for the others")
+            gauges[phase] = Self.gauge(registry, "evnode_phase", "1 for the node's current phase, 0 for the others",
+                                       labels: [("phase", phase.rawValue)])
         }
         phaseGauges = gauges
-        storeHeight = registry.makeGauge(name: "evnode_store_height", help: "Height of the last block in the store")
-        finalizedHeight = registry.makeGauge(name: "evnode_finalized_height", help: "Highest DA-included (finalized) height")
-        daHeadHeight = registry.makeGauge(name: "evnode_da_head_height", help: "Latest DA height observed")
-        p2pMaxHeight = registry.makeGauge(name: "evnode_p2p_max_height", help: "Highest height announced by a connected peer")
-        peers = registry.makeGauge(name: "evnode_peers", help: "Connected peers")
-        catchupTarget = registry.makeGauge(name: "evnode_catchup_target_height", help: "Height the catchup is heading for")
-        catchupBlocksPerSecond = registry.makeGauge(name: "evnode_catchup_blocks_per_second", help: "Blocks applied per second while syncing")
-        blocksApplied = registry.makeCounter(name: "evnode_blocks_applied_total", help: "Blocks validated, executed and stored from DA or P2P")
-        blocksProduced = registry.makeCounter(name: "evnode_blocks_produced_total", help: "Blocks produced by this node")
-        blocksRejected = registry.makeCounter(name: "evnode_blocks_rejected_total", help: "Blocks dropped by validation")
-        doubleSignEvidence = registry.makeGauge(name: "evnode_double_sign_evidence", help: "Double-sign evidence records held")
-        rollbacks = registry.makeCounter(name: "evnode_rollbacks_total", help: "Rollbacks to a common ancestor")
-        rollbackFailures = registry.makeCounter(name: "evnode_rollback_failures_total",
-                                                help: "Divergence recovery attempts that failed and were retried")
-        divergences = registry.makeCounter(name: "evnode_divergences_total",
-                                           help: "Divergences from DA's chain detected (each recovered or halted)")
+        storeHeight = Self.gauge(registry, "evnode_store_height", "Height of the last block in the store")
+        finalizedHeight = Self.gauge(registry, "evnode_finalized_height", "Highest DA-included (finalized) height")
+        daHeadHeight = Self.gauge(registry, "evnode_da_head_height", "Latest DA height observed")
+        p2pMaxHeight = Self.gauge(registry, "evnode_p2p_max_height", "Highest height announced by a connected peer")
+        peers = Self.gauge(registry, "evnode_peers", "Connected peers")
+        catchupTarget = Self.gauge(registry, "evnode_catchup_target_height", "Height the catchup is heading for")
+        catchupBlocksPerSecond = Self.gauge(registry, "evnode_catchup_blocks_per_second", "Blocks applied per second while syncing")
+        blocksApplied = Self.counter(registry, "evnode_blocks_applied_total", "Blocks validated, executed and stored from DA or P2P")
+        blocksProduced = Self.counter(registry, "evnode_blocks_produced_total", "Blocks produced by this node")
+        blocksRejected = Self.counter(registry, "evnode_blocks_rejected_total", "Blocks dropped by validation")
+        doubleSignEvidence = Self.gauge(registry, "evnode_double_sign_evidence", "Double-sign evidence records held")
+        rollbacks = Self.counter(registry, "evnode_rollbacks_total", "Rollbacks to a common ancestor")
+        rollbackFailures = Self.counter(registry, "evnode_rollback_failures_total",
+                                        "Divergence recovery attempts that failed and were retried")
+        divergences = Self.counter(registry, "evnode_divergences_total",
+                                   "Divergences from DA's chain detected (each recovered or halted)")
+    }
+
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        // The whole name is given; no unit suffix is appended.
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String,
+                              labels: [(String, String)] = []) -> Gauge {
+        registry.makeGauge(descriptor: descriptor(name, help), labels: labels)
+    }
+
+    private static func counter(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String) -> Counter {
+        registry.makeCounter(descriptor: descriptor(name, help))
     }
 
     public func setPhase(_ phase: NodePhase) {

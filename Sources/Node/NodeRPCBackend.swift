@@ -53,7 +53,12 @@ struct NodeRPCBackend: RPCBackend {
         do throws(MempoolError) {
             try node.executor.submit(tx)
         } catch {
-            throw TransactionRejected(status: 503, message: "\(error)")
+            // A bad tx is the client's fault; a full mempool is a "try again later".
+            switch error {
+            case .emptyTx: throw TransactionRejected(status: 400, message: "\(error)")
+            case .txTooLarge: throw TransactionRejected(status: 413, message: "\(error)")
+            case .full: throw TransactionRejected(status: 503, message: "\(error)")
+            }
         }
     }
 

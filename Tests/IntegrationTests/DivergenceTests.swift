@@ -180,14 +180,6 @@ import Glibc
 
 // MARK: - a small cluster of evnode processes
 
-/// Reads a Prometheus sample value by metric name.
-fileprivate func metricValue(_ text: String, _ name: String) -> Double? {
-    for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-        return Double(line.split(separator: " ").last ?? "")
-    }
-    return nil
-}
-
 /// A loopback TCP port that was free a moment ago (nodes need theirs known before they start).
 fileprivate func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -74,13 +74,13 @@ enum ProcessFailure: Error, CustomStringConvertible {
 
 /// Polls `condition` until it holds or the deadline passes.
 func waitUntil(_ what: String, timeout: Duration = .seconds(20), every interval: Duration = .milliseconds(50),
-               _ condition: () throws -> Bool) async throws {
+               _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
-        if try condition() { return }
+        if try await condition() { return }
         try await Task.sleep(for: interval)
     }
-    if try condition() { return }
+    if try await condition() { return }
     throw ProcessFailure.conditionNotMet(what)
 }
 

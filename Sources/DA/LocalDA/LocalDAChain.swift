@@ -58,13 +58,13 @@ final class LocalDAChain: Sendable {
 
     var head: DAHeader { published.withLock { $0 } }
 
-    /// Appends a block holding `blobs` (possibly none) at head + 1. Blocks the calling thread
-    /// until it is on disk; run it off Swift's cooperative threads.
-    /// Closes the database: after it, requests fail instead of touching a closed handle.
+    /// Closes the database (waiting for an append in progress); later reads and appends fail.
     func close() {
-        db.close()
+        appendLock.withLock { _ in db.close() }
     }
 
+    /// Appends a block holding `blobs` (possibly none) at head + 1. Blocks the calling thread
+    /// until it is on disk; run it off Swift's cooperative threads.
     func append(blobs: [DABlob], now: UInt64) throws(Failure) -> DAHeader {
         try appendLock.withLock { _ throws(Failure) -> DAHeader in
             let previous = head

@@ -1,20 +1,26 @@
-import Block
 import CRocksDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The few RocksDB operations the local DA needs: open, synced put, get, last key under a prefix.
 ///
 /// Internal to the local DA (the node's block store has its own wrapper). RocksDB's C handles
 /// are thread-safe for these operations, hence the unchecked conformance.
+///
+/// `close()` must be called before the process exits: closing RocksDB from a deinit that runs on
+/// some thread while `exit` destroys RocksDB's static objects crashes the process (seen when the
+/// local DA stopped on SIGINT).
 final class LocalDADatabase: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible {
         let description: String
     }
 
-    /// nil once closed. Every use holds `guardLock` for reading and `close()` holds it for
-    /// writing, so no thread is inside RocksDB when the handle goes away (a request still in
-    /// flight at shutdown gets an error instead of a crash).
+    /// Nil once closed; read under `guardLock`'s read side for every call, so `close` (write side)
+    /// waits for calls in progress and no call reaches a closed handle.
     private var handle: OpaquePointer?
-    private let guardLock = ReadWriteLock()
+    private let guardLock = HandleGuard()
     private let options: OpaquePointer
     private let syncedWrite: OpaquePointer
     private let read: OpaquePointer
@@ -48,32 +54,33 @@ final class LocalDADatabase: @unchecked Sendable {
 
     deinit {
         close()
-        rocksdb_options_destroy(options)
-        rocksdb_writeoptions_destroy(syncedWrite)
-        rocksdb_readoptions_destroy(read)
     }
 
-    /// Closes the database; waits for operations in flight. Later operations throw.
+    /// Closes the database once every call in progress has returned; later calls fail.
     func close() {
         guardLock.withWriteLock {
-            if let handle { rocksdb_close(handle) }
+            guard let db = handle else { return }
+            rocksdb_close(db)
+            rocksdb_options_destroy(options)
+            rocksdb_writeoptions_destroy(syncedWrite)
+            rocksdb_readoptions_destroy(read)
             handle = nil
         }
     }
 
     private func withHandle<T>(_ body: (OpaquePointer) throws(Failure) -> T) throws(Failure) -> T {
         try guardLock.withReadLock { () throws(Failure) -> T in
-            guard let handle else { throw Failure(description: "\(path): the local DA database is closed") }
-            return try body(handle)
+            guard let db = handle else { throw Failure(description: "\(path): the database is closed") }
+            return try body(db)
         }
     }
 
     /// Blocks until the write is on disk.
     func putSynced(key: [UInt8], value: [UInt8]) throws(Failure) {
-        try withHandle { db throws(Failure) in try putSynced(db, key: key, value: value) }
+        try withHandle { (db) throws(Failure) in try put(db, key: key, value: value) }
     }
 
-    private func putSynced(_ db: OpaquePointer, key: [UInt8], value: [UInt8]) throws(Failure) {
+    private func put(_ db: OpaquePointer, key: [UInt8], value: [UInt8]) throws(Failure) {
         var error: UnsafeMutablePointer<CChar>? = nil
         key.withUnsafeBufferPointer { k in
             value.withUnsafeBufferPointer { v in
@@ -88,7 +95,7 @@ final class LocalDADatabase: @unchecked Sendable {
     }
 
     func get(key: [UInt8]) throws(Failure) -> [UInt8]? {
-        try withHandle { db throws(Failure) in try get(db, key: key) }
+        try withHandle { (db) throws(Failure) in try get(db, key: key) }
     }
 
     private func get(_ db: OpaquePointer, key: [UInt8]) throws(Failure) -> [UInt8]? {
@@ -109,7 +116,7 @@ final class LocalDADatabase: @unchecked Sendable {
 
     /// The greatest key that is ≤ `bound` and starts with `prefix`.
     func lastKey(prefix: [UInt8], atMost bound: [UInt8]) throws(Failure) -> [UInt8]? {
-        try withHandle { db throws(Failure) in try lastKey(db, prefix: prefix, atMost: bound) }
+        try withHandle { (db) throws(Failure) in try lastKey(db, prefix: prefix, atMost: bound) }
     }
 
     private func lastKey(_ db: OpaquePointer, prefix: [UInt8], atMost bound: [UInt8]) throws(Failure) -> [UInt8]? {
@@ -139,5 +146,34 @@ final class LocalDADatabase: @unchecked Sendable {
         let message = String(cString: error)
         rocksdb_free(error)
         throw Failure(description: "RocksDB \(what) failed: \(message)")
+    }
+}
+
+/// A pthread readers-writer lock: many concurrent database calls, one closer.
+private final class HandleGuard: @unchecked Sendable {
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+
+    init() {
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deinitialize(count: 1)
+        lock.deallocate()
+    }
+
+    func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
     }
 }

@@ -153,17 +153,20 @@ public final class LocalDAServer: Service, Sendable {
         defer {
             logger.info("local DA stopped", metadata: ["head": "\(chain.head.height)"])
         }
+        var failure: (any Error)?
         do {
             try await app.run()
-        } catch let error as IOError {
-            try? await writer.shutdownGracefully()
-            chain.close()
+        } catch {
+            failure = error
+        }
+        // Nothing serves any more: let the writer finish, then close the database here rather
+        // than in a deinit racing the process exit.
+        try? await writer.shutdownGracefully()
+        chain.close()
+        if let error = failure as? IOError {
             throw Failure(description: "cannot serve on \(options.listen): \(error)")
         }
-        try? await writer.shutdownGracefully()
-        // Requests may still be finishing on other threads; closing under the database's guard
-        // makes them fail cleanly rather than race the process exit inside RocksDB.
-        chain.close()
+        if let failure { throw failure }
     }
 
     private static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
