@@ -82,11 +82,8 @@ public final class DAFollower: Sendable {
     /// Follows DA until cancelled. DA failures are retried with backoff and reported in
     /// `status.lastError`; only a store failure ends the follower (thrown).
     public func run() async throws {
+        // A finalization batch still running when the follower is cancelled completes on its own.
         var follow = FollowState()
-        defer {
-            // Let the last finalization batch finish (its writes are already on their way).
-            if let last = follow.finalizing { Task { _ = try? await last.value } }
-        }
         var next = resumeHeight()
         state.withLock { $0.nextDAHeight = next }
         logger.info("following DA", metadata: ["from_da_height": "\(next)",
@@ -106,6 +103,12 @@ public final class DAFollower: Sendable {
                 let reachedHead = try await walk(from: &next, follow: &follow)
                 backoff.reset()
                 if reachedHead {
+                    // What was finalized is on disk before the head counts as reached (an
+                    // aggregator promoted then resumes its submitter from these records).
+                    if let last = follow.finalizing {
+                        follow.finalizing = nil
+                        try await last.value
+                    }
                     if let target = targetHead, next > target {
                         let first = state.withLock { s -> Bool in
                             defer { s.headReached = true }
