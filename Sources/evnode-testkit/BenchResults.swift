@@ -29,7 +29,8 @@ struct MachineInfo: Codable {
 }
 
 struct BaselineResult: Codable {
-    /// Single-core Ed25519 verifications per second, before and after the node runs.
+    /// Single-core Ed25519 verifications per second: at the start, right before and right
+    /// after the catch-up, at the end.
     var ed25519VerifyRuns: [Double] = []
     var rocksdbRawKeysRuns: [Double] = []
     var rocksdbRawMegabytesRuns: [Double] = []
