@@ -1,3 +1,4 @@
+import Block
 import CRocksDB
 
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ final class LocalDADatabase: @unchecked Sendable {
     /// Nil once closed; read under `guardLock`'s read side for every call, so `close` (write side)
     /// waits for calls in progress and no call reaches a closed handle.
     private var handle: OpaquePointer?
-    private let guardLock = HandleGuard()
+    private let guardLock = ReadWriteLock()
     private let options: OpaquePointer
     private let syncedWrite: OpaquePointer
     private let read: OpaquePointer
@@ -146,34 +147,5 @@ final class LocalDADatabase: @unchecked Sendable {
         let message = String(cString: error)
         rocksdb_free(error)
         throw Failure(description: "RocksDB \(what) failed: \(message)")
-    }
-}
-
-/// A pthread readers-writer lock: many concurrent database calls, one closer.
-private final class HandleGuard: @unchecked Sendable {
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
-
-    init() {
-        lock = .allocate(capacity: 1)
-        lock.initialize(to: pthread_rwlock_t())
-        pthread_rwlock_init(lock, nil)
-    }
-
-    deinit {
-        pthread_rwlock_destroy(lock)
-        lock.deinitialize(count: 1)
-        lock.deallocate()
-    }
-
-    func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_rwlock_rdlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
-    }
-
-    func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
     }
 }
