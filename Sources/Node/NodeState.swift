@@ -9,7 +9,6 @@ public final class NodeState: Sendable {
         /// Why the node halted, or what holds it back.
         public var reason: String?
         public var catchup = NodeStatus.Catchup()
-        public var evidence = 0
     }
 
     private let box = Mutex(Snapshot())
@@ -66,9 +65,5 @@ public final class NodeState: Sendable {
 
     public func updateCatchup(_ update: (inout NodeStatus.Catchup) -> Void) {
         box.withLock { update(&$0.catchup) }
-    }
-
-    public func setEvidence(_ count: Int) {
-        box.withLock { $0.evidence = count }
     }
 }
