@@ -34,6 +34,7 @@ import Testing
         (["--da.address", "127.0.0.1:7980"], "invalid da.address"),
         (["--p2p.peers", "127.0.0.1"], "invalid p2p.peers"),
         (["--log.format", "xml"], "invalid log.format"),
+        (["--aggregator", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"], "not available in this version"),
         (["--no-such-flag"], "Unknown option"),
     ])
     func badFlagsExitWithStatus2(arguments: [String], message: String) throws {
