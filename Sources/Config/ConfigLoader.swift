@@ -127,6 +127,11 @@ public enum ConfigLoader {
         if c.raft.enable && !c.aggregator {
             throw .conflict("--raft.enable needs --aggregator (only aggregators take part in leader election)")
         }
+        if c.raft.leaseTTL > .zero && c.raft.leaseTTL < .seconds(2) {
+            throw .invalidValue(field: "raft.lease_ttl", value: DurationParser.format(c.raft.leaseTTL),
+                           source: values["raft.lease_ttl"]?.source ?? "default",
+                           reason: "etcd's shortest lease is 2s")
+        }
         if c.raft.enable && c.raft.endpoints.isEmpty {
             throw .missing("--raft.enable needs --raft.endpoints (etcd URLs, http://host:port,…)")
         }

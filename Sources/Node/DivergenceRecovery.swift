@@ -127,8 +127,8 @@ final class DivergenceRecovery: Sendable {
     private let waiting = Mutex<DivergenceSignal?>(nil)
     /// The phase to return to after recovering (kept while several recoveries follow each other).
     private let resumePhase = Mutex<(phase: NodePhase, reason: String?)?>(nil)
-    private let wakeUps: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
+    /// Survives a cancelled `run()`: an HA node runs recovery again each time it follows.
+    private let wake = WakeUpSignal()
 
     init(store: BlockStore, pipeline: SyncPipeline, authority: AuthoritativeHeaders, replay: any AuthoritativeReplay,
          rollbacker: any Rollbacker, evidence: EvidenceLog?, state: NodeState, metrics: NodeMetrics,
@@ -144,7 +144,6 @@ final class DivergenceRecovery: Sendable {
         self.options = options
         self.blockingPool = blockingPool
         self.logger = logger
-        (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Takes a pipeline event; returns at once. Events that are not a DA divergence are ignored.
@@ -159,12 +158,17 @@ final class DivergenceRecovery: Sendable {
             w = signal
             return true
         }
-        if isNew { wake.yield() }
+        if isNew { wake.signal() }
     }
 
     /// Handles divergences until cancelled. Throws when the node must halt.
     func run() async throws(NodeFailure) {
-        for await _ in wakeUps {
+        while !Task.isCancelled {
+            do {
+                try await wake.wait(atMost: .seconds(3600))
+            } catch {
+                return
+            }
             while let signal = waiting.withLock({ w -> DivergenceSignal? in defer { w = nil }; return w }) {
                 if isCurrent(signal) {
                     try await handle(signal)

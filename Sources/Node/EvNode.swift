@@ -24,6 +24,7 @@ public final class EvNode: Sendable {
     let machine: FailoverStateMachine
     let logger: Logger
     let submitter: DASubmitter?
+    let ha: HARuntime?
 
     public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) throws(NodeFailure) {
         self.setup = setup
@@ -97,28 +98,43 @@ public final class EvNode: Sendable {
         var aggregator: AggregatorRuntime?
         var submitter: DASubmitter?
         var mark: SignerHighWaterMark?
+        var ha: HARuntime?
         if config.aggregator, let key = setup.signer {
             let signer = BlockSigner(keyFile: key)
             let signerMark = SignerHighWaterMark(path: setup.layout.signerStateFile)
             mark = signerMark
+            if config.raft.enable {
+                ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
+                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p, logger: logger)
+            }
             let p2p = self.p2p
             let metrics = self.metrics
+            let haRuntime = ha
             let producer = BlockProducer(
                 store: store, executor: executor, signer: signer, mark: signerMark,
                 timing: .init(blockTime: config.blockTime, lazy: config.lazy, lazyInterval: config.lazyInterval),
+                fence: ha.map { HAFence(runtime: $0) },
                 logger: Logger(label: "evnode.producer")) { block in
                     metrics.blocksProduced.increment()
+                    // Fenced moments ago; a leader paused since then lets nothing out.
+                    if let haRuntime, !haRuntime.mayPublish { return }
                     p2p.publish(block)
                 }
+            var gate: (@Sendable () -> Bool)?
+            if let haRuntime { gate = { haRuntime.mayPublish } }
             let sub = DASubmitter(client: daClient, store: store, executor: executor, signer: signer,
                                   options: SubmitterOptions(config: config.da, chainID: genesis.chainID),
+                                  publishGate: gate,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub
             aggregator = AggregatorRuntime(producer: producer, submitter: sub, logger: logger)
         }
         self.submitter = submitter
+        self.ha = ha
         let mode: FailoverStateMachine.Mode
-        if !config.aggregator {
+        if let ha {
+            mode = .haAggregator(ha)
+        } else if !config.aggregator {
             mode = .fullNode
         } else if config.catchupEnabled {
             mode = .aggregatorWithCatchup(timeout: config.catchupTimeout)
@@ -128,6 +144,31 @@ public final class EvNode: Sendable {
         machine = FailoverStateMachine(mode: mode, state: state, sync: sync, aggregator: aggregator, p2p: p2p,
                                        peersConfigured: !config.p2p.peers.isEmpty, signerMark: mark,
                                        metrics: metrics, logger: logger)
+    }
+
+    /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
+    /// least 2 s (etcd's shortest); the node id to one derived from the node key.
+    private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
+                               blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
+                               logger: Logger) throws(NodeFailure) -> HARuntime {
+        let raft = setup.config.raft
+        let ttl = raft.leaseTTL > .zero ? raft.leaseTTL : max(.seconds(2), setup.config.blockTime * 5)
+        let nodeID = raft.nodeID.isEmpty ? "node-" + Hex.encode(Array(setup.nodeKey.address.prefix(8))) : raft.nodeID
+        let etcd: EtcdClient
+        do throws(EtcdError) {
+            etcd = try EtcdClient(endpoints: raft.endpoints.map(\.url),
+                                  requestTimeout: min(.seconds(2), max(.milliseconds(500), ttl / 3)))
+        } catch {
+            store.close()
+            throw .ha("\(error)")
+        }
+        let group = HAGroup(etcd: etcd, chainID: setup.genesis.chainID, nodeID: nodeID, leaseTTL: ttl,
+                            logger: Logger(label: "evnode.ha"))
+        logger.info("HA aggregator on etcd", metadata: [
+            "node_id": "\(nodeID)", "endpoints": "\(raft.endpoints.map(\.url).joined(separator: ","))",
+            "lease_ttl": "\(DurationParser.format(ttl))"])
+        return HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
+                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"))
     }
 
     /// Runs until SIGTERM/SIGINT (returns) or a failure (throws `NodeFailure`).
@@ -180,7 +221,8 @@ public final class EvNode: Sendable {
             peers: p2p.peers.count,
             evidence: evidence.count,
             proposer: Hex.encode(setup.genesis.proposerAddress),
-            app_hash: Hex.encode(store.state?.appHash ?? []))
+            app_hash: Hex.encode(store.state?.appHash ?? []),
+            ha: ha?.status)
     }
 }
 

@@ -10,12 +10,19 @@ import P2PSync
 ///        │            │  (full node: stays syncing)
 ///        └────────────┴──────────▶ halted(reason)
 ///
+///     HA aggregator (etcd):  syncing (follower) ──elected, store at etcd's head──▶ aggregating (leader)
+///                                  ▲                                                   │
+///                                  └──────── lease lost / fence refused a block ───────┘
+///
 /// * A full node goes to `syncing` and stays there.
 /// * An aggregator without catchup goes straight to `aggregating`.
 /// * An aggregator with `--catchup-timeout` syncs first and is promoted only when the
 ///   `CatchupGate` finds all four conditions true: DA head reached, P2P caught up, nothing
 ///   waiting to be applied, and the equivocation fence clear. If waiting cannot help, it fails
 ///   closed and the process exits non-zero, never producing.
+/// * An HA aggregator follows (syncing, plus etcd's replicated block) while it campaigns; once
+///   elected and its store holds etcd's latest block it leads, each block fenced through etcd.
+///   Losing the lease, or a fence refusal, sends it back to following: it never halts for that.
 /// * Any failure of a background part (syncer, DA follower, producer, submitter) ends the phase
 ///   with that failure: the node halts and says why; nothing is swallowed.
 struct FailoverStateMachine: Sendable {
@@ -23,6 +30,7 @@ struct FailoverStateMachine: Sendable {
         case fullNode
         case aggregator
         case aggregatorWithCatchup(timeout: Duration)
+        case haAggregator(HARuntime)
     }
 
     let mode: Mode
@@ -50,6 +58,8 @@ struct FailoverStateMachine: Sendable {
             // Stopped (SIGTERM/SIGINT) while syncing: never go on to produce.
             guard try await catchUp(timeout: timeout) else { return }
             try await aggregate()
+        case .haAggregator(let ha):
+            try await runHA(ha)
         }
     }
 
@@ -189,6 +199,144 @@ struct FailoverStateMachine: Sendable {
             throw error
         }
     }
+}
+
+// MARK: HA: following ⇄ leading
+
+extension FailoverStateMachine {
+    /// The lease keeper runs for the node's life; the role loop alternates between following
+    /// and leading until the node stops or fails.
+    private func runHA(_ ha: HARuntime) async throws(NodeFailure) {
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await ha.keepLeases() }
+                group.addTask { try await haRoles(ha) }
+                defer { group.cancelAll() }
+                // keepLeases ends only when cancelled; the role loop ends the node.
+                try await group.next()
+            }
+        } catch let failure as NodeFailure {
+            state.enter(.halted, reason: failure.description)
+            throw failure
+        } catch {
+            if Task.isCancelled { return }
+            throw .daFollower("HA ended unexpectedly: \(error)")
+        }
+    }
+
+    private func haRoles(_ ha: HARuntime) async throws(NodeFailure) {
+        var pause: Duration = .zero
+        while !Task.isCancelled {
+            if pause > .zero {
+                // This node just could not lead: give the others the first chance.
+                try? await Task.sleep(for: pause)
+            }
+            state.enter(.syncing, reason: "HA follower: syncing and campaigning for leadership")
+            guard let term = try await followUntilElected(ha) else { return }
+            state.enter(.aggregating, reason: "HA leader (term \(term.createRevision))")
+            let why = try await lead(ha, term)
+            await ha.resign(term)
+            guard let why, !Task.isCancelled else { return }
+            logger.warning("HA: stepped down, following again", metadata: ["reason": "\(why)"])
+            pause = why.cannotLead ? term.ttl * 2 : .zero
+        }
+    }
+
+    /// Syncs (DA, peers, etcd's replicated block) and campaigns; returns the term once this node
+    /// is elected and its store holds etcd's latest block; nil when the node stops.
+    private func followUntilElected(_ ha: HARuntime) async throws(NodeFailure) -> LeaderTerm? {
+        let term: LeaderTerm?
+        do {
+            term = try await withThrowingTaskGroup(of: LeaderTerm?.self) { group in
+                group.addTask {
+                    try await sync.run()
+                    return nil
+                }
+                group.addTask {
+                    await ha.replicate()
+                    return nil
+                }
+                group.addTask {
+                    while let term = await ha.campaign() {
+                        switch try await ha.takeOver(term) {
+                        case .ready(let term):
+                            return term
+                        case .stepDown(let term, let why):
+                            logger.warning("HA: elected but cannot lead, stepping down", metadata: ["reason": "\(why)"])
+                            await ha.resign(term)
+                            try? await Task.sleep(for: term.ttl * 2)
+                        }
+                    }
+                    return nil
+                }
+                // The campaign ends the phase; the syncer and replication end only when cancelled.
+                var elected: LeaderTerm?
+                while let next = try await group.next() {
+                    elected = next
+                    break
+                }
+                group.cancelAll()
+                while try await group.next() != nil {}
+                return elected
+            }
+        } catch let failure as NodeFailure {
+            throw failure
+        } catch {
+            if Task.isCancelled { return nil }
+            throw .daFollower("HA follower ended unexpectedly: \(error)")
+        }
+        guard let term, !Task.isCancelled else {
+            if let term { await ha.resign(term) }
+            return nil
+        }
+        // The submitter must resume after what DA already holds.
+        try await sync.settle()
+        return term
+    }
+
+    /// Produces (every block fenced through etcd) and submits until the term ends; returns why
+    /// it ended, nil when the node stops. A fence refusal is a step-down, not a failure.
+    private func lead(_ ha: HARuntime, _ term: LeaderTerm) async throws(NodeFailure) -> StepDown? {
+        guard let aggregator else { return nil }
+        do {
+            return try await withThrowingTaskGroup(of: StepDown?.self) { group in
+                group.addTask {
+                    await ha.waitUntilLost(term).map { StepDown(reason: "leadership lost: \($0)", cannotLead: false) }
+                }
+                group.addTask {
+                    do throws(NodeFailure) {
+                        try await aggregator.run()
+                        return nil
+                    } catch {
+                        if case .production(let production) = error {
+                            switch production {
+                            case .refused:
+                                return StepDown(reason: production.description, cannotLead: false)
+                            case .fence:
+                                return StepDown(reason: production.description, cannotLead: true)
+                            default: break
+                            }
+                        }
+                        throw error
+                    }
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
+            }
+        } catch let failure as NodeFailure {
+            throw failure
+        } catch {
+            if Task.isCancelled { return nil }
+            throw .daFollower("HA leader ended unexpectedly: \(error)")
+        }
+    }
+}
+
+/// Why an HA leader stepped down, and whether it should let others try first.
+struct StepDown: Sendable, CustomStringConvertible {
+    var reason: String
+    var cannotLead: Bool
+    var description: String { reason }
 }
 
 /// Blocks per second over a sliding window of recent samples.

@@ -20,6 +20,8 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     case store(StoreError)
     case p2p(String)
     case config(ConfigError)
+    /// The HA group's etcd client could not be set up.
+    case ha(String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .store(let e): return "store: \(e)"
         case .p2p(let e): return "P2P: \(e)"
         case .config(let e): return e.description
+        case .ha(let e): return "HA: \(e)"
         }
     }
 

@@ -58,10 +58,13 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var proposer: String
     /// Lowercase hex of the state root after the last stored block.
     public var app_hash: String
+    /// The HA group (role, leader, lease, last replicated height); absent unless `--raft.enable`.
+    public var ha: HAStatus?
 
     public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
-                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String) {
+                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil) {
         self.app_hash = app_hash
+        self.ha = ha
         self.mode = mode
         self.phase = phase
         self.reason = reason

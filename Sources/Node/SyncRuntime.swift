@@ -18,6 +18,11 @@ final class SyncRuntime: Sendable {
     let metrics: NodeMetrics
     let logger: Logger
     private let fetchError = Mutex<String?>(nil)
+    /// Gossip is consumed by one task for the node's life: cancelling a consumer would end the
+    /// stream, and an HA node runs the sync phase again each time it follows.
+    private let gossipRelay = Mutex<Task<Void, Never>?>(nil)
+    /// True while `run()` runs; gossip that arrives meanwhile goes to the pipeline, else is dropped.
+    private let active = Atomic<Bool>(false)
 
     init(pipeline: SyncPipeline, follower: DAFollower, p2p: P2PService, blockCheck: SignedBlockValidator,
          recovery: DivergenceRecovery, metrics: NodeMetrics, logger: Logger) {
@@ -35,7 +40,14 @@ final class SyncRuntime: Sendable {
 
     func run() async throws(NodeFailure) {
         pipeline.start()
-        defer { pipeline.stop() }
+        active.store(true, ordering: .sequentiallyConsistent)
+        defer {
+            active.store(false, ordering: .sequentiallyConsistent)
+            pipeline.stop()
+        }
+        gossipRelay.withLock { relay in
+            if relay == nil { relay = Task { await self.takeGossip() } }
+        }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -46,7 +58,6 @@ final class SyncRuntime: Sendable {
                         throw NodeFailure.daFollower("\(error)")
                     }
                 }
-                group.addTask { await self.takeGossip() }
                 group.addTask { await self.fetchFromPeers() }
                 group.addTask { try await self.watchPipeline() }
                 group.addTask { try await self.recovery.run() }
@@ -77,11 +88,12 @@ final class SyncRuntime: Sendable {
         }
     }
 
-    /// Blocks gossiped by peers (already signature-checked by P2P) go to the pipeline.
+    /// Blocks gossiped by peers (already signature-checked by P2P) go to the pipeline while the
+    /// sync phase runs. Ends when P2P shuts down.
     private func takeGossip() async {
         for await received in p2p.receivedBlocks {
-            if Task.isCancelled { return }
-            guard case .success(let block) = blockCheck.check(received.block) else { continue }
+            guard active.load(ordering: .sequentiallyConsistent),
+                  case .success(let block) = blockCheck.check(received.block) else { continue }
             await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,
                                                   origin: .p2p(peer: received.from.description), signatureVerified: true)])
         }

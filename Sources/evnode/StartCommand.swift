@@ -107,11 +107,6 @@ struct StartCommand: AsyncParsableCommand {
 
     func run() async throws {
         let setup = try NodeSetup.load(home: home, flags: givenFlags())
-        if setup.config.raft.enable {
-            // Running as a plain aggregator instead would let every member of the group produce:
-            // a fork and double signatures. Refuse until the etcd HA mode exists.
-            throw ConfigError.conflict("--raft.enable: the HA aggregator mode on etcd is not available in this version; run a single aggregator (with --catchup-timeout for failover)")
-        }
         LogBootstrap.bootstrap(level: setup.config.log.level, format: setup.config.log.format)
         let logger = Logger(label: "evnode")
         for warning in setup.keyPermissionWarnings() {

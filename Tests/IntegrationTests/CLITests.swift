@@ -34,7 +34,10 @@ import Testing
         (["--da.address", "127.0.0.1:7980"], "invalid da.address"),
         (["--p2p.peers", "127.0.0.1"], "invalid p2p.peers"),
         (["--log.format", "xml"], "invalid log.format"),
-        (["--aggregator", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"], "not available in this version"),
+        (["--aggregator", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379", "--raft.lease-ttl", "500ms"],
+         "etcd's shortest lease is 2s"),
+        (["--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"], "--raft.enable needs --aggregator"),
+        (["--aggregator", "--raft.enable"], "--raft.enable needs --raft.endpoints"),
         (["--no-such-flag"], "Unknown option"),
     ])
     func badFlagsExitWithStatus2(arguments: [String], message: String) throws {

@@ -126,6 +126,18 @@ struct StatusDocument: Decodable, Sendable {
     let evidence: Int
     let proposer: String
     let app_hash: String
+    let ha: HA?
+
+    /// Present with `--raft.enable`.
+    struct HA: Decodable, Sendable {
+        let role: String
+        let node_id: String
+        let leader: String?
+        let lease_id: String?
+        let term: Int64?
+        let last_replicated_height: UInt64
+        let etcd_error: String?
+    }
 }
 
 struct BlockDocument: Decodable, Sendable, Equatable {

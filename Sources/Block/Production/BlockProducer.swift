@@ -14,6 +14,9 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
     case notInitialized
     /// The thread pool for blocking work was shut down (the node is stopping).
     case stopped
+    /// The fence (HA: etcd) refused the block: another node leads now. The block was neither
+    /// stored nor published; it stays recorded as unpublished.
+    case refused(height: UInt64, FenceRefusal)
 
     public var description: String {
         switch self {
@@ -26,8 +29,23 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
             return "the signer's high-water mark is \(mark) but the next height is \(next): heights \(next)…\(mark) were already signed; refusing to sign them again (`evnode signer reset` accepts the risk)"
         case .notInitialized: return "the store has no genesis state"
         case .stopped: return "production stopped: the node is shutting down"
+        case let .refused(h, refusal): return "block \(h) was not admitted, neither stored nor published: \(refusal)"
         }
     }
+}
+
+/// Admits each produced block before it is stored or published. An HA leader's fence commits the
+/// block to etcd only while this node still holds the leadership; a refusal means another node
+/// leads (or may lead) now, and the block must never leave this one.
+public protocol BlockFence: Sendable {
+    func admit(_ block: BlockCommit) async throws(FenceRefusal)
+}
+
+/// Why a fence refused a block, in words for the operator.
+public struct FenceRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
 }
 
 /// Produces the chain as the proposer: one block every block time (lazy: when transactions wait,
@@ -57,15 +75,19 @@ public struct BlockProducer: Sendable {
     let maxBlockBytes: Int
     let logger: Logger
     let publish: @Sendable (BlockCommit) async -> Void
+    /// With a fence the order per height is: build and sign → record the block as unpublished
+    /// and the signer's mark (both synced) → fence → commit → publish.
+    let fence: (any BlockFence)?
     /// Where the blocking part of each block (execution, two fsyncs) runs, off Swift's
     /// cooperative pool.
     let blockingPool: NIOThreadPool
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
-                blockingPool: NIOThreadPool = .singleton, logger: Logger,
+                blockingPool: NIOThreadPool = .singleton, fence: (any BlockFence)? = nil, logger: Logger,
                 publish: @escaping @Sendable (BlockCommit) async -> Void) {
         self.blockingPool = blockingPool
+        self.fence = fence
         self.store = store
         self.executor = executor
         self.builder = BlockBuilder(signer: signer, executor: executor)
@@ -105,7 +127,7 @@ public struct BlockProducer: Sendable {
                     continue
                 }
             }
-            let block = try await produceOffPool()
+            let block = if let fence { try await produceFenced(fence) } else { try await produceOffPool() }
             await publish(block)
             lastBlockAt = clock.now
             // Slots missed because a block took longer than the block time are skipped, not
@@ -122,11 +144,16 @@ public struct BlockProducer: Sendable {
     }
 
     private func produceOffPool() async throws(ProductionError) -> BlockCommit {
-        let result: Result<BlockCommit, ProductionError>
+        try await offPool { () throws(ProductionError) in try self.produceOne() }
+    }
+
+    /// Runs blocking work (execution, fsyncs) on `blockingPool`, off Swift's cooperative threads.
+    private func offPool<T: Sendable>(_ work: @escaping @Sendable () throws(ProductionError) -> T) async throws(ProductionError) -> T {
+        let result: Result<T, ProductionError>
         do {
-            result = try await blockingPool.runIfActive { () -> Result<BlockCommit, ProductionError> in
+            result = try await blockingPool.runIfActive { () -> Result<T, ProductionError> in
                 do throws(ProductionError) {
-                    return .success(try self.produceOne())
+                    return .success(try work())
                 } catch {
                     return .failure(error)
                 }
@@ -137,21 +164,68 @@ public struct BlockProducer: Sendable {
         return try result.get()
     }
 
+    /// The fenced order: the block is remembered as unpublished and the mark recorded before
+    /// the fence sees it (the fence sends it out of the process), and stored only once admitted,
+    /// so a refused block never reaches the store.
+    private func produceFenced(_ fence: any BlockFence) async throws(ProductionError) -> BlockCommit {
+        let block = try await offPool { () throws(ProductionError) in try self.signAndRemember() }
+        do throws(FenceRefusal) {
+            try await fence.admit(block)
+        } catch {
+            throw .refused(height: block.height, error)
+        }
+        try await offPool { () throws(ProductionError) in
+            do throws(StoreError) {
+                try self.store.commit(block, sync: true)
+            } catch {
+                throw .store(height: block.height, error)
+            }
+        }
+        return block
+    }
+
+    private func signAndRemember() throws(ProductionError) -> BlockCommit {
+        guard let state = store.state else { throw .notInitialized }
+        let height = state.nextHeight
+        let signed: UInt64?
+        do throws(ConfigError) {
+            signed = try mark.load()
+        } catch {
+            throw .unreadableMark(error)
+        }
+        if let signed, signed >= height { throw .fence(nextHeight: height, mark: signed) }
+        let block = try build(on: state)
+        do throws(StoreError) {
+            try UnpublishedBlock.record(block, in: store)
+        } catch {
+            throw .store(height: height, error)
+        }
+        do throws(ConfigError) {
+            try mark.record(height)
+        } catch {
+            throw .highWaterMark(height: height, error)
+        }
+        return block
+    }
+
+    private func build(on state: State) throws(ProductionError) -> BlockCommit {
+        let txs = executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
+        // Block time never goes backwards, even if the wall clock does.
+        let time = max(BlockValidator.currentTime(), state.lastBlockTime)
+        do throws(BuildError) {
+            return try builder.build(on: state, txs: txs, time: time)
+        } catch {
+            throw .build(height: state.nextHeight, error)
+        }
+    }
+
     /// Produces and stores the next block and records the signer's mark; returns the block for
     /// publishing. Blocking (two fsyncs): call it from a thread that may block.
     @discardableResult
     public func produceOne() throws(ProductionError) -> BlockCommit {
         guard let state = store.state else { throw .notInitialized }
         let height = state.nextHeight
-        let txs = executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
-        // Block time never goes backwards, even if the wall clock does.
-        let time = max(BlockValidator.currentTime(), state.lastBlockTime)
-        let block: BlockCommit
-        do throws(BuildError) {
-            block = try builder.build(on: state, txs: txs, time: time)
-        } catch {
-            throw .build(height: height, error)
-        }
+        let block = try build(on: state)
         do throws(StoreError) {
             try store.commit(block, sync: true)
         } catch {
@@ -163,5 +237,38 @@ public struct BlockProducer: Sendable {
             throw .highWaterMark(height: height, error)
         }
         return block
+    }
+}
+
+/// The last block a fenced producer signed, kept in the store until a newer one replaces it. A
+/// node that signed height h but was refused (or crashed before the fence answered) can offer
+/// exactly this block again when it leads at h, instead of signing a second block at h.
+public enum UnpublishedBlock {
+    static let key = "producer/unpublished"
+
+    static func record(_ block: BlockCommit, in store: BlockStore) throws(StoreError) {
+        let header = block.signedHeader.encoded()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(4 + header.count + block.data.wireSize)
+        let n = UInt32(header.count)
+        bytes.append(contentsOf: [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)])
+        bytes.append(contentsOf: header)
+        bytes.append(contentsOf: block.data.encoded())
+        try store.setMetadata(key, bytes, sync: true)
+    }
+
+    /// The recorded block, nil when none was recorded. A damaged record is an error, never nil.
+    public static func load(from store: BlockStore) throws(StoreError) -> (signedHeader: SignedHeader, data: BlockData)? {
+        guard let bytes = try store.metadata(key) else { return nil }
+        guard bytes.count >= 4 else { throw .corrupted(what: key, reason: "unpublished block record shorter than its length prefix") }
+        let n = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+        guard bytes.count >= 4 + n else { throw .corrupted(what: key, reason: "unpublished block record truncated") }
+        do throws(WireError) {
+            let header = try SignedHeader(decoding: bytes[4..<(4 + n)])
+            let data = try BlockData(decoding: bytes[(4 + n)...])
+            return (header, data)
+        } catch {
+            throw .corrupted(what: key, reason: "unpublished block record does not decode: \(error)")
+        }
     }
 }

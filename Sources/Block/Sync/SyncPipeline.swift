@@ -2,11 +2,14 @@ import Config
 import Dispatch
 import Foundation
 import Logging
+import Synchronization
 
 /// Where a candidate block came from. DA is authoritative; P2P is soft (SPEC §7).
 public enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
     case da(daHeight: UInt64)
     case p2p(peer: String)
+    /// The latest block an HA leader committed to etcd (soft, like P2P, until DA has it).
+    case replicated(leader: String)
 
     public var isDA: Bool {
         if case .da = self { return true }
@@ -17,6 +20,7 @@ public enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .da(let h): return "DA height \(h)"
         case .p2p(let peer): return "peer \(peer)"
+        case .replicated(let leader): return "etcd (leader \(leader))"
         }
     }
 }
@@ -112,8 +116,13 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
-    private let eventContinuation: AsyncStream<SyncEvent>.Continuation
-    public let events: AsyncStream<SyncEvent>
+    /// The current run's events. `stop()` finishes them and opens the next run's, so a pipeline
+    /// stopped and started again (an HA node that leads, then follows again) reports to a new consumer.
+    private let eventStream = Mutex(AsyncStream<SyncEvent>.makeStream(of: SyncEvent.self,
+                                                                      bufferingPolicy: .bufferingOldest(4096)))
+    private var eventContinuation: AsyncStream<SyncEvent>.Continuation { eventStream.withLock { $0.continuation } }
+    /// Events of the current run (single consumer); finished by `stop()`.
+    public var events: AsyncStream<SyncEvent> { eventStream.withLock { $0.stream } }
 
     public init(applier: BlockApplier, capacity: Int = 8192, batchSize: Int = 512,
                 authority: AuthoritativeHeaders? = nil, evidence: EvidenceLog? = nil, logger: Logger) {
@@ -127,7 +136,6 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         let height = applier.store.height
         storeHeight = height
         highestKnownHeader = height
-        (events, eventContinuation) = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .bufferingOldest(4096))
     }
 
     public var progress: SyncProgress {
@@ -169,7 +177,11 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         running = false
         pending.removeAll()
         condition.unlock()
-        eventContinuation.finish()
+        let finished = eventStream.withLock { current in
+            defer { current = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .bufferingOldest(4096)) }
+            return current.continuation
+        }
+        finished.finish()
     }
 
     /// Blocks from DA beyond the window wait (DA delivers in order; dropping them would lose

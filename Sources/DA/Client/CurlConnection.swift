@@ -17,9 +17,22 @@ enum CurlRuntime {
 }
 
 /// An HTTP answer: status and body bytes.
-struct HTTPReply: Sendable {
-    let status: Int
-    let body: [UInt8]
+public struct HTTPReply: Sendable {
+    public let status: Int
+    public let body: [UInt8]
+}
+
+/// How one request differs from its connection's defaults.
+struct RequestShape: Sendable {
+    /// Another URL than the connection's (same host, other path).
+    var url: String?
+    /// Another upper bound of the whole exchange than the connection's.
+    var timeout: Duration?
+    /// For streamed answers (etcd watch): end the transfer successfully once this many complete
+    /// lines arrived, or when `timeout` passes with whatever arrived by then.
+    var stopAfterLines: Int?
+
+    static let plain = RequestShape()
 }
 
 /// Set by the task that waits for a request when it is cancelled; the transfer's progress
@@ -37,6 +50,9 @@ final class CurlTransferState {
     var limit: Int
     var overflowed = false
     var cancel: CancelFlag?
+    /// See `RequestShape.stopAfterLines`; `stoppedEarly` records that the limit ended the transfer.
+    var stopAfterLines: Int?
+    var stoppedEarly = false
 
     init(limit: Int) {
         self.limit = limit
@@ -49,6 +65,7 @@ final class CurlTransferState {
 /// connection to exactly one pool thread at a time, which is why the unchecked conformance holds.
 final class CurlConnection: @unchecked Sendable {
     let url: String
+    private let requestTimeout: Duration
     private let handle: UnsafeMutableRawPointer
     private var headers: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer: UnsafeMutablePointer<CChar>
@@ -59,6 +76,7 @@ final class CurlConnection: @unchecked Sendable {
         try CurlRuntime.ensureInitialized()
         guard let handle = curl_easy_init() else { throw .setup("curl_easy_init returned NULL") }
         self.url = url
+        self.requestTimeout = requestTimeout
         self.handle = handle
         self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -106,6 +124,10 @@ final class CurlConnection: @unchecked Sendable {
                     state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
                 }
             }
+            if let lines = state.stopAfterLines, state.body.lazy.filter({ $0 == 0x0A }).count >= lines {
+                state.stoppedEarly = true
+                return 0
+            }
             return n
         }, "WRITEFUNCTION")
         check(evcurl_setopt_ptr(handle, CURLOPT_WRITEDATA, statePointer), "WRITEDATA")
@@ -135,28 +157,39 @@ final class CurlConnection: @unchecked Sendable {
     }
 
     /// Performs one POST, blocking the calling thread until it ends.
-    func post(_ body: [UInt8], cancel: CancelFlag) -> Result<HTTPReply, DAError> {
+    func post(_ body: [UInt8], shape: RequestShape = .plain, cancel: CancelFlag) -> Result<HTTPReply, DAError> {
         state.body.removeAll(keepingCapacity: true)
         state.overflowed = false
+        state.stoppedEarly = false
+        state.stopAfterLines = shape.stopAfterLines
         state.cancel = cancel
         defer { state.cancel = nil }
         errorBuffer[0] = 0
+        let target = shape.url ?? url
+        var code = evcurl_setopt_ptr(handle, CURLOPT_URL, target)
+        if code == CURLE_OK {
+            code = evcurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(shape.timeout ?? requestTimeout))
+        }
         // The size must be set before COPYPOSTFIELDS, which then copies exactly that many bytes.
-        var code = evcurl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+        if code == CURLE_OK {
+            code = evcurl_setopt_off(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+        }
         if code == CURLE_OK {
             code = body.withUnsafeBytes { evcurl_setopt_ptr(handle, CURLOPT_COPYPOSTFIELDS, $0.baseAddress) }
         }
         if code == CURLE_OK {
             code = curl_easy_perform(handle)
         }
-        if code != CURLE_OK {
+        let streamEnded = shape.stopAfterLines != nil
+            && (state.stoppedEarly || (code == CURLE_OPERATION_TIMEDOUT && !state.body.isEmpty))
+        if code != CURLE_OK && !streamEnded {
             if cancel.isSet { return .failure(.cancelled) }
             if state.overflowed {
                 return .failure(.malformedResponse(method: "HTTP", reason: "response larger than \(state.limit) bytes"))
             }
             let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            return .failure(.transport(code: Int(code.rawValue), message: message, url: url))
+            return .failure(.transport(code: Int(code.rawValue), message: message, url: target))
         }
         var status = 0
         _ = evcurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
@@ -191,13 +224,13 @@ final class CurlConnectionPool: Sendable {
         threads.shutdownGracefully(queue: .global()) { _ in }
     }
 
-    func post(_ body: [UInt8]) async throws(DAError) -> HTTPReply {
+    func post(_ body: [UInt8], shape: RequestShape = .plain) async throws(DAError) -> HTTPReply {
         if Task.isCancelled { throw .cancelled }
         let cancel = CancelFlag()
         let result: Result<HTTPReply, DAError>
         do {
             result = try await withTaskCancellationHandler {
-                try await threads.runIfActive { self.postOnPoolThread(body, cancel: cancel) }
+                try await threads.runIfActive { self.postOnPoolThread(body, shape: shape, cancel: cancel) }
             } onCancel: {
                 cancel.set()
             }
@@ -209,10 +242,10 @@ final class CurlConnectionPool: Sendable {
         return try result.get()
     }
 
-    private func postOnPoolThread(_ body: [UInt8], cancel: CancelFlag) -> Result<HTTPReply, DAError> {
+    private func postOnPoolThread(_ body: [UInt8], shape: RequestShape, cancel: CancelFlag) -> Result<HTTPReply, DAError> {
         let connection = idle.withLock { $0.removeLast() }
         defer { idle.withLock { $0.append(connection) } }
-        return connection.post(body, cancel: cancel)
+        return connection.post(body, shape: shape, cancel: cancel)
     }
 
     /// Stops the threads after the transfers in flight end.

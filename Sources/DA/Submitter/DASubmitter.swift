@@ -100,9 +100,14 @@ public final class DASubmitter: Service, Sendable {
     private let worker: NIOThreadPool
     private let statusBox = Mutex(SubmitterStatus())
     private let wakeUp = WakeUpSignal()
+    /// Asked before every `blob.Submit`; while false nothing is posted (an HA node that may no
+    /// longer lead must not publish, even blocks that were fenced).
+    private let publishGate: (@Sendable () -> Bool)?
 
     public init(client: any DAClient, store: BlockStore, executor: (any Executor)?, signer: BlockSigner,
-                options: SubmitterOptions, logger: Logger = Logger(label: "evnode.da.submitter")) {
+                options: SubmitterOptions, publishGate: (@Sendable () -> Bool)? = nil,
+                logger: Logger = Logger(label: "evnode.da.submitter")) {
+        self.publishGate = publishGate
         precondition(options.maxBlobSize > 0 && options.maxBlocksPerSubmission > 0, "submitter limits must be positive")
         self.client = client
         self.store = store
@@ -263,6 +268,9 @@ public final class DASubmitter: Service, Sendable {
         }
         var backoff = Backoff(policy: options.backoff)
         while true {
+            while let gate = publishGate, !gate() {
+                try await Task.sleep(for: .milliseconds(50))
+            }
             let daHeight: UInt64
             do {
                 daHeight = try await client.submit(blobs)
@@ -422,8 +430,9 @@ public final class DASubmitter: Service, Sendable {
     }
 }
 
-/// A wake-up for one waiting task: `signal()` ends the current (or the next) `wait`.
-final class WakeUpSignal: Sendable {
+/// A wake-up for one waiting task: `signal()` ends the current (or the next) `wait`. Unlike an
+/// AsyncStream, a cancelled waiter leaves it usable: the next task to wait gets the next signal.
+public final class WakeUpSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -431,7 +440,9 @@ final class WakeUpSignal: Sendable {
 
     private let state = Mutex(State())
 
-    func signal() {
+    public init() {}
+
+    public func signal() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             if let w = s.waiter {
                 s.waiter = nil
@@ -444,7 +455,7 @@ final class WakeUpSignal: Sendable {
     }
 
     /// Returns after `timeout`, on `signal()`, or throws `CancellationError` when cancelled.
-    func wait(atMost timeout: Duration) async throws {
+    public func wait(atMost timeout: Duration) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await Task.sleep(for: timeout) }
             group.addTask { await self.waitForSignal() }

@@ -1,0 +1,363 @@
+import Block
+import Config
+import Logging
+import NIOPosix
+import P2PSync
+import Synchronization
+
+/// What `/status` shows of the HA group.
+public struct HAStatus: Sendable, Codable, Equatable {
+    /// `follower`, `candidate` (electing) or `leader`.
+    public var role: String = "candidate"
+    public var node_id: String
+    /// The node that holds the leader key, as last seen; nil when none does.
+    public var leader: String?
+    /// This node's lease while it leads.
+    public var lease_id: String?
+    public var lease_ttl_seconds: Double
+    /// The leader key's create revision while this node leads (one per term).
+    public var term: Int64?
+    /// The height of the latest block committed to etcd, as last seen.
+    public var last_replicated_height: UInt64 = 0
+    /// The last etcd failure, nil once etcd answers again.
+    public var etcd_error: String?
+}
+
+/// How a leadership attempt ended without producing.
+enum TakeoverOutcome: Sendable {
+    case ready(LeaderTerm)
+    /// This node must not lead now (why); another node should.
+    case stepDown(LeaderTerm, String)
+}
+
+/// The moving parts of an HA aggregator around the failover state machine: keeping the lease
+/// of the current term alive, following etcd's replicated block, campaigning, taking over (the
+/// store must reach etcd's latest block first), and the fence each produced block passes.
+final class HARuntime: Sendable {
+    let group: HAGroup
+    let store: BlockStore
+    let pipeline: SyncPipeline
+    let applier: BlockApplier
+    let blockCheck: SignedBlockValidator
+    let mark: SignerHighWaterMark
+    let p2p: P2PService
+    let logger: Logger
+    /// The most a new leader waits for its store to reach etcd's latest block before it lets
+    /// another node try.
+    let takeoverLimit: Duration
+
+    private let termBox = Mutex<LeaderTerm?>(nil)
+    private struct Lost: Sendable { var lease: Int64; var reason: String }
+    private let lost = Mutex<Lost?>(nil)
+    private let statusBox: Mutex<HAStatus>
+
+    init(group: HAGroup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
+         blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService, logger: Logger) {
+        self.group = group
+        self.store = store
+        self.pipeline = pipeline
+        self.applier = applier
+        self.blockCheck = blockCheck
+        self.mark = mark
+        self.p2p = p2p
+        self.logger = logger
+        self.takeoverLimit = max(.seconds(30), group.leaseTTL * 10)
+        statusBox = Mutex(HAStatus(node_id: group.nodeID,
+                                   lease_ttl_seconds: Double(group.leaseTTL.nanosecondsClamped) / 1e9))
+    }
+
+    var status: HAStatus { statusBox.withLock { $0 } }
+    var currentTerm: LeaderTerm? { termBox.withLock { $0 } }
+
+    /// Whether this node may let a block out now: it leads and trusts its lease.
+    var mayPublish: Bool { currentTerm?.isValid() ?? false }
+
+    // MARK: The lease
+
+    /// Renews the current term's lease every third of its TTL, for the node's life. A term whose
+    /// lease etcd no longer knows, or that could not be renewed before it stopped being trusted,
+    /// is marked lost; `waitUntilLost` reports it.
+    func keepLeases() async {
+        while !Task.isCancelled {
+            guard let term = currentTerm else {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            let next = ContinuousClock.now + term.ttl / 3
+            do throws(EtcdError) {
+                if try await group.keepAlive(term) {
+                    noteEtcd(nil)
+                } else {
+                    markLost(term, "etcd no longer knows the lease (expired or revoked)")
+                    continue
+                }
+            } catch {
+                noteEtcd(error)
+                if !term.isValid() {
+                    markLost(term, "the lease could not be renewed before its TTL ran out: \(error)")
+                    continue
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+                continue
+            }
+            try? await Task.sleep(until: next)
+        }
+    }
+
+    /// Returns why `term` ended, once it has (polled: the lease is checked against the clock too,
+    /// so a process paused past its TTL notices on the first look after it resumes).
+    func waitUntilLost(_ term: LeaderTerm) async -> String? {
+        while !Task.isCancelled {
+            if let why = lost.withLock({ $0?.lease == term.lease ? $0?.reason : nil }) { return why }
+            if !term.isValid() { return "the lease is no longer trusted: its last renewal is older than its TTL" }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    private func markLost(_ term: LeaderTerm, _ reason: String) {
+        lost.withLock { $0 = Lost(lease: term.lease, reason: reason) }
+        termBox.withLock { if $0 === term { $0 = nil } }
+    }
+
+    /// Ends this node's term (stepping down): nothing more is fenced with it, and the lease is
+    /// revoked so another node is elected without waiting for the TTL.
+    func resign(_ term: LeaderTerm) async {
+        termBox.withLock { if $0 === term { $0 = nil } }
+        statusBox.withLock {
+            $0.role = "follower"
+            $0.lease_id = nil
+            $0.term = nil
+            if $0.leader == group.nodeID { $0.leader = nil }
+        }
+        // Also when the node stops (its task cancelled): a revoked lease lets another node take
+        // over at once instead of after the TTL.
+        let haGroup = group
+        await Task.detached { await haGroup.resign(term) }.value
+    }
+
+    // MARK: Following
+
+    /// Offers etcd's latest block to the pipeline each time a leader commits one, until
+    /// cancelled. etcd failures are waited out (and shown in `/status`).
+    func replicate() async {
+        var revision: Int64 = 0
+        var reread = true
+        var failures = 0
+        while !Task.isCancelled {
+            do throws(EtcdError) {
+                if reread {
+                    let (block, at) = try await group.head()
+                    if let block { await offer(block) }
+                    revision = at
+                    reread = false
+                }
+                let (values, next) = try await group.waitForBlock(after: revision, timeout: .seconds(5))
+                if next < revision { reread = true }
+                revision = next
+                for value in values {
+                    do throws(ReplicationError) {
+                        await offer(try ReplicatedBlock(decoding: value))
+                    } catch {
+                        logger.error("HA: \(error)")
+                    }
+                }
+                failures = 0
+            } catch {
+                if case .cancelled = error { return }
+                failures += 1
+                noteEtcd(error)
+                reread = true
+                try? await Task.sleep(for: .milliseconds(min(2000, 100 * failures)))
+            }
+        }
+    }
+
+    /// Checks a replicated block like a gossiped one and hands it to the pipeline when it is
+    /// the store's next height (others the pipeline drops or already has).
+    private func offer(_ block: ReplicatedBlock) async {
+        statusBox.withLock { $0.last_replicated_height = max($0.last_replicated_height, block.height) }
+        guard block.height > store.height else { return }
+        let message = P2PBlock(height: block.height, headerHash: block.headerHash,
+                               encodedSignedHeader: block.encodedSignedHeader, encodedData: block.encodedData)
+        switch blockCheck.check(message) {
+        case .success(let checked):
+            let leader = status.leader ?? "unknown"
+            await pipeline.submit([CandidateBlock(signedHeader: checked.signedHeader, data: checked.data,
+                                                  origin: .replicated(leader: leader), signatureVerified: true)])
+        case .failure(let problem):
+            logger.error("HA: the replicated block in etcd is not acceptable", metadata: [
+                "height": "\(block.height)", "problem": "\(problem)"])
+        }
+    }
+
+    /// Campaigns until this node is elected (nil when cancelled). While another node leads it
+    /// watches the leader key and tries again as soon as the key goes.
+    func campaign() async -> LeaderTerm? {
+        var failures = 0
+        var lastLeader: String?
+        while !Task.isCancelled {
+            do throws(EtcdError) {
+                switch try await group.campaign() {
+                case .elected(let term):
+                    lost.withLock { $0 = nil }
+                    termBox.withLock { $0 = term }
+                    statusBox.withLock {
+                        $0.role = "leader"
+                        $0.leader = group.nodeID
+                        $0.lease_id = String(term.lease)
+                        $0.term = term.createRevision
+                        $0.etcd_error = nil
+                    }
+                    logger.notice("HA: elected leader", metadata: [
+                        "node_id": "\(group.nodeID)", "lease": "\(term.lease)", "term": "\(term.createRevision)",
+                        "ttl_s": "\(term.ttl.components.seconds)"])
+                    return term
+                case .ledBy(let leader, let revision):
+                    failures = 0
+                    noteEtcd(nil)
+                    statusBox.withLock {
+                        $0.role = "follower"
+                        $0.leader = leader.isEmpty ? nil : leader
+                    }
+                    if leader != lastLeader, !leader.isEmpty {
+                        lastLeader = leader
+                        logger.notice("HA: following", metadata: ["leader": "\(leader)"])
+                    }
+                    _ = try await group.waitForLeaderChange(after: revision, timeout: .seconds(5))
+                }
+            } catch {
+                if case .cancelled = error { return nil }
+                failures += 1
+                statusBox.withLock { $0.role = "candidate" }
+                noteEtcd(error)
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning("HA: cannot campaign, etcd does not answer; no node can produce until it does", metadata: [
+                        "error": "\(error)", "attempts": "\(failures)"])
+                }
+                try? await Task.sleep(for: .milliseconds(min(1000, 100 * failures)))
+            }
+        }
+        return nil
+    }
+
+    // MARK: Taking over
+
+    /// Brings the store to etcd's latest block (the sync phase runs meanwhile and this offers
+    /// the block itself), then resolves a block this node signed but never published.
+    func takeOver(_ term: LeaderTerm) async throws(NodeFailure) -> TakeoverOutcome {
+        let clock = ContinuousClock()
+        let deadline = clock.now + takeoverLimit
+        var offered: UInt64?
+        while true {
+            if Task.isCancelled { return .stepDown(term, "the node is stopping") }
+            guard term.isValid(), currentTerm === term else {
+                return .stepDown(term, "the lease was lost while taking over")
+            }
+            guard clock.now < deadline else {
+                return .stepDown(term, "the store did not reach etcd's latest block within \(DurationParser.format(takeoverLimit))")
+            }
+            let head: ReplicatedBlock?
+            do throws(EtcdError) {
+                head = try await group.head().block
+            } catch {
+                noteEtcd(error)
+                try? await Task.sleep(for: .milliseconds(100))
+                continue
+            }
+            guard let head else {
+                // etcd holds no block yet: the first leader's store is the chain's head.
+                term.replicatedHeight = nil
+                break
+            }
+            statusBox.withLock { $0.last_replicated_height = max($0.last_replicated_height, head.height) }
+            let height = store.height
+            if height >= head.height {
+                let stored = (try? store.headerHash(at: head.height)) ?? nil
+                    ?? (store.state?.lastBlockHeight == head.height ? store.state?.lastHeaderHash : nil)
+                guard height == head.height, stored == head.headerHash else {
+                    return .stepDown(term, height > head.height
+                        ? "the store holds blocks above etcd's last replicated height \(head.height) (store height \(height)); they were never fenced"
+                        : "the store's block \(head.height) differs from etcd's (\(Hex.encode(stored ?? [])) vs \(Hex.encode(head.headerHash)))")
+                }
+                term.replicatedHeight = head.height
+                break
+            }
+            if height + 1 == head.height, offered != head.height {
+                offered = head.height
+                await offer(head)
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return try await offerUnpublished(term)
+    }
+
+    /// A block this node signed but never got through the fence (refused, or the process died
+    /// first) holds its signer's mark above the store. If that block extends the head it is
+    /// offered again, so this node never signs a second block at that height; otherwise this
+    /// node cannot lead and says so.
+    private func offerUnpublished(_ term: LeaderTerm) async throws(NodeFailure) -> TakeoverOutcome {
+        let signed: UInt64?
+        do throws(ConfigError) {
+            signed = try mark.load()
+        } catch {
+            return .stepDown(term, "the signer's high-water mark cannot be read: \(error)")
+        }
+        guard let signed, let state = store.state, signed > state.lastBlockHeight else { return .ready(term) }
+        let refusal = "this key signed height \(signed) on this node, above the store (\(state.lastBlockHeight)), and that block cannot be offered again; another node must lead (or `evnode signer reset`)"
+        let recorded: (signedHeader: SignedHeader, data: BlockData)?
+        do throws(StoreError) {
+            recorded = try UnpublishedBlock.load(from: store)
+        } catch {
+            return .stepDown(term, "\(refusal): \(error)")
+        }
+        guard signed == state.nextHeight, let recorded, recorded.signedHeader.header.height == signed,
+              recorded.signedHeader.header.lastHeaderHash == state.lastHeaderHash else {
+            return .stepDown(term, refusal)
+        }
+        let commit: BlockCommit
+        do throws(ApplyError) {
+            commit = try applier.prepare(recorded.signedHeader, recorded.data, state: state,
+                                         now: BlockValidator.currentTime())
+        } catch {
+            return .stepDown(term, "\(refusal): \(error)")
+        }
+        do throws(FenceRefusal) {
+            try await group.commit(ReplicatedBlock(commit), term: term)
+        } catch {
+            return .stepDown(term, "offering the unpublished block \(signed) again: \(error)")
+        }
+        do {
+            try await NIOThreadPool.singleton.runIfActive { try self.store.commit(commit, sync: true) }
+        } catch let error as StoreError {
+            throw .store(error)
+        } catch {
+            throw .store(.io(operation: "commit of re-offered block \(signed)", reason: "\(error)"))
+        }
+        logger.notice("HA: published the block this node had signed but not published", metadata: [
+            "height": "\(signed)", "hash": "\(Hex.encode(commit.signedHeader.header.hash))"])
+        p2p.publish(commit)
+        return .ready(term)
+    }
+
+    // MARK: Status
+
+    func noteReplicated(_ height: UInt64) {
+        statusBox.withLock { $0.last_replicated_height = max($0.last_replicated_height, height) }
+    }
+
+    private func noteEtcd(_ error: EtcdError?) {
+        statusBox.withLock { $0.etcd_error = error?.description }
+    }
+}
+
+/// The fence of an HA leader's producer: each block is committed to etcd under the current term.
+struct HAFence: BlockFence {
+    let runtime: HARuntime
+
+    func admit(_ block: BlockCommit) async throws(FenceRefusal) {
+        guard let term = runtime.currentTerm else { throw FenceRefusal("this node does not lead") }
+        try await runtime.group.commit(ReplicatedBlock(block), term: term)
+        runtime.noteReplicated(block.height)
+    }
+}
