@@ -79,6 +79,40 @@ import Testing
         }
     }
 
+    /// With a fence, a refused block never reaches the store or the publisher, yet the signer's
+    /// mark and the unpublished-block record hold it, so this node never signs that height again.
+    @Test func fencedProducerStoresOnlyAdmittedBlocks() async throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        let fence = GateFence(admitThrough: 3)
+        let published = Box<[UInt64]>([])
+        let p = BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer, mark: mark,
+                              timing: .init(blockTime: .milliseconds(5)), fence: fence, logger: logger) { block in
+            published.mutate { $0.append(block.height) }
+        }
+        await #expect {
+            try await p.run()
+        } throws: { error in
+            guard case ProductionError.refused(let height, _) = error else { return false }
+            return height == 4
+        }
+        #expect(chain.store.height == 3)
+        #expect(published.value == [1, 2, 3])
+        #expect(fence.seen.value == [1, 2, 3, 4])
+        #expect(try mark.load() == 4)
+        let unpublished = try #require(try UnpublishedBlock.load(from: chain.store))
+        #expect(unpublished.signedHeader.header.height == 4)
+        #expect(unpublished.signedHeader.header.lastHeaderHash == chain.store.state?.lastHeaderHash)
+        // Run again: height 4 is signed already, so it is not signed a second time.
+        await #expect {
+            try await p.run()
+        } throws: { error in
+            guard case ProductionError.fence(let next, let signed) = error else { return false }
+            return next == 4 && signed == 4
+        }
+        #expect(fence.seen.value == [1, 2, 3, 4])
+    }
+
     func waitUntil(_ condition: () throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(20)
         while try !condition() {
@@ -98,4 +132,20 @@ final class Box<T: Sendable>: @unchecked Sendable {
     init(_ value: T) { _value = value }
     var value: T { lock.withLock { _value } }
     func mutate(_ f: (inout T) -> Void) { lock.withLock { f(&_value) } }
+}
+
+/// A fence that admits heights up to a limit and refuses the rest: the producer's side of the
+/// seam (the etcd fence itself is tested in NodeTests against a real etcd).
+final class GateFence: BlockFence {
+    let admitThrough: UInt64
+    let seen = Box<[UInt64]>([])
+
+    init(admitThrough: UInt64) {
+        self.admitThrough = admitThrough
+    }
+
+    func admit(_ block: BlockCommit) async throws(FenceRefusal) {
+        seen.mutate { $0.append(block.height) }
+        if block.height > admitThrough { throw FenceRefusal("height \(block.height) is past the gate") }
+    }
 }

@@ -1,0 +1,328 @@
+import Block
+@testable import Config
+import Foundation
+import Logging
+import P2PSync
+import Testing
+@testable import Node
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The etcd client and the HA group's protocol against a real etcd (Debian's etcd-server)
+/// started on free loopback ports for each test.
+@Suite(.serialized) struct HAGroupTests {
+    let logger = Logger(label: "test.ha")
+
+    @Test func leasesAndTransactionsAndWatchesOnRealEtcd() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let client = try EtcdClient(endpoints: [etcd.url])
+        let key = Array("/t/key".utf8)
+
+        let (lease, ttl) = try await client.grantLease(ttlSeconds: 5)
+        #expect(ttl == 5)
+        #expect(try await client.keepAlive(lease: lease) > 0)
+
+        // Created only if absent; the second attempt finds the first value.
+        let first = try await client.transaction(if: [.createRevision(key: key, equals: 0)],
+                                                 then: [.put(key: key, value: Array("one".utf8), lease: lease)],
+                                                 else: [.get(key: key)])
+        #expect(first.succeeded)
+        let second = try await client.transaction(if: [.createRevision(key: key, equals: 0)],
+                                                  then: [.put(key: key, value: Array("two".utf8))],
+                                                  else: [.get(key: key)])
+        #expect(!second.succeeded)
+        let found = try #require(second.found.first ?? nil)
+        #expect(found.value == Array("one".utf8))
+        #expect(found.lease == lease)
+        #expect(found.createRevision == first.revision)
+
+        // A watch from the current revision sees the deletion caused by revoking the lease.
+        let (_, revision) = try await client.get(key)
+        let watcher = Task { try await client.watch(key, fromRevision: revision + 1, timeout: .seconds(10)) }
+        try await Task.sleep(for: .milliseconds(200))
+        try await client.revoke(lease: lease)
+        let seen = try await watcher.value
+        #expect(seen.events.map(\.kind) == [.delete])
+        #expect(try await client.get(key).kv == nil)
+        // etcd no longer knows the lease: a renewal reports 0, revoking again is not an error.
+        #expect(try await client.keepAlive(lease: lease) == 0)
+        try await client.revoke(lease: lease)
+
+        // A watch with nothing to report returns empty after its timeout.
+        let quiet = try await client.watch(key, fromRevision: seen.nextRevision, timeout: .milliseconds(300))
+        #expect(quiet.events.isEmpty)
+        await client.shutdown()
+    }
+
+    @Test func unreachableEndpointsAreSkippedAndAllDownIsUnavailable() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let dead = "http://127.0.0.1:\(try EtcdServer.freePort())"
+        let client = try EtcdClient(endpoints: [dead, etcd.url])
+        // The first endpoint refuses connections; the request goes on to the second.
+        #expect(try await client.get(Array("/t/absent".utf8)).kv == nil)
+        await client.shutdown()
+
+        let down = try EtcdClient(endpoints: [dead])
+        await #expect {
+            _ = try await down.get(Array("/t/absent".utf8))
+        } throws: { error in
+            guard case EtcdError.unavailable(let why) = error else { return false }
+            return why.contains(dead)
+        }
+        await down.shutdown()
+    }
+
+    /// Two nodes campaign: one is elected; its fence admits consecutive heights only; when its
+    /// lease ends the other is elected and the old term's fence refuses, naming the new holder.
+    @Test func electionAndFencing() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let chain = try BlockChainMaker()
+        let a = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "a",
+                            leaseTTL: .seconds(2), logger: logger)
+        let b = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "b",
+                            leaseTTL: .seconds(2), logger: logger)
+
+        guard case .elected(let termA) = try await a.campaign() else {
+            Issue.record("the first campaign on an empty etcd must win")
+            return
+        }
+        guard case .ledBy(let holder, _) = try await b.campaign() else {
+            Issue.record("a second node must not be elected while the first holds the key")
+            return
+        }
+        #expect(holder == "a")
+
+        let blocks = try chain.blocks(4)
+        // etcd holds no block: the first one commits on the condition "no height key yet".
+        try await a.commit(ReplicatedBlock(blocks[0]), term: termA)
+        try await a.commit(ReplicatedBlock(blocks[1]), term: termA)
+        #expect(try await a.head().block == ReplicatedBlock(blocks[1]))
+        // Skipping a height is refused before anything is sent.
+        await #expect(throws: FenceRefusal.self) { try await a.commit(ReplicatedBlock(blocks[3]), term: termA) }
+
+        // A term etcd never granted (b pretending to lead) is refused by the compare.
+        let forged = LeaderTerm(lease: termA.lease, createRevision: termA.createRevision + 1000, ttl: .seconds(2),
+                                grantedAt: .now)
+        forged.replicatedHeight = 2
+        await #expect(throws: FenceRefusal.self) { try await b.commit(ReplicatedBlock(blocks[2]), term: forged) }
+
+        // a's term ends; b is elected and continues from etcd's head.
+        await a.resign(termA)
+        guard case .elected(let termB) = try await b.campaign() else {
+            Issue.record("b must be elected once a's lease is revoked")
+            return
+        }
+        termB.replicatedHeight = 2
+        try await b.commit(ReplicatedBlock(blocks[2]), term: termB)
+
+        // a, deposed, tries to publish its own height 3 on its old term: refused, naming b.
+        let refusal = await #expect(throws: FenceRefusal.self) {
+            try await a.commit(ReplicatedBlock(blocks[2]), term: termA)
+        }
+        #expect(refusal?.reason.contains("held by b") == true, "\(refusal?.reason ?? "")")
+        // Even with a still-trusted local clock, etcd's compare refuses the old term.
+        let stale = LeaderTerm(lease: termA.lease, createRevision: termA.createRevision, ttl: .seconds(60), grantedAt: .now)
+        stale.replicatedHeight = 3
+        let compared = await #expect(throws: FenceRefusal.self) {
+            try await a.commit(ReplicatedBlock(blocks[3]), term: stale)
+        }
+        #expect(compared?.reason.contains("held by b") == true, "\(compared?.reason ?? "")")
+        #expect(try await b.head().block?.height == 3)
+    }
+
+    /// A term whose lease was not renewed for longer than its TTL is not trusted locally: its
+    /// fence refuses without asking etcd (a paused leader resumes and publishes nothing).
+    @Test func untrustedLeaseRefusesWithoutAsking() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let chain = try BlockChainMaker()
+        let group = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "a",
+                                leaseTTL: .seconds(2), logger: logger)
+        guard case .elected(let term) = try await group.campaign() else {
+            Issue.record("the first campaign must win")
+            return
+        }
+        let old = LeaderTerm(lease: term.lease, createRevision: term.createRevision, ttl: .seconds(2),
+                             grantedAt: .now - .seconds(3))
+        let refusal = await #expect(throws: FenceRefusal.self) {
+            try await group.commit(ReplicatedBlock(try chain.blocks(1)[0]), term: old)
+        }
+        #expect(refusal?.reason.contains("no longer trusted") == true)
+        #expect(try await group.head().block == nil, "nothing reached etcd")
+    }
+
+    @Test func replicatedBlockRoundTripsAndRejectsDamage() throws {
+        let block = ReplicatedBlock(try BlockChainMaker().blocks(1)[0])
+        let bytes = block.encoded()
+        #expect(try ReplicatedBlock(decoding: bytes) == block)
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: []) }
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: [2] + bytes.dropFirst()) }
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: Array(bytes.prefix(44))) }
+        // A header length that runs past the end.
+        var long = bytes
+        long[41] = 0xFF
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: long) }
+    }
+}
+
+/// Consecutive blocks of a one-proposer chain made with the real builder and KV executor.
+struct BlockChainMaker {
+    let chainID = "ha-unit"
+    let dir = TempDirectory("evnode-ha-chain")
+    let store: BlockStore
+    let executor: KVExecutor
+    let signer: BlockSigner
+    let genesis: Genesis
+
+    init() throws {
+        let key = KeyFile.generate()
+        signer = BlockSigner(keyFile: key)
+        genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000, proposerAddress: key.address)
+        store = try BlockStore.open(path: dir.sub("store"))
+        executor = KVExecutor(store: store)
+        _ = try store.initialize(genesis: genesis, executor: executor)
+    }
+
+    func blocks(_ count: Int) throws -> [BlockCommit] {
+        let builder = BlockBuilder(signer: signer, executor: executor)
+        var out: [BlockCommit] = []
+        for i in 0..<count {
+            let state = try #require(store.state)
+            let block = try builder.build(on: state, txs: [Array("k\(i)=v".utf8)], time: BlockValidator.currentTime())
+            try store.commit(block, sync: false)
+            out.append(block)
+        }
+        return out
+    }
+}
+
+/// `/usr/bin/etcd` on free loopback ports with a temp data directory, killed by PID when done.
+final class EtcdServer: Sendable {
+    let url: String
+    let process: Process
+    let dir: TempDirectory
+
+    private init(url: String, process: Process, dir: TempDirectory) {
+        self.url = url
+        self.process = process
+        self.dir = dir
+    }
+
+    static func start() async throws -> EtcdServer {
+        let executable = "/usr/bin/etcd"
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw HarnessFailure("\(executable) is missing: install etcd-server (`make deps`)")
+        }
+        let dir = TempDirectory("evnode-etcd")
+        let client = try freePort()
+        var peer = try freePort()
+        while peer == client { peer = try freePort() }
+        let url = "http://127.0.0.1:\(client)"
+        let peerURL = "http://127.0.0.1:\(peer)"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["--logger=zap", "--name", "unit", "--data-dir", dir.sub("data"),
+                             "--listen-client-urls", url, "--advertise-client-urls", url,
+                             "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+                             "--initial-cluster", "unit=\(peerURL)"]
+        let log = dir.sub("etcd.log")
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let server = EtcdServer(url: url, process: process, dir: dir)
+        let probe = try EtcdClient(endpoints: [url], requestTimeout: .milliseconds(500))
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if !process.isRunning {
+                throw HarnessFailure("etcd exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            }
+            if (try? await probe.get(Array("/probe".utf8))) != nil {
+                await probe.shutdown()
+                return server
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        server.stop()
+        throw HarnessFailure("etcd did not answer on \(url) within 30 s")
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// A loopback port nothing listened on a moment ago, below the ephemeral range.
+    static func freePort() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+            if bound { return port }
+        }
+        throw HarnessFailure("no free loopback port")
+    }
+}
+
+/// The take-over of a node that signed a height but was refused: elected later at that height,
+/// it offers exactly the block it signed (through the real fence on a real etcd) instead of
+/// signing a second one, and stores it.
+@Suite(.serialized) struct HATakeOverTests {
+    @Test func electedNodeReOffersItsUnpublishedBlock() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let chain = try BlockChainMaker()
+        _ = try chain.blocks(2)
+        let logger = Logger(label: "test.ha.takeover")
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        try mark.record(2)
+        let group = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "a",
+                                leaseTTL: .seconds(5), logger: logger)
+        let validator = BlockValidator(genesis: chain.genesis)
+        let applier = BlockApplier(store: chain.store, executor: chain.executor, validator: validator)
+        let check = SignedBlockValidator(blockValidator: validator)
+        let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
+                             nodeKey: KeyFile.generate(), chainID: chain.chainID, source: StoreBlockSource(store: chain.store),
+                             validator: check, logger: logger)
+        let runtime = HARuntime(group: group, store: chain.store,
+                                pipeline: SyncPipeline(applier: applier, logger: logger), applier: applier,
+                                blockCheck: check, mark: mark, p2p: p2p, logger: logger)
+        let producer = BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer, mark: mark,
+                                     timing: .init(blockTime: .milliseconds(5)), fence: HAFence(runtime: runtime),
+                                     logger: logger) { _ in }
+        // Not leading: block 3 is signed and recorded, then refused.
+        await #expect(throws: ProductionError.self) { try await producer.run() }
+        #expect(chain.store.height == 2)
+        #expect(try mark.load() == 3)
+        let signed = try #require(try UnpublishedBlock.load(from: chain.store))
+
+        let term = try #require(await runtime.campaign())
+        guard case .ready = try await runtime.takeOver(term) else {
+            Issue.record("the elected node must be able to lead with its own unpublished block")
+            return
+        }
+        #expect(chain.store.height == 3)
+        #expect(try chain.store.headerHash(at: 3) == signed.signedHeader.header.hash)
+        #expect(try await group.head().block?.headerHash == signed.signedHeader.header.hash)
+        #expect(try mark.load() == 3, "no second signature at height 3")
+        await runtime.resign(term)
+        await p2p.shutdown()
+    }
+}
