@@ -271,6 +271,10 @@ struct MetricsRefresher: Service {
             m.p2pMaxHeight.set(Double(status.heights.p2p_max))
             m.peers.set(Double(status.peers))
             m.doubleSignEvidence.set(Double(status.evidence))
+            if let ha = status.ha {
+                m.haLeader.set(ha.role == "leader" ? 1.0 : 0.0)
+                m.haReplicatedHeight.set(Double(ha.last_replicated_height))
+            }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }

@@ -19,6 +19,8 @@ public final class NodeMetrics: Sendable {
     public let rollbacks: Counter
     public let rollbackFailures: Counter
     public let divergences: Counter
+    public let haLeader: Gauge
+    public let haReplicatedHeight: Gauge
 
     public init() {
         var gauges: [NodePhase: Gauge] = [:]
@@ -43,6 +45,9 @@ public final class NodeMetrics: Sendable {
                                         "Divergence recovery attempts that failed and were retried")
         divergences = Self.counter(registry, "evnode_divergences_total",
                                    "Divergences from DA's chain detected (each recovered or halted)")
+        haLeader = Self.gauge(registry, "evnode_ha_leader", "1 while this HA node leads, 0 otherwise")
+        haReplicatedHeight = Self.gauge(registry, "evnode_ha_replicated_height",
+                                        "Height of the latest block committed to etcd, as last seen")
     }
 
     private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {

@@ -57,6 +57,10 @@ struct StatusCommand: AsyncParsableCommand {
         if (catchup["active"] as? Bool) == true {
             print("catchup   target \(v(catchup, "target"))  \(v(catchup, "blocks_per_second")) blocks/s  ETA \(v(catchup, "eta_seconds")) s  waiting for: \(v(catchup, "blocked_by"))")
         }
+        if let ha = s["ha"] as? [String: Any] {
+            print("HA        \(v(ha, "node_id")) is \(v(ha, "role"))  leader \(v(ha, "leader"))  lease \(v(ha, "lease_id")) (TTL \(v(ha, "lease_ttl_seconds")) s)  replicated height \(v(ha, "last_replicated_height"))")
+            if let error = ha["etcd_error"] as? String { print("etcd      \(error)") }
+        }
     }
 
     private func rpcBase() throws -> String {

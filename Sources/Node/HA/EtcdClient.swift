@@ -92,9 +92,9 @@ public final class EtcdClient: Sendable {
         var clients: [HTTPPostClient] = []
         for endpoint in endpoints {
             do {
-                // One connection for requests, one for a watch long poll, one spare for a
-                // keep-alive that must not wait behind either.
-                clients.append(try HTTPPostClient(baseURL: endpoint, connections: 3,
+                // Two for watch long polls (leader key, replicated block), two for requests, so a
+                // keep-alive never waits behind a long poll.
+                clients.append(try HTTPPostClient(baseURL: endpoint, connections: 4,
                                                   connectTimeout: min(requestTimeout, .seconds(1)),
                                                   requestTimeout: requestTimeout))
             } catch {
