@@ -50,6 +50,11 @@ struct NodeRPCBackend: RPCBackend {
         guard node.setup.config.aggregator else {
             throw TransactionRejected(status: 503, message: "this node does not produce blocks; send transactions to the aggregator")
         }
+        // An HA follower's mempool would hold them until it leads, perhaps never.
+        if let ha = node.ha?.status, ha.role != "leader" {
+            let leader = ha.leader.map { "the leader is \($0)" } ?? "no leader is known"
+            throw TransactionRejected(status: 503, message: "this node follows in the HA group (\(leader)); send transactions to the leader")
+        }
         do throws(MempoolError) {
             try node.executor.submit(tx)
         } catch {

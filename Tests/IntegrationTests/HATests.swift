@@ -20,6 +20,20 @@ import Glibc
             let net = ha.net
             let leader = try await ha.waitForLeader()
             try await waitForStatus(leader, "ten blocks") { $0.heights.store >= 10 }
+            // Only the leader takes transactions; a follower says who leads.
+            let follower = ha.nodes.first { $0 !== leader }!
+            let refused = try await HTTP.post(follower.rpc + "/tx", body: Data("k=v".utf8))
+            #expect(refused.status == 503 && refused.text.contains("the leader is \(leader.name)"), "\(refused.text)")
+            for i in 0..<5 {
+                #expect(try await leader.send(tx: "ha-key-\(i)=before-failover") == 202)
+            }
+            try await waitUntil("the followers to apply the leader's transactions", timeout: .seconds(60),
+                                every: .milliseconds(100)) {
+                for node in ha.nodes where node !== leader {
+                    if try await node.value(forKey: "ha-key-4") != "before-failover" { return false }
+                }
+                return true
+            }
 
             await leader.stop(signal: SIGKILL)
             let killedAt = ContinuousClock.now
@@ -54,6 +68,16 @@ import Glibc
             #expect(restarted.ha?.last_replicated_height ?? 0 >= target)
             for node in ha.nodes where node !== newLeader {
                 try await expectSameChain(newLeader, node, through: target)
+            }
+            #expect(try await newLeader.send(tx: "ha-key-after=failover") == 202)
+            for node in ha.nodes {
+                try await waitUntil("\(node.name) to hold the transactions from both terms", timeout: .seconds(60),
+                                    every: .milliseconds(100)) {
+                    try await node.value(forKey: "ha-key-after") == "failover"
+                }
+                for i in 0..<5 {
+                    #expect(try await node.value(forKey: "ha-key-\(i)") == "before-failover")
+                }
             }
 
             // DA holds every height once: a full node without peers syncs all of it from DA.
