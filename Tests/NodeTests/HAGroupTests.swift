@@ -326,3 +326,59 @@ final class EtcdServer: Sendable {
         await p2p.shutdown()
     }
 }
+
+extension HATakeOverTests {
+    /// A node far behind etcd's latest block does not campaign (it would hold the leadership
+    /// while catching up, and nobody would produce); once its store is close it is elected.
+    @Test func nodeBehindEtcdsHeadCampaignsOnlyOnceCaughtUp() async throws {
+        let etcd = try await EtcdServer.start()
+        defer { etcd.stop() }
+        let logger = Logger(label: "test.ha.lag")
+        let leaderChain = try BlockChainMaker()
+        let blocks = try leaderChain.blocks(6)
+        // Another node led and committed heights 1…6, then left.
+        let other = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: leaderChain.chainID, nodeID: "other",
+                                leaseTTL: .seconds(5), logger: logger)
+        guard case .elected(let otherTerm) = try await other.campaign() else {
+            Issue.record("the first campaign must win")
+            return
+        }
+        for block in blocks { try await other.commit(ReplicatedBlock(block), term: otherTerm) }
+        await other.resign(otherTerm)
+
+        // This node's store holds heights 1…2 of the same chain.
+        let dir = TempDirectory("evnode-ha-lag")
+        let store = try BlockStore.open(path: dir.sub("store"))
+        defer { store.close() }
+        let executor = KVExecutor(store: store)
+        _ = try store.initialize(genesis: leaderChain.genesis, executor: executor)
+        let validator = BlockValidator(genesis: leaderChain.genesis)
+        let applier = BlockApplier(store: store, executor: executor, validator: validator)
+        for block in blocks.prefix(2) {
+            try applier.apply(block.signedHeader, block.data, now: BlockValidator.currentTime())
+        }
+        let check = SignedBlockValidator(blockValidator: validator)
+        let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
+                             nodeKey: KeyFile.generate(), chainID: leaderChain.chainID, source: StoreBlockSource(store: store),
+                             validator: check, logger: logger)
+        let group = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: leaderChain.chainID, nodeID: "behind",
+                                leaseTTL: .seconds(5), logger: logger)
+        let runtime = HARuntime(group: group, store: store, pipeline: SyncPipeline(applier: applier, logger: logger),
+                                applier: applier, blockCheck: check,
+                                mark: SignerHighWaterMark(path: dir.sub("signer.state")), p2p: p2p, logger: logger)
+        let campaign = Task { await runtime.campaign() }
+        try await waitUntil("the node to learn etcd's head") { runtime.status.last_replicated_height == 6 }
+        // Several attempts pass while it is four blocks behind: the leader key stays free.
+        for _ in 0..<5 {
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await group.etcd.get(group.keys.leader).kv == nil, "a node four blocks behind campaigned")
+        }
+        for block in blocks[2..<4] {
+            try applier.apply(block.signedHeader, block.data, now: BlockValidator.currentTime())
+        }
+        let term = try #require(await campaign.value, "the node within two blocks of the head must be elected")
+        #expect(try await group.etcd.get(group.keys.leader).kv?.value == Array("behind".utf8))
+        await runtime.resign(term)
+        await p2p.shutdown()
+    }
+}

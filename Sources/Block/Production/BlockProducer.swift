@@ -174,13 +174,7 @@ public struct BlockProducer: Sendable {
         } catch {
             throw .refused(height: block.height, error)
         }
-        try await offPool { () throws(ProductionError) in
-            do throws(StoreError) {
-                try self.store.commit(block, sync: true)
-            } catch {
-                throw .store(height: block.height, error)
-            }
-        }
+        try await offPool { () throws(ProductionError) in try self.commit(block) }
         return block
     }
 
@@ -200,12 +194,24 @@ public struct BlockProducer: Sendable {
         } catch {
             throw .store(height: height, error)
         }
+        try recordMark(height)
+        return block
+    }
+
+    private func recordMark(_ height: UInt64) throws(ProductionError) {
         do throws(ConfigError) {
             try mark.record(height)
         } catch {
             throw .highWaterMark(height: height, error)
         }
-        return block
+    }
+
+    private func commit(_ block: BlockCommit) throws(ProductionError) {
+        do throws(StoreError) {
+            try store.commit(block, sync: true)
+        } catch {
+            throw .store(height: block.height, error)
+        }
     }
 
     private func build(on state: State) throws(ProductionError) -> BlockCommit {
@@ -224,18 +230,9 @@ public struct BlockProducer: Sendable {
     @discardableResult
     public func produceOne() throws(ProductionError) -> BlockCommit {
         guard let state = store.state else { throw .notInitialized }
-        let height = state.nextHeight
         let block = try build(on: state)
-        do throws(StoreError) {
-            try store.commit(block, sync: true)
-        } catch {
-            throw .store(height: height, error)
-        }
-        do throws(ConfigError) {
-            try mark.record(height)
-        } catch {
-            throw .highWaterMark(height: height, error)
-        }
+        try commit(block)
+        try recordMark(block.height)
         return block
     }
 }

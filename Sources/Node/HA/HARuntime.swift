@@ -46,6 +46,10 @@ final class HARuntime: Sendable {
     /// another node try.
     let takeoverLimit: Duration
 
+    /// How many blocks below etcd's latest block a node may be and still campaign (the take-over
+    /// brings it the rest of the way).
+    static let campaignLag: UInt64 = 2
+
     private let termBox = Mutex<LeaderTerm?>(nil)
     private struct Lost: Sendable { var lease: Int64; var reason: String }
     private let lost = Mutex<Lost?>(nil)
@@ -196,8 +200,24 @@ final class HARuntime: Sendable {
     func campaign() async -> LeaderTerm? {
         var failures = 0
         var lastLeader: String?
+        var loggedLag = false
         while !Task.isCancelled {
             do throws(EtcdError) {
+                // A node far behind etcd's head would hold the leadership while it catches up,
+                // and nobody would produce meanwhile: it lets the others lead until it is close.
+                let head = try await group.head().block?.height ?? 0
+                noteReplicated(head)
+                if head > store.height + Self.campaignLag {
+                    if !loggedLag {
+                        loggedLag = true
+                        logger.notice("HA: not campaigning while behind etcd's latest block", metadata: [
+                            "store_height": "\(store.height)", "replicated_height": "\(head)"])
+                    }
+                    statusBox.withLock { $0.role = "follower" }
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
+                loggedLag = false
                 switch try await group.campaign() {
                 case .elected(let term):
                     lost.withLock { $0 = nil }
