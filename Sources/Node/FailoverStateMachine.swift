@@ -210,9 +210,10 @@ extension FailoverStateMachine {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await ha.keepLeases() }
+                group.addTask { await ha.replicate(isFollowing: { sync.isActive }) }
                 group.addTask { try await haRoles(ha) }
                 defer { group.cancelAll() }
-                // keepLeases ends only when cancelled; the role loop ends the node.
+                // keepLeases and replicate end only when cancelled; the role loop ends the node.
                 try await group.next()
             }
         } catch let failure as NodeFailure {
@@ -242,18 +243,15 @@ extension FailoverStateMachine {
         }
     }
 
-    /// Syncs (DA, peers, etcd's replicated block) and campaigns; returns the term once this node
-    /// is elected and its store holds etcd's latest block; nil when the node stops.
+    /// Syncs (DA, peers, and etcd's replicated block through `replicate`) and campaigns; returns
+    /// the term once this node is elected and its store holds etcd's latest block; nil when the
+    /// node stops.
     private func followUntilElected(_ ha: HARuntime) async throws(NodeFailure) -> LeaderTerm? {
         let term: LeaderTerm?
         do {
             term = try await withThrowingTaskGroup(of: LeaderTerm?.self) { group in
                 group.addTask {
                     try await sync.run()
-                    return nil
-                }
-                group.addTask {
-                    await ha.replicate()
                     return nil
                 }
                 group.addTask {
@@ -269,7 +267,7 @@ extension FailoverStateMachine {
                     }
                     return nil
                 }
-                // The campaign ends the phase; the syncer and replication end only when cancelled.
+                // The campaign ends the phase; the syncer ends only when cancelled.
                 var elected: LeaderTerm?
                 while let next = try await group.next() {
                     elected = next

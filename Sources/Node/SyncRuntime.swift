@@ -35,6 +35,9 @@ final class SyncRuntime: Sendable {
         self.logger = logger
     }
 
+    /// Whether `run()` is running (the node follows).
+    var isActive: Bool { active.load(ordering: .sequentiallyConsistent) }
+
     /// The last failure of a range request to peers, nil after a success.
     var lastPeerFetchError: String? { fetchError.withLock { $0 } }
 

@@ -142,9 +142,11 @@ final class HARuntime: Sendable {
 
     // MARK: Following
 
-    /// Offers etcd's latest block to the pipeline each time a leader commits one, until
-    /// cancelled. etcd failures are waited out (and shown in `/status`).
-    func replicate() async {
+    /// Follows etcd's replicated block for the node's life: while `isFollowing()` (the sync phase
+    /// runs) each new block goes to the pipeline. It is never cancelled between roles, so a node
+    /// elected leader does not wait for an in-flight watch to notice a cancellation. etcd
+    /// failures are waited out (and shown in `/status`).
+    func replicate(isFollowing: @escaping @Sendable () -> Bool) async {
         var revision: Int64 = 0
         var reread = true
         var failures = 0
@@ -152,7 +154,7 @@ final class HARuntime: Sendable {
             do throws(EtcdError) {
                 if reread {
                     let (block, at) = try await group.head()
-                    if let block { await offer(block) }
+                    if let block { await offer(block, if: isFollowing) }
                     revision = at
                     reread = false
                 }
@@ -161,7 +163,7 @@ final class HARuntime: Sendable {
                 revision = next
                 for value in values {
                     do throws(ReplicationError) {
-                        await offer(try ReplicatedBlock(decoding: value))
+                        await offer(try ReplicatedBlock(decoding: value), if: isFollowing)
                     } catch {
                         logger.error("HA: \(error)")
                     }
@@ -175,6 +177,11 @@ final class HARuntime: Sendable {
                 try? await Task.sleep(for: .milliseconds(min(2000, 100 * failures)))
             }
         }
+    }
+
+    private func offer(_ block: ReplicatedBlock, if isFollowing: @Sendable () -> Bool) async {
+        noteReplicated(block.height)
+        if isFollowing() { await offer(block) }
     }
 
     /// Checks a replicated block like a gossiped one and hands it to the pipeline when it is
