@@ -245,6 +245,50 @@ import Glibc
     }
 }
 
+extension EndToEndTests {
+    /// `--lazy`: an aggregator with nothing to do produces only every `--lazy-interval`; a
+    /// transaction makes a block at the next block time, and a full node applies it.
+    @Test func lazyAggregatorProducesForTransactionsAndOnTheInterval() async throws {
+        try await Testnet.run { net in
+            _ = try await net.startDA()
+            let aggregator = try net.makeNode(name: "lazy", aggregator: true, blockTime: "100ms",
+                                              extra: ["--lazy", "--lazy-interval", "3s"])
+            try await aggregator.start()
+            let full = try net.makeNode(name: "full", aggregator: false, peers: [aggregator], genesisFrom: aggregator)
+            try await full.start()
+
+            // Idle: one block per lazy interval at most (30 block times pass per interval).
+            let first = try await waitForStatus(aggregator, "the first idle block") { $0.heights.store >= 1 }
+            let idleStart = ContinuousClock.now
+            let second = try await waitForStatus(aggregator, "the next idle block", timeout: .seconds(30)) {
+                $0.heights.store > first.heights.store
+            }
+            let idleGap = ContinuousClock.now - idleStart
+            #expect(second.heights.store == first.heights.store + 1, "idle blocks came faster than the lazy interval")
+            #expect(idleGap > .seconds(1), "an idle block came \(idleGap) after the previous one, not after the 3 s interval")
+            let idleBlock = try #require(try await aggregator.block(second.heights.store))
+            #expect(idleBlock.txs.isEmpty)
+
+            // A transaction is included at the next block time, long before the interval.
+            let before = try await aggregator.status().heights.store
+            let sent = ContinuousClock.now
+            #expect(try await aggregator.send(tx: "lazy-key=lazy-value") == 202)
+            try await waitUntil("the transaction to be applied on the full node", timeout: .seconds(60),
+                                every: .milliseconds(50)) {
+                try await full.value(forKey: "lazy-key") == "lazy-value"
+            }
+            let carried = try await aggregator.status().heights.store
+            #expect(carried > before)
+            var found = false
+            for h in (before + 1)...carried {
+                if try await aggregator.block(h)?.txTexts.contains("lazy-key=lazy-value") == true { found = true }
+            }
+            #expect(found, "no block in \(before + 1)…\(carried) carries the transaction")
+            print("lazy mode: idle gap \(idleGap), transaction to full node in \(ContinuousClock.now - sent)")
+        }
+    }
+}
+
 /// The value of an unlabelled sample in Prometheus text, nil when absent.
 func metricValue(_ text: String, _ name: String) -> Double? {
     for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
