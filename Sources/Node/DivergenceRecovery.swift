@@ -164,11 +164,7 @@ final class DivergenceRecovery: Sendable {
     /// Handles divergences until cancelled. Throws when the node must halt.
     func run() async throws(NodeFailure) {
         while !Task.isCancelled {
-            do {
-                try await wake.wait(atMost: .seconds(3600))
-            } catch {
-                return
-            }
+            // What was reported while no run was waiting (an HA node between roles) is handled first.
             while let signal = waiting.withLock({ w -> DivergenceSignal? in defer { w = nil }; return w }) {
                 if isCurrent(signal) {
                     try await handle(signal)
@@ -176,6 +172,11 @@ final class DivergenceRecovery: Sendable {
                     finishIfIdle()
                 }
                 if Task.isCancelled { return }
+            }
+            do {
+                try await wake.wait(atMost: .seconds(3600))
+            } catch {
+                return
             }
         }
     }

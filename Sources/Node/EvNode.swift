@@ -105,7 +105,9 @@ public final class EvNode: Sendable {
             mark = signerMark
             if config.raft.enable {
                 ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
-                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p, logger: logger)
+                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p,
+                                     bootstrapCheck: Self.caughtUpCheck(follower: follower, p2p: p2p, store: store),
+                                     logger: logger)
             }
             let p2p = self.p2p
             let metrics = self.metrics
@@ -150,6 +152,7 @@ public final class EvNode: Sendable {
     /// least 2 s (etcd's shortest); the node id to one derived from the node key.
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
                                blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
+                               bootstrapCheck: @escaping @Sendable () -> String?,
                                logger: Logger) throws(NodeFailure) -> HARuntime {
         let raft = setup.config.raft
         let ttl = raft.leaseTTL > .zero ? raft.leaseTTL : max(.seconds(2), setup.config.blockTime * 5)
@@ -168,7 +171,23 @@ public final class EvNode: Sendable {
             "node_id": "\(nodeID)", "endpoints": "\(raft.endpoints.map(\.url).joined(separator: ","))",
             "lease_ttl": "\(DurationParser.format(ttl))"])
         return HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
-                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"))
+                         mark: mark, p2p: p2p, bootstrapCheck: bootstrapCheck, logger: Logger(label: "evnode.ha"))
+    }
+
+    /// What the first leader of an HA group waits for before its store becomes the chain's head:
+    /// the DA head reached and no connected peer ahead (SPEC §6 conditions 1 and 2).
+    private static func caughtUpCheck(follower: DAFollower, p2p: P2PService,
+                                      store: BlockStore) -> @Sendable () -> String? {
+        return {
+            let da = follower.status
+            if !da.headReached {
+                return "DA head not reached yet" + (da.lastError.map { " (\($0))" } ?? "")
+            }
+            if let peers = p2p.maxPeerHeight, peers > store.height {
+                return "peers are at \(peers), the store at \(store.height)"
+            }
+            return nil
+        }
     }
 
     /// Runs until SIGTERM/SIGINT (returns) or a failure (throws `NodeFailure`).

@@ -221,7 +221,7 @@ extension FailoverStateMachine {
             throw failure
         } catch {
             if Task.isCancelled { return }
-            throw .daFollower("HA ended unexpectedly: \(error)")
+            throw .ha("ended unexpectedly: \(error)")
         }
     }
 
@@ -252,6 +252,8 @@ extension FailoverStateMachine {
             term = try await withThrowingTaskGroup(of: LeaderTerm?.self) { group in
                 group.addTask {
                     try await sync.run()
+                    // The syncer ends by itself only when cancelled; anything else is a fault.
+                    if !Task.isCancelled { throw NodeFailure.ha("the sync phase ended while following") }
                     return nil
                 }
                 group.addTask {
@@ -274,14 +276,17 @@ extension FailoverStateMachine {
                     break
                 }
                 group.cancelAll()
-                while try await group.next() != nil {}
+                // A term won while the others were being cancelled is handed back at once.
+                while let late = try await group.next() {
+                    if let term = late, term !== elected { await ha.resign(term) }
+                }
                 return elected
             }
         } catch let failure as NodeFailure {
             throw failure
         } catch {
             if Task.isCancelled { return nil }
-            throw .daFollower("HA follower ended unexpectedly: \(error)")
+            throw .ha("the follower phase ended unexpectedly: \(error)")
         }
         guard let term, !Task.isCancelled else {
             if let term { await ha.resign(term) }
@@ -318,14 +323,17 @@ extension FailoverStateMachine {
                         throw error
                     }
                 }
-                defer { group.cancelAll() }
-                return try await group.next() ?? nil
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                // A failure the aggregator reports while stopping (e.g. the store) is not dropped.
+                while try await group.next() != nil {}
+                return first
             }
         } catch let failure as NodeFailure {
             throw failure
         } catch {
             if Task.isCancelled { return nil }
-            throw .daFollower("HA leader ended unexpectedly: \(error)")
+            throw .ha("the leader phase ended unexpectedly: \(error)")
         }
     }
 }

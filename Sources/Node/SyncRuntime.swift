@@ -43,6 +43,9 @@ final class SyncRuntime: Sendable {
 
     func run() async throws(NodeFailure) {
         pipeline.start()
+        // Taken now: `stop()` opens the next run's stream, which a consumer that starts late
+        // (this run cancelled at once) must not take and end.
+        let events = pipeline.events
         active.store(true, ordering: .sequentiallyConsistent)
         defer {
             active.store(false, ordering: .sequentiallyConsistent)
@@ -62,7 +65,7 @@ final class SyncRuntime: Sendable {
                     }
                 }
                 group.addTask { await self.fetchFromPeers() }
-                group.addTask { try await self.watchPipeline() }
+                group.addTask { try await self.watchPipeline(events) }
                 group.addTask { try await self.recovery.run() }
                 defer {
                     group.cancelAll()
@@ -155,8 +158,8 @@ final class SyncRuntime: Sendable {
 
     /// Pipeline events: penalise peers that sent bad blocks, hand divergences from DA to the
     /// recovery, stop on failure.
-    private func watchPipeline() async throws {
-        for await event in pipeline.events {
+    private func watchPipeline(_ events: AsyncStream<SyncEvent>) async throws {
+        for await event in events {
             switch event {
             case .rejected(let height, let origin, let error):
                 metrics.blocksRejected.increment()

@@ -120,11 +120,16 @@ import Glibc
         termB.replicatedHeight = 2
         try await b.commit(ReplicatedBlock(blocks[2]), term: termB)
 
-        // a, deposed, tries to publish its own height 3 on its old term: refused, naming b.
+        // a, deposed, tries to publish its own (different) height 3 on its old term: refused, naming b.
+        var own = ReplicatedBlock(blocks[2])
+        own.headerHash = Array(repeating: 0xAB, count: 32)
         let refusal = await #expect(throws: FenceRefusal.self) {
-            try await a.commit(ReplicatedBlock(blocks[2]), term: termA)
+            try await a.commit(own, term: termA)
         }
         #expect(refusal?.reason.contains("held by b") == true, "\(refusal?.reason ?? "")")
+        // Offering the very block etcd holds at that height counts as landed (an answer lost
+        // on the way back looks exactly like this).
+        try await a.commit(ReplicatedBlock(blocks[2]), term: termA)
         // Even with a still-trusted local clock, etcd's compare refuses the old term.
         let stale = LeaderTerm(lease: termA.lease, createRevision: termA.createRevision, ttl: .seconds(60), grantedAt: .now)
         stale.replicatedHeight = 3

@@ -469,10 +469,12 @@ public final class WakeUpSignal: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { s -> Bool in
-                    if s.pending || Task.isCancelled {
+                    if s.pending {
                         s.pending = false
                         return true
                     }
+                    // Cancelled: leave a pending signal for the next waiter.
+                    if Task.isCancelled { return true }
                     s.waiter = continuation
                     return false
                 }

@@ -141,6 +141,17 @@ public final class EtcdClient: Sendable {
 
     // MARK: Keys
 
+    /// Drops the history before `revision` (values of keys overwritten since stay only until then).
+    public func compact(revision: Int64) async throws(EtcdError) {
+        do {
+            let _: EmptyReply = try await call("/v3/kv/compaction", CompactionRequest(revision: String(revision)))
+        } catch {
+            // Compacting to a revision already compacted is what another leader did already.
+            if case .refused(_, _, _, let message) = error, message.contains("compacted") { return }
+            throw error
+        }
+    }
+
     /// The key's current value (nil when absent) and the store's revision.
     public func get(_ key: [UInt8]) async throws(EtcdError) -> (kv: EtcdKeyValue?, revision: Int64) {
         let reply: RangeReply = try await call("/v3/kv/range", RangeRequest(key: Self.b64(key)))
@@ -176,7 +187,9 @@ public final class EtcdClient: Sendable {
             try await client.postStream(path: path, body: body, lines: 2, timeout: timeout)
         }
         var result = EtcdWatchResult(events: [], nextRevision: revision, compacted: false)
-        for line in reply.split(separator: 0x0A) where !line.isEmpty {
+        // A long poll that timed out may end in the middle of a message: only complete lines count.
+        let complete = reply.lastIndex(of: 0x0A).map { reply[...$0] } ?? []
+        for line in complete.split(separator: 0x0A) where !line.isEmpty {
             let envelope: StreamEnvelope<WatchReply>
             do {
                 envelope = try JSONDecoder().decode(StreamEnvelope<WatchReply>.self, from: Data(line))
@@ -325,6 +338,7 @@ private struct KVJSON: Decodable {
     let lease: String?
 }
 private struct RangeRequest: Encodable { let key: String }
+private struct CompactionRequest: Encodable { let revision: String }
 private struct RangeReply: Decodable { let header: ResponseHeader?; let kvs: [KVJSON]? }
 private struct CompareJSON: Encodable {
     let key: String

@@ -71,9 +71,10 @@ final class HAGroup: Sendable {
 
     // MARK: Election
 
-    /// Grants a lease and creates the leader key under it if no node holds it. A leader key that
-    /// names this node but belongs to another lease was left by an earlier run of this node
-    /// (killed before its lease expired): it is revoked, and the election tried again.
+    /// Grants a lease and creates the leader key under it if no node holds it. A key left by an
+    /// earlier run of this node (killed before its lease expired) is waited out like any other:
+    /// telling it from a second process configured with the same node id is not possible here,
+    /// and revoking a live leader's lease would make two such processes fight.
     func campaign() async throws(EtcdError) -> CampaignOutcome {
         let sentAt = ContinuousClock.now
         let (lease, granted) = try await etcd.grantLease(ttlSeconds: ttlSeconds)
@@ -96,14 +97,7 @@ final class HAGroup: Sendable {
             // Deleted between the compare and the get: try again at once.
             return .ledBy("", revision: result.revision)
         }
-        let name = String(decoding: holder.value, as: UTF8.self)
-        if name == nodeID, holder.lease != 0 {
-            logger.notice("HA: the leader key names this node but an earlier run's lease; revoking it", metadata: [
-                "lease": "\(holder.lease)"])
-            try await etcd.revoke(lease: holder.lease)
-            return .ledBy(name, revision: result.revision)
-        }
-        return .ledBy(name, revision: result.revision)
+        return .ledBy(String(decoding: holder.value, as: UTF8.self), revision: result.revision)
     }
 
     /// Returns when the leader key changed after `revision` (deleted, e.g. its lease expired) or
@@ -147,13 +141,15 @@ final class HAGroup: Sendable {
     }
 
     /// Waits up to `timeout` for a new replicated block after `revision`.
-    func waitForBlock(after revision: Int64, timeout: Duration) async throws(EtcdError) -> (blocks: [[UInt8]], revision: Int64) {
+    /// `compacted`: etcd dropped the history asked for; read the head again instead.
+    func waitForBlock(after revision: Int64, timeout: Duration) async throws(EtcdError)
+        -> (blocks: [[UInt8]], revision: Int64, compacted: Bool) {
         let result = try await etcd.watch(keys.block, fromRevision: revision + 1, timeout: timeout)
         if result.compacted {
-            return ([], max(0, result.nextRevision - 1))
+            return ([], revision, true)
         }
         let values = result.events.filter { $0.kind == .put }.map(\.value)
-        return (values, max(revision, result.nextRevision - 1))
+        return (values, max(revision, result.nextRevision - 1), false)
     }
 
     /// The fence: commits `block` to etcd only if this term still holds the leader key and etcd's
@@ -172,7 +168,7 @@ final class HAGroup: Sendable {
             guard term.isValid() else {
                 throw FenceRefusal("the leader lease (\(term.lease)) is no longer trusted: its last renewal is older than its TTL")
             }
-            if Task.isCancelled { throw FenceRefusal("the node is stopping") }
+            if Task.isCancelled { throw FenceRefusal("production was cancelled (stepping down or stopping)") }
             attempt += 1
             let outcome: Result<EtcdTxnResult, EtcdError>
             do throws(EtcdError) {
@@ -180,19 +176,26 @@ final class HAGroup: Sendable {
                     if: [.createRevision(key: keys.leader, equals: term.createRevision), heightCheck],
                     then: [.put(key: keys.height, value: Array(String(block.height).utf8)),
                            .put(key: keys.block, value: value)],
-                    else: [.get(key: keys.leader), .get(key: keys.height)]))
+                    else: [.get(key: keys.leader), .get(key: keys.height), .get(key: keys.block)]))
             } catch {
                 outcome = .failure(error)
             }
             switch outcome {
             case .success(let result):
-                guard result.succeeded else {
+                // Refused because an earlier attempt whose answer was lost already landed: success.
+                guard result.succeeded || Self.holds(result.found.last ?? nil, block) else {
                     throw FenceRefusal(Self.whyRefused(result, term: term, expectedParent: previous))
                 }
                 term.replicatedHeight = block.height
+                if result.succeeded, block.height % Self.compactionInterval == 0 {
+                    compact(through: result.revision)
+                }
                 return
             case .failure(.refused(_, _, _, let message)):
                 throw FenceRefusal("etcd refused the fence transaction: \(message)")
+            case .failure(.unavailable(let why)) where why.contains("database space exceeded"):
+                logger.critical("HA: etcd is out of space (NOSPACE alarm); no block can be fenced until an operator compacts, defragments and disarms it")
+                throw FenceRefusal("etcd is out of space: \(why)")
             case .failure(let error):
                 // The transaction may or may not have happened: look.
                 if (try? await landed(block)) == true {
@@ -206,6 +209,30 @@ final class HAGroup: Sendable {
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }
+    }
+
+    /// Every this many heights the leader compacts etcd's history up to the fence's revision:
+    /// each block's value stays in etcd's history until compacted, and etcd stops taking writes
+    /// at its space quota.
+    static let compactionInterval: UInt64 = 1000
+
+    private func compact(through revision: Int64) {
+        let etcd = self.etcd
+        let logger = self.logger
+        Task.detached {
+            do {
+                try await etcd.compact(revision: revision)
+                logger.debug("HA: compacted etcd's history", metadata: ["revision": "\(revision)"])
+            } catch {
+                logger.warning("HA: compacting etcd's history failed; it grows until the next attempt",
+                               metadata: ["revision": "\(revision)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private static func holds(_ kv: EtcdKeyValue?, _ block: ReplicatedBlock) -> Bool {
+        guard let kv, let stored = try? ReplicatedBlock(decoding: kv.value) else { return false }
+        return stored.height == block.height && stored.headerHash == block.headerHash
     }
 
     /// Whether etcd's replicated block is `block` (then a lost answer hid a success).

@@ -45,6 +45,9 @@ final class HARuntime: Sendable {
     /// The most a new leader waits for its store to reach etcd's latest block before it lets
     /// another node try.
     let takeoverLimit: Duration
+    /// Why this node's store cannot be taken as the chain's head yet (nil: it can): asked only
+    /// when etcd holds no replicated block.
+    let bootstrapCheck: @Sendable () -> String?
 
     /// How many blocks below etcd's latest block a node may be and still campaign (the take-over
     /// brings it the rest of the way).
@@ -56,8 +59,10 @@ final class HARuntime: Sendable {
     private let statusBox: Mutex<HAStatus>
 
     init(group: HAGroup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
-         blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService, logger: Logger) {
+         blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
+         bootstrapCheck: @escaping @Sendable () -> String? = { nil }, logger: Logger) {
         self.group = group
+        self.bootstrapCheck = bootstrapCheck
         self.store = store
         self.pipeline = pipeline
         self.applier = applier
@@ -121,7 +126,12 @@ final class HARuntime: Sendable {
 
     private func markLost(_ term: LeaderTerm, _ reason: String) {
         lost.withLock { $0 = Lost(lease: term.lease, reason: reason) }
-        termBox.withLock { if $0 === term { $0 = nil } }
+        let current = termBox.withLock { t -> Bool in
+            guard t === term else { return false }
+            t = nil
+            return true
+        }
+        if current { statusBox.withLock { $0.role = "follower" } }
     }
 
     /// Ends this node's term (stepping down): nothing more is fenced with it, and the lease is
@@ -150,7 +160,12 @@ final class HARuntime: Sendable {
         var revision: Int64 = 0
         var reread = true
         var failures = 0
+        var wasFollowing = false
         while !Task.isCancelled {
+            // Back to following (after leading, or at start): the head may have been skipped.
+            let following = isFollowing()
+            if following && !wasFollowing { reread = true }
+            wasFollowing = following
             do throws(EtcdError) {
                 if reread {
                     let (block, at) = try await group.head()
@@ -158,8 +173,8 @@ final class HARuntime: Sendable {
                     revision = at
                     reread = false
                 }
-                let (values, next) = try await group.waitForBlock(after: revision, timeout: .seconds(5))
-                if next < revision { reread = true }
+                let (values, next, compacted) = try await group.waitForBlock(after: revision, timeout: .seconds(1))
+                if compacted { reread = true }
                 revision = next
                 for value in values {
                     do throws(ReplicationError) {
@@ -233,6 +248,7 @@ final class HARuntime: Sendable {
                         $0.role = "leader"
                         $0.leader = group.nodeID
                         $0.lease_id = String(term.lease)
+                        $0.lease_ttl_seconds = Double(term.ttl.components.seconds)
                         $0.term = term.createRevision
                         $0.etcd_error = nil
                     }
@@ -276,6 +292,7 @@ final class HARuntime: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + takeoverLimit
         var offered: UInt64?
+        var loggedBootstrap = false
         while true {
             if Task.isCancelled { return .stepDown(term, "the node is stopping") }
             guard term.isValid(), currentTerm === term else {
@@ -293,7 +310,18 @@ final class HARuntime: Sendable {
                 continue
             }
             guard let head else {
-                // etcd holds no block yet: the first leader's store is the chain's head.
+                // etcd holds no block yet (a new group, or HA switched on for a running chain):
+                // the first leader's store becomes the chain's head, so it must hold everything
+                // DA and the peers have, as a catchup would require.
+                if let missing = bootstrapCheck() {
+                    if !loggedBootstrap {
+                        loggedBootstrap = true
+                        logger.notice("HA: etcd holds no block yet; leading only once this store is caught up",
+                                      metadata: ["waiting_for": "\(missing)", "height": "\(store.height)"])
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
                 term.replicatedHeight = nil
                 break
             }
@@ -342,12 +370,25 @@ final class HARuntime: Sendable {
               recorded.signedHeader.header.lastHeaderHash == state.lastHeaderHash else {
             return .stepDown(term, refusal)
         }
-        let commit: BlockCommit
-        do throws(ApplyError) {
-            commit = try applier.prepare(recorded.signedHeader, recorded.data, state: state,
-                                         now: BlockValidator.currentTime())
+        let applier = self.applier
+        let prepared: Result<BlockCommit, ApplyError>
+        do {
+            // Executing the block is blocking work: off Swift's cooperative threads.
+            prepared = try await NIOThreadPool.singleton.runIfActive { () -> Result<BlockCommit, ApplyError> in
+                do throws(ApplyError) {
+                    return .success(try applier.prepare(recorded.signedHeader, recorded.data, state: state,
+                                                        now: BlockValidator.currentTime()))
+                } catch {
+                    return .failure(error)
+                }
+            }
         } catch {
-            return .stepDown(term, "\(refusal): \(error)")
+            return .stepDown(term, "the node is stopping")
+        }
+        let commit: BlockCommit
+        switch prepared {
+        case .success(let c): commit = c
+        case .failure(let error): return .stepDown(term, "\(refusal): \(error)")
         }
         do throws(FenceRefusal) {
             try await group.commit(ReplicatedBlock(commit), term: term)
