@@ -373,37 +373,50 @@ public final class P2PService: Service, Sendable {
     }
 
     enum Registration {
+        /// The connection is now the peer's connection.
         case registered
+        /// Another connection to the peer is kept; this one is being drained.
         case duplicate
         case refused(Goodbye)
     }
 
-    /// Makes an authenticated connection the peer's connection. When one already exists, both
-    /// ends keep the same one without talking: the connection dialled by the smaller peer id;
-    /// if both were dialled by the same side, the newer one (the older is likely dead).
-    func register(_ conn: PeerConnection, as id: PeerID) -> Registration {
+    /// Makes an authenticated connection the peer's connection, unless a connection to the peer
+    /// that `DuplicateConnectionRule` prefers is already registered (`.duplicate`: the caller
+    /// then drains the new one with `drainDuplicate`, after sending its status).
+    ///
+    /// Both ends apply the same rule to the same facts, so they end up keeping the same
+    /// connection; but each decides when its own handshakes complete, and the two ends complete
+    /// them in different orders when they dial each other at once. Meanwhile the peer may be
+    /// sending on the connection this node just ruled out (it is the only one the peer has
+    /// completed so far). So the loser — the new connection, or the one it replaces — is never
+    /// cut: it is drained (`PeerConnection.drain`): goodbye, then read until the peer closes it.
+    func register(_ conn: PeerConnection, as id: PeerID, origin: ConnectionOrigin) -> Registration {
         let now = NIODeadline.now()
         let (result, replaced) = registry.withLockedValue { r -> (Registration, PeerConnection?) in
             guard r.isRunning else { return (.refused(Goodbye(reason: .shuttingDown, detail: "")), nil) }
             if r.bans.isBanned(.peer(id), now: now) {
                 return (.refused(Goodbye(reason: .banned, detail: "peer \(id.short) is banned")), nil)
             }
+            conn.withState { s in
+                s.peerID = id
+                s.origin = origin
+            }
             var replaced: PeerConnection?
             if let existing = r.ready[id], existing !== conn {
-                let keepNew: Bool
-                if existing.direction == conn.direction {
-                    keepNew = true
-                } else {
-                    let smallerDials = localID < id ? PeerDirection.outbound : .inbound
-                    keepNew = conn.direction == smallerDials
+                // A registered connection always has its origin.
+                if let kept = existing.origin, !DuplicateConnectionRule.keeps(origin, over: kept) {
+                    return (.duplicate, nil)
                 }
-                guard keepNew else { return (.duplicate, nil) }
                 replaced = existing
             }
             r.ready[id] = conn
+            let inherited = replaced?.withState { ($0.announcedHeight, $0.lastAnnouncedAt) }
             conn.withState { s in
-                s.peerID = id
                 s.ready = true
+                // The peer's height is known; keep it visible until the peer announces it here.
+                if s.announcedHeight == nil, let inherited {
+                    (s.announcedHeight, s.lastAnnouncedAt) = inherited
+                }
             }
             if let target = conn.dialTarget {
                 r.targets[target]?.peerID = id
@@ -413,13 +426,21 @@ public final class P2PService: Service, Sendable {
             return (.registered, replaced)
         }
         if let replaced {
-            replaced.close(Goodbye(reason: .duplicateConnection, detail: ""), reason: "replaced by a newer connection")
+            drainDuplicate(replaced, peer: id)
         }
         if case .registered = result {
             logger.info("peer connected", metadata: ["peer": "\(id.short)", "address": "\(conn.remoteAddress)",
                                                       "direction": "\(conn.direction.rawValue)"])
         }
         return result
+    }
+
+    /// Retires a connection that lost to another one to the same peer (see `register`).
+    func drainDuplicate(_ conn: PeerConnection, peer id: PeerID) {
+        logger.debug("draining duplicate connection", metadata: [
+            "peer": "\(id.short)", "address": "\(conn.remoteAddress)", "direction": "\(conn.direction.rawValue)",
+        ])
+        conn.drain(Goodbye(reason: .duplicateConnection, detail: ""), timeout: settings.duplicateDrainTimeout.timeAmount)
     }
 
     func connectionClosed(_ conn: PeerConnection) {
@@ -468,6 +489,16 @@ public final class P2PService: Service, Sendable {
             s.announcedHeight = height
             s.lastAnnouncedAt = .now
         }
+        // On a connection being drained the peer announces until it switches to the kept one;
+        // the height is the peer's, so the kept connection learns it too. Only upwards: what
+        // the peer announces on the kept connection itself is never older than this.
+        guard let id = conn.peerID, let kept = registry.withLockedValue({ $0.ready[id] }), kept !== conn else { return }
+        kept.withState { s in
+            if s.announcedHeight.map({ $0 < height }) ?? true {
+                s.announcedHeight = height
+                s.lastAnnouncedAt = .now
+            }
+        }
     }
 
     /// Handles a gossiped block; returns the misbehaviour when it must be punished.
@@ -484,7 +515,8 @@ public final class P2PService: Service, Sendable {
         }
         let targets = registry.withLockedValue { r -> [PeerConnection]? in
             guard r.seen.insert(key) else { return nil }
-            return r.ready.values.filter { $0 !== conn }
+            // Not back to the sender, whichever of its connections the block came on.
+            return r.ready.filter { $0.key != from }.map(\.value)
         }
         guard let targets else { return nil }
         if case .dropped = receivedContinuation.yield(ReceivedBlock(block: block, from: from)) {

@@ -9,6 +9,9 @@ public struct P2PSettings: Sendable {
     /// Open connections (handshaking or ready) beyond this are refused.
     public var maxConnections: Int = 64
     public var handshakeTimeout: Duration = .seconds(5)
+    /// How long a connection that lost to another one to the same peer stays open for reading
+    /// if the peer does not close it after our goodbye.
+    public var duplicateDrainTimeout: Duration = .seconds(5)
     /// How long a range request may take before another peer is asked.
     public var requestTimeout: Duration = .seconds(10)
     public var connectTimeout: Duration = .seconds(5)
