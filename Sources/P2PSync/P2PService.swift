@@ -22,6 +22,9 @@ public final class P2PService: Service, Sendable {
     let logger: Logger
     let group: any EventLoopGroup
     let registry: NIOLockedValueBox<Registry>
+    /// The height last announced to all peers. Its lock is held while the status frames are
+    /// queued, so announcements reach each peer in the order they were made.
+    let lastAnnounced: NIOLockedValueBox<UInt64?> = NIOLockedValueBox(nil)
 
     /// Blocks received by gossip that passed the `GossipValidator`, each once, with the peer that
     /// sent them. Single consumer. Bounded (`P2PSettings.receivedBufferCapacity`, oldest dropped
@@ -53,7 +56,8 @@ public final class P2PService: Service, Sendable {
         var lifecycle = Lifecycle.idle
         var listener: (any Channel)?
         var listenPort: UInt16 = 0
-        var dialTasks: [Task<Void, Never>] = []
+        /// Redial loops and the height announcer; cancelled and awaited on shutdown.
+        var backgroundTasks: [Task<Void, Never>] = []
         var targets: [HostPort: TargetState] = [:]
         var nextSerial: UInt64 = 1
         var nextRequestID: UInt64 = 1
@@ -134,8 +138,9 @@ public final class P2PService: Service, Sendable {
             r.listenPort = UInt16(clamping: address.port ?? 0)
             for target in targets {
                 r.targets[target] = TargetState()
-                r.dialTasks.append(Task { [self] in await redialLoop(target) })
+                r.backgroundTasks.append(Task { [self] in await redialLoop(target) })
             }
+            r.backgroundTasks.append(Task { [self] in await announceHeightChanges() })
         }
         logger.info("P2P listening", metadata: ["address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "peers": "\(targets.map(\.description))",
                                                  "chain_id": "\(chainID)", "peer_id": "\(localID)"])
@@ -187,7 +192,7 @@ public final class P2PService: Service, Sendable {
 
     private func performShutdown() async {
         let (listener, tasks, connections) = registry.withLockedValue { r in
-            (r.listener, r.dialTasks, Array(r.connections.values))
+            (r.listener, r.backgroundTasks, Array(r.connections.values))
         }
         for task in tasks { task.cancel() }
         try? await listener?.close()
@@ -207,7 +212,7 @@ public final class P2PService: Service, Sendable {
         registry.withLockedValue { r in
             r.lifecycle = .stopped
             r.listener = nil
-            r.dialTasks = []
+            r.backgroundTasks = []
         }
         logger.info("P2P stopped")
     }
@@ -276,8 +281,36 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Node → peers
 
-    /// Tells every connected peer this node's height. Call after each block is stored.
+    /// Tells every connected peer this node's height now. The service also announces changes of
+    /// `BlockSource.currentHeight()` by itself (`P2PSettings.heightAnnounceInterval`); call this
+    /// when peers should learn a height without that delay (a block this node produced).
     public func announce(height: UInt64) {
+        lastAnnounced.withLockedValue { last in
+            last = height
+            send(status: height)
+        }
+    }
+
+    /// Keeps the peers' view of this node's height current (SPEC §8: peers announce their
+    /// height) however the store grows — blocks synced from DA or peers, produced, or rolled
+    /// back: checks the source's height every `heightAnnounceInterval` and announces it when it
+    /// differs from the last announcement. Throttled by construction: during a fast catch-up
+    /// peers get the latest height a few times a second, not one message per block. (Peers that
+    /// connect get the current height at the handshake.)
+    func announceHeightChanges() async {
+        lastAnnounced.withLockedValue { $0 = source.currentHeight() }
+        while !Task.isCancelled, registry.withLockedValue({ $0.isRunning }) {
+            try? await Task.sleep(for: settings.heightAnnounceInterval)
+            lastAnnounced.withLockedValue { last in
+                let height = source.currentHeight()
+                guard height != last else { return }
+                last = height
+                send(status: height)
+            }
+        }
+    }
+
+    private func send(status height: UInt64) {
         let frame = P2PMessage.status(height: height).frame()
         for conn in readyConnections() {
             deliver(frame, to: conn, policy: .reliable)
