@@ -22,6 +22,9 @@ public final class P2PService: Service, Sendable {
     let logger: Logger
     let group: any EventLoopGroup
     let registry: NIOLockedValueBox<Registry>
+    /// The height last announced to all peers. Its lock is held while the status frames are
+    /// queued, so announcements reach each peer in the order they were made.
+    let lastAnnounced: NIOLockedValueBox<UInt64?> = NIOLockedValueBox(nil)
 
     /// Blocks received by gossip that passed the `GossipValidator`, each once, with the peer that
     /// sent them. Single consumer. Bounded (`P2PSettings.receivedBufferCapacity`, oldest dropped
@@ -53,7 +56,8 @@ public final class P2PService: Service, Sendable {
         var lifecycle = Lifecycle.idle
         var listener: (any Channel)?
         var listenPort: UInt16 = 0
-        var dialTasks: [Task<Void, Never>] = []
+        /// Redial loops and the height announcer; cancelled and awaited on shutdown.
+        var backgroundTasks: [Task<Void, Never>] = []
         var targets: [HostPort: TargetState] = [:]
         var nextSerial: UInt64 = 1
         var nextRequestID: UInt64 = 1
@@ -134,8 +138,9 @@ public final class P2PService: Service, Sendable {
             r.listenPort = UInt16(clamping: address.port ?? 0)
             for target in targets {
                 r.targets[target] = TargetState()
-                r.dialTasks.append(Task { [self] in await redialLoop(target) })
+                r.backgroundTasks.append(Task { [self] in await redialLoop(target) })
             }
+            r.backgroundTasks.append(Task { [self] in await announceHeightChanges() })
         }
         logger.info("P2P listening", metadata: ["address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "peers": "\(targets.map(\.description))",
                                                  "chain_id": "\(chainID)", "peer_id": "\(localID)"])
@@ -187,7 +192,7 @@ public final class P2PService: Service, Sendable {
 
     private func performShutdown() async {
         let (listener, tasks, connections) = registry.withLockedValue { r in
-            (r.listener, r.dialTasks, Array(r.connections.values))
+            (r.listener, r.backgroundTasks, Array(r.connections.values))
         }
         for task in tasks { task.cancel() }
         try? await listener?.close()
@@ -207,7 +212,7 @@ public final class P2PService: Service, Sendable {
         registry.withLockedValue { r in
             r.lifecycle = .stopped
             r.listener = nil
-            r.dialTasks = []
+            r.backgroundTasks = []
         }
         logger.info("P2P stopped")
     }
@@ -276,8 +281,36 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Node → peers
 
-    /// Tells every connected peer this node's height. Call after each block is stored.
+    /// Tells every connected peer this node's height now. The service also announces changes of
+    /// `BlockSource.currentHeight()` by itself (`P2PSettings.heightAnnounceInterval`); call this
+    /// when peers should learn a height without that delay (a block this node produced).
     public func announce(height: UInt64) {
+        lastAnnounced.withLockedValue { last in
+            last = height
+            send(status: height)
+        }
+    }
+
+    /// Keeps the peers' view of this node's height current (SPEC §8: peers announce their
+    /// height) however the store grows — blocks synced from DA or peers, produced, or rolled
+    /// back: checks the source's height every `heightAnnounceInterval` and announces it when it
+    /// differs from the last announcement. Throttled by construction: during a fast catch-up
+    /// peers get the latest height a few times a second, not one message per block. (Peers that
+    /// connect get the current height at the handshake.)
+    func announceHeightChanges() async {
+        lastAnnounced.withLockedValue { $0 = source.currentHeight() }
+        while !Task.isCancelled, registry.withLockedValue({ $0.isRunning }) {
+            try? await Task.sleep(for: settings.heightAnnounceInterval)
+            lastAnnounced.withLockedValue { last in
+                let height = source.currentHeight()
+                guard height != last else { return }
+                last = height
+                send(status: height)
+            }
+        }
+    }
+
+    private func send(status height: UInt64) {
         let frame = P2PMessage.status(height: height).frame()
         for conn in readyConnections() {
             deliver(frame, to: conn, policy: .reliable)
@@ -373,37 +406,50 @@ public final class P2PService: Service, Sendable {
     }
 
     enum Registration {
+        /// The connection is now the peer's connection.
         case registered
+        /// Another connection to the peer is kept; this one is being drained.
         case duplicate
         case refused(Goodbye)
     }
 
-    /// Makes an authenticated connection the peer's connection. When one already exists, both
-    /// ends keep the same one without talking: the connection dialled by the smaller peer id;
-    /// if both were dialled by the same side, the newer one (the older is likely dead).
-    func register(_ conn: PeerConnection, as id: PeerID) -> Registration {
+    /// Makes an authenticated connection the peer's connection, unless a connection to the peer
+    /// that `DuplicateConnectionRule` prefers is already registered (`.duplicate`: the caller
+    /// then drains the new one with `drainDuplicate`, after sending its status).
+    ///
+    /// Both ends apply the same rule to the same facts, so they end up keeping the same
+    /// connection; but each decides when its own handshakes complete, and the two ends complete
+    /// them in different orders when they dial each other at once. Meanwhile the peer may be
+    /// sending on the connection this node just ruled out (it is the only one the peer has
+    /// completed so far). So the loser — the new connection, or the one it replaces — is never
+    /// cut: it is drained (`PeerConnection.drain`): goodbye, then read until the peer closes it.
+    func register(_ conn: PeerConnection, as id: PeerID, origin: ConnectionOrigin) -> Registration {
         let now = NIODeadline.now()
         let (result, replaced) = registry.withLockedValue { r -> (Registration, PeerConnection?) in
             guard r.isRunning else { return (.refused(Goodbye(reason: .shuttingDown, detail: "")), nil) }
             if r.bans.isBanned(.peer(id), now: now) {
                 return (.refused(Goodbye(reason: .banned, detail: "peer \(id.short) is banned")), nil)
             }
+            conn.withState { s in
+                s.peerID = id
+                s.origin = origin
+            }
             var replaced: PeerConnection?
             if let existing = r.ready[id], existing !== conn {
-                let keepNew: Bool
-                if existing.direction == conn.direction {
-                    keepNew = true
-                } else {
-                    let smallerDials = localID < id ? PeerDirection.outbound : .inbound
-                    keepNew = conn.direction == smallerDials
+                // A registered connection always has its origin.
+                if let kept = existing.origin, !DuplicateConnectionRule.keeps(origin, over: kept) {
+                    return (.duplicate, nil)
                 }
-                guard keepNew else { return (.duplicate, nil) }
                 replaced = existing
             }
             r.ready[id] = conn
+            let inherited = replaced?.withState { ($0.announcedHeight, $0.lastAnnouncedAt) }
             conn.withState { s in
-                s.peerID = id
                 s.ready = true
+                // The peer's height is known; keep it visible until the peer announces it here.
+                if s.announcedHeight == nil, let inherited {
+                    (s.announcedHeight, s.lastAnnouncedAt) = inherited
+                }
             }
             if let target = conn.dialTarget {
                 r.targets[target]?.peerID = id
@@ -413,13 +459,21 @@ public final class P2PService: Service, Sendable {
             return (.registered, replaced)
         }
         if let replaced {
-            replaced.close(Goodbye(reason: .duplicateConnection, detail: ""), reason: "replaced by a newer connection")
+            drainDuplicate(replaced, peer: id)
         }
         if case .registered = result {
             logger.info("peer connected", metadata: ["peer": "\(id.short)", "address": "\(conn.remoteAddress)",
                                                       "direction": "\(conn.direction.rawValue)"])
         }
         return result
+    }
+
+    /// Retires a connection that lost to another one to the same peer (see `register`).
+    func drainDuplicate(_ conn: PeerConnection, peer id: PeerID) {
+        logger.debug("draining duplicate connection", metadata: [
+            "peer": "\(id.short)", "address": "\(conn.remoteAddress)", "direction": "\(conn.direction.rawValue)",
+        ])
+        conn.drain(Goodbye(reason: .duplicateConnection, detail: ""), timeout: settings.duplicateDrainTimeout.timeAmount)
     }
 
     func connectionClosed(_ conn: PeerConnection) {
@@ -468,6 +522,16 @@ public final class P2PService: Service, Sendable {
             s.announcedHeight = height
             s.lastAnnouncedAt = .now
         }
+        // On a connection being drained the peer announces until it switches to the kept one;
+        // the height is the peer's, so the kept connection learns it too. Only upwards: what
+        // the peer announces on the kept connection itself is never older than this.
+        guard let id = conn.peerID, let kept = registry.withLockedValue({ $0.ready[id] }), kept !== conn else { return }
+        kept.withState { s in
+            if s.announcedHeight.map({ $0 < height }) ?? true {
+                s.announcedHeight = height
+                s.lastAnnouncedAt = .now
+            }
+        }
     }
 
     /// Handles a gossiped block; returns the misbehaviour when it must be punished.
@@ -484,7 +548,8 @@ public final class P2PService: Service, Sendable {
         }
         let targets = registry.withLockedValue { r -> [PeerConnection]? in
             guard r.seen.insert(key) else { return nil }
-            return r.ready.values.filter { $0 !== conn }
+            // Not back to the sender, whichever of its connections the block came on.
+            return r.ready.filter { $0.key != from }.map(\.value)
         }
         guard let targets else { return nil }
         if case .dropped = receivedContinuation.yield(ReceivedBlock(block: block, from: from)) {

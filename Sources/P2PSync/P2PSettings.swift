@@ -9,6 +9,9 @@ public struct P2PSettings: Sendable {
     /// Open connections (handshaking or ready) beyond this are refused.
     public var maxConnections: Int = 64
     public var handshakeTimeout: Duration = .seconds(5)
+    /// How long a connection that lost to another one to the same peer stays open for reading
+    /// if the peer does not close it after our goodbye.
+    public var duplicateDrainTimeout: Duration = .seconds(5)
     /// How long a range request may take before another peer is asked.
     public var requestTimeout: Duration = .seconds(10)
     public var connectTimeout: Duration = .seconds(5)
@@ -17,6 +20,10 @@ public struct P2PSettings: Sendable {
     public var maxBans: Int = 4096
     public var redialInitialDelay: Duration = .milliseconds(500)
     public var redialMaxDelay: Duration = .seconds(30)
+    /// How often the service checks its `BlockSource` height and, when it changed, announces it
+    /// to every peer: the bound on status messages per second, and on how stale a peer's view
+    /// of this node's height gets.
+    public var heightAnnounceInterval: Duration = .milliseconds(250)
     /// Header hashes remembered to stop gossip loops.
     public var seenSetCapacity: Int = 16_384
     /// Gossiped blocks buffered for the node; beyond it the oldest are dropped (the node can

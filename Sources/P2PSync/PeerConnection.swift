@@ -31,6 +31,11 @@ final class PeerConnection: Sendable {
         var peerID: PeerID?
         var hello: Hello?
         var ready = false
+        /// Who dialled it, known once the handshake is verified; decides between duplicates.
+        var origin: ConnectionOrigin?
+        /// Lost to another connection to the same peer: this node no longer uses it, but still
+        /// reads what the peer sends until the peer closes it (see `drain`).
+        var draining = false
         var closed = false
         var announcedHeight: UInt64?
         var lastAnnouncedAt: ContinuousClock.Instant?
@@ -67,6 +72,8 @@ final class PeerConnection: Sendable {
 
     var peerID: PeerID? { state.withLockedValue { $0.peerID } }
     var isReady: Bool { state.withLockedValue { $0.ready } }
+    var origin: ConnectionOrigin? { state.withLockedValue { $0.origin } }
+    var isDraining: Bool { state.withLockedValue { $0.draining } }
     var announcedHeight: UInt64? { state.withLockedValue { $0.announcedHeight } }
 
     /// Largest frame the peer accepts (from its hello); 0 before the hello.
@@ -154,6 +161,28 @@ final class PeerConnection: Sendable {
         let frame = goodbye.map { P2PMessage.goodbye($0).frame() }
         channel.eventLoop.execute {
             if let frame { channel.writeAndFlush(frame, promise: nil) }
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Retires a connection that lost to another one to the same peer, without losing what the
+    /// peer already sent on it: the peer may still be using it (it has not completed its own
+    /// handshake of the winner yet), so cutting it now would drop those frames unread. Says
+    /// goodbye, which tells the peer to close it, and keeps the connection readable until the
+    /// peer does; closes it after `timeout` at the latest. This node no longer sends on it
+    /// (it is not the peer's connection in the registry) except answers to requests made on it.
+    func drain(_ goodbye: Goodbye, timeout: TimeAmount) {
+        let start = state.withLockedValue { s -> Bool in
+            guard !s.draining, !s.closed else { return false }
+            s.draining = true
+            s.ready = false
+            return true
+        }
+        guard start else { return }
+        noteCloseReason("duplicate connection (another connection to the peer is kept)")
+        send(P2PMessage.goodbye(goodbye).frame(allocator: channel.allocator), policy: .reliable)
+        let channel = self.channel
+        channel.eventLoop.scheduleTask(in: timeout) {
             channel.close(promise: nil)
         }
     }

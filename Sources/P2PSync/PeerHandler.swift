@@ -45,6 +45,9 @@ final class PeerHandler: ChannelDuplexHandler {
         case awaitingHello
         case awaitingAck(Hello)
         case ready
+        /// Authenticated, but another connection to the peer is kept: still reads and handles
+        /// what the peer sends until the peer closes it (see `PeerConnection.drain`).
+        case draining
         case closing
 
         var name: String {
@@ -52,6 +55,7 @@ final class PeerHandler: ChannelDuplexHandler {
             case .awaitingHello: return "awaiting hello"
             case .awaitingAck: return "awaiting hello-ack"
             case .ready: return "ready"
+            case .draining: return "draining"
             case .closing: return "closing"
             }
         }
@@ -106,7 +110,7 @@ final class PeerHandler: ChannelDuplexHandler {
             [weak self] in
             guard let self else { return }
             switch self.phase {
-            case .ready, .closing:
+            case .ready, .draining, .closing:
                 return
             case .awaitingHello, .awaitingAck:
                 self.disconnect(Goodbye(reason: .handshakeTimeout, detail: "no handshake within the timeout"))
@@ -224,7 +228,7 @@ final class PeerHandler: ChannelDuplexHandler {
                 return punish(.unexpectedMessage(message.type, phase: phase.name))
             }
             receivedAck(ack, hello: hello, context: context)
-        case .ready:
+        case .ready, .draining:
             dispatch(message)
         case .closing:
             return
@@ -267,18 +271,26 @@ final class PeerHandler: ChannelDuplexHandler {
             return punish(.badHandshakeSignature)
         }
         let id = PeerID(publicKey: hello.publicKey)
-        switch service.register(conn, as: id) {
-        case .registered:
+        let origin = ConnectionOrigin(dialer: direction == .outbound ? service.localID : id,
+                                      dialerNonce: direction == .outbound ? nonce : hello.nonce)
+        let registration = service.register(conn, as: id, origin: origin)
+        switch registration {
+        case .registered, .duplicate:
             handshakeTimer?.cancel()
             handshakeTimer = nil
-            phase = .ready
             frameLimit.maxFrameBytes = service.settings.maxFrameBytes
+            // The status follows every completed handshake, also on a connection being drained:
+            // the peer may still be using it and should know this node's height meanwhile.
             conn.send(P2PMessage.status(height: service.source.currentHeight()).frame(allocator: context.channel.allocator),
                       policy: .reliable)
-            conn.resolveHandshake(.ready(id))
-        case .duplicate:
-            conn.resolveHandshake(.duplicate(id))
-            disconnect(Goodbye(reason: .duplicateConnection, detail: ""))
+            if case .registered = registration {
+                phase = .ready
+                conn.resolveHandshake(.ready(id))
+            } else {
+                phase = .draining
+                service.drainDuplicate(conn, peer: id)
+                conn.resolveHandshake(.duplicate(id))
+            }
         case .refused(let goodbye):
             disconnect(goodbye)
         }

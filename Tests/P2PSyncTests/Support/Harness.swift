@@ -31,6 +31,7 @@ extension P2PSettings {
         s.redialInitialDelay = .milliseconds(50)
         s.redialMaxDelay = .milliseconds(400)
         s.handshakeTimeout = .seconds(3)
+        s.duplicateDrainTimeout = .seconds(3)
         s.requestTimeout = .seconds(3)
         s.connectTimeout = .seconds(1)
         return s
@@ -97,6 +98,22 @@ final class TestNode: Sendable {
 
     func isConnected(to other: TestNode) -> Bool {
         service.peers.contains { $0.id == other.id }
+    }
+
+    /// Both socket addresses of the connection this node keeps for `peer` (registry internals:
+    /// `PeerInfo` has no local address), to tell whether two nodes keep the same connection.
+    func keptConnection(to peer: TestNode) -> (local: SocketAddress, remote: SocketAddress)? {
+        guard let conn = service.registry.withLockedValue({ $0.ready[peer.id] }),
+              let local = conn.channel.localAddress, let remote = conn.channel.remoteAddress else { return nil }
+        return (local, remote)
+    }
+
+    /// True when this node and `peer` each keep exactly one connection to the other, and it is
+    /// the same TCP connection.
+    func keepsSameSingleConnection(as peer: TestNode) -> Bool {
+        guard service.peers.count == 1, peer.service.peers.count == 1,
+              let mine = keptConnection(to: peer), let theirs = peer.keptConnection(to: self) else { return false }
+        return mine.local == theirs.remote && mine.remote == theirs.local
     }
 
     func hasReceived(_ block: P2PBlock) -> Bool {
@@ -184,9 +201,10 @@ final class RawPeer: Sendable {
         return hello!
     }
 
-    /// Completes a correct handshake as `key` on `chainID`.
-    func handshake(chainID: String, key: KeyFile) async throws -> Hello {
-        let nonce = HandshakeTranscript.freshNonce()
+    /// Completes a correct handshake as `key` on `chainID`, with `nonce` as this side's hello
+    /// nonce (a fresh one unless a test needs to order duplicate connections).
+    func handshake(chainID: String, key: KeyFile,
+                   nonce: [UInt8] = HandshakeTranscript.freshNonce()) async throws -> Hello {
         try await send(.hello(Hello(protocolVersion: P2PProtocol.version, chainID: chainID, publicKey: key.publicKey,
                                     nonce: nonce, listenPort: 0, maxFrameBytes: 8 << 20)))
         let theirs = try await waitForHello()

@@ -1,0 +1,26 @@
+/// What both ends of an authenticated connection know about it in the same terms: which node
+/// dialled it and the nonce the dialler sent in its hello. The dialler knows its own nonce, the
+/// listener read it from the hello, so both ends compute the same value for the same connection.
+struct ConnectionOrigin: Sendable, Equatable {
+    let dialer: PeerID
+    let dialerNonce: [UInt8]
+}
+
+/// Which of two authenticated connections between the same two nodes both nodes keep.
+///
+/// Each node decides on its own, when a handshake completes, without a message about it. The
+/// decision must therefore depend only on facts both ends agree on — never on the order in
+/// which a node happened to finish its handshakes, which differs between the two ends when they
+/// dial each other at the same moment. The rule is a strict total order on `ConnectionOrigin`:
+/// the connection dialled by the smaller node id wins; between two dialled by the same node,
+/// the one with the smaller dialler nonce wins. Both ends keep the same connection, whatever
+/// order their handshakes complete in.
+enum DuplicateConnectionRule {
+    /// True when `candidate` must be kept instead of `existing`. False for the same connection.
+    static func keeps(_ candidate: ConnectionOrigin, over existing: ConnectionOrigin) -> Bool {
+        if candidate.dialer != existing.dialer {
+            return candidate.dialer < existing.dialer
+        }
+        return candidate.dialerNonce.lexicographicallyPrecedes(existing.dialerNonce)
+    }
+}
