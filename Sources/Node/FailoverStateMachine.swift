@@ -235,7 +235,14 @@ extension FailoverStateMachine {
             state.enter(.syncing, reason: "HA follower: syncing and campaigning for leadership")
             guard let term = try await followUntilElected(ha) else { return }
             state.enter(.aggregating, reason: "HA leader (term \(term.createRevision))")
-            let why = try await lead(ha, term)
+            let why: StepDown?
+            do throws(NodeFailure) {
+                why = try await lead(ha, term)
+            } catch {
+                // Halting: hand the leadership over now rather than after the TTL.
+                await ha.resign(term)
+                throw error
+            }
             await ha.resign(term)
             guard let why, !Task.isCancelled else { return }
             logger.warning("HA: stepped down, following again", metadata: ["reason": "\(why)"])
@@ -293,7 +300,12 @@ extension FailoverStateMachine {
             return nil
         }
         // The submitter must resume after what DA already holds.
-        try await sync.settle()
+        do throws(NodeFailure) {
+            try await sync.settle()
+        } catch {
+            await ha.resign(term)
+            throw error
+        }
         return term
     }
 
