@@ -204,8 +204,8 @@ struct FailoverStateMachine: Sendable {
 // MARK: HA: following ⇄ leading
 
 extension FailoverStateMachine {
-    /// The lease keeper runs for the node's life; the role loop alternates between following
-    /// and leading until the node stops or fails.
+    /// The lease keeper and the follower of etcd's block key run for the node's life; the role
+    /// loop alternates between following and leading until the node stops or fails.
     private func runHA(_ ha: HARuntime) async throws(NodeFailure) {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
