@@ -186,22 +186,10 @@ extension SignedData: WireDecodable {
     static var wireMessage: WireMessage { .signedData }
 
     init(reader r: inout ProtoReader) throws(WireError) {
-        var data = BlockData(metadata: nil, txs: [])
-        var signature: [UInt8] = []
-        var signer = Signer(address: [], pubKey: [])
-        var seen = SeenFields()
-        while let (field, type) = try r.nextField() {
-            switch field {
-            case 1:
-                try seen.mark(field, in: r.message)
-                data = try r.message(field: 1, type: type, as: .data) { (s) throws(WireError) in
-                    try BlockData(reader: &s)
-                }
-            case 2: try seen.mark(field, in: r.message); signature = try r.bytes(field: 2, type: type)
-            case 3: try seen.mark(field, in: r.message); signer = try Signer.decodeNested(&r, field: 3, type: type)
-            default: try r.skip(field: field, type: type)
-            }
+        let fields = try SignedMessageFields.decode(&r, body: .data, empty: BlockData(metadata: nil, txs: []),
+                                                    envelope: false) { (s) throws(WireError) in
+            try BlockData(reader: &s)
         }
-        self.init(data: data, signature: signature, signer: signer)
+        self.init(data: fields.body, signature: fields.signature, signer: fields.signer)
     }
 }

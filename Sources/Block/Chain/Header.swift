@@ -112,9 +112,12 @@ public struct Header: Sendable, Hashable {
 extension Header: WireDecodable {
     static var wireMessage: WireMessage { .header }
 
+    /// All fields at their proto3 defaults: what a decoder starts from.
+    static let empty = Header(height: 0, time: 0, lastHeaderHash: [], dataHash: [], appHash: [], proposerAddress: [],
+                              chainID: "")
+
     init(reader r: inout ProtoReader) throws(WireError) {
-        self.init(height: 0, time: 0, lastHeaderHash: [], dataHash: [], appHash: [], proposerAddress: [],
-                  chainID: "")
+        self = .empty
         var seen = SeenFields()
         while let (field, type) = try r.nextField() {
             switch field {

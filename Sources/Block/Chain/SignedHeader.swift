@@ -131,24 +131,10 @@ extension SignedHeader: WireDecodable {
     static var wireMessage: WireMessage { .signedHeader }
 
     init(reader r: inout ProtoReader) throws(WireError) {
-        var header = Header(height: 0, time: 0, lastHeaderHash: [], dataHash: [], appHash: [],
-                            proposerAddress: [], chainID: "")
-        var signature: [UInt8] = []
-        var signer = Signer(address: [], pubKey: [])
-        var seen = SeenFields()
-        while let (field, type) = try r.nextField() {
-            switch field {
-            case 1:
-                try seen.mark(field, in: r.message)
-                header = try r.message(field: 1, type: type, as: .header) { (s) throws(WireError) in
-                    try Header(reader: &s)
-                }
-            case 2: try seen.mark(field, in: r.message); signature = try r.bytes(field: 2, type: type)
-            case 3: try seen.mark(field, in: r.message); signer = try Signer.decodeNested(&r, field: 3, type: type)
-            default: try r.skip(field: field, type: type)
-            }
+        let fields = try SignedMessageFields.decode(&r, body: .header, empty: Header.empty, envelope: false) {
+            (s) throws(WireError) in try Header(reader: &s)
         }
-        self.init(header: header, signature: signature, signer: signer)
+        self.init(header: fields.body, signature: fields.signature, signer: fields.signer)
     }
 }
 
@@ -201,25 +187,38 @@ extension DAHeaderEnvelope: WireDecodable {
     static var wireMessage: WireMessage { .daHeaderEnvelope }
 
     init(reader r: inout ProtoReader) throws(WireError) {
-        var header = Header(height: 0, time: 0, lastHeaderHash: [], dataHash: [], appHash: [],
-                            proposerAddress: [], chainID: "")
-        var signature: [UInt8] = []
-        var signer = Signer(address: [], pubKey: [])
-        var envelopeSignature: [UInt8] = []
+        let fields = try SignedMessageFields.decode(&r, body: .header, empty: Header.empty, envelope: true) {
+            (s) throws(WireError) in try Header(reader: &s)
+        }
+        self.init(header: fields.body, signature: fields.signature, signer: fields.signer,
+                  envelopeSignature: fields.envelopeSignature)
+    }
+}
+
+/// The fields the signed messages share: 1 the signed message, 2 its signature, 3 the signer,
+/// and for `DAHeaderEnvelope` 4 the envelope signature (elsewhere field 4 is unknown and skipped).
+struct SignedMessageFields<Body> {
+    var body: Body
+    var signature: [UInt8] = []
+    var signer = Signer(address: [], pubKey: [])
+    var envelopeSignature: [UInt8] = []
+
+    static func decode(_ r: inout ProtoReader, body nested: WireMessage, empty: Body, envelope: Bool,
+                       _ decodeBody: (inout ProtoReader) throws(WireError) -> Body) throws(WireError) -> Self {
+        var fields = Self(body: empty)
         var seen = SeenFields()
         while let (field, type) = try r.nextField() {
             switch field {
             case 1:
                 try seen.mark(field, in: r.message)
-                header = try r.message(field: 1, type: type, as: .header) { (s) throws(WireError) in
-                    try Header(reader: &s)
-                }
-            case 2: try seen.mark(field, in: r.message); signature = try r.bytes(field: 2, type: type)
-            case 3: try seen.mark(field, in: r.message); signer = try Signer.decodeNested(&r, field: 3, type: type)
-            case 4: try seen.mark(field, in: r.message); envelopeSignature = try r.bytes(field: 4, type: type)
+                fields.body = try r.message(field: 1, type: type, as: nested, decodeBody)
+            case 2: try seen.mark(field, in: r.message); fields.signature = try r.bytes(field: 2, type: type)
+            case 3: try seen.mark(field, in: r.message); fields.signer = try Signer.decodeNested(&r, field: 3, type: type)
+            case 4 where envelope:
+                try seen.mark(field, in: r.message); fields.envelopeSignature = try r.bytes(field: 4, type: type)
             default: try r.skip(field: field, type: type)
             }
         }
-        self.init(header: header, signature: signature, signer: signer, envelopeSignature: envelopeSignature)
+        return fields
     }
 }
