@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Why a tx was not queued.
 public enum MempoolError: Error, Sendable, Equatable, CustomStringConvertible {
     case emptyTx
@@ -28,7 +30,7 @@ public final class Mempool: Sendable {
         var count: Int { txs.count - head }
     }
 
-    private let queue = Locked(Queue())
+    private let queue = Mutex(Queue())
 
     public init(maxTxs: Int = 100_000, maxBytes: Int = 64 << 20, maxTxBytes: Int = 1 << 20) {
         self.maxTxs = maxTxs

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What the authoritative source (DA) says each height's block is: the first validly signed
 /// header it holds per height — DA order decides between conflicting DA blobs (SPEC §7).
 ///
@@ -29,7 +31,7 @@ public final class AuthoritativeHeaders: Sendable {
     }
 
     public let capacity: Int
-    private let box: Locked<Storage>
+    private let box: Mutex<Storage>
 
     private struct Storage {
         var entries: [UInt64: Entry] = [:]
@@ -40,7 +42,7 @@ public final class AuthoritativeHeaders: Sendable {
     public init(capacity: Int = 200_000) {
         precondition(capacity > 0, "capacity must be positive")
         self.capacity = capacity
-        box = Locked(Storage())
+        box = Mutex(Storage())
     }
 
     /// Records `signedHeader` (the caller verified its signatures) seen at `daHeight`.

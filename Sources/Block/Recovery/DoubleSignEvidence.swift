@@ -1,5 +1,6 @@
 import Config
 import Logging
+import Synchronization
 
 /// Two different headers for one height, both validly signed by the genesis proposer: proof that
 /// the proposer's key signed twice (SPEC §7). Kept in the store for operators (`GET /evidence`).
@@ -80,7 +81,7 @@ public final class EvidenceLog: Sendable {
     public let validator: BlockValidator
     private let logger: Logger
     /// Records held; guarded with the check-then-write of `record` so a pair is counted once.
-    private let counter: Locked<Int>
+    private let counter: Mutex<Int>
 
     /// Opens the log over `store` (counting the records already there).
     public init(store: BlockStore, validator: BlockValidator, logger: Logger) throws(StoreError) {
@@ -98,7 +99,7 @@ public final class EvidenceLog: Sendable {
             }
             return n
         }
-        counter = Locked(count)
+        counter = Mutex(count)
     }
 
     /// Records held.

@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// One block ready to be stored: the block, the chain state after it and the executor's
 /// changes, all written in one batch.
@@ -69,8 +70,8 @@ public struct SubmitterProgress: Sendable, Hashable {
 public final class BlockStore: Sendable {
     public let path: String
     let db: RocksDB
-    private let writer = PlainMutex()
-    private let cache: Locked<Cache>
+    private let writer = WriterLock()
+    private let cache: Mutex<Cache>
 
     private struct Cache {
         var state: State?
@@ -82,7 +83,7 @@ public final class BlockStore: Sendable {
     private init(db: RocksDB, path: String, state: State?, finalized: UInt64) {
         self.db = db
         self.path = path
-        cache = Locked(Cache(state: state, finalized: finalized))
+        cache = Mutex(Cache(state: state, finalized: finalized))
     }
 
     // MARK: Open / close
