@@ -1,5 +1,6 @@
 import Config
 import Crypto
+import NIOCore
 
 /// A block as it travels between peers: the encoded `SignedHeader` and the encoded `Data`
 /// (SPEC §3; metadata and txs, bound to the signed header by its `data_hash`), plus the two facts
@@ -24,6 +25,21 @@ public struct P2PBlock: Sendable, Hashable {
 
     /// Bytes this block takes inside a frame (see `P2PMessage`).
     public var wireSize: Int { 8 + 32 + 4 + encodedSignedHeader.count + 4 + encodedData.count }
+
+    /// The block as it stands inside a frame, on its own (e.g. stored elsewhere than on the wire).
+    public func encoded() -> [UInt8] {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(wireSize)
+        P2PMessage.write(self, into: &buffer)
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
+    }
+
+    /// Decodes `encoded()`'s output strictly: every byte must belong to the block.
+    public init(decoding bytes: [UInt8]) throws(WireDecodeError) {
+        var reader = PayloadReader(buffer: ByteBuffer(bytes: bytes), message: "block")
+        self = try reader.block()
+        try reader.finish()
+    }
 }
 
 /// A block that arrived by gossip, validated, with the peer that sent it (so the node can

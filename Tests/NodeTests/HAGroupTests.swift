@@ -163,15 +163,15 @@ import Glibc
 
     @Test func replicatedBlockRoundTripsAndRejectsDamage() throws {
         let block = ReplicatedBlock(try BlockChainMaker().blocks(1)[0])
-        let bytes = block.encoded()
-        #expect(try ReplicatedBlock(decoding: bytes) == block)
-        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: []) }
-        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: [2] + bytes.dropFirst()) }
-        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: Array(bytes.prefix(44))) }
+        let bytes = block.replicatedValue()
+        #expect(try ReplicatedBlock(replicatedValue: bytes) == block)
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(replicatedValue: []) }
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(replicatedValue: [2] + bytes.dropFirst()) }
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(replicatedValue: Array(bytes.prefix(44))) }
         // A header length that runs past the end.
         var long = bytes
         long[41] = 0xFF
-        #expect(throws: ReplicationError.self) { try ReplicatedBlock(decoding: long) }
+        #expect(throws: ReplicationError.self) { try ReplicatedBlock(replicatedValue: long) }
     }
 }
 

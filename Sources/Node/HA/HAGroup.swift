@@ -133,7 +133,7 @@ final class HAGroup: Sendable {
         let (kv, revision) = try await etcd.get(keys.block)
         guard let kv else { return (nil, revision) }
         do throws(ReplicationError) {
-            return (try ReplicatedBlock(decoding: kv.value), revision)
+            return (try ReplicatedBlock(replicatedValue: kv.value), revision)
         } catch {
             throw .malformed(endpoint: etcd.endpoints.joined(separator: ","), path: "/v3/kv/range",
                              reason: error.description)
@@ -162,7 +162,7 @@ final class HAGroup: Sendable {
         }
         let heightCheck: EtcdCompare = previous.map { .value(key: keys.height, equals: Array(String($0).utf8)) }
             ?? .createRevision(key: keys.height, equals: 0)
-        let value = block.encoded()
+        let value = block.replicatedValue()
         var attempt = 0
         while true {
             guard term.isValid() else {
@@ -231,7 +231,7 @@ final class HAGroup: Sendable {
     }
 
     private static func holds(_ kv: EtcdKeyValue?, _ block: ReplicatedBlock) -> Bool {
-        guard let kv, let stored = try? ReplicatedBlock(decoding: kv.value) else { return false }
+        guard let kv, let stored = try? ReplicatedBlock(replicatedValue: kv.value) else { return false }
         return stored.height == block.height && stored.headerHash == block.headerHash
     }
 

@@ -178,7 +178,7 @@ final class HARuntime: Sendable {
                 revision = next
                 for value in values {
                     do throws(ReplicationError) {
-                        await offer(try ReplicatedBlock(decoding: value), if: isFollowing)
+                        await offer(try ReplicatedBlock(replicatedValue: value), if: isFollowing)
                     } catch {
                         logger.error("HA: \(error)")
                     }
@@ -204,9 +204,7 @@ final class HARuntime: Sendable {
     private func offer(_ block: ReplicatedBlock) async {
         statusBox.withLock { $0.last_replicated_height = max($0.last_replicated_height, block.height) }
         guard block.height > store.height else { return }
-        let message = P2PBlock(height: block.height, headerHash: block.headerHash,
-                               encodedSignedHeader: block.encodedSignedHeader, encodedData: block.encodedData)
-        switch blockCheck.check(message) {
+        switch blockCheck.check(block) {
         case .success(let checked):
             let leader = status.leader ?? "unknown"
             await pipeline.submit([CandidateBlock(signedHeader: checked.signedHeader, data: checked.data,
