@@ -33,12 +33,10 @@ extension P2PBlock {
 /// What is wrong with a value found in etcd.
 enum ReplicationError: Error, Sendable, Equatable, CustomStringConvertible {
     case undecodable(String)
-    case invalid(height: UInt64, String)
 
     var description: String {
         switch self {
         case .undecodable(let why): return "the replicated block in etcd does not decode: \(why)"
-        case let .invalid(height, why): return "the replicated block \(height) in etcd is not acceptable: \(why)"
         }
     }
 }
