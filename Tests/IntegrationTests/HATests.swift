@@ -1,3 +1,4 @@
+import Config
 import Foundation
 import Testing
 
@@ -218,11 +219,11 @@ final class HANet {
 
     private func makeNodes(_ count: Int) throws {
         let raft = ["--raft.enable", "--raft.endpoints", etcd.url,
-                    "--raft.lease-ttl", DurationText.of(HATests.leaseTTL)]
+                    "--raft.lease-ttl", DurationParser.format(HATests.leaseTTL)]
         for i in 0..<count {
             let name = "ha-\(i)"
             // Each dials the nodes made before it: no two nodes dial each other.
-            let node = try net.makeNode(name: name, aggregator: true, blockTime: DurationText.of(HATests.blockTime),
+            let node = try net.makeNode(name: name, aggregator: true, blockTime: DurationParser.format(HATests.blockTime),
                                         peers: nodes, genesisFrom: nodes.first,
                                         extra: raft + ["--raft.node-id", name])
             if let first = nodes.first {
@@ -308,13 +309,5 @@ final class EtcdProcess {
         let range = try JSONDecoder().decode(Range.self, from: r.body)
         guard let value = range.kvs?.first?.value, let bytes = Data(base64Encoded: value) else { return 0 }
         return UInt64(String(decoding: bytes, as: UTF8.self)) ?? 0
-    }
-}
-
-/// Durations as the CLI spells them (`200ms`, `2s`).
-enum DurationText {
-    static func of(_ d: Duration) -> String {
-        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
     }
 }
