@@ -291,6 +291,9 @@ final class HARuntime: Sendable {
         let deadline = clock.now + takeoverLimit
         var offered: UInt64?
         var loggedBootstrap = false
+        // While this term holds the leader key nobody else can change etcd's head: it is read
+        // once, then only the store is watched.
+        var known: ReplicatedBlock??
         while true {
             if Task.isCancelled { return .stepDown(term, "the node is stopping") }
             guard term.isValid(), currentTerm === term else {
@@ -299,15 +302,16 @@ final class HARuntime: Sendable {
             guard clock.now < deadline else {
                 return .stepDown(term, "the store did not reach etcd's latest block within \(DurationParser.format(takeoverLimit))")
             }
-            let head: ReplicatedBlock?
-            do throws(EtcdError) {
-                head = try await group.head().block
-            } catch {
-                noteEtcd(error)
-                try? await Task.sleep(for: .milliseconds(100))
-                continue
+            if known == nil {
+                do throws(EtcdError) {
+                    known = .some(try await group.head().block)
+                } catch {
+                    noteEtcd(error)
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
             }
-            guard let head else {
+            guard let head = known ?? nil else {
                 // etcd holds no block yet (a new group, or HA switched on for a running chain):
                 // the first leader's store becomes the chain's head, so it must hold everything
                 // DA and the peers have, as a catchup would require.
