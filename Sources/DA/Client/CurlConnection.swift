@@ -52,6 +52,7 @@ final class CurlTransferState {
     var cancel: CancelFlag?
     /// See `RequestShape.stopAfterLines`; `stoppedEarly` records that the limit ended the transfer.
     var stopAfterLines: Int?
+    var linesSeen = 0
     var stoppedEarly = false
 
     init(limit: Int) {
@@ -121,10 +122,13 @@ final class CurlConnection: @unchecked Sendable {
             }
             if n > 0, let data {
                 data.withMemoryRebound(to: UInt8.self, capacity: n) {
-                    state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n))
+                    let chunk = UnsafeBufferPointer(start: $0, count: n)
+                    state.body.append(contentsOf: chunk)
+                    // Only the new bytes are counted: a streamed answer may be megabytes long.
+                    if state.stopAfterLines != nil { state.linesSeen += chunk.lazy.filter { $0 == 0x0A }.count }
                 }
             }
-            if let lines = state.stopAfterLines, state.body.lazy.filter({ $0 == 0x0A }).count >= lines {
+            if let lines = state.stopAfterLines, state.linesSeen >= lines {
                 state.stoppedEarly = true
                 return 0
             }
@@ -161,6 +165,7 @@ final class CurlConnection: @unchecked Sendable {
         state.body.removeAll(keepingCapacity: true)
         state.overflowed = false
         state.stoppedEarly = false
+        state.linesSeen = 0
         state.stopAfterLines = shape.stopAfterLines
         state.cancel = cancel
         defer { state.cancel = nil }
