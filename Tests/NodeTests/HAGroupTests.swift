@@ -306,8 +306,11 @@ final class EtcdServer: Sendable {
         let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                              nodeKey: KeyFile.generate(), chainID: chain.chainID, source: StoreBlockSource(store: chain.store),
                              validator: check, logger: logger)
-        let runtime = HARuntime(group: group, store: chain.store,
-                                pipeline: SyncPipeline(applier: applier, logger: logger), applier: applier,
+        // The sync phase runs during a take-over: the re-offered block is applied through it.
+        let pipeline = SyncPipeline(applier: applier, logger: logger)
+        pipeline.start()
+        defer { pipeline.stop() }
+        let runtime = HARuntime(group: group, store: chain.store, pipeline: pipeline, applier: applier,
                                 blockCheck: check, mark: mark, p2p: p2p, logger: logger)
         let producer = BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer, mark: mark,
                                      timing: .init(blockTime: .milliseconds(5)), fence: HAFence(runtime: runtime),

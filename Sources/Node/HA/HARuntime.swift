@@ -397,12 +397,20 @@ final class HARuntime: Sendable {
         } catch {
             return .stepDown(term, "offering the unpublished block \(signed) again: \(error)")
         }
-        do {
-            try await NIOThreadPool.singleton.runIfActive { try self.store.commit(commit, sync: true) }
-        } catch let error as StoreError {
-            throw .store(error)
-        } catch {
-            throw .store(.io(operation: "commit of re-offered block \(signed)", reason: "\(error)"))
+        // The sync phase still runs and is the store's only writer meanwhile (etcd's copy of the
+        // block may reach it first, through the replication follower): the block goes through it.
+        let block = ReplicatedBlock(commit)
+        await offer(block)
+        let deadline = ContinuousClock.now + takeoverLimit
+        while store.height < signed {
+            guard term.isValid(), ContinuousClock.now < deadline, !Task.isCancelled else {
+                return .stepDown(term, "the re-offered block \(signed) was fenced but not applied in time")
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        guard (try? store.headerHash(at: signed)) ?? nil == block.headerHash
+            || store.state?.lastHeaderHash == block.headerHash else {
+            return .stepDown(term, "the store's block \(signed) is not the one this node fenced")
         }
         logger.notice("HA: published the block this node had signed but not published", metadata: [
             "height": "\(signed)", "hash": "\(Hex.encode(commit.signedHeader.header.hash))"])
