@@ -75,7 +75,11 @@ struct DuplicateDrainTests {
     @Test("a connection that loses to another one to the same peer still delivers what the peer sends on it, then closes")
     func losingConnectionsAreDrained() async throws {
         let chain = try TestChain()
-        let node = try await TestNode.start("N", chain: chain)
+        // The test sends on drained connections: their drain must outlast a loaded machine's
+        // pauses between the goodbye and the send (3 s did not, once, in a parallel run).
+        var settings = P2PSettings.test
+        settings.duplicateDrainTimeout = .seconds(10)
+        let node = try await TestNode.start("N", chain: chain, settings: settings)
         let key = KeyFile.generate()
         let peer = PeerID(key: key)
         // The raw peer dials three times with chosen nonces; all three are dialled by it, so the
