@@ -118,19 +118,18 @@ import Glibc
             "--da.block-time", "200ms", "--p2p.peers", "127.0.0.1:\(a.p2pPort)"])
         try await waitUntil("F finalizes from DA", timeout: .seconds(120)) { (try? f.status().finalized) ?? 0 >= 5 }
 
-        // A restarted with a DA block time of an hour posts what it has once, then nothing: F's
-        // finalized height stops while its store keeps growing from P2P.
+        // A restarted lazy, with a DA block time of an hour, posts what A1 left unposted (its
+        // store is at A1's head) once at start and then nothing: F's finalized height settles at
+        // A1's head while its store keeps growing from P2P with A2's transaction blocks.
         #expect(await a.process.stop() == 0)
+        let finalized = try storeHeight(homeA)
         a = try cluster.startNode("a2", home: homeA, da: da, ports: a, extra: [
-            "--aggregator", "--block-time", "100ms", "--da.block-time", "1h"])
-        try await waitUntil("A posted its backlog", timeout: .seconds(120)) {
-            guard let s = try? a.status() else { return false }
-            return s.finalized > 0 && s.finalized == (try? f.status().finalized)
+            "--aggregator", "--block-time", "100ms", "--lazy", "--lazy-interval", "1h", "--da.block-time", "1h"])
+        try await waitUntil("F finalized A1's whole chain", timeout: .seconds(120)) {
+            (try? f.status().finalized) == finalized
         }
-        let finalized = try f.status().finalized
-        try await waitUntil("F's store well above its finalized height", timeout: .seconds(120)) {
-            try f.status().store >= finalized + 8
-        }
+        try await produceBlocks(8, on: a, seenBy: f)
+        #expect(try f.status().finalized == finalized, "A2's blocks are never posted")
 
         let running = try runCommand(evnode, ["rollback", "--home", homeF, "--height", "\(finalized)"])
         #expect(running.status == 2)
@@ -155,6 +154,10 @@ import Glibc
         try await waitUntil("F restarted from \(target)", timeout: .seconds(60)) {
             f.output.split(separator: "\n").contains { $0.contains("store opened") && $0.contains("height=\(target) ") }
         }
+        try await waitUntil("F back in the network", timeout: .seconds(60)) {
+            (try? f.status().store) ?? 0 >= head
+        }
+        try await produceBlocks(2, on: a, seenBy: f)
         try await waitUntil("F syncs again past its old head", timeout: .seconds(120)) {
             guard let s = try? f.status(), s.store > head else { return false }
             return try f.blockHash(head) == a.blockHash(head) && f.blockHash(target + 1) == a.blockHash(target + 1)
@@ -163,6 +166,24 @@ import Glibc
 
         for node in [f, a] { #expect(await node.process.stop() == 0) }
         _ = await da.stop()
+    }
+
+    /// Makes `count` blocks on lazy aggregator `a`, one transaction each, and waits for `f` to
+    /// hold each of them.
+    fileprivate func produceBlocks(_ count: Int, on a: RunningNode, seenBy f: RunningNode) async throws {
+        for i in 0..<count {
+            var before: UInt64 = 0
+            try await waitUntil("\(a.process.name) serving /status", timeout: .seconds(60)) {
+                guard let s = try? a.status() else { return false }
+                before = s.store
+                return true
+            }
+            let sent = try a.post("/tx", body: "rb\(before)-\(i)=v")
+            #expect(sent.status == 202, "\(sent.body)")
+            try await waitUntil("block \(before + 1) on F", timeout: .seconds(60)) {
+                (try? f.status().store) ?? 0 > before
+            }
+        }
     }
 
     /// The stopped node's store height, as the rollback command reports it (rolling back to a
