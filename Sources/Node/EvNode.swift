@@ -200,6 +200,7 @@ public final class EvNode: Sendable {
                 .init(service: rpc),
                 .init(service: p2p),
                 .init(service: MetricsRefresher(node: self)),
+                .init(service: StatePruningService(executor: executor, logger: Logger(label: "evnode.pruning"))),
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

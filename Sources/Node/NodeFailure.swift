@@ -18,6 +18,8 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     case production(ProductionError)
     case submitter(String)
     case store(StoreError)
+    /// Pruning the KV state behind finality failed (the store could not be read or written).
+    case pruning(ExecutionError)
     case p2p(String)
     case config(ConfigError)
     /// The HA group's etcd client could not be set up.
@@ -32,6 +34,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .production(let e): return "block production stopped: \(e)"
         case .submitter(let e): return e
         case .store(let e): return "store: \(e)"
+        case .pruning(let e): return "pruning the KV state: \(e)"
         case .p2p(let e): return "P2P: \(e)"
         case .config(let e): return e.description
         case .ha(let e): return "HA: \(e)"

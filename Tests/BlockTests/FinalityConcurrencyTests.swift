@@ -51,8 +51,9 @@ func finishesOnAnotherThread(within seconds: Double, _ work: @escaping @Sendable
     return done.wait(timeout: .now() + seconds) == .success
 }
 
-/// Finality's executor work (KV pruning) is prepared outside the store's writer lock: block
-/// commits go on meanwhile, and a rollback in between makes it start over.
+/// Finality's executor work (`Executor.setFinal`'s writes) is prepared outside the store's writer
+/// lock: block commits go on meanwhile, and a rollback in between makes it start over. (The KV
+/// executor itself writes nothing there; it prunes behind finality in `prune`.)
 @Suite struct FinalityConcurrencyTests {
     @Test func commitsGoOnWhileFinalityIsPrepared() throws {
         let chain = try TestChain()
@@ -81,8 +82,8 @@ func finishesOnAnotherThread(within seconds: Double, _ work: @escaping @Sendable
         let replaced = Mutex(false)
         let executor = HookedExecutor(kv) {
             // Another writer rolls back below the height being finalized and builds another tip
-            // that no longer writes `hot` after 3: pruning prepared on the old chain would now
-            // delete `hot`'s last version.
+            // that no longer writes `hot` after 3: writes prepared on the old chain (pruning, for
+            // an executor that prunes here) could now delete `hot`'s last version.
             let ok = finishesOnAnotherThread(within: 20) {
                 do {
                     try store.rollback(to: 3, executor: kv)

@@ -146,10 +146,19 @@ import Testing
         }
         try chain.store.setFinalizedHeight(15, executor: chain.executor) // same: no-op
 
+        // Finality alone prunes nothing; `prune` then does, in chunks of `maxRecords` undo records.
+        let hotPrefix = [UInt8(ascii: "v"), 0, 0, 0, 3] + Array("hot".utf8)
+        #expect(try chain.store.executorEntries(withPrefix: hotPrefix, limit: 100).count == 20)
+        #expect(try chain.executor.prune(maxRecords: 10) == true)
+        #expect(try chain.store.executorEntries(withPrefix: hotPrefix, limit: 100).count == 11)
+        #expect(try chain.executor.prune(maxRecords: 10) == false)
+        #expect(try chain.executor.prune(maxRecords: 10) == false, "nothing left")
+
         // Versions of `hot` below 15 are gone; 15…20 remain for rollback.
-        let hotVersions = try chain.store.executorEntries(withPrefix: [UInt8(ascii: "v"), 0, 0, 0, 3] + Array("hot".utf8),
-                                                          limit: 100)
+        let hotVersions = try chain.store.executorEntries(withPrefix: hotPrefix, limit: 100)
         #expect(hotVersions.count == 6)
+        #expect(try chain.store.executorEntries(withPrefix: [UInt8(ascii: "u")], limit: 100).count == 5,
+                "undo records at or below the finalized height are gone")
         #expect(try chain.value("hot") == "20")
         try chain.store.rollback(to: 15, executor: chain.executor)
         #expect(try chain.value("hot") == "15")
@@ -172,6 +181,11 @@ import Testing
         #expect(try chain.store.daInclusion(at: 1) == DAInclusion(headerDAHeight: 70, dataDAHeight: 71))
         #expect(try chain.store.daInclusion(at: 2) == DAInclusion(headerDAHeight: 70, dataDAHeight: nil))
         #expect(try chain.store.daInclusion(at: 6) == DAInclusion())
+        // Several blocks in one write; a nil part leaves what is recorded.
+        try chain.store.recordDAInclusions([(2, DAInclusion(headerDAHeight: nil, dataDAHeight: 72)),
+                                            (6, DAInclusion(headerDAHeight: 73, dataDAHeight: 74))])
+        #expect(try chain.store.daInclusion(at: 2) == DAInclusion(headerDAHeight: 70, dataDAHeight: 72))
+        #expect(try chain.store.daInclusion(at: 6) == DAInclusion(headerDAHeight: 73, dataDAHeight: 74))
 
         try chain.reopen()
         #expect(try chain.store.daInclusion(at: 5) == DAInclusion(headerDAHeight: 70, dataDAHeight: 71))
@@ -180,7 +194,7 @@ import Testing
 
         // Rolling back drops what DA held of the removed blocks and clamps the submitter.
         try chain.store.rollback(to: 2, executor: chain.executor)
-        #expect(try chain.store.daInclusion(at: 2) == DAInclusion(headerDAHeight: 70, dataDAHeight: nil))
+        #expect(try chain.store.daInclusion(at: 2) == DAInclusion(headerDAHeight: 70, dataDAHeight: 72))
         #expect(try chain.store.daInclusion(at: 3) == DAInclusion())
         #expect(try chain.store.daInclusion(at: 5) == DAInclusion())
         #expect(try chain.store.submitterProgress() == SubmitterProgress(lastHeaderHeight: 2, lastDataHeight: 2))

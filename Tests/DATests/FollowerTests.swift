@@ -21,11 +21,12 @@ import Testing
             for h in 1...240 {
                 try source.produce(h % 4 == 0 ? [] : ["k\(h % 17)=v\(h)", "n\(h)=\(h)"])
             }
-            // Junk first: data nobody signed and a header signed by another key.
+            // Junk first: data naming the proposer that no header claims (dropped once height 1
+            // is final) and a header signed by another key.
             let stranger = BlockSigner(keyFile: KeyFile.generate())
             let block = try source.store.block(at: 1)!
-            let forgedData = SignedData(data: block.data, signature: [UInt8](repeating: 7, count: 64),
-                                        signer: source.signer.signer)
+            let forgedData = SignedData(data: BlockData(metadata: block.data.metadata, txs: [Array("k=forged".utf8)]),
+                                        signature: [UInt8](repeating: 7, count: 64), signer: source.signer.signer)
             var foreign = block.signedHeader
             foreign.header.height = 241
             let foreignEnvelope = try stranger.envelope(for: try stranger.sign(header: foreign.header))
@@ -65,6 +66,7 @@ import Testing
                 #expect(recorded.dataDAHeight == posted.dataDAHeight, "data inclusion of \(h)")
             }
             #expect(follower.status.badBlobs == 2)
+            #expect(follower.status.unresolved == 0, "the unclaimed data is not held once its height is final")
             #expect(try target.metadata("da_follower_resume_height") != nil)
         }
     }

@@ -299,6 +299,16 @@ struct CatchupChain {
     }
 
     /// Header hashes (lowercase hex) of a stopped node's store, heights 1 up to its height.
+    /// What a stopped node's store says of KV pruning (SPEC §4 executor state).
+    static func kvPruning(home: String) throws -> (finalized: UInt64, prunedThrough: UInt64, lowestUndoRecord: UInt64?) {
+        let store = try BlockStore.open(path: HomeLayout(home: home).storeDirectory)
+        defer { store.close() }
+        func height(_ bytes: some Collection<UInt8>) -> UInt64 { bytes.reduce(0) { $0 << 8 | UInt64($1) } }
+        let mark = try store.executorValue(forKey: [UInt8(ascii: "p")]).map(height) ?? 0
+        let lowest = try store.executorEntries(withPrefix: [UInt8(ascii: "u")], limit: 1).first.map { height($0.key.dropFirst()) }
+        return (store.finalizedHeight, mark, lowest)
+    }
+
     static func storedHashes(home: String) throws -> [String] {
         let store = try BlockStore.open(path: HomeLayout(home: home).storeDirectory)
         defer { store.close() }

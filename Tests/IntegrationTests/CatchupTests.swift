@@ -114,6 +114,12 @@ struct CatchupTests {
         #expect(await restored.stop() == 0)
         #expect(await full.stop() == 0)
         await da.stop()
+
+        // The full node pruned its KV state behind finality while it ran: no undo record is
+        // left at or below the pruning mark, and the mark is final.
+        let kv = try CatchupChain.kvPruning(home: chain.fullNodeHome)
+        #expect(kv.prunedThrough > 0 && kv.prunedThrough <= kv.finalized, "\(kv)")
+        #expect(kv.lowestUndoRecord.map { $0 > kv.prunedThrough } ?? true, "\(kv)")
     }
 
     // MARK: 2. from P2P

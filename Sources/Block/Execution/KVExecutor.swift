@@ -23,8 +23,8 @@ public final class KVExecutor: Executor {
     public let store: BlockStore
     public let mempool: Mempool
 
-    /// Undo records handled per `setFinal` call; the rest follow on later calls.
-    static let maxPrunePerCall = 1024
+    /// Undo records handled per `prune` call by default; the rest follow on later calls.
+    public static let maxPrunePerCall = 1024
 
     public init(store: BlockStore, mempool: Mempool = Mempool()) {
         self.store = store
@@ -58,40 +58,73 @@ public final class KVExecutor: Executor {
         return ExecutionResult(stateRoot: root, writes: writes)
     }
 
+    /// Finality changes nothing in the KV state by itself: superseded versions are pruned behind
+    /// it by `prune(maxRecords:)`, off the path that finalizes (a catch-up finalizes thousands of
+    /// blocks per DA height, and production's submitter must not wait for housekeeping).
     public func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet {
+        WriteSet()
+    }
+
+    /// Prunes behind the store's finalized height: the versions a later final write superseded,
+    /// and the undo records (rollback never goes below finality). Handles at most `maxRecords`
+    /// undo records; returns true when more are left for the next call.
+    ///
+    /// Safe while blocks are committed, finalized or rolled back: everything it deletes is at or
+    /// below the finalized height, which only grows, and rollback and new blocks touch only what
+    /// is above it.
+    @discardableResult
+    public func prune(maxRecords: Int = KVExecutor.maxPrunePerCall) throws(ExecutionError) -> Bool {
+        let height = store.finalizedHeight
         var writes = WriteSet()
         let prunedThrough = try readPrunedThrough()
-        guard height > prunedThrough else { return writes }
+        guard height > prunedThrough else { return false }
         let records = try storeCall(height) { () throws(StoreError) in
             try store.executorEntries(withPrefix: [KVExecutor.undoPrefix],
                                       from: KVExecutor.undoKey(prunedThrough + 1),
-                                      limit: KVExecutor.maxPrunePerCall + 1)
+                                      limit: maxRecords + 1)
         }
         var done = height
+        var more = false
+        // For each key written at or below `done`: the height of its newest such write.
+        var newest: [[UInt8]: UInt64] = [:]
         for (index, record) in records.enumerated() {
             guard let recordHeight = readBigEndian(record.key.dropFirst()) else {
                 throw ExecutionError(height: nil, reason: "KV undo record with a malformed key")
             }
             if recordHeight > height { break }
-            if index == KVExecutor.maxPrunePerCall {
+            if index == maxRecords {
                 done = recordHeight - 1 // handled next time
+                more = true
                 break
             }
             for key in try KVExecutor.decodeUndo(record.value, height: recordHeight) {
-                // Versions older than this one can never be read again.
-                let prefix = KVExecutor.versionPrefix(key)
-                let older = try storeCall(recordHeight) { () throws(StoreError) in
-                    try store.executorEntries(withPrefix: prefix, limit: 4096)
-                }
-                for entry in older {
-                    guard let v = readBigEndian(entry.key.suffix(8)), v < recordHeight else { break }
-                    writes.delete(entry.key)
-                }
+                newest[key] = max(newest[key] ?? 0, recordHeight)
             }
             writes.delete(record.key)
         }
+        // Versions older than a key's newest final one can never be read again. One cursor, keys
+        // in order: seeks move forward through the store.
+        let superseded = try storeCall(height) { () throws(StoreError) -> [[UInt8]] in
+            try store.withExecutorCursor(prefix: [KVExecutor.versionTag]) { (cursor) throws(StoreError) -> [[UInt8]] in
+                var out: [[UInt8]] = []
+                let ordered = newest.map { (prefix: KVExecutor.versionPrefix($0.key), keep: $0.value) }
+                    .sorted { $0.prefix.lexicographicallyPrecedes($1.prefix) }
+                for (prefix, keep) in ordered {
+                    cursor.seek(prefix)
+                    while cursor.isValid {
+                        let entry = cursor.key
+                        guard entry.starts(with: prefix), let v = readBigEndian(entry.suffix(8)), v < keep else { break }
+                        out.append(entry)
+                        cursor.next()
+                    }
+                }
+                return out
+            }
+        }
+        for key in superseded { writes.delete(key) }
         writes.put(KVExecutor.prunedKey, bigEndianBytes(done))
-        return writes
+        try storeCall(height) { () throws(StoreError) in try store.writeExecutorState(writes) }
+        return more
     }
 
     public func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet {
@@ -203,7 +236,7 @@ public final class KVExecutor: Executor {
         do throws(StoreError) {
             return try body()
         } catch {
-            throw ExecutionError(height: height, reason: "reading KV state: \(error.description)")
+            throw ExecutionError(height: height, reason: "KV state: \(error.description)")
         }
     }
 }

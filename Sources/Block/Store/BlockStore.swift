@@ -481,6 +481,23 @@ public final class BlockStore: Sendable {
         try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
     }
 
+    /// Records where each block's header and data were included on DA, all in one write (nil
+    /// parts are left as they are).
+    public func recordDAInclusions(_ inclusions: [(height: UInt64, inclusion: DAInclusion)],
+                                   sync: Bool = true) throws(StoreError) {
+        let batch = WriteBatch()
+        for (height, inclusion) in inclusions {
+            if let h = inclusion.headerDAHeight {
+                batch.put(StoreKeys.height(StoreKeys.headerInclusionPrefix, height), bigEndianBytes(h))
+            }
+            if let d = inclusion.dataDAHeight {
+                batch.put(StoreKeys.height(StoreKeys.dataInclusionPrefix, height), bigEndianBytes(d))
+            }
+        }
+        guard batch.count > 0 else { return }
+        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
+    }
+
     /// Where block `height`'s header and data were included on DA (nil parts: not recorded).
     public func daInclusion(at height: UInt64) throws(StoreError) -> DAInclusion {
         DAInclusion(
@@ -541,6 +558,23 @@ public final class BlockStore: Sendable {
         }
     }
 
+    /// Writes executor housekeeping (such as pruning) in one batch; nothing else changes.
+    public func writeExecutorState(_ writes: WriteSet, sync: Bool = false) throws(StoreError) {
+        let batch = SortedWriteBatch()
+        BlockStore.add(writes, to: batch)
+        try writer.withLock { () throws(StoreError) in try db.write(batch.batch(), sync: sync) }
+    }
+
+    /// Runs `body` with one cursor over the executor entries that start with `prefix`: many
+    /// seeks on one cursor cost less than a fresh iterator for each.
+    func withExecutorCursor<T>(prefix: [UInt8], _ body: (ExecutorCursor) throws(StoreError) -> T) throws(StoreError) -> T {
+        let lower = StoreKeys.executor(prefix)
+        let upper = StoreKeys.successor(ofPrefix: lower) ?? [StoreKeys.executorPrefix + 1]
+        return try db.withIterator(lower: lower, upper: upper) { (it) throws(StoreError) -> T in
+            try body(ExecutorCursor(iterator: it))
+        }
+    }
+
     /// Executor entries whose keys start with `prefix`, from `start` (inclusive, default the
     /// prefix itself) in key order, at most `limit`.
     public func executorEntries(withPrefix prefix: [UInt8], from start: [UInt8]? = nil,
@@ -557,4 +591,16 @@ public final class BlockStore: Sendable {
             return out
         }
     }
+}
+
+/// An iterator over executor entries, with keys as the executor sees them (without the store's
+/// namespace byte).
+struct ExecutorCursor {
+    fileprivate let iterator: RocksIterator
+
+    /// Positions at the first entry whose key is ≥ `key`.
+    func seek(_ key: [UInt8]) { iterator.seek(StoreKeys.executor(key)) }
+    func next() { iterator.next() }
+    var isValid: Bool { iterator.isValid }
+    var key: [UInt8] { Array(iterator.key.dropFirst()) }
 }

@@ -93,6 +93,12 @@ public struct BlockValidator: Sendable {
         }
     }
 
+    /// The signer rules alone for a DA data blob (no signature check): it names the genesis
+    /// proposer. Its txs are authenticated by the signed header's `data_hash` instead.
+    public func verifySigner(of signedData: SignedData) throws(ValidationError) {
+        _ = try checkSigner(signedData.signer, height: signedData.data.metadata?.height ?? 0)
+    }
+
     /// Validates block `signedHeader`/`data` as the successor of `state` and returns the state
     /// after it — with one exception: `appHash` still holds the root *before* the block (the
     /// header's `app_hash`). Execution produces the new root; set it before storing the state

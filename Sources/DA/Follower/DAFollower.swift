@@ -62,7 +62,7 @@ public final class DAFollower: Sendable {
     let sink: any CandidateSink
     let store: BlockStore
     let executor: any Executor
-    let validator: BlockValidator
+    let checker: DABlobChecker
     let blockingPool: NIOThreadPool
     let logger: Logger
     /// The first validly signed header DA holds for each unfinalized height.
@@ -84,7 +84,8 @@ public final class DAFollower: Sendable {
         self.sink = sink
         self.store = store
         self.executor = executor
-        self.validator = validator
+        checker = DABlobChecker(validator: validator, headerNamespace: options.headerNamespace,
+                                dataNamespace: options.dataNamespace)
         self.authority = authority
         self.evidence = evidence
         self.blockingPool = blockingPool
@@ -221,24 +222,23 @@ public final class DAFollower: Sendable {
         return first
     }
 
-    /// Decodes and verifies one DA height's blobs, hands complete blocks to the pipeline and
+    /// Decodes and checks one DA height's blobs, hands complete blocks to the pipeline and
     /// advances finalization.
     private func process(_ height: DAHeightBlobs, tracker: inout InclusionTracker) async throws {
         var bad = 0
-        for blob in height.blobs {
-            if blob.namespace == options.headerNamespace, let envelope = try? DAHeaderEnvelope(decoding: blob.data) {
-                if (try? validator.verifyEnvelope(envelope)) != nil {
-                    try take(envelope.signedHeader, daHeight: height.height, tracker: &tracker)
-                    continue
-                }
+        // On the blocking pool: checking a catch-up's DA height keeps both cores busy for a while.
+        let checker = self.checker
+        let blobs = height.blobs
+        let results = try await blockingPool.runIfActive { checker.check(blobs) }
+        for checked in results {
+            switch checked {
+            case .header(let header):
+                try take(header, daHeight: height.height, tracker: &tracker)
+            case .data(let data):
+                tracker.addData(data, daHeight: height.height)
+            case .rejected:
+                bad += 1
             }
-            if blob.namespace == options.dataNamespace, let signed = try? SignedData(decoding: blob.data) {
-                if (try? validator.verifyData(signed)) != nil {
-                    tracker.addData(signed.data, daHeight: height.height)
-                    continue
-                }
-            }
-            bad += 1
         }
         if bad > 0 {
             logger.warning("ignored DA blobs that are not validly signed blocks of this chain",
@@ -317,24 +317,19 @@ public final class DAFollower: Sendable {
     private func finalize(_ tracker: inout InclusionTracker, processedThrough daHeight: UInt64) async throws {
         let store = self.store
         let executor = self.executor
-        var confirmed: [(height: UInt64, header: UInt64, data: UInt64?)] = []
+        var confirmed: [(height: UInt64, inclusion: DAInclusion)] = []
         var f = store.finalizedHeight
         let head = store.height
         while f < head, let seen = tracker.confirmed[f + 1], seen.isComplete,
               let stored = try store.headerHash(at: f + 1), stored == seen.hash {
-            confirmed.append((f + 1, seen.headerDAHeight, seen.dataDAHeight))
+            confirmed.append((f + 1, DAInclusion(headerDAHeight: seen.headerDAHeight, dataDAHeight: seen.dataDAHeight)))
             f += 1
         }
         let resume = tracker.lowestUnresolvedDAHeight(after: f) ?? (daHeight + 1)
         let finalizedHeight = f
         let toRecord = confirmed
         try await blockingPool.runIfActive {
-            for entry in toRecord {
-                try store.recordDAInclusion(.header, heights: [entry.height], daHeight: entry.header, sync: false)
-                if let d = entry.data {
-                    try store.recordDAInclusion(.data, heights: [entry.height], daHeight: d, sync: false)
-                }
-            }
+            try store.recordDAInclusions(toRecord, sync: false)
             if finalizedHeight > store.finalizedHeight {
                 do throws(StoreError) {
                     try store.setFinalizedHeight(finalizedHeight, executor: executor)
@@ -347,8 +342,15 @@ public final class DAFollower: Sendable {
             for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: resume >> (56 - 8 * UInt64(i))) }
             try store.setMetadata(Self.resumeKey, bytes)
         }
-        tracker.forget(through: f)
+        let unclaimed = tracker.forget(through: f)
         authority.forget(through: store.finalizedHeight)
+        if unclaimed > 0 {
+            // Junk that names the proposer, or a second copy of data already paired (the
+            // submitter retried after a lost answer). Dropped so it does not hold the resume height back.
+            logger.warning("dropped DA data blobs that no header claimed, their heights are final", metadata: [
+                "count": "\(unclaimed)", "finalized": "\(f)"])
+            state.withLock { $0.badBlobs += unclaimed }
+        }
     }
 }
 
@@ -384,7 +386,7 @@ struct InclusionTracker {
         let needsData = header.header.dataHash != BlockData.emptyDataHash
         confirmed[height] = Seen(hash: hash, headerDAHeight: daHeight, dataDAHeight: nil, needsData: needsData)
         if !needsData {
-            // Headers reach the tracker only after `verifyEnvelope` (signature included): the
+            // Headers reach the tracker only after `DABlobChecker` verified their signature: the
             // pipeline need not verify them again.
             complete[height] = CandidateBlock(signedHeader: header, data: BlockData(metadata: nil, txs: []),
                                               origin: .da(daHeight: daHeight), signatureVerified: true)
@@ -460,7 +462,12 @@ struct InclusionTracker {
         return lowest
     }
 
-    mutating func forget(through height: UInt64) {
+    /// Forgets what DA confirmed through the finalized `height`, and data held for those heights
+    /// that no header claimed. Returns how many such data blobs were dropped.
+    mutating func forget(through height: UInt64) -> Int {
         for h in confirmed.keys where h <= height { confirmed.removeValue(forKey: h) }
+        let unclaimed = data.filter { ($0.value.data.metadata?.height ?? .max) <= height }.map(\.key)
+        for key in unclaimed { data.removeValue(forKey: key) }
+        return unclaimed.count
     }
 }

@@ -1,0 +1,74 @@
+import Block
+import Config
+@testable import DA
+import Testing
+
+/// `DABlobChecker`: one signature check per block, results in blob order whether the height is
+/// checked on one thread or spread over the cores.
+@Suite struct BlobCheckerTests {
+    let headerNS = DANamespace(name: "check-headers")
+    let dataNS = DANamespace(name: "check-data")
+
+    /// A DA height of 80 blocks (160 blobs) with faults mixed in: a header whose proposer
+    /// signature is wrong, a header signed by another key, data naming another signer, junk, and a
+    /// header posted in the data namespace are rejected. A garbage envelope signature or data
+    /// signature is not looked at: the header signature and `data_hash` already authenticate them.
+    @Test func checksOneSignaturePerBlockInBlobOrder() throws {
+        let dir = try TemporaryDirectory(prefix: "evnode-checker")
+        defer { dir.remove() }
+        let source = try TestChainStore(path: dir.path + "/source")
+        defer { source.close() }
+        for h in 1...80 { try source.produce(["k\(h)=v\(h)"]) }
+        let stranger = BlockSigner(keyFile: KeyFile.generate())
+
+        var blobs: [DABlob] = []
+        var expected: [String] = []
+        for h in UInt64(1)...80 {
+            let block = try source.store.block(at: h)!
+            var envelope = try source.signer.envelope(for: block.signedHeader)
+            var signedData = try source.signer.sign(data: block.data)
+            var headerVerdict = "header \(h)", dataVerdict = "data \(h)"
+            switch h {
+            case 7:
+                envelope.signature[0] ^= 0xff
+                headerVerdict = "rejected"
+            case 9:
+                envelope.envelopeSignature = [UInt8](repeating: 9, count: 64)
+            case 11:
+                signedData.signature = [UInt8](repeating: 11, count: 64)
+            case 13:
+                envelope = try stranger.envelope(for: try stranger.sign(header: block.signedHeader.header))
+                headerVerdict = "rejected"
+            case 15:
+                signedData = try stranger.sign(data: block.data)
+                dataVerdict = "rejected"
+            default:
+                break
+            }
+            blobs.append(DABlob(namespace: headerNS, data: envelope.encoded()))
+            expected.append(headerVerdict)
+            blobs.append(DABlob(namespace: dataNS, data: signedData.encoded()))
+            expected.append(dataVerdict)
+        }
+        blobs.insert(DABlob(namespace: dataNS, data: [0xde, 0xad, 0xbe, 0xef]), at: 40)
+        expected.insert("rejected", at: 40)
+        blobs.append(DABlob(namespace: dataNS, data: blobs[0].data))
+        expected.append("rejected")
+
+        let parallel = DABlobChecker(validator: BlockValidator(genesis: source.genesis),
+                                     headerNamespace: headerNS, dataNamespace: dataNS)
+        var sequential = parallel
+        sequential.parallelThreshold = .max
+        #expect(blobs.count >= parallel.parallelThreshold, "the test must take the parallel path")
+        #expect(parallel.check(blobs).map(Self.verdict) == expected)
+        #expect(sequential.check(blobs).map(Self.verdict) == expected)
+    }
+
+    static func verdict(_ checked: DABlobChecker.Checked) -> String {
+        switch checked {
+        case .header(let h): "header \(h.height)"
+        case .data(let d): "data \(d.metadata?.height ?? 0)"
+        case .rejected: "rejected"
+        }
+    }
+}
