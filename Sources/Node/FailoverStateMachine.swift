@@ -267,6 +267,7 @@ extension FailoverStateMachine {
                     while let term = await ha.campaign() {
                         switch try await ha.takeOver(term) {
                         case .ready(let term):
+                            ha.markLeading(term)
                             return term
                         case .stepDown(let term, let why):
                             logger.warning("HA: elected but cannot lead, stepping down", metadata: ["reason": "\(why)"])

@@ -52,6 +52,9 @@ struct NodeRPCBackend: RPCBackend {
         }
         // An HA follower's mempool would hold them until it leads, perhaps never.
         if let ha = node.ha?.status, ha.role != "leader" {
+            if ha.role == "taking-over" {
+                throw TransactionRejected(status: 503, message: "this node was just elected HA leader and is bringing its store to the group's latest block; retry in a moment")
+            }
             let leader = ha.leader.map { "the leader is \($0)" } ?? "no leader is known"
             throw TransactionRejected(status: 503, message: "this node follows in the HA group (\(leader)); send transactions to the leader")
         }

@@ -322,10 +322,13 @@ final class EtcdServer: Sendable {
         let signed = try #require(try UnpublishedBlock.load(from: chain.store))
 
         let term = try #require(await runtime.campaign())
+        #expect(runtime.status.role == "taking-over", "elected, but not producing yet")
         guard case .ready = try await runtime.takeOver(term) else {
             Issue.record("the elected node must be able to lead with its own unpublished block")
             return
         }
+        runtime.markLeading(term)
+        #expect(runtime.status.role == "leader")
         #expect(chain.store.height == 3)
         #expect(try chain.store.headerHash(at: 3) == signed.signedHeader.header.hash)
         #expect(try await group.head().block?.headerHash == signed.signedHeader.header.hash)

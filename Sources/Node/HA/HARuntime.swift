@@ -7,7 +7,8 @@ import Synchronization
 
 /// What `/status` shows of the HA group.
 public struct HAStatus: Sendable, Codable, Equatable {
-    /// `follower`, `candidate` (electing) or `leader`.
+    /// `follower`, `candidate` (electing), `taking-over` (elected, bringing the store to etcd's
+    /// latest block; no production yet) or `leader`.
     public var role: String = "candidate"
     public var node_id: String
     /// The node that holds the leader key, as last seen; nil when none does.
@@ -243,7 +244,8 @@ final class HARuntime: Sendable {
                     lost.withLock { $0 = nil }
                     termBox.withLock { $0 = term }
                     statusBox.withLock {
-                        $0.role = "leader"
+                        // "leader" once the store holds etcd's latest block (`markLeading`).
+                        $0.role = "taking-over"
                         $0.leader = group.nodeID
                         $0.lease_id = String(term.lease)
                         $0.lease_ttl_seconds = Double(term.ttl.components.seconds)
@@ -283,6 +285,12 @@ final class HARuntime: Sendable {
     }
 
     // MARK: Taking over
+
+    /// The take-over of `term` is done: this node produces now.
+    func markLeading(_ term: LeaderTerm) {
+        guard currentTerm === term else { return }
+        statusBox.withLock { $0.role = "leader" }
+    }
 
     /// Brings the store to etcd's latest block (the sync phase runs meanwhile and this offers
     /// the block itself), then resolves a block this node signed but never published.
