@@ -481,11 +481,14 @@ public final class BlockStore: Sendable {
         try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
     }
 
-    /// Records where each block's header and data were included on DA, all in one write (nil
-    /// parts are left as they are).
+    /// Records where each block's header and data were included on DA (nil parts are left as
+    /// they are) and, when given, the submitter's progress past them: all in one write.
     public func recordDAInclusions(_ inclusions: [(height: UInt64, inclusion: DAInclusion)],
-                                   sync: Bool = true) throws(StoreError) {
+                                   submitterProgress: SubmitterProgress? = nil, sync: Bool = true) throws(StoreError) {
         let batch = WriteBatch()
+        if let submitterProgress {
+            batch.put(StoreKeys.submitterProgress, BlockStore.encode(submitterProgress))
+        }
         for (height, inclusion) in inclusions {
             if let h = inclusion.headerDAHeight {
                 batch.put(StoreKeys.height(StoreKeys.headerInclusionPrefix, height), bigEndianBytes(h))

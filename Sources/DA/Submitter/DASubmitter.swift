@@ -330,24 +330,27 @@ public final class DASubmitter: Service, Sendable {
 
     // MARK: Bookkeeping
 
-    /// Records a posted batch: inclusion per block first (the commit point, see `reconcile`),
-    /// then the submitter progress, then the finalized height with the executor's `setFinal`.
+    /// Records a posted batch: inclusion per block and the submitter progress in one synced
+    /// write (the commit point, see `reconcile`), then the finalized height.
     private func record(_ batch: Batch, daHeight: UInt64?) throws(SubmitterError) {
         do {
-            if let daHeight {
-                let headers = batch.items.filter { $0.kind == .header }.map(\.height)
-                let data = batch.items.filter { $0.kind == .data && $0.blob != nil }.map(\.height)
-                try store.recordDAInclusion(.header, heights: headers, daHeight: daHeight, sync: true)
-                try store.recordDAInclusion(.data, heights: data, daHeight: daHeight, sync: true)
-            }
             var progress = try effectiveProgress()
+            var inclusions: [UInt64: DAInclusion] = [:]
             for item in batch.items {
                 switch item.kind {
-                case .header: progress.lastHeaderHeight = max(progress.lastHeaderHeight, item.height)
-                case .data: progress.lastDataHeight = max(progress.lastDataHeight, item.height)
+                case .header:
+                    progress.lastHeaderHeight = max(progress.lastHeaderHeight, item.height)
+                    if daHeight != nil { inclusions[item.height, default: DAInclusion()].headerDAHeight = daHeight }
+                case .data:
+                    progress.lastDataHeight = max(progress.lastDataHeight, item.height)
+                    // Data without txs is never posted: nothing to record.
+                    if daHeight != nil, item.blob != nil {
+                        inclusions[item.height, default: DAInclusion()].dataDAHeight = daHeight
+                    }
                 }
             }
-            try store.setSubmitterProgress(progress, sync: true)
+            try store.recordDAInclusions(inclusions.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                                         submitterProgress: progress, sync: true)
             try finalize(progress)
         } catch let error as StoreError {
             throw .store(error)
