@@ -1,5 +1,6 @@
 import Block
 import Config
+import DA
 import Foundation
 
 /// The RPC server's view of a running node.
@@ -9,32 +10,7 @@ struct NodeRPCBackend: RPCBackend {
     func status() async -> NodeStatus { node.status() }
 
     func readiness() async -> Readiness {
-        let status = node.status()
-        switch status.phase {
-        case .aggregating:
-            return .ready
-        case .starting:
-            return .notReady("starting")
-        case .caughtUp:
-            return .notReady("caught up, promoting to block producer")
-        case .recovering:
-            return .notReady("recovering from a divergence: \(status.reason ?? "")")
-        case .halted:
-            return .notReady("halted: \(status.reason ?? "")")
-        case .syncing:
-            if status.catchup.active {
-                let why = status.catchup.blocked_by ?? "catching up"
-                return .notReady("catching up (height \(status.heights.store) of \(status.catchup.target)): \(why)")
-            }
-            if !node.follower.status.headReached {
-                return .notReady("syncing: DA head not reached yet (height \(status.heights.store))")
-            }
-            // A block or two behind a peer is gossip in flight, not being behind.
-            if status.heights.p2p_max > status.heights.store + 2 {
-                return .notReady("behind: peers are at \(status.heights.p2p_max), store at \(status.heights.store)")
-            }
-            return .ready
-        }
+        Readiness.of(node.status(), follower: node.follower.status, now: .now)
     }
 
     func block(at height: UInt64) async -> BlockView? {

@@ -1,3 +1,5 @@
+import DA
+
 /// What the node is doing right now (SPEC §6, §10). `recovering` is the divergence recovery of §7.
 public enum NodePhase: String, Sendable, CaseIterable, Codable {
     case starting, syncing, caughtUp, aggregating, recovering, halted
@@ -81,6 +83,51 @@ public struct NodeStatus: Sendable, Codable, Equatable {
 public enum Readiness: Sendable, Equatable {
     case ready
     case notReady(String)
+
+    /// How many DA heights a following node may lag behind the newest DA head it saw: the
+    /// follower polls once per DA block time, so one or two is waiting, not being behind.
+    static let allowedDALag: UInt64 = 3
+    /// How long DA may fail before a node that has no peers to tell it the chain's height stops
+    /// calling itself ready: a short DA outage is retried quietly.
+    static let allowedDAOutage: Duration = .seconds(30)
+
+    /// `GET /health/ready` (SPEC §10): 503 with a reason while catching up, recovering, halted,
+    /// or behind — behind peers, behind DA's head, or cut off from DA with no peer to compare.
+    static func of(_ status: NodeStatus, follower da: DAFollowerStatus, now: ContinuousClock.Instant) -> Readiness {
+        switch status.phase {
+        case .aggregating:
+            return .ready
+        case .starting:
+            return .notReady("starting")
+        case .caughtUp:
+            return .notReady("caught up, promoting to block producer")
+        case .recovering:
+            return .notReady("recovering from a divergence: \(status.reason ?? "")")
+        case .halted:
+            return .notReady("halted: \(status.reason ?? "")")
+        case .syncing:
+            if status.catchup.active {
+                let why = status.catchup.blocked_by ?? "catching up"
+                return .notReady("catching up (height \(status.heights.store) of \(status.catchup.target)): \(why)")
+            }
+            if !da.headReached {
+                return .notReady("syncing: DA head not reached yet (height \(status.heights.store))")
+            }
+            // A block or two behind a peer is gossip in flight, not being behind.
+            if status.heights.p2p_max > status.heights.store + 2 {
+                return .notReady("behind: peers are at \(status.heights.p2p_max), store at \(status.heights.store)")
+            }
+            let readThrough = max(da.nextDAHeight, 1) - 1
+            if da.daHead > readThrough + allowedDALag {
+                return .notReady("behind DA: read through DA height \(readThrough), DA is at \(da.daHead)")
+            }
+            if status.peers == 0, let since = da.failingSince, now - since > allowedDAOutage {
+                let seconds = Int((now - since).components.seconds)
+                return .notReady("DA unavailable for \(seconds) s and no peers: \(da.lastError ?? "unknown error")")
+            }
+            return .ready
+        }
+    }
 }
 
 /// One block as `/blocks/{height}` shows it.

@@ -15,7 +15,7 @@ import Testing
     /// fresh store ends with the source's state, every block finalized, inclusion recorded where
     /// the submitter posted it, the junk counted as bad, and the resume height saved.
     @Test func rebuildsTheChainFromDAAndFinalizesIt() async throws {
-        try await withLocalDA(arguments: ["--block-time", "200ms"]) { _, client, dir in
+        try await withLocalDA(arguments: ["--block-time", "200ms"]) { da, client, dir in
             let source = try TestChainStore(path: dir.path + "/source")
             defer { source.close() }
             for h in 1...240 {
@@ -68,6 +68,13 @@ import Testing
             #expect(follower.status.badBlobs == 2)
             #expect(follower.status.unresolved == 0, "the unclaimed data is not held once its height is final")
             #expect(try target.metadata("da_follower_resume_height") != nil)
+            #expect(follower.status.headReached && follower.status.failingSince == nil)
+
+            // DA goes away: the follower says since when it fails (readiness uses it).
+            await da.stop()
+            try await waitUntil("the follower to report DA failing", timeout: .seconds(30)) {
+                follower.status.failingSince != nil && follower.status.lastError != nil
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ public struct DAFollowerStatus: Sendable, Equatable {
     public var highestHeader: UInt64
     /// The last DA error, while DA is failing; nil once a request succeeds again.
     public var lastError: String?
+    /// When DA started failing; nil while it answers.
+    public var failingSince: ContinuousClock.Instant?
     /// Blobs that failed to decode or verify.
     public var badBlobs: Int
 }
@@ -91,10 +93,16 @@ public final class DAFollower: Sendable {
         self.blockingPool = blockingPool
         self.logger = logger
         state = Mutex(DAFollowerStatus(nextDAHeight: options.startHeight, daHead: 0, headReached: false,
-                                       unresolved: 0, highestHeader: 0, lastError: nil, badBlobs: 0))
+                                       unresolved: 0, highestHeader: 0, lastError: nil, failingSince: nil,
+                                       badBlobs: 0))
     }
 
     public var status: DAFollowerStatus { state.withLock { $0 } }
+
+    /// How often the DA network head is asked for again once known, so that `status.daHead` shows
+    /// how far behind the follower is even while it reads a long way behind or waits at the head.
+    static let headRefreshInterval: Duration = .seconds(10)
+    private let headCheckedAt = Mutex(ContinuousClock.now)
 
     /// After a rollback to `height`: reads DA again from the lowest DA height holding a block
     /// above it, so the authoritative chain is replayed. Takes effect between two DA heights
@@ -132,6 +140,10 @@ public final class DAFollower: Sendable {
                 }
                 let reachedHead = try await walk(from: &next, tracker: &tracker)
                 backoff.reset()
+                state.withLock {
+                    $0.lastError = nil
+                    $0.failingSince = nil
+                }
                 if reachedHead {
                     if let target = targetHead, next > target {
                         let first = state.withLock { s -> Bool in
@@ -142,6 +154,7 @@ public final class DAFollower: Sendable {
                             logger.notice("DA head reached", metadata: ["da_height": "\(next - 1)"])
                         }
                     }
+                    try await refreshHeadIfDue()
                     if !rewindPending {
                         try await Task.sleep(for: options.pollInterval)
                     }
@@ -150,7 +163,10 @@ public final class DAFollower: Sendable {
                 if case .cancelled = error { return }
                 let delay = backoff.nextDelay()
                 let firstFailure = state.withLock { s -> Bool in
-                    defer { s.lastError = error.description }
+                    defer {
+                        s.lastError = error.description
+                        s.failingSince = s.failingSince ?? .now
+                    }
                     return s.lastError == nil
                 }
                 if firstFailure || backoff.failures % 10 == 0 {
@@ -201,8 +217,10 @@ public final class DAFollower: Sendable {
                     $0.nextDAHeight = reached
                     $0.daHead = max($0.daHead, blobs.height)
                     $0.lastError = nil
+                    $0.failingSince = nil
                 }
                 if rewindPending { return false }
+                try await refreshHeadIfDue()
             case .headReached(let at):
                 next = at
                 return true
@@ -210,6 +228,19 @@ public final class DAFollower: Sendable {
             try Task.checkCancellation()
         }
         return false
+    }
+
+    /// Asks DA for its head when the last answer is `headRefreshInterval` old. A failure is a DA
+    /// failure like any other (thrown, retried by `run`).
+    private func refreshHeadIfDue() async throws {
+        let due = headCheckedAt.withLock { last -> Bool in
+            guard ContinuousClock.now - last >= Self.headRefreshInterval else { return false }
+            last = .now
+            return true
+        }
+        guard due else { return }
+        let head = try await client.networkHead().height
+        state.withLock { $0.daHead = max($0.daHead, head) }
     }
 
     /// DA heights start at 1; a start height of 0 in genesis means "from the first".
