@@ -82,12 +82,21 @@ import Glibc
         #expect(f.output.contains("rolled back to the common ancestor"))
 
         // A's own blocks reach DA later than B's: DA order keeps B's authoritative. F records
-        // A's headers as DA double signs and keeps following B, halting nothing.
-        try await waitUntil("A's later DA headers recorded as evidence", timeout: .seconds(120)) {
+        // A's headers as DA double signs and keeps following B, halting nothing. A pair is
+        // recorded once, wherever it was first seen; so that F meets some of A's blocks only on
+        // DA, A restarts on other ports (F no longer reaches it) and posts every second.
+        #expect(await a.process.stop() == 0)
+        let aTop = try storeHeight(homeA)
+        let a2 = try cluster.startNode("a2", home: homeA, da: da, extra: [
+            "--aggregator", "--block-time", "1s", "--da.block-time", "1s"])
+        try await waitUntil("A posts a block F never got over P2P", timeout: .seconds(120)) {
+            (try? a2.status().finalized) ?? 0 > aTop
+        }
+        try await waitUntil("A's later DA header at \(aTop + 1) recorded as evidence", timeout: .seconds(120)) {
             let list = try JSONSerialization.jsonObject(with: Data(f.get("/evidence").body.utf8)) as? [String: Any]
             return (list?["evidence"] as? [[String: Any]] ?? []).contains { item in
                 let seen = [item["first"], item["second"]].compactMap { ($0 as? [String: Any])?["seen"] as? String }
-                return seen.count == 2 && seen.allSatisfy { $0.contains("DA height") }
+                return (item["height"] as? Int) == Int(aTop + 1) && seen.count == 2 && seen.allSatisfy { $0.contains("DA height") }
             }
         }
         let after = try f.status()
@@ -95,7 +104,7 @@ import Glibc
         #expect(try f.blockHash(after.store) == b.blockHash(after.store))
         #expect(try f.blockHash(2) == bBlock2)
 
-        for node in [f, b, a] { #expect(await node.process.stop() == 0) }
+        for node in [f, b, a2] { #expect(await node.process.stop() == 0) }
         _ = await da.stop()
     }
 
