@@ -68,7 +68,8 @@ import Testing
             #expect(follower.status.badBlobs == 2)
             #expect(follower.status.unresolved == 0, "the unclaimed data is not held once its height is final")
             #expect(try target.metadata("da_follower_resume_height") != nil)
-            #expect(follower.status.headReached && follower.status.failingSince == nil)
+            try await waitUntil("the follower to reach DA's head", timeout: .seconds(60)) { follower.status.headReached }
+            #expect(follower.status.failingSince == nil && follower.status.lastError == nil)
 
             // DA goes away: the follower says since when it fails (readiness uses it).
             await da.stop()
