@@ -288,8 +288,11 @@ final class HARuntime: Sendable {
 
     /// The take-over of `term` is done: this node produces now.
     func markLeading(_ term: LeaderTerm) {
-        guard currentTerm === term else { return }
-        statusBox.withLock { $0.role = "leader" }
+        // Under the term's lock: a term lost meanwhile (`markLost`) must not be shown as leading.
+        termBox.withLock { t in
+            guard t === term else { return }
+            statusBox.withLock { $0.role = "leader" }
+        }
     }
 
     /// Brings the store to etcd's latest block (the sync phase runs meanwhile and this offers
