@@ -174,8 +174,9 @@ import Testing
     @Test func daInclusionSubmitterProgressAndMetadata() throws {
         let chain = try TestChain()
         for h in 1...6 { try chain.produce(["k=\(h)"]) }
-        try chain.store.recordDAInclusion(.header, heights: 1...5, daHeight: 70)
-        try chain.store.recordDAInclusion(.data, heights: [1, 3, 5], daHeight: 71)
+        try chain.store.recordDAInclusions((UInt64(1)...5).map { h in
+            (h, DAInclusion(headerDAHeight: 70, dataDAHeight: h % 2 == 1 ? 71 : nil))
+        })
         try chain.store.setSubmitterProgress(SubmitterProgress(lastHeaderHeight: 5, lastDataHeight: 5))
         try chain.store.setMetadata("da-follower", [1, 2, 3])
         #expect(try chain.store.daInclusion(at: 1) == DAInclusion(headerDAHeight: 70, dataDAHeight: 71))

@@ -199,28 +199,21 @@ import Testing
         #expect(rebuilt.encoded() == empty.dataBytes)
     }
 
-    @Test func envelopeSignatureMustVerify() throws {
-        var envelope = try DAHeaderEnvelope(decoding: block.envelopeBytes)
-        try validator.verifyEnvelope(envelope)
-        envelope.envelopeSignature[0] ^= 0x80
-        #expect(throws: ValidationError.invalidEnvelopeSignature(height: height)) {
-            try validator.verifyEnvelope(envelope)
-        }
+    /// A DA blob is accepted on its header's signature alone (one check per block): the header
+    /// inside an envelope must verify, and a data blob must name the genesis proposer.
+    @Test func daBlobsAreCheckedByTheHeaderSignatureAndTheDataSigner() throws {
         var badHeader = try DAHeaderEnvelope(decoding: block.envelopeBytes)
+        try validator.verifySignature(badHeader.signedHeader)
         badHeader.signature[0] ^= 0x80
-        #expect(throws: ValidationError.invalidSignature(height: height)) { try validator.verifyEnvelope(badHeader) }
-    }
-
-    @Test func dataSignatureMustVerify() throws {
-        var signed = try SignedData(decoding: block.signedDataBytes)
-        try validator.verifyData(signed)
-        signed.data.txs[0][0] ^= 0x01
-        #expect(throws: ValidationError.invalidDataSignature(height: height)) { try validator.verifyData(signed) }
+        #expect(throws: ValidationError.invalidSignature(height: height)) {
+            try validator.verifySignature(badHeader.signedHeader)
+        }
+        try validator.verifySigner(of: try SignedData(decoding: block.signedDataBytes))
         let intruder = BlockSigner(keyFile: KeyFile.generate())
         let forged = try intruder.sign(data: try BlockData(decoding: block.dataBytes))
         #expect(throws: ValidationError.unexpectedProposer(height: height, address: intruder.address,
                                                            expected: vectors.address)) {
-            try validator.verifyData(forged)
+            try validator.verifySigner(of: forged)
         }
     }
 

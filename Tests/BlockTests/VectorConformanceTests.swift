@@ -109,6 +109,8 @@ import Testing
         let signedData = try SignedData(decoding: b.signedDataBytes)
         #expect(signedData.data == data)
         #expect(signedData.encoded() == b.signedDataBytes)
+        #expect(SignatureVerifier.isValid(signature: signedData.signature, message: b.dataBytes,
+                                          protoPublicKey: vectors.protoPublicKey))
     }
 
     @Test func vectorChainValidatesAgainstGenesis() throws {
@@ -116,8 +118,8 @@ import Testing
         var state = State(genesis: vectors.genesis, appHash: [UInt8](repeating: 0, count: 32))
         for (b, (signed, data)) in zip(vectors.blocks, vectors.decodedBlocks) {
             try validator.verifySignature(signed)
-            try validator.verifyEnvelope(try DAHeaderEnvelope(decoding: b.envelopeBytes))
-            try validator.verifyData(try SignedData(decoding: b.signedDataBytes))
+            try validator.verifySignature(try DAHeaderEnvelope(decoding: b.envelopeBytes).signedHeader)
+            try validator.verifySigner(of: try SignedData(decoding: b.signedDataBytes))
             #expect(state.appHash == b.appHashBefore)
             state = try validator.validate(signed, data: data, state: state, now: vectors.now)
             #expect(state.lastHeaderHash == b.headerHash)

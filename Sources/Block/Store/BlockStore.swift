@@ -470,17 +470,6 @@ public final class BlockStore: Sendable {
         }
     }
 
-    /// Records that the headers (or data) of `heights` were included at DA height `daHeight`.
-    public func recordDAInclusion(_ kind: DABlobKind, heights: some Sequence<UInt64>, daHeight: UInt64,
-                                  sync: Bool = true) throws(StoreError) {
-        let prefix = kind == .header ? StoreKeys.headerInclusionPrefix : StoreKeys.dataInclusionPrefix
-        let value = bigEndianBytes(daHeight)
-        let batch = WriteBatch()
-        for h in heights { batch.put(StoreKeys.height(prefix, h), value) }
-        guard batch.count > 0 else { return }
-        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
-    }
-
     /// Records where each block's header and data were included on DA (nil parts are left as
     /// they are) and, when given, the submitter's progress past them: all in one write.
     public func recordDAInclusions(_ inclusions: [(height: UInt64, inclusion: DAInclusion)],

@@ -71,28 +71,6 @@ public struct BlockValidator: Sendable {
         try verify(signedHeader, encodedHeader: signedHeader.header.encoded())
     }
 
-    /// Checks a DA header blob: the signed header as `verifySignature`, then the envelope
-    /// signature over the encoded signed header.
-    public func verifyEnvelope(_ envelope: DAHeaderEnvelope) throws(ValidationError) {
-        let inner = envelope.signedHeader
-        try verifySignature(inner)
-        guard SignatureVerifier.isValid(signature: envelope.envelopeSignature, message: inner.encoded(),
-                                        signer: envelope.signer) else {
-            throw .invalidEnvelopeSignature(height: envelope.header.height)
-        }
-    }
-
-    /// Checks a DA data blob: signed by the genesis proposer over the encoded data. The height
-    /// in errors is the metadata's (0 when the data carries none).
-    public func verifyData(_ signedData: SignedData) throws(ValidationError) {
-        let height = signedData.data.metadata?.height ?? 0
-        let raw = try checkSigner(signedData.signer, height: height)
-        guard SignatureVerifier.isValid(signature: signedData.signature, message: signedData.data.encoded(),
-                                        rawPublicKey: raw) else {
-            throw .invalidDataSignature(height: height)
-        }
-    }
-
     /// The signer rules alone for a DA data blob (no signature check): it names the genesis
     /// proposer. Its txs are authenticated by the signed header's `data_hash` instead.
     public func verifySigner(of signedData: SignedData) throws(ValidationError) {

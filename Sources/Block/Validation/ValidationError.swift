@@ -13,10 +13,6 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
     case proposerAddressMismatch(height: UInt64, proposerAddress: [UInt8], signerAddress: [UInt8])
     /// The signature does not verify over the encoded header.
     case invalidSignature(height: UInt64)
-    /// A DA header envelope whose `envelope_signature` does not verify over the signed header.
-    case invalidEnvelopeSignature(height: UInt64)
-    /// A DA data blob whose signature does not verify over the encoded data.
-    case invalidDataSignature(height: UInt64)
     case wrongChainID(height: UInt64, chainID: String, expected: String)
     /// The block is not the next one (`expected` = last height + 1).
     case unexpectedHeight(height: UInt64, expected: UInt64)
@@ -39,8 +35,8 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
     public var height: UInt64 {
         switch self {
         case .malformedSignerKey(let h, _), .signerAddressMismatch(let h, _, _), .unexpectedProposer(let h, _, _),
-             .proposerAddressMismatch(let h, _, _), .invalidSignature(let h), .invalidEnvelopeSignature(let h),
-             .invalidDataSignature(let h), .wrongChainID(let h, _, _), .unexpectedHeight(let h, _),
+             .proposerAddressMismatch(let h, _, _), .invalidSignature(let h), .wrongChainID(let h, _, _),
+             .unexpectedHeight(let h, _),
              .timeBeforePrevious(let h, _, _), .timeInFuture(let h, _, _), .lastHeaderHashMismatch(let h, _, _),
              .appHashMismatch(let h, _, _), .dataHashMismatch(let h, _, _), .metadataMismatch(let h, _):
             return h
@@ -75,8 +71,6 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
         case .unexpectedProposer: return "unexpected_proposer"
         case .proposerAddressMismatch: return "proposer_address"
         case .invalidSignature: return "signature"
-        case .invalidEnvelopeSignature: return "envelope_signature"
-        case .invalidDataSignature: return "data_signature"
         case .wrongChainID: return "chain_id"
         case .unexpectedHeight: return "height"
         case .timeBeforePrevious: return "time_before_previous"
@@ -100,10 +94,6 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
             return "block \(h): header proposer_address \(Hex.encode(proposer)) is not the signer \(Hex.encode(signer))"
         case .invalidSignature(let h):
             return "block \(h): header signature does not verify"
-        case .invalidEnvelopeSignature(let h):
-            return "block \(h): DA envelope signature does not verify"
-        case .invalidDataSignature(let h):
-            return "block \(h): data signature does not verify"
         case .wrongChainID(let h, let id, let expected):
             return "block \(h): chain id \"\(id)\", expected \"\(expected)\""
         case .unexpectedHeight(let h, let expected):
