@@ -84,6 +84,7 @@ let package = Package(
         .executableTarget(name: "evnode-testkit", dependencies: [
             "Block", "Config", "CRocksDB", "DA",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
