@@ -110,11 +110,15 @@ public struct CatchupGate: Sendable {
 
         // 3. Nothing fetched is still waiting to be applied — with a deadline.
         if s.waitingToApply > 0 {
-            let gap = s.lowestWaiting.map { $0 > next ? "heights \(next)…\($0 - 1)" : "height \(next)" } ?? "height \(next)"
+            // Held from `lowest` on: heights next ..< lowest are missing (none when lowest = next).
+            let lowest = s.lowestWaiting ?? next
+            let gap = lowest > next + 1 ? "heights \(next)…\(lowest - 1)" : "height \(next)"
             if stalled {
-                return .failClosed("\(s.waitingToApply) fetched blocks (from \(s.lowestWaiting ?? next)) wait above a gap: \(gap) not supplied by DA or any peer within \(timeoutText); refusing to produce")
+                let what = lowest > next ? "wait above a gap: \(gap) not supplied by DA or any peer" : "could not be applied"
+                return .failClosed("\(s.waitingToApply) fetched blocks (from \(lowest)) \(what) within \(timeoutText); refusing to produce")
             }
-            return .keepSyncing("\(s.waitingToApply) fetched blocks waiting to be applied (missing \(gap))")
+            let missing = lowest > next ? " (missing \(gap))" : ""
+            return .keepSyncing("\(s.waitingToApply) fetched blocks waiting to be applied\(missing)")
         }
 
         // 4. Equivocation fence.

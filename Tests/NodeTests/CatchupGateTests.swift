@@ -80,6 +80,8 @@ import Testing
         var s = caughtUp()
         s.waitingToApply = 3
         s.lowestWaiting = 41
+        #expect(gate.evaluate(s) == .keepSyncing("3 fetched blocks waiting to be applied"))
+        s.lowestWaiting = 42
         #expect(gate.evaluate(s) == .keepSyncing("3 fetched blocks waiting to be applied (missing height 41)"))
     }
 
