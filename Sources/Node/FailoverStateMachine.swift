@@ -46,6 +46,9 @@ struct FailoverStateMachine: Sendable {
     /// How often the catchup conditions are sampled, and how often progress is logged.
     var pollInterval: Duration = .milliseconds(100)
     var progressLogInterval: Duration = .seconds(5)
+    /// Runs once the syncer has fully stopped after the gate opened, before the re-check (tests
+    /// deliver what arrives in that moment here). Nil in a node.
+    var afterSyncerStopped: (@Sendable () async -> Void)?
 
     func run() async throws(NodeFailure) {
         state.enter(.starting)
@@ -86,6 +89,7 @@ struct FailoverStateMachine: Sendable {
                 guard try await syncUntilGateOpens(gate, mark: mark, startedAt: started), !Task.isCancelled else {
                     return false
                 }
+                await afterSyncerStopped?()
                 let snapshot = sample(mark: mark, follower: sync.follower.status, startedAt: started, now: .now)
                 switch gate.evaluate(snapshot) {
                 case .promote:
