@@ -295,7 +295,7 @@ public struct BlockProducer: Sendable {
             throw .keptBlock(height: height, reason: "the kept block is for height \(kept.signedHeader.height)")
         }
         let applier = BlockApplier(store: store, executor: executor,
-                                   validator: BlockValidator(chainID: kept.signedHeader.header.chainID,
+                                   validator: BlockValidator(chainID: state.chainID,
                                                              proposerAddress: builder.signer.signer.address))
         let block: BlockCommit
         do throws(ApplyError) {
