@@ -19,18 +19,43 @@ public enum DARetrievalEvent: Sendable, Equatable {
     case headReached(next: UInt64)
 }
 
+/// Told of every answer and fault of a retrieval's fetches (the follower's `DAAvailability`).
+public protocol DAFetchObserver: Sendable {
+    /// The DA node answered a fetch (with blobs, "not found" or "from the future").
+    func fetchAnswered(height: UInt64)
+    /// A fetch failed with a fault; it is tried again after `retryIn`.
+    func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration)
+}
+
+/// How a retrieval retries a height whose fetch failed: that height alone, again and again with
+/// its own backoff (starting afresh for every height), while the other fetches go on.
+public struct DAFetchRetry: Sendable {
+    /// Delays between attempts at one height; `maxAttempts` is ignored (the height is needed).
+    public var policy: RetryPolicy
+    public var observer: (any DAFetchObserver)?
+
+    public init(policy: RetryPolicy, observer: (any DAFetchObserver)? = nil) {
+        self.policy = policy
+        self.observer = observer
+    }
+}
+
 extension DAClient {
     /// Retrieves the DA heights in `heights` with up to `parallelism` requests in flight and
     /// yields them strictly in height order.
     ///
     /// Pull-driven: at most `parallelism` heights past the last one consumed are fetched or held,
     /// so a slow consumer holds back the fetching (bounded memory). Ends after the last height,
-    /// or with `.headReached(next:)` at the first height above the DA node's head. Fails with
-    /// the first other `DAError` (after the client's own retries), in order: heights below the
-    /// failed one are all yielded first.
+    /// or with `.headReached(next:)` at the first height above the DA node's head.
+    ///
+    /// Without `retry`, fails with the first other `DAError` (after the client's own retries),
+    /// in order: heights below the failed one are all yielded first. With `retry`, a fault at a
+    /// height (HTTP error, transport, malformed answer) is retried for that height only until it
+    /// is answered or the walk is cancelled; only a client that was shut down ends the walk.
     public func retrieve(heights: ClosedRange<UInt64>, namespaces: [DANamespace],
-                         parallelism: Int) -> DAHeightSequence {
-        DAHeightSequence(client: self, heights: heights, namespaces: namespaces, parallelism: max(1, parallelism))
+                         parallelism: Int, retry: DAFetchRetry? = nil) -> DAHeightSequence {
+        DAHeightSequence(client: self, heights: heights, namespaces: namespaces, parallelism: max(1, parallelism),
+                         retry: retry)
     }
 }
 
@@ -42,9 +67,11 @@ public struct DAHeightSequence: AsyncSequence, Sendable {
     let heights: ClosedRange<UInt64>
     let namespaces: [DANamespace]
     let parallelism: Int
+    let retry: DAFetchRetry?
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(window: FetchWindow(client: client, heights: heights, namespaces: namespaces, parallelism: parallelism))
+        Iterator(window: FetchWindow(client: client, heights: heights, namespaces: namespaces, parallelism: parallelism,
+                                     retry: retry))
     }
 
     public struct Iterator: AsyncIteratorProtocol {
@@ -71,13 +98,16 @@ final class FetchWindow: Sendable {
     private let upper: UInt64
     private let namespaces: [DANamespace]
     private let parallelism: Int
+    private let retry: DAFetchRetry?
     private let state: Mutex<State>
 
-    init(client: any DAClient, heights: ClosedRange<UInt64>, namespaces: [DANamespace], parallelism: Int) {
+    init(client: any DAClient, heights: ClosedRange<UInt64>, namespaces: [DANamespace], parallelism: Int,
+         retry: DAFetchRetry? = nil) {
         self.client = client
         self.upper = heights.upperBound
         self.namespaces = namespaces
         self.parallelism = parallelism
+        self.retry = retry
         self.state = Mutex(State(next: heights.lowerBound, unlaunched: heights.lowerBound))
     }
 
@@ -94,7 +124,8 @@ final class FetchWindow: Sendable {
             while let h = s.unlaunched, h - s.next < UInt64(parallelism) {
                 let client = self.client
                 let namespaces = self.namespaces
-                s.fetches[h] = Task { try await client.getAll(height: h, namespaces: namespaces) }
+                let retry = self.retry
+                s.fetches[h] = Task { try await Self.fetch(h, client: client, namespaces: namespaces, retry: retry) }
                 s.unlaunched = h < upper ? h + 1 : nil
             }
             return (s.next, s.fetches[s.next]!)
@@ -123,6 +154,37 @@ final class FetchWindow: Sendable {
                 stop()
                 if Task.isCancelled { throw DAError.cancelled }
                 throw error
+            }
+        }
+    }
+
+    /// One height's blobs; with `retry`, faults are retried here, for this height alone.
+    private static func fetch(_ height: UInt64, client: any DAClient, namespaces: [DANamespace],
+                              retry: DAFetchRetry?) async throws(DAError) -> [DABlob] {
+        var attempt = 0
+        while true {
+            do {
+                let blobs = try await client.getAll(height: height, namespaces: namespaces)
+                retry?.observer?.fetchAnswered(height: height)
+                return blobs
+            } catch {
+                switch error {
+                case .notFound, .heightFromFuture:
+                    retry?.observer?.fetchAnswered(height: height)
+                    throw error
+                case .cancelled, .setup:
+                    throw error
+                default:
+                    guard let retry, !Task.isCancelled else { throw error }
+                    attempt += 1
+                    let delay = retry.policy.delay(afterAttempt: attempt)
+                    retry.observer?.fetchFailed(height: height, error: error, attempt: attempt, retryIn: delay)
+                    do {
+                        try await Task.sleep(for: delay)
+                    } catch {
+                        throw .cancelled
+                    }
+                }
             }
         }
     }
