@@ -77,7 +77,7 @@ import Testing
     static func verdict(_ checked: DABlobChecker.Checked) -> String {
         switch checked {
         case .header(let h): "header \(h.height)"
-        case .data(let d, _, let verified): "\(verified ? "signed " : "")data \(d.metadata?.height ?? 0)"
+        case .data(let d, _, _, let verified): "\(verified ? "signed " : "")data \(d.metadata?.height ?? 0)"
         case .rejected: "rejected"
         }
     }

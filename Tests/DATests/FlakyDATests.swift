@@ -161,14 +161,14 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
     /// never pins the resume height; the held bytes are bounded, the earliest on DA going first.
     @Test func heldDataIsBoundedByBytesAndJunkNeverPinsTheResumeHeight() {
         var tracker = InclusionTracker()
-        let noHeight = tracker.addData(data(nil, "a=1"), bytes: 100, verified: true, daHeight: 5, finalized: 0)
-        let final = tracker.addData(data(3, "a=2"), bytes: 100, verified: true, daHeight: 6, finalized: 3)
+        let noHeight = tracker.addData(data(nil, "a=1"), hash: data(nil, "a=1").dataHash, bytes: 100, verified: true, daHeight: 5, finalized: 0)
+        let final = tracker.addData(data(3, "a=2"), hash: data(3, "a=2").dataHash, bytes: 100, verified: true, daHeight: 6, finalized: 3)
         #expect(!noHeight && !final)
         #expect(tracker.unresolved == 0 && tracker.heldDataBytes == 0)
         #expect(tracker.lowestUnresolvedDAHeight(after: 0) == nil, "nothing pins the resume height")
 
         for i in 0..<5 {
-            let held = tracker.addData(data(UInt64(10 + i), "k=\(i)"), bytes: 100, verified: true, daHeight: UInt64(20 + i), finalized: 3)
+            let held = tracker.addData(data(UInt64(10 + i), "k=\(i)"), hash: data(UInt64(10 + i), "k=\(i)").dataHash, bytes: 100, verified: true, daHeight: UInt64(20 + i), finalized: 3)
             #expect(held)
         }
         #expect(tracker.heldDataBytes == 500)
@@ -176,5 +176,28 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
         #expect(dropped == 3)
         #expect(tracker.heldDataBytes == 200)
         #expect(tracker.lowestUnresolvedDAHeight(after: 3) == 23, "the earliest on DA went first")
+    }
+
+    /// Data a waiting header claims, unsigned and with forged metadata (a copy of gossiped txs
+    /// posted ahead of the real blob): paired with the header's txs only, its metadata dropped,
+    /// so the block is the one the proposer signed.
+    @Test func claimedUnverifiedDataIsPairedWithoutItsMetadata() throws {
+        let dir = try TemporaryDirectory(prefix: "evnode-held")
+        defer { dir.remove() }
+        let source = try TestChainStore(path: dir.path + "/source")
+        defer { source.close() }
+        try source.produce(["a=1"])
+        let block = try source.store.block(at: 1)!
+        var tracker = InclusionTracker()
+        tracker.addHeader(block.signedHeader, daHeight: 3)
+        #expect(tracker.waitingDataHashes == [block.signedHeader.header.dataHash])
+        let forged = BlockData(metadata: Metadata(chainID: "forged", height: 1, time: 7, lastDataHash: [9]), txs: block.data.txs)
+        let paired = tracker.addData(forged, hash: forged.dataHash, bytes: 50, verified: false, daHeight: 4, finalized: 0)
+        #expect(paired)
+        let complete = tracker.takeComplete(above: 0)
+        #expect(complete.count == 1)
+        #expect(complete.first?.data.metadata == nil)
+        #expect(complete.first?.data.txs == block.data.txs)
+        #expect(tracker.unresolved == 0 && tracker.heldDataBytes == 0)
     }
 }

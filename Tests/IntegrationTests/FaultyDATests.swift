@@ -110,6 +110,7 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
             }
             let took = ContinuousClock.now - began
             try await expectSameChain(aggregator, full, through: target)
+            print("faulty-da: the full node reached \(target) in \(took) behind \(proxy.faults.values.reduce(0, +)) faults \(proxy.faults)")
 
             let faults = proxy.faults
             let faultCount = faults.values.reduce(0, +)

@@ -28,7 +28,7 @@ struct DABlobChecker: Sendable {
         case header(SignedHeader)
         /// `verified`: its own signature was checked (its metadata can be trusted); otherwise a
         /// verified header claims its txs and only the txs count.
-        case data(BlockData, bytes: Int, verified: Bool)
+        case data(BlockData, hash: [UInt8], bytes: Int, verified: Bool)
         /// Not a block of this chain: undecodable, signed by another key, or a bad signature.
         case rejected
     }
@@ -65,13 +65,13 @@ struct DABlobChecker: Sendable {
         for (i, d) in decoded.enumerated() {
             switch d {
             case .header(let header): out[i] = .header(header)
-            case .data(let data, _, let bytes): out[i] = .data(data.data, bytes: bytes, verified: false)
+            case .data(let data, let hash, let bytes): out[i] = .data(data.data, hash: hash, bytes: bytes, verified: false)
             case .rejected: break
             }
         }
         for (k, i) in unclaimed.enumerated() {
-            guard case .data(let data, _, let bytes) = decoded[i] else { continue }
-            out[i] = signed[k] ? .data(data.data, bytes: bytes, verified: true) : .rejected
+            guard case .data(let data, let hash, let bytes) = decoded[i] else { continue }
+            out[i] = signed[k] ? .data(data.data, hash: hash, bytes: bytes, verified: true) : .rejected
         }
         return out
     }

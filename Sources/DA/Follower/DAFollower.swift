@@ -296,8 +296,9 @@ public final class DAFollower: Sendable {
             switch checked {
             case .header(let header):
                 try take(header, daHeight: height.height, tracker: &tracker)
-            case .data(let data, let bytes, let verified):
-                if !tracker.addData(data, bytes: bytes, verified: verified, daHeight: height.height, finalized: finalized) {
+            case .data(let data, let hash, let bytes, let verified):
+                if !tracker.addData(data, hash: hash, bytes: bytes, verified: verified, daHeight: height.height,
+                                    finalized: finalized) {
                     bad += 1
                 }
             case .rejected:
@@ -493,9 +494,9 @@ struct InclusionTracker {
     /// Pairs data with its waiting header, or holds it for a header still to come. Returns
     /// false when it is dropped instead: verified data that no header can still claim (no
     /// metadata height — ev-node never posts such data — or a height already final).
-    mutating func addData(_ blockData: BlockData, bytes: Int, verified: Bool, daHeight: UInt64,
+    /// `hash`: `blockData.dataHash`, computed by the checker on the blocking pool.
+    mutating func addData(_ blockData: BlockData, hash: [UInt8], bytes: Int, verified: Bool, daHeight: UInt64,
                           finalized: UInt64) -> Bool {
-        let hash = blockData.dataHash
         if let height = blockData.metadata?.height, let w = waiting[height], w.header.header.dataHash == hash {
             pair(blockData, verified: verified, daHeight: daHeight, with: w, at: height)
             return true
