@@ -74,7 +74,7 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
             }
             let head = try await direct.networkHead().height
             let (proxy, url) = try await startFaultyDA(upstream: da.url, faultRate: 0.5, seed: 5, home: dir.path + "/p",
-                                                       extra: ["--stall-ms", "300"])
+                                                       extra: ["--stall-ms", "1000"])
             defer { Task { await proxy.stop() } }
             let client = try CelestiaDAClient(options: DAClientOptions(url: url, requestTimeout: .seconds(5), retry: .none))
             let observer = CountingObserver()
