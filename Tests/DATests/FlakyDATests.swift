@@ -74,7 +74,7 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
             }
             let head = try await direct.networkHead().height
             let (proxy, url) = try await startFaultyDA(upstream: da.url, faultRate: 0.5, seed: 5, home: dir.path + "/p",
-                                                       extra: ["--stall-ms", "1000"])
+                                                       extra: ["--stall-ms", "1500"])
             defer { Task { await proxy.stop() } }
             let client = try CelestiaDAClient(options: DAClientOptions(url: url, requestTimeout: .seconds(5), retry: .none))
             let observer = CountingObserver()
@@ -138,6 +138,34 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
         #expect(availability.snapshot.authError?.contains("401") == true)
         availability.answered(at: t0 + .seconds(60))
         #expect(availability.snapshot.authError == nil)
+    }
+
+    final class Calls: Sendable {
+        let count = Mutex(0)
+        func next() -> Int { count.withLock { $0 += 1; return $0 } }
+    }
+
+    /// A stalled request is sent again after the hedge delay and the first answer wins; a
+    /// request that fails before the hedge goes out is reported at once, without a second one.
+    @Test func aStalledRequestIsHedgedAndAFastFailureIsNot() async throws {
+        let calls = Calls()
+        let answered = await HedgedRequest.run(delay: .milliseconds(50), latency: AnswerLatency()) {
+            if calls.next() == 1 {
+                try? await Task.sleep(for: .seconds(60))
+                return .success([])
+            }
+            return .success([DABlob(namespace: DANamespace(name: "h"), data: [1])])
+        }
+        #expect(try answered.get().count == 1, "the hedge's answer won")
+        #expect(calls.count.withLock { $0 } == 2)
+
+        let failing = Calls()
+        let failed = await HedgedRequest.run(delay: .seconds(30), latency: AnswerLatency()) {
+            _ = failing.next()
+            return .failure(.httpStatus(status: 500, body: "", url: "u"))
+        }
+        #expect(throws: DAError.self) { try failed.get() }
+        #expect(failing.count.withLock { $0 } == 1)
     }
 
     @Test func retryAfterTakesSecondsOrAnHTTPDate() {

@@ -36,12 +36,14 @@ public struct DAFetchRetry: Sendable {
     /// Hedge stalled requests: when an answer takes more than 4× the slowest recent answer
     /// (at least `minimumHedgeDelay`), the same request is sent once more and the first answer
     /// wins. A DA node that stalls one request in a hundred then costs the walk a fraction of
-    /// the stall instead of all of it (the in-order consumer waits on the stalled height).
+    /// the stall instead of all of it (the in-order consumer waits on the stalled height). The
+    /// minimum is well above the time a large answer takes to arrive and decode on a busy
+    /// machine, so that a healthy catch-up never downloads a height twice.
     public var hedge: Bool
     public var minimumHedgeDelay: Duration
 
     public init(policy: RetryPolicy, observer: (any DAFetchObserver)? = nil, hedge: Bool = true,
-                minimumHedgeDelay: Duration = .milliseconds(250)) {
+                minimumHedgeDelay: Duration = .seconds(1)) {
         self.policy = policy
         self.observer = observer
         self.hedge = hedge
