@@ -102,6 +102,8 @@ final class HedgedRequest: Sendable {
                     race.finish(await request(), hedge: true)
                 }
                 race.state.withLock { $0.tasks = [primary, hedge] }
+                // Cancelled before the tasks existed: the handler below ran too early to stop them.
+                if Task.isCancelled { race.cancelAll() }
             }
         } onCancel: {
             race.cancelAll()
