@@ -16,6 +16,10 @@ CURLcode evcurl_setopt_write(CURL *handle, size_t (*fn)(char *, size_t, size_t, 
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, fn);
 }
 
+CURLcode evcurl_setopt_header(CURL *handle, size_t (*fn)(char *, size_t, size_t, void *)) {
+    return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, fn);
+}
+
 CURLcode evcurl_getinfo_long(CURL *handle, CURLINFO info, long *out) {
     return curl_easy_getinfo(handle, info, out);
 }

@@ -98,7 +98,8 @@ public enum ConfigLoader {
                 startHeight: try reader.uint("da.start_height"),
                 maxBlobSize: try reader.int("da.max_blob_size", range: 1024...(64 << 20)),
                 requestTimeout: try reader.duration("da.request_timeout", positive: true),
-                fetchParallelism: try reader.int("da.fetch_parallelism", range: 1...256)),
+                fetchParallelism: try reader.int("da.fetch_parallelism", range: 1...256),
+                maxHeldData: try reader.int("da.max_held_data", range: (1 << 20)...(16 << 30))),
             p2p: P2PConfig(
                 listen: try reader.hostPort("p2p.listen", allowPortZero: true),
                 peers: try reader.hostPortList("p2p.peers")),

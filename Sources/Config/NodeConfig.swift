@@ -41,6 +41,8 @@ public struct DAConfig: Sendable, Equatable {
     public var requestTimeout: Duration
     /// How many DA heights are fetched at once while following.
     public var fetchParallelism: Int
+    /// Most bytes of data blobs the DA follower holds while they wait for their header.
+    public var maxHeldData: Int = 64 << 20
 
     /// Header namespace name after applying the chain-id default.
     public func headerNamespaceName(chainID: String) -> String {

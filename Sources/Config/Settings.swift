@@ -54,6 +54,8 @@ public enum Settings {
                 help: "Timeout of one DA request"),
         Setting(key: "da.fetch_parallelism", flag: "da.fetch-parallelism", kind: .int, defaultValue: "8",
                 help: "DA heights fetched at once while syncing"),
+        Setting(key: "da.max_held_data", flag: "da.max-held-data", kind: .int, defaultValue: "67108864",
+                help: "Most bytes of DA data blobs held while they wait for their header"),
         Setting(key: "p2p.listen", flag: "p2p.listen", kind: .hostPort, defaultValue: "0.0.0.0:7676",
                 help: "P2P listen address"),
         Setting(key: "p2p.peers", flag: "p2p.peers", kind: .hostPortList, defaultValue: "",

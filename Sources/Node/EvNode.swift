@@ -86,7 +86,8 @@ public final class EvNode: Sendable {
             client: daClient,
             options: .init(headerNamespace: headerNamespace, dataNamespace: dataNamespace,
                            startHeight: startDA, parallelism: config.da.fetchParallelism,
-                           pollInterval: min(config.da.blockTime, .seconds(1))),
+                           pollInterval: min(config.da.blockTime, .seconds(1)),
+                           maxHeldDataBytes: config.da.maxHeldData),
             sink: pipeline, store: store, executor: executor, validator: validator,
             authority: authority, evidence: evidence,
             logger: Logger(label: "evnode.da.follower"))
@@ -243,7 +244,8 @@ public final class EvNode: Sendable {
             evidence: evidence.count,
             proposer: Hex.encode(setup.genesis.proposerAddress),
             app_hash: Hex.encode(store.state?.appHash ?? []),
-            ha: ha?.status)
+            ha: ha?.status,
+            da: NodeStatus.DA(follower, now: .now))
     }
 }
 
@@ -278,6 +280,8 @@ struct MetricsRefresher: Service {
 
     func run() async throws {
         var applied = node.pipeline.progress.appliedTotal
+        var daFailures = 0
+        var badBlobs = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let status = node.status()
             let m = node.metrics
@@ -292,6 +296,12 @@ struct MetricsRefresher: Service {
             m.p2pMaxHeight.set(Double(status.heights.p2p_max))
             m.peers.set(Double(status.peers))
             m.doubleSignEvidence.set(Double(status.evidence))
+            let follower = node.follower.status
+            let failures = node.follower.availability.snapshot.totalFailures
+            if failures > daFailures { m.daFailedRequests.increment(by: Int64(failures - daFailures)); daFailures = failures }
+            if follower.badBlobs > badBlobs { m.daBadBlobs.increment(by: Int64(follower.badBlobs - badBlobs)); badBlobs = follower.badBlobs }
+            m.daHeldDataBytes.set(Double(follower.heldDataBytes))
+            m.daAuthFailing.set(follower.authError == nil ? 0.0 : 1.0)
             if let ha = status.ha {
                 m.haLeader.set(ha.role == "leader" ? 1.0 : 0.0)
                 m.haReplicatedHeight.set(Double(ha.last_replicated_height))

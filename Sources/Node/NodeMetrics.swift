@@ -20,6 +20,10 @@ public final class NodeMetrics: Sendable {
     public let rollbackFailures: Counter
     public let divergences: Counter
     public let haLeader: Gauge
+    public let daFailedRequests: Counter
+    public let daBadBlobs: Counter
+    public let daHeldDataBytes: Gauge
+    public let daAuthFailing: Gauge
     public let haReplicatedHeight: Gauge
 
     public init() {
@@ -45,6 +49,14 @@ public final class NodeMetrics: Sendable {
                                         "Divergence recovery attempts that failed and were retried")
         divergences = Self.counter(registry, "evnode_divergences_total",
                                    "Divergences from DA's chain detected (each recovered or halted)")
+        daFailedRequests = Self.counter(registry, "evnode_da_failed_requests_total",
+                                        "DA follower requests that failed with a fault (retried)")
+        daBadBlobs = Self.counter(registry, "evnode_da_bad_blobs_total",
+                                  "DA blobs ignored: undecodable, wrongly signed, or data no header will claim")
+        daHeldDataBytes = Self.gauge(registry, "evnode_da_held_data_bytes",
+                                     "Bytes of DA data blobs held while they wait for their header")
+        daAuthFailing = Self.gauge(registry, "evnode_da_auth_failing",
+                                   "1 while the DA node refuses this node's credentials (HTTP 401/403)")
         haLeader = Self.gauge(registry, "evnode_ha_leader", "1 while this HA node leads, 0 otherwise")
         haReplicatedHeight = Self.gauge(registry, "evnode_ha_replicated_height",
                                         "Height of the latest block committed to etcd, as last seen")

@@ -47,6 +47,41 @@ public struct NodeStatus: Sendable, Codable, Equatable {
         }
     }
 
+    /// The DA follower's view of the DA node (absent where no follower reads DA).
+    public struct DA: Sendable, Codable, Equatable {
+        /// Every request since `failing_seconds` ago failed.
+        public var failing: Bool
+        public var failing_seconds: Double?
+        public var last_error: String?
+        /// The DA node refuses the credentials (HTTP 401/403): a configuration problem.
+        public var auth_error: String?
+        /// Failed requests in the current episode of trouble.
+        public var failed_attempts: Int
+        /// Blobs in the namespaces that are no block of this chain (junk, other signers).
+        public var bad_blobs: Int
+        /// Bytes of data blobs held while they wait for their header.
+        public var held_data_bytes: Int
+
+        public init(failing: Bool = false, failing_seconds: Double? = nil, last_error: String? = nil,
+                    auth_error: String? = nil, failed_attempts: Int = 0, bad_blobs: Int = 0, held_data_bytes: Int = 0) {
+            self.failing = failing
+            self.failing_seconds = failing_seconds
+            self.last_error = last_error
+            self.auth_error = auth_error
+            self.failed_attempts = failed_attempts
+            self.bad_blobs = bad_blobs
+            self.held_data_bytes = held_data_bytes
+        }
+
+        public init(_ follower: DAFollowerStatus, now: ContinuousClock.Instant) {
+            self.init(failing: follower.failingSince != nil,
+                      failing_seconds: follower.failingSince.map { Double((now - $0).components.seconds) },
+                      last_error: follower.lastError, auth_error: follower.authError,
+                      failed_attempts: follower.failedAttempts, bad_blobs: follower.badBlobs,
+                      held_data_bytes: follower.heldDataBytes)
+        }
+    }
+
     public var mode: String
     public var phase: NodePhase
     /// Why the node halted, or what it is recovering from.
@@ -62,9 +97,12 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var app_hash: String
     /// The HA group (role, leader, lease, last replicated height); absent unless `--raft.enable`.
     public var ha: HAStatus?
+    public var da: DA?
 
     public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
-                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil) {
+                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil,
+                da: DA? = nil) {
+        self.da = da
         self.app_hash = app_hash
         self.ha = ha
         self.mode = mode
@@ -106,6 +144,9 @@ public enum Readiness: Sendable, Equatable {
         case .halted:
             return .notReady("halted: \(status.reason ?? "")")
         case .syncing:
+            if let auth = da.authError {
+                return .notReady("DA refuses this node's credentials, a configuration problem (check da.auth_token); retrying: \(auth)")
+            }
             if status.catchup.active {
                 let why = status.catchup.blocked_by ?? "catching up"
                 return .notReady("catching up (height \(status.heights.store) of \(status.catchup.target)): \(why)")

@@ -80,6 +80,7 @@ final class BenchDriver {
         measureBaselines(first: true)
         let aggregatorHome = makeChain()
         catchUp()
+        catchUpBehindFaultyDA()
         recover(home: aggregatorHome)
         produce(home: aggregatorHome)
         localDA?.stop()
@@ -223,6 +224,64 @@ final class BenchDriver {
         detail("\(plan.blocks) blocks in \(fixed(result.seconds, 2)) s = \(Int(result.blocksPerSecond)) blocks/s; RSS \(mb(result.rssAt10)) at 10%, \(mb(result.rssAt50)) at 50%, \(mb(result.rssAt100)) at 100%, peak \(mb(result.peakRSS))")
     }
 
+    // MARK: Catch-up behind a faulty DA
+
+    /// The same chain twice more, each time from a fresh store through `faulty-da`: first with
+    /// no faults, then answering 10 % of the `blob.GetAll` calls with faults (500, truncated,
+    /// malformed, deep nesting, wrong types, 3 s stalls, resets, 429). Both go through the same
+    /// proxy and both read a DA the first catch-up already warmed, so the ratio compares faults
+    /// alone.
+    private func catchUpBehindFaultyDA() {
+        let rate = 0.1
+        step("catch-up through faulty-da: clean, then \(Int(rate * 100))% of blob.GetAll answered with faults")
+        let clean = catchUpThroughProxy(name: "proxied-clean", rate: 0)
+        let faulty = catchUpThroughProxy(name: "proxied-faulty", rate: rate)
+        var result = FaultyCatchupResult(faultRate: rate)
+        result.seconds = faulty.seconds
+        result.blocksPerSecond = Double(plan.blocks) / faulty.seconds
+        result.faults = faulty.faults
+        result.cleanSeconds = clean.seconds
+        result.cleanBlocksPerSecond = Double(plan.blocks) / clean.seconds
+        results.faultyCatchup = result
+        detail("through the proxy: clean \(Int(result.cleanBlocksPerSecond)) blocks/s (\(fixed(clean.seconds, 2)) s); with \(result.faults) faults \(Int(result.blocksPerSecond)) blocks/s (\(fixed(faulty.seconds, 2)) s) = \(fixed(result.blocksPerSecond / max(result.cleanBlocksPerSecond, 1e-9), 2))×")
+    }
+
+    private func catchUpThroughProxy(name: String, rate: Double) -> (seconds: Double, faults: Int) {
+        let home = "\(work)/\(name)"
+        do {
+            try FileIO.makeDirectories(home + "/config", mode: 0o700)
+            try FileIO.writeAtomically(home + "/config/genesis.json", try FileIO.readString("\(work)/aggregator/config/genesis.json"))
+        } catch {
+            fail("full node home: \(error)")
+        }
+        let proxy = ChildProcess(name: "faulty-da-\(name)", executable: testkit,
+                                 arguments: ["faulty-da", "--upstream", daURL, "--fault-rate", "\(rate)", "--seed", "14"],
+                                 logDirectory: work)
+        defer { proxy.stop() }
+        var proxyURL = ""
+        waitFor("faulty-da to listen", timeout: 30, process: proxy) {
+            guard let line = proxy.log.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }) else { return false }
+            proxyURL = "http://" + line.dropFirst("listening on ".count)
+            return true
+        }
+        let rpc = freeLoopbackPort()
+        let started = now()
+        let node = ChildProcess(name: name, executable: evnode,
+                                arguments: ["start", "--home", home] + nodeFlags(rpc: rpc, da: proxyURL), logDirectory: work)
+        defer { node.stop() }
+        let target = UInt64(plan.blocks)
+        let http = LoopbackHTTPConnection(port: rpc)
+        let deadline = now() + max(600, Double(plan.blocks) / 100)
+        while true {
+            guard node.isRunning else { fail("the full node behind faulty-da exited (status \(node.exitStatus)):\n\(tail(node.log))") }
+            guard now() < deadline else { fail("the full node behind faulty-da did not reach height \(target) in time:\n\(tail(node.log))") }
+            if let s = try? status(http), s.heights.store >= target { break }
+            usleep(20_000)
+        }
+        let seconds = now() - started
+        return (seconds, proxy.log.split(separator: "\n").filter { $0.hasPrefix("fault ") }.count)
+    }
+
     // MARK: Recovery
 
     private func recover(home: String) {
@@ -338,8 +397,8 @@ final class BenchDriver {
 
     // MARK: Helpers
 
-    private func nodeFlags(rpc: Int) -> [String] {
-        ["--da.address", daURL, "--da.block-time", "1s", "--rpc.address", "127.0.0.1:\(rpc)",
+    private func nodeFlags(rpc: Int, da: String? = nil) -> [String] {
+        ["--da.address", da ?? daURL, "--da.block-time", "1s", "--rpc.address", "127.0.0.1:\(rpc)",
          "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"]
     }
 

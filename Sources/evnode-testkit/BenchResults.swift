@@ -64,6 +64,17 @@ struct CatchupResult: Codable {
     var peakRSS = 0
 }
 
+/// The same chain's catch-up through `faulty-da` (issue 14): a share of `blob.GetAll` answered
+/// with faults, against a clean catch-up through the same proxy in the same run.
+struct FaultyCatchupResult: Codable {
+    var faultRate = 0.0
+    var faults = 0
+    var seconds = 0.0
+    var blocksPerSecond = 0.0
+    var cleanSeconds = 0.0
+    var cleanBlocksPerSecond = 0.0
+}
+
 struct RecoveryResult: Codable {
     var startToSyncedSeconds = 0.0
     var startToCaughtUpSeconds = 0.0
@@ -107,6 +118,7 @@ struct BenchResults: Codable {
     var baselines = BaselineResult()
     var chain = ChainResult()
     var catchup = CatchupResult()
+    var faultyCatchup = FaultyCatchupResult()
     var recovery = RecoveryResult()
     var production = ProductionResult()
     var store = StoreResult()
@@ -118,6 +130,7 @@ struct BenchResults: Codable {
             "catchup_blocks_per_s_to_verify_per_s": catchup.blocksPerSecond / verify,
             "catchup_steady_blocks_per_s_to_verify_per_s": catchup.steadyBlocksPerSecond / verify,
             "catchup_txs_per_s_to_raw_rocksdb_keys_per_s": catchup.txsPerSecond / baselines.rocksdbRawKeysPerSecond,
+            "catchup_faulty_da_to_clean_blocks_per_s": faultyCatchup.blocksPerSecond / faultyCatchup.cleanBlocksPerSecond,
             "catchup_rss_100_to_rss_10": Double(catchup.rssAt100) / Double(max(1, catchup.rssAt10)),
             "catchup_rss_100_to_rss_50": Double(catchup.rssAt100) / Double(max(1, catchup.rssAt50)),
             "recovery_start_to_first_block_to_catchup_seconds": recovery.startToFirstBlockSeconds / catchup.seconds,
@@ -163,6 +176,9 @@ struct BenchResults: Codable {
             "RSS at 10%", r["catchup_rss_100_to_rss_10"])
         add("catch-up RSS at 50% → 100%", "\(mb(catchup.rssAt50)) → \(mb(catchup.rssAt100))",
             "RSS at 50%", r["catchup_rss_100_to_rss_50"])
+        add("catch-up blocks/s behind a DA with \(Int(faultyCatchup.faultRate * 100))% faulty answers (\(faultyCatchup.faults) faults)",
+            "\(Int(faultyCatchup.blocksPerSecond))", "clean, same proxy: \(Int(faultyCatchup.cleanBlocksPerSecond)) blocks/s (goal ≥ 0.5×)",
+            r["catchup_faulty_da_to_clean_blocks_per_s"])
         add("recovery: start → first new block", "\(fixed(recovery.startToFirstBlockSeconds, 2)) s",
             "full-node catch-up \(fixed(catchup.seconds, 2)) s", r["recovery_start_to_first_block_to_catchup_seconds"])
         add("recovery: start → caught up", "\(fixed(recovery.startToCaughtUpSeconds, 2)) s")

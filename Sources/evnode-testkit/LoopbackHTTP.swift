@@ -39,20 +39,27 @@ final class LoopbackHTTPConnection {
         try request("POST", path, body: body)
     }
 
-    func request(_ method: String, _ path: String, body: [UInt8]) throws -> HTTPReply {
+    /// `headers`: extra request header lines (`Name: value`), e.g. a proxied `Authorization`.
+    func request(_ method: String, _ path: String, body: [UInt8], headers: [String] = []) throws -> HTTPReply {
         // A kept-alive connection may have been closed by the server: one fresh retry.
         do {
-            return try exchange(method, path, body)
+            return try exchange(method, path, body, headers)
         } catch {
             disconnect()
-            return try exchange(method, path, body)
+            return try exchange(method, path, body, headers)
         }
     }
 
-    private func exchange(_ method: String, _ path: String, _ body: [UInt8]) throws -> HTTPReply {
+    private func exchange(_ method: String, _ path: String, _ body: [UInt8], _ extra: [String]) throws -> HTTPReply {
         if fd < 0 { try connect() }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
-        if method == "POST" { head += "Content-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\n" }
+        for line in extra { head += line + "\r\n" }
+        if method == "POST" {
+            if !extra.contains(where: { $0.lowercased().hasPrefix("content-type:") }) {
+                head += "Content-Type: application/octet-stream\r\n"
+            }
+            head += "Content-Length: \(body.count)\r\n"
+        }
         head += "\r\n"
         try sendAll(Array(head.utf8) + body)
         let (status, headers) = try readHead()

@@ -24,6 +24,12 @@
 //       aggregator would have; records the signer's high-water mark N. The home's store is not
 //       touched (a throwaway store is used): the home looks like a sequencer that lost its disk.
 //
+//   evnode-testkit faulty-da --upstream http://127.0.0.1:PORT [--listen HOST:PORT] [--fault-rate R]
+//                            [--seed N] [--faults 500,truncated,malformed,deep,types,stall,reset,429] [--stall-ms MS]
+//       A misbehaving DA node: proxies to the upstream DA and answers the fraction R of
+//       blob.GetAll calls with faults (see FaultyDA.swift). Prints "listening on HOST:PORT",
+//       then "fault <kind> blob.GetAll" per fault.
+//
 //   evnode-testkit bench-all [--quick] [--out DIR] [--blocks N] [--txs K] [--tx-rate R]
 //                            [--production-seconds S] [--evnode PATH] [--keep]
 //       The benchmark of `make bench` / `make bench-quick` (see README "Benchmarks").
@@ -36,6 +42,7 @@ case "bench": bench(arguments)
 case "foreign-rocksdb": foreignRocksDB(arguments)
 case "make-chain": await makeChain(arguments)
 case "bench-all": benchAll(arguments)
+case "faulty-da": faultyDA(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | bench-all (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all (see the comment in main.swift)")
 }

@@ -46,6 +46,8 @@ struct StartCommand: AsyncParsableCommand {
     var daRequestTimeout: String?
     @Option(name: .customLong("da.fetch-parallelism"), help: ArgumentHelp(Settings.help("da.fetch_parallelism")))
     var daFetchParallelism: String?
+    @Option(name: .customLong("da.max-held-data"), help: ArgumentHelp(Settings.help("da.max_held_data")))
+    var daMaxHeldData: String?
 
     @Option(name: .customLong("p2p.listen"), help: ArgumentHelp(Settings.help("p2p.listen")))
     var p2pListen: String?
@@ -86,6 +88,7 @@ struct StartCommand: AsyncParsableCommand {
             ("da.max_blob_size", daMaxBlobSize),
             ("da.request_timeout", daRequestTimeout),
             ("da.fetch_parallelism", daFetchParallelism),
+            ("da.max_held_data", daMaxHeldData),
             ("p2p.listen", p2pListen),
             ("p2p.peers", p2pPeers),
             ("rpc.address", rpcAddress),

@@ -11,8 +11,10 @@ import Testing
 
     /// A DA height of 80 blocks (160 blobs) with faults mixed in: a header whose proposer
     /// signature is wrong, a header signed by another key, data naming another signer, junk, and a
-    /// header posted in the data namespace are rejected. A garbage envelope signature or data
-    /// signature is not looked at: the header signature and `data_hash` already authenticate them.
+    /// header posted in the data namespace are rejected. A garbage envelope signature is not looked
+    /// at, nor the data signature of data a verified header claims (the header signature and
+    /// `data_hash` already authenticate its txs). Data no verified header claims is held only
+    /// with a valid signature of its own: with a bad one it is rejected.
     @Test func checksOneSignaturePerBlockInBlobOrder() throws {
         let dir = try TemporaryDirectory(prefix: "evnode-checker")
         defer { dir.remove() }
@@ -32,6 +34,13 @@ import Testing
             case 7:
                 envelope.signature[0] ^= 0xff
                 headerVerdict = "rejected"
+                dataVerdict = "signed data 7"
+            case 8:
+                // No header claims it and its own signature is bad: junk naming the proposer.
+                envelope.signature[0] ^= 0xff
+                signedData.signature[0] ^= 0xff
+                headerVerdict = "rejected"
+                dataVerdict = "rejected"
             case 9:
                 envelope.envelopeSignature = [UInt8](repeating: 9, count: 64)
             case 11:
@@ -39,6 +48,7 @@ import Testing
             case 13:
                 envelope = try stranger.envelope(for: try stranger.sign(header: block.signedHeader.header))
                 headerVerdict = "rejected"
+                dataVerdict = "signed data 13"
             case 15:
                 signedData = try stranger.sign(data: block.data)
                 dataVerdict = "rejected"
@@ -67,8 +77,26 @@ import Testing
     static func verdict(_ checked: DABlobChecker.Checked) -> String {
         switch checked {
         case .header(let h): "header \(h.height)"
-        case .data(let d): "data \(d.metadata?.height ?? 0)"
+        case .data(let d, _, _, let verified): "\(verified ? "signed " : "")data \(d.metadata?.height ?? 0)"
         case .rejected: "rejected"
         }
+    }
+
+    /// Data whose txs a header waiting in the follower claims needs no signature; data nobody
+    /// claims does. The follower's claims come in as `claimed`.
+    @Test func dataClaimedByAWaitingHeaderNeedsNoSignature() throws {
+        let dir = try TemporaryDirectory(prefix: "evnode-checker")
+        defer { dir.remove() }
+        let source = try TestChainStore(path: dir.path + "/source")
+        defer { source.close() }
+        try source.produce(["a=1"])
+        let block = try source.store.block(at: 1)!
+        var unsigned = try source.signer.sign(data: block.data)
+        unsigned.signature = [UInt8](repeating: 1, count: 64)
+        let blob = DABlob(namespace: dataNS, data: unsigned.encoded())
+        let checker = DABlobChecker(validator: BlockValidator(genesis: source.genesis),
+                                    headerNamespace: headerNS, dataNamespace: dataNS)
+        #expect(Self.verdict(checker.check(blob)) == "rejected")
+        #expect(Self.verdict(checker.check([blob], claimed: [block.signedHeader.header.dataHash])[0]) == "data 1")
     }
 }

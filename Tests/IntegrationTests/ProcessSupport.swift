@@ -10,7 +10,14 @@ enum BuiltProducts {
         return testBinary.deletingLastPathComponent()
     }
 
-    static var evnode: URL { binDirectory.appendingPathComponent("evnode") }
+    /// `EVNODE_BINARY` when set (e.g. to run a test against another build of the node, such as
+    /// main's, to see it fail there), else the one built next to the tests.
+    static var evnode: URL {
+        if let explicit = ProcessInfo.processInfo.environment["EVNODE_BINARY"], !explicit.isEmpty {
+            return URL(fileURLWithPath: explicit)
+        }
+        return binDirectory.appendingPathComponent("evnode")
+    }
     static var testkit: URL { binDirectory.appendingPathComponent("evnode-testkit") }
 }
 

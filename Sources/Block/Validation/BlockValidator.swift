@@ -77,6 +77,17 @@ public struct BlockValidator: Sendable {
         _ = try checkSigner(signedData.signer, height: signedData.data.metadata?.height ?? 0)
     }
 
+    /// Signer rules plus the data blob's own signature over the encoded `Data` (metadata
+    /// included). The DA follower needs it only for data no verified header claims.
+    public func verifySignature(of signedData: SignedData) throws(ValidationError) {
+        let height = signedData.data.metadata?.height ?? 0
+        let raw = try checkSigner(signedData.signer, height: height)
+        guard SignatureVerifier.isValid(signature: signedData.signature, message: signedData.data.encoded(),
+                                        rawPublicKey: raw) else {
+            throw .invalidSignature(height: height)
+        }
+    }
+
     /// Validates block `signedHeader`/`data` as the successor of `state` and returns the state
     /// after it — with one exception: `appHash` still holds the root *before* the block (the
     /// header's `app_hash`). Execution produces the new root; set it before storing the state

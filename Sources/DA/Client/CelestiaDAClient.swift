@@ -53,6 +53,9 @@ public final class CelestiaDAClient: DAClient {
     private let pool: CurlConnectionPool
     private let nextID = Atomic<Int64>(1)
     private let logger: Logger
+    /// Set by a `429` answer's `Retry-After`: no request leaves before it, whoever sends it
+    /// (the follower's parallel fetches and the submitter share the DA node's rate limit).
+    private let pausedUntil = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(options: DAClientOptions, logger: Logger = Logger(label: "evnode.da.client")) throws(DAError) {
         self.options = options
@@ -144,7 +147,9 @@ public final class CelestiaDAClient: DAClient {
             } catch {
                 guard error.isRetryable, attempt < options.retry.maxAttempts else { throw error }
                 let delay = options.retry.delay(afterAttempt: attempt)
-                logger.warning("DA request failed, retrying", metadata: [
+                // Debug only: callers report a failing DA once and then summarise (issue 14),
+                // a line per retry would flood the log of a node behind a flaky DA.
+                logger.debug("DA request failed, retrying", metadata: [
                     "method": "\(method)", "attempt": "\(attempt)", "retry_in": "\(DurationParser.format(delay))",
                     "error": "\(error)",
                 ])
@@ -160,9 +165,23 @@ public final class CelestiaDAClient: DAClient {
 
     private func callOnce<R: Decodable & Sendable>(_ method: String, params: String, height: UInt64?,
                                                    result: R.Type) async throws(DAError) -> R? {
+        if let until = pausedUntil.withLock({ $0 }), until > .now {
+            do {
+                try await Task.sleep(until: until, clock: .continuous)
+            } catch {
+                throw .cancelled
+            }
+        }
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let body = "{\"jsonrpc\":\"2.0\",\"id\":\(id),\"method\":\"\(method)\",\"params\":\(params)}"
         let reply = try await pool.post(Array(body.utf8))
+        if reply.status == 429 {
+            let wait = reply.retryAfter.flatMap { RetryAfter.delay($0) } ?? options.retry.initialDelay
+            let until = ContinuousClock.now + wait
+            pausedUntil.withLock { $0 = max($0 ?? until, until) }
+            logger.debug("DA node is rate limiting (HTTP 429)", metadata: [
+                "method": "\(method)", "retry_after": "\(reply.retryAfter ?? "-")", "pause": "\(DurationParser.format(wait))"])
+        }
         return try Self.decode(reply, method: method, id: id, height: height, url: options.url, as: result)
     }
 
@@ -227,5 +246,26 @@ public final class CelestiaDAClient: DAClient {
         "{\"namespace\":\"\(blob.namespace.base64)\",\"data\":\"\(Data(blob.data).base64EncodedString())\","
             + "\"share_version\":\(blob.shareVersion),\"commitment\":\"\(Data(blob.commitment).base64EncodedString())\","
             + "\"index\":\(blob.index)}"
+    }
+}
+
+/// The `Retry-After` header (RFC 9110 §10.2.3): delay-seconds or an HTTP date.
+enum RetryAfter {
+    /// Longer waits are cut to this: a DA node's typo must not park the node for a day.
+    static let longest: Duration = .seconds(600)
+
+    /// The wait the header asks for, or nil when it is neither form.
+    static func delay(_ text: String, now: Date = Date()) -> Duration? {
+        let value = text.trimmingCharacters(in: .whitespaces)
+        if let seconds = UInt64(value) {
+            return min(.seconds(Int64(min(seconds, 1_000_000))), longest)
+        }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        let seconds = max(0, date.timeIntervalSince(now))
+        return min(.milliseconds(Int64(seconds * 1000)), longest)
     }
 }

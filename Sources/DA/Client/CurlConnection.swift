@@ -16,10 +16,12 @@ enum CurlRuntime {
     }
 }
 
-/// An HTTP answer: status and body bytes.
+/// An HTTP answer: status, body bytes and the one header the clients act on.
 public struct HTTPReply: Sendable {
     public let status: Int
     public let body: [UInt8]
+    /// The `Retry-After` header as sent (delay-seconds or an HTTP date), if any.
+    public var retryAfter: String? = nil
 }
 
 /// How one request differs from its connection's defaults.
@@ -54,6 +56,8 @@ final class CurlTransferState {
     var stopAfterLines: Int?
     var linesSeen = 0
     var stoppedEarly = false
+    /// `Retry-After` of the last response (rate limiting, SPEC §5 via issue 14).
+    var retryAfter: String?
 
     init(limit: Int) {
         self.limit = limit
@@ -135,6 +139,21 @@ final class CurlConnection: @unchecked Sendable {
             return n
         }, "WRITEFUNCTION")
         check(evcurl_setopt_ptr(handle, CURLOPT_WRITEDATA, statePointer), "WRITEDATA")
+        check(evcurl_setopt_header(handle) { data, size, count, user in
+            let state = Unmanaged<CurlTransferState>.fromOpaque(user!).takeUnretainedValue()
+            let n = size * count
+            // Only `Retry-After` is kept; a header line is short, anything long is not it.
+            if n > 12, n < 256, let data {
+                let line = data.withMemoryRebound(to: UInt8.self, capacity: n) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: n), as: UTF8.self)
+                }
+                if line.lowercased().hasPrefix("retry-after:") {
+                    state.retryAfter = line.dropFirst("retry-after:".count).trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+            }
+            return n
+        }, "HEADERFUNCTION")
+        check(evcurl_setopt_ptr(handle, CURLOPT_HEADERDATA, statePointer), "HEADERDATA")
         check(evcurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "NOPROGRESS")
         check(evcurl_setopt_xferinfo(handle) { user, _, _, _, _ in
             let state = Unmanaged<CurlTransferState>.fromOpaque(user!).takeUnretainedValue()
@@ -166,6 +185,7 @@ final class CurlConnection: @unchecked Sendable {
         state.overflowed = false
         state.stoppedEarly = false
         state.linesSeen = 0
+        state.retryAfter = nil
         state.stopAfterLines = shape.stopAfterLines
         state.cancel = cancel
         defer { state.cancel = nil }
@@ -198,7 +218,7 @@ final class CurlConnection: @unchecked Sendable {
         }
         var status = 0
         _ = evcurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return .success(HTTPReply(status: status, body: state.body))
+        return .success(HTTPReply(status: status, body: state.body, retryAfter: state.retryAfter))
     }
 }
 

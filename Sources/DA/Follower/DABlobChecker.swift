@@ -5,19 +5,38 @@ import NIOCore
 /// Decodes the blobs of one DA height and checks who signed them, spread over the cores when the
 /// height is large (a catch-up reads DA heights holding thousands of blocks).
 ///
-/// One signature check per block (SPEC §11 measures catch-up against exactly that): a header
-/// blob's proposer signature over the header. Neither the envelope signature nor the data blob's
-/// signature is verified. Neither adds to what a node accepts (SPEC §3): the header signature
-/// covers the header, the header's `data_hash` covers the txs, and the pipeline checks the
-/// data's metadata against the header. Each would cost another Ed25519 verification, which is the
-/// catch-up's bottleneck. Data blobs still have to name the genesis proposer as signer, so other
-/// chains' data sharing the namespace is turned away cheaply. Data that no header claims is
-/// dropped by the follower once its height is final.
+/// Headers: the proposer signature over the header, always (one Ed25519 check per block, what
+/// SPEC §11 measures catch-up against). The envelope signature adds nothing a node accepts.
+///
+/// Data — anyone can post to a Celestia namespace, so junk must never be held (issue 14, hole 7).
+/// The rule, sound and nearly free in a catch-up:
+/// - A data blob whose txs hash to the `data_hash` of a header already verified (in this DA
+///   height, or waiting in the follower for its data) needs no signature check: the header's
+///   signature covers `data_hash`, which covers the txs. Its metadata, though, is covered by
+///   nothing verified, so it is dropped (`Checked.data(verified: false)` tells the tracker to
+///   strip it when pairing): the validator then derives the chained data hash from the header and
+///   the previous block exactly as the producer's metadata would give it. A copy of genuine txs
+///   with forged metadata (front-running a gossiped block onto DA) thus pairs to the very same
+///   block as the genuine blob.
+/// - Any other data blob is held only after its own signature by the genesis proposer over the
+///   encoded `Data` is verified (the second Ed25519 check is paid only for data that arrives
+///   before its header, or for junk). Unsigned or foreign junk is rejected before it is held,
+///   so it never pins the follower's DA resume height.
+/// Both passes run on the blocking pool's threads, the second only over the unclaimed data.
 struct DABlobChecker: Sendable {
     enum Checked: Sendable {
         case header(SignedHeader)
-        case data(BlockData)
-        /// Not a block of this chain: undecodable, signed by another key, or a bad header signature.
+        /// `verified`: its own signature was checked (its metadata can be trusted); otherwise a
+        /// verified header claims its txs and only the txs count.
+        case data(BlockData, hash: [UInt8], bytes: Int, verified: Bool)
+        /// Not a block of this chain: undecodable, signed by another key, or a bad signature.
+        case rejected
+    }
+
+    /// The first pass's verdict on one blob.
+    private enum Decoded {
+        case header(SignedHeader)
+        case data(SignedData, hash: [UInt8], bytes: Int)
         case rejected
     }
 
@@ -27,32 +46,68 @@ struct DABlobChecker: Sendable {
     /// Below this many blobs the cost of spreading the work exceeds the gain.
     var parallelThreshold = 32
 
-    /// The checked blobs, in the order given.
-    func check(_ blobs: [DABlob]) -> [Checked] {
-        guard blobs.count >= parallelThreshold else { return blobs.map(check) }
-        let chunks = min(blobs.count / (parallelThreshold / 2), 2 * System.coreCount)
+    /// The checked blobs, in the order given. `claimed`: the data hashes of verified headers
+    /// that still wait for their data.
+    func check(_ blobs: [DABlob], claimed: Set<[UInt8]> = []) -> [Checked] {
+        let decoded = spread(blobs.count, initial: Decoded.rejected) { decode(blobs[$0]) }
+        var claims = claimed
+        for case .header(let header) in decoded { claims.insert(header.header.dataHash) }
+        // The data blobs no verified header claims: their own signature decides.
+        let unclaimed = decoded.indices.filter { i in
+            if case .data(_, let hash, _) = decoded[i] { return !claims.contains(hash) }
+            return false
+        }
+        let signed = spread(unclaimed.count, initial: false) { k in
+            guard case .data(let data, _, _) = decoded[unclaimed[k]] else { return false }
+            return (try? validator.verifySignature(of: data)) != nil
+        }
         var out = [Checked](repeating: .rejected, count: blobs.count)
-        out.withUnsafeMutableBufferPointer { results in
-            // Each chunk writes only its own indices.
-            nonisolated(unsafe) let results = results
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                for i in stride(from: chunk, to: blobs.count, by: chunks) {
-                    results[i] = check(blobs[i])
-                }
+        for (i, d) in decoded.enumerated() {
+            switch d {
+            case .header(let header): out[i] = .header(header)
+            case .data(let data, let hash, let bytes): out[i] = .data(data.data, hash: hash, bytes: bytes, verified: false)
+            case .rejected: break
             }
+        }
+        for (k, i) in unclaimed.enumerated() {
+            guard case .data(let data, let hash, let bytes) = decoded[i] else { continue }
+            out[i] = signed[k] ? .data(data.data, hash: hash, bytes: bytes, verified: true) : .rejected
         }
         return out
     }
 
-    func check(_ blob: DABlob) -> Checked {
+    /// One blob on its own (tests; no header claims its data).
+    func check(_ blob: DABlob) -> Checked { check([blob])[0] }
+
+    /// Headers verified; data decoded, its signer checked (cheap: turns other chains away) and
+    /// its txs hashed.
+    private func decode(_ blob: DABlob) -> Decoded {
         if blob.namespace == headerNamespace, let envelope = try? DAHeaderEnvelope(decoding: blob.data),
            (try? validator.verifySignature(envelope.signedHeader)) != nil {
             return .header(envelope.signedHeader)
         }
         if blob.namespace == dataNamespace, let signed = try? SignedData(decoding: blob.data),
            (try? validator.verifySigner(of: signed)) != nil {
-            return .data(signed.data)
+            return .data(signed, hash: signed.data.dataHash, bytes: blob.data.count)
         }
         return .rejected
+    }
+
+    /// `work(0..<count)`, over the cores when `count` is large, off the cooperative pool (the
+    /// caller runs on the blocking pool).
+    private func spread<T: Sendable>(_ count: Int, initial: T, _ work: @Sendable (Int) -> T) -> [T] {
+        guard count >= parallelThreshold else { return (0..<count).map(work) }
+        let chunks = min(count / (parallelThreshold / 2), 2 * System.coreCount)
+        var out = [T](repeating: initial, count: count)
+        out.withUnsafeMutableBufferPointer { results in
+            // Each chunk writes only its own indices.
+            nonisolated(unsafe) let results = results
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                for i in stride(from: chunk, to: count, by: chunks) {
+                    results[i] = work(i)
+                }
+            }
+        }
+        return out
     }
 }

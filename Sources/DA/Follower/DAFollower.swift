@@ -20,8 +20,16 @@ public struct DAFollowerStatus: Sendable, Equatable {
     public var lastError: String?
     /// When DA started failing; nil while it answers.
     public var failingSince: ContinuousClock.Instant?
-    /// Blobs that failed to decode or verify.
+    /// Blobs that failed to decode or verify, and unclaimed data dropped.
     public var badBlobs: Int
+    /// The DA node refuses the credentials (HTTP 401/403) and has answered nothing since.
+    public var authError: String? = nil
+    /// Failed DA requests in the current episode of trouble (0 when DA answers cleanly).
+    public var failedAttempts: Int = 0
+    /// Bytes of data blobs held while they wait for their header.
+    public var heldDataBytes: Int = 0
+    /// Data blobs dropped because the held bytes reached `maxHeldDataBytes`.
+    public var droppedForSpace: Int = 0
 }
 
 /// Walks the DA layer from the chain's DA start height: fetches heights in parallel (in order),
@@ -45,15 +53,26 @@ public final class DAFollower: Sendable {
         public var pollInterval: Duration
         /// Most unmatched headers or data held.
         public var maxUnresolved: Int
+        /// Most bytes of data blobs held while they wait for their header (`da.max_held_data`).
+        public var maxHeldDataBytes: Int
+        /// Backoff between attempts at one DA height that failed (starts afresh per height).
+        public var retry: RetryPolicy
+
+        public static let defaultMaxHeldDataBytes = 64 << 20
+        public static let defaultRetry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200),
+                                                     maxDelay: .seconds(10))
 
         public init(headerNamespace: DANamespace, dataNamespace: DANamespace, startHeight: UInt64,
-                    parallelism: Int, pollInterval: Duration, maxUnresolved: Int = 100_000) {
+                    parallelism: Int, pollInterval: Duration, maxUnresolved: Int = 100_000,
+                    maxHeldDataBytes: Int = defaultMaxHeldDataBytes, retry: RetryPolicy = defaultRetry) {
             self.headerNamespace = headerNamespace
             self.dataNamespace = dataNamespace
             self.startHeight = startHeight
             self.parallelism = parallelism
             self.pollInterval = pollInterval
             self.maxUnresolved = maxUnresolved
+            self.maxHeldDataBytes = maxHeldDataBytes
+            self.retry = retry
         }
     }
 
@@ -67,6 +86,9 @@ public final class DAFollower: Sendable {
     let checker: DABlobChecker
     let blockingPool: NIOThreadPool
     let logger: Logger
+    /// Answers and faults of every DA request: the log's one WARNING, summaries and INFO, and
+    /// the failure fields of `status`.
+    public let availability: DAAvailability
     /// The first validly signed header DA holds for each unfinalized height.
     public let authority: AuthoritativeHeaders
     let evidence: EvidenceLog?
@@ -92,12 +114,21 @@ public final class DAFollower: Sendable {
         self.evidence = evidence
         self.blockingPool = blockingPool
         self.logger = logger
+        availability = DAAvailability(logger: logger)
         state = Mutex(DAFollowerStatus(nextDAHeight: options.startHeight, daHead: 0, headReached: false,
                                        unresolved: 0, highestHeader: 0, lastError: nil, failingSince: nil,
                                        badBlobs: 0))
     }
 
-    public var status: DAFollowerStatus { state.withLock { $0 } }
+    public var status: DAFollowerStatus {
+        var s = state.withLock { $0 }
+        let da = availability.snapshot
+        s.lastError = da.lastError
+        s.failingSince = da.failingSince
+        s.authError = da.authError
+        s.failedAttempts = da.failedAttempts
+        return s
+    }
 
     /// How often the DA network head is asked for again once known, so that `status.daHead` shows
     /// how far behind the follower is even while it reads a long way behind or waits at the head.
@@ -114,8 +145,10 @@ public final class DAFollower: Sendable {
 
     private var rewindPending: Bool { rewindRequest.withLock { $0 != nil } }
 
-    /// Follows DA until cancelled. DA failures are retried with backoff and reported in
-    /// `status.lastError`; only a store failure ends the follower (thrown).
+    /// Follows DA until cancelled. A DA fault at one height is retried for that height alone
+    /// (with a backoff of its own, while the other fetches go on); faults are reported through
+    /// `availability` (log and `status`), never per retry. Only a store failure ends the
+    /// follower (thrown).
     public func run() async throws {
         var tracker = InclusionTracker()
         defer { leftover.withLock { $0 = tracker } }
@@ -124,26 +157,24 @@ public final class DAFollower: Sendable {
         logger.info("following DA", metadata: ["from_da_height": "\(next)",
                                                "header_namespace": "\(options.headerNamespace)",
                                                "data_namespace": "\(options.dataNamespace)"])
-        var backoff = Backoff(policy: RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200),
-                                                  maxDelay: .seconds(10)))
+        // For what fails outside a walk's per-height retries (the head query).
+        var backoff = Backoff(policy: options.retry)
         // Condition 1 of SPEC §6 needs a head observed *after* start.
         var targetHead: UInt64?
         while !Task.isCancelled {
             if let ancestor = rewindRequest.withLock({ r -> UInt64? in defer { r = nil }; return r }) {
                 next = rewound(next, after: ancestor, tracker: &tracker)
             }
+            let before = next
             do {
                 if targetHead == nil {
                     let head = try await client.networkHead().height
+                    availability.answered()
                     targetHead = head
                     state.withLock { $0.daHead = max($0.daHead, head) }
                 }
-                let reachedHead = try await walk(from: &next, tracker: &tracker)
                 backoff.reset()
-                state.withLock {
-                    $0.lastError = nil
-                    $0.failingSince = nil
-                }
+                let reachedHead = try await walk(from: &next, tracker: &tracker)
                 if reachedHead {
                     if let target = targetHead, next > target {
                         let first = state.withLock { s -> Bool in
@@ -154,25 +185,17 @@ public final class DAFollower: Sendable {
                             logger.notice("DA head reached", metadata: ["da_height": "\(next - 1)"])
                         }
                     }
-                    try await refreshHeadIfDue()
+                    await refreshHeadIfDue()
                     if !rewindPending {
                         try await Task.sleep(for: options.pollInterval)
                     }
                 }
             } catch let error as DAError {
                 if case .cancelled = error { return }
+                // Every DA height completed resets the backoff (issue 14).
+                if next > before { backoff.reset() }
                 let delay = backoff.nextDelay()
-                let firstFailure = state.withLock { s -> Bool in
-                    defer {
-                        s.lastError = error.description
-                        s.failingSince = s.failingSince ?? .now
-                    }
-                    return s.lastError == nil
-                }
-                if firstFailure || backoff.failures % 10 == 0 {
-                    logger.warning("DA unavailable; retrying", metadata: [
-                        "da_height": "\(next)", "error": "\(error)", "retry_in": "\(delay)"])
-                }
+                availability.failed(error, context: targetHead == nil ? "header.NetworkHead" : "DA walk at height \(next)")
                 try await Task.sleep(for: delay)
             }
         }
@@ -206,8 +229,9 @@ public final class DAFollower: Sendable {
     private func walk(from next: inout UInt64, tracker: inout InclusionTracker) async throws -> Bool {
         let namespaces = options.headerNamespace == options.dataNamespace
             ? [options.headerNamespace] : [options.headerNamespace, options.dataNamespace]
+        let retry = DAFetchRetry(policy: options.retry, observer: availability)
         for try await event in client.retrieve(heights: next...(next + 1_000_000), namespaces: namespaces,
-                                               parallelism: options.parallelism) {
+                                               parallelism: options.parallelism, retry: retry) {
             switch event {
             case .height(let blobs):
                 try await process(blobs, tracker: &tracker)
@@ -216,11 +240,9 @@ public final class DAFollower: Sendable {
                 state.withLock {
                     $0.nextDAHeight = reached
                     $0.daHead = max($0.daHead, blobs.height)
-                    $0.lastError = nil
-                    $0.failingSince = nil
                 }
                 if rewindPending { return false }
-                try await refreshHeadIfDue()
+                await refreshHeadIfDue()
             case .headReached(let at):
                 next = at
                 return true
@@ -230,17 +252,24 @@ public final class DAFollower: Sendable {
         return false
     }
 
-    /// Asks DA for its head when the last answer is `headRefreshInterval` old. A failure is a DA
-    /// failure like any other (thrown, retried by `run`).
-    private func refreshHeadIfDue() async throws {
+    /// Asks DA for its head when the last answer is `headRefreshInterval` old. Only `/status`
+    /// needs it: a failure is reported like any DA fault and asked again next interval, and
+    /// never interrupts the walk.
+    private func refreshHeadIfDue() async {
         let due = headCheckedAt.withLock { last -> Bool in
             guard ContinuousClock.now - last >= Self.headRefreshInterval else { return false }
             last = .now
             return true
         }
         guard due else { return }
-        let head = try await client.networkHead().height
-        state.withLock { $0.daHead = max($0.daHead, head) }
+        do {
+            let head = try await client.networkHead().height
+            availability.answered()
+            state.withLock { $0.daHead = max($0.daHead, head) }
+        } catch {
+            if case .cancelled = error { return }
+            availability.failed(error, context: "header.NetworkHead")
+        }
     }
 
     /// DA heights start at 1; a start height of 0 in genesis means "from the first".
@@ -260,19 +289,24 @@ public final class DAFollower: Sendable {
         // On the blocking pool: checking a catch-up's DA height keeps both cores busy for a while.
         let checker = self.checker
         let blobs = height.blobs
-        let results = try await blockingPool.runIfActive { checker.check(blobs) }
+        let claimed = tracker.waitingDataHashes
+        let results = try await blockingPool.runIfActive { checker.check(blobs, claimed: claimed) }
+        let finalized = store.finalizedHeight
         for checked in results {
             switch checked {
             case .header(let header):
                 try take(header, daHeight: height.height, tracker: &tracker)
-            case .data(let data):
-                tracker.addData(data, daHeight: height.height)
+            case .data(let data, let hash, let bytes, let verified):
+                if !tracker.addData(data, hash: hash, bytes: bytes, verified: verified, daHeight: height.height,
+                                    finalized: finalized) {
+                    bad += 1
+                }
             case .rejected:
                 bad += 1
             }
         }
         if bad > 0 {
-            logger.warning("ignored DA blobs that are not validly signed blocks of this chain",
+            logger.warning("ignored DA blobs that are not validly signed blocks of this chain, or data no header will claim",
                            metadata: ["da_height": "\(height.height)", "count": "\(bad)"])
         }
         // Known before it is handed over: the hand-over may wait for room in the pipeline, or
@@ -284,13 +318,21 @@ public final class DAFollower: Sendable {
         if !complete.isEmpty {
             await sink.submit(complete)
         }
-        tracker.trim(max: options.maxUnresolved)
+        let dropped = tracker.trim(max: options.maxUnresolved, maxDataBytes: options.maxHeldDataBytes)
+        if dropped > 0 {
+            logger.warning("dropped held DA data blobs: waiting data exceeds its bound (da.max_held_data)", metadata: [
+                "da_height": "\(height.height)", "count": "\(dropped)", "held_bytes": "\(tracker.heldDataBytes)",
+                "max_bytes": "\(options.maxHeldDataBytes)"])
+        }
         try await finalize(&tracker, processedThrough: height.height)
         let unresolved = tracker.unresolved
         let highest = tracker.highestHeader
+        let held = tracker.heldDataBytes
         state.withLock {
             $0.badBlobs += bad
+            $0.droppedForSpace += dropped
             $0.unresolved = unresolved
+            $0.heldDataBytes = held
             $0.highestHeader = max($0.highestHeader, highest)
         }
     }
@@ -402,8 +444,12 @@ struct InclusionTracker {
 
     /// Headers waiting for their data, by height.
     private(set) var waiting: [UInt64: (header: SignedHeader, daHeight: UInt64)] = [:]
-    /// Data waiting for its header, by data hash (txs only, as in the header).
-    private(set) var data: [[UInt8]: (data: BlockData, daHeight: UInt64)] = [:]
+    /// Data waiting for its header, by data hash (txs only, as in the header). `verified`: its
+    /// own signature was checked; otherwise a verified header of the same DA height claims it,
+    /// and its metadata is stripped when paired (see `DABlobChecker`).
+    private(set) var data: [[UInt8]: (data: BlockData, daHeight: UInt64, bytes: Int, verified: Bool)] = [:]
+    /// Encoded size of everything in `data`.
+    private(set) var heldDataBytes = 0
     /// Complete blocks not yet handed over.
     private var complete: [UInt64: CandidateBlock] = [:]
     /// What DA holds for each height not yet finalized.
@@ -411,6 +457,21 @@ struct InclusionTracker {
 
     var unresolved: Int { waiting.count + data.count }
     private(set) var highestHeader: UInt64 = 0
+
+    /// The data hashes of headers waiting for their data: data blobs matching one need no
+    /// signature check of their own.
+    var waitingDataHashes: Set<[UInt8]> { Set(waiting.values.map(\.header.header.dataHash)) }
+
+    /// What is paired with a header: unverified data keeps only the txs its header commits to.
+    private static func trusted(_ data: BlockData, verified: Bool) -> BlockData {
+        verified ? data : BlockData(metadata: nil, txs: data.txs)
+    }
+
+    private mutating func removeData(_ hash: [UInt8]) -> (data: BlockData, daHeight: UInt64, bytes: Int, verified: Bool)? {
+        guard let held = data.removeValue(forKey: hash) else { return nil }
+        heldDataBytes -= held.bytes
+        return held
+    }
 
     /// Pairs `header` with its data. Only the first header per height counts (the follower
     /// sorts out later different ones before they get here).
@@ -426,29 +487,48 @@ struct InclusionTracker {
             // pipeline need not verify them again.
             complete[height] = CandidateBlock(signedHeader: header, data: BlockData(metadata: nil, txs: []),
                                               origin: .da(daHeight: daHeight), signatureVerified: true)
-        } else if let held = data.removeValue(forKey: header.header.dataHash) {
+        } else if let held = removeData(header.header.dataHash) {
             confirmed[height]?.dataDAHeight = held.daHeight
-            complete[height] = CandidateBlock(signedHeader: header, data: held.data, origin: .da(daHeight: daHeight), signatureVerified: true)
+            complete[height] = CandidateBlock(signedHeader: header, data: Self.trusted(held.data, verified: held.verified),
+                                              origin: .da(daHeight: daHeight), signatureVerified: true)
         } else {
             waiting[height] = (header, daHeight)
         }
     }
 
-    mutating func addData(_ blockData: BlockData, daHeight: UInt64) {
-        let hash = blockData.dataHash
+    /// Pairs data with its waiting header, or holds it for a header still to come. Returns
+    /// false when it is dropped instead: verified data that no header can still claim (no
+    /// metadata height — ev-node never posts such data — or a height already final).
+    /// `hash`: `blockData.dataHash`, computed by the checker on the blocking pool.
+    mutating func addData(_ blockData: BlockData, hash: [UInt8], bytes: Int, verified: Bool, daHeight: UInt64,
+                          finalized: UInt64) -> Bool {
         if let height = blockData.metadata?.height, let w = waiting[height], w.header.header.dataHash == hash {
-            waiting.removeValue(forKey: height)
-            confirmed[height]?.dataDAHeight = daHeight
-            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight), signatureVerified: true)
-            return
+            pair(blockData, verified: verified, daHeight: daHeight, with: w, at: height)
+            return true
         }
         if let (height, w) = waiting.first(where: { $0.value.header.header.dataHash == hash }) {
-            waiting.removeValue(forKey: height)
-            confirmed[height]?.dataDAHeight = daHeight
-            complete[height] = CandidateBlock(signedHeader: w.header, data: blockData, origin: .da(daHeight: w.daHeight), signatureVerified: true)
-            return
+            pair(blockData, verified: verified, daHeight: daHeight, with: w, at: height)
+            return true
         }
-        if data[hash] == nil { data[hash] = (blockData, daHeight) }
+        if verified {
+            guard let height = blockData.metadata?.height, height > finalized else { return false }
+        }
+        if let held = data[hash] {
+            // Keep one copy; a verified one (its metadata can be trusted) over an unverified one.
+            guard verified && !held.verified else { return true }
+            _ = removeData(hash)
+        }
+        data[hash] = (blockData, daHeight, bytes, verified)
+        heldDataBytes += bytes
+        return true
+    }
+
+    private mutating func pair(_ blockData: BlockData, verified: Bool, daHeight: UInt64,
+                               with w: (header: SignedHeader, daHeight: UInt64), at height: UInt64) {
+        waiting.removeValue(forKey: height)
+        confirmed[height]?.dataDAHeight = daHeight
+        complete[height] = CandidateBlock(signedHeader: w.header, data: Self.trusted(blockData, verified: verified),
+                                          origin: .da(daHeight: w.daHeight), signatureVerified: true)
     }
 
     /// Complete blocks in height order. Those at or below the store height are handed over too:
@@ -459,15 +539,22 @@ struct InclusionTracker {
         return out
     }
 
-    /// Keeps memory bounded against a DA namespace full of data nobody signed a header for.
-    mutating func trim(max: Int) {
-        if data.count > max {
-            let drop = data.sorted { $0.value.daHeight < $1.value.daHeight }.prefix(data.count - max)
-            for (k, _) in drop { data.removeValue(forKey: k) }
+    /// Keeps memory bounded: at most `max` data blobs and waiting headers, and at most
+    /// `maxDataBytes` of held data (the earliest on DA goes first). Returns how many data blobs
+    /// were dropped.
+    mutating func trim(max: Int, maxDataBytes: Int) -> Int {
+        var dropped = 0
+        if data.count > max || heldDataBytes > maxDataBytes {
+            for (k, _) in data.sorted(by: { $0.value.daHeight < $1.value.daHeight }) {
+                guard data.count > max || heldDataBytes > maxDataBytes else { break }
+                _ = removeData(k)
+                dropped += 1
+            }
         }
         if waiting.count > max {
             for h in waiting.keys.sorted().suffix(waiting.count - max) { waiting.removeValue(forKey: h) }
         }
+        return dropped
     }
 
     func lowestUnresolvedDAHeight(after finalized: UInt64) -> UInt64? {
@@ -502,8 +589,10 @@ struct InclusionTracker {
     /// that no header claimed. Returns how many such data blobs were dropped.
     mutating func forget(through height: UInt64) -> Int {
         for h in confirmed.keys where h <= height { confirmed.removeValue(forKey: h) }
-        let unclaimed = data.filter { ($0.value.data.metadata?.height ?? .max) <= height }.map(\.key)
-        for key in unclaimed { data.removeValue(forKey: key) }
+        // Unverified data without a claim has no trustworthy height: it goes too (it was
+        // claimed by a header that went elsewhere, e.g. double-sign evidence).
+        let unclaimed = data.filter { !$0.value.verified || ($0.value.data.metadata?.height ?? .max) <= height }.map(\.key)
+        for key in unclaimed { _ = removeData(key) }
         return unclaimed.count
     }
 }

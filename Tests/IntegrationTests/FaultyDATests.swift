@@ -1,0 +1,186 @@
+import Block
+import Config
+import DA
+import Foundation
+import Testing
+
+// Liveness under a flaky DA (issue 14): real `evnode` processes behind `evnode-testkit faulty-da`,
+// a proxy that answers a share of `blob.GetAll` with faults, with spam posted into the chain's
+// namespace on the real local DA.
+
+/// A running `evnode-testkit faulty-da` in front of `upstream`.
+final class FaultyDAProxyProcess {
+    let child: ChildProcess
+    let address: String
+    var url: String { "http://\(address)" }
+
+    private init(child: ChildProcess, address: String) {
+        self.child = child
+        self.address = address
+    }
+
+    static func start(upstream: String, faultRate: Double, seed: Int, logDirectory: String,
+                      faults: String? = nil) async throws -> FaultyDAProxyProcess {
+        var arguments = ["faulty-da", "--upstream", upstream, "--fault-rate", "\(faultRate)", "--seed", "\(seed)"]
+        if let faults { arguments += ["--faults", faults] }
+        let child = try ChildProcess(name: "faulty-da", executable: BuiltProducts.binDirectory.appendingPathComponent("evnode-testkit"),
+                                     arguments: arguments, logDirectory: logDirectory)
+        var address: String?
+        try await waitUntil("faulty-da to print its address", timeout: .seconds(30)) {
+            if let line = child.output.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }) {
+                address = String(line.dropFirst("listening on ".count))
+                return true
+            }
+            if !child.isRunning { throw HarnessFailure("faulty-da exited:\n\(child.output)") }
+            return false
+        }
+        return FaultyDAProxyProcess(child: child, address: address!)
+    }
+
+    /// Faults answered so far, by kind.
+    var faults: [String: Int] {
+        var out: [String: Int] = [:]
+        for line in child.output.split(separator: "\n") where line.hasPrefix("fault ") {
+            out[String(line.split(separator: " ")[1]), default: 0] += 1
+        }
+        return out
+    }
+}
+
+/// Blobs anyone can post into a chain's namespace: junk bytes, a header signed by another key,
+/// a header naming the proposer with a bad signature, data signed by another key, data naming
+/// the proposer with a bad signature (with and without a metadata height).
+func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height: UInt64) throws -> [DABlob] {
+    let stranger = BlockSigner(keyFile: KeyFile.generate())
+    let header = Header(height: height, time: UInt64(Date().timeIntervalSince1970 * 1e9),
+                        lastHeaderHash: [UInt8](repeating: 1, count: 32), dataHash: BlockData.dataHash(of: [Array("k=spam".utf8)]),
+                        appHash: [UInt8](repeating: 3, count: 32), proposerAddress: proposer.address, chainID: chainID)
+    var foreignHeader = header
+    foreignHeader.proposerAddress = stranger.address
+    let forged = DAHeaderEnvelope(header: header, signature: [UInt8](repeating: 0x5a, count: 64), signer: proposer,
+                                  envelopeSignature: [UInt8](repeating: 0x5b, count: 64))
+    let data = BlockData(metadata: Metadata(chainID: chainID, height: height, time: header.time, lastDataHash: []),
+                         txs: [Array("k=spam".utf8)])
+    return [
+        DABlob(namespace: namespace, data: Array("junk \(height) ".utf8) + [UInt8](repeating: 0xee, count: 300)),
+        DABlob(namespace: namespace, data: try stranger.envelope(for: try stranger.sign(header: foreignHeader)).encoded()),
+        DABlob(namespace: namespace, data: forged.encoded()),
+        DABlob(namespace: namespace, data: try stranger.sign(data: data).encoded()),
+        DABlob(namespace: namespace, data: SignedData(data: data, signature: [UInt8](repeating: 7, count: 64), signer: proposer).encoded()),
+        DABlob(namespace: namespace, data: SignedData(data: BlockData(metadata: nil, txs: [Array("k=junk".utf8)]),
+                                                      signature: [UInt8](repeating: 8, count: 64), signer: proposer).encoded()),
+    ]
+}
+
+@Suite(.serialized) struct FaultyDATests {
+    /// A full node whose only source is a DA answering 30 % of `blob.GetAll` calls with faults,
+    /// with spam in the namespace, ends with the aggregator's chain hash for hash, within a
+    /// deadline, and logs the trouble as one episode with summaries — not a line per retry.
+    @Test func fullNodeBehindAFaultyDAEndsWithTheAggregatorsChain() async throws {
+        try await Testnet.run(chainID: "faulty-da-chain") { net in
+            let da = try await net.startDA()
+            let aggregator = try net.makeNode(name: "aggregator", aggregator: true, blockTime: "100ms")
+            try await aggregator.start()
+            let proposer = BlockSigner(keyFile: try KeyFile.load(path: HomeLayout(home: aggregator.home).signerKeyFile)).signer
+            let namespace = DANamespace(name: net.chainID + "-headers")
+            let client = try CelestiaDAClient(options: DAClientOptions(url: da.url))
+            // Spam while the chain grows: a batch every few blocks, each at a DA height of its own.
+            var spamPosts = 0
+            try await waitUntil("the aggregator to reach height 150 with spam posted beside it", timeout: .seconds(90),
+                                every: .milliseconds(400)) {
+                let height = try await aggregator.status().heights.store
+                _ = try await client.submit(try spamBlobs(namespace: namespace, chainID: net.chainID,
+                                                          proposer: proposer, height: height + 1))
+                spamPosts += 1
+                return height >= 150
+            }
+            await client.shutdown()
+            let proxy = try await FaultyDAProxyProcess.start(upstream: da.url, faultRate: 0.3, seed: 14,
+                                                             logDirectory: net.logDirectory)
+            // On failure the proxy's ChildProcess is killed when released.
+            let full = try net.makeNode(name: "full", aggregator: false, genesisFrom: aggregator,
+                                        extra: ["--da.address", proxy.url])
+            let began = ContinuousClock.now
+            try await full.start()
+            let target = try await waitForStatus(aggregator, "blocks 1…150 DA-included", timeout: .seconds(60)) {
+                $0.heights.finalized >= 150
+            }.heights.finalized
+            try await waitForStatus(full, "store at \(target) from the faulty DA alone", timeout: .seconds(100)) {
+                $0.heights.store >= target
+            }
+            let took = ContinuousClock.now - began
+            try await expectSameChain(aggregator, full, through: target)
+            print("faulty-da: the full node reached \(target) in \(took) behind \(proxy.faults.values.reduce(0, +)) faults \(proxy.faults)")
+
+            let faults = proxy.faults
+            let faultCount = faults.values.reduce(0, +)
+            #expect(faultCount >= 20, "the proxy answered \(faultCount) faults (\(faults)): too few to mean anything")
+            let log = full.allLogs.split(separator: "\n")
+            let started = log.filter { $0.contains("DA is failing") }.count
+            let summaries = log.filter { $0.contains("DA unavailable for") }.count
+            let perRetry = log.filter { $0.contains("DA request failed, retrying") || $0.contains("DA unavailable; retrying") }.count
+            #expect(started >= 1, "the first fault is reported")
+            #expect(perRetry == 0, "no line per retry")
+            let allowed = 3 + Int(took.components.seconds / 30) * 2
+            #expect(started + summaries <= allowed,
+                    "\(started) episode starts and \(summaries) summaries for \(faultCount) faults in \(took): not a line per fault")
+            #expect(spamPosts > 5)
+            let doc = try JSONSerialization.jsonObject(with: try await HTTP.get(full.rpc + "/status").body) as? [String: Any]
+            let bad = (doc?["da"] as? [String: Any])?["bad_blobs"] as? Int ?? 0
+            #expect(bad >= spamPosts, "the spam is counted as bad blobs (\(bad) for \(spamPosts) posts of 6)")
+            await proxy.child.stop()
+        }
+    }
+
+    /// A DA node refusing the node's token (HTTP 401): one ERROR line, `/status` names it,
+    /// readiness is 503 with the reason; the node keeps retrying, and once the DA node accepts the
+    /// token (rotated on its side) it syncs and becomes ready.
+    @Test func refusedCredentialsShowInStatusAndReadinessAndAreRetried() async throws {
+        let chain = try CatchupChain("auth")
+        let port = try freeLoopbackPort(avoiding: [])
+        let daHome = chain.dir.path + "/da"
+        var da = try await CatchupDA.start(name: "local-da", home: daHome, logDirectory: chain.logs,
+                                           listen: "127.0.0.1:\(port)", arguments: ["--auth-token", "old-token"])
+        let full = try await CatchupNode.start(name: "full", home: chain.fullNodeHome, logDirectory: chain.logs,
+                                               arguments: ["--da.address", da.url, "--da.auth-token", "new-token",
+                                                           "--da.block-time", "300ms"])
+        // On failure both ChildProcesses are killed when released.
+
+        var daStatus: [String: Any] = [:]
+        try await catchupEventually("/status to name the refused credentials", timeout: .seconds(30)) {
+            let (code, body) = try await CatchupHTTP.request("GET", "http://\(full.rpc)/status")
+            guard code == 200, let doc = try JSONSerialization.jsonObject(with: body) as? [String: Any],
+                  let d = doc["da"] as? [String: Any] else { return false }
+            daStatus = d
+            return d["auth_error"] is String
+        }
+        #expect((daStatus["auth_error"] as? String)?.contains("401") == true, "\(daStatus)")
+        let ready = try await full.readiness()
+        #expect(ready.status == 503)
+        #expect(ready.text.contains("credentials"), "readiness says why: \(ready.text)")
+
+        // Several retries later, still one ERROR line.
+        try await catchupEventually("the node to retry", timeout: .seconds(30)) {
+            let (_, body) = try await CatchupHTTP.request("GET", "http://\(full.rpc)/status")
+            let doc = try JSONSerialization.jsonObject(with: body) as? [String: Any]
+            return ((doc?["da"] as? [String: Any])?["failed_attempts"] as? Int ?? 0) >= 5
+        }
+        let errors = full.log.filter { $0["level"] == "error" && $0.message.contains("refuses this node's credentials") }
+        #expect(errors.count == 1, "said once at error level, got \(errors.count)")
+        #expect(full.child.isRunning)
+
+        // The token is rotated on the DA side: the same node, untouched, syncs and becomes ready.
+        await da.stop()
+        da = try await CatchupDA.start(name: "local-da-rotated", home: daHome, logDirectory: chain.logs,
+                                       listen: "127.0.0.1:\(port)", arguments: ["--auth-token", "new-token"])
+        try await catchupEventually("the node to become ready with the rotated token", timeout: .seconds(60)) {
+            let r = try await full.readiness()
+            return r.status == 200
+        }
+        let (_, body) = try await CatchupHTTP.request("GET", "http://\(full.rpc)/status")
+        let doc = try JSONSerialization.jsonObject(with: body) as? [String: Any]
+        #expect((doc?["da"] as? [String: Any])?["auth_error"] == nil)
+        await full.stop()
+        await da.stop()
+    }
+}
