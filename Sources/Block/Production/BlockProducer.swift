@@ -122,7 +122,7 @@ public struct BlockProducer: Sendable {
             nextTick = nextTick.advanced(by: timing.blockTime)
             if timing.lazy {
                 let due = clock.now - lastBlockAt >= timing.lazyInterval
-                if !executor.hasPendingTransactions && !due {
+                if !due, await !executor.hasPendingTransactions() {
                     try? await clock.sleep(until: nextTick)
                     continue
                 }
@@ -215,7 +215,12 @@ public struct BlockProducer: Sendable {
     }
 
     private func build(on state: State) throws(ProductionError) -> BlockCommit {
-        let txs = executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
+        let txs: [[UInt8]]
+        do throws(ExecutionError) {
+            txs = try builder.executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
+        } catch {
+            throw .build(height: state.nextHeight, .execution(error))
+        }
         // Block time never goes backwards, even if the wall clock does.
         let time = max(BlockValidator.currentTime(), state.lastBlockTime)
         do throws(BuildError) {

@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import HTTPClient
 import Logging
 import Synchronization
 
@@ -57,11 +58,15 @@ public final class CelestiaDAClient: DAClient {
     public init(options: DAClientOptions, logger: Logger = Logger(label: "evnode.da.client")) throws(DAError) {
         self.options = options
         self.logger = logger
-        self.pool = try CurlConnectionPool(size: max(1, options.connections), url: options.url,
-                                           authToken: options.authToken,
-                                           connectTimeout: options.connectTimeout,
-                                           requestTimeout: options.requestTimeout,
-                                           maxResponseBytes: options.maxResponseBytes)
+        do throws(HTTPError) {
+            self.pool = try CurlConnectionPool(size: max(1, options.connections), url: options.url,
+                                               authToken: options.authToken,
+                                               connectTimeout: options.connectTimeout,
+                                               requestTimeout: options.requestTimeout,
+                                               maxResponseBytes: options.maxResponseBytes)
+        } catch {
+            throw DAError(error)
+        }
     }
 
     /// Stops the connection threads once the requests in flight end.
@@ -162,7 +167,12 @@ public final class CelestiaDAClient: DAClient {
                                                    result: R.Type) async throws(DAError) -> R? {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let body = "{\"jsonrpc\":\"2.0\",\"id\":\(id),\"method\":\"\(method)\",\"params\":\(params)}"
-        let reply = try await pool.post(Array(body.utf8))
+        let reply: HTTPReply
+        do throws(HTTPError) {
+            reply = try await pool.post(Array(body.utf8))
+        } catch {
+            throw DAError(error)
+        }
         return try Self.decode(reply, method: method, id: id, height: height, url: options.url, as: result)
     }
 
