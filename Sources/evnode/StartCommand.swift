@@ -123,10 +123,11 @@ struct StartCommand: AsyncParsableCommand {
             "p2p_listen": "\(c.p2p.listen)",
             "peers": "\(c.p2p.peers.count)",
             "rpc": "\(c.rpc.address)",
+            "execution": "\(c.execution.kind.rawValue)",
         ])
         let node: EvNode
         do throws(NodeFailure) {
-            node = try EvNode(setup: setup, logger: logger)
+            node = try await EvNode.make(setup: setup, logger: logger)
             try await node.run()
         } catch {
             logger.critical("\(error)")

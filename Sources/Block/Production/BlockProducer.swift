@@ -127,7 +127,19 @@ public struct BlockProducer: Sendable {
                     continue
                 }
             }
-            let block = if let fence { try await produceFenced(fence) } else { try await produceOffPool() }
+            let block: BlockCommit
+            do throws(ProductionError) {
+                block = if let fence { try await produceFenced(fence) } else { try await produceOffPool() }
+            } catch {
+                // An execution layer that cannot be reached decided nothing: nothing was signed or
+                // stored, so the same height is built again once it answers — never skipped.
+                guard case .build(let height, .execution(let e)) = error, e.isUnavailable else { throw error }
+                logger.warning("execution layer unavailable; block waits for it", metadata: [
+                    "height": "\(height)", "error": "\(e)"])
+                try? await clock.sleep(for: .seconds(1))
+                nextTick = clock.now
+                continue
+            }
             await publish(block)
             lastBlockAt = clock.now
             // Slots missed because a block took longer than the block time are skipped, not
