@@ -172,8 +172,17 @@ public final class EVMExecutor: Executor {
             }
         }
 
-        guard let parent = try await blockByNumber(height - 1, height: height) else {
-            throw rejected("eth_getBlockByNumber", height, "the EL has no block \(height - 1), the parent of block \(height)")
+        var parentBlock = try await blockByNumber(height - 1, height: height)
+        if parentBlock == nil {
+            // The EL is behind the store (it lost its state, or was restarted empty): replay the
+            // stored blocks on it first, each checked against the chain's app_hash.
+            logger.warning("the EL lacks the parent block; replaying stored blocks onto it", metadata: ["height": "\(height)"])
+            _ = try await ExecutionReconciler(store: store, executor: self, logger: logger).reconcile()
+            parentBlock = try await blockByNumber(height - 1, height: height)
+        }
+        guard let parent = parentBlock else {
+            throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: "eth_getBlockByNumber", height: height,
+                                 reason: "the EL has no block \(height - 1), the parent of block \(height), and the store cannot replay it yet")
         }
         if !previousRoot.isEmpty, previousRoot != parent.stateRoot {
             throw rejected("eth_getBlockByNumber", height,

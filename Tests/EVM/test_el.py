@@ -255,7 +255,7 @@ class EL:
     def engine(self, method, params):
         if method in ("engine_forkchoiceUpdatedV3", "engine_forkchoiceUpdatedV4"):
             return self.forkchoice_updated(int(method[-1]), params)
-        if method == "engine_getPayloadV4":
+        if method in ("engine_getPayloadV4", "engine_getPayloadV5", "engine_getPayloadV6"):
             return self.get_payload(params)
         if method == "engine_newPayloadV4":
             return self.new_payload(params)
