@@ -96,6 +96,55 @@ public final class EVMExecutor: Executor {
     // MARK: Executor
 
     public func initChain(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
+        try await serialized { () async throws(ExecutionError) in try await self.initChainLocked(genesis: genesis) }
+    }
+
+    public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+                           previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
+        try await serialized { () async throws(ExecutionError) in
+            try await self.executeTxsLocked(txs, height: height, time: time, previousRoot: previousRoot)
+        }
+    }
+
+    /// Safe and finalized follow DA inclusion; the store's finalized height is the truth, the
+    /// EL's labels are advisory. An EL that cannot be reached is not a reason to stop the node:
+    /// the labels are moved by the next call that reaches it (every block moves them too).
+    public func setFinal(height: UInt64) async throws(ExecutionError) -> WriteSet {
+        do throws(ExecutionError) {
+            return try await serialized { () async throws(ExecutionError) in try await self.setFinalLocked(height: height) }
+        } catch {
+            guard error.isUnavailable else { throw error }
+            logger.warning("could not move the EL's safe/finalized block; later calls will", metadata: [
+                "height": "\(height)", "error": "\(error)"])
+            return WriteSet()
+        }
+    }
+
+    public func rollback(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
+        try await serialized { () async throws(ExecutionError) in try await self.rollbackLocked(to: height, from: currentHeight) }
+    }
+
+    /// One forkchoice-changing sequence at a time (block building, finality, rollback): the
+    /// submitter's SetFinal must not move the EL's head back under a block being promoted.
+    /// Re-entrant for the task that holds it (a build that first replays stored blocks).
+    private func serialized<T: Sendable>(_ body: @Sendable () async throws(ExecutionError) -> T) async throws(ExecutionError) -> T {
+        if Self.holdsGate { return try await body() }
+        await gate.acquire()
+        let result: Result<T, ExecutionError> = await Self.$holdsGate.withValue(true) {
+            do throws(ExecutionError) {
+                return .success(try await body())
+            } catch {
+                return .failure(error)
+            }
+        }
+        await gate.release()
+        return try result.get()
+    }
+
+    @TaskLocal private static var holdsGate = false
+    private let gate = SerialGate()
+
+    private func initChainLocked(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
         guard genesis.initialHeight == 1 else {
             throw rejected("InitChain", nil, "the EVM executor needs initial_height 1, genesis.json has \(genesis.initialHeight)")
         }
@@ -146,8 +195,8 @@ public final class EVMExecutor: Executor {
         return latest.number
     }
 
-    public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
-                           previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
+    private func executeTxsLocked(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+                                  previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
         let timestamp = time / 1_000_000_000
         let txsHash = Array(SHA256.hash(data: txs.reduce(into: [UInt8]()) { $0 += $1 }))
         let meta = try loadMeta(height)
@@ -160,7 +209,7 @@ public final class EVMExecutor: Executor {
             }
             logger.warning("the EL holds another block at this height; rolling it back", metadata: [
                 "height": "\(height)", "el_timestamp": "\(existing.timestamp)", "timestamp": "\(timestamp)"])
-            _ = try await rollback(to: height - 1, from: height)
+            _ = try await rollbackLocked(to: height - 1, from: height)
         }
         var payloadID: [UInt8]?
         if let meta, meta.stage == .started, meta.timestamp == timestamp, meta.txsHash == txsHash {
@@ -223,9 +272,11 @@ public final class EVMExecutor: Executor {
         return ExecutionResult(stateRoot: stateRoot, writes: WriteSet())
     }
 
-    public func setFinal(height: UInt64) async throws(ExecutionError) -> WriteSet {
+    private func setFinalLocked(height: UInt64) async throws(ExecutionError) -> WriteSet {
         guard let block = try await blockByNumber(height, height: height) else {
-            throw rejected("eth_getBlockByNumber", height, "the EL has no block \(height) to finalize")
+            // The EL is behind (restarted empty): the next build replays the stored blocks onto it.
+            throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: "eth_getBlockByNumber",
+                                 height: height, reason: "the EL has no block \(height) to finalize yet")
         }
         let head = forkChoice.withLock { $0.head }
         _ = try await forkchoiceUpdated(head: head.isEmpty ? block.hash : head, safe: block.hash,
@@ -234,7 +285,7 @@ public final class EVMExecutor: Executor {
         return WriteSet()
     }
 
-    public func rollback(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
+    private func rollbackLocked(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
         guard let target = try await blockByNumber(height, height: height) else {
             throw rejected("eth_getBlockByNumber", height, "the EL has no block \(height) to roll back to")
         }
@@ -507,5 +558,27 @@ public final class EVMExecutor: Executor {
 
     private func rejected(_ method: String, _ height: UInt64?, _ reason: String) -> ExecutionError {
         ExecutionError(kind: .rejected, engine: "EL \(rpc.engineURL)", method: method, height: height, reason: reason)
+    }
+}
+
+/// A FIFO lock for async code.
+actor SerialGate {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            busy = false
+        } else {
+            waiters.removeFirst().resume()
+        }
     }
 }
