@@ -94,7 +94,8 @@ let package = Package(
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
         // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
         .executableTarget(name: "evnode-testkit", dependencies: [
-            "Block", "Config", "CRocksDB", "DA",
+            "Block", "Config", "CRocksDB", "DA", "EVM",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
 

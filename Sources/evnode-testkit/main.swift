@@ -22,6 +22,10 @@
 //   evnode-testkit bench-all [--quick] [--out DIR] [--blocks N] [--txs K] [--tx-rate R]
 //                            [--production-seconds S] [--evnode PATH] [--keep]
 //       The benchmark of `make bench` / `make bench-quick` (see README "Benchmarks").
+//
+//   evnode-testkit bench-evm [--blocks N] [--txs K] [--out DIR] [--root REPO] [--keep]
+//       EVM catch-up over the py-evm test EL ÷ the same chain's execution inside the EL alone
+//       (README "EVM rollups"). Needs `make deps` (the virtualenv in .build/venv-evm).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -30,6 +34,7 @@ case "bench": bench(arguments)
 case "foreign-rocksdb": foreignRocksDB(arguments)
 case "make-chain": await makeChain(arguments)
 case "bench-all": benchAll(arguments)
+case "bench-evm": await benchEVM(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | foreign-rocksdb | bench | make-chain | bench-all (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | foreign-rocksdb | bench | make-chain | bench-all | bench-evm (see the comment in main.swift)")
 }
