@@ -2,9 +2,10 @@
 SWIFT        ?= swift
 APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server python3-venv
 # The EVM tests' execution client: py-evm (+ pycryptodome, its keccak backend) behind the Engine
-# API server in Tests/EVM; eth-account signs the test transfers. A virtualenv in .build.
+# API server in Tests/EVM; eth-account signs the test transfers; coincurve makes py-evm's
+# signature recovery native (10× faster blocks). A virtualenv in .build.
 EVM_VENV     := .build/venv-evm
-EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0
+EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincurve==21.0.0
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
@@ -27,7 +28,7 @@ deps:
 # Idempotent: the virtualenv is made once and the packages installed only when one is missing.
 deps-evm:
 	@if [ ! -x $(EVM_VENV)/bin/python ]; then python3 -m venv $(EVM_VENV); fi
-	@if ! $(EVM_VENV)/bin/python -c "import eth, Crypto, eth_account" 2>/dev/null; then \
+	@if ! $(EVM_VENV)/bin/python -c "import eth, Crypto, eth_account, coincurve" 2>/dev/null; then \
 	  echo "installing into $(EVM_VENV): $(EVM_PYPI)"; \
 	  $(EVM_VENV)/bin/pip install -q $(EVM_PYPI); \
 	else \

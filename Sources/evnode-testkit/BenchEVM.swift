@@ -119,7 +119,7 @@ func benchEVM(_ args: [String]) async {
         fail("bench-evm: building the chain: \(error)")
     }
     let buildSeconds = now() - built
-    el1.stop()
+    el1.stop(timeout: 3)
     FileHandleOut.line("bench-evm: built \(blocks) blocks in \(fixed(buildSeconds, 1)) s; posting to DA")
     do {
         let client = try CelestiaDAClient(options: DAClientOptions(config: setup.config.da))
@@ -134,7 +134,7 @@ func benchEVM(_ args: [String]) async {
 
     // A fresh full node with a fresh EL syncs the chain from DA.
     let (el2, engine2, eth2) = startEL("el-sync")
-    defer { el2.stop() }
+    defer { el2.stop(timeout: 3) }
     let full = work + "/full"
     guard run(evnode, ["init", "--home", full, "--chain-id", chainID]) == 0 else { fail("bench-evm: evnode init failed") }
     try? FileManager.default.removeItem(atPath: full + "/config/genesis.json")
@@ -152,23 +152,22 @@ func benchEVM(_ args: [String]) async {
               let status = try? JSONDecoder().decode(StatusView.self, from: Data(reply.body)) else { return 0 }
         return status.heights.store
     }
-    var firstAt: Double?
+    // From the node's start (it applies in batches: its height jumps, so no later start is seen).
     let deadline = now() + 3_600
     while true {
         let h = storeHeight()
-        if h >= 1 && firstAt == nil { firstAt = now() }
         if h >= UInt64(blocks) { break }
         if !node.isRunning || now() > deadline { fail("bench-evm: the full node stopped at \(h):\n\(node.log.suffix(2000))") }
         usleep(50_000)
     }
-    let nodeSeconds = now() - (firstAt ?? now())
+    let nodeSeconds = Double(wallNanoseconds() - node.startedAt) / 1e9
     let ethHTTP = LoopbackHTTPConnection(port: eth2)
     guard let stats = try? ethHTTP.get("/stats"),
           let doc = (try? JSONSerialization.jsonObject(with: Data(stats.body))) as? [String: Any],
           let exec = doc["exec_seconds"] as? Double, let built2 = doc["blocks_built"] as? Int, built2 > 0 else {
         fail("bench-evm: cannot read the EL's /stats")
     }
-    let nodeRate = Double(blocks - 1) / max(nodeSeconds, 1e-9)
+    let nodeRate = Double(blocks) / max(nodeSeconds, 1e-9)
     let elRate = Double(built2) / max(exec, 1e-9)
     let result = EVMBenchResult(blocks: blocks, txsPerBlock: txsPerBlock, nodeBlocksPerSecond: nodeRate,
                                 elBlocksPerSecond: elRate, elExecSeconds: exec, nodeSeconds: nodeSeconds,

@@ -15,7 +15,7 @@ spent executing blocks (the benchmark's floor).
 Like ev-reth: a child may have its parent's timestamp; undecodable or failing transactions are
 left out of a block; payload attributes carry transactions and gasLimit (numbers accepted).
 """
-import argparse, base64, hashlib, hmac, json, os, sys, threading, time
+import argparse, base64, hashlib, hmac, json, os, signal, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from eth.chains.base import MiningChain
@@ -317,6 +317,8 @@ def check_jwt(secret, header):
 def serve(el, port, engine, secret):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body are two writes: without this, Nagle and delayed ACKs add ~40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):
             pass
@@ -391,7 +393,13 @@ def main():
     g = el.blocks[el.canonical[0]].header
     print("test EL ready engine=%d eth=%d genesis=%s stateRoot=%s" % (args.engine_port, args.eth_port,
           hx(g.hash), hx(g.state_root)), flush=True)
-    threading.Event().wait()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1):
+        pass
+    # Request threads may hold keep-alive connections open; nothing is persisted, so just exit.
+    os._exit(0)
 
 
 if __name__ == "__main__":
