@@ -125,15 +125,15 @@ struct EVMTests {
             let cases: [(fault: String, message: String)] = [
                 ("fcu-invalid", "engine_forkchoiceUpdatedV3 at height 1: payload status INVALID"),
                 ("fcu-null-payload", "engine_forkchoiceUpdatedV3 at height 1: the EL answered VALID with a null payloadId"),
-                ("malformed", "answer is not a JSON-RPC object"),
+                ("malformed", "engine_forkchoiceUpdatedV3 at height 0: answer is not a JSON-RPC object"),
                 ("new-payload-invalid", "engine_newPayloadV4 at height 1: payload status INVALID"),
             ]
             for (i, c) in cases.enumerated() {
-                try await el.setFault("none")
-                let node = try net.makeNode(name: "bad\(i)", aggregator: true, blockTime: "200ms", extra: el.nodeArguments())
-                // InitChain works (the fault is switched on after it): block 1 meets the fault.
-                try await node.start()
+                // The fault is on from the start: block 1 meets it (a malformed answer already
+                // stops InitChain, before the RPC server is up).
                 try await el.setFault(c.fault)
+                let node = try net.makeNode(name: "bad\(i)", aggregator: true, blockTime: "200ms", extra: el.nodeArguments())
+                try? await node.start()
                 try await waitUntil("\(node.name) to stop on \(c.fault)", timeout: .seconds(60)) { !node.isRunning }
                 #expect(node.allLogs.contains(c.message), "\(c.fault): no \"\(c.message)\" in the log")
                 #expect(node.allLogs.contains("EL http://127.0.0.1:\(el.enginePort)/"))
