@@ -97,6 +97,7 @@ let package = Package(
             "Block", "Config", "CRocksDB", "DA", "EVM",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),

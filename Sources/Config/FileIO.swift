@@ -19,6 +19,16 @@ public enum FileIO {
         return stat(path, &st) == 0
     }
 
+    /// Whether a file exists, telling "no such file" apart from a `stat` that failed (EACCES,
+    /// EIO, …): callers that must fail closed treat only the first as absence.
+    public static func existence(_ path: String) throws(Failure) -> Bool {
+        var st = stat()
+        if stat(path, &st) == 0 { return true }
+        let code = errno
+        if code == ENOENT { return false }
+        throw Failure(path: path, reason: "stat: \(errnoText(code))")
+    }
+
     public static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
@@ -91,14 +101,24 @@ public enum FileIO {
             written += n
         }
         // open(2) applies the umask; the key files must end up exactly 0600.
-        fchmod(fd, mode)
+        if fchmod(fd, mode) != 0 {
+            let reason = errnoText()
+            close(fd)
+            unlink(tmp)
+            throw Failure(path: tmp, reason: "fchmod: \(reason)")
+        }
         if fsync(fd) != 0 {
             let reason = errnoText()
             close(fd)
             unlink(tmp)
             throw Failure(path: tmp, reason: "fsync: \(reason)")
         }
-        close(fd)
+        // close(2) can report a deferred write error (NFS, quota): the data may not be there.
+        if close(fd) != 0 {
+            let reason = errnoText()
+            unlink(tmp)
+            throw Failure(path: tmp, reason: "close: \(reason)")
+        }
         if exclusive {
             // link(2) fails if the target appeared meanwhile; no window for a silent overwrite.
             if link(tmp, path) != 0 {
@@ -112,7 +132,9 @@ public enum FileIO {
             unlink(tmp)
             throw Failure(path: path, reason: reason)
         }
-        syncDirectory(of: path)
+        // Until the directory entry is on disk the rename may be lost in a crash: the caller
+        // must not act as if the file were written.
+        try syncDirectory(of: path)
     }
 
     public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644,
@@ -120,7 +142,7 @@ public enum FileIO {
         try writeAtomically(path, Array(text.utf8), mode: mode, exclusive: exclusive)
     }
 
-    static func syncDirectory(of path: String) {
+    static func syncDirectory(of path: String) throws(Failure) {
         let dir: String
         if let slash = path.lastIndex(of: "/") {
             dir = slash == path.startIndex ? "/" : String(path[..<slash])
@@ -128,10 +150,9 @@ public enum FileIO {
             dir = "."
         }
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
+        if fd < 0 { throw Failure(path: dir, reason: "opening the directory to fsync it: \(errnoText())") }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw Failure(path: dir, reason: "fsync of the directory: \(errnoText())") }
     }
 
     public static func errnoText(_ code: Int32 = errno) -> String {

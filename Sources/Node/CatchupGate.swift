@@ -1,4 +1,4 @@
-/// The four promotion conditions of SPEC §6, evaluated over one snapshot of the node.
+/// The promotion conditions of SPEC §6, evaluated over one snapshot of the node.
 /// Pure: the failover state machine samples the syncer, the peers and the signer's mark into a
 /// `CatchupSnapshot` and asks the gate; the gate never looks at anything else, so every rule can
 /// be tested on its own.
@@ -7,15 +7,25 @@ public struct CatchupSnapshot: Sendable, Equatable {
     /// after start.
     public var daHeadReached: Bool
     public var storeHeight: UInt64
-    /// Highest height announced by any connected peer, nil when no peer announced anything.
+    /// Highest height any peer *proved* during this catchup (with the genesis proposer's signed
+    /// header at that height), whether or not that peer is still connected; nil when none did.
     public var p2pMaxHeight: UInt64?
     /// Peers are configured (if none are, condition 2 holds by definition).
     public var peersConfigured: Bool
+    /// Some peer gave a valid answer about its height (a proven height or an empty chain).
+    public var peersAnswered: Bool
     /// Complete blocks fetched from DA or P2P and not yet applied (condition 3).
     public var waitingToApply: Int
+    /// The lowest of those heights: above `storeHeight + 1` they wait for a gap to be filled.
+    public var lowestWaiting: UInt64?
+    /// A divergence was raised and its recovery (search, rollback, replay) has not finished
+    /// (condition 5).
+    public var recoveryPending: Bool
     /// Highest height of any header seen from DA or P2P, applied or not (condition 4).
     public var highestKnownHeader: UInt64
-    /// The signer's persisted high-water mark: last height it signed, nil when there is none.
+    /// The last height the signer signed that is not recoverable by the node itself: its
+    /// persisted high-water mark, less one when the block signed at the mark is kept beside it
+    /// (the producer commits that very block). Nil when there is no mark.
     public var signerHighWaterMark: UInt64?
     /// Time since catchup started.
     public var elapsed: Duration
@@ -25,13 +35,17 @@ public struct CatchupSnapshot: Sendable, Equatable {
     public var daError: String?
 
     public init(daHeadReached: Bool, storeHeight: UInt64, p2pMaxHeight: UInt64?, peersConfigured: Bool,
-                waitingToApply: Int, highestKnownHeader: UInt64, signerHighWaterMark: UInt64?,
+                peersAnswered: Bool? = nil, waitingToApply: Int, lowestWaiting: UInt64? = nil,
+                recoveryPending: Bool = false, highestKnownHeader: UInt64, signerHighWaterMark: UInt64?,
                 elapsed: Duration, sinceLastProgress: Duration, daError: String? = nil) {
         self.daHeadReached = daHeadReached
         self.storeHeight = storeHeight
         self.p2pMaxHeight = p2pMaxHeight
         self.peersConfigured = peersConfigured
+        self.peersAnswered = peersAnswered ?? (p2pMaxHeight != nil)
         self.waitingToApply = waitingToApply
+        self.lowestWaiting = lowestWaiting
+        self.recoveryPending = recoveryPending
         self.highestKnownHeader = highestKnownHeader
         self.signerHighWaterMark = signerHighWaterMark
         self.elapsed = elapsed
@@ -43,7 +57,7 @@ public struct CatchupSnapshot: Sendable, Equatable {
 public enum CatchupDecision: Sendable, Equatable {
     /// Not yet; the text names the condition that holds promotion back.
     case keepSyncing(String)
-    /// All four conditions hold: produce at store height + 1.
+    /// All conditions hold: produce at store height + 1.
     case promote
     /// Producing would risk a fork or a double signature and waiting will not help.
     case failClosed(String)
@@ -71,20 +85,40 @@ public struct CatchupGate: Sendable {
             return .keepSyncing("DA head not reached yet")
         }
 
-        // 2. P2P caught up.
-        if let peerMax = s.p2pMaxHeight, peerMax > s.storeHeight {
-            if stalled {
-                return .failClosed("peers announce height \(peerMax) but the store is at \(s.storeHeight) and heights \(next)…\(peerMax) could not be fetched within \(timeoutText); refusing to produce")
-            }
-            return .keepSyncing("peers are at \(peerMax), store at \(s.storeHeight)")
-        }
-        if s.peersConfigured && s.p2pMaxHeight == nil && !timedOut {
-            return .keepSyncing("waiting up to \(timeoutText) for peers to announce their height")
+        // 5. No divergence recovery pending or running: it rewrites the store, from the moment
+        // the conflict is raised until DA's chain is replayed.
+        if s.recoveryPending {
+            return .keepSyncing("a divergence from DA is being recovered (ancestor search, rollback, replay)")
         }
 
-        // 3. Nothing fetched is still waiting to be applied.
+        // 2. P2P caught up, to the highest height a peer proved (still counted if that peer left).
+        if let peerMax = s.p2pMaxHeight, peerMax > s.storeHeight {
+            if stalled {
+                return .failClosed("peers proved height \(peerMax) but the store is at \(s.storeHeight) and heights \(next)…\(peerMax) could not be fetched within \(timeoutText); refusing to produce")
+            }
+            return .keepSyncing("peers proved height \(peerMax), store at \(s.storeHeight)")
+        }
+        if s.peersConfigured && !s.peersAnswered {
+            if !timedOut {
+                return .keepSyncing("waiting up to \(timeoutText) for peers to prove their height")
+            }
+            // Without a mark only the peers could say what this key signed beyond DA.
+            if s.signerHighWaterMark == nil {
+                return .failClosed("none of the configured peers answered within \(timeoutText) and the signer has no high-water mark (signer.state): what this key signed beyond DA's height \(s.storeHeight) cannot be known; refusing to produce (bring a peer up, restore signer.state, or accept the risk with `evnode signer reset --height \(s.storeHeight)`)")
+            }
+        }
+
+        // 3. Nothing fetched is still waiting to be applied — with a deadline.
         if s.waitingToApply > 0 {
-            return .keepSyncing("\(s.waitingToApply) fetched blocks waiting to be applied")
+            // Held from `lowest` on: heights next ..< lowest are missing (none when lowest = next).
+            let lowest = s.lowestWaiting ?? next
+            let gap = lowest > next + 1 ? "heights \(next)…\(lowest - 1)" : "height \(next)"
+            if stalled {
+                let what = lowest > next ? "wait above a gap: \(gap) not supplied by DA or any peer" : "could not be applied"
+                return .failClosed("\(s.waitingToApply) fetched blocks (from \(lowest)) \(what) within \(timeoutText); refusing to produce")
+            }
+            let missing = lowest > next ? " (missing \(gap))" : ""
+            return .keepSyncing("\(s.waitingToApply) fetched blocks waiting to be applied\(missing)")
         }
 
         // 4. Equivocation fence.

@@ -46,7 +46,7 @@ struct DivergenceSignal: Sendable, Equatable {
                                              authoritativeHeader: candidate.signedHeader),
                       origin: candidate.origin)
         case .rejected(let height, let origin, .invalid(let error)):
-            guard origin.isDA, error.isDivergence, height > 0 else { return nil }
+            guard event.isDADivergence else { return nil }
             switch error {
             case .lastHeaderHashMismatch(_, let link, _):
                 self.init(kind: .brokenLink, point: DivergencePoint(height: height - 1, authoritativeHash: link),
@@ -125,6 +125,8 @@ final class DivergenceRecovery: Sendable {
     let logger: Logger
 
     private let waiting = Mutex<DivergenceSignal?>(nil)
+    /// A signal taken from `waiting` is being handled (search, rollback, replay).
+    private let inFlight = Atomic<Bool>(false)
     /// The phase to return to after recovering (kept while several recoveries follow each other).
     private let resumePhase = Mutex<(phase: NodePhase, reason: String?)?>(nil)
     /// Survives a cancelled `run()`: an HA node runs recovery again each time it follows.
@@ -144,12 +146,23 @@ final class DivergenceRecovery: Sendable {
         self.options = options
         self.blockingPool = blockingPool
         self.logger = logger
+        pipeline.observeDivergences { [weak self] event in self?.observe(event) }
     }
 
     /// Takes a pipeline event; returns at once. Events that are not a DA divergence are ignored.
+    /// The pipeline calls it at the moment it raises one (`SyncPipeline.observeDivergences`).
     func observe(_ event: SyncEvent) {
         guard let signal = DivergenceSignal(event) else { return }
         report(signal)
+    }
+
+    /// Whether a divergence was raised and its recovery has not finished: waiting, or being
+    /// handled (search, rollback, replay). The catchup gate refuses to promote while this holds
+    /// (SPEC §6 condition 5).
+    var isPending: Bool {
+        // In this order: a signal moves waiting → in flight with inFlight set first.
+        if waiting.withLock({ $0 != nil }) { return true }
+        return inFlight.load(ordering: .sequentiallyConsistent)
     }
 
     func report(_ signal: DivergenceSignal) {
@@ -165,13 +178,30 @@ final class DivergenceRecovery: Sendable {
     func run() async throws(NodeFailure) {
         while !Task.isCancelled {
             // What was reported while no run was waiting (an HA node between roles) is handled first.
-            while let signal = waiting.withLock({ w -> DivergenceSignal? in defer { w = nil }; return w }) {
-                if isCurrent(signal) {
-                    try await handle(signal)
-                } else {
-                    finishIfIdle()
+            while true {
+                inFlight.store(true, ordering: .sequentiallyConsistent)
+                guard let signal = waiting.withLock({ w -> DivergenceSignal? in defer { w = nil }; return w }) else {
+                    inFlight.store(false, ordering: .sequentiallyConsistent)
+                    break
                 }
-                if Task.isCancelled { return }
+                do throws(NodeFailure) {
+                    if isCurrent(signal) {
+                        try await handle(signal)
+                    } else {
+                        finishIfIdle()
+                    }
+                } catch {
+                    inFlight.store(false, ordering: .sequentiallyConsistent)
+                    throw error
+                }
+                if Task.isCancelled {
+                    // Stopped in the middle (the sync phase ends): the divergence is not known
+                    // to be recovered, so it stays pending for the next run to check.
+                    report(signal)
+                    inFlight.store(false, ordering: .sequentiallyConsistent)
+                    return
+                }
+                inFlight.store(false, ordering: .sequentiallyConsistent)
             }
             do {
                 try await wake.wait(atMost: .seconds(3600))
@@ -237,6 +267,7 @@ final class DivergenceRecovery: Sendable {
                 do {
                     try await rollBack(to: ancestor, expecting: ancestorHash, head: head, headHash: headHash ?? [])
                 } catch {
+                    if Task.isCancelled { return }
                     try await failed(attempt, error, signal: signal, backoff: &backoff)
                     continue
                 }
@@ -284,29 +315,45 @@ final class DivergenceRecovery: Sendable {
     }
 
     /// One atomic rollback between two applied batches, then the head read back from the store.
+    /// Never written once the recovery is cancelled (the sync phase stops, perhaps to promote):
+    /// cancellation is checked on the pool thread right before the write.
     private func rollBack(to ancestor: UInt64, expecting hash: [UInt8], head: UInt64, headHash: [UInt8]) async throws {
         let pipeline = self.pipeline
         let rollbacker = self.rollbacker
         let store = self.store
-        try await onPool { () throws(RecoveryAttemptFailure) in
-            do throws(StoreError) {
-                try pipeline.rollback(to: ancestor, using: rollbacker)
-            } catch {
-                throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
+        let cancelled = CancellationFlag()
+        guard !Task.isCancelled else { throw CancellationError() }
+        try await withTaskCancellationHandler {
+            try await onPool { () throws(RecoveryAttemptFailure) in
+                guard !cancelled.isSet else { throw .stopped }
+                try Self.rollBackAndConfirm(pipeline: pipeline, rollbacker: rollbacker, store: store, to: ancestor,
+                                            expecting: hash, head: head, headHash: headHash)
             }
-            // Confirm from the database itself, not from what the rollback returned.
-            let height = store.height
-            let readBack: [UInt8]
-            let above: Bool
-            do throws(StoreError) {
-                readBack = try store.headerHash(at: height) ?? store.state?.lastHeaderHash ?? []
-                above = try store.signedHeader(at: ancestor + 1) != nil
-            } catch {
-                throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
-            }
-            guard height == ancestor, readBack == hash, !above else {
-                throw .unconfirmed(to: ancestor, toHash: hash, headHeight: height, headHash: readBack, above: above)
-            }
+        } onCancel: {
+            cancelled.set()
+        }
+    }
+
+    private static func rollBackAndConfirm(pipeline: SyncPipeline, rollbacker: any Rollbacker, store: BlockStore,
+                                           to ancestor: UInt64, expecting hash: [UInt8], head: UInt64,
+                                           headHash: [UInt8]) throws(RecoveryAttemptFailure) {
+        do throws(StoreError) {
+            try pipeline.rollback(to: ancestor, using: rollbacker)
+        } catch {
+            throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
+        }
+        // Confirm from the database itself, not from what the rollback returned.
+        let height = store.height
+        let readBack: [UInt8]
+        let above: Bool
+        do throws(StoreError) {
+            readBack = try store.headerHash(at: height) ?? store.state?.lastHeaderHash ?? []
+            above = try store.signedHeader(at: ancestor + 1) != nil
+        } catch {
+            throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
+        }
+        guard height == ancestor, readBack == hash, !above else {
+            throw .unconfirmed(to: ancestor, toHash: hash, headHeight: height, headHash: readBack, above: above)
         }
     }
 
@@ -399,4 +446,12 @@ final class DivergenceRecovery: Sendable {
         }
         return try result.get()
     }
+}
+
+/// Set once by a task's cancellation handler, read by work that runs off the task (on a pool
+/// thread, where `Task.isCancelled` says nothing).
+private final class CancellationFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
+    func set() { value.store(true, ordering: .sequentiallyConsistent) }
 }

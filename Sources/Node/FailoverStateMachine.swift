@@ -17,9 +17,10 @@ import P2PSync
 /// * A full node goes to `syncing` and stays there.
 /// * An aggregator without catchup goes straight to `aggregating`.
 /// * An aggregator with `--catchup-timeout` syncs first and is promoted only when the
-///   `CatchupGate` finds all four conditions true: DA head reached, P2P caught up, nothing
-///   waiting to be applied, and the equivocation fence clear. If waiting cannot help, it fails
-///   closed and the process exits non-zero, never producing.
+///   `CatchupGate` finds every condition true: DA head reached, P2P caught up to every height a
+///   peer proved, nothing waiting to be applied, the equivocation fence clear, and no divergence
+///   recovery pending — then once more after the syncer has stopped. If waiting cannot help, it
+///   fails closed and the process exits non-zero, never producing.
 /// * An HA aggregator follows (syncing, plus etcd's replicated block) while it campaigns; once
 ///   elected and its store holds etcd's latest block it leads, each block fenced through etcd.
 ///   Losing the lease, or a fence refusal, sends it back to following: it never halts for that.
@@ -45,6 +46,9 @@ struct FailoverStateMachine: Sendable {
     /// How often the catchup conditions are sampled, and how often progress is logged.
     var pollInterval: Duration = .milliseconds(100)
     var progressLogInterval: Duration = .seconds(5)
+    /// Runs once the syncer has fully stopped after the gate opened, before the re-check (tests
+    /// deliver what arrives in that moment here). Nil in a node.
+    var afterSyncerStopped: (@Sendable () async -> Void)?
 
     func run() async throws(NodeFailure) {
         state.enter(.starting)
@@ -67,69 +71,104 @@ struct FailoverStateMachine: Sendable {
 
     /// Runs the sync phase until the gate promotes (true) or the node is stopped (false). Throws
     /// when the gate fails closed or the syncer fails: the node halts and says why.
+    ///
+    /// The gate decides while the syncer runs; stopping the syncer takes a moment, in which
+    /// gossip, announcements and DA keep delivering and held blocks are dropped. So once the
+    /// syncer has fully stopped, every condition is evaluated again over all that arrived; if
+    /// one no longer holds, the node syncs again.
     private func catchUp(timeout: Duration) async throws(NodeFailure) -> Bool {
         state.enter(.syncing, reason: "catching up before producing")
         logger.notice("catchup: syncing from DA and peers before producing", metadata: [
             "timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
         let gate = CatchupGate(timeout: timeout)
-        let promoted: Bool
+        let started = ContinuousClock.now
+        do throws(NodeFailure) {
+            // Nothing signs while syncing, so the mark is read once.
+            let mark = try unrecoverableMark()
+            while true {
+                guard try await syncUntilGateOpens(gate, mark: mark, startedAt: started), !Task.isCancelled else {
+                    return false
+                }
+                await afterSyncerStopped?()
+                let snapshot = sample(mark: mark, follower: sync.follower.status, startedAt: started, now: .now)
+                switch gate.evaluate(snapshot) {
+                case .promote:
+                    // The submitter must resume after what DA already holds, including the last
+                    // blocks applied after the follower last looked.
+                    try await sync.settle()
+                    state.updateCatchup { $0.active = false; $0.blocked_by = nil }
+                    state.enter(.caughtUp, reason: "every catchup condition holds at height \(snapshot.storeHeight), checked again after the syncer stopped")
+                    return true
+                case .failClosed(let why):
+                    throw NodeFailure.failClosed(why)
+                case .keepSyncing(let why):
+                    logger.warning("catchup: a condition no longer holds now that the syncer has stopped; syncing again",
+                                   metadata: ["height": "\(snapshot.storeHeight)", "reason": "\(why)"])
+                }
+            }
+        } catch {
+            state.enter(.halted, reason: error.description)
+            throw error
+        }
+    }
+
+    /// One run of the syncer beside the gate's sampling: true once the gate promoted and the
+    /// syncer has fully stopped (its errors thrown, not swallowed), false when the node stops.
+    private func syncUntilGateOpens(_ gate: CatchupGate, mark: UInt64?,
+                                    startedAt started: ContinuousClock.Instant) async throws(NodeFailure) -> Bool {
         do {
-            promoted = try await withThrowingTaskGroup(of: Bool.self) { group in
+            return try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask {
                     try await sync.run()
                     return false   // the syncer ends by itself only when the node stops
                 }
-                group.addTask { try await waitForPromotion(gate) }
+                group.addTask { try await waitForPromotion(gate, mark: mark, startedAt: started) }
                 let first = try await group.next() ?? false
                 group.cancelAll()
                 // Wait for the other task to end: a failure the syncer reports while stopping
                 // is thrown here, not swallowed.
                 while try await group.next() != nil {}
-                guard first else { return false }
-                // The submitter must resume after what DA already holds, including the last
-                // blocks applied after the follower last looked.
-                try await sync.settle()
-                return true
+                return first
             }
         } catch let failure as NodeFailure {
-            state.enter(.halted, reason: failure.description)
             throw failure
         } catch {
-            let failure = NodeFailure.daFollower("catchup ended unexpectedly: \(error)")
-            state.enter(.halted, reason: failure.description)
-            throw failure
+            throw NodeFailure.daFollower("catchup ended unexpectedly: \(error)")
         }
-        guard promoted, !Task.isCancelled else { return false }
-        let height = sync.pipeline.progress.storeHeight
-        state.updateCatchup { $0.active = false; $0.blocked_by = nil }
-        state.enter(.caughtUp, reason: "all four catchup conditions hold at height \(height)")
-        return true
+    }
+
+    /// The highest height this key signed that the node cannot supply itself: the mark, less one
+    /// when the block signed at the mark is kept beside it (the producer commits that very
+    /// block, SignerHighWaterMark). Nil without a mark. An unreadable mark fails closed: which
+    /// heights this key signed cannot be told, so the fence cannot be cleared.
+    private func unrecoverableMark() throws(NodeFailure) -> UInt64? {
+        let record: SignerHighWaterMark.Record?
+        do throws(ConfigError) {
+            record = try signerMark?.loadRecord()
+        } catch {
+            throw .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (`evnode signer reset --height N` rewrites it)")
+        }
+        guard let record else { return nil }
+        if let bytes = record.block, let kept = try? SignedBlockBytes.decode(bytes), kept.signedHeader.height == record.height {
+            return record.height - 1
+        }
+        return record.height
     }
 
     /// Samples the node every `pollInterval` and asks the gate; logs progress every
     /// `progressLogInterval`. Returns true on promotion, false when cancelled; throws `failClosed`.
-    private func waitForPromotion(_ gate: CatchupGate) async throws(NodeFailure) -> Bool {
+    private func waitForPromotion(_ gate: CatchupGate, mark: UInt64?,
+                                  startedAt started: ContinuousClock.Instant) async throws(NodeFailure) -> Bool {
         let clock = ContinuousClock()
-        let started = clock.now
-        var lastLog = started
-        var rate = RateMeter(startHeight: sync.pipeline.progress.storeHeight, at: started)
+        var lastLog = clock.now
+        var rate = RateMeter(startHeight: sync.pipeline.progress.storeHeight, at: lastLog)
         state.updateCatchup { $0.active = true }
-        // Nothing signs while syncing, so the mark is read once. Unreadable means unknown: which
-        // heights this key signed cannot be told, so the fence cannot be cleared.
-        let mark: UInt64?
-        do throws(ConfigError) {
-            mark = try signerMark?.load()
-        } catch {
-            throw .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (`evnode signer reset --height N` rewrites it)")
-        }
         while !Task.isCancelled {
             let now = clock.now
             let follower = sync.follower.status
             let snapshot = sample(mark: mark, follower: follower, startedAt: started, now: now)
             rate.record(height: snapshot.storeHeight, at: now)
-            // A divergence recovery in progress rewrites the store: never promote in the middle of it.
-            let decision = state.phase == .recovering
-                ? .keepSyncing("recovering from a divergence") : gate.evaluate(snapshot)
+            let decision = gate.evaluate(snapshot)
             let target = max(snapshot.p2pMaxHeight ?? 0, snapshot.highestKnownHeader, snapshot.storeHeight)
             // Before the DA head is reached the chain's height is not known (DA heights are
             // not block heights), unless a peer announced one: no ETA then.
@@ -179,7 +218,12 @@ struct FailoverStateMachine: Sendable {
             storeHeight: progress.storeHeight,
             p2pMaxHeight: p2p.maxPeerHeight,
             peersConfigured: peersConfigured,
+            peersAnswered: p2p.provenHeights.anyPeerAnswered,
             waitingToApply: progress.waiting,
+            lowestWaiting: progress.lowestWaiting,
+            // A divergence recovery rewrites the store: from the moment the conflict is raised
+            // until DA's chain is replayed (the phase says `recovering` only once it rolls back).
+            recoveryPending: sync.recovery.isPending || state.phase == .recovering,
             highestKnownHeader: max(progress.highestKnownHeader, follower.highestHeader),
             signerHighWaterMark: mark,
             elapsed: now - startedAt,

@@ -98,8 +98,13 @@ final class SyncRuntime: Sendable {
     /// sync phase runs. Ends when P2P shuts down.
     private func takeGossip() async {
         for await received in p2p.receivedBlocks {
-            guard active.load(ordering: .sequentiallyConsistent),
-                  case .success(let block) = blockCheck.check(received.block) else { continue }
+            guard case .success(let block) = blockCheck.check(received.block) else { continue }
+            guard active.load(ordering: .sequentiallyConsistent) else {
+                // Not taken, but known: the catchup gate's re-check after the sync phase
+                // stopped counts headers that arrived meanwhile (equivocation fence).
+                pipeline.noteKnownHeader(block.signedHeader.height)
+                continue
+            }
             await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,
                                                   origin: .p2p(peer: received.from.description), signatureVerified: true)])
         }
@@ -167,14 +172,13 @@ final class SyncRuntime: Sendable {
                    let id = p2p.peers.first(where: { $0.id.description == peer })?.id {
                     p2p.penalize(peer: id, reason: "invalid block \(height): \(v.rule)")
                 }
-                recovery.observe(event)
+                // DA divergences reach the recovery from the pipeline directly, when raised.
             case .conflict(let height, let stored, let candidate):
                 // From DA this is a divergence (recovered); from a peer only evidence (P2P is soft).
                 logger.log(level: candidate.origin.isDA ? .error : .warning,
                            "a validly signed block differs from the stored one", metadata: [
                     "height": "\(height)", "stored": "\(Hex.encode(stored))",
                     "received": "\(Hex.encode(candidate.signedHeader.header.hash))", "from": "\(candidate.origin)"])
-                recovery.observe(event)
             case .failed(let error):
                 throw NodeFailure.syncer(error)
             }

@@ -140,7 +140,7 @@ public struct Goodbye: Sendable, Equatable {
 ///
 /// - hello: `version u16 ‖ chain-id-len u8 ‖ chain-id ‖ public-key[32] ‖ nonce[32] ‖ listen-port u16 ‖ max-frame u32`
 /// - helloAck: `signature[64]`
-/// - status: `height u64`
+/// - status: `height u64 ‖ proof-length u32 ‖ encoded SignedHeader at that height` (empty for 0)
 /// - newBlock: block
 /// - rangeRequest: `request-id u64 ‖ from u64 ‖ count u16`
 /// - rangeResponse: `request-id u64 ‖ status u8 ‖ n u16 ‖ n × block`
@@ -151,7 +151,8 @@ public struct Goodbye: Sendable, Equatable {
 public enum P2PMessage: Sendable, Equatable {
     case hello(Hello)
     case helloAck(HelloAck)
-    case status(height: UInt64)
+    /// `proof`: the encoded `SignedHeader` at `height` (empty for height 0, an empty chain).
+    case status(height: UInt64, proof: [UInt8])
     case newBlock(P2PBlock)
     case rangeRequest(RangeRequest)
     case rangeResponse(RangeResponse)
@@ -190,6 +191,7 @@ public enum P2PMessage: Sendable, Equatable {
     private var payloadSizeHint: Int {
         switch self {
         case .newBlock(let block): return block.wireSize
+        case .status(_, let proof): return 12 + proof.count
         case .rangeResponse(let r): return 11 + r.blocks.reduce(0) { $0 + $1.wireSize }
         default: return 128
         }
@@ -208,8 +210,10 @@ public enum P2PMessage: Sendable, Equatable {
             buffer.writeInteger(h.maxFrameBytes)
         case .helloAck(let a):
             buffer.writeBytes(a.signature)
-        case .status(let height):
+        case .status(let height, let proof):
             buffer.writeInteger(height)
+            buffer.writeInteger(UInt32(proof.count))
+            buffer.writeBytes(proof)
         case .newBlock(let block):
             Self.write(block, into: &buffer)
         case .rangeRequest(let r):
@@ -263,7 +267,8 @@ public enum P2PMessage: Sendable, Equatable {
         case .helloAck:
             message = .helloAck(HelloAck(signature: try r.bytes(P2PProtocol.signatureSize, "signature")))
         case .status:
-            message = .status(height: try r.integer(UInt64.self, "height"))
+            let height = try r.integer(UInt64.self, "height")
+            message = .status(height: height, proof: try r.lengthPrefixed("proof"))
         case .newBlock:
             message = .newBlock(try r.block())
         case .rangeRequest:

@@ -1,3 +1,4 @@
+import Block
 import Config
 import Logging
 import NIOConcurrencyHelpers
@@ -19,6 +20,8 @@ public final class P2PService: Service, Sendable {
     let nodeKey: KeyFile
     let source: any BlockSource
     let validator: any GossipValidator
+    /// Where peers' height claims are verified and kept (sticky); the catchup gate reads it.
+    public let provenHeights: ProvenPeerHeights
     let logger: Logger
     let group: any EventLoopGroup
     let registry: NIOLockedValueBox<Registry>
@@ -76,7 +79,8 @@ public final class P2PService: Service, Sendable {
     }
 
     public init(config: P2PConfig, nodeKey: KeyFile, chainID: String, source: any BlockSource,
-                validator: any GossipValidator, settings: P2PSettings = P2PSettings(),
+                validator: any GossipValidator, provenHeights: ProvenPeerHeights,
+                settings: P2PSettings = P2PSettings(),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "evnode.p2p")) {
         self.config = config
@@ -85,6 +89,7 @@ public final class P2PService: Service, Sendable {
         self.chainID = chainID
         self.source = source
         self.validator = validator
+        self.provenHeights = provenHeights
         self.settings = settings
         self.group = eventLoopGroup
         var logger = logger
@@ -225,10 +230,11 @@ public final class P2PService: Service, Sendable {
             .sorted { $0.id < $1.id }
     }
 
-    /// The highest height announced by any connected peer; nil when no connected peer has
-    /// announced one.
+    /// The highest height any peer proved since the service started (SPEC §6): sticky, so a
+    /// peer that proved a height and then disconnected, was banned or went silent still counts.
+    /// Nil when no peer answered; 0 when peers answered only with empty chains.
     public var maxPeerHeight: UInt64? {
-        registry.withLockedValue { r in r.ready.values.compactMap(\.announcedHeight).max() }
+        provenHeights.highest
     }
 
     /// The configured peer addresses and where each stands.
@@ -311,10 +317,20 @@ public final class P2PService: Service, Sendable {
     }
 
     private func send(status height: UInt64) {
-        let frame = P2PMessage.status(height: height).frame()
+        guard let message = statusMessage(height) else { return }
+        let frame = message.frame()
         for conn in readyConnections() {
             deliver(frame, to: conn, policy: .reliable)
         }
+    }
+
+    /// The announcement of `height` with the signed header that proves it; nil when the header
+    /// is not (or no longer) in the store, e.g. just rolled back: an unproven claim would only
+    /// get this node penalised.
+    func statusMessage(_ height: UInt64) -> P2PMessage? {
+        guard height > 0 else { return .status(height: 0, proof: []) }
+        guard let proof = source.encodedSignedHeader(at: height) else { return nil }
+        return .status(height: height, proof: proof)
     }
 
     /// Gossips a new block (the aggregator's own) to every connected peer.
@@ -517,7 +533,21 @@ public final class P2PService: Service, Sendable {
         registry.withLockedValue { $0.bans.isBanned(.peer(peer), now: now) }
     }
 
-    func statusReceived(_ height: UInt64, from conn: PeerConnection) {
+    /// Verifies a peer's height claim against its proof (`ProvenPeerHeights`); returns the
+    /// misbehaviour when the proof is missing or wrong. Only proven heights are recorded.
+    func statusReceived(_ height: UInt64, proof: [UInt8], from conn: PeerConnection) -> Misbehaviour? {
+        guard let id = conn.peerID else { return nil }
+        var header: SignedHeader?
+        if !proof.isEmpty {
+            do throws(WireError) {
+                header = try SignedHeader(decoding: proof)
+            } catch {
+                return .invalidStatus(height: height, reason: "its proof does not decode as a signed header: \(error)")
+            }
+        }
+        if case .rejected(let reason) = provenHeights.record(peer: id.description, claimed: height, header: header) {
+            return .invalidStatus(height: height, reason: reason)
+        }
         conn.withState { s in
             s.announcedHeight = height
             s.lastAnnouncedAt = .now
@@ -525,13 +555,14 @@ public final class P2PService: Service, Sendable {
         // On a connection being drained the peer announces until it switches to the kept one;
         // the height is the peer's, so the kept connection learns it too. Only upwards: what
         // the peer announces on the kept connection itself is never older than this.
-        guard let id = conn.peerID, let kept = registry.withLockedValue({ $0.ready[id] }), kept !== conn else { return }
+        guard let kept = registry.withLockedValue({ $0.ready[id] }), kept !== conn else { return nil }
         kept.withState { s in
             if s.announcedHeight.map({ $0 < height }) ?? true {
                 s.announcedHeight = height
                 s.lastAnnouncedAt = .now
             }
         }
+        return nil
     }
 
     /// Handles a gossiped block; returns the misbehaviour when it must be punished.

@@ -8,6 +8,8 @@ enum Misbehaviour: CustomStringConvertible, Sendable {
     case wrongChain(String)
     case badHandshakeSignature
     case invalidBlock(height: UInt64, reason: String)
+    /// A height claim whose proof is missing or not the genesis proposer's header at that height.
+    case invalidStatus(height: UInt64, reason: String)
     case invalidResponse(String)
     case unsolicitedResponse(requestID: UInt64)
     case flooding(String)
@@ -20,6 +22,7 @@ enum Misbehaviour: CustomStringConvertible, Sendable {
         case .wrongChain(let id): return "wrong chain id \"\(id)\""
         case .badHandshakeSignature: return "handshake signature does not match the claimed node key"
         case .invalidBlock(let h, let reason): return "invalid block at height \(h): \(reason)"
+        case .invalidStatus(let h, let reason): return "unproven height claim \(h): \(reason)"
         case .invalidResponse(let reason): return "invalid range response: \(reason)"
         case .unsolicitedResponse(let id): return "range response to request \(id) that was never sent"
         case .flooding(let what): return "flooding: \(what)"
@@ -281,8 +284,11 @@ final class PeerHandler: ChannelDuplexHandler {
             frameLimit.maxFrameBytes = service.settings.maxFrameBytes
             // The status follows every completed handshake, also on a connection being drained:
             // the peer may still be using it and should know this node's height meanwhile.
-            conn.send(P2PMessage.status(height: service.source.currentHeight()).frame(allocator: context.channel.allocator),
-                      policy: .reliable)
+            // With the signed header that proves it (none for an empty chain). If the head moved
+            // between the two reads, the next announcement follows within the announce interval.
+            if let status = service.statusMessage(service.source.currentHeight()) {
+                conn.send(status.frame(allocator: context.channel.allocator), policy: .reliable)
+            }
             if case .registered = registration {
                 phase = .ready
                 conn.resolveHandshake(.ready(id))
@@ -299,8 +305,8 @@ final class PeerHandler: ChannelDuplexHandler {
     private func dispatch(_ message: P2PMessage) {
         guard let conn = connection else { return }
         switch message {
-        case .status(let height):
-            service.statusReceived(height, from: conn)
+        case .status(let height, let proof):
+            if let problem = service.statusReceived(height, proof: proof, from: conn) { punish(problem) }
         case .newBlock(let block):
             if let problem = service.gossipReceived(block, from: conn) { punish(problem) }
         case .rangeRequest(let request):

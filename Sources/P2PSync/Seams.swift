@@ -4,6 +4,11 @@ public protocol BlockSource: Sendable {
     /// must be cheap and must not block (an in-memory value, not a disk read).
     func currentHeight() -> UInt64
 
+    /// The encoded `SignedHeader` at `height`, nil when the node does not hold it: the proof that
+    /// goes with every height announcement (SPEC §6: peers count only proven heights). Called on
+    /// event-loop threads when a height is announced (a few times a second at most): one point read.
+    func encodedSignedHeader(at height: UInt64) -> [UInt8]?
+
     /// Blocks `from`, `from + 1`, … in height order, at most `count` of them, stopping at the first
     /// height the node does not hold (an empty array when it holds none of them).
     /// Called from a task, never on an event loop; it may read the disk.

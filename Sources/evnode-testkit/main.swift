@@ -6,6 +6,11 @@
 //       WAL. The crash test SIGKILLs it mid-stream. The first line is
 //       "genesis <chain-id> <start-ns> <proposer-address-hex>".
 //
+//   evnode-testkit crash-producer --home DIR --published FILE [--blocks N] [--crash STEP --at H]
+//       The node's BlockProducer on an `evnode init --aggregator` home, with a crash point:
+//       SIGKILLs itself right after STEP (after-mark, after-commit, after-publish) of height H.
+//       Published blocks are appended to FILE. See CrashProducer.swift.
+//
 //   evnode-testkit foreign-rocksdb --path DIR
 //       Creates a plain RocksDB database holding one key: a database that is not a block store.
 //
@@ -30,11 +35,12 @@
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "crash-writer": crashWriter(arguments)
+case "crash-producer": await crashProducer(arguments)
 case "bench": bench(arguments)
 case "foreign-rocksdb": foreignRocksDB(arguments)
 case "make-chain": await makeChain(arguments)
 case "bench-all": benchAll(arguments)
 case "bench-evm": await benchEVM(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | foreign-rocksdb | bench | make-chain | bench-all | bench-evm (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | bench-all | bench-evm (see the comment in main.swift)")
 }

@@ -131,4 +131,36 @@ import Testing
         try FileIO.writeAtomically(mark.path, "")
         #expect(throws: ConfigError.self) { try mark.load() }
     }
+
+    @Test func keepsTheSignedBlockBesideTheMark() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mark = SignerHighWaterMark(path: dir + "/signer.state")
+        let block: [UInt8] = Array(0...255) + [0, 0, 7]
+        try mark.record(9, block: block)
+        #expect(try mark.loadRecord() == SignerHighWaterMark.Record(height: 9, block: block))
+        #expect(try mark.load() == 9)
+        // `signer reset` writes the height alone: no block.
+        try mark.record(5)
+        #expect(try mark.loadRecord() == SignerHighWaterMark.Record(height: 5, block: nil))
+        for damaged in ["{\"last_signed_height\": 9, \"block\": \"not base64!\"}",
+                        "{\"last_signed_height\": 9, \"other\": 1}",
+                        "{\"last_signed_height\": 9, \"block\": 12}"] {
+            try FileIO.writeAtomically(mark.path, damaged)
+            #expect(throws: ConfigError.self, "\(damaged)") { try mark.load() }
+        }
+    }
+
+    /// Only "no such file" means "no mark": any other failure to look at the file fails closed.
+    @Test func aMarkThatCannotBeLookedAtIsAnErrorNotAbsence() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A regular file where the config directory should be: stat fails with ENOTDIR.
+        try FileIO.writeAtomically(dir + "/config", "not a directory")
+        let mark = SignerHighWaterMark(path: dir + "/config/signer.state")
+        #expect(throws: ConfigError.self) { try mark.load() }
+        #expect(try SignerHighWaterMark(path: dir + "/absent.state").load() == nil)
+    }
 }

@@ -354,24 +354,48 @@ struct CatchupChain {
     }
 }
 
-// MARK: A peer that announces heights it cannot serve
+// MARK: Peers that claim heights they cannot serve
 
-/// A real P2P node (the project's `P2PService` over TCP) whose store claims `announced` blocks
-/// but holds none: it completes the handshake, announces the height, and answers every range
-/// request with no blocks. This is what a recovering sequencer sees from a peer that is ahead
-/// of DA but cannot (or will not) serve the blocks.
+/// Blocks the genesis proposer signed beyond what DA holds, as a peer that got them by gossip
+/// would hold them: signed with the aggregator's own key (read from its `config/`), chained to
+/// nothing in particular, data empty. Enough to prove a height; never applied by the node.
+func catchupSignedBlocks(chain: CatchupChain, heights: ClosedRange<UInt64>) throws -> [P2PBlock] {
+    let genesis = try chain.genesis
+    let signer = BlockSigner(keyFile: try KeyFile.load(path: HomeLayout(home: chain.aggregatorHome).signerKeyFile))
+    return try heights.map { h in
+        let header = Header(height: h, time: genesis.startTimeNanoseconds + h * 1_000_000_000,
+                            lastHeaderHash: Array(repeating: 0xee, count: 32), dataHash: BlockData.emptyDataHash,
+                            appHash: Array(repeating: 0, count: 32), proposerAddress: signer.address,
+                            chainID: genesis.chainID)
+        let signed = try signer.sign(header: header)
+        let data = BlockData(metadata: Metadata(chainID: genesis.chainID, height: h, time: header.time, lastDataHash: []),
+                             txs: [])
+        return P2PBlock(signedHeader: signed, data: data)
+    }
+}
+
+/// What a peer serves when it claims heights whose blocks it will not give: `currentHeight` is
+/// the claim, `encodedSignedHeader` its proof (nil: no proof at all), ranges always empty.
 struct CatchupUnservableSource: BlockSource {
     let announced: UInt64
+    let proofs: [UInt64: [UInt8]]
     func currentHeight() -> UInt64 { announced }
+    func encodedSignedHeader(at height: UInt64) -> [UInt8]? { proofs[height] }
     func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] { [] }
 }
 
-func catchupStartUnservablePeer(chain: CatchupChain, announcing height: UInt64) async throws -> (P2PService, String) {
+/// A real P2P node (the project's `P2PService` over TCP) that announces `height` with `proof`
+/// (the encoded signed header it offers for that height) and answers every range request with
+/// no blocks. With a genuine proof this is a peer ahead of DA that cannot serve; with a forged
+/// one it is a liar.
+func catchupStartUnservablePeer(chain: CatchupChain, announcing height: UInt64,
+                                proof: [UInt8]) async throws -> (P2PService, String) {
     let genesis = try chain.genesis
+    let validator = SignedBlockValidator(genesis: genesis)
     let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                              nodeKey: KeyFile.generate(), chainID: genesis.chainID,
-                             source: CatchupUnservableSource(announced: height),
-                             validator: SignedBlockValidator(genesis: genesis))
+                             source: CatchupUnservableSource(announced: height, proofs: [height: proof]),
+                             validator: validator, provenHeights: ProvenPeerHeights(validator: validator.blockValidator))
     let address = try await service.start()
     return (service, "127.0.0.1:\(address.port ?? 0)")
 }

@@ -189,23 +189,29 @@ struct CatchupTests {
 
     // MARK: 3. fail closed
 
-    /// A peer announces heights it cannot serve: after the timeout the recovering sequencer
-    /// exits with status 3 naming the heights, having produced nothing.
-    @Test func failsClosedWhenAnnouncedHeightsCannotBeFetched() async throws {
+    /// A peer proves heights it cannot serve (the proposer's signed header at N+20) and then
+    /// vanishes: the proven height stays counted, so after the timeout the recovering sequencer
+    /// exits with status 3 naming the heights, having produced nothing (SPEC §6 condition 2).
+    @Test func failsClosedWhenAProvenHeightCannotBeFetchedEvenAfterThePeerLeft() async throws {
         let chain = try CatchupChain("closed")
         defer { withExtendedLifetime(chain.dir) {} }
         let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
         let original = try await Self.makeHistoryThenLoseTheDisk(chain, da: da, count: 5)
         let n = UInt64(original.count)
-        let (peer, peerAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: n + 20)
+        let proof = try catchupSignedBlocks(chain: chain, heights: (n + 20)...(n + 20))[0].encodedSignedHeader
+        let (peer, peerAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: n + 20, proof: proof)
 
-        let recovering = try CatchupNode.launch(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
-                                                arguments: Self.recovering(da.url, ["--p2p.peers", peerAddress]))
-        let status = try await recovering.catchupWaitForExit("the recovering node to give up", timeout: .seconds(60))
+        let recovering = try await CatchupNode.start(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
+                                                     arguments: Self.recovering(da.url, timeout: "3s", ["--p2p.peers", peerAddress]))
+        try await catchupEventually("the recovering node to count the proven height") {
+            try await recovering.status().heights.p2p_max == n + 20
+        }
+        // The peer goes away for good; what it proved was signed all the same.
         await peer.shutdown()
-        let output = recovering.output
+        let status = try await recovering.child.catchupWaitForExit("the recovering node to give up", timeout: .seconds(60))
+        let output = recovering.child.output
         #expect(status == 3, "\(output.suffix(3000))")
-        #expect(output.contains("error: catchup failed closed: peers announce height \(n + 20)"), "\(output.suffix(3000))")
+        #expect(output.contains("error: catchup failed closed: peers proved height \(n + 20)"), "\(output.suffix(3000))")
         #expect(output.contains("heights \(n + 1)…\(n + 20) could not be fetched"))
         #expect(!output.contains("producing blocks"))
 
@@ -331,15 +337,14 @@ struct CatchupTests {
     }
 
     /// A configured peer that never answers (nothing listens at its address) holds promotion
-    /// back only until the catchup timeout, and readiness says so meanwhile.
-    @Test func silentPeerIsIgnoredAfterTheTimeout() async throws {
+    /// back only until the catchup timeout, and readiness says so meanwhile — when the signer's
+    /// mark is there to say what this key signed (here: nothing yet).
+    @Test func silentPeerIsIgnoredAfterTheTimeoutWithAMark() async throws {
         let chain = try CatchupChain("silent")
         defer { withExtendedLifetime(chain.dir) {} }
+        try SignerHighWaterMark(path: chain.signerStateFile).record(0)
         let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
-        // A local DA's address after it stopped: a port where nothing answers.
-        let gone = try await CatchupDA.start(name: "gone", home: chain.logs + "/gone", logDirectory: chain.logs)
-        let deadPeer = gone.address
-        await gone.stop()
+        let deadPeer = try await Self.addressWhereNothingListens(chain)
 
         let node = try await CatchupNode.start(name: "aggregator", home: chain.aggregatorHome, logDirectory: chain.logs,
                                                arguments: Self.recovering(da.url, timeout: "3s", ["--p2p.peers", deadPeer]))
@@ -359,6 +364,38 @@ struct CatchupTests {
         #expect(Self.productionStart(node) == "1")
         #expect(await node.stop() == 0)
         await da.stop()
+    }
+
+    /// The same silent peer without a mark (a key restored without `signer.state`, as every
+    /// operator coming from ev-node has): nothing can tell what the key signed beyond DA, so
+    /// after the timeout the node fails closed (status 3), producing nothing.
+    @Test func silentPeersWithoutAMarkFailClosed() async throws {
+        let chain = try CatchupChain("nomark")
+        defer { withExtendedLifetime(chain.dir) {} }
+        let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
+        let original = try await Self.makeHistoryThenLoseTheDisk(chain, da: da, count: 3)
+        try FileManager.default.removeItem(atPath: chain.signerStateFile)
+        let deadPeer = try await Self.addressWhereNothingListens(chain)
+
+        let node = try CatchupNode.launch(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
+                                          arguments: Self.recovering(da.url, timeout: "2s", ["--p2p.peers", deadPeer]))
+        let status = try await node.catchupWaitForExit("the node without a mark to fail closed")
+        #expect(status == 3, "\(node.output.suffix(3000))")
+        #expect(node.output.contains("none of the configured peers answered within 2s and the signer has no high-water mark"),
+                "\(node.output.suffix(3000))")
+        #expect(!node.output.contains("producing blocks"))
+        #expect(try CatchupChain.storedHashes(home: chain.aggregatorHome) == original)
+        #expect(try chain.signerMark() == nil)
+        await da.stop()
+    }
+
+    /// A local DA's address after it stopped: a loopback port where nothing answers.
+    static func addressWhereNothingListens(_ chain: CatchupChain) async throws -> String {
+        let gone = try await CatchupDA.start(name: "gone", home: chain.logs + "/gone-\(UInt32.random(in: 0 ... .max))",
+                                             logDirectory: chain.logs)
+        let address = gone.address
+        await gone.stop()
+        return address
     }
 
     // MARK: 6. DA down at start

@@ -11,6 +11,7 @@ enum BuiltProducts {
     }
 
     static var evnode: URL { binDirectory.appendingPathComponent("evnode") }
+    static var testkit: URL { binDirectory.appendingPathComponent("evnode-testkit") }
 }
 
 /// A temporary directory removed when the test is done with it.

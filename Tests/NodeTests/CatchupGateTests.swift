@@ -51,18 +51,72 @@ import Testing
         #expect(why.contains("41…45") && why.contains("store is at 40"))
     }
 
-    @Test func silentPeersAreIgnoredAfterTheTimeout() {
+    @Test func silentPeersAreIgnoredAfterTheTimeoutWhenTheMarkIsThere() {
         var s = caughtUp()
         s.p2pMaxHeight = nil
+        s.peersAnswered = false
+        s.signerHighWaterMark = 40
         guard case .keepSyncing = gate.evaluate(s) else { Issue.record("should wait for peers"); return }
         s.elapsed = .seconds(30)
+        #expect(gate.evaluate(s) == .promote)
+    }
+
+    @Test func silentPeersWithoutAMarkFailClosedAfterTheTimeout() {
+        var s = caughtUp()
+        s.p2pMaxHeight = nil
+        s.peersAnswered = false
+        s.signerHighWaterMark = nil
+        guard case .keepSyncing = gate.evaluate(s) else { Issue.record("should wait for peers"); return }
+        s.elapsed = .seconds(30)
+        guard case .failClosed(let why) = gate.evaluate(s) else { Issue.record("should fail closed"); return }
+        #expect(why.contains("none of the configured peers answered") && why.contains("no high-water mark"))
+        // A peer that answers (even with an empty chain) lets DA decide.
+        s.peersAnswered = true
+        s.p2pMaxHeight = 0
         #expect(gate.evaluate(s) == .promote)
     }
 
     @Test func waitsForPendingBlocks() {
         var s = caughtUp()
         s.waitingToApply = 3
+        s.lowestWaiting = 41
         #expect(gate.evaluate(s) == .keepSyncing("3 fetched blocks waiting to be applied"))
+        s.lowestWaiting = 42
+        #expect(gate.evaluate(s) == .keepSyncing("3 fetched blocks waiting to be applied (missing height 41)"))
+    }
+
+    @Test func blocksHeldAboveAGapFailClosedAfterTheTimeoutNamingTheGap() {
+        var s = caughtUp()
+        s.waitingToApply = 3
+        s.lowestWaiting = 44
+        s.highestKnownHeader = 46
+        #expect(gate.evaluate(s) == .keepSyncing("3 fetched blocks waiting to be applied (missing heights 41…43)"))
+        s.elapsed = .seconds(40)
+        s.sinceLastProgress = .seconds(35)
+        guard case .failClosed(let why) = gate.evaluate(s) else { Issue.record("should fail closed"); return }
+        #expect(why.contains("3 fetched blocks (from 44) wait above a gap: heights 41…43 not supplied"))
+    }
+
+    @Test func aPendingDivergenceRecoveryHoldsPromotion() {
+        var s = caughtUp()
+        s.recoveryPending = true
+        guard case .keepSyncing(let why) = gate.evaluate(s) else { Issue.record("should wait for the recovery"); return }
+        #expect(why.contains("divergence"))
+        s.elapsed = .seconds(3600)
+        s.sinceLastProgress = .seconds(3600)
+        guard case .keepSyncing = gate.evaluate(s) else { Issue.record("never fails closed for a recovery"); return }
+        s.recoveryPending = false
+        #expect(gate.evaluate(s) == .promote)
+    }
+
+    @Test func aProvenHeightAboveTheStoreFailsClosedAfterTheStall() {
+        var s = caughtUp()
+        s.p2pMaxHeight = 60
+        #expect(gate.evaluate(s) == .keepSyncing("peers proved height 60, store at 40"))
+        s.elapsed = .seconds(40)
+        s.sinceLastProgress = .seconds(35)
+        guard case .failClosed(let why) = gate.evaluate(s) else { Issue.record("should fail closed"); return }
+        #expect(why.contains("peers proved height 60") && why.contains("heights 41…60 could not be fetched"))
     }
 
     @Test func fenceKnownHeaderForNextHeight() {

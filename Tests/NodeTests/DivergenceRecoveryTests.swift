@@ -61,6 +61,34 @@ import Testing
         await da.stop()
     }
 
+    /// SPEC §6 condition 5: the catchup gate must refuse from the moment DA contradicts the
+    /// store, not only once the ancestor search has finished and the phase says `recovering`.
+    @Test func aDivergenceIsPendingFromTheMomentItIsRaisedUntilTheReplayIsDone() async throws {
+        let dir = TempDirectory()
+        let chain = try makeChain(dir)
+        let da = try await InProcessDA.start(home: dir.sub("da"))
+        let node = try SyncingNode(chain: chain, da: da)
+        try await node.applyFromPeer(chain.candidates(chain.softChain, .p2p(peer: "a")))
+        #expect(!node.recovery.isPending)
+
+        // DA's block 4 reaches the pipeline, as the follower hands it over; no recovery runs yet.
+        await node.pipeline.submit(chain.candidates([chain.authoritative[0]], .da(daHeight: 1)))
+        #expect(node.recovery.isPending, "pending from the moment the conflict is raised")
+        #expect(node.state.phase != .recovering, "the phase alone says nothing yet")
+
+        try await da.post(chain.authoritativeChain, signer: chain.signer)
+        node.followDA()
+        let top = UInt64(chain.authoritativeChain.count)
+        let topHash = chain.authoritativeChain.last!.signedHeader.header.hash
+        try await waitUntil("the recovered node on DA's branch at \(top)") {
+            try node.store.height == top && node.store.headerHash(at: top) == topHash
+        }
+        try await waitUntil("nothing pending once DA's chain is replayed") { !node.recovery.isPending }
+        #expect(node.failure == nil)
+        await node.stop()
+        await da.stop()
+    }
+
     @Test func daOrderDecidesTheFirstSignedHeaderPerHeightIsAuthoritative() async throws {
         let dir = TempDirectory()
         let chain = try makeChain(dir)

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 @testable import Node
 import P2PSync
+import Synchronization
 import Testing
 
 /// The failover state machine with the node's real sync parts (RocksDB store, sync pipeline,
@@ -43,10 +44,11 @@ import Testing
         let client: CelestiaDAClient
         let pipeline: SyncPipeline
         let state: NodeState
-        let machine: FailoverStateMachine
+        var machine: FailoverStateMachine
         let block1: BlockCommit
 
-        init(brokenExecutor: Bool) throws {
+        /// `daURL`: a DA to follow; by default nothing listens there (DA down).
+        init(brokenExecutor: Bool, daURL: String = "http://127.0.0.1:1/") throws {
             dir = NSTemporaryDirectory() + "/evnode-fsm-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let key = KeyFile.generate()
@@ -71,7 +73,7 @@ import Testing
             pipeline = SyncPipeline(applier: BlockApplier(store: store, executor: executor, validator: validator),
                                     logger: logger)
             // Port 1 on loopback: connection refused, as when the DA node is down.
-            client = try CelestiaDAClient(options: DAClientOptions(url: "http://127.0.0.1:1/"))
+            client = try CelestiaDAClient(options: DAClientOptions(url: daURL))
             let namespace = DANamespace(name: "fsm-test-headers")
             let follower = DAFollower(client: client,
                                       options: .init(headerNamespace: namespace, dataNamespace: namespace, startHeight: 1,
@@ -81,7 +83,8 @@ import Testing
             let blockCheck = SignedBlockValidator(blockValidator: validator)
             let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                                  nodeKey: KeyFile.generate(), chainID: genesis.chainID,
-                                 source: StoreBlockSource(store: store), validator: blockCheck)
+                                 source: StoreBlockSource(store: store), validator: blockCheck,
+                                 provenHeights: ProvenPeerHeights(validator: validator))
             let metrics = NodeMetrics()
             state = NodeState(metrics: metrics, logger: logger)
             let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: AuthoritativeHeaders(),
@@ -108,6 +111,43 @@ import Testing
                 try await Task.sleep(for: .milliseconds(10))
             }
         }
+    }
+
+    /// SPEC §6: after the gate opens the syncer stops, and what arrives meanwhile (here: a
+    /// validly signed header for the next height, as gossip delivers it) is counted: the
+    /// re-check fails, the node syncs again and never promotes; that header's block never comes,
+    /// so it fails closed after the timeout.
+    @Test func whatArrivesWhileTheSyncerStopsIsCheckedAgainBeforePromotion() async throws {
+        let dir = TempDirectory()
+        let da = try await InProcessDA.start(home: dir.sub("da"))
+        var f = try Fixture(brokenExecutor: false, daURL: da.url)
+        let pipeline = f.pipeline
+        let height = f.block1.height
+        let delivered = Mutex(false)
+        f.machine.afterSyncerStopped = {
+            let first = delivered.withLock { d -> Bool in defer { d = true }; return !d }
+            if first { pipeline.noteKnownHeader(height) }
+        }
+        let machine = f.machine
+        let failure: NodeFailure?
+        do throws(NodeFailure) {
+            try await machine.run()
+            failure = nil
+        } catch {
+            failure = error
+        }
+        #expect(delivered.withLock { $0 }, "the gate opened once")
+        guard case .failClosed(let why)? = failure else {
+            Issue.record("expected to fail closed, got \(String(describing: failure))")
+            await f.close()
+            await da.stop()
+            return
+        }
+        #expect(why.contains("a header for height 1 is known"), "\(why)")
+        #expect(f.state.phase == .halted)
+        #expect(f.store.height == 0)
+        await f.close()
+        await da.stop()
     }
 
     @Test func syncerFailureDuringCatchupHaltsTheNode() async throws {

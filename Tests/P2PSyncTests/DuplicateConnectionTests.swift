@@ -93,7 +93,7 @@ struct DuplicateDrainTests {
         _ = try await worse.handshake(chainID: chain.chainID, key: key, nonce: DuplicateConnectionRuleTests.nonce(0xff))
         try await waitUntil("goodbye on the losing connection") { worse.goodbye != nil }
         #expect(worse.goodbye?.reason == .duplicateConnection)
-        #expect(worse.messages.contains(.status(height: 0)), "the status follows every completed handshake")
+        #expect(worse.messages.contains(.status(height: 0, proof: [])), "the status follows every completed handshake")
         // The peer had not seen the goodbye yet when it sent this: it must still arrive.
         let block1 = try chain.block(height: 1)
         try await worse.send(.newBlock(block1))
@@ -109,7 +109,7 @@ struct DuplicateDrainTests {
         #expect(middle.goodbye?.reason == .duplicateConnection)
         #expect(node.service.peers.map(\.remoteAddress.ipOnly) == ["127.0.0.33"])
         let block2 = try chain.block(height: 2)
-        try await middle.send(.status(height: 40))
+        try await middle.send(.status(height: 40, proof: try chain.block(height: 40).encodedSignedHeader))
         try await middle.send(.newBlock(block2))
         try await waitUntil("block sent on the replaced connection received") { node.hasReceived(block2) }
         // Its announcement is the peer's: the kept connection shows it.

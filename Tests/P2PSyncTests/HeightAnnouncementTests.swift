@@ -75,7 +75,7 @@ struct HeightAnnouncementTests {
 
     static func statuses(_ raw: RawPeer) -> [UInt64] {
         raw.messages.compactMap { message in
-            if case .status(let height) = message { return height }
+            if case .status(let height, _) = message { return height }
             return nil
         }
     }

@@ -1,3 +1,4 @@
+import Block
 @testable import Config
 @testable import P2PSync
 import Testing
@@ -136,10 +137,13 @@ struct RangeFailoverTests {
     func forgedBlocks() async throws {
         let chain = try TestChain()
         let good = try chain.blocks(1...200)
-        // A's store holds blocks whose headers are signed by someone who is not the proposer.
+        // A's store holds blocks whose headers are signed by someone who is not the proposer,
+        // but it proves its height with a genuine header (so only its range answer is wrong).
         let forged = try (1...200).map { try chain.forged(height: UInt64($0)) }
         let honest = MemoryBlockSource()
-        let a = try await TestNode.start("A", chain: chain, source: MemoryBlockSource(forged))
+        let forger = MemoryBlockSource(forged)
+        forger.prove(with: good)
+        let a = try await TestNode.start("A", chain: chain, source: forger)
         let b = try await TestNode.start("B", chain: chain, source: honest)
         let c = try await TestNode.start("C", chain: chain, peers: [a.port, b.port])
         try await waitUntil("C connected to A and B") { c.isConnected(to: a) && c.isConnected(to: b) }
@@ -171,6 +175,7 @@ struct RangeFailoverTests {
         broken.setFailing(true)
         let pruned = MemoryBlockSource()
         pruned.claim(height: 100)
+        pruned.prove(with: good)
         let a = try await TestNode.start("A", chain: chain, source: broken)
         let b = try await TestNode.start("B", chain: chain, source: pruned)
         let c = try await TestNode.start("C", chain: chain, peers: [a.port, b.port])
@@ -231,7 +236,8 @@ struct GossipLoopTests {
         let slow = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0),
                                                 peers: [HostPort(host: "127.0.0.1", port: a.port)]),
                               nodeKey: .generate(), chainID: chain.chainID, source: MemoryBlockSource(),
-                              validator: chain.validator, settings: settings, logger: testLogger("slow"))
+                              validator: chain.validator,
+                                 provenHeights: ProvenPeerHeights(validator: chain.validator.blockValidator), settings: settings, logger: testLogger("slow"))
         try await slow.start()
         try await waitUntil("connected") { slow.peers.count == 1 }
         let blocks = try chain.blocks(1...10)

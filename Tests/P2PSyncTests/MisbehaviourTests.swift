@@ -163,10 +163,12 @@ struct MisbehaviourTests {
         let eager = try await RawPeer.connect(port: b.port, from: "127.0.0.10")
         let eagerKey = KeyFile.generate()
         _ = try await eager.handshake(chainID: chain.chainID, key: eagerKey)
-        try await eager.send((1...300).map { P2PMessage.status(height: $0) })
-        try await eager.send(.status(height: 999))
+        // Heights are claimed with their proofs (the signed headers), as a real node does.
+        let proofs = try (1...10).map { h in try chain.block(height: UInt64(h)).encodedSignedHeader }
+        try await eager.send((0..<300).map { P2PMessage.status(height: UInt64($0 % 10 + 1), proof: proofs[$0 % 10]) })
+        try await eager.send(.status(height: 11, proof: try chain.block(height: 11).encodedSignedHeader))
         try await waitUntil("eager peer's last status processed") {
-            b.service.peers.first { $0.id == PeerID(key: eagerKey) }?.announcedHeight == 999
+            b.service.peers.first { $0.id == PeerID(key: eagerKey) }?.announcedHeight == 11
         }
         let info = try #require(b.service.peers.first { $0.id == PeerID(key: eagerKey) })
         #expect(info.throttleEvents >= 1)
@@ -178,7 +180,7 @@ struct MisbehaviourTests {
         let flooder = try await RawPeer.connect(port: b.port, from: "127.0.0.7")
         let flooderKey = KeyFile.generate()
         _ = try await flooder.handshake(chainID: chain.chainID, key: flooderKey)
-        try? await flooder.send((1...50_000).map { P2PMessage.status(height: $0) })
+        try? await flooder.send((1...50_000).map { _ in P2PMessage.status(height: 0, proof: []) })
         try await Self.expectBanned(flooder, by: b, address: "127.0.0.7")
         #expect(b.service.isBanned(peer: PeerID(key: flooderKey)))
 
@@ -197,5 +199,54 @@ struct MisbehaviourTests {
         #expect(silent.goodbye?.reason == .handshakeTimeout)
         #expect(!b.service.isBanned(address: "127.0.0.11"))
         await b.stop()
+    }
+}
+
+/// SPEC §6 condition 2 at the transport: a height counts only with the genesis proposer's
+/// signed header at that height, and what is proven stays counted.
+@Suite("P2P height claims must be proven", .serialized)
+struct ProvenHeightTests {
+    @Test("a claim without a proof, or with a header signed by another key, is banned and never counts")
+    func unprovenClaims() async throws {
+        let chain = try TestChain()
+        let node = try await TestNode.start("B", chain: chain)
+        let bare = try await RawPeer.connect(port: node.port, from: "127.0.0.41")
+        let bareKey = KeyFile.generate()
+        _ = try await bare.handshake(chainID: chain.chainID, key: bareKey)
+        try await bare.send(.status(height: .max, proof: []))
+        try await waitUntil("the bare claim is banned") { node.service.isBanned(peer: PeerID(key: bareKey)) }
+
+        let forger = try await RawPeer.connect(port: node.port, from: "127.0.0.42")
+        let forgerKey = KeyFile.generate()
+        _ = try await forger.handshake(chainID: chain.chainID, key: forgerKey)
+        try await forger.send(.status(height: 7, proof: try chain.forged(height: 7).encodedSignedHeader))
+        try await waitUntil("the forged proof is banned") { node.service.isBanned(peer: PeerID(key: forgerKey)) }
+
+        // A proof for another height than claimed is no proof either.
+        let shifter = try await RawPeer.connect(port: node.port, from: "127.0.0.43")
+        let shifterKey = KeyFile.generate()
+        _ = try await shifter.handshake(chainID: chain.chainID, key: shifterKey)
+        try await shifter.send(.status(height: 900, proof: try chain.block(height: 3).encodedSignedHeader))
+        try await waitUntil("the shifted proof is banned") { node.service.isBanned(peer: PeerID(key: shifterKey)) }
+
+        #expect(node.service.maxPeerHeight == nil)
+        #expect(!node.service.provenHeights.anyPeerAnswered)
+        await node.stop()
+    }
+
+    @Test("a proven height stays counted after its peer disconnects")
+    func provenHeightsAreSticky() async throws {
+        let chain = try TestChain()
+        let node = try await TestNode.start("B", chain: chain)
+        let peer = try await RawPeer.connect(port: node.port, from: "127.0.0.44")
+        let key = KeyFile.generate()
+        _ = try await peer.handshake(chainID: chain.chainID, key: key)
+        try await peer.send(.status(height: 9, proof: try chain.block(height: 9).encodedSignedHeader))
+        try await waitUntil("the height is proven") { node.service.maxPeerHeight == 9 }
+        await peer.close()
+        try await waitUntil("the peer is gone") { node.service.peers.isEmpty }
+        #expect(node.service.maxPeerHeight == 9)
+        #expect(!node.service.isBanned(peer: PeerID(key: key)))
+        await node.stop()
     }
 }

@@ -1,3 +1,4 @@
+import Block
 @testable import Config
 import NIOCore
 import NIOPosix
@@ -18,7 +19,8 @@ struct ReconnectTests {
 
         await b1.stop()
         try await waitUntil("A and C notice B is gone") { a.service.peers.isEmpty && c.service.peers.isEmpty }
-        #expect(a.service.maxPeerHeight == nil)
+        // What B proved stays counted after it left (SPEC §6: proven heights are sticky).
+        #expect(a.service.maxPeerHeight == 5)
         // While B is down the dialers keep failing and back off.
         try await waitUntil("A is backing off") {
             a.service.dialTargets.first.map { $0.consecutiveFailures >= 1 } ?? false
@@ -93,7 +95,8 @@ struct ReconnectTests {
         let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0),
                                                    peers: [HostPort(host: "127.0.0.1", port: peer.port)]),
                                  nodeKey: .generate(), chainID: chain.chainID, source: MemoryBlockSource(),
-                                 validator: chain.validator, settings: .test, logger: testLogger("run"))
+                                 validator: chain.validator,
+                                 provenHeights: ProvenPeerHeights(validator: chain.validator.blockValidator), settings: .test, logger: testLogger("run"))
         let task = Task { try await service.run() }
         try await waitUntil("connected while running") { service.peers.count == 1 }
         task.cancel()

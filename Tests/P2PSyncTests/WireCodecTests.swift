@@ -11,8 +11,8 @@ struct WireCodecTests {
         .hello(Hello(protocolVersion: 1, chainID: "test-chain", publicKey: Array(repeating: 1, count: 32),
                      nonce: Array(repeating: 2, count: 32), listenPort: 7676, maxFrameBytes: 8 << 20)),
         .helloAck(HelloAck(signature: Array(repeating: 9, count: 64))),
-        .status(height: 0),
-        .status(height: .max),
+        .status(height: 0, proof: []),
+        .status(height: .max, proof: Array(1...90)),
         .newBlock(block),
         .newBlock(P2PBlock(height: 1, headerHash: Array(repeating: 0, count: 32), encodedSignedHeader: [1],
                            encodedData: [])),
@@ -88,7 +88,7 @@ struct WireCodecTests {
     @Test("trailing bytes, unknown types and out-of-range fields are rejected by name")
     func bounds() throws {
         var status = ByteBuffer()
-        P2PMessage.status(height: 5).writePayload(into: &status)
+        P2PMessage.status(height: 5, proof: [1, 2]).writePayload(into: &status)
         status.writeInteger(UInt8(0))
         #expect(throws: WireDecodeError.trailingBytes(message: "status", count: 1)) {
             try P2PMessage.decode(type: MessageType.status.rawValue, payload: status)

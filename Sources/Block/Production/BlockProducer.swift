@@ -11,6 +11,9 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
     case unreadableMark(ConfigError)
     /// The signer already signed this height (its mark says so) and the store does not hold it.
     case fence(nextHeight: UInt64, mark: UInt64)
+    /// The block kept beside the mark (signed at the next height before a crash) cannot be
+    /// committed on top of the store: it is the only block that may ever stand at that height.
+    case keptBlock(height: UInt64, reason: String)
     case notInitialized
     /// The thread pool for blocking work was shut down (the node is stopping).
     case stopped
@@ -27,6 +30,8 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
             return "the signer's high-water mark cannot be read (\(e)); refusing to sign without knowing which heights were signed (`evnode signer reset` rewrites it)"
         case let .fence(next, mark):
             return "the signer's high-water mark is \(mark) but the next height is \(next): heights \(next)…\(mark) were already signed; refusing to sign them again (`evnode signer reset` accepts the risk)"
+        case let .keptBlock(h, reason):
+            return "the block this key signed at height \(h) before the last stop (kept beside the signer's mark) cannot be committed: \(reason); refusing to sign another block at \(h) (`evnode signer reset` accepts the risk)"
         case .notInitialized: return "the store has no genesis state"
         case .stopped: return "production stopped: the node is shutting down"
         case let .refused(h, refusal): return "block \(h) was not admitted, neither stored nor published: \(refusal)"
@@ -48,11 +53,26 @@ public struct FenceRefusal: Error, Sendable, Equatable, CustomStringConvertible 
     public var description: String { reason }
 }
 
+/// The points between the steps of producing one block, for crash tests (`onStep`).
+public enum ProductionStep: String, Sendable, CaseIterable {
+    /// The signer's mark (with the signed block) is durable; the store does not hold the block.
+    case markRecorded = "after-mark"
+    /// The block is committed to the store; nothing was published yet.
+    case committed = "after-commit"
+    /// The block was handed to gossip and the DA submitter.
+    case published = "after-publish"
+}
+
 /// Produces the chain as the proposer: one block every block time (lazy: when transactions wait,
 /// or every lazy interval), in this order for each height:
-/// build and sign → commit to the store (synced) → record the signer's high-water mark (fsynced)
-/// → publish (gossip, DA submitter wake-up). A crash at any point therefore leaves the mark at or
-/// above every height that ever left the process, and the store never behind a published block.
+/// build and sign → record the signer's high-water mark with the signed block (fsynced) → commit
+/// to the store (synced) → publish (gossip, DA submitter wake-up). A committed block is already
+/// visible to peers' range requests, height announcements and the DA submitter, so the mark comes
+/// first: a crash at any point leaves the mark at or above every height visible anywhere.
+///
+/// A crash between the mark and the commit leaves the store one block behind the mark; the block
+/// kept beside the mark is the only one this key signed there, so the next start commits exactly
+/// it (`recoverKeptBlock`) instead of refusing to go on or signing a second block at that height.
 public struct BlockProducer: Sendable {
     public struct Timing: Sendable {
         public var blockTime: Duration
@@ -81,6 +101,9 @@ public struct BlockProducer: Sendable {
     /// Where the blocking part of each block (execution, two fsyncs) runs, off Swift's
     /// cooperative pool.
     let blockingPool: NIOThreadPool
+    /// Called after each step of each block, on the thread that did it (crash tests kill the
+    /// process here). Nil in a node.
+    public var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
@@ -102,6 +125,12 @@ public struct BlockProducer: Sendable {
     /// Produces until cancelled. Throws on the first failure: producing past one would risk the
     /// chain, so the node halts and says why.
     public func run() async throws(ProductionError) {
+        guard store.state != nil else { throw .notInitialized }
+        // The HA leader has its own record of what it signed but did not publish.
+        if fence == nil, let kept = try await offPool({ () throws(ProductionError) in try self.recoverKeptBlock() }) {
+            await publish(kept)
+            onStep?(.published, kept.height)
+        }
         guard let start = store.state else { throw .notInitialized }
         let signed: UInt64?
         do throws(ConfigError) {
@@ -141,6 +170,7 @@ public struct BlockProducer: Sendable {
                 continue
             }
             await publish(block)
+            onStep?(.published, block.height)
             lastBlockAt = clock.now
             // Slots missed because a block took longer than the block time are skipped, not
             // produced in a burst.
@@ -242,14 +272,59 @@ public struct BlockProducer: Sendable {
         }
     }
 
-    /// Produces and stores the next block and records the signer's mark; returns the block for
-    /// publishing. Blocking (two fsyncs): call it from a thread that may block.
+    /// Produces the next block, records the signer's mark with it, then stores it; returns the
+    /// block for publishing. Blocking (two fsyncs): call it from a thread that may block.
     @discardableResult
     public func produceOne() throws(ProductionError) -> BlockCommit {
         guard let state = store.state else { throw .notInitialized }
         let block = try build(on: state)
+        do throws(ConfigError) {
+            try mark.record(block.height, block: SignedBlockBytes.encode(block.signedHeader, block.data))
+        } catch {
+            throw .highWaterMark(height: block.height, error)
+        }
+        onStep?(.markRecorded, block.height)
         try commit(block)
-        try recordMark(block.height)
+        onStep?(.committed, block.height)
+        return block
+    }
+
+    /// When the mark is exactly one above the store and keeps the block signed there, commits
+    /// that block (validated and executed like any received block) and returns it for
+    /// publishing. Nil when there is nothing to recover. Blocking.
+    public func recoverKeptBlock() throws(ProductionError) -> BlockCommit? {
+        guard let state = store.state else { throw .notInitialized }
+        let record: SignerHighWaterMark.Record?
+        do throws(ConfigError) {
+            record = try mark.loadRecord()
+        } catch {
+            throw .unreadableMark(error)
+        }
+        guard let record, record.height == state.nextHeight, let bytes = record.block else { return nil }
+        let height = record.height
+        let kept: (signedHeader: SignedHeader, data: BlockData)
+        do throws(WireError) {
+            kept = try SignedBlockBytes.decode(bytes)
+        } catch {
+            throw .keptBlock(height: height, reason: "it does not decode: \(error)")
+        }
+        guard kept.signedHeader.height == height else {
+            throw .keptBlock(height: height, reason: "the kept block is for height \(kept.signedHeader.height)")
+        }
+        let applier = BlockApplier(store: store, executor: executor,
+                                   validator: BlockValidator(chainID: state.chainID,
+                                                             proposerAddress: builder.signer.signer.address))
+        let block: BlockCommit
+        do throws(ApplyError) {
+            block = try applier.prepare(kept.signedHeader, kept.data, state: state,
+                                        now: max(BlockValidator.currentTime(), kept.signedHeader.header.time))
+        } catch {
+            throw .keptBlock(height: height, reason: error.description)
+        }
+        try commit(block)
+        onStep?(.committed, height)
+        logger.notice("committed the block signed before the last stop (kept beside the signer's mark)", metadata: [
+            "height": "\(height)", "hash": "\(Hex.encode(block.signedHeader.header.hash))"])
         return block
     }
 }
@@ -261,28 +336,41 @@ public enum UnpublishedBlock {
     static let key = "producer/unpublished"
 
     static func record(_ block: BlockCommit, in store: BlockStore) throws(StoreError) {
-        let header = block.signedHeader.encoded()
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(4 + header.count + block.data.wireSize)
-        let n = UInt32(header.count)
-        bytes.append(contentsOf: [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)])
-        bytes.append(contentsOf: header)
-        bytes.append(contentsOf: block.data.encoded())
-        try store.setMetadata(key, bytes, sync: true)
+        try store.setMetadata(key, SignedBlockBytes.encode(block.signedHeader, block.data), sync: true)
     }
 
     /// The recorded block, nil when none was recorded. A damaged record is an error, never nil.
     public static func load(from store: BlockStore) throws(StoreError) -> (signedHeader: SignedHeader, data: BlockData)? {
         guard let bytes = try store.metadata(key) else { return nil }
-        guard bytes.count >= 4 else { throw .corrupted(what: key, reason: "unpublished block record shorter than its length prefix") }
-        let n = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
-        guard bytes.count >= 4 + n else { throw .corrupted(what: key, reason: "unpublished block record truncated") }
         do throws(WireError) {
-            let header = try SignedHeader(decoding: bytes[4..<(4 + n)])
-            let data = try BlockData(decoding: bytes[(4 + n)...])
-            return (header, data)
+            return try SignedBlockBytes.decode(bytes)
         } catch {
             throw .corrupted(what: key, reason: "unpublished block record does not decode: \(error)")
         }
+    }
+}
+
+/// One signed block as bytes: `u32 (big-endian) length ‖ encoded SignedHeader ‖ encoded Data`.
+/// The form a block signed but perhaps not stored is kept in (beside the signer's mark, or as an
+/// HA leader's unpublished block).
+public enum SignedBlockBytes {
+    public static func encode(_ signedHeader: SignedHeader, _ data: BlockData) -> [UInt8] {
+        let header = signedHeader.encoded()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(4 + header.count + data.wireSize)
+        let n = UInt32(header.count)
+        bytes.append(contentsOf: [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)])
+        bytes.append(contentsOf: header)
+        bytes.append(contentsOf: data.encoded())
+        return bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(WireError) -> (signedHeader: SignedHeader, data: BlockData) {
+        guard bytes.count >= 4 else { throw .truncated(message: .signedHeader, field: 0) }
+        let n = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+        guard bytes.count >= 4 + n else { throw .truncated(message: .signedHeader, field: 0) }
+        let header = try SignedHeader(decoding: bytes[4..<(4 + n)])
+        let data = try BlockData(decoding: bytes[(4 + n)...])
+        return (header, data)
     }
 }

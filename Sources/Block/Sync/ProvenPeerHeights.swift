@@ -22,8 +22,8 @@ public final class ProvenPeerHeights: Sendable {
     }
 
     private struct State {
+        /// 0 for a peer that answered with an empty chain.
         var highestByPeer: [String: UInt64] = [:]
-        var answered: Set<String> = []
     }
 
     private let validator: BlockValidator
@@ -39,7 +39,7 @@ public final class ProvenPeerHeights: Sendable {
     @discardableResult
     public func record(peer: String, claimed: UInt64, header: SignedHeader?) -> Verdict {
         guard claimed > 0 else {
-            _ = state.withLock { $0.answered.insert(peer) }
+            state.withLock { s in s.highestByPeer[peer] = s.highestByPeer[peer] ?? 0 }
             return .empty
         }
         guard let header else {
@@ -57,14 +57,12 @@ public final class ProvenPeerHeights: Sendable {
         } catch {
             return .rejected("the proof of height \(claimed) is not the genesis proposer's: \(error)")
         }
-        state.withLock { s in
-            s.answered.insert(peer)
-            s.highestByPeer[peer] = max(s.highestByPeer[peer] ?? 0, claimed)
-        }
+        state.withLock { s in s.highestByPeer[peer] = max(s.highestByPeer[peer] ?? 0, claimed) }
         return .proven(claimed)
     }
 
-    /// The highest height any peer proved; nil when none proved one.
+    /// The highest height any peer proved (0 when peers answered only with empty chains); nil
+    /// when no peer answered.
     public var highest: UInt64? {
         state.withLock { $0.highestByPeer.values.max() }
     }
@@ -76,6 +74,6 @@ public final class ProvenPeerHeights: Sendable {
 
     /// Some peer answered with a valid claim (a proven height, or an empty chain).
     public var anyPeerAnswered: Bool {
-        state.withLock { !$0.answered.isEmpty }
+        state.withLock { !$0.highestByPeer.isEmpty }
     }
 }

@@ -63,6 +63,25 @@ public enum SyncEvent: Sendable {
     case failed(ApplyError)
 }
 
+extension SyncEvent {
+    /// A block from DA (authoritative) that contradicts the stored chain: another block at a
+    /// stored height, a link to another head, or another state root. Divergence recovery acts
+    /// on exactly these, and the catchup gate refuses to promote from the moment one is raised.
+    public var isDADivergence: Bool {
+        switch self {
+        case .conflict(_, _, let candidate):
+            return candidate.origin.isDA
+        case .rejected(let height, let origin, .invalid(let error)):
+            switch error {
+            case .lastHeaderHashMismatch, .appHashMismatch: return origin.isDA && height > 0
+            default: return false
+            }
+        default:
+            return false
+        }
+    }
+}
+
 /// A snapshot of the pipeline's progress (sampled by the failover state machine and /status).
 public struct SyncProgress: Sendable, Equatable {
     public var storeHeight: UInt64
@@ -73,6 +92,9 @@ public struct SyncProgress: Sendable, Equatable {
     public var appliedTotal: UInt64
     /// When the last block was applied (or when the pipeline started).
     public var lastProgress: ContinuousClock.Instant
+    /// The lowest height held and not applied (nil when none is): blocks held above
+    /// `storeHeight + 1` wait for a gap `storeHeight + 1 ..< lowestWaiting` to be filled.
+    public var lowestWaiting: UInt64? = nil
 }
 
 /// The full node's sync pipeline: takes candidate blocks from DA and P2P in any order, holds them
@@ -112,6 +134,9 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// authoritative source delivers them again) instead of waiting for heights that are gone.
     private var epoch: UInt64 = 0
     private var failure: ApplyError?
+    /// Told of every DA divergence synchronously, before the event is yielded: the event stream
+    /// of a run ends with the run, a divergence must not end with it.
+    private let divergenceObserver = Mutex<(@Sendable (SyncEvent) -> Void)?>(nil)
     private var spaceWaiters: [CheckedContinuation<Bool, Never>] = []
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
@@ -142,7 +167,8 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return SyncProgress(storeHeight: storeHeight, waiting: pending.count, highestKnownHeader: highestKnownHeader,
-                            appliedTotal: appliedTotal, lastProgress: lastProgress)
+                            appliedTotal: appliedTotal, lastProgress: lastProgress,
+                            lowestWaiting: pending.isEmpty ? nil : pending.keys.min())
     }
 
     public func start() {
@@ -227,9 +253,8 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
             guard contest.candidate.signatureVerified
                 || (try? validator.verifySignature(contest.candidate.signedHeader)) != nil else { continue }
             if contest.isStored {
-                eventContinuation.yield(.conflict(height: contest.candidate.height,
-                                                  storedHash: contest.incumbent.header.hash,
-                                                  candidate: contest.candidate))
+                emit(.conflict(height: contest.candidate.height, storedHash: contest.incumbent.header.hash,
+                               candidate: contest.candidate))
             }
             guard let evidence else { continue }
             do throws(StoreError) {
@@ -298,10 +323,27 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         return epoch
     }
 
-    private func noteKnownHeader(_ height: UInt64) {
+    /// Records that a header validly signed by the proposer exists at `height` (the caller
+    /// verified it), without holding its block: the equivocation fence counts it. For blocks that
+    /// arrive while the pipeline does not take any (gossip while the sync phase stops).
+    public func noteKnownHeader(_ height: UInt64) {
         condition.lock()
         highestKnownHeader = max(highestKnownHeader, height)
         condition.unlock()
+    }
+
+    /// Who is told of each DA divergence (`SyncEvent.isDADivergence`) at the moment it is
+    /// raised, on the thread that raised it; it must return at once.
+    public func observeDivergences(_ observer: @escaping @Sendable (SyncEvent) -> Void) {
+        divergenceObserver.withLock { $0 = observer }
+    }
+
+    /// Yields an event; a DA divergence goes to the divergence observer first.
+    private func emit(_ event: SyncEvent) {
+        if event.isDADivergence, let observer = divergenceObserver.withLock({ $0 }) {
+            observer(event)
+        }
+        eventContinuation.yield(event)
     }
 
     /// Waits for one applied batch while the pipeline is full; false once there is room (or the
@@ -503,7 +545,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
             outcome.dropped = block.height
             logger.warning("dropped invalid block", metadata: [
                 "height": "\(block.height)", "source": "\(block.origin)", "rule": "\(v.rule)", "error": "\(v)"])
-            eventContinuation.yield(.rejected(height: block.height, origin: block.origin, error: error))
+            emit(.rejected(height: block.height, origin: block.origin, error: error))
         case .execution(let e) where e.isUnavailable:
             // The execution layer cannot be reached: the block stays held and is tried again.
             outcome.retryLater = true

@@ -275,6 +275,11 @@ public final class DAFollower: Sendable {
             logger.warning("ignored DA blobs that are not validly signed blocks of this chain",
                            metadata: ["da_height": "\(height.height)", "count": "\(bad)"])
         }
+        // Known before it is handed over: the hand-over may wait for room in the pipeline, or
+        // be cut short when the sync phase stops, and the equivocation fence must count these
+        // headers either way (SPEC §6: re-checked over all that was delivered).
+        let known = tracker.highestHeader
+        state.withLock { $0.highestHeader = max($0.highestHeader, known) }
         let complete = tracker.takeComplete(above: store.height)
         if !complete.isEmpty {
             await sink.submit(complete)

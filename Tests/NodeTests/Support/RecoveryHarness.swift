@@ -95,10 +95,12 @@ final class InProcessDA: Sendable {
     let headerNamespace = DANamespace(name: "recovery-headers")
     let dataNamespace = DANamespace(name: "recovery-data")
     let client: CelestiaDAClient
+    let url: String
     private let task: Task<Void, any Error>
 
-    private init(client: CelestiaDAClient, task: Task<Void, any Error>) {
+    private init(client: CelestiaDAClient, url: String, task: Task<Void, any Error>) {
         self.client = client
+        self.url = url
         self.task = task
     }
 
@@ -113,7 +115,7 @@ final class InProcessDA: Sendable {
         var iterator = bound.makeAsyncIterator()
         guard let address = await iterator.next() else { throw HarnessFailure("local DA did not start") }
         let client = try CelestiaDAClient(options: DAClientOptions(url: "http://\(address)"))
-        return InProcessDA(client: client, task: task)
+        return InProcessDA(client: client, url: "http://\(address)", task: task)
     }
 
     /// Posts each block as the proposer does (header envelope, signed data), one DA height each.

@@ -1,3 +1,4 @@
+import Block
 @testable import Config
 import Foundation
 import Logging
@@ -88,7 +89,8 @@ final class TestNode: Sendable {
         let config = P2PConfig(listen: HostPort(host: "127.0.0.1", port: port),
                                peers: peers.map { HostPort(host: "127.0.0.1", port: $0) })
         let service = P2PService(config: config, nodeKey: key, chainID: validator.chainID, source: source,
-                                 validator: validator, settings: settings,
+                                 validator: validator, provenHeights: ProvenPeerHeights(validator: validator.blockValidator),
+                                 settings: settings,
                                  logger: testLogger(name))
         let address = try await service.start()
         return TestNode(name: name, key: key, source: source, service: service, port: address.port ?? 0)

@@ -1,0 +1,131 @@
+import Block
+@testable import Config
+import Foundation
+import P2PSync
+import Testing
+
+/// The holes issue 14 closed in the catchup fence (SPEC §6), each with real processes: a liar
+/// peer, blocks held above a gap nobody fills, and kill -9 at the producer's crash points.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct CatchupFenceTests {
+    // MARK: unproven heights
+
+    /// A stranger who knows the chain id announces height 2^64-1 with a "proof" signed by
+    /// another key: the claim never counts, the peer is banned, and the recovering sequencer
+    /// promotes on DA and produces N+1 (before, this was a remote way to make it exit 3).
+    @Test func aLiarsUnprovenHeightIsIgnoredAndPenalised() async throws {
+        let chain = try CatchupChain("liar")
+        defer { withExtendedLifetime(chain.dir) {} }
+        let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
+        let original = try await CatchupTests.makeHistoryThenLoseTheDisk(chain, da: da, count: 4)
+        let n = UInt64(original.count)
+        let stranger = BlockSigner(keyFile: .generate())
+        let genesis = try chain.genesis
+        let forged = try stranger.sign(header: Header(
+            height: .max, time: genesis.startTimeNanoseconds, lastHeaderHash: [], dataHash: BlockData.emptyDataHash,
+            appHash: [], proposerAddress: try genesis.proposerAddress, chainID: genesis.chainID))
+        let (liar, liarAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: .max,
+                                                                        proof: forged.encoded())
+        defer { Task { await liar.shutdown() } }
+
+        let node = try await CatchupNode.start(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
+                                               arguments: CatchupTests.recovering(da.url, timeout: "2s", ["--p2p.peers", liarAddress]))
+        try await node.waitForPhase("aggregating")
+        try await node.waitForHeight(n + 1)
+        #expect(try await node.hashes(through: n) == original)
+        #expect(CatchupTests.productionStart(node) == "\(n + 1)")
+        #expect(try await node.status().heights.p2p_max <= n + 1)
+        let banned = node.log.first { $0.message == "banning peer" }
+        #expect(banned?["reason"]?.contains("unproven height claim 18446744073709551615") == true,
+                "\(node.child.output.suffix(3000))")
+        #expect(await node.stop() == 0)
+        await da.stop()
+    }
+
+    // MARK: condition 3's deadline
+
+    /// The key signed up to N+4 (its mark says so); a peer gossips the proposer's blocks
+    /// N+2…N+4 but nobody ever supplies N+1: after the timeout the node fails closed (status 3)
+    /// naming the gap, instead of syncing forever.
+    @Test func blocksHeldAboveAGapNobodyFillsFailClosedNamingTheGap() async throws {
+        let chain = try CatchupChain("gap")
+        defer { withExtendedLifetime(chain.dir) {} }
+        let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
+        let original = try await CatchupTests.makeHistoryThenLoseTheDisk(chain, da: da, count: 3)
+        let n = UInt64(original.count)
+        try SignerHighWaterMark(path: chain.signerStateFile).record(n + 4)
+        // Claims an empty chain (an answer) and serves nothing; only gossips.
+        let (peer, peerAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: 0, proof: [])
+        defer { Task { await peer.shutdown() } }
+
+        let node = try await CatchupNode.start(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
+                                               arguments: CatchupTests.recovering(da.url, timeout: "3s", ["--p2p.peers", peerAddress]))
+        try await catchupEventually("the node to connect to the peer") { peer.peers.count == 1 }
+        try await catchupEventually("the node to have DA's blocks") { try await node.status().heights.store == n }
+        for block in try catchupSignedBlocks(chain: chain, heights: (n + 2)...(n + 4)) {
+            peer.broadcast(block: block)
+        }
+        let status = try await node.child.catchupWaitForExit("the node to give up on the gap")
+        let output = node.child.output
+        #expect(status == 3, "\(output.suffix(3000))")
+        #expect(output.contains("3 fetched blocks (from \(n + 2)) wait above a gap: height \(n + 1) not supplied"),
+                "\(output.suffix(3000))")
+        #expect(!output.contains("producing blocks"))
+        #expect(try CatchupChain.storedHashes(home: chain.aggregatorHome) == original)
+        await da.stop()
+    }
+
+    // MARK: mark before commit
+
+    /// kill -9 right after the mark for height 3 is durable (store at 2) and right after block 3
+    /// is committed (nothing published): in both cases the mark is ≥ every height in the store
+    /// and every height that left the process; the restart commits the very block the mark
+    /// keeps (no second block at 3, none skipped) and goes on.
+    @Test(arguments: ["after-mark", "after-commit"])
+    func theMarkIsDurableBeforeTheBlockIsVisible(step: String) async throws {
+        let dir = TempDirectory("evnode-crash-producer")
+        let home = dir.path + "/home"
+        let made = try runCommand(BuiltProducts.evnode, ["init", "--home", home, "--chain-id", "crash-\(step)", "--aggregator"])
+        try #require(made.status == 0, "\(made.stderr)")
+        let published = dir.path + "/published"
+        let layout = HomeLayout(home: home)
+
+        let crashed = try runCommand(BuiltProducts.testkit, ["crash-producer", "--home", home, "--published", published,
+                                                              "--blocks", "6", "--crash", step, "--at", "3"])
+        #expect(crashed.status == SIGKILL, "exit \(crashed.status): \(crashed.stdout)\(crashed.stderr)")
+        #expect(crashed.stdout.contains("crashing \(step) 3"))
+
+        let record = try #require(try SignerHighWaterMark(path: layout.signerStateFile).loadRecord())
+        let storeHeight = try CatchupChain.storedHashes(home: home).count
+        let publishedHeights = try Self.published(published).map(\.height)
+        #expect(record.height == 3)
+        #expect(storeHeight == (step == "after-mark" ? 2 : 3))
+        #expect(publishedHeights == [1, 2])
+        #expect(record.height >= UInt64(storeHeight) && record.height >= publishedHeights.max() ?? 0)
+        let kept = try SignedBlockBytes.decode(try #require(record.block))
+        #expect(kept.signedHeader.height == 3)
+
+        let resumed = try runCommand(BuiltProducts.testkit, ["crash-producer", "--home", home, "--published", published,
+                                                              "--blocks", "6"])
+        #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
+        let hashes = try CatchupChain.storedHashes(home: home)
+        #expect(hashes.count >= 6)
+        // The block at 3 is the one signed before the crash: one block per height, ever.
+        #expect(hashes[2] == Hex.encode(kept.signedHeader.header.hash))
+        var seen: [UInt64: String] = [:]
+        for entry in try Self.published(published) {
+            #expect(seen[entry.height].map { $0 == entry.hash } ?? true, "two blocks published at \(entry.height)")
+            seen[entry.height] = entry.hash
+            #expect(hashes[Int(entry.height) - 1] == entry.hash)
+        }
+        #expect(try SignerHighWaterMark(path: layout.signerStateFile).load() == UInt64(hashes.count))
+    }
+
+    static func published(_ path: String) throws -> [(height: UInt64, hash: String)] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map { line in
+            let parts = line.split(separator: " ")
+            return (UInt64(parts[0]) ?? 0, String(parts[1]))
+        }
+    }
+}
