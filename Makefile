@@ -1,10 +1,15 @@
 # evnode — see README.md. `make run` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server
+APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server python3-venv
+# The EVM tests' execution client: py-evm (+ pycryptodome, its keccak backend) behind the Engine
+# API server in Tests/EVM; eth-account signs the test transfers; coincurve makes py-evm's
+# signature recovery native (10× faster blocks). A virtualenv in .build.
+EVM_VENV     := .build/venv-evm
+EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincurve==21.0.0
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps build release test run bench bench-quick clean
+.PHONY: deps deps-evm build release test run bench bench-quick clean
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -17,6 +22,17 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	else \
 	  echo "deps: all present ($(APT_PACKAGES))"; \
+	fi
+	@$(MAKE) --no-print-directory deps-evm
+
+# Idempotent: the virtualenv is made once and the packages installed only when one is missing.
+deps-evm:
+	@if [ ! -x $(EVM_VENV)/bin/python ]; then python3 -m venv $(EVM_VENV); fi
+	@if ! $(EVM_VENV)/bin/python -c "import eth, Crypto, eth_account, coincurve" 2>/dev/null; then \
+	  echo "installing into $(EVM_VENV): $(EVM_PYPI)"; \
+	  $(EVM_VENV)/bin/pip install -q $(EVM_PYPI); \
+	else \
+	  echo "deps-evm: py-evm test EL present ($(EVM_VENV))"; \
 	fi
 
 build: deps
@@ -40,9 +56,11 @@ run: release
 # `bench` takes a few minutes on 2 cores, `bench-quick` about one. See README "Benchmarks".
 bench: release
 	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-all --out bench-results
+	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-evm --blocks 2000 --txs 10 --out bench-results
 
 bench-quick: release
 	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-all --quick --out bench-results
+	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-evm --blocks 200 --txs 10 --out bench-results
 
 clean:
 	rm -rf .build demo

@@ -30,6 +30,12 @@ let package = Package(
         // curl_easy_setopt/getinfo are variadic: Swift needs typed wrappers.
         .target(name: "CCurlShim",
                 linkerSettings: [.linkedLibrary("curl")]),
+        // The generic libcurl HTTP client (keep-alive connections on threads of their own), used
+        // by the DA client and the EVM executor alike.
+        .target(name: "HTTPClient", dependencies: [
+            "CCurlShim",
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
 
         .target(name: "Config", dependencies: [
             .product(name: "Yams", package: "Yams"),
@@ -44,7 +50,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
         .target(name: "DA", dependencies: [
-            "Config", "Block", "CCurlShim", "CRocksDB",
+            "Config", "Block", "HTTPClient", "CRocksDB",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -63,8 +69,14 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
+        // The EVM executor: drives an execution client (ev-reth) over the Engine API.
+        .target(name: "EVM", dependencies: [
+            "Config", "Block", "HTTPClient",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .target(name: "Node", dependencies: [
-            "Config", "Block", "DA", "P2PSync",
+            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -82,7 +94,8 @@ let package = Package(
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
         // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
         .executableTarget(name: "evnode-testkit", dependencies: [
-            "Block", "Config", "CRocksDB", "DA",
+            "Block", "Config", "CRocksDB", "DA", "EVM",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -92,7 +105,8 @@ let package = Package(
             "Block", "Config",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config"]),
+        .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config", "HTTPClient"]),
+        .testTarget(name: "EVMTests", dependencies: ["EVM", "Block", "Config"]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
         .testTarget(name: "NodeTests", dependencies: [
             "Node", "Block", "Config", "DA", "P2PSync",

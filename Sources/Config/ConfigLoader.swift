@@ -82,7 +82,7 @@ public enum ConfigLoader {
             merged[k] = v
         }
         let reader = ValueReader(values: merged)
-        let config = NodeConfig(
+        var config = NodeConfig(
             home: home,
             aggregator: try reader.bool("node.aggregator"),
             catchupTimeout: try reader.duration("node.catchup_timeout"),
@@ -112,8 +112,26 @@ public enum ConfigLoader {
             log: LogConfig(
                 level: try reader.choice("log.level"),
                 format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
+        config.execution = try resolveExecution(reader)
         try validateCombination(config, values: merged)
         return config
+    }
+
+    /// `--execution` and the `--evm.*` settings: the EVM ones are checked (and the JWT secret
+    /// file required) only when the EVM executor is chosen, as ev-node does.
+    static func resolveExecution(_ reader: ValueReader) throws(ConfigError) -> ExecutionConfig {
+        let kind = ExecutionKind(rawValue: try reader.choice("execution.kind")) ?? .kv
+        var evm = EVMConfig()
+        guard kind == .evm else { return ExecutionConfig(kind: kind, evm: evm) }
+        evm.engineURL = try reader.endpoint("evm.engine_url")
+        evm.ethURL = try reader.endpoint("evm.eth_url")
+        evm.jwtSecretFile = reader.string("evm.jwt_secret_file")
+        if evm.jwtSecretFile.isEmpty {
+            throw .missing("--execution evm needs --evm.jwt-secret-file (the Engine API JWT secret the EL was started with)")
+        }
+        evm.genesisHash = try reader.hexBytes("evm.genesis_hash", count: 32)
+        evm.feeRecipient = try reader.hexBytes("evm.fee_recipient", count: 20) ?? [UInt8](repeating: 0, count: 20)
+        return ExecutionConfig(kind: kind, evm: evm)
     }
 
     /// Rules between settings (SPEC §2). Checks that need files (the signer key) are in
@@ -157,6 +175,16 @@ struct ValueReader {
     }
 
     func string(_ key: String) -> String { raw(key).value }
+
+    /// `0x`-prefixed (or bare) hex of exactly `count` bytes; nil when empty.
+    func hexBytes(_ key: String, count: Int) throws(ConfigError) -> [UInt8]? {
+        var text = raw(key).value.trimmingCharacters(in: .whitespaces)
+        if text.isEmpty { return nil }
+        if text.hasPrefix("0x") || text.hasPrefix("0X") { text.removeFirst(2) }
+        guard let bytes = Hex.decode(text) else { throw fail(key, "not hex") }
+        guard bytes.count == count else { throw fail(key, "\(bytes.count) bytes, expected \(count)") }
+        return bytes
+    }
 
     func bool(_ key: String) throws(ConfigError) -> Bool {
         switch raw(key).value.lowercased() {

@@ -16,6 +16,7 @@ public struct NodeConfig: Sendable, Equatable {
     public var rpc: RPCConfig
     public var raft: RaftConfig
     public var log: LogConfig
+    public var execution: ExecutionConfig = ExecutionConfig()
 
     public var catchupEnabled: Bool { aggregator && catchupTimeout > .zero }
 
@@ -78,4 +79,36 @@ public struct LogConfig: Sendable, Equatable {
 
 public enum LogFormat: String, Sendable, CaseIterable {
     case text, json
+}
+
+/// Which execution layer runs the chain's transactions.
+public enum ExecutionKind: String, Sendable, CaseIterable {
+    /// The built-in key/value application (SPEC §4), in the node's own store.
+    case kv
+    /// An EVM execution client (ev-reth) driven over the Engine API.
+    case evm
+}
+
+public struct ExecutionConfig: Sendable, Equatable {
+    public var kind: ExecutionKind = .kv
+    public var evm: EVMConfig = EVMConfig()
+
+    public init(kind: ExecutionKind = .kv, evm: EVMConfig = EVMConfig()) {
+        self.kind = kind
+        self.evm = evm
+    }
+}
+
+/// ev-node's `--evm.*` settings.
+public struct EVMConfig: Sendable, Equatable {
+    public var engineURL: HTTPEndpoint?
+    public var ethURL: HTTPEndpoint?
+    /// Path of the JWT secret file (hex, optional 0x, whitespace trimmed).
+    public var jwtSecretFile: String = ""
+    /// The EL's genesis block hash; nil means "ask the EL for its block 0".
+    public var genesisHash: [UInt8]?
+    /// 20 bytes; zero when not set.
+    public var feeRecipient: [UInt8] = [UInt8](repeating: 0, count: 20)
+
+    public init() {}
 }

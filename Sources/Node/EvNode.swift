@@ -1,6 +1,7 @@
 import Block
 import Config
 import DA
+import EVM
 import Foundation
 import Logging
 import NIOPosix
@@ -13,7 +14,12 @@ import Synchronization
 public final class EvNode: Sendable {
     public let setup: NodeSetup
     let store: BlockStore
-    let executor: KVExecutor
+    /// The execution layer: the built-in KV application, or an EL over the Engine API.
+    let executor: any Executor
+    /// Set when `--execution kv` (the default): its mempool takes `POST /tx`, `/kv` reads it.
+    let kv: KVExecutor?
+    /// Set when `--execution evm`: `POST /tx` goes to the EL's pool, `/status` shows its health.
+    let evm: EVMExecutor?
     let daClient: CelestiaDAClient
     let p2p: P2PService
     let pipeline: SyncPipeline
@@ -44,7 +50,15 @@ public final class EvNode: Sendable {
         } catch {
             throw .store(error)
         }
-        executor = KVExecutor(store: store)
+        switch config.execution.kind {
+        case .kv:
+            let kv = KVExecutor(store: store)
+            (executor, self.kv, evm) = (kv, kv, nil)
+        case .evm:
+            let evm = try Self.makeEVM(config.execution.evm, store: store, logger: logger)
+            (executor, kv, self.evm) = (evm, nil, evm)
+            if store.state == nil { try Self.waitForInitChain(store: store, genesis: genesis, executor: evm, logger: logger) }
+        }
         do throws(StoreError) {
             let s = try store.initialize(genesis: genesis, executor: executor)
             logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
@@ -150,6 +164,80 @@ public final class EvNode: Sendable {
                                        metrics: metrics, logger: logger)
     }
 
+    /// Builds a node without blocking Swift's cooperative threads: an EVM node's first start asks
+    /// the EL for its genesis (InitChain), a blocking wait on a thread of its own.
+    public static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) async throws(NodeFailure) -> EvNode {
+        let result: Result<EvNode, NodeFailure> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                do throws(NodeFailure) {
+                    continuation.resume(returning: .success(try EvNode(setup: setup, logger: logger)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+            thread.name = "evnode-setup"
+            thread.start()
+        }
+        return try result.get()
+    }
+
+    private static func makeEVM(_ config: EVMConfig, store: BlockStore, logger: Logger) throws(NodeFailure) -> EVMExecutor {
+        do throws(EVMSetupError) {
+            let secret = try EngineJWT.readSecret(path: config.jwtSecretFile)
+            let rpc = try EngineRPCClient(engineURL: config.engineURL?.url ?? "http://localhost:8551",
+                                          ethURL: config.ethURL?.url ?? "http://localhost:8545",
+                                          jwt: EngineJWT(secret: secret))
+            logger.info("EVM execution", metadata: ["engine": "\(rpc.engineURL)", "eth": "\(rpc.ethURL)"])
+            return EVMExecutor(rpc: rpc, store: store,
+                               options: .init(genesisHash: config.genesisHash, feeRecipient: config.feeRecipient),
+                               logger: Logger(label: "evnode.evm"))
+        } catch {
+            store.close()
+            throw .execution(ExecutionError(height: nil, reason: error.description))
+        }
+    }
+
+    /// First start of an EVM node: the genesis app hash is the EL's. An EL that cannot be
+    /// reached yet is waited for (logged every attempt); one that answers wrongly stops the node.
+    private static func waitForInitChain(store: BlockStore, genesis: Genesis, executor: EVMExecutor,
+                                         logger: Logger) throws(NodeFailure) {
+        while true {
+            do throws(StoreError) {
+                try store.initialize(genesis: genesis, executor: executor)
+                return
+            } catch {
+                if case .execution(let e) = error, e.isUnavailable {
+                    logger.warning("waiting for the execution layer to answer InitChain", metadata: ["error": "\(e)"])
+                    Thread.sleep(forTimeInterval: 2)
+                    continue
+                }
+                store.close()
+                throw .store(error)
+            }
+        }
+    }
+
+    /// Start of every run: an engine with its own state is rolled back or replayed to the store
+    /// (`ExecutionReconciler`). An unreachable EL is waited for, visible in `/status`.
+    func reconcileExecution() async throws(NodeFailure) {
+        let reconciler = ExecutionReconciler(store: store, executor: executor, logger: Logger(label: "evnode.evm"))
+        while true {
+            do throws(ExecutionError) {
+                let outcome = try await reconciler.reconcile()
+                if outcome != .inLine { logger.notice("execution layer reconciled with the store", metadata: ["outcome": "\(outcome)"]) }
+                return
+            } catch {
+                guard error.isUnavailable else { throw .execution(error) }
+                logger.warning("waiting for the execution layer", metadata: ["error": "\(error)"])
+                do {
+                    try await Task.sleep(for: .seconds(2))
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+
     /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
     /// least 2 s (etcd's shortest); the node id to one derived from the node key.
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
@@ -202,9 +290,8 @@ public final class EvNode: Sendable {
                 .init(service: rpc),
                 .init(service: p2p),
                 .init(service: MetricsRefresher(node: self)),
-                .init(service: StatePruningService(executor: executor, logger: Logger(label: "evnode.pruning"))),
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
-            ],
+            ] + (kv.map { [.init(service: StatePruningService(executor: $0, logger: Logger(label: "evnode.pruning")))] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "evnode.lifecycle")))
         defer {
@@ -245,7 +332,8 @@ public final class EvNode: Sendable {
             proposer: Hex.encode(setup.genesis.proposerAddress),
             app_hash: Hex.encode(store.state?.appHash ?? []),
             ha: ha?.status,
-            da: NodeStatus.DA(follower, now: .now))
+            da: NodeStatus.DA(follower, now: .now),
+            execution: evm.map { ExecutionStatus(evm: $0) } ?? ExecutionStatus(kind: "kv"))
     }
 }
 
@@ -263,6 +351,7 @@ final class NodeRuntimeService: Service, Sendable {
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
+                try await self.node.reconcileExecution()
                 try await self.node.machine.run()
             }
         } catch let failure as NodeFailure {

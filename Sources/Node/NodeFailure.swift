@@ -24,6 +24,8 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     case config(ConfigError)
     /// The HA group's etcd client could not be set up.
     case ha(String)
+    /// The execution layer refused, answered wrongly, or computes another chain than the store's.
+    case execution(ExecutionError)
 
     public var description: String {
         switch self {
@@ -38,6 +40,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .p2p(let e): return "P2P: \(e)"
         case .config(let e): return e.description
         case .ha(let e): return "HA: \(e)"
+        case .execution(let e): return "execution layer: \(e)"
         }
     }
 

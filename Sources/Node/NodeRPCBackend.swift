@@ -34,8 +34,21 @@ struct NodeRPCBackend: RPCBackend {
             let leader = ha.leader.map { "the leader is \($0)" } ?? "no leader is known"
             throw TransactionRejected(status: 503, message: "this node follows in the HA group (\(leader)); send transactions to the leader")
         }
+        if let evm = node.evm {
+            // The EL's pool holds EVM transactions; the aggregator takes them with txpoolExt_getTxs.
+            guard !tx.isEmpty else { throw TransactionRejected(status: 400, message: "empty tx") }
+            do throws(ExecutionError) {
+                _ = try await evm.sendRawTransaction(tx)
+                return
+            } catch {
+                throw TransactionRejected(status: error.isUnavailable ? 503 : 400, message: "\(error)")
+            }
+        }
+        guard let kv = node.kv else {
+            throw TransactionRejected(status: 503, message: "this node's execution layer takes no transactions")
+        }
         do throws(MempoolError) {
-            try node.executor.submit(tx)
+            try kv.submit(tx)
         } catch {
             // A bad tx is the client's fault; a full mempool is a "try again later".
             switch error {
@@ -47,7 +60,7 @@ struct NodeRPCBackend: RPCBackend {
     }
 
     func value(forKey key: [UInt8]) async -> [UInt8]? {
-        try? node.executor.value(forKey: key)
+        try? node.kv?.value(forKey: key)
     }
 
     func evidence() async throws(EvidenceUnavailable) -> EvidenceList {

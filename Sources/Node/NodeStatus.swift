@@ -98,11 +98,14 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     /// The HA group (role, leader, lease, last replicated height); absent unless `--raft.enable`.
     public var ha: HAStatus?
     public var da: DA?
+    /// The execution layer and, for an EL, whether it answers.
+    public var execution: ExecutionStatus?
 
     public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
                 catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil,
-                da: DA? = nil) {
+                da: DA? = nil, execution: ExecutionStatus? = nil) {
         self.da = da
+        self.execution = execution
         self.app_hash = app_hash
         self.ha = ha
         self.mode = mode
@@ -132,6 +135,9 @@ public enum Readiness: Sendable, Equatable {
     /// `GET /health/ready` (SPEC §10): 503 with a reason while catching up, recovering, halted,
     /// or behind — behind peers, behind DA's head, or cut off from DA with no peer to compare.
     static func of(_ status: NodeStatus, follower da: DAFollowerStatus, now: ContinuousClock.Instant) -> Readiness {
+        if let execution = status.execution, !execution.reachable {
+            return .notReady("execution layer unreachable: \(execution.last_error ?? "no answer")")
+        }
         switch status.phase {
         case .aggregating:
             return .ready
@@ -233,5 +239,27 @@ public struct EvidenceList: Sendable, Codable, Equatable {
     public init(count: Int, evidence: [Item]) {
         self.count = count
         self.evidence = evidence
+    }
+}
+
+/// `/status` → `execution`: which execution layer runs the chain and whether it answers.
+public struct ExecutionStatus: Sendable, Codable, Equatable {
+    /// `kv` or `evm`.
+    public var kind: String
+    public var engine_url: String?
+    public var eth_url: String?
+    public var reachable: Bool
+    public var last_error: String?
+    /// Unix seconds since when the EL does not answer.
+    public var unreachable_since: UInt64?
+
+    public init(kind: String, engine_url: String? = nil, eth_url: String? = nil, reachable: Bool = true,
+                last_error: String? = nil, unreachable_since: UInt64? = nil) {
+        self.kind = kind
+        self.engine_url = engine_url
+        self.eth_url = eth_url
+        self.reachable = reachable
+        self.last_error = last_error
+        self.unreachable_since = unreachable_since
     }
 }

@@ -33,6 +33,10 @@
 //   evnode-testkit bench-all [--quick] [--out DIR] [--blocks N] [--txs K] [--tx-rate R]
 //                            [--production-seconds S] [--evnode PATH] [--keep]
 //       The benchmark of `make bench` / `make bench-quick` (see README "Benchmarks").
+//
+//   evnode-testkit bench-evm [--blocks N] [--txs K] [--out DIR] [--root REPO] [--keep]
+//       EVM catch-up over the py-evm test EL ÷ the same chain's execution inside the EL alone
+//       (README "EVM rollups"). Needs `make deps` (the virtualenv in .build/venv-evm).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -43,6 +47,7 @@ case "foreign-rocksdb": foreignRocksDB(arguments)
 case "make-chain": await makeChain(arguments)
 case "bench-all": benchAll(arguments)
 case "faulty-da": faultyDA(arguments)
+case "bench-evm": await benchEVM(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm (see the comment in main.swift)")
 }

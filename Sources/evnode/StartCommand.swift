@@ -66,6 +66,19 @@ struct StartCommand: AsyncParsableCommand {
     @Option(name: .customLong("raft.lease-ttl"), help: ArgumentHelp(Settings.help("raft.lease_ttl")))
     var raftLeaseTTL: String?
 
+    @Option(name: .customLong("execution"), help: ArgumentHelp(Settings.help("execution.kind")))
+    var execution: String?
+    @Option(name: .customLong("evm.engine-url"), help: ArgumentHelp(Settings.help("evm.engine_url")))
+    var evmEngineURL: String?
+    @Option(name: .customLong("evm.eth-url"), help: ArgumentHelp(Settings.help("evm.eth_url")))
+    var evmEthURL: String?
+    @Option(name: .customLong("evm.jwt-secret-file"), help: ArgumentHelp(Settings.help("evm.jwt_secret_file")))
+    var evmJWTSecretFile: String?
+    @Option(name: .customLong("evm.genesis-hash"), help: ArgumentHelp(Settings.help("evm.genesis_hash")))
+    var evmGenesisHash: String?
+    @Option(name: .customLong("evm.fee-recipient"), help: ArgumentHelp(Settings.help("evm.fee_recipient")))
+    var evmFeeRecipient: String?
+
     @Option(name: .customLong("log.level"), help: ArgumentHelp(Settings.help("log.level")))
     var logLevel: String?
     @Option(name: .customLong("log.format"), help: ArgumentHelp(Settings.help("log.format")))
@@ -96,6 +109,12 @@ struct StartCommand: AsyncParsableCommand {
             ("raft.endpoints", raftEndpoints),
             ("raft.node_id", raftNodeID),
             ("raft.lease_ttl", raftLeaseTTL),
+            ("execution.kind", execution),
+            ("evm.engine_url", evmEngineURL),
+            ("evm.eth_url", evmEthURL),
+            ("evm.jwt_secret_file", evmJWTSecretFile),
+            ("evm.genesis_hash", evmGenesisHash),
+            ("evm.fee_recipient", evmFeeRecipient),
             ("log.level", logLevel),
             ("log.format", logFormat),
         ]
@@ -126,10 +145,11 @@ struct StartCommand: AsyncParsableCommand {
             "p2p_listen": "\(c.p2p.listen)",
             "peers": "\(c.p2p.peers.count)",
             "rpc": "\(c.rpc.address)",
+            "execution": "\(c.execution.kind.rawValue)",
         ])
         let node: EvNode
         do throws(NodeFailure) {
-            node = try EvNode(setup: setup, logger: logger)
+            node = try await EvNode.make(setup: setup, logger: logger)
             try await node.run()
         } catch {
             logger.critical("\(error)")

@@ -6,7 +6,7 @@ import Testing
 
 /// The KV executor with a hook run (once) inside `setFinal` after its writes are computed, to
 /// act while the store prepares finality.
-final class HookedExecutor: Executor {
+final class HookedExecutor: SynchronousExecutor {
     let inner: KVExecutor
     private let hook: Mutex<(@Sendable () -> Void)?>
     private let calls = Atomic<Int>(0)
@@ -20,7 +20,8 @@ final class HookedExecutor: Executor {
 
     func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8] { try inner.initChain(genesis: genesis) }
     func getTxs(max: Int, maxBytes: Int) -> [[UInt8]] { inner.getTxs(max: max, maxBytes: maxBytes) }
-    var hasPendingTransactions: Bool { inner.hasPendingTransactions }
+    func hasPendingTransactions() -> Bool { inner.hasPendingTransactions() }
+    func latestHeight() -> UInt64? { nil }
     func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                     previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {
         try inner.executeTxs(txs, height: height, time: time, previousRoot: previousRoot)

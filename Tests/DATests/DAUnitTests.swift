@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import DA
+import HTTPClient
 
 @Suite struct NamespaceTests {
     @Test func derivedFromNameAsSpecified() throws {

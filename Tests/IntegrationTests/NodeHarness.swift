@@ -127,6 +127,13 @@ struct StatusDocument: Decodable, Sendable {
     let proposer: String
     let app_hash: String
     let ha: HA?
+    let execution: Execution?
+
+    struct Execution: Decodable, Sendable {
+        let kind: String
+        let reachable: Bool
+        let last_error: String?
+    }
 
     /// Present with `--raft.enable`.
     struct HA: Decodable, Sendable {

@@ -19,13 +19,14 @@ import Testing
     /// An execution layer that cannot execute (its state cannot be read). The KV executor cannot
     /// be made to fail on demand; this stands in for a broken disk under it. Everything else is
     /// the real KV executor.
-    final class BrokenExecutor: Executor {
+    final class BrokenExecutor: SynchronousExecutor {
         let inner: KVExecutor
         init(inner: KVExecutor) { self.inner = inner }
 
         func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8] { try inner.initChain(genesis: genesis) }
         func getTxs(max: Int, maxBytes: Int) -> [[UInt8]] { inner.getTxs(max: max, maxBytes: maxBytes) }
-        var hasPendingTransactions: Bool { inner.hasPendingTransactions }
+        func hasPendingTransactions() -> Bool { inner.hasPendingTransactions() }
+        func latestHeight() -> UInt64? { nil }
         func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                         previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {
             throw ExecutionError(height: height, reason: "reading KV state: Input/output error (injected)")

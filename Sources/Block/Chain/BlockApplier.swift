@@ -36,11 +36,14 @@ public struct BlockApplier: Sendable {
     public let store: BlockStore
     public let executor: any Executor
     public let validator: BlockValidator
+    /// Calls into the executor from the applier's blocking callers (the sync pipeline's thread).
+    private let calls: BlockingExecutor
 
     public init(store: BlockStore, executor: any Executor, validator: BlockValidator) {
         self.store = store
         self.executor = executor
         self.validator = validator
+        self.calls = BlockingExecutor(executor)
     }
 
     /// Validates and executes one block on top of `state` without storing it.
@@ -56,8 +59,8 @@ public struct BlockApplier: Sendable {
         let header = signedHeader.header
         let result: ExecutionResult
         do throws(ExecutionError) {
-            result = try executor.executeTxs(data.txs, height: header.height, time: header.time,
-                                             previousRoot: state.appHash)
+            result = try calls.executeTxs(data.txs, height: header.height, time: header.time,
+                                          previousRoot: state.appHash)
         } catch {
             throw .execution(error)
         }

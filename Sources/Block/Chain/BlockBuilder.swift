@@ -3,14 +3,15 @@
 /// caller.
 public struct BlockBuilder: Sendable {
     public let signer: BlockSigner
-    public let executor: any Executor
+    public let executor: BlockingExecutor
 
     public init(signer: BlockSigner, executor: any Executor) {
         self.signer = signer
-        self.executor = executor
+        self.executor = BlockingExecutor(executor)
     }
 
-    /// The block after `state` with `txs` at `time` (unix ns).
+    /// The block after `state` with `txs` at `time` (unix ns). Blocking (the executor may be
+    /// remote): call it from a thread that may block.
     ///
     /// The chain's first block carries the genesis start time (SPEC §3) whatever `time` says, and
     /// a `time` before the last block's (a clock stepping back) is raised to it, so the block

@@ -47,58 +47,106 @@ public struct ExecutionResult: Sendable, Equatable {
     }
 }
 
-/// The executor failed: its state cannot be read, or it refuses the request.
+/// The executor failed: its state cannot be read, it cannot be reached, or it refuses the
+/// request. Carries what an operator needs: the engine (an EL's URL), the method and the height.
 public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The engine refused the request or answered something that cannot be right (INVALID,
+        /// a JSON-RPC error, a malformed answer, a state root that disagrees with the chain).
+        /// Asking again gets the same answer: the node stops and says why.
+        case rejected
+        /// The engine cannot be reached or is not ready (connection refused, timeout, still
+        /// SYNCING after the retries). Nothing was decided: the same call is made again later,
+        /// and the block it was for is neither skipped nor built twice.
+        case unavailable
+    }
+
+    public let kind: Kind
     /// The block height involved, when there is one.
     public let height: UInt64?
+    /// Which engine answered (e.g. `EL http://127.0.0.1:8551`); nil for the built-in executor.
+    public let engine: String?
+    /// The engine method that failed (e.g. `engine_newPayloadV4`).
+    public let method: String?
     public let reason: String
 
     public init(height: UInt64?, reason: String) {
+        self.init(kind: .rejected, engine: nil, method: nil, height: height, reason: reason)
+    }
+
+    public init(kind: Kind, engine: String?, method: String?, height: UInt64?, reason: String) {
+        self.kind = kind
+        self.engine = engine
+        self.method = method
         self.height = height
         self.reason = reason
     }
 
+    public var isUnavailable: Bool { kind == .unavailable }
+
     public var description: String {
-        height.map { "execution at height \($0): \(reason)" } ?? "execution: \(reason)"
+        var where_ = "execution"
+        if let engine { where_ = engine }
+        if let method { where_ += " \(method)" }
+        if let height { where_ += " at height \(height)" }
+        return "\(where_): \(reason)"
     }
 }
 
 /// The execution layer behind the node (SPEC §4): InitChain, GetTxs, ExecuteTxs, SetFinal,
-/// Rollback. Shaped so that the block store commits the executor's state in the *same* write
-/// batch as the block, the rollback or the finality update: executors never write on their
-/// own, they return `WriteSet`s. So a crash can never leave block and state apart.
+/// Rollback, and the engine's own height for the reconcile at start.
+///
+/// Asynchronous, because an execution client over the Engine API keeps its own state, answers
+/// over the network and can fail, stall, or be ahead of or behind the store after a crash. An
+/// embedded executor (the KV application) implements the same calls synchronously and also
+/// conforms to `SynchronousExecutor`, so the block layer calls it directly, with no hop per block.
+///
+/// State: an embedded executor returns `WriteSet`s that the block store commits in the *same*
+/// write batch as the block, the rollback or the finality update, so a crash never leaves block
+/// and state apart. A remote engine keeps its state itself; its `WriteSet`s hold only its own
+/// bookkeeping, and what it must persist *during* a call (an EL's per-height build progress) it
+/// writes to its namespace in the store itself. The reconcile at start (`ExecutionReconciler`)
+/// puts a remote engine back in line with the store after any crash.
 ///
 /// `executeTxs` must not depend on uncommitted writes of earlier blocks: catch-up executes many
-/// blocks before committing them in one batch. (The KV executor writes versioned keys and needs
-/// no reads to execute.) `setFinal` and `rollback` may read committed state; the store calls
-/// them while it holds its writer lock, so they must not call the store's write methods.
+/// blocks before committing them in one batch. `setFinal` and `rollback` may read committed
+/// state; the store calls `rollback` while it holds its writer lock, so it must not call the
+/// store's write methods.
 public protocol Executor: AnyObject, Sendable {
     /// The state root before the first block.
-    func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8]
+    func initChain(genesis: Genesis) async throws(ExecutionError) -> [UInt8]
 
-    /// Takes up to `max` txs and at most `maxBytes` bytes of txs from the mempool, in order, for
-    /// the next block.
-    func getTxs(max: Int, maxBytes: Int) -> [[UInt8]]
+    /// Up to `max` txs and at most `maxBytes` bytes of txs, in order, for the next block.
+    func getTxs(max: Int, maxBytes: Int) async throws(ExecutionError) -> [[UInt8]]
 
-    /// Whether transactions wait in the mempool (lazy aggregators produce only then).
-    var hasPendingTransactions: Bool { get }
+    /// Whether transactions wait (lazy aggregators produce only then).
+    func hasPendingTransactions() async -> Bool
 
-    /// Executes block `height`'s txs on top of `previousRoot`.
+    /// Executes block `height`'s txs (block time `time`, unix ns) on top of `previousRoot`.
     func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
-                    previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult
+                    previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult
 
     /// Height `height` is final (DA-included) and will never be rolled back. Returns writes to
     /// commit with the finalized height (e.g. pruning of undo data).
-    func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet
+    func setFinal(height: UInt64) async throws(ExecutionError) -> WriteSet
 
-    /// Returns the writes that undo blocks `currentHeight` down to `height + 1`, committed by
-    /// the store in its rollback batch.
-    func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet
+    /// Undoes blocks `currentHeight` down to `height + 1`; returns the writes the store commits
+    /// in its rollback batch.
+    func rollback(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet
+
+    /// The height of the engine's own head, when its state lives outside the store (nil: it is
+    /// in the store's batches, so it is always exactly at the store's height).
+    func latestHeight() async throws(ExecutionError) -> UInt64?
 }
 
-extension Executor {
-    /// Up to `max` txs, bounded by the bytes a block can carry.
-    public func getTxs(max: Int) -> [[UInt8]] {
-        getTxs(max: max, maxBytes: WireLimits.maxTxBytesPerBlock)
-    }
+/// An executor that runs in-process and waits on nothing but the store: the same calls as
+/// `Executor`, synchronous. Blocking callers (the sync pipeline's thread, the producer's pool
+/// thread) call it directly.
+public protocol SynchronousExecutor: Executor {
+    func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8]
+    func getTxs(max: Int, maxBytes: Int) throws(ExecutionError) -> [[UInt8]]
+    func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+                    previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult
+    func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet
+    func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet
 }

@@ -19,7 +19,7 @@ import Config
 /// Reading a key takes its latest version. Rolling back to `a` deletes the versions listed in the
 /// undo records above `a`. Finality prunes superseded versions and the undo records at or below
 /// the finalized height (rollback never goes there).
-public final class KVExecutor: Executor {
+public final class KVExecutor: SynchronousExecutor {
     public let store: BlockStore
     public let mempool: Mempool
 
@@ -41,7 +41,15 @@ public final class KVExecutor: Executor {
         mempool.take(max: max, maxBytes: maxBytes)
     }
 
-    public var hasPendingTransactions: Bool { mempool.count > 0 }
+    /// Up to `max` txs, bounded by the bytes a block can carry.
+    public func getTxs(max: Int) -> [[UInt8]] {
+        getTxs(max: max, maxBytes: WireLimits.maxTxBytesPerBlock)
+    }
+
+    public func hasPendingTransactions() -> Bool { mempool.count > 0 }
+
+    /// The KV state is committed in the block's own batch: always at the store's height.
+    public func latestHeight() -> UInt64? { nil }
 
     public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                            previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {

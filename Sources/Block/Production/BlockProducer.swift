@@ -151,12 +151,24 @@ public struct BlockProducer: Sendable {
             nextTick = nextTick.advanced(by: timing.blockTime)
             if timing.lazy {
                 let due = clock.now - lastBlockAt >= timing.lazyInterval
-                if !executor.hasPendingTransactions && !due {
+                if !due, await !executor.hasPendingTransactions() {
                     try? await clock.sleep(until: nextTick)
                     continue
                 }
             }
-            let block = if let fence { try await produceFenced(fence) } else { try await produceOffPool() }
+            let block: BlockCommit
+            do throws(ProductionError) {
+                block = if let fence { try await produceFenced(fence) } else { try await produceOffPool() }
+            } catch {
+                // An execution layer that cannot be reached decided nothing: nothing was signed or
+                // stored, so the same height is built again once it answers — never skipped.
+                guard case .build(let height, .execution(let e)) = error, e.isUnavailable else { throw error }
+                logger.warning("execution layer unavailable; block waits for it", metadata: [
+                    "height": "\(height)", "error": "\(e)"])
+                try? await clock.sleep(for: .seconds(1))
+                nextTick = clock.now
+                continue
+            }
             await publish(block)
             onStep?(.published, block.height)
             lastBlockAt = clock.now
@@ -245,7 +257,12 @@ public struct BlockProducer: Sendable {
     }
 
     private func build(on state: State) throws(ProductionError) -> BlockCommit {
-        let txs = executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
+        let txs: [[UInt8]]
+        do throws(ExecutionError) {
+            txs = try builder.executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
+        } catch {
+            throw .build(height: state.nextHeight, .execution(error))
+        }
         // Block time never goes backwards, even if the wall clock does.
         let time = max(BlockValidator.currentTime(), state.lastBlockTime)
         do throws(BuildError) {

@@ -215,7 +215,7 @@ public final class BlockStore: Sendable {
             }
             let root: [UInt8]
             do throws(ExecutionError) {
-                root = try executor.initChain(genesis: genesis)
+                root = try BlockingExecutor(executor).initChain(genesis: genesis)
             } catch {
                 throw .execution(error)
             }
@@ -415,7 +415,7 @@ public final class BlockStore: Sendable {
                                  appHash: rootAfterTarget)
             }
             do throws(ExecutionError) {
-                BlockStore.add(try executor.rollback(to: target, from: head), to: batch)
+                BlockStore.add(try BlockingExecutor(executor).rollback(to: target, from: head), to: batch)
             } catch {
                 throw .execution(error)
             }
@@ -449,7 +449,7 @@ public final class BlockStore: Sendable {
             var executorWrites = WriteSet()
             if let executor {
                 do throws(ExecutionError) {
-                    executorWrites = try executor.setFinal(height: height)
+                    executorWrites = try BlockingExecutor(executor).setFinal(height: height)
                 } catch {
                     throw .execution(error)
                 }

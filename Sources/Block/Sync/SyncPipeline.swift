@@ -546,6 +546,11 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
             logger.warning("dropped invalid block", metadata: [
                 "height": "\(block.height)", "source": "\(block.origin)", "rule": "\(v.rule)", "error": "\(v)"])
             emit(.rejected(height: block.height, origin: block.origin, error: error))
+        case .execution(let e) where e.isUnavailable:
+            // The execution layer cannot be reached: the block stays held and is tried again.
+            outcome.retryLater = true
+            logger.warning("execution layer unavailable; retrying the block", metadata: [
+                "height": "\(block.height)", "error": "\(e)"])
         case .execution, .store:
             outcome.fatal = error
         }

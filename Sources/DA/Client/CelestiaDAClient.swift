@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import HTTPClient
 import Logging
 import Synchronization
 
@@ -60,11 +61,15 @@ public final class CelestiaDAClient: DAClient {
     public init(options: DAClientOptions, logger: Logger = Logger(label: "evnode.da.client")) throws(DAError) {
         self.options = options
         self.logger = logger
-        self.pool = try CurlConnectionPool(size: max(1, options.connections), url: options.url,
-                                           authToken: options.authToken,
-                                           connectTimeout: options.connectTimeout,
-                                           requestTimeout: options.requestTimeout,
-                                           maxResponseBytes: options.maxResponseBytes)
+        do throws(HTTPError) {
+            self.pool = try CurlConnectionPool(size: max(1, options.connections), url: options.url,
+                                               authToken: options.authToken,
+                                               connectTimeout: options.connectTimeout,
+                                               requestTimeout: options.requestTimeout,
+                                               maxResponseBytes: options.maxResponseBytes)
+        } catch {
+            throw DAError(error)
+        }
     }
 
     /// Stops the connection threads once the requests in flight end.
@@ -174,7 +179,12 @@ public final class CelestiaDAClient: DAClient {
         }
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let body = "{\"jsonrpc\":\"2.0\",\"id\":\(id),\"method\":\"\(method)\",\"params\":\(params)}"
-        let reply = try await pool.post(Array(body.utf8))
+        let reply: HTTPReply
+        do throws(HTTPError) {
+            reply = try await pool.post(Array(body.utf8))
+        } catch {
+            throw DAError(error)
+        }
         if reply.status == 429 {
             let wait = reply.retryAfter.flatMap { RetryAfter.delay($0) } ?? options.retry.initialDelay
             let until = ContinuousClock.now + wait

@@ -2,6 +2,7 @@ import DA
 import Foundation
 import Logging
 import Synchronization
+import HTTPClient
 
 /// What can go wrong talking to etcd. `unavailable` is the one to wait out; the others mean
 /// etcd answered something this node does not understand or refuses.

@@ -1,5 +1,4 @@
 import CCurlShim
-import Config
 import Foundation
 import NIOPosix
 import Synchronization
@@ -9,7 +8,7 @@ import Synchronization
 enum CurlRuntime {
     private static let initResult: Int = Int(curl_global_init(Int(CURL_GLOBAL_DEFAULT)).rawValue)
 
-    static func ensureInitialized() throws(DAError) {
+    static func ensureInitialized() throws(HTTPError) {
         guard initResult == 0 else {
             throw .setup("curl_global_init failed with code \(initResult)")
         }
@@ -21,20 +20,36 @@ public struct HTTPReply: Sendable {
     public let status: Int
     public let body: [UInt8]
     /// The `Retry-After` header as sent (delay-seconds or an HTTP date), if any.
-    public var retryAfter: String? = nil
+    public var retryAfter: String?
+
+    public init(status: Int, body: [UInt8], retryAfter: String? = nil) {
+        self.status = status
+        self.body = body
+        self.retryAfter = retryAfter
+    }
 }
 
 /// How one request differs from its connection's defaults.
-struct RequestShape: Sendable {
+public struct RequestShape: Sendable {
     /// Another URL than the connection's (same host, other path).
-    var url: String?
+    public var url: String?
     /// Another upper bound of the whole exchange than the connection's.
-    var timeout: Duration?
+    public var timeout: Duration?
     /// For streamed answers (etcd watch): end the transfer successfully once this many complete
     /// lines arrived, or when `timeout` passes with whatever arrived by then.
-    var stopAfterLines: Int?
+    public var stopAfterLines: Int?
+    /// Header lines for this request only, sent after the connection's (e.g. an
+    /// `Authorization` header minted per request).
+    public var headers: [String]
 
-    static let plain = RequestShape()
+    public init(url: String? = nil, timeout: Duration? = nil, stopAfterLines: Int? = nil, headers: [String] = []) {
+        self.url = url
+        self.timeout = timeout
+        self.stopAfterLines = stopAfterLines
+        self.headers = headers
+    }
+
+    public static let plain = RequestShape()
 }
 
 /// Set by the task that waits for a request when it is cancelled; the transfer's progress
@@ -64,7 +79,7 @@ final class CurlTransferState {
     }
 }
 
-/// One libcurl easy handle, i.e. one keep-alive HTTP connection to the DA node.
+/// One libcurl easy handle, i.e. one keep-alive HTTP connection to one server.
 ///
 /// libcurl handles must not be used by two threads at once; `CurlConnectionPool` hands each
 /// connection to exactly one pool thread at a time, which is why the unchecked conformance holds.
@@ -73,11 +88,13 @@ final class CurlConnection: @unchecked Sendable {
     private let requestTimeout: Duration
     private let handle: UnsafeMutableRawPointer
     private var headers: UnsafeMutablePointer<curl_slist>?
+    /// The connection's header lines, kept to build a request's own list when it adds some.
+    private let headerLines: [String]
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private let state: CurlTransferState
 
     init(url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
-         maxResponseBytes: Int) throws(DAError) {
+         maxResponseBytes: Int) throws(HTTPError) {
         try CurlRuntime.ensureInitialized()
         guard let handle = curl_easy_init() else { throw .setup("curl_easy_init returned NULL") }
         self.url = url
@@ -100,6 +117,7 @@ final class CurlConnection: @unchecked Sendable {
             list = next
         }
         self.headers = list
+        self.headerLines = lines
 
         let statePointer = Unmanaged.passUnretained(state).toOpaque()
         var failures: [String] = []
@@ -175,12 +193,13 @@ final class CurlConnection: @unchecked Sendable {
     }
 
     private static func milliseconds(_ d: Duration) -> Int {
-        let ms = d.nanosecondsClamped / 1_000_000
+        let (seconds, attoseconds) = d.components
+        let ms = seconds < 0 ? 0 : UInt64(clamping: seconds) &* 1000 &+ UInt64(attoseconds / 1_000_000_000_000_000)
         return ms == 0 ? 1 : Int(min(ms, UInt64(Int32.max)))
     }
 
     /// Performs one POST, blocking the calling thread until it ends.
-    func post(_ body: [UInt8], shape: RequestShape = .plain, cancel: CancelFlag) -> Result<HTTPReply, DAError> {
+    func post(_ body: [UInt8], shape: RequestShape = .plain, cancel: CancelFlag) -> Result<HTTPReply, HTTPError> {
         state.body.removeAll(keepingCapacity: true)
         state.overflowed = false
         state.stoppedEarly = false
@@ -192,6 +211,25 @@ final class CurlConnection: @unchecked Sendable {
         errorBuffer[0] = 0
         let target = shape.url ?? url
         var code = evcurl_setopt_ptr(handle, CURLOPT_URL, target)
+        // A request with headers of its own gets a list for this transfer only.
+        var requestHeaders: UnsafeMutablePointer<curl_slist>? = nil
+        defer {
+            if requestHeaders != nil {
+                _ = evcurl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headers)
+                curl_slist_free_all(requestHeaders)
+            }
+        }
+        if code == CURLE_OK, !shape.headers.isEmpty {
+            for line in headerLines + shape.headers {
+                guard let next = curl_slist_append(requestHeaders, line) else {
+                    curl_slist_free_all(requestHeaders)
+                    requestHeaders = nil
+                    return .failure(.setup("curl_slist_append failed"))
+                }
+                requestHeaders = next
+            }
+            code = evcurl_setopt_ptr(handle, CURLOPT_HTTPHEADER, requestHeaders)
+        }
         if code == CURLE_OK {
             code = evcurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(shape.timeout ?? requestTimeout))
         }
@@ -210,7 +248,7 @@ final class CurlConnection: @unchecked Sendable {
         if code != CURLE_OK && !streamEnded {
             if cancel.isSet { return .failure(.cancelled) }
             if state.overflowed {
-                return .failure(.malformedResponse(method: "HTTP", reason: "response larger than \(state.limit) bytes"))
+                return .failure(.responseTooLarge(limit: state.limit))
             }
             let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
@@ -225,13 +263,14 @@ final class CurlConnection: @unchecked Sendable {
 /// A fixed set of keep-alive connections, each used on a thread of its own so that blocking
 /// libcurl transfers never occupy Swift's cooperative threads. As many threads as connections:
 /// a thread that runs a job always finds an idle connection.
-final class CurlConnectionPool: Sendable {
-    let url: String
+public final class CurlConnectionPool: Sendable {
+    public let url: String
     private let threads: NIOThreadPool
     private let idle: Mutex<[CurlConnection]>
 
-    init(size: Int, url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
-         maxResponseBytes: Int) throws(DAError) {
+    /// `authToken`, when not empty, is sent as `Authorization: Bearer <token>` with every request.
+    public init(size: Int, url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
+                maxResponseBytes: Int) throws(HTTPError) {
         precondition(size >= 1, "a connection pool needs at least one connection")
         var connections: [CurlConnection] = []
         for _ in 0..<size {
@@ -249,10 +288,10 @@ final class CurlConnectionPool: Sendable {
         threads.shutdownGracefully(queue: .global()) { _ in }
     }
 
-    func post(_ body: [UInt8], shape: RequestShape = .plain) async throws(DAError) -> HTTPReply {
+    public func post(_ body: [UInt8], shape: RequestShape = .plain) async throws(HTTPError) -> HTTPReply {
         if Task.isCancelled { throw .cancelled }
         let cancel = CancelFlag()
-        let result: Result<HTTPReply, DAError>
+        let result: Result<HTTPReply, HTTPError>
         do {
             result = try await withTaskCancellationHandler {
                 try await threads.runIfActive { self.postOnPoolThread(body, shape: shape, cancel: cancel) }
@@ -262,19 +301,19 @@ final class CurlConnectionPool: Sendable {
         } catch is CancellationError {
             throw .cancelled
         } catch {
-            throw .setup("DA client is shut down")
+            throw .shutDown
         }
         return try result.get()
     }
 
-    private func postOnPoolThread(_ body: [UInt8], shape: RequestShape, cancel: CancelFlag) -> Result<HTTPReply, DAError> {
+    private func postOnPoolThread(_ body: [UInt8], shape: RequestShape, cancel: CancelFlag) -> Result<HTTPReply, HTTPError> {
         let connection = idle.withLock { $0.removeLast() }
         defer { idle.withLock { $0.append(connection) } }
         return connection.post(body, shape: shape, cancel: cancel)
     }
 
     /// Stops the threads after the transfers in flight end.
-    func shutdown() async {
+    public func shutdown() async {
         try? await threads.shutdownGracefully()
     }
 }

@@ -1,0 +1,584 @@
+import Block
+import Config
+import Crypto
+import Foundation
+import Logging
+import Synchronization
+
+/// What the node shows about its execution client in `/status` and readiness.
+public struct EngineHealth: Sendable, Equatable {
+    /// False from the first failed attempt to reach the EL until one succeeds again.
+    public var reachable: Bool = true
+    /// The last failure, naming the EL, the method and the height.
+    public var lastError: String?
+    /// When the EL became unreachable (unix seconds).
+    public var unreachableSince: UInt64?
+}
+
+/// The header fields of an EL block that the executor needs.
+struct ELBlock: Sendable, Equatable {
+    var number: UInt64
+    var hash: [UInt8]
+    var stateRoot: [UInt8]
+    var timestamp: UInt64
+    var gasLimit: UInt64
+}
+
+/// The EVM executor: drives an execution client (ev-reth) over the Engine API the way ev-node's
+/// `execution/evm` does (see README "EVM rollups" and `shared/reference/engine-api.md`).
+///
+/// - InitChain: forkchoiceUpdated to the genesis hash, block 0's `stateRoot` is the genesis
+///   app hash.
+/// - ExecuteTxs builds every block — produced, synced or replayed alike — from the block's txs:
+///   parent from `eth_getBlockByNumber`, `engine_forkchoiceUpdatedV3` with payload attributes,
+///   `engine_getPayloadV4`, `engine_newPayloadV4`, the promoting forkchoiceUpdated. Progress per
+///   height is persisted (`ExecMeta`) so a crash mid-block resumes it.
+/// - SetFinal moves safe and finalized to the DA-included block; Rollback moves the EL's head
+///   back (the EL reorgs to the ancestor).
+public final class EVMExecutor: Executor {
+    public struct Options: Sendable {
+        public var genesisHash: [UInt8]?
+        public var feeRecipient: [UInt8]
+        /// SYNCING/ACCEPTED answers: attempts in total, and the sleeps between them (ev-node:
+        /// 3 attempts, 1 s then 2 s).
+        public var statusAttempts: Int
+        public var statusBackoff: Duration
+
+        public init(genesisHash: [UInt8]? = nil, feeRecipient: [UInt8] = [UInt8](repeating: 0, count: 20),
+                    statusAttempts: Int = 3, statusBackoff: Duration = .seconds(1)) {
+            self.genesisHash = genesisHash
+            self.feeRecipient = feeRecipient
+            self.statusAttempts = statusAttempts
+            self.statusBackoff = statusBackoff
+        }
+    }
+
+    /// The forkchoice the executor last sent (ev-node's currentHead/Safe/Finalized), the
+    /// method versions found to work, and a few recent height→hash answers.
+    private struct ForkChoice {
+        var head: [UInt8] = []
+        var safe: [UInt8] = []
+        var finalized: [UInt8] = []
+        var fcuVersion = 3
+        var getPayloadVersion = 4
+        var hashes: [UInt64: [UInt8]] = [:]
+
+        mutating func remember(_ height: UInt64, _ hash: [UInt8]) {
+            hashes[height] = hash
+            if hashes.count > 16, let lowest = hashes.keys.min() { hashes.removeValue(forKey: lowest) }
+        }
+    }
+
+    public let rpc: EngineRPCClient
+    public let store: BlockStore
+    public let options: Options
+    private let logger: Logger
+    private let forkChoice = Mutex(ForkChoice())
+    private let healthState = Mutex(EngineHealth())
+    /// Test hook (`EVNODE_TEST_CRASH=after-fcu:<height>`): SIGKILLs the process right after the
+    /// build was started and recorded at that height, before getPayload/newPayload.
+    private let crashAfterFCU: UInt64?
+
+    public init(rpc: EngineRPCClient, store: BlockStore, options: Options, logger: Logger) {
+        self.rpc = rpc
+        self.store = store
+        self.options = options
+        self.logger = logger
+        let hook = ProcessInfo.processInfo.environment["EVNODE_TEST_CRASH"] ?? ""
+        crashAfterFCU = hook.hasPrefix("after-fcu:") ? UInt64(hook.dropFirst("after-fcu:".count)) : nil
+        if let g = options.genesisHash {
+            forkChoice.withLock { $0.head = g; $0.safe = g; $0.finalized = g }
+        }
+    }
+
+    public var health: EngineHealth { healthState.withLock { $0 } }
+
+    // MARK: Executor
+
+    public func initChain(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
+        try await serialized { () async throws(ExecutionError) in try await self.initChainLocked(genesis: genesis) }
+    }
+
+    public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+                           previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
+        try await serialized { () async throws(ExecutionError) in
+            try await self.executeTxsLocked(txs, height: height, time: time, previousRoot: previousRoot)
+        }
+    }
+
+    /// Safe and finalized follow DA inclusion; the store's finalized height is the truth, the
+    /// EL's labels are advisory. An EL that cannot be reached is not a reason to stop the node:
+    /// the labels are moved by the next call that reaches it (every block moves them too).
+    public func setFinal(height: UInt64) async throws(ExecutionError) -> WriteSet {
+        do throws(ExecutionError) {
+            return try await serialized { () async throws(ExecutionError) in try await self.setFinalLocked(height: height) }
+        } catch {
+            guard error.isUnavailable else { throw error }
+            logger.warning("could not move the EL's safe/finalized block; later calls will", metadata: [
+                "height": "\(height)", "error": "\(error)"])
+            return WriteSet()
+        }
+    }
+
+    public func rollback(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
+        try await serialized { () async throws(ExecutionError) in try await self.rollbackLocked(to: height, from: currentHeight) }
+    }
+
+    /// One forkchoice-changing sequence at a time (block building, finality, rollback): the
+    /// submitter's SetFinal must not move the EL's head back under a block being promoted.
+    /// Re-entrant for the task that holds it (a build that first replays stored blocks).
+    private func serialized<T: Sendable>(_ body: @Sendable () async throws(ExecutionError) -> T) async throws(ExecutionError) -> T {
+        if Self.holdsGate { return try await body() }
+        await gate.acquire()
+        let result: Result<T, ExecutionError> = await Self.$holdsGate.withValue(true) {
+            do throws(ExecutionError) {
+                return .success(try await body())
+            } catch {
+                return .failure(error)
+            }
+        }
+        await gate.release()
+        return try result.get()
+    }
+
+    @TaskLocal private static var holdsGate = false
+    private let gate = SerialGate()
+
+    private func initChainLocked(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
+        guard genesis.initialHeight == 1 else {
+            throw rejected("InitChain", nil, "the EVM executor needs initial_height 1, genesis.json has \(genesis.initialHeight)")
+        }
+        guard let block0 = try await blockByNumber(0, height: 0) else {
+            throw rejected("eth_getBlockByNumber", 0, "the EL has no block 0")
+        }
+        let g = options.genesisHash ?? block0.hash
+        if let configured = options.genesisHash, configured != block0.hash {
+            throw rejected("eth_getBlockByNumber", 0,
+                           "--evm.genesis-hash is \(EthHex.data(configured)) but the EL's block 0 is \(EthHex.data(block0.hash)): the EL runs another genesis")
+        }
+        if options.genesisHash == nil {
+            logger.notice("--evm.genesis-hash not set; using the EL's block 0", metadata: ["hash": "\(EthHex.data(g))"])
+        }
+        forkChoice.withLock { $0.head = g; $0.safe = g; $0.finalized = g; $0.remember(0, g) }
+        _ = try await forkchoiceUpdated(head: g, safe: g, finalized: g, attributes: nil, height: 0)
+        logger.info("EL genesis", metadata: ["hash": "\(EthHex.data(g))", "state_root": "\(EthHex.data(block0.stateRoot))"])
+        return block0.stateRoot
+    }
+
+    public func getTxs(max: Int, maxBytes: Int) async throws(ExecutionError) -> [[UInt8]] {
+        let result = try await ethResult("txpoolExt_getTxs", [], height: nil)
+        guard case .array(let items) = result else {
+            throw rejected("txpoolExt_getTxs", nil, "expected an array of 0x-hex transactions, got \(result.encoded().prefix(120))")
+        }
+        var txs: [[UInt8]] = []
+        var bytes = 0
+        for item in items {
+            guard let text = item.stringValue, let tx = EthHex.decodeData(text) else {
+                throw rejected("txpoolExt_getTxs", nil, "entry \(item.encoded().prefix(80)) is not 0x-prefixed hex")
+            }
+            if txs.count >= max || bytes + tx.count > maxBytes { break }
+            if tx.isEmpty { continue }
+            txs.append(tx)
+            bytes += tx.count
+        }
+        return txs
+    }
+
+    public func hasPendingTransactions() async -> Bool {
+        (try? await getTxs(max: 1, maxBytes: Int.max).isEmpty == false) ?? false
+    }
+
+    public func latestHeight() async throws(ExecutionError) -> UInt64? {
+        guard let latest = try await block(tag: "latest", height: nil) else {
+            throw rejected("eth_getBlockByNumber", nil, "the EL answered null for \"latest\"")
+        }
+        return latest.number
+    }
+
+    private func executeTxsLocked(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+                                  previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
+        let timestamp = time / 1_000_000_000
+        let txsHash = Array(SHA256.hash(data: txs.reduce(into: [UInt8]()) { $0 += $1 }))
+        let meta = try loadMeta(height)
+
+        // Reconcile with what the EL and our own record already hold at this height.
+        if let existing = try await blockByNumber(height, height: height) {
+            if existing.timestamp == timestamp {
+                try await adoptHead(existing, height: height, txsHash: txsHash, payloadID: meta?.payloadID ?? [])
+                return ExecutionResult(stateRoot: existing.stateRoot, writes: WriteSet())
+            }
+            logger.warning("the EL holds another block at this height; rolling it back", metadata: [
+                "height": "\(height)", "el_timestamp": "\(existing.timestamp)", "timestamp": "\(timestamp)"])
+            _ = try await rollbackLocked(to: height - 1, from: height)
+        }
+        var payloadID: [UInt8]?
+        if let meta, meta.stage == .started, meta.timestamp == timestamp, meta.txsHash == txsHash {
+            // The build was started before a crash: if the EL still has it, finish that one.
+            if case .result = try await getPayloadOutcome(meta.payloadID, height: height) {
+                payloadID = meta.payloadID
+                logger.info("resuming the block build started before the restart", metadata: [
+                    "height": "\(height)", "payload_id": "\(EthHex.data(meta.payloadID))"])
+            }
+        }
+
+        var parentBlock = try await blockByNumber(height - 1, height: height)
+        if parentBlock == nil {
+            // The EL is behind the store (it lost its state, or was restarted empty): replay the
+            // stored blocks on it first, each checked against the chain's app_hash.
+            logger.warning("the EL lacks the parent block; replaying stored blocks onto it", metadata: ["height": "\(height)"])
+            _ = try await ExecutionReconciler(store: store, executor: self, logger: logger).reconcile()
+            parentBlock = try await blockByNumber(height - 1, height: height)
+        }
+        guard let parent = parentBlock else {
+            throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: "eth_getBlockByNumber", height: height,
+                                 reason: "the EL has no block \(height - 1), the parent of block \(height), and the store cannot replay it yet")
+        }
+        if !previousRoot.isEmpty, previousRoot != parent.stateRoot {
+            throw rejected("eth_getBlockByNumber", height,
+                           "prevStateRoot mismatch: the chain's app_hash is \(EthHex.data(previousRoot)) but the EL's block \(height - 1) has stateRoot \(EthHex.data(parent.stateRoot))")
+        }
+        if payloadID == nil {
+            let (safe, finalized) = forkChoice.withLock { ($0.safe, $0.finalized) }
+            let attributes = buildAttributes(txs: txs, height: height, timestamp: timestamp, gasLimit: parent.gasLimit)
+            guard let id = try await forkchoiceUpdated(head: parent.hash, safe: safe, finalized: finalized,
+                                                       attributes: attributes, height: height) else {
+                throw rejected("engine_forkchoiceUpdatedV3", height,
+                               "the EL answered VALID with a null payloadId: it did not start building (ev-reth needs --engine.always-process-payload-attributes-on-canonical-head)")
+            }
+            try saveMeta(height, ExecMeta(stage: .started, payloadID: id, timestamp: timestamp, txsHash: txsHash))
+            payloadID = id
+            if crashAfterFCU == height {
+                logger.critical("EVNODE_TEST_CRASH: killing the process after forkchoiceUpdated", metadata: ["height": "\(height)"])
+                kill(getpid(), SIGKILL)
+            }
+        }
+        let id = payloadID!
+        let envelope = try await getPayload(id, height: height)
+        guard let payload = envelope["executionPayload"], case .object = payload,
+              let hashText = payload["blockHash"]?.stringValue, let blockHash = EthHex.decodeData(hashText), blockHash.count == 32,
+              let rootText = payload["stateRoot"]?.stringValue, let stateRoot = EthHex.decodeData(rootText), stateRoot.count == 32 else {
+            throw rejected("engine_getPayload", height, "the answer has no executionPayload with a 32-byte blockHash and stateRoot")
+        }
+        if let number = payload["blockNumber"]?.stringValue.flatMap(EthHex.decodeQuantity), number != height {
+            throw rejected("engine_getPayload", height, "the EL built block number \(number), expected \(height)")
+        }
+        try await newPayload(payload, requests: envelope["executionRequests"], height: height)
+
+        let (safe, finalized) = await safeAndFinalizedTargets(after: height)
+        _ = try await forkchoiceUpdated(head: blockHash, safe: safe, finalized: finalized, attributes: nil, height: height)
+        forkChoice.withLock { $0.head = blockHash; $0.safe = safe; $0.finalized = finalized; $0.remember(height, blockHash) }
+        try saveMeta(height, ExecMeta(stage: .promoted, payloadID: id, timestamp: timestamp, txsHash: txsHash,
+                                      blockHash: blockHash, stateRoot: stateRoot))
+        return ExecutionResult(stateRoot: stateRoot, writes: WriteSet())
+    }
+
+    private func setFinalLocked(height: UInt64) async throws(ExecutionError) -> WriteSet {
+        guard let block = try await blockByNumber(height, height: height) else {
+            // The EL is behind (restarted empty): the next build replays the stored blocks onto it.
+            throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: "eth_getBlockByNumber",
+                                 height: height, reason: "the EL has no block \(height) to finalize yet")
+        }
+        let head = forkChoice.withLock { $0.head }
+        _ = try await forkchoiceUpdated(head: head.isEmpty ? block.hash : head, safe: block.hash,
+                                        finalized: block.hash, attributes: nil, height: height)
+        forkChoice.withLock { $0.safe = block.hash; $0.finalized = block.hash }
+        return WriteSet()
+    }
+
+    private func rollbackLocked(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
+        guard let target = try await blockByNumber(height, height: height) else {
+            throw rejected("eth_getBlockByNumber", height, "the EL has no block \(height) to roll back to")
+        }
+        _ = try await forkchoiceUpdated(head: target.hash, safe: target.hash, finalized: target.hash,
+                                        attributes: nil, height: height)
+        forkChoice.withLock {
+            $0.head = target.hash; $0.safe = target.hash; $0.finalized = target.hash
+            $0.hashes = $0.hashes.filter { $0.key <= height }
+        }
+        logger.notice("EL rolled back", metadata: ["height": "\(height)", "hash": "\(EthHex.data(target.hash))"])
+        var writes = WriteSet()
+        if currentHeight > height {
+            for h in (height + 1)...currentHeight { writes.delete(ExecMeta.key(h)) }
+        }
+        return writes
+    }
+
+    /// Forwards a signed transaction to the EL's pool (`POST /tx` on an EVM node); returns the
+    /// transaction hash the EL reports.
+    public func sendRawTransaction(_ tx: [UInt8]) async throws(ExecutionError) -> String {
+        let result = try await ethResult("eth_sendRawTransaction", [.string(EthHex.data(tx))], height: nil)
+        return result.stringValue ?? result.encoded()
+    }
+
+    // MARK: the build path
+
+    private func buildAttributes(txs: [[UInt8]], height: UInt64, timestamp: UInt64, gasLimit: UInt64) -> [(String, JSONValue)] {
+        var randao = [UInt8](repeating: 0, count: 24)
+        for shift in stride(from: 56, through: 0, by: -8) { randao.append(UInt8(truncatingIfNeeded: height >> UInt64(shift))) }
+        return [
+            // ev-reth declares timestamp and gasLimit as plain numbers; ev-node sends them so.
+            ("timestamp", .int(Int64(timestamp))),
+            ("prevRandao", .string(EthHex.data(randao))),
+            ("suggestedFeeRecipient", .string(EthHex.data(options.feeRecipient))),
+            ("withdrawals", .array([])),
+            ("parentBeaconBlockRoot", .string(EthHex.data([UInt8](repeating: 0, count: 32)))),
+            ("transactions", .array(txs.filter { !$0.isEmpty }.map { .string(EthHex.data($0)) })),
+            ("gasLimit", .int(Int64(clamping: gasLimit))),
+        ]
+    }
+
+    /// The EL already holds block `height` with the block's timestamp (built before a crash,
+    /// or by the EL's own sync): make it the head and record it.
+    private func adoptHead(_ block: ELBlock, height: UInt64, txsHash: [UInt8], payloadID: [UInt8]) async throws(ExecutionError) {
+        let (safe, finalized) = forkChoice.withLock { ($0.safe, $0.finalized) }
+        _ = try await forkchoiceUpdated(head: block.hash, safe: safe, finalized: finalized, attributes: nil, height: height)
+        forkChoice.withLock { $0.head = block.hash; $0.remember(height, block.hash) }
+        try saveMeta(height, ExecMeta(stage: .promoted, payloadID: payloadID, timestamp: block.timestamp,
+                                      txsHash: txsHash, blockHash: block.hash, stateRoot: block.stateRoot))
+    }
+
+    /// Safe = block h-2, finalized = block h-3 (ev-node's targets after each block); a lookup
+    /// that fails leaves that one as it was.
+    private func safeAndFinalizedTargets(after height: UInt64) async -> ([UInt8], [UInt8]) {
+        var (safe, finalized) = forkChoice.withLock { ($0.safe, $0.finalized) }
+        if height > 2, let hash = await cachedHash(height - 2) { safe = hash }
+        if height > 3, let hash = await cachedHash(height - 3) { finalized = hash }
+        return (safe, finalized)
+    }
+
+    private func cachedHash(_ height: UInt64) async -> [UInt8]? {
+        if let hash = forkChoice.withLock({ $0.hashes[height] }) { return hash }
+        guard let block = try? await blockByNumber(height, height: height) else { return nil }
+        forkChoice.withLock { $0.remember(height, block.hash) }
+        return block.hash
+    }
+
+    /// forkchoiceUpdated, V3 first and V4 from the first -38005 on; returns the payload id
+    /// (nil when the EL gave none). SYNCING/ACCEPTED are retried, INVALID is not.
+    private func forkchoiceUpdated(head: [UInt8], safe: [UInt8], finalized: [UInt8],
+                                   attributes: [(String, JSONValue)]?, height: UInt64) async throws(ExecutionError) -> [UInt8]? {
+        let state = JSONValue.object([("headBlockHash", .string(EthHex.data(head))),
+                                      ("safeBlockHash", .string(EthHex.data(safe))),
+                                      ("finalizedBlockHash", .string(EthHex.data(finalized)))])
+        var attempt = 1
+        while true {
+            let version = forkChoice.withLock { $0.fcuVersion }
+            let method = "engine_forkchoiceUpdatedV\(version)"
+            var attrs: JSONValue = .null
+            if var fields = attributes {
+                if version >= 4 { fields.append(("slotNumber", .string(EthHex.quantity(height)))) }
+                attrs = .object(fields)
+            }
+            let outcome = try await engine(method, [state, attrs], height: height)
+            let result: JSONValue
+            switch outcome {
+            case .error(let e) where e.code == RPCErrorObject.unsupportedFork && version == 3:
+                logger.notice("the EL does not support forkchoiceUpdatedV3 for this fork; using V4", metadata: ["height": "\(height)"])
+                forkChoice.withLock { $0.fcuVersion = 4; $0.getPayloadVersion = max($0.getPayloadVersion, 6) }
+                continue
+            case .error(let e):
+                throw rejected(method, height, "JSON-RPC error \(e.code): \(e.message)")
+            case .result(let r):
+                result = r
+            }
+            let status = result["payloadStatus"]
+            if try checkStatus(status, method: method, height: height, attempt: attempt) {
+                attempt += 1
+                try await sleepBeforeRetry(attempt)
+                continue
+            }
+            guard let id = result["payloadId"], !id.isNull else { return nil }
+            guard let text = id.stringValue, let bytes = EthHex.decodeData(text), bytes.count == 8 else {
+                throw rejected(method, height, "payloadId \(id.encoded()) is not 8 bytes of 0x-hex")
+            }
+            return bytes
+        }
+    }
+
+    private func getPayloadOutcome(_ id: [UInt8], height: UInt64) async throws(ExecutionError) -> RPCOutcome {
+        while true {
+            let version = forkChoice.withLock { $0.getPayloadVersion }
+            let outcome = try await engine("engine_getPayloadV\(version)", [.string(EthHex.data(id))], height: height)
+            if case .error(let e) = outcome, e.code == RPCErrorObject.unsupportedFork, version < 6 {
+                forkChoice.withLock { $0.getPayloadVersion = version + 1 }
+                continue
+            }
+            return outcome
+        }
+    }
+
+    private func getPayload(_ id: [UInt8], height: UInt64) async throws(ExecutionError) -> JSONValue {
+        let version = forkChoice.withLock { $0.getPayloadVersion }
+        switch try await getPayloadOutcome(id, height: height) {
+        case .result(let envelope):
+            guard case .object = envelope, envelope["blockValue"] != nil else {
+                throw rejected("engine_getPayloadV\(version)", height, "the answer is not a payload envelope with blockValue")
+            }
+            return envelope
+        case .error(let e):
+            throw rejected("engine_getPayloadV\(version)", height, "JSON-RPC error \(e.code): \(e.message)")
+        }
+    }
+
+    private func newPayload(_ payload: JSONValue, requests: JSONValue?, height: UInt64) async throws(ExecutionError) {
+        let v5 = payload["slotNumber"] != nil || payload["blockAccessList"] != nil
+        let method = v5 ? "engine_newPayloadV5" : "engine_newPayloadV4"
+        let requestList: JSONValue = if let requests, case .array = requests { requests } else { .array([]) }
+        let params: [JSONValue] = [payload, .array([]), .string(EthHex.data([UInt8](repeating: 0, count: 32))), requestList]
+        var attempt = 1
+        while true {
+            switch try await engine(method, params, height: height) {
+            case .error(let e):
+                throw rejected(method, height, "JSON-RPC error \(e.code): \(e.message)")
+            case .result(let status):
+                if try checkStatus(status, method: method, height: height, attempt: attempt) {
+                    attempt += 1
+                    try await sleepBeforeRetry(attempt)
+                    continue
+                }
+                return
+            }
+        }
+    }
+
+    /// VALID: false (done). SYNCING/ACCEPTED: true (retry) until the attempts run out, then an
+    /// `unavailable` error. INVALID, INVALID_BLOCK_HASH and anything else: a `rejected` error.
+    private func checkStatus(_ status: JSONValue?, method: String, height: UInt64, attempt: Int) throws(ExecutionError) -> Bool {
+        guard let status, let text = status["status"]?.stringValue else {
+            throw rejected(method, height, "the answer has no payload status")
+        }
+        switch text {
+        case "VALID": return false
+        case "SYNCING", "ACCEPTED":
+            if attempt >= options.statusAttempts {
+                throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: method, height: height,
+                                     reason: "max retries (\(options.statusAttempts)) exceeded: the EL still answers \(text)")
+            }
+            logger.warning("EL not ready; retrying", metadata: ["method": "\(method)", "height": "\(height)", "status": "\(text)"])
+            return true
+        default:
+            let detail = status["validationError"]?.stringValue.map { ": \($0)" } ?? ""
+            let lvh = status["latestValidHash"]?.stringValue.map { " (latestValidHash \($0))" } ?? ""
+            throw rejected(method, height, "payload status \(text)\(detail)\(lvh)")
+        }
+    }
+
+    private func sleepBeforeRetry(_ attempt: Int) async throws(ExecutionError) {
+        do {
+            try await Task.sleep(for: options.statusBackoff * (attempt - 1))
+        } catch {
+            throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: nil, height: nil, reason: "cancelled")
+        }
+    }
+
+    // MARK: eth calls
+
+    private func blockByNumber(_ number: UInt64, height: UInt64?) async throws(ExecutionError) -> ELBlock? {
+        try await block(tag: EthHex.quantity(number), height: height)
+    }
+
+    private func block(tag: String, height: UInt64?) async throws(ExecutionError) -> ELBlock? {
+        let method = "eth_getBlockByNumber"
+        let result = try await ethResult(method, [.string(tag), .bool(false)], height: height)
+        if result.isNull { return nil }
+        func quantity(_ key: String) throws(ExecutionError) -> UInt64 {
+            guard let text = result[key]?.stringValue, let v = EthHex.decodeQuantity(text) else {
+                throw rejected(method, height, "block \(tag): field \(key) missing or not a 0x quantity")
+            }
+            return v
+        }
+        func hash(_ key: String) throws(ExecutionError) -> [UInt8] {
+            guard let text = result[key]?.stringValue, let v = EthHex.decodeData(text), v.count == 32 else {
+                throw rejected(method, height, "block \(tag): field \(key) missing or not 32 bytes of 0x-hex")
+            }
+            return v
+        }
+        return ELBlock(number: try quantity("number"), hash: try hash("hash"), stateRoot: try hash("stateRoot"),
+                       timestamp: try quantity("timestamp"), gasLimit: try quantity("gasLimit"))
+    }
+
+    private func ethResult(_ method: String, _ params: [JSONValue], height: UInt64?) async throws(ExecutionError) -> JSONValue {
+        let outcome = try await tracked { () async throws(ExecutionError) in try await self.rpc.ethCall(method, params, height: height) }
+        switch outcome {
+        case .result(let r): return r
+        case .error(let e): throw rejected(method, height, "JSON-RPC error \(e.code): \(e.message)")
+        }
+    }
+
+    private func engine(_ method: String, _ params: [JSONValue], height: UInt64?) async throws(ExecutionError) -> RPCOutcome {
+        try await tracked { () async throws(ExecutionError) in try await self.rpc.engineCall(method, params, height: height) }
+    }
+
+    /// Records whether the EL answered, for `/status` and readiness.
+    private func tracked<T>(_ body: () async throws(ExecutionError) -> T) async throws(ExecutionError) -> T {
+        do throws(ExecutionError) {
+            let value = try await body()
+            healthState.withLock { h in
+                if !h.reachable { logger.notice("the EL answers again") }
+                h = EngineHealth()
+            }
+            return value
+        } catch {
+            healthState.withLock { h in
+                if error.isUnavailable {
+                    if h.reachable { h.unreachableSince = UInt64(Date().timeIntervalSince1970) }
+                    h.reachable = false
+                }
+                h.lastError = error.description
+            }
+            throw error
+        }
+    }
+
+    // MARK: progress records
+
+    private func loadMeta(_ height: UInt64) throws(ExecutionError) -> ExecMeta? {
+        let bytes: [UInt8]?
+        do throws(StoreError) {
+            bytes = try store.executorValue(forKey: ExecMeta.key(height))
+        } catch {
+            throw ExecutionError(height: height, reason: "reading the EVM build record: \(error)")
+        }
+        guard let bytes else { return nil }
+        guard let meta = ExecMeta(decoding: bytes) else {
+            throw ExecutionError(height: height, reason: "the EVM build record at this height is corrupted (\(bytes.count) bytes)")
+        }
+        return meta
+    }
+
+    private func saveMeta(_ height: UInt64, _ meta: ExecMeta) throws(ExecutionError) {
+        var writes = WriteSet()
+        writes.put(ExecMeta.key(height), meta.encoded())
+        do throws(StoreError) {
+            try store.writeExecutorState(writes, sync: true)
+        } catch {
+            throw ExecutionError(height: height, reason: "recording the EVM build progress: \(error)")
+        }
+    }
+
+    private func rejected(_ method: String, _ height: UInt64?, _ reason: String) -> ExecutionError {
+        ExecutionError(kind: .rejected, engine: "EL \(rpc.engineURL)", method: method, height: height, reason: reason)
+    }
+}
+
+/// A FIFO lock for async code.
+actor SerialGate {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            busy = false
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
