@@ -170,11 +170,12 @@ public final class DAFollower: Sendable {
                 if targetHead == nil {
                     let head = try await client.networkHead().height
                     availability.answered()
+                    backoff.reset()
                     targetHead = head
                     state.withLock { $0.daHead = max($0.daHead, head) }
                 }
-                backoff.reset()
                 let reachedHead = try await walk(from: &next, tracker: &tracker)
+                backoff.reset()
                 if reachedHead {
                     if let target = targetHead, next > target {
                         let first = state.withLock { s -> Bool in
