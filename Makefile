@@ -1,6 +1,6 @@
 # evnode — see README.md. `make run` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server
+APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server stunnel4 openssl
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 

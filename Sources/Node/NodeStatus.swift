@@ -62,9 +62,33 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var app_hash: String
     /// The HA group (role, leader, lease, last replicated height); absent unless `--raft.enable`.
     public var ha: HAStatus?
+    /// DA submission and subscription (issue 17).
+    public var da: DA?
+
+    public struct DA: Sendable, Codable, Equatable {
+        /// Gas price the next submission offers; nil while the DA node estimates.
+        public var gas_price: Double?
+        public var fee_escalations = 0
+        public var last_signer: String?
+        public var submit_error: String?
+        /// Produced blocks not yet on DA.
+        public var pending_blocks: UInt64 = 0
+        /// `--max-pending-blocks` (0: off).
+        public var max_pending_blocks: UInt64 = 0
+        public var production_paused = false
+        public var paused_reason: String?
+        /// `live`, `polling`, `connecting` or `off`.
+        public var subscription = "off"
+        /// `blob.Subscribe` notifications received since start.
+        public var subscription_notifications = 0
+
+        public init() {}
+    }
 
     public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
-                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil) {
+                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil,
+                da: DA? = nil) {
+        self.da = da
         self.app_hash = app_hash
         self.ha = ha
         self.mode = mode

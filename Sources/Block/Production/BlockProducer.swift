@@ -48,6 +48,12 @@ public struct FenceRefusal: Error, Sendable, Equatable, CustomStringConvertible 
     public var description: String { reason }
 }
 
+/// Holds production back while it must not go on (back-pressure: too many blocks not on DA yet).
+/// `waitUntilOpen` returns when the next block may be produced; it throws when cancelled.
+public protocol ProductionGate: Sendable {
+    func waitUntilOpen() async throws
+}
+
 /// Produces the chain as the proposer: one block every block time (lazy: when transactions wait,
 /// or every lazy interval), in this order for each height:
 /// build and sign → commit to the store (synced) → record the signer's high-water mark (fsynced)
@@ -78,14 +84,18 @@ public struct BlockProducer: Sendable {
     /// With a fence the order per height is: build and sign → record the block as unpublished
     /// and the signer's mark (both synced) → fence → commit → publish.
     let fence: (any BlockFence)?
+    /// Asked before each block; while closed, nothing is produced.
+    let gate: (any ProductionGate)?
     /// Where the blocking part of each block (execution, two fsyncs) runs, off Swift's
     /// cooperative pool.
     let blockingPool: NIOThreadPool
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
-                blockingPool: NIOThreadPool = .singleton, fence: (any BlockFence)? = nil, logger: Logger,
+                blockingPool: NIOThreadPool = .singleton, fence: (any BlockFence)? = nil,
+                gate: (any ProductionGate)? = nil, logger: Logger,
                 publish: @escaping @Sendable (BlockCommit) async -> Void) {
+        self.gate = gate
         self.blockingPool = blockingPool
         self.fence = fence
         self.store = store
@@ -125,6 +135,13 @@ public struct BlockProducer: Sendable {
                 if !executor.hasPendingTransactions && !due {
                     try? await clock.sleep(until: nextTick)
                     continue
+                }
+            }
+            if let gate {
+                do {
+                    try await gate.waitUntilOpen()
+                } catch {
+                    return
                 }
             }
             let block = if let fence { try await produceFenced(fence) } else { try await produceOffPool() }

@@ -73,7 +73,7 @@ final class CurlConnection: @unchecked Sendable {
     private let state: CurlTransferState
 
     init(url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
-         maxResponseBytes: Int) throws(DAError) {
+         maxResponseBytes: Int, caFile: String = "") throws(DAError) {
         try CurlRuntime.ensureInitialized()
         guard let handle = curl_easy_init() else { throw .setup("curl_easy_init returned NULL") }
         self.url = url
@@ -113,6 +113,9 @@ final class CurlConnection: @unchecked Sendable {
         check(evcurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "FOLLOWLOCATION")
         check(evcurl_setopt_ptr(handle, CURLOPT_HTTPHEADER, list), "HTTPHEADER")
         check(evcurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
+        // A private CA for an https:// DA node; libcurl copies the path. Peer and host name
+        // checks stay on (libcurl's defaults).
+        if !caFile.isEmpty { check(evcurl_setopt_ptr(handle, CURLOPT_CAINFO, caFile), "CAINFO") }
         check(evcurl_setopt_write(handle) { data, size, count, user in
             let state = Unmanaged<CurlTransferState>.fromOpaque(user!).takeUnretainedValue()
             let n = size * count
@@ -211,12 +214,13 @@ final class CurlConnectionPool: Sendable {
     private let idle: Mutex<[CurlConnection]>
 
     init(size: Int, url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
-         maxResponseBytes: Int) throws(DAError) {
+         maxResponseBytes: Int, caFile: String = "") throws(DAError) {
         precondition(size >= 1, "a connection pool needs at least one connection")
         var connections: [CurlConnection] = []
         for _ in 0..<size {
             connections.append(try CurlConnection(url: url, authToken: authToken, connectTimeout: connectTimeout,
-                                                  requestTimeout: requestTimeout, maxResponseBytes: maxResponseBytes))
+                                                  requestTimeout: requestTimeout, maxResponseBytes: maxResponseBytes,
+                                                  caFile: caFile))
         }
         self.url = url
         self.idle = Mutex(connections)

@@ -114,6 +114,13 @@ public final class DAFollower: Sendable {
 
     private var rewindPending: Bool { rewindRequest.withLock { $0 != nil } }
 
+    /// Ends the wait at the DA head now: a head source (`DAHeadSubscription`) saw a new height.
+    public func wake() {
+        headSignal.signal()
+    }
+
+    private let headSignal = WakeUpSignal()
+
     /// Follows DA until cancelled. DA failures are retried with backoff and reported in
     /// `status.lastError`; only a store failure ends the follower (thrown).
     public func run() async throws {
@@ -156,7 +163,7 @@ public final class DAFollower: Sendable {
                     }
                     try await refreshHeadIfDue()
                     if !rewindPending {
-                        try await Task.sleep(for: options.pollInterval)
+                        try await headSignal.wait(atMost: options.pollInterval)
                     }
                 }
             } catch let error as DAError {
