@@ -96,7 +96,10 @@ let package = Package(
             "Block", "Config",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config"]),
+        .testTarget(name: "DATests", dependencies: [
+            "DA", "Block", "Config",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
         .testTarget(name: "NodeTests", dependencies: [
             "Node", "Block", "Config", "DA", "P2PSync",

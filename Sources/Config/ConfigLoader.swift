@@ -267,7 +267,12 @@ struct ValueReader {
         return v
     }
 
-    private func given(_ key: String) -> Bool { raw(key).source != "default" }
+    /// Set to something other than its default by the file or a flag. `evnode init` writes every
+    /// default into config.yaml; those must not wipe what `submit_options` says.
+    private func given(_ key: String) -> Bool {
+        let r = raw(key)
+        return r.source != "default" && r.value.trimmingWhitespace() != (Settings.byKey[key]?.defaultValue ?? "")
+    }
 
     /// `da.submit_options` (celestia-node's TxConfig JSON), then every flag given on top of it.
     func txConfig() throws(ConfigError) -> DATxConfig {

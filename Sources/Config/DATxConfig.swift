@@ -101,7 +101,7 @@ public struct DATxConfig: Sendable, Equatable {
         return "{" + parts.joined(separator: ",") + "}"
     }
 
-    /// A JSON number for a price: shortest round-trip form, never exponent-free garbage.
+    /// A JSON number for a price: the shortest form that reads back the same (an exponent is valid JSON).
     public static func decimal(_ v: Double) -> String {
         if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
         return "\(v)"

@@ -345,8 +345,8 @@ struct MetricsRefresher: Service {
             m.doubleSignEvidence.set(Double(status.evidence))
             if let da = status.da {
                 m.daGasPrice.set(da.gas_price ?? -1)
-                m.daPendingBlocks.set(Double(da.pending_blocks))
-                m.productionPaused.set(da.production_paused ? 1 : 0)
+                m.daPendingBlocks.set(Double(da.pending_blocks) as Double)
+                m.productionPaused.set(da.production_paused ? 1.0 : 0.0)
             }
             if let ha = status.ha {
                 m.haLeader.set(ha.role == "leader" ? 1.0 : 0.0)

@@ -83,13 +83,13 @@ public final class CelestiaDAClient: DAClient {
     /// `blob.Submit` with celestia-node's TxConfig as the second parameter. Not retried here:
     /// a submission that timed out may still land, and the submitter decides what comes next
     /// (a higher fee, another signer).
-    public func submit(_ blobs: [DABlob], options: DATxConfig) async throws(DAError) -> UInt64 {
+    public func submit(_ blobs: [DABlob], options tx: DATxConfig) async throws(DAError) -> UInt64 {
         var params = "[["
         for (i, blob) in blobs.enumerated() {
             if i > 0 { params += "," }
             params += Self.blobJSONText(blob)
         }
-        params += "]," + options.json + "]"
+        params += "]," + tx.json + "]"
         let height = try await callOnce(DAMethod.submit, params: params, height: nil, result: FlexibleHeight.self)
         guard let height else {
             throw .malformedResponse(method: DAMethod.submit, reason: "result is missing (expected the DA height)")

@@ -87,7 +87,6 @@ public final class DAHeadSubscription: Sendable {
     public func run() async {
         var delay = options.retryDelay
         while !Task.isCancelled {
-            statusBox.withLock { $0.state = $0.state == .live ? .polling : $0.state }
             let wasLive: Bool
             var wait = delay
             do {
@@ -141,11 +140,8 @@ public final class DAHeadSubscription: Sendable {
             tls = t
         }
         let namespace = options.namespace
-        let onHeight = self.onHeight
         let logger = self.logger
-        let statusBox = self.statusBox
-        let live = Mutex(false)
-        let ending = Mutex<Ending?>(nil)
+        let outcome = Outcome()
         let url = Self.webSocketURL(options.url)
         try await WebSocketClient.connect(url: url, configuration: configuration, tlsConfiguration: tls,
                                           logger: logger) { inbound, outbound, _ in
@@ -166,13 +162,13 @@ public final class DAHeadSubscription: Sendable {
                     if let error = frame.error {
                         let failure = error.code == RPCErrorCode.methodNotFound || error.message.contains("method")
                             ? Ending.methodMissing(error.message) : Ending.refused(error.message)
-                        ending.withLock { $0 = failure }
+                        outcome.ending.withLock { $0 = failure }
                         try await outbound.close(.normalClosure, reason: nil)
                         return
                     }
                     channel = frame.result
-                    live.withLock { $0 = true }
-                    statusBox.withLock {
+                    outcome.live.store(true, ordering: .relaxed)
+                    self.statusBox.withLock {
                         $0.state = .live
                         $0.lastError = nil
                     }
@@ -183,11 +179,11 @@ public final class DAHeadSubscription: Sendable {
                 switch frame.method {
                 case DAMethod.channelValue?:
                     guard let height = frame.params?.height, frame.params?.channel == channel else { continue }
-                    statusBox.withLock {
+                    self.statusBox.withLock {
                         $0.notifications += 1
                         $0.lastHeight = max($0.lastHeight, height)
                     }
-                    onHeight(height)
+                    self.onHeight(height)
                 case DAMethod.channelClose?:
                     return
                 default:
@@ -195,8 +191,14 @@ public final class DAHeadSubscription: Sendable {
                 }
             }
         }
-        if let failure = ending.withLock({ $0 }) { throw failure }
-        return live.withLock { $0 }
+        if let failure = outcome.ending.withLock({ $0 }) { throw failure }
+        return outcome.live.load(ordering: .relaxed)
+    }
+
+    /// What the connection's handler learnt, read once the connection ended.
+    private final class Outcome: Sendable {
+        let live = Atomic<Bool>(false)
+        let ending = Mutex<Ending?>(nil)
     }
 
     /// A go-jsonrpc frame: the answer to the subscribe request, or a channel notification.

@@ -154,7 +154,7 @@ public final class LocalDAServer: Service, Sendable {
 
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(maxFrameSize: 1 << 24)),
+            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 1 << 24))),
             configuration: .init(address: .hostname(options.listen.host, port: options.listen.port),
                                  serverName: nil),
             services: [EmptyBlockProducer(chain: chain, writer: writer, blockTime: options.blockTime, logger: logger)],

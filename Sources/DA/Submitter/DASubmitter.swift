@@ -330,7 +330,7 @@ public final class DASubmitter: Service, Sendable {
                     if failure.escalates { escalateFee(after: failure, heights: batch) }
                     // Another signer's sequence is not behind: try it at once.
                     let delay = failure == .sequenceMismatch && options.signingAddresses.count > 1
-                        ? .zero : backoff.nextDelay()
+                        ? Duration.zero : backoff.nextDelay()
                     let failures = statusBox.withLock { s in
                         s.consecutiveFailures += 1
                         s.lastError = error.description
