@@ -61,3 +61,14 @@ private func waitFor(_ what: String, timeout: Duration = .seconds(20), _ conditi
     }
     if !condition() { throw DAError.setup("timed out waiting for \(what)") }
 }
+
+@Suite struct HeadSubscriptionURLTests {
+    @Test func webSocketURLsAndIPHosts() {
+        #expect(DAHeadSubscription.webSocketURL("http://127.0.0.1:26658/") == "ws://127.0.0.1:26658/")
+        #expect(DAHeadSubscription.webSocketURL("https://rpc.example.org/celestia") == "wss://rpc.example.org/celestia")
+        #expect(DAHeadSubscription.hasIPAddressHost("https://10.0.0.5:26658/"))
+        #expect(DAHeadSubscription.hasIPAddressHost("https://[::1]:26658/"))
+        #expect(!DAHeadSubscription.hasIPAddressHost("https://localhost:26658/"))
+        #expect(!DAHeadSubscription.hasIPAddressHost("https://rpc.celestia.example:443/"))
+    }
+}

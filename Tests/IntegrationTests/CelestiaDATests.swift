@@ -114,7 +114,9 @@ struct CelestiaDATests {
                                         logDirectory: net.logDirectory, takenPorts: [da.port])
             defer { tls.stop() }
             try await tls.waitUntilListening()
-            let https = "https://127.0.0.1:\(tls.port)"
+            // A host name: TLS checks the certificate against it (SAN DNS:localhost), and the
+            // WebSocket's TLS needs one for SNI.
+            let https = "https://localhost:\(tls.port)"
             let tlsArgs = ["--da.address", https, "--da.auth-token", token, "--da.tls-ca-file", tls.caFile]
             let agg = try net.makeNode(name: "agg", aggregator: true, blockTime: "200ms", extra: tlsArgs)
             try await agg.start()
@@ -136,6 +138,17 @@ struct CelestiaDATests {
                 return log.contains("certificate") || log.contains("ssl")
             }
             #expect(try await untrusting.status().heights.store == 0)
+
+            // By IP address the JSON-RPC still verifies (SAN IP:127.0.0.1); the subscription says
+            // why it polls instead.
+            let byIP = try net.makeNode(name: "by-ip", aggregator: false, genesisFrom: agg, extra: [
+                "--da.address", "https://127.0.0.1:\(tls.port)", "--da.auth-token", token, "--da.tls-ca-file", tls.caFile])
+            try await byIP.start()
+            let synced = try await agg.status().heights.finalized
+            try await waitForStatus(byIP, "synced over https by IP") { $0.heights.store >= synced }
+            let ipStatus = try await byIP.daStatus()
+            #expect(ipStatus.da.subscription == "polling")
+            #expect(byIP.allLogs.contains("needs a host name"))
         }
     }
 

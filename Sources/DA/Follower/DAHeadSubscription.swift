@@ -83,8 +83,27 @@ public final class DAHeadSubscription: Sendable {
         case refused(String)
     }
 
+    /// Whether the URL's host is an IP address literal (`https://10.0.0.5:26658`).
+    public static func hasIPAddressHost(_ url: String) -> Bool {
+        guard let schemeEnd = url.range(of: "://") else { return false }
+        let rest = url[schemeEnd.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        if authority.hasPrefix("[") { return true }
+        let host = authority.split(separator: ":").first ?? ""
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+
     /// Subscribes, re-dialling after every drop, until cancelled.
     public func run() async {
+        // TLS sends the host name (SNI) and checks the certificate against it; swift-nio-ssl
+        // refuses an IP address there. Rather than check the certificate less, follow by polling.
+        if options.url.hasPrefix("https://"), Self.hasIPAddressHost(options.url) {
+            let why = "blob.Subscribe over wss needs a host name in --da.address, not an IP address (TLS server name); following DA by polling"
+            set(.polling, error: why)
+            logger.notice("\(why)", metadata: ["url": "\(options.url)"])
+            return
+        }
         var delay = options.retryDelay
         while !Task.isCancelled {
             let wasLive: Bool
