@@ -22,6 +22,9 @@
 //   evnode-testkit bench-all [--quick] [--out DIR] [--blocks N] [--txs K] [--tx-rate R]
 //                            [--production-seconds S] [--evnode PATH] [--keep]
 //       The benchmark of `make bench` / `make bench-quick` (see README "Benchmarks").
+//
+//   evnode-testkit bench-da-latency [--seconds S] [--evnode PATH] [--keep]
+//       Only bench-all's "DA inclusion → applied" figure (blob.Subscribe vs polling, 6 s DA blocks).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -30,6 +33,7 @@ case "bench": bench(arguments)
 case "foreign-rocksdb": foreignRocksDB(arguments)
 case "make-chain": await makeChain(arguments)
 case "bench-all": benchAll(arguments)
+case "bench-da-latency": benchDALatency(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | foreign-rocksdb | bench | make-chain | bench-all (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | foreign-rocksdb | bench | make-chain | bench-all | bench-da-latency (see the comment in main.swift)")
 }
