@@ -24,6 +24,8 @@ import Testing
         #expect(SubmitFailure.classify(rpc("eviction poll timeout: transaction AB was evicted ")) == .notIncluded)
         #expect(SubmitFailure.classify(.transport(code: 28, message: "Operation timed out", url: "u")) == .notIncluded)
         #expect(SubmitFailure.classify(rpc("something new")) == .other)
+        #expect(SubmitFailure.classify(.transport(code: 7, message: "Couldn't connect", url: "u")) == .unavailable)
+        #expect(SubmitFailure.classify(.httpStatus(status: 503, body: "busy", url: "u")) == .unavailable)
         #expect(SubmitFailure.classify(.blobTooLarge(message: "x")) == .txTooLarge)
     }
 

@@ -30,6 +30,8 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
     case sequenceMismatch
     /// Submitted but not included in time (or the answer never came): may still land.
     case notIncluded
+    /// The DA node did not answer (connection refused, 5xx, 429): nothing about the fee.
+    case unavailable
     /// Anything else: retried with backoff and named in the log.
     case other
 
@@ -41,6 +43,7 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
         case .txTooLarge: return "tx too large"
         case .sequenceMismatch: return "account sequence mismatch"
         case .notIncluded: return "not included in time"
+        case .unavailable: return "DA node unavailable"
         case .other: return "unrecognised error"
         }
     }
@@ -77,10 +80,13 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
         switch error {
         case let .rpc(_, _, message):
             return classify(message: message)
-        case let .httpStatus(_, body, _):
-            return classify(message: body)
+        case let .httpStatus(status, body, _):
+            let byText = classify(message: body)
+            return byText == .other && (status >= 500 || status == 429) ? .unavailable : byText
         case let .transport(code, _, _) where code == curlTimeout:
             return .notIncluded
+        case .transport:
+            return .unavailable
         case .blobTooLarge:
             return .txTooLarge
         default:
