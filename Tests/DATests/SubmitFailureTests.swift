@@ -50,6 +50,8 @@ import Testing
         #expect(l.escalate() == .estimated)
         #expect(l.current == nil)
         #expect(l.escalate(estimatedPrice: 0.004) == .raised(from: nil, to: 0.006))
+        for _ in 0..<10 { l.relax() }
+        #expect(l.current == nil, "back to the DA node's estimate")
         var off = GasPriceLadder(base: 0.002, multiplier: 1, max: 1)
         #expect(off.escalate() == .off && off.current == 0.002)
     }

@@ -178,7 +178,11 @@ public struct GasPriceLadder: Sendable, Equatable {
         successes += 1
         guard successes >= relaxAfter else { return }
         successes = 0
-        let floor = base ?? 0
+        // Escalated from the DA node's estimate: go back to letting it estimate.
+        guard let floor = base else {
+            current = nil
+            return
+        }
         let next = c / multiplier
         current = next <= floor ? base : next
     }
