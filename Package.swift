@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries from Debian (installed by `make deps`).
@@ -56,6 +58,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
@@ -105,7 +110,10 @@ let package = Package(
             "Block", "Config",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "DATests", dependencies: ["DA", "Block", "Config", "HTTPClient"]),
+        .testTarget(name: "DATests", dependencies: [
+            "DA", "Block", "Config", "HTTPClient",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "EVMTests", dependencies: ["EVM", "Block", "Config"]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
         .testTarget(name: "NodeTests", dependencies: [

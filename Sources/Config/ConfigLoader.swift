@@ -89,6 +89,7 @@ public enum ConfigLoader {
             blockTime: try reader.duration("node.block_time", positive: true),
             lazy: try reader.bool("node.lazy"),
             lazyInterval: try reader.duration("node.lazy_interval", positive: true),
+            maxPendingBlocks: try reader.uint("node.max_pending_blocks"),
             da: DAConfig(
                 address: try reader.endpoint("da.address"),
                 authToken: reader.string("da.auth_token"),
@@ -99,7 +100,13 @@ public enum ConfigLoader {
                 maxBlobSize: try reader.int("da.max_blob_size", range: 1024...(64 << 20)),
                 requestTimeout: try reader.duration("da.request_timeout", positive: true),
                 fetchParallelism: try reader.int("da.fetch_parallelism", range: 1...256),
-                maxHeldData: try reader.int("da.max_held_data", range: (1 << 20)...(16 << 30))),
+                maxHeldData: try reader.int("da.max_held_data", range: (1 << 20)...(16 << 30)),
+
+                txConfig: try reader.txConfig(),
+                gasMultiplier: try reader.decimal("da.gas_multiplier", range: 1...100),
+                signingAddresses: try reader.addressList("da.signing_addresses"),
+                tlsCAFile: reader.string("da.tls_ca_file").trimmingWhitespace(),
+                subscribe: try reader.bool("da.subscribe")),
             p2p: P2PConfig(
                 listen: try reader.hostPort("p2p.listen", allowPortZero: true),
                 peers: try reader.hostPortList("p2p.peers")),
@@ -156,6 +163,19 @@ public enum ConfigLoader {
         }
         if c.lazy && !c.aggregator {
             throw .conflict("--lazy needs --aggregator")
+        }
+        if !c.da.tlsCAFile.isEmpty {
+            if c.da.address.scheme != "https" {
+                throw .conflict("--da.tls-ca-file needs an https:// --da.address (got \(c.da.address))")
+            }
+            if !FileManager.default.isReadableFile(atPath: c.da.tlsCAFile) {
+                throw .invalidValue(field: "da.tls_ca_file (--da.tls-ca-file)", value: c.da.tlsCAFile,
+                                    source: values["da.tls_ca_file"]?.source ?? "default",
+                                    reason: "no readable file there")
+            }
+        }
+        if let price = c.da.txConfig.gasPrice, price > c.da.maxGasPrice {
+            throw .conflict("--da.gas-price \(DATxConfig.decimal(price)) is above --da.max-gas-price \(DATxConfig.decimal(c.da.maxGasPrice))")
         }
     }
 }
@@ -265,6 +285,75 @@ struct ValueReader {
             } catch {
                 throw fail(key, "\"\(part)\": \(error.description)")
             }
+        }
+        return out
+    }
+
+    func decimal(_ key: String, range: ClosedRange<Double>) throws(ConfigError) -> Double {
+        guard let v = Double(raw(key).value.trimmingWhitespace()), v.isFinite else { throw fail(key, "expected a number") }
+        guard range.contains(v) else {
+            throw fail(key, "must be in \(DATxConfig.decimal(range.lowerBound))...\(DATxConfig.decimal(range.upperBound))")
+        }
+        return v
+    }
+
+    /// Set to something other than its default by the file or a flag. `evnode init` writes every
+    /// default into config.yaml; those must not wipe what `submit_options` says.
+    private func given(_ key: String) -> Bool {
+        let r = raw(key)
+        return r.source != "default" && r.value.trimmingWhitespace() != (Settings.byKey[key]?.defaultValue ?? "")
+    }
+
+    /// `da.submit_options` (celestia-node's TxConfig JSON), then every flag given on top of it.
+    func txConfig() throws(ConfigError) -> DATxConfig {
+        var tx: DATxConfig
+        do {
+            tx = try DATxConfig(json: raw("da.submit_options").value)
+        } catch {
+            throw fail("da.submit_options", error.description)
+        }
+        if given("da.gas_price") {
+            let v = try decimal("da.gas_price", range: -1...1e9)
+            guard v >= 0 || v == -1 else { throw fail("da.gas_price", "must be ≥ 0, or -1 to let the DA node estimate") }
+            tx.gasPrice = v >= 0 ? v : nil
+        }
+        if given("da.max_gas_price") {
+            let v = try decimal("da.max_gas_price", range: 0...1e9)
+            tx.maxGasPrice = v == 0 ? nil : v
+        }
+        if given("da.key_name") {
+            let v = raw("da.key_name").value.trimmingWhitespace()
+            tx.keyName = v.isEmpty ? nil : v
+        }
+        if given("da.fee_granter") {
+            let v = raw("da.fee_granter").value.trimmingWhitespace()
+            if v.isEmpty {
+                tx.feeGranterAddress = nil
+            } else {
+                do {
+                    try Bech32.check(v, field: "address")
+                } catch {
+                    throw fail("da.fee_granter", error.description)
+                }
+                tx.feeGranterAddress = v
+            }
+        }
+        if given("da.tx_priority") {
+            let v = try choice("da.tx_priority")
+            tx.txPriority = DATxConfig.priorities[v]
+        }
+        return tx
+    }
+
+    func addressList(_ key: String) throws(ConfigError) -> [String] {
+        var out: [String] = []
+        for part in splitList(raw(key).value) {
+            do {
+                try Bech32.check(part, field: "address")
+            } catch {
+                throw fail(key, error.description)
+            }
+            out.append(part)
         }
         return out
     }

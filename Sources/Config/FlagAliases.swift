@@ -9,6 +9,10 @@ public enum FlagAliases {
         "evnode.raft.enable": "raft.enable",
         "evnode.da.address": "da.address",
         "evnode.node.block_time": "block-time",
+        "evnode.da.submit_options": "da.submit-options",
+        "evnode.da.signing_addresses": "da.signing-addresses",
+        "evnode.da.auth_token": "da.auth-token",
+        "evnode.node.max_pending_headers_and_data": "max-pending-blocks",
     ]
 
     static let booleanFlags: Set<String> = Set(Settings.all.filter { $0.kind == .bool }.map(\.flag))

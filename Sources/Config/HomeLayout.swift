@@ -88,7 +88,7 @@ public enum ConfigTemplate {
 
     static func yamlScalar(_ value: String, kind: Setting.Kind) -> String {
         switch kind {
-        case .bool, .uint, .int: return value
+        case .bool, .uint, .int, .decimal: return value
         default: return jsonQuoted(value)
         }
     }

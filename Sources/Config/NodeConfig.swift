@@ -10,6 +10,8 @@ public struct NodeConfig: Sendable, Equatable {
     public var blockTime: Duration
     public var lazy: Bool
     public var lazyInterval: Duration
+    /// Production pauses while more than this many produced blocks are not on DA; 0 = off.
+    public var maxPendingBlocks: UInt64
 
     public var da: DAConfig
     public var p2p: P2PConfig
@@ -44,6 +46,19 @@ public struct DAConfig: Sendable, Equatable {
     public var fetchParallelism: Int
     /// Most bytes of data blobs the DA follower holds while they wait for their header.
     public var maxHeldData: Int = 64 << 20
+    /// `blob.Submit` options (celestia-node's TxConfig) after `submit_options` and the flags.
+    public var txConfig: DATxConfig
+    /// Fee escalation step (≥ 1; 1 = never escalate).
+    public var gasMultiplier: Double
+    /// Used in turn as each submission's `signer_address`.
+    public var signingAddresses: [String]
+    /// PEM CA bundle for an https:// DA node; empty = the system's CAs.
+    public var tlsCAFile: String
+    /// Follow new DA heights with `blob.Subscribe`, falling back to polling.
+    public var subscribe: Bool
+
+    /// The highest gas price escalation may reach.
+    public var maxGasPrice: Double { txConfig.maxGasPrice ?? DATxConfig.celestiaDefaultMaxGasPrice }
 
     /// Header namespace name after applying the chain-id default.
     public func headerNamespaceName(chainID: String) -> String {

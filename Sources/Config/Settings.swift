@@ -3,7 +3,7 @@
 /// a setting cannot be documented with one default and behave with another.
 public struct Setting: Sendable {
     public enum Kind: Sendable, Equatable {
-        case bool, duration, string, uint, int, hostPort, hostPortList, endpoint, endpointList
+        case bool, duration, string, uint, int, decimal, hostPort, hostPortList, endpoint, endpointList
         case choice([String])
     }
 
@@ -36,6 +36,9 @@ public enum Settings {
                 help: "Produce a block only when transactions wait, or every --lazy-interval"),
         Setting(key: "node.lazy_interval", flag: "lazy-interval", kind: .duration, defaultValue: "1m",
                 help: "Longest time between blocks in lazy mode"),
+        // Back-pressure (issue 17).
+        Setting(key: "node.max_pending_blocks", flag: "max-pending-blocks", kind: .uint, defaultValue: "0",
+                help: "Most produced blocks not yet on DA; at this many, production pauses until DA catches up (ev-node's max_pending_headers_and_data; 0: off)"),
         Setting(key: "da.address", flag: "da.address", kind: .endpoint, defaultValue: "http://127.0.0.1:7980",
                 help: "DA node JSON-RPC URL"),
         Setting(key: "da.auth_token", flag: "da.auth-token", kind: .string, defaultValue: "",
@@ -56,6 +59,28 @@ public enum Settings {
                 help: "DA heights fetched at once while syncing"),
         Setting(key: "da.max_held_data", flag: "da.max-held-data", kind: .int, defaultValue: "67108864",
                 help: "Most bytes of DA data blobs held while they wait for their header"),
+        // Celestia submission and transport (issue 17). The TxConfig fields are celestia-node's
+        // (state/txclient/tx_config.go, jsonTxConfig).
+        Setting(key: "da.gas_price", flag: "da.gas-price", kind: .decimal, defaultValue: "-1",
+                help: "Gas price in utia per gas unit for blob.Submit (-1: let the DA node estimate)"),
+        Setting(key: "da.max_gas_price", flag: "da.max-gas-price", kind: .decimal, defaultValue: "0",
+                help: "Highest gas price escalation may reach, also sent as max_gas_price (0: celestia-node's default, 0.4)"),
+        Setting(key: "da.gas_multiplier", flag: "da.gas-multiplier", kind: .decimal, defaultValue: "1.3",
+                help: "Fee escalation step: the gas price is multiplied by this after a too-low fee or a submission not included in time (1: no escalation)"),
+        Setting(key: "da.key_name", flag: "da.key-name", kind: .string, defaultValue: "",
+                help: "Keyring key of the DA node that signs blob transactions (TxConfig key_name)"),
+        Setting(key: "da.signing_addresses", flag: "da.signing-addresses", kind: .string, defaultValue: "",
+                help: "celestia1… addresses used in turn as each submission's signer_address, a,b,c"),
+        Setting(key: "da.fee_granter", flag: "da.fee-granter", kind: .string, defaultValue: "",
+                help: "celestia1… address that pays the fees through a fee grant (TxConfig fee_granter_address)"),
+        Setting(key: "da.tx_priority", flag: "da.tx-priority", kind: .choice(["", "low", "medium", "high"]), defaultValue: "",
+                help: "Gas price estimation priority: low, medium or high (empty: the DA node's default, medium)"),
+        Setting(key: "da.submit_options", flag: "da.submit-options", kind: .string, defaultValue: "",
+                help: "celestia-node TxConfig JSON sent as is with every blob.Submit (ev-node's submit_options); the flags above override its fields"),
+        Setting(key: "da.tls_ca_file", flag: "da.tls-ca-file", kind: .string, defaultValue: "",
+                help: "PEM file of the CA that signed an https:// DA node's certificate (empty: the system's CAs)"),
+        Setting(key: "da.subscribe", flag: "da.subscribe", kind: .bool, defaultValue: "true",
+                help: "Follow new DA heights with blob.Subscribe over WebSocket, falling back to polling"),
         Setting(key: "p2p.listen", flag: "p2p.listen", kind: .hostPort, defaultValue: "0.0.0.0:7676",
                 help: "P2P listen address"),
         Setting(key: "p2p.peers", flag: "p2p.peers", kind: .hostPortList, defaultValue: "",

@@ -94,7 +94,7 @@ final class CurlConnection: @unchecked Sendable {
     private let state: CurlTransferState
 
     init(url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
-         maxResponseBytes: Int) throws(HTTPError) {
+         maxResponseBytes: Int, caFile: String = "") throws(HTTPError) {
         try CurlRuntime.ensureInitialized()
         guard let handle = curl_easy_init() else { throw .setup("curl_easy_init returned NULL") }
         self.url = url
@@ -135,6 +135,9 @@ final class CurlConnection: @unchecked Sendable {
         check(evcurl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "FOLLOWLOCATION")
         check(evcurl_setopt_ptr(handle, CURLOPT_HTTPHEADER, list), "HTTPHEADER")
         check(evcurl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer), "ERRORBUFFER")
+        // A private CA for an https:// DA node; libcurl copies the path. Peer and host name
+        // checks stay on (libcurl's defaults).
+        if !caFile.isEmpty { check(evcurl_setopt_ptr(handle, CURLOPT_CAINFO, caFile), "CAINFO") }
         check(evcurl_setopt_write(handle) { data, size, count, user in
             let state = Unmanaged<CurlTransferState>.fromOpaque(user!).takeUnretainedValue()
             let n = size * count
@@ -268,14 +271,16 @@ public final class CurlConnectionPool: Sendable {
     private let threads: NIOThreadPool
     private let idle: Mutex<[CurlConnection]>
 
-    /// `authToken`, when not empty, is sent as `Authorization: Bearer <token>` with every request.
+    /// `authToken`, when not empty, is sent as `Authorization: Bearer <token>` with every request;
+    /// `caFile`, when not empty, is the PEM CA bundle an https:// server's certificate must chain to.
     public init(size: Int, url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
-                maxResponseBytes: Int) throws(HTTPError) {
+                maxResponseBytes: Int, caFile: String = "") throws(HTTPError) {
         precondition(size >= 1, "a connection pool needs at least one connection")
         var connections: [CurlConnection] = []
         for _ in 0..<size {
             connections.append(try CurlConnection(url: url, authToken: authToken, connectTimeout: connectTimeout,
-                                                  requestTimeout: requestTimeout, maxResponseBytes: maxResponseBytes))
+                                                  requestTimeout: requestTimeout, maxResponseBytes: maxResponseBytes,
+                                                  caFile: caFile))
         }
         self.url = url
         self.idle = Mutex(connections)

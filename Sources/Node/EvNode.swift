@@ -31,6 +31,10 @@ public final class EvNode: Sendable {
     let logger: Logger
     let submitter: DASubmitter?
     let ha: HARuntime?
+    /// `--max-pending-blocks`; nil when off or not an aggregator.
+    let backPressure: PendingBlocksGate?
+    /// `--da.subscribe`; nil when off or when no DA follower runs.
+    let subscription: DAHeadSubscription?
 
     public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) throws(NodeFailure) {
         self.setup = setup
@@ -111,6 +115,16 @@ public final class EvNode: Sendable {
         let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
                                recovery: recovery, metrics: metrics, logger: Logger(label: "evnode.sync"))
 
+        var subscription: DAHeadSubscription?
+        if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable {
+            let follower = self.follower
+            subscription = DAHeadSubscription(
+                options: .init(url: config.da.address.url, authToken: config.da.authToken, caFile: config.da.tlsCAFile,
+                               namespace: headerNamespace),
+                logger: Logger(label: "evnode.da.subscription")) { _ in follower.wake() }
+        }
+        self.subscription = subscription
+        var backPressure: PendingBlocksGate?
         var aggregator: AggregatorRuntime?
         var submitter: DASubmitter?
         var mark: SignerHighWaterMark?
@@ -128,10 +142,14 @@ public final class EvNode: Sendable {
             let p2p = self.p2p
             let metrics = self.metrics
             let haRuntime = ha
+            if config.maxPendingBlocks > 0 {
+                backPressure = PendingBlocksGate(limit: config.maxPendingBlocks, store: store,
+                                                 logger: Logger(label: "evnode.producer"))
+            }
             let producer = BlockProducer(
                 store: store, executor: executor, signer: signer, mark: signerMark,
                 timing: .init(blockTime: config.blockTime, lazy: config.lazy, lazyInterval: config.lazyInterval),
-                fence: ha.map { HAFence(runtime: $0) },
+                fence: ha.map { HAFence(runtime: $0) }, gate: backPressure,
                 logger: Logger(label: "evnode.producer")) { block in
                     metrics.blocksProduced.increment()
                     // Fenced moments ago; a leader paused since then lets nothing out.
@@ -148,6 +166,7 @@ public final class EvNode: Sendable {
             aggregator = AggregatorRuntime(producer: producer, submitter: sub, logger: logger)
         }
         self.submitter = submitter
+        self.backPressure = backPressure
         self.ha = ha
         let mode: FailoverStateMachine.Mode
         if let ha {
@@ -285,8 +304,12 @@ public final class EvNode: Sendable {
         let rpc = RPCServer(address: setup.config.rpc.address, backend: NodeRPCBackend(node: self),
                             logger: Logger(label: "evnode.rpc"))
         let runtime = NodeRuntimeService(node: self)
+        var extra: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let subscription {
+            extra.append(.init(service: DAHeadSubscriptionService(subscription: subscription), successTerminationBehavior: .ignore))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [
+            services: extra + [
                 .init(service: rpc),
                 .init(service: p2p),
                 .init(service: MetricsRefresher(node: self)),
@@ -332,8 +355,28 @@ public final class EvNode: Sendable {
             proposer: Hex.encode(setup.genesis.proposerAddress),
             app_hash: Hex.encode(store.state?.appHash ?? []),
             ha: ha?.status,
-            da: NodeStatus.DA(follower, now: .now),
+            da: daStatus(),
             execution: evm.map { ExecutionStatus(evm: $0) } ?? ExecutionStatus(kind: "kv"))
+    }
+
+    /// The DA follower's view (failures, junk) plus submission (fees, back-pressure) and
+    /// subscription state, for `/status`.
+    func daStatus() -> NodeStatus.DA {
+        var da = NodeStatus.DA(follower.status, now: .now)
+        let sub = submitter?.status
+        let gate = backPressure?.status
+        da.gas_price = sub?.gasPrice
+        da.fee_escalations = sub?.feeEscalations ?? 0
+        da.last_signer = sub?.lastSigner
+        da.submit_error = sub?.lastError
+        da.pending_blocks = gate?.pending ?? (store.height > store.finalizedHeight ? store.height - store.finalizedHeight : 0)
+        da.max_pending_blocks = backPressure?.limit ?? 0
+        da.production_paused = gate?.paused ?? false
+        da.paused_reason = gate?.reason
+        let subscribed = subscription?.status
+        da.subscription = subscribed?.state.rawValue ?? "off"
+        da.subscription_notifications = subscribed?.notifications ?? 0
+        return da
     }
 }
 
@@ -360,6 +403,15 @@ final class NodeRuntimeService: Service, Sendable {
         } catch is CancellationError {
             return
         }
+    }
+}
+
+/// Runs the DA head subscription next to the rest; it ends with the node.
+struct DAHeadSubscriptionService: Service {
+    let subscription: DAHeadSubscription
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown { await subscription.run() }
     }
 }
 
@@ -391,6 +443,11 @@ struct MetricsRefresher: Service {
             if follower.badBlobs > badBlobs { m.daBadBlobs.increment(by: Int64(follower.badBlobs - badBlobs)); badBlobs = follower.badBlobs }
             m.daHeldDataBytes.set(Double(follower.heldDataBytes))
             m.daAuthFailing.set(follower.authError == nil ? 0.0 : 1.0)
+            if let da = status.da {
+                m.daGasPrice.set(da.gas_price ?? -1)
+                m.daPendingBlocks.set(Double(da.pending_blocks) as Double)
+                m.productionPaused.set(da.production_paused ? 1.0 : 0.0)
+            }
             if let ha = status.ha {
                 m.haLeader.set(ha.role == "leader" ? 1.0 : 0.0)
                 m.haReplicatedHeight.set(Double(ha.last_replicated_height))

@@ -25,6 +25,9 @@ public final class NodeMetrics: Sendable {
     public let daHeldDataBytes: Gauge
     public let daAuthFailing: Gauge
     public let haReplicatedHeight: Gauge
+    public let daGasPrice: Gauge
+    public let daPendingBlocks: Gauge
+    public let productionPaused: Gauge
 
     public init() {
         var gauges: [NodePhase: Gauge] = [:]
@@ -60,6 +63,11 @@ public final class NodeMetrics: Sendable {
         haLeader = Self.gauge(registry, "evnode_ha_leader", "1 while this HA node leads, 0 otherwise")
         haReplicatedHeight = Self.gauge(registry, "evnode_ha_replicated_height",
                                         "Height of the latest block committed to etcd, as last seen")
+        daGasPrice = Self.gauge(registry, "evnode_da_gas_price",
+                                "Gas price (utia per gas unit) the next DA submission offers; -1 while the DA node estimates")
+        daPendingBlocks = Self.gauge(registry, "evnode_da_pending_blocks", "Produced blocks not yet on DA")
+        productionPaused = Self.gauge(registry, "evnode_production_paused",
+                                      "1 while --max-pending-blocks holds block production back")
     }
 
     private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {

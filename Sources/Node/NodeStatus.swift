@@ -62,6 +62,23 @@ public struct NodeStatus: Sendable, Codable, Equatable {
         /// Bytes of data blobs held while they wait for their header.
         public var held_data_bytes: Int
 
+        // Submission and subscription (aggregators: fees, back-pressure).
+        /// Gas price the next submission offers; nil while the DA node estimates.
+        public var gas_price: Double?
+        public var fee_escalations = 0
+        public var last_signer: String?
+        public var submit_error: String?
+        /// Produced blocks not yet on DA.
+        public var pending_blocks: UInt64 = 0
+        /// `--max-pending-blocks` (0: off).
+        public var max_pending_blocks: UInt64 = 0
+        public var production_paused = false
+        public var paused_reason: String?
+        /// `live`, `polling`, `connecting` or `off`.
+        public var subscription = "off"
+        /// `blob.Subscribe` notifications received since start.
+        public var subscription_notifications = 0
+
         public init(failing: Bool = false, failing_seconds: Double? = nil, last_error: String? = nil,
                     auth_error: String? = nil, failed_attempts: Int = 0, bad_blobs: Int = 0, held_data_bytes: Int = 0) {
             self.failing = failing

@@ -85,6 +85,7 @@ final class BenchDriver {
         produce(home: aggregatorHome)
         localDA?.stop()
         localDA = nil
+        measureDALatency()
         measureStore()
         measureBaselines(first: false)
         results.totalSeconds = now() - began
@@ -321,6 +322,16 @@ final class BenchDriver {
         r.caughtUpToFirstBlockMilliseconds = Double(Int64(block.time_ns) - Int64(caughtUp)) / 1e6
         results.recovery = r
         detail("start → caught up \(fixed(r.startToCaughtUpSeconds, 2)) s; start → block \(target + 1) \(fixed(r.startToFirstBlockSeconds, 2)) s; caught up → block \(target + 1) \(fixed(r.caughtUpToFirstBlockMilliseconds, 1)) ms")
+    }
+
+    // MARK: DA inclusion → applied
+
+    private func measureDALatency() {
+        let window: Double = plan.mode == "quick" ? 36 : 120
+        step("DA inclusion → applied on a DA-only full node: blob.Subscribe vs polling, 6 s DA blocks, \(Int(window)) s")
+        let r = DALatencyBench(evnode: evnode, work: work, windowSeconds: window).run()
+        results.daLatency = r
+        detail("subscription p50 \(fixed(r.subscription.p50Milliseconds, 1)) ms p99 \(fixed(r.subscription.p99Milliseconds, 1)) ms (\(r.subscription.samples) DA heights); polling p50 \(fixed(r.polling.p50Milliseconds, 1)) ms p99 \(fixed(r.polling.p99Milliseconds, 1)) ms (\(r.polling.samples))")
     }
 
     // MARK: Production

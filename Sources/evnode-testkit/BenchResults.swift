@@ -122,6 +122,7 @@ struct BenchResults: Codable {
     var recovery = RecoveryResult()
     var production = ProductionResult()
     var store = StoreResult()
+    var daLatency = DALatencyResult()
 
     /// The headline ratios (also in the JSON, so tools need not recompute them).
     var ratios: [String: Double] {
@@ -139,6 +140,8 @@ struct BenchResults: Codable {
             "production_txs_included_to_offered": Double(production.txsIncluded) / Double(max(1, production.txsOffered)),
             "production_rss_end_to_start": Double(production.rssEnd) / Double(max(1, production.rssStart)),
             "store_bytes_per_s_to_raw_rocksdb": store.storeMegabytesPerSecond / store.rawMegabytesPerSecond,
+            "da_latency_p50_subscription_to_polling": daLatency.subscription.p50Milliseconds / max(1e-9, daLatency.polling.p50Milliseconds),
+            "da_latency_p99_subscription_to_polling": daLatency.subscription.p99Milliseconds / max(1e-9, daLatency.polling.p99Milliseconds),
         ]
     }
 
@@ -199,6 +202,12 @@ struct BenchResults: Codable {
             fixed(store.storeMegabytesPerSecond, 1),
             "raw batches, same bytes in block order: \(fixed(store.rawMegabytesPerSecond, 1)) MB/s",
             r["store_bytes_per_s_to_raw_rocksdb"])
+        let sub = daLatency.subscription, poll = daLatency.polling
+        add("DA inclusion → applied, DA-only full node, blob.Subscribe p50 (\(sub.samples) DA heights, 6 s DA blocks)",
+            "\(fixed(sub.p50Milliseconds, 1)) ms", "polling p50 \(fixed(poll.p50Milliseconds, 1)) ms (\(poll.samples))",
+            r["da_latency_p50_subscription_to_polling"])
+        add("DA inclusion → applied, DA-only full node, blob.Subscribe p99", "\(fixed(sub.p99Milliseconds, 1)) ms",
+            "polling p99 \(fixed(poll.p99Milliseconds, 1)) ms", r["da_latency_p99_subscription_to_polling"])
         add("baseline: Ed25519 verify/s (runs)", baselines.ed25519VerifyRuns.map { "\(Int($0))" }.joined(separator: ", "))
         add("baseline: raw RocksDB keys/s (runs)", baselines.rocksdbRawKeysRuns.map { "\(Int($0))" }.joined(separator: ", "))
 

@@ -37,6 +37,8 @@
 //   evnode-testkit bench-evm [--blocks N] [--txs K] [--out DIR] [--root REPO] [--keep]
 //       EVM catch-up over the py-evm test EL ÷ the same chain's execution inside the EL alone
 //       (README "EVM rollups"). Needs `make deps` (the virtualenv in .build/venv-evm).
+//   evnode-testkit bench-da-latency [--seconds S] [--evnode PATH] [--keep]
+//       Only bench-all's "DA inclusion → applied" figure (blob.Subscribe vs polling, 6 s DA blocks).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -48,6 +50,7 @@ case "make-chain": await makeChain(arguments)
 case "bench-all": benchAll(arguments)
 case "faulty-da": faultyDA(arguments)
 case "bench-evm": await benchEVM(arguments)
+case "bench-da-latency": benchDALatency(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency (see the comment in main.swift)")
 }

@@ -33,6 +33,12 @@ struct LocalDACommand: AsyncParsableCommand {
     @Option(name: .customLong("response-delay"), help: "For testing: delay every answer by this long (emulates a slow DA)")
     var responseDelay: String = "0"
 
+    @Option(name: .customLong("min-gas-price"), help: "Refuse submissions offering a lower gas price (utia per gas unit), with celestia-node's error text (0: any)")
+    var minGasPrice: Double = 0
+
+    @Flag(name: .customLong("subscribe"), inversion: .prefixedNo, help: "Serve blob.Subscribe over WebSocket")
+    var subscribe: Bool = true
+
     @Option(name: .customLong("log.level"), help: "trace, debug, info, notice, warning, error or critical")
     var logLevel: String = "info"
 
@@ -62,8 +68,15 @@ struct LocalDACommand: AsyncParsableCommand {
             throw .invalidValue(field: "max blob size (--max-blob-size)", value: String(maxBlobSize), source: "command line",
                                 reason: "must be between 1 and \(1 << 30) bytes")
         }
-        return LocalDAOptions(home: home, listen: listenAddress, blockTime: block, maxBlobSize: maxBlobSize,
-                              authToken: authToken, responseDelay: delay)
+        guard minGasPrice >= 0, minGasPrice.isFinite else {
+            throw .invalidValue(field: "min gas price (--min-gas-price)", value: String(minGasPrice), source: "command line",
+                                reason: "must be a number ≥ 0")
+        }
+        var options = LocalDAOptions(home: home, listen: listenAddress, blockTime: block, maxBlobSize: maxBlobSize,
+                                     authToken: authToken, responseDelay: delay)
+        options.minGasPrice = minGasPrice
+        options.subscribe = subscribe
+        return options
     }
 
     func run() async throws {

@@ -49,6 +49,30 @@ struct StartCommand: AsyncParsableCommand {
     @Option(name: .customLong("da.max-held-data"), help: ArgumentHelp(Settings.help("da.max_held_data")))
     var daMaxHeldData: String?
 
+    // Celestia submission, transport and back-pressure (issue 17).
+    @Option(name: .customLong("da.gas-price"), help: ArgumentHelp(Settings.help("da.gas_price")))
+    var daGasPrice: String?
+    @Option(name: .customLong("da.max-gas-price"), help: ArgumentHelp(Settings.help("da.max_gas_price")))
+    var daMaxGasPrice: String?
+    @Option(name: .customLong("da.gas-multiplier"), help: ArgumentHelp(Settings.help("da.gas_multiplier")))
+    var daGasMultiplier: String?
+    @Option(name: .customLong("da.key-name"), help: ArgumentHelp(Settings.help("da.key_name")))
+    var daKeyName: String?
+    @Option(name: .customLong("da.signing-addresses"), help: ArgumentHelp(Settings.help("da.signing_addresses")))
+    var daSigningAddresses: String?
+    @Option(name: .customLong("da.fee-granter"), help: ArgumentHelp(Settings.help("da.fee_granter")))
+    var daFeeGranter: String?
+    @Option(name: .customLong("da.tx-priority"), help: ArgumentHelp(Settings.help("da.tx_priority")))
+    var daTxPriority: String?
+    @Option(name: .customLong("da.submit-options"), help: ArgumentHelp(Settings.help("da.submit_options")))
+    var daSubmitOptions: String?
+    @Option(name: .customLong("da.tls-ca-file"), help: ArgumentHelp(Settings.help("da.tls_ca_file")))
+    var daTLSCAFile: String?
+    @Flag(name: .customLong("da.subscribe"), inversion: .prefixedNo, help: ArgumentHelp(Settings.help("da.subscribe")))
+    var daSubscribe: Bool?
+    @Option(name: .customLong("max-pending-blocks"), help: ArgumentHelp(Settings.help("node.max_pending_blocks")))
+    var maxPendingBlocks: String?
+
     @Option(name: .customLong("p2p.listen"), help: ArgumentHelp(Settings.help("p2p.listen")))
     var p2pListen: String?
     @Option(name: .customLong("p2p.peers"), help: ArgumentHelp(Settings.help("p2p.peers")))
@@ -102,6 +126,17 @@ struct StartCommand: AsyncParsableCommand {
             ("da.request_timeout", daRequestTimeout),
             ("da.fetch_parallelism", daFetchParallelism),
             ("da.max_held_data", daMaxHeldData),
+            ("da.gas_price", daGasPrice),
+            ("da.max_gas_price", daMaxGasPrice),
+            ("da.gas_multiplier", daGasMultiplier),
+            ("da.key_name", daKeyName),
+            ("da.signing_addresses", daSigningAddresses),
+            ("da.fee_granter", daFeeGranter),
+            ("da.tx_priority", daTxPriority),
+            ("da.submit_options", daSubmitOptions),
+            ("da.tls_ca_file", daTLSCAFile),
+            ("da.subscribe", daSubscribe.map { $0 ? "true" : "false" }),
+            ("node.max_pending_blocks", maxPendingBlocks),
             ("p2p.listen", p2pListen),
             ("p2p.peers", p2pPeers),
             ("rpc.address", rpcAddress),

@@ -176,10 +176,11 @@ final class LocalDANode {
         self.port = port
     }
 
-    static func start(home: String, logDirectory: String, blockTime: String = "300ms") async throws -> LocalDANode {
+    static func start(home: String, logDirectory: String, blockTime: String = "300ms", port: Int = 0,
+                      extra: [String] = [], name: String = "local-da") async throws -> LocalDANode {
         let child = try ChildProcess(
-            name: "local-da", executable: BuiltProducts.evnode,
-            arguments: ["local-da", "--home", home, "--listen", "127.0.0.1:0", "--block-time", blockTime],
+            name: name, executable: BuiltProducts.evnode,
+            arguments: ["local-da", "--home", home, "--listen", "127.0.0.1:\(port)", "--block-time", blockTime] + extra,
             logDirectory: logDirectory)
         var port: Int?
         try await waitUntil("local DA to print its address", timeout: .seconds(60)) {
@@ -345,10 +346,32 @@ final class Testnet {
         }
     }
 
-    func startDA(blockTime: String = "300ms") async throws -> LocalDANode {
-        let da = try await LocalDANode.start(home: dir.path + "/da", logDirectory: logDirectory, blockTime: blockTime)
+    func startDA(blockTime: String = "300ms", extra: [String] = []) async throws -> LocalDANode {
+        let da = try await LocalDANode.start(home: dir.path + "/da", logDirectory: logDirectory, blockTime: blockTime,
+                                             extra: extra)
+        self.da = da
+        daRuns = 1
+        return da
+    }
+
+    private var daRuns = 0
+
+    /// Stops the local DA (SIGTERM) and starts it again on the same port and database, with
+    /// `extra` arguments; nodes pointed at it keep their address.
+    @discardableResult
+    func restartDA(blockTime: String = "300ms", extra: [String] = []) async throws -> LocalDANode {
+        guard let old = da else { throw HarnessFailure("start the DA first") }
+        await old.child.stop()
+        daRuns += 1
+        let da = try await LocalDANode.start(home: dir.path + "/da", logDirectory: logDirectory, blockTime: blockTime,
+                                             port: old.port, extra: extra, name: "local-da-run\(daRuns)")
         self.da = da
         return da
+    }
+
+    /// Stops the local DA (SIGTERM) without starting it again: nodes see a dead DA.
+    func stopDA() async {
+        await da?.child.stop()
     }
 
     /// Initialises a home (`evnode init`) and describes its node; does not start it. A full node

@@ -63,6 +63,12 @@ public enum ProductionStep: String, Sendable, CaseIterable {
     case published = "after-publish"
 }
 
+/// Holds production back while it must not go on (back-pressure: too many blocks not on DA yet).
+/// `waitUntilOpen` returns when the next block may be produced; it throws when cancelled.
+public protocol ProductionGate: Sendable {
+    func waitUntilOpen() async throws
+}
+
 /// Produces the chain as the proposer: one block every block time (lazy: when transactions wait,
 /// or every lazy interval), in this order for each height:
 /// build and sign → record the signer's high-water mark with the signed block (fsynced) → commit
@@ -98,6 +104,8 @@ public struct BlockProducer: Sendable {
     /// With a fence the order per height is: build and sign → record the block as unpublished
     /// and the signer's mark (both synced) → fence → commit → publish.
     let fence: (any BlockFence)?
+    /// Asked before each block; while closed, nothing is produced.
+    let gate: (any ProductionGate)?
     /// Where the blocking part of each block (execution, two fsyncs) runs, off Swift's
     /// cooperative pool.
     let blockingPool: NIOThreadPool
@@ -107,8 +115,10 @@ public struct BlockProducer: Sendable {
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
-                blockingPool: NIOThreadPool = .singleton, fence: (any BlockFence)? = nil, logger: Logger,
+                blockingPool: NIOThreadPool = .singleton, fence: (any BlockFence)? = nil,
+                gate: (any ProductionGate)? = nil, logger: Logger,
                 publish: @escaping @Sendable (BlockCommit) async -> Void) {
+        self.gate = gate
         self.blockingPool = blockingPool
         self.fence = fence
         self.store = store
@@ -154,6 +164,13 @@ public struct BlockProducer: Sendable {
                 if !due, await !executor.hasPendingTransactions() {
                     try? await clock.sleep(until: nextTick)
                     continue
+                }
+            }
+            if let gate {
+                do {
+                    try await gate.waitUntilOpen()
+                } catch {
+                    return
                 }
             }
             let block: BlockCommit

@@ -19,10 +19,13 @@ public struct DAClientOptions: Sendable, Equatable {
     public var retry: RetryPolicy
     /// Larger responses are refused as malformed instead of filling memory.
     public var maxResponseBytes: Int
+    /// PEM CA bundle trusted for an https:// DA node (empty: the system's CAs).
+    public var caFile: String
 
     public init(url: String, authToken: String = "", connectTimeout: Duration = .seconds(5),
                 requestTimeout: Duration = .seconds(30), connections: Int = 4,
-                retry: RetryPolicy = .default, maxResponseBytes: Int = 256 << 20) {
+                retry: RetryPolicy = .default, maxResponseBytes: Int = 256 << 20, caFile: String = "") {
+        self.caFile = caFile
         self.url = url
         self.authToken = authToken
         self.connectTimeout = connectTimeout
@@ -39,7 +42,8 @@ public struct DAClientOptions: Sendable, Equatable {
                   connectTimeout: min(.seconds(5), config.requestTimeout),
                   requestTimeout: config.requestTimeout,
                   connections: max(1, config.fetchParallelism) + 1,
-                  maxResponseBytes: max(64 << 20, config.maxBlobSize * 4 + (1 << 20)))
+                  maxResponseBytes: max(64 << 20, config.maxBlobSize * 4 + (1 << 20)),
+                  caFile: config.tlsCAFile)
     }
 }
 
@@ -66,7 +70,8 @@ public final class CelestiaDAClient: DAClient {
                                                authToken: options.authToken,
                                                connectTimeout: options.connectTimeout,
                                                requestTimeout: options.requestTimeout,
-                                               maxResponseBytes: options.maxResponseBytes)
+                                               maxResponseBytes: options.maxResponseBytes,
+                                               caFile: options.caFile)
         } catch {
             throw DAError(error)
         }
@@ -80,13 +85,20 @@ public final class CelestiaDAClient: DAClient {
     // MARK: The blob API
 
     public func submit(_ blobs: [DABlob]) async throws(DAError) -> UInt64 {
+        try await submit(blobs, options: DATxConfig())
+    }
+
+    /// `blob.Submit` with celestia-node's TxConfig as the second parameter. Not retried here:
+    /// a submission that timed out may still land, and the submitter decides what comes next
+    /// (a higher fee, another signer).
+    public func submit(_ blobs: [DABlob], options tx: DATxConfig) async throws(DAError) -> UInt64 {
         var params = "[["
         for (i, blob) in blobs.enumerated() {
             if i > 0 { params += "," }
             params += Self.blobJSONText(blob)
         }
-        params += "],{}]"
-        let height = try await call(DAMethod.submit, params: params, height: nil, result: FlexibleHeight.self)
+        params += "]," + tx.json + "]"
+        let height = try await callOnce(DAMethod.submit, params: params, height: nil, result: FlexibleHeight.self)
         guard let height else {
             throw .malformedResponse(method: DAMethod.submit, reason: "result is missing (expected the DA height)")
         }

@@ -1,3 +1,5 @@
+import Config
+
 /// A DA node's header: its height and block time.
 public struct DAHeader: Sendable, Equatable {
     public let height: UInt64
@@ -16,6 +18,9 @@ public protocol DAClient: Sendable {
     /// Throws `.blobTooLarge` when the DA node rejects the submission's size.
     func submit(_ blobs: [DABlob]) async throws(DAError) -> UInt64
 
+    /// `blob.Submit` with celestia-node's TxConfig (gas price, signer, fee granter, …).
+    func submit(_ blobs: [DABlob], options: DATxConfig) async throws(DAError) -> UInt64
+
     /// `blob.GetAll`: the blobs at `height` in any of `namespaces`. Throws `.notFound` for a height
     /// without such blobs and `.heightFromFuture` above the DA node's head.
     func getAll(height: UInt64, namespaces: [DANamespace]) async throws(DAError) -> [DABlob]
@@ -28,4 +33,11 @@ public protocol DAClient: Sendable {
 
     /// `header.GetByHeight`.
     func header(height: UInt64) async throws(DAError) -> DAHeader
+}
+
+extension DAClient {
+    /// Clients that take no submission options post with their defaults.
+    public func submit(_ blobs: [DABlob], options: DATxConfig) async throws(DAError) -> UInt64 {
+        try await submit(blobs)
+    }
 }

@@ -145,6 +145,13 @@ public final class DAFollower: Sendable {
 
     private var rewindPending: Bool { rewindRequest.withLock { $0 != nil } }
 
+    /// Ends the wait at the DA head now: a head source (`DAHeadSubscription`) saw a new height.
+    public func wake() {
+        headSignal.signal()
+    }
+
+    private let headSignal = WakeUpSignal()
+
     /// Follows DA until cancelled. A DA fault at one height is retried for that height alone
     /// (with a backoff of its own, while the other fetches go on); faults are reported through
     /// `availability` (log and `status`), never per retry. Only a store failure ends the
@@ -188,7 +195,7 @@ public final class DAFollower: Sendable {
                     }
                     await refreshHeadIfDue()
                     if !rewindPending {
-                        try await Task.sleep(for: options.pollInterval)
+                        try await headSignal.wait(atMost: options.pollInterval)
                     }
                 }
             } catch let error as DAError {

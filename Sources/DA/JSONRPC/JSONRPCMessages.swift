@@ -69,4 +69,9 @@ public enum DAMethod {
     public static let get = "blob.Get"
     public static let networkHead = "header.NetworkHead"
     public static let getByHeight = "header.GetByHeight"
+    /// WebSocket only: a notification per new DA height (go-jsonrpc channel, `xrpc.ch.val`).
+    public static let subscribe = "blob.Subscribe"
+    /// go-jsonrpc's channel notifications.
+    public static let channelValue = "xrpc.ch.val"
+    public static let channelClose = "xrpc.ch.close"
 }

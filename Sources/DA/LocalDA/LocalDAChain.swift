@@ -27,6 +27,8 @@ final class LocalDAChain: Sendable {
     /// Held for the whole of an append (including the fsync); readers never take it.
     private let appendLock = Mutex<Void>(())
     private let published: Mutex<DAHeader>
+    /// Told of every new height, for `blob.Subscribe`.
+    let heads = HeadBroadcaster()
 
     static let keyPrefix: [UInt8] = Array("h".utf8)
 
@@ -81,6 +83,7 @@ final class LocalDAChain: Sendable {
             }
             let header = DAHeader(height: height, timeNanoseconds: time)
             published.withLock { $0 = header }
+            heads.publish(header)
             return header
         }
     }

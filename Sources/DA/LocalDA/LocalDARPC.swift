@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import Logging
 import NIOPosix
 
 /// The local DA's JSON-RPC 2.0 dispatcher: one request body in, one response body out.
@@ -12,6 +13,9 @@ struct LocalDARPC: Sendable {
     /// Runs the synced appends off Swift's cooperative threads.
     let writer: NIOThreadPool
     let maxBlobSize: Int
+    /// Submissions offering less (utia per gas unit) are refused with celestia-node's text; 0 = any.
+    var minGasPrice: Double = 0
+    var logger: Logger? = nil
     let clock: @Sendable () -> UInt64
 
     private struct Fault: Error {
@@ -34,11 +38,21 @@ struct LocalDARPC: Sendable {
 
     private struct SubmitParams: Decodable {
         var blobs: [BlobJSON]
+        var options: TxOptions?
         init(from decoder: any Decoder) throws {
             var c = try decoder.unkeyedContainer()
             blobs = try c.decode([BlobJSON].self)
-            // The second parameter (submit options: gas price, signer, …) means nothing here.
+            if !c.isAtEnd { options = try c.decodeIfPresent(TxOptions.self) }
         }
+    }
+
+    /// The TxConfig fields the local DA looks at (celestia-node's JSON names).
+    private struct TxOptions: Decodable {
+        var gas_price: Double?
+        var is_gas_price_set: Bool?
+        var gas: UInt64?
+        var signer_address: String?
+        var key_name: String?
     }
 
     private struct GetAllParams: Decodable {
@@ -162,12 +176,35 @@ struct LocalDARPC: Sendable {
         if total > maxBlobSize {
             throw Fault.application("\(DAError.Text.overSizeLimit): the submission holds \(total) bytes of blob data, the limit is \(maxBlobSize)")
         }
+        try checkFee(p.options, bytes: total)
         let chain = self.chain
         let now = clock()
         let appended = try await writer.runIfActive { [blobs] in
             try chain.append(blobs: blobs, now: now)
         }
         return appended.height
+    }
+
+    /// A fee below `minGasPrice` is refused as celestia-node refuses it: its txclient prefix
+    /// around cosmos-sdk's ante-handler text, which celestia-app's `IsInsufficientFee` matches.
+    /// Without a gas price the node "estimates" the minimum, like a real one on a quiet network.
+    private func checkFee(_ options: TxOptions?, bytes: Int) throws {
+        let signer = options?.signer_address ?? options?.key_name ?? "default"
+        let set = options?.is_gas_price_set ?? (options?.gas_price != nil)
+        let price = set ? (options?.gas_price ?? 0) : minGasPrice
+        // Roughly celestia-app's blob gas: a fixed part plus 8 gas per byte of blob shares.
+        let gas = options?.gas ?? UInt64(65_000 + 8 * ((bytes + 477) / 478) * 512)
+        let fee = UInt64((price * Double(gas)).rounded(.up))
+        let required = UInt64((minGasPrice * Double(gas)).rounded(.up))
+        if minGasPrice > 0, fee < required {
+            logger?.info("refused a submission: gas price below the minimum", metadata: [
+                "gas_price": "\(DATxConfig.decimal(price))", "min_gas_price": "\(DATxConfig.decimal(minGasPrice))",
+                "signer": "\(signer)"])
+            throw Fault.application("failed to submit blobs due to insufficient gas price in txconfig: "
+                + "insufficient fees; got: \(fee)utia required: \(required)utia: insufficient fee")
+        }
+        logger?.info("accepted a submission", metadata: [
+            "gas_price": "\(set ? DATxConfig.decimal(price) : "estimated")", "signer": "\(signer)", "bytes": "\(bytes)"])
     }
 
     private func checkHeight(_ height: UInt64) throws -> LocalDABlock {

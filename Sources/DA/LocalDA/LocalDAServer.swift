@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOPosix
@@ -21,6 +22,10 @@ public struct LocalDAOptions: Sendable, Equatable {
     public var authToken: String
     /// Added before every answer, to emulate a slow or distant DA node in tests and benchmarks.
     public var responseDelay: Duration
+    /// Submissions offering a lower gas price are refused with celestia-node's text (0 = any).
+    public var minGasPrice: Double = 0
+    /// Serve `blob.Subscribe` on the WebSocket endpoint (off: the method is missing).
+    public var subscribe = true
 
     public init(home: String, listen: HostPort = HostPort(host: "127.0.0.1", port: 7980),
                 blockTime: Duration = .seconds(1), maxBlobSize: Int = 1_500_000, authToken: String = "",
@@ -99,12 +104,25 @@ public final class LocalDAServer: Service, Sendable {
     /// Serves until graceful shutdown or cancellation. Throws when the port cannot be bound or
     /// the database fails.
     public func run() async throws {
-        let rpc = LocalDARPC(chain: chain, writer: writer, maxBlobSize: options.maxBlobSize, clock: Self.now)
+        let rpc = LocalDARPC(chain: chain, writer: writer, maxBlobSize: options.maxBlobSize,
+                             minGasPrice: options.minGasPrice, logger: logger, clock: Self.now)
+        let webSocket = LocalDAWebSocket(rpc: rpc, chain: chain, subscribe: options.subscribe, logger: logger)
         let options = self.options
         let onListening = self.onListening
         let expectedAuthorization = options.authToken.isEmpty ? nil : "Bearer \(options.authToken)"
 
-        let router = Router()
+        let router = Router(context: BasicWebSocketRequestContext.self)
+        // JSON-RPC over WebSocket on the same address, as celestia-node serves it.
+        router.ws("/", shouldUpgrade: { request, _ in
+            if let expectedAuthorization {
+                guard constantTimeEqual(request.headers[.authorization] ?? "", expectedAuthorization) else {
+                    return .dontUpgrade
+                }
+            }
+            return .upgrade([:])
+        }, onUpgrade: { inbound, outbound, _ in
+            try await webSocket.serve(inbound: inbound, outbound: outbound)
+        })
         router.post("/") { request, _ -> Response in
             if let expectedAuthorization {
                 let given = request.headers[.authorization] ?? ""
@@ -136,6 +154,7 @@ public final class LocalDAServer: Service, Sendable {
 
         let app = Application(
             router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 1 << 24))),
             configuration: .init(address: .hostname(options.listen.host, port: options.listen.port),
                                  serverName: nil),
             services: [EmptyBlockProducer(chain: chain, writer: writer, blockTime: options.blockTime, logger: logger)],
@@ -149,6 +168,7 @@ public final class LocalDAServer: Service, Sendable {
             "db": "\(options.databasePath)", "head": "\(chain.head.height)",
             "block_time": "\(DurationParser.format(options.blockTime))", "max_blob_size": "\(options.maxBlobSize)",
             "auth": "\(options.authToken.isEmpty ? "off" : "bearer token")",
+            "min_gas_price": "\(DATxConfig.decimal(options.minGasPrice))", "subscribe": "\(options.subscribe)",
         ])
         defer {
             logger.info("local DA stopped", metadata: ["head": "\(chain.head.height)"])

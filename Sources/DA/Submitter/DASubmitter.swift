@@ -18,6 +18,14 @@ public struct SubmitterOptions: Sendable, Equatable {
     public var backoff: RetryPolicy
     /// Most blocks looked at for one submission (bounds memory after a long DA outage).
     public var maxBlocksPerSubmission: Int
+    /// celestia-node's TxConfig sent with every `blob.Submit`; its gas price is where fee
+    /// escalation starts.
+    public var txConfig = DATxConfig()
+    /// Fee escalation step (1: off) and ceiling.
+    public var gasMultiplier: Double = 1
+    public var maxGasPrice: Double = DATxConfig.celestiaDefaultMaxGasPrice
+    /// Used in turn as each submission's `signer_address` (empty: the TxConfig's or the DA node's).
+    public var signingAddresses: [String] = []
 
     public init(headerNamespace: DANamespace, dataNamespace: DANamespace, maxBlobSize: Int,
                 interval: Duration, backoff: RetryPolicy = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(250),
@@ -36,6 +44,10 @@ public struct SubmitterOptions: Sendable, Equatable {
         self.init(headerNamespace: DANamespace(name: config.headerNamespaceName(chainID: chainID)),
                   dataNamespace: DANamespace(name: config.dataNamespaceName(chainID: chainID)),
                   maxBlobSize: config.maxBlobSize, interval: config.blockTime)
+        txConfig = config.txConfig
+        gasMultiplier = config.gasMultiplier
+        maxGasPrice = config.maxGasPrice
+        signingAddresses = config.signingAddresses
     }
 }
 
@@ -74,6 +86,12 @@ public struct SubmitterStatus: Sendable, Equatable {
     public var lastError: String?
     /// DA height of the last successful submission.
     public var lastDAHeight: UInt64?
+    /// The gas price the next submission offers (nil: the DA node estimates).
+    public var gasPrice: Double?
+    /// Times the gas price was raised since start.
+    public var feeEscalations = 0
+    /// `signer_address` of the last submission attempt, when addresses are configured.
+    public var lastSigner: String?
 }
 
 /// Posts the blocks of the store that are not yet on DA (SPEC §5): for each height a
@@ -98,7 +116,9 @@ public final class DASubmitter: Service, Sendable {
     private let logger: Logger
     /// Store reads, signing and synced store writes run here, off Swift's cooperative threads.
     private let worker: NIOThreadPool
-    private let statusBox = Mutex(SubmitterStatus())
+    private let statusBox: Mutex<SubmitterStatus>
+    /// Gas price and signer rotation; touched by the one running submission only.
+    private let fees: Mutex<(ladder: GasPriceLadder, signers: SignerRotation)>
     private let wakeUp = WakeUpSignal()
     /// Asked before every `blob.Submit`; while false nothing is posted (an HA node that may no
     /// longer lead must not publish, even blocks that were fenced).
@@ -117,6 +137,12 @@ public final class DASubmitter: Service, Sendable {
         self.logger = logger
         self.worker = NIOThreadPool(numberOfThreads: 1)
         self.worker.start()
+        let ladder = GasPriceLadder(base: options.txConfig.gasPrice, multiplier: options.gasMultiplier,
+                                    max: options.maxGasPrice)
+        self.fees = Mutex((ladder, SignerRotation(addresses: options.signingAddresses)))
+        var status = SubmitterStatus()
+        status.gasPrice = ladder.current
+        self.statusBox = Mutex(status)
     }
 
     deinit {
@@ -272,9 +298,13 @@ public final class DASubmitter: Service, Sendable {
                 try await Task.sleep(for: .milliseconds(50))
             }
             let daHeight: UInt64
+            let txConfig = nextTxConfig()
             do {
-                daHeight = try await client.submit(blobs)
+                daHeight = try await client.submit(blobs, options: txConfig)
             } catch {
+                let failure = SubmitFailure.classify(error)
+                // celestia-app's "tx too large" is the size limit by another name: split as well.
+                let error = failure == .txTooLarge ? DAError.blobTooLarge(message: error.description) : error
                 switch error {
                 case .blobTooLarge(let message):
                     let blobIndices = batch.items.indices.filter { batch.items[$0].blob != nil }
@@ -297,14 +327,20 @@ public final class DASubmitter: Service, Sendable {
                     // 4xx other than 429 means a configuration problem (e.g. the auth token).
                     if case .httpStatus = error, !error.isRetryable { throw SubmitterError.da(error) }
                     if case .transport = error, !error.isRetryable { throw SubmitterError.da(error) }
-                    let delay = backoff.nextDelay()
+                    if failure.escalates { escalateFee(after: failure, heights: batch) }
+                    // Another signer's sequence is not behind: try it at once.
+                    let delay = failure == .sequenceMismatch && options.signingAddresses.count > 1
+                        ? Duration.zero : backoff.nextDelay()
                     let failures = statusBox.withLock { s in
                         s.consecutiveFailures += 1
                         s.lastError = error.description
                         return s.consecutiveFailures
                     }
                     logger.warning("DA submission failed, retrying", metadata: [
-                        "error": "\(error)", "failures": "\(failures)", "retry_in": "\(DurationParser.format(delay))",
+                        "reason": "\(failure)", "error": "\(error)", "failures": "\(failures)",
+                        "retry_in": "\(DurationParser.format(delay))",
+                        "gas_price": "\(txConfig.gasPrice.map(DATxConfig.decimal) ?? "estimated")",
+                        "signer": "\(txConfig.signerAddress ?? "default")",
                         "heights": "\(batch.items.first!.height)-\(batch.items.last!.height)",
                     ])
                     try await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
@@ -314,17 +350,65 @@ public final class DASubmitter: Service, Sendable {
                 }
             }
             try await onWorker { () throws(SubmitterError) in try self.record(batch, daHeight: daHeight) }
+            let price = fees.withLock { f -> Double? in
+                f.ladder.relax()
+                return f.ladder.current
+            }
             statusBox.withLock { s in
                 s.submissions += 1
                 s.consecutiveFailures = 0
                 s.lastError = nil
                 s.lastDAHeight = daHeight
+                s.gasPrice = price
             }
             logger.debug("posted blocks to DA", metadata: [
                 "da_height": "\(daHeight)", "blobs": "\(blobs.count)", "bytes": "\(batch.size)",
                 "heights": "\(batch.items.first!.height)-\(batch.items.last!.height)",
             ])
             return 1
+        }
+    }
+
+    // MARK: Fees
+
+    /// The TxConfig of the next attempt: the configured one with the current gas price and the
+    /// next signing address.
+    private func nextTxConfig() -> DATxConfig {
+        var tx = options.txConfig
+        let (price, signer) = fees.withLock { f in (f.ladder.current, f.signers.take()) }
+        tx.gasPrice = price
+        if let signer { tx.signerAddress = signer }
+        // The DA node caps its own estimate with this; escalation never goes above it either.
+        tx.maxGasPrice = options.maxGasPrice
+        statusBox.withLock { s in
+            if let signer { s.lastSigner = signer }
+        }
+        return tx
+    }
+
+    private func escalateFee(after failure: SubmitFailure, heights batch: Batch) {
+        var estimated: Double?
+        if case .feeTooLow(let e) = failure { estimated = e }
+        let step = fees.withLock { $0.ladder.escalate(estimatedPrice: estimated) }
+        let heights = "\(batch.items.first!.height)-\(batch.items.last!.height)"
+        switch step {
+        case let .raised(from, to):
+            statusBox.withLock { s in
+                s.gasPrice = to
+                s.feeEscalations += 1
+            }
+            logger.notice("raising the DA gas price", metadata: [
+                "reason": "\(failure)", "from": "\(from.map(DATxConfig.decimal) ?? "estimated")",
+                "to": "\(DATxConfig.decimal(to))", "max": "\(DATxConfig.decimal(options.maxGasPrice))",
+                "heights": "\(heights)"])
+        case .atMax(let max):
+            logger.warning("the DA gas price is at --da.max-gas-price and cannot be raised further", metadata: [
+                "reason": "\(failure)", "gas_price": "\(DATxConfig.decimal(max))", "heights": "\(heights)"])
+        case .estimated:
+            logger.info("the DA node estimates the gas price; set --da.gas-price to escalate from a known price",
+                        metadata: ["reason": "\(failure)", "heights": "\(heights)"])
+        case .off:
+            break
         }
     }
 

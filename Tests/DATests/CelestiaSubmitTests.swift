@@ -1,0 +1,74 @@
+import Config
+import DA
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+/// The submission options and the subscription against a real `evnode local-da` process.
+@Suite struct CelestiaSubmitTests {
+    let headers = namespace("s-headers")
+
+    @Test func minGasPriceRefusesWithCelestiaNodesTextAndAcceptsEnough() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h", "--min-gas-price", "0.004"]) { _, client, _ in
+            let blob = [DABlob(namespace: headers, data: bytes("fee"))]
+            do throws(DAError) {
+                _ = try await client.submit(blob, options: DATxConfig(gasPrice: 0.002))
+                Issue.record("a gas price below the minimum was accepted")
+            } catch {
+                #expect(error.description.contains("insufficient fees; got:"))
+                #expect(SubmitFailure.classify(error) == .feeTooLow(estimatedPrice: nil))
+            }
+            let height = try await client.submit(blob, options: DATxConfig(gasPrice: 0.004))
+            #expect(try await client.getAll(height: height, namespaces: [headers]).map(\.data) == [bytes("fee")])
+            // No price: the DA node estimates (the local DA at its minimum).
+            _ = try await client.submit(blob, options: DATxConfig())
+        }
+    }
+
+    @Test func subscriptionNotifiesEveryNewHeight() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h"]) { da, client, _ in
+            let seen = Mutex<[UInt64]>([])
+            let sub = DAHeadSubscription(options: .init(url: da.url, namespace: headers),
+                                         logger: Logger(label: "test")) { h in seen.withLock { $0.append(h) } }
+            let task = Task { await sub.run() }
+            defer { task.cancel() }
+            try await waitFor("subscription live") { sub.status.state == .live }
+            let h1 = try await client.submit([DABlob(namespace: headers, data: bytes("a"))])
+            let h2 = try await client.submit([DABlob(namespace: namespace("other"), data: bytes("b"))])
+            try await waitFor("both heights notified") { seen.withLock { $0.contains(h1) && $0.contains(h2) } }
+            #expect(sub.status.notifications >= 2)
+        }
+    }
+
+    @Test func aNodeWithoutSubscribeMeansPolling() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h", "--no-subscribe"]) { da, _, _ in
+            let sub = DAHeadSubscription(options: .init(url: da.url, namespace: headers), logger: Logger(label: "test")) { _ in }
+            let task = Task { await sub.run() }
+            defer { task.cancel() }
+            try await waitFor("fallen back to polling") {
+                sub.status.state == .polling && (sub.status.lastError ?? "").contains("method not found")
+            }
+        }
+    }
+}
+
+private func waitFor(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    if !condition() { throw DAError.setup("timed out waiting for \(what)") }
+}
+
+@Suite struct HeadSubscriptionURLTests {
+    @Test func webSocketURLsAndIPHosts() {
+        #expect(DAHeadSubscription.webSocketURL("http://127.0.0.1:26658/") == "ws://127.0.0.1:26658/")
+        #expect(DAHeadSubscription.webSocketURL("https://rpc.example.org/celestia") == "wss://rpc.example.org/celestia")
+        #expect(DAHeadSubscription.hasIPAddressHost("https://10.0.0.5:26658/"))
+        #expect(DAHeadSubscription.hasIPAddressHost("https://[::1]:26658/"))
+        #expect(!DAHeadSubscription.hasIPAddressHost("https://localhost:26658/"))
+        #expect(!DAHeadSubscription.hasIPAddressHost("https://rpc.celestia.example:443/"))
+    }
+}
