@@ -68,6 +68,7 @@ public final class EvNode: Sendable {
         let blockCheck = SignedBlockValidator(blockValidator: validator)
         p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
                          source: StoreBlockSource(store: store), validator: blockCheck,
+                         provenHeights: ProvenPeerHeights(validator: validator),
                          logger: Logger(label: "evnode.p2p"))
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         do throws(StoreError) {
@@ -242,7 +243,9 @@ public final class EvNode: Sendable {
             evidence: evidence.count,
             proposer: Hex.encode(setup.genesis.proposerAddress),
             app_hash: Hex.encode(store.state?.appHash ?? []),
-            ha: ha?.status)
+            ha: ha?.status,
+            peer_id: p2p.localID.description,
+            p2p_listen: p2p.listenMultiaddrs.map(\.description))
     }
 }
 

@@ -62,9 +62,16 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var app_hash: String
     /// The HA group (role, leader, lease, last replicated height); absent unless `--raft.enable`.
     public var ha: HAStatus?
+    /// This node's libp2p peer id (`12D3KooW…`).
+    public var peer_id: String?
+    /// This node's P2P listen multiaddrs, each ending in `/p2p/<peer id>`.
+    public var p2p_listen: [String]?
 
     public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
-                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil) {
+                catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil,
+                peer_id: String? = nil, p2p_listen: [String]? = nil) {
+        self.peer_id = peer_id
+        self.p2p_listen = p2p_listen
         self.app_hash = app_hash
         self.ha = ha
         self.mode = mode

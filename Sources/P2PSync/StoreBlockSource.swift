@@ -38,4 +38,10 @@ public struct StoreBlockSource: BlockSource {
             return out
         }
     }
+
+    public func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? {
+        guard hash.count == 32 else { return nil }
+        let store = self.store
+        return try await threadPool.runIfActive { try store.height(forHash: hash) }
+    }
 }

@@ -354,24 +354,35 @@ struct CatchupChain {
     }
 }
 
-// MARK: A peer that announces heights it cannot serve
+// MARK: A peer that proves heights it cannot serve
 
-/// A real P2P node (the project's `P2PService` over TCP) whose store claims `announced` blocks
-/// but holds none: it completes the handshake, announces the height, and answers every range
-/// request with no blocks. This is what a recovering sequencer sees from a peer that is ahead
-/// of DA but cannot (or will not) serve the blocks.
+/// A real P2P node (the project's `P2PService`, libp2p over TCP) whose head is the genesis
+/// proposer's validly signed header at `announced` — so the height is *proven* (SPEC §6) — but
+/// which holds no block: every range request gets NOT_FOUND. This is what a recovering
+/// sequencer sees from a peer that is ahead of DA but cannot (or will not) serve the blocks.
 struct CatchupUnservableSource: BlockSource {
     let announced: UInt64
+    let head: P2PBlock
     func currentHeight() -> UInt64 { announced }
-    func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] { [] }
+    func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
+        from == announced && count == 1 ? [head] : []
+    }
 }
 
 func catchupStartUnservablePeer(chain: CatchupChain, announcing height: UInt64) async throws -> (P2PService, String) {
     let genesis = try chain.genesis
+    let signer = BlockSigner(keyFile: try KeyFile.load(path: HomeLayout(home: chain.aggregatorHome).signerKeyFile))
+    let header = Header(height: height, time: genesis.startTimeNanoseconds + height * 1_000_000_000,
+                        lastHeaderHash: [UInt8](repeating: 1, count: 32), dataHash: BlockData(metadata: nil, txs: []).dataHash,
+                        appHash: [UInt8](repeating: 0, count: 32), proposerAddress: genesis.proposerAddress,
+                        chainID: genesis.chainID)
+    let signed = try signer.sign(header: header)
+    let head = P2PBlock(signedHeader: signed, data: BlockData(metadata: nil, txs: []))
     let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                              nodeKey: KeyFile.generate(), chainID: genesis.chainID,
-                             source: CatchupUnservableSource(announced: height),
-                             validator: SignedBlockValidator(genesis: genesis))
+                             source: CatchupUnservableSource(announced: height, head: head),
+                             validator: SignedBlockValidator(genesis: genesis),
+                             provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: genesis)))
     let address = try await service.start()
-    return (service, "127.0.0.1:\(address.port ?? 0)")
+    return (service, "/ip4/127.0.0.1/tcp/\(address.port ?? 0)/p2p/\(service.localID)")
 }

@@ -80,7 +80,8 @@ import Testing
             let blockCheck = SignedBlockValidator(blockValidator: validator)
             let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                                  nodeKey: KeyFile.generate(), chainID: genesis.chainID,
-                                 source: StoreBlockSource(store: store), validator: blockCheck)
+                                 source: StoreBlockSource(store: store), validator: blockCheck,
+                                 provenHeights: ProvenPeerHeights(validator: validator))
             let metrics = NodeMetrics()
             state = NodeState(metrics: metrics, logger: logger)
             let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: AuthoritativeHeaders(),
