@@ -180,7 +180,7 @@ public final class P2PService: Service, Sendable {
                           metadata: ["peer": "\(target)"])
         }
         logger.info("P2P listening", metadata: [
-            "address": "\(listenMultiaddrs.map(\.description))", "peers": "\(targets.map(\.description))",
+            "address": "\(listenMultiaddrs.map(\.description).joined(separator: ","))", "peers": "\(targets.map(\.description).joined(separator: ","))",
             "chain_id": "\(chainID)", "peer_id": "\(localID)"])
         return address
     }

@@ -47,6 +47,8 @@ def exchange_ids(chain_id):
 
 def make_host(default_security=False, seed=None):
     kp = create_new_key_pair(seed) if seed else create_new_key_pair()
+    from libp2p.peer.id import ID
+    _KEYS[ID.from_pubkey(kp.public_key)] = kp
     if default_security:
         # py-libp2p's own mix (Noise, TLS, secio, plaintext; yamux, mplex): the Swift node must
         # answer `na` to what it does not speak and settle on /noise and /yamux.
@@ -298,7 +300,9 @@ async def exchange(host, remote, proto, request_bytes, close_write=True):
             try:
                 b = await s.read(65536)
             except Exception as e:  # EOF or reset
-                ending = "reset" if "reset" in type(e).__name__.lower() or "reset" in str(e).lower() else "eof"
+                muxed = getattr(s, "muxed_stream", None)
+                was_reset = getattr(muxed, "reset_received", False)
+                ending = "reset" if was_reset or "reset" in type(e).__name__.lower() else "eof"
                 break
             if not b:
                 break
@@ -358,7 +362,7 @@ async def lazy_request(host, remote, proto, request):
             if not b:
                 break
             data += b
-    # Strip the two echoed multistream lines.
+    # The first two frames are the multistream echoes (header, protocol); then the responses.
     frames = parse_frames(data)
     return [f.hex() for f in frames]
 
@@ -391,7 +395,9 @@ async def mode_exchange_server(a):
             def body(bk):
                 return (ev.header_envelope(bytes.fromhex(bk["signed_header_hex"])) if kind == "header"
                         else ev.data_envelope(bytes.fromhex(bk["data_hex"])))
-            if which == "origin" and m.origin == 0:
+            if which == "origin" and m.origin == 0 and a.lie and kind == "header":
+                outb += ev.framed(ev.HeaderResponse(body=lying_head(chain, a.lie), statusCode=ev.OK))
+            elif which == "origin" and m.origin == 0:
                 r = ev.HeaderResponse(body=body(blocks[-1]), statusCode=ev.OK); outb += ev.framed(r)
             elif which == "origin":
                 if m.amount > 64:
@@ -413,6 +419,17 @@ async def mode_exchange_server(a):
         out(event="ready", addr=str(host.get_addrs()[0]), peer_id=host.get_id().to_string())
         await trio.to_thread.run_sync(sys.stdin.readline)
         out(event="result", **served)
+
+
+def lying_head(chain, height):
+    """A header at `height` for this chain, claiming the genesis proposer, signed by another key."""
+    last = ev.P2PSignedHeader()
+    last.ParseFromString(bytes.fromhex(chain["blocks"][-1]["signed_header_hex"]))
+    last.header.height = height
+    impostor = Ed25519PrivateKey.generate()
+    last.signature = impostor.sign(last.header.SerializeToString())
+    last.da_height_hint = 0
+    return last.SerializeToString()
 
 
 def parse_frames_complete(buf):
@@ -445,6 +462,7 @@ def main():
     ap.add_argument("--hash")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--serve", type=int, default=0)
+    ap.add_argument("--lie", type=int, default=0)
     a = ap.parse_args()
     modes = {"handshake": mode_handshake, "gossip-recv": mode_gossip_recv, "gossip-send": mode_gossip_send,
              "exchange-client": mode_exchange_client, "exchange-server": mode_exchange_server}
