@@ -218,6 +218,8 @@ final class FloodSub: Sendable {
             return
         }
         let verdict = validate(Incoming(topic: message.topic, data: Array(message.data), origin: origin, source: source))
+        logger.trace("pubsub message", metadata: ["topic": "\(message.topic)", "from": "\(origin.short)",
+                                                  "source": "\(source.short)", "verdict": "\(verdict)"])
         switch verdict {
         case .accept:
             var rpc = Pubsub_Pb_RPC()

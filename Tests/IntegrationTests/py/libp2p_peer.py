@@ -226,12 +226,20 @@ async def mode_gossip_send(a):
                     await trio.sleep(0.1)
             remote = list(host.get_network().connections.keys())[0]
         # FloodSub sends only to peers that announced the topic: wait for the Swift node's hello.
+        # ...and for py's own outbound stream to it (py skips peers it has no stream to yet).
         with trio.fail_after(30):
-            while remote not in ps.peer_topics.get(th, set()) and remote not in ps.peer_topics.get(th, []):
+            while (remote not in ps.peer_topics.get(th, ()) or remote not in ps.peer_topics.get(td, ())
+                   or remote not in ps.peers or ps.peer_queues.get(remote) is None):
                 await trio.sleep(0.05)
+        async def drained():
+            # py-libp2p's per-peer outbound queue holds 32 RPCs and drops beyond that.
+            q = ps.peer_queues.get(remote)
+            while q is not None and len(q) > 8:
+                await trio.sleep(0.005)
         for b in chain["blocks"]:
             await ps.publish(th, ev.header_envelope(bytes.fromhex(b["signed_header_hex"])))
             await ps.publish(td, ev.data_envelope(bytes.fromhex(b["data_hex"])))
+            await drained()
         out(event="published", count=len(chain["blocks"]))
         # Wait for the test to tell us (stdin line) to send the bad messages.
         line = await trio.to_thread.run_sync(sys.stdin.readline)
@@ -446,6 +454,9 @@ def parse_frames_complete(buf):
 
 
 def main():
+    import logging, os
+    if os.environ.get("LIBP2P_PEER_LOG"):
+        logging.basicConfig(level=os.environ["LIBP2P_PEER_LOG"], stream=sys.stderr)
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
     ap.add_argument("--chain-id", required=True)
