@@ -386,3 +386,26 @@ func catchupStartUnservablePeer(chain: CatchupChain, announcing height: UInt64) 
     let address = try await service.start()
     return (service, "/ip4/127.0.0.1/tcp/\(address.port ?? 0)/p2p/\(service.localID)")
 }
+
+/// A liar: its head answer claims `height` with a header that names the genesis proposer but is
+/// signed by another key — an unproven claim (SPEC §6) — and it serves nothing.
+func catchupStartLiar(chain: CatchupChain, claiming height: UInt64) async throws -> (P2PService, String) {
+    let genesis = try chain.genesis
+    let impostor = BlockSigner(keyFile: KeyFile.generate())
+    let header = Header(height: height, time: genesis.startTimeNanoseconds + 1_000_000_000,
+                        lastHeaderHash: [UInt8](repeating: 1, count: 32), dataHash: BlockData(metadata: nil, txs: []).dataHash,
+                        appHash: [UInt8](repeating: 0, count: 32), proposerAddress: genesis.proposerAddress,
+                        chainID: genesis.chainID)
+    var signed = try impostor.sign(header: header)
+    // The signer claims to be the proposer; only the signature gives it away.
+    signed = SignedHeader(header: signed.header, signature: signed.signature,
+                          signer: Signer(address: genesis.proposerAddress, pubKey: signed.signer.pubKey))
+    let head = P2PBlock(signedHeader: signed, data: BlockData(metadata: nil, txs: []))
+    let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
+                             nodeKey: KeyFile.generate(), chainID: genesis.chainID,
+                             source: CatchupUnservableSource(announced: height, head: head),
+                             validator: SignedBlockValidator(genesis: genesis),
+                             provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: genesis)))
+    let address = try await service.start()
+    return (service, "/ip4/127.0.0.1/tcp/\(address.port ?? 0)/p2p/\(service.localID)")
+}

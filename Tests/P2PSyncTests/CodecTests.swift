@@ -105,6 +105,35 @@ import Testing
     }
 }
 
+@Suite struct YamuxSessionTests {
+    /// Streams opened concurrently may announce themselves out of id order (go-yamux accepts
+    /// that); only an id that is open now is a duplicate.
+    @Test func synsOutOfOrderAreStreamsAndAReopenedIDIsAViolation() throws {
+        let listener = YamuxSession(isDialer: false)
+        var frames = ByteBuffer()
+        frames.writeImmutableBuffer(Yamux.header(.windowUpdate, .syn, stream: 3, length: 0))
+        frames.writeImmutableBuffer(Yamux.header(.windowUpdate, .syn, stream: 1, length: 0))
+        try listener.receive(&frames)
+        #expect(listener.streamCount == 2)
+        var again = Yamux.header(.windowUpdate, .syn, stream: 3, length: 0)
+        #expect(throws: LinkError.self) { try listener.receive(&again) }
+        var ours = Yamux.header(.windowUpdate, .syn, stream: 2, length: 0)
+        #expect(throws: LinkError.self) { try listener.receive(&ours) }
+        listener.close()
+    }
+
+    /// A peer that overruns a stream's 256 KiB window is a protocol violation.
+    @Test func dataBeyondTheWindowIsAViolation() throws {
+        let listener = YamuxSession(isDialer: false)
+        var open = Yamux.header(.windowUpdate, .syn, stream: 1, length: 0)
+        try listener.receive(&open)
+        var flood = Yamux.header(.data, [], stream: 1, length: Yamux.initialWindow + 1)
+        flood.writeBytes([UInt8](repeating: 0, count: Int(Yamux.initialWindow) + 1))
+        #expect(throws: LinkError.self) { try listener.receive(&flood) }
+        listener.close()
+    }
+}
+
 enum PeerIDVector {
     /// py-libp2p 0.8.1: Ed25519 key from a seed of 32 zero bytes.
     static let zeroSeed = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"

@@ -87,17 +87,17 @@ final class YamuxSession: Sendable {
     // MARK: Streams
 
     func openStream() throws -> YamuxStream {
-        let stream = try state.withLock { s -> YamuxStream in
+        try state.withLock { s -> YamuxStream in
             guard !s.closed, !s.goAwayReceived else { throw LinkError.closed }
             guard s.streams.count < limits.maxStreams else { throw LinkError.protocolViolation("too many open streams") }
             let id = s.nextStreamID
             s.nextStreamID &+= 2
             let stream = YamuxStream(id: id, session: self)
             s.streams[id] = stream
+            // Queued under the lock: SYNs leave in id order even when streams open concurrently.
+            send(.windowUpdate, .syn, stream: id, length: 0)
             return stream
         }
-        send(.windowUpdate, .syn, stream: stream.id, length: 0)
-        return stream
     }
 
     func remove(_ id: UInt32) {
@@ -180,10 +180,12 @@ final class YamuxSession: Sendable {
                 throw LinkError.protocolViolation("peer opened stream \(id) with our parity")
             }
             let created = try state.withLock { s -> YamuxStream? in
-                guard s.streams[id] == nil, id > s.highestRemoteID else {
+                // Like go-yamux: only an id that is open now is a duplicate (SYNs of streams
+                // opened concurrently may arrive out of id order).
+                guard s.streams[id] == nil else {
                     throw LinkError.protocolViolation("peer reopened stream \(id)")
                 }
-                s.highestRemoteID = id
+                s.highestRemoteID = max(s.highestRemoteID, id)
                 guard !s.closed else { return nil }
                 guard s.streams.count < limits.maxStreams else {
                     refused = true
