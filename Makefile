@@ -1,6 +1,6 @@
 # evnode — see README.md. `make run` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server python3-venv stunnel4 openssl
+APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server python3-venv stunnel4 openssl protobuf-compiler
 # The EVM tests' execution client: py-evm (+ pycryptodome, its keccak backend) behind the Engine
 # API server in Tests/EVM; eth-account signs the test transfers; coincurve makes py-evm's
 # signature recovery native (10× faster blocks). A virtualenv in .build.
@@ -9,7 +9,7 @@ EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincu
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps deps-evm build release test run bench bench-quick clean
+.PHONY: deps deps-evm build release test run bench bench-quick clean protos
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -24,6 +24,7 @@ deps:
 	  echo "deps: all present ($(APT_PACKAGES))"; \
 	fi
 	@$(MAKE) --no-print-directory deps-evm
+	@$(MAKE) --no-print-directory $(LIBP2P_VENV)/.installed
 
 # Idempotent: the virtualenv is made once and the packages installed only when one is missing.
 deps-evm:
@@ -34,6 +35,22 @@ deps-evm:
 	else \
 	  echo "deps-evm: py-evm test EL present ($(EVM_VENV))"; \
 	fi
+
+# The py-libp2p test peer (Tests/IntegrationTests/py) runs in its own virtualenv: libp2p 0.8.1
+# pins protobuf 6.33.x, which the peer's messages are built with (from descriptors, no codegen).
+LIBP2P_VENV := $(CURDIR)/.build/venv-libp2p
+$(LIBP2P_VENV)/.installed:
+	python3 -m venv $(LIBP2P_VENV)
+	$(LIBP2P_VENV)/bin/pip install -q 'libp2p==0.8.1' 'protobuf>=6.33,<6.34'
+	touch $@
+
+# Regenerates Sources/P2PSync/Generated from Protos/ (committed; not part of the build).
+# Needs protoc-gen-swift: `swift build -c release --product protoc-gen-swift` in a checkout of
+# apple/swift-protobuf 1.39.0, then PROTOC_GEN_SWIFT=<its .build/release/protoc-gen-swift>.
+PROTOC_GEN_SWIFT ?= protoc-gen-swift
+protos:
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/P2PSync/Generated \
+	  --swift_opt=Visibility=Internal -IProtos Protos/*.proto
 
 build: deps
 	$(SWIFT) build

@@ -108,8 +108,8 @@ public enum ConfigLoader {
                 tlsCAFile: reader.string("da.tls_ca_file").trimmingWhitespace(),
                 subscribe: try reader.bool("da.subscribe")),
             p2p: P2PConfig(
-                listen: try reader.hostPort("p2p.listen", allowPortZero: true),
-                peers: try reader.hostPortList("p2p.peers")),
+                listen: try reader.p2pListen("p2p.listen"),
+                peers: try reader.p2pPeerList("p2p.peers")),
             rpc: RPCConfig(address: try reader.hostPort("rpc.address", allowPortZero: true)),
             raft: RaftConfig(
                 enable: try reader.bool("raft.enable"),
@@ -184,11 +184,11 @@ public enum ConfigLoader {
 struct ValueReader {
     let values: [String: RawSetting]
 
-    private func raw(_ key: String) -> RawSetting {
+    func raw(_ key: String) -> RawSetting {
         values[key] ?? RawSetting(value: Settings.byKey[key]?.defaultValue ?? "", source: "default")
     }
 
-    private func fail(_ key: String, _ reason: String) -> ConfigError {
+    func fail(_ key: String, _ reason: String) -> ConfigError {
         let r = raw(key)
         let flag = Settings.byKey[key].map { "--\($0.flag)" } ?? key
         return .invalidValue(field: "\(key) (\(flag))", value: r.value, source: r.source, reason: reason)
@@ -369,7 +369,7 @@ struct ValueReader {
         return v
     }
 
-    private func splitList(_ s: String) -> [String] {
+    func splitList(_ s: String) -> [String] {
         s.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
     }
 }

@@ -17,7 +17,10 @@ public struct HomeLayout: Sendable, Equatable {
     public var signerKeyFile: String { configDirectory + "/signer.key" }
     /// The signer's high-water mark: the last height it signed, written before a signature leaves.
     public var signerStateFile: String { configDirectory + "/signer.state" }
-    public var nodeKeyFile: String { configDirectory + "/node.key" }
+    /// The P2P identity, in ev-node's format (`NodeKeyFile`).
+    public var nodeKeyFile: String { configDirectory + "/node_key.json" }
+    /// Where earlier versions kept the node key (`KeyFile` format); read when `node_key.json` is absent.
+    public var legacyNodeKeyFile: String { configDirectory + "/node.key" }
     /// The block store (RocksDB).
     public var storeDirectory: String { dataDirectory + "/store" }
 }
@@ -28,6 +31,8 @@ public enum HomeInitializer {
         public let layout: HomeLayout
         public let genesis: Genesis
         public let signerAddress: [UInt8]
+        /// The node key's raw Ed25519 public key (its libp2p peer id is derived from it).
+        public let nodePublicKey: [UInt8]
     }
 
     public static func initialize(home: String, chainID: String, aggregator: Bool,
@@ -37,7 +42,8 @@ public enum HomeInitializer {
             throw .invalidValue(field: "chain id (--chain-id)", value: chainID, source: "command line", reason: problem)
         }
         let layout = HomeLayout(home: home)
-        for existing in [layout.configFile, layout.genesisFile, layout.signerKeyFile, layout.nodeKeyFile]
+        for existing in [layout.configFile, layout.genesisFile, layout.signerKeyFile, layout.nodeKeyFile,
+                         layout.legacyNodeKeyFile]
         where FileIO.exists(existing) {
             throw .file(path: existing, reason: "already exists; refusing to overwrite an existing home")
         }
@@ -54,7 +60,7 @@ public enum HomeInitializer {
         // Keys first: a home with keys but no config is re-initialisable by hand; the reverse
         // (config pointing at a missing key) would confuse `start`.
         try signer.save(path: layout.signerKeyFile)
-        try nodeKey.save(path: layout.nodeKeyFile)
+        try NodeKeyFile.save(nodeKey, path: layout.nodeKeyFile)
         do {
             try FileIO.writeAtomically(layout.genesisFile, genesis.jsonText(), exclusive: true)
             try FileIO.writeAtomically(layout.configFile, ConfigTemplate.yaml(aggregator: aggregator, chainID: chainID),
@@ -62,7 +68,7 @@ public enum HomeInitializer {
         } catch {
             throw .file(path: error.path, reason: error.description)
         }
-        return Result(layout: layout, genesis: genesis, signerAddress: signer.address)
+        return Result(layout: layout, genesis: genesis, signerAddress: signer.address, nodePublicKey: nodeKey.publicKey)
     }
 }
 

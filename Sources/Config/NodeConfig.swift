@@ -72,7 +72,13 @@ public struct DAConfig: Sendable, Equatable {
 
 public struct P2PConfig: Sendable, Equatable {
     public var listen: HostPort
-    public var peers: [HostPort]
+    /// Multiaddrs (`/ip4/…/tcp/…/p2p/<id>`) or `host:port` (see `P2PPeerAddress`).
+    public var peers: [P2PPeerAddress]
+
+    public init(listen: HostPort, peers: [P2PPeerAddress]) {
+        self.listen = listen
+        self.peers = peers
+    }
 }
 
 public struct RPCConfig: Sendable, Equatable {

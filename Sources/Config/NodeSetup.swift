@@ -33,7 +33,10 @@ public struct NodeSetup: Sendable {
         }
         let nodeKey: KeyFile
         if FileIO.exists(layout.nodeKeyFile) {
-            nodeKey = try KeyFile.load(path: layout.nodeKeyFile)
+            nodeKey = try NodeKeyFile.load(path: layout.nodeKeyFile)
+        } else if FileIO.exists(layout.legacyNodeKeyFile) {
+            // A home from before node_key.json: keep its identity.
+            nodeKey = try KeyFile.load(path: layout.legacyNodeKeyFile)
         } else {
             // A node key is an identity, not a secret that matters to the chain: make one on
             // first start so that a hand-assembled full-node home (genesis only) just works.
@@ -43,7 +46,7 @@ public struct NodeSetup: Sendable {
             } catch {
                 throw .file(path: error.path, reason: error.description)
             }
-            try nodeKey.save(path: layout.nodeKeyFile)
+            try NodeKeyFile.save(nodeKey, path: layout.nodeKeyFile)
         }
         return NodeSetup(layout: layout, config: config, genesis: genesis, signer: signer, nodeKey: nodeKey)
     }

@@ -356,7 +356,9 @@ public final class EvNode: Sendable {
             app_hash: Hex.encode(store.state?.appHash ?? []),
             ha: ha?.status,
             da: daStatus(),
-            execution: evm.map { ExecutionStatus(evm: $0) } ?? ExecutionStatus(kind: "kv"))
+            execution: evm.map { ExecutionStatus(evm: $0) } ?? ExecutionStatus(kind: "kv"),
+            peer_id: p2p.localID.description,
+            p2p_listen: p2p.listenMultiaddrs.map(\.description))
     }
 
     /// The DA follower's view (failures, junk) plus submission (fees, back-pressure) and

@@ -117,12 +117,18 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     public var da: DA?
     /// The execution layer and, for an EL, whether it answers.
     public var execution: ExecutionStatus?
+    /// This node's libp2p peer id (`12D3KooW…`).
+    public var peer_id: String?
+    /// This node's P2P listen multiaddrs, each ending in `/p2p/<peer id>`.
+    public var p2p_listen: [String]?
 
     public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
                 catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil,
-                da: DA? = nil, execution: ExecutionStatus? = nil) {
+                da: DA? = nil, execution: ExecutionStatus? = nil, peer_id: String? = nil, p2p_listen: [String]? = nil) {
         self.da = da
         self.execution = execution
+        self.peer_id = peer_id
+        self.p2p_listen = p2p_listen
         self.app_hash = app_hash
         self.ha = ha
         self.mode = mode

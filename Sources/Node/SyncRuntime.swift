@@ -114,11 +114,14 @@ final class SyncRuntime: Sendable {
     /// (head not reached and the store advancing), DA is left to do the work.
     private func fetchFromPeers() async {
         var idle: Duration = .milliseconds(100)
+        // Once peers deliver, keep asking them: the store's progress is then their doing, not DA's.
+        var peersDelivering = false
         while !Task.isCancelled {
             let progress = pipeline.progress
             let stalled = ContinuousClock.now - progress.lastProgress > .seconds(2)
             guard let peerMax = p2p.maxPeerHeight, peerMax > progress.storeHeight,
-                  follower.status.headReached || stalled else {
+                  follower.status.headReached || stalled || peersDelivering else {
+                peersDelivering = false
                 try? await Task.sleep(for: idle)
                 continue
             }
@@ -139,6 +142,7 @@ final class SyncRuntime: Sendable {
                 }
                 fetchError.withLock { $0 = nil }
                 idle = .milliseconds(100)
+                peersDelivering = true
                 await pipeline.submit(candidates)
                 // Let the pipeline apply before asking again for the same heights.
                 while !Task.isCancelled, pipeline.progress.storeHeight < candidates.last!.height,
@@ -155,6 +159,7 @@ final class SyncRuntime: Sendable {
                     logger.warning("could not fetch blocks from peers", metadata: [
                         "from": "\(from)", "to": "\(to)", "peer_max": "\(peerMax)", "error": "\(error)"])
                 }
+                peersDelivering = false
                 idle = min(idle * 2, .seconds(2))
                 try? await Task.sleep(for: idle)
             }

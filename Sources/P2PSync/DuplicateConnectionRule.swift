@@ -1,10 +1,3 @@
-/// What both ends of an authenticated connection know about it in the same terms: which node
-/// dialled it and the nonce the dialler sent in its hello. The dialler knows its own nonce, the
-/// listener read it from the hello, so both ends compute the same value for the same connection.
-struct ConnectionOrigin: Sendable, Equatable {
-    let dialer: PeerID
-    let dialerNonce: [UInt8]
-}
 
 /// Which of two authenticated connections between the same two nodes both nodes keep.
 ///
@@ -23,4 +16,11 @@ enum DuplicateConnectionRule {
         }
         return candidate.dialerNonce.lexicographicallyPrecedes(existing.dialerNonce)
     }
+}
+
+/// Which node dialled a connection, and a value unique to it that both ends know (the Noise
+/// handshake hash), so both ends order duplicate connections the same way.
+struct ConnectionOrigin: Sendable, Equatable {
+    let dialer: PeerID
+    let dialerNonce: [UInt8]
 }

@@ -23,14 +23,20 @@ public struct P2PBlock: Sendable, Hashable {
         self.encodedData = encodedData
     }
 
-    /// Bytes this block takes inside a frame (see `P2PMessage`).
+    /// Bytes of `encoded()`.
     public var wireSize: Int { 8 + 32 + 4 + encodedSignedHeader.count + 4 + encodedData.count }
 
-    /// The block as it stands inside a frame, on its own (e.g. stored elsewhere than on the wire).
+    /// The block in one self-delimiting record (the HA group's replicated block uses it):
+    /// height, header hash, u32-length-prefixed signed header, u32-length-prefixed data.
     public func encoded() -> [UInt8] {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(wireSize)
-        P2PMessage.write(self, into: &buffer)
+        buffer.writeInteger(height)
+        buffer.writeBytes(headerHash)
+        buffer.writeInteger(UInt32(truncatingIfNeeded: encodedSignedHeader.count))
+        buffer.writeBytes(encodedSignedHeader)
+        buffer.writeInteger(UInt32(truncatingIfNeeded: encodedData.count))
+        buffer.writeBytes(encodedData)
         return buffer.readBytes(length: buffer.readableBytes) ?? []
     }
 
@@ -54,33 +60,6 @@ public struct ReceivedBlock: Sendable, Equatable {
     }
 }
 
-/// A node's identity on the P2P network: SHA-256 of its raw Ed25519 node public key.
-public struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public let bytes: [UInt8]
-
-    public init(publicKey: [UInt8]) {
-        self.bytes = Array(SHA256.hash(data: publicKey))
-    }
-
-    public init(key: KeyFile) {
-        self.init(publicKey: key.publicKey)
-    }
-
-    init(bytes: [UInt8]) {
-        self.bytes = bytes
-    }
-
-    /// Lowercase hex of the 32 bytes.
-    public var description: String { Hex.encode(bytes) }
-
-    /// The first 12 hex digits, for log lines.
-    public var short: String { String(description.prefix(12)) }
-
-    public static func < (lhs: PeerID, rhs: PeerID) -> Bool {
-        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
-    }
-}
-
 /// 32 bytes packed into four words: a cheap key for the seen-set.
 struct HashKey: Hashable, Sendable {
     let a: UInt64, b: UInt64, c: UInt64, d: UInt64
@@ -94,5 +73,60 @@ struct HashKey: Hashable, Sendable {
             return w
         }
         a = word(0); b = word(1); c = word(2); d = word(3)
+    }
+}
+
+/// Strict reader of `P2PBlock.encoded()`.
+struct PayloadReader {
+    var buffer: ByteBuffer
+    let message: String
+
+    mutating func integer<T: FixedWidthInteger>(_: T.Type, _ field: String) throws(WireDecodeError) -> T {
+        guard let v = buffer.readInteger(as: T.self) else { throw .truncated(message: message, field: field) }
+        return v
+    }
+
+    mutating func bytes(_ count: Int, _ field: String) throws(WireDecodeError) -> [UInt8] {
+        guard count <= buffer.readableBytes, let b = buffer.readBytes(length: count) else {
+            throw .truncated(message: message, field: field)
+        }
+        return b
+    }
+
+    mutating func utf8(count: Int, _ field: String) throws(WireDecodeError) -> String {
+        let raw = try bytes(count, field)
+        let text = String(decoding: raw, as: UTF8.self)
+        // Decoding repairs invalid sequences; a repaired string no longer matches the bytes.
+        guard text.utf8.elementsEqual(raw) else {
+            throw .invalidField(message: message, field: field, reason: "is not valid UTF-8")
+        }
+        return text
+    }
+
+    /// A u32 length followed by that many bytes; the length is checked before anything is copied.
+    mutating func lengthPrefixed(_ field: String) throws(WireDecodeError) -> [UInt8] {
+        let length = try integer(UInt32.self, "\(field) length")
+        guard Int(length) <= buffer.readableBytes else {
+            throw .truncated(message: message, field: field)
+        }
+        return try bytes(Int(length), field)
+    }
+
+    mutating func block() throws(WireDecodeError) -> P2PBlock {
+        let height = try integer(UInt64.self, "block height")
+        guard height >= 1 else {
+            throw .outOfBounds(message: message, field: "block height", value: 0, allowed: "≥ 1")
+        }
+        let hash = try bytes(32, "header hash")
+        let header = try lengthPrefixed("signed header")
+        guard !header.isEmpty else {
+            throw .invalidField(message: message, field: "signed header", reason: "is empty")
+        }
+        let data = try lengthPrefixed("data")
+        return P2PBlock(height: height, headerHash: hash, encodedSignedHeader: header, encodedData: data)
+    }
+
+    func finish() throws(WireDecodeError) {
+        if buffer.readableBytes > 0 { throw .trailingBytes(message: message, count: buffer.readableBytes) }
     }
 }

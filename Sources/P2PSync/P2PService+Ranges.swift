@@ -1,68 +1,14 @@
-import NIOCore
+import Block
+import Logging
 
 extension P2PService {
-    // MARK: Serving
-
-    /// Answers a peer's range request from the `BlockSource`, off the event loop. At most
-    /// `maxServedRequestsPerPeer` at once per peer; more get `busy`.
-    func serve(_ request: RangeRequest, for conn: PeerConnection) {
-        let admitted = conn.withState { s -> Bool in
-            guard s.servingRequests < settings.maxServedRequestsPerPeer else { return false }
-            s.servingRequests += 1
-            return true
-        }
-        guard admitted else {
-            let busy = RangeResponse(requestID: request.requestID, status: .busy, blocks: [])
-            deliver(P2PMessage.rangeResponse(busy).frame(), to: conn, policy: .reliable)
-            return
-        }
-        let frameLimit = min(settings.maxFrameBytes, conn.peerMaxFrameBytes)
-        Task { [self] in
-            defer { conn.withState { $0.servingRequests -= 1 } }
-            let response: RangeResponse
-            do {
-                let blocks = try await source.blocks(from: request.from, count: Int(request.count))
-                response = RangeResponse(requestID: request.requestID, status: .ok,
-                                         blocks: Self.fitting(blocks, from: request.from, count: Int(request.count),
-                                                              frameLimit: frameLimit))
-                if response.blocks.isEmpty, let first = blocks.first, first.height == request.from {
-                    logger.warning("block too large for the peer's frame limit",
-                                   metadata: ["height": "\(first.height)", "peer": "\(conn.label)",
-                                              "limit": "\(frameLimit)"])
-                }
-            } catch {
-                logger.error("cannot read blocks for a peer's range request",
-                             metadata: ["from": "\(request.from)", "count": "\(request.count)", "error": "\(error)"])
-                response = RangeResponse(requestID: request.requestID, status: .failed, blocks: [])
-            }
-            deliver(P2PMessage.rangeResponse(response).frame(), to: conn, policy: .reliable)
-        }
-    }
-
-    /// The contiguous prefix of `blocks` starting at `from`, at most `count`, that fits a frame.
-    static func fitting(_ blocks: [P2PBlock], from: UInt64, count: Int, frameLimit: Int) -> [P2PBlock] {
-        var size = 1 + 8 + 1 + 2 // type, request id, status, block count
-        var out: [P2PBlock] = []
-        for (i, block) in blocks.prefix(count).enumerated() {
-            guard block.height == from + UInt64(i), block.headerHash.count == P2PProtocol.hashSize else { break }
-            size += block.wireSize
-            guard size <= frameLimit else { break }
-            out.append(block)
-        }
-        return out
-    }
-
-    // MARK: Requesting
-
-    /// Fetches heights `from...to` from peers, in order. Splits the range into requests of at
-    /// most 64 blocks, sends them (a few in parallel) to peers that announced the heights,
-    /// validates every block with the `GossipValidator` (a peer that sends a rejected block or a
-    /// response that does not match the request is banned), and retries another peer after a
-    /// timeout, refusal or failure. Throws `P2PError.rangeUnavailable` when no connected peer can
-    /// supply some height.
+    /// Fetches heights `from...to` from peers over go-header's exchange, in order: chunks of at
+    /// most 64, headers from headerSync and data from dataSync, paired and checked with the
+    /// `GossipValidator` (a peer whose answer is wrong is banned), partial answers continued,
+    /// another peer tried after a failure. Throws `rangeUnavailable` when no peer supplies a height.
     public func requestRange(from: UInt64, to: UInt64) async throws(P2PError) -> [P2PBlock] {
         guard from >= 1, from <= to else { throw .invalidRange(from: from, to: to) }
-        guard registry.withLockedValue({ $0.isRunning }) else { throw .notRunning }
+        guard registry.withLock({ $0.isRunning }) else { throw .notRunning }
         let chunk = UInt64(P2PProtocol.maxBlocksPerRequest)
         let chunkCount = (to - from) / chunk + 1
         func bounds(_ i: UInt64) -> (UInt64, Int) {
@@ -82,8 +28,7 @@ extension P2PService {
             }
             while let (index, result) = await group.next() {
                 switch result {
-                case .success(let blocks):
-                    results[index] = blocks
+                case .success(let blocks): results[index] = blocks
                 case .failure(let error):
                     failure = failure ?? error
                     group.cancelAll()
@@ -104,142 +49,109 @@ extension P2PService {
         return try outcome.get()
     }
 
-    /// Fetches one chunk (≤ 64 heights), accepting partial answers and asking again for the rest.
     private func fetchChunk(start: UInt64, count: Int) async -> Result<[P2PBlock], P2PError> {
         let end = start + UInt64(count) - 1
         var blocks: [P2PBlock] = []
         blocks.reserveCapacity(count)
         var next = start
         var excluded: Set<PeerID> = []
-        var busyRounds = 0
-        var lastProblem = "no connected peer announced height \(end)"
+        var lastProblem = "no connected peer proved height \(start)"
         while next <= end {
             if Task.isCancelled { return .failure(.cancelled) }
-            guard let (conn, id) = pickPeer(covering: next, end, excluding: excluded) else {
+            guard let conn = pickPeer(covering: next, end, excluding: excluded) else {
                 return .failure(.rangeUnavailable(from: next, to: end, reason: lastProblem))
             }
-            let want = UInt16(end - next + 1)
-            let response: RangeResponse
-            switch await request(from: next, count: want, to: conn) {
+            let id = conn.remote
+            let want = end - next + 1
+            registry.withLock { $0.peers[id]?.inFlight += 1 }
+            let answer = await fetch(from: next, amount: want, on: conn)
+            registry.withLock { $0.peers[id]?.inFlight -= 1 }
+            switch answer {
             case .failure(let problem):
-                conn.withState { $0.requestsFailed += 1 }
+                registry.withLock { $0.peers[id]?.requestsFailed += 1 }
                 excluded.insert(id)
                 lastProblem = "peer \(id.short): \(problem)"
                 logger.debug("range request failed", metadata: ["peer": "\(id.short)", "from": "\(next)",
                                                                 "count": "\(want)", "reason": "\(problem)"])
-                continue
-            case .success(let r):
-                response = r
-            }
-            switch response.status {
-            case .busy:
-                busyRounds += 1
-                if busyRounds > 50 {
+            case .success(let got):
+                if got.isEmpty {
+                    registry.withLock { $0.peers[id]?.requestsFailed += 1 }
                     excluded.insert(id)
-                    lastProblem = "peer \(id.short) stayed busy"
+                    lastProblem = "peer \(id.short) has none of \(next)...\(end)"
+                    continue
                 }
-                try? await Task.sleep(for: .milliseconds(10 * min(busyRounds, 20)))
-                continue
-            case .failed:
-                conn.withState { $0.requestsFailed += 1 }
-                excluded.insert(id)
-                lastProblem = "peer \(id.short) could not read its store"
-                continue
-            case .ok:
-                break
-            }
-            if response.blocks.isEmpty {
-                conn.withState { $0.requestsFailed += 1 }
-                excluded.insert(id)
-                lastProblem = "peer \(id.short) has none of \(next)...\(end)"
-                continue
-            }
-            if let problem = check(response.blocks, from: next, max: Int(want)) {
-                punish(conn, for: problem)
-                excluded.insert(id)
-                lastProblem = "peer \(id.short) sent a bad response"
-                continue
-            }
-            blocks += response.blocks
-            next += UInt64(response.blocks.count)
-            conn.withState { s in
-                s.requestsAnswered += 1
-                s.lastResponseAt = .now
+                blocks += got
+                next += UInt64(got.count)
+                registry.withLock { r in
+                    r.peers[id]?.requestsAnswered += 1
+                    r.peers[id]?.lastResponseAt = .now
+                }
             }
         }
         return .success(blocks)
     }
 
-    /// The misbehaviour in a range response, if any: wrong count or heights, or a block the
-    /// validator rejects (`ignore` is fine here: the caller asked for these heights).
-    private func check(_ blocks: [P2PBlock], from: UInt64, max: Int) -> Misbehaviour? {
-        guard blocks.count <= max else {
-            return .invalidResponse("\(blocks.count) blocks for a request of \(max)")
-        }
-        for (i, block) in blocks.enumerated() {
-            guard block.height == from + UInt64(i) else {
-                return .invalidResponse("block \(i) has height \(block.height), expected \(from + UInt64(i))")
-            }
-            if case .reject(let reason) = validator.validate(block) {
-                return .invalidBlock(height: block.height, reason: reason)
-            }
-        }
-        return nil
-    }
-
-    /// A connected peer for heights `from...to`: one that announced `to` if any, else one that
-    /// announced at least `from` (it may answer part); fewest requests in flight first.
-    private func pickPeer(covering from: UInt64, _ to: UInt64,
-                          excluding excluded: Set<PeerID>) -> (PeerConnection, PeerID)? {
-        let candidates = registry.withLockedValue { r in
-            r.ready.filter { !excluded.contains($0.key) }.map { ($0.value, $0.key) }
-        }
-        let withHeights = candidates.compactMap { conn, id -> (PeerConnection, PeerID, UInt64, Int)? in
-            guard let h = conn.announcedHeight, h >= from else { return nil }
-            return (conn, id, h, conn.inFlightRequests)
-        }
-        let covering = withHeights.filter { $0.2 >= to }
-        let pool = covering.isEmpty ? withHeights : covering
-        guard let best = pool.min(by: { $0.3 < $1.3 }) else { return nil }
-        let ties = pool.filter { $0.3 == best.3 }
-        let pick = ties.randomElement() ?? best
-        return (pick.0, pick.1)
-    }
-
-    /// One request/response exchange with a timeout.
-    private func request(from: UInt64, count: UInt16, to conn: PeerConnection) async -> Result<RangeResponse, RequestFailure> {
-        let id = makeRequestID()
-        guard let promise = conn.addPendingRequest(id) else { return .failure(RequestFailure("connection closed")) }
+    /// Headers and data `[from, from + amount)` from one peer, paired and checked; a wrong
+    /// answer bans the peer and counts as a failure.
+    private func fetch(from: UInt64, amount: UInt64, on conn: Libp2pConnection) async -> Result<[P2PBlock], RangeFailure> {
+        let request = HeaderExchange.rangeRequest(from: from, amount: amount)
+        let host = self.host
         let timeout = settings.requestTimeout
-        let timer = conn.channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
-            conn.takePendingRequest(id)?.fail(RequestTimedOut(timeout: timeout))
-        }
-        let frame = P2PMessage.rangeRequest(RangeRequest(requestID: id, from: from, count: count)).frame()
-        switch conn.send(frame, policy: .reliable) {
-        case .sent:
-            break
-        case .dropped, .closed, .overflow:
-            conn.takePendingRequest(id)?.fail(ChannelError.ioOnClosedChannel)
-        }
+        let headerNetwork = self.headerNetwork, dataNetwork = self.dataNetwork
+        async let headersTask = HeaderExchange.request(request, network: headerNetwork, on: conn, host: host, timeout: timeout)
+        async let dataTask = HeaderExchange.request(request, network: dataNetwork, on: conn, host: host, timeout: timeout)
+        let headers: [[UInt8]], datas: [[UInt8]]
         do {
-            let response = try await promise.futureResult.get()
-            timer.cancel()
-            return .success(response)
-        } catch let error as RequestTimedOut {
-            return .failure(RequestFailure("\(error)"))
+            headers = try await headersTask
+            datas = try await dataTask
+        } catch let error as HeaderExchange.ClientError {
+            punish(conn.remote, reason: "\(error)")
+            return .failure(RangeFailure(description: "\(error)"))
         } catch {
-            timer.cancel()
-            return .failure(RequestFailure("connection closed"))
+            return .failure(RangeFailure(description: "\(error)"))
         }
+        let n = min(headers.count, datas.count)
+        var out: [P2PBlock] = []
+        out.reserveCapacity(n)
+        for i in 0..<n {
+            let height = from + UInt64(i)
+            do {
+                let signed = try decodeHeader(headers[i])
+                let (_, dataBody) = try decodeData(datas[i])
+                let (headerBody, _) = try P2PEnvelope.strip(headers[i], hintField: P2PEnvelope.headerHintField)
+                guard signed.header.height == height else {
+                    throw RangeFailure(description: "response \(i) is height \(signed.header.height), expected \(height)")
+                }
+                let block = P2PBlock(height: height, headerHash: signed.header.hash,
+                                     encodedSignedHeader: headerBody, encodedData: dataBody)
+                if case .reject(let reason) = validator.validate(block) {
+                    throw RangeFailure(description: "block \(height): \(reason)")
+                }
+                out.append(block)
+            } catch {
+                punish(conn.remote, reason: "header-ex range answer: \(error)")
+                return .failure(RangeFailure(description: "\(error)"))
+            }
+        }
+        return .success(out)
+    }
+
+    /// A connected peer whose proven head covers `to` if any, else one covering `from`; fewest
+    /// requests in flight first.
+    private func pickPeer(covering from: UInt64, _ to: UInt64, excluding excluded: Set<PeerID>) -> Libp2pConnection? {
+        let conns = host.connections.filter { !$0.isClosed && !excluded.contains($0.remote) }
+        let states = registry.withLock { $0.peers }
+        let candidates = conns.compactMap { c -> (Libp2pConnection, UInt64, Int)? in
+            guard let head = states[c.remote]?.head, head >= from else { return nil }
+            return (c, head, states[c.remote]?.inFlight ?? 0)
+        }
+        let covering = candidates.filter { $0.1 >= to }
+        let pool = covering.isEmpty ? candidates : covering
+        guard let best = pool.min(by: { $0.2 < $1.2 }) else { return nil }
+        return pool.filter { $0.2 == best.2 }.randomElement()?.0 ?? best.0
     }
 }
 
-struct RequestFailure: Error, CustomStringConvertible {
+struct RangeFailure: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
-}
-
-struct RequestTimedOut: Error, CustomStringConvertible {
-    let timeout: Duration
-    var description: String { "no answer within \(timeout)" }
 }

@@ -1,52 +1,55 @@
 import Block
 import Config
+import Crypto
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
-/// The node's P2P layer (SPEC §8): listens for peers, dials and redials the configured ones,
-/// authenticates each by its node key, keeps their announced heights, gossips and relays new
-/// blocks, serves and requests height ranges, and bans peers that misbehave.
-///
-/// Start it with `start()` and stop it with `shutdown()`, or run it as a ServiceLifecycle
-/// `Service` (`run()` returns after cancellation or graceful shutdown, with everything closed).
+/// The node's P2P layer on ev-node's libp2p stack (SPEC §8; p2p-wire.md): TCP, Noise, yamux,
+/// identify and ping (`Libp2pHost`); FloodSub gossip of `P2PSignedHeader` and `P2PData` on the
+/// chain's two go-header topics; go-header's exchange server and client on
+/// `/<chainID>-{headerSync,dataSync}/header-ex/v0.0.3`. Peers' heights come from their head
+/// answers, verified by `ProvenPeerHeights` (SPEC §6); peers that send bad messages are
+/// disconnected and banned; configured peers are redialled with backoff.
 public final class P2PService: Service, Sendable {
     public let localID: PeerID
     public let chainID: String
     let config: P2PConfig
     let settings: P2PSettings
-    let nodeKey: KeyFile
     let source: any BlockSource
     let validator: any GossipValidator
-    /// Where peers' height claims are verified and kept (sticky); the catchup gate reads it.
+    /// The heights peers proved with the genesis proposer's signed header (SPEC §6 condition 2).
     public let provenHeights: ProvenPeerHeights
     let logger: Logger
     let group: any EventLoopGroup
-    let registry: NIOLockedValueBox<Registry>
-    /// The height last announced to all peers. Its lock is held while the status frames are
-    /// queued, so announcements reach each peer in the order they were made.
-    let lastAnnounced: NIOLockedValueBox<UInt64?> = NIOLockedValueBox(nil)
+    let host: Libp2pHost
+    let floodsub: FloodSub
+    let headerNetwork: String
+    let dataNetwork: String
+    let headerTopic: String
+    let dataTopic: String
 
-    /// Blocks received by gossip that passed the `GossipValidator`, each once, with the peer that
-    /// sent them. Single consumer. Bounded (`P2PSettings.receivedBufferCapacity`, oldest dropped
-    /// first); it finishes when the service shuts down.
+    /// Blocks received by gossip (header and data paired, validated), each once, with the peer
+    /// that sent the header. Single consumer; bounded (oldest dropped first); finishes on shutdown.
     public let receivedBlocks: AsyncStream<ReceivedBlock>
     private let receivedContinuation: AsyncStream<ReceivedBlock>.Continuation
     private let stopSignal: AsyncStream<Never>
     private let stopContinuation: AsyncStream<Never>.Continuation
 
-    enum Lifecycle {
-        case idle
-        case running
-        case stopping(Task<Void, Never>)
-        case stopped
+    struct PeerState {
+        var head: UInt64?
+        var headAt: ContinuousClock.Instant?
+        var lastResponseAt: ContinuousClock.Instant?
+        var requestsAnswered = 0
+        var requestsFailed = 0
+        var inFlight = 0
+        var penalty = 0
+        var dialTarget: P2PPeerAddress?
     }
 
-    enum TargetPhase {
-        case connecting, connected, backingOff, isSelf
-    }
+    enum TargetPhase: Sendable { case connecting, connected, backingOff, isSelf }
 
     struct TargetState {
         var phase: TargetPhase = .connecting
@@ -55,28 +58,30 @@ public final class P2PService: Service, Sendable {
         var lastError: String?
     }
 
+    struct Pending {
+        var headers: [UInt64: (signed: SignedHeader, bytes: [UInt8], from: PeerID)] = [:]
+        var data: [UInt64: (data: BlockData, bytes: [UInt8], from: PeerID)] = [:]
+    }
+
+    enum Lifecycle { case idle, running, stopping(Task<Void, Never>), stopped }
+
     struct Registry {
         var lifecycle = Lifecycle.idle
         var listener: (any Channel)?
-        var listenPort: UInt16 = 0
-        /// Redial loops and the height announcer; cancelled and awaited on shutdown.
+        var listenAddress: SocketAddress?
         var backgroundTasks: [Task<Void, Never>] = []
-        var targets: [HostPort: TargetState] = [:]
-        var nextSerial: UInt64 = 1
-        var nextRequestID: UInt64 = 1
-        /// Every open connection, handshaking or ready.
-        var connections: [UInt64: PeerConnection] = [:]
-        /// Connections that completed the handshake, one per peer.
-        var ready: [PeerID: PeerConnection] = [:]
+        var targets: [P2PPeerAddress: TargetState] = [:]
+        var peers: [PeerID: PeerState] = [:]
         var bans: BanList
-        var seen: SeenSet
+        var pending = Pending()
         var receivedDropped = 0
-
         var isRunning: Bool {
             if case .running = lifecycle { return true }
             return false
         }
     }
+
+    let registry: Mutex<Registry>
 
     public init(config: P2PConfig, nodeKey: KeyFile, chainID: String, source: any BlockSource,
                 validator: any GossipValidator, provenHeights: ProvenPeerHeights,
@@ -84,7 +89,6 @@ public final class P2PService: Service, Sendable {
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "evnode.p2p")) {
         self.config = config
-        self.nodeKey = nodeKey
         self.localID = PeerID(key: nodeKey)
         self.chainID = chainID
         self.source = source
@@ -95,71 +99,117 @@ public final class P2PService: Service, Sendable {
         var logger = logger
         logger[metadataKey: "node"] = "\(PeerID(key: nodeKey).short)"
         self.logger = logger
-        self.registry = NIOLockedValueBox(Registry(bans: BanList(capacity: settings.maxBans),
-                                                   seen: SeenSet(capacity: max(1, settings.seenSetCapacity))))
+        headerNetwork = HeaderExchange.headerNetwork(chainID: chainID)
+        dataNetwork = HeaderExchange.dataNetwork(chainID: chainID)
+        headerTopic = HeaderExchange.topic(network: headerNetwork)
+        dataTopic = HeaderExchange.topic(network: dataNetwork)
+        registry = Mutex(Registry(bans: BanList(capacity: settings.maxBans)))
         (receivedBlocks, receivedContinuation) = AsyncStream.makeStream(
             of: ReceivedBlock.self, bufferingPolicy: .bufferingNewest(max(1, settings.receivedBufferCapacity)))
         (stopSignal, stopContinuation) = AsyncStream.makeStream(of: Never.self)
+
+        // The callbacks below reach `self` only once init is done (they run on connections).
+        let box = ServiceBox()
+        var fsOptions = FloodSub.Options()
+        fsOptions.maxRPCBytes = settings.maxGossipBytes
+        fsOptions.seenCapacity = settings.seenSetCapacity
+        floodsub = FloodSub(identity: nodeKey.privateKey, topics: [headerTopic, dataTopic], options: fsOptions,
+                            logger: logger,
+                            validate: { box.service?.gossipReceived($0) ?? .ignore },
+                            punish: { box.service?.punish($0, reason: $1) },
+                            penalize: { box.service?.addPenalty($0, reason: $1) })
+        let fs = floodsub
+        let headerServer = HeaderExchangeServer(kind: .header, source: source, logger: logger)
+        let dataServer = HeaderExchangeServer(kind: .data, source: source, logger: logger)
+        var hostOptions = Libp2pHost.Options()
+        hostOptions.handshakeTimeout = settings.handshakeTimeout
+        hostOptions.connectTimeout = settings.connectTimeout
+        hostOptions.keepAliveInterval = settings.keepAliveInterval
+        hostOptions.maxConnections = settings.maxConnections
+        hostOptions.outboundHardLimit = settings.outboundHardLimitBytes
+        host = Libp2pHost(identity: nodeKey.privateKey, handlers: [
+            FloodSub.protocolID: { try await fs.serve(&$0) },
+            HeaderExchange.protocolID(network: headerNetwork): { try await headerServer.serve(&$0) },
+            HeaderExchange.protocolID(network: dataNetwork): { try await dataServer.serve(&$0) },
+        ], options: hostOptions, group: eventLoopGroup, logger: logger)
+        box.service = self
+        let host = self.host
+        host.setEvents(.init(
+            connected: { conn in box.service?.connected(conn) },
+            identified: { _ in },
+            disconnected: { conn in box.service?.disconnected(conn) },
+            refuse: { id, address in box.service?.refusal(id, address: address) }))
     }
 
     // MARK: Lifecycle
 
-    /// Binds the listener and starts dialling the configured peers. Returns the bound address
-    /// (useful with port 0). Throws if already started or the address cannot be bound.
+    /// Binds the listener and starts dialling the configured peers. Returns the bound address.
     @discardableResult
     public func start() async throws(P2PError) -> SocketAddress {
-        let canStart = registry.withLockedValue { r -> Bool in
+        let canStart = registry.withLock { r -> Bool in
             guard case .idle = r.lifecycle else { return false }
             r.lifecycle = .running
             return true
         }
         guard canStart else { throw .alreadyStarted }
-
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 128)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [self] channel in
-                configure(channel, direction: .inbound, dialTarget: nil, outcome: nil)
-            }
-        let listener: any Channel
+        let bound: (SocketAddress, Task<Void, Never>, any Channel)
         do {
-            listener = try await bootstrap.bind(host: config.listen.host, port: config.listen.port).get()
+            bound = try await host.listen(host: config.listen.host, port: config.listen.port)
         } catch {
-            registry.withLockedValue { $0.lifecycle = .stopped }
+            registry.withLock { $0.lifecycle = .stopped }
             receivedContinuation.finish()
             stopContinuation.finish()
             throw .bindFailed(address: config.listen.description, reason: "\(error)")
         }
-        guard let address = listener.localAddress else {
-            try? await listener.close()
-            registry.withLockedValue { $0.lifecycle = .stopped }
-            throw .bindFailed(address: config.listen.description, reason: "no local address after bind")
-        }
-        var targets: [HostPort] = []
+        let (address, acceptTask, channel) = bound
+        host.setListenAddrs(advertisedAddrs(bound: address))
+        var targets: [P2PPeerAddress] = []
         for peer in config.peers where !targets.contains(peer) { targets.append(peer) }
-        registry.withLockedValue { r in
-            r.listener = listener
-            r.listenPort = UInt16(clamping: address.port ?? 0)
+        registry.withLock { r in
+            r.listener = channel
+            r.listenAddress = address
+            r.backgroundTasks.append(acceptTask)
             for target in targets {
                 r.targets[target] = TargetState()
                 r.backgroundTasks.append(Task { [self] in await redialLoop(target) })
             }
-            r.backgroundTasks.append(Task { [self] in await announceHeightChanges() })
+            r.backgroundTasks.append(Task { [self] in await pollHeads() })
         }
-        logger.info("P2P listening", metadata: ["address": "\(address.ipAddress ?? "?"):\(address.port ?? 0)", "peers": "\(targets.map(\.description))",
-                                                 "chain_id": "\(chainID)", "peer_id": "\(localID)"])
+        for target in targets where target.peerID == nil {
+            logger.notice("peer given without a peer id: its identity is learned in the handshake",
+                          metadata: ["peer": "\(target)"])
+        }
+        logger.info("P2P listening", metadata: [
+            "address": "\(listenMultiaddrs.map(\.description).joined(separator: ","))", "peers": "\(targets.map(\.description).joined(separator: ","))",
+            "chain_id": "\(chainID)", "peer_id": "\(localID)"])
         return address
     }
 
-    /// The bound listen address while running.
-    public var listenAddress: SocketAddress? {
-        registry.withLockedValue { $0.listener?.localAddress }
+    /// The addresses identify advertises: the bound one, or every local interface's for 0.0.0.0.
+    private func advertisedAddrs(bound: SocketAddress) -> [Multiaddr] {
+        let port = UInt16(clamping: bound.port ?? 0)
+        let ip = bound.ipAddress ?? "127.0.0.1"
+        if ip == "0.0.0.0" || ip == "::" {
+            let ifaces = (try? System.enumerateDevices()) ?? []
+            let addrs = ifaces.compactMap { d -> Multiaddr? in
+                guard let a = d.address, a.protocol == .inet, let host = a.ipAddress else { return nil }
+                return Multiaddr(hostPort: host, port: port)
+            }
+            if !addrs.isEmpty { return addrs }
+            return [Multiaddr(hostPort: "127.0.0.1", port: port)]
+        }
+        return [Multiaddr(hostPort: ip, port: port)]
     }
 
-    var advertisedListenPort: UInt16 { registry.withLockedValue { $0.listenPort } }
+    /// The bound listen address while running.
+    public var listenAddress: SocketAddress? { registry.withLock { $0.listenAddress } }
 
-    /// Runs until the task is cancelled or a graceful shutdown is triggered, then shuts down.
+    /// This node's listen multiaddrs, each ending in `/p2p/<peer id>` (what ev-node's
+    /// `--evnode.p2p.peers` takes).
+    public var listenMultiaddrs: [Multiaddr] {
+        host.listenAddrs.map { var a = $0; a.peerID = localID; return a }
+    }
+
     public func run() async throws {
         try await start()
         await withTaskCancellationOrGracefulShutdownHandler {
@@ -170,10 +220,9 @@ public final class P2PService: Service, Sendable {
         await shutdown()
     }
 
-    /// Stops dialling, closes the listener and every connection (saying goodbye), fails pending
-    /// requests and finishes `receivedBlocks`. Safe to call more than once and concurrently.
+    /// Stops dialling, closes the listener and every connection, finishes `receivedBlocks`.
     public func shutdown() async {
-        let work = registry.withLockedValue { r -> Task<Void, Never>? in
+        let work = registry.withLock { r -> Task<Void, Never>? in
             switch r.lifecycle {
             case .idle:
                 r.lifecycle = .stopped
@@ -188,33 +237,23 @@ public final class P2PService: Service, Sendable {
                 return task
             }
         }
-        if let work {
-            await work.value
-        }
+        if let work { await work.value }
         receivedContinuation.finish()
         stopContinuation.finish()
     }
 
     private func performShutdown() async {
-        let (listener, tasks, connections) = registry.withLockedValue { r in
-            (r.listener, r.backgroundTasks, Array(r.connections.values))
-        }
-        for task in tasks { task.cancel() }
+        let (listener, tasks) = registry.withLock { r in (r.listener, r.backgroundTasks) }
+        for t in tasks { t.cancel() }
         try? await listener?.close()
-        for conn in connections {
-            conn.close(Goodbye(reason: .shuttingDown, detail: ""), reason: "shutting down")
+        host.closeAll()
+        for t in tasks { await t.value }
+        // Connections close within the writer's flush or the 2 s backstop.
+        let deadline = ContinuousClock.now + .seconds(3)
+        while host.openChannelCount > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
         }
-        for conn in connections {
-            try? await conn.channel.closeFuture.get()
-        }
-        for task in tasks { await task.value }
-        // Connections that were mid-accept when the listener closed.
-        let stragglers = registry.withLockedValue { Array($0.connections.values) }
-        for conn in stragglers {
-            conn.close(nil, reason: "shutting down")
-            try? await conn.channel.closeFuture.get()
-        }
-        registry.withLockedValue { r in
+        registry.withLock { r in
             r.lifecycle = .stopped
             r.listener = nil
             r.backgroundTasks = []
@@ -224,27 +263,29 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Queries
 
-    /// Peers that completed the handshake.
     public var peers: [PeerInfo] {
-        registry.withLockedValue { r in r.ready.values.compactMap { $0.info() } }
-            .sorted { $0.id < $1.id }
+        let conns = host.connections.filter { !$0.isClosed }
+        let states = registry.withLock { $0.peers }
+        return conns.map { c in
+            let s = states[c.remote] ?? PeerState()
+            return PeerInfo(id: c.remote, remoteAddress: c.remoteAddress, direction: c.direction,
+                            dialTarget: s.dialTarget, connectedAt: c.connectedAt, announcedHeight: s.head,
+                            lastAnnouncedAt: s.headAt, lastResponseAt: s.lastResponseAt,
+                            requestsAnswered: s.requestsAnswered, requestsFailed: s.requestsFailed,
+                            penalty: s.penalty, protocols: c.protocols, agentVersion: c.agentVersion)
+        }.sorted { $0.id < $1.id }
     }
 
-    /// The highest height any peer proved since the service started (SPEC §6): sticky, so a
-    /// peer that proved a height and then disconnected, was banned or went silent still counts.
-    /// Nil when no peer answered; 0 when peers answered only with empty chains.
-    public var maxPeerHeight: UInt64? {
-        provenHeights.highest
-    }
+    /// The highest height any peer proved during this process's life (SPEC §6): it stays after
+    /// the peer disconnects. nil when none proved one.
+    public var maxPeerHeight: UInt64? { provenHeights.highest }
 
-    /// The configured peer addresses and where each stands.
     public var dialTargets: [DialTargetInfo] {
-        registry.withLockedValue { r in
+        let live = Set(host.connections.filter { !$0.isClosed }.map(\.remote))
+        return registry.withLock { r in
             r.targets.map { target, t in
-                // Connected means a live connection to the peer behind the address right now,
-                // whichever side dialled it.
                 let state: DialTargetInfo.State
-                if let id = t.peerID, r.ready[id] != nil, t.phase != .isSelf {
+                if let id = t.peerID, live.contains(id), t.phase != .isSelf {
                     state = .connected(id)
                 } else {
                     switch t.phase {
@@ -260,7 +301,7 @@ public final class P2PService: Service, Sendable {
 
     public var activeBans: [BanInfo] {
         let now = NIODeadline.now()
-        return registry.withLockedValue { r in
+        return registry.withLock { r in
             r.bans.active(now: now).map { key, until in
                 let subject: BanInfo.Subject
                 switch key {
@@ -274,330 +315,313 @@ public final class P2PService: Service, Sendable {
 
     public func isBanned(peer: PeerID) -> Bool {
         let now = NIODeadline.now()
-        return registry.withLockedValue { $0.bans.isBanned(.peer(peer), now: now) }
+        return registry.withLock { $0.bans.isBanned(.peer(peer), now: now) }
     }
 
     public func isBanned(address ip: String) -> Bool {
         let now = NIODeadline.now()
-        return registry.withLockedValue { $0.bans.isBanned(.address(ip), now: now) }
+        return registry.withLock { $0.bans.isBanned(.address(ip), now: now) }
     }
 
-    /// Gossiped blocks dropped because the node did not consume `receivedBlocks` fast enough.
-    public var receivedBlocksDropped: Int { registry.withLockedValue { $0.receivedDropped } }
+    public var receivedBlocksDropped: Int { registry.withLock { $0.receivedDropped } }
+
+    /// Penalty points a peer collected (duplicates and the like; a ban resets nothing).
+    public func penalty(of peer: PeerID) -> Int { registry.withLock { $0.peers[peer]?.penalty ?? 0 } }
+
+    /// One ping round trip to a connected peer.
+    public func ping(_ peer: PeerID) async throws -> Duration {
+        guard let conn = host.connection(to: peer) else { throw P2PError.notRunning }
+        return try await host.ping(conn)
+    }
 
     // MARK: Node → peers
 
-    /// Tells every connected peer this node's height now. The service also announces changes of
-    /// `BlockSource.currentHeight()` by itself (`P2PSettings.heightAnnounceInterval`); call this
-    /// when peers should learn a height without that delay (a block this node produced).
-    public func announce(height: UInt64) {
-        lastAnnounced.withLockedValue { last in
-            last = height
-            send(status: height)
-        }
-    }
+    /// Kept for the node's seam: peers learn this node's height by asking for its head
+    /// (go-header has no announcements), so nothing is sent.
+    public func announce(height: UInt64) {}
 
-    /// Keeps the peers' view of this node's height current (SPEC §8: peers announce their
-    /// height) however the store grows — blocks synced from DA or peers, produced, or rolled
-    /// back: checks the source's height every `heightAnnounceInterval` and announces it when it
-    /// differs from the last announcement. Throttled by construction: during a fast catch-up
-    /// peers get the latest height a few times a second, not one message per block. (Peers that
-    /// connect get the current height at the handshake.)
-    func announceHeightChanges() async {
-        lastAnnounced.withLockedValue { $0 = source.currentHeight() }
-        while !Task.isCancelled, registry.withLockedValue({ $0.isRunning }) {
-            try? await Task.sleep(for: settings.heightAnnounceInterval)
-            lastAnnounced.withLockedValue { last in
-                let height = source.currentHeight()
-                guard height != last else { return }
-                last = height
-                send(status: height)
-            }
-        }
-    }
-
-    private func send(status height: UInt64) {
-        guard let message = statusMessage(height) else { return }
-        let frame = message.frame()
-        for conn in readyConnections() {
-            deliver(frame, to: conn, policy: .reliable)
-        }
-    }
-
-    /// The announcement of `height` with the signed header that proves it; nil when the header
-    /// is not (or no longer) in the store, e.g. just rolled back: an unproven claim would only
-    /// get this node penalised.
-    func statusMessage(_ height: UInt64) -> P2PMessage? {
-        guard height > 0 else { return .status(height: 0, proof: []) }
-        guard let proof = source.encodedSignedHeader(at: height) else { return nil }
-        return .status(height: height, proof: proof)
-    }
-
-    /// Gossips a new block (the aggregator's own) to every connected peer.
+    /// Gossips a block (the aggregator's own): the header, then the data, like ev-node.
     public func broadcast(block: P2PBlock) {
-        guard let key = HashKey(block.headerHash) else {
-            logger.error("not broadcasting block with a header hash of \(block.headerHash.count) bytes (must be 32)",
-                         metadata: ["height": "\(block.height)"])
-            return
-        }
-        let targets = registry.withLockedValue { r -> [PeerConnection] in
-            r.seen.insert(key)
-            return Array(r.ready.values)
-        }
-        relay(block, to: targets)
+        floodsub.publish(topic: headerTopic,
+                         data: P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0))
+        floodsub.publish(topic: dataTopic, data: P2PEnvelope.data(encodedData: block.encodedData, daHeightHint: 0))
     }
 
     /// Reports a peer whose block failed a later check: it is disconnected and banned.
     public func penalize(peer: PeerID, reason: String) {
-        if let conn = registry.withLockedValue({ $0.ready[peer] }) {
-            punish(conn, for: .reportedByNode(reason))
-        } else {
-            let until = NIODeadline.now() + settings.banDuration.timeAmount
-            registry.withLockedValue { $0.bans.ban(.peer(peer), until: until, now: .now()) }
-            logger.warning("banned peer", metadata: ["peer": "\(peer.short)", "reason": "\(reason)"])
-        }
+        punish(peer, reason: reason)
     }
 
-    // MARK: Shared with the handlers
+    // MARK: Bans and penalties
 
-    func readyConnections() -> [PeerConnection] {
-        registry.withLockedValue { Array($0.ready.values) }
-    }
-
-    func deliver(_ frame: ByteBuffer, to conn: PeerConnection, policy: PeerConnection.SendPolicy) {
-        if case .overflow = conn.send(frame, policy: policy) {
-            logger.warning("disconnecting peer that does not read", metadata: ["peer": "\(conn.label)"])
-            conn.close(Goodbye(reason: .slowReader, detail: "more than \(settings.outboundHardLimitBytes) bytes queued"),
-                       reason: "does not read (outbound queue full)")
-        }
-    }
-
-    func relay(_ block: P2PBlock, to targets: [PeerConnection]) {
-        guard !targets.isEmpty else { return }
-        let frame = P2PMessage.newBlock(block).frame()
-        for conn in targets {
-            deliver(frame, to: conn, policy: .droppable)
-        }
-    }
-
-    func configure(_ channel: any Channel, direction: PeerDirection, dialTarget: HostPort?,
-                   outcome: EventLoopPromise<HandshakeOutcome>?) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture {
-            let sync = channel.pipeline.syncOperations
-            let limit = FrameLimit()
-            try sync.addHandler(ByteToMessageHandler(FrameDecoder(limit: limit)))
-            try sync.addHandler(PeerHandler(service: self, direction: direction, dialTarget: dialTarget,
-                                            frameLimit: limit, outcome: outcome))
-        }
-    }
-
-    func makeConnection(channel: any Channel, direction: PeerDirection, dialTarget: HostPort?,
-                        outcome: EventLoopPromise<HandshakeOutcome>?) -> PeerConnection {
-        let serial = registry.withLockedValue { r in
-            defer { r.nextSerial += 1 }
-            return r.nextSerial
-        }
-        return PeerConnection(serial: serial, channel: channel, direction: direction, dialTarget: dialTarget,
-                              settings: settings, handshakeOutcome: outcome)
-    }
-
-    /// Admits a new connection; returns the goodbye to refuse it with.
-    func admit(_ conn: PeerConnection) -> Goodbye? {
-        let now = NIODeadline.now()
-        let refusal = registry.withLockedValue { r -> Goodbye? in
-            guard r.isRunning else { return Goodbye(reason: .shuttingDown, detail: "") }
-            if let ip = conn.remoteIP, r.bans.isBanned(.address(ip), now: now) {
-                return Goodbye(reason: .banned, detail: "address \(ip) is banned")
-            }
-            if r.connections.count >= settings.maxConnections {
-                return Goodbye(reason: .tooManyPeers, detail: "limit \(settings.maxConnections)")
-            }
-            r.connections[conn.serial] = conn
-            return nil
-        }
-        if let refusal {
-            logger.debug("refusing connection", metadata: ["address": "\(conn.remoteAddress)", "reason": "\(refusal.reason)"])
-        }
-        return refusal
-    }
-
-    enum Registration {
-        /// The connection is now the peer's connection.
-        case registered
-        /// Another connection to the peer is kept; this one is being drained.
-        case duplicate
-        case refused(Goodbye)
-    }
-
-    /// Makes an authenticated connection the peer's connection, unless a connection to the peer
-    /// that `DuplicateConnectionRule` prefers is already registered (`.duplicate`: the caller
-    /// then drains the new one with `drainDuplicate`, after sending its status).
-    ///
-    /// Both ends apply the same rule to the same facts, so they end up keeping the same
-    /// connection; but each decides when its own handshakes complete, and the two ends complete
-    /// them in different orders when they dial each other at once. Meanwhile the peer may be
-    /// sending on the connection this node just ruled out (it is the only one the peer has
-    /// completed so far). So the loser — the new connection, or the one it replaces — is never
-    /// cut: it is drained (`PeerConnection.drain`): goodbye, then read until the peer closes it.
-    func register(_ conn: PeerConnection, as id: PeerID, origin: ConnectionOrigin) -> Registration {
-        let now = NIODeadline.now()
-        let (result, replaced) = registry.withLockedValue { r -> (Registration, PeerConnection?) in
-            guard r.isRunning else { return (.refused(Goodbye(reason: .shuttingDown, detail: "")), nil) }
-            if r.bans.isBanned(.peer(id), now: now) {
-                return (.refused(Goodbye(reason: .banned, detail: "peer \(id.short) is banned")), nil)
-            }
-            conn.withState { s in
-                s.peerID = id
-                s.origin = origin
-            }
-            var replaced: PeerConnection?
-            if let existing = r.ready[id], existing !== conn {
-                // A registered connection always has its origin.
-                if let kept = existing.origin, !DuplicateConnectionRule.keeps(origin, over: kept) {
-                    return (.duplicate, nil)
-                }
-                replaced = existing
-            }
-            r.ready[id] = conn
-            let inherited = replaced?.withState { ($0.announcedHeight, $0.lastAnnouncedAt) }
-            conn.withState { s in
-                s.ready = true
-                // The peer's height is known; keep it visible until the peer announces it here.
-                if s.announcedHeight == nil, let inherited {
-                    (s.announcedHeight, s.lastAnnouncedAt) = inherited
-                }
-            }
-            if let target = conn.dialTarget {
-                r.targets[target]?.peerID = id
-                r.targets[target]?.failures = 0
-                r.targets[target]?.lastError = nil
-            }
-            return (.registered, replaced)
-        }
-        if let replaced {
-            drainDuplicate(replaced, peer: id)
-        }
-        if case .registered = result {
-            logger.info("peer connected", metadata: ["peer": "\(id.short)", "address": "\(conn.remoteAddress)",
-                                                      "direction": "\(conn.direction.rawValue)"])
-        }
-        return result
-    }
-
-    /// Retires a connection that lost to another one to the same peer (see `register`).
-    func drainDuplicate(_ conn: PeerConnection, peer id: PeerID) {
-        logger.debug("draining duplicate connection", metadata: [
-            "peer": "\(id.short)", "address": "\(conn.remoteAddress)", "direction": "\(conn.direction.rawValue)",
-        ])
-        conn.drain(Goodbye(reason: .duplicateConnection, detail: ""), timeout: settings.duplicateDrainTimeout.timeAmount)
-    }
-
-    func connectionClosed(_ conn: PeerConnection) {
-        let reason = conn.closeReason ?? "closed by the peer"
-        // Out of the registry first, so nothing picks it any more; then fail what still waits on it.
-        let (wasReady, id) = registry.withLockedValue { r -> (Bool, PeerID?) in
-            r.connections.removeValue(forKey: conn.serial)
-            guard let id = conn.peerID, r.ready[id] === conn else { return (false, conn.peerID) }
-            r.ready.removeValue(forKey: id)
-            return (true, id)
-        }
-        conn.markClosed(reason: reason)
-        if wasReady, let id {
-            logger.info("peer disconnected", metadata: ["peer": "\(id.short)", "address": "\(conn.remoteAddress)",
-                                                         "reason": "\(reason)"])
-        } else {
-            logger.debug("connection closed", metadata: ["address": "\(conn.remoteAddress)", "reason": "\(reason)"])
-        }
-    }
-
-    /// Bans the connection's address, and its peer id once the peer has proven it (an
-    /// unauthenticated claim must not get someone else banned), then disconnects it.
-    func punish(_ conn: PeerConnection, for misbehaviour: Misbehaviour) {
+    func punish(_ peer: PeerID, reason: String) {
         let now = NIODeadline.now()
         let until = now + settings.banDuration.timeAmount
-        // `peerID` is only set once the handshake signature was verified.
-        let id = conn.peerID
-        registry.withLockedValue { r in
-            if let ip = conn.remoteIP { r.bans.ban(.address(ip), until: until, now: now) }
-            if let id { r.bans.ban(.peer(id), until: until, now: now) }
-        }
-        logger.warning("banning peer", metadata: [
-            "peer": "\(id?.short ?? "unauthenticated")", "address": "\(conn.remoteAddress)",
-            "reason": "\(misbehaviour)", "duration": "\(settings.banDuration)",
-        ])
-        conn.close(Goodbye(reason: misbehaviour.goodbyeReason, detail: "\(misbehaviour)"),
-                   reason: "banned: \(misbehaviour)")
-    }
-
-    func isBanned(peer: PeerID, now: NIODeadline = .now()) -> Bool {
-        registry.withLockedValue { $0.bans.isBanned(.peer(peer), now: now) }
-    }
-
-    /// Verifies a peer's height claim against its proof (`ProvenPeerHeights`); returns the
-    /// misbehaviour when the proof is missing or wrong. Only proven heights are recorded.
-    func statusReceived(_ height: UInt64, proof: [UInt8], from conn: PeerConnection) -> Misbehaviour? {
-        guard let id = conn.peerID else { return nil }
-        var header: SignedHeader?
-        if !proof.isEmpty {
-            do throws(WireError) {
-                header = try SignedHeader(decoding: proof)
-            } catch {
-                return .invalidStatus(height: height, reason: "its proof does not decode as a signed header: \(error)")
+        let conn = host.connection(to: peer)
+        registry.withLock { r in
+            r.bans.ban(.peer(peer), until: until, now: now)
+            if let ip = conn?.remoteAddress.split(separator: ":").dropLast().joined(separator: ":"), !ip.isEmpty,
+               ip != "127.0.0.1", ip != "::1" {
+                // Loopback peers are told apart by id only (tests and local setups share the address).
+                r.bans.ban(.address(ip), until: until, now: now)
             }
         }
-        if case .rejected(let reason) = provenHeights.record(peer: id.description, claimed: height, header: header) {
-            return .invalidStatus(height: height, reason: reason)
-        }
-        conn.withState { s in
-            s.announcedHeight = height
-            s.lastAnnouncedAt = .now
-        }
-        // On a connection being drained the peer announces until it switches to the kept one;
-        // the height is the peer's, so the kept connection learns it too. Only upwards: what
-        // the peer announces on the kept connection itself is never older than this.
-        guard let kept = registry.withLockedValue({ $0.ready[id] }), kept !== conn else { return nil }
-        kept.withState { s in
-            if s.announcedHeight.map({ $0 < height }) ?? true {
-                s.announcedHeight = height
-                s.lastAnnouncedAt = .now
-            }
-        }
-        return nil
+        logger.warning("banning peer", metadata: ["peer": "\(peer)", "reason": "\(reason)",
+                                                  "duration": "\(settings.banDuration)"])
+        conn?.close(reason: "banned: \(reason)", code: .protocolError)
     }
 
-    /// Handles a gossiped block; returns the misbehaviour when it must be punished.
-    func gossipReceived(_ block: P2PBlock, from conn: PeerConnection) -> Misbehaviour? {
-        guard let key = HashKey(block.headerHash), let from = conn.peerID else { return nil }
-        if registry.withLockedValue({ $0.seen.contains(key) }) { return nil }
-        switch validator.validate(block) {
-        case .reject(let reason):
-            return .invalidBlock(height: block.height, reason: reason)
-        case .ignore:
+    func addPenalty(_ peer: PeerID, reason: String) {
+        let points = registry.withLock { r -> Int in
+            r.peers[peer, default: PeerState()].penalty += 1
+            return r.peers[peer]!.penalty
+        }
+        logger.info("penalising peer", metadata: ["peer": "\(peer)", "reason": "\(reason)", "points": "\(points)"])
+        if points >= settings.penaltyBanThreshold {
+            punish(peer, reason: "\(points) penalty points, last: \(reason)")
+        }
+    }
+
+    func refusal(_ peer: PeerID, address: String) -> String? {
+        let now = NIODeadline.now()
+        let ip = address.split(separator: ":").dropLast().joined(separator: ":")
+        return registry.withLock { r -> String? in
+            guard r.isRunning else { return "shutting down" }
+            if r.bans.isBanned(.peer(peer), now: now) { return "peer \(peer) is banned" }
+            if r.bans.isBanned(.address(ip), now: now) { return "address \(ip) is banned" }
             return nil
-        case .accept:
+        }
+    }
+
+    // MARK: Connections
+
+    func connected(_ conn: Libp2pConnection) {
+        registry.withLock { r in
+            if r.peers[conn.remote] == nil { r.peers[conn.remote] = PeerState() }
+        }
+        logger.info("peer connected", metadata: ["peer": "\(conn.remote)", "address": "\(conn.remoteAddress)",
+                                                  "direction": "\(conn.direction.rawValue)"])
+        let host = self.host
+        let fs = floodsub
+        Task { await fs.peerConnected(conn, host: host) }
+        Task { [self] in await askHead(conn) }
+    }
+
+    func disconnected(_ conn: Libp2pConnection) {
+        floodsub.peerDisconnected(conn)
+        logger.info("peer disconnected", metadata: ["peer": "\(conn.remote)", "address": "\(conn.remoteAddress)",
+                                                     "reason": "\(conn.closeReason ?? "closed")"])
+    }
+
+    private func redialLoop(_ target: P2PPeerAddress) async {
+        var backoff = Backoff(initial: settings.redialInitialDelay, maximum: settings.redialMaxDelay)
+        let expected = target.peerID.flatMap { PeerID(string: $0) }
+        while !Task.isCancelled, registry.withLock({ $0.isRunning }) {
+            if let expected, let existing = host.connection(to: expected), !existing.isClosed {
+                // Connected already (the peer dialled us): wait for that connection to end.
+                await waitClosed(existing)
+                continue
+            }
+            registry.withLock { $0.targets[target]?.phase = .connecting }
+            do {
+                let conn = try await host.dial(host: target.host, port: target.port, expected: expected)
+                registry.withLock { r in
+                    r.targets[target]?.phase = .connected
+                    r.targets[target]?.peerID = conn.remote
+                    r.targets[target]?.failures = 0
+                    r.targets[target]?.lastError = nil
+                    r.peers[conn.remote, default: PeerState()].dialTarget = target
+                }
+                if expected == nil {
+                    logger.info("peer at \(target) is \(conn.remote)")
+                }
+                backoff.reset()
+                await waitClosed(conn)
+            } catch {
+                let message = "\(error)"
+                if message.contains("connection to self") {
+                    registry.withLock { $0.targets[target]?.phase = .isSelf }
+                    logger.notice("configured peer is this node itself; not dialling it again", metadata: ["peer": "\(target)"])
+                    return
+                }
+                let failures = registry.withLock { r -> Int in
+                    r.targets[target]?.phase = .backingOff
+                    r.targets[target]?.failures += 1
+                    r.targets[target]?.lastError = message
+                    return r.targets[target]?.failures ?? 0
+                }
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning("cannot connect to peer", metadata: ["peer": "\(target)", "error": "\(message)",
+                                                                        "failures": "\(failures)"])
+                }
+            }
+            try? await Task.sleep(for: backoff.next())
+        }
+    }
+
+    private func waitClosed(_ conn: Libp2pConnection) async {
+        while !Task.isCancelled, !conn.isClosed {
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    // MARK: Heads (proven heights)
+
+    private func pollHeads() async {
+        while !Task.isCancelled, registry.withLock({ $0.isRunning }) {
+            try? await Task.sleep(for: settings.headPollInterval)
+            await withTaskGroup(of: Void.self) { group in
+                for conn in host.connections where !conn.isClosed {
+                    group.addTask { await self.askHead(conn) }
+                }
+            }
+        }
+    }
+
+    /// Asks a peer for its head on headerSync and records the claim with its signed header.
+    func askHead(_ conn: Libp2pConnection) async {
+        let peer = conn.remote
+        let bodies: [[UInt8]]
+        do {
+            bodies = try await HeaderExchange.request(HeaderExchange.headRequest(), network: headerNetwork, on: conn,
+                                                      host: host, timeout: settings.requestTimeout)
+        } catch {
+            if conn.isClosed { return }
+            registry.withLock { $0.peers[peer]?.requestsFailed += 1 }
+            logger.debug("head request failed", metadata: ["peer": "\(peer.short)", "error": "\(error)"])
+            return
+        }
+        guard let body = bodies.first else {
+            // NOT_FOUND: an empty chain, an answer with nothing to prove.
+            provenHeights.record(peer: peer.description, claimed: 0, header: nil)
+            registry.withLock { r in
+                r.peers[peer]?.head = 0
+                r.peers[peer]?.headAt = .now
+            }
+            return
+        }
+        let signed: SignedHeader
+        do {
+            signed = try decodeHeader(body)
+        } catch {
+            punish(peer, reason: "head answer: \(error)")
+            return
+        }
+        switch provenHeights.record(peer: peer.description, claimed: signed.header.height, header: signed) {
+        case .proven(let h):
+            registry.withLock { r in
+                r.peers[peer]?.head = h
+                r.peers[peer]?.headAt = .now
+            }
+        case .empty:
             break
+        case .rejected(let reason):
+            punish(peer, reason: "head answer: \(reason)")
         }
-        let targets = registry.withLockedValue { r -> [PeerConnection]? in
-            guard r.seen.insert(key) else { return nil }
-            // Not back to the sender, whichever of its connections the block came on.
-            return r.ready.filter { $0.key != from }.map(\.value)
-        }
-        guard let targets else { return nil }
-        if case .dropped = receivedContinuation.yield(ReceivedBlock(block: block, from: from)) {
-            registry.withLockedValue { $0.receivedDropped += 1 }
-        }
-        relay(block, to: targets)
-        return nil
     }
 
-    func wasIssued(requestID: UInt64) -> Bool {
-        registry.withLockedValue { requestID < $0.nextRequestID }
+    func decodeHeader(_ envelope: [UInt8]) throws -> SignedHeader {
+        let (body, _) = try P2PEnvelope.strip(envelope, hintField: P2PEnvelope.headerHintField)
+        do throws(WireError) {
+            return try SignedHeader(decoding: body)
+        } catch {
+            throw EnvelopeError.malformed("signed header: \(error.description)")
+        }
     }
 
-    func makeRequestID() -> UInt64 {
-        registry.withLockedValue { r in
-            defer { r.nextRequestID += 1 }
-            return r.nextRequestID
+    func decodeData(_ envelope: [UInt8]) throws -> (BlockData, [UInt8]) {
+        let (body, _) = try P2PEnvelope.strip(envelope, hintField: P2PEnvelope.dataHintField)
+        do throws(WireError) {
+            return (try BlockData(decoding: body), body)
+        } catch {
+            throw EnvelopeError.malformed("data: \(error.description)")
         }
+    }
+
+    // MARK: Gossip in
+
+    func gossipReceived(_ message: FloodSub.Incoming) -> FloodSub.Verdict {
+        if message.topic == headerTopic {
+            let signed: SignedHeader
+            do {
+                signed = try decodeHeader(message.data)
+            } catch {
+                return .reject("gossiped header: \(error)")
+            }
+            switch validator.validate(header: signed) {
+            case .reject(let reason): return .reject("gossiped header \(signed.header.height): \(reason)")
+            case .ignore: return .ignore
+            case .accept: break
+            }
+            if signed.header.height <= source.currentHeight() { return .ignore }
+            let (body, _) = (try? P2PEnvelope.strip(message.data, hintField: P2PEnvelope.headerHintField)) ?? ([], nil)
+            return pair(header: (signed, body, message.source))
+        } else {
+            let data: BlockData
+            let body: [UInt8]
+            do {
+                (data, body) = try decodeData(message.data)
+            } catch {
+                return .reject("gossiped data: \(error)")
+            }
+            guard let metadata = data.metadata else { return .reject("gossiped data without metadata") }
+            guard metadata.chainID == chainID else {
+                return .reject("gossiped data \(metadata.height) is for chain \"\(metadata.chainID)\", not \"\(chainID)\"")
+            }
+            guard metadata.height > 0, metadata.time > 0 else { return .reject("gossiped data with height or time 0") }
+            if metadata.height <= source.currentHeight() { return .ignore }
+            return pair(data: (data, body, message.source))
+        }
+    }
+
+    private func pair(header: (SignedHeader, [UInt8], PeerID)? = nil,
+                      data: (BlockData, [UInt8], PeerID)? = nil) -> FloodSub.Verdict {
+        let cap = max(1, settings.pendingGossipCapacity)
+        let ready = registry.withLock { r -> (SignedHeader, [UInt8], PeerID, BlockData, [UInt8], PeerID)? in
+            let height: UInt64
+            if let header {
+                height = header.0.header.height
+                r.pending.headers[height] = (header.0, header.1, header.2)
+                if r.pending.headers.count > cap, let low = r.pending.headers.keys.min() { r.pending.headers.removeValue(forKey: low) }
+            } else if let data {
+                height = data.0.metadata!.height
+                r.pending.data[height] = (data.0, data.1, data.2)
+                if r.pending.data.count > cap, let low = r.pending.data.keys.min() { r.pending.data.removeValue(forKey: low) }
+            } else {
+                return nil
+            }
+            guard let h = r.pending.headers[height], let d = r.pending.data[height] else { return nil }
+            r.pending.headers.removeValue(forKey: height)
+            r.pending.data.removeValue(forKey: height)
+            return (h.signed, h.bytes, h.from, d.data, d.bytes, d.from)
+        }
+        guard let (signed, headerBytes, headerFrom, _, dataBytes, dataFrom) = ready else { return .accept }
+        let block = P2PBlock(height: signed.header.height, headerHash: signed.header.hash,
+                             encodedSignedHeader: headerBytes, encodedData: dataBytes)
+        switch validator.validate(block) {
+        case .accept:
+            if case .dropped = receivedContinuation.yield(ReceivedBlock(block: block, from: headerFrom)) {
+                registry.withLock { $0.receivedDropped += 1 }
+            }
+            return .accept
+        case .ignore:
+            return .ignore
+        case .reject(let reason):
+            // The header passed its own check (signature, chain): what fails is the data against it.
+            if header != nil {
+                punish(dataFrom, reason: "gossiped data \(signed.header.height): \(reason)")
+                return .accept
+            }
+            return .reject("gossiped data \(signed.header.height): \(reason)")
+        }
+    }
+}
+
+/// Lets init hand closures a reference to the service before it is complete.
+final class ServiceBox: Sendable {
+    private let ref = Mutex<P2PService?>(nil)
+    var service: P2PService? {
+        get { ref.withLock { $0 } }
+        set { ref.withLock { $0 = newValue } }
     }
 }

@@ -7,18 +7,16 @@ public enum PeerDirection: String, Sendable, Equatable {
     case outbound
 }
 
-/// A snapshot of one connected (handshake completed) peer.
+/// A snapshot of one connected (authenticated) peer.
 public struct PeerInfo: Sendable, Equatable {
     public var id: PeerID
     /// `ip:port` of the remote end of the TCP connection.
     public var remoteAddress: String
-    /// The port the peer says it listens on (0 if it does not).
-    public var listenPort: UInt16
     public var direction: PeerDirection
     /// The configured address this connection was dialled to, for outbound connections.
-    public var dialTarget: HostPort?
+    public var dialTarget: P2PPeerAddress?
     public var connectedAt: ContinuousClock.Instant
-    /// Highest height the peer announced; nil until its first status message.
+    /// The peer's proven head height (its last head answer, verified); nil until it answered.
     public var announcedHeight: UInt64?
     public var lastAnnouncedAt: ContinuousClock.Instant?
     /// Last time the peer answered one of our range requests with blocks.
@@ -26,10 +24,11 @@ public struct PeerInfo: Sendable, Equatable {
     public var requestsAnswered: Int
     /// Our requests to it that timed out, were refused or came back unusable.
     public var requestsFailed: Int
-    /// Times its inbound traffic was paused for exceeding the rate limits.
-    public var throttleEvents: Int
-    /// Gossip messages not sent to it because it was not reading fast enough.
-    public var gossipDropped: Int
+    /// Penalty points (e.g. duplicate messages); a peer is banned at the threshold.
+    public var penalty: Int
+    /// What identify said it speaks, and its agent.
+    public var protocols: [String]
+    public var agentVersion: String
 }
 
 /// The state of one configured peer address (`--p2p.peers`).
@@ -43,7 +42,7 @@ public struct DialTargetInfo: Sendable, Equatable {
         case isSelf
     }
 
-    public var target: HostPort
+    public var target: P2PPeerAddress
     public var state: State
     /// Attempts that failed since the last successful connection.
     public var consecutiveFailures: Int

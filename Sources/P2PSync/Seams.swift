@@ -1,18 +1,23 @@
+import Block
+
 /// What the node serves to its peers. The node implements it over its block store.
 public protocol BlockSource: Sendable {
     /// Highest height the node holds (0 when it holds none). Called on event-loop threads, so it
     /// must be cheap and must not block (an in-memory value, not a disk read).
     func currentHeight() -> UInt64
 
-    /// The encoded `SignedHeader` at `height`, nil when the node does not hold it: the proof that
-    /// goes with every height announcement (SPEC §6: peers count only proven heights). Called on
-    /// event-loop threads when a height is announced (a few times a second at most): one point read.
-    func encodedSignedHeader(at height: UInt64) -> [UInt8]?
-
     /// Blocks `from`, `from + 1`, … in height order, at most `count` of them, stopping at the first
     /// height the node does not hold (an empty array when it holds none of them).
     /// Called from a task, never on an event loop; it may read the disk.
     func blocks(from: UInt64, count: Int) async throws -> [P2PBlock]
+
+    /// The height of the block whose header hash is `hash`, nil when the node holds none
+    /// (go-header's hash requests). Called from a task; it may read the disk.
+    func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64?
+}
+
+extension BlockSource {
+    public func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? { nil }
 }
 
 /// The outcome of checking a block that a peer sent.
@@ -30,4 +35,8 @@ public enum GossipVerdict: Sendable, Equatable {
 /// Runs on event-loop threads for gossip, so it must not block; a signature check is fine.
 public protocol GossipValidator: Sendable {
     func validate(_ block: P2PBlock) -> GossipVerdict
+
+    /// A gossiped signed header on its own (ev-node gossips header and data on separate topics):
+    /// chain id, signer and signature. Its data is checked against it when both are in.
+    func validate(header: SignedHeader) -> GossipVerdict
 }

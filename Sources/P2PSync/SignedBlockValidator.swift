@@ -28,6 +28,19 @@ public struct SignedBlockValidator: GossipValidator {
         }
     }
 
+    public func validate(header signed: SignedHeader) -> GossipVerdict {
+        guard signed.header.chainID == chainID else {
+            return .reject(ValidationError.wrongChainID(height: signed.header.height, chainID: signed.header.chainID,
+                                                        expected: chainID).description)
+        }
+        do throws(ValidationError) {
+            try blockValidator.verifySignature(signed)
+        } catch {
+            return .reject(error.description)
+        }
+        return .accept
+    }
+
     /// The decoded block, or why it is unacceptable.
     public func check(_ block: P2PBlock) -> Result<(signedHeader: SignedHeader, data: BlockData), BlockProblem> {
         let signed: SignedHeader
@@ -130,13 +143,5 @@ extension P2PBlock {
     public func candidate(from peer: PeerID) throws(BlockProblem) -> CandidateBlock {
         let (signed, data) = try decoded()
         return CandidateBlock(signedHeader: signed, data: data, origin: .p2p(peer: peer.description))
-    }
-}
-
-extension PeerID {
-    /// The peer id from its lowercase-hex form (as in `BlockOrigin.p2p(peer:)`).
-    public init?(hex: String) {
-        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
-        self.init(bytes: bytes)
     }
 }

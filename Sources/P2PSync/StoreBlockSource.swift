@@ -15,11 +15,6 @@ public struct StoreBlockSource: BlockSource {
 
     public func currentHeight() -> UInt64 { store.height }
 
-    public func encodedSignedHeader(at height: UInt64) -> [UInt8]? {
-        guard height > 0 else { return nil }
-        return (try? store.encodedBlocks(in: height...height))?.first?.header
-    }
-
     public func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
         guard count > 0, from >= 1 else { return [] }
         let last = from &+ UInt64(count - 1)
@@ -42,5 +37,11 @@ public struct StoreBlockSource: BlockSource {
             }
             return out
         }
+    }
+
+    public func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? {
+        guard hash.count == 32 else { return nil }
+        let store = self.store
+        return try await threadPool.runIfActive { try store.height(forHash: hash) }
     }
 }

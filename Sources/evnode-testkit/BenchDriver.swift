@@ -81,6 +81,7 @@ final class BenchDriver {
         let aggregatorHome = makeChain()
         catchUp()
         catchUpBehindFaultyDA()
+        p2pCatchUp()
         recover(home: aggregatorHome)
         produce(home: aggregatorHome)
         localDA?.stop()
@@ -281,6 +282,57 @@ final class BenchDriver {
         }
         let seconds = now() - started
         return (seconds, proxy.log.split(separator: "\n").filter { $0.hasPrefix("fault ") }.count)
+    }
+
+    // MARK: P2P catch-up
+
+    /// The full node that caught up from DA serves the chain over libp2p; a fresh full node with
+    /// DA unreachable syncs it from that peer alone (go-header range requests over Noise+yamux).
+    private func p2pCatchUp() {
+        step("P2P catch-up: a fresh full node syncs \(plan.blocks) blocks from a Swift peer over libp2p, DA off")
+        let serverHome = "\(work)/fullnode"
+        let home = "\(work)/p2pnode"
+        do {
+            try FileIO.makeDirectories(home + "/config", mode: 0o700)
+            let genesis = try FileIO.readString("\(work)/aggregator/config/genesis.json")
+            try FileIO.writeAtomically(home + "/config/genesis.json", genesis)
+        } catch {
+            fail("P2P node home: \(error)")
+        }
+        let deadDA = "http://127.0.0.1:\(freeLoopbackPort())"
+        let serverP2P = freeLoopbackPort()
+        let serverRPC = freeLoopbackPort()
+        let server = ChildProcess(name: "p2p-server", executable: evnode,
+                                  arguments: ["start", "--home", serverHome, "--da.address", deadDA,
+                                              "--rpc.address", "127.0.0.1:\(serverRPC)",
+                                              "--p2p.listen", "127.0.0.1:\(serverP2P)"], logDirectory: work)
+        defer { server.stop() }
+        waitFor("the serving node's P2P", timeout: 60, process: server) { server.log.contains("P2P listening") }
+        let rpc = freeLoopbackPort()
+        let startedMono = now()
+        let node = ChildProcess(name: "p2pnode", executable: evnode,
+                                arguments: ["start", "--home", home, "--da.address", deadDA,
+                                            "--rpc.address", "127.0.0.1:\(rpc)",
+                                            "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())",
+                                            "--p2p.peers", "127.0.0.1:\(serverP2P)"], logDirectory: work)
+        defer { node.stop() }
+        let http = LoopbackHTTPConnection(port: rpc)
+        let target = UInt64(plan.blocks)
+        let deadline = now() + max(300, Double(plan.blocks) / 100)
+        var result = P2PCatchupResult()
+        while true {
+            guard node.isRunning else { fail("the P2P node exited (status \(node.exitStatus)):\n\(tail(node.log))") }
+            guard now() < deadline else { fail("the P2P node did not reach height \(target) in time:\n\(tail(node.log))") }
+            if let s = try? status(http), s.heights.store >= target {
+                result.seconds = now() - startedMono
+                break
+            }
+            usleep(20_000)
+        }
+        result.blocks = plan.blocks
+        result.blocksPerSecond = Double(plan.blocks) / result.seconds
+        results.p2pCatchup = result
+        detail("\(plan.blocks) blocks in \(fixed(result.seconds, 2)) s = \(Int(result.blocksPerSecond)) blocks/s over libp2p (DA catch-up \(Int(results.catchup.blocksPerSecond)) blocks/s)")
     }
 
     // MARK: Recovery

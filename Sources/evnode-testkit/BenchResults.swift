@@ -110,6 +110,14 @@ struct StoreResult: Codable {
     var rawMegabytesPerSecond = 0.0
 }
 
+/// A fresh full node syncing the same chain from a Swift peer over libp2p (go-header exchange),
+/// DA unreachable.
+struct P2PCatchupResult: Codable {
+    var blocks = 0
+    var seconds = 0.0
+    var blocksPerSecond = 0.0
+}
+
 struct BenchResults: Codable {
     var started = ""
     var totalSeconds = 0.0
@@ -119,6 +127,7 @@ struct BenchResults: Codable {
     var chain = ChainResult()
     var catchup = CatchupResult()
     var faultyCatchup = FaultyCatchupResult()
+    var p2pCatchup = P2PCatchupResult()
     var recovery = RecoveryResult()
     var production = ProductionResult()
     var store = StoreResult()
@@ -132,6 +141,7 @@ struct BenchResults: Codable {
             "catchup_steady_blocks_per_s_to_verify_per_s": catchup.steadyBlocksPerSecond / verify,
             "catchup_txs_per_s_to_raw_rocksdb_keys_per_s": catchup.txsPerSecond / baselines.rocksdbRawKeysPerSecond,
             "catchup_faulty_da_to_clean_blocks_per_s": faultyCatchup.blocksPerSecond / faultyCatchup.cleanBlocksPerSecond,
+            "p2p_catchup_blocks_per_s_to_da_catchup_blocks_per_s": p2pCatchup.blocksPerSecond / catchup.blocksPerSecond,
             "catchup_rss_100_to_rss_10": Double(catchup.rssAt100) / Double(max(1, catchup.rssAt10)),
             "catchup_rss_100_to_rss_50": Double(catchup.rssAt100) / Double(max(1, catchup.rssAt50)),
             "recovery_start_to_first_block_to_catchup_seconds": recovery.startToFirstBlockSeconds / catchup.seconds,
@@ -173,6 +183,8 @@ struct BenchResults: Codable {
             r["catchup_blocks_per_s_to_verify_per_s"])
         add("catch-up blocks/s, 10%→100%", "\(Int(catchup.steadyBlocksPerSecond))", verifyText,
             r["catchup_steady_blocks_per_s_to_verify_per_s"])
+        add("P2P catch-up blocks/s (\(p2pCatchup.blocks) blocks over libp2p, DA off)", "\(Int(p2pCatchup.blocksPerSecond))",
+            "DA catch-up \(Int(catchup.blocksPerSecond)) blocks/s", r["p2p_catchup_blocks_per_s_to_da_catchup_blocks_per_s"])
         add("catch-up txs/s", "\(Int(catchup.txsPerSecond))", "\(Int(raw)) raw RocksDB keys/s",
             r["catchup_txs_per_s_to_raw_rocksdb_keys_per_s"])
         add("catch-up RSS at 10% → 100% (peak)", "\(mb(catchup.rssAt10)) → \(mb(catchup.rssAt100)) (\(mb(catchup.peakRSS)))",

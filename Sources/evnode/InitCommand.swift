@@ -1,5 +1,6 @@
 import ArgumentParser
 import Config
+import P2PSync
 import Foundation
 
 struct InitCommand: ParsableCommand {
@@ -27,6 +28,13 @@ struct InitCommand: ParsableCommand {
         print("  config:   \(result.layout.configFile)")
         print("  genesis:  \(result.layout.genesisFile) (proposer \(Hex.encode(result.signerAddress)))")
         print("  signer:   \(result.layout.signerKeyFile) (mode 600; back it up, and signer.state beside it)")
-        print("  node key: \(result.layout.nodeKeyFile)")
+        let peerID = PeerID(publicKey: result.nodePublicKey)
+        print("  node key: \(result.layout.nodeKeyFile) (ev-node node_key.json format)")
+        print("  peer id:  \(peerID)")
+        // What the node will listen on with the written config (p2p.listen default).
+        let listen = (try? ConfigLoader.resolve(home: result.layout.home,
+                                                file: (try? ConfigLoader.readFile(at: result.layout.configFile)) ?? [:],
+                                                flags: [:]))?.p2p.listen ?? HostPort(host: "0.0.0.0", port: 7676)
+        print("  p2p:      \(Multiaddr(hostPort: listen.host, port: UInt16(clamping: listen.port), peerID: peerID))")
     }
 }

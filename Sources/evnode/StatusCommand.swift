@@ -54,6 +54,7 @@ struct StatusCommand: AsyncParsableCommand {
         if let reason = s["reason"] as? String { print("reason    \(reason)") }
         print("heights   store \(v(heights, "store"))  finalized \(v(heights, "finalized"))  DA head \(v(heights, "da_head"))  peers' max \(v(heights, "p2p_max"))")
         print("peers     \(v(s, "peers"))  evidence \(v(s, "evidence"))  proposer \(v(s, "proposer"))")
+        print("p2p       peer id \(v(s, "peer_id"))  listening on \((s["p2p_listen"] as? [String])?.joined(separator: ", ") ?? "-")")
         if (catchup["active"] as? Bool) == true {
             print("catchup   target \(v(catchup, "target"))  \(v(catchup, "blocks_per_second")) blocks/s  ETA \(v(catchup, "eta_seconds")) s  waiting for: \(v(catchup, "blocked_by"))")
         }

@@ -36,7 +36,7 @@ import Testing
         #expect(c.da.blockTime == .seconds(2))               // file beats default
         #expect(c.aggregator)
         #expect(c.da.address.hostPort.port == 26658)
-        #expect(c.p2p.peers == [HostPort(host: "127.0.0.1", port: 7001), HostPort(host: "127.0.0.1", port: 7002)])
+        #expect(c.p2p.peers == [P2PPeerAddress(host: "127.0.0.1", port: 7001), P2PPeerAddress(host: "127.0.0.1", port: 7002)])
         #expect(c.lazyInterval == .seconds(60))              // untouched default
     }
 

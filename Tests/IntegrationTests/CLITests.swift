@@ -10,7 +10,7 @@ import Testing
         let home = dir.path + "/node"
         let first = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator"])
         #expect(first.status == 0, "\(first.stderr)")
-        for file in ["config.yaml", "genesis.json", "signer.key", "node.key"] {
+        for file in ["config.yaml", "genesis.json", "signer.key", "node_key.json"] {
             #expect(FileManager.default.fileExists(atPath: "\(home)/config/\(file)"))
         }
         let attrs = try FileManager.default.attributesOfItem(atPath: "\(home)/config/signer.key")

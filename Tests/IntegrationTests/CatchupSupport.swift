@@ -374,28 +374,53 @@ func catchupSignedBlocks(chain: CatchupChain, heights: ClosedRange<UInt64>) thro
     }
 }
 
-/// What a peer serves when it claims heights whose blocks it will not give: `currentHeight` is
-/// the claim, `encodedSignedHeader` its proof (nil: no proof at all), ranges always empty.
+/// What a peer serves when it claims a height whose blocks it will not give: its head is
+/// `head` at `announced` (its proof, SPEC §6; nil with an empty chain), every other range
+/// request gets nothing (NOT_FOUND).
 struct CatchupUnservableSource: BlockSource {
     let announced: UInt64
-    let proofs: [UInt64: [UInt8]]
+    let head: P2PBlock?
     func currentHeight() -> UInt64 { announced }
-    func encodedSignedHeader(at height: UInt64) -> [UInt8]? { proofs[height] }
-    func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] { [] }
+    func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
+        guard let head, from == announced, count == 1 else { return [] }
+        return [head]
+    }
 }
 
-/// A real P2P node (the project's `P2PService` over TCP) that announces `height` with `proof`
-/// (the encoded signed header it offers for that height) and answers every range request with
-/// no blocks. With a genuine proof this is a peer ahead of DA that cannot serve; with a forged
-/// one it is a liar.
+/// A real P2P node (the project's `P2PService`, libp2p over TCP) whose head is `head` at
+/// `height` — with a block the proposer signed, a proven height it cannot serve — and which
+/// answers every other range request with nothing. Returns it and its multiaddr.
 func catchupStartUnservablePeer(chain: CatchupChain, announcing height: UInt64,
-                                proof: [UInt8]) async throws -> (P2PService, String) {
+                                head: P2PBlock?) async throws -> (P2PService, String) {
     let genesis = try chain.genesis
-    let validator = SignedBlockValidator(genesis: genesis)
     let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                              nodeKey: KeyFile.generate(), chainID: genesis.chainID,
-                             source: CatchupUnservableSource(announced: height, proofs: [height: proof]),
-                             validator: validator, provenHeights: ProvenPeerHeights(validator: validator.blockValidator))
+                             source: CatchupUnservableSource(announced: height, head: head),
+                             validator: SignedBlockValidator(genesis: genesis),
+                             provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: genesis)))
     let address = try await service.start()
-    return (service, "127.0.0.1:\(address.port ?? 0)")
+    return (service, "/ip4/127.0.0.1/tcp/\(address.port ?? 0)/p2p/\(service.localID)")
+}
+
+/// A liar: its head answer claims `height` with a header that names the genesis proposer but is
+/// signed by another key — an unproven claim (SPEC §6) — and it serves nothing.
+func catchupStartLiar(chain: CatchupChain, claiming height: UInt64) async throws -> (P2PService, String) {
+    let genesis = try chain.genesis
+    let impostor = BlockSigner(keyFile: KeyFile.generate())
+    let header = Header(height: height, time: genesis.startTimeNanoseconds + 1_000_000_000,
+                        lastHeaderHash: [UInt8](repeating: 1, count: 32), dataHash: BlockData(metadata: nil, txs: []).dataHash,
+                        appHash: [UInt8](repeating: 0, count: 32), proposerAddress: genesis.proposerAddress,
+                        chainID: genesis.chainID)
+    var signed = try impostor.sign(header: header)
+    // The signer claims to be the proposer; only the signature gives it away.
+    signed = SignedHeader(header: signed.header, signature: signed.signature,
+                          signer: Signer(address: genesis.proposerAddress, pubKey: signed.signer.pubKey))
+    let head = P2PBlock(signedHeader: signed, data: BlockData(metadata: nil, txs: []))
+    let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
+                             nodeKey: KeyFile.generate(), chainID: genesis.chainID,
+                             source: CatchupUnservableSource(announced: height, head: head),
+                             validator: SignedBlockValidator(genesis: genesis),
+                             provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: genesis)))
+    let address = try await service.start()
+    return (service, "/ip4/127.0.0.1/tcp/\(address.port ?? 0)/p2p/\(service.localID)")
 }

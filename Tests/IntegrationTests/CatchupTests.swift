@@ -198,8 +198,8 @@ struct CatchupTests {
         let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
         let original = try await Self.makeHistoryThenLoseTheDisk(chain, da: da, count: 5)
         let n = UInt64(original.count)
-        let proof = try catchupSignedBlocks(chain: chain, heights: (n + 20)...(n + 20))[0].encodedSignedHeader
-        let (peer, peerAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: n + 20, proof: proof)
+        let head = try catchupSignedBlocks(chain: chain, heights: (n + 20)...(n + 20))[0]
+        let (peer, peerAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: n + 20, head: head)
 
         let recovering = try await CatchupNode.start(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
                                                      arguments: Self.recovering(da.url, timeout: "3s", ["--p2p.peers", peerAddress]))
@@ -220,6 +220,29 @@ struct CatchupTests {
         #expect(try CatchupChain.storedHashes(home: chain.aggregatorHome) == original)
         #expect(try chain.signerMark() == n)
         #expect(try await chain.headersOnDA(da).keys.max() == n)
+        await da.stop()
+    }
+
+    /// A liar claims a height a million blocks ahead with a header the proposer did not sign: the
+    /// claim never counts (p2p_max stays 0), the liar is banned, and the recovering sequencer
+    /// promotes on what DA holds and continues at N+1.
+    @Test func liarWithAHugeUnprovenHeightIsIgnored() async throws {
+        let chain = try CatchupChain("liar")
+        defer { withExtendedLifetime(chain.dir) {} }
+        let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
+        let original = try await Self.makeHistoryThenLoseTheDisk(chain, da: da, count: 5)
+        let n = UInt64(original.count)
+        let (liar, liarAddress) = try await catchupStartLiar(chain: chain, claiming: n + 1_000_000)
+        let node = try await CatchupNode.start(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
+                                               arguments: Self.recovering(da.url, ["--p2p.peers", liarAddress]))
+        try await node.waitForPhase("aggregating", timeout: .seconds(60))
+        try await node.waitForHeight(n + 1)
+        let s = try await node.status()
+        #expect(s.heights.p2p_max == 0, "an unproven claim never counts")
+        #expect(try await node.hashes(through: n) == original)
+        #expect(node.log.contains { $0.message == "banning peer" && ($0["reason"] ?? "").contains("head answer") })
+        #expect(await node.stop() == 0)
+        await liar.shutdown()
         await da.stop()
     }
 

@@ -305,7 +305,8 @@ final class EtcdServer: Sendable {
         let check = SignedBlockValidator(blockValidator: validator)
         let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                              nodeKey: KeyFile.generate(), chainID: chain.chainID, source: StoreBlockSource(store: chain.store),
-                             validator: check, provenHeights: ProvenPeerHeights(validator: validator), logger: logger)
+                             validator: check, provenHeights: ProvenPeerHeights(validator: check.blockValidator),
+                             logger: logger)
         // The sync phase runs during a take-over: the re-offered block is applied through it.
         let pipeline = SyncPipeline(applier: applier, logger: logger)
         pipeline.start()
@@ -371,7 +372,8 @@ extension HATakeOverTests {
         let check = SignedBlockValidator(blockValidator: validator)
         let p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                              nodeKey: KeyFile.generate(), chainID: leaderChain.chainID, source: StoreBlockSource(store: store),
-                             validator: check, provenHeights: ProvenPeerHeights(validator: validator), logger: logger)
+                             validator: check, provenHeights: ProvenPeerHeights(validator: check.blockValidator),
+                             logger: logger)
         let group = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: leaderChain.chainID, nodeID: "behind",
                                 leaseTTL: .seconds(5), logger: logger)
         let runtime = HARuntime(group: group, store: store, pipeline: SyncPipeline(applier: applier, logger: logger),

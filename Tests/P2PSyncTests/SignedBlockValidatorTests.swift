@@ -28,15 +28,18 @@ struct SignedBlockValidatorTests {
         return (SignedBlockValidator(blockValidator: BlockValidator(chainID: chainID, proposerAddress: proposer)), blocks)
     }
 
-    @Test("accepts every block of the independently encoded vector chain, also after a trip through a frame")
+    @Test("accepts every block of the independently encoded vector chain, also as ev-node P2P envelopes")
     func vectorChain() throws {
         let (validator, blocks) = try Self.vectorBlocks()
         #expect(blocks.count == 24)
         for block in blocks {
             #expect(validator.validate(block) == .accept)
-            var frame = P2PMessage.newBlock(block).frame()
-            let cut = try #require(try FrameParser(maxFrameBytes: 1 << 20).next(from: &frame))
-            #expect(try P2PMessage.decode(type: cut.type, payload: cut.payload) == .newBlock(block))
+            // P2PSignedHeader / P2PData: the hint appended, then stripped again to the same bytes.
+            let header = P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0)
+            let data = P2PEnvelope.data(encodedData: block.encodedData, daHeightHint: 0)
+            #expect(try P2PEnvelope.strip(header, hintField: P2PEnvelope.headerHintField).body == block.encodedSignedHeader)
+            #expect(try P2PEnvelope.strip(data, hintField: P2PEnvelope.dataHintField).body == block.encodedData)
+            #expect(try P2PBlock(decoding: block.encoded()) == block)
         }
     }
 
@@ -83,7 +86,7 @@ struct SignedBlockValidatorTests {
         let candidate = try good.candidate(from: peer)
         #expect(candidate.signedHeader == signed && candidate.data == data)
         #expect(candidate.origin == .p2p(peer: peer.description))
-        #expect(PeerID(hex: peer.description) == peer)
+        #expect(PeerID(string: peer.description) == peer)
         #expect(throws: BlockProblem.self) { try wrongHeight.candidate(from: peer) }
 
         // Bytes that are not a signed header at all.

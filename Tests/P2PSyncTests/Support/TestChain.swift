@@ -104,8 +104,6 @@ final class RecordingSource: BlockSource {
 
     func currentHeight() -> UInt64 { inner.currentHeight() }
 
-    func encodedSignedHeader(at height: UInt64) -> [UInt8]? { inner.encodedSignedHeader(at: height) }
-
     func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
         counts.withLockedValue { c in
             c.requests += 1
@@ -120,8 +118,6 @@ final class RecordingSource: BlockSource {
 final class MemoryBlockSource: BlockSource {
     private struct State {
         var blocks: [UInt64: P2PBlock] = [:]
-        /// Signed headers offered as height proofs instead of the held blocks' own.
-        var proofs: [UInt64: [UInt8]] = [:]
         var height: UInt64 = 0
         var failing = false
     }
@@ -146,24 +142,12 @@ final class MemoryBlockSource: BlockSource {
         state.withLockedValue { $0.height = height }
     }
 
-    /// Proves heights with these blocks' headers, whatever is held (a store that lost or
-    /// forged the blocks but holds genuine headers).
-    func prove(with blocks: [P2PBlock]) {
-        state.withLockedValue { s in
-            for b in blocks { s.proofs[b.height] = b.encodedSignedHeader }
-        }
-    }
-
     /// Makes reads throw, like a failing disk.
     func setFailing(_ failing: Bool) {
         state.withLockedValue { $0.failing = failing }
     }
 
     func currentHeight() -> UInt64 { state.withLockedValue { $0.height } }
-
-    func encodedSignedHeader(at height: UInt64) -> [UInt8]? {
-        state.withLockedValue { $0.proofs[height] ?? $0.blocks[height]?.encodedSignedHeader }
-    }
 
     struct ReadFailure: Error {}
 

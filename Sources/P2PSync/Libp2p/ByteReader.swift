@@ -1,0 +1,109 @@
+import NIOCore
+
+/// Where a `ByteReader` gets its bytes: a TCP connection, the decrypted side of a Noise
+/// session, or one yamux stream. nil means the other side closed (EOF).
+protocol ChunkSource {
+    mutating func nextChunk() async throws -> ByteBuffer?
+}
+
+/// Reads framed things (exact byte counts, varints, length-prefixed messages, multistream
+/// lines) from a chunk source, keeping whatever arrived beyond them for the next read — which is
+/// how a lazy multistream client's payload, sent in the same write as its protocol, survives
+/// negotiation.
+struct ByteReader<Source: ChunkSource> {
+    var source: Source
+    var buffer = ByteBuffer()
+
+    init(_ source: Source, leftover: ByteBuffer = ByteBuffer()) {
+        self.source = source
+        self.buffer = leftover
+    }
+
+    /// Pulls one more chunk; false at EOF.
+    mutating func fill() async throws -> Bool {
+        guard var chunk = try await source.nextChunk() else { return false }
+        if buffer.readableBytes == 0 {
+            buffer = chunk
+        } else {
+            buffer.writeBuffer(&chunk)
+        }
+        return true
+    }
+
+    /// Exactly `count` bytes, or `LinkError.eof` when the stream ends first.
+    mutating func readExactly(_ count: Int) async throws -> ByteBuffer {
+        while buffer.readableBytes < count {
+            guard try await fill() else { throw LinkError.eof }
+        }
+        return buffer.readSlice(length: count)!
+    }
+
+    /// An unsigned varint; nil at a clean EOF before its first byte.
+    mutating func readVarint() async throws -> UInt64? {
+        while true {
+            switch Varint.parse(buffer.readableBytesView) {
+            case .value(let v, let n):
+                buffer.moveReaderIndex(forwardBy: n)
+                return v
+            case .invalid:
+                throw LinkError.protocolViolation("malformed varint")
+            case .incomplete:
+                if !(try await fill()) {
+                    if buffer.readableBytes == 0 { return nil }
+                    throw LinkError.eof
+                }
+            }
+        }
+    }
+
+    /// One `uvarint(len) ‖ bytes` message, at most `limit` bytes; nil at a clean EOF.
+    mutating func readMessage(limit: Int) async throws -> ByteBuffer? {
+        guard let length = try await readVarint() else { return nil }
+        guard length <= UInt64(limit) else {
+            throw LinkError.tooLarge(Int(clamping: length), limit: limit)
+        }
+        return try await readExactly(Int(length))
+    }
+
+    /// The bytes already received beyond what was read.
+    var leftover: ByteBuffer { buffer }
+}
+
+/// Failures of a connection or stream below the application protocols.
+enum LinkError: Error, CustomStringConvertible {
+    case eof
+    case protocolViolation(String)
+    case tooLarge(Int, limit: Int)
+    case negotiation(String)
+    case handshake(String)
+    case reset
+    case closed
+    case timeout(String)
+
+    var description: String {
+        switch self {
+        case .eof: return "the peer closed the stream"
+        case .protocolViolation(let what): return "protocol violation: \(what)"
+        case .tooLarge(let n, let limit): return "message of \(n) bytes is over the limit of \(limit)"
+        case .negotiation(let what): return "protocol negotiation failed: \(what)"
+        case .handshake(let what): return "handshake failed: \(what)"
+        case .reset: return "stream reset by the peer"
+        case .closed: return "connection closed"
+        case .timeout(let what): return "timed out: \(what)"
+        }
+    }
+}
+
+/// Runs `body` with a deadline; the error names what timed out.
+func withTimeout<T: Sendable>(_ duration: Duration, _ what: String,
+                              _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: duration)
+            throw LinkError.timeout(what)
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

@@ -1,0 +1,499 @@
+import Config
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+import Synchronization
+
+/// A stream the peer opened for one of our protocols, negotiated, with its reader (holding
+/// whatever the peer sent after the protocol id, e.g. a lazy client's request).
+struct InboundStream {
+    let connection: Libp2pConnection
+    let stream: YamuxStream
+    let protocolID: String
+    var reader: ByteReader<YamuxStream.Source>
+}
+
+/// What a protocol does with a stream the peer opened.
+typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
+
+/// The libp2p host of this node: TCP, multistream-select, Noise, yamux, identify (+ push) and
+/// ping; one connection per peer; the application protocols are the handlers given at init
+/// (identify lists exactly those and its own).
+final class Libp2pHost: Sendable {
+    struct Options: Sendable {
+        var handshakeTimeout: Duration = .seconds(10)
+        var connectTimeout: Duration = .seconds(5)
+        var keepAliveInterval: Duration = .seconds(30)
+        var maxConnections = 64
+        /// Bytes queued to one connection beyond which it is closed as not reading.
+        var outboundHardLimit = 64 << 20
+        var agentVersion = "evnode-swift"
+    }
+
+    static let identifyID = "/ipfs/id/1.0.0"
+    static let identifyPushID = "/ipfs/id/push/1.0.0"
+    static let pingID = "/ipfs/ping/1.0.0"
+    static let identifyLimit = 64 * 1024
+
+    let identity: Curve25519.Signing.PrivateKey
+    let localID: PeerID
+    let options: Options
+    let group: any EventLoopGroup
+    let logger: Logger
+    private let handlers: [String: StreamHandler]
+    /// Every protocol identify lists: the application's and the host's own.
+    let protocols: [String]
+
+    /// Called (from the connection's task) when a connection became the peer's connection,
+    /// and when it closed.
+    struct Events: Sendable {
+        var connected: @Sendable (Libp2pConnection) -> Void = { _ in }
+        var identified: @Sendable (Libp2pConnection) -> Void = { _ in }
+        var disconnected: @Sendable (Libp2pConnection) -> Void = { _ in }
+        /// Asked before a connection is accepted: a reason refuses it.
+        var refuse: @Sendable (PeerID, String) -> String? = { _, _ in nil }
+    }
+
+    private struct State {
+        var connections: [PeerID: Libp2pConnection] = [:]
+        var pending = 0
+        var nextSerial: UInt64 = 1
+        var listenAddrs: [Multiaddr] = []
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let events: Mutex<Events> = Mutex(Events())
+
+    init(identity: Curve25519.Signing.PrivateKey, handlers: [String: StreamHandler], options: Options,
+         group: any EventLoopGroup, logger: Logger) {
+        self.identity = identity
+        self.localID = PeerID(publicKey: Array(identity.publicKey.rawRepresentation))
+        self.options = options
+        self.group = group
+        self.logger = logger
+        var all = handlers
+        all[Self.pingID] = { stream in try await Self.servePing(&stream) }
+        self.handlers = all
+        self.protocols = (Array(all.keys) + [Self.identifyID, Self.identifyPushID]).sorted()
+    }
+
+    func setEvents(_ e: Events) { events.withLock { $0 = e } }
+
+    var connections: [Libp2pConnection] { state.withLock { Array($0.connections.values) } }
+
+    func connection(to peer: PeerID) -> Libp2pConnection? { state.withLock { $0.connections[peer] } }
+
+    var listenAddrs: [Multiaddr] { state.withLock { $0.listenAddrs } }
+
+    func setListenAddrs(_ addrs: [Multiaddr]) { state.withLock { $0.listenAddrs = addrs } }
+
+    // MARK: Listening and dialling
+
+    typealias RawChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+
+    /// Binds and accepts in a background task; returns the bound address and the server channel.
+    func listen(host: String, port: Int) async throws -> (SocketAddress, Task<Void, Never>, any Channel) {
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 128)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try RawChannel(wrappingChannelSynchronously: channel) }
+            }
+        guard let address = server.channel.localAddress else { throw LinkError.closed }
+        let serverChannel = server.channel
+        let task = Task { [self] in
+            do {
+                try await server.executeThenClose { inbound in
+                    try await withThrowingDiscardingTaskGroup { group in
+                        for try await child in inbound {
+                            group.addTask { await self.run(child, direction: .inbound, expected: nil, established: nil) }
+                        }
+                    }
+                }
+            } catch {
+                logger.debug("listener ended", metadata: ["error": "\(error)"])
+            }
+        }
+        return (address, task, serverChannel)
+    }
+
+    /// Dials `host:port`, runs the upgrade and returns the connection (whose life continues in
+    /// a task of its own). `expected`: the peer id the address must belong to.
+    func dial(host: String, port: Int, expected: PeerID?) async throws -> Libp2pConnection {
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(options.connectTimeout.timeAmount)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try RawChannel(wrappingChannelSynchronously: channel) }
+            }
+        let promise = channel.channel.eventLoop.makePromise(of: Libp2pConnection.self)
+        Task { await self.run(channel, direction: .outbound, expected: expected, established: promise) }
+        return try await promise.futureResult.get()
+    }
+
+    /// Closes every connection; the listener is closed by its owner.
+    func closeAll() {
+        let conns = state.withLock { s -> [Libp2pConnection] in
+            s.closed = true
+            return Array(s.connections.values)
+        }
+        for c in conns { c.close(reason: "shutting down") }
+        let chans = state.withLock { Array($0.channels.values) }
+        for ch in chans { ch.close(promise: nil) }
+    }
+
+    var openChannelCount: Int { state.withLock { $0.channels.count } }
+
+    // MARK: One connection's life
+
+    private func run(_ raw: RawChannel, direction: PeerDirection, expected: PeerID?,
+                     established: EventLoopPromise<Libp2pConnection>?) async {
+        let channel = raw.channel
+        let address = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        let admitted = state.withLock { s -> Bool in
+            guard !s.closed, s.connections.count + s.pending < options.maxConnections else { return false }
+            s.pending += 1
+            s.channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        guard admitted else {
+            established?.fail(LinkError.negotiation("connection limit reached or shutting down"))
+            try? await channel.close()
+            return
+        }
+        var registered: Libp2pConnection?
+        defer {
+            state.withLock { s in
+                s.channels.removeValue(forKey: ObjectIdentifier(channel))
+                if let r = registered, s.connections[r.remote] === r { s.connections.removeValue(forKey: r.remote) }
+            }
+            if let r = registered { events.withLock { $0 }.disconnected(r) }
+        }
+        do {
+            try await raw.executeThenClose { inbound, outbound in
+                let timer = channel.eventLoop.scheduleTask(in: options.handshakeTimeout.timeAmount) {
+                    channel.close(promise: nil)
+                }
+                var tcp = ByteReader(TCPSource(iterator: inbound.makeAsyncIterator()))
+                let upgraded: (Noise.Result, ByteReader<NoiseSource<TCPSource>>)
+                do {
+                    upgraded = try await self.upgrade(&tcp, outbound: outbound, initiator: direction.isDialer,
+                                                      expected: expected)
+                } catch {
+                    timer.cancel()
+                    state.withLock { $0.pending -= 1 }
+                    established?.fail(error)
+                    logger.debug("handshake failed", metadata: ["address": "\(address)", "direction": "\(direction)",
+                                                                "error": "\(error)"])
+                    return
+                }
+                timer.cancel()
+                var (noise, secure) = upgraded
+                let session = YamuxSession(isDialer: direction.isDialer)
+                let dialer = direction.isDialer ? localID : noise.remote
+                let serial = state.withLock { s -> UInt64 in
+                    s.pending -= 1
+                    defer { s.nextSerial += 1 }
+                    return s.nextSerial
+                }
+                let conn = Libp2pConnection(remote: noise.remote, direction: direction, remoteAddress: address,
+                                            serial: serial, origin: ConnectionOrigin(dialer: dialer, dialerNonce: noise.handshakeHash),
+                                            session: session, channel: channel)
+                if let refusal = register(conn) {
+                    established?.fail(LinkError.negotiation(refusal))
+                    logger.debug("connection refused", metadata: ["peer": "\(conn.remote)", "reason": "\(refusal)"])
+                    session.close(goAway: .normal)
+                    var send = noise.send
+                    for await frame in session.frames {
+                        try? await outbound.write(Self.encrypt(frame, &send))
+                    }
+                    return
+                }
+                registered = conn
+                established?.succeed(conn)
+                events.withLock { $0 }.connected(conn)
+                let initialSend = noise.send
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        // The writer: every frame in order, encrypted.
+                        var send = initialSend
+                        for await frame in session.frames {
+                            let n = frame.readableBytes
+                            do {
+                                try await outbound.write(Self.encrypt(frame, &send))
+                            } catch {
+                                break
+                            }
+                            session.wrote(n)
+                        }
+                        channel.close(promise: nil)
+                    }
+                    group.addTask { await self.acceptStreams(conn) }
+                    group.addTask { await self.keepAlive(conn) }
+                    group.addTask { await self.identify(conn) }
+                    do {
+                        try session.receive(&secure.buffer)
+                        while try await secure.fill() {
+                            try session.receive(&secure.buffer)
+                            if secure.buffer.readableBytes == 0 { secure.buffer.clear() }
+                            if session.queuedBytes > options.outboundHardLimit {
+                                conn.close(reason: "does not read (over \(options.outboundHardLimit) bytes queued)",
+                                           code: .internalError)
+                                break
+                            }
+                        }
+                        conn.close(reason: "closed by the peer")
+                    } catch LinkError.closed {
+                        conn.close(reason: "peer said goodbye")
+                    } catch let error as LinkError {
+                        if case .protocolViolation = error {
+                            conn.close(reason: "\(error)", code: .protocolError)
+                        } else {
+                            conn.close(reason: "\(error)")
+                        }
+                    } catch {
+                        conn.close(reason: "\(error)")
+                    }
+                    group.cancelAll()
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["address": "\(address)", "error": "\(error)"])
+        }
+        if registered == nil {
+            // Never registered: the pending count was taken back on the failure paths above,
+            // except when executeThenClose itself failed before running.
+        }
+    }
+
+    static func encrypt(_ frame: ByteBuffer, _ cipher: inout Noise.CipherState) throws -> ByteBuffer {
+        var rest = frame
+        var out = ByteBuffer()
+        out.reserveCapacity(frame.readableBytes + 18 * (frame.readableBytes / Noise.maxPlaintext + 1))
+        while rest.readableBytes > 0 {
+            let n = min(rest.readableBytes, Noise.maxPlaintext)
+            let chunk = rest.readSlice(length: n)!
+            let sealed = try cipher.encrypt(Array(chunk.readableBytesView), ad: [])
+            out.writeInteger(UInt16(sealed.count))
+            out.writeBytes(sealed)
+        }
+        return out
+    }
+
+    /// multistream → Noise → multistream → yamux.
+    private func upgrade(_ tcp: inout ByteReader<TCPSource>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+                         initiator: Bool, expected: PeerID?) async throws
+        -> (Noise.Result, ByteReader<NoiseSource<TCPSource>>) {
+        let write: (ByteBuffer) async throws -> Void = { try await outbound.write($0) }
+        if initiator {
+            try await Multistream.select(Noise.protocolID, reader: &tcp, write: write)
+        } else {
+            try await write(Multistream.messages([Multistream.header]))
+            _ = try await Multistream.accept([Noise.protocolID], reader: &tcp, headerSent: true, write: write)
+        }
+        let result = try await Noise.handshake(initiator: initiator, identity: identity, expected: expected,
+                                               reader: &tcp, write: write)
+        var send = result.send
+        var secure = ByteReader(NoiseSource(reader: tcp, cipher: result.receive))
+        // Sequential here, so encrypting inline keeps the nonces in order.
+        let secureWrite: (ByteBuffer) async throws -> Void = { buffer in
+            try await outbound.write(Self.encrypt(buffer, &send))
+        }
+        if initiator {
+            try await Multistream.select(Yamux.protocolID, reader: &secure, write: secureWrite)
+        } else {
+            _ = try await Multistream.accept([Yamux.protocolID], reader: &secure, write: secureWrite)
+        }
+        var r = result
+        r.send = send
+        return (r, secure)
+    }
+
+    /// Makes `conn` the peer's connection; returns why not otherwise.
+    private func register(_ conn: Libp2pConnection) -> String? {
+        if conn.remote == localID { return "connection to self" }
+        if let reason = events.withLock({ $0 }).refuse(conn.remote, conn.remoteAddress) { return reason }
+        let replaced = state.withLock { s -> (Libp2pConnection?, String?) in
+            if s.closed { return (nil, "shutting down") }
+            if let existing = s.connections[conn.remote], !existing.isClosed {
+                guard DuplicateConnectionRule.keeps(conn.origin, over: existing.origin) else {
+                    return (nil, "duplicate connection (the existing one is kept)")
+                }
+                s.connections[conn.remote] = conn
+                return (existing, nil)
+            }
+            s.connections[conn.remote] = conn
+            return (nil, nil)
+        }
+        if let refusal = replaced.1 { return refusal }
+        replaced.0?.close(reason: "duplicate connection (replaced by a preferred one)")
+        return nil
+    }
+
+    // MARK: Streams
+
+    private func acceptStreams(_ conn: Libp2pConnection) async {
+        await withDiscardingTaskGroup { group in
+            for await stream in conn.session.inboundStreams {
+                group.addTask { await self.handle(stream, on: conn) }
+            }
+        }
+    }
+
+    private func handle(_ stream: YamuxStream, on conn: Libp2pConnection) async {
+        var reader = stream.reader()
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(10))
+            stream.reset()
+        }
+        let supported = Set(handlers.keys).union([Self.identifyID, Self.identifyPushID])
+        let proto: String
+        do {
+            proto = try await Multistream.accept(supported, reader: &reader) { try await stream.write($0) }
+        } catch {
+            timeout.cancel()
+            logger.debug("stream negotiation failed", metadata: ["peer": "\(conn.remote.short)", "error": "\(error)"])
+            stream.reset()
+            return
+        }
+        timeout.cancel()
+        var inbound = InboundStream(connection: conn, stream: stream, protocolID: proto, reader: reader)
+        do {
+            switch proto {
+            case Self.identifyID:
+                try await stream.write(identifyMessage(for: conn))
+                stream.close()
+            case Self.identifyPushID:
+                if let msg = try await inbound.reader.readMessage(limit: Self.identifyLimit) {
+                    apply(identify: msg, to: conn)
+                }
+                stream.close()
+            default:
+                try await handlers[proto]!(&inbound)
+            }
+        } catch {
+            logger.debug("stream ended with an error", metadata: ["peer": "\(conn.remote.short)", "protocol": "\(proto)",
+                                                                   "error": "\(error)"])
+            stream.reset()
+        }
+    }
+
+    /// Opens a stream for `proto` (header and protocol in one write) and waits for the echo.
+    func openStream(_ conn: Libp2pConnection, protocol proto: String,
+                    timeout: Duration = .seconds(10)) async throws -> (YamuxStream, ByteReader<YamuxStream.Source>) {
+        let stream = try conn.session.openStream()
+        var reader = stream.reader()
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            stream.reset()
+        }
+        defer { timer.cancel() }
+        do {
+            try await Multistream.select(proto, reader: &reader) { try await stream.write($0) }
+        } catch {
+            stream.reset()
+            throw error
+        }
+        return (stream, reader)
+    }
+
+    // MARK: Identify and ping
+
+    private func identifyMessage(for conn: Libp2pConnection) throws -> ByteBuffer {
+        var m = Identify_Pb_Identify()
+        m.protocolVersion = "ipfs/0.1.0"
+        m.agentVersion = options.agentVersion
+        m.publicKey = Data(LibP2PKey.encodePublicKey(ed25519: Array(identity.publicKey.rawRepresentation)))
+        m.listenAddrs = listenAddrs.map { a in
+            var plain = a
+            plain.peerID = nil
+            return Data(plain.bytes)
+        }
+        if let remote = conn.channel.remoteAddress, let ip = remote.ipAddress, let port = remote.port {
+            m.observedAddr = Data(Multiaddr(hostPort: ip, port: UInt16(clamping: port)).bytes)
+        }
+        m.protocols = protocols
+        let body: [UInt8] = try m.serializedBytes()
+        var out = ByteBuffer()
+        Varint.write(UInt64(body.count), to: &out)
+        out.writeBytes(body)
+        return out
+    }
+
+    private func apply(identify msg: ByteBuffer, to conn: Libp2pConnection) {
+        guard let m = try? Identify_Pb_Identify(serializedBytes: Array(msg.readableBytesView)) else {
+            logger.debug("identify message does not decode", metadata: ["peer": "\(conn.remote.short)"])
+            return
+        }
+        if m.hasPublicKey, LibP2PKey.decodeEd25519PublicKey(Array(m.publicKey)).map({ PeerID(publicKey: $0) }) != conn.remote {
+            logger.warning("identify names a key that is not the connection's", metadata: ["peer": "\(conn.remote.short)"])
+            return
+        }
+        conn.state.withLock { s in
+            s.protocols = m.protocols
+            s.agentVersion = m.agentVersion
+            s.identified = true
+        }
+        events.withLock { $0 }.identified(conn)
+    }
+
+    /// Asks the peer who it is and what it speaks.
+    private func identify(_ conn: Libp2pConnection) async {
+        do {
+            var (stream, reader) = try await openStream(conn, protocol: Self.identifyID)
+            stream.closeWrite()
+            guard let msg = try await reader.readMessage(limit: Self.identifyLimit) else { throw LinkError.eof }
+            stream.close()
+            apply(identify: msg, to: conn)
+        } catch {
+            logger.debug("identify failed", metadata: ["peer": "\(conn.remote.short)", "error": "\(error)"])
+        }
+    }
+
+    private static func servePing(_ s: inout InboundStream) async throws {
+        while true {
+            if s.reader.buffer.readableBytes == 0 {
+                guard try await s.reader.fill() else { break }
+            }
+            let payload = try await s.reader.readExactly(32)
+            try await s.stream.write(payload)
+        }
+        s.stream.close()
+    }
+
+    /// One libp2p ping round trip.
+    func ping(_ conn: Libp2pConnection) async throws -> Duration {
+        var (stream, reader) = try await openStream(conn, protocol: Self.pingID)
+        defer { stream.close() }
+        var payload = ByteBuffer()
+        for _ in 0..<4 { payload.writeInteger(UInt64.random(in: 0...UInt64.max)) }
+        let start = ContinuousClock.now
+        try await stream.write(payload)
+        let echo = try await reader.readExactly(32)
+        guard echo == payload else { throw LinkError.protocolViolation("ping echo differs") }
+        return ContinuousClock.now - start
+    }
+
+    /// yamux pings every `keepAliveInterval`; a peer that answers none for three intervals is gone.
+    private func keepAlive(_ conn: Libp2pConnection) async {
+        while !Task.isCancelled, !conn.isClosed {
+            do {
+                try await Task.sleep(for: options.keepAliveInterval)
+                try await withTimeout(options.keepAliveInterval * 3, "keep-alive ping") {
+                    try await conn.session.ping()
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                if !conn.isClosed { conn.close(reason: "\(error)") }
+                return
+            }
+        }
+    }
+}

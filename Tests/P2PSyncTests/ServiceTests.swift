@@ -1,0 +1,139 @@
+@testable import Block
+@testable import Config
+import Foundation
+@testable import P2PSync
+import Testing
+
+/// Two or three real `P2PService`s on 127.0.0.1 talking ev-node's libp2p protocols to each other
+/// (the interop with an independent implementation is in IntegrationTests/Libp2pInteropTests).
+@Suite struct ServiceTests {
+    @Test func rangeSyncOverHeaderExchange() async throws {
+        let chain = try TestChain()
+        try chain.build(to: 200)
+        let a = try await TestNode.start("a", chain: chain, source: chain.source)
+        let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
+        try await waitUntil("b proves a's head") { b.service.maxPeerHeight == 200 }
+        let blocks = try await b.service.requestRange(from: 1, to: 200)
+        #expect(blocks == (try chain.blocks(1...200)))
+        // Partial: beyond a's head the range stops at the head.
+        await #expect(throws: P2PError.self) { try await b.service.requestRange(from: 199, to: 260) }
+        #expect(b.service.peers.first?.announcedHeight == 200)
+        await b.stop()
+        await a.stop()
+    }
+
+    @Test func gossipTravelsALineOnceAndPairsHeaderWithData() async throws {
+        let chain = try TestChain()
+        let a = try await TestNode.start("a", chain: chain)
+        let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
+        let c = try await TestNode.start("c", chain: chain, peers: [b.multiaddr])
+        try await waitUntil("line connected") { a.isConnected(to: b) && c.isConnected(to: b) }
+        // FloodSub needs the peers' subscriptions before anything is sent to them.
+        try await waitUntil("subscriptions known") {
+            a.service.floodsub.subscribedPeers(a.service.headerTopic).count == 1
+                && b.service.floodsub.subscribedPeers(b.service.headerTopic).count == 2
+        }
+        let blocks = try chain.blocks(1...3)
+        for block in blocks { a.service.broadcast(block: block) }
+        try await waitUntil("c received all three through b") { blocks.allSatisfy(c.hasReceived) }
+        #expect(blocks.allSatisfy(b.hasReceived))
+        #expect(c.received.count == 3, "each block once")
+        #expect(c.received.allSatisfy { $0.from == b.id })
+        #expect(!a.isConnected(to: c))
+        for n in [c, b, a] { await n.stop() }
+    }
+
+    @Test func forgedGossipGetsTheSenderBanned() async throws {
+        let chain = try TestChain()
+        let a = try await TestNode.start("a", chain: chain)
+        let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
+        try await waitUntil("subscribed") { a.service.floodsub.subscribedPeers(a.service.headerTopic).count == 1 }
+        a.service.broadcast(block: try chain.forged(height: 1))
+        try await waitUntil("a banned by b") { b.service.isBanned(peer: a.id) }
+        try await waitUntil("a disconnected") { !b.isConnected(to: a) }
+        #expect(b.received.isEmpty)
+        await b.stop()
+        await a.stop()
+    }
+
+    @Test func hostPortPeerIsAcceptedAndAWrongPeerIDIsNot() async throws {
+        let chain = try TestChain()
+        let a = try await TestNode.start("a", chain: chain)
+        let b = try await TestNode.start("b", chain: chain, peers: ["127.0.0.1:\(a.port)"])
+        try await waitUntil("b learns a's id in the handshake") {
+            b.service.dialTargets.first?.state == .connected(a.id)
+        }
+        let impostorID = PeerID(key: .generate())
+        let c = try await TestNode.start("c", chain: chain, peers: ["/ip4/127.0.0.1/tcp/\(a.port)/p2p/\(impostorID)"])
+        try await waitUntil("c's dial fails on the identity") {
+            c.service.dialTargets.first?.lastError?.contains("not the expected") == true
+        }
+        #expect(c.service.peers.isEmpty)
+        for n in [c, b, a] { await n.stop() }
+    }
+
+    @Test func peersThatDialEachOtherKeepOneConnection() async throws {
+        let chain = try TestChain()
+        let keyA = KeyFile.generate(), keyB = KeyFile.generate()
+        let portA = try freePort(), portB = try freePort()
+        let idA = PeerID(key: keyA), idB = PeerID(key: keyB)
+        // Each dials the other (a redials b until b is up, while b dials a).
+        let a = try await TestNode.start("a", chain: chain, peers: ["/ip4/127.0.0.1/tcp/\(portB)/p2p/\(idB)"],
+                                         port: portA, key: keyA)
+        let b = try await TestNode.start("b", chain: chain, peers: ["/ip4/127.0.0.1/tcp/\(portA)/p2p/\(idA)"],
+                                         port: portB, key: keyB)
+        try await waitUntil("connected") { a.isConnected(to: b) && b.isConnected(to: a) }
+        // Settled: each end keeps exactly one connection, and it survives a while.
+        try await Task.sleep(for: .seconds(1))
+        #expect(a.service.host.connections.filter { !$0.isClosed }.count == 1)
+        #expect(b.service.host.connections.filter { !$0.isClosed }.count == 1)
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test func redialsARestartedPeerAndKeepsItsProvenHeight() async throws {
+        let chain = try TestChain()
+        try chain.build(to: 10)
+        let key = KeyFile.generate()
+        let a = try await TestNode.start("a", chain: chain, key: key, source: chain.source)
+        let port = a.port
+        let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
+        try await waitUntil("height proven") { b.service.maxPeerHeight == 10 }
+        await a.stop()
+        try await waitUntil("disconnected") { !b.isConnected(to: a) }
+        #expect(b.service.maxPeerHeight == 10, "a proven height stays after its peer left")
+        let a2 = try await TestNode.start("a2", chain: chain, port: port, key: key, source: chain.source)
+        try await waitUntil("redialled") { b.isConnected(to: a2) }
+        await b.stop()
+        await a2.stop()
+    }
+
+    @Test func aServerWithAnUnprovableHeadIsBanned() async throws {
+        let chain = try TestChain()
+        try chain.build(to: 5)
+        let liarSource = MemoryBlockSource([try chain.forged(height: 5)])
+        let liar = try await TestNode.start("liar", chain: chain, source: liarSource)
+        let b = try await TestNode.start("b", chain: chain, peers: [liar.multiaddr])
+        try await waitUntil("liar banned") { b.service.isBanned(peer: liar.id) }
+        #expect(b.service.maxPeerHeight == nil)
+        await b.stop()
+        await liar.stop()
+    }
+}
+
+func freePort() throws -> Int {
+    for _ in 0..<100 {
+        let port = Int.random(in: 20_000..<32_000)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        if ok { return port }
+    }
+    throw WaitTimedOut(what: "a free port")
+}
