@@ -75,7 +75,8 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
             let head = try await direct.networkHead().height
             let (proxy, url) = try await startFaultyDA(upstream: da.url, faultRate: 0.5, seed: 5, home: dir.path + "/p",
                                                        extra: ["--stall-ms", "1500"])
-            defer { Task { await proxy.stop() } }
+            // Killed here, not in a task the test process may not live to run (it leaked one).
+            defer { proxy.signal(SIGKILL) }
             let client = try CelestiaDAClient(options: DAClientOptions(url: url, requestTimeout: .seconds(5), retry: .none))
             let observer = CountingObserver()
             let retry = DAFetchRetry(policy: RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(10),

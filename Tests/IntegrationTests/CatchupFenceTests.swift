@@ -24,7 +24,6 @@ struct CatchupFenceTests {
         try SignerHighWaterMark(path: chain.signerStateFile).record(n + 4)
         // Claims an empty chain (an answer) and serves nothing; only gossips.
         let (peer, peerAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: 0, head: nil)
-        defer { Task { await peer.shutdown() } }
 
         let node = try await CatchupNode.start(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
                                                arguments: CatchupTests.recovering(da.url, timeout: "3s", ["--p2p.peers", peerAddress]))
@@ -40,6 +39,7 @@ struct CatchupFenceTests {
                 "\(output.suffix(3000))")
         #expect(!output.contains("producing blocks"))
         #expect(try CatchupChain.storedHashes(home: chain.aggregatorHome) == original)
+        await peer.shutdown()
         await da.stop()
     }
 
