@@ -1,3 +1,4 @@
+import Config
 import Foundation
 
 /// A JSON value as the Engine API exchanges them. Kept as a tree (not decoded into structs) so
@@ -222,7 +223,7 @@ struct JSONParser {
 
 /// `0x`-hex as the eth JSON-RPC API writes quantities and data.
 public enum EthHex {
-    public static func data(_ bytes: [UInt8]) -> String { "0x" + hexDigits(bytes) }
+    public static func data(_ bytes: [UInt8]) -> String { "0x" + Hex.encode(bytes) }
 
     public static func quantity(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
 
@@ -236,36 +237,6 @@ public enum EthHex {
         return UInt64(text.dropFirst(2), radix: 16)
     }
 
-    static func hexDigits(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func decodeHex(_ text: String) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count / 2)
-        var i = 0
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case 48...57: return c - 48
-            case 97...102: return c - 87
-            case 65...70: return c - 55
-            default: return nil
-            }
-        }
-        while i < chars.count {
-            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
-    }
+    /// Plain hex without `0x` (the JWT secret file, and the two forms above): Config's `Hex`.
+    static func decodeHex(_ text: String) -> [UInt8]? { Hex.decode(text) }
 }
