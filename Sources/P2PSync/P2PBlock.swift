@@ -60,22 +60,6 @@ public struct ReceivedBlock: Sendable, Equatable {
     }
 }
 
-/// 32 bytes packed into four words: a cheap key for the seen-set.
-struct HashKey: Hashable, Sendable {
-    let a: UInt64, b: UInt64, c: UInt64, d: UInt64
-
-    /// `bytes` must hold exactly 32 bytes (the wire codec guarantees it for header hashes).
-    init?(_ bytes: [UInt8]) {
-        guard bytes.count == 32 else { return nil }
-        func word(_ i: Int) -> UInt64 {
-            var w: UInt64 = 0
-            for j in 0..<8 { w = w << 8 | UInt64(bytes[i * 8 + j]) }
-            return w
-        }
-        a = word(0); b = word(1); c = word(2); d = word(3)
-    }
-}
-
 /// Strict reader of `P2PBlock.encoded()`.
 struct PayloadReader {
     var buffer: ByteBuffer
