@@ -67,11 +67,6 @@ public final class ProvenPeerHeights: Sendable {
         state.withLock { $0.highestByPeer.values.max() }
     }
 
-    /// The highest height `peer` proved, nil when it proved none.
-    public func highest(of peer: String) -> UInt64? {
-        state.withLock { $0.highestByPeer[peer] }
-    }
-
     /// Some peer answered with a valid claim (a proven height, or an empty chain).
     public var anyPeerAnswered: Bool {
         state.withLock { !$0.highestByPeer.isEmpty }
