@@ -45,13 +45,39 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
-        .target(name: "Block", dependencies: [
-            "Config", "CRocksDB",
+        // The block layer: sub-targets inside Sources/Block, in the order blocks flow through
+        // them (README "Layout"). `Block` re-exports them all; dependents import `Block`.
+        // Block types, wire codec, hashing, signing, validation, and the executor seam.
+        .target(name: "Chain", dependencies: [
+            "Config",
             .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Sources/Block", sources: ["Chain", "Wire", "Signing", "Validation", "Executor"],
+           swiftSettings: strict),
+        // RocksDB and the block store: blocks, state and executor writes committed together;
+        // the double-sign evidence log (its own key range).
+        .target(name: "Store", dependencies: [
+            "Chain", "Config", "CRocksDB",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Sources/Block/Store", swiftSettings: strict),
+        // Validate → execute → commit (the applier), the KV executor, the mempool, the reconcile.
+        .target(name: "Execution", dependencies: [
+            "Chain", "Store", "Config",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/Block/Execution", swiftSettings: strict),
+        // Blocks in: the sync pipeline, proven peer heights, recovery (ancestor search,
+        // authoritative headers).
+        .target(name: "Sync", dependencies: [
+            "Chain", "Store", "Execution", "Config",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/Block", sources: ["Sync", "Recovery"], swiftSettings: strict),
+        // Blocks out: the builder and the producer.
+        .target(name: "Production", dependencies: [
+            "Chain", "Store", "Execution", "Config",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),
-        ], swiftSettings: strict),
+        ], path: "Sources/Block/Production", swiftSettings: strict),
+        .target(name: "Block", dependencies: ["Chain", "Store", "Execution", "Sync", "Production"],
+                path: "Sources/Block", sources: ["Block.swift"], swiftSettings: strict),
         .target(name: "DA", dependencies: [
             "Config", "Block", "HTTPClient", "CRocksDB",
             .product(name: "Crypto", package: "swift-crypto"),

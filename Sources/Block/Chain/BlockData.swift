@@ -125,7 +125,7 @@ public struct BlockData: Sendable, Hashable {
         self = try BlockData.decodeWire(bytes, limit: limit)
     }
 
-    var wireSize: Int { encodedSize }
+    package var wireSize: Int { encodedSize }
 
     func encodeWire(to w: inout ProtoWriter) { encode(to: &w, includeMetadata: true) }
 }

@@ -100,7 +100,7 @@ public struct SignedHeader: Sendable, Hashable {
 
     /// The encoding plus the range of the embedded header's bytes within it (field 1 comes
     /// first), so the header hash can be taken without encoding the header a second time.
-    func encodedWithHeaderRange() -> (bytes: [UInt8], header: Range<Int>) {
+    package func encodedWithHeaderRange() -> (bytes: [UInt8], header: Range<Int>) {
         let headerSize = header.encodedSize
         let start = 1 + WireSize.varint(UInt64(headerSize))
         return (encoded(), start..<(start + headerSize))

@@ -1,5 +1,7 @@
+import Chain
 import Config
 import Logging
+import Store
 
 /// Puts an engine that keeps its own state back in line with the store at start (after a crash,
 /// a lost EL disk, or an operator's rollback):

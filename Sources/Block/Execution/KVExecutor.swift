@@ -1,4 +1,6 @@
+import Chain
 import Config
+import Store
 
 /// The built-in key/value application (SPEC §4).
 ///

@@ -1,3 +1,4 @@
+import Chain
 import Synchronization
 
 /// Why a tx was not queued.

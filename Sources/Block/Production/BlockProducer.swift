@@ -1,6 +1,9 @@
+import Chain
 import Config
+import Execution
 import Logging
 import NIOPosix
+import Store
 
 /// Why production stopped. Each case is something an operator must look at.
 public enum ProductionError: Error, Sendable, CustomStringConvertible {

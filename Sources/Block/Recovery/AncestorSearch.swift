@@ -1,4 +1,7 @@
+import Chain
 import Config
+import Execution
+import Store
 
 /// Rolls the chain back: store and execution state to a height, in one atomic step. The seam
 /// through which divergence recovery and `evnode rollback` act (so a test can make it fail).

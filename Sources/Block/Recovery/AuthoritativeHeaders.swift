@@ -1,3 +1,4 @@
+import Chain
 import Synchronization
 
 /// What the authoritative source (DA) says each height's block is: the first validly signed

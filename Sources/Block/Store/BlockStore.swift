@@ -1,3 +1,4 @@
+import Chain
 import Config
 #if canImport(Glibc)
 import Glibc
@@ -559,7 +560,7 @@ public final class BlockStore: Sendable {
 
     /// Runs `body` with one cursor over the executor entries that start with `prefix`: many
     /// seeks on one cursor cost less than a fresh iterator for each.
-    func withExecutorCursor<T>(prefix: [UInt8], _ body: (ExecutorCursor) throws(StoreError) -> T) throws(StoreError) -> T {
+    package func withExecutorCursor<T>(prefix: [UInt8], _ body: (ExecutorCursor) throws(StoreError) -> T) throws(StoreError) -> T {
         let lower = StoreKeys.executor(prefix)
         let upper = StoreKeys.successor(ofPrefix: lower) ?? [StoreKeys.executorPrefix + 1]
         return try db.withIterator(lower: lower, upper: upper) { (it) throws(StoreError) -> T in
@@ -587,12 +588,12 @@ public final class BlockStore: Sendable {
 
 /// An iterator over executor entries, with keys as the executor sees them (without the store's
 /// namespace byte).
-struct ExecutorCursor {
+package struct ExecutorCursor {
     fileprivate let iterator: RocksIterator
 
     /// Positions at the first entry whose key is ≥ `key`.
-    func seek(_ key: [UInt8]) { iterator.seek(StoreKeys.executor(key)) }
-    func next() { iterator.next() }
-    var isValid: Bool { iterator.isValid }
-    var key: [UInt8] { Array(iterator.key.dropFirst()) }
+    package func seek(_ key: [UInt8]) { iterator.seek(StoreKeys.executor(key)) }
+    package func next() { iterator.next() }
+    package var isValid: Bool { iterator.isValid }
+    package var key: [UInt8] { Array(iterator.key.dropFirst()) }
 }

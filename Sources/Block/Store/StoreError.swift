@@ -1,3 +1,5 @@
+import Chain
+
 /// Why a store operation failed. Nothing is half-written when one is thrown: every write is a
 /// single RocksDB batch.
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -93,7 +93,7 @@ enum StoreKeys {
 }
 
 @inline(__always)
-func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
+package func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
     var shift: UInt64 = 56
     while true {
         bytes.append(UInt8(truncatingIfNeeded: value >> shift))
@@ -103,7 +103,7 @@ func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
 }
 
 @inline(__always)
-func bigEndianBytes(_ value: UInt64) -> [UInt8] {
+package func bigEndianBytes(_ value: UInt64) -> [UInt8] {
     var out = [UInt8]()
     out.reserveCapacity(8)
     appendBigEndian(value, to: &out)
@@ -111,7 +111,7 @@ func bigEndianBytes(_ value: UInt64) -> [UInt8] {
 }
 
 /// Reads a big-endian UInt64 from exactly 8 bytes.
-func readBigEndian<C: Collection<UInt8>>(_ bytes: C) -> UInt64? {
+package func readBigEndian<C: Collection<UInt8>>(_ bytes: C) -> UInt64? {
     guard bytes.count == 8 else { return nil }
     var value: UInt64 = 0
     for b in bytes { value = value << 8 | UInt64(b) }

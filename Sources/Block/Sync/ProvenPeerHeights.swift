@@ -1,3 +1,4 @@
+import Chain
 import Synchronization
 
 /// SPEC §6 condition 2, above any transport: the heights peers have *proven* during this

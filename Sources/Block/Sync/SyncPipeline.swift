@@ -1,7 +1,10 @@
+import Chain
 import Config
 import Dispatch
+import Execution
 import Foundation
 import Logging
+import Store
 import Synchronization
 
 /// Where a candidate block came from. DA is authoritative; P2P is soft (SPEC §7).

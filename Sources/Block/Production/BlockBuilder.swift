@@ -1,3 +1,6 @@
+import Chain
+import Store
+
 /// Builds the next block as the proposer (SPEC §3): data with metadata, header, execution, the
 /// proposer's signature. Storing it, gossiping it and the signer's high-water mark are up to the
 /// caller.

@@ -1,3 +1,6 @@
+import Chain
+import Store
+
 /// Why a block could not be applied.
 public enum ApplyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The block broke a rule of SPEC §3 (see `ValidationError.isDivergence`, `.blamesSource`).
