@@ -62,9 +62,8 @@ public final class ChildProcess: @unchecked Sendable {
     /// The complete lines written so far.
     public var lines: [String] {
         let text = output
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if !text.hasSuffix("\n") { lines.removeLast() }   // a line still being written
-        return lines
+        // The last piece is what follows the last newline: empty, or a line still being written.
+        return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
     /// The exit status, or the signal number for a process a signal ended.
