@@ -90,14 +90,7 @@ struct CatchupUnservableSource: BlockSource {
 /// answers every other range request with nothing. Returns it and its multiaddr.
 func catchupStartUnservablePeer(aggregator: NodeProcess, announcing height: UInt64,
                                 head: P2PBlock?) async throws -> (P2PService, String) {
-    let genesis = try aggregator.genesis
-    let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
-                             nodeKey: KeyFile.generate(), chainID: genesis.chainID,
-                             source: CatchupUnservableSource(announced: height, head: head),
-                             validator: SignedBlockValidator(genesis: genesis),
-                             provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: genesis)))
-    let address = try await service.start()
-    return (service, "/ip4/127.0.0.1/tcp/\(address.port ?? 0)/p2p/\(service.localID)")
+    try await startUnservingPeer(genesis: try aggregator.genesis, announcing: height, head: head)
 }
 
 /// A liar: its head answer claims `height` with a header that names the genesis proposer but is
@@ -114,6 +107,13 @@ func catchupStartLiar(aggregator: NodeProcess, claiming height: UInt64) async th
     signed = SignedHeader(header: signed.header, signature: signed.signature,
                           signer: Signer(address: genesis.proposerAddress, pubKey: signed.signer.pubKey))
     let head = P2PBlock(signedHeader: signed, data: BlockData(metadata: nil, txs: []))
+    return try await startUnservingPeer(genesis: genesis, announcing: height, head: head)
+}
+
+/// A P2P node of `genesis`'s chain that answers head requests with `head` at `height` and every
+/// range request with nothing.
+private func startUnservingPeer(genesis: Genesis, announcing height: UInt64,
+                                head: P2PBlock?) async throws -> (P2PService, String) {
     let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                              nodeKey: KeyFile.generate(), chainID: genesis.chainID,
                              source: CatchupUnservableSource(announced: height, head: head),
