@@ -133,22 +133,30 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
+        // What every test target shares: temp directories, free ports, child processes by PID,
+        // waits with deadlines, HTTP over curl, the signed test chain, and the launchers of the
+        // local DA, the faulty-DA proxy, etcd, the py-evm EL — and `Testnet`, the one harness
+        // for tests that run nodes as real processes. Only test targets depend on it.
+        .target(name: "TestSupport", dependencies: [
+            "Block", "Config", "DA",
+        ], path: "Tests/TestSupport", swiftSettings: strict),
+
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "BlockTests", dependencies: [
-            "Block", "Config",
+            "Block", "Config", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "DATests", dependencies: [
-            "DA", "Block", "Config", "HTTPClient",
+            "DA", "Block", "Config", "HTTPClient", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "EVMTests", dependencies: ["EVM", "Block", "Config"]),
-        .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config"]),
+        .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: [
-            "Node", "Block", "Config", "DA", "P2PSync",
+            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block", "DA", "P2PSync"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block", "DA", "P2PSync", "TestSupport"]),
     ]
 )

@@ -3,6 +3,7 @@ import Foundation
 import Config
 import Logging
 import Testing
+import TestSupport
 
 @Suite struct BlockProducerTests {
     let logger = Logger(label: "test.producer")
@@ -69,9 +70,9 @@ import Testing
         let task = Task { try await p.run() }
         defer { task.cancel() }
         try chain.executor.submit(Array("lazy=1".utf8))
-        try await waitUntil { chain.store.height >= 1 }
+        try await waitUntil("block 1 stored") { chain.store.height >= 1 }
         try chain.executor.submit(Array("lazy=2".utf8))
-        try await waitUntil { chain.store.height >= 2 }
+        try await waitUntil("block 2 stored") { chain.store.height >= 2 }
         #expect(try chain.value("lazy") == "2")
         // Both blocks carry a transaction: none was produced on an empty mempool.
         for h in UInt64(1)...chain.store.height {
@@ -111,17 +112,6 @@ import Testing
             return next == 4 && signed == 4
         }
         #expect(fence.seen.value == [1, 2, 3, 4])
-    }
-
-    func waitUntil(_ condition: () throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met before the deadline")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
     }
 }
 

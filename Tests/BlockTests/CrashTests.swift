@@ -2,6 +2,7 @@ import Block
 import Config
 import Foundation
 import Testing
+import TestSupport
 
 /// kill -9 in the middle of a stream of commits: the store reopens at the last complete batch,
 /// its state root equals a replay of its blocks, and every block reads back.
@@ -30,31 +31,32 @@ import Testing
     static func parseGenesis(_ line: String?) throws -> Genesis {
         let parts = (line ?? "").split(separator: " ").map(String.init)
         guard parts.count == 4, parts[0] == "genesis", let start = UInt64(parts[2]), let address = Hex.decode(parts[3]) else {
-            throw ChildProcess.Failure(description: "unexpected first line from the writer: \(line ?? "<eof>")")
+            throw TestFailure("unexpected first line from the writer: \(line ?? "<eof>")")
         }
         return Genesis(chainID: parts[1], startTimeNanoseconds: start, proposerAddress: address)
     }
 
     static func parseCommitted(_ line: String?) throws -> UInt64 {
         guard let line, line.hasPrefix("committed "), let height = UInt64(line.dropFirst("committed ".count)) else {
-            throw ChildProcess.Failure(description: "unexpected line from the writer: \(line ?? "<eof>")")
+            throw TestFailure("unexpected line from the writer: \(line ?? "<eof>")")
         }
         return height
     }
 
     @Test func killNineMidStreamLeavesAConsistentStore() throws {
-        let writer = try ChildProcess.builtExecutable("evnode-testkit")
         let dir = TempDirectory("evnode-crash")
         let path = dir.sub("data")
         var start: UInt64 = 0
 
         for round in 0..<StoreCrashTests.killDelaysMicroseconds.count {
-            let child = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path])
-            let genesis = try StoreCrashTests.parseGenesis(try child.readLine())
+            let child = try ChildProcess(name: "crash-writer-\(round)", executable: BuiltProducts.testkit,
+                                         arguments: ["crash-writer", "--store", path], logDirectory: dir.sub("logs"),
+                                         separateStderr: true)
+            let genesis = try StoreCrashTests.parseGenesis(try child.nextLine())
             var lastPrinted = start
             let target = start + 200
             while lastPrinted < target {
-                let height = try StoreCrashTests.parseCommitted(try child.readLine())
+                let height = try StoreCrashTests.parseCommitted(try child.nextLine())
                 #expect(height > lastPrinted)
                 if round == 0 && lastPrinted == 0 {
                     // While the writer holds the store, another process cannot open it.

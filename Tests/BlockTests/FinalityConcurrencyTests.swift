@@ -3,6 +3,7 @@ import Config
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// The KV executor with a hook run (once) inside `setFinal` after its writes are computed, to
 /// act while the store prepares finality.

@@ -2,6 +2,7 @@ import Block
 import Config
 import Logging
 import Testing
+import TestSupport
 
 /// Two branches signed by one key (a double-signing proposer): a common prefix, then blocks that
 /// differ from `forkAt` on. Built with the real builder and KV executor (which executes without
@@ -200,16 +201,6 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
 @Suite struct PipelineRollbackTests {
     let logger = Logger(label: "test.rollback")
 
-    func waitForHeight(_ pipeline: SyncPipeline, _ height: UInt64) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while pipeline.progress.storeHeight != height {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("pipeline at \(pipeline.progress.storeHeight), wanted \(height)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-    }
 
     @Test func rollsBackBetweenBatchesAndReplaysTheAuthoritativeBranch() async throws {
         let signer = BlockSigner(keyFile: KeyFile.generate())
@@ -223,7 +214,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         pipeline.start()
         defer { pipeline.stop() }
         await pipeline.submit(candidates(fork.softChain, .p2p(peer: "a")))
-        try await waitForHeight(pipeline, 7)
+        try await pipeline.waitForStoreHeight(7, exactly: true)
         #expect(try node.value("y7") == "1")
 
         for (i, block) in fork.authoritative.enumerated() { _ = ledger.record(block.signedHeader, daHeight: 50 + UInt64(i)) }
@@ -237,7 +228,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         #expect(pipeline.progress.waiting == 0)
         #expect(evidence.count == 4, "each soft block against DA's is evidence")
         await pipeline.submit(candidates(fork.authoritative, .da(daHeight: 50)))
-        try await waitForHeight(pipeline, 9)
+        try await pipeline.waitForStoreHeight(9, exactly: true)
         #expect(node.store.state == expected)
         #expect(try node.value("k") == "x9" && node.value("y5") == nil)
     }
@@ -271,7 +262,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         pipeline.start()
         defer { pipeline.stop() }
         await pipeline.submit(candidates(fork.softChain.prefix(4), .p2p(peer: "a")))
-        try await waitForHeight(pipeline, 4)
+        try await pipeline.waitForStoreHeight(4, exactly: true)
         let before = node.store.state
         #expect(throws: StoreError.io(operation: "write", reason: "injected")) {
             try pipeline.rollback(to: 3, using: Refusing())
@@ -279,6 +270,6 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         #expect(node.store.state == before && pipeline.progress.storeHeight == 4)
         // The pipeline still applies afterwards.
         await pipeline.submit(candidates(fork.soft.suffix(1), .p2p(peer: "a")))
-        try await waitForHeight(pipeline, 5)
+        try await pipeline.waitForStoreHeight(5, exactly: true)
     }
 }

@@ -2,6 +2,7 @@ import Block
 import Config
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct VectorChainStoreTests {
     let vectors = ChainVectors.shared
@@ -358,10 +359,11 @@ import Testing
     @Test func anotherRocksDBDatabaseIsNotAStore() throws {
         let dir = TempDirectory()
         let path = dir.sub("other-db")
-        let maker = try ChildProcess(executable: try ChildProcess.builtExecutable("evnode-testkit"),
-                                     arguments: ["foreign-rocksdb", "--path", path])
-        #expect(try maker.readLine() == "created")
-        #expect(try maker.readLine() == nil)
+        let maker = try ChildProcess(name: "foreign-rocksdb", executable: BuiltProducts.testkit,
+                                     arguments: ["foreign-rocksdb", "--path", path], logDirectory: dir.sub("logs"),
+                                     separateStderr: true)
+        #expect(try maker.nextLine() == "created")
+        #expect(try maker.nextLine() == nil)
         #expect(throws: StoreError.notAStore(path: path, reason: "a RocksDB database without the evnode block store marker")) {
             try BlockStore.open(path: path)
         }

@@ -2,6 +2,7 @@ import Block
 import Config
 import Logging
 import Testing
+import TestSupport
 
 /// The sync pipeline on a real store: out-of-order input, parallel signature checks ahead of the
 /// in-order apply, DA over P2P precedence, rejection and conflict events, backpressure.
@@ -23,16 +24,6 @@ import Testing
         blocks.map { CandidateBlock(signedHeader: $0.signedHeader, data: $0.data, origin: source) }
     }
 
-    func waitForHeight(_ pipeline: SyncPipeline, _ height: UInt64) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while pipeline.progress.storeHeight < height {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("pipeline stuck at \(pipeline.progress.storeHeight), wanted \(height)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-    }
 
     @Test func appliesShuffledInputInOrderToTheSameChain() async throws {
         let (source, follower, blocks) = try makeChains(count: 300)
@@ -45,7 +36,7 @@ import Testing
         for chunk in stride(from: 0, to: shuffled.count, by: 37) {
             await pipeline.submit(Array(shuffled[chunk..<min(chunk + 37, shuffled.count)]))
         }
-        try await waitForHeight(pipeline, 300)
+        try await pipeline.waitForStoreHeight(300)
         #expect(follower.store.state == source.store.state)
         for h in [UInt64(1), 150, 300] {
             #expect(try follower.store.headerHash(at: h) == source.store.headerHash(at: h))
@@ -75,7 +66,7 @@ import Testing
         marked[0].signedHeader.signature[0] ^= 0xff
         for i in marked.indices { marked[i].signatureVerified = true }
         await pipeline.submit(marked)
-        try await waitForHeight(pipeline, 6)
+        try await pipeline.waitForStoreHeight(6)
         #expect(follower.store.state == source.store.state)
     }
 
@@ -88,7 +79,7 @@ import Testing
         forged.signedHeader.signature[0] ^= 0xff
         await pipeline.submit(candidates(blocks[0..<4], .p2p(peer: "a")) + [forged])
         await pipeline.submit(candidates(blocks[5...], .p2p(peer: "a")))
-        try await waitForHeight(pipeline, 4)
+        try await pipeline.waitForStoreHeight(4)
         var iterator = pipeline.events.makeAsyncIterator()
         guard case .rejected(let height, let from, let error)? = await iterator.next() else {
             Issue.record("expected a rejection event")
@@ -98,7 +89,7 @@ import Testing
         if case .invalid(let v) = error { #expect(v.rule == "signature" && v.blamesSource) }
         #expect(pipeline.progress.storeHeight == 4)   // 6…10 wait for a valid 5
         await pipeline.submit(candidates(blocks[4...4], .da(daHeight: 9)))
-        try await waitForHeight(pipeline, 10)
+        try await pipeline.waitForStoreHeight(10)
         #expect(follower.store.state == source.store.state)
     }
 
@@ -113,7 +104,7 @@ import Testing
         await pipeline.submit(candidates(blocks, .da(daHeight: 1)))
         pipeline.start()
         defer { pipeline.stop() }
-        try await waitForHeight(pipeline, 3)
+        try await pipeline.waitForStoreHeight(3)
         #expect(try follower.store.headerHash(at: 3) == blocks[2].signedHeader.header.hash)
         #expect(try follower.value("evil") == nil)
     }
@@ -124,7 +115,7 @@ import Testing
         pipeline.start()
         defer { pipeline.stop() }
         await pipeline.submit(candidates(blocks, .p2p(peer: "a")))
-        try await waitForHeight(pipeline, 4)
+        try await pipeline.waitForStoreHeight(4)
         let fork = try follower.builder.build(on: blocks[1].state, txs: [Array("fork=1".utf8)],
                                               time: blocks[2].signedHeader.header.time)
         await pipeline.submit(candidates([fork], .da(daHeight: 7)))
@@ -147,7 +138,7 @@ import Testing
             await pipeline.submit(candidates(blocks[chunk..<min(chunk + 20, blocks.count)], .da(daHeight: UInt64(chunk))))
             #expect(pipeline.progress.waiting <= 32 + 20)
         }
-        try await waitForHeight(pipeline, 500)
+        try await pipeline.waitForStoreHeight(500)
         #expect(follower.store.state == source.store.state)
     }
 }

@@ -3,6 +3,7 @@ import Config
 import Crypto
 import Foundation
 import Testing
+import TestSupport
 
 /// One test per rule of SPEC §3: each builds block 7 of the vector chain with exactly one thing
 /// wrong (re-signed by the proposer after the change, so no other rule breaks) and checks that

@@ -1,6 +1,7 @@
 import Block
 import Config
 import Testing
+import TestSupport
 
 /// Every block of `chain-24.json`, in both directions: our encoder reproduces the independent
 /// encoder's bytes, hashes and signatures, and our decoder reads its bytes back to the same

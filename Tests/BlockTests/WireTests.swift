@@ -1,6 +1,7 @@
 import Block
 import Config
 import Testing
+import TestSupport
 
 @Suite struct WireDecodingErrorTests {
     let vectors = ChainVectors.shared

@@ -2,6 +2,7 @@ import Block
 import Config
 @testable import DA
 import Testing
+import TestSupport
 
 /// `DABlobChecker`: one signature check per block, results in blob order whether the height is
 /// checked on one thread or spread over the cores.
@@ -16,9 +17,8 @@ import Testing
     /// `data_hash` already authenticate its txs). Data no verified header claims is held only
     /// with a valid signature of its own: with a bad one it is rejected.
     @Test func checksOneSignaturePerBlockInBlobOrder() throws {
-        let dir = try TemporaryDirectory(prefix: "evnode-checker")
-        defer { dir.remove() }
-        let source = try TestChainStore(path: dir.path + "/source")
+        let dir = TempDirectory("evnode-checker")
+        let source = try TestChain(chainID: "da-test", path: dir.path + "/source")
         defer { source.close() }
         for h in 1...80 { try source.produce(["k\(h)=v\(h)"]) }
         let stranger = BlockSigner(keyFile: KeyFile.generate())
@@ -85,9 +85,8 @@ import Testing
     /// Data whose txs a header waiting in the follower claims needs no signature; data nobody
     /// claims does. The follower's claims come in as `claimed`.
     @Test func dataClaimedByAWaitingHeaderNeedsNoSignature() throws {
-        let dir = try TemporaryDirectory(prefix: "evnode-checker")
-        defer { dir.remove() }
-        let source = try TestChainStore(path: dir.path + "/source")
+        let dir = TempDirectory("evnode-checker")
+        let source = try TestChain(chainID: "da-test", path: dir.path + "/source")
         defer { source.close() }
         try source.produce(["a=1"])
         let block = try source.store.block(at: 1)!

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// The submission options and the subscription against a real `evnode local-da` process.
 @Suite struct CelestiaSubmitTests {
@@ -33,10 +34,10 @@ import Testing
                                          logger: Logger(label: "test")) { h in seen.withLock { $0.append(h) } }
             let task = Task { await sub.run() }
             defer { task.cancel() }
-            try await waitFor("subscription live") { sub.status.state == .live }
+            try await waitUntil("subscription live") { sub.status.state == .live }
             let h1 = try await client.submit([DABlob(namespace: headers, data: bytes("a"))])
             let h2 = try await client.submit([DABlob(namespace: namespace("other"), data: bytes("b"))])
-            try await waitFor("both heights notified") { seen.withLock { $0.contains(h1) && $0.contains(h2) } }
+            try await waitUntil("both heights notified") { seen.withLock { $0.contains(h1) && $0.contains(h2) } }
             #expect(sub.status.notifications >= 2)
         }
     }
@@ -46,20 +47,11 @@ import Testing
             let sub = DAHeadSubscription(options: .init(url: da.url, namespace: headers), logger: Logger(label: "test")) { _ in }
             let task = Task { await sub.run() }
             defer { task.cancel() }
-            try await waitFor("fallen back to polling") {
+            try await waitUntil("fallen back to polling") {
                 sub.status.state == .polling && (sub.status.lastError ?? "").contains("method not found")
             }
         }
     }
-}
-
-private func waitFor(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    if !condition() { throw DAError.setup("timed out waiting for \(what)") }
 }
 
 @Suite struct HeadSubscriptionURLTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import DA
 import HTTPClient
 
@@ -131,8 +132,7 @@ import HTTPClient
 /// The local DA's persistence on a real RocksDB.
 @Suite struct LocalDAChainTests {
     @Test func appendsPersistAcrossReopen() throws {
-        let dir = try TemporaryDirectory(prefix: "evnode-chain")
-        defer { dir.remove() }
+        let dir = TempDirectory("evnode-chain")
         let ns = DANamespace(name: "chain")
         let path = dir.path + "/db"
         do {

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 
 /// Collects log lines (level and message) for assertions on what the log says.
 final class LogCapture: Sendable {
@@ -41,21 +42,6 @@ final class CountingObserver: DAFetchObserver {
     func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration) { counts.withLock { $0.failed += 1 } }
 }
 
-/// `evnode-testkit faulty-da` in front of `upstream` (built next to the tests).
-func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String, extra: [String] = []) async throws
-    -> (ChildProcess, String) {
-    let evnode = try EvnodeBinary.path()
-    let testkit = URL(fileURLWithPath: evnode).deletingLastPathComponent().appendingPathComponent("evnode-testkit").path
-    let child = try ChildProcess(executable: testkit,
-                                 arguments: ["faulty-da", "--upstream", upstream, "--fault-rate", "\(faultRate)",
-                                             "--seed", "\(seed)"] + extra,
-                                 stderrPath: home + ".faulty-da.stderr.log")
-    let address = try await child.waitForLine("faulty-da to report its address") { line -> String? in
-        line.hasPrefix("listening on ") ? String(line.dropFirst("listening on ".count)) : nil
-    }
-    return (child, "http://\(address)/")
-}
-
 /// The follower's behaviour against a DA that fails (issue 14, "Liveness under a flaky DA").
 @Suite struct FlakyDATests {
     let ns = DANamespace(name: "flaky")
@@ -73,10 +59,11 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
                 expected[h] = try await direct.getAll(height: h, namespaces: [ns])
             }
             let head = try await direct.networkHead().height
-            let (proxy, url) = try await startFaultyDA(upstream: da.url, faultRate: 0.5, seed: 5, home: dir.path + "/p",
-                                                       extra: ["--stall-ms", "1500"])
+            let proxy = try await FaultyDAProxy.start(upstream: da.url, faultRate: 0.5, seed: 5,
+                                                      logDirectory: dir.sub("logs"), extra: ["--stall-ms", "1500"])
+            let url = proxy.url
             // Killed here, not in a task the test process may not live to run (it leaked one).
-            defer { proxy.signal(SIGKILL) }
+            defer { proxy.child.kill9() }
             let client = try CelestiaDAClient(options: DAClientOptions(url: url, requestTimeout: .seconds(5), retry: .none))
             let observer = CountingObserver()
             let retry = DAFetchRetry(policy: RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(10),
@@ -211,9 +198,8 @@ func startFaultyDA(upstream: String, faultRate: Double, seed: Int, home: String,
     /// posted ahead of the real blob): paired with the header's txs only, its metadata dropped,
     /// so the block is the one the proposer signed.
     @Test func claimedUnverifiedDataIsPairedWithoutItsMetadata() throws {
-        let dir = try TemporaryDirectory(prefix: "evnode-held")
-        defer { dir.remove() }
-        let source = try TestChainStore(path: dir.path + "/source")
+        let dir = TempDirectory("evnode-held")
+        let source = try TestChain(chainID: "da-test", path: dir.path + "/source")
         defer { source.close() }
         try source.produce(["a=1"])
         let block = try source.store.block(at: 1)!

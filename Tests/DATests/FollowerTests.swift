@@ -4,6 +4,7 @@ import DA
 import Foundation
 import Logging
 import Testing
+import TestSupport
 
 /// The DA follower against a real `evnode local-da`: a chain posted by the real submitter, read
 /// back into a fresh store through the real sync pipeline.
@@ -16,7 +17,7 @@ import Testing
     /// the submitter posted it, the junk counted as bad, and the resume height saved.
     @Test func rebuildsTheChainFromDAAndFinalizesIt() async throws {
         try await withLocalDA(arguments: ["--block-time", "200ms"]) { da, client, dir in
-            let source = try TestChainStore(path: dir.path + "/source")
+            let source = try TestChain(chainID: "da-test", path: dir.path + "/source")
             defer { source.close() }
             for h in 1...240 {
                 try source.produce(h % 4 == 0 ? [] : ["k\(h % 17)=v\(h)", "n\(h)=\(h)"])

@@ -1,6 +1,7 @@
 import DA
 import Foundation
 import Testing
+import TestSupport
 
 /// The client against a real `evnode local-da` process.
 @Suite struct LocalDATests {
@@ -36,8 +37,7 @@ import Testing
     }
 
     @Test func restartKeepsEveryBlob() async throws {
-        let dir = try TemporaryDirectory(prefix: "evnode-da-restart")
-        defer { dir.remove() }
+        let dir = TempDirectory("evnode-da-restart")
         let home = dir.path + "/da"
         var expected: [UInt64: [UInt8]] = [:]
         let first = try await LocalDAProcess.start(home: home, arguments: ["--block-time", "50ms"])
@@ -237,8 +237,7 @@ import Testing
     }
 
     @Test func retriesRideOutADANodeRestart() async throws {
-        let dir = try TemporaryDirectory(prefix: "evnode-da-retry")
-        defer { dir.remove() }
+        let dir = TempDirectory("evnode-da-retry")
         let home = dir.path + "/da"
         let port = try freeLoopbackPort()
         let client = try CelestiaDAClient(options: DAClientOptions(

@@ -1,6 +1,7 @@
 import DA
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct RangeRetrievalTests {
     let ns = namespace("range")

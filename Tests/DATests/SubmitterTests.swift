@@ -3,6 +3,7 @@ import Config
 import DA
 import Foundation
 import Testing
+import TestSupport
 
 /// The submitter with a real block store and a real `evnode local-da` process.
 @Suite struct SubmitterTests {
@@ -16,13 +17,13 @@ import Testing
     }
 
     /// Block h has txs unless h is a multiple of 3.
-    func produce(_ chain: TestChainStore, _ heights: ClosedRange<Int>) throws {
+    func produce(_ chain: TestChain, _ heights: ClosedRange<Int>) throws {
         for h in heights {
             _ = try chain.produce(h % 3 == 0 ? [] : ["k\(h)=v\(h)", "n\(h)=\(h)"])
         }
     }
 
-    func expectEveryBlockOnceOnDA(_ contents: DAContents, through top: UInt64, chain: TestChainStore) throws {
+    func expectEveryBlockOnceOnDA(_ contents: DAContents, through top: UInt64, chain: TestChain) throws {
         #expect(contents.badSignatures == 0)
         for h in 1...top {
             #expect(contents.headers[h]?.count == 1, "header \(h) posted \(contents.headers[h]?.count ?? 0) times")
@@ -41,7 +42,7 @@ import Testing
 
     @Test func postsBlocksInOrderAndFinalizes() async throws {
         try await withLocalDA { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             try produce(chain, 1...12)
             let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
@@ -62,7 +63,7 @@ import Testing
 
     @Test func sharedNamespaceMeansOneSubmissionPerBatch() async throws {
         try await withLocalDA { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             try produce(chain, 1...9)
             let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
@@ -79,7 +80,7 @@ import Testing
     @Test func batchesAreSplitWhenTheDANodeFindsThemTooLarge() async throws {
         // The DA node accepts 1,500 bytes per submission; the submitter thinks 100 kB is fine.
         try await withLocalDA(arguments: ["--block-time", "1h", "--max-blob-size", "1500"]) { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             try produce(chain, 1...20)
             let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
@@ -94,7 +95,7 @@ import Testing
 
     @Test func aBlobOverTheLimitStopsTheSubmitterWithItsHeight() async throws {
         try await withLocalDA(arguments: ["--block-time", "1h", "--max-blob-size", "600"]) { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             _ = try chain.produce(["small=1"])
             _ = try chain.produce(["big=" + String(repeating: "x", count: 2_000)])
@@ -112,7 +113,7 @@ import Testing
 
     @Test func resumesAfterRestartWithoutPostingAnythingTwice() async throws {
         try await withLocalDA { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             try produce(chain, 1...6)
             do {
@@ -138,7 +139,7 @@ import Testing
     /// advanced its progress: those blocks are not posted again.
     @Test func inclusionRecordedBeforeACrashIsNotPostedAgain() async throws {
         try await withLocalDA { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             try produce(chain, 1...8)
             let first = DASubmitter(client: client, store: chain.store, executor: chain.executor,
@@ -168,15 +169,14 @@ import Testing
     /// The DA node is stopped for a while and comes back on the same address: nothing is lost,
     /// nothing posted twice, and finality catches up.
     @Test func survivesADANodeOutage() async throws {
-        let dir = try TemporaryDirectory(prefix: "evnode-submitter-outage")
-        defer { dir.remove() }
+        let dir = TempDirectory("evnode-submitter-outage")
         let daHome = dir.path + "/da"
         var da = try await LocalDAProcess.start(home: daHome, arguments: ["--block-time", "200ms"])
         let port = da.port
         let client = try CelestiaDAClient(options: DAClientOptions(
             url: da.url, connectTimeout: .seconds(1), requestTimeout: .seconds(5),
             retry: RetryPolicy(maxAttempts: 2, initialDelay: .milliseconds(20), maxDelay: .milliseconds(20))))
-        let chain = try TestChainStore(path: dir.path + "/store")
+        let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
         let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
                                     signer: chain.signer, options: options())
         let running = Task { try await submitter.run() }
@@ -219,7 +219,7 @@ import Testing
 
     @Test func wakeEndsTheWaitBetweenChecks() async throws {
         try await withLocalDA { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             var slow = options()
             slow.interval = .seconds(3600)
@@ -239,7 +239,7 @@ import Testing
     @Test func aWrongTokenIsFatalNotRetriedForever() async throws {
         try await withLocalDA(arguments: ["--block-time", "1h", "--auth-token", "right"],
                               clientOptions: { DAClientOptions(url: $0, authToken: "wrong", retry: .none) }) { _, client, dir in
-            let chain = try TestChainStore(path: dir.path + "/store")
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
             defer { chain.close() }
             try produce(chain, 1...2)
             let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,

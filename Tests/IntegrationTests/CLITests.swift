@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The `evnode` executable as an operator uses it: init, config errors, exit statuses.
 @Suite struct CLITests {

@@ -3,6 +3,7 @@ import Block
 import Foundation
 import P2PSync
 import Testing
+import TestSupport
 
 /// The holes issue 14 closed in the catchup fence (SPEC §6), each with real processes: blocks
 /// held above a gap nobody fills, and kill -9 at the producer's crash points.
@@ -16,31 +17,31 @@ struct CatchupFenceTests {
     /// N+2…N+4 but nobody ever supplies N+1: after the timeout the node fails closed (status 3)
     /// naming the gap, instead of syncing forever.
     @Test func blocksHeldAboveAGapNobodyFillsFailClosedNamingTheGap() async throws {
-        let chain = try CatchupChain("gap")
-        defer { withExtendedLifetime(chain.dir) {} }
-        let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
-        let original = try await CatchupTests.makeHistoryThenLoseTheDisk(chain, da: da, count: 3)
-        let n = UInt64(original.count)
-        try SignerHighWaterMark(path: chain.signerStateFile).record(n + 4)
-        // Claims an empty chain (an answer) and serves nothing; only gossips.
-        let (peer, peerAddress) = try await catchupStartUnservablePeer(chain: chain, announcing: 0, head: nil)
+        try await Testnet.run(chainID: "catchup-gap") { net in
+            let chain = try CatchupChain(net)
+            let da = try await net.startDA(blockTime: "500ms")
+            let original = try await CatchupTests.makeHistoryThenLoseTheDisk(chain, da: da, count: 3)
+            let n = UInt64(original.count)
+            try SignerHighWaterMark(path: chain.signerStateFile).record(n + 4)
+            // Claims an empty chain (an answer) and serves nothing; only gossips.
+            let (peer, peerAddress) = try await catchupStartUnservablePeer(aggregator: chain.sequencer, announcing: 0, head: nil)
 
-        let node = try await CatchupNode.start(name: "aggregator-2", home: chain.aggregatorHome, logDirectory: chain.logs,
-                                               arguments: CatchupTests.recovering(da.url, timeout: "3s", ["--p2p.peers", peerAddress]))
-        try await catchupEventually("the node to connect to the peer") { peer.peers.count == 1 }
-        try await catchupEventually("the node to have DA's blocks") { try await node.status().heights.store == n }
-        for block in try catchupSignedBlocks(chain: chain, heights: (n + 2)...(n + 4)) {
-            peer.broadcast(block: block)
+            let node = try await chain.sequencer.started(CatchupTests.recovering(da.url, timeout: "3s", ["--p2p.peers", peerAddress]))
+            try await waitUntil("the node to connect to the peer") { peer.peers.count == 1 }
+            try await waitUntil("the node to have DA's blocks") { try await node.status().heights.store == n }
+            for block in try catchupSignedBlocks(aggregator: chain.sequencer, heights: (n + 2)...(n + 4)) {
+                peer.broadcast(block: block)
+            }
+            let status = try await node.waitForExit("the node to give up on the gap")
+            let output = node.output
+            #expect(status == 3, "\(output.suffix(3000))")
+            #expect(output.contains("3 fetched blocks (from \(n + 2)) wait above a gap: height \(n + 1) not supplied"),
+                    "\(output.suffix(3000))")
+            #expect(!output.contains("producing blocks"))
+            #expect(try chain.sequencer.storedHashes() == original)
+            await peer.shutdown()
+            await da.stop()
         }
-        let status = try await node.child.catchupWaitForExit("the node to give up on the gap")
-        let output = node.child.output
-        #expect(status == 3, "\(output.suffix(3000))")
-        #expect(output.contains("3 fetched blocks (from \(n + 2)) wait above a gap: height \(n + 1) not supplied"),
-                "\(output.suffix(3000))")
-        #expect(!output.contains("producing blocks"))
-        #expect(try CatchupChain.storedHashes(home: chain.aggregatorHome) == original)
-        await peer.shutdown()
-        await da.stop()
     }
 
     // MARK: mark before commit
@@ -64,7 +65,7 @@ struct CatchupFenceTests {
         #expect(crashed.stdout.contains("crashing \(step) 3"))
 
         let record = try #require(try SignerHighWaterMark(path: layout.signerStateFile).loadRecord())
-        let storeHeight = try CatchupChain.storedHashes(home: home).count
+        let storeHeight = try storedHashes(home: home).count
         let publishedHeights = try Self.published(published).map(\.height)
         #expect(record.height == 3)
         #expect(storeHeight == (step == "after-mark" ? 2 : 3))
@@ -76,7 +77,7 @@ struct CatchupFenceTests {
         let resumed = try runCommand(BuiltProducts.testkit, ["crash-producer", "--home", home, "--published", published,
                                                               "--blocks", "6"])
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
-        let hashes = try CatchupChain.storedHashes(home: home)
+        let hashes = try storedHashes(home: home)
         #expect(hashes.count >= 6)
         // The block at 3 is the one signed before the crash: one block per height, ever.
         #expect(hashes[2] == Hex.encode(kept.signedHeader.header.hash))

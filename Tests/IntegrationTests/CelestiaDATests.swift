@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -13,50 +14,28 @@ import Glibc
 private let signerA = "celestia1377k5an3f94v6wyaceu0cf4nq6gk2jtpc46g7h"
 private let signerB = "celestia1hakc56ax66ypjcmwj8w6hyr2c4g8cfs3wesguc"
 
-/// The `da` part of `/status`.
-struct DAStatusDocument: Decodable, Sendable {
-    struct DA: Decodable, Sendable {
-        let gas_price: Double?
-        let fee_escalations: Int
-        let last_signer: String?
-        let submit_error: String?
-        let pending_blocks: UInt64
-        let max_pending_blocks: UInt64
-        let production_paused: Bool
-        let paused_reason: String?
-        let subscription: String
-        let subscription_notifications: Int
-    }
-
-    let da: DA
+/// The `da` part of `/status`, with the heights.
+struct DAStatusView: Sendable {
+    let da: StatusDocument.DA
     let heights: StatusDocument.Heights
 }
 
 extension NodeProcess {
-    func daStatus() async throws -> DAStatusDocument {
-        let r = try await HTTP.get(rpc + "/status")
-        guard r.status == 200 else { throw HarnessFailure("\(name) /status: HTTP \(r.status): \(r.text)") }
-        return try JSONDecoder().decode(DAStatusDocument.self, from: r.body)
+    func daStatus() async throws -> DAStatusView {
+        let s = try await status()
+        guard let da = s.da else { throw TestFailure("\(name) /status has no da part") }
+        return DAStatusView(da: da, heights: s.heights)
     }
 }
 
+/// Waits until the node's `/status` has a `da` part that satisfies `condition`.
 @discardableResult
 private func waitForDA(_ node: NodeProcess, _ what: String, timeout: Duration = .seconds(60),
-                       _ condition: (DAStatusDocument) -> Bool) async throws -> DAStatusDocument {
-    var last: DAStatusDocument?
-    do {
-        try await waitUntil("\(node.name): \(what)", timeout: timeout, every: .milliseconds(150)) {
-            if let child = node.child, !child.isRunning {
-                throw HarnessFailure("\(node.name) exited with status \(child.process.terminationStatus) while waiting for \(what)")
-            }
-            guard let s = try? await node.daStatus() else { return false }
-            last = s
-            return condition(s)
-        }
-    } catch let failure as ProcessFailure {
-        throw HarnessFailure("\(failure) (last: \(last.map { "\($0.heights) \($0.da)" } ?? "no status"))")
+                       _ condition: (DAStatusView) -> Bool) async throws -> DAStatusView {
+    let s = try await node.waitForStatus(what, timeout: timeout) { s in
+        s.da.map { condition(DAStatusView(da: $0, heights: s.heights)) } ?? false
     }
-    return last!
+    return DAStatusView(da: s.da!, heights: s.heights)
 }
 
 @Suite("Celestia DA: fees, TLS, subscription, back-pressure", .serialized)
@@ -123,8 +102,8 @@ struct CelestiaDATests {
             let full = try net.makeNode(name: "full", aggregator: false, genesisFrom: agg, extra: tlsArgs)
             try await full.start()
             _ = try await agg.send(tx: "over=tls")
-            let s = try await waitForStatus(agg, "blocks DA-included over https") { $0.heights.finalized >= 4 }
-            try await waitForStatus(full, "the full node synced over https") { $0.heights.store >= s.heights.finalized }
+            let s = try await agg.waitForStatus("blocks DA-included over https") { $0.heights.finalized >= 4 }
+            try await full.waitForStatus("the full node synced over https") { $0.heights.store >= s.heights.finalized }
             try await waitUntil("the tx on the full node") { try await full.value(forKey: "over") == "tls" }
             // The WebSocket went through the terminator too (wss with the same CA and token).
             try await waitForDA(full, "blob.Subscribe live over wss") { $0.da.subscription == "live" }
@@ -145,7 +124,7 @@ struct CelestiaDATests {
                 "--da.address", "https://127.0.0.1:\(tls.port)", "--da.auth-token", token, "--da.tls-ca-file", tls.caFile])
             try await byIP.start()
             let synced = try await agg.status().heights.finalized
-            try await waitForStatus(byIP, "synced over https by IP") { $0.heights.store >= synced }
+            try await byIP.waitForStatus("synced over https by IP") { $0.heights.store >= synced }
             let ipStatus = try await byIP.daStatus()
             #expect(ipStatus.da.subscription == "polling")
             #expect(byIP.allLogs.contains("needs a host name"))
@@ -188,7 +167,7 @@ struct CelestiaDATests {
             let agg = try net.makeNode(name: "agg", aggregator: true, blockTime: "100ms",
                                        extra: ["--max-pending-blocks", "5"])
             try await agg.start()
-            try await waitForStatus(agg, "some blocks finalized") { $0.heights.finalized >= 3 }
+            try await agg.waitForStatus("some blocks finalized") { $0.heights.finalized >= 3 }
 
             await net.stopDA()
             let paused = try await waitForDA(agg, "production paused with DA down") { $0.da.production_paused }
@@ -211,11 +190,8 @@ struct CelestiaDATests {
 
             // Restarted with more pending than N: it must drain them, then produce again.
             await net.stopDA()
-            let unlimited = NodeProcess(name: "agg-unlimited", home: agg.home, aggregator: true, rpcPort: agg.rpcPort,
-                                        p2pPort: agg.p2pPort,
-                                        arguments: agg.arguments.filter { $0 != "--max-pending-blocks" && $0 != "5" },
-                                        logDirectory: net.logDirectory)
-            try await unlimited.start()
+            let unlimited = agg
+            try await unlimited.start(flags: agg.flags.filter { $0 != "--max-pending-blocks" && $0 != "5" })
             let piled = try await waitForDA(unlimited, "12 blocks pending with DA down") { $0.da.pending_blocks >= 12 }
             await unlimited.stop()
             try await net.restartDA()
@@ -240,7 +216,7 @@ final class TLSTerminator {
         let openssl = URL(fileURLWithPath: "/usr/bin/openssl")
         func run(_ args: [String]) throws {
             let r = try runCommand(openssl, args)
-            guard r.status == 0 else { throw HarnessFailure("openssl \(args.first ?? ""): \(r.stderr)") }
+            guard r.status == 0 else { throw TestFailure("openssl \(args.first ?? ""): \(r.stderr)") }
         }
         caFile = directory + "/ca.pem"
         let caKey = directory + "/ca.key", key = directory + "/server.key", csr = directory + "/server.csr"
@@ -270,7 +246,7 @@ final class TLSTerminator {
 
     func waitUntilListening() async throws {
         try await waitUntil("stunnel to accept TLS", timeout: .seconds(20), every: .milliseconds(100)) {
-            if !child.isRunning { throw HarnessFailure("stunnel exited:\n\(child.output)") }
+            if !child.isRunning { throw TestFailure("stunnel exited:\n\(child.output)") }
             let r = try runCommand(URL(fileURLWithPath: "/usr/bin/curl"),
                                    ["-sS", "-o", "/dev/null", "--cacert", caFile, "-X", "POST",
                                     "-d", "{}", "https://127.0.0.1:\(port)/"])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `--execution evm` against a real EVM: the py-evm test EL (Tests/EVM/test_el.py), real
 /// processes, real HTTP with JWT, signed EIP-1559 transfers.
@@ -14,14 +15,13 @@ struct EVMTests {
         try #require(EVMFiles.available, "the py-evm virtualenv is missing: run `make deps`")
         try await Testnet.run(chainID: "evm-chain") { net in
             _ = try await net.startDA()
-            var ports = Set<Int>()
-            let elA = try TestEL(name: "el-a", directory: net.dir.path, logDirectory: net.logDirectory, taken: &ports)
-            let elF = try TestEL(name: "el-f", directory: net.dir.path, logDirectory: net.logDirectory, taken: &ports)
+            let elA = try net.makeEL(name: "el-a")
+            let elF = try net.makeEL(name: "el-f")
             try await elA.start()
             try await elF.start()
             let a = try net.makeNode(name: "agg", aggregator: true, blockTime: "300ms", extra: elA.nodeArguments())
             try await a.start()
-            try await waitForStatus(a, "three blocks") { $0.heights.store >= 3 }
+            try await a.waitForStatus("three blocks") { $0.heights.store >= 3 }
 
             // Transfers signed in Python (eth-account), sent as raw bytes through POST /tx.
             let before = try await elA.balance(EVMFiles.recipient)
@@ -33,7 +33,7 @@ struct EVMTests {
             try await waitUntil("the transfers to be executed", timeout: .seconds(60), every: .milliseconds(200)) {
                 try await elA.balance(EVMFiles.recipient) == expected
             }
-            let s1 = try await waitForStatus(a, "two more blocks") { $0.heights.store >= 3 }
+            let s1 = try await a.waitForStatus("two more blocks") { $0.heights.store >= 3 }
             let height1 = s1.heights.store
             var txsInBlocks = 0
             for h in 1...height1 { txsInBlocks += try await a.block(h)?.txs.count ?? 0 }
@@ -43,7 +43,7 @@ struct EVMTests {
             // A full node with its own EL syncs (DA + P2P) to the same block hashes.
             let f = try net.makeNode(name: "full", aggregator: false, peers: [a], genesisFrom: a, extra: elF.nodeArguments())
             try await f.start()
-            try await waitForStatus(f, "synced to \(height1)", timeout: .seconds(120)) { $0.heights.store >= height1 }
+            try await f.waitForStatus("synced to \(height1)", timeout: .seconds(120)) { $0.heights.store >= height1 }
             try await expectSameChain(a, f, through: height1)
             try await waitUntil("el-f to reach \(height1 - 1)", timeout: .seconds(30)) { try await elF.height() >= height1 - 1 }
             let hashA = try await elA.block(height1 - 1)?["hash"] as? String
@@ -62,7 +62,7 @@ struct EVMTests {
             #expect(a.lastRunDiedOfSignal)
             #expect(a.allLogs.contains("EVNODE_TEST_CRASH"))
             try await a.start()
-            try await waitForStatus(a, "past the crash height") { $0.heights.store >= crashAt + 2 }
+            try await a.waitForStatus("past the crash height") { $0.heights.store >= crashAt + 2 }
             let s3 = try await a.status()
             try await expectAppHashesAreELRoots(a, elA, through: s3.heights.store)
             _ = try await a.hashes(through: s3.heights.store)  // every height present, none skipped
@@ -70,14 +70,14 @@ struct EVMTests {
             // The EL killed mid-run: the node stays up and says so; a fresh (empty) EL on the same
             // ports gets every stored block replayed onto it, with the same roots.
             await elA.stop(signal: SIGKILL)
-            let down = try await waitForStatus(a, "EL reported unreachable", timeout: .seconds(30)) {
+            let down = try await a.waitForStatus("EL reported unreachable", timeout: .seconds(30)) {
                 $0.execution?.reachable == false
             }
             #expect(down.execution?.last_error?.contains("EL http://127.0.0.1:") == true)
             let ready = try await HTTP.get(a.rpc + "/health/ready")
             #expect(ready.status == 503 && ready.text.contains("execution layer unreachable"))
             try await elA.start()
-            try await waitForStatus(a, "producing again after the EL came back", timeout: .seconds(120)) {
+            try await a.waitForStatus("producing again after the EL came back", timeout: .seconds(120)) {
                 $0.heights.store >= down.heights.store + 3 && $0.execution?.reachable == true
             }
             let s4 = try await a.status()
@@ -87,18 +87,15 @@ struct EVMTests {
             // Lost disk: store and EL wiped; --catchup-timeout rebuilds every block on the fresh EL.
             await a.stop()
             await elA.stop()
-            let lostHeight = try await waitForStatus(f, "full node has the aggregator's head", timeout: .seconds(60)) {
+            let lostHeight = try await f.waitForStatus("full node has the aggregator's head", timeout: .seconds(60)) {
                 $0.heights.store >= s4.heights.store
             }.heights.store
             let recorded = try await f.hashes(through: lostHeight)
             try FileManager.default.removeItem(atPath: a.home + "/data")
             try await elA.start()
-            let recovered = NodeProcess(name: "agg-recovered", home: a.home, aggregator: true, rpcPort: a.rpcPort,
-                                        p2pPort: a.p2pPort,
-                                        arguments: a.arguments + ["--catchup-timeout", "60s", "--p2p.peers", f.p2pAddress],
-                                        logDirectory: net.logDirectory)
-            try await recovered.start()
-            try await waitForStatus(recovered, "aggregating past the lost height", timeout: .seconds(180)) {
+            let recovered = a
+            try await recovered.start(flags: a.flags + ["--catchup-timeout", "60s", "--p2p.peers", f.p2pAddress])
+            try await recovered.waitForStatus("aggregating past the lost height", timeout: .seconds(180)) {
                 $0.phase == "aggregating" && $0.heights.store > lostHeight
             }
             let rebuilt = try await recovered.hashes(through: lostHeight)
@@ -118,8 +115,7 @@ struct EVMTests {
         try #require(EVMFiles.available, "the py-evm virtualenv is missing: run `make deps`")
         try await Testnet.run(chainID: "evm-bad") { net in
             _ = try await net.startDA()
-            var ports = Set<Int>()
-            let el = try TestEL(name: "el", directory: net.dir.path, logDirectory: net.logDirectory, taken: &ports)
+            let el = try net.makeEL(name: "el")
             try await el.start()
 
             let cases: [(fault: String, message: String)] = [
@@ -152,7 +148,7 @@ struct EVMTests {
             try await el.setFault("fcu-v3-unsupported")
             let v4 = try net.makeNode(name: "v4", aggregator: true, blockTime: "200ms", extra: el.nodeArguments())
             try await v4.start()
-            try await waitForStatus(v4, "blocks through V4") { $0.heights.store >= 3 }
+            try await v4.waitForStatus("blocks through V4") { $0.heights.store >= 3 }
             #expect(v4.allLogs.contains("using V4"))
             await v4.stop()
             await el.stop()

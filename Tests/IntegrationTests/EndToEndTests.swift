@@ -2,6 +2,7 @@ import Config
 import DA
 import Foundation
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,7 @@ import Glibc
             let full = try net.makeNode(name: "full", aggregator: false, peers: [aggregator], genesisFrom: aggregator)
             try await full.start()
 
-            try await waitForStatus(aggregator, "the first blocks") { $0.heights.store >= 3 }
+            try await aggregator.waitForStatus("the first blocks") { $0.heights.store >= 3 }
             let txs = (0..<20).map { "e2e-key-\($0)=value-\($0)" }
             for tx in txs {
                 #expect(try await aggregator.send(tx: tx) == 202)
@@ -43,8 +44,8 @@ import Glibc
 
             // Finality (DA inclusion) advances on both, past the blocks that carry the txs.
             let carried = try await full.status().heights.store
-            let a = try await waitForStatus(aggregator, "finalized ≥ \(carried)") { $0.heights.finalized >= carried }
-            let f = try await waitForStatus(full, "finalized ≥ \(carried)") { $0.heights.finalized >= carried }
+            let a = try await aggregator.waitForStatus("finalized ≥ \(carried)") { $0.heights.finalized >= carried }
+            let f = try await full.waitForStatus("finalized ≥ \(carried)") { $0.heights.finalized >= carried }
 
             let top = min(a.heights.store, f.heights.store)
             try await expectSameChain(aggregator, full, through: top)
@@ -93,15 +94,15 @@ import Glibc
                 #expect(try await aggregator.send(tx: "da-\(i)=only-\(i)") == 202)
             }
 
-            try await waitForStatus(aggregator, "200 blocks", timeout: .seconds(120)) { $0.heights.store >= 200 }
+            try await aggregator.waitForStatus("200 blocks", timeout: .seconds(120)) { $0.heights.store >= 200 }
             let late = try net.makeNode(name: "late", aggregator: false, genesisFrom: aggregator)
             try await late.start()
             let target = try await aggregator.status().heights.store
 
-            let l = try await waitForStatus(late, "catch up to \(target) from DA", timeout: .seconds(120)) {
+            let l = try await late.waitForStatus("catch up to \(target) from DA", timeout: .seconds(120)) {
                 $0.heights.store >= target && $0.heights.finalized >= target
             }
-            let e = try await waitForStatus(early, "reach \(target) from DA", timeout: .seconds(60)) {
+            let e = try await early.waitForStatus("reach \(target) from DA", timeout: .seconds(60)) {
                 $0.heights.store >= target && $0.heights.finalized >= target
             }
             #expect(l.peers == 0 && e.peers == 0, "these nodes have no peers: DA is their only source")
@@ -119,30 +120,26 @@ import Glibc
     /// The independent encoder's 24-block chain, posted to a local DA by the test itself, is
     /// accepted by a full node with the vector's genesis and ends at the vector's state root.
     @Test func vectorChainPostedToDAIsAcceptedByAFullNode() async throws {
-        let vectors = try VectorChain.load()
-        try await Testnet.run(chainID: vectors.chain_id) { net in
+        let vectors = try ChainVectors.load(path: ChainVectors.path)
+        try await Testnet.run(chainID: vectors.chainID) { net in
             let da = try await net.startDA()
-            let namespace = DANamespace(name: vectors.namespace.name)
-            #expect(Hex.encode(namespace.bytes) == vectors.namespace.bytes_hex)
+            let namespaceName = try #require(vectors.namespaceName)
+            let namespace = DANamespace(name: namespaceName)
+            #expect(namespace.bytes == vectors.namespaceBytes)
             let client = try CelestiaDAClient(options: DAClientOptions(url: da.url + "/"))
             do {
-                func headerBlob(_ b: VectorChain.Block) -> DABlob {
-                    DABlob(namespace: namespace, data: Hex.decode(b.da_header_envelope_hex)!)
+                func headerBlob(_ b: ChainVectors.Block) -> DABlob {
+                    DABlob(namespace: namespace, data: b.envelopeBytes)
                 }
-                func dataBlobs(_ b: VectorChain.Block) -> [DABlob] {
-                    b.txs.isEmpty ? [] : [DABlob(namespace: namespace, data: Hex.decode(b.signed_data_hex)!)]
+                func dataBlobs(_ b: ChainVectors.Block) -> [DABlob] {
+                    b.txs.isEmpty ? [] : [DABlob(namespace: namespace, data: b.signedDataBytes)]
                 }
                 // Blocks 1…12 before the node starts, one submission per block.
                 for b in vectors.blocks[0..<12] {
                     _ = try await client.submit([headerBlob(b)] + dataBlobs(b))
                 }
-                let genesis = Genesis(chainID: vectors.genesis.chain_id,
-                                      initialHeight: vectors.genesis.initial_height,
-                                      startTimeNanoseconds: vectors.genesis.start_time_ns,
-                                      proposerAddress: Hex.decode(vectors.genesis.proposer_address_hex)!)
-                let full = try net.makeNode(name: "vector-node", aggregator: false, genesis: genesis.jsonText(),
-                                            extra: ["--da.namespace", vectors.namespace.name,
-                                                    "--da.data-namespace", vectors.namespace.name])
+                let full = try net.makeNode(name: "vector-node", aggregator: false, genesis: vectors.genesis.jsonText(),
+                                            extra: ["--da.namespace", namespaceName, "--da.data-namespace", namespaceName])
                 try await full.start()
                 // Blocks 13…18 in one submission while it runs; 19…24 with each block's data at a DA
                 // height before its header.
@@ -154,17 +151,17 @@ import Glibc
                 await client.shutdown()
 
                 let last = vectors.blocks.last!
-                let status = try await waitForStatus(full, "height \(last.height), finalized") {
+                let status = try await full.waitForStatus("height \(last.height), finalized") {
                     $0.heights.store >= last.height && $0.heights.finalized >= last.height
                 }
                 #expect(status.heights.store == last.height)
-                #expect(status.app_hash == last.app_hash_after)
-                #expect(status.proposer == vectors.genesis.proposer_address_hex)
+                #expect(status.app_hash == Hex.encode(last.appHashAfter))
+                #expect(status.proposer == Hex.encode(vectors.genesis.proposerAddress))
                 for b in vectors.blocks {
                     let doc = try await full.block(b.height)
-                    #expect(doc?.hash == b.header_hash, "hash at height \(b.height)")
-                    #expect(doc?.app_hash == b.app_hash_before, "app hash at height \(b.height)")
-                    #expect(doc?.txTexts == b.txs, "txs at height \(b.height)")
+                    #expect(doc?.hash == Hex.encode(b.headerHash), "hash at height \(b.height)")
+                    #expect(doc?.app_hash == Hex.encode(b.appHashBefore), "app hash at height \(b.height)")
+                    #expect(doc?.txTexts == b.txs.map { String(decoding: $0, as: UTF8.self) }, "txs at height \(b.height)")
                 }
                 #expect(try await full.block(last.height + 1) == nil)
                 #expect(try await full.value(forKey: "key1-0") == "value1-0")
@@ -195,7 +192,7 @@ import Glibc
                     sent.append(key)
                 }
                 let floor = try await aggregator.status().heights.store
-                try await waitForStatus(aggregator, "10 more blocks") { $0.heights.store >= floor + 10 }
+                try await aggregator.waitForStatus("10 more blocks") { $0.heights.store >= floor + 10 }
                 let before = try await aggregator.hashes(through: floor + 10)
 
                 let exit = await aggregator.stop(signal: signal)
@@ -205,7 +202,7 @@ import Glibc
                     #expect(aggregator.lastRunDiedOfSignal && exit == SIGKILL)
                 }
                 try await aggregator.start()
-                try await waitForStatus(aggregator, "blocks after the restart") {
+                try await aggregator.waitForStatus("blocks after the restart") {
                     $0.phase == "aggregating" && $0.heights.store >= UInt64(before.count) + 5
                 }
                 let after = try await aggregator.hashes(through: UInt64(before.count))
@@ -217,10 +214,10 @@ import Glibc
             }
             // The follower gets past the last restart and DA includes it all.
             let top = try await aggregator.status().heights.store
-            let f = try await waitForStatus(full, "follow the aggregator to \(top), finalized") {
+            let f = try await full.waitForStatus("follow the aggregator to \(top), finalized") {
                 $0.heights.store >= top && $0.heights.finalized >= top
             }
-            try await waitForStatus(aggregator, "finalized ≥ \(top)") { $0.heights.finalized >= top }
+            try await aggregator.waitForStatus("finalized ≥ \(top)") { $0.heights.finalized >= top }
             #expect(f.evidence == 0)
             for key in sent {
                 #expect(try await full.value(forKey: key) != nil, "\(key) missing on the full node")
@@ -258,9 +255,9 @@ extension EndToEndTests {
             try await full.start()
 
             // Idle: one block per lazy interval at most (30 block times pass per interval).
-            let first = try await waitForStatus(aggregator, "the first idle block") { $0.heights.store >= 1 }
+            let first = try await aggregator.waitForStatus("the first idle block") { $0.heights.store >= 1 }
             let idleStart = ContinuousClock.now
-            let second = try await waitForStatus(aggregator, "the next idle block", timeout: .seconds(30)) {
+            let second = try await aggregator.waitForStatus("the next idle block", timeout: .seconds(30)) {
                 $0.heights.store > first.heights.store
             }
             let idleGap = ContinuousClock.now - idleStart
@@ -286,50 +283,5 @@ extension EndToEndTests {
             #expect(found, "no block in \(before + 1)…\(carried) carries the transaction")
             print("lazy mode: idle gap \(idleGap), transaction to full node in \(ContinuousClock.now - sent)")
         }
-    }
-}
-
-/// The value of an unlabelled sample in Prometheus text, nil when absent.
-func metricValue(_ text: String, _ name: String) -> Double? {
-    for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
-        return Double(line.dropFirst(name.count + 1))
-    }
-    return nil
-}
-
-/// The fields of `../shared/vectors/chain-24.json` this suite uses.
-struct VectorChain: Decodable {
-    struct GenesisFields: Decodable {
-        let chain_id: String
-        let initial_height: UInt64
-        let start_time_ns: UInt64
-        let proposer_address_hex: String
-    }
-
-    struct Namespace: Decodable {
-        let name: String
-        let bytes_hex: String
-    }
-
-    struct Block: Decodable {
-        let height: UInt64
-        let txs: [String]
-        let header_hash: String
-        let da_header_envelope_hex: String
-        let signed_data_hex: String
-        let app_hash_before: String
-        let app_hash_after: String
-    }
-
-    let chain_id: String
-    let genesis: GenesisFields
-    let namespace: Namespace
-    let blocks: [Block]
-
-    static func load() throws -> VectorChain {
-        let path = ProcessInfo.processInfo.environment["EVNODE_VECTORS"] ?? URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("../shared/vectors/chain-24.json").standardized.path
-        return try JSONDecoder().decode(VectorChain.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
 }

@@ -3,49 +3,11 @@ import Config
 import DA
 import Foundation
 import Testing
+import TestSupport
 
 // Liveness under a flaky DA (issue 14): real `evnode` processes behind `evnode-testkit faulty-da`,
 // a proxy that answers a share of `blob.GetAll` with faults, with spam posted into the chain's
 // namespace on the real local DA.
-
-/// A running `evnode-testkit faulty-da` in front of `upstream`.
-final class FaultyDAProxyProcess {
-    let child: ChildProcess
-    let address: String
-    var url: String { "http://\(address)" }
-
-    private init(child: ChildProcess, address: String) {
-        self.child = child
-        self.address = address
-    }
-
-    static func start(upstream: String, faultRate: Double, seed: Int, logDirectory: String,
-                      faults: String? = nil) async throws -> FaultyDAProxyProcess {
-        var arguments = ["faulty-da", "--upstream", upstream, "--fault-rate", "\(faultRate)", "--seed", "\(seed)"]
-        if let faults { arguments += ["--faults", faults] }
-        let child = try ChildProcess(name: "faulty-da", executable: BuiltProducts.binDirectory.appendingPathComponent("evnode-testkit"),
-                                     arguments: arguments, logDirectory: logDirectory)
-        var address: String?
-        try await waitUntil("faulty-da to print its address", timeout: .seconds(30)) {
-            if let line = child.output.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }) {
-                address = String(line.dropFirst("listening on ".count))
-                return true
-            }
-            if !child.isRunning { throw HarnessFailure("faulty-da exited:\n\(child.output)") }
-            return false
-        }
-        return FaultyDAProxyProcess(child: child, address: address!)
-    }
-
-    /// Faults answered so far, by kind.
-    var faults: [String: Int] {
-        var out: [String: Int] = [:]
-        for line in child.output.split(separator: "\n") where line.hasPrefix("fault ") {
-            out[String(line.split(separator: " ")[1]), default: 0] += 1
-        }
-        return out
-    }
-}
 
 /// Blobs anyone can post into a chain's namespace: junk bytes, a header signed by another key,
 /// a header naming the proposer with a bad signature, data signed by another key, data naming
@@ -95,17 +57,16 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
                 return height >= 150
             }
             await client.shutdown()
-            let proxy = try await FaultyDAProxyProcess.start(upstream: da.url, faultRate: 0.3, seed: 14,
-                                                             logDirectory: net.logDirectory)
+            let proxy = try await net.startFaultyDA(faultRate: 0.3, seed: 14)
             // On failure the proxy's ChildProcess is killed when released.
             let full = try net.makeNode(name: "full", aggregator: false, genesisFrom: aggregator,
                                         extra: ["--da.address", proxy.url])
             let began = ContinuousClock.now
             try await full.start()
-            let target = try await waitForStatus(aggregator, "blocks 1…150 DA-included", timeout: .seconds(60)) {
+            let target = try await aggregator.waitForStatus("blocks 1…150 DA-included", timeout: .seconds(60)) {
                 $0.heights.finalized >= 150
             }.heights.finalized
-            try await waitForStatus(full, "store at \(target) from the faulty DA alone", timeout: .seconds(100)) {
+            try await full.waitForStatus("store at \(target) from the faulty DA alone", timeout: .seconds(100)) {
                 $0.heights.store >= target
             }
             let took = ContinuousClock.now - began
@@ -125,8 +86,8 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
             #expect(started + summaries <= allowed,
                     "\(started) episode starts and \(summaries) summaries for \(faultCount) faults in \(took): not a line per fault")
             #expect(spamPosts > 5)
-            let doc = try JSONSerialization.jsonObject(with: try await HTTP.get(full.rpc + "/status").body) as? [String: Any]
-            let bad = (doc?["da"] as? [String: Any])?["bad_blobs"] as? Int ?? 0
+            let doc = try await full.statusObject()
+            let bad = (doc["da"] as? [String: Any])?["bad_blobs"] as? Int ?? 0
             #expect(bad >= spamPosts, "the spam is counted as bad blobs (\(bad) for \(spamPosts) posts of 6)")
             await proxy.child.stop()
         }
@@ -136,51 +97,41 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
     /// readiness is 503 with the reason; the node keeps retrying, and once the DA node accepts the
     /// token (rotated on its side) it syncs and becomes ready.
     @Test func refusedCredentialsShowInStatusAndReadinessAndAreRetried() async throws {
-        let chain = try CatchupChain("auth")
-        let port = try freeLoopbackPort(avoiding: [])
-        let daHome = chain.dir.path + "/da"
-        var da = try await CatchupDA.start(name: "local-da", home: daHome, logDirectory: chain.logs,
-                                           listen: "127.0.0.1:\(port)", arguments: ["--auth-token", "old-token"])
-        let full = try await CatchupNode.start(name: "full", home: chain.fullNodeHome, logDirectory: chain.logs,
-                                               arguments: ["--da.address", da.url, "--da.auth-token", "new-token",
-                                                           "--da.block-time", "300ms"])
-        // On failure both ChildProcesses are killed when released.
+        try await Testnet.run(chainID: "catchup-auth") { net in
+            let chain = try CatchupChain(net)
+            let da = try await net.startDA(blockTime: "500ms", extra: ["--auth-token", "old-token"])
+            let full = try await chain.full.started(["--da.address", da.url, "--da.auth-token", "new-token",
+                                                     "--da.block-time", "300ms"])
 
-        var daStatus: [String: Any] = [:]
-        try await catchupEventually("/status to name the refused credentials", timeout: .seconds(30)) {
-            let (code, body) = try await CatchupHTTP.request("GET", "http://\(full.rpc)/status")
-            guard code == 200, let doc = try JSONSerialization.jsonObject(with: body) as? [String: Any],
-                  let d = doc["da"] as? [String: Any] else { return false }
-            daStatus = d
-            return d["auth_error"] is String
-        }
-        #expect((daStatus["auth_error"] as? String)?.contains("401") == true, "\(daStatus)")
-        let ready = try await full.readiness()
-        #expect(ready.status == 503)
-        #expect(ready.text.contains("credentials"), "readiness says why: \(ready.text)")
+            var daStatus: [String: Any] = [:]
+            try await waitUntil("/status to name the refused credentials", timeout: .seconds(30)) {
+                guard let d = try await full.statusObject()["da"] as? [String: Any] else { return false }
+                daStatus = d
+                return d["auth_error"] is String
+            }
+            #expect((daStatus["auth_error"] as? String)?.contains("401") == true, "\(daStatus)")
+            let ready = try await full.readiness()
+            #expect(ready.status == 503)
+            #expect(ready.text.contains("credentials"), "readiness says why: \(ready.text)")
 
-        // Several retries later, still one ERROR line.
-        try await catchupEventually("the node to retry", timeout: .seconds(30)) {
-            let (_, body) = try await CatchupHTTP.request("GET", "http://\(full.rpc)/status")
-            let doc = try JSONSerialization.jsonObject(with: body) as? [String: Any]
-            return ((doc?["da"] as? [String: Any])?["failed_attempts"] as? Int ?? 0) >= 5
-        }
-        let errors = full.log.filter { $0["level"] == "error" && $0.message.contains("refuses this node's credentials") }
-        #expect(errors.count == 1, "said once at error level, got \(errors.count)")
-        #expect(full.child.isRunning)
+            // Several retries later, still one ERROR line.
+            try await waitUntil("the node to retry", timeout: .seconds(30)) {
+                let doc = try await full.statusObject()
+                return ((doc["da"] as? [String: Any])?["failed_attempts"] as? Int ?? 0) >= 5
+            }
+            let errors = full.log.filter { $0["level"] == "error" && $0.message.contains("refuses this node's credentials") }
+            #expect(errors.count == 1, "said once at error level, got \(errors.count)")
+            #expect(full.isRunning)
 
-        // The token is rotated on the DA side: the same node, untouched, syncs and becomes ready.
-        await da.stop()
-        da = try await CatchupDA.start(name: "local-da-rotated", home: daHome, logDirectory: chain.logs,
-                                       listen: "127.0.0.1:\(port)", arguments: ["--auth-token", "new-token"])
-        try await catchupEventually("the node to become ready with the rotated token", timeout: .seconds(60)) {
-            let r = try await full.readiness()
-            return r.status == 200
+            // The token is rotated on the DA side: the same node, untouched, syncs and becomes ready.
+            try await net.restartDA(blockTime: "500ms", extra: ["--auth-token", "new-token"])
+            try await waitUntil("the node to become ready with the rotated token", timeout: .seconds(60)) {
+                let r = try await full.readiness()
+                return r.status == 200
+            }
+            let doc = try await full.statusObject()
+            #expect((doc["da"] as? [String: Any])?["auth_error"] == nil)
+            #expect(await full.stop() == 0)
         }
-        let (_, body) = try await CatchupHTTP.request("GET", "http://\(full.rpc)/status")
-        let doc = try JSONSerialization.jsonObject(with: body) as? [String: Any]
-        #expect((doc?["da"] as? [String: Any])?["auth_error"] == nil)
-        await full.stop()
-        await da.stop()
     }
 }

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -20,7 +21,7 @@ import Glibc
         try await HANet.run(nodes: 3) { ha in
             let net = ha.net
             let leader = try await ha.waitForLeader()
-            try await waitForStatus(leader, "ten blocks") { $0.heights.store >= 10 }
+            try await leader.waitForStatus("ten blocks") { $0.heights.store >= 10 }
             // Only the leader takes transactions; a follower says who leads.
             let follower = ha.nodes.first { $0 !== leader }!
             let refused = try await HTTP.post(follower.rpc + "/tx", body: Data("k=v".utf8))
@@ -39,7 +40,7 @@ import Glibc
             await leader.stop(signal: SIGKILL)
             let killedAt = ContinuousClock.now
             // What the dead leader last committed: the next block is the first above it.
-            let lastFenced = try await ha.etcd.replicatedHeight()
+            let lastFenced = try await ha.etcd.replicatedHeight(chainID: ha.net.chainID)
             let survivors = ha.nodes.filter { $0 !== leader }
             var next: NodeProcess?
             try await waitUntil("a survivor to produce above \(lastFenced)", timeout: .seconds(30), every: .milliseconds(20)) {
@@ -62,9 +63,9 @@ import Glibc
             let newLeader = try #require(next)
             let target = try await newLeader.status().heights.store + 10
             for node in ha.nodes {
-                try await waitForStatus(node, "height ≥ \(target)") { $0.heights.store >= target }
+                try await node.waitForStatus("height ≥ \(target)") { $0.heights.store >= target }
             }
-            let restarted = try await waitForStatus(leader, "the restarted node follows") {
+            let restarted = try await leader.waitForStatus("the restarted node follows") {
                 $0.ha?.role == "follower" && $0.ha?.leader == newLeader.name
             }
             #expect(restarted.ha?.last_replicated_height ?? 0 >= target)
@@ -85,7 +86,7 @@ import Glibc
             // DA holds every height once: a full node without peers syncs all of it from DA.
             let daOnly = try net.makeNode(name: "da-only", aggregator: false, genesisFrom: newLeader)
             try await daOnly.start()
-            try await waitForStatus(daOnly, "DA to deliver every height through \(target)", timeout: .seconds(120)) {
+            try await daOnly.waitForStatus("DA to deliver every height through \(target)", timeout: .seconds(120)) {
                 $0.heights.store >= target
             }
             try await expectSameChain(newLeader, daOnly, through: target)
@@ -102,16 +103,16 @@ import Glibc
         try await HANet.run(nodes: 2) { ha in
             let paused = try await ha.waitForLeader()
             let other = ha.nodes.first { $0 !== paused }!
-            try await waitForStatus(paused, "five blocks") { $0.heights.store >= 5 }
+            try await paused.waitForStatus("five blocks") { $0.heights.store >= 5 }
             let producedBefore = try await ha.producedCount(paused)
             let pid = try #require(paused.child?.pid)
             kill(pid, SIGSTOP)
             let resumed: Bool
             do {
-                let taken = try await waitForStatus(other, "the other node to lead and produce", timeout: .seconds(30)) {
+                let taken = try await other.waitForStatus("the other node to lead and produce", timeout: .seconds(30)) {
                     $0.ha?.role == "leader" && $0.heights.store >= 3
                 }
-                try await waitForStatus(other, "blocks beyond the takeover") {
+                try await other.waitForStatus("blocks beyond the takeover") {
                     $0.heights.store >= taken.heights.store + 5
                 }
                 kill(pid, SIGCONT)
@@ -121,7 +122,7 @@ import Glibc
                 throw error
             }
             #expect(resumed)
-            try await waitForStatus(paused, "the resumed node to follow") {
+            try await paused.waitForStatus("the resumed node to follow") {
                 $0.ha?.role == "follower" && $0.ha?.leader == other.name
             }
             // A block may have been fenced and stored between the count and the SIGSTOP; none after.
@@ -132,7 +133,7 @@ import Glibc
 
             let target = try await other.status().heights.store + 5
             for node in ha.nodes {
-                try await waitForStatus(node, "height ≥ \(target)") { $0.heights.store >= target }
+                try await node.waitForStatus("height ≥ \(target)") { $0.heights.store >= target }
             }
             try await expectSameChain(other, paused, through: target)
             for node in ha.nodes {
@@ -147,11 +148,11 @@ import Glibc
         try await HANet.run(nodes: 2) { ha in
             _ = try await ha.waitForLeader()
             for node in ha.nodes {
-                try await waitForStatus(node, "five blocks") { $0.heights.store >= 5 }
+                try await node.waitForStatus("five blocks") { $0.heights.store >= 5 }
             }
             await ha.etcd.stop(signal: SIGKILL)
             for node in ha.nodes {
-                try await waitForStatus(node, "to stop leading without etcd", timeout: .seconds(15)) {
+                try await node.waitForStatus("to stop leading without etcd", timeout: .seconds(15)) {
                     $0.ha?.role != "leader" && $0.phase != "aggregating"
                 }
             }
@@ -172,142 +173,47 @@ import Glibc
             try await ha.etcd.start()
             let leader = try await ha.waitForLeader(timeout: .seconds(30))
             let resumedFrom = heights.max() ?? 0
-            try await waitForStatus(leader, "production to resume") { $0.heights.store >= resumedFrom + 5 }
+            try await leader.waitForStatus("production to resume") { $0.heights.store >= resumedFrom + 5 }
             let other = ha.nodes.first { $0 !== leader }!
-            try await waitForStatus(other, "the follower to keep up") { $0.heights.store >= resumedFrom + 5 }
+            try await other.waitForStatus("the follower to keep up") { $0.heights.store >= resumedFrom + 5 }
             try await expectSameChain(leader, other, through: resumedFrom + 5)
         }
     }
 }
 
-// MARK: Harness
+// MARK: Scenario
 
-/// A test network for the HA group: a local DA, an etcd and `count` aggregators that share the
-/// first one's signer key and genesis (each keeps its own node key).
+/// The HA suites' network on the one harness: a local DA, an etcd and `count` aggregators in one
+/// HA group (sharing the first one's signer key and genesis), all started.
 final class HANet {
     let net: Testnet
     let etcd: EtcdProcess
-    private(set) var nodes: [NodeProcess] = []
+    let nodes: [NodeProcess]
 
-    private init(net: Testnet, etcd: EtcdProcess) {
+    private init(net: Testnet, etcd: EtcdProcess, nodes: [NodeProcess]) {
         self.net = net
         self.etcd = etcd
+        self.nodes = nodes
     }
 
+    /// `Testnet.run` stops the nodes (which revoke their leases) before etcd.
     static func run(nodes count: Int, _ body: (HANet) async throws -> Void) async throws {
         try await Testnet.run(chainID: "ha-chain") { net in
-            let etcd = try EtcdProcess(directory: net.dir.path + "/etcd", logDirectory: net.logDirectory)
-            try await etcd.start()
-            let ha = HANet(net: net, etcd: etcd)
-            do {
-                _ = try await net.startDA()
-                try ha.makeNodes(count)
-                for node in ha.nodes { try await node.start() }
-                try await body(ha)
-            } catch {
-                await etcd.stop()
-                throw error
-            }
-            // The nodes stop (and revoke their leases) before etcd does.
-            for node in ha.nodes where node.isRunning {
-                let status = await node.stop()
-                #expect(status == 0 && !node.lastRunDiedOfSignal, "\(node.name) did not stop cleanly: \(status)")
-            }
-            await etcd.stop()
-        }
-    }
-
-    private func makeNodes(_ count: Int) throws {
-        let raft = ["--raft.enable", "--raft.endpoints", etcd.url,
-                    "--raft.lease-ttl", DurationParser.format(HATests.leaseTTL)]
-        for i in 0..<count {
-            let name = "ha-\(i)"
-            // Each dials the nodes made before it: no two nodes dial each other.
-            let node = try net.makeNode(name: name, aggregator: true, blockTime: DurationParser.format(HATests.blockTime),
-                                        peers: nodes, genesisFrom: nodes.first,
-                                        extra: raft + ["--raft.node-id", name])
-            if let first = nodes.first {
-                let key = try Data(contentsOf: URL(fileURLWithPath: first.home + "/config/signer.key"))
-                try key.write(to: URL(fileURLWithPath: node.home + "/config/signer.key"))
-            }
-            nodes.append(node)
+            let etcd = try await net.startEtcd()
+            try await net.startDA()
+            let nodes = try net.makeHAGroup(count: count, blockTime: DurationParser.format(HATests.blockTime),
+                                            leaseTTL: DurationParser.format(HATests.leaseTTL))
+            for node in nodes { try await node.start() }
+            try await body(HANet(net: net, etcd: etcd, nodes: nodes))
         }
     }
 
     /// The node that reports itself leader (exactly one may).
     func waitForLeader(timeout: Duration = .seconds(60)) async throws -> NodeProcess {
-        var leader: NodeProcess?
-        try await waitUntil("one node to lead", timeout: timeout, every: .milliseconds(100)) {
-            var leading: [NodeProcess] = []
-            for node in nodes where node.isRunning {
-                if let s = try? await node.status(), s.ha?.role == "leader" { leading.append(node) }
-            }
-            #expect(leading.count <= 1, "two nodes lead at once: \(leading.map(\.name))")
-            leader = leading.first
-            return leader != nil
-        }
-        return leader!
+        try await net.waitForLeader(among: nodes, timeout: timeout)
     }
 
     func producedCount(_ node: NodeProcess) async throws -> Double {
-        let text = try await HTTP.get(node.rpc + "/metrics").text
-        return metricValue(text, "evnode_blocks_produced_total") ?? 0
-    }
-}
-
-/// `etcd` (Debian's etcd-server) on two free loopback ports with its data in a test directory;
-/// restartable with the same data, stopped by PID.
-final class EtcdProcess {
-    static let executable = URL(fileURLWithPath: "/usr/bin/etcd")
-    let directory: String
-    let logDirectory: String
-    let clientPort: Int
-    let peerPort: Int
-    private var child: ChildProcess?
-    private var runs = 0
-
-    var url: String { "http://127.0.0.1:\(clientPort)" }
-
-    init(directory: String, logDirectory: String) throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
-            throw HarnessFailure("\(Self.executable.path) is missing: install etcd-server (`make deps`)")
-        }
-        self.directory = directory
-        self.logDirectory = logDirectory
-        clientPort = try freeLoopbackPort(avoiding: [])
-        peerPort = try freeLoopbackPort(avoiding: [clientPort])
-    }
-
-    func start() async throws {
-        runs += 1
-        let peer = "http://127.0.0.1:\(peerPort)"
-        let child = try ChildProcess(name: "etcd-run\(runs)", executable: Self.executable, arguments: [
-            "--logger=zap", "--name", "ha-test", "--data-dir", directory,
-            "--listen-client-urls", url, "--advertise-client-urls", url,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", "ha-test=\(peer)",
-        ], logDirectory: logDirectory)
-        self.child = child
-        try await waitUntil("etcd to answer on \(url)", timeout: .seconds(30), every: .milliseconds(100)) {
-            if !child.isRunning { throw HarnessFailure("etcd exited:\n\(child.output.suffix(2000))") }
-            return (try? await HTTP.get(self.url + "/version"))?.status == 200
-        }
-    }
-
-    func stop(signal: Int32 = SIGTERM) async {
-        await child?.stop(signal: signal, timeout: .seconds(10))
-    }
-
-    /// The chain's last replicated height as etcd holds it (0 when none), read through the gateway.
-    func replicatedHeight(chainID: String = "ha-chain") async throws -> UInt64 {
-        let key = Data("/evnode/\(chainID)/ha/height".utf8).base64EncodedString()
-        let r = try await HTTP.post(url + "/v3/kv/range", body: Data("{\"key\":\"\(key)\"}".utf8))
-        struct Range: Decodable {
-            struct KV: Decodable { let value: String? }
-            let kvs: [KV]?
-        }
-        let range = try JSONDecoder().decode(Range.self, from: r.body)
-        guard let value = range.kvs?.first?.value, let bytes = Data(base64Encoded: value) else { return 0 }
-        return UInt64(String(decoding: bytes, as: UTF8.self)) ?? 0
+        metricValue(try await node.metrics(), "evnode_blocks_produced_total") ?? 0
     }
 }

@@ -3,6 +3,7 @@ import Config
 import Foundation
 import P2PSync
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -14,9 +15,7 @@ import Glibc
 // real TCP on 127.0.0.1.
 
 enum PyLibp2p {
-    static var repoRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    }
+    static var repoRoot: URL { BuiltProducts.packageRoot }
     static var python: URL { repoRoot.appendingPathComponent(".build/venv-libp2p/bin/python") }
     static var script: String { repoRoot.appendingPathComponent("Tests/IntegrationTests/py/libp2p_peer.py").path }
     static var available: Bool { FileManager.default.isExecutableFile(atPath: python.path) }
@@ -29,82 +28,52 @@ enum PyLibp2p {
         let wire = repoRoot.appendingPathComponent("../shared/tools/wire").standardized.path
         let protoc = try runCommand(URL(fileURLWithPath: "/usr/bin/protoc"),
                                     ["-I", wire, "--python_out", pb, wire + "/evnode_wire.proto"])
-        guard protoc.status == 0 else { throw HarnessFailure("protoc: \(protoc.stderr)") }
-        let process = Process()
-        process.executableURL = python
-        process.arguments = [wire + "/make_vectors.py", "--seed", seed, "--chain-id", chainID, "--blocks", "\(blocks)"]
-        process.environment = ["WIRE_PB_DIR": pb, "PATH": "/usr/bin:/bin"]
+        guard protoc.status == 0 else { throw TestFailure("protoc: \(protoc.stderr)") }
+        let made = try runCommand(python, [wire + "/make_vectors.py", "--seed", seed, "--chain-id", chainID,
+                                           "--blocks", "\(blocks)"],
+                                  environment: ["WIRE_PB_DIR": pb, "PATH": "/usr/bin:/bin"], timeout: .seconds(120))
+        guard made.status == 0 else { throw TestFailure("make_vectors.py: \(made.stderr)") }
         let path = dir + "/\(chainID).json"
-        FileManager.default.createFile(atPath: path, contents: nil)
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw HarnessFailure("make_vectors.py: \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
-        }
+        try made.stdout.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 }
 
 /// One run of the py peer: JSON events on stdout (read from its log), commands on stdin.
-final class PyPeer: @unchecked Sendable {
-    let process = Process()
-    let stdin = Pipe()
-    let logPath: String
-    let errPath: String
+final class PyPeer: Sendable {
+    let child: ChildProcess
 
     init(_ mode: String, _ arguments: [String], logDirectory: String, name: String) throws {
-        logPath = "\(logDirectory)/\(name).jsonl"
-        errPath = "\(logDirectory)/\(name).stderr"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        process.executableURL = PyLibp2p.python
-        process.arguments = [PyLibp2p.script, mode] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: PyLibp2p.script).deletingLastPathComponent()
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardInput = stdin
-        try process.run()
+        child = try ChildProcess(name: name, executable: PyLibp2p.python, arguments: [PyLibp2p.script, mode] + arguments,
+                                 logDirectory: logDirectory,
+                                 workingDirectory: URL(fileURLWithPath: PyLibp2p.script).deletingLastPathComponent().path,
+                                 separateStderr: true, acceptsInput: true)
     }
 
     var events: [[String: Any]] {
-        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
+        child.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
-    var stderrText: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+    var stderrText: String { child.stderrText }
 
     func event(_ name: String, timeout: Duration = .seconds(90)) async throws -> [String: Any] {
         var found: [String: Any]?
         try await waitUntil("py peer event \(name)", timeout: timeout) {
             if let e = events.first(where: { ($0["event"] as? String) == "error" }) {
-                throw HarnessFailure("py peer failed: \(e["error"] ?? "")\n\(e["trace"] ?? "")\n\(stderrText.suffix(2000))")
+                throw TestFailure("py peer failed: \(e["error"] ?? "")\n\(e["trace"] ?? "")\n\(stderrText.suffix(2000))")
             }
             found = events.first { ($0["event"] as? String) == name }
-            if found == nil, !process.isRunning {
-                throw HarnessFailure("py peer exited (\(process.terminationStatus)) before \(name): \(stderrText.suffix(2000))")
+            if found == nil, !child.isRunning {
+                throw TestFailure("py peer exited (\(child.terminationStatus)) before \(name): \(stderrText.suffix(2000))")
             }
             return found != nil
         }
         return found!
     }
 
-    func send(_ line: String) {
-        stdin.fileHandleForWriting.write(Data((line + "\n").utf8))
-    }
+    func send(_ line: String) { child.writeLine(line) }
 
-    func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-
-    deinit { stop() }
+    func stop() async { await child.stop(timeout: .seconds(5)) }
 }
 
 extension NodeProcess {
@@ -115,40 +84,6 @@ extension NodeProcess {
 
     var multiaddr: String {
         get throws { "/ip4/127.0.0.1/tcp/\(p2pPort)/p2p/\(try peerID)" }
-    }
-
-    func statusJSON() async throws -> [String: Any] {
-        let r = try await HTTP.get("http://127.0.0.1:\(rpcPort)/status")
-        return try JSONSerialization.jsonObject(with: r.body) as? [String: Any] ?? [:]
-    }
-}
-
-struct VectorFile: Decodable {
-    struct Block: Decodable {
-        let height: UInt64
-        let header_hash: String
-        let signed_header_hex: String
-        let data_hex: String
-        let app_hash_after: String
-    }
-    struct G: Decodable {
-        let chain_id: String
-        let initial_height: UInt64
-        let start_time_ns: UInt64
-        let proposer_address_hex: String
-    }
-    let chain_id: String
-    let genesis: G
-    let blocks: [Block]
-
-    static func load(_ path: String) throws -> VectorFile {
-        try JSONDecoder().decode(VectorFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-    }
-
-    var genesisJSON: String {
-        Genesis(chainID: genesis.chain_id, initialHeight: genesis.initial_height,
-                startTimeNanoseconds: genesis.start_time_ns,
-                proposerAddress: Hex.decode(genesis.proposer_address_hex)!).jsonText()
     }
 }
 
@@ -189,9 +124,9 @@ struct Libp2pInteropTests {
             #expect(try r3["remote"] as? String == dialer.peerID.description)
             #expect((r3["protocols"] as? [String])?.contains("/floodsub/1.0.0") == true)
             try await waitUntil("the dialler to count py as a peer") {
-                (try await dialer.statusJSON()["peers"] as? Int) == 1
+                (try await dialer.statusObject()["peers"] as? Int) == 1
             }
-            for p in [noiseOnly, mixed, listener] { p.stop() }
+            for p in [noiseOnly, mixed, listener] { await p.stop() }
         }
     }
 
@@ -228,29 +163,29 @@ struct Libp2pInteropTests {
                                                    seed: String(repeating: "42", count: 32))
             let otherPath = try PyLibp2p.makeChain(dir: net.dir.path, chainID: "otherchain", blocks: 2,
                                                    seed: String(repeating: "42", count: 32))
-            let chain = try VectorFile.load(chainPath)
+            let chain = try ChainVectors.load(path: chainPath)
             _ = try await net.startDA()
             let py = try PyPeer("gossip-send", ["--chain-id", "pychain", "--chain", chainPath, "--other-chain", otherPath,
                                                 "--timeout", "20"],
                                 logDirectory: net.logDirectory, name: "py-publisher")
             let ready = try await py.event("ready")
-            let full = try net.makeNode(name: "full", aggregator: false, genesis: chain.genesisJSON,
+            let full = try net.makeNode(name: "full", aggregator: false, genesis: chain.genesis.jsonText(),
                                         extra: ["--p2p.peers", ready["addr"] as! String])
             try await full.start()
             _ = try await py.event("published")
             let last = chain.blocks.last!
-            _ = try await waitForStatus(full, "the py chain synced by gossip", timeout: .seconds(60)) {
+            _ = try await full.waitForStatus("the py chain synced by gossip", timeout: .seconds(60)) {
                 $0.heights.store >= last.height
             }
             for b in chain.blocks {
-                #expect(try await full.block(b.height)?.hash == b.header_hash, "height \(b.height)")
+                #expect(try await full.block(b.height)?.hash == Hex.encode(b.headerHash), "height \(b.height)")
             }
-            #expect((try await full.statusJSON()["app_hash"] as? String) == last.app_hash_after)
+            #expect((try await full.statusObject()["app_hash"] as? String) == Hex.encode(last.appHashAfter))
 
             // py as exchange client, byte-exact against the vector bytes.
             let client = try PyPeer("exchange-client", ["--chain-id", "pychain", "--dial", try full.multiaddr,
                                                         "--head", "\(last.height)", "--range", "64",
-                                                        "--hash", chain.blocks[4].header_hash],
+                                                        "--hash", Hex.encode(chain.blocks[4].headerHash)],
                                     logDirectory: net.logDirectory, name: "py-exchange-client")
             let r = try await client.event("result")
             func ok(_ body: String) -> String {
@@ -259,9 +194,9 @@ struct Libp2pInteropTests {
                 m = m + []
                 return Hex.encode(m)
             }
-            func headerEnv(_ b: VectorFile.Block) -> String { ok(b.signed_header_hex + "2000") }
-            func dataEnv(_ b: VectorFile.Block) -> String { ok(b.data_hex + "1800") }
-            for (kind, env) in [("header", headerEnv), ("data", dataEnv)] as [(String, (VectorFile.Block) -> String)] {
+            func headerEnv(_ b: ChainVectors.Block) -> String { ok(Hex.encode(b.signedHeaderBytes) + "2000") }
+            func dataEnv(_ b: ChainVectors.Block) -> String { ok(Hex.encode(b.dataBytes) + "1800") }
+            for (kind, env) in [("header", headerEnv), ("data", dataEnv)] as [(String, (ChainVectors.Block) -> String)] {
                 let d = try #require(r[kind] as? [String: Any])
                 func answer(_ name: String) -> ([String], String) {
                     let pair = d[name] as? [Any] ?? []
@@ -297,12 +232,12 @@ struct Libp2pInteropTests {
                 #expect(res["disconnected"] as? Bool == true, "\(bad): the sender is disconnected")
                 let id = senderReady["peer_id"] as! String
                 #expect(full.allLogs.contains("banning peer") && full.allLogs.contains(id), "\(bad): banned")
-                sender.stop()
+                await sender.stop()
             }
             // The chain is unchanged by all of it.
             #expect(try await full.block(last.height + 1) == nil)
-            py.stop()
-            client.stop()
+            await py.stop()
+            await client.stop()
         }
     }
 
@@ -312,21 +247,21 @@ struct Libp2pInteropTests {
         try await Testnet.run(chainID: "pyserve") { net in
             let chainPath = try PyLibp2p.makeChain(dir: net.dir.path, chainID: "pyserve", blocks: 150,
                                                    seed: String(repeating: "17", count: 32))
-            let chain = try VectorFile.load(chainPath)
+            let chain = try ChainVectors.load(path: chainPath)
             _ = try await net.startDA()
             let py = try PyPeer("exchange-server", ["--chain-id", "pyserve", "--chain", chainPath],
                                 logDirectory: net.logDirectory, name: "py-exchange-server")
             let ready = try await py.event("ready")
-            let full = try net.makeNode(name: "full", aggregator: false, genesis: chain.genesisJSON,
+            let full = try net.makeNode(name: "full", aggregator: false, genesis: chain.genesis.jsonText(),
                                         extra: ["--p2p.peers", ready["addr"] as! String])
             try await full.start()
             let last = chain.blocks.last!
-            let status = try await waitForStatus(full, "the chain synced from py's exchange", timeout: .seconds(90)) {
+            let status = try await full.waitForStatus("the chain synced from py's exchange", timeout: .seconds(90)) {
                 $0.heights.store >= last.height
             }
             #expect(status.heights.p2p_max == last.height)
             for b in chain.blocks {
-                #expect(try await full.block(b.height)?.hash == b.header_hash, "height \(b.height)")
+                #expect(try await full.block(b.height)?.hash == Hex.encode(b.headerHash), "height \(b.height)")
             }
             py.send("done")
             let served = try await py.event("result")
@@ -343,12 +278,12 @@ struct Libp2pInteropTests {
         try await Testnet.run(chainID: "liar") { net in
             let chainPath = try PyLibp2p.makeChain(dir: net.dir.path, chainID: "liar", blocks: 3,
                                                    seed: String(repeating: "23", count: 32))
-            let chain = try VectorFile.load(chainPath)
+            let chain = try ChainVectors.load(path: chainPath)
             _ = try await net.startDA()
             let py = try PyPeer("exchange-server", ["--chain-id", "liar", "--chain", chainPath, "--lie", "1000000"],
                                 logDirectory: net.logDirectory, name: "py-liar")
             let ready = try await py.event("ready")
-            let full = try net.makeNode(name: "full", aggregator: false, genesis: chain.genesisJSON,
+            let full = try net.makeNode(name: "full", aggregator: false, genesis: chain.genesis.jsonText(),
                                         extra: ["--p2p.peers", ready["addr"] as! String])
             try await full.start()
             let id = ready["peer_id"] as! String

@@ -2,6 +2,7 @@ import Block
 import Config
 import DA
 import Testing
+import TestSupport
 @testable import Node
 
 /// Divergence recovery (SPEC §7) with the real parts in one process: RocksDB store, KV executor,
@@ -14,7 +15,7 @@ import Testing
     }
 
     /// A node that only ever saw DA's branch: the reference the recovered node must equal.
-    func reference(_ chain: ForkedChain, _ da: InProcessDA) async throws -> SyncingNode {
+    func reference(_ chain: ForkedChain, _ da: RecoveryDA) async throws -> SyncingNode {
         let node = try SyncingNode(chain: chain, da: da)
         node.followDA()
         let top = UInt64(chain.authoritativeChain.count)
@@ -25,7 +26,7 @@ import Testing
     @Test func aNodeOnTheSoftBranchReplaysDAsBranchAndEndsInTheSameState() async throws {
         let dir = TempDirectory()
         let chain = try makeChain(dir)
-        let da = try await InProcessDA.start(home: dir.sub("da"))
+        let da = try await RecoveryDA.start(home: dir.sub("da"))
         let node = try SyncingNode(chain: chain, da: da)
         try await node.applyFromPeer(chain.candidates(chain.softChain, .p2p(peer: "a")))
         #expect(try node.executor.value(forKey: "y7") != nil)
@@ -66,7 +67,7 @@ import Testing
     @Test func aDivergenceIsPendingFromTheMomentItIsRaisedUntilTheReplayIsDone() async throws {
         let dir = TempDirectory()
         let chain = try makeChain(dir)
-        let da = try await InProcessDA.start(home: dir.sub("da"))
+        let da = try await RecoveryDA.start(home: dir.sub("da"))
         let node = try SyncingNode(chain: chain, da: da)
         try await node.applyFromPeer(chain.candidates(chain.softChain, .p2p(peer: "a")))
         #expect(!node.recovery.isPending)
@@ -92,7 +93,7 @@ import Testing
     @Test func daOrderDecidesTheFirstSignedHeaderPerHeightIsAuthoritative() async throws {
         let dir = TempDirectory()
         let chain = try makeChain(dir)
-        let da = try await InProcessDA.start(home: dir.sub("da"))
+        let da = try await RecoveryDA.start(home: dir.sub("da"))
         // DA holds DA's branch first, then the other branch's blocks 4…7 (a later double sign).
         try await da.post(chain.authoritativeChain, signer: chain.signer)
         try await da.post(chain.soft, signer: chain.signer)
@@ -120,7 +121,7 @@ import Testing
     @Test func aDivergenceAtOrBelowTheFinalizedHeightHaltsAndChangesNothing() async throws {
         let dir = TempDirectory()
         let chain = try makeChain(dir)
-        let da = try await InProcessDA.start(home: dir.sub("da"))
+        let da = try await RecoveryDA.start(home: dir.sub("da"))
         let node = try SyncingNode(chain: chain, da: da)
         try await node.applyFromPeer(chain.candidates(chain.softChain, .p2p(peer: "a")))
         // The soft branch got finalized up to 5 (say, this store was once an aggregator's).
@@ -159,7 +160,7 @@ import Testing
     @Test func aFailedOrUnconfirmedRollbackIsRetriedAndChangesNothingUntilItSucceeds() async throws {
         let dir = TempDirectory()
         let chain = try makeChain(dir)
-        let da = try await InProcessDA.start(home: dir.sub("da"))
+        let da = try await RecoveryDA.start(home: dir.sub("da"))
         var flaky: FlakyRollbacker?
         let node = try SyncingNode(chain: chain, da: da) { applier, state in
             let f = FlakyRollbacker(real: applier, nodeState: state)

@@ -7,15 +7,12 @@ import Logging
 import P2PSync
 import Synchronization
 import Testing
+import TestSupport
 
 /// The failover state machine with the node's real sync parts (RocksDB store, sync pipeline,
 /// DA follower with the libcurl client, P2P service). DA is down (nothing listens on the
 /// address), so the node stays in `syncing` until the test acts.
 @Suite(.timeLimit(.minutes(1))) struct FailoverStateMachineTests {
-    struct TimedOut: Error, CustomStringConvertible {
-        let description: String
-    }
-
     /// An execution layer that cannot execute (its state cannot be read). The KV executor cannot
     /// be made to fail on demand; this stands in for a broken disk under it. Everything else is
     /// the real KV executor.
@@ -103,14 +100,6 @@ import Testing
             store.close()
             try? FileManager.default.removeItem(atPath: dir)
         }
-
-        func waitFor(_ what: String, _ condition: () -> Bool) async throws {
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !condition() {
-                guard ContinuousClock.now < deadline else { throw TimedOut(description: "timed out waiting for \(what)") }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-        }
     }
 
     /// SPEC §6: after the gate opens the syncer stops, and what arrives meanwhile (here: a
@@ -119,7 +108,7 @@ import Testing
     /// so it fails closed after the timeout.
     @Test func whatArrivesWhileTheSyncerStopsIsCheckedAgainBeforePromotion() async throws {
         let dir = TempDirectory()
-        let da = try await InProcessDA.start(home: dir.sub("da"))
+        let da = try await RecoveryDA.start(home: dir.sub("da"))
         var f = try Fixture(brokenExecutor: false, daURL: da.url)
         let pipeline = f.pipeline
         let height = f.block1.height
@@ -161,7 +150,7 @@ import Testing
                 return error
             }
         }
-        try await f.waitFor("syncing") { f.state.phase == .syncing }
+        try await waitUntil("syncing") { f.state.phase == .syncing }
         // Block 1 arrives (as from a peer); executing it fails.
         await f.pipeline.submit([CandidateBlock(signedHeader: f.block1.signedHeader, data: f.block1.data,
                                                 origin: .p2p(peer: "test"))])
@@ -194,7 +183,7 @@ import Testing
             }
         }
         // DA is down: syncing, and held back by it, past the 500 ms timeout.
-        try await f.waitFor("held back by DA") {
+        try await waitUntil("held back by DA") {
             f.state.snapshot.catchup.blocked_by?.contains("DA unavailable") == true
                 && f.state.snapshot.catchup.elapsed_seconds > 0.6
         }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import P2PSync
 import Testing
+import TestSupport
 @testable import Node
 
 #if canImport(Glibc)
@@ -16,8 +17,8 @@ import Glibc
     let logger = Logger(label: "test.ha")
 
     @Test func leasesAndTransactionsAndWatchesOnRealEtcd() async throws {
-        let etcd = try await EtcdServer.start()
-        defer { etcd.stop() }
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
         let client = try EtcdClient(endpoints: [etcd.url])
         let key = Array("/t/key".utf8)
 
@@ -58,9 +59,9 @@ import Glibc
     }
 
     @Test func unreachableEndpointsAreSkippedAndAllDownIsUnavailable() async throws {
-        let etcd = try await EtcdServer.start()
-        defer { etcd.stop() }
-        let dead = "http://127.0.0.1:\(try EtcdServer.freePort())"
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        let dead = "http://127.0.0.1:\(try freeLoopbackPort())"
         let client = try EtcdClient(endpoints: [dead, etcd.url])
         // The first endpoint refuses connections; the request goes on to the second.
         #expect(try await client.get(Array("/t/absent".utf8)).kv == nil)
@@ -79,9 +80,9 @@ import Glibc
     /// Two nodes campaign: one is elected; its fence admits consecutive heights only; when its
     /// lease ends the other is elected and the old term's fence refuses, naming the new holder.
     @Test func electionAndFencing() async throws {
-        let etcd = try await EtcdServer.start()
-        defer { etcd.stop() }
-        let chain = try BlockChainMaker()
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        let chain = try TestChain(chainID: "ha-unit")
         let a = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "a",
                             leaseTTL: .seconds(2), logger: logger)
         let b = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "b",
@@ -143,9 +144,9 @@ import Glibc
     /// A term whose lease was not renewed for longer than its TTL is not trusted locally: its
     /// fence refuses without asking etcd (a paused leader resumes and publishes nothing).
     @Test func untrustedLeaseRefusesWithoutAsking() async throws {
-        let etcd = try await EtcdServer.start()
-        defer { etcd.stop() }
-        let chain = try BlockChainMaker()
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        let chain = try TestChain(chainID: "ha-unit")
         let group = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "a",
                                 leaseTTL: .seconds(2), logger: logger)
         guard case .elected(let term) = try await group.campaign() else {
@@ -162,7 +163,7 @@ import Glibc
     }
 
     @Test func replicatedBlockRoundTripsAndRejectsDamage() throws {
-        let block = ReplicatedBlock(try BlockChainMaker().blocks(1)[0])
+        let block = ReplicatedBlock(try TestChain(chainID: "ha-unit").blocks(1)[0])
         let bytes = block.replicatedValue()
         #expect(try ReplicatedBlock(replicatedValue: bytes) == block)
         #expect(throws: ReplicationError.self) { try ReplicatedBlock(replicatedValue: []) }
@@ -175,114 +176,15 @@ import Glibc
     }
 }
 
-/// Consecutive blocks of a one-proposer chain made with the real builder and KV executor.
-struct BlockChainMaker {
-    let chainID = "ha-unit"
-    let dir = TempDirectory("evnode-ha-chain")
-    let store: BlockStore
-    let executor: KVExecutor
-    let signer: BlockSigner
-    let genesis: Genesis
-
-    init() throws {
-        let key = KeyFile.generate()
-        signer = BlockSigner(keyFile: key)
-        genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000, proposerAddress: key.address)
-        store = try BlockStore.open(path: dir.sub("store"))
-        executor = KVExecutor(store: store)
-        _ = try store.initialize(genesis: genesis, executor: executor)
-    }
-
+extension TestChain {
+    /// `count` consecutive blocks, committed, timed now (as a producer makes them).
     func blocks(_ count: Int) throws -> [BlockCommit] {
-        let builder = BlockBuilder(signer: signer, executor: executor)
-        var out: [BlockCommit] = []
-        for i in 0..<count {
-            let state = try #require(store.state)
-            let block = try builder.build(on: state, txs: [Array("k\(i)=v".utf8)], time: BlockValidator.currentTime())
+        try (0..<count).map { i in
+            let block = try builder.build(on: try #require(store.state), txs: [Array("k\(i)=v".utf8)],
+                                          time: BlockValidator.currentTime())
             try store.commit(block, sync: false)
-            out.append(block)
+            return block
         }
-        return out
-    }
-}
-
-/// `/usr/bin/etcd` on free loopback ports with a temp data directory, killed by PID when done.
-final class EtcdServer: Sendable {
-    let url: String
-    let process: Process
-    let dir: TempDirectory
-
-    private init(url: String, process: Process, dir: TempDirectory) {
-        self.url = url
-        self.process = process
-        self.dir = dir
-    }
-
-    static func start() async throws -> EtcdServer {
-        let executable = "/usr/bin/etcd"
-        guard FileManager.default.isExecutableFile(atPath: executable) else {
-            throw HarnessFailure("\(executable) is missing: install etcd-server (`make deps`)")
-        }
-        let dir = TempDirectory("evnode-etcd")
-        let client = try freePort()
-        var peer = try freePort()
-        while peer == client { peer = try freePort() }
-        let url = "http://127.0.0.1:\(client)"
-        let peerURL = "http://127.0.0.1:\(peer)"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--logger=zap", "--name", "unit", "--data-dir", dir.sub("data"),
-                             "--listen-client-urls", url, "--advertise-client-urls", url,
-                             "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-                             "--initial-cluster", "unit=\(peerURL)"]
-        let log = dir.sub("etcd.log")
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let server = EtcdServer(url: url, process: process, dir: dir)
-        let probe = try EtcdClient(endpoints: [url], requestTimeout: .milliseconds(500))
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if !process.isRunning {
-                throw HarnessFailure("etcd exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-            }
-            if (try? await probe.get(Array("/probe".utf8))) != nil {
-                await probe.shutdown()
-                return server
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        server.stop()
-        throw HarnessFailure("etcd did not answer on \(url) within 30 s")
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    /// A loopback port nothing listened on a moment ago, below the ephemeral range.
-    static func freePort() throws -> Int {
-        for _ in 0..<200 {
-            let port = Int.random(in: 20_000..<32_000)
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-                }
-            }
-            if bound { return port }
-        }
-        throw HarnessFailure("no free loopback port")
     }
 }
 
@@ -291,9 +193,9 @@ final class EtcdServer: Sendable {
 /// signing a second one, and stores it.
 @Suite(.serialized) struct HATakeOverTests {
     @Test func electedNodeReOffersItsUnpublishedBlock() async throws {
-        let etcd = try await EtcdServer.start()
-        defer { etcd.stop() }
-        let chain = try BlockChainMaker()
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        let chain = try TestChain(chainID: "ha-unit")
         _ = try chain.blocks(2)
         let logger = Logger(label: "test.ha.takeover")
         let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
@@ -343,10 +245,10 @@ extension HATakeOverTests {
     /// A node far behind etcd's latest block does not campaign (it would hold the leadership
     /// while catching up, and nobody would produce); once its store is close it is elected.
     @Test func nodeBehindEtcdsHeadCampaignsOnlyOnceCaughtUp() async throws {
-        let etcd = try await EtcdServer.start()
-        defer { etcd.stop() }
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
         let logger = Logger(label: "test.ha.lag")
-        let leaderChain = try BlockChainMaker()
+        let leaderChain = try TestChain(chainID: "ha-unit")
         let blocks = try leaderChain.blocks(6)
         // Another node led and committed heights 1…6, then left.
         let other = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: leaderChain.chainID, nodeID: "other",

@@ -3,6 +3,7 @@ import Crypto
 import NIOCore
 @testable import P2PSync
 import Testing
+import TestSupport
 
 /// The byte-level pieces of the libp2p stack. Expected values come from the specs or from
 /// py-libp2p 0.8.1 (computed once with it, noted per test), not from this code.
@@ -91,7 +92,7 @@ import Testing
 
     /// ev-node's node_key.json: 64 bytes seed ‖ public key, standard base64.
     @Test func nodeKeyFileRoundTripsInEvNodeFormat() throws {
-        let dir = try TempDirectory("evnode-nodekey")
+        let dir = TempDirectory("evnode-nodekey")
         let key = KeyFile.generate()
         let path = dir.sub("node_key.json")
         try NodeKeyFile.save(key, path: path)

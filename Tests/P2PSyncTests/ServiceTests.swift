@@ -3,12 +3,13 @@
 import Foundation
 @testable import P2PSync
 import Testing
+import TestSupport
 
 /// Two or three real `P2PService`s on 127.0.0.1 talking ev-node's libp2p protocols to each other
 /// (the interop with an independent implementation is in IntegrationTests/Libp2pInteropTests).
 @Suite struct ServiceTests {
     @Test func rangeSyncOverHeaderExchange() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         try chain.build(to: 200)
         let a = try await TestNode.start("a", chain: chain, source: chain.source)
         let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
@@ -23,7 +24,7 @@ import Testing
     }
 
     @Test func gossipTravelsALineOnceAndPairsHeaderWithData() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         let a = try await TestNode.start("a", chain: chain)
         let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
         let c = try await TestNode.start("c", chain: chain, peers: [b.multiaddr])
@@ -44,7 +45,7 @@ import Testing
     }
 
     @Test func forgedGossipGetsTheSenderBanned() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         let a = try await TestNode.start("a", chain: chain)
         let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
         try await waitUntil("subscribed") { a.service.floodsub.subscribedPeers(a.service.headerTopic).count == 1 }
@@ -57,7 +58,7 @@ import Testing
     }
 
     @Test func hostPortPeerIsAcceptedAndAWrongPeerIDIsNot() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         let a = try await TestNode.start("a", chain: chain)
         let b = try await TestNode.start("b", chain: chain, peers: ["127.0.0.1:\(a.port)"])
         try await waitUntil("b learns a's id in the handshake") {
@@ -73,9 +74,10 @@ import Testing
     }
 
     @Test func peersThatDialEachOtherKeepOneConnection() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         let keyA = KeyFile.generate(), keyB = KeyFile.generate()
-        let portA = try freePort(), portB = try freePort()
+        let portA = try freeLoopbackPort()
+        let portB = try freeLoopbackPort(avoiding: [portA])
         let idA = PeerID(key: keyA), idB = PeerID(key: keyB)
         // Each dials the other (a redials b until b is up, while b dials a).
         let a = try await TestNode.start("a", chain: chain, peers: ["/ip4/127.0.0.1/tcp/\(portB)/p2p/\(idB)"],
@@ -92,7 +94,7 @@ import Testing
     }
 
     @Test func redialsARestartedPeerAndKeepsItsProvenHeight() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         try chain.build(to: 10)
         let key = KeyFile.generate()
         let a = try await TestNode.start("a", chain: chain, key: key, source: chain.source)
@@ -109,7 +111,7 @@ import Testing
     }
 
     @Test func aServerWithAnUnprovableHeadIsBanned() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         try chain.build(to: 5)
         let liarSource = MemoryBlockSource([try chain.forged(height: 5)])
         let liar = try await TestNode.start("liar", chain: chain, source: liarSource)
@@ -119,21 +121,4 @@ import Testing
         await b.stop()
         await liar.stop()
     }
-}
-
-func freePort() throws -> Int {
-    for _ in 0..<100 {
-        let port = Int.random(in: 20_000..<32_000)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        if ok { return port }
-    }
-    throw WaitTimedOut(what: "a free port")
 }

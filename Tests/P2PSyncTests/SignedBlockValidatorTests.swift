@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 @testable import P2PSync
 import Testing
+import TestSupport
 
 @Suite("SignedBlockValidator")
 struct SignedBlockValidatorTests {
@@ -45,8 +46,8 @@ struct SignedBlockValidatorTests {
 
     @Test("accepts blocks built by the Block module and rejects each kind of tampering")
     func rejections() throws {
-        let chain = try TestChain()
-        let validator = chain.validator
+        let chain = try TestChain(chainID: "p2p-test")
+        let validator = chain.signedBlockValidator
         let good = try chain.block(height: 3)
         #expect(validator.validate(good) == .accept)
 
@@ -97,7 +98,7 @@ struct SignedBlockValidatorTests {
 
     @Test("StoreBlockSource serves the store's blocks with their header hashes, stopping at the first gap")
     func storeSource() async throws {
-        let chain = try TestChain()
+        let chain = try TestChain(chainID: "p2p-test")
         try chain.build(to: 10)
         let source = chain.source
         #expect(source.currentHeight() == 10)
@@ -105,7 +106,7 @@ struct SignedBlockValidatorTests {
         #expect(served.map(\.height) == Array(4...10))
         for block in served {
             #expect(try block.headerHash == chain.store.signedHeader(at: block.height)?.header.hash)
-            #expect(chain.validator.validate(block) == .accept)
+            #expect(chain.signedBlockValidator.validate(block) == .accept)
         }
         #expect(try await source.blocks(from: 11, count: 5).isEmpty)
         #expect(try await source.blocks(from: .max, count: 64).isEmpty)

@@ -5,42 +5,8 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 @testable import Node
-
-/// A fresh directory under the system temp dir, removed when the test is done.
-final class TempDirectory: Sendable {
-    let path: String
-
-    init(_ name: String = "evnode-node-test") {
-        let template = NSTemporaryDirectory() + "\(name)-XXXXXX"
-        var bytes = Array(template.utf8CString)
-        let made = bytes.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    func sub(_ name: String) -> String { path + "/" + name }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-}
-
-struct HarnessFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Polls `condition` until it holds or the deadline passes (generous: the machine is shared).
-func waitUntil(_ what: String, timeout: Duration = .seconds(90), _ condition: () throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    if try condition() { return }
-    throw HarnessFailure("timed out after \(timeout) waiting for \(what)")
-}
 
 /// A chain signed by one proposer key that forks: a shared prefix, then an authoritative branch
 /// (posted to DA) and a soft branch (gossiped over P2P only) — a double-signing proposer. Blocks
@@ -90,32 +56,23 @@ struct ForkedChain {
     }
 }
 
-/// `evnode local-da` in this process, on a free loopback port.
-final class InProcessDA: Sendable {
+/// A local DA (`evnode local-da`, a real process) with the namespaces and client the recovery
+/// tests post and follow with.
+final class RecoveryDA: Sendable {
     let headerNamespace = DANamespace(name: "recovery-headers")
     let dataNamespace = DANamespace(name: "recovery-data")
+    let process: LocalDAProcess
     let client: CelestiaDAClient
-    let url: String
-    private let task: Task<Void, any Error>
+    var url: String { process.url }
 
-    private init(client: CelestiaDAClient, url: String, task: Task<Void, any Error>) {
+    private init(process: LocalDAProcess, client: CelestiaDAClient) {
+        self.process = process
         self.client = client
-        self.url = url
-        self.task = task
     }
 
-    static func start(home: String) async throws -> InProcessDA {
-        let (bound, boundContinuation) = AsyncStream.makeStream(of: HostPort.self)
-        let server = try LocalDAServer(options: LocalDAOptions(home: home, listen: HostPort(host: "127.0.0.1", port: 0),
-                                                               blockTime: .seconds(3600)),
-                                       logger: Logger(label: "test.local-da")) { address in
-            boundContinuation.yield(address)
-        }
-        let task = Task { try await server.run() }
-        var iterator = bound.makeAsyncIterator()
-        guard let address = await iterator.next() else { throw HarnessFailure("local DA did not start") }
-        let client = try CelestiaDAClient(options: DAClientOptions(url: "http://\(address)"))
-        return InProcessDA(client: client, url: "http://\(address)", task: task)
+    static func start(home: String) async throws -> RecoveryDA {
+        let process = try await LocalDAProcess.start(home: home, blockTime: "1h")
+        return RecoveryDA(process: process, client: try CelestiaDAClient(options: DAClientOptions(url: process.url)))
     }
 
     /// Posts each block as the proposer does (header envelope, signed data), one DA height each.
@@ -131,8 +88,7 @@ final class InProcessDA: Sendable {
 
     func stop() async {
         await client.shutdown()
-        task.cancel()
-        _ = await task.result
+        await process.stop()
     }
 }
 
@@ -189,7 +145,7 @@ final class SyncingNode: Sendable {
     private let failureBox = Mutex<NodeFailure?>(nil)
     private let recoveryEnded = Mutex<Bool>(false)
 
-    init(chain: ForkedChain, da: InProcessDA, rollbacker: ((BlockApplier, NodeState) -> any Rollbacker)? = nil) throws {
+    init(chain: ForkedChain, da: RecoveryDA, rollbacker: ((BlockApplier, NodeState) -> any Rollbacker)? = nil) throws {
         let logger = Logger(label: "test.node")
         store = try BlockStore.open(path: dir.sub("store"))
         executor = KVExecutor(store: store)

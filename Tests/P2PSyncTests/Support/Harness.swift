@@ -7,22 +7,7 @@ import NIOCore
 import NIOPosix
 @testable import P2PSync
 import Testing
-
-struct WaitTimedOut: Error, CustomStringConvertible {
-    let what: String
-    var description: String { "timed out waiting for: \(what)" }
-}
-
-/// Polls `condition` until it holds, failing after `timeout`. Tests wait on observable state,
-/// never on a fixed sleep.
-func waitUntil(_ what: String, timeout: Duration = .seconds(30),
-               _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        if ContinuousClock.now > deadline { throw WaitTimedOut(what: what) }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
+import TestSupport
 
 extension P2PSettings {
     /// Short durations so that redials, head polls and timeouts happen within a test.
@@ -79,7 +64,7 @@ final class TestNode: Sendable {
         let config = P2PConfig(listen: HostPort(host: "127.0.0.1", port: port),
                                peers: try peers.map { try P2PPeerAddress(parsing: $0) })
         let service = P2PService(config: config, nodeKey: key, chainID: chain.chainID, source: source,
-                                 validator: chain.validator,
+                                 validator: chain.signedBlockValidator,
                                  provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: chain.genesis)),
                                  settings: settings, logger: testLogger(name))
         let address = try await service.start()

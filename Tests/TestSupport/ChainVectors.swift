@@ -2,44 +2,46 @@ import Block
 import Config
 import Foundation
 
-/// `../shared/vectors/chain-24.json`: a chain made by an independent encoder (Google protobuf +
-/// `cryptography`), see its README.
-struct ChainVectors: Sendable {
-    struct Block: Sendable {
-        let height: UInt64
-        let timeNs: UInt64
-        let txs: [[UInt8]]
-        let headerBytes: [UInt8]
-        let headerHash: [UInt8]
-        let signature: [UInt8]
-        let signedHeaderBytes: [UInt8]
-        let envelopeBytes: [UInt8]
-        let dataBytes: [UInt8]
-        let dataHash: [UInt8]
-        let dataFullHash: [UInt8]
-        let signedDataBytes: [UInt8]
-        let appHashBefore: [UInt8]
-        let appHashAfter: [UInt8]
+/// A chain made by the independent encoder (`shared/tools/wire/make_vectors.py`: Google's
+/// protobuf runtime + `cryptography`): `../shared/vectors/chain-24.json` (see its README), or
+/// one the tests make with other parameters.
+public struct ChainVectors: Sendable {
+    public struct Block: Sendable {
+        public let height: UInt64
+        public let timeNs: UInt64
+        public let txs: [[UInt8]]
+        public let headerBytes: [UInt8]
+        public let headerHash: [UInt8]
+        public let signature: [UInt8]
+        public let signedHeaderBytes: [UInt8]
+        public let envelopeBytes: [UInt8]
+        public let dataBytes: [UInt8]
+        public let dataHash: [UInt8]
+        public let dataFullHash: [UInt8]
+        public let signedDataBytes: [UInt8]
+        public let appHashBefore: [UInt8]
+        public let appHashAfter: [UInt8]
     }
 
-    let chainID: String
-    let seed: [UInt8]
-    let rawPublicKey: [UInt8]
-    let protoPublicKey: [UInt8]
-    let address: [UInt8]
-    let genesis: Genesis
-    let emptyDataHash: [UInt8]
-    let blocks: [Block]
+    public let chainID: String
+    public let seed: [UInt8]
+    public let rawPublicKey: [UInt8]
+    public let protoPublicKey: [UInt8]
+    public let address: [UInt8]
+    public let genesis: Genesis
+    public let emptyDataHash: [UInt8]
+    public let blocks: [Block]
+    /// The DA namespace the blocks were posted under, when the file names one.
+    public let namespaceName: String?
+    public let namespaceBytes: [UInt8]?
 
-    static let path: String = {
+    /// `EVNODE_VECTORS`, else `../shared/vectors/chain-24.json` beside the package.
+    public static let path: String = {
         if let override = ProcessInfo.processInfo.environment["EVNODE_VECTORS"] { return override }
-        let root = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        return root.appendingPathComponent("../shared/vectors/chain-24.json").standardized.path
+        return BuiltProducts.packageRoot.appendingPathComponent("../shared/vectors/chain-24.json").standardized.path
     }()
 
-    static let shared: ChainVectors = {
+    public static let shared: ChainVectors = {
         do {
             return try load(path: path)
         } catch {
@@ -47,11 +49,11 @@ struct ChainVectors: Sendable {
         }
     }()
 
-    struct LoadError: Error, CustomStringConvertible {
-        let description: String
+    public struct LoadError: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    static func load(path: String) throws -> ChainVectors {
+    public static func load(path: String) throws -> ChainVectors {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
         guard let root = json as? [String: Any] else { throw LoadError(description: "not an object") }
         func hex(_ object: [String: Any], _ key: String) throws -> [UInt8] {
@@ -85,18 +87,20 @@ struct ChainVectors: Sendable {
                              initialHeight: try number(genesis, "initial_height"),
                              startTimeNanoseconds: try number(genesis, "start_time_ns"),
                              proposerAddress: try hex(genesis, "proposer_address_hex")),
-            emptyDataHash: try hex(root, "empty_data_hash"), blocks: parsed)
+            emptyDataHash: try hex(root, "empty_data_hash"), blocks: parsed,
+            namespaceName: (root["namespace"] as? [String: Any])?["name"] as? String,
+            namespaceBytes: ((root["namespace"] as? [String: Any])?["bytes_hex"] as? String).flatMap(Hex.decode))
     }
 
-    var signer: BlockSigner { try! BlockSigner(seed: seed) }
+    public var signer: BlockSigner { try! BlockSigner(seed: seed) }
 
     /// The decoded blocks, as a syncer would receive them.
-    var decodedBlocks: [(signedHeader: SignedHeader, data: BlockData)] {
+    public var decodedBlocks: [(signedHeader: SignedHeader, data: BlockData)] {
         blocks.map { b in
             (try! SignedHeader(decoding: b.signedHeaderBytes), try! BlockData(decoding: b.dataBytes))
         }
     }
 
     /// A `now` at which every vector block is acceptable.
-    var now: UInt64 { blocks.last!.timeNs + 1_000_000_000 }
+    public var now: UInt64 { blocks.last!.timeNs + 1_000_000_000 }
 }

@@ -1,53 +1,15 @@
 import Block
 @testable import Config
 import Foundation
+import TestSupport
 import NIOConcurrencyHelpers
 @testable import P2PSync
 
-/// A real chain: blocks built by the Block module's `BlockBuilder` with the genesis proposer's
-/// key, executed by the KV executor and committed to a RocksDB `BlockStore` in a temp directory.
-/// Blocks are built on demand, in order, and read back from the store as `P2PBlock`s.
-final class TestChain {
-    let dir: TempDirectory
-    let genesis: Genesis
-    let signer: BlockSigner
-    let store: BlockStore
-    let executor: KVExecutor
-    /// Bytes of tx payload per block (one `key=value` tx).
-    let txBytes: Int
-
-    init(chainID: String = "p2p-test", txBytes: Int = 16) throws {
-        dir = try TempDirectory("evnode-p2p-chain")
-        signer = BlockSigner(keyFile: .generate())
-        genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000,
-                          proposerAddress: signer.address)
-        store = try BlockStore.open(path: dir.sub("data"))
-        executor = KVExecutor(store: store)
-        self.txBytes = txBytes
-        try store.initialize(genesis: genesis, executor: executor)
-    }
-
-    deinit {
-        store.close()
-    }
-
-    var chainID: String { genesis.chainID }
-    var validator: SignedBlockValidator { SignedBlockValidator(genesis: genesis) }
-    /// Serves this chain's store, as a node serves its own.
+/// What P2P tests read of the shared test chain: its blocks as `P2PBlock`s (built on demand,
+/// in order), a validator of signed blocks, and its store served as a node serves its own.
+extension TestChain {
+    var signedBlockValidator: SignedBlockValidator { SignedBlockValidator(genesis: genesis) }
     var source: StoreBlockSource { StoreBlockSource(store: store) }
-
-    /// Builds and commits blocks until the store reaches `height`.
-    func build(to height: UInt64) throws {
-        let builder = BlockBuilder(signer: signer, executor: executor)
-        while store.height < height {
-            let state = store.state!
-            let h = state.nextHeight
-            let value = String(repeating: "v", count: max(1, txBytes - 8))
-            let commit = try builder.build(on: state, txs: [Array("k\(h)=\(value)".utf8)],
-                                           time: genesis.startTimeNanoseconds + h * 1_000_000_000)
-            try store.commit(commit, sync: false)
-        }
-    }
 
     func block(height: UInt64) throws -> P2PBlock {
         try build(to: height)
@@ -68,25 +30,6 @@ final class TestChain {
         header.proposerAddress = impostor.address
         let forged = try impostor.sign(header: header)
         return P2PBlock(signedHeader: forged, data: data)
-    }
-}
-
-/// A fresh directory under the temp dir, removed when released.
-final class TempDirectory {
-    let path: String
-
-    struct Failure: Error {}
-
-    init(_ name: String) throws {
-        var template = Array((NSTemporaryDirectory() + "\(name)-XXXXXX").utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw Failure() }
-        path = String(cString: made)
-    }
-
-    func sub(_ name: String) -> String { path + "/" + name }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
     }
 }
 

@@ -1,0 +1,163 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A long-running process a test started (a node, a local DA, etcd, a proxy, a Python peer),
+/// known by its PID. Its stdout and stderr go to `<logDirectory>/<name>.log`, which stays with
+/// the test's directory (kept when the test fails). Stopped with a signal and, past a deadline,
+/// SIGKILL; killed when the last reference goes, so no test leaves a process behind.
+public final class ChildProcess: @unchecked Sendable {
+    // `Process` is not Sendable; it is only touched under `lock`.
+    private let process: Process
+    private let lock = Mutex<Void>(())
+    private let cursor = Mutex<Int>(0)
+    public let name: String
+    public let logPath: String
+    public let pid: Int32
+
+    private let input: FileHandle?
+
+    /// `separateStderr` sends stderr to `<name>.stderr.log`, for a helper whose stdout is a
+    /// protocol the test reads line by line; `acceptsInput` gives it a stdin pipe for
+    /// `writeLine` (a peer driven by commands).
+    public init(name: String, executable: URL, arguments: [String], logDirectory: String,
+                environment: [String: String]? = nil, workingDirectory: String? = nil,
+                separateStderr: Bool = false, acceptsInput: Bool = false) throws {
+        try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+        let logPath = "\(logDirectory)/\(name).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        process.standardOutput = log
+        if separateStderr {
+            let errPath = "\(logDirectory)/\(name).stderr.log"
+            _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        } else {
+            process.standardError = log
+        }
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
+        let stdin = acceptsInput ? Pipe() : nil
+        process.standardInput = stdin ?? FileHandle.nullDevice
+        try process.run()
+        self.input = stdin?.fileHandleForWriting
+        self.process = process
+        self.name = name
+        self.logPath = logPath
+        self.pid = process.processIdentifier
+    }
+
+    public var isRunning: Bool { lock.withLock { _ in process.isRunning } }
+
+    /// Everything the process wrote so far.
+    public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The complete lines written so far.
+    public var lines: [String] {
+        let text = output
+        // The last piece is what follows the last newline: empty, or a line still being written.
+        return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+    }
+
+    /// The exit status, or the signal number for a process a signal ended.
+    public var terminationStatus: Int32 { lock.withLock { _ in process.terminationStatus } }
+
+    /// True when the process was ended by a signal rather than exiting by itself.
+    public var diedOfSignal: Bool { lock.withLock { _ in process.terminationReason == .uncaughtSignal } }
+
+    /// The first line for which `match` returns a value; fails when the process exits first.
+    public func waitForLine<T>(_ what: String, timeout: Duration = .seconds(60), _ match: (String) -> T?) async throws -> T {
+        var found: T?
+        try await waitUntil("\(name): \(what)", timeout: timeout) {
+            for line in lines { if let m = match(line) { found = m; return true } }
+            if !isRunning { throw TestFailure("\(name) exited with status \(terminationStatus) before \(what):\n\(output.suffix(3000))") }
+            return false
+        }
+        return found!
+    }
+
+    /// The next line not returned yet, in order; nil once the process has exited and every line
+    /// was read. For helpers that report progress line by line (the crash writer).
+    public func nextLine(timeout: Duration = .seconds(60)) throws -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let all = lines
+            let next = cursor.withLock { index -> String? in
+                guard index < all.count else { return nil }
+                index += 1
+                return all[index - 1]
+            }
+            if let next { return next }
+            if !isRunning {
+                // Exited: what it wrote last is in the file now.
+                let final = lines
+                return cursor.withLock { index -> String? in
+                    guard index < final.count else { return nil }
+                    index += 1
+                    return final[index - 1]
+                }
+            }
+            if ContinuousClock.now > deadline { throw TestFailure("no line from \(name) (pid \(pid)) within \(timeout)") }
+            usleep(2_000)
+        }
+    }
+
+    /// Writes `line` and a newline to the process's stdin (`acceptsInput` only).
+    public func writeLine(_ line: String) {
+        precondition(input != nil, "\(name) was started without acceptsInput")
+        input?.write(Data((line + "\n").utf8))
+    }
+
+    /// The stderr log of a process started with `separateStderr`.
+    public var stderrText: String {
+        (try? String(contentsOfFile: logPath.dropLast(".log".count) + ".stderr.log", encoding: .utf8)) ?? ""
+    }
+
+    public func signal(_ sig: Int32) {
+        if isRunning { _ = kill(pid, sig) }
+    }
+
+    /// Sends `signal` (SIGTERM: a clean stop) and waits for the exit; SIGKILL after `timeout`.
+    /// Returns `terminationStatus`.
+    @discardableResult
+    public func stop(signal sig: Int32 = SIGTERM, timeout: Duration = .seconds(20)) async -> Int32 {
+        signal(sig)
+        let deadline = ContinuousClock.now + timeout
+        while isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        if isRunning { kill9() }
+        return terminationStatus
+    }
+
+    /// SIGKILL and reap, without suspending. Returns the signal that ended the process (-1 when
+    /// it had exited by itself).
+    @discardableResult
+    public func kill9() -> Int32 {
+        lock.withLock { _ in
+            if process.isRunning { kill(pid, SIGKILL) }
+            process.waitUntilExit()
+            return process.terminationReason == .uncaughtSignal ? process.terminationStatus : -1
+        }
+    }
+
+    /// Waits for the process to end by itself; returns its exit status.
+    public func waitForExit(_ what: String, timeout: Duration = .seconds(60)) async throws -> Int32 {
+        try await waitUntil("\(name): \(what)", timeout: timeout) { !isRunning }
+        return terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Block
+import Config
+
+/// A real chain for tests: blocks built by `BlockBuilder` with a proposer key of its own,
+/// executed by the KV executor and committed to a RocksDB `BlockStore` in a temp directory.
+/// Block `h` is timed one second per height after genesis.
+public final class TestChain: @unchecked Sendable {
+    public let dir: TempDirectory
+    public let signer: BlockSigner
+    public let genesis: Genesis
+    public private(set) var store: BlockStore
+    public private(set) var executor: KVExecutor
+
+    /// The store's directory: `path` when given (inside a test's own directory), else a fresh
+    /// temp directory's `data`.
+    public let path: String
+
+    public init(chainID: String = "test-chain", signer: BlockSigner = BlockSigner(keyFile: KeyFile.generate()),
+                path: String? = nil) throws {
+        dir = TempDirectory("evnode-chain")
+        self.path = path ?? dir.sub("data")
+        self.signer = signer
+        genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000,
+                          proposerAddress: signer.address)
+        store = try BlockStore.open(path: self.path)
+        executor = KVExecutor(store: store)
+        try store.initialize(genesis: genesis, executor: executor)
+    }
+
+    deinit { store.close() }
+
+    public var chainID: String { genesis.chainID }
+    public var validator: BlockValidator { BlockValidator(genesis: genesis) }
+    public var applier: BlockApplier { BlockApplier(store: store, executor: executor, validator: validator) }
+    public var builder: BlockBuilder { BlockBuilder(signer: signer, executor: executor) }
+
+    /// Builds (does not commit) the next block with `txs`.
+    public func next(_ txs: [String]) throws -> BlockCommit {
+        let state = store.state!
+        return try builder.build(on: state, txs: txs.map { Array($0.utf8) },
+                                 time: genesis.startTimeNanoseconds + state.nextHeight * 1_000_000_000)
+    }
+
+    /// Builds and commits the next block.
+    @discardableResult
+    public func produce(_ txs: [String], sync: Bool = false) throws -> BlockCommit {
+        let block = try next(txs)
+        try store.commit(block, sync: sync)
+        return block
+    }
+
+    /// Builds and commits blocks until the store reaches `height`, each with one `k<h>=v…` tx of
+    /// about `txBytes` bytes.
+    public func build(to height: UInt64, txBytes: Int = 16) throws {
+        let value = String(repeating: "v", count: max(1, txBytes - 8))
+        while store.height < height {
+            try produce(["k\(store.height + 1)=\(value)"])
+        }
+    }
+
+    /// Closes the store and opens it again (what a restart sees).
+    public func reopen() throws {
+        store.close()
+        store = try BlockStore.open(path: path)
+        executor = KVExecutor(store: store)
+    }
+
+    /// Closes the store (a second close, as at deinit, does nothing).
+    public func close() { store.close() }
+
+    /// The KV executor's value of `key`, as text.
+    public func value(_ key: String) throws -> String? {
+        try executor.value(forKey: key).map { String(decoding: $0, as: UTF8.self) }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// The Python side of the EVM tests: the py-evm test EL and the transfer signer under Tests/EVM,
+/// run with the virtualenv `make deps` installs (.build/venv-evm).
+public enum EVMFiles {
+    public static let testsDirectory = BuiltProducts.packageRoot.appendingPathComponent("Tests")
+    public static let python = BuiltProducts.packageRoot.appendingPathComponent(".build/venv-evm/bin/python")
+    public static let server = testsDirectory.appendingPathComponent("EVM/test_el.py").path
+    public static let signer = testsDirectory.appendingPathComponent("EVM/sign_transfers.py").path
+    public static let genesis = testsDirectory.appendingPathComponent("EVM/genesis.json").path
+
+    /// ev-node's sample genesis, as ev-reth computes it (ev-reth's tests, ev-node's READMEs).
+    public static let genesisHash = "0x2b8bbb1ea1e04f9c9809b4b278a8687806edc061a356c7dbc491930d8e922503"
+    public static let genesisStateRoot = "0x05e9954443da80d86f2104e56ffdfd98fe21988730684360104865b3dc8191b4"
+    /// A funded account of the sample genesis (its key is public: ev-node's and ev-reth's tests).
+    public static let senderKey = "cece4f25ac74deb1468965160c7185e07dff413f23fcadb611b05ca37ab0a52e"
+    public static let recipient = "0x944fDcD1c868E3cC566C78023CcB38A32cDA836E"
+
+    public static var available: Bool { FileManager.default.isExecutableFile(atPath: python.path) }
+
+    /// `count` signed EIP-1559 transfers of `value` wei from the sender, nonces from `nonce`.
+    public static func transfers(count: Int, nonce: Int, value: Int = 1000) throws -> [[UInt8]] {
+        let r = try runCommand(python, [signer, "--key", senderKey, "--to", recipient, "--count", "\(count)",
+                                        "--nonce", "\(nonce)", "--value", "\(value)"], timeout: .seconds(60))
+        guard r.status == 0 else { throw TestFailure("sign_transfers.py: \(r.stderr)") }
+        return r.stdout.split(separator: "\n").map { line in
+            var out: [UInt8] = []
+            var chars = Array(line.utf8)[...]
+            while chars.count >= 2 {
+                out.append(UInt8(String(decoding: chars.prefix(2), as: UTF8.self), radix: 16)!)
+                chars = chars.dropFirst(2)
+            }
+            return out
+        }
+    }
+}
+
+/// One py-evm test EL process (Engine API and eth JSON-RPC on ports of its own, JWT checked).
+/// Its state is in memory: a restart is an EL that lost its disk.
+public final class TestEL: @unchecked Sendable {
+    public let name: String
+    public let enginePort: Int
+    public let ethPort: Int
+    public let secretFile: String
+    public let logDirectory: String
+    public private(set) var child: ChildProcess?
+    private var runs = 0
+
+    public var engineURL: String { "http://127.0.0.1:\(enginePort)" }
+    public var ethURL: String { "http://127.0.0.1:\(ethPort)" }
+
+    public init(name: String, directory: String, logDirectory: String, taken: inout Set<Int>, secret: String? = nil) throws {
+        self.name = name
+        self.logDirectory = logDirectory
+        enginePort = try freeLoopbackPort(avoiding: taken)
+        taken.insert(enginePort)
+        ethPort = try freeLoopbackPort(avoiding: taken)
+        taken.insert(ethPort)
+        secretFile = directory + "/\(name)-jwt.hex"
+        let hex = secret ?? (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        try hex.write(toFile: secretFile, atomically: true, encoding: .utf8)
+    }
+
+    public func start() async throws {
+        runs += 1
+        let child = try ChildProcess(name: "\(name)-run\(runs)", executable: EVMFiles.python,
+                                     arguments: [EVMFiles.server, "--genesis", EVMFiles.genesis, "--jwt-secret", secretFile,
+                                                 "--engine-port", "\(enginePort)", "--eth-port", "\(ethPort)"],
+                                     logDirectory: logDirectory)
+        self.child = child
+        _ = try await child.waitForLine("test EL ready") { $0.contains("test EL ready") ? true : nil }
+    }
+
+    public func stop(signal: Int32 = SIGTERM) async {
+        await child?.stop(signal: signal)
+    }
+
+    public var isRunning: Bool { child?.isRunning ?? false }
+
+    /// Arguments that point an `evnode start` at this EL.
+    public func nodeArguments(secretFile: String? = nil) -> [String] {
+        ["--execution", "evm", "--evm.engine-url", engineURL, "--evm.eth-url", ethURL,
+         "--evm.jwt-secret-file", secretFile ?? self.secretFile, "--evm.genesis-hash", EVMFiles.genesisHash]
+    }
+
+    /// An eth JSON-RPC call; its result (nil for JSON null).
+    public func call(_ method: String, _ params: String) async throws -> Any? {
+        let object = try await HTTP.jsonRPC(ethURL, method: method, params: params)
+        if let error = object["error"] { throw TestFailure("\(name) \(method): \(error)") }
+        return object["result"] is NSNull ? nil : object["result"]
+    }
+
+    /// Block `number`'s header fields, nil when the EL has none.
+    public func block(_ number: UInt64) async throws -> [String: Any]? {
+        try await call("eth_getBlockByNumber", "[\"0x\(String(number, radix: 16))\",false]") as? [String: Any]
+    }
+
+    public func height() async throws -> UInt64 {
+        let latest = try await call("eth_getBlockByNumber", "[\"latest\",false]") as? [String: Any]
+        return UInt64((latest?["number"] as? String ?? "0x0").dropFirst(2), radix: 16) ?? 0
+    }
+
+    public func balance(_ address: String) async throws -> String {
+        try await call("eth_getBalance", "[\"\(address)\",\"latest\"]") as? String ?? ""
+    }
+
+    /// Makes the EL misbehave (`test_el.py`'s control endpoint: INVALID, -38005, malformed…).
+    public func setFault(_ fault: String) async throws {
+        let r = try await HTTP.post(ethURL + "/control", body: Data("{\"fault\":\"\(fault)\"}".utf8))
+        guard r.status == 200 else { throw TestFailure("\(name) /control: HTTP \(r.status)") }
+    }
+
+    public var output: String { child?.output ?? "" }
+}

@@ -1,0 +1,239 @@
+import Config
+import Foundation
+import Testing
+
+/// The one harness for tests that run real processes: a throwaway network in one temp
+/// directory holding the local DA's database, etcd's, every node's home and every process log.
+///
+/// Declare what the scenario needs — a DA (`startDA`), etcd (`startEtcd`), EVM execution clients
+/// (`makeEL`), nodes of any kind (`makeNode`, `makeHAGroup`) and who peers with whom — start
+/// them, perturb them (`stop(signal: SIGKILL)`, `pause()`, `wipeStore()`, `start(flags:)` with
+/// other peers), query them, and compare every height across nodes (`expectSameChain(a, b, c, through:)`).
+///
+/// `Testnet.run` stops every process afterwards, nodes first, by PID; a node still running must
+/// stop cleanly on SIGTERM (SPEC §9). When the body fails, the error carries the tail of every
+/// log and the directory is kept for reading.
+public final class Testnet: @unchecked Sendable {
+    public let dir: TempDirectory
+    public let chainID: String
+    public private(set) var da: LocalDAProcess?
+    public private(set) var etcd: EtcdProcess?
+    public private(set) var els: [TestEL] = []
+    public private(set) var nodes: [NodeProcess] = []
+    /// Other processes the scenario started (proxies, peers); stopped after the nodes.
+    public private(set) var others: [ChildProcess] = []
+    private var portsInUse: Set<Int> = []
+    public var logDirectory: String { dir.sub("logs") }
+
+    public init(chainID: String = "e2e-chain") {
+        dir = TempDirectory("evnode-net")
+        self.chainID = chainID
+        try? FileManager.default.createDirectory(atPath: dir.sub("logs"), withIntermediateDirectories: true)
+    }
+
+    public static func run(chainID: String = "e2e-chain", _ body: (Testnet) async throws -> Void) async throws {
+        let net = Testnet(chainID: chainID)
+        do {
+            try await body(net)
+        } catch {
+            let logs = net.logTails()
+            await net.stopAll()
+            net.dir.keep()
+            throw TestFailure("\(error)\n\n--- process logs (tails; all kept in \(net.dir.path)) ---\n\(logs)")
+        }
+        for (name, status, signalled) in await net.stopAll() {
+            #expect(status == 0 && !signalled, "\(name) did not stop cleanly on SIGTERM: status \(status)")
+        }
+    }
+
+    /// A loopback port no other process of this network was given.
+    public func freePort() throws -> Int {
+        let port = try freeLoopbackPort(avoiding: portsInUse)
+        portsInUse.insert(port)
+        return port
+    }
+
+    // MARK: Infrastructure
+
+    @discardableResult
+    public func startDA(blockTime: String = "300ms", extra: [String] = []) async throws -> LocalDAProcess {
+        let da = try await LocalDAProcess.start(home: dir.sub("da"), logDirectory: logDirectory, port: 0,
+                                                blockTime: blockTime, arguments: extra)
+        self.da = da
+        return da
+    }
+
+    /// Stops the local DA (SIGTERM) and starts it again on the same port and database.
+    public func restartDA(blockTime: String = "300ms", extra: [String] = []) async throws {
+        guard let da else { throw TestFailure("start the DA first") }
+        try await da.restart(blockTime: blockTime, arguments: extra)
+    }
+
+    /// Stops the local DA without starting it again: nodes see a dead DA.
+    public func stopDA() async { await da?.stop() }
+
+    @discardableResult
+    public func startEtcd() async throws -> EtcdProcess {
+        let etcd = try EtcdProcess(directory: dir.sub("etcd"), logDirectory: logDirectory, taken: portsInUse)
+        portsInUse.formUnion([etcd.clientPort, etcd.peerPort])
+        try await etcd.start()
+        self.etcd = etcd
+        return etcd
+    }
+
+    /// A py-evm test EL (not started), with a JWT secret file of its own unless `secret` is given.
+    public func makeEL(name: String, secret: String? = nil) throws -> TestEL {
+        let el = try TestEL(name: name, directory: dir.path, logDirectory: logDirectory, taken: &portsInUse, secret: secret)
+        els.append(el)
+        return el
+    }
+
+    /// `evnode-testkit faulty-da` in front of `upstream` (the DA by default).
+    public func startFaultyDA(upstream: String? = nil, faultRate: Double, seed: Int,
+                              extra: [String] = []) async throws -> FaultyDAProxy {
+        guard let upstream = upstream ?? da?.url else { throw TestFailure("start the DA first") }
+        let proxy = try await FaultyDAProxy.start(upstream: upstream, faultRate: faultRate, seed: seed,
+                                                  logDirectory: logDirectory, name: "faulty-da-\(others.count + 1)",
+                                                  extra: extra)
+        others.append(proxy.child)
+        return proxy
+    }
+
+    /// A process of the scenario's own (a Python peer, a TLS proxy): logged with the rest,
+    /// stopped after the nodes.
+    public func startProcess(name: String, executable: URL, arguments: [String],
+                             environment: [String: String]? = nil) throws -> ChildProcess {
+        let child = try ChildProcess(name: name, executable: executable, arguments: arguments,
+                                     logDirectory: logDirectory, environment: environment)
+        others.append(child)
+        return child
+    }
+
+    // MARK: Nodes
+
+    /// Initialises a home (`evnode init`) and declares its node; does not start it.
+    ///
+    /// A full node gets the genesis of `genesisFrom` (an aggregator's home) or `genesis` text.
+    /// The node's flags: for an aggregator `--aggregator --block-time blockTime`; then the DA
+    /// (`daURL`, the network's DA by default, with 300 ms DA blocks), `--p2p.peers` of `peers`,
+    /// and `extra` last (so they may override). `start(flags:)` can replace them per run.
+    /// With `signerFrom`, the node signs with that node's key (an HA group, or a double signer).
+    public func makeNode(name: String, aggregator: Bool = false, blockTime: String = "100ms",
+                         peers: [NodeProcess] = [], genesisFrom: NodeProcess? = nil, genesis: String? = nil,
+                         signerFrom: NodeProcess? = nil, chainID: String? = nil, daURL: String? = nil,
+                         jsonLogs: Bool = false, extra: [String] = []) throws -> NodeProcess {
+        let home = dir.sub(name)
+        var initArgs = ["init", "--home", home, "--chain-id", chainID ?? self.chainID]
+        if aggregator { initArgs.append("--aggregator") }
+        let made = try runCommand(BuiltProducts.evnode, initArgs)
+        guard made.status == 0 else { throw TestFailure("evnode init \(name): \(made.stderr)") }
+        let layout = HomeLayout(home: home)
+        if let genesis {
+            try genesis.write(toFile: layout.genesisFile, atomically: true, encoding: .utf8)
+        } else if let source = genesisFrom {
+            try FileManager.default.removeItem(atPath: layout.genesisFile)
+            try FileManager.default.copyItem(atPath: source.layout.genesisFile, toPath: layout.genesisFile)
+        }
+        if let source = signerFrom {
+            try FileManager.default.removeItem(atPath: layout.signerKeyFile)
+            try FileManager.default.copyItem(atPath: source.layout.signerKeyFile, toPath: layout.signerKeyFile)
+        }
+        var flags: [String] = []
+        if aggregator { flags += ["--aggregator", "--block-time", blockTime] }
+        if let url = daURL ?? da?.url { flags += ["--da.address", url, "--da.block-time", "300ms"] }
+        if !peers.isEmpty { flags += ["--p2p.peers", peers.map(\.p2pAddress).joined(separator: ",")] }
+        flags += extra
+        let node = NodeProcess(name: name, home: home, aggregator: aggregator, rpcPort: try freePort(),
+                               p2pPort: try freePort(), flags: flags, logDirectory: logDirectory, jsonLogs: jsonLogs)
+        nodes.append(node)
+        return node
+    }
+
+    /// The same home as `node` on two new ports, as a node of its own (`name`): the processes
+    /// that dialled `node` no longer reach it (a cut link), while its store, keys and mark stay.
+    public func movedToNewPorts(_ node: NodeProcess, name: String, flags: [String]? = nil) throws -> NodeProcess {
+        guard !node.isRunning else { throw TestFailure("stop \(node.name) before moving its home") }
+        let moved = NodeProcess(name: name, home: node.home, aggregator: node.aggregator, rpcPort: try freePort(),
+                                p2pPort: try freePort(), flags: flags ?? node.flags, logDirectory: logDirectory,
+                                jsonLogs: node.jsonLogs)
+        nodes.append(moved)
+        return moved
+    }
+
+    /// `count` aggregators in one HA group on the network's etcd, sharing the first one's signer
+    /// key and genesis (each keeps its own node key); each dials the ones made before it.
+    public func makeHAGroup(count: Int, blockTime: String, leaseTTL: String, extra: [String] = []) throws -> [NodeProcess] {
+        guard let etcd else { throw TestFailure("start etcd first") }
+        var group: [NodeProcess] = []
+        for i in 0..<count {
+            let name = "ha-\(i)"
+            let node = try makeNode(name: name, aggregator: true, blockTime: blockTime, peers: group,
+                                    genesisFrom: group.first, signerFrom: group.first,
+                                    extra: ["--raft.enable", "--raft.endpoints", etcd.url, "--raft.lease-ttl", leaseTTL,
+                                            "--raft.node-id", name] + extra)
+            group.append(node)
+        }
+        return group
+    }
+
+    /// The node among `group` that reports itself HA leader; fails if two ever do at once.
+    public func waitForLeader(among group: [NodeProcess], timeout: Duration = .seconds(60)) async throws -> NodeProcess {
+        var leader: NodeProcess?
+        try await waitUntil("one node to lead", timeout: timeout, every: .milliseconds(50)) {
+            var leading: [NodeProcess] = []
+            for node in group where node.isRunning {
+                if let s = try? await node.status(), s.ha?.role == "leader" { leading.append(node) }
+            }
+            #expect(leading.count <= 1, "two nodes lead at once: \(leading.map(\.name))")
+            leader = leading.first
+            return leader != nil
+        }
+        return leader!
+    }
+
+    // MARK: Teardown
+
+    /// Stops the nodes, then the other processes, the ELs, the DA and etcd, each with SIGTERM;
+    /// returns (name, status, died of a signal) of those that were running.
+    @discardableResult
+    public func stopAll() async -> [(String, Int32, Bool)] {
+        var out: [(String, Int32, Bool)] = []
+        for node in nodes where node.isRunning {
+            node.resume()   // a paused node cannot act on SIGTERM
+            let status = await node.stop()
+            out.append((node.name, status, node.lastRunDiedOfSignal))
+        }
+        for child in others where child.isRunning { await child.stop() }
+        for el in els where el.isRunning { await el.stop() }
+        if let da, da.isRunning {
+            let status = await da.stop()
+            out.append(("local-da", status, da.child.diedOfSignal))
+        }
+        if let etcd, etcd.isRunning { await etcd.stop() }
+        return out
+    }
+
+    /// The last lines of every log in the network.
+    public func logTails(lines: Int = 40) -> String {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: logDirectory)) ?? []).sorted()
+        return files.map { file in
+            let text = (try? String(contentsOfFile: logDirectory + "/" + file, encoding: .utf8)) ?? ""
+            let tail = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines)
+            return "== \(file) ==\n" + tail.joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+}
+
+/// Expects every node to hold identical header hashes at every height `1...height`.
+public func expectSameChain(_ nodes: NodeProcess..., through height: UInt64,
+                            sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    guard let first = nodes.first else { return }
+    let reference = try await first.hashes(through: height)
+    for other in nodes.dropFirst() {
+        let hashes = try await other.hashes(through: height)
+        let differing = (0..<Int(height)).filter { reference[$0] != hashes[$0] }
+        #expect(differing.isEmpty,
+                "\(first.name) and \(other.name) differ at heights \(differing.prefix(10).map { $0 + 1 }) of 1…\(height)",
+                sourceLocation: sourceLocation)
+    }
+}
