@@ -20,7 +20,6 @@ struct CatchupCrashTests {
         let chain = try CatchupChain("crash")
         defer { withExtendedLifetime(chain.dir) {} }
         let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
-        defer { Task { await da.stop() } }
         let referencePath = chain.dir.path + "/reference-store"
         try Self.makeChain(chain, da: da, store: referencePath)
         let reference = try Reference(path: referencePath)
@@ -60,6 +59,7 @@ struct CatchupCrashTests {
         let stored = try Self.checkPrefix(home: chain.fullNodeHome, reference: reference, atLeastFinalized: Self.blocks,
                                           label: "after the resume")
         #expect(stored == Self.blocks)
+        await da.stop()
     }
 
     // MARK: the chain
