@@ -299,6 +299,13 @@ public final class EvNode: Sendable {
         }
     }
 
+    /// Pruning waits while the sync pipeline has a backlog of a batch or more (a catch-up).
+    private func pruningService(_ executor: KVExecutor) -> StatePruningService {
+        let pipeline = self.pipeline
+        return StatePruningService(executor: executor, logger: Logger(label: "evnode.pruning"),
+                                   deferWhile: { pipeline.progress.waiting >= pipeline.batchSize })
+    }
+
     /// Runs until SIGTERM/SIGINT (returns) or a failure (throws `NodeFailure`).
     public func run() async throws(NodeFailure) {
         let rpc = RPCServer(address: setup.config.rpc.address, backend: NodeRPCBackend(node: self),
@@ -314,7 +321,7 @@ public final class EvNode: Sendable {
                 .init(service: p2p),
                 .init(service: MetricsRefresher(node: self)),
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
-            ] + (kv.map { [.init(service: StatePruningService(executor: $0, logger: Logger(label: "evnode.pruning")))] } ?? []),
+            ] + (kv.map { [.init(service: pruningService($0))] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "evnode.lifecycle")))
         defer {

@@ -9,14 +9,18 @@ import ServiceLifecycle
 struct StatePruningService: Service {
     let executor: KVExecutor
     let logger: Logger
+    /// True while the node is far behind: pruning waits for the head, so a catch-up's cores
+    /// verify and apply blocks instead of seeking through superseded state (it is pruned later
+    /// in one go, chunk by chunk).
+    var deferWhile: @Sendable () -> Bool = { false }
     /// Pause once nothing is left to prune; finality moves at the DA's pace.
     var interval: Duration = .seconds(1)
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var chunks = 0
-            var more = true
-            while more, !Task.isCancelled, !Task.isShuttingDownGracefully {
+            var more = !deferWhile()
+            while more, !Task.isCancelled, !Task.isShuttingDownGracefully, !deferWhile() {
                 do {
                     more = try await NIOThreadPool.singleton.runIfActive { try executor.prune() }
                 } catch let error as ExecutionError {

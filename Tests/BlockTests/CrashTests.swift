@@ -82,14 +82,14 @@ import TestSupport
             // Batches are atomic: the store ends exactly at the end of some batch.
             #expect(StoreCrashTests.batchEnds(from: start, through: height + 64).contains(height),
                     "round \(round): height \(height) is not the end of a batch")
-            try checkAgainstReplay(store, genesis: genesis, round: round, scratch: dir.sub("replay-\(round)"))
+            try StoreCrashTests.checkAgainstReplay(store, genesis: genesis, round: round, scratch: dir.sub("replay-\(round)"))
             start = height
         }
     }
 
     /// Applies the crashed store's blocks 1…height to a fresh store through validation and the
     /// executor, and compares: same state (root included), same KV values, every block readable.
-    private func checkAgainstReplay(_ store: BlockStore, genesis: Genesis, round: Int, scratch: String) throws {
+    static func checkAgainstReplay(_ store: BlockStore, genesis: Genesis, round: Int, scratch: String) throws {
         let height = store.height
         let replay = try BlockStore.open(path: scratch)
         defer { replay.close() }
@@ -114,4 +114,94 @@ import TestSupport
             #expect(try crashedKV.value(forKey: "k\(k)") == executor.value(forKey: "k\(k)"))
         }
     }
+}
+
+/// kill -9 while blocks are committed as a catch-up commits them (`.deferred`: no WAL, on disk
+/// at checkpoints), with a synced finality write every fourth batch and unsynced bookkeeping
+/// after every batch. The store reopens at the end of some batch at or above the last finality
+/// written (a synced write first makes every deferred block before it durable), finality never
+/// above the blocks, the bookkeeping never ahead of the blocks, and the blocks replay to the
+/// same state. Kills land at several delays and checkpoint intervals.
+/// Nested in `StoreCrashTests`, whose `.serialized` keeps the two writers from running at the
+/// same time (both fsync hard; the producer tests running beside them keep a block time).
+extension StoreCrashTests {
+@Suite struct DeferredDurabilityCrashTests {
+    @Test func killNineDuringDeferredCommitsLeavesAPrefixOfTheWrites() throws {
+        let writer = try ChildProcess.builtExecutable("evnode-testkit")
+        let dir = TempDirectory("evnode-crash-deferred")
+        let path = dir.sub("data")
+        var start: UInt64 = 0
+        for (round, delay) in StoreCrashTests.killDelaysMicroseconds.enumerated() {
+            let checkpointMs = [50, 1_000, 60_000][round % 3]
+            let child = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path, "--deferred",
+                                                                         "--checkpoint-ms", "\(checkpointMs)"])
+            let genesis = try StoreCrashTests.parseGenesis(try child.readLine())
+            var applied = start
+            var finalized: UInt64 = 0
+            while applied < start + 200 {
+                let line = try #require(try child.readLine(), "round \(round): the writer ended")
+                if line.hasPrefix("finalized "), let f = UInt64(line.dropFirst("finalized ".count)) {
+                    finalized = f
+                } else if line.hasPrefix("applied "), let h = UInt64(line.dropFirst("applied ".count)) {
+                    #expect(h > applied)
+                    applied = h
+                } else {
+                    Issue.record("round \(round): unexpected line \(line)")
+                    break
+                }
+            }
+            // Fault timing, not a wait: where the kill lands varies with the pause.
+            usleep(delay)
+            #expect(child.kill9() == SIGKILL)
+
+            let store = try BlockStore.open(path: path)
+            defer { store.close() }
+            let height = store.height
+            #expect(height >= finalized, "round \(round): reopened at \(height), finality \(finalized) had been synced")
+            #expect(store.finalizedHeight >= finalized && store.finalizedHeight <= height,
+                    "round \(round): finalized \(store.finalizedHeight), synced \(finalized), height \(height)")
+            #expect(StoreCrashTests.batchEnds(from: start, through: height + 64).contains(height),
+                    "round \(round): height \(height) is not the end of a batch")
+            let mark = try store.metadata("crash-writer").flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0
+            #expect(mark <= height, "round \(round): bookkeeping at \(mark) survived blocks lost above \(height)")
+            try StoreCrashTests.checkAgainstReplay(store, genesis: genesis, round: round, scratch: dir.sub("replay-\(round)"))
+            start = height
+        }
+    }
+
+    /// A store left by the logged write path (every commit in the WAL, as the stores of earlier
+    /// builds are; killed -9 so its WAL must be replayed) takes deferred commits from a writer
+    /// that then stops after deferred batches it did not finalize (no checkpoint for a minute):
+    /// kill -9 loses exactly those batches, and the store reopens at its last finality.
+    @Test func killNineLosesExactlyTheDeferredBlocksSinceTheLastCheckpoint() throws {
+        let writer = try ChildProcess.builtExecutable("evnode-testkit")
+        let dir = TempDirectory("evnode-crash-deferred-pause")
+        let path = dir.sub("data")
+        let logged = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path])
+        _ = try StoreCrashTests.parseGenesis(try logged.readLine())
+        var start: UInt64 = 0
+        while start < 100 { start = try StoreCrashTests.parseCommitted(try logged.readLine()) }
+        #expect(logged.kill9() == SIGKILL)
+        let child = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path, "--deferred",
+                                                                     "--checkpoint-ms", "60000",
+                                                                     "--pause-after", "\(start + 200)"])
+        let genesis = try StoreCrashTests.parseGenesis(try child.readLine())
+        var finalized: UInt64 = 0
+        var paused: UInt64 = 0
+        while paused == 0 {
+            let line = try #require(try child.readLine(), "the writer ended")
+            if line.hasPrefix("finalized ") { finalized = UInt64(line.dropFirst("finalized ".count)) ?? 0 }
+            if line.hasPrefix("paused ") { paused = UInt64(line.dropFirst("paused ".count)) ?? 0 }
+        }
+        #expect(child.kill9() == SIGKILL)
+        let store = try BlockStore.open(path: path)
+        defer { store.close() }
+        #expect(finalized > start && paused > finalized)
+        #expect(store.height == finalized, "reopened at \(store.height): last finality \(finalized), applied \(paused)")
+        #expect(store.finalizedHeight == finalized)
+        let mark = try store.metadata("crash-writer").flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0
+        #expect(mark == finalized, "bookkeeping written after the last checkpoint survived: \(mark)")
+        try StoreCrashTests.checkAgainstReplay(store, genesis: genesis, round: 0, scratch: dir.sub("replay"))
+    }
+}
 }

@@ -56,15 +56,35 @@ public struct SubmitterProgress: Sendable, Hashable {
     }
 }
 
+/// How a commit of blocks survives a crash.
+public enum CommitDurability: Sendable, Hashable {
+    /// Write-ahead log, fsynced before the call returns: survives power loss. For blocks this
+    /// node produced and signed (they may already be gossiped and exist nowhere else).
+    case synced
+    /// Write-ahead log: survives a crash of the process (`kill -9`).
+    case logged
+    /// No write-ahead log: on disk at the next checkpoint (see `BlockStore`). For blocks that
+    /// can be fetched again (DA is the source of truth) while far behind: a crash loses the
+    /// blocks since the last checkpoint, never part of one, and the node syncs them again.
+    case deferred
+}
+
 /// The node's persistent chain: blocks by height and by header hash, the chain state, DA
 /// bookkeeping and the executor's state, in one RocksDB database (SPEC §3-§5, §7).
 ///
-/// Every write is one RocksDB write batch with the WAL on, so a crash (even `kill -9`) leaves
-/// the store at the last complete batch. `sync: true` additionally fsyncs the WAL before
-/// returning, which also survives power loss / OS crash: use it for blocks this node produced
-/// and signed (they may already be gossiped and cannot be fetched from anyone else), for
-/// rollbacks and for finality. Blocks fetched from DA or peers can be committed with
-/// `sync: false` (they can be fetched again), which makes catch-up far faster.
+/// Every write is one RocksDB write batch, so a crash (even `kill -9`) leaves the store at
+/// the last complete batch. `sync: true` fsyncs the WAL before returning, which also survives
+/// power loss / OS crash: blocks this node produced and signed, rollbacks and finality.
+///
+/// Catch-up commits blocks `.deferred`: without the WAL (its writes are a large part of a
+/// block's cost), on disk when a checkpoint flushes the memtable. What a crash leaves is
+/// always a prefix of the writes in order, because of one rule: nothing is written to the WAL
+/// while unlogged writes are not yet flushed. A synced or logged write (finality, a produced
+/// block, a rollback, evidence) first makes a checkpoint; the follower's bookkeeping and
+/// pruning written meanwhile go unlogged too (a crash loses them with the blocks they follow).
+/// Checkpoints: before such a write, when `checkpointInterval` has passed since the first
+/// unflushed write, when commits go back to `.logged` (the node reached the head), on
+/// `checkpoint()` and on `close()`.
 ///
 /// Thread-safe: reads run concurrently; writers are serialised. Only one writer should apply
 /// blocks (the store rejects commits that do not extend its current height).
@@ -73,17 +93,45 @@ public final class BlockStore: Sendable {
     let db: RocksDB
     private let writer = WriterLock()
     private let cache: Mutex<Cache>
+    /// Held across every write (and the flush a write may need): the check for unflushed
+    /// unlogged writes and the write it decides on must not be split by another write.
+    private let durability = Mutex<Unflushed>(Unflushed())
+    /// Longest a deferred write waits for its checkpoint.
+    public let checkpointInterval: Duration
+
+    private struct Unflushed {
+        /// When the oldest unflushed unlogged write was made; nil when there is none.
+        var since: ContinuousClock.Instant?
+        var checkpoints: UInt64 = 0
+    }
+
+    /// How one write goes to RocksDB (see the type's comment).
+    enum WriteMode {
+        /// WAL + fsync, after a checkpoint when unlogged writes are unflushed.
+        case synced
+        /// WAL, after a checkpoint when unlogged writes are unflushed.
+        case logged
+        /// Bookkeeping that may be lost together with the writes before it: WAL, or unlogged
+        /// while unlogged writes are unflushed.
+        case followsPrevious
+        /// Unlogged.
+        case deferred
+    }
 
     private struct Cache {
         var state: State?
         var finalized: UInt64
         /// Rollbacks since open: work prepared outside the writer lock checks it is unchanged.
         var rollbacks: UInt64 = 0
+        /// Header hashes of the latest commits: finalizing compares them with DA's, block by
+        /// block, right behind the commits (a store read and a header decode each otherwise).
+        var recentHashes = HeaderHashRing(capacity: 16_384)
     }
 
-    private init(db: RocksDB, path: String, state: State?, finalized: UInt64) {
+    private init(db: RocksDB, path: String, state: State?, finalized: UInt64, checkpointInterval: Duration) {
         self.db = db
         self.path = path
+        self.checkpointInterval = checkpointInterval
         cache = Mutex(Cache(state: state, finalized: finalized))
     }
 
@@ -95,7 +143,7 @@ public final class BlockStore: Sendable {
     /// - Throws: `.locked` when another process or handle has it open; `.notAStore` when the
     ///   path is a file, a non-empty directory without a database, or another RocksDB database;
     ///   `.openFailed` / `.corrupted` otherwise.
-    public static func open(path: String) throws(StoreError) -> BlockStore {
+    public static func open(path: String, checkpointInterval: Duration = .seconds(5)) throws(StoreError) -> BlockStore {
         try prepareDirectory(path)
         let db = try RocksDB.open(path: path)
         do throws(StoreError) {
@@ -111,16 +159,74 @@ public final class BlockStore: Sendable {
                 state = nil
             }
             let finalized = try readHeightValue(db, StoreKeys.finalized, what: "finalized height") ?? 0
-            return BlockStore(db: db, path: path, state: state, finalized: finalized)
+            return BlockStore(db: db, path: path, state: state, finalized: finalized,
+                              checkpointInterval: checkpointInterval)
         } catch {
             db.close()
             throw error
         }
     }
 
-    /// Closes the database. Later calls throw `StoreError.closed`.
+    /// Checkpoints deferred writes and closes the database. Later calls throw `StoreError.closed`.
     public func close() {
-        writer.withLock { db.close() }
+        writer.withLock {
+            // RocksDB also flushes unlogged data when it closes; should this flush fail, that
+            // one still runs.
+            try? checkpoint()
+            db.close()
+        }
+    }
+
+    // MARK: Durability
+
+    /// Writes `batch` as `mode` says, keeping the rule that nothing reaches the WAL while
+    /// unlogged writes are unflushed.
+    func write(_ batch: WriteBatch, _ mode: WriteMode) throws(StoreError) {
+        try durability.withLock { (unflushed) throws(StoreError) in
+            switch mode {
+            case .synced, .logged:
+                if unflushed.since != nil {
+                    try db.flush()
+                    unflushed.since = nil
+                    unflushed.checkpoints += 1
+                }
+                try db.write(batch, sync: mode == .synced)
+            case .followsPrevious:
+                if unflushed.since != nil {
+                    try db.writeUnlogged(batch)
+                } else {
+                    try db.write(batch, sync: false)
+                }
+            case .deferred:
+                try db.writeUnlogged(batch)
+                let now = ContinuousClock.now
+                if let since = unflushed.since {
+                    if since.duration(to: now) >= checkpointInterval {
+                        try db.flush()
+                        unflushed.since = nil
+                        unflushed.checkpoints += 1
+                    }
+                } else {
+                    unflushed.since = now
+                }
+            }
+        }
+    }
+
+    /// Puts every deferred write on disk now (a memtable flush); nothing when there is none.
+    public func checkpoint() throws(StoreError) {
+        try durability.withLock { (unflushed) throws(StoreError) in
+            guard unflushed.since != nil else { return }
+            try db.flush()
+            unflushed.since = nil
+            unflushed.checkpoints += 1
+        }
+    }
+
+    /// Whether deferred writes wait for a checkpoint, and how many checkpoints were made since
+    /// open (for metrics and tests).
+    public var durabilityStatus: (unflushed: Bool, checkpoints: UInt64) {
+        durability.withLock { ($0.since != nil, $0.checkpoints) }
     }
 
     private static func prepareDirectory(_ path: String) throws(StoreError) {
@@ -181,7 +287,7 @@ public final class BlockStore: Sendable {
         }
         let batch = WriteBatch()
         batch.put(StoreKeys.marker, StoreKeys.markerValue)
-        try db.write(batch, sync: true)
+        try db.write(batch, sync: true) // at open: nothing unlogged yet
     }
 
     private static func readHeightValue(_ db: RocksDB, _ key: [UInt8], what: String) throws(StoreError) -> UInt64? {
@@ -225,7 +331,7 @@ public final class BlockStore: Sendable {
             let encoded = state.encoded()
             batch.put(StoreKeys.genesisState, encoded)
             batch.put(StoreKeys.state, encoded)
-            try db.write(batch, sync: true)
+            try write(batch, .synced)
             cache.withLock { $0.state = state }
             return state
         }
@@ -286,7 +392,8 @@ public final class BlockStore: Sendable {
 
     /// Header hash of the stored block at `height`.
     public func headerHash(at height: UInt64) throws(StoreError) -> [UInt8]? {
-        try signedHeader(at: height)?.header.hash
+        if let hash = cache.withLock({ $0.recentHashes.hash(at: height) }) { return hash }
+        return try signedHeader(at: height)?.header.hash
     }
 
     /// The height of the stored block whose header hash is `hash`.
@@ -298,29 +405,46 @@ public final class BlockStore: Sendable {
 
     /// Stores one block (see `commit(_:sync:)` for many).
     public func commit(_ block: BlockCommit, sync: Bool) throws(StoreError) {
-        try commit([block], sync: sync)
+        try commit([block], durability: sync ? .synced : .logged)
+    }
+
+    /// Stores consecutive blocks (see `commit(_:durability:)`); `sync` picks `.synced` or `.logged`.
+    public func commit(_ blocks: [BlockCommit], sync: Bool) throws(StoreError) {
+        try commit(blocks, durability: sync ? .synced : .logged)
     }
 
     /// Stores consecutive blocks, the first at the current height + 1, in ONE write batch:
     /// headers, data, hash index, executor writes and the final state. Checks that each commit
     /// is self-consistent (heights agree, the state's header and data hashes are this block's).
-    public func commit(_ blocks: [BlockCommit], sync: Bool) throws(StoreError) {
+    public func commit(_ blocks: [BlockCommit], durability: CommitDurability) throws(StoreError) {
         guard let last = blocks.last else { return }
         try writer.withLock { () throws(StoreError) in
             guard let current = self.state else { throw .notInitialized }
             let batch = SortedWriteBatch()
             var expected = current.nextHeight
+            var hashes: [[UInt8]] = []
+            hashes.reserveCapacity(blocks.count)
             for block in blocks {
-                try add(block, expected: expected, chainID: current.chainID, to: batch)
+                hashes.append(try add(block, expected: expected, chainID: current.chainID, to: batch))
                 expected += 1
             }
             batch.put(StoreKeys.state, last.state.encoded())
-            try db.write(batch.batch(), sync: sync)
-            cache.withLock { $0.state = last.state }
+            let mode: WriteMode = switch durability {
+            case .synced: .synced
+            case .logged: .logged
+            case .deferred: .deferred
+            }
+            try write(batch.batch(), mode)
+            cache.withLock {
+                $0.state = last.state
+                for (block, hash) in zip(blocks, hashes) { $0.recentHashes.record(block.height, hash) }
+            }
         }
     }
 
-    private func add(_ block: BlockCommit, expected: UInt64, chainID: String, to batch: some BatchSink) throws(StoreError) {
+    /// Adds the block's records to `batch`; returns its header hash.
+    private func add(_ block: BlockCommit, expected: UInt64, chainID: String,
+                     to batch: some BatchSink) throws(StoreError) -> [UInt8] {
         let height = block.signedHeader.header.height
         guard height == expected else {
             throw .invalidCommit(height: height, reason: "expected height \(expected)")
@@ -344,6 +468,7 @@ public final class BlockStore: Sendable {
         batch.put(StoreKeys.data(height), dataBytes)
         batch.put(StoreKeys.hashIndex(hash), bigEndianBytes(height))
         BlockStore.add(block.executorWrites, to: batch)
+        return hash
     }
 
     private static func add(_ writes: WriteSet, to batch: some BatchSink) {
@@ -421,10 +546,11 @@ public final class BlockStore: Sendable {
                 throw .execution(error)
             }
             batch.put(StoreKeys.state, restored.encoded())
-            try db.write(batch, sync: sync)
+            try write(batch, sync ? .synced : .logged)
             cache.withLock {
                 $0.state = restored
                 $0.rollbacks += 1
+                $0.recentHashes.forget(above: target)
             }
             return restored
         }
@@ -463,7 +589,7 @@ public final class BlockStore: Sendable {
                 let batch = SortedWriteBatch()
                 batch.put(StoreKeys.finalized, bigEndianBytes(height))
                 BlockStore.add(executorWrites, to: batch)
-                try db.write(batch.batch(), sync: sync)
+                try write(batch.batch(), sync ? .synced : .followsPrevious)
                 cache.withLock { $0.finalized = height }
                 return true
             }
@@ -488,7 +614,7 @@ public final class BlockStore: Sendable {
             }
         }
         guard batch.count > 0 else { return }
-        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
+        try writer.withLock { () throws(StoreError) in try write(batch, sync ? .synced : .followsPrevious) }
     }
 
     /// Where block `height`'s header and data were included on DA (nil parts: not recorded).
@@ -511,7 +637,7 @@ public final class BlockStore: Sendable {
     public func setSubmitterProgress(_ progress: SubmitterProgress, sync: Bool = true) throws(StoreError) {
         let batch = WriteBatch()
         batch.put(StoreKeys.submitterProgress, BlockStore.encode(progress))
-        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
+        try writer.withLock { () throws(StoreError) in try write(batch, sync ? .synced : .followsPrevious) }
     }
 
     private static func encode(_ progress: SubmitterProgress) -> [UInt8] {
@@ -529,7 +655,7 @@ public final class BlockStore: Sendable {
     public func setMetadata(_ key: String, _ value: [UInt8]?, sync: Bool = false) throws(StoreError) {
         let batch = WriteBatch()
         if let value { batch.put(StoreKeys.userMeta(key), value) } else { batch.delete(StoreKeys.userMeta(key)) }
-        try db.write(batch, sync: sync)
+        try write(batch, sync ? .synced : .followsPrevious)
     }
 
     // MARK: Executor state
@@ -555,7 +681,7 @@ public final class BlockStore: Sendable {
     public func writeExecutorState(_ writes: WriteSet, sync: Bool = false) throws(StoreError) {
         let batch = SortedWriteBatch()
         BlockStore.add(writes, to: batch)
-        try writer.withLock { () throws(StoreError) in try db.write(batch.batch(), sync: sync) }
+        try writer.withLock { () throws(StoreError) in try write(batch.batch(), sync ? .synced : .followsPrevious) }
     }
 
     /// Runs `body` with one cursor over the executor entries that start with `prefix`: many
@@ -596,4 +722,35 @@ package struct ExecutorCursor {
     package func next() { iterator.next() }
     package var isValid: Bool { iterator.isValid }
     package var key: [UInt8] { Array(iterator.key.dropFirst()) }
+}
+
+/// The header hashes of the last `capacity` committed heights, in one flat buffer (no
+/// allocation per block).
+struct HeaderHashRing {
+    private var heights: [UInt64]
+    private var hashes: [UInt8]
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        heights = [UInt64](repeating: .max, count: capacity)
+        hashes = [UInt8](repeating: 0, count: capacity * 32)
+    }
+
+    mutating func record(_ height: UInt64, _ hash: [UInt8]) {
+        guard hash.count == 32 else { return }
+        let slot = Int(height % UInt64(capacity))
+        heights[slot] = height
+        hashes.replaceSubrange((slot * 32)..<(slot * 32 + 32), with: hash)
+    }
+
+    func hash(at height: UInt64) -> [UInt8]? {
+        let slot = Int(height % UInt64(capacity))
+        guard heights[slot] == height else { return nil }
+        return Array(hashes[(slot * 32)..<(slot * 32 + 32)])
+    }
+
+    mutating func forget(above height: UInt64) {
+        for i in heights.indices where heights[i] != .max && heights[i] > height { heights[i] = .max }
+    }
 }

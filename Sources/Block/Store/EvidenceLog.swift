@@ -62,7 +62,8 @@ public final class EvidenceLog: Sendable {
             if try store.db.get(key) != nil { return false }
             let batch = WriteBatch()
             batch.put(key, evidence.encoded())
-            try store.db.write(batch, sync: false)
+            // Evidence must outlive a crash even in the middle of a catch-up.
+            try store.write(batch, .logged)
             n += 1
             return true
         }
