@@ -119,7 +119,7 @@ public final class DAFetchPacer: Sendable {
     /// The largest recent answer of one DA height, decaying, for the byte bound.
     private let typicalAnswer = Mutex<Double>(0)
 
-    public static let defaultMaxBufferedBytes = 128 << 20
+    public static let defaultMaxBufferedBytes = 64 << 20
 
     /// `initial`: where the limit starts (8, what a fixed window used to fetch, or `maximum` when
     /// lower).

@@ -38,9 +38,9 @@ public struct DAFollowerStatus: Sendable, Equatable {
 
 /// Walks the DA layer from the chain's DA start height: fetches heights in parallel (as many in
 /// flight as the DA node's latency and faults call for, see `DAFetchPacer`), decodes and verifies
-/// header and data blobs behind the fetches, takes them in DA order, pairs each header with its data, hands complete
-/// blocks to the sync pipeline, and advances the finalized height over blocks whose stored hash
-/// DA confirms (DA-included = finalized, SPEC §5).
+/// header and data blobs behind the fetches, takes the heights in DA order, pairs each header
+/// with its data, hands complete blocks to the sync pipeline, and advances the finalized height
+/// over blocks whose stored hash DA confirms (DA-included = finalized, SPEC §5).
 ///
 /// DA order decides between conflicting headers (SPEC §7): the first validly signed header for a
 /// height is authoritative and goes to `authority`; a later different one is double-sign
