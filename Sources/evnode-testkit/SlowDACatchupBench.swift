@@ -60,11 +60,11 @@ struct SlowDACatchupBench {
         }
         // The chain is posted to a DA without delay, then served by one with it (same database).
         var da = startDA(dir, delay: nil)
-        // Small submissions: about two blocks of 10 txs per DA height.
+        // Small submissions: about one block of 10 txs per DA height (a header or a data batch).
         let maker = ChildProcess(name: "slow-da-make-chain", executable: testkit,
                                  arguments: ["make-chain", "--home", home, "--blocks", "\(blocks)", "--txs", "10",
                                              "--da", da.url, "--interval-us", "\(interval / 1000)",
-                                             "--max-blob-size", "6000", "--store", "\(dir)/make-chain-store"],
+                                             "--max-blob-size", "1500", "--store", "\(dir)/make-chain-store"],
                                  logDirectory: dir)
         guard maker.wait(timeout: 300), maker.exitStatus == 0 else {
             maker.stop()
