@@ -55,8 +55,8 @@ public enum Settings {
                 help: "Largest blob batch posted in one submission, in bytes"),
         Setting(key: "da.request_timeout", flag: "da.request-timeout", kind: .duration, defaultValue: "30s",
                 help: "Timeout of one DA request"),
-        Setting(key: "da.fetch_parallelism", flag: "da.fetch-parallelism", kind: .int, defaultValue: "8",
-                help: "DA heights fetched at once while syncing"),
+        Setting(key: "da.fetch_parallelism", flag: "da.fetch-parallelism", kind: .int, defaultValue: "64",
+                help: "Most DA heights fetched at once while syncing; the number in flight adapts below it to the DA node's latency and faults (1: one at a time)"),
         Setting(key: "da.max_held_data", flag: "da.max-held-data", kind: .int, defaultValue: "67108864",
                 help: "Most bytes of DA data blobs held while they wait for their header"),
         // Celestia submission and transport (issue 17). The TxConfig fields are celestia-node's

@@ -61,6 +61,9 @@ public struct NodeStatus: Sendable, Codable, Equatable {
         public var bad_blobs: Int
         /// Bytes of data blobs held while they wait for their header.
         public var held_data_bytes: Int
+        /// DA heights in flight or held ahead now (adapts up to `--da.fetch-parallelism`), and the most so far.
+        public var fetch_window = 0
+        public var fetch_window_peak = 0
 
         // Submission and subscription (aggregators: fees, back-pressure).
         /// Gas price the next submission offers; nil while the DA node estimates.
@@ -96,6 +99,8 @@ public struct NodeStatus: Sendable, Codable, Equatable {
                       last_error: follower.lastError, auth_error: follower.authError,
                       failed_attempts: follower.failedAttempts, bad_blobs: follower.badBlobs,
                       held_data_bytes: follower.heldDataBytes)
+            fetch_window = follower.fetchWindow
+            fetch_window_peak = follower.fetchWindowPeak
         }
     }
 

@@ -87,6 +87,9 @@ final class BenchDriver {
         localDA?.stop()
         localDA = nil
         measureDALatency()
+        results.slowDACatchup = SlowDACatchupBench(evnode: evnode, testkit: testkit, work: work,
+                                                   blocks: plan.mode == "quick" ? 800 : 1_600).run()
+        detail("catch-up over a 100 ms DA: \(results.slowDACatchup.summary)")
         measureStore()
         measureBaselines(first: false)
         results.totalSeconds = now() - began

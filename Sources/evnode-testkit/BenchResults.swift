@@ -132,6 +132,7 @@ struct BenchResults: Codable {
     var production = ProductionResult()
     var store = StoreResult()
     var daLatency = DALatencyResult()
+    var slowDACatchup = SlowDACatchupResult()
 
     /// The headline ratios (also in the JSON, so tools need not recompute them).
     var ratios: [String: Double] {
@@ -152,6 +153,7 @@ struct BenchResults: Codable {
             "store_bytes_per_s_to_raw_rocksdb": store.storeMegabytesPerSecond / store.rawMegabytesPerSecond,
             "da_latency_p50_subscription_to_polling": daLatency.subscription.p50Milliseconds / max(1e-9, daLatency.polling.p50Milliseconds),
             "da_latency_p99_subscription_to_polling": daLatency.subscription.p99Milliseconds / max(1e-9, daLatency.polling.p99Milliseconds),
+            "slow_da_catchup_heights_per_s_to_one_over_rtt": slowDACatchup.adaptive.timesOneOverRTT,
         ]
     }
 
@@ -220,6 +222,11 @@ struct BenchResults: Codable {
             r["da_latency_p50_subscription_to_polling"])
         add("DA inclusion → applied, DA-only full node, blob.Subscribe p99", "\(fixed(sub.p99Milliseconds, 1)) ms",
             "polling p99 \(fixed(poll.p99Milliseconds, 1)) ms", r["da_latency_p99_subscription_to_polling"])
+        let slow = slowDACatchup
+        add("catch-up over a \(slow.responseDelayMilliseconds) ms DA, DA heights/s (\(slow.daHeights) heights, window peak \(slow.adaptive.fetchWindowPeak))",
+            fixed(slow.adaptive.daHeightsPerSecond, 1),
+            "1/RTT \(fixed(slow.oneAtATimeHeightsPerSecond, 1))/s; ≤ 8 in flight \(fixed(slow.capped8.daHeightsPerSecond, 1))/s = \(fixed(slow.capped8.timesOneOverRTT, 1))× (goal ≥ 20×)",
+            slow.adaptive.timesOneOverRTT)
         add("baseline: Ed25519 verify/s (runs)", baselines.ed25519VerifyRuns.map { "\(Int($0))" }.joined(separator: ", "))
         add("baseline: raw RocksDB keys/s (runs)", baselines.rocksdbRawKeysRuns.map { "\(Int($0))" }.joined(separator: ", "))
 

@@ -115,6 +115,7 @@ func makeChain(_ args: [String]) async {
     let intervalMicros = intOption("--interval-us", in: args, default: 1000)
     var flags: [String: RawSetting] = [:]
     if let da = option("--da", in: args) { flags["da.address"] = RawSetting(value: da, source: "--da") }
+    if let size = option("--max-blob-size", in: args) { flags["da.max_blob_size"] = RawSetting(value: size, source: "--max-blob-size") }
     let setup: NodeSetup
     do {
         setup = try NodeSetup.load(home: home, flags: flags)

@@ -39,6 +39,8 @@
 //       (README "EVM rollups"). Needs `make deps` (the virtualenv in .build/venv-evm).
 //   evnode-testkit bench-da-latency [--seconds S] [--evnode PATH] [--keep]
 //       Only bench-all's "DA inclusion → applied" figure (blob.Subscribe vs polling, 6 s DA blocks).
+//   evnode-testkit bench-slow-da [--blocks N] [--evnode PATH] [--keep]
+//       Only bench-all's "catch-up over a 100 ms DA" figure (DA heights/s ÷ 1/RTT).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -51,6 +53,7 @@ case "bench-all": benchAll(arguments)
 case "faulty-da": faultyDA(arguments)
 case "bench-evm": await benchEVM(arguments)
 case "bench-da-latency": benchDALatency(arguments)
+case "bench-slow-da": benchSlowDA(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da (see the comment in main.swift)")
 }

@@ -93,6 +93,41 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
         }
     }
 
+    /// A full node behind a DA that is both slow (every answer 100 ms late) and faulty (20 % of
+    /// `blob.GetAll` answered with faults, 429s among them) ends with the aggregator's chain hash
+    /// for hash: the adaptive fetch window grows over the latency and shrinks on the faults, and
+    /// the per-height retries, hedges and in-order hand-over hold through both.
+    @Test func fullNodeBehindASlowAndFaultyDAEndsWithTheAggregatorsChain() async throws {
+        try await Testnet.run(chainID: "slow-faulty-da-chain") { net in
+            _ = try await net.startDA()
+            let aggregator = try net.makeNode(name: "aggregator", aggregator: true, blockTime: "50ms")
+            try await aggregator.start()
+            let target = try await waitForStatus(aggregator, "blocks 1…200 DA-included", timeout: .seconds(90)) {
+                $0.heights.finalized >= 200
+            }.heights.finalized
+            let slow = try await net.restartDA(extra: ["--response-delay", "100ms"])
+            let proxy = try await FaultyDAProxyProcess.start(upstream: slow.url, faultRate: 0.2, seed: 18,
+                                                             logDirectory: net.logDirectory)
+            let full = try net.makeNode(name: "full", aggregator: false, genesisFrom: aggregator,
+                                        extra: ["--da.address", proxy.url])
+            let began = ContinuousClock.now
+            try await full.start()
+            try await waitForStatus(full, "store at \(target) from the slow, faulty DA alone", timeout: .seconds(150)) {
+                $0.heights.store >= target
+            }
+            let took = ContinuousClock.now - began
+            try await expectSameChain(aggregator, full, through: target)
+            let faults = proxy.faults
+            let doc = try JSONSerialization.jsonObject(with: try await HTTP.get(full.rpc + "/status").body) as? [String: Any]
+            let da = doc?["da"] as? [String: Any]
+            let peak = da?["fetch_window_peak"] as? Int ?? 0
+            print("slow+faulty DA: the full node reached \(target) in \(took) behind \(faults.values.reduce(0, +)) faults \(faults), fetch window peak \(peak)")
+            #expect(faults.values.reduce(0, +) >= 5, "the proxy answered faults (\(faults))")
+            #expect(peak >= 1 && peak <= 64, "/status shows the fetch window (\(da ?? [:]))")
+            await proxy.child.stop()
+        }
+    }
+
     /// A DA node refusing the node's token (HTTP 401): one ERROR line, `/status` names it,
     /// readiness is 503 with the reason; the node keeps retrying, and once the DA node accepts the
     /// token (rotated on its side) it syncs and becomes ready.

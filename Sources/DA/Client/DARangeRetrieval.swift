@@ -160,6 +160,14 @@ final class HedgedRequest: Sendable {
     }
 }
 
+/// What a paced, preparing retrieval yields, strictly in height order: each height's blobs
+/// after `prepare` (see `DAClient.retrieve(heights:namespaces:pacer:retry:prepare:)`).
+public enum DAPreparedEvent<Prepared: Sendable>: Sendable {
+    case height(UInt64, Prepared)
+    /// As `DARetrievalEvent.headReached`.
+    case headReached(next: UInt64)
+}
+
 extension DAClient {
     /// Retrieves the DA heights in `heights` with up to `parallelism` requests in flight and
     /// yields them strictly in height order.
@@ -174,8 +182,22 @@ extension DAClient {
     /// is answered or the walk is cancelled; only a client that was shut down ends the walk.
     public func retrieve(heights: ClosedRange<UInt64>, namespaces: [DANamespace],
                          parallelism: Int, retry: DAFetchRetry? = nil) -> DAHeightSequence {
-        DAHeightSequence(client: self, heights: heights, namespaces: namespaces, parallelism: max(1, parallelism),
-                         retry: retry)
+        DAHeightSequence(window: FetchWindow(client: self, heights: heights, namespaces: namespaces,
+                                             pacer: .fixed(max(1, parallelism)), retry: retry) { _, blobs in blobs })
+    }
+
+    /// As `retrieve(heights:namespaces:parallelism:retry:)`, with the heights in flight paced by
+    /// `pacer` (adapted to the DA node's latency and faults, bounded in bytes and by the known
+    /// head), and each height's blobs handed to `prepare` as soon as they arrive, in the fetch's
+    /// task: the walk's consumer receives them prepared, in height order, while the later heights
+    /// are still being fetched and prepared. An error `prepare` throws ends the walk at that
+    /// height, in order.
+    public func retrieve<Prepared: Sendable>(
+        heights: ClosedRange<UInt64>, namespaces: [DANamespace], pacer: DAFetchPacer, retry: DAFetchRetry?,
+        prepare: @escaping @Sendable (UInt64, [DABlob]) async throws -> Prepared
+    ) -> DAPreparedHeights<Prepared> {
+        DAPreparedHeights(window: FetchWindow(client: self, heights: heights, namespaces: namespaces, pacer: pacer,
+                                              retry: retry, prepare: prepare))
     }
 }
 
@@ -183,72 +205,127 @@ extension DAClient {
 public struct DAHeightSequence: AsyncSequence, Sendable {
     public typealias Element = DARetrievalEvent
 
-    let client: any DAClient
-    let heights: ClosedRange<UInt64>
-    let namespaces: [DANamespace]
-    let parallelism: Int
-    let retry: DAFetchRetry?
+    let window: FetchWindow<[DABlob]>
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(window: FetchWindow(client: client, heights: heights, namespaces: namespaces, parallelism: parallelism,
-                                     retry: retry))
+        Iterator(window: window)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
-        let window: FetchWindow
+        let window: FetchWindow<[DABlob]>
 
         public mutating func next() async throws -> DARetrievalEvent? {
+            switch try await window.next() {
+            case .height(let height, let blobs)?: .height(DAHeightBlobs(height: height, blobs: blobs))
+            case .headReached(let next)?: .headReached(next: next)
+            case nil: nil
+            }
+        }
+    }
+}
+
+/// An ordered, paced walk over DA heights, prepared behind the fetches; see `DAClient.retrieve`.
+/// Iterate it once.
+public struct DAPreparedHeights<Prepared: Sendable>: AsyncSequence, Sendable {
+    public typealias Element = DAPreparedEvent<Prepared>
+
+    let window: FetchWindow<Prepared>
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(window: window)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let window: FetchWindow<Prepared>
+
+        public mutating func next() async throws -> DAPreparedEvent<Prepared>? {
             try await window.next()
         }
     }
 }
 
 /// The fetches in flight for one retrieval. Dropping it (with its iterator) cancels them.
-final class FetchWindow: Sendable {
-    private struct State {
-        /// The next height to hand to the consumer.
-        var next: UInt64
-        /// The next height to start fetching; `nil` once past the upper bound.
-        var unlaunched: UInt64?
-        var fetches: [UInt64: Task<[DABlob], any Error>] = [:]
-        var finished = false
+final class FetchWindow<Prepared: Sendable>: Sendable {
+    /// Shared with the fetch tasks (which must not keep the window alive: its deinit cancels them).
+    final class Shared: Sendable {
+        struct State {
+            /// The next height to hand to the consumer.
+            var next: UInt64
+            /// The next height to start fetching; `nil` once past the upper bound.
+            var unlaunched: UInt64?
+            var fetches: [UInt64: Task<Prepared, any Error>] = [:]
+            /// Bytes of the heights answered and not yet handed over, by height.
+            var held: [UInt64: Int] = [:]
+            var heldBytes = 0
+            var finished = false
+        }
+        let state: Mutex<State>
+        let pacer: DAFetchPacer
+
+        init(first: UInt64, pacer: DAFetchPacer) {
+            state = Mutex(State(next: first, unlaunched: first))
+            self.pacer = pacer
+        }
+
+        /// Whether a (re)try at `height` may go out now.
+        func mayFetch(_ height: UInt64) -> Bool {
+            state.withLock { s in
+                !s.finished && pacer.mayFetch(height, next: s.next, inFlight: s.fetches.count - s.held.count, held: s.heldBytes)
+            }
+        }
+
+        func answered(_ height: UInt64, bytes: Int) {
+            pacer.answered(height: height, bytes: bytes)
+            state.withLock { s in
+                guard !s.finished, height >= s.next, s.held[height] == nil else { return }
+                s.held[height] = bytes
+                s.heldBytes += bytes
+            }
+        }
     }
 
     private let client: any DAClient
     private let upper: UInt64
     private let namespaces: [DANamespace]
-    private let parallelism: Int
     private let retry: DAFetchRetry?
+    private let prepare: @Sendable (UInt64, [DABlob]) async throws -> Prepared
     private let latency = AnswerLatency()
-    private let state: Mutex<State>
+    private let shared: Shared
 
-    init(client: any DAClient, heights: ClosedRange<UInt64>, namespaces: [DANamespace], parallelism: Int,
-         retry: DAFetchRetry? = nil) {
+    init(client: any DAClient, heights: ClosedRange<UInt64>, namespaces: [DANamespace], pacer: DAFetchPacer,
+         retry: DAFetchRetry? = nil, prepare: @escaping @Sendable (UInt64, [DABlob]) async throws -> Prepared) {
         self.client = client
         self.upper = heights.upperBound
         self.namespaces = namespaces
-        self.parallelism = parallelism
         self.retry = retry
-        self.state = Mutex(State(next: heights.lowerBound, unlaunched: heights.lowerBound))
+        self.prepare = prepare
+        self.shared = Shared(first: heights.lowerBound, pacer: pacer)
     }
 
     deinit {
-        state.withLock { s in
+        shared.state.withLock { s in
+            s.finished = true
             for task in s.fetches.values { task.cancel() }
         }
     }
 
-    func next() async throws -> DARetrievalEvent? {
-        let pending: (UInt64, Task<[DABlob], any Error>)? = state.withLock { s in
+    func next() async throws -> DAPreparedEvent<Prepared>? {
+        let pending: (UInt64, Task<Prepared, any Error>)? = shared.state.withLock { s in
             guard !s.finished, s.next <= upper else { return nil }
-            // Keep the window full: heights next ..< next + parallelism are in flight or done.
-            while let h = s.unlaunched, h - s.next < UInt64(parallelism) {
+            // Keep the window full, as far as the pacer allows: the height the consumer waits
+            // for is always in flight or done.
+            while let h = s.unlaunched,
+                  shared.pacer.mayFetch(h, next: s.next, inFlight: s.fetches.count - s.held.count, held: s.heldBytes) {
                 let client = self.client
                 let namespaces = self.namespaces
                 let retry = self.retry
                 let latency = self.latency
+                let shared = self.shared
+                let prepare = self.prepare
                 s.fetches[h] = Task {
-                    try await Self.fetch(h, client: client, namespaces: namespaces, retry: retry, latency: latency)
+                    let blobs = try await Self.fetch(h, client: client, namespaces: namespaces, retry: retry,
+                                                     latency: latency, shared: shared)
+                    return try await prepare(h, blobs)
                 }
                 s.unlaunched = h < upper ? h + 1 : nil
             }
@@ -260,17 +337,16 @@ final class FetchWindow: Sendable {
         } onCancel: {
             self.stop()
         }
-        state.withLock { s in
+        shared.state.withLock { s in
             s.fetches[height] = nil
+            if let bytes = s.held.removeValue(forKey: height) { s.heldBytes -= bytes }
             s.next = height + 1
         }
         switch result {
-        case .success(let blobs):
-            return .height(DAHeightBlobs(height: height, blobs: blobs))
+        case .success(let prepared):
+            return .height(height, prepared)
         case .failure(let error):
             switch error as? DAError {
-            case .notFound?:
-                return .height(DAHeightBlobs(height: height, blobs: []))
             case .heightFromFuture?:
                 stop()
                 return .headReached(next: height)
@@ -282,9 +358,10 @@ final class FetchWindow: Sendable {
         }
     }
 
-    /// One height's blobs; with `retry`, faults are retried here, for this height alone.
+    /// One height's blobs (none for "not found"); with `retry`, faults are retried here, for
+    /// this height alone, each retry waiting until the pacer lets it go out.
     private static func fetch(_ height: UInt64, client: any DAClient, namespaces: [DANamespace],
-                              retry: DAFetchRetry?, latency: AnswerLatency) async throws(DAError) -> [DABlob] {
+                              retry: DAFetchRetry?, latency: AnswerLatency, shared: Shared) async throws(DAError) -> [DABlob] {
         var attempt = 0
         while true {
             do throws(DAError) {
@@ -302,22 +379,33 @@ final class FetchWindow: Sendable {
                     blobs = try await client.getAll(height: height, namespaces: namespaces)
                     latency.record(.now - started)
                 }
+                shared.answered(height, bytes: blobs.reduce(0) { $0 + $1.data.count })
                 retry?.observer?.fetchAnswered(height: height)
                 return blobs
             } catch {
                 switch error {
-                case .notFound, .heightFromFuture:
+                case .notFound:
+                    shared.answered(height, bytes: 0)
+                    retry?.observer?.fetchAnswered(height: height)
+                    return []
+                case .heightFromFuture:
                     retry?.observer?.fetchAnswered(height: height)
                     throw error
                 case .cancelled, .setup:
                     throw error
                 default:
                     guard let retry, !Task.isCancelled else { throw error }
+                    shared.pacer.faulted()
                     attempt += 1
                     let delay = retry.policy.delay(afterAttempt: attempt)
                     retry.observer?.fetchFailed(height: height, error: error, attempt: attempt, retryIn: delay)
                     do {
                         try await Task.sleep(for: delay)
+                        // A window that shrank on the faults holds this height back until the
+                        // consumer comes near: a failing DA node sees fewer requests, not more.
+                        while !shared.mayFetch(height) {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
                     } catch {
                         throw .cancelled
                     }
@@ -328,10 +416,12 @@ final class FetchWindow: Sendable {
 
     /// Ends the walk and cancels every fetch still in flight.
     private func stop() {
-        state.withLock { s in
+        shared.state.withLock { s in
             s.finished = true
             for task in s.fetches.values { task.cancel() }
             s.fetches.removeAll()
+            s.held.removeAll()
+            s.heldBytes = 0
         }
     }
 }

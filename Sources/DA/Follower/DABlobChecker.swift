@@ -22,7 +22,9 @@ import NIOCore
 ///   encoded `Data` is verified (the second Ed25519 check is paid only for data that arrives
 ///   before its header, or for junk). Unsigned or foreign junk is rejected before it is held,
 ///   so it never pins the follower's DA resume height.
-/// Both passes run on the blocking pool's threads, the second only over the unclaimed data.
+/// Both passes run on the blocking pool's threads, the second only over the unclaimed data; the
+/// first (`decode`) needs nothing of the follower's state, so it runs behind each DA height's
+/// fetch, the second (`resolve`) when the height's turn comes.
 struct DABlobChecker: Sendable {
     enum Checked: Sendable {
         case header(SignedHeader)
@@ -34,7 +36,7 @@ struct DABlobChecker: Sendable {
     }
 
     /// The first pass's verdict on one blob.
-    private enum Decoded {
+    enum Decoded: Sendable {
         case header(SignedHeader)
         case data(SignedData, hash: [UInt8], bytes: Int)
         case rejected
@@ -49,10 +51,21 @@ struct DABlobChecker: Sendable {
     /// The checked blobs, in the order given. `claimed`: the data hashes of verified headers
     /// that still wait for their data.
     func check(_ blobs: [DABlob], claimed: Set<[UInt8]> = []) -> [Checked] {
-        let decoded = spread(blobs.count, initial: Decoded.rejected) { decode(blobs[$0]) }
+        resolve(decode(blobs), claimed: claimed)
+    }
+
+    /// The first pass, needing nothing but the blobs: headers decoded and verified, data decoded,
+    /// its signer checked and its txs hashed. The follower runs it for many DA heights at once,
+    /// behind their fetches, before their turn comes.
+    func decode(_ blobs: [DABlob]) -> [Decoded] {
+        spread(blobs.count, initial: Decoded.rejected) { decode(blobs[$0]) }
+    }
+
+    /// The second pass, in DA order: the data blobs no verified header claims (in this DA
+    /// height, or in `claimed`, those still waiting for their data) need their own signature.
+    func resolve(_ decoded: [Decoded], claimed: Set<[UInt8]> = []) -> [Checked] {
         var claims = claimed
         for case .header(let header) in decoded { claims.insert(header.header.dataHash) }
-        // The data blobs no verified header claims: their own signature decides.
         let unclaimed = decoded.indices.filter { i in
             if case .data(_, let hash, _) = decoded[i] { return !claims.contains(hash) }
             return false
@@ -61,7 +74,7 @@ struct DABlobChecker: Sendable {
             guard case .data(let data, _, _) = decoded[unclaimed[k]] else { return false }
             return (try? validator.verifySignature(of: data)) != nil
         }
-        var out = [Checked](repeating: .rejected, count: blobs.count)
+        var out = [Checked](repeating: .rejected, count: decoded.count)
         for (i, d) in decoded.enumerated() {
             switch d {
             case .header(let header): out[i] = .header(header)

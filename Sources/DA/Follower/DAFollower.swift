@@ -30,12 +30,17 @@ public struct DAFollowerStatus: Sendable, Equatable {
     public var heldDataBytes: Int = 0
     /// Data blobs dropped because the held bytes reached `maxHeldDataBytes`.
     public var droppedForSpace: Int = 0
+    /// DA heights fetched or held ahead of the one being processed now (adapted to the DA node),
+    /// and the most so far.
+    public var fetchWindow: Int = 0
+    public var fetchWindowPeak: Int = 0
 }
 
-/// Walks the DA layer from the chain's DA start height: fetches heights in parallel (in order),
-/// decodes and verifies header and data blobs, pairs each header with its data, hands complete
-/// blocks to the sync pipeline, and advances the finalized height over blocks whose stored hash
-/// DA confirms (DA-included = finalized, SPEC §5).
+/// Walks the DA layer from the chain's DA start height: fetches heights in parallel (as many in
+/// flight as the DA node's latency and faults call for, see `DAFetchPacer`), decodes and verifies
+/// header and data blobs behind the fetches, takes the heights in DA order, pairs each header
+/// with its data, hands complete blocks to the sync pipeline, and advances the finalized height
+/// over blocks whose stored hash DA confirms (DA-included = finalized, SPEC §5).
 ///
 /// DA order decides between conflicting headers (SPEC §7): the first validly signed header for a
 /// height is authoritative and goes to `authority`; a later different one is double-sign
@@ -48,7 +53,11 @@ public final class DAFollower: Sendable {
         public var headerNamespace: DANamespace
         public var dataNamespace: DANamespace
         public var startHeight: UInt64
+        /// Most DA heights in flight (`da.fetch_parallelism`): the number adapts below it, from
+        /// 8, growing while the DA node answers faster for it and halving on faults.
         public var parallelism: Int
+        /// Most bytes of fetched DA heights held ahead of the one being processed.
+        public var maxBufferedBytes: Int
         /// Pause between polls once the head is reached.
         public var pollInterval: Duration
         /// Most unmatched headers or data held.
@@ -64,7 +73,8 @@ public final class DAFollower: Sendable {
 
         public init(headerNamespace: DANamespace, dataNamespace: DANamespace, startHeight: UInt64,
                     parallelism: Int, pollInterval: Duration, maxUnresolved: Int = 100_000,
-                    maxHeldDataBytes: Int = defaultMaxHeldDataBytes, retry: RetryPolicy = defaultRetry) {
+                    maxHeldDataBytes: Int = defaultMaxHeldDataBytes, retry: RetryPolicy = defaultRetry,
+                    maxBufferedBytes: Int = DAFetchPacer.defaultMaxBufferedBytes) {
             self.headerNamespace = headerNamespace
             self.dataNamespace = dataNamespace
             self.startHeight = startHeight
@@ -73,6 +83,7 @@ public final class DAFollower: Sendable {
             self.maxUnresolved = maxUnresolved
             self.maxHeldDataBytes = maxHeldDataBytes
             self.retry = retry
+            self.maxBufferedBytes = maxBufferedBytes
         }
     }
 
@@ -92,6 +103,8 @@ public final class DAFollower: Sendable {
     /// The first validly signed header DA holds for each unfinalized height.
     public let authority: AuthoritativeHeaders
     let evidence: EvidenceLog?
+    /// How many DA heights are in flight; kept across walks (the polls at the head are walks).
+    let pacer: DAFetchPacer
     private let state: Mutex<DAFollowerStatus>
     /// The lowest common ancestor a rollback asked to replay from, until the run loop takes it.
     private let rewindRequest = Mutex<UInt64?>(nil)
@@ -115,6 +128,7 @@ public final class DAFollower: Sendable {
         self.blockingPool = blockingPool
         self.logger = logger
         availability = DAAvailability(logger: logger)
+        pacer = DAFetchPacer(maximum: options.parallelism, maxBufferedBytes: options.maxBufferedBytes)
         state = Mutex(DAFollowerStatus(nextDAHeight: options.startHeight, daHead: 0, headReached: false,
                                        unresolved: 0, highestHeader: 0, lastError: nil, failingSince: nil,
                                        badBlobs: 0))
@@ -127,6 +141,8 @@ public final class DAFollower: Sendable {
         s.failingSince = da.failingSince
         s.authError = da.authError
         s.failedAttempts = da.failedAttempts
+        s.fetchWindow = pacer.limit
+        s.fetchWindowPeak = pacer.peak
         return s
     }
 
@@ -177,6 +193,7 @@ public final class DAFollower: Sendable {
                 if targetHead == nil {
                     let head = try await client.networkHead().height
                     availability.answered()
+                    pacer.headKnown(head)
                     backoff.reset()
                     targetHead = head
                     state.withLock { $0.daHead = max($0.daHead, head) }
@@ -238,16 +255,23 @@ public final class DAFollower: Sendable {
         let namespaces = options.headerNamespace == options.dataNamespace
             ? [options.headerNamespace] : [options.headerNamespace, options.dataNamespace]
         let retry = DAFetchRetry(policy: options.retry, observer: availability)
-        for try await event in client.retrieve(heights: next...(next + 1_000_000), namespaces: namespaces,
-                                               parallelism: options.parallelism, retry: retry) {
+        // The first pass of the checks runs in each fetch's task, on the blocking pool, as soon
+        // as its blobs arrive; the DA heights are then taken one by one in DA order.
+        let checker = self.checker
+        let pool = blockingPool
+        let heights = client.retrieve(heights: next...(next + 1_000_000), namespaces: namespaces, pacer: pacer,
+                                      retry: retry) { _, blobs in
+            try await pool.runIfActive { checker.decode(blobs) }
+        }
+        for try await event in heights {
             switch event {
-            case .height(let blobs):
-                try await process(blobs, tracker: &tracker)
-                next = blobs.height + 1
+            case .height(let height, let decoded):
+                try await process(height, decoded, tracker: &tracker)
+                next = height + 1
                 let reached = next
                 state.withLock {
                     $0.nextDAHeight = reached
-                    $0.daHead = max($0.daHead, blobs.height)
+                    $0.daHead = max($0.daHead, height)
                 }
                 if rewindPending { return false }
                 await refreshHeadIfDue()
@@ -273,6 +297,7 @@ public final class DAFollower: Sendable {
         do {
             let head = try await client.networkHead().height
             availability.answered()
+            pacer.headKnown(head)
             state.withLock { $0.daHead = max($0.daHead, head) }
         } catch {
             if case .cancelled = error { return }
@@ -290,22 +315,21 @@ public final class DAFollower: Sendable {
         return first
     }
 
-    /// Decodes and checks one DA height's blobs, hands complete blocks to the pipeline and
+    /// Checks one DA height's decoded blobs, hands complete blocks to the pipeline and
     /// advances finalization.
-    private func process(_ height: DAHeightBlobs, tracker: inout InclusionTracker) async throws {
+    private func process(_ daHeight: UInt64, _ decoded: [DABlobChecker.Decoded], tracker: inout InclusionTracker) async throws {
         var bad = 0
-        // On the blocking pool: checking a catch-up's DA height keeps both cores busy for a while.
+        // The second pass (data no header claims needs its own signature) on the blocking pool.
         let checker = self.checker
-        let blobs = height.blobs
         let claimed = tracker.waitingDataHashes
-        let results = try await blockingPool.runIfActive { checker.check(blobs, claimed: claimed) }
+        let results = try await blockingPool.runIfActive { checker.resolve(decoded, claimed: claimed) }
         let finalized = store.finalizedHeight
         for checked in results {
             switch checked {
             case .header(let header):
-                try take(header, daHeight: height.height, tracker: &tracker)
+                try take(header, daHeight: daHeight, tracker: &tracker)
             case .data(let data, let hash, let bytes, let verified):
-                if !tracker.addData(data, hash: hash, bytes: bytes, verified: verified, daHeight: height.height,
+                if !tracker.addData(data, hash: hash, bytes: bytes, verified: verified, daHeight: daHeight,
                                     finalized: finalized) {
                     bad += 1
                 }
@@ -315,7 +339,7 @@ public final class DAFollower: Sendable {
         }
         if bad > 0 {
             logger.warning("ignored DA blobs that are not validly signed blocks of this chain, or data no header will claim",
-                           metadata: ["da_height": "\(height.height)", "count": "\(bad)"])
+                           metadata: ["da_height": "\(daHeight)", "count": "\(bad)"])
         }
         // Known before it is handed over: the hand-over may wait for room in the pipeline, or
         // be cut short when the sync phase stops, and the equivocation fence must count these
@@ -329,10 +353,10 @@ public final class DAFollower: Sendable {
         let dropped = tracker.trim(max: options.maxUnresolved, maxDataBytes: options.maxHeldDataBytes)
         if dropped > 0 {
             logger.warning("dropped held DA data blobs: waiting data exceeds its bound (da.max_held_data)", metadata: [
-                "da_height": "\(height.height)", "count": "\(dropped)", "held_bytes": "\(tracker.heldDataBytes)",
+                "da_height": "\(daHeight)", "count": "\(dropped)", "held_bytes": "\(tracker.heldDataBytes)",
                 "max_bytes": "\(options.maxHeldDataBytes)"])
         }
-        try await finalize(&tracker, processedThrough: height.height)
+        try await finalize(&tracker, processedThrough: daHeight)
         let unresolved = tracker.unresolved
         let highest = tracker.highestHeader
         let held = tracker.heldDataBytes
