@@ -127,19 +127,20 @@ import TestSupport
 extension StoreCrashTests {
 @Suite struct DeferredDurabilityCrashTests {
     @Test func killNineDuringDeferredCommitsLeavesAPrefixOfTheWrites() throws {
-        let writer = try ChildProcess.builtExecutable("evnode-testkit")
         let dir = TempDirectory("evnode-crash-deferred")
         let path = dir.sub("data")
         var start: UInt64 = 0
         for (round, delay) in StoreCrashTests.killDelaysMicroseconds.enumerated() {
             let checkpointMs = [50, 1_000, 60_000][round % 3]
-            let child = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path, "--deferred",
-                                                                         "--checkpoint-ms", "\(checkpointMs)"])
-            let genesis = try StoreCrashTests.parseGenesis(try child.readLine())
+            let child = try ChildProcess(name: "deferred-writer-\(round)", executable: BuiltProducts.testkit,
+                                         arguments: ["crash-writer", "--store", path, "--deferred",
+                                                     "--checkpoint-ms", "\(checkpointMs)"],
+                                         logDirectory: dir.sub("logs"), separateStderr: true)
+            let genesis = try StoreCrashTests.parseGenesis(try child.nextLine())
             var applied = start
             var finalized: UInt64 = 0
             while applied < start + 200 {
-                let line = try #require(try child.readLine(), "round \(round): the writer ended")
+                let line = try #require(try child.nextLine(), "round \(round): the writer ended")
                 if line.hasPrefix("finalized "), let f = UInt64(line.dropFirst("finalized ".count)) {
                     finalized = f
                 } else if line.hasPrefix("applied "), let h = UInt64(line.dropFirst("applied ".count)) {
@@ -174,22 +175,24 @@ extension StoreCrashTests {
     /// that then stops after deferred batches it did not finalize (no checkpoint for a minute):
     /// kill -9 loses exactly those batches, and the store reopens at its last finality.
     @Test func killNineLosesExactlyTheDeferredBlocksSinceTheLastCheckpoint() throws {
-        let writer = try ChildProcess.builtExecutable("evnode-testkit")
         let dir = TempDirectory("evnode-crash-deferred-pause")
         let path = dir.sub("data")
-        let logged = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path])
-        _ = try StoreCrashTests.parseGenesis(try logged.readLine())
+        let logged = try ChildProcess(name: "logged-writer", executable: BuiltProducts.testkit,
+                                      arguments: ["crash-writer", "--store", path], logDirectory: dir.sub("logs"),
+                                      separateStderr: true)
+        _ = try StoreCrashTests.parseGenesis(try logged.nextLine())
         var start: UInt64 = 0
-        while start < 100 { start = try StoreCrashTests.parseCommitted(try logged.readLine()) }
+        while start < 100 { start = try StoreCrashTests.parseCommitted(try logged.nextLine()) }
         #expect(logged.kill9() == SIGKILL)
-        let child = try ChildProcess(executable: writer, arguments: ["crash-writer", "--store", path, "--deferred",
-                                                                     "--checkpoint-ms", "60000",
-                                                                     "--pause-after", "\(start + 200)"])
-        let genesis = try StoreCrashTests.parseGenesis(try child.readLine())
+        let child = try ChildProcess(name: "deferred-writer", executable: BuiltProducts.testkit,
+                                     arguments: ["crash-writer", "--store", path, "--deferred", "--checkpoint-ms", "60000",
+                                                 "--pause-after", "\(start + 200)"],
+                                     logDirectory: dir.sub("logs"), separateStderr: true)
+        let genesis = try StoreCrashTests.parseGenesis(try child.nextLine())
         var finalized: UInt64 = 0
         var paused: UInt64 = 0
         while paused == 0 {
-            let line = try #require(try child.readLine(), "the writer ended")
+            let line = try #require(try child.nextLine(), "the writer ended")
             if line.hasPrefix("finalized ") { finalized = UInt64(line.dropFirst("finalized ".count)) ?? 0 }
             if line.hasPrefix("paused ") { paused = UInt64(line.dropFirst("paused ".count)) ?? 0 }
         }

@@ -2,6 +2,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// Attempts per height, as a retrieval's fetches report them.
 final class AttemptLog: DAFetchObserver {
@@ -66,9 +67,10 @@ final class AttemptLog: DAFetchObserver {
     /// failed `attempts` times; returns the failures per height.
     func failuresBehindAFailingDA(pacer: DAFetchPacer, attempts: Int) async throws -> [UInt64: Int] {
         try await withLocalDA { da, _, dir in
-            let (proxy, url) = try await startFaultyDA(upstream: da.url, faultRate: 1, seed: 3, home: dir.path + "/p",
-                                                       extra: ["--faults", "500"])
-            defer { proxy.signal(SIGKILL) }
+            let proxy = try await FaultyDAProxy.start(upstream: da.url, faultRate: 1, seed: 3, logDirectory: dir.sub("logs"),
+                                                      extra: ["--faults", "500"])
+            let url = proxy.url
+            defer { proxy.child.kill9() }
             let client = try CelestiaDAClient(options: DAClientOptions(url: url, connections: 9, retry: .none))
             let log = AttemptLog()
             let retry = DAFetchRetry(policy: RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(10),

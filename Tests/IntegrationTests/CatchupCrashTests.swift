@@ -2,6 +2,7 @@ import Block
 @testable import Config
 import Foundation
 import Testing
+import TestSupport
 
 /// Catch-up commits blocks without RocksDB's write-ahead log and makes them durable at
 /// checkpoints (issue 18): a crash loses what came after the last checkpoint and nothing else.
@@ -17,64 +18,61 @@ struct CatchupCrashTests {
     static let txsPerBlock = 10
 
     @Test func killedDuringCatchUpResumesWithNothingLostOrHalfWritten() async throws {
-        let chain = try CatchupChain("crash")
-        defer { withExtendedLifetime(chain.dir) {} }
-        let da = try await CatchupDA.start(name: "local-da", home: chain.logs + "/da", logDirectory: chain.logs)
-        let referencePath = chain.dir.path + "/reference-store"
-        try Self.makeChain(chain, da: da, store: referencePath)
-        let reference = try Reference(path: referencePath)
+        try await Testnet.run(chainID: "catchup-crash") { net in
+            let chain = try CatchupChain(net)
+            let da = try await net.startDA(blockTime: "500ms")
+            let referencePath = net.dir.sub("reference-store")
+            try Self.makeChain(chain, da: da, store: referencePath)
+            let reference = try Reference(path: referencePath)
 
-        // Three kills at a quarter, half and three quarters of the chain.
-        var kills: [(reported: UInt64, finalized: UInt64, stored: UInt64)] = []
-        for quarter in UInt64(1)...3 {
-            let node = try await CatchupNode.start(name: "fullnode-\(quarter)", home: chain.fullNodeHome,
-                                                   logDirectory: chain.logs, arguments: ["--da.address", da.url])
-            let target = Self.blocks * quarter / 4
-            var last: CatchupStatus?
-            try await catchupEventually("full node at \(target) before the kill", timeout: .seconds(180),
-                                        every: .milliseconds(10)) {
-                if !node.child.isRunning { throw CatchupTestError("full node exited:\n\(node.child.output.suffix(4000))") }
-                last = try? await node.status()
-                return (last?.heights.store ?? 0) >= target
+            // Three kills at a quarter, half and three quarters of the chain.
+            var kills: [(reported: UInt64, finalized: UInt64, stored: UInt64)] = []
+            for quarter in UInt64(1)...3 {
+                let node = try await chain.full.started(["--da.address", da.url])
+                let target = Self.blocks * quarter / 4
+                var last: StatusDocument?
+                try await waitUntil("full node at \(target) before the kill", timeout: .seconds(180), every: .milliseconds(10)) {
+                    if !node.isRunning { throw TestFailure("full node exited:\n\(node.output.suffix(4000))") }
+                    last = try? await node.status()
+                    return (last?.heights.store ?? 0) >= target
+                }
+                await node.stop(signal: SIGKILL)
+                let reported = last?.heights.store ?? 0
+                let finalized = last?.heights.finalized ?? 0
+                let stored = try Self.checkPrefix(home: chain.full.home, reference: reference,
+                                                  atLeastFinalized: finalized, label: "kill \(quarter)")
+                kills.append((reported, finalized, stored))
+                print("[catchup-crash] kill \(quarter): /status said store \(reported), finalized \(finalized); the store reopened at \(stored)")
             }
-            await node.stop(signal: SIGKILL)
-            let reported = last?.heights.store ?? 0
-            let finalized = last?.heights.finalized ?? 0
-            let stored = try Self.checkPrefix(home: chain.fullNodeHome, reference: reference,
-                                              atLeastFinalized: finalized, label: "kill \(quarter)")
-            kills.append((reported, finalized, stored))
-            print("[catchup-crash] kill \(quarter): /status said store \(reported), finalized \(finalized); the store reopened at \(stored)")
-        }
-        // At least one kill landed between two checkpoints: blocks the node had applied were
-        // gone after the kill (so the unlogged path was really crossed), and were synced again.
-        #expect(kills.contains { $0.stored < $0.reported }, "\(kills)")
+            // At least one kill landed between two checkpoints: blocks the node had applied were
+            // gone after the kill (so the unlogged path was really crossed), and were synced again.
+            #expect(kills.contains { $0.stored < $0.reported }, "\(kills)")
 
-        let node = try await CatchupNode.start(name: "fullnode-final", home: chain.fullNodeHome,
-                                               logDirectory: chain.logs, arguments: ["--da.address", da.url])
-        try await node.waitForHeight(Self.blocks, timeout: .seconds(180))
-        try await catchupEventually("full node to finalize the whole chain", timeout: .seconds(60)) {
-            try await node.status().heights.finalized >= Self.blocks
+            let node = try await chain.full.started(["--da.address", da.url])
+            try await node.waitForHeight(Self.blocks, timeout: .seconds(180))
+            try await waitUntil("full node to finalize the whole chain", timeout: .seconds(60)) {
+                try await node.status().heights.finalized >= Self.blocks
+            }
+            #expect(await node.stop() == 0)
+            let stored = try Self.checkPrefix(home: chain.full.home, reference: reference, atLeastFinalized: Self.blocks,
+                                              label: "after the resume")
+            #expect(stored == Self.blocks)
         }
-        #expect(await node.stop() == 0)
-        let stored = try Self.checkPrefix(home: chain.fullNodeHome, reference: reference, atLeastFinalized: Self.blocks,
-                                          label: "after the resume")
-        #expect(stored == Self.blocks)
-        await da.stop()
     }
 
     // MARK: the chain
 
     /// `make-chain` into `store` (kept as the reference), posted to `da`.
-    static func makeChain(_ chain: CatchupChain, da: CatchupDA, store: String) throws {
+    static func makeChain(_ chain: CatchupChain, da: LocalDAProcess, store: String) throws {
         // Block n is made at genesis time + n µs: the last one must not be in the future.
-        let genesisTime = try chain.genesis.startTimeNanoseconds
+        let genesisTime = try chain.sequencer.genesis.startTimeNanoseconds
         while UInt64(Date().timeIntervalSince1970 * 1e9) < genesisTime + blocks * 1_000 + 1_000_000 {
             usleep(10_000)
         }
         let made = try runCommand(BuiltProducts.testkit, [
-            "make-chain", "--home", chain.aggregatorHome, "--blocks", "\(blocks)", "--txs", "\(txsPerBlock)",
+            "make-chain", "--home", chain.sequencer.home, "--blocks", "\(blocks)", "--txs", "\(txsPerBlock)",
             "--da", da.url, "--interval-us", "1", "--store", store], timeout: .seconds(300))
-        guard made.status == 0 else { throw CatchupTestError("make-chain failed: \(made.stdout)\(made.stderr)") }
+        guard made.status == 0 else { throw TestFailure("make-chain failed: \(made.stdout)\(made.stderr)") }
         print("[catchup-crash] \(made.stdout.split(separator: "\n").last ?? "")")
     }
 
@@ -90,9 +88,9 @@ struct CatchupCrashTests {
             let store = try BlockStore.open(path: path)
             defer { store.close() }
             let top = store.height
-            guard top == CatchupCrashTests.blocks else { throw CatchupTestError("reference store at \(top)") }
+            guard top == CatchupCrashTests.blocks else { throw TestFailure("reference store at \(top)") }
             for h in UInt64(1)...top {
-                guard let (signed, data) = try store.block(at: h) else { throw CatchupTestError("reference lacks \(h)") }
+                guard let (signed, data) = try store.block(at: h) else { throw TestFailure("reference lacks \(h)") }
                 hashes.append(signed.header.hash)
                 if h > 1 { roots.append(signed.header.appHash) }
                 for tx in data.txs {

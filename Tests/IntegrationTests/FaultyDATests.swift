@@ -102,24 +102,22 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
             _ = try await net.startDA()
             let aggregator = try net.makeNode(name: "aggregator", aggregator: true, blockTime: "50ms")
             try await aggregator.start()
-            let target = try await waitForStatus(aggregator, "blocks 1…200 DA-included", timeout: .seconds(90)) {
+            let target = try await aggregator.waitForStatus("blocks 1…200 DA-included", timeout: .seconds(90)) {
                 $0.heights.finalized >= 200
             }.heights.finalized
-            let slow = try await net.restartDA(extra: ["--response-delay", "100ms"])
-            let proxy = try await FaultyDAProxyProcess.start(upstream: slow.url, faultRate: 0.2, seed: 18,
-                                                             logDirectory: net.logDirectory)
+            try await net.restartDA(extra: ["--response-delay", "100ms"])
+            let proxy = try await net.startFaultyDA(faultRate: 0.2, seed: 18)
             let full = try net.makeNode(name: "full", aggregator: false, genesisFrom: aggregator,
                                         extra: ["--da.address", proxy.url])
             let began = ContinuousClock.now
             try await full.start()
-            try await waitForStatus(full, "store at \(target) from the slow, faulty DA alone", timeout: .seconds(150)) {
+            try await full.waitForStatus("store at \(target) from the slow, faulty DA alone", timeout: .seconds(150)) {
                 $0.heights.store >= target
             }
             let took = ContinuousClock.now - began
             try await expectSameChain(aggregator, full, through: target)
             let faults = proxy.faults
-            let doc = try JSONSerialization.jsonObject(with: try await HTTP.get(full.rpc + "/status").body) as? [String: Any]
-            let da = doc?["da"] as? [String: Any]
+            let da = try await full.statusObject()["da"] as? [String: Any]
             let peak = da?["fetch_window_peak"] as? Int ?? 0
             print("slow+faulty DA: the full node reached \(target) in \(took) behind \(faults.values.reduce(0, +)) faults \(faults), fetch window peak \(peak)")
             #expect(faults.values.reduce(0, +) >= 5, "the proxy answered faults (\(faults))")
