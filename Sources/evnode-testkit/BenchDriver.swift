@@ -87,6 +87,7 @@ final class BenchDriver {
         localDA?.stop()
         localDA = nil
         measureDALatency()
+        measureHAFailover()
         measureStore()
         measureBaselines(first: false)
         results.totalSeconds = now() - began
@@ -384,6 +385,13 @@ final class BenchDriver {
         let r = DALatencyBench(evnode: evnode, work: work, windowSeconds: window).run()
         results.daLatency = r
         detail("subscription p50 \(fixed(r.subscription.p50Milliseconds, 1)) ms p99 \(fixed(r.subscription.p99Milliseconds, 1)) ms (\(r.subscription.samples) DA heights); polling p50 \(fixed(r.polling.p50Milliseconds, 1)) ms p99 \(fixed(r.polling.p99Milliseconds, 1)) ms (\(r.polling.samples))")
+    }
+
+    private func measureHAFailover() {
+        let (kills, baseline) = plan.mode == "quick" ? (5, 2) : (20, 5)
+        step("HA failover: kill -9 of the leader × \(kills) (heartbeats), × \(baseline) (lease only), 3 nodes on etcd")
+        results.haFailover = HAFailoverBench(evnode: evnode, work: work, kills: kills, baselineKills: baseline).run()
+        detail(results.haFailover.summaryLine)
     }
 
     // MARK: Production

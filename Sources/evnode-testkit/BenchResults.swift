@@ -132,6 +132,7 @@ struct BenchResults: Codable {
     var production = ProductionResult()
     var store = StoreResult()
     var daLatency = DALatencyResult()
+    var haFailover = HAFailoverResult()
 
     /// The headline ratios (also in the JSON, so tools need not recompute them).
     var ratios: [String: Double] {
@@ -152,6 +153,7 @@ struct BenchResults: Codable {
             "store_bytes_per_s_to_raw_rocksdb": store.storeMegabytesPerSecond / store.rawMegabytesPerSecond,
             "da_latency_p50_subscription_to_polling": daLatency.subscription.p50Milliseconds / max(1e-9, daLatency.polling.p50Milliseconds),
             "da_latency_p99_subscription_to_polling": daLatency.subscription.p99Milliseconds / max(1e-9, daLatency.polling.p99Milliseconds),
+            "ha_failover_p50_heartbeat_to_lease_only": haFailover.heartbeat.p50Milliseconds / max(1e-9, haFailover.leaseOnly.p50Milliseconds),
         ]
     }
 
@@ -220,6 +222,11 @@ struct BenchResults: Codable {
             r["da_latency_p50_subscription_to_polling"])
         add("DA inclusion → applied, DA-only full node, blob.Subscribe p99", "\(fixed(sub.p99Milliseconds, 1)) ms",
             "polling p99 \(fixed(poll.p99Milliseconds, 1)) ms", r["da_latency_p99_subscription_to_polling"])
+        let ha = haFailover
+        add("HA failover, \(ha.heartbeat.kills) kills (kill -9 → next leader's first block) p50 / p95 / max",
+            "\(fixed(ha.heartbeat.p50Milliseconds, 0)) / \(fixed(ha.heartbeat.p95Milliseconds, 0)) / \(fixed(ha.heartbeat.maxMilliseconds, 0)) ms",
+            "lease only (\(ha.leaseOnly.kills) kills) \(fixed(ha.leaseOnly.p50Milliseconds, 0)) / \(fixed(ha.leaseOnly.p95Milliseconds, 0)) / \(fixed(ha.leaseOnly.maxMilliseconds, 0)) ms; block time \(ha.blockTimeMilliseconds) ms",
+            r["ha_failover_p50_heartbeat_to_lease_only"])
         add("baseline: Ed25519 verify/s (runs)", baselines.ed25519VerifyRuns.map { "\(Int($0))" }.joined(separator: ", "))
         add("baseline: raw RocksDB keys/s (runs)", baselines.rocksdbRawKeysRuns.map { "\(Int($0))" }.joined(separator: ", "))
 
