@@ -383,22 +383,12 @@ final class HARuntime: Sendable {
             guard result.events.isEmpty, let silence, clock.now >= watched.lastSign + silence,
                   clock.now >= holdoffUntil, clock.now >= notBefore else { continue }
             // A follower must hold etcd's latest block before it may take over: the new term
-            // continues from it, and the take-over's transaction checks that etcd agrees.
+            // continues from it, and the take-over's transaction checks that etcd agrees. What
+            // this node saw of etcd's height is a lower bound (heights only grow).
             let height = store.height
             let replicated = max(watched.view.replicatedHeight ?? 0, status.last_replicated_height)
             if replicated > height {
                 notBefore = clock.now + .milliseconds(20)
-                continue
-            }
-            if watched.view.replicatedHeightKnown, let known = watched.view.replicatedHeight, height > known {
-                // Blocks above etcd's head were never fenced: this store cannot continue the
-                // chain from etcd's head (the take-over would step down anyway).
-                if !loggedAhead {
-                    loggedAhead = true
-                    logger.warning("HA: not taking over: the store holds blocks above etcd's last replicated height", metadata: [
-                        "store_height": "\(height)", "replicated_height": "\(known)"])
-                }
-                notBefore = clock.now + .seconds(1)
                 continue
             }
             // etcd known to hold no block: the take-over expects none (the new leader then waits
@@ -419,6 +409,16 @@ final class HARuntime: Sendable {
                 } else if now.heartbeatRevision != watched.view.heartbeatRevision {
                     // The leader beat after all (this node saw it late): it lives.
                     watched = WatchedTerm(view: now, lastSign: clock.now)
+                } else if let etcdHeight = now.replicatedHeight, etcdHeight < height {
+                    // Blocks above etcd's head were never fenced: this store cannot continue the
+                    // chain from etcd's head (a take-over would step down anyway).
+                    watched.view = now
+                    if !loggedAhead {
+                        loggedAhead = true
+                        logger.warning("HA: not taking over: the store holds blocks above etcd's last replicated height", metadata: [
+                            "store_height": "\(height)", "replicated_height": "\(etcdHeight)"])
+                    }
+                    notBefore = clock.now + .seconds(1)
                 } else {
                     // Only the height differed: this store must catch up first.
                     watched.view = now
