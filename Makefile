@@ -9,7 +9,7 @@ EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincu
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps deps-evm build release test run bench bench-quick clean protos
+.PHONY: deps deps-evm build release test run bench bench-quick bench-ha clean protos
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -78,6 +78,11 @@ bench: release
 bench-quick: release
 	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-all --quick --out bench-results
 	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-evm --blocks 200 --txs 10 --out bench-results
+
+# Only the HA failover figure (also part of `bench`): 20 kill -9s of the leader with heartbeats,
+# 5 on the lease-only path; about two minutes. Needs etcd-server (`make deps`).
+bench-ha: release
+	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-ha --out bench-results
 
 clean:
 	rm -rf .build demo

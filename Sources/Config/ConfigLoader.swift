@@ -115,7 +115,9 @@ public enum ConfigLoader {
                 enable: try reader.bool("raft.enable"),
                 endpoints: try reader.endpointList("raft.endpoints"),
                 nodeID: reader.string("raft.node_id"),
-                leaseTTL: try reader.duration("raft.lease_ttl")),
+                leaseTTL: try reader.duration("raft.lease_ttl"),
+                heartbeatInterval: try reader.duration("raft.heartbeat_interval"),
+                heartbeatTimeout: try reader.duration("raft.heartbeat_timeout")),
             log: LogConfig(
                 level: try reader.choice("log.level"),
                 format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
@@ -143,6 +145,31 @@ public enum ConfigLoader {
 
     /// Rules between settings (SPEC §2). Checks that need files (the signer key) are in
     /// `HomeLayout`, which knows where they live.
+    /// A heartbeat is an etcd write: not more often than every 10 ms. A follower must miss at
+    /// least two before it takes over, and the take-over must come before the lease would expire.
+    static func validateHeartbeat(_ raft: RaftConfig, values: [String: RawSetting]) throws(ConfigError) {
+        func source(_ key: String) -> String { values[key]?.source ?? "default" }
+        let interval = raft.heartbeatInterval, timeout = raft.heartbeatTimeout
+        if interval > .zero && interval < .milliseconds(10) {
+            throw .invalidValue(field: "raft.heartbeat_interval", value: DurationParser.format(interval),
+                                source: source("raft.heartbeat_interval"),
+                                reason: "at least 10ms (each heartbeat is an etcd write), or 0s for none")
+        }
+        if timeout > .zero && interval == .zero {
+            throw .conflict("--raft.heartbeat-timeout needs heartbeats: --raft.heartbeat-interval is 0s")
+        }
+        if timeout > .zero && timeout < interval * 2 {
+            throw .invalidValue(field: "raft.heartbeat_timeout", value: DurationParser.format(timeout),
+                                source: source("raft.heartbeat_timeout"),
+                                reason: "at least two heartbeat intervals (\(DurationParser.format(interval * 2)))")
+        }
+        if interval > .zero, raft.leaseTTL > .zero, raft.effectiveHeartbeatTimeout >= raft.leaseTTL {
+            throw .invalidValue(field: "raft.heartbeat_timeout", value: DurationParser.format(raft.effectiveHeartbeatTimeout),
+                                source: timeout > .zero ? source("raft.heartbeat_timeout") : "five heartbeat intervals",
+                                reason: "shorter than --raft.lease-ttl (\(DurationParser.format(raft.leaseTTL))), which replaces a dead leader anyway")
+        }
+    }
+
     static func validateCombination(_ c: NodeConfig, values: [String: RawSetting]) throws(ConfigError) {
         if c.catchupTimeout > .zero && !c.aggregator {
             throw .conflict("--catchup-timeout needs --aggregator (catchup is how an aggregator recovers)")
@@ -158,6 +185,7 @@ public enum ConfigLoader {
                            source: values["raft.lease_ttl"]?.source ?? "default",
                            reason: "etcd's shortest lease is 2s")
         }
+        try validateHeartbeat(c.raft, values: values)
         if c.raft.enable && c.raft.endpoints.isEmpty {
             throw .missing("--raft.enable needs --raft.endpoints (etcd URLs, http://host:port,…)")
         }

@@ -7,6 +7,8 @@ public enum FlagAliases {
         "evnode.node.aggregator": "aggregator",
         "evnode.node.catchup_timeout": "catchup-timeout",
         "evnode.raft.enable": "raft.enable",
+        // hashicorp/raft's meaning too: how long a follower goes without the leader before it acts.
+        "evnode.raft.heartbeat_timeout": "raft.heartbeat-timeout",
         "evnode.da.address": "da.address",
         "evnode.node.block_time": "block-time",
         "evnode.da.submit_options": "da.submit-options",

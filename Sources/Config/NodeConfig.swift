@@ -91,6 +91,16 @@ public struct RaftConfig: Sendable, Equatable {
     public var nodeID: String
     /// Zero means "a few block times" (resolved by the HA layer).
     public var leaseTTL: Duration
+    /// How often the leader puts its heartbeat; zero: none (a dead leader is replaced when its
+    /// lease expires).
+    public var heartbeatInterval: Duration = .milliseconds(100)
+    /// How long a follower waits without a heartbeat before it takes over. Zero means "five
+    /// heartbeat intervals" (resolved here: `effectiveHeartbeatTimeout`).
+    public var heartbeatTimeout: Duration = .zero
+
+    public var effectiveHeartbeatTimeout: Duration {
+        heartbeatTimeout > .zero ? heartbeatTimeout : heartbeatInterval * 5
+    }
 }
 
 public struct LogConfig: Sendable, Equatable {

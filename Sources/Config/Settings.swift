@@ -95,6 +95,10 @@ public enum Settings {
                 help: "This node's name in the HA group (empty: derived from the node key)"),
         Setting(key: "raft.lease_ttl", flag: "raft.lease-ttl", kind: .duration, defaultValue: "0s",
                 help: "Leader lease TTL (0s: five block times, at least 2s)"),
+        Setting(key: "raft.heartbeat_interval", flag: "raft.heartbeat-interval", kind: .duration, defaultValue: "100ms",
+                help: "How often the leader puts its heartbeat in etcd (0s: no heartbeats; a dead leader is replaced when its lease expires)"),
+        Setting(key: "raft.heartbeat_timeout", flag: "raft.heartbeat-timeout", kind: .duration, defaultValue: "0s",
+                help: "How long a follower that holds the latest block waits without a heartbeat before it takes over (0s: five heartbeat intervals)"),
         // Execution layer (ev-node's --evm.* flags, apps/evm/cmd/run.go).
         Setting(key: "execution.kind", flag: "execution", kind: .choice(ExecutionKind.allCases.map(\.rawValue)),
                 defaultValue: "kv", help: "Execution layer: kv (built-in key/value application) or evm (an EL such as ev-reth over the Engine API)"),

@@ -258,7 +258,8 @@ public final class EvNode: Sendable {
     }
 
     /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
-    /// least 2 s (etcd's shortest); the node id to one derived from the node key.
+    /// least 2 s (etcd's shortest); the node id to one derived from the node key; the heartbeat
+    /// timeout to five heartbeat intervals.
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
                                blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
                                bootstrapCheck: @escaping @Sendable () -> String?,
@@ -274,11 +275,16 @@ public final class EvNode: Sendable {
             store.close()
             throw .ha("\(error)")
         }
-        let group = HAGroup(etcd: etcd, chainID: setup.genesis.chainID, nodeID: nodeID, leaseTTL: ttl,
+        let timing = HATiming(leaseTTL: ttl, heartbeatInterval: raft.heartbeatInterval,
+                              heartbeatTimeout: raft.effectiveHeartbeatTimeout)
+        let group = HAGroup(etcd: etcd, chainID: setup.genesis.chainID, nodeID: nodeID, timing: timing,
                             logger: Logger(label: "evnode.ha"))
         logger.info("HA aggregator on etcd", metadata: [
             "node_id": "\(nodeID)", "endpoints": "\(raft.endpoints.map(\.url).joined(separator: ","))",
-            "lease_ttl": "\(DurationParser.format(ttl))"])
+            "lease_ttl": "\(DurationParser.format(ttl))",
+            "heartbeat": timing.heartbeats
+                ? "every \(DurationParser.format(timing.heartbeatInterval)), take-over after \(DurationParser.format(timing.heartbeatTimeout)) of silence"
+                : "off (a dead leader is replaced when its lease expires)"])
         return HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
                          mark: mark, p2p: p2p, bootstrapCheck: bootstrapCheck, logger: Logger(label: "evnode.ha"))
     }

@@ -278,7 +278,7 @@ extension FailoverStateMachine {
             }
             state.enter(.syncing, reason: "HA follower: syncing and campaigning for leadership")
             guard let term = try await followUntilElected(ha) else { return }
-            state.enter(.aggregating, reason: "HA leader (term \(term.createRevision))")
+            state.enter(.aggregating, reason: "HA leader (term \(term.revision))")
             let why: StepDown?
             do throws(NodeFailure) {
                 why = try await lead(ha, term)

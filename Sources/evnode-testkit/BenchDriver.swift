@@ -90,6 +90,7 @@ final class BenchDriver {
         results.slowDACatchup = SlowDACatchupBench(evnode: evnode, testkit: testkit, work: work,
                                                    blocks: plan.mode == "quick" ? 800 : 1_600).run()
         detail("catch-up over a 100 ms DA: \(results.slowDACatchup.summary)")
+        measureHAFailover()
         measureStore()
         measureBaselines(first: false)
         results.totalSeconds = now() - began
@@ -387,6 +388,13 @@ final class BenchDriver {
         let r = DALatencyBench(evnode: evnode, work: work, windowSeconds: window).run()
         results.daLatency = r
         detail("subscription p50 \(fixed(r.subscription.p50Milliseconds, 1)) ms p99 \(fixed(r.subscription.p99Milliseconds, 1)) ms (\(r.subscription.samples) DA heights); polling p50 \(fixed(r.polling.p50Milliseconds, 1)) ms p99 \(fixed(r.polling.p99Milliseconds, 1)) ms (\(r.polling.samples))")
+    }
+
+    private func measureHAFailover() {
+        let (kills, baseline) = plan.mode == "quick" ? (5, 2) : (20, 5)
+        step("HA failover: kill -9 of the leader × \(kills) (heartbeats), × \(baseline) (lease only), 3 nodes on etcd")
+        results.haFailover = HAFailoverBench(evnode: evnode, work: work, kills: kills, baselineKills: baseline).run()
+        detail(results.haFailover.summaryLine)
     }
 
     // MARK: Production

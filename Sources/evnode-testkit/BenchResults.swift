@@ -133,6 +133,7 @@ struct BenchResults: Codable {
     var store = StoreResult()
     var daLatency = DALatencyResult()
     var slowDACatchup = SlowDACatchupResult()
+    var haFailover = HAFailoverResult()
 
     /// The headline ratios (also in the JSON, so tools need not recompute them).
     var ratios: [String: Double] {
@@ -154,6 +155,7 @@ struct BenchResults: Codable {
             "da_latency_p50_subscription_to_polling": daLatency.subscription.p50Milliseconds / max(1e-9, daLatency.polling.p50Milliseconds),
             "da_latency_p99_subscription_to_polling": daLatency.subscription.p99Milliseconds / max(1e-9, daLatency.polling.p99Milliseconds),
             "slow_da_catchup_heights_per_s_to_one_over_rtt": slowDACatchup.adaptive.timesOneOverRTT,
+            "ha_failover_p50_heartbeat_to_lease_only": haFailover.heartbeat.p50Milliseconds / max(1e-9, haFailover.leaseOnly.p50Milliseconds),
         ]
     }
 
@@ -227,6 +229,11 @@ struct BenchResults: Codable {
             fixed(slow.adaptive.daHeightsPerSecond, 1),
             "1/RTT \(fixed(slow.oneAtATimeHeightsPerSecond, 1))/s; ≤ 8 in flight \(fixed(slow.capped8.daHeightsPerSecond, 1))/s = \(fixed(slow.capped8.timesOneOverRTT, 1))× (goal ≥ 20×)",
             slow.adaptive.timesOneOverRTT)
+        let ha = haFailover
+        add("HA failover, \(ha.heartbeat.kills) kills (kill -9 → next leader's first block) p50 / p95 / max",
+            "\(fixed(ha.heartbeat.p50Milliseconds, 0)) / \(fixed(ha.heartbeat.p95Milliseconds, 0)) / \(fixed(ha.heartbeat.maxMilliseconds, 0)) ms",
+            "lease only (\(ha.leaseOnly.kills) kills) \(fixed(ha.leaseOnly.p50Milliseconds, 0)) / \(fixed(ha.leaseOnly.p95Milliseconds, 0)) / \(fixed(ha.leaseOnly.maxMilliseconds, 0)) ms; block time \(ha.blockTimeMilliseconds) ms",
+            r["ha_failover_p50_heartbeat_to_lease_only"])
         add("baseline: Ed25519 verify/s (runs)", baselines.ed25519VerifyRuns.map { "\(Int($0))" }.joined(separator: ", "))
         add("baseline: raw RocksDB keys/s (runs)", baselines.rocksdbRawKeysRuns.map { "\(Int($0))" }.joined(separator: ", "))
 

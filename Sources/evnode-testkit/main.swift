@@ -41,6 +41,9 @@
 //       Only bench-all's "DA inclusion → applied" figure (blob.Subscribe vs polling, 6 s DA blocks).
 //   evnode-testkit bench-slow-da [--blocks N] [--evnode PATH] [--keep]
 //       Only bench-all's "catch-up over a 100 ms DA" figure (DA heights/s ÷ 1/RTT).
+//   evnode-testkit bench-ha [--kills N] [--baseline-kills M] [--evnode PATH] [--out DIR] [--keep]
+//       Only bench-all's HA failover figure: kill -9 of the leader → the next leader's first
+//       block, heartbeats on vs the lease-only path (see HAFailoverBench.swift). Needs etcd-server.
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -54,6 +57,7 @@ case "faulty-da": faultyDA(arguments)
 case "bench-evm": await benchEVM(arguments)
 case "bench-da-latency": benchDALatency(arguments)
 case "bench-slow-da": benchSlowDA(arguments)
+case "bench-ha": benchHA(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da | bench-ha (see the comment in main.swift)")
 }

@@ -89,6 +89,10 @@ struct StartCommand: AsyncParsableCommand {
     var raftNodeID: String?
     @Option(name: .customLong("raft.lease-ttl"), help: ArgumentHelp(Settings.help("raft.lease_ttl")))
     var raftLeaseTTL: String?
+    @Option(name: .customLong("raft.heartbeat-interval"), help: ArgumentHelp(Settings.help("raft.heartbeat_interval")))
+    var raftHeartbeatInterval: String?
+    @Option(name: .customLong("raft.heartbeat-timeout"), help: ArgumentHelp(Settings.help("raft.heartbeat_timeout")))
+    var raftHeartbeatTimeout: String?
 
     @Option(name: .customLong("execution"), help: ArgumentHelp(Settings.help("execution.kind")))
     var execution: String?
@@ -144,6 +148,8 @@ struct StartCommand: AsyncParsableCommand {
             ("raft.endpoints", raftEndpoints),
             ("raft.node_id", raftNodeID),
             ("raft.lease_ttl", raftLeaseTTL),
+            ("raft.heartbeat_interval", raftHeartbeatInterval),
+            ("raft.heartbeat_timeout", raftHeartbeatTimeout),
             ("execution.kind", execution),
             ("evm.engine_url", evmEngineURL),
             ("evm.eth_url", evmEthURL),

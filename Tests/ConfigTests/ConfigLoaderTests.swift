@@ -91,6 +91,41 @@ import Testing
         #expect(h.mode == .ha && h.raft.endpoints.count == 2)
     }
 
+    @Test func heartbeatSettings() throws {
+        var ha = flag("raft.enable", "true")
+        ha.merge(flag("node.aggregator", "true")) { a, _ in a }
+        ha.merge(flag("raft.endpoints", "http://127.0.0.1:2379")) { a, _ in a }
+        let d = try ConfigLoader.resolve(home: "/h", file: [:], flags: ha)
+        #expect(d.raft.heartbeatInterval == .milliseconds(100) && d.raft.effectiveHeartbeatTimeout == .milliseconds(500))
+        func with(_ extra: [(String, String)]) throws(ConfigError) -> NodeConfig {
+            var f = ha
+            for (k, v) in extra { f.merge(flag(k, v)) { _, b in b } }
+            return try ConfigLoader.resolve(home: "/h", file: [:], flags: f)
+        }
+        let slow = try with([("raft.heartbeat_interval", "1s"), ("raft.lease_ttl", "10s")])
+        #expect(slow.raft.effectiveHeartbeatTimeout == .seconds(5))
+        let off = try with([("raft.heartbeat_interval", "0s")])
+        #expect(off.raft.heartbeatInterval == .zero)
+        #expect(throws: ConfigError.conflict("--raft.heartbeat-timeout needs heartbeats: --raft.heartbeat-interval is 0s")) {
+            try with([("raft.heartbeat_interval", "0s"), ("raft.heartbeat_timeout", "1s")])
+        }
+        do {
+            _ = try with([("raft.heartbeat_timeout", "150ms")])
+            Issue.record("a timeout under two intervals must be refused")
+        } catch {
+            #expect(error.description.contains("raft.heartbeat_timeout") && error.description.contains("150ms")
+                    && error.description.contains("two heartbeat intervals"), "\(error)")
+        }
+        #expect(throws: ConfigError.self) { try with([("raft.heartbeat_interval", "5ms")]) }
+        do {
+            _ = try with([("raft.heartbeat_timeout", "3s"), ("raft.lease_ttl", "2s")])
+            Issue.record("a timeout past the lease TTL must be refused")
+        } catch {
+            #expect(error.description.contains("shorter than --raft.lease-ttl"), "\(error)")
+        }
+        #expect(try FlagAliases.normalize(["--evnode.raft.heartbeat_timeout=800ms"]) == ["--raft.heartbeat-timeout=800ms"])
+    }
+
     @Test func templateParsesBackToDefaults() throws {
         let file = try ConfigLoader.parseYAML(ConfigTemplate.yaml(aggregator: true, chainID: "c"), path: "t")
         let c = try ConfigLoader.resolve(home: "/h", file: file, flags: [:])

@@ -14,12 +14,12 @@ import Glibc
     static let blockTime: Duration = .milliseconds(200)
     static let leaseTTL: Duration = .seconds(2)
 
-    /// kill -9 the leader: another node produces within the lease TTL plus a block time (plus
-    /// etcd's 500 ms expiry sweep); afterwards every node, and a node that syncs from DA alone,
-    /// holds the same hash at every height, with no evidence of a height signed twice.
+    /// kill -9 the leader: another node takes the leader key over once the leader's heartbeat is
+    /// silent (well before the lease expires) and produces the next height; afterwards every
+    /// node, and a node that syncs from DA alone, holds the same hash at every height, with no
+    /// evidence of a height signed twice.
     @Test func killedLeaderIsReplacedWithoutForkOrGap() async throws {
         try await HANet.run(nodes: 3) { ha in
-            let net = ha.net
             let leader = try await ha.waitForLeader()
             try await leader.waitForStatus("ten blocks") { $0.heights.store >= 10 }
             // Only the leader takes transactions; a follower says who leads.
@@ -53,14 +53,16 @@ import Glibc
                 return false
             }
             let failover = ContinuousClock.now - killedAt
-            print("HA failover: kill -9 of the leader → next block in \(failover) (lease TTL \(Self.leaseTTL), block time \(Self.blockTime))")
-            // etcd sweeps expired leases every 500 ms; the rest of the margin is for a loaded machine.
-            #expect(failover < Self.leaseTTL + Self.blockTime + .milliseconds(1500),
-                    "failover took \(failover), more than TTL + block time + etcd's expiry sweep and margin")
+            print("HA failover: kill -9 of the leader → next block in \(failover) (heartbeat timeout 500ms, lease TTL \(Self.leaseTTL), block time \(Self.blockTime))")
+            // The heartbeat path, not the lease's expiry, replaced the leader (timings are
+            // `make bench`'s business).
+            let successor = try #require(next)
+            #expect(successor.allLogs.contains("HA: took over the leadership: the leader's heartbeat was silent"),
+                    "\(successor.name) did not take over from the silent leader")
 
             // The killed node comes back as a follower of the new leader.
             try await leader.start()
-            let newLeader = try #require(next)
+            let newLeader = successor
             let target = try await newLeader.status().heights.store + 10
             for node in ha.nodes {
                 try await node.waitForStatus("height ≥ \(target)") { $0.heights.store >= target }
@@ -83,22 +85,14 @@ import Glibc
                 }
             }
 
-            // DA holds every height once: a full node without peers syncs all of it from DA.
-            let daOnly = try net.makeNode(name: "da-only", aggregator: false, genesisFrom: newLeader)
-            try await daOnly.start()
-            try await daOnly.waitForStatus("DA to deliver every height through \(target)", timeout: .seconds(120)) {
-                $0.heights.store >= target
-            }
-            try await expectSameChain(newLeader, daOnly, through: target)
-            for node in ha.nodes + [daOnly] {
-                #expect(try await node.status().evidence == 0, "\(node.name) recorded double-sign evidence")
-            }
+            try await ha.expectOneChain(through: target, reference: newLeader)
         }
     }
 
-    /// SIGSTOP the leader past its lease, then SIGCONT: another node leads meanwhile, the paused
-    /// one publishes nothing after it resumes (its fence refuses, its gossip and DA gates are
-    /// shut) and follows; the chain never forks.
+    /// SIGSTOP the leader, then SIGCONT: another node takes over meanwhile, the paused one
+    /// publishes nothing after it resumes (its heartbeat and its fence are refused, its gossip and
+    /// DA gates shut), steps down, follows and holds off; the leadership then stays put (no
+    /// flapping) and the chain never forks.
     @Test func pausedLeaderPublishesNothingAfterResuming() async throws {
         try await HANet.run(nodes: 2) { ha in
             let paused = try await ha.waitForLeader()
@@ -130,15 +124,71 @@ import Glibc
             #expect(producedAfter - producedBefore <= 1,
                     "the paused leader produced \(producedAfter - producedBefore) blocks around its pause")
             #expect(paused.allLogs.contains("HA: stepped down"), "the resumed node did not say it stepped down")
+            #expect(paused.allLogs.contains("HA: deposed by a take-over"), "the resumed node did not hold off")
 
+            // Bounded: the term that took over stays for 15 block times.
+            let term = try #require(try await other.status().ha?.term)
+            let steadyUntil = ContinuousClock.now + Self.blockTime * 15
+            while ContinuousClock.now < steadyUntil {
+                let s = try await other.status()
+                #expect(s.ha?.role == "leader" && s.ha?.term == term, "the leadership changed again: \(String(describing: s.ha))")
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let target = try await other.status().heights.store + 5
-            for node in ha.nodes {
-                try await node.waitForStatus("height ≥ \(target)") { $0.heights.store >= target }
+            try await ha.expectOneChain(through: target, reference: other)
+        }
+    }
+
+    /// SIGSTOP a follower for three heartbeat timeouts, then SIGCONT: when it resumes, its own
+    /// clock says the leader has been silent, but the leader beat all along: its take-over
+    /// transaction (conditional on the last heartbeat it saw) is refused and the term stays.
+    @Test func pausedFollowerDoesNotDeposeTheLeader() async throws {
+        try await HANet.run(nodes: 2) { ha in
+            let leader = try await ha.waitForLeader()
+            let follower = ha.nodes.first { $0 !== leader }!
+            try await follower.waitForStatus("the follower to follow") { $0.ha?.role == "follower" && $0.heights.store >= 3 }
+            let term = try #require(try await leader.status().ha?.term)
+            let pid = try #require(follower.child?.pid)
+            for _ in 0..<3 {
+                kill(pid, SIGSTOP)
+                try? await Task.sleep(for: .milliseconds(1500))
+                kill(pid, SIGCONT)
+                let height = try await leader.status().heights.store
+                try await follower.waitForStatus("the resumed follower to follow again") {
+                    $0.ha?.role == "follower" && $0.heights.store >= height
+                }
             }
-            try await expectSameChain(other, paused, through: target)
-            for node in ha.nodes {
-                #expect(try await node.status().evidence == 0, "\(node.name) recorded double-sign evidence")
+            let s = try await leader.status()
+            #expect(s.ha?.role == "leader" && s.ha?.term == term, "the paused follower deposed the leader: \(String(describing: s.ha))")
+            #expect(!follower.allLogs.contains("HA: took over"), "the paused follower took over")
+            let target = s.heights.store + 3
+            try await ha.expectOneChain(through: target, reference: leader, fromDA: false)
+        }
+    }
+
+    /// A stalled etcd (SIGSTOP for longer than the heartbeat timeout, shorter than the lease):
+    /// every node sees silence, but etcd takes at most one of their take-overs per term; over
+    /// three stalls the leadership changes at most once per stall, production resumes after
+    /// each, and no height is ever signed twice.
+    @Test func stalledEtcdChangesTheLeaderAtMostOncePerStall() async throws {
+        try await HANet.run(nodes: 3) { ha in
+            _ = try await ha.waitForLeader()
+            let pid = try #require(ha.etcd.child?.pid)
+            let stalls = 3
+            for i in 0..<stalls {
+                let before = try await ha.highestHeight()
+                kill(pid, SIGSTOP)
+                try? await Task.sleep(for: .milliseconds(1200))
+                kill(pid, SIGCONT)
+                let leader = try await ha.waitForLeader(timeout: .seconds(30))
+                try await leader.waitForStatus("production to resume after stall \(i + 1)") { $0.heights.store >= before + 5 }
             }
+            let terms = ha.nodes.map { ha.termsBegun($0) }.reduce(0, +)
+            print("HA: \(terms) terms over \(stalls) etcd stalls (the first is the initial election)")
+            #expect(terms - 1 <= stalls, "the leadership changed \(terms - 1) times over \(stalls) etcd stalls")
+            let leader = try await ha.waitForLeader()
+            let target = try await leader.status().heights.store + 3
+            try await ha.expectOneChain(through: target, reference: leader)
         }
     }
 
@@ -181,10 +231,10 @@ import Glibc
     }
 }
 
-// MARK: Scenario
+// MARK: Harness
 
-/// The HA suites' network on the one harness: a local DA, an etcd and `count` aggregators in one
-/// HA group (sharing the first one's signer key and genesis), all started.
+/// A test network for the HA group: a local DA, an etcd and `count` aggregators that share the
+/// first one's signer key and genesis (each keeps its own node key).
 final class HANet {
     let net: Testnet
     let etcd: EtcdProcess
@@ -197,12 +247,12 @@ final class HANet {
     }
 
     /// `Testnet.run` stops the nodes (which revoke their leases) before etcd.
-    static func run(nodes count: Int, _ body: (HANet) async throws -> Void) async throws {
+    static func run(nodes count: Int, extra: [String] = [], _ body: (HANet) async throws -> Void) async throws {
         try await Testnet.run(chainID: "ha-chain") { net in
             let etcd = try await net.startEtcd()
             try await net.startDA()
             let nodes = try net.makeHAGroup(count: count, blockTime: DurationParser.format(HATests.blockTime),
-                                            leaseTTL: DurationParser.format(HATests.leaseTTL))
+                                            leaseTTL: DurationParser.format(HATests.leaseTTL), extra: extra)
             for node in nodes { try await node.start() }
             try await body(HANet(net: net, etcd: etcd, nodes: nodes))
         }
@@ -211,6 +261,44 @@ final class HANet {
     /// The node that reports itself leader (exactly one may).
     func waitForLeader(timeout: Duration = .seconds(60)) async throws -> NodeProcess {
         try await net.waitForLeader(among: nodes, timeout: timeout)
+    }
+
+    func highestHeight() async throws -> UInt64 {
+        var top: UInt64 = 0
+        for node in nodes where node.isRunning {
+            if let s = try? await node.status() { top = max(top, s.heights.store) }
+        }
+        return top
+    }
+
+    /// How many terms `node` began (elected, or took over), over all its runs.
+    func termsBegun(_ node: NodeProcess) -> Int {
+        let logs = node.allLogs
+        return logs.components(separatedBy: "HA: elected leader").count - 1
+            + logs.components(separatedBy: "HA: took over the leadership").count - 1
+    }
+
+    /// No height signed twice: every running node holds `reference`'s hash at every height
+    /// through `height`, a full node without peers that syncs from DA alone holds the same
+    /// (DA holds every height once), and no node recorded double-sign evidence.
+    func expectOneChain(through height: UInt64, reference: NodeProcess, fromDA: Bool = true) async throws {
+        for node in nodes where node.isRunning {
+            try await node.waitForStatus("height ≥ \(height)") { $0.heights.store >= height }
+            if node !== reference { try await expectSameChain(reference, node, through: height) }
+        }
+        var checked = nodes.filter(\.isRunning)
+        if fromDA {
+            let daOnly = try net.makeNode(name: "da-only", aggregator: false, genesisFrom: reference)
+            try await daOnly.start()
+            try await daOnly.waitForStatus("DA to deliver every height through \(height)", timeout: .seconds(120)) {
+                $0.heights.store >= height
+            }
+            try await expectSameChain(reference, daOnly, through: height)
+            checked.append(daOnly)
+        }
+        for node in checked {
+            #expect(try await node.status().evidence == 0, "\(node.name) recorded double-sign evidence")
+        }
     }
 
     func producedCount(_ node: NodeProcess) async throws -> Double {

@@ -92,11 +92,11 @@ import Glibc
             Issue.record("the first campaign on an empty etcd must win")
             return
         }
-        guard case .ledBy(let holder, _) = try await b.campaign() else {
+        guard case .ledBy(let view, _) = try await b.campaign() else {
             Issue.record("a second node must not be elected while the first holds the key")
             return
         }
-        #expect(holder == "a")
+        #expect(view?.holder == "a" && view?.revision == termA.revision)
 
         let blocks = try chain.blocks(4)
         // etcd holds no block: the first one commits on the condition "no height key yet".
@@ -107,7 +107,7 @@ import Glibc
         await #expect(throws: FenceRefusal.self) { try await a.commit(ReplicatedBlock(blocks[3]), term: termA) }
 
         // A term etcd never granted (b pretending to lead) is refused by the compare.
-        let forged = LeaderTerm(lease: termA.lease, createRevision: termA.createRevision + 1000, ttl: .seconds(2),
+        let forged = LeaderTerm(lease: termA.lease, revision: termA.revision + 1000, ttl: .seconds(2),
                                 grantedAt: .now)
         forged.replicatedHeight = 2
         await #expect(throws: FenceRefusal.self) { try await b.commit(ReplicatedBlock(blocks[2]), term: forged) }
@@ -132,7 +132,7 @@ import Glibc
         // on the way back looks exactly like this).
         try await a.commit(ReplicatedBlock(blocks[2]), term: termA)
         // Even with a still-trusted local clock, etcd's compare refuses the old term.
-        let stale = LeaderTerm(lease: termA.lease, createRevision: termA.createRevision, ttl: .seconds(60), grantedAt: .now)
+        let stale = LeaderTerm(lease: termA.lease, revision: termA.revision, ttl: .seconds(60), grantedAt: .now)
         stale.replicatedHeight = 3
         let compared = await #expect(throws: FenceRefusal.self) {
             try await a.commit(ReplicatedBlock(blocks[3]), term: stale)
@@ -153,7 +153,7 @@ import Glibc
             Issue.record("the first campaign must win")
             return
         }
-        let old = LeaderTerm(lease: term.lease, createRevision: term.createRevision, ttl: .seconds(2),
+        let old = LeaderTerm(lease: term.lease, revision: term.revision, ttl: .seconds(2),
                              grantedAt: .now - .seconds(3))
         let refusal = await #expect(throws: FenceRefusal.self) {
             try await group.commit(ReplicatedBlock(try chain.blocks(1)[0]), term: old)
@@ -173,6 +173,226 @@ import Glibc
         var long = bytes
         long[41] = 0xFF
         #expect(throws: ReplicationError.self) { try ReplicatedBlock(replicatedValue: long) }
+    }
+}
+
+/// The heartbeat take-over on a real etcd: a follower takes the leader key over in one
+/// transaction only while the term it saw still holds the key, has put no heartbeat since the one
+/// it saw, and etcd's head is the follower's height; the deposed term's fence and heartbeat
+/// then fail, naming the new holder.
+@Suite(.serialized) struct HATakeOverByHeartbeatTests {
+    let logger = Logger(label: "test.ha.heartbeat")
+
+    @Test func takeOverNeedsSilenceAndTheLatestBlock() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        let chain = try TestChain(chainID: "ha-unit")
+        let a = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "a",
+                            leaseTTL: .seconds(5), logger: logger)
+        let b = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chain.chainID, nodeID: "b",
+                            leaseTTL: .seconds(5), logger: logger)
+        guard case .elected(let termA) = try await a.campaign() else {
+            Issue.record("the first campaign on an empty etcd must win")
+            return
+        }
+        let blocks = try chain.blocks(3)
+        try await a.commit(ReplicatedBlock(blocks[0]), term: termA)
+        try await a.commit(ReplicatedBlock(blocks[1]), term: termA)
+        guard case .ledBy(let seen?, _) = try await b.campaign() else {
+            Issue.record("b must find a's term")
+            return
+        }
+        #expect(seen.holder == "a" && seen.revision == termA.revision && seen.lease == termA.lease)
+        #expect(seen.heartbeatRevision != nil, "the election put the term's first heartbeat")
+        #expect(seen.heartbeatInterval == .milliseconds(100))
+        #expect(seen.replicatedHeight == 2)
+
+        // A follower one block behind etcd's head may not take over.
+        guard case .refused(let behind?, _) = try await b.takeOver(seen, height: 1) else {
+            Issue.record("a take-over at height 1 while etcd holds 2 must be refused")
+            return
+        }
+        #expect(behind.holder == "a" && behind.replicatedHeight == 2)
+
+        // a beats after b looked: b's view is stale and its take-over refused (a lives).
+        guard case .beat = try await a.heartbeat(termA) else {
+            Issue.record("the leader's heartbeat must land")
+            return
+        }
+        guard case .refused(let fresh?, _) = try await b.takeOver(seen, height: 2) else {
+            Issue.record("a take-over with a heartbeat older than etcd's must be refused")
+            return
+        }
+        #expect(fresh.revision == termA.revision)
+        #expect(fresh.heartbeatRevision != seen.heartbeatRevision)
+        #expect(try await a.etcd.get(a.keys.leader).kv?.value == Array("a".utf8))
+
+        // With the latest heartbeat and the latest block, b takes the key over.
+        guard case .elected(let termB) = try await b.takeOver(fresh, height: 2) else {
+            Issue.record("b holds etcd's head and saw the last heartbeat: it must take over")
+            return
+        }
+        #expect(termB.revision > termA.revision)
+        #expect(termB.replicatedHeight == 2)
+        let leader = try #require(try await a.etcd.get(a.keys.leader).kv)
+        #expect(leader.value == Array("b".utf8) && leader.lease == termB.lease && leader.modRevision == termB.revision)
+        #expect(try await a.etcd.get(a.keys.heartbeat).kv?.lease == termB.lease)
+
+        // a, deposed, learns it from its next heartbeat and its next fence: both name b.
+        guard case .over(let why) = try await a.heartbeat(termA) else {
+            Issue.record("a deposed term's heartbeat must fail")
+            return
+        }
+        #expect(why.contains("held by b"), "\(why)")
+        let refusal = await #expect(throws: FenceRefusal.self) {
+            try await a.commit(ReplicatedBlock(blocks[2]), term: termA)
+        }
+        #expect(refusal?.reason.contains("held by b") == true, "\(refusal?.reason ?? "")")
+        #expect(termA.takeDeposition() == "b")
+        #expect(termA.takeDeposition() == nil, "a deposition is counted once")
+        // The old term's lease no longer holds any key: revoking it (a stepping down) leaves b leading.
+        await a.resign(termA)
+        #expect(try await a.etcd.get(a.keys.leader).kv?.value == Array("b".utf8))
+        try await b.commit(ReplicatedBlock(blocks[2]), term: termB)
+        #expect(try await b.head().block?.height == 3)
+    }
+
+    /// A leader that sends no heartbeats (`--raft.heartbeat-interval 0s`, or a node of an
+    /// older version) is never taken over: it is replaced only when its lease expires.
+    @Test func termWithoutHeartbeatsIsNotTakenOver() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        let chainID = "ha-no-beat"
+        let a = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chainID, nodeID: "a",
+                            leaseTTL: .seconds(5), heartbeatInterval: .zero, logger: logger)
+        let b = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: chainID, nodeID: "b",
+                            leaseTTL: .seconds(5), logger: logger)
+        guard case .elected = try await a.campaign() else {
+            Issue.record("the first campaign must win")
+            return
+        }
+        #expect(try await a.etcd.get(a.keys.heartbeat).kv == nil)
+        guard case .ledBy(let seen?, _) = try await b.campaign() else {
+            Issue.record("b must find a's term")
+            return
+        }
+        #expect(seen.heartbeatRevision == nil)
+        guard case .refused = try await b.takeOver(seen, height: nil) else {
+            Issue.record("a term without heartbeats must not be taken over")
+            return
+        }
+        #expect(try await a.etcd.get(a.keys.leader).kv?.value == Array("a".utf8))
+    }
+
+    /// The follower's side, with the real campaign loop: while the leader beats, the key stays
+    /// its own; once it is silent the follower takes over. A leader deposed by a take-over then
+    /// leaves the next take-over to others for its hold-off.
+    @Test func followerTakesOverOnlyFromASilentLeaderAndHoldsOffAfterBeingDeposed() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        let fixture = try RuntimeFixture(etcdURL: etcd.url, nodeID: "follower", logger: logger)
+        let a = try HAGroup(etcd: EtcdClient(endpoints: [etcd.url]), chainID: fixture.chainID, nodeID: "a",
+                            leaseTTL: .seconds(10), logger: logger)
+        guard case .elected(let termA) = try await a.campaign() else {
+            Issue.record("the first campaign must win")
+            return
+        }
+        let beating = Task {
+            while !Task.isCancelled {
+                _ = try? await a.heartbeat(termA)
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let runtime = fixture.runtime
+        let campaign = Task { await runtime.campaign() }
+        // A campaign that never ends fails the test instead of hanging it.
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(60))
+            campaign.cancel()
+        }
+        defer { watchdog.cancel() }
+        // Ten heartbeat timeouts of a live leader: the key stays a's.
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await a.etcd.get(a.keys.leader).kv?.value == Array("a".utf8), "a live leader was taken over")
+        }
+        #expect(runtime.status.role == "follower" && runtime.status.leader == "a")
+        beating.cancel()
+        _ = await beating.value
+        let term = try #require(await campaign.value, "the follower must take over from the silent leader")
+        #expect(try await a.etcd.get(a.keys.leader).kv?.value == Array("follower".utf8))
+        #expect(term.revision > termA.revision)
+
+        // The follower's term is now taken over in turn (as a false take-over would): its
+        // heartbeat learns it, and stepping down starts its hold-off.
+        let keeper = Task { await runtime.keepLeases() }
+        defer { keeper.cancel() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? await a.etcd.get(a.keys.heartbeat).kv?.lease) != term.lease {
+            guard ContinuousClock.now < deadline else { throw TestFailure("the new leader never put its heartbeat") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Read the view and take over at once: it fails only if a heartbeat lands in between.
+        var tookOver = false
+        for _ in 0..<50 where !tookOver {
+            guard case .ledBy(let seen?, _) = try await a.campaign() else { continue }
+            if case .elected = try await a.takeOver(seen, height: nil) { tookOver = true }
+        }
+        try #require(tookOver, "a must be able to take the key over with the latest heartbeat")
+        let why = try #require(await runtime.waitUntilLost(term))
+        #expect(why.contains("held by a"), "\(why)")
+        await runtime.resign(term)
+        #expect(runtime.holdoffUntil > ContinuousClock.now + .milliseconds(1500),
+                "deposed: no take-over for four heartbeat timeouts (2 s)")
+        // a is silent from now on (nothing beats for it), but the follower holds off first.
+        let again = Task { await runtime.campaign() }
+        let againWatchdog = Task {
+            try? await Task.sleep(for: .seconds(60))
+            again.cancel()
+        }
+        defer { againWatchdog.cancel() }
+        try await Task.sleep(for: .milliseconds(1000))
+        #expect(try await a.etcd.get(a.keys.leader).kv?.value == Array("a".utf8),
+                "a deposed node took over again within its hold-off")
+        let later = try #require(await again.value)
+        #expect(try await a.etcd.get(a.keys.leader).kv?.lease == later.lease)
+        await runtime.resign(later)
+        await fixture.close()
+    }
+}
+
+/// An `HARuntime` over a fresh store of an empty chain, with the real pipeline and P2P service.
+struct RuntimeFixture {
+    let chainID = "ha-runtime"
+    let dir = TempDirectory("evnode-ha-runtime")
+    let store: BlockStore
+    let p2p: P2PService
+    let pipeline: SyncPipeline
+    let runtime: HARuntime
+
+    init(etcdURL: String, nodeID: String, logger: Logger) throws {
+        let key = KeyFile.generate()
+        let genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000, proposerAddress: key.address)
+        store = try BlockStore.open(path: dir.sub("store"))
+        let executor = KVExecutor(store: store)
+        _ = try store.initialize(genesis: genesis, executor: executor)
+        let validator = BlockValidator(genesis: genesis)
+        let applier = BlockApplier(store: store, executor: executor, validator: validator)
+        let check = SignedBlockValidator(blockValidator: validator)
+        p2p = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
+                         nodeKey: KeyFile.generate(), chainID: chainID, source: StoreBlockSource(store: store),
+                         validator: check, provenHeights: ProvenPeerHeights(validator: check.blockValidator),
+                         logger: logger)
+        pipeline = SyncPipeline(applier: applier, logger: logger)
+        let group = try HAGroup(etcd: EtcdClient(endpoints: [etcdURL]), chainID: chainID, nodeID: nodeID,
+                                leaseTTL: .seconds(10), logger: logger)
+        runtime = HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: check,
+                            mark: SignerHighWaterMark(path: dir.sub("signer.state")), p2p: p2p, logger: logger)
+    }
+
+    func close() async {
+        await p2p.shutdown()
+        store.close()
     }
 }
 

@@ -41,6 +41,8 @@ public struct EtcdKeyValue: Sendable, Equatable {
 public enum EtcdCompare: Sendable, Equatable {
     /// The key's create revision; 0 means "the key does not exist".
     case createRevision(key: [UInt8], equals: Int64)
+    /// The revision of the key's last change; 0 means "the key does not exist".
+    case modRevision(key: [UInt8], equals: Int64)
     case value(key: [UInt8], equals: [UInt8])
 }
 
@@ -66,6 +68,8 @@ public struct EtcdWatchEvent: Sendable, Equatable {
     public var key: [UInt8]
     public var value: [UInt8]
     public var modRevision: Int64
+    /// The lease the key is attached to after a put (0 for none, and for deletions).
+    public var lease: Int64 = 0
 }
 
 /// The answer of one watch long poll.
@@ -178,11 +182,14 @@ public final class EtcdClient: Sendable {
                              revision: reply.header?.revision.flatMap(Int64.init) ?? 0, found: found)
     }
 
-    /// Waits up to `timeout` for changes of `key` from `revision` on (a long poll of etcd's watch
-    /// stream: returns at the first batch of events, or with none when the time is up).
-    public func watch(_ key: [UInt8], fromRevision revision: Int64, timeout: Duration) async throws(EtcdError) -> EtcdWatchResult {
+    /// Waits up to `timeout` for changes of `key` (or of every key in [`key`, `rangeEnd`)) from
+    /// `revision` on (a long poll of etcd's watch stream: returns at the first batch of events,
+    /// or with none when the time is up).
+    public func watch(_ key: [UInt8], rangeEnd: [UInt8]? = nil, fromRevision revision: Int64,
+                      timeout: Duration) async throws(EtcdError) -> EtcdWatchResult {
         let path = "/v3/watch"
-        let body = Self.json(WatchRequest(create_request: .init(key: Self.b64(key), start_revision: String(revision))))
+        let body = Self.json(WatchRequest(create_request: .init(key: Self.b64(key), range_end: rangeEnd.map(Self.b64),
+                                                                start_revision: String(revision))))
         let reply = try await send(path) { client throws(DAError) in
             // The first line confirms the watch; the second carries the first events.
             try await client.postStream(path: path, body: body, lines: 2, timeout: timeout)
@@ -209,7 +216,7 @@ public final class EtcdClient: Sendable {
             for event in watch.events ?? [] {
                 let kv = try decode(event.kv, path: path)
                 result.events.append(EtcdWatchEvent(kind: event.type == "DELETE" ? .delete : .put, key: kv.key,
-                                                    value: kv.value, modRevision: kv.modRevision))
+                                                    value: kv.value, modRevision: kv.modRevision, lease: kv.lease))
                 result.nextRevision = max(result.nextRevision, kv.modRevision + 1)
             }
         }
@@ -296,6 +303,20 @@ public final class EtcdClient: Sendable {
 
     static func b64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
 
+    /// The end of the range of every key that starts with `prefix` (etcd's `range_end` for a
+    /// prefix: the prefix with its last byte below 0xFF incremented).
+    public static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
+        var end = prefix
+        while let last = end.last {
+            if last < 0xFF {
+                end[end.count - 1] = last + 1
+                return end
+            }
+            end.removeLast()
+        }
+        return [0]  // every key
+    }
+
     private static func json<T: Encodable>(_ value: T) -> [UInt8] {
         // Encoding these plain structs of strings cannot fail.
         Array((try? JSONEncoder().encode(value)) ?? Data("{}".utf8))
@@ -304,9 +325,14 @@ public final class EtcdClient: Sendable {
     private static func encode(_ compare: EtcdCompare) -> CompareJSON {
         switch compare {
         case let .createRevision(key, revision):
-            return CompareJSON(key: b64(key), target: "CREATE", result: "EQUAL", create_revision: String(revision), value: nil)
+            return CompareJSON(key: b64(key), target: "CREATE", result: "EQUAL", create_revision: String(revision),
+                               mod_revision: nil, value: nil)
+        case let .modRevision(key, revision):
+            return CompareJSON(key: b64(key), target: "MOD", result: "EQUAL", create_revision: nil,
+                               mod_revision: String(revision), value: nil)
         case let .value(key, value):
-            return CompareJSON(key: b64(key), target: "VALUE", result: "EQUAL", create_revision: nil, value: b64(value))
+            return CompareJSON(key: b64(key), target: "VALUE", result: "EQUAL", create_revision: nil,
+                               mod_revision: nil, value: b64(value))
         }
     }
 
@@ -346,6 +372,7 @@ private struct CompareJSON: Encodable {
     let target: String
     let result: String
     let create_revision: String?
+    let mod_revision: String?
     let value: String?
 }
 private struct OperationJSON: Encodable {
@@ -367,7 +394,7 @@ private struct TxnReply: Decodable {
     let responses: [Response]?
 }
 private struct WatchRequest: Encodable {
-    struct Create: Encodable { let key: String; let start_revision: String }
+    struct Create: Encodable { let key: String; let range_end: String?; let start_revision: String }
     let create_request: Create
 }
 private struct WatchReply: Decodable {

@@ -16,7 +16,11 @@ public struct HAStatus: Sendable, Codable, Equatable {
     /// This node's lease while it leads.
     public var lease_id: String?
     public var lease_ttl_seconds: Double
-    /// The leader key's create revision while this node leads (one per term).
+    /// The leader's heartbeat interval (0: no heartbeats; a dead leader is replaced when its
+    /// lease expires) and how long a follower waits without one before it takes over.
+    public var heartbeat_interval_seconds: Double = 0
+    public var heartbeat_timeout_seconds: Double = 0
+    /// The leader key's mod revision while this node leads (one per term).
     public var term: Int64?
     /// The height of the latest block committed to etcd, as last seen.
     public var last_replicated_height: UInt64 = 0
@@ -72,9 +76,15 @@ final class HARuntime: Sendable {
         self.p2p = p2p
         self.logger = logger
         self.takeoverLimit = max(.seconds(30), group.leaseTTL * 10)
-        statusBox = Mutex(HAStatus(node_id: group.nodeID,
-                                   lease_ttl_seconds: Double(group.leaseTTL.nanosecondsClamped) / 1e9))
+        var status = HAStatus(node_id: group.nodeID, lease_ttl_seconds: Self.seconds(group.leaseTTL))
+        if group.timing.heartbeats {
+            status.heartbeat_interval_seconds = Self.seconds(group.timing.heartbeatInterval)
+            status.heartbeat_timeout_seconds = Self.seconds(group.timing.heartbeatTimeout)
+        }
+        statusBox = Mutex(status)
     }
+
+    private static func seconds(_ d: Duration) -> Double { Double(d.nanosecondsClamped) / 1e9 }
 
     var status: HAStatus { statusBox.withLock { $0 } }
     var currentTerm: LeaderTerm? { termBox.withLock { $0 } }
@@ -84,10 +94,18 @@ final class HARuntime: Sendable {
 
     // MARK: The lease
 
-    /// Renews the current term's lease every third of its TTL, for the node's life. A term whose
-    /// lease etcd no longer knows, or that could not be renewed before it stopped being trusted,
-    /// is marked lost; `waitUntilLost` reports it.
+    /// Renews the current term's lease every third of its TTL and puts its heartbeat every
+    /// heartbeat interval, for the node's life. A term whose lease etcd no longer knows, that
+    /// could not be renewed before it stopped being trusted, or whose leader key another node
+    /// took over, is marked lost; `waitUntilLost` reports it.
     func keepLeases() async {
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { await self.renewLeases() }
+            if group.timing.heartbeats { tasks.addTask { await self.sendHeartbeats() } }
+        }
+    }
+
+    private func renewLeases() async {
         while !Task.isCancelled {
             guard let term = currentTerm else {
                 try? await Task.sleep(for: .milliseconds(50))
@@ -111,6 +129,53 @@ final class HARuntime: Sendable {
                 continue
             }
             try? await Task.sleep(until: next)
+        }
+    }
+
+    /// Every this many heartbeats the leader compacts etcd's history up to the revision of the
+    /// heartbeat as many beats before: a leader that produces no blocks (lazy) still writes a
+    /// revision every interval.
+    static let heartbeatCompactionInterval = 1000
+
+    /// The leader's heartbeat: the heartbeat key put every interval, under the condition that
+    /// this term still holds the leader key (a deposed leader learns it here within an interval).
+    private func sendHeartbeats() async {
+        let interval = group.timing.heartbeatInterval
+        var beats = 0
+        var failures = 0
+        var compactTo: Int64?
+        while !Task.isCancelled {
+            guard let term = currentTerm else {
+                try? await Task.sleep(for: min(interval, .milliseconds(20)))
+                continue
+            }
+            let due = term.lastBeat + interval
+            if ContinuousClock.now < due {
+                try? await Task.sleep(until: due)
+                continue
+            }
+            do throws(EtcdError) {
+                switch try await group.heartbeat(term) {
+                case .beat(let revision):
+                    failures = 0
+                    beats += 1
+                    if beats % Self.heartbeatCompactionInterval == 0 {
+                        if let compactTo { group.compact(through: compactTo) }
+                        compactTo = revision
+                    }
+                case .over(let why):
+                    markLost(term, why)
+                }
+            } catch {
+                if case .cancelled = error { return }
+                failures += 1
+                noteEtcd(error)
+                if failures == 1 || failures % 50 == 0 {
+                    logger.warning("HA: heartbeat failed; followers take over if none lands within their timeout", metadata: [
+                        "error": "\(error)", "attempts": "\(failures)"])
+                }
+                try? await Task.sleep(for: interval)
+            }
         }
     }
 
@@ -149,6 +214,7 @@ final class HARuntime: Sendable {
         // over at once instead of after the TTL.
         let haGroup = group
         await Task.detached { await haGroup.resign(term) }.value
+        if let by = term.takeDeposition() { noteDeposed(by: by) }
     }
 
     // MARK: Following
@@ -217,11 +283,14 @@ final class HARuntime: Sendable {
     }
 
     /// Campaigns until this node is elected (nil when cancelled). While another node leads it
-    /// watches the leader key and tries again as soon as the key goes.
+    /// watches the leader key and its heartbeat: it campaigns again as soon as the key goes, and
+    /// takes the key over once the leader's heartbeat has been silent for the heartbeat timeout
+    /// and this node's store holds etcd's latest block.
     func campaign() async -> LeaderTerm? {
         var failures = 0
         var lastLeader: String?
         var loggedLag = false
+        var watched: WatchedTerm?
         while !Task.isCancelled {
             do throws(EtcdError) {
                 // A node far behind etcd's head would hold the leadership while it catches up,
@@ -241,33 +310,24 @@ final class HARuntime: Sendable {
                 loggedLag = false
                 switch try await group.campaign() {
                 case .elected(let term):
-                    lost.withLock { $0 = nil }
-                    termBox.withLock { $0 = term }
-                    statusBox.withLock {
-                        // "leader" once the store holds etcd's latest block (`markLeading`).
-                        $0.role = "taking-over"
-                        $0.leader = group.nodeID
-                        $0.lease_id = String(term.lease)
-                        $0.lease_ttl_seconds = Double(term.ttl.components.seconds)
-                        $0.term = term.createRevision
-                        $0.etcd_error = nil
-                    }
-                    logger.notice("HA: elected leader", metadata: [
-                        "node_id": "\(group.nodeID)", "lease": "\(term.lease)", "term": "\(term.createRevision)",
-                        "ttl_s": "\(term.ttl.components.seconds)"])
+                    elected(term, how: "elected leader", metadata: [:])
                     return term
-                case .ledBy(let leader, let revision):
+                case .ledBy(let view, let revision):
                     failures = 0
                     noteEtcd(nil)
-                    statusBox.withLock {
-                        $0.role = "follower"
-                        $0.leader = leader.isEmpty ? nil : leader
+                    guard let view else { continue }  // the key went meanwhile: at once again
+                    following(view.holder, &lastLeader)
+                    // Silence is counted from the last sign of life of the term, across the
+                    // re-reads of this loop.
+                    if var w = watched, w.view.revision == view.revision, w.view.heartbeatRevision == view.heartbeatRevision {
+                        w.view = view
+                        watched = w
+                    } else {
+                        watched = WatchedTerm(view: view, lastSign: .now)
                     }
-                    if leader != lastLeader, !leader.isEmpty {
-                        lastLeader = leader
-                        logger.notice("HA: following", metadata: ["leader": "\(leader)"])
-                    }
-                    _ = try await group.waitForLeaderChange(after: revision, timeout: .seconds(5))
+                    var w = watched!
+                    defer { watched = w }
+                    if let term = try await follow(&w, from: revision, lastLeader: &lastLeader) { return term }
                 }
             } catch {
                 if case .cancelled = error { return nil }
@@ -282,6 +342,158 @@ final class HARuntime: Sendable {
             }
         }
         return nil
+    }
+
+    /// The term a follower watches, and when it last showed life (its first write or a
+    /// heartbeat), by this node's monotonic clock.
+    struct WatchedTerm: Sendable {
+        var view: LeaderView
+        var lastSign: ContinuousClock.Instant
+    }
+
+    /// Watches the leader key and its heartbeat from `revision` on. Returns the term this node
+    /// took over with; nil to campaign again: the key went, etcd compacted the history, or five
+    /// seconds passed (the campaign loop re-checks how far behind this node is).
+    private func follow(_ watched: inout WatchedTerm, from revision: Int64,
+                        lastLeader: inout String?) async throws(EtcdError) -> LeaderTerm? {
+        let clock = ContinuousClock()
+        let recheckAt = clock.now + .seconds(5)
+        var revision = revision
+        var notBefore = clock.now
+        var loggedAhead = false
+        while !Task.isCancelled, clock.now < recheckAt {
+            let silence = silenceLimit(for: watched.view)
+            var until = recheckAt
+            if let silence { until = min(until, max(notBefore, watched.lastSign + silence, holdoffUntil)) }
+            let result = try await group.watchLeader(after: revision, timeout: max(.milliseconds(5), until - clock.now))
+            if result.compacted { return nil }
+            revision = result.revision
+            for event in result.events {
+                if event.key == group.keys.leader {
+                    guard event.kind == .put else { return nil }  // vacant: campaign at once
+                    watched = WatchedTerm(view: LeaderView(holder: String(decoding: event.value, as: UTF8.self),
+                                                           revision: event.modRevision, lease: event.lease),
+                                          lastSign: clock.now)
+                    following(watched.view.holder, &lastLeader)
+                } else if event.key == group.keys.heartbeat, event.kind == .put,
+                          watched.view.heard(event.value, at: event.modRevision, lease: event.lease) {
+                    watched.lastSign = clock.now
+                }
+            }
+            guard result.events.isEmpty, let silence, clock.now >= watched.lastSign + silence,
+                  clock.now >= holdoffUntil, clock.now >= notBefore else { continue }
+            // A follower must hold etcd's latest block before it may take over: the new term
+            // continues from it, and the take-over's transaction checks that etcd agrees. What
+            // this node saw of etcd's height is a lower bound (heights only grow).
+            let height = store.height
+            let replicated = max(watched.view.replicatedHeight ?? 0, status.last_replicated_height)
+            if replicated > height {
+                notBefore = clock.now + .milliseconds(20)
+                continue
+            }
+            // etcd known to hold no block: the take-over expects none (the new leader then waits
+            // for its store to be caught up, as the group's first leader does).
+            let expected: UInt64? = watched.view.replicatedHeightKnown && watched.view.replicatedHeight == nil ? nil : height
+            let silentFor = clock.now - watched.lastSign
+            switch try await group.takeOver(watched.view, height: expected) {
+            case .elected(let term):
+                elected(term, how: "took over the leadership: the leader's heartbeat was silent", metadata: [
+                    "from": "\(watched.view.holder)", "silent_ms": "\(silentFor.nanosecondsClamped / 1_000_000)",
+                    "old_term": "\(watched.view.revision)", "height": "\(expected.map(String.init) ?? "none")"])
+                return term
+            case .refused(let now, _):
+                guard let now else { return nil }  // the key went: campaign
+                if now.revision != watched.view.revision {
+                    watched = WatchedTerm(view: now, lastSign: clock.now)
+                    following(now.holder, &lastLeader)
+                } else if now.heartbeatRevision != watched.view.heartbeatRevision {
+                    // The leader beat after all (this node saw it late): it lives.
+                    watched = WatchedTerm(view: now, lastSign: clock.now)
+                } else if let etcdHeight = now.replicatedHeight, etcdHeight < height {
+                    // Blocks above etcd's head were never fenced: this store cannot continue the
+                    // chain from etcd's head (a take-over would step down anyway).
+                    watched.view = now
+                    if !loggedAhead {
+                        loggedAhead = true
+                        logger.warning("HA: not taking over: the store holds blocks above etcd's last replicated height", metadata: [
+                            "store_height": "\(height)", "replicated_height": "\(etcdHeight)"])
+                    }
+                    notBefore = clock.now + .seconds(1)
+                } else {
+                    // Only the height differed: this store must catch up first.
+                    watched.view = now
+                    notBefore = clock.now + .milliseconds(20)
+                }
+            }
+        }
+        return nil
+    }
+
+    /// How long the term `view` may be silent before this node takes it over; nil: never (this
+    /// node sends no heartbeats itself, or the term has put none: its leader sends none).
+    private func silenceLimit(for view: LeaderView) -> Duration? {
+        guard group.timing.heartbeats, view.heartbeatRevision != nil else { return nil }
+        // Never faster than twice the leader's own interval, whatever this node is configured with.
+        return max(group.timing.heartbeatTimeout, (view.heartbeatInterval ?? .zero) * 2)
+    }
+
+    private func following(_ leader: String, _ lastLeader: inout String?) {
+        statusBox.withLock {
+            $0.role = "follower"
+            $0.leader = leader.isEmpty ? nil : leader
+        }
+        if leader != lastLeader, !leader.isEmpty {
+            lastLeader = leader
+            logger.notice("HA: following", metadata: ["leader": "\(leader)"])
+        }
+    }
+
+    private func elected(_ term: LeaderTerm, how: String, metadata: Logger.Metadata) {
+        lost.withLock { $0 = nil }
+        termBox.withLock { $0 = term }
+        statusBox.withLock {
+            // "leader" once the store holds etcd's latest block (`markLeading`).
+            $0.role = "taking-over"
+            $0.leader = group.nodeID
+            $0.lease_id = String(term.lease)
+            $0.lease_ttl_seconds = Double(term.ttl.components.seconds)
+            $0.term = term.revision
+            $0.etcd_error = nil
+        }
+        var all = metadata
+        all["node_id"] = "\(group.nodeID)"
+        all["lease"] = "\(term.lease)"
+        all["term"] = "\(term.revision)"
+        all["ttl_s"] = "\(term.ttl.components.seconds)"
+        logger.notice("HA: \(how)", metadata: all)
+    }
+
+    // MARK: Flapping
+
+    private struct Depositions: Sendable {
+        var at: [ContinuousClock.Instant] = []
+        var holdoffUntil: ContinuousClock.Instant = .now
+    }
+    private let depositions = Mutex(Depositions())
+
+    /// Until when this node takes over from no silent leader (it was deposed lately).
+    var holdoffUntil: ContinuousClock.Instant { depositions.withLock { $0.holdoffUntil } }
+
+    /// This node's term was taken over by `holder`: it leaves the next take-overs to the
+    /// others for a while, doubling with each deposition in the last ten minutes.
+    private func noteDeposed(by holder: String) {
+        let timing = group.timing
+        let now = ContinuousClock.now
+        let holdoff = depositions.withLock { d -> Duration in
+            d.at = d.at.filter { now - $0 < HATiming.holdoffWindow } + [now]
+            var holdoff = timing.holdoffBase
+            for _ in 1..<min(d.at.count, 16) { holdoff = min(timing.maxHoldoff, holdoff * 2) }
+            holdoff = min(timing.maxHoldoff, holdoff)
+            d.holdoffUntil = now + holdoff
+            return holdoff
+        }
+        logger.notice("HA: deposed by a take-over; not taking over from a silent leader for a while", metadata: [
+            "by": "\(holder)", "holdoff": "\(DurationParser.format(holdoff))"])
     }
 
     // MARK: Taking over

@@ -43,8 +43,15 @@ enum ReplicationError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// The etcd keys of one chain's HA group.
 struct HAKeys: Sendable {
-    /// Held, under its lease, by the node that leads; its value is that node's id.
+    /// Held, under its lease, by the node that leads; its value is that node's id. Written once
+    /// per term (created, or put by a take-over): its mod revision names the term.
     let leader: [UInt8]
+    /// The leader's heartbeat, under the same lease as the leader key, put every heartbeat
+    /// interval; its value is the leader's interval in milliseconds.
+    /// Below the leader key, so one watch of the leader key's prefix sees both.
+    let heartbeat: [UInt8]
+    /// The end of the range holding the leader key and its heartbeat.
+    let leaderRangeEnd: [UInt8]
     /// The height of the last block committed by a leader (decimal text).
     let height: [UInt8]
     /// That block (`ReplicatedBlock`).
@@ -53,6 +60,8 @@ struct HAKeys: Sendable {
     init(chainID: String) {
         let prefix = "/evnode/\(chainID)/ha/"
         leader = Array((prefix + "leader").utf8)
+        heartbeat = Array((prefix + "leader/heartbeat").utf8)
+        leaderRangeEnd = EtcdClient.prefixEnd(leader)
         height = Array((prefix + "height").utf8)
         block = Array((prefix + "block").utf8)
     }
