@@ -54,6 +54,7 @@ public final class EvNode: Sendable {
         } catch {
             throw .store(error)
         }
+        metrics.observe(store: store)
         switch config.execution.kind {
         case .kv:
             let kv = KVExecutor(store: store)
