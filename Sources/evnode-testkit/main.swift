@@ -39,6 +39,10 @@
 //       (README "EVM rollups"). Needs `make deps` (the virtualenv in .build/venv-evm).
 //   evnode-testkit bench-da-latency [--seconds S] [--evnode PATH] [--keep]
 //       Only bench-all's "DA inclusion → applied" figure (blob.Subscribe vs polling, 6 s DA blocks).
+//   evnode-testkit bench-memory [--blocks N] [--production-seconds S] [--tx-rate R] [--no-catchup]
+//                               [--no-production] [--out DIR] [--keep]
+//       `make bench-memory`: RSS over a 1,000,000-block catch-up and 30 min of 10 ms production,
+//       with the node's memory metrics per sample (MemoryBench.swift).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -51,6 +55,7 @@ case "bench-all": benchAll(arguments)
 case "faulty-da": faultyDA(arguments)
 case "bench-evm": await benchEVM(arguments)
 case "bench-da-latency": benchDALatency(arguments)
+case "bench-memory": benchMemory(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-memory (see the comment in main.swift)")
 }
