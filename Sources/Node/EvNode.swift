@@ -314,6 +314,7 @@ public final class EvNode: Sendable {
                 .init(service: rpc),
                 .init(service: p2p),
                 .init(service: MetricsRefresher(node: self)),
+                .init(service: HeapTrimService()),
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
             ] + (kv.map { [.init(service: StatePruningService(executor: $0, logger: Logger(label: "evnode.pruning")))] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],

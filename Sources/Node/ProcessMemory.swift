@@ -56,6 +56,17 @@ enum GlibcHeap {
     private typealias MallocInfo = @convention(c) (Int32, UnsafeMutablePointer<FILE>?) -> Int32
     private static let mallocInfo: MallocInfo? = dlsym(nil, "malloc_info").map { unsafeBitCast($0, to: MallocInfo.self) }
 
+    private typealias MallocTrim = @convention(c) (Int) -> Int32
+    private static let mallocTrim: MallocTrim? = dlsym(nil, "malloc_trim").map { unsafeBitCast($0, to: MallocTrim.self) }
+
+    /// `malloc_trim(0)`: returns the free pages of every arena to the OS. False where glibc's
+    /// allocator is not the one in use or nothing could be returned.
+    @discardableResult
+    static func trim() -> Bool {
+        guard let mallocTrim else { return false }
+        return mallocTrim(0) != 0
+    }
+
     static func read() -> Totals? {
         #if canImport(Glibc)
         guard let mallocInfo else { return nil }
