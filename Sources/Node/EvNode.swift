@@ -54,6 +54,7 @@ public final class EvNode: Sendable {
         } catch {
             throw .store(error)
         }
+        metrics.observe(store: store)
         switch config.execution.kind {
         case .kv:
             let kv = KVExecutor(store: store)
@@ -326,6 +327,7 @@ public final class EvNode: Sendable {
                 .init(service: rpc),
                 .init(service: p2p),
                 .init(service: MetricsRefresher(node: self)),
+                .init(service: HeapTrimService()),
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
             ] + (kv.map { [.init(service: pruningService($0))] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],

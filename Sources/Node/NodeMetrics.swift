@@ -1,4 +1,6 @@
+import Block
 import Prometheus
+import Synchronization
 
 /// The node's Prometheus metrics. One registry per node (no global state), rendered by `/metrics`.
 public final class NodeMetrics: Sendable {
@@ -28,6 +30,9 @@ public final class NodeMetrics: Sendable {
     public let daGasPrice: Gauge
     public let daPendingBlocks: Gauge
     public let productionPaused: Gauge
+    let memory: MemoryGauges
+    /// Where `text()` reads RocksDB's memory properties from, once the store is open.
+    private let storeMemory = Mutex<(@Sendable () -> StoreMemoryUsage)?>(nil)
 
     public init() {
         var gauges: [NodePhase: Gauge] = [:]
@@ -68,14 +73,15 @@ public final class NodeMetrics: Sendable {
         daPendingBlocks = Self.gauge(registry, "evnode_da_pending_blocks", "Produced blocks not yet on DA")
         productionPaused = Self.gauge(registry, "evnode_production_paused",
                                       "1 while --max-pending-blocks holds block production back")
+        memory = MemoryGauges(registry: registry)
     }
 
-    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+    fileprivate static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
         // The whole name is given; no unit suffix is appended.
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
-    private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String,
+    fileprivate static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String,
                               labels: [(String, String)] = []) -> Gauge {
         registry.makeGauge(descriptor: descriptor(name, help), labels: labels)
     }
@@ -90,7 +96,71 @@ public final class NodeMetrics: Sendable {
         }
     }
 
+    /// Reports `store`'s RocksDB memory properties with every scrape.
+    public func observe(store: BlockStore) {
+        storeMemory.withLock { $0 = { store.memoryUsage() } }
+    }
+
+    /// The metrics now; memory figures are sampled for this very scrape.
     public func text() -> String {
-        registry.emitToString()
+        memory.sample(process: ProcessMemory.current(), store: storeMemory.withLock { $0 }?())
+        return registry.emitToString()
+    }
+}
+
+/// Resident memory and where it sits: glibc's heap (in use or free inside its arenas: free space
+/// the allocator keeps is fragmentation, not a leak) and RocksDB's own accounting.
+struct MemoryGauges: Sendable {
+    let resident: Gauge
+    let mallocHeap: Gauge
+    let mallocInUse: Gauge
+    let mallocFree: Gauge
+    let mallocMapped: Gauge
+    let tableReaders: Gauge
+    let memtables: Gauge
+    let memtablesPinned: Gauge
+    let blockCache: Gauge
+    let blockCachePinned: Gauge
+    let blockCacheCapacity: Gauge
+    let liveVersions: Gauge
+    let sstFiles: Gauge
+    let estimatedKeys: Gauge
+
+    init(registry: PrometheusCollectorRegistry) {
+        func gauge(_ name: String, _ help: String) -> Gauge { NodeMetrics.gauge(registry, name, help) }
+        resident = gauge("evnode_process_resident_bytes", "Resident memory of the node process (RSS)")
+        mallocHeap = gauge("evnode_malloc_heap_bytes", "Memory glibc's allocator holds from the OS (arenas and mmapped chunks)")
+        mallocInUse = gauge("evnode_malloc_in_use_bytes", "Memory allocated with malloc and not freed")
+        mallocFree = gauge("evnode_malloc_free_bytes", "Free memory kept inside glibc's arenas (fragmentation)")
+        mallocMapped = gauge("evnode_malloc_mmapped_bytes", "Large allocations glibc serves with mmap")
+        tableReaders = gauge("evnode_rocksdb_table_readers_bytes",
+                             "RocksDB index and filter blocks held outside the block cache (rocksdb.estimate-table-readers-mem)")
+        memtables = gauge("evnode_rocksdb_memtables_bytes", "RocksDB active and unflushed memtables (rocksdb.cur-size-all-mem-tables)")
+        memtablesPinned = gauge("evnode_rocksdb_memtables_all_bytes",
+                                "RocksDB memtables including those pinned by iterators (rocksdb.size-all-mem-tables)")
+        blockCache = gauge("evnode_rocksdb_block_cache_bytes", "RocksDB block cache usage (rocksdb.block-cache-usage)")
+        blockCachePinned = gauge("evnode_rocksdb_block_cache_pinned_bytes", "RocksDB block cache entries pinned in use")
+        blockCacheCapacity = gauge("evnode_rocksdb_block_cache_capacity_bytes", "RocksDB block cache capacity")
+        liveVersions = gauge("evnode_rocksdb_live_versions", "RocksDB LSM versions kept alive (rocksdb.num-live-versions)")
+        sstFiles = gauge("evnode_rocksdb_sst_bytes", "Size of RocksDB's SST files on disk")
+        estimatedKeys = gauge("evnode_rocksdb_estimated_keys", "RocksDB's estimate of the keys in the store")
+    }
+
+    func sample(process: ProcessMemory, store: StoreMemoryUsage?) {
+        resident.set(to: Double(process.residentBytes))
+        mallocHeap.set(to: Double(process.mallocHeapBytes))
+        mallocInUse.set(to: Double(process.mallocInUseBytes))
+        mallocFree.set(to: Double(process.mallocFreeBytes))
+        mallocMapped.set(to: Double(process.mallocMappedBytes))
+        guard let store else { return }
+        tableReaders.set(to: Double(store.tableReadersBytes))
+        memtables.set(to: Double(store.memtablesBytes))
+        memtablesPinned.set(to: Double(store.memtablesPinnedBytes))
+        blockCache.set(to: Double(store.blockCacheBytes))
+        blockCachePinned.set(to: Double(store.blockCachePinnedBytes))
+        blockCacheCapacity.set(to: Double(store.blockCacheCapacityBytes))
+        liveVersions.set(to: Double(store.liveVersions))
+        sstFiles.set(to: Double(store.sstFilesBytes))
+        estimatedKeys.set(to: Double(store.estimatedKeys))
     }
 }

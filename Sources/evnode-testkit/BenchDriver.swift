@@ -61,7 +61,7 @@ final class BenchDriver {
     let chainID = "bench-chain"
     var results = BenchResults()
 
-    private var localDA: ChildProcess?
+    var localDA: ChildProcess?
     private var daPort = 0
 
     init(plan: BenchPlan, work: String, evnode: String, testkit: String) {
@@ -83,7 +83,8 @@ final class BenchDriver {
         catchUpBehindFaultyDA()
         p2pCatchUp()
         recover(home: aggregatorHome)
-        produce(home: aggregatorHome)
+        results.production = produce(home: aggregatorHome, blockTimeMilliseconds: plan.blockTimeMilliseconds)
+        produceFast(home: aggregatorHome)
         localDA?.stop()
         localDA = nil
         measureDALatency()
@@ -126,7 +127,7 @@ final class BenchDriver {
 
     /// An aggregator home whose genesis lies far enough in the past, a local DA, and the chain
     /// posted to it by `make-chain`. Returns the aggregator home (its store is empty: a lost disk).
-    private func makeChain() -> String {
+    func makeChain() -> String {
         step("make a chain of \(plan.blocks) blocks × \(plan.txsPerBlock) txs and post it to a local DA")
         let home = "\(work)/aggregator"
         let interval: UInt64 = 1_000_000
@@ -136,19 +137,13 @@ final class BenchDriver {
         } catch {
             fail("init \(home): \(error)")
         }
-        daPort = freeLoopbackPort()
-        let da = ChildProcess(name: "local-da", executable: evnode,
-                              arguments: ["local-da", "--home", "\(work)/local-da", "--listen", "127.0.0.1:\(daPort)",
-                                          "--block-time", "1s"],
-                              logDirectory: work)
-        localDA = da
-        waitFor("local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
+        startLocalDA()
         let maker = ChildProcess(name: "make-chain", executable: testkit,
                                  arguments: ["make-chain", "--home", home, "--blocks", "\(plan.blocks)",
                                              "--txs", "\(plan.txsPerBlock)", "--da", daURL,
                                              "--interval-us", "\(interval / 1000)", "--store", "\(work)/make-chain-store"],
                                  logDirectory: work)
-        guard maker.wait(timeout: 300), maker.exitStatus == 0 else {
+        guard maker.wait(timeout: max(300, Double(plan.blocks) / 500)), maker.exitStatus == 0 else {
             maker.stop()
             fail("make-chain failed:\n\(maker.log)")
         }
@@ -171,7 +166,18 @@ final class BenchDriver {
         return home
     }
 
-    private var daURL: String { "http://127.0.0.1:\(daPort)" }
+    /// A fresh local DA with 1 s blocks, at `daURL`.
+    func startLocalDA() {
+        daPort = freeLoopbackPort()
+        let da = ChildProcess(name: "local-da", executable: evnode,
+                              arguments: ["local-da", "--home", "\(work)/local-da", "--listen", "127.0.0.1:\(daPort)",
+                                          "--block-time", "1s"],
+                              logDirectory: work)
+        localDA = da
+        waitFor("local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
+    }
+
+    var daURL: String { "http://127.0.0.1:\(daPort)" }
 
     // MARK: Catch-up
 
@@ -399,8 +405,7 @@ final class BenchDriver {
 
     // MARK: Production
 
-    private func produce(home: String) {
-        let blockTime = plan.blockTimeMilliseconds
+    func produce(home: String, blockTimeMilliseconds blockTime: Int) -> ProductionResult {
         step("production: \(blockTime) ms blocks for \(Int(plan.productionSeconds)) s under \(plan.txRate) tx/s of HTTP load")
         let rpc = freeLoopbackPort()
         let node = ChildProcess(name: "producer", executable: evnode,
@@ -465,24 +470,24 @@ final class BenchDriver {
         result.txsAccepted = accepted
         result.txsRefused = refused
         result.txsFailed = failed
-        results.production = result
         detail("\(times.count) blocks, missed \(missed) slots (\(fixed(result.missedSlotPercent, 2))%), interval p50 \(fixed(result.intervalP50Milliseconds, 2)) ms p99 \(fixed(result.intervalP99Milliseconds, 2)) ms; \(Int(result.txsPerSecond)) txs/s included (\(accepted) accepted, \(refused) refused, \(failed) failed); RSS \(mb(result.rssStart)) → \(mb(result.rssEnd))")
+        return result
     }
 
     // MARK: Helpers
 
-    private func nodeFlags(rpc: Int, da: String? = nil) -> [String] {
+    func nodeFlags(rpc: Int, da: String? = nil) -> [String] {
         ["--da.address", da ?? daURL, "--da.block-time", "1s", "--rpc.address", "127.0.0.1:\(rpc)",
          "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"]
     }
 
-    private func status(_ http: LoopbackHTTPConnection) throws -> StatusView {
+    func status(_ http: LoopbackHTTPConnection) throws -> StatusView {
         let reply = try http.get("/status")
         guard reply.status == 200 else { throw HTTPFailure(description: "/status answered \(reply.status)") }
         return try JSONDecoder().decode(StatusView.self, from: Data(reply.body))
     }
 
-    private func waitFor(_ what: String, timeout: Double, process: ChildProcess, _ condition: () -> Bool) {
+    func waitFor(_ what: String, timeout: Double, process: ChildProcess, _ condition: () -> Bool) {
         let deadline = now() + timeout
         while now() < deadline {
             guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.log))") }
@@ -492,11 +497,11 @@ final class BenchDriver {
         fail("timed out waiting for \(what):\n\(tail(process.log))")
     }
 
-    private func step(_ text: String) {
+    func step(_ text: String) {
         FileHandleOut.line("== \(text)")
     }
 
-    private func detail(_ text: String) {
+    func detail(_ text: String) {
         FileHandleOut.line("   \(text)")
     }
 }

@@ -44,6 +44,10 @@
 //   evnode-testkit bench-ha [--kills N] [--baseline-kills M] [--evnode PATH] [--out DIR] [--keep]
 //       Only bench-all's HA failover figure: kill -9 of the leader → the next leader's first
 //       block, heartbeats on vs the lease-only path (see HAFailoverBench.swift). Needs etcd-server.
+//   evnode-testkit bench-memory [--blocks N] [--production-seconds S] [--tx-rate R] [--no-catchup]
+//                               [--no-production] [--out DIR] [--keep]
+//       `make bench-memory`: RSS over a 1,000,000-block catch-up and 30 min of 10 ms production,
+//       with the node's memory metrics per sample (MemoryBench.swift).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -58,6 +62,7 @@ case "bench-evm": await benchEVM(arguments)
 case "bench-da-latency": benchDALatency(arguments)
 case "bench-slow-da": benchSlowDA(arguments)
 case "bench-ha": benchHA(arguments)
+case "bench-memory": benchMemory(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da | bench-ha (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da | bench-ha | bench-memory (see the comment in main.swift)")
 }

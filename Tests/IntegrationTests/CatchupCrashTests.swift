@@ -14,7 +14,7 @@ import TestSupport
 /// the node resumes and ends hash-for-hash and value-for-value with the chain that was made.
 @Suite(.serialized, .timeLimit(.minutes(6)))
 struct CatchupCrashTests {
-    static let blocks: UInt64 = 12_000
+    static let blocks: UInt64 = 6_000
     static let txsPerBlock = 10
 
     @Test func killedDuringCatchUpResumesWithNothingLostOrHalfWritten() async throws {

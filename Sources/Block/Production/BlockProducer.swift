@@ -109,20 +109,16 @@ public struct BlockProducer: Sendable {
     let fence: (any BlockFence)?
     /// Asked before each block; while closed, nothing is produced.
     let gate: (any ProductionGate)?
-    /// Where the blocking part of each block (execution, two fsyncs) runs, off Swift's
-    /// cooperative pool.
-    let blockingPool: NIOThreadPool
     /// Called after each step of each block, on the thread that did it (crash tests kill the
     /// process here). Nil in a node.
     public var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
-                blockingPool: NIOThreadPool = .singleton, fence: (any BlockFence)? = nil,
+                fence: (any BlockFence)? = nil,
                 gate: (any ProductionGate)? = nil, logger: Logger,
                 publish: @escaping @Sendable (BlockCommit) async -> Void) {
         self.gate = gate
-        self.blockingPool = blockingPool
         self.fence = fence
         self.store = store
         self.executor = executor
@@ -138,9 +134,21 @@ public struct BlockProducer: Sendable {
     /// Produces until cancelled. Throws on the first failure: producing past one would risk the
     /// chain, so the node halts and says why.
     public func run() async throws(ProductionError) {
+        let thread = ProducerThread()
+        do throws(ProductionError) {
+            try await run(on: thread)
+        } catch {
+            await thread.shutdown()
+            throw error
+        }
+        await thread.shutdown()
+    }
+
+    private func run(on thread: ProducerThread) async throws(ProductionError) {
         guard store.state != nil else { throw .notInitialized }
         // The HA leader has its own record of what it signed but did not publish.
-        if fence == nil, let kept = try await offPool({ () throws(ProductionError) in try self.recoverKeptBlock() }) {
+        if fence == nil, let recovered = try await thread.run(at: nil, { () throws(ProductionError) in try self.recoverKeptBlock() }),
+           let kept = recovered {
             await publish(kept)
             onStep?(.published, kept.height)
         }
@@ -158,14 +166,16 @@ public struct BlockProducer: Sendable {
             "next_height": "\(start.nextHeight)", "block_time": "\(DurationParser.format(timing.blockTime))",
             "lazy": "\(timing.lazy)"])
         let clock = ContinuousClock()
-        var nextTick = clock.now
+        // When the next block is due. The producer's thread waits for it and builds the block
+        // right then; this task only hands over and publishes.
+        var slot = clock.now
         var lastBlockAt = clock.now
         while !Task.isCancelled {
-            nextTick = nextTick.advanced(by: timing.blockTime)
             if timing.lazy {
+                if slot > clock.now { try? await clock.sleep(until: slot) }
                 let due = clock.now - lastBlockAt >= timing.lazyInterval
                 if !due, await !executor.hasPendingTransactions() {
-                    try? await clock.sleep(until: nextTick)
+                    slot = slot.advanced(by: timing.blockTime)
                     continue
                 }
             }
@@ -176,9 +186,13 @@ public struct BlockProducer: Sendable {
                     return
                 }
             }
-            let block: BlockCommit
+            let produced: BlockCommit?
             do throws(ProductionError) {
-                block = if let fence { try await produceFenced(fence) } else { try await produceOffPool() }
+                produced = if let fence {
+                    try await produceFenced(fence, at: slot, on: thread)
+                } else {
+                    try await thread.run(at: slot) { () throws(ProductionError) in try self.produceOne() }
+                }
             } catch {
                 // An execution layer that cannot be reached decided nothing: nothing was signed or
                 // stored, so the same height is built again once it answers — never skipped.
@@ -186,57 +200,36 @@ public struct BlockProducer: Sendable {
                 logger.warning("execution layer unavailable; block waits for it", metadata: [
                     "height": "\(height)", "error": "\(e)"])
                 try? await clock.sleep(for: .seconds(1))
-                nextTick = clock.now
+                slot = clock.now
                 continue
             }
+            guard let block = produced else { return }
             await publish(block)
             onStep?(.published, block.height)
             lastBlockAt = clock.now
+            slot = slot.advanced(by: timing.blockTime)
             // Slots missed because a block took longer than the block time are skipped, not
             // produced in a burst.
-            if nextTick < clock.now {
-                nextTick = clock.now
-            }
-            do {
-                try await clock.sleep(until: nextTick)
-            } catch {
-                return
+            if slot < clock.now {
+                slot = clock.now
             }
         }
-    }
-
-    private func produceOffPool() async throws(ProductionError) -> BlockCommit {
-        try await offPool { () throws(ProductionError) in try self.produceOne() }
-    }
-
-    /// Runs blocking work (execution, fsyncs) on `blockingPool`, off Swift's cooperative threads.
-    private func offPool<T: Sendable>(_ work: @escaping @Sendable () throws(ProductionError) -> T) async throws(ProductionError) -> T {
-        let result: Result<T, ProductionError>
-        do {
-            result = try await blockingPool.runIfActive { () -> Result<T, ProductionError> in
-                do throws(ProductionError) {
-                    return .success(try work())
-                } catch {
-                    return .failure(error)
-                }
-            }
-        } catch {
-            throw .stopped
-        }
-        return try result.get()
     }
 
     /// The fenced order: the block is remembered as unpublished and the mark recorded before
     /// the fence sees it (the fence sends it out of the process), and stored only once admitted,
     /// so a refused block never reaches the store.
-    private func produceFenced(_ fence: any BlockFence) async throws(ProductionError) -> BlockCommit {
-        let block = try await offPool { () throws(ProductionError) in try self.signAndRemember() }
+    private func produceFenced(_ fence: any BlockFence, at slot: ContinuousClock.Instant,
+                               on thread: ProducerThread) async throws(ProductionError) -> BlockCommit? {
+        guard let block = try await thread.run(at: slot, { () throws(ProductionError) in try self.signAndRemember() }) else {
+            return nil
+        }
         do throws(FenceRefusal) {
             try await fence.admit(block)
         } catch {
             throw .refused(height: block.height, error)
         }
-        try await offPool { () throws(ProductionError) in try self.commit(block) }
+        _ = try await thread.run(at: nil) { () throws(ProductionError) in try self.commit(block) }
         return block
     }
 

@@ -150,6 +150,15 @@ final class RocksDB: @unchecked Sendable {
         }
     }
 
+    /// An integer property of the database (`rocksdb.estimate-table-readers-mem`, …); nil when
+    /// RocksDB does not know it or the database is closed.
+    func intProperty(_ name: String) -> UInt64? {
+        try? withHandle { (db) throws(StoreError) -> UInt64? in
+            var value: UInt64 = 0
+            return rocksdb_property_int(db, name, &value) == 0 ? value : nil
+        }
+    }
+
     /// Runs `body` with an iterator over keys in `[lower, upper)`. The iterator is destroyed
     /// when `body` returns and must not escape it.
     func withIterator<T>(lower: [UInt8], upper: [UInt8],
