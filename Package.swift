@@ -130,7 +130,6 @@ let package = Package(
             "Block", "Config", "CRocksDB", "DA", "EVM",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
         // What every test target shares: temp directories, free ports, child processes by PID,

@@ -528,35 +528,10 @@ func benchAll(_ args: [String]) {
     guard plan.blocks >= 10 else { fail("--blocks must be at least 10") }
     let out = option("--out", in: args) ?? "bench-results"
 
-    let testkit = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    let binDirectory = (testkit as NSString).deletingLastPathComponent
-    let evnode = option("--evnode", in: args) ?? "\(binDirectory)/evnode"
-    guard FileManager.default.isExecutableFile(atPath: evnode) else {
-        fail("no evnode executable at \(evnode) (build with `swift build -c release` first)")
-    }
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-bench-\(getpid())").path
-    do {
-        try FileIO.makeDirectories(work)
-        try FileIO.makeDirectories(out)
-    } catch {
-        fail("\(error)")
-    }
-    FileHandleOut.line("evnode benchmark (\(plan.mode)); work directory \(work)")
-    let driver = BenchDriver(plan: plan, work: work, evnode: evnode, testkit: testkit)
+    let setup = BenchSetup(args, workName: "evnode-bench")
+    FileHandleOut.line("evnode benchmark (\(plan.mode)); work directory \(setup.work)")
+    let driver = BenchDriver(plan: plan, work: setup.work, evnode: setup.evnode, testkit: setup.testkit)
     let results = driver.run()
-    let stamp = results.started.replacingOccurrences(of: ":", with: "").prefix(17)
-    let path = "\(out)/\(stamp)-\(plan.mode).json"
-    do {
-        try FileIO.writeAtomically(path, results.json())
-    } catch {
-        fail("writing \(path): \(error)")
-    }
-    FileHandleOut.line("")
-    FileHandleOut.line(results.table())
-    FileHandleOut.line("results: \(path)")
-    if flag("--keep", in: args) {
-        FileHandleOut.line("kept the work directory (logs, homes): \(work)")
-    } else {
-        try? FileManager.default.removeItem(atPath: work)
-    }
+    setup.publish(json: results.json(), table: results.table(), started: results.started, mode: plan.mode, out: out)
+    setup.finish()
 }

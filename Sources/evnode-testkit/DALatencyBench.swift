@@ -194,23 +194,9 @@ struct DALatencyBench {
 /// `bench-all` (same measurement), for a quick look after a change to the DA path.
 func benchDALatency(_ args: [String]) {
     let seconds = Double(intOption("--seconds", in: args, default: 60))
-    let testkit = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    let evnode = option("--evnode", in: args) ?? "\((testkit as NSString).deletingLastPathComponent)/evnode"
-    guard FileManager.default.isExecutableFile(atPath: evnode) else { fail("no evnode executable at \(evnode)") }
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-da-latency-\(getpid())").path
-    do {
-        try FileIO.makeDirectories(work)
-    } catch {
-        fail("\(error)")
-    }
-    let r = DALatencyBench(evnode: evnode, work: work, windowSeconds: seconds).run()
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    FileHandleOut.line(String(decoding: (try? encoder.encode(r)) ?? Data(), as: UTF8.self))
+    let setup = BenchSetup(args, workName: "evnode-da-latency")
+    let r = DALatencyBench(evnode: setup.evnode, work: setup.work, windowSeconds: seconds).run()
+    FileHandleOut.line(prettyJSON(r))
     FileHandleOut.line("DA inclusion → applied (6 s DA blocks, \(Int(seconds)) s): blob.Subscribe p50 \(fixed(r.subscription.p50Milliseconds, 1)) ms p99 \(fixed(r.subscription.p99Milliseconds, 1)) ms (\(r.subscription.samples) DA heights); polling p50 \(fixed(r.polling.p50Milliseconds, 1)) ms p99 \(fixed(r.polling.p99Milliseconds, 1)) ms (\(r.polling.samples))")
-    if flag("--keep", in: args) {
-        FileHandleOut.line("kept \(work)")
-    } else {
-        try? FileManager.default.removeItem(atPath: work)
-    }
+    setup.finish()
 }

@@ -308,33 +308,19 @@ extension HAFailoverResult {
 /// `evnode-testkit bench-ha [--kills N] [--baseline-kills M] [--evnode PATH] [--out DIR] [--keep]`:
 /// only bench-all's HA failover figure (same measurement).
 func benchHA(_ args: [String]) {
-    let testkit = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    let evnode = option("--evnode", in: args) ?? "\((testkit as NSString).deletingLastPathComponent)/evnode"
-    guard FileManager.default.isExecutableFile(atPath: evnode) else { fail("no evnode executable at \(evnode)") }
     guard FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd") else {
         fail("/usr/bin/etcd is missing: install etcd-server (`make deps`)")
     }
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-bench-ha-\(getpid())").path
-    do {
-        try FileIO.makeDirectories(work)
-    } catch {
-        fail("\(error)")
-    }
+    let setup = BenchSetup(args, workName: "evnode-bench-ha")
     let load = MachineInfo.current().loadAverageAtStart
-    let r = HAFailoverBench(evnode: evnode, work: work, kills: intOption("--kills", in: args, default: 20),
+    let r = HAFailoverBench(evnode: setup.evnode, work: setup.work, kills: intOption("--kills", in: args, default: 20),
                             baselineKills: intOption("--baseline-kills", in: args, default: 5)).run()
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    let json = String(decoding: (try? encoder.encode(r)) ?? Data(), as: UTF8.self)
+    let json = prettyJSON(r)
     if let out = option("--out", in: args) {
         try? FileIO.makeDirectories(out)
         try? FileIO.writeAtomically("\(out)/bench-ha.json", json + "\n")
     }
     FileHandleOut.line(json)
     FileHandleOut.line(r.summaryLine + "; load \(load) at start, \(MachineInfo.current().loadAverageAtStart) at end")
-    if flag("--keep", in: args) {
-        FileHandleOut.line("kept \(work)")
-    } else {
-        try? FileManager.default.removeItem(atPath: work)
-    }
+    setup.finish()
 }

@@ -277,20 +277,9 @@ func benchMemory(_ args: [String]) {
     guard plan.blocks >= 10 else { fail("--blocks must be at least 10") }
     guard plan.productionSeconds >= 6 else { fail("--production-seconds must be at least 6") }
     let out = option("--out", in: args) ?? "bench-results"
-    let testkit = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    let evnode = option("--evnode", in: args) ?? "\((testkit as NSString).deletingLastPathComponent)/evnode"
-    guard FileManager.default.isExecutableFile(atPath: evnode) else {
-        fail("no evnode executable at \(evnode) (build with `swift build -c release` first)")
-    }
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-bench-memory-\(getpid())").path
-    do {
-        try FileIO.makeDirectories(work)
-        try FileIO.makeDirectories(out)
-    } catch {
-        fail("\(error)")
-    }
-    FileHandleOut.line("evnode memory benchmark; work directory \(work)")
-    let driver = BenchDriver(plan: plan, work: work, evnode: evnode, testkit: testkit)
+    let setup = BenchSetup(args, workName: "evnode-bench-memory")
+    FileHandleOut.line("evnode memory benchmark; work directory \(setup.work)")
+    let driver = BenchDriver(plan: plan, work: setup.work, evnode: setup.evnode, testkit: setup.testkit)
     var results = MemoryBenchResults()
     results.machine = MachineInfo.current()
     results.started = RFC3339.format(unixNanoseconds: wallNanoseconds())
@@ -305,19 +294,6 @@ func benchMemory(_ args: [String]) {
     }
     driver.localDA?.stop()
     results.loadAverageAtEnd = MachineInfo.current().loadAverageAtStart
-    let stamp = results.started.replacingOccurrences(of: ":", with: "").prefix(17)
-    let path = "\(out)/\(stamp)-memory.json"
-    do {
-        try FileIO.writeAtomically(path, results.json())
-    } catch {
-        fail("writing \(path): \(error)")
-    }
-    FileHandleOut.line("")
-    FileHandleOut.line(results.table())
-    FileHandleOut.line("results: \(path)")
-    if flag("--keep", in: args) {
-        FileHandleOut.line("kept the work directory (logs, homes): \(work)")
-    } else {
-        try? FileManager.default.removeItem(atPath: work)
-    }
+    setup.publish(json: results.json(), table: results.table(), started: results.started, mode: "memory", out: out)
+    setup.finish()
 }

@@ -190,24 +190,10 @@ extension SlowDACatchupResult {
 /// `evnode-testkit bench-slow-da [--blocks N] [--evnode PATH] [--keep]`: only the "catch-up over a
 /// 100 ms DA" figure of `bench-all` (same measurement).
 func benchSlowDA(_ args: [String]) {
-    let testkit = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    let evnode = option("--evnode", in: args) ?? "\((testkit as NSString).deletingLastPathComponent)/evnode"
-    guard FileManager.default.isExecutableFile(atPath: evnode) else { fail("no evnode executable at \(evnode)") }
-    let work = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-slow-da-\(getpid())").path
-    do {
-        try FileIO.makeDirectories(work)
-    } catch {
-        fail("\(error)")
-    }
-    let r = SlowDACatchupBench(evnode: evnode, testkit: testkit, work: work,
+    let setup = BenchSetup(args, workName: "evnode-slow-da")
+    let r = SlowDACatchupBench(evnode: setup.evnode, testkit: setup.testkit, work: setup.work,
                                blocks: intOption("--blocks", in: args, default: 1_600)).run()
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    FileHandleOut.line(String(decoding: (try? encoder.encode(r)) ?? Data(), as: UTF8.self))
+    FileHandleOut.line(prettyJSON(r))
     FileHandleOut.line("catch-up over a \(r.responseDelayMilliseconds) ms DA: \(r.summary)")
-    if flag("--keep", in: args) {
-        FileHandleOut.line("kept \(work)")
-    } else {
-        try? FileManager.default.removeItem(atPath: work)
-    }
+    setup.finish()
 }
