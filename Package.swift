@@ -51,8 +51,8 @@ let package = Package(
         .target(name: "Chain", dependencies: [
             "Config",
             .product(name: "Crypto", package: "swift-crypto"),
-        ], path: "Sources/Block", sources: ["Chain", "Wire", "Signing", "Validation", "Executor"],
-           swiftSettings: strict),
+        ], path: "Sources/Block", exclude: ["Block.swift", "Store", "Execution", "Sync", "Recovery", "Production"],
+           sources: ["Chain", "Wire", "Signing", "Validation", "Executor"], swiftSettings: strict),
         // RocksDB and the block store: blocks, state and executor writes committed together;
         // the double-sign evidence log (its own key range).
         .target(name: "Store", dependencies: [
@@ -69,7 +69,9 @@ let package = Package(
         .target(name: "Sync", dependencies: [
             "Chain", "Store", "Execution", "Config",
             .product(name: "Logging", package: "swift-log"),
-        ], path: "Sources/Block", sources: ["Sync", "Recovery"], swiftSettings: strict),
+        ], path: "Sources/Block",
+           exclude: ["Block.swift", "Chain", "Wire", "Signing", "Validation", "Executor", "Store", "Execution", "Production"],
+           sources: ["Sync", "Recovery"], swiftSettings: strict),
         // Blocks out: the builder and the producer.
         .target(name: "Production", dependencies: [
             "Chain", "Store", "Execution", "Config",
@@ -77,7 +79,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Sources/Block/Production", swiftSettings: strict),
         .target(name: "Block", dependencies: ["Chain", "Store", "Execution", "Sync", "Production"],
-                path: "Sources/Block", sources: ["Block.swift"], swiftSettings: strict),
+                path: "Sources/Block",
+                exclude: ["Chain", "Wire", "Signing", "Validation", "Executor", "Store", "Execution", "Sync", "Recovery",
+                          "Production"],
+                sources: ["Block.swift"], swiftSettings: strict),
         .target(name: "DA", dependencies: [
             "Config", "Block", "HTTPClient", "CRocksDB",
             .product(name: "Crypto", package: "swift-crypto"),
