@@ -57,9 +57,12 @@ import Glibc
             #expect(try await f.block(softHeight)?.hash == b.block(softHeight)?.hash)
             #expect(try await f.block(1)?.hash == a.block(1)?.hash, "block 1 (genesis time, no txs) is the same on both")
 
+            // The evidence gauge is sampled by the node's metrics loop: wait for its next round.
+            try await waitUntil("F's metrics to count the double signs", timeout: .seconds(30), every: .milliseconds(100)) {
+                metricValue(try await f.metrics(), "evnode_double_sign_evidence").map { $0 >= 1 } == true
+            }
             let metrics = try await f.metrics()
             #expect(metricValue(metrics, "evnode_rollbacks_total").map { $0 >= 1 } == true, "F rolled back: \(metrics)")
-            #expect(metricValue(metrics, "evnode_double_sign_evidence").map { $0 >= 1 } == true)
             let status = try await f.status()
             #expect(status.evidence >= 1)
             let evidence = try await HTTP.get(f.rpc + "/evidence")
