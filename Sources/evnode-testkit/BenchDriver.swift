@@ -488,13 +488,7 @@ final class BenchDriver {
     }
 
     func waitFor(_ what: String, timeout: Double, process: ChildProcess, _ condition: () -> Bool) {
-        let deadline = now() + timeout
-        while now() < deadline {
-            guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.log))") }
-            if condition() { return }
-            usleep(20_000)
-        }
-        fail("timed out waiting for \(what):\n\(tail(process.log))")
+        benchWait(what, timeout: timeout, process: process, condition)
     }
 
     func step(_ text: String) {
@@ -534,4 +528,16 @@ func benchAll(_ args: [String]) {
     let results = driver.run()
     setup.publish(json: results.json(), table: results.table(), started: results.started, mode: plan.mode, out: out)
     setup.finish()
+}
+
+/// Polls `condition` every 20 ms until it holds; fails the bench (with the log's tail) when
+/// `process` exits first or `timeout` seconds pass.
+func benchWait(_ what: String, timeout: Double, process: ChildProcess, _ condition: () -> Bool) {
+    let deadline = now() + timeout
+    while now() < deadline {
+        guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.log))") }
+        if condition() { return }
+        usleep(20_000)
+    }
+    fail("timed out waiting for \(what):\n\(tail(process.log))")
 }

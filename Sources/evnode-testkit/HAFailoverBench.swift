@@ -116,13 +116,13 @@ struct HAFailoverBench {
         ], logDirectory: work)
         defer { etcd.stop() }
         let etcdHTTP = LoopbackHTTPConnection(port: etcdPort)
-        wait("etcd to answer", timeout: 30, etcd) { (try? etcdHTTP.get("/version"))?.status == 200 }
+        benchWait("etcd to answer", timeout: 30, process: etcd) { (try? etcdHTTP.get("/version"))?.status == 200 }
         let da = ChildProcess(name: "ha-\(mode)-da", executable: evnode,
                               arguments: ["local-da", "--home", "\(dir)/da", "--listen", "127.0.0.1:\(daPort)",
                                           "--block-time", "300ms"],
                               logDirectory: work)
         defer { da.stop() }
-        wait("the local DA to listen", timeout: 30, da) { da.log.contains("listening on") }
+        benchWait("the local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
 
         let nodes = makeNodes(dir: dir, mode: mode, etcdURL: etcdURL, daURL: "http://127.0.0.1:\(daPort)", extra: extra)
         defer {
@@ -245,15 +245,6 @@ struct HAFailoverBench {
         fail("timed out waiting for \(what):\n\(logs(nodes))")
     }
 
-    private func wait(_ what: String, timeout: Double, _ process: ChildProcess, _ condition: () -> Bool) {
-        let deadline = now() + timeout
-        while now() < deadline {
-            guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.log))") }
-            if condition() { return }
-            usleep(20_000)
-        }
-        fail("timed out waiting for \(what):\n\(tail(process.log))")
-    }
 
     private func logs(_ nodes: [Node]) -> String {
         nodes.map { "--- \($0.name)\n" + tail($0.process?.log ?? "", lines: 15) }.joined(separator: "\n")

@@ -97,7 +97,7 @@ struct SlowDACatchupBench {
         if let delay { arguments += ["--response-delay", "\(delay)ms"] }
         let da = ChildProcess(name: delay == nil ? "slow-da-fast" : "slow-da", executable: evnode, arguments: arguments,
                               logDirectory: dir)
-        wait("the local DA to listen", timeout: 30, da) { da.log.contains("listening on") }
+        benchWait("the local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
         return (da, port, "http://127.0.0.1:\(port)")
     }
 
@@ -170,15 +170,6 @@ struct SlowDACatchupBench {
         return UInt64(height)
     }
 
-    private func wait(_ what: String, timeout: Double, _ process: ChildProcess, _ condition: () -> Bool) {
-        let deadline = now() + timeout
-        while now() < deadline {
-            guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.log))") }
-            if condition() { return }
-            usleep(20_000)
-        }
-        fail("timed out waiting for \(what):\n\(tail(process.log))")
-    }
 }
 
 extension SlowDACatchupResult {
