@@ -137,6 +137,50 @@ public enum FileIO {
         try syncDirectory(of: path)
     }
 
+    /// Appends `bytes` to the existing file at `path` and `fdatasync`s it, when the file is
+    /// there, not empty, ends with a newline and stays below `limit` bytes; returns false
+    /// (writing nothing) otherwise, for the caller to rewrite it whole. An error after the write
+    /// began can leave part of `bytes` at the end, unterminated.
+    public static func appendSynced(_ path: String, _ bytes: [UInt8], whileBelow limit: Int) throws(Failure) -> Bool {
+        let fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return false }
+            throw Failure(path: path, reason: errnoText())
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let reason = errnoText()
+            close(fd)
+            throw Failure(path: path, reason: "fstat: \(reason)")
+        }
+        let size = Int(st.st_size)
+        var lastByte: UInt8 = 0
+        guard size > 0, size + bytes.count < limit, pread(fd, &lastByte, 1, off_t(size - 1)) == 1,
+              lastByte == UInt8(ascii: "\n") else {
+            close(fd)
+            return false
+        }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = errnoText()
+                close(fd)
+                throw Failure(path: path, reason: "append: \(reason)")
+            }
+            written += n
+        }
+        // fdatasync also makes the new size durable; the directory entry does not change.
+        if fdatasync(fd) != 0 {
+            let reason = errnoText()
+            close(fd)
+            throw Failure(path: path, reason: "fdatasync: \(reason)")
+        }
+        if close(fd) != 0 { throw Failure(path: path, reason: "close: \(errnoText())") }
+        return true
+    }
+
     public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644,
                                        exclusive: Bool = false) throws(Failure) {
         try writeAtomically(path, Array(text.utf8), mode: mode, exclusive: exclusive)

@@ -5,10 +5,20 @@ import Foundation
 /// committed to the store or leaves the process in any way. A restored sequencer whose store is
 /// gone still knows how far it got, so it never signs a second block at a height it already signed.
 ///
-/// File format: `{"last_signed_height": N}`, or `{"last_signed_height": N, "block": "<base64>"}`
-/// when the producer also kept the block it signed at N. That block is the only one this key
-/// ever signed at N, so a node that crashed after the mark and before its store commit can
-/// commit exactly that block again instead of refusing to go on (or signing a second one).
+/// File format: one JSON object per line, `{"last_signed_height": N}` or
+/// `{"last_signed_height": N, "block": "<base64>"}` when the producer also kept the block it
+/// signed at N; the last line is the mark. That block is the only one this key ever signed at N,
+/// so a node that crashed after the mark and before its store commit can commit exactly that
+/// block again instead of refusing to go on (or signing a second one). A file of one such line —
+/// what earlier versions, `evnode signer reset` and operators write — is the same format.
+///
+/// Recording appends a line and `fdatasync`s the file (about a third of a temp-file rename and two
+/// fsyncs: production records once per block). The directory entry is made durable when the file
+/// is created or rewritten, never changed by an append. Past `compactionBytes`, after an
+/// unterminated last line, or when the file is missing, the file is rewritten atomically with
+/// the new line alone. A crash during an append can leave an unterminated last line: it was
+/// never durable, so its block never left the process, and loading skips it. Any other line that
+/// does not parse is damage, and loading fails closed.
 public struct SignerHighWaterMark: Sendable {
     /// The mark and, when the producer kept it, the encoded block signed at that height.
     public struct Record: Sendable, Equatable {
@@ -46,13 +56,53 @@ public struct SignerHighWaterMark: Sendable {
             throw .file(path: path, reason: error.description)
         }
         guard present else { return nil }
-        let text: String
+        let bytes: [UInt8]
         do {
-            text = try FileIO.readString(path, limit: Self.maxFileBytes)
+            bytes = try FileIO.readBytes(path, limit: Self.maxFileBytes)
         } catch {
             throw .file(path: path, reason: error.description)
         }
-        return try Self.parse(text, path: path)
+        return try Self.parseLines(bytes, path: path)
+    }
+
+    /// The last record of the file; see the type's comment for what is skipped and what fails.
+    static func parseLines(_ bytes: [UInt8], path: String) throws(ConfigError) -> Record {
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        // What follows the last newline: empty, or a line whose append did not complete.
+        let unterminated = lines.removeLast()
+        var last: Record?
+        for (number, line) in lines.enumerated() where !Self.isBlank(line) {
+            guard let text = String(validating: line, as: UTF8.self) else {
+                throw .file(path: path, reason: "line \(number + 1) is not valid UTF-8")
+            }
+            do throws(ConfigError) {
+                last = try parse(text, path: path)
+            } catch {
+                if lines.count > 1, case .file(_, let reason) = error {
+                    throw .file(path: path, reason: "line \(number + 1): \(reason)")
+                }
+                throw error
+            }
+        }
+        if !Self.isBlank(unterminated) {
+            let text = String(validating: unterminated, as: UTF8.self)
+            if let text, let record = try? parse(text, path: path) {
+                last = record                                   // written without a final newline
+            } else if last == nil, let text {
+                _ = try parse(text, path: path)                 // the only line: damage, say why
+            } else if last == nil {
+                throw .file(path: path, reason: "not valid UTF-8")
+            }
+            // Otherwise a torn append after a durable line: never acted on, skipped.
+        }
+        guard let last else {
+            throw .file(path: path, reason: "not a signer state file (expected {\"last_signed_height\": N})")
+        }
+        return last
+    }
+
+    private static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
+        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
     }
 
     static func parse(_ text: String, path: String) throws(ConfigError) -> Record {
@@ -84,18 +134,39 @@ public struct SignerHighWaterMark: Sendable {
         return Record(height: height, block: block)
     }
 
+    /// Past this size the next record rewrites the file with itself alone; small enough that a
+    /// load, which reads the whole file, stays cheap enough to run before every block.
+    public static let compactionBytes = 64 << 10
+
     /// Durably records `height` as signed, with the block signed there when given. Returns only
-    /// after the file and its directory are fsynced; every failure on the way is an error.
+    /// after the record is on disk; every failure on the way is an error.
     public func record(_ height: UInt64, block: [UInt8]? = nil) throws(ConfigError) {
+        let line = Self.line(height, block: block)
+        do {
+            if try !FileIO.appendSynced(path, line, whileBelow: Self.compactionBytes) {
+                try FileIO.writeAtomically(path, line, mode: 0o600)
+            }
+        } catch {
+            throw .file(path: path, reason: error.description)
+        }
+    }
+
+    /// Replaces the whole file with `height` alone (`evnode signer reset`): no earlier line and no
+    /// kept block survive. File and directory are fsynced before it returns.
+    public func replace(with height: UInt64) throws(ConfigError) {
+        do {
+            try FileIO.writeAtomically(path, Self.line(height, block: nil), mode: 0o600)
+        } catch {
+            throw .file(path: path, reason: error.description)
+        }
+    }
+
+    static func line(_ height: UInt64, block: [UInt8]?) -> [UInt8] {
         var text = "{\"last_signed_height\": \(height)"
         if let block {
             text += ", \"block\": \"\(Data(block).base64EncodedString())\""
         }
         text += "}\n"
-        do {
-            try FileIO.writeAtomically(path, text, mode: 0o600)
-        } catch {
-            throw .file(path: path, reason: error.description)
-        }
+        return Array(text.utf8)
     }
 }

@@ -48,6 +48,8 @@
 //                               [--no-production] [--out DIR] [--keep]
 //       `make bench-memory`: RSS over a 1,000,000-block catch-up and 30 min of 10 ms production,
 //       with the node's memory metrics per sample (MemoryBench.swift).
+//   evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--keep]
+//       Only bench-all's production figures, on a fresh aggregator home (ProductionBench.swift).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -63,6 +65,7 @@ case "bench-da-latency": benchDALatency(arguments)
 case "bench-slow-da": benchSlowDA(arguments)
 case "bench-ha": benchHA(arguments)
 case "bench-memory": benchMemory(arguments)
+case "bench-production": benchProduction(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da | bench-ha | bench-memory (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da | bench-ha | bench-memory | bench-production (see the comment in main.swift)")
 }

@@ -49,7 +49,7 @@ struct SignerResetCommand: ParsableCommand {
             // A damaged file is exactly what an operator may need to replace; say what it was.
             previous = "unreadable (\(error))"
         }
-        try mark.record(height)
+        try mark.replace(with: height)
 
         LogBootstrap.bootstrap(level: "info", format: .text)
         Logger(label: "evnode.signer").warning("signer high-water mark reset by operator", metadata: [

@@ -142,7 +142,7 @@ import Testing
         #expect(try mark.loadRecord() == SignerHighWaterMark.Record(height: 9, block: block))
         #expect(try mark.load() == 9)
         // `signer reset` writes the height alone: no block.
-        try mark.record(5)
+        try mark.replace(with: 5)
         #expect(try mark.loadRecord() == SignerHighWaterMark.Record(height: 5, block: nil))
         for damaged in ["{\"last_signed_height\": 9, \"block\": \"not base64!\"}",
                         "{\"last_signed_height\": 9, \"other\": 1}",
@@ -150,6 +150,51 @@ import Testing
             try FileIO.writeAtomically(mark.path, damaged)
             #expect(throws: ConfigError.self, "\(damaged)") { try mark.load() }
         }
+    }
+
+    /// Records are appended lines; the last is the mark. A torn append (an unterminated last
+    /// line after a durable one) is skipped, a damaged line elsewhere fails closed, and the file
+    /// is rewritten whole past its size bound or after a torn tail.
+    @Test func appendsLinesSkipsATornTailAndFailsClosedOnDamage() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mark = SignerHighWaterMark(path: dir + "/signer.state")
+        func text() throws -> String { try FileIO.readString(mark.path) }
+        try mark.record(1)
+        try mark.record(2, block: [1, 2, 3])
+        #expect(try text() == "{\"last_signed_height\": 1}\n{\"last_signed_height\": 2, \"block\": \"AQID\"}\n")
+        #expect(try mark.loadRecord() == .init(height: 2, block: [1, 2, 3]))
+
+        // Bounded: past compactionBytes the file holds the newest line alone.
+        let block = [UInt8](repeating: 7, count: 5_000)
+        for h in UInt64(3)...60 { try mark.record(h, block: block) }
+        let size = try FileIO.readBytes(mark.path).count
+        #expect(size < SignerHighWaterMark.compactionBytes)
+        #expect(try mark.loadRecord() == .init(height: 60, block: block))
+
+        // Torn appends: a prefix of a line, or zeros where the data never reached the disk.
+        for torn in ["{\"last_signed_height\": 8", "{\"last_signed_height\": 81, \"block\": \"AQ", "\0\0\0\0"] {
+            try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": 7}\n" + torn)
+            #expect(try mark.load() == 7, "\(torn.debugDescription)")
+            try mark.record(8)
+            #expect(try text() == "{\"last_signed_height\": 8}\n", "no append after a torn tail")
+        }
+        // Written by hand without the final newline: a whole line, not a torn one.
+        try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": 12}")
+        #expect(try mark.load() == 12)
+        try mark.record(13)
+        #expect(try mark.load() == 13)
+        // An unterminated line with nothing durable before it is damage.
+        try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": 1")
+        #expect(throws: ConfigError.self) { try mark.load() }
+        // A damaged line that is not the last: fail closed, naming it.
+        try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": 1}\nxx\n{\"last_signed_height\": 3}\n")
+        #expect { try mark.load() } throws: { "\($0)".contains("line 2") }
+        // `signer reset` replaces everything with one line.
+        try mark.replace(with: 2)
+        #expect(try text() == "{\"last_signed_height\": 2}\n")
+        #expect(FileIO.mode(mark.path) == 0o600)
     }
 
     /// Only "no such file" means "no mark": any other failure to look at the file fails closed.

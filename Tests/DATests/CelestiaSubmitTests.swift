@@ -27,6 +27,26 @@ import TestSupport
         }
     }
 
+    /// Options as other clients write them: celestia-node's default gas price -1 ("not set")
+    /// means estimate; a gas limit near 2^64 is refused by the fee rule, not by a crash.
+    @Test func negativeGasPriceMeansEstimateAndHugeNumbersDoNotCrashTheDA() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h", "--min-gas-price", "50"]) { da, client, _ in
+            func submit(_ options: String) throws -> [String: Any] {
+                let body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"blob.Submit\",\"params\":[[{\"namespace\":\"\(headers.base64)\","
+                    + "\"data\":\"aGk=\",\"share_version\":0}],\(options)]}"
+                let r = try runCurl(["-X", "POST", "--data-binary", body, da.url])
+                return try #require(try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any], "\(r.output)")
+            }
+            #expect(try submit("{\"gas_price\":-1}")["result"] is Int)
+            #expect(try submit("{\"gas_price\":-1,\"is_gas_price_set\":true}")["result"] is Int)
+            let huge = try submit("{\"gas_price\":0.5,\"gas\":18446744073709551615}")
+            let message = (huge["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(message.contains("insufficient fees; got:"), "\(huge)")
+            #expect(try submit("{\"gas_price\":1e300,\"gas\":18446744073709551615}")["result"] is Int)
+            #expect(try await client.networkHead().height >= 3, "the DA still serves")
+        }
+    }
+
     @Test func subscriptionNotifiesEveryNewHeight() async throws {
         try await withLocalDA(arguments: ["--block-time", "1h"]) { da, client, _ in
             let seen = Mutex<[UInt64]>([])

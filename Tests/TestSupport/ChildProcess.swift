@@ -13,6 +13,8 @@ public final class ChildProcess: @unchecked Sendable {
     private let process: Process
     private let lock = Mutex<Void>(())
     private let cursor = Mutex<Int>(0)
+    /// Set once the test sent a signal: an exit after it was asked for.
+    private let signalled = Atomic<Bool>(false)
     public let name: String
     public let logPath: String
     public let pid: Int32
@@ -72,6 +74,19 @@ public final class ChildProcess: @unchecked Sendable {
     /// True when the process was ended by a signal rather than exiting by itself.
     public var diedOfSignal: Bool { lock.withLock { _ in process.terminationReason == .uncaughtSignal } }
 
+    /// True when the process has ended although the test never signalled it (a crash, an exit on
+    /// an error): the first thing to read when a scenario fails.
+    public var endedUnasked: Bool { !isRunning && !signalled.load(ordering: .relaxed) }
+
+    /// How the process ended, e.g. "killed by signal 6" or "exited with status 1"; "running".
+    public var exitDescription: String {
+        lock.withLock { _ in
+            guard !process.isRunning else { return "running" }
+            return process.terminationReason == .uncaughtSignal
+                ? "killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
+        }
+    }
+
     /// The first line for which `match` returns a value; fails when the process exits first.
     public func waitForLine<T>(_ what: String, timeout: Duration = .seconds(60), _ match: (String) -> T?) async throws -> T {
         var found: T?
@@ -121,6 +136,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     public func signal(_ sig: Int32) {
+        if sig != SIGSTOP && sig != SIGCONT { signalled.store(true, ordering: .relaxed) }
         if isRunning { _ = kill(pid, sig) }
     }
 
@@ -141,7 +157,8 @@ public final class ChildProcess: @unchecked Sendable {
     /// it had exited by itself).
     @discardableResult
     public func kill9() -> Int32 {
-        lock.withLock { _ in
+        signalled.store(true, ordering: .relaxed)
+        return lock.withLock { _ in
             if process.isRunning { kill(pid, SIGKILL) }
             process.waitUntilExit()
             return process.terminationReason == .uncaughtSignal ? process.terminationStatus : -1

@@ -214,13 +214,26 @@ public final class Testnet: @unchecked Sendable {
     }
 
     /// The last lines of every log in the network.
+    ///
+    /// Processes that ended without the test stopping them (a crash, an exit on an error) come
+    /// first, named with how they ended and with a longer tail, so that a truncated report still
+    /// shows them.
     public func logTails(lines: Int = 40) -> String {
+        let current = nodes.compactMap(\.child) + others + els.compactMap(\.child)
+            + [da?.child, etcd?.child].compactMap { $0 }
+        let crashed = current.filter(\.endedUnasked)
+        let crashedLogs = Set(crashed.map { ($0.logPath as NSString).lastPathComponent })
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: logDirectory)) ?? []).sorted()
-        return files.map { file in
+        func tail(_ file: String, _ count: Int) -> String {
             let text = (try? String(contentsOfFile: logDirectory + "/" + file, encoding: .utf8)) ?? ""
-            let tail = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines)
+            let tail = text.split(separator: "\n", omittingEmptySubsequences: false).suffix(count)
             return "== \(file) ==\n" + tail.joined(separator: "\n")
-        }.joined(separator: "\n")
+        }
+        var report = crashed.map { "!! \($0.name) (pid \($0.pid)) \($0.exitDescription) without being stopped\n" }.joined()
+        report += files.filter(crashedLogs.contains).map { tail($0, lines * 2) }.joined(separator: "\n")
+        if !crashed.isEmpty { report += "\n" }
+        report += files.filter { !crashedLogs.contains($0) }.map { tail($0, lines) }.joined(separator: "\n")
+        return report
     }
 }
 

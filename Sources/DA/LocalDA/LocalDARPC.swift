@@ -190,18 +190,21 @@ struct LocalDARPC: Sendable {
     /// Without a gas price the node "estimates" the minimum, like a real one on a quiet network.
     private func checkFee(_ options: TxOptions?, bytes: Int) throws {
         let signer = options?.signer_address ?? options?.key_name ?? "default"
-        let set = options?.is_gas_price_set ?? (options?.gas_price != nil)
-        let price = set ? (options?.gas_price ?? 0) : minGasPrice
+        // celestia-node's default gas price is -1, "not set": a negative price means estimate.
+        let given = options?.gas_price.flatMap { $0 >= 0 ? $0 : nil }
+        let set = (options?.is_gas_price_set ?? true) && given != nil
+        let price = set ? given! : minGasPrice
         // Roughly celestia-app's blob gas: a fixed part plus 8 gas per byte of blob shares.
         let gas = options?.gas ?? UInt64(65_000 + 8 * ((bytes + 477) / 478) * 512)
-        let fee = UInt64((price * Double(gas)).rounded(.up))
-        let required = UInt64((minGasPrice * Double(gas)).rounded(.up))
+        // In utia; compared as doubles so that no client's numbers can overflow an integer.
+        let fee = (price * Double(gas)).rounded(.up)
+        let required = (minGasPrice * Double(gas)).rounded(.up)
         if minGasPrice > 0, fee < required {
             logger?.info("refused a submission: gas price below the minimum", metadata: [
                 "gas_price": "\(DATxConfig.decimal(price))", "min_gas_price": "\(DATxConfig.decimal(minGasPrice))",
                 "signer": "\(signer)"])
             throw Fault.application("failed to submit blobs due to insufficient gas price in txconfig: "
-                + "insufficient fees; got: \(fee)utia required: \(required)utia: insufficient fee")
+                + "insufficient fees; got: \(String(format: "%.0f", fee))utia required: \(String(format: "%.0f", required))utia: insufficient fee")
         }
         logger?.info("accepted a submission", metadata: [
             "gas_price": "\(set ? DATxConfig.decimal(price) : "estimated")", "signer": "\(signer)", "bytes": "\(bytes)"])
