@@ -34,9 +34,11 @@ public final class ChildProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
+        // A Swift process that crashes writes its backtrace into its log (by default only when
+        // attached to a terminal): a CI failure then says where a node or the DA died.
+        var inherited = ProcessInfo.processInfo.environment
+        if inherited["SWIFT_BACKTRACE"] == nil { inherited["SWIFT_BACKTRACE"] = "enable=yes,interactive=no" }
+        process.environment = inherited.merging(environment ?? [:]) { $1 }
         process.standardOutput = log
         if separateStderr {
             let errPath = "\(logDirectory)/\(name).stderr.log"

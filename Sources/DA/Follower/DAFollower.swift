@@ -96,6 +96,11 @@ public final class DAFollower: Sendable {
     let executor: any Executor
     let checker: DABlobChecker
     let blockingPool: NIOThreadPool
+    /// The follower's own thread for the work done in DA order — each height's second pass and
+    /// its finalization writes. On the shared blocking pool they would wait behind the first
+    /// passes (signature checks) of every later height in flight, and the applier would sit idle
+    /// while the cores check heights it cannot take yet.
+    private let inOrderLane: NIOThreadPool
     let logger: Logger
     /// Answers and faults of every DA request: the log's one WARNING, summaries and INFO, and
     /// the failure fields of `status`.
@@ -126,12 +131,18 @@ public final class DAFollower: Sendable {
         self.authority = authority
         self.evidence = evidence
         self.blockingPool = blockingPool
+        inOrderLane = NIOThreadPool(numberOfThreads: 1)
+        inOrderLane.start()
         self.logger = logger
         availability = DAAvailability(logger: logger)
         pacer = DAFetchPacer(maximum: options.parallelism, maxBufferedBytes: options.maxBufferedBytes)
         state = Mutex(DAFollowerStatus(nextDAHeight: options.startHeight, daHead: 0, headReached: false,
                                        unresolved: 0, highestHeader: 0, lastError: nil, failingSince: nil,
                                        badBlobs: 0))
+    }
+
+    deinit {
+        inOrderLane.shutdownGracefully(queue: .global()) { _ in }
     }
 
     public var status: DAFollowerStatus {
@@ -319,10 +330,10 @@ public final class DAFollower: Sendable {
     /// advances finalization.
     private func process(_ daHeight: UInt64, _ decoded: [DABlobChecker.Decoded], tracker: inout InclusionTracker) async throws {
         var bad = 0
-        // The second pass (data no header claims needs its own signature) on the blocking pool.
+        // The second pass (data no header claims needs its own signature), off the cooperative pool.
         let checker = self.checker
         let claimed = tracker.waitingDataHashes
-        let results = try await blockingPool.runIfActive { checker.resolve(decoded, claimed: claimed) }
+        let results = try await inOrderLane.runIfActive { checker.resolve(decoded, claimed: claimed) }
         let finalized = store.finalizedHeight
         for checked in results {
             switch checked {
@@ -438,11 +449,16 @@ public final class DAFollower: Sendable {
         let resume = tracker.lowestUnresolvedDAHeight(after: f) ?? (daHeight + 1)
         let finalizedHeight = f
         let toRecord = confirmed
-        try await blockingPool.runIfActive {
+        try await inOrderLane.runIfActive {
             try store.recordDAInclusions(toRecord, sync: false)
             if finalizedHeight > store.finalizedHeight {
                 do throws(StoreError) {
-                    try store.setFinalizedHeight(finalizedHeight, executor: executor)
+                    // While deferred block commits wait for a checkpoint (a catch-up), finality
+                    // goes with them rather than forcing a memtable flush per DA height: a crash
+                    // loses both together, and DA, read again from the resume height, restores
+                    // it. At the head it is synced.
+                    let synced = !store.durabilityStatus.unflushed
+                    try store.setFinalizedHeight(finalizedHeight, executor: executor, sync: synced)
                 } catch {
                     // A rollback ran since the heights were read: finality waits for the replay.
                     guard case .aboveHeight = error else { throw error }
