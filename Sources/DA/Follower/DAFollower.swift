@@ -453,12 +453,7 @@ public final class DAFollower: Sendable {
             try store.recordDAInclusions(toRecord, sync: false)
             if finalizedHeight > store.finalizedHeight {
                 do throws(StoreError) {
-                    // While deferred block commits wait for a checkpoint (a catch-up), finality
-                    // goes with them rather than forcing a memtable flush per DA height: a crash
-                    // loses both together, and DA, read again from the resume height, restores
-                    // it. At the head it is synced.
-                    let synced = !store.durabilityStatus.unflushed
-                    try store.setFinalizedHeight(finalizedHeight, executor: executor, sync: synced)
+                    try store.setFinalizedHeight(finalizedHeight, executor: executor)
                 } catch {
                     // A rollback ran since the heights were read: finality waits for the replay.
                     guard case .aboveHeight = error else { throw error }
