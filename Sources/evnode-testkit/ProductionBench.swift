@@ -1,11 +1,11 @@
 import Config
 import Foundation
 
-/// `evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--keep]`:
+/// `evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--home DIR] [--keep]`:
 /// only bench-all's production figures — missed slots and block intervals under the HTTP tx load —
 /// on a fresh aggregator home with a local DA, so that a change to the production path can be
 /// measured in a minute instead of a whole `make bench`. (In `make bench` the aggregator also has
-/// the recovered 100,000-block store behind it.)
+/// the recovered 100,000-block store behind it: `--home` runs on such an existing home.)
 func benchProduction(_ args: [String]) {
     var plan = BenchPlan.full()
     plan.productionSeconds = Double(intOption("--seconds", in: args, default: 20))
@@ -16,12 +16,14 @@ func benchProduction(_ args: [String]) {
     }
     let setup = BenchSetup(args, workName: "evnode-production")
     let driver = BenchDriver(plan: plan, work: setup.work, evnode: setup.evnode, testkit: setup.testkit)
-    let home = setup.work + "/aggregator"
-    do {
-        _ = try HomeInitializer.initialize(home: home, chainID: driver.chainID, aggregator: true,
-                                           startTimeNanoseconds: wallNanoseconds() - 60_000_000_000)
-    } catch {
-        fail("init \(home): \(error)")
+    let home = option("--home", in: args) ?? setup.work + "/aggregator"
+    if option("--home", in: args) == nil {
+        do {
+            _ = try HomeInitializer.initialize(home: home, chainID: driver.chainID, aggregator: true,
+                                               startTimeNanoseconds: wallNanoseconds() - 60_000_000_000)
+        } catch {
+            fail("init \(home): \(error)")
+        }
     }
     driver.startLocalDA()
     defer { driver.localDA?.stop() }

@@ -48,7 +48,7 @@
 //                               [--no-production] [--out DIR] [--keep]
 //       `make bench-memory`: RSS over a 1,000,000-block catch-up and 30 min of 10 ms production,
 //       with the node's memory metrics per sample (MemoryBench.swift).
-//   evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--keep]
+//   evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--home DIR] [--keep]
 //       Only bench-all's production figures, on a fresh aggregator home (ProductionBench.swift).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
