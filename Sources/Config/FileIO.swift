@@ -88,17 +88,10 @@ public enum FileIO {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         if fd < 0 { throw Failure(path: tmp, reason: errnoText()) }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let reason = errnoText()
-                close(fd)
-                unlink(tmp)
-                throw Failure(path: tmp, reason: reason)
-            }
-            written += n
+        if let reason = writeAll(fd, bytes) {
+            close(fd)
+            unlink(tmp)
+            throw Failure(path: tmp, reason: reason)
         }
         // open(2) applies the umask; the key files must end up exactly 0600.
         if fchmod(fd, mode) != 0 {
@@ -160,16 +153,9 @@ public enum FileIO {
             close(fd)
             return false
         }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let reason = errnoText()
-                close(fd)
-                throw Failure(path: path, reason: "append: \(reason)")
-            }
-            written += n
+        if let reason = writeAll(fd, bytes) {
+            close(fd)
+            throw Failure(path: path, reason: "append: \(reason)")
         }
         // fdatasync also makes the new size durable; the directory entry does not change.
         if fdatasync(fd) != 0 {
@@ -184,6 +170,20 @@ public enum FileIO {
     public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644,
                                        exclusive: Bool = false) throws(Failure) {
         try writeAtomically(path, Array(text.utf8), mode: mode, exclusive: exclusive)
+    }
+
+    /// Writes all of `bytes` to `fd`, retrying short writes and EINTR; the error text, or nil.
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> String? {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errnoText()
+            }
+            written += n
+        }
+        return nil
     }
 
     static func syncDirectory(of path: String) throws(Failure) {
