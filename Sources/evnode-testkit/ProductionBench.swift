@@ -16,8 +16,9 @@ func benchProduction(_ args: [String]) {
     }
     let setup = BenchSetup(args, workName: "evnode-production")
     let driver = BenchDriver(plan: plan, work: setup.work, evnode: setup.evnode, testkit: setup.testkit)
-    let home = option("--home", in: args) ?? setup.work + "/aggregator"
-    if option("--home", in: args) == nil {
+    let existingHome = option("--home", in: args)
+    let home = existingHome ?? setup.work + "/aggregator"
+    if existingHome == nil {
         do {
             _ = try HomeInitializer.initialize(home: home, chainID: driver.chainID, aggregator: true,
                                                startTimeNanoseconds: wallNanoseconds() - 60_000_000_000)

@@ -82,11 +82,8 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// How the process ended, e.g. "killed by signal 6" or "exited with status 1"; "running".
     public var exitDescription: String {
-        lock.withLock { _ in
-            guard !process.isRunning else { return "running" }
-            return process.terminationReason == .uncaughtSignal
-                ? "killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
-        }
+        if isRunning { return "running" }
+        return diedOfSignal ? "killed by signal \(terminationStatus)" : "exited with status \(terminationStatus)"
     }
 
     /// The first line for which `match` returns a value; fails when the process exits first.

@@ -191,9 +191,9 @@ struct LocalDARPC: Sendable {
     private func checkFee(_ options: TxOptions?, bytes: Int) throws {
         let signer = options?.signer_address ?? options?.key_name ?? "default"
         // celestia-node's default gas price is -1, "not set": a negative price means estimate.
-        let given = options?.gas_price.flatMap { $0 >= 0 ? $0 : nil }
-        let set = (options?.is_gas_price_set ?? true) && given != nil
-        let price = set ? given! : minGasPrice
+        let given = (options?.is_gas_price_set ?? true) ? options?.gas_price.flatMap { $0 >= 0 ? $0 : nil } : nil
+        let set = given != nil
+        let price = given ?? minGasPrice
         // Roughly celestia-app's blob gas: a fixed part plus 8 gas per byte of blob shares.
         let gas = options?.gas ?? UInt64(65_000 + 8 * ((bytes + 477) / 478) * 512)
         // In utia; compared as doubles so that no client's numbers can overflow an integer.
