@@ -31,20 +31,13 @@ enum CrashChain {
 func crashWriter(_ args: [String]) {
     guard let path = option("--store", in: args) else { fail("crash-writer needs --store DIR") }
     let maxHeight = option("--max-height", in: args).flatMap { UInt64($0) } ?? UInt64.max
-    // --deferred: commits as a catch-up makes them (no WAL, durable at checkpoints), with a
-    // synced finality write every fourth batch and unsynced bookkeeping after every batch.
-    let deferred = args.contains("--deferred")
-    let checkpointMs = option("--checkpoint-ms", in: args).flatMap { Int64($0) } ?? 5_000
-    // --pause-after N (with --deferred): after the first batch past N that was not finalized,
-    // print "paused <height>" and stop writing, store open, until killed.
-    let pauseAfter = option("--pause-after", in: args).flatMap { UInt64($0) }
     let signer: BlockSigner
     do { signer = try BlockSigner(seed: CrashChain.seed) } catch { fail("\(error)") }
     let genesis = Genesis(chainID: CrashChain.chainID, startTimeNanoseconds: CrashChain.startTime,
                           proposerAddress: signer.address)
     FileHandleOut.line("genesis \(genesis.chainID) \(genesis.startTimeNanoseconds) \(Hex.encode(signer.address))")
     do {
-        let store = try BlockStore.open(path: path, checkpointInterval: .milliseconds(checkpointMs))
+        let store = try BlockStore.open(path: path)
         let executor = KVExecutor(store: store)
         var state = try store.initialize(genesis: genesis, executor: executor)
         let builder = BlockBuilder(signer: signer, executor: executor)
@@ -58,22 +51,9 @@ func crashWriter(_ args: [String]) {
                 commits.append(commit)
                 state = commit.state
             }
-            if deferred {
-                try store.commit(commits, durability: .deferred)
-                FileHandleOut.line("applied \(state.lastBlockHeight)")
-                try store.setMetadata("crash-writer", Array(String(state.lastBlockHeight).utf8))
-                if batchIndex % 4 == 3 {
-                    try store.setFinalizedHeight(state.lastBlockHeight, executor: executor, sync: true)
-                    FileHandleOut.line("finalized \(state.lastBlockHeight)")
-                } else if let pauseAfter, state.lastBlockHeight > pauseAfter {
-                    FileHandleOut.line("paused \(state.lastBlockHeight)")
-                    while true { sleep(60) }
-                }
-            } else {
-                // Mostly unsynced (kill -9 must not lose WAL writes the OS already has), some synced.
-                try store.commit(commits, sync: batchIndex % 4 == 3)
-                FileHandleOut.line("committed \(state.lastBlockHeight)")
-            }
+            // Mostly unsynced (kill -9 must not lose WAL writes the OS already has), some synced.
+            try store.commit(commits, sync: batchIndex % 4 == 3)
+            FileHandleOut.line("committed \(state.lastBlockHeight)")
             batchIndex += 1
         }
         store.close()

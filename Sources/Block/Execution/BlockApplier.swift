@@ -95,13 +95,6 @@ public struct BlockApplier: Sendable {
     /// Only a store failure throws (then nothing of this run was written).
     public func apply(_ blocks: [(signedHeader: SignedHeader, data: BlockData)], now: UInt64,
                       signaturesVerified: Bool = false, sync: Bool = false) throws(ApplyError) -> BatchApplyResult {
-        try apply(blocks, now: now, signaturesVerified: signaturesVerified, durability: sync ? .synced : .logged)
-    }
-
-    /// `apply(_:now:signaturesVerified:sync:)` with the store's durability of the commit spelled
-    /// out: `.deferred` while far behind (see `BlockStore`).
-    public func apply(_ blocks: [(signedHeader: SignedHeader, data: BlockData)], now: UInt64,
-                      signaturesVerified: Bool = false, durability: CommitDurability) throws(ApplyError) -> BatchApplyResult {
         guard var state = store.state else { throw .store(.notInitialized) }
         var commits: [BlockCommit] = []
         commits.reserveCapacity(blocks.count)
@@ -118,7 +111,7 @@ public struct BlockApplier: Sendable {
             }
         }
         do throws(StoreError) {
-            try store.commit(commits, durability: durability)
+            try store.commit(commits, sync: sync)
         } catch {
             throw .store(error)
         }

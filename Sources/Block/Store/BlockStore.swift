@@ -56,35 +56,16 @@ public struct SubmitterProgress: Sendable, Hashable {
     }
 }
 
-/// How a commit of blocks survives a crash.
-public enum CommitDurability: Sendable, Hashable {
-    /// Write-ahead log, fsynced before the call returns: survives power loss. For blocks this
-    /// node produced and signed (they may already be gossiped and exist nowhere else).
-    case synced
-    /// Write-ahead log: survives a crash of the process (`kill -9`).
-    case logged
-    /// No write-ahead log: on disk at the next checkpoint (see `BlockStore`). For blocks that
-    /// can be fetched again (DA is the source of truth) while far behind: a crash loses the
-    /// blocks since the last checkpoint, never part of one, and the node syncs them again.
-    case deferred
-}
-
 /// The node's persistent chain: blocks by height and by header hash, the chain state, DA
 /// bookkeeping and the executor's state, in one RocksDB database (SPEC §3-§5, §7).
 ///
-/// Every write is one RocksDB write batch, so a crash (even `kill -9`) leaves the store at
-/// the last complete batch. `sync: true` fsyncs the WAL before returning, which also survives
-/// power loss / OS crash: blocks this node produced and signed, rollbacks and finality.
-///
-/// Catch-up commits blocks `.deferred`: without the WAL (its writes are a large part of a
-/// block's cost), on disk when a checkpoint flushes the memtable. What a crash leaves is
-/// always a prefix of the writes in order, because of one rule: nothing is written to the WAL
-/// while unlogged writes are not yet flushed. A synced or logged write (finality, a produced
-/// block, a rollback, evidence) first makes a checkpoint; the follower's bookkeeping and
-/// pruning written meanwhile go unlogged too (a crash loses them with the blocks they follow).
-/// Checkpoints: before such a write, when `checkpointInterval` has passed since the first
-/// unflushed write, when commits go back to `.logged` (the node reached the head), on
-/// `checkpoint()` and on `close()`.
+/// Every write is one RocksDB write batch through the write-ahead log, so a crash (even
+/// `kill -9`) leaves the store at the last complete batch. `sync: true` fsyncs the WAL before
+/// returning, which also survives power loss / OS crash: blocks this node produced and signed,
+/// rollbacks and finality. Catch-up once skipped the WAL and flushed the memtable at
+/// checkpoints instead; with the DA follower's synced finality once per DA height that meant a
+/// flush, and a small L0 file to compact, every DA height, which cost more CPU than the WAL
+/// writes it saved (issue 18: 203–204 against 228–236 µs per block over 100,000 blocks).
 ///
 /// Thread-safe: reads run concurrently; writers are serialised. Only one writer should apply
 /// blocks (the store rejects commits that do not extend its current height).
@@ -93,30 +74,6 @@ public final class BlockStore: Sendable {
     let db: RocksDB
     private let writer = WriterLock()
     private let cache: Mutex<Cache>
-    /// Held across every write (and the flush a write may need): the check for unflushed
-    /// unlogged writes and the write it decides on must not be split by another write.
-    private let durability = Mutex<Unflushed>(Unflushed())
-    /// Longest a deferred write waits for its checkpoint.
-    public let checkpointInterval: Duration
-
-    private struct Unflushed {
-        /// When the oldest unflushed unlogged write was made; nil when there is none.
-        var since: ContinuousClock.Instant?
-        var checkpoints: UInt64 = 0
-    }
-
-    /// How one write goes to RocksDB (see the type's comment).
-    enum WriteMode {
-        /// WAL + fsync, after a checkpoint when unlogged writes are unflushed.
-        case synced
-        /// WAL, after a checkpoint when unlogged writes are unflushed.
-        case logged
-        /// Bookkeeping that may be lost together with the writes before it: WAL, or unlogged
-        /// while unlogged writes are unflushed.
-        case followsPrevious
-        /// Unlogged.
-        case deferred
-    }
 
     private struct Cache {
         var state: State?
@@ -128,10 +85,9 @@ public final class BlockStore: Sendable {
         var recentHashes = HeaderHashRing(capacity: 16_384)
     }
 
-    private init(db: RocksDB, path: String, state: State?, finalized: UInt64, checkpointInterval: Duration) {
+    private init(db: RocksDB, path: String, state: State?, finalized: UInt64) {
         self.db = db
         self.path = path
-        self.checkpointInterval = checkpointInterval
         cache = Mutex(Cache(state: state, finalized: finalized))
     }
 
@@ -143,7 +99,7 @@ public final class BlockStore: Sendable {
     /// - Throws: `.locked` when another process or handle has it open; `.notAStore` when the
     ///   path is a file, a non-empty directory without a database, or another RocksDB database;
     ///   `.openFailed` / `.corrupted` otherwise.
-    public static func open(path: String, checkpointInterval: Duration = .seconds(5)) throws(StoreError) -> BlockStore {
+    public static func open(path: String) throws(StoreError) -> BlockStore {
         try prepareDirectory(path)
         let db = try RocksDB.open(path: path)
         do throws(StoreError) {
@@ -159,74 +115,16 @@ public final class BlockStore: Sendable {
                 state = nil
             }
             let finalized = try readHeightValue(db, StoreKeys.finalized, what: "finalized height") ?? 0
-            return BlockStore(db: db, path: path, state: state, finalized: finalized,
-                              checkpointInterval: checkpointInterval)
+            return BlockStore(db: db, path: path, state: state, finalized: finalized)
         } catch {
             db.close()
             throw error
         }
     }
 
-    /// Checkpoints deferred writes and closes the database. Later calls throw `StoreError.closed`.
+    /// Closes the database. Later calls throw `StoreError.closed`.
     public func close() {
-        writer.withLock {
-            // RocksDB also flushes unlogged data when it closes; should this flush fail, that
-            // one still runs.
-            try? checkpoint()
-            db.close()
-        }
-    }
-
-    // MARK: Durability
-
-    /// Writes `batch` as `mode` says, keeping the rule that nothing reaches the WAL while
-    /// unlogged writes are unflushed.
-    func write(_ batch: WriteBatch, _ mode: WriteMode) throws(StoreError) {
-        try durability.withLock { (unflushed) throws(StoreError) in
-            switch mode {
-            case .synced, .logged:
-                if unflushed.since != nil {
-                    try db.flush()
-                    unflushed.since = nil
-                    unflushed.checkpoints += 1
-                }
-                try db.write(batch, sync: mode == .synced)
-            case .followsPrevious:
-                if unflushed.since != nil {
-                    try db.writeUnlogged(batch)
-                } else {
-                    try db.write(batch, sync: false)
-                }
-            case .deferred:
-                try db.writeUnlogged(batch)
-                let now = ContinuousClock.now
-                if let since = unflushed.since {
-                    if since.duration(to: now) >= checkpointInterval {
-                        try db.flush()
-                        unflushed.since = nil
-                        unflushed.checkpoints += 1
-                    }
-                } else {
-                    unflushed.since = now
-                }
-            }
-        }
-    }
-
-    /// Puts every deferred write on disk now (a memtable flush); nothing when there is none.
-    public func checkpoint() throws(StoreError) {
-        try durability.withLock { (unflushed) throws(StoreError) in
-            guard unflushed.since != nil else { return }
-            try db.flush()
-            unflushed.since = nil
-            unflushed.checkpoints += 1
-        }
-    }
-
-    /// Whether deferred writes wait for a checkpoint, and how many checkpoints were made since
-    /// open (for metrics and tests).
-    public var durabilityStatus: (unflushed: Bool, checkpoints: UInt64) {
-        durability.withLock { ($0.since != nil, $0.checkpoints) }
+        writer.withLock { db.close() }
     }
 
     private static func prepareDirectory(_ path: String) throws(StoreError) {
@@ -331,7 +229,7 @@ public final class BlockStore: Sendable {
             let encoded = state.encoded()
             batch.put(StoreKeys.genesisState, encoded)
             batch.put(StoreKeys.state, encoded)
-            try write(batch, .synced)
+            try db.write(batch, sync: true)
             cache.withLock { $0.state = state }
             return state
         }
@@ -405,18 +303,15 @@ public final class BlockStore: Sendable {
 
     /// Stores one block (see `commit(_:sync:)` for many).
     public func commit(_ block: BlockCommit, sync: Bool) throws(StoreError) {
-        try commit([block], durability: sync ? .synced : .logged)
-    }
-
-    /// Stores consecutive blocks (see `commit(_:durability:)`); `sync` picks `.synced` or `.logged`.
-    public func commit(_ blocks: [BlockCommit], sync: Bool) throws(StoreError) {
-        try commit(blocks, durability: sync ? .synced : .logged)
+        try commit([block], sync: sync)
     }
 
     /// Stores consecutive blocks, the first at the current height + 1, in ONE write batch:
     /// headers, data, hash index, executor writes and the final state. Checks that each commit
     /// is self-consistent (heights agree, the state's header and data hashes are this block's).
-    public func commit(_ blocks: [BlockCommit], durability: CommitDurability) throws(StoreError) {
+    /// `sync`: fsynced before returning (survives power loss), for blocks this node produced and
+    /// signed, which may exist nowhere else; otherwise in the WAL, which survives `kill -9`.
+    public func commit(_ blocks: [BlockCommit], sync: Bool) throws(StoreError) {
         guard let last = blocks.last else { return }
         try writer.withLock { () throws(StoreError) in
             guard let current = self.state else { throw .notInitialized }
@@ -429,12 +324,7 @@ public final class BlockStore: Sendable {
                 expected += 1
             }
             batch.put(StoreKeys.state, last.state.encoded())
-            let mode: WriteMode = switch durability {
-            case .synced: .synced
-            case .logged: .logged
-            case .deferred: .deferred
-            }
-            try write(batch.batch(), mode)
+            try db.write(batch.batch(), sync: sync)
             cache.withLock {
                 $0.state = last.state
                 for (block, hash) in zip(blocks, hashes) { $0.recentHashes.record(block.height, hash) }
@@ -546,7 +436,7 @@ public final class BlockStore: Sendable {
                 throw .execution(error)
             }
             batch.put(StoreKeys.state, restored.encoded())
-            try write(batch, sync ? .synced : .logged)
+            try db.write(batch, sync: sync)
             cache.withLock {
                 $0.state = restored
                 $0.rollbacks += 1
@@ -589,7 +479,7 @@ public final class BlockStore: Sendable {
                 let batch = SortedWriteBatch()
                 batch.put(StoreKeys.finalized, bigEndianBytes(height))
                 BlockStore.add(executorWrites, to: batch)
-                try write(batch.batch(), sync ? .synced : .followsPrevious)
+                try db.write(batch.batch(), sync: sync)
                 cache.withLock { $0.finalized = height }
                 return true
             }
@@ -614,7 +504,7 @@ public final class BlockStore: Sendable {
             }
         }
         guard batch.count > 0 else { return }
-        try writer.withLock { () throws(StoreError) in try write(batch, sync ? .synced : .followsPrevious) }
+        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
     }
 
     /// Where block `height`'s header and data were included on DA (nil parts: not recorded).
@@ -637,7 +527,7 @@ public final class BlockStore: Sendable {
     public func setSubmitterProgress(_ progress: SubmitterProgress, sync: Bool = true) throws(StoreError) {
         let batch = WriteBatch()
         batch.put(StoreKeys.submitterProgress, BlockStore.encode(progress))
-        try writer.withLock { () throws(StoreError) in try write(batch, sync ? .synced : .followsPrevious) }
+        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
     }
 
     private static func encode(_ progress: SubmitterProgress) -> [UInt8] {
@@ -655,7 +545,7 @@ public final class BlockStore: Sendable {
     public func setMetadata(_ key: String, _ value: [UInt8]?, sync: Bool = false) throws(StoreError) {
         let batch = WriteBatch()
         if let value { batch.put(StoreKeys.userMeta(key), value) } else { batch.delete(StoreKeys.userMeta(key)) }
-        try write(batch, sync ? .synced : .followsPrevious)
+        try db.write(batch, sync: sync)
     }
 
     // MARK: Executor state
@@ -681,7 +571,7 @@ public final class BlockStore: Sendable {
     public func writeExecutorState(_ writes: WriteSet, sync: Bool = false) throws(StoreError) {
         let batch = SortedWriteBatch()
         BlockStore.add(writes, to: batch)
-        try writer.withLock { () throws(StoreError) in try write(batch.batch(), sync ? .synced : .followsPrevious) }
+        try writer.withLock { () throws(StoreError) in try db.write(batch.batch(), sync: sync) }
     }
 
     /// Runs `body` with one cursor over the executor entries that start with `prefix`: many

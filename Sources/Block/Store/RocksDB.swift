@@ -14,9 +14,6 @@ final class RocksDB: @unchecked Sendable {
     private let readOptions: OpaquePointer
     private let syncWriteOptions: OpaquePointer
     private let asyncWriteOptions: OpaquePointer
-    /// No write-ahead log: the write lives in the memtable until a flush puts it in an SST.
-    private let unloggedWriteOptions: OpaquePointer
-    private let flushOptions: OpaquePointer
     let path: String
 
     private init(handle: OpaquePointer, path: String) {
@@ -28,11 +25,6 @@ final class RocksDB: @unchecked Sendable {
         rocksdb_writeoptions_set_sync(syncWriteOptions, 1)
         asyncWriteOptions = rocksdb_writeoptions_create()
         rocksdb_writeoptions_set_sync(asyncWriteOptions, 0)
-        unloggedWriteOptions = rocksdb_writeoptions_create()
-        rocksdb_writeoptions_set_sync(unloggedWriteOptions, 0)
-        rocksdb_writeoptions_disable_WAL(unloggedWriteOptions, 1)
-        flushOptions = rocksdb_flushoptions_create()
-        rocksdb_flushoptions_set_wait(flushOptions, 1)
     }
 
     deinit {
@@ -40,8 +32,6 @@ final class RocksDB: @unchecked Sendable {
         rocksdb_readoptions_destroy(readOptions)
         rocksdb_writeoptions_destroy(syncWriteOptions)
         rocksdb_writeoptions_destroy(asyncWriteOptions)
-        rocksdb_writeoptions_destroy(unloggedWriteOptions)
-        rocksdb_flushoptions_destroy(flushOptions)
     }
 
     /// Opens (creating if missing) the database at `path`. A "lock" in RocksDB's error means
@@ -131,28 +121,11 @@ final class RocksDB: @unchecked Sendable {
         try write(batch, options: sync ? syncWriteOptions : asyncWriteOptions)
     }
 
-    /// Writes without the write-ahead log: a crash before the next `flush()` loses the write
-    /// (and, since RocksDB flushes memtables in order, everything unlogged after it), never
-    /// part of it.
-    func writeUnlogged(_ batch: WriteBatch) throws(StoreError) {
-        try write(batch, options: unloggedWriteOptions)
-    }
-
     private func write(_ batch: WriteBatch, options: OpaquePointer) throws(StoreError) {
         try withHandle { (db) throws(StoreError) in
             var error: UnsafeMutablePointer<CChar>?
             rocksdb_write(db, options, batch.pointer, &error)
             if let message = RocksDB.takeError(&error) { throw .io(operation: "write", reason: message) }
-        }
-    }
-
-    /// Writes the memtable to an SST file and waits for it: every write before it, logged or
-    /// not, is then on disk.
-    func flush() throws(StoreError) {
-        try withHandle { (db) throws(StoreError) in
-            var error: UnsafeMutablePointer<CChar>?
-            rocksdb_flush(db, flushOptions, &error)
-            if let message = RocksDB.takeError(&error) { throw .io(operation: "flush", reason: message) }
         }
     }
 

@@ -202,9 +202,6 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         condition.unlock()
         for w in waiters { w.resume(returning: true) }
         stopped.wait()
-        if let error = checkpoint() {
-            logger.error("could not checkpoint the store when the sync pipeline stopped", metadata: ["error": "\(error)"])
-        }
         condition.lock()
         running = false
         pending.removeAll()
@@ -451,13 +448,10 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 run.append(block)
                 h += 1
             }
-            // Far behind (a full batch, or more blocks waiting behind this run): the commit
-            // skips the WAL, DA or peers can deliver it again after a crash (see `BlockStore`).
-            let durability: CommitDurability = run.count == batchSize || pending.count > run.count ? .deferred : .logged
             applying = true
             condition.unlock()
 
-            var outcome = applyRun(run, durability: durability)
+            let outcome = applyRun(run)
 
             condition.lock()
             for block in run.prefix(outcome.applied) {
@@ -480,8 +474,6 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 stopping = true
             }
             applying = false
-            // Out of blocks after a deferred commit: make what is applied durable before idling.
-            let idle = durability == .deferred && outcome.fatal == nil && !hasNextBlockReady()
             // A rollback may be waiting for this batch to end.
             condition.broadcast()
             // Every waiter re-checks for itself: cheaper than tracking what each one waits for.
@@ -489,28 +481,11 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
             spaceWaiters = []
             condition.unlock()
             for w in waiters { w.resume(returning: true) }
-            if idle, let fatal = checkpoint() {
-                condition.lock()
-                failure = fatal
-                stopping = true
-                condition.unlock()
-                outcome.fatal = fatal
-            }
             if let fatal = outcome.fatal {
                 logger.critical("sync pipeline stopped: \(fatal)")
                 eventContinuation.yield(.failed(fatal))
                 return
             }
-        }
-    }
-
-    /// Flushes the store's deferred commits (see `BlockStore`); the error, if it failed.
-    private func checkpoint() -> ApplyError? {
-        do throws(StoreError) {
-            try applier.store.checkpoint()
-            return nil
-        } catch {
-            return .store(error)
         }
     }
 
@@ -529,7 +504,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         var fatal: ApplyError?
     }
 
-    private func applyRun(_ run: [CandidateBlock], durability: CommitDurability) -> RunOutcome {
+    private func applyRun(_ run: [CandidateBlock]) -> RunOutcome {
         var outcome = RunOutcome()
         // Signatures first, in parallel: the one CPU cost per block that does not depend on order.
         let verified = verifySignatures(run)
@@ -544,7 +519,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         if !blocks.isEmpty {
             do throws(ApplyError) {
                 let result = try applier.apply(Array(blocks), now: BlockValidator.currentTime(),
-                                               signaturesVerified: true, durability: durability)
+                                               signaturesVerified: true)
                 outcome.applied = result.applied
                 if let failure = result.failure {
                     handle(failure, block: run[result.applied], outcome: &outcome)
