@@ -185,7 +185,7 @@ public final class BlockStore: Sendable {
         }
         let batch = WriteBatch()
         batch.put(StoreKeys.marker, StoreKeys.markerValue)
-        try db.write(batch, sync: true) // at open: nothing unlogged yet
+        try db.write(batch, sync: true) // a new store is marked durably before anything is written
     }
 
     private static func readHeightValue(_ db: RocksDB, _ key: [UInt8], what: String) throws(StoreError) -> UInt64? {
