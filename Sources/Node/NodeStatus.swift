@@ -64,6 +64,12 @@ public struct NodeStatus: Sendable, Codable, Equatable {
         /// DA heights in flight or held ahead now (adapts up to `--da.fetch-parallelism`), and the most so far.
         public var fetch_window = 0
         public var fetch_window_peak = 0
+        /// A DA height that keeps failing (the follower retries it and cannot go past it): the
+        /// height, its failed attempts, for how long, and the last error. Absent otherwise.
+        public var stalled_da_height: UInt64?
+        public var stalled_attempts: Int?
+        public var stalled_seconds: Double?
+        public var stalled_error: String?
 
         // Submission and subscription (aggregators: fees, back-pressure).
         /// Gas price the next submission offers; nil while the DA node estimates.
@@ -101,6 +107,12 @@ public struct NodeStatus: Sendable, Codable, Equatable {
                       held_data_bytes: follower.heldDataBytes)
             fetch_window = follower.fetchWindow
             fetch_window_peak = follower.fetchWindowPeak
+            if let stalled = follower.stalled {
+                stalled_da_height = stalled.daHeight
+                stalled_attempts = stalled.attempts
+                stalled_seconds = Double((now - stalled.since).components.seconds)
+                stalled_error = stalled.lastError
+            }
         }
     }
 

@@ -39,6 +39,10 @@ final class FaultyDAProxy: @unchecked Sendable {
     let faultRate: Double
     let faults: [DAFault]
     let stall: Double
+    /// Every `blob.GetAll` at this DA height is answered `malformed` (a height that never reads).
+    var failHeight: UInt64?
+    /// `header.NetworkHead` is answered with this height (a lying or broken DA node), as written.
+    var lyingHead: String?
     private let lock = NSLock()
     private var random: SeededGenerator
     private var counts: [DAFault: Int] = [:]
@@ -97,9 +101,22 @@ final class FaultyDAProxy: @unchecked Sendable {
         let upstream = LoopbackHTTPConnection(port: upstreamPort)
         defer { close(fd) }
         while let request = reader.readRequest() {
-            let isGetAll = String(decoding: request.body.prefix(200), as: UTF8.self).contains("\"blob.GetAll\"")
-            let fault = isGetAll ? draw() : nil
-            if let fault { FileHandleOut.line("fault \(fault.rawValue) blob.GetAll") }
+            let text = String(decoding: request.body.prefix(200), as: UTF8.self)
+            let isGetAll = text.contains("\"blob.GetAll\"")
+            if let lyingHead, text.contains("\"header.NetworkHead\"") {
+                FileHandleOut.line("fault head header.NetworkHead \(lyingHead)")
+                let body = "{\"jsonrpc\":\"2.0\",\"id\":\(request.id),\"result\":{\"height\":\"\(lyingHead)\","
+                    + "\"header\":{\"height\":\"\(lyingHead)\",\"time\":\"2026-01-01T00:00:00Z\"}}}"
+                guard respond(fd, status: 200, body: Array(body.utf8)) else { return }
+                continue
+            }
+            var fault = isGetAll ? draw() : nil
+            if isGetAll, let failHeight, Self.firstParameter(text) == failHeight {
+                fault = .malformed
+                FileHandleOut.line("fault height blob.GetAll \(failHeight)")
+            } else if let fault {
+                FileHandleOut.line("fault \(fault.rawValue) blob.GetAll")
+            }
             switch fault {
             case .reset?:
                 // SO_LINGER 0: close sends RST instead of FIN.
@@ -136,6 +153,13 @@ final class FaultyDAProxy: @unchecked Sendable {
                 guard respond(fd, status: reply.status, body: body) else { return }
             }
         }
+    }
+
+    /// The first positional parameter when it is a number (`blob.GetAll`'s DA height).
+    static func firstParameter(_ text: String) -> UInt64? {
+        guard let range = text.range(of: "\"params\":[") else { return nil }
+        let digits = text[range.upperBound...].drop { $0 == " " }.prefix { $0.isNumber }
+        return UInt64(digits)
     }
 
     private func respond(_ fd: Int32, status: Int, body: [UInt8], type: String = "application/json",
@@ -231,7 +255,7 @@ final class SocketReader {
 }
 
 /// `evnode-testkit faulty-da --upstream URL [--listen HOST:PORT] [--fault-rate R] [--seed N]
-/// [--faults 500,truncated,…] [--stall-ms MS]`
+/// [--faults 500,truncated,…] [--stall-ms MS] [--fail-height H] [--head H]`
 func faultyDA(_ args: [String]) {
     guard let upstream = option("--upstream", in: args) else { fail("faulty-da needs --upstream http://127.0.0.1:PORT") }
     guard upstream.hasPrefix("http://127.0.0.1:"), let upstreamPort = Int(upstream.dropFirst("http://127.0.0.1:".count)
@@ -259,5 +283,10 @@ func faultyDA(_ args: [String]) {
     let proxy = FaultyDAProxy(upstreamPort: upstreamPort, faultRate: rate, faults: faults,
                               seed: UInt64(intOption("--seed", in: args, default: 1)),
                               stall: Double(intOption("--stall-ms", in: args, default: 3000)) / 1000)
+    if let text = option("--fail-height", in: args) {
+        guard let height = UInt64(text) else { fail("faulty-da: --fail-height must be a DA height, got \(text)") }
+        proxy.failHeight = height
+    }
+    proxy.lyingHead = option("--head", in: args)
     proxy.serve(listenHost: String(listen[..<colon]), listenPort: listenPort)
 }

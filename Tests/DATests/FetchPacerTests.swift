@@ -102,4 +102,21 @@ import Testing
         #expect(fixed.mayFetch(13, next: 10, inFlight: 3, held: 1 << 40), "a fixed pacer has no head or byte bound")
         #expect(!fixed.mayFetch(14, next: 10, inFlight: 3, held: 0))
     }
+
+    /// A head of 2^64−1 reaching the pacer (issue 27, M4: it computed `head + 1`) bounds nothing
+    /// and traps nothing; the client refuses such a head before it gets here.
+    @Test func aHeadAtTheTopOfUInt64DoesNotTrap() {
+        let pacer = DAFetchPacer(maximum: 64, initial: 8)
+        // The head is raised past 2^63 (Swift 6.3's `Atomic<UInt64>.max` compares as signed and
+        // kept 103 here) and never lowered again.
+        pacer.headKnown(103)
+        pacer.headKnown(1 << 63)
+        pacer.headKnown(104)
+        #expect(pacer.mayFetch(106, next: 100, inFlight: 0, held: 0), "the head is above 103")
+        pacer.headKnown(.max)
+        #expect(pacer.mayFetch(101, next: 100, inFlight: 0, held: 0))
+        #expect(pacer.mayFetch(.max, next: .max - 1, inFlight: 0, held: 0))
+        pacer.answered(height: .max, bytes: 10)
+        #expect(pacer.mayFetch(102, next: 100, inFlight: 0, held: 0))
+    }
 }

@@ -128,6 +128,75 @@ final class CountingObserver: DAFetchObserver {
         #expect(availability.snapshot.authError == nil)
     }
 
+    /// `header.NetworkHead` answers of 2^64−1 and of 2^53 (issue 27, M4), over real HTTP from a
+    /// lying proxy: a malformed response naming the height, never a head the follower does
+    /// arithmetic on; 2^53−1, the largest plausible height, is accepted.
+    @Test func anImplausibleNetworkHeadIsAMalformedResponse() async throws {
+        try await withLocalDA { da, _, dir in
+            for (head, accepted) in [("18446744073709551615", false), ("9007199254740992", false), ("9007199254740991", true)] {
+                let proxy = try await FaultyDAProxy.start(upstream: da.url, faultRate: 0, seed: 1,
+                                                          logDirectory: dir.sub("logs"), name: "liar-\(head)", extra: ["--head", head])
+                defer { proxy.child.kill9() }
+                let client = try CelestiaDAClient(options: DAClientOptions(url: proxy.url, retry: .none))
+                do throws(DAError) {
+                    let answer = try await client.networkHead()
+                    #expect(accepted, "head \(head) was taken as \(answer.height)")
+                    #expect(String(answer.height) == head)
+                } catch {
+                    #expect(!accepted, "head \(head): \(error)")
+                    guard case .malformedResponse(let method, let reason) = error else {
+                        Issue.record("head \(head): \(error)")
+                        continue
+                    }
+                    #expect(method == "header.NetworkHead")
+                    #expect(reason.contains("height \(head) is implausible"), "\(reason)")
+                }
+                await client.shutdown()
+            }
+        }
+    }
+
+    /// A DA height that fails while its neighbours answer (issue 27): the answers clear the
+    /// "DA is failing" state, so without a count per height the follower would retry it in
+    /// silence. After 5 failed attempts over at least 10 s it is stalled: one ERROR naming the
+    /// height and the error, again every summary interval, the lowest such height in the
+    /// snapshot; its answer ends the stall with a NOTICE.
+    @Test func aHeightThatKeepsFailingAmongAnsweringNeighboursIsStalled() {
+        let capture = LogCapture()
+        let availability = DAAvailability(logger: capture.logger)
+        let t0 = ContinuousClock.now
+        let fault = DAError.malformedResponse(method: "blob.GetAll", reason: "unexpected character at offset 1")
+        var stalledErrors: [String] { capture.all.filter { $0.0 == .error }.map(\.1) }
+        for i in 0..<4 {
+            availability.fetchFailed(height: 7, error: fault, at: t0 + .seconds(4 * i))
+            availability.fetchAnswered(height: 8 + UInt64(i), at: t0 + .seconds(4 * i) + .milliseconds(500))
+        }
+        // 4 attempts over 12 s: not yet (5 are needed), and the answers cleared "failing".
+        #expect(availability.snapshot.stalled == nil)
+        #expect(availability.snapshot.failingSince == nil)
+        availability.fetchFailed(height: 7, error: fault, at: t0 + .seconds(16))
+        let stalled = availability.snapshot.stalled
+        #expect(stalled?.daHeight == 7)
+        #expect(stalled?.attempts == 5)
+        #expect(stalled?.lastError.contains("DA height 7") == true)
+        #expect(stalled?.lastError.contains("unexpected character") == true)
+        #expect(stalledErrors.count == 1)
+        #expect(stalledErrors.first?.contains("DA height 7 cannot be read: 5 failed attempts over 16s") == true,
+                "\(stalledErrors)")
+        // A higher height failing too does not hide the one the follower waits for.
+        for i in 0..<6 { availability.fetchFailed(height: 9, error: fault, at: t0 + .seconds(17 + i)) }
+        #expect(availability.snapshot.stalled?.daHeight == 7)
+        // Repeated every 30 s while it lasts, not per attempt.
+        for i in 1...20 { availability.fetchFailed(height: 7, error: fault, at: t0 + .seconds(16 + 2 * i)) }
+        #expect(stalledErrors.count == 2, "\(stalledErrors)")
+        // Read at last: the stall moves to the next stalled height (9), then ends.
+        availability.fetchAnswered(height: 7, at: t0 + .seconds(60))
+        #expect(availability.snapshot.stalled?.daHeight == 9)
+        #expect(capture.all.contains { $0.0 == .notice && $0.1.contains("DA height 7 read after 25 failed attempts") })
+        availability.fetchAnswered(height: 9, at: t0 + .seconds(61))
+        #expect(availability.snapshot.stalled == nil)
+    }
+
     final class Calls: Sendable {
         let count = Mutex(0)
         func next() -> Int { count.withLock { $0 += 1; return $0 } }

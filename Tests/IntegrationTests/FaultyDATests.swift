@@ -167,4 +167,85 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
             #expect(await full.stop() == 0)
         }
     }
+
+    // MARK: A DA node that lies or cannot answer one height (issue 27, M4 and its minor)
+
+    /// A DA node whose `header.NetworkHead` says 2^64−1 (a broken node, or a man in the middle on
+    /// plain http): the node does not trap (it used to compute `head + 1` on the second fetch);
+    /// it names the implausible head as a DA error in `/status`, keeps retrying, and keeps
+    /// serving, and once the DA node answers honestly again it syncs.
+    @Test func anImplausibleDAHeadIsAnErrorNotACrash() async throws {
+        try await Testnet.run(chainID: "lying-da-head") { net in
+            _ = try await net.startDA()
+            let aggregator = try net.makeNode(name: "aggregator", aggregator: true, blockTime: "100ms")
+            try await aggregator.start()
+            let target = try await aggregator.waitForStatus("blocks DA-included", timeout: .seconds(60)) {
+                $0.heights.finalized >= 10
+            }.heights.finalized
+            let liar = try await net.startFaultyDA(faultRate: 0, seed: 27, extra: ["--head", "18446744073709551615"])
+            let full = try net.makeNode(name: "full", genesisFrom: aggregator, daURL: liar.url)
+            try await full.start()
+            var lastError = ""
+            try await waitUntil("/status to name the implausible head", timeout: .seconds(30)) {
+                lastError = try await full.status().da?.last_error ?? ""
+                return lastError.contains("implausible")
+            }
+            #expect(lastError.contains("18446744073709551615"), "\(lastError)")
+            try await waitUntil("the node to ask for the head again and again", timeout: .seconds(30)) {
+                (liar.faults["head"] ?? 0) >= 3
+            }
+            #expect(full.isRunning, "\(full.output.suffix(2000))")
+            #expect(try await full.status().phase == "syncing")
+            await liar.stop()
+
+            // The same node, restarted behind the honest DA, follows to the aggregator's chain.
+            #expect(await full.stop() == 0)
+            let da = try #require(net.da)
+            try await full.start(flags: full.flags.map { $0 == liar.url ? da.url : $0 })
+            try await full.waitForStatus("store at \(target) from the honest DA", timeout: .seconds(60)) {
+                $0.heights.store >= target
+            }
+            try await expectSameChain(aggregator, full, through: target)
+        }
+    }
+
+    /// A DA node that answers every `blob.GetAll` at one DA height with malformed JSON while the
+    /// heights around it read fine: the follower cannot go past it (it may hold blocks) and must
+    /// say so — an ERROR naming the DA height and the error, repeated while it lasts, and
+    /// `da.stalled_*` in `/status` — not retry in silence; once the height reads, the stall ends.
+    @Test func aDAHeightThatKeepsFailingIsNamedInStatusAndTheLog() async throws {
+        try await Testnet.run(chainID: "stalled-da-height") { net in
+            let da = try await net.startDA()
+            let aggregator = try net.makeNode(name: "aggregator", aggregator: true, blockTime: "100ms")
+            try await aggregator.start()
+            let target = try await aggregator.waitForStatus("blocks DA-included", timeout: .seconds(60)) {
+                $0.heights.finalized >= 10
+            }.heights.finalized
+            let stuck: UInt64 = 3
+            let proxy = try await net.startFaultyDA(faultRate: 0, seed: 27, extra: ["--fail-height", "\(stuck)"])
+            // No peers: DA is its only source, so the stall is visible in the store too.
+            let full = try net.makeNode(name: "full", genesisFrom: aggregator, daURL: proxy.url, jsonLogs: true)
+            try await full.start()
+            let stalled = try await full.waitForStatus("/status to name the stalled DA height", timeout: .seconds(60)) {
+                $0.da?.stalled_da_height != nil
+            }
+            let doc = try #require(stalled.da)
+            #expect(doc.stalled_da_height == stuck, "\(stalled.summary)")
+            #expect((doc.stalled_attempts ?? 0) >= 5)
+            #expect(doc.stalled_error?.contains("DA height \(stuck)") == true, "\(doc.stalled_error ?? "")")
+            let errors = full.log.filter { $0["level"] == "error" && $0.message.contains("DA height \(stuck) cannot be read") }
+            #expect(errors.count >= 1, "\(full.output.suffix(3000))")
+            #expect(full.isRunning)
+
+            // The DA node answers that height again: the stall ends, the node syncs and says so.
+            await proxy.stop()
+            #expect(await full.stop() == 0)
+            try await full.start(flags: full.flags.map { $0 == proxy.url ? da.url : $0 })
+            let synced = try await full.waitForStatus("store at \(target) once DA height \(stuck) reads", timeout: .seconds(60)) {
+                $0.heights.store >= target
+            }
+            #expect(synced.da?.stalled_da_height == nil)
+            try await expectSameChain(aggregator, full, through: target)
+        }
+    }
 }

@@ -40,6 +40,11 @@ public struct StatusDocument: Decodable, Sendable {
         public let paused_reason: String?
         public let subscription: String
         public let subscription_notifications: Int
+        /// A DA height that keeps failing (absent otherwise).
+        public let stalled_da_height: UInt64?
+        public let stalled_attempts: Int?
+        public let stalled_seconds: Double?
+        public let stalled_error: String?
     }
 
     public struct Execution: Decodable, Sendable {

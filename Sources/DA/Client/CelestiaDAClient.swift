@@ -253,6 +253,9 @@ public final class CelestiaDAClient: DAClient {
         guard let height = (raw.height ?? raw.header?.height)?.value else {
             throw .malformedResponse(method: method, reason: "result.height is missing")
         }
+        guard height <= DAHeader.maximumPlausibleHeight else {
+            throw .malformedResponse(method: method, reason: "height \(height) is implausible (above \(DAHeader.maximumPlausibleHeight)); a DA node that claims it is broken or lying")
+        }
         guard let timeText = raw.header?.time else {
             throw .malformedResponse(method: method, reason: "result.header.time is missing")
         }

@@ -5,6 +5,11 @@ public struct DAHeader: Sendable, Equatable {
     public let height: UInt64
     public let timeNanoseconds: UInt64
 
+    /// The highest DA height a DA node is believed: 2^53 − 1, where JSON numbers stop being exact
+    /// and which no chain reaches (a block a second for 285 million years). A head above it is a
+    /// broken or lying DA node, and arithmetic on it (`head + 1`) would trap.
+    public static let maximumPlausibleHeight: UInt64 = (1 << 53) - 1
+
     public init(height: UInt64, timeNanoseconds: UInt64) {
         self.height = height
         self.timeNanoseconds = timeNanoseconds

@@ -141,7 +141,14 @@ public final class DAFetchPacer: Sendable {
 
     /// DA holds `height` (its head said so, or a fetch at it was answered).
     public func headKnown(_ height: UInt64) {
-        _ = knownHead.max(height, ordering: .relaxed)
+        // Not `Atomic.max`: for UInt64 it compares as signed in Swift 6.3 (a head of 2^63 or
+        // more would be dropped, and a later smaller one would replace it).
+        var current = knownHead.load(ordering: .relaxed)
+        while height > current {
+            let (exchanged, original) = knownHead.compareExchange(expected: current, desired: height, ordering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
     }
 
     /// Whether the fetch at `height` may start now, `next` being the height the consumer waits
@@ -152,7 +159,9 @@ public final class DAFetchPacer: Sendable {
         if height == next { return true }
         guard height > next, height - next < UInt64(limit) else { return false }
         let head = knownHead.load(ordering: .relaxed)
-        if head > 0, height > head + 1 { return false }
+        // Written without `head + 1`: a head is bounded where it is decoded, but a trap here
+        // would put the node in a crash loop.
+        if head > 0, height > head, height - head > 1 { return false }
         let typical = typicalAnswer.withLock { $0 }
         return Double(held) + Double(inFlight + 1) * typical <= Double(maxBufferedBytes)
     }

@@ -14,7 +14,22 @@ import Synchronization
 ///
 /// `failingSince`/`lastError` describe the *current* run of faults (cleared by any answer) for
 /// readiness, whatever the episode.
+///
+/// A DA height that fails while its neighbours answer (an answer over the client's size limit, a
+/// malformed `blob.GetAll` at that height alone) clears `failingSince` with every other answer,
+/// yet the follower cannot go past it. So faults are also counted per DA height: one that failed
+/// `stallAttempts` times in a row for at least `stallDuration` is *stalled* — an ERROR naming the
+/// height and the error, repeated every `summaryInterval` until it is read, and `stalled` in the
+/// snapshot (`/status` `da.stalled_*`). It is never skipped: blocks may be there.
 public final class DAAvailability: DAFetchObserver {
+    /// A DA height the follower keeps failing to read.
+    public struct StalledHeight: Sendable, Equatable {
+        public var daHeight: UInt64
+        public var attempts: Int
+        public var since: ContinuousClock.Instant
+        public var lastError: String
+    }
+
     public struct Snapshot: Sendable, Equatable {
         /// Since when every request failed; nil once one is answered.
         public var failingSince: ContinuousClock.Instant?
@@ -26,6 +41,16 @@ public final class DAAvailability: DAFetchObserver {
         public var failedAttempts: Int
         /// All failed attempts since start.
         public var totalFailures: Int
+        /// The lowest DA height that keeps failing, if any.
+        public var stalled: StalledHeight? = nil
+    }
+
+    /// The run of faults of one DA height (cleared when it is answered).
+    private struct HeightFaults {
+        var attempts = 0
+        var since: ContinuousClock.Instant
+        var lastError = ""
+        var lastReported: ContinuousClock.Instant?
     }
 
     private struct Episode {
@@ -41,29 +66,82 @@ public final class DAAvailability: DAFetchObserver {
     private struct State {
         var episode: Episode?
         var snapshot = Snapshot(failingSince: nil, lastError: nil, authError: nil, failedAttempts: 0, totalFailures: 0)
+        /// By DA height; at most `maxTrackedHeights` (the fetch window's heights, in practice).
+        var heightFaults: [UInt64: HeightFaults] = [:]
     }
 
     let summaryInterval: Duration
     let quietPeriod: Duration
+    let stallAttempts: Int
+    let stallDuration: Duration
+    /// Heights whose faults are counted at once; the highest are forgotten first (the follower
+    /// waits for the lowest).
+    static let maxTrackedHeights = 1024
     private let logger: Logger
     private let state = Mutex(State())
 
-    public init(logger: Logger, summaryInterval: Duration = .seconds(30), quietPeriod: Duration = .seconds(10)) {
+    public init(logger: Logger, summaryInterval: Duration = .seconds(30), quietPeriod: Duration = .seconds(10),
+                stallAttempts: Int = 5, stallDuration: Duration = .seconds(10)) {
         self.logger = logger
         self.summaryInterval = summaryInterval
         self.quietPeriod = quietPeriod
+        self.stallAttempts = max(1, stallAttempts)
+        self.stallDuration = stallDuration
     }
 
     public var snapshot: Snapshot { state.withLock { $0.snapshot } }
 
     private enum Line {
         case started(String), auth(String), summary(Duration, Int, Int, String), recovered(Duration, Int)
+        case stalled(StalledHeight, Duration), unstalled(UInt64, Int, Duration)
     }
 
-    public func fetchAnswered(height: UInt64) { answered() }
+    public func fetchAnswered(height: UInt64) {
+        fetchAnswered(height: height, at: .now)
+    }
+
+    func fetchAnswered(height: UInt64, at now: ContinuousClock.Instant) {
+        let line = state.withLock { s -> Line? in
+            guard let faults = s.heightFaults.removeValue(forKey: height) else { return nil }
+            defer { s.snapshot.stalled = Self.lowestStalled(s.heightFaults, attempts: stallAttempts, duration: stallDuration, now: now) }
+            return faults.lastReported == nil ? nil : .unstalled(height, faults.attempts, now - faults.since)
+        }
+        if let line { log(line) }
+        answered(at: now)
+    }
 
     public func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration) {
-        failed(error, context: "blob.GetAll at DA height \(height)")
+        fetchFailed(height: height, error: error, at: .now)
+    }
+
+    func fetchFailed(height: UInt64, error: DAError, at now: ContinuousClock.Instant) {
+        let context = "blob.GetAll at DA height \(height)"
+        let line = state.withLock { s -> Line? in
+            var faults = s.heightFaults[height] ?? HeightFaults(since: now)
+            faults.attempts += 1
+            faults.lastError = "\(context): \(error)"
+            s.heightFaults[height] = faults
+            if s.heightFaults.count > Self.maxTrackedHeights, let highest = s.heightFaults.keys.max() {
+                s.heightFaults.removeValue(forKey: highest)
+            }
+            let stalled = Self.lowestStalled(s.heightFaults, attempts: stallAttempts, duration: stallDuration, now: now)
+            s.snapshot.stalled = stalled
+            // The lowest stalled height is the one the follower waits for: said at once, then
+            // every summary interval while it lasts.
+            guard let stalled, stalled.daHeight == height else { return nil }
+            if let last = faults.lastReported, now - last < summaryInterval { return nil }
+            s.heightFaults[height]?.lastReported = now
+            return .stalled(stalled, now - stalled.since)
+        }
+        failed(error, context: context, at: now)
+        if let line { log(line) }
+    }
+
+    private static func lowestStalled(_ faults: [UInt64: HeightFaults], attempts: Int, duration: Duration,
+                                      now: ContinuousClock.Instant) -> StalledHeight? {
+        faults.filter { $0.value.attempts >= attempts && now - $0.value.since >= duration }
+            .min { $0.key < $1.key }
+            .map { StalledHeight(daHeight: $0.key, attempts: $0.value.attempts, since: $0.value.since, lastError: $0.value.lastError) }
     }
 
     /// A request was answered (an empty height and "from the future" are answers too).
@@ -132,6 +210,12 @@ public final class DAAvailability: DAFetchObserver {
             logger.warning("DA unavailable for \(Self.format(duration)), \(failures) failed attempts (\(answers) answered), last error: \(error)")
         case let .recovered(duration, failures):
             logger.info("DA is answering again after \(Self.format(duration)) of trouble (\(failures) failed attempts)")
+        case let .stalled(stalled, duration):
+            logger.error("DA height \(stalled.daHeight) cannot be read: \(stalled.attempts) failed attempts over \(Self.format(duration)); the node does not go past it (its blobs may hold blocks) and keeps retrying; check the DA node",
+                         metadata: ["da_height": "\(stalled.daHeight)", "attempts": "\(stalled.attempts)",
+                                    "error": "\(stalled.lastError)"])
+        case let .unstalled(height, attempts, duration):
+            logger.notice("DA height \(height) read after \(attempts) failed attempts over \(Self.format(duration))")
         }
     }
 

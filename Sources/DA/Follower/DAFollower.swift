@@ -34,6 +34,8 @@ public struct DAFollowerStatus: Sendable, Equatable {
     /// and the most so far.
     public var fetchWindow: Int = 0
     public var fetchWindowPeak: Int = 0
+    /// The lowest DA height that keeps failing (the follower cannot go past it), if any.
+    public var stalled: DAAvailability.StalledHeight? = nil
 }
 
 /// Walks the DA layer from the chain's DA start height: fetches heights in parallel (as many in
@@ -152,6 +154,7 @@ public final class DAFollower: Sendable {
         s.failingSince = da.failingSince
         s.authError = da.authError
         s.failedAttempts = da.failedAttempts
+        s.stalled = da.stalled
         s.fetchWindow = pacer.limit
         s.fetchWindowPeak = pacer.peak
         return s
@@ -270,7 +273,8 @@ public final class DAFollower: Sendable {
         // as its blobs arrive; the DA heights are then taken one by one in DA order.
         let checker = self.checker
         let pool = blockingPool
-        let heights = client.retrieve(heights: next...(next + 1_000_000), namespaces: namespaces, pacer: pacer,
+        let upper = next > UInt64.max - 1_000_000 ? UInt64.max : next + 1_000_000
+        let heights = client.retrieve(heights: next...upper, namespaces: namespaces, pacer: pacer,
                                       retry: retry) { _, blobs in
             try await pool.runIfActive { checker.decode(blobs) }
         }

@@ -198,6 +198,11 @@ public final class DAHeadSubscription: Sendable {
                 switch frame.method {
                 case DAMethod.channelValue?:
                     guard let height = frame.params?.height, frame.params?.channel == channel else { continue }
+                    guard height <= DAHeader.maximumPlausibleHeight else {
+                        logger.warning("ignoring a blob.Subscribe notification with an implausible DA height", metadata: [
+                            "url": "\(url)", "height": "\(height)", "maximum": "\(DAHeader.maximumPlausibleHeight)"])
+                        continue
+                    }
                     self.statusBox.withLock {
                         $0.notifications += 1
                         $0.lastHeight = max($0.lastHeight, height)
