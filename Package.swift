@@ -154,7 +154,10 @@ let package = Package(
             "DA", "Block", "Config", "HTTPClient", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "EVMTests", dependencies: ["EVM", "Block", "Config"]),
+        .testTarget(name: "EVMTests", dependencies: [
+            "EVM", "Block", "Config", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: [
             "Node", "Block", "Config", "DA", "P2PSync", "TestSupport",

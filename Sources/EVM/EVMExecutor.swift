@@ -203,12 +203,12 @@ public final class EVMExecutor: Executor {
 
         // Reconcile with what the EL and our own record already hold at this height.
         if let existing = try await blockByNumber(height, height: height) {
-            if existing.timestamp == timestamp {
+            guard let conflict = Self.adoptionConflict(existing, timestamp: timestamp, txsHash: txsHash, meta: meta) else {
                 try await adoptHead(existing, height: height, txsHash: txsHash, payloadID: meta?.payloadID ?? [])
                 return ExecutionResult(stateRoot: existing.stateRoot, writes: WriteSet())
             }
             logger.warning("the EL holds another block at this height; rolling it back", metadata: [
-                "height": "\(height)", "el_timestamp": "\(existing.timestamp)", "timestamp": "\(timestamp)"])
+                "height": "\(height)", "el_block": "\(EthHex.data(existing.hash))", "why": "\(conflict)"])
             _ = try await rollbackLocked(to: height - 1, from: height)
         }
         var payloadID: [UInt8]?
@@ -329,6 +329,27 @@ public final class EVMExecutor: Executor {
 
     /// The EL already holds block `height` with the block's timestamp (built before a crash,
     /// or by the EL's own sync): make it the head and record it.
+    /// Why the EL's block at this height is not the block being executed, nil when it may be
+    /// adopted (the EL built it before a restart, or it synced the chain): a different
+    /// timestamp, or this executor's own record of the height saying it was built from other
+    /// transactions, or that another block was promoted there. The EL's answer carries no raw
+    /// transactions to compare without a Keccak of our own; with no record, a block of the same
+    /// timestamp is adopted, and if its transactions differ its state root does too, which the
+    /// next block's `app_hash` check refuses (a halt, never a silent fork).
+    static func adoptionConflict(_ existing: ELBlock, timestamp: UInt64, txsHash: [UInt8], meta: ExecMeta?) -> String? {
+        guard existing.timestamp == timestamp else {
+            return "its timestamp is \(existing.timestamp), this block's is \(timestamp)"
+        }
+        guard let meta else { return nil }
+        if meta.timestamp == timestamp, meta.txsHash != txsHash {
+            return "this node's record says the block there was built from other transactions"
+        }
+        if meta.stage == .promoted, !meta.blockHash.isEmpty, meta.blockHash != existing.hash {
+            return "this node's record says block \(EthHex.data(meta.blockHash)) was promoted there"
+        }
+        return nil
+    }
+
     private func adoptHead(_ block: ELBlock, height: UInt64, txsHash: [UInt8], payloadID: [UInt8]) async throws(ExecutionError) {
         let (safe, finalized) = forkChoice.withLock { ($0.safe, $0.finalized) }
         _ = try await forkchoiceUpdated(head: block.hash, safe: safe, finalized: finalized, attributes: nil, height: height)
