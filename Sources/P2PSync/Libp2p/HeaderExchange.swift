@@ -239,7 +239,9 @@ struct HeaderExchangeServer: Sendable {
         }
         defer { timer.cancel() }
         do {
-            try await work.value
+            // The answer runs in a task of its own so the deadline can cancel it; a cancelled
+            // handler (its connection closing) cancels it too.
+            try await withTaskCancellationHandler { try await work.value } onCancel: { work.cancel() }
         } catch {
             stream.reset()
             if error is CancellationError || Task.isCancelled { return }
