@@ -325,6 +325,25 @@ final class SlotLimiter<Key: Hashable & Sendable>: Sendable {
     var keys: Int { state.withLock { $0.counts.count } }
 }
 
+/// A count with a ceiling, shared by concurrent tasks.
+final class BoundedCounter: Sendable {
+    let limit: Int
+    private let count = Mutex(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    func tryIncrement() -> Bool {
+        count.withLock { n in
+            guard n < limit else { return false }
+            n += 1
+            return true
+        }
+    }
+
+    func decrement() { count.withLock { $0 -= 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
 /// Exponential backoff for redialling: initial, 2×, 4×, … capped, with ±20 % jitter so that
 /// peers that dropped together do not redial in lockstep.
 struct Backoff: Sendable {

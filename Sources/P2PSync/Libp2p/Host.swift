@@ -16,25 +16,6 @@ struct InboundStream {
     var reader: ByteReader<YamuxStream.Source>
 }
 
-/// A count with a ceiling, shared by concurrent tasks.
-final class BoundedCounter: Sendable {
-    let limit: Int
-    private let count = Mutex(0)
-
-    init(limit: Int) { self.limit = limit }
-
-    func tryIncrement() -> Bool {
-        count.withLock { n in
-            guard n < limit else { return false }
-            n += 1
-            return true
-        }
-    }
-
-    func decrement() { count.withLock { $0 -= 1 } }
-    var value: Int { count.withLock { $0 } }
-}
-
 /// What a protocol does with a stream the peer opened.
 typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
 
