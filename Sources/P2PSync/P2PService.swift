@@ -103,7 +103,7 @@ public final class P2PService: Service, Sendable {
         dataNetwork = HeaderExchange.dataNetwork(chainID: chainID)
         headerTopic = HeaderExchange.topic(network: headerNetwork)
         dataTopic = HeaderExchange.topic(network: dataNetwork)
-        registry = Mutex(Registry(bans: BanList(capacity: settings.maxBans)))
+        registry = Mutex(Registry(bans: BanList(peerCapacity: settings.maxBans, addressCapacity: settings.maxAddressBans)))
         (receivedBlocks, receivedContinuation) = AsyncStream.makeStream(
             of: ReceivedBlock.self, bufferingPolicy: .bufferingNewest(max(1, settings.receivedBufferCapacity)))
         (stopSignal, stopContinuation) = AsyncStream.makeStream(of: Never.self)
@@ -113,20 +113,19 @@ public final class P2PService: Service, Sendable {
         var fsOptions = FloodSub.Options()
         fsOptions.maxRPCBytes = settings.maxGossipBytes
         fsOptions.seenCapacity = settings.seenSetCapacity
+        fsOptions.readBudgetBytes = settings.gossipReadBudgetBytes
         floodsub = FloodSub(identity: nodeKey.privateKey, topics: [headerTopic, dataTopic], options: fsOptions,
                             logger: logger,
                             validate: { box.service?.gossipReceived($0) ?? .ignore },
                             punish: { box.service?.punish($0, reason: $1) },
                             penalize: { box.service?.addPenalty($0, reason: $1) })
         let fs = floodsub
-        let headerServer = HeaderExchangeServer(kind: .header, source: source, logger: logger)
-        let dataServer = HeaderExchangeServer(kind: .data, source: source, logger: logger)
-        var hostOptions = Libp2pHost.Options()
-        hostOptions.handshakeTimeout = settings.handshakeTimeout
-        hostOptions.connectTimeout = settings.connectTimeout
-        hostOptions.keepAliveInterval = settings.keepAliveInterval
-        hostOptions.maxConnections = settings.maxConnections
-        hostOptions.outboundHardLimit = settings.outboundHardLimitBytes
+        let exchangeLimiter = SlotLimiter<PeerID>(perKey: settings.exchangeRequestsPerPeer, total: settings.exchangeRequestsNode)
+        let headerServer = HeaderExchangeServer(kind: .header, source: source, logger: logger, limiter: exchangeLimiter,
+                                                writeDeadline: settings.exchangeWriteDeadline)
+        let dataServer = HeaderExchangeServer(kind: .data, source: source, logger: logger, limiter: exchangeLimiter,
+                                              writeDeadline: settings.exchangeWriteDeadline)
+        let hostOptions = Self.hostOptions(settings, headerNetwork: headerNetwork, dataNetwork: dataNetwork)
         host = Libp2pHost(identity: nodeKey.privateKey, handlers: [
             FloodSub.protocolID: { try await fs.serve(&$0) },
             HeaderExchange.protocolID(network: headerNetwork): { try await headerServer.serve(&$0) },
@@ -138,7 +137,37 @@ public final class P2PService: Service, Sendable {
             connected: { conn in box.service?.connected(conn) },
             identified: { _ in },
             disconnected: { conn in box.service?.disconnected(conn) },
-            refuse: { id, address in box.service?.refusal(id, address: address) }))
+            refuse: { id, address in box.service?.refusal(id, address: address) },
+            refuseAddress: { address in box.service?.refusal(address: address) },
+            isReserved: { id in box.service?.reservesSlot(for: id) ?? false }))
+    }
+
+    static func hostOptions(_ settings: P2PSettings, headerNetwork: String, dataNetwork: String) -> Libp2pHost.Options {
+        var o = Libp2pHost.Options()
+        o.handshakeTimeout = settings.handshakeTimeout
+        o.inboundHandshakeTimeout = settings.inboundHandshakeTimeout
+        o.connectTimeout = settings.connectTimeout
+        o.keepAliveInterval = settings.keepAliveInterval
+        o.maxInbound = settings.maxInboundConnections
+        o.maxOutbound = settings.maxOutboundConnections
+        o.maxInboundHandshakes = settings.maxInboundHandshakes
+        o.maxInboundPerAddress = settings.maxInboundPerAddress
+        o.sendBufferPerConnection = settings.sendBufferPerConnectionBytes
+        o.sendBufferNode = settings.sendBufferNodeBytes
+        o.writeTimeout = settings.writeTimeout
+        o.yamux.maxStreams = settings.maxStreamsPerConnection
+        o.yamux.maxInboundStreams = settings.maxInboundStreamsPerConnection
+        o.nodeInboundStreams = settings.maxInboundStreamsNode
+        o.exchangeClientBytes = settings.exchangeClientBytes
+        // One gossip stream per peer (a newer one replaces the older: two at once while it
+        // does); header-ex streams are capped again by the servers' limiter once their request
+        // is read.
+        o.streamsPerProtocol = [
+            FloodSub.protocolID: 2,
+            HeaderExchange.protocolID(network: headerNetwork): settings.exchangeRequestsPerPeer,
+            HeaderExchange.protocolID(network: dataNetwork): settings.exchangeRequestsPerPeer,
+        ]
+        return o
     }
 
     // MARK: Lifecycle
@@ -318,9 +347,11 @@ public final class P2PService: Service, Sendable {
         return registry.withLock { $0.bans.isBanned(.peer(peer), now: now) }
     }
 
+    /// Whether `ip` (an IPv4 address, or any address of an IPv6 /64) is banned.
     public func isBanned(address ip: String) -> Bool {
         let now = NIODeadline.now()
-        return registry.withLock { $0.bans.isBanned(.address(ip), now: now) }
+        let key = AddressKey.of(ip: ip) ?? ip
+        return registry.withLock { $0.bans.isBanned(.address(key), now: now) }
     }
 
     public var receivedBlocksDropped: Int { registry.withLock { $0.receivedDropped } }
@@ -360,10 +391,10 @@ public final class P2PService: Service, Sendable {
         let conn = host.connection(to: peer)
         registry.withLock { r in
             r.bans.ban(.peer(peer), until: until, now: now)
-            if let ip = conn?.remoteAddress.split(separator: ":").dropLast().joined(separator: ":"), !ip.isEmpty,
-               ip != "127.0.0.1", ip != "::1" {
-                // Loopback peers are told apart by id only (tests and local setups share the address).
-                r.bans.ban(.address(ip), until: until, now: now)
+            // By address too (an IPv6 /64 as a whole), so that a new identity from there is
+            // refused before its handshake; loopback setups are told apart by id only.
+            if let conn, !settings.addressBanExempt.contains(conn.remoteIP) {
+                r.bans.ban(.address(conn.addressKey), until: until, now: now)
             }
         }
         logger.warning("banning peer", metadata: ["peer": "\(peer)", "reason": "\(reason)",
@@ -382,14 +413,32 @@ public final class P2PService: Service, Sendable {
         }
     }
 
+    /// Why a handshaken connection from `peer` at `address` (an `AddressKey`) is refused, if it is.
     func refusal(_ peer: PeerID, address: String) -> String? {
         let now = NIODeadline.now()
-        let ip = address.split(separator: ":").dropLast().joined(separator: ":")
         return registry.withLock { r -> String? in
             guard r.isRunning else { return "shutting down" }
             if r.bans.isBanned(.peer(peer), now: now) { return "peer \(peer) is banned" }
-            if r.bans.isBanned(.address(ip), now: now) { return "address \(ip) is banned" }
+            if r.bans.isBanned(.address(address), now: now) { return "address \(address) is banned" }
             return nil
+        }
+    }
+
+    /// Why a TCP connection from `address` (an `AddressKey`) is refused before its handshake.
+    func refusal(address: String) -> String? {
+        let now = NIODeadline.now()
+        return registry.withLock { r -> String? in
+            guard r.isRunning else { return "shutting down" }
+            return r.bans.isBanned(.address(address), now: now) ? "address \(address) is banned" : nil
+        }
+    }
+
+    /// Configured peers (by the id their address names or the one their handshake proved) keep
+    /// inbound slots that strangers cannot take.
+    func reservesSlot(for peer: PeerID) -> Bool {
+        let text = peer.description
+        return registry.withLock { r in
+            r.targets.contains { target, state in target.peerID == text || state.peerID == peer }
         }
     }
 

@@ -2,17 +2,39 @@ import Block
 
 /// Tunables of the P2P layer. The defaults suit production (and match ev-node's where it has
 /// one); tests shorten the durations.
+///
+/// The bounds against strangers (README "Under attack") are here with their reasons; each is
+/// what one peer, one address or the whole node can be made to hold.
 public struct P2PSettings: Sendable {
-    /// Open connections (handshaking or ready) beyond this are refused.
-    public var maxConnections: Int = 64
-    /// multistream + Noise + yamux negotiation must finish within this.
+    // MARK: Connections
+
+    /// Established inbound connections from peers that are not configured (`--p2p.peers`).
+    /// Configured peers' inbound connections are admitted beyond it (their slots are reserved),
+    /// and this node dials only configured peers, on slots of their own (`maxOutboundConnections`).
+    public var maxInboundConnections: Int = 48
+    /// Outbound connections, handshaking or established (only configured peers are dialled).
+    public var maxOutboundConnections: Int = 32
+    /// Inbound connections still in their handshake. When full, the busiest address's oldest
+    /// handshake makes room for a newcomer from an address with fewer.
+    public var maxInboundHandshakes: Int = 16
+    /// Inbound connections per IPv4 address or IPv6 /64, handshaking or established. Local
+    /// setups and tests run several nodes on 127.0.0.1: this leaves room for a handful.
+    public var maxInboundPerAddress: Int = 8
+    /// Outbound (dialled) multistream + Noise + yamux negotiation must finish within this.
     public var handshakeTimeout: Duration = .seconds(10)
+    /// The same for inbound connections: a stranger's stalled handshake frees its slot after it.
+    public var inboundHandshakeTimeout: Duration = .seconds(4)
     /// How long a header-ex request may take before another peer is asked (go-header: 8 s).
     public var requestTimeout: Duration = .seconds(8)
     public var connectTimeout: Duration = .seconds(5)
     public var banDuration: Duration = .seconds(600)
-    /// Bans kept at most (oldest-expiring dropped first beyond this).
+    /// Peer-id bans kept at most (oldest-expiring dropped first beyond this).
     public var maxBans: Int = 4096
+    /// Address bans kept at most, apart from the id bans: new identities cannot flush them.
+    public var maxAddressBans: Int = 4096
+    /// Addresses never banned by address (only by peer id): local setups and tests run several
+    /// nodes behind one loopback address. Other 127.x addresses are banned like any.
+    public var addressBanExempt: Set<String> = ["127.0.0.1", "::1"]
     public var redialInitialDelay: Duration = .milliseconds(500)
     public var redialMaxDelay: Duration = .seconds(30)
     /// How often every connected peer is asked for its head (header-ex `origin = 0`): the bound
@@ -33,8 +55,32 @@ public struct P2PSettings: Sendable {
     public var maxGossipBytes: Int = 5 * 1024 * 1024 + 64 * 1024
     /// Chunks of one `requestRange` fetched in parallel.
     public var rangeParallelism: Int = 4
-    /// Outbound bytes queued to one connection beyond which it is closed as not reading.
-    public var outboundHardLimitBytes: Int = 64 << 20
+
+    // MARK: Memory a peer can make the node hold
+
+    /// Bytes queued for sending to one connection (yamux frames and its gossip queue): writers
+    /// wait and gossip frames to it are dropped beyond this. Two 5 MiB data messages fit.
+    public var sendBufferPerConnectionBytes: Int = 16 << 20
+    /// The same for every connection together.
+    public var sendBufferNodeBytes: Int = 256 << 20
+    /// A socket write that has not finished after this closes the connection (go-yamux: 10 s).
+    public var writeTimeout: Duration = .seconds(10)
+    /// Streams open at once per connection, and how many of those the peer may open (each
+    /// holds at most a 256 KiB window of unread data).
+    public var maxStreamsPerConnection: Int = 64
+    public var maxInboundStreamsPerConnection: Int = 32
+    /// Peer-opened streams of the whole node beyond each connection's first four.
+    public var maxInboundStreamsNode: Int = 512
+    /// Pubsub RPCs being read and handled at once, bytes, for the whole node.
+    public var gossipReadBudgetBytes: Int = 64 << 20
+    /// Bytes of header-ex answers this node's own requests hold at once (all peers).
+    public var exchangeClientBytes: Int = 64 << 20
+    /// header-ex requests this node answers at once, per peer and in total. Its own client
+    /// makes up to 2 × `rangeParallelism` + 1 per peer.
+    public var exchangeRequestsPerPeer: Int = 16
+    public var exchangeRequestsNode: Int = 64
+    /// How long a header-ex answer may take to be written (go-header: 8 s).
+    public var exchangeWriteDeadline: Duration = .seconds(8)
 
     public init() {}
 }

@@ -3,7 +3,10 @@ import NIOCore
 /// Where a `ByteReader` gets its bytes: a TCP connection, the decrypted side of a Noise
 /// session, or one yamux stream. nil means the other side closed (EOF).
 protocol ChunkSource {
-    mutating func nextChunk() async throws -> ByteBuffer?
+    /// The next bytes, at most `max` where the source can split what it holds (a yamux stream
+    /// can: what a reader does not take stays unread and keeps the peer's window closed; TCP
+    /// and Noise hand out what they read, at most one read or one Noise frame).
+    mutating func nextChunk(max: Int) async throws -> ByteBuffer?
 }
 
 /// Reads framed things (exact byte counts, varints, length-prefixed messages, multistream
@@ -19,12 +22,17 @@ struct ByteReader<Source: ChunkSource> {
         self.buffer = leftover
     }
 
-    /// Pulls one more chunk; false at EOF.
-    mutating func fill() async throws -> Bool {
-        guard var chunk = try await source.nextChunk() else { return false }
+    /// Pulls one more chunk (at most `max` bytes where the source can split); false at EOF.
+    /// Bytes already read are discarded once they are at least half the buffer, so a buffer
+    /// that is never empty (frames that always end mid-frame) does not grow without end.
+    mutating func fill(upTo max: Int = .max) async throws -> Bool {
+        guard var chunk = try await source.nextChunk(max: Swift.max(1, max)) else { return false }
         if buffer.readableBytes == 0 {
             buffer = chunk
         } else {
+            if buffer.readerIndex > 0, buffer.readerIndex >= buffer.readableBytes {
+                buffer.discardReadBytes()
+            }
             buffer.writeBuffer(&chunk)
         }
         return true
@@ -33,7 +41,7 @@ struct ByteReader<Source: ChunkSource> {
     /// Exactly `count` bytes, or `LinkError.eof` when the stream ends first.
     mutating func readExactly(_ count: Int) async throws -> ByteBuffer {
         while buffer.readableBytes < count {
-            guard try await fill() else { throw LinkError.eof }
+            guard try await fill(upTo: count - buffer.readableBytes) else { throw LinkError.eof }
         }
         return buffer.readSlice(length: count)!
     }
@@ -48,7 +56,8 @@ struct ByteReader<Source: ChunkSource> {
             case .invalid:
                 throw LinkError.protocolViolation("malformed varint")
             case .incomplete:
-                if !(try await fill()) {
+                // A varint is at most 9 bytes: take no more than that from a splittable source.
+                if !(try await fill(upTo: 9 - buffer.readableBytes)) {
                     if buffer.readableBytes == 0 { return nil }
                     throw LinkError.eof
                 }
@@ -67,6 +76,9 @@ struct ByteReader<Source: ChunkSource> {
 
     /// The bytes already received beyond what was read.
     var leftover: ByteBuffer { buffer }
+
+    /// Forgets what was received beyond what was read (a handler that reads nothing more).
+    mutating func discardLeftover() { buffer = ByteBuffer() }
 }
 
 /// Failures of a connection or stream below the application protocols.

@@ -7,7 +7,7 @@ import Synchronization
 struct TCPSource: ChunkSource {
     var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
 
-    mutating func nextChunk() async throws -> ByteBuffer? {
+    mutating func nextChunk(max: Int) async throws -> ByteBuffer? {
         try await iterator.next()
     }
 }
@@ -17,6 +17,10 @@ public final class Libp2pConnection: Sendable {
     public let remote: PeerID
     public let direction: PeerDirection
     public let remoteAddress: String
+    /// What address limits and bans apply to (`AddressKey`: the IPv4 address, the IPv6 /64).
+    let addressKey: String
+    /// The remote IP as the socket reports it.
+    let remoteIP: String
     let serial: UInt64
     let origin: ConnectionOrigin
     let session: YamuxSession
@@ -28,15 +32,21 @@ public final class Libp2pConnection: Sendable {
         var agentVersion = ""
         var identified = false
         var closeReason: String?
+        /// Streams the peer opened, per protocol, whose handlers run now.
+        var inboundByProtocol: [String: Int] = [:]
+        /// When the socket write in progress started (nil: none in progress).
+        var writeStartedAt: ContinuousClock.Instant?
     }
 
     let state = Mutex(State())
 
-    init(remote: PeerID, direction: PeerDirection, remoteAddress: String, serial: UInt64,
-         origin: ConnectionOrigin, session: YamuxSession, channel: any Channel) {
+    init(remote: PeerID, direction: PeerDirection, remoteAddress: String, addressKey: String, remoteIP: String,
+         serial: UInt64, origin: ConnectionOrigin, session: YamuxSession, channel: any Channel) {
         self.remote = remote
         self.direction = direction
         self.remoteAddress = remoteAddress
+        self.addressKey = addressKey
+        self.remoteIP = remoteIP
         self.serial = serial
         self.origin = origin
         self.session = session
@@ -48,6 +58,29 @@ public final class Libp2pConnection: Sendable {
     public var agentVersion: String { state.withLock { $0.agentVersion } }
     public var isClosed: Bool { session.isClosed }
     var closeReason: String? { state.withLock { $0.closeReason } }
+
+    /// Counts a handler of `proto` for a stream the peer opened; false when `limit` run already.
+    func beginInbound(_ proto: String, limit: Int) -> Bool {
+        state.withLock { s in
+            let n = s.inboundByProtocol[proto] ?? 0
+            guard n < limit else { return false }
+            s.inboundByProtocol[proto] = n + 1
+            return true
+        }
+    }
+
+    func endInbound(_ proto: String) {
+        state.withLock { s in
+            let n = (s.inboundByProtocol[proto] ?? 1) - 1
+            s.inboundByProtocol[proto] = n > 0 ? n : nil
+        }
+    }
+
+    func inboundStreams(_ proto: String) -> Int { state.withLock { $0.inboundByProtocol[proto] ?? 0 } }
+
+    func writeStarted() { state.withLock { $0.writeStartedAt = .now } }
+    func writeFinished() { state.withLock { $0.writeStartedAt = nil } }
+    var writeStalledSince: ContinuousClock.Instant? { state.withLock { $0.writeStartedAt } }
 
     /// Says goodbye (yamux GoAway) and closes the TCP connection once the writer has sent it.
     func close(reason: String, code: Yamux.GoAwayCode = .normal) {

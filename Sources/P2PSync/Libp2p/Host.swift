@@ -23,13 +23,49 @@ typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
 /// ping; one connection per peer; the application protocols are the handlers given at init
 /// (identify lists exactly those and its own).
 final class Libp2pHost: Sendable {
+    /// What the host lets peers make it spend (README "Under attack" has the table).
     struct Options: Sendable {
+        /// Outbound: multistream + Noise + yamux negotiation must finish within this.
         var handshakeTimeout: Duration = .seconds(10)
+        /// Inbound: a stranger who connects and stalls holds a handshake slot no longer than this.
+        var inboundHandshakeTimeout: Duration = .seconds(4)
         var connectTimeout: Duration = .seconds(5)
         var keepAliveInterval: Duration = .seconds(30)
-        var maxConnections = 64
-        /// Bytes queued to one connection beyond which it is closed as not reading.
-        var outboundHardLimit = 64 << 20
+        /// Established inbound connections from strangers. Peers that `Events.isReserved` names
+        /// (the configured ones) are admitted beyond it: their slots are reserved.
+        var maxInbound = 48
+        /// Outbound connections (handshaking or established). Only configured peers are dialled,
+        /// so strangers never compete for these.
+        var maxOutbound = 32
+        /// Inbound connections still in their handshake. When full, the oldest handshake of the
+        /// address holding the most of them makes room (if that address holds more than the
+        /// newcomer's), so one source cannot keep out everyone else by reopening idle sockets.
+        var maxInboundHandshakes = 16
+        /// Inbound connections (handshaking or established) per address: per IPv4 address, per
+        /// IPv6 /64. Tests run several nodes on 127.0.0.1, so this leaves room for a handful.
+        var maxInboundPerAddress = 8
+        /// Bytes queued for sending per connection (yamux frames and the gossip queue); writers
+        /// wait and gossip frames are dropped beyond it.
+        var sendBufferPerConnection = 16 << 20
+        /// The same for the whole node.
+        var sendBufferNode = 256 << 20
+        /// A write to the socket that has not finished after this closes the connection (the peer
+        /// does not read; go-yamux's write timeout is 10 s).
+        var writeTimeout: Duration = .seconds(10)
+        /// Streams per connection, and how many of those the peer may open.
+        var yamux = YamuxSession.Limits()
+        /// Peer-opened streams of the whole node beyond each connection's first `guaranteedStreams`.
+        var nodeInboundStreams = 512
+        var guaranteedStreams = 4
+        /// Peer-opened streams per connection still negotiating their protocol (10 s each).
+        var maxNegotiatingStreams = 8
+        var streamNegotiationTimeout: Duration = .seconds(10)
+        /// Peer-opened streams per connection running one protocol's handler at once;
+        /// `defaultStreamsPerProtocol` for protocols not listed.
+        var streamsPerProtocol: [String: Int] = [:]
+        var defaultStreamsPerProtocol = 2
+        /// Bytes of header-ex answers this node's requests may hold at once (all peers).
+        var exchangeClientBytes = 64 << 20
         var agentVersion = "evnode-swift"
     }
 
@@ -46,6 +82,12 @@ final class Libp2pHost: Sendable {
     private let handlers: [String: StreamHandler]
     /// Every protocol identify lists: the application's and the host's own.
     let protocols: [String]
+    /// What connections queue for sending, per connection and in total.
+    let sendBudget: BufferBudget
+    /// Peer-opened streams of the whole node.
+    let inboundStreams: StreamQuota
+    /// Header-ex answers being read by this node's requests.
+    let exchangeClientBudget: BufferBudget
 
     /// Called (from the connection's task) when a connection became the peer's connection,
     /// and when it closed.
@@ -53,17 +95,34 @@ final class Libp2pHost: Sendable {
         var connected: @Sendable (Libp2pConnection) -> Void = { _ in }
         var identified: @Sendable (Libp2pConnection) -> Void = { _ in }
         var disconnected: @Sendable (Libp2pConnection) -> Void = { _ in }
-        /// Asked before a connection is accepted: a reason refuses it.
+        /// Asked after the handshake, before a connection is accepted (peer id, address key): a
+        /// reason refuses it.
         var refuse: @Sendable (PeerID, String) -> String? = { _, _ in nil }
+        /// Asked when a TCP connection arrives, before a byte is read (address key): a reason
+        /// refuses it — a banned address never gets a Noise handshake.
+        var refuseAddress: @Sendable (String) -> String? = { _ in nil }
+        /// Peers whose inbound connections have reserved slots (the configured ones).
+        var isReserved: @Sendable (PeerID) -> Bool = { _ in false }
+    }
+
+    /// One TCP connection from accept (or connect) to its end.
+    private struct Ticket {
+        let direction: PeerDirection
+        let addressKey: String
+        let channel: any Channel
+        let startedAt: ContinuousClock.Instant
+        var established = false
+        var reserved = false
     }
 
     private struct State {
         var connections: [PeerID: Libp2pConnection] = [:]
-        var pending = 0
+        var tickets: [ObjectIdentifier: Ticket] = [:]
         var nextSerial: UInt64 = 1
         var listenAddrs: [Multiaddr] = []
-        var channels: [ObjectIdentifier: any Channel] = [:]
         var closed = false
+        var refusedConnections = 0
+        var evictedHandshakes = 0
     }
 
     private let state = Mutex(State())
@@ -80,6 +139,10 @@ final class Libp2pHost: Sendable {
         all[Self.pingID] = { stream in try await Self.servePing(&stream) }
         self.handlers = all
         self.protocols = (Array(all.keys) + [Self.identifyID, Self.identifyPushID]).sorted()
+        sendBudget = BufferBudget(nodeCapacity: options.sendBufferNode, accountCapacity: options.sendBufferPerConnection)
+        inboundStreams = StreamQuota(capacity: options.nodeInboundStreams, guaranteed: options.guaranteedStreams)
+        exchangeClientBudget = BufferBudget(nodeCapacity: options.exchangeClientBytes,
+                                            accountCapacity: options.exchangeClientBytes)
     }
 
     func setEvents(_ e: Events) { events.withLock { $0 = e } }
@@ -91,6 +154,30 @@ final class Libp2pHost: Sendable {
     var listenAddrs: [Multiaddr] { state.withLock { $0.listenAddrs } }
 
     func setListenAddrs(_ addrs: [Multiaddr]) { state.withLock { $0.listenAddrs = addrs } }
+
+    /// TCP connections open now (handshaking or established), by direction and phase.
+    struct ConnectionCounts: Sendable, Equatable {
+        var inboundHandshaking = 0
+        var inboundEstablished = 0
+        var outbound = 0
+        /// Connections refused at accept or registration, and handshakes evicted, since start.
+        var refused = 0
+        var evicted = 0
+    }
+
+    var connectionCounts: ConnectionCounts {
+        state.withLock { s in
+            var c = ConnectionCounts(refused: s.refusedConnections, evicted: s.evictedHandshakes)
+            for t in s.tickets.values {
+                switch (t.direction, t.established) {
+                case (.inbound, false): c.inboundHandshaking += 1
+                case (.inbound, true): c.inboundEstablished += 1
+                case (.outbound, _): c.outbound += 1
+                }
+            }
+            return c
+        }
+    }
 
     // MARK: Listening and dialling
 
@@ -144,40 +231,86 @@ final class Libp2pHost: Sendable {
             return Array(s.connections.values)
         }
         for c in conns { c.close(reason: "shutting down") }
-        let chans = state.withLock { Array($0.channels.values) }
+        let chans = state.withLock { $0.tickets.values.map(\.channel) }
         for ch in chans { ch.close(promise: nil) }
     }
 
-    var openChannelCount: Int { state.withLock { $0.channels.count } }
+    var openChannelCount: Int { state.withLock { $0.tickets.count } }
+
+    // MARK: Admission
+
+    /// Whether a new TCP connection may start its handshake; nil admits it (and takes its slot).
+    private func admit(_ channel: any Channel, direction: PeerDirection, addressKey: String) -> String? {
+        if direction == .inbound, let reason = events.withLock({ $0 }).refuseAddress(addressKey) { return reason }
+        var evict: (any Channel)?
+        let refusal = state.withLock { s -> String? in
+            guard !s.closed else { return "shutting down" }
+            switch direction {
+            case .outbound:
+                let outbound = s.tickets.values.filter { $0.direction == .outbound }.count
+                guard outbound < options.maxOutbound else { return "outbound connection limit (\(options.maxOutbound)) reached" }
+            case .inbound:
+                let fromAddress = s.tickets.values.filter { $0.direction == .inbound && $0.addressKey == addressKey }.count
+                guard fromAddress < options.maxInboundPerAddress else {
+                    return "\(fromAddress) connections from \(addressKey) already (limit \(options.maxInboundPerAddress))"
+                }
+                let handshaking = s.tickets.filter { $0.value.direction == .inbound && !$0.value.established }
+                if handshaking.count >= options.maxInboundHandshakes {
+                    var byAddress: [String: [(ObjectIdentifier, Ticket)]] = [:]
+                    for (id, t) in handshaking { byAddress[t.addressKey, default: []].append((id, t)) }
+                    let mine = byAddress[addressKey]?.count ?? 0
+                    guard let (busiest, theirs) = byAddress.max(by: { $0.value.count < $1.value.count }),
+                          busiest != addressKey, theirs.count > mine + 1,
+                          let oldest = theirs.min(by: { $0.1.startedAt < $1.1.startedAt }) else {
+                        return "\(handshaking.count) inbound handshakes in progress (limit \(options.maxInboundHandshakes))"
+                    }
+                    s.tickets.removeValue(forKey: oldest.0)
+                    s.evictedHandshakes += 1
+                    evict = oldest.1.channel
+                }
+            }
+            s.tickets[ObjectIdentifier(channel)] = Ticket(direction: direction, addressKey: addressKey, channel: channel,
+                                                          startedAt: .now)
+            return nil
+        }
+        evict?.close(promise: nil)
+        if refusal != nil { state.withLock { $0.refusedConnections += 1 } }
+        return refusal
+    }
 
     // MARK: One connection's life
 
     private func run(_ raw: RawChannel, direction: PeerDirection, expected: PeerID?,
                      established: EventLoopPromise<Libp2pConnection>?) async {
         let channel = raw.channel
-        let address = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        let admitted = state.withLock { s -> Bool in
-            guard !s.closed, s.connections.count + s.pending < options.maxConnections else { return false }
-            s.pending += 1
-            s.channels[ObjectIdentifier(channel)] = channel
-            return true
-        }
-        guard admitted else {
-            established?.fail(LinkError.negotiation("connection limit reached or shutting down"))
+        let remote = channel.remoteAddress
+        let address = remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        let remoteIP = remote?.ipAddress ?? "?"
+        let addressKey = AddressKey.of(remote) ?? remoteIP
+        if let refusal = admit(channel, direction: direction, addressKey: addressKey) {
+            established?.fail(LinkError.negotiation(refusal))
+            logger.debug("connection refused", metadata: ["address": "\(address)", "direction": "\(direction)",
+                                                          "reason": "\(refusal)"])
             try? await channel.close()
             return
         }
         var registered: Libp2pConnection?
+        // Whether `established` was completed (a promise left pending would leak).
+        var settled = false
         defer {
             state.withLock { s in
-                s.channels.removeValue(forKey: ObjectIdentifier(channel))
+                s.tickets.removeValue(forKey: ObjectIdentifier(channel))
                 if let r = registered, s.connections[r.remote] === r { s.connections.removeValue(forKey: r.remote) }
             }
-            if let r = registered { events.withLock { $0 }.disconnected(r) }
+            if let r = registered {
+                r.session.sendAccount.close()
+                events.withLock { $0 }.disconnected(r)
+            }
         }
         do {
             try await raw.executeThenClose { inbound, outbound in
-                let timer = channel.eventLoop.scheduleTask(in: options.handshakeTimeout.timeAmount) {
+                let deadline = direction == .inbound ? options.inboundHandshakeTimeout : options.handshakeTimeout
+                let timer = channel.eventLoop.scheduleTask(in: deadline.timeAmount) {
                     channel.close(promise: nil)
                 }
                 var tcp = ByteReader(TCPSource(iterator: inbound.makeAsyncIterator()))
@@ -187,7 +320,7 @@ final class Libp2pHost: Sendable {
                                                       expected: expected)
                 } catch {
                     timer.cancel()
-                    state.withLock { $0.pending -= 1 }
+                    settled = true
                     established?.fail(error)
                     logger.debug("handshake failed", metadata: ["address": "\(address)", "direction": "\(direction)",
                                                                 "error": "\(error)"])
@@ -195,17 +328,20 @@ final class Libp2pHost: Sendable {
                 }
                 timer.cancel()
                 var (noise, secure) = upgraded
-                let session = YamuxSession(isDialer: direction.isDialer)
+                let session = YamuxSession(isDialer: direction.isDialer, limits: options.yamux,
+                                           sendAccount: sendBudget.openAccount(), inboundQuota: inboundStreams)
                 let dialer = direction.isDialer ? localID : noise.remote
                 let serial = state.withLock { s -> UInt64 in
-                    s.pending -= 1
                     defer { s.nextSerial += 1 }
                     return s.nextSerial
                 }
                 let conn = Libp2pConnection(remote: noise.remote, direction: direction, remoteAddress: address,
+                                            addressKey: addressKey, remoteIP: remoteIP,
                                             serial: serial, origin: ConnectionOrigin(dialer: dialer, dialerNonce: noise.handshakeHash),
                                             session: session, channel: channel)
+                settled = true
                 if let refusal = register(conn) {
+                    state.withLock { $0.refusedConnections += 1 }
                     established?.fail(LinkError.negotiation(refusal))
                     logger.debug("connection refused", metadata: ["peer": "\(conn.remote)", "reason": "\(refusal)"])
                     session.close(goAway: .normal)
@@ -213,6 +349,7 @@ final class Libp2pHost: Sendable {
                     for await frame in session.frames {
                         try? await outbound.write(Self.encrypt(frame, &send))
                     }
+                    session.sendAccount.close()
                     return
                 }
                 registered = conn
@@ -225,25 +362,29 @@ final class Libp2pHost: Sendable {
                         var send = initialSend
                         for await frame in session.frames {
                             let n = frame.readableBytes
+                            conn.writeStarted()
                             do {
                                 try await outbound.write(Self.encrypt(frame, &send))
                             } catch {
                                 break
                             }
+                            conn.writeFinished()
                             session.wrote(n)
                         }
                         channel.close(promise: nil)
                     }
                     group.addTask { await self.acceptStreams(conn) }
                     group.addTask { await self.keepAlive(conn) }
+                    group.addTask { await self.watchWrites(conn) }
                     group.addTask { await self.identify(conn) }
                     do {
                         try session.receive(&secure.buffer)
                         while try await secure.fill() {
                             try session.receive(&secure.buffer)
-                            if secure.buffer.readableBytes == 0 { secure.buffer.clear() }
-                            if session.queuedBytes > options.outboundHardLimit {
-                                conn.close(reason: "does not read (over \(options.outboundHardLimit) bytes queued)",
+                            if session.queuedBytes > options.sendBufferPerConnection + (4 << 20) {
+                                // Only control frames are queued without waiting for room: a peer
+                                // that makes us answer pings it never reads lands here.
+                                conn.close(reason: "does not read (\(session.queuedBytes) bytes queued)",
                                            code: .internalError)
                                 break
                             }
@@ -264,11 +405,8 @@ final class Libp2pHost: Sendable {
                 }
             }
         } catch {
+            if !settled { established?.fail(error) }
             logger.debug("connection ended", metadata: ["address": "\(address)", "error": "\(error)"])
-        }
-        if registered == nil {
-            // Never registered: the pending count was taken back on the failure paths above,
-            // except when executeThenClose itself failed before running.
         }
     }
 
@@ -318,18 +456,29 @@ final class Libp2pHost: Sendable {
     /// Makes `conn` the peer's connection; returns why not otherwise.
     private func register(_ conn: Libp2pConnection) -> String? {
         if conn.remote == localID { return "connection to self" }
-        if let reason = events.withLock({ $0 }).refuse(conn.remote, conn.remoteAddress) { return reason }
+        let events = self.events.withLock { $0 }
+        if let reason = events.refuse(conn.remote, conn.addressKey) { return reason }
+        let reserved = events.isReserved(conn.remote)
         let replaced = state.withLock { s -> (Libp2pConnection?, String?) in
             if s.closed { return (nil, "shutting down") }
-            if let existing = s.connections[conn.remote], !existing.isClosed {
-                guard DuplicateConnectionRule.keeps(conn.origin, over: existing.origin) else {
+            let ticketID = ObjectIdentifier(conn.channel)
+            if conn.direction == .inbound, !reserved {
+                let strangers = s.tickets.values.filter { $0.direction == .inbound && $0.established && !$0.reserved }.count
+                if strangers >= options.maxInbound {
+                    return (nil, "inbound connection limit (\(options.maxInbound)) reached")
+                }
+            }
+            var existing: Libp2pConnection?
+            if let e = s.connections[conn.remote], !e.isClosed {
+                guard DuplicateConnectionRule.keeps(conn.origin, over: e.origin) else {
                     return (nil, "duplicate connection (the existing one is kept)")
                 }
-                s.connections[conn.remote] = conn
-                return (existing, nil)
+                existing = e
             }
             s.connections[conn.remote] = conn
-            return (nil, nil)
+            s.tickets[ticketID]?.established = true
+            s.tickets[ticketID]?.reserved = reserved
+            return (existing, nil)
         }
         if let refusal = replaced.1 { return refusal }
         replaced.0?.close(reason: "duplicate connection (replaced by a preferred one)")
@@ -339,17 +488,25 @@ final class Libp2pHost: Sendable {
     // MARK: Streams
 
     private func acceptStreams(_ conn: Libp2pConnection) async {
+        let negotiating = BoundedCounter(limit: options.maxNegotiatingStreams)
         await withDiscardingTaskGroup { group in
             for await stream in conn.session.inboundStreams {
-                group.addTask { await self.handle(stream, on: conn) }
+                guard negotiating.tryIncrement() else {
+                    logger.debug("stream refused: too many negotiating", metadata: ["peer": "\(conn.remote.short)"])
+                    stream.reset()
+                    continue
+                }
+                group.addTask {
+                    await self.handle(stream, on: conn) { negotiating.decrement() }
+                }
             }
         }
     }
 
-    private func handle(_ stream: YamuxStream, on conn: Libp2pConnection) async {
+    private func handle(_ stream: YamuxStream, on conn: Libp2pConnection, negotiated: () -> Void) async {
         var reader = stream.reader()
         let timeout = Task {
-            try await Task.sleep(for: .seconds(10))
+            try await Task.sleep(for: options.streamNegotiationTimeout)
             stream.reset()
         }
         let supported = Set(handlers.keys).union([Self.identifyID, Self.identifyPushID])
@@ -358,15 +515,26 @@ final class Libp2pHost: Sendable {
             proto = try await Multistream.accept(supported, reader: &reader) { try await stream.write($0) }
         } catch {
             timeout.cancel()
+            negotiated()
             logger.debug("stream negotiation failed", metadata: ["peer": "\(conn.remote.short)", "error": "\(error)"])
             stream.reset()
             return
         }
         timeout.cancel()
+        negotiated()
+        let limit = options.streamsPerProtocol[proto] ?? options.defaultStreamsPerProtocol
+        guard conn.beginInbound(proto, limit: limit) else {
+            logger.debug("stream refused: protocol limit", metadata: ["peer": "\(conn.remote.short)", "protocol": "\(proto)",
+                                                                      "limit": "\(limit)"])
+            stream.reset()
+            return
+        }
+        defer { conn.endInbound(proto) }
         var inbound = InboundStream(connection: conn, stream: stream, protocolID: proto, reader: reader)
         do {
             switch proto {
             case Self.identifyID:
+                stream.stopReading()
                 try await stream.write(identifyMessage(for: conn))
                 stream.close()
             case Self.identifyPushID:
@@ -459,7 +627,7 @@ final class Libp2pHost: Sendable {
     private static func servePing(_ s: inout InboundStream) async throws {
         while true {
             if s.reader.buffer.readableBytes == 0 {
-                guard try await s.reader.fill() else { break }
+                guard try await s.reader.fill(upTo: 32) else { break }
             }
             let payload = try await s.reader.readExactly(32)
             try await s.stream.write(payload)
@@ -478,6 +646,23 @@ final class Libp2pHost: Sendable {
         let echo = try await reader.readExactly(32)
         guard echo == payload else { throw LinkError.protocolViolation("ping echo differs") }
         return ContinuousClock.now - start
+    }
+
+    /// Closes a connection whose socket write has not finished for `writeTimeout`: the peer
+    /// stopped reading, and what is queued for it would only wait (and hold its budget).
+    private func watchWrites(_ conn: Libp2pConnection) async {
+        let tick = max(.milliseconds(100), options.writeTimeout / 4)
+        while !Task.isCancelled, !conn.isClosed {
+            do {
+                try await Task.sleep(for: tick)
+            } catch {
+                return
+            }
+            if let since = conn.writeStalledSince, ContinuousClock.now - since > options.writeTimeout {
+                conn.close(reason: "does not read: a write waited over \(options.writeTimeout)", code: .internalError)
+                return
+            }
+        }
     }
 
     /// yamux pings every `keepAliveInterval`; a peer that answers none for three intervals is gone.

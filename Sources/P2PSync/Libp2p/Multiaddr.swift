@@ -134,7 +134,8 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
             host = .ip6(groups.joined(separator: ":"))
             i += 16
         case Code.dns, Code.dns4, Code.dns6:
-            guard let n = Varint.read(bytes, at: &i), i + Int(n) <= bytes.count else { return nil }
+            // Compared as UInt64: a length near 2^63 must not trap in `i + Int(n)`.
+            guard let n = Varint.read(bytes, at: &i), n <= UInt64(bytes.count - i) else { return nil }
             host = .dns(String(decoding: bytes[i..<i + Int(n)], as: UTF8.self), code: code)
             i += Int(n)
         default:
@@ -146,7 +147,7 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
         peerID = nil
         if i < bytes.count {
             guard Varint.read(bytes, at: &i) == Code.p2p, let n = Varint.read(bytes, at: &i),
-                  i + Int(n) == bytes.count, let id = PeerID(bytes: Array(bytes[i...])) else { return nil }
+                  n == UInt64(bytes.count - i), let id = PeerID(bytes: Array(bytes[i...])) else { return nil }
             peerID = id
         }
     }

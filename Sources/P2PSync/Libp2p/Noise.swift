@@ -244,7 +244,7 @@ struct NoiseSource<Inner: ChunkSource>: ChunkSource {
     var reader: ByteReader<Inner>
     var cipher: Noise.CipherState
 
-    mutating func nextChunk() async throws -> ByteBuffer? {
+    mutating func nextChunk(max: Int) async throws -> ByteBuffer? {
         guard let frame = try await Noise.readFrame(&reader) else { return nil }
         let plain = try cipher.decrypt(frame, ad: [])
         return ByteBuffer(bytes: plain)

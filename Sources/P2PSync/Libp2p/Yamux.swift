@@ -7,6 +7,9 @@ import Synchronization
 enum Yamux {
     static let protocolID = "/yamux/1.0.0"
     static let headerSize = 12
+    /// The receive window of every stream, and the most this node ever grants one: it never
+    /// sends a window update beyond what its reader consumed. So no stream holds more than this
+    /// of the peer's data unread, and no data frame may be longer.
     static let initialWindow: UInt32 = 256 * 1024
     /// Largest data frame this node sends (fits one Noise frame with its header).
     static let maxDataFrame = Noise.maxPlaintext - headerSize
@@ -35,17 +38,54 @@ enum Yamux {
     }
 }
 
+/// Streams the peers of the whole node have open at once, past each connection's first few:
+/// every open stream may hold a window (256 KiB) of unread data, so this bounds that memory for
+/// the node. A connection always gets `guaranteed` streams (an honest peer's gossip and identify
+/// streams are never refused because strangers hold the rest).
+final class StreamQuota: Sendable {
+    let capacity: Int
+    let guaranteed: Int
+    private let open = Mutex(0)
+
+    init(capacity: Int, guaranteed: Int) {
+        self.capacity = max(0, capacity)
+        self.guaranteed = max(0, guaranteed)
+    }
+
+    /// Takes a stream for a connection that has `connectionOpen` of its peer's streams open.
+    func tryTake(connectionOpen: Int) -> Bool {
+        open.withLock { n in
+            guard connectionOpen < guaranteed || n < capacity else { return false }
+            n += 1
+            return true
+        }
+    }
+
+    func give() { open.withLock { $0 = max(0, $0 - 1) } }
+
+    var inUse: Int { open.withLock { $0 } }
+}
+
 /// One yamux session over a secured connection. The connection's read loop feeds it with
 /// `receive`; every frame it sends goes to `frames`, which one writer encrypts in order.
+///
+/// Memory a peer can make it hold: a data frame is refused when its header arrives if it is
+/// longer than the stream's receive window (so the read buffer never waits for more than a
+/// window); each stream holds at most its window unread; the peer opens at most
+/// `maxInboundStreams`; what this node queues for sending is charged to `sendAccount`.
 final class YamuxSession: Sendable {
     struct Limits: Sendable {
-        var maxStreams = 256
+        /// Streams open at once on this connection, ours and the peer's.
+        var maxStreams = 64
+        /// Of those, streams the peer opened; beyond it a new one is reset.
+        var maxInboundStreams = 32
         /// A peer may overrun a stream's window by at most this much before it is a violation.
         var windowSlack: UInt32 = 0
     }
 
     private struct State {
         var streams: [UInt32: YamuxStream] = [:]
+        var inboundOpen = 0
         var nextStreamID: UInt32
         var highestRemoteID: UInt32 = 0
         var closed = false
@@ -56,6 +96,9 @@ final class YamuxSession: Sendable {
 
     let isDialer: Bool
     let limits: Limits
+    /// What this session has queued for sending (frames the writer has not written yet).
+    let sendAccount: BufferBudget.Account
+    private let inboundQuota: StreamQuota?
     private let state: Mutex<State>
     let frames: AsyncStream<ByteBuffer>
     private let framesContinuation: AsyncStream<ByteBuffer>.Continuation
@@ -64,9 +107,13 @@ final class YamuxSession: Sendable {
     private let inboundContinuation: AsyncStream<YamuxStream>.Continuation
     private let buffered = Atomic<Int>(0)
 
-    init(isDialer: Bool, limits: Limits = Limits()) {
+    /// A session on its own (tests, fuzzing) gets a private budget of 16 MiB.
+    init(isDialer: Bool, limits: Limits = Limits(), sendAccount: BufferBudget.Account? = nil,
+         inboundQuota: StreamQuota? = nil) {
         self.isDialer = isDialer
         self.limits = limits
+        self.sendAccount = sendAccount ?? BufferBudget(nodeCapacity: 16 << 20, accountCapacity: 16 << 20).openAccount()
+        self.inboundQuota = inboundQuota
         state = Mutex(State(nextStreamID: isDialer ? 1 : 2))
         (frames, framesContinuation) = AsyncStream.makeStream(of: ByteBuffer.self)
         (inboundStreams, inboundContinuation) = AsyncStream.makeStream(of: YamuxStream.self)
@@ -75,13 +122,26 @@ final class YamuxSession: Sendable {
     /// Bytes handed to the writer and not yet written.
     var queuedBytes: Int { buffered.load(ordering: .relaxed) }
 
-    func wrote(_ bytes: Int) { buffered.subtract(bytes, ordering: .relaxed) }
+    /// The writer wrote a frame of `bytes`: its room in the budget is free again.
+    func wrote(_ bytes: Int) {
+        buffered.subtract(bytes, ordering: .relaxed)
+        sendAccount.release(bytes)
+    }
 
-    func send(_ type: Yamux.FrameType, _ flags: Yamux.Flags, stream: UInt32, length: UInt32, payload: ByteBuffer? = nil) {
+    /// Queues a frame for the writer. `preCharged` of its bytes were reserved in `sendAccount`
+    /// by the caller (a data frame's payload); the rest (its header, a control frame) is charged
+    /// here unconditionally: control frames are 12 bytes and must not wait behind data.
+    func send(_ type: Yamux.FrameType, _ flags: Yamux.Flags, stream: UInt32, length: UInt32, payload: ByteBuffer? = nil,
+              preCharged: Int = 0) {
         var frame = Yamux.header(type, flags, stream: stream, length: length)
         if var payload { frame.writeBuffer(&payload) }
+        sendAccount.charge(frame.readableBytes - preCharged)
         buffered.add(frame.readableBytes, ordering: .relaxed)
-        framesContinuation.yield(frame)
+        if case .terminated = framesContinuation.yield(frame) {
+            // The writer is gone: nobody will write (or release) it.
+            buffered.subtract(frame.readableBytes, ordering: .relaxed)
+            sendAccount.release(frame.readableBytes)
+        }
     }
 
     // MARK: Streams
@@ -101,10 +161,19 @@ final class YamuxSession: Sendable {
     }
 
     func remove(_ id: UInt32) {
-        _ = state.withLock { $0.streams.removeValue(forKey: id) }
+        let removedInbound = state.withLock { s -> Bool in
+            guard s.streams.removeValue(forKey: id) != nil else { return false }
+            guard isRemote(id) else { return false }
+            s.inboundOpen -= 1
+            return true
+        }
+        if removedInbound { inboundQuota?.give() }
     }
 
+    private func isRemote(_ id: UInt32) -> Bool { id % 2 == (isDialer ? 0 : 1) }
+
     var streamCount: Int { state.withLock { $0.streams.count } }
+    var inboundStreamCount: Int { state.withLock { $0.inboundOpen } }
 
     // MARK: Keep-alive
 
@@ -129,7 +198,8 @@ final class YamuxSession: Sendable {
     // MARK: Receiving
 
     /// Consumes every complete frame in `buffer`. Throws on a protocol violation (the caller
-    /// sends GoAway and closes).
+    /// sends GoAway and closes). A data frame's length is checked against the window when its
+    /// header arrives, before any of its body is waited for.
     func receive(_ buffer: inout ByteBuffer) throws {
         while buffer.readableBytes >= Yamux.headerSize {
             let start = buffer.readerIndex
@@ -144,6 +214,7 @@ final class YamuxSession: Sendable {
             let length: UInt32 = buffer.getInteger(at: start + 8)!
             var payload: ByteBuffer?
             if type == .data {
+                try checkDataLength(flags: flags, id: id, length: length)
                 guard buffer.readableBytes >= Yamux.headerSize + Int(length) else { return }
                 buffer.moveReaderIndex(forwardBy: Yamux.headerSize)
                 payload = buffer.readSlice(length: Int(length))
@@ -151,6 +222,24 @@ final class YamuxSession: Sendable {
                 buffer.moveReaderIndex(forwardBy: Yamux.headerSize)
             }
             try handle(type, flags, id, length, payload)
+        }
+    }
+
+    /// The longest data frame the peer may send on `id` now: the stream's receive window, or a
+    /// whole initial window for a stream it opens with this frame or one that is gone (data it
+    /// sent before it saw our reset or close). Anything longer is a violation on arrival of the
+    /// header — without this, a 4 GiB length would be buffered while its body trickles in.
+    private func checkDataLength(flags: Yamux.Flags, id: UInt32, length: UInt32) throws {
+        let window: UInt32
+        if flags.contains(.syn) {
+            window = Yamux.initialWindow
+        } else if let stream = state.withLock({ $0.streams[id] }) {
+            window = stream.currentReceiveWindow
+        } else {
+            window = Yamux.initialWindow
+        }
+        guard UInt64(length) <= UInt64(window) + UInt64(limits.windowSlack) else {
+            throw LinkError.protocolViolation("data frame of \(length) bytes on stream \(id) is over its window of \(window)")
         }
     }
 
@@ -173,36 +262,37 @@ final class YamuxSession: Sendable {
         }
         guard id != 0 else { throw LinkError.protocolViolation("stream frame on stream 0") }
         var stream: YamuxStream?
-        var refused = false
         if flags.contains(.syn) {
-            let remoteParity: UInt32 = isDialer ? 0 : 1
-            guard id % 2 == remoteParity else {
+            guard isRemote(id) else {
                 throw LinkError.protocolViolation("peer opened stream \(id) with our parity")
             }
-            let created = try state.withLock { s -> YamuxStream? in
+            enum Opening { case created(YamuxStream), refused, closed }
+            let opening = try state.withLock { s -> Opening in
                 // Like go-yamux: only an id that is open now is a duplicate (SYNs of streams
                 // opened concurrently may arrive out of id order).
                 guard s.streams[id] == nil else {
                     throw LinkError.protocolViolation("peer reopened stream \(id)")
                 }
                 s.highestRemoteID = max(s.highestRemoteID, id)
-                guard !s.closed else { return nil }
-                guard s.streams.count < limits.maxStreams else {
-                    refused = true
-                    return nil
-                }
+                guard !s.closed else { return .closed }
+                guard s.streams.count < limits.maxStreams, s.inboundOpen < limits.maxInboundStreams,
+                      inboundQuota?.tryTake(connectionOpen: s.inboundOpen) ?? true else { return .refused }
                 let st = YamuxStream(id: id, session: self)
                 s.streams[id] = st
-                return st
+                s.inboundOpen += 1
+                return .created(st)
             }
-            if refused {
+            switch opening {
+            case .closed:
+                return
+            case .refused:
                 send(.windowUpdate, .rst, stream: id, length: 0)
                 return
+            case .created(let created):
+                stream = created
+                send(.windowUpdate, .ack, stream: id, length: 0)
+                inboundContinuation.yield(created)
             }
-            guard let created else { return }
-            stream = created
-            send(.windowUpdate, .ack, stream: id, length: 0)
-            inboundContinuation.yield(created)
         } else {
             stream = state.withLock { $0.streams[id] }
         }
@@ -223,15 +313,17 @@ final class YamuxSession: Sendable {
     /// Ends the session: every stream fails, pending pings fail, the writer and the inbound
     /// stream feed finish. `goAway` first tells the peer why.
     func close(goAway: Yamux.GoAwayCode? = nil) {
-        let (streams, pings, wasClosed) = state.withLock { s in
+        let (streams, pings, wasClosed, inbound) = state.withLock { s in
             defer {
                 s.closed = true
                 s.streams = [:]
                 s.pings = [:]
+                s.inboundOpen = 0
             }
-            return (Array(s.streams.values), Array(s.pings.values), s.closed)
+            return (Array(s.streams.values), Array(s.pings.values), s.closed, s.inboundOpen)
         }
         if !wasClosed, let goAway { send(.goAway, [], stream: 0, length: goAway.rawValue) }
+        for _ in 0..<inbound { inboundQuota?.give() }
         for stream in streams { stream.connectionClosed() }
         for p in pings { p.resume(throwing: LinkError.closed) }
         framesContinuation.finish()
@@ -241,17 +333,30 @@ final class YamuxSession: Sendable {
     var isClosed: Bool { state.withLock { $0.closed } }
 }
 
-/// One yamux stream: bytes in (an async sequence the reader consumes, reopening the window as
-/// it goes), bytes out within the peer's window.
+/// One yamux stream: bytes in (an inbox the reader takes from, reopening the window as it
+/// goes), bytes out within the peer's window.
+///
+/// The inbox is one buffer that received payloads are copied into: a payload never pins the
+/// connection's read buffer, and a peer sending many tiny frames costs no more than their bytes.
 final class YamuxStream: Sendable {
     let id: UInt32
     let session: YamuxSession
+
+    private enum Ending {
+        case open
+        case finished
+        case failed(any Error)
+    }
 
     private struct State {
         var sendWindow: UInt32 = Yamux.initialWindow
         var receiveWindow: UInt32 = Yamux.initialWindow
         var consumedUnacknowledged: UInt32 = 0
-        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var nextWaiter: UInt64 = 0
+        var inbox = ByteBuffer()
+        var ending = Ending.open
+        var reader: (continuation: CheckedContinuation<ByteBuffer?, any Error>, max: Int)?
         var localClosed = false
         var remoteClosed = false
         var reset = false
@@ -260,70 +365,140 @@ final class YamuxStream: Sendable {
     }
 
     private let state = Mutex(State())
-    let inbound: AsyncThrowingStream<ByteBuffer, any Error>
-    private let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
 
     init(id: UInt32, session: YamuxSession) {
         self.id = id
         self.session = session
-        (inbound, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self, throwing: (any Error).self)
     }
 
     // MARK: From the session
 
+    var currentReceiveWindow: UInt32 { state.withLock { $0.receiveWindow } }
+
+    /// Unread bytes in the inbox.
+    var unread: Int { state.withLock { $0.inbox.readableBytes } }
+
     func received(_ payload: ByteBuffer, slack: UInt32) throws {
         let n = UInt32(payload.readableBytes)
-        let accepted = try state.withLock { s -> Bool in
+        let handoff = try state.withLock { s -> (CheckedContinuation<ByteBuffer?, any Error>, ByteBuffer)? in
             guard !s.remoteClosed else { throw LinkError.protocolViolation("data after FIN on stream \(id)") }
-            guard n <= s.receiveWindow &+ slack else {
+            guard UInt64(n) <= UInt64(s.receiveWindow) + UInt64(slack) else {
                 throw LinkError.protocolViolation("stream \(id) overran its receive window (\(n) > \(s.receiveWindow))")
             }
             s.receiveWindow -= min(n, s.receiveWindow)
-            return !s.reset && !s.localClosedForReading
+            guard !s.reset, !s.localClosedForReading else { return nil }
+            var copy = payload
+            if s.inbox.readableBytes == 0, s.inbox.readerIndex > 0 { s.inbox.clear() }
+            s.inbox.writeBuffer(&copy)
+            guard let reader = s.reader else { return nil }
+            s.reader = nil
+            return (reader.continuation, Self.take(&s.inbox, max: reader.max))
         }
-        if accepted { continuation.yield(payload) }
+        if let (reader, chunk) = handoff { reader.resume(returning: chunk) }
+    }
+
+    /// Up to `max` bytes out of the inbox, in a buffer of their own.
+    private static func take(_ inbox: inout ByteBuffer, max: Int) -> ByteBuffer {
+        if inbox.readableBytes <= max {
+            defer { inbox = ByteBuffer() }
+            return inbox
+        }
+        var part = ByteBufferAllocator().buffer(capacity: max)
+        part.writeBytes(inbox.readableBytesView.prefix(max))
+        inbox.moveReaderIndex(forwardBy: max)
+        if inbox.readerIndex >= inbox.readableBytes { inbox.discardReadBytes() }
+        return part
     }
 
     func windowOpened(by delta: UInt32) {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, any Error>] in
             s.sendWindow &+= delta
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
         }
         for w in waiters { w.resume() }
     }
 
     func remoteFinished() {
-        let remove = state.withLock { s -> Bool in
+        let (remove, reader) = state.withLock { s -> (Bool, CheckedContinuation<ByteBuffer?, any Error>?) in
             s.remoteClosed = true
-            return s.localClosed
+            if case .open = s.ending { s.ending = .finished }
+            let r = s.inbox.readableBytes == 0 ? s.reader?.continuation : nil
+            if r != nil { s.reader = nil }
+            return (s.localClosed, r)
         }
-        continuation.finish()
+        reader?.resume(returning: nil)
         if remove { session.remove(id) }
     }
 
     func remoteReset() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, any Error>] in
-            s.reset = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        continuation.finish(throwing: LinkError.reset)
+        let (waiters, reader) = fail(LinkError.reset, markReset: true)
+        reader?.resume(throwing: LinkError.reset)
         for w in waiters { w.resume(throwing: LinkError.reset) }
         session.remove(id)
     }
 
     func connectionClosed() {
-        let waiters = state.withLock { s -> [CheckedContinuation<Void, any Error>] in
+        let (waiters, reader) = state.withLock { s -> ([CheckedContinuation<Void, any Error>], CheckedContinuation<ByteBuffer?, any Error>?) in
             s.connectionGone = true
-            defer { s.waiters = [] }
-            return s.waiters
+            return Self.failLocked(&s, LinkError.closed, markReset: false)
         }
-        continuation.finish(throwing: LinkError.closed)
+        reader?.resume(throwing: LinkError.closed)
         for w in waiters { w.resume(throwing: LinkError.closed) }
     }
 
+    private func fail(_ error: any Error, markReset: Bool)
+        -> ([CheckedContinuation<Void, any Error>], CheckedContinuation<ByteBuffer?, any Error>?) {
+        state.withLock { s in Self.failLocked(&s, error, markReset: markReset) }
+    }
+
+    private static func failLocked(_ s: inout State, _ error: any Error, markReset: Bool)
+        -> ([CheckedContinuation<Void, any Error>], CheckedContinuation<ByteBuffer?, any Error>?) {
+        if markReset { s.reset = true }
+        if case .open = s.ending { s.ending = .failed(error) }
+        let waiters = Array(s.waiters.values)
+        s.waiters = [:]
+        // What arrived before the failure is still read first.
+        let reader = s.inbox.readableBytes == 0 ? s.reader?.continuation : nil
+        if reader != nil { s.reader = nil }
+        return (waiters, reader)
+    }
+
     // MARK: For the protocol handler
+
+    /// The next bytes the peer sent, at most `max`; nil at its FIN. Only one reader at a time.
+    func read(max: Int) async throws -> ByteBuffer? {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<ByteBuffer?, any Error>) in
+                enum Now { case chunk(ByteBuffer), end, error(any Error), wait }
+                let now = state.withLock { s -> Now in
+                    if s.inbox.readableBytes > 0 { return .chunk(Self.take(&s.inbox, max: max)) }
+                    if s.localClosedForReading { return .end }
+                    switch s.ending {
+                    case .finished: return .end
+                    case .failed(let e): return .error(e)
+                    case .open: break
+                    }
+                    if Task.isCancelled { return .error(CancellationError()) }
+                    guard s.reader == nil else { return .error(LinkError.protocolViolation("two readers on stream \(id)")) }
+                    s.reader = (c, max)
+                    return .wait
+                }
+                switch now {
+                case .chunk(let b): c.resume(returning: b)
+                case .end: c.resume(returning: nil)
+                case .error(let e): c.resume(throwing: e)
+                case .wait: break
+                }
+            }
+        } onCancel: {
+            let reader = state.withLock { s -> CheckedContinuation<ByteBuffer?, any Error>? in
+                defer { s.reader = nil }
+                return s.reader?.continuation
+            }
+            reader?.resume(throwing: CancellationError())
+        }
+    }
 
     /// Called by the reader after it took `count` bytes: reopens the window once half of it is used.
     func consumed(_ count: Int) {
@@ -338,14 +513,33 @@ final class YamuxStream: Sendable {
         if delta > 0 { session.send(.windowUpdate, [], stream: id, length: delta) }
     }
 
-    /// Writes `bytes`, waiting for the peer's window as needed.
-    func write(_ bytes: ByteBuffer) async throws {
+    /// Writes `bytes`, waiting for the peer's window and for room in the connection's send
+    /// budget as needed. `prepaid`: the bytes were reserved in the send budget by the caller
+    /// (a gossip frame that was queued); what is not sent when the write fails is released.
+    func write(_ bytes: ByteBuffer, prepaid: Bool = false) async throws {
         var rest = bytes
+        var prepaidLeft = prepaid ? bytes.readableBytes : 0
+        defer { if prepaidLeft > 0 { session.sendAccount.release(prepaidLeft) } }
         while rest.readableBytes > 0 {
             let n = try await reserve(min(rest.readableBytes, Yamux.maxDataFrame))
+            if prepaidLeft >= n {
+                prepaidLeft -= n
+            } else {
+                do {
+                    try await session.sendAccount.reserve(n)
+                } catch {
+                    giveBack(n)
+                    throw error
+                }
+            }
             let chunk = rest.readSlice(length: n)!
-            session.send(.data, [], stream: id, length: UInt32(n), payload: chunk)
+            session.send(.data, [], stream: id, length: UInt32(n), payload: chunk, preCharged: n)
         }
+    }
+
+    /// Window taken but not used (the write failed before sending).
+    private func giveBack(_ n: Int) {
+        state.withLock { $0.sendWindow &+= UInt32(n) }
     }
 
     private func reserve(_ wanted: Int) async throws -> Int {
@@ -360,14 +554,24 @@ final class YamuxStream: Sendable {
                 return n
             }
             if let granted { return granted }
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let now = state.withLock { s -> Bool in
-                    if s.sendWindow > 0 || s.reset || s.connectionGone { return true }
-                    s.waiters.append(c)
-                    return false
-                }
-                if now { c.resume() }
+            let waiterID = state.withLock { s -> UInt64 in
+                defer { s.nextWaiter += 1 }
+                return s.nextWaiter
             }
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                    let now = state.withLock { s -> Bool in
+                        if s.sendWindow > 0 || s.reset || s.connectionGone || Task.isCancelled { return true }
+                        s.waiters[waiterID] = c
+                        return false
+                    }
+                    if now { c.resume() }
+                }
+            } onCancel: {
+                let waiter = state.withLock { $0.waiters.removeValue(forKey: waiterID) }
+                waiter?.resume(throwing: CancellationError())
+            }
+            try Task.checkCancellation()
         }
     }
 
@@ -382,24 +586,40 @@ final class YamuxStream: Sendable {
         if remove { session.remove(id) }
     }
 
+    /// Reads nothing more: what arrived and what arrives is dropped (it never reopens the
+    /// window, so the peer can send at most what is left of it).
+    func stopReading() {
+        let reader = state.withLock { s -> CheckedContinuation<ByteBuffer?, any Error>? in
+            s.localClosedForReading = true
+            s.inbox = ByteBuffer()
+            defer { s.reader = nil }
+            return s.reader?.continuation
+        }
+        reader?.resume(returning: nil)
+    }
+
     /// Done with the stream both ways: FIN, and whatever else the peer sends is dropped.
     func close() {
         closeWrite()
-        state.withLock { $0.localClosedForReading = true }
-        continuation.finish()
+        stopReading()
         session.remove(id)
     }
 
     /// Abort (yamux RST).
     func reset() {
-        let (send, waiters) = state.withLock { s -> (Bool, [CheckedContinuation<Void, any Error>]) in
-            guard !s.reset, !s.connectionGone else { return (false, []) }
+        let (send, waiters, reader) = state.withLock { s -> (Bool, [CheckedContinuation<Void, any Error>], CheckedContinuation<ByteBuffer?, any Error>?) in
+            guard !s.reset, !s.connectionGone else { return (false, [], nil) }
             s.reset = true
-            defer { s.waiters = [] }
-            return (true, s.waiters)
+            s.localClosedForReading = true
+            s.inbox = ByteBuffer()
+            if case .open = s.ending { s.ending = .failed(LinkError.reset) }
+            let waiters = Array(s.waiters.values)
+            s.waiters = [:]
+            defer { s.reader = nil }
+            return (true, waiters, s.reader?.continuation)
         }
         if send { session.send(.windowUpdate, .rst, stream: id, length: 0) }
-        continuation.finish()
+        reader?.resume(returning: nil)
         for w in waiters { w.resume(throwing: LinkError.reset) }
         session.remove(id)
     }
@@ -411,15 +631,13 @@ extension YamuxStream {
     /// The stream's bytes as a reader source (acknowledges consumption for flow control).
     struct Source: ChunkSource {
         let stream: YamuxStream
-        var iterator: AsyncThrowingStream<ByteBuffer, any Error>.AsyncIterator
 
         init(_ stream: YamuxStream) {
             self.stream = stream
-            self.iterator = stream.inbound.makeAsyncIterator()
         }
 
-        mutating func nextChunk() async throws -> ByteBuffer? {
-            guard let chunk = try await iterator.next() else { return nil }
+        mutating func nextChunk(max: Int) async throws -> ByteBuffer? {
+            guard let chunk = try await stream.read(max: max) else { return nil }
             stream.consumed(chunk.readableBytes)
             return chunk
         }

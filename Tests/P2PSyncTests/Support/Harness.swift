@@ -17,6 +17,8 @@ extension P2PSettings {
         s.redialInitialDelay = .milliseconds(50)
         s.redialMaxDelay = .milliseconds(400)
         s.handshakeTimeout = .seconds(30)
+        // Tests share two cores with other builds: an honest handshake can take seconds there.
+        s.inboundHandshakeTimeout = .seconds(30)
         s.requestTimeout = .seconds(5)
         s.connectTimeout = .seconds(1)
         s.headPollInterval = .milliseconds(100)
