@@ -14,16 +14,20 @@ then what a stranger on the internet can send a node (issue 27 §4). Each attack
   idle-connections       --connections TCP connections that never speak, reopened as they
                          close, from the --sources addresses
   handshake              connect, ask the head, print what the remote is (a smoke test)
-  report                 runs the attacks one after another against a running node and prints,
+  report                 runs --attacks one after another against a running node and prints,
                          per attack, its RSS before / peak / after and blocks/s before / during
-                         / after (needs --pid and --rpc)
+                         / after (needs --pid and --rpc; with --follower-pid/--follower-rpc also
+                         a full node's RSS, lag and peers). scripts/hostile-report.sh sets up a
+                         network for it.
 
 Every mode prints JSON lines on stdout: {"event": "result", ...} with what it did and what the
-remote did back ({"event": "error", ...} on failure). Connections come from --sources (loopback
-addresses other than the honest nodes' 127.0.0.1, so that per-address limits and bans are
-tested without shutting the honest nodes out), a new identity per connection. --guard PID:MIB
-stops an attack once that process's RSS passes MIB MiB, so a node without the fixes is hurt
-enough to measure and no more (the machine is shared).
+remote did back ({"event": "error", ...} on failure). Each connection has a new identity and
+comes from the next of --sources (by default 127.0.N.1-16, N by attack: loopback addresses other
+than the honest nodes' 127.0.0.1, so that per-address limits and bans are tested without
+shutting the honest nodes out, and a ban one attack earns does not shield the node from the
+next). --guard PID:MIB stops an attack once that process's RSS passes MIB MiB, so that a node
+without the fixes is hurt enough to measure and no more (the machine is shared). SIGTERM ends
+an attack early; it still prints its result.
 
 usage: hostile_peer.py MODE --target /ip4/127.0.0.1/tcp/PORT/p2p/ID --chain-id ID [options]
 """
@@ -541,6 +545,28 @@ def node_status(rpc_url):
         return json.load(r)
 
 
+def production_rate(rpc_url, t0, t1):
+    """Blocks per second the node made between wall-clock times t0 and t1, from the blocks' own
+    timestamps (a node too busy to answer /status during an attack is measured afterwards, and
+    one that answers but stopped producing cannot hide it). None if the node does not answer."""
+    try:
+        top = node_status(rpc_url)["heights"]["store"]
+
+        def height_at(t):
+            limit, lo, hi = int(t * 1e9), 0, top
+            while lo < hi:
+                mid = lo + (hi - lo + 1) // 2
+                with urllib.request.urlopen(f"{rpc_url}/blocks/{mid}", timeout=15) as r:
+                    if json.load(r)["time_ns"] <= limit:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+            return lo
+        return (height_at(t1) - height_at(t0)) / (t1 - t0)
+    except Exception:
+        return None
+
+
 class Sampler:
     """Every 100 ms: a node's RSS (VmRSS), store height and peer count."""
 
@@ -562,12 +588,11 @@ class Sampler:
             time.sleep(0.1)
 
     def window(self, t0, t1):
-        """(RSS samples, blocks/s, last height, last peer count) between t0 and t1."""
+        """(RSS samples, last height, last peer count) between monotonic times t0 and t1."""
         s = [x for x in self.samples if t0 <= x[0] <= t1]
         rss = [x[1] for x in s if x[1] is not None]
-        hs = [(x[0], x[2], x[3]) for x in s if x[2] is not None]
-        rate = (hs[-1][1] - hs[0][1]) / (hs[-1][0] - hs[0][0]) if len(hs) >= 2 and hs[-1][0] > hs[0][0] else None
-        return rss, rate, hs[-1][1] if hs else None, hs[-1][2] if hs else None
+        hs = [(x[2], x[3]) for x in s if x[2] is not None]
+        return rss, hs[-1][0] if hs else None, hs[-1][1] if hs else None
 
 
 def report(a):
@@ -578,29 +603,34 @@ def report(a):
     def r(x):
         return None if x is None else round(x, 1)
     for name in a.attacks.split(","):
-        t0 = time.monotonic()
+        t0, w0 = time.monotonic(), time.time()
         time.sleep(a.settle)
-        t1 = time.monotonic()
-        guard = Guard(a.guard_limits, a.duration)
+        t1, w1 = time.monotonic(), time.time()
+        limits = list(a.guard_limits)
+        if a.guard_over:
+            limits += [(pid, rss + a.guard_over) for pid in (a.pid, a.follower_pid)
+                       if pid is not None and (rss := rss_mib(pid)) is not None]
+        guard = Guard(limits, a.duration)
         try:
             result = ATTACKS[name](with_defaults(a, name), guard)
         except Exception as e:
             result = {"error": f"{type(e).__name__}: {e}"}
         guard.finish()
-        t2 = time.monotonic()
+        t2, w2 = time.monotonic(), time.time()
         time.sleep(a.settle)
-        t3 = time.monotonic()
-        before, rate_before, _, _ = node.window(t0, t1)
-        during, rate_during, _, _ = node.window(t1, t2)
-        after, rate_after, top, _ = node.window(t2, t3)
+        t3, w3 = time.monotonic(), time.time()
+        before, _, _ = node.window(t0, t1)
+        during, _, _ = node.window(t1, t2)
+        after, top, _ = node.window(t2, t3)
+        rate_before, rate_during, rate_after = (production_rate(a.rpc, x, y) for x, y in ((w0, w1), (w1, w2), (w2, w3)))
         row = {"attack": name, "alive": os.path.exists(f"/proc/{a.pid}"),
                "rss_mib": {"before": r(before[-1] if before else None), "peak": r(max(during + after, default=None)),
                            "after": r(after[-1] if after else None)},
                "blocks_per_s": {"before": r(rate_before), "during": r(rate_during), "after": r(rate_after)},
                "attack_seconds": round(t2 - t1, 1), "guard_tripped": guard.tripped, "result": result}
         if follower:
-            f_before, _, _, _ = follower.window(t0, t1)
-            f_all, _, f_top, f_peers = follower.window(t1, t3)
+            f_before, _, _ = follower.window(t0, t1)
+            f_all, f_top, f_peers = follower.window(t1, t3)
             row["follower"] = {"rss_mib_before": r(f_before[-1] if f_before else None),
                                "rss_mib_peak": r(max(f_all, default=None)),
                                "lag_after": None if top is None or f_top is None else top - f_top,
@@ -614,9 +644,15 @@ def report(a):
 
 
 def with_defaults(a, mode):
+    """The arguments for one attack: its own connection count and, unless --sources was given,
+    addresses of its own (127.0.N.1-16), so that a ban earned by one attack cannot shield the
+    target from the next."""
     b = argparse.Namespace(**vars(a))
     if b.connections is None:
-        b.connections = 96 if mode == "idle-connections" else 4
+        b.connections = 128 if mode == "idle-connections" else 4
+    if b.sources is None:
+        n = sorted(ATTACKS).index(mode) + 1
+        b.sources = f"127.0.{n}.1-127.0.{n}.16"
     return b
 
 
@@ -625,14 +661,17 @@ def main():
     ap.add_argument("mode", choices=sorted(ATTACKS) + ["report"])
     ap.add_argument("--target", required=True, help="the node's /ip4/…/tcp/…/p2p/… multiaddr")
     ap.add_argument("--chain-id", required=True)
-    ap.add_argument("--sources", default="127.0.0.2-127.0.0.9",
-                    help="source addresses to connect from, e.g. 127.0.0.2-127.0.0.40,127.0.0.1")
+    ap.add_argument("--sources", help="source addresses to connect from, e.g. 127.0.0.2-127.0.0.40,127.0.0.1*8 "
+                                      "(default: 127.0.N.1-16, N by attack)")
     ap.add_argument("--duration", type=float, default=15, help="seconds an attack runs at most")
     ap.add_argument("--guard", action="append", default=[], metavar="PID:MIB",
                     help="stop once this process's RSS passes MIB MiB (repeatable)")
+    ap.add_argument("--guard-over", type=float, default=0, metavar="MIB",
+                    help="report: stop each attack once the node's (or follower's) RSS is MIB MiB over "
+                         "what it was when that attack began")
     ap.add_argument("--bytes", type=int, default=400 << 20, help="oversized-frame: body bytes to stream")
     ap.add_argument("--connections", type=int, default=None,
-                    help="header-ex-no-window: connections (4); idle-connections: sockets (96)")
+                    help="header-ex-no-window: connections (4); idle-connections: sockets (128)")
     ap.add_argument("--streams", type=int, default=200, help="header-ex-no-window: requests per connection")
     ap.add_argument("--origin", type=int, default=0,
                     help="header-ex-no-window: first height asked (default: the 64 below the head); "
@@ -641,12 +680,12 @@ def main():
     ap.add_argument("--size", type=int, default=4 << 20, help="data-far-future: bytes of transactions per message")
     ap.add_argument("--ahead", type=int, default=20, help="data-near-future: heights above the head")
     ap.add_argument("--copies", type=int, default=20_000, help="replay: copies per RPC")
-    ap.add_argument("--parallel", type=int, default=1, help="replay: connections replaying at once")
+    ap.add_argument("--parallel", type=int, default=2, help="replay: connections replaying at once")
     ap.add_argument("--pid", type=int, help="report: the node's process id")
     ap.add_argument("--rpc", help="report: the node's RPC URL")
     ap.add_argument("--follower-pid", type=int, help="report: a full node following the target (its process id)")
     ap.add_argument("--follower-rpc", help="report: …and its RPC URL")
-    ap.add_argument("--attacks", default="oversized-frame,header-ex-no-window,data-far-future,replay,idle-connections",
+    ap.add_argument("--attacks", default="oversized-frame,header-ex-no-window,data-far-future,replay,data-near-future",
                     help="report: the attacks to run, in order")
     ap.add_argument("--settle", type=float, default=5, help="report: seconds measured before and after each attack")
     a = ap.parse_args()
