@@ -39,8 +39,8 @@ enum HostileBounds {
     /// idle sockets keep every unreserved slot taken: the aggregator redials its configured peer
     /// (backoff from 0.5 s, doubling) into a slot reserved for configured peers.
     static let reconnect: Duration = .seconds(20)
-    /// The attacker stops once a node's RSS is this far over its baseline: far enough to show a
-    /// missing bound, not so far as to hurt the shared machine.
+    /// The attacker stops once a node's RSS is this far over what it held before the attack:
+    /// far enough to show a missing bound, not so far as to hurt the shared machine.
     static let guardMiB = 1024.0
 }
 
@@ -142,6 +142,8 @@ struct AttackFigures: Encodable {
     var blocksPerSecondAfter: Double?
     var attackSeconds = 0.0
     var fullFollowing = false
+    /// The largest lag sampled while the attack ran (a figure; the bound is checked after it).
+    var fullMaxLagDuring: Int64?
     var fullLagAfter: Int64?
     var reconnectSeconds: Double?
     var attacker = ""
@@ -207,9 +209,11 @@ struct HostilePeerTests {
                 f.rssBeforeMiB = residentMiB(aggPID) ?? 0
                 f.fullRSSBeforeMiB = full.child.flatMap { residentMiB($0.pid) } ?? 0
                 let peakReset = resetPeakRSS(aggPID)
-                // The full node's process changes when the idle attack restarts it.
-                let guards = ["--guard", "\(aggPID):\(Int(baselineRSS + HostileBounds.guardMiB))"]
-                    + (full.child.map { ["--guard", "\($0.pid):\(Int(fullBaselineRSS + HostileBounds.guardMiB))"] } ?? [])
+                // Over what each node holds now (a node without the fixes keeps what an earlier
+                // attack left: the next must still run); the full node's process changes when the
+                // idle attack restarts it.
+                let guards = ["--guard", "\(aggPID):\(Int(f.rssBeforeMiB + HostileBounds.guardMiB))"]
+                    + (full.child.map { ["--guard", "\($0.pid):\(Int(f.fullRSSBeforeMiB + HostileBounds.guardMiB))"] } ?? [])
                 let start = ContinuousClock.now, startDate = Date()
                 let child = try net.startProcess(
                     name: "hostile-\(mode)", executable: PyLibp2p.python,
@@ -245,8 +249,12 @@ struct HostilePeerTests {
                 f.rssPeakMiB = max(samples.compactMap(\.aggregatorRSS).max() ?? 0, hwm)
                 f.rssAfterMiB = residentMiB(aggPID) ?? 0
                 f.fullRSSPeakMiB = samples.compactMap(\.fullRSS).max() ?? 0
-                let lastBoth = samples.last { $0.aggregatorHeight != nil && $0.fullHeight != nil }
-                f.fullLagAfter = lastBoth.map { Int64($0.aggregatorHeight!) - Int64($0.fullHeight!) }
+                func lag(_ s: HostileSample) -> Int64? {
+                    guard let a = s.aggregatorHeight, let b = s.fullHeight else { return nil }
+                    return Int64(a) - Int64(b)
+                }
+                f.fullMaxLagDuring = watch.window(start, start + .seconds(f.attackSeconds)).compactMap(lag).max()
+                f.fullLagAfter = samples.reversed().lazy.compactMap(lag).first
                 figures.append(f)
                 print("hostile-peer figures: \(String(decoding: try JSONEncoder().encode(f), as: UTF8.self))")
 
@@ -349,8 +357,8 @@ struct HostilePeerTests {
         return ([:], "", "no result line; it \(child.exitDescription): \(child.output.suffix(2000))")
     }
 
-    /// The log lines in which `peer` is banned.
+    /// The log lines that name `peer` and a ban (banning it, or refusing it as banned).
     static func bans(of peer: String, in logs: String) -> [String] {
-        logs.split(separator: "\n").filter { $0.contains("banning peer") && $0.contains(peer) }.map(String.init)
+        logs.split(separator: "\n").filter { $0.contains(peer) && $0.lowercased().contains("ban") }.map(String.init)
     }
 }
