@@ -306,7 +306,7 @@ def attack_oversized_frame(a, guard):
     closed = sess.wait_closed(2.0)
     result = {"body_bytes_sent": sent, "seconds": round(elapsed, 2),
               "mib_per_s": round(sent / (1 << 20) / max(elapsed, 1e-3), 1),
-              "closed_by_remote": closed and sess.close_reason != "closed by us",
+              "closed_by_remote": closed and sess.close_reason not in ("closed by us", w.STALLED),
               "close_reason": sess.close_reason, "go_away_code": sess.go_away_code,
               "seconds_to_close": round(sess.closed_at - t0, 2) if sess.closed_at else None}
     sess.close()

@@ -306,12 +306,13 @@ class HandshakeState:
 class SecureChannel:
     """TCP + multistream(/noise) + Noise XX: a byte stream both ways."""
 
-    def __init__(self, sock, send_cipher, recv_cipher, remote_peer_id):
+    def __init__(self, sock, send_cipher, recv_cipher, remote_peer_id, raw=b""):
         self.sock = sock
         self.send_cipher = send_cipher
         self.recv_cipher = recv_cipher
         self.remote_peer_id = remote_peer_id
-        self.buffer = bytearray()
+        self.raw = bytearray(raw)         # received ciphertext not yet decrypted
+        self.buffer = bytearray()         # decrypted bytes not yet read
         self.send_lock = threading.Lock()
         self.bytes_sent = 0
 
@@ -363,9 +364,8 @@ class SecureChannel:
             remote = peer_id_of_public_proto(hs.remote_identity_proto)
             if expected_peer_id is not None and remote != expected_peer_id:
                 raise WireError(f"remote is {b58encode(remote)}, expected {b58encode(expected_peer_id)}")
-            ch = SecureChannel(sock, send_c, recv_c, remote)
-            ch.raw = raw                               # bytes after message 2 (normally none)
-            return ch
+            # Bytes that arrived after message 2 (normally none) are the first transport frames.
+            return SecureChannel(sock, send_c, recv_c, remote, raw)
         except BaseException:
             sock.close()
             raise
@@ -389,7 +389,10 @@ class SecureChannel:
     def _read_frame(self):
         raw = self.raw
         while len(raw) < 2 or len(raw) < 2 + ((raw[0] << 8) | raw[1]):
-            b = self.sock.recv(1 << 18)
+            try:
+                b = self.sock.recv(1 << 18)
+            except socket.timeout:      # the writer's timeout (oversized-frame sets one): keep waiting
+                continue
             if not b:
                 raise WireError("connection closed by the remote")
             raw.extend(b)
@@ -425,6 +428,7 @@ class SecureChannel:
 # MARK: yamux (yamux spec)
 
 DATA, WINDOW_UPDATE, PING, GO_AWAY = 0, 1, 2, 3
+STALLED = "write stalled: the remote stopped reading"
 SYN, ACK, FIN, RST = 1, 2, 4, 8
 INITIAL_WINDOW = 256 * 1024
 
@@ -526,6 +530,9 @@ class YamuxSession:
             raise WireError(f"session closed: {self.close_reason}")
         try:
             self.channel.write(data)
+        except socket.timeout:
+            self._end(STALLED)
+            raise WireError(f"session closed: {self.close_reason}")
         except OSError as e:
             self._end(f"write failed: {e}")
             raise WireError(f"session closed: {self.close_reason}")
