@@ -34,7 +34,7 @@ public final class P2PService: Service, Sendable {
     /// Blocks received by gossip (header and data paired, validated), each once, with the peer
     /// that sent the header. Single consumer; bounded (oldest dropped first); finishes on shutdown.
     public let receivedBlocks: AsyncStream<ReceivedBlock>
-    private let receivedContinuation: AsyncStream<ReceivedBlock>.Continuation
+    let receivedContinuation: AsyncStream<ReceivedBlock>.Continuation
     private let stopSignal: AsyncStream<Never>
     private let stopContinuation: AsyncStream<Never>.Continuation
 
@@ -58,11 +58,6 @@ public final class P2PService: Service, Sendable {
         var lastError: String?
     }
 
-    struct Pending {
-        var headers: [UInt64: (signed: SignedHeader, bytes: [UInt8], from: PeerID)] = [:]
-        var data: [UInt64: (data: BlockData, bytes: [UInt8], from: PeerID)] = [:]
-    }
-
     enum Lifecycle { case idle, running, stopping(Task<Void, Never>), stopped }
 
     struct Registry {
@@ -73,7 +68,7 @@ public final class P2PService: Service, Sendable {
         var targets: [P2PPeerAddress: TargetState] = [:]
         var peers: [PeerID: PeerState] = [:]
         var bans: BanList
-        var pending = Pending()
+        var pending: PendingGossip
         var receivedDropped = 0
         var isRunning: Bool {
             if case .running = lifecycle { return true }
@@ -103,7 +98,9 @@ public final class P2PService: Service, Sendable {
         dataNetwork = HeaderExchange.dataNetwork(chainID: chainID)
         headerTopic = HeaderExchange.topic(network: headerNetwork)
         dataTopic = HeaderExchange.topic(network: dataNetwork)
-        registry = Mutex(Registry(bans: BanList(capacity: settings.maxBans)))
+        registry = Mutex(Registry(bans: BanList(capacity: settings.maxBans), pending: PendingGossip(limits: .init(
+            headerRecords: max(1, settings.pendingHeaderCapacity), dataWindow: settings.pendingDataWindow,
+            dataBytes: max(0, settings.pendingDataBudgetBytes)))))
         (receivedBlocks, receivedContinuation) = AsyncStream.makeStream(
             of: ReceivedBlock.self, bufferingPolicy: .bufferingNewest(max(1, settings.receivedBufferCapacity)))
         (stopSignal, stopContinuation) = AsyncStream.makeStream(of: Never.self)
@@ -535,84 +532,6 @@ public final class P2PService: Service, Sendable {
             return (try BlockData(decoding: body), body)
         } catch {
             throw EnvelopeError.malformed("data: \(error.description)")
-        }
-    }
-
-    // MARK: Gossip in
-
-    func gossipReceived(_ message: FloodSub.Incoming) -> FloodSub.Verdict {
-        if message.topic == headerTopic {
-            let signed: SignedHeader
-            do {
-                signed = try decodeHeader(message.data)
-            } catch {
-                return .reject("gossiped header: \(error)")
-            }
-            switch validator.validate(header: signed) {
-            case .reject(let reason): return .reject("gossiped header \(signed.header.height): \(reason)")
-            case .ignore: return .ignore
-            case .accept: break
-            }
-            if signed.header.height <= source.currentHeight() { return .ignore }
-            let (body, _) = (try? P2PEnvelope.strip(message.data, hintField: P2PEnvelope.headerHintField)) ?? ([], nil)
-            return pair(header: (signed, body, message.source))
-        } else {
-            let data: BlockData
-            let body: [UInt8]
-            do {
-                (data, body) = try decodeData(message.data)
-            } catch {
-                return .reject("gossiped data: \(error)")
-            }
-            guard let metadata = data.metadata else { return .reject("gossiped data without metadata") }
-            guard metadata.chainID == chainID else {
-                return .reject("gossiped data \(metadata.height) is for chain \"\(metadata.chainID)\", not \"\(chainID)\"")
-            }
-            guard metadata.height > 0, metadata.time > 0 else { return .reject("gossiped data with height or time 0") }
-            if metadata.height <= source.currentHeight() { return .ignore }
-            return pair(data: (data, body, message.source))
-        }
-    }
-
-    private func pair(header: (SignedHeader, [UInt8], PeerID)? = nil,
-                      data: (BlockData, [UInt8], PeerID)? = nil) -> FloodSub.Verdict {
-        let cap = max(1, settings.pendingGossipCapacity)
-        let ready = registry.withLock { r -> (SignedHeader, [UInt8], PeerID, BlockData, [UInt8], PeerID)? in
-            let height: UInt64
-            if let header {
-                height = header.0.header.height
-                r.pending.headers[height] = (header.0, header.1, header.2)
-                if r.pending.headers.count > cap, let low = r.pending.headers.keys.min() { r.pending.headers.removeValue(forKey: low) }
-            } else if let data {
-                height = data.0.metadata!.height
-                r.pending.data[height] = (data.0, data.1, data.2)
-                if r.pending.data.count > cap, let low = r.pending.data.keys.min() { r.pending.data.removeValue(forKey: low) }
-            } else {
-                return nil
-            }
-            guard let h = r.pending.headers[height], let d = r.pending.data[height] else { return nil }
-            r.pending.headers.removeValue(forKey: height)
-            r.pending.data.removeValue(forKey: height)
-            return (h.signed, h.bytes, h.from, d.data, d.bytes, d.from)
-        }
-        guard let (signed, headerBytes, headerFrom, _, dataBytes, dataFrom) = ready else { return .accept }
-        let block = P2PBlock(height: signed.header.height, headerHash: signed.header.hash,
-                             encodedSignedHeader: headerBytes, encodedData: dataBytes)
-        switch validator.validate(block) {
-        case .accept:
-            if case .dropped = receivedContinuation.yield(ReceivedBlock(block: block, from: headerFrom)) {
-                registry.withLock { $0.receivedDropped += 1 }
-            }
-            return .accept
-        case .ignore:
-            return .ignore
-        case .reject(let reason):
-            // The header passed its own check (signature, chain): what fails is the data against it.
-            if header != nil {
-                punish(dataFrom, reason: "gossiped data \(signed.header.height): \(reason)")
-                return .accept
-            }
-            return .reject("gossiped data \(signed.header.height): \(reason)")
         }
     }
 }
