@@ -15,7 +15,8 @@ import TestSupport
         let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
         try await waitUntil("b proves a's head") { b.service.maxPeerHeight == 200 }
         let blocks = try await b.service.requestRange(from: 1, to: 200)
-        #expect(blocks == (try chain.blocks(1...200)))
+        #expect(blocks.map(\.block) == (try chain.blocks(1...200)))
+        #expect(blocks.allSatisfy { $0.from == a.id }, "each block names the peer that served it")
         // Partial: beyond a's head the range stops at the head.
         await #expect(throws: P2PError.self) { try await b.service.requestRange(from: 199, to: 260) }
         #expect(b.service.peers.first?.announcedHeight == 200)
