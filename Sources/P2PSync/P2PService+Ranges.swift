@@ -143,10 +143,11 @@ extension P2PService {
     /// requests in flight first.
     private func pickPeer(covering from: UInt64, _ to: UInt64, excluding excluded: Set<PeerID>) -> Libp2pConnection? {
         let conns = host.connections.filter { !$0.isClosed && !excluded.contains($0.remote) }
-        let states = registry.withLock { $0.peers }
-        let candidates = conns.compactMap { c -> (Libp2pConnection, UInt64, Int)? in
-            guard let head = states[c.remote]?.head, head >= from else { return nil }
-            return (c, head, states[c.remote]?.inFlight ?? 0)
+        let candidates = registry.withLock { r in
+            conns.compactMap { c -> (Libp2pConnection, UInt64, Int)? in
+                guard let state = r.peers[c.remote], let head = state.head, head >= from else { return nil }
+                return (c, head, state.inFlight)
+            }
         }
         let covering = candidates.filter { $0.1 >= to }
         let pool = covering.isEmpty ? candidates : covering

@@ -47,6 +47,9 @@ public final class P2PService: Service, Sendable {
         var inFlight = 0
         var penalty = 0
         var dialTarget: P2PPeerAddress?
+        /// The connection this state belongs to (`Libp2pConnection.serial`): it goes when that
+        /// connection ends, unless a replacement took over.
+        var connection: UInt64?
     }
 
     enum TargetPhase: Sendable { case connecting, connected, backingOff, isSelf }
@@ -66,6 +69,7 @@ public final class P2PService: Service, Sendable {
         var listenAddress: SocketAddress?
         var backgroundTasks: [Task<Void, Never>] = []
         var targets: [P2PPeerAddress: TargetState] = [:]
+        /// Connected peers' state, by identity; an entry goes with its connection (`disconnected`).
         var peers: [PeerID: PeerState] = [:]
         var bans: BanList
         var pending: PendingGossip
@@ -262,15 +266,26 @@ public final class P2PService: Service, Sendable {
 
     public var peers: [PeerInfo] {
         let conns = host.connections.filter { !$0.isClosed }
-        let states = registry.withLock { $0.peers }
-        return conns.map { c in
-            let s = states[c.remote] ?? PeerState()
-            return PeerInfo(id: c.remote, remoteAddress: c.remoteAddress, direction: c.direction,
-                            dialTarget: s.dialTarget, connectedAt: c.connectedAt, announcedHeight: s.head,
-                            lastAnnouncedAt: s.headAt, lastResponseAt: s.lastResponseAt,
-                            requestsAnswered: s.requestsAnswered, requestsFailed: s.requestsFailed,
-                            penalty: s.penalty, protocols: c.protocols, agentVersion: c.agentVersion)
-        }.sorted { $0.id < $1.id }
+        // Only the connected peers' entries are read, under one lock; the map is not copied.
+        let states = registry.withLock { r in conns.map { r.peers[$0.remote] ?? PeerState() } }
+        return zip(conns, states).map { Self.info($0, $1) }.sorted { $0.id < $1.id }
+    }
+
+    /// Connected peers, without building their `PeerInfo`s.
+    public var peerCount: Int { host.connections.reduce(0) { $0 + ($1.isClosed ? 0 : 1) } }
+
+    /// One connected peer, nil when it is not connected.
+    public func peer(_ id: PeerID) -> PeerInfo? {
+        guard let conn = host.connection(to: id), !conn.isClosed else { return nil }
+        return Self.info(conn, registry.withLock { $0.peers[id] } ?? PeerState())
+    }
+
+    private static func info(_ c: Libp2pConnection, _ s: PeerState) -> PeerInfo {
+        PeerInfo(id: c.remote, remoteAddress: c.remoteAddress, direction: c.direction,
+                 dialTarget: s.dialTarget, connectedAt: c.connectedAt, announcedHeight: s.head,
+                 lastAnnouncedAt: s.headAt, lastResponseAt: s.lastResponseAt,
+                 requestsAnswered: s.requestsAnswered, requestsFailed: s.requestsFailed,
+                 penalty: s.penalty, protocols: c.protocols, agentVersion: c.agentVersion)
     }
 
     /// The highest height any peer proved during this process's life (SPEC §6): it stays after
@@ -369,9 +384,10 @@ public final class P2PService: Service, Sendable {
     }
 
     func addPenalty(_ peer: PeerID, reason: String) {
+        // Points live with the peer's connection state: a peer already gone leaves no entry behind.
         let points = registry.withLock { r -> Int in
-            r.peers[peer, default: PeerState()].penalty += 1
-            return r.peers[peer]!.penalty
+            r.peers[peer]?.penalty += 1
+            return r.peers[peer]?.penalty ?? 1
         }
         logger.info("penalising peer", metadata: ["peer": "\(peer)", "reason": "\(reason)", "points": "\(points)"])
         if points >= settings.penaltyBanThreshold {
@@ -393,9 +409,7 @@ public final class P2PService: Service, Sendable {
     // MARK: Connections
 
     func connected(_ conn: Libp2pConnection) {
-        registry.withLock { r in
-            if r.peers[conn.remote] == nil { r.peers[conn.remote] = PeerState() }
-        }
+        registry.withLock { r in r.peers[conn.remote, default: PeerState()].connection = conn.serial }
         logger.info("peer connected", metadata: ["peer": "\(conn.remote)", "address": "\(conn.remoteAddress)",
                                                   "direction": "\(conn.direction.rawValue)"])
         let host = self.host
@@ -406,6 +420,12 @@ public final class P2PService: Service, Sendable {
 
     func disconnected(_ conn: Libp2pConnection) {
         floodsub.peerDisconnected(conn)
+        // Per-identity state goes with its connection, or strangers rotating identities would
+        // grow the map forever. A connection that replaced this one (one per peer pair) has set
+        // its own serial and keeps the entry.
+        registry.withLock { r in
+            if r.peers[conn.remote]?.connection == conn.serial { r.peers.removeValue(forKey: conn.remote) }
+        }
         logger.info("peer disconnected", metadata: ["peer": "\(conn.remote)", "address": "\(conn.remoteAddress)",
                                                      "reason": "\(conn.closeReason ?? "closed")"])
     }

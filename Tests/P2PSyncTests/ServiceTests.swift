@@ -90,6 +90,9 @@ import TestSupport
         try await Task.sleep(for: .seconds(1))
         #expect(a.service.host.connections.filter { !$0.isClosed }.count == 1)
         #expect(b.service.host.connections.filter { !$0.isClosed }.count == 1)
+        // The connection that lost the tie closed; the winner's peer state stays.
+        #expect(a.service.registry.withLock { $0.peers[b.id] } != nil)
+        #expect(b.service.registry.withLock { $0.peers[a.id] } != nil)
         await a.stop()
         await b.stop()
     }
@@ -109,6 +112,25 @@ import TestSupport
         try await waitUntil("redialled") { b.isConnected(to: a2) }
         await b.stop()
         await a2.stop()
+    }
+
+    /// Per-identity state goes with the identity's connection: strangers that come and go (each
+    /// with a fresh identity, which costs them nothing) leave nothing behind.
+    @Test func peersThatLeaveLeaveNoState() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        let node = try await TestNode.start("node", chain: chain)
+        var visitors: [TestNode] = []
+        for i in 0..<5 {
+            visitors.append(try await TestNode.start("visitor\(i)", chain: chain, peers: [node.multiaddr]))
+        }
+        try await waitUntil("all five connected") { node.service.peers.count == 5 }
+        #expect(node.service.registry.withLock { $0.peers.count } == 5)
+        for v in visitors { await v.stop() }
+        try await waitUntil("all five gone") { node.service.peers.isEmpty }
+        try await waitUntil("their state gone with them", timeout: .seconds(10)) {
+            node.service.registry.withLock { $0.peers.isEmpty }
+        }
+        await node.stop()
     }
 
     @Test func aServerWithAnUnprovableHeadIsBanned() async throws {
