@@ -484,12 +484,58 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Heads (proven heights)
 
+    private enum HeadPollEvent: Sendable {
+        case tick
+        case answered(ObjectIdentifier)
+    }
+
+    /// Asks every connected peer for its head each `headPollInterval`, each peer on its own: a
+    /// peer that answers slowly, or not at all until `askHead`'s timeout, delays only its own
+    /// next ask, never the others'. At most `headPollConcurrency` asks run at once; when more
+    /// peers are due, those asked longest ago go first.
     private func pollHeads() async {
-        while !Task.isCancelled, registry.withLock({ $0.isRunning }) {
-            try? await Task.sleep(for: settings.headPollInterval)
-            await withTaskGroup(of: Void.self) { group in
-                for conn in host.connections where !conn.isClosed {
-                    group.addTask { await self.askHead(conn) }
+        let interval = settings.headPollInterval
+        let limit = max(1, settings.headPollConcurrency)
+        await withTaskGroup(of: HeadPollEvent.self) { group in
+            var asking: Set<ObjectIdentifier> = []
+            var lastAsked: [ObjectIdentifier: ContinuousClock.Instant] = [:]
+            group.addTask {
+                try? await Task.sleep(for: interval)
+                return .tick
+            }
+            while let event = await group.next() {
+                switch event {
+                case .answered(let id):
+                    asking.remove(id)
+                case .tick:
+                    guard !Task.isCancelled, registry.withLock({ $0.isRunning }) else {
+                        group.cancelAll()
+                        continue
+                    }
+                    let open = host.connections.filter { !$0.isClosed }
+                    let live = Set(open.map { ObjectIdentifier($0) })
+                    lastAsked = lastAsked.filter { live.contains($0.key) }
+                    let due = open.filter { !asking.contains(ObjectIdentifier($0)) }.sorted { a, b in
+                        // Never asked first, then the longest ago.
+                        switch (lastAsked[ObjectIdentifier(a)], lastAsked[ObjectIdentifier(b)]) {
+                        case (nil, .some): return true
+                        case (.some(let x), .some(let y)): return x < y
+                        default: return false
+                        }
+                    }
+                    for conn in due.prefix(max(0, limit - asking.count)) {
+                        let id = ObjectIdentifier(conn)
+                        asking.insert(id)
+                        lastAsked[id] = .now
+                        group.addTask {
+                            await self.askHead(conn)
+                            return .answered(id)
+                        }
+                    }
+                    group.addTask {
+                        try? await Task.sleep(for: interval)
+                        return .tick
+                    }
                 }
             }
         }

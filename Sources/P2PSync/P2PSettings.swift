@@ -18,6 +18,8 @@ public struct P2PSettings: Sendable {
     /// How often every connected peer is asked for its head (header-ex `origin = 0`): the bound
     /// on how stale this node's view of a peer's height gets.
     public var headPollInterval: Duration = .seconds(1)
+    /// Head requests in flight at once; each peer is asked on its own schedule.
+    public var headPollConcurrency: Int = 16
     /// yamux keep-alive pings (go-libp2p: 30 s).
     public var keepAliveInterval: Duration = .seconds(30)
     /// Pubsub messages remembered (`from ‖ seqno`, 120 s like go-libp2p-pubsub).

@@ -133,6 +133,33 @@ import TestSupport
         await node.stop()
     }
 
+    /// One peer that never answers a head request must not hold up the others' head updates
+    /// (they used to wait for the slowest peer's timeout, every round).
+    @Test func aSilentPeerDoesNotDelayTheOthersHeads() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        try chain.build(to: 4)
+        var settings = P2PSettings.test
+        settings.requestTimeout = .seconds(10)
+        let growing = MemoryBlockSource([try chain.block(height: 1)])
+        let silentSource = MemoryBlockSource([try chain.block(height: 1)])
+        silentSource.setStalled(true)
+        let good = try await TestNode.start("good", chain: chain, source: growing)
+        let silent = try await TestNode.start("silent", chain: chain, source: silentSource)
+        let node = try await TestNode.start("node", chain: chain, peers: [good.multiaddr, silent.multiaddr],
+                                            settings: settings)
+        func head(of peer: TestNode) -> UInt64? { node.service.peers.first { $0.id == peer.id }?.announcedHeight }
+        try await waitUntil("the good peer's head known") { head(of: good) == 1 }
+        try await waitUntil("a head request to the silent peer hangs") { silentSource.stalledReads >= 1 }
+        for height in UInt64(2)...4 {
+            growing.add([try chain.block(height: height)])
+            // Polled every 100 ms; the silent peer's timeout is 10 s.
+            try await waitUntil("the good peer's head \(height) seen", timeout: .seconds(3)) { head(of: good) == height }
+        }
+        #expect(head(of: silent) == nil)
+        silentSource.setStalled(false)
+        for n in [node, silent, good] { await n.stop() }
+    }
+
     @Test func aServerWithAnUnprovableHeadIsBanned() async throws {
         let chain = try TestChain(chainID: "p2p-test")
         try chain.build(to: 5)
