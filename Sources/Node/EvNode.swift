@@ -365,7 +365,7 @@ public final class EvNode: Sendable {
             heights: .init(store: store.height, finalized: store.finalizedHeight, da_head: daHead,
                            p2p_max: p2p.maxPeerHeight ?? 0),
             catchup: snapshot.catchup,
-            peers: p2p.peers.count,
+            peers: p2p.peerCount,
             evidence: evidence.count,
             proposer: Hex.encode(setup.genesis.proposerAddress),
             app_hash: Hex.encode(store.state?.appHash ?? []),

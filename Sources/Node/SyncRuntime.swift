@@ -95,7 +95,8 @@ final class SyncRuntime: Sendable {
     }
 
     /// Blocks gossiped by peers (already signature-checked by P2P) go to the pipeline while the
-    /// sync phase runs. Ends when P2P shuts down.
+    /// sync phase runs, their data without its unverified metadata (`SignedBlockValidator`).
+    /// Ends when P2P shuts down.
     private func takeGossip() async {
         for await received in p2p.receivedBlocks {
             guard case .success(let block) = blockCheck.check(received.block) else { continue }
@@ -132,9 +133,9 @@ final class SyncRuntime: Sendable {
                 var candidates: [CandidateBlock] = []
                 candidates.reserveCapacity(blocks.count)
                 for b in blocks {
-                    if case .success(let decoded) = blockCheck.check(b) {
+                    if case .success(let decoded) = blockCheck.check(b.block) {
                         candidates.append(CandidateBlock(signedHeader: decoded.signedHeader, data: decoded.data,
-                                                         origin: .p2p(peer: "range"), signatureVerified: true))
+                                                         origin: .p2p(peer: b.from.description), signatureVerified: true))
                     }
                 }
                 if candidates.isEmpty {
@@ -166,17 +167,21 @@ final class SyncRuntime: Sendable {
         }
     }
 
-    /// Pipeline events: penalise peers that sent bad blocks, hand divergences from DA to the
-    /// recovery, stop on failure.
+    /// Pipeline events: count rejected blocks, hand divergences from DA to the recovery, stop on
+    /// failure.
+    ///
+    /// A block rejected here never gets a peer penalised. What a peer can be blamed for was
+    /// checked before the block reached the pipeline, against the peer that sent that part: a
+    /// header's decoding, chain and proposer signature, data's decoding and chain, txs against
+    /// `data_hash` (range answers: the whole pair, one peer). The metadata, which nothing
+    /// verified covers, was dropped. What is left for the pipeline to reject is what the
+    /// proposer signed (a time before the previous block's, a header that does not extend our
+    /// chain), and a relayer that forwarded a validly signed header did nothing wrong.
     private func watchPipeline(_ events: AsyncStream<SyncEvent>) async throws {
         for await event in events {
             switch event {
-            case .rejected(let height, let origin, let error):
+            case .rejected:
                 metrics.blocksRejected.increment()
-                if case .invalid(let v) = error, v.blamesSource, case .p2p(let peer) = origin,
-                   let id = p2p.peers.first(where: { $0.id.description == peer })?.id {
-                    p2p.penalize(peer: id, reason: "invalid block \(height): \(v.rule)")
-                }
                 // DA divergences reach the recovery from the pipeline directly, when raised.
             case .conflict(let height, let stored, let candidate):
                 // From DA this is a divergence (recovered); from a peer only evidence (P2P is soft).

@@ -48,8 +48,10 @@ public struct P2PBlock: Sendable, Hashable {
     }
 }
 
-/// A block that arrived by gossip, validated, with the peer that sent it (so the node can
-/// `penalize` that peer if a later, fuller check fails).
+/// A block from a peer, with the peer that sent it: for gossip the peer that sent its header, for
+/// a range the peer whose answer carried it. It names where a block came from (logs, double-sign
+/// evidence); it is not whom to blame for it: every half a peer can be blamed for was checked
+/// before the block was handed out (`P2PService` gossip in, `requestRange`).
 public struct ReceivedBlock: Sendable, Equatable {
     public var block: P2PBlock
     public var from: PeerID

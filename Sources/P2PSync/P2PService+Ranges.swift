@@ -6,7 +6,9 @@ extension P2PService {
     /// most 64, headers from headerSync and data from dataSync, paired and checked with the
     /// `GossipValidator` (a peer whose answer is wrong is banned), partial answers continued,
     /// another peer tried after a failure. Throws `rangeUnavailable` when no peer supplies a height.
-    public func requestRange(from: UInt64, to: UInt64) async throws(P2PError) -> [P2PBlock] {
+    /// Each block comes with the peer whose answer carried it: header and data of one height
+    /// always come from one peer, which answers for both.
+    public func requestRange(from: UInt64, to: UInt64) async throws(P2PError) -> [ReceivedBlock] {
         guard from >= 1, from <= to else { throw .invalidRange(from: from, to: to) }
         guard registry.withLock({ $0.isRunning }) else { throw .notRunning }
         let chunk = UInt64(P2PProtocol.maxBlocksPerRequest)
@@ -16,8 +18,8 @@ extension P2PService {
             return (start, Int(min(chunk, to - start + 1)))
         }
         let parallel = UInt64(max(1, settings.rangeParallelism))
-        let outcome = await withTaskGroup(of: (UInt64, Result<[P2PBlock], P2PError>).self) { group in
-            var results: [UInt64: [P2PBlock]] = [:]
+        let outcome = await withTaskGroup(of: (UInt64, Result<[ReceivedBlock], P2PError>).self) { group in
+            var results: [UInt64: [ReceivedBlock]] = [:]
             var failure: P2PError?
             var next: UInt64 = 0
             while next < min(parallel, chunkCount) {
@@ -40,8 +42,8 @@ extension P2PService {
                     next += 1
                 }
             }
-            if let failure { return Result<[P2PBlock], P2PError>.failure(failure) }
-            var all: [P2PBlock] = []
+            if let failure { return Result<[ReceivedBlock], P2PError>.failure(failure) }
+            var all: [ReceivedBlock] = []
             all.reserveCapacity(Int(clamping: min(to - from + 1, 1 << 16)))
             for i in 0..<chunkCount { all += results[i] ?? [] }
             return .success(all)
@@ -49,9 +51,9 @@ extension P2PService {
         return try outcome.get()
     }
 
-    private func fetchChunk(start: UInt64, count: Int) async -> Result<[P2PBlock], P2PError> {
+    private func fetchChunk(start: UInt64, count: Int) async -> Result<[ReceivedBlock], P2PError> {
         let end = start + UInt64(count) - 1
-        var blocks: [P2PBlock] = []
+        var blocks: [ReceivedBlock] = []
         blocks.reserveCapacity(count)
         var next = start
         var excluded: Set<PeerID> = []
@@ -80,7 +82,7 @@ extension P2PService {
                     lastProblem = "peer \(id.short) has none of \(next)...\(end)"
                     continue
                 }
-                blocks += got
+                blocks += got.map { ReceivedBlock(block: $0, from: id) }
                 next += UInt64(got.count)
                 registry.withLock { r in
                     r.peers[id]?.requestsAnswered += 1
@@ -92,7 +94,8 @@ extension P2PService {
     }
 
     /// Headers and data `[from, from + amount)` from one peer, paired and checked; a wrong
-    /// answer bans the peer and counts as a failure.
+    /// answer bans the peer and counts as a failure. Unlike gossip, both halves of every block
+    /// come from this one peer, so a pair that does not fit is its own doing.
     private func fetch(from: UInt64, amount: UInt64, on conn: Libp2pConnection) async -> Result<[P2PBlock], RangeFailure> {
         let request = HeaderExchange.rangeRequest(from: from, amount: amount)
         let host = self.host
@@ -140,10 +143,11 @@ extension P2PService {
     /// requests in flight first.
     private func pickPeer(covering from: UInt64, _ to: UInt64, excluding excluded: Set<PeerID>) -> Libp2pConnection? {
         let conns = host.connections.filter { !$0.isClosed && !excluded.contains($0.remote) }
-        let states = registry.withLock { $0.peers }
-        let candidates = conns.compactMap { c -> (Libp2pConnection, UInt64, Int)? in
-            guard let head = states[c.remote]?.head, head >= from else { return nil }
-            return (c, head, states[c.remote]?.inFlight ?? 0)
+        let candidates = registry.withLock { r in
+            conns.compactMap { c -> (Libp2pConnection, UInt64, Int)? in
+                guard let state = r.peers[c.remote], let head = state.head, head >= from else { return nil }
+                return (c, head, state.inFlight)
+            }
         }
         let covering = candidates.filter { $0.1 >= to }
         let pool = covering.isEmpty ? candidates : covering

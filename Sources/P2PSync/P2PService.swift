@@ -34,7 +34,7 @@ public final class P2PService: Service, Sendable {
     /// Blocks received by gossip (header and data paired, validated), each once, with the peer
     /// that sent the header. Single consumer; bounded (oldest dropped first); finishes on shutdown.
     public let receivedBlocks: AsyncStream<ReceivedBlock>
-    private let receivedContinuation: AsyncStream<ReceivedBlock>.Continuation
+    let receivedContinuation: AsyncStream<ReceivedBlock>.Continuation
     private let stopSignal: AsyncStream<Never>
     private let stopContinuation: AsyncStream<Never>.Continuation
 
@@ -47,6 +47,9 @@ public final class P2PService: Service, Sendable {
         var inFlight = 0
         var penalty = 0
         var dialTarget: P2PPeerAddress?
+        /// The connection this state belongs to (`Libp2pConnection.serial`): it goes when that
+        /// connection ends, unless a replacement took over.
+        var connection: UInt64?
     }
 
     enum TargetPhase: Sendable { case connecting, connected, backingOff, isSelf }
@@ -58,11 +61,6 @@ public final class P2PService: Service, Sendable {
         var lastError: String?
     }
 
-    struct Pending {
-        var headers: [UInt64: (signed: SignedHeader, bytes: [UInt8], from: PeerID)] = [:]
-        var data: [UInt64: (data: BlockData, bytes: [UInt8], from: PeerID)] = [:]
-    }
-
     enum Lifecycle { case idle, running, stopping(Task<Void, Never>), stopped }
 
     struct Registry {
@@ -71,9 +69,10 @@ public final class P2PService: Service, Sendable {
         var listenAddress: SocketAddress?
         var backgroundTasks: [Task<Void, Never>] = []
         var targets: [P2PPeerAddress: TargetState] = [:]
+        /// Connected peers' state, by identity; an entry goes with its connection (`disconnected`).
         var peers: [PeerID: PeerState] = [:]
         var bans: BanList
-        var pending = Pending()
+        var pending: PendingGossip
         var receivedDropped = 0
         var isRunning: Bool {
             if case .running = lifecycle { return true }
@@ -103,7 +102,10 @@ public final class P2PService: Service, Sendable {
         dataNetwork = HeaderExchange.dataNetwork(chainID: chainID)
         headerTopic = HeaderExchange.topic(network: headerNetwork)
         dataTopic = HeaderExchange.topic(network: dataNetwork)
-        registry = Mutex(Registry(bans: BanList(peerCapacity: settings.maxBans, addressCapacity: settings.maxAddressBans)))
+        registry = Mutex(Registry(bans: BanList(peerCapacity: settings.maxBans, addressCapacity: settings.maxAddressBans),
+                                  pending: PendingGossip(limits: .init(
+            headerRecords: max(1, settings.pendingHeaderCapacity), dataWindow: settings.pendingDataWindow,
+            dataBytes: max(0, settings.pendingDataBudgetBytes)))))
         (receivedBlocks, receivedContinuation) = AsyncStream.makeStream(
             of: ReceivedBlock.self, bufferingPolicy: .bufferingNewest(max(1, settings.receivedBufferCapacity)))
         (stopSignal, stopContinuation) = AsyncStream.makeStream(of: Never.self)
@@ -294,15 +296,26 @@ public final class P2PService: Service, Sendable {
 
     public var peers: [PeerInfo] {
         let conns = host.connections.filter { !$0.isClosed }
-        let states = registry.withLock { $0.peers }
-        return conns.map { c in
-            let s = states[c.remote] ?? PeerState()
-            return PeerInfo(id: c.remote, remoteAddress: c.remoteAddress, direction: c.direction,
-                            dialTarget: s.dialTarget, connectedAt: c.connectedAt, announcedHeight: s.head,
-                            lastAnnouncedAt: s.headAt, lastResponseAt: s.lastResponseAt,
-                            requestsAnswered: s.requestsAnswered, requestsFailed: s.requestsFailed,
-                            penalty: s.penalty, protocols: c.protocols, agentVersion: c.agentVersion)
-        }.sorted { $0.id < $1.id }
+        // Only the connected peers' entries are read, under one lock; the map is not copied.
+        let states = registry.withLock { r in conns.map { r.peers[$0.remote] ?? PeerState() } }
+        return zip(conns, states).map { Self.info($0, $1) }.sorted { $0.id < $1.id }
+    }
+
+    /// Connected peers, without building their `PeerInfo`s.
+    public var peerCount: Int { host.connections.reduce(0) { $0 + ($1.isClosed ? 0 : 1) } }
+
+    /// One connected peer, nil when it is not connected.
+    public func peer(_ id: PeerID) -> PeerInfo? {
+        guard let conn = host.connection(to: id), !conn.isClosed else { return nil }
+        return Self.info(conn, registry.withLock { $0.peers[id] } ?? PeerState())
+    }
+
+    private static func info(_ c: Libp2pConnection, _ s: PeerState) -> PeerInfo {
+        PeerInfo(id: c.remote, remoteAddress: c.remoteAddress, direction: c.direction,
+                 dialTarget: s.dialTarget, connectedAt: c.connectedAt, announcedHeight: s.head,
+                 lastAnnouncedAt: s.headAt, lastResponseAt: s.lastResponseAt,
+                 requestsAnswered: s.requestsAnswered, requestsFailed: s.requestsFailed,
+                 penalty: s.penalty, protocols: c.protocols, agentVersion: c.agentVersion)
     }
 
     /// The highest height any peer proved during this process's life (SPEC §6): it stays after
@@ -403,9 +416,10 @@ public final class P2PService: Service, Sendable {
     }
 
     func addPenalty(_ peer: PeerID, reason: String) {
+        // Points live with the peer's connection state: a peer already gone leaves no entry behind.
         let points = registry.withLock { r -> Int in
-            r.peers[peer, default: PeerState()].penalty += 1
-            return r.peers[peer]!.penalty
+            r.peers[peer]?.penalty += 1
+            return r.peers[peer]?.penalty ?? 1
         }
         logger.info("penalising peer", metadata: ["peer": "\(peer)", "reason": "\(reason)", "points": "\(points)"])
         if points >= settings.penaltyBanThreshold {
@@ -445,9 +459,7 @@ public final class P2PService: Service, Sendable {
     // MARK: Connections
 
     func connected(_ conn: Libp2pConnection) {
-        registry.withLock { r in
-            if r.peers[conn.remote] == nil { r.peers[conn.remote] = PeerState() }
-        }
+        registry.withLock { r in r.peers[conn.remote, default: PeerState()].connection = conn.serial }
         logger.info("peer connected", metadata: ["peer": "\(conn.remote)", "address": "\(conn.remoteAddress)",
                                                   "direction": "\(conn.direction.rawValue)"])
         let host = self.host
@@ -458,6 +470,12 @@ public final class P2PService: Service, Sendable {
 
     func disconnected(_ conn: Libp2pConnection) {
         floodsub.peerDisconnected(conn)
+        // Per-identity state goes with its connection, or strangers rotating identities would
+        // grow the map forever. A connection that replaced this one (one per peer pair) has set
+        // its own serial and keeps the entry.
+        registry.withLock { r in
+            if r.peers[conn.remote]?.connection == conn.serial { r.peers.removeValue(forKey: conn.remote) }
+        }
         logger.info("peer disconnected", metadata: ["peer": "\(conn.remote)", "address": "\(conn.remoteAddress)",
                                                      "reason": "\(conn.closeReason ?? "closed")"])
     }
@@ -516,12 +534,58 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Heads (proven heights)
 
+    private enum HeadPollEvent: Sendable {
+        case tick
+        case answered(ObjectIdentifier)
+    }
+
+    /// Asks every connected peer for its head each `headPollInterval`, each peer on its own: a
+    /// peer that answers slowly, or not at all until `askHead`'s timeout, delays only its own
+    /// next ask, never the others'. At most `headPollConcurrency` asks run at once; when more
+    /// peers are due, those asked longest ago go first.
     private func pollHeads() async {
-        while !Task.isCancelled, registry.withLock({ $0.isRunning }) {
-            try? await Task.sleep(for: settings.headPollInterval)
-            await withTaskGroup(of: Void.self) { group in
-                for conn in host.connections where !conn.isClosed {
-                    group.addTask { await self.askHead(conn) }
+        let interval = settings.headPollInterval
+        let limit = max(1, settings.headPollConcurrency)
+        await withTaskGroup(of: HeadPollEvent.self) { group in
+            var asking: Set<ObjectIdentifier> = []
+            var lastAsked: [ObjectIdentifier: ContinuousClock.Instant] = [:]
+            group.addTask {
+                try? await Task.sleep(for: interval)
+                return .tick
+            }
+            while let event = await group.next() {
+                switch event {
+                case .answered(let id):
+                    asking.remove(id)
+                case .tick:
+                    guard !Task.isCancelled, registry.withLock({ $0.isRunning }) else {
+                        group.cancelAll()
+                        continue
+                    }
+                    let open = host.connections.filter { !$0.isClosed }
+                    let live = Set(open.map { ObjectIdentifier($0) })
+                    lastAsked = lastAsked.filter { live.contains($0.key) }
+                    let due = open.filter { !asking.contains(ObjectIdentifier($0)) }.sorted { a, b in
+                        // Never asked first, then the longest ago.
+                        switch (lastAsked[ObjectIdentifier(a)], lastAsked[ObjectIdentifier(b)]) {
+                        case (nil, .some): return true
+                        case (.some(let x), .some(let y)): return x < y
+                        default: return false
+                        }
+                    }
+                    for conn in due.prefix(max(0, limit - asking.count)) {
+                        let id = ObjectIdentifier(conn)
+                        asking.insert(id)
+                        lastAsked[id] = .now
+                        group.addTask {
+                            await self.askHead(conn)
+                            return .answered(id)
+                        }
+                    }
+                    group.addTask {
+                        try? await Task.sleep(for: interval)
+                        return .tick
+                    }
                 }
             }
         }
@@ -584,84 +648,6 @@ public final class P2PService: Service, Sendable {
             return (try BlockData(decoding: body), body)
         } catch {
             throw EnvelopeError.malformed("data: \(error.description)")
-        }
-    }
-
-    // MARK: Gossip in
-
-    func gossipReceived(_ message: FloodSub.Incoming) -> FloodSub.Verdict {
-        if message.topic == headerTopic {
-            let signed: SignedHeader
-            do {
-                signed = try decodeHeader(message.data)
-            } catch {
-                return .reject("gossiped header: \(error)")
-            }
-            switch validator.validate(header: signed) {
-            case .reject(let reason): return .reject("gossiped header \(signed.header.height): \(reason)")
-            case .ignore: return .ignore
-            case .accept: break
-            }
-            if signed.header.height <= source.currentHeight() { return .ignore }
-            let (body, _) = (try? P2PEnvelope.strip(message.data, hintField: P2PEnvelope.headerHintField)) ?? ([], nil)
-            return pair(header: (signed, body, message.source))
-        } else {
-            let data: BlockData
-            let body: [UInt8]
-            do {
-                (data, body) = try decodeData(message.data)
-            } catch {
-                return .reject("gossiped data: \(error)")
-            }
-            guard let metadata = data.metadata else { return .reject("gossiped data without metadata") }
-            guard metadata.chainID == chainID else {
-                return .reject("gossiped data \(metadata.height) is for chain \"\(metadata.chainID)\", not \"\(chainID)\"")
-            }
-            guard metadata.height > 0, metadata.time > 0 else { return .reject("gossiped data with height or time 0") }
-            if metadata.height <= source.currentHeight() { return .ignore }
-            return pair(data: (data, body, message.source))
-        }
-    }
-
-    private func pair(header: (SignedHeader, [UInt8], PeerID)? = nil,
-                      data: (BlockData, [UInt8], PeerID)? = nil) -> FloodSub.Verdict {
-        let cap = max(1, settings.pendingGossipCapacity)
-        let ready = registry.withLock { r -> (SignedHeader, [UInt8], PeerID, BlockData, [UInt8], PeerID)? in
-            let height: UInt64
-            if let header {
-                height = header.0.header.height
-                r.pending.headers[height] = (header.0, header.1, header.2)
-                if r.pending.headers.count > cap, let low = r.pending.headers.keys.min() { r.pending.headers.removeValue(forKey: low) }
-            } else if let data {
-                height = data.0.metadata!.height
-                r.pending.data[height] = (data.0, data.1, data.2)
-                if r.pending.data.count > cap, let low = r.pending.data.keys.min() { r.pending.data.removeValue(forKey: low) }
-            } else {
-                return nil
-            }
-            guard let h = r.pending.headers[height], let d = r.pending.data[height] else { return nil }
-            r.pending.headers.removeValue(forKey: height)
-            r.pending.data.removeValue(forKey: height)
-            return (h.signed, h.bytes, h.from, d.data, d.bytes, d.from)
-        }
-        guard let (signed, headerBytes, headerFrom, _, dataBytes, dataFrom) = ready else { return .accept }
-        let block = P2PBlock(height: signed.header.height, headerHash: signed.header.hash,
-                             encodedSignedHeader: headerBytes, encodedData: dataBytes)
-        switch validator.validate(block) {
-        case .accept:
-            if case .dropped = receivedContinuation.yield(ReceivedBlock(block: block, from: headerFrom)) {
-                registry.withLock { $0.receivedDropped += 1 }
-            }
-            return .accept
-        case .ignore:
-            return .ignore
-        case .reject(let reason):
-            // The header passed its own check (signature, chain): what fails is the data against it.
-            if header != nil {
-                punish(dataFrom, reason: "gossiped data \(signed.header.height): \(reason)")
-                return .accept
-            }
-            return .reject("gossiped data \(signed.header.height): \(reason)")
         }
     }
 }

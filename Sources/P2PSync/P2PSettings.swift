@@ -40,6 +40,8 @@ public struct P2PSettings: Sendable {
     /// How often every connected peer is asked for its head (header-ex `origin = 0`): the bound
     /// on how stale this node's view of a peer's height gets.
     public var headPollInterval: Duration = .seconds(1)
+    /// Head requests in flight at once; each peer is asked on its own schedule.
+    public var headPollConcurrency: Int = 16
     /// yamux keep-alive pings (go-libp2p: 30 s).
     public var keepAliveInterval: Duration = .seconds(30)
     /// Pubsub messages remembered (`from ‖ seqno`, 120 s like go-libp2p-pubsub).
@@ -47,8 +49,17 @@ public struct P2PSettings: Sendable {
     /// Gossiped blocks buffered for the node; beyond it the oldest are dropped (the node can
     /// fetch any gap by range).
     public var receivedBufferCapacity: Int = 1024
-    /// Gossiped headers or data waiting for their other half, per kind.
-    public var pendingGossipCapacity: Int = 1024
+    /// Gossiped header records kept (`PendingGossip`): verified headers waiting for their data,
+    /// and the hashes of those delivered, which turn replays away without a signature check.
+    /// Beyond it the highest heights go first. A real header is ~300 bytes, at most 64 KiB.
+    public var pendingHeaderCapacity: Int = 256
+    /// Gossiped data that arrives before its header is held (never relayed) only this many
+    /// heights above the store. The aggregator sends each header before its data, and every
+    /// relayer forwards the header before the data it pairs, so honest data rarely needs it.
+    public var pendingDataWindow: UInt64 = 16
+    /// Bytes of such data held at most (highest heights evicted first): three data messages of
+    /// the 5 MiB gossip limit.
+    public var pendingDataBudgetBytes: Int = 16 << 20
     /// Penalty points (a duplicate message is one) at which a peer is banned.
     public var penaltyBanThreshold: Int = 10
     /// Largest pubsub RPC accepted (ev-node: messages up to 5 MiB).

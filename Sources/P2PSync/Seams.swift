@@ -31,12 +31,14 @@ public enum GossipVerdict: Sendable, Equatable {
     case reject(String)
 }
 
-/// Decides whether a block received from a peer (by gossip or in a range response) is acceptable.
-/// Runs on event-loop threads for gossip, so it must not block; a signature check is fine.
+/// Decides whether what a peer sent is acceptable. Runs on event-loop threads for gossip, so it
+/// must not block; a signature check is fine.
 public protocol GossipValidator: Sendable {
+    /// A block of a range answer, both halves from one peer.
     func validate(_ block: P2PBlock) -> GossipVerdict
 
     /// A gossiped signed header on its own (ev-node gossips header and data on separate topics):
-    /// chain id, signer and signature. Its data is checked against it when both are in.
+    /// chain id, signer and signature. Gossiped data is paired with it by the service (its txs
+    /// must hash to the header's `data_hash`, see `PendingGossip`).
     func validate(header: SignedHeader) -> GossipVerdict
 }

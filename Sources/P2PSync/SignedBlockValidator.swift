@@ -8,6 +8,13 @@ import Config
 /// the header's `data_hash` and its metadata (when present) matches the header.
 ///
 /// Chain-dependent rules (height = last + 1, last header hash, app hash, time) are the syncer's.
+///
+/// P2P data carries no signature (ev-node's `P2PData` is the bare `Data`): the header's
+/// signature covers `data_hash`, hence the txs, but nothing verified covers the metadata, and
+/// its `last_data_hash` cannot be checked without the chain. So `check` hands the syncer the txs
+/// only, as the DA follower does with data a verified header claims (`DABlobChecker`); the
+/// syncer derives the metadata from the header and the previous block. A copy of genuine txs
+/// with forged metadata thus makes the very same block as the genuine data, and blames nobody.
 public struct SignedBlockValidator: GossipValidator {
     public let blockValidator: BlockValidator
 
@@ -41,7 +48,8 @@ public struct SignedBlockValidator: GossipValidator {
         return .accept
     }
 
-    /// The decoded block, or why it is unacceptable.
+    /// The decoded block, or why it is unacceptable. The data is returned without its
+    /// metadata (see above); metadata that contradicts the header is still a rejection.
     public func check(_ block: P2PBlock) -> Result<(signedHeader: SignedHeader, data: BlockData), BlockProblem> {
         let signed: SignedHeader
         do throws(WireError) {
@@ -81,7 +89,7 @@ public struct SignedBlockValidator: GossipValidator {
                 return .failure(.rejected(.metadataMismatch(height: header.height, field: field)))
             }
         }
-        return .success((signed, data))
+        return .success((signed, data.withoutMetadata))
     }
 }
 
@@ -138,10 +146,15 @@ extension P2PBlock {
         }
     }
 
-    /// The block as a sync-pipeline candidate from `peer` (its origin names the peer id, so a
-    /// rejection can be traced back to `P2PService.penalize(peer:reason:)`).
+    /// The block as a sync-pipeline candidate from `peer` (its origin names the peer id), its
+    /// data without the metadata nothing verified covers (see `SignedBlockValidator`).
     public func candidate(from peer: PeerID) throws(BlockProblem) -> CandidateBlock {
         let (signed, data) = try decoded()
-        return CandidateBlock(signedHeader: signed, data: data, origin: .p2p(peer: peer.description))
+        return CandidateBlock(signedHeader: signed, data: data.withoutMetadata, origin: .p2p(peer: peer.description))
     }
+}
+
+extension BlockData {
+    /// The txs alone: what a verified header's `data_hash` vouches for.
+    var withoutMetadata: BlockData { BlockData(metadata: nil, txs: txs) }
 }

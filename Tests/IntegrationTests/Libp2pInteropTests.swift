@@ -241,6 +241,44 @@ struct Libp2pInteropTests {
         }
     }
 
+    /// Review M1 (b): py gossips the independent chain with every data message's
+    /// `metadata.last_data_hash` forged (the txs genuine). Nothing verified covers the metadata,
+    /// so the Swift full node drops it, syncs the very same chain, and blames py for nothing; it
+    /// used to count the pipeline's metadata mismatch against the header's sender and ban it.
+    @Test func forgedDataMetadataChangesNothingAndBlamesNobody() async throws {
+        try await Testnet.run(chainID: "pyforged") { net in
+            let chainPath = try PyLibp2p.makeChain(dir: net.dir.path, chainID: "pyforged", blocks: 10,
+                                                   seed: String(repeating: "55", count: 32))
+            let chain = try ChainVectors.load(path: chainPath)
+            _ = try await net.startDA()
+            let py = try PyPeer("gossip-send", ["--chain-id", "pyforged", "--chain", chainPath, "--forge-last-data-hash",
+                                                "--timeout", "3"],
+                                logDirectory: net.logDirectory, name: "py-forger")
+            let ready = try await py.event("ready")
+            let full = try net.makeNode(name: "full", aggregator: false, genesis: chain.genesis.jsonText(),
+                                        extra: ["--p2p.peers", ready["addr"] as! String])
+            try await full.start()
+            _ = try await py.event("published")
+            let last = chain.blocks.last!
+            _ = try await full.waitForStatus("the chain synced from gossip with forged metadata", timeout: .seconds(60)) {
+                $0.heights.store >= last.height
+            }
+            for b in chain.blocks {
+                #expect(try await full.block(b.height)?.hash == Hex.encode(b.headerHash), "height \(b.height)")
+            }
+            #expect((try await full.statusObject()["app_hash"] as? String) == Hex.encode(last.appHashAfter))
+            py.send("nothing")
+            let result = try await py.event("result", timeout: .seconds(30))
+            #expect(result["disconnected"] as? Bool == false, "py stays connected")
+            let id = try #require(ready["peer_id"] as? String)
+            let blamed = full.allLogs.split(separator: "\n").filter {
+                ($0.contains("banning peer") || $0.contains("penalising peer")) && $0.contains(id)
+            }
+            #expect(blamed.isEmpty, "py blamed: \(blamed)")
+            await py.stop()
+        }
+    }
+
     /// py serves the independent chain over go-header's exchange; a Swift full node with an empty
     /// DA learns py's head (a proven height) and range-syncs the chain from it, hash for hash.
     @Test func pyServesTheExchangeToASwiftClient() async throws {

@@ -15,7 +15,8 @@ import TestSupport
         let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
         try await waitUntil("b proves a's head") { b.service.maxPeerHeight == 200 }
         let blocks = try await b.service.requestRange(from: 1, to: 200)
-        #expect(blocks == (try chain.blocks(1...200)))
+        #expect(blocks.map(\.block) == (try chain.blocks(1...200)))
+        #expect(blocks.allSatisfy { $0.from == a.id }, "each block names the peer that served it")
         // Partial: beyond a's head the range stops at the head.
         await #expect(throws: P2PError.self) { try await b.service.requestRange(from: 199, to: 260) }
         #expect(b.service.peers.first?.announcedHeight == 200)
@@ -89,6 +90,9 @@ import TestSupport
         try await Task.sleep(for: .seconds(1))
         #expect(a.service.host.connections.filter { !$0.isClosed }.count == 1)
         #expect(b.service.host.connections.filter { !$0.isClosed }.count == 1)
+        // The connection that lost the tie closed; the winner's peer state stays.
+        #expect(a.service.registry.withLock { $0.peers[b.id] } != nil)
+        #expect(b.service.registry.withLock { $0.peers[a.id] } != nil)
         await a.stop()
         await b.stop()
     }
@@ -108,6 +112,52 @@ import TestSupport
         try await waitUntil("redialled") { b.isConnected(to: a2) }
         await b.stop()
         await a2.stop()
+    }
+
+    /// Per-identity state goes with the identity's connection: strangers that come and go (each
+    /// with a fresh identity, which costs them nothing) leave nothing behind.
+    @Test func peersThatLeaveLeaveNoState() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        let node = try await TestNode.start("node", chain: chain)
+        var visitors: [TestNode] = []
+        for i in 0..<5 {
+            visitors.append(try await TestNode.start("visitor\(i)", chain: chain, peers: [node.multiaddr]))
+        }
+        try await waitUntil("all five connected") { node.service.peers.count == 5 }
+        #expect(node.service.registry.withLock { $0.peers.count } == 5)
+        for v in visitors { await v.stop() }
+        try await waitUntil("all five gone") { node.service.peers.isEmpty }
+        try await waitUntil("their state gone with them", timeout: .seconds(10)) {
+            node.service.registry.withLock { $0.peers.isEmpty }
+        }
+        await node.stop()
+    }
+
+    /// One peer that never answers a head request must not hold up the others' head updates
+    /// (they used to wait for the slowest peer's timeout, every round).
+    @Test func aSilentPeerDoesNotDelayTheOthersHeads() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        try chain.build(to: 4)
+        var settings = P2PSettings.test
+        settings.requestTimeout = .seconds(10)
+        let growing = MemoryBlockSource([try chain.block(height: 1)])
+        let silentSource = MemoryBlockSource([try chain.block(height: 1)])
+        silentSource.setStalled(true)
+        let good = try await TestNode.start("good", chain: chain, source: growing)
+        let silent = try await TestNode.start("silent", chain: chain, source: silentSource)
+        let node = try await TestNode.start("node", chain: chain, peers: [good.multiaddr, silent.multiaddr],
+                                            settings: settings)
+        func head(of peer: TestNode) -> UInt64? { node.service.peers.first { $0.id == peer.id }?.announcedHeight }
+        try await waitUntil("the good peer's head known") { head(of: good) == 1 }
+        try await waitUntil("a head request to the silent peer hangs") { silentSource.stalledReads >= 1 }
+        for height in UInt64(2)...4 {
+            growing.add([try chain.block(height: height)])
+            // Polled every 100 ms; the silent peer's timeout is 10 s.
+            try await waitUntil("the good peer's head \(height) seen", timeout: .seconds(3)) { head(of: good) == height }
+        }
+        #expect(head(of: silent) == nil)
+        silentSource.setStalled(false)
+        for n in [node, silent, good] { await n.stop() }
     }
 
     @Test func aServerWithAnUnprovableHeadIsBanned() async throws {

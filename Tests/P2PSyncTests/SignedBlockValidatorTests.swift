@@ -82,10 +82,11 @@ struct SignedBlockValidatorTests {
         var otherMeta = data
         otherMeta.metadata?.height = 99
         #expect(rejected(P2PBlock(signedHeader: signed, data: otherMeta), "height"))
-        // A good block converts to a sync-pipeline candidate naming its peer.
+        // A good block converts to a sync-pipeline candidate naming its peer, its data reduced
+        // to the txs the header commits to (the metadata is covered by no signature).
         let peer = PeerID(key: .generate())
         let candidate = try good.candidate(from: peer)
-        #expect(candidate.signedHeader == signed && candidate.data == data)
+        #expect(candidate.signedHeader == signed && candidate.data == BlockData(metadata: nil, txs: data.txs))
         #expect(candidate.origin == .p2p(peer: peer.description))
         #expect(PeerID(string: peer.description) == peer)
         #expect(throws: BlockProblem.self) { try wrongHeight.candidate(from: peer) }
@@ -94,6 +95,26 @@ struct SignedBlockValidatorTests {
         var garbage = good
         garbage.encodedSignedHeader = [0xff, 0xff, 0xff]
         #expect(rejected(garbage, "does not decode"))
+    }
+
+    @Test("hands on the txs only: metadata no signature covers (a forged last_data_hash) is dropped, blaming nobody")
+    func uncoveredMetadataIsDropped() throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        try chain.build(to: 2)
+        let (signed, data) = try #require(try chain.store.block(at: 2))
+        var forged = data
+        forged.metadata?.lastDataHash = [UInt8](repeating: 0xee, count: 32)
+        let validator = chain.signedBlockValidator
+        for sent in [data, forged] {
+            let block = P2PBlock(signedHeader: signed, data: sent)
+            #expect(validator.validate(block) == .accept)
+            guard case .success(let checked) = validator.check(block) else {
+                Issue.record("block 2 rejected")
+                continue
+            }
+            #expect(checked.data == BlockData(metadata: nil, txs: data.txs), "the same block whatever the metadata said")
+            #expect(try block.candidate(from: PeerID(key: .generate())).data.metadata == nil)
+        }
     }
 
     @Test("StoreBlockSource serves the store's blocks with their header hashes, stopping at the first gap")

@@ -12,6 +12,7 @@ modes:
   handshake        dial (or wait for) the Swift node; identify, ping, idle, ping again
   gossip-recv      receive N blocks by gossip; check order, signatures and pairing
   gossip-send      publish a vector chain as P2PSignedHeader/P2PData, then bad ones
+                   (--forge-last-data-hash: every data message's metadata.last_data_hash forged)
   exchange-client  head / range / over-limit / above-head / partial requests, raw responses
   exchange-server  serve a vector chain on header-ex for a Swift client
 """
@@ -237,8 +238,16 @@ async def mode_gossip_send(a):
             while q is not None and len(q) > 8:
                 await trio.sleep(0.005)
         for b in chain["blocks"]:
+            data = bytes.fromhex(b["data_hex"])
+            if a.forge_last_data_hash:
+                # The txs stay genuine (they hash to the signed header's data_hash); the metadata,
+                # which no signature covers, claims another previous block.
+                d = ev.P2PData()
+                d.ParseFromString(data)
+                d.metadata.last_data_hash = b"\xee" * 32
+                data = d.SerializeToString()
             await ps.publish(th, ev.header_envelope(bytes.fromhex(b["signed_header_hex"])))
-            await ps.publish(td, ev.data_envelope(bytes.fromhex(b["data_hex"])))
+            await ps.publish(td, ev.data_envelope(data))
             await drained()
         out(event="published", count=len(chain["blocks"]))
         # Wait for the test to tell us (stdin line) to send the bad messages.
@@ -474,6 +483,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--serve", type=int, default=0)
     ap.add_argument("--lie", type=int, default=0)
+    ap.add_argument("--forge-last-data-hash", action="store_true")
     a = ap.parse_args()
     modes = {"handshake": mode_handshake, "gossip-recv": mode_gossip_recv, "gossip-send": mode_gossip_send,
              "exchange-client": mode_exchange_client, "exchange-server": mode_exchange_server}

@@ -62,11 +62,11 @@ final class TestNode: Sendable {
 
     static func start(_ name: String, chain: TestChain, peers: [String] = [], port: Int = 0,
                       key: KeyFile = .generate(), source: any BlockSource = MemoryBlockSource(),
-                      settings: P2PSettings = .test) async throws -> TestNode {
+                      validator: (any GossipValidator)? = nil, settings: P2PSettings = .test) async throws -> TestNode {
         let config = P2PConfig(listen: HostPort(host: "127.0.0.1", port: port),
                                peers: try peers.map { try P2PPeerAddress(parsing: $0) })
         let service = P2PService(config: config, nodeKey: key, chainID: chain.chainID, source: source,
-                                 validator: chain.signedBlockValidator,
+                                 validator: validator ?? chain.signedBlockValidator,
                                  provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: chain.genesis)),
                                  settings: settings, logger: testLogger(name))
         let address = try await service.start()
@@ -84,5 +84,44 @@ final class TestNode: Sendable {
 
     func hasReceived(_ block: P2PBlock) -> Bool {
         received.contains { $0.block == block }
+    }
+
+    /// Publishes an encoded signed header as this node's own gossip (a fresh seqno each time).
+    func publish(header encodedSignedHeader: [UInt8]) {
+        service.floodsub.publish(topic: service.headerTopic,
+                                 data: P2PEnvelope.header(encodedSignedHeader: encodedSignedHeader, daHeightHint: 0))
+    }
+
+    /// Publishes encoded data as this node's own gossip (a fresh seqno each time).
+    func publish(data encodedData: [UInt8]) {
+        service.floodsub.publish(topic: service.dataTopic, data: P2PEnvelope.data(encodedData: encodedData, daHeightHint: 0))
+    }
+
+    /// Waits until FloodSub knows that `count` peers subscribe to both topics (it sends nothing
+    /// to a peer before its subscriptions arrived).
+    func waitForSubscribers(_ count: Int) async throws {
+        try await waitUntil("\(name) to know \(count) subscribed peers") {
+            service.floodsub.subscribedPeers(service.headerTopic).count == count
+                && service.floodsub.subscribedPeers(service.dataTopic).count == count
+        }
+    }
+}
+
+/// The real validator, counting the header signature checks it is asked for.
+final class RecordingValidator: GossipValidator {
+    let inner: SignedBlockValidator
+    private let checks = NIOLockedValueBox(0)
+
+    init(_ inner: SignedBlockValidator) {
+        self.inner = inner
+    }
+
+    var headerChecks: Int { checks.withLockedValue { $0 } }
+
+    func validate(_ block: P2PBlock) -> GossipVerdict { inner.validate(block) }
+
+    func validate(header: SignedHeader) -> GossipVerdict {
+        checks.withLockedValue { $0 += 1 }
+        return inner.validate(header: header)
     }
 }

@@ -63,6 +63,8 @@ final class MemoryBlockSource: BlockSource {
         var blocks: [UInt64: P2PBlock] = [:]
         var height: UInt64 = 0
         var failing = false
+        var stalled = false
+        var stalledReads = 0
     }
 
     private let state = NIOLockedValueBox(State())
@@ -90,12 +92,28 @@ final class MemoryBlockSource: BlockSource {
         state.withLockedValue { $0.failing = failing }
     }
 
+    /// Makes reads hang until released, like a disk that stopped answering: a peer that never
+    /// answers a request.
+    func setStalled(_ stalled: Bool) {
+        state.withLockedValue { $0.stalled = stalled }
+    }
+
+    /// Reads that found the source stalled.
+    var stalledReads: Int { state.withLockedValue { $0.stalledReads } }
+
     func currentHeight() -> UInt64 { state.withLockedValue { $0.height } }
 
     struct ReadFailure: Error {}
 
     func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
-        try state.withLockedValue { s in
+        let stalled = state.withLockedValue { s -> Bool in
+            if s.stalled { s.stalledReads += 1 }
+            return s.stalled
+        }
+        while stalled, state.withLockedValue({ $0.stalled }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try state.withLockedValue { s in
             if s.failing { throw ReadFailure() }
             var out: [P2PBlock] = []
             var h = from
