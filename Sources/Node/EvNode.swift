@@ -136,9 +136,7 @@ public final class EvNode: Sendable {
             mark = signerMark
             if config.raft.enable {
                 ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
-                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p,
-                                     bootstrapCheck: Self.caughtUpCheck(follower: follower, p2p: p2p, store: store),
-                                     logger: logger)
+                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p, logger: logger)
             }
             let p2p = self.p2p
             let metrics = self.metrics
@@ -263,7 +261,6 @@ public final class EvNode: Sendable {
     /// timeout to five heartbeat intervals.
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
                                blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
-                               bootstrapCheck: @escaping @Sendable () -> String?,
                                logger: Logger) throws(NodeFailure) -> HARuntime {
         let raft = setup.config.raft
         let ttl = raft.leaseTTL > .zero ? raft.leaseTTL : max(.seconds(2), setup.config.blockTime * 5)
@@ -287,23 +284,7 @@ public final class EvNode: Sendable {
                 ? "every \(DurationParser.format(timing.heartbeatInterval)), take-over after \(DurationParser.format(timing.heartbeatTimeout)) of silence"
                 : "off (a dead leader is replaced when its lease expires)"])
         return HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
-                         mark: mark, p2p: p2p, bootstrapCheck: bootstrapCheck, logger: Logger(label: "evnode.ha"))
-    }
-
-    /// What the first leader of an HA group waits for before its store becomes the chain's head:
-    /// the DA head reached and no connected peer ahead (SPEC §6 conditions 1 and 2).
-    private static func caughtUpCheck(follower: DAFollower, p2p: P2PService,
-                                      store: BlockStore) -> @Sendable () -> String? {
-        return {
-            let da = follower.status
-            if !da.headReached {
-                return "DA head not reached yet" + (da.lastError.map { " (\($0))" } ?? "")
-            }
-            if let peers = p2p.maxPeerHeight, peers > store.height {
-                return "peers are at \(peers), the store at \(store.height)"
-            }
-            return nil
-        }
+                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"))
     }
 
     /// Pruning waits while the sync pipeline has a backlog of a batch or more (a catch-up).
