@@ -113,8 +113,20 @@ public final class EvNode: Sendable {
         let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: authority, replay: follower,
                                           rollbacker: applier, evidence: evidence, state: state, metrics: metrics,
                                           logger: Logger(label: "evnode.recovery"))
+        // Outside HA an aggregator is the only signer of its key: anything signed above its store
+        // from elsewhere is a second live signer (an HA group shares the key behind etcd's fence).
+        var secondSigner: SecondSignerWatch?
+        if config.aggregator, !config.raft.enable {
+            let store = self.store
+            let watch = SecondSignerWatch(storeHeight: { store.height })
+            p2p.provenHeights.observeProofs { proof in
+                watch.saw(height: proof.height, hash: proof.hash, source: "peer \(proof.peer) (its head answer)")
+            }
+            secondSigner = watch
+        }
         let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
-                               recovery: recovery, metrics: metrics, logger: Logger(label: "evnode.sync"))
+                               recovery: recovery, metrics: metrics, secondSigner: secondSigner,
+                               logger: Logger(label: "evnode.sync"))
 
         var subscription: DAHeadSubscription?
         if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable {
@@ -162,7 +174,7 @@ public final class EvNode: Sendable {
                                   publishGate: gate,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub
-            aggregator = AggregatorRuntime(producer: producer, submitter: sub, logger: logger)
+            aggregator = AggregatorRuntime(producer: producer, submitter: sub, secondSigner: secondSigner, logger: logger)
         }
         self.submitter = submitter
         self.backPressure = backPressure

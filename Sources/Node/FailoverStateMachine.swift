@@ -208,6 +208,8 @@ struct FailoverStateMachine: Sendable {
 
     private func aggregate() async throws(NodeFailure) {
         guard let aggregator, !Task.isCancelled else { return }
+        // Gossip that arrives while producing is judged by the second-signer watch.
+        sync.relayGossip()
         state.enter(.aggregating)
         do {
             try await aggregator.run()
