@@ -38,14 +38,15 @@ public struct CatchupSnapshot: Sendable, Equatable {
     public var daError: String?
 
     public init(daHeadReached: Bool, storeHeight: UInt64, p2pMaxHeight: UInt64?, peersConfigured: Bool,
-                peersAnswered: Bool? = nil, silentPeers: [String] = [], waitingToApply: Int, lowestWaiting: UInt64? = nil,
+                peersAnswered: Bool = false, silentPeers: [String] = [], waitingToApply: Int, lowestWaiting: UInt64? = nil,
                 recoveryPending: Bool = false, highestKnownHeader: UInt64, signerHighWaterMark: UInt64?,
                 elapsed: Duration, sinceLastProgress: Duration, daError: String? = nil) {
         self.daHeadReached = daHeadReached
         self.storeHeight = storeHeight
         self.p2pMaxHeight = p2pMaxHeight
         self.peersConfigured = peersConfigured
-        self.peersAnswered = peersAnswered ?? (p2pMaxHeight != nil)
+        // Not inferred from `p2pMaxHeight`: anyone, a stranger too, may have proven that.
+        self.peersAnswered = peersAnswered
         self.silentPeers = silentPeers
         self.waitingToApply = waitingToApply
         self.lowestWaiting = lowestWaiting

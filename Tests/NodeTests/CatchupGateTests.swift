@@ -6,7 +6,7 @@ import Testing
 
     /// A snapshot where every condition holds; each test breaks one.
     func caughtUp() -> CatchupSnapshot {
-        CatchupSnapshot(daHeadReached: true, storeHeight: 40, p2pMaxHeight: 40, peersConfigured: true,
+        CatchupSnapshot(daHeadReached: true, storeHeight: 40, p2pMaxHeight: 40, peersConfigured: true, peersAnswered: true,
                         waitingToApply: 0, highestKnownHeader: 40, signerHighWaterMark: 40,
                         elapsed: .seconds(3), sinceLastProgress: .seconds(1))
     }

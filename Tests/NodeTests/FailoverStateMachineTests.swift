@@ -154,7 +154,7 @@ import TestSupport
     @Test func aBlockHeldAsTheSyncerStopsIsCountedByTheReCheck() async throws {
         let dir = TempDirectory()
         let da = try await RecoveryDA.start(home: dir.sub("da"))
-        var f = try Fixture(brokenExecutor: false, daURL: da.url)
+        let f = try Fixture(brokenExecutor: false, daURL: da.url)
         let pipeline = f.pipeline
         let block2 = f.block2
         let delivered = Mutex(false)
@@ -191,7 +191,7 @@ import TestSupport
     @Test func aCraftedMarkFailsClosedInsteadOfTrapping() async throws {
         let dir = TempDirectory()
         let markPath = dir.sub("signer.state")
-        var f = try Fixture(brokenExecutor: false, markPath: markPath)
+        let f = try Fixture(brokenExecutor: false, markPath: markPath)
         // The proposer's header at height 0, signed: what the kept-block check decodes.
         var header = f.block1.signedHeader.header
         header.height = 0

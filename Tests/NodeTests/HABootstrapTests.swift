@@ -159,7 +159,7 @@ import TestSupport
     /// stopped, and a header for the next height that arrived meanwhile sends the node back to
     /// following without leading.
     @Test func theBootstrapIsCheckedAgainAfterTheSyncerStopped() async throws {
-        var f = try await Fixture()
+        let f = try await Fixture()
         let pipeline = f.pipeline
         let delivered = Mutex(false)
         f.machine.afterSyncerStopped = {
