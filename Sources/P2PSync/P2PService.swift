@@ -557,7 +557,7 @@ public final class P2PService: Service, Sendable {
             r.targets[target]?.peerID = peer
             r.targets[target]?.failures = 0
             r.targets[target]?.lastError = nil
-            r.peers[peer, default: PeerState()].dialTarget = target
+            r.peers[peer]?.dialTarget = target
         }
     }
 
