@@ -11,6 +11,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     case file(path: String, reason: String)
     /// A key in config.yaml that evnode does not know (a typo would otherwise be silently ignored).
     case unknownKey(key: String, path: String)
+    /// The signer's high-water mark at `path` is `mark`; recording `height` would lower it or
+    /// record a signed height a second time. Only `evnode signer reset` lowers a mark.
+    case markNotRaised(path: String, height: UInt64, mark: UInt64)
 
     public var description: String {
         switch self {
@@ -24,6 +27,10 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(path): \(reason)"
         case let .unknownKey(key, path):
             return "\(path): unknown key \"\(key)\""
+        case let .markNotRaised(path, height, mark):
+            let why = height < mark ? "a mark never goes down (only `evnode signer reset` lowers it)"
+                                    : "that height is already recorded as signed; signing it again would be a second signature"
+            return "\(path): refusing to record height \(height) as signed: the signer's high-water mark is \(mark) and \(why)"
         }
     }
 }

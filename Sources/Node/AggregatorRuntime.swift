@@ -4,15 +4,27 @@ import Logging
 import P2PSync
 
 /// The aggregating phase: the block producer and the DA submitter, side by side. Each produced
-/// block is gossiped and announced once it is stored and the signer's mark is durable.
+/// block is gossiped and announced once it is stored and the signer's mark is durable. Outside
+/// HA, a second live signer (`SecondSignerWatch`) ends the phase with `.secondSigner`.
 struct AggregatorRuntime: Sendable {
     let producer: BlockProducer
     let submitter: DASubmitter
+    /// Nil for an HA leader: the group shares the key and etcd's fence keeps it to one signer.
+    var secondSigner: SecondSignerWatch? = nil
     let logger: Logger
 
     func run() async throws(NodeFailure) {
+        secondSigner?.arm()
+        defer { secondSigner?.disarm() }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
+                if let watch = secondSigner {
+                    group.addTask {
+                        // Returns nil only when cancelled (the phase ends otherwise).
+                        guard let sighting = await watch.nextAlarm() else { return }
+                        throw NodeFailure.secondSigner(sighting.description)
+                    }
+                }
                 group.addTask {
                     do throws(ProductionError) {
                         try await producer.run()
@@ -38,6 +50,8 @@ struct AggregatorRuntime: Sendable {
             if Task.isCancelled { return }
             throw .submitter("\(error)")
         }
+        // The producer may have ended first (it stops when cancelled or its gate closes).
+        if let sighting = secondSigner?.fired { throw .secondSigner(sighting.description) }
     }
 }
 

@@ -12,8 +12,11 @@ public struct CatchupSnapshot: Sendable, Equatable {
     public var p2pMaxHeight: UInt64?
     /// Peers are configured (if none are, condition 2 holds by definition).
     public var peersConfigured: Bool
-    /// Some peer gave a valid answer about its height (a proven height or an empty chain).
+    /// A configured peer gave a valid answer about its height (a proven height or an empty
+    /// chain) over an identity this node proved by dialling it. Strangers' answers never count.
     public var peersAnswered: Bool
+    /// The configured peers that have not answered so far (named when the gate fails closed).
+    public var silentPeers: [String]
     /// Complete blocks fetched from DA or P2P and not yet applied (condition 3).
     public var waitingToApply: Int
     /// The lowest of those heights: above `storeHeight + 1` they wait for a gap to be filled.
@@ -35,14 +38,16 @@ public struct CatchupSnapshot: Sendable, Equatable {
     public var daError: String?
 
     public init(daHeadReached: Bool, storeHeight: UInt64, p2pMaxHeight: UInt64?, peersConfigured: Bool,
-                peersAnswered: Bool? = nil, waitingToApply: Int, lowestWaiting: UInt64? = nil,
+                peersAnswered: Bool = false, silentPeers: [String] = [], waitingToApply: Int, lowestWaiting: UInt64? = nil,
                 recoveryPending: Bool = false, highestKnownHeader: UInt64, signerHighWaterMark: UInt64?,
                 elapsed: Duration, sinceLastProgress: Duration, daError: String? = nil) {
         self.daHeadReached = daHeadReached
         self.storeHeight = storeHeight
         self.p2pMaxHeight = p2pMaxHeight
         self.peersConfigured = peersConfigured
-        self.peersAnswered = peersAnswered ?? (p2pMaxHeight != nil)
+        // Not inferred from `p2pMaxHeight`: anyone, a stranger too, may have proven that.
+        self.peersAnswered = peersAnswered
+        self.silentPeers = silentPeers
         self.waitingToApply = waitingToApply
         self.lowestWaiting = lowestWaiting
         self.recoveryPending = recoveryPending
@@ -54,13 +59,21 @@ public struct CatchupSnapshot: Sendable, Equatable {
     }
 }
 
-public enum CatchupDecision: Sendable, Equatable {
+public enum CatchupDecision: Sendable, Equatable, CustomStringConvertible {
     /// Not yet; the text names the condition that holds promotion back.
     case keepSyncing(String)
     /// All conditions hold: produce at store height + 1.
     case promote
     /// Producing would risk a fork or a double signature and waiting will not help.
     case failClosed(String)
+
+    public var description: String {
+        switch self {
+        case .keepSyncing(let why): return why
+        case .promote: return "every condition holds"
+        case .failClosed(let why): return "failed closed: \(why)"
+        }
+    }
 }
 
 public struct CatchupGate: Sendable {
@@ -100,11 +113,13 @@ public struct CatchupGate: Sendable {
         }
         if s.peersConfigured && !s.peersAnswered {
             if !timedOut {
-                return .keepSyncing("waiting up to \(timeoutText) for peers to prove their height")
+                let silent = s.silentPeers.isEmpty ? "" : " (not answered yet: \(s.silentPeers.joined(separator: ", ")))"
+                return .keepSyncing("waiting up to \(timeoutText) for peers to prove their height\(silent)")
             }
             // Without a mark only the peers could say what this key signed beyond DA.
             if s.signerHighWaterMark == nil {
-                return .failClosed("none of the configured peers answered within \(timeoutText) and the signer has no high-water mark (signer.state): what this key signed beyond DA's height \(s.storeHeight) cannot be known; refusing to produce (bring a peer up, restore signer.state, or accept the risk with `evnode signer reset --height \(s.storeHeight)`)")
+                let silent = s.silentPeers.isEmpty ? "" : "; never answered: \(s.silentPeers.joined(separator: ", "))"
+                return .failClosed("none of the configured peers answered within \(timeoutText) and the signer has no high-water mark (signer.state)\(silent); what this key signed beyond DA's height \(s.storeHeight) cannot be known; only configured peers answering on connections this node dialled count, never an inbound stranger; refusing to produce (bring a peer up, restore signer.state, or accept the risk with `evnode signer reset --height \(s.storeHeight)`)")
             }
         }
 

@@ -113,8 +113,20 @@ public final class EvNode: Sendable {
         let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: authority, replay: follower,
                                           rollbacker: applier, evidence: evidence, state: state, metrics: metrics,
                                           logger: Logger(label: "evnode.recovery"))
+        // Outside HA an aggregator is the only signer of its key: anything signed above its store
+        // from elsewhere is a second live signer (an HA group shares the key behind etcd's fence).
+        var secondSigner: SecondSignerWatch?
+        if config.aggregator, !config.raft.enable {
+            let store = self.store
+            let watch = SecondSignerWatch(storeHeight: { store.height })
+            p2p.provenHeights.observeProofs { proof in
+                watch.saw(height: proof.height, hash: proof.hash, source: "peer \(proof.peer) (its head answer)")
+            }
+            secondSigner = watch
+        }
         let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
-                               recovery: recovery, metrics: metrics, logger: Logger(label: "evnode.sync"))
+                               recovery: recovery, metrics: metrics, secondSigner: secondSigner,
+                               logger: Logger(label: "evnode.sync"))
 
         var subscription: DAHeadSubscription?
         if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable {
@@ -136,9 +148,7 @@ public final class EvNode: Sendable {
             mark = signerMark
             if config.raft.enable {
                 ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
-                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p,
-                                     bootstrapCheck: Self.caughtUpCheck(follower: follower, p2p: p2p, store: store),
-                                     logger: logger)
+                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p, logger: logger)
             }
             let p2p = self.p2p
             let metrics = self.metrics
@@ -164,7 +174,7 @@ public final class EvNode: Sendable {
                                   publishGate: gate,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub
-            aggregator = AggregatorRuntime(producer: producer, submitter: sub, logger: logger)
+            aggregator = AggregatorRuntime(producer: producer, submitter: sub, secondSigner: secondSigner, logger: logger)
         }
         self.submitter = submitter
         self.backPressure = backPressure
@@ -263,7 +273,6 @@ public final class EvNode: Sendable {
     /// timeout to five heartbeat intervals.
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
                                blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
-                               bootstrapCheck: @escaping @Sendable () -> String?,
                                logger: Logger) throws(NodeFailure) -> HARuntime {
         let raft = setup.config.raft
         let ttl = raft.leaseTTL > .zero ? raft.leaseTTL : max(.seconds(2), setup.config.blockTime * 5)
@@ -287,23 +296,7 @@ public final class EvNode: Sendable {
                 ? "every \(DurationParser.format(timing.heartbeatInterval)), take-over after \(DurationParser.format(timing.heartbeatTimeout)) of silence"
                 : "off (a dead leader is replaced when its lease expires)"])
         return HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
-                         mark: mark, p2p: p2p, bootstrapCheck: bootstrapCheck, logger: Logger(label: "evnode.ha"))
-    }
-
-    /// What the first leader of an HA group waits for before its store becomes the chain's head:
-    /// the DA head reached and no connected peer ahead (SPEC §6 conditions 1 and 2).
-    private static func caughtUpCheck(follower: DAFollower, p2p: P2PService,
-                                      store: BlockStore) -> @Sendable () -> String? {
-        return {
-            let da = follower.status
-            if !da.headReached {
-                return "DA head not reached yet" + (da.lastError.map { " (\($0))" } ?? "")
-            }
-            if let peers = p2p.maxPeerHeight, peers > store.height {
-                return "peers are at \(peers), the store at \(store.height)"
-            }
-            return nil
-        }
+                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"))
     }
 
     /// Pruning waits while the sync pipeline has a backlog of a batch or more (a catch-up).

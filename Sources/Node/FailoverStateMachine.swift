@@ -49,6 +49,11 @@ struct FailoverStateMachine: Sendable {
     /// Runs once the syncer has fully stopped after the gate opened, before the re-check (tests
     /// deliver what arrives in that moment here). Nil in a node.
     var afterSyncerStopped: (@Sendable () async -> Void)?
+    /// Runs once the gate opened while the syncer still runs, before it is told to stop (tests
+    /// deliver what the syncer takes and holds in that moment here). Nil in a node.
+    var beforeSyncerStops: (@Sendable () async -> Void)?
+    /// The HA bootstrap's promotion-check timeout (`HARuntime.bootstrapTimeout` when nil).
+    var haBootstrapTimeout: Duration?
 
     func run() async throws(NodeFailure) {
         state.enter(.starting)
@@ -80,18 +85,17 @@ struct FailoverStateMachine: Sendable {
         state.enter(.syncing, reason: "catching up before producing")
         logger.notice("catchup: syncing from DA and peers before producing", metadata: [
             "timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
-        let gate = CatchupGate(timeout: timeout)
-        let started = ContinuousClock.now
+        let check = promotionCheck(timeout: timeout, startedAt: .now)
         do throws(NodeFailure) {
             // Nothing signs while syncing, so the mark is read once.
-            let mark = try unrecoverableMark()
+            let mark = try check.unrecoverableMark()
             while true {
-                guard try await syncUntilGateOpens(gate, mark: mark, startedAt: started), !Task.isCancelled else {
+                guard try await syncUntilGateOpens(check, mark: mark), !Task.isCancelled else {
                     return false
                 }
                 await afterSyncerStopped?()
-                let snapshot = sample(mark: mark, follower: sync.follower.status, startedAt: started, now: .now)
-                switch gate.evaluate(snapshot) {
+                let snapshot = check.sample(mark: mark, follower: sync.follower.status, now: .now)
+                switch check.gate.evaluate(snapshot) {
                 case .promote:
                     // The submitter must resume after what DA already holds, including the last
                     // blocks applied after the follower last looked.
@@ -112,17 +116,26 @@ struct FailoverStateMachine: Sendable {
         }
     }
 
+    /// The promotion conditions over this node's parts, counted from `startedAt`.
+    func promotionCheck(timeout: Duration, startedAt: ContinuousClock.Instant) -> PromotionCheck {
+        PromotionCheck(gate: CatchupGate(timeout: timeout), sync: sync, p2p: p2p, state: state,
+                       peersConfigured: peersConfigured, signerMark: signerMark, startedAt: startedAt)
+    }
+
     /// One run of the syncer beside the gate's sampling: true once the gate promoted and the
     /// syncer has fully stopped (its errors thrown, not swallowed), false when the node stops.
-    private func syncUntilGateOpens(_ gate: CatchupGate, mark: UInt64?,
-                                    startedAt started: ContinuousClock.Instant) async throws(NodeFailure) -> Bool {
+    private func syncUntilGateOpens(_ check: PromotionCheck, mark: UInt64?) async throws(NodeFailure) -> Bool {
         do {
             return try await withThrowingTaskGroup(of: Bool.self) { group in
                 group.addTask {
                     try await sync.run()
                     return false   // the syncer ends by itself only when the node stops
                 }
-                group.addTask { try await waitForPromotion(gate, mark: mark, startedAt: started) }
+                group.addTask {
+                    let promoted = try await waitForPromotion(check, mark: mark)
+                    if promoted { await beforeSyncerStops?() }
+                    return promoted
+                }
                 let first = try await group.next() ?? false
                 group.cancelAll()
                 // Wait for the other task to end: a failure the syncer reports while stopping
@@ -137,38 +150,20 @@ struct FailoverStateMachine: Sendable {
         }
     }
 
-    /// The highest height this key signed that the node cannot supply itself: the mark, less one
-    /// when the block signed at the mark is kept beside it (the producer commits that very
-    /// block, SignerHighWaterMark). Nil without a mark. An unreadable mark fails closed: which
-    /// heights this key signed cannot be told, so the fence cannot be cleared.
-    private func unrecoverableMark() throws(NodeFailure) -> UInt64? {
-        let record: SignerHighWaterMark.Record?
-        do throws(ConfigError) {
-            record = try signerMark?.loadRecord()
-        } catch {
-            throw .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (`evnode signer reset --height N` rewrites it)")
-        }
-        guard let record else { return nil }
-        if let bytes = record.block, let kept = try? SignedBlockBytes.decode(bytes), kept.signedHeader.height == record.height {
-            return record.height - 1
-        }
-        return record.height
-    }
-
     /// Samples the node every `pollInterval` and asks the gate; logs progress every
     /// `progressLogInterval`. Returns true on promotion, false when cancelled; throws `failClosed`.
-    private func waitForPromotion(_ gate: CatchupGate, mark: UInt64?,
-                                  startedAt started: ContinuousClock.Instant) async throws(NodeFailure) -> Bool {
+    private func waitForPromotion(_ check: PromotionCheck, mark: UInt64?) async throws(NodeFailure) -> Bool {
         let clock = ContinuousClock()
+        let started = check.startedAt
         var lastLog = clock.now
         var rate = RateMeter(startHeight: sync.pipeline.progress.storeHeight, at: lastLog)
         state.updateCatchup { $0.active = true }
         while !Task.isCancelled {
             let now = clock.now
             let follower = sync.follower.status
-            let snapshot = sample(mark: mark, follower: follower, startedAt: started, now: now)
+            let snapshot = check.sample(mark: mark, follower: follower, now: now)
             rate.record(height: snapshot.storeHeight, at: now)
-            let decision = gate.evaluate(snapshot)
+            let decision = check.gate.evaluate(snapshot)
             let target = max(snapshot.p2pMaxHeight ?? 0, snapshot.highestKnownHeader, snapshot.storeHeight)
             // Before the DA head is reached the chain's height is not known (DA heights are
             // not block heights), unless a peer announced one: no ETA then.
@@ -209,32 +204,12 @@ struct FailoverStateMachine: Sendable {
         return false
     }
 
-    /// One consistent-enough look at everything the gate needs.
-    private func sample(mark: UInt64?, follower: DAFollowerStatus, startedAt: ContinuousClock.Instant,
-                        now: ContinuousClock.Instant) -> CatchupSnapshot {
-        let progress = sync.pipeline.progress
-        return CatchupSnapshot(
-            daHeadReached: follower.headReached,
-            storeHeight: progress.storeHeight,
-            p2pMaxHeight: p2p.maxPeerHeight,
-            peersConfigured: peersConfigured,
-            peersAnswered: p2p.provenHeights.anyPeerAnswered,
-            waitingToApply: progress.waiting,
-            lowestWaiting: progress.lowestWaiting,
-            // A divergence recovery rewrites the store: from the moment the conflict is raised
-            // until DA's chain is replayed (the phase says `recovering` only once it rolls back).
-            recoveryPending: sync.recovery.isPending || state.phase == .recovering,
-            highestKnownHeader: max(progress.highestKnownHeader, follower.highestHeader),
-            signerHighWaterMark: mark,
-            elapsed: now - startedAt,
-            sinceLastProgress: now - max(progress.lastProgress, startedAt),
-            daError: follower.lastError)
-    }
-
     // MARK: caughtUp → aggregating
 
     private func aggregate() async throws(NodeFailure) {
         guard let aggregator, !Task.isCancelled else { return }
+        // Gossip that arrives while producing is judged by the second-signer watch.
+        sync.relayGossip()
         state.enter(.aggregating)
         do {
             try await aggregator.run()
@@ -251,11 +226,17 @@ extension FailoverStateMachine {
     /// The lease keeper and the follower of etcd's block key run for the node's life; the role
     /// loop alternates between following and leading until the node stops or fails.
     private func runHA(_ ha: HARuntime) async throws(NodeFailure) {
+        // The first leader of a group passes the catchup's promotion check; its peers had
+        // since the node started to answer.
+        var bootstrap = promotionCheck(timeout: haBootstrapTimeout ?? ha.bootstrapTimeout, startedAt: .now)
+        let store = ha.store
+        bootstrap.holdsSignedBlock = { HARuntime.holdsUnpublishedBlock(at: $0, store: store) }
+        let check = bootstrap
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await ha.keepLeases() }
                 group.addTask { await ha.replicate(isFollowing: { sync.isActive }) }
-                group.addTask { try await haRoles(ha) }
+                group.addTask { try await haRoles(ha, bootstrap: check) }
                 defer { group.cancelAll() }
                 // keepLeases and replicate end only when cancelled; the role loop ends the node.
                 try await group.next()
@@ -269,7 +250,7 @@ extension FailoverStateMachine {
         }
     }
 
-    private func haRoles(_ ha: HARuntime) async throws(NodeFailure) {
+    private func haRoles(_ ha: HARuntime, bootstrap: PromotionCheck) async throws(NodeFailure) {
         var pause: Duration = .zero
         while !Task.isCancelled {
             if pause > .zero {
@@ -277,7 +258,7 @@ extension FailoverStateMachine {
                 try? await Task.sleep(for: pause)
             }
             state.enter(.syncing, reason: "HA follower: syncing and campaigning for leadership")
-            guard let term = try await followUntilElected(ha) else { return }
+            guard let term = try await followUntilElected(ha, bootstrap: bootstrap) else { return }
             state.enter(.aggregating, reason: "HA leader (term \(term.revision))")
             let why: StepDown?
             do throws(NodeFailure) {
@@ -289,6 +270,7 @@ extension FailoverStateMachine {
             }
             await ha.resign(term)
             guard let why, !Task.isCancelled else { return }
+            ha.noteStepDown(why.reason)
             logger.warning("HA: stepped down, following again", metadata: ["reason": "\(why)"])
             pause = why.cannotLead ? term.ttl * 2 : .zero
         }
@@ -297,10 +279,51 @@ extension FailoverStateMachine {
     /// Syncs (DA, peers, and etcd's replicated block through `replicate`) and campaigns; returns
     /// the term once this node is elected and its store holds etcd's latest block; nil when the
     /// node stops.
-    private func followUntilElected(_ ha: HARuntime) async throws(NodeFailure) -> LeaderTerm? {
-        let term: LeaderTerm?
+    ///
+    /// When etcd holds no block yet, the store becomes the chain's head: `bootstrap` (the
+    /// catchup's promotion check) must promote it while the syncer runs and, as in a catchup,
+    /// once more after the syncer stopped — what arrived meanwhile (gossip, held blocks, a
+    /// divergence) is counted; if a condition no longer holds the node resigns and follows again.
+    /// A fail-closed outcome never halts an HA node: it steps down and keeps following. It
+    /// never leads on that store, and another member of the group (same key, its own mark and
+    /// peers) may be able to; HA rides out what it cannot decide, as it does when etcd is down.
+    private func followUntilElected(_ ha: HARuntime, bootstrap: PromotionCheck) async throws(NodeFailure) -> LeaderTerm? {
+        while true {
+            let term = try await electedWhileSyncing(ha, bootstrap: bootstrap)
+            guard let term, !Task.isCancelled else {
+                if let term { await ha.resign(term) }
+                return nil
+            }
+            if term.replicatedHeight == nil {
+                // Bootstrapping: nothing is in etcd yet, this store is about to be the head.
+                await afterSyncerStopped?()
+                let (snapshot, decision) = bootstrap.decide()
+                if decision != .promote {
+                    await ha.resign(term)
+                    ha.noteStepDown("a catchup condition no longer holds now that the syncer has stopped: \(decision)")
+                    logger.warning("HA: a catchup condition no longer holds now that the syncer has stopped; following again",
+                                   metadata: ["height": "\(snapshot?.storeHeight ?? ha.store.height)", "reason": "\(decision)"])
+                    state.enter(.syncing, reason: "HA follower: syncing and campaigning for leadership")
+                    continue
+                }
+            }
+            // The submitter must resume after what DA already holds.
+            do throws(NodeFailure) {
+                try await sync.settle()
+            } catch {
+                await ha.resign(term)
+                throw error
+            }
+            ha.markLeading(term)
+            return term
+        }
+    }
+
+    /// One round of following: the syncer runs beside the campaign until a term is won and
+    /// taken over (returned, the syncer stopped) or the node stops (nil).
+    private func electedWhileSyncing(_ ha: HARuntime, bootstrap: PromotionCheck) async throws(NodeFailure) -> LeaderTerm? {
         do {
-            term = try await withThrowingTaskGroup(of: LeaderTerm?.self) { group in
+            return try await withThrowingTaskGroup(of: LeaderTerm?.self) { group in
                 group.addTask {
                     try await sync.run()
                     // The syncer ends by itself only when cancelled; anything else is a fault.
@@ -309,11 +332,11 @@ extension FailoverStateMachine {
                 }
                 group.addTask {
                     while let term = await ha.campaign() {
-                        switch try await ha.takeOver(term) {
+                        switch try await ha.takeOver(term, bootstrap: { bootstrap.decide().1 }) {
                         case .ready(let term):
-                            ha.markLeading(term)
                             return term
                         case .stepDown(let term, let why):
+                            ha.noteStepDown(why)
                             logger.warning("HA: elected but cannot lead, stepping down", metadata: ["reason": "\(why)"])
                             await ha.resign(term)
                             try? await Task.sleep(for: term.ttl * 2)
@@ -340,18 +363,6 @@ extension FailoverStateMachine {
             if Task.isCancelled { return nil }
             throw .ha("the follower phase ended unexpectedly: \(error)")
         }
-        guard let term, !Task.isCancelled else {
-            if let term { await ha.resign(term) }
-            return nil
-        }
-        // The submitter must resume after what DA already holds.
-        do throws(NodeFailure) {
-            try await sync.settle()
-        } catch {
-            await ha.resign(term)
-            throw error
-        }
-        return term
     }
 
     /// Produces (every block fenced through etcd) and submits until the term ends; returns why

@@ -26,6 +26,9 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     case ha(String)
     /// The execution layer refused, answered wrongly, or computes another chain than the store's.
     case execution(ExecutionError)
+    /// While this node aggregated, another source showed a header signed by the proposer key at
+    /// or above the height this node signs next: a second live signer (`SecondSignerWatch`).
+    case secondSigner(String)
 
     public var description: String {
         switch self {
@@ -41,14 +44,15 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .config(let e): return e.description
         case .ha(let e): return "HA: \(e)"
         case .execution(let e): return "execution layer: \(e)"
+        case .secondSigner(let what): return "second live signer: \(what)"
         }
     }
 
     /// Process exit status: 3 when an operator decision is needed (a fail-closed catchup, a
-    /// divergence recovery cannot handle), 1 for everything else.
+    /// divergence recovery cannot handle, a second live signer), 1 for everything else.
     public var exitStatus: Int32 {
         switch self {
-        case .failClosed, .divergence: return 3
+        case .failClosed, .divergence, .secondSigner: return 3
         default: return 1
         }
     }

@@ -23,9 +23,12 @@ final class SyncRuntime: Sendable {
     private let gossipRelay = Mutex<Task<Void, Never>?>(nil)
     /// True while `run()` runs; gossip that arrives meanwhile goes to the pipeline, else is dropped.
     private let active = Atomic<Bool>(false)
+    /// Shown every block gossiped while the syncer does not run (the node aggregates).
+    let secondSigner: SecondSignerWatch?
 
     init(pipeline: SyncPipeline, follower: DAFollower, p2p: P2PService, blockCheck: SignedBlockValidator,
-         recovery: DivergenceRecovery, metrics: NodeMetrics, logger: Logger) {
+         recovery: DivergenceRecovery, metrics: NodeMetrics, secondSigner: SecondSignerWatch? = nil, logger: Logger) {
+        self.secondSigner = secondSigner
         self.pipeline = pipeline
         self.follower = follower
         self.p2p = p2p
@@ -51,9 +54,7 @@ final class SyncRuntime: Sendable {
             active.store(false, ordering: .sequentiallyConsistent)
             pipeline.stop()
         }
-        gossipRelay.withLock { relay in
-            if relay == nil { relay = Task { await self.takeGossip() } }
-        }
+        relayGossip()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -94,6 +95,14 @@ final class SyncRuntime: Sendable {
         }
     }
 
+    /// Starts consuming gossip, once for the node's life: by the sync phase, and by an aggregator
+    /// that never syncs (its second-signer watch sees what peers gossip).
+    func relayGossip() {
+        gossipRelay.withLock { relay in
+            if relay == nil { relay = Task { await self.takeGossip() } }
+        }
+    }
+
     /// Blocks gossiped by peers (already signature-checked by P2P) go to the pipeline while the
     /// sync phase runs, their data without its unverified metadata (`SignedBlockValidator`).
     /// Ends when P2P shuts down.
@@ -102,8 +111,11 @@ final class SyncRuntime: Sendable {
             guard case .success(let block) = blockCheck.check(received.block) else { continue }
             guard active.load(ordering: .sequentiallyConsistent) else {
                 // Not taken, but known: the catchup gate's re-check after the sync phase
-                // stopped counts headers that arrived meanwhile (equivocation fence).
+                // stopped counts headers that arrived meanwhile (equivocation fence), and an
+                // aggregator is told of a validly signed block above its store: a second signer.
                 pipeline.noteKnownHeader(block.signedHeader.height)
+                secondSigner?.saw(height: block.signedHeader.height, hash: block.signedHeader.header.hash,
+                                  source: "peer \(received.from) (a gossiped block)")
                 continue
             }
             await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,

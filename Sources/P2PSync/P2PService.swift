@@ -56,9 +56,14 @@ public final class P2PService: Service, Sendable {
 
     struct TargetState {
         var phase: TargetPhase = .connecting
+        /// The identity this node's own dial to the target's address proved in its handshake
+        /// (the id the address names, if it names one). Only its answers count as this
+        /// configured peer's, on whichever connection the two nodes keep.
         var peerID: PeerID?
         var failures = 0
         var lastError: String?
+        /// The peer answered a head request (a proven head or an empty chain) as `peerID`.
+        var answered = false
     }
 
     enum Lifecycle { case idle, running, stopping(Task<Void, Never>), stopped }
@@ -480,30 +485,48 @@ public final class P2PService: Service, Sendable {
                                                      "reason": "\(conn.closeReason ?? "closed")"])
     }
 
+    /// Dials a configured peer and redials it with backoff whenever the connection ends.
+    ///
+    /// The dial also proves who the configured peer is (SPEC §6: only answers of configured
+    /// peers, on connections this node dialled itself, release the catchup gate). Both ends of a
+    /// pair that dial each other keep one connection (`DuplicateConnectionRule`), often the
+    /// peer's: so a connection the peer opened is not enough to skip the dial until one dial of
+    /// ours has proven the identity at this address. That dial completes its handshake and is
+    /// then kept or refused as a duplicate; either way the identity is proven, and from then on
+    /// its answers count on the kept connection, which the handshake authenticated too.
     private func redialLoop(_ target: P2PPeerAddress) async {
         var backoff = Backoff(initial: settings.redialInitialDelay, maximum: settings.redialMaxDelay)
         let expected = target.peerID.flatMap { PeerID(string: $0) }
         while !Task.isCancelled, registry.withLock({ $0.isRunning }) {
-            if let expected, let existing = host.connection(to: expected), !existing.isClosed {
-                // Connected already (the peer dialled us): wait for that connection to end.
+            if let proven = registry.withLock({ $0.targets[target]?.peerID }),
+               let existing = host.connection(to: proven), !existing.isClosed {
+                // Connected already (the peer dialled us, or our dial was kept): wait for that
+                // connection to end.
                 await waitClosed(existing)
                 continue
             }
             registry.withLock { $0.targets[target]?.phase = .connecting }
             do {
                 let conn = try await host.dial(host: target.host, port: target.port, expected: expected)
-                registry.withLock { r in
-                    r.targets[target]?.phase = .connected
-                    r.targets[target]?.peerID = conn.remote
-                    r.targets[target]?.failures = 0
-                    r.targets[target]?.lastError = nil
-                    r.peers[conn.remote, default: PeerState()].dialTarget = target
-                }
+                proveIdentity(of: target, as: conn.remote)
                 if expected == nil {
                     logger.info("peer at \(target) is \(conn.remote)")
                 }
                 backoff.reset()
+                // Asked again now that the identity counts (the head request the connection
+                // event started may have been answered before).
+                Task { [self] in await askHead(conn) }
                 await waitClosed(conn)
+            } catch let notKept as DialNotKept where notKept.remote != localID
+                && host.connection(to: notKept.remote).map({ !$0.isClosed }) == true {
+                // The handshake proved the identity, and the pair keeps the connection the peer
+                // opened: that connection now carries this configured peer's answers.
+                proveIdentity(of: target, as: notKept.remote)
+                backoff.reset()
+                if let kept = host.connection(to: notKept.remote) {
+                    Task { [self] in await askHead(kept) }
+                }
+                continue
             } catch {
                 let message = "\(error)"
                 if message.contains("connection to self") {
@@ -524,6 +547,31 @@ public final class P2PService: Service, Sendable {
             }
             try? await Task.sleep(for: backoff.next())
         }
+    }
+
+    /// This node's own dial to `target` proved that `peer` is there.
+    private func proveIdentity(of target: P2PPeerAddress, as peer: PeerID) {
+        registry.withLock { r in
+            if r.targets[target]?.peerID != peer { r.targets[target]?.answered = false }
+            r.targets[target]?.phase = .connected
+            r.targets[target]?.peerID = peer
+            r.targets[target]?.failures = 0
+            r.targets[target]?.lastError = nil
+            r.peers[peer]?.dialTarget = target
+        }
+    }
+
+    /// Whether `peer` is a configured peer whose identity this node's own dial proved.
+    private func isProvenConfiguredPeer(_ peer: PeerID) -> Bool {
+        registry.withLock { r in r.targets.values.contains { $0.peerID == peer && $0.phase != .isSelf } }
+    }
+
+    /// The configured peers (as given in `--p2p.peers`) that have not answered a head request
+    /// over an identity this node proved by dialling them: what the catchup gate waits for.
+    public var silentConfiguredPeers: [String] {
+        registry.withLock { r in
+            r.targets.filter { !$0.value.answered && $0.value.phase != .isSelf }.map(\.key.description)
+        }.sorted()
     }
 
     private func waitClosed(_ conn: Libp2pConnection) async {
@@ -604,12 +652,17 @@ public final class P2PService: Service, Sendable {
             logger.debug("head request failed", metadata: ["peer": "\(peer.short)", "error": "\(error)"])
             return
         }
+        // Only a configured peer's answer, as the identity this node's own dial proved, may
+        // release the catchup gate; anyone's proven height holds it back (SPEC §6).
+        let configured = isProvenConfiguredPeer(peer)
         guard let body = bodies.first else {
-            // NOT_FOUND: an empty chain, an answer with nothing to prove.
-            provenHeights.record(peer: peer.description, claimed: 0, header: nil)
+            // NOT_FOUND (or a stream closed without an answer): an empty chain, an answer
+            // with nothing to prove.
+            provenHeights.record(peer: peer.description, claimed: 0, header: nil, fromConfiguredPeer: configured)
             registry.withLock { r in
                 r.peers[peer]?.head = 0
                 r.peers[peer]?.headAt = .now
+                if configured { Self.noteAnswered(peer, in: &r) }
             }
             return
         }
@@ -620,17 +673,23 @@ public final class P2PService: Service, Sendable {
             punish(peer, reason: "head answer: \(error)")
             return
         }
-        switch provenHeights.record(peer: peer.description, claimed: signed.header.height, header: signed) {
+        switch provenHeights.record(peer: peer.description, claimed: signed.header.height, header: signed,
+                                    fromConfiguredPeer: configured) {
         case .proven(let h):
             registry.withLock { r in
                 r.peers[peer]?.head = h
                 r.peers[peer]?.headAt = .now
+                if configured { Self.noteAnswered(peer, in: &r) }
             }
         case .empty:
             break
         case .rejected(let reason):
             punish(peer, reason: "head answer: \(reason)")
         }
+    }
+
+    private static func noteAnswered(_ peer: PeerID, in r: inout Registry) {
+        for (target, state) in r.targets where state.peerID == peer { r.targets[target]?.answered = true }
     }
 
     func decodeHeader(_ envelope: [UInt8]) throws -> SignedHeader {

@@ -1,6 +1,11 @@
 import ArgumentParser
+import Block
 import Config
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `evnode signer …`: operations on the signer key's companion state.
 struct SignerCommand: ParsableCommand {
@@ -14,7 +19,12 @@ struct SignerCommand: ParsableCommand {
 /// that sets the signer's high-water mark to N. Lowering the mark accepts the risk that heights
 /// above N were signed and will be signed again (a double sign if any of them ever left the
 /// machine); it is what unblocks a restored sequencer that failed closed because its mark is
-/// above everything DA and its peers could supply. Stop the node first.
+/// above everything DA and its peers could supply.
+///
+/// Refused while a node runs on the home (exit 2, nothing changed): a running producer reads
+/// the mark before every height and would sign heights the reset lifts. The check is the lock
+/// `evnode rollback` uses — RocksDB's lock on the store, which a running node holds — and it is
+/// held until the new mark is durable, so a node cannot start in between.
 struct SignerResetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reset",
@@ -35,6 +45,8 @@ struct SignerResetCommand: ParsableCommand {
         guard FileIO.exists(layout.signerKeyFile) else {
             throw ConfigError.file(path: layout.signerKeyFile, reason: "no signer key here; is --home the sequencer's home?")
         }
+        let store = lockStore(layout)
+        defer { store?.close() }
         let mark = SignerHighWaterMark(path: layout.signerStateFile)
         let previous: String
         var lifted: ClosedRange<UInt64>?
@@ -57,8 +69,25 @@ struct SignerResetCommand: ParsableCommand {
         print("signer reset: \(layout.signerStateFile)")
         print("  last signed height: \(previous) → \(height)")
         if let lifted {
-            let heights = lifted.count == 1 ? "height \(lifted.lowerBound)" : "heights \(lifted.lowerBound)…\(lifted.upperBound)"
+            // Bounds, not `count`: a crafted mark near 2^64 would overflow a count.
+            let heights = lifted.lowerBound == lifted.upperBound ? "height \(lifted.lowerBound)" : "heights \(lifted.lowerBound)…\(lifted.upperBound)"
             print("  the fence over \(heights) is lifted: this key signed them before; if any of those blocks reached DA or a peer, producing again at that height signs a second block (a double sign)")
+        }
+    }
+
+    /// Takes the store's lock (nil when the home has no store yet: no node has run on it since
+    /// its disk was lost, so none holds it). A running node's lock refuses the reset.
+    private func lockStore(_ layout: HomeLayout) -> BlockStore? {
+        guard FileIO.isDirectory(layout.storeDirectory) else { return nil }
+        do throws(StoreError) {
+            return try BlockStore.open(path: layout.storeDirectory)
+        } catch {
+            if case .locked = error {
+                FileIOStderr.write("error: refusing to reset the signer's high-water mark while a node runs on \(layout.home) (its store is in use: \(error)); stop the node first (nothing changed)\n")
+                Glibc.exit(ExitStatus.configuration)
+            }
+            FileIOStderr.write("error: cannot open \(layout.storeDirectory) to check that no node runs on this home: \(error) (nothing changed)\n")
+            Glibc.exit(1)
         }
     }
 }

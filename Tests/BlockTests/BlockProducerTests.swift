@@ -139,3 +139,61 @@ final class GateFence: BlockFence {
         if block.height > admitThrough { throw FenceRefusal("height \(block.height) is past the gate") }
     }
 }
+
+extension BlockProducerTests {
+    /// Issue 27: the producer reads the signer's mark before every height it signs, not only
+    /// when it starts. A mark raised from elsewhere (here: by hand, as another process signing
+    /// with this key would) stops it before the next signature; the mark is not lowered.
+    @Test func theMarkIsCheckedBeforeEveryHeight() throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        let p = producer(chain, mark: mark, timing: .init(blockTime: .milliseconds(10)))
+        _ = try p.produceOne()
+        try mark.replace(with: 5)
+        #expect {
+            try p.produceOne()
+        } throws: { error in
+            guard case ProductionError.fence(let next, let signed) = error else { return false }
+            return next == 2 && signed == 5
+        }
+        #expect(chain.store.height == 1)
+        #expect(try mark.load() == 5)
+    }
+
+    /// The same inside `run()`: raised while producing, the mark stops production at the next
+    /// height.
+    @Test func aMarkRaisedWhileRunningStopsProductionAtTheNextHeight() async throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        let p = producer(chain, mark: mark, timing: .init(blockTime: .milliseconds(20)))
+        let run = Task { () -> ProductionError? in
+            do throws(ProductionError) {
+                try await p.run()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        try await waitUntil("two blocks") { chain.store.height >= 2 }
+        let raised: UInt64 = 1_000
+        try mark.replace(with: raised)
+        let watchdog = Task {
+            try? await Task.sleep(for: .seconds(20))
+            run.cancel()
+        }
+        defer { watchdog.cancel() }
+        // Stopped by the check before signing, or — for a block already past that check — by
+        // `record` refusing to lower the mark: either way the block never left the process.
+        switch await run.value {
+        case .fence(let next, let signed)?:
+            #expect(signed == raised)
+            #expect(next == chain.store.height + 1)
+        case .highWaterMark(let height, .markNotRaised(_, let recorded, let current))?:
+            #expect(height == recorded && current == raised)
+            #expect(height == chain.store.height + 1)
+        case let other:
+            Issue.record("expected the producer to stop at its fence, got \(String(describing: other))")
+        }
+        #expect(try mark.load() == raised)
+    }
+}

@@ -143,3 +143,35 @@ import TestSupport
     }
 }
 
+
+extension SyncPipelineTests {
+    /// Issue 27 (M5): every block held counts as a known header from the moment it is held, so
+    /// that `stop()` — which drops what is held — cannot make the catchup gate's re-check forget
+    /// that a header above the store exists. A header whose signature fails is held (the apply
+    /// loop rejects it in turn) but never known.
+    @Test func heldBlocksCountAsKnownHeadersAfterStopDropsThem() async throws {
+        let (_, follower, blocks) = try makeChains(count: 3)
+        let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
+        pipeline.start()
+        // Heights 2 and 3 above the missing height 1: held, not applied. One was verified by
+        // its supplier (gossip, DA), the other not.
+        var verified = candidates(blocks[1...1], .p2p(peer: "a"))[0]
+        verified.signatureVerified = true
+        await pipeline.submit([verified])
+        #expect(pipeline.progress.highestKnownHeader == 2)
+        await pipeline.submit(candidates(blocks[2...2], .p2p(peer: "b")))
+        #expect(pipeline.progress.highestKnownHeader == 3)
+        #expect(pipeline.progress.waiting == 2)
+        pipeline.stop()
+        #expect(pipeline.progress.waiting == 0, "stop() drops what is held")
+        #expect(pipeline.progress.highestKnownHeader == 3, "but not the fact that those headers exist")
+        #expect(follower.store.height == 0)
+
+        let idle = SyncPipeline(applier: follower.applier, logger: logger)
+        var forged = candidates(blocks[2...2], .p2p(peer: "c"))[0]
+        forged.signedHeader.signature[0] ^= 0xff
+        await idle.submit([forged])
+        #expect(idle.progress.waiting == 1)
+        #expect(idle.progress.highestKnownHeader == 0, "a forged header is never known")
+    }
+}

@@ -209,3 +209,68 @@ import Testing
         #expect(try SignerHighWaterMark(path: dir + "/absent.state").load() == nil)
     }
 }
+
+extension SignerHighWaterMarkTests {
+    /// Issue 27: `record` only raises the mark — a lower height or the same height again is
+    /// refused with both heights named, and the file keeps its mark; `replace` (signer reset)
+    /// is the one way down.
+    @Test func recordNeverLowersTheMarkNorRecordsAHeightTwice() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mark = SignerHighWaterMark(path: dir + "/signer.state")
+        try mark.record(10, block: [1, 2, 3])
+        #expect(throws: ConfigError.markNotRaised(path: mark.path, height: 9, mark: 10)) { try mark.record(9) }
+        #expect(throws: ConfigError.markNotRaised(path: mark.path, height: 10, mark: 10)) { try mark.record(10, block: [4]) }
+        #expect(try mark.loadRecord() == .init(height: 10, block: [1, 2, 3]))
+        let message = ConfigError.markNotRaised(path: mark.path, height: 9, mark: 10).description
+        #expect(message.contains("height 9") && message.contains("is 10") && message.contains("never goes down"), "\(message)")
+        try mark.record(11)
+        #expect(try mark.load() == 11)
+        try mark.replace(with: 3)
+        try mark.record(4)
+        #expect(try mark.load() == 4)
+        // A mark that cannot be read refuses every record: what was signed is unknown.
+        try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": x}\n")
+        #expect(throws: ConfigError.self) { try mark.record(100) }
+    }
+
+    /// The mark is read before every block and parsed only when the file's bytes changed: a
+    /// change by another writer — even one of the same length — is seen at the next load.
+    @Test func aMarkChangedByAnotherWriterIsSeenAtOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let producer = SignerHighWaterMark(path: dir + "/signer.state")
+        let other = SignerHighWaterMark(path: dir + "/signer.state")
+        try producer.record(10)
+        #expect(try producer.load() == 10)
+        try other.replace(with: 99)
+        #expect(try producer.load() == 99)
+        #expect(throws: ConfigError.markNotRaised(path: producer.path, height: 11, mark: 99)) { try producer.record(11) }
+        try FileIO.writeAtomically(producer.path, "{\"last_signed_height\": 98}\n")
+        #expect(try producer.load() == 98)
+        try FileManager.default.removeItem(atPath: producer.path)
+        #expect(try producer.load() == nil)
+        try producer.record(1)
+        #expect(try other.load() == 1)
+    }
+
+    /// Issue 27: a crafted `signer.state` is an error (or a plain, huge mark), never a trap.
+    @Test func craftedStatesAreErrorsNotTraps() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-hwm-\(UUID().uuidString)").path
+        try FileIO.makeDirectories(dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mark = SignerHighWaterMark(path: dir + "/signer.state")
+        for crafted in ["{\"last_signed_height\": 0, \"block\": \"AAAAAA==\"}\n",
+                        "{\"last_signed_height\": 18446744073709551616}\n",
+                        "{\"last_signed_height\": 1, \"block\": \"\"}\n{\"last_signed_height\": 0, \"block\": \"AQ==\"}\n"] {
+            try FileIO.writeAtomically(mark.path, crafted)
+            #expect(throws: ConfigError.self, "\(crafted)") { try mark.loadRecord() }
+        }
+        // The largest height is a valid mark: nothing can be signed above it.
+        try FileIO.writeAtomically(mark.path, "{\"last_signed_height\": 18446744073709551615}\n")
+        #expect(try mark.load() == UInt64.max)
+        #expect(throws: ConfigError.markNotRaised(path: mark.path, height: 5, mark: .max)) { try mark.record(5) }
+    }
+}

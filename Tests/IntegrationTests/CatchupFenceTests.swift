@@ -44,6 +44,80 @@ struct CatchupFenceTests {
         }
     }
 
+    // MARK: only configured peers count (issue 27, C1)
+
+    /// The measured case of issue 27: a sequencer key restored without `signer.state`, its one
+    /// configured peer dead, DA complete. An unconfigured full node with an empty store dials
+    /// in and answers every head request with "empty chain". That answer never counts (SPEC §6
+    /// condition 2): after the timeout the node fails closed (status 3), naming the silent
+    /// configured peer and the missing mark, having produced nothing. (On main it promoted
+    /// within a second of the stranger's dial.)
+    @Test func anUnconfiguredStrangerCannotReleaseANodeWithoutAMark() async throws {
+        try await Testnet.run(chainID: "catchup-stranger") { net in
+            let chain = try CatchupChain(net)
+            let da = try await net.startDA(blockTime: "500ms")
+            let original = try await CatchupTests.makeHistoryThenLoseTheDisk(chain, da: da, count: 3)
+            try FileManager.default.removeItem(atPath: chain.signerStateFile)
+            let deadPeer = try await CatchupTests.addressWhereNothingListens(chain)
+            // A fresh full node of the chain whose DA is unreachable: its store stays empty.
+            let stranger = try net.makeNode(name: "stranger", peers: [chain.sequencer], genesisFrom: chain.sequencer,
+                                            daURL: "http://\(deadPeer)", jsonLogs: true)
+
+            let node = try chain.sequencer.launch(flags: CatchupTests.recovering(da.url, timeout: "6s", ["--p2p.peers", deadPeer]))
+            try await waitUntil("the recovering node to hold DA's blocks") {
+                (try? await chain.sequencer.status())?.heights.store == UInt64(original.count)
+            }
+            try await stranger.start()
+            try await waitUntil("the stranger to be connected to the recovering node") {
+                (try? await stranger.status())?.peers == 1
+            }
+            #expect(try await stranger.status().heights.store == 0)
+            let status = try await node.waitForExit("the node without a mark to fail closed")
+            let output = node.output
+            #expect(status == 3, "\(output.suffix(3000))")
+            #expect(output.contains("none of the configured peers answered within 6s and the signer has no high-water mark"),
+                    "\(output.suffix(3000))")
+            #expect(output.contains("never answered: \(deadPeer)"), "\(output.suffix(3000))")
+            #expect(!output.contains("producing blocks"))
+            #expect(chain.sequencer.log.contains { $0.message == "peer connected" && $0["direction"] == "inbound" },
+                    "the stranger was there, and asked")
+            #expect(try chain.sequencer.storedHashes() == original)
+            #expect(try chain.signerMark() == nil)
+            #expect(await stranger.stop() == 0)
+            await da.stop()
+        }
+    }
+
+    // MARK: `evnode signer reset` (issue 27)
+
+    /// `evnode signer reset` refuses while a node runs on the home (the store lock `evnode
+    /// rollback` uses; status 2, the mark unchanged), and a crafted mark near 2^64 is reset
+    /// without a trap, naming the heights whose fence it lifts.
+    @Test func signerResetRefusesWhileTheNodeRunsAndTakesAnyMark() async throws {
+        try await Testnet.run(chainID: "reset-lock") { net in
+            let chain = try CatchupChain(net)
+            let da = try await net.startDA(blockTime: "500ms")
+            let node = try await chain.sequencer.started(CatchupTests.lazyAggregator(da))
+            try await node.produceBlocksWithTxs(2, tag: "tx")
+            let mark = try chain.signerMark()
+            #expect(mark == 2)
+
+            let refused = try runCommand(BuiltProducts.evnode, ["signer", "reset", "--home", chain.sequencer.home, "--height", "0"])
+            #expect(refused.status == 2, "\(refused.stdout)\(refused.stderr)")
+            #expect(refused.stderr.contains("while a node runs") && refused.stderr.contains("stop the node first"), "\(refused.stderr)")
+            #expect(try chain.signerMark() == mark, "a refused reset changes nothing")
+            #expect(try await node.status().phase == "aggregating")
+            #expect(await node.stop() == 0)
+
+            try FileIO.writeAtomically(chain.signerStateFile, "{\"last_signed_height\": 18446744073709551615}\n")
+            let reset = try runCommand(BuiltProducts.evnode, ["signer", "reset", "--home", chain.sequencer.home, "--height", "0"])
+            #expect(reset.status == 0, "\(reset.stdout)\(reset.stderr)")
+            #expect(reset.stdout.contains("heights 1…18446744073709551615"), "\(reset.stdout)")
+            #expect(try chain.signerMark() == 0)
+            await da.stop()
+        }
+    }
+
     // MARK: mark before commit
 
     /// kill -9 right after the mark for height 3 is durable (store at 2) and right after block 3

@@ -87,10 +87,11 @@ struct CatchupUnservableSource: BlockSource {
 
 /// A real P2P node (the project's `P2PService`, libp2p over TCP) whose head is `head` at
 /// `height` — with a block the proposer signed, a proven height it cannot serve — and which
-/// answers every other range request with nothing. Returns it and its multiaddr.
-func catchupStartUnservablePeer(aggregator: NodeProcess, announcing height: UInt64,
-                                head: P2PBlock?) async throws -> (P2PService, String) {
-    try await startUnservingPeer(genesis: try aggregator.genesis, announcing: height, head: head)
+/// answers every other range request with nothing; it dials `dialling` (multiaddrs or
+/// host:port). Returns it and its multiaddr.
+func catchupStartUnservablePeer(aggregator: NodeProcess, announcing height: UInt64, head: P2PBlock?,
+                                dialling: [String] = []) async throws -> (P2PService, String) {
+    try await startUnservingPeer(genesis: try aggregator.genesis, announcing: height, head: head, dialling: dialling)
 }
 
 /// A liar: its head answer claims `height` with a header that names the genesis proposer but is
@@ -113,8 +114,9 @@ func catchupStartLiar(aggregator: NodeProcess, claiming height: UInt64) async th
 /// A P2P node of `genesis`'s chain that answers head requests with `head` at `height` and every
 /// range request with nothing.
 private func startUnservingPeer(genesis: Genesis, announcing height: UInt64,
-                                head: P2PBlock?) async throws -> (P2PService, String) {
-    let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
+                                head: P2PBlock?, dialling: [String] = []) async throws -> (P2PService, String) {
+    let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0),
+                                               peers: try dialling.map { try P2PPeerAddress(parsing: $0) }),
                              nodeKey: KeyFile.generate(), chainID: genesis.chainID,
                              source: CatchupUnservableSource(announced: height, head: head),
                              validator: SignedBlockValidator(genesis: genesis),

@@ -6,7 +6,7 @@ import Testing
 
     /// A snapshot where every condition holds; each test breaks one.
     func caughtUp() -> CatchupSnapshot {
-        CatchupSnapshot(daHeadReached: true, storeHeight: 40, p2pMaxHeight: 40, peersConfigured: true,
+        CatchupSnapshot(daHeadReached: true, storeHeight: 40, p2pMaxHeight: 40, peersConfigured: true, peersAnswered: true,
                         waitingToApply: 0, highestKnownHeader: 40, signerHighWaterMark: 40,
                         elapsed: .seconds(3), sinceLastProgress: .seconds(1))
     }
@@ -137,6 +137,28 @@ import Testing
         #expect(why.contains("41…43"))
         // A mark equal to the store height is the normal case: the last block we signed is stored.
         s.signerHighWaterMark = 40
+        #expect(gate.evaluate(s) == .promote)
+    }
+}
+
+extension CatchupGateTests {
+    /// Issue 27 (C1): with no mark, a proven height that the store reached — anyone may have
+    /// proven it, an inbound stranger too — is not a configured peer's answer: only
+    /// `peersAnswered` releases the peer wait, and failing closed names the silent peers.
+    @Test func withoutAMarkOnlyAConfiguredPeersAnswerReleasesAndTheSilentOnesAreNamed() {
+        var s = caughtUp()
+        s.signerHighWaterMark = nil
+        s.p2pMaxHeight = 40
+        s.peersAnswered = false
+        s.silentPeers = ["/ip4/10.0.0.7/tcp/7676/p2p/12D3KooWSilent", "10.0.0.8:7676"]
+        guard case .keepSyncing(let waiting) = gate.evaluate(s) else { Issue.record("should wait for peers"); return }
+        #expect(waiting.contains("waiting up to 30s for peers"))
+        s.elapsed = .seconds(30)
+        guard case .failClosed(let why) = gate.evaluate(s) else { Issue.record("should fail closed"); return }
+        #expect(why.contains("none of the configured peers answered within 30s and the signer has no high-water mark"))
+        #expect(why.contains("never answered: /ip4/10.0.0.7/tcp/7676/p2p/12D3KooWSilent, 10.0.0.8:7676"), "\(why)")
+        #expect(why.contains("never an inbound stranger"))
+        s.peersAnswered = true
         #expect(gate.evaluate(s) == .promote)
     }
 }

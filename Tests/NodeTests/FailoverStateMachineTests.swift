@@ -43,9 +43,13 @@ import TestSupport
         let state: NodeState
         var machine: FailoverStateMachine
         let block1: BlockCommit
+        /// Block 2 of the same chain: held above a gap while block 1 is missing.
+        let block2: BlockCommit
+        let signer: BlockSigner
 
-        /// `daURL`: a DA to follow; by default nothing listens there (DA down).
-        init(brokenExecutor: Bool, daURL: String = "http://127.0.0.1:1/") throws {
+        /// `daURL`: a DA to follow; by default nothing listens there (DA down). `markPath`: the
+        /// signer's `signer.state` (none by default).
+        init(brokenExecutor: Bool, daURL: String = "http://127.0.0.1:1/", markPath: String? = nil) throws {
             dir = NSTemporaryDirectory() + "/evnode-fsm-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let key = KeyFile.generate()
@@ -57,8 +61,11 @@ import TestSupport
             let producerStore = try BlockStore.open(path: dir + "/producer")
             let producerExecutor = KVExecutor(store: producerStore)
             let genesisState = try producerStore.initialize(genesis: genesis, executor: producerExecutor)
-            block1 = try BlockBuilder(signer: BlockSigner(keyFile: key), executor: producerExecutor)
-                .build(on: genesisState, txs: [Array("k=v".utf8)], time: now)
+            signer = BlockSigner(keyFile: key)
+            let builder = BlockBuilder(signer: signer, executor: producerExecutor)
+            block1 = try builder.build(on: genesisState, txs: [Array("k=v".utf8)], time: now)
+            try producerStore.commit(block1, sync: false)
+            block2 = try builder.build(on: try #require(producerStore.state), txs: [], time: now + 1)
             producerStore.close()
 
             let logger = Logger(label: "fsm-test")
@@ -92,7 +99,8 @@ import TestSupport
                                    recovery: recovery, metrics: metrics, logger: logger)
             machine = FailoverStateMachine(mode: .aggregatorWithCatchup(timeout: .milliseconds(500)), state: state,
                                            sync: sync, aggregator: nil, p2p: p2p, peersConfigured: false,
-                                           signerMark: nil, metrics: metrics, logger: logger)
+                                           signerMark: markPath.map(SignerHighWaterMark.init(path:)),
+                                           metrics: metrics, logger: logger)
         }
 
         func close() async {
@@ -137,6 +145,76 @@ import TestSupport
         #expect(f.store.height == 0)
         await f.close()
         await da.stop()
+    }
+
+    /// Issue 27 (M5): a block the syncer takes and holds in the moment between the gate's
+    /// decision and the syncer's stop (here: block 2, above the missing block 1, as gossip
+    /// delivers it) is dropped by the stop — and still counted: the re-check sees a header above
+    /// the store, the node never promotes, and since block 1 never comes it fails closed.
+    @Test func aBlockHeldAsTheSyncerStopsIsCountedByTheReCheck() async throws {
+        let dir = TempDirectory()
+        let da = try await RecoveryDA.start(home: dir.sub("da"))
+        let f = try Fixture(brokenExecutor: false, daURL: da.url)
+        let pipeline = f.pipeline
+        let block2 = f.block2
+        let delivered = Mutex(false)
+        f.machine.beforeSyncerStops = {
+            let first = delivered.withLock { d -> Bool in defer { d = true }; return !d }
+            guard first else { return }
+            await pipeline.submit([CandidateBlock(signedHeader: block2.signedHeader, data: block2.data,
+                                                  origin: .p2p(peer: "gossip"), signatureVerified: true)])
+        }
+        let machine = f.machine
+        let failure: NodeFailure?
+        do throws(NodeFailure) {
+            try await machine.run()
+            failure = nil
+        } catch {
+            failure = error
+        }
+        #expect(delivered.withLock { $0 }, "the gate opened once")
+        guard case .failClosed(let why)? = failure else {
+            Issue.record("expected to fail closed, got \(String(describing: failure)) in phase \(f.state.phase)")
+            await f.close()
+            await da.stop()
+            return
+        }
+        #expect(why.contains("a header for height 1 is known (up to 2)"), "\(why)")
+        #expect(f.state.phase == .halted)
+        #expect(f.store.height == 0)
+        await f.close()
+        await da.stop()
+    }
+
+    /// Issue 27: a crafted `signer.state` — a block kept at height 0 — fails the catchup closed
+    /// as an unreadable mark; it used to trap computing the height below 0.
+    @Test func aCraftedMarkFailsClosedInsteadOfTrapping() async throws {
+        let dir = TempDirectory()
+        let markPath = dir.sub("signer.state")
+        let f = try Fixture(brokenExecutor: false, markPath: markPath)
+        // The proposer's header at height 0, signed: what the kept-block check decodes.
+        var header = f.block1.signedHeader.header
+        header.height = 0
+        let zero = try f.signer.sign(header: header)
+        let kept = SignedBlockBytes.encode(zero, BlockData(metadata: nil, txs: []))
+        try FileIO.writeAtomically(markPath, "{\"last_signed_height\": 0, \"block\": \"\(Data(kept).base64EncodedString())\"}\n")
+        f.machine.pollInterval = .milliseconds(20)
+        let machine = f.machine
+        let failure: NodeFailure?
+        do throws(NodeFailure) {
+            try await machine.run()
+            failure = nil
+        } catch {
+            failure = error
+        }
+        guard case .failClosed(let why)? = failure else {
+            Issue.record("expected to fail closed, got \(String(describing: failure))")
+            await f.close()
+            return
+        }
+        #expect(why.contains("cannot be read") && why.contains("height 0"), "\(why)")
+        #expect(failure?.exitStatus == 3)
+        await f.close()
     }
 
     @Test func syncerFailureDuringCatchupHaltsTheNode() async throws {

@@ -172,3 +172,64 @@ import TestSupport
         await liar.stop()
     }
 }
+
+extension ServiceTests {
+    /// Issue 27 (C1): strangers that dial in answer head requests — one with an empty chain, one
+    /// with a proven head — and neither answer counts as "a configured peer answered" (which
+    /// could release a node without a signer mark); the proven height still counts against
+    /// promotion, and the configured peer that never answered is named.
+    @Test func anInboundStrangersAnswerNeverCountsAsAConfiguredPeers() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        try chain.build(to: 5)
+        let deadPort = try freeLoopbackPort()
+        let b = try await TestNode.start("b", chain: chain, peers: ["127.0.0.1:\(deadPort)"])
+        let empty = try await TestNode.start("empty", chain: chain, peers: [b.multiaddr])
+        let ahead = try await TestNode.start("ahead", chain: chain, peers: [b.multiaddr], source: chain.source)
+        try await waitUntil("b to hear both strangers' heads") {
+            let peers = b.service.peers
+            return peers.first { $0.id == empty.id }?.announcedHeight == 0
+                && peers.first { $0.id == ahead.id }?.announcedHeight == 5
+        }
+        #expect(b.service.maxPeerHeight == 5, "a stranger's proven height holds promotion back")
+        #expect(!b.service.provenHeights.configuredPeerAnswered, "no stranger's answer counts as a configured peer's")
+        #expect(b.service.silentConfiguredPeers == ["127.0.0.1:\(deadPort)"])
+        for n in [ahead, empty, b] { await n.stop() }
+    }
+
+    /// Two configured peers that dial each other keep one connection, the one the smaller peer
+    /// id dialled; at the other end it is inbound. Both still count the other's answer: each
+    /// node's own dial proved the identity at the configured address (refused as a duplicate
+    /// when the other connection is preferred), and the kept connection carries its answers.
+    /// With peer ids in the addresses and with plain host:port (the identity learned by the dial).
+    @Test(arguments: [true, false])
+    func configuredPeersThatDialEachOtherBothCountTheOthersAnswer(withIDs: Bool) async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        let keys = [KeyFile.generate(), KeyFile.generate()].sorted { PeerID(key: $0) > PeerID(key: $1) }
+        let (largeKey, smallKey) = (keys[0], keys[1])
+        let largePort = try freeLoopbackPort()
+        let smallPort = try freeLoopbackPort(avoiding: [largePort])
+        func address(_ port: Int, _ key: KeyFile) -> String {
+            withIDs ? "/ip4/127.0.0.1/tcp/\(port)/p2p/\(PeerID(key: key))" : "127.0.0.1:\(port)"
+        }
+        // The larger id first: its dials fail until the smaller one is up and dials it; that
+        // connection is the one both keep, and the larger node's next dial is a duplicate.
+        let large = try await TestNode.start("large", chain: chain, peers: [address(smallPort, smallKey)],
+                                             port: largePort, key: largeKey)
+        try await waitUntil("the larger node's first dial to fail") {
+            (large.service.dialTargets.first?.consecutiveFailures ?? 0) >= 1
+        }
+        let small = try await TestNode.start("small", chain: chain, peers: [address(largePort, largeKey)],
+                                             port: smallPort, key: smallKey)
+        try await waitUntil("both ends to count the other's answer") {
+            large.service.provenHeights.configuredPeerAnswered && small.service.provenHeights.configuredPeerAnswered
+        }
+        #expect(large.service.silentConfiguredPeers.isEmpty && small.service.silentConfiguredPeers.isEmpty)
+        try await waitUntil("one connection left") {
+            large.service.host.connections.filter { !$0.isClosed }.count == 1
+        }
+        #expect(large.service.host.connections.first { !$0.isClosed }?.direction == .inbound,
+                "the kept connection is the one the smaller id dialled")
+        await small.stop()
+        await large.stop()
+    }
+}

@@ -153,15 +153,9 @@ public struct BlockProducer: Sendable {
             onStep?(.published, kept.height)
         }
         guard let start = store.state else { throw .notInitialized }
-        let signed: UInt64?
-        do throws(ConfigError) {
-            signed = try mark.load()
-        } catch {
-            throw .unreadableMark(error)
-        }
-        if let signed, signed > start.lastBlockHeight {
-            throw .fence(nextHeight: start.nextHeight, mark: signed)
-        }
+        // Checked again before every height (`checkMark`); here so that a node that may not
+        // sign says so before it waits for its first slot.
+        try checkMark(before: start.nextHeight)
         logger.info("producing blocks", metadata: [
             "next_height": "\(start.nextHeight)", "block_time": "\(DurationParser.format(timing.blockTime))",
             "lazy": "\(timing.lazy)"])
@@ -236,13 +230,7 @@ public struct BlockProducer: Sendable {
     private func signAndRemember() throws(ProductionError) -> BlockCommit {
         guard let state = store.state else { throw .notInitialized }
         let height = state.nextHeight
-        let signed: UInt64?
-        do throws(ConfigError) {
-            signed = try mark.load()
-        } catch {
-            throw .unreadableMark(error)
-        }
-        if let signed, signed >= height { throw .fence(nextHeight: height, mark: signed) }
+        try checkMark(before: height)
         let block = try build(on: state)
         do throws(StoreError) {
             try UnpublishedBlock.record(block, in: store)
@@ -251,6 +239,20 @@ public struct BlockProducer: Sendable {
         }
         try recordMark(height)
         return block
+    }
+
+    /// The signer's mark must be below `height` before a block there is signed: a height at or
+    /// below it was signed already (by this process, an earlier one, or — after a restore — the
+    /// same key elsewhere). Read from the file for every height, not once at start: the file is
+    /// the authority, and `SignerHighWaterMark.record` refuses to go down as a last resort.
+    private func checkMark(before height: UInt64) throws(ProductionError) {
+        let signed: UInt64?
+        do throws(ConfigError) {
+            signed = try mark.load()
+        } catch {
+            throw .unreadableMark(error)
+        }
+        if let signed, signed >= height { throw .fence(nextHeight: height, mark: signed) }
     }
 
     private func recordMark(_ height: UInt64) throws(ProductionError) {
@@ -290,6 +292,7 @@ public struct BlockProducer: Sendable {
     @discardableResult
     public func produceOne() throws(ProductionError) -> BlockCommit {
         guard let state = store.state else { throw .notInitialized }
+        try checkMark(before: state.nextHeight)
         let block = try build(on: state)
         do throws(ConfigError) {
             try mark.record(block.height, block: SignedBlockBytes.encode(block.signedHeader, block.data))

@@ -1,20 +1,27 @@
 import Chain
 import Synchronization
 
-/// SPEC §6 condition 2, above any transport: the heights peers have *proven* during this
-/// process's life, and whether any peer answered at all.
+/// SPEC §6 condition 2, above any transport: the highest height any peer has *proven* during
+/// this process's life, and whether a configured peer answered at all.
 ///
 /// A peer's claim "my chain is at height h" counts only with the genesis proposer's validly
 /// signed header at h. The transport (whatever protocol carries status or head answers) hands
 /// every claim here with the header it came with; this type verifies it and keeps the highest
-/// proven height per peer. What is proven stays: a peer that disconnects, is banned or goes
-/// silent keeps its height counted, because the blocks it proved exist were signed whether or
-/// not that peer is still reachable. A claim that fails verification is returned as rejected so
-/// that the transport can penalise the peer; it never counts.
+/// proven height. What is proven stays: a peer that disconnects, is banned or goes silent keeps
+/// its height counted, because the blocks it proved exist were signed whether or not that peer
+/// is still reachable. So nothing is kept per peer — only the highest proof, whoever gave it —
+/// and a stranger that comes and goes under ever new identities costs nothing here. A claim that
+/// fails verification is returned as rejected so that the transport can penalise the peer; it
+/// never counts.
+///
+/// Proven heights count from any peer: they can only hold promotion back. An answer — a proven
+/// head or an empty chain — counts as "a configured peer answered", which can let a node without
+/// a signer mark promote, only when the transport vouches that it came from a configured peer
+/// over an identity this node proved by dialling that peer itself (`fromConfiguredPeer`).
 public final class ProvenPeerHeights: Sendable {
     /// What became of one claim.
     public enum Verdict: Sendable, Equatable {
-        /// The header proves the height; it now counts (if it is the peer's highest so far).
+        /// The header proves the height; it now counts (if it is the highest so far).
         case proven(UInt64)
         /// The peer claims an empty chain: an answer, with nothing to prove.
         case empty
@@ -22,13 +29,28 @@ public final class ProvenPeerHeights: Sendable {
         case rejected(String)
     }
 
+    /// The header behind the highest proven height, and who showed it.
+    public struct Proof: Sendable, Equatable {
+        public var height: UInt64
+        public var hash: [UInt8]
+        public var peer: String
+
+        public init(height: UInt64, hash: [UInt8], peer: String) {
+            self.height = height
+            self.hash = hash
+            self.peer = peer
+        }
+    }
+
     private struct State {
-        /// 0 for a peer that answered with an empty chain.
-        var highestByPeer: [String: UInt64] = [:]
+        var highest: Proof?
+        var configuredPeerAnswered = false
     }
 
     private let validator: BlockValidator
     private let state = Mutex(State())
+    /// Told of every proven claim, after it is recorded (the node's second-signer watch).
+    private let observer = Mutex<(@Sendable (Proof) -> Void)?>(nil)
 
     public init(validator: BlockValidator) {
         self.validator = validator
@@ -36,11 +58,13 @@ public final class ProvenPeerHeights: Sendable {
 
     /// A peer's claim of its head height `claimed`, proven by `header` (nil only when the claim
     /// is 0, an empty chain). Verifies that the header is at exactly that height, for this
-    /// chain, and signed by the genesis proposer. Thread-safe; runs one signature check.
+    /// chain, and signed by the genesis proposer. Thread-safe; runs one signature check, after
+    /// the cheap checks.
     @discardableResult
-    public func record(peer: String, claimed: UInt64, header: SignedHeader?) -> Verdict {
+    public func record(peer: String, claimed: UInt64, header: SignedHeader?,
+                       fromConfiguredPeer: Bool) -> Verdict {
         guard claimed > 0 else {
-            state.withLock { s in s.highestByPeer[peer] = s.highestByPeer[peer] ?? 0 }
+            if fromConfiguredPeer { state.withLock { $0.configuredPeerAnswered = true } }
             return .empty
         }
         guard let header else {
@@ -58,18 +82,34 @@ public final class ProvenPeerHeights: Sendable {
         } catch {
             return .rejected("the proof of height \(claimed) is not the genesis proposer's: \(error)")
         }
-        state.withLock { s in s.highestByPeer[peer] = max(s.highestByPeer[peer] ?? 0, claimed) }
+        let proof = Proof(height: claimed, hash: header.header.hash, peer: peer)
+        state.withLock { s in
+            if s.highest.map({ claimed > $0.height }) ?? true { s.highest = proof }
+            if fromConfiguredPeer { s.configuredPeerAnswered = true }
+        }
+        observer.withLock { $0 }?(proof)
         return .proven(claimed)
     }
 
-    /// The highest height any peer proved (0 when peers answered only with empty chains); nil
-    /// when no peer answered.
+    /// The highest height any peer proved; nil when none proved one (peers that answered only
+    /// with empty chains prove nothing).
     public var highest: UInt64? {
-        state.withLock { $0.highestByPeer.values.max() }
+        state.withLock { $0.highest?.height }
     }
 
-    /// Some peer answered with a valid claim (a proven height, or an empty chain).
-    public var anyPeerAnswered: Bool {
-        state.withLock { !$0.highestByPeer.isEmpty }
+    /// The header behind `highest`, and the peer that showed it.
+    public var highestProof: Proof? {
+        state.withLock { $0.highest }
+    }
+
+    /// A configured peer answered with a valid claim (a proven height, or an empty chain) over
+    /// an identity this node proved by dialling it.
+    public var configuredPeerAnswered: Bool {
+        state.withLock { $0.configuredPeerAnswered }
+    }
+
+    /// Who is told of each proven claim, on the thread that recorded it; it must return at once.
+    public func observeProofs(_ body: @escaping @Sendable (Proof) -> Void) {
+        observer.withLock { $0 = body }
     }
 }

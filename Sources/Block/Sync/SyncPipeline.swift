@@ -219,23 +219,42 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// dropped, since the authoritative source delivers it again.
     public func submit(_ candidates: [CandidateBlock]) async {
         let epoch = currentEpoch
-        var (farAhead, contested) = enqueue(candidates)
+        var (farAhead, contested, unverified) = enqueue(candidates)
         report(contested)
+        noteKnownIfSigned(unverified, markHeld: true)
         var waitingDA = farAhead.filter { $0.origin.isDA }
         // Too far ahead to hold; still, a validly signed header there is known (equivocation fence).
-        for candidate in farAhead where !candidate.origin.isDA
-            && (candidate.signatureVerified || (try? validator.verifySignature(candidate.signedHeader)) != nil) {
-            noteKnownHeader(candidate.height)
-        }
+        noteKnownIfSigned(farAhead.filter { !$0.origin.isDA }, markHeld: false)
         while !waitingDA.isEmpty {
             let seen = progress.storeHeight
-            (farAhead, contested) = enqueue(waitingDA)
+            (farAhead, contested, unverified) = enqueue(waitingDA)
             report(contested)
+            noteKnownIfSigned(unverified, markHeld: true)
             waitingDA = farAhead
             if waitingDA.isEmpty { break }
             guard await waitForProgress(beyond: seen, epoch: epoch) else { break }
         }
         while await waitForRoom(epoch: epoch) {}
+    }
+
+    /// Counts the headers of `candidates` their supplier did not verify as known once their
+    /// signature holds (cheap checks first: chain, proposer, a height above the store). With
+    /// `markHeld`, a held block whose signature was verified here is not verified again.
+    /// Suppliers in the node verify before submitting; this is the rare path.
+    private func noteKnownIfSigned(_ candidates: [CandidateBlock], markHeld: Bool) {
+        for candidate in candidates {
+            let header = candidate.signedHeader.header
+            guard candidate.signatureVerified || (header.chainID == validator.chainID
+                && header.proposerAddress == validator.proposerAddress
+                && candidate.height > progress.storeHeight
+                && (try? validator.verifySignature(candidate.signedHeader)) != nil) else { continue }
+            condition.lock()
+            highestKnownHeader = max(highestKnownHeader, candidate.height)
+            if markHeld, let held = pending[candidate.height], held.signedHeader.header.hash == header.hash {
+                pending[candidate.height]?.signatureVerified = true
+            }
+            condition.unlock()
+        }
     }
 
     /// Two different blocks offered for one height: a conflict with a stored block, or a
@@ -271,11 +290,19 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         }
     }
 
-    /// Holds what extends the chain; returns the blocks too far ahead to hold and the blocks
-    /// that contest a stored, held or DA-known block at their height.
-    private func enqueue(_ candidates: [CandidateBlock]) -> (farAhead: [CandidateBlock], contested: [Contest]) {
+    /// Holds what extends the chain; returns the blocks too far ahead to hold, the blocks that
+    /// contest a stored, held or DA-known block at their height, and the held blocks whose
+    /// signature nobody verified yet.
+    ///
+    /// Every block held counts as a known header (the equivocation fence, SPEC §6 condition 4)
+    /// from the moment it is held, not only once applied: `stop()` drops what is held, and the
+    /// catchup gate's re-check after the syncer stopped must still see that a header for the
+    /// next height exists. Verified blocks count here; the others once `submit` verified them.
+    private func enqueue(_ candidates: [CandidateBlock])
+        -> (farAhead: [CandidateBlock], contested: [Contest], unverified: [CandidateBlock]) {
         var contested: [Contest] = []
         var farAhead: [CandidateBlock] = []
+        var unverified: [CandidateBlock] = []
         condition.lock()
         defer {
             condition.broadcast()
@@ -310,14 +337,24 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                                              isStored: false, candidate: candidate))
                     // DA is authoritative: it replaces a different P2P block that is not applied yet.
                     if candidate.origin.isDA && !held.origin.isDA {
-                        pending[height] = candidate
+                        hold(candidate, &unverified)
                     }
                 }
                 continue
             }
-            pending[height] = candidate
+            hold(candidate, &unverified)
         }
-        return (farAhead, contested)
+        return (farAhead, contested, unverified)
+    }
+
+    /// Called with the lock held.
+    private func hold(_ candidate: CandidateBlock, _ unverified: inout [CandidateBlock]) {
+        pending[candidate.height] = candidate
+        if candidate.signatureVerified {
+            highestKnownHeader = max(highestKnownHeader, candidate.height)
+        } else {
+            unverified.append(candidate)
+        }
     }
 
     private var currentEpoch: UInt64 {

@@ -26,6 +26,9 @@ public struct HAStatus: Sendable, Codable, Equatable {
     public var last_replicated_height: UInt64 = 0
     /// The last etcd failure, nil once etcd answers again.
     public var etcd_error: String?
+    /// Why this node last gave up a term it won (could not lead, lost the lease, a catchup
+    /// condition failed closed for the group's first block).
+    public var last_step_down: String?
 }
 
 /// How a leadership attempt ended without producing.
@@ -48,11 +51,9 @@ final class HARuntime: Sendable {
     let p2p: P2PService
     let logger: Logger
     /// The most a new leader waits for its store to reach etcd's latest block before it lets
-    /// another node try.
+    /// another node try; also how long the first leader of a group waits for its configured
+    /// peers (the promotion check's timeout, `bootstrapTimeout`).
     let takeoverLimit: Duration
-    /// Why this node's store cannot be taken as the chain's head yet (nil: it can): asked only
-    /// when etcd holds no replicated block.
-    let bootstrapCheck: @Sendable () -> String?
 
     /// How many blocks below etcd's latest block a node may be and still campaign (the take-over
     /// brings it the rest of the way).
@@ -64,10 +65,8 @@ final class HARuntime: Sendable {
     private let statusBox: Mutex<HAStatus>
 
     init(group: HAGroup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
-         blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
-         bootstrapCheck: @escaping @Sendable () -> String? = { nil }, logger: Logger) {
+         blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService, logger: Logger) {
         self.group = group
-        self.bootstrapCheck = bootstrapCheck
         self.store = store
         self.pipeline = pipeline
         self.applier = applier
@@ -507,13 +506,35 @@ final class HARuntime: Sendable {
         }
     }
 
+    /// The promotion check's timeout for the first leader of a group (SPEC §6 through
+    /// `PromotionCheck`): there is no `--catchup-timeout` in HA, and a new leader gets this long
+    /// anyway before it lets another node try.
+    var bootstrapTimeout: Duration { takeoverLimit }
+
+    /// Whether the store holds the block this node signed at `height` but never published, on
+    /// top of its head: a leader offers exactly that block again (`offerUnpublished`), so the
+    /// promotion check does not count that height as signed beyond reach.
+    static func holdsUnpublishedBlock(at height: UInt64, store: BlockStore) -> Bool {
+        guard let state = store.state, height == state.nextHeight,
+              let recorded = (try? UnpublishedBlock.load(from: store)) ?? nil else { return false }
+        return recorded.signedHeader.header.height == height
+            && recorded.signedHeader.header.lastHeaderHash == state.lastHeaderHash
+    }
+
     /// Brings the store to etcd's latest block (the sync phase runs meanwhile and this offers
     /// the block itself), then resolves a block this node signed but never published.
-    func takeOver(_ term: LeaderTerm) async throws(NodeFailure) -> TakeoverOutcome {
+    ///
+    /// When etcd holds no block yet (a new group, or HA switched on for a running chain) this
+    /// store becomes the chain's head: `bootstrap` — the catchup's promotion check, all five
+    /// conditions of SPEC §6 — must promote it first. While it says to keep syncing the node
+    /// waits (up to `takeoverLimit`); when it fails closed the node steps down at once and never
+    /// leads on that store (see `FailoverStateMachine.followUntilElected`).
+    func takeOver(_ term: LeaderTerm, bootstrap: @Sendable () -> CatchupDecision) async throws(NodeFailure) -> TakeoverOutcome {
         let clock = ContinuousClock()
         let deadline = clock.now + takeoverLimit
         var offered: UInt64?
-        var loggedBootstrap = false
+        /// What the promotion check last waited for (etcd holding no block).
+        var bootstrapWait: String?
         // While this term holds the leader key nobody else can change etcd's head: it is read
         // once, then only the store is watched.
         var known: ReplicatedBlock??
@@ -523,6 +544,9 @@ final class HARuntime: Sendable {
                 return .stepDown(term, "the lease was lost while taking over")
             }
             guard clock.now < deadline else {
+                if let waitingFor = bootstrapWait {
+                    return .stepDown(term, "etcd holds no block yet and this store did not pass the catchup conditions within \(DurationParser.format(takeoverLimit)): \(waitingFor)")
+                }
                 return .stepDown(term, "the store did not reach etcd's latest block within \(DurationParser.format(takeoverLimit))")
             }
             if known == nil {
@@ -536,18 +560,22 @@ final class HARuntime: Sendable {
             }
             guard let head = known ?? nil else {
                 // etcd holds no block yet (a new group, or HA switched on for a running chain):
-                // the first leader's store becomes the chain's head, so it must hold everything
-                // DA and the peers have, as a catchup would require.
-                if let missing = bootstrapCheck() {
-                    if !loggedBootstrap {
-                        loggedBootstrap = true
-                        logger.notice("HA: etcd holds no block yet; leading only once this store is caught up",
+                // the first leader's store becomes the chain's head, so it must pass what a
+                // catchup must pass before it produces.
+                switch bootstrap() {
+                case .promote:
+                    term.replicatedHeight = nil
+                case .keepSyncing(let missing):
+                    if bootstrapWait == nil {
+                        logger.notice("HA: etcd holds no block yet; leading only once this store passes the catchup conditions",
                                       metadata: ["waiting_for": "\(missing)", "height": "\(store.height)"])
                     }
+                    bootstrapWait = missing
                     try? await Task.sleep(for: .milliseconds(100))
                     continue
+                case .failClosed(let why):
+                    return .stepDown(term, "etcd holds no block yet and this store cannot become the chain's head: catchup failed closed: \(why)")
                 }
-                term.replicatedHeight = nil
                 break
             }
             statusBox.withLock { $0.last_replicated_height = max($0.last_replicated_height, head.height) }
@@ -642,6 +670,10 @@ final class HARuntime: Sendable {
     }
 
     // MARK: Status
+
+    func noteStepDown(_ why: String) {
+        statusBox.withLock { $0.last_step_down = why }
+    }
 
     func noteReplicated(_ height: UInt64) {
         statusBox.withLock { $0.last_replicated_height = max($0.last_replicated_height, height) }

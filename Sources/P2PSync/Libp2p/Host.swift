@@ -19,6 +19,14 @@ struct InboundStream {
 /// What a protocol does with a stream the peer opened.
 typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
 
+/// A dial whose handshake completed — so the remote proved its peer id — but whose connection
+/// this host did not keep (a duplicate of the preferred connection, a banned peer, this node).
+struct DialNotKept: Error, CustomStringConvertible {
+    let remote: PeerID
+    let reason: String
+    var description: String { LinkError.negotiation(reason).description }
+}
+
 /// The libp2p host of this node: TCP, multistream-select, Noise, yamux, identify (+ push) and
 /// ping; one connection per peer; the application protocols are the handlers given at init
 /// (identify lists exactly those and its own).
@@ -342,7 +350,7 @@ final class Libp2pHost: Sendable {
                 settled = true
                 if let refusal = register(conn) {
                     state.withLock { $0.refusedConnections += 1 }
-                    established?.fail(LinkError.negotiation(refusal))
+                    established?.fail(DialNotKept(remote: conn.remote, reason: refusal))
                     logger.debug("connection refused", metadata: ["peer": "\(conn.remote)", "reason": "\(refusal)"])
                     session.close(goAway: .normal)
                     var send = noise.send
