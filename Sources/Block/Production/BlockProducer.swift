@@ -109,6 +109,8 @@ public struct BlockProducer: Sendable {
     let fence: (any BlockFence)?
     /// Asked before each block; while closed, nothing is produced.
     let gate: (any ProductionGate)?
+    /// Each block's time (the wall clock, bounded by the time that really passed).
+    let clock: BlockClock
     /// Called after each step of each block, on the thread that did it (crash tests kill the
     /// process here). Nil in a node.
     public var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
@@ -116,9 +118,10 @@ public struct BlockProducer: Sendable {
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
                 fence: (any BlockFence)? = nil,
-                gate: (any ProductionGate)? = nil, logger: Logger,
+                gate: (any ProductionGate)? = nil, clock: BlockClock? = nil, logger: Logger,
                 publish: @escaping @Sendable (BlockCommit) async -> Void) {
         self.gate = gate
+        self.clock = clock ?? BlockClock(logger: logger)
         self.fence = fence
         self.store = store
         self.executor = executor
@@ -278,8 +281,7 @@ public struct BlockProducer: Sendable {
         } catch {
             throw .build(height: state.nextHeight, .execution(error))
         }
-        // Block time never goes backwards, even if the wall clock does.
-        let time = max(BlockValidator.currentTime(), state.lastBlockTime)
+        let time = clock.nextBlockTime(after: state.lastBlockTime)
         do throws(BuildError) {
             return try builder.build(on: state, txs: txs, time: time)
         } catch {
