@@ -61,7 +61,9 @@ struct PromotionCheck: Sendable {
             signerHighWaterMark: mark,
             elapsed: now - startedAt,
             sinceLastProgress: now - max(progress.lastProgress, startedAt),
-            daError: follower.lastError)
+            // A DA height that keeps failing among answering neighbours clears `lastError`
+            // with every answer; it holds the head back all the same.
+            daError: follower.lastError ?? follower.stalled.map { "stalled at DA height \($0.daHeight): \($0.lastError)" })
     }
 
     /// Samples and decides in one step, reading the mark afresh (the HA bootstrap: the mark is
