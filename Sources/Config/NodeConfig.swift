@@ -19,6 +19,12 @@ public struct NodeConfig: Sendable, Equatable {
     public var raft: RaftConfig
     public var log: LogConfig
     public var execution: ExecutionConfig = ExecutionConfig()
+    /// ev-node's `db_path`: the store's folder, relative to the home unless absolute.
+    public var dbPath: String = "data"
+    public var signer: SignerConfig = SignerConfig()
+    public var readiness: ReadinessConfig = ReadinessConfig()
+    public var pruning: PruningConfig = PruningConfig()
+    public var instrumentation: InstrumentationConfig = InstrumentationConfig()
 
     public var catchupEnabled: Bool { aggregator && catchupTimeout > .zero }
 
@@ -56,6 +62,13 @@ public struct DAConfig: Sendable, Equatable {
     public var tlsCAFile: String
     /// Follow new DA heights with `blob.Subscribe`, falling back to polling.
     public var subscribe: Bool
+    /// ev-node's `da.mempool_ttl`: DA blocks a submitted blob may wait unincluded before it is
+    /// submitted again; 0 = never give up on a submission by age.
+    public var mempoolTTL: UInt64 = 0
+    /// ev-node's `da.max_submit_attempts`: failed submissions of one batch before the node stops
+    /// with an error naming it.
+    public var maxSubmitAttempts: Int = 30
+    public var batching: DABatchingConfig = DABatchingConfig()
 
     /// The highest gas price escalation may reach.
     public var maxGasPrice: Double { txConfig.maxGasPrice ?? DATxConfig.celestiaDefaultMaxGasPrice }
@@ -74,6 +87,11 @@ public struct P2PConfig: Sendable, Equatable {
     public var listen: HostPort
     /// Multiaddrs (`/ip4/…/tcp/…/p2p/<id>`) or `host:port` (see `P2PPeerAddress`).
     public var peers: [P2PPeerAddress]
+    /// ev-node's `p2p.blocked_peers`: libp2p peer ids (base58) never accepted or dialled.
+    public var blockedPeers: [String] = []
+    /// ev-node's `p2p.allowed_peers`: when not empty, only these peer ids (and the configured
+    /// peers) are accepted.
+    public var allowedPeers: [String] = []
 
     public init(listen: HostPort, peers: [P2PPeerAddress]) {
         self.listen = listen
@@ -83,6 +101,65 @@ public struct P2PConfig: Sendable, Equatable {
 
 public struct RPCConfig: Sendable, Equatable {
     public var address: HostPort
+    /// ev-node's `rpc.enable_da_visualization`: serve `/da`, `/da/submissions`, `/da/blob`,
+    /// `/da/stats`, `/da/health`.
+    public var enableDAVisualization: Bool = false
+
+    public init(address: HostPort, enableDAVisualization: Bool = false) {
+        self.address = address
+        self.enableDAVisualization = enableDAVisualization
+    }
+}
+
+/// ev-node's `signer.*`.
+public struct SignerConfig: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case file, grpc }
+    public var kind: Kind = .file
+    /// The folder of `signer.json`, relative to the home unless absolute (ev-node resolves it
+    /// against the working directory; evnode against the home, see README).
+    public var path: String = "config"
+    /// `--evnode.signer.passphrase_file`: the file whose trimmed content unlocks `signer.json`.
+    public var passphraseFile: String = ""
+
+    public init() {}
+}
+
+/// ev-node's `/health/ready` thresholds (`node.readiness_*`).
+public struct ReadinessConfig: Sendable, Equatable {
+    /// A full node that applied no block for this long is not ready.
+    public var windowSeconds: UInt64 = 15
+    /// A node more than this many blocks behind the best height it knows is not ready.
+    public var maxBlocksBehind: UInt64 = 15
+
+    public init() {}
+}
+
+/// ev-node's `pruning.*`.
+public struct PruningConfig: Sendable, Equatable {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Keep everything.
+        case disabled
+        /// Delete blocks (headers, data, signatures) and their metadata below the kept window.
+        case all
+        /// Delete only per-height metadata below the kept window.
+        case metadata
+    }
+    public var mode: Mode = .disabled
+    /// Heights kept below the head (> 0). Never prunes above the DA-included or finalized height.
+    public var keepRecent: UInt64 = 100_000
+    public var interval: Duration = .seconds(15 * 60)
+
+    public init() {}
+}
+
+/// ev-node's `instrumentation.*`.
+public struct InstrumentationConfig: Sendable, Equatable {
+    public var prometheus: Bool = false
+    public var prometheusListen: HostPort = HostPort(host: "0.0.0.0", port: 26660)
+    /// Metric name prefix (`instrumentation.namespace`, YAML only).
+    public var namespace: String = "evnode"
+
+    public init() {}
 }
 
 public struct RaftConfig: Sendable, Equatable {
@@ -101,6 +178,29 @@ public struct RaftConfig: Sendable, Equatable {
     public var effectiveHeartbeatTimeout: Duration {
         heartbeatTimeout > .zero ? heartbeatTimeout : heartbeatInterval * 5
     }
+}
+
+/// ev-node's `da.batching_strategy` and its knobs: when pending blocks are posted to DA.
+public struct DABatchingConfig: Sendable, Equatable {
+    public enum Strategy: String, Sendable, CaseIterable {
+        /// Post as soon as anything is pending.
+        case immediate
+        /// Post when pending bytes reach `sizeThreshold` of the largest blob batch.
+        case size
+        /// Post every `maxDelay` (default: DA block time), when at least `minItems` wait.
+        case time
+        /// Post on size or on time, whichever comes first.
+        case adaptive
+    }
+    public var strategy: Strategy = .time
+    /// Fraction (0, 1] of `da.max_blob_size` that makes a size-triggered post.
+    public var sizeThreshold: Double = 0.8
+    /// Longest wait before a post; zero means one DA block time.
+    public var maxDelay: Duration = .zero
+    /// Fewest pending items a time-triggered post waits for.
+    public var minItems: Int = 1
+
+    public init() {}
 }
 
 public struct LogConfig: Sendable, Equatable {
