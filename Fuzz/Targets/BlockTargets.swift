@@ -33,10 +33,10 @@ extension FuzzTargets {
         do throws(WireError) {
             again = try decode(encoded)
         } catch {
-            throw FuzzFinding("\(name) decoded, but its own encoding does not decode: \(error)")
+            throw FuzzFinding(id: "wire-round-trip", "\(name) decoded, but its own encoding does not decode: \(error)")
         }
-        if again != value { throw FuzzFinding("\(name) decoded, but its own encoding decodes to another value") }
-        if encode(again) != encoded { throw FuzzFinding("\(name)'s encoding is not stable across a round trip") }
+        if again != value { throw FuzzFinding(id: "wire-round-trip", "\(name) decoded, but its own encoding decodes to another value") }
+        if encode(again) != encoded { throw FuzzFinding(id: "wire-round-trip", "\(name)'s encoding is not stable across a round trip") }
         return 1
     }
 
@@ -50,7 +50,7 @@ extension FuzzTargets {
             let again = SignedBlockBytes.encode(kept.signedHeader, kept.data)
             guard let reread = try? SignedBlockBytes.decode(again), reread.signedHeader == kept.signedHeader,
                   reread.data == kept.data else {
-                throw FuzzFinding("a kept block decoded, but its own encoding does not decode to it")
+                throw FuzzFinding(id: "kept-block-round-trip", "a kept block decoded, but its own encoding does not decode to it")
             }
             return ["parsed": 1, "keptBlock": 1]
         }

@@ -71,8 +71,10 @@ enum Fixtures {
         return (service, verdicts)
     }
 
-    /// The channel a connection object holds; the drivers never write to it.
-    static func idleChannel() -> any Channel { EmbeddedChannel() }
+    /// The channel connection objects hold; the drivers never touch it. One for all inputs:
+    /// a channel's pipeline lives until the channel is closed.
+    static func idleChannel() -> any Channel { sharedChannel }
+    private static let sharedChannel: any Channel = EmbeddedChannel()
 }
 
 /// The node's own validator, with a count of what it accepted (how far gossip got).

@@ -34,11 +34,16 @@ public typealias Reached = [String: Int]
 /// A property the code must keep and did not, for one input: a bound exceeded, a decoded value
 /// that does not encode back to itself. Reported like a crash.
 public struct FuzzFinding: Error, CustomStringConvertible, Sendable {
-    public let description: String
+    /// Which property: the same for every input that breaks it (`Fuzz/known-issues` names them).
+    public let id: String
+    public let what: String
 
-    init(_ description: String) {
-        self.description = description
+    init(id: String, _ what: String) {
+        self.id = id
+        self.what = what
     }
+
+    public var description: String { "[\(id)] \(what)" }
 }
 
 public enum FuzzTargets {

@@ -12,11 +12,11 @@ extension FuzzTargets {
         summary: "multistream-select 1.0, listener (even first byte: what every connection and stream starts with) "
             + "or dialer (odd); finding: the listener settling on a protocol it does not speak") { input throws(FuzzFinding) in
         guard let mode = input.first else { return [:] }
-        let chunks = ChunkScript(decoding: input.dropFirst()).chunks
+        let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: 64 << 10).chunks
         if mode & 1 == 0 {
             let outcome = await P2PInputDrivers.multistreamListener(chunks, supported: yamuxProtocols)
             if outcome.failure == nil, outcome.counts["selected"] != 1 {
-                throw FuzzFinding("the listener selected a protocol outside the supported set")
+                throw FuzzFinding(id: "multistream-unsupported", "the listener selected a protocol outside the supported set")
             }
             return outcome.reached
         } else {
@@ -32,7 +32,7 @@ extension FuzzTargets {
         guard let mode = input.first else { return [:] }
         switch mode % 3 {
         case 0, 1:
-            let chunks = ChunkScript(decoding: input.dropFirst()).chunks
+            let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: 256 << 10).chunks
             return await P2PInputDrivers.noiseHandshake(chunks, initiator: mode % 3 == 1, identity: Fixtures.nodeKey).reached
         default:
             let rest = Array(input.dropFirst())
@@ -47,12 +47,16 @@ extension FuzzTargets {
         summary: "an established Noise session's transport frames (pieces sealed with the session key; marked "
             + "pieces raw), then the muxer's multistream and the yamux session, as the host runs them; "
             + "finding: the session holding more unconsumed bytes than a frame header and a stream window") { input throws(FuzzFinding) in
-        let pieces = ChunkScript(decoding: input).pieces
+        let pieces = ChunkScript(decoding: input, maxTotal: streamBytes).pieces
         let chunks = pieces.map { $0.marked ? P2PInputDrivers.WireChunk.raw($0.bytes) : .sealed($0.bytes) }
         let outcome = await P2PInputDrivers.noiseTransport(chunks, key: transportKey)
         try checkRetained(outcome)
         return outcome.reached
     }
+
+    /// Enough bytes for a yamux input to overrun any window several times over (2 MiB); more only
+    /// makes inputs slower (a megabyte of 5-byte frames takes seconds under AddressSanitizer).
+    static let streamBytes = 2 << 20
 
     /// The transport key of the session `noise-transport` reads (its value does not matter).
     static let transportKey = [UInt8](repeating: 0x5a, count: 32)
@@ -63,7 +67,7 @@ extension FuzzTargets {
             + "with a reader on every stream the peer opens; finding: the session holding more unconsumed "
             + "bytes than a frame header and a stream window (C2)") { input throws(FuzzFinding) in
         guard let mode = input.first else { return [:] }
-        let chunks = ChunkScript(decoding: input.dropFirst()).chunks
+        let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: streamBytes).chunks
         let outcome = await P2PInputDrivers.yamuxSession(chunks, isDialer: mode & 1 == 1)
         try checkRetained(outcome)
         return outcome.reached
@@ -75,7 +79,7 @@ extension FuzzTargets {
         let retained = outcome.counts["retained"] ?? 0
         let bound = P2PInputDrivers.yamuxRetainedBound
         if retained > bound {
-            throw FuzzFinding("the yamux session kept \(retained) bytes of one unfinished frame, over the bound of \(bound) "
+            throw FuzzFinding(id: "yamux-retained", "the yamux session kept \(retained) bytes of one unfinished frame, over the bound of \(bound) "
                               + "(a frame header and a stream's receive window): a frame longer than the window must be "
                               + "refused when its header arrives")
         }
@@ -102,11 +106,11 @@ extension FuzzTargets {
         summary: "a go-header exchange request stream to the server over a node holding 12 blocks (even first "
             + "byte: headerSync, odd: dataSync); finding: more than 64 responses (go-header's range limit)") { input throws(FuzzFinding) in
         guard let mode = input.first else { return [:] }
-        let chunks = ChunkScript(decoding: input.dropFirst()).chunks
+        let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: 1 << 20).chunks
         let outcome = await P2PInputDrivers.headerExchangeServer(chunks, dataSync: mode & 1 == 1, source: Fixtures.source,
                                                                  peerKey: Fixtures.peerKey, channel: Fixtures.idleChannel())
         if let responses = outcome.counts["responses"], responses > 64 {
-            throw FuzzFinding("the server wrote \(responses) responses to one request (at most 64)")
+            throw FuzzFinding(id: "header-ex-responses", "the server wrote \(responses) responses to one request (at most 64)")
         }
         return outcome.reached
     }

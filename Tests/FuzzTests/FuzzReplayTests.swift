@@ -8,10 +8,20 @@ import TestSupport
 /// runner): each target's seed corpus (`Fuzz/corpus/<target>`) and every input a fuzzing run
 /// turned up (`Fuzz/regressions/<target>`), which must neither crash nor break a property.
 @Suite struct FuzzReplayTests {
-    /// Regression inputs whose fix is not in yet (the component is being fixed elsewhere): their
-    /// replay is expected to fail, recorded as a known issue. Remove an entry when its fix lands
-    /// (the test then fails until it is removed).
-    static let knownIssues: [String: Comment] = [:]
+    /// Findings known and being fixed elsewhere, by target (`Fuzz/known-issues`): a regression
+    /// input that reports one is expected to fail, recorded as a known issue. When the fix lands
+    /// the replay passes, the known issue is not recorded and the test fails until the line is
+    /// removed.
+    static let knownIssues: [String: [String: String]] = {
+        let text = (try? String(contentsOf: root.appendingPathComponent("known-issues"), encoding: .utf8)) ?? ""
+        var known: [String: [String: String]] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
+            guard fields.count == 3 else { continue }
+            known[String(fields[0]), default: [:]][String(fields[1])] = String(fields[2]).trimmingCharacters(in: .whitespaces)
+        }
+        return known
+    }()
 
     static let root = BuiltProducts.packageRoot.appendingPathComponent("Fuzz")
     static var driver: URL { BuiltProducts.binDirectory.appendingPathComponent("evnode-fuzz") }
@@ -41,6 +51,13 @@ import TestSupport
             for folder in Self.files(Self.root.appendingPathComponent(kind)) {
                 #expect(names.contains(folder.lastPathComponent), "Fuzz/\(kind)/\(folder.lastPathComponent) is no target's")
             }
+        }
+        for target in Self.knownIssues.keys {
+            #expect(names.contains(target), "Fuzz/known-issues names \(target), no target's")
+        }
+        for dictionary in Self.files(Self.root.appendingPathComponent("dictionaries")) {
+            let name = dictionary.deletingPathExtension().lastPathComponent
+            #expect(dictionary.pathExtension == "dict" && names.contains(name), "Fuzz/dictionaries/\(name) is no target's")
         }
     }
 
@@ -93,16 +110,30 @@ import TestSupport
 
     @Test(arguments: FuzzTargets.all.map(\.name))
     func regressionsReplay(_ target: String) throws {
+        let known = Self.knownIssues[target] ?? [:]
+        var knownSeen: Set<String> = []
         for input in Self.files(Self.root.appendingPathComponent("regressions/\(target)")) {
             let key = "\(target)/\(input.lastPathComponent)"
             let result = try Self.replay(target, [input])
-            if let issue = Self.knownIssues[key] {
-                withKnownIssue(issue) {
+            // "FINDING <file>: [<id>] <what>"
+            let reported = result.stdout.split(separator: "\n").compactMap { line -> String? in
+                guard line.hasPrefix("FINDING "), let open = line.firstIndex(of: "["),
+                      let close = line[open...].firstIndex(of: "]") else { return nil }
+                return String(line[line.index(after: open)..<close])
+            }
+            if let id = reported.first(where: { known[$0] != nil }) {
+                knownSeen.insert(id)
+                withKnownIssue(Comment(rawValue: "\(id): \(known[id]!)")) {
                     #expect(result.status == 0, "\(key): \(Self.describe(result))")
                 }
             } else {
                 #expect(result.status == 0, "\(key): \(Self.describe(result))")
             }
+        }
+        // A known finding that no regression input reports any more is fixed (or has no input):
+        // its line goes.
+        for (id, what) in known where !knownSeen.contains(id) {
+            Issue.record("Fuzz/known-issues lists \(target) \(id) (\(what)), but no regression input reports it")
         }
     }
 }
