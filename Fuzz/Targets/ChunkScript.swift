@@ -5,7 +5,8 @@
 /// An input is a list of records, each starting with a tag byte:
 /// - `0x00...0xDF`: a piece of that many bytes (fewer at the end of the input); 0 is an empty piece;
 /// - `0xE0...0xEF`: a long piece of `(tag - 0xE0) << 8 | next byte` bytes (up to 4,095);
-/// - `0xF0...0xFD`: the previous piece `2 << (tag - 0xF0)` times over (2 to 16,384), as one piece;
+/// - `0xF0...0xFD`: the previous piece `2 << (tag - 0xF0)` times over (2 to 16,384), as one piece
+///   (fewer times when that would pass `maxTotal`);
 /// - `0xFE`: marks the next piece (a target may give marked pieces a meaning of their own);
 /// - `0xFF`: the rest of the input is one piece.
 /// Once the pieces add up to `maxTotal` bytes the rest of the input is ignored, so that an input
@@ -61,8 +62,9 @@ public struct ChunkScript: Sendable, Equatable {
                 i = end
             case 0xF0...0xFD:
                 guard let previous = pieces.last?.bytes, !previous.isEmpty else { continue }
-                let times = 2 << Int(tag - 0xF0)
-                guard total + previous.count * times <= maxTotal else { i = bytes.count; break }
+                // As many of the copies as fit under `maxTotal`.
+                let times = min(2 << Int(tag - 0xF0), (maxTotal - total) / previous.count)
+                guard times > 0 else { i = bytes.count; break }
                 var repeated: [UInt8] = []
                 repeated.reserveCapacity(previous.count * times)
                 for _ in 0..<times { repeated += previous }
