@@ -115,21 +115,9 @@ package enum P2PInputDrivers {
         } catch {
             return Outcome(failure: "\(error)")
         }
-        let leftover = Array(secure.buffer.readableBytesView)
-        var rest: [[UInt8]] = [leftover]
-        do {
-            while try await secure.fill() {
-                rest.append(Array(secure.buffer.readableBytesView))
-                secure.buffer.clear()
-            }
-        } catch {
-            var outcome = await yamuxSession(rest, isDialer: false)
-            outcome.counts["negotiated"] = 1
-            outcome.failure = outcome.failure ?? "\(error)"
-            return outcome
-        }
-        var outcome = await yamuxSession(rest, isDialer: false)
+        var outcome = await yamuxSession(reading: &secure, isDialer: false)
         outcome.counts["negotiated"] = 1
+        outcome.counts["largestRead"] = Noise.maxPlaintext
         return outcome
     }
 
@@ -141,13 +129,23 @@ package enum P2PInputDrivers {
         Yamux.headerSize + Int(Yamux.initialWindow) + Int(YamuxSession.Limits().windowSlack)
     }
 
-    /// A yamux session fed the peer's bytes as the connection's read loop feeds it, chunk by
-    /// chunk, with a reader on every stream the peer opens (consuming and so reopening its window,
-    /// as the protocol handlers do) and one stream of our own open with a little data written.
-    /// Counts: `retained`, the most bytes the session left in its read buffer after a chunk
-    /// (see `yamuxRetainedBound`); `streams`, the streams the peer opened; `delivered`, the bytes
-    /// the readers got.
+    /// A yamux session fed the peer's bytes as the connection's read loop feeds it, read by read
+    /// through a `ByteReader`, with a reader on every stream the peer opens (consuming and so
+    /// reopening its window, as the protocol handlers do) and one stream of our own open with a
+    /// little data written. Counts: `retained`, the most bytes the session left in the read
+    /// buffer (see `yamuxRetainedBound`); `bufferCapacity`, the read buffer's largest capacity;
+    /// `largestRead`, the largest read; `streams`, the streams the peer opened; `delivered`, the
+    /// bytes the stream readers got.
     package static func yamuxSession(_ chunks: [[UInt8]], isDialer: Bool) async -> Outcome {
+        var reader = ByteReader(MemoryChunks(chunks))
+        var outcome = await yamuxSession(reading: &reader, isDialer: isDialer)
+        outcome.counts["largestRead"] = chunks.map(\.count).max() ?? 0
+        return outcome
+    }
+
+    /// The host's read loop after the upgrade (`Libp2pHost.run`): the session takes what the
+    /// reader holds, then every read as it arrives.
+    static func yamuxSession<S: ChunkSource>(reading reader: inout ByteReader<S>, isDialer: Bool) async -> Outcome {
         let session = YamuxSession(isDialer: isDialer)
         let tally = ReadTally()
         var outcome = Outcome()
@@ -169,20 +167,19 @@ package enum P2PInputDrivers {
             if let own = try? session.openStream() {
                 group.addTask { try? await own.write(ByteBuffer(bytes: [UInt8](repeating: 0x61, count: 100))) }
             }
-            var buffer = ByteBuffer()
-            var retained = 0
-            for chunk in chunks {
-                buffer.writeBytes(chunk)
-                do {
-                    try session.receive(&buffer)
-                } catch {
-                    outcome.failure = "\(error)"
-                    break
+            var retained = 0, capacity = 0
+            do {
+                try session.receive(&reader.buffer)
+                while try await reader.fill() {
+                    try session.receive(&reader.buffer)
+                    retained = max(retained, reader.buffer.readableBytes)
+                    capacity = max(capacity, reader.buffer.capacity)
                 }
-                retained = max(retained, buffer.readableBytes)
-                if buffer.readableBytes == 0 { buffer.clear() }
+            } catch {
+                outcome.failure = "\(error)"
             }
             outcome.counts["retained"] = retained
+            outcome.counts["bufferCapacity"] = capacity
             session.close(goAway: outcome.failure == nil ? .normal : .protocolError)
         }
         var frames = 0
@@ -197,8 +194,10 @@ package enum P2PInputDrivers {
 
     /// A peer's FloodSub RPC stream served by `service`'s FloodSub — RPC decoding, subscriptions,
     /// the checks of every message, the service's gossip validation (envelope, header and data
-    /// decoding, pairing, the block check) and its punishments — after the peer was registered
-    /// the way a new connection registers it (our RPC stream to it opened and negotiated).
+    /// decoding, pairing, what is held) and its penalties and bans — after the peer was registered
+    /// the way a new connection registers it (our RPC stream to it opened and negotiated). Counts:
+    /// `delivered` (blocks paired and handed to the node), `penalty`, `banned`. The service is
+    /// shut down afterwards.
     ///
     /// `chunks` is the stream's bytes; with `resign`, each chunk is instead one RPC body that is
     /// framed here after every message `from` the peer (`peerKey`) got a valid StrictSign
@@ -221,6 +220,9 @@ package enum P2PInputDrivers {
         var frames = session.frames.makeAsyncIterator()
         let floodsub = service.floodsub
         var outcome = Outcome()
+        // What `P2PService.connected` does, but its head request to the peer (the header-ex
+        // client's business, `askHead` below).
+        service.registry.withLock { r in r.peers[conn.remote, default: P2PService.PeerState()].connection = conn.serial }
         await withTaskGroup(of: Void.self) { group in
             // Registration: our RPC stream to the peer, negotiated (the peer echoes the protocol).
             group.addTask { await floodsub.peerConnected(conn, host: service.host) }
@@ -242,12 +244,17 @@ package enum P2PInputDrivers {
             } catch {
                 outcome.failure = "\(error)"
             }
-            floodsub.peerDisconnected(conn)
+            outcome.counts["banned"] = service.isBanned(peer: peer) ? 1 : 0
+            outcome.counts["penalty"] = service.penalty(of: peer)
+            service.disconnected(conn)
             session.close()
         }
         while await frames.next() != nil {}
-        outcome.counts["banned"] = service.isBanned(peer: peer) ? 1 : 0
-        outcome.counts["penalty"] = service.penalty(of: peer)
+        // The blocks gossip paired and handed to the node (a service never started stops at once).
+        await service.shutdown()
+        var delivered = 0
+        for await _ in service.receivedBlocks { delivered += 1 }
+        outcome.counts["delivered"] = delivered
         return outcome
     }
 
@@ -400,7 +407,7 @@ package enum P2PInputDrivers {
     private static func connection(_ peer: PeerID, session: YamuxSession, channel: any Channel) -> Libp2pConnection {
         // A documentation address (RFC 5737), so address bans apply as to any remote peer.
         Libp2pConnection(remote: peer, direction: session.isDialer ? .outbound : .inbound,
-                         remoteAddress: "192.0.2.1:4001", serial: 1,
+                         remoteAddress: "192.0.2.1:4001", addressKey: "192.0.2.1", remoteIP: "192.0.2.1", serial: 1,
                          origin: ConnectionOrigin(dialer: peer, dialerNonce: []), session: session, channel: channel)
     }
 
@@ -487,13 +494,14 @@ private final class ReadTally: Sendable {
     let bytes = Atomic<Int>(0)
 }
 
-/// Chunks held in memory as a connection's bytes; the end of the list is the peer closing.
+/// Chunks held in memory as a connection's bytes, one per read; the end of the list is the peer
+/// closing. Like TCP, a read hands out what arrived, whatever `max` asks.
 struct MemoryChunks: ChunkSource {
     private var rest: ArraySlice<[UInt8]>
 
     init(_ chunks: [[UInt8]]) { rest = chunks[...] }
 
-    mutating func nextChunk() async throws -> ByteBuffer? {
+    mutating func nextChunk(max: Int) async throws -> ByteBuffer? {
         guard let chunk = rest.popFirst() else { return nil }
         return ByteBuffer(bytes: chunk)
     }
