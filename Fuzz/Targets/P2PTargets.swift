@@ -46,7 +46,7 @@ extension FuzzTargets {
         name: "noise-transport",
         summary: "an established Noise session's transport frames (pieces sealed with the session key; marked "
             + "pieces raw), then the muxer's multistream and the yamux session, as the host runs them; "
-            + "finding: the session holding more unconsumed bytes than a frame header and a stream window") { input throws(FuzzFinding) in
+            + "findings: as for yamux") { input throws(FuzzFinding) in
         let pieces = ChunkScript(decoding: input, maxTotal: streamBytes).pieces
         let chunks = pieces.map { $0.marked ? P2PInputDrivers.WireChunk.raw($0.bytes) : .sealed($0.bytes) }
         let outcome = await P2PInputDrivers.noiseTransport(chunks, key: transportKey)
@@ -64,8 +64,8 @@ extension FuzzTargets {
     static let yamux = FuzzTarget(
         name: "yamux",
         summary: "a yamux session (even first byte: listener, odd: dialer) fed the peer's frames read by read, "
-            + "with a reader on every stream the peer opens; finding: the session holding more unconsumed "
-            + "bytes than a frame header and a stream window (C2)") { input throws(FuzzFinding) in
+            + "with a reader on every stream the peer opens; findings: the session holding more unconsumed "
+            + "bytes than a frame header and a stream window (C2), the read buffer growing past what it holds") { input throws(FuzzFinding) in
         guard let mode = input.first else { return [:] }
         let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: streamBytes).chunks
         let outcome = await P2PInputDrivers.yamuxSession(chunks, isDialer: mode & 1 == 1)
@@ -74,14 +74,25 @@ extension FuzzTargets {
     }
 
     /// A frame longer than its stream's window must be refused when its header arrives, not
-    /// buffered (issue 27 §2).
+    /// buffered; and the read buffer discards what was consumed instead of growing with every
+    /// read (issue 27 §2).
     static func checkRetained(_ outcome: P2PInputDrivers.Outcome) throws(FuzzFinding) {
         let retained = outcome.counts["retained"] ?? 0
         let bound = P2PInputDrivers.yamuxRetainedBound
         if retained > bound {
-            throw FuzzFinding(id: "yamux-retained", "the yamux session kept \(retained) bytes of one unfinished frame, over the bound of \(bound) "
+            throw FuzzFinding(id: "yamux-retained",
+                              "the yamux session kept \(retained) bytes of one unfinished frame, over the bound of \(bound) "
                               + "(a frame header and a stream's receive window): a frame longer than the window must be "
                               + "refused when its header arrives")
+        }
+        // What is kept (at most `bound`), the consumed bytes not yet discarded (fewer than that,
+        // else they are discarded), one read, and the buffer's doubling.
+        let capacity = outcome.counts["bufferCapacity"] ?? 0
+        let capacityBound = 4 * (bound + (outcome.counts["largestRead"] ?? 0))
+        if capacity > capacityBound {
+            throw FuzzFinding(id: "read-buffer-growth",
+                              "the connection's read buffer grew to \(capacity) bytes, over \(capacityBound): consumed "
+                              + "bytes are not discarded")
         }
     }
 
@@ -97,7 +108,6 @@ extension FuzzTargets {
         var reached = await P2PInputDrivers.gossip(chunks, resign: mode & 1 == 1, service: service,
                                                    peerKey: Fixtures.peerKey, channel: Fixtures.idleChannel()).reached
         reached["headersAccepted"] = verdicts.headersAccepted
-        reached["blocksAccepted"] = verdicts.blocksAccepted
         return reached
     }
 
@@ -119,7 +129,8 @@ extension FuzzTargets {
         name: "header-ex-client",
         summary: "the go-header exchange client reading a peer's answer on the stream it opened (multistream echo "
             + "first), within the window it grants. Even first byte: the service's head request (askHead: the "
-            + "answer's signed header becomes a proven height or gets the peer banned); odd: a range request "
+            + "answer's signed header becomes a proven height or gets the peer banned; finding: a stranger's "
+            + "answer counting as a configured peer's for the catchup gate); odd: a range request "
             + "from the second byte's height for the third byte's amount, pieces on the header network and "
             + "marked pieces on the data network, paired and checked as range sync does") { input throws(FuzzFinding) in
         guard let mode = input.first else { return [:] }
@@ -129,7 +140,12 @@ extension FuzzTargets {
             var reached = await P2PInputDrivers.askHead(chunks, service: service, peerKey: Fixtures.peerKey,
                                                         channel: Fixtures.idleChannel()).reached
             reached["proven"] = Int(service.provenHeights.highest ?? 0)
-            reached["answered"] = service.provenHeights.anyPeerAnswered ? 1 : 0
+            // The peer is a stranger (no configured address, no dial of ours): whatever it
+            // answers, the catchup gate must not count it as a configured peer's answer (C1).
+            if service.provenHeights.configuredPeerAnswered {
+                throw FuzzFinding(id: "fence-stranger-answer",
+                                  "a stranger's head answer counted as a configured peer's for the catchup gate")
+            }
             return reached
         } else {
             guard input.count >= 3 else { return [:] }
