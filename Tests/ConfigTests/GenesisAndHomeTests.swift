@@ -18,6 +18,18 @@ import Testing
     func rejects(text: String) {
         #expect(throws: RFC3339.Failure.self) { try RFC3339.unixNanoseconds(text) }
     }
+
+    /// Unix nanoseconds in 64 bits end in July 2554; a later time (a DA node's header can carry
+    /// any, `Fuzz/regressions/da-answers/head-time-past-2554`) is an error, not an overflow trap.
+    @Test func timesPast2554AreErrors() throws {
+        #expect(RFC3339.latest == "2554-07-21T23:34:33.709551615Z")
+        #expect(try RFC3339.unixNanoseconds(RFC3339.latest) == .max)
+        for text in ["2554-07-21T23:34:33.709551616Z", "2554-07-21T23:34:34Z", "4046-11-14T22:13:20.000000001Z",
+                     "9999-12-31T23:59:59.999999999Z", "2554-07-22T00:00:00+00:01"] {
+            #expect(throws: RFC3339.Failure.self, "\(text)") { try RFC3339.unixNanoseconds(text) }
+        }
+        #expect(try RFC3339.unixNanoseconds("2554-07-22T00:00:00+01:00") < .max)
+    }
 }
 
 @Suite struct GenesisTests {
