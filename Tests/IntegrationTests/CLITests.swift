@@ -11,7 +11,7 @@ import TestSupport
         let home = dir.path + "/node"
         let first = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator"])
         #expect(first.status == 0, "\(first.stderr)")
-        for file in ["config.yaml", "genesis.json", "signer.key", "node_key.json"] {
+        for file in ["evnode.yaml", "genesis.json", "signer.key", "node_key.json"] {
             #expect(FileManager.default.fileExists(atPath: "\(home)/config/\(file)"))
         }
         let attrs = try FileManager.default.attributesOfItem(atPath: "\(home)/config/signer.key")
@@ -26,20 +26,22 @@ import TestSupport
     }
 
     @Test(arguments: [
-        (["--catchup-timeout", "30s"], "--catchup-timeout needs --aggregator"),
+        (["--catchup-timeout", "30s"], "--evnode.node.catchup_timeout needs --evnode.node.aggregator"),
         (["--aggregator", "--catchup-timeout", "30s", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"],
          "mutually exclusive"),
         (["--evnode.node.aggregator", "--evnode.node.catchup_timeout=30s", "--evnode.raft.enable=true",
           "--raft.endpoints", "http://127.0.0.1:2379"], "mutually exclusive"),
-        (["--block-time", "fast"], "invalid node.block_time (--block-time) \"fast\""),
+        (["--block-time", "fast"], "invalid node.block_time (--evnode.node.block_time) \"fast\" (from --block-time)"),
         (["--da.address", "127.0.0.1:7980"], "invalid da.address"),
         (["--p2p.peers", "127.0.0.1"], "invalid p2p.peers"),
         (["--log.format", "xml"], "invalid log.format"),
         (["--aggregator", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379", "--raft.lease-ttl", "500ms"],
          "etcd's shortest lease is 2s"),
-        (["--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"], "--raft.enable needs --aggregator"),
-        (["--aggregator", "--raft.enable"], "--raft.enable needs --raft.endpoints"),
-        (["--no-such-flag"], "Unknown option"),
+        (["--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"], "--evnode.raft.enable needs --evnode.node.aggregator"),
+        (["--aggregator", "--raft.enable"], "--evnode.raft.enable needs --evnode.raft.endpoints"),
+        (["--evnode.node.light=true"], "node.light (--evnode.node.light) \"true\" from --evnode.node.light is refused: evnode has no light mode"),
+        (["--evnode.node.aggregator", "false"], "a boolean flag takes its value after '='"),
+        (["--no-such-flag"], "unknown flag"),
     ])
     func badFlagsExitWithStatus2(arguments: [String], message: String) throws {
         let dir = TempDirectory()
@@ -55,10 +57,10 @@ import TestSupport
         let dir = TempDirectory()
         let home = dir.path + "/node"
         _ = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain"])
-        try "node:\n  blocktime: 1s\n".write(toFile: "\(home)/config/config.yaml", atomically: true, encoding: .utf8)
+        try "node:\n  blocktime: 1s\n".write(toFile: "\(home)/config/evnode.yaml", atomically: true, encoding: .utf8)
         let r = try runCommand(evnode, ["start", "--home", home])
         #expect(r.status == 2)
-        #expect(r.stderr.contains("config.yaml: unknown key \"node.blocktime\""), "\(r.stderr)")
+        #expect(r.stderr.contains("evnode.yaml: unknown key \"node.blocktime\""), "\(r.stderr)")
     }
 
     @Test func missingHomeIsAClearError() throws {
@@ -72,7 +74,8 @@ import TestSupport
         #expect(v.status == 0 && v.stdout.hasPrefix("evnode "))
         let h = try runCommand(evnode, ["start", "--help"])
         #expect(h.status == 0)
-        for flag in ["--catchup-timeout", "--da.address", "--p2p.peers", "--raft.enable", "--log.format", "(default: 1s)"] {
+        for flag in ["--evnode.node.catchup_timeout, --catchup-timeout", "--evnode.da.address", "--p2p.peers", "--evnode.raft.enable",
+                     "--evnode.log.format", "(default: 1s)", "--evm.jwt-secret-file", "--evnode.pruning.pruning_mode", "issue 32"] {
             #expect(h.stdout.contains(flag), "help lacks \(flag)")
         }
     }
