@@ -15,6 +15,9 @@ public enum FlagAliases {
         "evnode.da.signing_addresses": "da.signing-addresses",
         "evnode.da.auth_token": "da.auth-token",
         "evnode.node.max_pending_headers_and_data": "max-pending-blocks",
+        "evnode.signer.signer_type": "signer.signer-type",
+        "evnode.signer.signer_path": "signer.signer-path",
+        "evnode.signer.passphrase_file": "signer.passphrase-file",
     ]
 
     static let booleanFlags: Set<String> = Set(Settings.all.filter { $0.kind == .bool }.map(\.flag))

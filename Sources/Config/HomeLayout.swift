@@ -14,7 +14,11 @@ public struct HomeLayout: Sendable, Equatable {
     public var dataDirectory: String { home + "/data" }
     public var configFile: String { configDirectory + "/config.yaml" }
     public var genesisFile: String { configDirectory + "/genesis.json" }
+    /// The plaintext signer key of homes written by earlier evnode versions (read with a notice;
+    /// `init` writes ev-node's encrypted `signer.json`, KeyStore's `SignerFile`).
     public var signerKeyFile: String { configDirectory + "/signer.key" }
+    /// Where `init` writes ev-node's encrypted signer (`signer.signer_path` may name another folder).
+    public var signerJSONFile: String { configDirectory + "/signer.json" }
     /// The signer's high-water mark: the last height it signed, written before a signature leaves.
     public var signerStateFile: String { configDirectory + "/signer.state" }
     /// The P2P identity, in ev-node's format (`NodeKeyFile`).
@@ -30,36 +34,46 @@ public enum HomeInitializer {
     public struct Result: Sendable {
         public let layout: HomeLayout
         public let genesis: Genesis
+        /// Empty when the home got no signer.
         public let signerAddress: [UInt8]
+        public let signerPath: String?
         /// The node key's raw Ed25519 public key (its libp2p peer id is derived from it).
         public let nodePublicKey: [UInt8]
     }
 
+    /// `signer` makes the chain's signer (its address becomes the genesis proposer) once the home
+    /// is known to be new: `evnode init` passes KeyStore's encrypted `signer.json`; in-process
+    /// callers (benchmarks, tests) may keep the legacy plaintext key. Nil: no signer, and a genesis
+    /// without a proposer, as ev-node's `init` writes for a non-aggregator (the full node's
+    /// operator copies the chain's genesis in).
     public static func initialize(home: String, chainID: String, aggregator: Bool,
                                   startTimeNanoseconds: UInt64,
-                                  daStartHeight: UInt64 = 0) throws(ConfigError) -> Result {
+                                  daStartHeight: UInt64 = 0,
+                                  signer makeSigner: (HomeLayout) throws(ConfigError) -> InitSigner? = InitSigner.legacyPlaintext)
+        throws(ConfigError) -> Result {
         if let problem = Genesis.validateChainID(chainID) {
             throw .invalidValue(field: "chain id (--chain-id)", value: chainID, source: "command line", reason: problem)
         }
         let layout = HomeLayout(home: home)
         for existing in [layout.configFile, layout.genesisFile, layout.signerKeyFile, layout.nodeKeyFile,
-                         layout.legacyNodeKeyFile]
+                         layout.legacyNodeKeyFile, layout.signerJSONFile]
         where FileIO.exists(existing) {
             throw .file(path: existing, reason: "already exists; refusing to overwrite an existing home")
         }
+        // Made (and its passphrase read) before anything is written.
+        let signer = try makeSigner(layout)
         do {
             try FileIO.makeDirectories(layout.configDirectory, mode: 0o700)
             try FileIO.makeDirectories(layout.dataDirectory, mode: 0o700)
         } catch {
             throw .file(path: error.path, reason: error.description)
         }
-        let signer = KeyFile.generate()
         let nodeKey = KeyFile.generate()
         let genesis = Genesis(chainID: chainID, initialHeight: 1, startTimeNanoseconds: startTimeNanoseconds,
-                              proposerAddress: signer.address, daStartHeight: daStartHeight)
+                              proposerAddress: signer?.key.address ?? [], daStartHeight: daStartHeight)
         // Keys first: a home with keys but no config is re-initialisable by hand; the reverse
         // (config pointing at a missing key) would confuse `start`.
-        try signer.save(path: layout.signerKeyFile)
+        if let signer { try signer.write(signer.key) }
         try NodeKeyFile.save(nodeKey, path: layout.nodeKeyFile)
         do {
             try FileIO.writeAtomically(layout.genesisFile, genesis.jsonText(), exclusive: true)
@@ -68,7 +82,29 @@ public enum HomeInitializer {
         } catch {
             throw .file(path: error.path, reason: error.description)
         }
-        return Result(layout: layout, genesis: genesis, signerAddress: signer.address, nodePublicKey: nodeKey.publicKey)
+        return Result(layout: layout, genesis: genesis, signerAddress: signer?.key.address ?? [],
+                      signerPath: signer?.path, nodePublicKey: nodeKey.publicKey)
+    }
+}
+
+/// The signer `init` creates: the key, the file it goes to, and how it is written there.
+public struct InitSigner: Sendable {
+    public let key: KeyFile
+    public let path: String
+    public let write: @Sendable (KeyFile) throws(ConfigError) -> Void
+
+    public init(key: KeyFile, path: String, write: @escaping @Sendable (KeyFile) throws(ConfigError) -> Void) {
+        self.key = key
+        self.path = path
+        self.write = write
+    }
+
+    /// The plaintext `config/signer.key` of earlier evnode versions (for in-process homes of
+    /// benchmarks and tests; `evnode init` writes `signer.json`).
+    public static func legacyPlaintext(_ layout: HomeLayout) -> InitSigner? {
+        InitSigner(key: KeyFile.generate(), path: layout.signerKeyFile) { key throws(ConfigError) in
+            try key.save(path: layout.signerKeyFile)
+        }
     }
 }
 

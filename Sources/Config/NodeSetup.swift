@@ -4,11 +4,22 @@ public struct NodeSetup: Sendable {
     public let layout: HomeLayout
     public let config: NodeConfig
     public let genesis: Genesis
-    /// Present on every initialised home; required for aggregators.
+    /// Required for aggregators; a full node has one only when it can be had without a secret
+    /// (see `SignerLoader`).
     public let signer: KeyFile?
+    /// The file `signer` came from.
+    public let signerPath: String?
     public let nodeKey: KeyFile
+    /// Lines for the operator about this home (e.g. a legacy key format), logged at start.
+    public let notices: [String]
 
-    public static func load(home: String, flags: [String: RawSetting]) throws(ConfigError) -> NodeSetup {
+    /// Finds and unlocks the block signer for a home and configuration (KeyStore's
+    /// `SignerKeyStore.loadForStart`: the decryption of `signer.json` lives there, so that only
+    /// what unlocks a signer links Argon2). Nil: this node has no signer.
+    public typealias SignerLoader = (HomeLayout, NodeConfig) throws(ConfigError) -> LoadedSigner?
+
+    public static func load(home: String, flags: [String: RawSetting],
+                            signer loadSigner: SignerLoader) throws(ConfigError) -> NodeSetup {
         let layout = HomeLayout(home: home)
         guard FileIO.isDirectory(layout.home) else {
             throw .missing("home directory \(layout.home) does not exist (create it with `evnode init --home \(layout.home) --chain-id ID`)")
@@ -19,16 +30,15 @@ public struct NodeSetup: Sendable {
             throw .missing("\(layout.genesisFile) is missing (copy the chain's genesis.json there, or run `evnode init`)")
         }
         let genesis = try Genesis.load(path: layout.genesisFile)
-        var signer: KeyFile? = nil
-        if FileIO.exists(layout.signerKeyFile) {
-            signer = try KeyFile.load(path: layout.signerKeyFile)
-        }
+        // Before anything is written (the node key below): a signer that cannot be unlocked
+        // leaves the home as it was.
+        let loaded = try loadSigner(layout, config)
         if config.aggregator {
-            guard let signer else {
-                throw .missing("--aggregator needs a signer key at \(layout.signerKeyFile)")
+            guard let loaded else {
+                throw .missing("--aggregator needs a signer key (config/signer.json)")
             }
-            if signer.address != genesis.proposerAddress {
-                throw .conflict("\(layout.signerKeyFile) has address \(Hex.encode(signer.address)) but genesis proposer is \(Hex.encode(genesis.proposerAddress)): this key cannot produce blocks for chain \(genesis.chainID)")
+            if loaded.key.address != genesis.proposerAddress {
+                throw .conflict("\(loaded.path) has address \(Hex.encode(loaded.key.address)) but genesis proposer is \(Hex.encode(genesis.proposerAddress)): this key cannot produce blocks for chain \(genesis.chainID)")
             }
         }
         let nodeKey: KeyFile
@@ -48,18 +58,34 @@ public struct NodeSetup: Sendable {
             }
             try NodeKeyFile.save(nodeKey, path: layout.nodeKeyFile)
         }
-        return NodeSetup(layout: layout, config: config, genesis: genesis, signer: signer, nodeKey: nodeKey)
+        return NodeSetup(layout: layout, config: config, genesis: genesis, signer: loaded?.key,
+                         signerPath: loaded?.path, nodeKey: nodeKey, notices: loaded?.notice.map { [$0] } ?? [])
     }
 
     /// Permission bits wider than 0600 on a key file are worth a warning (not a refusal: restoring
     /// from a backup tool often loses modes, and refusing to start a sequencer then helps nobody).
     public func keyPermissionWarnings() -> [String] {
         var out: [String] = []
-        for path in [layout.signerKeyFile, layout.nodeKeyFile] {
+        for path in [signerPath, layout.nodeKeyFile].compactMap({ $0 }) {
             if let mode = FileIO.mode(path), mode & 0o077 != 0 {
                 out.append("\(path) has mode \(String(mode, radix: 8)); it should be 600 (chmod 600 \(path))")
             }
         }
         return out
+    }
+}
+
+/// A block signer found by a `NodeSetup.SignerLoader`.
+public struct LoadedSigner: Sendable {
+    public let key: KeyFile
+    /// The file it was read from.
+    public let path: String
+    /// One line to log at start, e.g. how to convert a legacy key file.
+    public let notice: String?
+
+    public init(key: KeyFile, path: String, notice: String?) {
+        self.key = key
+        self.path = path
+        self.notice = notice
     }
 }

@@ -99,6 +99,13 @@ public enum Settings {
                 help: "How often the leader puts its heartbeat in etcd (0s: no heartbeats; a dead leader is replaced when its lease expires)"),
         Setting(key: "raft.heartbeat_timeout", flag: "raft.heartbeat-timeout", kind: .duration, defaultValue: "0s",
                 help: "How long a follower that holds the latest block waits without a heartbeat before it takes over (0s: five heartbeat intervals)"),
+        // The block signer (ev-node's signer.*; issue 28).
+        Setting(key: "signer.signer_type", flag: "signer.signer-type", kind: .choice(SignerConfig.Kind.allCases.map(\.rawValue)),
+                defaultValue: "file", help: "Signer kind: file (config/signer.json, encrypted; grpc: not implemented yet)"),
+        Setting(key: "signer.signer_path", flag: "signer.signer-path", kind: .string, defaultValue: "config",
+                help: "Folder of signer.json, relative to the home unless absolute (ev-node: relative to the working directory)"),
+        Setting(key: "signer.passphrase_file", flag: "signer.passphrase-file", kind: .string, defaultValue: "",
+                help: "File whose content (surrounding white space trimmed) unlocks signer.json; required for an aggregator"),
         // Execution layer (ev-node's --evm.* flags, apps/evm/cmd/run.go).
         Setting(key: "execution.kind", flag: "execution", kind: .choice(ExecutionKind.allCases.map(\.rawValue)),
                 defaultValue: "kv", help: "Execution layer: kv (built-in key/value application) or evm (an EL such as ev-reth over the Engine API)"),

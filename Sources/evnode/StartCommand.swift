@@ -1,5 +1,7 @@
 import ArgumentParser
 import Config
+import Foundation
+import KeyStore
 import Logging
 import Node
 
@@ -94,6 +96,13 @@ struct StartCommand: AsyncParsableCommand {
     @Option(name: .customLong("raft.heartbeat-timeout"), help: ArgumentHelp(Settings.help("raft.heartbeat_timeout")))
     var raftHeartbeatTimeout: String?
 
+    @Option(name: .customLong("signer.signer-type"), help: ArgumentHelp(Settings.help("signer.signer_type")))
+    var signerType: String?
+    @Option(name: .customLong("signer.signer-path"), help: ArgumentHelp(Settings.help("signer.signer_path")))
+    var signerPath: String?
+    @Option(name: .customLong("signer.passphrase-file"), help: ArgumentHelp(Settings.help("signer.passphrase_file")))
+    var signerPassphraseFile: String?
+
     @Option(name: .customLong("execution"), help: ArgumentHelp(Settings.help("execution.kind")))
     var execution: String?
     @Option(name: .customLong("evm.engine-url"), help: ArgumentHelp(Settings.help("evm.engine_url")))
@@ -150,6 +159,9 @@ struct StartCommand: AsyncParsableCommand {
             ("raft.lease_ttl", raftLeaseTTL),
             ("raft.heartbeat_interval", raftHeartbeatInterval),
             ("raft.heartbeat_timeout", raftHeartbeatTimeout),
+            ("signer.signer_type", signerType),
+            ("signer.signer_path", signerPath),
+            ("signer.passphrase_file", signerPassphraseFile),
             ("execution.kind", execution),
             ("evm.engine_url", evmEngineURL),
             ("evm.eth_url", evmEthURL),
@@ -168,12 +180,29 @@ struct StartCommand: AsyncParsableCommand {
         return out
     }
 
+    /// Unlocking `signer.json` runs Argon2id (32 MiB, a fraction of a second of CPU) besides the
+    /// file reads: on a thread of its own, not on the cooperative pool.
+    static func loadOffPool(home: String, flags: [String: RawSetting]) async throws -> NodeSetup {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<NodeSetup, any Error>) in
+            Thread {
+                do {
+                    done.resume(returning: try NodeSetup.load(home: home, flags: flags))
+                } catch {
+                    done.resume(throwing: error)
+                }
+            }.start()
+        }
+    }
+
     func run() async throws {
-        let setup = try NodeSetup.load(home: home, flags: givenFlags())
+        let setup = try await Self.loadOffPool(home: home, flags: givenFlags())
         LogBootstrap.bootstrap(level: setup.config.log.level, format: setup.config.log.format)
         let logger = Logger(label: "evnode")
         for warning in setup.keyPermissionWarnings() {
             logger.warning("\(warning)")
+        }
+        for notice in setup.notices {
+            logger.notice("\(notice)")
         }
         let c = setup.config
         logger.info("starting evnode", metadata: [
