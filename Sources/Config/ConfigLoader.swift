@@ -254,6 +254,10 @@ public enum ConfigLoader {
         config.instrumentation.namespace = try reader.metricNamespace("instrumentation.namespace")
 
         config.execution = try resolveExecution(reader)
+        config.signer.kind = SignerConfig.Kind(rawValue: try reader.choice("signer.signer_type")) ?? .file
+        config.signer.path = reader.string("signer.signer_path").trimmingWhitespace()
+        if config.signer.path.isEmpty { throw reader.fail("signer.signer_path", "must name a folder") }
+        config.signer.passphraseFile = reader.string("signer.passphrase_file").trimmingWhitespace()
         try validateCombination(config, values: merged)
         return LoadedConfig(config: config, notices: notices)
     }

@@ -39,6 +39,9 @@ public struct Genesis: Sendable, Equatable {
     public func validate(path: String) throws(ConfigError) {
         if let problem = Genesis.validateChainID(chainID) { throw .file(path: path, reason: problem) }
         if initialHeight < 1 { throw .file(path: path, reason: "initial_height must be ≥ 1 (got \(initialHeight))") }
+        if proposerAddress.isEmpty {
+            throw .file(path: path, reason: "has no proposer_address (a home initialised without a signer, as for a full node): copy the chain's genesis.json here")
+        }
         if proposerAddress.count != 32 {
             throw .file(path: path, reason: "proposer_address must be 32 bytes of base64 (got \(proposerAddress.count) bytes)")
         }

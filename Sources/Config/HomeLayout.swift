@@ -31,8 +31,12 @@ public struct HomeLayout: Sendable, Equatable {
     /// `evnode migrate-home` converts it).
     public var legacyConfigFile: String { configDirectory + "/config.yaml" }
     public var genesisFile: String { configDirectory + "/genesis.json" }
-    /// The plaintext signer key of earlier evnode versions (`KeyFile` format).
+    /// The plaintext signer key of homes written by earlier evnode versions (read with a notice;
+    /// `init` writes ev-node's encrypted `signer.json`, KeyStore's `SignerFile`).
     public var signerKeyFile: String { configDirectory + "/signer.key" }
+    /// Where `init` writes ev-node's encrypted signer (`signer.signer_path` may name another
+    /// folder: KeyStore's `SignerKeyStore.signerFilePath`).
+    public var signerJSONFile: String { configDirectory + "/signer.json" }
     /// The signer's high-water mark: the last height it signed, written before a signature leaves.
     public var signerStateFile: String { configDirectory + "/signer.state" }
     /// The P2P identity, in ev-node's format (`NodeKeyFile`).
@@ -44,10 +48,6 @@ public struct HomeLayout: Sendable, Equatable {
     /// The block store (RocksDB): a subfolder of the database folder, where earlier evnode homes
     /// (`data/store`) already have it.
     public var storeDirectory: String { dataDirectory + "/store" }
-
-    /// The folder of ev-node's `signer.json` for a `signer.signer_path`.
-    public func signerDirectory(_ signerPath: String) -> String { resolve(signerPath) }
-    public func signerJSONFile(_ signerPath: String) -> String { signerDirectory(signerPath) + "/signer.json" }
 
     /// The config file this home is read from, if any: `evnode.yaml`, or an earlier evnode's
     /// `config.yaml` (`legacy`). Both at once is ambiguous and refused.
@@ -86,18 +86,24 @@ public enum HomeInitializer {
         public let layout: HomeLayout
         public let genesis: Genesis
         public let config: NodeConfig
+        /// Empty when the home got no signer.
         public let signerAddress: [UInt8]
-        /// Where the signer was written.
-        public let signerFile: String
+        /// Where the signer was written; nil when the home got none.
+        public let signerPath: String?
         /// The node key's raw Ed25519 public key (its libp2p peer id is derived from it).
         public let nodePublicKey: [UInt8]
     }
 
     /// `settings` are the setting flags (and environment) given to `init`; like ev-node's `init`,
-    /// they are validated and written into `evnode.yaml`.
+    /// they are validated and written into `evnode.yaml`. `signer` makes the chain's signer (its
+    /// address becomes the genesis proposer) once the home is known to be new: `evnode init`
+    /// passes KeyStore's encrypted `signer.json`; in-process callers (benchmarks, tests) may keep
+    /// the legacy plaintext key. Nil: no signer, and a genesis without a proposer, as ev-node's
+    /// `init` writes for a non-aggregator (the full node's operator copies the chain's genesis in).
     public static func initialize(home: String, chainID: String, settings: [String: RawSetting] = [:],
-                                  startTimeNanoseconds: UInt64,
-                                  daStartHeight: UInt64 = 0) throws(ConfigError) -> Result {
+                                  startTimeNanoseconds: UInt64, daStartHeight: UInt64 = 0,
+                                  signer makeSigner: (HomeLayout, NodeConfig) throws(ConfigError) -> InitSigner? = InitSigner.legacyPlaintext)
+        throws(ConfigError) -> Result {
         if let problem = Genesis.validateChainID(chainID) {
             throw .invalidValue(field: "chain id (--chain_id)", value: chainID, source: "command line", reason: problem)
         }
@@ -110,10 +116,12 @@ public enum HomeInitializer {
         let config = try ConfigLoader.load(home: home, file: [:], environment: [:], flags: values).config
         let layout = HomeLayout(home: home, dbPath: config.dbPath)
         for existing in [layout.configFile, layout.legacyConfigFile, layout.genesisFile, layout.signerKeyFile,
-                         layout.signerJSONFile(config.signer.path), layout.nodeKeyFile, layout.legacyNodeKeyFile]
+                         layout.signerJSONFile, layout.nodeKeyFile, layout.legacyNodeKeyFile]
         where FileIO.exists(existing) {
             throw .file(path: existing, reason: "already exists; refusing to overwrite an existing home")
         }
+        // Made (and its passphrase read) before anything is written.
+        let signer = try makeSigner(layout, config)
         do {
             try FileIO.makeDirectories(layout.configDirectory, mode: 0o700)
             try FileIO.makeDirectories(layout.dataDirectory, mode: 0o700)
@@ -122,11 +130,11 @@ public enum HomeInitializer {
         }
         // Keys first: a home with keys but no config is re-initialisable by hand; the reverse
         // (config pointing at a missing key) would confuse `start`.
-        let signer = try createSigner(layout: layout, config: config)
+        if let signer { try signer.write(signer.key) }
         let nodeKey = KeyFile.generate()
         try NodeKeyFile.save(nodeKey, path: layout.nodeKeyFile)
         let genesis = Genesis(chainID: chainID, initialHeight: 1, startTimeNanoseconds: startTimeNanoseconds,
-                              proposerAddress: signer.address, daStartHeight: daStartHeight)
+                              proposerAddress: signer?.key.address ?? [], daStartHeight: daStartHeight)
         var written: [String: String] = [:]
         for (key, raw) in values where Settings.byKey[key]?.inFile == true { written[key] = raw.value }
         do {
@@ -135,24 +143,39 @@ public enum HomeInitializer {
         } catch {
             throw .file(path: error.path, reason: error.description)
         }
-        return Result(layout: layout, genesis: genesis, config: config, signerAddress: signer.address,
-                      signerFile: layout.signerKeyFile, nodePublicKey: nodeKey.publicKey)
+        return Result(layout: layout, genesis: genesis, config: config, signerAddress: signer?.key.address ?? [],
+                      signerPath: signer?.path, nodePublicKey: nodeKey.publicKey)
     }
 
     /// A home with every default but the aggregator flag (tools and benchmarks).
     public static func initialize(home: String, chainID: String, aggregator: Bool, startTimeNanoseconds: UInt64,
-                                  daStartHeight: UInt64 = 0) throws(ConfigError) -> Result {
+                                  daStartHeight: UInt64 = 0,
+                                  signer makeSigner: (HomeLayout, NodeConfig) throws(ConfigError) -> InitSigner? = InitSigner.legacyPlaintext)
+        throws(ConfigError) -> Result {
         try initialize(home: home, chainID: chainID,
                        settings: ["node.aggregator": RawSetting(value: aggregator ? "true" : "false", source: "init")],
-                       startTimeNanoseconds: startTimeNanoseconds, daStartHeight: daStartHeight)
+                       startTimeNanoseconds: startTimeNanoseconds, daStartHeight: daStartHeight, signer: makeSigner)
+    }
+}
+
+/// The signer `init` creates: the key, the file it goes to, and how it is written there.
+public struct InitSigner: Sendable {
+    public let key: KeyFile
+    public let path: String
+    public let write: @Sendable (KeyFile) throws(ConfigError) -> Void
+
+    public init(key: KeyFile, path: String, write: @escaping @Sendable (KeyFile) throws(ConfigError) -> Void) {
+        self.key = key
+        self.path = path
+        self.write = write
     }
 
-    /// The block signer's key for a new home. Writes the plaintext `signer.key` of earlier evnode
-    /// versions until the encrypted `signer.json` (issue 28's signer work) replaces it here.
-    static func createSigner(layout: HomeLayout, config: NodeConfig) throws(ConfigError) -> KeyFile {
-        let signer = KeyFile.generate()
-        try signer.save(path: layout.signerKeyFile)
-        return signer
+    /// The plaintext `config/signer.key` of earlier evnode versions (for in-process homes of
+    /// benchmarks and tests; `evnode init` writes `signer.json`).
+    public static func legacyPlaintext(_ layout: HomeLayout, _ config: NodeConfig) -> InitSigner? {
+        InitSigner(key: KeyFile.generate(), path: layout.signerKeyFile) { key throws(ConfigError) in
+            try key.save(path: layout.signerKeyFile)
+        }
     }
 }
 

@@ -226,11 +226,11 @@ public enum Settings {
                 support: .noEffect("evnode's errors name their context instead of carrying stack traces")),
 
         // Signer.
-        Setting("signer.signer_type", .choice(["file", "grpc", "kms"]), "file",
+        Setting("signer.signer_type", aliases: ["signer.signer-type"], .choice(["file", "grpc", "kms"]), "file",
                 "Where the block signer's key lives: file (signer.json under signer_path)"),
-        Setting("signer.signer_path", .string, "config",
+        Setting("signer.signer_path", aliases: ["signer.signer-path"], .string, "config",
                 "Folder of signer.json, relative to --home unless absolute (ev-node resolves it against the working directory)"),
-        Setting("signer.passphrase_file", .string, "",
+        Setting("signer.passphrase_file", aliases: ["signer.passphrase-file"], .string, "",
                 "File whose content (surrounding whitespace trimmed) unlocks signer.json; needed by an aggregator",
                 inFile: false),
         Setting("signer.kms.provider", .string, "", "KMS provider (aws, gcp)", support: .inert(enabler: nil, reason: kmsOnly)),

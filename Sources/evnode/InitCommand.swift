@@ -1,5 +1,6 @@
 import ArgumentParser
 import Config
+import KeyStore
 import P2PSync
 import Foundation
 
@@ -28,16 +29,35 @@ struct InitCommand: ParsableCommand {
         for (key, value) in try SettingFlags.parse(settingArguments) { settings[key] = value }
         let now = UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
         let result = try HomeInitializer.initialize(home: home, chainID: chainID, settings: settings,
-                                                    startTimeNanoseconds: now, daStartHeight: daStartHeight)
+                                                    startTimeNanoseconds: now, daStartHeight: daStartHeight,
+                                                    signer: Self.makeSigner)
         let layout = result.layout
         print("initialised \(layout.home) for chain \(result.genesis.chainID)")
         print("  config:   \(layout.configFile)")
         print("  genesis:  \(layout.genesisFile) (proposer \(Hex.encode(result.signerAddress)))")
-        print("  signer:   \(result.signerFile) (mode 600; back it up, and signer.state beside it)")
+        if let signerPath = result.signerPath {
+            print("  signer:   \(signerPath) (encrypted, mode 600; back it up with its passphrase file, and signer.state beside it)")
+        } else {
+            print("  signer:   none (a full node's home: copy the chain's genesis.json into config/)")
+        }
         let peerID = PeerID(publicKey: result.nodePublicKey)
         print("  node key: \(layout.nodeKeyFile) (ev-node node_key.json format)")
         print("  peer id:  \(peerID)")
         let listen = result.config.p2p.listen
         print("  p2p:      \(Multiaddr(hostPort: listen.host, port: UInt16(clamping: listen.port), peerID: peerID))")
+    }
+
+    /// The signer part of `init`, as ev-node's `CreateSigner`: an aggregator gets a new key in
+    /// `config/signer.json`, encrypted with `--evnode.signer.passphrase_file`, which it must be
+    /// given. Without the aggregator flag ev-node writes no signer; evnode writes one when given a
+    /// passphrase file (so that the home can later produce) and none otherwise.
+    static func makeSigner(layout: HomeLayout, config: NodeConfig) throws(ConfigError) -> InitSigner? {
+        if config.signer.passphraseFile.isEmpty {
+            guard !config.aggregator else {
+                throw .missing("init --evnode.node.aggregator needs --evnode.signer.passphrase_file FILE: the new signer key is written to config/signer.json encrypted with that file's content")
+            }
+            return nil
+        }
+        return try SignerKeyStore.newForInit(layout: layout, passphraseFile: config.signer.passphraseFile)
     }
 }

@@ -42,8 +42,9 @@ struct SignerResetCommand: ParsableCommand {
             throw ConfigError.missing("evnode signer reset needs --height N: the last height this key is to be considered to have signed; heights above N may then be signed again")
         }
         let layout = HomeLayout(home: home)
-        guard FileIO.exists(layout.signerKeyFile) else {
-            throw ConfigError.file(path: layout.signerKeyFile, reason: "no signer key here; is --home the sequencer's home?")
+        // The mark belongs to a signer: either ev-node's signer.json or an earlier evnode's signer.key.
+        guard FileIO.exists(layout.signerJSONFile) || FileIO.exists(layout.signerKeyFile) else {
+            throw ConfigError.file(path: layout.signerJSONFile, reason: "no signer key here (nor a legacy signer.key); is --home the sequencer's home?")
         }
         let store = lockStore(layout)
         defer { store?.close() }

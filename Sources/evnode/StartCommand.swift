@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Config
+import KeyStore
 import Logging
 import Node
 
@@ -24,9 +25,23 @@ struct StartCommand: AsyncParsableCommand {
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Setting flags (listed below)", visibility: .hidden))
     var settingArguments: [String] = []
 
+    /// Unlocking `signer.json` runs Argon2id (32 MiB, a fraction of a second of CPU) besides the
+    /// file reads: on a thread of its own, not on the cooperative pool.
+    static func loadOffPool(home: String, flags: [String: RawSetting], environment: [String: String]) async throws -> NodeSetup {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<NodeSetup, any Error>) in
+            Thread {
+                do {
+                    done.resume(returning: try NodeSetup.load(home: home, flags: flags, environment: environment))
+                } catch {
+                    done.resume(throwing: error)
+                }
+            }.start()
+        }
+    }
+
     func run() async throws {
-        let setup = try NodeSetup.load(home: home, flags: try SettingFlags.parse(settingArguments),
-                                       environment: ProcessInfo.processInfo.environment)
+        let setup = try await Self.loadOffPool(home: home, flags: try SettingFlags.parse(settingArguments),
+                                               environment: ProcessInfo.processInfo.environment)
         LogBootstrap.bootstrap(level: setup.config.log.level, format: setup.config.log.format)
         let logger = Logger(label: "evnode")
         for notice in setup.notices {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Config
+import KeyStore
 
 @Suite struct TimestampTests {
     @Test func roundTripsNanoseconds() throws {

@@ -9,12 +9,20 @@ import TestSupport
     @Test func initCreatesAHomeAndRefusesToOverwriteIt() throws {
         let dir = TempDirectory()
         let home = dir.path + "/node"
-        let first = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator"])
+        let passphrase = dir.path + "/passphrase"
+        try "it secret\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
+        let unprotected = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator"])
+        #expect(unprotected.status == 2)
+        #expect(unprotected.stderr.contains("init --evnode.node.aggregator needs --evnode.signer.passphrase_file"), "\(unprotected.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: home), "nothing written")
+        let first = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator",
+                                            "--evnode.signer.passphrase_file", passphrase])
         #expect(first.status == 0, "\(first.stderr)")
-        for file in ["evnode.yaml", "genesis.json", "signer.key", "node_key.json"] {
+        for file in ["evnode.yaml", "genesis.json", "signer.json", "node_key.json"] {
             #expect(FileManager.default.fileExists(atPath: "\(home)/config/\(file)"))
         }
-        let attrs = try FileManager.default.attributesOfItem(atPath: "\(home)/config/signer.key")
+        #expect(!FileManager.default.fileExists(atPath: "\(home)/config/signer.key"))
+        let attrs = try FileManager.default.attributesOfItem(atPath: "\(home)/config/signer.json")
         #expect((attrs[.posixPermissions] as? NSNumber)?.intValue == 0o600)
         let genesis = try String(contentsOfFile: "\(home)/config/genesis.json", encoding: .utf8)
         #expect(genesis.contains("\"chain_id\": \"it-chain\""))
