@@ -75,8 +75,9 @@ public enum SettingFlags {
 }
 
 /// Rewrites arguments before ArgumentParser sees them, for the commands that do not read setting
-/// flags (`rollback`, `local-da`, `keys`, …): `--rollkit.*` becomes `--evnode.*`, and Go-style
-/// `--flag=true|false` becomes ArgumentParser's `--flag` / `--no-flag` for their boolean flags.
+/// flags (`rollback`, `local-da`, `keys`, …): Go-style `--flag=true|false` becomes
+/// ArgumentParser's `--flag` / `--no-flag` for their boolean flags. (Setting flags, `--rollkit.*`
+/// included, are left as typed for `SettingFlags`, so that errors name them as typed.)
 public enum FlagAliases {
     /// Boolean flags of evnode's other commands that ev-node's operators may write Go-style.
     static let booleanFlags: Set<String> = ["sync-node", "subscribe", "json", "force"]
@@ -97,10 +98,7 @@ public enum FlagAliases {
                 out.append(argument)
                 continue
             }
-            var body = String(argument.dropFirst(2))
-            if body.hasPrefix(SettingFlags.rollkitPrefix) {
-                body = SettingFlags.evnodePrefix + body.dropFirst(SettingFlags.rollkitPrefix.count)
-            }
+            let body = String(argument.dropFirst(2))
             if let eq = body.firstIndex(of: "="), booleanFlags.contains(String(body[..<eq])) {
                 let name = String(body[..<eq]), value = String(body[body.index(after: eq)...])
                 switch ValueReader.parseBool(value) {

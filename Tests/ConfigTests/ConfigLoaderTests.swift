@@ -147,9 +147,9 @@ import Testing
                                             "da.address": "http://x:1", "node.block_time": "2s", "node.lazy_mode": "true",
                                             "da.subscribe": "false", "p2p.listen_address": "127.0.0.1:1"])
         #expect(out["node.catchup_timeout"]?.source == "--rollkit.node.catchup_timeout")
-        // Other commands: --rollkit.* rewritten, Go booleans of their own flags.
+        // Other commands: Go booleans of their own flags; setting flags left as typed.
         #expect(try FlagAliases.normalize(["rollback", "--rollkit.db_path", "x", "--sync-node=true", "--json=false"])
-                == ["rollback", "--evnode.db_path", "x", "--sync-node"])
+                == ["rollback", "--rollkit.db_path", "x", "--sync-node"])
     }
 
     @Test func badBooleanIsAnError() {

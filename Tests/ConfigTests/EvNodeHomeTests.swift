@@ -336,3 +336,63 @@ pruning:
         }
     }
 }
+
+@Suite struct RecoveryToolTests {
+    func legacyHome() throws -> HomeLayout {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-mig-\(UUID().uuidString)").path
+        let r = try HomeInitializer.initialize(home: home, chainID: "old-chain", startTimeNanoseconds: 1)
+        try FileManager.default.removeItem(atPath: r.layout.configFile)
+        try FileIO.writeAtomically(r.layout.legacyConfigFile, "node:\n  lazy_interval: 2m\np2p:\n  listen: 127.0.0.1:7999\n")
+        return r.layout
+    }
+
+    @Test func migrateHomeConvertsKeepsABackupAndAFailureChangesNothing() throws {
+        let layout = try legacyHome()
+        defer { try? FileManager.default.removeItem(atPath: layout.home) }
+        let old = try String(contentsOfFile: layout.legacyConfigFile, encoding: .utf8)
+        // A failure midway (the new file cannot be written: a folder holds its place): old home intact.
+        try FileIO.makeDirectories(layout.configDirectory + "/" + HomeMigration.stagingName)
+        #expect(throws: ConfigError.self) { try HomeMigration.migrateConfig(layout: layout) }
+        let kept = try String(contentsOfFile: layout.legacyConfigFile, encoding: .utf8)
+        #expect(!FileIO.exists(layout.configFile) && kept == old)
+        #expect(try NodeSetup.load(home: layout.home, flags: [:]).config.lazyInterval == .seconds(120))
+        try FileManager.default.removeItem(atPath: layout.configDirectory + "/" + HomeMigration.stagingName)
+
+        let result = try HomeMigration.migrateConfig(layout: layout)
+        #expect(!FileIO.exists(layout.legacyConfigFile) && FileIO.exists(layout.configFile))
+        #expect(try String(contentsOfFile: result.backupDirectory + "/config.yaml", encoding: .utf8) == old)
+        #expect(result.renamedKeys == ["node.lazy_interval", "p2p.listen"])
+        let setup = try NodeSetup.load(home: layout.home, flags: [:])
+        #expect(setup.config.lazyInterval == .seconds(120) && setup.config.p2p.listen == HostPort(host: "127.0.0.1", port: 7999))
+        #expect(!setup.notices.contains { $0.contains("config.yaml") })
+        // Run again: nothing to migrate.
+        #expect(throws: ConfigError.self) { try HomeMigration.migrateConfig(layout: layout) }
+        // A migration stopped between its commit and the removal of config.yaml is finished.
+        try FileIO.writeAtomically(layout.legacyConfigFile, old)
+        #expect(throws: ConfigError.self) { try NodeSetup.load(home: layout.home, flags: [:]) }
+        _ = try HomeMigration.migrateConfig(layout: layout)
+        #expect(!FileIO.exists(layout.legacyConfigFile))
+    }
+
+    @Test func unsafeCleanEmptiesTheDatabaseFolderOnly() throws {
+        let layout = try legacyHome()
+        defer { try? FileManager.default.removeItem(atPath: layout.home) }
+        try FileIO.makeDirectories(layout.storeDirectory)
+        try FileIO.writeAtomically(layout.storeDirectory + "/CURRENT", "x")
+        try FileIO.writeAtomically(layout.dataDirectory + "/other", "y")
+        let configBefore = try FileManager.default.contentsOfDirectory(atPath: layout.configDirectory).sorted()
+        #expect(try DataDirectoryCleaner.clean(layout: layout, signerDirectory: layout.configDirectory) == ["other", "store"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: layout.dataDirectory).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: layout.configDirectory).sorted() == configBefore)
+        // A db_path that holds the configuration is refused before anything goes.
+        for dbPath in [".", "/", layout.home + "/..", "./"] {
+            #expect(throws: ConfigError.self, "\(dbPath)") {
+                try DataDirectoryCleaner.clean(layout: HomeLayout(home: layout.home, dbPath: dbPath), signerDirectory: layout.configDirectory)
+            }
+        }
+        #expect(throws: ConfigError.self) {
+            try DataDirectoryCleaner.clean(layout: layout, signerDirectory: layout.dataDirectory + "/keys")
+        }
+        #expect(FileIO.exists(layout.genesisFile))
+    }
+}

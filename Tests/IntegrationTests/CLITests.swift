@@ -1,3 +1,4 @@
+import Block
 import Foundation
 import Testing
 import TestSupport
@@ -92,5 +93,34 @@ import TestSupport
         let r = try runCommand(evnode, ["status", "--rpc", "http://127.0.0.1:1"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("cannot reach the node at http://127.0.0.1:1"), "\(r.stderr)")
+    }
+
+    /// `net-info` prints the home's peer id and listen address in ev-node's text and JSON shapes;
+    /// `unsafe-clean` empties data/ but never config/, and is refused while the store is in use.
+    @Test func netInfoAndUnsafeClean() throws {
+        let dir = TempDirectory()
+        let home = dir.path + "/node"
+        let made = try runCommand(evnode, ["init", "--home", home, "--chain_id", "it-chain", "--evnode.p2p.listen_address", "/ip4/127.0.0.1/tcp/7123"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let peerID = made.stdout.split(separator: "\n").first { $0.contains("peer id:") }.map { String($0.split(separator: " ").last ?? "") } ?? ""
+        let text = try runCommand(evnode, ["net-info", "--home", home])
+        #expect(text.status == 0 && text.stdout.contains("Node ID:      \(peerID)") && text.stdout.contains("/ip4/127.0.0.1/tcp/7123"), "\(text.stdout)")
+        let json = try runCommand(evnode, ["net-info", "--home", home, "-o", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(object?["node_id"] as? String == peerID && (object?["listen_addresses"] as? [String]) == ["/ip4/127.0.0.1/tcp/7123"])
+        #expect(try runCommand(evnode, ["net-info", "--home", home, "--output", "xml"]).status == 2)
+
+        try FileManager.default.createDirectory(atPath: home + "/data/store", withIntermediateDirectories: true)
+        let store = try BlockStore.open(path: home + "/data/store")
+        let refused = try runCommand(evnode, ["unsafe-clean", "--home", home])
+        #expect(refused.status == 2 && refused.stderr.contains("while a node runs"), "\(refused.stderr)")
+        #expect(FileManager.default.fileExists(atPath: home + "/data/store"))
+        store.close()
+        let cleaned = try runCommand(evnode, ["unsafe-clean", "--home", home])
+        #expect(cleaned.status == 0, "\(cleaned.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home + "/data").isEmpty)
+        for file in ["evnode.yaml", "genesis.json", "node_key.json"] {
+            #expect(FileManager.default.fileExists(atPath: "\(home)/config/\(file)"))
+        }
     }
 }
