@@ -8,8 +8,10 @@ public enum DataDirectoryCleaner {
     /// The folders that must survive (the config folder and the signer's).
     public static func check(layout: HomeLayout, signerDirectory: String) throws(ConfigError) {
         let data = normalized(layout.dataDirectory)
+        // The root is every path's ancestor; `data + "/"` would be "//" and match nothing.
+        let dataPrefix = data == "/" ? "/" : data + "/"
         for protected in [layout.home, layout.configDirectory, signerDirectory].map(normalized) {
-            if protected == data || protected.hasPrefix(data + "/") {
+            if protected == data || protected.hasPrefix(dataPrefix) {
                 throw .conflict("refusing to clean \(data): db_path holds \(protected) (configuration and keys are never removed); nothing removed")
             }
         }

@@ -384,10 +384,13 @@ pruning:
         #expect(try DataDirectoryCleaner.clean(layout: layout, signerDirectory: layout.configDirectory) == ["other", "store"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: layout.dataDirectory).isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: layout.configDirectory).sorted() == configBefore)
-        // A db_path that holds the configuration is refused before anything goes.
-        for dbPath in [".", "/", layout.home + "/..", "./"] {
+        // A db_path that holds the configuration is refused before anything goes. Only `check`
+        // runs on these: were it wrong, `clean` would empty `/` or `/tmp` of the machine running
+        // the test (an earlier version of the check missed "/" and removed /bin).
+        for dbPath in [".", "/", "//", "/..", layout.home + "/..", "./"] {
             #expect(throws: ConfigError.self, "\(dbPath)") {
-                try DataDirectoryCleaner.clean(layout: HomeLayout(home: layout.home, dbPath: dbPath), signerDirectory: layout.configDirectory)
+                try DataDirectoryCleaner.check(layout: HomeLayout(home: layout.home, dbPath: dbPath),
+                                               signerDirectory: layout.configDirectory)
             }
         }
         #expect(throws: ConfigError.self) {
