@@ -1,6 +1,6 @@
 # evnode — see README.md. `make run` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server python3-venv stunnel4 openssl protobuf-compiler
+APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev libargon2-dev pkg-config curl etcd-server python3-venv stunnel4 openssl protobuf-compiler
 # The EVM tests' execution client: py-evm (+ pycryptodome, its keccak backend) behind the Engine
 # API server in Tests/EVM; eth-account signs the test transfers; coincurve makes py-evm's
 # signature recovery native (10× faster blocks). A virtualenv in .build.
@@ -25,6 +25,7 @@ deps:
 	fi
 	@$(MAKE) --no-print-directory deps-evm
 	@$(MAKE) --no-print-directory $(LIBP2P_VENV)/.installed
+	@$(MAKE) --no-print-directory $(HOME_VENV)/.installed
 
 # Idempotent: the virtualenv is made once and the packages installed only when one is missing.
 deps-evm:
@@ -42,6 +43,14 @@ LIBP2P_VENV := $(CURDIR)/.build/venv-libp2p
 $(LIBP2P_VENV)/.installed:
 	python3 -m venv $(LIBP2P_VENV)
 	$(LIBP2P_VENV)/bin/pip install -q 'libp2p==0.8.1' 'protobuf>=6.33,<6.34'
+	touch $@
+
+# The independent ev-node home writer/reader (Tests/IntegrationTests/py/evnode_home.py): Argon2id
+# and AES-GCM from PyPI, not from evnode's code, in a virtualenv of its own.
+HOME_VENV := $(CURDIR)/.build/venv-home
+$(HOME_VENV)/.installed:
+	python3 -m venv $(HOME_VENV)
+	$(HOME_VENV)/bin/pip install -q 'argon2-cffi==25.1.0' 'cryptography==50.0.2'
 	touch $@
 
 # Regenerates Sources/P2PSync/Generated from Protos/ (committed; not part of the build).

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Config
+import KeyStore
 
 @Suite struct TimestampTests {
     @Test func roundTripsNanoseconds() throws {
@@ -70,6 +71,8 @@ import Testing
 }
 
 @Suite struct HomeTests {
+    let aggregatorFlag = ["node.aggregator": RawSetting(value: "true", source: "--evnode.node.aggregator")]
+
     func tempHome() -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-cfg-\(UUID().uuidString)").path
         return dir
@@ -78,7 +81,7 @@ import Testing
     @Test func initWritesAHomeThatStartCanLoad() throws {
         let home = tempHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
-        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", aggregator: true,
+        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", settings: aggregatorFlag,
                                                startTimeNanoseconds: 1_700_000_000_000_000_000)
         #expect(FileIO.mode(r.layout.signerKeyFile) == 0o600)
         #expect(FileIO.mode(r.layout.nodeKeyFile) == 0o600)
@@ -89,7 +92,7 @@ import Testing
         #expect(setup.keyPermissionWarnings().isEmpty)
         // refuses to overwrite
         #expect(throws: ConfigError.self) {
-            try HomeInitializer.initialize(home: home, chainID: "chain-b", aggregator: false, startTimeNanoseconds: 1)
+            try HomeInitializer.initialize(home: home, chainID: "chain-b", startTimeNanoseconds: 1)
         }
         #expect(try Genesis.load(path: r.layout.genesisFile).chainID == "chain-a")
     }
@@ -114,7 +117,7 @@ import Testing
     @Test func aggregatorNeedsTheGenesisProposerKey() throws {
         let home = tempHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
-        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", aggregator: false, startTimeNanoseconds: 1)
+        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", startTimeNanoseconds: 1)
         // Replace genesis with another proposer: this signer may no longer produce.
         var g = r.genesis
         g.proposerAddress = [UInt8](repeating: 1, count: 32)
