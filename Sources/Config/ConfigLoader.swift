@@ -122,6 +122,10 @@ public enum ConfigLoader {
                 level: try reader.choice("log.level"),
                 format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
         config.execution = try resolveExecution(reader)
+        config.rpc.enableDAVisualization = try reader.bool("rpc.enable_da_visualization")
+        config.instrumentation.prometheus = try reader.bool("instrumentation.prometheus")
+        config.instrumentation.prometheusListen = try reader.hostPort("instrumentation.prometheus_listen_addr", allowPortZero: true)
+        config.instrumentation.namespace = try reader.metricNamespace("instrumentation.namespace")
         try validateCombination(config, values: merged)
         return config
     }
@@ -394,6 +398,17 @@ struct ValueReader {
             throw fail(key, "contains control characters")
         }
         if v.utf8.count > 256 { throw fail(key, "longer than 256 bytes") }
+        return v
+    }
+
+    /// A Prometheus metric-name prefix: `[a-zA-Z_][a-zA-Z0-9_]*` (what the exposition format allows).
+    func metricNamespace(_ key: String) throws(ConfigError) -> String {
+        let v = raw(key).value
+        guard let first = v.unicodeScalars.first, first.isASCII, first == "_" || first.properties.isAlphabetic,
+              v.unicodeScalars.allSatisfy({ $0.isASCII && ($0 == "_" || $0.properties.isAlphabetic || ("0"..."9").contains($0)) }),
+              v.utf8.count <= 64 else {
+            throw fail(key, "a metric name prefix: letters, digits and _, not starting with a digit, at most 64 bytes")
+        }
         return v
     }
 

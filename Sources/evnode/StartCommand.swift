@@ -80,6 +80,18 @@ struct StartCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("rpc.address"), help: ArgumentHelp(Settings.help("rpc.address")))
     var rpcAddress: String?
+    @Flag(name: .customLong("rpc.enable-da-visualization"), inversion: .prefixedNo,
+          help: ArgumentHelp(Settings.help("rpc.enable_da_visualization")))
+    var rpcEnableDAVisualization: Bool?
+
+    @Flag(name: .customLong("instrumentation.prometheus"), inversion: .prefixedNo,
+          help: ArgumentHelp(Settings.help("instrumentation.prometheus")))
+    var prometheus: Bool?
+    @Option(name: .customLong("instrumentation.prometheus-listen-addr"),
+            help: ArgumentHelp(Settings.help("instrumentation.prometheus_listen_addr")))
+    var prometheusListen: String?
+    @Option(name: .customLong("instrumentation.namespace"), help: ArgumentHelp(Settings.help("instrumentation.namespace")))
+    var metricsNamespace: String?
 
     @Flag(name: .customLong("raft.enable"), inversion: .prefixedNo, help: ArgumentHelp(Settings.help("raft.enable")))
     var raftEnable: Bool?
@@ -144,6 +156,10 @@ struct StartCommand: AsyncParsableCommand {
             ("p2p.listen", p2pListen),
             ("p2p.peers", p2pPeers),
             ("rpc.address", rpcAddress),
+            ("rpc.enable_da_visualization", rpcEnableDAVisualization.map { $0 ? "true" : "false" }),
+            ("instrumentation.prometheus", prometheus.map { $0 ? "true" : "false" }),
+            ("instrumentation.prometheus_listen_addr", prometheusListen),
+            ("instrumentation.namespace", metricsNamespace),
             ("raft.enable", raftEnable.map { $0 ? "true" : "false" }),
             ("raft.endpoints", raftEndpoints),
             ("raft.node_id", raftNodeID),
