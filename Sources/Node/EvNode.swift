@@ -462,7 +462,10 @@ struct MetricsRefresher: Service {
             m.peers.set(Double(status.peers))
             m.evnode.p2p.peers.set(status.peers)
             m.evnode.sync.daInclusionHeight.set(status.heights.finalized)
-            node.dashboard.sample(node.dashboardSnapshot(status))
+            // The snapshot reads the signer's mark file: off the cooperative threads.
+            if let snapshot = try? await NIOThreadPool.singleton.runIfActive({ node.dashboardSnapshot(status) }) {
+                node.dashboard.sample(snapshot)
+            }
             m.doubleSignEvidence.set(Double(status.evidence))
             let follower = node.follower.status
             let failures = node.follower.availability.snapshot.totalFailures

@@ -135,3 +135,60 @@ import Testing
             blocks_per_second: 0, peers: [], submissions: nil, signer_mark: nil, da_visualization: false)
     }
 }
+
+/// ev-node's DA visualizer verdicts and shapes over a submission log (the routes' JSON is checked
+/// against a running aggregator in `ObservabilityTests`).
+@Suite struct DAVisualizerTests {
+    struct Log: DashboardBackend {
+        let feed = DashboardFeed()
+        let daVisualizationEnabled = true
+        var submitsToDA: Bool
+        var submissions: [DASubmissionRecord]
+        var daConnected = true
+
+        func blob(daHeight: UInt64, namespace: DANamespace, commitment: [UInt8]) async throws(DAError) -> DABlob {
+            throw .cancelled
+        }
+    }
+
+    static func record(_ status: DASubmissionRecord.Status, secondsAgo: Double, now: Date) -> DASubmissionRecord {
+        DASubmissionRecord(daHeight: status == .success ? 7 : 0,
+                           blobs: [DABlob(namespace: DANamespace(name: "ns"), data: [1, 2, 3])],
+                           gasPrice: nil, status: status, message: status == .success ? nil : "refused",
+                           at: now.addingTimeInterval(-secondsAgo))
+    }
+
+    @Test func aNodeThatDoesNotSubmitSaysSoAsEvNode() {
+        let log = Log(submitsToDA: false, submissions: [])
+        let submissions = DAVisualizer.submissions(log)
+        #expect(submissions["is_aggregator"] as? Bool == false)
+        #expect(submissions["total"] as? Int == 0)
+        #expect((submissions["submissions"] as? [Any])?.isEmpty == true)
+        #expect(DAVisualizer.stats(log)["total_submissions"] as? Int == 0)
+        let health = DAVisualizer.health(log, now: Date())
+        #expect(health["status"] as? String == "n/a" && health["connection_status"] as? String == "n/a")
+    }
+
+    @Test func healthFollowsEvNodesThresholds() {
+        let now = Date()
+        // 3 errors in the last 10: 30 % > 20 %: degraded.
+        var records = (0..<7).map { Self.record(.success, secondsAgo: Double(20 - $0), now: now) }
+        records += (0..<3).map { Self.record(.error, secondsAgo: Double(3 - $0), now: now) }
+        var health = DAVisualizer.health(Log(submitsToDA: true, submissions: records), now: now)
+        #expect(health["status"] as? String == "degraded")
+        #expect(health["is_healthy"] as? Bool == false)
+        #expect((health["metrics"] as? [String: Any])?["recent_error_rate"] as? String == "30.0%")
+        // Only successes, the last 10 minutes ago: unhealthy (5 min), then warning (2 min) wins.
+        health = DAVisualizer.health(Log(submitsToDA: true, submissions: [Self.record(.success, secondsAgo: 600, now: now)]), now: now)
+        #expect(health["status"] as? String == "warning" && health["is_healthy"] as? Bool == false)
+        #expect((health["issues"] as? [String])?.count == 2)
+        health = DAVisualizer.health(Log(submitsToDA: true, submissions: []), now: now)
+        #expect(health["status"] as? String == "unknown")
+        let stats = DAVisualizer.stats(Log(submitsToDA: true, submissions: records))
+        #expect(stats["success_rate"] as? String == "70.00%")
+        #expect(stats["error_count"] as? Int == 3 && stats["total_blob_size"] as? Int == 30)
+        let newest = (DAVisualizer.submissions(Log(submitsToDA: true, submissions: records))["submissions"] as? [[String: Any]])?.first
+        #expect(newest?["status_code"] as? String == "Error" && newest?["message"] as? String == "refused")
+        #expect(newest?["blob_ids"] == nil)
+    }
+}
