@@ -36,7 +36,7 @@ import Glibc
         let input = FileManager.default.temporaryDirectory.appendingPathComponent("metrics-\(UUID().uuidString).txt")
         try response.body.write(to: input)
         defer { try? FileManager.default.removeItem(at: input) }
-        let parsed = try runCommand(URL(fileURLWithPath: "/bin/sh"), ["-c", "\"$0\" \"$1\" < \"$2\"", python.path, parser, input.path])
+        let parsed = try runCommand(URL(fileURLWithPath: "/usr/bin/sh"), ["-c", "\"$0\" \"$1\" < \"$2\"", python.path, parser, input.path])
         guard parsed.status == 0 else { throw TestFailure("prometheus_client rejected \(url):\n\(parsed.stderr)") }
         return try JSONDecoder().decode([String: Family].self, from: Data(parsed.stdout.utf8))
     }
@@ -234,7 +234,20 @@ import Glibc
                 #expect(try await HTTP.get(full.rpc + route).status == 503, "\(route) on a node without the visualizer")
             }
 
-            // 5. `evnode status --watch` into a pipe: a line per update, heights moving; it ends
+            // 5. `evnode status --watch` on a terminal (util-linux `script` gives it a pty):
+            // the block is redrawn in place (cursor up, erase line).
+            let screenLog = net.dir.sub("watch-tty.txt")
+            let tty = try net.startProcess(name: "watch-tty", executable: URL(fileURLWithPath: "/usr/bin/script"),
+                                           arguments: ["-qfec", "\(BuiltProducts.evnode.path) status --watch --rpc \(aggregator.rpc)",
+                                                       screenLog],
+                                           // `script` runs the command with $SHELL.
+                                           environment: ProcessInfo.processInfo.environment.merging(["SHELL": "/usr/bin/sh"]) { $1 })
+            let redraw = "\u{1B}\\[[0-9]+A\u{1B}\\[2Kobserve-chain  aggregator  phase aggregating"
+            try await waitUntil("the terminal watch to redraw its block in place", timeout: .seconds(30), every: .milliseconds(100)) {
+                ((try? String(contentsOfFile: screenLog, encoding: .utf8)) ?? "").range(of: redraw, options: .regularExpression) != nil
+            }
+
+            // `evnode status --watch` into a pipe: a line per update, heights moving; it ends
             // when the node stops.
             let watch = try net.startProcess(name: "watch", executable: BuiltProducts.evnode,
                                              arguments: ["status", "--watch", "--rpc", full.rpc])
@@ -251,6 +264,8 @@ import Glibc
             let status = try await watch.waitForExit("status --watch to end with the node", timeout: .seconds(30))
             #expect(status == 0, "status --watch exited \(status): \(watch.output.suffix(500))")
             #expect(watch.output.contains("the node ended the stream"))
+            await aggregator.stop()
+            #expect(try await tty.waitForExit("the terminal watch to end with the aggregator", timeout: .seconds(30)) == 0)
         }
     }
 
