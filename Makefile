@@ -39,10 +39,11 @@ deps-evm:
 
 # The py-libp2p test peer (Tests/IntegrationTests/py) runs in its own virtualenv: libp2p 0.8.1
 # pins protobuf 6.33.x, which the peer's messages are built with (from descriptors, no codegen).
+# prometheus_client parses the node's /metrics in the observability test.
 LIBP2P_VENV := $(CURDIR)/.build/venv-libp2p
 $(LIBP2P_VENV)/.installed:
 	python3 -m venv $(LIBP2P_VENV)
-	$(LIBP2P_VENV)/bin/pip install -q 'libp2p==0.8.1' 'protobuf>=6.33,<6.34'
+	$(LIBP2P_VENV)/bin/pip install -q 'libp2p==0.8.1' 'protobuf>=6.33,<6.34' 'prometheus_client==0.26.0'
 	touch $@
 
 # The independent ev-node home writer/reader (Tests/IntegrationTests/py/evnode_home.py): Argon2id

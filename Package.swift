@@ -43,6 +43,10 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
 
+        // Counters, gauges and histograms on atomics, the Prometheus text format, and ev-node's
+        // series: handed to the components where each event happens. No dependencies.
+        .target(name: "Telemetry", swiftSettings: strict),
+
         .target(name: "Config", dependencies: [
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
@@ -77,14 +81,14 @@ let package = Package(
         // Blocks in: the sync pipeline, proven peer heights, recovery (ancestor search,
         // authoritative headers).
         .target(name: "Sync", dependencies: [
-            "Chain", "Store", "Execution", "Config",
+            "Chain", "Store", "Execution", "Config", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/Block",
            exclude: ["Block.swift", "Chain", "Wire", "Signing", "Validation", "Executor", "Store", "Execution", "Production"],
            sources: ["Sync", "Recovery"], swiftSettings: strict),
         // Blocks out: the builder and the producer.
         .target(name: "Production", dependencies: [
-            "Chain", "Store", "Execution", "Config",
+            "Chain", "Store", "Execution", "Config", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Sources/Block/Production", swiftSettings: strict),
@@ -94,7 +98,7 @@ let package = Package(
                           "Production"],
                 sources: ["Block.swift"], swiftSettings: strict),
         .target(name: "DA", dependencies: [
-            "Config", "Block", "HTTPClient", "CRocksDB",
+            "Config", "Block", "HTTPClient", "CRocksDB", "Telemetry",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -107,7 +111,7 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .target(name: "P2PSync", dependencies: [
-            "Config", "Block",
+            "Config", "Block", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -124,7 +128,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .target(name: "Node", dependencies: [
-            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient",
+            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -133,6 +137,9 @@ let package = Package(
         ], swiftSettings: strict),
         .executableTarget(name: "evnode", dependencies: [
             "Config", "KeyStore", "Block", "DA", "P2PSync", "Node",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -185,7 +192,7 @@ let package = Package(
         ]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: [
-            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport",
+            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.

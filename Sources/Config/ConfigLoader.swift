@@ -237,10 +237,6 @@ public enum ConfigLoader {
 
         config.dbPath = reader.string("db_path").trimmingWhitespace()
         if config.dbPath.isEmpty { throw reader.fail("db_path", "empty (the default is data)") }
-        config.signer.kind = .file
-        config.signer.path = reader.string("signer.signer_path").trimmingWhitespace()
-        if config.signer.path.isEmpty { throw reader.fail("signer.signer_path", "empty (the default is config)") }
-        config.signer.passphraseFile = reader.string("signer.passphrase_file").trimmingWhitespace()
 
         config.readiness.windowSeconds = try reader.uint("node.readiness_window_seconds")
         config.readiness.maxBlocksBehind = try reader.uint("node.readiness_max_blocks_behind")
@@ -479,16 +475,6 @@ struct ValueReader {
         }
     }
 
-    /// Metric names are `<namespace>_<name>`: Prometheus allows [a-zA-Z_][a-zA-Z0-9_]*.
-    func metricNamespace(_ key: String) throws(ConfigError) -> String {
-        let v = raw(key).value.trimmingWhitespace()
-        let ok = v.utf8.count <= 64 && v.unicodeScalars.enumerated().allSatisfy { i, c in
-            c.isASCII && (c.properties.isAlphabetic || c == "_" || (i > 0 && ("0"..."9").contains(c)))
-        }
-        guard ok else { throw fail(key, "a metric name prefix: letters, digits and _, not starting with a digit, at most 64") }
-        return v
-    }
-
     /// ev-node's `p2p.blocked_peers` / `allowed_peers`: comma-separated peer ids, or multiaddrs
     /// whose `/p2p/<id>` names one. At most 1,000 entries.
     func peerIDList(_ key: String) throws(ConfigError) -> [String] {
@@ -663,6 +649,17 @@ struct ValueReader {
             throw fail(key, "contains control characters")
         }
         if v.utf8.count > 256 { throw fail(key, "longer than 256 bytes") }
+        return v
+    }
+
+    /// A Prometheus metric-name prefix: `[a-zA-Z_][a-zA-Z0-9_]*` (what the exposition format allows).
+    func metricNamespace(_ key: String) throws(ConfigError) -> String {
+        let v = raw(key).value.trimmingWhitespace()
+        guard let first = v.unicodeScalars.first, first.isASCII, first == "_" || first.properties.isAlphabetic,
+              v.unicodeScalars.allSatisfy({ $0.isASCII && ($0 == "_" || $0.properties.isAlphabetic || ("0"..."9").contains($0)) }),
+              v.utf8.count <= 64 else {
+            throw fail(key, "a metric name prefix: letters, digits and _, not starting with a digit, at most 64 bytes")
+        }
         return v
     }
 

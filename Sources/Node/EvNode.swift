@@ -8,6 +8,7 @@ import NIOPosix
 import P2PSync
 import ServiceLifecycle
 import Synchronization
+import Telemetry
 
 /// A running evnode: opens the store, builds every part from the validated setup, and runs the
 /// RPC server, P2P and the failover state machine until SIGTERM/SIGINT or a failure.
@@ -35,13 +36,19 @@ public final class EvNode: Sendable {
     let backPressure: PendingBlocksGate?
     /// `--da.subscribe`; nil when off or when no DA follower runs.
     let subscription: DAHeadSubscription?
+    /// The last submissions to DA, for the DA visualizer and the dashboard.
+    let submissions = DASubmissionLog()
+    /// The dashboard's history of heights and the live snapshots behind `GET /events`.
+    let dashboard = DashboardFeed()
+    /// The aggregator's signer mark (`config/signer.state`); nil on a full node.
+    let signerMark: SignerHighWaterMark?
 
     public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) throws(NodeFailure) {
         self.setup = setup
         self.logger = logger
         let config = setup.config
         let genesis = setup.genesis
-        metrics = NodeMetrics()
+        metrics = NodeMetrics(namespace: config.instrumentation.namespace, chainID: genesis.chainID)
         state = NodeState(metrics: metrics, logger: logger)
 
         do throws(FileIO.Failure) {
@@ -88,7 +95,7 @@ public final class EvNode: Sendable {
         p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
                          source: StoreBlockSource(store: store), validator: blockCheck,
                          provenHeights: ProvenPeerHeights(validator: validator),
-                         logger: Logger(label: "evnode.p2p"))
+                         metrics: metrics.evnode.p2p, logger: Logger(label: "evnode.p2p"))
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         do throws(StoreError) {
             evidence = try EvidenceLog(store: store, validator: validator, logger: Logger(label: "evnode.evidence"))
@@ -98,15 +105,17 @@ public final class EvNode: Sendable {
         }
         // What DA holds per unfinalized height, shared by the follower, the pipeline and recovery.
         let authority = AuthoritativeHeaders()
-        pipeline = SyncPipeline(applier: applier, authority: authority, evidence: evidence,
+        pipeline = SyncPipeline(applier: applier, authority: authority, evidence: evidence, metrics: metrics.evnode,
                                 logger: Logger(label: "evnode.sync"))
         let startDA = config.da.startHeight > 0 ? config.da.startHeight : genesis.daStartHeight
+        var followerOptions = DAFollower.Options(headerNamespace: headerNamespace, dataNamespace: dataNamespace,
+                                                 startHeight: startDA, parallelism: config.da.fetchParallelism,
+                                                 pollInterval: min(config.da.blockTime, .seconds(1)),
+                                                 maxHeldDataBytes: config.da.maxHeldData)
+        followerOptions.metrics = metrics.evnode.sync
         follower = DAFollower(
             client: daClient,
-            options: .init(headerNamespace: headerNamespace, dataNamespace: dataNamespace,
-                           startHeight: startDA, parallelism: config.da.fetchParallelism,
-                           pollInterval: min(config.da.blockTime, .seconds(1)),
-                           maxHeldDataBytes: config.da.maxHeldData),
+            options: followerOptions,
             sink: pipeline, store: store, executor: executor, validator: validator,
             authority: authority, evidence: evidence,
             logger: Logger(label: "evnode.da.follower"))
@@ -160,7 +169,7 @@ public final class EvNode: Sendable {
             let producer = BlockProducer(
                 store: store, executor: executor, signer: signer, mark: signerMark,
                 timing: .init(blockTime: config.blockTime, lazy: config.lazy, lazyInterval: config.lazyInterval),
-                fence: ha.map { HAFence(runtime: $0) }, gate: backPressure,
+                fence: ha.map { HAFence(runtime: $0) }, gate: backPressure, chainMetrics: metrics.evnode.chain,
                 logger: Logger(label: "evnode.producer")) { block in
                     metrics.blocksProduced.increment()
                     // Fenced moments ago; a leader paused since then lets nothing out.
@@ -171,12 +180,13 @@ public final class EvNode: Sendable {
             if let haRuntime { gate = { haRuntime.mayPublish } }
             let sub = DASubmitter(client: daClient, store: store, executor: executor, signer: signer,
                                   options: SubmitterOptions(config: config.da, chainID: genesis.chainID),
-                                  publishGate: gate,
+                                  publishGate: gate, metrics: metrics.evnode, submissions: submissions,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub
             aggregator = AggregatorRuntime(producer: producer, submitter: sub, secondSigner: secondSigner, logger: logger)
         }
         self.submitter = submitter
+        self.signerMark = mark
         self.backPressure = backPressure
         self.ha = ha
         let mode: FailoverStateMachine.Mode
@@ -309,11 +319,15 @@ public final class EvNode: Sendable {
     /// Runs until SIGTERM/SIGINT (returns) or a failure (throws `NodeFailure`).
     public func run() async throws(NodeFailure) {
         let rpc = RPCServer(address: setup.config.rpc.address, backend: NodeRPCBackend(node: self),
-                            logger: Logger(label: "evnode.rpc"))
+                            dashboard: NodeDashboardBackend(node: self), logger: Logger(label: "evnode.rpc"))
         let runtime = NodeRuntimeService(node: self)
         var extra: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let subscription {
             extra.append(.init(service: DAHeadSubscriptionService(subscription: subscription), successTerminationBehavior: .ignore))
+        }
+        if setup.config.instrumentation.prometheus {
+            extra.append(.init(service: PrometheusListener(address: setup.config.instrumentation.prometheusListen,
+                                                           metrics: metrics, logger: Logger(label: "evnode.metrics"))))
         }
         let group = ServiceGroup(configuration: .init(
             services: extra + [
@@ -446,6 +460,12 @@ struct MetricsRefresher: Service {
             m.daHeadHeight.set(Double(status.heights.da_head))
             m.p2pMaxHeight.set(Double(status.heights.p2p_max))
             m.peers.set(Double(status.peers))
+            m.evnode.p2p.peers.set(status.peers)
+            m.evnode.sync.daInclusionHeight.set(status.heights.finalized)
+            // The snapshot reads the signer's mark file: off the cooperative threads.
+            if let snapshot = try? await NIOThreadPool.singleton.runIfActive({ node.dashboardSnapshot(status) }) {
+                node.dashboard.sample(snapshot)
+            }
             m.doubleSignEvidence.set(Double(status.evidence))
             let follower = node.follower.status
             let failures = node.follower.availability.snapshot.totalFailures
@@ -464,5 +484,6 @@ struct MetricsRefresher: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
+        node.dashboard.finish()
     }
 }

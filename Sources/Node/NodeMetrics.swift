@@ -1,10 +1,15 @@
 import Block
 import Prometheus
 import Synchronization
+import Telemetry
 
-/// The node's Prometheus metrics. One registry per node (no global state), rendered by `/metrics`.
+/// The node's Prometheus metrics. One registry per node (no global state), rendered by `/metrics`
+/// on the RPC port and by the Prometheus listener (`instrumentation.prometheus`): evnode's own
+/// series (phase, catchup, fence, HA, DA window, fees, memory) and ev-node's (`evnode`).
 public final class NodeMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
+    /// ev-node's `<namespace>_sequencer_*` and `<namespace>_p2p_*`, fed where the events happen.
+    public let evnode: EvNodeMetrics
 
     let phaseGauges: [NodePhase: Gauge]
     public let storeHeight: Gauge
@@ -34,7 +39,8 @@ public final class NodeMetrics: Sendable {
     /// Where `text()` reads RocksDB's memory properties from, once the store is open.
     private let storeMemory = Mutex<(@Sendable () -> StoreMemoryUsage)?>(nil)
 
-    public init() {
+    public init(namespace: String = "evnode", chainID: String = "") {
+        evnode = EvNodeMetrics(namespace: namespace, chainID: chainID)
         var gauges: [NodePhase: Gauge] = [:]
         for phase in NodePhase.allCases {
             gauges[phase] = Self.gauge(registry, "evnode_phase", "1 for the node's current phase, 0 for the others",
@@ -104,7 +110,9 @@ public final class NodeMetrics: Sendable {
     /// The metrics now; memory figures are sampled for this very scrape.
     public func text() -> String {
         memory.sample(process: ProcessMemory.current(), store: storeMemory.withLock { $0 }?())
-        return registry.emitToString()
+        var text = PrometheusText()
+        evnode.render(into: &text)
+        return registry.emitToString() + text.output
     }
 }
 

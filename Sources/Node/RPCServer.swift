@@ -47,12 +47,15 @@ public struct RPCServer: Service {
 
     let address: HostPort
     let backend: any RPCBackend
+    /// The dashboard (`GET /`, `GET /events`) and the DA visualizer (`/da*`); nil: not served.
+    let dashboard: (any DashboardBackend)?
     let logger: Logger
     let onListening: @Sendable (HostPort) async -> Void
 
     /// `onListening` receives the bound address (useful with port 0).
-    public init(address: HostPort, backend: any RPCBackend, logger: Logger,
+    public init(address: HostPort, backend: any RPCBackend, dashboard: (any DashboardBackend)? = nil, logger: Logger,
                 onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }) {
+        self.dashboard = dashboard
         self.address = address
         self.backend = backend
         self.logger = logger
@@ -118,6 +121,9 @@ public struct RPCServer: Service {
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: await backend.metricsText())))
+        }
+        if let dashboard {
+            DashboardRoutes.register(on: router, backend: dashboard)
         }
         let onListening = self.onListening
         let logger = self.logger

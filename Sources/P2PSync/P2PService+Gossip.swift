@@ -13,7 +13,12 @@ import Block
 /// before the signature check (review M3).
 extension P2PService {
     func gossipReceived(_ message: FloodSub.Incoming) -> FloodSub.Verdict {
-        message.topic == headerTopic ? headerReceived(message) : dataReceived(message)
+        if message.topic == headerTopic {
+            gossipBytes?.headerReceived.add(message.data.count)
+            return headerReceived(message)
+        }
+        gossipBytes?.dataReceived.add(message.data.count)
+        return dataReceived(message)
     }
 
     private func headerReceived(_ message: FloodSub.Incoming) -> FloodSub.Verdict {

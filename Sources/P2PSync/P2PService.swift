@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import Telemetry
 
 /// The node's P2P layer on ev-node's libp2p stack (SPEC §8; p2p-wire.md): TCP, Noise, yamux,
 /// identify and ping (`Libp2pHost`); FloodSub gossip of `P2PSignedHeader` and `P2PData` on the
@@ -86,12 +87,18 @@ public final class P2PService: Service, Sendable {
     }
 
     let registry: Mutex<Registry>
+    /// ev-node's `p2p_*` series; nil when not counted.
+    public let metrics: P2PSeries?
+    let gossipBytes: GossipByteCells?
 
     public init(config: P2PConfig, nodeKey: KeyFile, chainID: String, source: any BlockSource,
                 validator: any GossipValidator, provenHeights: ProvenPeerHeights,
                 settings: P2PSettings = P2PSettings(),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                metrics: P2PSeries? = nil,
                 logger: Logger = Logger(label: "evnode.p2p")) {
+        self.metrics = metrics
+        gossipBytes = metrics.map(GossipByteCells.init)
         self.config = config
         self.localID = PeerID(key: nodeKey)
         self.chainID = chainID
@@ -132,7 +139,8 @@ public final class P2PService: Service, Sendable {
                                                 writeDeadline: settings.exchangeWriteDeadline)
         let dataServer = HeaderExchangeServer(kind: .data, source: source, logger: logger, limiter: exchangeLimiter,
                                               writeDeadline: settings.exchangeWriteDeadline)
-        let hostOptions = Self.hostOptions(settings, headerNetwork: headerNetwork, dataNetwork: dataNetwork)
+        var hostOptions = Self.hostOptions(settings, headerNetwork: headerNetwork, dataNetwork: dataNetwork)
+        hostOptions.metrics = metrics
         host = Libp2pHost(identity: nodeKey.privateKey, handlers: [
             FloodSub.protocolID: { try await fs.serve(&$0) },
             HeaderExchange.protocolID(network: headerNetwork): { try await headerServer.serve(&$0) },
@@ -391,9 +399,12 @@ public final class P2PService: Service, Sendable {
 
     /// Gossips a block (the aggregator's own): the header, then the data, like ev-node.
     public func broadcast(block: P2PBlock) {
-        floodsub.publish(topic: headerTopic,
-                         data: P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0))
-        floodsub.publish(topic: dataTopic, data: P2PEnvelope.data(encodedData: block.encodedData, daHeightHint: 0))
+        let header = P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0)
+        let data = P2PEnvelope.data(encodedData: block.encodedData, daHeightHint: 0)
+        gossipBytes?.headerSent.add(header.count)
+        gossipBytes?.dataSent.add(data.count)
+        floodsub.publish(topic: headerTopic, data: header)
+        floodsub.publish(topic: dataTopic, data: data)
     }
 
     /// Reports a peer whose block failed a later check: it is disconnected and banned.
@@ -723,5 +734,21 @@ final class ServiceBox: Sendable {
     var service: P2PService? {
         get { ref.withLock { $0.service } }
         set { ref.withLock { $0.service = newValue } }
+    }
+}
+
+/// `message_{receive,send}_bytes_total` of the two gossip topics, looked up once. Sent bytes are
+/// counted once per published message, not once per peer it is flooded to.
+struct GossipByteCells: Sendable {
+    let headerReceived: CounterCell
+    let dataReceived: CounterCell
+    let headerSent: CounterCell
+    let dataSent: CounterCell
+
+    init(_ series: P2PSeries) {
+        headerReceived = series.messageReceiveBytes.cell(["header"])
+        dataReceived = series.messageReceiveBytes.cell(["data"])
+        headerSent = series.messageSendBytes.cell(["header"])
+        dataSent = series.messageSendBytes.cell(["data"])
     }
 }

@@ -21,8 +21,16 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(name: .customLong("json"), help: "Print the raw /status JSON")
     var json = false
 
+    @Flag(name: .customLong("watch"),
+          help: "Follow the node live (its /events stream): redrawn in place on a terminal, a line per update otherwise; ends when the node stops")
+    var watch = false
+
     func run() async throws {
         let base = try rpcBase()
+        if watch {
+            try await StatusWatch(base: base, json: json).run()
+            return
+        }
         guard let url = URL(string: base + "/status") else {
             throw ConfigError.invalidValue(field: "rpc (--rpc)", value: base, source: "command line", reason: "not a URL")
         }

@@ -4,6 +4,7 @@ import Execution
 import Logging
 import NIOPosix
 import Store
+import Telemetry
 
 /// Why production stopped. Each case is something an operator must look at.
 public enum ProductionError: Error, Sendable, CustomStringConvertible {
@@ -114,12 +115,15 @@ public struct BlockProducer: Sendable {
     /// Called after each step of each block, on the thread that did it (crash tests kill the
     /// process here). Nil in a node.
     public var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
+    /// ev-node's chain series, fed as each block is stored (nil: not counted).
+    let chainMetrics: ChainSeries?
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
                 fence: (any BlockFence)? = nil,
-                gate: (any ProductionGate)? = nil, clock: BlockClock? = nil, logger: Logger,
-                publish: @escaping @Sendable (BlockCommit) async -> Void) {
+                gate: (any ProductionGate)? = nil, clock: BlockClock? = nil, chainMetrics: ChainSeries? = nil,
+                logger: Logger, publish: @escaping @Sendable (BlockCommit) async -> Void) {
+        self.chainMetrics = chainMetrics
         self.gate = gate
         self.clock = clock ?? BlockClock(logger: logger)
         self.fence = fence
@@ -218,15 +222,20 @@ public struct BlockProducer: Sendable {
     /// so a refused block never reaches the store.
     private func produceFenced(_ fence: any BlockFence, at slot: ContinuousClock.Instant,
                                on thread: ProducerThread) async throws(ProductionError) -> BlockCommit? {
-        guard let block = try await thread.run(at: slot, { () throws(ProductionError) in try self.signAndRemember() }) else {
+        guard let signed = try await thread.run(at: slot, { () throws(ProductionError) in
+            let started = ContinuousClock.now
+            return (block: try self.signAndRemember(), started: started)
+        }) else {
             return nil
         }
+        let (block, started) = signed
         do throws(FenceRefusal) {
             try await fence.admit(block)
         } catch {
             throw .refused(height: block.height, error)
         }
         _ = try await thread.run(at: nil) { () throws(ProductionError) in try self.commit(block) }
+        count(block, since: started)
         return block
     }
 
@@ -293,6 +302,7 @@ public struct BlockProducer: Sendable {
     /// block for publishing. Blocking (two fsyncs): call it from a thread that may block.
     @discardableResult
     public func produceOne() throws(ProductionError) -> BlockCommit {
+        let started = ContinuousClock.now
         guard let state = store.state else { throw .notInitialized }
         try checkMark(before: state.nextHeight)
         let block = try build(on: state)
@@ -304,7 +314,15 @@ public struct BlockProducer: Sendable {
         onStep?(.markRecorded, block.height)
         try commit(block)
         onStep?(.committed, block.height)
+        count(block, since: started)
         return block
+    }
+
+    private func count(_ block: BlockCommit, since started: ContinuousClock.Instant) {
+        guard let chainMetrics else { return }
+        let txs = block.data.txs
+        chainMetrics.produced(height: block.height, txs: txs.count, txBytes: txs.reduce(0) { $0 + $1.count },
+                              took: .now - started)
     }
 
     /// When the mark is exactly one above the store and keeps the block signed there, commits

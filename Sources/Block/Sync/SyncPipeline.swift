@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import Store
 import Synchronization
+import Telemetry
 
 /// Where a candidate block came from. DA is authoritative; P2P is soft (SPEC §7).
 public enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
@@ -152,8 +153,14 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// Events of the current run (single consumer); finished by `stop()`.
     public var events: AsyncStream<SyncEvent> { eventStream.withLock { $0.stream } }
 
+    /// ev-node's `blocks_synchronized_total{source}`, `height` and `state_update`, counted as each
+    /// run of blocks is stored (on the apply thread).
+    private let metrics: EvNodeMetrics?
+
     public init(applier: BlockApplier, capacity: Int = 8192, batchSize: Int = 512,
-                authority: AuthoritativeHeaders? = nil, evidence: EvidenceLog? = nil, logger: Logger) {
+                authority: AuthoritativeHeaders? = nil, evidence: EvidenceLog? = nil,
+                metrics: EvNodeMetrics? = nil, logger: Logger) {
+        self.metrics = metrics
         self.applier = applier
         self.validator = applier.validator
         self.authority = authority
@@ -544,7 +551,9 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private func applyRun(_ run: [CandidateBlock]) -> RunOutcome {
         var outcome = RunOutcome()
         // Signatures first, in parallel: the one CPU cost per block that does not depend on order.
+        let verifyStarted = ContinuousClock.now
         let verified = verifySignatures(run)
+        metrics?.chain.operationDuration(.blockValidation).observe(.now - verifyStarted)
         var usable = run.count
         if let firstBad = verified.firstIndex(where: { $0 != nil }) {
             usable = firstBad
@@ -555,9 +564,11 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         let blocks = run.prefix(usable).map { (signedHeader: $0.signedHeader, data: $0.data) }
         if !blocks.isEmpty {
             do throws(ApplyError) {
+                let started = ContinuousClock.now
                 let result = try applier.apply(Array(blocks), now: BlockValidator.currentTime(),
                                                signaturesVerified: true)
                 outcome.applied = result.applied
+                count(run.prefix(result.applied), took: .now - started)
                 if let failure = result.failure {
                     handle(failure, block: run[result.applied], outcome: &outcome)
                 }
@@ -570,6 +581,23 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
             handle(.invalid(error), block: run[usable], outcome: &outcome)
         }
         return outcome
+    }
+
+    private func count(_ applied: ArraySlice<CandidateBlock>, took: Duration) {
+        guard let metrics, let last = applied.last else { return }
+        var da: UInt64 = 0, p2p: UInt64 = 0, raft: UInt64 = 0
+        for block in applied {
+            switch block.origin {
+            case .da: da += 1
+            case .p2p: p2p += 1
+            case .replicated: raft += 1
+            }
+        }
+        if da > 0 { metrics.sync.blocksSynchronized(.da).add(da) }
+        if p2p > 0 { metrics.sync.blocksSynchronized(.p2p).add(p2p) }
+        if raft > 0 { metrics.sync.blocksSynchronized(.raft).add(raft) }
+        metrics.chain.height.set(last.height)
+        metrics.chain.operationDuration(.stateUpdate).observe(took)
     }
 
     private func handle(_ error: ApplyError, block: CandidateBlock, outcome: inout RunOutcome) {

@@ -3,6 +3,7 @@ import Config
 import Logging
 import NIOPosix
 import Synchronization
+import Telemetry
 
 /// What the DA follower has seen, for the failover state machine and `/status`.
 public struct DAFollowerStatus: Sendable, Equatable {
@@ -68,6 +69,8 @@ public final class DAFollower: Sendable {
         public var maxHeldDataBytes: Int
         /// Backoff between attempts at one DA height that failed (starts afresh per height).
         public var retry: RetryPolicy
+        /// ev-node's `da_retrieval_*_total`, counted as each fetch is answered or fails.
+        public var metrics: SyncSeries?
 
         public static let defaultMaxHeldDataBytes = 64 << 20
         public static let defaultRetry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200),
@@ -268,7 +271,9 @@ public final class DAFollower: Sendable {
     private func walk(from next: inout UInt64, tracker: inout InclusionTracker) async throws -> Bool {
         let namespaces = options.headerNamespace == options.dataNamespace
             ? [options.headerNamespace] : [options.headerNamespace, options.dataNamespace]
-        let retry = DAFetchRetry(policy: options.retry, observer: availability)
+        var observer: any DAFetchObserver = availability
+        if let metrics = options.metrics { observer = CountedFetches(inner: availability, series: metrics) }
+        let retry = DAFetchRetry(policy: options.retry, observer: observer)
         // The first pass of the checks runs in each fetch's task, on the blocking pool, as soon
         // as its blobs arrive; the DA heights are then taken one by one in DA order.
         let checker = self.checker
@@ -641,5 +646,25 @@ struct InclusionTracker {
         let unclaimed = data.filter { !$0.value.verified || ($0.value.data.metadata?.height ?? .max) <= height }.map(\.key)
         for key in unclaimed { _ = removeData(key) }
         return unclaimed.count
+    }
+}
+
+/// Counts every DA fetch as ev-node's `da_retrieval_{attempts,successes,failures}_total`, then
+/// passes it on. An answer ("not found" and "from the future" included) is a success; a fault,
+/// retried, is a failure.
+struct CountedFetches: DAFetchObserver {
+    let inner: any DAFetchObserver
+    let series: SyncSeries
+
+    func fetchAnswered(height: UInt64) {
+        series.daRetrievalAttempts.add(1)
+        series.daRetrievalSuccesses.add(1)
+        inner.fetchAnswered(height: height)
+    }
+
+    func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration) {
+        series.daRetrievalAttempts.add(1)
+        series.daRetrievalFailures.add(1)
+        inner.fetchFailed(height: height, error: error, attempt: attempt, retryIn: retryIn)
     }
 }

@@ -1,9 +1,11 @@
 import Block
 import Config
+import Foundation
 import Logging
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import Telemetry
 
 /// Settings of the DA submitter.
 public struct SubmitterOptions: Sendable, Equatable {
@@ -123,10 +125,17 @@ public final class DASubmitter: Service, Sendable {
     /// Asked before every `blob.Submit`; while false nothing is posted (an HA node that may no
     /// longer lead must not publish, even blocks that were fenced).
     private let publishGate: (@Sendable () -> Bool)?
+    /// ev-node's `da_submitter_*` series and `operation_duration_seconds{operation=da_submission}`.
+    private let metrics: EvNodeMetrics?
+    /// Every `blob.Submit` attempt, for the DA visualizer (`/da*`).
+    private let submissions: DASubmissionLog?
 
     public init(client: any DAClient, store: BlockStore, executor: (any Executor)?, signer: BlockSigner,
                 options: SubmitterOptions, publishGate: (@Sendable () -> Bool)? = nil,
+                metrics: EvNodeMetrics? = nil, submissions: DASubmissionLog? = nil,
                 logger: Logger = Logger(label: "evnode.da.submitter")) {
+        self.metrics = metrics
+        self.submissions = submissions
         self.publishGate = publishGate
         precondition(options.maxBlobSize > 0 && options.maxBlocksPerSubmission > 0, "submitter limits must be positive")
         self.client = client
@@ -211,6 +220,9 @@ public final class DASubmitter: Service, Sendable {
     func nextBatches() throws(SubmitterError) -> [Batch] {
         let progress = try effectiveProgress()
         let top = store.height
+        let pendingHeaders = top > progress.lastHeaderHeight ? top - progress.lastHeaderHeight : 0
+        let pendingData = top > progress.lastDataHeight ? top - progress.lastDataHeight : 0
+        metrics?.submitter.pendingBlobs.set(pendingHeaders + pendingData)
         let sameNamespace = options.headerNamespace == options.dataNamespace
         if sameNamespace {
             let from = min(progress.lastHeaderHeight, progress.lastDataHeight) + 1
@@ -293,16 +305,28 @@ public final class DASubmitter: Service, Sendable {
             return 0
         }
         var backoff = Backoff(policy: options.backoff)
+        var attempts = 0
         while true {
             while let gate = publishGate, !gate() {
                 try await Task.sleep(for: .milliseconds(50))
             }
+            if attempts > 0 { metrics?.submitter.resends.add(1) }
+            attempts += 1
             let daHeight: UInt64
             let txConfig = nextTxConfig()
+            let started = ContinuousClock.now
             do {
                 daHeight = try await client.submit(blobs, options: txConfig)
+                metrics?.chain.operationDuration(.daSubmission).observe(.now - started)
+                submissions?.record(.init(daHeight: daHeight, blobs: blobs, gasPrice: txConfig.gasPrice,
+                                          status: .success, message: nil))
             } catch {
+                metrics?.chain.operationDuration(.daSubmission).observe(.now - started)
                 let failure = SubmitFailure.classify(error)
+                let reason = failure.evNodeReason(of: error)
+                metrics?.submitter.failed(reason, unixTime: Date().timeIntervalSince1970)
+                submissions?.record(.init(daHeight: 0, blobs: blobs, gasPrice: txConfig.gasPrice,
+                                          status: DASubmissionRecord.Status(reason), message: error.description))
                 // celestia-app's "tx too large" is the size limit by another name: split as well.
                 let error = failure == .txTooLarge ? DAError.blobTooLarge(message: error.description) : error
                 switch error {

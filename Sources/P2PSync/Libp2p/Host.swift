@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import SwiftProtobuf
 import Synchronization
+import Telemetry
 
 /// A stream the peer opened for one of our protocols, negotiated, with its reader (holding
 /// whatever the peer sent after the protocol id, e.g. a lazy client's request).
@@ -60,6 +61,8 @@ final class Libp2pHost: Sendable {
         /// A write to the socket that has not finished after this closes the connection (the peer
         /// does not read; go-yamux's write timeout is 10 s).
         var writeTimeout: Duration = .seconds(10)
+        /// Bytes per peer (`p2p_peer_{receive,send}_bytes_total`, `_pending_send_bytes`).
+        var metrics: P2PSeries?
         /// Streams per connection, and how many of those the peer may open.
         var yamux = YamuxSession.Limits()
         /// Peer-opened streams of the whole node beyond each connection's first `guaranteedStreams`.
@@ -364,6 +367,10 @@ final class Libp2pHost: Sendable {
                 established?.succeed(conn)
                 events.withLock { $0 }.connected(conn)
                 let initialSend = noise.send
+                let peerLabel = conn.remote.description
+                let bytes = options.metrics?.connection(peer: peerLabel)
+                let pending = options.metrics?.peerPendingSendBytes.cell([peerLabel])
+                defer { options.metrics?.peerPendingSendBytes.remove([peerLabel]) }
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         // The writer: every frame in order, encrypted.
@@ -378,6 +385,8 @@ final class Libp2pHost: Sendable {
                             }
                             conn.writeFinished()
                             session.wrote(n)
+                            bytes?.sent.add(n)
+                            pending?.set(session.queuedBytes)
                         }
                         channel.close(promise: nil)
                     }
@@ -386,8 +395,12 @@ final class Libp2pHost: Sendable {
                     group.addTask { await self.watchWrites(conn) }
                     group.addTask { await self.identify(conn) }
                     do {
+                        bytes?.received.add(secure.buffer.readableBytes)
                         try session.receive(&secure.buffer)
-                        while try await secure.fill() {
+                        while true {
+                            let before = secure.buffer.readableBytes
+                            guard try await secure.fill() else { break }
+                            bytes?.received.add(secure.buffer.readableBytes - before)
                             try session.receive(&secure.buffer)
                             if session.queuedBytes > options.sendBufferPerConnection + (4 << 20) {
                                 // Only control frames are queued without waiting for room: a peer
