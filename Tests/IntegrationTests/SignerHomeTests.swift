@@ -168,4 +168,41 @@ import TestSupport
             }
         }
     }
+
+    /// A home `evnode init` wrote: the key Python decrypts from its signer.json is the key the
+    /// running aggregator signs with.
+    @Test func theKeyPythonDecryptsIsTheKeyTheNodeSignsWith() async throws {
+        try await Testnet.run(chainID: "init-home") { net in
+            try await net.startDA(blockTime: "300ms")
+            let aggregator = try net.makeNode(name: "agg", aggregator: true)
+            try await aggregator.start()
+            try await aggregator.waitForHeight(3, timeout: .seconds(60))
+            let read = try Self.py(["read-signer", "--file", aggregator.layout.signerJSONFile,
+                                    "--passphrase-file", net.passphraseFile])
+            #expect(try await aggregator.block(3)?.proposer == read["address"])
+            #expect(!aggregator.output.contains("migrate-home"), "no legacy notice")
+        }
+    }
+
+    /// A home of an earlier evnode (plaintext config/signer.key, no signer.json) still starts as an
+    /// aggregator, without a passphrase, with one notice saying how to convert it.
+    @Test func aLegacyHomeStartsWithOneNotice() async throws {
+        try await Testnet.run(chainID: "legacy-home") { net in
+            try await net.startDA(blockTime: "300ms")
+            let home = net.dir.sub("legacy")
+            let made = try HomeInitializer.initialize(home: home, chainID: "legacy-home", aggregator: true,
+                                                      startTimeNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9))
+            #expect(FileManager.default.fileExists(atPath: made.layout.signerKeyFile))
+            let node = try net.adoptNode(name: "legacy", home: home, aggregator: true, passphraseFile: nil,
+                                         flags: ["--aggregator", "--block-time", "100ms", "--da.address", net.da!.url,
+                                                 "--da.block-time", "300ms"])
+            try await node.start()
+            try await node.waitForHeight(2, timeout: .seconds(60))
+            #expect(try await node.block(2)?.proposer == Hex.encode(made.signerAddress))
+            let notices = node.output.split(separator: "\n").filter { $0.contains("plaintext signer key") }
+            #expect(notices.count == 1, "\(notices)")
+            #expect(notices.first?.contains("NOTICE") == true)
+            #expect(notices.first?.contains("evnode migrate-home --home \(home)") == true)
+        }
+    }
 }
