@@ -32,7 +32,11 @@ struct InitCommand: ParsableCommand {
                                                     signer: signerChoice)
         print("initialised \(result.layout.home) for chain \(result.genesis.chainID)")
         print("  config:   \(result.layout.configFile)")
-        print("  genesis:  \(result.layout.genesisFile) (proposer \(Hex.encode(result.signerAddress)))")
+        if result.signerAddress.isEmpty {
+            print("  genesis:  \(result.layout.genesisFile) (no proposer: replace it with the chain's genesis.json)")
+        } else {
+            print("  genesis:  \(result.layout.genesisFile) (proposer \(Hex.encode(result.signerAddress)))")
+        }
         if let signerPath = result.signerPath {
             print("  signer:   \(signerPath) (encrypted, mode 600; back it up with its passphrase file, and signer.state beside it)")
         } else {
