@@ -9,7 +9,7 @@ EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincu
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos
+.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos fuzz fuzz-build fuzz-ci
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -75,6 +75,31 @@ test: deps
 	$(SWIFT) test --skip-build --skip IntegrationTests
 	$(SWIFT) test --skip-build --no-parallel --filter IntegrationTests
 
+# Fuzzing (README "Fuzzing"): `evnode-fuzz` built with libFuzzer and AddressSanitizer in a
+# scratch path of its own (.build-fuzz, so the normal build is untouched), then each target run
+# for FUZZ_SECONDS (FUZZ_TARGETS: a subset). Crashes land in .build-fuzz/run/crashes/ and fail it.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_SCRATCH := .build-fuzz
+# The coverage flags are spelled out: with -O and -sanitize=address, swiftc 6.3 drops the ones
+# -sanitize=fuzzer implies, and libFuzzer would fuzz blind. The build runs without make's own
+# variables in its environment: SwiftPM rebuilds this package from scratch (8 min here) when
+# the environment differs from the last build's, and FUZZ_SECONDS=… would be such a difference.
+FUZZ_BUILD   := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u MAKE_TERMOUT -u MAKE_TERMERR \
+                -u FUZZ_SECONDS -u FUZZ_TARGETS $(SWIFT) build -c release --product evnode-fuzz --scratch-path $(FUZZ_SCRATCH) \
+                --sanitize fuzzer --sanitize address -Xswiftc -DEVNODE_LIBFUZZER \
+                -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
+
+fuzz-build: deps
+	$(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh "$$($(FUZZ_BUILD) --show-bin-path)/evnode-fuzz" $(FUZZ_TARGETS)
+
+# What CI runs after `make test`: every target briefly.
+fuzz-ci: FUZZ_SECONDS := 20
+fuzz-ci: fuzz
+
 run: release
 	@bash scripts/run-demo.sh "$(DEMO_HOME)" "$$($(SWIFT) build -c release --show-bin-path)/evnode"
 
@@ -101,4 +126,4 @@ bench-memory: release
 	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-memory --out bench-results $(BENCH_MEMORY_FLAGS)
 
 clean:
-	rm -rf .build demo
+	rm -rf .build $(FUZZ_SCRATCH) demo

@@ -147,6 +147,20 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
 
+        // Fuzzing (README "Fuzzing"): the fuzz targets — each a parser that outside input reaches
+        // and the state machine behind it — as a library the tests replay inputs through, and
+        // `evnode-fuzz`: a libFuzzer binary when `make fuzz` builds it with -sanitize=fuzzer
+        // (in .build-fuzz), an input replayer in every other build.
+        .target(name: "FuzzTargets", dependencies: [
+            "Block", "Config", "DA", "EVM", "HTTPClient", "P2PSync",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Fuzz/Targets", swiftSettings: strict),
+        .executableTarget(name: "evnode-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver",
+                          swiftSettings: strict),
+
         // What every test target shares: temp directories, free ports, child processes by PID,
         // waits with deadlines, HTTP over curl, the signed test chain, and the launchers of the
         // local DA, the faulty-DA proxy, etcd, the py-evm EL — and `Testnet`, the one harness
@@ -174,6 +188,8 @@ let package = Package(
             "Node", "Block", "Config", "DA", "P2PSync", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
         // Starts real `evnode` processes; needs the executable built first.
         .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Block", "DA", "P2PSync", "TestSupport"]),
     ]

@@ -1,5 +1,5 @@
 /// Everything `evnode start` needs from the home directory, loaded and validated before any
-/// component starts: configuration (defaults < config.yaml < flags), genesis and keys.
+/// component starts: configuration (defaults < evnode.yaml < environment < flags), genesis and keys.
 public struct NodeSetup: Sendable {
     public let layout: HomeLayout
     public let config: NodeConfig
@@ -10,7 +10,8 @@ public struct NodeSetup: Sendable {
     /// The file `signer` came from.
     public let signerPath: String?
     public let nodeKey: KeyFile
-    /// Lines for the operator about this home (e.g. a legacy key format), logged at start.
+    /// Lines for the operator, logged once at start: an earlier evnode home or key format,
+    /// skipped groups of a newer ev-node's file, settings that have no effect.
     public let notices: [String]
 
     /// Finds and unlocks the block signer for a home and configuration (KeyStore's
@@ -18,14 +19,28 @@ public struct NodeSetup: Sendable {
     /// what unlocks a signer links Argon2). Nil: this node has no signer.
     public typealias SignerLoader = (HomeLayout, NodeConfig) throws(ConfigError) -> LoadedSigner?
 
-    public static func load(home: String, flags: [String: RawSetting],
+    /// `environment` is the process environment (only `EVNODE_<KEY>` variables are read).
+    public static func load(home: String, flags: [String: RawSetting], environment: [String: String] = [:],
                             signer loadSigner: SignerLoader) throws(ConfigError) -> NodeSetup {
-        let layout = HomeLayout(home: home)
-        guard FileIO.isDirectory(layout.home) else {
-            throw .missing("home directory \(layout.home) does not exist (create it with `evnode init --home \(layout.home) --chain-id ID`)")
+        let bare = HomeLayout(home: home)
+        guard FileIO.isDirectory(bare.home) else {
+            throw .missing("home directory \(bare.home) does not exist (create it with `evnode init --home \(bare.home) --chain_id ID`)")
         }
-        let file = FileIO.exists(layout.configFile) ? try ConfigLoader.readFile(at: layout.configFile) : [:]
-        let config = try ConfigLoader.resolve(home: layout.home, file: file, flags: flags)
+        var notices: [String] = []
+        var legacyConfig = false
+        var file = ConfigFile(path: bare.configFile)
+        if let source = try bare.configSource() {
+            file = try ConfigLoader.readFile(at: source.path, legacy: source.legacy)
+            legacyConfig = source.legacy
+            for group in file.skippedGroups {
+                notices.append("\(file.path): group \"\(group)\" is not one evnode knows (a newer ev-node's?); its keys are ignored")
+            }
+        }
+        let resolved = try ConfigLoader.load(home: bare.home, file: file.values,
+                                             environment: try ConfigLoader.environmentSettings(environment), flags: flags)
+        notices += resolved.notices
+        let config = resolved.config
+        let layout = HomeLayout(home: bare.home, dbPath: config.dbPath)
         guard FileIO.exists(layout.genesisFile) else {
             throw .missing("\(layout.genesisFile) is missing (copy the chain's genesis.json there, or run `evnode init`)")
         }
@@ -35,7 +50,7 @@ public struct NodeSetup: Sendable {
         let loaded = try loadSigner(layout, config)
         if config.aggregator {
             guard let loaded else {
-                throw .missing("--aggregator needs a signer key (config/signer.json)")
+                throw .missing("--evnode.node.aggregator needs a signer key (config/signer.json)")
             }
             if loaded.key.address != genesis.proposerAddress {
                 throw .conflict("\(loaded.path) has address \(Hex.encode(loaded.key.address)) but genesis proposer is \(Hex.encode(genesis.proposerAddress)): this key cannot produce blocks for chain \(genesis.chainID)")
@@ -59,7 +74,17 @@ public struct NodeSetup: Sendable {
             try NodeKeyFile.save(nodeKey, path: layout.nodeKeyFile)
         }
         return NodeSetup(layout: layout, config: config, genesis: genesis, signer: loaded?.key,
-                         signerPath: loaded?.path, nodeKey: nodeKey, notices: loaded?.notice.map { [$0] } ?? [])
+                         signerPath: loaded?.path, nodeKey: nodeKey,
+                         notices: homeNotices(layout, legacyConfig: legacyConfig, signer: loaded) + notices)
+    }
+
+    /// One line for a home of an earlier evnode: its `config.yaml`, and its plaintext `signer.key`
+    /// when that is the signer in use (otherwise the signer's own notice, if any).
+    static func homeNotices(_ layout: HomeLayout, legacyConfig: Bool, signer: LoadedSigner?) -> [String] {
+        guard legacyConfig else { return signer?.notice.map { [$0] } ?? [] }
+        var files = ["config/config.yaml"]
+        if signer?.path == layout.signerKeyFile { files.append("config/signer.key") }
+        return ["NOTICE: \(layout.home) is an earlier evnode's home (\(files.joined(separator: ", "))); it runs as is, and `evnode migrate-home --home \(layout.home)` converts it to ev-node's layout (config/evnode.yaml\(files.count > 1 ? ", config/signer.json" : ""))"]
     }
 
     /// Permission bits wider than 0600 on a key file are worth a warning (not a refusal: restoring

@@ -131,7 +131,8 @@ extension ConfigError {
 
 extension NodeSetup {
     /// `NodeSetup.load` with the node's signer from `SignerKeyStore`.
-    public static func load(home: String, flags: [String: RawSetting]) throws(ConfigError) -> NodeSetup {
-        try load(home: home, flags: flags, signer: SignerKeyStore.loadForStart)
+    public static func load(home: String, flags: [String: RawSetting],
+                            environment: [String: String] = [:]) throws(ConfigError) -> NodeSetup {
+        try load(home: home, flags: flags, environment: environment, signer: SignerKeyStore.loadForStart)
     }
 }
