@@ -113,10 +113,10 @@ import TestSupport
             let signerFile = config + "/signer.json"
             let genesisText = try String(contentsOfFile: config + "/genesis.json", encoding: .utf8)
             #expect(genesisText.contains("\"da_epoch_forced_inclusion\""))
-            // Until evnode reads evnode.yaml (the config helper's part of issue 28), the settings go
-            // by ev-node's flags.
+            // The refusals pass ev-node's flags too (they repeat what the evnode.yaml Python wrote
+            // says); the node itself then starts from the home alone.
             let flags = ["--evnode.node.aggregator", "--evnode.da.address", net.da!.url,
-                         "--evnode.node.block_time", "100ms", "--da.block-time", "300ms"]
+                         "--evnode.node.block_time", "100ms", "--evnode.da.block_time", "300ms"]
 
             // Refusals first: each exits 2, one line naming the file, nothing written.
             let pristine = try Self.snapshot(home)
@@ -149,9 +149,10 @@ import TestSupport
             #expect(try Self.snapshot(home) == flipped, "nothing written")
             try original.write(to: URL(fileURLWithPath: signerFile))
 
-            // The home as Python wrote it: the aggregator signs with Python's key.
+            // The home as Python wrote it, with only --home and the passphrase file (and the
+            // harness's loopback ports): the aggregator signs with Python's key.
             let aggregator = try net.adoptNode(name: "py-agg", home: home, aggregator: true,
-                                               passphraseFile: passphrase, flags: flags)
+                                               passphraseFile: passphrase, flags: [])
             try await aggregator.start()
             try await aggregator.waitForHeight(5, timeout: .seconds(60))
             #expect(try await aggregator.status().proposer == made["address"])
