@@ -54,7 +54,7 @@ public enum SignerKeyStore {
         if legacyExists {
             let key = try KeyFile.load(path: layout.signerKeyFile)
             return LoadedSigner(key: key, path: layout.signerKeyFile,
-                                notice: "NOTICE: \(layout.signerKeyFile) is evnode's earlier plaintext signer key; ev-node keeps it encrypted in \(jsonPath): convert this home with `evnode migrate-home --home \(layout.home)`")
+                                notice: "\(layout.signerKeyFile) is evnode's earlier plaintext signer key; ev-node keeps it encrypted in \(jsonPath): convert this home with `evnode migrate-home --home \(layout.home)`")
         }
         guard needed else { return nil }
         throw .missing("an aggregator needs its signer: \(jsonPath) is missing (create one with `evnode init --aggregator --evnode.signer.passphrase_file FILE`, or `evnode keys import`)")

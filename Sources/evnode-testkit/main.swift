@@ -18,7 +18,7 @@
 //       Builds N signed blocks, then applies them (verify, validate, execute, commit in batches
 //       of B) to a fresh store and prints the rates. A rough local check, not a test.
 //
-//   evnode-testkit make-chain --home DIR [--blocks N] [--txs K] [--da URL] [--interval-us U] [--store DIR]
+//   evnode-testkit make-chain --home DIR [--blocks N] [--txs K] [--da URL] [--interval-us U] [--store DIR] [--passphrase-file F]
 //       Builds N blocks of K txs signed with the home's signer key (block n at genesis start +
 //       (n-1)·U µs) and posts them to the DA node with the node's DA submitter, as the home's
 //       aggregator would have; records the signer's high-water mark N. The home's store is not

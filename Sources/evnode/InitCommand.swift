@@ -34,7 +34,11 @@ struct InitCommand: ParsableCommand {
         let layout = result.layout
         print("initialised \(layout.home) for chain \(result.genesis.chainID)")
         print("  config:   \(layout.configFile)")
-        print("  genesis:  \(layout.genesisFile) (proposer \(Hex.encode(result.signerAddress)))")
+        if result.signerAddress.isEmpty {
+            print("  genesis:  \(layout.genesisFile) (no proposer: replace it with the chain's genesis.json)")
+        } else {
+            print("  genesis:  \(layout.genesisFile) (proposer \(Hex.encode(result.signerAddress)))")
+        }
         if let signerPath = result.signerPath {
             print("  signer:   \(signerPath) (encrypted, mode 600; back it up with its passphrase file, and signer.state beside it)")
         } else {

@@ -21,7 +21,7 @@ struct KeysExportCommand: ParsableCommand {
     @Option(name: .customLong("home"), help: "Node home directory")
     var home: String = "./evnode-home"
 
-    @Option(name: .customLong("signer.passphrase-file"),
+    @Option(name: [.customLong("evnode.signer.passphrase_file"), .customLong("signer.passphrase-file")],
             help: "File whose content (white space trimmed) unlocks config/signer.json (--evnode.signer.passphrase_file)")
     var passphraseFile: String = ""
 
@@ -45,7 +45,7 @@ struct KeysImportCommand: ParsableCommand {
     @Option(name: .customLong("home"), help: "Node home directory")
     var home: String = "./evnode-home"
 
-    @Option(name: .customLong("signer.passphrase-file"),
+    @Option(name: [.customLong("evnode.signer.passphrase_file"), .customLong("signer.passphrase-file")],
             help: "File whose content (white space trimmed) encrypts config/signer.json (--evnode.signer.passphrase_file)")
     var passphraseFile: String = ""
 

@@ -72,7 +72,8 @@ struct CatchupCrashTests {
         }
         let made = try runCommand(BuiltProducts.testkit, [
             "make-chain", "--home", chain.sequencer.home, "--blocks", "\(blocks)", "--txs", "\(txsPerBlock)",
-            "--da", da.url, "--interval-us", "1", "--store", store], timeout: .seconds(300))
+            "--da", da.url, "--interval-us", "1", "--store", store,
+            "--passphrase-file", chain.sequencer.passphraseFile ?? ""], timeout: .seconds(300))
         guard made.status == 0 else { throw TestFailure("make-chain failed: \(made.stdout)\(made.stderr)") }
         print("[catchup-crash] \(made.stdout.split(separator: "\n").last ?? "")")
     }

@@ -155,6 +155,17 @@ public final class Testnet: @unchecked Sendable {
         return node
     }
 
+    /// A node on a home this harness did not make (e.g. an ev-node home written by another
+    /// tool), started with `flags` and `--evnode.signer.passphrase_file passphraseFile`.
+    public func adoptNode(name: String, home: String, aggregator: Bool, passphraseFile: String?,
+                          flags: [String]) throws -> NodeProcess {
+        let node = NodeProcess(name: name, home: home, aggregator: aggregator, rpcPort: try freePort(),
+                               p2pPort: try freePort(), flags: flags, logDirectory: logDirectory, jsonLogs: false,
+                               passphraseFile: passphraseFile)
+        nodes.append(node)
+        return node
+    }
+
     /// The same home as `node` on two new ports, as a node of its own (`name`): the processes
     /// that dialled `node` no longer reach it (a cut link), while its store, keys and mark stay.
     public func movedToNewPorts(_ node: NodeProcess, name: String, flags: [String]? = nil) throws -> NodeProcess {
