@@ -580,8 +580,8 @@ public final class P2PService: Service, Sendable {
         }
     }
 
-    /// A configured peer the peer lists refuse: never dialled (again), and not waited for by
-    /// the catchup (the operator said not to talk to it).
+    /// A configured peer the peer lists refuse: never dialled (again). It still counts as
+    /// configured for the catchup, which names it among the peers that never answered.
     private func gated(_ target: P2PPeerAddress, reason: String) {
         registry.withLock { $0.targets[target]?.phase = .gated(reason) }
         logger.warning("configured peer is refused by the peer lists; not dialling it",
@@ -609,7 +609,9 @@ public final class P2PService: Service, Sendable {
     /// over an identity this node proved by dialling them: what the catchup gate waits for.
     public var silentConfiguredPeers: [String] {
         registry.withLock { r in
-            r.targets.filter { !$0.value.answered && $0.value.phase.isDialled }.map(\.key.description)
+            // A target the peer lists refuse stays here: it never answers, and the catchup must
+            // name it rather than count it as absent (SPEC §6 fails closed without answers).
+            r.targets.filter { !$0.value.answered && $0.value.phase != .isSelf }.map(\.key.description)
         }.sorted()
     }
 
