@@ -322,7 +322,10 @@ public final class EvNode: Sendable {
                 .init(service: MetricsRefresher(node: self)),
                 .init(service: HeapTrimService()),
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
-            ] + (kv.map { [.init(service: pruningService($0))] } ?? []),
+            ] + (kv.map { [.init(service: pruningService($0))] } ?? [])
+              + [.init(service: BlockPruningService(store: store, config: setup.config.pruning,
+                                                    logger: Logger(label: "evnode.pruning")),
+                       successTerminationBehavior: .ignore)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "evnode.lifecycle")))
         defer {
