@@ -169,8 +169,10 @@ public final class EvNode: Sendable {
                 }
             var gate: (@Sendable () -> Bool)?
             if let haRuntime { gate = { haRuntime.mayPublish } }
+            var submitterOptions = SubmitterOptions(config: config.da, chainID: genesis.chainID)
+            submitterOptions.maxPendingBlocks = config.maxPendingBlocks
             let sub = DASubmitter(client: daClient, store: store, executor: executor, signer: signer,
-                                  options: SubmitterOptions(config: config.da, chainID: genesis.chainID),
+                                  options: submitterOptions,
                                   publishGate: gate,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub

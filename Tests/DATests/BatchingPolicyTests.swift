@@ -69,6 +69,17 @@ import Testing
         #expect(p.decide(Load(blocks: 2, bytes: 100), sinceLastPost: .milliseconds(9800)) == .wait(.milliseconds(200)))
     }
 
+    @Test func theBackPressureLimitAlwaysPosts() {
+        // Production pauses at 50 pending: a threshold or a min_items above what 50 blocks make
+        // would wait forever.
+        var config = DABatchingConfig()
+        config.strategy = .size
+        config.minItems = 100
+        let p = BatchingPolicy(config: config, daBlockTime: .seconds(6), maxBlobSize: 1_000_000, backPressureLimit: 50)
+        #expect(p.decide(Load(blocks: 49, bytes: 1000), sinceLastPost: .seconds(3600)) == .wait(p.checkInterval))
+        #expect(p.decide(Load(blocks: 50, bytes: 1000), sinceLastPost: .zero) == .post)
+    }
+
     @Test func theCheckIntervalIsAQuarterDABlockTimeAtLeast100ms() {
         #expect(policy(.size, daBlockTime: .seconds(6)).checkInterval == .milliseconds(1500))
         #expect(policy(.size, daBlockTime: .milliseconds(200)).checkInterval == .milliseconds(100))

@@ -21,6 +21,10 @@ public struct BatchingPolicy: Sendable, Equatable {
     /// How often the submitter re-evaluates while it waits (ev-node: a quarter of the DA block
     /// time, at least 100 ms): a size threshold is noticed within that time.
     public let checkInterval: Duration
+    /// Production pauses at this many blocks not on DA (`max_pending_headers_and_data`; 0:
+    /// off). That many waiting are always posted, whatever the strategy, or a size threshold or
+    /// `batch_min_items` above it would wait for blocks that never come.
+    public let backPressureLimit: UInt64
 
     /// What waits for DA at one moment.
     public struct Load: Sendable, Equatable {
@@ -44,7 +48,8 @@ public struct BatchingPolicy: Sendable, Equatable {
     /// `daBlockTime` stands in for a zero `max_delay`; `maxBlobSize` is what the size threshold
     /// is a fraction of. Out-of-range knobs fall back to ev-node's defaults (threshold 0.8, one
     /// item), as ev-node does; the config layer is where they are refused with a message.
-    public init(config: DABatchingConfig, daBlockTime: Duration, maxBlobSize: Int) {
+    public init(config: DABatchingConfig, daBlockTime: Duration, maxBlobSize: Int, backPressureLimit: UInt64 = 0) {
+        self.backPressureLimit = backPressureLimit
         strategy = config.strategy
         let fraction = config.sizeThreshold > 0 && config.sizeThreshold <= 1 ? config.sizeThreshold : 0.8
         sizeThresholdBytes = max(1, Int(Double(max(maxBlobSize, 1)) * fraction))
@@ -59,6 +64,7 @@ public struct BatchingPolicy: Sendable, Equatable {
     public func decide(_ load: Load, sinceLastPost: Duration?) -> Decision {
         guard load.blocks > 0 else { return .wait(checkInterval) }
         if strategy == .immediate { return .post }
+        if backPressureLimit > 0, UInt64(load.blocks) >= backPressureLimit { return .post }
         guard load.blocks >= minItems else { return .wait(checkInterval) }
         let sizeReached = load.bytes >= sizeThresholdBytes
         let remaining = sinceLastPost.map { maxDelay - $0 } ?? .zero

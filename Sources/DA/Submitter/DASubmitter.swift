@@ -25,6 +25,9 @@ public struct SubmitterOptions: Sendable, Equatable {
     /// in the DA node's mempool) is posted again only after this many DA blocks (`interval`
     /// each); 0: after the ordinary backoff.
     public var mempoolTTL: UInt64 = 0
+    /// The producer's back-pressure limit (`--max-pending-blocks`; 0: off): that many blocks
+    /// waiting are posted whatever the batching strategy says.
+    public var maxPendingBlocks: UInt64 = 0
     /// Most blocks looked at for one submission (bounds memory after a long DA outage).
     public var maxBlocksPerSubmission: Int
     /// celestia-node's TxConfig sent with every `blob.Submit`; its gas price is where fee
@@ -65,7 +68,8 @@ public struct SubmitterOptions: Sendable, Equatable {
 
     /// When to post, from `batching`, `interval` and `maxBlobSize`.
     public var batchingPolicy: BatchingPolicy {
-        BatchingPolicy(config: batching, daBlockTime: interval, maxBlobSize: maxBlobSize)
+        BatchingPolicy(config: batching, daBlockTime: interval, maxBlobSize: maxBlobSize,
+                       backPressureLimit: maxPendingBlocks)
     }
 
     public var resubmitDelay: ResubmitDelay {
