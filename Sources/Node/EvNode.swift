@@ -178,8 +178,10 @@ public final class EvNode: Sendable {
                 }
             var gate: (@Sendable () -> Bool)?
             if let haRuntime { gate = { haRuntime.mayPublish } }
+            var submitterOptions = SubmitterOptions(config: config.da, chainID: genesis.chainID)
+            submitterOptions.maxPendingBlocks = config.maxPendingBlocks
             let sub = DASubmitter(client: daClient, store: store, executor: executor, signer: signer,
-                                  options: SubmitterOptions(config: config.da, chainID: genesis.chainID),
+                                  options: submitterOptions,
                                   publishGate: gate, metrics: metrics.evnode, submissions: submissions,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub
@@ -336,7 +338,10 @@ public final class EvNode: Sendable {
                 .init(service: MetricsRefresher(node: self)),
                 .init(service: HeapTrimService()),
                 .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
-            ] + (kv.map { [.init(service: pruningService($0))] } ?? []),
+            ] + (kv.map { [.init(service: pruningService($0))] } ?? [])
+              + [.init(service: BlockPruningService(store: store, config: setup.config.pruning,
+                                                    logger: Logger(label: "evnode.pruning")),
+                       successTerminationBehavior: .ignore)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "evnode.lifecycle")))
         defer {

@@ -20,6 +20,8 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     case store(StoreError)
     /// Pruning the KV state behind finality failed (the store could not be read or written).
     case pruning(ExecutionError)
+    /// Pruning old blocks (`pruning.pruning_mode`) failed: the store could not be read or written.
+    case blockPruning(StoreError)
     case p2p(String)
     case config(ConfigError)
     /// The HA group's etcd client could not be set up.
@@ -40,6 +42,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .submitter(let e): return e
         case .store(let e): return "store: \(e)"
         case .pruning(let e): return "pruning the KV state: \(e)"
+        case .blockPruning(let e): return "pruning old blocks: \(e)"
         case .p2p(let e): return "P2P: \(e)"
         case .config(let e): return e.description
         case .ha(let e): return "HA: \(e)"

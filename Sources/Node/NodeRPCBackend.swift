@@ -22,6 +22,11 @@ struct NodeRPCBackend: RPCBackend {
                          txs: block.data.txs.map { Data($0).base64EncodedString() })
     }
 
+    func prunedBlockHeight() async -> UInt64 {
+        // A store that cannot be read here cannot serve the block either: the plain 404 says enough.
+        (try? node.store.prunedHeights().blocks) ?? 0
+    }
+
     func submitTransaction(_ tx: [UInt8]) async throws(TransactionRejected) {
         guard node.setup.config.aggregator else {
             throw TransactionRejected(status: 503, message: "this node does not produce blocks; send transactions to the aggregator")

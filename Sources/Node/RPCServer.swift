@@ -17,6 +17,12 @@ public protocol RPCBackend: Sendable {
     func evidence() async throws(EvidenceUnavailable) -> EvidenceList
     /// Prometheus text exposition.
     func metricsText() async -> String
+    /// The highest height whose block was pruned (`pruning.pruning_mode: all`); 0: none.
+    func prunedBlockHeight() async -> UInt64
+}
+
+extension RPCBackend {
+    public func prunedBlockHeight() async -> UInt64 { 0 }
 }
 
 public struct TransactionRejected: Error, Sendable, CustomStringConvertible {
@@ -80,6 +86,11 @@ public struct RPCServer: Service {
                 return Response.text("height must be a whole number\n", status: .badRequest)
             }
             guard let view = await backend.block(at: height) else {
+                let pruned = await backend.prunedBlockHeight()
+                if height <= pruned {
+                    return Response.text("block \(height) was pruned: this node keeps the blocks above \(pruned) (pruning.pruning_mode all)\n",
+                                         status: .notFound)
+                }
                 return Response.text("no block at height \(height)\n", status: .notFound)
             }
             return try Response.json(view)

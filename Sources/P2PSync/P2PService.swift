@@ -18,6 +18,10 @@ public final class P2PService: Service, Sendable {
     public let localID: PeerID
     public let chainID: String
     let config: P2PConfig
+    /// `p2p.blocked_peers` / `p2p.allowed_peers`, applied after every handshake and before every dial.
+    let gate: PeerGate
+    /// Set when a peer list does not parse: `start()` fails with it.
+    private let gateError: P2PError?
     let settings: P2PSettings
     let source: any BlockSource
     let validator: any GossipValidator
@@ -53,7 +57,7 @@ public final class P2PService: Service, Sendable {
         var connection: UInt64?
     }
 
-    enum TargetPhase: Sendable { case connecting, connected, backingOff, isSelf }
+    enum TargetPhase: Sendable, Equatable { case connecting, connected, backingOff, isSelf, gated(String) }
 
     struct TargetState {
         var phase: TargetPhase = .connecting
@@ -100,6 +104,13 @@ public final class P2PService: Service, Sendable {
         self.metrics = metrics
         gossipBytes = metrics.map(GossipByteCells.init)
         self.config = config
+        do {
+            gate = try PeerGate(config: config)
+            gateError = nil
+        } catch {
+            gate = PeerGate()
+            gateError = error
+        }
         self.localID = PeerID(key: nodeKey)
         self.chainID = chainID
         self.source = source
@@ -152,7 +163,7 @@ public final class P2PService: Service, Sendable {
             connected: { conn in box.service?.connected(conn) },
             identified: { _ in },
             disconnected: { conn in box.service?.disconnected(conn) },
-            refuse: { id, address in box.service?.refusal(id, address: address) },
+            refuse: { id, address, direction in box.service?.refusal(id, address: address, direction: direction) },
             refuseAddress: { address in box.service?.refusal(address: address) },
             isReserved: { id in box.service?.reservesSlot(for: id) ?? false }))
     }
@@ -190,6 +201,11 @@ public final class P2PService: Service, Sendable {
     /// Binds the listener and starts dialling the configured peers. Returns the bound address.
     @discardableResult
     public func start() async throws(P2PError) -> SocketAddress {
+        if let gateError { throw gateError }
+        if !gate.isOpen {
+            logger.info("connection gater on", metadata: [
+                "blocked_peers": "\(gate.blocked.count)", "allowed_peers": "\(gate.allowed.count)"])
+        }
         let canStart = registry.withLock { r -> Bool in
             guard case .idle = r.lifecycle else { return false }
             r.lifecycle = .running
@@ -340,13 +356,14 @@ public final class P2PService: Service, Sendable {
         return registry.withLock { r in
             r.targets.map { target, t in
                 let state: DialTargetInfo.State
-                if let id = t.peerID, live.contains(id), t.phase != .isSelf {
+                if let id = t.peerID, live.contains(id), t.phase.isDialled {
                     state = .connected(id)
                 } else {
                     switch t.phase {
                     case .connecting, .connected: state = .connecting
                     case .backingOff: state = .backingOff
                     case .isSelf: state = .isSelf
+                    case .gated(let reason): state = .gated(reason: reason)
                     }
                 }
                 return DialTargetInfo(target: target, state: state, consecutiveFailures: t.failures, lastError: t.lastError)
@@ -443,11 +460,16 @@ public final class P2PService: Service, Sendable {
         }
     }
 
-    /// Why a handshaken connection from `peer` at `address` (an `AddressKey`) is refused, if it is.
-    func refusal(_ peer: PeerID, address: String) -> String? {
+    /// Why a handshaken connection with `peer` at `address` (an `AddressKey`) is refused, if it
+    /// is: the peer lists (`gate`), then bans. Asked before any stream is accepted on it.
+    func refusal(_ peer: PeerID, address: String, direction: PeerDirection) -> String? {
         let now = NIODeadline.now()
         return registry.withLock { r -> String? in
             guard r.isRunning else { return "shutting down" }
+            // Only configured addresses are dialled; an inbound connection counts as a
+            // configured peer's once a dial of ours proved that id at a configured address.
+            let configured = direction == .outbound || r.targets.values.contains { $0.peerID == peer }
+            if let reason = gate.refusal(peer, dialledConfiguredAddress: configured) { return reason }
             if r.bans.isBanned(.peer(peer), now: now) { return "peer \(peer) is banned" }
             if r.bans.isBanned(.address(address), now: now) { return "address \(address) is banned" }
             return nil
@@ -508,6 +530,10 @@ public final class P2PService: Service, Sendable {
     private func redialLoop(_ target: P2PPeerAddress) async {
         var backoff = Backoff(initial: settings.redialInitialDelay, maximum: settings.redialMaxDelay)
         let expected = target.peerID.flatMap { PeerID(string: $0) }
+        if let expected, let reason = gate.refusal(expected, dialledConfiguredAddress: true) {
+            gated(target, reason: reason)
+            return
+        }
         while !Task.isCancelled, registry.withLock({ $0.isRunning }) {
             if let proven = registry.withLock({ $0.targets[target]?.peerID }),
                let existing = host.connection(to: proven), !existing.isClosed {
@@ -528,6 +554,11 @@ public final class P2PService: Service, Sendable {
                 // event started may have been answered before).
                 Task { [self] in await askHead(conn) }
                 await waitClosed(conn)
+            } catch let notKept as DialNotKept where notKept.remote != localID
+                && gate.refusal(notKept.remote, dialledConfiguredAddress: true) != nil {
+                // The address named no id, and the one that answered there is refused.
+                gated(target, reason: gate.refusal(notKept.remote, dialledConfiguredAddress: true)!)
+                return
             } catch let notKept as DialNotKept where notKept.remote != localID
                 && host.connection(to: notKept.remote).map({ !$0.isClosed }) == true {
                 // The handshake proved the identity, and the pair keeps the connection the peer
@@ -560,6 +591,14 @@ public final class P2PService: Service, Sendable {
         }
     }
 
+    /// A configured peer the peer lists refuse: never dialled (again). It still counts as
+    /// configured for the catchup, which names it among the peers that never answered.
+    private func gated(_ target: P2PPeerAddress, reason: String) {
+        registry.withLock { $0.targets[target]?.phase = .gated(reason) }
+        logger.warning("configured peer is refused by the peer lists; not dialling it",
+                       metadata: ["peer": "\(target)", "reason": "\(reason)"])
+    }
+
     /// This node's own dial to `target` proved that `peer` is there.
     private func proveIdentity(of target: P2PPeerAddress, as peer: PeerID) {
         registry.withLock { r in
@@ -574,13 +613,15 @@ public final class P2PService: Service, Sendable {
 
     /// Whether `peer` is a configured peer whose identity this node's own dial proved.
     private func isProvenConfiguredPeer(_ peer: PeerID) -> Bool {
-        registry.withLock { r in r.targets.values.contains { $0.peerID == peer && $0.phase != .isSelf } }
+        registry.withLock { r in r.targets.values.contains { $0.peerID == peer && $0.phase.isDialled } }
     }
 
     /// The configured peers (as given in `--p2p.peers`) that have not answered a head request
     /// over an identity this node proved by dialling them: what the catchup gate waits for.
     public var silentConfiguredPeers: [String] {
         registry.withLock { r in
+            // A target the peer lists refuse stays here: it never answers, and the catchup must
+            // name it rather than count it as absent (SPEC §6 fails closed without answers).
             r.targets.filter { !$0.value.answered && $0.value.phase != .isSelf }.map(\.key.description)
         }.sorted()
     }
@@ -750,5 +791,15 @@ struct GossipByteCells: Sendable {
         dataReceived = series.messageReceiveBytes.cell(["data"])
         headerSent = series.messageSendBytes.cell(["header"])
         dataSent = series.messageSendBytes.cell(["data"])
+    }
+}
+
+extension P2PService.TargetPhase {
+    /// Whether the target is (re)dialled: not this node itself, not refused by the peer lists.
+    var isDialled: Bool {
+        switch self {
+        case .isSelf, .gated: return false
+        case .connecting, .connected, .backingOff: return true
+        }
     }
 }

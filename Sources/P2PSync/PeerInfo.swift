@@ -40,6 +40,8 @@ public struct DialTargetInfo: Sendable, Equatable {
         case backingOff
         /// The address turned out to be this node itself; it is not dialled again.
         case isSelf
+        /// Its peer id is refused by `p2p.blocked_peers` / `p2p.allowed_peers`: not dialled.
+        case gated(reason: String)
     }
 
     public var target: P2PPeerAddress
@@ -78,6 +80,9 @@ public enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
     case cancelled
     /// The listener could not be bound.
     case bindFailed(address: String, reason: String)
+    /// A peer id in a peer list setting (`p2p.blocked_peers`, `p2p.allowed_peers`) is not a
+    /// base58 libp2p peer id.
+    case invalidPeerID(setting: String, value: String)
 
     public var description: String {
         switch self {
@@ -93,6 +98,8 @@ public enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
             return "range request cancelled"
         case .bindFailed(let address, let reason):
             return "cannot listen on \(address): \(reason)"
+        case let .invalidPeerID(setting, value):
+            return "\(setting): '\(value)' is not a libp2p peer id (base58, e.g. 12D3KooW…)"
         }
     }
 }

@@ -2,6 +2,7 @@ import Block
 import Config
 import DA
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
 
@@ -251,6 +252,98 @@ import TestSupport
                 return true
             }
             #expect(chain.store.finalizedHeight == 0)
+        }
+    }
+    /// `da.max_submit_attempts`: a DA node that keeps refusing one batch stops the submitter
+    /// with an error naming the heights and the DA node's last answer; nothing is recorded.
+    @Test func maxSubmitAttemptsStopsWithTheHeightsAndTheLastDAError() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h", "--min-gas-price", "1"]) { _, client, dir in
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...3)
+            var opts = options(shared: true)
+            opts.backoff.maxAttempts = 3
+            opts.txConfig = DATxConfig(gasPrice: 0.001)
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: opts)
+            let outcome = Mutex<Result<Void, any Error>?>(nil)
+            let task = Task {
+                do {
+                    try await submitter.run()
+                    outcome.withLock { $0 = .success(()) }
+                } catch {
+                    outcome.withLock { $0 = .failure(error) }
+                }
+            }
+            defer { task.cancel() }
+            try await waitUntil("the submitter gives up", timeout: .seconds(30)) { outcome.withLock { $0 != nil } }
+            guard case .failure(let error)? = outcome.withLock({ $0 }),
+                  case let .gaveUp(heights, attempts, lastError)? = error as? SubmitterError else {
+                Issue.record("expected gaveUp, got \(String(describing: outcome.withLock { $0 }))")
+                return
+            }
+            #expect(heights == 1...3)
+            #expect(attempts == 3)
+            #expect(SubmitFailure.classify(lastError) == .feeTooLow(estimatedPrice: nil), "\(lastError)")
+            #expect("\(error)".contains("blocks 1-3") && "\(error)".contains("insufficient fee"), "\(error)")
+            #expect(submitter.status.consecutiveFailures == 3)
+            #expect(chain.store.finalizedHeight == 0)
+        }
+    }
+
+    /// `da.mempool_ttl`: a submission that was not included in time may still land, so it is
+    /// posted again only once the TTL (in DA block times) has passed since it was sent.
+    @Test func aSubmissionNotIncludedIsResentOnlyAfterTheMempoolTTL() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h", "--response-delay", "2s"],
+                              clientOptions: { DAClientOptions(url: $0, requestTimeout: .milliseconds(300), retry: .none) }) { _, client, dir in
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...2)
+            var opts = options(shared: true)
+            opts.interval = .seconds(1)
+            opts.mempoolTTL = 3
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: opts)
+            let task = Task { try await submitter.run() }
+            defer { task.cancel() }
+            try await waitUntil("the first attempt timed out", timeout: .seconds(30), every: .milliseconds(5)) {
+                submitter.status.consecutiveFailures >= 1
+            }
+            let first = ContinuousClock.now
+            try await waitUntil("the second attempt timed out", timeout: .seconds(30), every: .milliseconds(5)) {
+                submitter.status.consecutiveFailures >= 2
+            }
+            let gap = ContinuousClock.now - first
+            // The resend waits 3 DA blocks (3 s) from when the first attempt was sent (~0.3 s
+            // before it timed out); with the ordinary 50 ms backoff it would come after ~0.35 s.
+            #expect(gap >= .milliseconds(2500), "resent after \(gap)")
+        }
+    }
+    /// `da.batching_strategy size`: the running submitter holds blocks back until their bytes
+    /// reach the threshold fraction of the blob size, then posts them all.
+    @Test func theSizeStrategyWaitsForTheThreshold() async throws {
+        try await withLocalDA { _, client, dir in
+            let chain = try TestChain(chainID: "da-test", path: dir.path + "/store")
+            defer { chain.close() }
+            try produce(chain, 1...2)
+            let twoBlocks = try chain.store.encodedBlocks(in: 1...2).reduce(0) { $0 + $1.header.count + $1.data.count }
+            var opts = options(maxBlobSize: 100_000, shared: true)
+            opts.batching.strategy = .size
+            // Threshold a little above two blocks' bytes: reached after about three more.
+            opts.batching.sizeThreshold = Double(twoBlocks * 2) / 100_000
+            let submitter = DASubmitter(client: client, store: chain.store, executor: chain.executor,
+                                        signer: chain.signer, options: opts)
+            let task = Task { try await submitter.run() }
+            defer { task.cancel() }
+            var quiet = true
+            let end = ContinuousClock.now + .seconds(1)
+            while ContinuousClock.now < end {
+                if chain.store.finalizedHeight != 0 || submitter.status.submissions != 0 { quiet = false }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(quiet, "posted \(submitter.status.submissions) times below the size threshold")
+            try produce(chain, 3...8)
+            try await waitUntil("all 8 blocks posted once the threshold is reached") { chain.store.finalizedHeight == 8 }
         }
     }
 }

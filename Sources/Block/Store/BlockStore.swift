@@ -72,7 +72,7 @@ public struct SubmitterProgress: Sendable, Hashable {
 public final class BlockStore: Sendable {
     public let path: String
     let db: RocksDB
-    private let writer = WriterLock()
+    let writer = WriterLock()
     private let cache: Mutex<Cache>
 
     private struct Cache {
@@ -188,7 +188,7 @@ public final class BlockStore: Sendable {
         try db.write(batch, sync: true) // a new store is marked durably before anything is written
     }
 
-    private static func readHeightValue(_ db: RocksDB, _ key: [UInt8], what: String) throws(StoreError) -> UInt64? {
+    static func readHeightValue(_ db: RocksDB, _ key: [UInt8], what: String) throws(StoreError) -> UInt64? {
         guard let bytes = try db.get(key) else { return nil }
         guard let value = readBigEndian(bytes) else {
             throw .corrupted(what: what, reason: "expected 8 bytes, found \(bytes.count)")

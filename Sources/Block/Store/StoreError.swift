@@ -29,6 +29,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case aboveHeight(requested: UInt64, height: UInt64)
     /// The executor failed while preparing its part of a store write.
     case execution(ExecutionError)
+    /// Pruning up to `requested` would delete what is not final yet (divergence recovery and
+    /// rollback may still need it).
+    case pruneAboveFinalized(requested: UInt64, finalized: UInt64)
 
     public var description: String {
         switch self {
@@ -56,6 +59,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "height \(requested) is above the store height \(height)"
         case .execution(let error):
             return "executor: \(error)"
+        case .pruneAboveFinalized(let requested, let finalized):
+            return "refusing to prune through height \(requested): above the finalized height \(finalized)"
         }
     }
 }

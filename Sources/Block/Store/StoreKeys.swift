@@ -11,7 +11,7 @@
 /// | `i` header hash             | height                                  |
 /// | `a` height                  | DA height that included the header      |
 /// | `b` height                  | DA height that included the data        |
-/// | `m` name                    | typed metadata (finalized, submitter)   |
+/// | `m` name                    | typed metadata (finalized, submitter, pruned floors) |
 /// | `u` name                    | free-form metadata of other components  |
 /// | `e` height ‖ hash ‖ hash    | double-sign evidence (two signed headers)|
 /// | `x` key                     | executor state (keys of its `WriteSet`s)|
@@ -34,6 +34,9 @@ enum StoreKeys {
 
     static let finalized = meta("finalized")
     static let submitterProgress = meta("submitter")
+    /// The highest height whose block (`h`, `d`, `i`, `a`, `b`) / DA records (`a`, `b`) were pruned.
+    static let prunedBlocks = meta("pruned-blocks")
+    static let prunedMetadata = meta("pruned-metadata")
 
     @inline(__always)
     static func height(_ prefix: UInt8, _ height: UInt64) -> [UInt8] {

@@ -13,11 +13,23 @@ public struct SubmitterOptions: Sendable, Equatable {
     public var dataNamespace: DANamespace
     /// Most bytes of blob data in one `blob.Submit`.
     public var maxBlobSize: Int
-    /// How often the store is checked for blocks not yet on DA. One DA block time batches all
-    /// blocks of that time into one submission.
+    /// The DA block time: the batching strategies' default `max_delay` (with the default `time`
+    /// strategy, everything pending is posted once per DA block time) and the unit of
+    /// `mempoolTTL`.
     public var interval: Duration
-    /// Wait between attempts while the DA node fails (retried for as long as it takes).
+    /// Wait between attempts while the DA node fails. `maxAttempts` is ev-node's
+    /// `da.max_submit_attempts`: failed attempts of one batch after which the submitter stops
+    /// with `SubmitterError.gaveUp` (`.max`: retried for as long as it takes).
     public var backoff: RetryPolicy
+    /// ev-node's `da.batching_strategy` and its knobs: when pending blocks are posted.
+    public var batching = DABatchingConfig()
+    /// ev-node's `da.mempool_ttl`: a submission that was not included in time (it may still sit
+    /// in the DA node's mempool) is posted again only after this many DA blocks (`interval`
+    /// each); 0: after the ordinary backoff.
+    public var mempoolTTL: UInt64 = 0
+    /// The producer's back-pressure limit (`--max-pending-blocks`; 0: off): that many blocks
+    /// waiting are posted whatever the batching strategy says.
+    public var maxPendingBlocks: UInt64 = 0
     /// Most blocks looked at for one submission (bounds memory after a long DA outage).
     public var maxBlocksPerSubmission: Int
     /// celestia-node's TxConfig sent with every `blob.Submit`; its gas price is where fee
@@ -50,6 +62,20 @@ public struct SubmitterOptions: Sendable, Equatable {
         gasMultiplier = config.gasMultiplier
         maxGasPrice = config.maxGasPrice
         signingAddresses = config.signingAddresses
+        batching = config.batching
+        mempoolTTL = config.mempoolTTL
+        // ev-node never submits with 0 attempts; here 0 (or less) means "never give up".
+        if config.maxSubmitAttempts > 0 { backoff.maxAttempts = config.maxSubmitAttempts }
+    }
+
+    /// When to post, from `batching`, `interval` and `maxBlobSize`.
+    public var batchingPolicy: BatchingPolicy {
+        BatchingPolicy(config: batching, daBlockTime: interval, maxBlobSize: maxBlobSize,
+                       backPressureLimit: maxPendingBlocks)
+    }
+
+    public var resubmitDelay: ResubmitDelay {
+        ResubmitDelay(mempoolTTL: mempoolTTL, daBlockTime: interval)
     }
 }
 
@@ -65,6 +91,10 @@ public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible 
     case foreignSigner(height: UInt64)
     /// The DA node refused in a way retrying cannot fix (authentication, malformed answers).
     case da(DAError)
+    /// `attempts` submissions of the blocks `heights` failed in a row (`da.max_submit_attempts`);
+    /// `lastError` is the DA node's last answer. Nothing is lost: the blocks stay in the store
+    /// and a restarted node posts them.
+    case gaveUp(heights: ClosedRange<UInt64>, attempts: Int, lastError: DAError)
 
     public var description: String {
         switch self {
@@ -75,6 +105,8 @@ public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible 
         case .missingBlock(let h): return "DA submitter: block \(h) is missing from the store"
         case .foreignSigner(let h): return "DA submitter: block \(h) was signed by another key than this node's signer"
         case .da(let e): return "DA submitter: \(e)"
+        case let .gaveUp(heights, attempts, lastError):
+            return "DA submitter: gave up posting blocks \(heights.lowerBound)-\(heights.upperBound) after \(attempts) failed attempts (da.max_submit_attempts); last DA error: \(lastError)"
         }
     }
 }
@@ -122,6 +154,8 @@ public final class DASubmitter: Service, Sendable {
     /// Gas price and signer rotation; touched by the one running submission only.
     private let fees: Mutex<(ladder: GasPriceLadder, signers: SignerRotation)>
     private let wakeUp = WakeUpSignal()
+    /// Set by `wake()`: the next check posts whatever the batching policy says.
+    private let forcePost = Mutex(false)
     /// Asked before every `blob.Submit`; while false nothing is posted (an HA node that may no
     /// longer lead must not publish, even blocks that were fenced).
     private let publishGate: (@Sendable () -> Bool)?
@@ -160,26 +194,66 @@ public final class DASubmitter: Service, Sendable {
 
     public var status: SubmitterStatus { statusBox.withLock { $0 } }
 
-    /// Ends the current wait between checks of the store: what is pending is posted now instead
-    /// of after `options.interval` (e.g. when the producer has a full batch, or before a stop).
+    /// Ends the current wait between checks of the store and posts what is pending now,
+    /// whatever the batching strategy says (e.g. before a stop, or when a test needs it).
     public func wake() {
+        forcePost.withLock { $0 = true }
         wakeUp.signal()
     }
 
-    /// Submits until cancelled or until the service group shuts down gracefully (then returns),
-    /// checking the store every `options.interval`. A graceful shutdown lets the submission in
+    /// Submits until cancelled or until the service group shuts down gracefully (then returns).
+    /// The batching policy (`options.batchingPolicy`) decides when what is pending is posted;
+    /// a backlog found at start is posted at once. A graceful shutdown lets the submission in
     /// flight finish and be recorded; cancellation aborts it (its blobs may then be posted again
     /// after a restart, which syncers tolerate).
     public func run() async throws {
+        let policy = options.batchingPolicy
+        var lastPost: ContinuousClock.Instant?
         do {
             try await onWorker { () throws(SubmitterError) in try self.reconcile() }
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                try await submitPending()
-                try await cancelWhenGracefulShutdown { try await self.wakeUp.wait(atMost: self.options.interval) }
+                let forced = forcePost.withLock { f in defer { f = false }; return f }
+                let load = try await onWorker { () throws(SubmitterError) in try self.pendingLoad(policy: policy) }
+                let decision = forced ? .post : policy.decide(load, sinceLastPost: lastPost.map { .now - $0 })
+                switch decision {
+                case .post:
+                    if try await submitPending() > 0 { lastPost = .now }
+                case .wait(let delay):
+                    try await cancelWhenGracefulShutdown { try await self.wakeUp.wait(atMost: delay) }
+                }
             }
         } catch is CancellationError {
             return
         }
+    }
+
+    /// What waits for DA, as the batching policy weighs it: blocks whose header or data is not
+    /// posted, and their encoded bytes. Bytes are read only when the policy looks at them, and
+    /// only until its threshold is reached (a long backlog costs one bounded read per check).
+    func pendingLoad(policy: BatchingPolicy) throws(SubmitterError) -> BatchingPolicy.Load {
+        let progress = try effectiveProgress()
+        let top = store.height
+        let from = min(progress.lastHeaderHeight, progress.lastDataHeight) + 1
+        guard from <= top else { return BatchingPolicy.Load(blocks: 0, bytes: 0) }
+        let blocks = Int(clamping: top - from + 1)
+        guard policy.strategy == .size || policy.strategy == .adaptive else {
+            return BatchingPolicy.Load(blocks: blocks, bytes: 0)
+        }
+        var bytes = 0
+        var height = from
+        let last = min(top, from + UInt64(options.maxBlocksPerSubmission) - 1)
+        while height <= last, bytes < policy.sizeThresholdBytes {
+            let chunkEnd = min(last, height + 255)
+            do {
+                for block in try store.encodedBlocks(in: height...chunkEnd) {
+                    bytes += block.header.count + block.data.count
+                }
+            } catch {
+                throw .store(error)
+            }
+            height = chunkEnd + 1
+        }
+        return BatchingPolicy.Load(blocks: blocks, bytes: bytes)
     }
 
     /// Posts everything the store holds that is not on DA yet, then returns the number of
@@ -305,6 +379,7 @@ public final class DASubmitter: Service, Sendable {
             return 0
         }
         var backoff = Backoff(policy: options.backoff)
+        let resubmit = options.resubmitDelay
         var attempts = 0
         while true {
             while let gate = publishGate, !gate() {
@@ -314,14 +389,14 @@ public final class DASubmitter: Service, Sendable {
             attempts += 1
             let daHeight: UInt64
             let txConfig = nextTxConfig()
-            let started = ContinuousClock.now
+            let sentAt = ContinuousClock.now
             do {
                 daHeight = try await client.submit(blobs, options: txConfig)
-                metrics?.chain.operationDuration(.daSubmission).observe(.now - started)
+                metrics?.chain.operationDuration(.daSubmission).observe(.now - sentAt)
                 submissions?.record(.init(daHeight: daHeight, blobs: blobs, gasPrice: txConfig.gasPrice,
                                           status: .success, message: nil))
             } catch {
-                metrics?.chain.operationDuration(.daSubmission).observe(.now - started)
+                metrics?.chain.operationDuration(.daSubmission).observe(.now - sentAt)
                 let failure = SubmitFailure.classify(error)
                 let reason = failure.evNodeReason(of: error)
                 metrics?.submitter.failed(reason, unixTime: Date().timeIntervalSince1970)
@@ -351,15 +426,20 @@ public final class DASubmitter: Service, Sendable {
                     // 4xx other than 429 means a configuration problem (e.g. the auth token).
                     if case .httpStatus = error, !error.isRetryable { throw SubmitterError.da(error) }
                     if case .transport = error, !error.isRetryable { throw SubmitterError.da(error) }
-                    if failure.escalates { escalateFee(after: failure, heights: batch) }
-                    // Another signer's sequence is not behind: try it at once.
-                    let delay = failure == .sequenceMismatch && options.signingAddresses.count > 1
-                        ? Duration.zero : backoff.nextDelay()
                     let failures = statusBox.withLock { s in
                         s.consecutiveFailures += 1
                         s.lastError = error.description
                         return s.consecutiveFailures
                     }
+                    if attempts >= options.backoff.maxAttempts {
+                        throw SubmitterError.gaveUp(heights: batch.items.first!.height...batch.items.last!.height,
+                                                    attempts: attempts, lastError: error)
+                    }
+                    if failure.escalates { escalateFee(after: failure, heights: batch) }
+                    // Another signer's sequence is not behind: try it at once.
+                    let delay = failure == .sequenceMismatch && options.signingAddresses.count > 1
+                        ? Duration.zero
+                        : resubmit.delay(after: failure, backoff: backoff.nextDelay(), sentAgo: .now - sentAt)
                     logger.warning("DA submission failed, retrying", metadata: [
                         "reason": "\(failure)", "error": "\(error)", "failures": "\(failures)",
                         "retry_in": "\(DurationParser.format(delay))",

@@ -205,3 +205,34 @@ public struct SignerRotation: Sendable, Equatable {
         return addresses[next]
     }
 }
+
+/// How long the submitter waits before it posts a failed batch again.
+///
+/// A submission that was not included in time (`SubmitFailure.notIncluded`: the DA node timed
+/// out waiting for inclusion, evicted the transaction, or never answered) may still sit in the
+/// DA network's mempool and land later. ev-node's `da.mempool_ttl` is how many DA blocks such a
+/// transaction may stay there: only once they have passed is it treated as dropped and posted
+/// again, so that it is not paid for twice. The TTL counts from when the attempt was sent, in DA
+/// block times. Every other failure, and any failure with a TTL of 0, waits the ordinary backoff.
+public struct ResubmitDelay: Sendable, Equatable {
+    public let mempoolTTL: UInt64
+    public let daBlockTime: Duration
+
+    public init(mempoolTTL: UInt64, daBlockTime: Duration) {
+        self.mempoolTTL = mempoolTTL
+        self.daBlockTime = daBlockTime
+    }
+
+    /// The TTL as a duration (saturating: a TTL no one could wait out is a very long wait, not a crash).
+    public var ttl: Duration {
+        let nanos = daBlockTime.nanosecondsClamped.multipliedReportingOverflow(by: mempoolTTL)
+        return .nanoseconds(Int64(clamping: nanos.overflow ? UInt64.max : nanos.partialValue))
+    }
+
+    /// The wait after `failure`, given the backoff's next delay and how long ago the failed
+    /// attempt was sent.
+    public func delay(after failure: SubmitFailure, backoff: Duration, sentAgo: Duration) -> Duration {
+        guard failure == .notIncluded, mempoolTTL > 0 else { return backoff }
+        return max(backoff, ttl - sentAgo)
+    }
+}

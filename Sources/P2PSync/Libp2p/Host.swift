@@ -106,9 +106,9 @@ final class Libp2pHost: Sendable {
         var connected: @Sendable (Libp2pConnection) -> Void = { _ in }
         var identified: @Sendable (Libp2pConnection) -> Void = { _ in }
         var disconnected: @Sendable (Libp2pConnection) -> Void = { _ in }
-        /// Asked after the handshake, before a connection is accepted (peer id, address key): a
-        /// reason refuses it.
-        var refuse: @Sendable (PeerID, String) -> String? = { _, _ in nil }
+        /// Asked after the handshake, before a connection is accepted and before any stream
+        /// (peer id, address key, who dialled): a reason refuses it.
+        var refuse: @Sendable (PeerID, String, PeerDirection) -> String? = { _, _, _ in nil }
         /// Asked when a TCP connection arrives, before a byte is read (address key): a reason
         /// refuses it — a banned address never gets a Noise handshake.
         var refuseAddress: @Sendable (String) -> String? = { _ in nil }
@@ -478,7 +478,7 @@ final class Libp2pHost: Sendable {
     private func register(_ conn: Libp2pConnection) -> String? {
         if conn.remote == localID { return "connection to self" }
         let events = self.events.withLock { $0 }
-        if let reason = events.refuse(conn.remote, conn.addressKey) { return reason }
+        if let reason = events.refuse(conn.remote, conn.addressKey, conn.direction) { return reason }
         let reserved = events.isReserved(conn.remote)
         let replaced = state.withLock { s -> (Libp2pConnection?, String?) in
             if s.closed { return (nil, "shutting down") }

@@ -62,9 +62,12 @@ final class TestNode: Sendable {
 
     static func start(_ name: String, chain: TestChain, peers: [String] = [], port: Int = 0,
                       key: KeyFile = .generate(), source: any BlockSource = MemoryBlockSource(),
-                      validator: (any GossipValidator)? = nil, settings: P2PSettings = .test) async throws -> TestNode {
-        let config = P2PConfig(listen: HostPort(host: "127.0.0.1", port: port),
+                      validator: (any GossipValidator)? = nil, settings: P2PSettings = .test,
+                      blocked: [String] = [], allowed: [String] = []) async throws -> TestNode {
+        var config = P2PConfig(listen: HostPort(host: "127.0.0.1", port: port),
                                peers: try peers.map { try P2PPeerAddress(parsing: $0) })
+        config.blockedPeers = blocked
+        config.allowedPeers = allowed
         let service = P2PService(config: config, nodeKey: key, chainID: chain.chainID, source: source,
                                  validator: validator ?? chain.signedBlockValidator,
                                  provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: chain.genesis)),
