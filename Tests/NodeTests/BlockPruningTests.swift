@@ -54,7 +54,7 @@ import TestSupport
             _ = try await submitter.submitPending()
 
             let setup = NodeSetup(layout: HomeLayout(home: home), config: config, genesis: chain.genesis,
-                                  signer: nil, nodeKey: .generate())
+                                  signer: nil, signerPath: nil, nodeKey: .generate(), notices: [])
             let node = try await EvNode.make(setup: setup)
             let run = Task { try await node.run() }
             defer { run.cancel() }
