@@ -9,7 +9,7 @@ EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincu
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos
+.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos protos-rpc
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -93,3 +93,24 @@ bench-memory: release
 
 clean:
 	rm -rf .build demo
+
+# Regenerates Sources/RPCAPI/Generated (ev-node's evnode.v1 messages and services, gRPC
+# reflection) and the descriptor set reflection serves; committed, not part of the build. Needs
+# protoc-gen-swift (above) and protoc-gen-grpc-swift-2, from a checkout of grpc/grpc-swift-protobuf
+# 2.4.1: `swift build -c release --product protoc-gen-grpc-swift-2 && swift build -c release
+# --product protoc-gen-swift` there builds both.
+PROTOC_GEN_GRPC_SWIFT ?= protoc-gen-grpc-swift-2
+RPC_PROTOS := Protos/evnode/v1/evnode.proto Protos/evnode/v1/state.proto Protos/evnode/v1/state_rpc.proto \
+  Protos/evnode/v1/p2p_rpc.proto Protos/evnode/v1/config.proto \
+  Protos/grpc/reflection/v1/reflection.proto Protos/grpc/reflection/v1alpha/reflection.proto
+protos-rpc:
+	rm -rf Sources/RPCAPI/Generated && mkdir -p Sources/RPCAPI/Generated
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --plugin=protoc-gen-grpc-swift-2=$(PROTOC_GEN_GRPC_SWIFT) \
+	  --swift_out=Sources/RPCAPI/Generated --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
+	  --grpc-swift-2_out=Sources/RPCAPI/Generated \
+	  --grpc-swift-2_opt=Visibility=Public,Client=false,Server=true,FileNaming=PathToUnderscores \
+	  -IProtos $(RPC_PROTOS)
+	# evnode.proto and state.proto declare no service: their gRPC files are empty.
+	rm -f Sources/RPCAPI/Generated/evnode_v1_evnode.grpc.swift Sources/RPCAPI/Generated/evnode_v1_state.grpc.swift
+	protoc -IProtos --include_imports --descriptor_set_out=/dev/stdout $(RPC_PROTOS) | python3 scripts/descriptor-set-swift.py \
+	  > Sources/RPCAPI/Generated/DescriptorSet.swift
