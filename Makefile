@@ -25,6 +25,7 @@ deps:
 	fi
 	@$(MAKE) --no-print-directory deps-evm
 	@$(MAKE) --no-print-directory $(LIBP2P_VENV)/.installed
+	@$(MAKE) --no-print-directory $(RPC_VENV)/.installed
 
 # Idempotent: the virtualenv is made once and the packages installed only when one is missing.
 deps-evm:
@@ -42,6 +43,15 @@ LIBP2P_VENV := $(CURDIR)/.build/venv-libp2p
 $(LIBP2P_VENV)/.installed:
 	python3 -m venv $(LIBP2P_VENV)
 	$(LIBP2P_VENV)/bin/pip install -q 'libp2p==0.8.1' 'protobuf>=6.33,<6.34'
+	touch $@
+
+# The RPC tests' independent clients (Tests/IntegrationTests/py/rpc_client.py): Google's grpcio,
+# stubs generated at test time by grpcio-tools from Protos/, grpcio-reflection's client. Its own
+# virtualenv: grpcio-tools 1.85 generates code for protobuf 7, py-libp2p pins protobuf 6.33.
+RPC_VENV := $(CURDIR)/.build/venv-rpc
+$(RPC_VENV)/.installed:
+	python3 -m venv $(RPC_VENV)
+	$(RPC_VENV)/bin/pip install -q 'grpcio==1.85.1' 'grpcio-tools==1.85.1' 'grpcio-reflection==1.85.1'
 	touch $@
 
 # Regenerates Sources/P2PSync/Generated from Protos/ (committed; not part of the build).
