@@ -174,7 +174,8 @@ let package = Package(
         ]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: [
-            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport",
+            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport", "RPCAPI",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Starts real `evnode` processes; needs the executable built first.
