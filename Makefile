@@ -9,7 +9,8 @@ EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincu
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos protos-rpc
+.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos
+.PHONY: protos-rpc
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -24,8 +25,8 @@ deps:
 	  echo "deps: all present ($(APT_PACKAGES))"; \
 	fi
 	@$(MAKE) --no-print-directory deps-evm
-	@$(MAKE) --no-print-directory $(LIBP2P_VENV)/.installed
 	@$(MAKE) --no-print-directory $(RPC_VENV)/.installed
+	@$(MAKE) --no-print-directory $(LIBP2P_VENV)/.installed
 
 # Idempotent: the virtualenv is made once and the packages installed only when one is missing.
 deps-evm:
