@@ -1,6 +1,6 @@
 # evnode — see README.md. `make run` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev pkg-config curl etcd-server python3-venv stunnel4 openssl protobuf-compiler
+APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev libargon2-dev pkg-config curl etcd-server python3-venv stunnel4 openssl protobuf-compiler
 # The EVM tests' execution client: py-evm (+ pycryptodome, its keccak backend) behind the Engine
 # API server in Tests/EVM; eth-account signs the test transfers; coincurve makes py-evm's
 # signature recovery native (10× faster blocks). A virtualenv in .build.
@@ -9,7 +9,7 @@ EVM_PYPI     := py-evm==0.12.1b1 pycryptodome==3.24.1 eth-account==0.14.0 coincu
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
-.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos
+.PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos fuzz fuzz-build fuzz-ci
 .PHONY: protos-rpc
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
@@ -27,6 +27,7 @@ deps:
 	@$(MAKE) --no-print-directory deps-evm
 	@$(MAKE) --no-print-directory $(RPC_VENV)/.installed
 	@$(MAKE) --no-print-directory $(LIBP2P_VENV)/.installed
+	@$(MAKE) --no-print-directory $(HOME_VENV)/.installed
 
 # Idempotent: the virtualenv is made once and the packages installed only when one is missing.
 deps-evm:
@@ -55,6 +56,14 @@ $(RPC_VENV)/.installed:
 	$(RPC_VENV)/bin/pip install -q 'grpcio==1.85.1' 'grpcio-tools==1.85.1' 'grpcio-reflection==1.85.1'
 	touch $@
 
+# The independent ev-node home writer/reader (Tests/IntegrationTests/py/evnode_home.py): Argon2id
+# and AES-GCM from PyPI, not from evnode's code, in a virtualenv of its own.
+HOME_VENV := $(CURDIR)/.build/venv-home
+$(HOME_VENV)/.installed:
+	python3 -m venv $(HOME_VENV)
+	$(HOME_VENV)/bin/pip install -q 'argon2-cffi==25.1.0' 'cryptography==50.0.2'
+	touch $@
+
 # Regenerates Sources/P2PSync/Generated from Protos/ (committed; not part of the build).
 # Needs protoc-gen-swift: `swift build -c release --product protoc-gen-swift` in a checkout of
 # apple/swift-protobuf 1.39.0, then PROTOC_GEN_SWIFT=<its .build/release/protoc-gen-swift>.
@@ -76,6 +85,31 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip IntegrationTests
 	$(SWIFT) test --skip-build --no-parallel --filter IntegrationTests
+
+# Fuzzing (README "Fuzzing"): `evnode-fuzz` built with libFuzzer and AddressSanitizer in a
+# scratch path of its own (.build-fuzz, so the normal build is untouched), then each target run
+# for FUZZ_SECONDS (FUZZ_TARGETS: a subset). Crashes land in .build-fuzz/run/crashes/ and fail it.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_SCRATCH := .build-fuzz
+# The coverage flags are spelled out: with -O and -sanitize=address, swiftc 6.3 drops the ones
+# -sanitize=fuzzer implies, and libFuzzer would fuzz blind. The build runs without make's own
+# variables in its environment: SwiftPM rebuilds this package from scratch (8 min here) when
+# the environment differs from the last build's, and FUZZ_SECONDS=… would be such a difference.
+FUZZ_BUILD   := env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u MAKE_TERMOUT -u MAKE_TERMERR \
+                -u FUZZ_SECONDS -u FUZZ_TARGETS $(SWIFT) build -c release --product evnode-fuzz --scratch-path $(FUZZ_SCRATCH) \
+                --sanitize fuzzer --sanitize address -Xswiftc -DEVNODE_LIBFUZZER \
+                -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp
+
+fuzz-build: deps
+	$(FUZZ_BUILD)
+
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh "$$($(FUZZ_BUILD) --show-bin-path)/evnode-fuzz" $(FUZZ_TARGETS)
+
+# What CI runs after `make test`: every target briefly.
+fuzz-ci: FUZZ_SECONDS := 20
+fuzz-ci: fuzz
 
 run: release
 	@bash scripts/run-demo.sh "$(DEMO_HOME)" "$$($(SWIFT) build -c release --show-bin-path)/evnode"
@@ -103,7 +137,7 @@ bench-memory: release
 	"$$($(SWIFT) build -c release --show-bin-path)/evnode-testkit" bench-memory --out bench-results $(BENCH_MEMORY_FLAGS)
 
 clean:
-	rm -rf .build demo
+	rm -rf .build $(FUZZ_SCRATCH) demo
 
 # Regenerates Sources/RPCAPI/Generated (ev-node's evnode.v1 messages and services, gRPC
 # reflection) and the descriptor set reflection serves; committed, not part of the build. Needs

@@ -33,6 +33,9 @@ let package = Package(
         // C libraries from Debian (installed by `make deps`).
         .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb",
                        providers: [.apt(["librocksdb-dev"])]),
+        // Argon2id for the encrypted signer.json (the reference implementation, libargon2-dev).
+        .systemLibrary(name: "CArgon2", pkgConfig: "libargon2",
+                       providers: [.apt(["libargon2-dev"])]),
         // curl_easy_setopt/getinfo are variadic: Swift needs typed wrappers.
         .target(name: "CCurlShim",
                 linkerSettings: [.linkedLibrary("curl")]),
@@ -46,6 +49,13 @@ let package = Package(
         .target(name: "Config", dependencies: [
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
+        // The signer's key files: ev-node's encrypted signer.json (Argon2id + AES-256-GCM), the
+        // legacy plaintext signer.key, `keys export/import`. Its own target so that only what
+        // unlocks a signer links libargon2, not everything that imports Config.
+        .target(name: "KeyStore", dependencies: [
+            "Config", "CArgon2",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         // The block layer: sub-targets inside Sources/Block, in the order blocks flow through
@@ -136,7 +146,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "evnode", dependencies: [
-            "Config", "Block", "DA", "P2PSync", "Node",
+            "Config", "KeyStore", "Block", "DA", "P2PSync", "Node",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -146,20 +156,35 @@ let package = Package(
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
         // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
         .executableTarget(name: "evnode-testkit", dependencies: [
-            "Block", "Config", "CRocksDB", "DA", "EVM",
+            "Block", "Config", "KeyStore", "CRocksDB", "DA", "EVM",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
+
+        // Fuzzing (README "Fuzzing"): the fuzz targets — each a parser that outside input reaches
+        // and the state machine behind it — as a library the tests replay inputs through, and
+        // `evnode-fuzz`: a libFuzzer binary when `make fuzz` builds it with -sanitize=fuzzer
+        // (in .build-fuzz), an input replayer in every other build.
+        .target(name: "FuzzTargets", dependencies: [
+            "Block", "Config", "DA", "EVM", "HTTPClient", "P2PSync",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Fuzz/Targets", swiftSettings: strict),
+        .executableTarget(name: "evnode-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver",
+                          swiftSettings: strict),
 
         // What every test target shares: temp directories, free ports, child processes by PID,
         // waits with deadlines, HTTP over curl, the signed test chain, and the launchers of the
         // local DA, the faulty-DA proxy, etcd, the py-evm EL — and `Testnet`, the one harness
         // for tests that run nodes as real processes. Only test targets depend on it.
         .target(name: "TestSupport", dependencies: [
-            "Block", "Config", "DA",
+            "Block", "Config", "KeyStore", "DA",
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
-        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "KeyStore"]),
+        .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "Config", "TestSupport"]),
         .testTarget(name: "BlockTests", dependencies: [
             "Block", "Config", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -178,7 +203,9 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "Block", "DA", "P2PSync", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Block", "DA", "P2PSync", "TestSupport"]),
     ]
 )

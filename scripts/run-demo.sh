@@ -14,9 +14,16 @@ da_dir="$home/da"
 node_dir="$home/node"
 logs="$home/logs"
 
+# The passphrase that encrypts the aggregator's config/signer.json (made once, kept beside the homes).
+passphrase_file="$home/signer-passphrase"
+
 mkdir -p "$da_dir" "$logs"
+if [ ! -f "$passphrase_file" ]; then
+  (umask 077; head -c 24 /dev/urandom | base64 > "$passphrase_file")
+fi
 if [ ! -f "$node_dir/config/genesis.json" ]; then
-  "$evnode" init --home "$node_dir" --chain-id "$chain_id" --aggregator >/dev/null
+  "$evnode" init --home "$node_dir" --chain-id "$chain_id" --aggregator \
+    --evnode.signer.passphrase_file "$passphrase_file" >/dev/null
   echo "initialised the aggregator's home $node_dir (chain $chain_id)"
 fi
 
@@ -55,6 +62,7 @@ done
 grep -q '^listening on ' "$logs/local-da.log" || died "the local DA (no answer in 30 s)" "$logs/local-da.log"
 
 "$evnode" start --home "$node_dir" --aggregator --block-time 1s \
+  --evnode.signer.passphrase_file "$passphrase_file" \
   --da.address "http://$da_listen" --da.block-time 2s \
   --p2p.listen "$p2p" --rpc.address "$rpc" >"$logs/node.log" 2>&1 &
 node_pid=$!
@@ -70,6 +78,7 @@ cat <<EOF
 evnode demo is running (chain $chain_id, home $home)
   local DA     http://$da_listen          (pid $da_pid, log $logs/local-da.log)
   aggregator   RPC http://$rpc   P2P $p2p   (pid $node_pid, log $logs/node.log)
+  signer       $node_dir/config/signer.json, unlocked by the passphrase in $passphrase_file
 
 Send a transaction and read it back (a block comes every second):
   curl -X POST --data 'hello=world' http://$rpc/tx

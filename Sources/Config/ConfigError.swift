@@ -11,6 +11,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     case file(path: String, reason: String)
     /// A key in config.yaml that evnode does not know (a typo would otherwise be silently ignored).
     case unknownKey(key: String, path: String)
+    /// An ev-node setting for a feature evnode does not have, set to something other than its
+    /// default.
+    case unsupported(key: String, flag: String, value: String, source: String, reason: String)
     /// The signer's high-water mark at `path` is `mark`; recording `height` would lower it or
     /// record a signed height a second time. Only `evnode signer reset` lowers a mark.
     case markNotRaised(path: String, height: UInt64, mark: UInt64)
@@ -27,6 +30,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(path): \(reason)"
         case let .unknownKey(key, path):
             return "\(path): unknown key \"\(key)\""
+        case let .unsupported(key, flag, value, source, reason):
+            let fallback = Settings.byKey[key].map { $0.defaultValue.isEmpty ? "empty" : $0.defaultValue } ?? "its default"
+            return "\(key) (\(flag)) \"\(value)\" from \(source) is refused: \(reason) (only its default, \(fallback), is accepted)"
         case let .markNotRaised(path, height, mark):
             let why = height < mark ? "a mark never goes down (only `evnode signer reset` lowers it)"
                                     : "that height is already recorded as signed; signing it again would be a second signature"

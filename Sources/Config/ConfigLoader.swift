@@ -1,56 +1,112 @@
 import Foundation
 import Yams
 
-/// One raw setting value and where it came from (for error messages).
+/// One raw setting value and where it came from (for error messages and for the rules that
+/// depend on the source: a key of a feature evnode lacks loads from a file ev-node's `init` wrote,
+/// but is refused when someone passes it on the command line).
 public struct RawSetting: Sendable, Equatable {
-    public var value: String
-    public var source: String
+    public enum Origin: Sendable, Equatable { case defaults, file, environment, commandLine }
 
-    public init(value: String, source: String) {
+    public var value: String
+    /// The file path, the flag as typed, or the environment variable.
+    public var source: String
+    public var origin: Origin
+
+    public init(value: String, source: String, origin: Origin = .commandLine) {
         self.value = value
         self.source = source
+        self.origin = origin
     }
 }
 
-/// Builds a `NodeConfig` from defaults, `config.yaml` and flags, in that order of precedence
-/// (flags win), and validates it. Nothing is started here; errors are one-line `ConfigError`s.
+/// A parsed `evnode.yaml` (or an earlier evnode's `config.yaml`).
+public struct ConfigFile: Sendable, Equatable {
+    public var path: String
+    public var values: [String: RawSetting]
+    /// Top-level groups evnode does not know (a newer ev-node's, say): skipped with a notice,
+    /// so a backup from a newer ev-node still starts.
+    public var skippedGroups: [String]
+
+    public init(path: String, values: [String: RawSetting] = [:], skippedGroups: [String] = []) {
+        self.path = path
+        self.values = values
+        self.skippedGroups = skippedGroups
+    }
+}
+
+/// A resolved configuration and the notices the operator should see once at start.
+public struct LoadedConfig: Sendable {
+    public var config: NodeConfig
+    public var notices: [String]
+}
+
+/// Builds a `NodeConfig` from defaults, `evnode.yaml`, the environment and flags, in that order of
+/// precedence (flags win), and validates it. Nothing is started here; errors are one-line
+/// `ConfigError`s.
 public enum ConfigLoader {
-    /// Reads `config.yaml` into flat dotted keys. Unknown keys are an error: a misspelt key
-    /// silently falling back to a default is how nodes end up on the wrong DA namespace.
-    public static func readFile(at path: String) throws(ConfigError) -> [String: RawSetting] {
+    /// Reads a config file into flat dotted keys. `legacy` reads an earlier evnode's
+    /// `config.yaml`, whose few renamed keys (`Settings.legacyKeys`) are read under ev-node's name.
+    public static func readFile(at path: String, legacy: Bool = false) throws(ConfigError) -> ConfigFile {
         let text: String
         do {
-            text = try FileIO.readString(path)
+            text = try FileIO.readString(path, limit: 1 << 20)
         } catch {
             throw .file(path: path, reason: error.description)
         }
-        return try parseYAML(text, path: path)
+        return try parseFile(text, path: path, legacy: legacy)
     }
 
+    /// The values of `text` only (tests and tools that do not care about skipped groups).
     public static func parseYAML(_ text: String, path: String) throws(ConfigError) -> [String: RawSetting] {
+        try parseFile(text, path: path).values
+    }
+
+    /// Unknown keys under a known group are an error naming the key and the file: a misspelt key
+    /// silently falling back to a default is how nodes end up on the wrong DA namespace. An
+    /// unknown top-level group is skipped with a notice instead: a group a newer ev-node adds
+    /// must not stop the restore of its home. (ev-node's Viper ignores unknown keys everywhere.)
+    public static func parseFile(_ text: String, path: String, legacy: Bool = false) throws(ConfigError) -> ConfigFile {
         let root: Any?
         do {
             root = try Yams.load(yaml: text)
         } catch {
             throw .file(path: path, reason: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
-        guard let root else { return [:] }
+        var file = ConfigFile(path: path)
+        guard let root else { return file }
         guard let top = root as? [String: Any] else {
-            throw .file(path: path, reason: "expected a mapping of sections (node, da, p2p, rpc, raft, log)")
+            throw .file(path: path, reason: "expected a mapping of groups (db_path, node, da, p2p, rpc, instrumentation, log, signer, raft, pruning)")
         }
-        var out: [String: RawSetting] = [:]
-        for (section, body) in top {
-            guard let fields = body as? [String: Any] else {
+        try flatten(top, prefix: "", into: &file, legacy: legacy)
+        file.skippedGroups.sort()
+        return file
+    }
+
+    private static func flatten(_ mapping: [String: Any], prefix: String, into file: inout ConfigFile,
+                                legacy: Bool) throws(ConfigError) {
+        for (name, body) in mapping {
+            var key = prefix + name
+            if legacy, let renamed = Settings.legacyKeys[key] { key = renamed }
+            if let setting = Settings.byKey[key] {
+                guard setting.inFile else {
+                    throw .file(path: file.path, reason: "\"\(key)\" is not read from the file (as in ev-node); pass --\(setting.flag)")
+                }
+                if body is [String: Any] {
+                    throw .file(path: file.path, reason: "\"\(key)\" must be a value, not a mapping")
+                }
+                file.values[key] = RawSetting(value: scalarText(body), source: file.path, origin: .file)
+            } else if Settings.groups.contains(key) {
                 if body is NSNull { continue }
-                throw .file(path: path, reason: "section \"\(section)\" must be a mapping")
-            }
-            for (field, value) in fields {
-                let key = "\(section).\(field)"
-                guard Settings.byKey[key] != nil else { throw .unknownKey(key: key, path: path) }
-                out[key] = RawSetting(value: scalarText(value), source: path)
+                guard let fields = body as? [String: Any] else {
+                    throw .file(path: file.path, reason: "\"\(key)\" must be a mapping")
+                }
+                try flatten(fields, prefix: key + ".", into: &file, legacy: legacy)
+            } else if prefix.isEmpty {
+                file.skippedGroups.append(key)
+            } else {
+                throw .unknownKey(key: key, path: file.path)
             }
         }
-        return out
     }
 
     private static func scalarText(_ value: Any) -> String {
@@ -66,30 +122,65 @@ public enum ConfigLoader {
         }
     }
 
-    /// Merges defaults < file < flags and converts every value.
+    /// The settings given as environment variables, in the one form evnode reads:
+    /// `EVNODE_<KEY>` (`EVNODE_NODE_AGGREGATOR=true`, `EVNODE_DA_ADDRESS=…`, `EVNODE_DB_PATH=…`).
+    /// A variable that starts like a setting's (`EVNODE_DA_…`) but names none is an error, as an
+    /// unknown key in the file is; other `EVNODE_*` variables (the test harness's) are not ours.
+    public static func environmentSettings(_ environment: [String: String]) throws(ConfigError) -> [String: RawSetting] {
+        var out: [String: RawSetting] = [:]
+        for (name, value) in environment where name.hasPrefix("EVNODE_") {
+            if let setting = byEnvironmentVariable[name] {
+                out[setting.key] = RawSetting(value: value, source: "$\(name)", origin: .environment)
+            } else if environmentPrefixes.contains(where: { name.hasPrefix($0) }) {
+                throw .invalidValue(field: "environment variable \(name)", value: value, source: "environment",
+                                    reason: "no such setting (the form is EVNODE_ and the evnode.yaml key in capitals, e.g. EVNODE_NODE_AGGREGATOR)")
+            }
+        }
+        return out
+    }
+
+    static let byEnvironmentVariable: [String: Setting] =
+        Dictionary(uniqueKeysWithValues: Settings.all.map { ($0.environmentVariable, $0) })
+    static let environmentPrefixes: [String] =
+        Settings.groupOrder.filter { $0 != "base" }.map { "EVNODE_\($0.uppercased())_" }
+
+    /// Merges defaults < file < flags and converts every value (no environment: tests and tools).
     public static func resolve(home: String,
                                file: [String: RawSetting],
                                flags: [String: RawSetting]) throws(ConfigError) -> NodeConfig {
+        try load(home: home, file: file, environment: [:], flags: flags).config
+    }
+
+    /// Merges defaults < file < environment < flags, applies evnode's rules for ev-node keys it
+    /// has no feature for, converts every value and validates the combination.
+    public static func load(home: String, file: [String: RawSetting], environment: [String: RawSetting],
+                            flags: [String: RawSetting]) throws(ConfigError) -> LoadedConfig {
         var merged: [String: RawSetting] = [:]
         for setting in Settings.all {
-            merged[setting.key] = RawSetting(value: setting.defaultValue, source: "default")
+            merged[setting.key] = RawSetting(value: setting.defaultValue, source: "default", origin: .defaults)
         }
-        for (k, v) in file { merged[k] = v }
-        for (k, v) in flags {
-            guard Settings.byKey[k] != nil else {
-                throw .invalidValue(field: k, value: v.value, source: v.source, reason: "unknown setting")
+        for layer in [file, environment, flags] {
+            for (k, v) in layer {
+                guard Settings.byKey[k] != nil else {
+                    throw .invalidValue(field: k, value: v.value, source: v.source, reason: "unknown setting")
+                }
+                merged[k] = v
             }
-            merged[k] = v
         }
+        try validatePairs(merged)
+        var notices = try checkSupport(merged)
         let reader = ValueReader(values: merged)
+        if reader.string("da.address").trimmingWhitespace().isEmpty {
+            throw reader.fail("da.address", "empty: evnode follows and posts to a DA node; ev-node's P2P-only full node (an empty da.address) is not supported")
+        }
         var config = NodeConfig(
             home: home,
             aggregator: try reader.bool("node.aggregator"),
             catchupTimeout: try reader.duration("node.catchup_timeout"),
             blockTime: try reader.duration("node.block_time", positive: true),
-            lazy: try reader.bool("node.lazy"),
-            lazyInterval: try reader.duration("node.lazy_interval", positive: true),
-            maxPendingBlocks: try reader.uint("node.max_pending_blocks"),
+            lazy: try reader.bool("node.lazy_mode"),
+            lazyInterval: try reader.duration("node.lazy_block_interval", positive: true),
+            maxPendingBlocks: try reader.uint("node.max_pending_headers_and_data"),
             da: DAConfig(
                 address: try reader.endpoint("da.address"),
                 authToken: reader.string("da.auth_token"),
@@ -101,16 +192,16 @@ public enum ConfigLoader {
                 requestTimeout: try reader.duration("da.request_timeout", positive: true),
                 fetchParallelism: try reader.int("da.fetch_parallelism", range: 1...256),
                 maxHeldData: try reader.int("da.max_held_data", range: (1 << 20)...(16 << 30)),
-
                 txConfig: try reader.txConfig(),
                 gasMultiplier: try reader.decimal("da.gas_multiplier", range: 1...100),
                 signingAddresses: try reader.addressList("da.signing_addresses"),
                 tlsCAFile: reader.string("da.tls_ca_file").trimmingWhitespace(),
                 subscribe: try reader.bool("da.subscribe")),
             p2p: P2PConfig(
-                listen: try reader.p2pListen("p2p.listen"),
+                listen: try reader.p2pListen("p2p.listen_address"),
                 peers: try reader.p2pPeerList("p2p.peers")),
-            rpc: RPCConfig(address: try reader.hostPort("rpc.address", allowPortZero: true)),
+            rpc: RPCConfig(address: try reader.hostPort("rpc.address", allowPortZero: true),
+                           enableDAVisualization: try reader.bool("rpc.enable_da_visualization")),
             raft: RaftConfig(
                 enable: try reader.bool("raft.enable"),
                 endpoints: try reader.endpointList("raft.endpoints"),
@@ -119,11 +210,120 @@ public enum ConfigLoader {
                 heartbeatInterval: try reader.duration("raft.heartbeat_interval"),
                 heartbeatTimeout: try reader.duration("raft.heartbeat_timeout")),
             log: LogConfig(
-                level: try reader.choice("log.level"),
+                level: try reader.logLevel("log.level"),
                 format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
+        config.da.mempoolTTL = try reader.uint("da.mempool_ttl")
+        config.da.maxSubmitAttempts = try reader.int("da.max_submit_attempts", range: 1...1_000_000)
+        config.da.batching.strategy = DABatchingConfig.Strategy(rawValue: try reader.choice("da.batching_strategy")) ?? .time
+        config.da.batching.sizeThreshold = try reader.decimal("da.batch_size_threshold", range: 0...1)
+        if config.da.batching.sizeThreshold <= 0 {
+            throw reader.fail("da.batch_size_threshold", "must be above 0 (a fraction of da.max_blob_size)")
+        }
+        config.da.batching.maxDelay = try reader.duration("da.batch_max_delay")
+        config.da.batching.minItems = try reader.int("da.batch_min_items", range: 1...1_000_000)
+
+        let blocked = try reader.peerIDList("p2p.blocked_peers")
+        let allowed = try reader.peerIDList("p2p.allowed_peers")
+        if try reader.bool("p2p.disable_connection_gater") {
+            // ev-node applies the lists only through its connection gater, which is off by
+            // default; a home that ran with lists and the gater off must behave the same here.
+            if !blocked.isEmpty || !allowed.isEmpty {
+                notices.append("p2p.blocked_peers and p2p.allowed_peers are not applied: p2p.disable_connection_gater is true (ev-node's default); set it to false to apply them")
+            }
+        } else {
+            config.p2p.blockedPeers = blocked
+            config.p2p.allowedPeers = allowed
+        }
+
+        config.dbPath = reader.string("db_path").trimmingWhitespace()
+        if config.dbPath.isEmpty { throw reader.fail("db_path", "empty (the default is data)") }
+        config.signer.kind = .file
+        config.signer.path = reader.string("signer.signer_path").trimmingWhitespace()
+        if config.signer.path.isEmpty { throw reader.fail("signer.signer_path", "empty (the default is config)") }
+        config.signer.passphraseFile = reader.string("signer.passphrase_file").trimmingWhitespace()
+
+        config.readiness.windowSeconds = try reader.uint("node.readiness_window_seconds")
+        config.readiness.maxBlocksBehind = try reader.uint("node.readiness_max_blocks_behind")
+
+        config.pruning.mode = PruningConfig.Mode(rawValue: try reader.choice("pruning.pruning_mode")) ?? .disabled
+        config.pruning.keepRecent = try reader.uint("pruning.pruning_keep_recent")
+        config.pruning.interval = try reader.duration("pruning.pruning_interval")
+
+        config.instrumentation.prometheus = try reader.bool("instrumentation.prometheus")
+        config.instrumentation.prometheusListen = try reader.listenAddress("instrumentation.prometheus_listen_addr")
+        config.instrumentation.namespace = try reader.metricNamespace("instrumentation.namespace")
+
         config.execution = try resolveExecution(reader)
+        config.signer.kind = SignerConfig.Kind(rawValue: try reader.choice("signer.signer_type")) ?? .file
+        config.signer.path = reader.string("signer.signer_path").trimmingWhitespace()
+        if config.signer.path.isEmpty { throw reader.fail("signer.signer_path", "must name a folder") }
+        config.signer.passphraseFile = reader.string("signer.passphrase_file").trimmingWhitespace()
         try validateCombination(config, values: merged)
-        return config
+        return LoadedConfig(config: config, notices: notices)
+    }
+
+    /// Whether `value` means the setting's default (`1m` and `1m0s`, `0.80` and `0.8`, `True`
+    /// and `true` do).
+    static func isDefault(_ setting: Setting, _ value: String) -> Bool {
+        let v = value.trimmingWhitespace(), d = setting.defaultValue
+        switch setting.kind {
+        case .bool: return ValueReader.parseBool(v) == ValueReader.parseBool(d)
+        case .duration: return (try? DurationParser.nanoseconds(v)) == (try? DurationParser.nanoseconds(d))
+        case .uint, .int, .decimal: return Double(v) != nil && Double(v) == Double(d)
+        case .choice: return v.lowercased() == d
+        default: return v == d
+        }
+    }
+
+    /// ev-node's keys for features evnode does not have (`Setting.Support`): refused with the
+    /// reason when they ask for the feature, accepted (with a notice where the value is simply
+    /// without effect) when they do not.
+    static func checkSupport(_ values: [String: RawSetting]) throws(ConfigError) -> [String] {
+        var notices: [String] = []
+        for setting in Settings.all {
+            guard let raw = values[setting.key], raw.origin != .defaults, !isDefault(setting, raw.value) else { continue }
+            func refuse(_ reason: String) -> ConfigError {
+                .unsupported(key: setting.key, flag: "--" + setting.flag, value: raw.value, source: raw.source, reason: reason)
+            }
+            switch setting.support {
+            case .supported:
+                if setting.key == "signer.signer_type" {
+                    switch raw.value.trimmingWhitespace().lowercased() {
+                    case "grpc": throw refuse("the remote gRPC signer is \(Settings.issue29)")
+                    case "kms": throw refuse("evnode has no KMS signer; it signs with signer.json (the file signer)")
+                    default: break
+                    }
+                }
+            case .unsupported(let reason):
+                throw refuse(reason)
+            case .inert(let enabler, let reason):
+                if raw.origin != .file { throw refuse(reason) }
+                if let enabler, let on = values[enabler], ValueReader.parseBool(on.value) == true {
+                    throw refuse(reason + " (\(enabler) is on)")
+                }
+            case .noEffect(let why):
+                notices.append("\(setting.key) (--\(setting.flag)) = \(raw.value) from \(raw.source) has no effect: \(why)")
+            }
+        }
+        return notices
+    }
+
+    /// ev-node's exclusive and dependent pairs, checked on the raw values before anything else so
+    /// that the message names both flags (as ev-node's does) even when one is a feature evnode
+    /// refuses anyway.
+    static func validatePairs(_ values: [String: RawSetting]) throws(ConfigError) {
+        func on(_ key: String) -> Bool {
+            values[key].flatMap { ValueReader.parseBool($0.value) } ?? false
+        }
+        func flag(_ key: String) -> String { "--" + (Settings.byKey[key]?.flag ?? key) }
+        let exclusive = [("node.light", "node.aggregator"), ("node.based_sequencer", "node.promotable"),
+                         ("node.light", "node.promotable"), ("node.promotable", "raft.enable")]
+        for (a, b) in exclusive where on(a) && on(b) {
+            throw .conflict("\(flag(a)) and \(flag(b)) are mutually exclusive")
+        }
+        if on("node.based_sequencer") && !on("node.aggregator") {
+            throw .conflict("\(flag("node.based_sequencer")) needs \(flag("node.aggregator"))")
+        }
     }
 
     /// `--execution` and the `--evm.*` settings: the EVM ones are checked (and the JWT secret
@@ -136,15 +336,13 @@ public enum ConfigLoader {
         evm.ethURL = try reader.endpoint("evm.eth_url")
         evm.jwtSecretFile = reader.string("evm.jwt_secret_file")
         if evm.jwtSecretFile.isEmpty {
-            throw .missing("--execution evm needs --evm.jwt-secret-file (the Engine API JWT secret the EL was started with)")
+            throw .missing("--evnode.execution.kind evm needs --evm.jwt-secret-file (the Engine API JWT secret the EL was started with)")
         }
         evm.genesisHash = try reader.hexBytes("evm.genesis_hash", count: 32)
         evm.feeRecipient = try reader.hexBytes("evm.fee_recipient", count: 20) ?? [UInt8](repeating: 0, count: 20)
         return ExecutionConfig(kind: kind, evm: evm)
     }
 
-    /// Rules between settings (SPEC §2). Checks that need files (the signer key) are in
-    /// `HomeLayout`, which knows where they live.
     /// A heartbeat is an etcd write: not more often than every 10 ms. A follower must miss at
     /// least two before it takes over, and the take-over must come before the lease would expire.
     static func validateHeartbeat(_ raft: RaftConfig, values: [String: RawSetting]) throws(ConfigError) {
@@ -156,7 +354,7 @@ public enum ConfigLoader {
                                 reason: "at least 10ms (each heartbeat is an etcd write), or 0s for none")
         }
         if timeout > .zero && interval == .zero {
-            throw .conflict("--raft.heartbeat-timeout needs heartbeats: --raft.heartbeat-interval is 0s")
+            throw .conflict("--evnode.raft.heartbeat_timeout needs heartbeats: --evnode.raft.heartbeat_interval is 0s")
         }
         if timeout > .zero && timeout < interval * 2 {
             throw .invalidValue(field: "raft.heartbeat_timeout", value: DurationParser.format(timeout),
@@ -166,19 +364,21 @@ public enum ConfigLoader {
         if interval > .zero, raft.leaseTTL > .zero, raft.effectiveHeartbeatTimeout >= raft.leaseTTL {
             throw .invalidValue(field: "raft.heartbeat_timeout", value: DurationParser.format(raft.effectiveHeartbeatTimeout),
                                 source: timeout > .zero ? source("raft.heartbeat_timeout") : "five heartbeat intervals",
-                                reason: "shorter than --raft.lease-ttl (\(DurationParser.format(raft.leaseTTL))), which replaces a dead leader anyway")
+                                reason: "shorter than --evnode.raft.lease_ttl (\(DurationParser.format(raft.leaseTTL))), which replaces a dead leader anyway")
         }
     }
 
+    /// Rules between settings (SPEC §2, ev-node's `Config.Validate`). Checks that need files (the
+    /// signer) are in `NodeSetup`, which knows where they live.
     static func validateCombination(_ c: NodeConfig, values: [String: RawSetting]) throws(ConfigError) {
         if c.catchupTimeout > .zero && !c.aggregator {
-            throw .conflict("--catchup-timeout needs --aggregator (catchup is how an aggregator recovers)")
+            throw .conflict("--evnode.node.catchup_timeout needs --evnode.node.aggregator (catchup is how an aggregator recovers)")
         }
         if c.catchupTimeout > .zero && c.raft.enable {
-            throw .conflict("--catchup-timeout and --raft.enable are mutually exclusive: choose catchup failover or the HA group")
+            throw .conflict("--evnode.node.catchup_timeout and --evnode.raft.enable are mutually exclusive: choose catchup failover or the HA group")
         }
         if c.raft.enable && !c.aggregator {
-            throw .conflict("--raft.enable needs --aggregator (only aggregators take part in leader election)")
+            throw .conflict("--evnode.raft.enable needs --evnode.node.aggregator (only aggregators take part in leader election)")
         }
         if c.raft.leaseTTL > .zero && c.raft.leaseTTL < .seconds(2) {
             throw .invalidValue(field: "raft.lease_ttl", value: DurationParser.format(c.raft.leaseTTL),
@@ -187,23 +387,37 @@ public enum ConfigLoader {
         }
         try validateHeartbeat(c.raft, values: values)
         if c.raft.enable && c.raft.endpoints.isEmpty {
-            throw .missing("--raft.enable needs --raft.endpoints (etcd URLs, http://host:port,…)")
+            throw .missing("--evnode.raft.enable needs --evnode.raft.endpoints (etcd URLs, http://host:port,…)")
         }
         if c.lazy && !c.aggregator {
-            throw .conflict("--lazy needs --aggregator")
+            throw .conflict("--evnode.node.lazy_mode needs --evnode.node.aggregator")
+        }
+        if c.lazy && c.lazyInterval <= c.blockTime {
+            throw .conflict("--evnode.node.lazy_block_interval (\(DurationParser.format(c.lazyInterval))) must be longer than --evnode.node.block_time (\(DurationParser.format(c.blockTime))) in lazy mode")
+        }
+        if c.pruning.mode != .disabled {
+            if c.pruning.keepRecent == 0 {
+                throw .conflict("--evnode.pruning.pruning_keep_recent must be above 0 when --evnode.pruning.pruning_mode is \(c.pruning.mode.rawValue) (use pruning_mode disabled to keep every block)")
+            }
+            if c.pruning.interval < .seconds(1) {
+                throw .conflict("--evnode.pruning.pruning_interval must be at least 1s when --evnode.pruning.pruning_mode is \(c.pruning.mode.rawValue)")
+            }
+            if c.pruning.interval < c.blockTime {
+                throw .conflict("--evnode.pruning.pruning_interval (\(DurationParser.format(c.pruning.interval))) must be at least --evnode.node.block_time (\(DurationParser.format(c.blockTime)))")
+            }
         }
         if !c.da.tlsCAFile.isEmpty {
             if c.da.address.scheme != "https" {
-                throw .conflict("--da.tls-ca-file needs an https:// --da.address (got \(c.da.address))")
+                throw .conflict("--evnode.da.tls_ca_file needs an https:// --evnode.da.address (got \(c.da.address))")
             }
             if !FileManager.default.isReadableFile(atPath: c.da.tlsCAFile) {
-                throw .invalidValue(field: "da.tls_ca_file (--da.tls-ca-file)", value: c.da.tlsCAFile,
+                throw .invalidValue(field: "da.tls_ca_file (--evnode.da.tls_ca_file)", value: c.da.tlsCAFile,
                                     source: values["da.tls_ca_file"]?.source ?? "default",
                                     reason: "no readable file there")
             }
         }
         if let price = c.da.txConfig.gasPrice, price > c.da.maxGasPrice {
-            throw .conflict("--da.gas-price \(DATxConfig.decimal(price)) is above --da.max-gas-price \(DATxConfig.decimal(c.da.maxGasPrice))")
+            throw .conflict("--evnode.da.gas_price \(DATxConfig.decimal(price)) is above --evnode.da.max_gas_price \(DATxConfig.decimal(c.da.maxGasPrice))")
         }
     }
 }
@@ -213,7 +427,7 @@ struct ValueReader {
     let values: [String: RawSetting]
 
     func raw(_ key: String) -> RawSetting {
-        values[key] ?? RawSetting(value: Settings.byKey[key]?.defaultValue ?? "", source: "default")
+        values[key] ?? RawSetting(value: Settings.byKey[key]?.defaultValue ?? "", source: "default", origin: .defaults)
     }
 
     func fail(_ key: String, _ reason: String) -> ConfigError {
@@ -234,12 +448,67 @@ struct ValueReader {
         return bytes
     }
 
-    func bool(_ key: String) throws(ConfigError) -> Bool {
-        switch raw(key).value.lowercased() {
-        case "true", "1", "yes", "on": return true
-        case "false", "0", "no", "off", "": return false
-        default: throw fail(key, "expected true or false")
+    /// Go's `strconv.ParseBool` spellings (what pflag and Viper accept), plus yes/no and on/off.
+    static func parseBool(_ text: String) -> Bool? {
+        switch text.trimmingWhitespace().lowercased() {
+        case "true", "1", "t", "yes", "on": return true
+        case "false", "0", "f", "no", "off", "": return false
+        default: return nil
         }
+    }
+
+    func bool(_ key: String) throws(ConfigError) -> Bool {
+        guard let b = Self.parseBool(raw(key).value) else { throw fail(key, "expected true or false") }
+        return b
+    }
+
+    /// swift-log's level names, and ev-node's (zerolog's) `warn`, `fatal`, `panic`.
+    func logLevel(_ key: String) throws(ConfigError) -> String {
+        let v = try choice(key)
+        return LogLevelName.zerolog[v] ?? v
+    }
+
+    /// A listen address as ev-node writes it: `host:port`, or `:port` for every interface.
+    func listenAddress(_ key: String) throws(ConfigError) -> HostPort {
+        var text = raw(key).value.trimmingWhitespace()
+        if text.hasPrefix(":") { text = "0.0.0.0" + text }
+        do {
+            return try HostPort(parsing: text, allowPortZero: true)
+        } catch {
+            throw fail(key, error.description)
+        }
+    }
+
+    /// Metric names are `<namespace>_<name>`: Prometheus allows [a-zA-Z_][a-zA-Z0-9_]*.
+    func metricNamespace(_ key: String) throws(ConfigError) -> String {
+        let v = raw(key).value.trimmingWhitespace()
+        let ok = v.utf8.count <= 64 && v.unicodeScalars.enumerated().allSatisfy { i, c in
+            c.isASCII && (c.properties.isAlphabetic || c == "_" || (i > 0 && ("0"..."9").contains(c)))
+        }
+        guard ok else { throw fail(key, "a metric name prefix: letters, digits and _, not starting with a digit, at most 64") }
+        return v
+    }
+
+    /// ev-node's `p2p.blocked_peers` / `allowed_peers`: comma-separated peer ids, or multiaddrs
+    /// whose `/p2p/<id>` names one. At most 1,000 entries.
+    func peerIDList(_ key: String) throws(ConfigError) -> [String] {
+        let parts = splitList(raw(key).value)
+        guard parts.count <= 1000 else { throw fail(key, "more than 1000 peer ids") }
+        var out: [String] = []
+        for part in parts {
+            if part.hasPrefix("/") {
+                guard let address = try? P2PPeerAddress(parsing: part), let id = address.peerID else {
+                    throw fail(key, "\"\(part)\" is neither a peer id nor a multiaddr ending in /p2p/<peer id>")
+                }
+                out.append(id)
+            } else {
+                guard P2PPeerAddress.isEd25519PeerID(part) else {
+                    throw fail(key, "\"\(part)\" is not an Ed25519 peer id (12D3KooW…)")
+                }
+                out.append(part)
+            }
+        }
+        return out
     }
 
     func duration(_ key: String, positive: Bool = false) throws(ConfigError) -> Duration {
@@ -267,7 +536,7 @@ struct ValueReader {
     }
 
     func choice(_ key: String) throws(ConfigError) -> String {
-        let v = raw(key).value.lowercased()
+        let v = raw(key).value.trimmingWhitespace().lowercased()
         guard case .choice(let options) = Settings.byKey[key]?.kind, options.contains(v) else {
             if case .choice(let options) = Settings.byKey[key]?.kind {
                 throw fail(key, "expected one of \(options.joined(separator: ", "))")
@@ -329,7 +598,7 @@ struct ValueReader {
     /// default into config.yaml; those must not wipe what `submit_options` says.
     private func given(_ key: String) -> Bool {
         let r = raw(key)
-        return r.source != "default" && r.value.trimmingWhitespace() != (Settings.byKey[key]?.defaultValue ?? "")
+        return r.origin != .defaults && r.value.trimmingWhitespace() != (Settings.byKey[key]?.defaultValue ?? "")
     }
 
     /// `da.submit_options` (celestia-node's TxConfig JSON), then every flag given on top of it.

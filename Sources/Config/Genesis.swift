@@ -9,14 +9,21 @@ public struct Genesis: Sendable, Equatable {
     /// SHA-256 of the proposer's raw Ed25519 public key (32 bytes).
     public var proposerAddress: [UInt8]
     public var daStartHeight: UInt64
+    /// ev-node's `da_epoch_forced_inclusion`: DA blocks per forced-inclusion epoch (≥ 1).
+    public var daEpochForcedInclusion: UInt64
+
+    /// What ev-node's `NewGenesis` writes, and what a genesis without the field is read as.
+    public static let defaultDAEpochForcedInclusion: UInt64 = 50
 
     public init(chainID: String, initialHeight: UInt64 = 1, startTimeNanoseconds: UInt64,
-                proposerAddress: [UInt8], daStartHeight: UInt64 = 0) {
+                proposerAddress: [UInt8], daStartHeight: UInt64 = 0,
+                daEpochForcedInclusion: UInt64 = Genesis.defaultDAEpochForcedInclusion) {
         self.chainID = chainID
         self.initialHeight = initialHeight
         self.startTimeNanoseconds = startTimeNanoseconds
         self.proposerAddress = proposerAddress
         self.daStartHeight = daStartHeight
+        self.daEpochForcedInclusion = daEpochForcedInclusion
     }
 
     public static let maxChainIDLength = 64
@@ -32,8 +39,14 @@ public struct Genesis: Sendable, Equatable {
     public func validate(path: String) throws(ConfigError) {
         if let problem = Genesis.validateChainID(chainID) { throw .file(path: path, reason: problem) }
         if initialHeight < 1 { throw .file(path: path, reason: "initial_height must be ≥ 1 (got \(initialHeight))") }
+        if proposerAddress.isEmpty {
+            throw .file(path: path, reason: "has no proposer_address (a home initialised without a signer, as for a full node): copy the chain's genesis.json here")
+        }
         if proposerAddress.count != 32 {
             throw .file(path: path, reason: "proposer_address must be 32 bytes of base64 (got \(proposerAddress.count) bytes)")
+        }
+        if daEpochForcedInclusion < 1 {
+            throw .file(path: path, reason: "da_epoch_forced_inclusion must be at least 1 (got \(daEpochForcedInclusion))")
         }
     }
 
@@ -44,7 +57,8 @@ public struct Genesis: Sendable, Equatable {
           "start_time": "\(RFC3339.format(unixNanoseconds: startTimeNanoseconds))",
           "initial_height": \(initialHeight),
           "proposer_address": "\(Data(proposerAddress).base64EncodedString())",
-          "da_start_height": \(daStartHeight)
+          "da_start_height": \(daStartHeight),
+          "da_epoch_forced_inclusion": \(daEpochForcedInclusion)
         }
 
         """
@@ -65,14 +79,18 @@ public struct Genesis: Sendable, Equatable {
         } catch {
             throw .file(path: path, reason: "start_time: \(error.description)")
         }
-        guard let proposer = Data(base64Encoded: file.proposer_address) else {
+        guard let proposerText = file.proposer_address else {
+            throw .file(path: path, reason: "proposer_address is null: ev-node's `init` writes that for a home that is not an aggregator's; copy the chain's genesis.json from its aggregator")
+        }
+        guard let proposer = Data(base64Encoded: proposerText) else {
             throw .file(path: path, reason: "proposer_address is not base64")
         }
         let genesis = Genesis(chainID: file.chain_id,
                               initialHeight: file.initial_height?.value ?? 1,
                               startTimeNanoseconds: start,
                               proposerAddress: Array(proposer),
-                              daStartHeight: file.da_start_height?.value ?? 0)
+                              daStartHeight: file.da_start_height?.value ?? 0,
+                              daEpochForcedInclusion: file.da_epoch_forced_inclusion?.value ?? defaultDAEpochForcedInclusion)
         try genesis.validate(path: path)
         return genesis
     }
@@ -109,13 +127,18 @@ func jsonQuoted(_ s: String) -> String {
     return out + "\""
 }
 
-/// genesis.json as written on disk. Unknown fields (an app state, say) are ignored.
+/// genesis.json as written on disk. Unknown fields (an app state, say) are ignored, as ev-node's
+/// `json.Unmarshal` ignores them. An absent `da_epoch_forced_inclusion` is read as 50 (what
+/// ev-node's `init` writes) so that genesis files of earlier evnode versions and of ev-node
+/// before forced inclusion load; ev-node itself reads an absent one as 0 and refuses the file.
+/// An explicit 0 is refused, as in ev-node.
 private struct GenesisFile: Decodable {
     var chain_id: String
     var start_time: String
     var initial_height: FlexibleUInt64?
-    var proposer_address: String
+    var proposer_address: String?
     var da_start_height: FlexibleUInt64?
+    var da_epoch_forced_inclusion: FlexibleUInt64?
 
     static func describe(_ error: DecodingError) -> String {
         switch error {

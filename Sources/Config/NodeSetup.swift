@@ -1,34 +1,59 @@
 /// Everything `evnode start` needs from the home directory, loaded and validated before any
-/// component starts: configuration (defaults < config.yaml < flags), genesis and keys.
+/// component starts: configuration (defaults < evnode.yaml < environment < flags), genesis and keys.
 public struct NodeSetup: Sendable {
     public let layout: HomeLayout
     public let config: NodeConfig
     public let genesis: Genesis
-    /// Present on every initialised home; required for aggregators.
+    /// Required for aggregators; a full node has one only when it can be had without a secret
+    /// (see `SignerLoader`).
     public let signer: KeyFile?
+    /// The file `signer` came from.
+    public let signerPath: String?
     public let nodeKey: KeyFile
+    /// Lines for the operator, logged once at start: an earlier evnode home or key format,
+    /// skipped groups of a newer ev-node's file, settings that have no effect.
+    public let notices: [String]
 
-    public static func load(home: String, flags: [String: RawSetting]) throws(ConfigError) -> NodeSetup {
-        let layout = HomeLayout(home: home)
-        guard FileIO.isDirectory(layout.home) else {
-            throw .missing("home directory \(layout.home) does not exist (create it with `evnode init --home \(layout.home) --chain-id ID`)")
+    /// Finds and unlocks the block signer for a home and configuration (KeyStore's
+    /// `SignerKeyStore.loadForStart`: the decryption of `signer.json` lives there, so that only
+    /// what unlocks a signer links Argon2). Nil: this node has no signer.
+    public typealias SignerLoader = (HomeLayout, NodeConfig) throws(ConfigError) -> LoadedSigner?
+
+    /// `environment` is the process environment (only `EVNODE_<KEY>` variables are read).
+    public static func load(home: String, flags: [String: RawSetting], environment: [String: String] = [:],
+                            signer loadSigner: SignerLoader) throws(ConfigError) -> NodeSetup {
+        let bare = HomeLayout(home: home)
+        guard FileIO.isDirectory(bare.home) else {
+            throw .missing("home directory \(bare.home) does not exist (create it with `evnode init --home \(bare.home) --chain_id ID`)")
         }
-        let file = FileIO.exists(layout.configFile) ? try ConfigLoader.readFile(at: layout.configFile) : [:]
-        let config = try ConfigLoader.resolve(home: layout.home, file: file, flags: flags)
+        var notices: [String] = []
+        var legacyConfig = false
+        var file = ConfigFile(path: bare.configFile)
+        if let source = try bare.configSource() {
+            file = try ConfigLoader.readFile(at: source.path, legacy: source.legacy)
+            legacyConfig = source.legacy
+            for group in file.skippedGroups {
+                notices.append("\(file.path): group \"\(group)\" is not one evnode knows (a newer ev-node's?); its keys are ignored")
+            }
+        }
+        let resolved = try ConfigLoader.load(home: bare.home, file: file.values,
+                                             environment: try ConfigLoader.environmentSettings(environment), flags: flags)
+        notices += resolved.notices
+        let config = resolved.config
+        let layout = HomeLayout(home: bare.home, dbPath: config.dbPath)
         guard FileIO.exists(layout.genesisFile) else {
             throw .missing("\(layout.genesisFile) is missing (copy the chain's genesis.json there, or run `evnode init`)")
         }
         let genesis = try Genesis.load(path: layout.genesisFile)
-        var signer: KeyFile? = nil
-        if FileIO.exists(layout.signerKeyFile) {
-            signer = try KeyFile.load(path: layout.signerKeyFile)
-        }
+        // Before anything is written (the node key below): a signer that cannot be unlocked
+        // leaves the home as it was.
+        let loaded = try loadSigner(layout, config)
         if config.aggregator {
-            guard let signer else {
-                throw .missing("--aggregator needs a signer key at \(layout.signerKeyFile)")
+            guard let loaded else {
+                throw .missing("--evnode.node.aggregator needs a signer key (config/signer.json)")
             }
-            if signer.address != genesis.proposerAddress {
-                throw .conflict("\(layout.signerKeyFile) has address \(Hex.encode(signer.address)) but genesis proposer is \(Hex.encode(genesis.proposerAddress)): this key cannot produce blocks for chain \(genesis.chainID)")
+            if loaded.key.address != genesis.proposerAddress {
+                throw .conflict("\(loaded.path) has address \(Hex.encode(loaded.key.address)) but genesis proposer is \(Hex.encode(genesis.proposerAddress)): this key cannot produce blocks for chain \(genesis.chainID)")
             }
         }
         let nodeKey: KeyFile
@@ -48,18 +73,44 @@ public struct NodeSetup: Sendable {
             }
             try NodeKeyFile.save(nodeKey, path: layout.nodeKeyFile)
         }
-        return NodeSetup(layout: layout, config: config, genesis: genesis, signer: signer, nodeKey: nodeKey)
+        return NodeSetup(layout: layout, config: config, genesis: genesis, signer: loaded?.key,
+                         signerPath: loaded?.path, nodeKey: nodeKey,
+                         notices: homeNotices(layout, legacyConfig: legacyConfig, signer: loaded) + notices)
+    }
+
+    /// One line for a home of an earlier evnode: its `config.yaml`, and its plaintext `signer.key`
+    /// when that is the signer in use (otherwise the signer's own notice, if any).
+    static func homeNotices(_ layout: HomeLayout, legacyConfig: Bool, signer: LoadedSigner?) -> [String] {
+        guard legacyConfig else { return signer?.notice.map { [$0] } ?? [] }
+        var files = ["config/config.yaml"]
+        if signer?.path == layout.signerKeyFile { files.append("config/signer.key") }
+        return ["NOTICE: \(layout.home) is an earlier evnode's home (\(files.joined(separator: ", "))); it runs as is, and `evnode migrate-home --home \(layout.home)` converts it to ev-node's layout (config/evnode.yaml\(files.count > 1 ? ", config/signer.json" : ""))"]
     }
 
     /// Permission bits wider than 0600 on a key file are worth a warning (not a refusal: restoring
     /// from a backup tool often loses modes, and refusing to start a sequencer then helps nobody).
     public func keyPermissionWarnings() -> [String] {
         var out: [String] = []
-        for path in [layout.signerKeyFile, layout.nodeKeyFile] {
+        for path in [signerPath, layout.nodeKeyFile].compactMap({ $0 }) {
             if let mode = FileIO.mode(path), mode & 0o077 != 0 {
                 out.append("\(path) has mode \(String(mode, radix: 8)); it should be 600 (chmod 600 \(path))")
             }
         }
         return out
+    }
+}
+
+/// A block signer found by a `NodeSetup.SignerLoader`.
+public struct LoadedSigner: Sendable {
+    public let key: KeyFile
+    /// The file it was read from.
+    public let path: String
+    /// One line to log at start, e.g. how to convert a legacy key file.
+    public let notice: String?
+
+    public init(key: KeyFile, path: String, notice: String?) {
+        self.key = key
+        self.path = path
+        self.notice = notice
     }
 }

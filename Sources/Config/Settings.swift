@@ -1,131 +1,382 @@
-/// The table of every `evnode start` setting: its key in config.yaml, its flag, its default and
-/// what it means. Defaults, the file loader, flag help and validation all read this one table, so
-/// a setting cannot be documented with one default and behave with another.
+/// The table of every `evnode start` setting: its key in `evnode.yaml` (ev-node's key where
+/// ev-node has one), its flag (`--evnode.<key>`, ev-node's spelling), the older evnode flag names
+/// kept as aliases, its default and what it means. Defaults, the file loader, flag parsing, the
+/// environment, `--help`, the file `init` writes and validation all read this one table, so a
+/// setting cannot be documented with one default and behave with another.
 public struct Setting: Sendable {
     public enum Kind: Sendable, Equatable {
         case bool, duration, string, uint, int, decimal, hostPort, hostPortList, endpoint, endpointList
         case choice([String])
     }
 
-    /// Dotted path in config.yaml (`da.block_time` is `da:` → `block_time:`).
+    /// Whether evnode acts on the setting. ev-node's `init` writes every key it knows, so a key of
+    /// a feature evnode lacks must still load at its default value: refusing it there would brick
+    /// the restore of a home that never used the feature.
+    public enum Support: Sendable, Equatable {
+        case supported
+        /// A feature evnode does not have: accepted at its default, refused (with `reason`)
+        /// otherwise, from any source.
+        case unsupported(String)
+        /// A knob of a feature that is off (a tracing endpoint while tracing is off, a KMS key
+        /// while the signer is the file, hashicorp-raft's folders): in the file any value loads,
+        /// as in ev-node, unless `enabler` is on; on the command line or in the environment a
+        /// value other than the default is refused with `reason`, since someone meant it.
+        case inert(enabler: String?, reason: String)
+        /// Accepted; it has nothing to act on in evnode, and a notice at start says so when it is
+        /// not at its default.
+        case noEffect(String)
+    }
+
+    /// Dotted path in `evnode.yaml` (`da.block_time` is `da:` → `block_time:`).
     public let key: String
     /// Long flag name without the leading dashes.
     public let flag: String
+    /// Older evnode spellings of the flag, still accepted (scripts and the test harness use them).
+    public let aliases: [String]
     public let kind: Kind
     public let defaultValue: String
     public let help: String
+    public let support: Support
+    /// False for ev-node's command-line-only settings (`clear_cache`, `signer.passphrase_file`,
+    /// apps/evm's `--force-inclusion-server`): a key of that name in the file is refused.
+    public let inFile: Bool
+    /// A setting of evnode's own, not ev-node's (marked in `--help` and README).
+    public let evnodeOnly: Bool
+
+    public init(_ key: String, flag: String? = nil, aliases: [String] = [], _ kind: Kind, _ defaultValue: String,
+                _ help: String, support: Support = .supported, inFile: Bool = true, evnodeOnly: Bool = false) {
+        self.key = key
+        self.flag = flag ?? "evnode." + key
+        self.aliases = aliases
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.help = help
+        self.support = support
+        self.inFile = inFile
+        self.evnodeOnly = evnodeOnly
+    }
+
+    /// The group (`node`, `da`, …; `base` for top-level keys such as `db_path`).
+    public var group: String {
+        guard let dot = key.firstIndex(of: ".") else { return "base" }
+        return String(key[..<dot])
+    }
+
+    /// The one environment variable of this setting: `EVNODE_` and the key in capitals, dots
+    /// and dashes as underscores (`evnode.node.aggregator` → `EVNODE_NODE_AGGREGATOR`).
+    public var environmentVariable: String {
+        "EVNODE_" + key.uppercased().map { $0 == "." || $0 == "-" ? "_" : $0 }.map(String.init).joined()
+    }
 
     /// Help text with the default appended, for `--help`.
     public var helpWithDefault: String {
+        var text = help
+        switch support {
+        case .unsupported(let why): text += " [refused unless \(defaultValue.isEmpty ? "empty" : defaultValue): \(why)]"
+        case .inert(_, let why): text += " [\(why)]"
+        case .noEffect(let why): text += " [no effect: \(why)]"
+        case .supported: break
+        }
         switch kind {
-        case .bool: return help + " (default: \(defaultValue))"
-        default: return help + (defaultValue.isEmpty ? "" : " (default: \(defaultValue))")
+        case .bool: return text + " (default: \(defaultValue))"
+        default: return text + (defaultValue.isEmpty ? "" : " (default: \(defaultValue))")
         }
     }
 }
 
 public enum Settings {
+    static let issue29 = "not yet supported by evnode (issue 29)"
+    static let issue31 = "not yet supported by evnode (issue 31)"
+    static let issue32 = "not yet supported by evnode (issue 32)"
+    static let kmsOnly = "a KMS signer setting; evnode signs with the file signer only"
+    static let tracingOnly = "an OpenTelemetry setting; evnode has no tracing"
+    static let hashicorpRaft = "hashicorp-raft's setting; evnode's HA elects its leader through etcd (--evnode.raft.endpoints)"
+
     public static let all: [Setting] = [
-        Setting(key: "node.aggregator", flag: "aggregator", kind: .bool, defaultValue: "false",
-                help: "Produce blocks (needs a signer key and a DA address)"),
-        Setting(key: "node.catchup_timeout", flag: "catchup-timeout", kind: .duration, defaultValue: "0s",
-                help: "With --aggregator: sync from DA and peers first, promote when caught up; peers silent this long are ignored (0s = off)"),
-        Setting(key: "node.block_time", flag: "block-time", kind: .duration, defaultValue: "1s",
-                help: "Time between blocks"),
-        Setting(key: "node.lazy", flag: "lazy", kind: .bool, defaultValue: "false",
-                help: "Produce a block only when transactions wait, or every --lazy-interval"),
-        Setting(key: "node.lazy_interval", flag: "lazy-interval", kind: .duration, defaultValue: "1m",
-                help: "Longest time between blocks in lazy mode"),
-        // Back-pressure (issue 17).
-        Setting(key: "node.max_pending_blocks", flag: "max-pending-blocks", kind: .uint, defaultValue: "0",
-                help: "Most produced blocks not yet on DA; at this many, production pauses until DA catches up (ev-node's max_pending_headers_and_data; 0: off)"),
-        Setting(key: "da.address", flag: "da.address", kind: .endpoint, defaultValue: "http://127.0.0.1:7980",
-                help: "DA node JSON-RPC URL"),
-        Setting(key: "da.auth_token", flag: "da.auth-token", kind: .string, defaultValue: "",
-                help: "Bearer token for the DA node"),
-        Setting(key: "da.namespace", flag: "da.namespace", kind: .string, defaultValue: "",
-                help: "Namespace name for header blobs (empty: <chain id>-headers)"),
-        Setting(key: "da.data_namespace", flag: "da.data-namespace", kind: .string, defaultValue: "",
-                help: "Namespace name for data blobs (empty: same as headers)"),
-        Setting(key: "da.block_time", flag: "da.block-time", kind: .duration, defaultValue: "6s",
-                help: "Expected time between DA blocks"),
-        Setting(key: "da.start_height", flag: "da.start-height", kind: .uint, defaultValue: "0",
-                help: "First DA height to read (0: genesis da_start_height)"),
-        Setting(key: "da.max_blob_size", flag: "da.max-blob-size", kind: .int, defaultValue: "1500000",
-                help: "Largest blob batch posted in one submission, in bytes"),
-        Setting(key: "da.request_timeout", flag: "da.request-timeout", kind: .duration, defaultValue: "30s",
-                help: "Timeout of one DA request"),
-        Setting(key: "da.fetch_parallelism", flag: "da.fetch-parallelism", kind: .int, defaultValue: "64",
-                help: "Most DA heights fetched at once while syncing; the number in flight adapts below it to the DA node's latency and faults (1: one at a time)"),
-        Setting(key: "da.max_held_data", flag: "da.max-held-data", kind: .int, defaultValue: "67108864",
-                help: "Most bytes of DA data blobs held while they wait for their header"),
+        // Base.
+        Setting("db_path", .string, "data",
+                "Folder of the node's database, relative to --home unless absolute (the RocksDB store is its subfolder store/)"),
+        Setting("clear_cache", .bool, "false", "ev-node: clear its block cache at start",
+                support: .noEffect("evnode keeps no cache outside its store"), inFile: false),
+
+        // Node.
+        Setting("node.aggregator", aliases: ["aggregator"], .bool, "false",
+                "Produce blocks (needs the signer and a DA address)"),
+        Setting("node.promotable", .bool, "false", "Run as a full node that takes over as aggregator when the chain names its key",
+                support: .unsupported(issue31)),
+        Setting("node.based_sequencer", .bool, "false", "Take transactions only from the DA forced-inclusion namespace",
+                support: .unsupported(issue32)),
+        Setting("node.light", .bool, "false", "Light node",
+                support: .unsupported("evnode has no light mode")),
+        Setting("node.block_time", aliases: ["block-time"], .duration, "1s", "Time between blocks"),
+        Setting("node.lazy_mode", aliases: ["lazy"], .bool, "false",
+                "Produce a block only when transactions wait, or every lazy_block_interval"),
+        Setting("node.lazy_block_interval", aliases: ["lazy-interval"], .duration, "1m",
+                "Longest time between blocks in lazy mode (must exceed block_time)"),
+        Setting("node.max_pending_headers_and_data", aliases: ["max-pending-blocks"], .uint, "0",
+                "Most produced blocks not yet on DA; at this many, production pauses until DA catches up (0: no limit)"),
+        Setting("node.readiness_window_seconds", .uint, "15",
+                "/health/ready: a full node that applied no block for this many seconds is not ready"),
+        Setting("node.readiness_max_blocks_behind", .uint, "15",
+                "/health/ready: most blocks behind the best known height a ready node may be"),
+        Setting("node.scrape_interval", .duration, "1s", "ev-node: how often its reaper polls the executor for transactions",
+                support: .unsupported("evnode asks the executor for transactions when it builds a block; there is no reaper to pace")),
+        Setting("node.catchup_timeout", aliases: ["catchup-timeout"], .duration, "0s",
+                "With the aggregator: sync from DA and peers first, promote when caught up; peers silent this long are ignored (0s: off)"),
+
+        // DA.
+        Setting("da.address", aliases: ["da.address"], .endpoint, "http://127.0.0.1:7980",
+                "DA node JSON-RPC URL"),
+        Setting("da.auth_token", aliases: ["da.auth-token"], .string, "", "Bearer token for the DA node"),
+        Setting("da.block_time", aliases: ["da.block-time"], .duration, "6s", "Expected time between DA blocks"),
+        Setting("da.namespace", aliases: ["da.namespace"], .string, "",
+                "Namespace name of header blobs (empty: <chain id>-headers)"),
+        Setting("da.data_namespace", aliases: ["da.data-namespace"], .string, "",
+                "Namespace name of data blobs (empty: same as headers)"),
+        Setting("da.forced_inclusion_namespace", .string, "", "Namespace of forced-inclusion transactions",
+                support: .unsupported(issue32)),
+        Setting("da.submit_options", aliases: ["da.submit-options"], .string, "",
+                "celestia-node TxConfig JSON sent with every blob.Submit; the gas and key flags below override its fields"),
+        Setting("da.signing_addresses", aliases: ["da.signing-addresses"], .string, "",
+                "celestia1… addresses used in turn as each submission's signer_address, a,b,c"),
+        Setting("da.mempool_ttl", .uint, "0",
+                "DA blocks a submitted blob may wait unincluded before it is submitted again (0: never by age)"),
+        Setting("da.max_submit_attempts", .int, "30",
+                "Failed submissions of one batch before the node stops with an error naming it"),
+        Setting("da.request_timeout", aliases: ["da.request-timeout"], .duration, "1m", "Timeout of one DA request"),
+        Setting("da.batching_strategy", .choice(DABatchingConfig.Strategy.allCases.map(\.rawValue)), "time",
+                "When pending blocks are posted: immediate, size, time or adaptive"),
+        Setting("da.batch_size_threshold", .decimal, "0.8",
+                "size and adaptive: fraction (0, 1] of max_blob_size that triggers a post"),
+        Setting("da.batch_max_delay", .duration, "0s",
+                "time and adaptive: longest wait before a post (0s: one DA block time)"),
+        Setting("da.batch_min_items", .int, "1", "time and adaptive: fewest pending items a post waits for"),
+        Setting("da.start_height", aliases: ["da.start-height"], .uint, "0",
+                "First DA height to read (0: genesis da_start_height)"),
+        Setting("da.max_blob_size", aliases: ["da.max-blob-size"], .int, "1500000",
+                "Largest blob batch posted in one submission, in bytes", evnodeOnly: true),
+        Setting("da.fetch_parallelism", aliases: ["da.fetch-parallelism"], .int, "64",
+                "Most DA heights fetched at once while syncing; the number in flight adapts below it to the DA node's latency and faults (1: one at a time)",
+                evnodeOnly: true),
+        Setting("da.max_held_data", aliases: ["da.max-held-data"], .int, "67108864",
+                "Most bytes of DA data blobs held while they wait for their header", evnodeOnly: true),
         // Celestia submission and transport (issue 17). The TxConfig fields are celestia-node's
         // (state/txclient/tx_config.go, jsonTxConfig).
-        Setting(key: "da.gas_price", flag: "da.gas-price", kind: .decimal, defaultValue: "-1",
-                help: "Gas price in utia per gas unit for blob.Submit (-1: let the DA node estimate)"),
-        Setting(key: "da.max_gas_price", flag: "da.max-gas-price", kind: .decimal, defaultValue: "0",
-                help: "Highest gas price escalation may reach, also sent as max_gas_price (0: celestia-node's default, 0.4)"),
-        Setting(key: "da.gas_multiplier", flag: "da.gas-multiplier", kind: .decimal, defaultValue: "1.3",
-                help: "Fee escalation step: the gas price is multiplied by this after a too-low fee or a submission not included in time (1: no escalation)"),
-        Setting(key: "da.key_name", flag: "da.key-name", kind: .string, defaultValue: "",
-                help: "Keyring key of the DA node that signs blob transactions (TxConfig key_name)"),
-        Setting(key: "da.signing_addresses", flag: "da.signing-addresses", kind: .string, defaultValue: "",
-                help: "celestia1… addresses used in turn as each submission's signer_address, a,b,c"),
-        Setting(key: "da.fee_granter", flag: "da.fee-granter", kind: .string, defaultValue: "",
-                help: "celestia1… address that pays the fees through a fee grant (TxConfig fee_granter_address)"),
-        Setting(key: "da.tx_priority", flag: "da.tx-priority", kind: .choice(["", "low", "medium", "high"]), defaultValue: "",
-                help: "Gas price estimation priority: low, medium or high (empty: the DA node's default, medium)"),
-        Setting(key: "da.submit_options", flag: "da.submit-options", kind: .string, defaultValue: "",
-                help: "celestia-node TxConfig JSON sent as is with every blob.Submit (ev-node's submit_options); the flags above override its fields"),
-        Setting(key: "da.tls_ca_file", flag: "da.tls-ca-file", kind: .string, defaultValue: "",
-                help: "PEM file of the CA that signed an https:// DA node's certificate (empty: the system's CAs)"),
-        Setting(key: "da.subscribe", flag: "da.subscribe", kind: .bool, defaultValue: "true",
-                help: "Follow new DA heights with blob.Subscribe over WebSocket, falling back to polling"),
-        Setting(key: "p2p.listen", flag: "p2p.listen", kind: .hostPort, defaultValue: "0.0.0.0:7676",
-                help: "P2P listen address: host:port or /ip4/<ip>/tcp/<port>"),
-        Setting(key: "p2p.peers", flag: "p2p.peers", kind: .hostPortList, defaultValue: "",
-                help: "Peers to dial: multiaddrs /ip4/<ip>/tcp/<port>/p2p/<peer id>,… (host:port accepted: the id is then learned in the handshake)"),
-        Setting(key: "rpc.address", flag: "rpc.address", kind: .hostPort, defaultValue: "127.0.0.1:7331",
-                help: "RPC listen address"),
-        Setting(key: "raft.enable", flag: "raft.enable", kind: .bool, defaultValue: "false",
-                help: "HA aggregator: elect the single producer through etcd"),
-        Setting(key: "raft.endpoints", flag: "raft.endpoints", kind: .endpointList, defaultValue: "",
-                help: "etcd endpoints, http://host:port,…"),
-        Setting(key: "raft.node_id", flag: "raft.node-id", kind: .string, defaultValue: "",
-                help: "This node's name in the HA group (empty: derived from the node key)"),
-        Setting(key: "raft.lease_ttl", flag: "raft.lease-ttl", kind: .duration, defaultValue: "0s",
-                help: "Leader lease TTL (0s: five block times, at least 2s)"),
-        Setting(key: "raft.heartbeat_interval", flag: "raft.heartbeat-interval", kind: .duration, defaultValue: "100ms",
-                help: "How often the leader puts its heartbeat in etcd (0s: no heartbeats; a dead leader is replaced when its lease expires)"),
-        Setting(key: "raft.heartbeat_timeout", flag: "raft.heartbeat-timeout", kind: .duration, defaultValue: "0s",
-                help: "How long a follower that holds the latest block waits without a heartbeat before it takes over (0s: five heartbeat intervals)"),
-        // Execution layer (ev-node's --evm.* flags, apps/evm/cmd/run.go).
-        Setting(key: "execution.kind", flag: "execution", kind: .choice(ExecutionKind.allCases.map(\.rawValue)),
-                defaultValue: "kv", help: "Execution layer: kv (built-in key/value application) or evm (an EL such as ev-reth over the Engine API)"),
-        Setting(key: "evm.engine_url", flag: "evm.engine-url", kind: .endpoint, defaultValue: "http://localhost:8551",
-                help: "With --execution evm: the EL's Engine API URL (JWT-authenticated)"),
-        Setting(key: "evm.eth_url", flag: "evm.eth-url", kind: .endpoint, defaultValue: "http://localhost:8545",
-                help: "With --execution evm: the EL's eth JSON-RPC URL"),
-        Setting(key: "evm.jwt_secret_file", flag: "evm.jwt-secret-file", kind: .string, defaultValue: "",
-                help: "With --execution evm (required): file holding the Engine API JWT secret, hex (e.g. `openssl rand -hex 32`)"),
-        Setting(key: "evm.genesis_hash", flag: "evm.genesis-hash", kind: .string, defaultValue: "",
-                help: "With --execution evm: the EL's genesis block hash, 0x-hex (empty: taken from the EL's block 0)"),
-        Setting(key: "evm.fee_recipient", flag: "evm.fee-recipient", kind: .string, defaultValue: "",
-                help: "With --execution evm: suggestedFeeRecipient of built blocks, 0x-hex 20 bytes (empty: the zero address)"),
-        Setting(key: "log.level", flag: "log.level", kind: .choice(LogLevelName.all), defaultValue: "info",
-                help: "Log level: \(LogLevelName.all.joined(separator: ", "))"),
-        Setting(key: "log.format", flag: "log.format", kind: .choice(LogFormat.allCases.map(\.rawValue)),
-                defaultValue: "text", help: "Log format: text or json"),
+        Setting("da.gas_price", aliases: ["da.gas-price"], .decimal, "-1",
+                "Gas price in utia per gas unit for blob.Submit (-1: let the DA node estimate)", evnodeOnly: true),
+        Setting("da.max_gas_price", aliases: ["da.max-gas-price"], .decimal, "0",
+                "Highest gas price escalation may reach, also sent as max_gas_price (0: celestia-node's default, 0.4)",
+                evnodeOnly: true),
+        Setting("da.gas_multiplier", aliases: ["da.gas-multiplier"], .decimal, "1.3",
+                "Fee escalation step: the gas price is multiplied by this after a too-low fee or a submission not included in time (1: no escalation)",
+                evnodeOnly: true),
+        Setting("da.key_name", aliases: ["da.key-name"], .string, "",
+                "Keyring key of the DA node that signs blob transactions (TxConfig key_name)", evnodeOnly: true),
+        Setting("da.fee_granter", aliases: ["da.fee-granter"], .string, "",
+                "celestia1… address that pays the fees through a fee grant (TxConfig fee_granter_address)", evnodeOnly: true),
+        Setting("da.tx_priority", aliases: ["da.tx-priority"], .choice(["", "low", "medium", "high"]), "",
+                "Gas price estimation priority: low, medium or high (empty: the DA node's default, medium)", evnodeOnly: true),
+        Setting("da.tls_ca_file", aliases: ["da.tls-ca-file"], .string, "",
+                "PEM file of the CA that signed an https:// DA node's certificate (empty: the system's CAs)", evnodeOnly: true),
+        Setting("da.subscribe", aliases: ["da.subscribe"], .bool, "true",
+                "Follow new DA heights with blob.Subscribe over WebSocket, falling back to polling", evnodeOnly: true),
+
+        // P2P.
+        Setting("p2p.listen_address", aliases: ["p2p.listen"], .hostPort, "/ip4/0.0.0.0/tcp/7676",
+                "P2P listen address: /ip4/<ip>/tcp/<port> (host:port accepted)"),
+        Setting("p2p.peers", aliases: ["p2p.peers"], .hostPortList, "",
+                "Peers to dial: multiaddrs /ip4/<ip>/tcp/<port>/p2p/<peer id>,… (host:port accepted: the id is then learned in the handshake)"),
+        Setting("p2p.blocked_peers", .string, "",
+                "Peer ids (or multiaddrs ending in /p2p/<id>) never accepted or dialled, a,b,c; applied when disable_connection_gater is false"),
+        Setting("p2p.allowed_peers", .string, "",
+                "When not empty, only these peer ids (and the configured peers) are accepted, a,b,c; applied when disable_connection_gater is false"),
+        Setting("p2p.disable_connection_gater", .bool, "true",
+                "Leave blocked_peers and allowed_peers unapplied (ev-node's default); false applies them"),
+
+        // RPC.
+        Setting("rpc.address", aliases: ["rpc.address"], .hostPort, "127.0.0.1:7331", "RPC listen address (host:port)"),
+        Setting("rpc.enable_da_visualization", .bool, "false",
+                "Serve the DA submission views (/da, /da/submissions, /da/blob, /da/stats, /da/health)"),
+
+        // Instrumentation.
+        Setting("instrumentation.prometheus", .bool, "false", "Serve Prometheus metrics on prometheus_listen_addr"),
+        Setting("instrumentation.prometheus_listen_addr", .hostPort, ":26660", "Prometheus metrics listen address"),
+        Setting("instrumentation.max_open_connections", .int, "3", "ev-node: most simultaneous metrics connections",
+                support: .unsupported("evnode's metrics server does not cap its connections")),
+        Setting("instrumentation.namespace", .string, "evnode", "Prefix of every metric name"),
+        Setting("instrumentation.pprof", .bool, "false", "Go's pprof profiling server",
+                support: .unsupported("evnode is not a Go program: there is no pprof")),
+        Setting("instrumentation.pprof_listen_addr", .string, ":6060", "pprof listen address",
+                support: .inert(enabler: nil, reason: "a pprof setting; evnode has no pprof")),
+        Setting("instrumentation.tracing", .bool, "false", "OpenTelemetry tracing",
+                support: .unsupported("evnode has no OpenTelemetry tracing")),
+        Setting("instrumentation.tracing_endpoint", .string, "localhost:4318", "OTLP endpoint",
+                support: .inert(enabler: nil, reason: tracingOnly)),
+        Setting("instrumentation.tracing_service_name", .string, "ev-node", "OpenTelemetry service.name",
+                support: .inert(enabler: nil, reason: tracingOnly)),
+        Setting("instrumentation.tracing_sample_rate", .decimal, "0.1", "Trace sampling rate",
+                support: .inert(enabler: nil, reason: tracingOnly)),
+
+        // Log.
+        Setting("log.level", aliases: ["log.level"], .choice(LogLevelName.accepted), "info",
+                "Log level: \(LogLevelName.all.joined(separator: ", ")) (ev-node's warn is warning)"),
+        Setting("log.format", aliases: ["log.format"], .choice(LogFormat.allCases.map(\.rawValue)), "text",
+                "Log format: text or json"),
+        Setting("log.trace", .bool, "false", "ev-node: stack traces in error logs",
+                support: .noEffect("evnode's errors name their context instead of carrying stack traces")),
+
+        // Signer.
+        Setting("signer.signer_type", aliases: ["signer.signer-type"], .choice(["file", "grpc", "kms"]), "file",
+                "Where the block signer's key lives: file (signer.json under signer_path)"),
+        Setting("signer.signer_path", aliases: ["signer.signer-path"], .string, "config",
+                "Folder of signer.json, relative to --home unless absolute (ev-node resolves it against the working directory)"),
+        Setting("signer.passphrase_file", aliases: ["signer.passphrase-file"], .string, "",
+                "File whose content (surrounding whitespace trimmed) unlocks signer.json; needed by an aggregator",
+                inFile: false),
+        Setting("signer.kms.provider", .string, "", "KMS provider (aws, gcp)", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.aws.key_id", .string, "", "AWS KMS key id", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.aws.region", .string, "", "AWS region", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.aws.profile", .string, "", "AWS profile", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.aws.timeout", .duration, "10s", "AWS KMS sign timeout", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.aws.max_retries", .int, "3", "AWS KMS retries", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.gcp.key_name", .string, "", "GCP KMS key version", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.gcp.credentials_file", .string, "", "GCP credentials file", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.gcp.timeout", .duration, "10s", "GCP KMS sign timeout", support: .inert(enabler: nil, reason: kmsOnly)),
+        Setting("signer.kms.gcp.max_retries", .int, "3", "GCP KMS retries", support: .inert(enabler: nil, reason: kmsOnly)),
+
+        // Raft: evnode's HA group elects its leader through etcd; ev-node's hashicorp-raft keys
+        // load (ev-node's init writes them all) but cannot configure it.
+        Setting("raft.enable", aliases: ["raft.enable"], .bool, "false",
+                "HA aggregator: elect the single producer through etcd (raft.endpoints)"),
+        Setting("raft.node_id", aliases: ["raft.node-id"], .string, "",
+                "This node's name in the HA group (empty: derived from the node key)"),
+        Setting("raft.heartbeat_timeout", aliases: ["raft.heartbeat-timeout"], .duration, "0s",
+                "How long a follower that holds the latest block waits without a heartbeat before it takes over (0s: five heartbeat intervals)"),
+        Setting("raft.endpoints", aliases: ["raft.endpoints"], .endpointList, "",
+                "etcd endpoints, http://host:port,…", evnodeOnly: true),
+        Setting("raft.lease_ttl", aliases: ["raft.lease-ttl"], .duration, "0s",
+                "Leader lease TTL (0s: five block times, at least 2s)", evnodeOnly: true),
+        Setting("raft.heartbeat_interval", aliases: ["raft.heartbeat-interval"], .duration, "100ms",
+                "How often the leader puts its heartbeat in etcd (0s: no heartbeats; a dead leader is replaced when its lease expires)",
+                evnodeOnly: true),
+        Setting("raft.raft_addr", .string, "", "hashicorp-raft address", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.raft_dir", .string, "", "hashicorp-raft folder (ev-node's default is ~/.evnode/raft)",
+                support: .inert(enabler: nil, reason: hashicorpRaft)),
+        Setting("raft.bootstrap", .bool, "false", "hashicorp-raft bootstrap", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.peers", .string, "", "hashicorp-raft peers id@host:port", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.snap_count", .uint, "3", "hashicorp-raft snapshots kept", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.send_timeout", .duration, "200ms", "hashicorp-raft send timeout", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.leader_lease_timeout", .duration, "175ms", "hashicorp-raft leader lease", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.election_timeout", .duration, "1s", "hashicorp-raft election timeout", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.snapshot_threshold", .uint, "500", "hashicorp-raft snapshot threshold", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+        Setting("raft.trailing_logs", .uint, "200", "hashicorp-raft trailing logs", support: .inert(enabler: "raft.enable", reason: hashicorpRaft)),
+
+        // Pruning.
+        Setting("pruning.pruning_mode", .choice(PruningConfig.Mode.allCases.map(\.rawValue)), "disabled",
+                "disabled; all (blocks and their metadata below the kept window); metadata (only per-height metadata)"),
+        Setting("pruning.pruning_keep_recent", .uint, "100000", "Heights kept below the head when pruning (> 0)"),
+        Setting("pruning.pruning_interval", .duration, "15m", "How often pruning runs (≥ block_time)"),
+
+        // Execution layer (apps/evm's --evm.* flags).
+        Setting("execution.kind", aliases: ["execution"], .choice(ExecutionKind.allCases.map(\.rawValue)), "kv",
+                "Execution layer: kv (built-in key/value application) or evm (an EL such as ev-reth over the Engine API)",
+                evnodeOnly: true),
+        Setting("evm.engine_url", flag: "evm.engine-url", .endpoint, "http://localhost:8551",
+                "With execution evm: the EL's Engine API URL (JWT-authenticated)"),
+        Setting("evm.eth_url", flag: "evm.eth-url", .endpoint, "http://localhost:8545",
+                "With execution evm: the EL's eth JSON-RPC URL"),
+        Setting("evm.jwt_secret_file", flag: "evm.jwt-secret-file", .string, "",
+                "With execution evm (required): file holding the Engine API JWT secret, hex"),
+        Setting("evm.genesis_hash", flag: "evm.genesis-hash", .string, "",
+                "With execution evm: the EL's genesis block hash, 0x-hex (empty: taken from the EL's block 0)"),
+        Setting("evm.fee_recipient", flag: "evm.fee-recipient", .string, "",
+                "With execution evm: suggestedFeeRecipient of built blocks, 0x-hex 20 bytes (empty: the zero address)"),
+        Setting("force_inclusion_server", flag: "force-inclusion-server", .string, "",
+                "apps/evm: address of the forced-inclusion API server", support: .unsupported(issue32), inFile: false),
     ]
 
     public static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
-    public static let byFlag: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.flag, $0) })
+
+    /// Every accepted flag spelling (primary and aliases) → its setting.
+    public static let byFlag: [String: Setting] = {
+        var out: [String: Setting] = [:]
+        for s in all {
+            for name in [s.flag] + s.aliases {
+                precondition(out[name] == nil, "flag --\(name) named twice in the settings table")
+                out[name] = s
+            }
+        }
+        return out
+    }()
+
+    /// Groups in `evnode.yaml`, with the nested ones (`signer.kms`, `signer.kms.aws`, …).
+    public static let groups: Set<String> = {
+        var out: Set<String> = []
+        for s in all where s.inFile {
+            var parts = s.key.split(separator: ".").dropLast()
+            while !parts.isEmpty {
+                out.insert(parts.joined(separator: "."))
+                parts = parts.dropLast()
+            }
+        }
+        return out
+    }()
+
+    /// The order groups are written and listed in: ev-node's `evnode.yaml` order, then evnode's own.
+    public static let groupOrder = ["base", "node", "da", "p2p", "rpc", "instrumentation", "log", "signer", "raft",
+                                    "pruning", "execution", "evm"]
+
+    /// Keys of `config/config.yaml` (earlier evnode versions) that ev-node spells differently.
+    public static let legacyKeys: [String: String] = [
+        "node.lazy": "node.lazy_mode",
+        "node.lazy_interval": "node.lazy_block_interval",
+        "node.max_pending_blocks": "node.max_pending_headers_and_data",
+        "p2p.listen": "p2p.listen_address",
+    ]
 
     public static func help(_ key: String) -> String {
         byKey[key]?.helpWithDefault ?? ""
+    }
+
+    /// `--help`'s list of every setting flag, grouped, with aliases, defaults and what evnode
+    /// does with ev-node's keys it has no feature for.
+    public static func flagHelp() -> String {
+        var out = "Settings (flags > EVNODE_* environment > config/evnode.yaml > defaults). Booleans take"
+        out += " --flag, --flag=true or --flag=false; --rollkit.* is read as --evnode.*; each setting's"
+        out += " environment variable is EVNODE_ and its key in capitals (EVNODE_NODE_AGGREGATOR=true)."
+        for group in groupOrder {
+            let members = all.filter { $0.group == group }
+            guard !members.isEmpty else { continue }
+            out += "\n\n\(group):"
+            for s in members {
+                let names = (["--" + s.flag] + s.aliases.map { "--" + $0 }).joined(separator: ", ")
+                let value = s.kind == .bool ? "" : " <\(kindName(s.kind))>"
+                out += "\n  \(names)\(value)\(s.evnodeOnly ? " (evnode)" : "")"
+                out += "\n      \(s.helpWithDefault)"
+            }
+        }
+        return out
+    }
+
+    static func kindName(_ kind: Setting.Kind) -> String {
+        switch kind {
+        case .bool: return "bool"
+        case .duration: return "duration"
+        case .string: return "string"
+        case .uint, .int: return "n"
+        case .decimal: return "number"
+        case .hostPort: return "address"
+        case .hostPortList: return "addresses"
+        case .endpoint: return "url"
+        case .endpointList: return "urls"
+        case .choice(let options): return options.filter { !$0.isEmpty }.joined(separator: "|")
+        }
     }
 }
 
 public enum LogLevelName {
     public static let all = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+    /// ev-node's (zerolog's) level names, read as the nearest swift-log level.
+    public static let zerolog: [String: String] = ["warn": "warning", "fatal": "critical", "panic": "critical"]
+    public static let accepted = all + ["warn", "fatal", "panic"]
 }

@@ -101,7 +101,7 @@ public struct SignerHighWaterMark: Sendable {
     }
 
     /// The last record of the file; see the type's comment for what is skipped and what fails.
-    static func parseLines(_ bytes: [UInt8], path: String) throws(ConfigError) -> Record {
+    package static func parseLines(_ bytes: [UInt8], path: String) throws(ConfigError) -> Record {
         var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         // What follows the last newline: empty, or a line whose append did not complete.
         let unterminated = lines.removeLast()

@@ -62,8 +62,16 @@ public enum RFC3339 {
         let days = daysFromCivil(year, month, day)
         let secs = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offsetSeconds
         guard secs >= 0 else { throw Failure(text: text) }
-        return UInt64(secs) * 1_000_000_000 + UInt64(nanos)
+        // Years up to 9999 parse; unix nanoseconds in 64 bits end in 2554 (`latest`). A later
+        // time — from a DA node's header, say — is an error like any other malformed time.
+        let (whole, wholeOverflow) = UInt64(secs).multipliedReportingOverflow(by: 1_000_000_000)
+        let (ns, overflow) = whole.addingReportingOverflow(UInt64(nanos))
+        guard !wholeOverflow, !overflow else { throw Failure(text: text) }
+        return ns
     }
+
+    /// The latest time unix nanoseconds in a UInt64 hold: 2554-07-21T23:34:33.709551615Z.
+    public static let latest = format(unixNanoseconds: .max)
 
     public static func format(unixNanoseconds ns: UInt64) -> String {
         let secs = Int(ns / 1_000_000_000)

@@ -167,21 +167,11 @@ public final class EVMExecutor: Executor {
 
     public func getTxs(max: Int, maxBytes: Int) async throws(ExecutionError) -> [[UInt8]] {
         let result = try await ethResult("txpoolExt_getTxs", [], height: nil)
-        guard case .array(let items) = result else {
-            throw rejected("txpoolExt_getTxs", nil, "expected an array of 0x-hex transactions, got \(result.encoded().prefix(120))")
+        do throws(EngineAnswers.Unusable) {
+            return try EngineAnswers.transactions(result, max: max, maxBytes: maxBytes)
+        } catch {
+            throw rejected("txpoolExt_getTxs", nil, error.description)
         }
-        var txs: [[UInt8]] = []
-        var bytes = 0
-        for item in items {
-            guard let text = item.stringValue, let tx = EthHex.decodeData(text) else {
-                throw rejected("txpoolExt_getTxs", nil, "entry \(item.encoded().prefix(80)) is not 0x-prefixed hex")
-            }
-            if txs.count >= max || bytes + tx.count > maxBytes { break }
-            if tx.isEmpty { continue }
-            txs.append(tx)
-            bytes += tx.count
-        }
-        return txs
     }
 
     public func hasPendingTransactions() async -> Bool {
@@ -254,13 +244,11 @@ public final class EVMExecutor: Executor {
         }
         let id = payloadID!
         let envelope = try await getPayload(id, height: height)
-        guard let payload = envelope["executionPayload"], case .object = payload,
-              let hashText = payload["blockHash"]?.stringValue, let blockHash = EthHex.decodeData(hashText), blockHash.count == 32,
-              let rootText = payload["stateRoot"]?.stringValue, let stateRoot = EthHex.decodeData(rootText), stateRoot.count == 32 else {
-            throw rejected("engine_getPayload", height, "the answer has no executionPayload with a 32-byte blockHash and stateRoot")
-        }
-        if let number = payload["blockNumber"]?.stringValue.flatMap(EthHex.decodeQuantity), number != height {
-            throw rejected("engine_getPayload", height, "the EL built block number \(number), expected \(height)")
+        let (payload, blockHash, stateRoot): (JSONValue, [UInt8], [UInt8])
+        do throws(EngineAnswers.Unusable) {
+            (payload, blockHash, stateRoot) = try EngineAnswers.builtPayload(envelope, height: height)
+        } catch {
+            throw rejected("engine_getPayload", height, error.description)
         }
         try await newPayload(payload, requests: envelope["executionRequests"], height: height)
 
@@ -408,11 +396,11 @@ public final class EVMExecutor: Executor {
                 try await sleepBeforeRetry(attempt)
                 continue
             }
-            guard let id = result["payloadId"], !id.isNull else { return nil }
-            guard let text = id.stringValue, let bytes = EthHex.decodeData(text), bytes.count == 8 else {
-                throw rejected(method, height, "payloadId \(id.encoded()) is not 8 bytes of 0x-hex")
+            do throws(EngineAnswers.Unusable) {
+                return try EngineAnswers.payloadID(result)
+            } catch {
+                throw rejected(method, height, error.description)
             }
-            return bytes
         }
     }
 
@@ -432,10 +420,11 @@ public final class EVMExecutor: Executor {
         let version = forkChoice.withLock { $0.getPayloadVersion }
         switch try await getPayloadOutcome(id, height: height) {
         case .result(let envelope):
-            guard case .object = envelope, envelope["blockValue"] != nil else {
-                throw rejected("engine_getPayloadV\(version)", height, "the answer is not a payload envelope with blockValue")
+            do throws(EngineAnswers.Unusable) {
+                return try EngineAnswers.payloadEnvelope(envelope)
+            } catch {
+                throw rejected("engine_getPayloadV\(version)", height, error.description)
             }
-            return envelope
         case .error(let e):
             throw rejected("engine_getPayloadV\(version)", height, "JSON-RPC error \(e.code): \(e.message)")
         }
@@ -465,22 +454,23 @@ public final class EVMExecutor: Executor {
     /// VALID: false (done). SYNCING/ACCEPTED: true (retry) until the attempts run out, then an
     /// `unavailable` error. INVALID, INVALID_BLOCK_HASH and anything else: a `rejected` error.
     private func checkStatus(_ status: JSONValue?, method: String, height: UInt64, attempt: Int) throws(ExecutionError) -> Bool {
-        guard let status, let text = status["status"]?.stringValue else {
-            throw rejected(method, height, "the answer has no payload status")
+        let reading: EngineAnswers.PayloadStatus
+        do throws(EngineAnswers.Unusable) {
+            reading = try EngineAnswers.payloadStatus(status)
+        } catch {
+            throw rejected(method, height, error.description)
         }
-        switch text {
-        case "VALID": return false
-        case "SYNCING", "ACCEPTED":
+        switch reading {
+        case .valid: return false
+        case .notReady(let text):
             if attempt >= options.statusAttempts {
                 throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: method, height: height,
                                      reason: "max retries (\(options.statusAttempts)) exceeded: the EL still answers \(text)")
             }
             logger.warning("EL not ready; retrying", metadata: ["method": "\(method)", "height": "\(height)", "status": "\(text)"])
             return true
-        default:
-            let detail = status["validationError"]?.stringValue.map { ": \($0)" } ?? ""
-            let lvh = status["latestValidHash"]?.stringValue.map { " (latestValidHash \($0))" } ?? ""
-            throw rejected(method, height, "payload status \(text)\(detail)\(lvh)")
+        case .refused(let reason):
+            throw rejected(method, height, reason)
         }
     }
 
@@ -501,21 +491,11 @@ public final class EVMExecutor: Executor {
     private func block(tag: String, height: UInt64?) async throws(ExecutionError) -> ELBlock? {
         let method = "eth_getBlockByNumber"
         let result = try await ethResult(method, [.string(tag), .bool(false)], height: height)
-        if result.isNull { return nil }
-        func quantity(_ key: String) throws(ExecutionError) -> UInt64 {
-            guard let text = result[key]?.stringValue, let v = EthHex.decodeQuantity(text) else {
-                throw rejected(method, height, "block \(tag): field \(key) missing or not a 0x quantity")
-            }
-            return v
+        do throws(EngineAnswers.Unusable) {
+            return try EngineAnswers.block(result, tag: tag)
+        } catch {
+            throw rejected(method, height, error.description)
         }
-        func hash(_ key: String) throws(ExecutionError) -> [UInt8] {
-            guard let text = result[key]?.stringValue, let v = EthHex.decodeData(text), v.count == 32 else {
-                throw rejected(method, height, "block \(tag): field \(key) missing or not 32 bytes of 0x-hex")
-            }
-            return v
-        }
-        return ELBlock(number: try quantity("number"), hash: try hash("hash"), stateRoot: try hash("stateRoot"),
-                       timestamp: try quantity("timestamp"), gasLimit: try quantity("gasLimit"))
     }
 
     private func ethResult(_ method: String, _ params: [JSONValue], height: UInt64?) async throws(ExecutionError) -> JSONValue {

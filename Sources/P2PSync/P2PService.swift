@@ -711,11 +711,17 @@ public final class P2PService: Service, Sendable {
     }
 }
 
-/// Lets init hand closures a reference to the service before it is complete.
+/// Lets init hand closures a reference to the service before it is complete. Weak: the closures
+/// live in the service's own FloodSub and host, so a strong reference was a cycle that kept every
+/// service — its host, FloodSub and pending gossip — alive after its last user let go.
 final class ServiceBox: Sendable {
-    private let ref = Mutex<P2PService?>(nil)
+    private struct Reference: Sendable {
+        weak var service: P2PService?
+    }
+
+    private let ref = Mutex(Reference())
     var service: P2PService? {
-        get { ref.withLock { $0 } }
-        set { ref.withLock { $0 = newValue } }
+        get { ref.withLock { $0.service } }
+        set { ref.withLock { $0.service = newValue } }
     }
 }

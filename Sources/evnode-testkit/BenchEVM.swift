@@ -9,6 +9,7 @@ import Config
 import DA
 import EVM
 import Foundation
+import KeyStore
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -62,7 +63,12 @@ func benchEVM(_ args: [String]) async {
     // The aggregator's home, with a genesis start time far enough back for N blocks 1 ms apart.
     let agg = work + "/agg"
     let chainID = "bench-evm"
-    guard run(evnode, ["init", "--home", agg, "--chain-id", chainID, "--aggregator"]) == 0 else { fail("bench-evm: evnode init failed") }
+    let passphraseFile = work + "/passphrase"
+    guard FileManager.default.createFile(atPath: passphraseFile, contents: Data("bench-evm\n".utf8)) else {
+        fail("bench-evm: cannot write \(passphraseFile)")
+    }
+    guard run(evnode, ["init", "--home", agg, "--chain-id", chainID, "--aggregator",
+                       "--evnode.signer.passphrase_file", passphraseFile]) == 0 else { fail("bench-evm: evnode init failed") }
     let genesisPath = agg + "/config/genesis.json"
     let start = wallNanoseconds() - UInt64(blocks + 5_000) * 1_000_000
     guard var genesisJSON = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: genesisPath)))) as? [String: Any] else {
@@ -95,6 +101,7 @@ func benchEVM(_ args: [String]) async {
     let (el1, engine1, eth1) = startEL("el-build")
     var flags: [String: RawSetting] = ["da.address": RawSetting(value: "http://127.0.0.1:\(daPort)", source: "bench")]
     flags["execution.kind"] = RawSetting(value: "kv", source: "bench")
+    flags["signer.passphrase_file"] = RawSetting(value: passphraseFile, source: "bench")
     let setup: NodeSetup
     do { setup = try NodeSetup.load(home: agg, flags: flags) } catch { fail("bench-evm: \(error)") }
     guard let key = setup.signer else { fail("bench-evm: no signer key") }

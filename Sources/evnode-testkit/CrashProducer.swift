@@ -1,5 +1,6 @@
 import Block
 import Config
+import KeyStore
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,12 @@ func crashProducer(_ args: [String]) async {
     let layout = HomeLayout(home: home)
     do {
         let genesis = try Genesis.load(path: layout.genesisFile)
-        let signer = BlockSigner(keyFile: try KeyFile.load(path: layout.signerKeyFile))
+        // The home's signer as the node unlocks it (signer.json with --passphrase-file).
+        var config = try ConfigLoader.resolve(home: home, file: [:], flags: [:])
+        config.aggregator = true
+        config.signer.passphraseFile = option("--passphrase-file", in: args) ?? ""
+        guard let loaded = try SignerKeyStore.loadForStart(layout: layout, config: config) else { fail("crash-producer: no signer") }
+        let signer = BlockSigner(keyFile: loaded.key)
         let store = try BlockStore.open(path: layout.storeDirectory)
         let executor = KVExecutor(store: store)
         if store.state == nil { try store.initialize(genesis: genesis, executor: executor) }

@@ -5,6 +5,7 @@ import Block
 import Config
 import DA
 import Foundation
+import KeyStore
 
 /// The transactions of the benchmark chain: `k<NNNNNN>=v<height>.<index>` over a key space of
 /// 100,000 keys, so the KV state grows and keys get overwritten as in a real workload.
@@ -116,6 +117,8 @@ func makeChain(_ args: [String]) async {
     var flags: [String: RawSetting] = [:]
     if let da = option("--da", in: args) { flags["da.address"] = RawSetting(value: da, source: "--da") }
     if let size = option("--max-blob-size", in: args) { flags["da.max_blob_size"] = RawSetting(value: size, source: "--max-blob-size") }
+    // A home with signer.json: its passphrase file (a full node's setup unlocks it when given one).
+    if let file = option("--passphrase-file", in: args) { flags["signer.passphrase_file"] = RawSetting(value: file, source: "--passphrase-file") }
     let setup: NodeSetup
     do {
         setup = try NodeSetup.load(home: home, flags: flags)

@@ -6,7 +6,7 @@
 //       WAL. The crash test SIGKILLs it mid-stream. The first line is
 //       "genesis <chain-id> <start-ns> <proposer-address-hex>".
 //
-//   evnode-testkit crash-producer --home DIR --published FILE [--blocks N] [--crash STEP --at H]
+//   evnode-testkit crash-producer --home DIR --published FILE [--blocks N] [--crash STEP --at H] [--passphrase-file F]
 //       The node's BlockProducer on an `evnode init --aggregator` home, with a crash point:
 //       SIGKILLs itself right after STEP (after-mark, after-commit, after-publish) of height H.
 //       Published blocks are appended to FILE. See CrashProducer.swift.

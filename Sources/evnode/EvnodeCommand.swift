@@ -60,7 +60,8 @@ struct EvnodeCommand: AsyncParsableCommand {
         commandName: "evnode",
         abstract: "A rollup node: aggregator, full node, and catchup-then-aggregate failover.",
         subcommands: [InitCommand.self, StartCommand.self, LocalDACommand.self, StatusCommand.self,
-                      RollbackCommand.self, SignerCommand.self, VersionCommand.self])
+                      RollbackCommand.self, SignerCommand.self, KeysCommand.self, NetInfoCommand.self,
+                      UnsafeCleanCommand.self, MigrateHomeCommand.self, VersionCommand.self])
 }
 
 struct VersionCommand: ParsableCommand {

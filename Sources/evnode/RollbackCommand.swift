@@ -1,6 +1,7 @@
 import ArgumentParser
 import Block
 import Config
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -21,11 +22,14 @@ struct RollbackCommand: ParsableCommand {
     @Option(name: .customLong("home"), help: "Node home directory")
     var home: String = "./evnode-home"
 
-    @Option(name: .customLong("height"), help: "Height to roll back to (the new store height)")
-    var height: UInt64
+    @Option(name: .customLong("height"), help: "Height to roll back to (the new store height; default: one below the store height, as ev-node)")
+    var height: UInt64?
+
+    @Flag(name: .customLong("sync-node"), help: "ev-node's flag for a full node's home; evnode refuses to go below the finalized height for every node (see README)")
+    var syncNode = false
 
     func run() throws {
-        let layout = HomeLayout(home: home)
+        let layout = try HomeLayout.configured(home: home, environment: ProcessInfo.processInfo.environment)
         guard FileIO.isDirectory(layout.home) else {
             throw ConfigError.missing("home directory \(layout.home) does not exist")
         }
@@ -47,7 +51,11 @@ struct RollbackCommand: ParsableCommand {
         }
         let head = state.lastBlockHeight
         let finalized = store.finalizedHeight
+        let height = self.height ?? (head > 0 ? head - 1 : 0)
         let headHash = (try? store.headerHash(at: head)) ?? nil
+        if height < finalized && syncNode {
+            refuse("refusing to roll back to height \(height): below the finalized height \(finalized), and evnode never rolls back finality, --sync-node included (ev-node would lower a full node's DA-included height; for a full node whose store is wrong there, `evnode unsafe-clean` and a resync from DA do it safely; nothing changed)")
+        }
         if height < finalized {
             refuse("refusing to roll back to height \(height): below the finalized height \(finalized) (finality never goes back; store height \(head), nothing changed)")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Block
 import Config
+import Foundation
 import Logging
 
 #if canImport(Glibc)
@@ -41,9 +42,10 @@ struct SignerResetCommand: ParsableCommand {
         guard let height else {
             throw ConfigError.missing("evnode signer reset needs --height N: the last height this key is to be considered to have signed; heights above N may then be signed again")
         }
-        let layout = HomeLayout(home: home)
-        guard FileIO.exists(layout.signerKeyFile) else {
-            throw ConfigError.file(path: layout.signerKeyFile, reason: "no signer key here; is --home the sequencer's home?")
+        let layout = try HomeLayout.configured(home: home, environment: ProcessInfo.processInfo.environment)
+        // The mark belongs to a signer: either ev-node's signer.json or an earlier evnode's signer.key.
+        guard FileIO.exists(layout.signerJSONFile) || FileIO.exists(layout.signerKeyFile) else {
+            throw ConfigError.file(path: layout.signerJSONFile, reason: "no signer key here (nor a legacy signer.key); is --home the sequencer's home?")
         }
         let store = lockStore(layout)
         defer { store?.close() }

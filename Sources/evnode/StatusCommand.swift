@@ -12,7 +12,7 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show a running node's phase, heights and catchup progress (reads its RPC).")
 
-    @Option(name: .customLong("home"), help: "Node home whose config.yaml names the RPC address")
+    @Option(name: .customLong("home"), help: "Node home whose evnode.yaml names the RPC address")
     var home: String = "./evnode-home"
 
     @Option(name: .customLong("rpc"), help: "RPC base URL (overrides the home's rpc.address), e.g. http://127.0.0.1:7331")
@@ -66,9 +66,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     private func rpcBase() throws -> String {
         if let rpc { return rpc.hasSuffix("/") ? String(rpc.dropLast()) : rpc }
-        let layout = HomeLayout(home: home)
-        let file = FileIO.exists(layout.configFile) ? try ConfigLoader.readFile(at: layout.configFile) : [:]
-        let config = try ConfigLoader.resolve(home: layout.home, file: file, flags: [:])
+        let config = try NodeConfigReader.read(home: home)
         let host = config.rpc.address.host == "0.0.0.0" ? "127.0.0.1" : config.rpc.address.host
         return "http://\(HostPort(host: host, port: config.rpc.address.port))"
     }
@@ -77,4 +75,18 @@ struct StatusCommand: AsyncParsableCommand {
 struct StatusFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The configuration of a home as `start` would resolve it (file and environment, no flags), for
+/// the commands that read it without starting a node.
+enum NodeConfigReader {
+    static func read(home: String, flags: [String: RawSetting] = [:]) throws -> NodeConfig {
+        let layout = HomeLayout(home: home)
+        var file: [String: RawSetting] = [:]
+        if let source = try layout.configSource() {
+            file = try ConfigLoader.readFile(at: source.path, legacy: source.legacy).values
+        }
+        let environment = try ConfigLoader.environmentSettings(ProcessInfo.processInfo.environment)
+        return try ConfigLoader.load(home: layout.home, file: file, environment: environment, flags: flags).config
+    }
 }

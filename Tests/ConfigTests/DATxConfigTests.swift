@@ -72,7 +72,7 @@ private let signerB = "celestia1hakc56ax66ypjcmwj8w6hyr2c4g8cfs3wesguc"
             [("da.gas_price", "0.5"), ("da.max_gas_price", "0.1")],
             [("da.tls_ca_file", "/nonexistent/ca.pem"), ("da.address", "https://127.0.0.1:26658")],
             [("da.tls_ca_file", "/etc/hostname"), ("da.address", "http://127.0.0.1:26658")],
-            [("node.max_pending_blocks", "-1")],
+            [("node.max_pending_headers_and_data", "-1")],
         ]
         for pairs in cases {
             #expect(throws: ConfigError.self, "\(pairs)") {
@@ -84,7 +84,7 @@ private let signerB = "celestia1hakc56ax66ypjcmwj8w6hyr2c4g8cfs3wesguc"
     @Test func yamlKeysAndEvNodeFlagSpellings() throws {
         let file = try ConfigLoader.parseYAML("""
         node:
-          max_pending_blocks: 8
+          max_pending_headers_and_data: 8
         da:
           gas_price: 0.004
           gas_multiplier: 1.5
@@ -94,10 +94,12 @@ private let signerB = "celestia1hakc56ax66ypjcmwj8w6hyr2c4g8cfs3wesguc"
         let c = try ConfigLoader.resolve(home: "/h", file: file, flags: [:])
         #expect(c.maxPendingBlocks == 8 && c.da.txConfig.gasPrice == 0.004 && c.da.gasMultiplier == 1.5)
         #expect(c.da.signingAddresses == [signerA, signerB] && !c.da.subscribe)
-        let args = try FlagAliases.normalize(["--evnode.da.submit_options={}", "--evnode.node.max_pending_headers_and_data=4"])
-        #expect(args == ["--da.submit-options={}", "--max-pending-blocks=4"])
+        let args = try SettingFlags.parse(["--evnode.da.submit_options={}", "--rollkit.node.max_pending_headers_and_data=4",
+                                            "--da.gas-price", "-1"])
+        #expect(args["da.submit_options"]?.value == "{}" && args["node.max_pending_headers_and_data"]?.value == "4")
+        #expect(args["da.gas_price"]?.value == "-1")
         // The template `evnode init` writes parses back to the defaults.
-        let template = try ConfigLoader.parseYAML(ConfigTemplate.yaml(aggregator: true, chainID: "c"), path: "t")
+        let template = try ConfigLoader.parseYAML(ConfigTemplate.yaml(values: ["node.aggregator": "true"]), path: "t")
         let t = try ConfigLoader.resolve(home: "/h", file: template, flags: [:])
         #expect(t.da.txConfig == DATxConfig() && t.da.gasMultiplier == 1.3)
     }

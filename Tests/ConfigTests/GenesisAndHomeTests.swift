@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Config
+import KeyStore
 
 @Suite struct TimestampTests {
     @Test func roundTripsNanoseconds() throws {
@@ -17,6 +18,18 @@ import Testing
                       "2023-11-14T25:00:00Z", "2023-11-14T22:13:20.Z", "2023-11-14T22:13:20Zjunk"])
     func rejects(text: String) {
         #expect(throws: RFC3339.Failure.self) { try RFC3339.unixNanoseconds(text) }
+    }
+
+    /// Unix nanoseconds in 64 bits end in July 2554; a later time (a DA node's header can carry
+    /// any, `Fuzz/regressions/da-answers/head-time-past-2554`) is an error, not an overflow trap.
+    @Test func timesPast2554AreErrors() throws {
+        #expect(RFC3339.latest == "2554-07-21T23:34:33.709551615Z")
+        #expect(try RFC3339.unixNanoseconds(RFC3339.latest) == .max)
+        for text in ["2554-07-21T23:34:33.709551616Z", "2554-07-21T23:34:34Z", "4046-11-14T22:13:20.000000001Z",
+                     "9999-12-31T23:59:59.999999999Z", "2554-07-22T00:00:00+00:01"] {
+            #expect(throws: RFC3339.Failure.self, "\(text)") { try RFC3339.unixNanoseconds(text) }
+        }
+        #expect(try RFC3339.unixNanoseconds("2554-07-22T00:00:00+01:00") < .max)
     }
 }
 
@@ -58,6 +71,8 @@ import Testing
 }
 
 @Suite struct HomeTests {
+    let aggregatorFlag = ["node.aggregator": RawSetting(value: "true", source: "--evnode.node.aggregator")]
+
     func tempHome() -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evnode-cfg-\(UUID().uuidString)").path
         return dir
@@ -66,7 +81,7 @@ import Testing
     @Test func initWritesAHomeThatStartCanLoad() throws {
         let home = tempHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
-        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", aggregator: true,
+        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", settings: aggregatorFlag,
                                                startTimeNanoseconds: 1_700_000_000_000_000_000)
         #expect(FileIO.mode(r.layout.signerKeyFile) == 0o600)
         #expect(FileIO.mode(r.layout.nodeKeyFile) == 0o600)
@@ -77,7 +92,7 @@ import Testing
         #expect(setup.keyPermissionWarnings().isEmpty)
         // refuses to overwrite
         #expect(throws: ConfigError.self) {
-            try HomeInitializer.initialize(home: home, chainID: "chain-b", aggregator: false, startTimeNanoseconds: 1)
+            try HomeInitializer.initialize(home: home, chainID: "chain-b", startTimeNanoseconds: 1)
         }
         #expect(try Genesis.load(path: r.layout.genesisFile).chainID == "chain-a")
     }
@@ -102,7 +117,7 @@ import Testing
     @Test func aggregatorNeedsTheGenesisProposerKey() throws {
         let home = tempHome()
         defer { try? FileManager.default.removeItem(atPath: home) }
-        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", aggregator: false, startTimeNanoseconds: 1)
+        let r = try HomeInitializer.initialize(home: home, chainID: "chain-a", startTimeNanoseconds: 1)
         // Replace genesis with another proposer: this signer may no longer produce.
         var g = r.genesis
         g.proposerAddress = [UInt8](repeating: 1, count: 32)

@@ -1,3 +1,4 @@
+import Block
 import Foundation
 import Testing
 import TestSupport
@@ -9,12 +10,20 @@ import TestSupport
     @Test func initCreatesAHomeAndRefusesToOverwriteIt() throws {
         let dir = TempDirectory()
         let home = dir.path + "/node"
-        let first = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator"])
+        let passphrase = dir.path + "/passphrase"
+        try "it secret\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
+        let unprotected = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator"])
+        #expect(unprotected.status == 2)
+        #expect(unprotected.stderr.contains("init --evnode.node.aggregator needs --evnode.signer.passphrase_file"), "\(unprotected.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: home), "nothing written")
+        let first = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain", "--aggregator",
+                                            "--evnode.signer.passphrase_file", passphrase])
         #expect(first.status == 0, "\(first.stderr)")
-        for file in ["config.yaml", "genesis.json", "signer.key", "node_key.json"] {
+        for file in ["evnode.yaml", "genesis.json", "signer.json", "node_key.json"] {
             #expect(FileManager.default.fileExists(atPath: "\(home)/config/\(file)"))
         }
-        let attrs = try FileManager.default.attributesOfItem(atPath: "\(home)/config/signer.key")
+        #expect(!FileManager.default.fileExists(atPath: "\(home)/config/signer.key"))
+        let attrs = try FileManager.default.attributesOfItem(atPath: "\(home)/config/signer.json")
         #expect((attrs[.posixPermissions] as? NSNumber)?.intValue == 0o600)
         let genesis = try String(contentsOfFile: "\(home)/config/genesis.json", encoding: .utf8)
         #expect(genesis.contains("\"chain_id\": \"it-chain\""))
@@ -26,20 +35,22 @@ import TestSupport
     }
 
     @Test(arguments: [
-        (["--catchup-timeout", "30s"], "--catchup-timeout needs --aggregator"),
+        (["--catchup-timeout", "30s"], "--evnode.node.catchup_timeout needs --evnode.node.aggregator"),
         (["--aggregator", "--catchup-timeout", "30s", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"],
          "mutually exclusive"),
         (["--evnode.node.aggregator", "--evnode.node.catchup_timeout=30s", "--evnode.raft.enable=true",
           "--raft.endpoints", "http://127.0.0.1:2379"], "mutually exclusive"),
-        (["--block-time", "fast"], "invalid node.block_time (--block-time) \"fast\""),
+        (["--block-time", "fast"], "invalid node.block_time (--evnode.node.block_time) \"fast\" (from --block-time)"),
         (["--da.address", "127.0.0.1:7980"], "invalid da.address"),
         (["--p2p.peers", "127.0.0.1"], "invalid p2p.peers"),
         (["--log.format", "xml"], "invalid log.format"),
         (["--aggregator", "--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379", "--raft.lease-ttl", "500ms"],
          "etcd's shortest lease is 2s"),
-        (["--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"], "--raft.enable needs --aggregator"),
-        (["--aggregator", "--raft.enable"], "--raft.enable needs --raft.endpoints"),
-        (["--no-such-flag"], "Unknown option"),
+        (["--raft.enable", "--raft.endpoints", "http://127.0.0.1:2379"], "--evnode.raft.enable needs --evnode.node.aggregator"),
+        (["--aggregator", "--raft.enable"], "--evnode.raft.enable needs --evnode.raft.endpoints"),
+        (["--evnode.node.light=true"], "node.light (--evnode.node.light) \"true\" from --evnode.node.light is refused: evnode has no light mode"),
+        (["--evnode.node.aggregator", "false"], "a boolean flag takes its value after '='"),
+        (["--no-such-flag"], "unknown flag"),
     ])
     func badFlagsExitWithStatus2(arguments: [String], message: String) throws {
         let dir = TempDirectory()
@@ -55,10 +66,10 @@ import TestSupport
         let dir = TempDirectory()
         let home = dir.path + "/node"
         _ = try runCommand(evnode, ["init", "--home", home, "--chain-id", "it-chain"])
-        try "node:\n  blocktime: 1s\n".write(toFile: "\(home)/config/config.yaml", atomically: true, encoding: .utf8)
+        try "node:\n  blocktime: 1s\n".write(toFile: "\(home)/config/evnode.yaml", atomically: true, encoding: .utf8)
         let r = try runCommand(evnode, ["start", "--home", home])
         #expect(r.status == 2)
-        #expect(r.stderr.contains("config.yaml: unknown key \"node.blocktime\""), "\(r.stderr)")
+        #expect(r.stderr.contains("evnode.yaml: unknown key \"node.blocktime\""), "\(r.stderr)")
     }
 
     @Test func missingHomeIsAClearError() throws {
@@ -72,7 +83,8 @@ import TestSupport
         #expect(v.status == 0 && v.stdout.hasPrefix("evnode "))
         let h = try runCommand(evnode, ["start", "--help"])
         #expect(h.status == 0)
-        for flag in ["--catchup-timeout", "--da.address", "--p2p.peers", "--raft.enable", "--log.format", "(default: 1s)"] {
+        for flag in ["--evnode.node.catchup_timeout, --catchup-timeout", "--evnode.da.address", "--p2p.peers", "--evnode.raft.enable",
+                     "--evnode.log.format", "(default: 1s)", "--evm.jwt-secret-file", "--evnode.pruning.pruning_mode", "issue 32"] {
             #expect(h.stdout.contains(flag), "help lacks \(flag)")
         }
     }
@@ -81,5 +93,34 @@ import TestSupport
         let r = try runCommand(evnode, ["status", "--rpc", "http://127.0.0.1:1"])
         #expect(r.status != 0)
         #expect(r.stderr.contains("cannot reach the node at http://127.0.0.1:1"), "\(r.stderr)")
+    }
+
+    /// `net-info` prints the home's peer id and listen address in ev-node's text and JSON shapes;
+    /// `unsafe-clean` empties data/ but never config/, and is refused while the store is in use.
+    @Test func netInfoAndUnsafeClean() throws {
+        let dir = TempDirectory()
+        let home = dir.path + "/node"
+        let made = try runCommand(evnode, ["init", "--home", home, "--chain_id", "it-chain", "--evnode.p2p.listen_address", "/ip4/127.0.0.1/tcp/7123"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let peerID = made.stdout.split(separator: "\n").first { $0.contains("peer id:") }.map { String($0.split(separator: " ").last ?? "") } ?? ""
+        let text = try runCommand(evnode, ["net-info", "--home", home])
+        #expect(text.status == 0 && text.stdout.contains("Node ID:      \(peerID)") && text.stdout.contains("/ip4/127.0.0.1/tcp/7123"), "\(text.stdout)")
+        let json = try runCommand(evnode, ["net-info", "--home", home, "-o", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(object?["node_id"] as? String == peerID && (object?["listen_addresses"] as? [String]) == ["/ip4/127.0.0.1/tcp/7123"])
+        #expect(try runCommand(evnode, ["net-info", "--home", home, "--output", "xml"]).status == 2)
+
+        try FileManager.default.createDirectory(atPath: home + "/data/store", withIntermediateDirectories: true)
+        let store = try BlockStore.open(path: home + "/data/store")
+        let refused = try runCommand(evnode, ["unsafe-clean", "--home", home])
+        #expect(refused.status == 2 && refused.stderr.contains("while a node runs"), "\(refused.stderr)")
+        #expect(FileManager.default.fileExists(atPath: home + "/data/store"))
+        store.close()
+        let cleaned = try runCommand(evnode, ["unsafe-clean", "--home", home])
+        #expect(cleaned.status == 0, "\(cleaned.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home + "/data").isEmpty)
+        for file in ["evnode.yaml", "genesis.json", "node_key.json"] {
+            #expect(FileManager.default.fileExists(atPath: "\(home)/config/\(file)"))
+        }
     }
 }

@@ -128,13 +128,17 @@ struct CatchupFenceTests {
     func theMarkIsDurableBeforeTheBlockIsVisible(step: String) async throws {
         let dir = TempDirectory("evnode-crash-producer")
         let home = dir.path + "/home"
-        let made = try runCommand(BuiltProducts.evnode, ["init", "--home", home, "--chain-id", "crash-\(step)", "--aggregator"])
+        let passphrase = dir.path + "/passphrase"
+        try Data("crash\n".utf8).write(to: URL(fileURLWithPath: passphrase))
+        let made = try runCommand(BuiltProducts.evnode, ["init", "--home", home, "--chain-id", "crash-\(step)", "--aggregator",
+                                                         "--evnode.signer.passphrase_file", passphrase])
         try #require(made.status == 0, "\(made.stderr)")
         let published = dir.path + "/published"
         let layout = HomeLayout(home: home)
 
         let crashed = try runCommand(BuiltProducts.testkit, ["crash-producer", "--home", home, "--published", published,
-                                                              "--blocks", "6", "--crash", step, "--at", "3"])
+                                                              "--blocks", "6", "--crash", step, "--at", "3",
+                                                              "--passphrase-file", passphrase])
         #expect(crashed.status == SIGKILL, "exit \(crashed.status): \(crashed.stdout)\(crashed.stderr)")
         #expect(crashed.stdout.contains("crashing \(step) 3"))
 
@@ -149,7 +153,7 @@ struct CatchupFenceTests {
         #expect(kept.signedHeader.height == 3)
 
         let resumed = try runCommand(BuiltProducts.testkit, ["crash-producer", "--home", home, "--published", published,
-                                                              "--blocks", "6"])
+                                                              "--blocks", "6", "--passphrase-file", passphrase])
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
         let hashes = try storedHashes(home: home)
         #expect(hashes.count >= 6)

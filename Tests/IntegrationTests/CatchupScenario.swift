@@ -59,7 +59,7 @@ extension NodeProcess {
 /// nothing in particular, data empty. Enough to prove a height; never applied by the node.
 func catchupSignedBlocks(aggregator: NodeProcess, heights: ClosedRange<UInt64>) throws -> [P2PBlock] {
     let genesis = try aggregator.genesis
-    let signer = BlockSigner(keyFile: try KeyFile.load(path: aggregator.layout.signerKeyFile))
+    let signer = BlockSigner(keyFile: try aggregator.signerKey())
     return try heights.map { h in
         let header = Header(height: h, time: genesis.startTimeNanoseconds + h * 1_000_000_000,
                             lastHeaderHash: Array(repeating: 0xee, count: 32), dataHash: BlockData.emptyDataHash,

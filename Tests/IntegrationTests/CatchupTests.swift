@@ -300,7 +300,7 @@ struct CatchupTests {
 
             let noKey = try runCommand(evnode, ["signer", "reset", "--home", net.dir.path + "/nowhere", "--height", "3"])
             #expect(noKey.status == 2)
-            #expect(noKey.stderr.contains("signer.key"), "\(noKey.stderr)")
+            #expect(noKey.stderr.contains("signer.json: no signer key here"), "\(noKey.stderr)")
 
             let lower = try runCommand(evnode, ["signer", "reset", "--home", chain.sequencer.home, "--height", "40"])
             #expect(lower.status == 0, "\(lower.stderr)")

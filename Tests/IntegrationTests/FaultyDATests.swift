@@ -43,7 +43,7 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
             let da = try await net.startDA()
             let aggregator = try net.makeNode(name: "aggregator", aggregator: true, blockTime: "100ms")
             try await aggregator.start()
-            let proposer = BlockSigner(keyFile: try KeyFile.load(path: HomeLayout(home: aggregator.home).signerKeyFile)).signer
+            let proposer = BlockSigner(keyFile: try aggregator.signerKey()).signer
             let namespace = DANamespace(name: net.chainID + "-headers")
             let client = try CelestiaDAClient(options: DAClientOptions(url: da.url))
             // Spam while the chain grows: a batch every few blocks, each at a DA height of its own.

@@ -1,6 +1,7 @@
 import Block
 import Config
 import Foundation
+import KeyStore
 
 /// One `evnode start` node of a `Testnet`: its home, its two loopback ports (RPC and P2P) and
 /// its process. A node can be run many times on the same home — stopped, killed with -9,
@@ -17,6 +18,8 @@ public final class NodeProcess: @unchecked Sendable {
     /// The flags after the harness's own (home, ports, log format): the mode, DA, peers and the
     /// test's extras. `start(flags:)` replaces them for that run and the ones after it.
     public var flags: [String]
+    /// Unlocks the home's `signer.json`; passed on every run, before `flags`.
+    public let passphraseFile: String?
     public private(set) var child: ChildProcess?
     public private(set) var runs = 0
 
@@ -27,7 +30,8 @@ public final class NodeProcess: @unchecked Sendable {
     public var layout: HomeLayout { HomeLayout(home: home) }
 
     init(name: String, home: String, aggregator: Bool, rpcPort: Int, p2pPort: Int, flags: [String],
-         logDirectory: String, jsonLogs: Bool) {
+         logDirectory: String, jsonLogs: Bool, passphraseFile: String? = nil) {
+        self.passphraseFile = passphraseFile
         self.name = name
         self.home = home
         self.aggregator = aggregator
@@ -41,10 +45,22 @@ public final class NodeProcess: @unchecked Sendable {
     /// Every argument of the next run.
     public var arguments: [String] {
         ["start", "--home", home, "--rpc.address", "127.0.0.1:\(rpcPort)", "--p2p.listen", "127.0.0.1:\(p2pPort)"]
-            + (jsonLogs ? ["--log.format", "json"] : []) + flags
+            + (jsonLogs ? ["--log.format", "json"] : [])
+            + (passphraseFile.map { ["--evnode.signer.passphrase_file", $0] } ?? []) + flags
     }
 
     public var isRunning: Bool { child?.isRunning ?? false }
+
+    /// The home's block signer, unlocked as the node unlocks it.
+    public func signerKey() throws -> KeyFile {
+        var config = try ConfigLoader.resolve(home: home, file: [:], flags: [:])
+        config.aggregator = true
+        config.signer.passphraseFile = passphraseFile ?? ""
+        guard let loaded = try SignerKeyStore.loadForStart(layout: layout, config: config) else {
+            throw TestFailure("\(name) has no signer")
+        }
+        return loaded.key
+    }
 
     // MARK: Running
 

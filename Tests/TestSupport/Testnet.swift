@@ -24,11 +24,15 @@ public final class Testnet: @unchecked Sendable {
     public private(set) var others: [ChildProcess] = []
     private var portsInUse: Set<Int> = []
     public var logDirectory: String { dir.sub("logs") }
+    /// The passphrase file every home's `signer.json` is encrypted with (`evnode init`), passed to
+    /// every node as `--evnode.signer.passphrase_file`.
+    public var passphraseFile: String { dir.sub("signer-passphrase") }
 
     public init(chainID: String = "e2e-chain") {
         dir = TempDirectory("evnode-net")
         self.chainID = chainID
         try? FileManager.default.createDirectory(atPath: dir.sub("logs"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: passphraseFile, contents: Data("testnet passphrase\n".utf8))
     }
 
     public static func run(chainID: String = "e2e-chain", _ body: (Testnet) async throws -> Void) async throws {
@@ -123,7 +127,8 @@ public final class Testnet: @unchecked Sendable {
                          signerFrom: NodeProcess? = nil, chainID: String? = nil, daURL: String? = nil,
                          jsonLogs: Bool = false, extra: [String] = []) throws -> NodeProcess {
         let home = dir.sub(name)
-        var initArgs = ["init", "--home", home, "--chain-id", chainID ?? self.chainID]
+        var initArgs = ["init", "--home", home, "--chain-id", chainID ?? self.chainID,
+                        "--evnode.signer.passphrase_file", passphraseFile]
         if aggregator { initArgs.append("--aggregator") }
         let made = try runCommand(BuiltProducts.evnode, initArgs)
         guard made.status == 0 else { throw TestFailure("evnode init \(name): \(made.stderr)") }
@@ -135,8 +140,8 @@ public final class Testnet: @unchecked Sendable {
             try FileManager.default.copyItem(atPath: source.layout.genesisFile, toPath: layout.genesisFile)
         }
         if let source = signerFrom {
-            try FileManager.default.removeItem(atPath: layout.signerKeyFile)
-            try FileManager.default.copyItem(atPath: source.layout.signerKeyFile, toPath: layout.signerKeyFile)
+            try FileManager.default.removeItem(atPath: layout.signerJSONFile)
+            try FileManager.default.copyItem(atPath: source.layout.signerJSONFile, toPath: layout.signerJSONFile)
         }
         var flags: [String] = []
         if aggregator { flags += ["--aggregator", "--block-time", blockTime] }
@@ -144,7 +149,8 @@ public final class Testnet: @unchecked Sendable {
         if !peers.isEmpty { flags += ["--p2p.peers", peers.map(\.p2pAddress).joined(separator: ",")] }
         flags += extra
         let node = NodeProcess(name: name, home: home, aggregator: aggregator, rpcPort: try freePort(),
-                               p2pPort: try freePort(), flags: flags, logDirectory: logDirectory, jsonLogs: jsonLogs)
+                               p2pPort: try freePort(), flags: flags, logDirectory: logDirectory, jsonLogs: jsonLogs,
+                               passphraseFile: passphraseFile)
         nodes.append(node)
         return node
     }
@@ -155,7 +161,7 @@ public final class Testnet: @unchecked Sendable {
         guard !node.isRunning else { throw TestFailure("stop \(node.name) before moving its home") }
         let moved = NodeProcess(name: name, home: node.home, aggregator: node.aggregator, rpcPort: try freePort(),
                                 p2pPort: try freePort(), flags: flags ?? node.flags, logDirectory: logDirectory,
-                                jsonLogs: node.jsonLogs)
+                                jsonLogs: node.jsonLogs, passphraseFile: node.passphraseFile)
         nodes.append(moved)
         return moved
     }

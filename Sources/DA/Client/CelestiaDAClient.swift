@@ -99,6 +99,11 @@ public final class CelestiaDAClient: DAClient {
         }
         params += "]," + tx.json + "]"
         let height = try await callOnce(DAMethod.submit, params: params, height: nil, result: FlexibleHeight.self)
+        return try Self.submittedHeight(height)
+    }
+
+    /// The DA height a `blob.Submit` result names.
+    static func submittedHeight(_ height: FlexibleHeight?) throws(DAError) -> UInt64 {
         guard let height else {
             throw .malformedResponse(method: DAMethod.submit, reason: "result is missing (expected the DA height)")
         }
@@ -109,6 +114,11 @@ public final class CelestiaDAClient: DAClient {
         let list = namespaces.map { "\"\($0.base64)\"" }.joined(separator: ",")
         let raw = try await call(DAMethod.getAll, params: "[\(height),[\(list)]]", height: height,
                                  result: [BlobJSON].self)
+        return try Self.blobs(raw, asked: namespaces)
+    }
+
+    /// The blobs of a `blob.GetAll` result, each validated and in one of the namespaces asked for.
+    static func blobs(_ raw: [BlobJSON]?, asked namespaces: [DANamespace]) throws(DAError) -> [DABlob] {
         // Newer Celestia nodes answer an empty height with a null result instead of an error.
         guard let raw else { return [] }
         var blobs: [DABlob] = []
@@ -248,7 +258,7 @@ public final class CelestiaDAClient: DAClient {
         }
     }
 
-    private static func header(from raw: HeaderJSON?, method: String) throws(DAError) -> DAHeader {
+    static func header(from raw: HeaderJSON?, method: String) throws(DAError) -> DAHeader {
         guard let raw else { throw .malformedResponse(method: method, reason: "result is null") }
         guard let height = (raw.height ?? raw.header?.height)?.value else {
             throw .malformedResponse(method: method, reason: "result.height is missing")

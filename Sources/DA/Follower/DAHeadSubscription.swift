@@ -166,26 +166,21 @@ public final class DAHeadSubscription: Sendable {
                                           logger: logger) { inbound, outbound, _ in
             let request = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\(DAMethod.subscribe)\",\"params\":[\"\(namespace.base64)\"]}"
             try await outbound.write(.text(request))
-            var channel: Int64?
+            var frames = FrameReader()
             for try await message in inbound.messages(maxSize: 1 << 26) {
                 guard case .text(let text) = message else { continue }
-                let frame: Frame
-                do {
-                    frame = try JSONDecoder().decode(Frame.self, from: Data(text.utf8))
-                } catch {
-                    logger.warning("ignored a DA subscription frame that is not JSON-RPC", metadata: [
-                        "error": "\(describeDecodingError(error))"])
+                switch frames.take(text) {
+                case .ignored:
                     continue
-                }
-                if channel == nil, frame.id != nil {
-                    if let error = frame.error {
-                        let failure = error.code == RPCErrorCode.methodNotFound || error.message.contains("method")
-                            ? Ending.methodMissing(error.message) : Ending.refused(error.message)
-                        outcome.ending.withLock { $0 = failure }
-                        try await outbound.close(.normalClosure, reason: nil)
-                        return
-                    }
-                    channel = frame.result
+                case .undecodable(let why):
+                    logger.warning("ignored a DA subscription frame that is not JSON-RPC", metadata: ["error": "\(why)"])
+                    continue
+                case .refused(let message, let methodMissing):
+                    let failure = methodMissing ? Ending.methodMissing(message) : Ending.refused(message)
+                    outcome.ending.withLock { $0 = failure }
+                    try await outbound.close(.normalClosure, reason: nil)
+                    return
+                case .subscribed:
                     outcome.live.store(true, ordering: .relaxed)
                     self.statusBox.withLock {
                         $0.state = .live
@@ -193,25 +188,17 @@ public final class DAHeadSubscription: Sendable {
                     }
                     logger.notice("following DA heights by blob.Subscribe", metadata: [
                         "url": "\(url)", "namespace": "\(namespace)"])
-                    continue
-                }
-                switch frame.method {
-                case DAMethod.channelValue?:
-                    guard let height = frame.params?.height, frame.params?.channel == channel else { continue }
-                    guard height <= DAHeader.maximumPlausibleHeight else {
-                        logger.warning("ignoring a blob.Subscribe notification with an implausible DA height", metadata: [
-                            "url": "\(url)", "height": "\(height)", "maximum": "\(DAHeader.maximumPlausibleHeight)"])
-                        continue
-                    }
+                case .implausibleHeight(let height):
+                    logger.warning("ignoring a blob.Subscribe notification with an implausible DA height", metadata: [
+                        "url": "\(url)", "height": "\(height)", "maximum": "\(DAHeader.maximumPlausibleHeight)"])
+                case .height(let height):
                     self.statusBox.withLock {
                         $0.notifications += 1
                         $0.lastHeight = max($0.lastHeight, height)
                     }
                     self.onHeight(height)
-                case DAMethod.channelClose?:
+                case .closed:
                     return
-                default:
-                    continue
                 }
             }
         }
@@ -223,6 +210,55 @@ public final class DAHeadSubscription: Sendable {
     private final class Outcome: Sendable {
         let live = Atomic<Bool>(false)
         let ending = Mutex<Ending?>(nil)
+    }
+
+    /// Reads the subscription's text frames in order: the answer to the subscribe request (which
+    /// names the channel), then that channel's notifications.
+    struct FrameReader: Sendable {
+        enum Step: Sendable, Equatable {
+            /// Not for this subscription (another method, another channel, no height).
+            case ignored
+            /// Not a JSON-RPC frame; the subscription goes on.
+            case undecodable(String)
+            /// The DA node refused the subscription; `methodMissing` when it has no such method.
+            case refused(String, methodMissing: Bool)
+            case subscribed
+            case height(UInt64)
+            /// A notification of a height above `DAHeader.maximumPlausibleHeight`: ignored.
+            case implausibleHeight(UInt64)
+            /// The DA node closed the channel.
+            case closed
+        }
+
+        /// The channel the subscribe answer named; nil until then.
+        private(set) var channel: Int64?
+
+        mutating func take(_ text: String) -> Step {
+            let frame: Frame
+            do {
+                frame = try JSONDecoder().decode(Frame.self, from: Data(text.utf8))
+            } catch {
+                return .undecodable(describeDecodingError(error))
+            }
+            if channel == nil, frame.id != nil {
+                if let error = frame.error {
+                    let missing = error.code == RPCErrorCode.methodNotFound || error.message.contains("method")
+                    return .refused(error.message, methodMissing: missing)
+                }
+                channel = frame.result
+                return .subscribed
+            }
+            switch frame.method {
+            case DAMethod.channelValue?:
+                guard let height = frame.params?.height, frame.params?.channel == channel else { return .ignored }
+                guard height <= DAHeader.maximumPlausibleHeight else { return .implausibleHeight(height) }
+                return .height(height)
+            case DAMethod.channelClose?:
+                return .closed
+            default:
+                return .ignored
+            }
+        }
     }
 
     /// A go-jsonrpc frame: the answer to the subscribe request, or a channel notification.
