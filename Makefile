@@ -10,6 +10,7 @@ SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
 .PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos fuzz fuzz-build fuzz-ci
+.PHONY: protos-rpc
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -24,6 +25,7 @@ deps:
 	  echo "deps: all present ($(APT_PACKAGES))"; \
 	fi
 	@$(MAKE) --no-print-directory deps-evm
+	@$(MAKE) --no-print-directory $(RPC_VENV)/.installed
 	@$(MAKE) --no-print-directory $(LIBP2P_VENV)/.installed
 	@$(MAKE) --no-print-directory $(HOME_VENV)/.installed
 
@@ -44,6 +46,15 @@ LIBP2P_VENV := $(CURDIR)/.build/venv-libp2p
 $(LIBP2P_VENV)/.installed:
 	python3 -m venv $(LIBP2P_VENV)
 	$(LIBP2P_VENV)/bin/pip install -q 'libp2p==0.8.1' 'protobuf>=6.33,<6.34' 'prometheus_client==0.26.0'
+	touch $@
+
+# The RPC tests' independent clients (Tests/IntegrationTests/py/rpc_client.py): Google's grpcio,
+# stubs generated at test time by grpcio-tools from Protos/, grpcio-reflection's client. Its own
+# virtualenv: grpcio-tools 1.85 generates code for protobuf 7, py-libp2p pins protobuf 6.33.
+RPC_VENV := $(CURDIR)/.build/venv-rpc
+$(RPC_VENV)/.installed:
+	python3 -m venv $(RPC_VENV)
+	$(RPC_VENV)/bin/pip install -q 'grpcio==1.85.1' 'grpcio-tools==1.85.1' 'grpcio-reflection==1.85.1'
 	touch $@
 
 # The independent ev-node home writer/reader (Tests/IntegrationTests/py/evnode_home.py): Argon2id
@@ -128,3 +139,24 @@ bench-memory: release
 
 clean:
 	rm -rf .build $(FUZZ_SCRATCH) demo
+
+# Regenerates Sources/RPCAPI/Generated (ev-node's evnode.v1 messages and services, gRPC
+# reflection) and the descriptor set reflection serves; committed, not part of the build. Needs
+# protoc-gen-swift (above) and protoc-gen-grpc-swift-2, from a checkout of grpc/grpc-swift-protobuf
+# 2.4.1: `swift build -c release --product protoc-gen-grpc-swift-2 && swift build -c release
+# --product protoc-gen-swift` there builds both.
+PROTOC_GEN_GRPC_SWIFT ?= protoc-gen-grpc-swift-2
+RPC_PROTOS := Protos/evnode/v1/evnode.proto Protos/evnode/v1/state.proto Protos/evnode/v1/state_rpc.proto \
+  Protos/evnode/v1/p2p_rpc.proto Protos/evnode/v1/config.proto \
+  Protos/grpc/reflection/v1/reflection.proto Protos/grpc/reflection/v1alpha/reflection.proto
+protos-rpc:
+	rm -rf Sources/RPCAPI/Generated && mkdir -p Sources/RPCAPI/Generated
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --plugin=protoc-gen-grpc-swift-2=$(PROTOC_GEN_GRPC_SWIFT) \
+	  --swift_out=Sources/RPCAPI/Generated --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
+	  --grpc-swift-2_out=Sources/RPCAPI/Generated \
+	  --grpc-swift-2_opt=Visibility=Public,Client=false,Server=true,FileNaming=PathToUnderscores \
+	  -IProtos $(RPC_PROTOS)
+	# evnode.proto and state.proto declare no service: their gRPC files are empty.
+	rm -f Sources/RPCAPI/Generated/evnode_v1_evnode.grpc.swift Sources/RPCAPI/Generated/evnode_v1_state.grpc.swift
+	protoc -IProtos --include_imports --descriptor_set_out=/dev/stdout $(RPC_PROTOS) | python3 scripts/descriptor-set-swift.py \
+	  > Sources/RPCAPI/Generated/DescriptorSet.swift

@@ -25,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     ],
     targets: [
         // C libraries from Debian (installed by `make deps`).
@@ -127,8 +130,19 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // ev-node's RPC messages and services (evnode.v1) and gRPC reflection, generated from
+        // Protos/ by `make protos-rpc` and committed (the protobuf build plugin is not used).
+        .target(name: "RPCAPI", dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        ]),
         .target(name: "Node", dependencies: [
-            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry",
+            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry", "RPCAPI",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -192,7 +206,8 @@ let package = Package(
         ]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: [
-            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport", "Telemetry",
+            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport", "Telemetry", "RPCAPI",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.

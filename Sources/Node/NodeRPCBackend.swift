@@ -10,8 +10,30 @@ struct NodeRPCBackend: RPCBackend {
     func status() async -> NodeStatus { node.status() }
 
     func readiness() async -> Readiness {
-        Readiness.of(node.status(), follower: node.follower.status, now: .now)
+        let config = node.setup.config
+        let lastBlockTime = node.store.state.map { $0.isGenesis ? 0 : $0.lastBlockTime } ?? 0
+        let facts = ReadinessFacts(
+            aggregator: config.aggregator, p2pListening: !node.p2p.listenMultiaddrs.isEmpty,
+            peersConfigured: !config.p2p.peers.isEmpty, lastBlockTime: lastBlockTime,
+            now: UInt64(max(0, Date().timeIntervalSince1970 * 1e9)), blockTime: config.blockTime, lazy: config.lazy,
+            lazyInterval: config.lazyInterval, readiness: config.readiness)
+        return Readiness.of(node.status(), follower: node.follower.status, facts: facts, now: .now)
     }
+
+    /// ev-node reads the store's height; this reads the newest block's header from RocksDB, so
+    /// a store that cannot be read answers FAIL.
+    func isLive() async -> Bool {
+        let height = node.store.height
+        guard height > 0 else { return node.store.state != nil }
+        return (try? node.store.encodedSignedHeader(at: height)) != nil
+    }
+
+    func raftNode() async -> RaftNodeView? {
+        guard let ha = node.ha?.status else { return nil }
+        return RaftNodeView(is_leader: ha.role == "leader", node_id: ha.node_id)
+    }
+
+    var api: any EvnodeAPIBackend { NodeAPIBackend(node: node) }
 
     func block(at height: UInt64) async -> BlockView? {
         guard let block = try? node.store.block(at: height) else { return nil }

@@ -1,3 +1,4 @@
+import Config
 import DA
 
 /// What the node is doing right now (SPEC §6, §10). `recovering` is the divergence recovery of §7.
@@ -160,7 +161,40 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     }
 }
 
-/// Whether `/health/ready` answers 200, and if not, why.
+/// What ev-node's readiness checks read besides `/status`: its configuration and the chain's
+/// clock. Built by the node for each `/health/ready`.
+public struct ReadinessFacts: Sendable, Equatable {
+    /// ev-node's `node.aggregator`: an aggregator needs no peers.
+    public var aggregator: Bool
+    /// The P2P host listens on at least one address.
+    public var p2pListening: Bool
+    /// `p2p.peers` is not empty. A full node that was given no peers syncs from DA alone, a mode
+    /// ev-node does not have; it is not held unready for having none.
+    public var peersConfigured: Bool
+    /// Header time of the newest stored block (unix ns), and now.
+    public var lastBlockTime: UInt64
+    public var now: UInt64
+    public var blockTime: Duration
+    public var lazy: Bool
+    public var lazyInterval: Duration
+    public var readiness: ReadinessConfig
+
+    public init(aggregator: Bool, p2pListening: Bool, peersConfigured: Bool, lastBlockTime: UInt64, now: UInt64,
+                blockTime: Duration, lazy: Bool = false, lazyInterval: Duration = .seconds(60),
+                readiness: ReadinessConfig = ReadinessConfig()) {
+        self.aggregator = aggregator
+        self.p2pListening = p2pListening
+        self.peersConfigured = peersConfigured
+        self.lastBlockTime = lastBlockTime
+        self.now = now
+        self.blockTime = blockTime
+        self.lazy = lazy
+        self.lazyInterval = lazyInterval
+        self.readiness = readiness
+    }
+}
+
+/// Whether `/health/ready` answers `200 READY`, and if not, the reason after `UNREADY: `.
 public enum Readiness: Sendable, Equatable {
     case ready
     case notReady(String)
@@ -172,15 +206,41 @@ public enum Readiness: Sendable, Equatable {
     /// calling itself ready: a short DA outage is retried quietly.
     static let allowedDAOutage: Duration = .seconds(30)
 
-    /// `GET /health/ready` (SPEC §10): 503 with a reason while catching up, recovering, halted,
-    /// or behind — behind peers, behind DA's head, or cut off from DA with no peer to compare.
-    static func of(_ status: NodeStatus, follower da: DAFollowerStatus, now: ContinuousClock.Instant) -> Readiness {
+    /// `GET /health/ready`: first evnode's phases that no block check can see (halted,
+    /// recovering, catching up, promoting, DA refusing the credentials, the EL gone), then
+    /// ev-node's checks in ev-node's order (`pkg/rpc/server/http.go`), then evnode's checks of a
+    /// following node against DA.
+    static func of(_ status: NodeStatus, follower da: DAFollowerStatus, facts: ReadinessFacts,
+                   now: ContinuousClock.Instant) -> Readiness {
+        if let gate = phaseGate(status, follower: da) { return gate }
+        if let unready = evNodeChecks(status, facts) { return unready }
+        guard status.phase == .syncing else { return .ready }
+        if !da.headReached {
+            return .notReady("syncing: DA head not reached yet (height \(status.heights.store))")
+        }
+        // A block or two behind a peer is gossip in flight, not being behind.
+        if status.heights.p2p_max > status.heights.store + 2 {
+            return .notReady("behind: peers are at \(status.heights.p2p_max), store at \(status.heights.store)")
+        }
+        let readThrough = max(da.nextDAHeight, 1) - 1
+        if da.daHead > readThrough + allowedDALag {
+            return .notReady("behind DA: read through DA height \(readThrough), DA is at \(da.daHead)")
+        }
+        if status.peers == 0, let since = da.failingSince, now - since > allowedDAOutage {
+            let seconds = Int((now - since).components.seconds)
+            return .notReady("DA unavailable for \(seconds) s and no peers: \(da.lastError ?? "unknown error")")
+        }
+        return .ready
+    }
+
+    /// evnode's own reasons, which come before any of ev-node's.
+    static func phaseGate(_ status: NodeStatus, follower da: DAFollowerStatus) -> Readiness? {
         if let execution = status.execution, !execution.reachable {
             return .notReady("execution layer unreachable: \(execution.last_error ?? "no answer")")
         }
         switch status.phase {
         case .aggregating:
-            return .ready
+            return nil
         case .starting:
             return .notReady("starting")
         case .caughtUp:
@@ -197,23 +257,30 @@ public enum Readiness: Sendable, Equatable {
                 let why = status.catchup.blocked_by ?? "catching up"
                 return .notReady("catching up (height \(status.heights.store) of \(status.catchup.target)): \(why)")
             }
-            if !da.headReached {
-                return .notReady("syncing: DA head not reached yet (height \(status.heights.store))")
-            }
-            // A block or two behind a peer is gossip in flight, not being behind.
-            if status.heights.p2p_max > status.heights.store + 2 {
-                return .notReady("behind: peers are at \(status.heights.p2p_max), store at \(status.heights.store)")
-            }
-            let readThrough = max(da.nextDAHeight, 1) - 1
-            if da.daHead > readThrough + allowedDALag {
-                return .notReady("behind DA: read through DA height \(readThrough), DA is at \(da.daHead)")
-            }
-            if status.peers == 0, let since = da.failingSince, now - since > allowedDAOutage {
-                let seconds = Int((now - since).components.seconds)
-                return .notReady("DA unavailable for \(seconds) s and no peers: \(da.lastError ?? "unknown error")")
-            }
-            return .ready
+            return nil
         }
+    }
+
+    /// ev-node's four checks, in its order and with its words: P2P listening (and a peer for a
+    /// non-aggregator), a block at all, a recent block (5 × block time for the producer, 2 ×
+    /// the lazy interval in lazy mode; `readiness_window_seconds` for a follower), and no more
+    /// than `readiness_max_blocks_behind` behind the best height known.
+    static func evNodeChecks(_ status: NodeStatus, _ facts: ReadinessFacts) -> Readiness? {
+        if !facts.p2pListening { return .notReady("P2P not listening for connections") }
+        if !facts.aggregator, facts.peersConfigured, status.peers == 0 { return .notReady("no peers connected") }
+        let local = status.heights.store
+        if local == 0 { return .notReady("no blocks yet") }
+        let sinceLastBlock = facts.now > facts.lastBlockTime ? Duration.nanoseconds(Int64(facts.now - facts.lastBlockTime)) : .zero
+        if status.phase == .aggregating {
+            let allowed = facts.lazy ? facts.lazyInterval * 2 : facts.blockTime * 5
+            if sinceLastBlock > allowed { return .notReady("aggregator not producing blocks at expected rate") }
+        } else {
+            let window = facts.readiness.windowSeconds == 0 ? 15 : facts.readiness.windowSeconds
+            if sinceLastBlock > .seconds(Int64(window)) { return .notReady("node not executing blocks") }
+        }
+        let bestKnown = max(local, status.heights.p2p_max, status.catchup.target)
+        if bestKnown - local > facts.readiness.maxBlocksBehind { return .notReady("behind best-known head") }
+        return nil
     }
 }
 

@@ -1,6 +1,9 @@
 import Config
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -9,6 +12,12 @@ import ServiceLifecycle
 public protocol RPCBackend: Sendable {
     func status() async -> NodeStatus
     func readiness() async -> Readiness
+    /// `/health/live`: whether the store can be read.
+    func isLive() async -> Bool
+    /// `/raft/node`; nil unless the node runs in an HA group.
+    func raftNode() async -> RaftNodeView?
+    /// What ev-node's Connect/gRPC services read.
+    var api: any EvnodeAPIBackend { get }
     func block(at height: UInt64) async -> BlockView?
     /// Queues a transaction; throws a message for the client when it is refused.
     func submitTransaction(_ tx: [UInt8]) async throws(TransactionRejected)
@@ -47,9 +56,24 @@ public struct EvidenceUnavailable: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The node's HTTP API (SPEC §10), served by Hummingbird.
+/// `GET /raft/node`, as ev-node answers it in HA mode.
+public struct RaftNodeView: Sendable, Codable, Equatable {
+    public var is_leader: Bool
+    public var node_id: String
+
+    public init(is_leader: Bool, node_id: String) {
+        self.is_leader = is_leader
+        self.node_id = node_id
+    }
+}
+
+/// The node's HTTP API (SPEC §10) and ev-node's Connect and gRPC services on one port: the JSON
+/// routes and Connect by Hummingbird over HTTP/1.1, gRPC by grpc-swift over HTTP/2 (see
+/// `SharedPortChannel`).
 public struct RPCServer: Service {
     public static let maxTransactionBytes = 1 << 20
+    /// The largest gRPC request message read; every request of these services is a few bytes.
+    public static let maxGRPCRequestBytes = ConnectRoutes.maxRequestBytes
 
     let address: HostPort
     let backend: any RPCBackend
@@ -71,13 +95,24 @@ public struct RPCServer: Service {
     public func run() async throws {
         let router = Router()
         let backend = self.backend
-        router.get("/health/live") { _, _ in Response.text("ok\n") }
+        // ev-node's probes, with its bodies: Kubernetes probes and scripts match on them.
+        router.get("/health/live") { _, _ in
+            await backend.isLive() ? Response.text("OK\n") : Response.text("FAIL\n", status: .serviceUnavailable)
+        }
         router.get("/health/ready") { _, _ in
             switch await backend.readiness() {
-            case .ready: return Response.text("ready\n")
-            case .notReady(let reason): return Response.text("not ready: \(reason)\n", status: .serviceUnavailable)
+            case .ready: return Response.text("READY\n")
+            case .notReady(let reason): return Response.text("UNREADY: \(reason)\n", status: .serviceUnavailable)
             }
         }
+        router.get("/raft/node") { _, _ in
+            guard let view = await backend.raftNode() else {
+                return Response.text("raft is not enabled on this node\n", status: .notFound)
+            }
+            return try Response.json(view)
+        }
+        let api = EvnodeAPI(backend: backend.api)
+        ConnectRoutes.register(on: router, api: api)
         router.get("/status") { _, _ in
             try Response.json(await backend.status())
         }
@@ -138,17 +173,55 @@ public struct RPCServer: Service {
         }
         let onListening = self.onListening
         let logger = self.logger
+        let inbox = GRPCConnectionInbox()
+        let index = try ReflectionIndex.evnode()
+        var grpcConfig = HTTP2ServerTransport.Custom<GRPCConnectionInbox>.Config.defaults
+        grpcConfig.rpc.maxRequestPayloadSize = Self.maxGRPCRequestBytes
+        let transport = HTTP2ServerTransport.Custom(listenerFactory: inbox, config: grpcConfig)
+        let grpc = GRPCServer(transport: transport, services: [
+            StoreServiceGRPC(api: api), P2PServiceGRPC(api: api), ConfigServiceGRPC(api: api),
+            ReflectionV1(index: index), ReflectionV1Alpha(index: index),
+        ])
         let app = Application(
             router: router,
+            server: HTTPServerBuilder { responder in
+                SharedPortChannel(http1: HTTP1Channel(responder: responder), inbox: inbox)
+            },
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "evnode"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 let bound = HostPort(host: self.address.host, port: port)
-                logger.info("RPC listening", metadata: ["address": "http://\(bound)"])
+                logger.info("RPC listening", metadata: ["address": "http://\(bound)", "protocols": "HTTP/1.1, Connect, gRPC (h2c)"])
                 await onListening(bound)
             },
             logger: logger)
-        try await app.run()
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                do {
+                    try await withGracefulShutdownHandler {
+                        try await grpc.serve()
+                    } onGracefulShutdown: {
+                        grpc.beginGracefulShutdown()
+                    }
+                } catch {
+                    inbox.giveUp()
+                    throw RPCServerFailure.grpc("\(error)")
+                }
+            }
+            // HTTP/2 connections go to the gRPC transport: accept none before it listens.
+            guard await inbox.waitUntilListening() else { return }
+            group.addTask { try await app.run() }
+        }
+    }
+}
+
+public enum RPCServerFailure: Error, Sendable, CustomStringConvertible {
+    case grpc(String)
+
+    public var description: String {
+        switch self {
+        case .grpc(let why): "the gRPC server stopped: \(why)"
+        }
     }
 }
 
