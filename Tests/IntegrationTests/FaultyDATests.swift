@@ -157,7 +157,10 @@ func spamBlobs(namespace: DANamespace, chainID: String, proposer: Signer, height
             #expect(full.isRunning)
 
             // The token is rotated on the DA side: the same node, untouched, syncs and becomes ready.
+            // Ready is ev-node's too (a block, and a recent one): the sequencer produces meanwhile.
             try await net.restartDA(blockTime: "500ms", extra: ["--auth-token", "new-token"])
+            _ = try await chain.sequencer.started(["--da.address", da.url, "--da.auth-token", "new-token",
+                                                   "--da.block-time", "300ms"])
             try await waitUntil("the node to become ready with the rotated token", timeout: .seconds(60)) {
                 let r = try await full.readiness()
                 return r.status == 200
