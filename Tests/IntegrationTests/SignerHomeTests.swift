@@ -159,9 +159,15 @@ import TestSupport
             for height: UInt64 in 1...5 {
                 #expect(try await aggregator.block(height)?.proposer == made["address"], "height \(height)")
             }
-            // A full node with that genesis verifies every header's signature against the
+            // A full node on a second home Python wrote (its own evnode.yaml, node key and signer
+            // file; the chain's genesis copied in, as an operator does), started with --home alone
+            // (and the harness's loopback ports): it verifies every header's signature against the
             // proposer Python wrote, from DA alone.
-            let full = try net.makeNode(name: "full", genesis: genesisText)
+            let fullHome = net.dir.sub("py-full-home")
+            _ = try Self.py(["write-home", "--home", fullHome, "--chain-id", "py-home",
+                             "--passphrase-file", passphrase, "--da-address", net.da!.url, "--da-block-time", "300ms"])
+            try Self.write(genesisText, to: fullHome + "/config/genesis.json")
+            let full = try net.adoptNode(name: "py-full", home: fullHome, aggregator: false, passphraseFile: nil, flags: [])
             try await full.start()
             try await full.waitForHeight(5, timeout: .seconds(90))
             for height: UInt64 in 1...5 {
