@@ -94,7 +94,7 @@ public final class EvNode: Sendable {
         let blockCheck = SignedBlockValidator(blockValidator: validator)
         p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
                          source: StoreBlockSource(store: store), validator: blockCheck,
-                         provenHeights: ProvenPeerHeights(validator: validator),
+                         provenHeights: ProvenPeerHeights(validator: validator, placement: store),
                          metrics: metrics.evnode.p2p, logger: Logger(label: "evnode.p2p"))
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         do throws(StoreError) {

@@ -733,6 +733,13 @@ public final class P2PService: Service, Sendable {
                 r.peers[peer]?.headAt = .now
                 if configured { Self.noteAnswered(peer, in: &r) }
             }
+        case .unplaced(let h):
+            // Validly signed by a key our chain has not named yet (the peer is past a rotation
+            // we have not applied): its head is shown, but proves nothing and blames no one.
+            registry.withLock { r in
+                r.peers[peer]?.head = h
+                r.peers[peer]?.headAt = .now
+            }
         case .empty:
             break
         case .rejected(let reason):
