@@ -91,7 +91,7 @@ public final class EvNode: Sendable {
             store.close()
             throw .daFollower("cannot create the DA client: \(error)")
         }
-        let blockCheck = SignedBlockValidator(blockValidator: validator)
+        let blockCheck = SignedBlockValidator(blockValidator: validator, placement: store)
         p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
                          source: StoreBlockSource(store: store), validator: blockCheck,
                          provenHeights: ProvenPeerHeights(validator: validator, placement: store),
@@ -379,7 +379,7 @@ public final class EvNode: Sendable {
             catchup: snapshot.catchup,
             peers: p2p.peerCount,
             evidence: evidence.count,
-            proposer: Hex.encode(setup.genesis.proposerAddress),
+            proposer: Hex.encode(store.expectedNextProposer),
             app_hash: Hex.encode(store.state?.appHash ?? []),
             ha: ha?.status,
             da: daStatus(),
