@@ -138,7 +138,7 @@ public final class EvNode: Sendable {
                                logger: Logger(label: "evnode.sync"))
 
         var subscription: DAHeadSubscription?
-        if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable {
+        if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable || config.promotable {
             let follower = self.follower
             subscription = DAHeadSubscription(
                 options: .init(url: config.da.address.url, authToken: config.da.authToken, caFile: config.da.tlsCAFile,
@@ -194,6 +194,13 @@ public final class EvNode: Sendable {
         let mode: FailoverStateMachine.Mode
         if let ha {
             mode = .haAggregator(ha)
+        } else if config.promotable, let key = setup.signer {
+            let store = self.store
+            let own = key.address
+            // SPEC §6 applies to every promotion; without --catchup-timeout the gate's own
+            // deadline is this default (how long to wait for peers and stalled heights).
+            mode = .promotable(timeout: config.catchupTimeout > .zero ? config.catchupTimeout : .seconds(30),
+                               namesThisNode: { store.state != nil && store.expectedNextProposer == own })
         } else if !config.aggregator {
             mode = .fullNode
         } else if config.catchupEnabled {
