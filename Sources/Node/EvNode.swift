@@ -43,7 +43,12 @@ public final class EvNode: Sendable {
     /// The aggregator's signer mark (`config/signer.state`); nil on a full node.
     let signerMark: SignerHighWaterMark?
 
-    public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) throws(NodeFailure) {
+    /// Wraps the built-in KV application before the node uses it (a test's executor that names
+    /// the next proposer, ev-node v1.2 rotation); nil: the KV application as it is.
+    public typealias KVWrapper = @Sendable (KVExecutor) -> any Executor
+
+    public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
+                wrapKV: KVWrapper? = nil) throws(NodeFailure) {
         self.setup = setup
         self.logger = logger
         let config = setup.config
@@ -65,7 +70,7 @@ public final class EvNode: Sendable {
         switch config.execution.kind {
         case .kv:
             let kv = KVExecutor(store: store)
-            (executor, self.kv, evm) = (kv, kv, nil)
+            (executor, self.kv, evm) = (wrapKV?(kv) ?? kv, kv, nil)
         case .evm:
             let evm = try Self.makeEVM(config.execution.evm, store: store, logger: logger)
             (executor, kv, self.evm) = (evm, nil, evm)
@@ -215,11 +220,12 @@ public final class EvNode: Sendable {
 
     /// Builds a node without blocking Swift's cooperative threads: an EVM node's first start asks
     /// the EL for its genesis (InitChain), a blocking wait on a thread of its own.
-    public static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) async throws(NodeFailure) -> EvNode {
+    public static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
+                            wrapKV: KVWrapper? = nil) async throws(NodeFailure) -> EvNode {
         let result: Result<EvNode, NodeFailure> = await withCheckedContinuation { continuation in
             let thread = Thread {
                 do throws(NodeFailure) {
-                    continuation.resume(returning: .success(try EvNode(setup: setup, logger: logger)))
+                    continuation.resume(returning: .success(try EvNode(setup: setup, logger: logger, wrapKV: wrapKV)))
                 } catch {
                     continuation.resume(returning: .failure(error))
                 }

@@ -132,7 +132,7 @@ final class SyncRuntime: Sendable {
         while !Task.isCancelled {
             let progress = pipeline.progress
             let stalled = ContinuousClock.now - progress.lastProgress > .seconds(2)
-            guard let peerMax = p2p.maxPeerHeight, peerMax > progress.storeHeight,
+            guard let peerMax = p2p.fetchTargetHeight, peerMax > progress.storeHeight,
                   follower.status.headReached || stalled || peersDelivering else {
                 peersDelivering = false
                 try? await Task.sleep(for: idle)

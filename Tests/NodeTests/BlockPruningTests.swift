@@ -44,7 +44,7 @@ import TestSupport
             func flag(_ value: String) -> RawSetting { RawSetting(value: value, source: "test") }
             var config = try ConfigLoader.resolve(home: home, file: [:], flags: [
                 "da.address": flag(da.url), "da.block_time": flag("200ms"),
-                "rpc.address": flag("127.0.0.1:\(rpcPort)"), "p2p.listen": flag("127.0.0.1:\(p2pPort)"),
+                "rpc.address": flag("127.0.0.1:\(rpcPort)"), "p2p.listen_address": flag("127.0.0.1:\(p2pPort)"),
             ])
             config.pruning.mode = .all
             config.pruning.keepRecent = 10

@@ -53,6 +53,8 @@ public final class ProvenPeerHeights: Sendable {
     private struct State {
         var highest: Proof?
         var configuredPeerAnswered = false
+        /// The highest height a validly self-signed but unplaced header claimed.
+        var highestUnplaced: UInt64 = 0
     }
 
     private let validator: BlockValidator
@@ -100,7 +102,10 @@ public final class ProvenPeerHeights: Sendable {
         } catch {
             return .rejected("the proof of height \(claimed) is not validly signed: \(error)")
         }
-        guard places(header.header.proposerAddress, at: claimed) else { return .unplaced(claimed) }
+        guard places(header.header.proposerAddress, at: claimed) else {
+            state.withLock { $0.highestUnplaced = max($0.highestUnplaced, claimed) }
+            return .unplaced(claimed)
+        }
         let proof = Proof(height: claimed, hash: header.header.hash, peer: peer)
         state.withLock { s in
             if s.highest.map({ claimed > $0.height }) ?? true { s.highest = proof }
@@ -114,6 +119,17 @@ public final class ProvenPeerHeights: Sendable {
     /// with empty chains prove nothing).
     public var highest: UInt64? {
         state.withLock { $0.highest?.height }
+    }
+
+    /// How far to fetch from peers: `highest`, or the highest height a validly self-signed header
+    /// of a key the chain has not named yet claimed (the chain past a rotation this node has not
+    /// applied). Only a fetch target: what is fetched is validated when applied, and it never
+    /// counts for promotion.
+    public var fetchTarget: UInt64? {
+        state.withLock { s in
+            let target = max(s.highest?.height ?? 0, s.highestUnplaced)
+            return target > 0 ? target : nil
+        }
     }
 
     /// The header behind `highest`, and the peer that showed it.
