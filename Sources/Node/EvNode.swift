@@ -132,9 +132,10 @@ public final class EvNode: Sendable {
         var secondSigner: SecondSignerWatch?
         if config.aggregator, !config.raft.enable {
             let store = self.store
-            let watch = SecondSignerWatch(storeHeight: { store.height })
+            let watch = SecondSignerWatch(storeHeight: { store.height }, key: setup.signer?.address)
             p2p.provenHeights.observeProofs { proof in
-                watch.saw(height: proof.height, hash: proof.hash, source: "peer \(proof.peer) (its head answer)")
+                watch.saw(height: proof.height, hash: proof.hash, proposer: proof.proposer,
+                          source: "peer \(proof.peer) (its head answer)")
             }
             secondSigner = watch
         }

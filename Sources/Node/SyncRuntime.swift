@@ -115,7 +115,7 @@ final class SyncRuntime: Sendable {
                 // aggregator is told of a validly signed block above its store: a second signer.
                 pipeline.noteKnownHeader(block.signedHeader.height)
                 secondSigner?.saw(height: block.signedHeader.height, hash: block.signedHeader.header.hash,
-                                  source: "peer \(received.from) (a gossiped block)")
+                                  proposer: block.signedHeader.header.proposerAddress, source: "peer \(received.from) (a gossiped block)")
                 continue
             }
             await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,

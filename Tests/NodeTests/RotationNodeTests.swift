@@ -12,8 +12,10 @@ import TestSupport
 /// (reference/ev-node-chain-rules.md §1 scenario 1): blocks 1–5 signed by A, 6–10 by B. The
 /// nodes run the KV application behind `RotatingExecutor` with the same schedule.
 @Suite(.timeLimit(.minutes(2))) struct RotationNodeTests {
-    let a = BlockSigner(keyFile: KeyFile.generate())
-    let b = BlockSigner(keyFile: KeyFile.generate())
+    let keyA = KeyFile.generate()
+    let keyB = KeyFile.generate()
+    var a: BlockSigner { BlockSigner(keyFile: keyA) }
+    var b: BlockSigner { BlockSigner(keyFile: keyB) }
 
     func flag(_ value: String) -> RawSetting { RawSetting(value: value, source: "test") }
 
@@ -119,6 +121,63 @@ import TestSupport
             serverRun.cancel()
             _ = try? await run.value
             _ = try? await serverRun.value
+        }
+    }
+
+    /// Reference §1 scenario (6) on the KV path: aggregator A, promotable B and a full node. The
+    /// executor names B while executing block 5: A stops producing and follows, B promotes
+    /// (every SPEC §6 condition checked) and produces 6 on, the full node follows; no height
+    /// anywhere has two hashes.
+    @Test func aPromotableNodeTakesOverWhenTheChainNamesItsKey() async throws {
+        try await withLocalDA(arguments: ["--block-time", "200ms"]) { da, _, dir in
+            let genesis = Genesis(chainID: "rotation-promote", startTimeNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9),
+                                  proposerAddress: a.address)
+            let schedule = [UInt64(5): b.address]
+            func setup(_ name: String, signer: BlockSigner?, extra: [String: String], peers: [String]) throws -> NodeSetup {
+                let home = dir.sub(name)
+                try FileManager.default.createDirectory(atPath: home + "/config", withIntermediateDirectories: true)
+                let rpcPort = try freeLoopbackPort()
+                let p2pPort = try freeLoopbackPort(avoiding: [rpcPort])
+                var flags = ["da.address": flag(da.url), "da.block_time": flag("200ms"), "node.block_time": flag("200ms"),
+                             "rpc.address": flag("127.0.0.1:\(rpcPort)"), "p2p.listen_address": flag("127.0.0.1:\(p2pPort)")]
+                for (k, v) in extra { flags[k] = flag(v) }
+                if !peers.isEmpty { flags["p2p.peers"] = flag(peers.joined(separator: ",")) }
+                let config = try ConfigLoader.resolve(home: home, file: [:], flags: flags)
+                return NodeSetup(layout: HomeLayout(home: home), config: config, genesis: genesis,
+                                 signer: signer.map { _ in name == "a" ? keyA : keyB }, signerPath: nil,
+                                 nodeKey: .generate(), notices: [])
+            }
+            func address(_ s: NodeSetup) -> String {
+                "/ip4/127.0.0.1/tcp/\(s.config.p2p.listen.port)/p2p/\(PeerID(key: s.nodeKey))"
+            }
+            let setupA = try setup("a", signer: a, extra: ["node.aggregator": "true"], peers: [])
+            let setupB = try setup("b", signer: b, extra: ["node.promotable": "true", "node.aggregator": "false"],
+                                   peers: [address(setupA)])
+            let setupFull = try setup("full", signer: nil, extra: [:], peers: [address(setupA), address(setupB)])
+            #expect(setupB.config.mode == .promotable)
+
+            let nodeA = try await EvNode.make(setup: setupA, wrapKV: rotating(schedule))
+            let nodeB = try await EvNode.make(setup: setupB, wrapKV: rotating(schedule))
+            let full = try await EvNode.make(setup: setupFull, wrapKV: rotating(schedule))
+            let runs = [Task { try await nodeA.run() }, Task { try await nodeB.run() }, Task { try await full.run() }]
+            defer { for r in runs { r.cancel() } }
+
+            try await waitUntil("B produces after the rotation and the full node follows to 10") {
+                full.store.height >= 10 && nodeB.store.height >= 10 && nodeA.store.height >= 10
+            }
+            #expect(nodeB.state.phase == .aggregating)
+            #expect(nodeA.state.phase == .syncing, "A stopped producing and follows")
+            let top = min(full.store.height, nodeA.store.height, nodeB.store.height)
+            for h in UInt64(1)...top {
+                let hashes = Set([try nodeA.store.headerHash(at: h), try nodeB.store.headerHash(at: h),
+                                  try full.store.headerHash(at: h)].compactMap { $0 })
+                #expect(hashes.count == 1, "height \(h) has \(hashes.count) hashes")
+                let proposer = try #require(try full.store.signedHeader(at: h)).header.proposerAddress
+                #expect(proposer == (h <= 5 ? a.address : b.address), "height \(h)")
+            }
+            #expect(full.store.expectedNextProposer == b.address)
+            for r in runs { r.cancel() }
+            for r in runs { _ = try? await r.value }
         }
     }
 }

@@ -42,11 +42,14 @@ public final class ProvenPeerHeights: Sendable {
         public var height: UInt64
         public var hash: [UInt8]
         public var peer: String
+        /// Who signed the header.
+        public var proposer: [UInt8]
 
-        public init(height: UInt64, hash: [UInt8], peer: String) {
+        public init(height: UInt64, hash: [UInt8], peer: String, proposer: [UInt8] = []) {
             self.height = height
             self.hash = hash
             self.peer = peer
+            self.proposer = proposer
         }
     }
 
@@ -106,7 +109,7 @@ public final class ProvenPeerHeights: Sendable {
             state.withLock { $0.highestUnplaced = max($0.highestUnplaced, claimed) }
             return .unplaced(claimed)
         }
-        let proof = Proof(height: claimed, hash: header.header.hash, peer: peer)
+        let proof = Proof(height: claimed, hash: header.header.hash, peer: peer, proposer: header.header.proposerAddress)
         state.withLock { s in
             if s.highest.map({ claimed > $0.height }) ?? true { s.highest = proof }
             if fromConfiguredPeer { s.configuredPeerAnswered = true }

@@ -131,8 +131,10 @@ public final class DAFollower: Sendable {
         self.sink = sink
         self.store = store
         self.executor = executor
-        checker = DABlobChecker(validator: validator, headerNamespace: options.headerNamespace,
-                                dataNamespace: options.dataNamespace)
+        var checker = DABlobChecker(validator: validator, headerNamespace: options.headerNamespace,
+                                    dataNamespace: options.dataNamespace)
+        checker.isNamed = { store.namedProposers.contains($0) }
+        self.checker = checker
         self.authority = authority
         self.evidence = evidence
         self.blockingPool = blockingPool
@@ -410,8 +412,19 @@ public final class DAFollower: Sendable {
         switch authority.record(header, daHeight: daHeight) {
         case .conflicts(let first) where first.signedHeader.header.proposerAddress != header.header.proposerAddress:
             // Two keys, not a double sign. The expected proposer's header takes the slot; when
-            // the state cannot say yet, the first stays and the pipeline's validation decides.
-            if let expected, header.header.proposerAddress == expected {
+            // the state cannot say yet, a key the chain has named beats one it never named
+            // (anyone can post a self-signed header to the namespace); otherwise the first stays
+            // and the pipeline's validation decides.
+            let mine = header.header.proposerAddress
+            let theirs = first.signedHeader.header.proposerAddress
+            let wins: Bool
+            if let expected {
+                wins = mine == expected
+            } else {
+                let named = store.namedProposers
+                wins = named.contains(mine) && !named.contains(theirs)
+            }
+            if wins {
                 authority.replace(header, daHeight: daHeight)
                 tracker.replaceHeader(header, daHeight: daHeight)
             }
