@@ -176,6 +176,31 @@ import TestSupport
                 #expect(proposer == (h <= 5 ? a.address : b.address), "height \(h)")
             }
             #expect(full.store.expectedNextProposer == b.address)
+
+            // The same after a lost disk on B: its store goes, its signer's mark stays. B
+            // restarts promotable at height 0; once it syncs past 5 the chain names its key
+            // again, but it must not sign a height it signed before: promotion waits for the
+            // fence (the mark) until DA and peers supplied those blocks.
+            runs[1].cancel()
+            _ = try? await runs[1].value
+            let signedByB = try #require(try SignerHighWaterMark(path: setupB.layout.signerStateFile).load())
+            #expect(signedByB >= 10)
+            try FileManager.default.removeItem(atPath: setupB.layout.storeDirectory)
+            let restarted = try await EvNode.make(setup: setupB, wrapKV: rotating(schedule))
+            #expect(restarted.store.height == 0)
+            let rerun = Task { try await restarted.run() }
+            defer { rerun.cancel() }
+            try await waitUntil("B produces again after its lost disk, above what it signed before") {
+                restarted.store.height >= signedByB + 2 && full.store.height >= signedByB + 2
+            }
+            #expect(restarted.state.phase == .aggregating)
+            for h in UInt64(1)...min(full.store.height, restarted.store.height) {
+                let hashes = Set([try nodeA.store.headerHash(at: h), try restarted.store.headerHash(at: h),
+                                  try full.store.headerHash(at: h)].compactMap { $0 })
+                #expect(hashes.count == 1, "height \(h) has \(hashes.count) hashes after the lost disk")
+            }
+            rerun.cancel()
+            _ = try? await rerun.value
             for r in runs { r.cancel() }
             for r in runs { _ = try? await r.value }
         }
