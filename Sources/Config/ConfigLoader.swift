@@ -254,6 +254,11 @@ public enum ConfigLoader {
         config.signer.path = reader.string("signer.signer_path").trimmingWhitespace()
         if config.signer.path.isEmpty { throw reader.fail("signer.signer_path", "must name a folder") }
         config.signer.passphraseFile = reader.string("signer.passphrase_file").trimmingWhitespace()
+        // ev-node: promotable decides whatever node.aggregator says (a home made with
+        // `init --aggregator` says true): the node starts as a follower and may produce later,
+        // so it needs what an aggregator needs.
+        config.promotable = try reader.bool("node.promotable")
+        if config.promotable { config.aggregator = true }
         try validateCombination(config, values: merged)
         return LoadedConfig(config: config, notices: notices)
     }

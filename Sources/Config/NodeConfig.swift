@@ -26,14 +26,20 @@ public struct NodeConfig: Sendable, Equatable {
     public var pruning: PruningConfig = PruningConfig()
     public var instrumentation: InstrumentationConfig = InstrumentationConfig()
 
+    /// ev-node's `node.promotable` (v1.2 rotation): follow, and produce while the chain's
+    /// state names this node's key as the next proposer. Implies `aggregator` (the loader sets
+    /// it): the producer and submitter exist, they run only while this node leads.
+    public var promotable: Bool = false
+
     public var catchupEnabled: Bool { aggregator && catchupTimeout > .zero }
 
     public var mode: Mode {
         if raft.enable { return .ha }
+        if promotable { return .promotable }
         return aggregator ? .aggregator : .full
     }
 
-    public enum Mode: String, Sendable { case full, aggregator, ha }
+    public enum Mode: String, Sendable { case full, aggregator, ha, promotable }
 }
 
 public struct DAConfig: Sendable, Equatable {

@@ -52,7 +52,8 @@ public struct NodeSetup: Sendable {
             guard let loaded else {
                 throw .missing("--evnode.node.aggregator needs a signer key (config/signer.json)")
             }
-            if loaded.key.address != genesis.proposerAddress {
+            // A promotable node's key is named by the chain's state, later: any key may wait.
+            if !config.promotable, loaded.key.address != genesis.proposerAddress {
                 throw .conflict("\(loaded.path) has address \(Hex.encode(loaded.key.address)) but genesis proposer is \(Hex.encode(genesis.proposerAddress)): this key cannot produce blocks for chain \(genesis.chainID)")
             }
         }

@@ -86,7 +86,6 @@ public struct Setting: Sendable {
 
 public enum Settings {
     static let issue29 = "not yet supported by evnode (issue 29)"
-    static let issue31 = "not yet supported by evnode (issue 31)"
     static let issue32 = "not yet supported by evnode (issue 32)"
     static let kmsOnly = "a KMS signer setting; evnode signs with the file signer only"
     static let tracingOnly = "an OpenTelemetry setting; evnode has no tracing"
@@ -102,8 +101,8 @@ public enum Settings {
         // Node.
         Setting("node.aggregator", aliases: ["aggregator"], .bool, "false",
                 "Produce blocks (needs the signer and a DA address)"),
-        Setting("node.promotable", .bool, "false", "Run as a full node that takes over as aggregator when the chain names its key",
-                support: .unsupported(issue31)),
+        Setting("node.promotable", .bool, "false",
+                "Run as a full node that takes over as aggregator when the chain names its key (ev-node v1.2 rotation; needs the signer; not with raft)"),
         Setting("node.based_sequencer", .bool, "false", "Take transactions only from the DA forced-inclusion namespace",
                 support: .unsupported(issue32)),
         Setting("node.light", .bool, "false", "Light node",

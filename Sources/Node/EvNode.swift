@@ -43,7 +43,12 @@ public final class EvNode: Sendable {
     /// The aggregator's signer mark (`config/signer.state`); nil on a full node.
     let signerMark: SignerHighWaterMark?
 
-    public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) throws(NodeFailure) {
+    /// Wraps the built-in KV application before the node uses it (a test's executor that names
+    /// the next proposer, ev-node v1.2 rotation); nil: the KV application as it is.
+    public typealias KVWrapper = @Sendable (KVExecutor) -> any Executor
+
+    public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
+                wrapKV: KVWrapper? = nil) throws(NodeFailure) {
         self.setup = setup
         self.logger = logger
         let config = setup.config
@@ -65,7 +70,7 @@ public final class EvNode: Sendable {
         switch config.execution.kind {
         case .kv:
             let kv = KVExecutor(store: store)
-            (executor, self.kv, evm) = (kv, kv, nil)
+            (executor, self.kv, evm) = (wrapKV?(kv) ?? kv, kv, nil)
         case .evm:
             let evm = try Self.makeEVM(config.execution.evm, store: store, logger: logger)
             (executor, kv, self.evm) = (evm, nil, evm)
@@ -91,10 +96,10 @@ public final class EvNode: Sendable {
             store.close()
             throw .daFollower("cannot create the DA client: \(error)")
         }
-        let blockCheck = SignedBlockValidator(blockValidator: validator)
+        let blockCheck = SignedBlockValidator(blockValidator: validator, placement: store)
         p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
                          source: StoreBlockSource(store: store), validator: blockCheck,
-                         provenHeights: ProvenPeerHeights(validator: validator),
+                         provenHeights: ProvenPeerHeights(validator: validator, placement: store),
                          metrics: metrics.evnode.p2p, logger: Logger(label: "evnode.p2p"))
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         do throws(StoreError) {
@@ -127,9 +132,10 @@ public final class EvNode: Sendable {
         var secondSigner: SecondSignerWatch?
         if config.aggregator, !config.raft.enable {
             let store = self.store
-            let watch = SecondSignerWatch(storeHeight: { store.height })
+            let watch = SecondSignerWatch(storeHeight: { store.height }, key: setup.signer?.address)
             p2p.provenHeights.observeProofs { proof in
-                watch.saw(height: proof.height, hash: proof.hash, source: "peer \(proof.peer) (its head answer)")
+                watch.saw(height: proof.height, hash: proof.hash, proposer: proof.proposer,
+                          source: "peer \(proof.peer) (its head answer)")
             }
             secondSigner = watch
         }
@@ -138,7 +144,7 @@ public final class EvNode: Sendable {
                                logger: Logger(label: "evnode.sync"))
 
         var subscription: DAHeadSubscription?
-        if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable {
+        if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable || config.promotable {
             let follower = self.follower
             subscription = DAHeadSubscription(
                 options: .init(url: config.da.address.url, authToken: config.da.authToken, caFile: config.da.tlsCAFile,
@@ -194,6 +200,13 @@ public final class EvNode: Sendable {
         let mode: FailoverStateMachine.Mode
         if let ha {
             mode = .haAggregator(ha)
+        } else if config.promotable, let key = setup.signer {
+            let store = self.store
+            let own = key.address
+            // SPEC §6 applies to every promotion; without --catchup-timeout the gate's own
+            // deadline is this default (how long to wait for peers and stalled heights).
+            mode = .promotable(timeout: config.catchupTimeout > .zero ? config.catchupTimeout : .seconds(30),
+                               namesThisNode: { store.state != nil && store.expectedNextProposer == own })
         } else if !config.aggregator {
             mode = .fullNode
         } else if config.catchupEnabled {
@@ -208,11 +221,12 @@ public final class EvNode: Sendable {
 
     /// Builds a node without blocking Swift's cooperative threads: an EVM node's first start asks
     /// the EL for its genesis (InitChain), a blocking wait on a thread of its own.
-    public static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode")) async throws(NodeFailure) -> EvNode {
+    public static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
+                            wrapKV: KVWrapper? = nil) async throws(NodeFailure) -> EvNode {
         let result: Result<EvNode, NodeFailure> = await withCheckedContinuation { continuation in
             let thread = Thread {
                 do throws(NodeFailure) {
-                    continuation.resume(returning: .success(try EvNode(setup: setup, logger: logger)))
+                    continuation.resume(returning: .success(try EvNode(setup: setup, logger: logger, wrapKV: wrapKV)))
                 } catch {
                     continuation.resume(returning: .failure(error))
                 }
@@ -379,7 +393,7 @@ public final class EvNode: Sendable {
             catchup: snapshot.catchup,
             peers: p2p.peerCount,
             evidence: evidence.count,
-            proposer: Hex.encode(setup.genesis.proposerAddress),
+            proposer: Hex.encode(store.expectedNextProposer),
             app_hash: Hex.encode(store.state?.appHash ?? []),
             ha: ha?.status,
             da: daStatus(),

@@ -24,6 +24,12 @@ import P2PSync
 /// * An HA aggregator follows (syncing, plus etcd's replicated block) while it campaigns; once
 ///   elected and its store holds etcd's latest block it leads, each block fenced through etcd.
 ///   Losing the lease, or a fence refusal, sends it back to following: it never halts for that.
+/// * A promotable node (`--evnode.node.promotable`, ev-node v1.2 rotation) follows until the
+///   stored state names its key as the next proposer; then the same conditions as a catchup
+///   (the signer's mark included) must hold, checked again after the syncer stopped, before it
+///   produces. When the chain names another key it stops producing and follows again.
+/// * An aggregator whose key the chain rotated away stops producing, says so, and follows the
+///   chain as a full node.
 /// * Any failure of a background part (syncer, DA follower, producer, submitter) ends the phase
 ///   with that failure: the node halts and says why; nothing is swallowed.
 struct FailoverStateMachine: Sendable {
@@ -32,6 +38,9 @@ struct FailoverStateMachine: Sendable {
         case aggregator
         case aggregatorWithCatchup(timeout: Duration)
         case haAggregator(HARuntime)
+        /// Follows; leads while `namesThisNode` (the stored state's next proposer is this
+        /// node's key) and the promotion conditions hold, with `timeout` as the catchup's.
+        case promotable(timeout: Duration, namesThisNode: @Sendable () -> Bool)
     }
 
     let mode: Mode
@@ -62,14 +71,34 @@ struct FailoverStateMachine: Sendable {
             state.enter(.syncing)
             try await sync.run()
         case .aggregator:
-            try await aggregate()
+            if try await aggregate() { try await followAfterRotation() }
         case .aggregatorWithCatchup(let timeout):
             // Stopped (SIGTERM/SIGINT) while syncing: never go on to produce.
             guard try await catchUp(timeout: timeout) else { return }
-            try await aggregate()
+            if try await aggregate() { try await followAfterRotation() }
         case .haAggregator(let ha):
             try await runHA(ha)
+        case .promotable(let timeout, let namesThisNode):
+            try await runPromotable(timeout: timeout, namesThisNode: namesThisNode)
         }
+    }
+
+    // MARK: promotable ⇄ following
+
+    /// Follows until the chain names this node's key and the promotion conditions hold, produces
+    /// until the chain names another key, and follows again; ends only when the node stops.
+    private func runPromotable(timeout: Duration, namesThisNode: @escaping @Sendable () -> Bool) async throws(NodeFailure) {
+        while !Task.isCancelled {
+            guard try await catchUp(timeout: timeout, mayLead: namesThisNode) else { return }
+            guard try await aggregate() else { return }
+            logger.notice("promotable: the chain names another proposer; following again until it names this node's key")
+        }
+    }
+
+    /// A plain aggregator whose key the chain rotated away: a full node from now on.
+    private func followAfterRotation() async throws(NodeFailure) {
+        state.enter(.syncing, reason: "the chain rotated production to another key: following as a full node")
+        try await sync.run()
     }
 
     // MARK: syncing → caughtUp
@@ -81,19 +110,30 @@ struct FailoverStateMachine: Sendable {
     /// gossip, announcements and DA keep delivering and held blocks are dropped. So once the
     /// syncer has fully stopped, every condition is evaluated again over all that arrived; if
     /// one no longer holds, the node syncs again.
-    private func catchUp(timeout: Duration) async throws(NodeFailure) -> Bool {
-        state.enter(.syncing, reason: "catching up before producing")
-        logger.notice("catchup: syncing from DA and peers before producing", metadata: [
-            "timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
-        let check = promotionCheck(timeout: timeout, startedAt: .now)
+    private func catchUp(timeout: Duration, mayLead: (@Sendable () -> Bool)? = nil) async throws(NodeFailure) -> Bool {
+        if mayLead != nil {
+            state.enter(.syncing, reason: "promotable: following until the chain names this node's key")
+            logger.notice("promotable: following; producing once the chain names this node's key and every catchup condition holds",
+                          metadata: ["timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
+        } else {
+            state.enter(.syncing, reason: "catching up before producing")
+            logger.notice("catchup: syncing from DA and peers before producing", metadata: [
+                "timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
+        }
+        var check = promotionCheck(timeout: timeout, startedAt: .now)
         do throws(NodeFailure) {
             // Nothing signs while syncing, so the mark is read once.
             let mark = try check.unrecoverableMark()
             while true {
-                guard try await syncUntilGateOpens(check, mark: mark), !Task.isCancelled else {
+                guard let used = try await syncUntilGateOpens(check, mark: mark, mayLead: mayLead), !Task.isCancelled else {
                     return false
                 }
+                check = used
                 await afterSyncerStopped?()
+                if let mayLead, !mayLead() {
+                    logger.notice("promotable: the chain no longer names this node's key now that the syncer has stopped; following again")
+                    continue
+                }
                 let snapshot = check.sample(mark: mark, follower: sync.follower.status, now: .now)
                 switch check.gate.evaluate(snapshot) {
                 case .promote:
@@ -122,21 +162,23 @@ struct FailoverStateMachine: Sendable {
                        peersConfigured: peersConfigured, signerMark: signerMark, startedAt: startedAt)
     }
 
-    /// One run of the syncer beside the gate's sampling: true once the gate promoted and the
-    /// syncer has fully stopped (its errors thrown, not swallowed), false when the node stops.
-    private func syncUntilGateOpens(_ check: PromotionCheck, mark: UInt64?) async throws(NodeFailure) -> Bool {
+    /// One run of the syncer beside the gate's sampling: the check that promoted once the gate
+    /// promoted and the syncer has fully stopped (its errors thrown, not swallowed), nil when the
+    /// node stops.
+    private func syncUntilGateOpens(_ check: PromotionCheck, mark: UInt64?,
+                                    mayLead: (@Sendable () -> Bool)?) async throws(NodeFailure) -> PromotionCheck? {
         do {
-            return try await withThrowingTaskGroup(of: Bool.self) { group in
+            return try await withThrowingTaskGroup(of: PromotionCheck?.self) { group in
                 group.addTask {
                     try await sync.run()
-                    return false   // the syncer ends by itself only when the node stops
+                    return nil   // the syncer ends by itself only when the node stops
                 }
                 group.addTask {
-                    let promoted = try await waitForPromotion(check, mark: mark)
-                    if promoted { await beforeSyncerStops?() }
+                    let promoted = try await waitForPromotion(check, mark: mark, mayLead: mayLead)
+                    if promoted != nil { await beforeSyncerStops?() }
                     return promoted
                 }
-                let first = try await group.next() ?? false
+                let first = try await group.next() ?? nil
                 group.cancelAll()
                 // Wait for the other task to end: a failure the syncer reports while stopping
                 // is thrown here, not swallowed.
@@ -151,15 +193,37 @@ struct FailoverStateMachine: Sendable {
     }
 
     /// Samples the node every `pollInterval` and asks the gate; logs progress every
-    /// `progressLogInterval`. Returns true on promotion, false when cancelled; throws `failClosed`.
-    private func waitForPromotion(_ check: PromotionCheck, mark: UInt64?) async throws(NodeFailure) -> Bool {
+    /// `progressLogInterval`. Returns the check on promotion, nil when cancelled; throws
+    /// `failClosed`. With `mayLead`, the gate is asked only while it holds, and its timeout
+    /// counts from the moment it began to hold (a promotable node may follow for days first).
+    private func waitForPromotion(_ initial: PromotionCheck, mark: UInt64?,
+                                  mayLead: (@Sendable () -> Bool)?) async throws(NodeFailure) -> PromotionCheck? {
         let clock = ContinuousClock()
-        let started = check.startedAt
+        var check = initial
+        var started = check.startedAt
         var lastLog = clock.now
         var rate = RateMeter(startHeight: sync.pipeline.progress.storeHeight, at: lastLog)
+        var waitingForKey = false
         state.updateCatchup { $0.active = true }
         while !Task.isCancelled {
             let now = clock.now
+            if let mayLead {
+                if !mayLead() {
+                    if !waitingForKey {
+                        waitingForKey = true
+                        state.updateCatchup { $0.blocked_by = "the chain names another proposer" }
+                    }
+                    try? await Task.sleep(for: pollInterval)
+                    continue
+                }
+                if waitingForKey {
+                    waitingForKey = false
+                    started = now
+                    check = promotionCheck(timeout: check.gate.timeout, startedAt: now)
+                    logger.notice("promotable: the chain names this node's key as the next proposer; checking every catchup condition before producing",
+                                  metadata: ["next": "\(sync.pipeline.progress.storeHeight + 1)"])
+                }
+            }
             let follower = sync.follower.status
             let snapshot = check.sample(mark: mark, follower: follower, now: now)
             rate.record(height: snapshot.storeHeight, at: now)
@@ -185,7 +249,7 @@ struct FailoverStateMachine: Sendable {
                 logger.notice("catchup: caught up, promoting to block producer", metadata: [
                     "height": "\(snapshot.storeHeight)", "next": "\(snapshot.storeHeight + 1)",
                     "elapsed_s": "\(Double((now - started).nanosecondsClamped / 1_000_000) / 1000)"])
-                return true
+                return check
             case .failClosed(let why):
                 throw .failClosed(why)
             case .keepSyncing(let why):
@@ -201,19 +265,28 @@ struct FailoverStateMachine: Sendable {
             }
             try? await Task.sleep(for: pollInterval)
         }
-        return false
+        return nil
     }
 
     // MARK: caughtUp → aggregating
 
-    private func aggregate() async throws(NodeFailure) {
-        guard let aggregator, !Task.isCancelled else { return }
+    /// Produces until the node stops (false) or the chain names another key as the next
+    /// proposer (true: production handed over, nothing was signed at that height).
+    private func aggregate() async throws(NodeFailure) -> Bool {
+        guard let aggregator, !Task.isCancelled else { return false }
         // Gossip that arrives while producing is judged by the second-signer watch.
         sync.relayGossip()
         state.enter(.aggregating)
         do {
             try await aggregator.run()
+            return false
         } catch {
+            if case .production(let production) = error, case .notProposer(let height, let expected, let own) = production {
+                logger.notice("proposer rotated: the chain expects another key to sign the next block; this node stops producing and follows the chain",
+                              metadata: ["height": "\(height)", "expected": "\(Hex.encode(expected))",
+                                         "this_key": "\(Hex.encode(own))"])
+                return true
+            }
             state.enter(.halted, reason: error.description)
             throw error
         }

@@ -41,17 +41,24 @@ final class SecondSignerWatch: Sendable {
     }
 
     private let storeHeight: @Sendable () -> UInt64
+    /// This node's signing key: only a header of this key above the store is a second signer.
+    /// Another key's header is the chain's next proposer after a rotation (ev-node v1.2), which
+    /// the producer's own check (`ProductionError.notProposer`) hands production to. Nil: any.
+    private let key: [UInt8]?
     private let state = Mutex(State())
     private let alarms: AsyncStream<SecondSignerSighting>
     private let alarm: AsyncStream<SecondSignerSighting>.Continuation
 
-    init(storeHeight: @escaping @Sendable () -> UInt64) {
+    init(storeHeight: @escaping @Sendable () -> UInt64, key: [UInt8]? = nil) {
         self.storeHeight = storeHeight
+        self.key = key
         (alarms, alarm) = AsyncStream.makeStream(of: SecondSignerSighting.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// A header validly signed by the proposer key (the caller verified it) at `height`.
-    func saw(height: UInt64, hash: [UInt8], source: String) {
+    /// A header validly signed (the caller verified it) at `height` by `proposer` (nil: by the
+    /// proposer key, unnamed).
+    func saw(height: UInt64, hash: [UInt8], proposer: [UInt8]? = nil, source: String) {
+        if let key, let proposer, proposer != key { return }
         let store = storeHeight()
         guard height > store else { return }
         let sighting = SecondSignerSighting(height: height, hash: hash, source: source, storeHeight: store)

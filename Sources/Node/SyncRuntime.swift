@@ -115,7 +115,7 @@ final class SyncRuntime: Sendable {
                 // aggregator is told of a validly signed block above its store: a second signer.
                 pipeline.noteKnownHeader(block.signedHeader.height)
                 secondSigner?.saw(height: block.signedHeader.height, hash: block.signedHeader.header.hash,
-                                  source: "peer \(received.from) (a gossiped block)")
+                                  proposer: block.signedHeader.header.proposerAddress, source: "peer \(received.from) (a gossiped block)")
                 continue
             }
             await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,
@@ -132,7 +132,7 @@ final class SyncRuntime: Sendable {
         while !Task.isCancelled {
             let progress = pipeline.progress
             let stalled = ContinuousClock.now - progress.lastProgress > .seconds(2)
-            guard let peerMax = p2p.maxPeerHeight, peerMax > progress.storeHeight,
+            guard let peerMax = p2p.fetchTargetHeight, peerMax > progress.storeHeight,
                   follower.status.headReached || stalled || peersDelivering else {
                 peersDelivering = false
                 try? await Task.sleep(for: idle)

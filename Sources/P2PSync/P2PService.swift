@@ -350,6 +350,9 @@ public final class P2PService: Service, Sendable {
     /// The highest height any peer proved during this process's life (SPEC §6): it stays after
     /// the peer disconnects. nil when none proved one.
     public var maxPeerHeight: UInt64? { provenHeights.highest }
+    /// How far range sync fetches: the proven height, or beyond it a height claimed by a validly
+    /// signed header of a key the chain has not named yet (see `ProvenPeerHeights.fetchTarget`).
+    public var fetchTargetHeight: UInt64? { provenHeights.fetchTarget }
 
     public var dialTargets: [DialTargetInfo] {
         let live = Set(host.connections.filter { !$0.isClosed }.map(\.remote))
@@ -732,6 +735,13 @@ public final class P2PService: Service, Sendable {
                 r.peers[peer]?.head = h
                 r.peers[peer]?.headAt = .now
                 if configured { Self.noteAnswered(peer, in: &r) }
+            }
+        case .unplaced(let h):
+            // Validly signed by a key our chain has not named yet (the peer is past a rotation
+            // we have not applied): its head is shown, but proves nothing and blames no one.
+            registry.withLock { r in
+                r.peers[peer]?.head = h
+                r.peers[peer]?.headAt = .now
             }
         case .empty:
             break

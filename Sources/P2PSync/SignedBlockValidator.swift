@@ -3,9 +3,15 @@ import Config
 
 /// The `GossipValidator` of a real node: decodes the block with the Block module and checks
 /// everything that can be checked without the chain's state (SPEC §3): the header decodes, is
-/// for this chain, has the height and hash the message claims, and is signed by the genesis
-/// proposer (signer address = SHA-256(key) = proposer address); the data decodes, its txs match
+/// for this chain, has the height and hash the message claims, and is validly signed by the key
+/// it names (signer address = SHA-256(key) = proposer address); the data decodes, its txs match
 /// the header's `data_hash` and its metadata (when present) matches the header.
+///
+/// Who may sign a height is chain state (ev-node v1.2 rotation): the syncer checks it when it
+/// applies the block, as ev-node does. So a block validly signed by a key our chain has not
+/// named (yet) is no fault of the peer that sent it — it may be past a rotation we have not
+/// applied. Gossip of such a header is ignored (neither relayed nor delivered nor punished);
+/// range answers deliver it, and the syncer decides.
 ///
 /// Chain-dependent rules (height = last + 1, last header hash, app hash, time) are the syncer's.
 ///
@@ -17,9 +23,17 @@ import Config
 /// with forged metadata thus makes the very same block as the genuine data, and blames nobody.
 public struct SignedBlockValidator: GossipValidator {
     public let blockValidator: BlockValidator
+    /// Which keys the chain has named; nil: only the genesis proposer.
+    public let placement: (any ProposerPlacement)?
 
-    public init(blockValidator: BlockValidator) {
+    public init(blockValidator: BlockValidator, placement: (any ProposerPlacement)? = nil) {
         self.blockValidator = blockValidator
+        self.placement = placement
+    }
+
+    /// Whether the chain has named `proposer` (the genesis proposer, or a rotation's key).
+    public func isNamed(_ proposer: [UInt8]) -> Bool {
+        proposer == blockValidator.proposerAddress || placement?.namedProposers.contains(proposer) == true
     }
 
     public init(genesis: Genesis) {
@@ -45,7 +59,7 @@ public struct SignedBlockValidator: GossipValidator {
         } catch {
             return .reject(error.description)
         }
-        return .accept
+        return isNamed(signed.header.proposerAddress) ? .accept : .ignore
     }
 
     /// The decoded block, or why it is unacceptable. The data is returned without its

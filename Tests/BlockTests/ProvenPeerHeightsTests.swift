@@ -51,7 +51,8 @@ import TestSupport
             return
         }
         #expect(heights.highest == 3)
-        #expect(heights.highestProof == .init(height: 3, hash: blocks[2].signedHeader.header.hash, peer: "a"))
+        #expect(heights.highestProof == .init(height: 3, hash: blocks[2].signedHeader.header.hash, peer: "a",
+                                              proposer: blocks[2].signedHeader.header.proposerAddress))
         #expect(heard.withLock { $0.map(\.height) } == [3, 1], "only proofs reach the observer")
     }
 }

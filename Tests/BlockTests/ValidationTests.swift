@@ -201,7 +201,8 @@ import TestSupport
     }
 
     /// A DA blob is accepted on its header's signature alone (one check per block): the header
-    /// inside an envelope must verify, and a data blob must name the genesis proposer.
+    /// inside an envelope must verify, and a data blob's signer must name itself (its address is
+    /// SHA-256 of its key); whose key it is does not matter, data is bound by `data_hash`.
     @Test func daBlobsAreCheckedByTheHeaderSignatureAndTheDataSigner() throws {
         var badHeader = try DAHeaderEnvelope(decoding: block.envelopeBytes)
         try validator.verifySignature(badHeader.signedHeader)
@@ -211,10 +212,12 @@ import TestSupport
         }
         try validator.verifySigner(of: try SignedData(decoding: block.signedDataBytes))
         let intruder = BlockSigner(keyFile: KeyFile.generate())
-        let forged = try intruder.sign(data: try BlockData(decoding: block.dataBytes))
-        #expect(throws: ValidationError.unexpectedProposer(height: height, address: intruder.address,
-                                                           expected: vectors.address)) {
-            try validator.verifySigner(of: forged)
+        var foreign = try intruder.sign(data: try BlockData(decoding: block.dataBytes))
+        try validator.verifySigner(of: foreign)
+        foreign.signer.address = vectors.address
+        #expect(throws: ValidationError.signerAddressMismatch(height: height, address: vectors.address,
+                                                              expected: intruder.address)) {
+            try validator.verifySigner(of: foreign)
         }
     }
 

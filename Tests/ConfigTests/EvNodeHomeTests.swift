@@ -166,7 +166,6 @@ pruning:
                                 ("  pprof: false", "  pprof: true", "instrumentation.pprof"),
                                 ("  tracing: false", "  tracing: true", "instrumentation.tracing"),
                                 ("  signer_type: file", "  signer_type: kms", "signer.signer_type"),
-                                ("  promotable: false", "  promotable: true", "node.promotable"),
                                 ("  scrape_interval: 1s", "  scrape_interval: 500ms", "node.scrape_interval"),
                                 ("  forced_inclusion_namespace: \"\"", "  forced_inclusion_namespace: fi", "da.forced_inclusion_namespace")] {
             // (a full node's file: light and aggregator are exclusive anyway)
@@ -175,7 +174,12 @@ pruning:
             let message = refusal { try load(yaml) }
             #expect(message.hasPrefix("\(key) (--evnode.\(key)) ") && message.contains("from \(path) is refused"), "\(message)")
         }
-        #expect(refusal { try load(flags: ["--evnode.node.promotable"]) }.contains("issue 31"))
+        // Promotable is supported (issue 31): it decides over aggregator=false, and the node may
+        // produce later, so it is configured as an aggregator that starts by following.
+        let promotable = try load(flags: ["--evnode.node.promotable", "--evnode.node.aggregator=false"])
+        #expect(promotable.config.promotable && promotable.config.aggregator && promotable.config.mode == .promotable)
+        #expect(refusal { try load(flags: ["--evnode.node.promotable", "--evnode.raft.enable"]) }
+            .contains("mutually exclusive"))
         #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }.contains("issue 32"))
         #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }.contains("issue 32"))
         #expect(refusal { try load(flags: ["--evnode.signer.signer_type=grpc"]) }.contains("issue 29"))

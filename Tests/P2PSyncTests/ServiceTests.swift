@@ -50,7 +50,10 @@ import TestSupport
         let a = try await TestNode.start("a", chain: chain)
         let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
         try await waitUntil("subscribed") { a.service.floodsub.subscribedPeers(a.service.headerTopic).count == 1 }
+        // A stranger key's header is ignored, not punished (it may be a rotation's next proposer
+        // this node cannot place yet); a broken signature is a forgery.
         a.service.broadcast(block: try chain.forged(height: 1))
+        a.service.broadcast(block: try chain.badlySigned(height: 1))
         try await waitUntil("a banned by b") { b.service.isBanned(peer: a.id) }
         try await waitUntil("a disconnected") { !b.isConnected(to: a) }
         #expect(b.received.isEmpty)
@@ -179,7 +182,7 @@ import TestSupport
     @Test func aServerWithAnUnprovableHeadIsBanned() async throws {
         let chain = try TestChain(chainID: "p2p-test")
         try chain.build(to: 5)
-        let liarSource = MemoryBlockSource([try chain.forged(height: 5)])
+        let liarSource = MemoryBlockSource([try chain.badlySigned(height: 5)])
         let liar = try await TestNode.start("liar", chain: chain, source: liarSource)
         let b = try await TestNode.start("b", chain: chain, peers: [liar.multiaddr])
         try await waitUntil("liar banned") { b.service.isBanned(peer: liar.id) }

@@ -10,16 +10,25 @@ public final class TestChain: @unchecked Sendable {
     public let genesis: Genesis
     public private(set) var store: BlockStore
     public private(set) var executor: KVExecutor
+    /// Height executed → the proposer the chain names for the blocks after it (see
+    /// `RotatingExecutor`); empty: the chain never rotates.
+    public let rotations: [UInt64: [UInt8]]
+    /// Signers by address: the proposer the state names signs each block `next` builds.
+    public private(set) var signers: [[UInt8]: BlockSigner]
 
     /// The store's directory: `path` when given (inside a test's own directory), else a fresh
     /// temp directory's `data`.
     public let path: String
 
     public init(chainID: String = "test-chain", signer: BlockSigner = BlockSigner(keyFile: KeyFile.generate()),
-                path: String? = nil) throws {
+                path: String? = nil, rotations: [UInt64: BlockSigner] = [:]) throws {
         dir = TempDirectory("evnode-chain")
         self.path = path ?? dir.sub("data")
         self.signer = signer
+        self.rotations = rotations.mapValues(\.address)
+        var signers = [signer.address: signer]
+        for s in rotations.values { signers[s.address] = s }
+        self.signers = signers
         genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000,
                           proposerAddress: signer.address)
         store = try BlockStore.open(path: self.path)
@@ -31,8 +40,17 @@ public final class TestChain: @unchecked Sendable {
 
     public var chainID: String { genesis.chainID }
     public var validator: BlockValidator { BlockValidator(genesis: genesis) }
-    public var applier: BlockApplier { BlockApplier(store: store, executor: executor, validator: validator) }
-    public var builder: BlockBuilder { BlockBuilder(signer: signer, executor: executor) }
+    /// The executor blocks run on: the KV application, behind the rotation schedule if any.
+    public var chainExecutor: any SynchronousExecutor {
+        rotations.isEmpty ? executor : RotatingExecutor(kv: executor, schedule: rotations)
+    }
+    public var applier: BlockApplier { BlockApplier(store: store, executor: chainExecutor, validator: validator) }
+    /// A builder signing with the proposer the state names now.
+    public var builder: BlockBuilder { builder(for: store.expectedNextProposer) }
+
+    public func builder(for proposer: [UInt8]) -> BlockBuilder {
+        BlockBuilder(signer: signers[proposer] ?? signer, executor: chainExecutor)
+    }
 
     /// Builds (does not commit) the next block with `txs`.
     public func next(_ txs: [String]) throws -> BlockCommit {

@@ -16,9 +16,15 @@ public struct State: Sendable, Hashable {
     /// State root after the last block (after InitChain before the first block). The next
     /// block's `Header.appHash` must equal it.
     public var appHash: [UInt8]
+    /// The address that must sign block `nextHeight` (ev-node v1.2 `State.next_proposer_address`,
+    /// reference/ev-node-chain-rules.md §1): the genesis proposer until the executor names
+    /// another. Empty only in a state stored before rotation existed; `expectedProposer` then
+    /// falls back to the genesis proposer.
+    public var nextProposerAddress: [UInt8]
 
     public init(chainID: String, initialHeight: UInt64, lastBlockHeight: UInt64, lastBlockTime: UInt64,
-                lastHeaderHash: [UInt8], lastDataHash: [UInt8], appHash: [UInt8]) {
+                lastHeaderHash: [UInt8], lastDataHash: [UInt8], appHash: [UInt8],
+                nextProposerAddress: [UInt8] = []) {
         self.chainID = chainID
         self.initialHeight = initialHeight
         self.lastBlockHeight = lastBlockHeight
@@ -26,13 +32,30 @@ public struct State: Sendable, Hashable {
         self.lastHeaderHash = lastHeaderHash
         self.lastDataHash = lastDataHash
         self.appHash = appHash
+        self.nextProposerAddress = nextProposerAddress
     }
 
     /// The state before the first block, with the executor's InitChain root.
     public init(genesis: Genesis, appHash: [UInt8]) {
         self.init(chainID: genesis.chainID, initialHeight: genesis.initialHeight,
                   lastBlockHeight: genesis.initialHeight == 0 ? 0 : genesis.initialHeight - 1, lastBlockTime: genesis.startTimeNanoseconds,
-                  lastHeaderHash: [], lastDataHash: [], appHash: appHash)
+                  lastHeaderHash: [], lastDataHash: [], appHash: appHash,
+                  nextProposerAddress: genesis.proposerAddress)
+    }
+
+    /// Who must sign block `nextHeight`: `nextProposerAddress`, or `genesisProposer` for a state
+    /// stored before it was recorded.
+    public func expectedProposer(genesisProposer: [UInt8]) -> [UInt8] {
+        nextProposerAddress.isEmpty ? genesisProposer : nextProposerAddress
+    }
+
+    /// ev-node's transition (`State.NextState`): a non-empty address the executor returned for
+    /// this block names the signer of the next one; otherwise the expectation carries over, and
+    /// a state that had none takes the block's own proposer.
+    public static func nextProposer(previous: [UInt8], executorNamed: [UInt8], blockProposer: [UInt8]) -> [UInt8] {
+        if !executorNamed.isEmpty { return executorNamed }
+        if !previous.isEmpty { return previous }
+        return blockProposer
     }
 
     /// The height the next block must have.
@@ -45,11 +68,11 @@ public struct State: Sendable, Hashable {
         WireSize.bytesField(chainID.utf8.count) + WireSize.uint64Field(initialHeight)
             + WireSize.uint64Field(lastBlockHeight) + WireSize.uint64Field(lastBlockTime)
             + WireSize.bytesField(lastHeaderHash.count) + WireSize.bytesField(lastDataHash.count)
-            + WireSize.bytesField(appHash.count)
+            + WireSize.bytesField(appHash.count) + WireSize.bytesField(nextProposerAddress.count)
     }
 
-    /// The store's encoding (protobuf layout, fields 1-7 in declaration order). Not a wire
-    /// message of ev-node.
+    /// The store's encoding (protobuf layout, fields 1-7 in declaration order, then
+    /// `nextProposerAddress` as field 10, ev-node's number for it). Not a wire message of ev-node.
     public func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         w.stringField(1, chainID)
@@ -59,6 +82,7 @@ public struct State: Sendable, Hashable {
         w.bytesField(5, lastHeaderHash)
         w.bytesField(6, lastDataHash)
         w.bytesField(7, appHash)
+        w.bytesField(10, nextProposerAddress)
         return w.bytes
     }
 
@@ -84,6 +108,7 @@ extension State: WireDecodable {
             case 5: try seen.mark(field, in: r.message); lastHeaderHash = try r.bytes(field: 5, type: type)
             case 6: try seen.mark(field, in: r.message); lastDataHash = try r.bytes(field: 6, type: type)
             case 7: try seen.mark(field, in: r.message); appHash = try r.bytes(field: 7, type: type)
+            case 10: try seen.mark(field, in: r.message); nextProposerAddress = try r.bytes(field: 10, type: type)
             default: try r.skip(field: field, type: type)
             }
         }

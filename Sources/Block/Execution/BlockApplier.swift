@@ -68,6 +68,9 @@ public struct BlockApplier: Sendable {
             throw .execution(error)
         }
         next.appHash = result.stateRoot
+        next.nextProposerAddress = State.nextProposer(previous: validator.expectedProposer(after: state),
+                                                      executorNamed: result.nextProposerAddress,
+                                                      blockProposer: header.proposerAddress)
         // Store data with its metadata so the chained data hash can always be recomputed.
         let stored = data.metadata != nil ? data
             : BlockData(metadata: Metadata(chainID: header.chainID, height: header.height, time: header.time,

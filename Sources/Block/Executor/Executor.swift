@@ -40,10 +40,14 @@ public struct ExecutionResult: Sendable, Equatable {
     public var stateRoot: [UInt8]
     /// State changes, committed atomically with the block.
     public var writes: WriteSet
+    /// The address that must sign the next block, when this block hands production to another
+    /// key (ev-node v1.2 `ExecuteResult.NextProposerAddress`); empty = unchanged.
+    public var nextProposerAddress: [UInt8]
 
-    public init(stateRoot: [UInt8], writes: WriteSet) {
+    public init(stateRoot: [UInt8], writes: WriteSet, nextProposerAddress: [UInt8] = []) {
         self.stateRoot = stateRoot
         self.writes = writes
+        self.nextProposerAddress = nextProposerAddress
     }
 }
 

@@ -1,4 +1,5 @@
 import Chain
+import Config
 import Store
 
 /// Builds the next block as the proposer (SPEC §3): data with metadata, header, execution, the
@@ -22,6 +23,9 @@ public struct BlockBuilder: Sendable {
     public func build(on state: State, txs: [[UInt8]], time requested: UInt64,
                       version: Version = Version()) throws(BuildError) -> BlockCommit {
         let height = state.nextHeight
+        if !state.nextProposerAddress.isEmpty, state.nextProposerAddress != signer.address {
+            throw .notProposer(height: height, expected: state.nextProposerAddress, signer: signer.address)
+        }
         let time = state.isGenesis ? state.lastBlockTime : max(requested, state.lastBlockTime)
         let data = BlockData(metadata: Metadata(chainID: state.chainID, height: height, time: time,
                                                 lastDataHash: state.lastDataHash),
@@ -47,6 +51,9 @@ public struct BlockBuilder: Sendable {
         next.lastHeaderHash = header.hash
         next.lastDataHash = data.fullHash
         next.appHash = result.stateRoot
+        next.nextProposerAddress = State.nextProposer(previous: state.nextProposerAddress,
+                                                      executorNamed: result.nextProposerAddress,
+                                                      blockProposer: signer.address)
         return BlockCommit(signedHeader: signed, data: data, state: next, executorWrites: result.writes)
     }
 }
@@ -54,11 +61,15 @@ public struct BlockBuilder: Sendable {
 public enum BuildError: Error, Sendable, Equatable, CustomStringConvertible {
     case execution(ExecutionError)
     case signing(SigningError)
+    /// The state names another key as the next proposer: nothing was executed or signed.
+    case notProposer(height: UInt64, expected: [UInt8], signer: [UInt8])
 
     public var description: String {
         switch self {
         case .execution(let e): return e.description
         case .signing(let e): return e.description
+        case let .notProposer(h, expected, signer):
+            return "the chain expects \(Hex.encode(expected)) to sign block \(h), not \(Hex.encode(signer))"
         }
     }
 }

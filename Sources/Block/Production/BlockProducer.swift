@@ -24,6 +24,15 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
     /// The fence (HA: etcd) refused the block: another node leads now. The block was neither
     /// stored nor published; it stays recorded as unpublished.
     case refused(height: UInt64, FenceRefusal)
+    /// The chain state names another key as the proposer of the next height (ev-node v1.2
+    /// rotation): this node's key may not sign it. Nothing was built or signed.
+    case notProposer(height: UInt64, expected: [UInt8], signer: [UInt8])
+
+    /// True when production must stop because the chain handed it to another key.
+    public var isNotProposer: Bool {
+        if case .notProposer = self { return true }
+        return false
+    }
 
     public var description: String {
         switch self {
@@ -39,6 +48,8 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
         case .notInitialized: return "the store has no genesis state"
         case .stopped: return "production stopped: the node is shutting down"
         case let .refused(h, refusal): return "block \(h) was not admitted, neither stored nor published: \(refusal)"
+        case let .notProposer(h, expected, signer):
+            return "the chain expects \(Hex.encode(expected)) to sign block \(h), not this node's key \(Hex.encode(signer)): production is handed over"
         }
     }
 }
@@ -257,6 +268,13 @@ public struct BlockProducer: Sendable {
     /// below it was signed already (by this process, an earlier one, or — after a restore — the
     /// same key elsewhere). Read from the file for every height, not once at start: the file is
     /// the authority, and `SignerHighWaterMark.record` refuses to go down as a last resort.
+    /// The producer signs only what the chain state says its key signs.
+    private func checkProposer(for height: UInt64) throws(ProductionError) {
+        let expected = store.expectedNextProposer
+        let own = builder.signer.signer.address
+        guard expected == own else { throw .notProposer(height: height, expected: expected, signer: own) }
+    }
+
     private func checkMark(before height: UInt64) throws(ProductionError) {
         let signed: UInt64?
         do throws(ConfigError) {
@@ -304,6 +322,7 @@ public struct BlockProducer: Sendable {
     public func produceOne() throws(ProductionError) -> BlockCommit {
         let started = ContinuousClock.now
         guard let state = store.state else { throw .notInitialized }
+        try checkProposer(for: state.nextHeight)
         try checkMark(before: state.nextHeight)
         let block = try build(on: state)
         do throws(ConfigError) {

@@ -61,6 +61,17 @@ public final class AuthoritativeHeaders: Sendable {
         }
     }
 
+    /// Makes `signedHeader` the height's entry in place of the one recorded first: for a header
+    /// of the proposer the chain expects replacing one of another key (ev-node's DA
+    /// replacement), never between two headers of one key.
+    public func replace(_ signedHeader: SignedHeader, daHeight: UInt64) {
+        let height = signedHeader.header.height
+        box.withLock { s in
+            guard height > s.floor else { return }
+            s.entries[height] = Entry(signedHeader: signedHeader, hash: signedHeader.header.hash, daHeight: daHeight)
+        }
+    }
+
     public func entry(at height: UInt64) -> Entry? {
         box.withLock { $0.entries[height] }
     }

@@ -7,6 +7,17 @@ import Darwin
 #endif
 import Synchronization
 
+/// The executor named `nextProposer` while executing block `height`: it signs `height + 1` on.
+public struct ProposerRotation: Sendable, Equatable {
+    public var height: UInt64
+    public var nextProposer: [UInt8]
+
+    public init(height: UInt64, nextProposer: [UInt8]) {
+        self.height = height
+        self.nextProposer = nextProposer
+    }
+}
+
 /// One block ready to be stored: the block, the chain state after it and the executor's
 /// changes, all written in one batch.
 public struct BlockCommit: Sendable {
@@ -69,7 +80,7 @@ public struct SubmitterProgress: Sendable, Hashable {
 ///
 /// Thread-safe: reads run concurrently; writers are serialised. Only one writer should apply
 /// blocks (the store rejects commits that do not extend its current height).
-public final class BlockStore: Sendable {
+public final class BlockStore: Sendable, ProposerPlacement {
     public let path: String
     let db: RocksDB
     let writer = WriterLock()
@@ -83,12 +94,18 @@ public final class BlockStore: Sendable {
         /// Header hashes of the latest commits: finalizing compares them with DA's, block by
         /// block, right behind the commits (a store read and a header decode each otherwise).
         var recentHashes = HeaderHashRing(capacity: 16_384)
+        /// Every change of the expected proposer, in height order (a handful per chain).
+        var rotations: [ProposerRotation]
+        /// The proposer before any rotation: the genesis state's (or, for a store written
+        /// before rotation existed, the genesis file's, from `initialize`). Empty until known.
+        var genesisProposer: [UInt8]
     }
 
-    private init(db: RocksDB, path: String, state: State?, finalized: UInt64) {
+    private init(db: RocksDB, path: String, state: State?, finalized: UInt64,
+                 rotations: [ProposerRotation], genesisProposer: [UInt8]) {
         self.db = db
         self.path = path
-        cache = Mutex(Cache(state: state, finalized: finalized))
+        cache = Mutex(Cache(state: state, finalized: finalized, rotations: rotations, genesisProposer: genesisProposer))
     }
 
     // MARK: Open / close
@@ -115,7 +132,17 @@ public final class BlockStore: Sendable {
                 state = nil
             }
             let finalized = try readHeightValue(db, StoreKeys.finalized, what: "finalized height") ?? 0
-            return BlockStore(db: db, path: path, state: state, finalized: finalized)
+            let rotations = try readRotations(db)
+            var genesisProposer: [UInt8] = []
+            if let bytes = try db.get(StoreKeys.genesisState) {
+                do throws(WireError) {
+                    genesisProposer = try State(decoding: bytes).nextProposerAddress
+                } catch {
+                    throw .corrupted(what: "genesis state", reason: error.description)
+                }
+            }
+            return BlockStore(db: db, path: path, state: state, finalized: finalized, rotations: rotations,
+                              genesisProposer: genesisProposer)
         } catch {
             db.close()
             throw error
@@ -216,6 +243,8 @@ public final class BlockStore: Sendable {
                 guard state.chainID == genesis.chainID, state.initialHeight == genesis.initialHeight else {
                     throw .genesisMismatch(storedChainID: state.chainID, genesisChainID: genesis.chainID)
                 }
+                // A state stored before rotation existed names no proposer: the genesis one signs.
+                cache.withLock { if $0.genesisProposer.isEmpty { $0.genesisProposer = genesis.proposerAddress } }
                 return state
             }
             let root: [UInt8]
@@ -230,8 +259,64 @@ public final class BlockStore: Sendable {
             batch.put(StoreKeys.genesisState, encoded)
             batch.put(StoreKeys.state, encoded)
             try db.write(batch, sync: true)
-            cache.withLock { $0.state = state }
+            cache.withLock {
+                $0.state = state
+                $0.genesisProposer = genesis.proposerAddress
+            }
             return state
+        }
+    }
+
+    // MARK: Proposer rotation
+
+    /// The proposer expected to sign block `state.nextHeight` (ev-node's
+    /// `State.next_proposer_address`, what GetState reports): the state's, or the genesis
+    /// proposer for a store written before rotation existed. Empty before `initialize`.
+    public var expectedNextProposer: [UInt8] {
+        cache.withLock { c in
+            let named = c.state?.nextProposerAddress ?? []
+            return named.isEmpty ? c.genesisProposer : named
+        }
+    }
+
+    /// Every change of the expected proposer the chain recorded, in height order.
+    public var proposerRotations: [ProposerRotation] { cache.withLock { $0.rotations } }
+
+    /// Who was (or is) expected to sign block `height`, for heights up to the next one to be
+    /// stored; nil above it (the chain has not yet said) or before the genesis proposer is known.
+    public func expectedProposer(at height: UInt64) -> [UInt8]? {
+        cache.withLock { c -> [UInt8]? in
+            guard let state = c.state, height <= state.nextHeight else { return nil }
+            let named = c.rotations.last(where: { $0.height < height })?.nextProposer ?? c.genesisProposer
+            return named.isEmpty ? nil : named
+        }
+    }
+
+    /// Every key the chain has named as a proposer so far: the genesis proposer and each
+    /// rotation's. A signature by one of them is a signature the chain can place.
+    public var namedProposers: Set<[UInt8]> {
+        cache.withLock { c in
+            var keys = Set(c.rotations.map(\.nextProposer))
+            if !c.genesisProposer.isEmpty { keys.insert(c.genesisProposer) }
+            return keys
+        }
+    }
+
+    private static func readRotations(_ db: RocksDB) throws(StoreError) -> [ProposerRotation] {
+        try db.withIterator(lower: [StoreKeys.rotationPrefix], upper: [StoreKeys.rotationPrefix + 1]) {
+            (it) throws(StoreError) -> [ProposerRotation] in
+            var out: [ProposerRotation] = []
+            it.seekToFirst()
+            while it.isValid {
+                let key = it.key
+                guard key.count == 9 else {
+                    throw .corrupted(what: "proposer rotation record", reason: "key of \(key.count) bytes")
+                }
+                let height = key[1...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                out.append(ProposerRotation(height: height, nextProposer: it.value))
+                it.next()
+            }
+            return out
         }
     }
 
@@ -319,14 +404,26 @@ public final class BlockStore: Sendable {
             var expected = current.nextHeight
             var hashes: [[UInt8]] = []
             hashes.reserveCapacity(blocks.count)
+            var rotations: [ProposerRotation] = []
+            var proposer = current.nextProposerAddress.isEmpty ? cache.withLock { $0.genesisProposer }
+                : current.nextProposerAddress
             for block in blocks {
                 hashes.append(try add(block, expected: expected, chainID: current.chainID, to: batch))
+                // Kept per height, in the block's batch, so that a rollback restores the
+                // expectation at its target and a restart finds it.
+                let next = block.state.nextProposerAddress
+                if !next.isEmpty, next != proposer {
+                    rotations.append(ProposerRotation(height: block.height, nextProposer: next))
+                    batch.put(StoreKeys.rotation(block.height), next)
+                }
+                proposer = next
                 expected += 1
             }
             batch.put(StoreKeys.state, last.state.encoded())
             try db.write(batch.batch(), sync: sync)
             cache.withLock {
                 $0.state = last.state
+                $0.rotations.append(contentsOf: rotations)
                 for (block, hash) in zip(blocks, hashes) { $0.recentHashes.record(block.height, hash) }
             }
         }
@@ -410,7 +507,10 @@ public final class BlockStore: Sendable {
                 batch.put(StoreKeys.submitterProgress, BlockStore.encode(progress))
             }
 
-            let restored: State
+            var restored: State
+            let (rotations, genesisProposer) = cache.withLock { ($0.rotations, $0.genesisProposer) }
+            let keptRotations = rotations.filter { $0.height <= target }
+            batch.deleteRange(StoreKeys.rotation(target + 1), [StoreKeys.rotationPrefix + 1])
             if target == genesisHeight {
                 guard let bytes = try db.get(StoreKeys.genesisState) else {
                     throw .corrupted(what: "genesis state", reason: "missing")
@@ -420,6 +520,7 @@ public final class BlockStore: Sendable {
                 } catch {
                     throw .corrupted(what: "genesis state", reason: error.description)
                 }
+                if restored.nextProposerAddress.isEmpty { restored.nextProposerAddress = genesisProposer }
             } else {
                 guard let (signed, data) = try block(at: target) else {
                     throw .corrupted(what: "block at height \(target)", reason: "missing below the store height \(head)")
@@ -428,7 +529,8 @@ public final class BlockStore: Sendable {
                                  lastBlockHeight: target, lastBlockTime: signed.header.time,
                                  lastHeaderHash: signed.header.hash, lastDataHash: data.fullHash,
                                  // Block target+1 was validated against our root after target.
-                                 appHash: rootAfterTarget)
+                                 appHash: rootAfterTarget,
+                                 nextProposerAddress: keptRotations.last?.nextProposer ?? genesisProposer)
             }
             do throws(ExecutionError) {
                 BlockStore.add(try BlockingExecutor(executor).rollback(to: target, from: head), to: batch)
@@ -439,6 +541,7 @@ public final class BlockStore: Sendable {
             try db.write(batch, sync: sync)
             cache.withLock {
                 $0.state = restored
+                $0.rotations = keptRotations
                 $0.rollbacks += 1
                 $0.recentHashes.forget(above: target)
             }

@@ -49,6 +49,11 @@ public final class EvidenceLog: Sendable {
         guard second.header.height == height else { return false }
         let a = first.header.hash, b = second.header.hash
         guard a != b else { return false }
+        // A double sign is one key signing twice, and only a key the chain named counts: headers
+        // of two keys at one height are a block and a stranger's (or a rotated-away key's) header.
+        let proposer = first.header.proposerAddress
+        guard second.header.proposerAddress == proposer,
+              proposer == validator.proposerAddress || store.namedProposers.contains(proposer) else { return false }
         let key = StoreKeys.evidence(height: height, a, b)
         // The common case is a pair already held (a peer keeps gossiping the other branch):
         // answer it with one read, before verifying any signature.

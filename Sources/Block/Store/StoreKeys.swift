@@ -15,6 +15,7 @@
 /// | `u` name                    | free-form metadata of other components  |
 /// | `e` height ‖ hash ‖ hash    | double-sign evidence (two signed headers)|
 /// | `x` key                     | executor state (keys of its `WriteSet`s)|
+/// | `p` height                  | the proposer the executor named at that height (it signs height+1 on) |
 enum StoreKeys {
     static let marker: [UInt8] = [0x00] + Array("evnode-block-store".utf8)
     static let markerValue: [UInt8] = Array("1".utf8)
@@ -31,6 +32,7 @@ enum StoreKeys {
     static let userMetaPrefix = UInt8(ascii: "u")
     static let executorPrefix = UInt8(ascii: "x")
     static let evidencePrefix = UInt8(ascii: "e")
+    static let rotationPrefix = UInt8(ascii: "p")
 
     static let finalized = meta("finalized")
     static let submitterProgress = meta("submitter")
@@ -48,6 +50,7 @@ enum StoreKeys {
     }
 
     static func header(_ h: UInt64) -> [UInt8] { height(headerPrefix, h) }
+    static func rotation(_ h: UInt64) -> [UInt8] { height(rotationPrefix, h) }
     static func data(_ h: UInt64) -> [UInt8] { height(dataPrefix, h) }
 
     static func hashIndex(_ hash: [UInt8]) -> [UInt8] {

@@ -4,8 +4,13 @@ import Synchronization
 /// SPEC §6 condition 2, above any transport: the highest height any peer has *proven* during
 /// this process's life, and whether a configured peer answered at all.
 ///
-/// A peer's claim "my chain is at height h" counts only with the genesis proposer's validly
-/// signed header at h. The transport (whatever protocol carries status or head answers) hands
+/// A peer's claim "my chain is at height h" counts only with a validly signed header at h whose
+/// signer the chain state places (SPEC §6, README "Proven peer heights under rotation"): at a
+/// height the state already decides, the proposer it expects there; above it, any key the chain
+/// has named so far (the genesis proposer, each rotation's) — counting a height signed by a key
+/// the chain named only ever holds promotion back. A header validly signed by a key the chain
+/// has not named (yet) is `unplaced`: it proves nothing, and it is no reason to blame the peer,
+/// which may simply be ahead of us past a rotation we have not applied. The transport (whatever protocol carries status or head answers) hands
 /// every claim here with the header it came with; this type verifies it and keeps the highest
 /// proven height. What is proven stays: a peer that disconnects, is banned or goes silent keeps
 /// its height counted, because the blocks it proved exist were signed whether or not that peer
@@ -27,6 +32,9 @@ public final class ProvenPeerHeights: Sendable {
         case empty
         /// The proof is wrong: the reason names the height and the rule. Penalise the peer.
         case rejected(String)
+        /// The header is validly signed by its own key, but the chain state cannot place that
+        /// key at this height yet: not proven, and not the peer's fault.
+        case unplaced(UInt64)
     }
 
     /// The header behind the highest proven height, and who showed it.
@@ -34,32 +42,47 @@ public final class ProvenPeerHeights: Sendable {
         public var height: UInt64
         public var hash: [UInt8]
         public var peer: String
+        /// Who signed the header.
+        public var proposer: [UInt8]
 
-        public init(height: UInt64, hash: [UInt8], peer: String) {
+        public init(height: UInt64, hash: [UInt8], peer: String, proposer: [UInt8] = []) {
             self.height = height
             self.hash = hash
             self.peer = peer
+            self.proposer = proposer
         }
     }
 
     private struct State {
         var highest: Proof?
         var configuredPeerAnswered = false
+        /// The highest height a validly self-signed but unplaced header claimed.
+        var highestUnplaced: UInt64 = 0
     }
 
     private let validator: BlockValidator
+    /// Where the chain says who signs; nil: the genesis proposer signs every height.
+    private let placement: (any ProposerPlacement)?
     private let state = Mutex(State())
     /// Told of every proven claim, after it is recorded (the node's second-signer watch).
     private let observer = Mutex<(@Sendable (Proof) -> Void)?>(nil)
 
-    public init(validator: BlockValidator) {
+    public init(validator: BlockValidator, placement: (any ProposerPlacement)? = nil) {
         self.validator = validator
+        self.placement = placement
+    }
+
+    /// Whether the chain state places `proposer` at `height` (see the type's comment).
+    private func places(_ proposer: [UInt8], at height: UInt64) -> Bool {
+        guard let placement else { return proposer == validator.proposerAddress }
+        if let expected = placement.expectedProposer(at: height) { return proposer == expected }
+        return proposer == validator.proposerAddress || placement.namedProposers.contains(proposer)
     }
 
     /// A peer's claim of its head height `claimed`, proven by `header` (nil only when the claim
     /// is 0, an empty chain). Verifies that the header is at exactly that height, for this
-    /// chain, and signed by the genesis proposer. Thread-safe; runs one signature check, after
-    /// the cheap checks.
+    /// chain, validly signed by its own key, and that the chain places that key there.
+    /// Thread-safe; runs one signature check, after the cheap checks.
     @discardableResult
     public func record(peer: String, claimed: UInt64, header: SignedHeader?,
                        fromConfiguredPeer: Bool) -> Verdict {
@@ -80,9 +103,13 @@ public final class ProvenPeerHeights: Sendable {
         do throws(ValidationError) {
             try validator.verifySignature(header)
         } catch {
-            return .rejected("the proof of height \(claimed) is not the genesis proposer's: \(error)")
+            return .rejected("the proof of height \(claimed) is not validly signed: \(error)")
         }
-        let proof = Proof(height: claimed, hash: header.header.hash, peer: peer)
+        guard places(header.header.proposerAddress, at: claimed) else {
+            state.withLock { $0.highestUnplaced = max($0.highestUnplaced, claimed) }
+            return .unplaced(claimed)
+        }
+        let proof = Proof(height: claimed, hash: header.header.hash, peer: peer, proposer: header.header.proposerAddress)
         state.withLock { s in
             if s.highest.map({ claimed > $0.height }) ?? true { s.highest = proof }
             if fromConfiguredPeer { s.configuredPeerAnswered = true }
@@ -95,6 +122,17 @@ public final class ProvenPeerHeights: Sendable {
     /// with empty chains prove nothing).
     public var highest: UInt64? {
         state.withLock { $0.highest?.height }
+    }
+
+    /// How far to fetch from peers: `highest`, or the highest height a validly self-signed header
+    /// of a key the chain has not named yet claimed (the chain past a rotation this node has not
+    /// applied). Only a fetch target: what is fetched is validated when applied, and it never
+    /// counts for promotion.
+    public var fetchTarget: UInt64? {
+        state.withLock { s in
+            let target = max(s.highest?.height ?? 0, s.highestUnplaced)
+            return target > 0 ? target : nil
+        }
     }
 
     /// The header behind `highest`, and the peer that showed it.

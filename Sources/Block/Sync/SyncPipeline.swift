@@ -244,15 +244,23 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         while await waitForRoom(epoch: epoch) {}
     }
 
+    /// Whether the chain has ever named `header`'s proposer (genesis or a rotation): only such a
+    /// header counts as known (the equivocation fence). A self-signed header of a key the chain
+    /// never named is anyone's; it may still become valid once a rotation names its key, and is
+    /// then counted when it is applied.
+    private func isPlaceable(_ header: Header) -> Bool {
+        header.proposerAddress == validator.proposerAddress
+            || applier.store.namedProposers.contains(header.proposerAddress)
+    }
+
     /// Counts the headers of `candidates` their supplier did not verify as known once their
-    /// signature holds (cheap checks first: chain, proposer, a height above the store). With
+    /// signature holds (cheap checks first: chain, a proposer the chain named, a height above the store). With
     /// `markHeld`, a held block whose signature was verified here is not verified again.
     /// Suppliers in the node verify before submitting; this is the rare path.
     private func noteKnownIfSigned(_ candidates: [CandidateBlock], markHeld: Bool) {
         for candidate in candidates {
             let header = candidate.signedHeader.header
-            guard candidate.signatureVerified || (header.chainID == validator.chainID
-                && header.proposerAddress == validator.proposerAddress
+            guard isPlaceable(header), candidate.signatureVerified || (header.chainID == validator.chainID
                 && candidate.height > progress.storeHeight
                 && (try? validator.verifySignature(candidate.signedHeader)) != nil) else { continue }
             condition.lock()
@@ -275,12 +283,18 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     }
 
     /// Conflicts with stored blocks become `.conflict` events when the candidate is validly
-    /// signed; every validly signed pair is double-sign evidence.
+    /// signed by the key that signed the stored block (the proposer the chain expected at that
+    /// height); a pair validly signed by one key the chain named is double-sign evidence.
     private func report(_ contests: [Contest]) {
         for contest in contests {
-            // Only a block the proposer really signed matters; anything else is noise.
-            guard contest.candidate.signatureVerified
-                || (try? validator.verifySignature(contest.candidate.signedHeader)) != nil else { continue }
+            // Only a block the expected proposer really signed matters; anything else is noise.
+            // Two headers of two different keys are not a double sign: at most one of them is
+            // the height's proposer, and the pipeline's validation decides which.
+            let proposer = contest.incumbent.header.proposerAddress
+            guard contest.candidate.signedHeader.header.proposerAddress == proposer,
+                  isPlaceable(contest.incumbent.header),
+                  contest.candidate.signatureVerified
+                    || (try? validator.verifySignature(contest.candidate.signedHeader)) != nil else { continue }
             if contest.isStored {
                 emit(.conflict(height: contest.candidate.height, storedHash: contest.incumbent.header.hash,
                                candidate: contest.candidate))
@@ -342,8 +356,13 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 if held.signedHeader.header.hash != candidate.signedHeader.header.hash {
                     contested.append(Contest(incumbent: held.signedHeader, incumbentSeen: held.origin.description,
                                              isStored: false, candidate: candidate))
-                    // DA is authoritative: it replaces a different P2P block that is not applied yet.
-                    if candidate.origin.isDA && !held.origin.isDA {
+                    if prefersProposer(of: candidate, over: held, height: height) {
+                        // ev-node's replacement (reference §1): a header of the expected
+                        // proposer replaces one of another key that waits for the same height.
+                        hold(candidate, &unverified)
+                    } else if candidate.origin.isDA && !held.origin.isDA
+                                && !prefersProposer(of: held, over: candidate, height: height) {
+                        // DA is authoritative: it replaces a different P2P block that is not applied yet.
                         hold(candidate, &unverified)
                     }
                 }
@@ -354,10 +373,23 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         return (farAhead, contested, unverified)
     }
 
+    /// True when `candidate`'s proposer has the better claim on `height` than `held`'s: at the
+    /// next height the state says who signs, so the expected proposer wins; further ahead only a
+    /// key the chain has named beats one it never named. Called with the lock held.
+    private func prefersProposer(of candidate: CandidateBlock, over held: CandidateBlock, height: UInt64) -> Bool {
+        let mine = candidate.signedHeader.header.proposerAddress
+        let theirs = held.signedHeader.header.proposerAddress
+        guard mine != theirs else { return false }
+        if height == storeHeight + 1, let expected = applier.store.expectedProposer(at: height) {
+            return mine == expected
+        }
+        return isPlaceable(candidate.signedHeader.header) && !isPlaceable(held.signedHeader.header)
+    }
+
     /// Called with the lock held.
     private func hold(_ candidate: CandidateBlock, _ unverified: inout [CandidateBlock]) {
         pending[candidate.height] = candidate
-        if candidate.signatureVerified {
+        if candidate.signatureVerified && isPlaceable(candidate.signedHeader.header) {
             highestKnownHeader = max(highestKnownHeader, candidate.height)
         } else {
             unverified.append(candidate)
@@ -558,9 +590,6 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         if let firstBad = verified.firstIndex(where: { $0 != nil }) {
             usable = firstBad
         }
-        if usable > 0 {
-            outcome.highestVerified = run[usable - 1].height
-        }
         let blocks = run.prefix(usable).map { (signedHeader: $0.signedHeader, data: $0.data) }
         if !blocks.isEmpty {
             do throws(ApplyError) {
@@ -574,6 +603,11 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 }
             } catch {
                 outcome.fatal = error
+            }
+            // Known headers (the equivocation fence): validly signed by a key the chain named,
+            // counting the rotations the blocks just applied may have added.
+            if let last = run.prefix(usable).last(where: { isPlaceable($0.signedHeader.header) }) {
+                outcome.highestVerified = last.height
             }
             if outcome.dropped != nil || outcome.retryLater || outcome.fatal != nil { return outcome }
         }

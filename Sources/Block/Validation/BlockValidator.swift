@@ -7,11 +7,18 @@ import Darwin
 
 /// The acceptance rules of SPEC §3 for one chain: who may sign and what the next block must be.
 ///
+/// Who may sign block h is chain state (ev-node v1.2 rotation, reference §1): the
+/// `nextProposerAddress` of the state after h−1, the genesis proposer until the executor names
+/// another key. So the checks split in two, in ev-node's order: what a header proves on its own
+/// (`verifySignature`: signer address = SHA-256(key), proposer_address = signer address, the
+/// signature), and, in `validate`, that its proposer is the one the state expects.
+///
 /// A value type without mutable state: `verifySignature` can run on many threads at once ahead
 /// of the in-order `validate(…, signatureVerified: true)`.
 public struct BlockValidator: Sendable {
     public let chainID: String
-    /// The genesis proposer: the only key allowed to sign blocks.
+    /// The genesis proposer: the expected signer while the state names none (a state stored
+    /// before rotation existed), and the start of the chain's proposer sequence.
     public let proposerAddress: [UInt8]
     /// How far a block's time may be ahead of the local clock (SPEC: 1 minute).
     public let maxFutureDrift: UInt64
@@ -35,8 +42,13 @@ public struct BlockValidator: Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    /// The signer rules: a well-formed key whose address is the signer address and the genesis
-    /// proposer. Returns the raw public key.
+    /// Who must sign the block after `state`.
+    public func expectedProposer(after state: State) -> [UInt8] {
+        state.expectedProposer(genesisProposer: proposerAddress)
+    }
+
+    /// The signer is well formed and names itself: its address is SHA-256 of its key. Returns
+    /// the raw public key.
     private func checkSigner(_ signer: Signer, height: UInt64) throws(ValidationError) -> [UInt8] {
         guard let raw = signer.rawPublicKey else {
             throw .malformedSignerKey(height: height, pubKey: signer.pubKey)
@@ -45,13 +57,11 @@ public struct BlockValidator: Sendable {
         guard signer.address == derived else {
             throw .signerAddressMismatch(height: height, address: signer.address, expected: derived)
         }
-        guard derived == proposerAddress else {
-            throw .unexpectedProposer(height: height, address: derived, expected: proposerAddress)
-        }
         return raw
     }
 
-    /// Signer rules plus the header signature over `encodedHeader` (= `header.encoded()`).
+    /// ev-node's order: signer address = SHA-256(key), proposer_address = signer address, the
+    /// header signature over `encodedHeader` (= `header.encoded()`).
     private func verify(_ signedHeader: SignedHeader, encodedHeader: [UInt8]) throws(ValidationError) {
         let header = signedHeader.header
         let raw = try checkSigner(signedHeader.signer, height: header.height)
@@ -65,20 +75,34 @@ public struct BlockValidator: Sendable {
         }
     }
 
-    /// Checks that the header is signed by the genesis proposer (signer rules + signature),
-    /// independent of chain state. Thread-safe; meant to run in parallel ahead of `validate`.
+    /// Checks that the header is validly signed by the key it names as its proposer, independent
+    /// of chain state. Whether that key may sign this height is `validate`'s question (or
+    /// `verifySignature(_:expectedProposer:)`'s, where the caller knows the answer). Thread-safe;
+    /// meant to run in parallel ahead of `validate`.
     public func verifySignature(_ signedHeader: SignedHeader) throws(ValidationError) {
         try verify(signedHeader, encodedHeader: signedHeader.header.encoded())
     }
 
-    /// The signer rules alone for a DA data blob (no signature check): it names the genesis
-    /// proposer. Its txs are authenticated by the signed header's `data_hash` instead.
+    /// The proposer is `expected` (the cheap check, first), and `verifySignature`.
+    public func verifySignature(_ signedHeader: SignedHeader, expectedProposer expected: [UInt8]) throws(ValidationError) {
+        let header = signedHeader.header
+        guard header.proposerAddress == expected else {
+            throw .unexpectedProposer(height: header.height, address: header.proposerAddress, expected: expected)
+        }
+        try verify(signedHeader, encodedHeader: header.encoded())
+    }
+
+    /// The signer rules alone for a DA data blob (no signature check): a well-formed key that
+    /// names itself. Data is bound to its block by the header's `data_hash`, not by its signer:
+    /// ev-node signs data with the submitter's key, which around a rotation need not be the
+    /// block's proposer (reference §1).
     public func verifySigner(of signedData: SignedData) throws(ValidationError) {
         _ = try checkSigner(signedData.signer, height: signedData.data.metadata?.height ?? 0)
     }
 
     /// Signer rules plus the data blob's own signature over the encoded `Data` (metadata
-    /// included). The DA follower needs it only for data no verified header claims.
+    /// included), under the key it carries. The DA follower needs it only for data no verified
+    /// header claims.
     public func verifySignature(of signedData: SignedData) throws(ValidationError) {
         let height = signedData.data.metadata?.height ?? 0
         let raw = try checkSigner(signedData.signer, height: height)
@@ -94,8 +118,11 @@ public struct BlockValidator: Sendable {
     /// (`BlockApplier` does all of this).
     ///
     /// Rules are checked in this order, the first failure is thrown: signer and signature
-    /// (skipped when `signatureVerified`, i.e. `verifySignature` already passed), chain id,
-    /// height, time, last header hash, app hash, data hash, metadata.
+    /// (skipped when `signatureVerified`, i.e. `verifySignature` already passed), the proposer
+    /// the state expects, chain id, height, time, last header hash, app hash, data hash, metadata.
+    ///
+    /// The returned state still carries `state`'s `nextProposerAddress`: the executor's answer
+    /// for this block decides the next one (`State.nextProposer`, applied by `BlockApplier`).
     ///
     /// Data without metadata is accepted (its header commits to the txs); the chained data hash
     /// is then computed as if the metadata the producer always includes were present.
@@ -106,6 +133,10 @@ public struct BlockValidator: Sendable {
         let encodedHeader = header.encoded()
         if !signatureVerified {
             try verify(signedHeader, encodedHeader: encodedHeader)
+        }
+        let expected = expectedProposer(after: state)
+        guard header.proposerAddress == expected else {
+            throw .unexpectedProposer(height: height, address: header.proposerAddress, expected: expected)
         }
         guard header.chainID == state.chainID else {
             throw .wrongChainID(height: height, chainID: header.chainID, expected: state.chainID)

@@ -7,7 +7,8 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
     case malformedSignerKey(height: UInt64, pubKey: [UInt8])
     /// `Signer.address` is not SHA-256 of the signer's public key.
     case signerAddressMismatch(height: UInt64, address: [UInt8], expected: [UInt8])
-    /// The signer is not the genesis proposer.
+    /// The proposer is not the one the chain state expects at this height (the genesis proposer,
+    /// or the `next_proposer_address` the state recorded after the previous block).
     case unexpectedProposer(height: UInt64, address: [UInt8], expected: [UInt8])
     /// `Header.proposerAddress` is not the signer's address.
     case proposerAddressMismatch(height: UInt64, proposerAddress: [UInt8], signerAddress: [UInt8])
@@ -43,7 +44,7 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
         }
     }
 
-    /// True for a header validly signed by the genesis proposer (all signature rules passed)
+    /// True for a header validly signed by the expected proposer (all signature rules passed)
     /// that does not extend our chain: its `last_header_hash` or `app_hash` disagrees with our
     /// state. This is not a bad peer; it means our chain and the proposer's differ (SPEC §7).
     public var isDivergence: Bool {
@@ -89,7 +90,7 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
         case .signerAddressMismatch(let h, let address, let expected):
             return "block \(h): signer address \(Hex.encode(address)) is not SHA-256 of its key (\(Hex.encode(expected)))"
         case .unexpectedProposer(let h, let address, let expected):
-            return "block \(h): signed by \(Hex.encode(address)), not by the genesis proposer \(Hex.encode(expected))"
+            return "block \(h): unexpected proposer \(Hex.encode(address)), the chain expects \(Hex.encode(expected))"
         case .proposerAddressMismatch(let h, let proposer, let signer):
             return "block \(h): header proposer_address \(Hex.encode(proposer)) is not the signer \(Hex.encode(signer))"
         case .invalidSignature(let h):

@@ -18,10 +18,12 @@ import NIOCore
 ///   the previous block exactly as the producer's metadata would give it. A copy of genuine txs
 ///   with forged metadata (front-running a gossiped block onto DA) thus pairs to the very same
 ///   block as the genuine blob.
-/// - Any other data blob is held only after its own signature by the genesis proposer over the
-///   encoded `Data` is verified (the second Ed25519 check is paid only for data that arrives
-///   before its header, or for junk). Unsigned or foreign junk is rejected before it is held,
-///   so it never pins the follower's DA resume height.
+/// - Any other data blob is held only after its own signature over the encoded `Data` is
+///   verified, by a key the chain has named as a proposer (`isNamed`: the genesis proposer or a
+///   rotation's; the second Ed25519 check is paid only for data that arrives before its header,
+///   or for junk). Claimed data may carry any signer — ev-node signs data with the submitter's
+///   key, and binds it to its block by `data_hash` only — but unclaimed data of a key the chain
+///   never named is junk: rejected before it is held, so it never pins the DA resume height.
 /// Both passes run on the blocking pool's threads, the second only over the unclaimed data; the
 /// first (`decode`) needs nothing of the follower's state, so it runs behind each DA height's
 /// fetch, the second (`resolve`) when the height's turn comes.
@@ -45,6 +47,8 @@ struct DABlobChecker: Sendable {
     let validator: BlockValidator
     let headerNamespace: DANamespace
     let dataNamespace: DANamespace
+    /// Whether the chain has named this address as a proposer (nil: only the genesis proposer).
+    var isNamed: (@Sendable ([UInt8]) -> Bool)? = nil
     /// Below this many blobs the cost of spreading the work exceeds the gain.
     var parallelThreshold = 32
 
@@ -72,6 +76,8 @@ struct DABlobChecker: Sendable {
         }
         let signed = spread(unclaimed.count, initial: false) { k in
             guard case .data(let data, _, _) = decoded[unclaimed[k]] else { return false }
+            let address = data.signer.address
+            guard address == validator.proposerAddress || isNamed?(address) == true else { return false }
             return (try? validator.verifySignature(of: data)) != nil
         }
         var out = [Checked](repeating: .rejected, count: decoded.count)

@@ -131,8 +131,10 @@ public final class DAFollower: Sendable {
         self.sink = sink
         self.store = store
         self.executor = executor
-        checker = DABlobChecker(validator: validator, headerNamespace: options.headerNamespace,
-                                dataNamespace: options.dataNamespace)
+        var checker = DABlobChecker(validator: validator, headerNamespace: options.headerNamespace,
+                                    dataNamespace: options.dataNamespace)
+        checker.isNamed = { store.namedProposers.contains($0) }
+        self.checker = checker
         self.authority = authority
         self.evidence = evidence
         self.blockingPool = blockingPool
@@ -397,7 +399,35 @@ public final class DAFollower: Sendable {
             try takeFinalized(header, daHeight: daHeight, tracker: &tracker)
             return
         }
+        // ev-node's DA pre-filter (reference §1): at the next height the state says who signs;
+        // a header of another key is dropped before it takes the height's authoritative slot,
+        // and one of the expected proposer replaces a wrong-key header that took it first.
+        let expected = height == store.height + 1 ? store.expectedProposer(at: height) : nil
+        if let expected, header.header.proposerAddress != expected {
+            logger.info("dropped a DA header of a proposer the chain does not expect at its height", metadata: [
+                "height": "\(height)", "proposer": "\(Hex.encode(header.header.proposerAddress))",
+                "expected": "\(Hex.encode(expected))", "da_height": "\(daHeight)"])
+            return
+        }
         switch authority.record(header, daHeight: daHeight) {
+        case .conflicts(let first) where first.signedHeader.header.proposerAddress != header.header.proposerAddress:
+            // Two keys, not a double sign. The expected proposer's header takes the slot; when
+            // the state cannot say yet, a key the chain has named beats one it never named
+            // (anyone can post a self-signed header to the namespace); otherwise the first stays
+            // and the pipeline's validation decides.
+            let mine = header.header.proposerAddress
+            let theirs = first.signedHeader.header.proposerAddress
+            let wins: Bool
+            if let expected {
+                wins = mine == expected
+            } else {
+                let named = store.namedProposers
+                wins = named.contains(mine) && !named.contains(theirs)
+            }
+            if wins {
+                authority.replace(header, daHeight: daHeight)
+                tracker.replaceHeader(header, daHeight: daHeight)
+            }
         case .conflicts(let first):
             logger.error("DA holds two different headers signed by the proposer at one height (double sign); the first is authoritative",
                          metadata: ["height": "\(height)", "first": "\(Hex.encode(first.hash))",
@@ -546,6 +576,17 @@ struct InclusionTracker {
         } else {
             waiting[height] = (header, daHeight)
         }
+    }
+
+    /// `header` (of the proposer the chain expects) takes its height in place of the header of
+    /// another key seen first: the other's pairing is forgotten (its data, if it was paired,
+    /// is not held again: it belonged to a block that will not be applied).
+    mutating func replaceHeader(_ header: SignedHeader, daHeight: UInt64) {
+        let height = header.height
+        confirmed.removeValue(forKey: height)
+        waiting.removeValue(forKey: height)
+        complete.removeValue(forKey: height)
+        addHeader(header, daHeight: daHeight)
     }
 
     /// Pairs data with its waiting header, or holds it for a header still to come. Returns

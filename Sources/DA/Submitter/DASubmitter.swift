@@ -87,8 +87,6 @@ public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible 
     case signing(height: UInt64, SigningError)
     /// A height at or below the store height is missing from the store.
     case missingBlock(height: UInt64)
-    /// The stored header was signed by another key than the submitter's: its envelope would not verify.
-    case foreignSigner(height: UInt64)
     /// The DA node refused in a way retrying cannot fix (authentication, malformed answers).
     case da(DAError)
     /// `attempts` submissions of the blocks `heights` failed in a row (`da.max_submit_attempts`);
@@ -103,7 +101,6 @@ public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible 
             return "DA submitter: the \(kind) blob of block \(height) is \(size) bytes, over the size limit (\(limit)); it cannot be posted"
         case let .signing(height, e): return "DA submitter: signing the blobs of block \(height): \(e)"
         case .missingBlock(let h): return "DA submitter: block \(h) is missing from the store"
-        case .foreignSigner(let h): return "DA submitter: block \(h) was signed by another key than this node's signer"
         case .da(let e): return "DA submitter: \(e)"
         case let .gaveUp(heights, attempts, lastError):
             return "DA submitter: gave up posting blocks \(heights.lowerBound)-\(heights.upperBound) after \(attempts) failed attempts (da.max_submit_attempts); last DA error: \(lastError)"
@@ -329,11 +326,17 @@ public final class DASubmitter: Service, Sendable {
                 throw .store(error)
             }
             guard let (signedHeader, data) = block else { throw .missingBlock(height: height) }
-            guard signedHeader.signer == signer.signer else { throw .foreignSigner(height: height) }
+            // A header of another key: after a proposer rotation (ev-node v1.2), the previous
+            // proposer's last blocks may not be on DA yet when this node takes over. It is posted
+            // as that proposer signed it, without an envelope signature: an envelope signature
+            // must verify under the header's own key (reference §5), which this node does not
+            // hold. Only a key the chain named may have signed a stored block (validation).
+            let foreign = signedHeader.signer != signer.signer
             var items: [Item] = []
             do throws(SigningError) {
                 if wantHeader {
-                    let envelope = try signer.envelope(for: signedHeader)
+                    let envelope = foreign ? DAHeaderEnvelope(signedHeader: signedHeader, envelopeSignature: [])
+                        : try signer.envelope(for: signedHeader)
                     items.append(Item(kind: .header, height: height,
                                       blob: DABlob(namespace: options.headerNamespace, data: envelope.encoded())))
                 }

@@ -49,10 +49,10 @@ struct NodeAPIBackend: EvnodeAPIBackend {
         let height = state.lastBlockHeight
         let last = state.isGenesis ? nil : try read("the header at \(height)", { () throws(StoreError) in try store.signedHeader(at: height) })
         let daHeight = max(node.follower.status.nextDAHeight.saturatingDecrement, node.submitter?.status.lastDAHeight ?? 0)
-        // One proposer for the whole chain until proposer rotation (issue 31).
+        // The proposer the stored state expects at the next height (ev-node v1.2 rotation).
         return APIChainState(state: state, blockVersion: last?.header.version.block ?? 0,
                              appVersion: last?.header.version.app ?? 0, daHeight: daHeight,
-                             nextProposerAddress: node.setup.genesis.proposerAddress)
+                             nextProposerAddress: store.expectedNextProposer)
     }
 
     func metadata(_ key: EvnodeMetadataKey) throws(APIFault) -> UInt64? {

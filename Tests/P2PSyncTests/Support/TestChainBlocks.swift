@@ -21,6 +21,14 @@ extension TestChain {
         try range.map { try block(height: $0) }
     }
 
+    /// Block `height` with its signature damaged: a forgery under the proposer's own key.
+    func badlySigned(height: UInt64) throws -> P2PBlock {
+        try build(to: height)
+        var (signed, data) = try store.block(at: height)!
+        signed.signature[0] ^= 0xff
+        return P2PBlock(signedHeader: signed, data: data)
+    }
+
     /// Block `height` with its header signed by a key that is not the genesis proposer.
     func forged(height: UInt64) throws -> P2PBlock {
         try build(to: height)
