@@ -213,6 +213,7 @@ public enum ConfigLoader {
                 level: try reader.logLevel("log.level"),
                 format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
         config.da.mempoolTTL = try reader.uint("da.mempool_ttl")
+        config.da.forcedInclusionNamespace = try reader.namespaceName("da.forced_inclusion_namespace")
         config.da.maxSubmitAttempts = try reader.int("da.max_submit_attempts", range: 1...1_000_000)
         config.da.batching.strategy = DABatchingConfig.Strategy(rawValue: try reader.choice("da.batching_strategy")) ?? .time
         config.da.batching.sizeThreshold = try reader.decimal("da.batch_size_threshold", range: 0...1)

@@ -69,6 +69,9 @@ public struct DAConfig: Sendable, Equatable {
     /// with an error naming it.
     public var maxSubmitAttempts: Int = 30
     public var batching: DABatchingConfig = DABatchingConfig()
+    /// ev-node's `da.forced_inclusion_namespace`: the namespace name forced transactions are
+    /// posted under (bytes derived like the others). Empty: forced inclusion is off.
+    public var forcedInclusionNamespace: String = ""
 
     /// The highest gas price escalation may reach.
     public var maxGasPrice: Double { txConfig.maxGasPrice ?? DATxConfig.celestiaDefaultMaxGasPrice }

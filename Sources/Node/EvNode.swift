@@ -166,10 +166,31 @@ public final class EvNode: Sendable {
                 backPressure = PendingBlocksGate(limit: config.maxPendingBlocks, store: store,
                                                  logger: Logger(label: "evnode.producer"))
             }
+            var forcedInclusion: ForcedInclusionQueue?
+            if !config.da.forcedInclusionNamespace.isEmpty {
+                let checkpoint: ForcedInclusionCheckpoint?
+                do throws(StoreError) {
+                    checkpoint = try store.forcedInclusionCheckpoint()
+                } catch {
+                    store.close()
+                    throw .store(error)
+                }
+                let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+                let retriever = ForcedInclusionRetriever(client: daClient,
+                                                         namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                         epochs: epochs)
+                forcedInclusion = ForcedInclusionQueue(source: retriever, epochs: epochs, checkpoint: checkpoint,
+                                                       startTime: genesis.startTimeNanoseconds,
+                                                       logger: Logger(label: "evnode.forced-inclusion"))
+                logger.info("forced inclusion on", metadata: [
+                    "namespace": "\(config.da.forcedInclusionNamespace)", "da_start_height": "\(epochs.startHeight)",
+                    "epoch": "\(epochs.size)", "checkpoint": "\(checkpoint.map { "\($0)" } ?? "none")"])
+            }
             let producer = BlockProducer(
                 store: store, executor: executor, signer: signer, mark: signerMark,
                 timing: .init(blockTime: config.blockTime, lazy: config.lazy, lazyInterval: config.lazyInterval),
                 fence: ha.map { HAFence(runtime: $0) }, gate: backPressure, chainMetrics: metrics.evnode.chain,
+                forcedInclusion: forcedInclusion,
                 logger: Logger(label: "evnode.producer")) { block in
                     metrics.blocksProduced.increment()
                     // Fenced moments ago; a leader paused since then lets nothing out.

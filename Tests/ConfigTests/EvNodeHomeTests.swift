@@ -167,8 +167,7 @@ pruning:
                                 ("  tracing: false", "  tracing: true", "instrumentation.tracing"),
                                 ("  signer_type: file", "  signer_type: kms", "signer.signer_type"),
                                 ("  promotable: false", "  promotable: true", "node.promotable"),
-                                ("  scrape_interval: 1s", "  scrape_interval: 500ms", "node.scrape_interval"),
-                                ("  forced_inclusion_namespace: \"\"", "  forced_inclusion_namespace: fi", "da.forced_inclusion_namespace")] {
+                                ("  scrape_interval: 1s", "  scrape_interval: 500ms", "node.scrape_interval")] {
             // (a full node's file: light and aggregator are exclusive anyway)
             let yaml = evNodeInitYAML.replacingOccurrences(of: "  aggregator: true", with: "  aggregator: false")
                 .replacingOccurrences(of: from, with: to)
@@ -176,6 +175,10 @@ pruning:
             #expect(message.hasPrefix("\(key) (--evnode.\(key)) ") && message.contains("from \(path) is refused"), "\(message)")
         }
         #expect(refusal { try load(flags: ["--evnode.node.promotable"]) }.contains("issue 31"))
+        // Forced inclusion is supported: the namespace name loads from the file and from a flag.
+        let fiYAML = evNodeInitYAML.replacingOccurrences(of: "  forced_inclusion_namespace: \"\"", with: "  forced_inclusion_namespace: fi")
+        #expect(try load(fiYAML).config.da.forcedInclusionNamespace == "fi")
+        #expect(try load(flags: ["--evnode.da.forced_inclusion_namespace", "fi2"]).config.da.forcedInclusionNamespace == "fi2")
         #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }.contains("issue 32"))
         #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }.contains("issue 32"))
         #expect(refusal { try load(flags: ["--evnode.signer.signer_type=grpc"]) }.contains("issue 29"))

@@ -117,13 +117,17 @@ public struct BlockProducer: Sendable {
     public var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
     /// ev-node's chain series, fed as each block is stored (nil: not counted).
     let chainMetrics: ChainSeries?
+    /// Forced inclusion (nil: off): each block takes the forced transactions due first.
+    let forcedInclusion: ForcedInclusionQueue?
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
                 fence: (any BlockFence)? = nil,
                 gate: (any ProductionGate)? = nil, clock: BlockClock? = nil, chainMetrics: ChainSeries? = nil,
+                forcedInclusion: ForcedInclusionQueue? = nil,
                 logger: Logger, publish: @escaping @Sendable (BlockCommit) async -> Void) {
         self.chainMetrics = chainMetrics
+        self.forcedInclusion = forcedInclusion
         self.gate = gate
         self.clock = clock ?? BlockClock(logger: logger)
         self.fence = fence
@@ -185,6 +189,18 @@ public struct BlockProducer: Sendable {
                     try await gate.waitUntilOpen()
                 } catch {
                     return
+                }
+            }
+            if let forcedInclusion {
+                do throws(ForcedInclusionError) {
+                    try await forcedInclusion.refresh()
+                } catch {
+                    // Never skip an epoch: the block waits until its forced transactions are known.
+                    logger.warning("forced-inclusion transactions cannot be read; the block waits for DA", metadata: [
+                        "next_height": "\(store.height + 1)", "error": "\(error)"])
+                    try? await clock.sleep(for: .seconds(1))
+                    slot = clock.now
+                    continue
                 }
             }
             let produced: BlockCommit?
@@ -281,21 +297,57 @@ public struct BlockProducer: Sendable {
         } catch {
             throw .store(height: block.height, error)
         }
+        if let checkpoint = block.forcedInclusionCheckpoint { forcedInclusion?.committed(checkpoint) }
     }
 
     private func build(on state: State) throws(ProductionError) -> BlockCommit {
+        let forced = takeForced()
         let txs: [[UInt8]]
         do throws(ExecutionError) {
-            txs = try builder.executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
+            let room = maxBlockBytes - min(maxBlockBytes, forced.bytes)
+            let mempool = forced.txs.count >= maxTxsPerBlock || room == 0 ? []
+                : try builder.executor.getTxs(max: maxTxsPerBlock - forced.txs.count, maxBytes: room)
+            txs = forced.txs + mempool
         } catch {
             throw .build(height: state.nextHeight, .execution(error))
         }
-        let time = clock.nextBlockTime(after: state.lastBlockTime)
+        let time = forced.time ?? clock.nextBlockTime(after: state.lastBlockTime)
         do throws(BuildError) {
-            return try builder.build(on: state, txs: txs, time: time)
+            var block = try builder.build(on: state, txs: txs, time: time)
+            block.forcedInclusionCheckpoint = forced.checkpoint
+            return block
         } catch {
             throw .build(height: state.nextHeight, error)
         }
+    }
+
+    /// The forced transactions the next block takes (ev-node's order): the executor's filter runs
+    /// on what is due with ev-node's 5 MiB batch bound; included and removed ones are consumed, the
+    /// first postponed one stops the walk, so order is kept. A block that consumed any takes
+    /// the formula's time instead of the wall clock (the builder still keeps it at or after its
+    /// parent's time).
+    private func takeForced() -> (txs: [[UInt8]], bytes: Int, time: UInt64?, checkpoint: ForcedInclusionCheckpoint?) {
+        guard let forcedInclusion else { return ([], 0, nil, nil) }
+        guard let pending = forcedInclusion.pending() else {
+            return ([], 0, nil, forcedInclusion.checkpoint(afterConsuming: 0, of: nil))
+        }
+        let statuses = builder.executor.executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes,
+                                                           maxGas: 0, hasForced: true)
+        var included: [[UInt8]] = []
+        var bytes = 0
+        var consumed: UInt64 = 0
+        for (tx, status) in zip(pending.txs, statuses) {
+            if status == .postpone || included.count >= maxTxsPerBlock { break }
+            consumed += 1
+            if status == .include {
+                included.append(tx)
+                bytes += tx.count
+            }
+        }
+        let time = consumed == 0 ? nil
+            : ForcedInclusionRules.blockTime(epochEndTime: pending.endTime, epochTxCount: pending.epochTxCount,
+                                             consumed: pending.consumedBefore + consumed)
+        return (included, bytes, time, forcedInclusion.checkpoint(afterConsuming: consumed, of: pending))
     }
 
     /// Produces the next block, records the signer's mark with it, then stores it; returns the
