@@ -113,6 +113,20 @@ public final class EvNode: Sendable {
                                                  pollInterval: min(config.da.blockTime, .seconds(1)),
                                                  maxHeldDataBytes: config.da.maxHeldData)
         followerOptions.metrics = metrics.evnode.sync
+        if !config.da.forcedInclusionNamespace.isEmpty {
+            // Every node that syncs from DA checks forced inclusion (ev-node's syncer does).
+            let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+            let source = ForcedInclusionRetriever(client: daClient, namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                  epochs: epochs)
+            let name = config.da.forcedInclusionNamespace
+            let series = metrics.evnode.forcedInclusion
+            let checkExecutor = executor
+            followerOptions.forcedInclusion = { resume in
+                ForcedInclusionVerifier(source: source, epochs: epochs, executor: checkExecutor, namespace: name,
+                                        resumeDAHeight: resume, metrics: series,
+                                        logger: Logger(label: "evnode.forced-inclusion.check"))
+            }
+        }
         follower = DAFollower(
             client: daClient,
             options: followerOptions,

@@ -56,6 +56,22 @@ struct FailoverStateMachine: Sendable {
     var haBootstrapTimeout: Duration?
 
     func run() async throws(NodeFailure) {
+        do throws(NodeFailure) {
+            try await runPhases()
+        } catch {
+            guard case .forcedInclusion = error else { throw error }
+            // ev-node exits; evnode stays up, halted, so that monitoring can still scrape why
+            // (/status, readiness, metrics) until the operator stops it (README "Forced
+            // inclusion and based sequencing"). Then it exits with the failure.
+            state.enter(.halted, reason: error.description)
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+            throw error
+        }
+    }
+
+    private func runPhases() async throws(NodeFailure) {
         state.enter(.starting)
         switch mode {
         case .fullNode:

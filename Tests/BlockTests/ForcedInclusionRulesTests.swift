@@ -17,10 +17,10 @@ import TestSupport
 
     @Test func graceFromFullnessCappedAtFour() {
         let t = ForcedInclusionRules.graceFullness
-        #expect(ForcedInclusionRules.graceEpochs(forcedBytes: 0, epochSize: 2) == 1)
-        #expect(ForcedInclusionRules.graceEpochs(forcedBytes: 2 * t, epochSize: 2) == 1)       // avg = T
-        #expect(ForcedInclusionRules.graceEpochs(forcedBytes: 4 * t, epochSize: 2) == 2)       // avg = 2T
-        #expect(ForcedInclusionRules.graceEpochs(forcedBytes: 100 * t, epochSize: 2) == 4)     // capped
+        #expect(ForcedInclusionRules.graceEpochs(blockTxBytes: 0, epochSize: 2) == 1)
+        #expect(ForcedInclusionRules.graceEpochs(blockTxBytes: 2 * t, epochSize: 2) == 1)       // avg = T
+        #expect(ForcedInclusionRules.graceEpochs(blockTxBytes: 4 * t, epochSize: 2) == 2)       // avg = 2T
+        #expect(ForcedInclusionRules.graceEpochs(blockTxBytes: 100 * t, epochSize: 2) == 4)     // capped
     }
 
     @Test func blockTimeFormulaAndCheckpointEncoding() {

@@ -69,17 +69,21 @@ public enum ForcedInclusionRules {
     public static let maxTxBytes = 5_242_880
     /// The most bytes of forced transactions one block takes (ev-node's batch bound, 5 MiB).
     public static let maxBatchBytes: UInt64 = 5_242_880
-    /// Grace threshold: 0.8 × 5 MiB of forced bytes per DA height on average.
+    /// Grace threshold: 0.8 × 5 MiB of block-transaction bytes per DA height on average (how
+    /// full the chain's blocks were while the epoch was due, not how many forced bytes it had).
     public static let graceFullness: UInt64 = 4_194_304
     /// The longest grace, in epochs.
     public static let maxGraceEpochs: UInt64 = 4
     /// Spacing of forced-transaction block times within an epoch (1 ms).
     public static let timeStep: UInt64 = 1_000_000
 
-    /// Grace in epochs for an epoch whose DA heights carried `forcedBytes` forced bytes in all:
-    /// 1 + (avg − T)/T (integer division) when the average per height exceeds T, capped at 4.
-    public static func graceEpochs(forcedBytes: UInt64, epochSize: UInt64) -> UInt64 {
-        let average = forcedBytes / max(1, epochSize)
+    /// Grace in epochs for an epoch over whose DA heights the verifier saw `blockTxBytes` bytes
+    /// of transactions in DA-sourced blocks, in all (ev-node's `gracePeriodForEpoch`: the bytes
+    /// of every block's txs recorded under the DA height that completed it, averaged over the
+    /// epoch's E heights, empty heights counting 0): 1 + (avg − T)/T (integer division) when the
+    /// average exceeds T, capped at 4. Congested blocks buy the sequencer time; forced bytes do not.
+    public static func graceEpochs(blockTxBytes: UInt64, epochSize: UInt64) -> UInt64 {
+        let average = blockTxBytes / max(1, epochSize)
         guard average > graceFullness else { return 1 }
         return min(1 + (average - graceFullness) / graceFullness, maxGraceEpochs)
     }

@@ -1,0 +1,123 @@
+import Block
+import Config
+import DA
+import Foundation
+import Testing
+import TestSupport
+
+/// The full node's forced-inclusion check (issue 32, step 3), with ev-node's numbers:
+/// da_start_height 10, epoch 2 (epoch 1 = DA 10…11, grace boundary 13). The chains are written
+/// by the independent Python writer (Tests/IntegrationTests/py/wire, Google's protobuf runtime
+/// and `cryptography`), not by evnode's producer, and posted to a real local DA by the test;
+/// the node is a real `evnode start` process.
+@Suite(.serialized) struct ForcedInclusionCheckTests {
+    static var python: URL { BuiltProducts.packageRoot.appendingPathComponent(".build/venv-libp2p/bin/python") }
+    static var writer: String {
+        BuiltProducts.packageRoot.appendingPathComponent("Tests/IntegrationTests/py/wire/make_vectors.py").path
+    }
+    static let chainNamespace = "fi-chain-blocks"
+    static let forcedNamespace = "fi-forced"
+    static let malicious = "evnode_sequencer_forced_inclusion_txs_malicious_total"
+
+    /// A chain of one block per entry of `txs`, signed by the writer's key, with genesis
+    /// da_start_height 10 and epoch 2.
+    func writeChain(_ txs: [[String]], in dir: String) throws -> ChainVectors {
+        guard FileManager.default.isExecutableFile(atPath: Self.python.path) else {
+            throw TestFailure("\(Self.python.path) is missing: run `make deps` (it makes the venv-libp2p virtualenv)")
+        }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: txs), as: UTF8.self)
+        let made = try runCommand(Self.python, [Self.writer, "--seed", String(repeating: "5a", count: 32),
+                                                "--chain-id", "fi-chain", "--block-txs", json,
+                                                "--da-start-height", "10", "--da-epoch", "2",
+                                                "--namespace", Self.chainNamespace], timeout: .seconds(60))
+        guard made.status == 0 else { throw TestFailure("the Python writer failed: \(made.stderr)") }
+        let path = dir + "/chain.json"
+        try made.stdout.write(toFile: path, atomically: true, encoding: .utf8)
+        let vectors = try ChainVectors.load(path: path)
+        #expect(vectors.genesis.daStartHeight == 10 && vectors.genesis.daEpochForcedInclusion == 2)
+        return vectors
+    }
+
+    /// Posts, one DA height each: fillers up to DA 9; at DA 10 block 1 with the forced blobs
+    /// (a good one, garbage for the KV app, and one over ev-node's 5 MiB blob size); then block
+    /// k at DA 9 + k.
+    func post(_ vectors: ChainVectors, to client: CelestiaDAClient) async throws {
+        let blocks = DANamespace(name: Self.chainNamespace)
+        let forced = DANamespace(name: Self.forcedNamespace)
+        while try await client.networkHead().height < 9 {
+            _ = try await client.submit([DABlob(namespace: DANamespace(name: "filler"), data: Array("filler".utf8))])
+        }
+        let oversize = Array("big=".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: ForcedInclusionRules.maxTxBytes)
+        for b in vectors.blocks {
+            var blobs = [DABlob(namespace: blocks, data: b.envelopeBytes)]
+            if !b.txs.isEmpty { blobs.append(DABlob(namespace: blocks, data: b.signedDataBytes)) }
+            if b.height == 1 {
+                blobs += [DABlob(namespace: forced, data: Array("fk=1".utf8)),
+                          DABlob(namespace: forced, data: Array("garbage".utf8)),
+                          DABlob(namespace: forced, data: oversize)]
+            }
+            let at = try await client.submit(blobs)
+            #expect(at == 9 + b.height, "block \(b.height) at DA height \(9 + b.height)")
+        }
+    }
+
+    func maliciousCount(_ node: NodeProcess) async throws -> Double? {
+        let line = try await node.metrics().split(separator: "\n").first { $0.hasPrefix(Self.malicious + "{") }
+        return line.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+    }
+
+    func fullNode(_ net: Testnet, _ vectors: ChainVectors) throws -> NodeProcess {
+        try net.makeNode(name: "checker", genesis: vectors.genesis.jsonText(),
+                         extra: ["--da.namespace", Self.chainNamespace, "--da.data-namespace", Self.chainNamespace,
+                                 "--evnode.da.forced_inclusion_namespace", Self.forcedNamespace])
+    }
+
+    /// Block 3 (DA 12) carries the forced tx: no halt past the boundary; garbage and the
+    /// oversized blob are no one's fault.
+    @Test func includedInTimeGarbageAndOversizeFilteredNoViolation() async throws {
+        try await Testnet.run(chainID: "fi-chain") { net in
+            let vectors = try writeChain([["a=1"], ["b=2"], ["fk=1", "c=3"], [], ["d=4"], ["e=5"]], in: net.dir.path)
+            let da = try await net.startDA(blockTime: "1h", extra: ["--max-blob-size", "\(16 << 20)"])
+            let client = try CelestiaDAClient(options: DAClientOptions(url: da.url + "/"))
+            try await post(vectors, to: client)
+            await client.shutdown()
+            let node = try fullNode(net, vectors)
+            try await node.start()
+            let status = try await node.waitForStatus("height 6") { $0.heights.store >= 6 }
+            #expect(status.phase == "syncing", "\(status.summary)")
+            #expect(try await node.value(forKey: "fk") == "1")
+            #expect(try await maliciousCount(node) == 0)
+        }
+    }
+
+    /// No block carries the forced tx: DA 13 (the boundary) still applies, the block at DA 14
+    /// does not; the node halts, stays up, and says why in /status, readiness and metrics.
+    @Test func omittedForcedTxHaltsAtTheFirstDABlockPastTheGraceBoundary() async throws {
+        try await Testnet.run(chainID: "fi-chain") { net in
+            let vectors = try writeChain([["a=1"], ["b=2"], ["c=3"], [], ["d=4"], ["e=5"]], in: net.dir.path)
+            let da = try await net.startDA(blockTime: "1h", extra: ["--max-blob-size", "\(16 << 20)"])
+            let client = try CelestiaDAClient(options: DAClientOptions(url: da.url + "/"))
+            try await post(vectors, to: client)
+            await client.shutdown()
+            let node = try fullNode(net, vectors)
+            try await node.start()
+            let halted = try await node.waitForStatus("phase halted") { $0.phase == "halted" }
+            let reason = halted.reason ?? ""
+            #expect(reason.contains("SEQUENCER IS MALICIOUS"), "\(reason)")
+            #expect(reason.contains("1 forced transaction(s)") && reason.contains("'\(Self.forcedNamespace)'")
+                    && reason.contains("DA heights 10…11") && reason.contains("DA height 13")
+                    && reason.contains("based_sequencer") && reason.contains("keep the chain halted"), "\(reason)")
+            // The garbage and oversized forced blobs are not counted: exactly one omission.
+            #expect(try await maliciousCount(node) == 1)
+            #expect(halted.heights.store == 4, "blocks at DA 10…13 applied, the one at DA 14 not")
+            let ready = try await node.readiness()
+            #expect(ready.status != 200 && ready.text.contains("halted"), "\(ready)")
+            #expect(try await node.metrics().split(separator: "\n").contains { $0.hasPrefix("evnode_phase{phase=\"halted\"} 1") })
+            // Still up a moment later, still halted, nothing more applied.
+            try await Task.sleep(for: .seconds(2))
+            let later = try await node.status()
+            #expect(later.phase == "halted" && later.heights.store == 4)
+            #expect(await node.stop() == 3, "an operator decision: exit status 3")
+        }
+    }
+}
