@@ -26,14 +26,19 @@ public struct NodeConfig: Sendable, Equatable {
     public var pruning: PruningConfig = PruningConfig()
     public var instrumentation: InstrumentationConfig = InstrumentationConfig()
 
-    public var catchupEnabled: Bool { aggregator && catchupTimeout > .zero }
+    /// ev-node's `node.based_sequencer` (with `aggregator`): blocks derived from the
+    /// forced-inclusion namespace alone; no signer, no DA submission (issue 32).
+    public var basedSequencer: Bool = false
+
+    public var catchupEnabled: Bool { aggregator && !basedSequencer && catchupTimeout > .zero }
 
     public var mode: Mode {
         if raft.enable { return .ha }
+        if aggregator && basedSequencer { return .based }
         return aggregator ? .aggregator : .full
     }
 
-    public enum Mode: String, Sendable { case full, aggregator, ha }
+    public enum Mode: String, Sendable { case full, aggregator, ha, based }
 }
 
 public struct DAConfig: Sendable, Equatable {

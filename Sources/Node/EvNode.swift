@@ -165,7 +165,28 @@ public final class EvNode: Sendable {
         var submitter: DASubmitter?
         var mark: SignerHighWaterMark?
         var ha: HARuntime?
-        if config.aggregator, let key = setup.signer {
+        var based: BasedSequencer?
+        if config.basedSequencer {
+            let checkpoint: ForcedInclusionCheckpoint?
+            do throws(StoreError) {
+                checkpoint = try store.forcedInclusionCheckpoint()
+            } catch {
+                store.close()
+                throw .store(error)
+            }
+            let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+            let queue = ForcedInclusionQueue(
+                source: ForcedInclusionRetriever(client: daClient, namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                 epochs: epochs),
+                epochs: epochs, checkpoint: checkpoint, startTime: genesis.startTimeNanoseconds,
+                logger: Logger(label: "evnode.forced-inclusion"))
+            let metrics = self.metrics
+            // Not gossiped: based blocks carry no signature, which every syncing peer refuses
+            // (ev-node's ErrSignatureEmpty); each follower of a based chain derives it itself.
+            based = BasedSequencer(store: store, executor: executor, queue: queue, proposerAddress: genesis.proposerAddress,
+                                   pollInterval: min(config.da.blockTime, .seconds(1)),
+                                   logger: Logger(label: "evnode.based")) { _ in metrics.blocksProduced.increment() }
+        } else if config.aggregator, let key = setup.signer {
             let signer = BlockSigner(keyFile: key)
             let signerMark = SignerHighWaterMark(path: setup.layout.signerStateFile)
             mark = signerMark
@@ -229,6 +250,8 @@ public final class EvNode: Sendable {
         let mode: FailoverStateMachine.Mode
         if let ha {
             mode = .haAggregator(ha)
+        } else if let based {
+            mode = .based(based)
         } else if !config.aggregator {
             mode = .fullNode
         } else if config.catchupEnabled {

@@ -32,6 +32,9 @@ struct FailoverStateMachine: Sendable {
         case aggregator
         case aggregatorWithCatchup(timeout: Duration)
         case haAggregator(HARuntime)
+        /// Derives the chain from the forced-inclusion namespace (no sync phase: the chain is
+        /// DA's, and based blocks from peers carry no signature to check).
+        case based(BasedSequencer)
     }
 
     let mode: Mode
@@ -85,6 +88,15 @@ struct FailoverStateMachine: Sendable {
             try await aggregate()
         case .haAggregator(let ha):
             try await runHA(ha)
+        case .based(let based):
+            state.enter(.aggregating, reason: "based sequencer: blocks derived from the forced-inclusion namespace")
+            do throws(ProductionError) {
+                try await based.run()
+            } catch {
+                let failure = NodeFailure.production(error)
+                state.enter(.halted, reason: failure.description)
+                throw failure
+            }
         }
     }
 

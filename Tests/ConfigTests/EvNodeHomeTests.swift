@@ -179,7 +179,12 @@ pruning:
         let fiYAML = evNodeInitYAML.replacingOccurrences(of: "  forced_inclusion_namespace: \"\"", with: "  forced_inclusion_namespace: fi")
         #expect(try load(fiYAML).config.da.forcedInclusionNamespace == "fi")
         #expect(try load(flags: ["--evnode.da.forced_inclusion_namespace", "fi2"]).config.da.forcedInclusionNamespace == "fi2")
-        #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }.contains("issue 32"))
+        // Based sequencing is supported (the home ev-node's init wrote is an aggregator's); it
+        // needs the forced-inclusion namespace it derives from.
+        #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }
+                .hasPrefix("--evnode.node.based_sequencer needs --evnode.da.forced_inclusion_namespace"))
+        let based = try load(flags: ["--evnode.node.based_sequencer", "--evnode.da.forced_inclusion_namespace", "fi"]).config
+        #expect(based.basedSequencer && based.mode == .based && !based.catchupEnabled)
         #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }.contains("issue 32"))
         #expect(refusal { try load(flags: ["--evnode.signer.signer_type=grpc"]) }.contains("issue 29"))
         // At their defaults, from a flag too.

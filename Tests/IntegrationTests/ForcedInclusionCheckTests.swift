@@ -121,3 +121,69 @@ import TestSupport
         }
     }
 }
+
+/// Based sequencing as `evnode start --evnode.node.aggregator --evnode.node.based_sequencer`
+/// (issue 32, step 4): two processes with no signer on one local DA build the same chain;
+/// genesis da_start_height 0 is refused at startup.
+@Suite(.serialized) struct BasedNodeTests {
+    static let forcedNamespace = "based-forced"
+
+    func genesis(daStartHeight: UInt64) -> String {
+        Genesis(chainID: "based-chain", startTimeNanoseconds: 1_700_000_000_000_000_000,
+                proposerAddress: [UInt8](repeating: 7, count: 32), daStartHeight: daStartHeight,
+                daEpochForcedInclusion: 2).jsonText()
+    }
+
+    func basedNode(_ net: Testnet, _ name: String, daStartHeight: UInt64 = 10) throws -> NodeProcess {
+        try net.makeNode(name: name, genesis: genesis(daStartHeight: daStartHeight),
+                         extra: ["--evnode.node.aggregator", "--evnode.node.based_sequencer",
+                                 "--evnode.da.forced_inclusion_namespace", Self.forcedNamespace])
+    }
+
+    @Test func twoBasedProcessesBuildTheSameChainWithoutASigner() async throws {
+        try await Testnet.run(chainID: "based-chain") { net in
+            let da = try await net.startDA(blockTime: "1h")
+            let client = try CelestiaDAClient(options: DAClientOptions(url: da.url + "/"))
+            let forced = DANamespace(name: Self.forcedNamespace)
+            func advance(to height: UInt64) async throws {
+                while try await client.networkHead().height < height {
+                    _ = try await client.submit([DABlob(namespace: DANamespace(name: "filler"), data: Array("x".utf8))])
+                }
+            }
+            try await advance(to: 9)
+            #expect(try await client.submit([DABlob(namespace: forced, data: Array("a=1".utf8)),
+                                             DABlob(namespace: forced, data: Array("no-equals".utf8))]) == 10)
+            try await advance(to: 13)    // epoch 2 (12…13) is empty: no block for it
+            #expect(try await client.submit([DABlob(namespace: forced, data: Array("b=2".utf8))]) == 14)
+            let first = try basedNode(net, "based-1")
+            let second = try basedNode(net, "based-2")
+            // No signer: a based node signs nothing.
+            for node in [first, second] { try FileManager.default.removeItem(atPath: node.layout.signerJSONFile) }
+            try await first.start()
+            try await second.start()
+            // Epoch 3 ends at DA 15, posted while they run.
+            try await first.waitForStatus("block 1 from epoch 1") { $0.heights.store >= 1 }
+            try await advance(to: 15)
+            await client.shutdown()
+            for node in [first, second] {
+                let s = try await node.waitForStatus("blocks of epochs 1 and 3") { $0.heights.store >= 2 && $0.heights.finalized >= 2 }
+                #expect(s.phase == "aggregating" && s.mode == "based", "\(s.summary)")
+                #expect(try await node.value(forKey: "b") == "2")
+            }
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await first.status().heights.store == 2, "no block for an empty epoch, none without forced txs")
+            try await expectSameChain(first, second, through: 2)
+        }
+    }
+
+    @Test func daStartHeightZeroIsRefused() async throws {
+        try await Testnet.run(chainID: "based-chain") { net in
+            _ = try await net.startDA(blockTime: "1h")
+            let node = try basedNode(net, "based-zero", daStartHeight: 0)
+            _ = try node.launch()
+            let status = try await node.waitForExit("refusal of da_start_height 0", timeout: .seconds(30))
+            #expect(status != 0)
+            #expect(node.output.contains("da_start_height above 0"), "\(node.output.suffix(2000))")
+        }
+    }
+}

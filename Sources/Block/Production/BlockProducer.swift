@@ -331,23 +331,8 @@ public struct BlockProducer: Sendable {
         guard let pending = forcedInclusion.pending() else {
             return ([], 0, nil, forcedInclusion.checkpoint(afterConsuming: 0, of: nil))
         }
-        let statuses = builder.executor.executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes,
-                                                           maxGas: 0, hasForced: true)
-        var included: [[UInt8]] = []
-        var bytes = 0
-        var consumed: UInt64 = 0
-        for (tx, status) in zip(pending.txs, statuses) {
-            if status == .postpone || included.count >= maxTxsPerBlock { break }
-            consumed += 1
-            if status == .include {
-                included.append(tx)
-                bytes += tx.count
-            }
-        }
-        let time = consumed == 0 ? nil
-            : ForcedInclusionRules.blockTime(epochEndTime: pending.endTime, epochTxCount: pending.epochTxCount,
-                                             consumed: pending.consumedBefore + consumed)
-        return (included, bytes, time, forcedInclusion.checkpoint(afterConsuming: consumed, of: pending))
+        let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+        return (taken.txs, taken.bytes, taken.time, forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending))
     }
 
     /// Produces the next block, records the signer's mark with it, then stores it; returns the

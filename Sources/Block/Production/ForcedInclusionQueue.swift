@@ -117,6 +117,36 @@ public final class ForcedInclusionQueue: Sendable {
         return ForcedInclusionCheckpoint(daHeight: pending.epochEnd, txIndex: index)
     }
 
+    /// What one block takes of `pending` (ev-node's order): the executor's filter runs with
+    /// ev-node's 5 MiB batch bound; included and removed ones are consumed, the first postponed
+    /// one (or the `maxTxs`-th included) stops the walk, so order is kept. `time`: the formula's,
+    /// nil when nothing was consumed.
+    public struct Selection: Sendable, Equatable {
+        public var txs: [[UInt8]]
+        public var bytes: Int
+        public var consumed: UInt64
+        public var time: UInt64?
+    }
+
+    public static func select(from pending: Pending, executor: any Executor, maxTxs: Int) -> Selection {
+        let statuses = executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes, maxGas: 0, hasForced: true)
+        var included: [[UInt8]] = []
+        var bytes = 0
+        var consumed: UInt64 = 0
+        for (tx, status) in zip(pending.txs, statuses) {
+            if status == .postpone || included.count >= maxTxs { break }
+            consumed += 1
+            if status == .include {
+                included.append(tx)
+                bytes += tx.count
+            }
+        }
+        let time = consumed == 0 ? nil
+            : ForcedInclusionRules.blockTime(epochEndTime: pending.endTime, epochTxCount: pending.epochTxCount,
+                                             consumed: pending.consumedBefore + consumed)
+        return Selection(txs: included, bytes: bytes, consumed: consumed, time: time)
+    }
+
     /// The block carrying `checkpoint` is in the store.
     public func committed(_ checkpoint: ForcedInclusionCheckpoint) {
         current.withLock { c in
