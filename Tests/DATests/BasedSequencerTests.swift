@@ -88,3 +88,78 @@ import TestSupport
         }
     }
 }
+
+/// The returning sequencer's catch-up from base (issue 32, step 5), in process on a real local
+/// DA: a checkpoint three epochs behind the DA head replays the missed forced transactions in
+/// blocks of their own (no mempool, no block for an epoch that includes nothing, times by the
+/// formula), then produces normally; on a fresh chain its blocks equal the based derivation.
+@Suite struct CatchUpFromBaseTests {
+    let forced = namespace("fi")
+    let other = namespace("t-headers")
+    let epochs = ForcedInclusionEpochs(startHeight: 10, size: 2)
+    let logger = Logger(label: "test.catchup-from-base")
+
+    func advance(_ client: CelestiaDAClient, to height: UInt64) async throws {
+        while try await client.networkHead().height < height {
+            _ = try await client.submit([DABlob(namespace: other, data: bytes("filler"))])
+        }
+    }
+
+    func queue(_ chain: TestChain, _ client: CelestiaDAClient) throws -> ForcedInclusionQueue {
+        ForcedInclusionQueue(source: ForcedInclusionRetriever(client: client, namespace: forced, epochs: epochs),
+                             epochs: epochs, checkpoint: try chain.store.forcedInclusionCheckpoint(),
+                             startTime: chain.genesis.startTimeNanoseconds, logger: logger)
+    }
+
+    @Test func threeEpochsBehindReplaysForcedTxsThenProducesNormallyLikeTheBasedNodes() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h"]) { _, client, _ in
+            let key = BlockSigner(keyFile: KeyFile.generate())
+            let sequencer = try TestChain(chainID: "cub", signer: key)
+            let based = try TestChain(chainID: "cub", signer: key)
+            try await advance(client, to: 9)
+            // Epochs 1…4 (DA 10…17) pass with nobody sequencing: forced txs in 1, 2 and 4;
+            // epoch 3 holds only garbage.
+            #expect(try await client.submit([DABlob(namespace: forced, data: bytes("f1=1"))]) == 10)
+            try await advance(client, to: 11)
+            #expect(try await client.submit([DABlob(namespace: forced, data: bytes("f2=2"))]) == 12)
+            try await advance(client, to: 13)
+            #expect(try await client.submit([DABlob(namespace: forced, data: bytes("junk"))]) == 14)
+            try await advance(client, to: 15)
+            #expect(try await client.submit([DABlob(namespace: forced, data: bytes("f3=3"))]) == 16)
+            try await advance(client, to: 17)
+            try sequencer.executor.submit(bytes("m=1"))
+
+            let q = try queue(sequencer, client)
+            let producer = BlockProducer(store: sequencer.store, executor: sequencer.executor, signer: key,
+                                         mark: SignerHighWaterMark(path: sequencer.dir.sub("signer.state")),
+                                         timing: .init(blockTime: .milliseconds(20)), forcedInclusion: q, logger: logger) { _ in }
+            let running = Task { try await producer.run() }
+            try await waitUntil("the mempool tx in a block after the catch-up", timeout: .seconds(30)) {
+                try (1...max(1, sequencer.store.height)).contains { h in
+                    try sequencer.store.block(at: h)?.data.txs.contains(bytes("m=1")) ?? false
+                }
+            }
+            running.cancel()
+            _ = await running.result
+            #expect(q.catchUp == .done)
+            let txs = try (1...3).map { try #require(try sequencer.store.block(at: UInt64($0))).data.txs }
+            #expect(txs == [[bytes("f1=1")], [bytes("f2=2")], [bytes("f3=3")]], "forced txs only, one block per epoch that includes any")
+            #expect(try sequencer.store.block(at: 4)?.data.txs == [bytes("m=1")], "then the mempool, normally")
+            #expect(try sequencer.store.forcedInclusionCheckpoint() == ForcedInclusionCheckpoint(daHeight: 18, txIndex: 0))
+
+            // Based nodes derive the same blocks 1…3 from DA: same header hashes (the signature
+            // is not part of the hash; the proposer is the genesis proposer in both).
+            let derive = BasedSequencer(store: based.store, executor: based.executor, queue: try queue(based, client),
+                                        proposerAddress: based.genesis.proposerAddress, pollInterval: .milliseconds(10),
+                                        logger: logger)
+            for _ in 0..<10 {
+                try await derive.queue.refresh()
+                if case .nothing = try derive.deriveOne() { break }
+            }
+            #expect(based.store.height == 3)
+            for h in UInt64(1)...3 {
+                #expect(try sequencer.store.headerHash(at: h) == based.store.headerHash(at: h), "height \(h)")
+            }
+        }
+    }
+}

@@ -167,5 +167,7 @@ public protocol ForcedInclusionSource: Sendable {
     func read(at daHeight: UInt64) async throws(ForcedInclusionError) -> ForcedInclusionRead
     /// The epoch holding `daHeight`, read whole (a verifier or a sequencer that jumps to it).
     func epoch(containing daHeight: UInt64) async throws(ForcedInclusionError) -> ForcedInclusionEpoch
+    /// The DA head (a returning sequencer compares its checkpoint with it once).
+    func latestDAHeight() async throws(ForcedInclusionError) -> UInt64
 }
 

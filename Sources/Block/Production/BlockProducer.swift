@@ -193,13 +193,18 @@ public struct BlockProducer: Sendable {
             }
             if let forcedInclusion {
                 do throws(ForcedInclusionError) {
-                    try await forcedInclusion.refresh()
+                    try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime)
                 } catch {
                     // Never skip an epoch: the block waits until its forced transactions are known.
                     logger.warning("forced-inclusion transactions cannot be read; the block waits for DA", metadata: [
                         "next_height": "\(store.height + 1)", "error": "\(error)"])
                     try? await clock.sleep(for: .seconds(1))
                     slot = clock.now
+                    continue
+                }
+                // Catching up from base: a step that includes nothing makes no block.
+                if forcedInclusion.isCatchingUp,
+                   try await thread.run(at: nil, { () throws(ProductionError) in try self.catchUpStepWithoutBlock() }) ?? false {
                     continue
                 }
             }
@@ -226,8 +231,9 @@ public struct BlockProducer: Sendable {
             lastBlockAt = clock.now
             slot = slot.advanced(by: timing.blockTime)
             // Slots missed because a block took longer than the block time are skipped, not
-            // produced in a burst.
-            if slot < clock.now {
+            // produced in a burst. Catch-up blocks follow each other at once: the missed forced
+            // transactions should reach DA together (README), and their times are the formula's.
+            if slot < clock.now || forcedInclusion?.isCatchingUp == true {
                 slot = clock.now
             }
         }
@@ -305,7 +311,9 @@ public struct BlockProducer: Sendable {
         let txs: [[UInt8]]
         do throws(ExecutionError) {
             let room = maxBlockBytes - min(maxBlockBytes, forced.bytes)
-            let mempool = forced.txs.count >= maxTxsPerBlock || room == 0 ? []
+            // Catching up from base: forced transactions only (ev-node skips the mempool too).
+            let catchingUp = forcedInclusion?.isCatchingUp ?? false
+            let mempool = forced.txs.count >= maxTxsPerBlock || room == 0 || catchingUp ? []
                 : try builder.executor.getTxs(max: maxTxsPerBlock - forced.txs.count, maxBytes: room)
             txs = forced.txs + mempool
         } catch {
@@ -333,6 +341,28 @@ public struct BlockProducer: Sendable {
         }
         let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
         return (taken.txs, taken.bytes, taken.time, forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending))
+    }
+
+    /// During catch-up from base: true when the next step includes no forced transaction (none
+    /// due yet in memory, or the filter removed all of them), after storing the checkpoint it
+    /// moved to (synced: it may be the only record of those removals); false when a block is due.
+    private func catchUpStepWithoutBlock() throws(ProductionError) -> Bool {
+        guard let forcedInclusion else { return false }
+        let moved: ForcedInclusionCheckpoint
+        if let pending = forcedInclusion.pending() {
+            let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+            guard taken.txs.isEmpty else { return false }
+            moved = forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending)
+        } else {
+            moved = forcedInclusion.checkpoint
+        }
+        do throws(StoreError) {
+            if try store.forcedInclusionCheckpoint() != moved { try store.setForcedInclusionCheckpoint(moved) }
+        } catch {
+            throw .store(height: store.height + 1, error)
+        }
+        forcedInclusion.committed(moved)
+        return true
     }
 
     /// Produces the next block, records the signer's mark with it, then stores it; returns the

@@ -28,10 +28,19 @@ public final class ForcedInclusionQueue: Sendable {
     /// behind DA still produces while it catches up.
     public static let maxEpochsPerRefresh = 64
 
+    /// The returning sequencer's catch-up from base (ev-node's `updateCatchUpState`): checked
+    /// once, at the first refresh; while in progress, blocks take forced transactions only.
+    public enum CatchUp: Sendable, Equatable {
+        case unchecked
+        case inProgress
+        case done
+    }
+
     private struct Current {
         var checkpoint: ForcedInclusionCheckpoint
         var epoch: ForcedInclusionEpoch?
         var endTime: UInt64
+        var catchUp: CatchUp = .unchecked
     }
 
     public let source: any ForcedInclusionSource
@@ -54,10 +63,38 @@ public final class ForcedInclusionQueue: Sendable {
 
     public var checkpoint: ForcedInclusionCheckpoint { current.withLock { $0.checkpoint } }
 
+    public var catchUp: CatchUp { current.withLock { $0.catchUp } }
+    /// Catching up from base: blocks hold forced transactions only, and only when some are included.
+    public var isCatchingUp: Bool { catchUp == .inProgress }
+
+    /// Once per process: a checkpoint at least one epoch behind the DA head means forced
+    /// transactions were posted while nobody sequenced; they are replayed first, in blocks of
+    /// their own, timed by the formula from max(epoch end time, `lastBlockTime`) (the chain's
+    /// last block time is the floor: a based node's blocks may be timed earlier, README).
+    private func checkCatchUp(lastBlockTime: UInt64?) async throws(ForcedInclusionError) {
+        guard current.withLock({ $0.catchUp }) == .unchecked else { return }
+        let head = try await source.latestDAHeight()
+        current.withLock { c in
+            let behind = head > c.checkpoint.daHeight && epochs.epoch(of: head) > epochs.epoch(of: c.checkpoint.daHeight)
+            guard behind else {
+                c.catchUp = .done
+                return
+            }
+            c.catchUp = .inProgress
+            if let lastBlockTime { c.endTime = max(c.endTime, lastBlockTime) }
+        }
+        if isCatchingUp {
+            logger.notice("catch-up from base: the forced-inclusion checkpoint is at least one epoch behind the DA head; replaying forced transactions before producing normally", metadata: [
+                "checkpoint": "\(checkpoint)", "da_head": "\(head)",
+                "epochs_behind": "\(epochs.epoch(of: head) - epochs.epoch(of: checkpoint.daHeight))"])
+        }
+    }
+
     /// Loads the epoch at the checkpoint when it has ended on DA; walks past epochs with nothing
     /// left to take. An epoch not yet ended is no error: the block goes without forced
     /// transactions. DA faults are thrown (the producer retries; an epoch is never skipped).
-    public func refresh() async throws(ForcedInclusionError) {
+    public func refresh(lastBlockTime: UInt64? = nil) async throws(ForcedInclusionError) {
+        try await checkCatchUp(lastBlockTime: lastBlockTime)
         for _ in 0..<Self.maxEpochsPerRefresh {
             let (checkpoint, loaded) = current.withLock { ($0.checkpoint, $0.epoch) }
             if let loaded, loaded.daHeights.contains(checkpoint.daHeight), checkpoint.txIndex < UInt64(loaded.txs.count) {
@@ -67,8 +104,16 @@ public final class ForcedInclusionQueue: Sendable {
             do throws(ForcedInclusionError) {
                 epoch = try await source.epoch(containing: checkpoint.daHeight)
             } catch {
-                if case .heightFromFuture = error { return }
-                throw error
+                guard case .heightFromFuture = error else { throw error }
+                let finished = current.withLock { c -> Bool in
+                    defer { if c.catchUp == .inProgress { c.catchUp = .done } }
+                    return c.catchUp == .inProgress
+                }
+                if finished {
+                    logger.notice("catch-up from base complete: reached the DA head, producing normally", metadata: [
+                        "checkpoint": "\(checkpoint)"])
+                }
+                return
             }
             if epoch.droppedOversize > 0 {
                 logger.warning("forced-inclusion blobs over the size limit dropped", metadata: [

@@ -57,6 +57,14 @@ public struct ForcedInclusionRetriever: ForcedInclusionSource {
         return ForcedInclusionEpoch(daHeights: heights, txs: txs, droppedOversize: dropped, endTime: endTime)
     }
 
+    public func latestDAHeight() async throws(ForcedInclusionError) -> UInt64 {
+        do throws(DAError) {
+            return try await client.networkHead().height
+        } catch {
+            throw .unavailable(daHeight: 0, reason: "asking the DA head: \(error)")
+        }
+    }
+
     private static func failure(_ error: DAError, at height: UInt64) -> ForcedInclusionError {
         if case .heightFromFuture = error { return .heightFromFuture(daHeight: height) }
         return .unavailable(daHeight: height, reason: error.description)
