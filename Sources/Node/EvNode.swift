@@ -241,7 +241,8 @@ public final class EvNode: Sendable {
                                   publishGate: gate, metrics: metrics.evnode, submissions: submissions,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub
-            aggregator = AggregatorRuntime(producer: producer, submitter: sub, secondSigner: secondSigner, logger: logger)
+            aggregator = AggregatorRuntime(producer: producer, submitter: sub, secondSigner: secondSigner,
+                                           forcedInclusion: forcedInclusion, logger: logger)
         }
         self.submitter = submitter
         self.signerMark = mark

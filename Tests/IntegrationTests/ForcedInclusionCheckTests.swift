@@ -187,3 +187,74 @@ import TestSupport
         }
     }
 }
+
+/// The returning sequencer (issue 32, step 5) as real processes: an aggregator stopped for three
+/// epochs while forced transactions are posted comes back with `--catchup-timeout`, replays them
+/// in blocks of their own, then produces normally; a full node that checks forced inclusion
+/// follows from DA the whole way without halting, and no height has two hashes.
+@Suite(.serialized) struct ReturningSequencerTests {
+    static let forcedNamespace = "return-forced"
+
+    @Test func stoppedForThreeEpochsReplaysForcedTxsThenProducesAndAFullNodeFollows() async throws {
+        try await Testnet.run(chainID: "return-chain") { net in
+            let da = try await net.startDA(blockTime: "300ms")
+            let fi = ["--evnode.da.forced_inclusion_namespace", Self.forcedNamespace]
+            let sequencer = try net.makeNode(name: "sequencer", aggregator: true, extra: fi)
+            // Epochs of 2 DA heights from DA height 1.
+            var genesis = try Genesis.load(path: sequencer.layout.genesisFile)
+            genesis.daStartHeight = 1
+            genesis.daEpochForcedInclusion = 2
+            try genesis.jsonText().write(toFile: sequencer.layout.genesisFile, atomically: true, encoding: .utf8)
+            let full = try net.makeNode(name: "full", genesisFrom: sequencer, extra: fi)
+            try await sequencer.start()
+            try await full.start()
+            try await sequencer.produceBlocksWithTxs(3, tag: "before")
+            let stoppedAt = try await sequencer.status().heights.store
+            #expect(await sequencer.stop() == 0)
+
+            let client = try CelestiaDAClient(options: DAClientOptions(url: da.url + "/"))
+            let forced = DANamespace(name: Self.forcedNamespace)
+            func waitForDA(_ height: UInt64) async throws {
+                try await waitUntil("DA height \(height)", timeout: .seconds(30)) { try await client.networkHead().height >= height }
+            }
+            // One forced tx per epoch for three epochs, then two more epochs of silence.
+            var last: UInt64 = 0
+            for i in 1...3 {
+                last = try await client.submit([DABlob(namespace: forced, data: Array("forced\(i)=v\(i)".utf8))])
+                try await waitForDA(last + 2)
+            }
+            try await waitForDA(last + 4)
+            await client.shutdown()
+
+            try await sequencer.start(flags: sequencer.flags + ["--catchup-timeout", "5s"])
+            try await waitUntil("forced3 in the sequencer's chain", timeout: .seconds(60)) {
+                try await sequencer.value(forKey: "forced3") == "v3"
+            }
+            let replayedThrough = try await sequencer.status().heights.store
+            try await sequencer.produceBlocksWithTxs(2, tag: "after")
+            let head = try await sequencer.status().heights.store
+
+            // The replayed blocks hold forced txs only, in order, each once, before any new mempool tx.
+            var forcedHeights: [UInt64] = []
+            for h in (stoppedAt + 1)...head {
+                let texts = try #require(try await sequencer.block(h)).txTexts
+                if texts.contains(where: { $0.hasPrefix("forced") }) {
+                    #expect(texts.allSatisfy { $0.hasPrefix("forced") }, "height \(h) mixes forced and mempool txs: \(texts)")
+                    forcedHeights.append(h)
+                }
+            }
+            #expect(forcedHeights.count == 3 && forcedHeights.allSatisfy { $0 <= replayedThrough }, "\(forcedHeights)")
+            #expect(try await sequencer.value(forKey: "forced1") == "v1")
+            #expect(try await sequencer.value(forKey: "forced2") == "v2")
+
+            let followed = try await full.waitForStatus("height \(head) from DA", timeout: .seconds(90)) {
+                $0.heights.store >= head || $0.phase == "halted"
+            }
+            #expect(followed.phase == "syncing", "\(followed.summary) \(followed.reason ?? "")")
+            try await expectSameChain(sequencer, full, through: head)
+            let malicious = try await full.metrics().split(separator: "\n")
+                .first { $0.hasPrefix("evnode_sequencer_forced_inclusion_txs_malicious_total{") }
+            #expect(malicious?.hasSuffix(" 0") == true, "\(malicious ?? "no series")")
+        }
+    }
+}

@@ -184,7 +184,10 @@ public struct BlockProducer: Sendable {
                     continue
                 }
             }
-            if let gate {
+            // Back-pressure counts blocks not yet on DA; until the catch-up from base is
+            // settled the submitter waits (AggregatorRuntime), so the gate must not.
+            let settling = forcedInclusion.map { $0.catchUp == .unchecked } ?? false
+            if let gate, (forcedInclusion?.catchUp ?? .done) == .done {
                 do {
                     try await gate.waitUntilOpen()
                 } catch {
@@ -202,6 +205,8 @@ public struct BlockProducer: Sendable {
                     slot = clock.now
                     continue
                 }
+                // The catch-up check just ran and found none: back-pressure applies again first.
+                if settling && !forcedInclusion.isCatchingUp { continue }
                 // Catching up from base: a step that includes nothing makes no block.
                 if forcedInclusion.isCatchingUp,
                    try await thread.run(at: nil, { () throws(ProductionError) in try self.catchUpStepWithoutBlock() }) ?? false {

@@ -67,6 +67,13 @@ public final class ForcedInclusionQueue: Sendable {
     /// Catching up from base: blocks hold forced transactions only, and only when some are included.
     public var isCatchingUp: Bool { catchUp == .inProgress }
 
+    /// Returns once the catch-up check ran and no catch-up is in progress; throws when cancelled.
+    public func waitUntilCatchUpSettled() async throws {
+        while catchUp != .done {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     /// Once per process: a checkpoint at least one epoch behind the DA head means forced
     /// transactions were posted while nobody sequenced; they are replayed first, in blocks of
     /// their own, timed by the formula from max(epoch end time, `lastBlockTime`) (the chain's
