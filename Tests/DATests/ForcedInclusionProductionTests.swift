@@ -106,3 +106,52 @@ import TestSupport
         }
     }
 }
+
+/// A crash after the signer's mark recorded a block with forced transactions and before the
+/// store committed it: the next start commits the kept block, which carries no checkpoint; the
+/// forced transactions must not come again.
+@Suite struct ForcedInclusionCrashTests {
+    let forced = namespace("fi")
+    let other = namespace("t-headers")
+    let epochs = ForcedInclusionEpochs(startHeight: 10, size: 2)
+    let logger = Logger(label: "test.forced-crash")
+
+    @Test func aKeptBlockWithForcedTxsMovesTheCheckpointPastThem() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h"]) { _, client, _ in
+            let chain = try TestChain()
+            while try await client.networkHead().height < 9 {
+                _ = try await client.submit([DABlob(namespace: other, data: bytes("filler"))])
+            }
+            #expect(try await client.submit([DABlob(namespace: forced, data: bytes("fk=1")),
+                                             DABlob(namespace: forced, data: bytes("garbage"))]) == 10)
+            while try await client.networkHead().height < 11 {
+                _ = try await client.submit([DABlob(namespace: other, data: bytes("filler"))])
+            }
+            // What the producer signed at height 1 (the forced tx first, then a mempool tx) and
+            // kept beside its mark before the crash; the store never got it.
+            let markPath = chain.dir.sub("signer.state")
+            let kept = try chain.builder.build(on: chain.store.state!, txs: [bytes("fk=1"), bytes("m=1")],
+                                               time: chain.genesis.startTimeNanoseconds)
+            try SignerHighWaterMark(path: markPath).record(1, block: SignedBlockBytes.encode(kept.signedHeader, kept.data))
+            #expect(try chain.store.forcedInclusionCheckpoint() == nil && chain.store.height == 0)
+
+            let queue = ForcedInclusionQueue(source: ForcedInclusionRetriever(client: client, namespace: forced, epochs: epochs),
+                                             epochs: epochs, checkpoint: nil, startTime: chain.genesis.startTimeNanoseconds,
+                                             logger: logger)
+            let producer = BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer,
+                                         mark: SignerHighWaterMark(path: markPath), timing: .init(blockTime: .milliseconds(20)),
+                                         forcedInclusion: queue, logger: logger) { _ in }
+            let running = Task { try await producer.run() }
+            try await waitUntil("three blocks", timeout: .seconds(30)) { chain.store.height >= 3 }
+            running.cancel()
+            _ = await running.result
+            #expect(try chain.store.headerHash(at: 1) == kept.signedHeader.header.hash, "the kept block is block 1")
+            var count = 0
+            for h in UInt64(1)...chain.store.height {
+                count += try #require(try chain.store.block(at: h)).data.txs.filter { $0 == bytes("fk=1") }.count
+            }
+            #expect(count == 1, "the forced tx is in the chain once")
+            #expect(try chain.store.forcedInclusionCheckpoint() == ForcedInclusionCheckpoint(daHeight: 12, txIndex: 0))
+        }
+    }
+}

@@ -158,8 +158,12 @@ public struct BlockProducer: Sendable {
     private func run(on thread: ProducerThread) async throws(ProductionError) {
         guard store.state != nil else { throw .notInitialized }
         // The HA leader has its own record of what it signed but did not publish.
+        // A kept block may carry forced transactions, but not the checkpoint that consumed them
+        // (it lives in the block's batch, which the crash lost): reconciled after the first read.
+        var keptToReconcile: BlockCommit?
         if fence == nil, let recovered = try await thread.run(at: nil, { () throws(ProductionError) in try self.recoverKeptBlock() }),
            let kept = recovered {
+            if forcedInclusion != nil, !kept.data.txs.isEmpty { keptToReconcile = kept }
             await publish(kept)
             onStep?(.published, kept.height)
         }
@@ -204,6 +208,10 @@ public struct BlockProducer: Sendable {
                     try? await clock.sleep(for: .seconds(1))
                     slot = clock.now
                     continue
+                }
+                if let kept = keptToReconcile {
+                    keptToReconcile = nil
+                    _ = try await thread.run(at: nil) { () throws(ProductionError) in try self.reconcileForced(with: kept) }
                 }
                 // The catch-up check just ran and found none: back-pressure applies again first.
                 if settling && !forcedInclusion.isCatchingUp { continue }
@@ -346,6 +354,26 @@ public struct BlockProducer: Sendable {
         }
         let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
         return (taken.txs, taken.bytes, taken.time, forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending))
+    }
+
+    /// After `recoverKeptBlock`: the kept block was built from the same checkpoint and the same
+    /// DA epoch as what is pending now, so the forced transactions it took are exactly what the
+    /// selection takes now (the filter is deterministic). When its transactions start with them,
+    /// the checkpoint moves past them (stored alone, synced), so none is included twice (the
+    /// role of ev-node's `reconcileQueueWithLastBlock` after a crash).
+    private func reconcileForced(with kept: BlockCommit) throws(ProductionError) {
+        guard let forcedInclusion, let pending = forcedInclusion.pending() else { return }
+        let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+        guard !taken.txs.isEmpty, kept.data.txs.starts(with: taken.txs) else { return }
+        let moved = forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending)
+        do throws(StoreError) {
+            try store.setForcedInclusionCheckpoint(moved)
+        } catch {
+            throw .store(height: kept.height, error)
+        }
+        forcedInclusion.committed(moved)
+        logger.notice("the block kept beside the signer's mark carried forced transactions; checkpoint moved past them", metadata: [
+            "height": "\(kept.height)", "forced_txs": "\(taken.txs.count)", "checkpoint": "\(moved)"])
     }
 
     /// During catch-up from base: true when the next step includes no forced transaction (none
