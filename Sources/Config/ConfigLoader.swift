@@ -213,6 +213,8 @@ public enum ConfigLoader {
                 level: try reader.logLevel("log.level"),
                 format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
         config.da.mempoolTTL = try reader.uint("da.mempool_ttl")
+        config.da.forcedInclusionNamespace = try reader.namespaceName("da.forced_inclusion_namespace")
+        config.basedSequencer = try reader.bool("node.based_sequencer")
         config.da.maxSubmitAttempts = try reader.int("da.max_submit_attempts", range: 1...1_000_000)
         config.da.batching.strategy = DABatchingConfig.Strategy(rawValue: try reader.choice("da.batching_strategy")) ?? .time
         config.da.batching.sizeThreshold = try reader.decimal("da.batch_size_threshold", range: 0...1)
@@ -389,6 +391,12 @@ public enum ConfigLoader {
         try validateHeartbeat(c.raft, values: values)
         if c.raft.enable && c.raft.endpoints.isEmpty {
             throw .missing("--evnode.raft.enable needs --evnode.raft.endpoints (etcd URLs, http://host:port,…)")
+        }
+        if c.basedSequencer && c.da.forcedInclusionNamespace.isEmpty {
+            throw .missing("--evnode.node.based_sequencer needs --evnode.da.forced_inclusion_namespace: a based chain's blocks come from that namespace alone")
+        }
+        if c.basedSequencer && c.raft.enable {
+            throw .conflict("--evnode.node.based_sequencer and --evnode.raft.enable are mutually exclusive: a based node signs nothing, there is no leader to elect")
         }
         if c.lazy && !c.aggregator {
             throw .conflict("--evnode.node.lazy_mode needs --evnode.node.aggregator")

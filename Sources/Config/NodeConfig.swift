@@ -30,16 +30,20 @@ public struct NodeConfig: Sendable, Equatable {
     /// state names this node's key as the next proposer. Implies `aggregator` (the loader sets
     /// it): the producer and submitter exist, they run only while this node leads.
     public var promotable: Bool = false
+    /// ev-node's `node.based_sequencer` (with `aggregator`): blocks derived from the
+    /// forced-inclusion namespace alone; no signer, no DA submission (issue 32).
+    public var basedSequencer: Bool = false
 
-    public var catchupEnabled: Bool { aggregator && catchupTimeout > .zero }
+    public var catchupEnabled: Bool { aggregator && !basedSequencer && catchupTimeout > .zero }
 
     public var mode: Mode {
         if raft.enable { return .ha }
+        if aggregator && basedSequencer { return .based }
         if promotable { return .promotable }
         return aggregator ? .aggregator : .full
     }
 
-    public enum Mode: String, Sendable { case full, aggregator, ha, promotable }
+    public enum Mode: String, Sendable { case full, aggregator, ha, promotable, based }
 }
 
 public struct DAConfig: Sendable, Equatable {
@@ -75,6 +79,9 @@ public struct DAConfig: Sendable, Equatable {
     /// with an error naming it.
     public var maxSubmitAttempts: Int = 30
     public var batching: DABatchingConfig = DABatchingConfig()
+    /// ev-node's `da.forced_inclusion_namespace`: the namespace name forced transactions are
+    /// posted under (bytes derived like the others). Empty: forced inclusion is off.
+    public var forcedInclusionNamespace: String = ""
 
     /// The highest gas price escalation may reach.
     public var maxGasPrice: Double { txConfig.maxGasPrice ?? DATxConfig.celestiaDefaultMaxGasPrice }

@@ -48,7 +48,13 @@ public struct NodeSetup: Sendable {
         // Before anything is written (the node key below): a signer that cannot be unlocked
         // leaves the home as it was.
         let loaded = try loadSigner(layout, config)
-        if config.aggregator {
+        if config.basedSequencer {
+            // No signer (ev-node's based blocks carry no signature), and no genesis anchor is no
+            // based chain: epochs would start at DA height 0 on one node and elsewhere on another.
+            guard genesis.daStartHeight > 0 else {
+                throw .conflict("--evnode.node.based_sequencer needs genesis da_start_height above 0 (it is 0 in \(layout.genesisFile)): based nodes derive the chain from the DA heights from there on")
+            }
+        } else if config.aggregator {
             guard let loaded else {
                 throw .missing("--evnode.node.aggregator needs a signer key (config/signer.json)")
             }

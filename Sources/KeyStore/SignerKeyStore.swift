@@ -22,7 +22,8 @@ public enum SignerKeyStore {
     /// it loads the legacy key when present (cheap), and `signer.json` only when given the
     /// passphrase, as a check; otherwise no signer, as in ev-node.
     public static func loadForStart(layout: HomeLayout, config: NodeConfig) throws(ConfigError) -> LoadedSigner? {
-        let needed = config.aggregator
+        // A based node signs nothing (its blocks carry no signature).
+        let needed = config.aggregator && !config.basedSequencer
         if config.signer.kind == .grpc {
             guard needed else { return nil }
             throw .invalidValue(field: "signer.signer_type", value: "grpc", source: "configuration",

@@ -11,6 +11,11 @@ struct AggregatorRuntime: Sendable {
     let submitter: DASubmitter
     /// Nil for an HA leader: the group shares the key and etcd's fence keeps it to one signer.
     var secondSigner: SecondSignerWatch? = nil
+    /// With forced inclusion: the submitter starts once the producer knows whether it catches up
+    /// from base and, if so, has finished. The replayed blocks then reach DA together, so a full
+    /// node's check (run at the DA height of the first of them) sees every replayed transaction;
+    /// posted one by one, the first would make it halt on those still to come (README).
+    var forcedInclusion: ForcedInclusionQueue? = nil
     let logger: Logger
 
     func run() async throws(NodeFailure) {
@@ -35,6 +40,9 @@ struct AggregatorRuntime: Sendable {
                 }
                 group.addTask {
                     do {
+                        if let forcedInclusion {
+                            try await forcedInclusion.waitUntilCatchUpSettled()
+                        }
                         try await submitter.run()
                     } catch is CancellationError {
                     } catch {

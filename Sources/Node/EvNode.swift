@@ -118,6 +118,20 @@ public final class EvNode: Sendable {
                                                  pollInterval: min(config.da.blockTime, .seconds(1)),
                                                  maxHeldDataBytes: config.da.maxHeldData)
         followerOptions.metrics = metrics.evnode.sync
+        if !config.da.forcedInclusionNamespace.isEmpty {
+            // Every node that syncs from DA checks forced inclusion (ev-node's syncer does).
+            let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+            let source = ForcedInclusionRetriever(client: daClient, namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                  epochs: epochs)
+            let name = config.da.forcedInclusionNamespace
+            let series = metrics.evnode.forcedInclusion
+            let checkExecutor = executor
+            followerOptions.forcedInclusion = { resume in
+                ForcedInclusionVerifier(source: source, epochs: epochs, executor: checkExecutor, namespace: name,
+                                        resumeDAHeight: resume, metrics: series,
+                                        logger: Logger(label: "evnode.forced-inclusion.check"))
+            }
+        }
         follower = DAFollower(
             client: daClient,
             options: followerOptions,
@@ -157,7 +171,28 @@ public final class EvNode: Sendable {
         var submitter: DASubmitter?
         var mark: SignerHighWaterMark?
         var ha: HARuntime?
-        if config.aggregator, let key = setup.signer {
+        var based: BasedSequencer?
+        if config.basedSequencer {
+            let checkpoint: ForcedInclusionCheckpoint?
+            do throws(StoreError) {
+                checkpoint = try store.forcedInclusionCheckpoint()
+            } catch {
+                store.close()
+                throw .store(error)
+            }
+            let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+            let queue = ForcedInclusionQueue(
+                source: ForcedInclusionRetriever(client: daClient, namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                 epochs: epochs),
+                epochs: epochs, checkpoint: checkpoint, startTime: genesis.startTimeNanoseconds,
+                logger: Logger(label: "evnode.forced-inclusion"))
+            let metrics = self.metrics
+            // Not gossiped: based blocks carry no signature, which every syncing peer refuses
+            // (ev-node's ErrSignatureEmpty); each follower of a based chain derives it itself.
+            based = BasedSequencer(store: store, executor: executor, queue: queue, proposerAddress: genesis.proposerAddress,
+                                   pollInterval: min(config.da.blockTime, .seconds(1)),
+                                   logger: Logger(label: "evnode.based")) { _ in metrics.blocksProduced.increment() }
+        } else if config.aggregator, let key = setup.signer {
             let signer = BlockSigner(keyFile: key)
             let signerMark = SignerHighWaterMark(path: setup.layout.signerStateFile)
             mark = signerMark
@@ -172,10 +207,31 @@ public final class EvNode: Sendable {
                 backPressure = PendingBlocksGate(limit: config.maxPendingBlocks, store: store,
                                                  logger: Logger(label: "evnode.producer"))
             }
+            var forcedInclusion: ForcedInclusionQueue?
+            if !config.da.forcedInclusionNamespace.isEmpty {
+                let checkpoint: ForcedInclusionCheckpoint?
+                do throws(StoreError) {
+                    checkpoint = try store.forcedInclusionCheckpoint()
+                } catch {
+                    store.close()
+                    throw .store(error)
+                }
+                let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+                let retriever = ForcedInclusionRetriever(client: daClient,
+                                                         namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                         epochs: epochs)
+                forcedInclusion = ForcedInclusionQueue(source: retriever, epochs: epochs, checkpoint: checkpoint,
+                                                       startTime: genesis.startTimeNanoseconds,
+                                                       logger: Logger(label: "evnode.forced-inclusion"))
+                logger.info("forced inclusion on", metadata: [
+                    "namespace": "\(config.da.forcedInclusionNamespace)", "da_start_height": "\(epochs.startHeight)",
+                    "epoch": "\(epochs.size)", "checkpoint": "\(checkpoint.map { "\($0)" } ?? "none")"])
+            }
             let producer = BlockProducer(
                 store: store, executor: executor, signer: signer, mark: signerMark,
                 timing: .init(blockTime: config.blockTime, lazy: config.lazy, lazyInterval: config.lazyInterval),
                 fence: ha.map { HAFence(runtime: $0) }, gate: backPressure, chainMetrics: metrics.evnode.chain,
+                forcedInclusion: forcedInclusion,
                 logger: Logger(label: "evnode.producer")) { block in
                     metrics.blocksProduced.increment()
                     // Fenced moments ago; a leader paused since then lets nothing out.
@@ -191,7 +247,8 @@ public final class EvNode: Sendable {
                                   publishGate: gate, metrics: metrics.evnode, submissions: submissions,
                                   logger: Logger(label: "evnode.da.submitter"))
             submitter = sub
-            aggregator = AggregatorRuntime(producer: producer, submitter: sub, secondSigner: secondSigner, logger: logger)
+            aggregator = AggregatorRuntime(producer: producer, submitter: sub, secondSigner: secondSigner,
+                                           forcedInclusion: forcedInclusion, logger: logger)
         }
         self.submitter = submitter
         self.signerMark = mark
@@ -200,6 +257,8 @@ public final class EvNode: Sendable {
         let mode: FailoverStateMachine.Mode
         if let ha {
             mode = .haAggregator(ha)
+        } else if let based {
+            mode = .based(based)
         } else if config.promotable, let key = setup.signer {
             let store = self.store
             let own = key.address

@@ -41,6 +41,9 @@ struct FailoverStateMachine: Sendable {
         /// Follows; leads while `namesThisNode` (the stored state's next proposer is this
         /// node's key) and the promotion conditions hold, with `timeout` as the catchup's.
         case promotable(timeout: Duration, namesThisNode: @Sendable () -> Bool)
+        /// Derives the chain from the forced-inclusion namespace (no sync phase: the chain is
+        /// DA's, and based blocks from peers carry no signature to check).
+        case based(BasedSequencer)
     }
 
     let mode: Mode
@@ -65,6 +68,22 @@ struct FailoverStateMachine: Sendable {
     var haBootstrapTimeout: Duration?
 
     func run() async throws(NodeFailure) {
+        do throws(NodeFailure) {
+            try await runPhases()
+        } catch {
+            guard case .forcedInclusion = error else { throw error }
+            // ev-node exits; evnode stays up, halted, so that monitoring can still scrape why
+            // (/status, readiness, metrics) until the operator stops it (README "Forced
+            // inclusion and based sequencing"). Then it exits with the failure.
+            state.enter(.halted, reason: error.description)
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+            }
+            throw error
+        }
+    }
+
+    private func runPhases() async throws(NodeFailure) {
         state.enter(.starting)
         switch mode {
         case .fullNode:
@@ -80,6 +99,15 @@ struct FailoverStateMachine: Sendable {
             try await runHA(ha)
         case .promotable(let timeout, let namesThisNode):
             try await runPromotable(timeout: timeout, namesThisNode: namesThisNode)
+        case .based(let based):
+            state.enter(.aggregating, reason: "based sequencer: blocks derived from the forced-inclusion namespace")
+            do throws(ProductionError) {
+                try await based.run()
+            } catch {
+                let failure = NodeFailure.production(error)
+                state.enter(.halted, reason: failure.description)
+                throw failure
+            }
         }
     }
 

@@ -31,6 +31,9 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     /// While this node aggregated, another source showed a header signed by the proposer key at
     /// or above the height this node signs next: a second live signer (`SecondSignerWatch`).
     case secondSigner(String)
+    /// A full node found forced transactions omitted past their grace boundary (the sequencer is
+    /// malicious). The node stays up, halted, until the operator stops it.
+    case forcedInclusion(ForcedInclusionViolation)
 
     public var description: String {
         switch self {
@@ -48,6 +51,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .ha(let e): return "HA: \(e)"
         case .execution(let e): return "execution layer: \(e)"
         case .secondSigner(let what): return "second live signer: \(what)"
+        case .forcedInclusion(let violation): return violation.description
         }
     }
 
@@ -55,7 +59,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     /// divergence recovery cannot handle, a second live signer), 1 for everything else.
     public var exitStatus: Int32 {
         switch self {
-        case .failClosed, .divergence, .secondSigner: return 3
+        case .failClosed, .divergence, .secondSigner, .forcedInclusion: return 3
         default: return 1
         }
     }

@@ -61,6 +61,8 @@ final class SyncRuntime: Sendable {
                     do {
                         try await self.follower.run()
                     } catch is CancellationError {
+                    } catch let violation as ForcedInclusionViolation {
+                        throw NodeFailure.forcedInclusion(violation)
                     } catch {
                         throw NodeFailure.daFollower("\(error)")
                     }

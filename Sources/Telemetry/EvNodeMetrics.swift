@@ -162,8 +162,9 @@ public final class SubmitterSeries: Sendable {
     }
 }
 
-/// evnode has no forced-inclusion namespace reader: these stay at zero, present so that
-/// dashboards built on ev-node's series find them.
+/// Forced inclusion: `txs_malicious_total` counts forced transactions a full node found omitted
+/// past their grace boundary (`ForcedInclusionVerifier`). `txs_in_grace_period` is not fed
+/// (ev-node defines it and never sets it either).
 public final class ForcedInclusionSeries: Sendable {
     public let txsInGracePeriod = GaugeCell()
     public let txsMalicious = CounterCell()

@@ -166,8 +166,7 @@ pruning:
                                 ("  pprof: false", "  pprof: true", "instrumentation.pprof"),
                                 ("  tracing: false", "  tracing: true", "instrumentation.tracing"),
                                 ("  signer_type: file", "  signer_type: kms", "signer.signer_type"),
-                                ("  scrape_interval: 1s", "  scrape_interval: 500ms", "node.scrape_interval"),
-                                ("  forced_inclusion_namespace: \"\"", "  forced_inclusion_namespace: fi", "da.forced_inclusion_namespace")] {
+                                ("  scrape_interval: 1s", "  scrape_interval: 500ms", "node.scrape_interval")] {
             // (a full node's file: light and aggregator are exclusive anyway)
             let yaml = evNodeInitYAML.replacingOccurrences(of: "  aggregator: true", with: "  aggregator: false")
                 .replacingOccurrences(of: from, with: to)
@@ -180,7 +179,16 @@ pruning:
         #expect(promotable.config.promotable && promotable.config.aggregator && promotable.config.mode == .promotable)
         #expect(refusal { try load(flags: ["--evnode.node.promotable", "--evnode.raft.enable"]) }
             .contains("mutually exclusive"))
-        #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }.contains("issue 32"))
+        // Forced inclusion is supported: the namespace name loads from the file and from a flag.
+        let fiYAML = evNodeInitYAML.replacingOccurrences(of: "  forced_inclusion_namespace: \"\"", with: "  forced_inclusion_namespace: fi")
+        #expect(try load(fiYAML).config.da.forcedInclusionNamespace == "fi")
+        #expect(try load(flags: ["--evnode.da.forced_inclusion_namespace", "fi2"]).config.da.forcedInclusionNamespace == "fi2")
+        // Based sequencing is supported (the home ev-node's init wrote is an aggregator's); it
+        // needs the forced-inclusion namespace it derives from.
+        #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }
+                .hasPrefix("--evnode.node.based_sequencer needs --evnode.da.forced_inclusion_namespace"))
+        let based = try load(flags: ["--evnode.node.based_sequencer", "--evnode.da.forced_inclusion_namespace", "fi"]).config
+        #expect(based.basedSequencer && based.mode == .based && !based.catchupEnabled)
         #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }.contains("issue 32"))
         #expect(refusal { try load(flags: ["--evnode.signer.signer_type=grpc"]) }.contains("issue 29"))
         // At their defaults, from a flag too.

@@ -86,7 +86,11 @@ public struct ChainVectors: Sendable {
             genesis: Genesis(chainID: genesis["chain_id"] as? String ?? "",
                              initialHeight: try number(genesis, "initial_height"),
                              startTimeNanoseconds: try number(genesis, "start_time_ns"),
-                             proposerAddress: try hex(genesis, "proposer_address_hex")),
+                             proposerAddress: try hex(genesis, "proposer_address_hex"),
+                             // Written by evnode's extended copy of the writer (forced-inclusion chains).
+                             daStartHeight: (genesis["da_start_height"] as? NSNumber)?.uint64Value ?? 0,
+                             daEpochForcedInclusion: (genesis["da_epoch_forced_inclusion"] as? NSNumber)?.uint64Value
+                                 ?? Genesis.defaultDAEpochForcedInclusion),
             emptyDataHash: try hex(root, "empty_data_hash"), blocks: parsed,
             namespaceName: (root["namespace"] as? [String: Any])?["name"] as? String,
             namespaceBytes: ((root["namespace"] as? [String: Any])?["bytes_hex"] as? String).flatMap(Hex.decode))

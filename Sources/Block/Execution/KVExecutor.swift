@@ -53,6 +53,19 @@ public final class KVExecutor: SynchronousExecutor {
     /// The KV state is committed in the block's own batch: always at the store's height.
     public func latestHeight() -> UInt64? { nil }
 
+    /// ev-node's testapp rule: with forced transactions in the list, a tx without `=` or whose
+    /// key is only whitespace is removed (the chain would carry it for nothing); then the size
+    /// rule. KV has no gas.
+    public func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
+        TxSizeFilter.filter(txs, maxBytes: maxBytes) { tx in !hasForced || Self.isWellFormedForForcedInclusion(tx) }
+    }
+
+    /// `key=value` with a key that is not blank (Unicode whitespace, as Go's `strings.TrimSpace`).
+    public static func isWellFormedForForcedInclusion(_ tx: [UInt8]) -> Bool {
+        guard let eq = tx.firstIndex(of: UInt8(ascii: "=")) else { return false }
+        return String(decoding: tx[..<eq], as: UTF8.self).contains { !$0.isWhitespace }
+    }
+
     public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                            previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {
         var writes = WriteSet()

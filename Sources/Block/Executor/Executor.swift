@@ -141,6 +141,46 @@ public protocol Executor: AnyObject, Sendable {
     /// The height of the engine's own head, when its state lives outside the store (nil: it is
     /// in the store's batches, so it is always exactly at the store's height).
     func latestHeight() async throws(ExecutionError) -> UInt64?
+
+    /// Judges the candidate transactions of the next block in order (ev-node's `FilterTxs`):
+    /// at most `maxBytes` of them included (0: no bound), and `maxGas` of gas where the engine
+    /// counts gas (0: no bound). `hasForced`: the list starts with forced-inclusion transactions,
+    /// which nobody checked before (mempool transactions were checked when queued). Pure and
+    /// deterministic: every node that verifies forced inclusion runs it on the same inputs.
+    func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus]
+}
+
+extension Executor {
+    /// Size alone: an empty transaction or one larger than `maxBytes` is removed, and once the
+    /// bound is reached everything after is postponed.
+    public func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
+        TxSizeFilter.filter(txs, maxBytes: maxBytes) { _ in true }
+    }
+}
+
+/// The size rule every executor's filter shares (ev-node's testapp order): removed when empty,
+/// invalid or alone larger than the bound; postponed from the first one that would overflow it on.
+public enum TxSizeFilter {
+    public static func filter(_ txs: [[UInt8]], maxBytes: UInt64,
+                              isValid: ([UInt8]) -> Bool) -> [TxFilterStatus] {
+        var result: [TxFilterStatus] = []
+        result.reserveCapacity(txs.count)
+        var taken: UInt64 = 0
+        var full = false
+        for tx in txs {
+            let size = UInt64(tx.count)
+            if tx.isEmpty || !isValid(tx) || (maxBytes > 0 && size > maxBytes) {
+                result.append(.remove)
+            } else if full || (maxBytes > 0 && taken + size > maxBytes) {
+                full = true
+                result.append(.postpone)
+            } else {
+                taken += size
+                result.append(.include)
+            }
+        }
+        return result
+    }
 }
 
 /// An executor that runs in-process and waits on nothing but the store: the same calls as

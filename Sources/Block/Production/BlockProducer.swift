@@ -128,13 +128,17 @@ public struct BlockProducer: Sendable {
     public var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
     /// ev-node's chain series, fed as each block is stored (nil: not counted).
     let chainMetrics: ChainSeries?
+    /// Forced inclusion (nil: off): each block takes the forced transactions due first.
+    let forcedInclusion: ForcedInclusionQueue?
 
     public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
                 fence: (any BlockFence)? = nil,
                 gate: (any ProductionGate)? = nil, clock: BlockClock? = nil, chainMetrics: ChainSeries? = nil,
+                forcedInclusion: ForcedInclusionQueue? = nil,
                 logger: Logger, publish: @escaping @Sendable (BlockCommit) async -> Void) {
         self.chainMetrics = chainMetrics
+        self.forcedInclusion = forcedInclusion
         self.gate = gate
         self.clock = clock ?? BlockClock(logger: logger)
         self.fence = fence
@@ -165,8 +169,12 @@ public struct BlockProducer: Sendable {
     private func run(on thread: ProducerThread) async throws(ProductionError) {
         guard store.state != nil else { throw .notInitialized }
         // The HA leader has its own record of what it signed but did not publish.
+        // A kept block may carry forced transactions, but not the checkpoint that consumed them
+        // (it lives in the block's batch, which the crash lost): reconciled after the first read.
+        var keptToReconcile: BlockCommit?
         if fence == nil, let recovered = try await thread.run(at: nil, { () throws(ProductionError) in try self.recoverKeptBlock() }),
            let kept = recovered {
+            if forcedInclusion != nil, !kept.data.txs.isEmpty { keptToReconcile = kept }
             await publish(kept)
             onStep?(.published, kept.height)
         }
@@ -191,11 +199,37 @@ public struct BlockProducer: Sendable {
                     continue
                 }
             }
-            if let gate {
+            // Back-pressure counts blocks not yet on DA; until the catch-up from base is
+            // settled the submitter waits (AggregatorRuntime), so the gate must not.
+            let settling = forcedInclusion.map { $0.catchUp == .unchecked } ?? false
+            if let gate, (forcedInclusion?.catchUp ?? .done) == .done {
                 do {
                     try await gate.waitUntilOpen()
                 } catch {
                     return
+                }
+            }
+            if let forcedInclusion {
+                do throws(ForcedInclusionError) {
+                    try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime)
+                } catch {
+                    // Never skip an epoch: the block waits until its forced transactions are known.
+                    logger.warning("forced-inclusion transactions cannot be read; the block waits for DA", metadata: [
+                        "next_height": "\(store.height + 1)", "error": "\(error)"])
+                    try? await clock.sleep(for: .seconds(1))
+                    slot = clock.now
+                    continue
+                }
+                if let kept = keptToReconcile {
+                    keptToReconcile = nil
+                    _ = try await thread.run(at: nil) { () throws(ProductionError) in try self.reconcileForced(with: kept) }
+                }
+                // The catch-up check just ran and found none: back-pressure applies again first.
+                if settling && !forcedInclusion.isCatchingUp { continue }
+                // Catching up from base: a step that includes nothing makes no block.
+                if forcedInclusion.isCatchingUp,
+                   try await thread.run(at: nil, { () throws(ProductionError) in try self.catchUpStepWithoutBlock() }) ?? false {
+                    continue
                 }
             }
             let produced: BlockCommit?
@@ -221,8 +255,9 @@ public struct BlockProducer: Sendable {
             lastBlockAt = clock.now
             slot = slot.advanced(by: timing.blockTime)
             // Slots missed because a block took longer than the block time are skipped, not
-            // produced in a burst.
-            if slot < clock.now {
+            // produced in a burst. Catch-up blocks follow each other at once: the missed forced
+            // transactions should reach DA together (README), and their times are the formula's.
+            if slot < clock.now || forcedInclusion?.isCatchingUp == true {
                 slot = clock.now
             }
         }
@@ -299,21 +334,86 @@ public struct BlockProducer: Sendable {
         } catch {
             throw .store(height: block.height, error)
         }
+        if let checkpoint = block.forcedInclusionCheckpoint { forcedInclusion?.committed(checkpoint) }
     }
 
     private func build(on state: State) throws(ProductionError) -> BlockCommit {
+        let forced = takeForced()
         let txs: [[UInt8]]
         do throws(ExecutionError) {
-            txs = try builder.executor.getTxs(max: maxTxsPerBlock, maxBytes: maxBlockBytes)
+            let room = maxBlockBytes - min(maxBlockBytes, forced.bytes)
+            // Catching up from base: forced transactions only (ev-node skips the mempool too).
+            let catchingUp = forcedInclusion?.isCatchingUp ?? false
+            let mempool = forced.txs.count >= maxTxsPerBlock || room == 0 || catchingUp ? []
+                : try builder.executor.getTxs(max: maxTxsPerBlock - forced.txs.count, maxBytes: room)
+            txs = forced.txs + mempool
         } catch {
             throw .build(height: state.nextHeight, .execution(error))
         }
-        let time = clock.nextBlockTime(after: state.lastBlockTime)
+        let time = forced.time ?? clock.nextBlockTime(after: state.lastBlockTime)
         do throws(BuildError) {
-            return try builder.build(on: state, txs: txs, time: time)
+            var block = try builder.build(on: state, txs: txs, time: time)
+            block.forcedInclusionCheckpoint = forced.checkpoint
+            return block
         } catch {
             throw .build(height: state.nextHeight, error)
         }
+    }
+
+    /// The forced transactions the next block takes (ev-node's order): the executor's filter runs
+    /// on what is due with ev-node's 5 MiB batch bound; included and removed ones are consumed, the
+    /// first postponed one stops the walk, so order is kept. A block that consumed any takes
+    /// the formula's time instead of the wall clock (the builder still keeps it at or after its
+    /// parent's time).
+    private func takeForced() -> (txs: [[UInt8]], bytes: Int, time: UInt64?, checkpoint: ForcedInclusionCheckpoint?) {
+        guard let forcedInclusion else { return ([], 0, nil, nil) }
+        guard let pending = forcedInclusion.pending() else {
+            return ([], 0, nil, forcedInclusion.checkpoint(afterConsuming: 0, of: nil))
+        }
+        let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+        return (taken.txs, taken.bytes, taken.time, forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending))
+    }
+
+    /// After `recoverKeptBlock`: the kept block was built from the same checkpoint and the same
+    /// DA epoch as what is pending now, so the forced transactions it took are exactly what the
+    /// selection takes now (the filter is deterministic). When its transactions start with them,
+    /// the checkpoint moves past them (stored alone, synced), so none is included twice (the
+    /// role of ev-node's `reconcileQueueWithLastBlock` after a crash).
+    private func reconcileForced(with kept: BlockCommit) throws(ProductionError) {
+        guard let forcedInclusion, let pending = forcedInclusion.pending() else { return }
+        let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+        guard !taken.txs.isEmpty, kept.data.txs.starts(with: taken.txs) else { return }
+        let moved = forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending)
+        do throws(StoreError) {
+            try store.setForcedInclusionCheckpoint(moved)
+        } catch {
+            throw .store(height: kept.height, error)
+        }
+        forcedInclusion.committed(moved)
+        logger.notice("the block kept beside the signer's mark carried forced transactions; checkpoint moved past them", metadata: [
+            "height": "\(kept.height)", "forced_txs": "\(taken.txs.count)", "checkpoint": "\(moved)"])
+    }
+
+    /// During catch-up from base: true when the next step includes no forced transaction (none
+    /// due yet in memory, or the filter removed all of them), after storing the checkpoint it
+    /// moved to (synced: it may be the only record of those removals); false when a block is due.
+    private func catchUpStepWithoutBlock() throws(ProductionError) -> Bool {
+        guard let forcedInclusion else { return false }
+        let moved: ForcedInclusionCheckpoint
+        if let pending = forcedInclusion.pending() {
+            let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+            guard taken.txs.isEmpty else { return false }
+            moved = forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending)
+        } else {
+            moved = forcedInclusion.checkpoint
+        }
+        do throws(StoreError) {
+            if try store.forcedInclusionCheckpoint() != moved { try store.setForcedInclusionCheckpoint(moved) }
+        } catch {
+            throw .store(height: store.height + 1, error)
+        }
+        forcedInclusion.committed(moved)
+        return true
     }
 
     /// Produces the next block, records the signer's mark with it, then stores it; returns the

@@ -28,12 +28,17 @@ public struct BlockCommit: Sendable {
     /// root after executing it).
     public var state: State
     public var executorWrites: WriteSet
+    /// The producer's forced-inclusion checkpoint after this block (nil: unchanged), written in
+    /// the block's own batch so that a crash never separates the two.
+    public var forcedInclusionCheckpoint: ForcedInclusionCheckpoint?
 
-    public init(signedHeader: SignedHeader, data: BlockData, state: State, executorWrites: WriteSet) {
+    public init(signedHeader: SignedHeader, data: BlockData, state: State, executorWrites: WriteSet,
+                forcedInclusionCheckpoint: ForcedInclusionCheckpoint? = nil) {
         self.signedHeader = signedHeader
         self.data = data
         self.state = state
         self.executorWrites = executorWrites
+        self.forcedInclusionCheckpoint = forcedInclusionCheckpoint
     }
 
     public var height: UInt64 { signedHeader.header.height }
@@ -455,6 +460,9 @@ public final class BlockStore: Sendable, ProposerPlacement {
         batch.put(StoreKeys.data(height), dataBytes)
         batch.put(StoreKeys.hashIndex(hash), bigEndianBytes(height))
         BlockStore.add(block.executorWrites, to: batch)
+        if let checkpoint = block.forcedInclusionCheckpoint {
+            batch.put(StoreKeys.forcedInclusionCheckpoint, checkpoint.encoded)
+        }
         return hash
     }
 
@@ -617,6 +625,24 @@ public final class BlockStore: Sendable, ProposerPlacement {
                                                            what: "header DA inclusion at \(height)"),
             dataDAHeight: try BlockStore.readHeightValue(db, StoreKeys.height(StoreKeys.dataInclusionPrefix, height),
                                                          what: "data DA inclusion at \(height)"))
+    }
+
+    /// The producer's forced-inclusion checkpoint; nil when it never consumed an epoch. A
+    /// damaged record is an error, never nil (nil would mean "start again at da_start_height").
+    public func forcedInclusionCheckpoint() throws(StoreError) -> ForcedInclusionCheckpoint? {
+        guard let bytes = try db.get(StoreKeys.forcedInclusionCheckpoint) else { return nil }
+        guard let checkpoint = ForcedInclusionCheckpoint(encoded: bytes) else {
+            throw .corrupted(what: "forced-inclusion checkpoint", reason: "\(bytes.count) bytes, expected 16")
+        }
+        return checkpoint
+    }
+
+    /// Records the checkpoint on its own (a block-less step: an epoch whose transactions were
+    /// all removed by the filter, or an empty one). Synced: it may be the only record of it.
+    public func setForcedInclusionCheckpoint(_ checkpoint: ForcedInclusionCheckpoint) throws(StoreError) {
+        let batch = WriteBatch()
+        batch.put(StoreKeys.forcedInclusionCheckpoint, checkpoint.encoded)
+        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: true) }
     }
 
     public func submitterProgress() throws(StoreError) -> SubmitterProgress {

@@ -11,7 +11,7 @@
 /// | `i` header hash             | height                                  |
 /// | `a` height                  | DA height that included the header      |
 /// | `b` height                  | DA height that included the data        |
-/// | `m` name                    | typed metadata (finalized, submitter, pruned floors) |
+/// | `m` name                    | typed metadata (finalized, submitter, pruned floors, FI checkpoint) |
 /// | `u` name                    | free-form metadata of other components  |
 /// | `e` height ‖ hash ‖ hash    | double-sign evidence (two signed headers)|
 /// | `x` key                     | executor state (keys of its `WriteSet`s)|
@@ -36,6 +36,8 @@ enum StoreKeys {
 
     static let finalized = meta("finalized")
     static let submitterProgress = meta("submitter")
+    /// The producer's forced-inclusion checkpoint (`ForcedInclusionCheckpoint.encoded`).
+    static let forcedInclusionCheckpoint = meta("fi-checkpoint")
     /// The highest height whose block (`h`, `d`, `i`, `a`, `b`) / DA records (`a`, `b`) were pruned.
     static let prunedBlocks = meta("pruned-blocks")
     static let prunedMetadata = meta("pruned-metadata")

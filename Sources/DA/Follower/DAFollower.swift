@@ -71,6 +71,9 @@ public final class DAFollower: Sendable {
         public var retry: RetryPolicy
         /// ev-node's `da_retrieval_*_total`, counted as each fetch is answered or fails.
         public var metrics: SyncSeries?
+        /// The forced-inclusion check of DA-sourced blocks (nil: forced inclusion off). Made by
+        /// `run()` from the resume height: see `ForcedInclusionVerifier.init`.
+        public var forcedInclusion: (@Sendable (_ resumeDAHeight: UInt64) -> ForcedInclusionVerifier)?
 
         public static let defaultMaxHeldDataBytes = 64 << 20
         public static let defaultRetry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200),
@@ -118,6 +121,8 @@ public final class DAFollower: Sendable {
     private let state: Mutex<DAFollowerStatus>
     /// The lowest common ancestor a rollback asked to replay from, until the run loop takes it.
     private let rewindRequest = Mutex<UInt64?>(nil)
+    /// The current run's forced-inclusion check.
+    private let forcedInclusion = Mutex<ForcedInclusionVerifier?>(nil)
     /// What `run()` knew when it ended: DA confirmations of blocks that may have been applied
     /// after it last finalized. `settle()` records them.
     private let leftover = Mutex<InclusionTracker?>(nil)
@@ -196,6 +201,8 @@ public final class DAFollower: Sendable {
         defer { leftover.withLock { $0 = tracker } }
         var next = resumeHeight()
         state.withLock { $0.nextDAHeight = next }
+        let verifier = options.forcedInclusion?(next)
+        forcedInclusion.withLock { $0 = verifier }
         logger.info("following DA", metadata: ["from_da_height": "\(next)",
                                                "header_namespace": "\(options.headerNamespace)",
                                                "data_namespace": "\(options.dataNamespace)"])
@@ -370,6 +377,11 @@ public final class DAFollower: Sendable {
         state.withLock { $0.highestHeader = max($0.highestHeader, known) }
         let complete = tracker.takeComplete(above: store.height)
         if !complete.isEmpty {
+            // Checked before the pipeline sees them: a violation leaves them unapplied (thrown,
+            // it ends the follower and the node halts).
+            if let verifier = forcedInclusion.withLock({ $0 }) {
+                try await verifier.check(daHeight: daHeight, blocks: complete)
+            }
             await sink.submit(complete)
         }
         let dropped = tracker.trim(max: options.maxUnresolved, maxDataBytes: options.maxHeldDataBytes)

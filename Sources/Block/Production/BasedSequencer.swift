@@ -1,0 +1,163 @@
+import Chain
+import Config
+import Execution
+import Logging
+import Store
+
+/// Based sequencing (`--evnode.node.aggregator --evnode.node.based_sequencer`, README "Forced
+/// inclusion and based sequencing"): blocks derived from the forced-inclusion namespace alone.
+/// No mempool, no signer, no DA submission; a block only when the filter included something
+/// (an empty epoch makes none); its time by the formula; final at once.
+///
+/// Deterministic: every input is on DA or in genesis. The checkpoint starts at genesis
+/// `da_start_height` on a fresh store (ev-node starts it at the node's own state DA height,
+/// which differs between nodes: open question 6) and is stored in the block's own batch, and the
+/// formula's end time is max(genesis start time, the epoch's DA end time) — DA time only grows, so
+/// that is what ev-node's running maximum holds too, but recomputed after a restart where
+/// ev-node's resets to genesis. So two based nodes on one DA build the same chain, hash for hash.
+public struct BasedSequencer: Sendable {
+    let store: BlockStore
+    let executor: BlockingExecutor
+    public let queue: ForcedInclusionQueue
+    /// The header's proposer: the genesis proposer (no key signs; ev-node takes the state's
+    /// next proposer, which evnode's state does not carry yet).
+    let proposerAddress: [UInt8]
+    /// How often DA is asked again while the next epoch has not ended.
+    let pollInterval: Duration
+    let maxTxsPerBlock: Int
+    let logger: Logger
+    let publish: @Sendable (BlockCommit) async -> Void
+
+    public init(store: BlockStore, executor: any Executor, queue: ForcedInclusionQueue, proposerAddress: [UInt8],
+                pollInterval: Duration, maxTxsPerBlock: Int = 10_000, logger: Logger,
+                publish: @escaping @Sendable (BlockCommit) async -> Void = { _ in }) {
+        self.store = store
+        self.executor = BlockingExecutor(executor)
+        self.queue = queue
+        self.proposerAddress = proposerAddress
+        self.pollInterval = pollInterval
+        self.maxTxsPerBlock = maxTxsPerBlock
+        self.logger = logger
+        self.publish = publish
+    }
+
+    /// Derives blocks until cancelled; throws what it cannot go on after.
+    public func run() async throws(ProductionError) {
+        let thread = ProducerThread()
+        do throws(ProductionError) {
+            try await run(on: thread)
+        } catch {
+            await thread.shutdown()
+            throw error
+        }
+        await thread.shutdown()
+    }
+
+    private func run(on thread: ProducerThread) async throws(ProductionError) {
+        logger.notice("based sequencer: deriving blocks from the forced-inclusion namespace", metadata: [
+            "next_height": "\(store.height + 1)", "checkpoint": "\(queue.checkpoint)"])
+        while !Task.isCancelled {
+            do throws(ForcedInclusionError) {
+                try await queue.refresh()
+            } catch {
+                logger.warning("based sequencer: forced-inclusion transactions cannot be read; waiting for DA", metadata: [
+                    "checkpoint": "\(queue.checkpoint)", "error": "\(error)"])
+                try? await Task.sleep(for: pollInterval)
+                continue
+            }
+            let derived: Derived?
+            do throws(ProductionError) {
+                derived = try await thread.run(at: nil) { () throws(ProductionError) in try self.deriveOne() }
+            } catch {
+                guard case .build(let height, .execution(let e)) = error, e.isUnavailable else { throw error }
+                logger.warning("execution layer unavailable; the based block waits for it", metadata: [
+                    "height": "\(height)", "error": "\(e)"])
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            switch derived {
+            case .block(let block):
+                await publish(block)
+            case .consumedWithoutBlock:
+                continue
+            case .nothing, nil:
+                try? await Task.sleep(for: pollInterval)
+            }
+        }
+    }
+
+    public enum Derived: Sendable {
+        case block(BlockCommit)
+        /// Forced txs were consumed but the filter removed them all: the checkpoint moved, no block.
+        case consumedWithoutBlock(ForcedInclusionCheckpoint)
+        /// Nothing due (the next epoch has not ended on DA, or the queue walked past empty ones).
+        case nothing
+    }
+
+    /// Derives the next block from what the queue holds (call `queue.refresh()` first), commits
+    /// it with the checkpoint (synced) and finalizes it. Blocking: call it from a thread that may block.
+    public func deriveOne() throws(ProductionError) -> Derived {
+        guard let state = store.state else { throw .notInitialized }
+        guard let pending = queue.pending() else {
+            try persistIfMoved(queue.checkpoint(afterConsuming: 0, of: nil))
+            return .nothing
+        }
+        let taken = ForcedInclusionQueue.select(from: pending, executor: executor.executor, maxTxs: maxTxsPerBlock)
+        let checkpoint = queue.checkpoint(afterConsuming: taken.consumed, of: pending)
+        guard !taken.txs.isEmpty, let requested = taken.time else {
+            try persistIfMoved(checkpoint)
+            queue.committed(checkpoint)
+            return taken.consumed > 0 ? .consumedWithoutBlock(checkpoint) : .nothing
+        }
+        var block = try build(on: state, txs: taken.txs, time: requested)
+        block.forcedInclusionCheckpoint = checkpoint
+        do throws(StoreError) {
+            try store.commit(block, sync: true)
+            queue.committed(checkpoint)
+            // SetFinal at once: a based block is final by derivation, nobody includes it on DA.
+            try store.setFinalizedHeight(block.height, executor: executor.executor)
+        } catch {
+            throw .store(height: block.height, error)
+        }
+        logger.info("based block", metadata: [
+            "height": "\(block.height)", "txs": "\(block.data.txs.count)", "checkpoint": "\(checkpoint)",
+            "hash": "\(Hex.encode(block.signedHeader.header.hash))"])
+        return .block(block)
+    }
+
+    private func persistIfMoved(_ checkpoint: ForcedInclusionCheckpoint) throws(ProductionError) {
+        do throws(StoreError) {
+            guard try store.forcedInclusionCheckpoint() != checkpoint else { return }
+            try store.setForcedInclusionCheckpoint(checkpoint)
+        } catch {
+            throw .store(height: store.height + 1, error)
+        }
+    }
+
+    /// The unsigned block after `state` (ev-node's based block: no signature, no signer key,
+    /// empty validator hash). The first block takes the genesis start time; a later one never
+    /// goes below its parent's (the chain's time rule).
+    private func build(on state: State, txs: [[UInt8]], time requested: UInt64) throws(ProductionError) -> BlockCommit {
+        let height = state.nextHeight
+        let time = state.isGenesis ? state.lastBlockTime : max(requested, state.lastBlockTime)
+        let data = BlockData(metadata: Metadata(chainID: state.chainID, height: height, time: time,
+                                                lastDataHash: state.lastDataHash), txs: txs)
+        let header = Header(version: Version(), height: height, time: time, lastHeaderHash: state.lastHeaderHash,
+                            dataHash: data.dataHash, appHash: state.appHash, proposerAddress: proposerAddress,
+                            chainID: state.chainID)
+        let result: ExecutionResult
+        do throws(ExecutionError) {
+            result = try executor.executeTxs(txs, height: height, time: time, previousRoot: state.appHash)
+        } catch {
+            throw .build(height: height, .execution(error))
+        }
+        var next = state
+        next.lastBlockHeight = height
+        next.lastBlockTime = time
+        next.lastHeaderHash = header.hash
+        next.lastDataHash = data.fullHash
+        next.appHash = result.stateRoot
+        return BlockCommit(signedHeader: SignedHeader(header: header, signature: [], signer: Signer(address: [], pubKey: [])),
+                           data: data, state: next, executorWrites: result.writes)
+    }
+}
