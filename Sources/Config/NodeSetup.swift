@@ -48,7 +48,9 @@ public struct NodeSetup: Sendable {
         // Before anything is written (the node key below): a signer that cannot be unlocked
         // leaves the home as it was.
         let loaded = try loadSigner(layout, config)
-        if config.aggregator {
+        // With the remote signer the key is not here; the node checks the signer's key against
+        // the genesis proposer when it connects.
+        if config.aggregator, config.signer.kind == .file {
             guard let loaded else {
                 throw .missing("--evnode.node.aggregator needs a signer key (config/signer.json)")
             }

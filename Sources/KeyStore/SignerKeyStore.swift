@@ -23,11 +23,8 @@ public enum SignerKeyStore {
     /// passphrase, as a check; otherwise no signer, as in ev-node.
     public static func loadForStart(layout: HomeLayout, config: NodeConfig) throws(ConfigError) -> LoadedSigner? {
         let needed = config.aggregator
-        if config.signer.kind == .grpc {
-            guard needed else { return nil }
-            throw .invalidValue(field: "signer.signer_type", value: "grpc", source: "configuration",
-                                reason: "the remote (gRPC) signer is not implemented yet (issue 29); use signer_type file with signer.json")
-        }
+        // The remote signer holds the key: the home has none to load (the node connects to it).
+        if config.signer.kind == .grpc { return nil }
         let jsonPath = signerFilePath(layout: layout, config: config.signer)
         let jsonExists: Bool
         let legacyExists: Bool

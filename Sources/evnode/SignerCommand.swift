@@ -12,8 +12,8 @@ import Glibc
 struct SignerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signer",
-        abstract: "Operator actions on the signer's state (config/signer.state).",
-        subcommands: [SignerResetCommand.self])
+        abstract: "The remote signer (`signer serve`) and operator actions on the signer's state (config/signer.state).",
+        subcommands: [SignerServeCommand.self, SignerResetCommand.self])
 }
 
 /// `evnode signer reset --home DIR --height N` (SPEC §6): the explicit, logged operator action
