@@ -129,6 +129,43 @@ struct RemoteSignerTests {
         }
     }
 
+    /// The other half of the restore: the signer's mark is above everything DA and the peers
+    /// can supply (it signed heights that never left the lost machine). The node, with nothing
+    /// of its own but the config and genesis, fails closed (exit 3) naming the gap; it never
+    /// asks the signer for a block at those heights.
+    @Test func aRestoreBelowTheSignersMarkFailsClosedNamingTheGap() async throws {
+        try await Testnet.run(chainID: "remote-gap") { net in
+            try await net.startDA()
+            let seq = try net.makeNode(name: "seq", aggregator: true, blockTime: "100ms")
+            let signer = try SignerProcess(net: net, keyFrom: seq)
+            try await signer.start()
+            let full = try net.makeNode(name: "full", peers: [seq], genesisFrom: seq)
+            let produce = seq.flags + signer.nodeFlags
+            try await seq.start(flags: produce)
+            try await full.start()
+            try await full.waitForHeight(8)
+            #expect(await seq.stop(signal: SIGTERM) == 0)
+            try seq.wipeStore()
+            try await waitUntil("the full node to hold the sequencer's last block") {
+                try await full.status().heights.store == (try SignerHighWaterMark(path: signer.markFile).load() ?? 0)
+            }
+            // Heights the signer signed for a machine that is gone: nobody else has them.
+            #expect(await signer.stop() == 0)
+            let mark = try #require(try SignerHighWaterMark(path: signer.markFile).load())
+            try SignerHighWaterMark(path: signer.markFile).record(mark + 3)
+            try await signer.start()
+
+            try seq.launch(flags: produce + ["--catchup-timeout", "3s", "--p2p.peers", full.p2pAddress])
+            let status = try await seq.waitForExit("the restore to fail closed")
+            let output = seq.output
+            #expect(status == 3, "\(output.suffix(3000))")
+            #expect(output.contains("the signer's high-water mark is \(mark + 3) but DA and peers only supply blocks up to \(mark): heights \(mark + 1)…\(mark + 3) were signed"),
+                    "\(output.suffix(3000))")
+            #expect(!output.contains("producing blocks"))
+            #expect(!signer.output.contains("refused"), "\(signer.output.suffix(2000))")
+        }
+    }
+
     /// A second sequencer pointed at the same signer, with its own empty store, asks to sign
     /// from height 1 while the first is at its mark: it is refused and produces nothing; the
     /// signer's own fence refuses a different header at its mark, naming both hashes; and no
