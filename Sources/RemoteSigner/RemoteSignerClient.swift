@@ -6,6 +6,7 @@ import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import SignerAPI
 import SwiftProtobuf
+import Synchronization
 
 /// A call to the remote signer that did not give a signature.
 public enum RemoteSignerError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -56,6 +57,8 @@ public final class RemoteSignerClient: Sendable {
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let thread: ClientThread
     private let metadata: GRPCCore.Metadata
+    /// The highest mark this client has seen: answered by `GetMark`, or a header it had signed.
+    private let known = Mutex<UInt64?>(nil)
     /// A block signature is small work on loopback; a signer that takes this long is treated as
     /// unreachable and production stops rather than waits without bound.
     public static let callTimeout: Duration = .seconds(10)
@@ -91,6 +94,13 @@ public final class RemoteSignerClient: Sendable {
 
     public func close() {
         client.beginGracefulShutdown()
+    }
+
+    /// The highest mark seen by this client (nil before the first answer about it).
+    public var knownMark: UInt64? { known.withLock { $0 } }
+
+    private func saw(_ height: UInt64) {
+        known.withLock { $0 = max($0 ?? 0, height) }
     }
 
     private var options: CallOptions {
@@ -143,7 +153,9 @@ public final class RemoteSignerClient: Sendable {
         } catch {
             throw mapped(error)
         }
-        return try signature(answer.signature)
+        let signed = try signature(answer.signature)
+        if let height = try? Header(decoding: header).height { saw(height) }
+        return signed
     }
 
     /// The raw 32-byte Ed25519 public key (a 36-byte libp2p-encoded one is accepted too).
@@ -173,6 +185,7 @@ public final class RemoteSignerClient: Sendable {
         var mark = RemoteMark(chainID: answer.chainID)
         guard answer.signedBefore else { return mark }
         mark.height = answer.lastSignedHeight
+        saw(answer.lastSignedHeight)
         if !answer.header.isEmpty {
             let header: Header
             do throws(WireError) {
@@ -250,7 +263,13 @@ public struct RemoteSignerMark: SignerMark {
         self.signer = signer
     }
 
+    /// The producer asks before every block. Once this client knows a mark (asked once, or
+    /// raised by a header it had signed), that is the answer, without a call: the signer
+    /// refuses any header at or below its own mark anyway, whoever raised it, and a refusal
+    /// stops production just as the producer's own check would. Asking every 10 ms block
+    /// cost a round trip per block for no extra safety.
     public func load() throws(ConfigError) -> UInt64? {
+        if let known = client.knownMark { return known }
         do throws(RemoteSignerError) {
             return try client.blockingMark(withBlock: false).height
         } catch {
