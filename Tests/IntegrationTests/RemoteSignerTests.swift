@@ -77,13 +77,84 @@ final class SignerProcess: Sendable {
     }
 
     /// A client of the test's own (no node in between).
-    func client(token: String?) throws -> RemoteSignerClient {
-        try RemoteSignerClient(host: "127.0.0.1", port: port, token: token, tls: nil)
+    func client(token: String?, tls: SignerClientTLSFiles? = nil) throws -> RemoteSignerClient {
+        try RemoteSignerClient(host: "127.0.0.1", port: port, token: token, tls: tls)
+    }
+}
+
+/// A CA, and certificates it signed, made with the openssl CLI for the mutual-TLS test.
+struct TestCA {
+    let directory: String
+    let name: String
+    var caFile: String { "\(directory)/\(name)-ca.pem" }
+    private var caKey: String { "\(directory)/\(name)-ca.key" }
+
+    init(directory: String, name: String) throws {
+        self.directory = directory
+        self.name = name
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Self.openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", caKey, "-out", caFile,
+                          "-days", "2", "-subj", "/CN=\(name) test CA"])
+    }
+
+    static func openssl(_ args: [String]) throws {
+        let r = try runCommand(URL(fileURLWithPath: "/usr/bin/openssl"), args)
+        guard r.status == 0 else { throw TestFailure("openssl \(args.first ?? ""): \(r.stderr)") }
+    }
+
+    /// A certificate for 127.0.0.1 with `usage` (serverAuth or clientAuth): (certificate, key).
+    func issue(_ leaf: String, usage: String) throws -> (String, String) {
+        let key = "\(directory)/\(leaf).key", csr = "\(directory)/\(leaf).csr", cert = "\(directory)/\(leaf).pem"
+        let ext = "\(directory)/\(leaf).ext"
+        try Self.openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=\(leaf)"])
+        try "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=\(usage)\n"
+            .write(toFile: ext, atomically: true, encoding: .utf8)
+        try Self.openssl(["x509", "-req", "-in", csr, "-CA", caFile, "-CAkey", caKey, "-CAcreateserial", "-out", cert,
+                          "-days", "2", "-extfile", ext])
+        return (cert, key)
     }
 }
 
 @Suite(.serialized, .timeLimit(.minutes(4)))
 struct RemoteSignerTests {
+    /// Mutual TLS: a node with a certificate from the signer's client CA produces through it; a
+    /// client with a certificate from another CA, or without TLS, is refused, token or not.
+    @Test func mutualTLSAdmitsOnlyCertificatesOfTheClientCA() async throws {
+        try await Testnet.run(chainID: "remote-tls") { net in
+            try await net.startDA()
+            let ca = try TestCA(directory: net.dir.sub("tls"), name: "signer")
+            let (serverCert, serverKey) = try ca.issue("signer-server", usage: "serverAuth")
+            let (nodeCert, nodeKey) = try ca.issue("node-client", usage: "clientAuth")
+            let stranger = try TestCA(directory: net.dir.sub("tls"), name: "stranger")
+            let (strangerCert, strangerKey) = try stranger.issue("stranger-client", usage: "clientAuth")
+
+            let seq = try net.makeNode(name: "seq", aggregator: true, blockTime: "100ms")
+            let signer = try SignerProcess(net: net, keyFrom: seq)
+            try await signer.start(extra: ["--tls-cert", serverCert, "--tls-key", serverKey, "--tls-client-ca", ca.caFile])
+            let token = try signer.token
+
+            let good = try signer.client(token: token, tls: SignerClientTLSFiles(certificate: nodeCert, key: nodeKey, serverCA: ca.caFile))
+            defer { good.close() }
+            #expect(try await good.publicKey().count == 32)
+            for (what, tls) in [("another CA's certificate", SignerClientTLSFiles(certificate: strangerCert, key: strangerKey, serverCA: ca.caFile)),
+                                ("no TLS", nil)] as [(String, SignerClientTLSFiles?)] {
+                let client = try signer.client(token: token, tls: tls)
+                defer { client.close() }
+                do throws(RemoteSignerError) {
+                    _ = try await client.publicKey()
+                    Issue.record("a client with \(what) was answered")
+                } catch {}
+            }
+            #expect(!FileManager.default.fileExists(atPath: signer.markFile))
+
+            try await seq.start(flags: seq.flags + signer.nodeFlags + [
+                "--evnode.signer.grpc_tls_cert_file", nodeCert, "--evnode.signer.grpc_tls_key_file", nodeKey,
+                "--evnode.signer.grpc_tls_ca_file", ca.caFile])
+            try await seq.waitForHeight(5)
+            #expect(try SignerHighWaterMark(path: signer.markFile).load() ?? 0 >= 5)
+        }
+    }
+
     /// Issue 29's restore: a sequencer signing through the remote signer is killed -9 and its
     /// whole home except evnode.yaml and genesis.json is deleted (store, node key, everything).
     /// The restart with `--catchup-timeout` reads the signer's mark in place of signer.state,
