@@ -234,6 +234,20 @@ struct RemoteSignerTests {
                     "\(output.suffix(3000))")
             #expect(!output.contains("producing blocks"))
             #expect(!signer.output.contains("refused"), "\(signer.output.suffix(2000))")
+
+            // The operator accepts the risk on the signer's home: refused while it serves.
+            let reset = ["signer", "reset", "--home", signer.home, "--height", "\(mark)"]
+            let busy = try runCommand(BuiltProducts.evnode, reset)
+            #expect(busy.status == 2 && busy.stderr.contains("while `evnode signer serve` runs"), "\(busy.stderr)")
+            #expect(try SignerHighWaterMark(path: signer.markFile).load() == mark + 3)
+            #expect(await signer.stop() == 0)
+            let done = try runCommand(BuiltProducts.evnode, reset)
+            #expect(done.status == 0 && done.stdout.contains("\(mark + 3) → \(mark)"), "\(done.stdout)\(done.stderr)")
+            try await signer.start()
+            try await seq.start(flags: produce + ["--catchup-timeout", "3s", "--p2p.peers", full.p2pAddress])
+            try await seq.waitForHeight(mark + 3)
+            try await full.waitForHeight(mark + 3)
+            try await expectSameChain(seq, full, through: mark + 3)
         }
     }
 
