@@ -62,6 +62,7 @@ public final class RemoteSignerClient: Sendable {
     /// A block signature is small work on loopback; a signer that takes this long is treated as
     /// unreachable and production stops rather than waits without bound.
     public static let callTimeout: Duration = .seconds(10)
+    public static let maxMessageBytes = WireLimits.maxBlockBytes + WireLimits.maxHeaderBytes + 1024
 
     public init(host: String, port: Int, token: String?, tls: SignerClientTLSFiles?) throws(RemoteSignerError) {
         address = "\(host):\(port)"
@@ -107,6 +108,10 @@ public final class RemoteSignerClient: Sendable {
         var options = CallOptions.defaults
         options.timeout = Self.callTimeout
         options.waitForReady = false
+        // A SignBlock carries, and a GetMark answers, one block's data: the wire limit of a block
+        // and its header (gRPC's 4 MiB default is below a block's limit).
+        options.maxRequestMessageBytes = Self.maxMessageBytes
+        options.maxResponseMessageBytes = Self.maxMessageBytes
         return options
     }
 

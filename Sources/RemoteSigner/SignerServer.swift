@@ -277,7 +277,7 @@ public final class SignerServer: Sendable {
         }
         var config = HTTP2ServerTransport.Posix.Config.defaults
         // A SignBlock carries one block's data: the wire limit of a block and its header.
-        config.rpc.maxRequestPayloadSize = WireLimits.maxBlockBytes + WireLimits.maxHeaderBytes + 1024
+        config.rpc.maxRequestPayloadSize = RemoteSignerClient.maxMessageBytes
         let transport = HTTP2ServerTransport.Posix(address: address,
                                                    transportSecurity: security, config: config)
         var interceptors: [any ServerInterceptor] = []
