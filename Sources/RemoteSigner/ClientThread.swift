@@ -9,7 +9,6 @@ final class ClientThread: TaskExecutor, @unchecked Sendable {
     // @unchecked: `jobs` is only touched under `condition`.
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
-    private var stopped = false
 
     init(name: String) {
         let thread = Thread { [self] in self.loop() }
@@ -25,22 +24,11 @@ final class ClientThread: TaskExecutor, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Ends the thread once the jobs queued so far have run.
-    func stop() {
-        condition.lock()
-        stopped = true
-        condition.signal()
-        condition.unlock()
-    }
-
     private func loop() {
         while true {
             condition.lock()
-            while jobs.isEmpty && !stopped { condition.wait() }
-            if jobs.isEmpty && stopped {
-                condition.unlock()
-                return
-            }
+            // The client lives as long as the node: the thread never ends.
+            while jobs.isEmpty { condition.wait() }
             let batch = jobs
             jobs.removeAll(keepingCapacity: true)
             condition.unlock()

@@ -288,8 +288,13 @@ public final class SignerServer: Sendable {
 
     /// Serves until cancelled or the transport fails.
     public func serve() async throws {
-        defer { Task { [worker] in await worker.shutdown() } }
-        try await server.serve()
+        do {
+            try await server.serve()
+        } catch {
+            await worker.shutdown()
+            throw error
+        }
+        await worker.shutdown()
     }
 
     /// The bound address, once listening (port 0 resolves to the one the system chose).
