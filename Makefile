@@ -10,7 +10,7 @@ SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
 .PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos fuzz fuzz-build fuzz-ci
-.PHONY: protos-rpc
+.PHONY: protos-rpc protos-signer
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -160,3 +160,15 @@ protos-rpc:
 	rm -f Sources/RPCAPI/Generated/evnode_v1_evnode.grpc.swift Sources/RPCAPI/Generated/evnode_v1_state.grpc.swift
 	protoc -IProtos --include_imports --descriptor_set_out=/dev/stdout $(RPC_PROTOS) | python3 scripts/descriptor-set-swift.py \
 	  > Sources/RPCAPI/Generated/DescriptorSet.swift
+
+# Regenerates Sources/SignerAPI/Generated: ev-node's evnode.v1.SignerService and evnode's own
+# SignerMarkService (the remote signer, issue 29), clients and servers both; committed, not part
+# of the build. Same plugins as protos-rpc.
+SIGNER_PROTOS := Protos/evnode/v1/signer.proto Protos/evnodeswift/signer/v1/mark.proto
+protos-signer:
+	rm -rf Sources/SignerAPI/Generated && mkdir -p Sources/SignerAPI/Generated
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --plugin=protoc-gen-grpc-swift-2=$(PROTOC_GEN_GRPC_SWIFT) \
+	  --swift_out=Sources/SignerAPI/Generated --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
+	  --grpc-swift-2_out=Sources/SignerAPI/Generated \
+	  --grpc-swift-2_opt=Visibility=Public,Client=true,Server=true,FileNaming=PathToUnderscores \
+	  -IProtos $(SIGNER_PROTOS)

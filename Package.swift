@@ -137,8 +137,30 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         ]),
+        // The remote signer's gRPC messages and services: ev-node's evnode.v1.SignerService and
+        // evnode's own SignerMarkService, generated from Protos/ by `make protos-signer` and
+        // committed (clients and servers both: the node calls, `evnode signer serve` answers).
+        .target(name: "SignerAPI", dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        ]),
+        // The remote signer (issue 29): the fence where the key is (what it signs, its durable
+        // mark), the gRPC server of `evnode signer serve`, and the node's client of it.
+        .target(name: "RemoteSigner", dependencies: [
+            "SignerAPI", "Block", "Config", "Telemetry",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "GRPCCore", package: "grpc-swift-2"),
+            .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], swiftSettings: strict),
         .target(name: "Node", dependencies: [
-            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry", "RPCAPI",
+            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry", "RPCAPI", "RemoteSigner",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -150,7 +172,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "evnode", dependencies: [
-            "Config", "KeyStore", "Block", "DA", "P2PSync", "Node",
+            "Config", "KeyStore", "Block", "DA", "P2PSync", "Node", "RemoteSigner",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -191,6 +213,10 @@ let package = Package(
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config", "KeyStore"]),
+        .testTarget(name: "RemoteSignerTests", dependencies: [
+            "RemoteSigner", "Block", "Config", "TestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "Config", "TestSupport"]),
         .testTarget(name: "BlockTests", dependencies: [
             "Block", "Config", "TestSupport",
@@ -213,6 +239,7 @@ let package = Package(
         // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Block", "DA", "P2PSync", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Block", "DA", "P2PSync", "TestSupport",
+                                                            "RemoteSigner", "SignerAPI"]),
     ]
 )

@@ -17,6 +17,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The signer's high-water mark at `path` is `mark`; recording `height` would lower it or
     /// record a signed height a second time. Only `evnode signer reset` lowers a mark.
     case markNotRaised(path: String, height: UInt64, mark: UInt64)
+    /// The remote signer's mark could not be read (issue 29): which heights it signed is unknown.
+    case remoteMark(address: String, reason: String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,8 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
             let why = height < mark ? "a mark never goes down (only `evnode signer reset` lowers it)"
                                     : "that height is already recorded as signed; signing it again would be a second signature"
             return "\(path): refusing to record height \(height) as signed: the signer's high-water mark is \(mark) and \(why)"
+        case let .remoteMark(address, reason):
+            return "the remote signer at \(address): its high-water mark cannot be read: \(reason)"
         }
     }
 }

@@ -261,6 +261,18 @@ public enum ConfigLoader {
         // so it needs what an aggregator needs.
         config.promotable = try reader.bool("node.promotable")
         if config.promotable { config.aggregator = true }
+        let grpcAddress = reader.string("signer.grpc_address").trimmingWhitespace()
+        if !grpcAddress.isEmpty {
+            do throws(HostPort.Failure) {
+                config.signer.grpcAddress = try HostPort(parsing: grpcAddress)
+            } catch {
+                throw reader.fail("signer.grpc_address", error.description)
+            }
+        }
+        config.signer.grpcTokenFile = reader.string("signer.grpc_token_file").trimmingWhitespace()
+        config.signer.grpcTLSCertFile = reader.string("signer.grpc_tls_cert_file").trimmingWhitespace()
+        config.signer.grpcTLSKeyFile = reader.string("signer.grpc_tls_key_file").trimmingWhitespace()
+        config.signer.grpcTLSCAFile = reader.string("signer.grpc_tls_ca_file").trimmingWhitespace()
         try validateCombination(config, values: merged)
         return LoadedConfig(config: config, notices: notices)
     }
@@ -292,7 +304,6 @@ public enum ConfigLoader {
             case .supported:
                 if setting.key == "signer.signer_type" {
                     switch raw.value.trimmingWhitespace().lowercased() {
-                    case "grpc": throw refuse("the remote gRPC signer is \(Settings.issue29)")
                     case "kms": throw refuse("evnode has no KMS signer; it signs with signer.json (the file signer)")
                     default: break
                     }
@@ -373,7 +384,34 @@ public enum ConfigLoader {
 
     /// Rules between settings (SPEC §2, ev-node's `Config.Validate`). Checks that need files (the
     /// signer) are in `NodeSetup`, which knows where they live.
+    /// `signer_type grpc`: an address to reach; TLS all or nothing, and required off loopback
+    /// (the token would otherwise cross the network in the clear); not in an HA group yet.
+    static func validateRemoteSigner(_ s: SignerConfig, aggregator: Bool, raft: Bool) throws(ConfigError) {
+        let tls = [s.grpcTLSCertFile, s.grpcTLSKeyFile, s.grpcTLSCAFile]
+        let tlsGiven = tls.filter { !$0.isEmpty }.count
+        guard s.kind == .grpc else {
+            if s.grpcAddress != nil || !s.grpcTokenFile.isEmpty || tlsGiven > 0 {
+                throw .conflict("--evnode.signer.grpc_* settings need --evnode.signer.signer_type grpc (the signer type is \(s.kind.rawValue))")
+            }
+            return
+        }
+        guard aggregator else { return }
+        guard let address = s.grpcAddress else {
+            throw .missing("--evnode.signer.signer_type grpc needs --evnode.signer.grpc_address HOST:PORT (where `evnode signer serve` listens)")
+        }
+        if tlsGiven != 0 && tlsGiven != 3 {
+            throw .missing("mutual TLS with the remote signer needs all of --evnode.signer.grpc_tls_cert_file, --evnode.signer.grpc_tls_key_file and --evnode.signer.grpc_tls_ca_file")
+        }
+        if tlsGiven == 0 && !HostPort.isLoopbackHost(address.host) {
+            throw .conflict("--evnode.signer.grpc_address \(address) is not a loopback address: reaching a remote signer over the network needs mutual TLS (--evnode.signer.grpc_tls_cert_file, _key_file, _ca_file)")
+        }
+        if raft {
+            throw .conflict("--evnode.signer.signer_type grpc with --evnode.raft.enable is not supported yet: an HA group sharing one remote signer needs the new leader to offer the block the signer kept (README \"Remote signer\")")
+        }
+    }
+
     static func validateCombination(_ c: NodeConfig, values: [String: RawSetting]) throws(ConfigError) {
+        try validateRemoteSigner(c.signer, aggregator: c.aggregator, raft: c.raft.enable)
         if c.catchupTimeout > .zero && !c.aggregator {
             throw .conflict("--evnode.node.catchup_timeout needs --evnode.node.aggregator (catchup is how an aggregator recovers)")
         }

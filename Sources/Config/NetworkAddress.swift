@@ -55,6 +55,14 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
+
+    /// 127.0.0.0/8, ::1 or localhost: what never leaves the machine.
+    public static func isLoopbackHost(_ host: String) -> Bool {
+        let h = host.lowercased()
+        if h == "localhost" || h == "::1" { return true }
+        let octets = h.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { UInt8($0) != nil } && octets[0] == "127"
+    }
 }
 
 /// An `http://` or `https://` endpoint such as a DA node or an etcd member.

@@ -133,6 +133,16 @@ public struct SignerConfig: Sendable, Equatable {
     public var path: String = "config"
     /// `--evnode.signer.passphrase_file`: the file whose trimmed content unlocks `signer.json`.
     public var passphraseFile: String = ""
+    /// `signer_type grpc` (issue 29): the remote signer (`evnode signer serve`) at this address;
+    /// the key and its high-water mark live there, not in the home.
+    public var grpcAddress: HostPort?
+    /// A file whose trimmed content is the remote signer's bearer token.
+    public var grpcTokenFile: String = ""
+    /// Mutual TLS with the remote signer: this node's certificate and key, and the CA the
+    /// signer's certificate must chain to. All three or none.
+    public var grpcTLSCertFile: String = ""
+    public var grpcTLSKeyFile: String = ""
+    public var grpcTLSCAFile: String = ""
 
     public init() {}
 }

@@ -54,7 +54,9 @@ public struct NodeSetup: Sendable {
             guard genesis.daStartHeight > 0 else {
                 throw .conflict("--evnode.node.based_sequencer needs genesis da_start_height above 0 (it is 0 in \(layout.genesisFile)): based nodes derive the chain from the DA heights from there on")
             }
-        } else if config.aggregator {
+        } else if config.aggregator, config.signer.kind == .file {
+            // With the remote signer the key is not here; the node checks the signer's key
+            // against the genesis proposer when it connects.
             guard let loaded else {
                 throw .missing("--evnode.node.aggregator needs a signer key (config/signer.json)")
             }

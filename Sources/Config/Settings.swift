@@ -85,7 +85,6 @@ public struct Setting: Sendable {
 }
 
 public enum Settings {
-    static let issue29 = "not yet supported by evnode (issue 29)"
     static let issue32 = "not yet supported by evnode (issue 32)"
     static let kmsOnly = "a KMS signer setting; evnode signs with the file signer only"
     static let tracingOnly = "an OpenTelemetry setting; evnode has no tracing"
@@ -226,7 +225,18 @@ public enum Settings {
 
         // Signer.
         Setting("signer.signer_type", aliases: ["signer.signer-type"], .choice(["file", "grpc", "kms"]), "file",
-                "Where the block signer's key lives: file (signer.json under signer_path)"),
+                "Where the block signer's key lives: file (signer.json under signer_path) or grpc (a remote `evnode signer serve` at signer.grpc_address, which keeps the key and its high-water mark)"),
+        Setting("signer.grpc_address", .string, "",
+                "The remote signer's host:port (signer_type grpc); a non-loopback address needs the grpc_tls_* files",
+                evnodeOnly: true),
+        Setting("signer.grpc_token_file", .string, "",
+                "File whose content (surrounding whitespace trimmed) is the remote signer's bearer token", evnodeOnly: true),
+        Setting("signer.grpc_tls_cert_file", .string, "",
+                "Mutual TLS with the remote signer: this node's certificate (PEM)", evnodeOnly: true),
+        Setting("signer.grpc_tls_key_file", .string, "",
+                "Mutual TLS with the remote signer: this node's private key (PEM)", evnodeOnly: true),
+        Setting("signer.grpc_tls_ca_file", .string, "",
+                "Mutual TLS with the remote signer: the CA its certificate must chain to (PEM)", evnodeOnly: true),
         Setting("signer.signer_path", aliases: ["signer.signer-path"], .string, "config",
                 "Folder of signer.json, relative to --home unless absolute (ev-node resolves it against the working directory)"),
         Setting("signer.passphrase_file", aliases: ["signer.passphrase-file"], .string, "",

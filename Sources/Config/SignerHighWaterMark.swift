@@ -23,7 +23,7 @@ import Glibc
 /// the new line alone. A crash during an append can leave an unterminated last line: it was
 /// never durable, so its block never left the process, and loading skips it. Any other line that
 /// does not parse is damage, and loading fails closed.
-public struct SignerHighWaterMark: Sendable {
+public struct SignerHighWaterMark: SignerMark {
     /// The mark and, when the producer kept it, the encoded block signed at that height.
     public struct Record: Sendable, Equatable {
         public var height: UInt64
@@ -219,5 +219,34 @@ public struct SignerHighWaterMark: Sendable {
         }
         text += "}\n"
         return Array(text.utf8)
+    }
+}
+
+/// Where a node reads and records what its key signed: `signer.state` beside the key, or the
+/// remote signer, which keeps its own mark (issue 29) and in whose place the node records nothing.
+public protocol SignerMark: Sendable {
+    /// The mark with the block kept beside it, nil when the key never signed. Blocking (a file
+    /// read, or a call to the remote signer): from a thread that may block.
+    func loadRecord() throws(ConfigError) -> SignerHighWaterMark.Record?
+    /// Only the height, which may be cheaper than the record.
+    func load() throws(ConfigError) -> UInt64?
+    /// Makes `height` durable as signed, with the block signed there, before the block is
+    /// committed or leaves the process.
+    func record(_ height: UInt64, block: [UInt8]?) throws(ConfigError)
+    /// `loadRecord` for async contexts (the catchup check): never blocks a pool thread on the
+    /// network.
+    func currentRecord() async throws(ConfigError) -> SignerHighWaterMark.Record?
+}
+
+extension SignerMark {
+    public func record(_ height: UInt64) throws(ConfigError) {
+        try record(height, block: nil)
+    }
+}
+
+extension SignerHighWaterMark {
+    /// A local file read, as cheap as before: the catchup check has always read it in place.
+    public func currentRecord() async throws(ConfigError) -> Record? {
+        try loadRecord()
     }
 }

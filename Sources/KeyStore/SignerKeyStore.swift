@@ -24,11 +24,8 @@ public enum SignerKeyStore {
     public static func loadForStart(layout: HomeLayout, config: NodeConfig) throws(ConfigError) -> LoadedSigner? {
         // A based node signs nothing (its blocks carry no signature).
         let needed = config.aggregator && !config.basedSequencer
-        if config.signer.kind == .grpc {
-            guard needed else { return nil }
-            throw .invalidValue(field: "signer.signer_type", value: "grpc", source: "configuration",
-                                reason: "the remote (gRPC) signer is not implemented yet (issue 29); use signer_type file with signer.json")
-        }
+        // The remote signer holds the key: the home has none to load (the node connects to it).
+        if config.signer.kind == .grpc { return nil }
         let jsonPath = signerFilePath(layout: layout, config: config.signer)
         let jsonExists: Bool
         let legacyExists: Bool

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOPosix
 import P2PSync
+import RemoteSigner
 import ServiceLifecycle
 import Synchronization
 import Telemetry
@@ -40,8 +41,11 @@ public final class EvNode: Sendable {
     let submissions = DASubmissionLog()
     /// The dashboard's history of heights and the live snapshots behind `GET /events`.
     let dashboard = DashboardFeed()
-    /// The aggregator's signer mark (`config/signer.state`); nil on a full node.
-    let signerMark: SignerHighWaterMark?
+    /// The aggregator's signer mark (`config/signer.state`, or the remote signer's); nil on a
+    /// full node.
+    let signerMark: (any SignerMark)?
+    /// `signer_type grpc`: the connection to `evnode signer serve`.
+    let remoteSigner: RemoteSignerClient?
 
     /// Wraps the built-in KV application before the node uses it (a test's executor that names
     /// the next proposer, ev-node v1.2 rotation); nil: the KV application as it is.
@@ -55,6 +59,15 @@ public final class EvNode: Sendable {
         let genesis = setup.genesis
         metrics = NodeMetrics(namespace: config.instrumentation.namespace, chainID: genesis.chainID)
         state = NodeState(metrics: metrics, logger: logger)
+        // Before anything is opened: a signer that cannot be reached, or that holds another key
+        // or signs another chain, leaves nothing to clean up.
+        let remote: (client: RemoteSignerClient, signer: BlockSigner)?
+        if config.aggregator, config.signer.kind == .grpc {
+            remote = try Self.connectRemoteSigner(setup: setup, logger: logger)
+        } else {
+            remote = nil
+        }
+        remoteSigner = remote?.client
 
         do throws(FileIO.Failure) {
             try FileIO.makeDirectories(setup.layout.dataDirectory, mode: 0o700)
@@ -169,8 +182,9 @@ public final class EvNode: Sendable {
         var backPressure: PendingBlocksGate?
         var aggregator: AggregatorRuntime?
         var submitter: DASubmitter?
-        var mark: SignerHighWaterMark?
+        var mark: (any SignerMark)?
         var ha: HARuntime?
+        let localSigner = setup.signer.map { (BlockSigner(keyFile: $0), SignerHighWaterMark(path: setup.layout.signerStateFile)) }
         var based: BasedSequencer?
         if config.basedSequencer {
             let checkpoint: ForcedInclusionCheckpoint?
@@ -192,11 +206,10 @@ public final class EvNode: Sendable {
             based = BasedSequencer(store: store, executor: executor, queue: queue, proposerAddress: genesis.proposerAddress,
                                    pollInterval: min(config.da.blockTime, .seconds(1)),
                                    logger: Logger(label: "evnode.based")) { _ in metrics.blocksProduced.increment() }
-        } else if config.aggregator, let key = setup.signer {
-            let signer = BlockSigner(keyFile: key)
-            let signerMark = SignerHighWaterMark(path: setup.layout.signerStateFile)
+        } else if config.aggregator, let (signer, signerMark) = remote.map({ ($0.signer, RemoteSignerMark(client: $0.client, signer: $0.signer.signer) as any SignerMark) })
+            ?? localSigner.map({ ($0.0, $0.1 as any SignerMark) }) {
             mark = signerMark
-            if config.raft.enable {
+            if config.raft.enable, let signerMark = signerMark as? SignerHighWaterMark {
                 ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
                                      blockCheck: blockCheck, mark: signerMark, p2p: p2p, logger: logger)
             }
@@ -351,6 +364,51 @@ public final class EvNode: Sendable {
                 }
             }
         }
+    }
+
+    /// `signer_type grpc`: connects to `evnode signer serve`, and checks that it holds the
+    /// genesis proposer's key and signs this chain. Blocking (called from the node's
+    /// construction thread).
+    private static func connectRemoteSigner(setup: NodeSetup, logger: Logger) throws(NodeFailure) -> (client: RemoteSignerClient, signer: BlockSigner) {
+        let s = setup.config.signer
+        guard let address = s.grpcAddress else {
+            throw .config(.missing("--evnode.signer.signer_type grpc needs --evnode.signer.grpc_address"))
+        }
+        var token: String?
+        if !s.grpcTokenFile.isEmpty {
+            do throws(ConfigError) {
+                token = try SignerToken.read(setup.layout.resolve(s.grpcTokenFile))
+            } catch {
+                throw .config(error)
+            }
+        }
+        let tls = s.grpcTLSCertFile.isEmpty ? nil
+            : SignerClientTLSFiles(certificate: setup.layout.resolve(s.grpcTLSCertFile),
+                                   key: setup.layout.resolve(s.grpcTLSKeyFile), serverCA: setup.layout.resolve(s.grpcTLSCAFile))
+        let client: RemoteSignerClient
+        let key: [UInt8]
+        let mark: RemoteMark
+        do throws(RemoteSignerError) {
+            client = try RemoteSignerClient(host: address.host, port: address.port, token: token, tls: tls)
+            key = try client.blockingPublicKey()
+            mark = try client.blockingMark(withBlock: false)
+        } catch {
+            throw .config(.remoteMark(address: "\(address)", reason: error.description))
+        }
+        let signer = BlockSigner(backend: RemoteSigningBackend(client: client), rawPublicKey: key)
+        let genesis = setup.genesis
+        guard signer.address == genesis.proposerAddress else {
+            client.close()
+            throw .config(.conflict("the remote signer at \(address) holds key \(Hex.encode(signer.address)) but the genesis proposer is \(Hex.encode(genesis.proposerAddress)): it cannot sign blocks for chain \(genesis.chainID)"))
+        }
+        guard mark.chainID == genesis.chainID else {
+            client.close()
+            throw .config(.conflict("the remote signer at \(address) signs for chain \"\(mark.chainID)\" but this node's genesis is chain \"\(genesis.chainID)\""))
+        }
+        logger.notice("remote signer connected", metadata: [
+            "address": "\(address)", "proposer": "\(Hex.encode(signer.address))",
+            "mark": "\(mark.height.map(String.init) ?? "none")", "tls": "\(tls != nil)", "token": "\(token != nil)"])
+        return (client, signer)
     }
 
     /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at

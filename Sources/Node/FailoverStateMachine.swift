@@ -52,7 +52,7 @@ struct FailoverStateMachine: Sendable {
     let aggregator: AggregatorRuntime?
     let p2p: P2PService
     let peersConfigured: Bool
-    let signerMark: SignerHighWaterMark?
+    let signerMark: (any SignerMark)?
     let metrics: NodeMetrics
     let logger: Logger
     /// How often the catchup conditions are sampled, and how often progress is logged.
@@ -150,8 +150,10 @@ struct FailoverStateMachine: Sendable {
         }
         var check = promotionCheck(timeout: timeout, startedAt: .now)
         do throws(NodeFailure) {
-            // Nothing signs while syncing, so the mark is read once.
-            let mark = try check.unrecoverableMark()
+            // This node signs nothing while syncing, so the mark is read at the start; and again
+            // for the check after the syncer stopped, where a remote signer shared with another
+            // node (or raised by hand) may have moved meanwhile.
+            var mark = try await check.unrecoverableMark()
             while true {
                 guard let used = try await syncUntilGateOpens(check, mark: mark, mayLead: mayLead), !Task.isCancelled else {
                     return false
@@ -162,6 +164,7 @@ struct FailoverStateMachine: Sendable {
                     logger.notice("promotable: the chain no longer names this node's key now that the syncer has stopped; following again")
                     continue
                 }
+                mark = try await check.unrecoverableMark()
                 let snapshot = check.sample(mark: mark, follower: sync.follower.status, now: .now)
                 switch check.gate.evaluate(snapshot) {
                 case .promote:

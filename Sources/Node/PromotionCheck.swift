@@ -13,7 +13,7 @@ struct PromotionCheck: Sendable {
     let p2p: P2PService
     let state: NodeState
     let peersConfigured: Bool
-    let signerMark: SignerHighWaterMark?
+    let signerMark: (any SignerMark)?
     /// Where the peer wait and the stall deadlines count from.
     let startedAt: ContinuousClock.Instant
     /// Whether the block signed at the mark's height is kept where the node will commit exactly
@@ -24,14 +24,35 @@ struct PromotionCheck: Sendable {
     /// The highest height this key signed that the node cannot supply itself: the mark, less
     /// one when the block signed at the mark is kept (the producer commits that very block).
     /// Nil without a mark. An unreadable or impossible mark fails closed: which heights this
-    /// key signed cannot be told, so the fence cannot be cleared.
-    func unrecoverableMark() throws(NodeFailure) -> UInt64? {
+    /// key signed cannot be told, so the fence cannot be cleared. With the remote signer the mark
+    /// is the signer's, asked over the network (issue 29).
+    func unrecoverableMark() async throws(NodeFailure) -> UInt64? {
+        let record: SignerHighWaterMark.Record?
+        do throws(ConfigError) {
+            record = try await signerMark?.currentRecord()
+        } catch {
+            throw Self.unreadable(error)
+        }
+        return unrecoverable(record)
+    }
+
+    /// `unrecoverableMark` read in place (the HA bootstrap, whose signer is `signer.state`:
+    /// an HA group with the remote signer is refused at start).
+    func unrecoverableMarkNow() throws(NodeFailure) -> UInt64? {
         let record: SignerHighWaterMark.Record?
         do throws(ConfigError) {
             record = try signerMark?.loadRecord()
         } catch {
-            throw .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (`evnode signer reset --height N` rewrites it)")
+            throw Self.unreadable(error)
         }
+        return unrecoverable(record)
+    }
+
+    private static func unreadable(_ error: ConfigError) -> NodeFailure {
+        .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (`evnode signer reset --height N` rewrites it)")
+    }
+
+    private func unrecoverable(_ record: SignerHighWaterMark.Record?) -> UInt64? {
         guard let record else { return nil }
         // Height 0 is never signed (blocks start at 1); the parser refuses a block kept there.
         guard record.height > 0 else { return 0 }
@@ -71,7 +92,7 @@ struct PromotionCheck: Sendable {
     func decide(now: ContinuousClock.Instant = .now) -> (CatchupSnapshot?, CatchupDecision) {
         let mark: UInt64?
         do throws(NodeFailure) {
-            mark = try unrecoverableMark()
+            mark = try unrecoverableMarkNow()
         } catch {
             if case .failClosed(let why) = error { return (nil, .failClosed(why)) }
             return (nil, .failClosed(error.description))

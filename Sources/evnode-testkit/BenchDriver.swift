@@ -85,6 +85,7 @@ final class BenchDriver {
         recover(home: aggregatorHome)
         results.production = produce(home: aggregatorHome, blockTimeMilliseconds: plan.blockTimeMilliseconds)
         produceFast(home: aggregatorHome)
+        produceThroughRemoteSigner(home: aggregatorHome)
         localDA?.stop()
         localDA = nil
         measureDALatency()
@@ -405,12 +406,12 @@ final class BenchDriver {
 
     // MARK: Production
 
-    func produce(home: String, blockTimeMilliseconds blockTime: Int) -> ProductionResult {
+    func produce(home: String, blockTimeMilliseconds blockTime: Int, extra: [String] = []) -> ProductionResult {
         step("production: \(blockTime) ms blocks for \(Int(plan.productionSeconds)) s under \(plan.txRate) tx/s of HTTP load")
         let rpc = freeLoopbackPort()
         let node = ChildProcess(name: "producer", executable: evnode,
                                 arguments: ["start", "--home", home, "--aggregator", "--block-time", "\(blockTime)ms"]
-                                    + nodeFlags(rpc: rpc),
+                                    + nodeFlags(rpc: rpc) + extra,
                                 logDirectory: work)
         defer { node.stop() }
         let http = LoopbackHTTPConnection(port: rpc)

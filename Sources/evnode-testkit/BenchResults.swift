@@ -131,6 +131,7 @@ struct BenchResults: Codable {
     var recovery = RecoveryResult()
     var production = ProductionResult()
     var production5ms = ProductionResult()
+    var productionRemoteSigner = ProductionResult()
     var store = StoreResult()
     var daLatency = DALatencyResult()
     var slowDACatchup = SlowDACatchupResult()
@@ -157,7 +158,7 @@ struct BenchResults: Codable {
             "da_latency_p99_subscription_to_polling": daLatency.subscription.p99Milliseconds / max(1e-9, daLatency.polling.p99Milliseconds),
             "slow_da_catchup_heights_per_s_to_one_over_rtt": slowDACatchup.adaptive.timesOneOverRTT,
             "ha_failover_p50_heartbeat_to_lease_only": haFailover.heartbeat.p50Milliseconds / max(1e-9, haFailover.leaseOnly.p50Milliseconds),
-        ].merging(fastProductionRatios) { a, _ in a }
+        ].merging(fastProductionRatios) { a, _ in a }.merging(remoteSignerRatios) { a, _ in a }
     }
 
     func json() -> String {
@@ -214,6 +215,7 @@ struct BenchResults: Codable {
         add("production: txs included/s", "\(Int(production.txsPerSecond))",
             "\(production.txsOffered) offered (\(plan.txRate)/s)", r["production_txs_included_to_offered"])
         for row in fastProductionRows { add(row.0, row.1, row.2, row.3) }
+        for row in remoteSignerRows { add(row.0, row.1, row.2, row.3) }
         add("production: RSS start → end", "\(mb(production.rssStart)) → \(mb(production.rssEnd))", "RSS at start",
             r["production_rss_end_to_start"])
         add("store: commit MB/s (\(store.blocks) blocks, \(Int(store.storeBlocksPerSecond)) blocks/s)",

@@ -1,7 +1,7 @@
 import Config
 import Foundation
 
-/// `evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--home DIR] [--keep]`:
+/// `evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--remote-signer] [--home DIR] [--keep]`:
 /// only bench-all's production figures — missed slots and block intervals under the HTTP tx load —
 /// on a fresh aggregator home with a local DA, so that a change to the production path can be
 /// measured in a minute instead of a whole `make bench`. (In `make bench` the aggregator also has
@@ -31,6 +31,11 @@ func benchProduction(_ args: [String]) {
     var results: [String: ProductionResult] = [:]
     for ms in blockTimes {
         results["\(ms)ms"] = driver.produce(home: home, blockTimeMilliseconds: ms)
+    }
+    // Then the same run through `evnode signer serve` (bench-all's remote-signer row).
+    if args.contains("--remote-signer") {
+        driver.produceThroughRemoteSigner(home: home)
+        results["\(plan.blockTimeMilliseconds)ms-remote-signer"] = driver.results.productionRemoteSigner
     }
     FileHandleOut.line(prettyJSON(results))
     setup.finish()

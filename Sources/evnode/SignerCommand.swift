@@ -3,6 +3,7 @@ import Block
 import Config
 import Foundation
 import Logging
+import RemoteSigner
 
 #if canImport(Glibc)
 import Glibc
@@ -12,8 +13,8 @@ import Glibc
 struct SignerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signer",
-        abstract: "Operator actions on the signer's state (config/signer.state).",
-        subcommands: [SignerResetCommand.self])
+        abstract: "The remote signer (`signer serve`) and operator actions on the signer's state (config/signer.state).",
+        subcommands: [SignerServeCommand.self, SignerResetCommand.self])
 }
 
 /// `evnode signer reset --home DIR --height N` (SPEC §6): the explicit, logged operator action
@@ -42,6 +43,21 @@ struct SignerResetCommand: ParsableCommand {
         guard let height else {
             throw ConfigError.missing("evnode signer reset needs --height N: the last height this key is to be considered to have signed; heights above N may then be signed again")
         }
+        // A remote signer's home (`signer serve` keeps its lock file in data/): its mark is
+        // data/signer.state, and the serve process's lock is the one that must be free.
+        let signerLock = HomeLayout(home: home).home + "/data/signer.lock"
+        if FileIO.exists(signerLock) {
+            let lock: SignerHomeLock
+            do throws(ConfigError) {
+                lock = try SignerHomeLock(path: signerLock)
+            } catch {
+                FileIOStderr.write("error: refusing to reset the remote signer's high-water mark while `evnode signer serve` runs on \(home) (\(error)); stop it first (nothing changed)\n")
+                Glibc.exit(ExitStatus.configuration)
+            }
+            try reset(markPath: HomeLayout(home: home).home + "/data/signer.state", to: height)
+            withExtendedLifetime(lock) {}
+            return
+        }
         let layout = try HomeLayout.configured(home: home, environment: ProcessInfo.processInfo.environment)
         // The mark belongs to a signer: either ev-node's signer.json or an earlier evnode's signer.key.
         guard FileIO.exists(layout.signerJSONFile) || FileIO.exists(layout.signerKeyFile) else {
@@ -49,7 +65,13 @@ struct SignerResetCommand: ParsableCommand {
         }
         let store = lockStore(layout)
         defer { store?.close() }
-        let mark = SignerHighWaterMark(path: layout.signerStateFile)
+        try reset(markPath: layout.signerStateFile, to: height)
+    }
+
+    /// Replaces the mark at `markPath` with `height` and says what it overrides; the caller holds
+    /// the lock that keeps a signer off it.
+    private func reset(markPath: String, to height: UInt64) throws {
+        let mark = SignerHighWaterMark(path: markPath)
         let previous: String
         var lifted: ClosedRange<UInt64>?
         do throws(ConfigError) {
@@ -67,8 +89,8 @@ struct SignerResetCommand: ParsableCommand {
 
         LogBootstrap.bootstrap(level: "info", format: .text)
         Logger(label: "evnode.signer").warning("signer high-water mark reset by operator", metadata: [
-            "path": "\(layout.signerStateFile)", "previous": "\(previous)", "height": "\(height)"])
-        print("signer reset: \(layout.signerStateFile)")
+            "path": "\(markPath)", "previous": "\(previous)", "height": "\(height)"])
+        print("signer reset: \(markPath)")
         print("  last signed height: \(previous) → \(height)")
         if let lifted {
             // Bounds, not `count`: a crafted mark near 2^64 would overflow a count.

@@ -161,6 +161,35 @@ pruning:
         #expect(refusal { try load("signer:\n  passphrase_file: /p\n") }.contains("pass --evnode.signer.passphrase_file"))
     }
 
+    /// `signer_type grpc` (issue 29): the remote signer's settings, and what is refused with them.
+    @Test func remoteSignerSettings() throws {
+        let grpc = "--evnode.signer.signer_type=grpc"
+        #expect(refusal { try load(flags: [grpc]) }.contains("needs --evnode.signer.grpc_address"))
+        #expect(refusal { try load(flags: [grpc, "--evnode.signer.grpc_address=10.0.0.5:7950"]) }
+            .contains("is not a loopback address: reaching a remote signer over the network needs mutual TLS"))
+        #expect(refusal { try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1:7950",
+                                           "--evnode.signer.grpc_tls_cert_file=/c"]) }.contains("needs all of"))
+        #expect(refusal { try load(flags: ["--evnode.signer.grpc_address=127.0.0.1:7950"]) }
+            .contains("need --evnode.signer.signer_type grpc"))
+        #expect(refusal { try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1"]) }.contains("signer.grpc_address"))
+        #expect(refusal { try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1:7950", "--evnode.raft.enable",
+                                           "--evnode.raft.endpoints=http://127.0.0.1:2379"]) }
+            .contains("with --evnode.raft.enable is not supported yet"))
+        let remote = try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1:7950", "--evnode.signer.grpc_token_file=/t"]).config
+        #expect(remote.signer.kind == .grpc && remote.signer.grpcAddress == HostPort(host: "127.0.0.1", port: 7950))
+        #expect(remote.signer.grpcTokenFile == "/t")
+        // Off loopback with the three TLS files; from the file as well as from flags.
+        let yaml = evNodeInitYAML.replacingOccurrences(of: "  signer_type: file", with: """
+              signer_type: grpc
+              grpc_address: 10.0.0.5:7950
+              grpc_tls_cert_file: node.pem
+              grpc_tls_key_file: node.key
+              grpc_tls_ca_file: ca.pem
+            """)
+        let tls = try load(yaml).config
+        #expect(tls.signer.grpcAddress?.host == "10.0.0.5" && tls.signer.grpcTLSCAFile == "ca.pem")
+    }
+
     @Test func featuresEvnodeLacksLoadAtTheirDefaultOnly() throws {
         for (from, to, key) in [("  light: false", "  light: true", "node.light"),
                                 ("  pprof: false", "  pprof: true", "instrumentation.pprof"),
@@ -190,7 +219,6 @@ pruning:
         let based = try load(flags: ["--evnode.node.based_sequencer", "--evnode.da.forced_inclusion_namespace", "fi"]).config
         #expect(based.basedSequencer && based.mode == .based && !based.catchupEnabled)
         #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }.contains("issue 32"))
-        #expect(refusal { try load(flags: ["--evnode.signer.signer_type=grpc"]) }.contains("issue 29"))
         // At their defaults, from a flag too.
         _ = try load(flags: ["--evnode.node.light=false", "--evnode.instrumentation.tracing=false", "--evnode.node.scrape_interval=1s"])
         // A knob of a feature that is off: any value in the file (ev-node ignores it too), refused as a flag.

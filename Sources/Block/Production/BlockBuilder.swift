@@ -41,7 +41,7 @@ public struct BlockBuilder: Sendable {
         }
         let signed: SignedHeader
         do throws(SigningError) {
-            signed = try signer.sign(header: header)
+            signed = try signer.sign(header: header, data: data)
         } catch {
             throw .signing(error)
         }

@@ -110,7 +110,8 @@ public struct BlockProducer: Sendable {
     let store: BlockStore
     let executor: any Executor
     let builder: BlockBuilder
-    let mark: SignerHighWaterMark
+    /// `signer.state`, or the remote signer's own mark (read before every block all the same).
+    let mark: any SignerMark
     let timing: Timing
     let maxTxsPerBlock: Int
     let maxBlockBytes: Int
@@ -131,7 +132,7 @@ public struct BlockProducer: Sendable {
     /// Forced inclusion (nil: off): each block takes the forced transactions due first.
     let forcedInclusion: ForcedInclusionQueue?
 
-    public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: SignerHighWaterMark,
+    public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: any SignerMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
                 fence: (any BlockFence)? = nil,
                 gate: (any ProductionGate)? = nil, clock: BlockClock? = nil, chainMetrics: ChainSeries? = nil,
@@ -180,8 +181,9 @@ public struct BlockProducer: Sendable {
         }
         guard let start = store.state else { throw .notInitialized }
         // Checked again before every height (`checkMark`); here so that a node that may not
-        // sign says so before it waits for its first slot.
-        try checkMark(before: start.nextHeight)
+        // sign says so before it waits for its first slot. On the producer's thread: a remote
+        // signer's mark is a network call.
+        _ = try await thread.run(at: nil) { () throws(ProductionError) in try self.checkMark(before: start.nextHeight) }
         logger.info("producing blocks", metadata: [
             "next_height": "\(start.nextHeight)", "block_time": "\(DurationParser.format(timing.blockTime))",
             "lazy": "\(timing.lazy)"])

@@ -5,22 +5,65 @@ import Crypto
 public struct SigningError: Error, Sendable, Equatable, CustomStringConvertible {
     public let reason: String
     public var description: String { "signing failed: \(reason)" }
+
+    public init(reason: String) {
+        self.reason = reason
+    }
 }
 
-/// The proposer's Ed25519 key, producing the signatures of SPEC §3: headers, DA header
-/// envelopes and DA data blobs.
-///
-/// This type only signs. Guarding against signing two different blocks at one height (the
-/// signer's high-water mark, SPEC §6) is the block producer's job, done before a signature
-/// leaves the process.
-public struct BlockSigner: Sendable {
+/// Where the proposer's signatures are made: the key in this process, or a remote signer
+/// (`evnode signer serve`) that keeps the key and its own high-water mark. Each call blocks until
+/// the signature is there: call it from a thread that may block (the producer's, the DA
+/// submitter's worker), never from the cooperative pool.
+public protocol SigningBackend: Sendable {
+    /// Signs an encoded Header, SignedHeader (DA envelope) or Data.
+    func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8]
+    /// Signs the encoded `header` of a block whose data is `data`. A remote signer keeps the
+    /// data beside its mark, so the block can be committed again after a crash.
+    func sign(header: [UInt8], data: BlockData) throws(SigningError) -> [UInt8]
+}
+
+/// The key held in this process (`signer.json`).
+public struct LocalSigningKey: SigningBackend {
     public let privateKey: Curve25519.Signing.PrivateKey
+
+    public init(_ privateKey: Curve25519.Signing.PrivateKey) {
+        self.privateKey = privateKey
+    }
+
+    public func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
+        do {
+            return Array(try privateKey.signature(for: message))
+        } catch {
+            throw SigningError(reason: "\(error)")
+        }
+    }
+
+    public func sign(header: [UInt8], data: BlockData) throws(SigningError) -> [UInt8] {
+        try sign(header)
+    }
+}
+
+/// The proposer's signatures of SPEC §3: headers, DA header envelopes and DA data blobs, made by
+/// a `SigningBackend`.
+///
+/// With the local key, guarding against signing two different blocks at one height (the
+/// signer's high-water mark, SPEC §6) is the block producer's job, done before a signature
+/// leaves the process; a remote signer also enforces its own mark, where the key is.
+public struct BlockSigner: Sendable {
+    public let backend: any SigningBackend
     /// Address and proto-encoded public key, as carried in every signed message.
     public let signer: Signer
 
     public init(privateKey: Curve25519.Signing.PrivateKey) {
-        self.privateKey = privateKey
+        backend = LocalSigningKey(privateKey)
         signer = Signer(rawPublicKey: Array(privateKey.publicKey.rawRepresentation))
+    }
+
+    /// A signer whose key is elsewhere; `rawPublicKey` is its 32-byte Ed25519 public key.
+    public init(backend: any SigningBackend, rawPublicKey: [UInt8]) {
+        self.backend = backend
+        signer = Signer(rawPublicKey: rawPublicKey)
     }
 
     public init(keyFile: KeyFile) {
@@ -40,15 +83,16 @@ public struct BlockSigner: Sendable {
     public var address: [UInt8] { signer.address }
 
     public func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
-        do {
-            return Array(try privateKey.signature(for: message))
-        } catch {
-            throw SigningError(reason: "\(error)")
-        }
+        try backend.sign(message)
     }
 
     public func sign(header: Header) throws(SigningError) -> SignedHeader {
         SignedHeader(header: header, signature: try sign(header.encoded()), signer: signer)
+    }
+
+    /// A block's header, signed with its data at hand (a remote signer keeps the data).
+    public func sign(header: Header, data: BlockData) throws(SigningError) -> SignedHeader {
+        SignedHeader(header: header, signature: try backend.sign(header: header.encoded(), data: data), signer: signer)
     }
 
     /// The DA header blob: `envelope_signature` over the encoded signed header.

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Config
+import Crypto
+import Foundation
+import KeyStore
+import Logging
+import RemoteSigner
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `evnode signer serve` (issue 29): the key and its high-water mark in a process of their own,
+/// serving ev-node's `evnode.v1.SignerService` and evnode's `SignerMarkService` over gRPC. It
+/// signs only what it can place (`SignerFence`), so its fence holds whatever the node asks.
+struct SignerServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the signer key (DIR/config/signer.json) over gRPC, with its own high-water mark under DIR/data.")
+
+    @Option(name: .customLong("home"), help: "The signer's home: config/signer.json (and config/genesis.json for the chain id), data/ for its mark")
+    var home: String
+
+    @Option(name: .customLong("listen"), help: "host:port to serve gRPC on; loopback unless TLS is given (port 0: any free port)")
+    var listen: String = "127.0.0.1:7950"
+
+    @Option(name: .customLong("passphrase-file"), help: "File whose content (surrounding whitespace trimmed) unlocks signer.json")
+    var passphraseFile: String
+
+    @Option(name: .customLong("token-file"), help: "File whose content is the bearer token every client must send")
+    var tokenFile: String?
+
+    @Option(name: .customLong("chain-id"), help: "The chain this signer signs for (default: chain_id of DIR/config/genesis.json)")
+    var chainID: String?
+
+    @Option(name: .customLong("tls-cert"), help: "Mutual TLS: this signer's certificate (PEM)")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "Mutual TLS: this signer's private key (PEM)")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-client-ca"), help: "Mutual TLS: the CA client certificates must chain to (PEM)")
+    var tlsClientCA: String?
+
+    @Option(name: .customLong("metrics-listen"), help: "host:port for GET /metrics (Prometheus text); off when not given")
+    var metricsListen: String?
+
+    @Option(name: .customLong("log.level"), help: "trace, debug, info, notice, warning, error or critical")
+    var logLevel: String = "info"
+
+    /// The crash test's hook: the process kills itself with SIGKILL once the mark for this
+    /// height is durable and before the signature is answered.
+    @Option(name: .customLong("crash-after-mark"), help: .hidden)
+    var crashAfterMark: UInt64?
+
+    func run() async throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ConfigError.invalidValue(field: "log level (--log.level)", value: logLevel, source: "command line",
+                                           reason: "use trace, debug, info, notice, warning, error or critical")
+        }
+        let address: HostPort
+        do {
+            address = try HostPort(parsing: listen, allowPortZero: true)
+        } catch {
+            throw ConfigError.invalidValue(field: "--listen", value: listen, source: "command line", reason: "\(error)")
+        }
+        let tlsGiven = [tlsCert, tlsKey, tlsClientCA].compactMap { $0 }
+        guard tlsGiven.isEmpty || tlsGiven.count == 3 else {
+            throw ConfigError.missing("mutual TLS needs all of --tls-cert, --tls-key and --tls-client-ca")
+        }
+        let tls = tlsGiven.isEmpty ? nil : SignerTLSFiles(certificate: tlsCert!, key: tlsKey!, clientCA: tlsClientCA!)
+        if tls == nil, !HostPort.isLoopbackHost(address.host) {
+            throw ConfigError.conflict(SignerServer.StartError.notLoopbackWithoutTLS("\(address)").description)
+        }
+        let layout = HomeLayout(home: home)
+        guard FileIO.isDirectory(layout.home) else {
+            throw ConfigError.missing("signer home \(layout.home) does not exist")
+        }
+        let chain = try chainID ?? Genesis.load(path: layout.genesisFile).chainID
+        let token = try tokenFile.map { path throws(ConfigError) in try SignerToken.read(path) }
+        LogBootstrap.bootstrap(level: logLevel, format: .text)
+        let logger = Logger(label: "evnode.signer")
+
+        let dataDirectory = layout.home + "/data"
+        do {
+            try FileIO.makeDirectories(dataDirectory, mode: 0o700)
+        } catch {
+            throw ConfigError.file(path: error.path, reason: error.description)
+        }
+        let lock = try SignerHomeLock(path: dataDirectory + "/signer.lock")
+        // Unlocked after the lock: a second serve on this home stops before the Argon2id work.
+        let key: KeyFile
+        do {
+            let passphrase = try Passphrase.read(file: passphraseFile, for: layout.signerJSONFile)
+            key = try SignerFile.decrypt(path: layout.signerJSONFile, passphrase: passphrase)
+        } catch {
+            throw ConfigError(error)
+        }
+        var crash: (@Sendable (UInt64) -> Void)?
+        if let target = crashAfterMark {
+            crash = { height in
+                if height == target { _ = kill(getpid(), SIGKILL) }
+            }
+        }
+        let fence = SignerFence(key: key.privateKey, chainID: chain, markPath: dataDirectory + "/signer.state",
+                                afterMarkDurable: crash)
+        let metrics = SignerMetrics()
+        let mark: SignerFence.Mark?
+        do throws(SignRefusal) {
+            mark = try fence.mark()
+        } catch {
+            throw ConfigError.file(path: dataDirectory + "/signer.state", reason: error.description)
+        }
+        if let mark { metrics.mark.set(mark.height) }
+
+        let server: SignerServer
+        do throws(SignerServer.StartError) {
+            server = try SignerServer(fence: fence, host: address.host, port: address.port, token: token.map { Array($0.utf8) },
+                                      tls: tls, metrics: metrics, logger: logger)
+        } catch {
+            throw ConfigError.conflict(error.description)
+        }
+        var metricsListener: MetricsListener?
+        if let metricsListen {
+            let where_: HostPort
+            do {
+                where_ = try HostPort(parsing: metricsListen, allowPortZero: true)
+            } catch {
+                throw ConfigError.invalidValue(field: "--metrics-listen", value: metricsListen, source: "command line", reason: "\(error)")
+            }
+            metricsListener = try await MetricsListener(host: where_.host, port: where_.port) { metrics.prometheus() }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.serve() }
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    logger.notice("signer stopping (signal)")
+                    server.stop()
+                    return
+                }
+            }
+            let port = try await server.listeningPort()
+            logger.notice("signer serving", metadata: [
+                "listen": "\(address.host):\(port)", "chain_id": "\(chain)", "proposer": "\(Hex.encode(fence.signer.address))",
+                "mark": "\(mark.map { String($0.height) } ?? "none")", "tls": "\(tls != nil)", "token": "\(token != nil)",
+                "lock": "\(lock.path)"])
+            // Tests and scripts read these lines to learn the bound ports.
+            StandardOutput.writeLine("listening on \(address.host):\(port)")
+            if let metricsListener { StandardOutput.writeLine("metrics on \(address.host):\(metricsListener.port)") }
+            try await group.next()
+            group.cancelAll()
+        }
+        await metricsListener?.close()
+        withExtendedLifetime(lock) {}
+    }
+}
