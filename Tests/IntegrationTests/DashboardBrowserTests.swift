@@ -92,7 +92,8 @@ import TestSupport
             print("[browser] catch-up: \(duringCatchup.reads.map { "\($0.phase) \($0.store) (\($0.catchup))" })")
             #expect(duringCatchup.reads.map(\.phase) == ["syncing", "syncing"])
             let first = UInt64(duringCatchup.reads[0].store) ?? 0, second = UInt64(duringCatchup.reads[1].store) ?? 0
-            #expect(first > 0 && second > first && second <= n, "store heights read: \(first), \(second)")
+            // The first read may come before the first block (0): the page loaded early.
+            #expect(second > first && second <= n, "store heights read: \(first), \(second)")
             // The progress bar and its words: "h of target (x%)".
             #expect(duringCatchup.reads[1].catchup.hasPrefix("\(second) of "), "\(duringCatchup.reads[1].catchup)")
             #expect(duringCatchup.reads[1].conn == "live")
