@@ -213,7 +213,7 @@ public enum Readiness: Sendable, Equatable {
     static func of(_ status: NodeStatus, follower da: DAFollowerStatus, facts: ReadinessFacts,
                    now: ContinuousClock.Instant) -> Readiness {
         if let gate = phaseGate(status, follower: da) { return gate }
-        if let unready = evNodeChecks(status, facts) { return unready }
+        if let unready = evNodeChecks(status, facts) { return namingTheDA(unready, status, follower: da, now: now) }
         guard status.phase == .syncing else { return .ready }
         if !da.headReached {
             return .notReady("syncing: DA head not reached yet (height \(status.heights.store))")
@@ -231,6 +231,18 @@ public enum Readiness: Sendable, Equatable {
             return .notReady("DA unavailable for \(seconds) s and no peers: \(da.lastError ?? "unknown error")")
         }
         return .ready
+    }
+
+    /// A following node without peers has DA as its only source of blocks: when one of ev-node's
+    /// checks fails while DA is failing, DA is the likely cause, and the body names it after
+    /// ev-node's words (probes match on those). Without this, a node cut off from DA said only
+    /// "node not executing blocks": ev-node's window (15 s) runs out before `allowedDAOutage`.
+    static func namingTheDA(_ unready: Readiness, _ status: NodeStatus, follower da: DAFollowerStatus,
+                            now: ContinuousClock.Instant) -> Readiness {
+        guard case .notReady(let reason) = unready, status.phase == .syncing, status.peers == 0,
+              let since = da.failingSince else { return unready }
+        let seconds = Int((now - since).components.seconds)
+        return .notReady("\(reason); DA unavailable for \(seconds) s and no peers: \(da.lastError ?? "unknown error")")
     }
 
     /// evnode's own reasons, which come before any of ev-node's.

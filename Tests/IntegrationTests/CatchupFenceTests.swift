@@ -29,8 +29,24 @@ struct CatchupFenceTests {
             let node = try await chain.sequencer.started(CatchupTests.recovering(da.url, timeout: "3s", ["--p2p.peers", peerAddress]))
             try await waitUntil("the node to connect to the peer") { peer.peers.count == 1 }
             try await waitUntil("the node to have DA's blocks") { try await node.status().heights.store == n }
+            let live = try await HTTP.get(node.rpc + "/health/live")
+            #expect(live.status == 200 && live.text == "OK\n", "\(live.status) \(live.text)")
             for block in try catchupSignedBlocks(aggregator: chain.sequencer, heights: (n + 2)...(n + 4)) {
                 peer.broadcast(block: block)
+            }
+            // /health/ready to the end: UNREADY at every answer, never READY. The node halts and
+            // exits within milliseconds (status 3), so a probe sees "catching up" until then and
+            // `halted: <the gap>` only if it lands in between.
+            var answers: [String] = []
+            try await waitUntil("the node to give up on the gap", timeout: .seconds(60), every: .milliseconds(50)) {
+                if let r = try? await node.readiness() { answers.append("\(r.status) \(r.text)") }
+                return !node.isRunning
+            }
+            print("[gap] /health/ready answers: \(Set(answers).sorted())")
+            #expect(answers.contains { $0.hasPrefix("503 UNREADY: catching up (height \(n) of ") }, "\(Set(answers))")
+            for answer in Set(answers) {
+                #expect(answer.hasPrefix("503 UNREADY: catching up (height \(n) of ")
+                        || answer.hasPrefix("503 UNREADY: halted: ") && answer.contains("height \(n + 1) not supplied"), "\(answer)")
             }
             let status = try await node.waitForExit("the node to give up on the gap")
             let output = node.output

@@ -440,7 +440,11 @@ struct CatchupTests {
             #expect(status.catchup.blocked_by?.contains("unavailable") == true, "\(status.catchup.blocked_by ?? "nil")")
             let ready = try await node.readiness()
             #expect(ready.status == 503)
+            #expect(ready.text.hasPrefix("UNREADY: catching up (height 0 of 0): "), "\(ready.text)")
             #expect(ready.text.contains("DA"), "\(ready.text)")
+            // Live: the store reads, whatever DA does.
+            let live = try await HTTP.get(node.rpc + "/health/live")
+            #expect(live.status == 200 && live.text == "OK\n", "\(live.status) \(live.text)")
             let metrics = try await node.metrics()
             #expect(metrics.contains("evnode_phase{phase=\"syncing\"} 1"))
             #expect(metrics.contains("evnode_phase{phase=\"aggregating\"} 0"))

@@ -51,6 +51,10 @@ enum PyRPC {
                 let a = try await aggregator.readiness(), f = try await full.readiness()
                 return a == (200, "READY\n") && f == (200, "READY\n")
             }
+            for node in [aggregator, full] {
+                let live = try await HTTP.get(node.rpc + "/health/live")
+                #expect(live.status == 200 && live.text == "OK\n", "\(node.name): \(live.status) \(live.text)")
+            }
             let aggID = try await aggregator.statusObject()["peer_id"] as? String
             let fullID = try await full.statusObject()["peer_id"] as? String
             let a = try PyRPC.check(aggregator, aggregator: true, peer: fullID)

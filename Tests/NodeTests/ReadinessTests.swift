@@ -49,6 +49,20 @@ import Testing
                 "peers at the same height vouch for it")
     }
 
+    /// Cut off from DA with no peers, a follower applies no block, and ev-node's window (15 s)
+    /// runs out before the 30 s of quiet retries: ev-node's words come first, DA's failure after.
+    @Test func anEvNodeCheckFailingWhileDAFailsWithoutPeersNamesTheDA() {
+        #expect(Readiness.of(status(), follower: follower(failingFor: .seconds(20)), facts: facts(blockAge: .seconds(20)), now: now)
+            == .notReady("node not executing blocks; DA unavailable for 20 s and no peers: connection refused"))
+        #expect(Readiness.of(status(store: 0), follower: follower(failingFor: .seconds(3)), facts: facts(), now: now)
+            == .notReady("no blocks yet; DA unavailable for 3 s and no peers: connection refused"))
+        // With a peer, or with DA answering, ev-node's words alone.
+        #expect(Readiness.of(status(peers: 1), follower: follower(failingFor: .seconds(20)), facts: facts(blockAge: .seconds(20)), now: now)
+            == .notReady("node not executing blocks"))
+        #expect(Readiness.of(status(), follower: follower(), facts: facts(blockAge: .seconds(20)), now: now)
+            == .notReady("node not executing blocks"))
+    }
+
     @Test func otherPhasesAndPeersAhead() {
         #expect(Readiness.of(status(p2pMax: 110, peers: 1), follower: follower(), facts: facts(), now: now)
             == .notReady("behind: peers are at 110, store at 100"))
