@@ -187,19 +187,8 @@ public final class EvNode: Sendable {
         let localSigner = setup.signer.map { (BlockSigner(keyFile: $0), SignerHighWaterMark(path: setup.layout.signerStateFile)) }
         var based: BasedSequencer?
         if config.basedSequencer {
-            let checkpoint: ForcedInclusionCheckpoint?
-            do throws(StoreError) {
-                checkpoint = try store.forcedInclusionCheckpoint()
-            } catch {
-                store.close()
-                throw .store(error)
-            }
-            let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
-            let queue = ForcedInclusionQueue(
-                source: ForcedInclusionRetriever(client: daClient, namespace: DANamespace(name: config.da.forcedInclusionNamespace),
-                                                 epochs: epochs),
-                epochs: epochs, checkpoint: checkpoint, startTime: genesis.startTimeNanoseconds,
-                logger: Logger(label: "evnode.forced-inclusion"))
+            let queue = try Self.forcedInclusionQueue(config: config, genesis: genesis, store: store,
+                                                      daClient: daClient, logger: logger)
             let metrics = self.metrics
             // Not gossiped: based blocks carry no signature, which every syncing peer refuses
             // (ev-node's ErrSignatureEmpty); each follower of a based chain derives it itself.
@@ -222,23 +211,8 @@ public final class EvNode: Sendable {
             }
             var forcedInclusion: ForcedInclusionQueue?
             if !config.da.forcedInclusionNamespace.isEmpty {
-                let checkpoint: ForcedInclusionCheckpoint?
-                do throws(StoreError) {
-                    checkpoint = try store.forcedInclusionCheckpoint()
-                } catch {
-                    store.close()
-                    throw .store(error)
-                }
-                let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
-                let retriever = ForcedInclusionRetriever(client: daClient,
-                                                         namespace: DANamespace(name: config.da.forcedInclusionNamespace),
-                                                         epochs: epochs)
-                forcedInclusion = ForcedInclusionQueue(source: retriever, epochs: epochs, checkpoint: checkpoint,
-                                                       startTime: genesis.startTimeNanoseconds,
-                                                       logger: Logger(label: "evnode.forced-inclusion"))
-                logger.info("forced inclusion on", metadata: [
-                    "namespace": "\(config.da.forcedInclusionNamespace)", "da_start_height": "\(epochs.startHeight)",
-                    "epoch": "\(epochs.size)", "checkpoint": "\(checkpoint.map { "\($0)" } ?? "none")"])
+                forcedInclusion = try Self.forcedInclusionQueue(config: config, genesis: genesis, store: store,
+                                                                daClient: daClient, logger: logger)
             }
             let producer = BlockProducer(
                 store: store, executor: executor, signer: signer, mark: signerMark,
@@ -414,6 +388,28 @@ public final class EvNode: Sendable {
     /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
     /// least 2 s (etcd's shortest); the node id to one derived from the node key; the heartbeat
     /// timeout to five heartbeat intervals.
+    /// The forced-inclusion queue of a sequencer or a based node, resumed from the checkpoint
+    /// the store keeps with the blocks (or `da_start_height` on a chain that has none yet).
+    static func forcedInclusionQueue(config: NodeConfig, genesis: Genesis, store: BlockStore, daClient: CelestiaDAClient,
+                                     logger: Logger) throws(NodeFailure) -> ForcedInclusionQueue {
+        let checkpoint: ForcedInclusionCheckpoint?
+        do throws(StoreError) {
+            checkpoint = try store.forcedInclusionCheckpoint()
+        } catch {
+            store.close()
+            throw .store(error)
+        }
+        let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+        let retriever = ForcedInclusionRetriever(client: daClient,
+                                                 namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                 epochs: epochs)
+        logger.info("forced inclusion on", metadata: [
+            "namespace": "\(config.da.forcedInclusionNamespace)", "da_start_height": "\(epochs.startHeight)",
+            "epoch": "\(epochs.size)", "checkpoint": "\(checkpoint.map { "\($0)" } ?? "none")"])
+        return ForcedInclusionQueue(source: retriever, epochs: epochs, checkpoint: checkpoint,
+                                    startTime: genesis.startTimeNanoseconds, logger: Logger(label: "evnode.forced-inclusion"))
+    }
+
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
                                blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
                                logger: Logger) throws(NodeFailure) -> HARuntime {
