@@ -474,7 +474,10 @@ struct ValueReader {
     let values: [String: RawSetting]
 
     func raw(_ key: String) -> RawSetting {
-        values[key] ?? RawSetting(value: Settings.byKey[key]?.defaultValue ?? "", source: "default", origin: .defaults)
+        // A key the settings table lacks is a misspelling in this file, not an operator's input:
+        // reading it as empty would turn it silently into false or "". Every config test traps on it.
+        guard let setting = Settings.byKey[key] else { preconditionFailure("no setting named \(key) in Settings") }
+        return values[key] ?? RawSetting(value: setting.defaultValue, source: "default", origin: .defaults)
     }
 
     func fail(_ key: String, _ reason: String) -> ConfigError {

@@ -479,10 +479,10 @@ public final class EvNode: Sendable {
         } catch let failure as NodeFailure {
             throw failure
         } catch let error as ServiceGroupError {
-            throw .p2p("\(error)")
+            throw .service("\(error)")
         } catch {
             if let failure = runtime.failure { throw failure }
-            throw .p2p("\(error)")
+            throw .service("\(String(reflecting: type(of: error))): \(error)")
         }
         if let failure = runtime.failure { throw failure }
         logger.notice("stopped", metadata: ["height": "\(store.height)", "finalized": "\(store.finalizedHeight)"])

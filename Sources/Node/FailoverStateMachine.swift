@@ -527,6 +527,9 @@ struct RateMeter {
     }
 
     mutating func record(height: UInt64, at: ContinuousClock.Instant) {
+        // A rollback during catch-up lowers the height: the samples before it measure a chain
+        // that no longer exists, so the window starts again here.
+        if let last = samples.last, height < last.height { samples.removeAll() }
         samples.append((height, at))
         while let first = samples.first, at - first.at > window, samples.count > 2 {
             samples.removeFirst()
@@ -536,7 +539,7 @@ struct RateMeter {
     var blocksPerSecond: Double {
         guard let first = samples.first, let last = samples.last, last.at > first.at else { return 0 }
         let seconds = Double((last.at - first.at).nanosecondsClamped) / 1e9
-        return Double(last.height &- first.height) / seconds
+        return Double(last.height - first.height) / seconds
     }
 
     func eta(from height: UInt64, to target: UInt64) -> Double? {

@@ -22,7 +22,9 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     case pruning(ExecutionError)
     /// Pruning old blocks (`pruning.pruning_mode`) failed: the store could not be read or written.
     case blockPruning(StoreError)
-    case p2p(String)
+    /// A service of the node (P2P, RPC, metrics, DA head subscription …) stopped with an error
+    /// of its own; the text names the error's type, which names the part.
+    case service(String)
     case config(ConfigError)
     /// The HA group's etcd client could not be set up.
     case ha(String)
@@ -46,7 +48,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .store(let e): return "store: \(e)"
         case .pruning(let e): return "pruning the KV state: \(e)"
         case .blockPruning(let e): return "pruning old blocks: \(e)"
-        case .p2p(let e): return "P2P: \(e)"
+        case .service(let e): return "a node service stopped: \(e)"
         case .config(let e): return e.description
         case .ha(let e): return "HA: \(e)"
         case .execution(let e): return "execution layer: \(e)"

@@ -26,12 +26,16 @@ public final class NodeState: Sendable {
 
     /// Moves to `phase`, logging the transition with its reason.
     public func enter(_ phase: NodePhase, reason: String? = nil) {
-        let previous = box.withLock { s -> NodePhase in
+        // `halted` is terminal and keeps its first reason: a part still winding down after the
+        // halt must neither make the node look healthy again nor replace the cause with a symptom.
+        let previous = box.withLock { s -> NodePhase? in
             let p = s.phase
+            if p == .halted { return nil }
             s.phase = phase
             s.reason = reason
             return p
         }
+        guard let previous else { return }
         metrics.setPhase(phase)
         guard previous != phase else { return }
         var metadata: Logger.Metadata = ["from": "\(previous.rawValue)", "to": "\(phase.rawValue)"]
@@ -47,7 +51,7 @@ public final class NodeState: Sendable {
     /// have moved it on meanwhile, e.g. to `halted`).
     public func leave(_ current: NodePhase, to phase: NodePhase, reason: String? = nil) {
         let moved = box.withLock { s -> Bool in
-            guard s.phase == current else { return false }
+            guard s.phase == current, current != .halted else { return false }
             s.phase = phase
             s.reason = reason
             return true

@@ -1,5 +1,6 @@
 import DA
 import Foundation
+import Logging
 @testable import Node
 import Telemetry
 import Testing
@@ -190,5 +191,38 @@ import Testing
         let newest = (DAVisualizer.submissions(Log(submitsToDA: true, submissions: records))["submissions"] as? [[String: Any]])?.first
         #expect(newest?["status_code"] as? String == "Error" && newest?["message"] as? String == "refused")
         #expect(newest?["blob_ids"] == nil)
+    }
+}
+
+@Suite struct RateMeterTests {
+    /// A rollback during catch-up lowers the height. The rate then measures from the rollback on,
+    /// instead of wrapping the height difference to ~10¹⁸ blocks/s and the ETA to ~0.
+    @Test func aRollbackRestartsTheWindowInsteadOfWrapping() throws {
+        let start = ContinuousClock.now
+        var meter = RateMeter(startHeight: 1000, at: start)
+        meter.record(height: 2000, at: start + .seconds(1))
+        #expect(meter.blocksPerSecond == 1000)
+        meter.record(height: 900, at: start + .seconds(2))
+        #expect(meter.blocksPerSecond == 0)
+        #expect(meter.eta(from: 900, to: 5000) == nil)
+        meter.record(height: 1400, at: start + .seconds(3))
+        #expect(meter.blocksPerSecond == 500)
+        let eta = try #require(meter.eta(from: 1400, to: 2400))
+        #expect(eta == 2)
+    }
+}
+
+@Suite struct NodeStateTests {
+    /// A part that winds down after the halt (the syncer leaving its phase, an HA campaign)
+    /// must not make a halted node look like it syncs again, nor replace the halt's reason.
+    @Test func haltedIsTerminalAndKeepsItsFirstReason() {
+        let state = NodeState(metrics: NodeMetrics(), logger: Logger(label: "test"))
+        state.enter(.syncing)
+        state.enter(.halted, reason: "forced transaction omitted")
+        state.enter(.syncing, reason: "HA follower")
+        state.enter(.halted, reason: "the syncer stopped")
+        state.leave(.halted, to: .aggregating)
+        #expect(state.phase == .halted)
+        #expect(state.snapshot.reason == "forced transaction omitted")
     }
 }
