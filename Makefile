@@ -82,10 +82,13 @@ release: deps
 # Builds the executables too: integration tests start real `evnode` processes. Unit and module
 # tests run in parallel; the integration tests (several nodes and a DA each) run one at a time so
 # that two cores are not asked to run a dozen nodes at once.
+# Every process a test starts carries EVNODE_TEST_RUN; the run fails if one outlives the tests.
+TEST_RUN_ID := $(shell date +%s%N)
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip IntegrationTests
-	$(SWIFT) test --skip-build --no-parallel --filter IntegrationTests
+	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --skip IntegrationTests
+	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --no-parallel --filter IntegrationTests
+	scripts/leftover-processes.sh $(TEST_RUN_ID)
 
 # Fuzzing (README "Fuzzing"): `evnode-fuzz` built with libFuzzer and AddressSanitizer in a
 # scratch path of its own (.build-fuzz, so the normal build is untouched), then each target run

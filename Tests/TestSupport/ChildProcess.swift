@@ -50,7 +50,9 @@ public final class ChildProcess: @unchecked Sendable {
         if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         let stdin = acceptsInput ? Pipe() : nil
         process.standardInput = stdin ?? FileHandle.nullDevice
+        process.terminationHandler = { ChildRegistry.ended($0.processIdentifier) }
         try process.run()
+        ChildRegistry.started(process.processIdentifier)
         self.input = stdin?.fileHandleForWriting
         self.process = process
         self.name = name
@@ -160,6 +162,7 @@ public final class ChildProcess: @unchecked Sendable {
         return lock.withLock { _ in
             if process.isRunning { kill(pid, SIGKILL) }
             process.waitUntilExit()
+            ChildRegistry.ended(pid)
             return process.terminationReason == .uncaughtSignal ? process.terminationStatus : -1
         }
     }
@@ -175,5 +178,38 @@ public final class ChildProcess: @unchecked Sendable {
             kill(pid, SIGKILL)
             process.waitUntilExit()
         }
+        ChildRegistry.ended(pid)
+    }
+}
+
+/// Every process the tests started and have not seen end. A child still referenced when the test
+/// runner exits (a fixture kept for the whole run, a reference cycle) gets no `deinit`: the
+/// runner's exit kills what is left, so no local DA or etcd outlives `swift test`.
+enum ChildRegistry {
+    private static let running = Mutex<Set<Int32>>([])
+    private static let exitHook: Void = { atexit { ChildRegistry.killAll() } }()
+
+    static func started(_ pid: Int32) {
+        _ = exitHook
+        running.withLock { _ = $0.insert(pid) }
+    }
+
+    static func ended(_ pid: Int32) {
+        running.withLock { _ = $0.remove(pid) }
+    }
+
+    /// Only a pid that is still this process's child: one reaped and reused by another
+    /// process in the meantime is left alone.
+    private static func killAll() {
+        let me = getpid()
+        for pid in running.withLock({ $0 }) where parent(of: pid) == me { kill(pid, SIGKILL) }
+    }
+
+    private static func parent(of pid: Int32) -> Int32? {
+        // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so split after ')'.
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
     }
 }
