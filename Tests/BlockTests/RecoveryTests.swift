@@ -242,7 +242,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         // Not started: nothing applies, so DA blocks beyond the window wait for progress.
         let pipeline = SyncPipeline(applier: node.applier, capacity: 4, logger: logger)
         let blocked = Task { await pipeline.submit(candidates(fork.authoritativeChain, .da(daHeight: 1))) }
-        while pipeline.progress.waiting < 4 { try await Task.sleep(for: .milliseconds(5)) }
+        try await waitUntil("the pipeline to hold the 4 blocks it has room for") { pipeline.progress.waiting >= 4 }
         try pipeline.rollback(to: 0, using: node.applier)
         await blocked.value
         #expect(pipeline.progress.waiting == 0, "held blocks are dropped: DA delivers them again")
