@@ -193,11 +193,12 @@ public struct BlockProducer: Sendable {
         // right then; this task only hands over and publishes.
         var slot = clock.now
         var lastBlockAt = clock.now
+        var lastForcedLook: ContinuousClock.Instant?
         while !Task.isCancelled {
             if timing.lazy {
                 if slot > clock.now { try? await clock.sleep(until: slot) }
                 let due = clock.now - lastBlockAt >= timing.lazyInterval
-                if !due, await !executor.hasPendingTransactions() {
+                if !due, await !executor.hasPendingTransactions(), !(await forcedDue(lastLook: &lastForcedLook)) {
                     slot = slot.advanced(by: timing.blockTime)
                     continue
                 }
@@ -260,6 +261,29 @@ public struct BlockProducer: Sendable {
                 slot = clock.now
             }
         }
+    }
+
+    /// How often a lazy producer with nothing else to do asks DA whether an epoch of forced
+    /// transactions ended: one header request at most this often (or per block time, if longer).
+    static let lazyForcedLookInterval: Duration = .seconds(1)
+
+    /// Lazy mode: whether forced transactions wait for a block (an epoch that ended on DA, or
+    /// the catch-up from base still to check). ev-node's lazy loop wakes only for mempool
+    /// transactions and its lazy interval, so a forced transaction can wait a whole lazy
+    /// interval, longer than the full nodes' grace; evnode makes the block at the next tick
+    /// (README). A DA fault counts as due: the block path reads again, says why, and waits.
+    private func forcedDue(lastLook: inout ContinuousClock.Instant?) async -> Bool {
+        guard let forcedInclusion else { return false }
+        if forcedInclusion.catchUp != .done || forcedInclusion.pending() != nil { return true }
+        let now = ContinuousClock.now
+        if let lastLook, now - lastLook < max(Self.lazyForcedLookInterval, timing.blockTime) { return false }
+        lastLook = now
+        do throws(ForcedInclusionError) {
+            try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime)
+        } catch {
+            return true
+        }
+        return forcedInclusion.pending() != nil || forcedInclusion.isCatchingUp
     }
 
     /// The fenced order: the block is remembered as unpublished and the mark recorded before
