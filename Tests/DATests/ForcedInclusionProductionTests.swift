@@ -33,6 +33,30 @@ import TestSupport
                              startTime: chain.genesis.startTimeNanoseconds, logger: logger)
     }
 
+    /// Lazy mode: an epoch with a forced tx that ended on DA wakes a lazy producer whose mempool
+    /// is empty and whose lazy interval is far off (ev-node would wait for either).
+    @Test func aLazyProducerMakesABlockForDueForcedTxsWithoutAMempoolTx() async throws {
+        try await withLocalDA(arguments: ["--block-time", "1h"]) { _, client, _ in
+            let chain = try TestChain()
+            try await advance(client, to: 9)
+            #expect(try await client.submit([DABlob(namespace: forced, data: bytes("lazy=1"))]) == 10)
+            let lazy = BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer,
+                                     mark: SignerHighWaterMark(path: chain.dir.sub("signer.state")),
+                                     timing: .init(blockTime: .milliseconds(50), lazy: true, lazyInterval: .seconds(600)),
+                                     forcedInclusion: try queue(chain, client), logger: logger) { _ in }
+            let running = Task { try await lazy.run() }
+            // The epoch (DA 10…11) has not ended: nothing to do, no block.
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(chain.store.height == 0)
+            try await advance(client, to: 11)
+            try await waitUntil("a block for the forced tx", timeout: .seconds(15)) { chain.store.height >= 1 }
+            running.cancel()
+            _ = await running.result
+            #expect(try chain.store.block(at: 1)?.data.txs == [bytes("lazy=1")])
+            #expect(chain.store.height == 1, "one block, none without transactions")
+        }
+    }
+
     @Test func forcedTxAtDA10IsIncludedFirstFilteredTimedAndNeverTwice() async throws {
         try await withLocalDA { _, client, _ in
             let chain = try TestChain()

@@ -170,14 +170,15 @@ public struct BlockProducer: Sendable {
     private func run(on thread: ProducerThread) async throws(ProductionError) {
         guard store.state != nil else { throw .notInitialized }
         // The HA leader has its own record of what it signed but did not publish.
-        // A kept block may carry forced transactions, but not the checkpoint that consumed them
-        // (it lives in the block's batch, which the crash lost): reconciled after the first read.
-        var keptToReconcile: BlockCommit?
         if fence == nil, let recovered = try await thread.run(at: nil, { () throws(ProductionError) in try self.recoverKeptBlock() }),
            let kept = recovered {
-            if forcedInclusion != nil, !kept.data.txs.isEmpty { keptToReconcile = kept }
             await publish(kept)
             onStep?(.published, kept.height)
+        }
+        // A kept block carries no checkpoint (it lived in the batch the crash lost), and blocks
+        // applied by syncing carry none either: derived from them before the first block.
+        if let forcedInclusion {
+            guard try await resumeForcedInclusion(forcedInclusion, on: thread) else { return }
         }
         guard let start = store.state else { throw .notInitialized }
         // Checked again before every height (`checkMark`); here so that a node that may not
@@ -192,11 +193,12 @@ public struct BlockProducer: Sendable {
         // right then; this task only hands over and publishes.
         var slot = clock.now
         var lastBlockAt = clock.now
+        var lastForcedLook: ContinuousClock.Instant?
         while !Task.isCancelled {
             if timing.lazy {
                 if slot > clock.now { try? await clock.sleep(until: slot) }
                 let due = clock.now - lastBlockAt >= timing.lazyInterval
-                if !due, await !executor.hasPendingTransactions() {
+                if !due, await !executor.hasPendingTransactions(), !(await forcedDue(lastLook: &lastForcedLook)) {
                     slot = slot.advanced(by: timing.blockTime)
                     continue
                 }
@@ -221,10 +223,6 @@ public struct BlockProducer: Sendable {
                     try? await clock.sleep(for: .seconds(1))
                     slot = clock.now
                     continue
-                }
-                if let kept = keptToReconcile {
-                    keptToReconcile = nil
-                    _ = try await thread.run(at: nil) { () throws(ProductionError) in try self.reconcileForced(with: kept) }
                 }
                 // The catch-up check just ran and found none: back-pressure applies again first.
                 if settling && !forcedInclusion.isCatchingUp { continue }
@@ -263,6 +261,29 @@ public struct BlockProducer: Sendable {
                 slot = clock.now
             }
         }
+    }
+
+    /// How often a lazy producer with nothing else to do asks DA whether an epoch of forced
+    /// transactions ended: one header request at most this often (or per block time, if longer).
+    static let lazyForcedLookInterval: Duration = .seconds(1)
+
+    /// Lazy mode: whether forced transactions wait for a block (an epoch that ended on DA, or
+    /// the catch-up from base still to check). ev-node's lazy loop wakes only for mempool
+    /// transactions and its lazy interval, so a forced transaction can wait a whole lazy
+    /// interval, longer than the full nodes' grace; evnode makes the block at the next tick
+    /// (README). A DA fault counts as due: the block path reads again, says why, and waits.
+    private func forcedDue(lastLook: inout ContinuousClock.Instant?) async -> Bool {
+        guard let forcedInclusion else { return false }
+        if forcedInclusion.catchUp != .done || forcedInclusion.pending() != nil { return true }
+        let now = ContinuousClock.now
+        if let lastLook, now - lastLook < max(Self.lazyForcedLookInterval, timing.blockTime) { return false }
+        lastLook = now
+        do throws(ForcedInclusionError) {
+            try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime)
+        } catch {
+            return true
+        }
+        return forcedInclusion.pending() != nil || forcedInclusion.isCatchingUp
     }
 
     /// The fenced order: the block is remembered as unpublished and the mark recorded before
@@ -376,24 +397,90 @@ public struct BlockProducer: Sendable {
         return (taken.txs, taken.bytes, taken.time, forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending))
     }
 
-    /// After `recoverKeptBlock`: the kept block was built from the same checkpoint and the same
-    /// DA epoch as what is pending now, so the forced transactions it took are exactly what the
-    /// selection takes now (the filter is deterministic). When its transactions start with them,
-    /// the checkpoint moves past them (stored alone, synced), so none is included twice (the
-    /// role of ev-node's `reconcileQueueWithLastBlock` after a crash).
-    private func reconcileForced(with kept: BlockCommit) throws(ProductionError) {
-        guard let forcedInclusion, let pending = forcedInclusion.pending() else { return }
-        let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
-        guard !taken.txs.isEmpty, kept.data.txs.starts(with: taken.txs) else { return }
-        let moved = forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending)
-        do throws(StoreError) {
-            try store.setForcedInclusionCheckpoint(moved)
-        } catch {
-            throw .store(height: kept.height, error)
+    /// Sets `queue` to the store's checkpoint, moved past the forced transactions of the blocks
+    /// stored after it was recorded: blocks applied by syncing (a sequencer promoted after
+    /// catchup on a store it synced, an HA node that followed another leader) or the block kept
+    /// beside the mark. Each is matched against the epoch due then, in the producer's order
+    /// (`ForcedInclusionQueue.consumed`); the result is stored as valid after the store head.
+    /// DA faults are retried (never guessed). False when cancelled.
+    private func resumeForcedInclusion(_ queue: ForcedInclusionQueue, on thread: ProducerThread) async throws(ProductionError) -> Bool {
+        guard let (record, head, genesisHeight) = try await thread.run(at: nil, { () throws(ProductionError) in
+            guard let state = self.store.state else { throw ProductionError.notInitialized }
+            do throws(StoreError) {
+                return (try self.store.forcedInclusionCheckpointRecord(), state.lastBlockHeight,
+                        state.initialHeight == 0 ? 0 : state.initialHeight - 1)
+            } catch {
+                throw ProductionError.store(height: state.nextHeight, error)
+            }
+        }) else { return false }
+        queue.resume(from: record?.checkpoint ?? ForcedInclusionCheckpoint(daHeight: queue.epochs.startHeight, txIndex: 0))
+        let from = max(record?.height ?? genesisHeight, genesisHeight)
+        guard from < head else { return true }
+        var height = from
+        while height < head {
+            if Task.isCancelled { return false }
+            let due: ForcedInclusionQueue.Due
+            do throws(ForcedInclusionError) {
+                due = try await queue.loadDue()
+            } catch {
+                logger.warning("deriving the forced-inclusion checkpoint: DA cannot be read; waiting for it", metadata: [
+                    "height": "\(height)", "checkpoint": "\(queue.checkpoint)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
+            // Not ended on DA now: no stored block can hold those transactions.
+            if due == .notEnded { break }
+            if due == .walked { continue }
+            let start = height
+            guard let reached = try await thread.run(at: nil, { () throws(ProductionError) in
+                try self.matchStoredBlocks(after: start, through: head, queue: queue)
+            }) else { return false }
+            height = reached
         }
-        forcedInclusion.committed(moved)
-        logger.notice("the block kept beside the signer's mark carried forced transactions; checkpoint moved past them", metadata: [
-            "height": "\(kept.height)", "forced_txs": "\(taken.txs.count)", "checkpoint": "\(moved)"])
+        let derived = queue.checkpoint
+        guard try await thread.run(at: nil, { () throws(ProductionError) -> Bool in
+            do throws(StoreError) {
+                try self.store.setForcedInclusionCheckpoint(derived)
+                return true
+            } catch {
+                throw ProductionError.store(height: head + 1, error)
+            }
+        }) == true else { return false }
+        logger.notice("forced-inclusion checkpoint derived from the blocks stored after it", metadata: [
+            "from_height": "\(from + 1)", "to_height": "\(head)", "recorded": "\(record.map { "\($0.checkpoint)" } ?? "none")",
+            "checkpoint": "\(derived)"])
+        return true
+    }
+
+    /// Matches stored blocks `after + 1 … through` against the loaded epoch until it is
+    /// consumed (the caller loads the next) or the blocks end; returns the last height matched.
+    /// Blocking: store reads and the executor's filter.
+    private func matchStoredBlocks(after: UInt64, through head: UInt64, queue: ForcedInclusionQueue) throws(ProductionError) -> UInt64 {
+        var height = after
+        var judged: (pending: ForcedInclusionQueue.Pending, statuses: [TxFilterStatus])?
+        while height < head, let pending = queue.pending() {
+            if judged?.pending != pending {
+                judged = (pending, builder.executor.executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes,
+                                                                        maxGas: 0, hasForced: true))
+            }
+            let block: (signedHeader: SignedHeader, data: BlockData)?
+            do throws(StoreError) {
+                block = try store.block(at: height + 1)
+            } catch {
+                throw .store(height: height + 1, error)
+            }
+            guard let block else {
+                // Pruned (or never stored): what it consumed cannot be known; the checkpoint
+                // stays where the blocks still prove it (README, "Not built yet").
+                logger.warning("deriving the forced-inclusion checkpoint: block not in the store; stopping there", metadata: [
+                    "height": "\(height + 1)", "checkpoint": "\(queue.checkpoint)"])
+                return head
+            }
+            let consumed = ForcedInclusionQueue.consumed(by: block.data.txs, from: pending, statuses: judged!.statuses)
+            if consumed > 0 { queue.committed(queue.checkpoint(afterConsuming: consumed, of: pending)) }
+            height += 1
+        }
+        return height
     }
 
     /// During catch-up from base: true when the next step includes no forced transaction (none

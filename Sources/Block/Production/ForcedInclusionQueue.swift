@@ -102,25 +102,42 @@ public final class ForcedInclusionQueue: Sendable {
     /// transactions. DA faults are thrown (the producer retries; an epoch is never skipped).
     public func refresh(lastBlockTime: UInt64? = nil) async throws(ForcedInclusionError) {
         try await checkCatchUp(lastBlockTime: lastBlockTime)
+        if try await loadDue() == .notEnded {
+            let finished = current.withLock { c -> Bool in
+                defer { if c.catchUp == .inProgress { c.catchUp = .done } }
+                return c.catchUp == .inProgress
+            }
+            if finished {
+                logger.notice("catch-up from base complete: reached the DA head, producing normally", metadata: [
+                    "checkpoint": "\(checkpoint)"])
+            }
+        }
+    }
+
+    /// What `loadDue` found.
+    public enum Due: Sendable, Equatable {
+        /// An epoch with transactions left to take is loaded (`pending()` holds them).
+        case loaded
+        /// The epoch at the checkpoint has not ended on DA: nothing can be taken yet.
+        case notEnded
+        /// `maxEpochsPerRefresh` epochs with nothing to take were walked past; ask again.
+        case walked
+    }
+
+    /// Loads the epoch at the checkpoint when it has ended on DA, walking past epochs with
+    /// nothing left to take. DA faults are thrown (an epoch is never skipped).
+    public func loadDue() async throws(ForcedInclusionError) -> Due {
         for _ in 0..<Self.maxEpochsPerRefresh {
             let (checkpoint, loaded) = current.withLock { ($0.checkpoint, $0.epoch) }
             if let loaded, loaded.daHeights.contains(checkpoint.daHeight), checkpoint.txIndex < UInt64(loaded.txs.count) {
-                return
+                return .loaded
             }
             let epoch: ForcedInclusionEpoch
             do throws(ForcedInclusionError) {
                 epoch = try await source.epoch(containing: checkpoint.daHeight)
             } catch {
                 guard case .heightFromFuture = error else { throw error }
-                let finished = current.withLock { c -> Bool in
-                    defer { if c.catchUp == .inProgress { c.catchUp = .done } }
-                    return c.catchUp == .inProgress
-                }
-                if finished {
-                    logger.notice("catch-up from base complete: reached the DA head, producing normally", metadata: [
-                        "checkpoint": "\(checkpoint)"])
-                }
-                return
+                return .notEnded
             }
             if epoch.droppedOversize > 0 {
                 logger.warning("forced-inclusion blobs over the size limit dropped", metadata: [
@@ -143,9 +160,42 @@ public final class ForcedInclusionQueue: Sendable {
             if !exhausted {
                 logger.info("forced-inclusion epoch read", metadata: [
                     "da_heights": "\(epoch.daHeights)", "txs": "\(epoch.txs.count)"])
-                return
+                return .loaded
             }
         }
+        return .walked
+    }
+
+    /// A producer starts from the store's checkpoint (after deriving it past the blocks it
+    /// synced): an HA node leads again after following, so what it held in memory from its last
+    /// term is stale. The catch-up check runs again, once for this run.
+    public func resume(from checkpoint: ForcedInclusionCheckpoint) {
+        current.withLock { c in
+            c.checkpoint = ForcedInclusionCheckpoint(daHeight: max(checkpoint.daHeight, epochs.startHeight),
+                                                     txIndex: checkpoint.txIndex)
+            c.epoch = nil
+            c.catchUp = .unchecked
+        }
+    }
+
+    /// How many of `pending` a stored block consumed (open question 9: the checkpoint of blocks
+    /// this node did not produce, README). Walked in the producer's order: a forced transaction
+    /// the block holds next was included (whatever the filter says now: the block is a fact); one
+    /// it does not hold was consumed only if the filter removes it (removed ones leave no trace,
+    /// and skipping them is harmless: they would be removed again); anything else ends the walk
+    /// (not included yet: postponed, or the block was built before the epoch was read).
+    public static func consumed(by blockTxs: [[UInt8]], from pending: Pending, statuses: [TxFilterStatus]) -> UInt64 {
+        var next = 0
+        var consumed: UInt64 = 0
+        for (tx, status) in zip(pending.txs, statuses) {
+            if next < blockTxs.count, blockTxs[next] == tx {
+                next += 1
+            } else if status != .remove {
+                break
+            }
+            consumed += 1
+        }
+        return consumed
     }
 
     /// The forced transactions waiting for the next block; nil when there are none.

@@ -461,7 +461,8 @@ public final class BlockStore: Sendable, ProposerPlacement {
         batch.put(StoreKeys.hashIndex(hash), bigEndianBytes(height))
         BlockStore.add(block.executorWrites, to: batch)
         if let checkpoint = block.forcedInclusionCheckpoint {
-            batch.put(StoreKeys.forcedInclusionCheckpoint, checkpoint.encoded)
+            batch.put(StoreKeys.forcedInclusionCheckpoint,
+                      ForcedInclusionCheckpointRecord(checkpoint: checkpoint, height: height).encoded)
         }
         return hash
     }
@@ -508,6 +509,12 @@ public final class BlockStore: Sendable, ProposerPlacement {
                               [StoreKeys.headerInclusionPrefix + 1])
             batch.deleteRange(StoreKeys.height(StoreKeys.dataInclusionPrefix, target + 1),
                               [StoreKeys.dataInclusionPrefix + 1])
+            // The checkpoint is valid after the block it was recorded with: one recorded above
+            // the target describes blocks that are gone. Without it, the next producer derives
+            // the checkpoint again from da_start_height and the blocks kept (README).
+            if let record = try forcedInclusionCheckpointRecord(), record.height > target {
+                batch.delete(StoreKeys.forcedInclusionCheckpoint)
+            }
             var progress = try submitterProgress()
             if progress.lastHeaderHeight > target || progress.lastDataHeight > target {
                 progress.lastHeaderHeight = min(progress.lastHeaderHeight, target)
@@ -630,19 +637,35 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// The producer's forced-inclusion checkpoint; nil when it never consumed an epoch. A
     /// damaged record is an error, never nil (nil would mean "start again at da_start_height").
     public func forcedInclusionCheckpoint() throws(StoreError) -> ForcedInclusionCheckpoint? {
-        guard let bytes = try db.get(StoreKeys.forcedInclusionCheckpoint) else { return nil }
-        guard let checkpoint = ForcedInclusionCheckpoint(encoded: bytes) else {
-            throw .corrupted(what: "forced-inclusion checkpoint", reason: "\(bytes.count) bytes, expected 16")
-        }
-        return checkpoint
+        try forcedInclusionCheckpointRecord()?.checkpoint
     }
 
-    /// Records the checkpoint on its own (a block-less step: an epoch whose transactions were
-    /// all removed by the filter, or an empty one). Synced: it may be the only record of it.
+    /// The checkpoint with the store height it is valid after. Blocks above that height were
+    /// applied by syncing (or committed from beside the signer's mark) and not yet matched
+    /// against the forced transactions: a producer derives the checkpoint past them before it
+    /// builds (`BlockProducer`). A 16-byte record of an older build carries no height; it was
+    /// written only by a producer with its blocks, so it counts as valid after the store head.
+    public func forcedInclusionCheckpointRecord() throws(StoreError) -> ForcedInclusionCheckpointRecord? {
+        guard let bytes = try db.get(StoreKeys.forcedInclusionCheckpoint) else { return nil }
+        if bytes.count == 16, let checkpoint = ForcedInclusionCheckpoint(encoded: bytes) {
+            return ForcedInclusionCheckpointRecord(checkpoint: checkpoint, height: height)
+        }
+        guard let record = ForcedInclusionCheckpointRecord(encoded: bytes) else {
+            throw .corrupted(what: "forced-inclusion checkpoint", reason: "\(bytes.count) bytes, expected 24")
+        }
+        return record
+    }
+
+    /// Records the checkpoint on its own, as valid after the current store head (a block-less
+    /// step: an epoch whose transactions were all removed by the filter, an empty one, or the
+    /// checkpoint derived from blocks applied by syncing). Synced: it may be the only record of it.
     public func setForcedInclusionCheckpoint(_ checkpoint: ForcedInclusionCheckpoint) throws(StoreError) {
-        let batch = WriteBatch()
-        batch.put(StoreKeys.forcedInclusionCheckpoint, checkpoint.encoded)
-        try writer.withLock { () throws(StoreError) in try db.write(batch, sync: true) }
+        try writer.withLock { () throws(StoreError) in
+            let batch = WriteBatch()
+            batch.put(StoreKeys.forcedInclusionCheckpoint,
+                      ForcedInclusionCheckpointRecord(checkpoint: checkpoint, height: height).encoded)
+            try db.write(batch, sync: true)
+        }
     }
 
     public func submitterProgress() throws(StoreError) -> SubmitterProgress {
@@ -771,5 +794,25 @@ struct HeaderHashRing {
 
     mutating func forget(above height: UInt64) {
         for i in heights.indices where heights[i] != .max && heights[i] > height { heights[i] = .max }
+    }
+}
+
+/// The forced-inclusion checkpoint as stored: valid after block `height`.
+public struct ForcedInclusionCheckpointRecord: Sendable, Hashable {
+    public var checkpoint: ForcedInclusionCheckpoint
+    public var height: UInt64
+
+    public init(checkpoint: ForcedInclusionCheckpoint, height: UInt64) {
+        self.checkpoint = checkpoint
+        self.height = height
+    }
+
+    /// 24 bytes: the checkpoint's 16, then the height big-endian.
+    var encoded: [UInt8] { checkpoint.encoded + bigEndianBytes(height) }
+
+    init?(encoded bytes: [UInt8]) {
+        guard bytes.count == 24, let checkpoint = ForcedInclusionCheckpoint(encoded: Array(bytes[0..<16])),
+              let height = readBigEndian(bytes[16..<24]) else { return nil }
+        self.init(checkpoint: checkpoint, height: height)
     }
 }
