@@ -33,6 +33,8 @@ struct ELBlock: Sendable, Equatable {
 ///   parent from `eth_getBlockByNumber`, `engine_forkchoiceUpdatedV3` with payload attributes,
 ///   `engine_getPayloadV4`, `engine_newPayloadV4`, the promoting forkchoiceUpdated. Progress per
 ///   height is persisted (`ExecMeta`) so a crash mid-block resumes it.
+/// - After each executed block, `evolve_getNextProposer` at h−1 and h says whether the block
+///   handed production to another key (`NextProposerQuery`, ev-node v1.2 rotation).
 /// - SetFinal moves safe and finalized to the DA-included block; Rollback moves the EL's head
 ///   back (the EL reorgs to the ancestor).
 public final class EVMExecutor: Executor {
@@ -43,13 +45,17 @@ public final class EVMExecutor: Executor {
         /// 3 attempts, 1 s then 2 s).
         public var statusAttempts: Int
         public var statusBackoff: Duration
+        /// `evolve_getNextProposer` answers that are errors or malformed: attempts in total before
+        /// the node stops (ev-node: ExecuteTxs is tried 3 times), with `statusBackoff`'s sleeps.
+        public var proposerAttempts: Int
 
         public init(genesisHash: [UInt8]? = nil, feeRecipient: [UInt8] = [UInt8](repeating: 0, count: 20),
-                    statusAttempts: Int = 3, statusBackoff: Duration = .seconds(1)) {
+                    statusAttempts: Int = 3, statusBackoff: Duration = .seconds(1), proposerAttempts: Int = 3) {
             self.genesisHash = genesisHash
             self.feeRecipient = feeRecipient
             self.statusAttempts = statusAttempts
             self.statusBackoff = statusBackoff
+            self.proposerAttempts = proposerAttempts
         }
     }
 
@@ -195,7 +201,8 @@ public final class EVMExecutor: Executor {
         if let existing = try await blockByNumber(height, height: height) {
             guard let conflict = Self.adoptionConflict(existing, timestamp: timestamp, txsHash: txsHash, meta: meta) else {
                 try await adoptHead(existing, height: height, txsHash: txsHash, payloadID: meta?.payloadID ?? [])
-                return ExecutionResult(stateRoot: existing.stateRoot, writes: WriteSet())
+                return ExecutionResult(stateRoot: existing.stateRoot, writes: WriteSet(),
+                                       nextProposerAddress: try await nextProposerChange(after: height))
             }
             logger.warning("the EL holds another block at this height; rolling it back", metadata: [
                 "height": "\(height)", "el_block": "\(EthHex.data(existing.hash))", "why": "\(conflict)"])
@@ -257,7 +264,25 @@ public final class EVMExecutor: Executor {
         forkChoice.withLock { $0.head = blockHash; $0.safe = safe; $0.finalized = finalized; $0.remember(height, blockHash) }
         try saveMeta(height, ExecMeta(stage: .promoted, payloadID: id, timestamp: timestamp, txsHash: txsHash,
                                       blockHash: blockHash, stateRoot: stateRoot))
-        return ExecutionResult(stateRoot: stateRoot, writes: WriteSet())
+        return ExecutionResult(stateRoot: stateRoot, writes: WriteSet(),
+                               nextProposerAddress: try await nextProposerChange(after: height))
+    }
+
+    /// Whether executing `height` named another proposer (empty: unchanged), asked of the EL once
+    /// the block is its head, so the word at `height` is the block's own.
+    private func nextProposerChange(after height: UInt64) async throws(ExecutionError) -> [UInt8] {
+        let query = NextProposerQuery(engine: "EL \(rpc.engineURL)", attempts: options.proposerAttempts,
+                                      backoff: options.statusBackoff, logger: logger)
+        let named = try await query.change(afterExecuting: height) { (block) async throws(ExecutionError) -> RPCOutcome in
+            try await self.tracked { () async throws(ExecutionError) in
+                try await self.rpc.ethCall(NextProposerQuery.method, [.string(EthHex.quantity(block))], height: height)
+            }
+        }
+        if !named.isEmpty {
+            logger.notice("the EL names the next proposer", metadata: [
+                "height": "\(height)", "next_proposer": "\(Hex.encode(named))", "signs_from": "\(height + 1)"])
+        }
+        return named
     }
 
     private func setFinalLocked(height: UInt64) async throws(ExecutionError) -> WriteSet {

@@ -72,6 +72,19 @@ enum EngineAnswers {
         }
     }
 
+    /// `evolve_getNextProposer`'s result: one 32-byte word, `0x` and exactly 64 hex digits (ev-reth
+    /// answers a `bytes32`; ev-node's proposer addresses are SHA-256 of the key, 32 bytes). The
+    /// length is checked before anything is decoded.
+    static func proposerWord(_ result: JSONValue) throws(Unusable) -> [UInt8] {
+        guard let text = result.stringValue else {
+            throw Unusable("expected a 32-byte 0x-hex word, got \(result.encoded().prefix(80))")
+        }
+        guard text.utf8.count == 66, let word = EthHex.decodeData(text), word.count == 32 else {
+            throw Unusable("expected a 32-byte 0x-hex word, got \(text.utf8.count) characters: \(text.prefix(80))")
+        }
+        return word
+    }
+
     /// forkchoiceUpdated's `payloadId`: 8 bytes, or nil when the EL gave none.
     static func payloadID(_ result: JSONValue) throws(Unusable) -> [UInt8]? {
         guard let id = result["payloadId"], !id.isNull else { return nil }

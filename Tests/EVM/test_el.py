@@ -12,6 +12,10 @@ eth_getTransactionCount, eth_chainId, eth_blockNumber, eth_sendRawTransaction, t
 `POST /control` on the eth port sets a fault (see FAULTS) and `GET /stats` reports the time
 spent executing blocks (the benchmark's floor).
 
+ev-reth's proposer control (v0.5.0, ADR-0004), when the genesis' `config.evolve` names a
+`proposerControlAdmin`: the precompile at 0x…F101 and `evolve_getNextProposer` (see the
+"proposer control" section below; `POST /proposer-control` injects its faults).
+
 Like ev-reth: a child may have its parent's timestamp; undecodable or failing transactions are
 left out of a block; payload attributes carry transactions and gasLimit (numbers accepted).
 """
@@ -21,7 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
 from eth.vm.forks import PragueVM
-from eth_utils import to_canonical_address, encode_hex, decode_hex
+from eth.exceptions import VMError
+from eth_utils import to_canonical_address, encode_hex, decode_hex, function_signature_to_4byte_selector
 
 FAULTS = {
     "none",
@@ -72,7 +77,9 @@ class EL:
             # reth's genesis has a zero parentBeaconBlockRoot; py-evm's default differs.
             "parent_beacon_block_root": ZERO32,
         }
-        cls = MiningChain.configure(__name__="EvolveTestChain", vm_configuration=((0, EvolvePragueVM),),
+        self.proposer_control = ProposerControl(g["config"].get("evolve", {}))
+        cls = MiningChain.configure(__name__="EvolveTestChain",
+                                    vm_configuration=((0, self.proposer_control.vm(EvolvePragueVM)),),
                                     chain_id=self.chain_id)
         self.chain = cls.from_genesis(AtomicDB(), params, state)
         genesis = self.chain.get_canonical_head()
@@ -285,6 +292,8 @@ class EL:
             return hx(tx.hash)
         if method == "txpoolExt_getTxs":
             return [hx(raw) for raw in self.pool]
+        if method == ProposerControl.RPC_METHOD and self.proposer_control.enabled:
+            return self.proposer_control.rpc(self, params)
         raise RPCError(-32601, "Method not found: " + method)
 
 
@@ -332,7 +341,10 @@ def serve(el, port, engine, secret):
             self.wfile.write(data)
 
         def do_GET(self):
-            if self.path == "/stats":
+            if self.path == "/proposer-control":
+                with el.lock:
+                    self.reply(200, json.dumps(el.proposer_control.report()))
+            elif self.path == "/stats":
                 with el.lock:
                     self.reply(200, json.dumps({"exec_seconds": el.exec_seconds, "blocks_built": el.blocks_built,
                                                 "height": len(el.canonical) - 1}))
@@ -341,6 +353,10 @@ def serve(el, port, engine, secret):
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if not engine and self.path == "/proposer-control":
+                with el.lock:
+                    problem = el.proposer_control.set_faults(body)
+                return self.reply(400 if problem else 200, json.dumps({"error": problem} if problem else {}))
             if not engine and self.path == "/control":
                 fault = json.loads(body).get("fault", "none")
                 if fault not in FAULTS:
@@ -374,6 +390,114 @@ def serve(el, port, engine, secret):
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+# --- proposer control: ev-reth v0.5.0's precompile at 0x…F101 and evolve_getNextProposer ---------
+# Written from ev-reth's ADR-0004 and its documented behaviour. Chainspec `config.evolve`:
+# `proposerControlAdmin` (absent or zero: disabled, and the RPC method does not exist),
+# `proposerControlActivationHeight` (default 0), `initialNextProposer` (a 32-byte word; zero or
+# absent: none). The precompile keeps the next proposer as one opaque 32-byte word in its slot 0.
+
+class ProposerHalt(VMError):
+    """The precompile refused the call: the call fails (all its gas is used) and changes nothing."""
+
+
+class ProposerControl:
+    ADDRESS = to_canonical_address("0x000000000000000000000000000000000000f101")
+    SLOT = 0
+    RPC_METHOD = "evolve_getNextProposer"
+    NEXT_PROPOSER = function_signature_to_4byte_selector("nextProposer()")
+    SET_NEXT_PROPOSER = function_signature_to_4byte_selector("setNextProposer(bytes32)")
+    ADMIN = function_signature_to_4byte_selector("admin()")
+    CALL_LOG = 256  # the block arguments of the last calls kept for GET /proposer-control
+
+    def __init__(self, evolve):
+        admin = decode_hex(evolve.get("proposerControlAdmin") or "0x" + "00" * 20)
+        if len(admin) != 20:
+            raise SystemExit("config.evolve.proposerControlAdmin must be a 20-byte address")
+        self.admin = admin
+        self.enabled = admin != b"\0" * 20
+        self.activation = int(evolve.get("proposerControlActivationHeight", 0) or 0)
+        initial = decode_hex(evolve.get("initialNextProposer") or hx(ZERO32))
+        if len(initial) != 32:
+            raise SystemExit("config.evolve.initialNextProposer must be a 32-byte word")
+        self.initial = initial
+        self.fail_next = 0       # evolve_getNextProposer answers -32603 this many times
+        self.malformed_next = 0  # then answers a 2-byte word this many times
+        self.calls = []
+
+    def vm(self, base):
+        """`base` with the precompile installed, when the chainspec enables it."""
+        if not self.enabled:
+            return base
+        precompiles = dict(base._state_class.computation_class.get_precompiles())
+        precompiles[self.ADDRESS] = self.precompile
+        computation = type("ProposerControlComputation", (base._state_class.computation_class,),
+                           {"_precompiles": precompiles})
+        state = type("ProposerControlState", (base._state_class,), {"computation_class": computation})
+        return type("ProposerControlVM", (base,), {"_state_class": state})
+
+    def stored(self, state):
+        word = state.get_storage(self.ADDRESS, self.SLOT).to_bytes(32, "big")
+        return self.initial if word == ZERO32 else word
+
+    def precompile(self, computation):
+        state = computation.state
+        if state.block_number < self.activation:
+            return computation  # not active yet: an empty account
+        data = computation.msg.data_as_bytes
+        selector = data[:4]
+        if selector == self.NEXT_PROPOSER:
+            computation.output = self.stored(state)
+        elif selector == self.ADMIN:
+            computation.output = b"\0" * 12 + self.admin
+        elif selector == self.SET_NEXT_PROPOSER and len(data) >= 36:
+            if computation.msg.is_static:
+                raise ProposerHalt("state change during static call")
+            if computation.msg.sender != self.admin:
+                raise ProposerHalt("unauthorized caller")
+            proposer = data[4:36]
+            if proposer == ZERO32:
+                raise ProposerHalt("proposer cannot be zero")
+            if state.account_is_empty(self.ADDRESS):
+                # Like ev-reth: a non-empty account, so its storage is never pruned as empty.
+                state.set_code(self.ADDRESS, b"\xfe")
+                state.set_nonce(self.ADDRESS, 1)
+            state.set_storage(self.ADDRESS, self.SLOT, int.from_bytes(proposer, "big"))
+        else:
+            raise ProposerHalt("unknown call")
+        return computation
+
+    def rpc(self, el, params):
+        tag = params[0] if params else "latest"
+        if isinstance(tag, str) and tag == "earliest":
+            tag = "0x0"
+        self.calls = (self.calls + [tag])[-self.CALL_LOG:]
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise RPCError(-32603, "injected failure")
+        if self.malformed_next > 0:
+            self.malformed_next -= 1
+            return "0x1234"
+        try:
+            block = el.block_at(tag)
+        except (ValueError, TypeError):
+            raise RPCError(-32602, "invalid block argument %r" % (tag,))
+        if block is None:
+            raise RPCError(-32603, "failed to load state for %s: unknown block" % tag)
+        return hx(self.stored(el.chain.get_vm(block.header).state))
+
+    def set_faults(self, body):
+        try:
+            req = json.loads(body)
+            self.fail_next = int(req.get("fail_next", 0))
+            self.malformed_next = int(req.get("malformed_next", 0))
+        except Exception as e:
+            return "bad proposer-control request: %s" % e
+        return None
+
+    def report(self):
+        return {"enabled": self.enabled, "admin": hx(self.admin), "initial": hx(self.initial),
+                "calls": self.calls, "fail_next": self.fail_next, "malformed_next": self.malformed_next}
 
 
 def main():

@@ -18,6 +18,63 @@ public enum EVMFiles {
 
     public static var available: Bool { FileManager.default.isExecutableFile(atPath: python.path) }
 
+    // MARK: proposer control (ev-reth's precompile at 0x…F101)
+
+    public static let proposerCallSigner = testsDirectory.appendingPathComponent("EVM/sign_proposer_call.py").path
+    /// The sender's address: the proposer-control admin of `proposerControlGenesis` by default.
+    public static let senderAddress = "0xd143C405751162d0F96bEE2eB5eb9C61882a736E"
+    /// A second key, public (the first account of the usual Ethereum dev mnemonic), which
+    /// `proposerControlGenesis(fundOther: true)` funds: a caller that is not the admin.
+    public static let otherKey = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+    public static let otherAddress = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+    /// The sample genesis with ev-reth's `config.evolve` proposer control: `admin` may call
+    /// `setNextProposer`, `initialNextProposer` is answered until the first call (nil: zero).
+    /// The genesis block's hash is unchanged (the chainspec's config is not in it) unless
+    /// `fundOther` adds `otherAddress` to the alloc. Written to `directory/name`; returns its path.
+    public static func proposerControlGenesis(in directory: String, name: String = "genesis-proposer-control.json",
+                                              admin: String = senderAddress, initialNextProposer: [UInt8]?,
+                                              fundOther: Bool = false) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: genesis))
+        guard var root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              var config = root["config"] as? [String: Any], var alloc = root["alloc"] as? [String: Any] else {
+            throw TestFailure("\(genesis) is not a genesis object")
+        }
+        var evolve: [String: Any] = ["proposerControlAdmin": admin]
+        if let initialNextProposer { evolve["initialNextProposer"] = "0x" + hex(initialNextProposer) }
+        config["evolve"] = evolve
+        root["config"] = config
+        if fundOther {
+            alloc[otherAddress] = ["balance": "0x4a47e3c12448f4ad000000"]
+            root["alloc"] = alloc
+        }
+        let path = directory + "/" + name
+        try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// A signed call of `setNextProposer(proposer)` on the precompile, from `key`.
+    public static func setNextProposer(_ proposer: [UInt8], key: String = senderKey, nonce: Int) throws -> [UInt8] {
+        let r = try runCommand(python, [proposerCallSigner, "--key", key, "--proposer", "0x" + hex(proposer),
+                                        "--nonce", "\(nonce)"], timeout: .seconds(60))
+        guard r.status == 0 else { throw TestFailure("sign_proposer_call.py: \(r.stderr)") }
+        return try unhex(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    public static func unhex(_ text: String) throws -> [UInt8] {
+        let digits = Array((text.hasPrefix("0x") ? String(text.dropFirst(2)) : text).utf8)
+        guard digits.count % 2 == 0 else { throw TestFailure("odd-length hex: \(text.prefix(80))") }
+        return try stride(from: 0, to: digits.count, by: 2).map { i in
+            guard let byte = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else {
+                throw TestFailure("not hex: \(text.prefix(80))")
+            }
+            return byte
+        }
+    }
+
     /// `count` signed EIP-1559 transfers of `value` wei from the sender, nonces from `nonce`.
     public static func transfers(count: Int, nonce: Int, value: Int = 1000) throws -> [[UInt8]] {
         let r = try runCommand(python, [signer, "--key", senderKey, "--to", recipient, "--count", "\(count)",
@@ -43,15 +100,19 @@ public final class TestEL: @unchecked Sendable {
     public let ethPort: Int
     public let secretFile: String
     public let logDirectory: String
+    /// The genesis (chainspec) file it starts from.
+    public let genesis: String
     public private(set) var child: ChildProcess?
     private var runs = 0
 
     public var engineURL: String { "http://127.0.0.1:\(enginePort)" }
     public var ethURL: String { "http://127.0.0.1:\(ethPort)" }
 
-    public init(name: String, directory: String, logDirectory: String, taken: inout Set<Int>, secret: String? = nil) throws {
+    public init(name: String, directory: String, logDirectory: String, taken: inout Set<Int>, secret: String? = nil,
+                genesis: String = EVMFiles.genesis) throws {
         self.name = name
         self.logDirectory = logDirectory
+        self.genesis = genesis
         enginePort = try freeLoopbackPort(avoiding: taken)
         taken.insert(enginePort)
         ethPort = try freeLoopbackPort(avoiding: taken)
@@ -64,7 +125,7 @@ public final class TestEL: @unchecked Sendable {
     public func start() async throws {
         runs += 1
         let child = try ChildProcess(name: "\(name)-run\(runs)", executable: EVMFiles.python,
-                                     arguments: [EVMFiles.server, "--genesis", EVMFiles.genesis, "--jwt-secret", secretFile,
+                                     arguments: [EVMFiles.server, "--genesis", genesis, "--jwt-secret", secretFile,
                                                  "--engine-port", "\(enginePort)", "--eth-port", "\(ethPort)"],
                                      logDirectory: logDirectory)
         self.child = child
@@ -111,4 +172,30 @@ public final class TestEL: @unchecked Sendable {
     }
 
     public var output: String { child?.output ?? "" }
+
+    // MARK: proposer control
+
+    /// `evolve_getNextProposer` at `block` (nil: latest): the 32-byte word.
+    public func nextProposer(at block: UInt64? = nil) async throws -> [UInt8] {
+        let tag = block.map { "0x" + String($0, radix: 16) } ?? "latest"
+        guard let word = try await call("evolve_getNextProposer", "[\"\(tag)\"]") as? String else {
+            throw TestFailure("\(name) evolve_getNextProposer: not a string")
+        }
+        return try EVMFiles.unhex(word)
+    }
+
+    /// The block arguments of the last `evolve_getNextProposer` calls, oldest first.
+    public func proposerCalls() async throws -> [String] {
+        let r = try await HTTP.get(ethURL + "/proposer-control")
+        let object = try JSONSerialization.jsonObject(with: r.body) as? [String: Any]
+        return object?["calls"] as? [String] ?? []
+    }
+
+    /// The next `failNext` `evolve_getNextProposer` calls answer -32603, then `malformedNext`
+    /// answer a 2-byte word.
+    public func setProposerFaults(failNext: Int = 0, malformedNext: Int = 0) async throws {
+        let body = "{\"fail_next\":\(failNext),\"malformed_next\":\(malformedNext)}"
+        let r = try await HTTP.post(ethURL + "/proposer-control", body: Data(body.utf8))
+        guard r.status == 200 else { throw TestFailure("\(name) /proposer-control: HTTP \(r.status)") }
+    }
 }

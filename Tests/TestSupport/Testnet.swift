@@ -85,9 +85,11 @@ public final class Testnet: @unchecked Sendable {
         return etcd
     }
 
-    /// A py-evm test EL (not started), with a JWT secret file of its own unless `secret` is given.
-    public func makeEL(name: String, secret: String? = nil) throws -> TestEL {
-        let el = try TestEL(name: name, directory: dir.path, logDirectory: logDirectory, taken: &portsInUse, secret: secret)
+    /// A py-evm test EL (not started), with a JWT secret file of its own unless `secret` is given,
+    /// on the sample genesis unless `genesis` names another chainspec file.
+    public func makeEL(name: String, secret: String? = nil, genesis: String = EVMFiles.genesis) throws -> TestEL {
+        let el = try TestEL(name: name, directory: dir.path, logDirectory: logDirectory, taken: &portsInUse, secret: secret,
+                            genesis: genesis)
         els.append(el)
         return el
     }
