@@ -54,6 +54,13 @@ struct SignerServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("crash-after-mark"), help: .hidden)
     var crashAfterMark: UInt64?
 
+    /// The HA test's hook: when this file exists as a header's mark becomes durable, the file is
+    /// removed, `holding the answer for height H` is printed, and the answer waits (as does every
+    /// other request: the fence is one thread) until `FILE.release` exists, at most 60 s. The
+    /// test kills the leader meanwhile: the signer signed H, the leader never learnt it.
+    @Option(name: .customLong("hold-after-mark-when"), help: .hidden)
+    var holdAfterMarkWhen: String?
+
     func run() async throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ConfigError.invalidValue(field: "log level (--log.level)", value: logLevel, source: "command line",
@@ -97,14 +104,17 @@ struct SignerServeCommand: AsyncParsableCommand {
         } catch {
             throw ConfigError(error)
         }
-        var crash: (@Sendable (UInt64) -> Void)?
-        if let target = crashAfterMark {
-            crash = { height in
-                if height == target { _ = kill(getpid(), SIGKILL) }
+        let crashAt = crashAfterMark
+        let holdFile = holdAfterMarkWhen
+        var afterMark: (@Sendable (UInt64) -> Void)?
+        if crashAt != nil || holdFile != nil {
+            afterMark = { height in
+                if height == crashAt { _ = kill(getpid(), SIGKILL) }
+                if let holdFile { Self.hold(height, trigger: holdFile) }
             }
         }
         let fence = SignerFence(key: key.privateKey, chainID: chain, markPath: dataDirectory + "/signer.state",
-                                afterMarkDurable: crash)
+                                afterMarkDurable: afterMark)
         let metrics = SignerMetrics()
         let mark: SignerFence.Mark?
         do throws(SignRefusal) {
@@ -129,7 +139,11 @@ struct SignerServeCommand: AsyncParsableCommand {
             } catch {
                 throw ConfigError.invalidValue(field: "--metrics-listen", value: metricsListen, source: "command line", reason: "\(error)")
             }
-            metricsListener = try await MetricsListener(host: where_.host, port: where_.port) { metrics.prometheus() }
+            do {
+                metricsListener = try await MetricsListener(host: where_.host, port: where_.port) { metrics.prometheus() }
+            } catch {
+                throw ConfigError.conflict("--metrics-listen \(metricsListen): cannot listen: \(error)")
+            }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
@@ -140,7 +154,14 @@ struct SignerServeCommand: AsyncParsableCommand {
                     return
                 }
             }
-            let port = try await server.listeningPort()
+            // A listener that cannot bind (the port taken, an address not on this machine) is a
+            // start failure like a bad flag: exit 2 with one line, as the README's table says.
+            let port: Int
+            do {
+                port = try await server.listeningPort()
+            } catch {
+                throw ConfigError.conflict(SignerServer.StartError.listen("\(address.host):\(address.port)", "\(error)").description)
+            }
             logger.notice("signer serving", metadata: [
                 "listen": "\(address.host):\(port)", "chain_id": "\(chain)", "proposer": "\(Hex.encode(fence.signer.address))",
                 "mark": "\(mark.map { String($0.height) } ?? "none")", "tls": "\(tls != nil)", "token": "\(token != nil)",
@@ -153,5 +174,18 @@ struct SignerServeCommand: AsyncParsableCommand {
         }
         await metricsListener?.close()
         withExtendedLifetime(lock) {}
+    }
+
+    /// `--hold-after-mark-when`: on the fence's own thread, which may block.
+    private static func hold(_ height: UInt64, trigger: String) {
+        guard FileManager.default.fileExists(atPath: trigger) else { return }
+        try? FileManager.default.removeItem(atPath: trigger)
+        StandardOutput.writeLine("holding the answer for height \(height)")
+        let release = trigger + ".release"
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !FileManager.default.fileExists(atPath: release), ContinuousClock.now < deadline {
+            usleep(10_000)
+        }
+        try? FileManager.default.removeItem(atPath: release)
     }
 }
