@@ -17,7 +17,7 @@ import Glibc
 struct SignerServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the signer key (DIR/config/signer.json) over gRPC, with its own high-water mark under DIR/data.")
+        abstract: "Serve the signer key (DIR/config/signer.json, or a key in a PKCS#11 token) over gRPC, with its own high-water mark under DIR/data.")
 
     @Option(name: .customLong("home"), help: "The signer's home: config/signer.json (and config/genesis.json for the chain id), data/ for its mark")
     var home: String
@@ -25,8 +25,20 @@ struct SignerServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("listen"), help: "host:port to serve gRPC on; loopback unless TLS is given (port 0: any free port)")
     var listen: String = "127.0.0.1:7950"
 
-    @Option(name: .customLong("passphrase-file"), help: "File whose content (surrounding whitespace trimmed) unlocks signer.json")
-    var passphraseFile: String
+    @Option(name: .customLong("passphrase-file"), help: "File whose content (surrounding whitespace trimmed) unlocks signer.json (the file key; not with --pkcs11-*)")
+    var passphraseFile: String?
+
+    @Option(name: .customLong("pkcs11-module"), help: "PKCS#11 instead of signer.json: the token's module, a shared library (e.g. /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so); the key never leaves the token")
+    var pkcs11Module: String?
+
+    @Option(name: .customLong("pkcs11-token"), help: "PKCS#11: the label of the token that holds the key")
+    var pkcs11Token: String?
+
+    @Option(name: .customLong("pkcs11-key-label"), help: "PKCS#11: the label (CKA_LABEL) of the Ed25519 key pair on the token")
+    var pkcs11KeyLabel: String?
+
+    @Option(name: .customLong("pkcs11-pin-file"), help: "PKCS#11: file whose content (surrounding whitespace trimmed) is the token's user PIN")
+    var pkcs11PinFile: String?
 
     @Option(name: .customLong("token-file"), help: "File whose content is the bearer token every client must send")
     var tokenFile: String?
@@ -95,14 +107,26 @@ struct SignerServeCommand: AsyncParsableCommand {
         } catch {
             throw ConfigError.file(path: error.path, reason: error.description)
         }
+        let source = try keySource()
         let lock = try SignerHomeLock(path: dataDirectory + "/signer.lock")
-        // Unlocked after the lock: a second serve on this home stops before the Argon2id work.
-        let key: KeyFile
-        do {
-            let passphrase = try Passphrase.read(file: passphraseFile, for: layout.signerJSONFile)
-            key = try SignerFile.decrypt(path: layout.signerJSONFile, passphrase: passphrase)
-        } catch {
-            throw ConfigError(error)
+        // Unlocked after the lock: a second serve on this home stops before the Argon2id work
+        // (or before it logs in to the token).
+        let key: any SignerKey
+        switch source {
+        case .file(let passphraseFile):
+            do {
+                let passphrase = try Passphrase.read(file: passphraseFile, for: layout.signerJSONFile)
+                key = FileSignerKey(try SignerFile.decrypt(path: layout.signerJSONFile, passphrase: passphrase).privateKey)
+            } catch {
+                throw ConfigError(error)
+            }
+        case let .pkcs11(module, token, label, pinFile):
+            let pin = try PINFile.read(pinFile)
+            do throws(PKCS11Error) {
+                key = try PKCS11Key(module: module, token: token, keyLabel: label, pin: pin)
+            } catch {
+                throw ConfigError.conflict(error.description)
+            }
         }
         let crashAt = crashAfterMark
         let holdFile = holdAfterMarkWhen
@@ -113,7 +137,7 @@ struct SignerServeCommand: AsyncParsableCommand {
                 if let holdFile { Self.hold(height, trigger: holdFile) }
             }
         }
-        let fence = SignerFence(key: key.privateKey, chainID: chain, markPath: dataDirectory + "/signer.state",
+        let fence = SignerFence(key: key, chainID: chain, markPath: dataDirectory + "/signer.state",
                                 afterMarkDurable: afterMark)
         let metrics = SignerMetrics()
         let mark: SignerFence.Mark?
@@ -165,6 +189,7 @@ struct SignerServeCommand: AsyncParsableCommand {
             logger.notice("signer serving", metadata: [
                 "listen": "\(address.host):\(port)", "chain_id": "\(chain)", "proposer": "\(Hex.encode(fence.signer.address))",
                 "mark": "\(mark.map { String($0.height) } ?? "none")", "tls": "\(tls != nil)", "token": "\(token != nil)",
+                "key": "\(source.summary)",
                 "lock": "\(lock.path)"])
             // Tests and scripts read these lines to learn the bound ports.
             StandardOutput.writeLine("listening on \(address.host):\(port)")
@@ -174,6 +199,38 @@ struct SignerServeCommand: AsyncParsableCommand {
         }
         await metricsListener?.close()
         withExtendedLifetime(lock) {}
+    }
+
+    /// Where the key is: signer.json (unlocked by the passphrase file) or a PKCS#11 token.
+    enum KeySource {
+        case file(passphraseFile: String)
+        case pkcs11(module: String, token: String, label: String, pinFile: String)
+
+        var summary: String {
+            switch self {
+            case .file: return "config/signer.json"
+            case let .pkcs11(module, token, label, _): return "PKCS#11 module=\(module) token=\(token) label=\(label)"
+            }
+        }
+    }
+
+    private func keySource() throws(ConfigError) -> KeySource {
+        let pkcs11 = [pkcs11Module, pkcs11Token, pkcs11KeyLabel, pkcs11PinFile]
+        let given = pkcs11.compactMap { $0 }.count
+        if given == 0 {
+            guard let passphraseFile else {
+                throw .missing("signer serve needs --passphrase-file (the key in config/signer.json) or --pkcs11-module, --pkcs11-token, --pkcs11-key-label and --pkcs11-pin-file (a key in a PKCS#11 token)")
+            }
+            return .file(passphraseFile: passphraseFile)
+        }
+        guard given == pkcs11.count, let module = pkcs11Module, let token = pkcs11Token,
+              let label = pkcs11KeyLabel, let pinFile = pkcs11PinFile else {
+            throw .missing("a PKCS#11 key needs all of --pkcs11-module, --pkcs11-token, --pkcs11-key-label and --pkcs11-pin-file")
+        }
+        if passphraseFile != nil {
+            throw .conflict("--passphrase-file unlocks signer.json; with a PKCS#11 key (--pkcs11-*) there is no file key: give one or the other")
+        }
+        return .pkcs11(module: module, token: token, label: label, pinFile: pinFile)
     }
 
     /// `--hold-after-mark-when`: on the fence's own thread, which may block.
