@@ -1,6 +1,6 @@
 # evnode — see README.md. `make run` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev libargon2-dev pkg-config curl etcd-server python3-venv stunnel4 openssl protobuf-compiler chromium
+APT_PACKAGES := librocksdb-dev libcurl4-openssl-dev libargon2-dev pkg-config curl etcd-server python3-venv stunnel4 openssl protobuf-compiler chromium libp11-kit-dev softhsm2 opensc
 # The EVM tests' execution client: py-evm (+ pycryptodome, its keccak backend) behind the Engine
 # API server in Tests/EVM; eth-account signs the test transfers; coincurve makes py-evm's
 # signature recovery native (10× faster blocks). A virtualenv in .build.

@@ -145,10 +145,14 @@ let package = Package(
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         ]),
+        // PKCS#11 for the remote signer's key in a token: Debian's p11-kit header (libp11-kit-dev),
+        // the token's module loaded with dlopen by path.
+        .target(name: "CPKCS11",
+                linkerSettings: [.linkedLibrary("dl")]),
         // The remote signer (issue 29): the fence where the key is (what it signs, its durable
         // mark), the gRPC server of `evnode signer serve`, and the node's client of it.
         .target(name: "RemoteSigner", dependencies: [
-            "SignerAPI", "Block", "Config", "Telemetry",
+            "SignerAPI", "Block", "Config", "Telemetry", "CPKCS11",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -385,8 +385,9 @@ public enum ConfigLoader {
     /// Rules between settings (SPEC §2, ev-node's `Config.Validate`). Checks that need files (the
     /// signer) are in `NodeSetup`, which knows where they live.
     /// `signer_type grpc`: an address to reach; TLS all or nothing, and required off loopback
-    /// (the token would otherwise cross the network in the clear); not in an HA group yet.
-    static func validateRemoteSigner(_ s: SignerConfig, aggregator: Bool, raft: Bool) throws(ConfigError) {
+    /// (the token would otherwise cross the network in the clear). An HA group may share one
+    /// signer: a new leader adopts the block kept beside the signer's mark (README).
+    static func validateRemoteSigner(_ s: SignerConfig, aggregator: Bool) throws(ConfigError) {
         let tls = [s.grpcTLSCertFile, s.grpcTLSKeyFile, s.grpcTLSCAFile]
         let tlsGiven = tls.filter { !$0.isEmpty }.count
         guard s.kind == .grpc else {
@@ -405,13 +406,10 @@ public enum ConfigLoader {
         if tlsGiven == 0 && !HostPort.isLoopbackHost(address.host) {
             throw .conflict("--evnode.signer.grpc_address \(address) is not a loopback address: reaching a remote signer over the network needs mutual TLS (--evnode.signer.grpc_tls_cert_file, _key_file, _ca_file)")
         }
-        if raft {
-            throw .conflict("--evnode.signer.signer_type grpc with --evnode.raft.enable is not supported yet: an HA group sharing one remote signer needs the new leader to offer the block the signer kept (README \"Remote signer\")")
-        }
     }
 
     static func validateCombination(_ c: NodeConfig, values: [String: RawSetting]) throws(ConfigError) {
-        try validateRemoteSigner(c.signer, aggregator: c.aggregator, raft: c.raft.enable)
+        try validateRemoteSigner(c.signer, aggregator: c.aggregator)
         if c.catchupTimeout > .zero && !c.aggregator {
             throw .conflict("--evnode.node.catchup_timeout needs --evnode.node.aggregator (catchup is how an aggregator recovers)")
         }

@@ -78,9 +78,20 @@ public enum CatchupDecision: Sendable, Equatable, CustomStringConvertible {
 
 public struct CatchupGate: Sendable {
     public let timeout: Duration
+    /// The mark is a remote signer's (`evnode signer serve`): the operator's way past a
+    /// fail-closed decision is `signer reset` on the signer's home, not on the node's.
+    public let remoteSigner: Bool
 
-    public init(timeout: Duration) {
+    public init(timeout: Duration, remoteSigner: Bool = false) {
         self.timeout = timeout
+        self.remoteSigner = remoteSigner
+    }
+
+    /// The explicit, logged operator action that accepts the risk of lowering the mark to `height`.
+    func reset(to height: some CustomStringConvertible) -> String {
+        remoteSigner
+            ? "`evnode signer reset --home <the signer's home> --height \(height)`, run where the remote signer runs, on its home, while `evnode signer serve` is stopped (not on this node's home)"
+            : "`evnode signer reset --height \(height)`"
     }
 
     public func evaluate(_ s: CatchupSnapshot) -> CatchupDecision {
@@ -119,7 +130,7 @@ public struct CatchupGate: Sendable {
             // Without a mark only the peers could say what this key signed beyond DA.
             if s.signerHighWaterMark == nil {
                 let silent = s.silentPeers.isEmpty ? "" : "; never answered: \(s.silentPeers.joined(separator: ", "))"
-                return .failClosed("none of the configured peers answered within \(timeoutText) and the signer has no high-water mark (signer.state)\(silent); what this key signed beyond DA's height \(s.storeHeight) cannot be known; only configured peers answering on connections this node dialled count, never an inbound stranger; refusing to produce (bring a peer up, restore signer.state, or accept the risk with `evnode signer reset --height \(s.storeHeight)`)")
+                return .failClosed("none of the configured peers answered within \(timeoutText) and the signer has no high-water mark (signer.state)\(silent); what this key signed beyond DA's height \(s.storeHeight) cannot be known; only configured peers answering on connections this node dialled count, never an inbound stranger; refusing to produce (bring a peer up, restore \(remoteSigner ? "the signer's data/signer.state" : "signer.state"), or accept the risk with \(reset(to: s.storeHeight)))")
             }
         }
 
@@ -145,7 +156,7 @@ public struct CatchupGate: Sendable {
         }
         if let mark = s.signerHighWaterMark, mark >= next {
             if timedOut {
-                return .failClosed("the signer's high-water mark is \(mark) but DA and peers only supply blocks up to \(s.storeHeight): heights \(next)…\(mark) were signed and cannot be recovered; producing could sign a second block at those heights (accept the risk explicitly with `evnode signer reset --height \(s.storeHeight)`)")
+                return .failClosed("the signer's high-water mark is \(mark) but DA and peers only supply blocks up to \(s.storeHeight): heights \(next)…\(mark) were signed and cannot be recovered; producing could sign a second block at those heights (accept the risk explicitly with \(reset(to: s.storeHeight)))")
             }
             return .keepSyncing("signer high-water mark \(mark) is above the store (\(s.storeHeight)); waiting for DA or peers to supply those blocks")
         }

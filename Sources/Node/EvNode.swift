@@ -198,7 +198,7 @@ public final class EvNode: Sendable {
         } else if config.aggregator, let (signer, signerMark) = remote.map({ ($0.signer, RemoteSignerMark(client: $0.client, signer: $0.signer.signer) as any SignerMark) })
             ?? localSigner.map({ ($0.0, $0.1 as any SignerMark) }) {
             mark = signerMark
-            if config.raft.enable, let signerMark = signerMark as? SignerHighWaterMark {
+            if config.raft.enable {
                 ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
                                      blockCheck: blockCheck, mark: signerMark, p2p: p2p, logger: logger)
             }
@@ -411,7 +411,7 @@ public final class EvNode: Sendable {
     }
 
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
-                               blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService,
+                               blockCheck: SignedBlockValidator, mark: any SignerMark, p2p: P2PService,
                                logger: Logger) throws(NodeFailure) -> HARuntime {
         let raft = setup.config.raft
         let ttl = raft.leaseTTL > .zero ? raft.leaseTTL : max(.seconds(2), setup.config.blockTime * 5)

@@ -3,6 +3,7 @@ import Config
 import DA
 import Logging
 import P2PSync
+import RemoteSigner
 
 /// The failover state machine (SPEC §6), read top to bottom:
 ///
@@ -189,7 +190,7 @@ struct FailoverStateMachine: Sendable {
 
     /// The promotion conditions over this node's parts, counted from `startedAt`.
     func promotionCheck(timeout: Duration, startedAt: ContinuousClock.Instant) -> PromotionCheck {
-        PromotionCheck(gate: CatchupGate(timeout: timeout), sync: sync, p2p: p2p, state: state,
+        PromotionCheck(gate: CatchupGate(timeout: timeout, remoteSigner: signerMark is RemoteSignerMark), sync: sync, p2p: p2p, state: state,
                        peersConfigured: peersConfigured, signerMark: signerMark, startedAt: startedAt)
     }
 
@@ -401,7 +402,7 @@ extension FailoverStateMachine {
             if term.replicatedHeight == nil {
                 // Bootstrapping: nothing is in etcd yet, this store is about to be the head.
                 await afterSyncerStopped?()
-                let (snapshot, decision) = bootstrap.decide()
+                let (snapshot, decision) = await bootstrap.decide()
                 if decision != .promote {
                     await ha.resign(term)
                     ha.noteStepDown("a catchup condition no longer holds now that the syncer has stopped: \(decision)")
@@ -436,7 +437,7 @@ extension FailoverStateMachine {
                 }
                 group.addTask {
                     while let term = await ha.campaign() {
-                        switch try await ha.takeOver(term, bootstrap: { bootstrap.decide().1 }) {
+                        switch try await ha.takeOver(term, bootstrap: { await bootstrap.decide().1 }) {
                         case .ready(let term):
                             return term
                         case .stepDown(let term, let why):
@@ -488,6 +489,14 @@ extension FailoverStateMachine {
                             case .refused:
                                 return StepDown(reason: production.description, cannotLead: false)
                             case .fence:
+                                return StepDown(reason: production.description, cannotLead: true)
+                            case .build(_, .signing):
+                                // A shared remote signer refused (another member signed that
+                                // height: its block is etcd's or kept beside the signer's mark,
+                                // and whoever leads next goes on from it) or did not answer
+                                // (it may have signed: the next leader reads its mark first).
+                                // Nothing was signed here at that height; another member may
+                                // lead, and this node, as a follower, takes that block.
                                 return StepDown(reason: production.description, cannotLead: true)
                             default: break
                             }

@@ -58,10 +58,14 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     }
 
     /// Process exit status: 3 when an operator decision is needed (a fail-closed catchup, a
-    /// divergence recovery cannot handle, a second live signer), 1 for everything else.
+    /// divergence recovery cannot handle, a second live signer); 2 for configuration, flags or
+    /// files found unusable before anything started (a remote signer that cannot be reached, has
+    /// another key or chain, or refuses the token), as for a configuration error at load; 1 for
+    /// everything else.
     public var exitStatus: Int32 {
         switch self {
         case .failClosed, .divergence, .secondSigner, .forcedInclusion: return 3
+        case .config: return 2
         default: return 1
         }
     }

@@ -31,25 +31,13 @@ struct PromotionCheck: Sendable {
         do throws(ConfigError) {
             record = try await signerMark?.currentRecord()
         } catch {
-            throw Self.unreadable(error)
+            throw unreadable(error)
         }
         return unrecoverable(record)
     }
 
-    /// `unrecoverableMark` read in place (the HA bootstrap, whose signer is `signer.state`:
-    /// an HA group with the remote signer is refused at start).
-    func unrecoverableMarkNow() throws(NodeFailure) -> UInt64? {
-        let record: SignerHighWaterMark.Record?
-        do throws(ConfigError) {
-            record = try signerMark?.loadRecord()
-        } catch {
-            throw Self.unreadable(error)
-        }
-        return unrecoverable(record)
-    }
-
-    private static func unreadable(_ error: ConfigError) -> NodeFailure {
-        .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (`evnode signer reset --height N` rewrites it)")
+    private func unreadable(_ error: ConfigError) -> NodeFailure {
+        .failClosed("the signer's high-water mark cannot be read (\(error)); refusing to produce without knowing which heights were signed (\(gate.reset(to: "N")) rewrites it)")
     }
 
     private func unrecoverable(_ record: SignerHighWaterMark.Record?) -> UInt64? {
@@ -87,17 +75,17 @@ struct PromotionCheck: Sendable {
             daError: follower.lastError ?? follower.stalled.map { "stalled at DA height \($0.daHeight): \($0.lastError)" })
     }
 
-    /// Samples and decides in one step, reading the mark afresh (the HA bootstrap: the mark is
-    /// this node's, and it may have signed in an earlier term).
-    func decide(now: ContinuousClock.Instant = .now) -> (CatchupSnapshot?, CatchupDecision) {
+    /// Samples and decides in one step, reading the mark afresh (the HA bootstrap: this node,
+    /// or another member sharing its remote signer, may have signed in an earlier term).
+    func decide() async -> (CatchupSnapshot?, CatchupDecision) {
         let mark: UInt64?
         do throws(NodeFailure) {
-            mark = try unrecoverableMarkNow()
+            mark = try await unrecoverableMark()
         } catch {
             if case .failClosed(let why) = error { return (nil, .failClosed(why)) }
             return (nil, .failClosed(error.description))
         }
-        let snapshot = sample(mark: mark, follower: sync.follower.status, now: now)
+        let snapshot = sample(mark: mark, follower: sync.follower.status, now: .now)
         return (snapshot, gate.evaluate(snapshot))
     }
 }

@@ -242,15 +242,20 @@ public struct RemoteSigningBackend: SigningBackend {
         do throws(RemoteSignerError) {
             return try client.blockingSign(message)
         } catch {
-            throw SigningError(reason: error.description)
+            throw Self.signingError(error)
         }
+    }
+
+    private static func signingError(_ error: RemoteSignerError) -> SigningError {
+        if case .refused = error { return SigningError(reason: error.description, refusedBySigner: true) }
+        return SigningError(reason: error.description)
     }
 
     public func sign(header: [UInt8], data: BlockData) throws(SigningError) -> [UInt8] {
         do throws(RemoteSignerError) {
             return try client.blockingSignBlock(header: header, data: data.encoded())
         } catch {
-            throw SigningError(reason: error.description)
+            throw Self.signingError(error)
         }
     }
 }

@@ -21,6 +21,8 @@ public enum SignRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     case dataMismatch(height: UInt64, headerDataHash: [UInt8], dataHash: [UInt8])
     /// The mark cannot be read or made durable: nothing is signed without it.
     case mark(String)
+    /// The key could not sign (a token that failed): nothing was recorded.
+    case key(String)
 
     public var description: String {
         switch self {
@@ -41,6 +43,8 @@ public enum SignRefusal: Error, Sendable, Equatable, CustomStringConvertible {
             return "refused: the data sent with the header at height \(h) hashes to \(Hex.encode(dataHash)) but the header commits to \(Hex.encode(headerHash))"
         case let .mark(reason):
             return "refused: the signer's high-water mark is not usable (\(reason)); nothing is signed without it"
+        case let .key(reason):
+            return "refused: the signer's key did not sign (\(reason)); nothing was recorded"
         }
     }
 }
@@ -69,23 +73,29 @@ public enum SignOutcome: Sendable, Equatable {
 public final class SignerFence: Sendable {
     public let chainID: String
     public let signer: Signer
-    private let key: Curve25519.Signing.PrivateKey
+    private let key: any SignerKey
     private let markFile: SignerHighWaterMark
     private let lock = Mutex<Void>(())
     /// Called with the height once its mark is durable and before the signature is answered
     /// (`signer serve --crash-after-mark`: the crash test kills the process there).
     private let afterMarkDurable: (@Sendable (UInt64) -> Void)?
 
-    public init(key: Curve25519.Signing.PrivateKey, chainID: String, markPath: String,
+    public init(key: any SignerKey, chainID: String, markPath: String,
                 afterMarkDurable: (@Sendable (UInt64) -> Void)? = nil) {
         self.key = key
         self.chainID = chainID
-        self.signer = Signer(rawPublicKey: Array(key.publicKey.rawRepresentation))
+        self.signer = Signer(rawPublicKey: key.rawPublicKey)
         self.markFile = SignerHighWaterMark(path: markPath)
         self.afterMarkDurable = afterMarkDurable
     }
 
     /// The signer's mark and what it keeps there; nil when it never signed.
+    /// The key of `signer.json`, in this process.
+    public convenience init(key: Curve25519.Signing.PrivateKey, chainID: String, markPath: String,
+                            afterMarkDurable: (@Sendable (UInt64) -> Void)? = nil) {
+        self.init(key: FileSignerKey(key) as any SignerKey, chainID: chainID, markPath: markPath, afterMarkDurable: afterMarkDurable)
+    }
+
     public struct Mark: Sendable, Equatable {
         public var height: UInt64
         /// Nil when the mark was set by hand.
@@ -188,10 +198,10 @@ public final class SignerFence: Sendable {
         // The signature is computed before the mark is written and answered only after: it
         // exists nowhere but in this function until the mark that covers it is durable.
         let signature: [UInt8]
-        do {
-            signature = Array(try key.signature(for: bytes))
+        do throws(SignerKeyError) {
+            signature = try key.signature(for: bytes)
         } catch {
-            throw .mark("signing failed: \(error)")
+            throw .key(error.description)
         }
         let signed = SignedHeader(header: header, signature: signature, signer: signer)
         let kept = SignedBlockBytes.encode(signed, data ?? BlockData(metadata: nil, txs: []))
@@ -230,10 +240,10 @@ public final class SignerFence: Sendable {
     }
 
     private func signature(_ bytes: [UInt8]) throws(SignRefusal) -> [UInt8] {
-        do {
-            return Array(try key.signature(for: bytes))
+        do throws(SignerKeyError) {
+            return try key.signature(for: bytes)
         } catch {
-            throw .mark("signing failed: \(error)")
+            throw .key(error.description)
         }
     }
 }

@@ -172,9 +172,10 @@ pruning:
         #expect(refusal { try load(flags: ["--evnode.signer.grpc_address=127.0.0.1:7950"]) }
             .contains("need --evnode.signer.signer_type grpc"))
         #expect(refusal { try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1"]) }.contains("signer.grpc_address"))
-        #expect(refusal { try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1:7950", "--evnode.raft.enable",
-                                           "--evnode.raft.endpoints=http://127.0.0.1:2379"]) }
-            .contains("with --evnode.raft.enable is not supported yet"))
+        // An HA group may share one remote signer (a new leader adopts the block kept at its mark).
+        let shared = try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1:7950", "--evnode.raft.enable",
+                                      "--evnode.raft.endpoints=http://127.0.0.1:2379"]).config
+        #expect(shared.raft.enable && shared.signer.kind == .grpc)
         let remote = try load(flags: [grpc, "--evnode.signer.grpc_address=127.0.0.1:7950", "--evnode.signer.grpc_token_file=/t"]).config
         #expect(remote.signer.kind == .grpc && remote.signer.grpcAddress == HostPort(host: "127.0.0.1", port: 7950))
         #expect(remote.signer.grpcTokenFile == "/t")

@@ -233,6 +233,9 @@ struct RemoteSignerTests {
             #expect(output.contains("the signer's high-water mark is \(mark + 3) but DA and peers only supply blocks up to \(mark): heights \(mark + 1)…\(mark + 3) were signed"),
                     "\(output.suffix(3000))")
             #expect(!output.contains("producing blocks"))
+            // The way past it is on the signer's home, not on this node's.
+            #expect(output.contains("`evnode signer reset --home <the signer's home> --height \(mark)`, run where the remote signer runs"),
+                    "\(output.suffix(3000))")
             #expect(!signer.output.contains("refused"), "\(signer.output.suffix(2000))")
 
             // The operator accepts the risk on the signer's home: refused while it serves.
@@ -372,7 +375,8 @@ struct RemoteSignerTests {
             let node = try seq.launch(flags: seq.flags + ["--evnode.signer.signer_type", "grpc",
                                                       "--evnode.signer.grpc_address", signer.address,
                                                       "--evnode.signer.grpc_token_file", wrong])
-            #expect(try await seq.waitForExit("the node to be refused") == 1, "\(node.output.suffix(2000))")
+            // Unusable input before anything starts: the configuration-error status (README).
+            #expect(try await seq.waitForExit("the node to be refused") == 2, "\(node.output.suffix(2000))")
             #expect(node.output.contains("unauthenticated"), "\(node.output.suffix(2000))")
             #expect(try await signer.metrics().contains("evnode_signer_unauthenticated_total 3"))
             #expect(!FileManager.default.fileExists(atPath: signer.markFile))
@@ -381,6 +385,16 @@ struct RemoteSignerTests {
             #expect(open.status == 2 && open.stderr.contains("without TLS"), "\(open.stderr)")
             let twice = try runCommand(BuiltProducts.evnode, signer.arguments(port: 0))
             #expect(twice.status == 2 && twice.stderr.contains("another `evnode signer serve` runs on this home"), "\(twice.stderr)")
+
+            // Another home on the port this signer holds: a start failure, exit 2 in one line.
+            let other = net.dir.sub("signer-other")
+            try FileManager.default.createDirectory(atPath: other + "/config", withIntermediateDirectories: true)
+            for file in ["signer.json", "genesis.json"] {
+                try FileManager.default.copyItem(atPath: signer.home + "/config/" + file, toPath: other + "/config/" + file)
+            }
+            let taken = try runCommand(BuiltProducts.evnode, ["signer", "serve", "--home", other, "--listen", signer.address,
+                                                               "--passphrase-file", signer.passphraseFile])
+            #expect(taken.status == 2 && taken.stderr.contains("cannot listen on \(signer.address)"), "\(taken.status) \(taken.stderr)")
         }
     }
 }

@@ -18,6 +18,8 @@ public final class Testnet: @unchecked Sendable {
     public let chainID: String
     public private(set) var da: LocalDAProcess?
     public private(set) var etcd: EtcdProcess?
+    /// etcd clusters of their own besides `etcd` (a second HA group), stopped with it.
+    public private(set) var otherEtcds: [EtcdProcess] = []
     public private(set) var els: [TestEL] = []
     public private(set) var nodes: [NodeProcess] = []
     /// Other processes the scenario started (proxies, peers); stopped after the nodes.
@@ -82,6 +84,16 @@ public final class Testnet: @unchecked Sendable {
         portsInUse.formUnion([etcd.clientPort, etcd.peerPort])
         try await etcd.start()
         self.etcd = etcd
+        return etcd
+    }
+
+    /// Another etcd cluster, with its own data and log directory (a second HA group that
+    /// believes it leads the same chain).
+    public func startAnotherEtcd(name: String) async throws -> EtcdProcess {
+        let etcd = try EtcdProcess(directory: dir.sub(name), logDirectory: dir.sub(name + "-logs"), taken: portsInUse)
+        portsInUse.formUnion([etcd.clientPort, etcd.peerPort])
+        otherEtcds.append(etcd)
+        try await etcd.start()
         return etcd
     }
 
@@ -229,6 +241,7 @@ public final class Testnet: @unchecked Sendable {
             out.append(("local-da", status, da.child.diedOfSignal))
         }
         if let etcd, etcd.isRunning { await etcd.stop() }
+        for other in otherEtcds where other.isRunning { await other.stop() }
         return out
     }
 

@@ -1,13 +1,19 @@
 import Config
 import Crypto
 
-/// Signing failed inside the crypto library (not expected with a valid key).
+/// Signing failed: inside the crypto library (not expected with a valid key), or the remote
+/// signer gave no signature.
 public struct SigningError: Error, Sendable, Equatable, CustomStringConvertible {
     public let reason: String
+    /// The signer answered and refused (its fence: the height was signed already, by this node
+    /// or another one sharing the signer). An HA leader steps down on it rather than halt: the
+    /// group's other member that signed there leads on, and this node follows its block.
+    public let refusedBySigner: Bool
     public var description: String { "signing failed: \(reason)" }
 
-    public init(reason: String) {
+    public init(reason: String, refusedBySigner: Bool = false) {
         self.reason = reason
+        self.refusedBySigner = refusedBySigner
     }
 }
 

@@ -47,7 +47,9 @@ final class HARuntime: Sendable {
     let pipeline: SyncPipeline
     let applier: BlockApplier
     let blockCheck: SignedBlockValidator
-    let mark: SignerHighWaterMark
+    /// This node's `signer.state`, or the remote signer the group shares (issue 29): then the
+    /// mark, and the block kept beside it, may be another member's.
+    let mark: any SignerMark
     let p2p: P2PService
     let logger: Logger
     /// The most a new leader waits for its store to reach etcd's latest block before it lets
@@ -65,7 +67,7 @@ final class HARuntime: Sendable {
     private let statusBox: Mutex<HAStatus>
 
     init(group: HAGroup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
-         blockCheck: SignedBlockValidator, mark: SignerHighWaterMark, p2p: P2PService, logger: Logger) {
+         blockCheck: SignedBlockValidator, mark: any SignerMark, p2p: P2PService, logger: Logger) {
         self.group = group
         self.store = store
         self.pipeline = pipeline
@@ -529,7 +531,7 @@ final class HARuntime: Sendable {
     /// conditions of SPEC §6 — must promote it first. While it says to keep syncing the node
     /// waits (up to `takeoverLimit`); when it fails closed the node steps down at once and never
     /// leads on that store (see `FailoverStateMachine.followUntilElected`).
-    func takeOver(_ term: LeaderTerm, bootstrap: @Sendable () -> CatchupDecision) async throws(NodeFailure) -> TakeoverOutcome {
+    func takeOver(_ term: LeaderTerm, bootstrap: @Sendable () async -> CatchupDecision) async throws(NodeFailure) -> TakeoverOutcome {
         let clock = ContinuousClock()
         let deadline = clock.now + takeoverLimit
         var offered: UInt64?
@@ -562,7 +564,7 @@ final class HARuntime: Sendable {
                 // etcd holds no block yet (a new group, or HA switched on for a running chain):
                 // the first leader's store becomes the chain's head, so it must pass what a
                 // catchup must pass before it produces.
-                switch bootstrap() {
+                switch await bootstrap() {
                 case .promote:
                     term.replicatedHeight = nil
                 case .keepSyncing(let missing):
@@ -600,28 +602,46 @@ final class HARuntime: Sendable {
         return try await offerUnpublished(term)
     }
 
-    /// A block this node signed but never got through the fence (refused, or the process died
-    /// first) holds its signer's mark above the store. If that block extends the head it is
-    /// offered again, so this node never signs a second block at that height; otherwise this
-    /// node cannot lead and says so.
+    /// A block signed but never got through the fence (refused, or the process died first)
+    /// holds the signer's mark above the store. If that block extends the head it is offered
+    /// again, so no second block is ever signed at that height; otherwise this node cannot lead
+    /// and says so.
+    ///
+    /// The block comes from where the signature was kept: beside the remote signer's mark when
+    /// the group shares one (issue 29: the old leader died after the signer's answer and before
+    /// etcd replicated its block; the signer refuses any other header there, so the new leader
+    /// adopts exactly that one), else this node's own unpublished-block record. The mark is read
+    /// afresh from the signer: another member may have raised it.
     private func offerUnpublished(_ term: LeaderTerm) async throws(NodeFailure) -> TakeoverOutcome {
-        let signed: UInt64?
+        let record: SignerHighWaterMark.Record?
         do throws(ConfigError) {
-            signed = try mark.load()
+            record = try await mark.currentRecord()
         } catch {
             return .stepDown(term, "the signer's high-water mark cannot be read: \(error)")
         }
-        guard let signed, let state = store.state, signed > state.lastBlockHeight else { return .ready(term) }
-        let refusal = "this key signed height \(signed) on this node, above the store (\(state.lastBlockHeight)), and that block cannot be offered again; another node must lead (or `evnode signer reset`)"
+        guard let record, let state = store.state, record.height > state.lastBlockHeight else { return .ready(term) }
+        let signed = record.height
+        let refusal = "the signer's key signed height \(signed), above the store (\(state.lastBlockHeight)) and etcd's last replicated block, and that block cannot be offered again; no second block may be signed there, so this node cannot lead (another member may; the operator's way past it is `evnode signer reset` on the signer's home)"
         let recorded: (signedHeader: SignedHeader, data: BlockData)?
+        let source: String
         do throws(StoreError) {
-            recorded = try UnpublishedBlock.load(from: store)
+            if let bytes = record.block {
+                source = "kept beside the signer's mark"
+                do throws(WireError) {
+                    recorded = try SignedBlockBytes.decode(bytes)
+                } catch {
+                    return .stepDown(term, "\(refusal): the block kept beside the mark does not decode: \(error)")
+                }
+            } else {
+                source = "this node's unpublished block"
+                recorded = try UnpublishedBlock.load(from: store)
+            }
         } catch {
             return .stepDown(term, "\(refusal): \(error)")
         }
         guard signed == state.nextHeight, let recorded, recorded.signedHeader.header.height == signed,
               recorded.signedHeader.header.lastHeaderHash == state.lastHeaderHash else {
-            return .stepDown(term, refusal)
+            return .stepDown(term, "\(refusal) (\(source): \(recorded.map { "height \($0.signedHeader.height), parent \(Hex.encode($0.signedHeader.header.lastHeaderHash))" } ?? "none"); the store's head is \(state.lastBlockHeight), hash \(Hex.encode(state.lastHeaderHash)))")
         }
         let applier = self.applier
         let prepared: Result<BlockCommit, ApplyError>
@@ -663,8 +683,8 @@ final class HARuntime: Sendable {
             || store.state?.lastHeaderHash == block.headerHash else {
             return .stepDown(term, "the store's block \(signed) is not the one this node fenced")
         }
-        logger.notice("HA: published the block this node had signed but not published", metadata: [
-            "height": "\(signed)", "hash": "\(Hex.encode(commit.signedHeader.header.hash))"])
+        logger.notice("HA: published the block signed at the mark but never replicated (adopted, not signed again)", metadata: [
+            "height": "\(signed)", "hash": "\(Hex.encode(commit.signedHeader.header.hash))", "source": "\(source)"])
         p2p.publish(commit)
         return .ready(term)
     }
