@@ -92,6 +92,7 @@ final class BenchDriver {
         results.slowDACatchup = SlowDACatchupBench(evnode: evnode, testkit: testkit, work: work,
                                                    blocks: plan.mode == "quick" ? 800 : 1_600).run()
         detail("catch-up over a 100 ms DA: \(results.slowDACatchup.summary)")
+        measureCatchUpFromBase()
         measureHAFailover()
         measureStore()
         measureBaselines(first: false)
@@ -395,6 +396,14 @@ final class BenchDriver {
         let r = DALatencyBench(evnode: evnode, work: work, windowSeconds: window).run()
         results.daLatency = r
         detail("subscription p50 \(fixed(r.subscription.p50Milliseconds, 1)) ms p99 \(fixed(r.subscription.p99Milliseconds, 1)) ms (\(r.subscription.samples) DA heights); polling p50 \(fixed(r.polling.p50Milliseconds, 1)) ms p99 \(fixed(r.polling.p99Milliseconds, 1)) ms (\(r.polling.samples))")
+    }
+
+    private func measureCatchUpFromBase() {
+        let epochs = plan.mode == "quick" ? 300 : 1_000
+        step("catch-up from base: a returning sequencer replays \(epochs) epochs × 10 forced txs; a plain full node syncs the same chain")
+        results.catchupFromBase = CatchUpFromBaseBench(evnode: evnode, testkit: testkit, work: work,
+                                                       epochs: epochs, txsPerEpoch: 10).run()
+        detail(results.catchupFromBase.summary)
     }
 
     private func measureHAFailover() {

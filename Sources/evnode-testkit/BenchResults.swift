@@ -135,6 +135,7 @@ struct BenchResults: Codable {
     var store = StoreResult()
     var daLatency = DALatencyResult()
     var slowDACatchup = SlowDACatchupResult()
+    var catchupFromBase = CatchUpFromBaseResult()
     var haFailover = HAFailoverResult()
 
     /// The headline ratios (also in the JSON, so tools need not recompute them).
@@ -157,6 +158,8 @@ struct BenchResults: Codable {
             "da_latency_p50_subscription_to_polling": daLatency.subscription.p50Milliseconds / max(1e-9, daLatency.polling.p50Milliseconds),
             "da_latency_p99_subscription_to_polling": daLatency.subscription.p99Milliseconds / max(1e-9, daLatency.polling.p99Milliseconds),
             "slow_da_catchup_heights_per_s_to_one_over_rtt": slowDACatchup.adaptive.timesOneOverRTT,
+            "catchup_from_base_blocks_per_s_to_da_catchup_blocks_per_s": catchupFromBase.blocksPerSecond
+                / max(1e-9, catchupFromBase.fullNodeBlocksPerSecond),
             "ha_failover_p50_heartbeat_to_lease_only": haFailover.heartbeat.p50Milliseconds / max(1e-9, haFailover.leaseOnly.p50Milliseconds),
         ].merging(fastProductionRatios) { a, _ in a }.merging(remoteSignerRatios) { a, _ in a }
     }
@@ -233,6 +236,11 @@ struct BenchResults: Codable {
             fixed(slow.adaptive.daHeightsPerSecond, 1),
             "1/RTT \(fixed(slow.oneAtATimeHeightsPerSecond, 1))/s; ≤ 8 in flight \(fixed(slow.capped8.daHeightsPerSecond, 1))/s = \(fixed(slow.capped8.timesOneOverRTT, 1))× (goal ≥ 20×)",
             slow.adaptive.timesOneOverRTT)
+        let cfb = catchupFromBase
+        add("catch-up from base: forced txs/s (\(cfb.epochs) epochs × \(cfb.txsPerEpoch) txs, \(cfb.daHeights) DA heights, \(cfb.blocks) blocks)",
+            "\(Int(cfb.forcedTxsPerSecond)) (\(fixed(cfb.blocksPerSecond, 1)) blocks/s, \(fixed(cfb.seconds, 2)) s)",
+            "plain DA catch-up, same \(cfb.fullNodeBlocks) blocks: \(fixed(cfb.fullNodeBlocksPerSecond, 1)) blocks/s",
+            r["catchup_from_base_blocks_per_s_to_da_catchup_blocks_per_s"])
         let ha = haFailover
         add("HA failover, \(ha.heartbeat.kills) kills (kill -9 → next leader's first block) p50 / p95 / max",
             "\(fixed(ha.heartbeat.p50Milliseconds, 0)) / \(fixed(ha.heartbeat.p95Milliseconds, 0)) / \(fixed(ha.heartbeat.maxMilliseconds, 0)) ms",

@@ -162,13 +162,7 @@ struct SlowDACatchupBench {
         return try? JSONDecoder().decode(StatusDA.self, from: Data(reply.body))
     }
 
-    private func daHead(_ rpc: LoopbackHTTPConnection) -> UInt64? {
-        let body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\(DAMethod.networkHead)\",\"params\":[]}"
-        guard let reply = try? rpc.post("/", body: Array(body.utf8)), reply.status == 200,
-              let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any],
-              let header = object["result"] as? [String: Any], let height = header["height"] as? String else { return nil }
-        return UInt64(height)
-    }
+    private func daHead(_ rpc: LoopbackHTTPConnection) -> UInt64? { daNetworkHead(rpc) }
 
 }
 
@@ -187,4 +181,13 @@ func benchSlowDA(_ args: [String]) {
     FileHandleOut.line(prettyJSON(r))
     FileHandleOut.line("catch-up over a \(r.responseDelayMilliseconds) ms DA: \(r.summary)")
     setup.finish()
+}
+
+/// The DA node's head height (`header.NetworkHead`), nil when it does not answer.
+func daNetworkHead(_ rpc: LoopbackHTTPConnection) -> UInt64? {
+    let body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\(DAMethod.networkHead)\",\"params\":[]}"
+    guard let reply = try? rpc.post("/", body: Array(body.utf8)), reply.status == 200,
+          let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any],
+          let header = object["result"] as? [String: Any], let height = header["height"] as? String else { return nil }
+    return UInt64(height)
 }

@@ -50,6 +50,11 @@
 //       with the node's memory metrics per sample (MemoryBench.swift).
 //   evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--home DIR] [--keep]
 //       Only bench-all's production figures, on a fresh aggregator home (ProductionBench.swift).
+//   evnode-testkit bench-catchup-from-base [--epochs N] [--txs-per-epoch M] [--evnode PATH] [--keep]
+//       Only bench-all's "catch-up from base" figure: a returning sequencer replays M forced txs
+//       per epoch over N epochs, against a plain DA catch-up of the same chain (CatchUpFromBaseBench.swift).
+//   evnode-testkit post-forced --da URL --namespace NAME [--epochs N] [--txs-per-epoch M] [--epoch-size E]
+//       Posts M forced txs per epoch of E DA heights, N times, to a local DA (PostForced.swift).
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
@@ -66,6 +71,8 @@ case "bench-slow-da": benchSlowDA(arguments)
 case "bench-ha": benchHA(arguments)
 case "bench-memory": benchMemory(arguments)
 case "bench-production": benchProduction(arguments)
+case "bench-catchup-from-base": benchCatchUpFromBase(arguments)
+case "post-forced": await postForced(arguments)
 default:
-    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da | bench-ha | bench-memory | bench-production (see the comment in main.swift)")
+    fail("usage: evnode-testkit crash-writer | crash-producer | foreign-rocksdb | bench | make-chain | faulty-da | bench-all | bench-evm | bench-da-latency | bench-slow-da | bench-ha | bench-memory | bench-production | bench-catchup-from-base | post-forced (see the comment in main.swift)")
 }
