@@ -213,7 +213,8 @@ public struct BlockProducer: Sendable {
             }
             if let forcedInclusion {
                 do throws(ForcedInclusionError) {
-                    try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime)
+                    try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime,
+                                                     executor: builder.executor.executor)
                 } catch {
                     // Never skip an epoch: the block waits until its forced transactions are known.
                     logger.warning("forced-inclusion transactions cannot be read; the block waits for DA", metadata: [
