@@ -50,7 +50,7 @@ public enum FuzzTargets {
     /// Every target, in the order `make fuzz` runs them.
     public static let all: [FuzzTarget] = [
         multistream, noiseHandshake, noiseTransport, yamux, gossip, headerExchangeServer, headerExchangeClient,
-        wire, daAnswers, engineAnswers, signerState,
+        wire, daAnswers, engineAnswers, signerState, evmTransaction,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

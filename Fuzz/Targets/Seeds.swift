@@ -47,6 +47,7 @@ public enum FuzzSeeds {
             "da-answers": daAnswers(vectors: vectors),
             "engine-answers": engineAnswers(),
             "signer-state": signerState(),
+            "evm-transaction": evmTransactions(),
         ]
     }
 
@@ -283,6 +284,24 @@ public enum FuzzSeeds {
             seeds.append(("vector-data-\(i + 1)", v.data))
             seeds.append(("vector-signed-data-\(i + 1)", v.signedData))
         }
+        return seeds
+    }
+
+    // MARK: forced EVM transactions
+
+    /// One signed transaction of each type, signed by eth-account 0.14 (not by evnode), and two
+    /// near misses: a KV transaction and a typed transaction cut short.
+    static func evmTransactions() -> [(String, [UInt8])] {
+        let signed: [(String, String)] = [
+            ("legacy", "f86503843b9aca0082520894222222222222222222222222222222222222222205808209c7a03d2863a8c4ebe3d155b8bcc2a49e346beb89943b1cc437530f55f2fdc01a52d0a018c24bb54a4f3ff0d4a22da0cbc634504cab59ee43ff6d444d6b18d8f491ecf1"),
+            ("access-list", "01f8a28204d280843b9aca0082c35094222222222222222222222222222222222222222201820102f838f7942222222222222222222222222222222222222222e1a0000000000000000000000000000000000000000000000000000000000000000180a07e6c375817adab10cf235c690dd93c8e0225ed34c335cadbf254b5e3b658bf9ba051ff33a297705e7412f48b66e3aee99965d02ecf5ff9d2e7613ec84e69f29bf6"),
+            ("dynamic-fee", "02f86a8204d2070184773594008401c9c3809422222222222222222222222222222222222222228080c080a017cad92ff92aa07dea3189bada37e1982af510db9126d7ff4c431bac8b60e3f9a07b150d37a87146bae77d45b050c88001148f79ef170c17efa77fe1849e18d211"),
+            ("blob", "03f88b8204d2800184773594008252089422222222222222222222222222222222222222228080c001e1a001ababababababababababababababababababababababababababababababab80a058aebaef1242b060ee07c881289f38946ac19b380aef503d4c20e744be6dcad3a02ddd7b1dd5ed1c5be66500e045c365ea1e2f043536bcaa11623431ac91ad4acd"),
+            ("set-code", "04f8c88204d28001847735940082ea609422222222222222222222222222222222222222228080c0f85ef85c8204d29422222222222222222222222222222222222222220180a08ee05f817963947ea1e81ec1b4e3f2975421db873c116559ceb59393cb5ec8aaa05578678a901f46c97f1d6f15f090290ddc40173d90dc86932021a3213d76647f80a0d2882cfabd8ac8f2f8f6ae0c5f77c4d0bbae85960c9f7f2f1b2b9ecef078744aa0254ca0db654249a282bfff0a0d9edd87c5e31d3801db703db709723c13c7f92e"),
+        ]
+        var seeds = signed.map { ($0.0, Hex.decode($0.1) ?? []) }
+        seeds.append(("kv", Array("key=value".utf8)))
+        seeds.append(("cut-short", Array((Hex.decode(signed[2].1) ?? []).dropLast(3))))
         return seeds
     }
 

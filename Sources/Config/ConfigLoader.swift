@@ -345,7 +345,22 @@ public enum ConfigLoader {
     static func resolveExecution(_ reader: ValueReader) throws(ConfigError) -> ExecutionConfig {
         let kind = ExecutionKind(rawValue: try reader.choice("execution.kind")) ?? .kv
         var evm = EVMConfig()
-        guard kind == .evm else { return ExecutionConfig(kind: kind, evm: evm) }
+        let fiServer = reader.string("force_inclusion_server").trimmingWhitespace()
+        guard kind == .evm else {
+            if !fiServer.isEmpty {
+                throw .conflict("--force-inclusion-server is apps/evm's: it needs --evnode.execution.kind evm (it proxies to the EL's eth RPC)")
+            }
+            return ExecutionConfig(kind: kind, evm: evm)
+        }
+        if !fiServer.isEmpty {
+            // ev-node's ":8547" would listen on every interface; evnode keeps an address without
+            // a host on loopback (README): the server posts to DA with the node's DA account.
+            do {
+                evm.forceInclusionServer = try HostPort(parsing: fiServer.hasPrefix(":") ? "127.0.0.1" + fiServer : fiServer)
+            } catch {
+                throw .invalidValue(field: "force_inclusion_server", value: fiServer, source: "flag", reason: error.description)
+            }
+        }
         evm.engineURL = try reader.endpoint("evm.engine_url")
         evm.ethURL = try reader.endpoint("evm.eth_url")
         evm.jwtSecretFile = reader.string("evm.jwt_secret_file")
@@ -430,6 +445,9 @@ public enum ConfigLoader {
         }
         if c.basedSequencer && c.da.forcedInclusionNamespace.isEmpty {
             throw .missing("--evnode.node.based_sequencer needs --evnode.da.forced_inclusion_namespace: a based chain's blocks come from that namespace alone")
+        }
+        if c.execution.evm.forceInclusionServer != nil && c.da.forcedInclusionNamespace.isEmpty {
+            throw .missing("--force-inclusion-server needs --evnode.da.forced_inclusion_namespace: it posts transactions to that namespace")
         }
         if c.basedSequencer && c.raft.enable {
             throw .conflict("--evnode.node.based_sequencer and --evnode.raft.enable are mutually exclusive: a based node signs nothing, there is no leader to elect")

@@ -263,6 +263,8 @@ public struct EVMConfig: Sendable, Equatable {
     public var genesisHash: [UInt8]?
     /// 20 bytes; zero when not set.
     public var feeRecipient: [UInt8] = [UInt8](repeating: 0, count: 20)
+    /// apps/evm's `--force-inclusion-server`; nil: no server.
+    public var forceInclusionServer: HostPort?
 
     public init() {}
 }

@@ -301,7 +301,8 @@ public enum Settings {
         Setting("evm.fee_recipient", flag: "evm.fee-recipient", .string, "",
                 "With execution evm: suggestedFeeRecipient of built blocks, 0x-hex 20 bytes (empty: the zero address)"),
         Setting("force_inclusion_server", flag: "force-inclusion-server", .string, "",
-                "apps/evm: address of the forced-inclusion API server", support: .unsupported(issue32), inFile: false),
+                "With execution evm: HOST:PORT of the forced-inclusion JSON-RPC server (eth_sendRawTransaction posts to the forced-inclusion namespace, other methods go to the EL; :PORT listens on 127.0.0.1; empty: off)",
+                inFile: false),
     ]
 
     public static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })

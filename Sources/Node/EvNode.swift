@@ -454,6 +454,9 @@ public final class EvNode: Sendable {
         if let subscription {
             extra.append(.init(service: DAHeadSubscriptionService(subscription: subscription), successTerminationBehavior: .ignore))
         }
+        if let server = try forcedInclusionServer() {
+            extra.append(.init(service: server))
+        }
         if setup.config.instrumentation.prometheus {
             extra.append(.init(service: PrometheusListener(address: setup.config.instrumentation.prometheusListen,
                                                            metrics: metrics, logger: Logger(label: "evnode.metrics"))))

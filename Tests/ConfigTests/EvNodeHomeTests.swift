@@ -219,7 +219,17 @@ pruning:
                 .hasPrefix("--evnode.node.based_sequencer needs --evnode.da.forced_inclusion_namespace"))
         let based = try load(flags: ["--evnode.node.based_sequencer", "--evnode.da.forced_inclusion_namespace", "fi"]).config
         #expect(based.basedSequencer && based.mode == .based && !based.catchupEnabled)
-        #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }.contains("issue 32"))
+        // apps/evm's forced-inclusion server: EVM only, with the namespace it posts to; ":PORT" on loopback.
+        #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }
+                .hasPrefix("--force-inclusion-server is apps/evm's: it needs --evnode.execution.kind evm"))
+        let evm = ["--evnode.execution.kind", "evm", "--evm.jwt-secret-file", "/nonexistent/jwt.hex"]
+        #expect(refusal { try load(flags: evm + ["--force-inclusion-server", "127.0.0.1:8547"]) }
+                .hasPrefix("--force-inclusion-server needs --evnode.da.forced_inclusion_namespace"))
+        #expect(refusal { try load(flags: evm + ["--force-inclusion-server", "127.0.0.1", "--evnode.da.forced_inclusion_namespace", "fi"]) }
+                .contains("expected host:port"))
+        let fiServer = try load(flags: evm + ["--force-inclusion-server", ":8547", "--evnode.da.forced_inclusion_namespace", "fi"]).config
+        #expect(fiServer.execution.evm.forceInclusionServer == HostPort(host: "127.0.0.1", port: 8547))
+        #expect(try load(flags: evm).config.execution.evm.forceInclusionServer == nil)
         // At their defaults, from a flag too.
         _ = try load(flags: ["--evnode.node.light=false", "--evnode.instrumentation.tracing=false", "--evnode.node.scrape_interval=1s"])
         // A knob of a feature that is off: any value in the file (ev-node ignores it too), refused as a flag.

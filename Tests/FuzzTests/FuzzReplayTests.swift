@@ -90,6 +90,9 @@ import TestSupport
         ("da-answers/subscription", ["heights": 2, "ended": 1]),
         ("engine-answers/payload", ["usable": 1]),
         ("signer-state/mark-with-block", ["parsed": 1, "keptBlock": 1]),
+        ("evm-transaction/dynamic-fee", ["decoded": 1]),
+        ("evm-transaction/set-code", ["decoded": 1]),
+        ("evm-transaction/cut-short", ["decoded": 0]),
     ]
 
     @Test(arguments: depth.map(\.seed))

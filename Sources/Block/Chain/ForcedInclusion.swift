@@ -148,6 +148,9 @@ public enum ForcedInclusionError: Error, Sendable, Equatable, CustomStringConver
     /// unread: a partial epoch is never handed out as if it were complete (ev-node returns an
     /// empty one, which a sequencer would then skip; evnode retries instead).
     case unavailable(daHeight: UInt64, reason: String)
+    /// The executor could not say how much gas a block may use, so forced transactions cannot
+    /// be filtered yet (asked again later; nothing is skipped).
+    case gasLimitUnavailable(reason: String)
 
     public var description: String {
         switch self {
@@ -157,6 +160,8 @@ public enum ForcedInclusionError: Error, Sendable, Equatable, CustomStringConver
             return "DA height \(d) is not produced yet: forced transactions are read once the epoch has ended"
         case let .unavailable(d, reason):
             return "reading forced-inclusion blobs at DA height \(d) failed: \(reason)"
+        case let .gasLimitUnavailable(reason):
+            return "the execution layer's block gas limit, needed to filter forced transactions, is unknown: \(reason)"
         }
     }
 }

@@ -148,6 +148,11 @@ public protocol Executor: AnyObject, Sendable {
     /// which nobody checked before (mempool transactions were checked when queued). Pure and
     /// deterministic: every node that verifies forced inclusion runs it on the same inputs.
     func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus]
+
+    /// The gas a block may use, as `filterTxs` takes it (ev-node's `GetExecutionInfo().MaxGas`;
+    /// 0: the engine counts no gas). Asked before forced transactions are filtered, by the
+    /// sequencer and by every verifier alike.
+    func maxGasPerBlock() async throws(ExecutionError) -> UInt64
 }
 
 extension Executor {
@@ -156,6 +161,9 @@ extension Executor {
     public func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
         TxSizeFilter.filter(txs, maxBytes: maxBytes) { _ in true }
     }
+
+    /// No gas.
+    public func maxGasPerBlock() async throws(ExecutionError) -> UInt64 { 0 }
 }
 
 /// The size rule every executor's filter shares (ev-node's testapp order): removed when empty,

@@ -58,7 +58,7 @@ public struct BasedSequencer: Sendable {
             "next_height": "\(store.height + 1)", "checkpoint": "\(queue.checkpoint)"])
         while !Task.isCancelled {
             do throws(ForcedInclusionError) {
-                try await queue.refresh()
+                try await queue.refresh(executor: executor.executor)
             } catch {
                 logger.warning("based sequencer: forced-inclusion transactions cannot be read; waiting for DA", metadata: [
                     "checkpoint": "\(queue.checkpoint)", "error": "\(error)"])

@@ -215,7 +215,8 @@ public struct BlockProducer: Sendable {
             }
             if let forcedInclusion {
                 do throws(ForcedInclusionError) {
-                    try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime)
+                    try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime,
+                                                     executor: builder.executor.executor)
                 } catch {
                     // Never skip an epoch: the block waits until its forced transactions are known.
                     logger.warning("forced-inclusion transactions cannot be read; the block waits for DA", metadata: [
@@ -421,7 +422,7 @@ public struct BlockProducer: Sendable {
             if Task.isCancelled { return false }
             let due: ForcedInclusionQueue.Due
             do throws(ForcedInclusionError) {
-                due = try await queue.loadDue()
+                due = try await queue.loadDue(executor: builder.executor.executor)
             } catch {
                 logger.warning("deriving the forced-inclusion checkpoint: DA cannot be read; waiting for it", metadata: [
                     "height": "\(height)", "checkpoint": "\(queue.checkpoint)", "error": "\(error)"])
@@ -461,7 +462,7 @@ public struct BlockProducer: Sendable {
         while height < head, let pending = queue.pending() {
             if judged?.pending != pending {
                 judged = (pending, builder.executor.executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes,
-                                                                        maxGas: 0, hasForced: true))
+                                                                        maxGas: pending.maxGas, hasForced: true))
             }
             let block: (signedHeader: SignedHeader, data: BlockData)?
             do throws(StoreError) {

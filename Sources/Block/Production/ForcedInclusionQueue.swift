@@ -22,6 +22,18 @@ public final class ForcedInclusionQueue: Sendable {
         public var endTime: UInt64
         /// The epoch's last DA height.
         public var epochEnd: UInt64
+        /// The block's gas as the executor's filter takes it (0: no gas).
+        public var maxGas: UInt64
+
+        public init(txs: [[UInt8]], epochTxCount: UInt64, consumedBefore: UInt64, endTime: UInt64, epochEnd: UInt64,
+                    maxGas: UInt64 = 0) {
+            self.txs = txs
+            self.epochTxCount = epochTxCount
+            self.consumedBefore = consumedBefore
+            self.endTime = endTime
+            self.epochEnd = epochEnd
+            self.maxGas = maxGas
+        }
     }
 
     /// At most this many empty or exhausted epochs are walked past per block, so a sequencer far
@@ -41,6 +53,8 @@ public final class ForcedInclusionQueue: Sendable {
         var epoch: ForcedInclusionEpoch?
         var endTime: UInt64
         var catchUp: CatchUp = .unchecked
+        /// The executor's block gas, asked once (ev-node caches it the same way).
+        var maxGas: UInt64?
     }
 
     public let source: any ForcedInclusionSource
@@ -100,9 +114,10 @@ public final class ForcedInclusionQueue: Sendable {
     /// Loads the epoch at the checkpoint when it has ended on DA; walks past epochs with nothing
     /// left to take. An epoch not yet ended is no error: the block goes without forced
     /// transactions. DA faults are thrown (the producer retries; an epoch is never skipped).
-    public func refresh(lastBlockTime: UInt64? = nil) async throws(ForcedInclusionError) {
+    /// `executor`: asked for its block gas once forced transactions are due (nil: no gas bound).
+    public func refresh(lastBlockTime: UInt64? = nil, executor: (any Executor)? = nil) async throws(ForcedInclusionError) {
         try await checkCatchUp(lastBlockTime: lastBlockTime)
-        if try await loadDue() == .notEnded {
+        if try await loadDue(executor: executor) == .notEnded {
             let finished = current.withLock { c -> Bool in
                 defer { if c.catchUp == .inProgress { c.catchUp = .done } }
                 return c.catchUp == .inProgress
@@ -125,8 +140,22 @@ public final class ForcedInclusionQueue: Sendable {
     }
 
     /// Loads the epoch at the checkpoint when it has ended on DA, walking past epochs with
-    /// nothing left to take. DA faults are thrown (an epoch is never skipped).
-    public func loadDue() async throws(ForcedInclusionError) -> Due {
+    /// nothing left to take. DA faults are thrown (an epoch is never skipped). `executor`: asked
+    /// for its block gas once forced transactions are due (nil: no gas bound), so that the
+    /// producer's selection and the checkpoint derivation filter alike.
+    public func loadDue(executor: (any Executor)? = nil) async throws(ForcedInclusionError) -> Due {
+        let due = try await loadEpoch()
+        guard due == .loaded, let executor, current.withLock({ $0.maxGas == nil }) else { return due }
+        do throws(ExecutionError) {
+            let gas = try await executor.maxGasPerBlock()
+            current.withLock { $0.maxGas = gas }
+        } catch {
+            throw .gasLimitUnavailable(reason: error.description)
+        }
+        return due
+    }
+
+    private func loadEpoch() async throws(ForcedInclusionError) -> Due {
         for _ in 0..<Self.maxEpochsPerRefresh {
             let (checkpoint, loaded) = current.withLock { ($0.checkpoint, $0.epoch) }
             if let loaded, loaded.daHeights.contains(checkpoint.daHeight), checkpoint.txIndex < UInt64(loaded.txs.count) {
@@ -204,7 +233,8 @@ public final class ForcedInclusionQueue: Sendable {
             guard let epoch = c.epoch, epoch.daHeights.contains(c.checkpoint.daHeight),
                   c.checkpoint.txIndex < UInt64(epoch.txs.count) else { return nil }
             return Pending(txs: Array(epoch.txs[Int(c.checkpoint.txIndex)...]), epochTxCount: UInt64(epoch.txs.count),
-                           consumedBefore: c.checkpoint.txIndex, endTime: c.endTime, epochEnd: epoch.daHeights.upperBound)
+                           consumedBefore: c.checkpoint.txIndex, endTime: c.endTime, epochEnd: epoch.daHeights.upperBound,
+                           maxGas: c.maxGas ?? 0)
         }
     }
 
@@ -231,7 +261,8 @@ public final class ForcedInclusionQueue: Sendable {
     }
 
     public static func select(from pending: Pending, executor: any Executor, maxTxs: Int) -> Selection {
-        let statuses = executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes, maxGas: 0, hasForced: true)
+        let statuses = executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes, maxGas: pending.maxGas,
+                                           hasForced: true)
         var included: [[UInt8]] = []
         var bytes = 0
         var consumed: UInt64 = 0

@@ -58,6 +58,8 @@ public final class ForcedInclusionVerifier: Sendable {
         var bytes: [UInt64: UInt64] = [:]
         /// The last epoch end checked (nil: none yet).
         var lastCheckedEpochEnd: UInt64?
+        /// The executor's block gas, asked once (as the sequencer's queue does).
+        var maxGas: UInt64?
     }
 
     public let source: any ForcedInclusionSource
@@ -116,7 +118,8 @@ public final class ForcedInclusionVerifier: Sendable {
             if !epoch.txs.isEmpty {
                 // Only what the filter includes in one block is enforced: garbage is no one's fault,
                 // and what does not fit one block may wait.
-                let statuses = executor.filterTxs(epoch.txs, maxBytes: ForcedInclusionRules.maxBatchBytes, maxGas: 0,
+                let maxGas = try await blockGas()
+                let statuses = executor.filterTxs(epoch.txs, maxBytes: ForcedInclusionRules.maxBatchBytes, maxGas: maxGas,
                                                   hasForced: true)
                 let omitted = tracking.withLock { t in
                     zip(epoch.txs, statuses).filter { $0.1 == .include }.map { Self.hash($0.0) }
@@ -179,6 +182,25 @@ public final class ForcedInclusionVerifier: Sendable {
                 let delay = backoff.nextDelay()
                 logger.warning("cannot read forced-inclusion transactions to check them; retrying", metadata: [
                     "epoch_end": "\(epochEnd)", "error": "\(error)", "retry_in": "\(delay)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// The executor's block gas, retried until it answers: a check filtered with no gas bound
+    /// could blame the sequencer for a transaction it rightly removed.
+    private func blockGas() async throws -> UInt64 {
+        if let known = tracking.withLock({ $0.maxGas }) { return known }
+        var backoff = Backoff(policy: retry)
+        while true {
+            do throws(ExecutionError) {
+                let gas = try await executor.maxGasPerBlock()
+                tracking.withLock { $0.maxGas = gas }
+                return gas
+            } catch {
+                let delay = backoff.nextDelay()
+                logger.warning("cannot ask the execution layer for its block gas limit to check forced transactions; retrying",
+                               metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 try await Task.sleep(for: delay)
             }
         }
