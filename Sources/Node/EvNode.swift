@@ -435,7 +435,7 @@ public final class EvNode: Sendable {
                 ? "every \(DurationParser.format(timing.heartbeatInterval)), take-over after \(DurationParser.format(timing.heartbeatTimeout)) of silence"
                 : "off (a dead leader is replaced when its lease expires)"])
         return HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
-                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"))
+                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"), proposerKey: setup.signer?.address)
     }
 
     /// Pruning waits while the sync pipeline has a backlog of a batch or more (a catch-up).

@@ -489,6 +489,11 @@ extension FailoverStateMachine {
                                 return StepDown(reason: production.description, cannotLead: false)
                             case .fence:
                                 return StepDown(reason: production.description, cannotLead: true)
+                            case .notProposer:
+                                // The chain rotated production to another key (its blocks
+                                // drained to DA by the aggregator): follow; the campaign
+                                // waits until the chain names this key again.
+                                return StepDown(reason: production.description, cannotLead: false)
                             default: break
                             }
                         }
