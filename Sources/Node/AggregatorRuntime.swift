@@ -53,6 +53,10 @@ struct AggregatorRuntime: Sendable {
                 group.cancelAll()
             }
         } catch let failure as NodeFailure {
+            if case .production(let production) = failure, production.isNotProposer {
+                // The group has ended, so the submitter no longer runs: the drain posts alone.
+                await drainAfterRotation(production)
+            }
             throw failure
         } catch {
             if Task.isCancelled { return }
@@ -60,6 +64,27 @@ struct AggregatorRuntime: Sendable {
         }
         // The producer may have ended first (it stops when cancelled or its gate closes).
         if let sighting = secondSigner?.fired { throw .secondSigner(sighting.description) }
+    }
+
+    /// The chain named another proposer: before this node stops producing, it posts to DA the
+    /// blocks it produced that DA does not hold yet, so that a DA-only follower is not left to
+    /// wait for them (reference open question 10: the new proposer cannot post them with an
+    /// envelope signature of their own key, which strict-mode nodes require). DA faults are
+    /// retried as the submitter always retries them; only the node stopping or a fault retrying
+    /// cannot fix ends the drain early, and then the node still follows (the new proposer posts
+    /// what is left, without an envelope): a failed drain is logged, never a halt.
+    private func drainAfterRotation(_ rotation: ProductionError) async {
+        logger.notice("proposer rotated away from this node's key: posting its blocks that are not on DA yet before it stops producing",
+                      metadata: ["rotation": "\(rotation)"])
+        do {
+            let submissions = try await submitter.submitPending()
+            logger.notice("drained this node's blocks to DA; following the chain from now on", metadata: [
+                "submissions": "\(submissions)"])
+        } catch {
+            if Task.isCancelled { return }
+            logger.error("could not post all of this node's blocks to DA after the rotation; following anyway (the new proposer posts what is left)",
+                         metadata: ["error": "\(error)"])
+        }
     }
 }
 

@@ -200,7 +200,8 @@ public final class EvNode: Sendable {
             mark = signerMark
             if config.raft.enable {
                 ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
-                                     blockCheck: blockCheck, mark: signerMark, p2p: p2p, logger: logger)
+                                     blockCheck: blockCheck, mark: signerMark, proposerKey: signer.address,
+                                     p2p: p2p, logger: logger)
             }
             let p2p = self.p2p
             let metrics = self.metrics
@@ -411,8 +412,8 @@ public final class EvNode: Sendable {
     }
 
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
-                               blockCheck: SignedBlockValidator, mark: any SignerMark, p2p: P2PService,
-                               logger: Logger) throws(NodeFailure) -> HARuntime {
+                               blockCheck: SignedBlockValidator, mark: any SignerMark, proposerKey: [UInt8],
+                               p2p: P2PService, logger: Logger) throws(NodeFailure) -> HARuntime {
         let raft = setup.config.raft
         let ttl = raft.leaseTTL > .zero ? raft.leaseTTL : max(.seconds(2), setup.config.blockTime * 5)
         let nodeID = raft.nodeID.isEmpty ? "node-" + Hex.encode(Array(setup.nodeKey.address.prefix(8))) : raft.nodeID
@@ -435,7 +436,7 @@ public final class EvNode: Sendable {
                 ? "every \(DurationParser.format(timing.heartbeatInterval)), take-over after \(DurationParser.format(timing.heartbeatTimeout)) of silence"
                 : "off (a dead leader is replaced when its lease expires)"])
         return HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
-                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"))
+                         mark: mark, p2p: p2p, logger: Logger(label: "evnode.ha"), proposerKey: proposerKey)
     }
 
     /// Pruning waits while the sync pipeline has a backlog of a batch or more (a catch-up).

@@ -498,6 +498,11 @@ extension FailoverStateMachine {
                                 // Nothing was signed here at that height; another member may
                                 // lead, and this node, as a follower, takes that block.
                                 return StepDown(reason: production.description, cannotLead: true)
+                            case .notProposer:
+                                // The chain rotated production to another key (its blocks
+                                // drained to DA by the aggregator): follow; the campaign
+                                // waits until the chain names this key again.
+                                return StepDown(reason: production.description, cannotLead: false)
                             default: break
                             }
                         }

@@ -1,4 +1,5 @@
 import Block
+import Config
 
 /// Gossip in: FloodSub hands each new message (StrictSign and seen-cache passed) to
 /// `gossipReceived`, whose verdict decides whether FloodSub relays it (`.accept`), drops it
@@ -41,6 +42,7 @@ extension P2PService {
         }
         // The same header again (another origin, or a replay with a fresh seqno): checked already.
         if known { return .ignore }
+        if isAheadOfClock(header, what: "gossiped header", from: message.source) { return .ignore }
         switch validator.validate(header: signed) {
         case .reject(let reason): return .reject("gossiped header \(header.height): \(reason)")
         case .ignore: return .ignore
@@ -95,6 +97,22 @@ extension P2PService {
         }
         // Held or not, unpaired data is never relayed: nothing verified vouches for it yet.
         return .ignore
+    }
+
+    /// go-header's clock rule (reference §5): a header more than 10 s ahead of the local clock is
+    /// dropped, not relayed, and its sender not blamed (clocks drift); it is taken when it comes
+    /// again, by gossip or range sync, once the clock has caught up. Logged with the times.
+    func isAheadOfClock(_ header: Header, what: String, from peer: PeerID) -> Bool {
+        let now = BlockValidator.currentTime()
+        do throws(ValidationError) {
+            try BlockValidator.checkNotAhead(header, now: now, maxDrift: BlockValidator.p2pMaxFutureDrift)
+            return false
+        } catch {
+            logger.info("dropped a \(what) ahead of the local clock", metadata: [
+                "height": "\(header.height)", "hash": "\(Hex.encode(header.hash))", "time_ns": "\(header.time)",
+                "now_ns": "\(now)", "max_ahead_ns": "\(BlockValidator.p2pMaxFutureDrift)", "peer": "\(peer)"])
+            return true
+        }
     }
 
     /// Hands a paired block to the node. The data goes as received; its metadata is not

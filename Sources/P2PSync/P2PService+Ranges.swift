@@ -127,6 +127,8 @@ extension P2PService {
                 }
                 let block = P2PBlock(height: height, headerHash: signed.header.hash,
                                      encodedSignedHeader: headerBody, encodedData: dataBody)
+                // Not the peer's fault; the heights above cannot apply before this one anyway.
+                if isAheadOfClock(signed.header, what: "range answer's header", from: conn.remote) { break }
                 if case .reject(let reason) = validator.validate(block) {
                     throw RangeFailure(description: "block \(height): \(reason)")
                 }

@@ -738,15 +738,57 @@ public final class P2PService: Service, Sendable {
             }
         case .unplaced(let h):
             // Validly signed by a key our chain has not named yet (the peer is past a rotation
-            // we have not applied): its head is shown, but proves nothing and blames no one.
+            // we have not applied): its head is shown, but proves nothing and blames no one —
+            // unless a hash-linked run from the header our store holds proves it.
             registry.withLock { r in
                 r.peers[peer]?.head = h
                 r.peers[peer]?.headAt = .now
             }
+            await proveByLinks(to: h, on: conn, configured: configured)
         case .empty:
             break
         case .rejected(let reason):
             punish(peer, reason: "head answer: \(reason)")
+        }
+    }
+
+    /// Asks `conn`'s peer for the headers between our store's head and its claimed head `height`
+    /// (at most `ProvenPeerHeights.maxLinkedRun`, one request) and offers them, behind our stored
+    /// header, as a hash-linked run (`ProvenPeerHeights.recordRun`). A claim farther above the
+    /// store waits: range sync brings the store closer, and the next head answer tries again.
+    /// Only a bad signature in the run blames the peer.
+    private func proveByLinks(to height: UInt64, on conn: Libp2pConnection, configured: Bool) async {
+        let peer = conn.remote
+        let storeHeight = source.currentHeight()
+        guard storeHeight > 0, height > storeHeight,
+              height - storeHeight <= UInt64(ProvenPeerHeights.maxLinkedRun) else { return }
+        let anchor: SignedHeader
+        let bodies: [[UInt8]]
+        do {
+            guard let stored = try await source.blocks(from: storeHeight, count: 1).first else { return }
+            anchor = try SignedHeader(decoding: stored.encodedSignedHeader)
+            bodies = try await HeaderExchange.request(HeaderExchange.rangeRequest(from: storeHeight + 1, amount: height - storeHeight),
+                                                      network: headerNetwork, on: conn, host: host,
+                                                      timeout: settings.requestTimeout)
+        } catch {
+            logger.debug("hash-linked proof not obtained", metadata: ["peer": "\(peer.short)", "to": "\(height)",
+                                                                      "error": "\(error)"])
+            return
+        }
+        var run = [anchor]
+        for body in bodies.prefix(ProvenPeerHeights.maxLinkedRun) {
+            guard let header = try? decodeHeader(body) else { break }
+            run.append(header)
+        }
+        switch provenHeights.recordRun(peer: peer.description, run: run, fromConfiguredPeer: configured) {
+        case .proven(let h):
+            logger.debug("peer height proven by a hash-linked run", metadata: [
+                "peer": "\(peer.short)", "from": "\(storeHeight)", "proven": "\(h)"])
+            if configured { registry.withLock { Self.noteAnswered(peer, in: &$0) } }
+        case .rejected(let reason):
+            punish(peer, reason: "hash-linked run: \(reason)")
+        case .unplaced, .empty:
+            break
         }
     }
 

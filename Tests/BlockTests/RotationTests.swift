@@ -186,6 +186,61 @@ import TestSupport
         #expect(heights.highest == 8)
     }
 
+    /// Issue 31 §2: a claim the chain could not place when it came counts as soon as the chain
+    /// names its key, without the peer having to answer again.
+    @Test func anUnplacedClaimCountsOnceTheChainNamesItsKey() throws {
+        let (_, follower, blocks) = try makeChains()
+        let heights = ProvenPeerHeights(validator: follower.validator, placement: follower.store)
+        #expect(heights.record(peer: "p", claimed: 8, header: blocks[7].signedHeader, fromConfiguredPeer: false) == .unplaced(8))
+        #expect(heights.highest == nil)
+        _ = try follower.applier.apply(blocks[0..<5].map { ($0.signedHeader, $0.data) }, now: .max)
+        #expect(heights.highest == 8, "B is named by block 5: the held claim is placed")
+        #expect(heights.highestProof?.proposer == b.address)
+    }
+
+    /// Issue 31 §2: a contiguous hash-linked run from a header the node can verify proves the
+    /// top of the run, past a rotation the node has not applied. A run that does not link, or
+    /// whose first header the chain cannot place, proves nothing and blames nobody; a bad
+    /// signature in it is rejected. A forged run (a stranger's key linking onto block 5) holds
+    /// promotion back only until the chain state decides its heights.
+    @Test func aHashLinkedRunFromAVerifiableHeaderProvesTheHeightsAbove() throws {
+        let (source, follower, blocks) = try makeChains()
+        _ = try follower.applier.apply(blocks[0..<3].map { ($0.signedHeader, $0.data) }, now: .max)
+        let honest = blocks[2...9].map(\.signedHeader)  // 3 (stored, by A) … 10 (6–10 by B)
+        let heights = ProvenPeerHeights(validator: follower.validator, placement: follower.store)
+        #expect(heights.record(peer: "p", claimed: 10, header: blocks[9].signedHeader, fromConfiguredPeer: true) == .unplaced(10))
+        #expect(!heights.configuredPeerAnswered)
+        #expect(heights.recordRun(peer: "p", run: honest, fromConfiguredPeer: true) == .proven(10))
+        #expect(heights.highest == 10)
+        #expect(heights.configuredPeerAnswered)
+
+        let other = ProvenPeerHeights(validator: follower.validator, placement: follower.store)
+        var gap = honest
+        gap.remove(at: 3)
+        #expect(other.recordRun(peer: "q", run: gap, fromConfiguredPeer: true) == .unplaced(10))
+        #expect(other.recordRun(peer: "q", run: Array(honest[4...]), fromConfiguredPeer: true) == .unplaced(10),
+                "its first header (7, by B) cannot be placed yet")
+        var badSignature = honest
+        badSignature[4].signature[0] ^= 0xff
+        if case .rejected = other.recordRun(peer: "q", run: badSignature, fromConfiguredPeer: true) {} else {
+            Issue.record("a run with a bad signature must be rejected")
+        }
+        let tooLong = Array(repeating: honest[0], count: ProvenPeerHeights.maxLinkedRun + 2)
+        #expect(other.recordRun(peer: "q", run: tooLong, fromConfiguredPeer: true) == .unplaced(3))
+        #expect(other.highest == nil)
+        #expect(!other.configuredPeerAnswered)
+
+        let stranger = BlockSigner(keyFile: KeyFile.generate())
+        let forgedSix = try forged(source, at: 6, by: stranger)
+        let forgedRun = blocks[2...4].map(\.signedHeader) + [forgedSix.signedHeader]
+        let third = ProvenPeerHeights(validator: follower.validator, placement: follower.store)
+        #expect(third.recordRun(peer: "m", run: forgedRun, fromConfiguredPeer: false) == .proven(6))
+        #expect(third.highest == 6, "the node cannot tell yet: the fence holds")
+        _ = try follower.applier.apply(blocks[3..<5].map { ($0.signedHeader, $0.data) }, now: .max)
+        #expect(third.highest == 5, "the state now expects B at 6: the forged header proves nothing")
+        #expect(heights.highest == 10, "the honest run still proves 10")
+    }
+
     /// The producer signs only when its key is the one the state expects.
     @Test func theBuilderRefusesWhenTheStateNamesAnotherKey() throws {
         let (source, _, _) = try makeChains()

@@ -12,9 +12,11 @@ import TestSupport
 
     /// A DA height of 80 blocks (160 blobs) with faults mixed in: a header whose proposer
     /// signature is wrong, a header signed by another key, data naming another signer, junk, and a
-    /// header posted in the data namespace are rejected. A garbage envelope signature is not looked
-    /// at, nor the data signature of data a verified header claims (the header signature and
-    /// `data_hash` already authenticate its txs). Data no verified header claims is held only
+    /// header posted in the data namespace are rejected, and so is a header whose envelope
+    /// signature does not verify (ev-node v1.2: blob dropped); one posted without an envelope
+    /// signature is a legacy header (the follower's strict mode decides). The data signature of
+    /// data a verified header claims is not looked at (the header signature and `data_hash`
+    /// already authenticate its txs). Data no verified header claims is held only
     /// with a valid signature of its own: with a bad one it is rejected.
     @Test func checksOneSignaturePerBlockInBlobOrder() throws {
         let dir = TempDirectory("evnode-checker")
@@ -43,6 +45,11 @@ import TestSupport
                 dataVerdict = "rejected"
             case 9:
                 envelope.envelopeSignature = [UInt8](repeating: 9, count: 64)
+                headerVerdict = "rejected"
+                dataVerdict = "signed data 9"
+            case 10:
+                envelope.envelopeSignature = []
+                headerVerdict = "legacy header 10"
             case 11:
                 signedData.signature = [UInt8](repeating: 11, count: 64)
             case 13:
@@ -77,7 +84,7 @@ import TestSupport
 
     static func verdict(_ checked: DABlobChecker.Checked) -> String {
         switch checked {
-        case .header(let h): "header \(h.height)"
+        case .header(let h, let enveloped): "\(enveloped ? "" : "legacy ")header \(h.height)"
         case .data(let d, _, _, let verified): "\(verified ? "signed " : "")data \(d.metadata?.height ?? 0)"
         case .rejected: "rejected"
         }

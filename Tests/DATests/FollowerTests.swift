@@ -79,4 +79,60 @@ import TestSupport
             }
         }
     }
+
+    /// ev-node's envelope strict mode (reference §5 scenario): a legacy header (no envelope
+    /// signature) is taken, an enveloped one switches strict mode on, and a legacy header after
+    /// it is dropped; so is an envelope signed over other bytes. The same block with a valid
+    /// envelope is then taken: dropping is not halting.
+    @Test func strictModeDropsLegacyHeadersAfterTheFirstValidEnvelope() async throws {
+        try await withLocalDA { _, client, dir in
+            let source = try TestChain(chainID: "da-strict", path: dir.path + "/source")
+            defer { source.close() }
+            for h in 1...3 { try source.produce(["k\(h)=v\(h)"]) }
+            func parts(_ h: UInt64) throws -> (signed: SignedHeader, data: DABlob) {
+                let block = try source.store.block(at: h)!
+                return (block.signedHeader, DABlob(namespace: dataNS, data: try source.signer.sign(data: block.data).encoded()))
+            }
+            let target = try BlockStore.open(path: dir.path + "/target")
+            defer { target.close() }
+            let executor = KVExecutor(store: target)
+            try target.initialize(genesis: source.genesis, executor: executor)
+            let validator = BlockValidator(genesis: source.genesis)
+            let pipeline = SyncPipeline(applier: BlockApplier(store: target, executor: executor, validator: validator),
+                                        batchSize: 50, logger: Logger(label: "test.pipeline"))
+            pipeline.start()
+            defer { pipeline.stop() }
+            let follower = DAFollower(client: client,
+                                      options: .init(headerNamespace: headerNS, dataNamespace: dataNS, startHeight: 0,
+                                                     parallelism: 2, pollInterval: .milliseconds(50)),
+                                      sink: pipeline, store: target, executor: executor, validator: validator,
+                                      logger: Logger(label: "test.follower"))
+            let running = Task { try await follower.run() }
+            defer { running.cancel() }
+
+            let one = try parts(1), two = try parts(2), three = try parts(3)
+            _ = try await client.submit([DABlob(namespace: headerNS, data: one.signed.encoded()), one.data])
+            try await waitUntil("the legacy header 1 to be applied", timeout: .seconds(30)) { target.height == 1 }
+            #expect(!follower.status.strictEnvelopes)
+
+            _ = try await client.submit([DABlob(namespace: headerNS, data: try source.signer.envelope(for: two.signed).encoded()),
+                                         two.data])
+            try await waitUntil("the enveloped header 2 to be applied", timeout: .seconds(30)) { target.height == 2 }
+            #expect(follower.status.strictEnvelopes)
+
+            let legacy = try await client.submit([DABlob(namespace: headerNS, data: three.signed.encoded()), three.data])
+            var wrongBytes = try source.signer.envelope(for: two.signed)
+            wrongBytes = DAHeaderEnvelope(signedHeader: three.signed, envelopeSignature: wrongBytes.envelopeSignature)
+            let forged = try await client.submit([DABlob(namespace: headerNS, data: wrongBytes.encoded())])
+            try await waitUntil("the follower to read past both", timeout: .seconds(30)) {
+                follower.status.nextDAHeight > max(legacy, forged)
+            }
+            #expect(follower.status.droppedWithoutEnvelope == 1)
+            #expect(target.height == 2, "neither the legacy header nor the envelope over other bytes is taken")
+
+            _ = try await client.submit([DABlob(namespace: headerNS, data: try source.signer.envelope(for: three.signed).encoded())])
+            try await waitUntil("the enveloped header 3 to be applied", timeout: .seconds(30)) { target.height == 3 }
+            #expect(target.state == source.store.state)
+        }
+    }
 }

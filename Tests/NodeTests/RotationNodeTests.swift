@@ -205,4 +205,74 @@ import TestSupport
             for r in runs { _ = try? await r.value }
         }
     }
+
+    /// Issue 31 §3: an HA leader (etcd) with key A on a chain whose executor names B while
+    /// executing block 5, beside a promotable node with key B. A posts its blocks that DA does not
+    /// hold yet (its DA block time is an hour: only the drain can post 5), steps down instead of
+    /// halting, stops campaigning while the chain names B (no win–step-down loop), and follows
+    /// as B produces 6 on. No height has two hashes.
+    @Test func anHALeaderWhoseKeyIsRotatedAwayDrainsStepsDownAndFollows() async throws {
+        let etcd = try await EtcdProcess.start()
+        defer { etcd.kill9() }
+        try await withLocalDA(arguments: ["--block-time", "200ms"]) { da, client, dir in
+            let genesis = Genesis(chainID: "rotation-ha", startTimeNanoseconds: UInt64(Date().timeIntervalSince1970 * 1e9),
+                                  proposerAddress: a.address)
+            let schedule = [UInt64(5): b.address]
+            func setup(_ name: String, key: KeyFile, extra: [String: String], peers: [String]) throws -> NodeSetup {
+                let home = dir.sub(name)
+                try FileManager.default.createDirectory(atPath: home + "/config", withIntermediateDirectories: true)
+                let rpcPort = try freeLoopbackPort()
+                let p2pPort = try freeLoopbackPort(avoiding: [rpcPort])
+                var flags = ["da.address": flag(da.url), "da.block_time": flag("200ms"), "node.block_time": flag("200ms"),
+                             "rpc.address": flag("127.0.0.1:\(rpcPort)"), "p2p.listen_address": flag("127.0.0.1:\(p2pPort)")]
+                for (k, v) in extra { flags[k] = flag(v) }
+                if !peers.isEmpty { flags["p2p.peers"] = flag(peers.joined(separator: ",")) }
+                let config = try ConfigLoader.resolve(home: home, file: [:], flags: flags)
+                return NodeSetup(layout: HomeLayout(home: home), config: config, genesis: genesis, signer: key,
+                                 signerPath: nil, nodeKey: .generate(), notices: [])
+            }
+            func address(_ s: NodeSetup) -> String {
+                "/ip4/127.0.0.1/tcp/\(s.config.p2p.listen.port)/p2p/\(PeerID(key: s.nodeKey))"
+            }
+            let setupA = try setup("a", key: keyA, extra: ["node.aggregator": "true", "raft.enable": "true",
+                                                           "raft.endpoints": etcd.url, "da.block_time": "1h"], peers: [])
+            let setupB = try setup("b", key: keyB, extra: ["node.promotable": "true", "node.aggregator": "false"],
+                                   peers: [address(setupA)])
+            let nodeA = try await EvNode.make(setup: setupA, wrapKV: rotating(schedule))
+            let nodeB = try await EvNode.make(setup: setupB, wrapKV: rotating(schedule))
+            let runA = Task { try await nodeA.run() }
+            let runB = Task { try await nodeB.run() }
+            defer { runA.cancel(); runB.cancel() }
+
+            try await waitUntil("B produces after the rotation and the stepped-down leader A follows to 10") {
+                nodeA.store.height >= 10 && nodeB.store.height >= 10
+            }
+            #expect(nodeA.state.phase == .syncing, "A follows; it did not halt")
+            let ha = try #require(nodeA.ha?.status)
+            #expect(ha.role == "follower", "A does not campaign while the chain names B: \(ha)")
+            #expect(ha.last_step_down?.contains("production is handed over") == true, "\(ha)")
+            // B re-posts A's missing headers without an envelope (README), so the store's
+            // inclusion record cannot tell who posted 5: DA itself must hold A's envelope.
+            let headers = DANamespace(name: setupA.config.da.headerNamespaceName(chainID: genesis.chainID))
+            var postedByA = false
+            for daHeight in UInt64(1)...(try await client.networkHead().height) where !postedByA {
+                guard let blobs = try? await client.getAll(height: daHeight, namespaces: [headers]) else { continue }
+                postedByA = blobs.contains { blob in
+                    guard let envelope = try? DAHeaderEnvelope(decoding: blob.data) else { return false }
+                    return envelope.header.height == 5 && envelope.signer.address == a.address && !envelope.envelopeSignature.isEmpty
+                }
+            }
+            #expect(postedByA, "A drained its block 5 to DA, enveloped, before it stopped producing")
+            for h in UInt64(1)...min(nodeA.store.height, nodeB.store.height) {
+                let hashes = Set([try nodeA.store.headerHash(at: h), try nodeB.store.headerHash(at: h)].compactMap { $0 })
+                #expect(hashes.count == 1, "height \(h) has \(hashes.count) hashes")
+            }
+            runA.cancel()
+            runB.cancel()
+            // Cancelled runs may end with the RPC servers' cancellation errors: only the phase
+            // above tells whether A halted.
+            _ = try? await runA.value
+            _ = try? await runB.value
+        }
+    }
 }

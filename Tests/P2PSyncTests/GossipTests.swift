@@ -132,4 +132,37 @@ import TestSupport
         #expect(victim.received.count == 1)
         for n in [peer, victim] { await n.stop() }
     }
+
+    /// go-header's clock rule (reference §5): a validly signed header more than 10 s ahead of
+    /// the local clock is dropped — not held, not delivered, its sender not banned — while one
+    /// 5 s ahead is taken.
+    @Test func headersMoreThanTenSecondsAheadAreDroppedWithoutBlame() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        try chain.build(to: 3)
+        let victim = try await TestNode.start("victim", chain: chain)
+        let peer = try await TestNode.start("peer", chain: chain, peers: [victim.multiaddr])
+        try await peer.waitForSubscribers(1)
+        let genuine = try #require(try chain.store.block(at: 1))
+        func block(at height: UInt64, aheadBy ahead: UInt64) throws -> P2PBlock {
+            var header = genuine.signedHeader.header
+            header.height = height
+            header.time = BlockValidator.currentTime() + ahead
+            let signed = try chain.signer.sign(header: header)
+            let data = BlockData(metadata: Metadata(chainID: chain.chainID, height: height, time: header.time, lastDataHash: []),
+                                 txs: genuine.data.txs)
+            return P2PBlock(signedHeader: signed, data: data)
+        }
+        let far = try block(at: 5, aheadBy: 30_000_000_000)
+        let near = try block(at: 6, aheadBy: 5_000_000_000)
+        for b in [far, near] {
+            peer.publish(header: b.encodedSignedHeader)
+            peer.publish(data: b.encodedData)
+        }
+        try await waitUntil("the header 5 s ahead pairs") { victim.hasReceived(near) }
+        #expect(!victim.hasReceived(far), "30 s ahead is beyond go-header's 10 s")
+        #expect(!victim.service.heldGossip.waitingHeaderHeights.contains(5))
+        #expect(!victim.service.isBanned(peer: peer.id), "clocks drift: nobody is blamed")
+        #expect(victim.isConnected(to: peer))
+        for n in [peer, victim] { await n.stop() }
+    }
 }

@@ -312,6 +312,8 @@ public struct BlockProducer: Sendable {
     private func signAndRemember() throws(ProductionError) -> BlockCommit {
         guard let state = store.state else { throw .notInitialized }
         let height = state.nextHeight
+        // The fenced (HA) path too: a rotated-away leader must step down, not fail to build.
+        try checkProposer(for: height)
         try checkMark(before: height)
         let block = try build(on: state)
         do throws(StoreError) {

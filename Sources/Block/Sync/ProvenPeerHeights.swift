@@ -19,6 +19,20 @@ import Synchronization
 /// fails verification is returned as rejected so that the transport can penalise the peer; it
 /// never counts.
 ///
+/// Two ways to prove a height past a rotation the node has not applied yet (issue 31):
+/// - A claim that could not be placed is kept (the highest `maxHeldUnplaced` of them) and
+///   counts as soon as the chain state names its key — without the peer asking again.
+/// - A contiguous hash-linked run (`recordRun`): a first header the node can verify (the chain
+///   places its signer; the P2P service uses the header the store holds at its height), then
+///   at most `maxLinkedRun` headers, each validly signed by its own key and naming the hash of
+///   the one before as its `last_header_hash`. It proves the top of the run. Links prove order,
+///   not who may sign, so every read checks the run again against the chain state: a header at a
+///   height the state now decides, signed by another key than the one expected there, ends the
+///   run's proof below it. A forged run can thus hold promotion back only until the node's
+///   state reaches it; an honest one keeps proving. A run that does not link, or whose first
+///   header cannot be placed, proves nothing and blames nobody; a bad signature in it is the
+///   peer's own fault, as in a head answer.
+///
 /// Proven heights count from any peer: they can only hold promotion back. An answer — a proven
 /// head or an empty chain — counts as "a configured peer answered", which can let a node without
 /// a signer mark promote, only when the transport vouches that it came from a configured peer
@@ -53,11 +67,28 @@ public final class ProvenPeerHeights: Sendable {
         }
     }
 
+    /// Most headers a hash-linked run may carry above its first one: one header-exchange range.
+    public static let maxLinkedRun = 64
+    /// Most unplaced claims kept to be placed later (the highest heights stay).
+    public static let maxHeldUnplaced = 16
+    /// Most hash-linked runs kept (the highest tops stay): at most 4 × 65 headers.
+    public static let maxHeldRuns = 4
+
+    private struct HeldClaim {
+        var header: SignedHeader
+        var peer: String
+        var configured: Bool
+    }
+
     private struct State {
         var highest: Proof?
         var configuredPeerAnswered = false
         /// The highest height a validly self-signed but unplaced header claimed.
         var highestUnplaced: UInt64 = 0
+        /// Validly self-signed claims the chain could not place yet, by height.
+        var unplaced: [UInt64: HeldClaim] = [:]
+        /// Verified hash-linked runs, checked against the chain state on every read.
+        var runs: [(run: [SignedHeader], peer: String)] = []
     }
 
     private let validator: BlockValidator
@@ -106,7 +137,13 @@ public final class ProvenPeerHeights: Sendable {
             return .rejected("the proof of height \(claimed) is not validly signed: \(error)")
         }
         guard places(header.header.proposerAddress, at: claimed) else {
-            state.withLock { $0.highestUnplaced = max($0.highestUnplaced, claimed) }
+            state.withLock { s in
+                s.highestUnplaced = max(s.highestUnplaced, claimed)
+                s.unplaced[claimed] = HeldClaim(header: header, peer: peer, configured: fromConfiguredPeer)
+                if s.unplaced.count > Self.maxHeldUnplaced, let lowest = s.unplaced.keys.min() {
+                    s.unplaced.removeValue(forKey: lowest)
+                }
+            }
             return .unplaced(claimed)
         }
         let proof = Proof(height: claimed, hash: header.header.hash, peer: peer, proposer: header.header.proposerAddress)
@@ -118,10 +155,94 @@ public final class ProvenPeerHeights: Sendable {
         return .proven(claimed)
     }
 
+    /// A hash-linked run as a proof of its top height (see the type's comment): `run[0]` a
+    /// header the chain places, then up to `maxLinkedRun` headers, each at the next height and
+    /// naming the previous one's hash. Cheap checks (length, chain, heights, links) come before
+    /// the signatures. Thread-safe.
+    @discardableResult
+    public func recordRun(peer: String, run: [SignedHeader], fromConfiguredPeer: Bool) -> Verdict {
+        guard let first = run.first, let last = run.last else {
+            return .rejected("an empty hash-linked run proves nothing")
+        }
+        let top = last.height
+        guard run.count >= 2, run.count <= Self.maxLinkedRun + 1 else { return .unplaced(top) }
+        for (i, signed) in run.enumerated() {
+            guard signed.header.chainID == validator.chainID else {
+                return .rejected(ValidationError.wrongChainID(height: signed.height, chainID: signed.header.chainID,
+                                                              expected: validator.chainID).description)
+            }
+            if i > 0 {
+                let previous = run[i - 1]
+                guard previous.height < .max, signed.height == previous.height + 1,
+                      signed.header.lastHeaderHash == previous.header.hash else { return .unplaced(top) }
+            }
+        }
+        guard places(first.header.proposerAddress, at: first.height) else { return .unplaced(top) }
+        for signed in run {
+            do throws(ValidationError) {
+                try validator.verifySignature(signed)
+            } catch {
+                return .rejected("hash-linked run to height \(top): header \(signed.height) is not validly signed: \(error)")
+            }
+        }
+        guard let proven = provenTop(of: run), proven > first.height else { return .unplaced(top) }
+        state.withLock { s in
+            s.highestUnplaced = max(s.highestUnplaced, top)
+            s.runs.append((run, peer))
+            if s.runs.count > Self.maxHeldRuns, let lowest = s.runs.indices.min(by: { s.runs[$0].run.last!.height < s.runs[$1].run.last!.height }) {
+                s.runs.remove(at: lowest)
+            }
+            if fromConfiguredPeer { s.configuredPeerAnswered = true }
+        }
+        _ = best()
+        return .proven(proven)
+    }
+
+    /// The highest height of `run` the chain state does not contradict: its first header is
+    /// placed, and no header above it sits at a height the state decides under another key.
+    private func provenTop(of run: [SignedHeader]) -> UInt64? {
+        guard let first = run.first, places(first.header.proposerAddress, at: first.height) else { return nil }
+        var top = first.height
+        for signed in run.dropFirst() {
+            if let expected = placement?.expectedProposer(at: signed.height), expected != signed.header.proposerAddress {
+                break
+            }
+            top = signed.height
+        }
+        return top
+    }
+
+    /// The highest proof now: the highest proven claim (after placing the held claims whose key
+    /// the chain has named since) or the highest top of a run the chain state does not contradict.
+    private func best() -> Proof? {
+        let (best, placed) = state.withLock { s -> (Proof?, [Proof]) in
+            var placed: [Proof] = []
+            for (height, claim) in s.unplaced where places(claim.header.header.proposerAddress, at: height) {
+                s.unplaced.removeValue(forKey: height)
+                let proof = Proof(height: height, hash: claim.header.header.hash, peer: claim.peer,
+                                  proposer: claim.header.header.proposerAddress)
+                if s.highest.map({ height > $0.height }) ?? true { s.highest = proof }
+                if claim.configured { s.configuredPeerAnswered = true }
+                placed.append(proof)
+            }
+            var best = s.highest
+            for (run, peer) in s.runs {
+                guard let top = provenTop(of: run), top > (best?.height ?? 0),
+                      let header = run.first(where: { $0.height == top }) else { continue }
+                best = Proof(height: top, hash: header.header.hash, peer: peer, proposer: header.header.proposerAddress)
+            }
+            return (best, placed)
+        }
+        if !placed.isEmpty, let notify = observer.withLock({ $0 }) {
+            for proof in placed { notify(proof) }
+        }
+        return best
+    }
+
     /// The highest height any peer proved; nil when none proved one (peers that answered only
     /// with empty chains prove nothing).
     public var highest: UInt64? {
-        state.withLock { $0.highest?.height }
+        best()?.height
     }
 
     /// How far to fetch from peers: `highest`, or the highest height a validly self-signed header
@@ -129,21 +250,23 @@ public final class ProvenPeerHeights: Sendable {
     /// applied). Only a fetch target: what is fetched is validated when applied, and it never
     /// counts for promotion.
     public var fetchTarget: UInt64? {
-        state.withLock { s in
-            let target = max(s.highest?.height ?? 0, s.highestUnplaced)
+        let proven = best()?.height ?? 0
+        return state.withLock { s in
+            let target = max(proven, s.highestUnplaced)
             return target > 0 ? target : nil
         }
     }
 
     /// The header behind `highest`, and the peer that showed it.
     public var highestProof: Proof? {
-        state.withLock { $0.highest }
+        best()
     }
 
-    /// A configured peer answered with a valid claim (a proven height, or an empty chain) over
-    /// an identity this node proved by dialling it.
+    /// A configured peer answered with a valid claim (a proven height, a hash-linked run, or an
+    /// empty chain) over an identity this node proved by dialling it.
     public var configuredPeerAnswered: Bool {
-        state.withLock { $0.configuredPeerAnswered }
+        _ = best()
+        return state.withLock { $0.configuredPeerAnswered }
     }
 
     /// Who is told of each proven claim, on the thread that recorded it; it must return at once.

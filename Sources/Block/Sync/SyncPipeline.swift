@@ -637,16 +637,20 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private func handle(_ error: ApplyError, block: CandidateBlock, outcome: inout RunOutcome) {
         switch error {
         case .invalid(let v):
-            if case .timeInFuture = v {
-                // Our clock may be behind; keep the block and try again shortly.
+            if case .timeInFuture(_, let time, let now) = v {
+                // Our clock may be behind; the block is not applied now and is tried again
+                // shortly (never a halt). Dropping it would lose it: DA hands a block over once.
                 outcome.retryLater = true
-                logger.warning("block is ahead of the local clock; retrying", metadata: [
-                    "height": "\(block.height)", "source": "\(block.origin)"])
+                logger.warning("block is ahead of the local clock; not applied, retrying", metadata: [
+                    "height": "\(block.height)", "hash": "\(Hex.encode(block.signedHeader.header.hash))",
+                    "time_ns": "\(time)", "now_ns": "\(now)", "max_ahead_ns": "\(validator.maxFutureDrift)",
+                    "source": "\(block.origin)"])
                 return
             }
             outcome.dropped = block.height
             logger.warning("dropped invalid block", metadata: [
-                "height": "\(block.height)", "source": "\(block.origin)", "rule": "\(v.rule)", "error": "\(v)"])
+                "height": "\(block.height)", "hash": "\(Hex.encode(block.signedHeader.header.hash))",
+                "source": "\(block.origin)", "rule": "\(v.rule)", "error": "\(v)"])
             emit(.rejected(height: block.height, origin: block.origin, error: error))
         case .execution(let e) where e.isUnavailable:
             // The execution layer cannot be reached: the block stays held and is tried again.

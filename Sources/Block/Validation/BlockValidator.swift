@@ -24,6 +24,17 @@ public struct BlockValidator: Sendable {
     public let maxFutureDrift: UInt64
 
     public static let defaultMaxFutureDrift: UInt64 = 60_000_000_000
+    /// go-header's bound for headers that arrive over P2P (gossip and header-exchange): 10 s.
+    /// Stricter than the sync path's minute, so what P2P takes the pipeline can always apply.
+    public static let p2pMaxFutureDrift: UInt64 = 10_000_000_000
+
+    /// `header.time` is at most `maxDrift` ahead of `now` (clocks drift: the caller drops the
+    /// header without blaming its source, and takes it again once the clock has caught up).
+    public static func checkNotAhead(_ header: Header, now: UInt64, maxDrift: UInt64) throws(ValidationError) {
+        if header.time > now, header.time - now > maxDrift {
+            throw .timeInFuture(height: header.height, time: header.time, now: now)
+        }
+    }
 
     public init(chainID: String, proposerAddress: [UInt8], maxFutureDrift: UInt64 = defaultMaxFutureDrift) {
         self.chainID = chainID
@@ -147,9 +158,7 @@ public struct BlockValidator: Sendable {
         guard header.time >= state.lastBlockTime else {
             throw .timeBeforePrevious(height: height, time: header.time, previous: state.lastBlockTime)
         }
-        if header.time > now, header.time - now > maxFutureDrift {
-            throw .timeInFuture(height: height, time: header.time, now: now)
-        }
+        try Self.checkNotAhead(header, now: now, maxDrift: maxFutureDrift)
         guard header.lastHeaderHash == state.lastHeaderHash else {
             throw .lastHeaderHashMismatch(height: height, lastHeaderHash: header.lastHeaderHash,
                                           expected: state.lastHeaderHash)

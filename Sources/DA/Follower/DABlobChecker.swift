@@ -6,7 +6,10 @@ import NIOCore
 /// height is large (a catch-up reads DA heights holding thousands of blocks).
 ///
 /// Headers: the proposer signature over the header, always (one Ed25519 check per block, what
-/// SPEC §11 measures catch-up against). The envelope signature adds nothing a node accepts.
+/// SPEC §11 measures catch-up against), and the `DAHeaderEnvelope`'s envelope signature when the
+/// blob carries one (ev-node v1.2, reference §5): it must verify over the re-encoded
+/// `SignedHeader` under the header's own key, or the blob is dropped. Whether a header *without*
+/// an envelope is still taken is the follower's call, in DA order (`EnvelopeStrictMode`).
 ///
 /// Data — anyone can post to a Celestia namespace, so junk must never be held (issue 14, hole 7).
 /// The rule, sound and nearly free in a catch-up:
@@ -29,7 +32,8 @@ import NIOCore
 /// fetch, the second (`resolve`) when the height's turn comes.
 struct DABlobChecker: Sendable {
     enum Checked: Sendable {
-        case header(SignedHeader)
+        /// `enveloped`: the blob carried an envelope signature, and it verified.
+        case header(SignedHeader, enveloped: Bool)
         /// `verified`: its own signature was checked (its metadata can be trusted); otherwise a
         /// verified header claims its txs and only the txs count.
         case data(BlockData, hash: [UInt8], bytes: Int, verified: Bool)
@@ -39,7 +43,7 @@ struct DABlobChecker: Sendable {
 
     /// The first pass's verdict on one blob.
     enum Decoded: Sendable {
-        case header(SignedHeader)
+        case header(SignedHeader, enveloped: Bool)
         case data(SignedData, hash: [UInt8], bytes: Int)
         case rejected
     }
@@ -69,7 +73,7 @@ struct DABlobChecker: Sendable {
     /// height, or in `claimed`, those still waiting for their data) need their own signature.
     func resolve(_ decoded: [Decoded], claimed: Set<[UInt8]> = []) -> [Checked] {
         var claims = claimed
-        for case .header(let header) in decoded { claims.insert(header.header.dataHash) }
+        for case .header(let header, _) in decoded { claims.insert(header.header.dataHash) }
         let unclaimed = decoded.indices.filter { i in
             if case .data(_, let hash, _) = decoded[i] { return !claims.contains(hash) }
             return false
@@ -83,7 +87,7 @@ struct DABlobChecker: Sendable {
         var out = [Checked](repeating: .rejected, count: decoded.count)
         for (i, d) in decoded.enumerated() {
             switch d {
-            case .header(let header): out[i] = .header(header)
+            case .header(let header, let enveloped): out[i] = .header(header, enveloped: enveloped)
             case .data(let data, let hash, let bytes): out[i] = .data(data.data, hash: hash, bytes: bytes, verified: false)
             case .rejected: break
             }
@@ -101,9 +105,15 @@ struct DABlobChecker: Sendable {
     /// Headers verified; data decoded, its signer checked (cheap: turns other chains away) and
     /// its txs hashed.
     private func decode(_ blob: DABlob) -> Decoded {
-        if blob.namespace == headerNamespace, let envelope = try? DAHeaderEnvelope(decoding: blob.data),
-           (try? validator.verifySignature(envelope.signedHeader)) != nil {
-            return .header(envelope.signedHeader)
+        if blob.namespace == headerNamespace, let envelope = try? DAHeaderEnvelope(decoding: blob.data) {
+            let signed = envelope.signedHeader
+            // The header signature first: it also proves the embedded key well formed and
+            // naming itself, which the envelope check then relies on.
+            guard (try? validator.verifySignature(signed)) != nil else { return .rejected }
+            if envelope.envelopeSignature.isEmpty { return .header(signed, enveloped: false) }
+            guard SignatureVerifier.isValid(signature: envelope.envelopeSignature, message: signed.encoded(),
+                                            signer: signed.signer) else { return .rejected }
+            return .header(signed, enveloped: true)
         }
         if blob.namespace == dataNamespace, let signed = try? SignedData(decoding: blob.data),
            (try? validator.verifySigner(of: signed)) != nil {
@@ -128,5 +138,28 @@ struct DABlobChecker: Sendable {
             }
         }
         return out
+    }
+}
+
+/// ev-node's strict mode for DA header envelopes (`da_retriever.go`, reference §5): once a
+/// header with a valid envelope signature has been taken, headers posted without one are
+/// dropped. In memory only, as in ev-node: a restart starts lax again.
+///
+/// One deliberate difference (the reference's "safe reading"): ev-node switches on as soon as an
+/// envelope verifies under whatever key the header embeds, before the header's own signature or
+/// proposer is checked, so anyone could post one self-consistent envelope and make every node
+/// drop an honest legacy proposer's headers. Here only a header validly signed by a key the
+/// chain has named switches it on.
+struct EnvelopeStrictMode: Sendable {
+    var isOn = false
+
+    /// Whether a header is taken; switches strict mode on for an enveloped header whose
+    /// proposer the chain has named (its signature was verified by `DABlobChecker`).
+    mutating func admits(enveloped: Bool, proposerNamed: Bool) -> Bool {
+        if enveloped {
+            if proposerNamed { isOn = true }
+            return true
+        }
+        return !isOn
     }
 }

@@ -37,6 +37,10 @@ public struct DAFollowerStatus: Sendable, Equatable {
     public var fetchWindowPeak: Int = 0
     /// The lowest DA height that keeps failing (the follower cannot go past it), if any.
     public var stalled: DAAvailability.StalledHeight? = nil
+    /// Headers without an envelope signature are dropped (`EnvelopeStrictMode`).
+    public var strictEnvelopes: Bool = false
+    /// Headers dropped because strict mode wants an envelope they do not carry.
+    public var droppedWithoutEnvelope: Int = 0
 }
 
 /// Walks the DA layer from the chain's DA start height: fetches heights in parallel (as many in
@@ -351,11 +355,13 @@ public final class DAFollower: Sendable {
         // The second pass (data no header claims needs its own signature), off the cooperative pool.
         let checker = self.checker
         let claimed = tracker.waitingDataHashes
-        let results = try await inOrderLane.runIfActive { checker.resolve(decoded, claimed: claimed) }
+        // Before the data is resolved: a header strict mode drops must not claim data.
+        let admitted = applyStrictMode(decoded, daHeight: daHeight)
+        let results = try await inOrderLane.runIfActive { checker.resolve(admitted, claimed: claimed) }
         let finalized = store.finalizedHeight
         for checked in results {
             switch checked {
-            case .header(let header):
+            case .header(let header, _):
                 try take(header, daHeight: daHeight, tracker: &tracker)
             case .data(let data, let hash, let bytes, let verified):
                 if !tracker.addData(data, hash: hash, bytes: bytes, verified: verified, daHeight: daHeight,
@@ -401,6 +407,32 @@ public final class DAFollower: Sendable {
             $0.heldDataBytes = held
             $0.highestHeader = max($0.highestHeader, highest)
         }
+    }
+
+    /// ev-node's envelope strict mode over one DA height's headers, in blob order
+    /// (`EnvelopeStrictMode`): a legacy header it drops becomes `.rejected`.
+    private func applyStrictMode(_ decoded: [DABlobChecker.Decoded], daHeight: UInt64) -> [DABlobChecker.Decoded] {
+        var out = decoded
+        for (i, d) in decoded.enumerated() {
+            guard case .header(let header, let enveloped) = d else { continue }
+            let proposer = header.header.proposerAddress
+            let named = proposer == checker.validator.proposerAddress || store.namedProposers.contains(proposer)
+            let admitted = state.withLock { s -> Bool in
+                var strict = EnvelopeStrictMode(isOn: s.strictEnvelopes)
+                defer { s.strictEnvelopes = strict.isOn }
+                guard strict.admits(enveloped: enveloped, proposerNamed: named) else {
+                    s.droppedWithoutEnvelope += 1
+                    return false
+                }
+                return true
+            }
+            if !admitted {
+                logger.info("dropped a DA header posted without an envelope signature: strict mode is on", metadata: [
+                    "height": "\(header.height)", "hash": "\(Hex.encode(header.header.hash))", "da_height": "\(daHeight)"])
+                out[i] = .rejected
+            }
+        }
+        return out
     }
 
     /// Sorts a validly signed header by DA order: the first for its height becomes authoritative

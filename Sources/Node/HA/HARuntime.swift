@@ -52,6 +52,10 @@ final class HARuntime: Sendable {
     let mark: any SignerMark
     let p2p: P2PService
     let logger: Logger
+    /// The group's signing key's address; nil when not known here. While the chain's state
+    /// names another key as the next proposer (ev-node v1.2 rotation), this node does not
+    /// campaign: as leader it could not sign, and would only win, step down and win again.
+    let proposerKey: [UInt8]?
     /// The most a new leader waits for its store to reach etcd's latest block before it lets
     /// another node try; also how long the first leader of a group waits for its configured
     /// peers (the promotion check's timeout, `bootstrapTimeout`).
@@ -67,7 +71,8 @@ final class HARuntime: Sendable {
     private let statusBox: Mutex<HAStatus>
 
     init(group: HAGroup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
-         blockCheck: SignedBlockValidator, mark: any SignerMark, p2p: P2PService, logger: Logger) {
+         blockCheck: SignedBlockValidator, mark: any SignerMark, p2p: P2PService, logger: Logger,
+         proposerKey: [UInt8]? = nil) {
         self.group = group
         self.store = store
         self.pipeline = pipeline
@@ -76,6 +81,7 @@ final class HARuntime: Sendable {
         self.mark = mark
         self.p2p = p2p
         self.logger = logger
+        self.proposerKey = proposerKey
         self.takeoverLimit = max(.seconds(30), group.leaseTTL * 10)
         var status = HAStatus(node_id: group.nodeID, lease_ttl_seconds: Self.seconds(group.leaseTTL))
         if group.timing.heartbeats {
@@ -291,8 +297,22 @@ final class HARuntime: Sendable {
         var failures = 0
         var lastLeader: String?
         var loggedLag = false
+        var loggedRotation = false
         var watched: WatchedTerm?
         while !Task.isCancelled {
+            if let key = proposerKey, store.expectedNextProposer != key {
+                if !loggedRotation {
+                    loggedRotation = true
+                    logger.notice("HA: not campaigning: the chain names another key as the next proposer; following", metadata: [
+                        "store_height": "\(store.height)", "expected": "\(Hex.encode(store.expectedNextProposer))",
+                        "this_key": "\(Hex.encode(key))"])
+                }
+                statusBox.withLock { $0.role = "follower" }
+                // ev-node's promotable nodes look at the state every 300 ms.
+                try? await Task.sleep(for: .milliseconds(300))
+                continue
+            }
+            loggedRotation = false
             do throws(EtcdError) {
                 // A node far behind etcd's head would hold the leadership while it catches up,
                 // and nobody would produce meanwhile: it lets the others lead until it is close.
