@@ -173,7 +173,7 @@ public enum FileIO {
     }
 
     /// Writes all of `bytes` to `fd`, retrying short writes and EINTR; the error text, or nil.
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> String? {
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> String? {
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }

@@ -70,30 +70,45 @@ public enum SignOutcome: Sendable, Equatable {
 ///
 /// Blocking (file syncs): call it from a thread that may block. Calls are serialised by a lock so
 /// that the check of the mark and its record are one step.
+///
+/// `signer serve` holds its home's lock, so this fence is the mark file's only writer: the file
+/// is read once (on first use) and the mark is then kept in memory, decoded; a header costs one
+/// append and one `fdatasync` (`SignerMarkJournal`), a data or envelope signature no file access.
 public final class SignerFence: Sendable {
     public let chainID: String
     public let signer: Signer
     private let key: any SignerKey
-    private let markFile: SignerHighWaterMark
-    private let lock = Mutex<Void>(())
+    private let markPath: String
+    private let state: Mutex<State>
     /// Called with the height once its mark is durable and before the signature is answered
     /// (`signer serve --crash-after-mark`: the crash test kills the process there).
     private let afterMarkDurable: (@Sendable (UInt64) -> Void)?
 
     public init(key: any SignerKey, chainID: String, markPath: String,
+                compactionBytes: Int = SignerMarkJournal.defaultCompactionBytes,
                 afterMarkDurable: (@Sendable (UInt64) -> Void)? = nil) {
         self.key = key
         self.chainID = chainID
         self.signer = Signer(rawPublicKey: key.rawPublicKey)
-        self.markFile = SignerHighWaterMark(path: markPath)
+        self.markPath = markPath
+        self.state = Mutex(State(journal: SignerMarkJournal(path: markPath, compactionBytes: compactionBytes)))
         self.afterMarkDurable = afterMarkDurable
+    }
+
+    /// The mark file and the mark decoded from it, guarded by the fence's lock.
+    private struct State {
+        let journal: SignerMarkJournal
+        /// `.some` once read: the decoded mark (nil when the key never signed).
+        var mark: Mark??
     }
 
     /// The signer's mark and what it keeps there; nil when it never signed.
     /// The key of `signer.json`, in this process.
     public convenience init(key: Curve25519.Signing.PrivateKey, chainID: String, markPath: String,
+                            compactionBytes: Int = SignerMarkJournal.defaultCompactionBytes,
                             afterMarkDurable: (@Sendable (UInt64) -> Void)? = nil) {
-        self.init(key: FileSignerKey(key) as any SignerKey, chainID: chainID, markPath: markPath, afterMarkDurable: afterMarkDurable)
+        self.init(key: FileSignerKey(key) as any SignerKey, chainID: chainID, markPath: markPath,
+                  compactionBytes: compactionBytes, afterMarkDurable: afterMarkDurable)
     }
 
     public struct Mark: Sendable, Equatable {
@@ -105,20 +120,20 @@ public final class SignerFence: Sendable {
     }
 
     public func mark() throws(SignRefusal) -> Mark? {
-        try lock.withLock { _ throws(SignRefusal) in try loadMark() }
+        try state.withLock { state throws(SignRefusal) in try loadMark(&state) }
     }
 
     /// ev-node's `SignerService.Sign`: `message` is an encoded Header, SignedHeader or Data.
     public func sign(_ message: [UInt8]) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
-        try lock.withLock { _ throws(SignRefusal) in
+        try state.withLock { state throws(SignRefusal) in
             if let header = Self.header(message) {
-                return try signHeader(header, bytes: message, data: nil)
+                return try signHeader(header, bytes: message, data: nil, state: &state)
             }
             if let signed = Self.signedHeader(message) {
                 return try signEnvelope(signed, bytes: message)
             }
             if let data = Self.data(message), data.metadata != nil {
-                return try signData(data, bytes: message)
+                return try signData(data, bytes: message, state: &state)
             }
             throw .undecodable(bytes: message.count)
         }
@@ -126,14 +141,14 @@ public final class SignerFence: Sendable {
 
     /// evnode's `SignBlock`: a header signed like `sign`'s, with its data kept beside the mark.
     public func signBlock(header bytes: [UInt8], data dataBytes: [UInt8]) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
-        try lock.withLock { _ throws(SignRefusal) in
+        try state.withLock { state throws(SignRefusal) in
             guard let header = Self.header(bytes), let data = Self.data(dataBytes), data.metadata != nil else {
                 throw .undecodable(bytes: bytes.count + dataBytes.count)
             }
             guard data.dataHash == header.dataHash else {
                 throw .dataMismatch(height: header.height, headerDataHash: header.dataHash, dataHash: data.dataHash)
             }
-            return try signHeader(header, bytes: bytes, data: data)
+            return try signHeader(header, bytes: bytes, data: data, state: &state)
         }
     }
 
@@ -154,10 +169,17 @@ public final class SignerFence: Sendable {
         return value
     }
 
-    private func loadMark() throws(SignRefusal) -> Mark? {
+    private func loadMark(_ state: inout State) throws(SignRefusal) -> Mark? {
+        if let known = state.mark { return known }
+        let mark = try decodedMark(state.journal)
+        state.mark = .some(mark)
+        return mark
+    }
+
+    private func decodedMark(_ journal: SignerMarkJournal) throws(SignRefusal) -> Mark? {
         let record: SignerHighWaterMark.Record?
         do throws(ConfigError) {
-            record = try markFile.loadRecord()
+            record = try journal.mark()
         } catch {
             throw .mark(error.description)
         }
@@ -167,17 +189,17 @@ public final class SignerFence: Sendable {
         do throws(WireError) {
             kept = try SignedBlockBytes.decode(bytes)
         } catch {
-            throw .mark("\(markFile.path): the header kept with the mark does not decode: \(error)")
+            throw .mark("\(markPath): the header kept with the mark does not decode: \(error)")
         }
         guard kept.signedHeader.height == record.height else {
-            throw .mark("\(markFile.path): the header kept at height \(record.height) is for height \(kept.signedHeader.height)")
+            throw .mark("\(markPath): the header kept at height \(record.height) is for height \(kept.signedHeader.height)")
         }
         // A header signed through `Sign` alone keeps an empty Data (no metadata).
         return Mark(height: record.height, signedHeader: kept.signedHeader,
                     data: kept.data.metadata == nil ? nil : kept.data)
     }
 
-    private func signHeader(_ header: Header, bytes: [UInt8], data: BlockData?) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
+    private func signHeader(_ header: Header, bytes: [UInt8], data: BlockData?, state: inout State) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
         guard header.chainID == chainID else {
             throw .foreignChain(what: "the header at height \(header.height)", chainID: header.chainID, expected: chainID)
         }
@@ -185,7 +207,7 @@ public final class SignerFence: Sendable {
             throw .foreignProposer(height: header.height, address: header.proposerAddress, expected: signer.address)
         }
         let hash = header.hash
-        let mark = try loadMark()
+        let mark = try loadMark(&state)
         if let mark, header.height <= mark.height {
             if header.height == mark.height, let kept = mark.signedHeader, kept.header.encoded() == bytes {
                 return (kept.signature, .repeatedHeader(height: header.height, hash: hash))
@@ -206,10 +228,11 @@ public final class SignerFence: Sendable {
         let signed = SignedHeader(header: header, signature: signature, signer: signer)
         let kept = SignedBlockBytes.encode(signed, data ?? BlockData(metadata: nil, txs: []))
         do throws(ConfigError) {
-            try markFile.record(header.height, block: kept)
+            try state.journal.record(header.height, block: kept)
         } catch {
             throw .mark(error.description)
         }
+        state.mark = .some(Mark(height: header.height, signedHeader: signed, data: data))
         afterMarkDurable?(header.height)
         return (signature, .header(height: header.height, hash: hash))
     }
@@ -227,12 +250,12 @@ public final class SignerFence: Sendable {
         return (try signature(bytes), .envelope(height: header.height))
     }
 
-    private func signData(_ data: BlockData, bytes: [UInt8]) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
+    private func signData(_ data: BlockData, bytes: [UInt8], state: inout State) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
         guard let metadata = data.metadata else { throw .undecodable(bytes: bytes.count) }
         guard metadata.chainID == chainID else {
             throw .foreignChain(what: "the data at height \(metadata.height)", chainID: metadata.chainID, expected: chainID)
         }
-        let mark = try loadMark()
+        let mark = try loadMark(&state)
         guard let mark, metadata.height >= 1, metadata.height <= mark.height else {
             throw .dataAboveMark(height: metadata.height, mark: mark?.height)
         }

@@ -7,9 +7,9 @@ import Foundation
 import KeyStore
 
 extension BenchDriver {
-    /// Serves the aggregator's key from a signer home of its own (signer.json, genesis), then
-    /// runs `produce` on the same home with `signer_type grpc`. The remote signer's mark starts
-    /// empty, below the store: the node signs on from the store's height.
+    /// Serves the aggregator's key from a signer home of its own (signer.json, genesis, and the
+    /// file signer's mark), then runs `produce` on the same home with `signer_type grpc`: the
+    /// node signs on from the store's height.
     func produceThroughRemoteSigner(home: String) {
         step("production through the remote signer (loopback gRPC, token): \(plan.blockTimeMilliseconds) ms blocks")
         let layout = HomeLayout(home: home)
@@ -25,6 +25,14 @@ extension BenchDriver {
             let key = try KeyFile.load(path: layout.signerKeyFile)
             try SignerFile.write(key, passphrase: Passphrase(bytes: Array("bench-remote-signer".utf8), file: passphraseFile),
                                  path: signerHome + "/config/signer.json", overwrite: true)
+            // The key goes on from where the file signer left it: the signer takes over its mark
+            // (as an operator moving a key would, with `evnode signer reset`). Without it the
+            // signer refuses the DA submitter's data blobs for the file signer's last blocks,
+            // which it never signed a header for, and the run halts.
+            if let mark = try SignerHighWaterMark(path: layout.signerStateFile).load() {
+                try FileManager.default.createDirectory(atPath: signerHome + "/data", withIntermediateDirectories: true)
+                try SignerHighWaterMark(path: signerHome + "/data/signer.state").replace(with: mark)
+            }
         } catch {
             fail("remote signer home \(signerHome): \(error)")
         }

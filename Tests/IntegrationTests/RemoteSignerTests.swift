@@ -1,5 +1,6 @@
 import Block
 import Config
+import DA
 import Foundation
 import Synchronization
 import RemoteSigner
@@ -217,41 +218,63 @@ struct RemoteSignerTests {
             try await full.waitForHeight(8)
             #expect(await seq.stop(signal: SIGTERM) == 0)
             try seq.wipeStore()
-            try await waitUntil("the full node to hold the sequencer's last block") {
-                try await full.status().heights.store == (try SignerHighWaterMark(path: signer.markFile).load() ?? 0)
-            }
+            let signed = try #require(try SignerHighWaterMark(path: signer.markFile).load())
+            // The sequencer may have stored (and the signer signed) a block that it neither
+            // gossiped nor posted before SIGTERM: what a restore can get back is what DA and the
+            // full node (its only peer) hold, not the signer's mark.
+            let supplied = try await suppliedHeight(da: try #require(net.da), chainID: net.chainID, full: full, proposer: try seq.genesis.proposerAddress)
+            #expect(supplied >= 8 && supplied <= signed, "DA and peers supply \(supplied), the signer signed up to \(signed)")
             // Heights the signer signed for a machine that is gone: nobody else has them.
             #expect(await signer.stop() == 0)
-            let mark = try #require(try SignerHighWaterMark(path: signer.markFile).load())
-            try SignerHighWaterMark(path: signer.markFile).record(mark + 3)
+            let mark = signed + 3
+            try SignerHighWaterMark(path: signer.markFile).record(mark)
             try await signer.start()
 
             try seq.launch(flags: produce + ["--catchup-timeout", "3s", "--p2p.peers", full.p2pAddress])
             let status = try await seq.waitForExit("the restore to fail closed")
             let output = seq.output
             #expect(status == 3, "\(output.suffix(3000))")
-            #expect(output.contains("the signer's high-water mark is \(mark + 3) but DA and peers only supply blocks up to \(mark): heights \(mark + 1)…\(mark + 3) were signed"),
+            #expect(output.contains("the signer's high-water mark is \(mark) but DA and peers only supply blocks up to \(supplied): heights \(supplied + 1)…\(mark) were signed"),
                     "\(output.suffix(3000))")
             #expect(!output.contains("producing blocks"))
             // The way past it is on the signer's home, not on this node's.
-            #expect(output.contains("`evnode signer reset --home <the signer's home> --height \(mark)`, run where the remote signer runs"),
+            #expect(output.contains("`evnode signer reset --home <the signer's home> --height \(supplied)`, run where the remote signer runs"),
                     "\(output.suffix(3000))")
             #expect(!signer.output.contains("refused"), "\(signer.output.suffix(2000))")
 
             // The operator accepts the risk on the signer's home: refused while it serves.
-            let reset = ["signer", "reset", "--home", signer.home, "--height", "\(mark)"]
+            let reset = ["signer", "reset", "--home", signer.home, "--height", "\(supplied)"]
             let busy = try runCommand(BuiltProducts.evnode, reset)
             #expect(busy.status == 2 && busy.stderr.contains("while `evnode signer serve` runs"), "\(busy.stderr)")
-            #expect(try SignerHighWaterMark(path: signer.markFile).load() == mark + 3)
+            #expect(try SignerHighWaterMark(path: signer.markFile).load() == mark)
             #expect(await signer.stop() == 0)
             let done = try runCommand(BuiltProducts.evnode, reset)
-            #expect(done.status == 0 && done.stdout.contains("\(mark + 3) → \(mark)"), "\(done.stdout)\(done.stderr)")
+            #expect(done.status == 0 && done.stdout.contains("\(mark) → \(supplied)"), "\(done.stdout)\(done.stderr)")
             try await signer.start()
             try await seq.start(flags: produce + ["--catchup-timeout", "3s", "--p2p.peers", full.p2pAddress])
-            try await seq.waitForHeight(mark + 3)
-            try await full.waitForHeight(mark + 3)
-            try await expectSameChain(seq, full, through: mark + 3)
+            try await seq.waitForHeight(mark)
+            try await full.waitForHeight(mark)
+            try await expectSameChain(seq, full, through: mark)
         }
+    }
+
+    /// The highest height DA and `full` (the only peer left) can give a restored sequencer once
+    /// the sequencer is gone: a blob it posted before it stopped is on DA after the next DA
+    /// block, and the full node then holds at least what DA has.
+    private func suppliedHeight(da: LocalDAProcess, chainID: String, full: NodeProcess, proposer: [UInt8]) async throws -> UInt64 {
+        let client = try da.client()
+        defer { Task { [client] in await client.shutdown() } }
+        let head = try await client.networkHead().height
+        try await waitUntil("a DA block after the sequencer stopped") {
+            try await client.networkHead().height > head
+        }
+        let namespace = DANamespace(name: chainID + "-headers")
+        let onDA = try await DAContents.read(client, headerNamespace: namespace, dataNamespace: namespace,
+                                             proposer: proposer).headers.keys.max() ?? 0
+        try await waitUntil("the full node to hold what DA has (\(onDA))") {
+            try await full.status().heights.store >= onDA
+        }
+        return try await full.status().heights.store
     }
 
     /// A second sequencer pointed at the same signer, with its own empty store, asks to sign

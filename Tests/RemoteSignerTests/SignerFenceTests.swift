@@ -147,4 +147,51 @@ struct SignerFenceTests {
             Issue.record("a damaged mark did not refuse the signature")
         }
     }
+
+    /// `signer serve` is the mark file's only writer: each header is one append to the same file,
+    /// not a rewrite every few blocks (the cost that made 10 ms blocks miss slots), and the marks
+    /// it appended are what a restart reads.
+    @Test func headersAreAppendedToOneFileNotRewrittenEveryFewBlocks() throws {
+        let f = fence()
+        let payload = [UInt8](repeating: 0x5A, count: 4_000)
+        var inode: ino_t?
+        var signatures: [[UInt8]] = []
+        for height in UInt64(1)...40 {
+            let (h, d) = block(height, txs: [payload + [UInt8(height)]])
+            signatures.append(try f.signBlock(header: h.encoded(), data: d.encoded()).signature)
+            var st = stat()
+            #expect(stat(markPath, &st) == 0)
+            if let inode { #expect(st.st_ino == inode, "the mark file was replaced at height \(height)") }
+            inode = st.st_ino
+        }
+        let lines = try String(contentsOfFile: markPath, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 40)
+        let (h40, d40) = block(40, txs: [payload + [40]])
+        let again = try fence().signBlock(header: h40.encoded(), data: d40.encoded())
+        #expect(again.signature == signatures.last && again.outcome == .repeatedHeader(height: 40, hash: h40.hash))
+        #expect(try fence().mark()?.data == d40)
+    }
+
+    /// Past its size bound the file is rewritten with the mark alone; the mark, its header and
+    /// its data survive a restart, and signing goes on above it.
+    @Test func pastTheBoundTheFileKeepsTheMarkAlone() throws {
+        let bound = 16 << 10
+        let f = SignerFence(key: key, chainID: "fence-chain", markPath: markPath, compactionBytes: bound)
+        let payload = [UInt8](repeating: 0x33, count: 2_000)
+        var last: [UInt8] = []
+        for height in UInt64(1)...30 {
+            let (h, d) = block(height, txs: [payload + [UInt8(height)]])
+            last = try f.signBlock(header: h.encoded(), data: d.encoded()).signature
+            let size = try FileManager.default.attributesOfItem(atPath: markPath)[.size] as? Int ?? 0
+            #expect(size < bound, "the mark file is \(size) bytes at height \(height)")
+        }
+        #expect(try String(contentsOfFile: markPath, encoding: .utf8).split(separator: "\n").count < 30)
+        let restarted = SignerFence(key: key, chainID: "fence-chain", markPath: markPath, compactionBytes: bound)
+        let (h30, d30) = block(30, txs: [payload + [30]])
+        #expect(try restarted.signBlock(header: h30.encoded(), data: d30.encoded()).signature == last)
+        #expect(try restarted.mark()?.data == d30)
+        let (h31, d31) = block(31, txs: [payload + [31]])
+        #expect(try restarted.signBlock(header: h31.encoded(), data: d31.encoded()).outcome == .header(height: 31, hash: h31.hash))
+        #expect(try SignerHighWaterMark(path: markPath).load() == 31)
+    }
 }
