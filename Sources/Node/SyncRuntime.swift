@@ -148,6 +148,9 @@ final class SyncRuntime: Sendable {
                 candidates.reserveCapacity(blocks.count)
                 for b in blocks {
                     if case .success(let decoded) = blockCheck.check(b.block) {
+                        // Only from blocks that verify: a hint is advisory, and bounded in the follower.
+                        follower.hint(daHeight: b.headerDAHeightHint)
+                        if b.dataDAHeightHint != b.headerDAHeightHint { follower.hint(daHeight: b.dataDAHeightHint) }
                         candidates.append(CandidateBlock(signedHeader: decoded.signedHeader, data: decoded.data,
                                                          origin: .p2p(peer: b.from.description), signatureVerified: true))
                     }

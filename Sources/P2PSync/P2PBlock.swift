@@ -55,10 +55,16 @@ public struct P2PBlock: Sendable, Hashable {
 public struct ReceivedBlock: Sendable, Equatable {
     public var block: P2PBlock
     public var from: PeerID
+    /// The DA heights the sender's envelopes name for the header and the data (`da_height_hint`,
+    /// 0 when absent): the sender's unverified claim, advisory only (`DAFollower.hint`).
+    public var headerDAHeightHint: UInt64
+    public var dataDAHeightHint: UInt64
 
-    public init(block: P2PBlock, from: PeerID) {
+    public init(block: P2PBlock, from: PeerID, headerDAHeightHint: UInt64 = 0, dataDAHeightHint: UInt64 = 0) {
         self.block = block
         self.from = from
+        self.headerDAHeightHint = headerDAHeightHint
+        self.dataDAHeightHint = dataDAHeightHint
     }
 }
 

@@ -82,7 +82,7 @@ extension P2PService {
                     lastProblem = "peer \(id.short) has none of \(next)...\(end)"
                     continue
                 }
-                blocks += got.map { ReceivedBlock(block: $0, from: id) }
+                blocks += got
                 next += UInt64(got.count)
                 registry.withLock { r in
                     r.peers[id]?.requestsAnswered += 1
@@ -96,7 +96,7 @@ extension P2PService {
     /// Headers and data `[from, from + amount)` from one peer, paired and checked; a wrong
     /// answer bans the peer and counts as a failure. Unlike gossip, both halves of every block
     /// come from this one peer, so a pair that does not fit is its own doing.
-    private func fetch(from: UInt64, amount: UInt64, on conn: Libp2pConnection) async -> Result<[P2PBlock], RangeFailure> {
+    private func fetch(from: UInt64, amount: UInt64, on conn: Libp2pConnection) async -> Result<[ReceivedBlock], RangeFailure> {
         let request = HeaderExchange.rangeRequest(from: from, amount: amount)
         let host = self.host
         let timeout = settings.requestTimeout
@@ -114,14 +114,15 @@ extension P2PService {
             return .failure(RangeFailure(description: "\(error)"))
         }
         let n = min(headers.count, datas.count)
-        var out: [P2PBlock] = []
+        var out: [ReceivedBlock] = []
         out.reserveCapacity(n)
         for i in 0..<n {
             let height = from + UInt64(i)
             do {
                 let signed = try decodeHeader(headers[i])
                 let (_, dataBody) = try decodeData(datas[i])
-                let (headerBody, _) = try P2PEnvelope.strip(headers[i], hintField: P2PEnvelope.headerHintField)
+                let (headerBody, headerHint) = try P2PEnvelope.strip(headers[i], hintField: P2PEnvelope.headerHintField)
+                let (_, dataHint) = try P2PEnvelope.strip(datas[i], hintField: P2PEnvelope.dataHintField)
                 guard signed.header.height == height else {
                     throw RangeFailure(description: "response \(i) is height \(signed.header.height), expected \(height)")
                 }
@@ -132,7 +133,8 @@ extension P2PService {
                 if case .reject(let reason) = validator.validate(block) {
                     throw RangeFailure(description: "block \(height): \(reason)")
                 }
-                out.append(block)
+                out.append(ReceivedBlock(block: block, from: conn.remote, headerDAHeightHint: headerHint ?? 0,
+                                         dataDAHeightHint: dataHint ?? 0))
             } catch {
                 punish(conn.remote, reason: "header-ex range answer: \(error)")
                 return .failure(RangeFailure(description: "\(error)"))

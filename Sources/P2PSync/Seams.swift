@@ -14,10 +14,16 @@ public protocol BlockSource: Sendable {
     /// The height of the block whose header hash is `hash`, nil when the node holds none
     /// (go-header's hash requests). Called from a task; it may read the disk.
     func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64?
+
+    /// The DA heights that include the header and the data of block `height` (0 when not known
+    /// to be included): served as the envelopes' `da_height_hint`, as ev-node's store does.
+    /// Called from a task; it may read the disk.
+    func daHeightHints(at height: UInt64) async throws -> (header: UInt64, data: UInt64)
 }
 
 extension BlockSource {
     public func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? { nil }
+    public func daHeightHints(at height: UInt64) async throws -> (header: UInt64, data: UInt64) { (0, 0) }
 }
 
 /// The outcome of checking a block that a peer sent.

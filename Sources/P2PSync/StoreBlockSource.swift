@@ -39,6 +39,12 @@ public struct StoreBlockSource: BlockSource {
         }
     }
 
+    public func daHeightHints(at height: UInt64) async throws -> (header: UInt64, data: UInt64) {
+        let store = self.store
+        let inclusion = try await threadPool.runIfActive { try store.daInclusion(at: height) }
+        return (inclusion.headerDAHeight ?? 0, inclusion.dataDAHeight ?? 0)
+    }
+
     public func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? {
         guard hash.count == 32 else { return nil }
         let store = self.store

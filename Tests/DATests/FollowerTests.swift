@@ -135,4 +135,70 @@ import TestSupport
             #expect(target.state == source.store.state)
         }
     }
+
+    /// A block the node already has from a peer, posted to DA while the follower waits at the
+    /// head with a long poll: the peer's DA height hint makes its inclusion known (and the block
+    /// final) well before the next poll, without changing the applied chain. A flood of junk
+    /// hints afterwards wakes the follower at most once per 500 ms and holds at most 1024.
+    @Test func anHonestHintConfirmsInclusionBeforeThePollAndJunkHintsStayBounded() async throws {
+        try await withLocalDA { _, client, dir in
+            let source = try TestChain(chainID: "da-hints", path: dir.path + "/source")
+            defer { source.close() }
+            try source.produce(["k=v"])
+            let block = try source.store.block(at: 1)!
+            let target = try BlockStore.open(path: dir.path + "/target")
+            defer { target.close() }
+            let executor = KVExecutor(store: target)
+            try target.initialize(genesis: source.genesis, executor: executor)
+            let validator = BlockValidator(genesis: source.genesis)
+            let pipeline = SyncPipeline(applier: BlockApplier(store: target, executor: executor, validator: validator),
+                                        batchSize: 50, logger: Logger(label: "test.pipeline"))
+            pipeline.start()
+            defer { pipeline.stop() }
+            let follower = DAFollower(client: client,
+                                      options: .init(headerNamespace: headerNS, dataNamespace: dataNS, startHeight: 0,
+                                                     parallelism: 2, pollInterval: .seconds(120)),
+                                      sink: pipeline, store: target, executor: executor, validator: validator,
+                                      logger: Logger(label: "test.follower"))
+            let running = Task { try await follower.run() }
+            defer { running.cancel() }
+            try await waitUntil("the follower to reach DA's head", timeout: .seconds(30)) { follower.status.headReached }
+
+            // The block arrives from a peer first, then the producer posts it to DA.
+            await pipeline.submit([CandidateBlock(signedHeader: block.signedHeader, data: block.data,
+                                                  origin: .p2p(peer: "peer"), signatureVerified: false)])
+            try await waitUntil("the P2P block to be applied", timeout: .seconds(30)) { target.height == 1 }
+            let daHeight = try await client.submit([
+                DABlob(namespace: headerNS, data: try source.signer.envelope(for: block.signedHeader).encoded()),
+                DABlob(namespace: dataNS, data: try source.signer.sign(data: block.data).encoded())])
+            #expect(target.finalizedHeight == 0)
+
+            follower.hint(daHeight: daHeight)
+            try await waitUntil("the hinted inclusion to be read long before the 120 s poll", timeout: .seconds(10)) {
+                target.finalizedHeight == 1
+            }
+            let inclusion = try target.daInclusion(at: 1)
+            #expect(inclusion.headerDAHeight == daHeight && inclusion.dataDAHeight == daHeight)
+            #expect(target.height == 1 && target.state == source.store.state, "the applied chain is unchanged")
+            #expect(follower.status.hints.wakes == 1)
+
+            // Junk: far past DA's head, and a flood within the drift. Bounded wakes and memory.
+            let began = ContinuousClock.now
+            let next = follower.status.nextDAHeight
+            for i in UInt64(0)..<10_000 {
+                follower.hint(daHeight: next + 1_000_000 + i)
+                follower.hint(daHeight: next + i % 150)
+            }
+            let elapsed = ContinuousClock.now - began
+            let status = follower.status.hints
+            #expect(status.received == 20_001)
+            #expect(status.held <= DAHeightHints.capacity)
+            let intervals = Int(elapsed / DAHeightHints.wakeInterval) + 1
+            #expect(status.wakes <= 1 + intervals, "at most one wake per 500 ms (took \(elapsed))")
+            try await waitUntil("the woken poll to drop hints DA does not have", timeout: .seconds(10)) {
+                follower.status.hints.held == 0
+            }
+            #expect(target.height == 1)
+        }
+    }
 }

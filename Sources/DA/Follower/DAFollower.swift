@@ -41,6 +41,9 @@ public struct DAFollowerStatus: Sendable, Equatable {
     public var strictEnvelopes: Bool = false
     /// Headers dropped because strict mode wants an envelope they do not carry.
     public var droppedWithoutEnvelope: Int = 0
+    /// DA height hints from P2P (`DAHeightHints`): how many arrived, are held, were ignored,
+    /// woke the follower, and were passed by its walk.
+    public var hints = DAHeightHints.Counts()
 }
 
 /// Walks the DA layer from the chain's DA start height: fetches heights in parallel (as many in
@@ -171,6 +174,7 @@ public final class DAFollower: Sendable {
         s.stalled = da.stalled
         s.fetchWindow = pacer.limit
         s.fetchWindowPeak = pacer.peak
+        s.hints = heightHints.withLock { $0.counts }
         return s
     }
 
@@ -178,6 +182,22 @@ public final class DAFollower: Sendable {
     /// how far behind the follower is even while it reads a long way behind or waits at the head.
     static let headRefreshInterval: Duration = .seconds(10)
     private let headCheckedAt = Mutex(ContinuousClock.now)
+
+    /// Waits `pollInterval` at the DA head, or less: a head source or a hint's wake ends it, and
+    /// a hint held without a wake (one was spent within the last `DAHeightHints.wakeInterval`)
+    /// ends it at the next wake interval. Only the held hints are looked at in between, not DA.
+    private func waitAtHead() async throws {
+        let deadline = ContinuousClock.now + options.pollInterval
+        while true {
+            let left = deadline - .now
+            guard left > .zero else { return }
+            let slice = min(left, DAHeightHints.wakeInterval)
+            let began = ContinuousClock.now
+            try await headSignal.wait(atMost: slice)
+            // Back before the slice ended: signalled.
+            if ContinuousClock.now - began < slice || heightHints.withLock({ !$0.isEmpty }) { return }
+        }
+    }
 
     /// After a rollback to `height`: reads DA again from the lowest DA height holding a block
     /// above it, so the authoritative chain is replayed. Takes effect between two DA heights
@@ -195,6 +215,23 @@ public final class DAFollower: Sendable {
     }
 
     private let headSignal = WakeUpSignal()
+
+    /// P2P's DA height hints, bounded (`DAHeightHints`).
+    private let heightHints = Mutex(DAHeightHints())
+
+    /// A peer's hint that a block is included at `daHeight` (header or data). Advisory: it may
+    /// end the wait at the DA head early (at most once per `DAHeightHints.wakeInterval`), so
+    /// the inclusion is read sooner; the follower still reads every DA height in order, and a
+    /// wrong hint costs at most one poll. Never blocks.
+    public func hint(daHeight: UInt64) {
+        let (next, head) = state.withLock { ($0.nextDAHeight, $0.daHead) }
+        let outcome = heightHints.withLock { $0.offer(daHeight, next: next, knownHead: head) }
+        if case .held(wake: true) = outcome {
+            logger.debug("a P2P DA height hint wakes the DA follower", metadata: [
+                "da_height_hint": "\(daHeight)", "next_da_height": "\(next)"])
+            headSignal.signal()
+        }
+    }
 
     /// Follows DA until cancelled. A DA fault at one height is retried for that height alone
     /// (with a backoff of its own, while the other fetches go on); faults are reported through
@@ -231,6 +268,8 @@ public final class DAFollower: Sendable {
                 let reachedHead = try await walk(from: &next, tracker: &tracker)
                 backoff.reset()
                 if reachedHead {
+                    let reached = next
+                    heightHints.withLock { $0.headReached(at: reached) }
                     if let target = targetHead, next > target {
                         let first = state.withLock { s -> Bool in
                             defer { s.headReached = true }
@@ -242,7 +281,7 @@ public final class DAFollower: Sendable {
                     }
                     await refreshHeadIfDue()
                     if !rewindPending {
-                        try await headSignal.wait(atMost: options.pollInterval)
+                        try await waitAtHead()
                     }
                 }
             } catch let error as DAError {
@@ -306,6 +345,7 @@ public final class DAFollower: Sendable {
                     $0.nextDAHeight = reached
                     $0.daHead = max($0.daHead, height)
                 }
+                heightHints.withLock { $0.passed(below: reached) }
                 if rewindPending { return false }
                 await refreshHeadIfDue()
             case .headReached(let at):

@@ -262,13 +262,13 @@ struct HeaderExchangeServer: Sendable {
                 try await stream.write(HeaderExchange.frame(HeaderExchange.notFound))
                 return
             }
-            try await stream.write(frame(block))
+            try await stream.write(try await frame(block))
         case .blocks(let from, let count):
             var sent = 0
             while sent < count {
                 try Task.checkCancellation()
                 guard let block = try await source.blocks(from: from + UInt64(sent), count: 1).first else { break }
-                try await stream.write(frame(block))
+                try await stream.write(try await frame(block))
                 sent += 1
             }
             if sent == 0 { try await stream.write(HeaderExchange.frame(HeaderExchange.notFound)) }
@@ -276,21 +276,23 @@ struct HeaderExchangeServer: Sendable {
             // dataSync resolves the hash through the header-hash index too (go-header/ev-node quirk).
             if let height = try await source.height(ofHeaderHash: hash),
                let block = try await source.blocks(from: height, count: 1).first {
-                try await stream.write(frame(block))
+                try await stream.write(try await frame(block))
             } else {
                 try await stream.write(HeaderExchange.frame(HeaderExchange.notFound))
             }
         }
     }
 
-    private func frame(_ block: P2PBlock) -> ByteBuffer {
-        HeaderExchange.frame(HeaderExchange.ok(envelope(block)))
+    private func frame(_ block: P2PBlock) async throws -> ByteBuffer {
+        HeaderExchange.frame(HeaderExchange.ok(try await envelope(block)))
     }
 
-    private func envelope(_ block: P2PBlock) -> [UInt8] {
+    /// With the DA height of its inclusion as the hint, as ev-node serves it (0: not known).
+    private func envelope(_ block: P2PBlock) async throws -> [UInt8] {
+        let hints = try await source.daHeightHints(at: block.height)
         switch kind {
-        case .header: return P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0)
-        case .data: return P2PEnvelope.data(encodedData: block.encodedData, daHeightHint: 0)
+        case .header: return P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: hints.header)
+        case .data: return P2PEnvelope.data(encodedData: block.encodedData, daHeightHint: hints.data)
         }
     }
 }
