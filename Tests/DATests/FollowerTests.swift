@@ -40,22 +40,10 @@ import TestSupport
             let submissions = try await submitter.submitPending()
             #expect(submissions > 10, "the chain is spread over many DA heights")
 
-            let target = try BlockStore.open(path: dir.path + "/target")
-            defer { target.close() }
-            let executor = KVExecutor(store: target)
-            try target.initialize(genesis: source.genesis, executor: executor)
-            let validator = BlockValidator(genesis: source.genesis)
-            let pipeline = SyncPipeline(applier: BlockApplier(store: target, executor: executor, validator: validator),
-                                        batchSize: 50, logger: Logger(label: "test.pipeline"))
-            pipeline.start()
-            defer { pipeline.stop() }
-            let follower = DAFollower(client: client,
-                                      options: .init(headerNamespace: headerNS, dataNamespace: dataNS, startHeight: 0,
-                                                     parallelism: 4, pollInterval: .milliseconds(50)),
-                                      sink: pipeline, store: target, executor: executor, validator: validator,
-                                      logger: Logger(label: "test.follower"))
-            let running = Task { try await follower.run() }
-            defer { running.cancel() }
+            let follow = try FollowingStore(source: source, client: client, path: dir.path + "/target",
+                                            namespaces: (headerNS, dataNS), parallelism: 4, pollInterval: .milliseconds(50))
+            defer { follow.close() }
+            let (target, pipeline, follower) = (follow.store, follow.pipeline, follow.follower)
             try await waitUntil("the store holds and finalizes the chain", timeout: .seconds(60)) {
                 target.height == 240 && target.finalizedHeight == 240
             }
@@ -93,22 +81,10 @@ import TestSupport
                 let block = try source.store.block(at: h)!
                 return (block.signedHeader, DABlob(namespace: dataNS, data: try source.signer.sign(data: block.data).encoded()))
             }
-            let target = try BlockStore.open(path: dir.path + "/target")
-            defer { target.close() }
-            let executor = KVExecutor(store: target)
-            try target.initialize(genesis: source.genesis, executor: executor)
-            let validator = BlockValidator(genesis: source.genesis)
-            let pipeline = SyncPipeline(applier: BlockApplier(store: target, executor: executor, validator: validator),
-                                        batchSize: 50, logger: Logger(label: "test.pipeline"))
-            pipeline.start()
-            defer { pipeline.stop() }
-            let follower = DAFollower(client: client,
-                                      options: .init(headerNamespace: headerNS, dataNamespace: dataNS, startHeight: 0,
-                                                     parallelism: 2, pollInterval: .milliseconds(50)),
-                                      sink: pipeline, store: target, executor: executor, validator: validator,
-                                      logger: Logger(label: "test.follower"))
-            let running = Task { try await follower.run() }
-            defer { running.cancel() }
+            let follow = try FollowingStore(source: source, client: client, path: dir.path + "/target",
+                                            namespaces: (headerNS, dataNS), parallelism: 2, pollInterval: .milliseconds(50))
+            defer { follow.close() }
+            let (target, pipeline, follower) = (follow.store, follow.pipeline, follow.follower)
 
             let one = try parts(1), two = try parts(2), three = try parts(3)
             _ = try await client.submit([DABlob(namespace: headerNS, data: one.signed.encoded()), one.data])
@@ -146,22 +122,10 @@ import TestSupport
             defer { source.close() }
             try source.produce(["k=v"])
             let block = try source.store.block(at: 1)!
-            let target = try BlockStore.open(path: dir.path + "/target")
-            defer { target.close() }
-            let executor = KVExecutor(store: target)
-            try target.initialize(genesis: source.genesis, executor: executor)
-            let validator = BlockValidator(genesis: source.genesis)
-            let pipeline = SyncPipeline(applier: BlockApplier(store: target, executor: executor, validator: validator),
-                                        batchSize: 50, logger: Logger(label: "test.pipeline"))
-            pipeline.start()
-            defer { pipeline.stop() }
-            let follower = DAFollower(client: client,
-                                      options: .init(headerNamespace: headerNS, dataNamespace: dataNS, startHeight: 0,
-                                                     parallelism: 2, pollInterval: .seconds(120)),
-                                      sink: pipeline, store: target, executor: executor, validator: validator,
-                                      logger: Logger(label: "test.follower"))
-            let running = Task { try await follower.run() }
-            defer { running.cancel() }
+            let follow = try FollowingStore(source: source, client: client, path: dir.path + "/target",
+                                            namespaces: (headerNS, dataNS), parallelism: 2, pollInterval: .seconds(120))
+            defer { follow.close() }
+            let (target, pipeline, follower) = (follow.store, follow.pipeline, follow.follower)
             try await waitUntil("the follower to reach DA's head", timeout: .seconds(30)) { follower.status.headReached }
 
             // The block arrives from a peer first, then the producer posts it to DA.
@@ -200,5 +164,38 @@ import TestSupport
             }
             #expect(target.height == 1)
         }
+    }
+}
+
+/// A fresh store following DA through the real sync pipeline and DA follower, as a full node
+/// does; `close` stops the follower, then the pipeline, then closes the store.
+private struct FollowingStore {
+    let store: BlockStore
+    let pipeline: SyncPipeline
+    let follower: DAFollower
+    let running: Task<Void, any Error>
+
+    init(source: TestChain, client: CelestiaDAClient, path: String, namespaces: (header: DANamespace, data: DANamespace),
+         parallelism: Int, pollInterval: Duration) throws {
+        store = try BlockStore.open(path: path)
+        let executor = KVExecutor(store: store)
+        try store.initialize(genesis: source.genesis, executor: executor)
+        let validator = BlockValidator(genesis: source.genesis)
+        pipeline = SyncPipeline(applier: BlockApplier(store: store, executor: executor, validator: validator),
+                                batchSize: 50, logger: Logger(label: "test.pipeline"))
+        pipeline.start()
+        follower = DAFollower(client: client,
+                              options: .init(headerNamespace: namespaces.header, dataNamespace: namespaces.data, startHeight: 0,
+                                             parallelism: parallelism, pollInterval: pollInterval),
+                              sink: pipeline, store: store, executor: executor, validator: validator,
+                              logger: Logger(label: "test.follower"))
+        let follower = self.follower
+        running = Task { try await follower.run() }
+    }
+
+    func close() {
+        running.cancel()
+        pipeline.stop()
+        store.close()
     }
 }
