@@ -85,7 +85,6 @@ public struct Setting: Sendable {
 }
 
 public enum Settings {
-    static let issue32 = "not yet supported by evnode (issue 32)"
     static let kmsOnly = "a KMS signer setting; evnode signs with the file signer only"
     static let tracingOnly = "an OpenTelemetry setting; evnode has no tracing"
     static let hashicorpRaft = "hashicorp-raft's setting; evnode's HA elects its leader through etcd (--evnode.raft.endpoints)"

@@ -84,7 +84,7 @@ import TestSupport
         let h = try runCommand(evnode, ["start", "--help"])
         #expect(h.status == 0)
         for flag in ["--evnode.node.catchup_timeout, --catchup-timeout", "--evnode.da.address", "--p2p.peers", "--evnode.raft.enable",
-                     "--evnode.log.format", "(default: 1s)", "--evm.jwt-secret-file", "--evnode.pruning.pruning_mode", "issue 32"] {
+                     "--evnode.log.format", "(default: 1s)", "--evm.jwt-secret-file", "--evnode.pruning.pruning_mode", "--force-inclusion-server", "refused unless"] {
             #expect(h.stdout.contains(flag), "help lacks \(flag)")
         }
     }
