@@ -99,8 +99,11 @@ import TestSupport
             #expect(ContinuousClock.now - start < .seconds(10))
             let error = try #require(try object(body)["error"] as? [String: Any], "\(body)")
             #expect(error["code"] as? Int == -32603)
-            #expect((error["message"] as? String)?.hasPrefix("failed to submit to DA: posting to the forced-inclusion namespace failed after 3 attempt(s)") == true,
-                    "\(error)")
+            // Three attempts when the port stays closed; fewer when a parallel test's process
+            // takes the freed port and answers something that retrying cannot fix.
+            let message = error["message"] as? String ?? ""
+            #expect(message.hasPrefix("failed to submit to DA: posting to the forced-inclusion namespace failed after ")
+                    && message.contains(da.url), "\(error)")
         }
     }
 }
