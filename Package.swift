@@ -62,46 +62,36 @@ let package = Package(
             "Config", "CArgon2",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
-        // The block layer: sub-targets inside Sources/Block, in the order blocks flow through
-        // them (README "Layout"). `Block` re-exports them all; dependents import `Block`.
         // Block types, wire codec, hashing, signing, validation, and the executor seam.
         .target(name: "Chain", dependencies: [
             "Config",
             .product(name: "Crypto", package: "swift-crypto"),
-        ], path: "Sources/Block", exclude: ["Block.swift", "Store", "Execution", "Sync", "Recovery", "Production"],
-           sources: ["Chain", "Wire", "Signing", "Validation", "Executor"], swiftSettings: strict),
+        ], swiftSettings: strict),
         // RocksDB and the block store: blocks, state and executor writes committed together;
         // the double-sign evidence log (its own key range).
         .target(name: "Store", dependencies: [
             "Chain", "Config", "CRocksDB",
             .product(name: "Logging", package: "swift-log"),
-        ], path: "Sources/Block/Store", swiftSettings: strict),
+        ], swiftSettings: strict),
         // Validate → execute → commit (the applier), the KV executor, the mempool, the reconcile.
         .target(name: "Execution", dependencies: [
             "Chain", "Store", "Config",
             .product(name: "Logging", package: "swift-log"),
-        ], path: "Sources/Block/Execution", swiftSettings: strict),
+        ], swiftSettings: strict),
         // Blocks in: the sync pipeline, proven peer heights, recovery (ancestor search,
         // authoritative headers).
         .target(name: "Sync", dependencies: [
             "Chain", "Store", "Execution", "Config", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
-        ], path: "Sources/Block",
-           exclude: ["Block.swift", "Chain", "Wire", "Signing", "Validation", "Executor", "Store", "Execution", "Production"],
-           sources: ["Sync", "Recovery"], swiftSettings: strict),
+        ], swiftSettings: strict),
         // Blocks out: the builder and the producer.
         .target(name: "Production", dependencies: [
             "Chain", "Store", "Execution", "Config", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),
-        ], path: "Sources/Block/Production", swiftSettings: strict),
-        .target(name: "Block", dependencies: ["Chain", "Store", "Execution", "Sync", "Production"],
-                path: "Sources/Block",
-                exclude: ["Chain", "Wire", "Signing", "Validation", "Executor", "Store", "Execution", "Sync", "Recovery",
-                          "Production"],
-                sources: ["Block.swift"], swiftSettings: strict),
+        ], swiftSettings: strict),
         .target(name: "DA", dependencies: [
-            "Config", "Block", "HTTPClient", "CRocksDB", "Telemetry",
+            "Config", "Chain", "Store", "Sync", "HTTPClient", "CRocksDB", "Telemetry",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -114,7 +104,7 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .target(name: "P2PSync", dependencies: [
-            "Config", "Block", "Telemetry",
+            "Config", "Chain", "Store", "Sync", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -126,7 +116,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The EVM executor: drives an execution client (ev-reth) over the Engine API.
         .target(name: "EVM", dependencies: [
-            "Config", "Block", "HTTPClient",
+            "Config", "Chain", "Store", "Execution", "HTTPClient",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -152,7 +142,7 @@ let package = Package(
         // The remote signer (issue 29): the fence where the key is (what it signs, its durable
         // mark), the gRPC server of `evnode signer serve`, and the node's client of it.
         .target(name: "RemoteSigner", dependencies: [
-            "SignerAPI", "Block", "Config", "Telemetry", "CPKCS11",
+            "SignerAPI", "Chain", "Production", "Config", "Telemetry", "CPKCS11",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -164,7 +154,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], swiftSettings: strict),
         .target(name: "Node", dependencies: [
-            "Config", "Block", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry", "RPCAPI", "RemoteSigner",
+            "Config", "Chain", "Store", "Execution", "Sync", "Production", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry", "RPCAPI", "RemoteSigner",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -176,7 +166,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "evnode", dependencies: [
-            "Config", "KeyStore", "Block", "DA", "P2PSync", "Node", "RemoteSigner",
+            "Config", "KeyStore", "Chain", "Store", "Execution", "DA", "P2PSync", "Node", "RemoteSigner",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -189,7 +179,7 @@ let package = Package(
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
         // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
         .executableTarget(name: "evnode-testkit", dependencies: [
-            "Block", "Config", "KeyStore", "CRocksDB", "DA", "EVM",
+            "Chain", "Store", "Execution", "Production", "Config", "KeyStore", "CRocksDB", "DA", "EVM",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
@@ -199,7 +189,7 @@ let package = Package(
         // `evnode-fuzz`: a libFuzzer binary when `make fuzz` builds it with -sanitize=fuzzer
         // (in .build-fuzz), an input replayer in every other build.
         .target(name: "FuzzTargets", dependencies: [
-            "Block", "Config", "DA", "EVM", "HTTPClient", "P2PSync",
+            "Chain", "Production", "Sync", "Config", "DA", "EVM", "HTTPClient", "P2PSync",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -213,37 +203,37 @@ let package = Package(
         // local DA, the faulty-DA proxy, etcd, the py-evm EL — and `Testnet`, the one harness
         // for tests that run nodes as real processes. Only test targets depend on it.
         .target(name: "TestSupport", dependencies: [
-            "Block", "Config", "KeyStore", "DA",
+            "Chain", "Store", "Execution", "Sync", "Production", "Config", "KeyStore", "DA",
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config", "KeyStore"]),
         .testTarget(name: "RemoteSignerTests", dependencies: [
-            "RemoteSigner", "Block", "Config", "TestSupport",
+            "RemoteSigner", "Chain", "Production", "Config", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "Config", "TestSupport"]),
         .testTarget(name: "BlockTests", dependencies: [
-            "Block", "Config", "TestSupport",
+            "Chain", "Store", "Execution", "Sync", "Production", "Config", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "DATests", dependencies: [
-            "DA", "Block", "Config", "HTTPClient", "TestSupport",
+            "DA", "Chain", "Store", "Execution", "Sync", "Production", "Config", "HTTPClient", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "EVMTests", dependencies: [
-            "EVM", "Block", "Config", "TestSupport",
+            "EVM", "Chain", "Store", "Production", "Config", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),
+        .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Chain", "Store", "Sync", "Config", "TestSupport"]),
         .testTarget(name: "NodeTests", dependencies: [
-            "Node", "Block", "Config", "DA", "P2PSync", "TestSupport", "Telemetry", "RPCAPI",
+            "Node", "Chain", "Store", "Execution", "Sync", "Production", "Config", "DA", "P2PSync", "TestSupport", "Telemetry", "RPCAPI",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Block", "DA", "P2PSync", "TestSupport",
+        .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Chain", "Store", "Execution", "Sync", "Production", "DA", "P2PSync", "TestSupport",
                                                             "RemoteSigner", "SignerAPI"]),
     ]
 )

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Production
 import Config
 
 /// The block wire format (what peers gossip and serve and what anyone may post to DA) and the

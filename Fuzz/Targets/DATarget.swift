@@ -1,4 +1,3 @@
-import Block
 import DA
 import HTTPClient
 import NIOPosix

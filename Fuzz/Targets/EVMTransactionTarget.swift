@@ -1,4 +1,4 @@
-import Block
+import Chain
 import EVM
 
 /// A forced transaction: raw bytes anyone may post to the forced-inclusion namespace, through the

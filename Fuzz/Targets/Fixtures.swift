@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Sync
 import Config
 import Crypto
 import DA

@@ -1,4 +1,4 @@
-import Block
+import Chain
 import HTTPClient
 
 /// Runs the DA client's reading of a DA node's answers — and the checks behind it — on answers

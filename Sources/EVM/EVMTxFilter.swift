@@ -1,4 +1,4 @@
-import Block
+import Chain
 import Logging
 
 /// The EVM executor's judgement of a block's candidate transactions (ev-node's EVM `FilterTxs`,

@@ -1,4 +1,4 @@
-import Block
+import Chain
 import HTTPClient
 
 /// How the executor reads the results the EL answers with: functions of the JSON alone, so that

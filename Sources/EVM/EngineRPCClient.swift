@@ -1,4 +1,4 @@
-import Block
+import Chain
 import Foundation
 import HTTPClient
 import Synchronization

@@ -1,5 +1,3 @@
-import Block
-
 /// The EVM executor's own progress on one height, persisted (synced) in its namespace of the
 /// store as it goes, so that a crash in the middle of a block resumes that block instead of
 /// building a second one (ev-node keeps the same record, `ExecMeta`, under `evm/execmeta/<h>`).

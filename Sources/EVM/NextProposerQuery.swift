@@ -1,4 +1,4 @@
-import Block
+import Chain
 import Logging
 
 /// ev-node's decision whether executing block h handed production to another key (v1.2

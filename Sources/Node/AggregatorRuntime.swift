@@ -1,4 +1,5 @@
-import Block
+import Store
+import Production
 import DA
 import Logging
 import P2PSync

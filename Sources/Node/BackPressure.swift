@@ -1,4 +1,5 @@
-import Block
+import Store
+import Production
 import Logging
 import Synchronization
 

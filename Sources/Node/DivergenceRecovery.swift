@@ -1,4 +1,5 @@
-import Block
+import Store
+import Sync
 import Config
 import DA
 import Logging

@@ -1,4 +1,4 @@
-import Block
+import Production
 import Config
 import DA
 import Logging

@@ -1,4 +1,4 @@
-import Block
+import Store
 import Prometheus
 import Synchronization
 import Telemetry

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Execution
 import Logging
 import NIOPosix
 import ServiceLifecycle

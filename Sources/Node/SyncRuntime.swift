@@ -1,4 +1,4 @@
-import Block
+import Sync
 import Config
 import DA
 import Logging

@@ -1,4 +1,3 @@
-import Block
 import Crypto
 import Foundation
 import Logging

@@ -1,4 +1,4 @@
-import Block
+import Chain
 import Config
 
 /// Gossip in: FloodSub hands each new message (StrictSign and seen-cache passed) to

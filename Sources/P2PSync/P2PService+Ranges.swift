@@ -1,4 +1,3 @@
-import Block
 import Logging
 
 extension P2PService {

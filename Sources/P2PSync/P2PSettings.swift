@@ -1,5 +1,3 @@
-import Block
-
 /// Tunables of the P2P layer. The defaults suit production (and match ev-node's where it has
 /// one); tests shorten the durations.
 ///

@@ -1,5 +1,4 @@
-import Block
-
+import Chain
 /// Gossiped headers and data waiting for their other half, bounded against strangers (issue 27
 /// §2 "Gossiped data", review C4).
 ///

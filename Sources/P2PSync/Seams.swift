@@ -1,5 +1,4 @@
-import Block
-
+import Chain
 /// What the node serves to its peers. The node implements it over its block store.
 public protocol BlockSource: Sendable {
     /// Highest height the node holds (0 when it holds none). Called on event-loop threads, so it

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Sync
 import Config
 
 /// The `GossipValidator` of a real node: decodes the block with the Block module and checks

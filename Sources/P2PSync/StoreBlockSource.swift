@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Store
 import NIOPosix
 
 /// Serves peers from the node's `BlockStore`: the stored encodings go out as they are; only the

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Production
 import Config
 import Crypto
 import Synchronization

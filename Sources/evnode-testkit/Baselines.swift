@@ -2,7 +2,10 @@
 // on a noisy machine (SPEC §11): single-core Ed25519 verification (swift-crypto), raw RocksDB
 // batch writes, and the block store's commit path against raw batches of the same bytes.
 
-import Block
+import Chain
+import Store
+import Execution
+import Production
 import CRocksDB
 import Config
 import Crypto

@@ -4,7 +4,9 @@
 // the same chain's execution rate inside the EL alone (the time py-evm spent building the
 // blocks, the EL's /stats), the floor no node in front of that EL can beat.
 
-import Block
+import Chain
+import Store
+import Production
 import Config
 import DA
 import EVM

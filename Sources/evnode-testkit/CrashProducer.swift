@@ -1,4 +1,7 @@
-import Block
+import Chain
+import Store
+import Execution
+import Production
 import Config
 import KeyStore
 import Logging

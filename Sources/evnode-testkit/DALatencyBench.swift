@@ -5,7 +5,7 @@
 // to the moment the node's store first reached the highest block in it, sampled from /status
 // every 2 ms.
 
-import Block
+import Chain
 import Config
 import DA
 import Foundation

@@ -1,4 +1,7 @@
-import Block
+import Chain
+import Store
+import Execution
+import Production
 import Config
 #if canImport(Glibc)
 import Glibc

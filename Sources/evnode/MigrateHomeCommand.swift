@@ -1,5 +1,5 @@
 import ArgumentParser
-import Block
+import Store
 import Config
 import Foundation
 import KeyStore

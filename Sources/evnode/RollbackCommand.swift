@@ -1,5 +1,7 @@
 import ArgumentParser
-import Block
+import Chain
+import Store
+import Execution
 import Config
 import Foundation
 

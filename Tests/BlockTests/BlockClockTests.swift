@@ -1,4 +1,4 @@
-import Block
+import Production
 import Logging
 import Synchronization
 import Testing

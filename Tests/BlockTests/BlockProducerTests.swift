@@ -1,4 +1,6 @@
-import Block
+import Chain
+import Store
+import Production
 import Foundation
 import Config
 import Logging

@@ -1,4 +1,6 @@
-import Block
+import Chain
+import Execution
+import Production
 import Config
 import Foundation
 import Synchronization

@@ -1,4 +1,4 @@
-import Block
+import Sync
 import Config
 import Synchronization
 import Testing

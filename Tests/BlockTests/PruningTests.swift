@@ -1,4 +1,4 @@
-@testable import Block
+@testable import Store
 import Config
 import Testing
 import TestSupport

@@ -1,4 +1,7 @@
-import Block
+import Chain
+import Store
+import Sync
+import Production
 import Config
 import Logging
 import Testing

@@ -1,4 +1,6 @@
-import Block
+import Chain
+import Store
+import Execution
 import Config
 import Foundation
 import Testing

@@ -1,4 +1,6 @@
-import Block
+import Chain
+import Store
+import Sync
 import Config
 import Logging
 import Testing

@@ -1,4 +1,4 @@
-import Block
+import Chain
 import Config
 import Testing
 import TestSupport

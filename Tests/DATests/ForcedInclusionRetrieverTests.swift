@@ -1,4 +1,4 @@
-import Block
+import Chain
 import DA
 import Foundation
 import Testing

@@ -1,4 +1,5 @@
-import Block
+import Store
+import Production
 import Config
 import Foundation
 import Logging

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Store
 import Config
 import Foundation
 import Logging

@@ -1,4 +1,4 @@
-import Block
+import Store
 import Foundation
 import Testing
 import TestSupport

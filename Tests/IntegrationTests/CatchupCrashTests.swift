@@ -1,4 +1,5 @@
-import Block
+import Store
+import Execution
 @testable import Config
 import Foundation
 import Testing

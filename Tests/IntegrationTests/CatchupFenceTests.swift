@@ -1,4 +1,4 @@
-import Block
+import Production
 @testable import Config
 import Foundation
 import P2PSync

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Sync
 @testable import Config
 import DA
 import Foundation

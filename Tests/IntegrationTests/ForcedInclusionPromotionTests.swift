@@ -1,4 +1,3 @@
-import Block
 import Config
 import DA
 import Foundation

@@ -1,4 +1,4 @@
-import Block
+import Production
 import Config
 import Foundation
 import RemoteSigner

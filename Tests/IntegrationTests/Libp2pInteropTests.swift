@@ -1,4 +1,3 @@
-import Block
 import Config
 import Foundation
 import P2PSync

@@ -1,4 +1,3 @@
-import Block
 @testable import Config
 import Foundation
 import P2PSync

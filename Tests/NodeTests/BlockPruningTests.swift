@@ -1,4 +1,3 @@
-import Block
 @testable import Config
 import DA
 import Foundation

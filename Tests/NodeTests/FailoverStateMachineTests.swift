@@ -1,4 +1,8 @@
-import Block
+import Chain
+import Store
+import Execution
+import Sync
+import Production
 @testable import Config
 import DA
 import Foundation

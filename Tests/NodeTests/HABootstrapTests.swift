@@ -1,4 +1,7 @@
-import Block
+import Chain
+import Store
+import Execution
+import Sync
 @testable import Config
 import DA
 import Foundation

@@ -1,4 +1,3 @@
-@testable import Block
 @testable import Config
 import Foundation
 import NIOConcurrencyHelpers

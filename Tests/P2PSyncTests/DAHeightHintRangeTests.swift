@@ -1,4 +1,4 @@
-@testable import Block
+@testable import Store
 @testable import Config
 @testable import P2PSync
 import Testing

@@ -1,4 +1,4 @@
-@testable import Block
+@testable import Sync
 @testable import Config
 import Foundation
 @testable import P2PSync

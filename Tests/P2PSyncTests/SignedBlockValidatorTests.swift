@@ -1,4 +1,4 @@
-import Block
+import Chain
 @testable import Config
 import Foundation
 import NIOCore

@@ -1,4 +1,4 @@
-import Block
+import Store
 import Config
 import Foundation
 import KeyStore

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Execution
 import Config
 
 /// The KV application with a proposer schedule, for tests of ev-node v1.2 rotation: executing

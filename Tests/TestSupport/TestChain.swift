@@ -1,4 +1,7 @@
-import Block
+import Chain
+import Store
+import Execution
+import Production
 import Config
 
 /// A real chain for tests: blocks built by `BlockBuilder` with a proposer key of its own,

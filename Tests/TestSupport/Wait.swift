@@ -1,5 +1,4 @@
-import Block
-
+import Sync
 /// Polls `condition` until it holds, or throws naming `what` once `timeout` has passed. Tests
 /// wait on what they can observe, never on a fixed sleep; the deadline only matters on failure,
 /// so it is generous (the machine running CI is a shared 2-core one).

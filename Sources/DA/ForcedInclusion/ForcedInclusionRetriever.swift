@@ -1,4 +1,4 @@
-import Block
+import Chain
 import Config
 
 /// Reads forced-inclusion transactions from DA (ev-node's forced-inclusion retriever, README

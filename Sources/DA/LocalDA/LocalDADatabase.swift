@@ -1,4 +1,4 @@
-import Block
+import Store
 import CRocksDB
 
 #if canImport(Glibc)

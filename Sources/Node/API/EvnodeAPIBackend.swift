@@ -1,5 +1,4 @@
-import Block
-
+import Chain
 /// What ev-node's services (`evnode.v1.StoreService`, `P2PService`, `ConfigService`) ask of the
 /// node. `NodeRPCBackend` answers from the live node; the services know nothing else.
 public protocol EvnodeAPIBackend: Sendable {

@@ -1,4 +1,5 @@
-import Block
+import Chain
+import Store
 import Config
 import DA
 import P2PSync

@@ -1,4 +1,4 @@
-import Block
+import Production
 import Config
 import Logging
 import Synchronization

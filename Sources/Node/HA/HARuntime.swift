@@ -1,4 +1,8 @@
-import Block
+import Chain
+import Store
+import Execution
+import Sync
+import Production
 import Config
 import Logging
 import NIOPosix

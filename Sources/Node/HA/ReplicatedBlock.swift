@@ -1,4 +1,4 @@
-import Block
+import Store
 import P2PSync
 
 /// The latest block an HA leader committed to etcd, as stored in the chain's block key: a version

@@ -1,4 +1,5 @@
-@testable import Block
+@testable import Chain
+@testable import Sync
 @testable import Config
 import Foundation
 import Logging
