@@ -39,84 +39,115 @@ let package = Package(
         // curl_easy_setopt/getinfo are variadic: Swift needs typed wrappers.
         .target(name: "CCurlShim",
                 linkerSettings: [.linkedLibrary("curl")]),
+
+        // The shared primitives every layer uses and none owns: hex, Base58, durations, RFC 3339
+        // timestamps, durable file writes, retry delays, the wake-up signal. No dependencies.
+        .target(name: "Primitives", swiftSettings: strict),
         // The generic libcurl HTTP client (keep-alive connections on threads of their own), used
-        // by the DA client and the EVM executor alike.
+        // by the DA client, the EVM executor and the etcd client alike.
         .target(name: "HTTPClient", dependencies: [
             "CCurlShim",
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
-
         // Counters, gauges and histograms on atomics, the Prometheus text format, and ev-node's
         // series: handed to the components where each event happens. No dependencies.
         .target(name: "Telemetry", swiftSettings: strict),
-
+        // Settings, their loader and flags, the home layout, genesis, the node's configuration and
+        // the key files that are configuration.
         .target(name: "Config", dependencies: [
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "Logging", package: "swift-log"),
+            "Primitives",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         // The signer's key files: ev-node's encrypted signer.json (Argon2id + AES-256-GCM), the
         // legacy plaintext signer.key, `keys export/import`. Its own target so that only what
         // unlocks a signer links libargon2, not everything that imports Config.
         .target(name: "KeyStore", dependencies: [
-            "Config", "CArgon2",
+            "CArgon2", "Config", "Primitives",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         // Block types, wire codec, hashing, signing, validation, and the executor seam.
         .target(name: "Chain", dependencies: [
-            "Config",
+            "Config", "Primitives",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         // RocksDB and the block store: blocks, state and executor writes committed together;
         // the double-sign evidence log (its own key range).
         .target(name: "Store", dependencies: [
-            "Chain", "Config", "CRocksDB",
+            "CRocksDB", "Chain", "Config", "Primitives",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // Validate → execute → commit (the applier), the KV executor, the mempool, the reconcile.
         .target(name: "Execution", dependencies: [
-            "Chain", "Store", "Config",
+            "Chain", "Config", "Primitives", "Store",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
-        // Blocks in: the sync pipeline, proven peer heights, recovery (ancestor search,
-        // authoritative headers).
+        // Talking to a DA node, with no block in sight: the Celestia JSON-RPC client, the head
+        // subscription, paced and hedged range retrieval, namespaces, blobs, DA errors.
+        .target(name: "DAClient", dependencies: [
+            "Config", "HTTPClient", "Primitives",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ], swiftSettings: strict),
+        // Blocks in: the sync pipeline, proven peer heights, the DA follower's walk and inclusion
+        // tracking, forced-inclusion retrieval and verification, recovery (ancestor search,
+        // authoritative headers, divergence recovery).
         .target(name: "Sync", dependencies: [
-            "Chain", "Store", "Execution", "Config", "Telemetry",
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: strict),
-        // Blocks out: the builder and the producer.
-        .target(name: "Production", dependencies: [
-            "Chain", "Store", "Execution", "Config", "Telemetry",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-        ], swiftSettings: strict),
-        .target(name: "DA", dependencies: [
-            "Config", "Chain", "Store", "Sync", "HTTPClient", "CRocksDB", "Telemetry",
+            "Chain", "DAClient", "Execution", "Primitives", "Store", "Telemetry",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
+        // Blocks out: the builder, the clock, the producer, the based sequencer.
+        .target(name: "Production", dependencies: [
+            "Chain", "Config", "Execution", "Primitives", "Store", "Telemetry",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
+        // Blocks out to DA: the submitter, its batching policy, its failure classes and its log.
+        .target(name: "Submission", dependencies: [
+            "Chain", "Config", "DAClient", "Primitives", "Store", "Telemetry",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: strict),
+        // `evnode local-da`: the development DA node (JSON-RPC, WebSocket heads, RocksDB). Linked
+        // by the CLI, evnode-testkit and tests only, never by Node.
+        .target(name: "LocalDA", dependencies: [
+            "CRocksDB", "Config", "DAClient", "Primitives", "Store",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
-            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
+        // The etcd v3 client (its JSON gateway) the HA aggregators lease and replicate through.
+        .target(name: "Etcd", dependencies: [
+            "HTTPClient",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // ev-node's libp2p stack (Host, Noise, yamux, multistream, FloodSub, header exchange) and
+        // the P2P sync service on it.
         .target(name: "P2PSync", dependencies: [
-            "Config", "Chain", "Store", "Sync", "Telemetry",
+            "Chain", "Config", "Primitives", "Store", "Sync", "Telemetry",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "DequeModule", package: "swift-collections"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "DequeModule", package: "swift-collections"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], swiftSettings: strict),
         // The EVM executor: drives an execution client (ev-reth) over the Engine API.
         .target(name: "EVM", dependencies: [
-            "Config", "Chain", "Store", "Execution", "HTTPClient",
+            "Chain", "Config", "Execution", "HTTPClient", "Primitives", "Store",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -142,36 +173,39 @@ let package = Package(
         // The remote signer (issue 29): the fence where the key is (what it signs, its durable
         // mark), the gRPC server of `evnode signer serve`, and the node's client of it.
         .target(name: "RemoteSigner", dependencies: [
-            "SignerAPI", "Chain", "Production", "Config", "Telemetry", "CPKCS11",
+            "CPKCS11", "Chain", "Config", "Primitives", "Production", "SignerAPI", "Telemetry",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-        ], swiftSettings: strict),
-        .target(name: "Node", dependencies: [
-            "Config", "Chain", "Store", "Execution", "Sync", "Production", "DA", "P2PSync", "EVM", "HTTPClient", "Telemetry", "RPCAPI", "RemoteSigner",
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], swiftSettings: strict),
+        // Assembly of a node by role, failover and HA, RPC and the dashboard, metrics.
+        .target(name: "Node", dependencies: [
+            "Chain", "Config", "DAClient", "EVM", "Etcd", "Execution", "HTTPClient", "P2PSync", "Primitives", "Production", "RPCAPI", "RemoteSigner", "Store", "Submission", "Sync", "Telemetry",
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-            .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ], swiftSettings: strict),
-        .executableTarget(name: "evnode", dependencies: [
-            "Config", "KeyStore", "Chain", "Store", "Execution", "DA", "P2PSync", "Node", "RemoteSigner",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], swiftSettings: strict),
+        // The CLI.
+        .executableTarget(name: "evnode", dependencies: [
+            "Chain", "Config", "Execution", "KeyStore", "LocalDA", "Node", "P2PSync", "Primitives", "RemoteSigner", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
 
@@ -179,9 +213,9 @@ let package = Package(
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
         // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
         .executableTarget(name: "evnode-testkit", dependencies: [
-            "Chain", "Store", "Execution", "Production", "Config", "KeyStore", "CRocksDB", "DA", "EVM",
-            .product(name: "Logging", package: "swift-log"),
+            "CRocksDB", "Chain", "Config", "DAClient", "EVM", "Execution", "KeyStore", "Primitives", "Production", "Store", "Submission",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
         // Fuzzing (README "Fuzzing"): the fuzz targets — each a parser that outside input reaches
@@ -189,51 +223,83 @@ let package = Package(
         // `evnode-fuzz`: a libFuzzer binary when `make fuzz` builds it with -sanitize=fuzzer
         // (in .build-fuzz), an input replayer in every other build.
         .target(name: "FuzzTargets", dependencies: [
-            "Chain", "Production", "Sync", "Config", "DA", "EVM", "HTTPClient", "P2PSync",
+            "Chain", "Config", "DAClient", "EVM", "HTTPClient", "P2PSync", "Primitives", "Production", "Sync",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Fuzz/Targets", swiftSettings: strict),
-        .executableTarget(name: "evnode-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver",
-                          swiftSettings: strict),
+        .executableTarget(name: "evnode-fuzz", dependencies: [
+            "FuzzTargets",
+        ], path: "Fuzz/Driver", swiftSettings: strict),
 
         // What every test target shares: temp directories, free ports, child processes by PID,
         // waits with deadlines, HTTP over curl, the signed test chain, and the launchers of the
         // local DA, the faulty-DA proxy, etcd, the py-evm EL — and `Testnet`, the one harness
         // for tests that run nodes as real processes. Only test targets depend on it.
         .target(name: "TestSupport", dependencies: [
-            "Chain", "Store", "Execution", "Sync", "Production", "Config", "KeyStore", "DA",
+            "Chain", "Config", "DAClient", "Execution", "KeyStore", "Primitives", "Production", "Store", "Sync",
+            .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
-        .testTarget(name: "ConfigTests", dependencies: ["Config", "KeyStore"]),
-        .testTarget(name: "RemoteSignerTests", dependencies: [
-            "RemoteSigner", "Chain", "Production", "Config", "TestSupport",
+        .testTarget(name: "ConfigTests", dependencies: [
+            "Config", "KeyStore", "Primitives",
+        ], swiftSettings: strict),
+        .testTarget(name: "KeyStoreTests", dependencies: [
+            "Config", "KeyStore", "Primitives", "TestSupport",
+        ], swiftSettings: strict),
+        .testTarget(name: "ChainTests", dependencies: [
+            "Chain", "Config", "Primitives", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "Config", "TestSupport"]),
-        .testTarget(name: "BlockTests", dependencies: [
-            "Chain", "Store", "Execution", "Sync", "Production", "Config", "TestSupport",
-            .product(name: "Crypto", package: "swift-crypto"),
-        ]),
-        .testTarget(name: "DATests", dependencies: [
-            "DA", "Chain", "Store", "Execution", "Sync", "Production", "Config", "HTTPClient", "TestSupport",
+        ], swiftSettings: strict),
+        .testTarget(name: "StoreTests", dependencies: [
+            "Chain", "Config", "Execution", "Primitives", "Store", "TestSupport",
+        ], swiftSettings: strict),
+        .testTarget(name: "SyncTests", dependencies: [
+            "Chain", "Config", "DAClient", "Execution", "Primitives", "Production", "Store", "Submission", "Sync", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], swiftSettings: strict),
+        .testTarget(name: "ProductionTests", dependencies: [
+            "Chain", "Config", "DAClient", "Execution", "Primitives", "Production", "Store", "Submission", "Sync", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "DAClientTests", dependencies: [
+            "Config", "DAClient", "HTTPClient", "LocalDA", "Primitives", "Submission", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .testTarget(name: "LocalDATests", dependencies: [
+            "DAClient", "Primitives", "TestSupport",
+        ], swiftSettings: strict),
         .testTarget(name: "EVMTests", dependencies: [
-            "EVM", "Chain", "Store", "Production", "Config", "TestSupport",
+            "Chain", "Config", "EVM", "Primitives", "Production", "Store", "TestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Chain", "Store", "Sync", "Config", "TestSupport"]),
+        ], swiftSettings: strict),
+        .testTarget(name: "P2PSyncTests", dependencies: [
+            "Chain", "Config", "P2PSync", "Primitives", "Store", "Sync", "TestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
+        .testTarget(name: "RemoteSignerTests", dependencies: [
+            "Chain", "Config", "Primitives", "Production", "RemoteSigner", "TestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
         .testTarget(name: "NodeTests", dependencies: [
-            "Node", "Chain", "Store", "Execution", "Sync", "Production", "Config", "DA", "P2PSync", "TestSupport", "Telemetry", "RPCAPI",
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "Chain", "Config", "DAClient", "Etcd", "Execution", "Node", "P2PSync", "Primitives", "Production", "RPCAPI", "Store", "Submission", "Sync", "Telemetry", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], swiftSettings: strict),
         // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.
-        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
+        .testTarget(name: "FuzzTests", dependencies: [
+            "FuzzTargets", "TestSupport",
+        ], swiftSettings: strict),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Chain", "Store", "Execution", "Sync", "Production", "DA", "P2PSync", "TestSupport",
-                                                            "RemoteSigner", "SignerAPI"]),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "Chain", "Config", "DAClient", "Execution", "KeyStore", "P2PSync", "Primitives", "Production", "RemoteSigner", "Store", "Sync", "TestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
     ]
 )

@@ -1,4 +1,4 @@
-import DA
+import DAClient
 import HTTPClient
 import NIOPosix
 

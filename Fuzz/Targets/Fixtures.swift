@@ -1,8 +1,8 @@
+import DAClient
 import Chain
 import Sync
 import Config
 import Crypto
-import DA
 import NIOCore
 import NIOEmbedded
 import P2PSync

@@ -1,8 +1,8 @@
+import Primitives
+import DAClient
 import Chain
 import Production
-import Config
 import Crypto
-import DA
 import Foundation
 
 /// The seed corpus: small valid messages of every kind each target reads, made with the project's

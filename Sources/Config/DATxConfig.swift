@@ -1,3 +1,4 @@
+import Primitives
 import Foundation
 
 /// celestia-node's `TxConfig`, the second parameter of `blob.Submit`.

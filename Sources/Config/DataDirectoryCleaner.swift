@@ -1,3 +1,4 @@
+import Primitives
 import Foundation
 
 /// `evnode unsafe-clean`'s work: everything inside the database folder (`db_path`) goes, as

@@ -1,3 +1,4 @@
+import Primitives
 import Foundation
 
 /// The chain's genesis: what every node must agree on before block 1.

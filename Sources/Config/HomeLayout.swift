@@ -1,3 +1,4 @@
+import Primitives
 /// Where a node keeps its files: ev-node's home layout (SPEC §9, reference §1). Deleting the
 /// database folder and keeping `config/` is how an operator simulates, or suffers, a lost disk.
 public struct HomeLayout: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Primitives
 import Foundation
 
 /// `evnode migrate-home`: converts an earlier evnode's home (`config/config.yaml`) to ev-node's

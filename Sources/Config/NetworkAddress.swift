@@ -1,3 +1,4 @@
+import Primitives
 /// A `host:port` pair as used for listen and peer addresses. IPv6 hosts are written in brackets
 /// (`[::1]:7676`).
 public struct HostPort: Hashable, Sendable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+import Primitives
 /// Everything `evnode start` needs from the home directory, loaded and validated before any
 /// component starts: configuration (defaults < evnode.yaml < environment < flags), genesis and keys.
 public struct NodeSetup: Sendable {

@@ -1,3 +1,4 @@
+import Primitives
 /// A P2P peer to dial (`--p2p.peers`): a multiaddr as ev-node's `p2p.peers` takes it,
 /// `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>/p2p/<peer id>`, or a plain `host:port`.
 ///

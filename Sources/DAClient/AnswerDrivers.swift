@@ -1,4 +1,3 @@
-import Chain
 import HTTPClient
 
 /// Runs the DA client's reading of a DA node's answers — and the checks behind it — on answers
@@ -27,29 +26,6 @@ package enum DAAnswerDrivers {
         let raw = try CelestiaDAClient.decode(reply, method: DAMethod.submit, id: id, height: nil, url: url,
                                               as: FlexibleHeight.self)
         return try CelestiaDAClient.submittedHeight(raw)
-    }
-
-    /// What the follower's blob checks made of one DA height's blobs (both passes).
-    package struct CheckedBlobs: Sendable, Equatable {
-        package var headers = 0
-        package var data = 0
-        package var rejected = 0
-    }
-
-    /// The follower's checks of one DA height's blobs: decoding, the proposer's signatures, data
-    /// claimed by the headers of the same height.
-    package static func check(_ blobs: [DABlob], validator: BlockValidator, headerNamespace: DANamespace,
-                              dataNamespace: DANamespace) -> CheckedBlobs {
-        let checker = DABlobChecker(validator: validator, headerNamespace: headerNamespace, dataNamespace: dataNamespace)
-        var counts = CheckedBlobs()
-        for checked in checker.check(blobs) {
-            switch checked {
-            case .header: counts.headers += 1
-            case .data: counts.data += 1
-            case .rejected: counts.rejected += 1
-            }
-        }
-        return counts
     }
 
     /// `blob.Subscribe`'s text frames as the head subscription reads them, in order: the heights

@@ -1,3 +1,4 @@
+import Primitives
 import Config
 import Foundation
 import HTTPClient
@@ -277,7 +278,7 @@ public final class CelestiaDAClient: DAClient {
     }
 
     /// A blob as Submit params carry it. Base64 never needs JSON escaping.
-    static func blobJSONText(_ blob: DABlob) -> String {
+    package static func blobJSONText(_ blob: DABlob) -> String {
         "{\"namespace\":\"\(blob.namespace.base64)\",\"data\":\"\(Data(blob.data).base64EncodedString())\","
             + "\"share_version\":\(blob.shareVersion),\"commitment\":\"\(Data(blob.commitment).base64EncodedString())\","
             + "\"index\":\(blob.index)}"
@@ -290,7 +291,7 @@ enum RetryAfter {
     static let longest: Duration = .seconds(600)
 
     /// The wait the header asks for, or nil when it is neither form.
-    static func delay(_ text: String, now: Date = Date()) -> Duration? {
+    package static func delay(_ text: String, now: Date = Date()) -> Duration? {
         let value = text.trimmingCharacters(in: .whitespaces)
         if let seconds = UInt64(value) {
             return min(.seconds(Int64(min(seconds, 1_000_000))), longest)

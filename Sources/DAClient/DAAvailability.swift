@@ -1,4 +1,4 @@
-import Config
+import Primitives
 import Logging
 import Synchronization
 
@@ -100,7 +100,7 @@ public final class DAAvailability: DAFetchObserver {
         fetchAnswered(height: height, at: .now)
     }
 
-    func fetchAnswered(height: UInt64, at now: ContinuousClock.Instant) {
+    package func fetchAnswered(height: UInt64, at now: ContinuousClock.Instant) {
         let line = state.withLock { s -> Line? in
             guard let faults = s.heightFaults.removeValue(forKey: height) else { return nil }
             defer { s.snapshot.stalled = Self.lowestStalled(s.heightFaults, attempts: stallAttempts, duration: stallDuration, now: now) }
@@ -114,7 +114,7 @@ public final class DAAvailability: DAFetchObserver {
         fetchFailed(height: height, error: error, at: .now)
     }
 
-    func fetchFailed(height: UInt64, error: DAError, at now: ContinuousClock.Instant) {
+    package func fetchFailed(height: UInt64, error: DAError, at now: ContinuousClock.Instant) {
         let context = "blob.GetAll at DA height \(height)"
         let line = state.withLock { s -> Line? in
             var faults = s.heightFaults[height] ?? HeightFaults(since: now)

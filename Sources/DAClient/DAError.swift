@@ -1,3 +1,4 @@
+import HTTPClient
 /// Everything that can go wrong talking to a DA node, with the context an operator needs.
 ///
 /// The last three semantic cases are recognised from the message text of a JSON-RPC error
@@ -67,7 +68,7 @@ public enum DAError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Maps a JSON-RPC error to a semantic case by its message text, else `.rpc`.
-    static func classify(method: String, height: UInt64?, code: Int, message: String) -> DAError {
+    package static func classify(method: String, height: UInt64?, code: Int, message: String) -> DAError {
         if message.contains(Text.heightFromFuture) {
             return .heightFromFuture(method: method, height: height ?? 0, message: message)
         }
@@ -89,4 +90,17 @@ enum CurlCode {
     static let abortedByCallback = 42
     /// Codes that another attempt cannot fix.
     static let permanent: Set<Int> = [unsupportedProtocol, urlMalformat, writeError, abortedByCallback]
+}
+
+extension DAError {
+    /// The DA errors the shared HTTP client's failures have always been reported as.
+    package init(_ error: HTTPError) {
+        switch error {
+        case let .transport(code, message, url): self = .transport(code: code, message: message, url: url)
+        case let .responseTooLarge(limit): self = .malformedResponse(method: "HTTP", reason: "response larger than \(limit) bytes")
+        case .cancelled: self = .cancelled
+        case .shutDown: self = .setup("DA client is shut down")
+        case let .setup(reason): self = .setup(reason)
+        }
+    }
 }

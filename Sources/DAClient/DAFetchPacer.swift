@@ -14,8 +14,8 @@ import Synchronization
 /// limit at most once per window's worth of answers or faults (a burst of faults from one round
 /// of requests counts once), down to 1.
 struct AdaptiveFetchLimit: Sendable {
-    let maximum: Int
-    let adaptive: Bool
+    package let maximum: Int
+    package let adaptive: Bool
     private(set) var limit: Int
     /// The highest limit reached (for the bench and `/status`).
     private(set) var peak: Int
@@ -43,7 +43,7 @@ struct AdaptiveFetchLimit: Sendable {
     }
 
     /// A fetch was answered (blobs or "not found").
-    mutating func answered(at now: ContinuousClock.Instant) {
+    package mutating func answered(at now: ContinuousClock.Instant) {
         guard adaptive else { return }
         sinceDecrease += 1
         guard let start = epochStart else {
@@ -98,7 +98,7 @@ struct AdaptiveFetchLimit: Sendable {
         epochFaulted = false
     }
 
-    static func seconds(_ d: Duration) -> Double {
+    package static func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }
@@ -166,14 +166,14 @@ public final class DAFetchPacer: Sendable {
         return Double(held) + Double(inFlight + 1) * typical <= Double(maxBufferedBytes)
     }
 
-    func answered(height: UInt64, bytes: Int, at now: ContinuousClock.Instant = .now) {
+    package func answered(height: UInt64, bytes: Int, at now: ContinuousClock.Instant = .now) {
         // Past the known head DA holds it too; without a known head nothing bounds the reach.
         if knownHead.load(ordering: .relaxed) > 0 { headKnown(height) }
         typicalAnswer.withLock { $0 = max($0 * 0.9, Double(bytes)) }
         control.withLock { $0.answered(at: now) }
     }
 
-    func faulted(at now: ContinuousClock.Instant = .now) {
+    package func faulted(at now: ContinuousClock.Instant = .now) {
         control.withLock { $0.faulted(at: now) }
     }
 }

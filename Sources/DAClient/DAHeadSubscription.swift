@@ -1,4 +1,4 @@
-import Config
+import Primitives
 import Foundation
 import Hummingbird
 import HummingbirdWSClient

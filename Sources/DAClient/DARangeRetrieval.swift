@@ -1,3 +1,4 @@
+import Primitives
 import Synchronization
 
 /// The blobs of one DA height (empty when the height holds none in the asked namespaces).
@@ -55,7 +56,7 @@ public struct DAFetchRetry: Sendable {
 final class AnswerLatency: Sendable {
     private let slowest = Mutex<Double?>(nil)
 
-    func record(_ d: Duration) {
+    package func record(_ d: Duration) {
         let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         slowest.withLock { $0 = max(($0 ?? 0) * 0.9, seconds) }
     }
@@ -79,7 +80,7 @@ final class HedgedRequest: Sendable {
     }
     private let state = Mutex(State())
 
-    static func run(delay: Duration, latency: AnswerLatency,
+    package static func run(delay: Duration, latency: AnswerLatency,
                     _ request: @escaping @Sendable () async -> Result<[DABlob], DAError>) async -> Result<[DABlob], DAError> {
         let race = HedgedRequest()
         return await withTaskCancellationHandler {
@@ -248,19 +249,19 @@ public struct DAPreparedHeights<Prepared: Sendable>: AsyncSequence, Sendable {
 final class FetchWindow<Prepared: Sendable>: Sendable {
     /// Shared with the fetch tasks (which must not keep the window alive: its deinit cancels them).
     final class Shared: Sendable {
-        struct State {
+        package struct State {
             /// The next height to hand to the consumer.
-            var next: UInt64
+            package var next: UInt64
             /// The next height to start fetching; `nil` once past the upper bound.
             var unlaunched: UInt64?
             var fetches: [UInt64: Task<Prepared, any Error>] = [:]
             /// Bytes of the heights answered and not yet handed over, by height.
-            var held: [UInt64: Int] = [:]
+            package var held: [UInt64: Int] = [:]
             var heldBytes = 0
-            var finished = false
+            package var finished = false
         }
-        let state: Mutex<State>
-        let pacer: DAFetchPacer
+        package let state: Mutex<State>
+        package let pacer: DAFetchPacer
 
         init(first: UInt64, pacer: DAFetchPacer) {
             state = Mutex(State(next: first, unlaunched: first))
@@ -274,7 +275,7 @@ final class FetchWindow<Prepared: Sendable>: Sendable {
             }
         }
 
-        func answered(_ height: UInt64, bytes: Int) {
+        package func answered(_ height: UInt64, bytes: Int) {
             pacer.answered(height: height, bytes: bytes)
             state.withLock { s in
                 guard !s.finished, height >= s.next, s.held[height] == nil else { return }
@@ -309,7 +310,7 @@ final class FetchWindow<Prepared: Sendable>: Sendable {
         }
     }
 
-    func next() async throws -> DAPreparedEvent<Prepared>? {
+    package func next() async throws -> DAPreparedEvent<Prepared>? {
         let pending: (UInt64, Task<Prepared, any Error>)? = shared.state.withLock { s in
             guard !s.finished, s.next <= upper else { return nil }
             // Keep the window full, as far as the pacer allows: the height the consumer waits

@@ -1,4 +1,4 @@
-import Config
+import Primitives
 import Foundation
 
 /// A JSON value as the Engine API exchanges them. Kept as a tree (not decoded into structs) so

@@ -1,4 +1,3 @@
-import DA
 import Foundation
 import Logging
 import Synchronization
@@ -190,7 +189,7 @@ public final class EtcdClient: Sendable {
         let path = "/v3/watch"
         let body = Self.json(WatchRequest(create_request: .init(key: Self.b64(key), range_end: rangeEnd.map(Self.b64),
                                                                 start_revision: String(revision))))
-        let reply = try await send(path) { client throws(DAError) in
+        let reply = try await send(path) { client throws(HTTPError) in
             // The first line confirms the watch; the second carries the first events.
             try await client.postStream(path: path, body: body, lines: 2, timeout: timeout)
         }
@@ -229,7 +228,7 @@ public final class EtcdClient: Sendable {
 
     private func call<Request: Encodable, Reply: Decodable>(_ path: String, _ request: Request) async throws(EtcdError) -> Reply {
         let body = Self.json(request)
-        let bytes = try await send(path) { client throws(DAError) in
+        let bytes = try await send(path) { client throws(HTTPError) in
             try await client.post(path: path, body: body)
         }
         do {
@@ -246,7 +245,7 @@ public final class EtcdClient: Sendable {
 
     /// Sends through the current endpoint, moving on to the next ones on transport failures.
     /// Answers other than 200 are etcd refusing (its error text is passed on).
-    private func send(_ path: String, _ perform: (HTTPPostClient) async throws(DAError) -> HTTPReply) async throws(EtcdError) -> [UInt8] {
+    private func send(_ path: String, _ perform: (HTTPPostClient) async throws(HTTPError) -> HTTPReply) async throws(EtcdError) -> [UInt8] {
         let start = current.load(ordering: .relaxed)
         var failures: [String] = []
         for offset in 0..<clients.count {
@@ -267,7 +266,7 @@ public final class EtcdClient: Sendable {
                 return reply.body
             } catch let error as EtcdError {
                 throw error
-            } catch let error as DAError {
+            } catch let error as HTTPError {
                 if case .cancelled = error { throw .cancelled }
                 failures.append("\(client.baseURL): \(Self.transportText(error))")
             } catch {
@@ -277,7 +276,7 @@ public final class EtcdClient: Sendable {
         throw .unavailable(failures.joined(separator: "; "))
     }
 
-    private static func transportText(_ error: DAError) -> String {
+    private static func transportText(_ error: HTTPError) -> String {
         if case let .transport(_, message, _) = error { return message }
         return error.description
     }

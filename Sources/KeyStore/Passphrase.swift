@@ -1,4 +1,4 @@
-import Config
+import Primitives
 
 /// The passphrase that unlocks `signer.json`: the content of `--evnode.signer.passphrase_file`
 /// with surrounding white space removed exactly as Go's `strings.TrimSpace` removes it (ev-node

@@ -1,3 +1,4 @@
+import Primitives
 import Config
 import Crypto
 import Foundation

@@ -1,3 +1,4 @@
+import Primitives
 import Config
 
 /// Where a home keeps its block signer and how the node, `init`, `keys` and `migrate-home` reach

@@ -1,13 +1,14 @@
-import Config
+import Primitives
+import DAClient
 import Foundation
 import Synchronization
 
 /// One block of the local DA chain.
 struct LocalDABlock: Sendable, Equatable {
-    let height: UInt64
-    let timeNanoseconds: UInt64
+    package let height: UInt64
+    package let timeNanoseconds: UInt64
     /// In submission order; each blob's `index` is its position here.
-    let blobs: [DABlob]
+    package let blobs: [DABlob]
 }
 
 /// The local DA's chain of heights, persisted in RocksDB so that a restart resumes at the same
@@ -19,8 +20,8 @@ struct LocalDABlock: Sendable, Equatable {
 /// serialised and synced before the new head is published, so a reader never sees a height that
 /// is not on disk.
 final class LocalDAChain: Sendable {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
     }
 
     private let db: LocalDADatabase
@@ -58,16 +59,16 @@ final class LocalDAChain: Sendable {
         }
     }
 
-    var head: DAHeader { published.withLock { $0 } }
+    package var head: DAHeader { published.withLock { $0 } }
 
     /// Closes the database (waiting for an append in progress); later reads and appends fail.
-    func close() {
+    package func close() {
         appendLock.withLock { _ in db.close() }
     }
 
     /// Appends a block holding `blobs` (possibly none) at head + 1. Blocks the calling thread
     /// until it is on disk; run it off Swift's cooperative threads.
-    func append(blobs: [DABlob], now: UInt64) throws(Failure) -> DAHeader {
+    package func append(blobs: [DABlob], now: UInt64) throws(Failure) -> DAHeader {
         try appendLock.withLock { _ throws(Failure) -> DAHeader in
             let previous = head
             let height = previous.height + 1
@@ -89,7 +90,7 @@ final class LocalDAChain: Sendable {
     }
 
     /// The block at `height`, or nil above the head.
-    func block(at height: UInt64) throws(Failure) -> LocalDABlock? {
+    package func block(at height: UInt64) throws(Failure) -> LocalDABlock? {
         guard height >= 1, height <= head.height else { return nil }
         let value: [UInt8]?
         do {
@@ -103,13 +104,13 @@ final class LocalDAChain: Sendable {
 
     // MARK: Encoding
 
-    static func key(_ height: UInt64) -> [UInt8] {
+    package static func key(_ height: UInt64) -> [UInt8] {
         var k = keyPrefix
         appendUInt64(&k, height)
         return k
     }
 
-    static func encode(_ block: LocalDABlock) -> [UInt8] {
+    package static func encode(_ block: LocalDABlock) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(12 + block.blobs.reduce(0) { $0 + $1.data.count + 72 })
         appendUInt64(&out, block.timeNanoseconds)
@@ -125,7 +126,7 @@ final class LocalDAChain: Sendable {
         return out
     }
 
-    static func decode(_ b: [UInt8], height: UInt64) throws(Failure) -> LocalDABlock {
+    package static func decode(_ b: [UInt8], height: UInt64) throws(Failure) -> LocalDABlock {
         var i = 0
         func need(_ n: Int) throws(Failure) {
             guard b.count - i >= n else { throw Failure(description: "DA height \(height): stored record is truncated") }

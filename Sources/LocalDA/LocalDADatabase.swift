@@ -14,8 +14,8 @@ import Glibc
 /// some thread while `exit` destroys RocksDB's static objects crashes the process (seen when the
 /// local DA stopped on SIGINT).
 final class LocalDADatabase: @unchecked Sendable {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
     }
 
     /// Nil once closed; read under `guardLock`'s read side for every call, so `close` (write side)
@@ -25,7 +25,7 @@ final class LocalDADatabase: @unchecked Sendable {
     private let options: OpaquePointer
     private let syncedWrite: OpaquePointer
     private let read: OpaquePointer
-    let path: String
+    package let path: String
 
     init(path: String) throws(Failure) {
         guard let options = rocksdb_options_create(),
@@ -58,7 +58,7 @@ final class LocalDADatabase: @unchecked Sendable {
     }
 
     /// Closes the database once every call in progress has returned; later calls fail.
-    func close() {
+    package func close() {
         guardLock.withWriteLock {
             guard let db = handle else { return }
             rocksdb_close(db)
@@ -95,7 +95,7 @@ final class LocalDADatabase: @unchecked Sendable {
         try Self.check(error, "put")
     }
 
-    func get(key: [UInt8]) throws(Failure) -> [UInt8]? {
+    package func get(key: [UInt8]) throws(Failure) -> [UInt8]? {
         try withHandle { (db) throws(Failure) in try get(db, key: key) }
     }
 

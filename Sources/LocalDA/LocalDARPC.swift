@@ -1,3 +1,5 @@
+import Primitives
+import DAClient
 import Config
 import Foundation
 import Logging
@@ -9,14 +11,14 @@ import NIOPosix
 /// change the chain unless it is a valid `blob.Submit`. The semantic errors carry Celestia's
 /// texts (`DAError.Text`), which clients recognise.
 struct LocalDARPC: Sendable {
-    let chain: LocalDAChain
+    package let chain: LocalDAChain
     /// Runs the synced appends off Swift's cooperative threads.
-    let writer: NIOThreadPool
-    let maxBlobSize: Int
+    package let writer: NIOThreadPool
+    package let maxBlobSize: Int
     /// Submissions offering less (utia per gas unit) are refused with celestia-node's text; 0 = any.
-    var minGasPrice: Double = 0
-    var logger: Logger? = nil
-    let clock: @Sendable () -> UInt64
+    package var minGasPrice: Double = 0
+    package var logger: Logger? = nil
+    package let clock: @Sendable () -> UInt64
 
     private struct Fault: Error {
         let code: Int
@@ -98,7 +100,7 @@ struct LocalDARPC: Sendable {
     }
 
     /// Answers one HTTP request body.
-    func respond(to body: Data) async -> [UInt8] {
+    package func respond(to body: Data) async -> [UInt8] {
         let decoder = JSONDecoder()
         let head: RequestHead
         do {

@@ -1,3 +1,5 @@
+import Primitives
+import DAClient
 import Config
 import Foundation
 import Hummingbird
@@ -212,12 +214,12 @@ func constantTimeEqual(_ a: String, _ b: String) -> Bool {
 
 /// Adds an empty DA block every block time, like a chain that keeps producing blocks.
 struct EmptyBlockProducer: Service {
-    let chain: LocalDAChain
-    let writer: NIOThreadPool
-    let blockTime: Duration
-    let logger: Logger
+    package let chain: LocalDAChain
+    package let writer: NIOThreadPool
+    package let blockTime: Duration
+    package let logger: Logger
 
-    func run() async throws {
+    package func run() async throws {
         while true {
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: blockTime) }

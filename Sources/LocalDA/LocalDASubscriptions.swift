@@ -1,4 +1,5 @@
-import Config
+import Primitives
+import DAClient
 import Foundation
 import HummingbirdWebSocket
 import Logging
@@ -12,7 +13,7 @@ final class HeadBroadcaster: Sendable {
     private let nextID = Atomic<UInt64>(1)
 
     /// A stream of the heights appended from now on; ends when the caller stops iterating.
-    func subscribe() -> AsyncStream<DAHeader> {
+    package func subscribe() -> AsyncStream<DAHeader> {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let (stream, continuation) = AsyncStream<DAHeader>.makeStream(bufferingPolicy: .bufferingNewest(64))
         continuation.onTermination = { [weak self] _ in
@@ -22,12 +23,12 @@ final class HeadBroadcaster: Sendable {
         return stream
     }
 
-    func publish(_ header: DAHeader) {
+    package func publish(_ header: DAHeader) {
         let all = subscribers.withLock { Array($0.values) }
         for c in all { c.yield(header) }
     }
 
-    var count: Int { subscribers.withLock { $0.count } }
+    package var count: Int { subscribers.withLock { $0.count } }
 }
 
 /// The local DA's WebSocket endpoint: JSON-RPC over text frames, as celestia-node's go-jsonrpc
@@ -36,10 +37,10 @@ final class HeadBroadcaster: Sendable {
 /// empty when the height holds none in the namespace). Every other method is answered as over
 /// HTTP. With `subscribe` off the method is missing, like on a node without it.
 struct LocalDAWebSocket: Sendable {
-    let rpc: LocalDARPC
-    let chain: LocalDAChain
-    let subscribe: Bool
-    let logger: Logger
+    package let rpc: LocalDARPC
+    package let chain: LocalDAChain
+    package let subscribe: Bool
+    package let logger: Logger
 
     private struct Request: Decodable {
         var id: RPCID?
@@ -47,7 +48,7 @@ struct LocalDAWebSocket: Sendable {
         var params: [String]?
     }
 
-    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+    package func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             var channel: Int64 = 0
             for try await message in inbound.messages(maxSize: 16 << 20) {
@@ -97,7 +98,7 @@ struct LocalDAWebSocket: Sendable {
             + "\"Header\":{\"height\":\"\(header.height)\",\"header\":{\"height\":\"\(header.height)\",\"time\":\"\(time)\"}}}]}"
     }
 
-    static func error(_ id: RPCID, _ code: Int, _ message: String) -> String {
+    package static func error(_ id: RPCID, _ code: Int, _ message: String) -> String {
         "{\"jsonrpc\":\"2.0\",\"id\":\(id),\"error\":{\"code\":\(code),\"message\":\(jsonString(message))}}"
     }
 

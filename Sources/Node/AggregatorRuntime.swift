@@ -1,6 +1,6 @@
+import Submission
 import Store
 import Production
-import DA
 import Logging
 import P2PSync
 

@@ -1,5 +1,6 @@
-import Config
-import DA
+import Primitives
+import DAClient
+import Submission
 import Foundation
 
 /// ev-node's DA visualizer (`pkg/rpc/server/da_visualization.go`): the same routes and JSON

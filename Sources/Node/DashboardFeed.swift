@@ -1,4 +1,4 @@
-import DA
+import Submission
 import Foundation
 import Synchronization
 

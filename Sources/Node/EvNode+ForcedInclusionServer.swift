@@ -1,6 +1,6 @@
+import Primitives
+import DAClient
 import Chain
-import Config
-import DA
 import HTTPClient
 import Logging
 

@@ -1,10 +1,13 @@
+import Primitives
+import DAClient
+import Submission
+import Etcd
 import Chain
 import Store
 import Execution
 import Sync
 import Production
 import Config
-import DA
 import EVM
 import Foundation
 import Logging

@@ -1,6 +1,6 @@
+import Primitives
 import Production
 import Config
-import DA
 import Logging
 import P2PSync
 import RemoteSigner

@@ -1,3 +1,5 @@
+import Primitives
+import DAClient
 import Chain
 import Config
 import Logging

@@ -1,6 +1,6 @@
+import Primitives
 import Chain
 import Config
-import DA
 import EVM
 import Foundation
 import Hummingbird

@@ -1,5 +1,5 @@
-import Config
-import DA
+import DAClient
+import Submission
 import Foundation
 import Telemetry
 

@@ -1,9 +1,9 @@
+import Sync
 import Chain
 import Store
 import Execution
 import Production
 import Config
-import DA
 
 /// Why the node stopped by itself. Every case names what an operator must look at; the process
 /// exits non-zero with the description.

@@ -1,8 +1,7 @@
+import Primitives
 import Chain
 import Store
 import Execution
-import Config
-import DA
 import Foundation
 
 /// The RPC server's view of a running node.

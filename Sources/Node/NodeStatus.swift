@@ -1,5 +1,5 @@
+import Sync
 import Config
-import DA
 
 /// What the node is doing right now (SPEC §6, §10). `recovering` is the divergence recovery of §7.
 public enum NodePhase: String, Sendable, CaseIterable, Codable {

@@ -1,6 +1,6 @@
+import Sync
 import Production
 import Config
-import DA
 import P2PSync
 
 /// SPEC §6's five promotion conditions, sampled from the running node and decided by

@@ -1,5 +1,5 @@
+import Primitives
 import Chain
-import Config
 import Synchronization
 
 /// A header validly signed by this chain's proposer key, shown by another source at or above

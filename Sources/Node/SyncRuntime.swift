@@ -1,6 +1,5 @@
+import Primitives
 import Sync
-import Config
-import DA
 import Logging
 import P2PSync
 import Synchronization

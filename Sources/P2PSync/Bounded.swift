@@ -1,3 +1,4 @@
+import Primitives
 import DequeModule
 import NIOCore
 import Synchronization

@@ -1,4 +1,3 @@
-import Config
 import Crypto
 import NIOCore
 

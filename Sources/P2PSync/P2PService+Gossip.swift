@@ -1,5 +1,5 @@
+import Primitives
 import Chain
-import Config
 
 /// Gossip in: FloodSub hands each new message (StrictSign and seen-cache passed) to
 /// `gossipReceived`, whose verdict decides whether FloodSub relays it (`.accept`), drops it

@@ -173,7 +173,7 @@ public enum FileIO {
     }
 
     /// Writes all of `bytes` to `fd`, retrying short writes and EINTR; the error text, or nil.
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> String? {
+    package static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> String? {
         var written = 0
         while written < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
@@ -186,7 +186,7 @@ public enum FileIO {
         return nil
     }
 
-    static func syncDirectory(of path: String) throws(Failure) {
+    package static func syncDirectory(of path: String) throws(Failure) {
         let dir: String
         if let slash = path.lastIndex(of: "/") {
             dir = slash == path.startIndex ? "/" : String(path[..<slash])

@@ -1,4 +1,3 @@
-import Config
 
 /// Exponential backoff with a cap: delays `initialDelay`, `initialDelay × multiplier`, … never
 /// above `maxDelay`, for at most `maxAttempts` attempts in all (the first one included).

@@ -1,5 +1,5 @@
+import Primitives
 import Chain
-import Config
 import Execution
 import Logging
 import Store

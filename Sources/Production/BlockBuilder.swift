@@ -1,5 +1,5 @@
+import Primitives
 import Chain
-import Config
 import Store
 
 /// Builds the next block as the proposer (SPEC §3): data with metadata, header, execution, the

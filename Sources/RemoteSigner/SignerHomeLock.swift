@@ -1,3 +1,4 @@
+import Primitives
 import Config
 #if canImport(Glibc)
 import Glibc

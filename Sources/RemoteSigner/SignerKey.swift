@@ -1,3 +1,4 @@
+import Primitives
 import CPKCS11
 import Config
 import Crypto

@@ -1,5 +1,5 @@
+import Primitives
 import Chain
-import Config
 import GRPCCore
 
 import GRPCNIOTransportHTTP2

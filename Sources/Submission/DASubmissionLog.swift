@@ -1,4 +1,5 @@
-import Config
+import Primitives
+import DAClient
 import Foundation
 import Synchronization
 import Telemetry

@@ -1,4 +1,5 @@
-import Config
+import Primitives
+import DAClient
 import Foundation
 
 /// Why a `blob.Submit` failed, as far as what to do next is concerned.

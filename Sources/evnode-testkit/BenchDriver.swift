@@ -2,8 +2,8 @@
 // node exists for — catch-up from DA, catchup-then-aggregate recovery, block production, the
 // block store — with its baselines taken in the same run, and writes JSON plus a table.
 
+import Primitives
 import Config
-import DA
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -4,11 +4,13 @@
 // the same chain's execution rate inside the EL alone (the time py-evm spent building the
 // blocks, the EL's /stats), the floor no node in front of that EL can beat.
 
+import Primitives
+import DAClient
+import Submission
 import Chain
 import Store
 import Production
 import Config
-import DA
 import EVM
 import Foundation
 import KeyStore

@@ -12,6 +12,7 @@
 // them — over the same DA heights; blocks/s from its first `/status` answer to its store holding
 // the last replayed block, as the slow-DA row measures.
 
+import Primitives
 import Config
 import Foundation
 #if canImport(Glibc)

@@ -5,9 +5,10 @@
 // to the moment the node's store first reached the highest block in it, sampled from /status
 // every 2 ms.
 
+import Primitives
+import DAClient
 import Chain
 import Config
-import DA
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -8,6 +8,7 @@
 // same hash at every height and no node may have recorded double-sign evidence: the benchmark
 // fails loudly otherwise.
 
+import Primitives
 import Config
 import Foundation
 #if canImport(Glibc)

@@ -1,12 +1,13 @@
 // `evnode-testkit make-chain`: fills a DA layer with a chain signed by a home's signer key, the
 // way its aggregator would have posted it. The benchmark's catch-up and recovery runs sync it.
 
+import DAClient
+import Submission
 import Chain
 import Store
 import Execution
 import Production
 import Config
-import DA
 import Foundation
 import KeyStore
 

@@ -8,6 +8,7 @@
 //
 // `bench-all` gets the 5 ms production row from here (`produceFast`), next to the 10 ms one.
 
+import Primitives
 import Config
 import Foundation
 #if canImport(Glibc)

@@ -2,7 +2,7 @@
 // as blobs to the forced-inclusion namespace, epoch after epoch — with the node's own DA client.
 // The catch-up-from-base benchmark runs it between the sequencer's stop and its return.
 
-import DA
+import DAClient
 import Foundation
 
 /// `evnode-testkit post-forced --da URL --namespace NAME --epochs N --txs-per-epoch M --epoch-size E`:

@@ -6,8 +6,9 @@
 // same DA in the same run: one height at a time gets 1×. The chain holds few blocks per DA height,
 // so the walk is latency-bound, not verification-bound (the main catch-up row measures that).
 
+import Primitives
+import DAClient
 import Config
-import DA
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
+import Primitives
+import LocalDA
 import ArgumentParser
 import Config
-import DA
 import Logging
 import UnixSignals
 

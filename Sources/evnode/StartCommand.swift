@@ -1,9 +1,10 @@
+import Node
+import Primitives
 import ArgumentParser
 import Foundation
 import Config
 import KeyStore
 import Logging
-import Node
 
 #if canImport(Glibc)
 import Glibc

@@ -1,9 +1,8 @@
-import Config
+import Node
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import Node
 
 /// `evnode status --watch`: reads the node's `GET /events` (the dashboard's stream) and shows
 /// each snapshot — on a terminal as a block redrawn in place with a progress bar, otherwise

@@ -1,5 +1,4 @@
 import Chain
-import Config
 import Testing
 import TestSupport
 

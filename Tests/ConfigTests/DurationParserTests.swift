@@ -1,5 +1,5 @@
+import Primitives
 import Testing
-@testable import Config
 
 @Suite struct DurationParserTests {
     @Test(arguments: [

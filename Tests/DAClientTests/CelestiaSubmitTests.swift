@@ -1,5 +1,6 @@
+import DAClient
+import Submission
 import Config
-import DA
 import Foundation
 import Logging
 import Synchronization

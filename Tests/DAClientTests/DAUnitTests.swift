@@ -1,7 +1,9 @@
+@testable import Primitives
+@testable import DAClient
+@testable import LocalDA
 import Foundation
 import Testing
 import TestSupport
-@testable import DA
 import HTTPClient
 
 @Suite struct NamespaceTests {

@@ -1,4 +1,4 @@
-@testable import DA
+@testable import DAClient
 import Foundation
 import Testing
 

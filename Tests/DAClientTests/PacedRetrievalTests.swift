@@ -1,4 +1,5 @@
-@testable import DA
+@testable import Primitives
+@testable import DAClient
 import Foundation
 import Synchronization
 import Testing

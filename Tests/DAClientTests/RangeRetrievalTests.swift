@@ -1,4 +1,4 @@
-import DA
+import DAClient
 import Foundation
 import Testing
 import TestSupport

@@ -1,6 +1,6 @@
+import Primitives
 import Store
 import Production
-import Config
 import Foundation
 import Logging
 import Testing

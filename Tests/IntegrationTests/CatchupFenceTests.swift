@@ -1,3 +1,4 @@
+import Primitives
 import Production
 @testable import Config
 import Foundation

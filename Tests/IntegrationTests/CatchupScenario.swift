@@ -1,7 +1,7 @@
+import DAClient
 import Chain
 import Sync
 @testable import Config
-import DA
 import Foundation
 import P2PSync
 import Testing

@@ -1,5 +1,5 @@
-import Config
-import DA
+import Primitives
+import DAClient
 import Foundation
 import Testing
 import TestSupport

@@ -1,6 +1,6 @@
+import DAClient
 import Chain
 import Config
-import DA
 import Foundation
 import Testing
 import TestSupport

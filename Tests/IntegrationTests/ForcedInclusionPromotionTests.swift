@@ -1,5 +1,5 @@
+import DAClient
 import Config
-import DA
 import Foundation
 import Testing
 import TestSupport

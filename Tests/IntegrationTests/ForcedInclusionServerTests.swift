@@ -1,6 +1,7 @@
+import Primitives
+import DAClient
 import Chain
 import Config
-import DA
 import Foundation
 import Testing
 import TestSupport

@@ -1,4 +1,4 @@
-import Config
+import Primitives
 import Crypto
 import Foundation
 import RemoteSigner

@@ -1,5 +1,6 @@
+import Primitives
+import DAClient
 import Config
-import DA
 import Foundation
 import Synchronization
 import RemoteSigner

@@ -1,4 +1,4 @@
-@testable import Config
+import Primitives
 import Foundation
 import P2PSync
 import Testing

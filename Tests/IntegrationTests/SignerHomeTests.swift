@@ -1,3 +1,4 @@
+import Primitives
 import Config
 import Foundation
 import KeyStore

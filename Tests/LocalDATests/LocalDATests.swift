@@ -1,4 +1,5 @@
-import DA
+import Primitives
+import DAClient
 import Foundation
 import Testing
 import TestSupport

@@ -1,7 +1,7 @@
-@testable import Config
-import DA
-import Foundation
 @testable import Node
+import Submission
+@testable import Config
+import Foundation
 import Testing
 import TestSupport
 

@@ -1,5 +1,5 @@
-import Testing
 @testable import Node
+import Testing
 
 @Suite struct CatchupGateTests {
     let gate = CatchupGate(timeout: .seconds(30))

@@ -1,8 +1,7 @@
-import Config
-import DA
+@testable import Node
+import Primitives
 import Testing
 import TestSupport
-@testable import Node
 
 /// Divergence recovery (SPEC §7) with the real parts in one process: RocksDB store, KV executor,
 /// sync pipeline, DA follower reading a local DA server, and the recovery. The proposer key

@@ -1,13 +1,14 @@
+@testable import Node
+import Primitives
+import DAClient
 import Chain
 import Store
 import Execution
 import Sync
 import Production
 @testable import Config
-import DA
 import Foundation
 import Logging
-@testable import Node
 import P2PSync
 import Synchronization
 import Testing

@@ -1,8 +1,9 @@
+import Node
+import Primitives
+import DAClient
 import Chain
-import DA
 import Foundation
 import Logging
-import Node
 import Testing
 import TestSupport
 

@@ -1,12 +1,13 @@
+@testable import Node
+import DAClient
+import Etcd
 import Chain
 import Store
 import Execution
 import Sync
 @testable import Config
-import DA
 import Foundation
 import Logging
-@testable import Node
 import P2PSync
 import Synchronization
 import Testing

@@ -1,3 +1,5 @@
+@testable import Node
+import Etcd
 import Chain
 import Store
 import Execution
@@ -9,7 +11,6 @@ import Logging
 import P2PSync
 import Testing
 import TestSupport
-@testable import Node
 
 #if canImport(Glibc)
 import Glibc

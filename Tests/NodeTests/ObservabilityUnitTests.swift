@@ -1,7 +1,8 @@
-import DA
+@testable import Node
+import DAClient
+import Submission
 import Foundation
 import Logging
-@testable import Node
 import Telemetry
 import Testing
 

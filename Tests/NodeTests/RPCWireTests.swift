@@ -1,6 +1,6 @@
+@testable import Node
 import Chain
 import Foundation
-@testable import Node
 import RPCAPI
 import SwiftProtobuf
 import Testing

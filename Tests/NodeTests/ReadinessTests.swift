@@ -1,5 +1,5 @@
-@testable import DA
 @testable import Node
+@testable import Sync
 import Testing
 
 /// `GET /health/ready` of a following node (SPEC §10): not ready while behind peers, behind DA's

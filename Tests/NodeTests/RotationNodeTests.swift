@@ -1,9 +1,9 @@
+@testable import Node
+import DAClient
 import Chain
 import Store
 @testable import Config
-import DA
 import Foundation
-@testable import Node
 import P2PSync
 import Testing
 import TestSupport

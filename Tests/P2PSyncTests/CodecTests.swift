@@ -1,3 +1,4 @@
+import Primitives
 @testable import Config
 import Crypto
 import NIOCore

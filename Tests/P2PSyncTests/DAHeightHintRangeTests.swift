@@ -1,5 +1,4 @@
 @testable import Store
-@testable import Config
 @testable import P2PSync
 import Testing
 import TestSupport

@@ -1,5 +1,4 @@
 @testable import Chain
-@testable import Config
 import Foundation
 @testable import P2PSync
 import Testing

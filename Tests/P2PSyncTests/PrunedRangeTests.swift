@@ -1,4 +1,3 @@
-@testable import Config
 @testable import P2PSync
 import Testing
 import TestSupport

@@ -1,5 +1,5 @@
+import Primitives
 import Chain
-@testable import Config
 import Foundation
 import NIOCore
 @testable import P2PSync

@@ -1,6 +1,6 @@
+@testable import Submission
 @testable import Config
 import Testing
-@testable import DA
 
 /// ev-node's batching strategies and `da.mempool_ttl` as pure decisions: no clock, no I/O.
 @Suite struct BatchingPolicyTests {

@@ -1,3 +1,4 @@
+import Primitives
 import Production
 import Logging
 import Synchronization

@@ -1,7 +1,8 @@
+import DAClient
+import Sync
 import Chain
 import Production
 import Config
-import DA
 import Foundation
 import Logging
 import Testing

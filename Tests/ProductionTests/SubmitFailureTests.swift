@@ -1,6 +1,6 @@
-import Config
+@testable import DAClient
+@testable import Submission
 import Testing
-@testable import DA
 
 @Suite struct SubmitFailureTests {
     func rpc(_ message: String) -> DAError { .rpc(method: DAMethod.submit, code: 1, message: message) }

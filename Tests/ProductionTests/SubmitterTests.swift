@@ -1,6 +1,8 @@
+import Primitives
+import DAClient
+import Submission
 import Store
 import Config
-import DA
 import Foundation
 import Synchronization
 import Testing

@@ -1,5 +1,4 @@
 @testable import Store
-import Config
 import Testing
 import TestSupport
 

@@ -1,7 +1,6 @@
 import Chain
 import Store
 import Execution
-import Config
 import Foundation
 import Testing
 import TestSupport

@@ -1,6 +1,7 @@
+@testable import DAClient
+@testable import Sync
 import Chain
 import Config
-@testable import DA
 import Testing
 import TestSupport
 

@@ -1,4 +1,4 @@
-import DA
+import Sync
 import Testing
 
 /// The bounds of P2P's DA height hints (`DAHeightHints`): whatever a peer sends, at most 1024

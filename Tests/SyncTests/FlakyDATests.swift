@@ -1,6 +1,7 @@
+@testable import Primitives
+@testable import DAClient
+@testable import Sync
 import Chain
-import Config
-@testable import DA
 import Foundation
 import Logging
 import Synchronization

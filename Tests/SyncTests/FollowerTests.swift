@@ -1,9 +1,10 @@
+import DAClient
+import Submission
 import Chain
 import Store
 import Execution
 import Sync
 import Config
-import DA
 import Foundation
 import Logging
 import Testing

@@ -1,5 +1,6 @@
+import DAClient
+import Sync
 import Chain
-import DA
 import Foundation
 import Testing
 import TestSupport

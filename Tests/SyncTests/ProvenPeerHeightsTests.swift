@@ -1,5 +1,4 @@
 import Sync
-import Config
 import Synchronization
 import Testing
 import TestSupport

@@ -1,3 +1,4 @@
+import Primitives
 import Chain
 import Config
 import Foundation

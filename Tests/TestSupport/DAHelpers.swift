@@ -1,5 +1,7 @@
-import DA
+import DAClient
 
-func namespace(_ name: String) -> DANamespace { DANamespace(name: name) }
+/// A namespace from its name, as the DA tests write them.
+public func namespace(_ name: String) -> DANamespace { DANamespace(name: name) }
 
-func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+/// A string's UTF-8 bytes.
+public func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

@@ -1,6 +1,6 @@
+import Primitives
+import DAClient
 import Chain
-import Config
-import DA
 import Foundation
 
 /// `evnode local-da` as a process: its database in `home`, on the loopback port it was given or

@@ -1,3 +1,4 @@
+import Primitives
 import Store
 import Config
 import Foundation

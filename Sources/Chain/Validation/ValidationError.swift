@@ -1,4 +1,4 @@
-import Config
+import Primitives
 
 /// Why a block was rejected: one case per rule of SPEC §3, each with the block's height and
 /// the values that disagreed.

@@ -4,14 +4,14 @@ import Foundation
 ///
 /// Blob: `{"namespace": b64(29 bytes), "data": b64, "share_version": 0, "commitment": b64,
 /// "index": n}`. Heights are JSON numbers in `blob.*`; headers carry them as decimal strings.
-struct BlobJSON: Codable, Sendable {
-    var namespace: String
-    var data: String
+package struct BlobJSON: Codable, Sendable {
+    package var namespace: String
+    package var data: String
     var share_version: Int?
-    var commitment: String?
-    var index: Int?
+    package var commitment: String?
+    package var index: Int?
 
-    init(_ blob: DABlob) {
+    package init(_ blob: DABlob) {
         namespace = blob.namespace.base64
         data = Data(blob.data).base64EncodedString()
         share_version = blob.shareVersion
@@ -21,7 +21,7 @@ struct BlobJSON: Codable, Sendable {
 
     /// Validated blob; `context` names the blob in error texts (e.g. `result[3]`).
     /// A missing commitment is allowed only when `requireCommitment` is false (submissions).
-    func blob(context: String, requireCommitment: Bool) throws(BlobJSONError) -> DABlob {
+    package func blob(context: String, requireCommitment: Bool) throws(BlobJSONError) -> DABlob {
         let ns: DANamespace
         do {
             ns = try DANamespace(base64: namespace)
@@ -51,18 +51,18 @@ struct BlobJSON: Codable, Sendable {
     }
 }
 
-struct BlobJSONError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+package struct BlobJSONError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }
 
 /// A height written as a JSON number or as a decimal string (Celestia uses both).
-struct FlexibleHeight: Codable, Sendable, Equatable {
-    let value: UInt64
+package struct FlexibleHeight: Codable, Sendable, Equatable {
+    package let value: UInt64
 
-    init(_ value: UInt64) { self.value = value }
+    package init(_ value: UInt64) { self.value = value }
 
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let n = try? c.decode(UInt64.self) {
             value = n
@@ -78,7 +78,7 @@ struct FlexibleHeight: Codable, Sendable, Equatable {
         throw DecodingError.dataCorruptedError(in: c, debugDescription: "expected a height (number or decimal string)")
     }
 
-    func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         try c.encode(value)
     }
@@ -90,30 +90,30 @@ struct FlexibleHeight: Codable, Sendable, Equatable {
 /// and the local DA writes both, as strings.
 struct HeaderJSON: Decodable, Sendable {
     struct Inner: Decodable, Sendable {
-        var height: FlexibleHeight?
-        var time: String?
+        package var height: FlexibleHeight?
+        package var time: String?
     }
-    var height: FlexibleHeight?
-    var header: Inner?
+    package var height: FlexibleHeight?
+    package var header: Inner?
 }
 
 /// The local DA's header answer.
-struct HeaderJSONOut: Encodable, Sendable {
-    struct Inner: Encodable, Sendable {
-        var height: String
-        var time: String
+package struct HeaderJSONOut: Encodable, Sendable {
+    package struct Inner: Encodable, Sendable {
+        package var height: String
+        package var time: String
     }
-    var height: String
-    var header: Inner
+    package var height: String
+    package var header: Inner
 
-    init(height: UInt64, time: String) {
+    package init(height: UInt64, time: String) {
         self.height = String(height)
         self.header = Inner(height: String(height), time: time)
     }
 }
 
 /// Describes a decoding failure as "path: what" for error messages.
-func describeDecodingError(_ error: any Error) -> String {
+package func describeDecodingError(_ error: any Error) -> String {
     guard let e = error as? DecodingError else { return "\(error)" }
     func path(_ keys: [any CodingKey]) -> String {
         var s = ""

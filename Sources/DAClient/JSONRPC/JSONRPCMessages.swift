@@ -1,12 +1,12 @@
 /// JSON-RPC 2.0 envelopes (https://www.jsonrpc.org/specification), as far as the blob API needs.
 
 /// A request id: a number, a string or null. Echoed unchanged in the response.
-enum RPCID: Codable, Sendable, Equatable, CustomStringConvertible {
+package enum RPCID: Codable, Sendable, Equatable, CustomStringConvertible {
     case number(Int64)
     case string(String)
     case null
 
-    init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
             self = .null
@@ -19,7 +19,7 @@ enum RPCID: Codable, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
         case .number(let n): try c.encode(n)
@@ -28,7 +28,7 @@ enum RPCID: Codable, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    var description: String {
+    package var description: String {
         switch self {
         case .number(let n): return String(n)
         case .string(let s): return "\"\(s)\""
@@ -38,28 +38,33 @@ enum RPCID: Codable, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// `{"code": …, "message": …}`.
-struct RPCErrorObject: Codable, Sendable, Equatable {
-    var code: Int
-    var message: String
+package struct RPCErrorObject: Codable, Sendable, Equatable {
+    package var code: Int
+    package var message: String
+
+    package init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
 }
 
 /// A response as the client reads it: every field optional, checked afterwards so that each
 /// kind of wrong answer gets its own error text.
 struct RPCResponse<Result: Decodable>: Decodable {
-    var jsonrpc: String?
-    var id: RPCID?
-    var result: Result?
-    var error: RPCErrorObject?
+    package var jsonrpc: String?
+    package var id: RPCID?
+    package var result: Result?
+    package var error: RPCErrorObject?
 }
 
 /// Error codes. The application code (1) is what Go JSON-RPC servers use for ordinary errors.
-enum RPCErrorCode {
-    static let parseError = -32700
-    static let invalidRequest = -32600
-    static let methodNotFound = -32601
-    static let invalidParams = -32602
-    static let internalError = -32603
-    static let application = 1
+package enum RPCErrorCode {
+    package static let parseError = -32700
+    package static let invalidRequest = -32600
+    package static let methodNotFound = -32601
+    package static let invalidParams = -32602
+    package static let internalError = -32603
+    package static let application = 1
 }
 
 /// Method names of the Celestia node API that evnode uses.

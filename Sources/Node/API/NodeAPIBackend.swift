@@ -1,7 +1,6 @@
+import DAClient
 import Chain
 import Store
-import Config
-import DA
 import P2PSync
 
 /// ev-node's services answered from the running node's store, P2P host and configuration.

@@ -1,5 +1,6 @@
+import Primitives
+import Etcd
 import Production
-import Config
 import Logging
 import Synchronization
 

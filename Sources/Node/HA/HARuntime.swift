@@ -1,3 +1,5 @@
+import Primitives
+import Etcd
 import Chain
 import Store
 import Execution

@@ -1,3 +1,4 @@
+import Etcd
 import Store
 import P2PSync
 

@@ -1,3 +1,4 @@
+import DAClient
 import Chain
 import Dispatch
 import NIOCore
@@ -48,9 +49,9 @@ struct DABlobChecker: Sendable {
         case rejected
     }
 
-    let validator: BlockValidator
-    let headerNamespace: DANamespace
-    let dataNamespace: DANamespace
+    package let validator: BlockValidator
+    package let headerNamespace: DANamespace
+    package let dataNamespace: DANamespace
     /// Whether the chain has named this address as a proposer (nil: only the genesis proposer).
     var isNamed: (@Sendable ([UInt8]) -> Bool)? = nil
     /// Below this many blobs the cost of spreading the work exceeds the gain.
@@ -58,20 +59,20 @@ struct DABlobChecker: Sendable {
 
     /// The checked blobs, in the order given. `claimed`: the data hashes of verified headers
     /// that still wait for their data.
-    func check(_ blobs: [DABlob], claimed: Set<[UInt8]> = []) -> [Checked] {
+    package func check(_ blobs: [DABlob], claimed: Set<[UInt8]> = []) -> [Checked] {
         resolve(decode(blobs), claimed: claimed)
     }
 
     /// The first pass, needing nothing but the blobs: headers decoded and verified, data decoded,
     /// its signer checked and its txs hashed. The follower runs it for many DA heights at once,
     /// behind their fetches, before their turn comes.
-    func decode(_ blobs: [DABlob]) -> [Decoded] {
+    package func decode(_ blobs: [DABlob]) -> [Decoded] {
         spread(blobs.count, initial: Decoded.rejected) { decode(blobs[$0]) }
     }
 
     /// The second pass, in DA order: the data blobs no verified header claims (in this DA
     /// height, or in `claimed`, those still waiting for their data) need their own signature.
-    func resolve(_ decoded: [Decoded], claimed: Set<[UInt8]> = []) -> [Checked] {
+    package func resolve(_ decoded: [Decoded], claimed: Set<[UInt8]> = []) -> [Checked] {
         var claims = claimed
         for case .header(let header, _) in decoded { claims.insert(header.header.dataHash) }
         let unclaimed = decoded.indices.filter { i in
@@ -100,7 +101,7 @@ struct DABlobChecker: Sendable {
     }
 
     /// One blob on its own (tests; no header claims its data).
-    func check(_ blob: DABlob) -> Checked { check([blob])[0] }
+    package func check(_ blob: DABlob) -> Checked { check([blob])[0] }
 
     /// Headers verified; data decoded, its signer checked (cheap: turns other chains away) and
     /// its txs hashed.

@@ -1,7 +1,7 @@
+import Primitives
+import DAClient
 import Chain
 import Store
-import Sync
-import Config
 import Logging
 import NIOPosix
 import Synchronization
@@ -603,9 +603,9 @@ public final class DAFollower: Sendable {
 /// Headers and data seen on DA, paired by data hash, and what DA confirms per block height.
 struct InclusionTracker {
     struct Seen {
-        var hash: [UInt8]
-        var headerDAHeight: UInt64
-        var dataDAHeight: UInt64?
+        package var hash: [UInt8]
+        package var headerDAHeight: UInt64
+        package var dataDAHeight: UInt64?
         var needsData: Bool
         var isComplete: Bool { !needsData || dataDAHeight != nil }
     }
@@ -721,7 +721,7 @@ struct InclusionTracker {
     /// Keeps memory bounded: at most `max` data blobs and waiting headers, and at most
     /// `maxDataBytes` of held data (the earliest on DA goes first). Returns how many data blobs
     /// were dropped.
-    mutating func trim(max: Int, maxDataBytes: Int) -> Int {
+    package mutating func trim(max: Int, maxDataBytes: Int) -> Int {
         var dropped = 0
         if data.count > max || heldDataBytes > maxDataBytes {
             for (k, _) in data.sorted(by: { $0.value.daHeight < $1.value.daHeight }) {
@@ -780,16 +780,16 @@ struct InclusionTracker {
 /// passes it on. An answer ("not found" and "from the future" included) is a success; a fault,
 /// retried, is a failure.
 struct CountedFetches: DAFetchObserver {
-    let inner: any DAFetchObserver
-    let series: SyncSeries
+    package let inner: any DAFetchObserver
+    package let series: SyncSeries
 
-    func fetchAnswered(height: UInt64) {
+    package func fetchAnswered(height: UInt64) {
         series.daRetrievalAttempts.add(1)
         series.daRetrievalSuccesses.add(1)
         inner.fetchAnswered(height: height)
     }
 
-    func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration) {
+    package func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration) {
         series.daRetrievalAttempts.add(1)
         series.daRetrievalFailures.add(1)
         inner.fetchFailed(height: height, error: error, attempt: attempt, retryIn: retryIn)

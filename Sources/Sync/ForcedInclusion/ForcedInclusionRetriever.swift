@@ -1,5 +1,5 @@
+import DAClient
 import Chain
-import Config
 
 /// Reads forced-inclusion transactions from DA (ev-node's forced-inclusion retriever, README
 /// "Forced inclusion and based sequencing"). Each blob in the namespace is one raw transaction.

@@ -1,6 +1,5 @@
+import Primitives
 import Chain
-import Sync
-import Config
 import Crypto
 import Logging
 import Synchronization

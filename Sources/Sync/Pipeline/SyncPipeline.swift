@@ -1,5 +1,5 @@
+import Primitives
 import Chain
-import Config
 import Dispatch
 import Execution
 import Foundation

@@ -1,16 +1,17 @@
+@testable import Node
+import Primitives
+import DAClient
 import Chain
 import Store
 import Execution
 import Sync
 import Production
 import Config
-import DA
 import Foundation
 import Logging
 import Synchronization
 import Testing
 import TestSupport
-@testable import Node
 
 /// A chain signed by one proposer key that forks: a shared prefix, then an authoritative branch
 /// (posted to DA) and a soft branch (gossiped over P2P only) — a double-signing proposer. Blocks

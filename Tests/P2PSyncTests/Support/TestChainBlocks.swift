@@ -1,5 +1,4 @@
 import Chain
-@testable import Config
 import Foundation
 import TestSupport
 import NIOConcurrencyHelpers

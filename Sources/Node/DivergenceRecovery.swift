@@ -1,7 +1,6 @@
+import Primitives
 import Store
 import Sync
-import Config
-import DA
 import Logging
 import NIOPosix
 import Synchronization
