@@ -10,7 +10,7 @@ SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_HOME    ?= $(CURDIR)/demo
 
 .PHONY: deps deps-evm build release test run bench bench-quick bench-ha bench-memory clean protos fuzz fuzz-build fuzz-ci
-.PHONY: protos-rpc protos-signer
+.PHONY: protos-rpc protos-signer check-layout
 
 # Installs the C libraries only when one is missing; runs `apt-get update` only then.
 deps:
@@ -84,11 +84,15 @@ release: deps
 # that two cores are not asked to run a dozen nodes at once.
 # Every process a test starts carries EVNODE_TEST_RUN; the run fails if one outlives the tests.
 TEST_RUN_ID := $(shell date +%s%N)
-test: deps
+test: deps check-layout
 	$(SWIFT) build --build-tests
 	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --skip IntegrationTests
 	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --no-parallel --filter IntegrationTests
 	scripts/leftover-processes.sh $(TEST_RUN_ID)
+
+# README's module graph and Package.swift in step (issue 33): a target, its folder, every arrow.
+check-layout:
+	python3 scripts/check-layout.py
 
 # Fuzzing (README "Fuzzing"): `evnode-fuzz` built with libFuzzer and AddressSanitizer in a
 # scratch path of its own (.build-fuzz, so the normal build is untouched), then each target run
