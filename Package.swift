@@ -173,7 +173,7 @@ let package = Package(
         // The remote signer (issue 29): the fence where the key is (what it signs, its durable
         // mark), the gRPC server of `evnode signer serve`, and the node's client of it.
         .target(name: "RemoteSigner", dependencies: [
-            "CPKCS11", "Chain", "Config", "Primitives", "Production", "SignerAPI", "Telemetry",
+            "CPKCS11", "Chain", "Config", "Primitives", "SignerAPI", "Telemetry",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRPCCore", package: "grpc-swift-2"),
             .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -223,7 +223,7 @@ let package = Package(
         // `evnode-fuzz`: a libFuzzer binary when `make fuzz` builds it with -sanitize=fuzzer
         // (in .build-fuzz), an input replayer in every other build.
         .target(name: "FuzzTargets", dependencies: [
-            "Chain", "Config", "DAClient", "EVM", "HTTPClient", "P2PSync", "Primitives", "Production", "Sync",
+            "Chain", "Config", "DAClient", "EVM", "HTTPClient", "P2PSync", "Primitives", "Sync",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -284,7 +284,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
         .testTarget(name: "RemoteSignerTests", dependencies: [
-            "Chain", "Config", "Primitives", "Production", "RemoteSigner", "TestSupport",
+            "Chain", "Config", "Primitives", "RemoteSigner", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         .testTarget(name: "NodeTests", dependencies: [
@@ -298,7 +298,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Starts real `evnode` processes; needs the executable built first.
         .testTarget(name: "IntegrationTests", dependencies: [
-            "Chain", "Config", "DAClient", "Execution", "KeyStore", "P2PSync", "Primitives", "Production", "RemoteSigner", "Store", "Sync", "TestSupport",
+            "Chain", "Config", "DAClient", "Execution", "KeyStore", "P2PSync", "Primitives", "RemoteSigner", "Store", "Sync", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
     ]

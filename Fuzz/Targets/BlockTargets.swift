@@ -1,5 +1,4 @@
 import Chain
-import Production
 import Config
 
 /// The block wire format (what peers gossip and serve and what anyone may post to DA) and the

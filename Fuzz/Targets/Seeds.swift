@@ -1,7 +1,6 @@
 import Primitives
 import DAClient
 import Chain
-import Production
 import Crypto
 import Foundation
 

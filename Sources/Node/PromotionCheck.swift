@@ -1,5 +1,5 @@
+import Chain
 import Sync
-import Production
 import Config
 import P2PSync
 

@@ -1,6 +1,5 @@
 import Primitives
 import Chain
-import Production
 import Config
 import Crypto
 import Synchronization

@@ -1,5 +1,5 @@
+import Chain
 import Primitives
-import Production
 @testable import Config
 import Foundation
 import P2PSync

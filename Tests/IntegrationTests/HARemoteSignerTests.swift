@@ -1,5 +1,5 @@
+import Chain
 import Primitives
-import Production
 import Config
 import Foundation
 import RemoteSigner
