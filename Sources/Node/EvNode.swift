@@ -386,9 +386,6 @@ public final class EvNode: Sendable {
         return (client, signer)
     }
 
-    /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
-    /// least 2 s (etcd's shortest); the node id to one derived from the node key; the heartbeat
-    /// timeout to five heartbeat intervals.
     /// The forced-inclusion queue of a sequencer or a based node, resumed from the checkpoint
     /// the store keeps with the blocks (or `da_start_height` on a chain that has none yet).
     static func forcedInclusionQueue(config: NodeConfig, genesis: Genesis, store: BlockStore, daClient: CelestiaDAClient,
@@ -411,6 +408,9 @@ public final class EvNode: Sendable {
                                     startTime: genesis.startTimeNanoseconds, logger: Logger(label: "evnode.forced-inclusion"))
     }
 
+    /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
+    /// least 2 s (etcd's shortest); the node id to one derived from the node key; the heartbeat
+    /// timeout to five heartbeat intervals.
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
                                blockCheck: SignedBlockValidator, mark: any SignerMark, proposerKey: [UInt8],
                                p2p: P2PService, logger: Logger) throws(NodeFailure) -> HARuntime {
