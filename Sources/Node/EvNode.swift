@@ -453,25 +453,26 @@ public final class EvNode: Sendable {
         let runtime = NodeRuntimeService(node: self)
         var extra: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let subscription {
-            extra.append(.init(service: DAHeadSubscriptionService(subscription: subscription), successTerminationBehavior: .ignore))
+            extra.append(.init(service: NamedService(.daSubscription, DAHeadSubscriptionService(subscription: subscription)),
+                               successTerminationBehavior: .ignore))
         }
         if let server = try forcedInclusionServer() {
-            extra.append(.init(service: server))
+            extra.append(.init(service: NamedService(.forcedInclusionServer, server)))
         }
         if setup.config.instrumentation.prometheus {
-            extra.append(.init(service: PrometheusListener(address: setup.config.instrumentation.prometheusListen,
-                                                           metrics: metrics, logger: Logger(label: "evnode.metrics"))))
+            extra.append(.init(service: NamedService(.prometheus, PrometheusListener(
+                address: setup.config.instrumentation.prometheusListen, metrics: metrics, logger: Logger(label: "evnode.metrics")))))
         }
         let group = ServiceGroup(configuration: .init(
             services: extra + [
-                .init(service: rpc),
-                .init(service: p2p),
-                .init(service: MetricsRefresher(node: self)),
-                .init(service: HeapTrimService()),
-                .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
-            ] + (kv.map { [.init(service: pruningService($0))] } ?? [])
-              + [.init(service: BlockPruningService(store: store, config: setup.config.pruning,
-                                                    logger: Logger(label: "evnode.pruning")),
+                .init(service: NamedService(.rpc, rpc)),
+                .init(service: NamedService(.p2p, p2p)),
+                .init(service: NamedService(.metricsRefresher, MetricsRefresher(node: self))),
+                .init(service: NamedService(.heapTrim, HeapTrimService())),
+                .init(service: NamedService(.failover, runtime), successTerminationBehavior: .gracefullyShutdownGroup),
+            ] + (kv.map { [.init(service: NamedService(.statePruning, pruningService($0)))] } ?? [])
+              + [.init(service: NamedService(.blockPruning, BlockPruningService(store: store, config: setup.config.pruning,
+                                                                                logger: Logger(label: "evnode.pruning"))),
                        successTerminationBehavior: .ignore)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "evnode.lifecycle")))

@@ -199,29 +199,20 @@ struct FailoverStateMachine: Sendable {
     /// node stops.
     private func syncUntilGateOpens(_ check: PromotionCheck, mark: UInt64?,
                                     mayLead: (@Sendable () -> Bool)?) async throws(NodeFailure) -> PromotionCheck? {
-        do {
-            return try await withThrowingTaskGroup(of: PromotionCheck?.self) { group in
-                group.addTask {
-                    try await sync.run()
-                    return nil   // the syncer ends by itself only when the node stops
-                }
-                group.addTask {
-                    let promoted = try await waitForPromotion(check, mark: mark, mayLead: mayLead)
-                    if promoted != nil { await beforeSyncerStops?() }
-                    return promoted
-                }
-                let first = try await group.next() ?? nil
-                group.cancelAll()
-                // Wait for the other task to end: a failure the syncer reports while stopping
-                // is thrown here, not swallowed.
-                while try await group.next() != nil {}
-                return first
-            }
-        } catch let failure as NodeFailure {
-            throw failure
-        } catch {
-            throw NodeFailure.daFollower("catchup ended unexpectedly: \(error)")
-        }
+        // The syncer ends by itself only when the node stops; a failure it reports while
+        // stopping after the gate opened is thrown, not swallowed.
+        let promoted = try await FirstChildWins<PromotionCheck?>([
+            .init(.syncer) {
+                try await sync.run()
+                return nil
+            },
+            .init(.catchupGate) {
+                let promoted = try await waitForPromotion(check, mark: mark, mayLead: mayLead)
+                if promoted != nil { await beforeSyncerStops?() }
+                return promoted
+            },
+        ], logger: logger).run()
+        return promoted ?? nil
     }
 
     /// Samples the node every `pollInterval` and asks the gate; logs progress every
@@ -337,21 +328,16 @@ extension FailoverStateMachine {
         let store = ha.store
         bootstrap.holdsSignedBlock = { HARuntime.holdsUnpublishedBlock(at: $0, store: store) }
         let check = bootstrap
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await ha.keepLeases() }
-                group.addTask { await ha.replicate(isFollowing: { sync.isActive }) }
-                group.addTask { try await haRoles(ha, bootstrap: check) }
-                defer { group.cancelAll() }
-                // keepLeases and replicate end only when cancelled; the role loop ends the node.
-                try await group.next()
-            }
-        } catch let failure as NodeFailure {
-            state.enter(.halted, reason: failure.description)
-            throw failure
+        do throws(NodeFailure) {
+            // keepLeases and replicate end only when cancelled; the role loop ends the node.
+            _ = try await FirstChildWins<Void>([
+                .init(.haLeases) { await ha.keepLeases() },
+                .init(.haReplication) { await ha.replicate(isFollowing: { sync.isActive }) },
+                .init(.haRoles) { try await haRoles(ha, bootstrap: check) },
+            ], logger: logger).run()
         } catch {
-            if Task.isCancelled { return }
-            throw .ha("ended unexpectedly: \(error)")
+            state.enter(.halted, reason: error.description)
+            throw error
         }
     }
 
@@ -427,99 +413,82 @@ extension FailoverStateMachine {
     /// One round of following: the syncer runs beside the campaign until a term is won and
     /// taken over (returned, the syncer stopped) or the node stops (nil).
     private func electedWhileSyncing(_ ha: HARuntime, bootstrap: PromotionCheck) async throws(NodeFailure) -> LeaderTerm? {
-        do {
-            return try await withThrowingTaskGroup(of: LeaderTerm?.self) { group in
-                group.addTask {
-                    try await sync.run()
-                    // The syncer ends by itself only when cancelled; anything else is a fault.
-                    if !Task.isCancelled { throw NodeFailure.ha("the sync phase ended while following") }
-                    return nil
-                }
-                group.addTask {
-                    while let term = await ha.campaign() {
-                        switch try await ha.takeOver(term, bootstrap: { await bootstrap.decide().1 }) {
-                        case .ready(let term):
-                            return term
-                        case .stepDown(let term, let why):
-                            ha.noteStepDown(why)
-                            logger.warning("HA: elected but cannot lead, stepping down", metadata: ["reason": "\(why)"])
-                            await ha.resign(term)
-                            try? await Task.sleep(for: term.ttl * 2)
-                        }
+        // The campaign ends the phase; the syncer ends only when cancelled.
+        var race = FirstChildWins<LeaderTerm?>([
+            .init(.syncer) {
+                try await sync.run()
+                // The syncer ends by itself only when cancelled; anything else is a fault.
+                if !Task.isCancelled { throw NodeFailure.ha("the sync phase ended while following") }
+                return nil
+            },
+            .init(.haCampaign) {
+                while let term = await ha.campaign() {
+                    switch try await ha.takeOver(term, bootstrap: { await bootstrap.decide().1 }) {
+                    case .ready(let term):
+                        return term
+                    case .stepDown(let term, let why):
+                        ha.noteStepDown(why)
+                        logger.warning("HA: elected but cannot lead, stepping down", metadata: ["reason": "\(why)"])
+                        await ha.resign(term)
+                        try? await Task.sleep(for: term.ttl * 2)
                     }
-                    return nil
                 }
-                // The campaign ends the phase; the syncer ends only when cancelled.
-                var elected: LeaderTerm?
-                while let next = try await group.next() {
-                    elected = next
-                    break
-                }
-                group.cancelAll()
-                // A term won while the others were being cancelled is handed back at once.
-                while let late = try await group.next() {
-                    if let term = late, term !== elected { await ha.resign(term) }
-                }
-                return elected
-            }
-        } catch let failure as NodeFailure {
-            throw failure
-        } catch {
-            if Task.isCancelled { return nil }
-            throw .ha("the follower phase ended unexpectedly: \(error)")
+                return nil
+            },
+        ], logger: logger)
+        // A term won while the others were being cancelled is handed back at once.
+        race.lateValue = { late in
+            if let term = late { await ha.resign(term) }
         }
+        let elected = try await race.run()
+        return elected ?? nil
     }
 
     /// Produces (every block fenced through etcd) and submits until the term ends; returns why
     /// it ended, nil when the node stops. A fence refusal is a step-down, not a failure.
     private func lead(_ ha: HARuntime, _ term: LeaderTerm) async throws(NodeFailure) -> StepDown? {
         guard let aggregator else { return nil }
-        do {
-            return try await withThrowingTaskGroup(of: StepDown?.self) { group in
-                group.addTask {
-                    await ha.waitUntilLost(term).map { StepDown(reason: "leadership lost: \($0)", cannotLead: false) }
-                }
-                group.addTask {
-                    do throws(NodeFailure) {
-                        try await aggregator.run()
-                        return nil
-                    } catch {
-                        if case .production(let production) = error {
-                            switch production {
-                            case .refused:
-                                return StepDown(reason: production.description, cannotLead: false)
-                            case .fence:
-                                return StepDown(reason: production.description, cannotLead: true)
-                            case .build(_, .signing):
-                                // A shared remote signer refused (another member signed that
-                                // height: its block is etcd's or kept beside the signer's mark,
-                                // and whoever leads next goes on from it) or did not answer
-                                // (it may have signed: the next leader reads its mark first).
-                                // Nothing was signed here at that height; another member may
-                                // lead, and this node, as a follower, takes that block.
-                                return StepDown(reason: production.description, cannotLead: true)
-                            case .notProposer:
-                                // The chain rotated production to another key (its blocks
-                                // drained to DA by the aggregator): follow; the campaign
-                                // waits until the chain names this key again.
-                                return StepDown(reason: production.description, cannotLead: false)
-                            default: break
-                            }
-                        }
-                        throw error
+        // A failure the aggregator reports while stopping (e.g. the store) is not dropped.
+        let why = try await FirstChildWins<StepDown?>([
+            .init(.haLeadership) {
+                await ha.waitUntilLost(term).map { StepDown(reason: "leadership lost: \($0)", cannotLead: false) }
+            },
+            .init(.aggregator) {
+                do throws(NodeFailure) {
+                    try await aggregator.run()
+                    return nil
+                } catch {
+                    if case .production(let production) = error, let stepDown = Self.stepDown(after: production) {
+                        return stepDown
                     }
+                    throw error
                 }
-                let first = try await group.next() ?? nil
-                group.cancelAll()
-                // A failure the aggregator reports while stopping (e.g. the store) is not dropped.
-                while try await group.next() != nil {}
-                return first
-            }
-        } catch let failure as NodeFailure {
-            throw failure
-        } catch {
-            if Task.isCancelled { return nil }
-            throw .ha("the leader phase ended unexpectedly: \(error)")
+            },
+        ], logger: logger).run()
+        return why ?? nil
+    }
+
+    /// A production error that ends an HA term without halting the node, and whether this node
+    /// should let the others try first; nil for one that halts it.
+    private static func stepDown(after production: ProductionError) -> StepDown? {
+        switch production {
+        case .refused:
+            return StepDown(reason: production.description, cannotLead: false)
+        case .fence:
+            return StepDown(reason: production.description, cannotLead: true)
+        case .build(_, .signing):
+            // A shared remote signer refused (another member signed that height: its block is
+            // etcd's or kept beside the signer's mark, and whoever leads next goes on from it)
+            // or did not answer (it may have signed: the next leader reads its mark first).
+            // Nothing was signed here at that height; another member may lead, and this node,
+            // as a follower, takes that block.
+            return StepDown(reason: production.description, cannotLead: true)
+        case .notProposer:
+            // The chain rotated production to another key (its blocks drained to DA by the
+            // aggregator): follow; the campaign waits until the chain names this key again.
+            return StepDown(reason: production.description, cannotLead: false)
+        default:
+            return nil
         }
     }
 }
