@@ -206,7 +206,7 @@ pruning:
         // Promotable is supported (issue 31): it decides over aggregator=false, and the node may
         // produce later, so it is configured as an aggregator that starts by following.
         let promotable = try load(flags: ["--evnode.node.promotable", "--evnode.node.aggregator=false"])
-        #expect(promotable.config.promotable && promotable.config.aggregator && promotable.config.mode == .promotable)
+        #expect(promotable.config.promotable && promotable.config.aggregator && promotable.config.role == .promotable(timeout: .seconds(30)))
         #expect(refusal { try load(flags: ["--evnode.node.promotable", "--evnode.raft.enable"]) }
             .contains("mutually exclusive"))
         // Forced inclusion is supported: the namespace name loads from the file and from a flag.
@@ -218,7 +218,7 @@ pruning:
         #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }
                 .hasPrefix("--evnode.node.based_sequencer needs --evnode.da.forced_inclusion_namespace"))
         let based = try load(flags: ["--evnode.node.based_sequencer", "--evnode.da.forced_inclusion_namespace", "fi"]).config
-        #expect(based.basedSequencer && based.mode == .based && !based.catchupEnabled)
+        #expect(based.basedSequencer && based.role == .based && !based.catchupEnabled)
         // apps/evm's forced-inclusion server: EVM only, with the namespace it posts to; ":PORT" on loopback.
         #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }
                 .hasPrefix("--force-inclusion-server is apps/evm's: it needs --evnode.execution.kind evm"))
