@@ -81,17 +81,12 @@ public final class EVMExecutor: Executor {
     private let logger: Logger
     private let forkChoice = Mutex(ForkChoice())
     private let healthState = Mutex(EngineHealth())
-    /// Test hook (`EVNODE_TEST_CRASH=after-fcu:<height>`): SIGKILLs the process right after the
-    /// build was started and recorded at that height, before getPayload/newPayload.
-    private let crashAfterFCU: UInt64?
 
     public init(rpc: EngineRPCClient, store: BlockStore, options: Options, logger: Logger) {
         self.rpc = rpc
         self.store = store
         self.options = options
         self.logger = logger
-        let hook = ProcessInfo.processInfo.environment["EVNODE_TEST_CRASH"] ?? ""
-        crashAfterFCU = hook.hasPrefix("after-fcu:") ? UInt64(hook.dropFirst("after-fcu:".count)) : nil
         if let g = options.genesisHash {
             forkChoice.withLock { $0.head = g; $0.safe = g; $0.finalized = g }
         }
@@ -244,10 +239,6 @@ public final class EVMExecutor: Executor {
             }
             try saveMeta(height, ExecMeta(stage: .started, payloadID: id, timestamp: timestamp, txsHash: txsHash))
             payloadID = id
-            if crashAfterFCU == height {
-                logger.critical("EVNODE_TEST_CRASH: killing the process after forkchoiceUpdated", metadata: ["height": "\(height)"])
-                kill(getpid(), SIGKILL)
-            }
         }
         let id = payloadID!
         let envelope = try await getPayload(id, height: height)
