@@ -231,7 +231,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "EVMTests", dependencies: [
-            "EVM", "Block", "Config", "TestSupport",
+            "EVM", "Block", "Config", "HTTPClient", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),

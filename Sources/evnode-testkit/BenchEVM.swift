@@ -99,9 +99,9 @@ func benchEVM(_ args: [String]) async {
 
     // Build the chain through the EVM executor on EL 1, then post it with the DA submitter.
     let (el1, engine1, eth1) = startEL("el-build")
-    var flags: [String: RawSetting] = ["da.address": RawSetting(value: "http://127.0.0.1:\(daPort)", source: "bench")]
-    flags["execution.kind"] = RawSetting(value: "kv", source: "bench")
-    flags["signer.passphrase_file"] = RawSetting(value: passphraseFile, source: "bench")
+    var flags: [String: RawSetting] = [SettingKey.daAddress.name: RawSetting(value: "http://127.0.0.1:\(daPort)", source: "bench")]
+    flags[SettingKey.executionKind.name] = RawSetting(value: "kv", source: "bench")
+    flags[SettingKey.signerPassphraseFile.name] = RawSetting(value: passphraseFile, source: "bench")
     let setup: NodeSetup
     do { setup = try NodeSetup.load(home: agg, flags: flags) } catch { fail("bench-evm: \(error)") }
     guard let key = setup.signer else { fail("bench-evm: no signer key") }
