@@ -1,4 +1,5 @@
 import Foundation
+import ProcessKit
 
 /// The Python side of the EVM tests: the py-evm test EL and the transfer signer under Tests/EVM,
 /// run with the virtualenv `make deps` installs (.build/venv-evm).
