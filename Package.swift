@@ -185,11 +185,16 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
 
+        // Child processes by PID (reaped by whoever started them, killed when the starter exits),
+        // free loopback ports, waits with deadlines and a loopback HTTP client: the one kit the
+        // tests and the benchmark share. Linked only by TestSupport and evnode-testkit.
+        .target(name: "ProcessKit", swiftSettings: strict),
+
         // Internal helper processes for tests (e.g. a store writer the crash test SIGKILLs).
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
         // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
         .executableTarget(name: "evnode-testkit", dependencies: [
-            "Block", "Config", "KeyStore", "CRocksDB", "DA", "EVM",
+            "ProcessKit", "Block", "Config", "KeyStore", "CRocksDB", "DA", "EVM",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
@@ -213,37 +218,37 @@ let package = Package(
         // local DA, the faulty-DA proxy, etcd, the py-evm EL — and `Testnet`, the one harness
         // for tests that run nodes as real processes. Only test targets depend on it.
         .target(name: "TestSupport", dependencies: [
-            "Block", "Config", "KeyStore", "DA",
+            "ProcessKit", "Block", "Config", "KeyStore", "DA",
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
         .testTarget(name: "ConfigTests", dependencies: ["Config", "KeyStore"]),
-        .testTarget(name: "RemoteSignerTests", dependencies: [
+        .testTarget(name: "RemoteSignerTests", dependencies: ["ProcessKit",
             "RemoteSigner", "Block", "Config", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "Config", "TestSupport"]),
-        .testTarget(name: "BlockTests", dependencies: [
+        .testTarget(name: "KeyStoreTests", dependencies: ["ProcessKit", "KeyStore", "Config", "TestSupport"]),
+        .testTarget(name: "BlockTests", dependencies: ["ProcessKit",
             "Block", "Config", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "DATests", dependencies: [
+        .testTarget(name: "DATests", dependencies: ["ProcessKit",
             "DA", "Block", "Config", "HTTPClient", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "EVMTests", dependencies: [
-            "EVM", "Block", "Config", "TestSupport",
+        .testTarget(name: "EVMTests", dependencies: ["ProcessKit",
+            "EVM", "Block", "Config", "HTTPClient", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "P2PSyncTests", dependencies: ["P2PSync", "Block", "Config", "TestSupport"]),
-        .testTarget(name: "NodeTests", dependencies: [
+        .testTarget(name: "P2PSyncTests", dependencies: ["ProcessKit", "P2PSync", "Block", "Config", "TestSupport"]),
+        .testTarget(name: "NodeTests", dependencies: ["ProcessKit",
             "Node", "Block", "Config", "DA", "P2PSync", "TestSupport", "Telemetry", "RPCAPI",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Replays the fuzz corpus and every regression input through `evnode-fuzz replay`.
-        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
+        .testTarget(name: "FuzzTests", dependencies: ["ProcessKit", "FuzzTargets", "TestSupport"]),
         // Starts real `evnode` processes; needs the executable built first.
-        .testTarget(name: "IntegrationTests", dependencies: ["Config", "KeyStore", "Block", "DA", "P2PSync", "TestSupport",
+        .testTarget(name: "IntegrationTests", dependencies: ["ProcessKit", "Config", "KeyStore", "Block", "DA", "P2PSync", "TestSupport",
                                                             "RemoteSigner", "SignerAPI"]),
     ]
 )

@@ -2,6 +2,7 @@ import Block
 import Foundation
 import Config
 import Logging
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,6 +1,7 @@
 import Block
 import Config
 import Logging
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -139,7 +139,7 @@ pruning:
     @Test func flagsBeatEnvironmentBeatsFileBeatsDefaults() throws {
         let yaml = evNodeInitYAML.replacingOccurrences(of: "  block_time: 6s", with: "  block_time: 2s")
         #expect(try load(yaml).config.da.blockTime == .seconds(2))                       // file > default
-        let env = ["EVNODE_DA_BLOCK_TIME": "3s", "EVNODE_NODE_BLOCK_TIME": "500ms", "EVNODE_TEST_CRASH": "x"]
+        let env = ["EVNODE_DA_BLOCK_TIME": "3s", "EVNODE_NODE_BLOCK_TIME": "500ms", "EVNODE_OTHER_TOOL": "x"]
         let e = try load(yaml, env: env).config
         #expect(e.da.blockTime == .seconds(3) && e.blockTime == .milliseconds(500))      // env > file
         let f = try load(yaml, env: env, flags: ["--evnode.da.block_time", "4s"]).config

@@ -1,5 +1,6 @@
 import DA
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,5 +1,6 @@
 @testable import DA
 import Foundation
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport

@@ -1,6 +1,7 @@
 import Block
 @testable import Config
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,6 +1,7 @@
 import Config
 import DA
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

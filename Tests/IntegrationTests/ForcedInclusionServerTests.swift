@@ -2,6 +2,7 @@ import Block
 import Config
 import DA
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

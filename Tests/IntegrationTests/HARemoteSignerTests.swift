@@ -1,6 +1,7 @@
 import Block
 import Config
 import Foundation
+import ProcessKit
 import RemoteSigner
 import Testing
 import TestSupport

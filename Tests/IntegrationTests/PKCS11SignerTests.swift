@@ -1,6 +1,7 @@
 import Config
 import Crypto
 import Foundation
+import ProcessKit
 import RemoteSigner
 import Testing
 import TestSupport

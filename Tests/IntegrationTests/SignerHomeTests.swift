@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import KeyStore
+import ProcessKit
 import Testing
 import TestSupport
 

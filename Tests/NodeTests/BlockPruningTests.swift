@@ -3,6 +3,7 @@ import Block
 import DA
 import Foundation
 @testable import Node
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,6 +1,7 @@
 import Block
 import Config
 import DA
+import ProcessKit
 import Testing
 import TestSupport
 @testable import Node

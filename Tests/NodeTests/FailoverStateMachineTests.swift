@@ -5,6 +5,7 @@ import Foundation
 import Logging
 @testable import Node
 import P2PSync
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport

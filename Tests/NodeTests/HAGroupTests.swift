@@ -3,6 +3,7 @@ import Block
 import Foundation
 import Logging
 import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 @testable import Node

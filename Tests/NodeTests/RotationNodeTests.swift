@@ -4,6 +4,7 @@ import DA
 import Foundation
 @testable import Node
 import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

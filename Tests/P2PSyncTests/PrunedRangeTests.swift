@@ -1,6 +1,7 @@
 @testable import Block
 @testable import Config
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 
