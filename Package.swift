@@ -52,6 +52,10 @@ let package = Package(
         // Counters, gauges and histograms on atomics, the Prometheus text format, and ev-node's
         // series: handed to the components where each event happens. No dependencies.
         .target(name: "Telemetry", swiftSettings: strict),
+        // Child processes by PID (reaped by whoever started them, killed when the starter exits),
+        // free loopback ports, waits with deadlines and a loopback HTTP client: the one kit the
+        // tests and the benchmark share. Linked only by TestSupport and evnode-testkit.
+        .target(name: "ProcessKit", swiftSettings: strict),
         // Settings, their loader and flags, the home layout, genesis, the node's configuration and
         // the key files that are configuration.
         .target(name: "Config", dependencies: [
@@ -213,7 +217,7 @@ let package = Package(
         // Tests find it next to themselves in .build/<config>/: run `swift build` first.
         // Also the benchmark driver (`make bench`): makes a chain, runs nodes, measures.
         .executableTarget(name: "evnode-testkit", dependencies: [
-            "CRocksDB", "Chain", "Config", "DAClient", "EVM", "Execution", "KeyStore", "Primitives", "Production", "Store", "Submission",
+            "CRocksDB", "Chain", "Config", "DAClient", "EVM", "Execution", "KeyStore", "Primitives", "ProcessKit", "Production", "Store", "Submission",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -238,7 +242,7 @@ let package = Package(
         // local DA, the faulty-DA proxy, etcd, the py-evm EL — and `Testnet`, the one harness
         // for tests that run nodes as real processes. Only test targets depend on it.
         .target(name: "TestSupport", dependencies: [
-            "Chain", "Config", "DAClient", "Execution", "KeyStore", "Primitives", "Production", "Store", "Sync",
+            "Chain", "Config", "DAClient", "Execution", "KeyStore", "Primitives", "ProcessKit", "Production", "Store", "Sync",
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
@@ -253,30 +257,30 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         .testTarget(name: "StoreTests", dependencies: [
-            "Chain", "Config", "Execution", "Primitives", "Store", "TestSupport",
+            "Chain", "Config", "Execution", "Primitives", "ProcessKit", "Store", "TestSupport",
         ], swiftSettings: strict),
         .testTarget(name: "SyncTests", dependencies: [
-            "Chain", "Config", "DAClient", "Execution", "Primitives", "Production", "Store", "Submission", "Sync", "TestSupport",
+            "Chain", "Config", "DAClient", "Execution", "Primitives", "ProcessKit", "Production", "Store", "Submission", "Sync", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "ProductionTests", dependencies: [
-            "Chain", "Config", "DAClient", "Execution", "Primitives", "Production", "Store", "Submission", "Sync", "TestSupport",
+            "Chain", "Config", "DAClient", "Execution", "Primitives", "ProcessKit", "Production", "Store", "Submission", "Sync", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "DAClientTests", dependencies: [
-            "Config", "DAClient", "HTTPClient", "LocalDA", "Primitives", "Submission", "TestSupport",
+            "Config", "DAClient", "HTTPClient", "LocalDA", "Primitives", "ProcessKit", "Submission", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "LocalDATests", dependencies: [
-            "DAClient", "Primitives", "TestSupport",
+            "DAClient", "Primitives", "ProcessKit", "TestSupport",
         ], swiftSettings: strict),
         .testTarget(name: "EVMTests", dependencies: [
-            "Chain", "Config", "EVM", "Primitives", "Production", "Store", "TestSupport",
+            "Chain", "Config", "EVM", "HTTPClient", "Primitives", "Production", "Store", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "P2PSyncTests", dependencies: [
-            "Chain", "Config", "P2PSync", "Primitives", "Store", "Sync", "TestSupport",
+            "Chain", "Config", "P2PSync", "Primitives", "ProcessKit", "Store", "Sync", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -288,7 +292,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         .testTarget(name: "NodeTests", dependencies: [
-            "Chain", "Config", "DAClient", "Etcd", "Execution", "Node", "P2PSync", "Primitives", "Production", "RPCAPI", "Store", "Submission", "Sync", "Telemetry", "TestSupport",
+            "Chain", "Config", "DAClient", "Etcd", "Execution", "Node", "P2PSync", "Primitives", "ProcessKit", "Production", "RPCAPI", "Store", "Submission", "Sync", "Telemetry", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], swiftSettings: strict),
@@ -298,7 +302,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Starts real `evnode` processes; needs the executable built first.
         .testTarget(name: "IntegrationTests", dependencies: [
-            "Chain", "Config", "DAClient", "Execution", "KeyStore", "P2PSync", "Primitives", "RemoteSigner", "Store", "Sync", "TestSupport",
+            "Chain", "Config", "DAClient", "Execution", "KeyStore", "P2PSync", "Primitives", "ProcessKit", "RemoteSigner", "Store", "Sync", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
     ]

@@ -5,8 +5,8 @@ import HTTPClient
 extension FuzzTargets {
     static let engineAnswers = FuzzTarget(
         name: "engine-answers",
-        summary: "an execution client's answer (first byte % 5: eth_getBlockByNumber, txpoolExt_getTxs, "
-            + "forkchoiceUpdated, getPayload, newPayload; second byte: HTTP status 200, 401, 500 or 0) to request id 7 "
+        summary: "an execution client's answer (first byte % 6: eth_getBlockByNumber, txpoolExt_getTxs, "
+            + "forkchoiceUpdated, getPayload, newPayload, evolve_getNextProposer; second byte: HTTP status 200, 401, 500 or 0) to request id 7 "
             + "for block 5, through the JSON-RPC decoding and the executor's reading of the result",
         maxLength: 64 << 10) { input throws(FuzzFinding) in
         guard input.count >= 2 else { return [:] }

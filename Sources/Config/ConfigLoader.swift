@@ -171,63 +171,63 @@ public enum ConfigLoader {
         try validatePairs(merged)
         var notices = try checkSupport(merged)
         let reader = ValueReader(values: merged)
-        if reader.string("da.address").trimmingWhitespace().isEmpty {
-            throw reader.fail("da.address", "empty: evnode follows and posts to a DA node; ev-node's P2P-only full node (an empty da.address) is not supported")
+        if reader.string(.daAddress).trimmingWhitespace().isEmpty {
+            throw reader.fail(.daAddress, "empty: evnode follows and posts to a DA node; ev-node's P2P-only full node (an empty da.address) is not supported")
         }
         var config = NodeConfig(
             home: home,
-            aggregator: try reader.bool("node.aggregator"),
-            catchupTimeout: try reader.duration("node.catchup_timeout"),
-            blockTime: try reader.duration("node.block_time", positive: true),
-            lazy: try reader.bool("node.lazy_mode"),
-            lazyInterval: try reader.duration("node.lazy_block_interval", positive: true),
-            maxPendingBlocks: try reader.uint("node.max_pending_headers_and_data"),
+            aggregator: try reader.bool(.nodeAggregator),
+            catchupTimeout: try reader.duration(.nodeCatchupTimeout),
+            blockTime: try reader.duration(.nodeBlockTime, positive: true),
+            lazy: try reader.bool(.nodeLazyMode),
+            lazyInterval: try reader.duration(.nodeLazyBlockInterval, positive: true),
+            maxPendingBlocks: try reader.uint(.nodeMaxPendingHeadersAndData),
             da: DAConfig(
-                address: try reader.endpoint("da.address"),
-                authToken: reader.string("da.auth_token"),
-                namespace: try reader.namespaceName("da.namespace"),
-                dataNamespace: try reader.namespaceName("da.data_namespace"),
-                blockTime: try reader.duration("da.block_time", positive: true),
-                startHeight: try reader.uint("da.start_height"),
-                maxBlobSize: try reader.int("da.max_blob_size", range: 1024...(64 << 20)),
-                requestTimeout: try reader.duration("da.request_timeout", positive: true),
-                fetchParallelism: try reader.int("da.fetch_parallelism", range: 1...256),
-                maxHeldData: try reader.int("da.max_held_data", range: (1 << 20)...(16 << 30)),
+                address: try reader.endpoint(.daAddress),
+                authToken: reader.string(.daAuthToken),
+                namespace: try reader.namespaceName(.daNamespace),
+                dataNamespace: try reader.namespaceName(.daDataNamespace),
+                blockTime: try reader.duration(.daBlockTime, positive: true),
+                startHeight: try reader.uint(.daStartHeight),
+                maxBlobSize: try reader.int(.daMaxBlobSize, range: 1024...(64 << 20)),
+                requestTimeout: try reader.duration(.daRequestTimeout, positive: true),
+                fetchParallelism: try reader.int(.daFetchParallelism, range: 1...256),
+                maxHeldData: try reader.int(.daMaxHeldData, range: (1 << 20)...(16 << 30)),
                 txConfig: try reader.txConfig(),
-                gasMultiplier: try reader.decimal("da.gas_multiplier", range: 1...100),
-                signingAddresses: try reader.addressList("da.signing_addresses"),
-                tlsCAFile: reader.string("da.tls_ca_file").trimmingWhitespace(),
-                subscribe: try reader.bool("da.subscribe")),
+                gasMultiplier: try reader.decimal(.daGasMultiplier, range: 1...100),
+                signingAddresses: try reader.addressList(.daSigningAddresses),
+                tlsCAFile: reader.string(.daTlsCaFile).trimmingWhitespace(),
+                subscribe: try reader.bool(.daSubscribe)),
             p2p: P2PConfig(
-                listen: try reader.p2pListen("p2p.listen_address"),
-                peers: try reader.p2pPeerList("p2p.peers")),
-            rpc: RPCConfig(address: try reader.hostPort("rpc.address", allowPortZero: true),
-                           enableDAVisualization: try reader.bool("rpc.enable_da_visualization")),
+                listen: try reader.p2pListen(.p2pListenAddress),
+                peers: try reader.p2pPeerList(.p2pPeers)),
+            rpc: RPCConfig(address: try reader.hostPort(.rpcAddress, allowPortZero: true),
+                           enableDAVisualization: try reader.bool(.rpcEnableDaVisualization)),
             raft: RaftConfig(
-                enable: try reader.bool("raft.enable"),
-                endpoints: try reader.endpointList("raft.endpoints"),
-                nodeID: reader.string("raft.node_id"),
-                leaseTTL: try reader.duration("raft.lease_ttl"),
-                heartbeatInterval: try reader.duration("raft.heartbeat_interval"),
-                heartbeatTimeout: try reader.duration("raft.heartbeat_timeout")),
+                enable: try reader.bool(.raftEnable),
+                endpoints: try reader.endpointList(.raftEndpoints),
+                nodeID: reader.string(.raftNodeId),
+                leaseTTL: try reader.duration(.raftLeaseTtl),
+                heartbeatInterval: try reader.duration(.raftHeartbeatInterval),
+                heartbeatTimeout: try reader.duration(.raftHeartbeatTimeout)),
             log: LogConfig(
-                level: try reader.logLevel("log.level"),
-                format: LogFormat(rawValue: try reader.choice("log.format")) ?? .text))
-        config.da.mempoolTTL = try reader.uint("da.mempool_ttl")
-        config.da.forcedInclusionNamespace = try reader.namespaceName("da.forced_inclusion_namespace")
-        config.basedSequencer = try reader.bool("node.based_sequencer")
-        config.da.maxSubmitAttempts = try reader.int("da.max_submit_attempts", range: 1...1_000_000)
-        config.da.batching.strategy = DABatchingConfig.Strategy(rawValue: try reader.choice("da.batching_strategy")) ?? .time
-        config.da.batching.sizeThreshold = try reader.decimal("da.batch_size_threshold", range: 0...1)
+                level: try reader.logLevel(.logLevel),
+                format: LogFormat(rawValue: try reader.choice(.logFormat)) ?? .text))
+        config.da.mempoolTTL = try reader.uint(.daMempoolTtl)
+        config.da.forcedInclusionNamespace = try reader.namespaceName(.daForcedInclusionNamespace)
+        config.basedSequencer = try reader.bool(.nodeBasedSequencer)
+        config.da.maxSubmitAttempts = try reader.int(.daMaxSubmitAttempts, range: 1...1_000_000)
+        config.da.batching.strategy = DABatchingConfig.Strategy(rawValue: try reader.choice(.daBatchingStrategy)) ?? .time
+        config.da.batching.sizeThreshold = try reader.decimal(.daBatchSizeThreshold, range: 0...1)
         if config.da.batching.sizeThreshold <= 0 {
-            throw reader.fail("da.batch_size_threshold", "must be above 0 (a fraction of da.max_blob_size)")
+            throw reader.fail(.daBatchSizeThreshold, "must be above 0 (a fraction of da.max_blob_size)")
         }
-        config.da.batching.maxDelay = try reader.duration("da.batch_max_delay")
-        config.da.batching.minItems = try reader.int("da.batch_min_items", range: 1...1_000_000)
+        config.da.batching.maxDelay = try reader.duration(.daBatchMaxDelay)
+        config.da.batching.minItems = try reader.int(.daBatchMinItems, range: 1...1_000_000)
 
-        let blocked = try reader.peerIDList("p2p.blocked_peers")
-        let allowed = try reader.peerIDList("p2p.allowed_peers")
-        if try reader.bool("p2p.disable_connection_gater") {
+        let blocked = try reader.peerIDList(.p2pBlockedPeers)
+        let allowed = try reader.peerIDList(.p2pAllowedPeers)
+        if try reader.bool(.p2pDisableConnectionGater) {
             // ev-node applies the lists only through its connection gater, which is off by
             // default; a home that ran with lists and the gater off must behave the same here.
             if !blocked.isEmpty || !allowed.isEmpty {
@@ -238,42 +238,42 @@ public enum ConfigLoader {
             config.p2p.allowedPeers = allowed
         }
 
-        config.dbPath = reader.string("db_path").trimmingWhitespace()
-        if config.dbPath.isEmpty { throw reader.fail("db_path", "empty (the default is data)") }
+        config.dbPath = reader.string(.dbPath).trimmingWhitespace()
+        if config.dbPath.isEmpty { throw reader.fail(.dbPath, "empty (the default is data)") }
 
-        config.readiness.windowSeconds = try reader.uint("node.readiness_window_seconds")
-        config.readiness.maxBlocksBehind = try reader.uint("node.readiness_max_blocks_behind")
+        config.readiness.windowSeconds = try reader.uint(.nodeReadinessWindowSeconds)
+        config.readiness.maxBlocksBehind = try reader.uint(.nodeReadinessMaxBlocksBehind)
 
-        config.pruning.mode = PruningConfig.Mode(rawValue: try reader.choice("pruning.pruning_mode")) ?? .disabled
-        config.pruning.keepRecent = try reader.uint("pruning.pruning_keep_recent")
-        config.pruning.interval = try reader.duration("pruning.pruning_interval")
+        config.pruning.mode = PruningConfig.Mode(rawValue: try reader.choice(.pruningPruningMode)) ?? .disabled
+        config.pruning.keepRecent = try reader.uint(.pruningPruningKeepRecent)
+        config.pruning.interval = try reader.duration(.pruningPruningInterval)
 
-        config.instrumentation.prometheus = try reader.bool("instrumentation.prometheus")
-        config.instrumentation.prometheusListen = try reader.listenAddress("instrumentation.prometheus_listen_addr")
-        config.instrumentation.namespace = try reader.metricNamespace("instrumentation.namespace")
+        config.instrumentation.prometheus = try reader.bool(.instrumentationPrometheus)
+        config.instrumentation.prometheusListen = try reader.listenAddress(.instrumentationPrometheusListenAddr)
+        config.instrumentation.namespace = try reader.metricNamespace(.instrumentationNamespace)
 
         config.execution = try resolveExecution(reader)
-        config.signer.kind = SignerConfig.Kind(rawValue: try reader.choice("signer.signer_type")) ?? .file
-        config.signer.path = reader.string("signer.signer_path").trimmingWhitespace()
-        if config.signer.path.isEmpty { throw reader.fail("signer.signer_path", "must name a folder") }
-        config.signer.passphraseFile = reader.string("signer.passphrase_file").trimmingWhitespace()
+        config.signer.kind = SignerConfig.Kind(rawValue: try reader.choice(.signerSignerType)) ?? .file
+        config.signer.path = reader.string(.signerSignerPath).trimmingWhitespace()
+        if config.signer.path.isEmpty { throw reader.fail(.signerSignerPath, "must name a folder") }
+        config.signer.passphraseFile = reader.string(.signerPassphraseFile).trimmingWhitespace()
         // ev-node: promotable decides whatever node.aggregator says (a home made with
         // `init --aggregator` says true): the node starts as a follower and may produce later,
         // so it needs what an aggregator needs.
-        config.promotable = try reader.bool("node.promotable")
+        config.promotable = try reader.bool(.nodePromotable)
         if config.promotable { config.aggregator = true }
-        let grpcAddress = reader.string("signer.grpc_address").trimmingWhitespace()
+        let grpcAddress = reader.string(.signerGrpcAddress).trimmingWhitespace()
         if !grpcAddress.isEmpty {
             do throws(HostPort.Failure) {
                 config.signer.grpcAddress = try HostPort(parsing: grpcAddress)
             } catch {
-                throw reader.fail("signer.grpc_address", error.description)
+                throw reader.fail(.signerGrpcAddress, error.description)
             }
         }
-        config.signer.grpcTokenFile = reader.string("signer.grpc_token_file").trimmingWhitespace()
-        config.signer.grpcTLSCertFile = reader.string("signer.grpc_tls_cert_file").trimmingWhitespace()
-        config.signer.grpcTLSKeyFile = reader.string("signer.grpc_tls_key_file").trimmingWhitespace()
-        config.signer.grpcTLSCAFile = reader.string("signer.grpc_tls_ca_file").trimmingWhitespace()
+        config.signer.grpcTokenFile = reader.string(.signerGrpcTokenFile).trimmingWhitespace()
+        config.signer.grpcTLSCertFile = reader.string(.signerGrpcTlsCertFile).trimmingWhitespace()
+        config.signer.grpcTLSKeyFile = reader.string(.signerGrpcTlsKeyFile).trimmingWhitespace()
+        config.signer.grpcTLSCAFile = reader.string(.signerGrpcTlsCaFile).trimmingWhitespace()
         try validateCombination(config, values: merged)
         return LoadedConfig(config: config, notices: notices)
     }
@@ -327,26 +327,26 @@ public enum ConfigLoader {
     /// that the message names both flags (as ev-node's does) even when one is a feature evnode
     /// refuses anyway.
     static func validatePairs(_ values: [String: RawSetting]) throws(ConfigError) {
-        func on(_ key: String) -> Bool {
-            values[key].flatMap { ValueReader.parseBool($0.value) } ?? false
+        func on(_ key: SettingKey) -> Bool {
+            values[key.name].flatMap { ValueReader.parseBool($0.value) } ?? false
         }
-        func flag(_ key: String) -> String { "--" + (Settings.byKey[key]?.flag ?? key) }
-        let exclusive = [("node.light", "node.aggregator"), ("node.based_sequencer", "node.promotable"),
-                         ("node.light", "node.promotable"), ("node.promotable", "raft.enable")]
+        func flag(_ key: SettingKey) -> String { "--" + Settings[key].flag }
+        let exclusive: [(SettingKey, SettingKey)] = [(.nodeLight, .nodeAggregator), (.nodeBasedSequencer, .nodePromotable),
+                         (.nodeLight, .nodePromotable), (.nodePromotable, .raftEnable)]
         for (a, b) in exclusive where on(a) && on(b) {
             throw .conflict("\(flag(a)) and \(flag(b)) are mutually exclusive")
         }
-        if on("node.based_sequencer") && !on("node.aggregator") {
-            throw .conflict("\(flag("node.based_sequencer")) needs \(flag("node.aggregator"))")
+        if on(.nodeBasedSequencer) && !on(.nodeAggregator) {
+            throw .conflict("\(flag(.nodeBasedSequencer)) needs \(flag(.nodeAggregator))")
         }
     }
 
     /// `--execution` and the `--evm.*` settings: the EVM ones are checked (and the JWT secret
     /// file required) only when the EVM executor is chosen, as ev-node does.
     static func resolveExecution(_ reader: ValueReader) throws(ConfigError) -> ExecutionConfig {
-        let kind = ExecutionKind(rawValue: try reader.choice("execution.kind")) ?? .kv
+        let kind = ExecutionKind(rawValue: try reader.choice(.executionKind)) ?? .kv
         var evm = EVMConfig()
-        let fiServer = reader.string("force_inclusion_server").trimmingWhitespace()
+        let fiServer = reader.string(.forceInclusionServer).trimmingWhitespace()
         guard kind == .evm else {
             if !fiServer.isEmpty {
                 throw .conflict("--force-inclusion-server is apps/evm's: it needs --evnode.execution.kind evm (it proxies to the EL's eth RPC)")
@@ -362,25 +362,25 @@ public enum ConfigLoader {
                 throw .invalidValue(field: "force_inclusion_server", value: fiServer, source: "flag", reason: error.description)
             }
         }
-        evm.engineURL = try reader.endpoint("evm.engine_url")
-        evm.ethURL = try reader.endpoint("evm.eth_url")
-        evm.jwtSecretFile = reader.string("evm.jwt_secret_file")
+        evm.engineURL = try reader.endpoint(.evmEngineUrl)
+        evm.ethURL = try reader.endpoint(.evmEthUrl)
+        evm.jwtSecretFile = reader.string(.evmJwtSecretFile)
         if evm.jwtSecretFile.isEmpty {
             throw .missing("--evnode.execution.kind evm needs --evm.jwt-secret-file (the Engine API JWT secret the EL was started with)")
         }
-        evm.genesisHash = try reader.hexBytes("evm.genesis_hash", count: 32)
-        evm.feeRecipient = try reader.hexBytes("evm.fee_recipient", count: 20) ?? [UInt8](repeating: 0, count: 20)
+        evm.genesisHash = try reader.hexBytes(.evmGenesisHash, count: 32)
+        evm.feeRecipient = try reader.hexBytes(.evmFeeRecipient, count: 20) ?? [UInt8](repeating: 0, count: 20)
         return ExecutionConfig(kind: kind, evm: evm)
     }
 
     /// A heartbeat is an etcd write: not more often than every 10 ms. A follower must miss at
     /// least two before it takes over, and the take-over must come before the lease would expire.
     static func validateHeartbeat(_ raft: RaftConfig, values: [String: RawSetting]) throws(ConfigError) {
-        func source(_ key: String) -> String { values[key]?.source ?? "default" }
+        func source(_ key: SettingKey) -> String { values[key.name]?.source ?? "default" }
         let interval = raft.heartbeatInterval, timeout = raft.heartbeatTimeout
         if interval > .zero && interval < .milliseconds(10) {
             throw .invalidValue(field: "raft.heartbeat_interval", value: DurationParser.format(interval),
-                                source: source("raft.heartbeat_interval"),
+                                source: source(.raftHeartbeatInterval),
                                 reason: "at least 10ms (each heartbeat is an etcd write), or 0s for none")
         }
         if timeout > .zero && interval == .zero {
@@ -388,12 +388,12 @@ public enum ConfigLoader {
         }
         if timeout > .zero && timeout < interval * 2 {
             throw .invalidValue(field: "raft.heartbeat_timeout", value: DurationParser.format(timeout),
-                                source: source("raft.heartbeat_timeout"),
+                                source: source(.raftHeartbeatTimeout),
                                 reason: "at least two heartbeat intervals (\(DurationParser.format(interval * 2)))")
         }
         if interval > .zero, raft.leaseTTL > .zero, raft.effectiveHeartbeatTimeout >= raft.leaseTTL {
             throw .invalidValue(field: "raft.heartbeat_timeout", value: DurationParser.format(raft.effectiveHeartbeatTimeout),
-                                source: timeout > .zero ? source("raft.heartbeat_timeout") : "five heartbeat intervals",
+                                source: timeout > .zero ? source(.raftHeartbeatTimeout) : "five heartbeat intervals",
                                 reason: "shorter than --evnode.raft.lease_ttl (\(DurationParser.format(raft.leaseTTL))), which replaces a dead leader anyway")
         }
     }
@@ -437,7 +437,7 @@ public enum ConfigLoader {
         }
         if c.raft.leaseTTL > .zero && c.raft.leaseTTL < .seconds(2) {
             throw .invalidValue(field: "raft.lease_ttl", value: DurationParser.format(c.raft.leaseTTL),
-                           source: values["raft.lease_ttl"]?.source ?? "default",
+                           source: values[SettingKey.raftLeaseTtl.name]?.source ?? "default",
                            reason: "etcd's shortest lease is 2s")
         }
         try validateHeartbeat(c.raft, values: values)
@@ -476,7 +476,7 @@ public enum ConfigLoader {
             }
             if !FileManager.default.isReadableFile(atPath: c.da.tlsCAFile) {
                 throw .invalidValue(field: "da.tls_ca_file (--evnode.da.tls_ca_file)", value: c.da.tlsCAFile,
-                                    source: values["da.tls_ca_file"]?.source ?? "default",
+                                    source: values[SettingKey.daTlsCaFile.name]?.source ?? "default",
                                     reason: "no readable file there")
             }
         }
@@ -490,23 +490,19 @@ public enum ConfigLoader {
 struct ValueReader {
     let values: [String: RawSetting]
 
-    func raw(_ key: String) -> RawSetting {
-        // A key the settings table lacks is a misspelling in this file, not an operator's input:
-        // reading it as empty would turn it silently into false or "". Every config test traps on it.
-        guard let setting = Settings.byKey[key] else { preconditionFailure("no setting named \(key) in Settings") }
-        return values[key] ?? RawSetting(value: setting.defaultValue, source: "default", origin: .defaults)
+    func raw(_ key: SettingKey) -> RawSetting {
+        values[key.name] ?? RawSetting(value: Settings[key].defaultValue, source: "default", origin: .defaults)
     }
 
-    func fail(_ key: String, _ reason: String) -> ConfigError {
+    func fail(_ key: SettingKey, _ reason: String) -> ConfigError {
         let r = raw(key)
-        let flag = Settings.byKey[key].map { "--\($0.flag)" } ?? key
-        return .invalidValue(field: "\(key) (\(flag))", value: r.value, source: r.source, reason: reason)
+        return .invalidValue(field: "\(key) (--\(Settings[key].flag))", value: r.value, source: r.source, reason: reason)
     }
 
-    func string(_ key: String) -> String { raw(key).value }
+    func string(_ key: SettingKey) -> String { raw(key).value }
 
     /// `0x`-prefixed (or bare) hex of exactly `count` bytes; nil when empty.
-    func hexBytes(_ key: String, count: Int) throws(ConfigError) -> [UInt8]? {
+    func hexBytes(_ key: SettingKey, count: Int) throws(ConfigError) -> [UInt8]? {
         var text = raw(key).value.trimmingCharacters(in: .whitespaces)
         if text.isEmpty { return nil }
         if text.hasPrefix("0x") || text.hasPrefix("0X") { text.removeFirst(2) }
@@ -524,19 +520,19 @@ struct ValueReader {
         }
     }
 
-    func bool(_ key: String) throws(ConfigError) -> Bool {
+    func bool(_ key: SettingKey) throws(ConfigError) -> Bool {
         guard let b = Self.parseBool(raw(key).value) else { throw fail(key, "expected true or false") }
         return b
     }
 
     /// swift-log's level names, and ev-node's (zerolog's) `warn`, `fatal`, `panic`.
-    func logLevel(_ key: String) throws(ConfigError) -> String {
+    func logLevel(_ key: SettingKey) throws(ConfigError) -> String {
         let v = try choice(key)
         return LogLevelName.zerolog[v] ?? v
     }
 
     /// A listen address as ev-node writes it: `host:port`, or `:port` for every interface.
-    func listenAddress(_ key: String) throws(ConfigError) -> HostPort {
+    func listenAddress(_ key: SettingKey) throws(ConfigError) -> HostPort {
         var text = raw(key).value.trimmingWhitespace()
         if text.hasPrefix(":") { text = "0.0.0.0" + text }
         do {
@@ -548,7 +544,7 @@ struct ValueReader {
 
     /// ev-node's `p2p.blocked_peers` / `allowed_peers`: comma-separated peer ids, or multiaddrs
     /// whose `/p2p/<id>` names one. At most 1,000 entries.
-    func peerIDList(_ key: String) throws(ConfigError) -> [String] {
+    func peerIDList(_ key: SettingKey) throws(ConfigError) -> [String] {
         let parts = splitList(raw(key).value)
         guard parts.count <= 1000 else { throw fail(key, "more than 1000 peer ids") }
         var out: [String] = []
@@ -568,7 +564,7 @@ struct ValueReader {
         return out
     }
 
-    func duration(_ key: String, positive: Bool = false) throws(ConfigError) -> Duration {
+    func duration(_ key: SettingKey, positive: Bool = false) throws(ConfigError) -> Duration {
         let d: Duration
         do {
             d = try DurationParser.duration(raw(key).value)
@@ -579,23 +575,23 @@ struct ValueReader {
         return d
     }
 
-    func uint(_ key: String) throws(ConfigError) -> UInt64 {
+    func uint(_ key: SettingKey) throws(ConfigError) -> UInt64 {
         guard let v = UInt64(raw(key).value.trimmingWhitespace()) else {
             throw fail(key, "expected a whole number ≥ 0")
         }
         return v
     }
 
-    func int(_ key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int {
+    func int(_ key: SettingKey, range: ClosedRange<Int>) throws(ConfigError) -> Int {
         guard let v = Int(raw(key).value.trimmingWhitespace()) else { throw fail(key, "expected a whole number") }
         guard range.contains(v) else { throw fail(key, "must be in \(range.lowerBound)...\(range.upperBound)") }
         return v
     }
 
-    func choice(_ key: String) throws(ConfigError) -> String {
+    func choice(_ key: SettingKey) throws(ConfigError) -> String {
         let v = raw(key).value.trimmingWhitespace().lowercased()
-        guard case .choice(let options) = Settings.byKey[key]?.kind, options.contains(v) else {
-            if case .choice(let options) = Settings.byKey[key]?.kind {
+        guard case .choice(let options) = Settings[key].kind, options.contains(v) else {
+            if case .choice(let options) = Settings[key].kind {
                 throw fail(key, "expected one of \(options.joined(separator: ", "))")
             }
             throw fail(key, "unexpected value")
@@ -603,7 +599,7 @@ struct ValueReader {
         return v
     }
 
-    func hostPort(_ key: String, allowPortZero: Bool = false) throws(ConfigError) -> HostPort {
+    func hostPort(_ key: SettingKey, allowPortZero: Bool = false) throws(ConfigError) -> HostPort {
         do {
             return try HostPort(parsing: raw(key).value, allowPortZero: allowPortZero)
         } catch {
@@ -611,7 +607,7 @@ struct ValueReader {
         }
     }
 
-    func hostPortList(_ key: String) throws(ConfigError) -> [HostPort] {
+    func hostPortList(_ key: SettingKey) throws(ConfigError) -> [HostPort] {
         var out: [HostPort] = []
         for part in splitList(raw(key).value) {
             do {
@@ -623,7 +619,7 @@ struct ValueReader {
         return out
     }
 
-    func endpoint(_ key: String) throws(ConfigError) -> HTTPEndpoint {
+    func endpoint(_ key: SettingKey) throws(ConfigError) -> HTTPEndpoint {
         do {
             return try HTTPEndpoint(parsing: raw(key).value)
         } catch {
@@ -631,7 +627,7 @@ struct ValueReader {
         }
     }
 
-    func endpointList(_ key: String) throws(ConfigError) -> [HTTPEndpoint] {
+    func endpointList(_ key: SettingKey) throws(ConfigError) -> [HTTPEndpoint] {
         var out: [HTTPEndpoint] = []
         for part in splitList(raw(key).value) {
             do {
@@ -643,7 +639,7 @@ struct ValueReader {
         return out
     }
 
-    func decimal(_ key: String, range: ClosedRange<Double>) throws(ConfigError) -> Double {
+    func decimal(_ key: SettingKey, range: ClosedRange<Double>) throws(ConfigError) -> Double {
         guard let v = Double(raw(key).value.trimmingWhitespace()), v.isFinite else { throw fail(key, "expected a number") }
         guard range.contains(v) else {
             throw fail(key, "must be in \(DATxConfig.decimal(range.lowerBound))...\(DATxConfig.decimal(range.upperBound))")
@@ -653,53 +649,53 @@ struct ValueReader {
 
     /// Set to something other than its default by the file or a flag. `evnode init` writes every
     /// default into config.yaml; those must not wipe what `submit_options` says.
-    private func given(_ key: String) -> Bool {
+    private func given(_ key: SettingKey) -> Bool {
         let r = raw(key)
-        return r.origin != .defaults && r.value.trimmingWhitespace() != (Settings.byKey[key]?.defaultValue ?? "")
+        return r.origin != .defaults && r.value.trimmingWhitespace() != Settings[key].defaultValue
     }
 
     /// `da.submit_options` (celestia-node's TxConfig JSON), then every flag given on top of it.
     func txConfig() throws(ConfigError) -> DATxConfig {
         var tx: DATxConfig
         do {
-            tx = try DATxConfig(json: raw("da.submit_options").value)
+            tx = try DATxConfig(json: raw(.daSubmitOptions).value)
         } catch {
-            throw fail("da.submit_options", error.description)
+            throw fail(.daSubmitOptions, error.description)
         }
-        if given("da.gas_price") {
-            let v = try decimal("da.gas_price", range: -1...1e9)
-            guard v >= 0 || v == -1 else { throw fail("da.gas_price", "must be ≥ 0, or -1 to let the DA node estimate") }
+        if given(.daGasPrice) {
+            let v = try decimal(.daGasPrice, range: -1...1e9)
+            guard v >= 0 || v == -1 else { throw fail(.daGasPrice, "must be ≥ 0, or -1 to let the DA node estimate") }
             tx.gasPrice = v >= 0 ? v : nil
         }
-        if given("da.max_gas_price") {
-            let v = try decimal("da.max_gas_price", range: 0...1e9)
+        if given(.daMaxGasPrice) {
+            let v = try decimal(.daMaxGasPrice, range: 0...1e9)
             tx.maxGasPrice = v == 0 ? nil : v
         }
-        if given("da.key_name") {
-            let v = raw("da.key_name").value.trimmingWhitespace()
+        if given(.daKeyName) {
+            let v = raw(.daKeyName).value.trimmingWhitespace()
             tx.keyName = v.isEmpty ? nil : v
         }
-        if given("da.fee_granter") {
-            let v = raw("da.fee_granter").value.trimmingWhitespace()
+        if given(.daFeeGranter) {
+            let v = raw(.daFeeGranter).value.trimmingWhitespace()
             if v.isEmpty {
                 tx.feeGranterAddress = nil
             } else {
                 do {
                     try Bech32.check(v, field: "address")
                 } catch {
-                    throw fail("da.fee_granter", error.description)
+                    throw fail(.daFeeGranter, error.description)
                 }
                 tx.feeGranterAddress = v
             }
         }
-        if given("da.tx_priority") {
-            let v = try choice("da.tx_priority")
+        if given(.daTxPriority) {
+            let v = try choice(.daTxPriority)
             tx.txPriority = DATxConfig.priorities[v]
         }
         return tx
     }
 
-    func addressList(_ key: String) throws(ConfigError) -> [String] {
+    func addressList(_ key: SettingKey) throws(ConfigError) -> [String] {
         var out: [String] = []
         for part in splitList(raw(key).value) {
             do {
@@ -714,7 +710,7 @@ struct ValueReader {
 
     /// Namespace names become part of blob namespaces; control characters there are always a
     /// copy-paste accident.
-    func namespaceName(_ key: String) throws(ConfigError) -> String {
+    func namespaceName(_ key: SettingKey) throws(ConfigError) -> String {
         let v = raw(key).value
         if v.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw fail(key, "contains control characters")
@@ -724,7 +720,7 @@ struct ValueReader {
     }
 
     /// A Prometheus metric-name prefix: `[a-zA-Z_][a-zA-Z0-9_]*` (what the exposition format allows).
-    func metricNamespace(_ key: String) throws(ConfigError) -> String {
+    func metricNamespace(_ key: SettingKey) throws(ConfigError) -> String {
         let v = raw(key).value.trimmingWhitespace()
         guard let first = v.unicodeScalars.first, first.isASCII, first == "_" || first.properties.isAlphabetic,
               v.unicodeScalars.allSatisfy({ $0.isASCII && ($0 == "_" || $0.properties.isAlphabetic || ("0"..."9").contains($0)) }),

@@ -65,7 +65,7 @@ public enum SettingFlags {
                 i += 1
             }
             var text = value ?? ""
-            if setting.key == "da.signing_addresses", let earlier = out[setting.key], !earlier.value.isEmpty, !text.isEmpty {
+            if setting.id == .daSigningAddresses, let earlier = out[setting.key], !earlier.value.isEmpty, !text.isEmpty {
                 text = earlier.value + "," + text
             }
             out[setting.key] = RawSetting(value: text, source: typed, origin: .commandLine)

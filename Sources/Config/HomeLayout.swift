@@ -67,12 +67,12 @@ public struct HomeLayout: Sendable, Equatable {
     public static func configured(home: String, environment: [String: String],
                                   flags: [String: RawSetting] = [:]) throws(ConfigError) -> HomeLayout {
         let bare = HomeLayout(home: home)
-        var dbPath = Settings.byKey["db_path"]?.defaultValue ?? "data"
-        if let source = try bare.configSource(), let v = try ConfigLoader.readFile(at: source.path, legacy: source.legacy).values["db_path"] {
+        var dbPath = Settings[.dbPath].defaultValue
+        if let source = try bare.configSource(), let v = try ConfigLoader.readFile(at: source.path, legacy: source.legacy).values[SettingKey.dbPath.name] {
             dbPath = v.value
         }
-        if let v = try ConfigLoader.environmentSettings(environment)["db_path"] { dbPath = v.value }
-        if let v = flags["db_path"] { dbPath = v.value }
+        if let v = try ConfigLoader.environmentSettings(environment)[SettingKey.dbPath.name] { dbPath = v.value }
+        if let v = flags[SettingKey.dbPath.name] { dbPath = v.value }
         dbPath = dbPath.trimmingWhitespace()
         guard !dbPath.isEmpty else {
             throw .invalidValue(field: "db_path (--evnode.db_path)", value: "", source: "configuration", reason: "empty (the default is data)")
@@ -109,10 +109,10 @@ public enum HomeInitializer {
             throw .invalidValue(field: "chain id (--chain_id)", value: chainID, source: "command line", reason: problem)
         }
         var values = settings
-        if values["da.namespace"] == nil {
+        if values[SettingKey.daNamespace.name] == nil {
             // ev-node's init writes a random namespace; evnode writes the one its default derives
             // from the chain id, so that homes of one chain made apart agree on it (README).
-            values["da.namespace"] = RawSetting(value: chainID + "-headers", source: "init", origin: .commandLine)
+            values[SettingKey.daNamespace.name] = RawSetting(value: chainID + "-headers", source: "init", origin: .commandLine)
         }
         let config = try ConfigLoader.load(home: home, file: [:], environment: [:], flags: values).config
         let layout = HomeLayout(home: home, dbPath: config.dbPath)
@@ -154,7 +154,7 @@ public enum HomeInitializer {
                                   signer makeSigner: (HomeLayout, NodeConfig) throws(ConfigError) -> InitSigner? = InitSigner.legacyPlaintext)
         throws(ConfigError) -> Result {
         try initialize(home: home, chainID: chainID,
-                       settings: ["node.aggregator": RawSetting(value: aggregator ? "true" : "false", source: "init")],
+                       settings: [SettingKey.nodeAggregator.name: RawSetting(value: aggregator ? "true" : "false", source: "init")],
                        startTimeNanoseconds: startTimeNanoseconds, daStartHeight: daStartHeight, signer: makeSigner)
     }
 }

@@ -36,14 +36,53 @@ public struct NodeConfig: Sendable, Equatable {
 
     public var catchupEnabled: Bool { aggregator && !basedSequencer && catchupTimeout > .zero }
 
-    public var mode: Mode {
+    /// What this node is, one value for the whole node: the flags that make it (aggregator,
+    /// catchup timeout, promotable, raft, based sequencer) read once, in one place.
+    public var role: Role {
         if raft.enable { return .ha }
         if aggregator && basedSequencer { return .based }
-        if promotable { return .promotable }
-        return aggregator ? .aggregator : .full
+        // SPEC §6 applies to every promotion; without --catchup-timeout the gate's own deadline
+        // is 30s (how long to wait for peers and stalled heights).
+        if promotable { return .promotable(timeout: catchupTimeout > .zero ? catchupTimeout : .seconds(30)) }
+        if !aggregator { return .full }
+        return catchupTimeout > .zero ? .aggregatorWithCatchup(timeout: catchupTimeout) : .aggregator
     }
 
-    public enum Mode: String, Sendable { case full, aggregator, ha, promotable, based }
+    /// The node's role (ev-node's `block/components.go` builds one set of components per role).
+    public enum Role: Sendable, Equatable {
+        /// Syncs from DA and peers; never signs.
+        case full
+        /// Produces from the first moment.
+        case aggregator
+        /// Syncs until every catchup condition holds (SPEC §6), then produces.
+        case aggregatorWithCatchup(timeout: Duration)
+        /// Follows; produces while the chain names this node's key and the catchup conditions
+        /// hold (`timeout` as the catchup's).
+        case promotable(timeout: Duration)
+        /// One of an etcd-fenced group sharing the key (`--evnode.raft.enable`).
+        case ha
+        /// Derives blocks from the forced-inclusion namespace; no signer.
+        case based
+
+        /// The name `/status` gives it.
+        public var name: String {
+            switch self {
+            case .full: return "full"
+            case .aggregator, .aggregatorWithCatchup: return "aggregator"
+            case .promotable: return "promotable"
+            case .ha: return "ha"
+            case .based: return "based"
+            }
+        }
+
+        /// Roles that sync from DA before (or instead of) producing.
+        public var syncs: Bool {
+            switch self {
+            case .full, .aggregatorWithCatchup, .promotable, .ha: return true
+            case .aggregator, .based: return false
+            }
+        }
+    }
 }
 
 public struct DAConfig: Sendable, Equatable {

@@ -89,7 +89,7 @@ public struct P2PPeerAddress: Hashable, Sendable, CustomStringConvertible {
 
 extension ValueReader {
     /// `p2p.listen`: `host:port` or `/ip4|ip6/<ip>/tcp/<port>` (no peer id: it is the node key's).
-    func p2pListen(_ key: String) throws(ConfigError) -> HostPort {
+    func p2pListen(_ key: SettingKey) throws(ConfigError) -> HostPort {
         let text = raw(key).value
         let a: P2PPeerAddress
         do throws(P2PPeerAddress.Failure) {
@@ -103,7 +103,7 @@ extension ValueReader {
         return a.hostPort
     }
 
-    func p2pPeerList(_ key: String) throws(ConfigError) -> [P2PPeerAddress] {
+    func p2pPeerList(_ key: SettingKey) throws(ConfigError) -> [P2PPeerAddress] {
         var out: [P2PPeerAddress] = []
         for part in splitList(raw(key).value) {
             do {

@@ -84,17 +84,12 @@ public final class EVMExecutor: Executor {
     private let logger: Logger
     private let forkChoice = Mutex(ForkChoice())
     private let healthState = Mutex(EngineHealth())
-    /// Test hook (`EVNODE_TEST_CRASH=after-fcu:<height>`): SIGKILLs the process right after the
-    /// build was started and recorded at that height, before getPayload/newPayload.
-    private let crashAfterFCU: UInt64?
 
     public init(rpc: EngineRPCClient, store: BlockStore, options: Options, logger: Logger) {
         self.rpc = rpc
         self.store = store
         self.options = options
         self.logger = logger
-        let hook = ProcessInfo.processInfo.environment["EVNODE_TEST_CRASH"] ?? ""
-        crashAfterFCU = hook.hasPrefix("after-fcu:") ? UInt64(hook.dropFirst("after-fcu:".count)) : nil
         if let g = options.genesisHash {
             forkChoice.withLock { $0.head = g; $0.safe = g; $0.finalized = g }
         }
@@ -175,12 +170,8 @@ public final class EVMExecutor: Executor {
     }
 
     public func getTxs(max: Int, maxBytes: Int) async throws(ExecutionError) -> [[UInt8]] {
-        let result = try await ethResult("txpoolExt_getTxs", [], height: nil)
-        do throws(EngineAnswers.Unusable) {
-            return try EngineAnswers.transactions(result, max: max, maxBytes: maxBytes)
-        } catch {
-            throw rejected("txpoolExt_getTxs", nil, error.description)
-        }
+        let result = try await ethResult("txpoolExt_getTxs", RPCParams(), as: [EthBytes].self, height: nil)
+        return EngineAnswers.transactions(result, max: max, maxBytes: maxBytes)
     }
 
     public func hasPendingTransactions() async -> Bool {
@@ -247,20 +238,17 @@ public final class EVMExecutor: Executor {
             }
             try saveMeta(height, ExecMeta(stage: .started, payloadID: id, timestamp: timestamp, txsHash: txsHash))
             payloadID = id
-            if crashAfterFCU == height {
-                logger.critical("EVNODE_TEST_CRASH: killing the process after forkchoiceUpdated", metadata: ["height": "\(height)"])
-                kill(getpid(), SIGKILL)
-            }
         }
         let id = payloadID!
         let envelope = try await getPayload(id, height: height)
-        let (payload, blockHash, stateRoot): (JSONValue, [UInt8], [UInt8])
+        let payload: BuiltPayload
         do throws(EngineAnswers.Unusable) {
-            (payload, blockHash, stateRoot) = try EngineAnswers.builtPayload(envelope, height: height)
+            payload = try EngineAnswers.builtPayload(envelope, height: height)
         } catch {
             throw rejected("engine_getPayload", height, error.description)
         }
-        try await newPayload(payload, requests: envelope["executionRequests"], height: height)
+        let (blockHash, stateRoot) = (payload.fields.blockHash.bytes, payload.fields.stateRoot.bytes)
+        try await newPayload(payload, requests: envelope.executionRequests, height: height)
 
         let (safe, finalized) = await safeAndFinalizedTargets(after: height)
         _ = try await forkchoiceUpdated(head: blockHash, safe: safe, finalized: finalized, attributes: nil, height: height)
@@ -278,7 +266,7 @@ public final class EVMExecutor: Executor {
                                       backoff: options.statusBackoff, logger: logger)
         let named = try await query.change(afterExecuting: height) { (block) async throws(ExecutionError) -> RPCOutcome in
             try await self.tracked { () async throws(ExecutionError) in
-                try await self.rpc.ethCall(NextProposerQuery.method, [.string(EthHex.quantity(block))], height: height)
+                try await self.rpc.ethCall(NextProposerQuery.method, RPCParams(EthQuantity(block)), as: String.self, height: height)
             }
         }
         if !named.isEmpty {
@@ -322,25 +310,19 @@ public final class EVMExecutor: Executor {
     /// Forwards a signed transaction to the EL's pool (`POST /tx` on an EVM node); returns the
     /// transaction hash the EL reports.
     public func sendRawTransaction(_ tx: [UInt8]) async throws(ExecutionError) -> String {
-        let result = try await ethResult("eth_sendRawTransaction", [.string(EthHex.data(tx))], height: nil)
-        return result.stringValue ?? result.encoded()
+        try await ethResult("eth_sendRawTransaction", RPCParams(EthBytes(tx)), as: String.self, height: nil)
     }
 
     // MARK: the build path
 
-    private func buildAttributes(txs: [[UInt8]], height: UInt64, timestamp: UInt64, gasLimit: UInt64) -> [(String, JSONValue)] {
+    private func buildAttributes(txs: [[UInt8]], height: UInt64, timestamp: UInt64, gasLimit: UInt64) -> PayloadAttributes {
         var randao = [UInt8](repeating: 0, count: 24)
         for shift in stride(from: 56, through: 0, by: -8) { randao.append(UInt8(truncatingIfNeeded: height >> UInt64(shift))) }
-        return [
-            // ev-reth declares timestamp and gasLimit as plain numbers; ev-node sends them so.
-            ("timestamp", .int(Int64(timestamp))),
-            ("prevRandao", .string(EthHex.data(randao))),
-            ("suggestedFeeRecipient", .string(EthHex.data(options.feeRecipient))),
-            ("withdrawals", .array([])),
-            ("parentBeaconBlockRoot", .string(EthHex.data([UInt8](repeating: 0, count: 32)))),
-            ("transactions", .array(txs.filter { !$0.isEmpty }.map { .string(EthHex.data($0)) })),
-            ("gasLimit", .int(Int64(clamping: gasLimit))),
-        ]
+        return PayloadAttributes(timestamp: timestamp, prevRandao: EthHash(randao),
+                                 suggestedFeeRecipient: EthBytes(options.feeRecipient),
+                                 parentBeaconBlockRoot: EthHash([UInt8](repeating: 0, count: 32)),
+                                 transactions: txs.filter { !$0.isEmpty }.map(EthBytes.init),
+                                 gasLimit: min(gasLimit, UInt64(Int64.max)))
     }
 
     /// The EL already holds block `height` with the block's timestamp (built before a crash,
@@ -393,21 +375,20 @@ public final class EVMExecutor: Executor {
     /// forkchoiceUpdated, V3 first and V4 from the first -38005 on; returns the payload id
     /// (nil when the EL gave none). SYNCING/ACCEPTED are retried, INVALID is not.
     private func forkchoiceUpdated(head: [UInt8], safe: [UInt8], finalized: [UInt8],
-                                   attributes: [(String, JSONValue)]?, height: UInt64) async throws(ExecutionError) -> [UInt8]? {
-        let state = JSONValue.object([("headBlockHash", .string(EthHex.data(head))),
-                                      ("safeBlockHash", .string(EthHex.data(safe))),
-                                      ("finalizedBlockHash", .string(EthHex.data(finalized)))])
+                                   attributes: PayloadAttributes?, height: UInt64) async throws(ExecutionError) -> [UInt8]? {
+        let state = ForkchoiceState(headBlockHash: EthHash(head), safeBlockHash: EthHash(safe),
+                                    finalizedBlockHash: EthHash(finalized))
         var attempt = 1
         while true {
             let version = forkChoice.withLock { $0.fcuVersion }
             let method = "engine_forkchoiceUpdatedV\(version)"
-            var attrs: JSONValue = .null
-            if var fields = attributes {
-                if version >= 4 { fields.append(("slotNumber", .string(EthHex.quantity(height)))) }
-                attrs = .object(fields)
+            var params = RPCParams(state, JSONNull())
+            if var attributes {
+                if version >= 4 { attributes.slotNumber = EthQuantity(height) }
+                params = RPCParams(state, attributes)
             }
-            let outcome = try await engine(method, [state, attrs], height: height)
-            let result: JSONValue
+            let outcome = try await engine(method, params, as: ForkchoiceUpdatedAnswer.self, height: height)
+            let result: ForkchoiceUpdatedAnswer
             switch outcome {
             case .error(let e) where e.code == RPCErrorObject.unsupportedFork && version == 3:
                 logger.notice("the EL does not support forkchoiceUpdatedV3 for this fork; using V4", metadata: ["height": "\(height)"])
@@ -418,8 +399,7 @@ public final class EVMExecutor: Executor {
             case .result(let r):
                 result = r
             }
-            let status = result["payloadStatus"]
-            if try checkStatus(status, method: method, height: height, attempt: attempt) {
+            if try checkStatus(result.payloadStatus, method: method, height: height, attempt: attempt) {
                 attempt += 1
                 try await sleepBeforeRetry(attempt)
                 continue
@@ -432,10 +412,11 @@ public final class EVMExecutor: Executor {
         }
     }
 
-    private func getPayloadOutcome(_ id: [UInt8], height: UInt64) async throws(ExecutionError) -> RPCOutcome {
+    private func getPayloadOutcome(_ id: [UInt8], height: UInt64) async throws(ExecutionError) -> RPCOutcome<PayloadEnvelopeAnswer> {
         while true {
             let version = forkChoice.withLock { $0.getPayloadVersion }
-            let outcome = try await engine("engine_getPayloadV\(version)", [.string(EthHex.data(id))], height: height)
+            let outcome = try await engine("engine_getPayloadV\(version)", RPCParams(EthBytes(id)),
+                                           as: PayloadEnvelopeAnswer.self, height: height)
             if case .error(let e) = outcome, e.code == RPCErrorObject.unsupportedFork, version < 6 {
                 forkChoice.withLock { $0.getPayloadVersion = version + 1 }
                 continue
@@ -444,28 +425,22 @@ public final class EVMExecutor: Executor {
         }
     }
 
-    private func getPayload(_ id: [UInt8], height: UInt64) async throws(ExecutionError) -> JSONValue {
+    private func getPayload(_ id: [UInt8], height: UInt64) async throws(ExecutionError) -> PayloadEnvelopeAnswer {
         let version = forkChoice.withLock { $0.getPayloadVersion }
         switch try await getPayloadOutcome(id, height: height) {
         case .result(let envelope):
-            do throws(EngineAnswers.Unusable) {
-                return try EngineAnswers.payloadEnvelope(envelope)
-            } catch {
-                throw rejected("engine_getPayloadV\(version)", height, error.description)
-            }
+            return envelope
         case .error(let e):
             throw rejected("engine_getPayloadV\(version)", height, "JSON-RPC error \(e.code): \(e.message)")
         }
     }
 
-    private func newPayload(_ payload: JSONValue, requests: JSONValue?, height: UInt64) async throws(ExecutionError) {
-        let v5 = payload["slotNumber"] != nil || payload["blockAccessList"] != nil
-        let method = v5 ? "engine_newPayloadV5" : "engine_newPayloadV4"
-        let requestList: JSONValue = if let requests, case .array = requests { requests } else { .array([]) }
-        let params: [JSONValue] = [payload, .array([]), .string(EthHex.data([UInt8](repeating: 0, count: 32))), requestList]
+    private func newPayload(_ payload: BuiltPayload, requests: [JSONValue]?, height: UInt64) async throws(ExecutionError) {
+        let method = "engine_newPayloadV\(payload.newPayloadVersion)"
+        let params = RPCParams(payload.raw, [EthHash](), EthHash([UInt8](repeating: 0, count: 32)), requests ?? [])
         var attempt = 1
         while true {
-            switch try await engine(method, params, height: height) {
+            switch try await engine(method, params, as: PayloadStatusAnswer.self, height: height) {
             case .error(let e):
                 throw rejected(method, height, "JSON-RPC error \(e.code): \(e.message)")
             case .result(let status):
@@ -481,14 +456,8 @@ public final class EVMExecutor: Executor {
 
     /// VALID: false (done). SYNCING/ACCEPTED: true (retry) until the attempts run out, then an
     /// `unavailable` error. INVALID, INVALID_BLOCK_HASH and anything else: a `rejected` error.
-    private func checkStatus(_ status: JSONValue?, method: String, height: UInt64, attempt: Int) throws(ExecutionError) -> Bool {
-        let reading: EngineAnswers.PayloadStatus
-        do throws(EngineAnswers.Unusable) {
-            reading = try EngineAnswers.payloadStatus(status)
-        } catch {
-            throw rejected(method, height, error.description)
-        }
-        switch reading {
+    private func checkStatus(_ status: PayloadStatusAnswer, method: String, height: UInt64, attempt: Int) throws(ExecutionError) -> Bool {
+        switch EngineAnswers.payloadStatus(status) {
         case .valid: return false
         case .notReady(let text):
             if attempt >= options.statusAttempts {
@@ -517,25 +486,25 @@ public final class EVMExecutor: Executor {
     }
 
     private func block(tag: String, height: UInt64?) async throws(ExecutionError) -> ELBlock? {
-        let method = "eth_getBlockByNumber"
-        let result = try await ethResult(method, [.string(tag), .bool(false)], height: height)
-        do throws(EngineAnswers.Unusable) {
-            return try EngineAnswers.block(result, tag: tag)
-        } catch {
-            throw rejected(method, height, error.description)
-        }
+        try await ethResult("eth_getBlockByNumber", RPCParams(tag, false), as: ELBlock?.self, height: height)
     }
 
-    private func ethResult(_ method: String, _ params: [JSONValue], height: UInt64?) async throws(ExecutionError) -> JSONValue {
-        let outcome = try await tracked { () async throws(ExecutionError) in try await self.rpc.ethCall(method, params, height: height) }
+    private func ethResult<R: Decodable & Sendable>(_ method: String, _ params: RPCParams, as: R.Type,
+                                                    height: UInt64?) async throws(ExecutionError) -> R {
+        let outcome = try await tracked { () async throws(ExecutionError) -> RPCOutcome<R> in
+            try await self.rpc.ethCall(method, params, as: R.self, height: height)
+        }
         switch outcome {
         case .result(let r): return r
         case .error(let e): throw rejected(method, height, "JSON-RPC error \(e.code): \(e.message)")
         }
     }
 
-    private func engine(_ method: String, _ params: [JSONValue], height: UInt64?) async throws(ExecutionError) -> RPCOutcome {
-        try await tracked { () async throws(ExecutionError) in try await self.rpc.engineCall(method, params, height: height) }
+    private func engine<R: Decodable & Sendable>(_ method: String, _ params: RPCParams, as: R.Type,
+                                                 height: UInt64?) async throws(ExecutionError) -> RPCOutcome<R> {
+        try await tracked { () async throws(ExecutionError) -> RPCOutcome<R> in
+            try await self.rpc.engineCall(method, params, as: R.self, height: height)
+        }
     }
 
     /// Records whether the EL answered, for `/status` and readiness.

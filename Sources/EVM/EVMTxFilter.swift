@@ -78,20 +78,14 @@ extension EVMExecutor {
     /// chain it is the genesis block's, the same for the sequencer and every verifier.
     public func maxGasPerBlock() async throws(ExecutionError) -> UInt64 {
         let method = "eth_getBlockByNumber"
-        let outcome = try await rpc.ethCall(method, [.string("latest"), .bool(false)], height: nil)
+        let outcome = try await rpc.ethCall(method, RPCParams("latest", false), as: ELBlock?.self, height: nil)
         func rejected(_ reason: String) -> ExecutionError {
             ExecutionError(kind: .rejected, engine: "EL \(rpc.ethURL)", method: method, height: nil, reason: reason)
         }
         switch outcome {
         case .error(let e):
             throw rejected("JSON-RPC error \(e.code): \(e.message)")
-        case .result(let result):
-            let block: ELBlock?
-            do throws(EngineAnswers.Unusable) {
-                block = try EngineAnswers.block(result, tag: "latest")
-            } catch {
-                throw rejected(error.description)
-            }
+        case .result(let block):
             guard let block else { throw rejected("the EL has no latest block") }
             return block.gasLimit
         }

@@ -16,10 +16,11 @@ public struct RPCErrorObject: Sendable, Equatable {
     public static let methodNotFound: Int64 = -32601
 }
 
-/// What one JSON-RPC call to the EL gave: a result, or an error object. Transport failures and
-/// answers that are not JSON-RPC are thrown as `ExecutionError`s naming the EL and the method.
-public enum RPCOutcome: Sendable {
-    case result(JSONValue)
+/// What one JSON-RPC call to the EL gave: a result of the method's type, or an error object.
+/// Transport failures and answers that are not JSON-RPC (or whose result does not decode) are
+/// thrown as `ExecutionError`s naming the EL and the method.
+public enum RPCOutcome<Result: Sendable>: Sendable {
+    case result(Result)
     case error(RPCErrorObject)
 }
 
@@ -54,26 +55,33 @@ public final class EngineRPCClient: Sendable {
         await eth.shutdown()
     }
 
-    /// An `engine_*` call (JWT-authenticated).
-    public func engineCall(_ method: String, _ params: [JSONValue], height: UInt64?) async throws(ExecutionError) -> RPCOutcome {
+    /// An `engine_*` call (JWT-authenticated) whose result decodes as `Result`.
+    func engineCall<Result: Decodable & Sendable>(_ method: String, _ params: RPCParams, as: Result.Type = Result.self,
+                                                  height: UInt64?) async throws(ExecutionError) -> RPCOutcome<Result> {
         try await call(engine, url: engineURL, method: method, params: params, height: height, authenticated: true)
     }
 
-    /// An eth-namespace call (`eth_*`, `txpoolExt_*`).
-    public func ethCall(_ method: String, _ params: [JSONValue], height: UInt64?) async throws(ExecutionError) -> RPCOutcome {
+    /// An eth-namespace call (`eth_*`, `txpoolExt_*`) whose result decodes as `Result`.
+    func ethCall<Result: Decodable & Sendable>(_ method: String, _ params: RPCParams, as: Result.Type = Result.self,
+                                               height: UInt64?) async throws(ExecutionError) -> RPCOutcome<Result> {
         try await call(eth, url: ethURL, method: method, params: params, height: height, authenticated: false)
     }
 
-    private func call(_ pool: CurlConnectionPool, url: String, method: String, params: [JSONValue], height: UInt64?,
-                      authenticated: Bool) async throws(ExecutionError) -> RPCOutcome {
+    private func call<Result: Decodable & Sendable>(_ pool: CurlConnectionPool, url: String, method: String, params: RPCParams,
+                                                    height: UInt64?, authenticated: Bool) async throws(ExecutionError) -> RPCOutcome<Result> {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let body = JSONValue.object([("jsonrpc", .string("2.0")), ("id", .int(id)), ("method", .string(method)),
-                                     ("params", .array(params))]).encoded()
-        let shape = RequestShape(headers: authenticated ? ["Authorization: " + jwt.bearer()] : [])
         let engineName = "EL \(url)"
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(JSONRPCRequest(id: id, method: method, params: params))
+        } catch {
+            throw ExecutionError(kind: .rejected, engine: engineName, method: method, height: height,
+                                 reason: "encoding the request: \(error)")
+        }
+        let shape = RequestShape(headers: authenticated ? ["Authorization: " + jwt.bearer()] : [])
         let reply: HTTPReply
         do throws(HTTPError) {
-            reply = try await pool.post(Array(body.utf8), shape: shape)
+            reply = try await pool.post(Array(body), shape: shape)
         } catch {
             switch error {
             case .transport, .cancelled, .shutDown:
@@ -84,37 +92,88 @@ public final class EngineRPCClient: Sendable {
                                      reason: "\(error)")
             }
         }
-        return try Self.decode(reply, engine: engineName, method: method, id: id, height: height)
+        return try Self.decode(reply, as: Result.self, engine: engineName, method: method, id: id, height: height)
     }
 
-    static func decode(_ reply: HTTPReply, engine: String, method: String, id: Int64,
-                       height: UInt64?) throws(ExecutionError) -> RPCOutcome {
+    static func decode<Result: Decodable & Sendable>(_ reply: HTTPReply, as: Result.Type, engine: String, method: String,
+                                                     id: Int64, height: UInt64?) throws(ExecutionError) -> RPCOutcome<Result> {
         func fail(_ kind: ExecutionError.Kind, _ reason: String) -> ExecutionError {
             ExecutionError(kind: kind, engine: engine, method: method, height: height, reason: reason)
         }
         if reply.status == 401 || reply.status == 403 {
             throw fail(.rejected, "the EL refused the JWT (HTTP \(reply.status)): --evm.jwt-secret-file must hold the secret the EL was started with, and both clocks must agree within 60 s")
         }
-        let parsed = JSONValue.parse(reply.body)
-        guard let parsed, case .object = parsed else {
+        func notJSONRPC() -> ExecutionError {
             let snippet = String(decoding: reply.body.prefix(200), as: UTF8.self)
             if reply.status >= 500 || reply.status == 0 {
-                throw fail(.unavailable, "HTTP \(reply.status): \(snippet)")
+                return fail(.unavailable, "HTTP \(reply.status): \(snippet)")
             }
-            throw fail(.rejected, "answer is not a JSON-RPC object (HTTP \(reply.status)): \(snippet.isEmpty ? "<empty body>" : snippet)")
+            return fail(.rejected, "answer is not a JSON-RPC object (HTTP \(reply.status)): \(snippet.isEmpty ? "<empty body>" : snippet)")
         }
-        if let error = parsed["error"], !error.isNull {
-            guard case .int(let code)? = error["code"] else {
-                throw fail(.rejected, "JSON-RPC error without a numeric code: \(error.encoded().prefix(200))")
+        let answer: JSONRPCReply<Result>
+        do {
+            let decoder = JSONDecoder()
+            decoder.userInfo[JSONRPCReply<Result>.requestID] = id
+            answer = try decoder.decode(JSONRPCReply<Result>.self, from: Data(reply.body))
+        } catch let error as JSONRPCReplyError {
+            switch error {
+            case .noResult: throw fail(.rejected, "JSON-RPC answer has neither result nor error (HTTP \(reply.status))")
+            case .otherID(let answered): throw fail(.rejected, "JSON-RPC answer carries id \(answered), the request had \(id)")
+            case .errorWithoutCode(let text): throw fail(.rejected, "JSON-RPC error without a numeric code: \(text.prefix(200))")
             }
-            return .error(RPCErrorObject(code: code, message: error["message"]?.stringValue ?? ""))
+        } catch let error as DecodingError {
+            switch error {
+            case .dataCorrupted(let context) where context.codingPath.isEmpty:
+                throw notJSONRPC()
+            case .typeMismatch(_, let context) where context.codingPath.isEmpty:
+                throw notJSONRPC()
+            default:
+                throw fail(.rejected, "unusable result: \(error.fieldDescription)")
+            }
+        } catch {
+            throw notJSONRPC()
         }
-        guard let result = parsed["result"] else {
-            throw fail(.rejected, "JSON-RPC answer has neither result nor error (HTTP \(reply.status))")
+        return answer.outcome
+    }
+}
+
+/// A JSON-RPC 2.0 request.
+private struct JSONRPCRequest: Encodable {
+    let jsonrpc = "2.0"
+    let id: Int64
+    let method: String
+    let params: RPCParams
+}
+
+enum JSONRPCReplyError: Error {
+    case noResult
+    case otherID(String)
+    case errorWithoutCode(String)
+}
+
+/// A JSON-RPC 2.0 answer to the request whose id is in the decoder's `userInfo`: its error
+/// object, or its result decoded as `Result` (checked in that order, the id before the result).
+struct JSONRPCReply<Result: Decodable & Sendable>: Decodable {
+    static var requestID: CodingUserInfoKey { CodingUserInfoKey(rawValue: "evnode.jsonrpc.id")! }
+
+    let outcome: RPCOutcome<Result>
+
+    private enum Key: String, CodingKey { case id, result, error }
+    private enum ErrorKey: String, CodingKey { case code, message }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        if c.contains(.error), try !c.decodeNil(forKey: .error) {
+            let error = try c.decode(JSONValue.self, forKey: .error)
+            guard case .int(let code)? = error["code"] else { throw JSONRPCReplyError.errorWithoutCode(error.encoded()) }
+            outcome = .error(RPCErrorObject(code: code, message: error["message"]?.stringValue ?? ""))
+            return
         }
-        if let answered = parsed["id"], answered != .int(id) {
-            throw fail(.rejected, "JSON-RPC answer carries id \(answered.encoded()), the request had \(id)")
+        guard c.contains(.result) else { throw JSONRPCReplyError.noResult }
+        if c.contains(.id), let expected = decoder.userInfo[Self.requestID] as? Int64 {
+            let answered = try c.decode(JSONValue.self, forKey: .id)
+            guard answered == .int(expected) else { throw JSONRPCReplyError.otherID(answered.encoded()) }
         }
-        return .result(result)
+        outcome = .result(try c.decode(Result.self, forKey: .result))
     }
 }

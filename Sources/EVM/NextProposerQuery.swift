@@ -35,7 +35,7 @@ struct NextProposerQuery: Sendable {
     let backoff: Duration
     let logger: Logger
 
-    typealias Ask = (_ block: UInt64) async throws(ExecutionError) -> RPCOutcome
+    typealias Ask = (_ block: UInt64) async throws(ExecutionError) -> RPCOutcome<String>
 
     /// The next proposer named while executing `height`, empty when unchanged.
     func change(afterExecuting height: UInt64, ask: Ask) async throws(ExecutionError) -> [UInt8] {

@@ -22,46 +22,38 @@ struct AggregatorRuntime: Sendable {
     func run() async throws(NodeFailure) {
         secondSigner?.arm()
         defer { secondSigner?.disarm() }
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                if let watch = secondSigner {
-                    group.addTask {
-                        // Returns nil only when cancelled (the phase ends otherwise).
-                        guard let sighting = await watch.nextAlarm() else { return }
-                        throw NodeFailure.secondSigner(sighting.description)
-                    }
-                }
-                group.addTask {
-                    do throws(ProductionError) {
-                        try await producer.run()
-                    } catch {
-                        if case .stopped = error { return }
-                        throw NodeFailure.production(error)
-                    }
-                }
-                group.addTask {
-                    do {
-                        if let forcedInclusion {
-                            try await forcedInclusion.waitUntilCatchUpSettled()
-                        }
-                        try await submitter.run()
-                    } catch is CancellationError {
-                    } catch {
-                        throw NodeFailure.submitter("\(error)")
-                    }
-                }
-                try await group.next()
-                group.cancelAll()
+        var children: [FirstChildWins<Void>.Child] = []
+        if let watch = secondSigner {
+            children.append(.init(.secondSignerWatch) {
+                // Returns nil only when cancelled (the phase ends otherwise).
+                guard let sighting = await watch.nextAlarm() else { return }
+                throw NodeFailure.secondSigner(sighting.description)
+            })
+        }
+        children.append(.init(.producer) {
+            do throws(ProductionError) {
+                try await producer.run()
+            } catch {
+                if case .stopped = error { return }
+                throw NodeFailure.production(error)
             }
-        } catch let failure as NodeFailure {
-            if case .production(let production) = failure, production.isNotProposer {
+        })
+        children.append(.init(.submitter) {
+            if let forcedInclusion {
+                try await forcedInclusion.waitUntilCatchUpSettled()
+            }
+            try await submitter.run()
+        })
+        do throws(NodeFailure) {
+            // The first part to end ends the phase; what the others report while stopping is
+            // thrown or logged, not dropped.
+            _ = try await FirstChildWins(children, logger: logger).run()
+        } catch {
+            if case .production(let production) = error, production.isNotProposer {
                 // The group has ended, so the submitter no longer runs: the drain posts alone.
                 await drainAfterRotation(production)
             }
-            throw failure
-        } catch {
-            if Task.isCancelled { return }
-            throw .submitter("\(error)")
+            throw error
         }
         // The producer may have ended first (it stops when cancelled or its gate closes).
         if let sighting = secondSigner?.fired { throw .secondSigner(sighting.description) }

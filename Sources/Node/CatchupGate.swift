@@ -26,10 +26,11 @@ public struct CatchupSnapshot: Sendable, Equatable {
     public var recoveryPending: Bool
     /// Highest height of any header seen from DA or P2P, applied or not (condition 4).
     public var highestKnownHeader: UInt64
-    /// The last height the signer signed that is not recoverable by the node itself: its
-    /// persisted high-water mark, less one when the block signed at the mark is kept beside it
-    /// (the producer commits that very block). Nil when there is no mark.
-    public var signerHighWaterMark: UInt64?
+    /// The highest height this key signed whose block the node cannot supply itself (condition
+    /// 4). Not the signer's high-water mark as stored: when the block signed at the mark is kept
+    /// beside it the producer commits that very block, so this is the mark less one. Nil when
+    /// the signer has no mark.
+    public var lastUnrecoverableSigned: UInt64?
     /// Time since catchup started.
     public var elapsed: Duration
     /// Time since the last block was applied (or since start when none was).
@@ -39,7 +40,7 @@ public struct CatchupSnapshot: Sendable, Equatable {
 
     public init(daHeadReached: Bool, storeHeight: UInt64, p2pMaxHeight: UInt64?, peersConfigured: Bool,
                 peersAnswered: Bool = false, silentPeers: [String] = [], waitingToApply: Int, lowestWaiting: UInt64? = nil,
-                recoveryPending: Bool = false, highestKnownHeader: UInt64, signerHighWaterMark: UInt64?,
+                recoveryPending: Bool = false, highestKnownHeader: UInt64, lastUnrecoverableSigned: UInt64?,
                 elapsed: Duration, sinceLastProgress: Duration, daError: String? = nil) {
         self.daHeadReached = daHeadReached
         self.storeHeight = storeHeight
@@ -52,7 +53,7 @@ public struct CatchupSnapshot: Sendable, Equatable {
         self.lowestWaiting = lowestWaiting
         self.recoveryPending = recoveryPending
         self.highestKnownHeader = highestKnownHeader
-        self.signerHighWaterMark = signerHighWaterMark
+        self.lastUnrecoverableSigned = lastUnrecoverableSigned
         self.elapsed = elapsed
         self.sinceLastProgress = sinceLastProgress
         self.daError = daError
@@ -128,7 +129,7 @@ public struct CatchupGate: Sendable {
                 return .keepSyncing("waiting up to \(timeoutText) for peers to prove their height\(silent)")
             }
             // Without a mark only the peers could say what this key signed beyond DA.
-            if s.signerHighWaterMark == nil {
+            if s.lastUnrecoverableSigned == nil {
                 let silent = s.silentPeers.isEmpty ? "" : "; never answered: \(s.silentPeers.joined(separator: ", "))"
                 return .failClosed("none of the configured peers answered within \(timeoutText) and the signer has no high-water mark (signer.state)\(silent); what this key signed beyond DA's height \(s.storeHeight) cannot be known; only configured peers answering on connections this node dialled count, never an inbound stranger; refusing to produce (bring a peer up, restore \(remoteSigner ? "the signer's data/signer.state" : "signer.state"), or accept the risk with \(reset(to: s.storeHeight)))")
             }
@@ -154,7 +155,7 @@ public struct CatchupGate: Sendable {
             }
             return .keepSyncing("a header for height \(next) is known but not applied yet")
         }
-        if let mark = s.signerHighWaterMark, mark >= next {
+        if let mark = s.lastUnrecoverableSigned, mark >= next {
             if timedOut {
                 return .failClosed("the signer's high-water mark is \(mark) but DA and peers only supply blocks up to \(s.storeHeight): heights \(next)…\(mark) were signed and cannot be recovered; producing could sign a second block at those heights (accept the risk explicitly with \(reset(to: s.storeHeight)))")
             }

@@ -178,7 +178,7 @@ public final class EvNode: Sendable {
                                logger: Logger(label: "evnode.sync"))
 
         var subscription: DAHeadSubscription?
-        if config.da.subscribe, !config.aggregator || config.catchupEnabled || config.raft.enable || config.promotable {
+        if config.da.subscribe, config.role.syncs {
             let follower = self.follower
             subscription = DAHeadSubscription(
                 options: .init(url: config.da.address.url, authToken: config.da.authToken, caFile: config.da.tlsCAFile,
@@ -192,19 +192,11 @@ public final class EvNode: Sendable {
         var mark: (any SignerMark)?
         var ha: HARuntime?
         let localSigner = setup.signer.map { (BlockSigner(keyFile: $0), SignerHighWaterMark(path: setup.layout.signerStateFile)) }
-        var based: BasedSequencer?
-        if config.basedSequencer {
-            let queue = try Self.forcedInclusionQueue(config: config, genesis: genesis, store: store,
-                                                      daClient: daClient, logger: logger)
-            let metrics = self.metrics
-            // Not gossiped: based blocks carry no signature, which every syncing peer refuses
-            // (ev-node's ErrSignatureEmpty); each follower of a based chain derives it itself.
-            based = BasedSequencer(store: store, executor: executor, queue: queue, proposerAddress: genesis.proposerAddress,
-                                   pollInterval: min(config.da.blockTime, .seconds(1)),
-                                   logger: Logger(label: "evnode.based")) { _ in metrics.blocksProduced.increment() }
-        } else if config.aggregator, let (signer, signerMark) = remote.map({ ($0.signer, RemoteSignerMark(client: $0.client, signer: $0.signer.signer) as any SignerMark) })
+        var producingKey: [UInt8]?
+        if !config.basedSequencer, config.aggregator, let (signer, signerMark) = remote.map({ ($0.signer, RemoteSignerMark(client: $0.client, signer: $0.signer.signer) as any SignerMark) })
             ?? localSigner.map({ ($0.0, $0.1 as any SignerMark) }) {
             mark = signerMark
+            producingKey = signer.address
             if config.raft.enable {
                 ha = try Self.makeHA(setup: setup, store: store, pipeline: pipeline, applier: applier,
                                      blockCheck: blockCheck, mark: signerMark, proposerKey: signer.address,
@@ -249,28 +241,56 @@ public final class EvNode: Sendable {
         self.signerMark = mark
         self.backPressure = backPressure
         self.ha = ha
-        let mode: FailoverStateMachine.Mode
-        if let ha {
-            mode = .haAggregator(ha)
-        } else if let based {
-            mode = .based(based)
-        } else if config.promotable, let key = setup.signer {
+        let role: NodeRole
+        switch config.role {
+        case .full:
+            role = .full
+        case .based:
+            let queue = try Self.forcedInclusionQueue(config: config, genesis: genesis, store: store,
+                                                      daClient: daClient, logger: logger)
+            let metrics = self.metrics
+            // Not gossiped: based blocks carry no signature, which every syncing peer refuses
+            // (ev-node's ErrSignatureEmpty); each follower of a based chain derives it itself.
+            role = .based(BasedSequencer(store: store, executor: executor, queue: queue, proposerAddress: genesis.proposerAddress,
+                                         pollInterval: min(config.da.blockTime, .seconds(1)),
+                                         logger: Logger(label: "evnode.based")) { _ in metrics.blocksProduced.increment() })
+        case .aggregator:
+            guard let aggregator else {
+                store.close()
+                throw Self.noSigner
+            }
+            role = .aggregator(aggregator)
+        case .aggregatorWithCatchup(let timeout):
+            guard let aggregator else {
+                store.close()
+                throw Self.noSigner
+            }
+            role = .aggregatorWithCatchup(aggregator, timeout: timeout)
+        case .promotable(let timeout):
+            guard let aggregator, let own = producingKey else {
+                store.close()
+                throw Self.noSigner
+            }
             let store = self.store
-            let own = key.address
-            // SPEC §6 applies to every promotion; without --catchup-timeout the gate's own
-            // deadline is this default (how long to wait for peers and stalled heights).
-            mode = .promotable(timeout: config.catchupTimeout > .zero ? config.catchupTimeout : .seconds(30),
+            role = .promotable(aggregator, timeout: timeout,
                                namesThisNode: { store.state != nil && store.expectedNextProposer == own })
-        } else if !config.aggregator {
-            mode = .fullNode
-        } else if config.catchupEnabled {
-            mode = .aggregatorWithCatchup(timeout: config.catchupTimeout)
-        } else {
-            mode = .aggregator
+        case .ha:
+            guard let ha, let aggregator else {
+                store.close()
+                throw Self.noSigner
+            }
+            role = .ha(ha, aggregator)
         }
-        machine = FailoverStateMachine(mode: mode, state: state, sync: sync, aggregator: aggregator, p2p: p2p,
+        machine = FailoverStateMachine(role: role, state: state, sync: sync, p2p: p2p,
                                        peersConfigured: !config.p2p.peers.isEmpty, signerMark: mark,
                                        metrics: metrics, logger: logger)
+    }
+
+    /// A producing role without a signer: `NodeSetup` refuses such a home with this text, so
+    /// only a setup built by hand reaches it; it stops the node instead of running one that
+    /// would never produce.
+    private static var noSigner: NodeFailure {
+        .config(.missing("--evnode.node.aggregator needs a signer key (config/signer.json)"))
     }
 
     /// Builds a node without blocking Swift's cooperative threads: an EVM node's first start asks
@@ -393,9 +413,6 @@ public final class EvNode: Sendable {
         return (client, signer)
     }
 
-    /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
-    /// least 2 s (etcd's shortest); the node id to one derived from the node key; the heartbeat
-    /// timeout to five heartbeat intervals.
     /// The forced-inclusion queue of a sequencer or a based node, resumed from the checkpoint
     /// the store keeps with the blocks (or `da_start_height` on a chain that has none yet).
     static func forcedInclusionQueue(config: NodeConfig, genesis: Genesis, store: BlockStore, daClient: CelestiaDAClient,
@@ -418,6 +435,9 @@ public final class EvNode: Sendable {
                                     startTime: genesis.startTimeNanoseconds, logger: Logger(label: "evnode.forced-inclusion"))
     }
 
+    /// The HA group's parts (`--raft.enable`). The lease TTL defaults to five block times, at
+    /// least 2 s (etcd's shortest); the node id to one derived from the node key; the heartbeat
+    /// timeout to five heartbeat intervals.
     private static func makeHA(setup: NodeSetup, store: BlockStore, pipeline: SyncPipeline, applier: BlockApplier,
                                blockCheck: SignedBlockValidator, mark: any SignerMark, proposerKey: [UInt8],
                                p2p: P2PService, logger: Logger) throws(NodeFailure) -> HARuntime {
@@ -460,25 +480,26 @@ public final class EvNode: Sendable {
         let runtime = NodeRuntimeService(node: self)
         var extra: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let subscription {
-            extra.append(.init(service: DAHeadSubscriptionService(subscription: subscription), successTerminationBehavior: .ignore))
+            extra.append(.init(service: NamedService(.daSubscription, DAHeadSubscriptionService(subscription: subscription)),
+                               successTerminationBehavior: .ignore))
         }
         if let server = try forcedInclusionServer() {
-            extra.append(.init(service: server))
+            extra.append(.init(service: NamedService(.forcedInclusionServer, server)))
         }
         if setup.config.instrumentation.prometheus {
-            extra.append(.init(service: PrometheusListener(address: setup.config.instrumentation.prometheusListen,
-                                                           metrics: metrics, logger: Logger(label: "evnode.metrics"))))
+            extra.append(.init(service: NamedService(.prometheus, PrometheusListener(
+                address: setup.config.instrumentation.prometheusListen, metrics: metrics, logger: Logger(label: "evnode.metrics")))))
         }
         let group = ServiceGroup(configuration: .init(
             services: extra + [
-                .init(service: rpc),
-                .init(service: p2p),
-                .init(service: MetricsRefresher(node: self)),
-                .init(service: HeapTrimService()),
-                .init(service: runtime, successTerminationBehavior: .gracefullyShutdownGroup),
-            ] + (kv.map { [.init(service: pruningService($0))] } ?? [])
-              + [.init(service: BlockPruningService(store: store, config: setup.config.pruning,
-                                                    logger: Logger(label: "evnode.pruning")),
+                .init(service: NamedService(.rpc, rpc)),
+                .init(service: NamedService(.p2p, p2p)),
+                .init(service: NamedService(.metricsRefresher, MetricsRefresher(node: self))),
+                .init(service: NamedService(.heapTrim, HeapTrimService())),
+                .init(service: NamedService(.failover, runtime), successTerminationBehavior: .gracefullyShutdownGroup),
+            ] + (kv.map { [.init(service: NamedService(.statePruning, pruningService($0)))] } ?? [])
+              + [.init(service: NamedService(.blockPruning, BlockPruningService(store: store, config: setup.config.pruning,
+                                                                                logger: Logger(label: "evnode.pruning"))),
                        successTerminationBehavior: .ignore)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "evnode.lifecycle")))
@@ -508,7 +529,7 @@ public final class EvNode: Sendable {
         // DA height it knows of.
         let daHead = max(follower.daHead, submitter?.status.lastDAHeight ?? 0)
         return NodeStatus(
-            mode: setup.config.mode.rawValue,
+            mode: setup.config.role.name,
             phase: snapshot.phase,
             reason: snapshot.reason,
             chain_id: setup.genesis.chainID,

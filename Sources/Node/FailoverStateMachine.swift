@@ -5,7 +5,9 @@ import Logging
 import P2PSync
 import RemoteSigner
 
-/// The failover state machine (SPEC §6), read top to bottom:
+/// The failover driver (SPEC §6): runs the syncer, the gate, the producer and etcd's campaign,
+/// and takes each phase change as a step of `FailoverMachine`, whose table lists every legal
+/// one. Read top to bottom:
 ///
 ///     starting ──▶ syncing ──▶ caughtUp ──▶ aggregating
 ///        │            │  (full node: stays syncing)
@@ -34,23 +36,11 @@ import RemoteSigner
 /// * Any failure of a background part (syncer, DA follower, producer, submitter) ends the phase
 ///   with that failure: the node halts and says why; nothing is swallowed.
 struct FailoverStateMachine: Sendable {
-    enum Mode: Sendable {
-        case fullNode
-        case aggregator
-        case aggregatorWithCatchup(timeout: Duration)
-        case haAggregator(HARuntime)
-        /// Follows; leads while `namesThisNode` (the stored state's next proposer is this
-        /// node's key) and the promotion conditions hold, with `timeout` as the catchup's.
-        case promotable(timeout: Duration, namesThisNode: @Sendable () -> Bool)
-        /// Derives the chain from the forced-inclusion namespace (no sync phase: the chain is
-        /// DA's, and based blocks from peers carry no signature to check).
-        case based(BasedSequencer)
-    }
-
-    let mode: Mode
+    let role: NodeRole
+    /// The failover rules (`FailoverMachine`): every phase this driver enters is a step they allow.
+    let progress: FailoverProgress
     let state: NodeState
     let sync: SyncRuntime
-    let aggregator: AggregatorRuntime?
     let p2p: P2PService
     let peersConfigured: Bool
     let signerMark: (any SignerMark)?
@@ -68,6 +58,31 @@ struct FailoverStateMachine: Sendable {
     /// The HA bootstrap's promotion-check timeout (`HARuntime.bootstrapTimeout` when nil).
     var haBootstrapTimeout: Duration?
 
+    init(role: NodeRole, state: NodeState, sync: SyncRuntime, p2p: P2PService, peersConfigured: Bool,
+         signerMark: (any SignerMark)?, metrics: NodeMetrics, logger: Logger) {
+        self.role = role
+        self.progress = FailoverProgress(role: role.kind)
+        self.state = state
+        self.sync = sync
+        self.p2p = p2p
+        self.peersConfigured = peersConfigured
+        self.signerMark = signerMark
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Takes `event` by the failover rules and enters the phase they answer, with `reason`. A
+    /// step they refuse changes nothing: after a halt that is by design (a part still winding
+    /// down); any other refusal is a fault of this driver, logged.
+    private func move(_ event: FailoverMachine.Event, reason: String? = nil) {
+        do throws(FailoverMachine.Refused) {
+            state.enter(try progress.step(event), reason: reason)
+        } catch {
+            if case .halted = error.from { return }
+            logger.error("failover step refused", metadata: ["error": "\(error)"])
+        }
+    }
+
     func run() async throws(NodeFailure) {
         do throws(NodeFailure) {
             try await runPhases()
@@ -76,7 +91,7 @@ struct FailoverStateMachine: Sendable {
             // ev-node exits; evnode stays up, halted, so that monitoring can still scrape why
             // (/status, readiness, metrics) until the operator stops it (README "Forced
             // inclusion and based sequencing"). Then it exits with the failure.
-            state.enter(.halted, reason: error.description)
+            move(.halt(reason: error.description), reason: error.description)
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(3600))
             }
@@ -86,27 +101,27 @@ struct FailoverStateMachine: Sendable {
 
     private func runPhases() async throws(NodeFailure) {
         state.enter(.starting)
-        switch mode {
-        case .fullNode:
-            state.enter(.syncing)
+        switch role {
+        case .full:
+            move(.follow(.chain))
             try await sync.run()
-        case .aggregator:
-            if try await aggregate() { try await followAfterRotation() }
-        case .aggregatorWithCatchup(let timeout):
+        case .aggregator(let aggregator):
+            if try await aggregate(aggregator) { try await followAfterRotation() }
+        case .aggregatorWithCatchup(let aggregator, let timeout):
             // Stopped (SIGTERM/SIGINT) while syncing: never go on to produce.
             guard try await catchUp(timeout: timeout) else { return }
-            if try await aggregate() { try await followAfterRotation() }
-        case .haAggregator(let ha):
-            try await runHA(ha)
-        case .promotable(let timeout, let namesThisNode):
-            try await runPromotable(timeout: timeout, namesThisNode: namesThisNode)
+            if try await aggregate(aggregator) { try await followAfterRotation() }
+        case .ha(let ha, let aggregator):
+            try await runHA(ha, aggregator)
+        case .promotable(let aggregator, let timeout, let namesThisNode):
+            try await runPromotable(aggregator, timeout: timeout, namesThisNode: namesThisNode)
         case .based(let based):
-            state.enter(.aggregating, reason: "based sequencer: blocks derived from the forced-inclusion namespace")
+            move(.produce, reason: "based sequencer: blocks derived from the forced-inclusion namespace")
             do throws(ProductionError) {
                 try await based.run()
             } catch {
                 let failure = NodeFailure.production(error)
-                state.enter(.halted, reason: failure.description)
+                move(.halt(reason: failure.description), reason: failure.description)
                 throw failure
             }
         }
@@ -116,17 +131,18 @@ struct FailoverStateMachine: Sendable {
 
     /// Follows until the chain names this node's key and the promotion conditions hold, produces
     /// until the chain names another key, and follows again; ends only when the node stops.
-    private func runPromotable(timeout: Duration, namesThisNode: @escaping @Sendable () -> Bool) async throws(NodeFailure) {
+    private func runPromotable(_ aggregator: AggregatorRuntime, timeout: Duration,
+                               namesThisNode: @escaping @Sendable () -> Bool) async throws(NodeFailure) {
         while !Task.isCancelled {
             guard try await catchUp(timeout: timeout, mayLead: namesThisNode) else { return }
-            guard try await aggregate() else { return }
+            guard try await aggregate(aggregator) else { return }
             logger.notice("promotable: the chain names another proposer; following again until it names this node's key")
         }
     }
 
     /// A plain aggregator whose key the chain rotated away: a full node from now on.
     private func followAfterRotation() async throws(NodeFailure) {
-        state.enter(.syncing, reason: "the chain rotated production to another key: following as a full node")
+        move(.follow(.afterRotation), reason: "the chain rotated production to another key: following as a full node")
         try await sync.run()
     }
 
@@ -141,11 +157,11 @@ struct FailoverStateMachine: Sendable {
     /// one no longer holds, the node syncs again.
     private func catchUp(timeout: Duration, mayLead: (@Sendable () -> Bool)? = nil) async throws(NodeFailure) -> Bool {
         if mayLead != nil {
-            state.enter(.syncing, reason: "promotable: following until the chain names this node's key")
+            move(.follow(.awaitingKey), reason: "promotable: following until the chain names this node's key")
             logger.notice("promotable: following; producing once the chain names this node's key and every catchup condition holds",
                           metadata: ["timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
         } else {
-            state.enter(.syncing, reason: "catching up before producing")
+            move(.follow(.catchingUp), reason: "catching up before producing")
             logger.notice("catchup: syncing from DA and peers before producing", metadata: [
                 "timeout": "\(DurationParser.format(timeout))", "peers_configured": "\(peersConfigured)"])
         }
@@ -173,7 +189,7 @@ struct FailoverStateMachine: Sendable {
                     // blocks applied after the follower last looked.
                     try await sync.settle()
                     state.updateCatchup { $0.active = false; $0.blocked_by = nil }
-                    state.enter(.caughtUp, reason: "every catchup condition holds at height \(snapshot.storeHeight), checked again after the syncer stopped")
+                    move(.caughtUp, reason: "every catchup condition holds at height \(snapshot.storeHeight), checked again after the syncer stopped")
                     return true
                 case .failClosed(let why):
                     throw NodeFailure.failClosed(why)
@@ -183,7 +199,7 @@ struct FailoverStateMachine: Sendable {
                 }
             }
         } catch {
-            state.enter(.halted, reason: error.description)
+            move(.halt(reason: error.description), reason: error.description)
             throw error
         }
     }
@@ -199,29 +215,20 @@ struct FailoverStateMachine: Sendable {
     /// node stops.
     private func syncUntilGateOpens(_ check: PromotionCheck, mark: UInt64?,
                                     mayLead: (@Sendable () -> Bool)?) async throws(NodeFailure) -> PromotionCheck? {
-        do {
-            return try await withThrowingTaskGroup(of: PromotionCheck?.self) { group in
-                group.addTask {
-                    try await sync.run()
-                    return nil   // the syncer ends by itself only when the node stops
-                }
-                group.addTask {
-                    let promoted = try await waitForPromotion(check, mark: mark, mayLead: mayLead)
-                    if promoted != nil { await beforeSyncerStops?() }
-                    return promoted
-                }
-                let first = try await group.next() ?? nil
-                group.cancelAll()
-                // Wait for the other task to end: a failure the syncer reports while stopping
-                // is thrown here, not swallowed.
-                while try await group.next() != nil {}
-                return first
-            }
-        } catch let failure as NodeFailure {
-            throw failure
-        } catch {
-            throw NodeFailure.daFollower("catchup ended unexpectedly: \(error)")
-        }
+        // The syncer ends by itself only when the node stops; a failure it reports while
+        // stopping after the gate opened is thrown, not swallowed.
+        let promoted = try await FirstChildWins<PromotionCheck?>([
+            .init(.syncer) {
+                try await sync.run()
+                return nil
+            },
+            .init(.catchupGate) {
+                let promoted = try await waitForPromotion(check, mark: mark, mayLead: mayLead)
+                if promoted != nil { await beforeSyncerStops?() }
+                return promoted
+            },
+        ], logger: logger).run()
+        return promoted ?? nil
     }
 
     /// Samples the node every `pollInterval` and asks the gate; logs progress every
@@ -304,11 +311,11 @@ struct FailoverStateMachine: Sendable {
 
     /// Produces until the node stops (false) or the chain names another key as the next
     /// proposer (true: production handed over, nothing was signed at that height).
-    private func aggregate() async throws(NodeFailure) -> Bool {
-        guard let aggregator, !Task.isCancelled else { return false }
+    private func aggregate(_ aggregator: AggregatorRuntime) async throws(NodeFailure) -> Bool {
+        guard !Task.isCancelled else { return false }
         // Gossip that arrives while producing is judged by the second-signer watch.
         sync.relayGossip()
-        state.enter(.aggregating)
+        move(.produce)
         do {
             try await aggregator.run()
             return false
@@ -319,7 +326,7 @@ struct FailoverStateMachine: Sendable {
                                          "this_key": "\(Hex.encode(own))"])
                 return true
             }
-            state.enter(.halted, reason: error.description)
+            move(.halt(reason: error.description), reason: error.description)
             throw error
         }
     }
@@ -330,44 +337,39 @@ struct FailoverStateMachine: Sendable {
 extension FailoverStateMachine {
     /// The lease keeper and the follower of etcd's block key run for the node's life; the role
     /// loop alternates between following and leading until the node stops or fails.
-    private func runHA(_ ha: HARuntime) async throws(NodeFailure) {
+    private func runHA(_ ha: HARuntime, _ aggregator: AggregatorRuntime) async throws(NodeFailure) {
         // The first leader of a group passes the catchup's promotion check; its peers had
         // since the node started to answer.
         var bootstrap = promotionCheck(timeout: haBootstrapTimeout ?? ha.bootstrapTimeout, startedAt: .now)
         let store = ha.store
         bootstrap.holdsSignedBlock = { HARuntime.holdsUnpublishedBlock(at: $0, store: store) }
         let check = bootstrap
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await ha.keepLeases() }
-                group.addTask { await ha.replicate(isFollowing: { sync.isActive }) }
-                group.addTask { try await haRoles(ha, bootstrap: check) }
-                defer { group.cancelAll() }
-                // keepLeases and replicate end only when cancelled; the role loop ends the node.
-                try await group.next()
-            }
-        } catch let failure as NodeFailure {
-            state.enter(.halted, reason: failure.description)
-            throw failure
+        do throws(NodeFailure) {
+            // keepLeases and replicate end only when cancelled; the role loop ends the node.
+            _ = try await FirstChildWins<Void>([
+                .init(.haLeases) { await ha.keepLeases() },
+                .init(.haReplication) { await ha.replicate(isFollowing: { sync.isActive }) },
+                .init(.haRoles) { try await haRoles(ha, aggregator, bootstrap: check) },
+            ], logger: logger).run()
         } catch {
-            if Task.isCancelled { return }
-            throw .ha("ended unexpectedly: \(error)")
+            move(.halt(reason: error.description), reason: error.description)
+            throw error
         }
     }
 
-    private func haRoles(_ ha: HARuntime, bootstrap: PromotionCheck) async throws(NodeFailure) {
+    private func haRoles(_ ha: HARuntime, _ aggregator: AggregatorRuntime, bootstrap: PromotionCheck) async throws(NodeFailure) {
         var pause: Duration = .zero
         while !Task.isCancelled {
             if pause > .zero {
                 // This node just could not lead: give the others the first chance.
                 try? await Task.sleep(for: pause)
             }
-            state.enter(.syncing, reason: "HA follower: syncing and campaigning for leadership")
+            move(.follow(.haFollower), reason: "HA follower: syncing and campaigning for leadership")
             guard let term = try await followUntilElected(ha, bootstrap: bootstrap) else { return }
-            state.enter(.aggregating, reason: "HA leader (term \(term.revision))")
+            move(.produce, reason: "HA leader (term \(term.revision))")
             let why: StepDown?
             do throws(NodeFailure) {
-                why = try await lead(ha, term)
+                why = try await lead(ha, term, aggregator)
             } catch {
                 // Halting: hand the leadership over now rather than after the TTL.
                 await ha.resign(term)
@@ -408,7 +410,7 @@ extension FailoverStateMachine {
                     ha.noteStepDown("a catchup condition no longer holds now that the syncer has stopped: \(decision)")
                     logger.warning("HA: a catchup condition no longer holds now that the syncer has stopped; following again",
                                    metadata: ["height": "\(snapshot?.storeHeight ?? ha.store.height)", "reason": "\(decision)"])
-                    state.enter(.syncing, reason: "HA follower: syncing and campaigning for leadership")
+                    move(.follow(.haFollower), reason: "HA follower: syncing and campaigning for leadership")
                     continue
                 }
             }
@@ -427,99 +429,81 @@ extension FailoverStateMachine {
     /// One round of following: the syncer runs beside the campaign until a term is won and
     /// taken over (returned, the syncer stopped) or the node stops (nil).
     private func electedWhileSyncing(_ ha: HARuntime, bootstrap: PromotionCheck) async throws(NodeFailure) -> LeaderTerm? {
-        do {
-            return try await withThrowingTaskGroup(of: LeaderTerm?.self) { group in
-                group.addTask {
-                    try await sync.run()
-                    // The syncer ends by itself only when cancelled; anything else is a fault.
-                    if !Task.isCancelled { throw NodeFailure.ha("the sync phase ended while following") }
-                    return nil
-                }
-                group.addTask {
-                    while let term = await ha.campaign() {
-                        switch try await ha.takeOver(term, bootstrap: { await bootstrap.decide().1 }) {
-                        case .ready(let term):
-                            return term
-                        case .stepDown(let term, let why):
-                            ha.noteStepDown(why)
-                            logger.warning("HA: elected but cannot lead, stepping down", metadata: ["reason": "\(why)"])
-                            await ha.resign(term)
-                            try? await Task.sleep(for: term.ttl * 2)
-                        }
+        // The campaign ends the phase; the syncer ends only when cancelled.
+        var race = FirstChildWins<LeaderTerm?>([
+            .init(.syncer) {
+                try await sync.run()
+                // The syncer ends by itself only when cancelled; anything else is a fault.
+                if !Task.isCancelled { throw NodeFailure.ha("the sync phase ended while following") }
+                return nil
+            },
+            .init(.haCampaign) {
+                while let term = await ha.campaign() {
+                    switch try await ha.takeOver(term, bootstrap: { await bootstrap.decide().1 }) {
+                    case .ready(let term):
+                        return term
+                    case .stepDown(let term, let why):
+                        ha.noteStepDown(why)
+                        logger.warning("HA: elected but cannot lead, stepping down", metadata: ["reason": "\(why)"])
+                        await ha.resign(term)
+                        try? await Task.sleep(for: term.ttl * 2)
                     }
-                    return nil
                 }
-                // The campaign ends the phase; the syncer ends only when cancelled.
-                var elected: LeaderTerm?
-                while let next = try await group.next() {
-                    elected = next
-                    break
-                }
-                group.cancelAll()
-                // A term won while the others were being cancelled is handed back at once.
-                while let late = try await group.next() {
-                    if let term = late, term !== elected { await ha.resign(term) }
-                }
-                return elected
-            }
-        } catch let failure as NodeFailure {
-            throw failure
-        } catch {
-            if Task.isCancelled { return nil }
-            throw .ha("the follower phase ended unexpectedly: \(error)")
+                return nil
+            },
+        ], logger: logger)
+        // A term won while the others were being cancelled is handed back at once.
+        race.lateValue = { late in
+            if let term = late { await ha.resign(term) }
         }
+        let elected = try await race.run()
+        return elected ?? nil
     }
 
     /// Produces (every block fenced through etcd) and submits until the term ends; returns why
     /// it ended, nil when the node stops. A fence refusal is a step-down, not a failure.
-    private func lead(_ ha: HARuntime, _ term: LeaderTerm) async throws(NodeFailure) -> StepDown? {
-        guard let aggregator else { return nil }
-        do {
-            return try await withThrowingTaskGroup(of: StepDown?.self) { group in
-                group.addTask {
-                    await ha.waitUntilLost(term).map { StepDown(reason: "leadership lost: \($0)", cannotLead: false) }
-                }
-                group.addTask {
-                    do throws(NodeFailure) {
-                        try await aggregator.run()
-                        return nil
-                    } catch {
-                        if case .production(let production) = error {
-                            switch production {
-                            case .refused:
-                                return StepDown(reason: production.description, cannotLead: false)
-                            case .fence:
-                                return StepDown(reason: production.description, cannotLead: true)
-                            case .build(_, .signing):
-                                // A shared remote signer refused (another member signed that
-                                // height: its block is etcd's or kept beside the signer's mark,
-                                // and whoever leads next goes on from it) or did not answer
-                                // (it may have signed: the next leader reads its mark first).
-                                // Nothing was signed here at that height; another member may
-                                // lead, and this node, as a follower, takes that block.
-                                return StepDown(reason: production.description, cannotLead: true)
-                            case .notProposer:
-                                // The chain rotated production to another key (its blocks
-                                // drained to DA by the aggregator): follow; the campaign
-                                // waits until the chain names this key again.
-                                return StepDown(reason: production.description, cannotLead: false)
-                            default: break
-                            }
-                        }
-                        throw error
+    private func lead(_ ha: HARuntime, _ term: LeaderTerm, _ aggregator: AggregatorRuntime) async throws(NodeFailure) -> StepDown? {
+        // A failure the aggregator reports while stopping (e.g. the store) is not dropped.
+        let why = try await FirstChildWins<StepDown?>([
+            .init(.haLeadership) {
+                await ha.waitUntilLost(term).map { StepDown(reason: "leadership lost: \($0)", cannotLead: false) }
+            },
+            .init(.aggregator) {
+                do throws(NodeFailure) {
+                    try await aggregator.run()
+                    return nil
+                } catch {
+                    if case .production(let production) = error, let stepDown = Self.stepDown(after: production) {
+                        return stepDown
                     }
+                    throw error
                 }
-                let first = try await group.next() ?? nil
-                group.cancelAll()
-                // A failure the aggregator reports while stopping (e.g. the store) is not dropped.
-                while try await group.next() != nil {}
-                return first
-            }
-        } catch let failure as NodeFailure {
-            throw failure
-        } catch {
-            if Task.isCancelled { return nil }
-            throw .ha("the leader phase ended unexpectedly: \(error)")
+            },
+        ], logger: logger).run()
+        return why ?? nil
+    }
+
+    /// A production error that ends an HA term without halting the node, and whether this node
+    /// should let the others try first; nil for one that halts it.
+    private static func stepDown(after production: ProductionError) -> StepDown? {
+        switch production {
+        case .refused:
+            return StepDown(reason: production.description, cannotLead: false)
+        case .fence:
+            return StepDown(reason: production.description, cannotLead: true)
+        case .build(_, .signing):
+            // A shared remote signer refused (another member signed that height: its block is
+            // etcd's or kept beside the signer's mark, and whoever leads next goes on from it)
+            // or did not answer (it may have signed: the next leader reads its mark first).
+            // Nothing was signed here at that height; another member may lead, and this node,
+            // as a follower, takes that block.
+            return StepDown(reason: production.description, cannotLead: true)
+        case .notProposer:
+            // The chain rotated production to another key (its blocks drained to DA by the
+            // aggregator): follow; the campaign waits until the chain names this key again.
+            return StepDown(reason: production.description, cannotLead: false)
+        default:
+            return nil
         }
     }
 }

@@ -39,6 +39,19 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     /// A full node found forced transactions omitted past their grace boundary (the sequencer is
     /// malicious). The node stays up, halted, until the operator stops it.
     case forcedInclusion(ForcedInclusionViolation)
+    /// A child task of the node failed with an error of its own kind: `component` is the part
+    /// that ran it, `underlying` the error as it was thrown (typed, not a string).
+    case failed(NodeComponent, underlying: any Error)
+
+    /// The failure of the child `component` ran: a `NodeFailure` already names its part and is
+    /// kept as it is; any other error is kept whole, blamed on `component`.
+    public init(component: NodeComponent, underlying: any Error) {
+        if let failure = underlying as? NodeFailure {
+            self = failure
+        } else {
+            self = .failed(component, underlying: underlying)
+        }
+    }
 
     public var description: String {
         switch self {
@@ -57,6 +70,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .execution(let e): return "execution layer: \(e)"
         case .secondSigner(let what): return "second live signer: \(what)"
         case .forcedInclusion(let violation): return violation.description
+        case .failed(let component, let error): return "\(component) stopped: \(error)"
         }
     }
 

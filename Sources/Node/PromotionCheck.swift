@@ -67,7 +67,7 @@ struct PromotionCheck: Sendable {
             // until DA's chain is replayed (the phase says `recovering` only once it rolls back).
             recoveryPending: sync.recovery.isPending || state.phase == .recovering,
             highestKnownHeader: max(progress.highestKnownHeader, follower.highestHeader),
-            signerHighWaterMark: mark,
+            lastUnrecoverableSigned: mark,
             elapsed: now - startedAt,
             sinceLastProgress: now - max(progress.lastProgress, startedAt),
             // A DA height that keeps failing among answering neighbours clears `lastError`

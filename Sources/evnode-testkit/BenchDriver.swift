@@ -5,6 +5,7 @@
 import Primitives
 import Config
 import Foundation
+import ProcessKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,7 +77,7 @@ final class BenchDriver {
         results.machine = MachineInfo.current()
         results.started = RFC3339.format(unixNanoseconds: wallNanoseconds())
         let began = now()
-        defer { localDA?.stop() }
+        defer { localDA?.terminate() }
         measureBaselines(first: true)
         let aggregatorHome = makeChain()
         catchUp()
@@ -86,7 +87,7 @@ final class BenchDriver {
         results.production = produce(home: aggregatorHome, blockTimeMilliseconds: plan.blockTimeMilliseconds)
         produceFast(home: aggregatorHome)
         produceThroughRemoteSigner(home: aggregatorHome)
-        localDA?.stop()
+        localDA?.terminate()
         localDA = nil
         measureDALatency()
         results.slowDACatchup = SlowDACatchupBench(evnode: evnode, testkit: testkit, work: work,
@@ -140,18 +141,18 @@ final class BenchDriver {
             fail("init \(home): \(error)")
         }
         startLocalDA()
-        let maker = ChildProcess(name: "make-chain", executable: testkit,
+        let maker = launchChild(name: "make-chain", executable: testkit,
                                  arguments: ["make-chain", "--home", home, "--blocks", "\(plan.blocks)",
                                              "--txs", "\(plan.txsPerBlock)", "--da", daURL,
                                              "--interval-us", "\(interval / 1000)", "--store", "\(work)/make-chain-store"],
                                  logDirectory: work)
-        guard maker.wait(timeout: max(300, Double(plan.blocks) / 500)), maker.exitStatus == 0 else {
-            maker.stop()
-            fail("make-chain failed:\n\(maker.log)")
+        guard maker.waitForExitBlocking(timeout: .seconds(max(300, Double(plan.blocks) / 500))), maker.terminationStatus == 0 else {
+            maker.terminate()
+            fail("make-chain failed:\n\(maker.output)")
         }
         try? FileManager.default.removeItem(atPath: "\(work)/make-chain-store")
-        guard let summary = maker.log.split(separator: "\n").last(where: { $0.hasPrefix("chain ") }) else {
-            fail("make-chain printed no summary:\n\(maker.log)")
+        guard let summary = maker.output.split(separator: "\n").last(where: { $0.hasPrefix("chain ") }) else {
+            fail("make-chain printed no summary:\n\(maker.output)")
         }
         var fields: [String: String] = [:]
         for part in summary.split(separator: " ").dropFirst() {
@@ -164,19 +165,19 @@ final class BenchDriver {
                                     submissions: Int(fields["submissions"] ?? "") ?? 0,
                                     firstDAHeight: UInt64(fields["da_first"] ?? "") ?? 0,
                                     lastDAHeight: UInt64(fields["da_last"] ?? "") ?? 0)
-        detail(maker.log.split(separator: "\n").filter { !$0.hasPrefix("chain ") }.joined(separator: "; "))
+        detail(maker.output.split(separator: "\n").filter { !$0.hasPrefix("chain ") }.joined(separator: "; "))
         return home
     }
 
     /// A fresh local DA with 1 s blocks, at `daURL`.
     func startLocalDA() {
-        daPort = freeLoopbackPort()
-        let da = ChildProcess(name: "local-da", executable: evnode,
+        daPort = loopbackPort()
+        let da = launchChild(name: "local-da", executable: evnode,
                               arguments: ["local-da", "--home", "\(work)/local-da", "--listen", "127.0.0.1:\(daPort)",
                                           "--block-time", "1s"],
                               logDirectory: work)
         localDA = da
-        waitFor("local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
+        waitFor("local DA to listen", timeout: 30, process: da) { da.output.contains("listening on") }
     }
 
     var daURL: String { "http://127.0.0.1:\(daPort)" }
@@ -197,11 +198,11 @@ final class BenchDriver {
         // the machine as the catch-up saw it.
         results.baselines.ed25519VerifyRuns.append(Baselines.ed25519VerifyRate(seconds: plan.verifySeconds))
         defer { results.baselines.ed25519VerifyRuns.append(Baselines.ed25519VerifyRate(seconds: plan.verifySeconds)) }
-        let rpc = freeLoopbackPort()
+        let rpc = loopbackPort()
         let startedMono = now()
-        let node = ChildProcess(name: "fullnode", executable: evnode,
+        let node = launchChild(name: "fullnode", executable: evnode,
                                 arguments: ["start", "--home", home] + nodeFlags(rpc: rpc), logDirectory: work)
-        defer { node.stop() }
+        defer { node.terminate() }
         let target = UInt64(plan.blocks)
         let tenth = max(1, target / 10)
         var atTenth: (seconds: Double, height: UInt64, rss: Int)?
@@ -210,8 +211,8 @@ final class BenchDriver {
         let http = LoopbackHTTPConnection(port: rpc)
         let deadline = now() + max(300, Double(plan.blocks) / 200)
         while true {
-            guard node.isRunning else { fail("the full node exited (status \(node.exitStatus)):\n\(tail(node.log))") }
-            guard now() < deadline else { fail("the full node did not reach height \(target) in time:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the full node exited (status \(node.terminationStatus)):\n\(tail(node.output))") }
+            guard now() < deadline else { fail("the full node did not reach height \(target) in time:\n\(tail(node.output))") }
             if let s = try? status(http), let memory = node.memory {
                 let elapsed = now() - startedMono
                 if atTenth == nil, s.heights.store >= tenth {
@@ -268,32 +269,32 @@ final class BenchDriver {
         } catch {
             fail("full node home: \(error)")
         }
-        let proxy = ChildProcess(name: "faulty-da-\(name)", executable: testkit,
+        let proxy = launchChild(name: "faulty-da-\(name)", executable: testkit,
                                  arguments: ["faulty-da", "--upstream", daURL, "--fault-rate", "\(rate)", "--seed", "14"],
                                  logDirectory: work)
-        defer { proxy.stop() }
+        defer { proxy.terminate() }
         var proxyURL = ""
         waitFor("faulty-da to listen", timeout: 30, process: proxy) {
-            guard let line = proxy.log.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }) else { return false }
+            guard let line = proxy.output.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }) else { return false }
             proxyURL = "http://" + line.dropFirst("listening on ".count)
             return true
         }
-        let rpc = freeLoopbackPort()
+        let rpc = loopbackPort()
         let started = now()
-        let node = ChildProcess(name: name, executable: evnode,
+        let node = launchChild(name: name, executable: evnode,
                                 arguments: ["start", "--home", home] + nodeFlags(rpc: rpc, da: proxyURL), logDirectory: work)
-        defer { node.stop() }
+        defer { node.terminate() }
         let target = UInt64(plan.blocks)
         let http = LoopbackHTTPConnection(port: rpc)
         let deadline = now() + max(600, Double(plan.blocks) / 100)
         while true {
-            guard node.isRunning else { fail("the full node behind faulty-da exited (status \(node.exitStatus)):\n\(tail(node.log))") }
-            guard now() < deadline else { fail("the full node behind faulty-da did not reach height \(target) in time:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the full node behind faulty-da exited (status \(node.terminationStatus)):\n\(tail(node.output))") }
+            guard now() < deadline else { fail("the full node behind faulty-da did not reach height \(target) in time:\n\(tail(node.output))") }
             if let s = try? status(http), s.heights.store >= target { break }
             usleep(20_000)
         }
         let seconds = now() - started
-        return (seconds, proxy.log.split(separator: "\n").filter { $0.hasPrefix("fault ") }.count)
+        return (seconds, proxy.output.split(separator: "\n").filter { $0.hasPrefix("fault ") }.count)
     }
 
     // MARK: P2P catch-up
@@ -311,30 +312,30 @@ final class BenchDriver {
         } catch {
             fail("P2P node home: \(error)")
         }
-        let deadDA = "http://127.0.0.1:\(freeLoopbackPort())"
-        let serverP2P = freeLoopbackPort()
-        let serverRPC = freeLoopbackPort()
-        let server = ChildProcess(name: "p2p-server", executable: evnode,
+        let deadDA = "http://127.0.0.1:\(loopbackPort())"
+        let serverP2P = loopbackPort()
+        let serverRPC = loopbackPort()
+        let server = launchChild(name: "p2p-server", executable: evnode,
                                   arguments: ["start", "--home", serverHome, "--da.address", deadDA,
                                               "--rpc.address", "127.0.0.1:\(serverRPC)",
                                               "--p2p.listen", "127.0.0.1:\(serverP2P)"], logDirectory: work)
-        defer { server.stop() }
-        waitFor("the serving node's P2P", timeout: 60, process: server) { server.log.contains("P2P listening") }
-        let rpc = freeLoopbackPort()
+        defer { server.terminate() }
+        waitFor("the serving node's P2P", timeout: 60, process: server) { server.output.contains("P2P listening") }
+        let rpc = loopbackPort()
         let startedMono = now()
-        let node = ChildProcess(name: "p2pnode", executable: evnode,
+        let node = launchChild(name: "p2pnode", executable: evnode,
                                 arguments: ["start", "--home", home, "--da.address", deadDA,
                                             "--rpc.address", "127.0.0.1:\(rpc)",
-                                            "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())",
+                                            "--p2p.listen", "127.0.0.1:\(loopbackPort())",
                                             "--p2p.peers", "127.0.0.1:\(serverP2P)"], logDirectory: work)
-        defer { node.stop() }
+        defer { node.terminate() }
         let http = LoopbackHTTPConnection(port: rpc)
         let target = UInt64(plan.blocks)
         let deadline = now() + max(300, Double(plan.blocks) / 100)
         var result = P2PCatchupResult()
         while true {
-            guard node.isRunning else { fail("the P2P node exited (status \(node.exitStatus)):\n\(tail(node.log))") }
-            guard now() < deadline else { fail("the P2P node did not reach height \(target) in time:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the P2P node exited (status \(node.terminationStatus)):\n\(tail(node.output))") }
+            guard now() < deadline else { fail("the P2P node did not reach height \(target) in time:\n\(tail(node.output))") }
             if let s = try? status(http), s.heights.store >= target {
                 result.seconds = now() - startedMono
                 break
@@ -351,19 +352,19 @@ final class BenchDriver {
 
     private func recover(home: String) {
         step("recovery: the aggregator restarts with an empty store and --catchup-timeout \(plan.catchupTimeout)")
-        let rpc = freeLoopbackPort()
-        let node = ChildProcess(name: "recovery", executable: evnode,
+        let rpc = loopbackPort()
+        let node = launchChild(name: "recovery", executable: evnode,
                                 arguments: ["start", "--home", home, "--aggregator", "--catchup-timeout", plan.catchupTimeout,
                                             "--block-time", "\(plan.blockTimeMilliseconds)ms"] + nodeFlags(rpc: rpc),
                                 logDirectory: work)
-        defer { node.stop() }
+        defer { node.terminate() }
         let target = UInt64(plan.blocks)
         let http = LoopbackHTTPConnection(port: rpc)
         let deadline = now() + max(300, Double(plan.blocks) / 200)
         var syncedAt: UInt64?
         while true {
-            guard node.isRunning else { fail("the recovering aggregator exited (status \(node.exitStatus)):\n\(tail(node.log))") }
-            guard now() < deadline else { fail("the recovering aggregator produced no new block in time:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the recovering aggregator exited (status \(node.terminationStatus)):\n\(tail(node.output))") }
+            guard now() < deadline else { fail("the recovering aggregator produced no new block in time:\n\(tail(node.output))") }
             if let s = try? status(http) {
                 if syncedAt == nil, s.heights.store >= target { syncedAt = wallNanoseconds() }
                 if s.heights.store > target { break }
@@ -374,10 +375,10 @@ final class BenchDriver {
               let block = try? JSONDecoder().decode(BlockView.self, from: Data(reply.body)) else {
             fail("cannot read block \(target + 1) from the recovered aggregator")
         }
-        guard let caughtUpLine = node.log.split(separator: "\n").first(where: { $0.contains("catchup: caught up") }),
+        guard let caughtUpLine = node.output.split(separator: "\n").first(where: { $0.contains("catchup: caught up") }),
               let stamp = caughtUpLine.split(separator: " ").first,
               let caughtUp = try? RFC3339.unixNanoseconds(String(stamp)) else {
-            fail("the recovering aggregator logged no \"caught up\" line:\n\(tail(node.log))")
+            fail("the recovering aggregator logged no \"caught up\" line:\n\(tail(node.output))")
         }
         var r = RecoveryResult()
         r.startToSyncedSeconds = Double((syncedAt ?? caughtUp) - node.startedAt) / 1e9
@@ -417,12 +418,12 @@ final class BenchDriver {
 
     func produce(home: String, blockTimeMilliseconds blockTime: Int, extra: [String] = []) -> ProductionResult {
         step("production: \(blockTime) ms blocks for \(Int(plan.productionSeconds)) s under \(plan.txRate) tx/s of HTTP load")
-        let rpc = freeLoopbackPort()
-        let node = ChildProcess(name: "producer", executable: evnode,
+        let rpc = loopbackPort()
+        let node = launchChild(name: "producer", executable: evnode,
                                 arguments: ["start", "--home", home, "--aggregator", "--block-time", "\(blockTime)ms"]
                                     + nodeFlags(rpc: rpc) + extra,
                                 logDirectory: work)
-        defer { node.stop() }
+        defer { node.terminate() }
         let http = LoopbackHTTPConnection(port: rpc)
         var first: UInt64 = 0
         waitFor("the aggregator to produce", timeout: 60, process: node) {
@@ -437,7 +438,7 @@ final class BenchDriver {
         load.start()
         let began = now()
         while now() - began < plan.productionSeconds {
-            guard node.isRunning else { fail("the aggregator exited during production:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the aggregator exited during production:\n\(tail(node.output))") }
             usleep(100_000)
         }
         load.stop()
@@ -488,7 +489,7 @@ final class BenchDriver {
 
     func nodeFlags(rpc: Int, da: String? = nil) -> [String] {
         ["--da.address", da ?? daURL, "--da.block-time", "1s", "--rpc.address", "127.0.0.1:\(rpc)",
-         "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"]
+         "--p2p.listen", "127.0.0.1:\(loopbackPort())"]
     }
 
     func status(_ http: LoopbackHTTPConnection) throws -> StatusView {
@@ -545,9 +546,9 @@ func benchAll(_ args: [String]) {
 func benchWait(_ what: String, timeout: Double, process: ChildProcess, _ condition: () -> Bool) {
     let deadline = now() + timeout
     while now() < deadline {
-        guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.log))") }
+        guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.output))") }
         if condition() { return }
         usleep(20_000)
     }
-    fail("timed out waiting for \(what):\n\(tail(process.log))")
+    fail("timed out waiting for \(what):\n\(tail(process.output))")
 }

@@ -13,6 +13,7 @@ import Production
 import Config
 import EVM
 import Foundation
+import ProcessKit
 import KeyStore
 import Logging
 #if canImport(Glibc)
@@ -52,13 +53,13 @@ func benchEVM(_ args: [String]) async {
         .write(toFile: secretFile, atomically: true, encoding: .utf8)
 
     func startEL(_ name: String) -> (ChildProcess, engine: Int, eth: Int) {
-        let engine = freeLoopbackPort(), eth = freeLoopbackPort()
-        let child = ChildProcess(name: name, executable: python,
+        let engine = loopbackPort(), eth = loopbackPort()
+        let child = launchChild(name: name, executable: python,
                                  arguments: [server, "--genesis", elGenesis, "--jwt-secret", secretFile,
                                              "--engine-port", "\(engine)", "--eth-port", "\(eth)"], logDirectory: logs)
         let deadline = now() + 60
-        while !child.log.contains("test EL ready") {
-            if !child.isRunning || now() > deadline { fail("bench-evm: \(name) did not start:\n\(child.log)") }
+        while !child.output.contains("test EL ready") {
+            if !child.isRunning || now() > deadline { fail("bench-evm: \(name) did not start:\n\(child.output)") }
             usleep(100_000)
         }
         return (child, engine, eth)
@@ -81,11 +82,11 @@ func benchEVM(_ args: [String]) async {
     genesisJSON["start_time"] = RFC3339.format(unixNanoseconds: start)
     try? JSONSerialization.data(withJSONObject: genesisJSON).write(to: URL(fileURLWithPath: genesisPath))
 
-    let daPort = freeLoopbackPort()
-    let da = ChildProcess(name: "local-da", executable: evnode,
+    let daPort = loopbackPort()
+    let da = launchChild(name: "local-da", executable: evnode,
                           arguments: ["local-da", "--home", work + "/da", "--listen", "127.0.0.1:\(daPort)", "--block-time", "100ms"],
                           logDirectory: logs)
-    defer { da.stop() }
+    defer { da.terminate() }
 
     // Transfers, signed in Python with eth-account (one sender, consecutive nonces).
     FileHandleOut.line("bench-evm: signing \(blocks * txsPerBlock) transfers")
@@ -103,9 +104,9 @@ func benchEVM(_ args: [String]) async {
 
     // Build the chain through the EVM executor on EL 1, then post it with the DA submitter.
     let (el1, engine1, eth1) = startEL("el-build")
-    var flags: [String: RawSetting] = ["da.address": RawSetting(value: "http://127.0.0.1:\(daPort)", source: "bench")]
-    flags["execution.kind"] = RawSetting(value: "kv", source: "bench")
-    flags["signer.passphrase_file"] = RawSetting(value: passphraseFile, source: "bench")
+    var flags: [String: RawSetting] = [SettingKey.daAddress.name: RawSetting(value: "http://127.0.0.1:\(daPort)", source: "bench")]
+    flags[SettingKey.executionKind.name] = RawSetting(value: "kv", source: "bench")
+    flags[SettingKey.signerPassphraseFile.name] = RawSetting(value: passphraseFile, source: "bench")
     let setup: NodeSetup
     do { setup = try NodeSetup.load(home: agg, flags: flags) } catch { fail("bench-evm: \(error)") }
     guard let key = setup.signer else { fail("bench-evm: no signer key") }
@@ -130,7 +131,7 @@ func benchEVM(_ args: [String]) async {
         fail("bench-evm: building the chain: \(error)")
     }
     let buildSeconds = now() - built
-    el1.stop(timeout: 3)
+    el1.terminate(timeout: .seconds(3))
     FileHandleOut.line("bench-evm: built \(blocks) blocks in \(fixed(buildSeconds, 1)) s; posting to DA")
     do {
         let client = try CelestiaDAClient(options: DAClientOptions(config: setup.config.da))
@@ -145,18 +146,18 @@ func benchEVM(_ args: [String]) async {
 
     // A fresh full node with a fresh EL syncs the chain from DA.
     let (el2, engine2, eth2) = startEL("el-sync")
-    defer { el2.stop(timeout: 3) }
+    defer { el2.terminate(timeout: .seconds(3)) }
     let full = work + "/full"
     guard run(evnode, ["init", "--home", full, "--chain-id", chainID]) == 0 else { fail("bench-evm: evnode init failed") }
     try? FileManager.default.removeItem(atPath: full + "/config/genesis.json")
     try? FileManager.default.copyItem(atPath: genesisPath, toPath: full + "/config/genesis.json")
-    let rpcPort = freeLoopbackPort()
-    let node = ChildProcess(name: "full", executable: evnode, arguments: [
+    let rpcPort = loopbackPort()
+    let node = launchChild(name: "full", executable: evnode, arguments: [
         "start", "--home", full, "--da.address", "http://127.0.0.1:\(daPort)", "--da.block-time", "100ms",
-        "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())", "--rpc.address", "127.0.0.1:\(rpcPort)",
+        "--p2p.listen", "127.0.0.1:\(loopbackPort())", "--rpc.address", "127.0.0.1:\(rpcPort)",
         "--execution", "evm", "--evm.engine-url", "http://127.0.0.1:\(engine2)", "--evm.eth-url", "http://127.0.0.1:\(eth2)",
         "--evm.jwt-secret-file", secretFile], logDirectory: logs)
-    defer { node.stop() }
+    defer { node.terminate() }
     let http = LoopbackHTTPConnection(port: rpcPort)
     func storeHeight() -> UInt64 {
         guard let reply = try? http.get("/status"), reply.status == 200,
@@ -168,7 +169,7 @@ func benchEVM(_ args: [String]) async {
     while true {
         let h = storeHeight()
         if h >= UInt64(blocks) { break }
-        if !node.isRunning || now() > deadline { fail("bench-evm: the full node stopped at \(h):\n\(node.log.suffix(2000))") }
+        if !node.isRunning || now() > deadline { fail("bench-evm: the full node stopped at \(h):\n\(node.output.suffix(2000))") }
         usleep(50_000)
     }
     let nodeSeconds = Double(wallNanoseconds() - node.startedAt) / 1e9

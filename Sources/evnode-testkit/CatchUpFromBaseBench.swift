@@ -15,6 +15,7 @@
 import Primitives
 import Config
 import Foundation
+import ProcessKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,12 +63,12 @@ struct CatchUpFromBaseBench {
         } catch {
             fail("init \(home): \(error)")
         }
-        let daPort = freeLoopbackPort()
-        let da = ChildProcess(name: "cfb-local-da", executable: evnode,
+        let daPort = loopbackPort()
+        let da = launchChild(name: "cfb-local-da", executable: evnode,
                               arguments: ["local-da", "--home", "\(dir)/da", "--listen", "127.0.0.1:\(daPort)", "--block-time", "1h"],
                               logDirectory: dir)
-        defer { da.stop() }
-        benchWait("the local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
+        defer { da.terminate() }
+        benchWait("the local DA to listen", timeout: 30, process: da) { da.output.contains("listening on") }
         let daURL = "http://127.0.0.1:\(daPort)"
         let flags = ["--aggregator", "--block-time", "100ms", "--evnode.da.forced_inclusion_namespace", namespace,
                      "--da.address", daURL, "--da.block-time", "1s"]
@@ -78,33 +79,33 @@ struct CatchUpFromBaseBench {
             benchWait("the sequencer's first blocks on DA", timeout: 60, process: node) {
                 (status(http)?.heights.finalized ?? 0) >= 3
             }
-            node.stop()
-            guard node.exitStatus == 0 else { fail("the sequencer's first run exited with \(node.exitStatus):\n\(tail(node.log))") }
+            node.terminate()
+            guard node.terminationStatus == 0 else { fail("the sequencer's first run exited with \(node.terminationStatus):\n\(tail(node.output))") }
         }
 
         // Users post while it is away.
-        let poster = ChildProcess(name: "cfb-post-forced", executable: testkit,
+        let poster = launchChild(name: "cfb-post-forced", executable: testkit,
                                   arguments: ["post-forced", "--da", daURL, "--namespace", namespace, "--epochs", "\(epochs)",
                                               "--txs-per-epoch", "\(txsPerEpoch)", "--epoch-size", "\(epochSize)"],
                                   logDirectory: dir)
-        guard poster.wait(timeout: max(120, Double(epochs) / 20)), poster.exitStatus == 0 else {
-            poster.stop()
-            fail("post-forced failed:\n\(tail(poster.log))")
+        guard poster.waitForExitBlocking(timeout: .seconds(max(120, Double(epochs) / 20))), poster.terminationStatus == 0 else {
+            poster.terminate()
+            fail("post-forced failed:\n\(tail(poster.output))")
         }
-        let posted = summaryFields(poster.log, prefix: "posted ")
+        let posted = summaryFields(poster.output, prefix: "posted ")
         guard let first = posted["first"].flatMap(UInt64.init), let daHead = posted["head"].flatMap(UInt64.init) else {
-            fail("post-forced printed no summary:\n\(poster.log)")
+            fail("post-forced printed no summary:\n\(poster.output)")
         }
 
         // Its return.
         let (node, http) = startNode(dir, name: "cfb-sequencer-2", home: home, flags: flags + ["--catchup-timeout", "1s"])
-        defer { node.stop() }
+        defer { node.terminate() }
         let startText = "catch-up from base: the forced-inclusion checkpoint is at least one epoch behind"
         let endText = "catch-up from base complete"
         benchWait("the catch-up from base to complete", timeout: max(120, Double(epochs) / 10), process: node) {
-            node.log.contains(endText)
+            node.output.contains(endText)
         }
-        let log = node.log
+        let log = node.output
         let began = logTime(log, containing: startText, node: node)
         let ended = logTime(log, containing: endText, node: node)
 
@@ -164,10 +165,10 @@ struct CatchUpFromBaseBench {
     }
 
     private func startNode(_ dir: String, name: String, home: String, flags: [String]) -> (ChildProcess, LoopbackHTTPConnection) {
-        let port = freeLoopbackPort()
-        let node = ChildProcess(name: name, executable: evnode,
+        let port = loopbackPort()
+        let node = launchChild(name: name, executable: evnode,
                                 arguments: ["start", "--home", home, "--rpc.address", "127.0.0.1:\(port)",
-                                            "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"] + flags,
+                                            "--p2p.listen", "127.0.0.1:\(loopbackPort())"] + flags,
                                 logDirectory: dir)
         return (node, LoopbackHTTPConnection(port: port))
     }
@@ -183,12 +184,12 @@ struct CatchUpFromBaseBench {
             fail("full node home: \(error)")
         }
         let (node, http) = startNode(dir, name: "cfb-full-node", home: home, flags: ["--da.address", "http://127.0.0.1:\(daPort)", "--da.block-time", "1s"])
-        defer { node.stop() }
+        defer { node.terminate() }
         var began: Double?
         let deadline = now() + max(120, Double(target) / 50)
         while true {
-            guard node.isRunning else { fail("the plain full node exited:\n\(tail(node.log))") }
-            guard now() < deadline else { fail("the plain full node did not reach height \(target) in time:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the plain full node exited:\n\(tail(node.output))") }
+            guard now() < deadline else { fail("the plain full node did not reach height \(target) in time:\n\(tail(node.output))") }
             if let s = status(http) {
                 if began == nil { began = now() }
                 if s.heights.store >= target { break }

@@ -10,6 +10,7 @@ import DAClient
 import Chain
 import Config
 import Foundation
+import ProcessKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,13 +44,13 @@ struct DALatencyBench {
     }
 
     func run() -> DALatencyResult {
-        let daPort = freeLoopbackPort()
-        let da = ChildProcess(name: "latency-da", executable: evnode,
+        let daPort = loopbackPort()
+        let da = launchChild(name: "latency-da", executable: evnode,
                               arguments: ["local-da", "--home", "\(work)/latency-da", "--listen", "127.0.0.1:\(daPort)",
                                           "--block-time", "6s"],
                               logDirectory: work)
-        defer { da.stop() }
-        wait("the local DA to listen", timeout: 30, da) { da.log.contains("listening on") }
+        defer { da.terminate() }
+        wait("the local DA to listen", timeout: 30, da) { da.output.contains("listening on") }
         let daURL = "http://127.0.0.1:\(daPort)"
 
         let aggHome = "\(work)/latency-agg"
@@ -60,16 +61,16 @@ struct DALatencyBench {
             fail("init \(aggHome): \(error)")
         }
         let common = ["--da.address", daURL, "--da.block-time", "6s"]
-        let agg = ChildProcess(name: "latency-agg", executable: evnode,
+        let agg = launchChild(name: "latency-agg", executable: evnode,
                                arguments: ["start", "--home", aggHome, "--aggregator", "--block-time", "1s"] + common
                                    + ports(),
                                logDirectory: work)
-        defer { agg.stop() }
-        let subRPC = freeLoopbackPort(), pollRPC = freeLoopbackPort()
+        defer { agg.terminate() }
+        let subRPC = loopbackPort(), pollRPC = loopbackPort()
         let sub = fullNode("latency-sub", rpc: subRPC, flags: common)
-        defer { sub.stop() }
+        defer { sub.terminate() }
         let poll = fullNode("latency-poll", rpc: pollRPC, flags: common + ["--no-da.subscribe"])
-        defer { poll.stop() }
+        defer { poll.terminate() }
         let subHTTP = LoopbackHTTPConnection(port: subRPC), pollHTTP = LoopbackHTTPConnection(port: pollRPC)
         wait("both full nodes to sync the first blocks, the subscriber live", timeout: 90, sub) {
             guard let s = status(subHTTP), let p = status(pollHTTP) else { return false }
@@ -83,7 +84,7 @@ struct DALatencyBench {
         let end = now() + windowSeconds + 8  // the last DA heights of the window still get applied
         while now() < end {
             guard agg.isRunning, sub.isRunning, poll.isRunning else {
-                fail("a latency-bench node exited:\n\(tail(agg.log))\n\(tail(sub.log))\n\(tail(poll.log))")
+                fail("a latency-bench node exited:\n\(tail(agg.output))\n\(tail(sub.output))\n\(tail(poll.output))")
             }
             for (i, http) in [subHTTP, pollHTTP].enumerated() {
                 guard let s = status(http) else { continue }
@@ -125,14 +126,14 @@ struct DALatencyBench {
         } catch {
             fail("\(name) home: \(error)")
         }
-        return ChildProcess(name: name, executable: evnode,
+        return launchChild(name: name, executable: evnode,
                             arguments: ["start", "--home", home] + flags
-                                + ["--rpc.address", "127.0.0.1:\(rpc)", "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"],
+                                + ["--rpc.address", "127.0.0.1:\(rpc)", "--p2p.listen", "127.0.0.1:\(loopbackPort())"],
                             logDirectory: work)
     }
 
     private func ports() -> [String] {
-        ["--rpc.address", "127.0.0.1:\(freeLoopbackPort())", "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"]
+        ["--rpc.address", "127.0.0.1:\(loopbackPort())", "--p2p.listen", "127.0.0.1:\(loopbackPort())"]
     }
 
     private func status(_ http: LoopbackHTTPConnection) -> StatusDA? {
@@ -183,11 +184,11 @@ struct DALatencyBench {
     private func wait(_ what: String, timeout: Double, _ process: ChildProcess, _ condition: () -> Bool) {
         let deadline = now() + timeout
         while now() < deadline {
-            guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.log))") }
+            guard process.isRunning else { fail("\(process.name) exited while waiting for \(what):\n\(tail(process.output))") }
             if condition() { return }
             usleep(20_000)
         }
-        fail("timed out waiting for \(what):\n\(tail(process.log))")
+        fail("timed out waiting for \(what):\n\(tail(process.output))")
     }
 }
 

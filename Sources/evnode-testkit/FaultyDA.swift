@@ -5,6 +5,7 @@
 // Every other call, and the other answers, pass through unchanged (Authorization included).
 // Faults are drawn from a seeded generator, so a run can be repeated.
 
+import ProcessKit
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -11,6 +11,7 @@
 import Primitives
 import Config
 import Foundation
+import ProcessKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -98,7 +99,7 @@ struct HAFailoverBench {
 
         func start() {
             runs += 1
-            process = ChildProcess(name: "\(name)-run\(runs)", executable: evnode, arguments: arguments, logDirectory: work)
+            process = launchChild(name: "\(name)-run\(runs)", executable: evnode, arguments: arguments, logDirectory: work)
         }
 
         var isRunning: Bool { process?.isRunning ?? false }
@@ -106,28 +107,28 @@ struct HAFailoverBench {
 
     private func measure(mode: String, kills: Int, extra: [String]) -> (HAFailoverResult.Mode, Int) {
         let dir = "\(work)/ha-\(mode)"
-        let etcdPort = freeLoopbackPort(), etcdPeer = freeLoopbackPort(), daPort = freeLoopbackPort()
+        let etcdPort = loopbackPort(), etcdPeer = loopbackPort(), daPort = loopbackPort()
         let etcdURL = "http://127.0.0.1:\(etcdPort)"
-        let etcd = ChildProcess(name: "ha-\(mode)-etcd", executable: "/usr/bin/etcd", arguments: [
+        let etcd = launchChild(name: "ha-\(mode)-etcd", executable: "/usr/bin/etcd", arguments: [
             "--logger=zap", "--name", "bench", "--data-dir", "\(dir)/etcd",
             "--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
             "--listen-peer-urls", "http://127.0.0.1:\(etcdPeer)",
             "--initial-advertise-peer-urls", "http://127.0.0.1:\(etcdPeer)",
             "--initial-cluster", "bench=http://127.0.0.1:\(etcdPeer)",
         ], logDirectory: work)
-        defer { etcd.stop() }
+        defer { etcd.terminate() }
         let etcdHTTP = LoopbackHTTPConnection(port: etcdPort)
         benchWait("etcd to answer", timeout: 30, process: etcd) { (try? etcdHTTP.get("/version"))?.status == 200 }
-        let da = ChildProcess(name: "ha-\(mode)-da", executable: evnode,
+        let da = launchChild(name: "ha-\(mode)-da", executable: evnode,
                               arguments: ["local-da", "--home", "\(dir)/da", "--listen", "127.0.0.1:\(daPort)",
                                           "--block-time", "300ms"],
                               logDirectory: work)
-        defer { da.stop() }
-        benchWait("the local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
+        defer { da.terminate() }
+        benchWait("the local DA to listen", timeout: 30, process: da) { da.output.contains("listening on") }
 
         let nodes = makeNodes(dir: dir, mode: mode, etcdURL: etcdURL, daURL: "http://127.0.0.1:\(daPort)", extra: extra)
         defer {
-            for node in nodes { node.process?.stop() }
+            for node in nodes { node.process?.terminate() }
         }
         for node in nodes { node.start() }
 
@@ -144,7 +145,7 @@ struct HAFailoverBench {
             guard let process = leader.process else { fail("no process for \(leader.name)") }
             let killedAt = wallNanoseconds()
             kill(process.pid, SIGKILL)
-            _ = process.wait(timeout: 10)
+            _ = process.waitForExitBlocking(timeout: .seconds(10))
             // What the dead leader fenced last; a fence already on its way when the signal came
             // may still land, so the next leader's first block is the first one built after the kill.
             let fenced = replicatedHeight(etcdHTTP)
@@ -194,12 +195,12 @@ struct HAFailoverBench {
             } catch {
                 fail("init \(home): \(error)")
             }
-            let rpc = freeLoopbackPort()
+            let rpc = loopbackPort()
             let arguments = ["start", "--home", home, "--aggregator", "--block-time", blockTime,
                              "--da.address", daURL, "--da.block-time", "300ms",
                              "--raft.enable", "--raft.endpoints", etcdURL, "--raft.node-id", name,
                              "--raft.lease-ttl", "2s",
-                             "--rpc.address", "127.0.0.1:\(rpc)", "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"] + extra
+                             "--rpc.address", "127.0.0.1:\(rpc)", "--p2p.listen", "127.0.0.1:\(loopbackPort())"] + extra
             nodes.append(Node(name: name, home: home, rpc: rpc, arguments: arguments, work: work, evnode: evnode))
         }
         return nodes
@@ -239,7 +240,7 @@ struct HAFailoverBench {
         while now() < deadline {
             if nodes.allSatisfy({ node in status(node).map { condition(node, $0) } ?? false }) { return }
             for node in nodes where !node.isRunning && node.process != nil {
-                fail("\(node.name) exited while waiting for \(what):\n\(tail(node.process!.log))")
+                fail("\(node.name) exited while waiting for \(what):\n\(tail(node.process!.output))")
             }
             usleep(20_000)
         }
@@ -248,7 +249,7 @@ struct HAFailoverBench {
 
 
     private func logs(_ nodes: [Node]) -> String {
-        nodes.map { "--- \($0.name)\n" + tail($0.process?.log ?? "", lines: 15) }.joined(separator: "\n")
+        nodes.map { "--- \($0.name)\n" + tail($0.process?.output ?? "", lines: 15) }.joined(separator: "\n")
     }
 
     private func status(_ node: Node) -> StatusHA? {

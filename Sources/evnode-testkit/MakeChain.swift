@@ -119,10 +119,10 @@ func makeChain(_ args: [String]) async {
     let txs = intOption("--txs", in: args, default: 10)
     let intervalMicros = intOption("--interval-us", in: args, default: 1000)
     var flags: [String: RawSetting] = [:]
-    if let da = option("--da", in: args) { flags["da.address"] = RawSetting(value: da, source: "--da") }
-    if let size = option("--max-blob-size", in: args) { flags["da.max_blob_size"] = RawSetting(value: size, source: "--max-blob-size") }
+    if let da = option("--da", in: args) { flags[SettingKey.daAddress.name] = RawSetting(value: da, source: "--da") }
+    if let size = option("--max-blob-size", in: args) { flags[SettingKey.daMaxBlobSize.name] = RawSetting(value: size, source: "--max-blob-size") }
     // A home with signer.json: its passphrase file (a full node's setup unlocks it when given one).
-    if let file = option("--passphrase-file", in: args) { flags["signer.passphrase_file"] = RawSetting(value: file, source: "--passphrase-file") }
+    if let file = option("--passphrase-file", in: args) { flags[SettingKey.signerPassphraseFile.name] = RawSetting(value: file, source: "--passphrase-file") }
     let setup: NodeSetup
     do {
         setup = try NodeSetup.load(home: home, flags: flags)

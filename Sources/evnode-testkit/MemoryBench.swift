@@ -11,6 +11,7 @@
 import Primitives
 import Config
 import Foundation
+import ProcessKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -203,11 +204,11 @@ extension BenchDriver {
         } catch {
             fail("full node home: \(error)")
         }
-        let rpc = freeLoopbackPort()
+        let rpc = loopbackPort()
         let started = now()
-        let node = ChildProcess(name: "fullnode", executable: evnode,
+        let node = launchChild(name: "fullnode", executable: evnode,
                                 arguments: ["start", "--home", home] + nodeFlags(rpc: rpc), logDirectory: work)
-        defer { node.stop() }
+        defer { node.terminate() }
         let target = UInt64(plan.blocks)
         let every = max(1, target / 40)
         var nextSample = every
@@ -215,8 +216,8 @@ extension BenchDriver {
         let http = LoopbackHTTPConnection(port: rpc)
         let deadline = now() + max(300, Double(plan.blocks) / 200)
         while true {
-            guard node.isRunning else { fail("the full node exited (status \(node.exitStatus)):\n\(tail(node.log))") }
-            guard now() < deadline else { fail("the full node did not reach height \(target) in time:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the full node exited (status \(node.terminationStatus)):\n\(tail(node.output))") }
+            guard now() < deadline else { fail("the full node did not reach height \(target) in time:\n\(tail(node.output))") }
             if let s = try? status(http), s.heights.store >= nextSample || s.heights.store >= target,
                let memory = node.memory {
                 let sample = MemorySample(seconds: now() - started, height: s.heights.store, rss: memory.rss,
@@ -251,12 +252,12 @@ extension BenchDriver {
         } catch {
             fail("init \(home): \(error)")
         }
-        let rpc = freeLoopbackPort()
-        let node = ChildProcess(name: "producer-memory", executable: evnode,
+        let rpc = loopbackPort()
+        let node = launchChild(name: "producer-memory", executable: evnode,
                                 arguments: ["start", "--home", home, "--aggregator", "--block-time", "\(plan.blockTimeMilliseconds)ms"]
                                     + nodeFlags(rpc: rpc),
                                 logDirectory: work)
-        defer { node.stop() }
+        defer { node.terminate() }
         let http = LoopbackHTTPConnection(port: rpc)
         waitFor("the aggregator to produce", timeout: 60, process: node) {
             guard let s = try? self.status(http), s.phase == "aggregating" else { return false }
@@ -272,7 +273,7 @@ extension BenchDriver {
         let began = now()
         var nextSample = 0.0
         while true {
-            guard node.isRunning else { fail("the aggregator exited during production:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("the aggregator exited during production:\n\(tail(node.output))") }
             let elapsed = now() - began
             if elapsed >= nextSample || elapsed >= seconds, let memory = node.memory {
                 let height = (try? status(http).heights.store) ?? 0
@@ -322,7 +323,7 @@ func benchMemory(_ args: [String]) {
         // Every 5 s of a 30-minute run: the memtable's cycle is a few minutes, its peaks must be seen.
         results.production = driver.productionMemory(interval: max(1, plan.productionSeconds / 360))
     }
-    driver.localDA?.stop()
+    driver.localDA?.terminate()
     results.loadAverageAtEnd = MachineInfo.current().loadAverageAtStart
     setup.publish(json: results.json(), table: results.table(), started: results.started, mode: "memory", out: out)
     setup.finish()

@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import ProcessKit
 
 /// `evnode-testkit bench-production [--seconds S] [--tx-rate R] [--block-times 10,5] [--remote-signer] [--home DIR] [--keep]`:
 /// only bench-all's production figures — missed slots and block intervals under the HTTP tx load —
@@ -27,7 +28,7 @@ func benchProduction(_ args: [String]) {
         }
     }
     driver.startLocalDA()
-    defer { driver.localDA?.stop() }
+    defer { driver.localDA?.terminate() }
     var results: [String: ProductionResult] = [:]
     for ms in blockTimes {
         results["\(ms)ms"] = driver.produce(home: home, blockTimeMilliseconds: ms)

@@ -4,6 +4,7 @@
 
 import Config
 import Foundation
+import ProcessKit
 import KeyStore
 
 extension BenchDriver {
@@ -36,14 +37,14 @@ extension BenchDriver {
         } catch {
             fail("remote signer home \(signerHome): \(error)")
         }
-        let port = freeLoopbackPort()
-        let signer = ChildProcess(name: "remote-signer", executable: evnode,
+        let port = loopbackPort()
+        let signer = launchChild(name: "remote-signer", executable: evnode,
                                   arguments: ["signer", "serve", "--home", signerHome, "--listen", "127.0.0.1:\(port)",
                                               "--passphrase-file", passphraseFile, "--token-file", tokenFile],
                                   logDirectory: work)
-        defer { signer.stop() }
+        defer { signer.terminate() }
         waitFor("the remote signer to listen", timeout: 30, process: signer) {
-            signer.log.contains("listening on 127.0.0.1:\(port)")
+            signer.output.contains("listening on 127.0.0.1:\(port)")
         }
         results.productionRemoteSigner = produce(
             home: home, blockTimeMilliseconds: plan.blockTimeMilliseconds,

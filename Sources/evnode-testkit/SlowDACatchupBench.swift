@@ -10,6 +10,7 @@ import Primitives
 import DAClient
 import Config
 import Foundation
+import ProcessKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,19 +63,19 @@ struct SlowDACatchupBench {
         // The chain is posted to a DA without delay, then served by one with it (same database).
         var da = startDA(dir, delay: nil)
         // Small submissions: about one block of 10 txs per DA height (a header or a data batch).
-        let maker = ChildProcess(name: "slow-da-make-chain", executable: testkit,
+        let maker = launchChild(name: "slow-da-make-chain", executable: testkit,
                                  arguments: ["make-chain", "--home", home, "--blocks", "\(blocks)", "--txs", "10",
                                              "--da", da.url, "--interval-us", "\(interval / 1000)",
                                              "--max-blob-size", "1500", "--store", "\(dir)/make-chain-store"],
                                  logDirectory: dir)
-        guard maker.wait(timeout: 300), maker.exitStatus == 0 else {
-            maker.stop()
-            fail("make-chain (slow DA chain) failed:\n\(maker.log)")
+        guard maker.waitForExitBlocking(timeout: .seconds(300)), maker.terminationStatus == 0 else {
+            maker.terminate()
+            fail("make-chain (slow DA chain) failed:\n\(maker.output)")
         }
         try? FileManager.default.removeItem(atPath: "\(dir)/make-chain-store")
-        da.process.stop()
+        da.process.terminate()
         da = startDA(dir, delay: delayMilliseconds)
-        defer { da.process.stop() }
+        defer { da.process.terminate() }
 
         var result = SlowDACatchupResult()
         result.responseDelayMilliseconds = delayMilliseconds
@@ -93,12 +94,12 @@ struct SlowDACatchupBench {
     }
 
     private func startDA(_ dir: String, delay: Int?) -> (process: ChildProcess, port: Int, url: String) {
-        let port = freeLoopbackPort()
+        let port = loopbackPort()
         var arguments = ["local-da", "--home", "\(dir)/da", "--listen", "127.0.0.1:\(port)", "--block-time", "1h"]
         if let delay { arguments += ["--response-delay", "\(delay)ms"] }
-        let da = ChildProcess(name: delay == nil ? "slow-da-fast" : "slow-da", executable: evnode, arguments: arguments,
+        let da = launchChild(name: delay == nil ? "slow-da-fast" : "slow-da", executable: evnode, arguments: arguments,
                               logDirectory: dir)
-        benchWait("the local DA to listen", timeout: 30, process: da) { da.log.contains("listening on") }
+        benchWait("the local DA to listen", timeout: 30, process: da) { da.output.contains("listening on") }
         return (da, port, "http://127.0.0.1:\(port)")
     }
 
@@ -128,20 +129,20 @@ struct SlowDACatchupBench {
         } catch {
             fail("\(name) home: \(error)")
         }
-        let port = freeLoopbackPort()
-        let node = ChildProcess(name: name, executable: evnode,
+        let port = loopbackPort()
+        let node = launchChild(name: name, executable: evnode,
                                 arguments: ["start", "--home", home, "--da.address", da, "--rpc.address", "127.0.0.1:\(port)",
-                                            "--p2p.listen", "127.0.0.1:\(freeLoopbackPort())"] + flags,
+                                            "--p2p.listen", "127.0.0.1:\(loopbackPort())"] + flags,
                                 logDirectory: dir)
-        defer { node.stop() }
+        defer { node.terminate() }
         let http = LoopbackHTTPConnection(port: port)
         // From the first answer of /status (the follower starts with the node's RPC) to the last block.
         var began: Double?
         let deadline = now() + 300
         var last: StatusDA?
         while true {
-            guard node.isRunning else { fail("\(name) exited:\n\(tail(node.log))") }
-            guard now() < deadline else { fail("\(name) did not reach height \(blocks) in time:\n\(tail(node.log))") }
+            guard node.isRunning else { fail("\(name) exited:\n\(tail(node.output))") }
+            guard now() < deadline else { fail("\(name) did not reach height \(blocks) in time:\n\(tail(node.output))") }
             if let s = status(http) {
                 if began == nil { began = now() }
                 last = s

@@ -1,3 +1,5 @@
+import Foundation
+import ProcessKit
 // Small helpers shared by the testkit's subcommands: output, options, clocks, formatting.
 
 #if canImport(Glibc)
@@ -80,4 +82,26 @@ func fixed(_ x: Double, _ digits: Int) -> String {
     if digits == 0 { return (negative ? "-" : "") + "\(whole)" }
     let frac = String(scaled % Int(scale))
     return (negative ? "-" : "") + "\(whole)." + String(repeating: "0", count: digits - frac.count) + frac
+}
+
+/// A child of the benchmark (a node, the local DA, etcd, an EL), its output in
+/// `<logDirectory>/<name>.output`; a start failure ends the run. Children still running when the
+/// run ends — also through `fail` — are killed at exit (ProcessKit's registry).
+func launchChild(name: String, executable: String, arguments: [String], logDirectory: String,
+                 environment: [String: String]? = nil) -> ChildProcess {
+    do {
+        return try ChildProcess(name: name, executable: URL(fileURLWithPath: executable), arguments: arguments,
+                                logDirectory: logDirectory, environment: environment)
+    } catch {
+        fail("cannot start \(executable): \(error)")
+    }
+}
+
+/// A free loopback port, or the end of the run.
+func loopbackPort() -> Int {
+    do {
+        return try freeLoopbackPort()
+    } catch {
+        fail("\(error)")
+    }
 }

@@ -1,6 +1,7 @@
 // The production benchmark's HTTP tx load: a few client threads, each with a keep-alive
 // connection, POSTing `key=value` txs to /tx at a fixed total rate, for a bounded time.
 
+import ProcessKit
 import Foundation
 import Synchronization
 

@@ -56,7 +56,7 @@ struct StartCommand: AsyncParsableCommand {
             "version": "\(EvnodeVersion.string)",
             "home": "\(setup.layout.home)",
             "chain_id": "\(setup.genesis.chainID)",
-            "mode": "\(c.mode.rawValue)",
+            "mode": "\(c.role.name)",
             "catchup_timeout": "\(DurationParser.format(c.catchupTimeout))",
             "da": "\(c.da.address)",
             "p2p_listen": "\(c.p2p.listen)",

@@ -13,7 +13,7 @@ import Testing
         #expect(c.p2p.listen == HostPort(host: "0.0.0.0", port: 7676))
         #expect(c.rpc.address == HostPort(host: "127.0.0.1", port: 7331))
         #expect(c.da.address.hostPort == HostPort(host: "127.0.0.1", port: 7980))
-        #expect(c.aggregator == false && c.catchupEnabled == false && c.mode == .full)
+        #expect(c.aggregator == false && c.catchupEnabled == false && c.role == .full)
         #expect(c.log.level == "info" && c.log.format == .text)
     }
 
@@ -88,7 +88,7 @@ import Testing
         }
         ha.merge(flag("raft.endpoints", "http://127.0.0.1:2379,http://127.0.0.1:2380")) { a, _ in a }
         let h = try ConfigLoader.resolve(home: "/h", file: [:], flags: ha)
-        #expect(h.mode == .ha && h.raft.endpoints.count == 2)
+        #expect(h.role == .ha && h.raft.endpoints.count == 2)
     }
 
     @Test func heartbeatSettings() throws {

@@ -140,7 +140,7 @@ pruning:
     @Test func flagsBeatEnvironmentBeatsFileBeatsDefaults() throws {
         let yaml = evNodeInitYAML.replacingOccurrences(of: "  block_time: 6s", with: "  block_time: 2s")
         #expect(try load(yaml).config.da.blockTime == .seconds(2))                       // file > default
-        let env = ["EVNODE_DA_BLOCK_TIME": "3s", "EVNODE_NODE_BLOCK_TIME": "500ms", "EVNODE_TEST_CRASH": "x"]
+        let env = ["EVNODE_DA_BLOCK_TIME": "3s", "EVNODE_NODE_BLOCK_TIME": "500ms", "EVNODE_OTHER_TOOL": "x"]
         let e = try load(yaml, env: env).config
         #expect(e.da.blockTime == .seconds(3) && e.blockTime == .milliseconds(500))      // env > file
         let f = try load(yaml, env: env, flags: ["--evnode.da.block_time", "4s"]).config
@@ -207,7 +207,7 @@ pruning:
         // Promotable is supported (issue 31): it decides over aggregator=false, and the node may
         // produce later, so it is configured as an aggregator that starts by following.
         let promotable = try load(flags: ["--evnode.node.promotable", "--evnode.node.aggregator=false"])
-        #expect(promotable.config.promotable && promotable.config.aggregator && promotable.config.mode == .promotable)
+        #expect(promotable.config.promotable && promotable.config.aggregator && promotable.config.role == .promotable(timeout: .seconds(30)))
         #expect(refusal { try load(flags: ["--evnode.node.promotable", "--evnode.raft.enable"]) }
             .contains("mutually exclusive"))
         // Forced inclusion is supported: the namespace name loads from the file and from a flag.
@@ -219,7 +219,7 @@ pruning:
         #expect(refusal { try load(flags: ["--evnode.node.based_sequencer=true"]) }
                 .hasPrefix("--evnode.node.based_sequencer needs --evnode.da.forced_inclusion_namespace"))
         let based = try load(flags: ["--evnode.node.based_sequencer", "--evnode.da.forced_inclusion_namespace", "fi"]).config
-        #expect(based.basedSequencer && based.mode == .based && !based.catchupEnabled)
+        #expect(based.basedSequencer && based.role == .based && !based.catchupEnabled)
         // apps/evm's forced-inclusion server: EVM only, with the namespace it posts to; ":PORT" on loopback.
         #expect(refusal { try load(flags: ["--force-inclusion-server", "127.0.0.1:8547"]) }
                 .hasPrefix("--force-inclusion-server is apps/evm's: it needs --evnode.execution.kind evm"))

@@ -3,6 +3,7 @@ import Submission
 import Config
 import Foundation
 import Logging
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport

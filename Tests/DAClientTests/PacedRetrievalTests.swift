@@ -1,6 +1,7 @@
 @testable import Primitives
 @testable import DAClient
 import Foundation
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport

@@ -10,7 +10,11 @@ Engine (JWT HS256 checked, iat within 60 s): engine_forkchoiceUpdatedV3/V4,
 engine_getPayloadV4, engine_newPayloadV4. Eth: eth_getBlockByNumber, eth_getBalance,
 eth_getTransactionCount, eth_chainId, eth_blockNumber, eth_sendRawTransaction, txpoolExt_getTxs.
 `POST /control` on the eth port sets a fault (see FAULTS) and `GET /stats` reports the time
-spent executing blocks (the benchmark's floor).
+spent executing blocks (the benchmark's floor). `POST /stall {"height": H}` makes the EL hold the
+answer to engine_getPayload for the block numbered H (null: release it); `GET /stats` says
+`stalled_at` once a node is waiting there: a test can kill -9 the node at exactly that point
+(forkchoiceUpdated answered and recorded, the block neither fetched nor sent) with no hook in the
+node itself.
 
 ev-reth's proposer control (v0.5.0, ADR-0004), when the genesis' `config.evolve` names a
 `proposerControlAdmin`: the precompile at 0x…F101 and `evolve_getNextProposer` (see the
@@ -90,6 +94,8 @@ class EL:
         self.next_payload = 1
         self.pool = []          # raw txs in arrival order
         self.fault = "none"
+        self.stall_height = None   # engine_getPayload for this block number is held (POST /stall)
+        self.stalled_at = None     # the block number a request is held at now
         self.exec_seconds = 0.0
         self.blocks_built = 0
         self.lock = threading.Lock()
@@ -347,9 +353,31 @@ def serve(el, port, engine, secret):
             elif self.path == "/stats":
                 with el.lock:
                     self.reply(200, json.dumps({"exec_seconds": el.exec_seconds, "blocks_built": el.blocks_built,
-                                                "height": len(el.canonical) - 1}))
+                                                "height": len(el.canonical) - 1, "stalled_at": el.stalled_at}))
             else:
                 self.reply(404, "{}")
+
+        def held(self, req):
+            """Holds an engine_getPayload for the stalled block number until /stall releases it;
+            True when it was held (the caller, killed meanwhile, gets no answer)."""
+            if not str(req.get("method", "")).startswith("engine_getPayload"):
+                return False
+            with el.lock:
+                try:
+                    block = el.payloads.get(decode_hex(req.get("params", [""])[0]))
+                except Exception:
+                    block = None
+                if block is None or el.stall_height is None or block.header.block_number != el.stall_height:
+                    return False
+                el.stalled_at = el.stall_height
+            while True:
+                time.sleep(0.05)
+                with el.lock:
+                    if el.stall_height != el.stalled_at:
+                        el.stalled_at = None
+                        break
+            self.close_connection = True
+            return True
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -357,6 +385,15 @@ def serve(el, port, engine, secret):
                 with el.lock:
                     problem = el.proposer_control.set_faults(body)
                 return self.reply(400 if problem else 200, json.dumps({"error": problem} if problem else {}))
+            if not engine and self.path == "/stall":
+                try:
+                    height = json.loads(body).get("height")
+                    height = None if height is None else int(height)
+                except Exception:
+                    return self.reply(400, json.dumps({"error": "expected {\"height\": N or null}"}))
+                with el.lock:
+                    el.stall_height = height
+                return self.reply(200, "{}")
             if not engine and self.path == "/control":
                 fault = json.loads(body).get("fault", "none")
                 if fault not in FAULTS:
@@ -374,6 +411,8 @@ def serve(el, port, engine, secret):
                 return self.reply(400, json.dumps({"jsonrpc": "2.0", "id": None,
                                                    "error": {"code": -32700, "message": "parse error"}}))
             rid = req.get("id")
+            if engine and self.held(req):
+                return
             with el.lock:
                 if engine and el.fault == "malformed":
                     return self.reply(200, "this is not JSON {")

@@ -6,6 +6,7 @@ import Logging
 import Testing
 import TestSupport
 @testable import EVM
+import HTTPClient
 
 /// ev-node's EVM rotation rule (reference/ev-node-chain-rules.md §1 "EVM adapter"): after block h,
 /// `evolve_getNextProposer` at h−1 and h; a changed, non-zero word is the next proposer; −32601
@@ -24,16 +25,19 @@ import TestSupport
     }
 
     @Test func theAnswerMustBeOne32ByteWord() throws {
-        #expect(try EngineAnswers.proposerWord(.string("0x" + String(repeating: "ab", count: 32))) == [UInt8](repeating: 0xab, count: 32))
-        let bad: [JSONValue] = [
-            .string("0x1234"), .string("0x" + String(repeating: "ab", count: 33)), .string(String(repeating: "ab", count: 33)),
-            .string("0x" + String(repeating: "zz", count: 32)), .string(String(repeating: "0", count: 1 << 20)),
-            .int(5), .null, .array([]), .object([]),
-        ]
+        #expect(try EngineAnswers.proposerWord("0x" + String(repeating: "ab", count: 32)) == [UInt8](repeating: 0xab, count: 32))
+        let bad = ["0x1234", "0x" + String(repeating: "ab", count: 33), String(repeating: "ab", count: 33),
+                   "0x" + String(repeating: "zz", count: 32), String(repeating: "0", count: 1 << 20)]
         for answer in bad {
-            #expect(throws: EngineAnswers.Unusable.self, "accepted \(answer.encoded().prefix(40))") {
+            #expect(throws: EngineAnswers.Unusable.self, "accepted \(answer.prefix(40))") {
                 try EngineAnswers.proposerWord(answer)
             }
+        }
+        // Answers that are not a string at all fail the typed decoding of the result.
+        for result in ["5", "null", "[]", "{}"] {
+            let body = Array(#"{"jsonrpc":"2.0","id":1,"result":\#(result)}"#.utf8)
+            let problem = EngineAnswerDrivers.read(HTTPReply(status: 200, body: body), id: 1, as: .proposerWord, height: 1)
+            #expect(problem != nil, "accepted \(result)")
         }
     }
 }

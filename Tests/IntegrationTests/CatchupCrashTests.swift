@@ -2,6 +2,7 @@ import Store
 import Execution
 @testable import Config
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -3,6 +3,7 @@ import Primitives
 @testable import Config
 import Foundation
 import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

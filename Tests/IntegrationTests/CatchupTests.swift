@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 
@@ -51,16 +52,18 @@ struct EVMTests {
             #expect(hashA != nil && hashA == hashF, "the full node's EL is not at the aggregator's EL block")
             #expect(try await elF.balance(EVMFiles.recipient) == expected)
 
-            // kill -9 between forkchoiceUpdated and newPayload (EVNODE_TEST_CRASH), then restart.
+            // kill -9 between forkchoiceUpdated and newPayload, then restart: the EL holds its
+            // answer to getPayload for block crashAt, so the node has recorded the started build
+            // (ExecMeta) and has neither the payload nor the EL's verdict when it is killed.
             let s2 = try await a.status()
-            await a.stop()
             let crashAt = s2.heights.store + 3
-            setenv("EVNODE_TEST_CRASH", "after-fcu:\(crashAt)", 1)
-            try await a.start()
-            unsetenv("EVNODE_TEST_CRASH")
-            try await waitUntil("the aggregator to die at \(crashAt)", timeout: .seconds(60)) { !a.isRunning }
+            try await elA.stallGetPayload(at: crashAt)
+            try await waitUntil("the aggregator to wait on getPayload for \(crashAt)", timeout: .seconds(60)) {
+                try await elA.stalledAt() == crashAt
+            }
+            _ = await a.stop(signal: SIGKILL)
+            try await elA.stallGetPayload(at: nil)
             #expect(a.lastRunDiedOfSignal)
-            #expect(a.allLogs.contains("EVNODE_TEST_CRASH"))
             try await a.start()
             try await a.waitForStatus("past the crash height") { $0.heights.store >= crashAt + 2 }
             let s3 = try await a.status()

@@ -1,6 +1,7 @@
 import Primitives
 import DAClient
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -2,6 +2,7 @@ import DAClient
 import Chain
 import Config
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

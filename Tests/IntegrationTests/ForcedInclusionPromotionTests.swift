@@ -1,6 +1,7 @@
 import DAClient
 import Config
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

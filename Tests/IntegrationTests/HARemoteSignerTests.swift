@@ -2,6 +2,7 @@ import Chain
 import Primitives
 import Config
 import Foundation
+import ProcessKit
 import RemoteSigner
 import Testing
 import TestSupport

@@ -1,5 +1,6 @@
 import Primitives
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,6 +1,7 @@
 import Primitives
 import Crypto
 import Foundation
+import ProcessKit
 import RemoteSigner
 import Testing
 import TestSupport

@@ -2,6 +2,7 @@ import Primitives
 import DAClient
 import Config
 import Foundation
+import ProcessKit
 import Synchronization
 import RemoteSigner
 import Testing

@@ -1,6 +1,7 @@
 import Primitives
 import Foundation
 import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

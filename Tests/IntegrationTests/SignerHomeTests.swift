@@ -2,6 +2,7 @@ import Primitives
 import Config
 import Foundation
 import KeyStore
+import ProcessKit
 import Testing
 import TestSupport
 

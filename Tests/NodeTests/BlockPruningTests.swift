@@ -2,6 +2,7 @@
 import Submission
 @testable import Config
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -7,7 +7,7 @@ import Testing
     /// A snapshot where every condition holds; each test breaks one.
     func caughtUp() -> CatchupSnapshot {
         CatchupSnapshot(daHeadReached: true, storeHeight: 40, p2pMaxHeight: 40, peersConfigured: true, peersAnswered: true,
-                        waitingToApply: 0, highestKnownHeader: 40, signerHighWaterMark: 40,
+                        waitingToApply: 0, highestKnownHeader: 40, lastUnrecoverableSigned: 40,
                         elapsed: .seconds(3), sinceLastProgress: .seconds(1))
     }
 
@@ -17,7 +17,7 @@ import Testing
 
     @Test func freshChainWithNoPeersPromotesAfterDAHead() {
         let s = CatchupSnapshot(daHeadReached: true, storeHeight: 0, p2pMaxHeight: nil, peersConfigured: false,
-                                waitingToApply: 0, highestKnownHeader: 0, signerHighWaterMark: nil,
+                                waitingToApply: 0, highestKnownHeader: 0, lastUnrecoverableSigned: nil,
                                 elapsed: .milliseconds(10), sinceLastProgress: .milliseconds(10))
         #expect(gate.evaluate(s) == .promote)
     }
@@ -55,7 +55,7 @@ import Testing
         var s = caughtUp()
         s.p2pMaxHeight = nil
         s.peersAnswered = false
-        s.signerHighWaterMark = 40
+        s.lastUnrecoverableSigned = 40
         guard case .keepSyncing = gate.evaluate(s) else { Issue.record("should wait for peers"); return }
         s.elapsed = .seconds(30)
         #expect(gate.evaluate(s) == .promote)
@@ -65,7 +65,7 @@ import Testing
         var s = caughtUp()
         s.p2pMaxHeight = nil
         s.peersAnswered = false
-        s.signerHighWaterMark = nil
+        s.lastUnrecoverableSigned = nil
         guard case .keepSyncing = gate.evaluate(s) else { Issue.record("should wait for peers"); return }
         s.elapsed = .seconds(30)
         guard case .failClosed(let why) = gate.evaluate(s) else { Issue.record("should fail closed"); return }
@@ -130,13 +130,13 @@ import Testing
 
     @Test func fenceHighWaterMarkAboveStore() {
         var s = caughtUp()
-        s.signerHighWaterMark = 43
+        s.lastUnrecoverableSigned = 43
         guard case .keepSyncing = gate.evaluate(s) else { Issue.record("should keep syncing"); return }
         s.elapsed = .seconds(30)
         guard case .failClosed(let why) = gate.evaluate(s) else { Issue.record("should fail closed"); return }
         #expect(why.contains("41…43"))
         // A mark equal to the store height is the normal case: the last block we signed is stored.
-        s.signerHighWaterMark = 40
+        s.lastUnrecoverableSigned = 40
         #expect(gate.evaluate(s) == .promote)
     }
 }
@@ -147,7 +147,7 @@ extension CatchupGateTests {
     /// `peersAnswered` releases the peer wait, and failing closed names the silent peers.
     @Test func withoutAMarkOnlyAConfiguredPeersAnswerReleasesAndTheSilentOnesAreNamed() {
         var s = caughtUp()
-        s.signerHighWaterMark = nil
+        s.lastUnrecoverableSigned = nil
         s.p2pMaxHeight = 40
         s.peersAnswered = false
         s.silentPeers = ["/ip4/10.0.0.7/tcp/7676/p2p/12D3KooWSilent", "10.0.0.8:7676"]

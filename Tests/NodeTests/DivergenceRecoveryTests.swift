@@ -1,5 +1,7 @@
 @testable import Node
 import Primitives
+import Config
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -10,6 +10,7 @@ import Production
 import Foundation
 import Logging
 import P2PSync
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport
@@ -102,8 +103,12 @@ import TestSupport
                                               evidence: nil, state: state, metrics: metrics, logger: logger)
             let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
                                    recovery: recovery, metrics: metrics, logger: logger)
-            machine = FailoverStateMachine(mode: .aggregatorWithCatchup(timeout: .milliseconds(500)), state: state,
-                                           sync: sync, aggregator: nil, p2p: p2p, peersConfigured: false,
+            let aggregator = AggregatorRuntime.forTests(
+                store: store, executor: executor, signer: signer,
+                mark: SignerHighWaterMark(path: markPath ?? dir + "/signer.state"),
+                client: client, namespace: namespace, logger: logger)
+            machine = FailoverStateMachine(role: .aggregatorWithCatchup(aggregator, timeout: .milliseconds(500)), state: state,
+                                           sync: sync, p2p: p2p, peersConfigured: false,
                                            signerMark: markPath.map(SignerHighWaterMark.init(path:)),
                                            metrics: metrics, logger: logger)
         }

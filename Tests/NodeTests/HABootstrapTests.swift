@@ -9,6 +9,7 @@ import Sync
 import Foundation
 import Logging
 import P2PSync
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport
@@ -70,16 +71,22 @@ import TestSupport
                             leaseTTL: .seconds(2), logger: logger)
             runtime = HARuntime(group: group, store: store, pipeline: pipeline, applier: applier, blockCheck: blockCheck,
                                 mark: SignerHighWaterMark(path: dir.sub("signer.state")), p2p: p2p, logger: logger)
-            machine = FailoverStateMachine(mode: .haAggregator(runtime), state: state, sync: sync, aggregator: nil,
+            let aggregator = AggregatorRuntime.forTests(
+                store: store, executor: executor, signer: BlockSigner(keyFile: key),
+                mark: SignerHighWaterMark(path: dir.sub("signer.state")), client: client, namespace: namespace,
+                ha: runtime, logger: logger)
+            machine = FailoverStateMachine(role: .ha(runtime, aggregator), state: state, sync: sync,
                                            p2p: p2p, peersConfigured: !peers.isEmpty,
                                            signerMark: SignerHighWaterMark(path: dir.sub("signer.state")),
                                            metrics: metrics, logger: logger)
             machine.haBootstrapTimeout = .milliseconds(800)
         }
 
-        /// Runs the machine until it ends by itself (it led) or `until` holds (it did not).
+        /// Runs the machine until `until` holds, failing the test once it leads (enters
+        /// `aggregating`) or ends by itself before; then stops it and returns how it ended.
         func run(until what: String, _ condition: @escaping @Sendable () -> Bool) async throws -> (ended: Bool, NodeFailure?) {
             let machine = self.machine
+            let state = self.state
             let run = Task { () -> NodeFailure? in
                 do throws(NodeFailure) {
                     try await machine.run()
@@ -95,7 +102,8 @@ import TestSupport
             }
             defer { run.cancel() }
             try await waitUntil(what, timeout: .seconds(45)) {
-                if ended.withLock({ $0 }) { throw TestFailure("the machine ended before \(what): it led") }
+                if state.phase == .aggregating { throw TestFailure("the node led before \(what)") }
+                if ended.withLock({ $0 }) { throw TestFailure("the machine ended before \(what)") }
                 return condition()
             }
             run.cancel()
@@ -113,19 +121,25 @@ import TestSupport
         }
     }
 
-    /// With nothing holding it back (empty DA, no peers, no mark), the first leader leads.
+    /// With nothing holding it back (empty DA, no peers, no mark), the first leader leads: it
+    /// produces, and stops cleanly when the node stops.
     @Test func leadsWhenEveryConditionHolds() async throws {
         let f = try await Fixture()
         let machine = f.machine
-        let failure: NodeFailure?
-        do throws(NodeFailure) {
-            try await machine.run()
-            failure = nil
-        } catch {
-            failure = error
+        let run = Task { () -> NodeFailure? in
+            do throws(NodeFailure) {
+                try await machine.run()
+                return nil
+            } catch {
+                return error
+            }
         }
-        #expect(failure == nil)
+        let store = f.store
+        try await waitUntil("the first leader to produce block 1", timeout: .seconds(45)) { store.height >= 1 }
         #expect(f.state.phase == .aggregating, "it led")
+        run.cancel()
+        let failure = await run.value
+        #expect(failure == nil, "\(String(describing: failure))")
         await f.close()
     }
 

@@ -9,6 +9,7 @@ import Production
 import Foundation
 import Logging
 import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 
@@ -340,10 +341,8 @@ import Glibc
         // heartbeat learns it, and stepping down starts its hold-off.
         let keeper = Task { await runtime.keepLeases() }
         defer { keeper.cancel() }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while (try? await a.etcd.get(a.keys.heartbeat).kv?.lease) != term.lease {
-            guard ContinuousClock.now < deadline else { throw TestFailure("the new leader never put its heartbeat") }
-            try await Task.sleep(for: .milliseconds(20))
+        try await waitUntil("the new leader's heartbeat in etcd", timeout: .seconds(30)) {
+            (try? await a.etcd.get(a.keys.heartbeat).kv?.lease) == term.lease
         }
         // Read the view and take over at once: it fails only if a heartbeat lands in between.
         var tookOver = false

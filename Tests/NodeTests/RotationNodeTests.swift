@@ -5,6 +5,7 @@ import Store
 @testable import Config
 import Foundation
 import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 
@@ -155,7 +156,7 @@ import TestSupport
             let setupB = try setup("b", signer: b, extra: ["node.promotable": "true", "node.aggregator": "false"],
                                    peers: [address(setupA)])
             let setupFull = try setup("full", signer: nil, extra: [:], peers: [address(setupA), address(setupB)])
-            #expect(setupB.config.mode == .promotable)
+            #expect(setupB.config.role.name == "promotable")
 
             let nodeA = try await EvNode.make(setup: setupA, wrapKV: rotating(schedule))
             let nodeB = try await EvNode.make(setup: setupB, wrapKV: rotating(schedule))

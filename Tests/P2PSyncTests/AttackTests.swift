@@ -3,6 +3,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

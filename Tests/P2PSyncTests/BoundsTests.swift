@@ -5,6 +5,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,5 +1,6 @@
 @testable import Store
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

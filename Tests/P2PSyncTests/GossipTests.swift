@@ -1,6 +1,7 @@
 @testable import Chain
 import Foundation
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -1,4 +1,5 @@
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

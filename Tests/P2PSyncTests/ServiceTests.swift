@@ -2,6 +2,7 @@
 @testable import Config
 import Foundation
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -4,6 +4,7 @@ import Production
 import Foundation
 import Config
 import Logging
+import ProcessKit
 import Testing
 import TestSupport
 
@@ -54,9 +55,9 @@ import TestSupport
         let published = Box<[UInt64]>([])
         let p = producer(chain, mark: mark, timing: .init(blockTime: .milliseconds(5)), published: published)
         let task = Task { try await p.run() }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while published.value.count < 10 && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(5))
+        defer { task.cancel() }
+        try await waitUntil("10 blocks published (now \(published.value.count))", timeout: .seconds(20), every: .milliseconds(5)) {
+            published.value.count >= 10
         }
         task.cancel()
         _ = try? await task.value

@@ -5,6 +5,7 @@ import Production
 import Config
 import Foundation
 import Logging
+import ProcessKit
 import Testing
 import TestSupport
 

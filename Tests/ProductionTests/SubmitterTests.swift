@@ -4,6 +4,7 @@ import Submission
 import Store
 import Config
 import Foundation
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport

@@ -4,6 +4,7 @@ import Store
 import Execution
 import Config
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

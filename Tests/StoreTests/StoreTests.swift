@@ -2,6 +2,7 @@ import Chain
 import Store
 import Execution
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

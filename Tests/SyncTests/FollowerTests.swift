@@ -7,6 +7,7 @@ import Sync
 import Config
 import Foundation
 import Logging
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -2,6 +2,7 @@ import DAClient
 import Sync
 import Chain
 import Foundation
+import ProcessKit
 import Testing
 import TestSupport
 

@@ -3,6 +3,7 @@ import Store
 import Sync
 import Config
 import Logging
+import ProcessKit
 import Testing
 import TestSupport
 

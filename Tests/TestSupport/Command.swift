@@ -1,4 +1,5 @@
 import Foundation
+import ProcessKit
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessKit
 
 /// `etcd` (Debian's etcd-server) on two free loopback ports with its data in a test directory;
 /// restartable with the same data, stopped by PID.

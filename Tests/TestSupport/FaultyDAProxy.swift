@@ -1,4 +1,5 @@
 import Foundation
+import ProcessKit
 
 /// `evnode-testkit faulty-da`: a real HTTP proxy in front of a DA node that answers a share of
 /// `blob.GetAll` calls with faults (500s, truncated and malformed JSON, stalls, resets, 429s…).

@@ -2,6 +2,7 @@ import Primitives
 import DAClient
 import Chain
 import Foundation
+import ProcessKit
 
 /// `evnode local-da` as a process: its database in `home`, on the loopback port it was given or
 /// picked itself (port 0, read back from its "listening on" line). Restartable on the same port

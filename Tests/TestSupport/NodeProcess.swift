@@ -3,6 +3,7 @@ import Store
 import Config
 import Foundation
 import KeyStore
+import ProcessKit
 
 /// One `evnode start` node of a `Testnet`: its home, its two loopback ports (RPC and P2P) and
 /// its process. A node can be run many times on the same home — stopped, killed with -9,

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessKit
 
 /// The Python side of the EVM tests: the py-evm test EL and the transfer signer under Tests/EVM,
 /// run with the virtualenv `make deps` installs (.build/venv-evm).
@@ -169,6 +170,21 @@ public final class TestEL: @unchecked Sendable {
     public func setFault(_ fault: String) async throws {
         let r = try await HTTP.post(ethURL + "/control", body: Data("{\"fault\":\"\(fault)\"}".utf8))
         guard r.status == 200 else { throw TestFailure("\(name) /control: HTTP \(r.status)") }
+    }
+
+    /// Holds the EL's answer to engine_getPayload for block `height` (nil: releases it), so that a
+    /// test can kill the node between forkchoiceUpdated and newPayload.
+    public func stallGetPayload(at height: UInt64?) async throws {
+        let body = "{\"height\":\(height.map(String.init) ?? "null")}"
+        let r = try await HTTP.post(ethURL + "/stall", body: Data(body.utf8))
+        guard r.status == 200 else { throw TestFailure("\(name) /stall: HTTP \(r.status) \(r.text)") }
+    }
+
+    /// The block number whose engine_getPayload the EL is holding now, if any.
+    public func stalledAt() async throws -> UInt64? {
+        let r = try await HTTP.get(ethURL + "/stats")
+        let object = try JSONSerialization.jsonObject(with: r.body) as? [String: Any]
+        return (object?["stalled_at"] as? NSNumber)?.uint64Value
     }
 
     public var output: String { child?.output ?? "" }

@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import ProcessKit
 import Testing
 
 /// The one harness for tests that run real processes: a throwaway network in one temp

@@ -9,6 +9,7 @@ import Production
 import Config
 import Foundation
 import Logging
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport

@@ -7,6 +7,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 @testable import P2PSync
+import ProcessKit
 import Testing
 import TestSupport
 

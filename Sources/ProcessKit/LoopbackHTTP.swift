@@ -1,6 +1,10 @@
 // A minimal blocking HTTP/1.1 client for loopback: keep-alive, Content-Length or chunked
-// bodies. The benchmark drives nodes with it from threads of its own (the tx load, /status
-// polls, /blocks reads) without pulling in an HTTP stack that would cost the node CPU.
+// bodies, a deadline per exchange. The benchmark drives nodes with it from threads of its own
+// (the tx load, /status polls, /blocks reads) without pulling in an HTTP stack that would cost
+// the node CPU; the tests' `HTTP` runs it on a thread of its own. A client independent of the
+// node's (libcurl, NIO).
+
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -8,39 +12,57 @@ import Glibc
 import Darwin
 #endif
 
-struct HTTPFailure: Error, CustomStringConvertible {
-    let description: String
+public struct HTTPFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
 }
 
-struct HTTPReply {
-    var status: Int
-    var body: [UInt8]
-    var text: String { String(decoding: body, as: UTF8.self) }
+public struct LoopbackReply: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+    public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
 /// One keep-alive connection to `127.0.0.1:port`, reconnecting when the server closed it.
 /// Not thread-safe: one per thread.
-final class LoopbackHTTPConnection {
-    let port: Int
+public final class LoopbackHTTPConnection {
+    public let port: Int
+    /// The longest one exchange (send, then the whole reply) may take.
+    public let timeout: Duration
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
 
-    init(port: Int) {
+    public init(port: Int, timeout: Duration = .seconds(60)) {
         self.port = port
+        self.timeout = timeout
+    }
+
+    /// One request to an `http://127.0.0.1:PORT/path` (or `localhost`) URL on a fresh connection.
+    public static func request(_ method: String, url: String, body: [UInt8] = [], headers: [String] = [],
+                               timeout: Duration = .seconds(15)) throws -> LoopbackReply {
+        guard let parsed = URLComponents(string: url), parsed.scheme == "http",
+              parsed.host == "127.0.0.1" || parsed.host == "localhost", let port = parsed.port else {
+            throw HTTPFailure(description: "\(url): only http://127.0.0.1:PORT URLs are loopback")
+        }
+        var target = parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath
+        if let query = parsed.percentEncodedQuery { target += "?" + query }
+        let connection = LoopbackHTTPConnection(port: port, timeout: timeout)
+        defer { connection.disconnect() }
+        return try connection.exchange(method, target, body, headers + ["Connection: close"])
     }
 
     deinit { disconnect() }
 
-    func get(_ path: String) throws -> HTTPReply {
+    public func get(_ path: String) throws -> LoopbackReply {
         try request("GET", path, body: [])
     }
 
-    func post(_ path: String, body: [UInt8]) throws -> HTTPReply {
+    public func post(_ path: String, body: [UInt8]) throws -> LoopbackReply {
         try request("POST", path, body: body)
     }
 
     /// `headers`: extra request header lines (`Name: value`), e.g. a proxied `Authorization`.
-    func request(_ method: String, _ path: String, body: [UInt8], headers: [String] = []) throws -> HTTPReply {
+    public func request(_ method: String, _ path: String, body: [UInt8], headers: [String] = []) throws -> LoopbackReply {
         // A kept-alive connection may have been closed by the server: one fresh retry.
         do {
             return try exchange(method, path, body, headers)
@@ -50,11 +72,11 @@ final class LoopbackHTTPConnection {
         }
     }
 
-    private func exchange(_ method: String, _ path: String, _ body: [UInt8], _ extra: [String]) throws -> HTTPReply {
+    private func exchange(_ method: String, _ path: String, _ body: [UInt8], _ extra: [String]) throws -> LoopbackReply {
         if fd < 0 { try connect() }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
         for line in extra { head += line + "\r\n" }
-        if method == "POST" {
+        if method == "POST" || !body.isEmpty {
             if !extra.contains(where: { $0.lowercased().hasPrefix("content-type:") }) {
                 head += "Content-Type: application/octet-stream\r\n"
             }
@@ -73,7 +95,7 @@ final class LoopbackHTTPConnection {
             disconnect()
         }
         if headers["connection"]?.lowercased() == "close" { disconnect() }
-        return HTTPReply(status: status, body: replyBody)
+        return LoopbackReply(status: status, body: replyBody)
     }
 
     private func connect() throws {
@@ -81,6 +103,10 @@ final class LoopbackHTTPConnection {
         guard s >= 0 else { throw HTTPFailure(description: "socket: errno \(errno)") }
         var one: Int32 = 1
         setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let (seconds, attoseconds) = timeout.components
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -99,7 +125,7 @@ final class LoopbackHTTPConnection {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    func disconnect() {
+    public func disconnect() {
         if fd >= 0 { close(fd) }
         fd = -1
         buffer.removeAll(keepingCapacity: true)
@@ -121,7 +147,10 @@ final class LoopbackHTTPConnection {
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw HTTPFailure(description: "recv: errno \(errno)") }
+            guard n >= 0 else {
+                let e = errno
+                throw HTTPFailure(description: e == EAGAIN ? "no reply from 127.0.0.1:\(port) within \(timeout)" : "recv: errno \(e)")
+            }
             if n == 0 { return false }
             buffer.append(contentsOf: chunk[0..<n])
             return true
@@ -190,22 +219,4 @@ final class LoopbackHTTPConnection {
         buffer.removeAll()
         return out
     }
-}
-
-/// A free TCP port on 127.0.0.1 (bound to port 0 and released; the caller binds it next).
-func freeLoopbackPort() -> Int {
-    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(s) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Bool in
-            bind(s, p, length) == 0 && getsockname(s, p, &length) == 0
-        }
-    }
-    guard bound else { fail("cannot bind a loopback port: errno \(errno)") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

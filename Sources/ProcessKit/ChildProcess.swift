@@ -4,10 +4,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// A long-running process a test started (a node, a local DA, etcd, a proxy, a Python peer),
-/// known by its PID. Its stdout and stderr go to `<logDirectory>/<name>.log`, which stays with
-/// the test's directory (kept when the test fails). Stopped with a signal and, past a deadline,
-/// SIGKILL; killed when the last reference goes, so no test leaves a process behind.
+/// A long-running process a test or the benchmark started (a node, a local DA, etcd, a proxy, a
+/// Python peer), known by its PID. Its stdout and stderr go to `<logDirectory>/<name>.log`, which
+/// stays with the test's directory (kept when the test fails). Stopped with a signal and, past a
+/// deadline, SIGKILL; killed when the last reference goes or the starting process exits (also
+/// through `exit()` on a failure), so nothing is left behind. Async tests use `stop`; the
+/// benchmark's threads use `terminate` and `waitForExitBlocking`.
 public final class ChildProcess: @unchecked Sendable {
     // `Process` is not Sendable; it is only touched under `lock`.
     private let process: Process
@@ -18,6 +20,8 @@ public final class ChildProcess: @unchecked Sendable {
     public let name: String
     public let logPath: String
     public let pid: Int32
+    /// Wall-clock unix nanoseconds just before the process was started.
+    public let startedAt: UInt64
 
     private let input: FileHandle?
 
@@ -51,6 +55,9 @@ public final class ChildProcess: @unchecked Sendable {
         let stdin = acceptsInput ? Pipe() : nil
         process.standardInput = stdin ?? FileHandle.nullDevice
         process.terminationHandler = { ChildRegistry.ended($0.processIdentifier) }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        startedAt = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
         try process.run()
         ChildRegistry.started(process.processIdentifier)
         self.input = stdin?.fileHandleForWriting
@@ -167,6 +174,39 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Resident memory now and at its peak, in bytes (from /proc/PID/status).
+    public var memory: (rss: Int, peak: Int)? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        func field(_ name: String) -> Int? {
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
+            let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+            return kb.map { $0 * 1024 }
+        }
+        guard let rss = field("VmRSS"), let peak = field("VmHWM") else { return nil }
+        return (rss, peak)
+    }
+
+    /// Blocks the calling thread (never a task's) until the process exits on its own; false when
+    /// `timeout` passed first.
+    public func waitForExitBlocking(timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning {
+            if ContinuousClock.now > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
+    /// `stop` for threads: SIGTERM, SIGKILL after `timeout`, blocking the calling thread.
+    public func terminate(timeout: Duration = .seconds(15)) {
+        guard isRunning else { return }
+        signal(SIGTERM)
+        if !waitForExitBlocking(timeout: timeout) {
+            FileHandle.standardError.write(Data("\(name) did not stop within \(timeout) of SIGTERM; killing it\n".utf8))
+            kill9()
+        }
+    }
+
     /// Waits for the process to end by itself; returns its exit status.
     public func waitForExit(_ what: String, timeout: Duration = .seconds(60)) async throws -> Int32 {
         try await waitUntil("\(name): \(what)", timeout: timeout) { !isRunning }
@@ -185,7 +225,7 @@ public final class ChildProcess: @unchecked Sendable {
 /// Every process the tests started and have not seen end. A child still referenced when the test
 /// runner exits (a fixture kept for the whole run, a reference cycle) gets no `deinit`: the
 /// runner's exit kills what is left, so no local DA or etcd outlives `swift test`.
-enum ChildRegistry {
+package enum ChildRegistry {
     private static let running = Mutex<Set<Int32>>([])
     private static let exitHook: Void = { atexit { ChildRegistry.killAll() } }()
 

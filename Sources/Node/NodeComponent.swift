@@ -1,0 +1,28 @@
+/// A part of the node that runs as a child task of a phase or of the node itself. A failure is
+/// blamed on the part that ran the failing child (`NodeFailure.init(component:underlying:)`),
+/// never on whichever part happens to catch it.
+public enum NodeComponent: String, Sendable, CustomStringConvertible {
+    case syncer = "syncer"
+    case catchupGate = "catchup gate"
+    case producer = "block producer"
+    case submitter = "DA submitter"
+    case secondSignerWatch = "second-signer watch"
+    case aggregator = "aggregator"
+    case haLeases = "HA lease keeper"
+    case haReplication = "HA replication"
+    case haCampaign = "HA campaign"
+    case haRoles = "HA role loop"
+    case haLeadership = "HA leadership watch"
+    case failover = "failover state machine"
+    case rpc = "RPC server"
+    case p2p = "P2P"
+    case metricsRefresher = "metrics refresher"
+    case prometheus = "Prometheus listener"
+    case heapTrim = "heap trim"
+    case statePruning = "state pruning"
+    case blockPruning = "block pruning"
+    case daSubscription = "DA head subscription"
+    case forcedInclusionServer = "forced-inclusion server"
+
+    public var description: String { rawValue }
+}
