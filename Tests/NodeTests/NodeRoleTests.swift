@@ -2,6 +2,7 @@
 import Foundation
 @testable import Node
 import Testing
+import ProcessKit
 import TestSupport
 
 /// The node's role is one value, and a producing role carries its producer (defect 10 of the
