@@ -127,7 +127,7 @@ public enum BlockingLaneError<Failure: Error>: Error, CustomStringConvertible {
 extension BlockingLaneError: Equatable where Failure: Equatable {}
 
 extension BlockingLane {
-    /// The threads' shared state. `NSCondition` rather than `Mutex`: idle threads sleep on it
+    /// The threads' shared state. A condition lock rather than `Mutex`: idle threads sleep on it
     /// until work or shutdown arrives, and the state is only touched while it is held.
     fileprivate final class Core: @unchecked Sendable {
         // @unchecked: `state` is only read or written while `condition` is locked.
