@@ -114,7 +114,7 @@ func benchEVM(_ args: [String]) async {
         let rpc = try EngineRPCClient(engineURL: "http://127.0.0.1:\(engine1)/", ethURL: "http://127.0.0.1:\(eth1)/",
                                       jwt: EngineJWT(secret: try EngineJWT.readSecret(path: secretFile)))
         let executor = EVMExecutor(rpc: rpc, store: store, options: .init(), logger: Logger(label: "bench.evm"))
-        var state = try store.initialize(genesis: setup.genesis, executor: executor)
+        var state = try ChainExecution(store: store, executor: executor).initialize(genesis: setup.genesis)
         let builder = BlockBuilder(signer: signer, executor: executor)
         for i in 0..<blocks {
             let h = state.nextHeight

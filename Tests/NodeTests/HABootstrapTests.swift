@@ -39,7 +39,7 @@ import TestSupport
                                   proposerAddress: key.address)
             store = try BlockStore.open(path: dir.sub("store"))
             let executor = KVExecutor(store: store)
-            _ = try store.initialize(genesis: genesis, executor: executor)
+            _ = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
             let validator = BlockValidator(genesis: genesis)
             let applier = BlockApplier(store: store, executor: executor, validator: validator)
             pipeline = SyncPipeline(applier: applier, logger: logger)

@@ -382,7 +382,7 @@ struct RuntimeFixture {
         let genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000, proposerAddress: key.address)
         store = try BlockStore.open(path: dir.sub("store"))
         let executor = KVExecutor(store: store)
-        _ = try store.initialize(genesis: genesis, executor: executor)
+        _ = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
         let validator = BlockValidator(genesis: genesis)
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         let check = SignedBlockValidator(blockValidator: validator)
@@ -494,7 +494,7 @@ extension HATakeOverTests {
         let store = try BlockStore.open(path: dir.sub("store"))
         defer { store.close() }
         let executor = KVExecutor(store: store)
-        _ = try store.initialize(genesis: leaderChain.genesis, executor: executor)
+        _ = try ChainExecution(store: store, executor: executor).initialize(genesis: leaderChain.genesis)
         let validator = BlockValidator(genesis: leaderChain.genesis)
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         for block in blocks.prefix(2) {
