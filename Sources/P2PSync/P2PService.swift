@@ -413,10 +413,6 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Node → peers
 
-    /// Kept for the node's seam: peers learn this node's height by asking for its head
-    /// (go-header has no announcements), so nothing is sent.
-    public func announce(height: UInt64) {}
-
     /// Gossips a block (the aggregator's own): the header, then the data, like ev-node.
     public func broadcast(block: P2PBlock) {
         let header = P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0)
@@ -557,6 +553,10 @@ public final class P2PService: Service, Sendable {
                 // event started may have been answered before).
                 Task { [self] in await askHead(conn) }
                 await waitClosed(conn)
+            } catch let notKept as DialNotKept where notKept.reason == .connectionToSelf {
+                registry.withLock { $0.targets[target]?.phase = .isSelf }
+                logger.notice("configured peer is this node itself; not dialling it again", metadata: ["peer": "\(target)"])
+                return
             } catch let notKept as DialNotKept where notKept.remote != localID
                 && gate.refusal(notKept.remote, dialledConfiguredAddress: true) != nil {
                 // The address named no id, and the one that answered there is refused.
@@ -574,11 +574,6 @@ public final class P2PService: Service, Sendable {
                 continue
             } catch {
                 let message = "\(error)"
-                if message.contains("connection to self") {
-                    registry.withLock { $0.targets[target]?.phase = .isSelf }
-                    logger.notice("configured peer is this node itself; not dialling it again", metadata: ["peer": "\(target)"])
-                    return
-                }
                 let failures = registry.withLock { r -> Int in
                     r.targets[target]?.phase = .backingOff
                     r.targets[target]?.failures += 1

@@ -24,8 +24,8 @@ typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
 /// this host did not keep (a duplicate of the preferred connection, a banned peer, this node).
 struct DialNotKept: Error, CustomStringConvertible {
     let remote: PeerID
-    let reason: String
-    var description: String { LinkError.negotiation(reason).description }
+    let reason: ConnectionRefusal
+    var description: String { LinkError.negotiation(reason.description).description }
 }
 
 /// The libp2p host of this node: TCP, multistream-select, Noise, yamux, identify (+ push) and
@@ -475,24 +475,24 @@ final class Libp2pHost: Sendable {
     }
 
     /// Makes `conn` the peer's connection; returns why not otherwise.
-    private func register(_ conn: Libp2pConnection) -> String? {
-        if conn.remote == localID { return "connection to self" }
+    private func register(_ conn: Libp2pConnection) -> ConnectionRefusal? {
+        if conn.remote == localID { return .connectionToSelf }
         let events = self.events.withLock { $0 }
-        if let reason = events.refuse(conn.remote, conn.addressKey, conn.direction) { return reason }
+        if let reason = events.refuse(conn.remote, conn.addressKey, conn.direction) { return .refused(reason) }
         let reserved = events.isReserved(conn.remote)
-        let replaced = state.withLock { s -> (Libp2pConnection?, String?) in
-            if s.closed { return (nil, "shutting down") }
+        let replaced = state.withLock { s -> (Libp2pConnection?, ConnectionRefusal?) in
+            if s.closed { return (nil, .refused("shutting down")) }
             let ticketID = ObjectIdentifier(conn.channel)
             if conn.direction == .inbound, !reserved {
                 let strangers = s.tickets.values.filter { $0.direction == .inbound && $0.established && !$0.reserved }.count
                 if strangers >= options.maxInbound {
-                    return (nil, "inbound connection limit (\(options.maxInbound)) reached")
+                    return (nil, .refused("inbound connection limit (\(options.maxInbound)) reached"))
                 }
             }
             var existing: Libp2pConnection?
             if let e = s.connections[conn.remote], !e.isClosed {
                 guard DuplicateConnectionRule.keeps(conn.origin, over: e.origin) else {
-                    return (nil, "duplicate connection (the existing one is kept)")
+                    return (nil, .refused("duplicate connection (the existing one is kept)"))
                 }
                 existing = e
             }
