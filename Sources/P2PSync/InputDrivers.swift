@@ -250,8 +250,8 @@ package enum P2PInputDrivers {
             session.close()
         }
         while await frames.next() != nil {}
-        // The blocks gossip paired and handed to the node (a service never started stops at once).
-        await service.shutdown()
+        // The blocks gossip paired and handed to the node (the service never ran: its feed ends here).
+        service.finishStreams()
         var delivered = 0
         for await _ in service.receivedBlocks { delivered += 1 }
         outcome.counts["delivered"] = delivered

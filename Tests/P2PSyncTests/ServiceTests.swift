@@ -284,3 +284,31 @@ extension ServiceTests {
         #expect(DialNotKept(remote: id, reason: .refused("connection to self, said the peer")).reason != .connectionToSelf)
     }
 }
+
+extension ServiceTests {
+    /// Review defect 6: nothing keeps a service alive once its `run()` returned — not its
+    /// connections' tasks, its dial loops, its host's or FloodSub's closures, nor a task list.
+    @Test func aServiceThatRanAndStoppedIsFreed() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        try chain.build(to: 3)
+        weak var released: P2PService?
+        do {
+            let a = try await TestNode.start("a", chain: chain, source: chain.source)
+            let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
+            try await waitUntil("b to prove a's head over its connection") { b.service.maxPeerHeight == 3 }
+            released = b.service
+            await b.stop()
+            await a.stop()
+        }
+        #expect(released == nil, "the stopped service is still referenced")
+    }
+
+    /// `run()` runs once; a second call fails and leaves the running service alone.
+    @Test func aServiceRunsOnce() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        let a = try await TestNode.start("a", chain: chain)
+        await #expect(throws: P2PError.self) { try await a.service.run() }
+        #expect(a.service.listenAddress != nil)
+        await a.stop()
+    }
+}

@@ -104,6 +104,9 @@ final class Libp2pHost: Sendable {
     /// and when it closed.
     struct Events: Sendable {
         var connected: @Sendable (Libp2pConnection) -> Void = { _ in }
+        /// The owner's work for a connection's life (gossip to the peer, its head request): run
+        /// among the connection's own tasks once `connected` returned, cancelled when it closes.
+        var whileConnected: @Sendable (Libp2pConnection) async -> Void = { _ in }
         var identified: @Sendable (Libp2pConnection) -> Void = { _ in }
         var disconnected: @Sendable (Libp2pConnection) -> Void = { _ in }
         /// Asked after the handshake, before a connection is accepted and before any stream
@@ -194,8 +197,15 @@ final class Libp2pHost: Sendable {
 
     typealias RawChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 
-    /// Binds and accepts in a background task; returns the bound address and the server channel.
-    func listen(host: String, port: Int) async throws -> (SocketAddress, Task<Void, Never>, any Channel) {
+    /// A bound listening socket, accepting once `accept(on:)` runs.
+    struct Listener: Sendable {
+        let address: SocketAddress
+        fileprivate let server: NIOAsyncChannel<RawChannel, Never>
+        /// Closing it ends `accept(on:)` (once the connections it accepted ended).
+        var channel: any Channel { server.channel }
+    }
+
+    func bind(host: String, port: Int) async throws -> Listener {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -203,27 +213,35 @@ final class Libp2pHost: Sendable {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try RawChannel(wrappingChannelSynchronously: channel) }
             }
-        guard let address = server.channel.localAddress else { throw LinkError.closed }
-        let serverChannel = server.channel
-        let task = Task { [self] in
-            do {
-                try await server.executeThenClose { inbound in
-                    try await withThrowingDiscardingTaskGroup { group in
-                        for try await child in inbound {
-                            group.addTask { await self.run(child, direction: .inbound, expected: nil, established: nil) }
-                        }
-                    }
-                }
-            } catch {
-                logger.debug("listener ended", metadata: ["error": "\(error)"])
-            }
+        guard let address = server.channel.localAddress else {
+            try? await server.channel.close()
+            throw LinkError.closed
         }
-        return (address, task, serverChannel)
+        return Listener(address: address, server: server)
     }
 
-    /// Dials `host:port`, runs the upgrade and returns the connection (whose life continues in
-    /// a task of its own). `expected`: the peer id the address must belong to.
-    func dial(host: String, port: Int, expected: PeerID?) async throws -> Libp2pConnection {
+    /// Accepts until the listener is closed; every inbound connection runs in a child task, and
+    /// this returns once they all ended.
+    func accept(on listener: Listener) async {
+        do {
+            try await listener.server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await child in inbound {
+                        group.addTask { await self.run(child, direction: .inbound, expected: nil, established: nil) }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("listener ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Dials `host:port`, runs the upgrade and then the connection, in this task, until the
+    /// connection ends: `whileOpen` gets it once it is the peer's connection (kept), and this
+    /// returns when both are done. Throws when no connection was kept (`DialNotKept` once the
+    /// handshake proved who answered). `expected`: the peer id the address must belong to.
+    func dial(host: String, port: Int, expected: PeerID?,
+              whileOpen: (Libp2pConnection) async -> Void) async throws {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(options.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -231,8 +249,18 @@ final class Libp2pHost: Sendable {
                 channel.eventLoop.makeCompletedFuture { try RawChannel(wrappingChannelSynchronously: channel) }
             }
         let promise = channel.channel.eventLoop.makePromise(of: Libp2pConnection.self)
-        Task { await self.run(channel, direction: .outbound, expected: expected, established: promise) }
-        return try await promise.futureResult.get()
+        var failure: (any Error)?
+        await withDiscardingTaskGroup { group in
+            // `run` always settles the promise: with the connection, or with why there is none.
+            group.addTask { await self.run(channel, direction: .outbound, expected: expected, established: promise) }
+            do {
+                let conn = try await promise.futureResult.get()
+                await whileOpen(conn)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
     }
 
     /// Closes every connection; the listener is closed by its owner.
@@ -365,7 +393,8 @@ final class Libp2pHost: Sendable {
                 }
                 registered = conn
                 established?.succeed(conn)
-                events.withLock { $0 }.connected(conn)
+                let connectionEvents = self.events.withLock { $0 }
+                connectionEvents.connected(conn)
                 let initialSend = noise.send
                 let peerLabel = conn.remote.description
                 let bytes = options.metrics?.connection(peer: peerLabel)
@@ -394,6 +423,7 @@ final class Libp2pHost: Sendable {
                     group.addTask { await self.keepAlive(conn) }
                     group.addTask { await self.watchWrites(conn) }
                     group.addTask { await self.identify(conn) }
+                    group.addTask { await connectionEvents.whileConnected(conn) }
                     do {
                         bytes?.received.add(secure.buffer.readableBytes)
                         try session.receive(&secure.buffer)
@@ -526,22 +556,18 @@ final class Libp2pHost: Sendable {
 
     private func handle(_ stream: YamuxStream, on conn: Libp2pConnection, negotiated: () -> Void) async {
         var reader = stream.reader()
-        let timeout = Task {
-            try await Task.sleep(for: options.streamNegotiationTimeout)
-            stream.reset()
-        }
         let supported = Set(handlers.keys).union([Self.identifyID, Self.identifyPushID])
         let proto: String
         do {
-            proto = try await Multistream.accept(supported, reader: &reader) { try await stream.write($0) }
+            proto = try await withDeadline(options.streamNegotiationTimeout, onExpiry: { stream.reset() }) {
+                try await Multistream.accept(supported, reader: &reader) { try await stream.write($0) }
+            }
         } catch {
-            timeout.cancel()
             negotiated()
             logger.debug("stream negotiation failed", metadata: ["peer": "\(conn.remote.short)", "error": "\(error)"])
             stream.reset()
             return
         }
-        timeout.cancel()
         negotiated()
         let limit = options.streamsPerProtocol[proto] ?? options.defaultStreamsPerProtocol
         guard conn.beginInbound(proto, limit: limit) else {
@@ -578,13 +604,10 @@ final class Libp2pHost: Sendable {
                     timeout: Duration = .seconds(10)) async throws -> (YamuxStream, ByteReader<YamuxStream.Source>) {
         let stream = try conn.session.openStream()
         var reader = stream.reader()
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            stream.reset()
-        }
-        defer { timer.cancel() }
         do {
-            try await Multistream.select(proto, reader: &reader) { try await stream.write($0) }
+            try await withDeadline(timeout, onExpiry: { stream.reset() }) {
+                try await Multistream.select(proto, reader: &reader) { try await stream.write($0) }
+            }
         } catch {
             stream.reset()
             throw error
