@@ -1,4 +1,3 @@
-import Config
 import Crypto
 import Foundation
 import Logging
@@ -137,10 +136,10 @@ final class Libp2pHost: Sendable {
         var closed = false
         var refusedConnections = 0
         var evictedHandshakes = 0
+        var events = Events()
     }
 
     private let state = Mutex(State())
-    private let events: Mutex<Events> = Mutex(Events())
 
     init(identity: Curve25519.Signing.PrivateKey, handlers: [String: StreamHandler], options: Options,
          group: any EventLoopGroup, logger: Logger) {
@@ -159,7 +158,7 @@ final class Libp2pHost: Sendable {
                                             accountCapacity: options.exchangeClientBytes)
     }
 
-    func setEvents(_ e: Events) { events.withLock { $0 = e } }
+    func setEvents(_ e: Events) { state.withLock { $0.events = e } }
 
     var connections: [Libp2pConnection] { state.withLock { Array($0.connections.values) } }
 
@@ -280,7 +279,7 @@ final class Libp2pHost: Sendable {
 
     /// Whether a new TCP connection may start its handshake; nil admits it (and takes its slot).
     private func admit(_ channel: any Channel, direction: PeerDirection, addressKey: String) -> String? {
-        if direction == .inbound, let reason = events.withLock({ $0 }).refuseAddress(addressKey) { return reason }
+        if direction == .inbound, let reason = state.withLock({ $0.events }).refuseAddress(addressKey) { return reason }
         var evict: (any Channel)?
         let refusal = state.withLock { s -> String? in
             guard !s.closed else { return "shutting down" }
@@ -343,7 +342,7 @@ final class Libp2pHost: Sendable {
             }
             if let r = registered {
                 r.session.sendAccount.close()
-                events.withLock { $0 }.disconnected(r)
+                state.withLock { $0.events }.disconnected(r)
             }
         }
         do {
@@ -393,7 +392,7 @@ final class Libp2pHost: Sendable {
                 }
                 registered = conn
                 established?.succeed(conn)
-                let connectionEvents = self.events.withLock { $0 }
+                let connectionEvents = state.withLock { $0.events }
                 connectionEvents.connected(conn)
                 let initialSend = noise.send
                 let peerLabel = conn.remote.description
@@ -507,7 +506,7 @@ final class Libp2pHost: Sendable {
     /// Makes `conn` the peer's connection; returns why not otherwise.
     private func register(_ conn: Libp2pConnection) -> ConnectionRefusal? {
         if conn.remote == localID { return .connectionToSelf }
-        let events = self.events.withLock { $0 }
+        let events = state.withLock { $0.events }
         if let reason = events.refuse(conn.remote, conn.addressKey, conn.direction) { return .refused(reason) }
         let reserved = events.isReserved(conn.remote)
         let replaced = state.withLock { s -> (Libp2pConnection?, ConnectionRefusal?) in
@@ -652,7 +651,7 @@ final class Libp2pHost: Sendable {
             s.agentVersion = m.agentVersion
             s.identified = true
         }
-        events.withLock { $0 }.identified(conn)
+        state.withLock { $0.events }.identified(conn)
     }
 
     /// Asks the peer who it is and what it speaks.
