@@ -398,7 +398,6 @@ struct RuntimeFixture {
     }
 
     func close() async {
-        await p2p.shutdown()
         store.close()
     }
 }
@@ -466,7 +465,6 @@ extension TestChain {
         #expect(try await group.head().block?.headerHash == signed.signedHeader.header.hash)
         #expect(try mark.load() == 3, "no second signature at height 3")
         await runtime.resign(term)
-        await p2p.shutdown()
     }
 }
 
@@ -523,6 +521,5 @@ extension HATakeOverTests {
         let term = try #require(await campaign.value, "the node within two blocks of the head must be elected")
         #expect(try await group.etcd.get(group.keys.leader).kv?.value == Array("behind".utf8))
         await runtime.resign(term)
-        await p2p.shutdown()
     }
 }
