@@ -5,6 +5,7 @@ import Foundation
 import P2PSync
 import Synchronization
 import Testing
+import ProcessKit
 import TestSupport
 
 // The catchup suites' scenario (CatchupTests, CatchupFenceTests, FaultyDATests) on the one

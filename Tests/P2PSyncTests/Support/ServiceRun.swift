@@ -4,6 +4,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import Testing
+import ProcessKit
 import TestSupport
 
 /// A `P2PService` running the way the node runs it: the only service of a `ServiceGroup`,
