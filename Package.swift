@@ -115,7 +115,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Blocks out to DA: the submitter, its batching policy, its failure classes and its log.
         .target(name: "Submission", dependencies: [
-            "Chain", "Config", "DAClient", "Primitives", "Store", "Telemetry",
+            "Chain", "Config", "DAClient", "Execution", "Primitives", "Store", "Telemetry",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -246,6 +246,12 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
+        .testTarget(name: "PrimitivesTests", dependencies: [
+            "Primitives",
+        ], swiftSettings: strict),
+        .testTarget(name: "ExecutionTests", dependencies: [
+            "Chain", "Config", "Execution", "Primitives", "Store", "TestSupport",
+        ], swiftSettings: strict),
         .testTarget(name: "ConfigTests", dependencies: [
             "Config", "KeyStore", "Primitives",
         ], swiftSettings: strict),

@@ -1,3 +1,4 @@
+import Execution
 import Chain
 import Store
 
@@ -124,6 +125,6 @@ public struct BlockApplier: Sendable {
     /// Rolls store and executor back to `height` (refused below the finalized height).
     @discardableResult
     public func rollback(to height: UInt64) throws(StoreError) -> State {
-        try store.rollback(to: height, executor: executor)
+        try ChainExecution(store: store, executor: executor).rollback(to: height)
     }
 }

@@ -82,9 +82,8 @@ struct AggregatorRuntime: Sendable {
 }
 
 extension P2PService {
-    /// Gossips a block this node produced and announces the new height.
+    /// Gossips a block this node produced (peers learn its height by asking for the head).
     func publish(_ block: BlockCommit) {
         broadcast(block: P2PBlock(signedHeader: block.signedHeader, data: block.data))
-        announce(height: block.height)
     }
 }

@@ -2,7 +2,6 @@ import Primitives
 import Store
 import Config
 import Logging
-import NIOPosix
 import ServiceLifecycle
 
 /// ev-node's `pruning.*`: every `interval`, deletes old blocks (`all`) or only their per-height
@@ -47,15 +46,26 @@ struct BlockPruningService: Service {
         logger.info("pruning on", metadata: [
             "mode": "\(config.mode.rawValue)", "keep_recent": "\(config.keepRecent)",
             "interval": "\(DurationParser.format(config.interval))"])
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try await pruneNow()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: config.interval) }
+        try await BlockingLane.with(name: "block-pruning", threads: 1) { (lane) async throws(NodeFailure) in
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                try await pruneNow(on: lane)
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: config.interval) }
+            }
         }
     }
 
-    /// Prunes everything that may go now, batch by batch; returns what is pruned.
+    /// Prunes everything that may go now, batch by batch, on a lane of its own; returns what is
+    /// pruned.
     @discardableResult
     func pruneNow() async throws(NodeFailure) -> PrunedHeights? {
+        try await BlockingLane.with(name: "block-pruning", threads: 1) { (lane) async throws(NodeFailure) in
+            try await pruneNow(on: lane)
+        }
+    }
+
+    /// Prunes everything that may go now, batch by batch on `lane`; returns what is pruned.
+    @discardableResult
+    func pruneNow(on lane: BlockingLane) async throws(NodeFailure) -> PrunedHeights? {
         guard let scope else { return nil }
         let target = Self.target(finalized: store.finalizedHeight, storeHeight: store.height,
                                  keepRecent: max(1, config.keepRecent))
@@ -66,16 +76,12 @@ struct BlockPruningService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let started = ContinuousClock.now
             let before = pruned
-            do {
-                pruned = try await NIOThreadPool.singleton.runIfActive {
+            do throws(StoreError) {
+                pruned = try await lane.run(orIfShutDown: StoreError.closed) { () throws(StoreError) in
                     try store.prune(scope, through: target, maxHeights: chunk)
                 }
-            } catch let error as StoreError {
-                throw .blockPruning(error)
-            } catch is CancellationError {
-                break
             } catch {
-                throw .blockPruning(.io(operation: "prune", reason: "\(error)"))
+                throw .blockPruning(error)
             }
             guard pruned != before, let now = pruned else { break }
             batches += 1

@@ -97,7 +97,7 @@ public final class EvNode: Sendable {
             if store.state == nil { try Self.waitForInitChain(store: store, genesis: genesis, executor: evm, logger: logger) }
         }
         do throws(StoreError) {
-            let s = try store.initialize(genesis: genesis, executor: executor)
+            let s = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
             logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
                                                    "height": "\(s.lastBlockHeight)",
                                                    "finalized": "\(store.finalizedHeight)"])
@@ -333,7 +333,7 @@ public final class EvNode: Sendable {
                                          logger: Logger) throws(NodeFailure) {
         while true {
             do throws(StoreError) {
-                try store.initialize(genesis: genesis, executor: executor)
+                try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
                 return
             } catch {
                 if case .execution(let e) = error, e.isUnavailable {

@@ -1,4 +1,5 @@
-import NIOPosix
+import Primitives
+import Config
 import ServiceLifecycle
 
 /// Hands the free memory inside glibc's arenas back to the OS every `interval` (`malloc_trim`).
@@ -12,11 +13,13 @@ struct HeapTrimService: Service {
     var interval: Duration = .seconds(10)
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            if Task.isCancelled || Task.isShuttingDownGracefully { return }
-            // Walks every arena under its lock: blocking work, off the cooperative pool.
-            _ = try? await NIOThreadPool.singleton.runIfActive { GlibcHeap.trim() }
+        await BlockingLane.with(name: "heap-trim", threads: 1) { lane in
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+                if Task.isCancelled || Task.isShuttingDownGracefully { return }
+                // Walks every arena under its lock: blocking work, off the cooperative pool.
+                _ = try? await lane.run { () throws(Never) in GlibcHeap.trim() }
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
+import Primitives
 import Chain
 import Execution
 import Logging
-import NIOPosix
+import Config
 import ServiceLifecycle
 
 /// Prunes the KV state behind finality for the node's life (`KVExecutor.prune`), one chunk at a
@@ -26,14 +27,23 @@ struct StatePruningService: Service {
     var chunkRecords = 256
 
     func run() async throws {
+        try await BlockingLane.with(name: "state-pruning", threads: 1) { (lane) async throws(NodeFailure) in
+            try await run(on: lane)
+        }
+    }
+
+    private func run(on lane: BlockingLane) async throws(NodeFailure) {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var chunks = 0
             var more = !deferWhile()
             while more, !Task.isCancelled, !Task.isShuttingDownGracefully, !deferWhile() {
                 let started = ContinuousClock.now
-                do {
-                    more = try await NIOThreadPool.singleton.runIfActive { try executor.prune(maxRecords: chunkRecords) }
-                } catch let error as ExecutionError {
+                let (executor, chunkRecords) = (self.executor, self.chunkRecords)
+                do throws(ExecutionError) {
+                    more = try await lane.run(orIfShutDown: ExecutionError(height: nil, reason: "the pruning lane is shut down")) {
+                        () throws(ExecutionError) in try executor.prune(maxRecords: chunkRecords)
+                    }
+                } catch {
                     throw NodeFailure.pruning(error)
                 }
                 chunks += 1

@@ -234,7 +234,7 @@ package enum P2PInputDrivers {
             do {
                 let inbound = try await peerOpenedStream(session)
                 for chunk in stream where !chunk.isEmpty {
-                    try inbound.received(ByteBuffer(bytes: chunk), slack: unlimitedSlack)
+                    inbound.received(ByteBuffer(bytes: chunk))
                 }
                 inbound.remoteFinished()
                 var s = InboundStream(connection: conn, stream: inbound, protocolID: FloodSub.protocolID,
@@ -249,8 +249,8 @@ package enum P2PInputDrivers {
             session.close()
         }
         while await frames.next() != nil {}
-        // The blocks gossip paired and handed to the node (a service never started stops at once).
-        await service.shutdown()
+        // The blocks gossip paired and handed to the node (the service never ran: its feed ends here).
+        service.finishStreams()
         var delivered = 0
         for await _ in service.receivedBlocks { delivered += 1 }
         outcome.counts["delivered"] = delivered
@@ -289,7 +289,7 @@ package enum P2PInputDrivers {
             let inbound = try await peerOpenedStream(session)
             streamID = inbound.id
             for chunk in chunks where !chunk.isEmpty {
-                try inbound.received(ByteBuffer(bytes: chunk), slack: unlimitedSlack)
+                inbound.received(ByteBuffer(bytes: chunk))
             }
             inbound.remoteFinished()
             var s = InboundStream(connection: conn, stream: inbound, protocolID: "header-ex", reader: inbound.reader())
@@ -396,10 +396,6 @@ package enum P2PInputDrivers {
     }
 
     // MARK: Plumbing
-
-    /// Streams are fed directly in these drivers, ahead of their reader: the window is the yamux
-    /// target's business, not theirs.
-    private static let unlimitedSlack = UInt32.max - Yamux.initialWindow
 
     package static let quietLogger = Logger(label: "evnode.fuzz", factory: { _ in SwiftLogNoOpLogHandler() })
 

@@ -22,7 +22,7 @@ public final class P2PService: Service, Sendable {
     let config: P2PConfig
     /// `p2p.blocked_peers` / `p2p.allowed_peers`, applied after every handshake and before every dial.
     let gate: PeerGate
-    /// Set when a peer list does not parse: `start()` fails with it.
+    /// Set when a peer list does not parse: `run()` fails with it.
     private let gateError: P2PError?
     let settings: P2PSettings
     let source: any BlockSource
@@ -73,13 +73,11 @@ public final class P2PService: Service, Sendable {
         var answered = false
     }
 
-    enum Lifecycle { case idle, running, stopping(Task<Void, Never>), stopped }
+    enum Lifecycle { case idle, running, stopping, stopped }
 
     struct Registry {
         var lifecycle = Lifecycle.idle
-        var listener: (any Channel)?
         var listenAddress: SocketAddress?
-        var backgroundTasks: [Task<Void, Never>] = []
         var targets: [P2PPeerAddress: TargetState] = [:]
         /// Connected peers' state, by identity; an entry goes with its connection (`disconnected`).
         var peers: [PeerID: PeerState] = [:]
@@ -163,6 +161,7 @@ public final class P2PService: Service, Sendable {
         let host = self.host
         host.setEvents(.init(
             connected: { conn in box.service?.connected(conn) },
+            whileConnected: { conn in await box.service?.whileConnected(conn) },
             identified: { _ in },
             disconnected: { conn in box.service?.disconnected(conn) },
             refuse: { id, address, direction in box.service?.refusal(id, address: address, direction: direction) },
@@ -200,10 +199,15 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Lifecycle
 
-    /// Binds the listener and starts dialling the configured peers. Returns the bound address.
-    @discardableResult
-    public func start() async throws(P2PError) -> SocketAddress {
-        if let gateError { throw gateError }
+    /// Binds the listener, then owns everything until a graceful shutdown or cancellation: the
+    /// listener and the connections it accepts, one redial loop per configured peer (each runs
+    /// its own connection), the head polls. On the way out the listener and every connection
+    /// close; `receivedBlocks` finishes. Runs once.
+    public func run() async throws {
+        if let gateError {
+            finishStreams()
+            throw gateError
+        }
         if !gate.isOpen {
             logger.info("connection gater on", metadata: [
                 "blocked_peers": "\(gate.blocked.count)", "allowed_peers": "\(gate.allowed.count)"])
@@ -213,29 +217,21 @@ public final class P2PService: Service, Sendable {
             r.lifecycle = .running
             return true
         }
-        guard canStart else { throw .alreadyStarted }
-        let bound: (SocketAddress, Task<Void, Never>, any Channel)
+        guard canStart else { throw P2PError.alreadyStarted }
+        let listener: Libp2pHost.Listener
         do {
-            bound = try await host.listen(host: config.listen.host, port: config.listen.port)
+            listener = try await host.bind(host: config.listen.host, port: config.listen.port)
         } catch {
             registry.withLock { $0.lifecycle = .stopped }
-            receivedContinuation.finish()
-            stopContinuation.finish()
-            throw .bindFailed(address: config.listen.description, reason: "\(error)")
+            finishStreams()
+            throw P2PError.bindFailed(address: config.listen.description, reason: "\(error)")
         }
-        let (address, acceptTask, channel) = bound
-        host.setListenAddrs(advertisedAddrs(bound: address))
+        host.setListenAddrs(advertisedAddrs(bound: listener.address))
         var targets: [P2PPeerAddress] = []
         for peer in config.peers where !targets.contains(peer) { targets.append(peer) }
         registry.withLock { r in
-            r.listener = channel
-            r.listenAddress = address
-            r.backgroundTasks.append(acceptTask)
-            for target in targets {
-                r.targets[target] = TargetState()
-                r.backgroundTasks.append(Task { [self] in await redialLoop(target) })
-            }
-            r.backgroundTasks.append(Task { [self] in await pollHeads() })
+            r.listenAddress = listener.address
+            for target in targets { r.targets[target] = TargetState() }
         }
         for target in targets where target.peerID == nil {
             logger.notice("peer given without a peer id: its identity is learned in the handshake",
@@ -244,7 +240,39 @@ public final class P2PService: Service, Sendable {
         logger.info("P2P listening", metadata: [
             "address": "\(listenMultiaddrs.map(\.description).joined(separator: ","))", "peers": "\(targets.map(\.description).joined(separator: ","))",
             "chain_id": "\(chainID)", "peer_id": "\(localID)"])
-        return address
+
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.host.accept(on: listener) }
+            group.addTask { await self.pollHeads() }
+            for target in targets {
+                group.addTask { await self.redialLoop(target) }
+            }
+            await withTaskCancellationOrGracefulShutdownHandler {
+                for await _ in stopSignal {}
+            } onCancelOrGracefulShutdown: { [stopContinuation] in
+                stopContinuation.finish()
+            }
+            registry.withLock { $0.lifecycle = .stopping }
+            try? await listener.channel.close()
+            host.closeAll()
+            // Connections say goodbye (GoAway) and close within the writer's flush or the 2 s
+            // backstop; only then are the loops cancelled, with the outbound connections they
+            // run. Cancelled already (not a graceful shutdown): nothing is waited for.
+            let deadline = ContinuousClock.now + .seconds(3)
+            while host.openChannelCount > 0, ContinuousClock.now < deadline {
+                do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
+            }
+            group.cancelAll()
+        }
+        registry.withLock { $0.lifecycle = .stopped }
+        finishStreams()
+        logger.info("P2P stopped")
+    }
+
+    /// Nothing more is received: the consumer of `receivedBlocks` sees its end.
+    func finishStreams() {
+        receivedContinuation.finish()
+        stopContinuation.finish()
     }
 
     /// The addresses identify advertises: the bound one, or every local interface's for 0.0.0.0.
@@ -270,57 +298,6 @@ public final class P2PService: Service, Sendable {
     /// `--evnode.p2p.peers` takes).
     public var listenMultiaddrs: [Multiaddr] {
         host.listenAddrs.map { var a = $0; a.peerID = localID; return a }
-    }
-
-    public func run() async throws {
-        try await start()
-        await withTaskCancellationOrGracefulShutdownHandler {
-            for await _ in stopSignal {}
-        } onCancelOrGracefulShutdown: { [stopContinuation] in
-            stopContinuation.finish()
-        }
-        await shutdown()
-    }
-
-    /// Stops dialling, closes the listener and every connection, finishes `receivedBlocks`.
-    public func shutdown() async {
-        let work = registry.withLock { r -> Task<Void, Never>? in
-            switch r.lifecycle {
-            case .idle:
-                r.lifecycle = .stopped
-                return nil
-            case .stopped:
-                return nil
-            case .stopping(let task):
-                return task
-            case .running:
-                let task = Task { [self] in await performShutdown() }
-                r.lifecycle = .stopping(task)
-                return task
-            }
-        }
-        if let work { await work.value }
-        receivedContinuation.finish()
-        stopContinuation.finish()
-    }
-
-    private func performShutdown() async {
-        let (listener, tasks) = registry.withLock { r in (r.listener, r.backgroundTasks) }
-        for t in tasks { t.cancel() }
-        try? await listener?.close()
-        host.closeAll()
-        for t in tasks { await t.value }
-        // Connections close within the writer's flush or the 2 s backstop.
-        let deadline = ContinuousClock.now + .seconds(3)
-        while host.openChannelCount > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        registry.withLock { r in
-            r.lifecycle = .stopped
-            r.listener = nil
-            r.backgroundTasks = []
-        }
-        logger.info("P2P stopped")
     }
 
     // MARK: Queries
@@ -415,10 +392,6 @@ public final class P2PService: Service, Sendable {
 
     // MARK: Node → peers
 
-    /// Kept for the node's seam: peers learn this node's height by asking for its head
-    /// (go-header has no announcements), so nothing is sent.
-    public func announce(height: UInt64) {}
-
     /// Gossips a block (the aggregator's own): the header, then the data, like ev-node.
     public func broadcast(block: P2PBlock) {
         let header = P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0)
@@ -505,10 +478,15 @@ public final class P2PService: Service, Sendable {
         registry.withLock { r in r.peers[conn.remote, default: PeerState()].connection = conn.serial }
         logger.info("peer connected", metadata: ["peer": "\(conn.remote)", "address": "\(conn.remoteAddress)",
                                                   "direction": "\(conn.direction.rawValue)"])
-        let host = self.host
-        let fs = floodsub
-        Task { await fs.peerConnected(conn, host: host) }
-        Task { [self] in await askHead(conn) }
+    }
+
+    /// A connection's work for its life, among the connection's own tasks (the host cancels it
+    /// when the connection closes): the gossip stream to the peer, and its first head request.
+    func whileConnected(_ conn: Libp2pConnection) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.floodsub.peerConnected(conn, host: self.host) }
+            group.addTask { await self.askHead(conn) }
+        }
     }
 
     func disconnected(_ conn: Libp2pConnection) {
@@ -549,16 +527,21 @@ public final class P2PService: Service, Sendable {
             }
             registry.withLock { $0.targets[target]?.phase = .connecting }
             do {
-                let conn = try await host.dial(host: target.host, port: target.port, expected: expected)
-                proveIdentity(of: target, as: conn.remote)
-                if expected == nil {
-                    logger.info("peer at \(target) is \(conn.remote)")
+                // The connection runs in this loop's task until it ends.
+                try await host.dial(host: target.host, port: target.port, expected: expected) { conn in
+                    proveIdentity(of: target, as: conn.remote)
+                    if expected == nil {
+                        logger.info("peer at \(target) is \(conn.remote)")
+                    }
+                    backoff.reset()
+                    // Asked again now that the identity counts (the head request the connection
+                    // event started may have been answered before).
+                    await askHead(conn)
                 }
-                backoff.reset()
-                // Asked again now that the identity counts (the head request the connection
-                // event started may have been answered before).
-                Task { [self] in await askHead(conn) }
-                await waitClosed(conn)
+            } catch let notKept as DialNotKept where notKept.reason == .connectionToSelf {
+                registry.withLock { $0.targets[target]?.phase = .isSelf }
+                logger.notice("configured peer is this node itself; not dialling it again", metadata: ["peer": "\(target)"])
+                return
             } catch let notKept as DialNotKept where notKept.remote != localID
                 && gate.refusal(notKept.remote, dialledConfiguredAddress: true) != nil {
                 // The address named no id, and the one that answered there is refused.
@@ -571,16 +554,11 @@ public final class P2PService: Service, Sendable {
                 proveIdentity(of: target, as: notKept.remote)
                 backoff.reset()
                 if let kept = host.connection(to: notKept.remote) {
-                    Task { [self] in await askHead(kept) }
+                    await askHead(kept)
                 }
                 continue
             } catch {
                 let message = "\(error)"
-                if message.contains("connection to self") {
-                    registry.withLock { $0.targets[target]?.phase = .isSelf }
-                    logger.notice("configured peer is this node itself; not dialling it again", metadata: ["peer": "\(target)"])
-                    return
-                }
                 let failures = registry.withLock { r -> Int in
                     r.targets[target]?.phase = .backingOff
                     r.targets[target]?.failures += 1

@@ -115,7 +115,7 @@ public struct BasedSequencer: Sendable {
             try store.commit(block, sync: true)
             queue.committed(checkpoint)
             // SetFinal at once: a based block is final by derivation, nobody includes it on DA.
-            try store.setFinalizedHeight(block.height, executor: executor.executor)
+            try ChainExecution(store: store, executor: executor.executor).finalize(through: block.height)
         } catch {
             throw .store(height: block.height, error)
         }

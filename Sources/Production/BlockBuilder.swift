@@ -14,14 +14,30 @@ public struct BlockBuilder: Sendable {
         self.executor = BlockingExecutor(executor)
     }
 
-    /// The block after `state` with `txs` at `time` (unix ns). Blocking (the executor may be
-    /// remote): call it from a thread that may block.
+    /// The block after `state` with `txs` at `time` (unix ns), executed and signed. On a thread
+    /// that may block: an embedded executor runs right here; a remote one is waited for
+    /// (`BlockingExecutor`) — async callers use `draft`, await `executeTxs`, then `finish`.
     ///
     /// The chain's first block carries the genesis start time (SPEC §3) whatever `time` says, and
     /// a `time` before the last block's (a clock stepping back) is raised to it, so the block
     /// never breaks the time rule.
     public func build(on state: State, txs: [[UInt8]], time requested: UInt64,
                       version: Version = Version()) throws(BuildError) -> BlockCommit {
+        let draft = try self.draft(on: state, txs: txs, time: requested, version: version)
+        let result: ExecutionResult
+        do throws(ExecutionError) {
+            result = try executor.executeTxs(draft.data.txs, height: draft.height, time: draft.time,
+                                             previousRoot: state.appHash)
+        } catch {
+            throw .execution(error)
+        }
+        return try finish(draft, result: result)
+    }
+
+    /// The unexecuted, unsigned block after `state`: what the executor is asked to execute
+    /// (`draft.height`, `draft.time`, `draft.data.txs` on `draft.state.appHash`).
+    public func draft(on state: State, txs: [[UInt8]], time requested: UInt64,
+                      version: Version = Version()) throws(BuildError) -> BlockDraft {
         let height = state.nextHeight
         if !state.nextProposerAddress.isEmpty, state.nextProposerAddress != signer.address {
             throw .notProposer(height: height, expected: state.nextProposerAddress, signer: signer.address)
@@ -33,29 +49,39 @@ public struct BlockBuilder: Sendable {
         let header = Header(version: version, height: height, time: time, lastHeaderHash: state.lastHeaderHash,
                             dataHash: data.dataHash, appHash: state.appHash, proposerAddress: signer.address,
                             chainID: state.chainID)
-        let result: ExecutionResult
-        do throws(ExecutionError) {
-            result = try executor.executeTxs(txs, height: height, time: time, previousRoot: state.appHash)
-        } catch {
-            throw .execution(error)
-        }
+        return BlockDraft(state: state, header: header, data: data)
+    }
+
+    /// Signs the drafted block and returns it with the state after it, given what the
+    /// executor answered for it. Blocking when the signer is remote.
+    public func finish(_ draft: BlockDraft, result: ExecutionResult) throws(BuildError) -> BlockCommit {
         let signed: SignedHeader
         do throws(SigningError) {
-            signed = try signer.sign(header: header, data: data)
+            signed = try signer.sign(header: draft.header, data: draft.data)
         } catch {
             throw .signing(error)
         }
-        var next = state
-        next.lastBlockHeight = height
-        next.lastBlockTime = time
-        next.lastHeaderHash = header.hash
-        next.lastDataHash = data.fullHash
+        var next = draft.state
+        next.lastBlockHeight = draft.height
+        next.lastBlockTime = draft.time
+        next.lastHeaderHash = draft.header.hash
+        next.lastDataHash = draft.data.fullHash
         next.appHash = result.stateRoot
-        next.nextProposerAddress = State.nextProposer(previous: state.nextProposerAddress,
+        next.nextProposerAddress = State.nextProposer(previous: draft.state.nextProposerAddress,
                                                       executorNamed: result.nextProposerAddress,
                                                       blockProposer: signer.address)
-        return BlockCommit(signedHeader: signed, data: data, state: next, executorWrites: result.writes)
+        return BlockCommit(signedHeader: signed, data: draft.data, state: next, executorWrites: result.writes)
     }
+}
+
+/// A block drafted on `state`, not yet executed nor signed.
+public struct BlockDraft: Sendable {
+    public let state: State
+    public let header: Header
+    public let data: BlockData
+
+    public var height: UInt64 { header.height }
+    public var time: UInt64 { header.time }
 }
 
 public enum BuildError: Error, Sendable, Equatable, CustomStringConvertible {

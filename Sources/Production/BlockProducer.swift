@@ -238,8 +238,10 @@ public struct BlockProducer: Sendable {
             do throws(ProductionError) {
                 produced = if let fence {
                     try await produceFenced(fence, at: slot, on: thread)
-                } else {
+                } else if executor is any SynchronousExecutor {
                     try await thread.run(at: slot) { () throws(ProductionError) in try self.produceOne() }
+                } else {
+                    try await produceAwaitingExecutor(at: slot, on: thread)
                 }
             } catch {
                 // An execution layer that cannot be reached decided nothing: nothing was signed or
@@ -518,6 +520,66 @@ public struct BlockProducer: Sendable {
         try checkProposer(for: state.nextHeight)
         try checkMark(before: state.nextHeight)
         let block = try build(on: state)
+        try markAndCommit(block, since: started)
+        return block
+    }
+
+    /// `produceOne` for an executor that answers over the network (an EL): the producer's
+    /// thread makes the checks, then signs, records the mark and commits; between the two the
+    /// task awaits the executor, so no thread waits for it.
+    private func produceAwaitingExecutor(at slot: ContinuousClock.Instant,
+                                         on thread: ProducerThread) async throws(ProductionError) -> BlockCommit? {
+        guard let (state, forced, started) = try await thread.run(at: slot, { () throws(ProductionError) in
+            let started = ContinuousClock.now
+            guard let state = self.store.state else { throw .notInitialized }
+            try self.checkProposer(for: state.nextHeight)
+            try self.checkMark(before: state.nextHeight)
+            return (state, self.takeForced(), started)
+        }) else {
+            return nil
+        }
+        let height = state.nextHeight
+        var txs = forced.txs
+        let room = maxBlockBytes - min(maxBlockBytes, forced.bytes)
+        // Catching up from base: forced transactions only (ev-node skips the mempool too).
+        let catchingUp = forcedInclusion?.isCatchingUp ?? false
+        let draft: BlockDraft
+        let result: ExecutionResult
+        do throws(BuildError) {
+            do throws(ExecutionError) {
+                if forced.txs.count < maxTxsPerBlock, room > 0, !catchingUp {
+                    txs += try await executor.getTxs(max: maxTxsPerBlock - forced.txs.count, maxBytes: room)
+                }
+            } catch {
+                throw .execution(error)
+            }
+            draft = try builder.draft(on: state, txs: txs,
+                                      time: forced.time ?? clock.nextBlockTime(after: state.lastBlockTime))
+            do throws(ExecutionError) {
+                result = try await executor.executeTxs(draft.data.txs, height: height, time: draft.time,
+                                                       previousRoot: state.appHash)
+            } catch {
+                throw .execution(error)
+            }
+        } catch {
+            throw .build(height: height, error)
+        }
+        return try await thread.run(at: nil) { () throws(ProductionError) -> BlockCommit in
+            var block: BlockCommit
+            do throws(BuildError) {
+                block = try self.builder.finish(draft, result: result)
+            } catch {
+                throw .build(height: height, error)
+            }
+            block.forcedInclusionCheckpoint = forced.checkpoint
+            try self.markAndCommit(block, since: started)
+            return block
+        }
+    }
+
+    /// The signer's mark, then the store (synced): a crash between the two leaves the block
+    /// beside the mark, where `recoverKeptBlock` finds it.
+    private func markAndCommit(_ block: BlockCommit, since started: ContinuousClock.Instant) throws(ProductionError) {
         do throws(ConfigError) {
             try mark.record(block.height, block: SignedBlockBytes.encode(block.signedHeader, block.data))
         } catch {
@@ -527,7 +589,6 @@ public struct BlockProducer: Sendable {
         try commit(block)
         onStep?(.committed, block.height)
         count(block, since: started)
-        return block
     }
 
     private func count(_ block: BlockCommit, since started: ContinuousClock.Instant) {

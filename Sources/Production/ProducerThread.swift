@@ -1,4 +1,5 @@
-import NIOPosix
+import Primitives
+import Config
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -11,46 +12,39 @@ import Glibc
 /// of 2,000 tx/s and networking share them), and the shared blocking pool may be busy pruning or
 /// checking DA blobs.
 final class ProducerThread: Sendable {
-    private let pool = NIOThreadPool(numberOfThreads: 1)
+    /// A lane of one thread: the producer's steps run in order, and nothing else runs there.
+    private let lane = BlockingLane(name: "producer", threads: 1)
     /// Set when the producing task is cancelled: a wait for a slot ends early and the block of
     /// that slot is not made.
     private let cancelled = Atomic<Bool>(false)
-
-    init() {
-        pool.start()
-    }
 
     /// Waits on the producer's thread until `slot` (if given), then runs `work` there. Nil when
     /// the task was cancelled during that wait: the slot's block is not made. Without a slot,
     /// `work` runs even when cancelled (a commit after the fence admitted the block).
     func run<T: Sendable>(at slot: ContinuousClock.Instant?,
                           _ work: @escaping @Sendable () throws(ProductionError) -> T) async throws(ProductionError) -> T? {
-        let result: Result<T, ProductionError>?
-        do {
-            result = try await withTaskCancellationHandler {
-                try await pool.runIfActive { [self] () -> Result<T, ProductionError>? in
+        let result = await withTaskCancellationHandler { () async -> Result<T?, ProductionError> in
+            do throws(ProductionError) {
+                return .success(try await lane.run(orIfShutDown: ProductionError.stopped) {
+                    [self] () throws(ProductionError) -> T? in
                     if let slot {
                         sleep(until: slot)
                         if cancelled.load(ordering: .acquiring) { return nil }
                     }
-                    do throws(ProductionError) {
-                        return .success(try work())
-                    } catch {
-                        return .failure(error)
-                    }
-                }
-            } onCancel: {
-                cancelled.store(true, ordering: .releasing)
+                    return try work()
+                })
+            } catch {
+                return .failure(error)
             }
-        } catch {
-            throw .stopped
+        } onCancel: {
+            cancelled.store(true, ordering: .releasing)
         }
-        return try result?.get()
+        return try result.get()
     }
 
     /// Ends the thread once the work in progress is done.
     func shutdown() async {
-        try? await pool.shutdownGracefully()
+        await lane.shutdown()
     }
 
     /// Sleeps until `deadline` in steps of at most 1 ms, so that cancellation is seen quickly

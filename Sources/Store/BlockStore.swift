@@ -240,25 +240,25 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// The finalized (DA-included) height: never decreases, rollback never goes below it.
     public var finalizedHeight: UInt64 { cache.withLock { $0.finalized } }
 
-    /// Returns the stored state, or on first start runs the executor's InitChain and stores the
-    /// genesis state. Refuses a store of another chain.
+    /// The stored state when the store holds `genesis`'s chain; nil before the first start.
+    /// Refuses a store of another chain. Execution asks this before it runs InitChain.
+    public func storedState(for genesis: Genesis) throws(StoreError) -> State? {
+        guard let state = self.state else { return nil }
+        guard state.chainID == genesis.chainID, state.initialHeight == genesis.initialHeight else {
+            throw .genesisMismatch(storedChainID: state.chainID, genesisChainID: genesis.chainID)
+        }
+        // A state stored before rotation existed names no proposer: the genesis one signs.
+        cache.withLock { if $0.genesisProposer.isEmpty { $0.genesisProposer = genesis.proposerAddress } }
+        return state
+    }
+
+    /// Stores the genesis state with the executor's InitChain root `appHash`, in one synced
+    /// batch. A store already initialised keeps its state (checked against `genesis`), whatever
+    /// `appHash` says: the root of the first start is the one the chain was built on.
     @discardableResult
-    public func initialize(genesis: Genesis, executor: any Executor) throws(StoreError) -> State {
+    public func initialize(genesis: Genesis, appHash root: [UInt8]) throws(StoreError) -> State {
         try writer.withLock { () throws(StoreError) -> State in
-            if let state = self.state {
-                guard state.chainID == genesis.chainID, state.initialHeight == genesis.initialHeight else {
-                    throw .genesisMismatch(storedChainID: state.chainID, genesisChainID: genesis.chainID)
-                }
-                // A state stored before rotation existed names no proposer: the genesis one signs.
-                cache.withLock { if $0.genesisProposer.isEmpty { $0.genesisProposer = genesis.proposerAddress } }
-                return state
-            }
-            let root: [UInt8]
-            do throws(ExecutionError) {
-                root = try BlockingExecutor(executor).initChain(genesis: genesis)
-            } catch {
-                throw .execution(error)
-            }
+            if let state = try storedState(for: genesis) { return state }
             let state = State(genesis: genesis, appHash: root)
             let batch = WriteBatch()
             let encoded = state.encoded()
@@ -479,21 +479,39 @@ public final class BlockStore: Sendable, ProposerPlacement {
 
     // MARK: Rollback
 
-    /// Removes blocks `height + 1 …` and undoes their executor state in one synced batch, and
-    /// returns the state at `height`. Refuses to go below the finalized height. Rolling back to
-    /// the current height changes nothing. DA inclusion records above `height` are dropped and
-    /// the submitter progress is clamped to `height`.
+    /// Checks that the store may roll back to `target` and says from which head: nil when the
+    /// store is at `target` already (nothing to do). Execution asks the executor to undo the
+    /// blocks above `target` between this and `rollback(_:executorWrites:sync:)`.
+    public func planRollback(to target: UInt64) throws(StoreError) -> RollbackPlan? {
+        guard let current = self.state else { throw .notInitialized }
+        let head = current.lastBlockHeight
+        try checkRollback(to: target, current: current, finalized: finalizedHeight)
+        return target == head ? nil : RollbackPlan(target: target, head: head)
+    }
+
+    private func checkRollback(to target: UInt64, current: State, finalized: UInt64) throws(StoreError) {
+        let genesisHeight = current.initialHeight == 0 ? 0 : current.initialHeight - 1
+        guard target >= finalized else { throw .belowFinalized(requested: target, finalized: finalized) }
+        guard target >= genesisHeight else { throw .belowFinalized(requested: target, finalized: genesisHeight) }
+        guard target <= current.lastBlockHeight else {
+            throw .aboveHeight(requested: target, height: current.lastBlockHeight)
+        }
+    }
+
+    /// Removes blocks `plan.target + 1 … plan.head` with the executor's undo writes, in one
+    /// batch, and returns the state at the target. The checks of `planRollback` are made again
+    /// under the writer lock, and the head must still be `plan.head` (the executor undid exactly
+    /// those blocks): otherwise `.headMoved` and nothing is written. DA inclusion records above
+    /// the target are dropped and the submitter progress is clamped to it.
     @discardableResult
-    public func rollback(to target: UInt64, executor: any Executor, sync: Bool = true) throws(StoreError) -> State {
-        try writer.withLock { () throws(StoreError) -> State in
+    public func rollback(_ plan: RollbackPlan, executorWrites: WriteSet, sync: Bool = true) throws(StoreError) -> State {
+        let target = plan.target
+        return try writer.withLock { () throws(StoreError) -> State in
             guard let current = self.state else { throw .notInitialized }
             let head = current.lastBlockHeight
-            let finalized = finalizedHeight
+            try checkRollback(to: target, current: current, finalized: finalizedHeight)
+            guard head == plan.head else { throw .headMoved(expected: plan.head, found: head) }
             let genesisHeight = current.initialHeight == 0 ? 0 : current.initialHeight - 1
-            guard target >= finalized else { throw .belowFinalized(requested: target, finalized: finalized) }
-            guard target >= genesisHeight else { throw .belowFinalized(requested: target, finalized: genesisHeight) }
-            guard target <= head else { throw .aboveHeight(requested: target, height: head) }
-            if target == head { return current }
 
             let batch = WriteBatch()
             var rootAfterTarget: [UInt8] = []
@@ -548,11 +566,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
                                  appHash: rootAfterTarget,
                                  nextProposerAddress: keptRotations.last?.nextProposer ?? genesisProposer)
             }
-            do throws(ExecutionError) {
-                BlockStore.add(try BlockingExecutor(executor).rollback(to: target, from: head), to: batch)
-            } catch {
-                throw .execution(error)
-            }
+            BlockStore.add(executorWrites, to: batch)
             batch.put(StoreKeys.state, restored.encoded())
             try db.write(batch, sync: sync)
             cache.withLock {
@@ -567,42 +581,39 @@ public final class BlockStore: Sendable, ProposerPlacement {
 
     // MARK: Finality and DA bookkeeping
 
-    /// Raises the finalized (DA-included) height and commits the executor's `setFinal` writes
-    /// in the same batch. Equal to the current value: nothing happens. Lower: refused
-    /// (`.belowFinalized`), finality never goes back. Above the store height: refused.
+    /// What raising the finalized height to `height` starts from; nil when it is there already.
+    /// Lower than the current value: refused (`.belowFinalized`), finality never goes back.
+    /// Above the store height: refused.
     ///
-    /// The executor's part (the KV executor prunes superseded state, a read per key written)
-    /// is prepared before the writer lock is taken, so block commits go on meanwhile: it only
-    /// reads state at or below `height`, which commits never change. A rollback or another
-    /// finalization in between makes it start over.
-    public func setFinalizedHeight(_ height: UInt64, executor: (any Executor)?, sync: Bool = true) throws(StoreError) {
-        while true {
-            let (state, finalized, rollbacks) = cache.withLock { ($0.state, $0.finalized, $0.rollbacks) }
-            if height == finalized { return }
-            guard height > finalized else { throw .belowFinalized(requested: height, finalized: finalized) }
-            let head = state?.lastBlockHeight ?? 0
-            guard height <= head else { throw .aboveHeight(requested: height, height: head) }
-            var executorWrites = WriteSet()
-            if let executor {
-                do throws(ExecutionError) {
-                    executorWrites = try BlockingExecutor(executor).setFinal(height: height)
-                } catch {
-                    throw .execution(error)
-                }
+    /// Execution prepares the executor's `setFinal` writes between this and `finalize`, outside
+    /// the writer lock, so block commits go on meanwhile: the executor only reads state at or
+    /// below `height`, which commits never change.
+    public func planFinality(_ height: UInt64) throws(StoreError) -> FinalityPlan? {
+        let (state, finalized, rollbacks) = cache.withLock { ($0.state, $0.finalized, $0.rollbacks) }
+        if height == finalized { return nil }
+        guard height > finalized else { throw .belowFinalized(requested: height, finalized: finalized) }
+        let head = state?.lastBlockHeight ?? 0
+        guard height <= head else { throw .aboveHeight(requested: height, height: head) }
+        return FinalityPlan(height: height, finalizedBefore: finalized, rollbacksBefore: rollbacks)
+    }
+
+    /// Raises the finalized height as planned and commits the executor's writes in the same
+    /// batch. False, with nothing written, when a rollback or another finalization ran since the
+    /// plan: the writes may be stale, the caller plans again.
+    public func finalize(_ plan: FinalityPlan, executorWrites: WriteSet, sync: Bool = true) throws(StoreError) -> Bool {
+        try writer.withLock { () throws(StoreError) -> Bool in
+            let unchanged = cache.withLock {
+                $0.finalized == plan.finalizedBefore && $0.rollbacks == plan.rollbacksBefore
             }
-            let written = try writer.withLock { () throws(StoreError) -> Bool in
-                let unchanged = cache.withLock { $0.finalized == finalized && $0.rollbacks == rollbacks }
-                guard unchanged else { return false }
-                let head = self.state?.lastBlockHeight ?? 0
-                guard height <= head else { throw .aboveHeight(requested: height, height: head) }
-                let batch = SortedWriteBatch()
-                batch.put(StoreKeys.finalized, bigEndianBytes(height))
-                BlockStore.add(executorWrites, to: batch)
-                try db.write(batch.batch(), sync: sync)
-                cache.withLock { $0.finalized = height }
-                return true
-            }
-            if written { return }
+            guard unchanged else { return false }
+            let head = self.state?.lastBlockHeight ?? 0
+            guard plan.height <= head else { throw .aboveHeight(requested: plan.height, height: head) }
+            let batch = SortedWriteBatch()
+            batch.put(StoreKeys.finalized, bigEndianBytes(plan.height))
+            BlockStore.add(executorWrites, to: batch)
+            try db.write(batch.batch(), sync: sync)
+            cache.withLock { $0.finalized = plan.height }
+            return true
         }
     }
 

@@ -16,7 +16,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case io(operation: String, reason: String)
     /// A stored value could not be decoded.
     case corrupted(what: String, reason: String)
-    /// No chain state yet: call `initialize(genesis:executor:)` first.
+    /// No chain state yet: initialise it from genesis first.
     case notInitialized
     /// The store belongs to another chain.
     case genesisMismatch(storedChainID: String, genesisChainID: String)
@@ -27,7 +27,11 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case belowFinalized(requested: UInt64, finalized: UInt64)
     /// A target height above the store's height (rollback target, finalized height).
     case aboveHeight(requested: UInt64, height: UInt64)
-    /// The executor failed while preparing its part of a store write.
+    /// A rollback planned from head `expected` found the store at `found`: a commit or another
+    /// rollback ran while the executor undid the blocks. Nothing was written.
+    case headMoved(expected: UInt64, found: UInt64)
+    /// The executor failed while preparing its part of a store write (raised by Execution,
+    /// which asks the executor before it hands the store the batch).
     case execution(ExecutionError)
     /// Pruning up to `requested` would delete what is not final yet (divergence recovery and
     /// rollback may still need it).
@@ -57,6 +61,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "refusing height \(requested): below the finalized height \(finalized)"
         case .aboveHeight(let requested, let height):
             return "height \(requested) is above the store height \(height)"
+        case .headMoved(let expected, let found):
+            return "the store head moved from \(expected) to \(found) while the executor rolled back; nothing written"
         case .execution(let error):
             return "executor: \(error)"
         case .pruneAboveFinalized(let requested, let finalized):

@@ -1,11 +1,11 @@
 import Primitives
 import DAClient
+import Execution
 import Chain
 import Store
 import Config
 import Foundation
 import Logging
-import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import Telemetry
@@ -148,8 +148,9 @@ public final class DASubmitter: Service, Sendable {
     private let signer: BlockSigner
     public let options: SubmitterOptions
     private let logger: Logger
-    /// Store reads, signing and synced store writes run here, off Swift's cooperative threads.
-    private let worker: NIOThreadPool
+    /// Store reads, signing and synced store writes run here, off Swift's cooperative threads;
+    /// one thread, so the submitter's writes keep their order.
+    private let worker = BlockingLane(name: "da-submitter", threads: 1)
     private let statusBox: Mutex<SubmitterStatus>
     /// Gas price and signer rotation; touched by the one running submission only.
     private let fees: Mutex<(ladder: GasPriceLadder, signers: SignerRotation)>
@@ -178,18 +179,12 @@ public final class DASubmitter: Service, Sendable {
         self.signer = signer
         self.options = options
         self.logger = logger
-        self.worker = NIOThreadPool(numberOfThreads: 1)
-        self.worker.start()
         let ladder = GasPriceLadder(base: options.txConfig.gasPrice, multiplier: options.gasMultiplier,
                                     max: options.maxGasPrice)
         self.fees = Mutex((ladder, SignerRotation(addresses: options.signingAddresses)))
         var status = SubmitterStatus()
         status.gasPrice = ladder.current
         self.statusBox = Mutex(status)
-    }
-
-    deinit {
-        worker.shutdownGracefully(queue: .global()) { _ in }
     }
 
     public var status: SubmitterStatus { statusBox.withLock { $0 } }
@@ -210,7 +205,7 @@ public final class DASubmitter: Service, Sendable {
         let policy = options.batchingPolicy
         var lastPost: ContinuousClock.Instant?
         do {
-            try await onWorker { () throws(SubmitterError) in try self.reconcile() }
+            try await finalize(try await onWorker { () throws(SubmitterError) in try self.reconcile() })
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 let forced = forcePost.withLock { f in defer { f = false }; return f }
                 let load = try await onWorker { () throws(SubmitterError) in try self.pendingLoad(policy: policy) }
@@ -381,7 +376,7 @@ public final class DASubmitter: Service, Sendable {
         let blobs = batch.blobs
         if blobs.isEmpty {
             // Only data without txs: nothing to post, only progress to record.
-            try await onWorker { () throws(SubmitterError) in try self.record(batch, daHeight: nil) }
+            try await finalize(try await onWorker { () throws(SubmitterError) in try self.record(batch, daHeight: nil) })
             return 0
         }
         var backoff = Backoff(policy: options.backoff)
@@ -459,7 +454,7 @@ public final class DASubmitter: Service, Sendable {
                     throw SubmitterError.da(error)
                 }
             }
-            try await onWorker { () throws(SubmitterError) in try self.record(batch, daHeight: daHeight) }
+            try await finalize(try await onWorker { () throws(SubmitterError) in try self.record(batch, daHeight: daHeight) })
             let price = fees.withLock { f -> Double? in
                 f.ladder.relax()
                 return f.ladder.current
@@ -525,8 +520,8 @@ public final class DASubmitter: Service, Sendable {
     // MARK: Bookkeeping
 
     /// Records a posted batch: inclusion per block and the submitter progress in one synced
-    /// write (the commit point, see `reconcile`), then the finalized height.
-    private func record(_ batch: Batch, daHeight: UInt64?) throws(SubmitterError) {
+    /// write (the commit point, see `reconcile`); returns the progress to finalize up to.
+    private func record(_ batch: Batch, daHeight: UInt64?) throws(SubmitterError) -> SubmitterProgress {
         do {
             var progress = try effectiveProgress()
             var inclusions: [UInt64: DAInclusion] = [:]
@@ -545,7 +540,7 @@ public final class DASubmitter: Service, Sendable {
             }
             try store.recordDAInclusions(inclusions.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                          submitterProgress: progress, sync: true)
-            try finalize(progress)
+            return progress
         } catch let error as StoreError {
             throw .store(error)
         } catch let error as SubmitterError {
@@ -555,12 +550,29 @@ public final class DASubmitter: Service, Sendable {
         }
     }
 
-    private func finalize(_ progress: SubmitterProgress) throws(StoreError) {
+    /// Raises the finalized height to what `progress` says is on DA, with the executor's
+    /// SetFinal: awaited (a remote executor answers over the network), the store's part on the
+    /// worker lane.
+    private func finalize(_ progress: SubmitterProgress) async throws(SubmitterError) {
+        let store = self.store
         let included = min(progress.lastHeaderHeight, progress.lastDataHeight, store.height)
-        if included > store.finalizedHeight {
-            try store.setFinalizedHeight(included, executor: executor, sync: true)
-            logger.debug("finalized", metadata: ["height": "\(included)"])
+        guard included > store.finalizedHeight else { return }
+        do throws(StoreError) {
+            if let executor {
+                try await ChainExecution(store: store, executor: executor)
+                    .finalize(through: included, sync: true, on: worker)
+            } else {
+                // No executor state to finalize with: the height alone.
+                try await worker.run(orIfShutDown: StoreError.closed) { () throws(StoreError) in
+                    while let plan = try store.planFinality(included) {
+                        if try store.finalize(plan, executorWrites: WriteSet(), sync: true) { break }
+                    }
+                }
+            }
+        } catch {
+            throw .store(error)
         }
+        logger.debug("finalized", metadata: ["height": "\(included)"])
     }
 
     /// The stored progress, never below the chain's genesis (a chain may start above height 1).
@@ -580,8 +592,8 @@ public final class DASubmitter: Service, Sendable {
     /// Brings the progress up to what the store says is on DA: heights past the progress whose
     /// inclusion is recorded (the process stopped between recording inclusion and progress, or
     /// a syncer filled the store from DA before this node became the aggregator). Then
-    /// finalizes up to it. Such heights are never posted again.
-    func reconcile() throws(SubmitterError) {
+    /// returns it, to finalize up to. Such heights are never posted again.
+    func reconcile() throws(SubmitterError) -> SubmitterProgress {
         do {
             let stored = try store.submitterProgress()
             var progress = try effectiveProgress()
@@ -606,7 +618,7 @@ public final class DASubmitter: Service, Sendable {
                 ])
                 try store.setSubmitterProgress(progress, sync: true)
             }
-            try finalize(progress)
+            return progress
         } catch let error as StoreError {
             throw .store(error)
         } catch {
@@ -614,15 +626,7 @@ public final class DASubmitter: Service, Sendable {
         }
     }
 
-    private func onWorker<T: Sendable>(_ body: @escaping @Sendable () throws(SubmitterError) -> T) async throws -> T {
-        do {
-            return try await worker.runIfActive { try body() }
-        } catch let error as SubmitterError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw SubmitterError.store(.io(operation: "submitter worker", reason: "\(error)"))
-        }
+    private func onWorker<T: Sendable>(_ body: @escaping @Sendable () throws(SubmitterError) -> T) async throws(SubmitterError) -> T {
+        try await worker.run(orIfShutDown: SubmitterError.store(.closed), body)
     }
 }

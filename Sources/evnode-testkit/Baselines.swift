@@ -82,7 +82,7 @@ enum Baselines {
         // Build the blocks in memory (a scratch store only gives the executor its genesis).
         let scratch = try! BlockStore.open(path: directory + "/scratch")
         let scratchExecutor = KVExecutor(store: scratch)
-        var state = try! scratch.initialize(genesis: genesis, executor: scratchExecutor)
+        var state = try! ChainExecution(store: scratch, executor: scratchExecutor).initialize(genesis: genesis)
         let builder = BlockBuilder(signer: signer, executor: scratchExecutor)
         var commits: [BlockCommit] = []
         commits.reserveCapacity(count)
@@ -118,7 +118,7 @@ enum Baselines {
 
         let store = try! BlockStore.open(path: directory + "/store")
         let executor = KVExecutor(store: store)
-        try! store.initialize(genesis: genesis, executor: executor)
+        try! ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
         var start = now()
         index = 0
         while index < commits.count {

@@ -4,6 +4,7 @@
 // the same chain's execution rate inside the EL alone (the time py-evm spent building the
 // blocks, the EL's /stats), the floor no node in front of that EL can beat.
 
+import Execution
 import Primitives
 import DAClient
 import Submission
@@ -118,7 +119,7 @@ func benchEVM(_ args: [String]) async {
         let rpc = try EngineRPCClient(engineURL: "http://127.0.0.1:\(engine1)/", ethURL: "http://127.0.0.1:\(eth1)/",
                                       jwt: EngineJWT(secret: try EngineJWT.readSecret(path: secretFile)))
         let executor = EVMExecutor(rpc: rpc, store: store, options: .init(), logger: Logger(label: "bench.evm"))
-        var state = try store.initialize(genesis: setup.genesis, executor: executor)
+        var state = try ChainExecution(store: store, executor: executor).initialize(genesis: setup.genesis)
         let builder = BlockBuilder(signer: signer, executor: executor)
         for i in 0..<blocks {
             let h = state.nextHeight

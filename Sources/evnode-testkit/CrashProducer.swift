@@ -40,7 +40,7 @@ func crashProducer(_ args: [String]) async {
         let signer = BlockSigner(keyFile: loaded.key)
         let store = try BlockStore.open(path: layout.storeDirectory)
         let executor = KVExecutor(store: store)
-        if store.state == nil { try store.initialize(genesis: genesis, executor: executor) }
+        if store.state == nil { try ChainExecution(store: store, executor: executor).initialize(genesis: genesis) }
         let published = open(publishedPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard published >= 0 else { fail("cannot open \(publishedPath): \(FileIO.errnoText())") }
         var producer = BlockProducer(

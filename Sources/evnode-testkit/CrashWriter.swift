@@ -43,7 +43,7 @@ func crashWriter(_ args: [String]) {
     do {
         let store = try BlockStore.open(path: path)
         let executor = KVExecutor(store: store)
-        var state = try store.initialize(genesis: genesis, executor: executor)
+        var state = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
         let builder = BlockBuilder(signer: signer, executor: executor)
         var batchIndex = 0
         while state.lastBlockHeight < maxHeight {

@@ -57,7 +57,7 @@ struct ChainMaker {
         let built = now()
         do {
             let executor = KVExecutor(store: store)
-            var state = try store.initialize(genesis: genesis, executor: executor)
+            var state = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
             guard state.lastBlockHeight == 0 else { fail("make-chain: \(storePath) already holds blocks") }
             let builder = BlockBuilder(signer: signer, executor: executor)
             var pending: [BlockCommit] = []

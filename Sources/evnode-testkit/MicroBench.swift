@@ -21,7 +21,7 @@ func bench(_ args: [String]) {
         // 1. Produce the chain (sign + execute + commit synced in batches) into a source store.
         let source = try BlockStore.open(path: dir + "/source")
         let sourceExecutor = KVExecutor(store: source)
-        var state = try source.initialize(genesis: genesis, executor: sourceExecutor)
+        var state = try ChainExecution(store: source, executor: sourceExecutor).initialize(genesis: genesis)
         let builder = BlockBuilder(signer: signer, executor: sourceExecutor)
         var t0 = now()
         var pending: [BlockCommit] = []
@@ -65,7 +65,7 @@ func bench(_ args: [String]) {
         // 4. Apply to a fresh store: verify + validate + execute + commit, batches of `batch`.
         let target = try BlockStore.open(path: dir + "/target")
         let executor = KVExecutor(store: target)
-        try target.initialize(genesis: genesis, executor: executor)
+        try ChainExecution(store: target, executor: executor).initialize(genesis: genesis)
         let applier = BlockApplier(store: target, executor: executor, validator: validator)
         let clock = BlockValidator.currentTime()
         t0 = now()
@@ -82,7 +82,7 @@ func bench(_ args: [String]) {
         // 5. Same without signature checks (as after parallel verification).
         let target2 = try BlockStore.open(path: dir + "/target2")
         let executor2 = KVExecutor(store: target2)
-        try target2.initialize(genesis: genesis, executor: executor2)
+        try ChainExecution(store: target2, executor: executor2).initialize(genesis: genesis)
         let applier2 = BlockApplier(store: target2, executor: executor2, validator: validator)
         t0 = now()
         i = 0

@@ -72,7 +72,7 @@ struct RollbackCommand: ParsableCommand {
         let rolled: State
         do throws(StoreError) {
             // Blocks and the built-in executor's state, in one synced batch.
-            rolled = try store.rollback(to: height, executor: KVExecutor(store: store))
+            rolled = try ChainExecution(store: store, executor: KVExecutor(store: store)).rollback(to: height)
         } catch {
             if case .belowFinalized = error { refuse("refusing: \(error) (nothing changed)") }
             fail("rollback failed, nothing changed: \(error)")

@@ -4,7 +4,9 @@ import Sync
 @testable import Config
 import Foundation
 import P2PSync
+import Synchronization
 import Testing
+import ProcessKit
 import TestSupport
 
 // The catchup suites' scenario (CatchupTests, CatchupFenceTests, FaultyDATests) on the one
@@ -91,13 +93,13 @@ struct CatchupUnservableSource: BlockSource {
 /// answers every other range request with nothing; it dials `dialling` (multiaddrs or
 /// host:port). Returns it and its multiaddr.
 func catchupStartUnservablePeer(aggregator: NodeProcess, announcing height: UInt64, head: P2PBlock?,
-                                dialling: [String] = []) async throws -> (P2PService, String) {
+                                dialling: [String] = []) async throws -> (RunningP2PPeer, String) {
     try await startUnservingPeer(genesis: try aggregator.genesis, announcing: height, head: head, dialling: dialling)
 }
 
 /// A liar: its head answer claims `height` with a header that names the genesis proposer but is
 /// signed by another key — an unproven claim (SPEC §6) — and it serves nothing.
-func catchupStartLiar(aggregator: NodeProcess, claiming height: UInt64) async throws -> (P2PService, String) {
+func catchupStartLiar(aggregator: NodeProcess, claiming height: UInt64) async throws -> (RunningP2PPeer, String) {
     let genesis = try aggregator.genesis
     let impostor = BlockSigner(keyFile: KeyFile.generate())
     let header = Header(height: height, time: genesis.startTimeNanoseconds + 1_000_000_000,
@@ -115,13 +117,56 @@ func catchupStartLiar(aggregator: NodeProcess, claiming height: UInt64) async th
 /// A P2P node of `genesis`'s chain that answers head requests with `head` at `height` and every
 /// range request with nothing.
 private func startUnservingPeer(genesis: Genesis, announcing height: UInt64,
-                                head: P2PBlock?, dialling: [String] = []) async throws -> (P2PService, String) {
+                                head: P2PBlock?, dialling: [String] = []) async throws -> (RunningP2PPeer, String) {
     let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0),
                                                peers: try dialling.map { try P2PPeerAddress(parsing: $0) }),
                              nodeKey: KeyFile.generate(), chainID: genesis.chainID,
                              source: CatchupUnservableSource(announced: height, head: head),
                              validator: SignedBlockValidator(genesis: genesis),
                              provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: genesis)))
-    let address = try await service.start()
-    return (service, "/ip4/127.0.0.1/tcp/\(address.port ?? 0)/p2p/\(service.localID)")
+    let peer = RunningP2PPeer(service)
+    try await waitUntil("the P2P peer to listen") {
+        if peer.hasEnded { throw TestFailure("the P2P peer ended before it listened") }
+        return service.listenAddress != nil
+    }
+    return (peer, "/ip4/127.0.0.1/tcp/\(service.listenAddress?.port ?? 0)/p2p/\(service.localID)")
+}
+
+/// A `P2PService` running in a task of the test (its `run()`), read through like the service
+/// itself; `shutdown()` cancels it and waits for `run()` to return.
+@dynamicMemberLookup
+final class RunningP2PPeer: Sendable {
+    let service: P2PService
+    private let task: Task<Void, Never>
+    private let ended = Ended()
+
+    private final class Ended: Sendable {
+        private let flag = Mutex(false)
+        var value: Bool { flag.withLock { $0 } }
+        func set() { flag.withLock { $0 = true } }
+    }
+
+    init(_ service: P2PService) {
+        self.service = service
+        let ended = self.ended
+        task = Task {
+            do {
+                try await service.run()
+            } catch {
+                print("[p2p peer] run() failed: \(error)")
+            }
+            ended.set()
+        }
+    }
+
+    subscript<T>(dynamicMember path: KeyPath<P2PService, T>) -> T { service[keyPath: path] }
+
+    var hasEnded: Bool { ended.value }
+
+    func broadcast(block: P2PBlock) { service.broadcast(block: block) }
+
+    func shutdown() async {
+        task.cancel()
+        await task.value
+    }
 }

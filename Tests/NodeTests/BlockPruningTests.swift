@@ -1,4 +1,5 @@
 @testable import Node
+import Execution
 import Submission
 @testable import Config
 import Foundation
@@ -19,7 +20,7 @@ import TestSupport
     @Test func aStoreFailureStopsTheNodeNamingPruning() async throws {
         let chain = try TestChain(chainID: "prune-fail")
         try chain.build(to: 20)
-        try chain.store.setFinalizedHeight(20, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 20)
         var config = PruningConfig()
         config.mode = .all
         config.keepRecent = 5

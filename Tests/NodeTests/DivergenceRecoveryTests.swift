@@ -1,4 +1,5 @@
 @testable import Node
+import Execution
 import Primitives
 import Config
 import ProcessKit
@@ -125,7 +126,7 @@ import TestSupport
         let node = try SyncingNode(chain: chain, da: da)
         try await node.applyFromPeer(chain.candidates(chain.softChain, .p2p(peer: "a")))
         // The soft branch got finalized up to 5 (say, this store was once an aggregator's).
-        try node.store.setFinalizedHeight(5, executor: node.executor)
+        try ChainExecution(store: node.store, executor: node.executor).finalize(through: 5)
         let before = node.store.state
         let hashesBefore = try node.hashes(through: 7)
         let kBefore = try node.executor.value(forKey: "k")

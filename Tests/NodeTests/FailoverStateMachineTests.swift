@@ -66,7 +66,7 @@ import TestSupport
             // The proposer's block 1, made on a store of its own.
             let producerStore = try BlockStore.open(path: dir + "/producer")
             let producerExecutor = KVExecutor(store: producerStore)
-            let genesisState = try producerStore.initialize(genesis: genesis, executor: producerExecutor)
+            let genesisState = try ChainExecution(store: producerStore, executor: producerExecutor).initialize(genesis: genesis)
             signer = BlockSigner(keyFile: key)
             let builder = BlockBuilder(signer: signer, executor: producerExecutor)
             block1 = try builder.build(on: genesisState, txs: [Array("k=v".utf8)], time: now)
@@ -78,7 +78,7 @@ import TestSupport
             store = try BlockStore.open(path: dir + "/node")
             let kv = KVExecutor(store: store)
             let executor: any Executor = brokenExecutor ? BrokenExecutor(inner: kv) : kv
-            _ = try store.initialize(genesis: genesis, executor: executor)
+            _ = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
             let validator = BlockValidator(genesis: genesis)
             pipeline = SyncPipeline(applier: BlockApplier(store: store, executor: executor, validator: validator),
                                     logger: logger)

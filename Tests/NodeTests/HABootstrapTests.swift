@@ -28,6 +28,8 @@ import TestSupport
         let client: CelestiaDAClient
         let pipeline: SyncPipeline
         let p2p: P2PService
+        /// The P2P service's `run()`, when it runs (peers given).
+        var p2pRun: Task<Void, any Error>?
         let state: NodeState
         let runtime: HARuntime
         let group: HAGroup
@@ -43,7 +45,7 @@ import TestSupport
                                   proposerAddress: key.address)
             store = try BlockStore.open(path: dir.sub("store"))
             let executor = KVExecutor(store: store)
-            _ = try store.initialize(genesis: genesis, executor: executor)
+            _ = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
             let validator = BlockValidator(genesis: genesis)
             let applier = BlockApplier(store: store, executor: executor, validator: validator)
             pipeline = SyncPipeline(applier: applier, logger: logger)
@@ -59,7 +61,7 @@ import TestSupport
                              nodeKey: KeyFile.generate(), chainID: genesis.chainID,
                              source: StoreBlockSource(store: store), validator: blockCheck,
                              provenHeights: ProvenPeerHeights(validator: validator), logger: logger)
-            if !peers.isEmpty { try await p2p.start() }
+            if !peers.isEmpty { p2pRun = Task { [p2p] in try await p2p.run() } }
             let metrics = NodeMetrics()
             state = NodeState(metrics: metrics, logger: logger)
             let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: AuthoritativeHeaders(),
@@ -113,7 +115,8 @@ import TestSupport
         }
 
         func close() async {
-            await p2p.shutdown()
+            p2pRun?.cancel()
+            _ = await p2pRun?.result
             await client.shutdown()
             await da.stop()
             etcd.kill9()

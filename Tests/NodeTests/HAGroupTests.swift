@@ -387,7 +387,7 @@ struct RuntimeFixture {
         let genesis = Genesis(chainID: chainID, startTimeNanoseconds: 1_700_000_000_000_000_000, proposerAddress: key.address)
         store = try BlockStore.open(path: dir.sub("store"))
         let executor = KVExecutor(store: store)
-        _ = try store.initialize(genesis: genesis, executor: executor)
+        _ = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
         let validator = BlockValidator(genesis: genesis)
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         let check = SignedBlockValidator(blockValidator: validator)
@@ -403,7 +403,6 @@ struct RuntimeFixture {
     }
 
     func close() async {
-        await p2p.shutdown()
         store.close()
     }
 }
@@ -471,7 +470,6 @@ extension TestChain {
         #expect(try await group.head().block?.headerHash == signed.signedHeader.header.hash)
         #expect(try mark.load() == 3, "no second signature at height 3")
         await runtime.resign(term)
-        await p2p.shutdown()
     }
 }
 
@@ -499,7 +497,7 @@ extension HATakeOverTests {
         let store = try BlockStore.open(path: dir.sub("store"))
         defer { store.close() }
         let executor = KVExecutor(store: store)
-        _ = try store.initialize(genesis: leaderChain.genesis, executor: executor)
+        _ = try ChainExecution(store: store, executor: executor).initialize(genesis: leaderChain.genesis)
         let validator = BlockValidator(genesis: leaderChain.genesis)
         let applier = BlockApplier(store: store, executor: executor, validator: validator)
         for block in blocks.prefix(2) {
@@ -528,6 +526,5 @@ extension HATakeOverTests {
         let term = try #require(await campaign.value, "the node within two blocks of the head must be elected")
         #expect(try await group.etcd.get(group.keys.leader).kv?.value == Array("behind".utf8))
         await runtime.resign(term)
-        await p2p.shutdown()
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 @testable import Node
 import ProcessKit
 import Testing
+import ProcessKit
 import TestSupport
 
 /// The node's role is one value, and a producing role carries its producer (defect 10 of the

@@ -1,4 +1,5 @@
 @testable import P2PSync
+import Execution
 import ProcessKit
 import Testing
 import TestSupport
@@ -9,7 +10,7 @@ import TestSupport
     @Test func prunedHeightsAreNotFoundAndTheRestIsServed() async throws {
         let chain = try TestChain(chainID: "p2p-test")
         try chain.build(to: 50)
-        try chain.store.setFinalizedHeight(45, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 45)
         try chain.store.prune(.blocks, through: 30, maxHeights: 100)
         let server = try await TestNode.start("server", chain: chain, source: StoreBlockSource(store: chain.store))
         let client = try await TestNode.start("client", chain: chain, peers: [server.multiaddr])

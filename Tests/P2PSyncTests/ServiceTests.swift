@@ -260,3 +260,56 @@ extension ServiceTests {
         await large.stop()
     }
 }
+
+extension ServiceTests {
+    /// A configured address that is this node itself (review defect 8: it was recognised by the
+    /// words of the error): the dial's typed refusal marks the target, which is neither redialled
+    /// nor counted as a failure, nor waited for by the catchup.
+    @Test func aConfiguredAddressThatIsThisNodeIsDialledOnce() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        let port = try freeLoopbackPort()
+        let node = try await TestNode.start("self", chain: chain, peers: ["127.0.0.1:\(port)"], port: port)
+        try await waitUntil("the dial to find this node itself") { node.service.dialTargets.first?.state == .isSelf }
+        let target = try #require(node.service.dialTargets.first)
+        #expect(target.consecutiveFailures == 0 && target.lastError == nil, "\(target)")
+        #expect(node.service.silentConfiguredPeers.isEmpty)
+        #expect(node.service.peers.isEmpty)
+        await node.stop()
+    }
+
+    @Test func theSelfRefusalIsItsOwnCase() {
+        let id = PeerID(key: .generate())
+        let notKept = DialNotKept(remote: id, reason: .connectionToSelf)
+        #expect(notKept.reason == .connectionToSelf)
+        #expect(notKept.description == "protocol negotiation failed: connection to self", "the log line is unchanged")
+        #expect(DialNotKept(remote: id, reason: .refused("connection to self, said the peer")).reason != .connectionToSelf)
+    }
+}
+
+extension ServiceTests {
+    /// Review defect 6: nothing keeps a service alive once its `run()` returned — not its
+    /// connections' tasks, its dial loops, its host's or FloodSub's closures, nor a task list.
+    @Test func aServiceThatRanAndStoppedIsFreed() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        try chain.build(to: 3)
+        weak var released: P2PService?
+        do {
+            let a = try await TestNode.start("a", chain: chain, source: chain.source)
+            let b = try await TestNode.start("b", chain: chain, peers: [a.multiaddr])
+            try await waitUntil("b to prove a's head over its connection") { b.service.maxPeerHeight == 3 }
+            released = b.service
+            await b.stop()
+            await a.stop()
+        }
+        #expect(released == nil, "the stopped service is still referenced")
+    }
+
+    /// `run()` runs once; a second call fails and leaves the running service alone.
+    @Test func aServiceRunsOnce() async throws {
+        let chain = try TestChain(chainID: "p2p-test")
+        let a = try await TestNode.start("a", chain: chain)
+        await #expect(throws: P2PError.self) { try await a.service.run() }
+        #expect(a.service.listenAddress != nil)
+        await a.stop()
+    }
+}

@@ -66,6 +66,37 @@ import TestSupport
         #expect(heights == Array(1...UInt64(heights.count)))
     }
 
+    /// An executor reached only through the async calls (as an EL is): the producer awaits it
+    /// between its thread's steps. While it cannot answer nothing is signed, marked or stored;
+    /// once it answers the same height is built — never skipped.
+    @Test func aRemoteExecutorIsAwaitedAndAnUnavailableOneDelaysTheHeight() async throws {
+        let chain = try TestChain()
+        let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))
+        let engine = FailingEngine(chain.executor, failing: ["executeTxs"])
+        let published = Box<[UInt64]>([])
+        let p = BlockProducer(store: chain.store, executor: engine, signer: chain.signer, mark: mark,
+                              timing: .init(blockTime: .milliseconds(5)), logger: logger) { block in
+            published.mutate { $0.append(block.height) }
+        }
+        let task = Task { try await p.run() }
+        defer { task.cancel() }
+        try await waitUntil("the producer asked the engine twice") {
+            engine.calls.filter { $0 == "executeTxs" }.count >= 2
+        }
+        #expect(chain.store.height == 0)
+        #expect(try mark.load() == nil)
+        engine.fail([])
+        // (The KV mempool hands a transaction out once: submitted once the engine answers.)
+        try chain.executor.submit(Array("remote=1".utf8))
+        try await waitUntil("the transaction stored, and 3 blocks") {
+            try chain.value("remote") == "1" && chain.store.height >= 3
+        }
+        task.cancel()
+        _ = try? await task.value
+        #expect(try mark.load() == chain.store.height)
+        #expect(published.value == Array(1...chain.store.height))
+    }
+
     @Test func lazyModeProducesWhenTransactionsWait() async throws {
         let chain = try TestChain()
         let mark = SignerHighWaterMark(path: chain.dir.sub("signer.state"))

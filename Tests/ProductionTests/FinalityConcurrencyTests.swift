@@ -69,7 +69,7 @@ func finishesOnAnotherThread(within seconds: Double, _ work: @escaping @Sendable
             let ok = finishesOnAnotherThread(within: 20) { try? store.commit(next, sync: false) }
             committed.withLock { $0 = ok }
         }
-        try store.setFinalizedHeight(8, executor: executor)
+        try ChainExecution(store: store, executor: executor).finalize(through: 8)
         #expect(committed.withLock { $0 }, "a block commit waited for the finality preparation")
         #expect(store.height == 11 && store.finalizedHeight == 8)
         #expect(try chain.value("hot") == "11")
@@ -90,7 +90,7 @@ func finishesOnAnotherThread(within seconds: Double, _ work: @escaping @Sendable
             // an executor that prunes here) could now delete `hot`'s last version.
             let ok = finishesOnAnotherThread(within: 20) {
                 do {
-                    try store.rollback(to: 3, executor: kv)
+                    try ChainExecution(store: store, executor: kv).rollback(to: 3)
                     for h in 4...12 {
                         let block = try BlockBuilder(signer: signer, executor: kv)
                             .build(on: store.state!, txs: [Array("other=\(h)".utf8)],
@@ -103,7 +103,7 @@ func finishesOnAnotherThread(within seconds: Double, _ work: @escaping @Sendable
             }
             replaced.withLock { $0 = ok }
         }
-        try store.setFinalizedHeight(6, executor: executor)
+        try ChainExecution(store: store, executor: executor).finalize(through: 6)
         #expect(replaced.withLock { $0 })
         #expect(executor.setFinalCalls == 2, "prepared again after the rollback")
         #expect(store.finalizedHeight == 6 && store.height == 12)

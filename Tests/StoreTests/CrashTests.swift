@@ -98,7 +98,7 @@ import TestSupport
         let replay = try BlockStore.open(path: scratch)
         defer { replay.close() }
         let executor = KVExecutor(store: replay)
-        try replay.initialize(genesis: genesis, executor: executor)
+        try ChainExecution(store: replay, executor: executor).initialize(genesis: genesis)
         let applier = BlockApplier(store: replay, executor: executor, validator: BlockValidator(genesis: genesis))
         var batch: [(signedHeader: SignedHeader, data: BlockData)] = []
         for h in 1...height {

@@ -1,4 +1,5 @@
 @testable import Store
+import Execution
 import Testing
 import TestSupport
 
@@ -9,7 +10,7 @@ import TestSupport
         let chain = try TestChain(chainID: "prune-test")
         try chain.build(to: 50)
         try chain.store.recordDAInclusions((1...50).map { ($0, DAInclusion(headerDAHeight: 100 + $0, dataDAHeight: 200 + $0)) })
-        try chain.store.setFinalizedHeight(40, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 40)
         return chain
     }
 
@@ -39,7 +40,7 @@ import TestSupport
         #expect(try chain.store.encodedBlocks(in: 25...35).isEmpty)
         #expect(try chain.store.encodedBlocks(in: 31...35).count == 5)
         // Rollback down to the finalized height still has what it reads.
-        try chain.store.rollback(to: 40, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 40)
         #expect(chain.store.height == 40)
     }
 

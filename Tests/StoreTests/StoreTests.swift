@@ -15,7 +15,7 @@ import TestSupport
         let dir = TempDirectory()
         var store = try BlockStore.open(path: dir.sub("data"))
         var executor = KVExecutor(store: store)
-        let genesisState = try store.initialize(genesis: vectors.genesis, executor: executor)
+        let genesisState = try ChainExecution(store: store, executor: executor).initialize(genesis: vectors.genesis)
         #expect(genesisState.appHash == [UInt8](repeating: 0, count: 32))
         #expect(store.height == 0)
         let applier = BlockApplier(store: store, executor: executor, validator: BlockValidator(genesis: vectors.genesis))
@@ -42,7 +42,7 @@ import TestSupport
         executor = KVExecutor(store: store)
         #expect(store.height == 24)
         #expect(store.state?.appHash == vectors.blocks.last!.appHashAfter)
-        #expect(try store.initialize(genesis: vectors.genesis, executor: executor) == result.state)
+        #expect(try ChainExecution(store: store, executor: executor).initialize(genesis: vectors.genesis) == result.state)
         try checkContents(store, executor)
         store.close()
     }
@@ -86,17 +86,17 @@ import TestSupport
             states.append(try chain.produce(txs).state)
         }
         let hash9 = try #require(try chain.store.headerHash(at: 9))
-        try chain.store.setFinalizedHeight(4, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 4)
 
         #expect(throws: StoreError.belowFinalized(requested: 3, finalized: 4)) {
-            try chain.store.rollback(to: 3, executor: chain.executor)
+            try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 3)
         }
         #expect(throws: StoreError.aboveHeight(requested: 13, height: 12)) {
-            try chain.store.rollback(to: 13, executor: chain.executor)
+            try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 13)
         }
         #expect(chain.store.height == 12)
 
-        let restored = try chain.store.rollback(to: 7, executor: chain.executor)
+        let restored = try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 7)
         #expect(restored == states[7])
         #expect(chain.store.state == states[7])
         #expect(chain.store.height == 7)
@@ -109,10 +109,10 @@ import TestSupport
         #expect(try chain.value("c") == "first")
 
         // Down to the finalized height; then to the current height is a no-op.
-        #expect(try chain.store.rollback(to: 4, executor: chain.executor) == states[4])
+        #expect(try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 4) == states[4])
         #expect(try chain.value("a") == "4")
         #expect(try chain.value("b") == "3")
-        #expect(try chain.store.rollback(to: 4, executor: chain.executor) == states[4])
+        #expect(try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 4) == states[4])
 
         // The chain continues from there, and the state survives a reopen.
         let block5 = try chain.produce(["a=again"])
@@ -128,7 +128,7 @@ import TestSupport
         let genesis = chain.store.state!
         try chain.produce(["x=1"])
         try chain.produce(["x=2", "y=1"])
-        #expect(try chain.store.rollback(to: 0, executor: chain.executor) == genesis)
+        #expect(try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 0) == genesis)
         #expect(try chain.value("x") == nil)
         #expect(try chain.value("y") == nil)
         #expect(chain.store.height == 0)
@@ -141,13 +141,13 @@ import TestSupport
         let chain = try TestChain()
         for h in 1...20 { try chain.produce(["hot=\(h)", "cold\(h)=x"]) }
         #expect(throws: StoreError.aboveHeight(requested: 21, height: 20)) {
-            try chain.store.setFinalizedHeight(21, executor: chain.executor)
+            try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 21)
         }
-        try chain.store.setFinalizedHeight(15, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 15)
         #expect(throws: StoreError.belowFinalized(requested: 14, finalized: 15)) {
-            try chain.store.setFinalizedHeight(14, executor: chain.executor)
+            try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 14)
         }
-        try chain.store.setFinalizedHeight(15, executor: chain.executor) // same: no-op
+        try ChainExecution(store: chain.store, executor: chain.executor).finalize(through: 15) // same: no-op
 
         // Finality alone prunes nothing; `prune` then does, in chunks of `maxRecords` undo records.
         let hotPrefix = [UInt8(ascii: "v"), 0, 0, 0, 3] + Array("hot".utf8)
@@ -163,14 +163,14 @@ import TestSupport
         #expect(try chain.store.executorEntries(withPrefix: [UInt8(ascii: "u")], limit: 100).count == 5,
                 "undo records at or below the finalized height are gone")
         #expect(try chain.value("hot") == "20")
-        try chain.store.rollback(to: 15, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 15)
         #expect(try chain.value("hot") == "15")
         #expect(try chain.value("cold3") == "x")
         #expect(try chain.value("cold16") == nil)
         try chain.reopen()
         #expect(chain.store.finalizedHeight == 15)
         #expect(throws: StoreError.belowFinalized(requested: 10, finalized: 15)) {
-            try chain.store.rollback(to: 10, executor: chain.executor)
+            try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 10)
         }
     }
 
@@ -197,7 +197,7 @@ import TestSupport
         #expect(try chain.store.metadata("missing") == nil)
 
         // Rolling back drops what DA held of the removed blocks and clamps the submitter.
-        try chain.store.rollback(to: 2, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 2)
         #expect(try chain.store.daInclusion(at: 2) == DAInclusion(headerDAHeight: 70, dataDAHeight: 72))
         #expect(try chain.store.daInclusion(at: 3) == DAInclusion())
         #expect(try chain.store.daInclusion(at: 5) == DAInclusion())
@@ -247,7 +247,7 @@ import TestSupport
         var other = chain.genesis
         other.chainID = "chain-b"
         #expect(throws: StoreError.genesisMismatch(storedChainID: "chain-a", genesisChainID: "chain-b")) {
-            try chain.store.initialize(genesis: other, executor: chain.executor)
+            try ChainExecution(store: chain.store, executor: chain.executor).initialize(genesis: other)
         }
     }
 
@@ -301,7 +301,7 @@ import TestSupport
         try chain.store.commit(blocks, sync: false)
         #expect(try chain.value("a") == "5")
         #expect(try chain.value("b") == "1")
-        try chain.store.rollback(to: 1, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 1)
         #expect(try chain.value("a") == "2")
         #expect(try chain.value("c3") == nil)
     }

@@ -184,7 +184,7 @@ private struct FollowingStore {
          parallelism: Int, pollInterval: Duration) throws {
         store = try BlockStore.open(path: path)
         let executor = KVExecutor(store: store)
-        try store.initialize(genesis: source.genesis, executor: executor)
+        try ChainExecution(store: store, executor: executor).initialize(genesis: source.genesis)
         let validator = BlockValidator(genesis: source.genesis)
         pipeline = SyncPipeline(applier: BlockApplier(store: store, executor: executor, validator: validator),
                                 batchSize: 50, logger: Logger(label: "test.pipeline"))

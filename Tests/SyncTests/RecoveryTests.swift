@@ -1,3 +1,4 @@
+import Execution
 import Chain
 import Store
 import Sync
@@ -97,7 +98,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         #expect(log.count == 1)
 
         // Kept across a rollback of the blocks and a reopen of the store.
-        try chain.store.rollback(to: 1, executor: chain.executor)
+        try ChainExecution(store: chain.store, executor: chain.executor).rollback(to: 1)
         try chain.reopen()
         let reopened = try EvidenceLog(store: chain.store, validator: chain.validator, logger: Logger(label: "test"))
         #expect(reopened.count == 1)
@@ -151,7 +152,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
 
     @Test func neverGoesBelowTheFinalizedHeight() throws {
         let (node, fork, ledger) = try setUp()
-        try node.store.setFinalizedHeight(6, executor: node.executor)
+        try ChainExecution(store: node.store, executor: node.executor).finalize(through: 6)
         let search = AncestorSearch(store: node.store, authority: ledger)
         let result = try search.search(from: point(fork.authoritative[3]))
         #expect(result == .finalizedDivergence(height: 6, storedHash: fork.soft[1].signedHeader.header.hash,
@@ -159,14 +160,14 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
                                                finalized: 6))
         // Finalized exactly at the ancestor is fine.
         let (other, otherFork, otherLedger) = try setUp()
-        try other.store.setFinalizedHeight(4, executor: other.executor)
+        try ChainExecution(store: other.store, executor: other.executor).finalize(through: 4)
         #expect(try AncestorSearch(store: other.store, authority: otherLedger).search(from: point(otherFork.authoritative[3]))
                 == .ancestor(height: 4, hash: otherFork.prefix[3].signedHeader.header.hash, exact: true, note: nil))
     }
 
     @Test func unknownLinksAndBoundsFallBackToTheFinalizedHeight() throws {
         let (node, fork, _) = try setUp()
-        try node.store.setFinalizedHeight(2, executor: node.executor)
+        try ChainExecution(store: node.store, executor: node.executor).finalize(through: 2)
         // DA's header at 7 was never seen: the walk cannot follow DA's chain below 8.
         let partial = AuthoritativeHeaders()
         _ = partial.record(fork.authoritative[3].signedHeader, daHeight: 9)

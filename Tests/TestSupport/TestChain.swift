@@ -36,7 +36,7 @@ public final class TestChain: @unchecked Sendable {
                           proposerAddress: signer.address)
         store = try BlockStore.open(path: self.path)
         executor = KVExecutor(store: store)
-        try store.initialize(genesis: genesis, executor: executor)
+        try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
     }
 
     deinit { store.close() }

@@ -119,3 +119,19 @@ func withTimeout<T: Sendable>(_ duration: Duration, _ what: String,
         return try await group.next()!
     }
 }
+
+/// Runs `body` in this task while a child task waits out `duration` and then calls `expire`,
+/// which must make `body` end (e.g. reset the stream it reads). Unlike `withTimeout`, `body` is
+/// not a child task, so it may use the caller's `inout` state (a reader); the child goes when
+/// `body` returns.
+func withDeadline<T>(_ duration: Duration, onExpiry expire: @escaping @Sendable () -> Void,
+                     _ body: () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            try await Task.sleep(for: duration)
+            expire()
+        }
+        defer { group.cancelAll() }
+        return try await body()
+    }
+}

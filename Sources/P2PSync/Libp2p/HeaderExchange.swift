@@ -200,18 +200,9 @@ struct HeaderExchangeServer: Sendable {
         let stream = s.stream
         let peer = s.connection.remote
         // go-header: the request must arrive within 60 s.
-        let deadline = Task {
-            try await Task.sleep(for: readDeadline)
-            stream.reset()
+        let body = try await withDeadline(readDeadline, onExpiry: { stream.reset() }) {
+            try await s.reader.readMessage(limit: HeaderExchange.requestLimit)
         }
-        let body: ByteBuffer?
-        do {
-            body = try await s.reader.readMessage(limit: HeaderExchange.requestLimit)
-        } catch {
-            deadline.cancel()
-            throw error
-        }
-        deadline.cancel()
         guard let body else {
             stream.reset()
             return
@@ -231,20 +222,15 @@ struct HeaderExchangeServer: Sendable {
             return
         }
         defer { limiter.release(peer) }
-        let work = Task { try await answer(plan, on: stream) }
-        let timer = Task {
-            try await Task.sleep(for: writeDeadline)
-            work.cancel()
-            stream.reset()
-        }
-        defer { timer.cancel() }
         do {
-            // The answer runs in a task of its own so the deadline can cancel it; a cancelled
-            // handler (its connection closing) cancels it too.
-            try await withTaskCancellationHandler { try await work.value } onCancel: { work.cancel() }
+            // The answer runs in a child task so the deadline can cancel it; a cancelled handler
+            // (its connection closing) cancels it too.
+            try await withTimeout(writeDeadline, "header-ex answer") { try await answer(plan, on: stream) }
         } catch {
             stream.reset()
             if error is CancellationError || Task.isCancelled { return }
+            // Past the deadline: the stream is reset, as go-header's server does; not the peer's fault.
+            if case LinkError.timeout = error { return }
             throw error
         }
         stream.close()

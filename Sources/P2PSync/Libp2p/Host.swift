@@ -23,8 +23,8 @@ typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
 /// this host did not keep (a duplicate of the preferred connection, a banned peer, this node).
 struct DialNotKept: Error, CustomStringConvertible {
     let remote: PeerID
-    let reason: String
-    var description: String { LinkError.negotiation(reason).description }
+    let reason: ConnectionRefusal
+    var description: String { LinkError.negotiation(reason.description).description }
 }
 
 /// The libp2p host of this node: TCP, multistream-select, Noise, yamux, identify (+ push) and
@@ -103,6 +103,9 @@ final class Libp2pHost: Sendable {
     /// and when it closed.
     struct Events: Sendable {
         var connected: @Sendable (Libp2pConnection) -> Void = { _ in }
+        /// The owner's work for a connection's life (gossip to the peer, its head request): run
+        /// among the connection's own tasks once `connected` returned, cancelled when it closes.
+        var whileConnected: @Sendable (Libp2pConnection) async -> Void = { _ in }
         var identified: @Sendable (Libp2pConnection) -> Void = { _ in }
         var disconnected: @Sendable (Libp2pConnection) -> Void = { _ in }
         /// Asked after the handshake, before a connection is accepted and before any stream
@@ -133,10 +136,10 @@ final class Libp2pHost: Sendable {
         var closed = false
         var refusedConnections = 0
         var evictedHandshakes = 0
+        var events = Events()
     }
 
     private let state = Mutex(State())
-    private let events: Mutex<Events> = Mutex(Events())
 
     init(identity: Curve25519.Signing.PrivateKey, handlers: [String: StreamHandler], options: Options,
          group: any EventLoopGroup, logger: Logger) {
@@ -155,7 +158,7 @@ final class Libp2pHost: Sendable {
                                             accountCapacity: options.exchangeClientBytes)
     }
 
-    func setEvents(_ e: Events) { events.withLock { $0 = e } }
+    func setEvents(_ e: Events) { state.withLock { $0.events = e } }
 
     var connections: [Libp2pConnection] { state.withLock { Array($0.connections.values) } }
 
@@ -193,8 +196,15 @@ final class Libp2pHost: Sendable {
 
     typealias RawChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 
-    /// Binds and accepts in a background task; returns the bound address and the server channel.
-    func listen(host: String, port: Int) async throws -> (SocketAddress, Task<Void, Never>, any Channel) {
+    /// A bound listening socket, accepting once `accept(on:)` runs.
+    struct Listener: Sendable {
+        let address: SocketAddress
+        fileprivate let server: NIOAsyncChannel<RawChannel, Never>
+        /// Closing it ends `accept(on:)` (once the connections it accepted ended).
+        var channel: any Channel { server.channel }
+    }
+
+    func bind(host: String, port: Int) async throws -> Listener {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -202,27 +212,35 @@ final class Libp2pHost: Sendable {
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try RawChannel(wrappingChannelSynchronously: channel) }
             }
-        guard let address = server.channel.localAddress else { throw LinkError.closed }
-        let serverChannel = server.channel
-        let task = Task { [self] in
-            do {
-                try await server.executeThenClose { inbound in
-                    try await withThrowingDiscardingTaskGroup { group in
-                        for try await child in inbound {
-                            group.addTask { await self.run(child, direction: .inbound, expected: nil, established: nil) }
-                        }
-                    }
-                }
-            } catch {
-                logger.debug("listener ended", metadata: ["error": "\(error)"])
-            }
+        guard let address = server.channel.localAddress else {
+            try? await server.channel.close()
+            throw LinkError.closed
         }
-        return (address, task, serverChannel)
+        return Listener(address: address, server: server)
     }
 
-    /// Dials `host:port`, runs the upgrade and returns the connection (whose life continues in
-    /// a task of its own). `expected`: the peer id the address must belong to.
-    func dial(host: String, port: Int, expected: PeerID?) async throws -> Libp2pConnection {
+    /// Accepts until the listener is closed; every inbound connection runs in a child task, and
+    /// this returns once they all ended.
+    func accept(on listener: Listener) async {
+        do {
+            try await listener.server.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await child in inbound {
+                        group.addTask { await self.run(child, direction: .inbound, expected: nil, established: nil) }
+                    }
+                }
+            }
+        } catch {
+            logger.debug("listener ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Dials `host:port`, runs the upgrade and then the connection, in this task, until the
+    /// connection ends: `whileOpen` gets it once it is the peer's connection (kept), and this
+    /// returns when both are done. Throws when no connection was kept (`DialNotKept` once the
+    /// handshake proved who answered). `expected`: the peer id the address must belong to.
+    func dial(host: String, port: Int, expected: PeerID?,
+              whileOpen: (Libp2pConnection) async -> Void) async throws {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(options.connectTimeout.timeAmount)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -230,8 +248,18 @@ final class Libp2pHost: Sendable {
                 channel.eventLoop.makeCompletedFuture { try RawChannel(wrappingChannelSynchronously: channel) }
             }
         let promise = channel.channel.eventLoop.makePromise(of: Libp2pConnection.self)
-        Task { await self.run(channel, direction: .outbound, expected: expected, established: promise) }
-        return try await promise.futureResult.get()
+        var failure: (any Error)?
+        await withDiscardingTaskGroup { group in
+            // `run` always settles the promise: with the connection, or with why there is none.
+            group.addTask { await self.run(channel, direction: .outbound, expected: expected, established: promise) }
+            do {
+                let conn = try await promise.futureResult.get()
+                await whileOpen(conn)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
     }
 
     /// Closes every connection; the listener is closed by its owner.
@@ -251,7 +279,7 @@ final class Libp2pHost: Sendable {
 
     /// Whether a new TCP connection may start its handshake; nil admits it (and takes its slot).
     private func admit(_ channel: any Channel, direction: PeerDirection, addressKey: String) -> String? {
-        if direction == .inbound, let reason = events.withLock({ $0 }).refuseAddress(addressKey) { return reason }
+        if direction == .inbound, let reason = state.withLock({ $0.events }).refuseAddress(addressKey) { return reason }
         var evict: (any Channel)?
         let refusal = state.withLock { s -> String? in
             guard !s.closed else { return "shutting down" }
@@ -314,7 +342,7 @@ final class Libp2pHost: Sendable {
             }
             if let r = registered {
                 r.session.sendAccount.close()
-                events.withLock { $0 }.disconnected(r)
+                state.withLock { $0.events }.disconnected(r)
             }
         }
         do {
@@ -364,7 +392,8 @@ final class Libp2pHost: Sendable {
                 }
                 registered = conn
                 established?.succeed(conn)
-                events.withLock { $0 }.connected(conn)
+                let connectionEvents = state.withLock { $0.events }
+                connectionEvents.connected(conn)
                 let initialSend = noise.send
                 let peerLabel = conn.remote.description
                 let bytes = options.metrics?.connection(peer: peerLabel)
@@ -393,6 +422,7 @@ final class Libp2pHost: Sendable {
                     group.addTask { await self.keepAlive(conn) }
                     group.addTask { await self.watchWrites(conn) }
                     group.addTask { await self.identify(conn) }
+                    group.addTask { await connectionEvents.whileConnected(conn) }
                     do {
                         bytes?.received.add(secure.buffer.readableBytes)
                         try session.receive(&secure.buffer)
@@ -474,24 +504,24 @@ final class Libp2pHost: Sendable {
     }
 
     /// Makes `conn` the peer's connection; returns why not otherwise.
-    private func register(_ conn: Libp2pConnection) -> String? {
-        if conn.remote == localID { return "connection to self" }
-        let events = self.events.withLock { $0 }
-        if let reason = events.refuse(conn.remote, conn.addressKey, conn.direction) { return reason }
+    private func register(_ conn: Libp2pConnection) -> ConnectionRefusal? {
+        if conn.remote == localID { return .connectionToSelf }
+        let events = state.withLock { $0.events }
+        if let reason = events.refuse(conn.remote, conn.addressKey, conn.direction) { return .refused(reason) }
         let reserved = events.isReserved(conn.remote)
-        let replaced = state.withLock { s -> (Libp2pConnection?, String?) in
-            if s.closed { return (nil, "shutting down") }
+        let replaced = state.withLock { s -> (Libp2pConnection?, ConnectionRefusal?) in
+            if s.closed { return (nil, .refused("shutting down")) }
             let ticketID = ObjectIdentifier(conn.channel)
             if conn.direction == .inbound, !reserved {
                 let strangers = s.tickets.values.filter { $0.direction == .inbound && $0.established && !$0.reserved }.count
                 if strangers >= options.maxInbound {
-                    return (nil, "inbound connection limit (\(options.maxInbound)) reached")
+                    return (nil, .refused("inbound connection limit (\(options.maxInbound)) reached"))
                 }
             }
             var existing: Libp2pConnection?
             if let e = s.connections[conn.remote], !e.isClosed {
                 guard DuplicateConnectionRule.keeps(conn.origin, over: e.origin) else {
-                    return (nil, "duplicate connection (the existing one is kept)")
+                    return (nil, .refused("duplicate connection (the existing one is kept)"))
                 }
                 existing = e
             }
@@ -525,22 +555,18 @@ final class Libp2pHost: Sendable {
 
     private func handle(_ stream: YamuxStream, on conn: Libp2pConnection, negotiated: () -> Void) async {
         var reader = stream.reader()
-        let timeout = Task {
-            try await Task.sleep(for: options.streamNegotiationTimeout)
-            stream.reset()
-        }
         let supported = Set(handlers.keys).union([Self.identifyID, Self.identifyPushID])
         let proto: String
         do {
-            proto = try await Multistream.accept(supported, reader: &reader) { try await stream.write($0) }
+            proto = try await withDeadline(options.streamNegotiationTimeout, onExpiry: { stream.reset() }) {
+                try await Multistream.accept(supported, reader: &reader) { try await stream.write($0) }
+            }
         } catch {
-            timeout.cancel()
             negotiated()
             logger.debug("stream negotiation failed", metadata: ["peer": "\(conn.remote.short)", "error": "\(error)"])
             stream.reset()
             return
         }
-        timeout.cancel()
         negotiated()
         let limit = options.streamsPerProtocol[proto] ?? options.defaultStreamsPerProtocol
         guard conn.beginInbound(proto, limit: limit) else {
@@ -577,13 +603,10 @@ final class Libp2pHost: Sendable {
                     timeout: Duration = .seconds(10)) async throws -> (YamuxStream, ByteReader<YamuxStream.Source>) {
         let stream = try conn.session.openStream()
         var reader = stream.reader()
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            stream.reset()
-        }
-        defer { timer.cancel() }
         do {
-            try await Multistream.select(proto, reader: &reader) { try await stream.write($0) }
+            try await withDeadline(timeout, onExpiry: { stream.reset() }) {
+                try await Multistream.select(proto, reader: &reader) { try await stream.write($0) }
+            }
         } catch {
             stream.reset()
             throw error
@@ -628,7 +651,7 @@ final class Libp2pHost: Sendable {
             s.agentVersion = m.agentVersion
             s.identified = true
         }
-        events.withLock { $0 }.identified(conn)
+        state.withLock { $0.events }.identified(conn)
     }
 
     /// Asks the peer who it is and what it speaks.

@@ -67,14 +67,16 @@ final class StreamQuota: Sendable {
 }
 
 /// One yamux session over a secured connection. The connection's read loop feeds it with
-/// `receive`; every frame it sends goes to `frames`, which one writer encrypts in order.
+/// `receive`; every frame it sends goes to `frames`, which one writer encrypts in order. The
+/// rules are `YamuxSessionStateMachine`'s; this class keeps the streams' objects and the ping
+/// waiters beside it under one lock, and does what the machine says outside it.
 ///
 /// Memory a peer can make it hold: a data frame is refused when its header arrives if it is
 /// longer than the stream's receive window (so the read buffer never waits for more than a
 /// window); each stream holds at most its window unread; the peer opens at most
 /// `maxInboundStreams`; what this node queues for sending is charged to `sendAccount`.
 final class YamuxSession: Sendable {
-    struct Limits: Sendable {
+    struct Limits: Sendable, Equatable {
         /// Streams open at once on this connection, ours and the peer's.
         var maxStreams = 64
         /// Of those, streams the peer opened; beyond it a new one is reset.
@@ -84,14 +86,9 @@ final class YamuxSession: Sendable {
     }
 
     private struct State {
+        var machine: YamuxSessionStateMachine
         var streams: [UInt32: YamuxStream] = [:]
-        var inboundOpen = 0
-        var nextStreamID: UInt32
-        var highestRemoteID: UInt32 = 0
-        var closed = false
         var pings: [UInt32: CheckedContinuation<Void, any Error>] = [:]
-        var nextPing: UInt32 = 1
-        var goAwayReceived = false
     }
 
     let isDialer: Bool
@@ -114,7 +111,7 @@ final class YamuxSession: Sendable {
         self.limits = limits
         self.sendAccount = sendAccount ?? BufferBudget(nodeCapacity: 16 << 20, accountCapacity: 16 << 20).openAccount()
         self.inboundQuota = inboundQuota
-        state = Mutex(State(nextStreamID: isDialer ? 1 : 2))
+        state = Mutex(State(machine: YamuxSessionStateMachine(isDialer: isDialer, limits: limits)))
         (frames, framesContinuation) = AsyncStream.makeStream(of: ByteBuffer.self)
         (inboundStreams, inboundContinuation) = AsyncStream.makeStream(of: YamuxStream.self)
     }
@@ -147,11 +144,8 @@ final class YamuxSession: Sendable {
     // MARK: Streams
 
     func openStream() throws -> YamuxStream {
-        try state.withLock { s -> YamuxStream in
-            guard !s.closed, !s.goAwayReceived else { throw LinkError.closed }
-            guard s.streams.count < limits.maxStreams else { throw LinkError.protocolViolation("too many open streams") }
-            let id = s.nextStreamID
-            s.nextStreamID &+= 2
+        try state.withLock { s throws(LinkError) -> YamuxStream in
+            let id = try s.machine.openStream()
             let stream = YamuxStream(id: id, session: self)
             s.streams[id] = stream
             // Queued under the lock: SYNs leave in id order even when streams open concurrently.
@@ -162,36 +156,37 @@ final class YamuxSession: Sendable {
 
     func remove(_ id: UInt32) {
         let removedInbound = state.withLock { s -> Bool in
-            guard s.streams.removeValue(forKey: id) != nil else { return false }
-            guard isRemote(id) else { return false }
-            s.inboundOpen -= 1
-            return true
+            s.streams.removeValue(forKey: id)
+            return s.machine.remove(id)
         }
         if removedInbound { inboundQuota?.give() }
     }
 
-    private func isRemote(_ id: UInt32) -> Bool { id % 2 == (isDialer ? 0 : 1) }
+    /// The reader of stream `id` took `count` bytes: a window update goes out once half the
+    /// window was read.
+    func consumed(_ count: Int, of id: UInt32) {
+        if let delta = state.withLock({ $0.machine.consumed(count, of: id) }) {
+            send(.windowUpdate, [], stream: id, length: delta)
+        }
+    }
 
-    var streamCount: Int { state.withLock { $0.streams.count } }
-    var inboundStreamCount: Int { state.withLock { $0.inboundOpen } }
+    /// What the peer may still send on stream `id` before this node grants more.
+    func receiveWindow(of id: UInt32) -> UInt32? { state.withLock { $0.machine.receiveWindow(of: id) } }
+
+    var streamCount: Int { state.withLock { $0.machine.streams.count } }
+    var inboundStreamCount: Int { state.withLock { $0.machine.inboundOpen } }
 
     // MARK: Keep-alive
 
     /// Sends a ping and waits for its answer.
     func ping() async throws {
-        let id = state.withLock { s -> UInt32 in
-            defer { s.nextPing &+= 1 }
-            return s.nextPing
-        }
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let closed = state.withLock { s -> Bool in
-                if s.closed { return true }
+            let id = state.withLock { s -> UInt32? in
+                guard let id = s.machine.nextPingValue() else { return nil }
                 s.pings[id] = c
-                return false
+                return id
             }
-            if closed { c.resume(throwing: LinkError.closed) } else {
-                send(.ping, .syn, stream: 0, length: id)
-            }
+            if let id { send(.ping, .syn, stream: 0, length: id) } else { c.resume(throwing: LinkError.closed) }
         }
     }
 
@@ -201,136 +196,85 @@ final class YamuxSession: Sendable {
     /// sends GoAway and closes). A data frame's length is checked against the window when its
     /// header arrives, before any of its body is waited for.
     func receive(_ buffer: inout ByteBuffer) throws {
-        while buffer.readableBytes >= Yamux.headerSize {
-            let start = buffer.readerIndex
-            let version: UInt8 = buffer.getInteger(at: start)!
-            guard version == 0 else { throw LinkError.protocolViolation("yamux version \(version)") }
-            let rawType: UInt8 = buffer.getInteger(at: start + 1)!
-            guard let type = Yamux.FrameType(rawValue: rawType) else {
-                throw LinkError.protocolViolation("yamux frame type \(rawType)")
-            }
-            let flags = Yamux.Flags(rawValue: buffer.getInteger(at: start + 2)!)
-            let id: UInt32 = buffer.getInteger(at: start + 4)!
-            let length: UInt32 = buffer.getInteger(at: start + 8)!
+        while let header = try YamuxSessionStateMachine.header(in: buffer) {
             var payload: ByteBuffer?
-            if type == .data {
-                try checkDataLength(flags: flags, id: id, length: length)
-                guard buffer.readableBytes >= Yamux.headerSize + Int(length) else { return }
+            if header.type == .data {
+                try state.withLock { s throws(LinkError) in try s.machine.checkDataLength(header) }
+                guard buffer.readableBytes >= Yamux.headerSize + Int(header.length) else { return }
                 buffer.moveReaderIndex(forwardBy: Yamux.headerSize)
-                payload = buffer.readSlice(length: Int(length))
+                payload = buffer.readSlice(length: Int(header.length))
             } else {
                 buffer.moveReaderIndex(forwardBy: Yamux.headerSize)
             }
-            try handle(type, flags, id, length, payload)
+            try handle(header, payload)
         }
     }
 
-    /// The longest data frame the peer may send on `id` now: the stream's receive window, or a
-    /// whole initial window for a stream it opens with this frame or one that is gone (data it
-    /// sent before it saw our reset or close). Anything longer is a violation on arrival of the
-    /// header — without this, a 4 GiB length would be buffered while its body trickles in.
-    private func checkDataLength(flags: Yamux.Flags, id: UInt32, length: UInt32) throws {
-        let window: UInt32
-        if flags.contains(.syn) {
-            window = Yamux.initialWindow
-        } else if let stream = state.withLock({ $0.streams[id] }) {
-            window = stream.currentReceiveWindow
-        } else {
-            window = Yamux.initialWindow
-        }
-        guard UInt64(length) <= UInt64(window) + UInt64(limits.windowSlack) else {
-            throw LinkError.protocolViolation("data frame of \(length) bytes on stream \(id) is over its window of \(window)")
-        }
-    }
-
-    private func handle(_ type: Yamux.FrameType, _ flags: Yamux.Flags, _ id: UInt32, _ length: UInt32,
-                        _ payload: ByteBuffer?) throws {
-        switch type {
-        case .ping:
-            if flags.contains(.syn) {
-                send(.ping, .ack, stream: 0, length: length)
-            } else if flags.contains(.ack) {
-                let c = state.withLock { $0.pings.removeValue(forKey: length) }
-                c?.resume()
+    private func handle(_ header: YamuxSessionStateMachine.Header, _ payload: ByteBuffer?) throws {
+        let quota = inboundQuota
+        let (action, stream, ping) = try state.withLock { s throws(LinkError) in
+            let action = try s.machine.receive(header, payloadBytes: payload?.readableBytes ?? 0) { open in
+                quota?.tryTake(connectionOpen: open) ?? true
             }
-            return
+            var stream: YamuxStream?
+            var ping: CheckedContinuation<Void, any Error>?
+            switch action {
+            case .stream(let id, let effects):
+                if effects.opened { s.streams[id] = YamuxStream(id: id, session: self) }
+                stream = s.streams[id]
+            case .pingAnswered(let value):
+                ping = s.pings.removeValue(forKey: value)
+            case .pong, .goAway, .refuse, .drop:
+                break
+            }
+            return (action, stream, ping)
+        }
+        switch action {
+        case .pong(let value):
+            send(.ping, .ack, stream: 0, length: value)
+        case .pingAnswered:
+            ping?.resume()
         case .goAway:
-            state.withLock { $0.goAwayReceived = true }
             throw LinkError.closed
-        case .data, .windowUpdate:
+        case .refuse(let id):
+            send(.windowUpdate, .rst, stream: id, length: 0)
+        case .drop:
             break
-        }
-        guard id != 0 else { throw LinkError.protocolViolation("stream frame on stream 0") }
-        var stream: YamuxStream?
-        if flags.contains(.syn) {
-            guard isRemote(id) else {
-                throw LinkError.protocolViolation("peer opened stream \(id) with our parity")
-            }
-            enum Opening { case created(YamuxStream), refused, closed }
-            let opening = try state.withLock { s -> Opening in
-                // Like go-yamux: only an id that is open now is a duplicate (SYNs of streams
-                // opened concurrently may arrive out of id order).
-                guard s.streams[id] == nil else {
-                    throw LinkError.protocolViolation("peer reopened stream \(id)")
-                }
-                s.highestRemoteID = max(s.highestRemoteID, id)
-                guard !s.closed else { return .closed }
-                guard s.streams.count < limits.maxStreams, s.inboundOpen < limits.maxInboundStreams,
-                      inboundQuota?.tryTake(connectionOpen: s.inboundOpen) ?? true else { return .refused }
-                let st = YamuxStream(id: id, session: self)
-                s.streams[id] = st
-                s.inboundOpen += 1
-                return .created(st)
-            }
-            switch opening {
-            case .closed:
-                return
-            case .refused:
-                send(.windowUpdate, .rst, stream: id, length: 0)
-                return
-            case .created(let created):
-                stream = created
+        case .stream(let id, let effects):
+            guard let stream else { return }
+            if effects.opened {
                 send(.windowUpdate, .ack, stream: id, length: 0)
-                inboundContinuation.yield(created)
+                inboundContinuation.yield(stream)
             }
-        } else {
-            stream = state.withLock { $0.streams[id] }
-        }
-        // Frames for a stream this node already closed or reset are dropped.
-        guard let stream else { return }
-        if type == .windowUpdate {
-            stream.windowOpened(by: length)
-        } else if let payload, payload.readableBytes > 0 {
-            try stream.received(payload, slack: limits.windowSlack)
-        }
-        if flags.contains(.rst) {
-            stream.remoteReset()
-        } else if flags.contains(.fin) {
-            stream.remoteFinished()
+            if effects.windowOpened > 0 { stream.windowOpened(by: effects.windowOpened) }
+            if effects.deliver, let payload { stream.received(payload) }
+            if effects.reset {
+                stream.remoteReset()
+            } else if effects.finished {
+                stream.remoteFinished()
+            }
         }
     }
 
     /// Ends the session: every stream fails, pending pings fail, the writer and the inbound
     /// stream feed finish. `goAway` first tells the peer why.
     func close(goAway: Yamux.GoAwayCode? = nil) {
-        let (streams, pings, wasClosed, inbound) = state.withLock { s in
+        let (streams, pings, ended) = state.withLock { s in
             defer {
-                s.closed = true
                 s.streams = [:]
                 s.pings = [:]
-                s.inboundOpen = 0
             }
-            return (Array(s.streams.values), Array(s.pings.values), s.closed, s.inboundOpen)
+            return (Array(s.streams.values), Array(s.pings.values), s.machine.close())
         }
-        if !wasClosed, let goAway { send(.goAway, [], stream: 0, length: goAway.rawValue) }
-        for _ in 0..<inbound { inboundQuota?.give() }
+        if ended.wasOpen, let goAway { send(.goAway, [], stream: 0, length: goAway.rawValue) }
+        for _ in 0..<ended.peerOpened { inboundQuota?.give() }
         for stream in streams { stream.connectionClosed() }
         for p in pings { p.resume(throwing: LinkError.closed) }
         framesContinuation.finish()
         inboundContinuation.finish()
     }
 
-    var isClosed: Bool { state.withLock { $0.closed } }
+    var isClosed: Bool { state.withLock { $0.machine.isClosed } }
 }
 
 /// One yamux stream: bytes in (an inbox the reader takes from, reopening the window as it
@@ -350,8 +294,6 @@ final class YamuxStream: Sendable {
 
     private struct State {
         var sendWindow: UInt32 = Yamux.initialWindow
-        var receiveWindow: UInt32 = Yamux.initialWindow
-        var consumedUnacknowledged: UInt32 = 0
         var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var nextWaiter: UInt64 = 0
         var inbox = ByteBuffer()
@@ -373,19 +315,15 @@ final class YamuxStream: Sendable {
 
     // MARK: From the session
 
-    var currentReceiveWindow: UInt32 { state.withLock { $0.receiveWindow } }
+    /// What the peer may still send here (the session's machine keeps the receive window).
+    var currentReceiveWindow: UInt32 { session.receiveWindow(of: id) ?? 0 }
 
     /// Unread bytes in the inbox.
     var unread: Int { state.withLock { $0.inbox.readableBytes } }
 
-    func received(_ payload: ByteBuffer, slack: UInt32) throws {
-        let n = UInt32(payload.readableBytes)
-        let handoff = try state.withLock { s -> (CheckedContinuation<ByteBuffer?, any Error>, ByteBuffer)? in
-            guard !s.remoteClosed else { throw LinkError.protocolViolation("data after FIN on stream \(id)") }
-            guard UInt64(n) <= UInt64(s.receiveWindow) + UInt64(slack) else {
-                throw LinkError.protocolViolation("stream \(id) overran its receive window (\(n) > \(s.receiveWindow))")
-            }
-            s.receiveWindow -= min(n, s.receiveWindow)
+    /// Bytes the session accepted for this stream (within its window, before any FIN).
+    func received(_ payload: ByteBuffer) {
+        let handoff = state.withLock { s -> (CheckedContinuation<ByteBuffer?, any Error>, ByteBuffer)? in
             guard !s.reset, !s.localClosedForReading else { return nil }
             var copy = payload
             if s.inbox.readableBytes == 0, s.inbox.readerIndex > 0 { s.inbox.clear() }
@@ -502,15 +440,7 @@ final class YamuxStream: Sendable {
 
     /// Called by the reader after it took `count` bytes: reopens the window once half of it is used.
     func consumed(_ count: Int) {
-        let delta = state.withLock { s -> UInt32 in
-            s.consumedUnacknowledged &+= UInt32(count)
-            guard s.consumedUnacknowledged >= Yamux.initialWindow / 2, !s.remoteClosed, !s.reset else { return 0 }
-            let d = s.consumedUnacknowledged
-            s.consumedUnacknowledged = 0
-            s.receiveWindow &+= d
-            return d
-        }
-        if delta > 0 { session.send(.windowUpdate, [], stream: id, length: delta) }
+        session.consumed(count, of: id)
     }
 
     /// Writes `bytes`, waiting for the peer's window and for room in the connection's send

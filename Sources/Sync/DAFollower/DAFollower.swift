@@ -1,3 +1,4 @@
+import Execution
 import Primitives
 import DAClient
 import Chain
@@ -578,7 +579,7 @@ public final class DAFollower: Sendable {
             try store.recordDAInclusions(toRecord, sync: false)
             if finalizedHeight > store.finalizedHeight {
                 do throws(StoreError) {
-                    try store.setFinalizedHeight(finalizedHeight, executor: executor)
+                    try ChainExecution(store: store, executor: executor).finalize(through: finalizedHeight)
                 } catch {
                     // A rollback ran since the heights were read: finality waits for the replay.
                     guard case .aboveHeight = error else { throw error }

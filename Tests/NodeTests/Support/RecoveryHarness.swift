@@ -155,7 +155,7 @@ final class SyncingNode: Sendable {
         let logger = Logger(label: "test.node")
         store = try BlockStore.open(path: dir.sub("store"))
         executor = KVExecutor(store: store)
-        try store.initialize(genesis: chain.genesis, executor: executor)
+        try ChainExecution(store: store, executor: executor).initialize(genesis: chain.genesis)
         let validator = BlockValidator(genesis: chain.genesis)
         applier = BlockApplier(store: store, executor: executor, validator: validator)
         evidence = try EvidenceLog(store: store, validator: validator, logger: logger)

@@ -42,6 +42,7 @@ final class TestNode: Sendable {
     let source: any BlockSource
     let service: P2PService
     let port: Int
+    private let run: ServiceRun
     private let inbox = NIOLockedValueBox<[ReceivedBlock]>([])
     private let collector: Task<Void, Never>
 
@@ -49,13 +50,14 @@ final class TestNode: Sendable {
     var received: [ReceivedBlock] { inbox.withLockedValue { $0 } }
     var multiaddr: String { "/ip4/127.0.0.1/tcp/\(port)/p2p/\(id)" }
 
-    private init(name: String, key: KeyFile, source: any BlockSource, service: P2PService, port: Int) {
+    private init(name: String, key: KeyFile, source: any BlockSource, run: ServiceRun, port: Int) {
         self.name = name
         self.key = key
         self.source = source
-        self.service = service
+        self.service = run.service
+        self.run = run
         self.port = port
-        let stream = service.receivedBlocks
+        let stream = run.service.receivedBlocks
         let inbox = self.inbox
         collector = Task {
             for await block in stream { inbox.withLockedValue { $0.append(block) } }
@@ -74,12 +76,12 @@ final class TestNode: Sendable {
                                  validator: validator ?? chain.signedBlockValidator,
                                  provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: chain.genesis)),
                                  settings: settings, logger: testLogger(name))
-        let address = try await service.start()
-        return TestNode(name: name, key: key, source: source, service: service, port: address.port ?? 0)
+        let (run, address) = try await ServiceRun.start(service, logger: testLogger(name))
+        return TestNode(name: name, key: key, source: source, run: run, port: address.port ?? 0)
     }
 
     func stop() async {
-        await service.shutdown()
+        await run.stop()
         await collector.value
     }
 

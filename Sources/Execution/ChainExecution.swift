@@ -1,0 +1,144 @@
+import Execution
+import Primitives
+import Chain
+import Config
+import Store
+
+/// The store writes that need the executor's answer first: the genesis state (InitChain), a
+/// rollback (the executor undoes the blocks) and finality (SetFinal). Each asks the store
+/// whether the write may happen, asks the executor, then hands the store ONE synced batch with
+/// the executor's `WriteSet` in it — so a crash, or an executor that fails, between the answer
+/// and the batch leaves the store exactly as it was. The store itself never calls the executor
+/// (ev-node: `pkg/store` knows no executor; the syncer executes, then writes a batch).
+///
+/// Two forms of each call:
+/// - `async`, for any executor: the executor is awaited, and the store's blocking write runs on
+///   the caller's `BlockingLane`, never on the cooperative pool;
+/// - synchronous, for callers already on a thread that may block (the sync pipeline's apply
+///   thread, a lane's thread, the offline `rollback` command).
+public struct ChainExecution: Sendable {
+    public let store: BlockStore
+    public let executor: any Executor
+    private let calls: BlockingExecutor
+
+    public init(store: BlockStore, executor: any Executor) {
+        self.store = store
+        self.executor = executor
+        self.calls = BlockingExecutor(executor)
+    }
+
+    // MARK: Genesis
+
+    /// The stored state, or on first start the executor's InitChain and the genesis state it
+    /// roots. Refuses a store of another chain (before asking the executor anything).
+    @discardableResult
+    public func initialize(genesis: Genesis, on lane: BlockingLane) async throws(StoreError) -> State {
+        let store = self.store
+        if let state = try await lane.run(orIfShutDown: StoreError.closed, { () throws(StoreError) in
+            try store.storedState(for: genesis)
+        }) {
+            return state
+        }
+        let root: [UInt8]
+        do throws(ExecutionError) {
+            root = try await executor.initChain(genesis: genesis)
+        } catch {
+            throw .execution(error)
+        }
+        return try await lane.run(orIfShutDown: StoreError.closed) { () throws(StoreError) in
+            try store.initialize(genesis: genesis, appHash: root)
+        }
+    }
+
+    /// `initialize(genesis:on:)` on a thread that may block.
+    @discardableResult
+    public func initialize(genesis: Genesis) throws(StoreError) -> State {
+        if let state = try store.storedState(for: genesis) { return state }
+        let root: [UInt8]
+        do throws(ExecutionError) {
+            root = try calls.initChain(genesis: genesis)
+        } catch {
+            throw .execution(error)
+        }
+        return try store.initialize(genesis: genesis, appHash: root)
+    }
+
+    // MARK: Rollback
+
+    /// Rolls store and executor back to `target`: refused below the finalized height or above
+    /// the head before the executor is asked; the executor's undo writes and the removal of the
+    /// blocks are one batch. At `target` already: nothing happens.
+    @discardableResult
+    public func rollback(to target: UInt64, sync: Bool = true, on lane: BlockingLane) async throws(StoreError) -> State {
+        let store = self.store
+        guard let plan = try await lane.run(orIfShutDown: StoreError.closed, { () throws(StoreError) in
+            try store.planRollback(to: target)
+        }) else {
+            return try current()
+        }
+        let writes: WriteSet
+        do throws(ExecutionError) {
+            writes = try await executor.rollback(to: plan.target, from: plan.head)
+        } catch {
+            throw .execution(error)
+        }
+        return try await lane.run(orIfShutDown: StoreError.closed) { () throws(StoreError) in
+            try store.rollback(plan, executorWrites: writes, sync: sync)
+        }
+    }
+
+    /// `rollback(to:sync:on:)` on a thread that may block.
+    @discardableResult
+    public func rollback(to target: UInt64, sync: Bool = true) throws(StoreError) -> State {
+        guard let plan = try store.planRollback(to: target) else { return try current() }
+        let writes: WriteSet
+        do throws(ExecutionError) {
+            writes = try calls.rollback(to: plan.target, from: plan.head)
+        } catch {
+            throw .execution(error)
+        }
+        return try store.rollback(plan, executorWrites: writes, sync: sync)
+    }
+
+    private func current() throws(StoreError) -> State {
+        guard let state = store.state else { throw .notInitialized }
+        return state
+    }
+
+    // MARK: Finality
+
+    /// Raises the finalized (DA-included) height to `height` with the executor's SetFinal writes
+    /// in the same batch. At `height` already: nothing happens. Lower: `.belowFinalized`;
+    /// above the head: `.aboveHeight`. A rollback or another finalization between the
+    /// executor's answer and the batch makes it ask again.
+    public func finalize(through height: UInt64, sync: Bool = true, on lane: BlockingLane) async throws(StoreError) {
+        let store = self.store
+        while let plan = try await lane.run(orIfShutDown: StoreError.closed, { () throws(StoreError) in
+            try store.planFinality(height)
+        }) {
+            let writes: WriteSet
+            do throws(ExecutionError) {
+                writes = try await executor.setFinal(height: plan.height)
+            } catch {
+                throw .execution(error)
+            }
+            let written = try await lane.run(orIfShutDown: StoreError.closed) { () throws(StoreError) in
+                try store.finalize(plan, executorWrites: writes, sync: sync)
+            }
+            if written { return }
+        }
+    }
+
+    /// `finalize(through:sync:on:)` on a thread that may block.
+    public func finalize(through height: UInt64, sync: Bool = true) throws(StoreError) {
+        while let plan = try store.planFinality(height) {
+            let writes: WriteSet
+            do throws(ExecutionError) {
+                writes = try calls.setFinal(height: plan.height)
+            } catch {
+                throw .execution(error)
+            }
+            if try store.finalize(plan, executorWrites: writes, sync: sync) { return }
+        }
+    }
+}
