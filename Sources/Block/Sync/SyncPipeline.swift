@@ -143,7 +143,12 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private let divergenceObserver = Mutex<(@Sendable (SyncEvent) -> Void)?>(nil)
     private var spaceWaiters: [CheckedContinuation<Bool, Never>] = []
     private var thread: Thread?
-    private let stopped = DispatchSemaphore(value: 0)
+    /// The apply thread has not ended yet (set by `start()`, cleared by the thread itself).
+    private var threadAlive = false
+    /// `stop()` calls waiting for the apply thread to end: resumed by the thread as it ends, so
+    /// that nothing waits blocked on the cooperative pool for a batch in progress (which may
+    /// itself need a cooperative thread, for a remote executor's call).
+    private var threadEndWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// The current run's events. `stop()` finishes them and opens the next run's, so a pipeline
     /// stopped and started again (an HA node that leads, then follows again) reports to a new consumer.
@@ -189,14 +194,52 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         stopping = false
         storeHeight = applier.store.height
         lastProgress = .now
+        threadAlive = true
         let thread = Thread { [self] in self.applyLoop() }
         thread.name = "evnode-sync-apply"
         self.thread = thread
         thread.start()
     }
 
-    /// Stops the apply loop after the batch in progress and waits for it. Blocks held are dropped.
-    public func stop() {
+    /// Stops the apply loop after the batch in progress and waits (suspended, not blocked) for
+    /// it. Blocks held are dropped, and the run's event stream ends.
+    public func stop() async {
+        requestStop()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if !parkUntilThreadEnds(c) { c.resume() }
+        }
+        guard endRun() else { return }
+        let finished = eventStream.withLock { current in
+            defer { current = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .bufferingOldest(4096)) }
+            return current.continuation
+        }
+        finished.finish()
+    }
+
+    /// Keeps `c` to be resumed when the apply thread ends; false when it has ended already.
+    private func parkUntilThreadEnds(_ c: CheckedContinuation<Void, Never>) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard threadAlive else { return false }
+        threadEndWaiters.append(c)
+        return true
+    }
+
+    /// Marks the run ended and drops what it held, once its thread has ended; false when another
+    /// `stop()` did so first (two at once: the first one back ends the run).
+    private func endRun() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard running, !threadAlive else { return false }
+        running = false
+        pending.removeAll()
+        return true
+    }
+
+    /// Tells the apply loop to stop after the batch in progress and releases every submitter
+    /// waiting for room, without waiting for anything: what `stop()` then awaits. For a caller
+    /// that wants the pipeline's waiters to see the end now (cancelling the tasks that feed it).
+    public func requestStop() {
         condition.lock()
         guard running else {
             condition.unlock()
@@ -208,16 +251,6 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
         for w in waiters { w.resume(returning: true) }
-        stopped.wait()
-        condition.lock()
-        running = false
-        pending.removeAll()
-        condition.unlock()
-        let finished = eventStream.withLock { current in
-            defer { current = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .bufferingOldest(4096)) }
-            return current.continuation
-        }
-        finished.finish()
     }
 
     /// Blocks from DA beyond the window wait (DA delivers in order; dropping them would lose
@@ -498,7 +531,14 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     // MARK: apply loop (own thread)
 
     private func applyLoop() {
-        defer { stopped.signal() }
+        defer {
+            condition.lock()
+            threadAlive = false
+            let waiters = threadEndWaiters
+            threadEndWaiters = []
+            condition.unlock()
+            for w in waiters { w.resume() }
+        }
         while true {
             condition.lock()
             while !stopping && !hasNextBlockReady() {
