@@ -278,7 +278,7 @@ final class CountingObserver: DAFetchObserver {
         let forged = BlockData(metadata: Metadata(chainID: "forged", height: 1, time: 7, lastDataHash: [9]), txs: block.data.txs)
         let paired = tracker.addData(forged, hash: forged.dataHash, bytes: 50, verified: false, daHeight: 4, finalized: 0)
         #expect(paired)
-        let complete = tracker.takeComplete(above: 0)
+        let complete = tracker.takeAllComplete()
         #expect(complete.count == 1)
         #expect(complete.first?.data.metadata == nil)
         #expect(complete.first?.data.txs == block.data.txs)

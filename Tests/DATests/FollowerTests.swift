@@ -1,6 +1,6 @@
 import Block
 import Config
-import DA
+@testable import DA
 import Foundation
 import Logging
 import ProcessKit
@@ -166,6 +166,37 @@ import TestSupport
                     follower.status.hints.held == 0
                 }
                 #expect(target.height == 1)
+            })
+        }
+    }
+}
+
+extension FollowerTests {
+    /// Defect 6: the follower's in-order thread lives as long as its `run()` (and `settle()`);
+    /// once they return it is shut down, though the follower object lives on.
+    @Test func aStoppedFollowerHoldsNoThread() async throws {
+        try await withLocalDA(arguments: ["--block-time", "200ms"]) { _, client, dir in
+            let source = try TestChain(chainID: "da-test", path: dir.path + "/source")
+            defer { source.close() }
+            for h in 1...6 { try source.produce(["k=\(h)"]) }
+            let submitter = DASubmitter(client: client, store: source.store, executor: source.executor,
+                                        signer: source.signer,
+                                        options: SubmitterOptions(headerNamespace: headerNS, dataNamespace: dataNS,
+                                                                  maxBlobSize: 6_000, interval: .milliseconds(50)))
+            _ = try await submitter.submitPending()
+            let follow = try FollowingStore(source: source, client: client, path: dir.path + "/target",
+                                            namespaces: (headerNS, dataNS), parallelism: 2, pollInterval: .milliseconds(50))
+            try await follow.close(after: {
+                let follower = follow.follower
+                try await waitUntil("the chain followed and finalized", timeout: .seconds(60)) {
+                    follow.store.finalizedHeight == 6
+                }
+                #expect(await follower.lastInOrderLaneTakesWork, "a running follower's lane takes work")
+                follow.running.cancel()
+                _ = await follow.running.result
+                #expect(await !follower.lastInOrderLaneTakesWork, "run() ended: its lane is shut down")
+                try await follower.settle()
+                #expect(await !follower.lastInOrderLaneTakesWork, "settle() ended: its lane is shut down")
             })
         }
     }
