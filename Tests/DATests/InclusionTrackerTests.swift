@@ -103,8 +103,6 @@ import Testing
         #expect(finality.inclusions.map(\.inclusion) == [DAInclusion(headerDAHeight: 22, dataDAHeight: 23),
                                                          DAInclusion(headerDAHeight: 20, dataDAHeight: 20)])
         #expect(finality.resumeDAHeight == 24)
-        // Big-endian, as the follower stores it under its resume key.
-        #expect(finality.resumeDAHeightBytes == [0, 0, 0, 0, 0, 0, 0, 24])
     }
 
     /// Only blocks the store holds, with the hash DA holds, become final.

@@ -102,13 +102,13 @@ public final class DAFollower: Sendable {
         }
     }
 
-    static let resumeKey = "da_follower_resume_height"
-
     let client: any DAClient
     let options: Options
     let sink: any CandidateSink
     let store: BlockStore
     let executor: any Executor
+    /// Writes what DA makes final (the follower only works it out).
+    let finalityRecorder: DAFinalityRecorder
     let checker: DABlobChecker
     let blockingPool: NIOThreadPool
     /// The in-order lane of the latest `run()` or `settle()` (see `withInOrderLane`), kept so
@@ -150,6 +150,7 @@ public final class DAFollower: Sendable {
         self.sink = sink
         self.store = store
         self.executor = executor
+        finalityRecorder = DAFinalityRecorder(store: store, executor: executor)
         var checker = DABlobChecker(validator: validator, headerNamespace: options.headerNamespace,
                                     dataNamespace: options.dataNamespace)
         checker.isNamed = { store.namedProposers.contains($0) }
@@ -407,8 +408,7 @@ public final class DAFollower: Sendable {
     /// DA heights start at 1; a start height of 0 in genesis means "from the first".
     private func resumeHeight() -> UInt64 {
         let first = max(options.startHeight, 1)
-        if let bytes = try? store.metadata(Self.resumeKey), bytes.count == 8 {
-            let saved = bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        if let saved = finalityRecorder.resumeDAHeight() {
             return max(saved, first)
         }
         return first
@@ -588,24 +588,13 @@ public final class DAFollower: Sendable {
     private func finalize(_ tracker: inout InclusionTracker, processedThrough daHeight: UInt64,
                           on lane: NIOThreadPool) async throws {
         let store = self.store
-        let executor = self.executor
+        let recorder = finalityRecorder
         let finality = try tracker.finality(finalized: store.finalizedHeight, storeHeight: store.height,
                                             processedThrough: daHeight) { height throws(StoreError) in
             try store.headerHash(at: height)
         }
         let f = finality.finalizedHeight
-        try await lane.runIfActive {
-            try store.recordDAInclusions(finality.inclusions, sync: false)
-            if finality.finalizedHeight > store.finalizedHeight {
-                do throws(StoreError) {
-                    try ChainExecution(store: store, executor: executor).finalize(through: finality.finalizedHeight)
-                } catch {
-                    // A rollback ran since the heights were read: finality waits for the replay.
-                    guard case .aboveHeight = error else { throw error }
-                }
-            }
-            try store.setMetadata(Self.resumeKey, finality.resumeDAHeightBytes)
-        }
+        try await lane.runIfActive { try recorder.record(finality) }
         let unclaimed = tracker.forget(through: f)
         authority.forget(through: store.finalizedHeight)
         if unclaimed > 0 {

@@ -142,9 +142,10 @@ struct InclusionTracker {
     /// `storeHeight`, whose header and data DA holds and whose stored hash (`storedHash`) is
     /// the one DA holds; and the DA height a restart resumes reading from (the lowest one still
     /// holding a part of a block above the new finalized height, else the next one).
-    /// Nothing is written: the caller records the result, then calls `forget(through:)`.
+    /// Nothing is written: the sync side records the result (`DAFinalityRecorder`), then the
+    /// follower calls `forget(through:)`.
     func finality(finalized: UInt64, storeHeight: UInt64, processedThrough daHeight: UInt64,
-                  storedHash: (UInt64) throws(StoreError) -> [UInt8]?) throws(StoreError) -> Finality {
+                  storedHash: (UInt64) throws(StoreError) -> [UInt8]?) throws(StoreError) -> DAFinality {
         var inclusions: [(height: UInt64, inclusion: DAInclusion)] = []
         var f = finalized
         while f < storeHeight, let seen = confirmed[f + 1], seen.isComplete,
@@ -153,7 +154,7 @@ struct InclusionTracker {
             f += 1
         }
         let resume = lowestUnresolvedDAHeight(after: f) ?? (daHeight + 1)
-        return Finality(inclusions: inclusions, finalizedHeight: f, resumeDAHeight: resume)
+        return DAFinality(inclusions: inclusions, finalizedHeight: f, resumeDAHeight: resume)
     }
 
     func lowestUnresolvedDAHeight(after finalized: UInt64) -> UInt64? {
@@ -193,18 +194,5 @@ struct InclusionTracker {
         let unclaimed = data.filter { !$0.value.verified || ($0.value.data.metadata?.height ?? .max) <= height }.map(\.key)
         for key in unclaimed { _ = removeData(key) }
         return unclaimed.count
-    }
-}
-
-/// What `InclusionTracker.finality` found: the DA inclusions of newly final blocks (in height
-/// order), the finalized height they reach, and where a restart resumes reading DA.
-struct Finality: Sendable {
-    var inclusions: [(height: UInt64, inclusion: DAInclusion)]
-    var finalizedHeight: UInt64
-    var resumeDAHeight: UInt64
-
-    /// The resume height as stored under `DAFollower.resumeKey` (8 bytes, big-endian).
-    var resumeDAHeightBytes: [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: resumeDAHeight >> (56 - 8 * UInt64($0))) }
     }
 }
