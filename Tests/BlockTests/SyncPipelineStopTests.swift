@@ -3,6 +3,7 @@ import Config
 import Dispatch
 import Foundation
 import Logging
+import ProcessKit
 import Synchronization
 import Testing
 import TestSupport
