@@ -244,6 +244,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: [
             "Chain", "Config", "DAClient", "Execution", "KeyStore", "Primitives", "ProcessKit", "Production", "Store", "Sync",
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/TestSupport", swiftSettings: strict),
 
         .testTarget(name: "PrimitivesTests", dependencies: [
@@ -279,6 +280,7 @@ let package = Package(
         ], swiftSettings: strict),
         .testTarget(name: "LocalDATests", dependencies: [
             "DAClient", "Primitives", "ProcessKit", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "EVMTests", dependencies: [
             "Chain", "Config", "EVM", "HTTPClient", "Primitives", "Production", "Store", "TestSupport",

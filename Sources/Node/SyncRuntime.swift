@@ -49,11 +49,17 @@ final class SyncRuntime: Sendable {
         // (this run cancelled at once) must not take and end.
         let events = pipeline.events
         active.store(true, ordering: .sequentiallyConsistent)
-        defer {
-            active.store(false, ordering: .sequentiallyConsistent)
-            pipeline.stop()
-        }
         relayGossip()
+        let failure = await runPhase(events)
+        active.store(false, ordering: .sequentiallyConsistent)
+        // Awaited, not waited for: the batch in progress may need a cooperative thread itself.
+        await pipeline.stop()
+        if let failure { throw failure }
+    }
+
+    /// The sync phase's tasks until the first one ends; what the node cannot continue after, or
+    /// nil when the phase was cancelled.
+    private func runPhase(_ events: AsyncStream<SyncEvent>) async -> NodeFailure? {
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -73,16 +79,17 @@ final class SyncRuntime: Sendable {
                     group.cancelAll()
                     // Wakes whatever waits for room in the pipeline (the DA follower, gossip), so
                     // every task sees the cancellation now, not after the pipeline drains.
-                    pipeline.stop()
+                    pipeline.requestStop()
                 }
                 // The first task to end (a failure, or cancellation) ends the phase.
                 try await group.next()
             }
+            return nil
         } catch let failure as NodeFailure {
-            throw failure
+            return failure
         } catch {
-            if Task.isCancelled { return }
-            throw .daFollower("\(error)")
+            if Task.isCancelled { return nil }
+            return .daFollower("\(error)")
         }
     }
 

@@ -1,6 +1,7 @@
 import Primitives
 import DAClient
 import Foundation
+import Logging
 import ProcessKit
 import Testing
 import TestSupport
@@ -242,12 +243,17 @@ import TestSupport
         let dir = TempDirectory("evnode-da-retry")
         let home = dir.path + "/da"
         let port = try freeLoopbackPort()
+        let log = LogCapture()
         let client = try CelestiaDAClient(options: DAClientOptions(
             url: "http://127.0.0.1:\(port)/",
-            retry: RetryPolicy(maxAttempts: 200, initialDelay: .milliseconds(20), maxDelay: .milliseconds(100))))
-        // The DA node is down while the request starts; it comes back a moment later.
+            retry: RetryPolicy(maxAttempts: 200, initialDelay: .milliseconds(20), maxDelay: .milliseconds(100))),
+            logger: log.logger)
+        // The DA node is down while the request starts (it has failed at least once); it comes
+        // back a moment later.
         let pending = Task { try await client.networkHead() }
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntil("the request to fail against the DA node that is down", timeout: .seconds(30)) {
+            log.all.contains { $0.1.hasPrefix("DA request failed, retrying") }
+        }
         let second = try await LocalDAProcess.start(home: home, port: port)
         do {
             let head = try await pending.value
@@ -270,11 +276,28 @@ import TestSupport
     }
 
     @Test func cancellingAPendingRequestAbortsIt() async throws {
-        try await withLocalDA(arguments: ["--block-time", "1h", "--response-delay", "30s"]) { _, client, _ in
+        try await withLocalDA(arguments: ["--block-time", "1h", "--response-delay", "30s"]) { da, client, _ in
             let pending = Task { try await client.networkHead() }
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil("the request to reach the DA node", timeout: .seconds(30)) {
+                try establishedConnections(toPort: da.port) > 0
+            }
             pending.cancel()
             await #expect(throws: DAError.cancelled) { try await pending.value }
         }
     }
+}
+
+/// How many TCP connections to 127.0.0.1:`port` are established, as the kernel lists them
+/// (/proc/net/tcp): a request is in flight at the server once its connection is.
+private func establishedConnections(toPort port: Int) throws -> Int {
+    // Read to the end: `String(contentsOfFile:)` stops at the first chunk of a /proc file.
+    let file = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/net/tcp"))
+    defer { try? file.close() }
+    let table = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
+    let remote = ":" + String(format: "%04X", port)
+    return table.split(separator: "\n").dropFirst().filter { line in
+        let fields = line.split(separator: " ")
+        // sl, local address, remote address, state (01: established).
+        return fields.count > 3 && fields[2].hasSuffix(remote) && fields[3] == "01"
+    }.count
 }

@@ -443,33 +443,34 @@ extension TestChain {
         // The sync phase runs during a take-over: the re-offered block is applied through it.
         let pipeline = SyncPipeline(applier: applier, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        let runtime = HARuntime(group: group, store: chain.store, pipeline: pipeline, applier: applier,
-                                blockCheck: check, mark: mark, p2p: p2p, logger: logger)
-        let producer = BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer, mark: mark,
-                                     timing: .init(blockTime: .milliseconds(5)), fence: HAFence(runtime: runtime),
-                                     logger: logger) { _ in }
-        // Not leading: block 3 is signed and recorded, then refused.
-        await #expect(throws: ProductionError.self) { try await producer.run() }
-        #expect(chain.store.height == 2)
-        #expect(try mark.load() == 3)
-        let signed = try #require(try UnpublishedBlock.load(from: chain.store))
+        try await pipeline.stop(after: {
+            let runtime = HARuntime(group: group, store: chain.store, pipeline: pipeline, applier: applier,
+                                    blockCheck: check, mark: mark, p2p: p2p, logger: logger)
+            let producer = BlockProducer(store: chain.store, executor: chain.executor, signer: chain.signer, mark: mark,
+                                         timing: .init(blockTime: .milliseconds(5)), fence: HAFence(runtime: runtime),
+                                         logger: logger) { _ in }
+            // Not leading: block 3 is signed and recorded, then refused.
+            await #expect(throws: ProductionError.self) { try await producer.run() }
+            #expect(chain.store.height == 2)
+            #expect(try mark.load() == 3)
+            let signed = try #require(try UnpublishedBlock.load(from: chain.store))
 
-        let term = try #require(await runtime.campaign())
-        #expect(runtime.status.role == "taking-over", "elected, but not producing yet")
-        // etcd holds no block: the node's promotion check (not built here) is taken as passed;
-        // HABootstrapTests exercise it.
-        guard case .ready = try await runtime.takeOver(term, bootstrap: { .promote }) else {
-            Issue.record("the elected node must be able to lead with its own unpublished block")
-            return
-        }
-        runtime.markLeading(term)
-        #expect(runtime.status.role == "leader")
-        #expect(chain.store.height == 3)
-        #expect(try chain.store.headerHash(at: 3) == signed.signedHeader.header.hash)
-        #expect(try await group.head().block?.headerHash == signed.signedHeader.header.hash)
-        #expect(try mark.load() == 3, "no second signature at height 3")
-        await runtime.resign(term)
+            let term = try #require(await runtime.campaign())
+            #expect(runtime.status.role == "taking-over", "elected, but not producing yet")
+            // etcd holds no block: the node's promotion check (not built here) is taken as passed;
+            // HABootstrapTests exercise it.
+            guard case .ready = try await runtime.takeOver(term, bootstrap: { .promote }) else {
+                Issue.record("the elected node must be able to lead with its own unpublished block")
+                return
+            }
+            runtime.markLeading(term)
+            #expect(runtime.status.role == "leader")
+            #expect(chain.store.height == 3)
+            #expect(try chain.store.headerHash(at: 3) == signed.signedHeader.header.hash)
+            #expect(try await group.head().block?.headerHash == signed.signedHeader.header.hash)
+            #expect(try mark.load() == 3, "no second signature at height 3")
+            await runtime.resign(term)
+        })
     }
 }
 

@@ -8,34 +8,6 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// Collects log lines (level and message) for assertions on what the log says.
-final class LogCapture: Sendable {
-    let lines = Mutex<[(Logger.Level, String)]>([])
-
-    var logger: Logger {
-        Logger(label: "test.capture") { _ in CapturingHandler(capture: self) }
-    }
-
-    var all: [(Logger.Level, String)] { lines.withLock { $0 } }
-
-    struct CapturingHandler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            let text = "\(message)" + (metadata.map { " \($0)" } ?? "")
-            capture.lines.withLock { $0.append((level, text)) }
-        }
-    }
-}
-
 /// Counts what a retrieval's fetches report.
 final class CountingObserver: DAFetchObserver {
     let counts = Mutex<(answered: Int, failed: Int)>((0, 0))
@@ -279,7 +251,7 @@ final class CountingObserver: DAFetchObserver {
         let forged = BlockData(metadata: Metadata(chainID: "forged", height: 1, time: 7, lastDataHash: [9]), txs: block.data.txs)
         let paired = tracker.addData(forged, hash: forged.dataHash, bytes: 50, verified: false, daHeight: 4, finalized: 0)
         #expect(paired)
-        let complete = tracker.takeComplete(above: 0)
+        let complete = tracker.takeAllComplete()
         #expect(complete.count == 1)
         #expect(complete.first?.data.metadata == nil)
         #expect(complete.first?.data.txs == block.data.txs)

@@ -216,25 +216,26 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         let evidence = try EvidenceLog(store: node.store, validator: node.validator, logger: logger)
         let pipeline = SyncPipeline(applier: node.applier, batchSize: 2, authority: ledger, evidence: evidence, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        await pipeline.submit(candidates(fork.softChain, .p2p(peer: "a")))
-        try await pipeline.waitForStoreHeight(7, exactly: true)
-        #expect(try node.value("y7") == "1")
+        try await pipeline.stop(after: {
+            await pipeline.submit(candidates(fork.softChain, .p2p(peer: "a")))
+            try await pipeline.waitForStoreHeight(7, exactly: true)
+            #expect(try node.value("y7") == "1")
 
-        for (i, block) in fork.authoritative.enumerated() { _ = ledger.record(block.signedHeader, daHeight: 50 + UInt64(i)) }
-        let state = try pipeline.rollback(to: 3, using: node.applier)
-        #expect(state == fork.prefix[2].state && node.store.state == state)
-        #expect(pipeline.progress.storeHeight == 3)
-        #expect(try node.value("y4") == nil && node.value("k") == "p3", "the executor state is back at height 3")
+            for (i, block) in fork.authoritative.enumerated() { _ = ledger.record(block.signedHeader, daHeight: 50 + UInt64(i)) }
+            let state = try pipeline.rollback(to: 3, using: node.applier)
+            #expect(state == fork.prefix[2].state && node.store.state == state)
+            #expect(pipeline.progress.storeHeight == 3)
+            #expect(try node.value("y4") == nil && node.value("k") == "p3", "the executor state is back at height 3")
 
-        // The soft branch cannot come back: DA knows other blocks at those heights.
-        await pipeline.submit(candidates(fork.soft, .p2p(peer: "a")))
-        #expect(pipeline.progress.waiting == 0)
-        #expect(evidence.count == 4, "each soft block against DA's is evidence")
-        await pipeline.submit(candidates(fork.authoritative, .da(daHeight: 50)))
-        try await pipeline.waitForStoreHeight(9, exactly: true)
-        #expect(node.store.state == expected)
-        #expect(try node.value("k") == "x9" && node.value("y5") == nil)
+            // The soft branch cannot come back: DA knows other blocks at those heights.
+            await pipeline.submit(candidates(fork.soft, .p2p(peer: "a")))
+            #expect(pipeline.progress.waiting == 0)
+            #expect(evidence.count == 4, "each soft block against DA's is evidence")
+            await pipeline.submit(candidates(fork.authoritative, .da(daHeight: 50)))
+            try await pipeline.waitForStoreHeight(9, exactly: true)
+            #expect(node.store.state == expected)
+            #expect(try node.value("k") == "x9" && node.value("y5") == nil)
+        })
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -264,16 +265,17 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         let node = try TestChain(signer: signer)
         let pipeline = SyncPipeline(applier: node.applier, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        await pipeline.submit(candidates(fork.softChain.prefix(4), .p2p(peer: "a")))
-        try await pipeline.waitForStoreHeight(4, exactly: true)
-        let before = node.store.state
-        #expect(throws: StoreError.io(operation: "write", reason: "injected")) {
-            try pipeline.rollback(to: 3, using: Refusing())
-        }
-        #expect(node.store.state == before && pipeline.progress.storeHeight == 4)
-        // The pipeline still applies afterwards.
-        await pipeline.submit(candidates(fork.soft.suffix(1), .p2p(peer: "a")))
-        try await pipeline.waitForStoreHeight(5, exactly: true)
+        try await pipeline.stop(after: {
+            await pipeline.submit(candidates(fork.softChain.prefix(4), .p2p(peer: "a")))
+            try await pipeline.waitForStoreHeight(4, exactly: true)
+            let before = node.store.state
+            #expect(throws: StoreError.io(operation: "write", reason: "injected")) {
+                try pipeline.rollback(to: 3, using: Refusing())
+            }
+            #expect(node.store.state == before && pipeline.progress.storeHeight == 4)
+            // The pipeline still applies afterwards.
+            await pipeline.submit(candidates(fork.soft.suffix(1), .p2p(peer: "a")))
+            try await pipeline.waitForStoreHeight(5, exactly: true)
+        })
     }
 }

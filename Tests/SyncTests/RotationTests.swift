@@ -55,14 +55,15 @@ import TestSupport
         let (source, follower, blocks) = try makeChains()
         let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        await pipeline.submit(candidates(blocks, .p2p(peer: "a")))
-        try await pipeline.waitForStoreHeight(10)
-        #expect(follower.store.state == source.store.state)
-        #expect(follower.store.proposerRotations == [ProposerRotation(height: 5, nextProposer: b.address)])
-        #expect(follower.store.expectedProposer(at: 5) == a.address)
-        #expect(follower.store.expectedProposer(at: 6) == b.address)
-        #expect(follower.store.expectedProposer(at: 12) == nil)
+        try await pipeline.stop(after: {
+            await pipeline.submit(candidates(blocks, .p2p(peer: "a")))
+            try await pipeline.waitForStoreHeight(10)
+            #expect(follower.store.state == source.store.state)
+            #expect(follower.store.proposerRotations == [ProposerRotation(height: 5, nextProposer: b.address)])
+            #expect(follower.store.expectedProposer(at: 5) == a.address)
+            #expect(follower.store.expectedProposer(at: 6) == b.address)
+            #expect(follower.store.expectedProposer(at: 12) == nil)
+        })
     }
 
     /// The expectation is stored with block 5 and found again after a restart there.
@@ -109,29 +110,30 @@ import TestSupport
 
         let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        var events = pipeline.events.makeAsyncIterator()
-        func expectDropped(_ candidate: CandidateBlock, rule: String) async {
-            await pipeline.submit([candidate])
-            guard case .rejected(let h, _, .invalid(let v))? = await events.next() else {
-                Issue.record("expected \(rule) at \(candidate.height) to be rejected")
-                return
+        try await pipeline.stop(after: {
+            var events = pipeline.events.makeAsyncIterator()
+            func expectDropped(_ candidate: CandidateBlock, rule: String) async {
+                await pipeline.submit([candidate])
+                guard case .rejected(let h, _, .invalid(let v))? = await events.next() else {
+                    Issue.record("expected \(rule) at \(candidate.height) to be rejected")
+                    return
+                }
+                #expect(h == candidate.height && v.rule == rule && v.blamesSource && !v.isDivergence)
             }
-            #expect(h == candidate.height && v.rule == rule && v.blamesSource && !v.isDivergence)
-        }
-        await pipeline.submit(candidates(blocks[0..<4], .p2p(peer: "honest")))
-        try await pipeline.waitForStoreHeight(4)
-        await expectDropped(candidates([fiveByB], .p2p(peer: "mallory"))[0], rule: "unexpected_proposer")
-        await pipeline.submit(candidates(blocks[4...4], .p2p(peer: "honest")))
-        try await pipeline.waitForStoreHeight(5)
-        await expectDropped(candidates([sixByA], .p2p(peer: "old-proposer"))[0], rule: "unexpected_proposer")
-        await expectDropped(CandidateBlock(signedHeader: selfNamed, data: blocks[5].data, origin: .p2p(peer: "m")),
-                            rule: "signer_address")
-        await expectDropped(CandidateBlock(signedHeader: signedByAForB, data: blocks[5].data, origin: .p2p(peer: "m")),
-                            rule: "proposer_address")
-        await pipeline.submit(candidates(blocks[5...], .p2p(peer: "honest")))
-        try await pipeline.waitForStoreHeight(10)
-        #expect(follower.store.state == source.store.state)
+            await pipeline.submit(candidates(blocks[0..<4], .p2p(peer: "honest")))
+            try await pipeline.waitForStoreHeight(4)
+            await expectDropped(candidates([fiveByB], .p2p(peer: "mallory"))[0], rule: "unexpected_proposer")
+            await pipeline.submit(candidates(blocks[4...4], .p2p(peer: "honest")))
+            try await pipeline.waitForStoreHeight(5)
+            await expectDropped(candidates([sixByA], .p2p(peer: "old-proposer"))[0], rule: "unexpected_proposer")
+            await expectDropped(CandidateBlock(signedHeader: selfNamed, data: blocks[5].data, origin: .p2p(peer: "m")),
+                                rule: "signer_address")
+            await expectDropped(CandidateBlock(signedHeader: signedByAForB, data: blocks[5].data, origin: .p2p(peer: "m")),
+                                rule: "proposer_address")
+            await pipeline.submit(candidates(blocks[5...], .p2p(peer: "honest")))
+            try await pipeline.waitForStoreHeight(10)
+            #expect(follower.store.state == source.store.state)
+        })
     }
 
     /// Reference §1 scenario (3): at the next height, the expected proposer's block replaces one
@@ -145,12 +147,13 @@ import TestSupport
         await pipeline.submit(candidates([sixByA], .da(daHeight: 3)))
         await pipeline.submit(candidates(blocks[5...5], .da(daHeight: 4)))
         pipeline.start()
-        defer { pipeline.stop() }
-        try await pipeline.waitForStoreHeight(6)
-        #expect(try follower.store.headerHash(at: 6) == blocks[5].signedHeader.header.hash)
-        await pipeline.submit(candidates(blocks[6...], .da(daHeight: 5)))
-        try await pipeline.waitForStoreHeight(10)
-        #expect(follower.store.state == source.store.state)
+        try await pipeline.stop(after: {
+            try await pipeline.waitForStoreHeight(6)
+            #expect(try follower.store.headerHash(at: 6) == blocks[5].signedHeader.header.hash)
+            await pipeline.submit(candidates(blocks[6...], .da(daHeight: 5)))
+            try await pipeline.waitForStoreHeight(10)
+            #expect(follower.store.state == source.store.state)
+        })
     }
 
     /// Validation order and outcomes in the validator itself: the proposer the state expects.

@@ -31,21 +31,22 @@ import TestSupport
         let (source, follower, blocks) = try makeChains(count: 300)
         let pipeline = SyncPipeline(applier: follower.applier, batchSize: 64, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        var shuffled = candidates(blocks, .p2p(peer: "a"))
-        var rng = SystemRandomNumberGenerator()
-        shuffled.shuffle(using: &rng)
-        for chunk in stride(from: 0, to: shuffled.count, by: 37) {
-            await pipeline.submit(Array(shuffled[chunk..<min(chunk + 37, shuffled.count)]))
-        }
-        try await pipeline.waitForStoreHeight(300)
-        #expect(follower.store.state == source.store.state)
-        for h in [UInt64(1), 150, 300] {
-            #expect(try follower.store.headerHash(at: h) == source.store.headerHash(at: h))
-        }
-        #expect(try follower.value("shared") == "299")
-        let progress = pipeline.progress
-        #expect(progress.waiting == 0 && progress.appliedTotal == 300 && progress.highestKnownHeader == 300)
+        try await pipeline.stop(after: {
+            var shuffled = candidates(blocks, .p2p(peer: "a"))
+            var rng = SystemRandomNumberGenerator()
+            shuffled.shuffle(using: &rng)
+            for chunk in stride(from: 0, to: shuffled.count, by: 37) {
+                await pipeline.submit(Array(shuffled[chunk..<min(chunk + 37, shuffled.count)]))
+            }
+            try await pipeline.waitForStoreHeight(300)
+            #expect(follower.store.state == source.store.state)
+            for h in [UInt64(1), 150, 300] {
+                #expect(try follower.store.headerHash(at: h) == source.store.headerHash(at: h))
+            }
+            #expect(try follower.value("shared") == "299")
+            let progress = pipeline.progress
+            #expect(progress.waiting == 0 && progress.appliedTotal == 300 && progress.highestKnownHeader == 300)
+        })
     }
 
     /// A supplier that verified a header (the DA follower) says so and the pipeline trusts it:
@@ -54,45 +55,47 @@ import TestSupport
         let (source, follower, blocks) = try makeChains(count: 6)
         let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        var unmarked = candidates(blocks[0...0], .p2p(peer: "a"))[0]
-        unmarked.signedHeader.signature[0] ^= 0xff
-        await pipeline.submit([unmarked])
-        var iterator = pipeline.events.makeAsyncIterator()
-        guard case .rejected(1, _, .invalid(let v))? = await iterator.next() else {
-            Issue.record("expected the unmarked forged block to be rejected")
-            return
-        }
-        #expect(v.rule == "signature")
-        var marked = candidates(blocks, .da(daHeight: 3))
-        marked[0].signedHeader.signature[0] ^= 0xff
-        for i in marked.indices { marked[i].signatureVerified = true }
-        await pipeline.submit(marked)
-        try await pipeline.waitForStoreHeight(6)
-        #expect(follower.store.state == source.store.state)
+        try await pipeline.stop(after: {
+            var unmarked = candidates(blocks[0...0], .p2p(peer: "a"))[0]
+            unmarked.signedHeader.signature[0] ^= 0xff
+            await pipeline.submit([unmarked])
+            var iterator = pipeline.events.makeAsyncIterator()
+            guard case .rejected(1, _, .invalid(let v))? = await iterator.next() else {
+                Issue.record("expected the unmarked forged block to be rejected")
+                return
+            }
+            #expect(v.rule == "signature")
+            var marked = candidates(blocks, .da(daHeight: 3))
+            marked[0].signedHeader.signature[0] ^= 0xff
+            for i in marked.indices { marked[i].signatureVerified = true }
+            await pipeline.submit(marked)
+            try await pipeline.waitForStoreHeight(6)
+            #expect(follower.store.state == source.store.state)
+        })
     }
 
     @Test func badSignatureIsRejectedAndTheGoodBlockStillApplies() async throws {
         let (source, follower, blocks) = try makeChains(count: 10)
         let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        var forged = candidates(blocks[4...4], .p2p(peer: "mallory"))[0]
-        forged.signedHeader.signature[0] ^= 0xff
-        await pipeline.submit(candidates(blocks[0..<4], .p2p(peer: "a")) + [forged])
-        await pipeline.submit(candidates(blocks[5...], .p2p(peer: "a")))
-        try await pipeline.waitForStoreHeight(4)
-        var iterator = pipeline.events.makeAsyncIterator()
-        guard case .rejected(let height, let from, let error)? = await iterator.next() else {
-            Issue.record("expected a rejection event")
-            return
-        }
-        #expect(height == 5 && from == .p2p(peer: "mallory"))
-        if case .invalid(let v) = error { #expect(v.rule == "signature" && v.blamesSource) }
-        #expect(pipeline.progress.storeHeight == 4)   // 6…10 wait for a valid 5
-        await pipeline.submit(candidates(blocks[4...4], .da(daHeight: 9)))
-        try await pipeline.waitForStoreHeight(10)
-        #expect(follower.store.state == source.store.state)
+        try await pipeline.stop(after: {
+            var forged = candidates(blocks[4...4], .p2p(peer: "mallory"))[0]
+            forged.signedHeader.signature[0] ^= 0xff
+            await pipeline.submit(candidates(blocks[0..<4], .p2p(peer: "a")) + [forged])
+            await pipeline.submit(candidates(blocks[5...], .p2p(peer: "a")))
+            try await pipeline.waitForStoreHeight(4)
+            var iterator = pipeline.events.makeAsyncIterator()
+            guard case .rejected(let height, let from, let error)? = await iterator.next() else {
+                Issue.record("expected a rejection event")
+                return
+            }
+            #expect(height == 5 && from == .p2p(peer: "mallory"))
+            if case .invalid(let v) = error { #expect(v.rule == "signature" && v.blamesSource) }
+            #expect(pipeline.progress.storeHeight == 4)   // 6…10 wait for a valid 5
+            await pipeline.submit(candidates(blocks[4...4], .da(daHeight: 9)))
+            try await pipeline.waitForStoreHeight(10)
+            #expect(follower.store.state == source.store.state)
+        })
     }
 
     @Test func daBlockReplacesADifferentPendingP2PBlock() async throws {
@@ -105,43 +108,46 @@ import TestSupport
         await pipeline.submit(candidates([other], .p2p(peer: "b")))
         await pipeline.submit(candidates(blocks, .da(daHeight: 1)))
         pipeline.start()
-        defer { pipeline.stop() }
-        try await pipeline.waitForStoreHeight(3)
-        #expect(try follower.store.headerHash(at: 3) == blocks[2].signedHeader.header.hash)
-        #expect(try follower.value("evil") == nil)
+        try await pipeline.stop(after: {
+            try await pipeline.waitForStoreHeight(3)
+            #expect(try follower.store.headerHash(at: 3) == blocks[2].signedHeader.header.hash)
+            #expect(try follower.value("evil") == nil)
+        })
     }
 
     @Test func aDifferentSignedBlockAtAStoredHeightIsAConflict() async throws {
         let (_, follower, blocks) = try makeChains(count: 4)
         let pipeline = SyncPipeline(applier: follower.applier, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        await pipeline.submit(candidates(blocks, .p2p(peer: "a")))
-        try await pipeline.waitForStoreHeight(4)
-        let fork = try follower.builder.build(on: blocks[1].state, txs: [Array("fork=1".utf8)],
-                                              time: blocks[2].signedHeader.header.time)
-        await pipeline.submit(candidates([fork], .da(daHeight: 7)))
-        var iterator = pipeline.events.makeAsyncIterator()
-        guard case .conflict(let height, let stored, let candidate)? = await iterator.next() else {
-            Issue.record("expected a conflict event")
-            return
-        }
-        #expect(height == 3 && stored == blocks[2].signedHeader.header.hash)
-        #expect(candidate.origin == .da(daHeight: 7))
-        #expect(pipeline.progress.storeHeight == 4)   // nothing rolled back by the pipeline itself
+        try await pipeline.stop(after: {
+            await pipeline.submit(candidates(blocks, .p2p(peer: "a")))
+            try await pipeline.waitForStoreHeight(4)
+            let fork = try follower.builder.build(on: blocks[1].state, txs: [Array("fork=1".utf8)],
+                                                  time: blocks[2].signedHeader.header.time)
+            await pipeline.submit(candidates([fork], .da(daHeight: 7)))
+            var iterator = pipeline.events.makeAsyncIterator()
+            guard case .conflict(let height, let stored, let candidate)? = await iterator.next() else {
+                Issue.record("expected a conflict event")
+                return
+            }
+            #expect(height == 3 && stored == blocks[2].signedHeader.header.hash)
+            #expect(candidate.origin == .da(daHeight: 7))
+            #expect(pipeline.progress.storeHeight == 4)   // nothing rolled back by the pipeline itself
+        })
     }
 
     @Test func backpressureKeepsMemoryBoundedAndLosesNothing() async throws {
         let (source, follower, blocks) = try makeChains(count: 500)
         let pipeline = SyncPipeline(applier: follower.applier, capacity: 32, batchSize: 16, logger: logger)
         pipeline.start()
-        defer { pipeline.stop() }
-        for chunk in stride(from: 0, to: blocks.count, by: 20) {
-            await pipeline.submit(candidates(blocks[chunk..<min(chunk + 20, blocks.count)], .da(daHeight: UInt64(chunk))))
-            #expect(pipeline.progress.waiting <= 32 + 20)
-        }
-        try await pipeline.waitForStoreHeight(500)
-        #expect(follower.store.state == source.store.state)
+        try await pipeline.stop(after: {
+            for chunk in stride(from: 0, to: blocks.count, by: 20) {
+                await pipeline.submit(candidates(blocks[chunk..<min(chunk + 20, blocks.count)], .da(daHeight: UInt64(chunk))))
+                #expect(pipeline.progress.waiting <= 32 + 20)
+            }
+            try await pipeline.waitForStoreHeight(500)
+            #expect(follower.store.state == source.store.state)
+        })
     }
 }
 
@@ -164,7 +170,7 @@ extension SyncPipelineTests {
         await pipeline.submit(candidates(blocks[2...2], .p2p(peer: "b")))
         #expect(pipeline.progress.highestKnownHeader == 3)
         #expect(pipeline.progress.waiting == 2)
-        pipeline.stop()
+        await pipeline.stop()
         #expect(pipeline.progress.waiting == 0, "stop() drops what is held")
         #expect(pipeline.progress.highestKnownHeader == 3, "but not the fact that those headers exist")
         #expect(follower.store.height == 0)

@@ -10,3 +10,18 @@ extension SyncPipeline {
         }
     }
 }
+
+extension SyncPipeline {
+    /// Runs `body`, then stops the pipeline (awaited), also when `body` throws: `stop()` is
+    /// async, so it cannot go in a `defer`.
+    public func stop<T>(after body: () async throws -> T) async rethrows -> T {
+        do {
+            let result = try await body()
+            await stop()
+            return result
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+}

@@ -105,20 +105,27 @@ public final class DAFollower: Sendable {
         }
     }
 
-    static let resumeKey = "da_follower_resume_height"
-
     let client: any DAClient
     let options: Options
     let sink: any CandidateSink
     let store: BlockStore
     let executor: any Executor
+    /// Writes what DA makes final (the follower only works it out).
+    let finalityRecorder: DAFinalityRecorder
     let checker: DABlobChecker
     let blockingPool: NIOThreadPool
-    /// The follower's own thread for the work done in DA order — each height's second pass and
-    /// its finalization writes. On the shared blocking pool they would wait behind the first
-    /// passes (signature checks) of every later height in flight, and the applier would sit idle
-    /// while the cores check heights it cannot take yet.
-    private let inOrderLane: NIOThreadPool
+    /// The in-order lane of the latest `run()` or `settle()` (see `withInOrderLane`), kept so
+    /// that a test can see it was shut down when that call ended.
+    private let lastInOrderLane = Mutex<NIOThreadPool?>(nil)
+
+    /// Whether the in-order lane of the latest `run()` or `settle()` still takes work: it must
+    /// not once they returned (a follower that stopped holds no thread).
+    var lastInOrderLaneTakesWork: Bool {
+        get async {
+            guard let lane = lastInOrderLane.withLock({ $0 }) else { return false }
+            return (try? await lane.runIfActive { true }) ?? false
+        }
+    }
     let logger: Logger
     /// Answers and faults of every DA request: the log's one WARNING, summaries and INFO, and
     /// the failure fields of `status`.
@@ -146,6 +153,7 @@ public final class DAFollower: Sendable {
         self.sink = sink
         self.store = store
         self.executor = executor
+        finalityRecorder = DAFinalityRecorder(store: store, executor: executor)
         var checker = DABlobChecker(validator: validator, headerNamespace: options.headerNamespace,
                                     dataNamespace: options.dataNamespace)
         checker.isNamed = { store.namedProposers.contains($0) }
@@ -153,18 +161,12 @@ public final class DAFollower: Sendable {
         self.authority = authority
         self.evidence = evidence
         self.blockingPool = blockingPool
-        inOrderLane = NIOThreadPool(numberOfThreads: 1)
-        inOrderLane.start()
         self.logger = logger
         availability = DAAvailability(logger: logger)
         pacer = DAFetchPacer(maximum: options.parallelism, maxBufferedBytes: options.maxBufferedBytes)
         state = Mutex(DAFollowerStatus(nextDAHeight: options.startHeight, daHead: 0, headReached: false,
                                        unresolved: 0, highestHeader: 0, lastError: nil, failingSince: nil,
                                        badBlobs: 0))
-    }
-
-    deinit {
-        inOrderLane.shutdownGracefully(queue: .global()) { _ in }
     }
 
     public var status: DAFollowerStatus {
@@ -241,6 +243,31 @@ public final class DAFollower: Sendable {
     /// `availability` (log and `status`), never per retry. Only a store failure ends the
     /// follower (thrown).
     public func run() async throws {
+        try await withInOrderLane { lane in try await follow(on: lane) }
+    }
+
+    /// Runs `body` with the follower's own thread for the work done in DA order — each height's
+    /// second pass and its finalization writes. On the shared blocking pool they would wait
+    /// behind the first passes (signature checks) of every later height in flight, and the
+    /// applier would sit idle while the cores check heights it cannot take yet. The thread lives
+    /// as long as `body`: a follower that stopped holds none (an HA node that follows, leads
+    /// and follows again starts one per run), and its shutdown is awaited, not left to `deinit`.
+    private func withInOrderLane<T>(_ body: (NIOThreadPool) async throws -> T) async throws -> T {
+        let lane = NIOThreadPool(numberOfThreads: 1)
+        lane.start()
+        lastInOrderLane.withLock { $0 = lane }
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(lane))
+        } catch {
+            result = .failure(error)
+        }
+        // Throws only for a pool already shut down, which nothing else does to this one.
+        try await lane.shutdownGracefully()
+        return try result.get()
+    }
+
+    private func follow(on lane: NIOThreadPool) async throws {
         var tracker = InclusionTracker()
         defer { leftover.withLock { $0 = tracker } }
         var next = resumeHeight()
@@ -268,7 +295,7 @@ public final class DAFollower: Sendable {
                     targetHead = head
                     state.withLock { $0.daHead = max($0.daHead, head) }
                 }
-                let reachedHead = try await walk(from: &next, tracker: &tracker)
+                let reachedHead = try await walk(from: &next, tracker: &tracker, on: lane)
                 backoff.reset()
                 if reachedHead {
                     let reached = next
@@ -318,12 +345,12 @@ public final class DAFollower: Sendable {
         guard var tracker = leftover.withLock({ $0.take() }) else { return }
         let next = state.withLock { $0.nextDAHeight }
         guard next > 0 else { return }
-        try await finalize(&tracker, processedThrough: next - 1)
+        try await withInOrderLane { lane in try await finalize(&tracker, processedThrough: next - 1, on: lane) }
     }
 
     /// Reads DA heights from `next` in order until the head; true when the head was reached.
     /// Returns false early when a rewind is requested.
-    private func walk(from next: inout UInt64, tracker: inout InclusionTracker) async throws -> Bool {
+    private func walk(from next: inout UInt64, tracker: inout InclusionTracker, on lane: NIOThreadPool) async throws -> Bool {
         let namespaces = options.headerNamespace == options.dataNamespace
             ? [options.headerNamespace] : [options.headerNamespace, options.dataNamespace]
         var observer: any DAFetchObserver = availability
@@ -341,7 +368,7 @@ public final class DAFollower: Sendable {
         for try await event in heights {
             switch event {
             case .height(let height, let decoded):
-                try await process(height, decoded, tracker: &tracker)
+                try await process(height, decoded, tracker: &tracker, on: lane)
                 next = height + 1
                 let reached = next
                 state.withLock {
@@ -384,8 +411,7 @@ public final class DAFollower: Sendable {
     /// DA heights start at 1; a start height of 0 in genesis means "from the first".
     private func resumeHeight() -> UInt64 {
         let first = max(options.startHeight, 1)
-        if let bytes = try? store.metadata(Self.resumeKey), bytes.count == 8 {
-            let saved = bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        if let saved = finalityRecorder.resumeDAHeight() {
             return max(saved, first)
         }
         return first
@@ -393,14 +419,15 @@ public final class DAFollower: Sendable {
 
     /// Checks one DA height's decoded blobs, hands complete blocks to the pipeline and
     /// advances finalization.
-    private func process(_ daHeight: UInt64, _ decoded: [DABlobChecker.Decoded], tracker: inout InclusionTracker) async throws {
+    private func process(_ daHeight: UInt64, _ decoded: [DABlobChecker.Decoded], tracker: inout InclusionTracker,
+                         on lane: NIOThreadPool) async throws {
         var bad = 0
         // The second pass (data no header claims needs its own signature), off the cooperative pool.
         let checker = self.checker
         let claimed = tracker.waitingDataHashes
         // Before the data is resolved: a header strict mode drops must not claim data.
         let admitted = applyStrictMode(decoded, daHeight: daHeight)
-        let results = try await inOrderLane.runIfActive { checker.resolve(admitted, claimed: claimed) }
+        let results = try await lane.runIfActive { checker.resolve(admitted, claimed: claimed) }
         let finalized = store.finalizedHeight
         for checked in results {
             switch checked {
@@ -424,7 +451,7 @@ public final class DAFollower: Sendable {
         // headers either way (SPEC §6: re-checked over all that was delivered).
         let known = tracker.highestHeader
         state.withLock { $0.highestHeader = max($0.highestHeader, known) }
-        let complete = tracker.takeComplete(above: store.height)
+        let complete = tracker.takeAllComplete()
         if !complete.isEmpty {
             // Checked before the pipeline sees them: a violation leaves them unapplied (thrown,
             // it ends the follower and the node halts).
@@ -439,7 +466,7 @@ public final class DAFollower: Sendable {
                 "da_height": "\(daHeight)", "count": "\(dropped)", "held_bytes": "\(tracker.heldDataBytes)",
                 "max_bytes": "\(options.maxHeldDataBytes)"])
         }
-        try await finalize(&tracker, processedThrough: daHeight)
+        try await finalize(&tracker, processedThrough: daHeight, on: lane)
         let unresolved = tracker.unresolved
         let highest = tracker.highestHeader
         let held = tracker.heldDataBytes
@@ -561,34 +588,16 @@ public final class DAFollower: Sendable {
 
     /// Advances the finalized height over consecutive stored blocks whose hash DA confirms, and
     /// persists where a restart must resume reading DA.
-    private func finalize(_ tracker: inout InclusionTracker, processedThrough daHeight: UInt64) async throws {
+    private func finalize(_ tracker: inout InclusionTracker, processedThrough daHeight: UInt64,
+                          on lane: NIOThreadPool) async throws {
         let store = self.store
-        let executor = self.executor
-        var confirmed: [(height: UInt64, inclusion: DAInclusion)] = []
-        var f = store.finalizedHeight
-        let head = store.height
-        while f < head, let seen = tracker.confirmed[f + 1], seen.isComplete,
-              let stored = try store.headerHash(at: f + 1), stored == seen.hash {
-            confirmed.append((f + 1, DAInclusion(headerDAHeight: seen.headerDAHeight, dataDAHeight: seen.dataDAHeight)))
-            f += 1
+        let recorder = finalityRecorder
+        let finality = try tracker.finality(finalized: store.finalizedHeight, storeHeight: store.height,
+                                            processedThrough: daHeight) { height throws(StoreError) in
+            try store.headerHash(at: height)
         }
-        let resume = tracker.lowestUnresolvedDAHeight(after: f) ?? (daHeight + 1)
-        let finalizedHeight = f
-        let toRecord = confirmed
-        try await inOrderLane.runIfActive {
-            try store.recordDAInclusions(toRecord, sync: false)
-            if finalizedHeight > store.finalizedHeight {
-                do throws(StoreError) {
-                    try ChainExecution(store: store, executor: executor).finalize(through: finalizedHeight)
-                } catch {
-                    // A rollback ran since the heights were read: finality waits for the replay.
-                    guard case .aboveHeight = error else { throw error }
-                }
-            }
-            var bytes = [UInt8](repeating: 0, count: 8)
-            for i in 0..<8 { bytes[i] = UInt8(truncatingIfNeeded: resume >> (56 - 8 * UInt64(i))) }
-            try store.setMetadata(Self.resumeKey, bytes)
-        }
+        let f = finality.finalizedHeight
+        try await lane.runIfActive { try recorder.record(finality) }
         let unclaimed = tracker.forget(through: f)
         authority.forget(through: store.finalizedHeight)
         if unclaimed > 0 {
@@ -598,182 +607,6 @@ public final class DAFollower: Sendable {
                 "count": "\(unclaimed)", "finalized": "\(f)"])
             state.withLock { $0.badBlobs += unclaimed }
         }
-    }
-}
-
-/// Headers and data seen on DA, paired by data hash, and what DA confirms per block height.
-struct InclusionTracker {
-    struct Seen {
-        package var hash: [UInt8]
-        package var headerDAHeight: UInt64
-        package var dataDAHeight: UInt64?
-        var needsData: Bool
-        var isComplete: Bool { !needsData || dataDAHeight != nil }
-    }
-
-    /// Headers waiting for their data, by height.
-    private(set) var waiting: [UInt64: (header: SignedHeader, daHeight: UInt64)] = [:]
-    /// Data waiting for its header, by data hash (txs only, as in the header). `verified`: its
-    /// own signature was checked; otherwise a verified header of the same DA height claims it,
-    /// and its metadata is stripped when paired (see `DABlobChecker`).
-    private(set) var data: [[UInt8]: (data: BlockData, daHeight: UInt64, bytes: Int, verified: Bool)] = [:]
-    /// Encoded size of everything in `data`.
-    private(set) var heldDataBytes = 0
-    /// Complete blocks not yet handed over.
-    private var complete: [UInt64: CandidateBlock] = [:]
-    /// What DA holds for each height not yet finalized.
-    private(set) var confirmed: [UInt64: Seen] = [:]
-
-    var unresolved: Int { waiting.count + data.count }
-    private(set) var highestHeader: UInt64 = 0
-
-    /// The data hashes of headers waiting for their data: data blobs matching one need no
-    /// signature check of their own.
-    var waitingDataHashes: Set<[UInt8]> { Set(waiting.values.map(\.header.header.dataHash)) }
-
-    /// What is paired with a header: unverified data keeps only the txs its header commits to.
-    private static func trusted(_ data: BlockData, verified: Bool) -> BlockData {
-        verified ? data : BlockData(metadata: nil, txs: data.txs)
-    }
-
-    private mutating func removeData(_ hash: [UInt8]) -> (data: BlockData, daHeight: UInt64, bytes: Int, verified: Bool)? {
-        guard let held = data.removeValue(forKey: hash) else { return nil }
-        heldDataBytes -= held.bytes
-        return held
-    }
-
-    /// Pairs `header` with its data. Only the first header per height counts (the follower
-    /// sorts out later different ones before they get here).
-    mutating func addHeader(_ header: SignedHeader, daHeight: UInt64) {
-        let height = header.height
-        let hash = header.header.hash
-        if confirmed[height] != nil { return }
-        highestHeader = max(highestHeader, height)
-        let needsData = header.header.dataHash != BlockData.emptyDataHash
-        confirmed[height] = Seen(hash: hash, headerDAHeight: daHeight, dataDAHeight: nil, needsData: needsData)
-        if !needsData {
-            // Headers reach the tracker only after `DABlobChecker` verified their signature: the
-            // pipeline need not verify them again.
-            complete[height] = CandidateBlock(signedHeader: header, data: BlockData(metadata: nil, txs: []),
-                                              origin: .da(daHeight: daHeight), signatureVerified: true)
-        } else if let held = removeData(header.header.dataHash) {
-            confirmed[height]?.dataDAHeight = held.daHeight
-            complete[height] = CandidateBlock(signedHeader: header, data: Self.trusted(held.data, verified: held.verified),
-                                              origin: .da(daHeight: daHeight), signatureVerified: true)
-        } else {
-            waiting[height] = (header, daHeight)
-        }
-    }
-
-    /// `header` (of the proposer the chain expects) takes its height in place of the header of
-    /// another key seen first: the other's pairing is forgotten (its data, if it was paired,
-    /// is not held again: it belonged to a block that will not be applied).
-    mutating func replaceHeader(_ header: SignedHeader, daHeight: UInt64) {
-        let height = header.height
-        confirmed.removeValue(forKey: height)
-        waiting.removeValue(forKey: height)
-        complete.removeValue(forKey: height)
-        addHeader(header, daHeight: daHeight)
-    }
-
-    /// Pairs data with its waiting header, or holds it for a header still to come. Returns
-    /// false when it is dropped instead: verified data that no header can still claim (no
-    /// metadata height — ev-node never posts such data — or a height already final).
-    /// `hash`: `blockData.dataHash`, computed by the checker on the blocking pool.
-    mutating func addData(_ blockData: BlockData, hash: [UInt8], bytes: Int, verified: Bool, daHeight: UInt64,
-                          finalized: UInt64) -> Bool {
-        if let height = blockData.metadata?.height, let w = waiting[height], w.header.header.dataHash == hash {
-            pair(blockData, verified: verified, daHeight: daHeight, with: w, at: height)
-            return true
-        }
-        if let (height, w) = waiting.first(where: { $0.value.header.header.dataHash == hash }) {
-            pair(blockData, verified: verified, daHeight: daHeight, with: w, at: height)
-            return true
-        }
-        if verified {
-            guard let height = blockData.metadata?.height, height > finalized else { return false }
-        }
-        if let held = data[hash] {
-            // Keep one copy; a verified one (its metadata can be trusted) over an unverified one.
-            guard verified && !held.verified else { return true }
-            _ = removeData(hash)
-        }
-        data[hash] = (blockData, daHeight, bytes, verified)
-        heldDataBytes += bytes
-        return true
-    }
-
-    private mutating func pair(_ blockData: BlockData, verified: Bool, daHeight: UInt64,
-                               with w: (header: SignedHeader, daHeight: UInt64), at height: UInt64) {
-        waiting.removeValue(forKey: height)
-        confirmed[height]?.dataDAHeight = daHeight
-        complete[height] = CandidateBlock(signedHeader: w.header, data: Self.trusted(blockData, verified: verified),
-                                          origin: .da(daHeight: w.daHeight), signatureVerified: true)
-    }
-
-    /// Complete blocks in height order. Those at or below the store height are handed over too:
-    /// the pipeline compares them with what it stored.
-    mutating func takeComplete(above storeHeight: UInt64) -> [CandidateBlock] {
-        let out = complete.values.sorted { $0.height < $1.height }
-        complete.removeAll(keepingCapacity: true)
-        return out
-    }
-
-    /// Keeps memory bounded: at most `max` data blobs and waiting headers, and at most
-    /// `maxDataBytes` of held data (the earliest on DA goes first). Returns how many data blobs
-    /// were dropped.
-    package mutating func trim(max: Int, maxDataBytes: Int) -> Int {
-        var dropped = 0
-        if data.count > max || heldDataBytes > maxDataBytes {
-            for (k, _) in data.sorted(by: { $0.value.daHeight < $1.value.daHeight }) {
-                guard data.count > max || heldDataBytes > maxDataBytes else { break }
-                _ = removeData(k)
-                dropped += 1
-            }
-        }
-        if waiting.count > max {
-            for h in waiting.keys.sorted().suffix(waiting.count - max) { waiting.removeValue(forKey: h) }
-        }
-        return dropped
-    }
-
-    func lowestUnresolvedDAHeight(after finalized: UInt64) -> UInt64? {
-        var lowest: UInt64?
-        for (h, seen) in confirmed where h > finalized {
-            lowest = min(lowest ?? .max, seen.headerDAHeight, seen.dataDAHeight ?? .max)
-        }
-        for (_, d) in data { lowest = min(lowest ?? .max, d.daHeight) }
-        return lowest
-    }
-
-    /// Forgets every block above `height` (they were rolled back and will be read again) and
-    /// returns the lowest DA height that held any part of them.
-    mutating func rewind(after height: UInt64) -> UInt64? {
-        var lowest: UInt64?
-        for (h, seen) in confirmed where h > height {
-            lowest = min(lowest ?? .max, seen.headerDAHeight, seen.dataDAHeight ?? .max)
-            confirmed.removeValue(forKey: h)
-        }
-        for (h, w) in waiting where h > height {
-            lowest = min(lowest ?? .max, w.daHeight)
-            waiting.removeValue(forKey: h)
-        }
-        for (h, c) in complete where h > height {
-            if case .da(let d) = c.origin { lowest = min(lowest ?? .max, d) }
-            complete.removeValue(forKey: h)
-        }
-        return lowest
-    }
-
-    /// Forgets what DA confirmed through the finalized `height`, and data held for those heights
-    /// that no header claimed. Returns how many such data blobs were dropped.
-    mutating func forget(through height: UInt64) -> Int {
-        for h in confirmed.keys where h <= height { confirmed.removeValue(forKey: h) }
-        // Unverified data without a claim has no trustworthy height: it goes too (it was
-        // claimed by a header that went elsewhere, e.g. double-sign evidence).
-        let unclaimed = data.filter { !$0.value.verified || ($0.value.data.metadata?.height ?? .max) <= height }.map(\.key)
-        for key in unclaimed { _ = removeData(key) }
-        return unclaimed.count
     }
 }
 

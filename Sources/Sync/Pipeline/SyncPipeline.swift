@@ -122,9 +122,9 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     public let batchSize: Int
 
     private let condition = NSCondition()
-    private var pending: [UInt64: CandidateBlock] = [:]
-    private var storeHeight: UInt64
-    private var highestKnownHeader: UInt64
+    /// The held blocks, store height, known headers and epoch, and the rules over them.
+    private var buffer: SyncBuffer
+    private let chain: StoreChainView
     private var appliedTotal: UInt64 = 0
     private var lastProgress = ContinuousClock.now
     private var retryAfter: ContinuousClock.Instant?
@@ -134,16 +134,18 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private var applying = false
     /// A rollback is in progress: the apply loop takes nothing.
     private var paused = false
-    /// Bumped by every rollback: submitters waiting from before it give up their blocks (the
-    /// authoritative source delivers them again) instead of waiting for heights that are gone.
-    private var epoch: UInt64 = 0
     private var failure: ApplyError?
     /// Told of every DA divergence synchronously, before the event is yielded: the event stream
     /// of a run ends with the run, a divergence must not end with it.
     private let divergenceObserver = Mutex<(@Sendable (SyncEvent) -> Void)?>(nil)
     private var spaceWaiters: [CheckedContinuation<Bool, Never>] = []
     private var thread: Thread?
-    private let stopped = DispatchSemaphore(value: 0)
+    /// The apply thread has not ended yet (set by `start()`, cleared by the thread itself).
+    private var threadAlive = false
+    /// `stop()` calls waiting for the apply thread to end: resumed by the thread as it ends, so
+    /// that nothing waits blocked on the cooperative pool for a batch in progress (which may
+    /// itself need a cooperative thread, for a remote executor's call).
+    private var threadEndWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// The current run's events. `stop()` finishes them and opens the next run's, so a pipeline
     /// stopped and started again (an HA node that leads, then follows again) reports to a new consumer.
@@ -168,17 +170,16 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         self.capacity = capacity
         self.batchSize = batchSize
         self.logger = logger
-        let height = applier.store.height
-        storeHeight = height
-        highestKnownHeader = height
+        buffer = SyncBuffer(storeHeight: applier.store.height, capacity: capacity, batchSize: batchSize)
+        chain = StoreChainView(store: applier.store, authority: authority, genesisProposer: applier.validator.proposerAddress)
     }
 
     public var progress: SyncProgress {
         condition.lock()
         defer { condition.unlock() }
-        return SyncProgress(storeHeight: storeHeight, waiting: pending.count, highestKnownHeader: highestKnownHeader,
-                            appliedTotal: appliedTotal, lastProgress: lastProgress,
-                            lowestWaiting: pending.isEmpty ? nil : pending.keys.min())
+        return SyncProgress(storeHeight: buffer.storeHeight, waiting: buffer.waiting,
+                            highestKnownHeader: buffer.highestKnownHeader, appliedTotal: appliedTotal,
+                            lastProgress: lastProgress, lowestWaiting: buffer.lowestWaiting)
     }
 
     public func start() {
@@ -187,16 +188,54 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         guard !running else { return }
         running = true
         stopping = false
-        storeHeight = applier.store.height
+        buffer.resume(at: applier.store.height)
         lastProgress = .now
+        threadAlive = true
         let thread = Thread { [self] in self.applyLoop() }
         thread.name = "evnode-sync-apply"
         self.thread = thread
         thread.start()
     }
 
-    /// Stops the apply loop after the batch in progress and waits for it. Blocks held are dropped.
-    public func stop() {
+    /// Stops the apply loop after the batch in progress and waits (suspended, not blocked) for
+    /// it. Blocks held are dropped, and the run's event stream ends.
+    public func stop() async {
+        requestStop()
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if !parkUntilThreadEnds(c) { c.resume() }
+        }
+        guard endRun() else { return }
+        let finished = eventStream.withLock { current in
+            defer { current = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .bufferingOldest(4096)) }
+            return current.continuation
+        }
+        finished.finish()
+    }
+
+    /// Keeps `c` to be resumed when the apply thread ends; false when it has ended already.
+    private func parkUntilThreadEnds(_ c: CheckedContinuation<Void, Never>) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard threadAlive else { return false }
+        threadEndWaiters.append(c)
+        return true
+    }
+
+    /// Marks the run ended and drops what it held, once its thread has ended; false when another
+    /// `stop()` did so first (two at once: the first one back ends the run).
+    private func endRun() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard running, !threadAlive else { return false }
+        running = false
+        buffer.dropAll()
+        return true
+    }
+
+    /// Tells the apply loop to stop after the batch in progress and releases every submitter
+    /// waiting for room, without waiting for anything: what `stop()` then awaits. For a caller
+    /// that wants the pipeline's waiters to see the end now (cancelling the tasks that feed it).
+    public func requestStop() {
         condition.lock()
         guard running else {
             condition.unlock()
@@ -208,16 +247,6 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
         for w in waiters { w.resume(returning: true) }
-        stopped.wait()
-        condition.lock()
-        running = false
-        pending.removeAll()
-        condition.unlock()
-        let finished = eventStream.withLock { current in
-            defer { current = AsyncStream.makeStream(of: SyncEvent.self, bufferingPolicy: .bufferingOldest(4096)) }
-            return current.continuation
-        }
-        finished.finish()
     }
 
     /// Blocks from DA beyond the window wait (DA delivers in order; dropping them would lose
@@ -244,14 +273,8 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         while await waitForRoom(epoch: epoch) {}
     }
 
-    /// Whether the chain has ever named `header`'s proposer (genesis or a rotation): only such a
-    /// header counts as known (the equivocation fence). A self-signed header of a key the chain
-    /// never named is anyone's; it may still become valid once a rotation names its key, and is
-    /// then counted when it is applied.
-    private func isPlaceable(_ header: Header) -> Bool {
-        header.proposerAddress == validator.proposerAddress
-            || applier.store.namedProposers.contains(header.proposerAddress)
-    }
+    /// Whether the chain has ever named `header`'s proposer (see `StoreChainView.isPlaceable`).
+    private func isPlaceable(_ header: Header) -> Bool { chain.isPlaceable(header) }
 
     /// Counts the headers of `candidates` their supplier did not verify as known once their
     /// signature holds (cheap checks first: chain, a proposer the chain named, a height above the store). With
@@ -264,28 +287,20 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 && candidate.height > progress.storeHeight
                 && (try? validator.verifySignature(candidate.signedHeader)) != nil) else { continue }
             condition.lock()
-            highestKnownHeader = max(highestKnownHeader, candidate.height)
-            if markHeld, let held = pending[candidate.height], held.signedHeader.header.hash == header.hash {
-                pending[candidate.height]?.signatureVerified = true
+            if markHeld {
+                buffer.markVerified(height: candidate.height, hash: header.hash)
+            } else {
+                buffer.noteKnownHeader(candidate.height)
             }
             condition.unlock()
         }
     }
 
-    /// Two different blocks offered for one height: a conflict with a stored block, or a
-    /// contest between blocks not yet applied.
-    private struct Contest {
-        /// The stored block (`isStored`), the block already held, or DA's known header.
-        var incumbent: SignedHeader
-        var incumbentSeen: String
-        var isStored: Bool
-        var candidate: CandidateBlock
-    }
 
     /// Conflicts with stored blocks become `.conflict` events when the candidate is validly
     /// signed by the key that signed the stored block (the proposer the chain expected at that
     /// height); a pair validly signed by one key the chain named is double-sign evidence.
-    private func report(_ contests: [Contest]) {
+    private func report(_ contests: [SyncBuffer.Contest]) {
         for contest in contests {
             // Only a block the expected proposer really signed matters; anything else is noise.
             // Two headers of two different keys are not a double sign: at most one of them is
@@ -311,95 +326,22 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         }
     }
 
-    /// Holds what extends the chain; returns the blocks too far ahead to hold, the blocks that
-    /// contest a stored, held or DA-known block at their height, and the held blocks whose
-    /// signature nobody verified yet.
-    ///
-    /// Every block held counts as a known header (the equivocation fence, SPEC §6 condition 4)
-    /// from the moment it is held, not only once applied: `stop()` drops what is held, and the
-    /// catchup gate's re-check after the syncer stopped must still see that a header for the
-    /// next height exists. Verified blocks count here; the others once `submit` verified them.
+    /// Offers `candidates` to the buffer (see `SyncBuffer.offer`) and wakes the apply loop.
     private func enqueue(_ candidates: [CandidateBlock])
-        -> (farAhead: [CandidateBlock], contested: [Contest], unverified: [CandidateBlock]) {
-        var contested: [Contest] = []
-        var farAhead: [CandidateBlock] = []
-        var unverified: [CandidateBlock] = []
+        -> (farAhead: [CandidateBlock], contested: [SyncBuffer.Contest], unverified: [CandidateBlock]) {
         condition.lock()
         defer {
             condition.broadcast()
             condition.unlock()
         }
-        for candidate in candidates {
-            let height = candidate.height
-            if height <= storeHeight {
-                // Already applied: only a different block matters (a possible divergence).
-                if let stored = try? applier.store.signedHeader(at: height),
-                   stored.header.hash != candidate.signedHeader.header.hash {
-                    contested.append(Contest(incumbent: stored, incumbentSeen: "store", isStored: true,
-                                             candidate: candidate))
-                }
-                continue
-            }
-            if !candidate.origin.isDA, let known = authority?.entry(at: height),
-               known.hash != candidate.signedHeader.header.hash {
-                // DA already holds another block at this height: a soft block contradicting the
-                // authoritative one is never held (after a rollback it must not come back).
-                contested.append(Contest(incumbent: known.signedHeader, incumbentSeen: "DA height \(known.daHeight)",
-                                         isStored: false, candidate: candidate))
-                continue
-            }
-            if height > storeHeight + UInt64(capacity) {
-                farAhead.append(candidate)
-                continue
-            }
-            if let held = pending[height] {
-                if held.signedHeader.header.hash != candidate.signedHeader.header.hash {
-                    contested.append(Contest(incumbent: held.signedHeader, incumbentSeen: held.origin.description,
-                                             isStored: false, candidate: candidate))
-                    if prefersProposer(of: candidate, over: held, height: height) {
-                        // ev-node's replacement (reference §1): a header of the expected
-                        // proposer replaces one of another key that waits for the same height.
-                        hold(candidate, &unverified)
-                    } else if candidate.origin.isDA && !held.origin.isDA
-                                && !prefersProposer(of: held, over: candidate, height: height) {
-                        // DA is authoritative: it replaces a different P2P block that is not applied yet.
-                        hold(candidate, &unverified)
-                    }
-                }
-                continue
-            }
-            hold(candidate, &unverified)
-        }
-        return (farAhead, contested, unverified)
-    }
-
-    /// True when `candidate`'s proposer has the better claim on `height` than `held`'s: at the
-    /// next height the state says who signs, so the expected proposer wins; further ahead only a
-    /// key the chain has named beats one it never named. Called with the lock held.
-    private func prefersProposer(of candidate: CandidateBlock, over held: CandidateBlock, height: UInt64) -> Bool {
-        let mine = candidate.signedHeader.header.proposerAddress
-        let theirs = held.signedHeader.header.proposerAddress
-        guard mine != theirs else { return false }
-        if height == storeHeight + 1, let expected = applier.store.expectedProposer(at: height) {
-            return mine == expected
-        }
-        return isPlaceable(candidate.signedHeader.header) && !isPlaceable(held.signedHeader.header)
-    }
-
-    /// Called with the lock held.
-    private func hold(_ candidate: CandidateBlock, _ unverified: inout [CandidateBlock]) {
-        pending[candidate.height] = candidate
-        if candidate.signatureVerified && isPlaceable(candidate.signedHeader.header) {
-            highestKnownHeader = max(highestKnownHeader, candidate.height)
-        } else {
-            unverified.append(candidate)
-        }
+        let admission = buffer.offer(candidates, chain: chain)
+        return (admission.farAhead, admission.contested, admission.unverified)
     }
 
     private var currentEpoch: UInt64 {
         condition.lock()
         defer { condition.unlock() }
-        return epoch
+        return buffer.epoch
     }
 
     /// Records that a header validly signed by the proposer exists at `height` (the caller
@@ -407,7 +349,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// arrive while the pipeline does not take any (gossip while the sync phase stops).
     public func noteKnownHeader(_ height: UInt64) {
         condition.lock()
-        highestKnownHeader = max(highestKnownHeader, height)
+        buffer.noteKnownHeader(height)
         condition.unlock()
     }
 
@@ -429,7 +371,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// pipeline stopped), true when the caller should check again.
     private func waitForRoom(epoch: UInt64) async -> Bool {
         await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            if !park(c, epoch: epoch, unless: { self.pending.count < self.capacity }) { c.resume(returning: false) }
+            if !park(c, epoch: epoch, unless: { !self.buffer.isFull }) { c.resume(returning: false) }
         }
     }
 
@@ -437,7 +379,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// rolled back since `epoch`.
     private func waitForProgress(beyond height: UInt64, epoch: UInt64) async -> Bool {
         _ = await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            if !park(c, epoch: epoch, unless: { self.storeHeight > height }) { c.resume(returning: true) }
+            if !park(c, epoch: epoch, unless: { self.buffer.storeHeight > height }) { c.resume(returning: true) }
         }
         return isLive(since: epoch)
     }
@@ -446,7 +388,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private func isLive(since epoch: UInt64) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        return !stopping && failure == nil && self.epoch == epoch
+        return !stopping && failure == nil && buffer.epoch == epoch
     }
 
     /// Keeps `c` to be resumed (with true) after the next applied batch, unless `satisfied`
@@ -455,7 +397,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private func park(_ c: CheckedContinuation<Bool, Never>, epoch: UInt64, unless satisfied: () -> Bool) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        if stopping || failure != nil || self.epoch != epoch || satisfied() { return false }
+        if stopping || failure != nil || buffer.epoch != epoch || satisfied() { return false }
         spaceWaiters.append(c)
         return true
     }
@@ -481,10 +423,8 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         paused = false
         var waiters: [CheckedContinuation<Bool, Never>] = []
         if case .success = result {
-            storeHeight = applier.store.height
-            pending.removeAll()
+            buffer.rolledBack(to: applier.store.height)
             retryAfter = nil
-            epoch &+= 1
             lastProgress = .now
             waiters = spaceWaiters
             spaceWaiters = []
@@ -498,7 +438,14 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     // MARK: apply loop (own thread)
 
     private func applyLoop() {
-        defer { stopped.signal() }
+        defer {
+            condition.lock()
+            threadAlive = false
+            let waiters = threadEndWaiters
+            threadEndWaiters = []
+            condition.unlock()
+            for w in waiters { w.resume() }
+        }
         while true {
             condition.lock()
             while !stopping && !hasNextBlockReady() {
@@ -518,30 +465,19 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            var run: [CandidateBlock] = []
-            var h = storeHeight + 1
-            while run.count < batchSize, let block = pending[h] {
-                run.append(block)
-                h += 1
-            }
+            let run = buffer.nextRun()
             applying = true
             condition.unlock()
 
             let outcome = applyRun(run)
 
             condition.lock()
-            for block in run.prefix(outcome.applied) {
-                pending.removeValue(forKey: block.height)
-            }
-            if let dropped = outcome.dropped {
-                pending.removeValue(forKey: dropped)
-            }
+            buffer.applied(run, SyncBuffer.RunResult(applied: outcome.applied, dropped: outcome.dropped,
+                                                     highestVerified: outcome.highestVerified))
             if outcome.applied > 0 {
-                storeHeight += UInt64(outcome.applied)
                 appliedTotal += UInt64(outcome.applied)
                 lastProgress = .now
             }
-            highestKnownHeader = max(highestKnownHeader, outcome.highestVerified)
             if outcome.retryLater {
                 retryAfter = .now + .seconds(1)
             }
@@ -568,7 +504,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// Called with the lock held.
     private func hasNextBlockReady() -> Bool {
         if paused || retryAfter != nil { return false }
-        return pending[storeHeight + 1] != nil
+        return buffer.hasNextRun
     }
 
     private struct RunOutcome {

@@ -218,7 +218,7 @@ final class SyncingNode: Sendable {
     func stop() async {
         let running = tasks.withLock { $0 }
         for task in running { task.cancel() }
-        pipeline.stop()
+        await pipeline.stop()
         for task in running { await task.value }
         store.close()
     }
