@@ -11,28 +11,28 @@
 /// - `0xFF`: the rest of the input is one piece.
 /// Once the pieces add up to `maxTotal` bytes the rest of the input is ignored, so that an input
 /// cannot make the harness itself allocate without bound.
-public struct ChunkScript: Sendable, Equatable {
-    public struct Piece: Sendable, Equatable {
-        public var bytes: [UInt8]
-        public var marked: Bool
+package struct ChunkScript: Sendable, Equatable {
+    package struct Piece: Sendable, Equatable {
+        package var bytes: [UInt8]
+        package var marked: Bool
 
-        public init(_ bytes: [UInt8], marked: Bool = false) {
+        package init(_ bytes: [UInt8], marked: Bool = false) {
             self.bytes = bytes
             self.marked = marked
         }
     }
 
-    public var pieces: [Piece]
+    package var pieces: [Piece]
 
     /// 16 MiB: more than any message a peer may send in one piece (5 MiB gossip, 10 MiB header-ex
     /// responses), well inside the fuzzer's memory limit.
-    public static let defaultMaxTotal = 16 << 20
+    package static let defaultMaxTotal = 16 << 20
 
-    public init(_ pieces: [Piece]) {
+    package init(_ pieces: [Piece]) {
         self.pieces = pieces
     }
 
-    public init(decoding input: some Collection<UInt8>, maxTotal: Int = defaultMaxTotal) {
+    package init(decoding input: some Collection<UInt8>, maxTotal: Int = defaultMaxTotal) {
         let bytes = Array(input)
         var pieces: [Piece] = []
         var total = 0
@@ -79,11 +79,11 @@ public struct ChunkScript: Sendable, Equatable {
         self.pieces = pieces
     }
 
-    public var chunks: [[UInt8]] { pieces.map(\.bytes) }
+    package var chunks: [[UInt8]] { pieces.map(\.bytes) }
 
     /// The input that decodes to these pieces (long ones are written as several records of up
     /// to 4,095 bytes, except the last piece, written whole).
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var out: [UInt8] = []
         for (index, piece) in pieces.enumerated() {
             if piece.marked { out.append(0xFE) }

@@ -2,13 +2,13 @@
 /// client, a file on disk) and the state machine that consumes what it parses, run on one input.
 /// libFuzzer calls it through `evnode-fuzz` (built by `make fuzz`); the tests replay the committed
 /// seeds and regression inputs through the same call (`Tests/FuzzTests`).
-public struct FuzzTarget: Sendable {
-    public let name: String
+package struct FuzzTarget: Sendable {
+    package let name: String
     /// What an input is, and what counts as a finding besides a crash.
-    public let summary: String
+    package let summary: String
     /// libFuzzer's `-max_len`: inputs are scripts (`ChunkScript`) where long runs of bytes are
     /// cheap to ask for, so a few KB reach every limit of the code under test.
-    public let maxLength: Int
+    package let maxLength: Int
     private let body: @Sendable ([UInt8]) async throws(FuzzFinding) -> Reached
 
     init(name: String, summary: String, maxLength: Int = 16 << 10,
@@ -22,38 +22,38 @@ public struct FuzzTarget: Sendable {
     /// Runs the target on `input`: how far the input got (what the state machine did with it),
     /// or what it found (a crash ends the process instead).
     @discardableResult
-    public func run(_ input: [UInt8]) async throws(FuzzFinding) -> Reached {
+    package func run(_ input: [UInt8]) async throws(FuzzFinding) -> Reached {
         try await body(input)
     }
 }
 
 /// How far one input got, as counts by name (blocks accepted, responses written, the error the
 /// component ended with as `failed`...): what the tests check the seeds reach.
-public typealias Reached = [String: Int]
+package typealias Reached = [String: Int]
 
 /// A property the code must keep and did not, for one input: a bound exceeded, a decoded value
 /// that does not encode back to itself. Reported like a crash.
-public struct FuzzFinding: Error, CustomStringConvertible, Sendable {
+package struct FuzzFinding: Error, CustomStringConvertible, Sendable {
     /// Which property: the same for every input that breaks it (`Fuzz/known-issues` names them).
-    public let id: String
-    public let what: String
+    package let id: String
+    package let what: String
 
     init(id: String, _ what: String) {
         self.id = id
         self.what = what
     }
 
-    public var description: String { "[\(id)] \(what)" }
+    package var description: String { "[\(id)] \(what)" }
 }
 
-public enum FuzzTargets {
+package enum FuzzTargets {
     /// Every target, in the order `make fuzz` runs them.
-    public static let all: [FuzzTarget] = [
+    package static let all: [FuzzTarget] = [
         multistream, noiseHandshake, noiseTransport, yamux, gossip, headerExchangeServer, headerExchangeClient,
         wire, daAnswers, engineAnswers, signerState, evmTransaction,
     ]
 
-    public static func named(_ name: String) -> FuzzTarget? {
+    package static func named(_ name: String) -> FuzzTarget? {
         all.first { $0.name == name }
     }
 }

@@ -10,18 +10,18 @@ import Foundation
 /// go-header, JSON-RPC) are written here byte by byte from their specs, not with the node's code,
 /// so that they are an independent statement of what valid input looks like.
 /// `evnode-fuzz make-seeds` writes them to `Fuzz/corpus/<target>/`.
-public enum FuzzSeeds {
+package enum FuzzSeeds {
     /// The blocks of `shared/vectors/chain-24.json` as encoded bytes.
-    public struct VectorBlock: Sendable {
-        public var header: [UInt8]
-        public var signedHeader: [UInt8]
-        public var envelope: [UInt8]
-        public var data: [UInt8]
-        public var signedData: [UInt8]
+    package struct VectorBlock: Sendable {
+        package var header: [UInt8]
+        package var signedHeader: [UInt8]
+        package var envelope: [UInt8]
+        package var data: [UInt8]
+        package var signedData: [UInt8]
     }
 
     /// Reads the vector file's blocks (nil when it cannot be read).
-    public static func vectorBlocks(path: String) -> [VectorBlock]? {
+    package static func vectorBlocks(path: String) -> [VectorBlock]? {
         guard let data = FileManager.default.contents(atPath: path),
               let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let blocks = root["blocks"] as? [[String: Any]] else { return nil }
@@ -34,7 +34,7 @@ public enum FuzzSeeds {
     }
 
     /// Every target's seeds: (file name, input).
-    public static func all(vectors: [VectorBlock]) -> [String: [(String, [UInt8])]] {
+    package static func all(vectors: [VectorBlock]) -> [String: [(String, [UInt8])]] {
         [
             "multistream": multistream(),
             "noise-handshake": noiseHandshake(),

@@ -1,6 +1,6 @@
 /// A configuration problem, phrased as the one line an operator sees before the process exits
 /// with status 2. Every case names the field (or file) and the offending value.
-public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
+package enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     /// A field has a value that cannot be used; `source` says where the value came from.
     case invalidValue(field: String, value: String, source: String, reason: String)
     /// Two settings that cannot be combined.
@@ -20,7 +20,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The remote signer's mark could not be read (issue 29): which heights it signed is unknown.
     case remoteMark(address: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .invalidValue(field, value, source, reason):
             return "invalid \(field) \"\(value)\" (from \(source)): \(reason)"

@@ -5,15 +5,15 @@ import Yams
 /// One raw setting value and where it came from (for error messages and for the rules that
 /// depend on the source: a key of a feature evnode lacks loads from a file ev-node's `init` wrote,
 /// but is refused when someone passes it on the command line).
-public struct RawSetting: Sendable, Equatable {
-    public enum Origin: Sendable, Equatable { case defaults, file, environment, commandLine }
+package struct RawSetting: Sendable, Equatable {
+    package enum Origin: Sendable, Equatable { case defaults, file, environment, commandLine }
 
-    public var value: String
+    package var value: String
     /// The file path, the flag as typed, or the environment variable.
-    public var source: String
-    public var origin: Origin
+    package var source: String
+    package var origin: Origin
 
-    public init(value: String, source: String, origin: Origin = .commandLine) {
+    package init(value: String, source: String, origin: Origin = .commandLine) {
         self.value = value
         self.source = source
         self.origin = origin
@@ -21,14 +21,14 @@ public struct RawSetting: Sendable, Equatable {
 }
 
 /// A parsed `evnode.yaml` (or an earlier evnode's `config.yaml`).
-public struct ConfigFile: Sendable, Equatable {
-    public var path: String
-    public var values: [String: RawSetting]
+package struct ConfigFile: Sendable, Equatable {
+    package var path: String
+    package var values: [String: RawSetting]
     /// Top-level groups evnode does not know (a newer ev-node's, say): skipped with a notice,
     /// so a backup from a newer ev-node still starts.
-    public var skippedGroups: [String]
+    package var skippedGroups: [String]
 
-    public init(path: String, values: [String: RawSetting] = [:], skippedGroups: [String] = []) {
+    package init(path: String, values: [String: RawSetting] = [:], skippedGroups: [String] = []) {
         self.path = path
         self.values = values
         self.skippedGroups = skippedGroups
@@ -36,18 +36,18 @@ public struct ConfigFile: Sendable, Equatable {
 }
 
 /// A resolved configuration and the notices the operator should see once at start.
-public struct LoadedConfig: Sendable {
-    public var config: NodeConfig
-    public var notices: [String]
+package struct LoadedConfig: Sendable {
+    package var config: NodeConfig
+    package var notices: [String]
 }
 
 /// Builds a `NodeConfig` from defaults, `evnode.yaml`, the environment and flags, in that order of
 /// precedence (flags win), and validates it. Nothing is started here; errors are one-line
 /// `ConfigError`s.
-public enum ConfigLoader {
+package enum ConfigLoader {
     /// Reads a config file into flat dotted keys. `legacy` reads an earlier evnode's
     /// `config.yaml`, whose few renamed keys (`Settings.legacyKeys`) are read under ev-node's name.
-    public static func readFile(at path: String, legacy: Bool = false) throws(ConfigError) -> ConfigFile {
+    package static func readFile(at path: String, legacy: Bool = false) throws(ConfigError) -> ConfigFile {
         let text: String
         do {
             text = try FileIO.readString(path, limit: 1 << 20)
@@ -58,7 +58,7 @@ public enum ConfigLoader {
     }
 
     /// The values of `text` only (tests and tools that do not care about skipped groups).
-    public static func parseYAML(_ text: String, path: String) throws(ConfigError) -> [String: RawSetting] {
+    package static func parseYAML(_ text: String, path: String) throws(ConfigError) -> [String: RawSetting] {
         try parseFile(text, path: path).values
     }
 
@@ -66,7 +66,7 @@ public enum ConfigLoader {
     /// silently falling back to a default is how nodes end up on the wrong DA namespace. An
     /// unknown top-level group is skipped with a notice instead: a group a newer ev-node adds
     /// must not stop the restore of its home. (ev-node's Viper ignores unknown keys everywhere.)
-    public static func parseFile(_ text: String, path: String, legacy: Bool = false) throws(ConfigError) -> ConfigFile {
+    package static func parseFile(_ text: String, path: String, legacy: Bool = false) throws(ConfigError) -> ConfigFile {
         let root: Any?
         do {
             root = try Yams.load(yaml: text)
@@ -127,7 +127,7 @@ public enum ConfigLoader {
     /// `EVNODE_<KEY>` (`EVNODE_NODE_AGGREGATOR=true`, `EVNODE_DA_ADDRESS=…`, `EVNODE_DB_PATH=…`).
     /// A variable that starts like a setting's (`EVNODE_DA_…`) but names none is an error, as an
     /// unknown key in the file is; other `EVNODE_*` variables (the test harness's) are not ours.
-    public static func environmentSettings(_ environment: [String: String]) throws(ConfigError) -> [String: RawSetting] {
+    package static func environmentSettings(_ environment: [String: String]) throws(ConfigError) -> [String: RawSetting] {
         var out: [String: RawSetting] = [:]
         for (name, value) in environment where name.hasPrefix("EVNODE_") {
             if let setting = byEnvironmentVariable[name] {
@@ -146,7 +146,7 @@ public enum ConfigLoader {
         Settings.groupOrder.filter { $0 != "base" }.map { "EVNODE_\($0.uppercased())_" }
 
     /// Merges defaults < file < flags and converts every value (no environment: tests and tools).
-    public static func resolve(home: String,
+    package static func resolve(home: String,
                                file: [String: RawSetting],
                                flags: [String: RawSetting]) throws(ConfigError) -> NodeConfig {
         try load(home: home, file: file, environment: [:], flags: flags).config
@@ -154,7 +154,7 @@ public enum ConfigLoader {
 
     /// Merges defaults < file < environment < flags, applies evnode's rules for ev-node keys it
     /// has no feature for, converts every value and validates the combination.
-    public static func load(home: String, file: [String: RawSetting], environment: [String: RawSetting],
+    package static func load(home: String, file: [String: RawSetting], environment: [String: RawSetting],
                             flags: [String: RawSetting]) throws(ConfigError) -> LoadedConfig {
         var merged: [String: RawSetting] = [:]
         for setting in Settings.all {

@@ -7,16 +7,16 @@ import Foundation
 /// type `jsonTxConfig`): `gas_price`, `is_gas_price_set`, `max_gas_price`, `gas`, `tx_priority`
 /// (1 low, 2 medium, 3 high), `key_name`, `signer_address`, `fee_granter_address`. A gas price
 /// of nil means "let the DA node estimate" (celestia-node's `DefaultGasPrice`, -1).
-public struct DATxConfig: Sendable, Equatable {
-    public var gasPrice: Double?
-    public var maxGasPrice: Double?
-    public var gas: UInt64?
-    public var txPriority: Int?
-    public var keyName: String?
-    public var signerAddress: String?
-    public var feeGranterAddress: String?
+package struct DATxConfig: Sendable, Equatable {
+    package var gasPrice: Double?
+    package var maxGasPrice: Double?
+    package var gas: UInt64?
+    package var txPriority: Int?
+    package var keyName: String?
+    package var signerAddress: String?
+    package var feeGranterAddress: String?
 
-    public init(gasPrice: Double? = nil, maxGasPrice: Double? = nil, gas: UInt64? = nil, txPriority: Int? = nil,
+    package init(gasPrice: Double? = nil, maxGasPrice: Double? = nil, gas: UInt64? = nil, txPriority: Int? = nil,
                 keyName: String? = nil, signerAddress: String? = nil, feeGranterAddress: String? = nil) {
         self.gasPrice = gasPrice
         self.maxGasPrice = maxGasPrice
@@ -28,15 +28,15 @@ public struct DATxConfig: Sendable, Equatable {
     }
 
     /// celestia-node's `DefaultMaxGasPrice`: 100 × celestia-app's `DefaultMinGasPrice` (0.004 utia).
-    public static let celestiaDefaultMaxGasPrice = 0.4
+    package static let celestiaDefaultMaxGasPrice = 0.4
 
-    public static let fieldNames = ["fee_granter_address", "gas", "gas_price", "is_gas_price_set", "key_name",
+    package static let fieldNames = ["fee_granter_address", "gas", "gas_price", "is_gas_price_set", "key_name",
                                     "max_gas_price", "signer_address", "tx_priority"]
-    public static let priorities = ["low": 1, "medium": 2, "high": 3]
+    package static let priorities = ["low": 1, "medium": 2, "high": 3]
 
     /// Parses a TxConfig JSON object (`--da.submit-options`). Unknown fields are an error: a
     /// misspelt `gas_price` silently dropped is a submission paying the estimate instead.
-    public init(json text: String) throws(Failure) {
+    package init(json text: String) throws(Failure) {
         self.init()
         let trimmed = text.trimmingWhitespace()
         if trimmed.isEmpty { return }
@@ -87,7 +87,7 @@ public struct DATxConfig: Sendable, Equatable {
 
     /// The JSON object sent as `blob.Submit`'s second parameter, with celestia-node's field names;
     /// what is not set is left out so that the DA node applies its own defaults.
-    public var json: String {
+    package var json: String {
         var parts: [String] = []
         if let f = feeGranterAddress { parts.append("\"fee_granter_address\":\(jsonQuoted(f))") }
         if let g = gas { parts.append("\"gas\":\(g)") }
@@ -103,7 +103,7 @@ public struct DATxConfig: Sendable, Equatable {
     }
 
     /// A JSON number for a price: the shortest form that reads back the same (an exponent is valid JSON).
-    public static func decimal(_ v: Double) -> String {
+    package static func decimal(_ v: Double) -> String {
         if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
         return "\(v)"
     }
@@ -142,19 +142,19 @@ public struct DATxConfig: Sendable, Equatable {
         }
     }
 
-    public struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
-        public let description: String
+    package struct Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        package let description: String
         init(_ description: String) { self.description = description }
     }
 }
 
 /// Bech32 (BIP 173) address checks, for the `celestia1…` addresses an operator configures: a
 /// typo caught at start beats a submission the DA node refuses hours later.
-public enum Bech32 {
+package enum Bech32 {
     private static let charset = Array("qpzry9x8gf2tvdw0s3jn54khce6mua7l")
     private static let generator: [UInt32] = [0x3b6a_57b2, 0x2650_8e6d, 0x1ea1_19fa, 0x3d42_33dd, 0x2a14_62b3]
 
-    public static func check(_ address: String, field: String) throws(DATxConfig.Failure) {
+    package static func check(_ address: String, field: String) throws(DATxConfig.Failure) {
         let lower = address.lowercased()
         guard lower == address else { throw DATxConfig.Failure("\(field) \"\(address)\" must be lower case") }
         guard let sep = lower.lastIndex(of: "1"), sep != lower.startIndex else {

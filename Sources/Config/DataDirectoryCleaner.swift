@@ -5,9 +5,9 @@ import Foundation
 /// ev-node's `unsafe-clean` removes its data directory's contents; the folder itself stays. Never
 /// the configuration or keys: a `db_path` that is the home, or holds `config/` or the signer's
 /// folder, is refused before anything is removed.
-public enum DataDirectoryCleaner {
+package enum DataDirectoryCleaner {
     /// The folders that must survive (the config folder and the signer's).
-    public static func check(layout: HomeLayout, signerDirectory: String) throws(ConfigError) {
+    package static func check(layout: HomeLayout, signerDirectory: String) throws(ConfigError) {
         let data = normalized(layout.dataDirectory)
         // The root is every path's ancestor; `data + "/"` would be "//" and match nothing.
         let dataPrefix = data == "/" ? "/" : data + "/"
@@ -20,7 +20,7 @@ public enum DataDirectoryCleaner {
 
     /// Removes the entries of the database folder; returns their names (empty when it is empty
     /// or absent). Stops at the first entry that cannot be removed, naming it.
-    public static func clean(layout: HomeLayout, signerDirectory: String) throws(ConfigError) -> [String] {
+    package static func clean(layout: HomeLayout, signerDirectory: String) throws(ConfigError) -> [String] {
         try check(layout: layout, signerDirectory: signerDirectory)
         let data = layout.dataDirectory
         guard FileIO.isDirectory(data) else { return [] }

@@ -3,13 +3,13 @@
 /// a bare boolean `--evnode.a.b` (true) or `--evnode.a.b=false`, `--rollkit.*` read as
 /// `--evnode.*`, and evnode's older spellings (`--aggregator`, `--da.address`, `--p2p.listen`,
 /// `--no-aggregator`, …) as aliases.
-public enum SettingFlags {
-    public static let rollkitPrefix = "rollkit."
-    public static let evnodePrefix = "evnode."
+package enum SettingFlags {
+    package static let rollkitPrefix = "rollkit."
+    package static let evnodePrefix = "evnode."
 
     /// The given flags keyed by setting key. A flag given twice keeps its last value (as pflag),
     /// except `da.signing_addresses`, a list that grows (pflag's StringSlice).
-    public static func parse(_ arguments: [String]) throws(ConfigError) -> [String: RawSetting] {
+    package static func parse(_ arguments: [String]) throws(ConfigError) -> [String: RawSetting] {
         var out: [String: RawSetting] = [:]
         var i = 0
         while i < arguments.count {
@@ -78,19 +78,19 @@ public enum SettingFlags {
 /// flags (`rollback`, `local-da`, `keys`, …): Go-style `--flag=true|false` becomes
 /// ArgumentParser's `--flag` / `--no-flag` for their boolean flags. (Setting flags, `--rollkit.*`
 /// included, are left as typed for `SettingFlags`, so that errors name them as typed.)
-public enum FlagAliases {
+package enum FlagAliases {
     /// Boolean flags of evnode's other commands that ev-node's operators may write Go-style.
     static let booleanFlags: Set<String> = ["sync-node", "subscribe", "json", "force"]
     /// Those declared with an inversion (`--no-subscribe`); the others are off unless given.
     static let invertible: Set<String> = ["subscribe"]
 
-    public struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
-        public let flag: String
-        public let value: String
-        public var description: String { "invalid value \"\(value)\" for --\(flag): expected true or false" }
+    package struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
+        package let flag: String
+        package let value: String
+        package var description: String { "invalid value \"\(value)\" for --\(flag): expected true or false" }
     }
 
-    public static func normalize(_ arguments: [String]) throws(Failure) -> [String] {
+    package static func normalize(_ arguments: [String]) throws(Failure) -> [String] {
         var out: [String] = []
         out.reserveCapacity(arguments.count)
         for argument in arguments {

@@ -2,21 +2,21 @@ import Primitives
 import Foundation
 
 /// The chain's genesis: what every node must agree on before block 1.
-public struct Genesis: Sendable, Equatable {
-    public var chainID: String
-    public var initialHeight: UInt64
+package struct Genesis: Sendable, Equatable {
+    package var chainID: String
+    package var initialHeight: UInt64
     /// Unix nanoseconds; block 1 carries exactly this time.
-    public var startTimeNanoseconds: UInt64
-    /// SHA-256 of the proposer's raw Ed25519 public key (32 bytes).
-    public var proposerAddress: [UInt8]
-    public var daStartHeight: UInt64
+    package var startTimeNanoseconds: UInt64
+    /// SHA-256 of the proposer's raw Ed25519 package key (32 bytes).
+    package var proposerAddress: [UInt8]
+    package var daStartHeight: UInt64
     /// ev-node's `da_epoch_forced_inclusion`: DA blocks per forced-inclusion epoch (≥ 1).
-    public var daEpochForcedInclusion: UInt64
+    package var daEpochForcedInclusion: UInt64
 
     /// What ev-node's `NewGenesis` writes, and what a genesis without the field is read as.
-    public static let defaultDAEpochForcedInclusion: UInt64 = 50
+    package static let defaultDAEpochForcedInclusion: UInt64 = 50
 
-    public init(chainID: String, initialHeight: UInt64 = 1, startTimeNanoseconds: UInt64,
+    package init(chainID: String, initialHeight: UInt64 = 1, startTimeNanoseconds: UInt64,
                 proposerAddress: [UInt8], daStartHeight: UInt64 = 0,
                 daEpochForcedInclusion: UInt64 = Genesis.defaultDAEpochForcedInclusion) {
         self.chainID = chainID
@@ -27,17 +27,17 @@ public struct Genesis: Sendable, Equatable {
         self.daEpochForcedInclusion = daEpochForcedInclusion
     }
 
-    public static let maxChainIDLength = 64
+    package static let maxChainIDLength = 64
 
     /// Checks a chain id as `init` and genesis loading accept it.
-    public static func validateChainID(_ id: String) -> String? {
+    package static func validateChainID(_ id: String) -> String? {
         if id.isEmpty { return "chain id is empty" }
         if id.utf8.count > maxChainIDLength { return "chain id is longer than \(maxChainIDLength) bytes" }
         let ok = id.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }
         return ok ? nil : "chain id \"\(id)\" may only contain letters, digits, '-', '_' and '.'"
     }
 
-    public func validate(path: String) throws(ConfigError) {
+    package func validate(path: String) throws(ConfigError) {
         if let problem = Genesis.validateChainID(chainID) { throw .file(path: path, reason: problem) }
         if initialHeight < 1 { throw .file(path: path, reason: "initial_height must be ≥ 1 (got \(initialHeight))") }
         if proposerAddress.isEmpty {
@@ -51,7 +51,7 @@ public struct Genesis: Sendable, Equatable {
         }
     }
 
-    public func jsonText() -> String {
+    package func jsonText() -> String {
         """
         {
           "chain_id": \(jsonQuoted(chainID)),
@@ -65,7 +65,7 @@ public struct Genesis: Sendable, Equatable {
         """
     }
 
-    public static func parse(_ text: String, path: String) throws(ConfigError) -> Genesis {
+    package static func parse(_ text: String, path: String) throws(ConfigError) -> Genesis {
         let file: GenesisFile
         do {
             file = try JSONDecoder().decode(GenesisFile.self, from: Data(text.utf8))
@@ -96,7 +96,7 @@ public struct Genesis: Sendable, Equatable {
         return genesis
     }
 
-    public static func load(path: String) throws(ConfigError) -> Genesis {
+    package static func load(path: String) throws(ConfigError) -> Genesis {
         let text: String
         do {
             text = try FileIO.readString(path, limit: 1 << 20)

@@ -1,12 +1,12 @@
 import Primitives
 /// Where a node keeps its files: ev-node's home layout (SPEC §9, reference §1). Deleting the
 /// database folder and keeping `config/` is how an operator simulates, or suffers, a lost disk.
-public struct HomeLayout: Sendable, Equatable {
-    public let home: String
+package struct HomeLayout: Sendable, Equatable {
+    package let home: String
     /// ev-node's `db_path` as configured: relative to the home unless absolute.
-    public let dbPath: String
+    package let dbPath: String
 
-    public init(home: String, dbPath: String = "data") {
+    package init(home: String, dbPath: String = "data") {
         // Keep paths in error messages short and stable: no trailing slash.
         var h = home
         while h.count > 1 && h.hasSuffix("/") { h.removeLast() }
@@ -17,7 +17,7 @@ public struct HomeLayout: Sendable, Equatable {
     /// A path of the configuration made absolute the way ev-node's `rootify` does for `db_path`:
     /// kept when absolute, else under the home. evnode resolves `signer.signer_path` the same way
     /// (ev-node resolves that one against the working directory; README says why evnode does not).
-    public func resolve(_ path: String) -> String {
+    package func resolve(_ path: String) -> String {
         if path.hasPrefix("/") { return path }
         var relative = Substring(path)
         while relative.hasPrefix("./") { relative = relative.dropFirst(2) }
@@ -25,34 +25,34 @@ public struct HomeLayout: Sendable, Equatable {
         return home + "/" + relative
     }
 
-    public var configDirectory: String { home + "/config" }
+    package var configDirectory: String { home + "/config" }
     /// ev-node's config file.
-    public var configFile: String { configDirectory + "/evnode.yaml" }
+    package var configFile: String { configDirectory + "/evnode.yaml" }
     /// The config file of homes written by earlier evnode versions (read with one notice;
     /// `evnode migrate-home` converts it).
-    public var legacyConfigFile: String { configDirectory + "/config.yaml" }
-    public var genesisFile: String { configDirectory + "/genesis.json" }
+    package var legacyConfigFile: String { configDirectory + "/config.yaml" }
+    package var genesisFile: String { configDirectory + "/genesis.json" }
     /// The plaintext signer key of homes written by earlier evnode versions (read with a notice;
     /// `init` writes ev-node's encrypted `signer.json`, KeyStore's `SignerFile`).
-    public var signerKeyFile: String { configDirectory + "/signer.key" }
+    package var signerKeyFile: String { configDirectory + "/signer.key" }
     /// Where `init` writes ev-node's encrypted signer (`signer.signer_path` may name another
     /// folder: KeyStore's `SignerKeyStore.signerFilePath`).
-    public var signerJSONFile: String { configDirectory + "/signer.json" }
+    package var signerJSONFile: String { configDirectory + "/signer.json" }
     /// The signer's high-water mark: the last height it signed, written before a signature leaves.
-    public var signerStateFile: String { configDirectory + "/signer.state" }
+    package var signerStateFile: String { configDirectory + "/signer.state" }
     /// The P2P identity, in ev-node's format (`NodeKeyFile`).
-    public var nodeKeyFile: String { configDirectory + "/node_key.json" }
+    package var nodeKeyFile: String { configDirectory + "/node_key.json" }
     /// Where earlier versions kept the node key (`KeyFile` format); read when `node_key.json` is absent.
-    public var legacyNodeKeyFile: String { configDirectory + "/node.key" }
+    package var legacyNodeKeyFile: String { configDirectory + "/node.key" }
     /// The folder `db_path` names.
-    public var dataDirectory: String { resolve(dbPath) }
+    package var dataDirectory: String { resolve(dbPath) }
     /// The block store (RocksDB): a subfolder of the database folder, where earlier evnode homes
     /// (`data/store`) already have it.
-    public var storeDirectory: String { dataDirectory + "/store" }
+    package var storeDirectory: String { dataDirectory + "/store" }
 
     /// The config file this home is read from, if any: `evnode.yaml`, or an earlier evnode's
     /// `config.yaml` (`legacy`). Both at once is ambiguous and refused.
-    public func configSource() throws(ConfigError) -> (path: String, legacy: Bool)? {
+    package func configSource() throws(ConfigError) -> (path: String, legacy: Bool)? {
         let current = FileIO.exists(configFile), legacy = FileIO.exists(legacyConfigFile)
         if current && legacy {
             throw .file(path: legacyConfigFile, reason: "both \(configFile) and this earlier evnode config exist; keep one (`evnode migrate-home` converts the old one)")
@@ -64,7 +64,7 @@ public struct HomeLayout: Sendable, Equatable {
 
     /// The layout of an existing home with its configured `db_path` (file, then environment,
     /// then `flags`), for the commands that work on a stopped node's store.
-    public static func configured(home: String, environment: [String: String],
+    package static func configured(home: String, environment: [String: String],
                                   flags: [String: RawSetting] = [:]) throws(ConfigError) -> HomeLayout {
         let bare = HomeLayout(home: home)
         var dbPath = Settings[.dbPath].defaultValue
@@ -82,17 +82,17 @@ public struct HomeLayout: Sendable, Equatable {
 }
 
 /// `evnode init`: creates a new home in ev-node's layout with configuration, genesis and keys.
-public enum HomeInitializer {
-    public struct Result: Sendable {
-        public let layout: HomeLayout
-        public let genesis: Genesis
-        public let config: NodeConfig
+package enum HomeInitializer {
+    package struct Result: Sendable {
+        package let layout: HomeLayout
+        package let genesis: Genesis
+        package let config: NodeConfig
         /// Empty when the home got no signer.
-        public let signerAddress: [UInt8]
+        package let signerAddress: [UInt8]
         /// Where the signer was written; nil when the home got none.
-        public let signerPath: String?
-        /// The node key's raw Ed25519 public key (its libp2p peer id is derived from it).
-        public let nodePublicKey: [UInt8]
+        package let signerPath: String?
+        /// The node key's raw Ed25519 package key (its libp2p peer id is derived from it).
+        package let nodePublicKey: [UInt8]
     }
 
     /// `settings` are the setting flags (and environment) given to `init`; like ev-node's `init`,
@@ -101,7 +101,7 @@ public enum HomeInitializer {
     /// passes KeyStore's encrypted `signer.json`; in-process callers (benchmarks, tests) may keep
     /// the legacy plaintext key. Nil: no signer, and a genesis without a proposer, as ev-node's
     /// `init` writes for a non-aggregator (the full node's operator copies the chain's genesis in).
-    public static func initialize(home: String, chainID: String, settings: [String: RawSetting] = [:],
+    package static func initialize(home: String, chainID: String, settings: [String: RawSetting] = [:],
                                   startTimeNanoseconds: UInt64, daStartHeight: UInt64 = 0,
                                   signer makeSigner: (HomeLayout, NodeConfig) throws(ConfigError) -> InitSigner? = InitSigner.legacyPlaintext)
         throws(ConfigError) -> Result {
@@ -149,7 +149,7 @@ public enum HomeInitializer {
     }
 
     /// A home with every default but the aggregator flag (tools and benchmarks).
-    public static func initialize(home: String, chainID: String, aggregator: Bool, startTimeNanoseconds: UInt64,
+    package static func initialize(home: String, chainID: String, aggregator: Bool, startTimeNanoseconds: UInt64,
                                   daStartHeight: UInt64 = 0,
                                   signer makeSigner: (HomeLayout, NodeConfig) throws(ConfigError) -> InitSigner? = InitSigner.legacyPlaintext)
         throws(ConfigError) -> Result {
@@ -160,12 +160,12 @@ public enum HomeInitializer {
 }
 
 /// The signer `init` creates: the key, the file it goes to, and how it is written there.
-public struct InitSigner: Sendable {
-    public let key: KeyFile
-    public let path: String
-    public let write: @Sendable (KeyFile) throws(ConfigError) -> Void
+package struct InitSigner: Sendable {
+    package let key: KeyFile
+    package let path: String
+    package let write: @Sendable (KeyFile) throws(ConfigError) -> Void
 
-    public init(key: KeyFile, path: String, write: @escaping @Sendable (KeyFile) throws(ConfigError) -> Void) {
+    package init(key: KeyFile, path: String, write: @escaping @Sendable (KeyFile) throws(ConfigError) -> Void) {
         self.key = key
         self.path = path
         self.write = write
@@ -173,7 +173,7 @@ public struct InitSigner: Sendable {
 
     /// The plaintext `config/signer.key` of earlier evnode versions (for in-process homes of
     /// benchmarks and tests; `evnode init` writes `signer.json`).
-    public static func legacyPlaintext(_ layout: HomeLayout, _ config: NodeConfig) -> InitSigner? {
+    package static func legacyPlaintext(_ layout: HomeLayout, _ config: NodeConfig) -> InitSigner? {
         InitSigner(key: KeyFile.generate(), path: layout.signerKeyFile) { key throws(ConfigError) in
             try key.save(path: layout.signerKeyFile)
         }
@@ -182,9 +182,9 @@ public struct InitSigner: Sendable {
 
 /// The commented `evnode.yaml` that `init` and `migrate-home` write: every key of the settings
 /// table that lives in the file, in ev-node's group order and nesting, with its meaning and flag.
-public enum ConfigTemplate {
+package enum ConfigTemplate {
     /// `values` overrides defaults (keys of the table; others are ignored).
-    public static func yaml(values: [String: String] = [:]) -> String {
+    package static func yaml(values: [String: String] = [:]) -> String {
         var out = "# evnode configuration, in ev-node's evnode.yaml layout. Precedence: flags >\n"
         out += "# EVNODE_* environment variables > this file > defaults. `evnode start --help` lists every flag.\n"
         var open: [Substring] = []

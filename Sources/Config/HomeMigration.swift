@@ -9,17 +9,17 @@ import Foundation
 /// 4. it is renamed to `evnode.yaml` (the commit) and `config.yaml` removed at once.
 /// A failure in 1–3 leaves the old home as it was (plus the backup); a stop between the two
 /// syscalls of 4 leaves both files, which `start` refuses and a second `migrate-home` finishes.
-public enum HomeMigration {
-    public struct Result: Sendable {
-        public let configFile: String
-        public let backupDirectory: String
+package enum HomeMigration {
+    package struct Result: Sendable {
+        package let configFile: String
+        package let backupDirectory: String
         /// Keys of the old file written under ev-node's name.
-        public let renamedKeys: [String]
+        package let renamedKeys: [String]
     }
 
-    public static let stagingName = "evnode.yaml.migrating"
+    package static let stagingName = "evnode.yaml.migrating"
 
-    public static func migrateConfig(layout: HomeLayout) throws(ConfigError) -> Result {
+    package static func migrateConfig(layout: HomeLayout) throws(ConfigError) -> Result {
         let current = FileIO.exists(layout.configFile), legacy = FileIO.exists(layout.legacyConfigFile)
         let backupPrefix = layout.configDirectory + "/pre-migrate-"
         if current && legacy {

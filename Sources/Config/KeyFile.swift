@@ -6,26 +6,26 @@ import Foundation
 /// (`signer.key`) or the P2P identity (`node.key`).
 ///
 /// File format: `{"type": "ed25519", "private_key": "<base64 32-byte seed>",
-/// "public_key": "<base64 32 bytes>", "address": "<hex SHA-256 of the public key>"}`.
-/// The public key and address are redundant and checked on load, so a damaged or hand-edited
+/// "public_key": "<base64 32 bytes>", "address": "<hex SHA-256 of the package key>"}`.
+/// The package key and address are redundant and checked on load, so a damaged or hand-edited
 /// file is caught before it signs anything.
-public struct KeyFile: Sendable {
-    public let privateKey: Curve25519.Signing.PrivateKey
+package struct KeyFile: Sendable {
+    package let privateKey: Curve25519.Signing.PrivateKey
 
-    public init(privateKey: Curve25519.Signing.PrivateKey) {
+    package init(privateKey: Curve25519.Signing.PrivateKey) {
         self.privateKey = privateKey
     }
 
-    public static func generate() -> KeyFile {
+    package static func generate() -> KeyFile {
         KeyFile(privateKey: Curve25519.Signing.PrivateKey())
     }
 
-    public var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
+    package var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
 
-    /// SHA-256 of the raw public key: the proposer address of SPEC §3.
-    public var address: [UInt8] { Array(SHA256.hash(data: publicKey)) }
+    /// SHA-256 of the raw package key: the proposer address of SPEC §3.
+    package var address: [UInt8] { Array(SHA256.hash(data: publicKey)) }
 
-    public func jsonText() -> String {
+    package func jsonText() -> String {
         """
         {
           "type": "ed25519",
@@ -37,7 +37,7 @@ public struct KeyFile: Sendable {
         """
     }
 
-    public func save(path: String) throws(ConfigError) {
+    package func save(path: String) throws(ConfigError) {
         do {
             try FileIO.writeAtomically(path, jsonText(), mode: 0o600, exclusive: true)
         } catch {
@@ -45,7 +45,7 @@ public struct KeyFile: Sendable {
         }
     }
 
-    public static func load(path: String) throws(ConfigError) -> KeyFile {
+    package static func load(path: String) throws(ConfigError) -> KeyFile {
         let text: String
         do {
             text = try FileIO.readString(path, limit: 64 * 1024)

@@ -3,24 +3,24 @@ import Foundation
 import Logging
 
 /// A swift-log handler writing one line per record to stderr, as text or JSON lines.
-public struct EvnodeLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+package struct EvnodeLogHandler: LogHandler {
+    package var metadata: Logger.Metadata = [:]
+    package var logLevel: Logger.Level
     let label: String
     let format: LogFormat
 
-    public init(label: String, level: Logger.Level, format: LogFormat) {
+    package init(label: String, level: Logger.Level, format: LogFormat) {
         self.label = label
         self.logLevel = level
         self.format = format
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata {
             merged.merge(extra) { _, new in new }
@@ -45,9 +45,9 @@ public struct EvnodeLogHandler: LogHandler {
     }
 }
 
-public enum LogBootstrap {
+package enum LogBootstrap {
     /// Installs the process-wide log handler. Call once, before any component logs.
-    public static func bootstrap(level: String, format: LogFormat) {
+    package static func bootstrap(level: String, format: LogFormat) {
         let lvl = Logger.Level(rawValue: level) ?? .info
         LoggingSystem.bootstrap { label in
             EvnodeLogHandler(label: label, level: lvl, format: format)

@@ -1,22 +1,22 @@
 import Primitives
 /// A `host:port` pair as used for listen and peer addresses. IPv6 hosts are written in brackets
 /// (`[::1]:7676`).
-public struct HostPort: Hashable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct HostPort: Hashable, Sendable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
-    public enum Failure: Error, CustomStringConvertible, Equatable, Sendable {
+    package enum Failure: Error, CustomStringConvertible, Equatable, Sendable {
         case missingPort
         case badPort(String)
         case emptyHost
         case badHost(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .missingPort: return "expected host:port"
             case .badPort(let p): return "port \"\(p)\" is not a number in 1...65535"
@@ -27,7 +27,7 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses `host:port`; `allowPortZero` is for listeners that take an ephemeral port.
-    public init(parsing text: String, allowPortZero: Bool = false) throws(Failure) {
+    package init(parsing text: String, allowPortZero: Bool = false) throws(Failure) {
         let s = text.trimmingWhitespace()
         let hostPart: Substring
         let portPart: Substring
@@ -53,12 +53,12 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String {
+    package var description: String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// 127.0.0.0/8, ::1 or localhost: what never leaves the machine.
-    public static func isLoopbackHost(_ host: String) -> Bool {
+    package static func isLoopbackHost(_ host: String) -> Bool {
         let h = host.lowercased()
         if h == "localhost" || h == "::1" { return true }
         let octets = h.split(separator: ".", omittingEmptySubsequences: false)
@@ -67,16 +67,16 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// An `http://` or `https://` endpoint such as a DA node or an etcd member.
-public struct HTTPEndpoint: Hashable, Sendable, CustomStringConvertible {
-    public var scheme: String
-    public var hostPort: HostPort
-    public var path: String
+package struct HTTPEndpoint: Hashable, Sendable, CustomStringConvertible {
+    package var scheme: String
+    package var hostPort: HostPort
+    package var path: String
 
-    public enum Failure: Error, CustomStringConvertible, Equatable, Sendable {
+    package enum Failure: Error, CustomStringConvertible, Equatable, Sendable {
         case badScheme(String)
         case badAuthority(HostPort.Failure)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .badScheme(let s): return "URL must start with http:// or https:// (got \"\(s)\")"
             case .badAuthority(let f): return f.description
@@ -84,7 +84,7 @@ public struct HTTPEndpoint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public init(parsing text: String) throws(Failure) {
+    package init(parsing text: String) throws(Failure) {
         let s = text.trimmingWhitespace()
         let scheme: String
         if s.hasPrefix("http://") { scheme = "http" } else if s.hasPrefix("https://") { scheme = "https" } else {
@@ -106,8 +106,8 @@ public struct HTTPEndpoint: Hashable, Sendable, CustomStringConvertible {
         self.path = slash == rest.endIndex ? "/" : String(rest[slash...])
     }
 
-    public var description: String { "\(scheme)://\(hostPort)\(path == "/" ? "" : path)" }
+    package var description: String { "\(scheme)://\(hostPort)\(path == "/" ? "" : path)" }
 
     /// The URL string handed to the HTTP client.
-    public var url: String { "\(scheme)://\(hostPort)\(path)" }
+    package var url: String { "\(scheme)://\(hostPort)\(path)" }
 }

@@ -4,11 +4,11 @@ import Foundation
 
 /// The P2P identity in ev-node's `config/node_key.json` format (pkg/p2p/key/nodekey.go), so an
 /// operator moving a node from ev-node keeps its peer id, and back:
-/// `{"priv_key": "<base64 of 64 bytes seed ‖ public key>", "pub_key": "<base64 of 32 bytes>"}`
-/// (standard base64, not protobuf). A 96-byte legacy private key (seed ‖ public key ‖ public
+/// `{"priv_key": "<base64 of 64 bytes seed ‖ package key>", "pub_key": "<base64 of 32 bytes>"}`
+/// (standard base64, not protobuf). A 96-byte legacy private key (seed ‖ package key ‖ package
 /// key) is accepted too. Mode 0600.
-public enum NodeKeyFile {
-    public static func jsonText(_ key: KeyFile) -> String {
+package enum NodeKeyFile {
+    package static func jsonText(_ key: KeyFile) -> String {
         let seed = Array(key.privateKey.rawRepresentation)
         return """
         {"priv_key":"\(Data(seed + key.publicKey).base64EncodedString())","pub_key":"\(Data(key.publicKey).base64EncodedString())"}
@@ -16,7 +16,7 @@ public enum NodeKeyFile {
         """
     }
 
-    public static func save(_ key: KeyFile, path: String) throws(ConfigError) {
+    package static func save(_ key: KeyFile, path: String) throws(ConfigError) {
         do {
             try FileIO.writeAtomically(path, jsonText(key), mode: 0o600, exclusive: true)
         } catch {
@@ -24,7 +24,7 @@ public enum NodeKeyFile {
         }
     }
 
-    public static func load(path: String) throws(ConfigError) -> KeyFile {
+    package static func load(path: String) throws(ConfigError) -> KeyFile {
         let text: String
         do {
             text = try FileIO.readString(path, limit: 64 * 1024)
@@ -38,7 +38,7 @@ public enum NodeKeyFile {
             throw .file(path: path, reason: "priv_key must be standard base64")
         }
         guard priv.count == 64 || priv.count == 96 else {
-            throw .file(path: path, reason: "priv_key holds \(priv.count) bytes; an Ed25519 key has 64 (seed ‖ public key)")
+            throw .file(path: path, reason: "priv_key holds \(priv.count) bytes; an Ed25519 key has 64 (seed ‖ package key)")
         }
         let key: Curve25519.Signing.PrivateKey
         do {
@@ -48,7 +48,7 @@ public enum NodeKeyFile {
         }
         let file = KeyFile(privateKey: key)
         guard Array(priv[32..<64]) == file.publicKey else {
-            throw .file(path: path, reason: "the public half of priv_key does not belong to its seed (file damaged or edited?)")
+            throw .file(path: path, reason: "the package half of priv_key does not belong to its seed (file damaged or edited?)")
         }
         if let pubText = object["pub_key"] as? String, Data(base64Encoded: pubText).map(Array.init) != file.publicKey {
             throw .file(path: path, reason: "pub_key does not belong to priv_key (file damaged or edited?)")

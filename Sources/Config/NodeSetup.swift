@@ -1,27 +1,27 @@
 import Primitives
 /// Everything `evnode start` needs from the home directory, loaded and validated before any
 /// component starts: configuration (defaults < evnode.yaml < environment < flags), genesis and keys.
-public struct NodeSetup: Sendable {
-    public let layout: HomeLayout
-    public let config: NodeConfig
-    public let genesis: Genesis
+package struct NodeSetup: Sendable {
+    package let layout: HomeLayout
+    package let config: NodeConfig
+    package let genesis: Genesis
     /// Required for aggregators; a full node has one only when it can be had without a secret
     /// (see `SignerLoader`).
-    public let signer: KeyFile?
+    package let signer: KeyFile?
     /// The file `signer` came from.
-    public let signerPath: String?
-    public let nodeKey: KeyFile
+    package let signerPath: String?
+    package let nodeKey: KeyFile
     /// Lines for the operator, logged once at start: an earlier evnode home or key format,
     /// skipped groups of a newer ev-node's file, settings that have no effect.
-    public let notices: [String]
+    package let notices: [String]
 
     /// Finds and unlocks the block signer for a home and configuration (KeyStore's
     /// `SignerKeyStore.loadForStart`: the decryption of `signer.json` lives there, so that only
     /// what unlocks a signer links Argon2). Nil: this node has no signer.
-    public typealias SignerLoader = (HomeLayout, NodeConfig) throws(ConfigError) -> LoadedSigner?
+    package typealias SignerLoader = (HomeLayout, NodeConfig) throws(ConfigError) -> LoadedSigner?
 
     /// `environment` is the process environment (only `EVNODE_<KEY>` variables are read).
-    public static func load(home: String, flags: [String: RawSetting], environment: [String: String] = [:],
+    package static func load(home: String, flags: [String: RawSetting], environment: [String: String] = [:],
                             signer loadSigner: SignerLoader) throws(ConfigError) -> NodeSetup {
         let bare = HomeLayout(home: home)
         guard FileIO.isDirectory(bare.home) else {
@@ -99,7 +99,7 @@ public struct NodeSetup: Sendable {
 
     /// Permission bits wider than 0600 on a key file are worth a warning (not a refusal: restoring
     /// from a backup tool often loses modes, and refusing to start a sequencer then helps nobody).
-    public func keyPermissionWarnings() -> [String] {
+    package func keyPermissionWarnings() -> [String] {
         var out: [String] = []
         for path in [signerPath, layout.nodeKeyFile].compactMap({ $0 }) {
             if let mode = FileIO.mode(path), mode & 0o077 != 0 {
@@ -111,14 +111,14 @@ public struct NodeSetup: Sendable {
 }
 
 /// A block signer found by a `NodeSetup.SignerLoader`.
-public struct LoadedSigner: Sendable {
-    public let key: KeyFile
+package struct LoadedSigner: Sendable {
+    package let key: KeyFile
     /// The file it was read from.
-    public let path: String
+    package let path: String
     /// One line to log at start, e.g. how to convert a legacy key file.
-    public let notice: String?
+    package let notice: String?
 
-    public init(key: KeyFile, path: String, notice: String?) {
+    package init(key: KeyFile, path: String, notice: String?) {
         self.key = key
         self.path = path
         self.notice = notice

@@ -7,34 +7,34 @@ import Primitives
 /// logs it: safe for what this node takes from peers — every block and every height claim is
 /// checked against the genesis proposer's signature, the peer id only names whom to penalise —
 /// but an operator who wants that peer and no other should give its id.
-public struct P2PPeerAddress: Hashable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct P2PPeerAddress: Hashable, Sendable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
     /// Base58btc Ed25519 peer id (`12D3KooW…`), nil when the address did not name one.
-    public var peerID: String?
+    package var peerID: String?
     /// The text was a multiaddr (kept for messages).
-    public var isMultiaddr: Bool
+    package var isMultiaddr: Bool
 
-    public init(host: String, port: Int, peerID: String? = nil, isMultiaddr: Bool = false) {
+    package init(host: String, port: Int, peerID: String? = nil, isMultiaddr: Bool = false) {
         self.host = host
         self.port = port
         self.peerID = peerID
         self.isMultiaddr = isMultiaddr
     }
 
-    public var hostPort: HostPort { HostPort(host: host, port: port) }
+    package var hostPort: HostPort { HostPort(host: host, port: port) }
 
-    public var description: String {
+    package var description: String {
         guard isMultiaddr || peerID != nil else { return hostPort.description }
         let proto: String
         if host.contains(":") { proto = "ip6" } else if host.allSatisfy({ $0.isNumber || $0 == "." }) { proto = "ip4" } else { proto = "dns" }
         return "/\(proto)/\(host)/tcp/\(port)" + (peerID.map { "/p2p/\($0)" } ?? "")
     }
 
-    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+    package enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         case invalid(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .invalid(let why): return why
             }
@@ -42,12 +42,12 @@ public struct P2PPeerAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True when `text` is the base58 form of an Ed25519 libp2p peer id.
-    public static func isEd25519PeerID(_ text: String) -> Bool {
+    package static func isEd25519PeerID(_ text: String) -> Bool {
         guard let raw = Base58.decode(text), raw.count == 38 else { return false }
         return Array(raw.prefix(6)) == [0x00, 0x24, 0x08, 0x01, 0x12, 0x20]
     }
 
-    public init(parsing raw: String, allowPortZero: Bool = false) throws(Failure) {
+    package init(parsing raw: String, allowPortZero: Bool = false) throws(Failure) {
         let text = raw.trimmingWhitespace()
         guard text.hasPrefix("/") else {
             do {

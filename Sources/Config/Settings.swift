@@ -3,8 +3,8 @@
 /// kept as aliases, its default and what it means. Defaults, the file loader, flag parsing, the
 /// environment, `--help`, the file `init` writes and validation all read this one table, so a
 /// setting cannot be documented with one default and behave with another.
-public struct Setting: Sendable {
-    public enum Kind: Sendable, Equatable {
+package struct Setting: Sendable {
+    package enum Kind: Sendable, Equatable {
         case bool, duration, string, uint, int, decimal, hostPort, hostPortList, endpoint, endpointList
         case choice([String])
     }
@@ -12,7 +12,7 @@ public struct Setting: Sendable {
     /// Whether evnode acts on the setting. ev-node's `init` writes every key it knows, so a key of
     /// a feature evnode lacks must still load at its default value: refusing it there would brick
     /// the restore of a home that never used the feature.
-    public enum Support: Sendable, Equatable {
+    package enum Support: Sendable, Equatable {
         case supported
         /// A feature evnode does not have: accepted at its default, refused (with `reason`)
         /// otherwise, from any source.
@@ -28,24 +28,24 @@ public struct Setting: Sendable {
     }
 
     /// The setting's name as code names it.
-    public let id: SettingKey
+    package let id: SettingKey
     /// Dotted path in `evnode.yaml` (`da.block_time` is `da:` → `block_time:`).
-    public var key: String { id.name }
+    package var key: String { id.name }
     /// Long flag name without the leading dashes.
-    public let flag: String
+    package let flag: String
     /// Older evnode spellings of the flag, still accepted (scripts and the test harness use them).
-    public let aliases: [String]
-    public let kind: Kind
-    public let defaultValue: String
-    public let help: String
-    public let support: Support
+    package let aliases: [String]
+    package let kind: Kind
+    package let defaultValue: String
+    package let help: String
+    package let support: Support
     /// False for ev-node's command-line-only settings (`clear_cache`, `signer.passphrase_file`,
     /// apps/evm's `--force-inclusion-server`): a key of that name in the file is refused.
-    public let inFile: Bool
+    package let inFile: Bool
     /// A setting of evnode's own, not ev-node's (marked in `--help` and README).
-    public let evnodeOnly: Bool
+    package let evnodeOnly: Bool
 
-    public init(_ id: SettingKey, flag: String? = nil, aliases: [String] = [], _ kind: Kind, _ defaultValue: String,
+    package init(_ id: SettingKey, flag: String? = nil, aliases: [String] = [], _ kind: Kind, _ defaultValue: String,
                 _ help: String, support: Support = .supported, inFile: Bool = true, evnodeOnly: Bool = false) {
         self.id = id
         self.flag = flag ?? "evnode." + id.name
@@ -59,19 +59,19 @@ public struct Setting: Sendable {
     }
 
     /// The group (`node`, `da`, …; `base` for top-level keys such as `db_path`).
-    public var group: String {
+    package var group: String {
         guard let dot = key.firstIndex(of: ".") else { return "base" }
         return String(key[..<dot])
     }
 
     /// The one environment variable of this setting: `EVNODE_` and the key in capitals, dots
     /// and dashes as underscores (`evnode.node.aggregator` → `EVNODE_NODE_AGGREGATOR`).
-    public var environmentVariable: String {
+    package var environmentVariable: String {
         "EVNODE_" + key.uppercased().map { $0 == "." || $0 == "-" ? "_" : $0 }.map(String.init).joined()
     }
 
     /// Help text with the default appended, for `--help`.
-    public var helpWithDefault: String {
+    package var helpWithDefault: String {
         var text = help
         switch support {
         case .unsupported(let why): text += " [refused unless \(defaultValue.isEmpty ? "empty" : defaultValue): \(why)]"
@@ -86,12 +86,12 @@ public struct Setting: Sendable {
     }
 }
 
-public enum Settings {
+package enum Settings {
     static let kmsOnly = "a KMS signer setting; evnode signs with the file signer only"
     static let tracingOnly = "an OpenTelemetry setting; evnode has no tracing"
     static let hashicorpRaft = "hashicorp-raft's setting; evnode's HA elects its leader through etcd (--evnode.raft.endpoints)"
 
-    public static let all: [Setting] = [
+    package static let all: [Setting] = [
         // Base.
         Setting(.dbPath, .string, "data",
                 "Folder of the node's database, relative to --home unless absolute (the RocksDB store is its subfolder store/)"),
@@ -306,16 +306,16 @@ public enum Settings {
                 inFile: false),
     ]
 
-    public static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
+    package static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
 
     /// The row of `key`. Every `SettingKey` has one (`SettingKeyTests` checks it).
-    public static subscript(key: SettingKey) -> Setting {
+    package static subscript(key: SettingKey) -> Setting {
         guard let setting = byKey[key.name] else { preconditionFailure("SettingKey \(key) has no row in Settings.all") }
         return setting
     }
 
     /// Every accepted flag spelling (primary and aliases) → its setting.
-    public static let byFlag: [String: Setting] = {
+    package static let byFlag: [String: Setting] = {
         var out: [String: Setting] = [:]
         for s in all {
             for name in [s.flag] + s.aliases {
@@ -327,7 +327,7 @@ public enum Settings {
     }()
 
     /// Groups in `evnode.yaml`, with the nested ones (`signer.kms`, `signer.kms.aws`, …).
-    public static let groups: Set<String> = {
+    package static let groups: Set<String> = {
         var out: Set<String> = []
         for s in all where s.inFile {
             var parts = s.key.split(separator: ".").dropLast()
@@ -340,24 +340,24 @@ public enum Settings {
     }()
 
     /// The order groups are written and listed in: ev-node's `evnode.yaml` order, then evnode's own.
-    public static let groupOrder = ["base", "node", "da", "p2p", "rpc", "instrumentation", "log", "signer", "raft",
+    package static let groupOrder = ["base", "node", "da", "p2p", "rpc", "instrumentation", "log", "signer", "raft",
                                     "pruning", "execution", "evm"]
 
     /// Keys of `config/config.yaml` (earlier evnode versions) that ev-node spells differently.
-    public static let legacyKeys: [String: String] = [
+    package static let legacyKeys: [String: String] = [
         "node.lazy": "node.lazy_mode",
         "node.lazy_interval": "node.lazy_block_interval",
         "node.max_pending_blocks": "node.max_pending_headers_and_data",
         "p2p.listen": "p2p.listen_address",
     ]
 
-    public static func help(_ key: String) -> String {
+    package static func help(_ key: String) -> String {
         byKey[key]?.helpWithDefault ?? ""
     }
 
     /// `--help`'s list of every setting flag, grouped, with aliases, defaults and what evnode
     /// does with ev-node's keys it has no feature for.
-    public static func flagHelp() -> String {
+    package static func flagHelp() -> String {
         var out = "Settings (flags > EVNODE_* environment > config/evnode.yaml > defaults). Booleans take"
         out += " --flag, --flag=true or --flag=false; --rollkit.* is read as --evnode.*; each setting's"
         out += " environment variable is EVNODE_ and its key in capitals (EVNODE_NODE_AGGREGATOR=true)."
@@ -391,9 +391,9 @@ public enum Settings {
     }
 }
 
-public enum LogLevelName {
-    public static let all = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+package enum LogLevelName {
+    package static let all = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
     /// ev-node's (zerolog's) level names, read as the nearest swift-log level.
-    public static let zerolog: [String: String] = ["warn": "warning", "fatal": "critical", "panic": "critical"]
-    public static let accepted = all + ["warn", "fatal", "panic"]
+    package static let zerolog: [String: String] = ["warn": "warning", "fatal": "critical", "panic": "critical"]
+    package static let accepted = all + ["warn", "fatal", "panic"]
 }

@@ -24,25 +24,25 @@ import Glibc
 /// the new line alone. A crash during an append can leave an unterminated last line: it was
 /// never durable, so its block never left the process, and loading skips it. Any other line that
 /// does not parse is damage, and loading fails closed.
-public struct SignerHighWaterMark: SignerMark {
+package struct SignerHighWaterMark: SignerMark {
     /// The mark and, when the producer kept it, the encoded block signed at that height.
-    public struct Record: Sendable, Equatable {
-        public var height: UInt64
-        public var block: [UInt8]?
+    package struct Record: Sendable, Equatable {
+        package var height: UInt64
+        package var block: [UInt8]?
 
-        public init(height: UInt64, block: [UInt8]? = nil) {
+        package init(height: UInt64, block: [UInt8]? = nil) {
             self.height = height
             self.block = block
         }
     }
 
-    public let path: String
+    package let path: String
     private let cache = ParsedRecord()
 
     /// The encoded block is bounded like a block: a bigger file is damage, not a mark.
     static let maxFileBytes = 64 << 20
 
-    public init(path: String) {
+    package init(path: String) {
         self.path = path
     }
 
@@ -71,12 +71,12 @@ public struct SignerHighWaterMark: SignerMark {
     /// The last signed height, or nil when the key has never signed (the file does not exist).
     /// Any other failure — unreadable, damaged, or a `stat` that fails for another reason than
     /// "no such file" — is an error: which heights were signed is then unknown.
-    public func load() throws(ConfigError) -> UInt64? {
+    package func load() throws(ConfigError) -> UInt64? {
         try loadRecord()?.height
     }
 
     /// The mark with the block kept beside it, nil when the file does not exist.
-    public func loadRecord() throws(ConfigError) -> Record? {
+    package func loadRecord() throws(ConfigError) -> Record? {
         try loadWithBytes()?.record
     }
 
@@ -176,7 +176,7 @@ public struct SignerHighWaterMark: SignerMark {
 
     /// Past this size the next record rewrites the file with itself alone; small enough that a
     /// load, which reads the whole file, stays cheap enough to run before every block.
-    public static let compactionBytes = 64 << 10
+    package static let compactionBytes = 64 << 10
 
     /// Durably records `height` as signed, with the block signed there when given. Returns only
     /// after the record is on disk; every failure on the way is an error.
@@ -185,7 +185,7 @@ public struct SignerHighWaterMark: SignerMark {
     /// (`ConfigError.markNotRaised`, naming both), whatever the caller checked before — the
     /// last line of defence against signing a height twice. A mark that cannot be read refuses
     /// every record. `replace(with:)` is the one way down.
-    public func record(_ height: UInt64, block: [UInt8]? = nil) throws(ConfigError) {
+    package func record(_ height: UInt64, block: [UInt8]? = nil) throws(ConfigError) {
         let current = try loadWithBytes()
         if let mark = current?.record.height, mark >= height {
             throw .markNotRaised(path: path, height: height, mark: mark)
@@ -205,7 +205,7 @@ public struct SignerHighWaterMark: SignerMark {
 
     /// Replaces the whole file with `height` alone (`evnode signer reset`): no earlier line and no
     /// kept block survive. File and directory are fsynced before it returns.
-    public func replace(with height: UInt64) throws(ConfigError) {
+    package func replace(with height: UInt64) throws(ConfigError) {
         do {
             try FileIO.writeAtomically(path, Self.line(height, block: nil), mode: 0o600)
         } catch {
@@ -225,7 +225,7 @@ public struct SignerHighWaterMark: SignerMark {
 
 /// Where a node reads and records what its key signed: `signer.state` beside the key, or the
 /// remote signer, which keeps its own mark (issue 29) and in whose place the node records nothing.
-public protocol SignerMark: Sendable {
+package protocol SignerMark: Sendable {
     /// The mark with the block kept beside it, nil when the key never signed. Blocking (a file
     /// read, or a call to the remote signer): from a thread that may block.
     func loadRecord() throws(ConfigError) -> SignerHighWaterMark.Record?
@@ -240,14 +240,14 @@ public protocol SignerMark: Sendable {
 }
 
 extension SignerMark {
-    public func record(_ height: UInt64) throws(ConfigError) {
+    package func record(_ height: UInt64) throws(ConfigError) {
         try record(height, block: nil)
     }
 }
 
 extension SignerHighWaterMark {
     /// A local file read, as cheap as before: the catchup check has always read it in place.
-    public func currentRecord() async throws(ConfigError) -> Record? {
+    package func currentRecord() async throws(ConfigError) -> Record? {
         try loadRecord()
     }
 }

@@ -18,9 +18,9 @@ import Darwin
 /// size: with kilobyte blocks a rewrite every few thousand heights.
 ///
 /// Not thread-safe: its owner serialises calls (`SignerFence` holds its lock around them).
-public final class SignerMarkJournal {
-    public let path: String
-    public let compactionBytes: Int
+package final class SignerMarkJournal {
+    package let path: String
+    package let compactionBytes: Int
     private var loaded = false
     private var current: SignerHighWaterMark.Record?
     /// Open for appending after the last durable line; -1 when the next record rewrites the file.
@@ -29,9 +29,9 @@ public final class SignerMarkJournal {
 
     /// A default that keeps the start-up read (the whole file, once) short while making the
     /// rename and its two fsyncs rare: about 2,000 kilobyte-block heights between rewrites.
-    public static let defaultCompactionBytes = 4 << 20
+    package static let defaultCompactionBytes = 4 << 20
 
-    public init(path: String, compactionBytes: Int = SignerMarkJournal.defaultCompactionBytes) {
+    package init(path: String, compactionBytes: Int = SignerMarkJournal.defaultCompactionBytes) {
         self.path = path
         self.compactionBytes = min(compactionBytes, SignerHighWaterMark.maxFileBytes / 2)
     }
@@ -42,7 +42,7 @@ public final class SignerMarkJournal {
 
     /// The mark, read from the file on the first call only; nil when the key never signed.
     /// A file that cannot be read or is damaged is an error, every time until it loads.
-    public func mark() throws(ConfigError) -> SignerHighWaterMark.Record? {
+    package func mark() throws(ConfigError) -> SignerHighWaterMark.Record? {
         if !loaded { try load() }
         return current
     }
@@ -57,7 +57,7 @@ public final class SignerMarkJournal {
 
     /// Makes `height` (with the block signed there) durable as the mark; only above the mark
     /// (`ConfigError.markNotRaised` otherwise, naming both).
-    public func record(_ height: UInt64, block: [UInt8]?) throws(ConfigError) {
+    package func record(_ height: UInt64, block: [UInt8]?) throws(ConfigError) {
         if let mark = try mark()?.height, mark >= height {
             throw .markNotRaised(path: path, height: height, mark: mark)
         }

@@ -6,24 +6,24 @@ import Logging
 import Synchronization
 
 /// How `CelestiaDAClient` reaches its DA node.
-public struct DAClientOptions: Sendable, Equatable {
+package struct DAClientOptions: Sendable, Equatable {
     /// The JSON-RPC endpoint, e.g. `http://127.0.0.1:7980/`.
-    public var url: String
+    package var url: String
     /// Sent as `Authorization: Bearer <token>` when not empty.
-    public var authToken: String
-    public var connectTimeout: Duration
+    package var authToken: String
+    package var connectTimeout: Duration
     /// Upper bound of one whole HTTP exchange.
-    public var requestTimeout: Duration
+    package var requestTimeout: Duration
     /// Keep-alive connections (each with a thread of its own): the most requests in flight at once.
-    public var connections: Int
+    package var connections: Int
     /// Retries of transport failures and 5xx answers, per call.
-    public var retry: RetryPolicy
+    package var retry: RetryPolicy
     /// Larger responses are refused as malformed instead of filling memory.
-    public var maxResponseBytes: Int
+    package var maxResponseBytes: Int
     /// PEM CA bundle trusted for an https:// DA node (empty: the system's CAs).
-    public var caFile: String
+    package var caFile: String
 
-    public init(url: String, authToken: String = "", connectTimeout: Duration = .seconds(5),
+    package init(url: String, authToken: String = "", connectTimeout: Duration = .seconds(5),
                 requestTimeout: Duration = .seconds(30), connections: Int = 4,
                 retry: RetryPolicy = .default, maxResponseBytes: Int = 256 << 20, caFile: String = "") {
         self.caFile = caFile
@@ -38,7 +38,7 @@ public struct DAClientOptions: Sendable, Equatable {
 
     /// Options from the node configuration: one connection per parallel fetch plus one, so a
     /// submission or head query never waits behind a full fetch window.
-    public init(config: DAConfig) {
+    package init(config: DAConfig) {
         self.init(url: config.address.url, authToken: config.authToken,
                   connectTimeout: min(.seconds(5), config.requestTimeout),
                   requestTimeout: config.requestTimeout,
@@ -54,8 +54,8 @@ public struct DAClientOptions: Sendable, Equatable {
 /// failures and 5xx answers are retried with exponential backoff; semantic errors
 /// (`notFound`, `heightFromFuture`, `blobTooLarge`) are answers and returned at once.
 /// Call `shutdown()` when done.
-public final class CelestiaDAClient: DAClient {
-    public let options: DAClientOptions
+package final class CelestiaDAClient: DAClient {
+    package let options: DAClientOptions
     private let pool: CurlConnectionPool
     private let nextID = Atomic<Int64>(1)
     private let logger: Logger
@@ -63,7 +63,7 @@ public final class CelestiaDAClient: DAClient {
     /// (the follower's parallel fetches and the submitter share the DA node's rate limit).
     private let pausedUntil = Mutex<ContinuousClock.Instant?>(nil)
 
-    public init(options: DAClientOptions, logger: Logger = Logger(label: "evnode.da.client")) throws(DAError) {
+    package init(options: DAClientOptions, logger: Logger = Logger(label: "evnode.da.client")) throws(DAError) {
         self.options = options
         self.logger = logger
         do throws(HTTPError) {
@@ -79,20 +79,20 @@ public final class CelestiaDAClient: DAClient {
     }
 
     /// Stops the connection threads once the requests in flight end.
-    public func shutdown() async {
+    package func shutdown() async {
         await pool.shutdown()
     }
 
     // MARK: The blob API
 
-    public func submit(_ blobs: [DABlob]) async throws(DAError) -> UInt64 {
+    package func submit(_ blobs: [DABlob]) async throws(DAError) -> UInt64 {
         try await submit(blobs, options: DATxConfig())
     }
 
     /// `blob.Submit` with celestia-node's TxConfig as the second parameter. Not retried here:
     /// a submission that timed out may still land, and the submitter decides what comes next
     /// (a higher fee, another signer).
-    public func submit(_ blobs: [DABlob], options tx: DATxConfig) async throws(DAError) -> UInt64 {
+    package func submit(_ blobs: [DABlob], options tx: DATxConfig) async throws(DAError) -> UInt64 {
         var params = "[["
         for (i, blob) in blobs.enumerated() {
             if i > 0 { params += "," }
@@ -111,7 +111,7 @@ public final class CelestiaDAClient: DAClient {
         return height.value
     }
 
-    public func getAll(height: UInt64, namespaces: [DANamespace]) async throws(DAError) -> [DABlob] {
+    package func getAll(height: UInt64, namespaces: [DANamespace]) async throws(DAError) -> [DABlob] {
         let list = namespaces.map { "\"\($0.base64)\"" }.joined(separator: ",")
         let raw = try await call(DAMethod.getAll, params: "[\(height),[\(list)]]", height: height,
                                  result: [BlobJSON].self)
@@ -135,7 +135,7 @@ public final class CelestiaDAClient: DAClient {
         return blobs
     }
 
-    public func get(height: UInt64, namespace: DANamespace, commitment: [UInt8]) async throws(DAError) -> DABlob {
+    package func get(height: UInt64, namespace: DANamespace, commitment: [UInt8]) async throws(DAError) -> DABlob {
         let params = "[\(height),\"\(namespace.base64)\",\"\(Data(commitment).base64EncodedString())\"]"
         let raw = try await call(DAMethod.get, params: params, height: height, result: BlobJSON.self)
         guard let raw else {
@@ -148,12 +148,12 @@ public final class CelestiaDAClient: DAClient {
         return blob
     }
 
-    public func networkHead() async throws(DAError) -> DAHeader {
+    package func networkHead() async throws(DAError) -> DAHeader {
         let raw = try await call(DAMethod.networkHead, params: "[]", height: nil, result: HeaderJSON.self)
         return try Self.header(from: raw, method: DAMethod.networkHead)
     }
 
-    public func header(height: UInt64) async throws(DAError) -> DAHeader {
+    package func header(height: UInt64) async throws(DAError) -> DAHeader {
         let raw = try await call(DAMethod.getByHeight, params: "[\(height)]", height: height, result: HeaderJSON.self)
         let header = try Self.header(from: raw, method: DAMethod.getByHeight)
         guard header.height == height else {

@@ -21,28 +21,28 @@ import Synchronization
 /// `stallAttempts` times in a row for at least `stallDuration` is *stalled* — an ERROR naming the
 /// height and the error, repeated every `summaryInterval` until it is read, and `stalled` in the
 /// snapshot (`/status` `da.stalled_*`). It is never skipped: blocks may be there.
-public final class DAAvailability: DAFetchObserver {
+package final class DAAvailability: DAFetchObserver {
     /// A DA height the follower keeps failing to read.
-    public struct StalledHeight: Sendable, Equatable {
-        public var daHeight: UInt64
-        public var attempts: Int
-        public var since: ContinuousClock.Instant
-        public var lastError: String
+    package struct StalledHeight: Sendable, Equatable {
+        package var daHeight: UInt64
+        package var attempts: Int
+        package var since: ContinuousClock.Instant
+        package var lastError: String
     }
 
-    public struct Snapshot: Sendable, Equatable {
+    package struct Snapshot: Sendable, Equatable {
         /// Since when every request failed; nil once one is answered.
-        public var failingSince: ContinuousClock.Instant?
-        public var lastError: String?
+        package var failingSince: ContinuousClock.Instant?
+        package var lastError: String?
         /// The DA node refused the credentials (401/403) on the last failed request, and none
         /// was answered since.
-        public var authError: String?
+        package var authError: String?
         /// Failed attempts in the current episode (0 when none).
-        public var failedAttempts: Int
+        package var failedAttempts: Int
         /// All failed attempts since start.
-        public var totalFailures: Int
+        package var totalFailures: Int
         /// The lowest DA height that keeps failing, if any.
-        public var stalled: StalledHeight? = nil
+        package var stalled: StalledHeight? = nil
     }
 
     /// The run of faults of one DA height (cleared when it is answered).
@@ -80,7 +80,7 @@ public final class DAAvailability: DAFetchObserver {
     private let logger: Logger
     private let state = Mutex(State())
 
-    public init(logger: Logger, summaryInterval: Duration = .seconds(30), quietPeriod: Duration = .seconds(10),
+    package init(logger: Logger, summaryInterval: Duration = .seconds(30), quietPeriod: Duration = .seconds(10),
                 stallAttempts: Int = 5, stallDuration: Duration = .seconds(10)) {
         self.logger = logger
         self.summaryInterval = summaryInterval
@@ -89,14 +89,14 @@ public final class DAAvailability: DAFetchObserver {
         self.stallDuration = stallDuration
     }
 
-    public var snapshot: Snapshot { state.withLock { $0.snapshot } }
+    package var snapshot: Snapshot { state.withLock { $0.snapshot } }
 
     private enum Line {
         case started(String), auth(String), summary(Duration, Int, Int, String), recovered(Duration, Int)
         case stalled(StalledHeight, Duration), unstalled(UInt64, Int, Duration)
     }
 
-    public func fetchAnswered(height: UInt64) {
+    package func fetchAnswered(height: UInt64) {
         fetchAnswered(height: height, at: .now)
     }
 
@@ -110,7 +110,7 @@ public final class DAAvailability: DAFetchObserver {
         answered(at: now)
     }
 
-    public func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration) {
+    package func fetchFailed(height: UInt64, error: DAError, attempt: Int, retryIn: Duration) {
         fetchFailed(height: height, error: error, at: .now)
     }
 
@@ -145,7 +145,7 @@ public final class DAAvailability: DAFetchObserver {
     }
 
     /// A request was answered (an empty height and "from the future" are answers too).
-    public func answered(at now: ContinuousClock.Instant = .now) {
+    package func answered(at now: ContinuousClock.Instant = .now) {
         let line = state.withLock { s -> Line? in
             s.snapshot.failingSince = nil
             s.snapshot.lastError = nil
@@ -168,7 +168,7 @@ public final class DAAvailability: DAFetchObserver {
     }
 
     /// A request failed with a fault (it is retried by the caller).
-    public func failed(_ error: DAError, context: String, at now: ContinuousClock.Instant = .now) {
+    package func failed(_ error: DAError, context: String, at now: ContinuousClock.Instant = .now) {
         let description = "\(context): \(error)"
         let lines = state.withLock { s -> [Line] in
             var out: [Line] = []
@@ -228,7 +228,7 @@ public final class DAAvailability: DAFetchObserver {
 
 extension DAError {
     /// HTTP 401/403: the DA node refuses the credentials (a configuration problem).
-    public var isAuthFailure: Bool {
+    package var isAuthFailure: Bool {
         if case let .httpStatus(status, _, _) = self { return status == 401 || status == 403 }
         return false
     }

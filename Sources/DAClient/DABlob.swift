@@ -6,16 +6,16 @@ import Crypto
 /// root over the blob's shares; clients treat it as opaque bytes. evnode's local DA defines it as
 /// SHA-256(namespace ‖ data) (see `DABlob.commitment(namespace:data:)`), and the client never
 /// recomputes the commitments a DA node returns, so both kinds of DA node work.
-public struct DABlob: Sendable, Equatable {
-    public var namespace: DANamespace
-    public var data: [UInt8]
-    public var shareVersion: Int
-    public var commitment: [UInt8]
+package struct DABlob: Sendable, Equatable {
+    package var namespace: DANamespace
+    package var data: [UInt8]
+    package var shareVersion: Int
+    package var commitment: [UInt8]
     /// Position of the blob in its DA block; -1 while the blob is not yet included (Celestia's
     /// convention for a blob being submitted).
-    public var index: Int
+    package var index: Int
 
-    public init(namespace: DANamespace, data: [UInt8], shareVersion: Int = 0,
+    package init(namespace: DANamespace, data: [UInt8], shareVersion: Int = 0,
                 commitment: [UInt8], index: Int) {
         self.namespace = namespace
         self.data = data
@@ -25,13 +25,13 @@ public struct DABlob: Sendable, Equatable {
     }
 
     /// A blob ready for `blob.Submit`: share version 0, local commitment, no index yet.
-    public init(namespace: DANamespace, data: [UInt8]) {
+    package init(namespace: DANamespace, data: [UInt8]) {
         self.init(namespace: namespace, data: data, shareVersion: 0,
                   commitment: Self.commitment(namespace: namespace, data: data), index: -1)
     }
 
     /// The local DA's commitment: SHA-256(namespace ‖ data).
-    public static func commitment(namespace: DANamespace, data: [UInt8]) -> [UInt8] {
+    package static func commitment(namespace: DANamespace, data: [UInt8]) -> [UInt8] {
         var hasher = SHA256()
         hasher.update(data: namespace.bytes)
         hasher.update(data: data)

@@ -1,16 +1,16 @@
 import Config
 
 /// A DA node's header: its height and block time.
-public struct DAHeader: Sendable, Equatable {
-    public let height: UInt64
-    public let timeNanoseconds: UInt64
+package struct DAHeader: Sendable, Equatable {
+    package let height: UInt64
+    package let timeNanoseconds: UInt64
 
     /// The highest DA height a DA node is believed: 2^53 − 1, where JSON numbers stop being exact
     /// and which no chain reaches (a block a second for 285 million years). A head above it is a
     /// broken or lying DA node, and arithmetic on it (`head + 1`) would trap.
-    public static let maximumPlausibleHeight: UInt64 = (1 << 53) - 1
+    package static let maximumPlausibleHeight: UInt64 = (1 << 53) - 1
 
-    public init(height: UInt64, timeNanoseconds: UInt64) {
+    package init(height: UInt64, timeNanoseconds: UInt64) {
         self.height = height
         self.timeNanoseconds = timeNanoseconds
     }
@@ -18,7 +18,7 @@ public struct DAHeader: Sendable, Equatable {
 
 /// The Celestia blob API as evnode uses it (SPEC §5). The seam between the node (submitter,
 /// DA follower) and a concrete DA node client.
-public protocol DAClient: Sendable {
+package protocol DAClient: Sendable {
     /// `blob.Submit`: posts the blobs in one submission and returns the DA height that holds them.
     /// Throws `.blobTooLarge` when the DA node rejects the submission's size.
     func submit(_ blobs: [DABlob]) async throws(DAError) -> UInt64
@@ -42,7 +42,7 @@ public protocol DAClient: Sendable {
 
 extension DAClient {
     /// Clients that take no submission options post with their defaults.
-    public func submit(_ blobs: [DABlob], options: DATxConfig) async throws(DAError) -> UInt64 {
+    package func submit(_ blobs: [DABlob], options: DATxConfig) async throws(DAError) -> UInt64 {
         try await submit(blobs)
     }
 }

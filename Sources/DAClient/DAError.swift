@@ -3,7 +3,7 @@ import HTTPClient
 ///
 /// The last three semantic cases are recognised from the message text of a JSON-RPC error
 /// (SPEC §5): DA nodes report them as ordinary errors, and only the text tells them apart.
-public enum DAError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum DAError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The HTTP exchange failed (libcurl code and message).
     case transport(code: Int, message: String, url: String)
     /// The DA node answered with an HTTP status other than 200 and no JSON-RPC error.
@@ -23,7 +23,7 @@ public enum DAError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The client could not be set up (libcurl initialisation, bad option).
     case setup(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .transport(code, message, url):
             return "DA transport error talking to \(url): \(message) (curl code \(code))"
@@ -49,7 +49,7 @@ public enum DAError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// Whether trying the same request again may succeed: transport failures, server errors
     /// (5xx) and rate limiting (429). Never the semantic errors, which are answers, not faults.
-    public var isRetryable: Bool {
+    package var isRetryable: Bool {
         switch self {
         case let .transport(code, _, _):
             return !CurlCode.permanent.contains(code)
@@ -61,10 +61,10 @@ public enum DAError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Texts by which DA nodes signal the semantic errors (SPEC §5).
-    public enum Text {
-        public static let notFound = "blob: not found"
-        public static let heightFromFuture = "given height is from the future"
-        public static let overSizeLimit = "blob: over size limit"
+    package enum Text {
+        package static let notFound = "blob: not found"
+        package static let heightFromFuture = "given height is from the future"
+        package static let overSizeLimit = "blob: over size limit"
     }
 
     /// Maps a JSON-RPC error to a semantic case by its message text, else `.rpc`.

@@ -110,37 +110,37 @@ struct AdaptiveFetchLimit: Sendable {
 /// turn, plus the typical answer size for each fetch in flight, stay within `maxBufferedBytes`;
 /// the height the consumer waits for is always fetched). One pacer serves the successive walks
 /// of a follower, so what it learned survives the polls at the head.
-public final class DAFetchPacer: Sendable {
-    public let maximum: Int
-    public let maxBufferedBytes: Int
+package final class DAFetchPacer: Sendable {
+    package let maximum: Int
+    package let maxBufferedBytes: Int
     private let control: Mutex<AdaptiveFetchLimit>
     /// Highest DA height known to exist; 0 while unknown (then nothing bounds the reach).
     private let knownHead = Atomic<UInt64>(0)
     /// The largest recent answer of one DA height, decaying, for the byte bound.
     private let typicalAnswer = Mutex<Double>(0)
 
-    public static let defaultMaxBufferedBytes = 64 << 20
+    package static let defaultMaxBufferedBytes = 64 << 20
 
     /// `initial`: where the limit starts (8, what a fixed window used to fetch, or `maximum` when
     /// lower).
-    public init(maximum: Int, initial: Int = 8, adaptive: Bool = true, maxBufferedBytes: Int = defaultMaxBufferedBytes) {
+    package init(maximum: Int, initial: Int = 8, adaptive: Bool = true, maxBufferedBytes: Int = defaultMaxBufferedBytes) {
         control = Mutex(AdaptiveFetchLimit(maximum: maximum, initial: initial, adaptive: adaptive))
         self.maximum = max(1, maximum)
         self.maxBufferedBytes = max(1, maxBufferedBytes)
     }
 
     /// Always `parallelism` heights in flight, no head bound (tests, tools).
-    public static func fixed(_ parallelism: Int) -> DAFetchPacer {
+    package static func fixed(_ parallelism: Int) -> DAFetchPacer {
         DAFetchPacer(maximum: parallelism, initial: parallelism, adaptive: false, maxBufferedBytes: .max)
     }
 
     /// The number of DA heights fetched or held ahead of the consumer now.
-    public var limit: Int { control.withLock { $0.limit } }
+    package var limit: Int { control.withLock { $0.limit } }
     /// The highest limit reached so far.
-    public var peak: Int { control.withLock { $0.peak } }
+    package var peak: Int { control.withLock { $0.peak } }
 
     /// DA holds `height` (its head said so, or a fetch at it was answered).
-    public func headKnown(_ height: UInt64) {
+    package func headKnown(_ height: UInt64) {
         // Not `Atomic.max`: for UInt64 it compares as signed in Swift 6.3 (a head of 2^63 or
         // more would be dropped, and a later smaller one would replace it).
         var current = knownHead.load(ordering: .relaxed)

@@ -15,20 +15,20 @@ import Synchronization
 /// the DA node has no `blob.Subscribe` (older nodes, HTTP-only gateways), the follower keeps
 /// polling at its own interval; the socket is re-dialled with backoff and the switch is logged
 /// both ways.
-public final class DAHeadSubscription: Sendable {
-    public struct Options: Sendable {
+package final class DAHeadSubscription: Sendable {
+    package struct Options: Sendable {
         /// The DA node's JSON-RPC URL (`http(s)://`); the WebSocket is dialled at the same place.
-        public var url: String
-        public var authToken: String
-        public var caFile: String
-        public var namespace: DANamespace
+        package var url: String
+        package var authToken: String
+        package var caFile: String
+        package var namespace: DANamespace
         /// Wait before dialling again after the socket dropped (doubles up to `maxRetryDelay`).
-        public var retryDelay: Duration
-        public var maxRetryDelay: Duration
+        package var retryDelay: Duration
+        package var maxRetryDelay: Duration
         /// Wait before asking again a DA node that has no `blob.Subscribe`.
-        public var missingMethodRetry: Duration
+        package var missingMethodRetry: Duration
 
-        public init(url: String, authToken: String = "", caFile: String = "", namespace: DANamespace,
+        package init(url: String, authToken: String = "", caFile: String = "", namespace: DANamespace,
                     retryDelay: Duration = .milliseconds(500), maxRetryDelay: Duration = .seconds(30),
                     missingMethodRetry: Duration = .seconds(60)) {
             self.url = url
@@ -42,7 +42,7 @@ public final class DAHeadSubscription: Sendable {
     }
 
     /// What the subscription is doing, for `/status`.
-    public enum State: String, Sendable, Equatable {
+    package enum State: String, Sendable, Equatable {
         case connecting
         /// Notifications arrive; polling is only the safety net.
         case live
@@ -50,29 +50,29 @@ public final class DAHeadSubscription: Sendable {
         case polling
     }
 
-    public struct Status: Sendable, Equatable {
-        public var state: State = .connecting
-        public var notifications = 0
-        public var lastHeight: UInt64 = 0
-        public var lastError: String?
+    package struct Status: Sendable, Equatable {
+        package var state: State = .connecting
+        package var notifications = 0
+        package var lastHeight: UInt64 = 0
+        package var lastError: String?
     }
 
-    public let options: Options
+    package let options: Options
     private let onHeight: @Sendable (UInt64) -> Void
     private let logger: Logger
     private let statusBox = Mutex(Status())
 
     /// `onHeight` runs for every notified DA height (typically `DAFollower.wake`).
-    public init(options: Options, logger: Logger, onHeight: @escaping @Sendable (UInt64) -> Void) {
+    package init(options: Options, logger: Logger, onHeight: @escaping @Sendable (UInt64) -> Void) {
         self.options = options
         self.logger = logger
         self.onHeight = onHeight
     }
 
-    public var status: Status { statusBox.withLock { $0 } }
+    package var status: Status { statusBox.withLock { $0 } }
 
     /// The WebSocket URL of a JSON-RPC URL: same host, port and path; ws for http, wss for https.
-    public static func webSocketURL(_ url: String) -> String {
+    package static func webSocketURL(_ url: String) -> String {
         if url.hasPrefix("https://") { return "wss://" + url.dropFirst("https://".count) }
         if url.hasPrefix("http://") { return "ws://" + url.dropFirst("http://".count) }
         return url
@@ -84,7 +84,7 @@ public final class DAHeadSubscription: Sendable {
     }
 
     /// Whether the URL's host is an IP address literal (`https://10.0.0.5:26658`).
-    public static func hasIPAddressHost(_ url: String) -> Bool {
+    package static func hasIPAddressHost(_ url: String) -> Bool {
         guard let schemeEnd = url.range(of: "://") else { return false }
         let rest = url[schemeEnd.upperBound...]
         let authority = rest.prefix { $0 != "/" }
@@ -95,7 +95,7 @@ public final class DAHeadSubscription: Sendable {
     }
 
     /// Subscribes, re-dialling after every drop, until cancelled.
-    public func run() async {
+    package func run() async {
         // TLS sends the host name (SNI) and checks the certificate against it; swift-nio-ssl
         // refuses an IP address there. Rather than check the certificate less, follow by polling.
         if options.url.hasPrefix("https://"), Self.hasIPAddressHost(options.url) {

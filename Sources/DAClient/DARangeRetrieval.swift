@@ -2,18 +2,18 @@ import Primitives
 import Synchronization
 
 /// The blobs of one DA height (empty when the height holds none in the asked namespaces).
-public struct DAHeightBlobs: Sendable, Equatable {
-    public let height: UInt64
-    public let blobs: [DABlob]
+package struct DAHeightBlobs: Sendable, Equatable {
+    package let height: UInt64
+    package let blobs: [DABlob]
 
-    public init(height: UInt64, blobs: [DABlob]) {
+    package init(height: UInt64, blobs: [DABlob]) {
         self.height = height
         self.blobs = blobs
     }
 }
 
 /// What a range retrieval yields, strictly in height order.
-public enum DARetrievalEvent: Sendable, Equatable {
+package enum DARetrievalEvent: Sendable, Equatable {
     case height(DAHeightBlobs)
     /// The DA node's head was reached: `next` is above it (`given height is from the future`).
     /// Nothing follows this event; retrieve again from `next` later.
@@ -21,7 +21,7 @@ public enum DARetrievalEvent: Sendable, Equatable {
 }
 
 /// Told of every answer and fault of a retrieval's fetches (the follower's `DAAvailability`).
-public protocol DAFetchObserver: Sendable {
+package protocol DAFetchObserver: Sendable {
     /// The DA node answered a fetch (with blobs, "not found" or "from the future").
     func fetchAnswered(height: UInt64)
     /// A fetch failed with a fault; it is tried again after `retryIn`.
@@ -30,20 +30,20 @@ public protocol DAFetchObserver: Sendable {
 
 /// How a retrieval retries a height whose fetch failed: that height alone, again and again with
 /// its own backoff (starting afresh for every height), while the other fetches go on.
-public struct DAFetchRetry: Sendable {
+package struct DAFetchRetry: Sendable {
     /// Delays between attempts at one height; `maxAttempts` is ignored (the height is needed).
-    public var policy: RetryPolicy
-    public var observer: (any DAFetchObserver)?
+    package var policy: RetryPolicy
+    package var observer: (any DAFetchObserver)?
     /// Hedge stalled requests: when an answer takes more than 4× the slowest recent answer
     /// (at least `minimumHedgeDelay`), the same request is sent once more and the first answer
     /// wins. A DA node that stalls one request in a hundred then costs the walk a fraction of
     /// the stall instead of all of it (the in-order consumer waits on the stalled height). The
     /// minimum is well above the time a large answer takes to arrive and decode on a busy
     /// machine, so that a healthy catch-up never downloads a height twice.
-    public var hedge: Bool
-    public var minimumHedgeDelay: Duration
+    package var hedge: Bool
+    package var minimumHedgeDelay: Duration
 
-    public init(policy: RetryPolicy, observer: (any DAFetchObserver)? = nil, hedge: Bool = true,
+    package init(policy: RetryPolicy, observer: (any DAFetchObserver)? = nil, hedge: Bool = true,
                 minimumHedgeDelay: Duration = .seconds(1)) {
         self.policy = policy
         self.observer = observer
@@ -163,7 +163,7 @@ final class HedgedRequest: Sendable {
 
 /// What a paced, preparing retrieval yields, strictly in height order: each height's blobs
 /// after `prepare` (see `DAClient.retrieve(heights:namespaces:pacer:retry:prepare:)`).
-public enum DAPreparedEvent<Prepared: Sendable>: Sendable {
+package enum DAPreparedEvent<Prepared: Sendable>: Sendable {
     case height(UInt64, Prepared)
     /// As `DARetrievalEvent.headReached`.
     case headReached(next: UInt64)
@@ -181,7 +181,7 @@ extension DAClient {
     /// in order: heights below the failed one are all yielded first. With `retry`, a fault at a
     /// height (HTTP error, transport, malformed answer) is retried for that height only until it
     /// is answered or the walk is cancelled; only a client that was shut down ends the walk.
-    public func retrieve(heights: ClosedRange<UInt64>, namespaces: [DANamespace],
+    package func retrieve(heights: ClosedRange<UInt64>, namespaces: [DANamespace],
                          parallelism: Int, retry: DAFetchRetry? = nil) -> DAHeightSequence {
         DAHeightSequence(window: FetchWindow(client: self, heights: heights, namespaces: namespaces,
                                              pacer: .fixed(max(1, parallelism)), retry: retry) { _, blobs in blobs })
@@ -193,7 +193,7 @@ extension DAClient {
     /// task: the walk's consumer receives them prepared, in height order, while the later heights
     /// are still being fetched and prepared. An error `prepare` throws ends the walk at that
     /// height, in order.
-    public func retrieve<Prepared: Sendable>(
+    package func retrieve<Prepared: Sendable>(
         heights: ClosedRange<UInt64>, namespaces: [DANamespace], pacer: DAFetchPacer, retry: DAFetchRetry?,
         prepare: @escaping @Sendable (UInt64, [DABlob]) async throws -> Prepared
     ) -> DAPreparedHeights<Prepared> {
@@ -203,19 +203,19 @@ extension DAClient {
 }
 
 /// An ordered, bounded-parallel walk over DA heights; see `DAClient.retrieve`.
-public struct DAHeightSequence: AsyncSequence, Sendable {
-    public typealias Element = DARetrievalEvent
+package struct DAHeightSequence: AsyncSequence, Sendable {
+    package typealias Element = DARetrievalEvent
 
     let window: FetchWindow<[DABlob]>
 
-    public func makeAsyncIterator() -> Iterator {
+    package func makeAsyncIterator() -> Iterator {
         Iterator(window: window)
     }
 
-    public struct Iterator: AsyncIteratorProtocol {
+    package struct Iterator: AsyncIteratorProtocol {
         let window: FetchWindow<[DABlob]>
 
-        public mutating func next() async throws -> DARetrievalEvent? {
+        package mutating func next() async throws -> DARetrievalEvent? {
             switch try await window.next() {
             case .height(let height, let blobs)?: .height(DAHeightBlobs(height: height, blobs: blobs))
             case .headReached(let next)?: .headReached(next: next)
@@ -227,19 +227,19 @@ public struct DAHeightSequence: AsyncSequence, Sendable {
 
 /// An ordered, paced walk over DA heights, prepared behind the fetches; see `DAClient.retrieve`.
 /// Iterate it once.
-public struct DAPreparedHeights<Prepared: Sendable>: AsyncSequence, Sendable {
-    public typealias Element = DAPreparedEvent<Prepared>
+package struct DAPreparedHeights<Prepared: Sendable>: AsyncSequence, Sendable {
+    package typealias Element = DAPreparedEvent<Prepared>
 
     let window: FetchWindow<Prepared>
 
-    public func makeAsyncIterator() -> Iterator {
+    package func makeAsyncIterator() -> Iterator {
         Iterator(window: window)
     }
 
-    public struct Iterator: AsyncIteratorProtocol {
+    package struct Iterator: AsyncIteratorProtocol {
         let window: FetchWindow<Prepared>
 
-        public mutating func next() async throws -> DAPreparedEvent<Prepared>? {
+        package mutating func next() async throws -> DAPreparedEvent<Prepared>? {
             try await window.next()
         }
     }

@@ -9,13 +9,13 @@ import Logging
 import Synchronization
 
 /// What the node shows about its execution client in `/status` and readiness.
-public struct EngineHealth: Sendable, Equatable {
+package struct EngineHealth: Sendable, Equatable {
     /// False from the first failed attempt to reach the EL until one succeeds again.
-    public var reachable: Bool = true
+    package var reachable: Bool = true
     /// The last failure, naming the EL, the method and the height.
-    public var lastError: String?
+    package var lastError: String?
     /// When the EL became unreachable (unix seconds).
-    public var unreachableSince: UInt64?
+    package var unreachableSince: UInt64?
 }
 
 /// The header fields of an EL block that the executor needs.
@@ -40,19 +40,19 @@ struct ELBlock: Sendable, Equatable {
 ///   handed production to another key (`NextProposerQuery`, ev-node v1.2 rotation).
 /// - SetFinal moves safe and finalized to the DA-included block; Rollback moves the EL's head
 ///   back (the EL reorgs to the ancestor).
-public final class EVMExecutor: Executor {
-    public struct Options: Sendable {
-        public var genesisHash: [UInt8]?
-        public var feeRecipient: [UInt8]
+package final class EVMExecutor: Executor {
+    package struct Options: Sendable {
+        package var genesisHash: [UInt8]?
+        package var feeRecipient: [UInt8]
         /// SYNCING/ACCEPTED answers: attempts in total, and the sleeps between them (ev-node:
         /// 3 attempts, 1 s then 2 s).
-        public var statusAttempts: Int
-        public var statusBackoff: Duration
+        package var statusAttempts: Int
+        package var statusBackoff: Duration
         /// `evolve_getNextProposer` answers that are errors or malformed: attempts in total before
         /// the node stops (ev-node: ExecuteTxs is tried 3 times), with `statusBackoff`'s sleeps.
-        public var proposerAttempts: Int
+        package var proposerAttempts: Int
 
-        public init(genesisHash: [UInt8]? = nil, feeRecipient: [UInt8] = [UInt8](repeating: 0, count: 20),
+        package init(genesisHash: [UInt8]? = nil, feeRecipient: [UInt8] = [UInt8](repeating: 0, count: 20),
                     statusAttempts: Int = 3, statusBackoff: Duration = .seconds(1), proposerAttempts: Int = 3) {
             self.genesisHash = genesisHash
             self.feeRecipient = feeRecipient
@@ -78,14 +78,14 @@ public final class EVMExecutor: Executor {
         }
     }
 
-    public let rpc: EngineRPCClient
-    public let store: BlockStore
-    public let options: Options
+    package let rpc: EngineRPCClient
+    package let store: BlockStore
+    package let options: Options
     private let logger: Logger
     private let forkChoice = Mutex(ForkChoice())
     private let healthState = Mutex(EngineHealth())
 
-    public init(rpc: EngineRPCClient, store: BlockStore, options: Options, logger: Logger) {
+    package init(rpc: EngineRPCClient, store: BlockStore, options: Options, logger: Logger) {
         self.rpc = rpc
         self.store = store
         self.options = options
@@ -95,15 +95,15 @@ public final class EVMExecutor: Executor {
         }
     }
 
-    public var health: EngineHealth { healthState.withLock { $0 } }
+    package var health: EngineHealth { healthState.withLock { $0 } }
 
     // MARK: Executor
 
-    public func initChain(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
+    package func initChain(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
         try await serialized { () async throws(ExecutionError) in try await self.initChainLocked(genesis: genesis) }
     }
 
-    public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+    package func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                            previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
         try await serialized { () async throws(ExecutionError) in
             try await self.executeTxsLocked(txs, height: height, time: time, previousRoot: previousRoot)
@@ -113,7 +113,7 @@ public final class EVMExecutor: Executor {
     /// Safe and finalized follow DA inclusion; the store's finalized height is the truth, the
     /// EL's labels are advisory. An EL that cannot be reached is not a reason to stop the node:
     /// the labels are moved by the next call that reaches it (every block moves them too).
-    public func setFinal(height: UInt64) async throws(ExecutionError) -> WriteSet {
+    package func setFinal(height: UInt64) async throws(ExecutionError) -> WriteSet {
         do throws(ExecutionError) {
             return try await serialized { () async throws(ExecutionError) in try await self.setFinalLocked(height: height) }
         } catch {
@@ -124,7 +124,7 @@ public final class EVMExecutor: Executor {
         }
     }
 
-    public func rollback(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
+    package func rollback(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
         try await serialized { () async throws(ExecutionError) in try await self.rollbackLocked(to: height, from: currentHeight) }
     }
 
@@ -169,16 +169,16 @@ public final class EVMExecutor: Executor {
         return block0.stateRoot
     }
 
-    public func getTxs(max: Int, maxBytes: Int) async throws(ExecutionError) -> [[UInt8]] {
+    package func getTxs(max: Int, maxBytes: Int) async throws(ExecutionError) -> [[UInt8]] {
         let result = try await ethResult("txpoolExt_getTxs", RPCParams(), as: [EthBytes].self, height: nil)
         return EngineAnswers.transactions(result, max: max, maxBytes: maxBytes)
     }
 
-    public func hasPendingTransactions() async -> Bool {
+    package func hasPendingTransactions() async -> Bool {
         (try? await getTxs(max: 1, maxBytes: Int.max).isEmpty == false) ?? false
     }
 
-    public func latestHeight() async throws(ExecutionError) -> UInt64? {
+    package func latestHeight() async throws(ExecutionError) -> UInt64? {
         guard let latest = try await block(tag: "latest", height: nil) else {
             throw rejected("eth_getBlockByNumber", nil, "the EL answered null for \"latest\"")
         }
@@ -309,7 +309,7 @@ public final class EVMExecutor: Executor {
 
     /// Forwards a signed transaction to the EL's pool (`POST /tx` on an EVM node); returns the
     /// transaction hash the EL reports.
-    public func sendRawTransaction(_ tx: [UInt8]) async throws(ExecutionError) -> String {
+    package func sendRawTransaction(_ tx: [UInt8]) async throws(ExecutionError) -> String {
         try await ethResult("eth_sendRawTransaction", RPCParams(EthBytes(tx)), as: String.self, height: nil)
     }
 

@@ -9,8 +9,8 @@ import Logging
 /// block's; then the size rule; then, once the transactions taken so far would exceed the
 /// block's gas, that one and every later one is postponed (order is kept). Without forced
 /// transactions nothing is decoded: mempool transactions were checked by the EL when queued.
-public enum EVMTxFilter {
-    public static func filter(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool,
+package enum EVMTxFilter {
+    package static func filter(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool,
                               logger: Logger? = nil) -> [TxFilterStatus] {
         var result: [TxFilterStatus] = []
         result.reserveCapacity(txs.count)
@@ -69,14 +69,14 @@ public enum EVMTxFilter {
 
 extension EVMExecutor {
     /// Size and gas (`EVMTxFilter`).
-    public func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
+    package func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
         EVMTxFilter.filter(txs, maxBytes: maxBytes, maxGas: maxGas, hasForced: hasForced)
     }
 
     /// The gas limit of the EL's latest block (ev-node's `GetExecutionInfo().MaxGas`): every
     /// block takes its parent's limit (`gasLimit` of the payload attributes), so on an evnode
     /// chain it is the genesis block's, the same for the sequencer and every verifier.
-    public func maxGasPerBlock() async throws(ExecutionError) -> UInt64 {
+    package func maxGasPerBlock() async throws(ExecutionError) -> UInt64 {
         let method = "eth_getBlockByNumber"
         let outcome = try await rpc.ethCall(method, RPCParams("latest", false), as: ELBlock?.self, height: nil)
         func rejected(_ reason: String) -> ExecutionError {

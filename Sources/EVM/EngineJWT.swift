@@ -4,19 +4,19 @@ import Foundation
 /// The Engine API's authentication (execution-apis `authentication.md`): an HS256 JWT minted
 /// for every request, with `iat` (the EL accepts it within ±60 s) and, as ev-node sends, `exp`
 /// an hour later.
-public struct EngineJWT: Sendable {
+package struct EngineJWT: Sendable {
     private let key: SymmetricKey
 
-    public init(secret: [UInt8]) {
+    package init(secret: [UInt8]) {
         key = SymmetricKey(data: secret)
     }
 
     /// `Authorization` header value for a request made at `now`.
-    public func bearer(now: Date = Date()) -> String {
+    package func bearer(now: Date = Date()) -> String {
         "Bearer " + token(issuedAt: UInt64(max(0, now.timeIntervalSince1970)))
     }
 
-    public func token(issuedAt iat: UInt64) -> String {
+    package func token(issuedAt iat: UInt64) -> String {
         let header = Self.base64URL(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         let claims = Self.base64URL(Array("{\"iat\":\(iat),\"exp\":\(iat + 3600)}".utf8))
         let input = header + "." + claims
@@ -33,7 +33,7 @@ public struct EngineJWT: Sendable {
 
     /// Reads a secret file as ev-node does: whitespace trimmed, optional `0x`, hex. An empty
     /// or non-hex file is an error naming the file.
-    public static func readSecret(path: String) throws(EVMSetupError) -> [UInt8] {
+    package static func readSecret(path: String) throws(EVMSetupError) -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .secretFile(path: path, reason: "cannot be read")
         }
@@ -48,11 +48,11 @@ public struct EngineJWT: Sendable {
 }
 
 /// The EVM executor cannot be set up from its configuration.
-public enum EVMSetupError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum EVMSetupError: Error, Sendable, Equatable, CustomStringConvertible {
     case secretFile(path: String, reason: String)
     case client(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .secretFile(path, reason): return "--evm.jwt-secret-file \(path): \(reason)"
         case let .client(reason): return "EVM executor: \(reason)"

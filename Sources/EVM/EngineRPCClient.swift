@@ -4,22 +4,22 @@ import HTTPClient
 import Synchronization
 
 /// A JSON-RPC error the EL answered with.
-public struct RPCErrorObject: Sendable, Equatable {
-    public let code: Int64
-    public let message: String
+package struct RPCErrorObject: Sendable, Equatable {
+    package let code: Int64
+    package let message: String
 
     /// Engine API `Unsupported fork`: the method version does not match the block's fork.
-    public static let unsupportedFork: Int64 = -38005
+    package static let unsupportedFork: Int64 = -38005
     /// Engine API `Unknown payload`.
-    public static let unknownPayload: Int64 = -38001
+    package static let unknownPayload: Int64 = -38001
     /// JSON-RPC `Method not found`.
-    public static let methodNotFound: Int64 = -32601
+    package static let methodNotFound: Int64 = -32601
 }
 
 /// What one JSON-RPC call to the EL gave: a result of the method's type, or an error object.
 /// Transport failures and answers that are not JSON-RPC (or whose result does not decode) are
 /// thrown as `ExecutionError`s naming the EL and the method.
-public enum RPCOutcome<Result: Sendable>: Sendable {
+package enum RPCOutcome<Result: Sendable>: Sendable {
     case result(Result)
     case error(RPCErrorObject)
 }
@@ -27,15 +27,15 @@ public enum RPCOutcome<Result: Sendable>: Sendable {
 /// JSON-RPC 2.0 over HTTP to the two endpoints of an execution client: the Engine API (every
 /// request carries a freshly minted JWT) and the eth API (no auth). libcurl keep-alive
 /// connections on threads of their own (the shared `HTTPClient`).
-public final class EngineRPCClient: Sendable {
-    public let engineURL: String
-    public let ethURL: String
+package final class EngineRPCClient: Sendable {
+    package let engineURL: String
+    package let ethURL: String
     private let engine: CurlConnectionPool
     private let eth: CurlConnectionPool
     private let jwt: EngineJWT
     private let nextID = Atomic<Int64>(1)
 
-    public init(engineURL: String, ethURL: String, jwt: EngineJWT,
+    package init(engineURL: String, ethURL: String, jwt: EngineJWT,
                 requestTimeout: Duration = .seconds(10)) throws(EVMSetupError) {
         self.engineURL = engineURL
         self.ethURL = ethURL
@@ -50,7 +50,7 @@ public final class EngineRPCClient: Sendable {
         }
     }
 
-    public func shutdown() async {
+    package func shutdown() async {
         await engine.shutdown()
         await eth.shutdown()
     }

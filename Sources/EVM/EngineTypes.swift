@@ -167,12 +167,12 @@ extension ELBlock: Decodable {
 }
 
 /// The positional `params` of a JSON-RPC request: each element encoded as itself.
-public struct RPCParams: Encodable, Sendable {
+package struct RPCParams: Encodable, Sendable {
     let items: [any Encodable & Sendable]
 
     init(_ items: any Encodable & Sendable...) { self.items = items }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         var c = encoder.unkeyedContainer()
         for item in items { try c.encode(item) }
     }

@@ -3,7 +3,7 @@ import Foundation
 
 /// A JSON value as the Engine API exchanges them. Kept as a tree (not decoded into structs) so
 /// that a payload the EL built goes back to it in `engine_newPayload` field for field.
-public indirect enum JSONValue: Sendable, Equatable {
+package indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     /// Integers are all the Engine API uses (`timestamp`, `gasLimit` in payload attributes).
@@ -14,7 +14,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// Keys in the order they were given, so requests read the way the spec lists the fields.
     case object([(String, JSONValue)])
 
-    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+    package static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
@@ -28,24 +28,24 @@ public indirect enum JSONValue: Sendable, Equatable {
         }
     }
 
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case .object(let fields) = self else { return nil }
         return fields.first { $0.0 == key }?.1
     }
 
-    public var stringValue: String? {
+    package var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
-    public var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
     // MARK: encoding
 
-    public func encoded() -> String {
+    package func encoded() -> String {
         var out = ""
         write(to: &out)
         return out
@@ -100,7 +100,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     // MARK: decoding
 
     /// Parses JSON text; nil when it is not JSON (or nests deeper than 64 levels).
-    public static func parse(_ bytes: [UInt8]) -> JSONValue? {
+    package static func parse(_ bytes: [UInt8]) -> JSONValue? {
         var parser = JSONParser(bytes: bytes)
         guard let value = parser.value(depth: 0) else { return nil }
         parser.skipSpace()
@@ -222,17 +222,17 @@ struct JSONParser {
 }
 
 /// `0x`-hex as the eth JSON-RPC API writes quantities and data.
-public enum EthHex {
-    public static func data(_ bytes: [UInt8]) -> String { "0x" + Hex.encode(bytes) }
+package enum EthHex {
+    package static func data(_ bytes: [UInt8]) -> String { "0x" + Hex.encode(bytes) }
 
-    public static func quantity(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+    package static func quantity(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
 
-    public static func decodeData(_ text: String) -> [UInt8]? {
+    package static func decodeData(_ text: String) -> [UInt8]? {
         guard text.hasPrefix("0x") || text.hasPrefix("0X") else { return nil }
         return decodeHex(String(text.dropFirst(2)))
     }
 
-    public static func decodeQuantity(_ text: String) -> UInt64? {
+    package static func decodeQuantity(_ text: String) -> UInt64? {
         guard text.hasPrefix("0x") || text.hasPrefix("0X"), text.count > 2 else { return nil }
         return UInt64(text.dropFirst(2), radix: 16)
     }
@@ -244,7 +244,7 @@ public enum EthHex {
 /// Any JSON value through `Codable`: the parts of an EL's answer that are handed back as they came
 /// (a built payload, execution requests).
 extension JSONValue: Codable {
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         if let object = try? decoder.container(keyedBy: AnyJSONKey.self) {
             self = .object(try object.allKeys.map { ($0.stringValue, try object.decode(JSONValue.self, forKey: $0)) })
             return
@@ -269,7 +269,7 @@ extension JSONValue: Codable {
         }
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    package func encode(to encoder: any Encoder) throws {
         switch self {
         case .null:
             var c = encoder.singleValueContainer()

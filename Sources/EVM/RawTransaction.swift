@@ -12,9 +12,9 @@
 /// fields at most 32, uint8 at most 1), addresses of exactly 20 bytes, hashes and storage keys
 /// of exactly 32, and nothing after the transaction. Signatures are not checked (nor does
 /// go-ethereum when decoding).
-public enum RawTransaction {
+package enum RawTransaction {
     /// The EIP-2718 transaction types the test EL (py-evm Prague) and ev-reth accept.
-    public enum Kind: UInt8, Sendable, CaseIterable {
+    package enum Kind: UInt8, Sendable, CaseIterable {
         case legacy = 0
         case accessList = 1
         case dynamicFee = 2
@@ -22,12 +22,12 @@ public enum RawTransaction {
         case setCode = 4
     }
 
-    public struct Decoded: Sendable, Equatable {
-        public var kind: Kind
-        public var gasLimit: UInt64
+    package struct Decoded: Sendable, Equatable {
+        package var kind: Kind
+        package var gasLimit: UInt64
     }
 
-    public enum DecodeError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum DecodeError: Error, Sendable, Equatable, CustomStringConvertible {
         case empty
         /// A typed transaction with nothing after its type byte.
         case shortTyped
@@ -35,7 +35,7 @@ public enum RawTransaction {
         /// The RLP or the field layout is wrong at byte `offset`.
         case malformed(offset: Int, reason: String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .empty: return "empty transaction"
             case .shortTyped: return "typed transaction without a payload"
@@ -46,7 +46,7 @@ public enum RawTransaction {
     }
 
     /// Decodes `bytes` (legacy RLP list, or type byte ‖ RLP list).
-    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Decoded {
+    package static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Decoded {
         guard let first = bytes.first else { throw .empty }
         var reader = RLPReader(bytes)
         let kind: Kind

@@ -5,7 +5,7 @@ import HTTPClient
 
 /// What can go wrong talking to etcd. `unavailable` is the one to wait out; the others mean
 /// etcd answered something this node does not understand or refuses.
-public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No endpoint answered (each endpoint's last transport error, joined).
     case unavailable(String)
     /// An endpoint answered with an error status or an etcd error object.
@@ -14,7 +14,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case malformed(endpoint: String, path: String, reason: String)
     case cancelled
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unavailable(let why): return "etcd unavailable: \(why)"
         case let .refused(endpoint, path, status, message):
@@ -27,17 +27,17 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One key as etcd stores it.
-public struct EtcdKeyValue: Sendable, Equatable {
-    public var key: [UInt8]
-    public var value: [UInt8]
-    public var createRevision: Int64
-    public var modRevision: Int64
+package struct EtcdKeyValue: Sendable, Equatable {
+    package var key: [UInt8]
+    package var value: [UInt8]
+    package var createRevision: Int64
+    package var modRevision: Int64
     /// The lease the key is attached to; 0 for none.
-    public var lease: Int64
+    package var lease: Int64
 }
 
 /// A condition of a transaction (etcd `Compare`, always "equal").
-public enum EtcdCompare: Sendable, Equatable {
+package enum EtcdCompare: Sendable, Equatable {
     /// The key's create revision; 0 means "the key does not exist".
     case createRevision(key: [UInt8], equals: Int64)
     /// The revision of the key's last change; 0 means "the key does not exist".
@@ -46,7 +46,7 @@ public enum EtcdCompare: Sendable, Equatable {
 }
 
 /// An operation of a transaction.
-public enum EtcdOperation: Sendable, Equatable {
+package enum EtcdOperation: Sendable, Equatable {
     case put(key: [UInt8], value: [UInt8], lease: Int64 = 0)
     case get(key: [UInt8])
     case delete(key: [UInt8])
@@ -54,30 +54,30 @@ public enum EtcdOperation: Sendable, Equatable {
 
 /// The outcome of a transaction: which branch ran, and the keys its `get`s found (nil for
 /// operations that are not gets, or gets of absent keys).
-public struct EtcdTxnResult: Sendable, Equatable {
-    public var succeeded: Bool
-    public var revision: Int64
-    public var found: [EtcdKeyValue?]
+package struct EtcdTxnResult: Sendable, Equatable {
+    package var succeeded: Bool
+    package var revision: Int64
+    package var found: [EtcdKeyValue?]
 }
 
 /// A change seen by a watch.
-public struct EtcdWatchEvent: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case put, delete }
-    public var kind: Kind
-    public var key: [UInt8]
-    public var value: [UInt8]
-    public var modRevision: Int64
+package struct EtcdWatchEvent: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable { case put, delete }
+    package var kind: Kind
+    package var key: [UInt8]
+    package var value: [UInt8]
+    package var modRevision: Int64
     /// The lease the key is attached to after a put (0 for none, and for deletions).
-    public var lease: Int64 = 0
+    package var lease: Int64 = 0
 }
 
 /// The answer of one watch long poll.
-public struct EtcdWatchResult: Sendable, Equatable {
-    public var events: [EtcdWatchEvent]
+package struct EtcdWatchResult: Sendable, Equatable {
+    package var events: [EtcdWatchEvent]
     /// The revision to watch from next time.
-    public var nextRevision: Int64
+    package var nextRevision: Int64
     /// etcd compacted the history past the requested revision: re-read the key.
-    public var compacted: Bool
+    package var compacted: Bool
 }
 
 /// etcd's v3 API through its HTTP/JSON gateway (`/v3/...`, keys and values base64, 64-bit
@@ -85,12 +85,12 @@ public struct EtcdWatchResult: Sendable, Equatable {
 ///
 /// Several endpoints may be given (members of one cluster): a request goes to the endpoint that
 /// last answered, and on a transport failure to the next one, each tried once per request.
-public final class EtcdClient: Sendable {
-    public let endpoints: [String]
+package final class EtcdClient: Sendable {
+    package let endpoints: [String]
     private let clients: [HTTPPostClient]
     private let current = Atomic<Int>(0)
 
-    public init(endpoints: [String], requestTimeout: Duration = .seconds(2)) throws(EtcdError) {
+    package init(endpoints: [String], requestTimeout: Duration = .seconds(2)) throws(EtcdError) {
         precondition(!endpoints.isEmpty, "etcd needs at least one endpoint")
         self.endpoints = endpoints
         var clients: [HTTPPostClient] = []
@@ -108,14 +108,14 @@ public final class EtcdClient: Sendable {
         self.clients = clients
     }
 
-    public func shutdown() async {
+    package func shutdown() async {
         for client in clients { await client.shutdown() }
     }
 
     // MARK: Leases
 
     /// Grants a lease; returns its id and the TTL etcd granted (it may raise a short one).
-    public func grantLease(ttlSeconds: Int64) async throws(EtcdError) -> (id: Int64, ttl: Int64) {
+    package func grantLease(ttlSeconds: Int64) async throws(EtcdError) -> (id: Int64, ttl: Int64) {
         let reply: LeaseGrantReply = try await call("/v3/lease/grant", LeaseGrantRequest(TTL: String(ttlSeconds)))
         guard let id = reply.ID.flatMap(Int64.init), id != 0, let ttl = reply.TTL.flatMap(Int64.init), ttl > 0 else {
             throw .malformed(endpoint: endpoint, path: "/v3/lease/grant", reason: "no lease id or TTL in the answer")
@@ -124,7 +124,7 @@ public final class EtcdClient: Sendable {
     }
 
     /// Renews a lease; returns the TTL it now has, 0 when etcd no longer knows it (expired or revoked).
-    public func keepAlive(lease: Int64) async throws(EtcdError) -> Int64 {
+    package func keepAlive(lease: Int64) async throws(EtcdError) -> Int64 {
         let reply: StreamEnvelope<LeaseKeepAliveReply> = try await call(
             "/v3/lease/keepalive", LeaseIDRequest(ID: String(lease)))
         guard let result = reply.result else {
@@ -134,7 +134,7 @@ public final class EtcdClient: Sendable {
     }
 
     /// Ends a lease at once, deleting its keys. Revoking a lease etcd no longer knows is not an error.
-    public func revoke(lease: Int64) async throws(EtcdError) {
+    package func revoke(lease: Int64) async throws(EtcdError) {
         do {
             let _: EmptyReply = try await call("/v3/lease/revoke", LeaseIDRequest(ID: String(lease)))
         } catch {
@@ -146,7 +146,7 @@ public final class EtcdClient: Sendable {
     // MARK: Keys
 
     /// Drops the history before `revision` (values of keys overwritten since stay only until then).
-    public func compact(revision: Int64) async throws(EtcdError) {
+    package func compact(revision: Int64) async throws(EtcdError) {
         do {
             let _: EmptyReply = try await call("/v3/kv/compaction", CompactionRequest(revision: String(revision)))
         } catch {
@@ -157,14 +157,14 @@ public final class EtcdClient: Sendable {
     }
 
     /// The key's current value (nil when absent) and the store's revision.
-    public func get(_ key: [UInt8]) async throws(EtcdError) -> (kv: EtcdKeyValue?, revision: Int64) {
+    package func get(_ key: [UInt8]) async throws(EtcdError) -> (kv: EtcdKeyValue?, revision: Int64) {
         let reply: RangeReply = try await call("/v3/kv/range", RangeRequest(key: Self.b64(key)))
         let kv = try reply.kvs?.first.map { kv throws(EtcdError) in try decode(kv, path: "/v3/kv/range") }
         return (kv, reply.header?.revision.flatMap(Int64.init) ?? 0)
     }
 
     /// Runs `success` if every comparison holds, else `failure`, atomically.
-    public func transaction(if compares: [EtcdCompare], then success: [EtcdOperation],
+    package func transaction(if compares: [EtcdCompare], then success: [EtcdOperation],
                             else failure: [EtcdOperation]) async throws(EtcdError) -> EtcdTxnResult {
         let request = TxnRequest(compare: compares.map(Self.encode), success: success.map(Self.encode),
                                  failure: failure.map(Self.encode))
@@ -184,7 +184,7 @@ public final class EtcdClient: Sendable {
     /// Waits up to `timeout` for changes of `key` (or of every key in [`key`, `rangeEnd`)) from
     /// `revision` on (a long poll of etcd's watch stream: returns at the first batch of events,
     /// or with none when the time is up).
-    public func watch(_ key: [UInt8], rangeEnd: [UInt8]? = nil, fromRevision revision: Int64,
+    package func watch(_ key: [UInt8], rangeEnd: [UInt8]? = nil, fromRevision revision: Int64,
                       timeout: Duration) async throws(EtcdError) -> EtcdWatchResult {
         let path = "/v3/watch"
         let body = Self.json(WatchRequest(create_request: .init(key: Self.b64(key), range_end: rangeEnd.map(Self.b64),
@@ -304,7 +304,7 @@ public final class EtcdClient: Sendable {
 
     /// The end of the range of every key that starts with `prefix` (etcd's `range_end` for a
     /// prefix: the prefix with its last byte below 0xFF incremented).
-    public static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
+    package static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
         var end = prefix
         while let last = end.last {
             if last < 0xFF {

@@ -3,7 +3,7 @@ import Chain
 import Store
 
 /// Why a block could not be applied.
-public enum ApplyError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum ApplyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The block broke a rule of SPEC §3 (see `ValidationError.isDivergence`, `.blamesSource`).
     case invalid(ValidationError)
     /// The executor failed on the block.
@@ -11,7 +11,7 @@ public enum ApplyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The store failed (nothing of the failed batch was written).
     case store(StoreError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalid(let e): return e.description
         case .execution(let e): return e.description
@@ -21,13 +21,13 @@ public enum ApplyError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The outcome of `BlockApplier.apply(_:…)` for a run of blocks.
-public struct BatchApplyResult: Sendable {
+package struct BatchApplyResult: Sendable {
     /// The state after the last committed block.
-    public var state: State
+    package var state: State
     /// How many blocks from the front of the run were validated, executed and committed.
-    public var applied: Int
+    package var applied: Int
     /// Why the block after those was not applied (nil when all were).
-    public var failure: ApplyError?
+    package var failure: ApplyError?
 }
 
 /// Validation, execution and storage of received blocks, in that order, with the executor's
@@ -36,14 +36,14 @@ public struct BatchApplyResult: Sendable {
 ///
 /// A value type without state of its own: the store's state is the truth. Apply blocks from
 /// one task at a time (the store rejects commits that do not extend its head).
-public struct BlockApplier: Sendable {
-    public let store: BlockStore
-    public let executor: any Executor
-    public let validator: BlockValidator
+package struct BlockApplier: Sendable {
+    package let store: BlockStore
+    package let executor: any Executor
+    package let validator: BlockValidator
     /// Calls into the executor from the applier's blocking callers (the sync pipeline's thread).
     private let calls: BlockingExecutor
 
-    public init(store: BlockStore, executor: any Executor, validator: BlockValidator) {
+    package init(store: BlockStore, executor: any Executor, validator: BlockValidator) {
         self.store = store
         self.executor = executor
         self.validator = validator
@@ -51,7 +51,7 @@ public struct BlockApplier: Sendable {
     }
 
     /// Validates and executes one block on top of `state` without storing it.
-    public func prepare(_ signedHeader: SignedHeader, _ data: BlockData, state: State, now: UInt64,
+    package func prepare(_ signedHeader: SignedHeader, _ data: BlockData, state: State, now: UInt64,
                         signatureVerified: Bool = false) throws(ApplyError) -> BlockCommit {
         var next: State
         do throws(ValidationError) {
@@ -82,7 +82,7 @@ public struct BlockApplier: Sendable {
 
     /// Validates, executes and commits one block; returns the new state.
     @discardableResult
-    public func apply(_ signedHeader: SignedHeader, _ data: BlockData, now: UInt64,
+    package func apply(_ signedHeader: SignedHeader, _ data: BlockData, now: UInt64,
                       signatureVerified: Bool = false, sync: Bool = false) throws(ApplyError) -> State {
         guard let state = store.state else { throw .store(.notInitialized) }
         let commit = try prepare(signedHeader, data, state: state, now: now, signatureVerified: signatureVerified)
@@ -97,7 +97,7 @@ public struct BlockApplier: Sendable {
     /// The catch-up hot path: validates and executes consecutive blocks and commits them in ONE
     /// batch. Stops at the first block that fails; the blocks before it are still committed.
     /// Only a store failure throws (then nothing of this run was written).
-    public func apply(_ blocks: [(signedHeader: SignedHeader, data: BlockData)], now: UInt64,
+    package func apply(_ blocks: [(signedHeader: SignedHeader, data: BlockData)], now: UInt64,
                       signaturesVerified: Bool = false, sync: Bool = false) throws(ApplyError) -> BatchApplyResult {
         guard var state = store.state else { throw .store(.notInitialized) }
         var commits: [BlockCommit] = []
@@ -124,7 +124,7 @@ public struct BlockApplier: Sendable {
 
     /// Rolls store and executor back to `height` (refused below the finalized height).
     @discardableResult
-    public func rollback(to height: UInt64) throws(StoreError) -> State {
+    package func rollback(to height: UInt64) throws(StoreError) -> State {
         try ChainExecution(store: store, executor: executor).rollback(to: height)
     }
 }

@@ -16,12 +16,12 @@ import Store
 ///   the caller's `BlockingLane`, never on the cooperative pool;
 /// - synchronous, for callers already on a thread that may block (the sync pipeline's apply
 ///   thread, a lane's thread, the offline `rollback` command).
-public struct ChainExecution: Sendable {
-    public let store: BlockStore
-    public let executor: any Executor
+package struct ChainExecution: Sendable {
+    package let store: BlockStore
+    package let executor: any Executor
     private let calls: BlockingExecutor
 
-    public init(store: BlockStore, executor: any Executor) {
+    package init(store: BlockStore, executor: any Executor) {
         self.store = store
         self.executor = executor
         self.calls = BlockingExecutor(executor)
@@ -32,7 +32,7 @@ public struct ChainExecution: Sendable {
     /// The stored state, or on first start the executor's InitChain and the genesis state it
     /// roots. Refuses a store of another chain (before asking the executor anything).
     @discardableResult
-    public func initialize(genesis: Genesis, on lane: BlockingLane) async throws(StoreError) -> State {
+    package func initialize(genesis: Genesis, on lane: BlockingLane) async throws(StoreError) -> State {
         let store = self.store
         if let state = try await lane.run(orIfShutDown: StoreError.closed, { () throws(StoreError) in
             try store.storedState(for: genesis)
@@ -52,7 +52,7 @@ public struct ChainExecution: Sendable {
 
     /// `initialize(genesis:on:)` on a thread that may block.
     @discardableResult
-    public func initialize(genesis: Genesis) throws(StoreError) -> State {
+    package func initialize(genesis: Genesis) throws(StoreError) -> State {
         if let state = try store.storedState(for: genesis) { return state }
         let root: [UInt8]
         do throws(ExecutionError) {
@@ -69,7 +69,7 @@ public struct ChainExecution: Sendable {
     /// the head before the executor is asked; the executor's undo writes and the removal of the
     /// blocks are one batch. At `target` already: nothing happens.
     @discardableResult
-    public func rollback(to target: UInt64, sync: Bool = true, on lane: BlockingLane) async throws(StoreError) -> State {
+    package func rollback(to target: UInt64, sync: Bool = true, on lane: BlockingLane) async throws(StoreError) -> State {
         let store = self.store
         guard let plan = try await lane.run(orIfShutDown: StoreError.closed, { () throws(StoreError) in
             try store.planRollback(to: target)
@@ -89,7 +89,7 @@ public struct ChainExecution: Sendable {
 
     /// `rollback(to:sync:on:)` on a thread that may block.
     @discardableResult
-    public func rollback(to target: UInt64, sync: Bool = true) throws(StoreError) -> State {
+    package func rollback(to target: UInt64, sync: Bool = true) throws(StoreError) -> State {
         guard let plan = try store.planRollback(to: target) else { return try current() }
         let writes: WriteSet
         do throws(ExecutionError) {
@@ -111,7 +111,7 @@ public struct ChainExecution: Sendable {
     /// in the same batch. At `height` already: nothing happens. Lower: `.belowFinalized`;
     /// above the head: `.aboveHeight`. A rollback or another finalization between the
     /// executor's answer and the batch makes it ask again.
-    public func finalize(through height: UInt64, sync: Bool = true, on lane: BlockingLane) async throws(StoreError) {
+    package func finalize(through height: UInt64, sync: Bool = true, on lane: BlockingLane) async throws(StoreError) {
         let store = self.store
         while let plan = try await lane.run(orIfShutDown: StoreError.closed, { () throws(StoreError) in
             try store.planFinality(height)
@@ -130,7 +130,7 @@ public struct ChainExecution: Sendable {
     }
 
     /// `finalize(through:sync:on:)` on a thread that may block.
-    public func finalize(through height: UInt64, sync: Bool = true) throws(StoreError) {
+    package func finalize(through height: UInt64, sync: Bool = true) throws(StoreError) {
         while let plan = try store.planFinality(height) {
             let writes: WriteSet
             do throws(ExecutionError) {

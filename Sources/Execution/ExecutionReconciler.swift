@@ -12,24 +12,24 @@ import Store
 ///   computes another chain than the one stored, and nothing is built on it.
 ///
 /// An embedded executor (`latestHeight() == nil`) is always in line: nothing happens.
-public struct ExecutionReconciler: Sendable {
-    public enum Outcome: Sendable, Equatable {
+package struct ExecutionReconciler: Sendable {
+    package enum Outcome: Sendable, Equatable {
         case inLine
         case rolledBack(from: UInt64, to: UInt64)
         case replayed(from: UInt64, to: UInt64)
     }
 
-    public let store: BlockStore
-    public let executor: any Executor
-    public let logger: Logger
+    package let store: BlockStore
+    package let executor: any Executor
+    package let logger: Logger
 
-    public init(store: BlockStore, executor: any Executor, logger: Logger) {
+    package init(store: BlockStore, executor: any Executor, logger: Logger) {
         self.store = store
         self.executor = executor
         self.logger = logger
     }
 
-    public func reconcile() async throws(ExecutionError) -> Outcome {
+    package func reconcile() async throws(ExecutionError) -> Outcome {
         guard let engineHeight = try await executor.latestHeight() else { return .inLine }
         guard let state = store.state else {
             throw ExecutionError(height: nil, reason: "the store has no genesis state to reconcile the engine with")

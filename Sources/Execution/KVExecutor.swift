@@ -21,52 +21,52 @@ import Store
 /// Reading a key takes its latest version. Rolling back to `a` deletes the versions listed in the
 /// undo records above `a`. Finality prunes superseded versions and the undo records at or below
 /// the finalized height (rollback never goes there).
-public final class KVExecutor: SynchronousExecutor {
-    public let store: BlockStore
-    public let mempool: Mempool
+package final class KVExecutor: SynchronousExecutor {
+    package let store: BlockStore
+    package let mempool: Mempool
 
     /// Undo records handled per `prune` call by default; the rest follow on later calls.
-    public static let maxPrunePerCall = 1024
+    package static let maxPrunePerCall = 1024
 
-    public init(store: BlockStore, mempool: Mempool = Mempool()) {
+    package init(store: BlockStore, mempool: Mempool = Mempool()) {
         self.store = store
         self.mempool = mempool
     }
 
     // MARK: Executor
 
-    public func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8] {
+    package func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8] {
         [UInt8](repeating: 0, count: 32)
     }
 
-    public func getTxs(max: Int, maxBytes: Int) -> [[UInt8]] {
+    package func getTxs(max: Int, maxBytes: Int) -> [[UInt8]] {
         mempool.take(max: max, maxBytes: maxBytes)
     }
 
     /// Up to `max` txs, bounded by the bytes a block can carry.
-    public func getTxs(max: Int) -> [[UInt8]] {
+    package func getTxs(max: Int) -> [[UInt8]] {
         getTxs(max: max, maxBytes: WireLimits.maxTxBytesPerBlock)
     }
 
-    public func hasPendingTransactions() -> Bool { mempool.count > 0 }
+    package func hasPendingTransactions() -> Bool { mempool.count > 0 }
 
     /// The KV state is committed in the block's own batch: always at the store's height.
-    public func latestHeight() -> UInt64? { nil }
+    package func latestHeight() -> UInt64? { nil }
 
     /// ev-node's testapp rule: with forced transactions in the list, a tx without `=` or whose
     /// key is only whitespace is removed (the chain would carry it for nothing); then the size
     /// rule. KV has no gas.
-    public func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
+    package func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
         TxSizeFilter.filter(txs, maxBytes: maxBytes) { tx in !hasForced || Self.isWellFormedForForcedInclusion(tx) }
     }
 
     /// `key=value` with a key that is not blank (Unicode whitespace, as Go's `strings.TrimSpace`).
-    public static func isWellFormedForForcedInclusion(_ tx: [UInt8]) -> Bool {
+    package static func isWellFormedForForcedInclusion(_ tx: [UInt8]) -> Bool {
         guard let eq = tx.firstIndex(of: UInt8(ascii: "=")) else { return false }
         return String(decoding: tx[..<eq], as: UTF8.self).contains { !$0.isWhitespace }
     }
 
-    public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+    package func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                            previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {
         var writes = WriteSet()
         var undo: [UInt8] = []
@@ -84,7 +84,7 @@ public final class KVExecutor: SynchronousExecutor {
     /// Finality changes nothing in the KV state by itself: superseded versions are pruned behind
     /// it by `prune(maxRecords:)`, off the path that finalizes (a catch-up finalizes thousands of
     /// blocks per DA height, and production's submitter must not wait for housekeeping).
-    public func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet {
+    package func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet {
         WriteSet()
     }
 
@@ -96,7 +96,7 @@ public final class KVExecutor: SynchronousExecutor {
     /// below the finalized height, which only grows, and rollback and new blocks touch only what
     /// is above it.
     @discardableResult
-    public func prune(maxRecords: Int = KVExecutor.maxPrunePerCall) throws(ExecutionError) -> Bool {
+    package func prune(maxRecords: Int = KVExecutor.maxPrunePerCall) throws(ExecutionError) -> Bool {
         let height = store.finalizedHeight
         var writes = WriteSet()
         let prunedThrough = try readPrunedThrough()
@@ -150,7 +150,7 @@ public final class KVExecutor: SynchronousExecutor {
         return more
     }
 
-    public func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet {
+    package func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet {
         var writes = WriteSet()
         guard currentHeight > height else { return writes }
         var next = KVExecutor.undoKey(height + 1)
@@ -177,23 +177,23 @@ public final class KVExecutor: SynchronousExecutor {
     // MARK: Mempool and queries
 
     /// Queues a tx for the next block (`POST /tx`).
-    public func submit(_ tx: [UInt8]) throws(MempoolError) {
+    package func submit(_ tx: [UInt8]) throws(MempoolError) {
         try mempool.submit(tx)
     }
 
     /// The committed value of `key` (`GET /kv`), nil when never set.
-    public func value(forKey key: [UInt8]) throws(StoreError) -> [UInt8]? {
+    package func value(forKey key: [UInt8]) throws(StoreError) -> [UInt8]? {
         let prefix = KVExecutor.versionPrefix(key)
         return try store.executorLastEntry(withPrefix: prefix,
                                            atOrBefore: prefix + [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])?.value
     }
 
-    public func value(forKey key: String) throws(StoreError) -> [UInt8]? {
+    package func value(forKey key: String) throws(StoreError) -> [UInt8]? {
         try value(forKey: Array(key.utf8))
     }
 
     /// Splits a `key=value` tx; nil for anything that is not one (no `=`, empty key, not UTF-8).
-    public static func parse(_ tx: [UInt8]) -> (key: [UInt8], value: [UInt8])? {
+    package static func parse(_ tx: [UInt8]) -> (key: [UInt8], value: [UInt8])? {
         guard let eq = tx.firstIndex(of: UInt8(ascii: "=")), eq > 0,
               String(validating: tx, as: UTF8.self) != nil else { return nil }
         return (Array(tx[..<eq]), Array(tx[(eq + 1)...]))

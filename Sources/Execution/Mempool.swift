@@ -2,13 +2,13 @@ import Chain
 import Synchronization
 
 /// Why a tx was not queued.
-public enum MempoolError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum MempoolError: Error, Sendable, Equatable, CustomStringConvertible {
     case emptyTx
     case txTooLarge(size: Int, limit: Int)
     /// The mempool is at its bound; the tx was not queued (try again later).
     case full(txs: Int, bytes: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .emptyTx: return "empty tx"
         case .txTooLarge(let size, let limit): return "tx of \(size) bytes is over the limit of \(limit)"
@@ -19,10 +19,10 @@ public enum MempoolError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// A bounded FIFO of pending txs, safe to use from many threads (RPC handlers submit, the block
 /// producer takes).
-public final class Mempool: Sendable {
-    public let maxTxs: Int
-    public let maxBytes: Int
-    public let maxTxBytes: Int
+package final class Mempool: Sendable {
+    package let maxTxs: Int
+    package let maxBytes: Int
+    package let maxTxBytes: Int
 
     private struct Queue {
         var txs: [[UInt8]] = []
@@ -33,13 +33,13 @@ public final class Mempool: Sendable {
 
     private let queue = Mutex(Queue())
 
-    public init(maxTxs: Int = 100_000, maxBytes: Int = 64 << 20, maxTxBytes: Int = 1 << 20) {
+    package init(maxTxs: Int = 100_000, maxBytes: Int = 64 << 20, maxTxBytes: Int = 1 << 20) {
         self.maxTxs = maxTxs
         self.maxBytes = maxBytes
         self.maxTxBytes = min(maxTxBytes, WireLimits.maxTxBytesPerBlock)
     }
 
-    public func submit(_ tx: [UInt8]) throws(MempoolError) {
+    package func submit(_ tx: [UInt8]) throws(MempoolError) {
         guard !tx.isEmpty else { throw .emptyTx }
         guard tx.count <= maxTxBytes else { throw .txTooLarge(size: tx.count, limit: maxTxBytes) }
         try queue.withLock { (q) throws(MempoolError) in
@@ -53,7 +53,7 @@ public final class Mempool: Sendable {
 
     /// Removes and returns up to `max` txs totalling at most `maxBytes`, oldest first. A tx that
     /// does not fit stays at the front for the next block.
-    public func take(max: Int, maxBytes: Int) -> [[UInt8]] {
+    package func take(max: Int, maxBytes: Int) -> [[UInt8]] {
         queue.withLock { q in
             var out: [[UInt8]] = []
             var taken = 0
@@ -78,6 +78,6 @@ public final class Mempool: Sendable {
         }
     }
 
-    public var count: Int { queue.withLock { $0.count } }
-    public var byteCount: Int { queue.withLock { $0.bytes } }
+    package var count: Int { queue.withLock { $0.count } }
+    package var byteCount: Int { queue.withLock { $0.bytes } }
 }

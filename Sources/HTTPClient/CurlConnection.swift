@@ -16,13 +16,13 @@ enum CurlRuntime {
 }
 
 /// An HTTP answer: status, body bytes and the one header the clients act on.
-public struct HTTPReply: Sendable {
-    public let status: Int
-    public let body: [UInt8]
+package struct HTTPReply: Sendable {
+    package let status: Int
+    package let body: [UInt8]
     /// The `Retry-After` header as sent (delay-seconds or an HTTP date), if any.
-    public var retryAfter: String?
+    package var retryAfter: String?
 
-    public init(status: Int, body: [UInt8], retryAfter: String? = nil) {
+    package init(status: Int, body: [UInt8], retryAfter: String? = nil) {
         self.status = status
         self.body = body
         self.retryAfter = retryAfter
@@ -30,26 +30,26 @@ public struct HTTPReply: Sendable {
 }
 
 /// How one request differs from its connection's defaults.
-public struct RequestShape: Sendable {
+package struct RequestShape: Sendable {
     /// Another URL than the connection's (same host, other path).
-    public var url: String?
+    package var url: String?
     /// Another upper bound of the whole exchange than the connection's.
-    public var timeout: Duration?
+    package var timeout: Duration?
     /// For streamed answers (etcd watch): end the transfer successfully once this many complete
     /// lines arrived, or when `timeout` passes with whatever arrived by then.
-    public var stopAfterLines: Int?
+    package var stopAfterLines: Int?
     /// Header lines for this request only, sent after the connection's (e.g. an
     /// `Authorization` header minted per request).
-    public var headers: [String]
+    package var headers: [String]
 
-    public init(url: String? = nil, timeout: Duration? = nil, stopAfterLines: Int? = nil, headers: [String] = []) {
+    package init(url: String? = nil, timeout: Duration? = nil, stopAfterLines: Int? = nil, headers: [String] = []) {
         self.url = url
         self.timeout = timeout
         self.stopAfterLines = stopAfterLines
         self.headers = headers
     }
 
-    public static let plain = RequestShape()
+    package static let plain = RequestShape()
 }
 
 /// Set by the task that waits for a request when it is cancelled; the transfer's progress
@@ -266,14 +266,14 @@ final class CurlConnection: @unchecked Sendable {
 /// A fixed set of keep-alive connections, each used on a thread of its own so that blocking
 /// libcurl transfers never occupy Swift's cooperative threads. As many threads as connections:
 /// a thread that runs a job always finds an idle connection.
-public final class CurlConnectionPool: Sendable {
-    public let url: String
+package final class CurlConnectionPool: Sendable {
+    package let url: String
     private let threads: NIOThreadPool
     private let idle: Mutex<[CurlConnection]>
 
     /// `authToken`, when not empty, is sent as `Authorization: Bearer <token>` with every request;
     /// `caFile`, when not empty, is the PEM CA bundle an https:// server's certificate must chain to.
-    public init(size: Int, url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
+    package init(size: Int, url: String, authToken: String, connectTimeout: Duration, requestTimeout: Duration,
                 maxResponseBytes: Int, caFile: String = "") throws(HTTPError) {
         precondition(size >= 1, "a connection pool needs at least one connection")
         var connections: [CurlConnection] = []
@@ -293,7 +293,7 @@ public final class CurlConnectionPool: Sendable {
         threads.shutdownGracefully(queue: .global()) { _ in }
     }
 
-    public func post(_ body: [UInt8], shape: RequestShape = .plain) async throws(HTTPError) -> HTTPReply {
+    package func post(_ body: [UInt8], shape: RequestShape = .plain) async throws(HTTPError) -> HTTPReply {
         if Task.isCancelled { throw .cancelled }
         let cancel = CancelFlag()
         let result: Result<HTTPReply, HTTPError>
@@ -318,7 +318,7 @@ public final class CurlConnectionPool: Sendable {
     }
 
     /// Stops the threads after the transfers in flight end.
-    public func shutdown() async {
+    package func shutdown() async {
         try? await threads.shutdownGracefully()
     }
 }

@@ -1,6 +1,6 @@
 /// Why an HTTP exchange produced no answer. Callers (the DA client, the EVM executor) map these
 /// to their own errors, which name the method and the server.
-public enum HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// libcurl failed: connection refused, timeout, reset… `code` is the CURLcode.
     case transport(code: Int, message: String, url: String)
     /// The answer was larger than the connection's limit; the transfer was aborted.
@@ -12,7 +12,7 @@ public enum HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     /// libcurl could not be set up.
     case setup(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .transport(code, message, url): return "HTTP transport to \(url) failed (curl \(code)): \(message)"
         case let .responseTooLarge(limit): return "response larger than \(limit) bytes"

@@ -3,24 +3,24 @@ import CArgon2
 /// Argon2id from the reference implementation (Debian's libargon2), with the parameters ev-node's
 /// file signer uses. Deriving costs 32 MiB and a few hundred milliseconds of CPU: callers run it
 /// once per start, off the cooperative pool.
-public enum Argon2id {
-    public struct Parameters: Sendable, Equatable {
-        public let iterations: UInt32
-        public let memoryKiB: UInt32
-        public let lanes: UInt32
-        public let keyLength: Int
+package enum Argon2id {
+    package struct Parameters: Sendable, Equatable {
+        package let iterations: UInt32
+        package let memoryKiB: UInt32
+        package let lanes: UInt32
+        package let keyLength: Int
 
         /// ev-node `pkg/signer/file/local.go`: t = 3, m = 32 MiB, p = 4, a 32-byte AES-256 key.
-        public static let evNodeSigner = Parameters(iterations: 3, memoryKiB: 32 * 1024, lanes: 4, keyLength: 32)
+        package static let evNodeSigner = Parameters(iterations: 3, memoryKiB: 32 * 1024, lanes: 4, keyLength: 32)
     }
 
-    public struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
-        public let code: Int32
-        public let message: String
-        public var description: String { "Argon2id failed: \(message) (libargon2 code \(code))" }
+    package struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
+        package let code: Int32
+        package let message: String
+        package var description: String { "Argon2id failed: \(message) (libargon2 code \(code))" }
     }
 
-    public static func deriveKey(passphrase: [UInt8], salt: [UInt8],
+    package static func deriveKey(passphrase: [UInt8], salt: [UInt8],
                                  parameters: Parameters = .evNodeSigner) throws(Failure) -> [UInt8] {
         var key = [UInt8](repeating: 0, count: parameters.keyLength)
         let code = passphrase.withUnsafeBytes { pwd in

@@ -4,22 +4,22 @@ import Primitives
 /// with surrounding white space removed exactly as Go's `strings.TrimSpace` removes it (ev-node
 /// trims that way, so "secret\n" and "secret" are one passphrase; a different trim would turn a
 /// correct passphrase file into "wrong passphrase" for some operators).
-public struct Passphrase: Sendable {
-    public let bytes: [UInt8]
+package struct Passphrase: Sendable {
+    package let bytes: [UInt8]
     /// The file it came from, for error messages.
-    public let file: String
+    package let file: String
 
     /// More than this is not a passphrase file (and is not read into memory).
-    public static let maxFileBytes = 64 * 1024
+    package static let maxFileBytes = 64 * 1024
 
-    public init(bytes: [UInt8], file: String) {
+    package init(bytes: [UInt8], file: String) {
         self.bytes = bytes
         self.file = file
     }
 
     /// Reads and trims `file`; a missing, unreadable, oversized or (after trimming) empty file is
     /// an error naming it. `signerFile` is the key file it is meant to unlock, named in the error.
-    public static func read(file: String, for signerFile: String) throws(SignerFileError) -> Passphrase {
+    package static func read(file: String, for signerFile: String) throws(SignerFileError) -> Passphrase {
         guard !file.isEmpty else {
             throw SignerFileError(path: signerFile, problem: .passphraseFileNotGiven)
         }
@@ -45,7 +45,7 @@ public struct Passphrase: Sendable {
 /// Go's `strings.TrimSpace` on bytes: drops leading and trailing runes for which `unicode.IsSpace`
 /// holds, decoding UTF-8 from each end; an invalid UTF-8 sequence stops the trim (Go decodes it as
 /// U+FFFD, which is not space), and the middle is kept byte for byte.
-public enum GoTrimSpace {
+package enum GoTrimSpace {
     /// `unicode.IsSpace`: the Latin-1 spaces (\t \n \v \f \r, space, U+0085, U+00A0) and the other
     /// code points with the Unicode White_Space property.
     static func isSpace(_ scalar: UInt32) -> Bool {
@@ -56,7 +56,7 @@ public enum GoTrimSpace {
         }
     }
 
-    public static func trim(_ bytes: [UInt8]) -> [UInt8] {
+    package static func trim(_ bytes: [UInt8]) -> [UInt8] {
         var start = 0
         var end = bytes.count
         while start < end, let (scalar, length) = decodeFirst(bytes, start, end), isSpace(scalar) {

@@ -9,19 +9,19 @@ import Foundation
 ///     {"priv_key_encrypted": …, "nonce": …, "pub_key": …, "salt": …}
 ///
 /// where `priv_key_encrypted` is AES-256-GCM (12-byte nonce, no additional data, 16-byte tag
-/// appended) of the 64-byte libp2p raw Ed25519 private key (seed ‖ public key), under the key
+/// appended) of the 64-byte libp2p raw Ed25519 private key (seed ‖ package key), under the key
 /// Argon2id(passphrase, salt; t = 3, m = 32 MiB, p = 4) → 32 bytes. Mode 0600.
-public enum SignerFile {
-    public static let fileName = "signer.json"
+package enum SignerFile {
+    package static let fileName = "signer.json"
     /// A signer.json is about 250 bytes; anything past this is not one and is not read.
-    public static let maxFileBytes = 64 * 1024
+    package static let maxFileBytes = 64 * 1024
     static let saltLength = 16
     static let nonceLength = 12
     static let tagLength = 16
 
     /// Decrypts the key at `path` with `passphrase`. Every check that needs no Argon2id (JSON,
     /// base64, lengths, the legacy format) comes before the derivation.
-    public static func decrypt(path: String, passphrase: Passphrase) throws(SignerFileError) -> KeyFile {
+    package static func decrypt(path: String, passphrase: Passphrase) throws(SignerFileError) -> KeyFile {
         let bytes: [UInt8]
         do {
             guard try FileIO.existence(path) else { throw SignerFileError(path: path, problem: .notFound) }
@@ -49,13 +49,13 @@ public enum SignerFile {
         }
         let key = try RawEd25519.key(from: Array(plaintext), path: path)
         guard key.publicKey == sealed.publicKey else {
-            throw SignerFileError(path: path, problem: .publicKeyMismatch("pub_key is not the public key of the encrypted private key"))
+            throw SignerFileError(path: path, problem: .publicKeyMismatch("pub_key is not the package key of the encrypted private key"))
         }
         return key
     }
 
     /// The file's text for `key` under `passphrase`, with a fresh random salt and nonce.
-    public static func seal(_ key: KeyFile, passphrase: Passphrase, path: String) throws(SignerFileError) -> String {
+    package static func seal(_ key: KeyFile, passphrase: Passphrase, path: String) throws(SignerFileError) -> String {
         var rng = SystemRandomNumberGenerator()
         let salt = (0..<saltLength).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
         let derived: [UInt8]
@@ -77,7 +77,7 @@ public enum SignerFile {
 
     /// Encrypts `key` into `path` atomically with mode 0600 (temp file, fsync, rename). With
     /// `overwrite` false an existing file is refused and left as it is.
-    public static func write(_ key: KeyFile, passphrase: Passphrase, path: String, overwrite: Bool) throws(SignerFileError) {
+    package static func write(_ key: KeyFile, passphrase: Passphrase, path: String, overwrite: Bool) throws(SignerFileError) {
         if !overwrite, FileIO.exists(path) { throw SignerFileError(path: path, problem: .alreadyExists) }
         let text = try seal(key, passphrase: passphrase, path: path)
         do {
@@ -118,7 +118,7 @@ public enum SignerFile {
             // libargon2 needs ≥ 8 bytes; ev-node writes 16 and Go would take any length.
             guard (8...1024).contains(salt.count) else { throw damaged("\"salt\" is \(salt.count) bytes (ev-node writes 16)") }
             guard nonce.count == nonceLength else { throw damaged("\"nonce\" is \(nonce.count) bytes, AES-GCM's is 12") }
-            guard publicKey.count == 32 else { throw damaged("\"pub_key\" is \(publicKey.count) bytes, an Ed25519 public key is 32") }
+            guard publicKey.count == 32 else { throw damaged("\"pub_key\" is \(publicKey.count) bytes, an Ed25519 package key is 32") }
             // 64 bytes of key (96 in libp2p's old redundant form) plus the 16-byte tag.
             guard ciphertext.count == 64 + tagLength || ciphertext.count == 96 + tagLength else {
                 throw damaged("\"priv_key_encrypted\" is \(ciphertext.count) bytes; an encrypted Ed25519 key is 80")
@@ -128,17 +128,17 @@ public enum SignerFile {
     }
 }
 
-/// libp2p's raw Ed25519 private key: seed ‖ public key (64 bytes), also accepted in its old
-/// 96-byte form with the public key repeated. The public half must belong to the seed: a key
+/// libp2p's raw Ed25519 private key: seed ‖ package key (64 bytes), also accepted in its old
+/// 96-byte form with the package key repeated. The package half must belong to the seed: a key
 /// whose halves disagree would sign with one key and claim another.
-public enum RawEd25519 {
-    public static func bytes(of key: KeyFile) -> [UInt8] {
+package enum RawEd25519 {
+    package static func bytes(of key: KeyFile) -> [UInt8] {
         Array(key.privateKey.rawRepresentation) + key.publicKey
     }
 
-    public static func key(from raw: [UInt8], path: String) throws(SignerFileError) -> KeyFile {
+    package static func key(from raw: [UInt8], path: String) throws(SignerFileError) -> KeyFile {
         guard raw.count == 64 || raw.count == 96 else {
-            throw SignerFileError(path: path, problem: .damaged("the private key is \(raw.count) bytes, a raw Ed25519 key is 64 (seed ‖ public key)"))
+            throw SignerFileError(path: path, problem: .damaged("the private key is \(raw.count) bytes, a raw Ed25519 key is 64 (seed ‖ package key)"))
         }
         let key: KeyFile
         do {
@@ -147,7 +147,7 @@ public enum RawEd25519 {
             throw SignerFileError(path: path, problem: .damaged("the private key does not start with an Ed25519 seed"))
         }
         guard Array(raw[32..<64]) == key.publicKey, raw.count == 64 || Array(raw[64..<96]) == key.publicKey else {
-            throw SignerFileError(path: path, problem: .publicKeyMismatch("the public half of the private key does not belong to its seed"))
+            throw SignerFileError(path: path, problem: .publicKeyMismatch("the package half of the private key does not belong to its seed"))
         }
         return key
     }

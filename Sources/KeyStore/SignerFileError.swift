@@ -1,7 +1,7 @@
 /// What is wrong with a `signer.json` or the passphrase meant to unlock it: one line naming the
 /// file and the problem, which the CLI prints before exiting with status 2.
-public struct SignerFileError: Error, CustomStringConvertible, Equatable, Sendable {
-    public enum Problem: Equatable, Sendable {
+package struct SignerFileError: Error, CustomStringConvertible, Equatable, Sendable {
+    package enum Problem: Equatable, Sendable {
         /// The AES-GCM tag did not verify: the passphrase is not the one the file was written
         /// with, or the encrypted key, nonce or salt was altered (the cipher cannot tell which).
         case wrongPassphraseOrAltered
@@ -9,7 +9,7 @@ public struct SignerFileError: Error, CustomStringConvertible, Equatable, Sendab
         case damaged(String)
         /// An ev-node file from before Argon2id (no `salt`): its key derivation is not read.
         case legacyWithoutSalt
-        /// The decrypted key's public half, or the key itself, disagrees with `pub_key`.
+        /// The decrypted key's package half, or the key itself, disagrees with `pub_key`.
         case publicKeyMismatch(String)
         case notFound
         case unreadable(String)
@@ -23,15 +23,15 @@ public struct SignerFileError: Error, CustomStringConvertible, Equatable, Sendab
     }
 
     /// The `signer.json` concerned.
-    public let path: String
-    public let problem: Problem
+    package let path: String
+    package let problem: Problem
 
-    public init(path: String, problem: Problem) {
+    package init(path: String, problem: Problem) {
         self.path = path
         self.problem = problem
     }
 
-    public var description: String {
+    package var description: String {
         switch problem {
         case .wrongPassphraseOrAltered:
             return "\(path): cannot decrypt the signer key: wrong passphrase, or the file was altered (AES-256-GCM authentication failed)"

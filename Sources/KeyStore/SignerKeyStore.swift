@@ -4,11 +4,11 @@ import Config
 /// Where a home keeps its block signer and how the node, `init`, `keys` and `migrate-home` reach
 /// it: ev-node's encrypted `<signer.signer_path>/signer.json`, or the plaintext `config/signer.key`
 /// of homes written by earlier evnode versions.
-public enum SignerKeyStore {
+package enum SignerKeyStore {
     /// `<signer.path>/signer.json`. A relative `signer_path` is taken against the home (ev-node
     /// takes it against the working directory; README "Coming from ev-node"); a path that already
     /// ends in `signer.json` names the file itself, as ev-node allows.
-    public static func signerFilePath(layout: HomeLayout, config: SignerConfig) -> String {
+    package static func signerFilePath(layout: HomeLayout, config: SignerConfig) -> String {
         var folder = config.path
         if folder.hasSuffix(SignerFile.fileName) { folder.removeLast(SignerFile.fileName.count) }
         while folder.count > 1 && folder.hasSuffix("/") { folder.removeLast() }
@@ -22,7 +22,7 @@ public enum SignerKeyStore {
     /// or, on a home from an earlier evnode, `signer.key` with a notice. A full node signs nothing:
     /// it loads the legacy key when present (cheap), and `signer.json` only when given the
     /// passphrase, as a check; otherwise no signer, as in ev-node.
-    public static func loadForStart(layout: HomeLayout, config: NodeConfig) throws(ConfigError) -> LoadedSigner? {
+    package static func loadForStart(layout: HomeLayout, config: NodeConfig) throws(ConfigError) -> LoadedSigner? {
         // A based node signs nothing (its blocks carry no signature).
         let needed = config.aggregator && !config.basedSequencer
         // The remote signer holds the key: the home has none to load (the node connects to it).
@@ -61,7 +61,7 @@ public enum SignerKeyStore {
 
     /// `init`'s signer: a new key written to `config/signer.json` under the passphrase in `file`.
     /// The passphrase file is read (and refused if missing or empty) before anything is written.
-    public static func newForInit(layout: HomeLayout, passphraseFile: String) throws(ConfigError) -> InitSigner {
+    package static func newForInit(layout: HomeLayout, passphraseFile: String) throws(ConfigError) -> InitSigner {
         let path = layout.configDirectory + "/" + SignerFile.fileName
         let passphrase: Passphrase
         do {
@@ -83,7 +83,7 @@ public enum SignerKeyStore {
     /// refusing to replace one); `signer.key` is left for the caller to back up and remove, and
     /// `signer.state` (the high-water mark) stays where it is. Returns the path written.
     @discardableResult
-    public static func convertLegacy(layout: HomeLayout, passphraseFile: String) throws(ConfigError) -> String {
+    package static func convertLegacy(layout: HomeLayout, passphraseFile: String) throws(ConfigError) -> String {
         let path = layout.configDirectory + "/" + SignerFile.fileName
         let key = try KeyFile.load(path: layout.signerKeyFile)
         do {
@@ -95,8 +95,8 @@ public enum SignerKeyStore {
         return path
     }
 
-    /// `keys export`: the raw 64-byte key (seed ‖ public key) of `<home>/config/signer.json`.
-    public static func export(layout: HomeLayout, passphraseFile: String) throws(SignerFileError) -> [UInt8] {
+    /// `keys export`: the raw 64-byte key (seed ‖ package key) of `<home>/config/signer.json`.
+    package static func export(layout: HomeLayout, passphraseFile: String) throws(SignerFileError) -> [UInt8] {
         let path = layout.configDirectory + "/" + SignerFile.fileName
         let passphrase = try Passphrase.read(file: passphraseFile, for: path)
         return RawEd25519.bytes(of: try SignerFile.decrypt(path: path, passphrase: passphrase))
@@ -105,7 +105,7 @@ public enum SignerKeyStore {
     /// `keys import`: encrypts a raw key into `<home>/config/signer.json`; an existing file is
     /// replaced only with `force` (atomically: the old file stays whole until the new one is).
     @discardableResult
-    public static func importKey(raw: [UInt8], layout: HomeLayout, passphraseFile: String,
+    package static func importKey(raw: [UInt8], layout: HomeLayout, passphraseFile: String,
                                  force: Bool) throws(SignerFileError) -> KeyFile {
         let path = layout.configDirectory + "/" + SignerFile.fileName
         let key = try RawEd25519.key(from: raw, path: path)
@@ -123,14 +123,14 @@ public enum SignerKeyStore {
 
 extension ConfigError {
     /// The one line of a signer file problem, as the configuration error the CLI exits 2 with.
-    public init(_ error: SignerFileError) {
+    package init(_ error: SignerFileError) {
         self = .file(path: error.path, reason: String(error.description.dropFirst(error.path.count + 2)))
     }
 }
 
 extension NodeSetup {
     /// `NodeSetup.load` with the node's signer from `SignerKeyStore`.
-    public static func load(home: String, flags: [String: RawSetting],
+    package static func load(home: String, flags: [String: RawSetting],
                             environment: [String: String] = [:]) throws(ConfigError) -> NodeSetup {
         try load(home: home, flags: flags, environment: environment, signer: SignerKeyStore.loadForStart)
     }

@@ -11,25 +11,25 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Settings of `evnode local-da`.
-public struct LocalDAOptions: Sendable, Equatable {
+package struct LocalDAOptions: Sendable, Equatable {
     /// Directory of the local DA's RocksDB (created if missing).
-    public var home: String
+    package var home: String
     /// Port 0 picks a free port; the bound address is reported to `onListening`.
-    public var listen: HostPort
+    package var listen: HostPort
     /// An empty DA block is added every `blockTime`.
-    public var blockTime: Duration
+    package var blockTime: Duration
     /// Most bytes of blob data one `blob.Submit` may carry.
-    public var maxBlobSize: Int
+    package var maxBlobSize: Int
     /// When not empty, requests need `Authorization: Bearer <token>`.
-    public var authToken: String
+    package var authToken: String
     /// Added before every answer, to emulate a slow or distant DA node in tests and benchmarks.
-    public var responseDelay: Duration
+    package var responseDelay: Duration
     /// Submissions offering a lower gas price are refused with celestia-node's text (0 = any).
-    public var minGasPrice: Double = 0
+    package var minGasPrice: Double = 0
     /// Serve `blob.Subscribe` on the WebSocket endpoint (off: the method is missing).
-    public var subscribe = true
+    package var subscribe = true
 
-    public init(home: String, listen: HostPort = HostPort(host: "127.0.0.1", port: 7980),
+    package init(home: String, listen: HostPort = HostPort(host: "127.0.0.1", port: 7980),
                 blockTime: Duration = .seconds(1), maxBlobSize: Int = 1_500_000, authToken: String = "",
                 responseDelay: Duration = .zero) {
         self.home = home
@@ -42,10 +42,10 @@ public struct LocalDAOptions: Sendable, Equatable {
 
     /// Largest accepted request body: base64 inflates blob data by 4/3, and every blob carries
     /// some JSON around it; beyond this a request is refused with HTTP 413 before it is parsed.
-    public var maxRequestBytes: Int { maxBlobSize * 2 + (1 << 20) }
+    package var maxRequestBytes: Int { maxBlobSize * 2 + (1 << 20) }
 
     /// Where the RocksDB lives under `home`.
-    public var databasePath: String { HomeLayout(home: home).home + "/db" }
+    package var databasePath: String { HomeLayout(home: home).home + "/db" }
 }
 
 /// `evnode local-da`: a development DA node serving the Celestia blob API subset of SPEC §5 over
@@ -53,19 +53,19 @@ public struct LocalDAOptions: Sendable, Equatable {
 ///
 /// A `Service`: `run()` serves until graceful shutdown (or cancellation) of the service group it
 /// runs in; `run(gracefulShutdownSignals:)` runs it on its own until one of the signals arrives.
-public final class LocalDAServer: Service, Sendable {
-    public struct Failure: Error, CustomStringConvertible {
-        public let description: String
+package final class LocalDAServer: Service, Sendable {
+    package struct Failure: Error, CustomStringConvertible {
+        package let description: String
     }
 
-    public let options: LocalDAOptions
+    package let options: LocalDAOptions
     private let chain: LocalDAChain
     private let writer: NIOThreadPool
     private let logger: Logger
     private let onListening: @Sendable (HostPort) async -> Void
 
     /// `onListening` gets the bound address once requests can be made.
-    public init(options: LocalDAOptions, logger: Logger = Logger(label: "evnode.local-da"),
+    package init(options: LocalDAOptions, logger: Logger = Logger(label: "evnode.local-da"),
                 onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }) throws(Failure) {
         self.options = options
         self.logger = logger
@@ -90,14 +90,14 @@ public final class LocalDAServer: Service, Sendable {
     }
 
     /// The newest DA height and its time.
-    public var head: DAHeader { chain.head }
+    package var head: DAHeader { chain.head }
 
     static func now() -> UInt64 {
         UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
     }
 
     /// Serves until the signals arrive (graceful shutdown) or the task is cancelled.
-    public func run(gracefulShutdownSignals: [UnixSignal]) async throws {
+    package func run(gracefulShutdownSignals: [UnixSignal]) async throws {
         let group = ServiceGroup(configuration: .init(services: [self], gracefulShutdownSignals: gracefulShutdownSignals,
                                                       logger: logger))
         try await group.run()
@@ -105,7 +105,7 @@ public final class LocalDAServer: Service, Sendable {
 
     /// Serves until graceful shutdown or cancellation. Throws when the port cannot be bound or
     /// the database fails.
-    public func run() async throws {
+    package func run() async throws {
         let rpc = LocalDARPC(chain: chain, writer: writer, maxBlobSize: options.maxBlobSize,
                              minGasPrice: options.minGasPrice, logger: logger, clock: Self.now)
         let webSocket = LocalDAWebSocket(rpc: rpc, chain: chain, subscribe: options.subscribe, logger: logger)

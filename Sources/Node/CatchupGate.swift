@@ -2,43 +2,43 @@
 /// Pure: the failover state machine samples the syncer, the peers and the signer's mark into a
 /// `CatchupSnapshot` and asks the gate; the gate never looks at anything else, so every rule can
 /// be tested on its own.
-public struct CatchupSnapshot: Sendable, Equatable {
+package struct CatchupSnapshot: Sendable, Equatable {
     /// Condition 1, sticky: the DA follower processed every DA height up to a head observed
     /// after start.
-    public var daHeadReached: Bool
-    public var storeHeight: UInt64
+    package var daHeadReached: Bool
+    package var storeHeight: UInt64
     /// Highest height any peer *proved* during this catchup (with the genesis proposer's signed
     /// header at that height), whether or not that peer is still connected; nil when none did.
-    public var p2pMaxHeight: UInt64?
+    package var p2pMaxHeight: UInt64?
     /// Peers are configured (if none are, condition 2 holds by definition).
-    public var peersConfigured: Bool
+    package var peersConfigured: Bool
     /// A configured peer gave a valid answer about its height (a proven height or an empty
     /// chain) over an identity this node proved by dialling it. Strangers' answers never count.
-    public var peersAnswered: Bool
+    package var peersAnswered: Bool
     /// The configured peers that have not answered so far (named when the gate fails closed).
-    public var silentPeers: [String]
+    package var silentPeers: [String]
     /// Complete blocks fetched from DA or P2P and not yet applied (condition 3).
-    public var waitingToApply: Int
+    package var waitingToApply: Int
     /// The lowest of those heights: above `storeHeight + 1` they wait for a gap to be filled.
-    public var lowestWaiting: UInt64?
+    package var lowestWaiting: UInt64?
     /// A divergence was raised and its recovery (search, rollback, replay) has not finished
     /// (condition 5).
-    public var recoveryPending: Bool
+    package var recoveryPending: Bool
     /// Highest height of any header seen from DA or P2P, applied or not (condition 4).
-    public var highestKnownHeader: UInt64
+    package var highestKnownHeader: UInt64
     /// The highest height this key signed whose block the node cannot supply itself (condition
     /// 4). Not the signer's high-water mark as stored: when the block signed at the mark is kept
     /// beside it the producer commits that very block, so this is the mark less one. Nil when
     /// the signer has no mark.
-    public var lastUnrecoverableSigned: UInt64?
+    package var lastUnrecoverableSigned: UInt64?
     /// Time since catchup started.
-    public var elapsed: Duration
+    package var elapsed: Duration
     /// Time since the last block was applied (or since start when none was).
-    public var sinceLastProgress: Duration
+    package var sinceLastProgress: Duration
     /// The DA follower's last error while DA is failing (said in the reason the node waits).
-    public var daError: String?
+    package var daError: String?
 
-    public init(daHeadReached: Bool, storeHeight: UInt64, p2pMaxHeight: UInt64?, peersConfigured: Bool,
+    package init(daHeadReached: Bool, storeHeight: UInt64, p2pMaxHeight: UInt64?, peersConfigured: Bool,
                 peersAnswered: Bool = false, silentPeers: [String] = [], waitingToApply: Int, lowestWaiting: UInt64? = nil,
                 recoveryPending: Bool = false, highestKnownHeader: UInt64, lastUnrecoverableSigned: UInt64?,
                 elapsed: Duration, sinceLastProgress: Duration, daError: String? = nil) {
@@ -60,7 +60,7 @@ public struct CatchupSnapshot: Sendable, Equatable {
     }
 }
 
-public enum CatchupDecision: Sendable, Equatable, CustomStringConvertible {
+package enum CatchupDecision: Sendable, Equatable, CustomStringConvertible {
     /// Not yet; the text names the condition that holds promotion back.
     case keepSyncing(String)
     /// All conditions hold: produce at store height + 1.
@@ -68,7 +68,7 @@ public enum CatchupDecision: Sendable, Equatable, CustomStringConvertible {
     /// Producing would risk a fork or a double signature and waiting will not help.
     case failClosed(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .keepSyncing(let why): return why
         case .promote: return "every condition holds"
@@ -77,13 +77,13 @@ public enum CatchupDecision: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-public struct CatchupGate: Sendable {
-    public let timeout: Duration
+package struct CatchupGate: Sendable {
+    package let timeout: Duration
     /// The mark is a remote signer's (`evnode signer serve`): the operator's way past a
     /// fail-closed decision is `signer reset` on the signer's home, not on the node's.
-    public let remoteSigner: Bool
+    package let remoteSigner: Bool
 
-    public init(timeout: Duration, remoteSigner: Bool = false) {
+    package init(timeout: Duration, remoteSigner: Bool = false) {
         self.timeout = timeout
         self.remoteSigner = remoteSigner
     }
@@ -95,7 +95,7 @@ public struct CatchupGate: Sendable {
             : "`evnode signer reset --height \(height)`"
     }
 
-    public func evaluate(_ s: CatchupSnapshot) -> CatchupDecision {
+    package func evaluate(_ s: CatchupSnapshot) -> CatchupDecision {
         let next = s.storeHeight + 1
         let timedOut = s.elapsed >= timeout
         // A stall longer than the timeout, after the timeout, means what is missing cannot be had.

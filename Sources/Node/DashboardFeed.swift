@@ -5,77 +5,77 @@ import Synchronization
 /// One moment of the node as the dashboard (`GET /`) and `evnode status --watch` show it: the
 /// `/status` document plus what only they show (peers with their proven heights, DA submissions,
 /// the signer's mark, the block rate). Sent as JSON in `GET /events`.
-public struct DashboardSnapshot: Codable, Sendable, Equatable {
-    public struct Peer: Codable, Sendable, Equatable {
-        public var id: String
-        public var address: String
-        public var direction: String
+package struct DashboardSnapshot: Codable, Sendable, Equatable {
+    package struct Peer: Codable, Sendable, Equatable {
+        package var id: String
+        package var address: String
+        package var direction: String
         /// The height of the peer's last head answer whose header verified; nil until then.
-        public var proven_height: UInt64?
+        package var proven_height: UInt64?
     }
 
-    public struct Submission: Codable, Sendable, Equatable {
-        public var id: String
-        public var da_height: UInt64
-        public var status_code: String
-        public var message: String?
-        public var num_blobs: UInt64
-        public var blob_size: UInt64
-        public var gas_price: Double
+    package struct Submission: Codable, Sendable, Equatable {
+        package var id: String
+        package var da_height: UInt64
+        package var status_code: String
+        package var message: String?
+        package var num_blobs: UInt64
+        package var blob_size: UInt64
+        package var gas_price: Double
         /// Unix seconds.
-        public var time: Double
+        package var time: Double
     }
 
-    public struct Submissions: Codable, Sendable, Equatable {
+    package struct Submissions: Codable, Sendable, Equatable {
         /// Blocks produced and not yet on DA.
-        public var pending_blocks: UInt64
+        package var pending_blocks: UInt64
         /// Headers and data blobs waiting (ev-node's `da_submitter_pending_blobs`).
-        public var pending_blobs: UInt64
-        public var submitted: Int
-        public var consecutive_failures: Int
+        package var pending_blobs: UInt64
+        package var submitted: Int
+        package var consecutive_failures: Int
         /// Unix seconds of the last included submission; nil before the first.
-        public var last_success: Double?
-        public var last_da_height: UInt64?
-        public var gas_price: Double?
-        public var fee_escalations: Int
-        public var last_error: String?
+        package var last_success: Double?
+        package var last_da_height: UInt64?
+        package var gas_price: Double?
+        package var fee_escalations: Int
+        package var last_error: String?
         /// Failures since start by ev-node's reason (only reasons that happened).
-        public var failures: [String: UInt64]
+        package var failures: [String: UInt64]
         /// The last few attempts, newest first.
-        public var recent: [Submission]
+        package var recent: [Submission]
     }
 
     /// Unix seconds.
-    public var time: Double
-    public var status: NodeStatus
+    package var time: Double
+    package var status: NodeStatus
     /// Store height gained per second over the last ten seconds of samples.
-    public var blocks_per_second: Double
-    public var peers: [Peer]
+    package var blocks_per_second: Double
+    package var peers: [Peer]
     /// Absent on a node that does not submit to DA.
-    public var submissions: Submissions?
+    package var submissions: Submissions?
     /// The highest height the signer's key signed, as `config/signer.state` records it.
-    public var signer_mark: UInt64?
+    package var signer_mark: UInt64?
     /// Whether `/da*` (ev-node's DA visualizer) answers (`rpc.enable_da_visualization`).
-    public var da_visualization: Bool
+    package var da_visualization: Bool
 }
 
 /// A point of the heights chart.
-public struct HeightSample: Codable, Sendable, Equatable {
+package struct HeightSample: Codable, Sendable, Equatable {
     /// Unix seconds.
-    public var t: Double
-    public var store: UInt64
-    public var finalized: UInt64
-    public var da_head: UInt64
-    public var p2p_max: UInt64
+    package var t: Double
+    package var store: UInt64
+    package var finalized: UInt64
+    package var da_head: UInt64
+    package var p2p_max: UInt64
 }
 
 /// What `GET /events` streams: the node samples itself once a second (`MetricsRefresher`); the
 /// feed keeps the last `historyCapacity` height samples (five minutes) for the chart and the
 /// newest snapshot, encoded once, for every subscriber. Subscribers are counted and bounded:
 /// the RPC port may face strangers, and each stream is held open.
-public final class DashboardFeed: Sendable {
-    public static let historyCapacity = 300
-    public static let maxSubscribers = 16
+package final class DashboardFeed: Sendable {
+    package static let historyCapacity = 300
+    package static let maxSubscribers = 16
     /// Samples the block rate is measured over.
     static let rateWindow = 10
 
@@ -89,15 +89,15 @@ public final class DashboardFeed: Sendable {
     private let state = Mutex(State())
     private let subscribers = Atomic<Int>(0)
     private let finished = Atomic<Bool>(false)
-    public let maxSubscribers: Int
+    package let maxSubscribers: Int
 
-    public init(maxSubscribers: Int = DashboardFeed.maxSubscribers) {
+    package init(maxSubscribers: Int = DashboardFeed.maxSubscribers) {
         self.maxSubscribers = maxSubscribers
     }
 
     /// Records a sample: its heights join the history, the block rate is measured, and the
     /// snapshot becomes the one subscribers receive next.
-    public func sample(_ snapshot: DashboardSnapshot) {
+    package func sample(_ snapshot: DashboardSnapshot) {
         var snapshot = snapshot
         let h = snapshot.status.heights
         let point = HeightSample(t: snapshot.time, store: h.store, finalized: h.finalized, da_head: h.da_head,
@@ -121,14 +121,14 @@ public final class DashboardFeed: Sendable {
 
     /// Ends every stream (the node is stopping: an open stream must not hold the RPC server's
     /// graceful shutdown).
-    public func finish() {
+    package func finish() {
         finished.store(true, ordering: .releasing)
     }
 
-    public var isFinished: Bool { finished.load(ordering: .acquiring) }
+    package var isFinished: Bool { finished.load(ordering: .acquiring) }
 
-    public var history: [HeightSample] { state.withLock { $0.history } }
-    public var latestSnapshot: DashboardSnapshot? { state.withLock { $0.latestSnapshot } }
+    package var history: [HeightSample] { state.withLock { $0.history } }
+    package var latestSnapshot: DashboardSnapshot? { state.withLock { $0.latestSnapshot } }
 
     /// The newest encoded snapshot if it is newer than `after`.
     func latest(after sequence: UInt64) -> (sequence: UInt64, json: [UInt8])? {
@@ -149,7 +149,7 @@ public final class DashboardFeed: Sendable {
         }
     }
 
-    public var subscriberCount: Int { subscribers.load(ordering: .relaxed) }
+    package var subscriberCount: Int { subscribers.load(ordering: .relaxed) }
 
     fileprivate func release() {
         subscribers.wrappingSubtract(1, ordering: .acquiringAndReleasing)

@@ -5,7 +5,7 @@ import Hummingbird
 import NIOCore
 
 /// What the dashboard and the DA visualizer read; the node implements it (`NodeDashboardBackend`).
-public protocol DashboardBackend: Sendable {
+package protocol DashboardBackend: Sendable {
     var feed: DashboardFeed { get }
     /// `rpc.enable_da_visualization`: `/da*` answer only when set (503 otherwise, as ev-node).
     var daVisualizationEnabled: Bool { get }

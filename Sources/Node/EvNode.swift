@@ -20,8 +20,8 @@ import Telemetry
 
 /// A running evnode: opens the store, builds every part from the validated setup, and runs the
 /// RPC server, P2P and the failover state machine until SIGTERM/SIGINT or a failure.
-public final class EvNode: Sendable {
-    public let setup: NodeSetup
+package final class EvNode: Sendable {
+    package let setup: NodeSetup
     let store: BlockStore
     /// The execution layer: the built-in KV application, or an EL over the Engine API.
     let executor: any Executor
@@ -56,9 +56,9 @@ public final class EvNode: Sendable {
 
     /// Wraps the built-in KV application before the node uses it (a test's executor that names
     /// the next proposer, ev-node v1.2 rotation); nil: the KV application as it is.
-    public typealias KVWrapper = @Sendable (KVExecutor) -> any Executor
+    package typealias KVWrapper = @Sendable (KVExecutor) -> any Executor
 
-    public init(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
+    package init(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
                 wrapKV: KVWrapper? = nil) throws(NodeFailure) {
         self.setup = setup
         self.logger = logger
@@ -295,7 +295,7 @@ public final class EvNode: Sendable {
 
     /// Builds a node without blocking Swift's cooperative threads: an EVM node's first start asks
     /// the EL for its genesis (InitChain), a blocking wait on a thread of its own.
-    public static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
+    package static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
                             wrapKV: KVWrapper? = nil) async throws(NodeFailure) -> EvNode {
         let result: Result<EvNode, NodeFailure> = await withCheckedContinuation { continuation in
             let thread = Thread {
@@ -474,7 +474,7 @@ public final class EvNode: Sendable {
     }
 
     /// Runs until SIGTERM/SIGINT (returns) or a failure (throws `NodeFailure`).
-    public func run() async throws(NodeFailure) {
+    package func run() async throws(NodeFailure) {
         let rpc = RPCServer(address: setup.config.rpc.address, backend: NodeRPCBackend(node: self),
                             dashboard: NodeDashboardBackend(node: self), logger: Logger(label: "evnode.rpc"))
         let runtime = NodeRuntimeService(node: self)

@@ -1,30 +1,30 @@
 /// Splits a server-sent-events byte stream (`text/event-stream`) into events, as `GET /events`
 /// sends them: `event:` and `data:` lines, a blank line ending each event. Bounded: an event
 /// longer than `maxEventBytes` is an error, not a growing buffer.
-public struct EventStreamParser: Sendable {
-    public struct Event: Sendable, Equatable {
-        public var name: String
-        public var data: String
+package struct EventStreamParser: Sendable {
+    package struct Event: Sendable, Equatable {
+        package var name: String
+        package var data: String
     }
 
-    public struct TooLong: Error, CustomStringConvertible {
-        public let limit: Int
-        public var description: String { "an event of the stream is longer than \(limit) bytes" }
+    package struct TooLong: Error, CustomStringConvertible {
+        package let limit: Int
+        package var description: String { "an event of the stream is longer than \(limit) bytes" }
     }
 
-    public static let defaultMaxEventBytes = 4 << 20
-    public let maxEventBytes: Int
+    package static let defaultMaxEventBytes = 4 << 20
+    package let maxEventBytes: Int
     private var line: [UInt8] = []
     private var name = ""
     private var data: [String] = []
     private var eventBytes = 0
 
-    public init(maxEventBytes: Int = defaultMaxEventBytes) {
+    package init(maxEventBytes: Int = defaultMaxEventBytes) {
         self.maxEventBytes = maxEventBytes
     }
 
     /// The events that `bytes` completes.
-    public mutating func feed(_ bytes: some Sequence<UInt8>) throws(TooLong) -> [Event] {
+    package mutating func feed(_ bytes: some Sequence<UInt8>) throws(TooLong) -> [Event] {
         var out: [Event] = []
         for byte in bytes {
             guard byte == UInt8(ascii: "\n") else {

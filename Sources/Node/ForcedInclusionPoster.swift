@@ -10,15 +10,15 @@ import Logging
 /// may fix (transport failures, 5xx, 429) are retried with backoff, at most `attempts` times
 /// and never past `deadline` (ev-node gives its one submission 60 s); every other error is the
 /// caller's answer at once.
-public struct ForcedInclusionPoster: Sendable {
-    public let client: any DAClient
-    public let namespace: DANamespace
-    public let txConfig: DATxConfig
-    public let retry: RetryPolicy
-    public let deadline: Duration
+package struct ForcedInclusionPoster: Sendable {
+    package let client: any DAClient
+    package let namespace: DANamespace
+    package let txConfig: DATxConfig
+    package let retry: RetryPolicy
+    package let deadline: Duration
     let logger: Logger
 
-    public init(client: any DAClient, namespace: DANamespace, txConfig: DATxConfig,
+    package init(client: any DAClient, namespace: DANamespace, txConfig: DATxConfig,
                 retry: RetryPolicy = RetryPolicy(maxAttempts: 10, initialDelay: .milliseconds(250), maxDelay: .seconds(5)),
                 deadline: Duration = .seconds(60), logger: Logger = Logger(label: "evnode.forced-inclusion.post")) {
         self.client = client
@@ -29,13 +29,13 @@ public struct ForcedInclusionPoster: Sendable {
         self.logger = logger
     }
 
-    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
         /// Larger than a forced transaction may be: every node would drop it unread.
         case tooLarge(bytes: Int, limit: Int)
         case empty
         case da(DAError, attempts: Int)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case let .tooLarge(bytes, limit):
                 return "the transaction is \(bytes) bytes; forced transactions over \(limit) bytes are dropped by every node"
@@ -48,7 +48,7 @@ public struct ForcedInclusionPoster: Sendable {
     }
 
     /// The DA height that holds the blob.
-    public func post(_ tx: [UInt8]) async throws(Failure) -> UInt64 {
+    package func post(_ tx: [UInt8]) async throws(Failure) -> UInt64 {
         guard !tx.isEmpty else { throw .empty }
         guard tx.count <= ForcedInclusionRules.maxTxBytes else {
             throw .tooLarge(bytes: tx.count, limit: ForcedInclusionRules.maxTxBytes)

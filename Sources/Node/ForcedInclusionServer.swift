@@ -18,38 +18,38 @@ import ServiceLifecycle
 ///
 /// It faces anyone who can reach its port: the body is bounded before it is read
 /// (`maxBodyBytes`), as are batches (`maxBatchRequests`) and the EL's answers.
-public struct ForcedInclusionRPC: Sendable {
+package struct ForcedInclusionRPC: Sendable {
     /// A hex-encoded transaction of the largest size a forced transaction may have, and room
     /// for the request around it.
-    public static let maxBodyBytes = 2 * ForcedInclusionRules.maxTxBytes + (64 << 10)
+    package static let maxBodyBytes = 2 * ForcedInclusionRules.maxTxBytes + (64 << 10)
     /// go-ethereum allows 1,000 per batch; each `eth_sendRawTransaction` here is a DA
     /// submission, so far fewer.
-    public static let maxBatchRequests = 100
+    package static let maxBatchRequests = 100
     /// The most of an EL answer passed back.
-    public static let maxProxiedAnswerBytes = 64 << 20
+    package static let maxProxiedAnswerBytes = 64 << 20
 
-    public enum Code {
-        public static let parseError: Int64 = -32700
-        public static let invalidRequest: Int64 = -32600
-        public static let methodNotFound: Int64 = -32601
-        public static let invalidParams: Int64 = -32602
-        public static let internalError: Int64 = -32603
+    package enum Code {
+        package static let parseError: Int64 = -32700
+        package static let invalidRequest: Int64 = -32600
+        package static let methodNotFound: Int64 = -32601
+        package static let invalidParams: Int64 = -32602
+        package static let internalError: Int64 = -32603
     }
 
     /// Where other methods go (nil: nowhere, they are answered "method not found").
-    public protocol Upstream: Sendable {
+    package protocol Upstream: Sendable {
         var url: String { get }
         func post(_ body: [UInt8]) async throws(HTTPClient.HTTPError) -> HTTPReply
         /// Closes its connections (the server stopped).
         func shutdown() async
     }
 
-    public let poster: ForcedInclusionPoster
-    public let epochs: ForcedInclusionEpochs
-    public let upstream: (any Upstream)?
+    package let poster: ForcedInclusionPoster
+    package let epochs: ForcedInclusionEpochs
+    package let upstream: (any Upstream)?
     let logger: Logger
 
-    public init(poster: ForcedInclusionPoster, epochs: ForcedInclusionEpochs, upstream: (any Upstream)?, logger: Logger) {
+    package init(poster: ForcedInclusionPoster, epochs: ForcedInclusionEpochs, upstream: (any Upstream)?, logger: Logger) {
         self.poster = poster
         self.epochs = epochs
         self.upstream = upstream
@@ -57,7 +57,7 @@ public struct ForcedInclusionRPC: Sendable {
     }
 
     /// One HTTP request body → the HTTP status and body to answer.
-    public func handle(_ body: [UInt8]) async -> (status: Int, body: String) {
+    package func handle(_ body: [UInt8]) async -> (status: Int, body: String) {
         guard let request = JSONValue.parse(body) else {
             return (200, Self.error(nil, Code.parseError, "invalid JSON"))
         }
@@ -158,31 +158,31 @@ public struct ForcedInclusionRPC: Sendable {
 }
 
 /// The EL's eth RPC over the node's keep-alive HTTP connections.
-public struct ELUpstream: ForcedInclusionRPC.Upstream {
-    public let url: String
+package struct ELUpstream: ForcedInclusionRPC.Upstream {
+    package let url: String
     let pool: CurlConnectionPool
 
-    public init(url: String) throws(HTTPClient.HTTPError) {
+    package init(url: String) throws(HTTPClient.HTTPError) {
         self.url = url
         pool = try CurlConnectionPool(size: 2, url: url, authToken: "", connectTimeout: .seconds(2),
                                       requestTimeout: .seconds(30), maxResponseBytes: ForcedInclusionRPC.maxProxiedAnswerBytes)
     }
 
-    public func post(_ body: [UInt8]) async throws(HTTPClient.HTTPError) -> HTTPReply {
+    package func post(_ body: [UInt8]) async throws(HTTPClient.HTTPError) -> HTTPReply {
         try await pool.post(body, shape: RequestShape(headers: ["Content-Type: application/json"]))
     }
 
-    public func shutdown() async { await pool.shutdown() }
+    package func shutdown() async { await pool.shutdown() }
 }
 
 /// The HTTP side of `ForcedInclusionRPC`.
-public struct ForcedInclusionServer: Service {
+package struct ForcedInclusionServer: Service {
     let address: HostPort
     let rpc: ForcedInclusionRPC
     let logger: Logger
     let onListening: @Sendable (HostPort) async -> Void
 
-    public init(address: HostPort, rpc: ForcedInclusionRPC, logger: Logger,
+    package init(address: HostPort, rpc: ForcedInclusionRPC, logger: Logger,
                 onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }) {
         self.address = address
         self.rpc = rpc
@@ -190,7 +190,7 @@ public struct ForcedInclusionServer: Service {
         self.onListening = onListening
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let router = Router()
         let rpc = self.rpc
         router.post("/") { request, _ -> Response in

@@ -1,7 +1,7 @@
 /// A part of the node that runs as a child task of a phase or of the node itself. A failure is
 /// blamed on the part that ran the failing child (`NodeFailure.init(component:underlying:)`),
 /// never on whichever part happens to catch it.
-public enum NodeComponent: String, Sendable, CustomStringConvertible {
+package enum NodeComponent: String, Sendable, CustomStringConvertible {
     case syncer = "syncer"
     case catchupGate = "catchup gate"
     case producer = "block producer"
@@ -24,5 +24,5 @@ public enum NodeComponent: String, Sendable, CustomStringConvertible {
     case daSubscription = "DA head subscription"
     case forcedInclusionServer = "forced-inclusion server"
 
-    public var description: String { rawValue }
+    package var description: String { rawValue }
 }

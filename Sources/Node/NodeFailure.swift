@@ -7,7 +7,7 @@ import Config
 
 /// Why the node stopped by itself. Every case names what an operator must look at; the process
 /// exits non-zero with the description.
-public enum NodeFailure: Error, Sendable, CustomStringConvertible {
+package enum NodeFailure: Error, Sendable, CustomStringConvertible {
     /// Catchup refused to promote: producing could fork the chain or sign a height twice.
     case failClosed(String)
     /// Divergence recovery cannot proceed without an operator: DA's chain differs at or below the
@@ -45,7 +45,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
 
     /// The failure of the child `component` ran: a `NodeFailure` already names its part and is
     /// kept as it is; any other error is kept whole, blamed on `component`.
-    public init(component: NodeComponent, underlying: any Error) {
+    package init(component: NodeComponent, underlying: any Error) {
         if let failure = underlying as? NodeFailure {
             self = failure
         } else {
@@ -53,7 +53,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .failClosed(let why): return "catchup failed closed: \(why)"
         case .divergence(let why): return "divergence recovery halted the node: \(why)"
@@ -79,7 +79,7 @@ public enum NodeFailure: Error, Sendable, CustomStringConvertible {
     /// files found unusable before anything started (a remote signer that cannot be reached, has
     /// another key or chain, or refuses the token), as for a configuration error at load; 1 for
     /// everything else.
-    public var exitStatus: Int32 {
+    package var exitStatus: Int32 {
         switch self {
         case .failClosed, .divergence, .secondSigner, .forcedInclusion: return 3
         case .config: return 2

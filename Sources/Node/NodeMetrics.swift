@@ -6,40 +6,40 @@ import Telemetry
 /// The node's Prometheus metrics. One registry per node (no global state), rendered by `/metrics`
 /// on the RPC port and by the Prometheus listener (`instrumentation.prometheus`): evnode's own
 /// series (phase, catchup, fence, HA, DA window, fees, memory) and ev-node's (`evnode`).
-public final class NodeMetrics: Sendable {
-    public let registry = PrometheusCollectorRegistry()
+package final class NodeMetrics: Sendable {
+    package let registry = PrometheusCollectorRegistry()
     /// ev-node's `<namespace>_sequencer_*` and `<namespace>_p2p_*`, fed where the events happen.
-    public let evnode: EvNodeMetrics
+    package let evnode: EvNodeMetrics
 
     let phaseGauges: [NodePhase: Gauge]
-    public let storeHeight: Gauge
-    public let finalizedHeight: Gauge
-    public let daHeadHeight: Gauge
-    public let p2pMaxHeight: Gauge
-    public let peers: Gauge
-    public let catchupTarget: Gauge
-    public let catchupBlocksPerSecond: Gauge
-    public let blocksApplied: Counter
-    public let blocksProduced: Counter
-    public let blocksRejected: Counter
-    public let doubleSignEvidence: Gauge
-    public let rollbacks: Counter
-    public let rollbackFailures: Counter
-    public let divergences: Counter
-    public let haLeader: Gauge
-    public let daFailedRequests: Counter
-    public let daBadBlobs: Counter
-    public let daHeldDataBytes: Gauge
-    public let daAuthFailing: Gauge
-    public let haReplicatedHeight: Gauge
-    public let daGasPrice: Gauge
-    public let daPendingBlocks: Gauge
-    public let productionPaused: Gauge
+    package let storeHeight: Gauge
+    package let finalizedHeight: Gauge
+    package let daHeadHeight: Gauge
+    package let p2pMaxHeight: Gauge
+    package let peers: Gauge
+    package let catchupTarget: Gauge
+    package let catchupBlocksPerSecond: Gauge
+    package let blocksApplied: Counter
+    package let blocksProduced: Counter
+    package let blocksRejected: Counter
+    package let doubleSignEvidence: Gauge
+    package let rollbacks: Counter
+    package let rollbackFailures: Counter
+    package let divergences: Counter
+    package let haLeader: Gauge
+    package let daFailedRequests: Counter
+    package let daBadBlobs: Counter
+    package let daHeldDataBytes: Gauge
+    package let daAuthFailing: Gauge
+    package let haReplicatedHeight: Gauge
+    package let daGasPrice: Gauge
+    package let daPendingBlocks: Gauge
+    package let productionPaused: Gauge
     let memory: MemoryGauges
     /// Where `text()` reads RocksDB's memory properties from, once the store is open.
     private let storeMemory = Mutex<(@Sendable () -> StoreMemoryUsage)?>(nil)
 
-    public init(namespace: String = "evnode", chainID: String = "") {
+    package init(namespace: String = "evnode", chainID: String = "") {
         evnode = EvNodeMetrics(namespace: namespace, chainID: chainID)
         var gauges: [NodePhase: Gauge] = [:]
         for phase in NodePhase.allCases {
@@ -96,19 +96,19 @@ public final class NodeMetrics: Sendable {
         registry.makeCounter(descriptor: descriptor(name, help))
     }
 
-    public func setPhase(_ phase: NodePhase) {
+    package func setPhase(_ phase: NodePhase) {
         for (p, gauge) in phaseGauges {
             gauge.set(to: p == phase ? 1.0 : 0.0)
         }
     }
 
     /// Reports `store`'s RocksDB memory properties with every scrape.
-    public func observe(store: BlockStore) {
+    package func observe(store: BlockStore) {
         storeMemory.withLock { $0 = { store.memoryUsage() } }
     }
 
     /// The metrics now; memory figures are sampled for this very scrape.
-    public func text() -> String {
+    package func text() -> String {
         memory.sample(process: ProcessMemory.current(), store: storeMemory.withLock { $0 }?())
         var text = PrometheusText()
         evnode.render(into: &text)

@@ -3,29 +3,29 @@ import Synchronization
 
 /// The node's phase and catchup progress, shared by the state machine (writer) and the RPC,
 /// metrics and logs (readers).
-public final class NodeState: Sendable {
-    public struct Snapshot: Sendable, Equatable {
-        public var phase: NodePhase = .starting
+package final class NodeState: Sendable {
+    package struct Snapshot: Sendable, Equatable {
+        package var phase: NodePhase = .starting
         /// Why the node halted, or what holds it back.
-        public var reason: String?
-        public var catchup = NodeStatus.Catchup()
+        package var reason: String?
+        package var catchup = NodeStatus.Catchup()
     }
 
     private let box = Mutex(Snapshot())
     private let metrics: NodeMetrics
     private let logger: Logger
 
-    public init(metrics: NodeMetrics, logger: Logger) {
+    package init(metrics: NodeMetrics, logger: Logger) {
         self.metrics = metrics
         self.logger = logger
         metrics.setPhase(.starting)
     }
 
-    public var snapshot: Snapshot { box.withLock { $0 } }
-    public var phase: NodePhase { box.withLock { $0.phase } }
+    package var snapshot: Snapshot { box.withLock { $0 } }
+    package var phase: NodePhase { box.withLock { $0.phase } }
 
     /// Moves to `phase`, logging the transition with its reason.
-    public func enter(_ phase: NodePhase, reason: String? = nil) {
+    package func enter(_ phase: NodePhase, reason: String? = nil) {
         // `halted` is terminal and keeps its first reason: a part still winding down after the
         // halt must neither make the node look healthy again nor replace the cause with a symptom.
         let previous = box.withLock { s -> NodePhase? in
@@ -49,7 +49,7 @@ public final class NodeState: Sendable {
 
     /// Moves from `current` to `phase` only if the node is still in `current` (another part may
     /// have moved it on meanwhile, e.g. to `halted`).
-    public func leave(_ current: NodePhase, to phase: NodePhase, reason: String? = nil) {
+    package func leave(_ current: NodePhase, to phase: NodePhase, reason: String? = nil) {
         let moved = box.withLock { s -> Bool in
             guard s.phase == current, current != .halted else { return false }
             s.phase = phase
@@ -63,11 +63,11 @@ public final class NodeState: Sendable {
         logger.notice("phase change", metadata: metadata)
     }
 
-    public func setReason(_ reason: String?) {
+    package func setReason(_ reason: String?) {
         box.withLock { $0.reason = reason }
     }
 
-    public func updateCatchup(_ update: (inout NodeStatus.Catchup) -> Void) {
+    package func updateCatchup(_ update: (inout NodeStatus.Catchup) -> Void) {
         box.withLock { update(&$0.catchup) }
     }
 }

@@ -2,19 +2,19 @@ import Sync
 import Config
 
 /// What the node is doing right now (SPEC §6, §10). `recovering` is the divergence recovery of §7.
-public enum NodePhase: String, Sendable, CaseIterable, Codable {
+package enum NodePhase: String, Sendable, CaseIterable, Codable {
     case starting, syncing, caughtUp, aggregating, recovering, halted
 }
 
 /// The `/status` document (SPEC §10). Field names are the JSON names operators' tooling reads.
-public struct NodeStatus: Sendable, Codable, Equatable {
-    public struct Heights: Sendable, Codable, Equatable {
-        public var store: UInt64
-        public var finalized: UInt64
-        public var da_head: UInt64
-        public var p2p_max: UInt64
+package struct NodeStatus: Sendable, Codable, Equatable {
+    package struct Heights: Sendable, Codable, Equatable {
+        package var store: UInt64
+        package var finalized: UInt64
+        package var da_head: UInt64
+        package var p2p_max: UInt64
 
-        public init(store: UInt64 = 0, finalized: UInt64 = 0, da_head: UInt64 = 0, p2p_max: UInt64 = 0) {
+        package init(store: UInt64 = 0, finalized: UInt64 = 0, da_head: UInt64 = 0, p2p_max: UInt64 = 0) {
             self.store = store
             self.finalized = finalized
             self.da_head = da_head
@@ -23,18 +23,18 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     }
 
     /// Progress of the sync before promotion; zeros when not catching up.
-    public struct Catchup: Sendable, Codable, Equatable {
-        public var active: Bool
-        public var target: UInt64
-        public var blocks_per_second: Double
-        public var eta_seconds: Double?
-        public var elapsed_seconds: Double
-        public var da_head_reached: Bool
-        public var waiting_to_apply: Int
+    package struct Catchup: Sendable, Codable, Equatable {
+        package var active: Bool
+        package var target: UInt64
+        package var blocks_per_second: Double
+        package var eta_seconds: Double?
+        package var elapsed_seconds: Double
+        package var da_head_reached: Bool
+        package var waiting_to_apply: Int
         /// The condition that still holds promotion back, in words; nil when none does.
-        public var blocked_by: String?
+        package var blocked_by: String?
 
-        public init(active: Bool = false, target: UInt64 = 0, blocks_per_second: Double = 0,
+        package init(active: Bool = false, target: UInt64 = 0, blocks_per_second: Double = 0,
                     eta_seconds: Double? = nil, elapsed_seconds: Double = 0, da_head_reached: Bool = false,
                     waiting_to_apply: Int = 0, blocked_by: String? = nil) {
             self.active = active
@@ -49,47 +49,47 @@ public struct NodeStatus: Sendable, Codable, Equatable {
     }
 
     /// The DA follower's view of the DA node (absent where no follower reads DA).
-    public struct DA: Sendable, Codable, Equatable {
+    package struct DA: Sendable, Codable, Equatable {
         /// Every request since `failing_seconds` ago failed.
-        public var failing: Bool
-        public var failing_seconds: Double?
-        public var last_error: String?
+        package var failing: Bool
+        package var failing_seconds: Double?
+        package var last_error: String?
         /// The DA node refuses the credentials (HTTP 401/403): a configuration problem.
-        public var auth_error: String?
+        package var auth_error: String?
         /// Failed requests in the current episode of trouble.
-        public var failed_attempts: Int
+        package var failed_attempts: Int
         /// Blobs in the namespaces that are no block of this chain (junk, other signers).
-        public var bad_blobs: Int
+        package var bad_blobs: Int
         /// Bytes of data blobs held while they wait for their header.
-        public var held_data_bytes: Int
+        package var held_data_bytes: Int
         /// DA heights in flight or held ahead now (adapts up to `--da.fetch-parallelism`), and the most so far.
-        public var fetch_window = 0
-        public var fetch_window_peak = 0
+        package var fetch_window = 0
+        package var fetch_window_peak = 0
         /// A DA height that keeps failing (the follower retries it and cannot go past it): the
         /// height, its failed attempts, for how long, and the last error. Absent otherwise.
-        public var stalled_da_height: UInt64?
-        public var stalled_attempts: Int?
-        public var stalled_seconds: Double?
-        public var stalled_error: String?
+        package var stalled_da_height: UInt64?
+        package var stalled_attempts: Int?
+        package var stalled_seconds: Double?
+        package var stalled_error: String?
 
         // Submission and subscription (aggregators: fees, back-pressure).
         /// Gas price the next submission offers; nil while the DA node estimates.
-        public var gas_price: Double?
-        public var fee_escalations = 0
-        public var last_signer: String?
-        public var submit_error: String?
+        package var gas_price: Double?
+        package var fee_escalations = 0
+        package var last_signer: String?
+        package var submit_error: String?
         /// Produced blocks not yet on DA.
-        public var pending_blocks: UInt64 = 0
+        package var pending_blocks: UInt64 = 0
         /// `--max-pending-blocks` (0: off).
-        public var max_pending_blocks: UInt64 = 0
-        public var production_paused = false
-        public var paused_reason: String?
+        package var max_pending_blocks: UInt64 = 0
+        package var production_paused = false
+        package var paused_reason: String?
         /// `live`, `polling`, `connecting` or `off`.
-        public var subscription = "off"
+        package var subscription = "off"
         /// `blob.Subscribe` notifications received since start.
-        public var subscription_notifications = 0
+        package var subscription_notifications = 0
 
-        public init(failing: Bool = false, failing_seconds: Double? = nil, last_error: String? = nil,
+        package init(failing: Bool = false, failing_seconds: Double? = nil, last_error: String? = nil,
                     auth_error: String? = nil, failed_attempts: Int = 0, bad_blobs: Int = 0, held_data_bytes: Int = 0) {
             self.failing = failing
             self.failing_seconds = failing_seconds
@@ -100,7 +100,7 @@ public struct NodeStatus: Sendable, Codable, Equatable {
             self.held_data_bytes = held_data_bytes
         }
 
-        public init(_ follower: DAFollowerStatus, now: ContinuousClock.Instant) {
+        package init(_ follower: DAFollowerStatus, now: ContinuousClock.Instant) {
             self.init(failing: follower.failingSince != nil,
                       failing_seconds: follower.failingSince.map { Double((now - $0).components.seconds) },
                       last_error: follower.lastError, auth_error: follower.authError,
@@ -117,30 +117,30 @@ public struct NodeStatus: Sendable, Codable, Equatable {
         }
     }
 
-    public var mode: String
-    public var phase: NodePhase
+    package var mode: String
+    package var phase: NodePhase
     /// Why the node halted, or what it is recovering from.
-    public var reason: String?
-    public var chain_id: String
-    public var heights: Heights
-    public var catchup: Catchup
-    public var peers: Int
-    public var evidence: Int
+    package var reason: String?
+    package var chain_id: String
+    package var heights: Heights
+    package var catchup: Catchup
+    package var peers: Int
+    package var evidence: Int
     /// Lowercase hex of the genesis proposer address.
-    public var proposer: String
+    package var proposer: String
     /// Lowercase hex of the state root after the last stored block.
-    public var app_hash: String
+    package var app_hash: String
     /// The HA group (role, leader, lease, last replicated height); absent unless `--raft.enable`.
-    public var ha: HAStatus?
-    public var da: DA?
+    package var ha: HAStatus?
+    package var da: DA?
     /// The execution layer and, for an EL, whether it answers.
-    public var execution: ExecutionStatus?
+    package var execution: ExecutionStatus?
     /// This node's libp2p peer id (`12D3KooW…`).
-    public var peer_id: String?
+    package var peer_id: String?
     /// This node's P2P listen multiaddrs, each ending in `/p2p/<peer id>`.
-    public var p2p_listen: [String]?
+    package var p2p_listen: [String]?
 
-    public init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
+    package init(mode: String, phase: NodePhase, reason: String? = nil, chain_id: String, heights: Heights,
                 catchup: Catchup, peers: Int, evidence: Int, proposer: String, app_hash: String, ha: HAStatus? = nil,
                 da: DA? = nil, execution: ExecutionStatus? = nil, peer_id: String? = nil, p2p_listen: [String]? = nil) {
         self.da = da
@@ -163,23 +163,23 @@ public struct NodeStatus: Sendable, Codable, Equatable {
 
 /// What ev-node's readiness checks read besides `/status`: its configuration and the chain's
 /// clock. Built by the node for each `/health/ready`.
-public struct ReadinessFacts: Sendable, Equatable {
+package struct ReadinessFacts: Sendable, Equatable {
     /// ev-node's `node.aggregator`: an aggregator needs no peers.
-    public var aggregator: Bool
+    package var aggregator: Bool
     /// The P2P host listens on at least one address.
-    public var p2pListening: Bool
+    package var p2pListening: Bool
     /// `p2p.peers` is not empty. A full node that was given no peers syncs from DA alone, a mode
     /// ev-node does not have; it is not held unready for having none.
-    public var peersConfigured: Bool
+    package var peersConfigured: Bool
     /// Header time of the newest stored block (unix ns), and now.
-    public var lastBlockTime: UInt64
-    public var now: UInt64
-    public var blockTime: Duration
-    public var lazy: Bool
-    public var lazyInterval: Duration
-    public var readiness: ReadinessConfig
+    package var lastBlockTime: UInt64
+    package var now: UInt64
+    package var blockTime: Duration
+    package var lazy: Bool
+    package var lazyInterval: Duration
+    package var readiness: ReadinessConfig
 
-    public init(aggregator: Bool, p2pListening: Bool, peersConfigured: Bool, lastBlockTime: UInt64, now: UInt64,
+    package init(aggregator: Bool, p2pListening: Bool, peersConfigured: Bool, lastBlockTime: UInt64, now: UInt64,
                 blockTime: Duration, lazy: Bool = false, lazyInterval: Duration = .seconds(60),
                 readiness: ReadinessConfig = ReadinessConfig()) {
         self.aggregator = aggregator
@@ -195,7 +195,7 @@ public struct ReadinessFacts: Sendable, Equatable {
 }
 
 /// Whether `/health/ready` answers `200 READY`, and if not, the reason after `UNREADY: `.
-public enum Readiness: Sendable, Equatable {
+package enum Readiness: Sendable, Equatable {
     case ready
     case notReady(String)
 
@@ -297,17 +297,17 @@ public enum Readiness: Sendable, Equatable {
 }
 
 /// One block as `/blocks/{height}` shows it.
-public struct BlockView: Sendable, Codable, Equatable {
-    public var height: UInt64
-    public var hash: String
-    public var time_ns: UInt64
-    public var proposer: String
-    public var app_hash: String
-    public var data_hash: String
+package struct BlockView: Sendable, Codable, Equatable {
+    package var height: UInt64
+    package var hash: String
+    package var time_ns: UInt64
+    package var proposer: String
+    package var app_hash: String
+    package var data_hash: String
     /// Base64 of each transaction.
-    public var txs: [String]
+    package var txs: [String]
 
-    public init(height: UInt64, hash: String, time_ns: UInt64, proposer: String, app_hash: String,
+    package init(height: UInt64, hash: String, time_ns: UInt64, proposer: String, app_hash: String,
                 data_hash: String, txs: [String]) {
         self.height = height
         self.hash = hash
@@ -320,31 +320,31 @@ public struct BlockView: Sendable, Codable, Equatable {
 }
 
 /// `GET /evidence`: the double-sign evidence the node holds (SPEC §7, §10).
-public struct EvidenceList: Sendable, Codable, Equatable {
+package struct EvidenceList: Sendable, Codable, Equatable {
     /// One signed header of a pair.
-    public struct SignedHeaderView: Sendable, Codable, Equatable {
+    package struct SignedHeaderView: Sendable, Codable, Equatable {
         /// Lowercase hex of the header hash.
-        public var hash: String
+        package var hash: String
         /// Lowercase hex of the encoded `SignedHeader` (header, signature, signer): the proof.
-        public var signed_header: String
+        package var signed_header: String
         /// Where the node saw it: "store", "DA height N", "peer …".
-        public var seen: String
+        package var seen: String
 
-        public init(hash: String, signed_header: String, seen: String) {
+        package init(hash: String, signed_header: String, seen: String) {
             self.hash = hash
             self.signed_header = signed_header
             self.seen = seen
         }
     }
 
-    public struct Item: Sendable, Codable, Equatable {
-        public var height: UInt64
-        public var first: SignedHeaderView
-        public var second: SignedHeaderView
+    package struct Item: Sendable, Codable, Equatable {
+        package var height: UInt64
+        package var first: SignedHeaderView
+        package var second: SignedHeaderView
         /// When this node recorded it (unix ns).
-        public var recorded_at_ns: UInt64
+        package var recorded_at_ns: UInt64
 
-        public init(height: UInt64, first: SignedHeaderView, second: SignedHeaderView, recorded_at_ns: UInt64) {
+        package init(height: UInt64, first: SignedHeaderView, second: SignedHeaderView, recorded_at_ns: UInt64) {
             self.height = height
             self.first = first
             self.second = second
@@ -352,27 +352,27 @@ public struct EvidenceList: Sendable, Codable, Equatable {
         }
     }
 
-    public var count: Int
-    public var evidence: [Item]
+    package var count: Int
+    package var evidence: [Item]
 
-    public init(count: Int, evidence: [Item]) {
+    package init(count: Int, evidence: [Item]) {
         self.count = count
         self.evidence = evidence
     }
 }
 
 /// `/status` → `execution`: which execution layer runs the chain and whether it answers.
-public struct ExecutionStatus: Sendable, Codable, Equatable {
+package struct ExecutionStatus: Sendable, Codable, Equatable {
     /// `kv` or `evm`.
-    public var kind: String
-    public var engine_url: String?
-    public var eth_url: String?
-    public var reachable: Bool
-    public var last_error: String?
+    package var kind: String
+    package var engine_url: String?
+    package var eth_url: String?
+    package var reachable: Bool
+    package var last_error: String?
     /// Unix seconds since when the EL does not answer.
-    public var unreachable_since: UInt64?
+    package var unreachable_since: UInt64?
 
-    public init(kind: String, engine_url: String? = nil, eth_url: String? = nil, reachable: Bool = true,
+    package init(kind: String, engine_url: String? = nil, eth_url: String? = nil, reachable: Bool = true,
                 last_error: String? = nil, unreachable_since: UInt64? = nil) {
         self.kind = kind
         self.engine_url = engine_url

@@ -7,13 +7,13 @@ import ServiceLifecycle
 /// ev-node's Prometheus endpoint (`instrumentation.prometheus`): `GET /metrics` on
 /// `instrumentation.prometheus_listen_addr` (default `:26660`), the same text as the RPC port's
 /// `/metrics` — ev-node's series and evnode's own.
-public struct PrometheusListener: Service {
+package struct PrometheusListener: Service {
     let address: HostPort
     let metrics: NodeMetrics
     let logger: Logger
     let onListening: @Sendable (HostPort) async -> Void
 
-    public init(address: HostPort, metrics: NodeMetrics, logger: Logger,
+    package init(address: HostPort, metrics: NodeMetrics, logger: Logger,
                 onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }) {
         self.address = address
         self.metrics = metrics
@@ -21,7 +21,7 @@ public struct PrometheusListener: Service {
         self.onListening = onListening
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let router = Router()
         let metrics = self.metrics
         router.get("/metrics") { _, _ in

@@ -9,7 +9,7 @@ import NIOCore
 import ServiceLifecycle
 
 /// What the RPC server asks of the node. The node implements it; the server knows nothing else.
-public protocol RPCBackend: Sendable {
+package protocol RPCBackend: Sendable {
     func status() async -> NodeStatus
     func readiness() async -> Readiness
     /// `/health/live`: whether the store can be read.
@@ -31,37 +31,37 @@ public protocol RPCBackend: Sendable {
 }
 
 extension RPCBackend {
-    public func prunedBlockHeight() async -> UInt64 { 0 }
+    package func prunedBlockHeight() async -> UInt64 { 0 }
 }
 
-public struct TransactionRejected: Error, Sendable, CustomStringConvertible {
+package struct TransactionRejected: Error, Sendable, CustomStringConvertible {
     /// HTTP status to answer with (400 for a bad tx, 503 when the mempool is full or the node
     /// does not take transactions).
-    public let status: Int
-    public let message: String
+    package let status: Int
+    package let message: String
 
-    public init(status: Int, message: String) {
+    package init(status: Int, message: String) {
         self.status = status
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
-public struct EvidenceUnavailable: Error, Sendable, CustomStringConvertible {
-    public let description: String
+package struct EvidenceUnavailable: Error, Sendable, CustomStringConvertible {
+    package let description: String
 
-    public init(_ description: String) {
+    package init(_ description: String) {
         self.description = description
     }
 }
 
 /// `GET /raft/node`, as ev-node answers it in HA mode.
-public struct RaftNodeView: Sendable, Codable, Equatable {
-    public var is_leader: Bool
-    public var node_id: String
+package struct RaftNodeView: Sendable, Codable, Equatable {
+    package var is_leader: Bool
+    package var node_id: String
 
-    public init(is_leader: Bool, node_id: String) {
+    package init(is_leader: Bool, node_id: String) {
         self.is_leader = is_leader
         self.node_id = node_id
     }
@@ -70,10 +70,10 @@ public struct RaftNodeView: Sendable, Codable, Equatable {
 /// The node's HTTP API (SPEC §10) and ev-node's Connect and gRPC services on one port: the JSON
 /// routes and Connect by Hummingbird over HTTP/1.1, gRPC by grpc-swift over HTTP/2 (see
 /// `SharedPortChannel`).
-public struct RPCServer: Service {
-    public static let maxTransactionBytes = 1 << 20
+package struct RPCServer: Service {
+    package static let maxTransactionBytes = 1 << 20
     /// The largest gRPC request message read; every request of these services is a few bytes.
-    public static let maxGRPCRequestBytes = ConnectRoutes.maxRequestBytes
+    package static let maxGRPCRequestBytes = ConnectRoutes.maxRequestBytes
 
     let address: HostPort
     let backend: any RPCBackend
@@ -83,7 +83,7 @@ public struct RPCServer: Service {
     let onListening: @Sendable (HostPort) async -> Void
 
     /// `onListening` receives the bound address (useful with port 0).
-    public init(address: HostPort, backend: any RPCBackend, dashboard: (any DashboardBackend)? = nil, logger: Logger,
+    package init(address: HostPort, backend: any RPCBackend, dashboard: (any DashboardBackend)? = nil, logger: Logger,
                 onListening: @escaping @Sendable (HostPort) async -> Void = { _ in }) {
         self.dashboard = dashboard
         self.address = address
@@ -92,7 +92,7 @@ public struct RPCServer: Service {
         self.onListening = onListening
     }
 
-    public func run() async throws {
+    package func run() async throws {
         let router = Router()
         let backend = self.backend
         // ev-node's probes, with its bodies: Kubernetes probes and scripts match on them.
@@ -215,10 +215,10 @@ public struct RPCServer: Service {
     }
 }
 
-public enum RPCServerFailure: Error, Sendable, CustomStringConvertible {
+package enum RPCServerFailure: Error, Sendable, CustomStringConvertible {
     case grpc(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .grpc(let why): "the gRPC server stopped: \(why)"
         }

@@ -7,15 +7,15 @@ import NIOCore
 ///
 /// P2P treats the encodings as opaque; a `GossipValidator` decides whether they are acceptable
 /// (and must check that `height` and `headerHash` agree with the encoded header).
-public struct P2PBlock: Sendable, Hashable {
-    public var height: UInt64
+package struct P2PBlock: Sendable, Hashable {
+    package var height: UInt64
     /// SHA-256 of the encoded `Header`; exactly 32 bytes on the wire.
-    public var headerHash: [UInt8]
-    public var encodedSignedHeader: [UInt8]
+    package var headerHash: [UInt8]
+    package var encodedSignedHeader: [UInt8]
     /// Encoded `Data` (may be empty: a block without txs or metadata).
-    public var encodedData: [UInt8]
+    package var encodedData: [UInt8]
 
-    public init(height: UInt64, headerHash: [UInt8], encodedSignedHeader: [UInt8], encodedData: [UInt8]) {
+    package init(height: UInt64, headerHash: [UInt8], encodedSignedHeader: [UInt8], encodedData: [UInt8]) {
         self.height = height
         self.headerHash = headerHash
         self.encodedSignedHeader = encodedSignedHeader
@@ -23,11 +23,11 @@ public struct P2PBlock: Sendable, Hashable {
     }
 
     /// Bytes of `encoded()`.
-    public var wireSize: Int { 8 + 32 + 4 + encodedSignedHeader.count + 4 + encodedData.count }
+    package var wireSize: Int { 8 + 32 + 4 + encodedSignedHeader.count + 4 + encodedData.count }
 
     /// The block in one self-delimiting record (the HA group's replicated block uses it):
     /// height, header hash, u32-length-prefixed signed header, u32-length-prefixed data.
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(wireSize)
         buffer.writeInteger(height)
@@ -40,7 +40,7 @@ public struct P2PBlock: Sendable, Hashable {
     }
 
     /// Decodes `encoded()`'s output strictly: every byte must belong to the block.
-    public init(decoding bytes: [UInt8]) throws(WireDecodeError) {
+    package init(decoding bytes: [UInt8]) throws(WireDecodeError) {
         var reader = PayloadReader(buffer: ByteBuffer(bytes: bytes), message: "block")
         self = try reader.block()
         try reader.finish()
@@ -51,15 +51,15 @@ public struct P2PBlock: Sendable, Hashable {
 /// a range the peer whose answer carried it. It names where a block came from (logs, double-sign
 /// evidence); it is not whom to blame for it: every half a peer can be blamed for was checked
 /// before the block was handed out (`P2PService` gossip in, `requestRange`).
-public struct ReceivedBlock: Sendable, Equatable {
-    public var block: P2PBlock
-    public var from: PeerID
+package struct ReceivedBlock: Sendable, Equatable {
+    package var block: P2PBlock
+    package var from: PeerID
     /// The DA heights the sender's envelopes name for the header and the data (`da_height_hint`,
     /// 0 when absent): the sender's unverified claim, advisory only (`DAFollower.hint`).
-    public var headerDAHeightHint: UInt64
-    public var dataDAHeightHint: UInt64
+    package var headerDAHeightHint: UInt64
+    package var dataDAHeightHint: UInt64
 
-    public init(block: P2PBlock, from: PeerID, headerDAHeightHint: UInt64 = 0, dataDAHeightHint: UInt64 = 0) {
+    package init(block: P2PBlock, from: PeerID, headerDAHeightHint: UInt64 = 0, dataDAHeightHint: UInt64 = 0) {
         self.block = block
         self.from = from
         self.headerDAHeightHint = headerDAHeightHint

@@ -7,7 +7,7 @@ extension P2PService {
     /// another peer tried after a failure. Throws `rangeUnavailable` when no peer supplies a height.
     /// Each block comes with the peer whose answer carried it: header and data of one height
     /// always come from one peer, which answers for both.
-    public func requestRange(from: UInt64, to: UInt64) async throws(P2PError) -> [ReceivedBlock] {
+    package func requestRange(from: UInt64, to: UInt64) async throws(P2PError) -> [ReceivedBlock] {
         guard from >= 1, from <= to else { throw .invalidRange(from: from, to: to) }
         guard registry.withLock({ $0.isRunning }) else { throw .notRunning }
         let chunk = UInt64(P2PProtocol.maxBlocksPerRequest)

@@ -16,9 +16,9 @@ import Telemetry
 /// `/<chainID>-{headerSync,dataSync}/header-ex/v0.0.3`. Peers' heights come from their head
 /// answers, verified by `ProvenPeerHeights` (SPEC §6); peers that send bad messages are
 /// disconnected and banned; configured peers are redialled with backoff.
-public final class P2PService: Service, Sendable {
-    public let localID: PeerID
-    public let chainID: String
+package final class P2PService: Service, Sendable {
+    package let localID: PeerID
+    package let chainID: String
     let config: P2PConfig
     /// `p2p.blocked_peers` / `p2p.allowed_peers`, applied after every handshake and before every dial.
     let gate: PeerGate
@@ -28,7 +28,7 @@ public final class P2PService: Service, Sendable {
     let source: any BlockSource
     let validator: any GossipValidator
     /// The heights peers proved with the genesis proposer's signed header (SPEC §6 condition 2).
-    public let provenHeights: ProvenPeerHeights
+    package let provenHeights: ProvenPeerHeights
     let logger: Logger
     let group: any EventLoopGroup
     let host: Libp2pHost
@@ -40,7 +40,7 @@ public final class P2PService: Service, Sendable {
 
     /// Blocks received by gossip (header and data paired, validated), each once, with the peer
     /// that sent the header. Single consumer; bounded (oldest dropped first); finishes on shutdown.
-    public let receivedBlocks: AsyncStream<ReceivedBlock>
+    package let receivedBlocks: AsyncStream<ReceivedBlock>
     let receivedContinuation: AsyncStream<ReceivedBlock>.Continuation
     private let stopSignal: AsyncStream<Never>
     private let stopContinuation: AsyncStream<Never>.Continuation
@@ -92,10 +92,10 @@ public final class P2PService: Service, Sendable {
 
     let registry: Mutex<Registry>
     /// ev-node's `p2p_*` series; nil when not counted.
-    public let metrics: P2PSeries?
+    package let metrics: P2PSeries?
     let gossipBytes: GossipByteCells?
 
-    public init(config: P2PConfig, nodeKey: KeyFile, chainID: String, source: any BlockSource,
+    package init(config: P2PConfig, nodeKey: KeyFile, chainID: String, source: any BlockSource,
                 validator: any GossipValidator, provenHeights: ProvenPeerHeights,
                 settings: P2PSettings = P2PSettings(),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -203,7 +203,7 @@ public final class P2PService: Service, Sendable {
     /// listener and the connections it accepts, one redial loop per configured peer (each runs
     /// its own connection), the head polls. On the way out the listener and every connection
     /// close; `receivedBlocks` finishes. Runs once.
-    public func run() async throws {
+    package func run() async throws {
         if let gateError {
             finishStreams()
             throw gateError
@@ -292,17 +292,17 @@ public final class P2PService: Service, Sendable {
     }
 
     /// The bound listen address while running.
-    public var listenAddress: SocketAddress? { registry.withLock { $0.listenAddress } }
+    package var listenAddress: SocketAddress? { registry.withLock { $0.listenAddress } }
 
     /// This node's listen multiaddrs, each ending in `/p2p/<peer id>` (what ev-node's
     /// `--evnode.p2p.peers` takes).
-    public var listenMultiaddrs: [Multiaddr] {
+    package var listenMultiaddrs: [Multiaddr] {
         host.listenAddrs.map { var a = $0; a.peerID = localID; return a }
     }
 
     // MARK: Queries
 
-    public var peers: [PeerInfo] {
+    package var peers: [PeerInfo] {
         let conns = host.connections.filter { !$0.isClosed }
         // Only the connected peers' entries are read, under one lock; the map is not copied.
         let states = registry.withLock { r in conns.map { r.peers[$0.remote] ?? PeerState() } }
@@ -310,10 +310,10 @@ public final class P2PService: Service, Sendable {
     }
 
     /// Connected peers, without building their `PeerInfo`s.
-    public var peerCount: Int { host.connections.reduce(0) { $0 + ($1.isClosed ? 0 : 1) } }
+    package var peerCount: Int { host.connections.reduce(0) { $0 + ($1.isClosed ? 0 : 1) } }
 
     /// One connected peer, nil when it is not connected.
-    public func peer(_ id: PeerID) -> PeerInfo? {
+    package func peer(_ id: PeerID) -> PeerInfo? {
         guard let conn = host.connection(to: id), !conn.isClosed else { return nil }
         return Self.info(conn, registry.withLock { $0.peers[id] } ?? PeerState())
     }
@@ -328,12 +328,12 @@ public final class P2PService: Service, Sendable {
 
     /// The highest height any peer proved during this process's life (SPEC §6): it stays after
     /// the peer disconnects. nil when none proved one.
-    public var maxPeerHeight: UInt64? { provenHeights.highest }
+    package var maxPeerHeight: UInt64? { provenHeights.highest }
     /// How far range sync fetches: the proven height, or beyond it a height claimed by a validly
     /// signed header of a key the chain has not named yet (see `ProvenPeerHeights.fetchTarget`).
-    public var fetchTargetHeight: UInt64? { provenHeights.fetchTarget }
+    package var fetchTargetHeight: UInt64? { provenHeights.fetchTarget }
 
-    public var dialTargets: [DialTargetInfo] {
+    package var dialTargets: [DialTargetInfo] {
         let live = Set(host.connections.filter { !$0.isClosed }.map(\.remote))
         return registry.withLock { r in
             r.targets.map { target, t in
@@ -353,7 +353,7 @@ public final class P2PService: Service, Sendable {
         }.sorted { $0.target.description < $1.target.description }
     }
 
-    public var activeBans: [BanInfo] {
+    package var activeBans: [BanInfo] {
         let now = NIODeadline.now()
         return registry.withLock { r in
             r.bans.active(now: now).map { key, until in
@@ -367,25 +367,25 @@ public final class P2PService: Service, Sendable {
         }
     }
 
-    public func isBanned(peer: PeerID) -> Bool {
+    package func isBanned(peer: PeerID) -> Bool {
         let now = NIODeadline.now()
         return registry.withLock { $0.bans.isBanned(.peer(peer), now: now) }
     }
 
     /// Whether `ip` (an IPv4 address, or any address of an IPv6 /64) is banned.
-    public func isBanned(address ip: String) -> Bool {
+    package func isBanned(address ip: String) -> Bool {
         let now = NIODeadline.now()
         let key = AddressKey.of(ip: ip) ?? ip
         return registry.withLock { $0.bans.isBanned(.address(key), now: now) }
     }
 
-    public var receivedBlocksDropped: Int { registry.withLock { $0.receivedDropped } }
+    package var receivedBlocksDropped: Int { registry.withLock { $0.receivedDropped } }
 
     /// Penalty points a peer collected (duplicates and the like; a ban resets nothing).
-    public func penalty(of peer: PeerID) -> Int { registry.withLock { $0.peers[peer]?.penalty ?? 0 } }
+    package func penalty(of peer: PeerID) -> Int { registry.withLock { $0.peers[peer]?.penalty ?? 0 } }
 
     /// One ping round trip to a connected peer.
-    public func ping(_ peer: PeerID) async throws -> Duration {
+    package func ping(_ peer: PeerID) async throws -> Duration {
         guard let conn = host.connection(to: peer) else { throw P2PError.notRunning }
         return try await host.ping(conn)
     }
@@ -393,7 +393,7 @@ public final class P2PService: Service, Sendable {
     // MARK: Node → peers
 
     /// Gossips a block (the aggregator's own): the header, then the data, like ev-node.
-    public func broadcast(block: P2PBlock) {
+    package func broadcast(block: P2PBlock) {
         let header = P2PEnvelope.header(encodedSignedHeader: block.encodedSignedHeader, daHeightHint: 0)
         let data = P2PEnvelope.data(encodedData: block.encodedData, daHeightHint: 0)
         gossipBytes?.headerSent.add(header.count)
@@ -403,7 +403,7 @@ public final class P2PService: Service, Sendable {
     }
 
     /// Reports a peer whose block failed a later check: it is disconnected and banned.
-    public func penalize(peer: PeerID, reason: String) {
+    package func penalize(peer: PeerID, reason: String) {
         punish(peer, reason: reason)
     }
 
@@ -601,7 +601,7 @@ public final class P2PService: Service, Sendable {
 
     /// The configured peers (as given in `--p2p.peers`) that have not answered a head request
     /// over an identity this node proved by dialling them: what the catchup gate waits for.
-    public var silentConfiguredPeers: [String] {
+    package var silentConfiguredPeers: [String] {
         registry.withLock { r in
             // A target the peer lists refuse stays here: it never answers, and the catchup must
             // name it rather than count it as absent (SPEC §6 fails closed without answers).

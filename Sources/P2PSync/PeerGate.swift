@@ -14,20 +14,20 @@ import Foundation
 ///
 /// ev-node documents `allowed_peers` as a whitelist but its code only unblocks them (go-libp2p's
 /// `UnblockPeer`): there a non-empty list restricts nothing. evnode does what the setting says.
-public struct PeerGate: Sendable, Equatable {
-    public let blocked: Set<PeerID>
-    public let allowed: Set<PeerID>
+package struct PeerGate: Sendable, Equatable {
+    package let blocked: Set<PeerID>
+    package let allowed: Set<PeerID>
     /// Configured peers named by id.
-    public let configured: Set<PeerID>
+    package let configured: Set<PeerID>
 
-    public init(blocked: Set<PeerID> = [], allowed: Set<PeerID> = [], configured: Set<PeerID> = []) {
+    package init(blocked: Set<PeerID> = [], allowed: Set<PeerID> = [], configured: Set<PeerID> = []) {
         self.blocked = blocked
         self.allowed = allowed
         self.configured = configured
     }
 
     /// From the node configuration; a peer id that does not parse is an error naming the setting.
-    public init(config: P2PConfig) throws(P2PError) {
+    package init(config: P2PConfig) throws(P2PError) {
         func parse(_ ids: [String], _ setting: String) throws(P2PError) -> Set<PeerID> {
             var out: Set<PeerID> = []
             for text in ids {
@@ -43,11 +43,11 @@ public struct PeerGate: Sendable, Equatable {
         configured = Set(config.peers.compactMap { $0.peerID.flatMap(PeerID.init(string:)) })
     }
 
-    public var isOpen: Bool { blocked.isEmpty && allowed.isEmpty }
+    package var isOpen: Bool { blocked.isEmpty && allowed.isEmpty }
 
     /// Why a connection with `peer` is refused, or nil. `dialledConfiguredAddress`: this node
     /// dialled it at a configured address (only configured peers are ever dialled).
-    public func refusal(_ peer: PeerID, dialledConfiguredAddress: Bool) -> String? {
+    package func refusal(_ peer: PeerID, dialledConfiguredAddress: Bool) -> String? {
         if allowed.contains(peer) { return nil }
         if blocked.contains(peer) { return "peer \(peer) is in p2p.blocked_peers" }
         if !allowed.isEmpty, !configured.contains(peer), !dialledConfiguredAddress {

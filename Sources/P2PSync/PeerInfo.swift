@@ -1,6 +1,6 @@
 import Config
 
-public enum PeerDirection: String, Sendable, Equatable {
+package enum PeerDirection: String, Sendable, Equatable {
     /// The peer connected to us.
     case inbound
     /// We dialled the peer.
@@ -8,32 +8,32 @@ public enum PeerDirection: String, Sendable, Equatable {
 }
 
 /// A snapshot of one connected (authenticated) peer.
-public struct PeerInfo: Sendable, Equatable {
-    public var id: PeerID
+package struct PeerInfo: Sendable, Equatable {
+    package var id: PeerID
     /// `ip:port` of the remote end of the TCP connection.
-    public var remoteAddress: String
-    public var direction: PeerDirection
+    package var remoteAddress: String
+    package var direction: PeerDirection
     /// The configured address this connection was dialled to, for outbound connections.
-    public var dialTarget: P2PPeerAddress?
-    public var connectedAt: ContinuousClock.Instant
+    package var dialTarget: P2PPeerAddress?
+    package var connectedAt: ContinuousClock.Instant
     /// The peer's proven head height (its last head answer, verified); nil until it answered.
-    public var announcedHeight: UInt64?
-    public var lastAnnouncedAt: ContinuousClock.Instant?
+    package var announcedHeight: UInt64?
+    package var lastAnnouncedAt: ContinuousClock.Instant?
     /// Last time the peer answered one of our range requests with blocks.
-    public var lastResponseAt: ContinuousClock.Instant?
-    public var requestsAnswered: Int
+    package var lastResponseAt: ContinuousClock.Instant?
+    package var requestsAnswered: Int
     /// Our requests to it that timed out, were refused or came back unusable.
-    public var requestsFailed: Int
+    package var requestsFailed: Int
     /// Penalty points (e.g. duplicate messages); a peer is banned at the threshold.
-    public var penalty: Int
+    package var penalty: Int
     /// What identify said it speaks, and its agent.
-    public var protocols: [String]
-    public var agentVersion: String
+    package var protocols: [String]
+    package var agentVersion: String
 }
 
 /// The state of one configured peer address (`--p2p.peers`).
-public struct DialTargetInfo: Sendable, Equatable {
-    public enum State: Sendable, Equatable {
+package struct DialTargetInfo: Sendable, Equatable {
+    package enum State: Sendable, Equatable {
         case connecting
         case connected(PeerID)
         /// Waiting before the next attempt.
@@ -44,20 +44,20 @@ public struct DialTargetInfo: Sendable, Equatable {
         case gated(reason: String)
     }
 
-    public var target: P2PPeerAddress
-    public var state: State
+    package var target: P2PPeerAddress
+    package var state: State
     /// Attempts that failed since the last successful connection.
-    public var consecutiveFailures: Int
-    public var lastError: String?
+    package var consecutiveFailures: Int
+    package var lastError: String?
 }
 
 /// An active ban.
-public struct BanInfo: Sendable, Equatable {
-    public enum Subject: Sendable, Equatable, CustomStringConvertible {
+package struct BanInfo: Sendable, Equatable {
+    package enum Subject: Sendable, Equatable, CustomStringConvertible {
         case peer(PeerID)
         case address(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .peer(let id): return "peer \(id)"
             case .address(let ip): return "address \(ip)"
@@ -65,12 +65,12 @@ public struct BanInfo: Sendable, Equatable {
         }
     }
 
-    public var subject: Subject
-    public var remaining: Duration
+    package var subject: Subject
+    package var remaining: Duration
 }
 
-/// Errors of the public P2P API.
-public enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
+/// Errors of the package P2P API.
+package enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `requestRange` could not get heights `from...to` from any connected peer.
     case rangeUnavailable(from: UInt64, to: UInt64, reason: String)
     case invalidRange(from: UInt64, to: UInt64)
@@ -84,7 +84,7 @@ public enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
     /// base58 libp2p peer id.
     case invalidPeerID(setting: String, value: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .rangeUnavailable(let from, let to, let reason):
             return "blocks \(from)...\(to) unavailable from peers: \(reason)"

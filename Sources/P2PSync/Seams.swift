@@ -1,6 +1,6 @@
 import Chain
 /// What the node serves to its peers. The node implements it over its block store.
-public protocol BlockSource: Sendable {
+package protocol BlockSource: Sendable {
     /// Highest height the node holds (0 when it holds none). Called on event-loop threads, so it
     /// must be cheap and must not block (an in-memory value, not a disk read).
     func currentHeight() -> UInt64
@@ -21,12 +21,12 @@ public protocol BlockSource: Sendable {
 }
 
 extension BlockSource {
-    public func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? { nil }
-    public func daHeightHints(at height: UInt64) async throws -> (header: UInt64, data: UInt64) { (0, 0) }
+    package func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? { nil }
+    package func daHeightHints(at height: UInt64) async throws -> (header: UInt64, data: UInt64) { (0, 0) }
 }
 
 /// The outcome of checking a block that a peer sent.
-public enum GossipVerdict: Sendable, Equatable {
+package enum GossipVerdict: Sendable, Equatable {
     /// Valid and worth relaying / delivering.
     case accept
     /// Not wrong, but not worth relaying (for example already known or too old).
@@ -38,7 +38,7 @@ public enum GossipVerdict: Sendable, Equatable {
 
 /// Decides whether what a peer sent is acceptable. Runs on event-loop threads for gossip, so it
 /// must not block; a signature check is fine.
-public protocol GossipValidator: Sendable {
+package protocol GossipValidator: Sendable {
     /// A block of a range answer, both halves from one peer.
     func validate(_ block: P2PBlock) -> GossipVerdict
 

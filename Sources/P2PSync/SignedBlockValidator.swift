@@ -22,35 +22,35 @@ import Config
 /// only, as the DA follower does with data a verified header claims (`DABlobChecker`); the
 /// syncer derives the metadata from the header and the previous block. A copy of genuine txs
 /// with forged metadata thus makes the very same block as the genuine data, and blames nobody.
-public struct SignedBlockValidator: GossipValidator {
-    public let blockValidator: BlockValidator
+package struct SignedBlockValidator: GossipValidator {
+    package let blockValidator: BlockValidator
     /// Which keys the chain has named; nil: only the genesis proposer.
-    public let placement: (any ProposerPlacement)?
+    package let placement: (any ProposerPlacement)?
 
-    public init(blockValidator: BlockValidator, placement: (any ProposerPlacement)? = nil) {
+    package init(blockValidator: BlockValidator, placement: (any ProposerPlacement)? = nil) {
         self.blockValidator = blockValidator
         self.placement = placement
     }
 
     /// Whether the chain has named `proposer` (the genesis proposer, or a rotation's key).
-    public func isNamed(_ proposer: [UInt8]) -> Bool {
+    package func isNamed(_ proposer: [UInt8]) -> Bool {
         proposer == blockValidator.proposerAddress || placement?.namedProposers.contains(proposer) == true
     }
 
-    public init(genesis: Genesis) {
+    package init(genesis: Genesis) {
         self.init(blockValidator: BlockValidator(genesis: genesis))
     }
 
-    public var chainID: String { blockValidator.chainID }
+    package var chainID: String { blockValidator.chainID }
 
-    public func validate(_ block: P2PBlock) -> GossipVerdict {
+    package func validate(_ block: P2PBlock) -> GossipVerdict {
         switch check(block) {
         case .success: return .accept
         case .failure(let problem): return .reject(problem.description)
         }
     }
 
-    public func validate(header signed: SignedHeader) -> GossipVerdict {
+    package func validate(header signed: SignedHeader) -> GossipVerdict {
         guard signed.header.chainID == chainID else {
             return .reject(ValidationError.wrongChainID(height: signed.header.height, chainID: signed.header.chainID,
                                                         expected: chainID).description)
@@ -65,7 +65,7 @@ public struct SignedBlockValidator: GossipValidator {
 
     /// The decoded block, or why it is unacceptable. The data is returned without its
     /// metadata (see above); metadata that contradicts the header is still a rejection.
-    public func check(_ block: P2PBlock) -> Result<(signedHeader: SignedHeader, data: BlockData), BlockProblem> {
+    package func check(_ block: P2PBlock) -> Result<(signedHeader: SignedHeader, data: BlockData), BlockProblem> {
         let signed: SignedHeader
         do throws(WireError) {
             signed = try SignedHeader(decoding: block.encodedSignedHeader)
@@ -109,7 +109,7 @@ public struct SignedBlockValidator: GossipValidator {
 }
 
 /// Why a block from a peer is unacceptable.
-public enum BlockProblem: Error, Equatable, Sendable, CustomStringConvertible {
+package enum BlockProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case undecodable(height: UInt64, what: String, reason: String)
     /// The message's height is not the header's.
     case heightMismatch(claimed: UInt64, header: UInt64)
@@ -118,7 +118,7 @@ public enum BlockProblem: Error, Equatable, Sendable, CustomStringConvertible {
     /// A rule of SPEC §3 failed.
     case rejected(ValidationError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .undecodable(let height, let what, let reason):
             return "block \(height): \(what) does not decode: \(reason)"
@@ -135,7 +135,7 @@ public enum BlockProblem: Error, Equatable, Sendable, CustomStringConvertible {
 extension P2PBlock {
     /// The block as gossiped and served: the encodings the store keeps, the height and the
     /// header hash.
-    public init(signedHeader: SignedHeader, data: BlockData) {
+    package init(signedHeader: SignedHeader, data: BlockData) {
         self.init(height: signedHeader.header.height, headerHash: signedHeader.header.hash,
                   encodedSignedHeader: signedHeader.encoded(), encodedData: data.encoded())
     }
@@ -144,7 +144,7 @@ extension P2PBlock {
 extension P2PBlock {
     /// The decoded signed header and data, without any check beyond decoding (the sync pipeline
     /// validates what it applies).
-    public func decoded() throws(BlockProblem) -> (signedHeader: SignedHeader, data: BlockData) {
+    package func decoded() throws(BlockProblem) -> (signedHeader: SignedHeader, data: BlockData) {
         let signed: SignedHeader
         do throws(WireError) {
             signed = try SignedHeader(decoding: encodedSignedHeader)
@@ -163,7 +163,7 @@ extension P2PBlock {
 
     /// The block as a sync-pipeline candidate from `peer` (its origin names the peer id), its
     /// data without the metadata nothing verified covers (see `SignedBlockValidator`).
-    public func candidate(from peer: PeerID) throws(BlockProblem) -> CandidateBlock {
+    package func candidate(from peer: PeerID) throws(BlockProblem) -> CandidateBlock {
         let (signed, data) = try decoded()
         return CandidateBlock(signedHeader: signed, data: data.withoutMetadata, origin: .p2p(peer: peer.description))
     }

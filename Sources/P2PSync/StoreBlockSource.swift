@@ -5,18 +5,18 @@ import NIOPosix
 /// Serves peers from the node's `BlockStore`: the stored encodings go out as they are; only the
 /// header hash is computed (the header is decoded for it). Reads run on a thread pool, never on
 /// the event loop or the cooperative pool.
-public struct StoreBlockSource: BlockSource {
-    public let store: BlockStore
+package struct StoreBlockSource: BlockSource {
+    package let store: BlockStore
     private let threadPool: NIOThreadPool
 
-    public init(store: BlockStore, threadPool: NIOThreadPool = .singleton) {
+    package init(store: BlockStore, threadPool: NIOThreadPool = .singleton) {
         self.store = store
         self.threadPool = threadPool
     }
 
-    public func currentHeight() -> UInt64 { store.height }
+    package func currentHeight() -> UInt64 { store.height }
 
-    public func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
+    package func blocks(from: UInt64, count: Int) async throws -> [P2PBlock] {
         guard count > 0, from >= 1 else { return [] }
         let last = from &+ UInt64(count - 1)
         guard last >= from else { return [] }
@@ -40,13 +40,13 @@ public struct StoreBlockSource: BlockSource {
         }
     }
 
-    public func daHeightHints(at height: UInt64) async throws -> (header: UInt64, data: UInt64) {
+    package func daHeightHints(at height: UInt64) async throws -> (header: UInt64, data: UInt64) {
         let store = self.store
         let inclusion = try await threadPool.runIfActive { try store.daInclusion(at: height) }
         return (inclusion.headerDAHeight ?? 0, inclusion.dataDAHeight ?? 0)
     }
 
-    public func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? {
+    package func height(ofHeaderHash hash: [UInt8]) async throws -> UInt64? {
         guard hash.count == 32 else { return nil }
         let store = self.store
         return try await threadPool.runIfActive { try store.height(forHash: hash) }

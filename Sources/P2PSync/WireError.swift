@@ -1,6 +1,6 @@
 /// Why a frame or message from a peer could not be decoded. Every case names what was wrong;
 /// receiving any of them disconnects and bans the sender.
-public enum WireDecodeError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum WireDecodeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A frame whose length field is zero (it must at least hold the type byte).
     case emptyFrame
     /// The length field announces more than the receiver accepts; the body is never read.
@@ -15,7 +15,7 @@ public enum WireDecodeError: Error, Equatable, Sendable, CustomStringConvertible
     /// A field had the right size but not a valid value (for example text that is not UTF-8).
     case invalidField(message: String, field: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .emptyFrame:
             return "frame with length 0"

@@ -1,5 +1,5 @@
 /// Base58btc (the Bitcoin alphabet), how peer ids are written (`12D3KooW…`).
-public enum Base58 {
+package enum Base58 {
     private static let alphabet = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
     private static let indexes: [Int8] = {
         var table = [Int8](repeating: -1, count: 128)
@@ -7,7 +7,7 @@ public enum Base58 {
         return table
     }()
 
-    public static func encode(_ bytes: [UInt8]) -> String {
+    package static func encode(_ bytes: [UInt8]) -> String {
         let zeros = bytes.prefix(while: { $0 == 0 }).count
         var digits: [UInt8] = [] // base-58 digits, little end first
         for byte in bytes[zeros...] {
@@ -27,7 +27,7 @@ public enum Base58 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func decode(_ text: String) -> [UInt8]? {
+    package static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
         let zeros = chars.prefix(while: { $0 == alphabet[0] }).count
         var bytes: [UInt8] = [] // little end first

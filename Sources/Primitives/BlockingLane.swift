@@ -12,12 +12,12 @@ import Foundation
 ///
 /// A lane of one thread runs its work in order: a long-running loop that owns a thread (the
 /// producer's) or a writer whose writes must not overtake each other takes one.
-public final class BlockingLane: Sendable {
-    public let name: String
+package final class BlockingLane: Sendable {
+    package let name: String
     private let core: Core
 
     /// Starts `threads` threads named `name-0`, `name-1`, …
-    public init(name: String, threads: Int) {
+    package init(name: String, threads: Int) {
         precondition(threads > 0, "a blocking lane needs at least one thread")
         self.name = name
         core = Core(name: name, threads: threads)
@@ -44,7 +44,7 @@ public final class BlockingLane: Sendable {
     ///
     /// - Throws: `.shutDown` when the lane was shut down before `body` was handed in (nothing
     ///   ran); `.failed` with `body`'s own error.
-    public func run<T: Sendable, E: Error>(
+    package func run<T: Sendable, E: Error>(
         _ body: @escaping @Sendable () throws(E) -> T
     ) async throws(BlockingLaneError<E>) -> T {
         let result: Result<T, BlockingLaneError<E>> = await withCheckedContinuation { continuation in
@@ -64,7 +64,7 @@ public final class BlockingLane: Sendable {
 
     /// `run` for callers whose error type can say "the lane is shut down" itself: `closed` is
     /// thrown when nothing ran.
-    public func run<T: Sendable, E: Error>(
+    package func run<T: Sendable, E: Error>(
         orIfShutDown closed: @autoclosure () -> E,
         _ body: @escaping @Sendable () throws(E) -> T
     ) async throws(E) -> T {
@@ -80,7 +80,7 @@ public final class BlockingLane: Sendable {
 
     /// Refuses new work, lets the work already handed in finish, and returns when every thread
     /// of the lane has ended. Safe to call more than once and from several tasks.
-    public func shutdown() async {
+    package func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             core.close(notifying: continuation)
         }
@@ -88,7 +88,7 @@ public final class BlockingLane: Sendable {
 
     /// Runs `body` with a lane of its own that is shut down when `body` returns or throws (its
     /// work finished first): the shape a service's `run()` takes, so that no lane outlives it.
-    public static func with<T, E: Error>(
+    package static func with<T, E: Error>(
         name: String, threads: Int, isolation: isolated (any Actor)? = #isolation,
         _ body: (BlockingLane) async throws(E) -> T
     ) async throws(E) -> T {
@@ -104,20 +104,20 @@ public final class BlockingLane: Sendable {
     }
 
     /// Whether `shutdown()` was called (work handed in before may still be running).
-    public var isShutDown: Bool { core.isClosed }
+    package var isShutDown: Bool { core.isClosed }
 
     /// Jobs handed in and not yet taken by a thread.
     var queuedForTesting: Int { core.queued }
 }
 
 /// Why `BlockingLane.run` did not return a value.
-public enum BlockingLaneError<Failure: Error>: Error, CustomStringConvertible {
+package enum BlockingLaneError<Failure: Error>: Error, CustomStringConvertible {
     /// The lane was shut down before the work was handed in: nothing ran.
     case shutDown(lane: String)
     /// The work ran and threw.
     case failed(Failure)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .shutDown(let lane): return "blocking lane \(lane) is shut down; the work did not run"
         case .failed(let failure): return "\(failure)"

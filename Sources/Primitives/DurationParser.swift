@@ -1,8 +1,8 @@
 /// Parses and formats durations the way operators write them in Go-based rollup tooling:
 /// a sequence of decimal numbers, each with a unit, such as `100ms`, `30s`, `1m30s`, `1.5h`.
 /// Units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`. A bare `0` is allowed.
-public enum DurationParser {
-    public enum Failure: Error, Equatable, CustomStringConvertible, Sendable {
+package enum DurationParser {
+    package enum Failure: Error, Equatable, CustomStringConvertible, Sendable {
         case empty
         case missingUnit(String)
         case unknownUnit(String)
@@ -10,7 +10,7 @@ public enum DurationParser {
         case negative
         case overflow
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .empty: return "empty duration"
             case .missingUnit(let s): return "missing unit in \"\(s)\" (use ns, us, ms, s, m or h)"
@@ -28,7 +28,7 @@ public enum DurationParser {
     ]
 
     /// Returns the duration in nanoseconds.
-    public static func nanoseconds(_ text: String) throws(Failure) -> UInt64 {
+    package static func nanoseconds(_ text: String) throws(Failure) -> UInt64 {
         let s = text.trimmingWhitespace()
         if s.isEmpty { throw .empty }
         if s.hasPrefix("-") { throw .negative }
@@ -53,14 +53,14 @@ public enum DurationParser {
         return UInt64(total.rounded())
     }
 
-    public static func duration(_ text: String) throws(Failure) -> Duration {
+    package static func duration(_ text: String) throws(Failure) -> Duration {
         let ns = try nanoseconds(text)
         return .nanoseconds(Int64(ns))
     }
 
     /// Formats a duration compactly (`1m30s`, `250ms`, `0s`), the inverse of `nanoseconds(_:)`
     /// for whole units.
-    public static func format(nanoseconds ns: UInt64) -> String {
+    package static func format(nanoseconds ns: UInt64) -> String {
         if ns == 0 { return "0s" }
         if ns % 1_000_000_000 == 0 {
             var secs = ns / 1_000_000_000
@@ -75,14 +75,14 @@ public enum DurationParser {
         return "\(ns)ns"
     }
 
-    public static func format(_ d: Duration) -> String {
+    package static func format(_ d: Duration) -> String {
         format(nanoseconds: d.nanosecondsClamped)
     }
 }
 
 extension Duration {
     /// Whole nanoseconds, clamped to zero for negative durations.
-    public var nanosecondsClamped: UInt64 {
+    package var nanosecondsClamped: UInt64 {
         let (secs, atto) = components
         if secs < 0 { return 0 }
         return UInt64(secs) * 1_000_000_000 + UInt64(atto / 1_000_000_000)

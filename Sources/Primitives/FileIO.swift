@@ -7,21 +7,21 @@ import Darwin
 /// Small POSIX file helpers with the guarantees the node needs: whole-file reads with a size
 /// bound, and writes that are atomic (temp file, fsync, rename, fsync of the directory), so a
 /// crash leaves either the old file or the new one, never half of either.
-public enum FileIO {
-    public struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
-        public let path: String
-        public let reason: String
-        public var description: String { reason }
+package enum FileIO {
+    package struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
+        package let path: String
+        package let reason: String
+        package var description: String { reason }
     }
 
-    public static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0
     }
 
     /// Whether a file exists, telling "no such file" apart from a `stat` that failed (EACCES,
     /// EIO, …): callers that must fail closed treat only the first as absence.
-    public static func existence(_ path: String) throws(Failure) -> Bool {
+    package static func existence(_ path: String) throws(Failure) -> Bool {
         var st = stat()
         if stat(path, &st) == 0 { return true }
         let code = errno
@@ -29,19 +29,19 @@ public enum FileIO {
         throw Failure(path: path, reason: "stat: \(errnoText(code))")
     }
 
-    public static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Permission bits of a file, or nil when it does not exist.
-    public static func mode(_ path: String) -> UInt32? {
+    package static func mode(_ path: String) -> UInt32? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return UInt32(st.st_mode & 0o7777)
     }
 
-    public static func readBytes(_ path: String, limit: Int = 16 << 20) throws(Failure) -> [UInt8] {
+    package static func readBytes(_ path: String, limit: Int = 16 << 20) throws(Failure) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw Failure(path: path, reason: errnoText()) }
         defer { close(fd) }
@@ -60,7 +60,7 @@ public enum FileIO {
         return out
     }
 
-    public static func readString(_ path: String, limit: Int = 16 << 20) throws(Failure) -> String {
+    package static func readString(_ path: String, limit: Int = 16 << 20) throws(Failure) -> String {
         let bytes = try readBytes(path, limit: limit)
         guard let s = String(validating: bytes, as: UTF8.self) else {
             throw Failure(path: path, reason: "not valid UTF-8")
@@ -69,7 +69,7 @@ public enum FileIO {
     }
 
     /// Creates the directory and its parents (like `mkdir -p`).
-    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(Failure) {
+    package static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(Failure) {
         var prefix = path.hasPrefix("/") ? "/" : ""
         for part in path.split(separator: "/") {
             prefix += part + "/"
@@ -82,7 +82,7 @@ public enum FileIO {
 
     /// Writes `bytes` to `path` atomically with the given permission bits.
     /// With `exclusive`, refuses to replace an existing file (used by `init`).
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644,
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644,
                                        exclusive: Bool = false) throws(Failure) {
         if exclusive && exists(path) { throw Failure(path: path, reason: "already exists") }
         let tmp = path + ".tmp-\(getpid())"
@@ -134,7 +134,7 @@ public enum FileIO {
     /// there, not empty, ends with a newline and stays below `limit` bytes; returns false
     /// (writing nothing) otherwise, for the caller to rewrite it whole. An error after the write
     /// began can leave part of `bytes` at the end, unterminated.
-    public static func appendSynced(_ path: String, _ bytes: [UInt8], whileBelow limit: Int) throws(Failure) -> Bool {
+    package static func appendSynced(_ path: String, _ bytes: [UInt8], whileBelow limit: Int) throws(Failure) -> Bool {
         let fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return false }
@@ -167,7 +167,7 @@ public enum FileIO {
         return true
     }
 
-    public static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644,
+    package static func writeAtomically(_ path: String, _ text: String, mode: mode_t = 0o644,
                                        exclusive: Bool = false) throws(Failure) {
         try writeAtomically(path, Array(text.utf8), mode: mode, exclusive: exclusive)
     }
@@ -199,7 +199,7 @@ public enum FileIO {
         if fsync(fd) != 0 { throw Failure(path: dir, reason: "fsync of the directory: \(errnoText())") }
     }
 
-    public static func errnoText(_ code: Int32 = errno) -> String {
+    package static func errnoText(_ code: Int32 = errno) -> String {
         String(cString: strerror(code))
     }
 }

@@ -1,14 +1,14 @@
 /// RFC 3339 timestamps with nanosecond precision, as written in genesis.json
 /// (`2023-11-14T22:13:20.000000000Z`), converted to and from unix nanoseconds.
-public enum RFC3339 {
-    public struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
-        public let text: String
-        public var description: String {
+package enum RFC3339 {
+    package struct Failure: Error, CustomStringConvertible, Equatable, Sendable {
+        package let text: String
+        package var description: String {
             "\"\(text)\" is not an RFC 3339 time (like 2023-11-14T22:13:20.000000000Z)"
         }
     }
 
-    public static func unixNanoseconds(_ text: String) throws(Failure) -> UInt64 {
+    package static func unixNanoseconds(_ text: String) throws(Failure) -> UInt64 {
         let b = Array(text.utf8)
         func num(_ from: Int, _ len: Int) throws(Failure) -> Int {
             guard from + len <= b.count else { throw Failure(text: text) }
@@ -71,9 +71,9 @@ public enum RFC3339 {
     }
 
     /// The latest time unix nanoseconds in a UInt64 hold: 2554-07-21T23:34:33.709551615Z.
-    public static let latest = format(unixNanoseconds: .max)
+    package static let latest = format(unixNanoseconds: .max)
 
-    public static func format(unixNanoseconds ns: UInt64) -> String {
+    package static func format(unixNanoseconds ns: UInt64) -> String {
         let secs = Int(ns / 1_000_000_000)
         let nanos = Int(ns % 1_000_000_000)
         let days = secs / 86_400

@@ -2,7 +2,7 @@ import Synchronization
 
 /// A wake-up for one waiting task: `signal()` ends the current (or the next) `wait`. Unlike an
 /// AsyncStream, a cancelled waiter leaves it usable: the next task to wait gets the next signal.
-public final class WakeUpSignal: Sendable {
+package final class WakeUpSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -10,9 +10,9 @@ public final class WakeUpSignal: Sendable {
 
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
-    public func signal() {
+    package func signal() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             if let w = s.waiter {
                 s.waiter = nil
@@ -25,7 +25,7 @@ public final class WakeUpSignal: Sendable {
     }
 
     /// Returns after `timeout`, on `signal()`, or throws `CancellationError` when cancelled.
-    public func wait(atMost timeout: Duration) async throws {
+    package func wait(atMost timeout: Duration) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await Task.sleep(for: timeout) }
             group.addTask { await self.waitForSignal() }

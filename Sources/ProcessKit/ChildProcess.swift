@@ -10,25 +10,25 @@ import Glibc
 /// deadline, SIGKILL; killed when the last reference goes or the starting process exits (also
 /// through `exit()` on a failure), so nothing is left behind. Async tests use `stop`; the
 /// benchmark's threads use `terminate` and `waitForExitBlocking`.
-public final class ChildProcess: @unchecked Sendable {
+package final class ChildProcess: @unchecked Sendable {
     // `Process` is not Sendable; it is only touched under `lock`.
     private let process: Process
     private let lock = Mutex<Void>(())
     private let cursor = Mutex<Int>(0)
     /// Set once the test sent a signal: an exit after it was asked for.
     private let signalled = Atomic<Bool>(false)
-    public let name: String
-    public let logPath: String
-    public let pid: Int32
+    package let name: String
+    package let logPath: String
+    package let pid: Int32
     /// Wall-clock unix nanoseconds just before the process was started.
-    public let startedAt: UInt64
+    package let startedAt: UInt64
 
     private let input: FileHandle?
 
     /// `separateStderr` sends stderr to `<name>.stderr.log`, for a helper whose stdout is a
     /// protocol the test reads line by line; `acceptsInput` gives it a stdin pipe for
     /// `writeLine` (a peer driven by commands).
-    public init(name: String, executable: URL, arguments: [String], logDirectory: String,
+    package init(name: String, executable: URL, arguments: [String], logDirectory: String,
                 environment: [String: String]? = nil, workingDirectory: String? = nil,
                 separateStderr: Bool = false, acceptsInput: Bool = false) throws {
         try FileManager.default.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
@@ -67,36 +67,36 @@ public final class ChildProcess: @unchecked Sendable {
         self.pid = process.processIdentifier
     }
 
-    public var isRunning: Bool { lock.withLock { _ in process.isRunning } }
+    package var isRunning: Bool { lock.withLock { _ in process.isRunning } }
 
     /// Everything the process wrote so far.
-    public var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    package var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// The complete lines written so far.
-    public var lines: [String] {
+    package var lines: [String] {
         let text = output
         // The last piece is what follows the last newline: empty, or a line still being written.
         return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
     /// The exit status, or the signal number for a process a signal ended.
-    public var terminationStatus: Int32 { lock.withLock { _ in process.terminationStatus } }
+    package var terminationStatus: Int32 { lock.withLock { _ in process.terminationStatus } }
 
     /// True when the process was ended by a signal rather than exiting by itself.
-    public var diedOfSignal: Bool { lock.withLock { _ in process.terminationReason == .uncaughtSignal } }
+    package var diedOfSignal: Bool { lock.withLock { _ in process.terminationReason == .uncaughtSignal } }
 
     /// True when the process has ended although the test never signalled it (a crash, an exit on
     /// an error): the first thing to read when a scenario fails.
-    public var endedUnasked: Bool { !isRunning && !signalled.load(ordering: .relaxed) }
+    package var endedUnasked: Bool { !isRunning && !signalled.load(ordering: .relaxed) }
 
     /// How the process ended, e.g. "killed by signal 6" or "exited with status 1"; "running".
-    public var exitDescription: String {
+    package var exitDescription: String {
         if isRunning { return "running" }
         return diedOfSignal ? "killed by signal \(terminationStatus)" : "exited with status \(terminationStatus)"
     }
 
     /// The first line for which `match` returns a value; fails when the process exits first.
-    public func waitForLine<T>(_ what: String, timeout: Duration = .seconds(60), _ match: (String) -> T?) async throws -> T {
+    package func waitForLine<T>(_ what: String, timeout: Duration = .seconds(60), _ match: (String) -> T?) async throws -> T {
         var found: T?
         try await waitUntil("\(name): \(what)", timeout: timeout) {
             for line in lines { if let m = match(line) { found = m; return true } }
@@ -108,7 +108,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// The next line not returned yet, in order; nil once the process has exited and every line
     /// was read. For helpers that report progress line by line (the crash writer).
-    public func nextLine(timeout: Duration = .seconds(60)) throws -> String? {
+    package func nextLine(timeout: Duration = .seconds(60)) throws -> String? {
         let deadline = ContinuousClock.now + timeout
         while true {
             let all = lines
@@ -133,17 +133,17 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Writes `line` and a newline to the process's stdin (`acceptsInput` only).
-    public func writeLine(_ line: String) {
+    package func writeLine(_ line: String) {
         precondition(input != nil, "\(name) was started without acceptsInput")
         input?.write(Data((line + "\n").utf8))
     }
 
     /// The stderr log of a process started with `separateStderr`.
-    public var stderrText: String {
+    package var stderrText: String {
         (try? String(contentsOfFile: logPath.dropLast(".log".count) + ".stderr.log", encoding: .utf8)) ?? ""
     }
 
-    public func signal(_ sig: Int32) {
+    package func signal(_ sig: Int32) {
         if sig != SIGSTOP && sig != SIGCONT { signalled.store(true, ordering: .relaxed) }
         if isRunning { _ = kill(pid, sig) }
     }
@@ -151,7 +151,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// Sends `signal` (SIGTERM: a clean stop) and waits for the exit; SIGKILL after `timeout`.
     /// Returns `terminationStatus`.
     @discardableResult
-    public func stop(signal sig: Int32 = SIGTERM, timeout: Duration = .seconds(20)) async -> Int32 {
+    package func stop(signal sig: Int32 = SIGTERM, timeout: Duration = .seconds(20)) async -> Int32 {
         signal(sig)
         let deadline = ContinuousClock.now + timeout
         while isRunning && ContinuousClock.now < deadline {
@@ -164,7 +164,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// SIGKILL and reap, without suspending. Returns the signal that ended the process (-1 when
     /// it had exited by itself).
     @discardableResult
-    public func kill9() -> Int32 {
+    package func kill9() -> Int32 {
         signalled.store(true, ordering: .relaxed)
         return lock.withLock { _ in
             if process.isRunning { kill(pid, SIGKILL) }
@@ -175,7 +175,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Resident memory now and at its peak, in bytes (from /proc/PID/status).
-    public var memory: (rss: Int, peak: Int)? {
+    package var memory: (rss: Int, peak: Int)? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         func field(_ name: String) -> Int? {
             guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
@@ -188,7 +188,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Blocks the calling thread (never a task's) until the process exits on its own; false when
     /// `timeout` passed first.
-    public func waitForExitBlocking(timeout: Duration) -> Bool {
+    package func waitForExitBlocking(timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + timeout
         while isRunning {
             if ContinuousClock.now > deadline { return false }
@@ -198,7 +198,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// `stop` for threads: SIGTERM, SIGKILL after `timeout`, blocking the calling thread.
-    public func terminate(timeout: Duration = .seconds(15)) {
+    package func terminate(timeout: Duration = .seconds(15)) {
         guard isRunning else { return }
         signal(SIGTERM)
         if !waitForExitBlocking(timeout: timeout) {
@@ -208,7 +208,7 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to end by itself; returns its exit status.
-    public func waitForExit(_ what: String, timeout: Duration = .seconds(60)) async throws -> Int32 {
+    package func waitForExit(_ what: String, timeout: Duration = .seconds(60)) async throws -> Int32 {
         try await waitUntil("\(name): \(what)", timeout: timeout) { !isRunning }
         return terminationStatus
     }

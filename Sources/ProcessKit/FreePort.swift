@@ -6,7 +6,7 @@ import Glibc
 /// ephemeral range (32768…), so no outgoing connection (curl, P2P dials) can take it between
 /// this probe and the process's bind, and never one of `taken` (ports handed out already).
 /// Where a process can bind port 0 and report what it got, prefer that.
-public func freeLoopbackPort(avoiding taken: Set<Int> = []) throws -> Int {
+package func freeLoopbackPort(avoiding taken: Set<Int> = []) throws -> Int {
     for _ in 0..<200 {
         let port = Int.random(in: 20_000..<32_000)
         if taken.contains(port) { continue }

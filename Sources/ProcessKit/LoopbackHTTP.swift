@@ -12,33 +12,33 @@ import Glibc
 import Darwin
 #endif
 
-public struct HTTPFailure: Error, CustomStringConvertible {
-    public let description: String
-    public init(description: String) { self.description = description }
+package struct HTTPFailure: Error, CustomStringConvertible {
+    package let description: String
+    package init(description: String) { self.description = description }
 }
 
-public struct LoopbackReply: Sendable {
-    public var status: Int
-    public var body: [UInt8]
-    public var text: String { String(decoding: body, as: UTF8.self) }
+package struct LoopbackReply: Sendable {
+    package var status: Int
+    package var body: [UInt8]
+    package var text: String { String(decoding: body, as: UTF8.self) }
 }
 
 /// One keep-alive connection to `127.0.0.1:port`, reconnecting when the server closed it.
 /// Not thread-safe: one per thread.
-public final class LoopbackHTTPConnection {
-    public let port: Int
+package final class LoopbackHTTPConnection {
+    package let port: Int
     /// The longest one exchange (send, then the whole reply) may take.
-    public let timeout: Duration
+    package let timeout: Duration
     private var fd: Int32 = -1
     private var buffer: [UInt8] = []
 
-    public init(port: Int, timeout: Duration = .seconds(60)) {
+    package init(port: Int, timeout: Duration = .seconds(60)) {
         self.port = port
         self.timeout = timeout
     }
 
     /// One request to an `http://127.0.0.1:PORT/path` (or `localhost`) URL on a fresh connection.
-    public static func request(_ method: String, url: String, body: [UInt8] = [], headers: [String] = [],
+    package static func request(_ method: String, url: String, body: [UInt8] = [], headers: [String] = [],
                                timeout: Duration = .seconds(15)) throws -> LoopbackReply {
         guard let parsed = URLComponents(string: url), parsed.scheme == "http",
               parsed.host == "127.0.0.1" || parsed.host == "localhost", let port = parsed.port else {
@@ -53,16 +53,16 @@ public final class LoopbackHTTPConnection {
 
     deinit { disconnect() }
 
-    public func get(_ path: String) throws -> LoopbackReply {
+    package func get(_ path: String) throws -> LoopbackReply {
         try request("GET", path, body: [])
     }
 
-    public func post(_ path: String, body: [UInt8]) throws -> LoopbackReply {
+    package func post(_ path: String, body: [UInt8]) throws -> LoopbackReply {
         try request("POST", path, body: body)
     }
 
     /// `headers`: extra request header lines (`Name: value`), e.g. a proxied `Authorization`.
-    public func request(_ method: String, _ path: String, body: [UInt8], headers: [String] = []) throws -> LoopbackReply {
+    package func request(_ method: String, _ path: String, body: [UInt8], headers: [String] = []) throws -> LoopbackReply {
         // A kept-alive connection may have been closed by the server: one fresh retry.
         do {
             return try exchange(method, path, body, headers)
@@ -125,7 +125,7 @@ public final class LoopbackHTTPConnection {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    public func disconnect() {
+    package func disconnect() {
         if fd >= 0 { close(fd) }
         fd = -1
         buffer.removeAll(keepingCapacity: true)

@@ -15,10 +15,10 @@ import Store
 /// formula's end time is max(genesis start time, the epoch's DA end time) — DA time only grows, so
 /// that is what ev-node's running maximum holds too, but recomputed after a restart where
 /// ev-node's resets to genesis. So two based nodes on one DA build the same chain, hash for hash.
-public struct BasedSequencer: Sendable {
+package struct BasedSequencer: Sendable {
     let store: BlockStore
     let executor: BlockingExecutor
-    public let queue: ForcedInclusionQueue
+    package let queue: ForcedInclusionQueue
     /// The header's proposer: the genesis proposer (no key signs; ev-node takes the state's
     /// next proposer, which evnode's state does not carry yet).
     let proposerAddress: [UInt8]
@@ -28,7 +28,7 @@ public struct BasedSequencer: Sendable {
     let logger: Logger
     let publish: @Sendable (BlockCommit) async -> Void
 
-    public init(store: BlockStore, executor: any Executor, queue: ForcedInclusionQueue, proposerAddress: [UInt8],
+    package init(store: BlockStore, executor: any Executor, queue: ForcedInclusionQueue, proposerAddress: [UInt8],
                 pollInterval: Duration, maxTxsPerBlock: Int = 10_000, logger: Logger,
                 publish: @escaping @Sendable (BlockCommit) async -> Void = { _ in }) {
         self.store = store
@@ -42,7 +42,7 @@ public struct BasedSequencer: Sendable {
     }
 
     /// Derives blocks until cancelled; throws what it cannot go on after.
-    public func run() async throws(ProductionError) {
+    package func run() async throws(ProductionError) {
         let thread = ProducerThread()
         do throws(ProductionError) {
             try await run(on: thread)
@@ -86,7 +86,7 @@ public struct BasedSequencer: Sendable {
         }
     }
 
-    public enum Derived: Sendable {
+    package enum Derived: Sendable {
         case block(BlockCommit)
         /// Forced txs were consumed but the filter removed them all: the checkpoint moved, no block.
         case consumedWithoutBlock(ForcedInclusionCheckpoint)
@@ -96,7 +96,7 @@ public struct BasedSequencer: Sendable {
 
     /// Derives the next block from what the queue holds (call `queue.refresh()` first), commits
     /// it with the checkpoint (synced) and finalizes it. Blocking: call it from a thread that may block.
-    public func deriveOne() throws(ProductionError) -> Derived {
+    package func deriveOne() throws(ProductionError) -> Derived {
         guard let state = store.state else { throw .notInitialized }
         guard let pending = queue.pending() else {
             try persistIfMoved(queue.checkpoint(afterConsuming: 0, of: nil))

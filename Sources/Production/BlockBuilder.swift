@@ -5,11 +5,11 @@ import Store
 /// Builds the next block as the proposer (SPEC §3): data with metadata, header, execution, the
 /// proposer's signature. Storing it, gossiping it and the signer's high-water mark are up to the
 /// caller.
-public struct BlockBuilder: Sendable {
-    public let signer: BlockSigner
-    public let executor: BlockingExecutor
+package struct BlockBuilder: Sendable {
+    package let signer: BlockSigner
+    package let executor: BlockingExecutor
 
-    public init(signer: BlockSigner, executor: any Executor) {
+    package init(signer: BlockSigner, executor: any Executor) {
         self.signer = signer
         self.executor = BlockingExecutor(executor)
     }
@@ -21,7 +21,7 @@ public struct BlockBuilder: Sendable {
     /// The chain's first block carries the genesis start time (SPEC §3) whatever `time` says, and
     /// a `time` before the last block's (a clock stepping back) is raised to it, so the block
     /// never breaks the time rule.
-    public func build(on state: State, txs: [[UInt8]], time requested: UInt64,
+    package func build(on state: State, txs: [[UInt8]], time requested: UInt64,
                       version: Version = Version()) throws(BuildError) -> BlockCommit {
         let draft = try self.draft(on: state, txs: txs, time: requested, version: version)
         let result: ExecutionResult
@@ -36,7 +36,7 @@ public struct BlockBuilder: Sendable {
 
     /// The unexecuted, unsigned block after `state`: what the executor is asked to execute
     /// (`draft.height`, `draft.time`, `draft.data.txs` on `draft.state.appHash`).
-    public func draft(on state: State, txs: [[UInt8]], time requested: UInt64,
+    package func draft(on state: State, txs: [[UInt8]], time requested: UInt64,
                       version: Version = Version()) throws(BuildError) -> BlockDraft {
         let height = state.nextHeight
         if !state.nextProposerAddress.isEmpty, state.nextProposerAddress != signer.address {
@@ -54,7 +54,7 @@ public struct BlockBuilder: Sendable {
 
     /// Signs the drafted block and returns it with the state after it, given what the
     /// executor answered for it. Blocking when the signer is remote.
-    public func finish(_ draft: BlockDraft, result: ExecutionResult) throws(BuildError) -> BlockCommit {
+    package func finish(_ draft: BlockDraft, result: ExecutionResult) throws(BuildError) -> BlockCommit {
         let signed: SignedHeader
         do throws(SigningError) {
             signed = try signer.sign(header: draft.header, data: draft.data)
@@ -75,22 +75,22 @@ public struct BlockBuilder: Sendable {
 }
 
 /// A block drafted on `state`, not yet executed nor signed.
-public struct BlockDraft: Sendable {
-    public let state: State
-    public let header: Header
-    public let data: BlockData
+package struct BlockDraft: Sendable {
+    package let state: State
+    package let header: Header
+    package let data: BlockData
 
-    public var height: UInt64 { header.height }
-    public var time: UInt64 { header.time }
+    package var height: UInt64 { header.height }
+    package var time: UInt64 { header.time }
 }
 
-public enum BuildError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum BuildError: Error, Sendable, Equatable, CustomStringConvertible {
     case execution(ExecutionError)
     case signing(SigningError)
     /// The state names another key as the next proposer: nothing was executed or signed.
     case notProposer(height: UInt64, expected: [UInt8], signer: [UInt8])
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .execution(let e): return e.description
         case .signing(let e): return e.description

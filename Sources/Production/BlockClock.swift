@@ -17,11 +17,11 @@ import Synchronization
 /// Following the monotonic clock instead keeps block time honest through the step; a clock that
 /// was behind and was stepped forward is caught up with at `maxSlew` (10 % faster than real time).
 /// Nothing is known across a restart, so the first block of a run takes the wall clock as it is.
-public final class BlockClock: Sendable {
+package final class BlockClock: Sendable {
     /// How much faster than real time block time may advance to catch up with the wall clock.
-    public static let maxSlew = 0.1
+    package static let maxSlew = 0.1
     /// A gap between the wall clock and block time beyond this is said in the log.
-    public static let reportedGap: UInt64 = 1_000_000_000
+    package static let reportedGap: UInt64 = 1_000_000_000
     static let reportInterval: Duration = .seconds(60)
 
     private struct Last {
@@ -40,7 +40,7 @@ public final class BlockClock: Sendable {
     private let state = Mutex(State())
 
     /// `wall` (Unix nanoseconds) and `monotonic` default to the system's clocks.
-    public init(logger: Logger, wall: @escaping @Sendable () -> UInt64 = BlockValidator.currentTime,
+    package init(logger: Logger, wall: @escaping @Sendable () -> UInt64 = BlockValidator.currentTime,
                 monotonic: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
         self.logger = logger
         self.wall = wall
@@ -48,7 +48,7 @@ public final class BlockClock: Sendable {
     }
 
     /// The time of the next block, whose parent's time is `parentTime`.
-    public func nextBlockTime(after parentTime: UInt64) -> UInt64 {
+    package func nextBlockTime(after parentTime: UInt64) -> UInt64 {
         let now = monotonic()
         let wallNow = wall()
         let (time, gap) = state.withLock { s -> (UInt64, Gap?) in

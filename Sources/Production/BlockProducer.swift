@@ -8,7 +8,7 @@ import Store
 import Telemetry
 
 /// Why production stopped. Each case is something an operator must look at.
-public enum ProductionError: Error, Sendable, CustomStringConvertible {
+package enum ProductionError: Error, Sendable, CustomStringConvertible {
     case build(height: UInt64, BuildError)
     case store(height: UInt64, StoreError)
     case highWaterMark(height: UInt64, ConfigError)
@@ -30,12 +30,12 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
     case notProposer(height: UInt64, expected: [UInt8], signer: [UInt8])
 
     /// True when production must stop because the chain handed it to another key.
-    public var isNotProposer: Bool {
+    package var isNotProposer: Bool {
         if case .notProposer = self { return true }
         return false
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .build(h, e): return "building block \(h) failed: \(e)"
         case let .store(h, e): return "storing produced block \(h) failed: \(e)"
@@ -58,19 +58,19 @@ public enum ProductionError: Error, Sendable, CustomStringConvertible {
 /// Admits each produced block before it is stored or published. An HA leader's fence commits the
 /// block to etcd only while this node still holds the leadership; a refusal means another node
 /// leads (or may lead) now, and the block must never leave this one.
-public protocol BlockFence: Sendable {
+package protocol BlockFence: Sendable {
     func admit(_ block: BlockCommit) async throws(FenceRefusal)
 }
 
 /// Why a fence refused a block, in words for the operator.
-public struct FenceRefusal: Error, Sendable, Equatable, CustomStringConvertible {
-    public var reason: String
-    public init(_ reason: String) { self.reason = reason }
-    public var description: String { reason }
+package struct FenceRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+    package var reason: String
+    package init(_ reason: String) { self.reason = reason }
+    package var description: String { reason }
 }
 
 /// The points between the steps of producing one block, for crash tests (`onStep`).
-public enum ProductionStep: String, Sendable, CaseIterable {
+package enum ProductionStep: String, Sendable, CaseIterable {
     /// The signer's mark (with the signed block) is durable; the store does not hold the block.
     case markRecorded = "after-mark"
     /// The block is committed to the store; nothing was published yet.
@@ -81,7 +81,7 @@ public enum ProductionStep: String, Sendable, CaseIterable {
 
 /// Holds production back while it must not go on (back-pressure: too many blocks not on DA yet).
 /// `waitUntilOpen` returns when the next block may be produced; it throws when cancelled.
-public protocol ProductionGate: Sendable {
+package protocol ProductionGate: Sendable {
     func waitUntilOpen() async throws
 }
 
@@ -95,13 +95,13 @@ public protocol ProductionGate: Sendable {
 /// A crash between the mark and the commit leaves the store one block behind the mark; the block
 /// kept beside the mark is the only one this key signed there, so the next start commits exactly
 /// it (`recoverKeptBlock`) instead of refusing to go on or signing a second block at that height.
-public struct BlockProducer: Sendable {
-    public struct Timing: Sendable {
-        public var blockTime: Duration
-        public var lazy: Bool
-        public var lazyInterval: Duration
+package struct BlockProducer: Sendable {
+    package struct Timing: Sendable {
+        package var blockTime: Duration
+        package var lazy: Bool
+        package var lazyInterval: Duration
 
-        public init(blockTime: Duration, lazy: Bool = false, lazyInterval: Duration = .seconds(60)) {
+        package init(blockTime: Duration, lazy: Bool = false, lazyInterval: Duration = .seconds(60)) {
             self.blockTime = blockTime
             self.lazy = lazy
             self.lazyInterval = lazyInterval
@@ -127,13 +127,13 @@ public struct BlockProducer: Sendable {
     let clock: BlockClock
     /// Called after each step of each block, on the thread that did it (crash tests kill the
     /// process here). Nil in a node.
-    public var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
+    package var onStep: (@Sendable (ProductionStep, UInt64) -> Void)?
     /// ev-node's chain series, fed as each block is stored (nil: not counted).
     let chainMetrics: ChainSeries?
     /// Forced inclusion (nil: off): each block takes the forced transactions due first.
     let forcedInclusion: ForcedInclusionQueue?
 
-    public init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: any SignerMark,
+    package init(store: BlockStore, executor: any Executor, signer: BlockSigner, mark: any SignerMark,
                 timing: Timing, maxTxsPerBlock: Int = 10_000, maxBlockBytes: Int = 1 << 20,
                 fence: (any BlockFence)? = nil,
                 gate: (any ProductionGate)? = nil, clock: BlockClock? = nil, chainMetrics: ChainSeries? = nil,
@@ -157,7 +157,7 @@ public struct BlockProducer: Sendable {
 
     /// Produces until cancelled. Throws on the first failure: producing past one would risk the
     /// chain, so the node halts and says why.
-    public func run() async throws(ProductionError) {
+    package func run() async throws(ProductionError) {
         let thread = ProducerThread()
         do throws(ProductionError) {
             try await run(on: thread)
@@ -514,7 +514,7 @@ public struct BlockProducer: Sendable {
     /// Produces the next block, records the signer's mark with it, then stores it; returns the
     /// block for publishing. Blocking (two fsyncs): call it from a thread that may block.
     @discardableResult
-    public func produceOne() throws(ProductionError) -> BlockCommit {
+    package func produceOne() throws(ProductionError) -> BlockCommit {
         let started = ContinuousClock.now
         guard let state = store.state else { throw .notInitialized }
         try checkProposer(for: state.nextHeight)
@@ -601,7 +601,7 @@ public struct BlockProducer: Sendable {
     /// When the mark is exactly one above the store and keeps the block signed there, commits
     /// that block (validated and executed like any received block) and returns it for
     /// publishing. Nil when there is nothing to recover. Blocking.
-    public func recoverKeptBlock() throws(ProductionError) -> BlockCommit? {
+    package func recoverKeptBlock() throws(ProductionError) -> BlockCommit? {
         guard let state = store.state else { throw .notInitialized }
         let record: SignerHighWaterMark.Record?
         do throws(ConfigError) {
@@ -641,7 +641,7 @@ public struct BlockProducer: Sendable {
 /// The last block a fenced producer signed, kept in the store until a newer one replaces it. A
 /// node that signed height h but was refused (or crashed before the fence answered) can offer
 /// exactly this block again when it leads at h, instead of signing a second block at h.
-public enum UnpublishedBlock {
+package enum UnpublishedBlock {
     static let key = "producer/unpublished"
 
     static func record(_ block: BlockCommit, in store: BlockStore) throws(StoreError) {
@@ -649,7 +649,7 @@ public enum UnpublishedBlock {
     }
 
     /// The recorded block, nil when none was recorded. A damaged record is an error, never nil.
-    public static func load(from store: BlockStore) throws(StoreError) -> (signedHeader: SignedHeader, data: BlockData)? {
+    package static func load(from store: BlockStore) throws(StoreError) -> (signedHeader: SignedHeader, data: BlockData)? {
         guard let bytes = try store.metadata(key) else { return nil }
         do throws(WireError) {
             return try SignedBlockBytes.decode(bytes)

@@ -9,23 +9,23 @@ import Synchronization
 /// `pending()` on its thread while it builds, and `committed(_:)` once the block that carried
 /// the new checkpoint is in the store. The checkpoint in memory moves only on commit, so a block
 /// that fails is built again from the same forced transactions.
-public final class ForcedInclusionQueue: Sendable {
+package final class ForcedInclusionQueue: Sendable {
     /// The forced transactions the next block starts with.
-    public struct Pending: Sendable, Equatable {
+    package struct Pending: Sendable, Equatable {
         /// Not yet consumed, in order.
-        public var txs: [[UInt8]]
+        package var txs: [[UInt8]]
         /// The epoch's count after the size drop (N of the time formula).
-        public var epochTxCount: UInt64
+        package var epochTxCount: UInt64
         /// Consumed before this block (k before it).
-        public var consumedBefore: UInt64
+        package var consumedBefore: UInt64
         /// max(previous epoch end times, genesis start time, this epoch's end time).
-        public var endTime: UInt64
+        package var endTime: UInt64
         /// The epoch's last DA height.
-        public var epochEnd: UInt64
+        package var epochEnd: UInt64
         /// The block's gas as the executor's filter takes it (0: no gas).
-        public var maxGas: UInt64
+        package var maxGas: UInt64
 
-        public init(txs: [[UInt8]], epochTxCount: UInt64, consumedBefore: UInt64, endTime: UInt64, epochEnd: UInt64,
+        package init(txs: [[UInt8]], epochTxCount: UInt64, consumedBefore: UInt64, endTime: UInt64, epochEnd: UInt64,
                     maxGas: UInt64 = 0) {
             self.txs = txs
             self.epochTxCount = epochTxCount
@@ -38,11 +38,11 @@ public final class ForcedInclusionQueue: Sendable {
 
     /// At most this many empty or exhausted epochs are walked past per block, so a sequencer far
     /// behind DA still produces while it catches up.
-    public static let maxEpochsPerRefresh = 64
+    package static let maxEpochsPerRefresh = 64
 
     /// The returning sequencer's catch-up from base (ev-node's `updateCatchUpState`): checked
     /// once, at the first refresh; while in progress, blocks take forced transactions only.
-    public enum CatchUp: Sendable, Equatable {
+    package enum CatchUp: Sendable, Equatable {
         case unchecked
         case inProgress
         case done
@@ -57,14 +57,14 @@ public final class ForcedInclusionQueue: Sendable {
         var maxGas: UInt64?
     }
 
-    public let source: any ForcedInclusionSource
-    public let epochs: ForcedInclusionEpochs
+    package let source: any ForcedInclusionSource
+    package let epochs: ForcedInclusionEpochs
     private let logger: Logger
     private let current: Mutex<Current>
 
     /// `checkpoint`: the store's (nil before the first epoch: start at da_start_height).
     /// `startTime`: the floor of forced block times before any epoch was read (genesis start time).
-    public init(source: any ForcedInclusionSource, epochs: ForcedInclusionEpochs,
+    package init(source: any ForcedInclusionSource, epochs: ForcedInclusionEpochs,
                 checkpoint: ForcedInclusionCheckpoint?, startTime: UInt64, logger: Logger) {
         self.source = source
         self.epochs = epochs
@@ -75,14 +75,14 @@ public final class ForcedInclusionQueue: Sendable {
                                 epoch: nil, endTime: startTime))
     }
 
-    public var checkpoint: ForcedInclusionCheckpoint { current.withLock { $0.checkpoint } }
+    package var checkpoint: ForcedInclusionCheckpoint { current.withLock { $0.checkpoint } }
 
-    public var catchUp: CatchUp { current.withLock { $0.catchUp } }
+    package var catchUp: CatchUp { current.withLock { $0.catchUp } }
     /// Catching up from base: blocks hold forced transactions only, and only when some are included.
-    public var isCatchingUp: Bool { catchUp == .inProgress }
+    package var isCatchingUp: Bool { catchUp == .inProgress }
 
     /// Returns once the catch-up check ran and no catch-up is in progress; throws when cancelled.
-    public func waitUntilCatchUpSettled() async throws {
+    package func waitUntilCatchUpSettled() async throws {
         while catchUp != .done {
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -115,7 +115,7 @@ public final class ForcedInclusionQueue: Sendable {
     /// left to take. An epoch not yet ended is no error: the block goes without forced
     /// transactions. DA faults are thrown (the producer retries; an epoch is never skipped).
     /// `executor`: asked for its block gas once forced transactions are due (nil: no gas bound).
-    public func refresh(lastBlockTime: UInt64? = nil, executor: (any Executor)? = nil) async throws(ForcedInclusionError) {
+    package func refresh(lastBlockTime: UInt64? = nil, executor: (any Executor)? = nil) async throws(ForcedInclusionError) {
         try await checkCatchUp(lastBlockTime: lastBlockTime)
         if try await loadDue(executor: executor) == .notEnded {
             let finished = current.withLock { c -> Bool in
@@ -130,7 +130,7 @@ public final class ForcedInclusionQueue: Sendable {
     }
 
     /// What `loadDue` found.
-    public enum Due: Sendable, Equatable {
+    package enum Due: Sendable, Equatable {
         /// An epoch with transactions left to take is loaded (`pending()` holds them).
         case loaded
         /// The epoch at the checkpoint has not ended on DA: nothing can be taken yet.
@@ -143,7 +143,7 @@ public final class ForcedInclusionQueue: Sendable {
     /// nothing left to take. DA faults are thrown (an epoch is never skipped). `executor`: asked
     /// for its block gas once forced transactions are due (nil: no gas bound), so that the
     /// producer's selection and the checkpoint derivation filter alike.
-    public func loadDue(executor: (any Executor)? = nil) async throws(ForcedInclusionError) -> Due {
+    package func loadDue(executor: (any Executor)? = nil) async throws(ForcedInclusionError) -> Due {
         let due = try await loadEpoch()
         guard due == .loaded, let executor, current.withLock({ $0.maxGas == nil }) else { return due }
         do throws(ExecutionError) {
@@ -198,7 +198,7 @@ public final class ForcedInclusionQueue: Sendable {
     /// A producer starts from the store's checkpoint (after deriving it past the blocks it
     /// synced): an HA node leads again after following, so what it held in memory from its last
     /// term is stale. The catch-up check runs again, once for this run.
-    public func resume(from checkpoint: ForcedInclusionCheckpoint) {
+    package func resume(from checkpoint: ForcedInclusionCheckpoint) {
         current.withLock { c in
             c.checkpoint = ForcedInclusionCheckpoint(daHeight: max(checkpoint.daHeight, epochs.startHeight),
                                                      txIndex: checkpoint.txIndex)
@@ -213,7 +213,7 @@ public final class ForcedInclusionQueue: Sendable {
     /// it does not hold was consumed only if the filter removes it (removed ones leave no trace,
     /// and skipping them is harmless: they would be removed again); anything else ends the walk
     /// (not included yet: postponed, or the block was built before the epoch was read).
-    public static func consumed(by blockTxs: [[UInt8]], from pending: Pending, statuses: [TxFilterStatus]) -> UInt64 {
+    package static func consumed(by blockTxs: [[UInt8]], from pending: Pending, statuses: [TxFilterStatus]) -> UInt64 {
         var next = 0
         var consumed: UInt64 = 0
         for (tx, status) in zip(pending.txs, statuses) {
@@ -228,7 +228,7 @@ public final class ForcedInclusionQueue: Sendable {
     }
 
     /// The forced transactions waiting for the next block; nil when there are none.
-    public func pending() -> Pending? {
+    package func pending() -> Pending? {
         current.withLock { c -> Pending? in
             guard let epoch = c.epoch, epoch.daHeights.contains(c.checkpoint.daHeight),
                   c.checkpoint.txIndex < UInt64(epoch.txs.count) else { return nil }
@@ -240,7 +240,7 @@ public final class ForcedInclusionQueue: Sendable {
 
     /// The checkpoint after the next block consumes `consumed` of `pending` (nil pending: the
     /// checkpoint as it stands, which may have moved past empty epochs).
-    public func checkpoint(afterConsuming consumed: UInt64, of pending: Pending?) -> ForcedInclusionCheckpoint {
+    package func checkpoint(afterConsuming consumed: UInt64, of pending: Pending?) -> ForcedInclusionCheckpoint {
         guard let pending else { return checkpoint }
         let index = pending.consumedBefore + consumed
         if index >= pending.epochTxCount {
@@ -253,14 +253,14 @@ public final class ForcedInclusionQueue: Sendable {
     /// ev-node's 5 MiB batch bound; included and removed ones are consumed, the first postponed
     /// one (or the `maxTxs`-th included) stops the walk, so order is kept. `time`: the formula's,
     /// nil when nothing was consumed.
-    public struct Selection: Sendable, Equatable {
-        public var txs: [[UInt8]]
-        public var bytes: Int
-        public var consumed: UInt64
-        public var time: UInt64?
+    package struct Selection: Sendable, Equatable {
+        package var txs: [[UInt8]]
+        package var bytes: Int
+        package var consumed: UInt64
+        package var time: UInt64?
     }
 
-    public static func select(from pending: Pending, executor: any Executor, maxTxs: Int) -> Selection {
+    package static func select(from pending: Pending, executor: any Executor, maxTxs: Int) -> Selection {
         let statuses = executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes, maxGas: pending.maxGas,
                                            hasForced: true)
         var included: [[UInt8]] = []
@@ -281,7 +281,7 @@ public final class ForcedInclusionQueue: Sendable {
     }
 
     /// The block carrying `checkpoint` is in the store.
-    public func committed(_ checkpoint: ForcedInclusionCheckpoint) {
+    package func committed(_ checkpoint: ForcedInclusionCheckpoint) {
         current.withLock { c in
             c.checkpoint = checkpoint
             if let epoch = c.epoch, !epoch.daHeights.contains(checkpoint.daHeight) { c.epoch = nil }

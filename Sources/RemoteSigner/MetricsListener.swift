@@ -4,13 +4,13 @@ import NIOPosix
 
 /// `GET /metrics` of `evnode signer serve`, on a port of its own: the gRPC port speaks HTTP/2
 /// only, and Prometheus scrapes HTTP/1.1. Everything else answers 404.
-public final class MetricsListener: Sendable {
+package final class MetricsListener: Sendable {
     private let channel: any Channel
 
     /// The bound port (the one the system chose when asked for 0).
-    public var port: Int { channel.localAddress?.port ?? 0 }
+    package var port: Int { channel.localAddress?.port ?? 0 }
 
-    public init(host: String, port: Int, render: @escaping @Sendable () -> String) async throws {
+    package init(host: String, port: Int, render: @escaping @Sendable () -> String) async throws {
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -21,7 +21,7 @@ public final class MetricsListener: Sendable {
             .bind(host: host, port: port).get()
     }
 
-    public func close() async {
+    package func close() async {
         try? await channel.close()
     }
 }

@@ -10,7 +10,7 @@ import SwiftProtobuf
 import Synchronization
 
 /// A call to the remote signer that did not give a signature.
-public enum RemoteSignerError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum RemoteSignerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The signer answered and refused (its fence, or its token check): final, never retried.
     case refused(address: String, reason: String)
     /// No answer: not reachable, timed out, or stopping.
@@ -18,7 +18,7 @@ public enum RemoteSignerError: Error, Sendable, Equatable, CustomStringConvertib
     /// An answer that is not what the protocol promises.
     case badAnswer(address: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .refused(a, r): return "the remote signer at \(a) refused: \(r)"
         case let .unavailable(a, r): return "the remote signer at \(a) did not answer: \(r)"
@@ -29,12 +29,12 @@ public enum RemoteSignerError: Error, Sendable, Equatable, CustomStringConvertib
 
 /// The TLS files of a signer client: its certificate and key (presented to the signer) and the
 /// CA the signer's certificate must chain to.
-public struct SignerClientTLSFiles: Sendable, Equatable {
-    public var certificate: String
-    public var key: String
-    public var serverCA: String
+package struct SignerClientTLSFiles: Sendable, Equatable {
+    package var certificate: String
+    package var key: String
+    package var serverCA: String
 
-    public init(certificate: String, key: String, serverCA: String) {
+    package init(certificate: String, key: String, serverCA: String) {
         self.certificate = certificate
         self.key = key
         self.serverCA = serverCA
@@ -42,19 +42,19 @@ public struct SignerClientTLSFiles: Sendable, Equatable {
 }
 
 /// What the signer says it last signed.
-public struct RemoteMark: Sendable, Equatable {
-    public var chainID: String
-    public var height: UInt64?
-    public var signedHeader: SignedHeader?
-    public var data: BlockData?
+package struct RemoteMark: Sendable, Equatable {
+    package var chainID: String
+    package var height: UInt64?
+    package var signedHeader: SignedHeader?
+    package var data: BlockData?
 }
 
 /// The node's side of `evnode signer serve`: ev-node's `SignerService` and evnode's
 /// `SignerMarkService` over gRPC, with the bearer token on every call. Its connection loop and
 /// calls run on a thread of their own (`ClientThread`); the `blocking…` forms are for threads
 /// that may block.
-public final class RemoteSignerClient: Sendable {
-    public let address: String
+package final class RemoteSignerClient: Sendable {
+    package let address: String
     private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let thread: ClientThread
     private let metadata: GRPCCore.Metadata
@@ -62,10 +62,10 @@ public final class RemoteSignerClient: Sendable {
     private let known = Mutex<UInt64?>(nil)
     /// A block signature is small work on loopback; a signer that takes this long is treated as
     /// unreachable and production stops rather than waits without bound.
-    public static let callTimeout: Duration = .seconds(10)
-    public static let maxMessageBytes = WireLimits.maxBlockBytes + WireLimits.maxHeaderBytes + 1024
+    package static let callTimeout: Duration = .seconds(10)
+    package static let maxMessageBytes = WireLimits.maxBlockBytes + WireLimits.maxHeaderBytes + 1024
 
-    public init(host: String, port: Int, token: String?, tls: SignerClientTLSFiles?) throws(RemoteSignerError) {
+    package init(host: String, port: Int, token: String?, tls: SignerClientTLSFiles?) throws(RemoteSignerError) {
         address = "\(host):\(port)"
         let security: HTTP2ClientTransport.Posix.TransportSecurity = if let tls {
             .mTLS(certificateChain: [.file(path: tls.certificate, format: .pem)],
@@ -94,12 +94,12 @@ public final class RemoteSignerClient: Sendable {
         Task(executorPreference: thread) { try? await client.runConnections() }
     }
 
-    public func close() {
+    package func close() {
         client.beginGracefulShutdown()
     }
 
     /// The highest mark seen by this client (nil before the first answer about it).
-    public var knownMark: UInt64? { known.withLock { $0 } }
+    package var knownMark: UInt64? { known.withLock { $0 } }
 
     private func saw(_ height: UInt64) {
         known.withLock { $0 = max($0 ?? 0, height) }
@@ -135,7 +135,7 @@ public final class RemoteSignerClient: Sendable {
 
     // MARK: Calls
 
-    public func sign(_ message: [UInt8]) async throws(RemoteSignerError) -> [UInt8] {
+    package func sign(_ message: [UInt8]) async throws(RemoteSignerError) -> [UInt8] {
         let signer = Evnode_V1_SignerService.Client(wrapping: client)
         let request = ClientRequest(message: Evnode_V1_SignRequest.with { $0.message = Data(message) }, metadata: metadata)
         let answer: Evnode_V1_SignResponse
@@ -147,7 +147,7 @@ public final class RemoteSignerClient: Sendable {
         return try signature(answer.signature)
     }
 
-    public func signBlock(header: [UInt8], data: [UInt8]) async throws(RemoteSignerError) -> [UInt8] {
+    package func signBlock(header: [UInt8], data: [UInt8]) async throws(RemoteSignerError) -> [UInt8] {
         let marks = Evnodeswift_Signer_V1_SignerMarkService.Client(wrapping: client)
         let request = ClientRequest(message: Evnodeswift_Signer_V1_SignBlockRequest.with {
             $0.header = Data(header)
@@ -164,8 +164,8 @@ public final class RemoteSignerClient: Sendable {
         return signed
     }
 
-    /// The raw 32-byte Ed25519 public key (a 36-byte libp2p-encoded one is accepted too).
-    public func publicKey() async throws(RemoteSignerError) -> [UInt8] {
+    /// The raw 32-byte Ed25519 package key (a 36-byte libp2p-encoded one is accepted too).
+    package func publicKey() async throws(RemoteSignerError) -> [UInt8] {
         let signer = Evnode_V1_SignerService.Client(wrapping: client)
         let answer: Evnode_V1_GetPublicResponse
         do {
@@ -176,10 +176,10 @@ public final class RemoteSignerClient: Sendable {
         let key = [UInt8](answer.publicKey)
         if key.count == 32 { return key }
         if key.count == 36, let raw = Signer(address: [], pubKey: key).rawPublicKey { return raw }
-        throw .badAnswer(address: address, reason: "a public key of \(key.count) bytes")
+        throw .badAnswer(address: address, reason: "a package key of \(key.count) bytes")
     }
 
-    public func mark(withBlock: Bool) async throws(RemoteSignerError) -> RemoteMark {
+    package func mark(withBlock: Bool) async throws(RemoteSignerError) -> RemoteMark {
         let marks = Evnodeswift_Signer_V1_SignerMarkService.Client(wrapping: client)
         let answer: Evnodeswift_Signer_V1_GetMarkResponse
         do {
@@ -212,19 +212,19 @@ public final class RemoteSignerClient: Sendable {
 
     // MARK: Blocking forms (for threads that may block; never the client's own)
 
-    public func blockingSign(_ message: [UInt8]) throws(RemoteSignerError) -> [UInt8] {
+    package func blockingSign(_ message: [UInt8]) throws(RemoteSignerError) -> [UInt8] {
         try thread.wait { () async throws(RemoteSignerError) in try await self.sign(message) }
     }
 
-    public func blockingSignBlock(header: [UInt8], data: [UInt8]) throws(RemoteSignerError) -> [UInt8] {
+    package func blockingSignBlock(header: [UInt8], data: [UInt8]) throws(RemoteSignerError) -> [UInt8] {
         try thread.wait { () async throws(RemoteSignerError) in try await self.signBlock(header: header, data: data) }
     }
 
-    public func blockingMark(withBlock: Bool) throws(RemoteSignerError) -> RemoteMark {
+    package func blockingMark(withBlock: Bool) throws(RemoteSignerError) -> RemoteMark {
         try thread.wait { () async throws(RemoteSignerError) in try await self.mark(withBlock: withBlock) }
     }
 
-    public func blockingPublicKey() throws(RemoteSignerError) -> [UInt8] {
+    package func blockingPublicKey() throws(RemoteSignerError) -> [UInt8] {
         try thread.wait { () async throws(RemoteSignerError) in try await self.publicKey() }
     }
 }
@@ -232,14 +232,14 @@ public final class RemoteSignerClient: Sendable {
 /// The remote signer as the block layer's `SigningBackend`: a refusal or no answer is a
 /// `SigningError`, which stops production (`BuildError.signing`) — never retried into another
 /// block at the same height.
-public struct RemoteSigningBackend: SigningBackend {
-    public let client: RemoteSignerClient
+package struct RemoteSigningBackend: SigningBackend {
+    package let client: RemoteSignerClient
 
-    public init(client: RemoteSignerClient) {
+    package init(client: RemoteSignerClient) {
         self.client = client
     }
 
-    public func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
+    package func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
         do throws(RemoteSignerError) {
             return try client.blockingSign(message)
         } catch {
@@ -252,7 +252,7 @@ public struct RemoteSigningBackend: SigningBackend {
         return SigningError(reason: error.description)
     }
 
-    public func sign(header: [UInt8], data: BlockData) throws(SigningError) -> [UInt8] {
+    package func sign(header: [UInt8], data: BlockData) throws(SigningError) -> [UInt8] {
         do throws(RemoteSignerError) {
             return try client.blockingSignBlock(header: header, data: data.encoded())
         } catch {
@@ -264,12 +264,12 @@ public struct RemoteSigningBackend: SigningBackend {
 /// The remote signer's mark, in place of `signer.state` (issue 29): read from the signer at
 /// start, before every block and in the catchup checks. Nothing is recorded here: the signer made
 /// its mark durable before it answered the signature.
-public struct RemoteSignerMark: SignerMark {
-    public let client: RemoteSignerClient
+package struct RemoteSignerMark: SignerMark {
+    package let client: RemoteSignerClient
     /// The signer's key as carried in signed messages (the kept header is rebuilt with it).
-    public let signer: Signer
+    package let signer: Signer
 
-    public init(client: RemoteSignerClient, signer: Signer) {
+    package init(client: RemoteSignerClient, signer: Signer) {
         self.client = client
         self.signer = signer
     }
@@ -279,7 +279,7 @@ public struct RemoteSignerMark: SignerMark {
     /// refuses any header at or below its own mark anyway, whoever raised it, and a refusal
     /// stops production just as the producer's own check would. Asking every 10 ms block
     /// cost a round trip per block for no extra safety.
-    public func load() throws(ConfigError) -> UInt64? {
+    package func load() throws(ConfigError) -> UInt64? {
         if let known = client.knownMark { return known }
         do throws(RemoteSignerError) {
             return try client.blockingMark(withBlock: false).height
@@ -288,7 +288,7 @@ public struct RemoteSignerMark: SignerMark {
         }
     }
 
-    public func loadRecord() throws(ConfigError) -> SignerHighWaterMark.Record? {
+    package func loadRecord() throws(ConfigError) -> SignerHighWaterMark.Record? {
         do throws(RemoteSignerError) {
             return record(try client.blockingMark(withBlock: true))
         } catch {
@@ -296,7 +296,7 @@ public struct RemoteSignerMark: SignerMark {
         }
     }
 
-    public func currentRecord() async throws(ConfigError) -> SignerHighWaterMark.Record? {
+    package func currentRecord() async throws(ConfigError) -> SignerHighWaterMark.Record? {
         do throws(RemoteSignerError) {
             return record(try await client.mark(withBlock: true))
         } catch {
@@ -306,7 +306,7 @@ public struct RemoteSignerMark: SignerMark {
 
     /// The signer recorded the height before it answered the signature; the block's data went
     /// with the signature request (`SignBlock`).
-    public func record(_ height: UInt64, block: [UInt8]?) throws(ConfigError) {}
+    package func record(_ height: UInt64, block: [UInt8]?) throws(ConfigError) {}
 
     /// The block kept beside the mark in `signer.state`'s form, when the signer kept the data
     /// too (a header signed through ev-node's `Sign` alone keeps none).
@@ -320,11 +320,11 @@ public struct RemoteSignerMark: SignerMark {
 
 /// The bearer token shared by `signer serve --token-file` and the node's
 /// `signer.grpc_token_file`: the file's content with surrounding white space trimmed.
-public enum SignerToken {
+package enum SignerToken {
     /// A token is a secret of a few dozen bytes; a bigger file is not one.
     static let maxBytes = 4096
 
-    public static func read(_ path: String) throws(ConfigError) -> String {
+    package static func read(_ path: String) throws(ConfigError) -> String {
         let text: String
         do throws(FileIO.Failure) {
             text = try FileIO.readString(path, limit: maxBytes)

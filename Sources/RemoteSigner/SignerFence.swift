@@ -6,7 +6,7 @@ import Synchronization
 
 /// Why the remote signer refused to sign. Every case names what was asked and what the signer
 /// holds, so that the operator reading either log can tell which block is whose.
-public enum SignRefusal: Error, Sendable, Equatable, CustomStringConvertible {
+package enum SignRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     /// The message is none of the three things this signer signs.
     case undecodable(bytes: Int)
     case foreignChain(what: String, chainID: String, expected: String)
@@ -25,7 +25,7 @@ public enum SignRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     /// The key could not sign (a token that failed): nothing was recorded.
     case key(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .undecodable(n):
             return "refused: the \(n)-byte message is not an encoded evnode.v1 Header, SignedHeader or Data (canonical encoding)"
@@ -51,7 +51,7 @@ public enum SignRefusal: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// What one answered request was, for the log and the counters.
-public enum SignOutcome: Sendable, Equatable {
+package enum SignOutcome: Sendable, Equatable {
     case header(height: UInt64, hash: [UInt8])
     /// The same header as the last one signed, asked again (a retry after a crash).
     case repeatedHeader(height: UInt64, hash: [UInt8])
@@ -75,9 +75,9 @@ public enum SignOutcome: Sendable, Equatable {
 /// `signer serve` holds its home's lock, so this fence is the mark file's only writer: the file
 /// is read once (on first use) and the mark is then kept in memory, decoded; a header costs one
 /// append and one `fdatasync` (`SignerMarkJournal`), a data or envelope signature no file access.
-public final class SignerFence: Sendable {
-    public let chainID: String
-    public let signer: Signer
+package final class SignerFence: Sendable {
+    package let chainID: String
+    package let signer: Signer
     private let key: any SignerKey
     private let markPath: String
     private let state: Mutex<State>
@@ -85,7 +85,7 @@ public final class SignerFence: Sendable {
     /// (`signer serve --crash-after-mark`: the crash test kills the process there).
     private let afterMarkDurable: (@Sendable (UInt64) -> Void)?
 
-    public init(key: any SignerKey, chainID: String, markPath: String,
+    package init(key: any SignerKey, chainID: String, markPath: String,
                 compactionBytes: Int = SignerMarkJournal.defaultCompactionBytes,
                 afterMarkDurable: (@Sendable (UInt64) -> Void)? = nil) {
         self.key = key
@@ -105,27 +105,27 @@ public final class SignerFence: Sendable {
 
     /// The signer's mark and what it keeps there; nil when it never signed.
     /// The key of `signer.json`, in this process.
-    public convenience init(key: Curve25519.Signing.PrivateKey, chainID: String, markPath: String,
+    package convenience init(key: Curve25519.Signing.PrivateKey, chainID: String, markPath: String,
                             compactionBytes: Int = SignerMarkJournal.defaultCompactionBytes,
                             afterMarkDurable: (@Sendable (UInt64) -> Void)? = nil) {
         self.init(key: FileSignerKey(key) as any SignerKey, chainID: chainID, markPath: markPath,
                   compactionBytes: compactionBytes, afterMarkDurable: afterMarkDurable)
     }
 
-    public struct Mark: Sendable, Equatable {
-        public var height: UInt64
+    package struct Mark: Sendable, Equatable {
+        package var height: UInt64
         /// Nil when the mark was set by hand.
-        public var signedHeader: SignedHeader?
+        package var signedHeader: SignedHeader?
         /// The block's data, when the header was signed through `signBlock`.
-        public var data: BlockData?
+        package var data: BlockData?
     }
 
-    public func mark() throws(SignRefusal) -> Mark? {
+    package func mark() throws(SignRefusal) -> Mark? {
         try state.withLock { state throws(SignRefusal) in try loadMark(&state) }
     }
 
     /// ev-node's `SignerService.Sign`: `message` is an encoded Header, SignedHeader or Data.
-    public func sign(_ message: [UInt8]) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
+    package func sign(_ message: [UInt8]) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
         try state.withLock { state throws(SignRefusal) in
             if let header = Self.header(message) {
                 return try signHeader(header, bytes: message, data: nil, state: &state)
@@ -141,7 +141,7 @@ public final class SignerFence: Sendable {
     }
 
     /// evnode's `SignBlock`: a header signed like `sign`'s, with its data kept beside the mark.
-    public func signBlock(header bytes: [UInt8], data dataBytes: [UInt8]) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
+    package func signBlock(header bytes: [UInt8], data dataBytes: [UInt8]) throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome) {
         try state.withLock { state throws(SignRefusal) in
             guard let header = Self.header(bytes), let data = Self.data(dataBytes), data.metadata != nil else {
                 throw .undecodable(bytes: bytes.count + dataBytes.count)

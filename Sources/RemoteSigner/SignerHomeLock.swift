@@ -8,11 +8,11 @@ import Glibc
 /// signer processes on one home would each check the mark and then both sign one height. The
 /// kernel drops the lock when the process ends, however it ends (kill -9 included), so a stale
 /// lock never blocks a restart.
-public final class SignerHomeLock: Sendable {
-    public let path: String
+package final class SignerHomeLock: Sendable {
+    package let path: String
     private let descriptor: Int32
 
-    public init(path: String) throws(ConfigError) {
+    package init(path: String) throws(ConfigError) {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .file(path: path, reason: FileIO.errnoText()) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {

@@ -8,8 +8,8 @@ import Synchronization
 /// The private key `signer serve` signs with: ev-node's encrypted file unlocked in this process,
 /// or an Ed25519 key inside a PKCS#11 token (an HSM, or SoftHSM2 in tests) that never leaves it.
 /// The fence and the mark are the same for both.
-public protocol SignerKey: Sendable {
-    /// The raw 32-byte Ed25519 public key.
+package protocol SignerKey: Sendable {
+    /// The raw 32-byte Ed25519 package key.
     var rawPublicKey: [UInt8] { get }
     /// An Ed25519 signature over `message`. Blocking (a token is a device): call it from a
     /// thread that may block, as the fence does.
@@ -17,23 +17,23 @@ public protocol SignerKey: Sendable {
 }
 
 /// The key could not sign (the token failed, was removed, logged out).
-public struct SignerKeyError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var reason: String
-    public init(_ reason: String) { self.reason = reason }
-    public var description: String { reason }
+package struct SignerKeyError: Error, Sendable, Equatable, CustomStringConvertible {
+    package var reason: String
+    package init(_ reason: String) { self.reason = reason }
+    package var description: String { reason }
 }
 
 /// `signer.json`'s key, in this process.
-public struct FileSignerKey: SignerKey {
+package struct FileSignerKey: SignerKey {
     let key: Curve25519.Signing.PrivateKey
-    public let rawPublicKey: [UInt8]
+    package let rawPublicKey: [UInt8]
 
-    public init(_ key: Curve25519.Signing.PrivateKey) {
+    package init(_ key: Curve25519.Signing.PrivateKey) {
         self.key = key
         rawPublicKey = Array(key.publicKey.rawRepresentation)
     }
 
-    public func signature(for message: [UInt8]) throws(SignerKeyError) -> [UInt8] {
+    package func signature(for message: [UInt8]) throws(SignerKeyError) -> [UInt8] {
         do {
             return Array(try key.signature(for: message))
         } catch {
@@ -43,7 +43,7 @@ public struct FileSignerKey: SignerKey {
 }
 
 /// Why a PKCS#11 key could not be opened: one line each, naming what to check.
-public enum PKCS11Error: Error, Sendable, Equatable, CustomStringConvertible {
+package enum PKCS11Error: Error, Sendable, Equatable, CustomStringConvertible {
     case module(path: String, detail: String)
     case initialize(path: String, detail: String)
     case token(label: String, detail: String)
@@ -52,7 +52,7 @@ public enum PKCS11Error: Error, Sendable, Equatable, CustomStringConvertible {
     case notEd25519(label: String, detail: String)
     case session(detail: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .module(path, detail): return "PKCS#11 module \(path) cannot be loaded: \(detail)"
         case let .initialize(path, detail): return "PKCS#11 module \(path) did not initialise: \(detail)"
@@ -65,19 +65,19 @@ public enum PKCS11Error: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// An Ed25519 key inside a PKCS#11 token, signing with `CKM_EDDSA`; its public key read from the
+/// An Ed25519 key inside a PKCS#11 token, signing with `CKM_EDDSA`; its package key read from the
 /// token at open. One logged-in session for the life of the signer, closed at deinit.
-public final class PKCS11Key: SignerKey, @unchecked Sendable {
+package final class PKCS11Key: SignerKey, @unchecked Sendable {
     // @unchecked: the C handle is only touched under `lock` (the fence serialises calls too).
     private let handle: OpaquePointer
     private let lock = Mutex<Void>(())
-    public let rawPublicKey: [UInt8]
-    public let module: String
-    public let token: String
-    public let label: String
+    package let rawPublicKey: [UInt8]
+    package let module: String
+    package let token: String
+    package let label: String
 
     /// Opens the key. Blocking (loads the module, logs in): at start, before serving.
-    public init(module: String, token: String, keyLabel: String, pin: [UInt8]) throws(PKCS11Error) {
+    package init(module: String, token: String, keyLabel: String, pin: [UInt8]) throws(PKCS11Error) {
         var detail = [CChar](repeating: 0, count: 512)
         var out: OpaquePointer?
         let status = pin.withUnsafeBufferPointer { pinBytes in
@@ -108,7 +108,7 @@ public final class PKCS11Key: SignerKey, @unchecked Sendable {
         evp11_close(handle)
     }
 
-    public func signature(for message: [UInt8]) throws(SignerKeyError) -> [UInt8] {
+    package func signature(for message: [UInt8]) throws(SignerKeyError) -> [UInt8] {
         var signature = [UInt8](repeating: 0, count: 64)
         var detail = [CChar](repeating: 0, count: 256)
         let status = lock.withLock { _ in
@@ -126,11 +126,11 @@ public final class PKCS11Key: SignerKey, @unchecked Sendable {
 
 /// The PIN of a PKCS#11 token, from a file (like the passphrase and the token): its content with
 /// surrounding white space trimmed.
-public enum PINFile {
+package enum PINFile {
     /// A PIN is short; a bigger file is not one.
     static let maxBytes = 256
 
-    public static func read(_ path: String) throws(ConfigError) -> [UInt8] {
+    package static func read(_ path: String) throws(ConfigError) -> [UInt8] {
         let text: String
         do throws(FileIO.Failure) {
             text = try FileIO.readString(path, limit: maxBytes)

@@ -10,16 +10,16 @@ import Synchronization
 import Telemetry
 
 /// What `evnode signer serve` counts, for its `/metrics`.
-public final class SignerMetrics: Sendable {
-    public let headers = CounterCell()
-    public let repeatedHeaders = CounterCell()
-    public let envelopes = CounterCell()
-    public let data = CounterCell()
-    public let refusals = CounterCell()
-    public let unauthenticated = CounterCell()
-    public let mark = GaugeCell()
+package final class SignerMetrics: Sendable {
+    package let headers = CounterCell()
+    package let repeatedHeaders = CounterCell()
+    package let envelopes = CounterCell()
+    package let data = CounterCell()
+    package let refusals = CounterCell()
+    package let unauthenticated = CounterCell()
+    package let mark = GaugeCell()
 
-    public init() {}
+    package init() {}
 
     func count(_ outcome: SignOutcome) {
         switch outcome {
@@ -30,7 +30,7 @@ public final class SignerMetrics: Sendable {
         }
     }
 
-    public func prometheus() -> String {
+    package func prometheus() -> String {
         var text = PrometheusText()
         text.family("evnode_signer_high_water_mark", .gauge, help: "The last height this signer signed a header for")
         text.sample("evnode_signer_high_water_mark", [], mark.value)
@@ -197,12 +197,12 @@ struct BearerTokenInterceptor: ServerInterceptor {
 
 /// The TLS files of `signer serve`: its certificate and key, and the CA that client
 /// certificates must chain to (mutual TLS).
-public struct SignerTLSFiles: Sendable, Equatable {
-    public var certificate: String
-    public var key: String
-    public var clientCA: String
+package struct SignerTLSFiles: Sendable, Equatable {
+    package var certificate: String
+    package var key: String
+    package var clientCA: String
 
-    public init(certificate: String, key: String, clientCA: String) {
+    package init(certificate: String, key: String, clientCA: String) {
         self.certificate = certificate
         self.key = key
         self.clientCA = clientCA
@@ -234,12 +234,12 @@ enum ListenHost {
 }
 
 /// `evnode signer serve`: the gRPC server in front of a `SignerFence`.
-public final class SignerServer: Sendable {
-    public enum StartError: Error, Sendable, CustomStringConvertible {
+package final class SignerServer: Sendable {
+    package enum StartError: Error, Sendable, CustomStringConvertible {
         case notLoopbackWithoutTLS(String)
         case listen(String, String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .notLoopbackWithoutTLS(let a):
                 return "refusing to listen on \(a) without TLS: a signer reachable from other machines needs --tls-cert, --tls-key and --tls-client-ca (mutual TLS); without them it listens on loopback only"
@@ -250,9 +250,9 @@ public final class SignerServer: Sendable {
 
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let worker: FenceWorker
-    public let metrics: SignerMetrics
+    package let metrics: SignerMetrics
 
-    public init(fence: SignerFence, host: String, port: Int, token: [UInt8]?, tls: SignerTLSFiles?,
+    package init(fence: SignerFence, host: String, port: Int, token: [UInt8]?, tls: SignerTLSFiles?,
                 metrics: SignerMetrics, logger: Logger) throws(StartError) {
         let address: GRPCNIOTransportCore.SocketAddress
         switch ListenHost(host) {
@@ -287,7 +287,7 @@ public final class SignerServer: Sendable {
     }
 
     /// Serves until cancelled or the transport fails.
-    public func serve() async throws {
+    package func serve() async throws {
         do {
             try await server.serve()
         } catch {
@@ -298,12 +298,12 @@ public final class SignerServer: Sendable {
     }
 
     /// The bound address, once listening (port 0 resolves to the one the system chose).
-    public func listeningPort() async throws -> Int {
+    package func listeningPort() async throws -> Int {
         let address = try await server.listeningAddress
         return address?.ipv4?.port ?? address?.ipv6?.port ?? 0
     }
 
-    public func stop() {
+    package func stop() {
         server.beginGracefulShutdown()
     }
 }

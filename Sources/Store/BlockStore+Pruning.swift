@@ -1,20 +1,20 @@
 import Chain
 
 /// What pruning removed so far: every height at or below these is gone.
-public struct PrunedHeights: Sendable, Equatable {
+package struct PrunedHeights: Sendable, Equatable {
     /// Highest height whose block (header, data, hash index entry, DA inclusion records) was deleted.
-    public var blocks: UInt64
+    package var blocks: UInt64
     /// Highest height whose DA inclusion records were deleted (≥ `blocks`).
-    public var metadata: UInt64
+    package var metadata: UInt64
 
-    public init(blocks: UInt64 = 0, metadata: UInt64 = 0) {
+    package init(blocks: UInt64 = 0, metadata: UInt64 = 0) {
         self.blocks = blocks
         self.metadata = metadata
     }
 }
 
 /// ev-node's `pruning_mode`, as far as the store is concerned.
-public enum PruneScope: Sendable, Equatable {
+package enum PruneScope: Sendable, Equatable {
     /// Blocks and their per-height records (`all`).
     case blocks
     /// Only the per-height DA inclusion records (`metadata`); blocks stay.
@@ -22,7 +22,7 @@ public enum PruneScope: Sendable, Equatable {
 }
 
 extension BlockStore {
-    public func prunedHeights() throws(StoreError) -> PrunedHeights {
+    package func prunedHeights() throws(StoreError) -> PrunedHeights {
         let blocks = try BlockStore.readHeightValue(db, StoreKeys.prunedBlocks, what: "pruned block height") ?? 0
         let metadata = try BlockStore.readHeightValue(db, StoreKeys.prunedMetadata, what: "pruned metadata height") ?? 0
         return PrunedHeights(blocks: blocks, metadata: max(blocks, metadata))
@@ -37,7 +37,7 @@ extension BlockStore {
     /// is deleted here is never read by them. Heights the store never held (below a chain's
     /// initial height) are skipped.
     @discardableResult
-    public func prune(_ scope: PruneScope, through target: UInt64, maxHeights: Int) throws(StoreError) -> PrunedHeights {
+    package func prune(_ scope: PruneScope, through target: UInt64, maxHeights: Int) throws(StoreError) -> PrunedHeights {
         precondition(maxHeights > 0, "prune at least one height per batch")
         return try writer.withLock { () throws(StoreError) -> PrunedHeights in
             let finalized = finalizedHeight

@@ -9,11 +9,11 @@ import Darwin
 import Synchronization
 
 /// The executor named `nextProposer` while executing block `height`: it signs `height + 1` on.
-public struct ProposerRotation: Sendable, Equatable {
-    public var height: UInt64
-    public var nextProposer: [UInt8]
+package struct ProposerRotation: Sendable, Equatable {
+    package var height: UInt64
+    package var nextProposer: [UInt8]
 
-    public init(height: UInt64, nextProposer: [UInt8]) {
+    package init(height: UInt64, nextProposer: [UInt8]) {
         self.height = height
         self.nextProposer = nextProposer
     }
@@ -21,19 +21,19 @@ public struct ProposerRotation: Sendable, Equatable {
 
 /// One block ready to be stored: the block, the chain state after it and the executor's
 /// changes, all written in one batch.
-public struct BlockCommit: Sendable {
-    public var signedHeader: SignedHeader
+package struct BlockCommit: Sendable {
+    package var signedHeader: SignedHeader
     /// Must carry metadata (so the chained data hash can be recomputed from the store alone).
-    public var data: BlockData
+    package var data: BlockData
     /// The state after this block (its `lastHeaderHash` is this header's hash, its `appHash` the
     /// root after executing it).
-    public var state: State
-    public var executorWrites: WriteSet
+    package var state: State
+    package var executorWrites: WriteSet
     /// The producer's forced-inclusion checkpoint after this block (nil: unchanged), written in
     /// the block's own batch so that a crash never separates the two.
-    public var forcedInclusionCheckpoint: ForcedInclusionCheckpoint?
+    package var forcedInclusionCheckpoint: ForcedInclusionCheckpoint?
 
-    public init(signedHeader: SignedHeader, data: BlockData, state: State, executorWrites: WriteSet,
+    package init(signedHeader: SignedHeader, data: BlockData, state: State, executorWrites: WriteSet,
                 forcedInclusionCheckpoint: ForcedInclusionCheckpoint? = nil) {
         self.signedHeader = signedHeader
         self.data = data
@@ -42,32 +42,32 @@ public struct BlockCommit: Sendable {
         self.forcedInclusionCheckpoint = forcedInclusionCheckpoint
     }
 
-    public var height: UInt64 { signedHeader.header.height }
+    package var height: UInt64 { signedHeader.header.height }
 }
 
 /// Where the parts of a block were included on the DA layer.
-public struct DAInclusion: Sendable, Hashable {
-    public var headerDAHeight: UInt64?
-    public var dataDAHeight: UInt64?
+package struct DAInclusion: Sendable, Hashable {
+    package var headerDAHeight: UInt64?
+    package var dataDAHeight: UInt64?
 
-    public init(headerDAHeight: UInt64? = nil, dataDAHeight: UInt64? = nil) {
+    package init(headerDAHeight: UInt64? = nil, dataDAHeight: UInt64? = nil) {
         self.headerDAHeight = headerDAHeight
         self.dataDAHeight = dataDAHeight
     }
 }
 
 /// The two kinds of DA blobs a block is posted as.
-public enum DABlobKind: Sendable, Hashable {
+package enum DABlobKind: Sendable, Hashable {
     case header
     case data
 }
 
 /// How far the DA submitter got: the highest heights whose header / data it has posted.
-public struct SubmitterProgress: Sendable, Hashable {
-    public var lastHeaderHeight: UInt64
-    public var lastDataHeight: UInt64
+package struct SubmitterProgress: Sendable, Hashable {
+    package var lastHeaderHeight: UInt64
+    package var lastDataHeight: UInt64
 
-    public init(lastHeaderHeight: UInt64 = 0, lastDataHeight: UInt64 = 0) {
+    package init(lastHeaderHeight: UInt64 = 0, lastDataHeight: UInt64 = 0) {
         self.lastHeaderHeight = lastHeaderHeight
         self.lastDataHeight = lastDataHeight
     }
@@ -86,8 +86,8 @@ public struct SubmitterProgress: Sendable, Hashable {
 ///
 /// Thread-safe: reads run concurrently; writers are serialised. Only one writer should apply
 /// blocks (the store rejects commits that do not extend its current height).
-public final class BlockStore: Sendable, ProposerPlacement {
-    public let path: String
+package final class BlockStore: Sendable, ProposerPlacement {
+    package let path: String
     let db: RocksDB
     let writer = WriterLock()
     private let cache: Mutex<Cache>
@@ -122,7 +122,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// - Throws: `.locked` when another process or handle has it open; `.notAStore` when the
     ///   path is a file, a non-empty directory without a database, or another RocksDB database;
     ///   `.openFailed` / `.corrupted` otherwise.
-    public static func open(path: String) throws(StoreError) -> BlockStore {
+    package static func open(path: String) throws(StoreError) -> BlockStore {
         try prepareDirectory(path)
         let db = try RocksDB.open(path: path)
         do throws(StoreError) {
@@ -156,7 +156,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     }
 
     /// Closes the database. Later calls throw `StoreError.closed`.
-    public func close() {
+    package func close() {
         writer.withLock { db.close() }
     }
 
@@ -232,17 +232,17 @@ public final class BlockStore: Sendable, ProposerPlacement {
     // MARK: Chain state
 
     /// The chain state after the last stored block; nil before `initialize`.
-    public var state: State? { cache.withLock { $0.state } }
+    package var state: State? { cache.withLock { $0.state } }
 
     /// Height of the last stored block; 0 when there is none (or `initialHeight - 1`).
-    public var height: UInt64 { cache.withLock { $0.state?.lastBlockHeight ?? 0 } }
+    package var height: UInt64 { cache.withLock { $0.state?.lastBlockHeight ?? 0 } }
 
     /// The finalized (DA-included) height: never decreases, rollback never goes below it.
-    public var finalizedHeight: UInt64 { cache.withLock { $0.finalized } }
+    package var finalizedHeight: UInt64 { cache.withLock { $0.finalized } }
 
     /// The stored state when the store holds `genesis`'s chain; nil before the first start.
     /// Refuses a store of another chain. Execution asks this before it runs InitChain.
-    public func storedState(for genesis: Genesis) throws(StoreError) -> State? {
+    package func storedState(for genesis: Genesis) throws(StoreError) -> State? {
         guard let state = self.state else { return nil }
         guard state.chainID == genesis.chainID, state.initialHeight == genesis.initialHeight else {
             throw .genesisMismatch(storedChainID: state.chainID, genesisChainID: genesis.chainID)
@@ -256,7 +256,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// batch. A store already initialised keeps its state (checked against `genesis`), whatever
     /// `appHash` says: the root of the first start is the one the chain was built on.
     @discardableResult
-    public func initialize(genesis: Genesis, appHash root: [UInt8]) throws(StoreError) -> State {
+    package func initialize(genesis: Genesis, appHash root: [UInt8]) throws(StoreError) -> State {
         try writer.withLock { () throws(StoreError) -> State in
             if let state = try storedState(for: genesis) { return state }
             let state = State(genesis: genesis, appHash: root)
@@ -278,7 +278,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// The proposer expected to sign block `state.nextHeight` (ev-node's
     /// `State.next_proposer_address`, what GetState reports): the state's, or the genesis
     /// proposer for a store written before rotation existed. Empty before `initialize`.
-    public var expectedNextProposer: [UInt8] {
+    package var expectedNextProposer: [UInt8] {
         cache.withLock { c in
             let named = c.state?.nextProposerAddress ?? []
             return named.isEmpty ? c.genesisProposer : named
@@ -286,11 +286,11 @@ public final class BlockStore: Sendable, ProposerPlacement {
     }
 
     /// Every change of the expected proposer the chain recorded, in height order.
-    public var proposerRotations: [ProposerRotation] { cache.withLock { $0.rotations } }
+    package var proposerRotations: [ProposerRotation] { cache.withLock { $0.rotations } }
 
     /// Who was (or is) expected to sign block `height`, for heights up to the next one to be
     /// stored; nil above it (the chain has not yet said) or before the genesis proposer is known.
-    public func expectedProposer(at height: UInt64) -> [UInt8]? {
+    package func expectedProposer(at height: UInt64) -> [UInt8]? {
         cache.withLock { c -> [UInt8]? in
             guard let state = c.state, height <= state.nextHeight else { return nil }
             let named = c.rotations.last(where: { $0.height < height })?.nextProposer ?? c.genesisProposer
@@ -300,7 +300,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
 
     /// Every key the chain has named as a proposer so far: the genesis proposer and each
     /// rotation's. A signature by one of them is a signature the chain can place.
-    public var namedProposers: Set<[UInt8]> {
+    package var namedProposers: Set<[UInt8]> {
         cache.withLock { c in
             var keys = Set(c.rotations.map(\.nextProposer))
             if !c.genesisProposer.isEmpty { keys.insert(c.genesisProposer) }
@@ -329,16 +329,16 @@ public final class BlockStore: Sendable, ProposerPlacement {
     // MARK: Reading blocks
 
     /// The stored encoding of the signed header at `height` (for serving without re-encoding).
-    public func encodedSignedHeader(at height: UInt64) throws(StoreError) -> [UInt8]? {
+    package func encodedSignedHeader(at height: UInt64) throws(StoreError) -> [UInt8]? {
         try db.get(StoreKeys.header(height))
     }
 
     /// The stored encoding of the data at `height` (always with metadata).
-    public func encodedBlockData(at height: UInt64) throws(StoreError) -> [UInt8]? {
+    package func encodedBlockData(at height: UInt64) throws(StoreError) -> [UInt8]? {
         try db.get(StoreKeys.data(height))
     }
 
-    public func signedHeader(at height: UInt64) throws(StoreError) -> SignedHeader? {
+    package func signedHeader(at height: UInt64) throws(StoreError) -> SignedHeader? {
         guard let bytes = try encodedSignedHeader(at: height) else { return nil }
         do throws(WireError) {
             return try SignedHeader(decoding: bytes)
@@ -347,7 +347,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
         }
     }
 
-    public func blockData(at height: UInt64) throws(StoreError) -> BlockData? {
+    package func blockData(at height: UInt64) throws(StoreError) -> BlockData? {
         guard let bytes = try encodedBlockData(at: height) else { return nil }
         do throws(WireError) {
             return try BlockData(decoding: bytes)
@@ -356,7 +356,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
         }
     }
 
-    public func block(at height: UInt64) throws(StoreError) -> (signedHeader: SignedHeader, data: BlockData)? {
+    package func block(at height: UInt64) throws(StoreError) -> (signedHeader: SignedHeader, data: BlockData)? {
         guard let header = try signedHeader(at: height) else { return nil }
         guard let data = try blockData(at: height) else {
             throw .corrupted(what: "block at height \(height)", reason: "header stored without data")
@@ -366,7 +366,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
 
     /// The stored encodings of consecutive blocks in `range`, stopping at the first height the
     /// store does not have (for serving range requests without decoding).
-    public func encodedBlocks(in range: ClosedRange<UInt64>) throws(StoreError) -> [(header: [UInt8], data: [UInt8])] {
+    package func encodedBlocks(in range: ClosedRange<UInt64>) throws(StoreError) -> [(header: [UInt8], data: [UInt8])] {
         var out: [(header: [UInt8], data: [UInt8])] = []
         out.reserveCapacity(min(range.count, 1024))
         for h in range {
@@ -380,20 +380,20 @@ public final class BlockStore: Sendable, ProposerPlacement {
     }
 
     /// Header hash of the stored block at `height`.
-    public func headerHash(at height: UInt64) throws(StoreError) -> [UInt8]? {
+    package func headerHash(at height: UInt64) throws(StoreError) -> [UInt8]? {
         if let hash = cache.withLock({ $0.recentHashes.hash(at: height) }) { return hash }
         return try signedHeader(at: height)?.header.hash
     }
 
     /// The height of the stored block whose header hash is `hash`.
-    public func height(forHash hash: [UInt8]) throws(StoreError) -> UInt64? {
+    package func height(forHash hash: [UInt8]) throws(StoreError) -> UInt64? {
         try BlockStore.readHeightValue(db, StoreKeys.hashIndex(hash), what: "hash index entry")
     }
 
     // MARK: Committing blocks
 
     /// Stores one block (see `commit(_:sync:)` for many).
-    public func commit(_ block: BlockCommit, sync: Bool) throws(StoreError) {
+    package func commit(_ block: BlockCommit, sync: Bool) throws(StoreError) {
         try commit([block], sync: sync)
     }
 
@@ -402,7 +402,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// is self-consistent (heights agree, the state's header and data hashes are this block's).
     /// `sync`: fsynced before returning (survives power loss), for blocks this node produced and
     /// signed, which may exist nowhere else; otherwise in the WAL, which survives `kill -9`.
-    public func commit(_ blocks: [BlockCommit], sync: Bool) throws(StoreError) {
+    package func commit(_ blocks: [BlockCommit], sync: Bool) throws(StoreError) {
         guard let last = blocks.last else { return }
         try writer.withLock { () throws(StoreError) in
             guard let current = self.state else { throw .notInitialized }
@@ -482,7 +482,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// Checks that the store may roll back to `target` and says from which head: nil when the
     /// store is at `target` already (nothing to do). Execution asks the executor to undo the
     /// blocks above `target` between this and `rollback(_:executorWrites:sync:)`.
-    public func planRollback(to target: UInt64) throws(StoreError) -> RollbackPlan? {
+    package func planRollback(to target: UInt64) throws(StoreError) -> RollbackPlan? {
         guard let current = self.state else { throw .notInitialized }
         let head = current.lastBlockHeight
         try checkRollback(to: target, current: current, finalized: finalizedHeight)
@@ -504,7 +504,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// those blocks): otherwise `.headMoved` and nothing is written. DA inclusion records above
     /// the target are dropped and the submitter progress is clamped to it.
     @discardableResult
-    public func rollback(_ plan: RollbackPlan, executorWrites: WriteSet, sync: Bool = true) throws(StoreError) -> State {
+    package func rollback(_ plan: RollbackPlan, executorWrites: WriteSet, sync: Bool = true) throws(StoreError) -> State {
         let target = plan.target
         return try writer.withLock { () throws(StoreError) -> State in
             guard let current = self.state else { throw .notInitialized }
@@ -588,7 +588,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// Execution prepares the executor's `setFinal` writes between this and `finalize`, outside
     /// the writer lock, so block commits go on meanwhile: the executor only reads state at or
     /// below `height`, which commits never change.
-    public func planFinality(_ height: UInt64) throws(StoreError) -> FinalityPlan? {
+    package func planFinality(_ height: UInt64) throws(StoreError) -> FinalityPlan? {
         let (state, finalized, rollbacks) = cache.withLock { ($0.state, $0.finalized, $0.rollbacks) }
         if height == finalized { return nil }
         guard height > finalized else { throw .belowFinalized(requested: height, finalized: finalized) }
@@ -600,7 +600,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// Raises the finalized height as planned and commits the executor's writes in the same
     /// batch. False, with nothing written, when a rollback or another finalization ran since the
     /// plan: the writes may be stale, the caller plans again.
-    public func finalize(_ plan: FinalityPlan, executorWrites: WriteSet, sync: Bool = true) throws(StoreError) -> Bool {
+    package func finalize(_ plan: FinalityPlan, executorWrites: WriteSet, sync: Bool = true) throws(StoreError) -> Bool {
         try writer.withLock { () throws(StoreError) -> Bool in
             let unchanged = cache.withLock {
                 $0.finalized == plan.finalizedBefore && $0.rollbacks == plan.rollbacksBefore
@@ -619,7 +619,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
 
     /// Records where each block's header and data were included on DA (nil parts are left as
     /// they are) and, when given, the submitter's progress past them: all in one write.
-    public func recordDAInclusions(_ inclusions: [(height: UInt64, inclusion: DAInclusion)],
+    package func recordDAInclusions(_ inclusions: [(height: UInt64, inclusion: DAInclusion)],
                                    submitterProgress: SubmitterProgress? = nil, sync: Bool = true) throws(StoreError) {
         let batch = WriteBatch()
         if let submitterProgress {
@@ -638,7 +638,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     }
 
     /// Where block `height`'s header and data were included on DA (nil parts: not recorded).
-    public func daInclusion(at height: UInt64) throws(StoreError) -> DAInclusion {
+    package func daInclusion(at height: UInt64) throws(StoreError) -> DAInclusion {
         DAInclusion(
             headerDAHeight: try BlockStore.readHeightValue(db, StoreKeys.height(StoreKeys.headerInclusionPrefix, height),
                                                            what: "header DA inclusion at \(height)"),
@@ -648,7 +648,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
 
     /// The producer's forced-inclusion checkpoint; nil when it never consumed an epoch. A
     /// damaged record is an error, never nil (nil would mean "start again at da_start_height").
-    public func forcedInclusionCheckpoint() throws(StoreError) -> ForcedInclusionCheckpoint? {
+    package func forcedInclusionCheckpoint() throws(StoreError) -> ForcedInclusionCheckpoint? {
         try forcedInclusionCheckpointRecord()?.checkpoint
     }
 
@@ -657,7 +657,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// against the forced transactions: a producer derives the checkpoint past them before it
     /// builds (`BlockProducer`). A 16-byte record of an older build carries no height; it was
     /// written only by a producer with its blocks, so it counts as valid after the store head.
-    public func forcedInclusionCheckpointRecord() throws(StoreError) -> ForcedInclusionCheckpointRecord? {
+    package func forcedInclusionCheckpointRecord() throws(StoreError) -> ForcedInclusionCheckpointRecord? {
         guard let bytes = try db.get(StoreKeys.forcedInclusionCheckpoint) else { return nil }
         if bytes.count == 16, let checkpoint = ForcedInclusionCheckpoint(encoded: bytes) {
             return ForcedInclusionCheckpointRecord(checkpoint: checkpoint, height: height)
@@ -671,7 +671,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     /// Records the checkpoint on its own, as valid after the current store head (a block-less
     /// step: an epoch whose transactions were all removed by the filter, an empty one, or the
     /// checkpoint derived from blocks applied by syncing). Synced: it may be the only record of it.
-    public func setForcedInclusionCheckpoint(_ checkpoint: ForcedInclusionCheckpoint) throws(StoreError) {
+    package func setForcedInclusionCheckpoint(_ checkpoint: ForcedInclusionCheckpoint) throws(StoreError) {
         try writer.withLock { () throws(StoreError) in
             let batch = WriteBatch()
             batch.put(StoreKeys.forcedInclusionCheckpoint,
@@ -680,7 +680,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
         }
     }
 
-    public func submitterProgress() throws(StoreError) -> SubmitterProgress {
+    package func submitterProgress() throws(StoreError) -> SubmitterProgress {
         guard let bytes = try db.get(StoreKeys.submitterProgress) else { return SubmitterProgress() }
         guard bytes.count == 16, let headers = readBigEndian(bytes[0..<8]), let data = readBigEndian(bytes[8..<16]) else {
             throw .corrupted(what: "submitter progress", reason: "expected 16 bytes, found \(bytes.count)")
@@ -688,7 +688,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
         return SubmitterProgress(lastHeaderHeight: headers, lastDataHeight: data)
     }
 
-    public func setSubmitterProgress(_ progress: SubmitterProgress, sync: Bool = true) throws(StoreError) {
+    package func setSubmitterProgress(_ progress: SubmitterProgress, sync: Bool = true) throws(StoreError) {
         let batch = WriteBatch()
         batch.put(StoreKeys.submitterProgress, BlockStore.encode(progress))
         try writer.withLock { () throws(StoreError) in try db.write(batch, sync: sync) }
@@ -701,12 +701,12 @@ public final class BlockStore: Sendable, ProposerPlacement {
     }
 
     /// Free-form small metadata of other components (e.g. the DA follower's position).
-    public func metadata(_ key: String) throws(StoreError) -> [UInt8]? {
+    package func metadata(_ key: String) throws(StoreError) -> [UInt8]? {
         try db.get(StoreKeys.userMeta(key))
     }
 
     /// Sets (or with nil, removes) a free-form metadata value.
-    public func setMetadata(_ key: String, _ value: [UInt8]?, sync: Bool = false) throws(StoreError) {
+    package func setMetadata(_ key: String, _ value: [UInt8]?, sync: Bool = false) throws(StoreError) {
         let batch = WriteBatch()
         if let value { batch.put(StoreKeys.userMeta(key), value) } else { batch.delete(StoreKeys.userMeta(key)) }
         try db.write(batch, sync: sync)
@@ -715,12 +715,12 @@ public final class BlockStore: Sendable, ProposerPlacement {
     // MARK: Executor state
 
     /// A committed executor value (key relative to the executor namespace).
-    public func executorValue(forKey key: [UInt8]) throws(StoreError) -> [UInt8]? {
+    package func executorValue(forKey key: [UInt8]) throws(StoreError) -> [UInt8]? {
         try db.get(StoreKeys.executor(key))
     }
 
     /// The executor entry with the greatest key that starts with `prefix` and is ≤ `key`.
-    public func executorLastEntry(withPrefix prefix: [UInt8], atOrBefore key: [UInt8]) throws(StoreError)
+    package func executorLastEntry(withPrefix prefix: [UInt8], atOrBefore key: [UInt8]) throws(StoreError)
         -> (key: [UInt8], value: [UInt8])? {
         let lower = StoreKeys.executor(prefix)
         let upper = StoreKeys.successor(ofPrefix: lower) ?? [StoreKeys.executorPrefix + 1]
@@ -732,7 +732,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
     }
 
     /// Writes executor housekeeping (such as pruning) in one batch; nothing else changes.
-    public func writeExecutorState(_ writes: WriteSet, sync: Bool = false) throws(StoreError) {
+    package func writeExecutorState(_ writes: WriteSet, sync: Bool = false) throws(StoreError) {
         let batch = SortedWriteBatch()
         BlockStore.add(writes, to: batch)
         try writer.withLock { () throws(StoreError) in try db.write(batch.batch(), sync: sync) }
@@ -750,7 +750,7 @@ public final class BlockStore: Sendable, ProposerPlacement {
 
     /// Executor entries whose keys start with `prefix`, from `start` (inclusive, default the
     /// prefix itself) in key order, at most `limit`.
-    public func executorEntries(withPrefix prefix: [UInt8], from start: [UInt8]? = nil,
+    package func executorEntries(withPrefix prefix: [UInt8], from start: [UInt8]? = nil,
                                 limit: Int) throws(StoreError) -> [(key: [UInt8], value: [UInt8])] {
         let lower = StoreKeys.executor(prefix)
         let upper = StoreKeys.successor(ofPrefix: lower) ?? [StoreKeys.executorPrefix + 1]
@@ -810,11 +810,11 @@ struct HeaderHashRing {
 }
 
 /// The forced-inclusion checkpoint as stored: valid after block `height`.
-public struct ForcedInclusionCheckpointRecord: Sendable, Hashable {
-    public var checkpoint: ForcedInclusionCheckpoint
-    public var height: UInt64
+package struct ForcedInclusionCheckpointRecord: Sendable, Hashable {
+    package var checkpoint: ForcedInclusionCheckpoint
+    package var height: UInt64
 
-    public init(checkpoint: ForcedInclusionCheckpoint, height: UInt64) {
+    package init(checkpoint: ForcedInclusionCheckpoint, height: UInt64) {
         self.checkpoint = checkpoint
         self.height = height
     }

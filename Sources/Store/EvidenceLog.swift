@@ -10,15 +10,15 @@ import Synchronization
 ///
 /// Only real evidence is kept: both headers must verify as signed by the genesis proposer, be for
 /// the same height and differ. Anything else is refused without a write.
-public final class EvidenceLog: Sendable {
-    public let store: BlockStore
-    public let validator: BlockValidator
+package final class EvidenceLog: Sendable {
+    package let store: BlockStore
+    package let validator: BlockValidator
     private let logger: Logger
     /// Records held; guarded with the check-then-write of `record` so a pair is counted once.
     private let counter: Mutex<Int>
 
     /// Opens the log over `store` (counting the records already there).
-    public init(store: BlockStore, validator: BlockValidator, logger: Logger) throws(StoreError) {
+    package init(store: BlockStore, validator: BlockValidator, logger: Logger) throws(StoreError) {
         self.store = store
         self.validator = validator
         self.logger = logger
@@ -37,13 +37,13 @@ public final class EvidenceLog: Sendable {
     }
 
     /// Records held.
-    public var count: Int { counter.withLock { $0 } }
+    package var count: Int { counter.withLock { $0 } }
 
     /// Records `first` and `second` as evidence when they are two different headers for one
     /// height, both validly signed by the proposer. Returns true when the record is new; false
     /// when it was already held or the pair is not evidence.
     @discardableResult
-    public func record(first: SignedHeader, firstSeen: String, second: SignedHeader,
+    package func record(first: SignedHeader, firstSeen: String, second: SignedHeader,
                        secondSeen: String) throws(StoreError) -> Bool {
         let height = first.header.height
         guard second.header.height == height else { return false }
@@ -81,7 +81,7 @@ public final class EvidenceLog: Sendable {
     }
 
     /// The records in height order, at most `limit`.
-    public func all(limit: Int = 1000) throws(StoreError) -> [DoubleSignEvidence] {
+    package func all(limit: Int = 1000) throws(StoreError) -> [DoubleSignEvidence] {
         try store.db.withIterator(lower: [StoreKeys.evidencePrefix], upper: [StoreKeys.evidencePrefix + 1]) {
             (it) throws(StoreError) -> [DoubleSignEvidence] in
             var out: [DoubleSignEvidence] = []

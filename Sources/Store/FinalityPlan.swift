@@ -1,7 +1,7 @@
 /// A raise of the finalized height the store has checked (`BlockStore.planFinality`), with what
 /// it was planned against: a rollback or another finalization since makes the store refuse it.
-public struct FinalityPlan: Sendable, Equatable {
-    public let height: UInt64
+package struct FinalityPlan: Sendable, Equatable {
+    package let height: UInt64
     let finalizedBefore: UInt64
     let rollbacksBefore: UInt64
 }

@@ -2,7 +2,7 @@ import Chain
 
 /// Why a store operation failed. Nothing is half-written when one is thrown: every write is a
 /// single RocksDB batch.
-public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Another process (or another open handle in this process) holds the directory's lock.
     case locked(path: String, detail: String)
     /// The path exists but is not an evnode block store (a file, a non-empty directory without
@@ -37,7 +37,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// rollback may still need it).
     case pruneAboveFinalized(requested: UInt64, finalized: UInt64)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .locked(let path, let detail):
             return "store \(path) is in use by another process or handle (lock held): \(detail)"

@@ -8,38 +8,38 @@ import Config
 /// goes out, in as many `blob.Submit` calls as the size limit needs: a backlog is never drained
 /// one blob per `max_delay` (ev-node posts one size-capped batch per decision; draining at once
 /// is what keeps the finalized height close behind the head).
-public struct BatchingPolicy: Sendable, Equatable {
-    public typealias Strategy = DABatchingConfig.Strategy
+package struct BatchingPolicy: Sendable, Equatable {
+    package typealias Strategy = DABatchingConfig.Strategy
 
-    public let strategy: Strategy
+    package let strategy: Strategy
     /// Pending bytes that make a size-triggered post (`size`, `adaptive`).
-    public let sizeThresholdBytes: Int
+    package let sizeThresholdBytes: Int
     /// Longest time between posts while something waits (`time`, `adaptive`).
-    public let maxDelay: Duration
+    package let maxDelay: Duration
     /// Fewest pending blocks any post waits for, except `immediate`.
-    public let minItems: Int
+    package let minItems: Int
     /// How often the submitter re-evaluates while it waits (ev-node: a quarter of the DA block
     /// time, at least 100 ms): a size threshold is noticed within that time.
-    public let checkInterval: Duration
+    package let checkInterval: Duration
     /// Production pauses at this many blocks not on DA (`max_pending_headers_and_data`; 0:
     /// off). That many waiting are always posted, whatever the strategy, or a size threshold or
     /// `batch_min_items` above it would wait for blocks that never come.
-    public let backPressureLimit: UInt64
+    package let backPressureLimit: UInt64
 
     /// What waits for DA at one moment.
-    public struct Load: Sendable, Equatable {
+    package struct Load: Sendable, Equatable {
         /// Blocks with a header or data not yet posted.
-        public var blocks: Int
+        package var blocks: Int
         /// Their encoded headers and data (before the DA envelope's signature), in bytes.
-        public var bytes: Int
+        package var bytes: Int
 
-        public init(blocks: Int, bytes: Int) {
+        package init(blocks: Int, bytes: Int) {
             self.blocks = blocks
             self.bytes = bytes
         }
     }
 
-    public enum Decision: Sendable, Equatable {
+    package enum Decision: Sendable, Equatable {
         case post
         /// Nothing is due; look again after this long (or earlier when woken).
         case wait(Duration)
@@ -48,7 +48,7 @@ public struct BatchingPolicy: Sendable, Equatable {
     /// `daBlockTime` stands in for a zero `max_delay`; `maxBlobSize` is what the size threshold
     /// is a fraction of. Out-of-range knobs fall back to ev-node's defaults (threshold 0.8, one
     /// item), as ev-node does; the config layer is where they are refused with a message.
-    public init(config: DABatchingConfig, daBlockTime: Duration, maxBlobSize: Int, backPressureLimit: UInt64 = 0) {
+    package init(config: DABatchingConfig, daBlockTime: Duration, maxBlobSize: Int, backPressureLimit: UInt64 = 0) {
         self.backPressureLimit = backPressureLimit
         strategy = config.strategy
         let fraction = config.sizeThreshold > 0 && config.sizeThreshold <= 1 ? config.sizeThreshold : 0.8
@@ -61,7 +61,7 @@ public struct BatchingPolicy: Sendable, Equatable {
     /// Whether to post now, given what waits and the time since the last successful post
     /// (nil: none since the submitter started — a backlog left by a restart or a promotion is
     /// then posted at once under the time rule instead of one `max_delay` later).
-    public func decide(_ load: Load, sinceLastPost: Duration?) -> Decision {
+    package func decide(_ load: Load, sinceLastPost: Duration?) -> Decision {
         guard load.blocks > 0 else { return .wait(checkInterval) }
         if strategy == .immediate { return .post }
         if backPressureLimit > 0, UInt64(load.blocks) >= backPressureLimit { return .post }

@@ -5,9 +5,9 @@ import Synchronization
 import Telemetry
 
 /// One `blob.Submit` attempt as ev-node's DA visualizer lists it (`/da/submissions`).
-public struct DASubmissionRecord: Sendable, Equatable {
+package struct DASubmissionRecord: Sendable, Equatable {
     /// ev-node's status texts (`pkg/rpc/server/da_visualization.go`'s status code names).
-    public enum Status: String, Sendable, Equatable {
+    package enum Status: String, Sendable, Equatable {
         case success = "Success"
         case error = "Error"
         case tooBig = "Too Big"
@@ -16,7 +16,7 @@ public struct DASubmissionRecord: Sendable, Equatable {
         case contextCanceled = "Context Canceled"
         case contextDeadline = "Context Deadline"
 
-        public init(_ reason: DASubmitterFailureReason) {
+        package init(_ reason: DASubmitterFailureReason) {
             switch reason {
             case .tooBig: self = .tooBig
             case .notIncludedInBlock: self = .notIncludedInBlock
@@ -29,21 +29,21 @@ public struct DASubmissionRecord: Sendable, Equatable {
     }
 
     /// DA height that includes the blobs; 0 for a failed attempt.
-    public var daHeight: UInt64
-    public var blobSize: UInt64
-    public var timestamp: Date
+    package var daHeight: UInt64
+    package var blobSize: UInt64
+    package var timestamp: Date
     /// Gas price offered; 0 when the DA node estimated it (ev-node records 0 always).
-    public var gasPrice: Double
-    public var status: Status
-    public var message: String?
-    public var numBlobs: UInt64
+    package var gasPrice: Double
+    package var status: Status
+    package var message: String?
+    package var numBlobs: UInt64
     /// ev-node's blob ids, hex: the DA height (8 bytes, little-endian) ‖ the blob's commitment.
     /// Only for an included submission.
-    public var blobIDs: [String]
+    package var blobIDs: [String]
     /// Hex of the namespace of the first blob.
-    public var namespace: String
+    package var namespace: String
 
-    public init(daHeight: UInt64, blobs: [DABlob], gasPrice: Double?, status: Status, message: String?,
+    package init(daHeight: UInt64, blobs: [DABlob], gasPrice: Double?, status: Status, message: String?,
                 at timestamp: Date = Date()) {
         self.daHeight = daHeight
         blobSize = UInt64(blobs.reduce(0) { $0 + $1.data.count })
@@ -56,14 +56,14 @@ public struct DASubmissionRecord: Sendable, Equatable {
         namespace = blobs.first.map { Hex.encode($0.namespace.bytes) } ?? ""
     }
 
-    public var id: String { "submission_\(daHeight)_\(Int(timestamp.timeIntervalSince1970))" }
+    package var id: String { "submission_\(daHeight)_\(Int(timestamp.timeIntervalSince1970))" }
 
-    public static func blobID(daHeight: UInt64, commitment: [UInt8]) -> [UInt8] {
+    package static func blobID(daHeight: UInt64, commitment: [UInt8]) -> [UInt8] {
         (0..<8).map { UInt8(truncatingIfNeeded: daHeight >> (8 * $0)) } + commitment
     }
 
     /// The DA height and commitment of a blob id; nil when it is too short to hold both.
-    public static func splitBlobID(_ id: [UInt8]) -> (daHeight: UInt64, commitment: [UInt8])? {
+    package static func splitBlobID(_ id: [UInt8]) -> (daHeight: UInt64, commitment: [UInt8])? {
         guard id.count > 8 else { return nil }
         let height = id.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
         return (height, Array(id.dropFirst(8)))
@@ -72,24 +72,24 @@ public struct DASubmissionRecord: Sendable, Equatable {
 
 /// The last `capacity` submission attempts, oldest first. Written once per `blob.Submit`, read
 /// by the DA visualizer and the dashboard.
-public final class DASubmissionLog: Sendable {
+package final class DASubmissionLog: Sendable {
     /// ev-node keeps the last 100 as well.
-    public static let defaultCapacity = 100
-    public let capacity: Int
+    package static let defaultCapacity = 100
+    package let capacity: Int
     private let records = Mutex<[DASubmissionRecord]>([])
 
-    public init(capacity: Int = defaultCapacity) {
+    package init(capacity: Int = defaultCapacity) {
         self.capacity = max(1, capacity)
     }
 
-    public func record(_ record: DASubmissionRecord) {
+    package func record(_ record: DASubmissionRecord) {
         records.withLock { list in
             list.append(record)
             if list.count > capacity { list.removeFirst(list.count - capacity) }
         }
     }
 
-    public var all: [DASubmissionRecord] { records.withLock { $0 } }
+    package var all: [DASubmissionRecord] { records.withLock { $0 } }
 }
 
 extension SubmitFailure {
@@ -98,7 +98,7 @@ extension SubmitFailure {
     /// `already_in_mempool`, other not-included answers `not_included_in_block`, our request
     /// timeout `timeout`, cancellation `context_canceled`; the rest (mempool full, sequence
     /// mismatch, DA node down, unrecognised) `unknown`.
-    public func evNodeReason(of error: DAError) -> DASubmitterFailureReason {
+    package func evNodeReason(of error: DAError) -> DASubmitterFailureReason {
         switch error {
         case .cancelled: return .contextCanceled
         case .blobTooLarge: return .tooBig

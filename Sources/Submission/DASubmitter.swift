@@ -11,40 +11,40 @@ import Synchronization
 import Telemetry
 
 /// Settings of the DA submitter.
-public struct SubmitterOptions: Sendable, Equatable {
-    public var headerNamespace: DANamespace
-    public var dataNamespace: DANamespace
+package struct SubmitterOptions: Sendable, Equatable {
+    package var headerNamespace: DANamespace
+    package var dataNamespace: DANamespace
     /// Most bytes of blob data in one `blob.Submit`.
-    public var maxBlobSize: Int
+    package var maxBlobSize: Int
     /// The DA block time: the batching strategies' default `max_delay` (with the default `time`
     /// strategy, everything pending is posted once per DA block time) and the unit of
     /// `mempoolTTL`.
-    public var interval: Duration
+    package var interval: Duration
     /// Wait between attempts while the DA node fails. `maxAttempts` is ev-node's
     /// `da.max_submit_attempts`: failed attempts of one batch after which the submitter stops
     /// with `SubmitterError.gaveUp` (`.max`: retried for as long as it takes).
-    public var backoff: RetryPolicy
+    package var backoff: RetryPolicy
     /// ev-node's `da.batching_strategy` and its knobs: when pending blocks are posted.
-    public var batching = DABatchingConfig()
+    package var batching = DABatchingConfig()
     /// ev-node's `da.mempool_ttl`: a submission that was not included in time (it may still sit
     /// in the DA node's mempool) is posted again only after this many DA blocks (`interval`
     /// each); 0: after the ordinary backoff.
-    public var mempoolTTL: UInt64 = 0
+    package var mempoolTTL: UInt64 = 0
     /// The producer's back-pressure limit (`--max-pending-blocks`; 0: off): that many blocks
     /// waiting are posted whatever the batching strategy says.
-    public var maxPendingBlocks: UInt64 = 0
+    package var maxPendingBlocks: UInt64 = 0
     /// Most blocks looked at for one submission (bounds memory after a long DA outage).
-    public var maxBlocksPerSubmission: Int
+    package var maxBlocksPerSubmission: Int
     /// celestia-node's TxConfig sent with every `blob.Submit`; its gas price is where fee
     /// escalation starts.
-    public var txConfig = DATxConfig()
+    package var txConfig = DATxConfig()
     /// Fee escalation step (1: off) and ceiling.
-    public var gasMultiplier: Double = 1
-    public var maxGasPrice: Double = DATxConfig.celestiaDefaultMaxGasPrice
+    package var gasMultiplier: Double = 1
+    package var maxGasPrice: Double = DATxConfig.celestiaDefaultMaxGasPrice
     /// Used in turn as each submission's `signer_address` (empty: the TxConfig's or the DA node's).
-    public var signingAddresses: [String] = []
+    package var signingAddresses: [String] = []
 
-    public init(headerNamespace: DANamespace, dataNamespace: DANamespace, maxBlobSize: Int,
+    package init(headerNamespace: DANamespace, dataNamespace: DANamespace, maxBlobSize: Int,
                 interval: Duration, backoff: RetryPolicy = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(250),
                                                                         maxDelay: .seconds(30)),
                 maxBlocksPerSubmission: Int = 10_000) {
@@ -57,7 +57,7 @@ public struct SubmitterOptions: Sendable, Equatable {
     }
 
     /// From the node configuration (namespaces derived from their names, SPEC §5).
-    public init(config: DAConfig, chainID: String) {
+    package init(config: DAConfig, chainID: String) {
         self.init(headerNamespace: DANamespace(name: config.headerNamespaceName(chainID: chainID)),
                   dataNamespace: DANamespace(name: config.dataNamespaceName(chainID: chainID)),
                   maxBlobSize: config.maxBlobSize, interval: config.blockTime)
@@ -72,18 +72,18 @@ public struct SubmitterOptions: Sendable, Equatable {
     }
 
     /// When to post, from `batching`, `interval` and `maxBlobSize`.
-    public var batchingPolicy: BatchingPolicy {
+    package var batchingPolicy: BatchingPolicy {
         BatchingPolicy(config: batching, daBlockTime: interval, maxBlobSize: maxBlobSize,
                        backPressureLimit: maxPendingBlocks)
     }
 
-    public var resubmitDelay: ResubmitDelay {
+    package var resubmitDelay: ResubmitDelay {
         ResubmitDelay(mempoolTTL: mempoolTTL, daBlockTime: interval)
     }
 }
 
 /// Why the submitter stopped. Every case is something retrying cannot fix.
-public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible {
     case store(StoreError)
     /// One blob alone is over the DA node's (or the configured) size limit: it can never be posted.
     case blobTooLarge(kind: DABlobKind, height: UInt64, size: Int, limit: String)
@@ -97,7 +97,7 @@ public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible 
     /// and a restarted node posts them.
     case gaveUp(heights: ClosedRange<UInt64>, attempts: Int, lastError: DAError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .store(let e): return "DA submitter: \(e)"
         case let .blobTooLarge(kind, height, size, limit):
@@ -112,20 +112,20 @@ public enum SubmitterError: Error, Sendable, Equatable, CustomStringConvertible 
 }
 
 /// What the submitter is doing, for status pages and metrics.
-public struct SubmitterStatus: Sendable, Equatable {
+package struct SubmitterStatus: Sendable, Equatable {
     /// Successful `blob.Submit` calls since start.
-    public var submissions = 0
+    package var submissions = 0
     /// Failed attempts since the last success (0 while the DA node answers).
-    public var consecutiveFailures = 0
-    public var lastError: String?
+    package var consecutiveFailures = 0
+    package var lastError: String?
     /// DA height of the last successful submission.
-    public var lastDAHeight: UInt64?
+    package var lastDAHeight: UInt64?
     /// The gas price the next submission offers (nil: the DA node estimates).
-    public var gasPrice: Double?
+    package var gasPrice: Double?
     /// Times the gas price was raised since start.
-    public var feeEscalations = 0
+    package var feeEscalations = 0
     /// `signer_address` of the last submission attempt, when addresses are configured.
-    public var lastSigner: String?
+    package var lastSigner: String?
 }
 
 /// Posts the blocks of the store that are not yet on DA (SPEC §5): for each height a
@@ -141,12 +141,12 @@ public struct SubmitterStatus: Sendable, Equatable {
 /// DA failures are retried with capped exponential backoff for as long as it takes (nothing is
 /// lost; the blocks wait in the store). A batch the DA node finds too large is split in half.
 /// `run()` returns when cancelled and throws only what retrying cannot fix.
-public final class DASubmitter: Service, Sendable {
+package final class DASubmitter: Service, Sendable {
     private let client: any DAClient
     private let store: BlockStore
     private let executor: (any Executor)?
     private let signer: BlockSigner
-    public let options: SubmitterOptions
+    package let options: SubmitterOptions
     private let logger: Logger
     /// Store reads, signing and synced store writes run here, off Swift's cooperative threads;
     /// one thread, so the submitter's writes keep their order.
@@ -165,7 +165,7 @@ public final class DASubmitter: Service, Sendable {
     /// Every `blob.Submit` attempt, for the DA visualizer (`/da*`).
     private let submissions: DASubmissionLog?
 
-    public init(client: any DAClient, store: BlockStore, executor: (any Executor)?, signer: BlockSigner,
+    package init(client: any DAClient, store: BlockStore, executor: (any Executor)?, signer: BlockSigner,
                 options: SubmitterOptions, publishGate: (@Sendable () -> Bool)? = nil,
                 metrics: EvNodeMetrics? = nil, submissions: DASubmissionLog? = nil,
                 logger: Logger = Logger(label: "evnode.da.submitter")) {
@@ -187,11 +187,11 @@ public final class DASubmitter: Service, Sendable {
         self.statusBox = Mutex(status)
     }
 
-    public var status: SubmitterStatus { statusBox.withLock { $0 } }
+    package var status: SubmitterStatus { statusBox.withLock { $0 } }
 
     /// Ends the current wait between checks of the store and posts what is pending now,
     /// whatever the batching strategy says (e.g. before a stop, or when a test needs it).
-    public func wake() {
+    package func wake() {
         forcePost.withLock { $0 = true }
         wakeUp.signal()
     }
@@ -201,7 +201,7 @@ public final class DASubmitter: Service, Sendable {
     /// a backlog found at start is posted at once. A graceful shutdown lets the submission in
     /// flight finish and be recorded; cancellation aborts it (its blobs may then be posted again
     /// after a restart, which syncers tolerate).
-    public func run() async throws {
+    package func run() async throws {
         let policy = options.batchingPolicy
         var lastPost: ContinuousClock.Instant?
         do {
@@ -254,7 +254,7 @@ public final class DASubmitter: Service, Sendable {
     /// Posts everything the store holds that is not on DA yet, then returns the number of
     /// `blob.Submit` calls that succeeded.
     @discardableResult
-    public func submitPending() async throws -> Int {
+    package func submitPending() async throws -> Int {
         var submissions = 0
         while !Task.isShuttingDownGracefully {
             try Task.checkCancellation()

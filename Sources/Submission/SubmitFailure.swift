@@ -19,7 +19,7 @@ import Foundation
 /// - not included in time: ev-node's `timed out waiting for tx to be included in a block`, Go's
 ///   `context deadline exceeded`, celestia-app's `eviction poll timeout: transaction … was evicted`,
 ///   cosmos-sdk `tx already in mempool`, and our own request timeout (libcurl code 28).
-public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
+package enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
     /// The fee was below the DA network's minimum. `estimatedPrice` is the price the DA node
     /// estimated, when it says so (then escalation starts from it).
     case feeTooLow(estimatedPrice: Double?)
@@ -36,7 +36,7 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
     /// Anything else: retried with backoff and named in the log.
     case other
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .feeTooLow: return "fee too low"
         case .priceAboveMax: return "gas price above the max"
@@ -50,7 +50,7 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether a higher gas price may help.
-    public var escalates: Bool {
+    package var escalates: Bool {
         switch self {
         case .feeTooLow, .mempoolFull, .notIncluded: return true
         default: return false
@@ -58,26 +58,26 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Texts, as celestia-node, celestia-app and cosmos-sdk produce them.
-    public enum Text {
-        public static let insufficientFees = "insufficient fees; got:"
-        public static let insufficientFee = "insufficient fee"
-        public static let insufficientGasPriceInTxConfig = "failed to submit blobs due to insufficient gas price in txconfig"
-        public static let insufficientEstimatedGasPrice = "insufficient estimated gas price"
-        public static let gasPriceExceedsLimit = "estimated gas price exceeds max gas price"
-        public static let mempoolFull = "mempool is full"
-        public static let txTooLarge = "tx too large"
-        public static let incorrectSequence = "incorrect account sequence"
-        public static let sequenceMismatch = "account sequence mismatch"
-        public static let timedOut = "timed out waiting for tx to be included in a block"
-        public static let contextDeadline = "context deadline exceeded"
-        public static let evicted = "was evicted"
-        public static let alreadyInMempool = "tx already in mempool"
+    package enum Text {
+        package static let insufficientFees = "insufficient fees; got:"
+        package static let insufficientFee = "insufficient fee"
+        package static let insufficientGasPriceInTxConfig = "failed to submit blobs due to insufficient gas price in txconfig"
+        package static let insufficientEstimatedGasPrice = "insufficient estimated gas price"
+        package static let gasPriceExceedsLimit = "estimated gas price exceeds max gas price"
+        package static let mempoolFull = "mempool is full"
+        package static let txTooLarge = "tx too large"
+        package static let incorrectSequence = "incorrect account sequence"
+        package static let sequenceMismatch = "account sequence mismatch"
+        package static let timedOut = "timed out waiting for tx to be included in a block"
+        package static let contextDeadline = "context deadline exceeded"
+        package static let evicted = "was evicted"
+        package static let alreadyInMempool = "tx already in mempool"
     }
 
     /// libcurl's "operation timed out".
     static let curlTimeout = 28
 
-    public static func classify(_ error: DAError) -> SubmitFailure {
+    package static func classify(_ error: DAError) -> SubmitFailure {
         switch error {
         case let .rpc(_, _, message):
             return classify(message: message)
@@ -95,7 +95,7 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public static func classify(message: String) -> SubmitFailure {
+    package static func classify(message: String) -> SubmitFailure {
         let m = message.lowercased()
         if m.contains(Text.gasPriceExceedsLimit) { return .priceAboveMax }
         if m.contains(Text.insufficientEstimatedGasPrice) {
@@ -132,15 +132,15 @@ public enum SubmitFailure: Sendable, Equatable, CustomStringConvertible {
 /// so one busy hour does not make every later submission pay the peak — and a price that was
 /// just found to be needed is not given up after one success (which would fail every other
 /// submission).
-public struct GasPriceLadder: Sendable, Equatable {
-    public let base: Double?
-    public let multiplier: Double
-    public let max: Double
-    public private(set) var current: Double?
-    public let relaxAfter: Int
+package struct GasPriceLadder: Sendable, Equatable {
+    package let base: Double?
+    package let multiplier: Double
+    package let max: Double
+    package private(set) var current: Double?
+    package let relaxAfter: Int
     private var successes = 0
 
-    public init(base: Double?, multiplier: Double, max: Double, relaxAfter: Int = 10) {
+    package init(base: Double?, multiplier: Double, max: Double, relaxAfter: Int = 10) {
         self.relaxAfter = Swift.max(1, relaxAfter)
         self.base = base
         self.multiplier = Swift.max(1, multiplier)
@@ -148,7 +148,7 @@ public struct GasPriceLadder: Sendable, Equatable {
         self.current = base.map { Swift.min($0, max) }
     }
 
-    public enum Step: Sendable, Equatable {
+    package enum Step: Sendable, Equatable {
         /// The price went from `from` (nil: estimated) to `to`.
         case raised(from: Double?, to: Double)
         /// Already at the max: nothing higher may be offered.
@@ -161,7 +161,7 @@ public struct GasPriceLadder: Sendable, Equatable {
 
     /// Raises the price after `failure`. `estimatedPrice` (from the DA node's error) replaces an
     /// unknown current price.
-    public mutating func escalate(estimatedPrice: Double? = nil) -> Step {
+    package mutating func escalate(estimatedPrice: Double? = nil) -> Step {
         guard multiplier > 1 else { return .off }
         let wasEstimated = current == nil
         guard let from = current ?? estimatedPrice else { return .estimated }
@@ -174,7 +174,7 @@ public struct GasPriceLadder: Sendable, Equatable {
 
     /// After a success: every `relaxAfter` successes in a row, one step back toward the
     /// configured price.
-    public mutating func relax() {
+    package mutating func relax() {
         guard let c = current, multiplier > 1, c != base else { return }
         successes += 1
         guard successes >= relaxAfter else { return }
@@ -191,16 +191,16 @@ public struct GasPriceLadder: Sendable, Equatable {
 
 /// The `signer_address` of each submission: the configured addresses in turn, so that
 /// consecutive submissions never wait on one account's sequence (as ev-node does).
-public struct SignerRotation: Sendable, Equatable {
-    public let addresses: [String]
+package struct SignerRotation: Sendable, Equatable {
+    package let addresses: [String]
     private var next = 0
 
-    public init(addresses: [String]) {
+    package init(addresses: [String]) {
         self.addresses = addresses
     }
 
     /// The address for the next submission, or nil when none are configured.
-    public mutating func take() -> String? {
+    package mutating func take() -> String? {
         guard !addresses.isEmpty else { return nil }
         defer { next = (next + 1) % addresses.count }
         return addresses[next]
@@ -215,24 +215,24 @@ public struct SignerRotation: Sendable, Equatable {
 /// transaction may stay there: only once they have passed is it treated as dropped and posted
 /// again, so that it is not paid for twice. The TTL counts from when the attempt was sent, in DA
 /// block times. Every other failure, and any failure with a TTL of 0, waits the ordinary backoff.
-public struct ResubmitDelay: Sendable, Equatable {
-    public let mempoolTTL: UInt64
-    public let daBlockTime: Duration
+package struct ResubmitDelay: Sendable, Equatable {
+    package let mempoolTTL: UInt64
+    package let daBlockTime: Duration
 
-    public init(mempoolTTL: UInt64, daBlockTime: Duration) {
+    package init(mempoolTTL: UInt64, daBlockTime: Duration) {
         self.mempoolTTL = mempoolTTL
         self.daBlockTime = daBlockTime
     }
 
     /// The TTL as a duration (saturating: a TTL no one could wait out is a very long wait, not a crash).
-    public var ttl: Duration {
+    package var ttl: Duration {
         let nanos = daBlockTime.nanosecondsClamped.multipliedReportingOverflow(by: mempoolTTL)
         return .nanoseconds(Int64(clamping: nanos.overflow ? UInt64.max : nanos.partialValue))
     }
 
     /// The wait after `failure`, given the backoff's next delay and how long ago the failed
     /// attempt was sent.
-    public func delay(after failure: SubmitFailure, backoff: Duration, sentAgo: Duration) -> Duration {
+    package func delay(after failure: SubmitFailure, backoff: Duration, sentAgo: Duration) -> Duration {
         guard failure == .notIncluded, mempoolTTL > 0 else { return backoff }
         return max(backoff, ttl - sentAgo)
     }

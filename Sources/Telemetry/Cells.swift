@@ -2,55 +2,55 @@ import Synchronization
 
 /// A monotonically increasing count. One relaxed atomic add per event: cheap enough for the
 /// sync pipeline's apply loop and the P2P read path.
-public final class CounterCell: Sendable {
+package final class CounterCell: Sendable {
     private let count = Atomic<UInt64>(0)
 
-    public init() {}
+    package init() {}
 
-    public func add(_ n: UInt64 = 1) {
+    package func add(_ n: UInt64 = 1) {
         count.wrappingAdd(n, ordering: .relaxed)
     }
 
-    public func add(_ n: Int) {
+    package func add(_ n: Int) {
         if n > 0 { add(UInt64(n)) }
     }
 
-    public var value: UInt64 { count.load(ordering: .relaxed) }
+    package var value: UInt64 { count.load(ordering: .relaxed) }
 }
 
 /// A value that goes up and down, stored as the bits of a Double.
-public final class GaugeCell: Sendable {
+package final class GaugeCell: Sendable {
     private let bits = Atomic<UInt64>(Double(0).bitPattern)
 
-    public init() {}
+    package init() {}
 
-    public func set(_ value: Double) {
+    package func set(_ value: Double) {
         bits.store(value.bitPattern, ordering: .relaxed)
     }
 
-    public func set(_ value: UInt64) { set(Double(value)) }
-    public func set(_ value: Int) { set(Double(value)) }
+    package func set(_ value: UInt64) { set(Double(value)) }
+    package func set(_ value: Int) { set(Double(value)) }
 
-    public var value: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
+    package var value: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
 }
 
 /// A Prometheus histogram with fixed upper bounds. Each observation is two relaxed atomic adds
 /// and a compare-exchange loop on the sum: no lock, so observing from a hot path never waits.
 /// A scrape reads the cells one by one, so it may see an observation in `count` before its
 /// bucket; Prometheus tolerates that (the next scrape is consistent again).
-public final class HistogramCell: Sendable {
-    public let upperBounds: [Double]
+package final class HistogramCell: Sendable {
+    package let upperBounds: [Double]
     /// Observations per bucket, not cumulative (the last one is +Inf).
     private let buckets: [CounterCell]
     private let total = CounterCell()
     private let sumBits = Atomic<UInt64>(Double(0).bitPattern)
 
-    public init(upperBounds: [Double]) {
+    package init(upperBounds: [Double]) {
         self.upperBounds = upperBounds.sorted()
         buckets = (0...upperBounds.count).map { _ in CounterCell() }
     }
 
-    public func observe(_ value: Double) {
+    package func observe(_ value: Double) {
         let index = upperBounds.firstIndex { value <= $0 } ?? upperBounds.count
         buckets[index].add(1)
         total.add(1)
@@ -63,16 +63,16 @@ public final class HistogramCell: Sendable {
         }
     }
 
-    public func observe(_ duration: Duration) {
+    package func observe(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         observe(Double(seconds) + Double(attoseconds) / 1e18)
     }
 
-    public var count: UInt64 { total.value }
-    public var sum: Double { Double(bitPattern: sumBits.load(ordering: .relaxed)) }
+    package var count: UInt64 { total.value }
+    package var sum: Double { Double(bitPattern: sumBits.load(ordering: .relaxed)) }
 
     /// Cumulative counts per upper bound, then the +Inf bucket.
-    public var cumulativeCounts: [UInt64] {
+    package var cumulativeCounts: [UInt64] {
         var running: UInt64 = 0
         return buckets.map { cell in
             running &+= cell.value
@@ -85,14 +85,14 @@ public final class HistogramCell: Sendable {
 /// may come from strangers (peer ids), so the family holds at most `capacity` series; values
 /// beyond that share one series labelled `overflowValue`. The lock is taken when a series is
 /// looked up (a new connection, say), never per event: callers keep the cell.
-public final class LabeledCells<Cell: Sendable>: Sendable {
-    public let labelNames: [String]
-    public let capacity: Int
-    public let overflowValue: String
+package final class LabeledCells<Cell: Sendable>: Sendable {
+    package let labelNames: [String]
+    package let capacity: Int
+    package let overflowValue: String
     private let make: @Sendable () -> Cell
     private let cells = Mutex<[(values: [String], cell: Cell)]>([])
 
-    public init(labelNames: [String], capacity: Int, overflowValue: String = "other",
+    package init(labelNames: [String], capacity: Int, overflowValue: String = "other",
                 make: @escaping @Sendable () -> Cell) {
         self.labelNames = labelNames
         self.capacity = max(1, capacity)
@@ -101,7 +101,7 @@ public final class LabeledCells<Cell: Sendable>: Sendable {
     }
 
     /// The cell for these label values (one per label name), made on first use.
-    public func cell(_ values: [String]) -> Cell {
+    package func cell(_ values: [String]) -> Cell {
         precondition(values.count == labelNames.count, "one value per label")
         return cells.withLock { list in
             if let found = list.first(where: { $0.values == values }) { return found.cell }
@@ -114,9 +114,9 @@ public final class LabeledCells<Cell: Sendable>: Sendable {
     }
 
     /// Forgets the series with these values (e.g. a gauge of a peer that left).
-    public func remove(_ values: [String]) {
+    package func remove(_ values: [String]) {
         cells.withLock { $0.removeAll { $0.values == values } }
     }
 
-    public var all: [(values: [String], cell: Cell)] { cells.withLock { $0 } }
+    package var all: [(values: [String], cell: Cell)] { cells.withLock { $0 } }
 }

@@ -5,22 +5,22 @@
 /// `evnode`). The parts are handed to the components where each event happens (producer,
 /// sync pipeline, DA follower, DA submitter, P2P host), which keep the cells they need: counting
 /// is one atomic add, never a lock or an actor hop.
-public final class EvNodeMetrics: Sendable {
-    public let namespace: String
-    public let chainID: String
-    public let chain = ChainSeries()
-    public let sync = SyncSeries()
-    public let submitter = SubmitterSeries()
-    public let forcedInclusion = ForcedInclusionSeries()
-    public let p2p = P2PSeries()
+package final class EvNodeMetrics: Sendable {
+    package let namespace: String
+    package let chainID: String
+    package let chain = ChainSeries()
+    package let sync = SyncSeries()
+    package let submitter = SubmitterSeries()
+    package let forcedInclusion = ForcedInclusionSeries()
+    package let p2p = P2PSeries()
 
-    public init(namespace: String = "evnode", chainID: String) {
+    package init(namespace: String = "evnode", chainID: String) {
         self.namespace = namespace
         self.chainID = chainID
     }
 
     /// Every series, in the text exposition format.
-    public func render(into text: inout PrometheusText) {
+    package func render(into text: inout PrometheusText) {
         let seq = namespace + "_sequencer_"
         let chainLabel = [("chain_id", chainID)]
         func gauge(_ name: String, _ help: String, _ cell: GaugeCell) {
@@ -76,7 +76,7 @@ public final class EvNodeMetrics: Sendable {
 }
 
 /// ev-node's `operation` label values of `operation_duration_seconds`.
-public enum Operation: String, Sendable, CaseIterable {
+package enum Operation: String, Sendable, CaseIterable {
     case blockProduction = "block_production"
     case daSubmission = "da_submission"
     case blockRetrieval = "block_retrieval"
@@ -86,12 +86,12 @@ public enum Operation: String, Sendable, CaseIterable {
 
 /// ev-node's `source` label values of `blocks_synchronized_total` (`raft`: evnode's HA
 /// replication through etcd, the counterpart of ev-node's Raft recovery).
-public enum SyncSource: String, Sendable, CaseIterable {
+package enum SyncSource: String, Sendable, CaseIterable {
     case da, p2p, raft
 }
 
 /// ev-node's reasons for `da_submitter_failures_total` and `_last_failure_timestamp`.
-public enum DASubmitterFailureReason: String, Sendable, CaseIterable {
+package enum DASubmitterFailureReason: String, Sendable, CaseIterable {
     case alreadyRejected = "already_rejected"
     case insufficientFee = "insufficient_fee"
     case timeout
@@ -102,23 +102,23 @@ public enum DASubmitterFailureReason: String, Sendable, CaseIterable {
     case unknown
 }
 
-public final class ChainSeries: Sendable {
-    public let height = GaugeCell()
-    public let numTxs = GaugeCell()
-    public let blockSizeBytes = GaugeCell()
-    public let totalTxs = GaugeCell()
-    public let latestBlockHeight = GaugeCell()
-    public let txsPerBlock = HistogramCell(upperBounds: [0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000])
+package final class ChainSeries: Sendable {
+    package let height = GaugeCell()
+    package let numTxs = GaugeCell()
+    package let blockSizeBytes = GaugeCell()
+    package let totalTxs = GaugeCell()
+    package let latestBlockHeight = GaugeCell()
+    package let txsPerBlock = HistogramCell(upperBounds: [0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000])
     private let durations: [HistogramCell] = Operation.allCases.map { _ in
         HistogramCell(upperBounds: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
     }
 
-    public func operationDuration(_ op: Operation) -> HistogramCell {
+    package func operationDuration(_ op: Operation) -> HistogramCell {
         durations[Operation.allCases.firstIndex(of: op)!]
     }
 
     /// A block this node produced and stored.
-    public func produced(height: UInt64, txs: Int, txBytes: Int, took: Duration) {
+    package func produced(height: UInt64, txs: Int, txBytes: Int, took: Duration) {
         self.height.set(height)
         latestBlockHeight.set(height)
         numTxs.set(txs)
@@ -129,34 +129,34 @@ public final class ChainSeries: Sendable {
     }
 }
 
-public final class SyncSeries: Sendable {
+package final class SyncSeries: Sendable {
     private let synchronized: [CounterCell] = SyncSource.allCases.map { _ in CounterCell() }
-    public let daRetrievalAttempts = CounterCell()
-    public let daRetrievalSuccesses = CounterCell()
-    public let daRetrievalFailures = CounterCell()
-    public let daInclusionHeight = GaugeCell()
+    package let daRetrievalAttempts = CounterCell()
+    package let daRetrievalSuccesses = CounterCell()
+    package let daRetrievalFailures = CounterCell()
+    package let daInclusionHeight = GaugeCell()
 
-    public func blocksSynchronized(_ source: SyncSource) -> CounterCell {
+    package func blocksSynchronized(_ source: SyncSource) -> CounterCell {
         synchronized[SyncSource.allCases.firstIndex(of: source)!]
     }
 }
 
-public final class SubmitterSeries: Sendable {
-    public let pendingBlobs = GaugeCell()
-    public let resends = CounterCell()
+package final class SubmitterSeries: Sendable {
+    package let pendingBlobs = GaugeCell()
+    package let resends = CounterCell()
     private let failureCounts: [CounterCell] = DASubmitterFailureReason.allCases.map { _ in CounterCell() }
     private let lastFailures: [GaugeCell] = DASubmitterFailureReason.allCases.map { _ in GaugeCell() }
 
-    public func failures(_ reason: DASubmitterFailureReason) -> CounterCell {
+    package func failures(_ reason: DASubmitterFailureReason) -> CounterCell {
         failureCounts[DASubmitterFailureReason.allCases.firstIndex(of: reason)!]
     }
 
-    public func lastFailure(_ reason: DASubmitterFailureReason) -> GaugeCell {
+    package func lastFailure(_ reason: DASubmitterFailureReason) -> GaugeCell {
         lastFailures[DASubmitterFailureReason.allCases.firstIndex(of: reason)!]
     }
 
     /// A failed submission at `unixTime` (seconds).
-    public func failed(_ reason: DASubmitterFailureReason, unixTime: Double) {
+    package func failed(_ reason: DASubmitterFailureReason, unixTime: Double) {
         failures(reason).add(1)
         lastFailure(reason).set(unixTime)
     }
@@ -165,27 +165,27 @@ public final class SubmitterSeries: Sendable {
 /// Forced inclusion: `txs_malicious_total` counts forced transactions a full node found omitted
 /// past their grace boundary (`ForcedInclusionVerifier`). `txs_in_grace_period` is not fed
 /// (ev-node defines it and never sets it either).
-public final class ForcedInclusionSeries: Sendable {
-    public let txsInGracePeriod = GaugeCell()
-    public let txsMalicious = CounterCell()
+package final class ForcedInclusionSeries: Sendable {
+    package let txsInGracePeriod = GaugeCell()
+    package let txsMalicious = CounterCell()
 }
 
 /// `<namespace>_p2p_*`. ev-node defines these but never feeds them; evnode does. libp2p has no
 /// CometBFT channel ids: `chID` is the connection's transport (`tcp`). Per-peer series are
 /// bounded (`maxPeers`): peer ids are chosen by strangers.
-public final class P2PSeries: Sendable {
-    public static let maxPeers = 256
-    public let peers = GaugeCell()
-    public let peerReceiveBytes = LabeledCells<CounterCell>(labelNames: ["peer_id", "chID"], capacity: maxPeers) { CounterCell() }
-    public let peerSendBytes = LabeledCells<CounterCell>(labelNames: ["peer_id", "chID"], capacity: maxPeers) { CounterCell() }
-    public let peerPendingSendBytes = LabeledCells<GaugeCell>(labelNames: ["peer_id"], capacity: maxPeers) { GaugeCell() }
+package final class P2PSeries: Sendable {
+    package static let maxPeers = 256
+    package let peers = GaugeCell()
+    package let peerReceiveBytes = LabeledCells<CounterCell>(labelNames: ["peer_id", "chID"], capacity: maxPeers) { CounterCell() }
+    package let peerSendBytes = LabeledCells<CounterCell>(labelNames: ["peer_id", "chID"], capacity: maxPeers) { CounterCell() }
+    package let peerPendingSendBytes = LabeledCells<GaugeCell>(labelNames: ["peer_id"], capacity: maxPeers) { GaugeCell() }
     /// Transactions each peer sent: evnode takes no transactions over P2P, so no series is made.
-    public let numTxs = LabeledCells<GaugeCell>(labelNames: ["peer_id"], capacity: maxPeers) { GaugeCell() }
-    public let messageReceiveBytes = LabeledCells<CounterCell>(labelNames: ["message_type"], capacity: 32) { CounterCell() }
-    public let messageSendBytes = LabeledCells<CounterCell>(labelNames: ["message_type"], capacity: 32) { CounterCell() }
+    package let numTxs = LabeledCells<GaugeCell>(labelNames: ["peer_id"], capacity: maxPeers) { GaugeCell() }
+    package let messageReceiveBytes = LabeledCells<CounterCell>(labelNames: ["message_type"], capacity: 32) { CounterCell() }
+    package let messageSendBytes = LabeledCells<CounterCell>(labelNames: ["message_type"], capacity: 32) { CounterCell() }
 
     /// The cells one connection counts into, looked up once when it is established.
-    public func connection(peer: String) -> (received: CounterCell, sent: CounterCell) {
+    package func connection(peer: String) -> (received: CounterCell, sent: CounterCell) {
         (peerReceiveBytes.cell([peer, "tcp"]), peerSendBytes.cell([peer, "tcp"]))
     }
 

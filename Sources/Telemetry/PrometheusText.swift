@@ -1,17 +1,17 @@
 /// Writes the Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE`, then the
 /// samples of each metric family, with label values escaped as the format requires.
-public struct PrometheusText: Sendable {
-    public private(set) var output = ""
+package struct PrometheusText: Sendable {
+    package private(set) var output = ""
 
-    public init() {}
+    package init() {}
 
-    public enum Kind: String, Sendable { case counter, gauge, histogram }
+    package enum Kind: String, Sendable { case counter, gauge, histogram }
 
-    public mutating func family(_ name: String, _ kind: Kind, help: String) {
+    package mutating func family(_ name: String, _ kind: Kind, help: String) {
         output += "# HELP \(name) \(Self.escapeHelp(help))\n# TYPE \(name) \(kind.rawValue)\n"
     }
 
-    public mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+    package mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
         output += name
         if !labels.isEmpty {
             output += "{"
@@ -21,12 +21,12 @@ public struct PrometheusText: Sendable {
         output += " " + Self.format(value) + "\n"
     }
 
-    public mutating func sample(_ name: String, _ labels: [(String, String)], _ value: UInt64) {
+    package mutating func sample(_ name: String, _ labels: [(String, String)], _ value: UInt64) {
         sample(name, labels, Double(value))
     }
 
     /// `_bucket` series (cumulative, with `le`), `_sum` and `_count` of one histogram.
-    public mutating func histogram(_ name: String, _ labels: [(String, String)], _ cell: HistogramCell) {
+    package mutating func histogram(_ name: String, _ labels: [(String, String)], _ cell: HistogramCell) {
         let counts = cell.cumulativeCounts
         for (i, bound) in cell.upperBounds.enumerated() {
             sample(name + "_bucket", labels + [("le", Self.format(bound))], counts[i])

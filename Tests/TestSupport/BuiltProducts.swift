@@ -2,15 +2,15 @@ import Foundation
 
 /// The executables this package builds, found next to the test bundle: `make test` runs
 /// `swift build --build-tests` first, which builds them into the same `.build/<config>/`.
-public enum BuiltProducts {
-    public static var binDirectory: URL {
+package enum BuiltProducts {
+    package static var binDirectory: URL {
         // …/.build/debug/evnodePackageTests.xctest (a file on Linux)
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     }
 
     /// `EVNODE_BINARY` when set (to run a test against another build of the node, such as
     /// main's, to see it fail there), else the one built next to the tests.
-    public static var evnode: URL {
+    package static var evnode: URL {
         if let explicit = ProcessInfo.processInfo.environment["EVNODE_BINARY"], !explicit.isEmpty {
             return URL(fileURLWithPath: explicit)
         }
@@ -18,9 +18,9 @@ public enum BuiltProducts {
     }
 
     /// The test and benchmark helper processes (`crash-writer`, `faulty-da`, …).
-    public static var testkit: URL { binDirectory.appendingPathComponent("evnode-testkit") }
+    package static var testkit: URL { binDirectory.appendingPathComponent("evnode-testkit") }
 
     /// The package's root folder (for files under Tests/ that tests run, such as the Python peers).
-    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    package static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 }

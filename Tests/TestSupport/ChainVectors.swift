@@ -6,43 +6,43 @@ import Foundation
 /// A chain made by the independent encoder (`shared/tools/wire/make_vectors.py`: Google's
 /// protobuf runtime + `cryptography`): `../shared/vectors/chain-24.json` (see its README), or
 /// one the tests make with other parameters.
-public struct ChainVectors: Sendable {
-    public struct Block: Sendable {
-        public let height: UInt64
-        public let timeNs: UInt64
-        public let txs: [[UInt8]]
-        public let headerBytes: [UInt8]
-        public let headerHash: [UInt8]
-        public let signature: [UInt8]
-        public let signedHeaderBytes: [UInt8]
-        public let envelopeBytes: [UInt8]
-        public let dataBytes: [UInt8]
-        public let dataHash: [UInt8]
-        public let dataFullHash: [UInt8]
-        public let signedDataBytes: [UInt8]
-        public let appHashBefore: [UInt8]
-        public let appHashAfter: [UInt8]
+package struct ChainVectors: Sendable {
+    package struct Block: Sendable {
+        package let height: UInt64
+        package let timeNs: UInt64
+        package let txs: [[UInt8]]
+        package let headerBytes: [UInt8]
+        package let headerHash: [UInt8]
+        package let signature: [UInt8]
+        package let signedHeaderBytes: [UInt8]
+        package let envelopeBytes: [UInt8]
+        package let dataBytes: [UInt8]
+        package let dataHash: [UInt8]
+        package let dataFullHash: [UInt8]
+        package let signedDataBytes: [UInt8]
+        package let appHashBefore: [UInt8]
+        package let appHashAfter: [UInt8]
     }
 
-    public let chainID: String
-    public let seed: [UInt8]
-    public let rawPublicKey: [UInt8]
-    public let protoPublicKey: [UInt8]
-    public let address: [UInt8]
-    public let genesis: Genesis
-    public let emptyDataHash: [UInt8]
-    public let blocks: [Block]
+    package let chainID: String
+    package let seed: [UInt8]
+    package let rawPublicKey: [UInt8]
+    package let protoPublicKey: [UInt8]
+    package let address: [UInt8]
+    package let genesis: Genesis
+    package let emptyDataHash: [UInt8]
+    package let blocks: [Block]
     /// The DA namespace the blocks were posted under, when the file names one.
-    public let namespaceName: String?
-    public let namespaceBytes: [UInt8]?
+    package let namespaceName: String?
+    package let namespaceBytes: [UInt8]?
 
     /// `EVNODE_VECTORS`, else `../shared/vectors/chain-24.json` beside the package.
-    public static let path: String = {
+    package static let path: String = {
         if let override = ProcessInfo.processInfo.environment["EVNODE_VECTORS"] { return override }
         return BuiltProducts.packageRoot.appendingPathComponent("../shared/vectors/chain-24.json").standardized.path
     }()
 
-    public static let shared: ChainVectors = {
+    package static let shared: ChainVectors = {
         do {
             return try load(path: path)
         } catch {
@@ -50,11 +50,11 @@ public struct ChainVectors: Sendable {
         }
     }()
 
-    public struct LoadError: Error, CustomStringConvertible {
-        public let description: String
+    package struct LoadError: Error, CustomStringConvertible {
+        package let description: String
     }
 
-    public static func load(path: String) throws -> ChainVectors {
+    package static func load(path: String) throws -> ChainVectors {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
         guard let root = json as? [String: Any] else { throw LoadError(description: "not an object") }
         func hex(_ object: [String: Any], _ key: String) throws -> [UInt8] {
@@ -97,15 +97,15 @@ public struct ChainVectors: Sendable {
             namespaceBytes: ((root["namespace"] as? [String: Any])?["bytes_hex"] as? String).flatMap(Hex.decode))
     }
 
-    public var signer: BlockSigner { try! BlockSigner(seed: seed) }
+    package var signer: BlockSigner { try! BlockSigner(seed: seed) }
 
     /// The decoded blocks, as a syncer would receive them.
-    public var decodedBlocks: [(signedHeader: SignedHeader, data: BlockData)] {
+    package var decodedBlocks: [(signedHeader: SignedHeader, data: BlockData)] {
         blocks.map { b in
             (try! SignedHeader(decoding: b.signedHeaderBytes), try! BlockData(decoding: b.dataBytes))
         }
     }
 
     /// A `now` at which every vector block is acceptable.
-    public var now: UInt64 { blocks.last!.timeNs + 1_000_000_000 }
+    package var now: UInt64 { blocks.last!.timeNs + 1_000_000_000 }
 }

@@ -6,14 +6,14 @@ import Glibc
 #endif
 
 /// What a command that ran to completion printed and returned.
-public struct CommandResult: Sendable {
-    public let status: Int32
-    public let stdout: String
-    public let stderr: String
+package struct CommandResult: Sendable {
+    package let status: Int32
+    package let stdout: String
+    package let stderr: String
 }
 
 /// Runs a short-lived command to completion; killed (and a failure thrown) if it overruns.
-public func runCommand(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+package func runCommand(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
                        timeout: Duration = .seconds(30)) throws -> CommandResult {
     let process = Process()
     process.executableURL = executable

@@ -1,7 +1,7 @@
 import DAClient
 
 /// A namespace from its name, as the DA tests write them.
-public func namespace(_ name: String) -> DANamespace { DANamespace(name: name) }
+package func namespace(_ name: String) -> DANamespace { DANamespace(name: name) }
 
 /// A string's UTF-8 bytes.
-public func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+package func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }

@@ -3,18 +3,18 @@ import ProcessKit
 
 /// `etcd` (Debian's etcd-server) on two free loopback ports with its data in a test directory;
 /// restartable with the same data, stopped by PID.
-public final class EtcdProcess: @unchecked Sendable {
-    public static let executable = URL(fileURLWithPath: "/usr/bin/etcd")
-    public let directory: String
-    public let logDirectory: String
-    public let clientPort: Int
-    public let peerPort: Int
-    public private(set) var child: ChildProcess?
+package final class EtcdProcess: @unchecked Sendable {
+    package static let executable = URL(fileURLWithPath: "/usr/bin/etcd")
+    package let directory: String
+    package let logDirectory: String
+    package let clientPort: Int
+    package let peerPort: Int
+    package private(set) var child: ChildProcess?
     private var runs = 0
 
-    public var url: String { "http://127.0.0.1:\(clientPort)" }
+    package var url: String { "http://127.0.0.1:\(clientPort)" }
 
-    public init(directory: String, logDirectory: String, taken: Set<Int> = []) throws {
+    package init(directory: String, logDirectory: String, taken: Set<Int> = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable.path) else {
             throw TestFailure("\(Self.executable.path) is missing: install etcd-server (`make deps`)")
         }
@@ -28,7 +28,7 @@ public final class EtcdProcess: @unchecked Sendable {
     private var ownDirectory: TempDirectory?
 
     /// A started etcd in a temp directory of its own, removed with it.
-    public static func start() async throws -> EtcdProcess {
+    package static func start() async throws -> EtcdProcess {
         let dir = TempDirectory("evnode-etcd")
         let etcd = try EtcdProcess(directory: dir.sub("data"), logDirectory: dir.sub("logs"))
         etcd.ownDirectory = dir
@@ -37,7 +37,7 @@ public final class EtcdProcess: @unchecked Sendable {
     }
 
     /// Starts etcd and waits until it answers.
-    public func start() async throws {
+    package func start() async throws {
         runs += 1
         let peer = "http://127.0.0.1:\(peerPort)"
         let child = try ChildProcess(name: "etcd-run\(runs)", executable: Self.executable, arguments: [
@@ -54,14 +54,14 @@ public final class EtcdProcess: @unchecked Sendable {
     }
 
     @discardableResult
-    public func stop(signal: Int32 = SIGTERM) async -> Int32 {
+    package func stop(signal: Int32 = SIGTERM) async -> Int32 {
         await child?.stop(signal: signal, timeout: .seconds(10)) ?? 0
     }
 
-    public var isRunning: Bool { child?.isRunning ?? false }
+    package var isRunning: Bool { child?.isRunning ?? false }
 
     /// The value of `key` through etcd's JSON gateway, nil when absent.
-    public func value(forKey key: String) async throws -> String? {
+    package func value(forKey key: String) async throws -> String? {
         let encoded = Data(key.utf8).base64EncodedString()
         let r = try await HTTP.post(url + "/v3/kv/range", body: Data("{\"key\":\"\(encoded)\"}".utf8))
         struct Range: Decodable {
@@ -74,12 +74,12 @@ public final class EtcdProcess: @unchecked Sendable {
     }
 
     /// A chain's last replicated height as etcd holds it (0 when none).
-    public func replicatedHeight(chainID: String) async throws -> UInt64 {
+    package func replicatedHeight(chainID: String) async throws -> UInt64 {
         try await value(forKey: "/evnode/\(chainID)/ha/height").flatMap { UInt64($0) } ?? 0
     }
 }
 
 extension EtcdProcess {
     /// SIGKILL without suspending (for a `defer`).
-    public func kill9() { child?.kill9() }
+    package func kill9() { child?.kill9() }
 }

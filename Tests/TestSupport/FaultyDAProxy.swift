@@ -3,10 +3,10 @@ import ProcessKit
 
 /// `evnode-testkit faulty-da`: a real HTTP proxy in front of a DA node that answers a share of
 /// `blob.GetAll` calls with faults (500s, truncated and malformed JSON, stalls, resets, 429s…).
-public final class FaultyDAProxy: Sendable {
-    public let child: ChildProcess
-    public let address: String
-    public var url: String { "http://\(address)" }
+package final class FaultyDAProxy: Sendable {
+    package let child: ChildProcess
+    package let address: String
+    package var url: String { "http://\(address)" }
 
     private init(child: ChildProcess, address: String) {
         self.child = child
@@ -14,7 +14,7 @@ public final class FaultyDAProxy: Sendable {
     }
 
     /// `extra` are further `faulty-da` flags (`--faults`, `--stall-ms`, …).
-    public static func start(upstream: String, faultRate: Double, seed: Int, logDirectory: String,
+    package static func start(upstream: String, faultRate: Double, seed: Int, logDirectory: String,
                              name: String = "faulty-da", extra: [String] = []) async throws -> FaultyDAProxy {
         let child = try ChildProcess(name: name, executable: BuiltProducts.testkit,
                                      arguments: ["faulty-da", "--upstream", upstream, "--fault-rate", "\(faultRate)",
@@ -27,7 +27,7 @@ public final class FaultyDAProxy: Sendable {
     }
 
     /// Faults answered so far, by kind (from its "fault <kind> …" lines).
-    public var faults: [String: Int] {
+    package var faults: [String: Int] {
         var out: [String: Int] = [:]
         for line in child.lines where line.hasPrefix("fault ") {
             out[String(line.split(separator: " ")[1]), default: 0] += 1
@@ -36,5 +36,5 @@ public final class FaultyDAProxy: Sendable {
     }
 
     @discardableResult
-    public func stop() async -> Int32 { await child.stop() }
+    package func stop() async -> Int32 { await child.stop() }
 }

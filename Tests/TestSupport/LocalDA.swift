@@ -7,15 +7,15 @@ import ProcessKit
 /// `evnode local-da` as a process: its database in `home`, on the loopback port it was given or
 /// picked itself (port 0, read back from its "listening on" line). Restartable on the same port
 /// and database, so nodes pointed at it keep their address.
-public final class LocalDAProcess: @unchecked Sendable {
-    public let home: String
-    public let logDirectory: String
-    public let name: String
-    public private(set) var port: Int
-    public private(set) var child: ChildProcess
+package final class LocalDAProcess: @unchecked Sendable {
+    package let home: String
+    package let logDirectory: String
+    package let name: String
+    package private(set) var port: Int
+    package private(set) var child: ChildProcess
     private var runs = 1
 
-    public var url: String { "http://127.0.0.1:\(port)" }
+    package var url: String { "http://127.0.0.1:\(port)" }
 
     private init(home: String, logDirectory: String, name: String, port: Int, child: ChildProcess) {
         self.home = home
@@ -27,7 +27,7 @@ public final class LocalDAProcess: @unchecked Sendable {
 
     /// Starts local DA (with `--block-time blockTime` when given) and `arguments`; waits until it
     /// listens. Its log goes to `logDirectory`, `<home>.logs` by default.
-    public static func start(home: String, logDirectory: String? = nil, name: String = "local-da", port: Int = 0,
+    package static func start(home: String, logDirectory: String? = nil, name: String = "local-da", port: Int = 0,
                              blockTime: String? = nil, arguments: [String] = []) async throws -> LocalDAProcess {
         let logDirectory = logDirectory ?? home + ".logs"
         let child = try launch(home: home, logDirectory: logDirectory, name: name, port: port, blockTime: blockTime,
@@ -37,7 +37,7 @@ public final class LocalDAProcess: @unchecked Sendable {
     }
 
     /// Stops it (SIGTERM) and starts it again on the same port and database.
-    public func restart(blockTime: String? = nil, arguments: [String] = []) async throws {
+    package func restart(blockTime: String? = nil, arguments: [String] = []) async throws {
         await child.stop()
         runs += 1
         child = try Self.launch(home: home, logDirectory: logDirectory, name: "\(name)-run\(runs)", port: port,
@@ -46,12 +46,12 @@ public final class LocalDAProcess: @unchecked Sendable {
     }
 
     @discardableResult
-    public func stop(signal: Int32 = SIGTERM) async -> Int32 { await child.stop(signal: signal) }
+    package func stop(signal: Int32 = SIGTERM) async -> Int32 { await child.stop(signal: signal) }
 
-    public var isRunning: Bool { child.isRunning }
+    package var isRunning: Bool { child.isRunning }
 
     /// A DA client for it (the node's own, for tests that post or read blobs as a node would).
-    public func client(retry: RetryPolicy = .none) throws -> CelestiaDAClient {
+    package func client(retry: RetryPolicy = .none) throws -> CelestiaDAClient {
         try CelestiaDAClient(options: DAClientOptions(url: url, retry: retry))
     }
 
@@ -73,7 +73,7 @@ public final class LocalDAProcess: @unchecked Sendable {
 
 /// A temp directory with a running local DA (one-hour blocks unless told) and a client for it,
 /// both torn down whatever the body does.
-public func withLocalDA<T>(arguments: [String] = ["--block-time", "1h"],
+package func withLocalDA<T>(arguments: [String] = ["--block-time", "1h"],
                            clientOptions: (String) -> DAClientOptions = { DAClientOptions(url: $0, retry: .none) },
                            _ body: (LocalDAProcess, CelestiaDAClient, TempDirectory) async throws -> T) async throws -> T {
     let dir = TempDirectory("evnode-da")
@@ -100,16 +100,16 @@ public func withLocalDA<T>(arguments: [String] = ["--block-time", "1h"],
 
 /// Every evnode blob of a chain on a DA node: for each block height, the DA heights its header
 /// envelope and its signed data were found at (a height twice in a list: posted twice).
-public struct DAContents: Sendable {
-    public var headers: [UInt64: [UInt64]] = [:]
-    public var data: [UInt64: [UInt64]] = [:]
+package struct DAContents: Sendable {
+    package var headers: [UInt64: [UInt64]] = [:]
+    package var data: [UInt64: [UInt64]] = [:]
     /// Header hashes (lowercase hex) per block height, in DA order, one entry per header blob.
-    public var headerHashes: [UInt64: [String]] = [:]
-    public var badSignatures = 0
+    package var headerHashes: [UInt64: [String]] = [:]
+    package var badSignatures = 0
 
     /// Reads DA heights 1…head. With `proposer`, header blobs of other chains or signers are
     /// skipped; without, every blob must be evnode's (a stranger's blob is a failure).
-    public static func read(_ client: any DAClient, headerNamespace: DANamespace, dataNamespace: DANamespace,
+    package static func read(_ client: any DAClient, headerNamespace: DANamespace, dataNamespace: DANamespace,
                             chainID: String? = nil, proposer: [UInt8]? = nil) async throws -> DAContents {
         var out = DAContents()
         let head = try await client.networkHead().height

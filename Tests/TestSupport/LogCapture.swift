@@ -2,16 +2,16 @@ import Logging
 import Synchronization
 
 /// Collects log lines (level and message) for assertions on what the log says.
-public final class LogCapture: Sendable {
-    public init() {}
+package final class LogCapture: Sendable {
+    package init() {}
 
-    public let lines = Mutex<[(Logger.Level, String)]>([])
+    package let lines = Mutex<[(Logger.Level, String)]>([])
 
-    public var logger: Logger {
+    package var logger: Logger {
         Logger(label: "test.capture") { _ in CapturingHandler(capture: self) }
     }
 
-    public var all: [(Logger.Level, String)] { lines.withLock { $0 } }
+    package var all: [(Logger.Level, String)] { lines.withLock { $0 } }
 
     struct CapturingHandler: LogHandler {
         let capture: LogCapture

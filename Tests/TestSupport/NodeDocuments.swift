@@ -4,112 +4,112 @@ import Foundation
 // their own, not the node's, so that a renamed or retyped field fails a test.
 
 /// `/status`.
-public struct StatusDocument: Decodable, Sendable {
-    public struct Heights: Decodable, Sendable {
-        public let store: UInt64
-        public let finalized: UInt64
-        public let da_head: UInt64
-        public let p2p_max: UInt64
+package struct StatusDocument: Decodable, Sendable {
+    package struct Heights: Decodable, Sendable {
+        package let store: UInt64
+        package let finalized: UInt64
+        package let da_head: UInt64
+        package let p2p_max: UInt64
     }
 
-    public struct Catchup: Decodable, Sendable {
-        public let active: Bool
-        public let target: UInt64
-        public let blocks_per_second: Double
-        public let eta_seconds: Double?
-        public let elapsed_seconds: Double
-        public let da_head_reached: Bool
-        public let waiting_to_apply: Int
-        public let blocked_by: String?
+    package struct Catchup: Decodable, Sendable {
+        package let active: Bool
+        package let target: UInt64
+        package let blocks_per_second: Double
+        package let eta_seconds: Double?
+        package let elapsed_seconds: Double
+        package let da_head_reached: Bool
+        package let waiting_to_apply: Int
+        package let blocked_by: String?
     }
 
     /// The DA client's side (SPEC §10 `da`).
-    public struct DA: Decodable, Sendable {
-        public let failing: Bool
-        public let last_error: String?
-        public let auth_error: String?
-        public let bad_blobs: Int
-        public let held_data_bytes: Int
-        public let gas_price: Double?
-        public let fee_escalations: Int
-        public let last_signer: String?
-        public let submit_error: String?
-        public let pending_blocks: UInt64
-        public let max_pending_blocks: UInt64
-        public let production_paused: Bool
-        public let paused_reason: String?
-        public let subscription: String
-        public let subscription_notifications: Int
+    package struct DA: Decodable, Sendable {
+        package let failing: Bool
+        package let last_error: String?
+        package let auth_error: String?
+        package let bad_blobs: Int
+        package let held_data_bytes: Int
+        package let gas_price: Double?
+        package let fee_escalations: Int
+        package let last_signer: String?
+        package let submit_error: String?
+        package let pending_blocks: UInt64
+        package let max_pending_blocks: UInt64
+        package let production_paused: Bool
+        package let paused_reason: String?
+        package let subscription: String
+        package let subscription_notifications: Int
         /// A DA height that keeps failing (absent otherwise).
-        public let stalled_da_height: UInt64?
-        public let stalled_attempts: Int?
-        public let stalled_seconds: Double?
-        public let stalled_error: String?
+        package let stalled_da_height: UInt64?
+        package let stalled_attempts: Int?
+        package let stalled_seconds: Double?
+        package let stalled_error: String?
     }
 
-    public struct Execution: Decodable, Sendable {
-        public let kind: String
-        public let reachable: Bool
-        public let last_error: String?
+    package struct Execution: Decodable, Sendable {
+        package let kind: String
+        package let reachable: Bool
+        package let last_error: String?
     }
 
     /// Present with `--raft.enable`.
-    public struct HA: Decodable, Sendable {
-        public let role: String
-        public let node_id: String
-        public let leader: String?
-        public let lease_id: String?
-        public let term: Int64?
-        public let last_replicated_height: UInt64
-        public let etcd_error: String?
+    package struct HA: Decodable, Sendable {
+        package let role: String
+        package let node_id: String
+        package let leader: String?
+        package let lease_id: String?
+        package let term: Int64?
+        package let last_replicated_height: UInt64
+        package let etcd_error: String?
     }
 
-    public let mode: String
-    public let phase: String
-    public let reason: String?
-    public let chain_id: String?
-    public let heights: Heights
-    public let catchup: Catchup
-    public let peers: Int
-    public let evidence: Int
-    public let proposer: String
-    public let app_hash: String
-    public let ha: HA?
-    public let da: DA?
-    public let execution: Execution?
-    public let peer_id: String?
-    public let p2p_listen: [String]?
+    package let mode: String
+    package let phase: String
+    package let reason: String?
+    package let chain_id: String?
+    package let heights: Heights
+    package let catchup: Catchup
+    package let peers: Int
+    package let evidence: Int
+    package let proposer: String
+    package let app_hash: String
+    package let ha: HA?
+    package let da: DA?
+    package let execution: Execution?
+    package let peer_id: String?
+    package let p2p_listen: [String]?
 
     /// One line for failure messages.
-    public var summary: String {
+    package var summary: String {
         "phase \(phase), store \(heights.store), finalized \(heights.finalized), da_head \(heights.da_head), "
             + "p2p_max \(heights.p2p_max), peers \(peers)" + (catchup.blocked_by.map { ", blocked by: \($0)" } ?? "")
     }
 }
 
 /// `/blocks/{h}`.
-public struct BlockDocument: Decodable, Sendable, Equatable {
-    public let height: UInt64
-    public let hash: String
-    public let time_ns: UInt64
-    public let proposer: String
-    public let app_hash: String
-    public let data_hash: String
-    public let txs: [String]
+package struct BlockDocument: Decodable, Sendable, Equatable {
+    package let height: UInt64
+    package let hash: String
+    package let time_ns: UInt64
+    package let proposer: String
+    package let app_hash: String
+    package let data_hash: String
+    package let txs: [String]
 
     /// The transactions as UTF-8 text.
-    public var txTexts: [String] {
+    package var txTexts: [String] {
         txs.map { String(decoding: Data(base64Encoded: $0) ?? Data(), as: UTF8.self) }
     }
 }
 
 /// One line of an `evnode` JSON log (`--log.format json`): message and metadata as strings.
-public struct LogLine: Sendable {
-    public let fields: [String: String]
-    public var message: String { fields["msg"] ?? "" }
-    public subscript(key: String) -> String? { fields[key] }
+package struct LogLine: Sendable {
+    package let fields: [String: String]
+    package var message: String { fields["msg"] ?? "" }
+    package subscript(key: String) -> String? { fields[key] }
 
-    public static func parse(_ text: String) -> [LogLine] {
+    package static func parse(_ text: String) -> [LogLine] {
         text.split(separator: "\n").compactMap { line in
             guard line.hasPrefix("{"),
                   let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
@@ -121,7 +121,7 @@ public struct LogLine: Sendable {
 }
 
 /// The value of the unlabelled Prometheus sample `name`, nil when absent.
-public func metricValue(_ text: String, _ name: String) -> Double? {
+package func metricValue(_ text: String, _ name: String) -> Double? {
     for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
         return Double(line.dropFirst(name.count + 1))
     }

@@ -8,28 +8,28 @@ import ProcessKit
 /// One `evnode start` node of a `Testnet`: its home, its two loopback ports (RPC and P2P) and
 /// its process. A node can be run many times on the same home — stopped, killed with -9,
 /// paused, its store wiped, restarted with other flags — and each run logs to a file of its own.
-public final class NodeProcess: @unchecked Sendable {
-    public let name: String
-    public let home: String
-    public let aggregator: Bool
-    public let rpcPort: Int
-    public let p2pPort: Int
-    public let logDirectory: String
+package final class NodeProcess: @unchecked Sendable {
+    package let name: String
+    package let home: String
+    package let aggregator: Bool
+    package let rpcPort: Int
+    package let p2pPort: Int
+    package let logDirectory: String
     /// JSON log lines (`--log.format json`), which `log` parses.
-    public let jsonLogs: Bool
+    package let jsonLogs: Bool
     /// The flags after the harness's own (home, ports, log format): the mode, DA, peers and the
     /// test's extras. `start(flags:)` replaces them for that run and the ones after it.
-    public var flags: [String]
+    package var flags: [String]
     /// Unlocks the home's `signer.json`; passed on every run, before `flags`.
-    public let passphraseFile: String?
-    public private(set) var child: ChildProcess?
-    public private(set) var runs = 0
+    package let passphraseFile: String?
+    package private(set) var child: ChildProcess?
+    package private(set) var runs = 0
 
     /// `http://127.0.0.1:<rpc port>`.
-    public var rpc: String { "http://127.0.0.1:\(rpcPort)" }
+    package var rpc: String { "http://127.0.0.1:\(rpcPort)" }
     /// `127.0.0.1:<p2p port>`, as `--p2p.peers` takes it.
-    public var p2pAddress: String { "127.0.0.1:\(p2pPort)" }
-    public var layout: HomeLayout { HomeLayout(home: home) }
+    package var p2pAddress: String { "127.0.0.1:\(p2pPort)" }
+    package var layout: HomeLayout { HomeLayout(home: home) }
 
     init(name: String, home: String, aggregator: Bool, rpcPort: Int, p2pPort: Int, flags: [String],
          logDirectory: String, jsonLogs: Bool, passphraseFile: String? = nil) {
@@ -45,16 +45,16 @@ public final class NodeProcess: @unchecked Sendable {
     }
 
     /// Every argument of the next run.
-    public var arguments: [String] {
+    package var arguments: [String] {
         ["start", "--home", home, "--rpc.address", "127.0.0.1:\(rpcPort)", "--p2p.listen", "127.0.0.1:\(p2pPort)"]
             + (jsonLogs ? ["--log.format", "json"] : [])
             + (passphraseFile.map { ["--evnode.signer.passphrase_file", $0] } ?? []) + flags
     }
 
-    public var isRunning: Bool { child?.isRunning ?? false }
+    package var isRunning: Bool { child?.isRunning ?? false }
 
     /// The home's block signer, unlocked as the node unlocks it.
-    public func signerKey() throws -> KeyFile {
+    package func signerKey() throws -> KeyFile {
         var config = try ConfigLoader.resolve(home: home, file: [:], flags: [:])
         config.aggregator = true
         config.signer.passphraseFile = passphraseFile ?? ""
@@ -67,7 +67,7 @@ public final class NodeProcess: @unchecked Sendable {
     // MARK: Running
 
     /// Starts a run and waits until its RPC answers.
-    public func start(flags: [String]? = nil) async throws {
+    package func start(flags: [String]? = nil) async throws {
         let child = try launch(flags: flags)
         try await waitUntil("\(name) to answer /health/live", every: .milliseconds(100)) {
             if !child.isRunning {
@@ -79,7 +79,7 @@ public final class NodeProcess: @unchecked Sendable {
 
     /// Starts a run without waiting for anything (for runs expected to end by themselves).
     @discardableResult
-    public func launch(flags: [String]? = nil) throws -> ChildProcess {
+    package func launch(flags: [String]? = nil) throws -> ChildProcess {
         guard !isRunning else { throw TestFailure("\(name) is already running") }
         if let flags { self.flags = flags }
         runs += 1
@@ -92,26 +92,26 @@ public final class NodeProcess: @unchecked Sendable {
     /// Sends `signal` (SIGTERM: a clean stop; SIGKILL: a crash) and waits for the exit; returns
     /// the exit status (for a signal death: the signal number).
     @discardableResult
-    public func stop(signal: Int32 = SIGTERM) async -> Int32 {
+    package func stop(signal: Int32 = SIGTERM) async -> Int32 {
         guard let child else { return 0 }
         return await child.stop(signal: signal)
     }
 
     /// SIGSTOP: the process is alive but does nothing (a hung machine) until `resume()`.
-    public func pause() { child?.signal(SIGSTOP) }
-    public func resume() { child?.signal(SIGCONT) }
+    package func pause() { child?.signal(SIGSTOP) }
+    package func resume() { child?.signal(SIGCONT) }
 
     /// Waits for the run to end by itself; returns its exit status.
-    public func waitForExit(_ what: String, timeout: Duration = .seconds(60)) async throws -> Int32 {
+    package func waitForExit(_ what: String, timeout: Duration = .seconds(60)) async throws -> Int32 {
         guard let child else { throw TestFailure("\(name) was never started") }
         return try await child.waitForExit(what, timeout: timeout)
     }
 
     /// True when the last run was ended by a signal rather than exiting by itself.
-    public var lastRunDiedOfSignal: Bool { child?.diedOfSignal ?? false }
+    package var lastRunDiedOfSignal: Bool { child?.diedOfSignal ?? false }
 
     /// A lost disk: the store goes, `config/` (keys and the signer's mark) stays.
-    public func wipeStore() throws {
+    package func wipeStore() throws {
         guard !isRunning else { throw TestFailure("stop \(name) before wiping its store") }
         try FileManager.default.removeItem(atPath: layout.dataDirectory)
     }
@@ -119,13 +119,13 @@ public final class NodeProcess: @unchecked Sendable {
     // MARK: Logs
 
     /// What the current (last) run logged.
-    public var output: String { child?.output ?? "" }
+    package var output: String { child?.output ?? "" }
 
     /// The current run's JSON log lines.
-    public var log: [LogLine] { LogLine.parse(output) }
+    package var log: [LogLine] { LogLine.parse(output) }
 
     /// Everything this node logged over all its runs.
-    public var allLogs: String {
+    package var allLogs: String {
         (1...max(1, runs)).map { run in
             (try? String(contentsOfFile: "\(logDirectory)/\(name)-run\(run).log", encoding: .utf8)) ?? ""
         }.joined(separator: "\n")
@@ -133,14 +133,14 @@ public final class NodeProcess: @unchecked Sendable {
 
     // MARK: RPC
 
-    public func status() async throws -> StatusDocument {
+    package func status() async throws -> StatusDocument {
         let r = try await HTTP.get(rpc + "/status")
         guard r.status == 200 else { throw TestFailure("\(name) /status: HTTP \(r.status): \(r.text)") }
         return try JSONDecoder().decode(StatusDocument.self, from: r.body)
     }
 
     /// `/status` as raw JSON, for fields the test reads by name.
-    public func statusObject() async throws -> [String: Any] {
+    package func statusObject() async throws -> [String: Any] {
         let r = try await HTTP.get(rpc + "/status")
         guard r.status == 200, let object = try JSONSerialization.jsonObject(with: r.body) as? [String: Any] else {
             throw TestFailure("\(name) /status: HTTP \(r.status): \(r.text)")
@@ -149,7 +149,7 @@ public final class NodeProcess: @unchecked Sendable {
     }
 
     /// The block at `height`, nil on 404.
-    public func block(_ height: UInt64) async throws -> BlockDocument? {
+    package func block(_ height: UInt64) async throws -> BlockDocument? {
         let r = try await HTTP.get(rpc + "/blocks/\(height)")
         if r.status == 404 { return nil }
         guard r.status == 200 else { throw TestFailure("\(name) /blocks/\(height): HTTP \(r.status): \(r.text)") }
@@ -160,7 +160,7 @@ public final class NodeProcess: @unchecked Sendable {
 
     /// The header hashes (lowercase hex) of heights `1...height`, fetched a few at a time;
     /// throws if one is missing.
-    public func hashes(through height: UInt64) async throws -> [String] {
+    package func hashes(through height: UInt64) async throws -> [String] {
         guard height > 0 else { return [] }
         var out = [String](repeating: "", count: Int(height))
         let width: UInt64 = 6
@@ -180,18 +180,18 @@ public final class NodeProcess: @unchecked Sendable {
     }
 
     /// `POST /tx`; returns the HTTP status.
-    public func send(tx: String) async throws -> Int {
+    package func send(tx: String) async throws -> Int {
         try await HTTP.post(rpc + "/tx", body: Data(tx.utf8)).status
     }
 
     /// `POST /tx`, which must be accepted (202).
-    public func submit(tx: String) async throws {
+    package func submit(tx: String) async throws {
         let r = try await HTTP.post(rpc + "/tx", body: Data(tx.utf8))
         guard r.status == 202 else { throw TestFailure("\(name) refused tx \(tx): \(r.status) \(r.text)") }
     }
 
     /// `GET /kv?key=`; nil on 404.
-    public func value(forKey key: String) async throws -> String? {
+    package func value(forKey key: String) async throws -> String? {
         let escaped = key.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? key
         let r = try await HTTP.get(rpc + "/kv?key=\(escaped)")
         if r.status == 404 { return nil }
@@ -199,12 +199,12 @@ public final class NodeProcess: @unchecked Sendable {
         return r.text
     }
 
-    public func readiness() async throws -> (status: Int, text: String) {
+    package func readiness() async throws -> (status: Int, text: String) {
         let r = try await HTTP.get(rpc + "/health/ready")
         return (r.status, r.text)
     }
 
-    public func metrics() async throws -> String {
+    package func metrics() async throws -> String {
         try await HTTP.get(rpc + "/metrics").text
     }
 
@@ -213,7 +213,7 @@ public final class NodeProcess: @unchecked Sendable {
     /// Waits until the status satisfies `condition`; returns that status. Fails at once when
     /// the process exits, naming the last status seen.
     @discardableResult
-    public func waitForStatus(_ what: String, timeout: Duration = .seconds(90),
+    package func waitForStatus(_ what: String, timeout: Duration = .seconds(90),
                               _ condition: (StatusDocument) -> Bool) async throws -> StatusDocument {
         var last: StatusDocument?
         do {
@@ -231,17 +231,17 @@ public final class NodeProcess: @unchecked Sendable {
         return last!
     }
 
-    public func waitForPhase(_ phase: String, timeout: Duration = .seconds(90)) async throws {
+    package func waitForPhase(_ phase: String, timeout: Duration = .seconds(90)) async throws {
         try await waitForStatus("phase \(phase)", timeout: timeout) { $0.phase == phase }
     }
 
-    public func waitForHeight(_ height: UInt64, timeout: Duration = .seconds(90)) async throws {
+    package func waitForHeight(_ height: UInt64, timeout: Duration = .seconds(90)) async throws {
         try await waitForStatus("store height \(height)", timeout: timeout) { $0.heights.store >= height }
     }
 
     /// In lazy mode (one block per tick while transactions wait): sends one transaction at a
     /// time and waits for the block holding it, so that every block carries a transaction.
-    public func produceBlocksWithTxs(_ count: Int, tag: String) async throws {
+    package func produceBlocksWithTxs(_ count: Int, tag: String) async throws {
         for i in 0..<count {
             let before = try await status().heights.store
             try await submit(tx: "\(tag)-\(i)=value-\(i)")
@@ -251,19 +251,19 @@ public final class NodeProcess: @unchecked Sendable {
 
     // MARK: The home, read while the node is stopped
 
-    public var genesis: Genesis { get throws { try Genesis.load(path: layout.genesisFile) } }
-    public var proposerHex: String { get throws { Hex.encode(try genesis.proposerAddress) } }
+    package var genesis: Genesis { get throws { try Genesis.load(path: layout.genesisFile) } }
+    package var proposerHex: String { get throws { Hex.encode(try genesis.proposerAddress) } }
 
     /// The last height this home's key signed, from `config/signer.state`.
-    public func signerMark() throws -> UInt64? {
+    package func signerMark() throws -> UInt64? {
         try SignerHighWaterMark(path: layout.signerStateFile).load()
     }
 
     /// Header hashes (lowercase hex) of the stopped node's store, heights 1 up to its height.
-    public func storedHashes() throws -> [String] { try TestSupport.storedHashes(home: home) }
+    package func storedHashes() throws -> [String] { try TestSupport.storedHashes(home: home) }
 
     /// What the stopped node's store says of KV pruning (SPEC §4 executor state).
-    public func kvPruning() throws -> (finalized: UInt64, prunedThrough: UInt64, lowestUndoRecord: UInt64?) {
+    package func kvPruning() throws -> (finalized: UInt64, prunedThrough: UInt64, lowestUndoRecord: UInt64?) {
         let store = try BlockStore.open(path: layout.storeDirectory)
         defer { store.close() }
         func height(_ bytes: some Collection<UInt8>) -> UInt64 { bytes.reduce(0) { $0 << 8 | UInt64($1) } }
@@ -274,7 +274,7 @@ public final class NodeProcess: @unchecked Sendable {
 }
 
 /// Header hashes (lowercase hex) of the store in a stopped node's `home`, heights 1 up to its height.
-public func storedHashes(home: String) throws -> [String] {
+package func storedHashes(home: String) throws -> [String] {
     let store = try BlockStore.open(path: HomeLayout(home: home).storeDirectory)
     defer { store.close() }
     var out: [String] = []

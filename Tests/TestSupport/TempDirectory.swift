@@ -4,11 +4,11 @@ import Synchronization
 /// A fresh directory under the system temp dir (mkdtemp), removed when the last reference goes —
 /// unless `keep()` was called, which a harness does when a test failed so that the logs and
 /// stores it holds can be read afterwards.
-public final class TempDirectory: Sendable {
-    public let path: String
+package final class TempDirectory: Sendable {
+    package let path: String
     private let kept = Atomic<Bool>(false)
 
-    public init(_ prefix: String = "evnode-test") {
+    package init(_ prefix: String = "evnode-test") {
         var template = Array((NSTemporaryDirectory() + "\(prefix)-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp in \(NSTemporaryDirectory()) failed: errno \(errno)")
@@ -16,10 +16,10 @@ public final class TempDirectory: Sendable {
     }
 
     /// `path/name`.
-    public func sub(_ name: String) -> String { path + "/" + name }
+    package func sub(_ name: String) -> String { path + "/" + name }
 
     /// Leaves the directory on disk after the test (its path is in the failure message).
-    public func keep() { kept.store(true, ordering: .relaxed) }
+    package func keep() { kept.store(true, ordering: .relaxed) }
 
     deinit {
         if !kept.load(ordering: .relaxed) { try? FileManager.default.removeItem(atPath: path) }

@@ -14,31 +14,31 @@ import Testing
 /// `Testnet.run` stops every process afterwards, nodes first, by PID; a node still running must
 /// stop cleanly on SIGTERM (SPEC §9). When the body fails, the error carries the tail of every
 /// log and the directory is kept for reading.
-public final class Testnet: @unchecked Sendable {
-    public let dir: TempDirectory
-    public let chainID: String
-    public private(set) var da: LocalDAProcess?
-    public private(set) var etcd: EtcdProcess?
+package final class Testnet: @unchecked Sendable {
+    package let dir: TempDirectory
+    package let chainID: String
+    package private(set) var da: LocalDAProcess?
+    package private(set) var etcd: EtcdProcess?
     /// etcd clusters of their own besides `etcd` (a second HA group), stopped with it.
-    public private(set) var otherEtcds: [EtcdProcess] = []
-    public private(set) var els: [TestEL] = []
-    public private(set) var nodes: [NodeProcess] = []
+    package private(set) var otherEtcds: [EtcdProcess] = []
+    package private(set) var els: [TestEL] = []
+    package private(set) var nodes: [NodeProcess] = []
     /// Other processes the scenario started (proxies, peers); stopped after the nodes.
-    public private(set) var others: [ChildProcess] = []
+    package private(set) var others: [ChildProcess] = []
     private var portsInUse: Set<Int> = []
-    public var logDirectory: String { dir.sub("logs") }
+    package var logDirectory: String { dir.sub("logs") }
     /// The passphrase file every home's `signer.json` is encrypted with (`evnode init`), passed to
     /// every node as `--evnode.signer.passphrase_file`.
-    public var passphraseFile: String { dir.sub("signer-passphrase") }
+    package var passphraseFile: String { dir.sub("signer-passphrase") }
 
-    public init(chainID: String = "e2e-chain") {
+    package init(chainID: String = "e2e-chain") {
         dir = TempDirectory("evnode-net")
         self.chainID = chainID
         try? FileManager.default.createDirectory(atPath: dir.sub("logs"), withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: passphraseFile, contents: Data("testnet passphrase\n".utf8))
     }
 
-    public static func run(chainID: String = "e2e-chain", _ body: (Testnet) async throws -> Void) async throws {
+    package static func run(chainID: String = "e2e-chain", _ body: (Testnet) async throws -> Void) async throws {
         let net = Testnet(chainID: chainID)
         do {
             try await body(net)
@@ -54,7 +54,7 @@ public final class Testnet: @unchecked Sendable {
     }
 
     /// A loopback port no other process of this network was given.
-    public func freePort() throws -> Int {
+    package func freePort() throws -> Int {
         let port = try freeLoopbackPort(avoiding: portsInUse)
         portsInUse.insert(port)
         return port
@@ -63,7 +63,7 @@ public final class Testnet: @unchecked Sendable {
     // MARK: Infrastructure
 
     @discardableResult
-    public func startDA(blockTime: String = "300ms", extra: [String] = []) async throws -> LocalDAProcess {
+    package func startDA(blockTime: String = "300ms", extra: [String] = []) async throws -> LocalDAProcess {
         let da = try await LocalDAProcess.start(home: dir.sub("da"), logDirectory: logDirectory, port: 0,
                                                 blockTime: blockTime, arguments: extra)
         self.da = da
@@ -71,16 +71,16 @@ public final class Testnet: @unchecked Sendable {
     }
 
     /// Stops the local DA (SIGTERM) and starts it again on the same port and database.
-    public func restartDA(blockTime: String = "300ms", extra: [String] = []) async throws {
+    package func restartDA(blockTime: String = "300ms", extra: [String] = []) async throws {
         guard let da else { throw TestFailure("start the DA first") }
         try await da.restart(blockTime: blockTime, arguments: extra)
     }
 
     /// Stops the local DA without starting it again: nodes see a dead DA.
-    public func stopDA() async { await da?.stop() }
+    package func stopDA() async { await da?.stop() }
 
     @discardableResult
-    public func startEtcd() async throws -> EtcdProcess {
+    package func startEtcd() async throws -> EtcdProcess {
         let etcd = try EtcdProcess(directory: dir.sub("etcd"), logDirectory: logDirectory, taken: portsInUse)
         portsInUse.formUnion([etcd.clientPort, etcd.peerPort])
         try await etcd.start()
@@ -90,7 +90,7 @@ public final class Testnet: @unchecked Sendable {
 
     /// Another etcd cluster, with its own data and log directory (a second HA group that
     /// believes it leads the same chain).
-    public func startAnotherEtcd(name: String) async throws -> EtcdProcess {
+    package func startAnotherEtcd(name: String) async throws -> EtcdProcess {
         let etcd = try EtcdProcess(directory: dir.sub(name), logDirectory: dir.sub(name + "-logs"), taken: portsInUse)
         portsInUse.formUnion([etcd.clientPort, etcd.peerPort])
         otherEtcds.append(etcd)
@@ -100,7 +100,7 @@ public final class Testnet: @unchecked Sendable {
 
     /// A py-evm test EL (not started), with a JWT secret file of its own unless `secret` is given,
     /// on the sample genesis unless `genesis` names another chainspec file.
-    public func makeEL(name: String, secret: String? = nil, genesis: String = EVMFiles.genesis) throws -> TestEL {
+    package func makeEL(name: String, secret: String? = nil, genesis: String = EVMFiles.genesis) throws -> TestEL {
         let el = try TestEL(name: name, directory: dir.path, logDirectory: logDirectory, taken: &portsInUse, secret: secret,
                             genesis: genesis)
         els.append(el)
@@ -108,7 +108,7 @@ public final class Testnet: @unchecked Sendable {
     }
 
     /// `evnode-testkit faulty-da` in front of `upstream` (the DA by default).
-    public func startFaultyDA(upstream: String? = nil, faultRate: Double, seed: Int,
+    package func startFaultyDA(upstream: String? = nil, faultRate: Double, seed: Int,
                               extra: [String] = []) async throws -> FaultyDAProxy {
         guard let upstream = upstream ?? da?.url else { throw TestFailure("start the DA first") }
         let proxy = try await FaultyDAProxy.start(upstream: upstream, faultRate: faultRate, seed: seed,
@@ -120,7 +120,7 @@ public final class Testnet: @unchecked Sendable {
 
     /// A process of the scenario's own (a Python peer, a TLS proxy): logged with the rest,
     /// stopped after the nodes.
-    public func startProcess(name: String, executable: URL, arguments: [String],
+    package func startProcess(name: String, executable: URL, arguments: [String],
                              environment: [String: String]? = nil) throws -> ChildProcess {
         let child = try ChildProcess(name: name, executable: executable, arguments: arguments,
                                      logDirectory: logDirectory, environment: environment)
@@ -137,7 +137,7 @@ public final class Testnet: @unchecked Sendable {
     /// (`daURL`, the network's DA by default, with 300 ms DA blocks), `--p2p.peers` of `peers`,
     /// and `extra` last (so they may override). `start(flags:)` can replace them per run.
     /// With `signerFrom`, the node signs with that node's key (an HA group, or a double signer).
-    public func makeNode(name: String, aggregator: Bool = false, blockTime: String = "100ms",
+    package func makeNode(name: String, aggregator: Bool = false, blockTime: String = "100ms",
                          peers: [NodeProcess] = [], genesisFrom: NodeProcess? = nil, genesis: String? = nil,
                          signerFrom: NodeProcess? = nil, chainID: String? = nil, daURL: String? = nil,
                          jsonLogs: Bool = false, extra: [String] = []) throws -> NodeProcess {
@@ -172,7 +172,7 @@ public final class Testnet: @unchecked Sendable {
 
     /// A node on a home this harness did not make (e.g. an ev-node home written by another
     /// tool), started with `flags` and `--evnode.signer.passphrase_file passphraseFile`.
-    public func adoptNode(name: String, home: String, aggregator: Bool, passphraseFile: String?,
+    package func adoptNode(name: String, home: String, aggregator: Bool, passphraseFile: String?,
                           flags: [String]) throws -> NodeProcess {
         let node = NodeProcess(name: name, home: home, aggregator: aggregator, rpcPort: try freePort(),
                                p2pPort: try freePort(), flags: flags, logDirectory: logDirectory, jsonLogs: false,
@@ -183,7 +183,7 @@ public final class Testnet: @unchecked Sendable {
 
     /// The same home as `node` on two new ports, as a node of its own (`name`): the processes
     /// that dialled `node` no longer reach it (a cut link), while its store, keys and mark stay.
-    public func movedToNewPorts(_ node: NodeProcess, name: String, flags: [String]? = nil) throws -> NodeProcess {
+    package func movedToNewPorts(_ node: NodeProcess, name: String, flags: [String]? = nil) throws -> NodeProcess {
         guard !node.isRunning else { throw TestFailure("stop \(node.name) before moving its home") }
         let moved = NodeProcess(name: name, home: node.home, aggregator: node.aggregator, rpcPort: try freePort(),
                                 p2pPort: try freePort(), flags: flags ?? node.flags, logDirectory: logDirectory,
@@ -194,7 +194,7 @@ public final class Testnet: @unchecked Sendable {
 
     /// `count` aggregators in one HA group on the network's etcd, sharing the first one's signer
     /// key and genesis (each keeps its own node key); each dials the ones made before it.
-    public func makeHAGroup(count: Int, blockTime: String, leaseTTL: String, extra: [String] = []) throws -> [NodeProcess] {
+    package func makeHAGroup(count: Int, blockTime: String, leaseTTL: String, extra: [String] = []) throws -> [NodeProcess] {
         guard let etcd else { throw TestFailure("start etcd first") }
         var group: [NodeProcess] = []
         for i in 0..<count {
@@ -209,7 +209,7 @@ public final class Testnet: @unchecked Sendable {
     }
 
     /// The node among `group` that reports itself HA leader; fails if two ever do at once.
-    public func waitForLeader(among group: [NodeProcess], timeout: Duration = .seconds(60)) async throws -> NodeProcess {
+    package func waitForLeader(among group: [NodeProcess], timeout: Duration = .seconds(60)) async throws -> NodeProcess {
         var leader: NodeProcess?
         try await waitUntil("one node to lead", timeout: timeout, every: .milliseconds(50)) {
             var leading: [NodeProcess] = []
@@ -228,7 +228,7 @@ public final class Testnet: @unchecked Sendable {
     /// Stops the nodes, then the other processes, the ELs, the DA and etcd, each with SIGTERM;
     /// returns (name, status, died of a signal) of those that were running.
     @discardableResult
-    public func stopAll() async -> [(String, Int32, Bool)] {
+    package func stopAll() async -> [(String, Int32, Bool)] {
         var out: [(String, Int32, Bool)] = []
         for node in nodes where node.isRunning {
             node.resume()   // a paused node cannot act on SIGTERM
@@ -251,7 +251,7 @@ public final class Testnet: @unchecked Sendable {
     /// Processes that ended without the test stopping them (a crash, an exit on an error) come
     /// first, named with how they ended and with a longer tail, so that a truncated report still
     /// shows them.
-    public func logTails(lines: Int = 40) -> String {
+    package func logTails(lines: Int = 40) -> String {
         let current = nodes.compactMap(\.child) + others + els.compactMap(\.child)
             + [da?.child, etcd?.child].compactMap { $0 }
         let crashed = current.filter(\.endedUnasked)
@@ -271,7 +271,7 @@ public final class Testnet: @unchecked Sendable {
 }
 
 /// Expects every node to hold identical header hashes at every height `1...height`.
-public func expectSameChain(_ nodes: NodeProcess..., through height: UInt64,
+package func expectSameChain(_ nodes: NodeProcess..., through height: UInt64,
                             sourceLocation: SourceLocation = #_sourceLocation) async throws {
     guard let first = nodes.first else { return }
     let reference = try await first.hashes(through: height)

@@ -3,7 +3,7 @@ import ProcessKit
 
 extension SyncPipeline {
     /// Waits until the pipeline's store is at `height` or above (`exactly`: at `height`).
-    public func waitForStoreHeight(_ height: UInt64, exactly: Bool = false, timeout: Duration = .seconds(60)) async throws {
+    package func waitForStoreHeight(_ height: UInt64, exactly: Bool = false, timeout: Duration = .seconds(60)) async throws {
         try await waitUntil("the pipeline's store at \(height) (now \(progress.storeHeight))", timeout: timeout,
                             every: .milliseconds(5)) {
             exactly ? progress.storeHeight == height : progress.storeHeight >= height
@@ -14,7 +14,7 @@ extension SyncPipeline {
 extension SyncPipeline {
     /// Runs `body`, then stops the pipeline (awaited), also when `body` throws: `stop()` is
     /// async, so it cannot go in a `defer`.
-    public func stop<T>(after body: () async throws -> T) async rethrows -> T {
+    package func stop<T>(after body: () async throws -> T) async rethrows -> T {
         do {
             let result = try await body()
             await stop()

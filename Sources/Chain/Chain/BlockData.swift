@@ -1,13 +1,13 @@
 /// `evnode.v1.Metadata`: ties a `Data` to its block.
-public struct Metadata: Sendable, Hashable {
-    public var chainID: String
-    public var height: UInt64
+package struct Metadata: Sendable, Hashable {
+    package var chainID: String
+    package var height: UInt64
     /// Unix nanoseconds, equal to the header's time.
-    public var time: UInt64
+    package var time: UInt64
     /// `fullHash` of the previous block's data; empty for the chain's first block.
-    public var lastDataHash: [UInt8]
+    package var lastDataHash: [UInt8]
 
-    public init(chainID: String, height: UInt64, time: UInt64, lastDataHash: [UInt8]) {
+    package init(chainID: String, height: UInt64, time: UInt64, lastDataHash: [UInt8]) {
         self.chainID = chainID
         self.height = height
         self.time = time
@@ -26,7 +26,7 @@ public struct Metadata: Sendable, Hashable {
         w.bytesField(4, lastDataHash)
     }
 
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         encode(to: &w)
         return w.bytes
@@ -53,21 +53,21 @@ extension Metadata: WireDecodable {
 
 /// The wire message `evnode.v1.Data` (named `BlockData` because `Data` is Foundation's):
 /// a block's transactions, with optional metadata binding them to a height.
-public struct BlockData: Sendable, Hashable {
-    public var metadata: Metadata?
-    public var txs: [[UInt8]]
+package struct BlockData: Sendable, Hashable {
+    package var metadata: Metadata?
+    package var txs: [[UInt8]]
 
-    public init(metadata: Metadata?, txs: [[UInt8]]) {
+    package init(metadata: Metadata?, txs: [[UInt8]]) {
         self.metadata = metadata
         self.txs = txs
     }
 
     /// SHA-256(0x00) – the `dataHash` of a block without txs.
-    public static let emptyDataHash: [UInt8] = Hashing.sha256([0])
+    package static let emptyDataHash: [UInt8] = Hashing.sha256([0])
 
     /// The data of a block whose header says it has no txs, rebuilt from the header (such data is
     /// never posted to DA). `lastDataHash` is the `fullHash` of the previous block's data.
-    public static func empty(for header: Header, lastDataHash: [UInt8]) -> BlockData {
+    package static func empty(for header: Header, lastDataHash: [UInt8]) -> BlockData {
         BlockData(metadata: Metadata(chainID: header.chainID, height: header.height, time: header.time,
                                      lastDataHash: lastDataHash),
                   txs: [])
@@ -91,17 +91,17 @@ public struct BlockData: Sendable, Hashable {
     }
 
     /// The encoding posted to DA and signed in `SignedData` (metadata included when present).
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         encode(to: &w, includeMetadata: true)
         return w.bytes
     }
 
     /// Total size of the txs in bytes (not counting framing).
-    public var txBytes: Int { txs.reduce(0) { $0 + $1.count } }
+    package var txBytes: Int { txs.reduce(0) { $0 + $1.count } }
 
     /// SHA-256(0x00 ‖ encoded `Data` holding only the txs): the header's `data_hash`.
-    public var dataHash: [UInt8] {
+    package var dataHash: [UInt8] {
         var w = ProtoWriter(prefix: 0, capacity: txsEncodedSize)
         encode(to: &w, includeMetadata: false)
         return Hashing.sha256(w.bytes)
@@ -109,18 +109,18 @@ public struct BlockData: Sendable, Hashable {
 
     /// SHA-256(0x00 ‖ encoded `Data` with metadata): chains to the next block's
     /// `Metadata.lastDataHash`.
-    public var fullHash: [UInt8] {
+    package var fullHash: [UInt8] {
         var w = ProtoWriter(prefix: 0, capacity: encodedSize)
         encode(to: &w, includeMetadata: true)
         return Hashing.sha256(w.bytes)
     }
 
     /// `dataHash` of a list of txs, without building a `BlockData`.
-    public static func dataHash(of txs: [[UInt8]]) -> [UInt8] {
+    package static func dataHash(of txs: [[UInt8]]) -> [UInt8] {
         BlockData(metadata: nil, txs: txs).dataHash
     }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
                                           limit: Int = WireLimits.maxBlockBytes) throws(WireError) {
         self = try BlockData.decodeWire(bytes, limit: limit)
     }
@@ -155,18 +155,18 @@ extension BlockData: WireDecodable {
 
 /// `evnode.v1.SignedData`: the data blob posted to DA, signed by the proposer over
 /// `data.encoded()`.
-public struct SignedData: Sendable, Hashable {
-    public var data: BlockData
-    public var signature: [UInt8]
-    public var signer: Signer
+package struct SignedData: Sendable, Hashable {
+    package var data: BlockData
+    package var signature: [UInt8]
+    package var signer: Signer
 
-    public init(data: BlockData, signature: [UInt8], signer: Signer) {
+    package init(data: BlockData, signature: [UInt8], signer: Signer) {
         self.data = data
         self.signature = signature
         self.signer = signer
     }
 
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         let dataSize = data.wireSize
         var w = ProtoWriter(capacity: WireSize.messageField(dataSize) + WireSize.bytesField(signature.count)
             + signerFieldSize(signer))
@@ -176,7 +176,7 @@ public struct SignedData: Sendable, Hashable {
         return w.bytes
     }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
                                           limit: Int = WireLimits.maxBlockBytes) throws(WireError) {
         self = try SignedData.decodeWire(bytes, limit: limit)
     }

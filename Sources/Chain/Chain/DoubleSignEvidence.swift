@@ -1,17 +1,17 @@
 /// Two different headers for one height, both validly signed by the genesis proposer: proof that
 /// the proposer's key signed twice (SPEC §7). Kept in the store for operators (`GET /evidence`).
-public struct DoubleSignEvidence: Sendable, Equatable {
-    public var height: UInt64
+package struct DoubleSignEvidence: Sendable, Equatable {
+    package var height: UInt64
     /// The header seen first (the stored one, or DA's first at that height).
-    public var first: SignedHeader
-    public var second: SignedHeader
+    package var first: SignedHeader
+    package var second: SignedHeader
     /// Where each was seen: "store", "DA height 12", "peer …".
-    public var firstSeen: String
-    public var secondSeen: String
+    package var firstSeen: String
+    package var secondSeen: String
     /// When this node recorded it (unix ns).
-    public var recordedAt: UInt64
+    package var recordedAt: UInt64
 
-    public init(height: UInt64, first: SignedHeader, firstSeen: String, second: SignedHeader, secondSeen: String,
+    package init(height: UInt64, first: SignedHeader, firstSeen: String, second: SignedHeader, secondSeen: String,
                 recordedAt: UInt64) {
         self.height = height
         self.first = first
@@ -23,7 +23,7 @@ public struct DoubleSignEvidence: Sendable, Equatable {
 
     /// The store's encoding (protobuf layout): height=1, first=2, second=3 (encoded signed
     /// headers), first_seen=4, second_seen=5, recorded_at=6.
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         let a = first.encoded(), b = second.encoded()
         var w = ProtoWriter(capacity: 64 + a.count + b.count + firstSeen.utf8.count + secondSeen.utf8.count)
         w.uint64Field(1, height)
@@ -35,7 +35,7 @@ public struct DoubleSignEvidence: Sendable, Equatable {
         return w.bytes
     }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes) throws(WireError) {
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes) throws(WireError) {
         self = try DoubleSignEvidence.decodeWire(bytes, limit: 4 * WireLimits.maxHeaderBytes)
     }
 }

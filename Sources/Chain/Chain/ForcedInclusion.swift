@@ -2,30 +2,30 @@
 /// sequencing"): DA heights from genesis `da_start_height` S on are cut into epochs of
 /// `da_epoch_forced_inclusion` E heights. Epoch 0 is everything below S; epoch n ≥ 1 covers
 /// [S + (n−1)E, S + nE − 1]. An epoch's forced transactions are read once, at its last height.
-public struct ForcedInclusionEpochs: Sendable, Hashable {
-    public let startHeight: UInt64
-    public let size: UInt64
+package struct ForcedInclusionEpochs: Sendable, Hashable {
+    package let startHeight: UInt64
+    package let size: UInt64
 
     /// `size` ≥ 1 (genesis refuses 0, which would make every height one endless epoch).
-    public init(startHeight: UInt64, size: UInt64) {
+    package init(startHeight: UInt64, size: UInt64) {
         precondition(size >= 1, "da_epoch_forced_inclusion must be at least 1")
         self.startHeight = startHeight
         self.size = size
     }
 
     /// 0 below the start height, else ⌊(d − S)/E⌋ + 1.
-    public func epoch(of daHeight: UInt64) -> UInt64 {
+    package func epoch(of daHeight: UInt64) -> UInt64 {
         daHeight < startHeight ? 0 : (daHeight - startHeight) / size + 1
     }
 
     /// First and last DA height of the epoch holding `daHeight` (≥ the start height).
-    public func bounds(containing daHeight: UInt64) -> ClosedRange<UInt64> {
+    package func bounds(containing daHeight: UInt64) -> ClosedRange<UInt64> {
         let n = epoch(of: max(daHeight, startHeight))
         let first = startHeight + (n - 1) * size
         return first...(first + size - 1)
     }
 
-    public func isEpochEnd(_ daHeight: UInt64) -> Bool {
+    package func isEpochEnd(_ daHeight: UInt64) -> Bool {
         daHeight >= startHeight && bounds(containing: daHeight).upperBound == daHeight
     }
 }
@@ -34,17 +34,17 @@ public struct ForcedInclusionEpochs: Sendable, Hashable {
 /// many of that epoch's transactions (after the size drop) were already consumed. Persisted in
 /// the store in the same batch as the block that consumed them, so that a restart at any moment
 /// neither repeats nor skips one.
-public struct ForcedInclusionCheckpoint: Sendable, Hashable, CustomStringConvertible {
-    public var daHeight: UInt64
-    public var txIndex: UInt64
+package struct ForcedInclusionCheckpoint: Sendable, Hashable, CustomStringConvertible {
+    package var daHeight: UInt64
+    package var txIndex: UInt64
 
-    public init(daHeight: UInt64, txIndex: UInt64) {
+    package init(daHeight: UInt64, txIndex: UInt64) {
         self.daHeight = daHeight
         self.txIndex = txIndex
     }
 
     /// 16 bytes: DA height and index, each big-endian.
-    public var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(16)
         for v in [daHeight, txIndex] {
@@ -54,35 +54,35 @@ public struct ForcedInclusionCheckpoint: Sendable, Hashable, CustomStringConvert
     }
 
     /// Nil unless exactly 16 bytes.
-    public init?(encoded bytes: [UInt8]) {
+    package init?(encoded bytes: [UInt8]) {
         guard bytes.count == 16 else { return nil }
         func word(_ at: Int) -> UInt64 { bytes[at..<(at + 8)].reduce(0) { $0 << 8 | UInt64($1) } }
         self.init(daHeight: word(0), txIndex: word(8))
     }
 
-    public var description: String { "DA height \(daHeight), tx index \(txIndex)" }
+    package var description: String { "DA height \(daHeight), tx index \(txIndex)" }
 }
 
 /// ev-node's fixed numbers for forced inclusion.
-public enum ForcedInclusionRules {
+package enum ForcedInclusionRules {
     /// Forced blobs larger than ev-node's `DefaultMaxBlobSize` are dropped: no block could hold them.
-    public static let maxTxBytes = 5_242_880
+    package static let maxTxBytes = 5_242_880
     /// The most bytes of forced transactions one block takes (ev-node's batch bound, 5 MiB).
-    public static let maxBatchBytes: UInt64 = 5_242_880
+    package static let maxBatchBytes: UInt64 = 5_242_880
     /// Grace threshold: 0.8 × 5 MiB of block-transaction bytes per DA height on average (how
     /// full the chain's blocks were while the epoch was due, not how many forced bytes it had).
-    public static let graceFullness: UInt64 = 4_194_304
+    package static let graceFullness: UInt64 = 4_194_304
     /// The longest grace, in epochs.
-    public static let maxGraceEpochs: UInt64 = 4
+    package static let maxGraceEpochs: UInt64 = 4
     /// Spacing of forced-transaction block times within an epoch (1 ms).
-    public static let timeStep: UInt64 = 1_000_000
+    package static let timeStep: UInt64 = 1_000_000
 
     /// Grace in epochs for an epoch over whose DA heights the verifier saw `blockTxBytes` bytes
     /// of transactions in DA-sourced blocks, in all (ev-node's `gracePeriodForEpoch`: the bytes
     /// of every block's txs recorded under the DA height that completed it, averaged over the
     /// epoch's E heights, empty heights counting 0): 1 + (avg − T)/T (integer division) when the
     /// average exceeds T, capped at 4. Congested blocks buy the sequencer time; forced bytes do not.
-    public static func graceEpochs(blockTxBytes: UInt64, epochSize: UInt64) -> UInt64 {
+    package static func graceEpochs(blockTxBytes: UInt64, epochSize: UInt64) -> UInt64 {
         let average = blockTxBytes / max(1, epochSize)
         guard average > graceFullness else { return 1 }
         return min(1 + (average - graceFullness) / graceFullness, maxGraceEpochs)
@@ -92,7 +92,7 @@ public enum ForcedInclusionRules {
     /// the epoch's transaction count after the size drop and k the cumulative count consumed.
     /// Saturates instead of wrapping (a genesis start time within N ms of the epoch is absurd,
     /// not a reason to trap).
-    public static func blockTime(epochEndTime: UInt64, epochTxCount: UInt64, consumed: UInt64) -> UInt64 {
+    package static func blockTime(epochEndTime: UInt64, epochTxCount: UInt64, consumed: UInt64) -> UInt64 {
         let back = epochTxCount.multipliedReportingOverflow(by: timeStep)
         let start = back.overflow ? 0 : (epochEndTime >= back.partialValue ? epochEndTime - back.partialValue : 0)
         let forward = consumed.multipliedReportingOverflow(by: timeStep)
@@ -102,7 +102,7 @@ public enum ForcedInclusionRules {
 }
 
 /// How the executor judges one candidate transaction for a block (ev-node's `FilterTxs`).
-public enum TxFilterStatus: Sendable, Hashable {
+package enum TxFilterStatus: Sendable, Hashable {
     /// Goes into the block.
     case include
     /// Never valid: dropped, but counted as consumed.
@@ -112,19 +112,19 @@ public enum TxFilterStatus: Sendable, Hashable {
 }
 
 /// One forced-inclusion epoch as read from DA at its last height.
-public struct ForcedInclusionEpoch: Sendable, Equatable {
+package struct ForcedInclusionEpoch: Sendable, Equatable {
     /// The epoch's DA heights.
-    public let daHeights: ClosedRange<UInt64>
+    package let daHeights: ClosedRange<UInt64>
     /// Its forced transactions: every non-empty blob in the namespace, ascending DA height then
     /// blob order, without those over `ForcedInclusionRules.maxTxBytes`.
-    public let txs: [[UInt8]]
+    package let txs: [[UInt8]]
     /// Blobs dropped for their size (said in the log by the caller, counted here).
-    public let droppedOversize: Int
+    package let droppedOversize: Int
     /// The DA header time of the epoch's last height, unix ns (DA time never goes back, so it is
     /// the latest time among the epoch's heights).
-    public let endTime: UInt64
+    package let endTime: UInt64
 
-    public init(daHeights: ClosedRange<UInt64>, txs: [[UInt8]], droppedOversize: Int, endTime: UInt64) {
+    package init(daHeights: ClosedRange<UInt64>, txs: [[UInt8]], droppedOversize: Int, endTime: UInt64) {
         self.daHeights = daHeights
         self.txs = txs
         self.droppedOversize = droppedOversize
@@ -133,13 +133,13 @@ public struct ForcedInclusionEpoch: Sendable, Equatable {
 }
 
 /// What reading forced transactions at one DA height gives.
-public enum ForcedInclusionRead: Sendable, Equatable {
+package enum ForcedInclusionRead: Sendable, Equatable {
     /// The height is inside an epoch: nothing is read there (ev-node reads at epoch ends only).
     case notEpochEnd(daHeight: UInt64)
     case epoch(ForcedInclusionEpoch)
 }
 
-public enum ForcedInclusionError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum ForcedInclusionError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Below genesis `da_start_height`: there are no epochs there.
     case beforeStart(daHeight: UInt64, startHeight: UInt64)
     /// A height of the epoch is above the DA node's head: read again later. Not a fault.
@@ -152,7 +152,7 @@ public enum ForcedInclusionError: Error, Sendable, Equatable, CustomStringConver
     /// be filtered yet (asked again later; nothing is skipped).
     case gasLimitUnavailable(reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case let .beforeStart(d, s):
             return "DA height \(d) is below da_start_height \(s): no forced-inclusion epoch holds it"
@@ -167,7 +167,7 @@ public enum ForcedInclusionError: Error, Sendable, Equatable, CustomStringConver
 }
 
 /// Where forced transactions come from (the DA retriever in a node).
-public protocol ForcedInclusionSource: Sendable {
+package protocol ForcedInclusionSource: Sendable {
     /// Nothing inside an epoch; the whole epoch at its last height.
     func read(at daHeight: UInt64) async throws(ForcedInclusionError) -> ForcedInclusionRead
     /// The epoch holding `daHeight`, read whole (a verifier or a sequencer that jumps to it).

@@ -1,9 +1,9 @@
 /// `evnode.v1.Version`: block and app protocol versions.
-public struct Version: Sendable, Hashable {
-    public var block: UInt64
-    public var app: UInt64
+package struct Version: Sendable, Hashable {
+    package var block: UInt64
+    package var app: UInt64
 
-    public init(block: UInt64 = 0, app: UInt64 = 0) {
+    package init(block: UInt64 = 0, app: UInt64 = 0) {
         self.block = block
         self.app = app
     }
@@ -38,23 +38,23 @@ extension Version: WireDecodable {
 /// `version` always present). For every header made by an ev-node-compatible encoder this is
 /// exactly the bytes that were signed; fields unknown to this schema are dropped on decoding
 /// and so do not take part in the hash or the signature check.
-public struct Header: Sendable, Hashable {
-    public var version: Version
-    public var height: UInt64
+package struct Header: Sendable, Hashable {
+    package var version: Version
+    package var height: UInt64
     /// Unix nanoseconds.
-    public var time: UInt64
+    package var time: UInt64
     /// Hash of the previous block's header; empty for the chain's first block.
-    public var lastHeaderHash: [UInt8]
+    package var lastHeaderHash: [UInt8]
     /// SHA-256(0x00 ‖ encoded `Data` holding only the txs), see `BlockData.dataHash`.
-    public var dataHash: [UInt8]
+    package var dataHash: [UInt8]
     /// State root *before* this block's txs.
-    public var appHash: [UInt8]
-    /// SHA-256 of the proposer's raw Ed25519 public key.
-    public var proposerAddress: [UInt8]
-    public var validatorHash: [UInt8]
-    public var chainID: String
+    package var appHash: [UInt8]
+    /// SHA-256 of the proposer's raw Ed25519 package key.
+    package var proposerAddress: [UInt8]
+    package var validatorHash: [UInt8]
+    package var chainID: String
 
-    public init(version: Version = Version(), height: UInt64, time: UInt64, lastHeaderHash: [UInt8],
+    package init(version: Version = Version(), height: UInt64, time: UInt64, lastHeaderHash: [UInt8],
                 dataHash: [UInt8], appHash: [UInt8], proposerAddress: [UInt8],
                 validatorHash: [UInt8] = [], chainID: String) {
         self.version = version
@@ -94,16 +94,16 @@ public struct Header: Sendable, Hashable {
     }
 
     /// The canonical encoding: the bytes the proposer signs and the header hash is taken of.
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         encode(to: &w)
         return w.bytes
     }
 
     /// SHA-256 of `encoded()`.
-    public var hash: [UInt8] { Hashing.sha256(encoded()) }
+    package var hash: [UInt8] { Hashing.sha256(encoded()) }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
                                           limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
         self = try Header.decodeWire(bytes, limit: limit)
     }

@@ -2,7 +2,7 @@
 /// the store answers from the rotations it recorded with the blocks. Lets components that see
 /// headers ahead of the store (proven peer heights, the equivocation fence) tell a header the
 /// chain can place from a stranger's.
-public protocol ProposerPlacement: Sendable {
+package protocol ProposerPlacement: Sendable {
     /// Who was (or is) expected to sign block `height`; nil when the chain has not said yet
     /// (above the next height to be stored).
     func expectedProposer(at height: UInt64) -> [UInt8]?

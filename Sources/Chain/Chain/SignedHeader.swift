@@ -1,26 +1,26 @@
 /// `evnode.v1.Signer`: who signed, as carried next to a signature.
-public struct Signer: Sendable, Hashable {
-    /// SHA-256 of the raw public key.
-    public var address: [UInt8]
-    /// `08 01 12 20` ‖ raw 32-byte Ed25519 public key (a libp2p-style key protobuf).
-    public var pubKey: [UInt8]
+package struct Signer: Sendable, Hashable {
+    /// SHA-256 of the raw package key.
+    package var address: [UInt8]
+    /// `08 01 12 20` ‖ raw 32-byte Ed25519 package key (a libp2p-style key protobuf).
+    package var pubKey: [UInt8]
 
-    public init(address: [UInt8], pubKey: [UInt8]) {
+    package init(address: [UInt8], pubKey: [UInt8]) {
         self.address = address
         self.pubKey = pubKey
     }
 
-    /// The signer for a raw 32-byte Ed25519 public key.
-    public init(rawPublicKey raw: [UInt8]) {
+    /// The signer for a raw 32-byte Ed25519 package key.
+    package init(rawPublicKey raw: [UInt8]) {
         address = Hashing.sha256(raw)
         pubKey = Signer.protoKeyPrefix + raw
     }
 
     /// Prefix of `pubKey`: field 1 (key type) = 1 (Ed25519), field 2 (data) of 32 bytes.
-    public static let protoKeyPrefix: [UInt8] = [0x08, 0x01, 0x12, 0x20]
+    package static let protoKeyPrefix: [UInt8] = [0x08, 0x01, 0x12, 0x20]
 
     /// The raw 32-byte key inside `pubKey`, or nil when `pubKey` is not an Ed25519 key protobuf.
-    public var rawPublicKey: [UInt8]? {
+    package var rawPublicKey: [UInt8]? {
         guard pubKey.count == 36, pubKey[0] == 0x08, pubKey[1] == 0x01, pubKey[2] == 0x12,
               pubKey[3] == 0x20 else { return nil }
         return Array(pubKey[4...])
@@ -33,13 +33,13 @@ public struct Signer: Sendable, Hashable {
         w.bytesField(2, pubKey)
     }
 
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         encode(to: &w)
         return w.bytes
     }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
                                           limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
         self = try Signer.decodeWire(bytes, limit: limit)
     }
@@ -67,18 +67,18 @@ extension Signer: WireDecodable {
 
 /// `evnode.v1.SignedHeader`: a header with the proposer's signature over `header.encoded()`.
 /// This is what P2P gossips and what the store keeps per height.
-public struct SignedHeader: Sendable, Hashable {
-    public var header: Header
-    public var signature: [UInt8]
-    public var signer: Signer
+package struct SignedHeader: Sendable, Hashable {
+    package var header: Header
+    package var signature: [UInt8]
+    package var signer: Signer
 
-    public init(header: Header, signature: [UInt8], signer: Signer) {
+    package init(header: Header, signature: [UInt8], signer: Signer) {
         self.header = header
         self.signature = signature
         self.signer = signer
     }
 
-    public var height: UInt64 { header.height }
+    package var height: UInt64 { header.height }
 
     var encodedSize: Int {
         WireSize.messageField(header.encodedSize) + WireSize.bytesField(signature.count)
@@ -92,7 +92,7 @@ public struct SignedHeader: Sendable, Hashable {
     }
 
     /// The encoding that a `DAHeaderEnvelope`'s `envelope_signature` signs.
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         encode(to: &w)
         return w.bytes
@@ -106,7 +106,7 @@ public struct SignedHeader: Sendable, Hashable {
         return (encoded(), start..<(start + headerSize))
     }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
                                           limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
         self = try SignedHeader.decodeWire(bytes, limit: limit)
     }
@@ -140,26 +140,26 @@ extension SignedHeader: WireDecodable {
 
 /// `evnode.v1.DAHeaderEnvelope`: the header blob posted to DA. `envelopeSignature` is the
 /// proposer's signature over the encoded `SignedHeader` (header, signature, signer).
-public struct DAHeaderEnvelope: Sendable, Hashable {
-    public var header: Header
-    public var signature: [UInt8]
-    public var signer: Signer
-    public var envelopeSignature: [UInt8]
+package struct DAHeaderEnvelope: Sendable, Hashable {
+    package var header: Header
+    package var signature: [UInt8]
+    package var signer: Signer
+    package var envelopeSignature: [UInt8]
 
-    public init(header: Header, signature: [UInt8], signer: Signer, envelopeSignature: [UInt8]) {
+    package init(header: Header, signature: [UInt8], signer: Signer, envelopeSignature: [UInt8]) {
         self.header = header
         self.signature = signature
         self.signer = signer
         self.envelopeSignature = envelopeSignature
     }
 
-    public init(signedHeader: SignedHeader, envelopeSignature: [UInt8]) {
+    package init(signedHeader: SignedHeader, envelopeSignature: [UInt8]) {
         self.init(header: signedHeader.header, signature: signedHeader.signature, signer: signedHeader.signer,
                   envelopeSignature: envelopeSignature)
     }
 
     /// The signed header inside the envelope (what `envelopeSignature` covers).
-    public var signedHeader: SignedHeader {
+    package var signedHeader: SignedHeader {
         SignedHeader(header: header, signature: signature, signer: signer)
     }
 
@@ -168,7 +168,7 @@ public struct DAHeaderEnvelope: Sendable, Hashable {
             + signerFieldSize(signer) + WireSize.bytesField(envelopeSignature.count)
     }
 
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         w.messageField(1, size: header.encodedSize) { header.encode(to: &$0) }
         w.bytesField(2, signature)
@@ -177,7 +177,7 @@ public struct DAHeaderEnvelope: Sendable, Hashable {
         return w.bytes
     }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
                                           limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
         self = try DAHeaderEnvelope.decodeWire(bytes, limit: limit)
     }

@@ -2,27 +2,27 @@ import Config
 
 /// The chain state after the last applied block: everything validation of the next block
 /// compares against (SPEC §3). Kept in the store and written in the same batch as each block.
-public struct State: Sendable, Hashable {
-    public var chainID: String
-    public var initialHeight: UInt64
+package struct State: Sendable, Hashable {
+    package var chainID: String
+    package var initialHeight: UInt64
     /// Height of the last applied block; `initialHeight - 1` before the first block.
-    public var lastBlockHeight: UInt64
+    package var lastBlockHeight: UInt64
     /// Unix nanoseconds of the last block; the genesis start time before the first block.
-    public var lastBlockTime: UInt64
+    package var lastBlockTime: UInt64
     /// Header hash of the last block; empty before the first block.
-    public var lastHeaderHash: [UInt8]
+    package var lastHeaderHash: [UInt8]
     /// `BlockData.fullHash` of the last block's data; empty before the first block.
-    public var lastDataHash: [UInt8]
+    package var lastDataHash: [UInt8]
     /// State root after the last block (after InitChain before the first block). The next
     /// block's `Header.appHash` must equal it.
-    public var appHash: [UInt8]
+    package var appHash: [UInt8]
     /// The address that must sign block `nextHeight` (ev-node v1.2 `State.next_proposer_address`,
     /// reference/ev-node-chain-rules.md §1): the genesis proposer until the executor names
     /// another. Empty only in a state stored before rotation existed; `expectedProposer` then
     /// falls back to the genesis proposer.
-    public var nextProposerAddress: [UInt8]
+    package var nextProposerAddress: [UInt8]
 
-    public init(chainID: String, initialHeight: UInt64, lastBlockHeight: UInt64, lastBlockTime: UInt64,
+    package init(chainID: String, initialHeight: UInt64, lastBlockHeight: UInt64, lastBlockTime: UInt64,
                 lastHeaderHash: [UInt8], lastDataHash: [UInt8], appHash: [UInt8],
                 nextProposerAddress: [UInt8] = []) {
         self.chainID = chainID
@@ -36,7 +36,7 @@ public struct State: Sendable, Hashable {
     }
 
     /// The state before the first block, with the executor's InitChain root.
-    public init(genesis: Genesis, appHash: [UInt8]) {
+    package init(genesis: Genesis, appHash: [UInt8]) {
         self.init(chainID: genesis.chainID, initialHeight: genesis.initialHeight,
                   lastBlockHeight: genesis.initialHeight == 0 ? 0 : genesis.initialHeight - 1, lastBlockTime: genesis.startTimeNanoseconds,
                   lastHeaderHash: [], lastDataHash: [], appHash: appHash,
@@ -45,24 +45,24 @@ public struct State: Sendable, Hashable {
 
     /// Who must sign block `nextHeight`: `nextProposerAddress`, or `genesisProposer` for a state
     /// stored before it was recorded.
-    public func expectedProposer(genesisProposer: [UInt8]) -> [UInt8] {
+    package func expectedProposer(genesisProposer: [UInt8]) -> [UInt8] {
         nextProposerAddress.isEmpty ? genesisProposer : nextProposerAddress
     }
 
     /// ev-node's transition (`State.NextState`): a non-empty address the executor returned for
     /// this block names the signer of the next one; otherwise the expectation carries over, and
     /// a state that had none takes the block's own proposer.
-    public static func nextProposer(previous: [UInt8], executorNamed: [UInt8], blockProposer: [UInt8]) -> [UInt8] {
+    package static func nextProposer(previous: [UInt8], executorNamed: [UInt8], blockProposer: [UInt8]) -> [UInt8] {
         if !executorNamed.isEmpty { return executorNamed }
         if !previous.isEmpty { return previous }
         return blockProposer
     }
 
     /// The height the next block must have.
-    public var nextHeight: UInt64 { lastBlockHeight + 1 }
+    package var nextHeight: UInt64 { lastBlockHeight + 1 }
 
     /// True before the first block is applied.
-    public var isGenesis: Bool { lastBlockHeight < initialHeight }
+    package var isGenesis: Bool { lastBlockHeight < initialHeight }
 
     var encodedSize: Int {
         WireSize.bytesField(chainID.utf8.count) + WireSize.uint64Field(initialHeight)
@@ -73,7 +73,7 @@ public struct State: Sendable, Hashable {
 
     /// The store's encoding (protobuf layout, fields 1-7 in declaration order, then
     /// `nextProposerAddress` as field 10, ev-node's number for it). Not a wire message of ev-node.
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var w = ProtoWriter(capacity: encodedSize)
         w.stringField(1, chainID)
         w.uint64Field(2, initialHeight)
@@ -86,7 +86,7 @@ public struct State: Sendable, Hashable {
         return w.bytes
     }
 
-    public init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
+    package init<Bytes: Collection<UInt8>>(decoding bytes: Bytes,
                                           limit: Int = WireLimits.maxHeaderBytes) throws(WireError) {
         self = try State.decodeWire(bytes, limit: limit)
     }

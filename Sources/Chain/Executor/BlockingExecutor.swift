@@ -9,28 +9,28 @@ import Synchronization
 /// An embedded executor is called directly. A remote one runs its async call in a task and the
 /// calling thread waits for it; its network I/O runs on threads of its own, so the task needs
 /// the cooperative pool only briefly. Never call this from a task on the cooperative pool.
-public struct BlockingExecutor: Sendable {
-    public let executor: any Executor
+package struct BlockingExecutor: Sendable {
+    package let executor: any Executor
     private let local: (any SynchronousExecutor)?
 
-    public init(_ executor: any Executor) {
+    package init(_ executor: any Executor) {
         self.executor = executor
         self.local = executor as? any SynchronousExecutor
     }
 
-    public func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8] {
+    package func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8] {
         if let local { return try local.initChain(genesis: genesis) }
         let executor = self.executor
         return try Self.wait { () async throws(ExecutionError) in try await executor.initChain(genesis: genesis) }
     }
 
-    public func getTxs(max: Int, maxBytes: Int) throws(ExecutionError) -> [[UInt8]] {
+    package func getTxs(max: Int, maxBytes: Int) throws(ExecutionError) -> [[UInt8]] {
         if let local { return try local.getTxs(max: max, maxBytes: maxBytes) }
         let executor = self.executor
         return try Self.wait { () async throws(ExecutionError) in try await executor.getTxs(max: max, maxBytes: maxBytes) }
     }
 
-    public func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+    package func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                            previousRoot: [UInt8]) throws(ExecutionError) -> ExecutionResult {
         if let local { return try local.executeTxs(txs, height: height, time: time, previousRoot: previousRoot) }
         let executor = self.executor
@@ -39,13 +39,13 @@ public struct BlockingExecutor: Sendable {
         }
     }
 
-    public func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet {
+    package func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet {
         if let local { return try local.setFinal(height: height) }
         let executor = self.executor
         return try Self.wait { () async throws(ExecutionError) in try await executor.setFinal(height: height) }
     }
 
-    public func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet {
+    package func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet {
         if let local { return try local.rollback(to: height, from: currentHeight) }
         let executor = self.executor
         return try Self.wait { () async throws(ExecutionError) in

@@ -4,47 +4,47 @@ import Config
 /// namespace in the store (the store adds its prefix), so an executor cannot touch block data.
 /// The store applies the operations in order, inside the same atomic batch as the block (or the
 /// rollback / finality update) they belong to.
-public struct WriteSet: Sendable, Equatable {
-    public enum Operation: Sendable, Equatable {
+package struct WriteSet: Sendable, Equatable {
+    package enum Operation: Sendable, Equatable {
         case put(key: [UInt8], value: [UInt8])
         case delete(key: [UInt8])
     }
 
-    public private(set) var operations: [Operation]
+    package private(set) var operations: [Operation]
 
-    public init() { operations = [] }
+    package init() { operations = [] }
 
-    public init(operations: [Operation]) { self.operations = operations }
+    package init(operations: [Operation]) { self.operations = operations }
 
-    public var isEmpty: Bool { operations.isEmpty }
-    public var count: Int { operations.count }
+    package var isEmpty: Bool { operations.isEmpty }
+    package var count: Int { operations.count }
 
-    public mutating func put(_ key: [UInt8], _ value: [UInt8]) {
+    package mutating func put(_ key: [UInt8], _ value: [UInt8]) {
         operations.append(.put(key: key, value: value))
     }
 
-    public mutating func delete(_ key: [UInt8]) {
+    package mutating func delete(_ key: [UInt8]) {
         operations.append(.delete(key: key))
     }
 
-    public mutating func append(contentsOf other: WriteSet) {
+    package mutating func append(contentsOf other: WriteSet) {
         operations.append(contentsOf: other.operations)
     }
 
-    public mutating func reserveCapacity(_ n: Int) { operations.reserveCapacity(n) }
+    package mutating func reserveCapacity(_ n: Int) { operations.reserveCapacity(n) }
 }
 
 /// The result of executing one block's txs.
-public struct ExecutionResult: Sendable, Equatable {
+package struct ExecutionResult: Sendable, Equatable {
     /// State root after the block (the next block's `app_hash`).
-    public var stateRoot: [UInt8]
+    package var stateRoot: [UInt8]
     /// State changes, committed atomically with the block.
-    public var writes: WriteSet
+    package var writes: WriteSet
     /// The address that must sign the next block, when this block hands production to another
     /// key (ev-node v1.2 `ExecuteResult.NextProposerAddress`); empty = unchanged.
-    public var nextProposerAddress: [UInt8]
+    package var nextProposerAddress: [UInt8]
 
-    public init(stateRoot: [UInt8], writes: WriteSet, nextProposerAddress: [UInt8] = []) {
+    package init(stateRoot: [UInt8], writes: WriteSet, nextProposerAddress: [UInt8] = []) {
         self.stateRoot = stateRoot
         self.writes = writes
         self.nextProposerAddress = nextProposerAddress
@@ -53,8 +53,8 @@ public struct ExecutionResult: Sendable, Equatable {
 
 /// The executor failed: its state cannot be read, it cannot be reached, or it refuses the
 /// request. Carries what an operator needs: the engine (an EL's URL), the method and the height.
-public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
+package struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertible {
+    package enum Kind: Sendable, Equatable {
         /// The engine refused the request or answered something that cannot be right (INVALID,
         /// a JSON-RPC error, a malformed answer, a state root that disagrees with the chain).
         /// Asking again gets the same answer: the node stops and says why.
@@ -65,20 +65,20 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         case unavailable
     }
 
-    public let kind: Kind
+    package let kind: Kind
     /// The block height involved, when there is one.
-    public let height: UInt64?
+    package let height: UInt64?
     /// Which engine answered (e.g. `EL http://127.0.0.1:8551`); nil for the built-in executor.
-    public let engine: String?
+    package let engine: String?
     /// The engine method that failed (e.g. `engine_newPayloadV4`).
-    public let method: String?
-    public let reason: String
+    package let method: String?
+    package let reason: String
 
-    public init(height: UInt64?, reason: String) {
+    package init(height: UInt64?, reason: String) {
         self.init(kind: .rejected, engine: nil, method: nil, height: height, reason: reason)
     }
 
-    public init(kind: Kind, engine: String?, method: String?, height: UInt64?, reason: String) {
+    package init(kind: Kind, engine: String?, method: String?, height: UInt64?, reason: String) {
         self.kind = kind
         self.engine = engine
         self.method = method
@@ -86,9 +86,9 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         self.reason = reason
     }
 
-    public var isUnavailable: Bool { kind == .unavailable }
+    package var isUnavailable: Bool { kind == .unavailable }
 
-    public var description: String {
+    package var description: String {
         var where_ = "execution"
         if let engine { where_ = engine }
         if let method { where_ += " \(method)" }
@@ -116,7 +116,7 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
 /// blocks before committing them in one batch. `setFinal` and `rollback` may read committed
 /// state; the store calls `rollback` while it holds its writer lock, so it must not call the
 /// store's write methods.
-public protocol Executor: AnyObject, Sendable {
+package protocol Executor: AnyObject, Sendable {
     /// The state root before the first block.
     func initChain(genesis: Genesis) async throws(ExecutionError) -> [UInt8]
 
@@ -158,18 +158,18 @@ public protocol Executor: AnyObject, Sendable {
 extension Executor {
     /// Size alone: an empty transaction or one larger than `maxBytes` is removed, and once the
     /// bound is reached everything after is postponed.
-    public func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
+    package func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
         TxSizeFilter.filter(txs, maxBytes: maxBytes) { _ in true }
     }
 
     /// No gas.
-    public func maxGasPerBlock() async throws(ExecutionError) -> UInt64 { 0 }
+    package func maxGasPerBlock() async throws(ExecutionError) -> UInt64 { 0 }
 }
 
 /// The size rule every executor's filter shares (ev-node's testapp order): removed when empty,
 /// invalid or alone larger than the bound; postponed from the first one that would overflow it on.
-public enum TxSizeFilter {
-    public static func filter(_ txs: [[UInt8]], maxBytes: UInt64,
+package enum TxSizeFilter {
+    package static func filter(_ txs: [[UInt8]], maxBytes: UInt64,
                               isValid: ([UInt8]) -> Bool) -> [TxFilterStatus] {
         var result: [TxFilterStatus] = []
         result.reserveCapacity(txs.count)
@@ -194,7 +194,7 @@ public enum TxSizeFilter {
 /// An executor that runs in-process and waits on nothing but the store: the same calls as
 /// `Executor`, synchronous. Blocking callers (the sync pipeline's thread, the producer's pool
 /// thread) call it directly.
-public protocol SynchronousExecutor: Executor {
+package protocol SynchronousExecutor: Executor {
     func initChain(genesis: Genesis) throws(ExecutionError) -> [UInt8]
     func getTxs(max: Int, maxBytes: Int) throws(ExecutionError) -> [[UInt8]]
     func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,

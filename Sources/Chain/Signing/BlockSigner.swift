@@ -3,15 +3,15 @@ import Crypto
 
 /// Signing failed: inside the crypto library (not expected with a valid key), or the remote
 /// signer gave no signature.
-public struct SigningError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let reason: String
+package struct SigningError: Error, Sendable, Equatable, CustomStringConvertible {
+    package let reason: String
     /// The signer answered and refused (its fence: the height was signed already, by this node
     /// or another one sharing the signer). An HA leader steps down on it rather than halt: the
     /// group's other member that signed there leads on, and this node follows its block.
-    public let refusedBySigner: Bool
-    public var description: String { "signing failed: \(reason)" }
+    package let refusedBySigner: Bool
+    package var description: String { "signing failed: \(reason)" }
 
-    public init(reason: String, refusedBySigner: Bool = false) {
+    package init(reason: String, refusedBySigner: Bool = false) {
         self.reason = reason
         self.refusedBySigner = refusedBySigner
     }
@@ -21,7 +21,7 @@ public struct SigningError: Error, Sendable, Equatable, CustomStringConvertible 
 /// (`evnode signer serve`) that keeps the key and its own high-water mark. Each call blocks until
 /// the signature is there: call it from a thread that may block (the producer's, the DA
 /// submitter's worker), never from the cooperative pool.
-public protocol SigningBackend: Sendable {
+package protocol SigningBackend: Sendable {
     /// Signs an encoded Header, SignedHeader (DA envelope) or Data.
     func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8]
     /// Signs the encoded `header` of a block whose data is `data`. A remote signer keeps the
@@ -30,14 +30,14 @@ public protocol SigningBackend: Sendable {
 }
 
 /// The key held in this process (`signer.json`).
-public struct LocalSigningKey: SigningBackend {
-    public let privateKey: Curve25519.Signing.PrivateKey
+package struct LocalSigningKey: SigningBackend {
+    package let privateKey: Curve25519.Signing.PrivateKey
 
-    public init(_ privateKey: Curve25519.Signing.PrivateKey) {
+    package init(_ privateKey: Curve25519.Signing.PrivateKey) {
         self.privateKey = privateKey
     }
 
-    public func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
+    package func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
         do {
             return Array(try privateKey.signature(for: message))
         } catch {
@@ -45,7 +45,7 @@ public struct LocalSigningKey: SigningBackend {
         }
     }
 
-    public func sign(header: [UInt8], data: BlockData) throws(SigningError) -> [UInt8] {
+    package func sign(header: [UInt8], data: BlockData) throws(SigningError) -> [UInt8] {
         try sign(header)
     }
 }
@@ -56,28 +56,28 @@ public struct LocalSigningKey: SigningBackend {
 /// With the local key, guarding against signing two different blocks at one height (the
 /// signer's high-water mark, SPEC §6) is the block producer's job, done before a signature
 /// leaves the process; a remote signer also enforces its own mark, where the key is.
-public struct BlockSigner: Sendable {
-    public let backend: any SigningBackend
-    /// Address and proto-encoded public key, as carried in every signed message.
-    public let signer: Signer
+package struct BlockSigner: Sendable {
+    package let backend: any SigningBackend
+    /// Address and proto-encoded package key, as carried in every signed message.
+    package let signer: Signer
 
-    public init(privateKey: Curve25519.Signing.PrivateKey) {
+    package init(privateKey: Curve25519.Signing.PrivateKey) {
         backend = LocalSigningKey(privateKey)
         signer = Signer(rawPublicKey: Array(privateKey.publicKey.rawRepresentation))
     }
 
-    /// A signer whose key is elsewhere; `rawPublicKey` is its 32-byte Ed25519 public key.
-    public init(backend: any SigningBackend, rawPublicKey: [UInt8]) {
+    /// A signer whose key is elsewhere; `rawPublicKey` is its 32-byte Ed25519 package key.
+    package init(backend: any SigningBackend, rawPublicKey: [UInt8]) {
         self.backend = backend
         signer = Signer(rawPublicKey: rawPublicKey)
     }
 
-    public init(keyFile: KeyFile) {
+    package init(keyFile: KeyFile) {
         self.init(privateKey: keyFile.privateKey)
     }
 
     /// From a raw 32-byte Ed25519 seed.
-    public init(seed: [UInt8]) throws(SigningError) {
+    package init(seed: [UInt8]) throws(SigningError) {
         do {
             self.init(privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: seed))
         } catch {
@@ -85,47 +85,47 @@ public struct BlockSigner: Sendable {
         }
     }
 
-    /// SHA-256 of the raw public key: the proposer address.
-    public var address: [UInt8] { signer.address }
+    /// SHA-256 of the raw package key: the proposer address.
+    package var address: [UInt8] { signer.address }
 
-    public func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
+    package func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
         try backend.sign(message)
     }
 
-    public func sign(header: Header) throws(SigningError) -> SignedHeader {
+    package func sign(header: Header) throws(SigningError) -> SignedHeader {
         SignedHeader(header: header, signature: try sign(header.encoded()), signer: signer)
     }
 
     /// A block's header, signed with its data at hand (a remote signer keeps the data).
-    public func sign(header: Header, data: BlockData) throws(SigningError) -> SignedHeader {
+    package func sign(header: Header, data: BlockData) throws(SigningError) -> SignedHeader {
         SignedHeader(header: header, signature: try backend.sign(header: header.encoded(), data: data), signer: signer)
     }
 
     /// The DA header blob: `envelope_signature` over the encoded signed header.
-    public func envelope(for signedHeader: SignedHeader) throws(SigningError) -> DAHeaderEnvelope {
+    package func envelope(for signedHeader: SignedHeader) throws(SigningError) -> DAHeaderEnvelope {
         DAHeaderEnvelope(signedHeader: signedHeader, envelopeSignature: try sign(signedHeader.encoded()))
     }
 
     /// The DA data blob: signature over the encoded data (with metadata).
-    public func sign(data: BlockData) throws(SigningError) -> SignedData {
+    package func sign(data: BlockData) throws(SigningError) -> SignedData {
         SignedData(data: data, signature: try sign(data.encoded()), signer: signer)
     }
 }
 
-/// Ed25519 verification against the proto-encoded public keys carried in `Signer.pubKey`.
+/// Ed25519 verification against the proto-encoded package keys carried in `Signer.pubKey`.
 /// Pure functions over value types: safe to call from many threads at once.
-public enum SignatureVerifier {
-    public static func isValid(signature: [UInt8], message: [UInt8], signer: Signer) -> Bool {
+package enum SignatureVerifier {
+    package static func isValid(signature: [UInt8], message: [UInt8], signer: Signer) -> Bool {
         guard let raw = signer.rawPublicKey else { return false }
         return isValid(signature: signature, message: message, rawPublicKey: raw)
     }
 
     /// `protoPublicKey` is the 36-byte `08 01 12 20 ‖ raw32` form.
-    public static func isValid(signature: [UInt8], message: [UInt8], protoPublicKey: [UInt8]) -> Bool {
+    package static func isValid(signature: [UInt8], message: [UInt8], protoPublicKey: [UInt8]) -> Bool {
         isValid(signature: signature, message: message, signer: Signer(address: [], pubKey: protoPublicKey))
     }
 
-    public static func isValid(signature: [UInt8], message: [UInt8], rawPublicKey: [UInt8]) -> Bool {
+    package static func isValid(signature: [UInt8], message: [UInt8], rawPublicKey: [UInt8]) -> Bool {
         guard signature.count == 64,
               let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawPublicKey) else { return false }
         return key.isValidSignature(signature, for: message)
@@ -135,14 +135,14 @@ public enum SignatureVerifier {
 extension SignedHeader {
     /// True when `signature` is the signer's valid signature over the encoded header. Says
     /// nothing about whether the signer is the right proposer (see `BlockValidator`).
-    public var hasValidSignature: Bool {
+    package var hasValidSignature: Bool {
         SignatureVerifier.isValid(signature: signature, message: header.encoded(), signer: signer)
     }
 }
 
 extension DAHeaderEnvelope {
     /// True when both the header signature and the envelope signature verify with `signer`.
-    public var hasValidSignatures: Bool {
+    package var hasValidSignatures: Bool {
         let inner = signedHeader
         return inner.hasValidSignature
             && SignatureVerifier.isValid(signature: envelopeSignature, message: inner.encoded(), signer: signer)
@@ -150,7 +150,7 @@ extension DAHeaderEnvelope {
 }
 
 extension SignedData {
-    public var hasValidSignature: Bool {
+    package var hasValidSignature: Bool {
         SignatureVerifier.isValid(signature: signature, message: data.encoded(), signer: signer)
     }
 }

@@ -15,51 +15,51 @@ import Darwin
 ///
 /// A value type without mutable state: `verifySignature` can run on many threads at once ahead
 /// of the in-order `validate(…, signatureVerified: true)`.
-public struct BlockValidator: Sendable {
-    public let chainID: String
+package struct BlockValidator: Sendable {
+    package let chainID: String
     /// The genesis proposer: the expected signer while the state names none (a state stored
     /// before rotation existed), and the start of the chain's proposer sequence.
-    public let proposerAddress: [UInt8]
+    package let proposerAddress: [UInt8]
     /// How far a block's time may be ahead of the local clock (SPEC: 1 minute).
-    public let maxFutureDrift: UInt64
+    package let maxFutureDrift: UInt64
 
-    public static let defaultMaxFutureDrift: UInt64 = 60_000_000_000
+    package static let defaultMaxFutureDrift: UInt64 = 60_000_000_000
     /// go-header's bound for headers that arrive over P2P (gossip and header-exchange): 10 s.
     /// Stricter than the sync path's minute, so what P2P takes the pipeline can always apply.
-    public static let p2pMaxFutureDrift: UInt64 = 10_000_000_000
+    package static let p2pMaxFutureDrift: UInt64 = 10_000_000_000
 
     /// `header.time` is at most `maxDrift` ahead of `now` (clocks drift: the caller drops the
     /// header without blaming its source, and takes it again once the clock has caught up).
-    public static func checkNotAhead(_ header: Header, now: UInt64, maxDrift: UInt64) throws(ValidationError) {
+    package static func checkNotAhead(_ header: Header, now: UInt64, maxDrift: UInt64) throws(ValidationError) {
         if header.time > now, header.time - now > maxDrift {
             throw .timeInFuture(height: header.height, time: header.time, now: now)
         }
     }
 
-    public init(chainID: String, proposerAddress: [UInt8], maxFutureDrift: UInt64 = defaultMaxFutureDrift) {
+    package init(chainID: String, proposerAddress: [UInt8], maxFutureDrift: UInt64 = defaultMaxFutureDrift) {
         self.chainID = chainID
         self.proposerAddress = proposerAddress
         self.maxFutureDrift = maxFutureDrift
     }
 
-    public init(genesis: Genesis, maxFutureDrift: UInt64 = defaultMaxFutureDrift) {
+    package init(genesis: Genesis, maxFutureDrift: UInt64 = defaultMaxFutureDrift) {
         self.init(chainID: genesis.chainID, proposerAddress: genesis.proposerAddress, maxFutureDrift: maxFutureDrift)
     }
 
     /// Wall-clock time in unix nanoseconds, for the `now` parameter.
-    public static func currentTime() -> UInt64 {
+    package static func currentTime() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
     /// Who must sign the block after `state`.
-    public func expectedProposer(after state: State) -> [UInt8] {
+    package func expectedProposer(after state: State) -> [UInt8] {
         state.expectedProposer(genesisProposer: proposerAddress)
     }
 
     /// The signer is well formed and names itself: its address is SHA-256 of its key. Returns
-    /// the raw public key.
+    /// the raw package key.
     private func checkSigner(_ signer: Signer, height: UInt64) throws(ValidationError) -> [UInt8] {
         guard let raw = signer.rawPublicKey else {
             throw .malformedSignerKey(height: height, pubKey: signer.pubKey)
@@ -90,12 +90,12 @@ public struct BlockValidator: Sendable {
     /// of chain state. Whether that key may sign this height is `validate`'s question (or
     /// `verifySignature(_:expectedProposer:)`'s, where the caller knows the answer). Thread-safe;
     /// meant to run in parallel ahead of `validate`.
-    public func verifySignature(_ signedHeader: SignedHeader) throws(ValidationError) {
+    package func verifySignature(_ signedHeader: SignedHeader) throws(ValidationError) {
         try verify(signedHeader, encodedHeader: signedHeader.header.encoded())
     }
 
     /// The proposer is `expected` (the cheap check, first), and `verifySignature`.
-    public func verifySignature(_ signedHeader: SignedHeader, expectedProposer expected: [UInt8]) throws(ValidationError) {
+    package func verifySignature(_ signedHeader: SignedHeader, expectedProposer expected: [UInt8]) throws(ValidationError) {
         let header = signedHeader.header
         guard header.proposerAddress == expected else {
             throw .unexpectedProposer(height: header.height, address: header.proposerAddress, expected: expected)
@@ -107,14 +107,14 @@ public struct BlockValidator: Sendable {
     /// names itself. Data is bound to its block by the header's `data_hash`, not by its signer:
     /// ev-node signs data with the submitter's key, which around a rotation need not be the
     /// block's proposer (reference §1).
-    public func verifySigner(of signedData: SignedData) throws(ValidationError) {
+    package func verifySigner(of signedData: SignedData) throws(ValidationError) {
         _ = try checkSigner(signedData.signer, height: signedData.data.metadata?.height ?? 0)
     }
 
     /// Signer rules plus the data blob's own signature over the encoded `Data` (metadata
     /// included), under the key it carries. The DA follower needs it only for data no verified
     /// header claims.
-    public func verifySignature(of signedData: SignedData) throws(ValidationError) {
+    package func verifySignature(of signedData: SignedData) throws(ValidationError) {
         let height = signedData.data.metadata?.height ?? 0
         let raw = try checkSigner(signedData.signer, height: height)
         guard SignatureVerifier.isValid(signature: signedData.signature, message: signedData.data.encoded(),
@@ -137,7 +137,7 @@ public struct BlockValidator: Sendable {
     ///
     /// Data without metadata is accepted (its header commits to the txs); the chained data hash
     /// is then computed as if the metadata the producer always includes were present.
-    public func validate(_ signedHeader: SignedHeader, data: BlockData, state: State, now: UInt64,
+    package func validate(_ signedHeader: SignedHeader, data: BlockData, state: State, now: UInt64,
                          signatureVerified: Bool = false) throws(ValidationError) -> State {
         let header = signedHeader.header
         let height = header.height

@@ -2,10 +2,10 @@ import Primitives
 
 /// Why a block was rejected: one case per rule of SPEC §3, each with the block's height and
 /// the values that disagreed.
-public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `Signer.pubKey` is not `08 01 12 20 ‖ 32 bytes`.
     case malformedSignerKey(height: UInt64, pubKey: [UInt8])
-    /// `Signer.address` is not SHA-256 of the signer's public key.
+    /// `Signer.address` is not SHA-256 of the signer's package key.
     case signerAddressMismatch(height: UInt64, address: [UInt8], expected: [UInt8])
     /// The proposer is not the one the chain state expects at this height (the genesis proposer,
     /// or the `next_proposer_address` the state recorded after the previous block).
@@ -33,7 +33,7 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
     case metadataMismatch(height: UInt64, field: String)
 
     /// Height of the rejected block.
-    public var height: UInt64 {
+    package var height: UInt64 {
         switch self {
         case .malformedSignerKey(let h, _), .signerAddressMismatch(let h, _, _), .unexpectedProposer(let h, _, _),
              .proposerAddressMismatch(let h, _, _), .invalidSignature(let h), .wrongChainID(let h, _, _),
@@ -47,7 +47,7 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
     /// True for a header validly signed by the expected proposer (all signature rules passed)
     /// that does not extend our chain: its `last_header_hash` or `app_hash` disagrees with our
     /// state. This is not a bad peer; it means our chain and the proposer's differ (SPEC §7).
-    public var isDivergence: Bool {
+    package var isDivergence: Bool {
         switch self {
         case .lastHeaderHashMismatch, .appHashMismatch: return true
         default: return false
@@ -57,7 +57,7 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
     /// True when the source of the block should be counted as bad (SPEC §3): the block is
     /// forged, corrupted or inconsistent. False for divergence, for a block that is simply not
     /// the next one (stale or early), and for a time ahead of our clock (clocks drift).
-    public var blamesSource: Bool {
+    package var blamesSource: Bool {
         switch self {
         case .lastHeaderHashMismatch, .appHashMismatch, .unexpectedHeight, .timeInFuture: return false
         default: return true
@@ -65,7 +65,7 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     /// Short name of the broken rule, for logs and metrics labels.
-    public var rule: String {
+    package var rule: String {
         switch self {
         case .malformedSignerKey: return "malformed_signer_key"
         case .signerAddressMismatch: return "signer_address"
@@ -83,7 +83,7 @@ public enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .malformedSignerKey(let h, let key):
             return "block \(h): signer pub_key is not an Ed25519 key (\(key.count) bytes: \(Hex.encode(key.prefix(8)))…)"

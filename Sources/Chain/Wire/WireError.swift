@@ -1,5 +1,5 @@
 /// The wire messages of SPEC §3 (plus the store's own `State`), named in decoding errors.
-public enum WireMessage: String, Sendable, Hashable {
+package enum WireMessage: String, Sendable, Hashable {
     case version = "Version"
     case header = "Header"
     case signer = "Signer"
@@ -21,7 +21,7 @@ public enum WireMessage: String, Sendable, Hashable {
 /// `lengthOverflow`, `wrongWireType` or `duplicateField` — always an error, never a silent
 /// success, except when the extra bytes happen to form a well-formed field with an unknown
 /// number, which is skipped for forward compatibility.
-public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The input is larger than the limit for this message kind.
     case tooLarge(message: WireMessage, size: Int, limit: Int)
     /// The input ends inside a tag or a field value. `field` is 0 when it ends inside a tag.
@@ -40,7 +40,7 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A `string` field that is not valid UTF-8.
     case invalidUTF8(message: WireMessage, field: Int)
 
-    public var message: WireMessage {
+    package var message: WireMessage {
         switch self {
         case .tooLarge(let m, _, _), .truncated(let m, _), .varintOverflow(let m, _),
              .lengthOverflow(let m, _, _, _), .wrongWireType(let m, _, _, _), .invalidTag(let m, _, _),
@@ -49,7 +49,7 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .tooLarge(let m, let size, let limit):
             return "\(m.rawValue): \(size) bytes is over the limit of \(limit)"
@@ -73,13 +73,13 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Size bounds applied before decoding, so hostile input cannot make us allocate without limit.
-public enum WireLimits {
+package enum WireLimits {
     /// Upper bound of an encoded `Data` / `SignedData` (and of any single block message).
-    public static let maxBlockBytes = 8 << 20
+    package static let maxBlockBytes = 8 << 20
     /// Upper bound of an encoded `Header`, `SignedHeader` or `DAHeaderEnvelope`. Real headers
     /// are about 300 bytes; the slack allows unknown future fields.
-    public static let maxHeaderBytes = 64 << 10
+    package static let maxHeaderBytes = 64 << 10
     /// Upper bound of the txs of one block as the producer fills it (leaves room for metadata
     /// and the `SignedData` envelope inside `maxBlockBytes`).
-    public static let maxTxBytesPerBlock = maxBlockBytes - (64 << 10)
+    package static let maxTxBytesPerBlock = maxBlockBytes - (64 << 10)
 }

@@ -68,15 +68,15 @@ package enum RPCErrorCode {
 }
 
 /// Method names of the Celestia node API that evnode uses.
-public enum DAMethod {
-    public static let submit = "blob.Submit"
-    public static let getAll = "blob.GetAll"
-    public static let get = "blob.Get"
-    public static let networkHead = "header.NetworkHead"
-    public static let getByHeight = "header.GetByHeight"
+package enum DAMethod {
+    package static let submit = "blob.Submit"
+    package static let getAll = "blob.GetAll"
+    package static let get = "blob.Get"
+    package static let networkHead = "header.NetworkHead"
+    package static let getByHeight = "header.GetByHeight"
     /// WebSocket only: a notification per new DA height (go-jsonrpc channel, `xrpc.ch.val`).
-    public static let subscribe = "blob.Subscribe"
+    package static let subscribe = "blob.Subscribe"
     /// go-jsonrpc's channel notifications.
-    public static let channelValue = "xrpc.ch.val"
-    public static let channelClose = "xrpc.ch.close"
+    package static let channelValue = "xrpc.ch.val"
+    package static let channelClose = "xrpc.ch.close"
 }

@@ -2,9 +2,9 @@ import GRPCCore
 
 /// A refused ev-node RPC call: the code both protocols share (Connect names it in its JSON
 /// error, gRPC in `grpc-status`) and a message that says what was wrong.
-public struct APIFault: Error, Sendable, Equatable, CustomStringConvertible {
+package struct APIFault: Error, Sendable, Equatable, CustomStringConvertible {
     /// The Connect/gRPC codes this API answers with.
-    public enum Code: String, Sendable, Equatable {
+    package enum Code: String, Sendable, Equatable {
         case invalidArgument = "invalid_argument"
         case notFound = "not_found"
         case resourceExhausted = "resource_exhausted"
@@ -13,7 +13,7 @@ public struct APIFault: Error, Sendable, Equatable, CustomStringConvertible {
         case unavailable
 
         /// The HTTP status the Connect protocol pairs with the code.
-        public var httpStatus: Int {
+        package var httpStatus: Int {
             switch self {
             case .invalidArgument: 400
             case .notFound: 404
@@ -36,15 +36,15 @@ public struct APIFault: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public let code: Code
-    public let message: String
+    package let code: Code
+    package let message: String
 
-    public init(_ code: Code, _ message: String) {
+    package init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
-    public var description: String { "\(code.rawValue): \(message)" }
+    package var description: String { "\(code.rawValue): \(message)" }
 
     var rpcError: RPCError { RPCError(code: code.grpc, message: message) }
 }

@@ -5,10 +5,10 @@ import SwiftProtobuf
 
 /// ev-node's three services, one method each, shared by the Connect routes and the gRPC server
 /// so that both protocols answer the same. Errors are `APIFault`s naming what was wrong.
-public struct EvnodeAPI: Sendable {
+package struct EvnodeAPI: Sendable {
     let backend: any EvnodeAPIBackend
 
-    public init(backend: any EvnodeAPIBackend) {
+    package init(backend: any EvnodeAPIBackend) {
         self.backend = backend
     }
 
@@ -17,7 +17,7 @@ public struct EvnodeAPI: Sendable {
     /// By height (0: the newest) or by header hash. The block is the stored bytes, decoded into
     /// the generated messages (their encoding is the same bytes again: tested against vectors).
     /// A missing block is `not_found` (ev-node answers `internal`; README says why not).
-    public func getBlock(_ request: Evnode_V1_GetBlockRequest) throws(APIFault) -> Evnode_V1_GetBlockResponse {
+    package func getBlock(_ request: Evnode_V1_GetBlockRequest) throws(APIFault) -> Evnode_V1_GetBlockResponse {
         let height: UInt64
         switch request.identifier {
         case .height(let h)?:
@@ -54,7 +54,7 @@ public struct EvnodeAPI: Sendable {
     }
 
     /// ev-node's `State`, with `last_header_hash` filled (ev-node leaves it empty).
-    public func getState() throws(APIFault) -> Evnode_V1_GetStateResponse {
+    package func getState() throws(APIFault) -> Evnode_V1_GetStateResponse {
         let chain = try backend.chainState()
         var state = Evnode_V1_State()
         state.version.block = chain.blockVersion
@@ -72,7 +72,7 @@ public struct EvnodeAPI: Sendable {
         return response
     }
 
-    public func getMetadata(_ request: Evnode_V1_GetMetadataRequest) throws(APIFault) -> Evnode_V1_GetMetadataResponse {
+    package func getMetadata(_ request: Evnode_V1_GetMetadataRequest) throws(APIFault) -> Evnode_V1_GetMetadataResponse {
         guard let key = EvnodeMetadataKey(request.key) else {
             let shown = request.key.utf8.count > 64 ? String(request.key.prefix(64)) + "…" : request.key
             throw APIFault(.notFound, "unknown metadata key \"\(shown)\"; this node answers \(EvnodeMetadataKey.known)")
@@ -85,7 +85,7 @@ public struct EvnodeAPI: Sendable {
         return response
     }
 
-    public func getGenesisDaHeight() throws(APIFault) -> Evnode_V1_GetGenesisDaHeightResponse {
+    package func getGenesisDaHeight() throws(APIFault) -> Evnode_V1_GetGenesisDaHeightResponse {
         guard let height = try backend.metadata(.genesisDAHeight) else {
             throw APIFault(.notFound, "the genesis DA height is not known yet: the first block is not DA-included")
         }
@@ -94,7 +94,7 @@ public struct EvnodeAPI: Sendable {
         return response
     }
 
-    public func getP2PStoreInfo() throws(APIFault) -> Evnode_V1_GetP2PStoreInfoResponse {
+    package func getP2PStoreInfo() throws(APIFault) -> Evnode_V1_GetP2PStoreInfoResponse {
         var response = Evnode_V1_GetP2PStoreInfoResponse()
         response.stores = try backend.p2pStores().map { store in
             var snapshot = Evnode_V1_P2PStoreSnapshot()
@@ -110,7 +110,7 @@ public struct EvnodeAPI: Sendable {
     // MARK: P2PService
 
     /// The live connections (ev-node lists DHT-discovered peers here; this node has no DHT).
-    public func getPeerInfo() -> Evnode_V1_GetPeerInfoResponse {
+    package func getPeerInfo() -> Evnode_V1_GetPeerInfoResponse {
         var response = Evnode_V1_GetPeerInfoResponse()
         response.peers = backend.netInfo().peers.map { peer in
             var info = Evnode_V1_PeerInfo()
@@ -122,7 +122,7 @@ public struct EvnodeAPI: Sendable {
     }
 
     /// ev-node fills only `id` and `listen_addresses`; `connected_peers` lists the live connections' ids.
-    public func getNetInfo() -> Evnode_V1_GetNetInfoResponse {
+    package func getNetInfo() -> Evnode_V1_GetNetInfoResponse {
         let net = backend.netInfo()
         var response = Evnode_V1_GetNetInfoResponse()
         response.netInfo.id = net.id
@@ -133,7 +133,7 @@ public struct EvnodeAPI: Sendable {
 
     // MARK: ConfigService
 
-    public func getNamespace() -> Evnode_V1_GetNamespaceResponse {
+    package func getNamespace() -> Evnode_V1_GetNamespaceResponse {
         let namespaces = backend.namespaces
         var response = Evnode_V1_GetNamespaceResponse()
         response.headerNamespace = Hex.encode(namespaces.header)
@@ -141,7 +141,7 @@ public struct EvnodeAPI: Sendable {
         return response
     }
 
-    public func getSignerInfo() throws(APIFault) -> Evnode_V1_GetSignerInfoResponse {
+    package func getSignerInfo() throws(APIFault) -> Evnode_V1_GetSignerInfoResponse {
         guard let address = backend.signerAddress else {
             throw APIFault(.unavailable, "sequencer signer not available")
         }

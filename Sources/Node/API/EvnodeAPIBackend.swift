@@ -1,7 +1,7 @@
 import Chain
 /// What ev-node's services (`evnode.v1.StoreService`, `P2PService`, `ConfigService`) ask of the
 /// node. `NodeRPCBackend` answers from the live node; the services know nothing else.
-public protocol EvnodeAPIBackend: Sendable {
+package protocol EvnodeAPIBackend: Sendable {
     /// The block at `height` as the store holds it, nil when it holds none.
     func storedBlock(at height: UInt64) throws(APIFault) -> APIStoredBlock?
     /// The height of the block whose header hashes to `hash`, nil when none does.
@@ -23,14 +23,14 @@ public protocol EvnodeAPIBackend: Sendable {
 
 /// A block exactly as stored: the encoded `SignedHeader` and `Data` (the bytes the node gossips
 /// and posts to DA), with the DA heights that include them.
-public struct APIStoredBlock: Sendable, Equatable {
-    public var height: UInt64
-    public var signedHeader: [UInt8]
-    public var data: [UInt8]
-    public var headerDAHeight: UInt64?
-    public var dataDAHeight: UInt64?
+package struct APIStoredBlock: Sendable, Equatable {
+    package var height: UInt64
+    package var signedHeader: [UInt8]
+    package var data: [UInt8]
+    package var headerDAHeight: UInt64?
+    package var dataDAHeight: UInt64?
 
-    public init(height: UInt64, signedHeader: [UInt8], data: [UInt8], headerDAHeight: UInt64?, dataDAHeight: UInt64?) {
+    package init(height: UInt64, signedHeader: [UInt8], data: [UInt8], headerDAHeight: UInt64?, dataDAHeight: UInt64?) {
         self.height = height
         self.signedHeader = signedHeader
         self.data = data
@@ -40,16 +40,16 @@ public struct APIStoredBlock: Sendable, Equatable {
 }
 
 /// `GetState`'s view: the stored chain state plus what ev-node's `State` carries beside it.
-public struct APIChainState: Sendable, Equatable {
-    public var state: State
+package struct APIChainState: Sendable, Equatable {
+    package var state: State
     /// The newest block's header version (zero before the first block).
-    public var blockVersion: UInt64
-    public var appVersion: UInt64
+    package var blockVersion: UInt64
+    package var appVersion: UInt64
     /// The DA height the node has read or submitted through.
-    public var daHeight: UInt64
-    public var nextProposerAddress: [UInt8]
+    package var daHeight: UInt64
+    package var nextProposerAddress: [UInt8]
 
-    public init(state: State, blockVersion: UInt64, appVersion: UInt64, daHeight: UInt64, nextProposerAddress: [UInt8]) {
+    package init(state: State, blockVersion: UInt64, appVersion: UInt64, daHeight: UInt64, nextProposerAddress: [UInt8]) {
         self.state = state
         self.blockVersion = blockVersion
         self.appVersion = appVersion
@@ -59,26 +59,26 @@ public struct APIChainState: Sendable, Equatable {
 }
 
 /// One of `GetP2PStoreInfo`'s stores: its height and its newest and oldest entries.
-public struct APIP2PStore: Sendable, Equatable {
-    public struct Entry: Sendable, Equatable {
-        public var height: UInt64
-        public var hash: [UInt8]
+package struct APIP2PStore: Sendable, Equatable {
+    package struct Entry: Sendable, Equatable {
+        package var height: UInt64
+        package var hash: [UInt8]
         /// Unix nanoseconds.
-        public var time: UInt64
+        package var time: UInt64
 
-        public init(height: UInt64, hash: [UInt8], time: UInt64) {
+        package init(height: UInt64, hash: [UInt8], time: UInt64) {
             self.height = height
             self.hash = hash
             self.time = time
         }
     }
 
-    public var label: String
-    public var height: UInt64
-    public var head: Entry?
-    public var tail: Entry?
+    package var label: String
+    package var height: UInt64
+    package var head: Entry?
+    package var tail: Entry?
 
-    public init(label: String, height: UInt64, head: Entry?, tail: Entry?) {
+    package init(label: String, height: UInt64, head: Entry?, tail: Entry?) {
         self.label = label
         self.height = height
         self.head = head
@@ -87,24 +87,24 @@ public struct APIP2PStore: Sendable, Equatable {
 }
 
 /// The libp2p identity and live connections (`GetNetInfo`, `GetPeerInfo`).
-public struct APINetInfo: Sendable, Equatable {
-    public struct Peer: Sendable, Equatable {
+package struct APINetInfo: Sendable, Equatable {
+    package struct Peer: Sendable, Equatable {
         /// `12D3KooW…`
-        public var id: String
+        package var id: String
         /// The connection's remote multiaddr, ending in `/p2p/<id>`.
-        public var address: String
+        package var address: String
 
-        public init(id: String, address: String) {
+        package init(id: String, address: String) {
             self.id = id
             self.address = address
         }
     }
 
-    public var id: String
-    public var listenAddresses: [String]
-    public var peers: [Peer]
+    package var id: String
+    package var listenAddresses: [String]
+    package var peers: [Peer]
 
-    public init(id: String, listenAddresses: [String], peers: [Peer]) {
+    package init(id: String, listenAddresses: [String], peers: [Peer]) {
         self.id = id
         self.listenAddresses = listenAddresses
         self.peers = peers
@@ -113,7 +113,7 @@ public struct APINetInfo: Sendable, Equatable {
 
 /// ev-node's store metadata keys that this node can answer (`GetMetadata`); each value is a
 /// little-endian uint64 as ev-node stores it.
-public enum EvnodeMetadataKey: Sendable, Equatable {
+package enum EvnodeMetadataKey: Sendable, Equatable {
     /// `gdh`: the first DA height that includes the chain's first block.
     case genesisDAHeight
     /// `d`: the height through which blocks are DA-included (finalized).
@@ -129,7 +129,7 @@ public enum EvnodeMetadataKey: Sendable, Equatable {
     /// `/h`, 26): a longer one is not parsed.
     static let maxKeyLength = 64
 
-    public init?(_ key: String) {
+    package init?(_ key: String) {
         guard key.utf8.count <= Self.maxKeyLength else { return nil }
         switch key {
         case "gdh": self = .genesisDAHeight

@@ -12,29 +12,29 @@ import P2PSync
 import Synchronization
 
 /// What `/status` shows of the HA group.
-public struct HAStatus: Sendable, Codable, Equatable {
+package struct HAStatus: Sendable, Codable, Equatable {
     /// `follower`, `candidate` (electing), `taking-over` (elected, bringing the store to etcd's
     /// latest block; no production yet) or `leader`.
-    public var role: String = "candidate"
-    public var node_id: String
+    package var role: String = "candidate"
+    package var node_id: String
     /// The node that holds the leader key, as last seen; nil when none does.
-    public var leader: String?
+    package var leader: String?
     /// This node's lease while it leads.
-    public var lease_id: String?
-    public var lease_ttl_seconds: Double
+    package var lease_id: String?
+    package var lease_ttl_seconds: Double
     /// The leader's heartbeat interval (0: no heartbeats; a dead leader is replaced when its
     /// lease expires) and how long a follower waits without one before it takes over.
-    public var heartbeat_interval_seconds: Double = 0
-    public var heartbeat_timeout_seconds: Double = 0
+    package var heartbeat_interval_seconds: Double = 0
+    package var heartbeat_timeout_seconds: Double = 0
     /// The leader key's mod revision while this node leads (one per term).
-    public var term: Int64?
+    package var term: Int64?
     /// The height of the latest block committed to etcd, as last seen.
-    public var last_replicated_height: UInt64 = 0
+    package var last_replicated_height: UInt64 = 0
     /// The last etcd failure, nil once etcd answers again.
-    public var etcd_error: String?
+    package var etcd_error: String?
     /// Why this node last gave up a term it won (could not lead, lost the lease, a catchup
     /// condition failed closed for the group's first block).
-    public var last_step_down: String?
+    package var last_step_down: String?
 }
 
 /// How a leadership attempt ended without producing.

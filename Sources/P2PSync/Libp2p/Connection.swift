@@ -13,10 +13,10 @@ struct TCPSource: ChunkSource {
 }
 
 /// An authenticated, multiplexed libp2p connection to one peer.
-public final class Libp2pConnection: Sendable {
-    public let remote: PeerID
-    public let direction: PeerDirection
-    public let remoteAddress: String
+package final class Libp2pConnection: Sendable {
+    package let remote: PeerID
+    package let direction: PeerDirection
+    package let remoteAddress: String
     /// What address limits and bans apply to (`AddressKey`: the IPv4 address, the IPv6 /64).
     let addressKey: String
     /// The remote IP as the socket reports it.
@@ -54,9 +54,9 @@ public final class Libp2pConnection: Sendable {
     }
 
     /// The peer's protocols as identify reported them (empty until it answered).
-    public var protocols: [String] { state.withLock { $0.protocols } }
-    public var agentVersion: String { state.withLock { $0.agentVersion } }
-    public var isClosed: Bool { session.isClosed }
+    package var protocols: [String] { state.withLock { $0.protocols } }
+    package var agentVersion: String { state.withLock { $0.agentVersion } }
+    package var isClosed: Bool { session.isClosed }
     var closeReason: String? { state.withLock { $0.closeReason } }
 
     /// Counts a handler of `proto` for a stream the peer opened; false when `limit` run already.

@@ -2,25 +2,25 @@ import NIOCore
 
 /// The multiaddrs this node dials, listens on and advertises: `/ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>`,
 /// optionally ending in `/p2p/<peer id>`. Other transports (QUIC, WebSocket, …) are not spoken.
-public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
-    public enum Host: Hashable, Sendable {
+package struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
+    package enum Host: Hashable, Sendable {
         case ip4(String)
         case ip6(String)
         case dns(String, code: UInt64)
     }
 
-    public var host: Host
-    public var port: UInt16
-    public var peerID: PeerID?
+    package var host: Host
+    package var port: UInt16
+    package var peerID: PeerID?
 
-    public init(host: Host, port: UInt16, peerID: PeerID? = nil) {
+    package init(host: Host, port: UInt16, peerID: PeerID? = nil) {
         self.host = host
         self.port = port
         self.peerID = peerID
     }
 
     /// From `host:port` (an IP literal or a name) — how the node's listen address is configured.
-    public init(hostPort host: String, port: UInt16, peerID: PeerID? = nil) {
+    package init(hostPort host: String, port: UInt16, peerID: PeerID? = nil) {
         if (try? SocketAddress(ipAddress: host, port: 0))?.protocol == .inet {
             self.host = .ip4(host)
         } else if host.contains(":") {
@@ -38,13 +38,13 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
         static let p2p: UInt64 = 421
     }
 
-    public var hostString: String {
+    package var hostString: String {
         switch host {
         case .ip4(let a), .ip6(let a), .dns(let a, _): return a
         }
     }
 
-    public var description: String {
+    package var description: String {
         let h: String
         switch host {
         case .ip4(let a): h = "/ip4/\(a)"
@@ -55,7 +55,7 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses the text form; the error says which part is wrong.
-    public init(parsing text: String) throws(MultiaddrError) {
+    package init(parsing text: String) throws(MultiaddrError) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.first == "", parts.count >= 5 else {
             throw .invalid(text, "expected /ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>[/p2p/<peer id>]")
@@ -94,7 +94,7 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The binary form (identify's `listenAddrs`, `observedAddr`).
-    public var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         var out: [UInt8] = []
         switch host {
         case .ip4(let a):
@@ -119,7 +119,7 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Decodes the binary form; nil for anything but the shapes this node speaks.
-    public init?(bytes: [UInt8]) {
+    package init?(bytes: [UInt8]) {
         var i = 0
         guard let code = Varint.read(bytes, at: &i) else { return nil }
         switch code {
@@ -161,10 +161,10 @@ public struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-public enum MultiaddrError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum MultiaddrError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalid(String, String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalid(let text, let reason): return "multiaddr \"\(text)\": \(reason)"
         }

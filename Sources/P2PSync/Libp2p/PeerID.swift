@@ -6,42 +6,42 @@ import Crypto
 
 /// A libp2p peer id of an Ed25519 key: the identity multihash of the key's `PublicKey`
 /// protobuf (`00 24 08 01 12 20 ‖ key`), written in base58btc (`12D3KooW…`).
-public struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
+package struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The multihash bytes (38 for an Ed25519 key), as peer ids travel in pubsub `from` fields.
-    public let bytes: [UInt8]
+    package let bytes: [UInt8]
 
-    /// The peer id of a raw 32-byte Ed25519 public key.
-    public init(publicKey: [UInt8]) {
+    /// The peer id of a raw 32-byte Ed25519 package key.
+    package init(publicKey: [UInt8]) {
         let key = LibP2PKey.encodePublicKey(ed25519: publicKey)
         self.bytes = [0x00, UInt8(key.count)] + key
     }
 
-    public init(key: KeyFile) {
+    package init(key: KeyFile) {
         self.init(publicKey: key.publicKey)
     }
 
     /// The peer id from its multihash bytes; nil unless it is an identity multihash of an
     /// Ed25519 key (the only kind this node accepts: ev-node uses Ed25519 node keys).
-    public init?(bytes: [UInt8]) {
+    package init?(bytes: [UInt8]) {
         guard ed25519PublicKey(of: bytes) != nil else { return nil }
         self.bytes = bytes
     }
 
     /// The peer id from its base58btc text (`12D3KooW…`).
-    public init?(string: String) {
+    package init?(string: String) {
         guard let raw = Base58.decode(string) else { return nil }
         self.init(bytes: raw)
     }
 
-    /// The raw Ed25519 public key the id inlines.
-    public var publicKey: [UInt8] { ed25519PublicKey(of: bytes) ?? [] }
+    /// The raw Ed25519 package key the id inlines.
+    package var publicKey: [UInt8] { ed25519PublicKey(of: bytes) ?? [] }
 
-    public var description: String { Base58.encode(bytes) }
+    package var description: String { Base58.encode(bytes) }
 
     /// The last 8 characters, for log lines (every Ed25519 id starts with `12D3KooW`).
-    public var short: String { String(description.suffix(8)) }
+    package var short: String { String(description.suffix(8)) }
 
-    public static func < (lhs: PeerID, rhs: PeerID) -> Bool {
+    package static func < (lhs: PeerID, rhs: PeerID) -> Bool {
         lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
     }
 }

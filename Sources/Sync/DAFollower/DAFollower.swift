@@ -9,44 +9,44 @@ import Synchronization
 import Telemetry
 
 /// What the DA follower has seen, for the failover state machine and `/status`.
-public struct DAFollowerStatus: Sendable, Equatable {
+package struct DAFollowerStatus: Sendable, Equatable {
     /// The next DA height to read.
-    public var nextDAHeight: UInt64
+    package var nextDAHeight: UInt64
     /// Latest DA head observed (network head or the height where "from the future" began).
-    public var daHead: UInt64
+    package var daHead: UInt64
     /// Sticky: every DA height up to a head observed after start was processed (SPEC §6, 1).
-    public var headReached: Bool
+    package var headReached: Bool
     /// Headers and data seen on DA and not yet matched or applied.
-    public var unresolved: Int
+    package var unresolved: Int
     /// Highest height of a validly signed header seen on DA (the equivocation fence needs it).
-    public var highestHeader: UInt64
+    package var highestHeader: UInt64
     /// The last DA error, while DA is failing; nil once a request succeeds again.
-    public var lastError: String?
+    package var lastError: String?
     /// When DA started failing; nil while it answers.
-    public var failingSince: ContinuousClock.Instant?
+    package var failingSince: ContinuousClock.Instant?
     /// Blobs that failed to decode or verify, and unclaimed data dropped.
-    public var badBlobs: Int
+    package var badBlobs: Int
     /// The DA node refuses the credentials (HTTP 401/403) and has answered nothing since.
-    public var authError: String? = nil
+    package var authError: String? = nil
     /// Failed DA requests in the current episode of trouble (0 when DA answers cleanly).
-    public var failedAttempts: Int = 0
+    package var failedAttempts: Int = 0
     /// Bytes of data blobs held while they wait for their header.
-    public var heldDataBytes: Int = 0
+    package var heldDataBytes: Int = 0
     /// Data blobs dropped because the held bytes reached `maxHeldDataBytes`.
-    public var droppedForSpace: Int = 0
+    package var droppedForSpace: Int = 0
     /// DA heights fetched or held ahead of the one being processed now (adapted to the DA node),
     /// and the most so far.
-    public var fetchWindow: Int = 0
-    public var fetchWindowPeak: Int = 0
+    package var fetchWindow: Int = 0
+    package var fetchWindowPeak: Int = 0
     /// The lowest DA height that keeps failing (the follower cannot go past it), if any.
-    public var stalled: DAAvailability.StalledHeight? = nil
+    package var stalled: DAAvailability.StalledHeight? = nil
     /// Headers without an envelope signature are dropped (`EnvelopeStrictMode`).
-    public var strictEnvelopes: Bool = false
+    package var strictEnvelopes: Bool = false
     /// Headers dropped because strict mode wants an envelope they do not carry.
-    public var droppedWithoutEnvelope: Int = 0
+    package var droppedWithoutEnvelope: Int = 0
     /// DA height hints from P2P (`DAHeightHints`): how many arrived, are held, were ignored,
     /// woke the follower, and were passed by its walk.
-    public var hints = DAHeightHints.Counts()
+    package var hints = DAHeightHints.Counts()
 }
 
 /// Walks the DA layer from the chain's DA start height: fetches heights in parallel (as many in
@@ -61,35 +61,35 @@ public struct DAFollowerStatus: Sendable, Equatable {
 /// the stored block was included on DA first; otherwise it is handed on, and the pipeline reports
 /// the finalized divergence. After a rollback, `rewind(after:)` reads DA again for the blocks
 /// above the common ancestor.
-public final class DAFollower: Sendable {
-    public struct Options: Sendable {
-        public var headerNamespace: DANamespace
-        public var dataNamespace: DANamespace
-        public var startHeight: UInt64
+package final class DAFollower: Sendable {
+    package struct Options: Sendable {
+        package var headerNamespace: DANamespace
+        package var dataNamespace: DANamespace
+        package var startHeight: UInt64
         /// Most DA heights in flight (`da.fetch_parallelism`): the number adapts below it, from
         /// 8, growing while the DA node answers faster for it and halving on faults.
-        public var parallelism: Int
+        package var parallelism: Int
         /// Most bytes of fetched DA heights held ahead of the one being processed.
-        public var maxBufferedBytes: Int
+        package var maxBufferedBytes: Int
         /// Pause between polls once the head is reached.
-        public var pollInterval: Duration
+        package var pollInterval: Duration
         /// Most unmatched headers or data held.
-        public var maxUnresolved: Int
+        package var maxUnresolved: Int
         /// Most bytes of data blobs held while they wait for their header (`da.max_held_data`).
-        public var maxHeldDataBytes: Int
+        package var maxHeldDataBytes: Int
         /// Backoff between attempts at one DA height that failed (starts afresh per height).
-        public var retry: RetryPolicy
+        package var retry: RetryPolicy
         /// ev-node's `da_retrieval_*_total`, counted as each fetch is answered or fails.
-        public var metrics: SyncSeries?
+        package var metrics: SyncSeries?
         /// The forced-inclusion check of DA-sourced blocks (nil: forced inclusion off). Made by
         /// `run()` from the resume height: see `ForcedInclusionVerifier.init`.
-        public var forcedInclusion: (@Sendable (_ resumeDAHeight: UInt64) -> ForcedInclusionVerifier)?
+        package var forcedInclusion: (@Sendable (_ resumeDAHeight: UInt64) -> ForcedInclusionVerifier)?
 
-        public static let defaultMaxHeldDataBytes = 64 << 20
-        public static let defaultRetry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200),
+        package static let defaultMaxHeldDataBytes = 64 << 20
+        package static let defaultRetry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200),
                                                      maxDelay: .seconds(10))
 
-        public init(headerNamespace: DANamespace, dataNamespace: DANamespace, startHeight: UInt64,
+        package init(headerNamespace: DANamespace, dataNamespace: DANamespace, startHeight: UInt64,
                     parallelism: Int, pollInterval: Duration, maxUnresolved: Int = 100_000,
                     maxHeldDataBytes: Int = defaultMaxHeldDataBytes, retry: RetryPolicy = defaultRetry,
                     maxBufferedBytes: Int = DAFetchPacer.defaultMaxBufferedBytes) {
@@ -129,9 +129,9 @@ public final class DAFollower: Sendable {
     let logger: Logger
     /// Answers and faults of every DA request: the log's one WARNING, summaries and INFO, and
     /// the failure fields of `status`.
-    public let availability: DAAvailability
+    package let availability: DAAvailability
     /// The first validly signed header DA holds for each unfinalized height.
-    public let authority: AuthoritativeHeaders
+    package let authority: AuthoritativeHeaders
     let evidence: EvidenceLog?
     /// How many DA heights are in flight; kept across walks (the polls at the head are walks).
     let pacer: DAFetchPacer
@@ -144,7 +144,7 @@ public final class DAFollower: Sendable {
     /// after it last finalized. `settle()` records them.
     private let leftover = Mutex<InclusionTracker?>(nil)
 
-    public init(client: any DAClient, options: Options, sink: any CandidateSink, store: BlockStore,
+    package init(client: any DAClient, options: Options, sink: any CandidateSink, store: BlockStore,
                 executor: any Executor, validator: BlockValidator,
                 authority: AuthoritativeHeaders = AuthoritativeHeaders(), evidence: EvidenceLog? = nil,
                 blockingPool: NIOThreadPool = .singleton, logger: Logger) {
@@ -169,7 +169,7 @@ public final class DAFollower: Sendable {
                                        badBlobs: 0))
     }
 
-    public var status: DAFollowerStatus {
+    package var status: DAFollowerStatus {
         var s = state.withLock { $0 }
         let da = availability.snapshot
         s.lastError = da.lastError
@@ -208,14 +208,14 @@ public final class DAFollower: Sendable {
     /// above it, so the authoritative chain is replayed. Takes effect between two DA heights
     /// (at once when the follower waits at the head). Call it after the rollback is done: blocks
     /// read again before it would still meet the old stored ones.
-    public func rewind(after height: UInt64) {
+    package func rewind(after height: UInt64) {
         rewindRequest.withLock { $0 = min($0 ?? .max, height) }
     }
 
     private var rewindPending: Bool { rewindRequest.withLock { $0 != nil } }
 
     /// Ends the wait at the DA head now: a head source (`DAHeadSubscription`) saw a new height.
-    public func wake() {
+    package func wake() {
         headSignal.signal()
     }
 
@@ -228,7 +228,7 @@ public final class DAFollower: Sendable {
     /// end the wait at the DA head early (at most once per `DAHeightHints.wakeInterval`), so
     /// the inclusion is read sooner; the follower still reads every DA height in order, and a
     /// wrong hint costs at most one poll. Never blocks.
-    public func hint(daHeight: UInt64) {
+    package func hint(daHeight: UInt64) {
         let (next, head) = state.withLock { ($0.nextDAHeight, $0.daHead) }
         let outcome = heightHints.withLock { $0.offer(daHeight, next: next, knownHead: head) }
         if case .held(wake: true) = outcome {
@@ -242,7 +242,7 @@ public final class DAFollower: Sendable {
     /// (with a backoff of its own, while the other fetches go on); faults are reported through
     /// `availability` (log and `status`), never per retry. Only a store failure ends the
     /// follower (thrown).
-    public func run() async throws {
+    package func run() async throws {
         try await withInOrderLane { lane in try await follow(on: lane) }
     }
 
@@ -341,7 +341,7 @@ public final class DAFollower: Sendable {
     /// were applied only after `run()` last looked — typically the last blocks of a catchup,
     /// applied after the final DA height was read. Call after `run()` has ended: the aggregator
     /// does so before its submitter starts, so that the submitter never posts them again.
-    public func settle() async throws {
+    package func settle() async throws {
         guard var tracker = leftover.withLock({ $0.take() }) else { return }
         let next = state.withLock { $0.nextDAHeight }
         guard next > 0 else { return }

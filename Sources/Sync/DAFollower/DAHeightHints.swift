@@ -18,13 +18,13 @@ import Synchronization
 ///   A hint held without a wake shortens the follower's next wait at the head to `wakeInterval`;
 ///   every poll that reaches the head drops what is held. So hints cost at most about one poll
 ///   per `wakeInterval`, however many arrive.
-public struct DAHeightHints: Sendable {
-    public static let capacity = 1024
-    public static let maxDrift: UInt64 = 200
-    public static let wakeInterval: Duration = .milliseconds(500)
+package struct DAHeightHints: Sendable {
+    package static let capacity = 1024
+    package static let maxDrift: UInt64 = 200
+    package static let wakeInterval: Duration = .milliseconds(500)
 
     /// What happened to one hint.
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         /// Held; `wake`: the follower should poll DA now.
         case held(wake: Bool)
         /// 0 (no hint), or at or below what the follower has processed.
@@ -38,28 +38,28 @@ public struct DAHeightHints: Sendable {
     }
 
     /// Counters for `DAFollowerStatus`.
-    public struct Counts: Sendable, Equatable {
-        public var received = 0
-        public var held = 0
-        public var ignored = 0
-        public var wakes = 0
+    package struct Counts: Sendable, Equatable {
+        package var received = 0
+        package var held = 0
+        package var ignored = 0
+        package var wakes = 0
         /// Held hints the follower's walk has since passed.
-        public var passed = 0
-        public init() {}
+        package var passed = 0
+        package init() {}
     }
 
     /// Held hints, ascending.
     private var heights: [UInt64] = []
-    public private(set) var counts = Counts()
+    package private(set) var counts = Counts()
     private var lastWake: ContinuousClock.Instant?
 
-    public var isEmpty: Bool { heights.isEmpty }
+    package var isEmpty: Bool { heights.isEmpty }
 
-    public init() {}
+    package init() {}
 
     /// Sorts one hint. `next`: the next DA height the follower reads (everything below it is
     /// processed); `knownHead`: the highest DA head it has seen.
-    public mutating func offer(_ hint: UInt64, next: UInt64, knownHead: UInt64,
+    package mutating func offer(_ hint: UInt64, next: UInt64, knownHead: UInt64,
                                now: ContinuousClock.Instant = .now) -> Outcome {
         counts.received += 1
         let outcome = sort(hint, next: next, knownHead: knownHead, now: now)
@@ -88,7 +88,7 @@ public struct DAHeightHints: Sendable {
     }
 
     /// The follower has processed every DA height below `next`: hints below it are passed.
-    public mutating func passed(below next: UInt64) {
+    package mutating func passed(below next: UInt64) {
         let n = insertionIndex(of: next)
         guard n > 0 else { return }
         heights.removeFirst(n)
@@ -98,7 +98,7 @@ public struct DAHeightHints: Sendable {
 
     /// The follower reached DA's head at `next`: held hints at or above it name heights DA does
     /// not have; they are dropped (counted as ignored) rather than kept to wake it again.
-    public mutating func headReached(at next: UInt64) {
+    package mutating func headReached(at next: UInt64) {
         passed(below: next)
         counts.ignored += heights.count
         heights.removeAll()

@@ -5,12 +5,12 @@ import Chain
 /// "Forced inclusion and based sequencing"). Each blob in the namespace is one raw transaction.
 /// Stateless: the sequencer, a based node and a verifying full node each ask for the epochs they
 /// need, and every one of them gets the same transactions for the same epoch.
-public struct ForcedInclusionRetriever: ForcedInclusionSource {
-    public let client: any DAClient
-    public let namespace: DANamespace
-    public let epochs: ForcedInclusionEpochs
+package struct ForcedInclusionRetriever: ForcedInclusionSource {
+    package let client: any DAClient
+    package let namespace: DANamespace
+    package let epochs: ForcedInclusionEpochs
 
-    public init(client: any DAClient, namespace: DANamespace, epochs: ForcedInclusionEpochs) {
+    package init(client: any DAClient, namespace: DANamespace, epochs: ForcedInclusionEpochs) {
         self.client = client
         self.namespace = namespace
         self.epochs = epochs
@@ -18,7 +18,7 @@ public struct ForcedInclusionRetriever: ForcedInclusionSource {
 
     /// The forced transactions to read at `daHeight`: nothing inside an epoch, the whole epoch
     /// at its last height.
-    public func read(at daHeight: UInt64) async throws(ForcedInclusionError) -> ForcedInclusionRead {
+    package func read(at daHeight: UInt64) async throws(ForcedInclusionError) -> ForcedInclusionRead {
         guard daHeight >= epochs.startHeight else {
             throw .beforeStart(daHeight: daHeight, startHeight: epochs.startHeight)
         }
@@ -28,7 +28,7 @@ public struct ForcedInclusionRetriever: ForcedInclusionSource {
 
     /// The epoch holding `daHeight`, read whole. Its last height is asked first: when it is
     /// not produced yet, no other height is fetched for nothing.
-    public func epoch(containing daHeight: UInt64) async throws(ForcedInclusionError) -> ForcedInclusionEpoch {
+    package func epoch(containing daHeight: UInt64) async throws(ForcedInclusionError) -> ForcedInclusionEpoch {
         let heights = epochs.bounds(containing: daHeight)
         let endTime: UInt64
         do throws(DAError) {
@@ -57,7 +57,7 @@ public struct ForcedInclusionRetriever: ForcedInclusionSource {
         return ForcedInclusionEpoch(daHeights: heights, txs: txs, droppedOversize: dropped, endTime: endTime)
     }
 
-    public func latestDAHeight() async throws(ForcedInclusionError) -> UInt64 {
+    package func latestDAHeight() async throws(ForcedInclusionError) -> UInt64 {
         do throws(DAError) {
             return try await client.networkHead().height
         } catch {

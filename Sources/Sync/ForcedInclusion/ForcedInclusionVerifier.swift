@@ -8,25 +8,25 @@ import Telemetry
 /// A sequencer omitted forced transactions past their grace boundary (README "Forced inclusion
 /// and based sequencing"). The blocks of the DA height that showed it were not applied; the
 /// node halts and tells the operator the two ways on.
-public struct ForcedInclusionViolation: Error, Sendable, Equatable, CustomStringConvertible {
+package struct ForcedInclusionViolation: Error, Sendable, Equatable, CustomStringConvertible {
     /// Forced transactions the filter accepts that no DA-sourced block carried in time.
-    public var missingCount: Int
+    package var missingCount: Int
     /// SHA-256 of the first few of them (hex), for the operator to look up on DA.
-    public var missingHashes: [String]
+    package var missingHashes: [String]
     /// The DA heights of the epochs they were posted in.
-    public var postedAt: ClosedRange<UInt64>
+    package var postedAt: ClosedRange<UInt64>
     /// The last DA height by which they had to be in a block.
-    public var graceBoundary: UInt64
+    package var graceBoundary: UInt64
     /// The DA height whose blocks showed the omission (they are left unapplied).
-    public var daHeight: UInt64
+    package var daHeight: UInt64
     /// The block heights left unapplied (nil when the DA height held none new to the store).
-    public var unappliedBlocks: ClosedRange<UInt64>?
+    package var unappliedBlocks: ClosedRange<UInt64>?
     /// The forced-inclusion namespace name.
-    public var namespace: String
+    package var namespace: String
 
-    public static let maxListedHashes = 8
+    package static let maxListedHashes = 8
 
-    public var description: String {
+    package var description: String {
         let blocks = unappliedBlocks.map { " Blocks \($0.lowerBound)…\($0.upperBound) from DA height \(daHeight) were not applied." }
             ?? " Nothing from DA height \(daHeight) was applied."
         return "SEQUENCER IS MALICIOUS: \(missingCount) forced transaction(s) posted to the forced-inclusion namespace "
@@ -48,7 +48,7 @@ public struct ForcedInclusionViolation: Error, Sendable, Equatable, CustomString
 /// forced transaction of the epoch that the executor's filter includes must have been seen.
 /// The grace is 1 epoch, plus one per 0.8 × 5 MiB by which the average bytes of block
 /// transactions per DA height of the epoch exceed 0.8 × 5 MiB, at most 4.
-public final class ForcedInclusionVerifier: Sendable {
+package final class ForcedInclusionVerifier: Sendable {
     private struct Tracking {
         /// SHA-256 of every tx seen in a DA-sourced block not yet pruned, with its count (a tx
         /// may be in two blocks; pruning one DA height must not forget the other).
@@ -62,10 +62,10 @@ public final class ForcedInclusionVerifier: Sendable {
         var maxGas: UInt64?
     }
 
-    public let source: any ForcedInclusionSource
-    public let epochs: ForcedInclusionEpochs
-    public let executor: any Executor
-    public let namespace: String
+    package let source: any ForcedInclusionSource
+    package let epochs: ForcedInclusionEpochs
+    package let executor: any Executor
+    package let namespace: String
     let metrics: ForcedInclusionSeries?
     let retry: RetryPolicy
     let logger: Logger
@@ -74,7 +74,7 @@ public final class ForcedInclusionVerifier: Sendable {
     /// `resumeDAHeight`: the first DA height the follower reads. Epochs that ended below it count
     /// as checked (what a previous run saw is not remembered; ev-node resumes the same way from
     /// its state's DA height).
-    public init(source: any ForcedInclusionSource, epochs: ForcedInclusionEpochs, executor: any Executor,
+    package init(source: any ForcedInclusionSource, epochs: ForcedInclusionEpochs, executor: any Executor,
                 namespace: String, resumeDAHeight: UInt64, metrics: ForcedInclusionSeries?,
                 retry: RetryPolicy = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200), maxDelay: .seconds(10)),
                 logger: Logger) {
@@ -94,12 +94,12 @@ public final class ForcedInclusionVerifier: Sendable {
         tracking = Mutex(t)
     }
 
-    public var lastCheckedEpochEnd: UInt64? { tracking.withLock { $0.lastCheckedEpochEnd } }
+    package var lastCheckedEpochEnd: UInt64? { tracking.withLock { $0.lastCheckedEpochEnd } }
 
     /// Records `blocks` (complete at `daHeight`) and checks every epoch whose grace ended below
     /// `daHeight`. DA faults reading an epoch are retried here (logged), never skipped: an
     /// unread epoch is not a checked one. Throws the violation, or `CancellationError`.
-    public func check(daHeight: UInt64, blocks: [CandidateBlock]) async throws {
+    package func check(daHeight: UInt64, blocks: [CandidateBlock]) async throws {
         record(daHeight: daHeight, blocks: blocks)
         guard daHeight >= epochs.startHeight else { return }
         var missing: [[UInt8]] = []

@@ -37,9 +37,9 @@ import Synchronization
 /// head or an empty chain — counts as "a configured peer answered", which can let a node without
 /// a signer mark promote, only when the transport vouches that it came from a configured peer
 /// over an identity this node proved by dialling that peer itself (`fromConfiguredPeer`).
-public final class ProvenPeerHeights: Sendable {
+package final class ProvenPeerHeights: Sendable {
     /// What became of one claim.
-    public enum Verdict: Sendable, Equatable {
+    package enum Verdict: Sendable, Equatable {
         /// The header proves the height; it now counts (if it is the highest so far).
         case proven(UInt64)
         /// The peer claims an empty chain: an answer, with nothing to prove.
@@ -52,14 +52,14 @@ public final class ProvenPeerHeights: Sendable {
     }
 
     /// The header behind the highest proven height, and who showed it.
-    public struct Proof: Sendable, Equatable {
-        public var height: UInt64
-        public var hash: [UInt8]
-        public var peer: String
+    package struct Proof: Sendable, Equatable {
+        package var height: UInt64
+        package var hash: [UInt8]
+        package var peer: String
         /// Who signed the header.
-        public var proposer: [UInt8]
+        package var proposer: [UInt8]
 
-        public init(height: UInt64, hash: [UInt8], peer: String, proposer: [UInt8] = []) {
+        package init(height: UInt64, hash: [UInt8], peer: String, proposer: [UInt8] = []) {
             self.height = height
             self.hash = hash
             self.peer = peer
@@ -68,11 +68,11 @@ public final class ProvenPeerHeights: Sendable {
     }
 
     /// Most headers a hash-linked run may carry above its first one: one header-exchange range.
-    public static let maxLinkedRun = 64
+    package static let maxLinkedRun = 64
     /// Most unplaced claims kept to be placed later (the highest heights stay).
-    public static let maxHeldUnplaced = 16
+    package static let maxHeldUnplaced = 16
     /// Most hash-linked runs kept (the highest tops stay): at most 4 × 65 headers.
-    public static let maxHeldRuns = 4
+    package static let maxHeldRuns = 4
 
     private struct HeldClaim {
         var header: SignedHeader
@@ -98,7 +98,7 @@ public final class ProvenPeerHeights: Sendable {
     /// Told of every proven claim, after it is recorded (the node's second-signer watch).
     private let observer = Mutex<(@Sendable (Proof) -> Void)?>(nil)
 
-    public init(validator: BlockValidator, placement: (any ProposerPlacement)? = nil) {
+    package init(validator: BlockValidator, placement: (any ProposerPlacement)? = nil) {
         self.validator = validator
         self.placement = placement
     }
@@ -115,7 +115,7 @@ public final class ProvenPeerHeights: Sendable {
     /// chain, validly signed by its own key, and that the chain places that key there.
     /// Thread-safe; runs one signature check, after the cheap checks.
     @discardableResult
-    public func record(peer: String, claimed: UInt64, header: SignedHeader?,
+    package func record(peer: String, claimed: UInt64, header: SignedHeader?,
                        fromConfiguredPeer: Bool) -> Verdict {
         guard claimed > 0 else {
             if fromConfiguredPeer { state.withLock { $0.configuredPeerAnswered = true } }
@@ -160,7 +160,7 @@ public final class ProvenPeerHeights: Sendable {
     /// naming the previous one's hash. Cheap checks (length, chain, heights, links) come before
     /// the signatures. Thread-safe.
     @discardableResult
-    public func recordRun(peer: String, run: [SignedHeader], fromConfiguredPeer: Bool) -> Verdict {
+    package func recordRun(peer: String, run: [SignedHeader], fromConfiguredPeer: Bool) -> Verdict {
         guard let first = run.first, let last = run.last else {
             return .rejected("an empty hash-linked run proves nothing")
         }
@@ -241,7 +241,7 @@ public final class ProvenPeerHeights: Sendable {
 
     /// The highest height any peer proved; nil when none proved one (peers that answered only
     /// with empty chains prove nothing).
-    public var highest: UInt64? {
+    package var highest: UInt64? {
         best()?.height
     }
 
@@ -249,7 +249,7 @@ public final class ProvenPeerHeights: Sendable {
     /// of a key the chain has not named yet claimed (the chain past a rotation this node has not
     /// applied). Only a fetch target: what is fetched is validated when applied, and it never
     /// counts for promotion.
-    public var fetchTarget: UInt64? {
+    package var fetchTarget: UInt64? {
         let proven = best()?.height ?? 0
         return state.withLock { s in
             let target = max(proven, s.highestUnplaced)
@@ -258,19 +258,19 @@ public final class ProvenPeerHeights: Sendable {
     }
 
     /// The header behind `highest`, and the peer that showed it.
-    public var highestProof: Proof? {
+    package var highestProof: Proof? {
         best()
     }
 
     /// A configured peer answered with a valid claim (a proven height, a hash-linked run, or an
     /// empty chain) over an identity this node proved by dialling it.
-    public var configuredPeerAnswered: Bool {
+    package var configuredPeerAnswered: Bool {
         _ = best()
         return state.withLock { $0.configuredPeerAnswered }
     }
 
     /// Who is told of each proven claim, on the thread that recorded it; it must return at once.
-    public func observeProofs(_ body: @escaping @Sendable (Proof) -> Void) {
+    package func observeProofs(_ body: @escaping @Sendable (Proof) -> Void) {
         observer.withLock { $0 = body }
     }
 }

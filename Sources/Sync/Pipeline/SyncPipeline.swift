@@ -9,18 +9,18 @@ import Synchronization
 import Telemetry
 
 /// Where a candidate block came from. DA is authoritative; P2P is soft (SPEC §7).
-public enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
+package enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
     case da(daHeight: UInt64)
     case p2p(peer: String)
     /// The latest block an HA leader committed to etcd (soft, like P2P, until DA has it).
     case replicated(leader: String)
 
-    public var isDA: Bool {
+    package var isDA: Bool {
         if case .da = self { return true }
         return false
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .da(let h): return "DA height \(h)"
         case .p2p(let peer): return "peer \(peer)"
@@ -30,34 +30,34 @@ public enum BlockOrigin: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A complete block (signed header and its data) offered to the sync pipeline.
-public struct CandidateBlock: Sendable {
-    public var signedHeader: SignedHeader
-    public var data: BlockData
-    public var origin: BlockOrigin
+package struct CandidateBlock: Sendable {
+    package var signedHeader: SignedHeader
+    package var data: BlockData
+    package var origin: BlockOrigin
     /// True when the supplier already ran `BlockValidator.verifySignature` on this very header
     /// with the chain's validator (e.g. the DA follower, which checks headers as it decodes
     /// them). The pipeline then skips that check: one Ed25519 verification per block is the
     /// floor of a catch-up, a second one would halve it.
-    public var signatureVerified: Bool
+    package var signatureVerified: Bool
 
-    public init(signedHeader: SignedHeader, data: BlockData, origin: BlockOrigin, signatureVerified: Bool = false) {
+    package init(signedHeader: SignedHeader, data: BlockData, origin: BlockOrigin, signatureVerified: Bool = false) {
         self.signedHeader = signedHeader
         self.data = data
         self.origin = origin
         self.signatureVerified = signatureVerified
     }
 
-    public var height: UInt64 { signedHeader.header.height }
+    package var height: UInt64 { signedHeader.header.height }
 }
 
 /// Anything that takes candidate blocks: the sync pipeline, for the DA follower and P2P.
-public protocol CandidateSink: Sendable {
+package protocol CandidateSink: Sendable {
     /// Offers blocks; suspends while the pipeline is full (backpressure).
     func submit(_ candidates: [CandidateBlock]) async
 }
 
 /// What the pipeline tells the node besides progress.
-public enum SyncEvent: Sendable {
+package enum SyncEvent: Sendable {
     /// A block was dropped by validation; `blamesSource` says whether its source should be
     /// penalised.
     case rejected(height: UInt64, origin: BlockOrigin, error: ApplyError)
@@ -71,7 +71,7 @@ extension SyncEvent {
     /// A block from DA (authoritative) that contradicts the stored chain: another block at a
     /// stored height, a link to another head, or another state root. Divergence recovery acts
     /// on exactly these, and the catchup gate refuses to promote from the moment one is raised.
-    public var isDADivergence: Bool {
+    package var isDADivergence: Bool {
         switch self {
         case .conflict(_, _, let candidate):
             return candidate.origin.isDA
@@ -87,18 +87,18 @@ extension SyncEvent {
 }
 
 /// A snapshot of the pipeline's progress (sampled by the failover state machine and /status).
-public struct SyncProgress: Sendable, Equatable {
-    public var storeHeight: UInt64
+package struct SyncProgress: Sendable, Equatable {
+    package var storeHeight: UInt64
     /// Complete blocks held and not yet applied.
-    public var waiting: Int
+    package var waiting: Int
     /// Highest height of a header validly signed by the proposer seen from any source.
-    public var highestKnownHeader: UInt64
-    public var appliedTotal: UInt64
+    package var highestKnownHeader: UInt64
+    package var appliedTotal: UInt64
     /// When the last block was applied (or when the pipeline started).
-    public var lastProgress: ContinuousClock.Instant
+    package var lastProgress: ContinuousClock.Instant
     /// The lowest height held and not applied (nil when none is): blocks held above
     /// `storeHeight + 1` wait for a gap `storeHeight + 1 ..< lowestWaiting` to be filled.
-    public var lowestWaiting: UInt64? = nil
+    package var lowestWaiting: UInt64? = nil
 }
 
 /// The full node's sync pipeline: takes candidate blocks from DA and P2P in any order, holds them
@@ -107,7 +107,7 @@ public struct SyncProgress: Sendable, Equatable {
 ///
 /// The apply loop runs on a thread of its own: it is CPU and disk work that would otherwise take
 /// a whole core of Swift's two-thread cooperative pool away from networking.
-public final class SyncPipeline: CandidateSink, @unchecked Sendable {
+package final class SyncPipeline: CandidateSink, @unchecked Sendable {
     // @unchecked: every mutable field below is guarded by `condition`.
     private let applier: BlockApplier
     private let validator: BlockValidator
@@ -117,9 +117,9 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     private let evidence: EvidenceLog?
     private let logger: Logger
     /// Most blocks held waiting; `submit` suspends beyond it.
-    public let capacity: Int
+    package let capacity: Int
     /// Most blocks applied in one store batch.
-    public let batchSize: Int
+    package let batchSize: Int
 
     private let condition = NSCondition()
     /// The held blocks, store height, known headers and epoch, and the rules over them.
@@ -153,13 +153,13 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                                                                       bufferingPolicy: .bufferingOldest(4096)))
     private var eventContinuation: AsyncStream<SyncEvent>.Continuation { eventStream.withLock { $0.continuation } }
     /// Events of the current run (single consumer); finished by `stop()`.
-    public var events: AsyncStream<SyncEvent> { eventStream.withLock { $0.stream } }
+    package var events: AsyncStream<SyncEvent> { eventStream.withLock { $0.stream } }
 
     /// ev-node's `blocks_synchronized_total{source}`, `height` and `state_update`, counted as each
     /// run of blocks is stored (on the apply thread).
     private let metrics: EvNodeMetrics?
 
-    public init(applier: BlockApplier, capacity: Int = 8192, batchSize: Int = 512,
+    package init(applier: BlockApplier, capacity: Int = 8192, batchSize: Int = 512,
                 authority: AuthoritativeHeaders? = nil, evidence: EvidenceLog? = nil,
                 metrics: EvNodeMetrics? = nil, logger: Logger) {
         self.metrics = metrics
@@ -174,7 +174,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
         chain = StoreChainView(store: applier.store, authority: authority, genesisProposer: applier.validator.proposerAddress)
     }
 
-    public var progress: SyncProgress {
+    package var progress: SyncProgress {
         condition.lock()
         defer { condition.unlock() }
         return SyncProgress(storeHeight: buffer.storeHeight, waiting: buffer.waiting,
@@ -182,7 +182,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
                             lastProgress: lastProgress, lowestWaiting: buffer.lowestWaiting)
     }
 
-    public func start() {
+    package func start() {
         condition.lock()
         defer { condition.unlock() }
         guard !running else { return }
@@ -199,7 +199,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
 
     /// Stops the apply loop after the batch in progress and waits (suspended, not blocked) for
     /// it. Blocks held are dropped, and the run's event stream ends.
-    public func stop() async {
+    package func stop() async {
         requestStop()
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             if !parkUntilThreadEnds(c) { c.resume() }
@@ -235,7 +235,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// Tells the apply loop to stop after the batch in progress and releases every submitter
     /// waiting for room, without waiting for anything: what `stop()` then awaits. For a caller
     /// that wants the pipeline's waiters to see the end now (cancelling the tasks that feed it).
-    public func requestStop() {
+    package func requestStop() {
         condition.lock()
         guard running else {
             condition.unlock()
@@ -253,7 +253,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// them); blocks from P2P beyond it are dropped, to be fetched by range when their turn comes.
     /// A rollback (`rollback(to:using:)`) releases every waiting submitter: what it still held is
     /// dropped, since the authoritative source delivers it again.
-    public func submit(_ candidates: [CandidateBlock]) async {
+    package func submit(_ candidates: [CandidateBlock]) async {
         let epoch = currentEpoch
         var (farAhead, contested, unverified) = enqueue(candidates)
         report(contested)
@@ -347,7 +347,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// Records that a header validly signed by the proposer exists at `height` (the caller
     /// verified it), without holding its block: the equivocation fence counts it. For blocks that
     /// arrive while the pipeline does not take any (gossip while the sync phase stops).
-    public func noteKnownHeader(_ height: UInt64) {
+    package func noteKnownHeader(_ height: UInt64) {
         condition.lock()
         buffer.noteKnownHeader(height)
         condition.unlock()
@@ -355,7 +355,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
 
     /// Who is told of each DA divergence (`SyncEvent.isDADivergence`) at the moment it is
     /// raised, on the thread that raised it; it must return at once.
-    public func observeDivergences(_ observer: @escaping @Sendable (SyncEvent) -> Void) {
+    package func observeDivergences(_ observer: @escaping @Sendable (SyncEvent) -> Void) {
         divergenceObserver.withLock { $0 = observer }
     }
 
@@ -411,7 +411,7 @@ public final class SyncPipeline: CandidateSink, @unchecked Sendable {
     ///
     /// Blocking (a batch to wait for, a synced store write): call it from a thread that may block.
     @discardableResult
-    public func rollback(to height: UInt64, using rollbacker: any Rollbacker) throws(StoreError) -> State {
+    package func rollback(to height: UInt64, using rollbacker: any Rollbacker) throws(StoreError) -> State {
         condition.lock()
         while applying || paused { condition.wait() }
         paused = true

@@ -4,7 +4,7 @@ import Store
 
 /// Rolls the chain back: store and execution state to a height, in one atomic step. The seam
 /// through which divergence recovery and `evnode rollback` act (so a test can make it fail).
-public protocol Rollbacker: Sendable {
+package protocol Rollbacker: Sendable {
     /// Rolls back to `height` and returns the state there. Refused below the finalized height.
     @discardableResult
     func rollback(to height: UInt64) throws(StoreError) -> State
@@ -13,15 +13,15 @@ public protocol Rollbacker: Sendable {
 extension BlockApplier: Rollbacker {}
 
 /// A height where the stored chain and the authoritative (DA) chain are known to differ.
-public struct DivergencePoint: Sendable, Equatable {
-    public var height: UInt64
+package struct DivergencePoint: Sendable, Equatable {
+    package var height: UInt64
     /// The authoritative header hash at `height`.
-    public var authoritativeHash: [UInt8]
+    package var authoritativeHash: [UInt8]
     /// The authoritative signed header at `height`, when known (a DA conflict carries it; a
     /// broken link only names the hash).
-    public var authoritativeHeader: SignedHeader?
+    package var authoritativeHeader: SignedHeader?
 
-    public init(height: UInt64, authoritativeHash: [UInt8], authoritativeHeader: SignedHeader? = nil) {
+    package init(height: UInt64, authoritativeHash: [UInt8], authoritativeHeader: SignedHeader? = nil) {
         self.height = height
         self.authoritativeHash = authoritativeHash
         self.authoritativeHeader = authoritativeHeader
@@ -29,7 +29,7 @@ public struct DivergencePoint: Sendable, Equatable {
 }
 
 /// Where the walk back from a divergence ended.
-public enum AncestorSearchResult: Sendable, Equatable {
+package enum AncestorSearchResult: Sendable, Equatable {
     /// The highest height where the stored and the authoritative chain agree (`hash` is the
     /// stored header hash there; empty for the genesis height). `exact` is false when the walk
     /// could not follow the authoritative links all the way down (a header it never saw, or the
@@ -53,24 +53,24 @@ public enum AncestorSearchResult: Sendable, Equatable {
 /// the finalized height, bounded in lookups and time.
 ///
 /// Reads the store (blocking): run it off Swift's cooperative pool.
-public struct AncestorSearch: Sendable {
-    public struct Limits: Sendable, Equatable {
+package struct AncestorSearch: Sendable {
+    package struct Limits: Sendable, Equatable {
         /// Most heights compared before falling back to the finalized height.
-        public var maxLookups: Int
+        package var maxLookups: Int
         /// Longest walk before falling back to the finalized height.
-        public var maxDuration: Duration
+        package var maxDuration: Duration
 
-        public init(maxLookups: Int = 100_000, maxDuration: Duration = .seconds(10)) {
+        package init(maxLookups: Int = 100_000, maxDuration: Duration = .seconds(10)) {
             self.maxLookups = maxLookups
             self.maxDuration = maxDuration
         }
     }
 
-    public let store: BlockStore
-    public let authority: AuthoritativeHeaders
-    public let limits: Limits
+    package let store: BlockStore
+    package let authority: AuthoritativeHeaders
+    package let limits: Limits
 
-    public init(store: BlockStore, authority: AuthoritativeHeaders, limits: Limits = Limits()) {
+    package init(store: BlockStore, authority: AuthoritativeHeaders, limits: Limits = Limits()) {
         self.store = store
         self.authority = authority
         self.limits = limits
@@ -78,7 +78,7 @@ public struct AncestorSearch: Sendable {
 
     /// Walks down from `point`. `onDoubleSign` gets each pair of different signed headers met on
     /// the way (stored, authoritative) — evidence for the caller to keep.
-    public func search(from point: DivergencePoint,
+    package func search(from point: DivergencePoint,
                        onDoubleSign: (_ stored: SignedHeader, _ authoritative: SignedHeader) -> Void = { _, _ in })
         throws(StoreError) -> AncestorSearchResult {
         guard let state = store.state else { throw .notInitialized }

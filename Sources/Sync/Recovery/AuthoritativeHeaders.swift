@@ -8,17 +8,17 @@ import Synchronization
 /// a soft P2P block that contradicts it) and divergence recovery (which walks its links back to
 /// the common ancestor). Heights at or below the finalized height are dropped (`forget`), so it
 /// holds the unfinalized stretch only; `capacity` bounds it even when finality stalls.
-public final class AuthoritativeHeaders: Sendable {
-    public struct Entry: Sendable, Equatable {
-        public let signedHeader: SignedHeader
-        public let hash: [UInt8]
+package final class AuthoritativeHeaders: Sendable {
+    package struct Entry: Sendable, Equatable {
+        package let signedHeader: SignedHeader
+        package let hash: [UInt8]
         /// DA height of the header blob.
-        public let daHeight: UInt64
+        package let daHeight: UInt64
 
-        public var lastHeaderHash: [UInt8] { signedHeader.header.lastHeaderHash }
+        package var lastHeaderHash: [UInt8] { signedHeader.header.lastHeaderHash }
     }
 
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         /// The first header for its height: now authoritative.
         case recorded
         /// The same header again (DA re-read, or the same blob twice).
@@ -31,7 +31,7 @@ public final class AuthoritativeHeaders: Sendable {
         case full
     }
 
-    public let capacity: Int
+    package let capacity: Int
     private let box: Mutex<Storage>
 
     private struct Storage {
@@ -40,14 +40,14 @@ public final class AuthoritativeHeaders: Sendable {
         var floor: UInt64 = 0
     }
 
-    public init(capacity: Int = 200_000) {
+    package init(capacity: Int = 200_000) {
         precondition(capacity > 0, "capacity must be positive")
         self.capacity = capacity
         box = Mutex(Storage())
     }
 
     /// Records `signedHeader` (the caller verified its signatures) seen at `daHeight`.
-    public func record(_ signedHeader: SignedHeader, daHeight: UInt64) -> Outcome {
+    package func record(_ signedHeader: SignedHeader, daHeight: UInt64) -> Outcome {
         let height = signedHeader.header.height
         let hash = signedHeader.header.hash
         return box.withLock { s -> Outcome in
@@ -64,7 +64,7 @@ public final class AuthoritativeHeaders: Sendable {
     /// Makes `signedHeader` the height's entry in place of the one recorded first: for a header
     /// of the proposer the chain expects replacing one of another key (ev-node's DA
     /// replacement), never between two headers of one key.
-    public func replace(_ signedHeader: SignedHeader, daHeight: UInt64) {
+    package func replace(_ signedHeader: SignedHeader, daHeight: UInt64) {
         let height = signedHeader.header.height
         box.withLock { s in
             guard height > s.floor else { return }
@@ -72,18 +72,18 @@ public final class AuthoritativeHeaders: Sendable {
         }
     }
 
-    public func entry(at height: UInt64) -> Entry? {
+    package func entry(at height: UInt64) -> Entry? {
         box.withLock { $0.entries[height] }
     }
 
-    public func hash(at height: UInt64) -> [UInt8]? {
+    package func hash(at height: UInt64) -> [UInt8]? {
         box.withLock { $0.entries[height]?.hash }
     }
 
-    public var count: Int { box.withLock { $0.entries.count } }
+    package var count: Int { box.withLock { $0.entries.count } }
 
     /// Drops heights at or below `height` (finalized: never rolled back, never contested).
-    public func forget(through height: UInt64) {
+    package func forget(through height: UInt64) {
         box.withLock { s in
             guard height > s.floor else { return }
             if height - s.floor <= UInt64(s.entries.count) {
@@ -97,7 +97,7 @@ public final class AuthoritativeHeaders: Sendable {
 
     /// The lowest DA height holding a header for a height above `height`: where DA must be read
     /// again to replay the authoritative chain after a rollback to `height`.
-    public func lowestDAHeight(above height: UInt64) -> UInt64? {
+    package func lowestDAHeight(above height: UInt64) -> UInt64? {
         box.withLock { s in
             var lowest: UInt64?
             for (h, e) in s.entries where h > height {
