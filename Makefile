@@ -84,11 +84,14 @@ release: deps
 # that two cores are not asked to run a dozen nodes at once.
 # Every process a test starts carries EVNODE_TEST_RUN; the run fails if one outlives the tests.
 TEST_RUN_ID := $(shell date +%s%N)
+# The leftover check runs whatever the tests did: a failing run must not hide a process it left.
 test: deps check-layout
 	$(SWIFT) build --build-tests
-	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --skip IntegrationTests
-	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --no-parallel --filter IntegrationTests
-	scripts/leftover-processes.sh $(TEST_RUN_ID)
+	status=0; \
+	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --skip IntegrationTests || status=1; \
+	EVNODE_TEST_RUN=$(TEST_RUN_ID) $(SWIFT) test --skip-build --no-parallel --filter IntegrationTests || status=1; \
+	scripts/leftover-processes.sh $(TEST_RUN_ID) || status=1; \
+	exit $$status
 
 # README's module graph and Package.swift in step (issue 33): a target, its folder, every arrow.
 check-layout:
