@@ -159,7 +159,8 @@ package final class EvNode: Sendable {
             authority: authority, evidence: evidence,
             logger: Logger(label: "evnode.da.follower"))
         let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: authority, replay: follower,
-                                          rollbacker: applier, evidence: evidence, state: state, metrics: metrics,
+                                          rollbacker: applier, evidence: evidence,
+                                          observer: NodeRecoveryObserver(state: state, metrics: metrics),
                                           logger: Logger(label: "evnode.recovery"))
         // Outside HA an aggregator is the only signer of its key: anything signed above its store
         // from elsewhere is a second live signer (an HA group shares the key behind etcd's fence).

@@ -13,7 +13,7 @@ package enum NodeFailure: Error, Sendable, CustomStringConvertible {
     /// Divergence recovery cannot proceed without an operator: DA's chain differs at or below the
     /// finalized height, DA holds no consistent chain, or the executor state disagrees with
     /// blocks that match. Nothing was changed.
-    case divergence(String)
+    case divergence(DivergenceRecoveryError)
     /// The sync pipeline stopped (store or executor failure).
     case syncer(ApplyError)
     /// The DA follower stopped on something retrying cannot fix.

@@ -74,7 +74,13 @@ final class SyncRuntime: Sendable {
                 }
                 group.addTask { await self.fetchFromPeers() }
                 group.addTask { try await self.watchPipeline(events) }
-                group.addTask { try await self.recovery.run() }
+                group.addTask {
+                    do throws(DivergenceRecoveryError) {
+                        try await self.recovery.run()
+                    } catch {
+                        throw NodeFailure.divergence(error)
+                    }
+                }
                 defer {
                     group.cancelAll()
                     // Wakes whatever waits for room in the pipeline (the DA follower, gossip), so

@@ -100,7 +100,9 @@ import TestSupport
             let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: AuthoritativeHeaders(),
                                               replay: follower,
                                               rollbacker: BlockApplier(store: store, executor: executor, validator: validator),
-                                              evidence: nil, state: state, metrics: metrics, logger: logger)
+                                              evidence: nil,
+                                              observer: NodeRecoveryObserver(state: state, metrics: metrics),
+                                              logger: logger)
             let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
                                    recovery: recovery, metrics: metrics, logger: logger)
             let aggregator = AggregatorRuntime.forTests(

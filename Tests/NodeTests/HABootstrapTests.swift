@@ -65,8 +65,9 @@ import TestSupport
             let metrics = NodeMetrics()
             state = NodeState(metrics: metrics, logger: logger)
             let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: AuthoritativeHeaders(),
-                                              replay: follower, rollbacker: applier, evidence: nil, state: state,
-                                              metrics: metrics, logger: logger)
+                                              replay: follower, rollbacker: applier, evidence: nil,
+                                              observer: NodeRecoveryObserver(state: state, metrics: metrics),
+                                              logger: logger)
             let sync = SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck,
                                    recovery: recovery, metrics: metrics, logger: logger)
             group = HAGroup(etcd: try EtcdClient(endpoints: [etcd.url]), chainID: genesis.chainID, nodeID: "first",

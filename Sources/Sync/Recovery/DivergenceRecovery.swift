@@ -1,89 +1,8 @@
 import Primitives
 import Store
-import Sync
 import Logging
 import NIOPosix
 import Synchronization
-
-/// The authoritative source recovery replays from: the DA follower.
-protocol AuthoritativeReplay: Sendable {
-    /// Delivers the authoritative blocks above `height` again (called after a rollback to it).
-    func rewind(after height: UInt64)
-}
-
-extension DAFollower: AuthoritativeReplay {}
-
-/// A divergence reported by the sync pipeline, reduced to a height where the stored chain and
-/// DA's differ. Only DA (authoritative) blocks make one: P2P blocks are soft.
-struct DivergenceSignal: Sendable, Equatable {
-    enum Kind: Sendable, Equatable {
-        /// DA holds another block at a height we stored.
-        case conflict
-        /// DA's next block links to another block than our head.
-        case brokenLink
-        /// DA's next block links to our head but expects another state root: the executor state
-        /// is not what the proposer computed, and no rollback to a common block can change that.
-        case stateRoot(stored: [UInt8], authoritative: [UInt8])
-    }
-
-    var kind: Kind
-    var point: DivergencePoint
-    var origin: BlockOrigin
-
-    init(kind: Kind, point: DivergencePoint, origin: BlockOrigin) {
-        self.kind = kind
-        self.point = point
-        self.origin = origin
-    }
-
-    /// The divergence a pipeline event reports, if any.
-    init?(_ event: SyncEvent) {
-        switch event {
-        case .conflict(let height, _, let candidate):
-            guard candidate.origin.isDA else { return nil }
-            self.init(kind: .conflict,
-                      point: DivergencePoint(height: height, authoritativeHash: candidate.signedHeader.header.hash,
-                                             authoritativeHeader: candidate.signedHeader),
-                      origin: candidate.origin)
-        case .rejected(let height, let origin, .invalid(let error)):
-            guard event.isDADivergence else { return nil }
-            switch error {
-            case .lastHeaderHashMismatch(_, let link, _):
-                self.init(kind: .brokenLink, point: DivergencePoint(height: height - 1, authoritativeHash: link),
-                          origin: origin)
-            case .appHashMismatch(_, let appHash, let expected):
-                self.init(kind: .stateRoot(stored: expected, authoritative: appHash),
-                          point: DivergencePoint(height: height - 1, authoritativeHash: []), origin: origin)
-            default:
-                return nil
-            }
-        default:
-            return nil
-        }
-    }
-}
-
-/// Why one recovery attempt failed; retried with backoff.
-enum RecoveryAttemptFailure: Error, CustomStringConvertible {
-    case search(StoreError)
-    case rollback(from: UInt64, fromHash: [UInt8], to: UInt64, toHash: [UInt8], StoreError)
-    case unconfirmed(to: UInt64, toHash: [UInt8], headHeight: UInt64, headHash: [UInt8], above: Bool)
-    case stopped
-
-    var description: String {
-        switch self {
-        case .search(let e):
-            return "reading the store to find the common ancestor failed: \(e)"
-        case let .rollback(from, fromHash, to, toHash, e):
-            return "rollback from height \(from) (\(Hex.encode(fromHash))) to the common ancestor \(to) (\(Hex.encode(toHash))) failed: \(e)"
-        case let .unconfirmed(to, toHash, head, headHash, above):
-            return "rollback to \(to) (\(Hex.encode(toHash))) not confirmed: the store reads back height \(head) (\(Hex.encode(headHash)))"
-                + (above ? " and still holds a block above it" : "")
-        case .stopped:
-            return "the node is stopping"
-        }
-    }
-}
 
 /// Divergence recovery (SPEC §7). P2P blocks are soft and DA blocks authoritative: when DA's
 /// block at a height differs from the stored one, the node
@@ -97,19 +16,25 @@ enum RecoveryAttemptFailure: Error, CustomStringConvertible {
 /// 3. stays in phase `recovering` (`/health/ready` answers 503) until the replay has put DA's
 ///    block in place at the height that diverged.
 ///
-/// A failed or unconfirmed rollback is logged as an error naming heights and hashes, shown as
-/// the phase's reason, counted in `evnode_rollback_failures_total`, and retried with backoff —
-/// from a fresh walk, since finality or the store may have moved meanwhile. Signals are
+/// A failed or unconfirmed rollback is logged as an error naming heights and hashes, reported
+/// (the node shows it as the phase's reason and counts it in `evnode_rollback_failures_total`),
+/// and retried with backoff — from a fresh walk, since finality or the store may have moved
+/// meanwhile. Signals are
 /// coalesced: the lowest height waiting is handled next, and signals made stale by a rollback
 /// are dropped after a look at the store.
-final class DivergenceRecovery: Sendable {
-    struct Options: Sendable {
-        var limits = AncestorSearch.Limits()
+///
+/// What it does is told to a `RecoveryObserver` (`RecoveryReport`): the node keeps its phase and
+/// metrics, so that this module needs neither.
+package final class DivergenceRecovery: Sendable {
+    package struct Options: Sendable {
+        package var limits = AncestorSearch.Limits()
         /// Backoff between failed attempts (retried for as long as it takes).
-        var retry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200), maxDelay: .seconds(30))
+        package var retry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(200), maxDelay: .seconds(30))
         /// How often the replay is checked, and how often its progress is logged.
-        var pollInterval: Duration = .milliseconds(50)
-        var progressLogInterval: Duration = .seconds(5)
+        package var pollInterval: Duration = .milliseconds(50)
+        package var progressLogInterval: Duration = .seconds(5)
+
+        package init() {}
     }
 
     let store: BlockStore
@@ -118,8 +43,7 @@ final class DivergenceRecovery: Sendable {
     let replay: any AuthoritativeReplay
     let rollbacker: any Rollbacker
     let evidence: EvidenceLog?
-    let state: NodeState
-    let metrics: NodeMetrics
+    let observer: any RecoveryObserver
     let options: Options
     let blockingPool: NIOThreadPool
     let logger: Logger
@@ -127,22 +51,23 @@ final class DivergenceRecovery: Sendable {
     private let waiting = Mutex<DivergenceSignal?>(nil)
     /// A signal taken from `waiting` is being handled (search, rollback, replay).
     private let inFlight = Atomic<Bool>(false)
-    /// The phase to return to after recovering (kept while several recoveries follow each other).
-    private let resumePhase = Mutex<(phase: NodePhase, reason: String?)?>(nil)
+    /// `.recovering` was reported and `.recovered` not yet (kept while several recoveries follow
+    /// each other).
+    private let reportedRecovering = Atomic<Bool>(false)
     /// Survives a cancelled `run()`: an HA node runs recovery again each time it follows.
     private let wake = WakeUpSignal()
 
-    init(store: BlockStore, pipeline: SyncPipeline, authority: AuthoritativeHeaders, replay: any AuthoritativeReplay,
-         rollbacker: any Rollbacker, evidence: EvidenceLog?, state: NodeState, metrics: NodeMetrics,
-         options: Options = Options(), blockingPool: NIOThreadPool = .singleton, logger: Logger) {
+    package init(store: BlockStore, pipeline: SyncPipeline, authority: AuthoritativeHeaders,
+                 replay: any AuthoritativeReplay, rollbacker: any Rollbacker, evidence: EvidenceLog?,
+                 observer: any RecoveryObserver, options: Options = Options(),
+                 blockingPool: NIOThreadPool = .singleton, logger: Logger) {
         self.store = store
         self.pipeline = pipeline
         self.authority = authority
         self.replay = replay
         self.rollbacker = rollbacker
         self.evidence = evidence
-        self.state = state
-        self.metrics = metrics
+        self.observer = observer
         self.options = options
         self.blockingPool = blockingPool
         self.logger = logger
@@ -151,7 +76,7 @@ final class DivergenceRecovery: Sendable {
 
     /// Takes a pipeline event; returns at once. Events that are not a DA divergence are ignored.
     /// The pipeline calls it at the moment it raises one (`SyncPipeline.observeDivergences`).
-    func observe(_ event: SyncEvent) {
+    package func observe(_ event: SyncEvent) {
         guard let signal = DivergenceSignal(event) else { return }
         report(signal)
     }
@@ -159,13 +84,13 @@ final class DivergenceRecovery: Sendable {
     /// Whether a divergence was raised and its recovery has not finished: waiting, or being
     /// handled (search, rollback, replay). The catchup gate refuses to promote while this holds
     /// (SPEC §6 condition 5).
-    var isPending: Bool {
+    package var isPending: Bool {
         // In this order: a signal moves waiting → in flight with inFlight set first.
         if waiting.withLock({ $0 != nil }) { return true }
         return inFlight.load(ordering: .sequentiallyConsistent)
     }
 
-    func report(_ signal: DivergenceSignal) {
+    package func report(_ signal: DivergenceSignal) {
         let isNew = waiting.withLock { w -> Bool in
             if let current = w, current.point.height <= signal.point.height { return false }
             w = signal
@@ -175,7 +100,7 @@ final class DivergenceRecovery: Sendable {
     }
 
     /// Handles divergences until cancelled. Throws when the node must halt.
-    func run() async throws(NodeFailure) {
+    package func run() async throws(DivergenceRecoveryError) {
         while !Task.isCancelled {
             // What was reported while no run was waiting (an HA node between roles) is handled first.
             while true {
@@ -184,7 +109,7 @@ final class DivergenceRecovery: Sendable {
                     inFlight.store(false, ordering: .sequentiallyConsistent)
                     break
                 }
-                do throws(NodeFailure) {
+                do throws(DivergenceRecoveryError) {
                     if isCurrent(signal) {
                         try await handle(signal)
                     } else {
@@ -229,16 +154,16 @@ final class DivergenceRecovery: Sendable {
 
     // MARK: one divergence
 
-    private func handle(_ signal: DivergenceSignal) async throws(NodeFailure) {
+    private func handle(_ signal: DivergenceSignal) async throws(DivergenceRecoveryError) {
         var backoff = Backoff(policy: options.retry)
         var attempt = 0
         while !Task.isCancelled {
             attempt += 1
             let plan: AncestorSearchResult
-            do {
+            do throws(RecoveryAttemptFailure) {
                 plan = try await searchAncestor(from: signal)
             } catch {
-                try await failed(attempt, error, signal: signal, backoff: &backoff)
+                await failed(attempt, error, signal: signal, backoff: &backoff)
                 continue
             }
             switch plan {
@@ -247,12 +172,14 @@ final class DivergenceRecovery: Sendable {
                 finishIfIdle()
                 return
             case let .finalizedDivergence(height, stored, authoritative, finalized):
-                try halt("divergence at or below the finalized height: DA's block \(height) is \(Hex.encode(authoritative)) but the store holds \(Hex.encode(stored)) (finalized height \(finalized), DA block from \(signal.origin)); finality is never rolled back, nothing was changed — an operator must decide (double-sign evidence is recorded, see /evidence)")
+                try halt(.finalizedDivergence(height: height, stored: stored, authoritative: authoritative,
+                                              finalized: finalized, origin: signal.origin))
             case let .brokenAuthority(height, link, firstSeen):
-                try halt("DA holds no consistent chain: its block \(height + 1) links to \(Hex.encode(link)) but its first block at \(height) is \(Hex.encode(firstSeen)) (the proposer signed two chains); nothing was changed — an operator must decide")
+                try halt(.brokenAuthority(height: height, link: link, firstSeen: firstSeen))
             case let .ancestor(ancestor, ancestorHash, exact, note):
                 if case let .stateRoot(stored, authoritative) = signal.kind {
-                    try halt("state root mismatch: DA's block \(signal.point.height + 1) expects app_hash \(Hex.encode(authoritative)) on top of our block \(signal.point.height), but our state root is \(Hex.encode(stored)); the blocks agree, so no rollback can fix the executor state — an operator must look at it")
+                    try halt(.stateRootMismatch(height: signal.point.height, stored: stored,
+                                                authoritative: authoritative))
                 }
                 let head = store.height
                 let headHash = (try? store.headerHash(at: head)) ?? nil
@@ -264,18 +191,18 @@ final class DivergenceRecovery: Sendable {
                     "head": "\(head)", "head_hash": "\(Hex.encode(headHash ?? []))", "ancestor": "\(ancestor)",
                     "ancestor_hash": "\(Hex.encode(ancestorHash))", "exact": "\(exact)",
                     "note": "\(note ?? "")", "attempt": "\(attempt)", "finalized": "\(store.finalizedHeight)"])
-                do {
+                do throws(RecoveryAttemptFailure) {
                     try await rollBack(to: ancestor, expecting: ancestorHash, head: head, headHash: headHash ?? [])
                 } catch {
                     if Task.isCancelled { return }
-                    try await failed(attempt, error, signal: signal, backoff: &backoff)
+                    await failed(attempt, error, signal: signal, backoff: &backoff)
                     continue
                 }
-                metrics.rollbacks.increment()
+                observer.report(.rolledBack(from: head, to: ancestor))
                 logger.notice("rolled back to the common ancestor; replaying the DA chain", metadata: [
                     "ancestor": "\(ancestor)", "ancestor_hash": "\(Hex.encode(ancestorHash))",
                     "removed": "\(head - ancestor)", "from_height": "\(head)"])
-                state.setReason("replaying DA's chain from the common ancestor \(ancestor) (diverged at \(signal.point.height))")
+                observer.report(.progress("replaying DA's chain from the common ancestor \(ancestor) (diverged at \(signal.point.height))"))
                 replay.rewind(after: ancestor)
                 await waitForReplay(signal, ancestor: ancestor)
                 finishIfIdle()
@@ -284,7 +211,8 @@ final class DivergenceRecovery: Sendable {
         }
     }
 
-    private func searchAncestor(from signal: DivergenceSignal) async throws -> AncestorSearchResult {
+    private func searchAncestor(from signal: DivergenceSignal) async throws(RecoveryAttemptFailure)
+        -> AncestorSearchResult {
         let search = AncestorSearch(store: store, authority: authority, limits: options.limits)
         let evidence = self.evidence
         let logger = self.logger
@@ -317,20 +245,28 @@ final class DivergenceRecovery: Sendable {
     /// One atomic rollback between two applied batches, then the head read back from the store.
     /// Never written once the recovery is cancelled (the sync phase stops, perhaps to promote):
     /// cancellation is checked on the pool thread right before the write.
-    private func rollBack(to ancestor: UInt64, expecting hash: [UInt8], head: UInt64, headHash: [UInt8]) async throws {
+    private func rollBack(to ancestor: UInt64, expecting hash: [UInt8], head: UInt64, headHash: [UInt8])
+        async throws(RecoveryAttemptFailure) {
         let pipeline = self.pipeline
         let rollbacker = self.rollbacker
         let store = self.store
         let cancelled = CancellationFlag()
-        guard !Task.isCancelled else { throw CancellationError() }
-        try await withTaskCancellationHandler {
-            try await onPool { () throws(RecoveryAttemptFailure) in
-                guard !cancelled.isSet else { throw .stopped }
-                try Self.rollBackAndConfirm(pipeline: pipeline, rollbacker: rollbacker, store: store, to: ancestor,
-                                            expecting: hash, head: head, headHash: headHash)
+        guard !Task.isCancelled else { throw .stopped }
+        do {
+            try await withTaskCancellationHandler {
+                try await onPool { () throws(RecoveryAttemptFailure) in
+                    guard !cancelled.isSet else { throw .stopped }
+                    try Self.rollBackAndConfirm(pipeline: pipeline, rollbacker: rollbacker, store: store, to: ancestor,
+                                                expecting: hash, head: head, headHash: headHash)
+                }
+            } onCancel: {
+                cancelled.set()
             }
-        } onCancel: {
-            cancelled.set()
+        } catch let failure as RecoveryAttemptFailure {
+            throw failure
+        } catch {
+            // `withTaskCancellationHandler` rethrows untyped; `onPool` throws nothing else.
+            throw .stopped
         }
     }
 
@@ -386,52 +322,45 @@ final class DivergenceRecovery: Sendable {
         }
     }
 
-    // MARK: phase, failures, halting
+    // MARK: reports, failures, halting
 
     private func enterRecovering(_ signal: DivergenceSignal, head: UInt64, ancestor: UInt64) {
-        let snapshot = state.snapshot
-        resumePhase.withLock { saved in
-            if saved == nil, snapshot.phase != .recovering {
-                saved = (snapshot.phase, snapshot.reason)
-            }
-        }
-        metrics.divergences.increment()
-        state.enter(.recovering, reason: "DA's block \(signal.point.height) (\(Hex.encode(signal.point.authoritativeHash))) differs from the stored chain; rolling back from \(head) to the common ancestor \(ancestor)")
+        reportedRecovering.store(true, ordering: .sequentiallyConsistent)
+        observer.report(.recovering(divergedAt: signal.point.height, reason: "DA's block \(signal.point.height) (\(Hex.encode(signal.point.authoritativeHash))) differs from the stored chain; rolling back from \(head) to the common ancestor \(ancestor)"))
     }
 
-    /// Back to the phase before recovering, unless another divergence waits.
+    /// Reports the recovery finished, unless another divergence waits.
     private func finishIfIdle() {
         guard waiting.withLock({ $0 == nil }) else { return }
-        guard let saved = resumePhase.withLock({ s -> (phase: NodePhase, reason: String?)? in defer { s = nil }; return s })
-        else { return }
-        state.leave(.recovering, to: saved.phase, reason: saved.reason)
+        guard reportedRecovering.exchange(false, ordering: .sequentiallyConsistent) else { return }
+        observer.report(.recovered)
     }
 
-    private func failed(_ attempt: Int, _ error: any Error, signal: DivergenceSignal, backoff: inout Backoff)
-        async throws(NodeFailure) {
+    private func failed(_ attempt: Int, _ error: RecoveryAttemptFailure, signal: DivergenceSignal,
+                        backoff: inout Backoff) async {
         let delay = backoff.nextDelay()
-        metrics.rollbackFailures.increment()
+        observer.report(.attemptFailed(attempt: attempt, divergedAt: signal.point.height, failure: error,
+                                       retryIn: delay))
         let message = "recovery attempt \(attempt) for the divergence at \(signal.point.height) failed: \(error); retrying in \(DurationParser.format(delay))"
         logger.error("divergence recovery failed; retrying", metadata: [
             "attempt": "\(attempt)", "diverged_at": "\(signal.point.height)",
             "da_hash": "\(Hex.encode(signal.point.authoritativeHash))", "error": "\(error)",
             "retry_in": "\(DurationParser.format(delay))"])
-        if state.phase == .recovering {
-            state.setReason(message)
-        } else {
+        if !observer.isRecovering {
             enterRecovering(signal, head: store.height, ancestor: store.finalizedHeight)
-            state.setReason(message)
         }
+        observer.report(.progress(message))
         try? await Task.sleep(for: delay)
     }
 
-    private func halt(_ reason: String) throws(NodeFailure) -> Never {
-        logger.critical("halting: \(reason)")
-        state.enter(.halted, reason: reason)
-        throw .divergence(reason)
+    private func halt(_ error: DivergenceRecoveryError) throws(DivergenceRecoveryError) -> Never {
+        logger.critical("halting: \(error)")
+        observer.report(.halted(error))
+        throw error
     }
 
-    private func onPool<T: Sendable>(_ body: @escaping @Sendable () throws(RecoveryAttemptFailure) -> T) async throws -> T {
+    private func onPool<T: Sendable>(_ body: @escaping @Sendable () throws(RecoveryAttemptFailure) -> T)
+        async throws(RecoveryAttemptFailure) -> T {
         let result: Result<T, RecoveryAttemptFailure>
         do {
             result = try await blockingPool.runIfActive { () -> Result<T, RecoveryAttemptFailure> in
@@ -442,16 +371,8 @@ final class DivergenceRecovery: Sendable {
                 }
             }
         } catch {
-            throw RecoveryAttemptFailure.stopped
+            throw .stopped
         }
         return try result.get()
     }
-}
-
-/// Set once by a task's cancellation handler, read by work that runs off the task (on a pool
-/// thread, where `Task.isCancelled` says nothing).
-private final class CancellationFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
-    func set() { value.store(true, ordering: .sequentiallyConsistent) }
 }

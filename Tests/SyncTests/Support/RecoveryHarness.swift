@@ -1,4 +1,3 @@
-@testable import Node
 import Primitives
 import DAClient
 import Chain
@@ -62,67 +61,81 @@ struct ForkedChain {
     }
 }
 
-/// A local DA (`evnode local-da`, a real process) with the namespaces and client the recovery
-/// tests post and follow with.
-final class RecoveryDA: Sendable {
-    let headerNamespace = DANamespace(name: "recovery-headers")
-    let dataNamespace = DANamespace(name: "recovery-data")
-    let process: LocalDAProcess
-    let client: CelestiaDAClient
-    var url: String { process.url }
-
-    private init(process: LocalDAProcess, client: CelestiaDAClient) {
-        self.process = process
-        self.client = client
+/// What the recovery reported, and what a node would show from it: whether it is recovering
+/// and the reason (as `NodeRecoveryObserver` sets the phase and its reason). `isRecovering`
+/// follows the reports, as the node's phase does when nothing else moves it.
+final class RecordingRecoveryObserver: RecoveryObserver {
+    struct Shown: Sendable {
+        var recovering = false
+        var reason: String?
     }
 
-    static func start(home: String) async throws -> RecoveryDA {
-        let process = try await LocalDAProcess.start(home: home, blockTime: "1h")
-        return RecoveryDA(process: process, client: try CelestiaDAClient(options: DAClientOptions(url: process.url)))
-    }
+    private let box = Mutex<(reports: [RecoveryReport], shown: Shown)>(([], Shown()))
 
-    /// Posts each block as the proposer does (header envelope, signed data), one DA height each.
-    func post(_ blocks: [BlockCommit], signer: BlockSigner) async throws {
-        for block in blocks {
-            var blobs = [DABlob(namespace: headerNamespace, data: try signer.envelope(for: block.signedHeader).encoded())]
-            if !block.data.txs.isEmpty {
-                blobs.append(DABlob(namespace: dataNamespace, data: try signer.sign(data: block.data).encoded()))
+    var reports: [RecoveryReport] { box.withLock { $0.reports } }
+    var shown: Shown { box.withLock { $0.shown } }
+    var isRecovering: Bool { shown.recovering }
+
+    func report(_ report: RecoveryReport) {
+        box.withLock { box in
+            box.reports.append(report)
+            switch report {
+            case .recovering(_, let reason):
+                box.shown = Shown(recovering: true, reason: reason)
+            case .progress(let reason):
+                box.shown.reason = reason
+            case .recovered:
+                box.shown = Shown()
+            case .halted(let error):
+                box.shown = Shown(recovering: false, reason: error.description)
+            case .rolledBack, .attemptFailed:
+                break
             }
-            _ = try await client.submit(blobs)
         }
     }
 
-    func stop() async {
-        await client.shutdown()
-        await process.stop()
+    /// The reports' kinds in order, without their texts (which other tests check).
+    var kinds: [String] {
+        reports.map { report in
+            switch report {
+            case .recovering: return "recovering"
+            case .progress: return "progress"
+            case .rolledBack: return "rolledBack"
+            case .attemptFailed: return "attemptFailed"
+            case .recovered: return "recovered"
+            case .halted: return "halted"
+            }
+        }
     }
+
+    func count(_ kind: String) -> Int { kinds.filter { $0 == kind }.count }
 }
 
 /// Injects rollback failures in front of the real store rollback: the first call throws, the
 /// second claims success without touching the store (an unconfirmed rollback), later calls roll
-/// back for real. Records what the store held at each call.
+/// back for real. Records what the store held, and what the node showed, at each call.
 final class FlakyRollbacker: Rollbacker, Sendable {
     struct Call: Sendable {
         var state: State?
-        var phase: NodePhase
+        var recovering: Bool
         var reason: String?
     }
 
     let real: BlockApplier
-    let nodeState: NodeState
+    let observer: RecordingRecoveryObserver
     private let box = Mutex<[Call]>([])
 
-    init(real: BlockApplier, nodeState: NodeState) {
+    init(real: BlockApplier, observer: RecordingRecoveryObserver) {
         self.real = real
-        self.nodeState = nodeState
+        self.observer = observer
     }
 
     var calls: [Call] { box.withLock { $0 } }
 
     func rollback(to height: UInt64) throws(StoreError) -> State {
-        let snapshot = nodeState.snapshot
+        let shown = observer.shown
         let n = box.withLock { calls -> Int in
-            calls.append(Call(state: real.store.state, phase: snapshot.phase, reason: snapshot.reason))
+            calls.append(Call(state: real.store.state, recovering: shown.recovering, reason: shown.reason))
             return calls.count
         }
         switch n {
@@ -145,13 +158,13 @@ final class SyncingNode: Sendable {
     let pipeline: SyncPipeline
     let follower: DAFollower
     let recovery: DivergenceRecovery
-    let state: NodeState
-    let metrics = NodeMetrics()
+    let observer = RecordingRecoveryObserver()
     private let tasks = Mutex<[Task<Void, Never>]>([])
-    private let failureBox = Mutex<NodeFailure?>(nil)
+    private let failureBox = Mutex<DivergenceRecoveryError?>(nil)
     private let recoveryEnded = Mutex<Bool>(false)
 
-    init(chain: ForkedChain, da: RecoveryDA, rollbacker: ((BlockApplier, NodeState) -> any Rollbacker)? = nil) throws {
+    init(chain: ForkedChain, da: RecoveryDA,
+         rollbacker: ((BlockApplier, RecordingRecoveryObserver) -> any Rollbacker)? = nil) throws {
         let logger = Logger(label: "test.node")
         store = try BlockStore.open(path: dir.sub("store"))
         executor = KVExecutor(store: store)
@@ -165,13 +178,11 @@ final class SyncingNode: Sendable {
                                              startHeight: 1, parallelism: 4, pollInterval: .milliseconds(50)),
                               sink: pipeline, store: store, executor: executor, validator: validator,
                               authority: authority, evidence: evidence, logger: logger)
-        state = NodeState(metrics: metrics, logger: logger)
-        state.enter(.syncing)
         var options = DivergenceRecovery.Options()
         options.retry = RetryPolicy(maxAttempts: .max, initialDelay: .milliseconds(50), maxDelay: .milliseconds(200))
         recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: authority, replay: follower,
-                                      rollbacker: rollbacker?(applier, state) ?? applier, evidence: evidence,
-                                      state: state, metrics: metrics, options: options, logger: logger)
+                                      rollbacker: rollbacker?(applier, observer) ?? applier, evidence: evidence,
+                                      observer: observer, options: options, logger: logger)
         pipeline.start()
     }
 
@@ -189,7 +200,7 @@ final class SyncingNode: Sendable {
             Task { try? await follower.run() },
             Task { for await event in pipeline.events { recovery.observe(event) } },
             Task { [self] in
-                do throws(NodeFailure) {
+                do throws(DivergenceRecoveryError) {
                     try await recovery.run()
                 } catch {
                     self.failureBox.withLock { $0 = error }
@@ -201,15 +212,8 @@ final class SyncingNode: Sendable {
     }
 
     /// The failure recovery halted with, once it has.
-    var failure: NodeFailure? { failureBox.withLock { $0 } }
+    var failure: DivergenceRecoveryError? { failureBox.withLock { $0 } }
     var recoveryHasEnded: Bool { recoveryEnded.withLock { $0 } }
-
-    func counter(_ name: String) -> Double? {
-        for line in metrics.text().split(separator: "\n") where line.hasPrefix(name + " ") {
-            return Double(line.split(separator: " ").last!)
-        }
-        return nil
-    }
 
     func hashes(through height: UInt64) throws -> [[UInt8]] {
         try (1...height).map { try store.headerHash(at: $0) ?? [] }

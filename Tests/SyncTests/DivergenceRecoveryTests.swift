@@ -1,5 +1,6 @@
-@testable import Node
 import Execution
+import Store
+import Sync
 import Primitives
 import Config
 import ProcessKit
@@ -9,6 +10,8 @@ import TestSupport
 /// Divergence recovery (SPEC §7) with the real parts in one process: RocksDB store, KV executor,
 /// sync pipeline, DA follower reading a local DA server, and the recovery. The proposer key
 /// signs two branches; a node first applies the soft one from "P2P", then DA delivers the other.
+/// What the recovery reports (the seam the node's phase and metrics hang on) is recorded and
+/// checked in order; `NodeRecoveryObserverTests` checks how the node shows each report.
 @Suite(.serialized) struct DivergenceRecoveryTests {
     /// prefix 1…3, DA's branch 4…9, the P2P branch 4…7.
     func makeChain(_ dir: TempDirectory) throws -> ForkedChain {
@@ -39,9 +42,18 @@ import TestSupport
         try await waitUntil("the recovered node on DA's branch at \(top)") {
             try node.store.height == top && node.store.headerHash(at: top) == topHash
         }
-        try await waitUntil("recovery finished") { node.state.phase == .syncing }
+        try await waitUntil("recovery finished") { node.observer.reports.last == .recovered }
         let only = try await reference(chain, da)
 
+        #expect(node.observer.kinds == ["recovering", "rolledBack", "progress", "recovered"], "\(node.observer.reports)")
+        let reports = node.observer.reports
+        guard case .recovering(let divergedAt, let reason) = reports[0] else { Issue.record("\(reports)"); return }
+        #expect(divergedAt == 4)
+        #expect(reason.contains("DA's block 4 (\(Hex.encode(chain.authoritative[0].signedHeader.header.hash)))")
+                && reason.contains("rolling back from 7 to the common ancestor 3"), "\(reason)")
+        #expect(reports[1] == .rolledBack(from: 7, to: 3))
+        #expect(reports[2] == .progress("replaying DA's chain from the common ancestor 3 (diverged at 4)"))
+        #expect(!node.observer.isRecovering)
         #expect(node.store.state == only.store.state, "same height, hashes and state root")
         #expect(try node.hashes(through: top) == only.hashes(through: top))
         #expect(try node.hashes(through: top) == chain.authoritativeChain.map { $0.signedHeader.header.hash })
@@ -49,8 +61,6 @@ import TestSupport
             #expect(try node.executor.value(forKey: key) == only.executor.value(forKey: key), "key \(key)")
         }
         #expect(try node.executor.value(forKey: "y5") == nil, "the soft branch's state is gone")
-        #expect(node.counter("evnode_rollbacks_total") == 1)
-        #expect(node.counter("evnode_divergences_total") == 1)
         // At least the pair where the branches split is kept (later heights too when DA delivered
         // them before the rollback).
         #expect(try node.evidence.all().contains { $0.height == 4 && $0.first == chain.soft[0].signedHeader
@@ -76,7 +86,7 @@ import TestSupport
         // DA's block 4 reaches the pipeline, as the follower hands it over; no recovery runs yet.
         await node.pipeline.submit(chain.candidates([chain.authoritative[0]], .da(daHeight: 1)))
         #expect(node.recovery.isPending, "pending from the moment the conflict is raised")
-        #expect(node.state.phase != .recovering, "the phase alone says nothing yet")
+        #expect(node.observer.reports.isEmpty, "nothing reported yet: the phase alone says nothing")
 
         try await da.post(chain.authoritativeChain, signer: chain.signer)
         node.followDA()
@@ -112,8 +122,8 @@ import TestSupport
             #expect(record.second == chain.soft[Int(record.height) - 4].signedHeader)
             #expect(record.firstSeen.contains("DA height") && record.secondSeen.contains("DA height"))
         }
-        #expect(node.counter("evnode_rollbacks_total") == 0 && node.counter("evnode_divergences_total") == 0)
-        #expect(node.state.phase == .syncing && node.failure == nil)
+        #expect(node.observer.reports.isEmpty, "no divergence, no rollback: \(node.observer.reports)")
+        #expect(!node.observer.isRecovering && node.failure == nil)
 
         await node.stop()
         await da.stop()
@@ -134,25 +144,31 @@ import TestSupport
         try await da.post(chain.authoritativeChain, signer: chain.signer)
         node.followDA()
         try await waitUntil("the recovery halts the node") { node.recoveryHasEnded }
-        guard case .divergence(let reason)? = node.failure else {
-            Issue.record("expected a divergence failure, got \(String(describing: node.failure))")
+        guard let failure = node.failure else {
+            Issue.record("expected a divergence failure")
             await node.stop()
             await da.stop()
             return
         }
+        if case let .finalizedDivergence(height, stored, authoritative, finalized, origin) = failure {
+            #expect(height == 4 && finalized == 5 && origin.isDA)
+            #expect(stored == chain.soft[0].signedHeader.header.hash)
+            #expect(authoritative == chain.authoritative[0].signedHeader.header.hash)
+        } else {
+            Issue.record("expected a divergence at or below the finalized height, got \(failure)")
+        }
+        let reason = failure.description
         #expect(reason.contains("finalized height 5"), "\(reason)")
         #expect(reason.contains(Hex.encode(chain.authoritative[0].signedHeader.header.hash)), "names DA's hash: \(reason)")
         #expect(reason.contains(Hex.encode(chain.soft[0].signedHeader.header.hash)), "names the stored hash: \(reason)")
-        #expect(node.failure?.exitStatus == 3)
-        #expect(node.state.phase == .halted)
-        #expect(node.state.snapshot.reason == reason)
+        #expect(node.observer.reports == [.halted(failure)], "halted at once, never recovering")
+        #expect(node.observer.shown.reason == reason)
         #expect(node.evidence.count >= 1)
         #expect(try node.evidence.all().contains { $0.height == 4 })
         #expect(node.store.state == before)
         #expect(try node.hashes(through: 7) == hashesBefore)
         #expect(node.store.finalizedHeight == 5)
         #expect(try node.executor.value(forKey: "k") == kBefore)
-        #expect(node.counter("evnode_rollbacks_total") == 0)
 
         await node.stop()
         await da.stop()
@@ -163,8 +179,8 @@ import TestSupport
         let chain = try makeChain(dir)
         let da = try await RecoveryDA.start(home: dir.sub("da"))
         var flaky: FlakyRollbacker?
-        let node = try SyncingNode(chain: chain, da: da) { applier, state in
-            let f = FlakyRollbacker(real: applier, nodeState: state)
+        let node = try SyncingNode(chain: chain, da: da) { applier, observer in
+            let f = FlakyRollbacker(real: applier, observer: observer)
             flaky = f
             return f
         }
@@ -181,7 +197,7 @@ import TestSupport
         #expect(calls.count == 3)
         // Until the rollback really happened, the store held the soft branch untouched.
         #expect(calls.allSatisfy { $0.state == before })
-        #expect(calls.allSatisfy { $0.phase == .recovering }, "not ready while recovering")
+        #expect(calls.allSatisfy { $0.recovering }, "not ready while recovering")
         // The failures were surfaced with heights and hashes.
         let second = calls[1].reason ?? ""
         #expect(second.contains("attempt 1") && second.contains("injected failure"), "\(second)")
@@ -189,9 +205,25 @@ import TestSupport
         #expect(second.contains(Hex.encode(chain.soft.last!.signedHeader.header.hash)), "\(second)")
         let third = calls[2].reason ?? ""
         #expect(third.contains("attempt 2") && third.contains("not confirmed") && third.contains("reads back height 7"), "\(third)")
-        #expect(node.counter("evnode_rollback_failures_total") == 2)
-        #expect(node.counter("evnode_rollbacks_total") == 1)
-        try await waitUntil("recovery finished") { node.state.phase == .syncing }
+        try await waitUntil("recovery finished") { node.observer.reports.last == .recovered }
+        // One divergence; each failed attempt reported, then shown as the reason; one rollback.
+        #expect(node.observer.kinds == ["recovering", "attemptFailed", "progress", "attemptFailed", "progress",
+                                        "rolledBack", "progress", "recovered"], "\(node.observer.reports)")
+        let failures = node.observer.reports.compactMap { report -> (Int, UInt64, RecoveryAttemptFailure)? in
+            guard case let .attemptFailed(attempt, divergedAt, failure, _) = report else { return nil }
+            return (attempt, divergedAt, failure)
+        }
+        #expect(failures.map(\.0) == [1, 2] && failures.allSatisfy { $0.1 == 4 })
+        if case .rollback(let from, _, let to, _, .io(_, let why)) = failures.first?.2 {
+            #expect(from == 7 && to == 3 && why == "injected failure")
+        } else {
+            Issue.record("first failure: \(String(describing: failures.first?.2))")
+        }
+        if case .unconfirmed(let to, _, let headHeight, _, _) = failures.last?.2 {
+            #expect(to == 3 && headHeight == 7)
+        } else {
+            Issue.record("second failure: \(String(describing: failures.last?.2))")
+        }
 
         let only = try await reference(chain, da)
         #expect(node.store.state == only.store.state)
