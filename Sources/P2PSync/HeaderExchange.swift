@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwiftProtobuf
+import Libp2p
 
 /// go-header's exchange (`/<networkID>/header-ex/v0.0.3`, go-header v0.8.6 p2p/server.go and
 /// session.go): one request per stream, `uvarint(len) ‖ HeaderRequest`, answered by up to

@@ -1,4 +1,5 @@
 import Logging
+import Libp2p
 
 extension P2PService {
     /// Fetches heights `from...to` from peers over go-header's exchange, in order: chunks of at

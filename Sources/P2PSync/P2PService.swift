@@ -9,6 +9,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import Telemetry
+import Libp2p
 
 /// The node's P2P layer on ev-node's libp2p stack (SPEC §8; p2p-wire.md): TCP, Noise, yamux,
 /// identify and ping (`Libp2pHost`); FloodSub gossip of `P2PSignedHeader` and `P2PData` on the
@@ -151,7 +152,7 @@ package final class P2PService: Service, Sendable {
         let dataServer = HeaderExchangeServer(kind: .data, source: source, logger: logger, limiter: exchangeLimiter,
                                               writeDeadline: settings.exchangeWriteDeadline)
         var hostOptions = Self.hostOptions(settings, headerNetwork: headerNetwork, dataNetwork: dataNetwork)
-        hostOptions.metrics = metrics
+        hostOptions.traffic = metrics.map(P2PSeriesTraffic.init(series:))
         host = Libp2pHost(identity: nodeKey.privateKey, handlers: [
             FloodSub.protocolID: { try await fs.serve(&$0) },
             HeaderExchange.protocolID(network: headerNetwork): { try await headerServer.serve(&$0) },

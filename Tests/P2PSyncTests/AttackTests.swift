@@ -6,6 +6,7 @@ import NIOCore
 import ProcessKit
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// Strangers attacking a real `P2PService` over real TCP on 127.0.0.x: each attacker completes
 /// a real Noise handshake with an identity of its own (or holds a bare socket), then sends what

@@ -5,6 +5,7 @@ import NIOCore
 @testable import P2PSync
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// The byte-level pieces of the libp2p stack. Expected values come from the specs or from
 /// py-libp2p 0.8.1 (computed once with it, noted per test), not from this code.

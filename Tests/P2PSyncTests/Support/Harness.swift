@@ -10,6 +10,7 @@ import NIOPosix
 import ProcessKit
 import Testing
 import TestSupport
+@testable import Libp2p
 
 extension P2PSettings {
     /// Short durations so that redials, head polls and timeouts happen within a test.
