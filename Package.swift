@@ -307,7 +307,7 @@ let package = Package(
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], swiftSettings: strict),
         .testTarget(name: "P2PSyncTests", dependencies: [
-            "Chain", "Config", "Libp2p", "P2PSync", "Primitives", "ProcessKit", "Store", "Sync", "TestSupport",
+            "Chain", "Config", "Libp2p", "P2PSync", "Primitives", "ProcessKit", "Store", "Sync", "Telemetry", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
