@@ -81,8 +81,6 @@ package final class Libp2pHost: Sendable {
         /// `defaultStreamsPerProtocol` for protocols not listed.
         package var streamsPerProtocol: [String: Int] = [:]
         package var defaultStreamsPerProtocol = 2
-        /// Bytes of header-ex answers this node's requests may hold at once (all peers).
-        package var exchangeClientBytes = 64 << 20
         package var agentVersion = "evnode-swift"
 
         package init() {}
@@ -105,8 +103,6 @@ package final class Libp2pHost: Sendable {
     let sendBudget: BufferBudget
     /// Peer-opened streams of the whole node.
     let inboundStreams: StreamQuota
-    /// Header-ex answers being read by this node's requests.
-    package let exchangeClientBudget: BufferBudget
 
     /// Called (from the connection's task) when a connection became the peer's connection,
     /// and when it closed.
@@ -179,8 +175,6 @@ package final class Libp2pHost: Sendable {
         self.protocols = (Array(all.keys) + [Self.identifyID, Self.identifyPushID]).sorted()
         sendBudget = BufferBudget(nodeCapacity: options.sendBufferNode, accountCapacity: options.sendBufferPerConnection)
         inboundStreams = StreamQuota(capacity: options.nodeInboundStreams, guaranteed: options.guaranteedStreams)
-        exchangeClientBudget = BufferBudget(nodeCapacity: options.exchangeClientBytes,
-                                            accountCapacity: options.exchangeClientBytes)
     }
 
     package func setEvents(_ e: Events) { state.withLock { $0.events = e } }

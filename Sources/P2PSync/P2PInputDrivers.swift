@@ -168,6 +168,7 @@ package enum P2PInputDrivers {
             let result = await answering(session, with: chunks) { () async -> Result<[[UInt8]], any Error> in
                 do {
                     return .success(try await HeaderExchange.request(request, network: network, on: conn, host: service.host,
+                                                                     budget: service.exchangeClientBudget,
                                                                      timeout: service.settings.requestTimeout))
                 } catch {
                     return .failure(error)

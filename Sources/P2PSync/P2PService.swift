@@ -33,6 +33,9 @@ package final class P2PService: Service, Sendable {
     let logger: Logger
     let group: any EventLoopGroup
     let host: Libp2pHost
+    /// Header-ex answers this node's own requests hold at once, all peers together (go-header's
+    /// exchange is the service's, so its budget is too, not the host's).
+    let exchangeClientBudget: BufferBudget
     let floodsub: FloodSub
     let headerNetwork: String
     let dataNetwork: String
@@ -118,6 +121,8 @@ package final class P2PService: Service, Sendable {
         self.validator = validator
         self.provenHeights = provenHeights
         self.settings = settings
+        exchangeClientBudget = BufferBudget(nodeCapacity: settings.exchangeClientBytes,
+                                            accountCapacity: settings.exchangeClientBytes)
         self.group = eventLoopGroup
         var logger = logger
         logger[metadataKey: "node"] = "\(PeerID(key: nodeKey).short)"
@@ -186,7 +191,6 @@ package final class P2PService: Service, Sendable {
         o.yamux.maxStreams = settings.maxStreamsPerConnection
         o.yamux.maxInboundStreams = settings.maxInboundStreamsPerConnection
         o.nodeInboundStreams = settings.maxInboundStreamsNode
-        o.exchangeClientBytes = settings.exchangeClientBytes
         // One gossip stream per peer (a newer one replaces the older: two at once while it
         // does); header-ex streams are capped again by the servers' limiter once their request
         // is read.
@@ -681,7 +685,8 @@ package final class P2PService: Service, Sendable {
         let bodies: [[UInt8]]
         do {
             bodies = try await HeaderExchange.request(HeaderExchange.headRequest(), network: headerNetwork, on: conn,
-                                                      host: host, timeout: settings.requestTimeout)
+                                                      host: host, budget: exchangeClientBudget,
+                                                      timeout: settings.requestTimeout)
         } catch {
             if conn.isClosed { return }
             registry.withLock { $0.peers[peer]?.requestsFailed += 1 }
@@ -750,7 +755,7 @@ package final class P2PService: Service, Sendable {
             anchor = try SignedHeader(decoding: stored.encodedSignedHeader)
             bodies = try await HeaderExchange.request(HeaderExchange.rangeRequest(from: storeHeight + 1, amount: height - storeHeight),
                                                       network: headerNetwork, on: conn, host: host,
-                                                      timeout: settings.requestTimeout)
+                                                      budget: exchangeClientBudget, timeout: settings.requestTimeout)
         } catch {
             logger.debug("hash-linked proof not obtained", metadata: ["peer": "\(peer.short)", "to": "\(height)",
                                                                       "error": "\(error)"])
