@@ -65,13 +65,16 @@ $(HOME_VENV)/.installed:
 	$(HOME_VENV)/bin/pip install -q 'argon2-cffi==25.1.0' 'cryptography==50.0.2'
 	touch $@
 
-# Regenerates Sources/P2PSync/Generated from Protos/ (committed; not part of the build).
+# Regenerates Sources/Libp2p/Generated (libp2p's own messages) and Sources/P2PSync/Generated
+# (go-header's exchange) from Protos/ (committed; not part of the build).
 # Needs protoc-gen-swift: `swift build -c release --product protoc-gen-swift` in a checkout of
 # apple/swift-protobuf 1.39.0, then PROTOC_GEN_SWIFT=<its .build/release/protoc-gen-swift>.
 PROTOC_GEN_SWIFT ?= protoc-gen-swift
 protos:
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Libp2p/Generated \
+	  --swift_opt=Visibility=Internal -IProtos Protos/crypto.proto Protos/identify.proto Protos/noise.proto Protos/pubsub.proto
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/P2PSync/Generated \
-	  --swift_opt=Visibility=Internal -IProtos Protos/*.proto
+	  --swift_opt=Visibility=Internal -IProtos Protos/header_request.proto
 
 build: deps
 	$(SWIFT) build

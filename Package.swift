@@ -137,12 +137,23 @@ let package = Package(
             "HTTPClient",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
-        // ev-node's libp2p stack (Host, Noise, yamux, multistream, FloodSub, header exchange) and
-        // the P2P sync service on it.
-        .target(name: "P2PSync", dependencies: [
-            "Chain", "Config", "Primitives", "Store", "Sync", "Telemetry",
+        // The libp2p stack ev-node speaks, with no block in sight: multiaddrs, peer ids, the Host
+        // (TCP, multistream-select, Noise, yamux, identify, ping), FloodSub, the byte budgets and
+        // limits that bound what strangers make it hold. What it counts goes to an observer.
+        .target(name: "Libp2p", dependencies: [
+            "Primitives",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "DequeModule", package: "swift-collections"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], swiftSettings: strict),
+        // The P2P sync service on libp2p: gossip of blocks, go-header's exchange (client and
+        // server), peer gating and bans, the signed-block validator.
+        .target(name: "P2PSync", dependencies: [
+            "Chain", "Config", "Libp2p", "Primitives", "Store", "Sync", "Telemetry",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -203,7 +214,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The CLI.
         .executableTarget(name: "evnode", dependencies: [
-            "Chain", "Config", "Execution", "KeyStore", "LocalDA", "Node", "P2PSync", "Primitives", "RemoteSigner", "Store",
+            "Chain", "Config", "Execution", "KeyStore", "Libp2p", "LocalDA", "Node", "P2PSync", "Primitives", "RemoteSigner", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
@@ -227,7 +238,7 @@ let package = Package(
         // `evnode-fuzz`: a libFuzzer binary when `make fuzz` builds it with -sanitize=fuzzer
         // (in .build-fuzz), an input replayer in every other build.
         .target(name: "FuzzTargets", dependencies: [
-            "Chain", "Config", "DAClient", "EVM", "HTTPClient", "P2PSync", "Primitives", "Sync",
+            "Chain", "Config", "DAClient", "EVM", "HTTPClient", "Libp2p", "P2PSync", "Primitives", "Sync",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -287,8 +298,16 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "Libp2pTests", dependencies: [
+            "Config", "Libp2p", "Primitives", "ProcessKit", "TestSupport",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ], swiftSettings: strict),
         .testTarget(name: "P2PSyncTests", dependencies: [
-            "Chain", "Config", "P2PSync", "Primitives", "ProcessKit", "Store", "Sync", "TestSupport",
+            "Chain", "Config", "Libp2p", "P2PSync", "Primitives", "ProcessKit", "Store", "Sync", "Telemetry", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -300,7 +319,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         .testTarget(name: "NodeTests", dependencies: [
-            "Chain", "Config", "DAClient", "Etcd", "Execution", "Node", "P2PSync", "Primitives", "ProcessKit", "Production", "RPCAPI", "Store", "Submission", "Sync", "Telemetry", "TestSupport",
+            "Chain", "Config", "DAClient", "Etcd", "Execution", "Libp2p", "Node", "P2PSync", "Primitives", "ProcessKit", "Production", "RPCAPI", "Store", "Submission", "Sync", "Telemetry", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ], swiftSettings: strict),
@@ -310,7 +329,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Starts real `evnode` processes; needs the executable built first.
         .testTarget(name: "IntegrationTests", dependencies: [
-            "Chain", "Config", "DAClient", "Execution", "KeyStore", "P2PSync", "Primitives", "ProcessKit", "RemoteSigner", "Store", "Sync", "TestSupport",
+            "Chain", "Config", "DAClient", "Execution", "KeyStore", "Libp2p", "P2PSync", "Primitives", "ProcessKit", "RemoteSigner", "Store", "Sync", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
     ]

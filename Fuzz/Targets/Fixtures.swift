@@ -7,6 +7,7 @@ import NIOCore
 import NIOEmbedded
 import P2PSync
 import Synchronization
+import Libp2p
 
 /// What the targets run against: the chain of `shared/vectors` (its chain id, genesis time and
 /// proposer, whose seed is the independent encoder's test seed `01…01`), a few blocks of it made
@@ -68,7 +69,7 @@ enum Fixtures {
         let service = P2PService(config: P2PConfig(listen: HostPort(host: "127.0.0.1", port: 0), peers: []),
                                  nodeKey: KeyFile(privateKey: nodeKey), chainID: chainID, source: MemoryBlockSource([]),
                                  validator: verdicts, provenHeights: ProvenPeerHeights(validator: validator),
-                                 logger: P2PInputDrivers.quietLogger)
+                                 logger: Libp2pInputDrivers.quietLogger)
         return (service, verdicts)
     }
 

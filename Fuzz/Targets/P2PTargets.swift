@@ -1,4 +1,5 @@
 import P2PSync
+import Libp2p
 
 /// The libp2p stack a stranger reaches by connecting to the listener, and the gossip and
 /// exchange protocols above it. Inputs start with a byte choosing the variant (role, mode);
@@ -14,13 +15,13 @@ extension FuzzTargets {
         guard let mode = input.first else { return [:] }
         let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: 64 << 10).chunks
         if mode & 1 == 0 {
-            let outcome = await P2PInputDrivers.multistreamListener(chunks, supported: yamuxProtocols)
+            let outcome = await Libp2pInputDrivers.multistreamListener(chunks, supported: yamuxProtocols)
             if outcome.failure == nil, outcome.counts["selected"] != 1 {
                 throw FuzzFinding(id: "multistream-unsupported", "the listener selected a protocol outside the supported set")
             }
             return outcome.reached
         } else {
-            return await P2PInputDrivers.multistreamDialer(chunks, proposing: "/noise").reached
+            return await Libp2pInputDrivers.multistreamDialer(chunks, proposing: "/noise").reached
         }
     }
 
@@ -33,11 +34,11 @@ extension FuzzTargets {
         switch mode % 3 {
         case 0, 1:
             let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: 256 << 10).chunks
-            return await P2PInputDrivers.noiseHandshake(chunks, initiator: mode % 3 == 1, identity: Fixtures.nodeKey).reached
+            return await Libp2pInputDrivers.noiseHandshake(chunks, initiator: mode % 3 == 1, identity: Fixtures.nodeKey).reached
         default:
             let rest = Array(input.dropFirst())
             guard rest.count >= 32 else { return [:] }
-            return P2PInputDrivers.noisePayload(Array(rest[32...]), remoteStatic: Array(rest[..<32]),
+            return Libp2pInputDrivers.noisePayload(Array(rest[32...]), remoteStatic: Array(rest[..<32]),
                                                 resignWith: Fixtures.peerKey).reached
         }
     }
@@ -48,8 +49,8 @@ extension FuzzTargets {
             + "pieces raw), then the muxer's multistream and the yamux session, as the host runs them; "
             + "findings: as for yamux") { input throws(FuzzFinding) in
         let pieces = ChunkScript(decoding: input, maxTotal: streamBytes).pieces
-        let chunks = pieces.map { $0.marked ? P2PInputDrivers.WireChunk.raw($0.bytes) : .sealed($0.bytes) }
-        let outcome = await P2PInputDrivers.noiseTransport(chunks, key: transportKey)
+        let chunks = pieces.map { $0.marked ? Libp2pInputDrivers.WireChunk.raw($0.bytes) : .sealed($0.bytes) }
+        let outcome = await Libp2pInputDrivers.noiseTransport(chunks, key: transportKey)
         try checkRetained(outcome)
         return outcome.reached
     }
@@ -68,7 +69,7 @@ extension FuzzTargets {
             + "bytes than a frame header and a stream window (C2), the read buffer growing past what it holds") { input throws(FuzzFinding) in
         guard let mode = input.first else { return [:] }
         let chunks = ChunkScript(decoding: input.dropFirst(), maxTotal: streamBytes).chunks
-        let outcome = await P2PInputDrivers.yamuxSession(chunks, isDialer: mode & 1 == 1)
+        let outcome = await Libp2pInputDrivers.yamuxSession(chunks, isDialer: mode & 1 == 1)
         try checkRetained(outcome)
         return outcome.reached
     }
@@ -78,7 +79,7 @@ extension FuzzTargets {
     /// read (issue 27 §2).
     static func checkRetained(_ outcome: P2PInputDrivers.Outcome) throws(FuzzFinding) {
         let retained = outcome.counts["retained"] ?? 0
-        let bound = P2PInputDrivers.yamuxRetainedBound
+        let bound = Libp2pInputDrivers.yamuxRetainedBound
         if retained > bound {
             throw FuzzFinding(id: "yamux-retained",
                               "the yamux session kept \(retained) bytes of one unfinished frame, over the bound of \(bound) "

@@ -1,5 +1,6 @@
 import Crypto
 import NIOCore
+import Libp2p
 
 /// A block as it travels between peers: the encoded `SignedHeader` and the encoded `Data`
 /// (SPEC §3; metadata and txs, bound to the signed header by its `data_hash`), plus the two facts

@@ -1,5 +1,6 @@
 import Primitives
 import Chain
+import Libp2p
 
 /// Gossip in: FloodSub hands each new message (StrictSign and seen-cache passed) to
 /// `gossipReceived`, whose verdict decides whether FloodSub relays it (`.accept`), drops it

@@ -1,4 +1,5 @@
 import Logging
+import Libp2p
 
 extension P2PService {
     /// Fetches heights `from...to` from peers over go-header's exchange, in order: chunks of at
@@ -97,11 +98,13 @@ extension P2PService {
     /// come from this one peer, so a pair that does not fit is its own doing.
     private func fetch(from: UInt64, amount: UInt64, on conn: Libp2pConnection) async -> Result<[ReceivedBlock], RangeFailure> {
         let request = HeaderExchange.rangeRequest(from: from, amount: amount)
-        let host = self.host
+        let host = self.host, budget = exchangeClientBudget
         let timeout = settings.requestTimeout
         let headerNetwork = self.headerNetwork, dataNetwork = self.dataNetwork
-        async let headersTask = HeaderExchange.request(request, network: headerNetwork, on: conn, host: host, timeout: timeout)
-        async let dataTask = HeaderExchange.request(request, network: dataNetwork, on: conn, host: host, timeout: timeout)
+        async let headersTask = HeaderExchange.request(request, network: headerNetwork, on: conn, host: host,
+                                                      budget: budget, timeout: timeout)
+        async let dataTask = HeaderExchange.request(request, network: dataNetwork, on: conn, host: host,
+                                                      budget: budget, timeout: timeout)
         let headers: [[UInt8]], datas: [[UInt8]]
         do {
             headers = try await headersTask

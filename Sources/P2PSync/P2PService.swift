@@ -9,6 +9,7 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import Telemetry
+import Libp2p
 
 /// The node's P2P layer on ev-node's libp2p stack (SPEC §8; p2p-wire.md): TCP, Noise, yamux,
 /// identify and ping (`Libp2pHost`); FloodSub gossip of `P2PSignedHeader` and `P2PData` on the
@@ -32,6 +33,9 @@ package final class P2PService: Service, Sendable {
     let logger: Logger
     let group: any EventLoopGroup
     let host: Libp2pHost
+    /// Header-ex answers this node's own requests hold at once, all peers together (go-header's
+    /// exchange is the service's, so its budget is too, not the host's).
+    let exchangeClientBudget: BufferBudget
     let floodsub: FloodSub
     let headerNetwork: String
     let dataNetwork: String
@@ -117,6 +121,8 @@ package final class P2PService: Service, Sendable {
         self.validator = validator
         self.provenHeights = provenHeights
         self.settings = settings
+        exchangeClientBudget = BufferBudget(nodeCapacity: settings.exchangeClientBytes,
+                                            accountCapacity: settings.exchangeClientBytes)
         self.group = eventLoopGroup
         var logger = logger
         logger[metadataKey: "node"] = "\(PeerID(key: nodeKey).short)"
@@ -151,7 +157,7 @@ package final class P2PService: Service, Sendable {
         let dataServer = HeaderExchangeServer(kind: .data, source: source, logger: logger, limiter: exchangeLimiter,
                                               writeDeadline: settings.exchangeWriteDeadline)
         var hostOptions = Self.hostOptions(settings, headerNetwork: headerNetwork, dataNetwork: dataNetwork)
-        hostOptions.metrics = metrics
+        hostOptions.traffic = metrics.map(P2PSeriesTraffic.init(series:))
         host = Libp2pHost(identity: nodeKey.privateKey, handlers: [
             FloodSub.protocolID: { try await fs.serve(&$0) },
             HeaderExchange.protocolID(network: headerNetwork): { try await headerServer.serve(&$0) },
@@ -185,7 +191,6 @@ package final class P2PService: Service, Sendable {
         o.yamux.maxStreams = settings.maxStreamsPerConnection
         o.yamux.maxInboundStreams = settings.maxInboundStreamsPerConnection
         o.nodeInboundStreams = settings.maxInboundStreamsNode
-        o.exchangeClientBytes = settings.exchangeClientBytes
         // One gossip stream per peer (a newer one replaces the older: two at once while it
         // does); header-ex streams are capped again by the servers' limiter once their request
         // is read.
@@ -680,7 +685,8 @@ package final class P2PService: Service, Sendable {
         let bodies: [[UInt8]]
         do {
             bodies = try await HeaderExchange.request(HeaderExchange.headRequest(), network: headerNetwork, on: conn,
-                                                      host: host, timeout: settings.requestTimeout)
+                                                      host: host, budget: exchangeClientBudget,
+                                                      timeout: settings.requestTimeout)
         } catch {
             if conn.isClosed { return }
             registry.withLock { $0.peers[peer]?.requestsFailed += 1 }
@@ -749,7 +755,7 @@ package final class P2PService: Service, Sendable {
             anchor = try SignedHeader(decoding: stored.encodedSignedHeader)
             bodies = try await HeaderExchange.request(HeaderExchange.rangeRequest(from: storeHeight + 1, amount: height - storeHeight),
                                                       network: headerNetwork, on: conn, host: host,
-                                                      timeout: settings.requestTimeout)
+                                                      budget: exchangeClientBudget, timeout: settings.requestTimeout)
         } catch {
             logger.debug("hash-linked proof not obtained", metadata: ["peer": "\(peer.short)", "to": "\(height)",
                                                                       "error": "\(error)"])

@@ -1,3 +1,4 @@
+import Libp2p
 /// Tunables of the P2P layer. The defaults suit production (and match ev-node's where it has
 /// one); tests shorten the durations.
 ///

@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import Libp2p
 
 /// ev-node's connection gater over `p2p.blocked_peers` and `p2p.allowed_peers`: which peer ids
 /// this node keeps connections with. Asked once the Noise handshake has proven the remote's id,

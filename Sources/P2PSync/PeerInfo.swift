@@ -1,11 +1,5 @@
 import Config
-
-package enum PeerDirection: String, Sendable, Equatable {
-    /// The peer connected to us.
-    case inbound
-    /// We dialled the peer.
-    case outbound
-}
+import Libp2p
 
 /// A snapshot of one connected (authenticated) peer.
 package struct PeerInfo: Sendable, Equatable {

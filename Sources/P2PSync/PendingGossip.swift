@@ -1,4 +1,5 @@
 import Chain
+import Libp2p
 /// Gossiped headers and data waiting for their other half, bounded against strangers (issue 27
 /// §2 "Gossiped data", review C4).
 ///

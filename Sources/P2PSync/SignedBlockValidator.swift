@@ -1,6 +1,7 @@
 import Chain
 import Sync
 import Config
+import Libp2p
 
 /// The `GossipValidator` of a real node: decodes the block with the Block module and checks
 /// everything that can be checked without the chain's state (SPEC §3): the header decodes, is

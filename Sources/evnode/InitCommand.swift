@@ -2,6 +2,7 @@ import Primitives
 import ArgumentParser
 import Config
 import KeyStore
+import Libp2p
 import P2PSync
 import Foundation
 

@@ -4,6 +4,7 @@ import Store
 import Config
 import Foundation
 import KeyStore
+import Libp2p
 import P2PSync
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Primitives
 import Config
 import Foundation
+import Libp2p
 import P2PSync
 import ProcessKit
 import Testing

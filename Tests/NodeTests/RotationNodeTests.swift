@@ -4,6 +4,7 @@ import Chain
 import Store
 @testable import Config
 import Foundation
+import Libp2p
 import P2PSync
 import ProcessKit
 import Testing

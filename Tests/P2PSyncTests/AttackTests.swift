@@ -6,6 +6,7 @@ import NIOCore
 import ProcessKit
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// Strangers attacking a real `P2PService` over real TCP on 127.0.0.x: each attacker completes
 /// a real Noise handshake with an identity of its own (or holds a bare socket), then sends what
@@ -149,11 +150,11 @@ import TestSupport
         let a = try await TestNode.start("a", chain: chain, settings: settings)
         let network = HeaderExchange.headerNetwork(chainID: Self.chainID)
         let big = HeaderExchange.frame(HeaderExchange.ok([UInt8](repeating: 7, count: 100 * 1024)))
-        let host = a.service.host
+        let host = a.service.host, budget = a.service.exchangeClientBudget
         let outcome = try await answering(a, proto: HeaderExchange.protocolID(network: network), from: "127.0.0.5",
                                           messages: [big]) { conn in
             try await HeaderExchange.request(HeaderExchange.rangeRequest(from: 1, amount: 4), network: network,
-                                             on: conn, host: host, timeout: .seconds(10))
+                                             on: conn, host: host, budget: budget, timeout: .seconds(10))
         }
         guard case .failure(LinkError.tooLarge(let n, let limit)) = outcome else {
             Issue.record("expected a too-large failure, got \(outcome)")
@@ -164,7 +165,7 @@ import TestSupport
         // The node's own head request to the new peer (sent on connecting) may still hold its
         // allowance, until it is answered or times out (5 s); nothing is held after that.
         try await waitUntil("every allowance to be given back", timeout: .seconds(15)) {
-            host.exchangeClientBudget.used == 0
+            budget.used == 0
         }
         await a.stop()
     }
@@ -176,17 +177,17 @@ import TestSupport
         let a = try await TestNode.start("a", chain: chain)
         let network = HeaderExchange.dataNetwork(chainID: Self.chainID)
         let body = HeaderExchange.frame(HeaderExchange.ok([UInt8](repeating: 1, count: 20 * 1024)))
-        let host = a.service.host
+        let host = a.service.host, budget = a.service.exchangeClientBudget
         let limits = HeaderExchange.ResponseLimits(message: 32 * 1024, response: 64 * 1024)
         let outcome = try await answering(a, proto: HeaderExchange.protocolID(network: network), from: "127.0.0.6",
                                           messages: Array(repeating: body, count: 10)) { conn in
             try await HeaderExchange.request(HeaderExchange.rangeRequest(from: 1, amount: 10), network: network,
-                                             on: conn, host: host, timeout: .seconds(10), limits: limits)
+                                             on: conn, host: host, budget: budget, timeout: .seconds(10), limits: limits)
         }
         let bodies = try outcome.get()
         #expect(bodies.count == 3, "three 20 KiB answers fit 64 KiB")
         // Its own head requests to the silent peer end with the connection.
-        try await waitUntil("every allowance returned") { host.exchangeClientBudget.used == 0 }
+        try await waitUntil("every allowance returned") { budget.used == 0 }
         await a.stop()
     }
 

@@ -4,6 +4,7 @@ import Foundation
 import ProcessKit
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// `p2p.blocked_peers` / `p2p.allowed_peers` (ev-node's connection gater) on real TCP: refused
 /// right after the Noise handshake proves the id, before any stream; never dialled.

@@ -4,6 +4,7 @@ import Foundation
 import ProcessKit
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// The gossip-in path against a peer that sends what it likes (issue 27 §2; review C4, M1, M3):
 /// real `P2PService`s on 127.0.0.1, the attacker one of them publishing its own messages.

@@ -3,6 +3,7 @@ import Foundation
 @testable import P2PSync
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// `PendingGossip` on its own: the pairing rules and the bounds, with real signed headers of
 /// the test chain.

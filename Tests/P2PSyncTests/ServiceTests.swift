@@ -5,6 +5,7 @@ import Foundation
 import ProcessKit
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// Two or three real `P2PService`s on 127.0.0.1 talking ev-node's libp2p protocols to each other
 /// (the interop with an independent implementation is in IntegrationTests/Libp2pInteropTests).

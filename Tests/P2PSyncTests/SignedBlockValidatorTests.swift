@@ -5,6 +5,7 @@ import NIOCore
 @testable import P2PSync
 import Testing
 import TestSupport
+@testable import Libp2p
 
 @Suite("SignedBlockValidator")
 struct SignedBlockValidatorTests {

@@ -8,8 +8,10 @@ import NIOCore
 import NIOPosix
 @testable import P2PSync
 import ProcessKit
+import Telemetry
 import Testing
 import TestSupport
+@testable import Libp2p
 
 extension P2PSettings {
     /// Short durations so that redials, head polls and timeouts happen within a test.
@@ -67,7 +69,7 @@ final class TestNode: Sendable {
     static func start(_ name: String, chain: TestChain, peers: [String] = [], port: Int = 0,
                       key: KeyFile = .generate(), source: any BlockSource = MemoryBlockSource(),
                       validator: (any GossipValidator)? = nil, settings: P2PSettings = .test,
-                      blocked: [String] = [], allowed: [String] = []) async throws -> TestNode {
+                      blocked: [String] = [], allowed: [String] = [], metrics: P2PSeries? = nil) async throws -> TestNode {
         var config = P2PConfig(listen: HostPort(host: "127.0.0.1", port: port),
                                peers: try peers.map { try P2PPeerAddress(parsing: $0) })
         config.blockedPeers = blocked
@@ -75,7 +77,7 @@ final class TestNode: Sendable {
         let service = P2PService(config: config, nodeKey: key, chainID: chain.chainID, source: source,
                                  validator: validator ?? chain.signedBlockValidator,
                                  provenHeights: ProvenPeerHeights(validator: BlockValidator(genesis: chain.genesis)),
-                                 settings: settings, logger: testLogger(name))
+                                 settings: settings, metrics: metrics, logger: testLogger(name))
         let (run, address) = try await ServiceRun.start(service, logger: testLogger(name))
         return TestNode(name: name, key: key, source: source, run: run, port: address.port ?? 0)
     }

@@ -7,6 +7,7 @@ import NIOPosix
 @testable import P2PSync
 import Testing
 import TestSupport
+@testable import Libp2p
 
 /// A peer that attacks: real TCP from a chosen loopback address (Linux routes all of
 /// 127.0.0.0/8 to the loopback interface, so each 127.x address is a different source), real

@@ -35,7 +35,7 @@ package struct Multiaddr: Hashable, Sendable, CustomStringConvertible {
     enum Code {
         static let ip4: UInt64 = 4, tcp: UInt64 = 6, ip6: UInt64 = 41
         static let dns: UInt64 = 53, dns4: UInt64 = 54, dns6: UInt64 = 55
-        static let p2p: UInt64 = 421
+        package static let p2p: UInt64 = 421
     }
 
     package var hostString: String {

@@ -10,7 +10,7 @@
 /// order their handshakes complete in.
 enum DuplicateConnectionRule {
     /// True when `candidate` must be kept instead of `existing`. False for the same connection.
-    static func keeps(_ candidate: ConnectionOrigin, over existing: ConnectionOrigin) -> Bool {
+    package static func keeps(_ candidate: ConnectionOrigin, over existing: ConnectionOrigin) -> Bool {
         if candidate.dialer != existing.dialer {
             return candidate.dialer < existing.dialer
         }
@@ -20,7 +20,7 @@ enum DuplicateConnectionRule {
 
 /// Which node dialled a connection, and a value unique to it that both ends know (the Noise
 /// handshake hash), so both ends order duplicate connections the same way.
-struct ConnectionOrigin: Sendable, Equatable {
-    let dialer: PeerID
+package struct ConnectionOrigin: Sendable, Equatable {
+    package let dialer: PeerID
     let dialerNonce: [UInt8]
 }

@@ -1,5 +1,5 @@
 import NIOCore
-@testable import P2PSync
+@testable import Libp2p
 import Testing
 
 /// The yamux session's rules as a value: frames in, actions out; no threads, sockets or streams.

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import Logging
-@testable import P2PSync
+@testable import Libp2p
 import Synchronization
 import Testing
 

@@ -2,14 +2,14 @@ import NIOCore
 
 /// Unsigned LEB128 varints, as multistream-select, multihash, multiaddr and every
 /// length-prefixed libp2p message use them.
-enum Varint {
-    static func encode(_ value: UInt64) -> [UInt8] {
+package enum Varint {
+    package static func encode(_ value: UInt64) -> [UInt8] {
         var out: [UInt8] = []
         append(value, to: &out)
         return out
     }
 
-    static func append(_ value: UInt64, to out: inout [UInt8]) {
+    package static func append(_ value: UInt64, to out: inout [UInt8]) {
         var v = value
         while v >= 0x80 {
             out.append(UInt8(v & 0x7f) | 0x80)
@@ -18,7 +18,7 @@ enum Varint {
         out.append(UInt8(v))
     }
 
-    static func write(_ value: UInt64, to buffer: inout ByteBuffer) {
+    package static func write(_ value: UInt64, to buffer: inout ByteBuffer) {
         var v = value
         while v >= 0x80 {
             buffer.writeInteger(UInt8(v & 0x7f) | 0x80)
@@ -27,7 +27,7 @@ enum Varint {
         buffer.writeInteger(UInt8(v))
     }
 
-    enum Parse: Equatable {
+    package enum Parse: Equatable {
         case value(UInt64, length: Int)
         /// More bytes are needed.
         case incomplete
@@ -36,7 +36,7 @@ enum Varint {
     }
 
     /// Parses a varint at the start of `bytes`.
-    static func parse<C: Collection>(_ bytes: C) -> Parse where C.Element == UInt8 {
+    package static func parse<C: Collection>(_ bytes: C) -> Parse where C.Element == UInt8 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         var length = 0
@@ -55,7 +55,7 @@ enum Varint {
     }
 
     /// Reads a varint from a byte array at `offset`, advancing it; nil when malformed or cut.
-    static func read(_ bytes: [UInt8], at offset: inout Int) -> UInt64? {
+    package static func read(_ bytes: [UInt8], at offset: inout Int) -> UInt64? {
         guard offset <= bytes.count else { return nil }
         guard case .value(let v, let n) = parse(bytes[offset...]) else { return nil }
         offset += n

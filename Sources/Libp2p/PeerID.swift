@@ -1,7 +1,6 @@
 import Primitives
 import Foundation
 import SwiftProtobuf
-import Config
 import Crypto
 
 /// A libp2p peer id of an Ed25519 key: the identity multihash of the key's `PublicKey`
@@ -14,10 +13,6 @@ package struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
     package init(publicKey: [UInt8]) {
         let key = LibP2PKey.encodePublicKey(ed25519: publicKey)
         self.bytes = [0x00, UInt8(key.count)] + key
-    }
-
-    package init(key: KeyFile) {
-        self.init(publicKey: key.publicKey)
     }
 
     /// The peer id from its multihash bytes; nil unless it is an identity multihash of an

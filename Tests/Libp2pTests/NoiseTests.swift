@@ -1,7 +1,7 @@
 import Config
 import Crypto
 import NIOCore
-@testable import P2PSync
+@testable import Libp2p
 import Testing
 
 /// The Noise XX handshake and transport of `Noise`, the real code between two parties in memory:

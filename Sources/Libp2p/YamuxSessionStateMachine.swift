@@ -10,11 +10,11 @@ import NIOCore
 /// `YamuxStream`, whose writers and reader wait on them.
 struct YamuxSessionStateMachine: Sendable {
     /// One frame's 12-byte header, decoded.
-    struct Header: Sendable, Equatable {
-        var type: Yamux.FrameType
-        var flags: Yamux.Flags
-        var stream: UInt32
-        var length: UInt32
+    package struct Header: Sendable, Equatable {
+        package var type: Yamux.FrameType
+        package var flags: Yamux.Flags
+        package var stream: UInt32
+        package var length: UInt32
     }
 
     /// The receive side of a stream this session knows.
@@ -24,7 +24,7 @@ struct YamuxSessionStateMachine: Sendable {
         /// Bytes read since the last window update.
         var consumedUnacknowledged: UInt32 = 0
         /// The peer sent FIN: no more data may follow.
-        var remoteFinished = false
+        package var remoteFinished = false
         let openedByPeer: Bool
     }
 
@@ -32,10 +32,10 @@ struct YamuxSessionStateMachine: Sendable {
     /// (answer ACK, hand it to the host), then bytes delivered or the send window opened, then
     /// the peer's reset or FIN.
     struct StreamEffects: Sendable, Equatable {
-        var opened = false
-        var deliver = false
+        package var opened = false
+        package var deliver = false
         var windowOpened: UInt32 = 0
-        var reset = false
+        package var reset = false
         var finished = false
     }
 
@@ -54,8 +54,8 @@ struct YamuxSessionStateMachine: Sendable {
         case drop
     }
 
-    let isDialer: Bool
-    let limits: YamuxSession.Limits
+    package let isDialer: Bool
+    package let limits: YamuxSession.Limits
     private(set) var streams: [UInt32: StreamRecord] = [:]
     private(set) var inboundOpen = 0
     private(set) var nextStreamID: UInt32
@@ -63,7 +63,7 @@ struct YamuxSessionStateMachine: Sendable {
     private(set) var goAwayReceived = false
     private var nextPing: UInt32 = 1
 
-    init(isDialer: Bool, limits: YamuxSession.Limits = YamuxSession.Limits()) {
+    package init(isDialer: Bool, limits: YamuxSession.Limits = YamuxSession.Limits()) {
         self.isDialer = isDialer
         self.limits = limits
         nextStreamID = isDialer ? 1 : 2
@@ -75,7 +75,7 @@ struct YamuxSessionStateMachine: Sendable {
     // MARK: Frames in
 
     /// The header at the start of `buffer`; nil while fewer than 12 bytes arrived.
-    static func header(in buffer: ByteBuffer) throws(LinkError) -> Header? {
+    package static func header(in buffer: ByteBuffer) throws(LinkError) -> Header? {
         guard buffer.readableBytes >= Yamux.headerSize else { return nil }
         let start = buffer.readerIndex
         let version: UInt8 = buffer.getInteger(at: start)!
@@ -108,7 +108,7 @@ struct YamuxSessionStateMachine: Sendable {
     /// violation: the session then says GoAway and closes. `takeNodeSlot` is asked last, for a
     /// stream the peer opens within this session's own bounds (the node-wide quota; it is given
     /// back when `remove` says an inbound stream went).
-    mutating func receive(_ h: Header, payloadBytes: Int = 0,
+    package mutating func receive(_ h: Header, payloadBytes: Int = 0,
                           takeNodeSlot: (_ connectionOpen: Int) -> Bool = { _ in true }) throws(LinkError) -> Action {
         switch h.type {
         case .ping:
@@ -162,7 +162,7 @@ struct YamuxSessionStateMachine: Sendable {
     // MARK: This node's moves
 
     /// Opens a stream of ours: its id (the caller sends the SYN).
-    mutating func openStream() throws(LinkError) -> UInt32 {
+    package mutating func openStream() throws(LinkError) -> UInt32 {
         guard !isClosed, !goAwayReceived else { throw .closed }
         guard streams.count < limits.maxStreams else { throw .protocolViolation("too many open streams") }
         let id = nextStreamID
@@ -173,7 +173,7 @@ struct YamuxSessionStateMachine: Sendable {
 
     /// The reader took `count` bytes of stream `id`: the window update to send, once half the
     /// window was read (none after the peer's FIN, nor for a stream that is gone).
-    mutating func consumed(_ count: Int, of id: UInt32) -> UInt32? {
+    package mutating func consumed(_ count: Int, of id: UInt32) -> UInt32? {
         guard var record = streams[id] else { return nil }
         record.consumedUnacknowledged &+= UInt32(clamping: count)
         defer { streams[id] = record }
@@ -186,7 +186,7 @@ struct YamuxSessionStateMachine: Sendable {
 
     /// Forgets stream `id` (closed both ways, or reset); true when it was one the peer opened,
     /// whose node-wide slot goes back.
-    mutating func remove(_ id: UInt32) -> Bool {
+    package mutating func remove(_ id: UInt32) -> Bool {
         guard let record = streams.removeValue(forKey: id) else { return false }
         guard record.openedByPeer else { return false }
         inboundOpen -= 1
@@ -203,7 +203,7 @@ struct YamuxSessionStateMachine: Sendable {
     /// Ends the session: the streams it held (the caller fails them), how many of them the
     /// peer opened (their node-wide slots go back), and whether it was open until now (only
     /// then is GoAway sent).
-    mutating func close() -> (streams: [UInt32], peerOpened: Int, wasOpen: Bool) {
+    package mutating func close() -> (streams: [UInt32], peerOpened: Int, wasOpen: Bool) {
         defer {
             isClosed = true
             streams = [:]

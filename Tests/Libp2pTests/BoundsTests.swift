@@ -4,7 +4,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-@testable import P2PSync
+@testable import Libp2p
 import ProcessKit
 import Testing
 import TestSupport

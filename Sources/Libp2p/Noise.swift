@@ -7,8 +7,8 @@ import SwiftProtobuf
 /// noise/README.md): `-> e`, `<- e, ee, s, es, payload`, `-> s, se, payload`, empty prologue,
 /// frames of a 2-byte big-endian length. The payload binds the Noise static key to the peer's
 /// Ed25519 identity.
-enum Noise {
-    static let protocolID = "/noise"
+package enum Noise {
+    package static let protocolID = "/noise"
     static let protocolName = Array("Noise_XX_25519_ChaChaPoly_SHA256".utf8)
     static let signaturePrefix = Array("noise-libp2p-static-key:".utf8)
     static let maxFrame = 65535
@@ -16,8 +16,8 @@ enum Noise {
     static let maxPlaintext = maxFrame - tagSize
 
     /// One direction's transport key and nonce.
-    struct CipherState {
-        var key: SymmetricKey?
+    package struct CipherState {
+        package var key: SymmetricKey?
         var nonce: UInt64 = 0
 
         static func nonceBytes(_ n: UInt64) -> ChaChaPoly.Nonce {
@@ -53,10 +53,10 @@ enum Noise {
     /// The handshake's symmetric state (Noise spec §5.2).
     struct SymmetricState {
         var ck: [UInt8]
-        var h: [UInt8]
+        package var h: [UInt8]
         var cipher = CipherState()
 
-        init() {
+        package init() {
             h = Noise.protocolName // exactly 32 bytes: used as is
             ck = h
             mixHash([]) // empty prologue
@@ -101,7 +101,7 @@ enum Noise {
         }
 
         /// (initiator → responder, responder → initiator)
-        func split() -> (CipherState, CipherState) {
+        package func split() -> (CipherState, CipherState) {
             let (k1, k2) = Self.hkdf(ck, [])
             return (CipherState(key: SymmetricKey(data: k1)), CipherState(key: SymmetricKey(data: k2)))
         }
@@ -122,7 +122,7 @@ enum Noise {
 
     /// Our payload: the identity key and its signature over the Noise static key. No muxer list,
     /// so the muxer is negotiated with multistream (the way py-libp2p and Go agree on).
-    static func payload(identity: Curve25519.Signing.PrivateKey, staticKey: [UInt8]) throws -> [UInt8] {
+    package static func payload(identity: Curve25519.Signing.PrivateKey, staticKey: [UInt8]) throws -> [UInt8] {
         var p = Noise_Pb_NoiseHandshakePayload()
         p.identityKey = Data(LibP2PKey.encodePublicKey(ed25519: Array(identity.publicKey.rawRepresentation)))
         p.identitySig = try identity.signature(for: signaturePrefix + staticKey)
@@ -146,7 +146,7 @@ enum Noise {
         return PeerID(publicKey: key)
     }
 
-    static func frame(_ message: [UInt8]) -> ByteBuffer {
+    package static func frame(_ message: [UInt8]) -> ByteBuffer {
         var b = ByteBuffer()
         b.reserveCapacity(2 + message.count)
         b.writeInteger(UInt16(message.count))
@@ -164,16 +164,16 @@ enum Noise {
         return body.readBytes(length: length)!
     }
 
-    struct Result {
-        var remote: PeerID
+    package struct Result {
+        package var remote: PeerID
         var send: CipherState
-        var receive: CipherState
+        package var receive: CipherState
         /// The final handshake hash: the same on both ends, unique to this session.
         var handshakeHash: [UInt8]
     }
 
     /// Runs the XX handshake. `expected`: the peer id the dialer means to reach (checked).
-    static func handshake<S>(initiator: Bool, identity: Curve25519.Signing.PrivateKey, expected: PeerID?,
+    package static func handshake<S>(initiator: Bool, identity: Curve25519.Signing.PrivateKey, expected: PeerID?,
                              reader: inout ByteReader<S>,
                              write: (ByteBuffer) async throws -> Void) async throws -> Result {
         var ss = SymmetricState()
@@ -241,7 +241,7 @@ enum Noise {
 
 /// The decrypted side of an established Noise session, as a chunk source.
 struct NoiseSource<Inner: ChunkSource>: ChunkSource {
-    var reader: ByteReader<Inner>
+    package var reader: ByteReader<Inner>
     var cipher: Noise.CipherState
 
     mutating func nextChunk(max: Int) async throws -> ByteBuffer? {

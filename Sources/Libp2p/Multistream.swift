@@ -3,19 +3,19 @@ import NIOCore
 /// multistream-select 1.0 (libp2p/specs connections/README.md): every message is
 /// `uvarint(len + 1) ‖ utf8 ‖ '\n'`; the header is `/multistream/1.0.0`; the responder echoes a
 /// protocol it speaks or answers `na`.
-enum Multistream {
-    static let header = "/multistream/1.0.0"
+package enum Multistream {
+    package static let header = "/multistream/1.0.0"
     static let notAvailable = "na"
     /// Protocol ids are short; a longer line is garbage.
     static let maxLine = 1024
 
-    static func message(_ text: String, into buffer: inout ByteBuffer) {
+    package static func message(_ text: String, into buffer: inout ByteBuffer) {
         Varint.write(UInt64(text.utf8.count + 1), to: &buffer)
         buffer.writeString(text)
         buffer.writeInteger(UInt8(ascii: "\n"))
     }
 
-    static func messages(_ texts: [String]) -> ByteBuffer {
+    package static func messages(_ texts: [String]) -> ByteBuffer {
         var buffer = ByteBuffer()
         for t in texts { message(t, into: &buffer) }
         return buffer
@@ -33,7 +33,7 @@ enum Multistream {
 
     /// Dialer side: proposes `proto` (header and protocol in one write, like Go's lazy client)
     /// and waits for the echo. Throws `negotiation` when the peer answers `na`.
-    static func select<S>(_ proto: String, reader: inout ByteReader<S>,
+    package static func select<S>(_ proto: String, reader: inout ByteReader<S>,
                           write: (ByteBuffer) async throws -> Void) async throws {
         try await write(messages([header, proto]))
         let theirHeader = try await readLine(&reader)
@@ -49,7 +49,7 @@ enum Multistream {
 
     /// Listener side: answers the header, then `na` to every proposal it does not speak, until
     /// one in `supported` (returned). `headerSent` when the caller already wrote the header.
-    static func accept<S>(_ supported: Set<String>, reader: inout ByteReader<S>, headerSent: Bool = false,
+    package static func accept<S>(_ supported: Set<String>, reader: inout ByteReader<S>, headerSent: Bool = false,
                           write: (ByteBuffer) async throws -> Void) async throws -> String {
         let theirHeader = try await readLine(&reader)
         guard theirHeader == header else {

@@ -19,39 +19,41 @@ import Synchronization
 /// verified, so nobody can pre-mark a genuine `(from, seqno)` with a forged one; processing stops
 /// as soon as the peer was punished; RPCs being read are held under a node-wide byte budget;
 /// frames queued to a peer count against its connection's send budget.
-final class FloodSub: Sendable {
-    static let protocolID = "/floodsub/1.0.0"
+package final class FloodSub: Sendable {
+    package static let protocolID = "/floodsub/1.0.0"
     static let signPrefix = Array("libp2p-pubsub:".utf8)
 
-    struct Options: Sendable {
+    package struct Options: Sendable {
         /// Largest RPC accepted or sent (ev-node: 5 MiB messages).
-        var maxRPCBytes = 5 * 1024 * 1024 + 64 * 1024
-        var seenTTL: Duration = .seconds(120)
-        var seenCapacity = 65_536
+        package var maxRPCBytes = 5 * 1024 * 1024 + 64 * 1024
+        package var seenTTL: Duration = .seconds(120)
+        package var seenCapacity = 65_536
         /// RPCs queued to one peer beyond which newer ones are dropped (the peer can fetch by
         /// range); the bytes count against the connection's send budget as well.
-        var queuePerPeer = 1024
+        package var queuePerPeer = 1024
         /// Go and py send one message per RPC; more than this in one RPC is an attack.
-        var maxMessagesPerRPC = 64
+        package var maxMessagesPerRPC = 64
         /// ev-node subscribes to two topics; a host with other services has a few more.
-        var maxSubscriptionsPerRPC = 64
+        package var maxSubscriptionsPerRPC = 64
         /// Bytes of RPCs being read and handled at once, for the whole node (each connection
         /// reads one RPC at a time, at most `maxRPCBytes`); readers wait for room.
-        var readBudgetBytes = 64 << 20
+        package var readBudgetBytes = 64 << 20
+
+        package init() {}
     }
 
-    enum Verdict: Sendable, Equatable {
+    package enum Verdict: Sendable, Equatable {
         case accept
         case ignore
         case reject(String)
     }
 
     /// A message that passed the signature and seen checks, for the application to validate.
-    struct Incoming: Sendable {
-        var topic: String
-        var data: [UInt8]
-        var origin: PeerID
-        var source: PeerID
+    package struct Incoming: Sendable {
+        package var topic: String
+        package var data: [UInt8]
+        package var origin: PeerID
+        package var source: PeerID
     }
 
     private struct Peer {
@@ -73,26 +75,26 @@ final class FloodSub: Sendable {
     }
 
     struct SeenKey: Hashable, Sendable {
-        let from: [UInt8]
-        let seqno: [UInt8]
+        package let from: [UInt8]
+        package let seqno: [UInt8]
     }
 
-    let identity: Curve25519.Signing.PrivateKey
-    let localID: PeerID
-    let topics: Set<String>
-    let options: Options
-    let logger: Logger
+    package let identity: Curve25519.Signing.PrivateKey
+    package let localID: PeerID
+    package let topics: Set<String>
+    package let options: Options
+    package let logger: Logger
     private let state: Mutex<State>
     /// RPCs being read and handled, node-wide.
     let readBudget: BufferBudget
     /// Set once by the owner: the application's check of a message.
-    let validate: @Sendable (Incoming) -> Verdict
+    package let validate: @Sendable (Incoming) -> Verdict
     /// Called for a peer whose message was rejected (bad signature, invalid payload).
-    let punish: @Sendable (PeerID, String) -> Void
+    package let punish: @Sendable (PeerID, String) -> Void
     /// Called for a peer that sent the same message twice (a lesser offence).
-    let penalize: @Sendable (PeerID, String) -> Void
+    package let penalize: @Sendable (PeerID, String) -> Void
 
-    init(identity: Curve25519.Signing.PrivateKey, topics: Set<String>, options: Options = Options(), logger: Logger,
+    package init(identity: Curve25519.Signing.PrivateKey, topics: Set<String>, options: Options = Options(), logger: Logger,
          validate: @escaping @Sendable (Incoming) -> Verdict,
          punish: @escaping @Sendable (PeerID, String) -> Void,
          penalize: @escaping @Sendable (PeerID, String) -> Void) {
@@ -112,7 +114,7 @@ final class FloodSub: Sendable {
         state = Mutex(State(seqno: now))
     }
 
-    var peerCount: Int { state.withLock { $0.peers.count } }
+    package var peerCount: Int { state.withLock { $0.peers.count } }
 
     /// Signatures checked since start (how much CPU peers made the node spend on them).
     var signatureChecks: Int { state.withLock { $0.signatureChecks } }
@@ -121,16 +123,16 @@ final class FloodSub: Sendable {
         state.withLock { $0.peers.filter { $0.value.topics.contains(topic) }.map(\.key) }
     }
 
-    func topics(of peer: PeerID) -> Set<String> { state.withLock { $0.peers[peer]?.topics ?? [] } }
+    package func topics(of peer: PeerID) -> Set<String> { state.withLock { $0.peers[peer]?.topics ?? [] } }
 
     /// Frames dropped for a peer because its queue or its connection's send budget was full.
-    func dropped(for peer: PeerID) -> Int { state.withLock { $0.peers[peer]?.dropped ?? 0 } }
+    package func dropped(for peer: PeerID) -> Int { state.withLock { $0.peers[peer]?.dropped ?? 0 } }
 
     // MARK: Connections
 
     /// Opens the outbound RPC stream to a new peer and says which topics this node wants, then
     /// writes what is queued for it.
-    func peerConnected(_ conn: Libp2pConnection, host: Libp2pHost) async {
+    package func peerConnected(_ conn: Libp2pConnection, host: Libp2pHost) async {
         let (queue, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
         let previous = state.withLock { s -> AsyncStream<ByteBuffer>.Continuation? in
             let old = s.peers[conn.remote]
@@ -191,7 +193,7 @@ final class FloodSub: Sendable {
         }
     }
 
-    func peerDisconnected(_ conn: Libp2pConnection) {
+    package func peerDisconnected(_ conn: Libp2pConnection) {
         let q = state.withLock { s -> AsyncStream<ByteBuffer>.Continuation? in
             guard let p = s.peers[conn.remote], p.connection === conn else { return nil }
             s.peers.removeValue(forKey: conn.remote)
@@ -213,7 +215,7 @@ final class FloodSub: Sendable {
 
     /// The handler of the peer's RPC stream: one RPC at a time, each held under the node's read
     /// budget (the reader waits for room, and yamux flow control holds the peer back meanwhile).
-    func serve(_ s: inout InboundStream) async throws {
+    package func serve(_ s: inout InboundStream) async throws {
         let connection = s.connection
         let source = connection.remote
         let stream = s.stream
@@ -246,8 +248,8 @@ final class FloodSub: Sendable {
 
     /// Entries of one RPC, counted from its top-level fields without decoding anything.
     struct EntryCount: Equatable {
-        var subscriptions = 0
-        var messages = 0
+        package var subscriptions = 0
+        package var messages = 0
     }
 
     /// Counts `subscriptions` (field 1) and `publish` (field 2) entries; nil when the bytes are
@@ -434,7 +436,7 @@ final class FloodSub: Sendable {
     // MARK: Publishing
 
     /// Signs and sends `data` on `topic` to every peer subscribed to it.
-    func publish(topic: String, data: [UInt8]) {
+    package func publish(topic: String, data: [UInt8]) {
         let seqno = state.withLock { s -> UInt64 in
             s.seqno &+= 1
             return s.seqno

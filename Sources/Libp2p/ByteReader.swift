@@ -2,7 +2,7 @@ import NIOCore
 
 /// Where a `ByteReader` gets its bytes: a TCP connection, the decrypted side of a Noise
 /// session, or one yamux stream. nil means the other side closed (EOF).
-protocol ChunkSource {
+package protocol ChunkSource {
     /// The next bytes, at most `max` where the source can split what it holds (a yamux stream
     /// can: what a reader does not take stays unread and keeps the peer's window closed; TCP
     /// and Noise hand out what they read, at most one read or one Noise frame).
@@ -13,11 +13,11 @@ protocol ChunkSource {
 /// lines) from a chunk source, keeping whatever arrived beyond them for the next read — which is
 /// how a lazy multistream client's payload, sent in the same write as its protocol, survives
 /// negotiation.
-struct ByteReader<Source: ChunkSource> {
-    var source: Source
-    var buffer = ByteBuffer()
+package struct ByteReader<Source: ChunkSource> {
+    package var source: Source
+    package var buffer = ByteBuffer()
 
-    init(_ source: Source, leftover: ByteBuffer = ByteBuffer()) {
+    package init(_ source: Source, leftover: ByteBuffer = ByteBuffer()) {
         self.source = source
         self.buffer = leftover
     }
@@ -39,7 +39,7 @@ struct ByteReader<Source: ChunkSource> {
     }
 
     /// Exactly `count` bytes, or `LinkError.eof` when the stream ends first.
-    mutating func readExactly(_ count: Int) async throws -> ByteBuffer {
+    package mutating func readExactly(_ count: Int) async throws -> ByteBuffer {
         while buffer.readableBytes < count {
             guard try await fill(upTo: count - buffer.readableBytes) else { throw LinkError.eof }
         }
@@ -47,7 +47,7 @@ struct ByteReader<Source: ChunkSource> {
     }
 
     /// An unsigned varint; nil at a clean EOF before its first byte.
-    mutating func readVarint() async throws -> UInt64? {
+    package mutating func readVarint() async throws -> UInt64? {
         while true {
             switch Varint.parse(buffer.readableBytesView) {
             case .value(let v, let n):
@@ -66,7 +66,7 @@ struct ByteReader<Source: ChunkSource> {
     }
 
     /// One `uvarint(len) ‖ bytes` message, at most `limit` bytes; nil at a clean EOF.
-    mutating func readMessage(limit: Int) async throws -> ByteBuffer? {
+    package mutating func readMessage(limit: Int) async throws -> ByteBuffer? {
         guard let length = try await readVarint() else { return nil }
         guard length <= UInt64(limit) else {
             throw LinkError.tooLarge(Int(clamping: length), limit: limit)
@@ -78,11 +78,11 @@ struct ByteReader<Source: ChunkSource> {
     var leftover: ByteBuffer { buffer }
 
     /// Forgets what was received beyond what was read (a handler that reads nothing more).
-    mutating func discardLeftover() { buffer = ByteBuffer() }
+    package mutating func discardLeftover() { buffer = ByteBuffer() }
 }
 
 /// Failures of a connection or stream below the application protocols.
-enum LinkError: Error, CustomStringConvertible {
+package enum LinkError: Error, CustomStringConvertible {
     case eof
     case protocolViolation(String)
     case tooLarge(Int, limit: Int)
@@ -92,7 +92,7 @@ enum LinkError: Error, CustomStringConvertible {
     case closed
     case timeout(String)
 
-    var description: String {
+    package var description: String {
         switch self {
         case .eof: return "the peer closed the stream"
         case .protocolViolation(let what): return "protocol violation: \(what)"
@@ -107,7 +107,7 @@ enum LinkError: Error, CustomStringConvertible {
 }
 
 /// Runs `body` with a deadline; the error names what timed out.
-func withTimeout<T: Sendable>(_ duration: Duration, _ what: String,
+package func withTimeout<T: Sendable>(_ duration: Duration, _ what: String,
                               _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
@@ -124,7 +124,7 @@ func withTimeout<T: Sendable>(_ duration: Duration, _ what: String,
 /// which must make `body` end (e.g. reset the stream it reads). Unlike `withTimeout`, `body` is
 /// not a child task, so it may use the caller's `inout` state (a reader); the child goes when
 /// `body` returns.
-func withDeadline<T>(_ duration: Duration, onExpiry expire: @escaping @Sendable () -> Void,
+package func withDeadline<T>(_ duration: Duration, onExpiry expire: @escaping @Sendable () -> Void,
                      _ body: () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask {

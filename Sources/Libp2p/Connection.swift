@@ -18,29 +18,29 @@ package final class Libp2pConnection: Sendable {
     package let direction: PeerDirection
     package let remoteAddress: String
     /// What address limits and bans apply to (`AddressKey`: the IPv4 address, the IPv6 /64).
-    let addressKey: String
+    package let addressKey: String
     /// The remote IP as the socket reports it.
-    let remoteIP: String
-    let serial: UInt64
-    let origin: ConnectionOrigin
-    let session: YamuxSession
-    let channel: any Channel
-    let connectedAt = ContinuousClock.now
+    package let remoteIP: String
+    package let serial: UInt64
+    package let origin: ConnectionOrigin
+    package let session: YamuxSession
+    package let channel: any Channel
+    package let connectedAt = ContinuousClock.now
 
-    struct State {
-        var protocols: [String] = []
-        var agentVersion = ""
-        var identified = false
-        var closeReason: String?
+    package struct State {
+        package var protocols: [String] = []
+        package var agentVersion = ""
+        package var identified = false
+        package var closeReason: String?
         /// Streams the peer opened, per protocol, whose handlers run now.
         var inboundByProtocol: [String: Int] = [:]
         /// When the socket write in progress started (nil: none in progress).
         var writeStartedAt: ContinuousClock.Instant?
     }
 
-    let state = Mutex(State())
+    package let state = Mutex(State())
 
-    init(remote: PeerID, direction: PeerDirection, remoteAddress: String, addressKey: String, remoteIP: String,
+    package init(remote: PeerID, direction: PeerDirection, remoteAddress: String, addressKey: String, remoteIP: String,
          serial: UInt64, origin: ConnectionOrigin, session: YamuxSession, channel: any Channel) {
         self.remote = remote
         self.direction = direction
@@ -57,7 +57,7 @@ package final class Libp2pConnection: Sendable {
     package var protocols: [String] { state.withLock { $0.protocols } }
     package var agentVersion: String { state.withLock { $0.agentVersion } }
     package var isClosed: Bool { session.isClosed }
-    var closeReason: String? { state.withLock { $0.closeReason } }
+    package var closeReason: String? { state.withLock { $0.closeReason } }
 
     /// Counts a handler of `proto` for a stream the peer opened; false when `limit` run already.
     func beginInbound(_ proto: String, limit: Int) -> Bool {
@@ -83,7 +83,7 @@ package final class Libp2pConnection: Sendable {
     var writeStalledSince: ContinuousClock.Instant? { state.withLock { $0.writeStartedAt } }
 
     /// Says goodbye (yamux GoAway) and closes the TCP connection once the writer has sent it.
-    func close(reason: String, code: Yamux.GoAwayCode = .normal) {
+    package func close(reason: String, code: Yamux.GoAwayCode = .normal) {
         state.withLock { s in
             if s.closeReason == nil { s.closeReason = reason }
         }
@@ -96,5 +96,5 @@ package final class Libp2pConnection: Sendable {
 }
 
 extension PeerDirection {
-    var isDialer: Bool { self == .outbound }
+    package var isDialer: Bool { self == .outbound }
 }

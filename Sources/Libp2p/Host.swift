@@ -5,78 +5,85 @@ import NIOCore
 import NIOPosix
 import SwiftProtobuf
 import Synchronization
-import Telemetry
 
 /// A stream the peer opened for one of our protocols, negotiated, with its reader (holding
 /// whatever the peer sent after the protocol id, e.g. a lazy client's request).
-struct InboundStream {
-    let connection: Libp2pConnection
-    let stream: YamuxStream
-    let protocolID: String
-    var reader: ByteReader<YamuxStream.Source>
+package struct InboundStream {
+    package let connection: Libp2pConnection
+    package let stream: YamuxStream
+    package let protocolID: String
+    package var reader: ByteReader<YamuxStream.Source>
+
+    package init(connection: Libp2pConnection, stream: YamuxStream, protocolID: String,
+                 reader: ByteReader<YamuxStream.Source>) {
+        self.connection = connection
+        self.stream = stream
+        self.protocolID = protocolID
+        self.reader = reader
+    }
 }
 
 /// What a protocol does with a stream the peer opened.
-typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
+package typealias StreamHandler = @Sendable (inout InboundStream) async throws -> Void
 
 /// A dial whose handshake completed — so the remote proved its peer id — but whose connection
 /// this host did not keep (a duplicate of the preferred connection, a banned peer, this node).
-struct DialNotKept: Error, CustomStringConvertible {
-    let remote: PeerID
-    let reason: ConnectionRefusal
-    var description: String { LinkError.negotiation(reason.description).description }
+package struct DialNotKept: Error, CustomStringConvertible {
+    package let remote: PeerID
+    package let reason: ConnectionRefusal
+    package var description: String { LinkError.negotiation(reason.description).description }
 }
 
 /// The libp2p host of this node: TCP, multistream-select, Noise, yamux, identify (+ push) and
 /// ping; one connection per peer; the application protocols are the handlers given at init
 /// (identify lists exactly those and its own).
-final class Libp2pHost: Sendable {
+package final class Libp2pHost: Sendable {
     /// What the host lets peers make it spend (README "Under attack" has the table).
-    struct Options: Sendable {
+    package struct Options: Sendable {
         /// Outbound: multistream + Noise + yamux negotiation must finish within this.
-        var handshakeTimeout: Duration = .seconds(10)
+        package var handshakeTimeout: Duration = .seconds(10)
         /// Inbound: a stranger who connects and stalls holds a handshake slot no longer than this.
-        var inboundHandshakeTimeout: Duration = .seconds(4)
-        var connectTimeout: Duration = .seconds(5)
-        var keepAliveInterval: Duration = .seconds(30)
+        package var inboundHandshakeTimeout: Duration = .seconds(4)
+        package var connectTimeout: Duration = .seconds(5)
+        package var keepAliveInterval: Duration = .seconds(30)
         /// Established inbound connections from strangers. Peers that `Events.isReserved` names
         /// (the configured ones) are admitted beyond it: their slots are reserved.
-        var maxInbound = 48
+        package var maxInbound = 48
         /// Outbound connections (handshaking or established). Only configured peers are dialled,
         /// so strangers never compete for these.
-        var maxOutbound = 32
+        package var maxOutbound = 32
         /// Inbound connections still in their handshake. When full, the oldest handshake of the
         /// address holding the most of them makes room (if that address holds more than the
         /// newcomer's), so one source cannot keep out everyone else by reopening idle sockets.
-        var maxInboundHandshakes = 16
+        package var maxInboundHandshakes = 16
         /// Inbound connections (handshaking or established) per address: per IPv4 address, per
         /// IPv6 /64. Tests run several nodes on 127.0.0.1, so this leaves room for a handful.
-        var maxInboundPerAddress = 8
+        package var maxInboundPerAddress = 8
         /// Bytes queued for sending per connection (yamux frames and the gossip queue); writers
         /// wait and gossip frames are dropped beyond it.
-        var sendBufferPerConnection = 16 << 20
+        package var sendBufferPerConnection = 16 << 20
         /// The same for the whole node.
-        var sendBufferNode = 256 << 20
+        package var sendBufferNode = 256 << 20
         /// A write to the socket that has not finished after this closes the connection (the peer
         /// does not read; go-yamux's write timeout is 10 s).
-        var writeTimeout: Duration = .seconds(10)
-        /// Bytes per peer (`p2p_peer_{receive,send}_bytes_total`, `_pending_send_bytes`).
-        var metrics: P2PSeries?
+        package var writeTimeout: Duration = .seconds(10)
+        /// Where each connection's bytes are counted (the node's `p2p_peer_*` series).
+        package var traffic: (any ConnectionTrafficObserver)?
         /// Streams per connection, and how many of those the peer may open.
-        var yamux = YamuxSession.Limits()
+        package var yamux = YamuxSession.Limits()
         /// Peer-opened streams of the whole node beyond each connection's first `guaranteedStreams`.
-        var nodeInboundStreams = 512
-        var guaranteedStreams = 4
+        package var nodeInboundStreams = 512
+        package var guaranteedStreams = 4
         /// Peer-opened streams per connection still negotiating their protocol (10 s each).
-        var maxNegotiatingStreams = 8
-        var streamNegotiationTimeout: Duration = .seconds(10)
+        package var maxNegotiatingStreams = 8
+        package var streamNegotiationTimeout: Duration = .seconds(10)
         /// Peer-opened streams per connection running one protocol's handler at once;
         /// `defaultStreamsPerProtocol` for protocols not listed.
-        var streamsPerProtocol: [String: Int] = [:]
-        var defaultStreamsPerProtocol = 2
-        /// Bytes of header-ex answers this node's requests may hold at once (all peers).
-        var exchangeClientBytes = 64 << 20
-        var agentVersion = "evnode-swift"
+        package var streamsPerProtocol: [String: Int] = [:]
+        package var defaultStreamsPerProtocol = 2
+        package var agentVersion = "evnode-swift"
+
+        package init() {}
     }
 
     static let identifyID = "/ipfs/id/1.0.0"
@@ -84,38 +91,52 @@ final class Libp2pHost: Sendable {
     static let pingID = "/ipfs/ping/1.0.0"
     static let identifyLimit = 64 * 1024
 
-    let identity: Curve25519.Signing.PrivateKey
-    let localID: PeerID
-    let options: Options
-    let group: any EventLoopGroup
-    let logger: Logger
+    package let identity: Curve25519.Signing.PrivateKey
+    package let localID: PeerID
+    package let options: Options
+    package let group: any EventLoopGroup
+    package let logger: Logger
     private let handlers: [String: StreamHandler]
     /// Every protocol identify lists: the application's and the host's own.
-    let protocols: [String]
+    package let protocols: [String]
     /// What connections queue for sending, per connection and in total.
     let sendBudget: BufferBudget
     /// Peer-opened streams of the whole node.
     let inboundStreams: StreamQuota
-    /// Header-ex answers being read by this node's requests.
-    let exchangeClientBudget: BufferBudget
 
     /// Called (from the connection's task) when a connection became the peer's connection,
     /// and when it closed.
-    struct Events: Sendable {
-        var connected: @Sendable (Libp2pConnection) -> Void = { _ in }
+    package struct Events: Sendable {
+        package var connected: @Sendable (Libp2pConnection) -> Void = { _ in }
         /// The owner's work for a connection's life (gossip to the peer, its head request): run
         /// among the connection's own tasks once `connected` returned, cancelled when it closes.
-        var whileConnected: @Sendable (Libp2pConnection) async -> Void = { _ in }
-        var identified: @Sendable (Libp2pConnection) -> Void = { _ in }
-        var disconnected: @Sendable (Libp2pConnection) -> Void = { _ in }
+        package var whileConnected: @Sendable (Libp2pConnection) async -> Void = { _ in }
+        package var identified: @Sendable (Libp2pConnection) -> Void = { _ in }
+        package var disconnected: @Sendable (Libp2pConnection) -> Void = { _ in }
         /// Asked after the handshake, before a connection is accepted and before any stream
         /// (peer id, address key, who dialled): a reason refuses it.
-        var refuse: @Sendable (PeerID, String, PeerDirection) -> String? = { _, _, _ in nil }
+        package var refuse: @Sendable (PeerID, String, PeerDirection) -> String? = { _, _, _ in nil }
         /// Asked when a TCP connection arrives, before a byte is read (address key): a reason
         /// refuses it — a banned address never gets a Noise handshake.
-        var refuseAddress: @Sendable (String) -> String? = { _ in nil }
+        package var refuseAddress: @Sendable (String) -> String? = { _ in nil }
         /// Peers whose inbound connections have reserved slots (the configured ones).
-        var isReserved: @Sendable (PeerID) -> Bool = { _ in false }
+        package var isReserved: @Sendable (PeerID) -> Bool = { _ in false }
+
+        package init(connected: @escaping @Sendable (Libp2pConnection) -> Void = { _ in },
+                     whileConnected: @escaping @Sendable (Libp2pConnection) async -> Void = { _ in },
+                     identified: @escaping @Sendable (Libp2pConnection) -> Void = { _ in },
+                     disconnected: @escaping @Sendable (Libp2pConnection) -> Void = { _ in },
+                     refuse: @escaping @Sendable (PeerID, String, PeerDirection) -> String? = { _, _, _ in nil },
+                     refuseAddress: @escaping @Sendable (String) -> String? = { _ in nil },
+                     isReserved: @escaping @Sendable (PeerID) -> Bool = { _ in false }) {
+            self.connected = connected
+            self.whileConnected = whileConnected
+            self.identified = identified
+            self.disconnected = disconnected
+            self.refuse = refuse
+            self.refuseAddress = refuseAddress
+            self.isReserved = isReserved
+        }
     }
 
     /// One TCP connection from accept (or connect) to its end.
@@ -141,7 +162,7 @@ final class Libp2pHost: Sendable {
 
     private let state = Mutex(State())
 
-    init(identity: Curve25519.Signing.PrivateKey, handlers: [String: StreamHandler], options: Options,
+    package init(identity: Curve25519.Signing.PrivateKey, handlers: [String: StreamHandler], options: Options,
          group: any EventLoopGroup, logger: Logger) {
         self.identity = identity
         self.localID = PeerID(publicKey: Array(identity.publicKey.rawRepresentation))
@@ -154,28 +175,26 @@ final class Libp2pHost: Sendable {
         self.protocols = (Array(all.keys) + [Self.identifyID, Self.identifyPushID]).sorted()
         sendBudget = BufferBudget(nodeCapacity: options.sendBufferNode, accountCapacity: options.sendBufferPerConnection)
         inboundStreams = StreamQuota(capacity: options.nodeInboundStreams, guaranteed: options.guaranteedStreams)
-        exchangeClientBudget = BufferBudget(nodeCapacity: options.exchangeClientBytes,
-                                            accountCapacity: options.exchangeClientBytes)
     }
 
-    func setEvents(_ e: Events) { state.withLock { $0.events = e } }
+    package func setEvents(_ e: Events) { state.withLock { $0.events = e } }
 
-    var connections: [Libp2pConnection] { state.withLock { Array($0.connections.values) } }
+    package var connections: [Libp2pConnection] { state.withLock { Array($0.connections.values) } }
 
-    func connection(to peer: PeerID) -> Libp2pConnection? { state.withLock { $0.connections[peer] } }
+    package func connection(to peer: PeerID) -> Libp2pConnection? { state.withLock { $0.connections[peer] } }
 
-    var listenAddrs: [Multiaddr] { state.withLock { $0.listenAddrs } }
+    package var listenAddrs: [Multiaddr] { state.withLock { $0.listenAddrs } }
 
-    func setListenAddrs(_ addrs: [Multiaddr]) { state.withLock { $0.listenAddrs = addrs } }
+    package func setListenAddrs(_ addrs: [Multiaddr]) { state.withLock { $0.listenAddrs = addrs } }
 
     /// TCP connections open now (handshaking or established), by direction and phase.
-    struct ConnectionCounts: Sendable, Equatable {
-        var inboundHandshaking = 0
-        var inboundEstablished = 0
-        var outbound = 0
+    package struct ConnectionCounts: Sendable, Equatable {
+        package var inboundHandshaking = 0
+        package var inboundEstablished = 0
+        package var outbound = 0
         /// Connections refused at accept or registration, and handshakes evicted, since start.
-        var refused = 0
-        var evicted = 0
+        package var refused = 0
+        package var evicted = 0
     }
 
     var connectionCounts: ConnectionCounts {
@@ -194,17 +213,17 @@ final class Libp2pHost: Sendable {
 
     // MARK: Listening and dialling
 
-    typealias RawChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    package typealias RawChannel = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 
     /// A bound listening socket, accepting once `accept(on:)` runs.
-    struct Listener: Sendable {
-        let address: SocketAddress
+    package struct Listener: Sendable {
+        package let address: SocketAddress
         fileprivate let server: NIOAsyncChannel<RawChannel, Never>
         /// Closing it ends `accept(on:)` (once the connections it accepted ended).
-        var channel: any Channel { server.channel }
+        package var channel: any Channel { server.channel }
     }
 
-    func bind(host: String, port: Int) async throws -> Listener {
+    package func bind(host: String, port: Int) async throws -> Listener {
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 128)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -221,7 +240,7 @@ final class Libp2pHost: Sendable {
 
     /// Accepts until the listener is closed; every inbound connection runs in a child task, and
     /// this returns once they all ended.
-    func accept(on listener: Listener) async {
+    package func accept(on listener: Listener) async {
         do {
             try await listener.server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
@@ -239,7 +258,7 @@ final class Libp2pHost: Sendable {
     /// connection ends: `whileOpen` gets it once it is the peer's connection (kept), and this
     /// returns when both are done. Throws when no connection was kept (`DialNotKept` once the
     /// handshake proved who answered). `expected`: the peer id the address must belong to.
-    func dial(host: String, port: Int, expected: PeerID?,
+    package func dial(host: String, port: Int, expected: PeerID?,
               whileOpen: (Libp2pConnection) async -> Void) async throws {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(options.connectTimeout.timeAmount)
@@ -263,7 +282,7 @@ final class Libp2pHost: Sendable {
     }
 
     /// Closes every connection; the listener is closed by its owner.
-    func closeAll() {
+    package func closeAll() {
         let conns = state.withLock { s -> [Libp2pConnection] in
             s.closed = true
             return Array(s.connections.values)
@@ -273,7 +292,7 @@ final class Libp2pHost: Sendable {
         for ch in chans { ch.close(promise: nil) }
     }
 
-    var openChannelCount: Int { state.withLock { $0.tickets.count } }
+    package var openChannelCount: Int { state.withLock { $0.tickets.count } }
 
     // MARK: Admission
 
@@ -395,10 +414,8 @@ final class Libp2pHost: Sendable {
                 let connectionEvents = state.withLock { $0.events }
                 connectionEvents.connected(conn)
                 let initialSend = noise.send
-                let peerLabel = conn.remote.description
-                let bytes = options.metrics?.connection(peer: peerLabel)
-                let pending = options.metrics?.peerPendingSendBytes.cell([peerLabel])
-                defer { options.metrics?.peerPendingSendBytes.remove([peerLabel]) }
+                let traffic = options.traffic?.traffic(of: conn.remote)
+                defer { traffic?.closed() }
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask {
                         // The writer: every frame in order, encrypted.
@@ -413,8 +430,7 @@ final class Libp2pHost: Sendable {
                             }
                             conn.writeFinished()
                             session.wrote(n)
-                            bytes?.sent.add(n)
-                            pending?.set(session.queuedBytes)
+                            traffic?.sent(bytes: n, pending: session.queuedBytes)
                         }
                         channel.close(promise: nil)
                     }
@@ -424,12 +440,12 @@ final class Libp2pHost: Sendable {
                     group.addTask { await self.identify(conn) }
                     group.addTask { await connectionEvents.whileConnected(conn) }
                     do {
-                        bytes?.received.add(secure.buffer.readableBytes)
+                        traffic?.received(bytes: secure.buffer.readableBytes)
                         try session.receive(&secure.buffer)
                         while true {
                             let before = secure.buffer.readableBytes
                             guard try await secure.fill() else { break }
-                            bytes?.received.add(secure.buffer.readableBytes - before)
+                            traffic?.received(bytes: secure.buffer.readableBytes - before)
                             try session.receive(&secure.buffer)
                             if session.queuedBytes > options.sendBufferPerConnection + (4 << 20) {
                                 // Only control frames are queued without waiting for room: a peer
@@ -599,7 +615,7 @@ final class Libp2pHost: Sendable {
     }
 
     /// Opens a stream for `proto` (header and protocol in one write) and waits for the echo.
-    func openStream(_ conn: Libp2pConnection, protocol proto: String,
+    package func openStream(_ conn: Libp2pConnection, protocol proto: String,
                     timeout: Duration = .seconds(10)) async throws -> (YamuxStream, ByteReader<YamuxStream.Source>) {
         let stream = try conn.session.openStream()
         var reader = stream.reader()
@@ -679,7 +695,7 @@ final class Libp2pHost: Sendable {
     }
 
     /// One libp2p ping round trip.
-    func ping(_ conn: Libp2pConnection) async throws -> Duration {
+    package func ping(_ conn: Libp2pConnection) async throws -> Duration {
         var (stream, reader) = try await openStream(conn, protocol: Self.pingID)
         defer { stream.close() }
         var payload = ByteBuffer()

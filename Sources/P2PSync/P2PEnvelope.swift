@@ -1,3 +1,4 @@
+import Libp2p
 /// ev-node's P2P payloads (types/p2p_envelope.go): `P2PSignedHeader` is `SignedHeader`'s fields
 /// 1–3 plus `da_height_hint = 4`; `P2PData` is `Data`'s fields 1–2 plus `da_height_hint = 3`.
 /// The hint is always written, even 0. The Block module encodes and hashes the rest, so the

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import SwiftProtobuf
+import Libp2p
 
 /// go-header's exchange (`/<networkID>/header-ex/v0.0.3`, go-header v0.8.6 p2p/server.go and
 /// session.go): one request per stream, `uvarint(len) ‖ HeaderRequest`, answered by up to
@@ -75,16 +76,16 @@ enum HeaderExchange {
     }
 
     /// Sends one request and collects the OK bodies: stops at `amount` responses, EOF (a partial
-    /// answer) or NOT_FOUND (an empty answer). What it reads is held under the host's client
-    /// budget: the request first takes its allowance (waiting for room), every message is within
+    /// answer) or NOT_FOUND (an empty answer). What it reads is held under `budget` (the
+    /// service's, for all its requests): the request first takes its allowance (waiting for room), every message is within
     /// its network's limit, and an answer that would pass the allowance ends there (partial).
     static func request(_ req: P2p_Pb_HeaderRequest, network: String, on conn: Libp2pConnection, host: Libp2pHost,
-                        timeout: Duration, limits: ResponseLimits? = nil) async throws -> [[UInt8]] {
+                        budget: BufferBudget, timeout: Duration, limits: ResponseLimits? = nil) async throws -> [[UInt8]] {
         let expected = max(1, Int(clamping: req.amount))
         let limits = limits ?? ResponseLimits.of(network: network)
         return try await withTimeout(timeout, "header-ex request to \(conn.remote.short)") {
-            let allowance = min(limits.allowance(amount: expected), host.exchangeClientBudget.accountCapacity)
-            let account = host.exchangeClientBudget.openAccount()
+            let allowance = min(limits.allowance(amount: expected), budget.accountCapacity)
+            let account = budget.openAccount()
             defer { account.close() }
             try await account.reserve(allowance)
             var (stream, reader) = try await host.openStream(conn, protocol: protocolID(network: network), timeout: timeout)

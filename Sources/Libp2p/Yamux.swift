@@ -4,8 +4,8 @@ import Synchronization
 /// yamux (libp2p/specs yamux/README.md; go-yamux's defaults): 12-byte big-endian headers,
 /// dialer streams odd and listener streams even, a 256 KiB receive window per stream that the
 /// reader reopens as it consumes, pings answered with the same value, GoAway on close.
-enum Yamux {
-    static let protocolID = "/yamux/1.0.0"
+package enum Yamux {
+    package static let protocolID = "/yamux/1.0.0"
     static let headerSize = 12
     /// The receive window of every stream, and the most this node ever grants one: it never
     /// sends a window update beyond what its reader consumed. So no stream holds more than this
@@ -14,19 +14,20 @@ enum Yamux {
     /// Largest data frame this node sends (fits one Noise frame with its header).
     static let maxDataFrame = Noise.maxPlaintext - headerSize
 
-    enum FrameType: UInt8 { case data = 0, windowUpdate = 1, ping = 2, goAway = 3 }
+    package enum FrameType: UInt8 { case data = 0, windowUpdate = 1, ping = 2, goAway = 3 }
 
-    struct Flags: OptionSet, Sendable {
-        let rawValue: UInt16
-        static let syn = Flags(rawValue: 1)
-        static let ack = Flags(rawValue: 2)
-        static let fin = Flags(rawValue: 4)
-        static let rst = Flags(rawValue: 8)
+    package struct Flags: OptionSet, Sendable {
+        package let rawValue: UInt16
+        package init(rawValue: UInt16) { self.rawValue = rawValue }
+        package static let syn = Flags(rawValue: 1)
+        package static let ack = Flags(rawValue: 2)
+        package static let fin = Flags(rawValue: 4)
+        package static let rst = Flags(rawValue: 8)
     }
 
-    enum GoAwayCode: UInt32 { case normal = 0, protocolError = 1, internalError = 2 }
+    package enum GoAwayCode: UInt32 { case normal = 0, protocolError = 1, internalError = 2 }
 
-    static func header(_ type: FrameType, _ flags: Flags, stream: UInt32, length: UInt32) -> ByteBuffer {
+    package static func header(_ type: FrameType, _ flags: Flags, stream: UInt32, length: UInt32) -> ByteBuffer {
         var b = ByteBuffer()
         b.reserveCapacity(headerSize)
         b.writeInteger(UInt8(0))
@@ -42,12 +43,12 @@ enum Yamux {
 /// every open stream may hold a window (256 KiB) of unread data, so this bounds that memory for
 /// the node. A connection always gets `guaranteed` streams (an honest peer's gossip and identify
 /// streams are never refused because strangers hold the rest).
-final class StreamQuota: Sendable {
-    let capacity: Int
+package final class StreamQuota: Sendable {
+    package let capacity: Int
     let guaranteed: Int
     private let open = Mutex(0)
 
-    init(capacity: Int, guaranteed: Int) {
+    package init(capacity: Int, guaranteed: Int) {
         self.capacity = max(0, capacity)
         self.guaranteed = max(0, guaranteed)
     }
@@ -75,14 +76,14 @@ final class StreamQuota: Sendable {
 /// longer than the stream's receive window (so the read buffer never waits for more than a
 /// window); each stream holds at most its window unread; the peer opens at most
 /// `maxInboundStreams`; what this node queues for sending is charged to `sendAccount`.
-final class YamuxSession: Sendable {
-    struct Limits: Sendable, Equatable {
+package final class YamuxSession: Sendable {
+    package struct Limits: Sendable, Equatable {
         /// Streams open at once on this connection, ours and the peer's.
-        var maxStreams = 64
+        package var maxStreams = 64
         /// Of those, streams the peer opened; beyond it a new one is reset.
-        var maxInboundStreams = 32
+        package var maxInboundStreams = 32
         /// A peer may overrun a stream's window by at most this much before it is a violation.
-        var windowSlack: UInt32 = 0
+        package var windowSlack: UInt32 = 0
     }
 
     private struct State {
@@ -91,13 +92,13 @@ final class YamuxSession: Sendable {
         var pings: [UInt32: CheckedContinuation<Void, any Error>] = [:]
     }
 
-    let isDialer: Bool
-    let limits: Limits
+    package let isDialer: Bool
+    package let limits: Limits
     /// What this session has queued for sending (frames the writer has not written yet).
     let sendAccount: BufferBudget.Account
     private let inboundQuota: StreamQuota?
     private let state: Mutex<State>
-    let frames: AsyncStream<ByteBuffer>
+    package let frames: AsyncStream<ByteBuffer>
     private let framesContinuation: AsyncStream<ByteBuffer>.Continuation
     /// Streams the peer opened, to be negotiated and handled.
     let inboundStreams: AsyncStream<YamuxStream>
@@ -105,7 +106,7 @@ final class YamuxSession: Sendable {
     private let buffered = Atomic<Int>(0)
 
     /// A session on its own (tests, fuzzing) gets a private budget of 16 MiB.
-    init(isDialer: Bool, limits: Limits = Limits(), sendAccount: BufferBudget.Account? = nil,
+    package init(isDialer: Bool, limits: Limits = Limits(), sendAccount: BufferBudget.Account? = nil,
          inboundQuota: StreamQuota? = nil) {
         self.isDialer = isDialer
         self.limits = limits
@@ -120,7 +121,7 @@ final class YamuxSession: Sendable {
     var queuedBytes: Int { buffered.load(ordering: .relaxed) }
 
     /// The writer wrote a frame of `bytes`: its room in the budget is free again.
-    func wrote(_ bytes: Int) {
+    package func wrote(_ bytes: Int) {
         buffered.subtract(bytes, ordering: .relaxed)
         sendAccount.release(bytes)
     }
@@ -143,7 +144,7 @@ final class YamuxSession: Sendable {
 
     // MARK: Streams
 
-    func openStream() throws -> YamuxStream {
+    package func openStream() throws -> YamuxStream {
         try state.withLock { s throws(LinkError) -> YamuxStream in
             let id = try s.machine.openStream()
             let stream = YamuxStream(id: id, session: self)
@@ -154,7 +155,7 @@ final class YamuxSession: Sendable {
         }
     }
 
-    func remove(_ id: UInt32) {
+    package func remove(_ id: UInt32) {
         let removedInbound = state.withLock { s -> Bool in
             s.streams.removeValue(forKey: id)
             return s.machine.remove(id)
@@ -164,7 +165,7 @@ final class YamuxSession: Sendable {
 
     /// The reader of stream `id` took `count` bytes: a window update goes out once half the
     /// window was read.
-    func consumed(_ count: Int, of id: UInt32) {
+    package func consumed(_ count: Int, of id: UInt32) {
         if let delta = state.withLock({ $0.machine.consumed(count, of: id) }) {
             send(.windowUpdate, [], stream: id, length: delta)
         }
@@ -179,7 +180,7 @@ final class YamuxSession: Sendable {
     // MARK: Keep-alive
 
     /// Sends a ping and waits for its answer.
-    func ping() async throws {
+    package func ping() async throws {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
             let id = state.withLock { s -> UInt32? in
                 guard let id = s.machine.nextPingValue() else { return nil }
@@ -195,7 +196,7 @@ final class YamuxSession: Sendable {
     /// Consumes every complete frame in `buffer`. Throws on a protocol violation (the caller
     /// sends GoAway and closes). A data frame's length is checked against the window when its
     /// header arrives, before any of its body is waited for.
-    func receive(_ buffer: inout ByteBuffer) throws {
+    package func receive(_ buffer: inout ByteBuffer) throws {
         while let header = try YamuxSessionStateMachine.header(in: buffer) {
             var payload: ByteBuffer?
             if header.type == .data {
@@ -258,7 +259,7 @@ final class YamuxSession: Sendable {
 
     /// Ends the session: every stream fails, pending pings fail, the writer and the inbound
     /// stream feed finish. `goAway` first tells the peer why.
-    func close(goAway: Yamux.GoAwayCode? = nil) {
+    package func close(goAway: Yamux.GoAwayCode? = nil) {
         let (streams, pings, ended) = state.withLock { s in
             defer {
                 s.streams = [:]
@@ -274,7 +275,7 @@ final class YamuxSession: Sendable {
         inboundContinuation.finish()
     }
 
-    var isClosed: Bool { state.withLock { $0.machine.isClosed } }
+    package var isClosed: Bool { state.withLock { $0.machine.isClosed } }
 }
 
 /// One yamux stream: bytes in (an inbox the reader takes from, reopening the window as it
@@ -282,9 +283,9 @@ final class YamuxSession: Sendable {
 ///
 /// The inbox is one buffer that received payloads are copied into: a payload never pins the
 /// connection's read buffer, and a peer sending many tiny frames costs no more than their bytes.
-final class YamuxStream: Sendable {
-    let id: UInt32
-    let session: YamuxSession
+package final class YamuxStream: Sendable {
+    package let id: UInt32
+    package let session: YamuxSession
 
     private enum Ending {
         case open
@@ -308,7 +309,7 @@ final class YamuxStream: Sendable {
 
     private let state = Mutex(State())
 
-    init(id: UInt32, session: YamuxSession) {
+    package init(id: UInt32, session: YamuxSession) {
         self.id = id
         self.session = session
     }
@@ -322,7 +323,7 @@ final class YamuxStream: Sendable {
     var unread: Int { state.withLock { $0.inbox.readableBytes } }
 
     /// Bytes the session accepted for this stream (within its window, before any FIN).
-    func received(_ payload: ByteBuffer) {
+    package func received(_ payload: ByteBuffer) {
         let handoff = state.withLock { s -> (CheckedContinuation<ByteBuffer?, any Error>, ByteBuffer)? in
             guard !s.reset, !s.localClosedForReading else { return nil }
             var copy = payload
@@ -357,7 +358,7 @@ final class YamuxStream: Sendable {
         for w in waiters { w.resume() }
     }
 
-    func remoteFinished() {
+    package func remoteFinished() {
         let (remove, reader) = state.withLock { s -> (Bool, CheckedContinuation<ByteBuffer?, any Error>?) in
             s.remoteClosed = true
             if case .open = s.ending { s.ending = .finished }
@@ -405,7 +406,7 @@ final class YamuxStream: Sendable {
     // MARK: For the protocol handler
 
     /// The next bytes the peer sent, at most `max`; nil at its FIN. Only one reader at a time.
-    func read(max: Int) async throws -> ByteBuffer? {
+    package func read(max: Int) async throws -> ByteBuffer? {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<ByteBuffer?, any Error>) in
                 enum Now { case chunk(ByteBuffer), end, error(any Error), wait }
@@ -439,14 +440,14 @@ final class YamuxStream: Sendable {
     }
 
     /// Called by the reader after it took `count` bytes: reopens the window once half of it is used.
-    func consumed(_ count: Int) {
+    package func consumed(_ count: Int) {
         session.consumed(count, of: id)
     }
 
     /// Writes `bytes`, waiting for the peer's window and for room in the connection's send
     /// budget as needed. `prepaid`: the bytes were reserved in the send budget by the caller
     /// (a gossip frame that was queued); what is not sent when the write fails is released.
-    func write(_ bytes: ByteBuffer, prepaid: Bool = false) async throws {
+    package func write(_ bytes: ByteBuffer, prepaid: Bool = false) async throws {
         var rest = bytes
         var prepaidLeft = prepaid ? bytes.readableBytes : 0
         defer { if prepaidLeft > 0 { session.sendAccount.release(prepaidLeft) } }
@@ -506,7 +507,7 @@ final class YamuxStream: Sendable {
     }
 
     /// Half-close (yamux FIN): the peer reads EOF; reading goes on.
-    func closeWrite() {
+    package func closeWrite() {
         let (send, remove) = state.withLock { s -> (Bool, Bool) in
             guard !s.localClosed, !s.reset, !s.connectionGone else { return (false, false) }
             s.localClosed = true
@@ -518,7 +519,7 @@ final class YamuxStream: Sendable {
 
     /// Reads nothing more: what arrived and what arrives is dropped (it never reopens the
     /// window, so the peer can send at most what is left of it).
-    func stopReading() {
+    package func stopReading() {
         let reader = state.withLock { s -> CheckedContinuation<ByteBuffer?, any Error>? in
             s.localClosedForReading = true
             s.inbox = ByteBuffer()
@@ -529,14 +530,14 @@ final class YamuxStream: Sendable {
     }
 
     /// Done with the stream both ways: FIN, and whatever else the peer sends is dropped.
-    func close() {
+    package func close() {
         closeWrite()
         stopReading()
         session.remove(id)
     }
 
     /// Abort (yamux RST).
-    func reset() {
+    package func reset() {
         let (send, waiters, reader) = state.withLock { s -> (Bool, [CheckedContinuation<Void, any Error>], CheckedContinuation<ByteBuffer?, any Error>?) in
             guard !s.reset, !s.connectionGone else { return (false, [], nil) }
             s.reset = true
@@ -559,21 +560,21 @@ final class YamuxStream: Sendable {
 
 extension YamuxStream {
     /// The stream's bytes as a reader source (acknowledges consumption for flow control).
-    struct Source: ChunkSource {
-        let stream: YamuxStream
+    package struct Source: ChunkSource {
+        package let stream: YamuxStream
 
-        init(_ stream: YamuxStream) {
+        package init(_ stream: YamuxStream) {
             self.stream = stream
         }
 
-        mutating func nextChunk(max: Int) async throws -> ByteBuffer? {
+        package mutating func nextChunk(max: Int) async throws -> ByteBuffer? {
             guard let chunk = try await stream.read(max: max) else { return nil }
             stream.consumed(chunk.readableBytes)
             return chunk
         }
     }
 
-    func reader(leftover: ByteBuffer = ByteBuffer()) -> ByteReader<Source> {
+    package func reader(leftover: ByteBuffer = ByteBuffer()) -> ByteReader<Source> {
         ByteReader(Source(self), leftover: leftover)
     }
 }
