@@ -36,7 +36,7 @@ package final class EvNode: Sendable {
     let evidence: EvidenceLog
     let state: NodeState
     let metrics: NodeMetrics
-    let machine: FailoverStateMachine
+    let driver: FailoverDriver
     let logger: Logger
     let submitter: DASubmitter?
     let ha: HARuntime?
@@ -114,7 +114,7 @@ package final class EvNode: Sendable {
                                             logger: Logger(label: "evnode.da"))
         } catch {
             store.close()
-            throw .daFollower("cannot create the DA client: \(error)")
+            throw .failed(.daClient, underlying: error)
         }
         let blockCheck = SignedBlockValidator(blockValidator: validator, placement: store)
         p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
@@ -281,7 +281,7 @@ package final class EvNode: Sendable {
             }
             role = .ha(ha, aggregator)
         }
-        machine = FailoverStateMachine(role: role, state: state, sync: sync, p2p: p2p,
+        driver = FailoverDriver(role: role, state: state, sync: sync, p2p: p2p,
                                        peersConfigured: !config.p2p.peers.isEmpty, signerMark: mark,
                                        metrics: metrics, logger: logger)
     }
@@ -450,7 +450,7 @@ package final class EvNode: Sendable {
                                   requestTimeout: min(.seconds(2), max(.milliseconds(500), ttl / 3)))
         } catch {
             store.close()
-            throw .ha("\(error)")
+            throw .failed(.haEtcdClient, underlying: error)
         }
         let timing = HATiming(leaseTTL: ttl, heartbeatInterval: raft.heartbeatInterval,
                               heartbeatTimeout: raft.effectiveHeartbeatTimeout)
@@ -510,11 +510,9 @@ package final class EvNode: Sendable {
             try await group.run()
         } catch let failure as NodeFailure {
             throw failure
-        } catch let error as ServiceGroupError {
-            throw .service("\(error)")
         } catch {
             if let failure = runtime.failure { throw failure }
-            throw .service("\(String(reflecting: type(of: error))): \(error)")
+            throw .failed(.serviceGroup, underlying: error)
         }
         if let failure = runtime.failure { throw failure }
         logger.notice("stopped", metadata: ["height": "\(store.height)", "finalized": "\(store.finalizedHeight)"])
@@ -583,7 +581,7 @@ final class NodeRuntimeService: Service, Sendable {
         do {
             try await cancelWhenGracefulShutdown {
                 try await self.node.reconcileExecution()
-                try await self.node.machine.run()
+                try await self.node.driver.run()
             }
         } catch let failure as NodeFailure {
             failureBox.withLock { $0 = failure }

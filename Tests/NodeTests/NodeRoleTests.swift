@@ -39,7 +39,7 @@ import TestSupport
                               signer: nil, signerPath: nil, nodeKey: .generate(), notices: [])
         do throws(NodeFailure) {
             let node = try await EvNode.make(setup: setup)
-            Issue.record("an aggregator without a signer was built (role \(node.machine.role.kind))")
+            Issue.record("an aggregator without a signer was built (role \(node.driver.role.kind))")
         } catch {
             guard case .config(let config) = error else { Issue.record("expected a configuration error, got \(error)"); return }
             #expect(config.description.contains("needs a signer key"), "\(config)")
