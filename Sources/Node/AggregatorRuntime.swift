@@ -27,7 +27,7 @@ struct AggregatorRuntime: Sendable {
             children.append(.init(.secondSignerWatch) {
                 // Returns nil only when cancelled (the phase ends otherwise).
                 guard let sighting = await watch.nextAlarm() else { return }
-                throw NodeFailure.secondSigner(sighting.description)
+                throw NodeFailure.secondSigner(sighting)
             })
         }
         children.append(.init(.producer) {
@@ -56,7 +56,7 @@ struct AggregatorRuntime: Sendable {
             throw error
         }
         // The producer may have ended first (it stops when cancelled or its gate closes).
-        if let sighting = secondSigner?.fired { throw .secondSigner(sighting.description) }
+        if let sighting = secondSigner?.fired { throw .secondSigner(sighting) }
     }
 
     /// The chain named another proposer: before this node stops producing, it posts to DA the

@@ -1,6 +1,6 @@
 /// The failover rules without the I/O (SPEC §6): which phase may follow which, for which role,
 /// and that `halted` is the end. A value type after swift-nio's state machines: the driver
-/// (`FailoverStateMachine`, which runs the syncer, the gate, the producer and etcd) tells it
+/// (`FailoverDriver`, which runs the syncer, the gate, the producer and etcd) tells it
 /// each step it is about to take, and enters the phase it answers, or refuses the step.
 ///
 /// The legal transitions, all of them:

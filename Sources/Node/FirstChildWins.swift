@@ -29,6 +29,10 @@ struct FirstChildWins<Value: Sendable>: Sendable {
     /// Gets a value a child returned after the first child had already ended the phase (e.g. an
     /// HA term won while the campaign was being cancelled, to be handed back).
     var lateValue: @Sendable (Value) async -> Void = { _ in }
+    /// Runs once the first child has ended and the others are cancelled, before they are
+    /// drained: what they may be waiting on that cancellation does not reach (the sync
+    /// pipeline's room, its apply thread) is released here, so the drain does not wait on it.
+    var afterFirstEnded: @Sendable () async -> Void = {}
     /// Gets each failure that is not the one thrown.
     var otherFailure: @Sendable (NodeFailure) -> Void
 
@@ -55,6 +59,7 @@ struct FirstChildWins<Value: Sendable>: Sendable {
             }
             let first = await group.next()
             group.cancelAll()
+            await afterFirstEnded()
             var late: [Outcome] = []
             for await outcome in group { late.append(outcome) }
             return (first, late)

@@ -3,6 +3,11 @@
 /// never on whichever part happens to catch it.
 package enum NodeComponent: String, Sendable, CustomStringConvertible {
     case syncer = "syncer"
+    case daFollower = "DA follower"
+    case daClient = "DA client"
+    case peerFetch = "peer fetch"
+    case divergenceRecovery = "divergence recovery"
+    case gossipRelay = "gossip relay"
     case catchupGate = "catchup gate"
     case producer = "block producer"
     case submitter = "DA submitter"
@@ -13,6 +18,7 @@ package enum NodeComponent: String, Sendable, CustomStringConvertible {
     case haCampaign = "HA campaign"
     case haRoles = "HA role loop"
     case haLeadership = "HA leadership watch"
+    case haEtcdClient = "HA etcd client"
     case failover = "failover state machine"
     case rpc = "RPC server"
     case p2p = "P2P"
@@ -23,6 +29,8 @@ package enum NodeComponent: String, Sendable, CustomStringConvertible {
     case blockPruning = "block pruning"
     case daSubscription = "DA head subscription"
     case forcedInclusionServer = "forced-inclusion server"
+    /// The node's service group itself (an error no named service threw).
+    case serviceGroup = "a node service"
 
     package var description: String { rawValue }
 }

@@ -16,31 +16,24 @@ package enum NodeFailure: Error, Sendable, CustomStringConvertible {
     case divergence(DivergenceRecoveryError)
     /// The sync pipeline stopped (store or executor failure).
     case syncer(ApplyError)
-    /// The DA follower stopped on something retrying cannot fix.
-    case daFollower(String)
     case production(ProductionError)
-    case submitter(String)
     case store(StoreError)
     /// Pruning the KV state behind finality failed (the store could not be read or written).
     case pruning(ExecutionError)
     /// Pruning old blocks (`pruning.pruning_mode`) failed: the store could not be read or written.
     case blockPruning(StoreError)
-    /// A service of the node (P2P, RPC, metrics, DA head subscription …) stopped with an error
-    /// of its own; the text names the error's type, which names the part.
-    case service(String)
     case config(ConfigError)
-    /// The HA group's etcd client could not be set up.
-    case ha(String)
     /// The execution layer refused, answered wrongly, or computes another chain than the store's.
     case execution(ExecutionError)
     /// While this node aggregated, another source showed a header signed by the proposer key at
     /// or above the height this node signs next: a second live signer (`SecondSignerWatch`).
-    case secondSigner(String)
+    case secondSigner(SecondSignerSighting)
     /// A full node found forced transactions omitted past their grace boundary (the sequencer is
     /// malicious). The node stays up, halted, until the operator stops it.
     case forcedInclusion(ForcedInclusionViolation)
-    /// A child task of the node failed with an error of its own kind: `component` is the part
-    /// that ran it, `underlying` the error as it was thrown (typed, not a string).
+    /// A part of the node failed with an error of its own kind: `component` is the part that ran
+    /// it, `underlying` the error as it was thrown (typed, never flattened to a string: the DA
+    /// follower's `DAError`, the etcd client's `EtcdError`, the service group's error …).
     case failed(NodeComponent, underlying: any Error)
 
     /// The failure of the child `component` ran: a `NodeFailure` already names its part and is
@@ -58,17 +51,13 @@ package enum NodeFailure: Error, Sendable, CustomStringConvertible {
         case .failClosed(let why): return "catchup failed closed: \(why)"
         case .divergence(let why): return "divergence recovery halted the node: \(why)"
         case .syncer(let e): return "sync pipeline stopped: \(e)"
-        case .daFollower(let e): return "DA follower stopped: \(e)"
         case .production(let e): return "block production stopped: \(e)"
-        case .submitter(let e): return e
         case .store(let e): return "store: \(e)"
         case .pruning(let e): return "pruning the KV state: \(e)"
         case .blockPruning(let e): return "pruning old blocks: \(e)"
-        case .service(let e): return "a node service stopped: \(e)"
         case .config(let e): return e.description
-        case .ha(let e): return "HA: \(e)"
         case .execution(let e): return "execution layer: \(e)"
-        case .secondSigner(let what): return "second live signer: \(what)"
+        case .secondSigner(let sighting): return "second live signer: \(sighting)"
         case .forcedInclusion(let violation): return violation.description
         case .failed(let component, let error): return "\(component) stopped: \(error)"
         }

@@ -4,15 +4,15 @@ import Synchronization
 
 /// A header validly signed by this chain's proposer key, shown by another source at or above
 /// the height this node was to sign next.
-struct SecondSignerSighting: Sendable, Equatable, CustomStringConvertible {
-    var height: UInt64
-    var hash: [UInt8]
+package struct SecondSignerSighting: Sendable, Equatable, CustomStringConvertible {
+    package var height: UInt64
+    package var hash: [UInt8]
     /// Who showed it: the peer, and how (a gossiped block, a head answer).
-    var source: String
+    package var source: String
     /// The store's height when it was seen (this node was to sign the next one).
-    var storeHeight: UInt64
+    package var storeHeight: UInt64
 
-    var description: String {
+    package var description: String {
         "a header signed by this chain's proposer key at height \(height) (hash \(Hex.encode(hash))) came from \(source) while this node, at height \(storeHeight), was to sign height \(storeHeight + 1): another process is signing with this key; production stopped (stop the other signer, then restart this node with --catchup-timeout so that it syncs that chain before it signs)"
     }
 }

@@ -17,9 +17,6 @@ final class SyncRuntime: Sendable {
     let metrics: NodeMetrics
     let logger: Logger
     private let fetchError = Mutex<String?>(nil)
-    /// Gossip is consumed by one task for the node's life: cancelling a consumer would end the
-    /// stream, and an HA node runs the sync phase again each time it follows.
-    private let gossipRelay = Mutex<Task<Void, Never>?>(nil)
     /// True while `run()` runs; gossip that arrives meanwhile goes to the pipeline, else is dropped.
     private let active = Atomic<Bool>(false)
     /// Shown every block gossiped while the syncer does not run (the node aggregates).
@@ -49,53 +46,40 @@ final class SyncRuntime: Sendable {
         // (this run cancelled at once) must not take and end.
         let events = pipeline.events
         active.store(true, ordering: .sequentiallyConsistent)
-        relayGossip()
-        let failure = await runPhase(events)
-        active.store(false, ordering: .sequentiallyConsistent)
-        // Awaited, not waited for: the batch in progress may need a cooperative thread itself.
-        await pipeline.stop()
-        if let failure { throw failure }
-    }
-
-    /// The sync phase's tasks until the first one ends; what the node cannot continue after, or
-    /// nil when the phase was cancelled.
-    private func runPhase(_ events: AsyncStream<SyncEvent>) async -> NodeFailure? {
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    do {
-                        try await self.follower.run()
-                    } catch is CancellationError {
-                    } catch let violation as ForcedInclusionViolation {
-                        throw NodeFailure.forcedInclusion(violation)
-                    } catch {
-                        throw NodeFailure.daFollower("\(error)")
-                    }
+        // The first part to end (a failure, or cancellation) ends the phase; what the others
+        // report while stopping is thrown or logged, not dropped.
+        var phase = FirstChildWins<Void>([
+            .init(.daFollower) {
+                do {
+                    try await self.follower.run()
+                } catch is CancellationError {
+                } catch let violation as ForcedInclusionViolation {
+                    throw NodeFailure.forcedInclusion(violation)
                 }
-                group.addTask { await self.fetchFromPeers() }
-                group.addTask { try await self.watchPipeline(events) }
-                group.addTask {
-                    do throws(DivergenceRecoveryError) {
-                        try await self.recovery.run()
-                    } catch {
-                        throw NodeFailure.divergence(error)
-                    }
+            },
+            .init(.peerFetch) { await self.fetchFromPeers() },
+            .init(.syncer) { try await self.watchPipeline(events) },
+            .init(.divergenceRecovery) {
+                do throws(DivergenceRecoveryError) {
+                    try await self.recovery.run()
+                } catch {
+                    throw NodeFailure.divergence(error)
                 }
-                defer {
-                    group.cancelAll()
-                    // Wakes whatever waits for room in the pipeline (the DA follower, gossip), so
-                    // every task sees the cancellation now, not after the pipeline drains.
-                    pipeline.requestStop()
-                }
-                // The first task to end (a failure, or cancellation) ends the phase.
-                try await group.next()
-            }
-            return nil
-        } catch let failure as NodeFailure {
-            return failure
+            },
+        ], logger: logger)
+        phase.afterFirstEnded = { [self] in
+            active.store(false, ordering: .sequentiallyConsistent)
+            // Wakes whatever waits for room in the pipeline (the DA follower, gossip) so every
+            // part sees the cancellation now, and waits for the batch in progress: awaited, not
+            // waited for, as it may need a cooperative thread itself.
+            await pipeline.stop()
+        }
+        do throws(NodeFailure) {
+            _ = try await phase.run()
         } catch {
-            if Task.isCancelled { return nil }
-            return .daFollower("\(error)")
+            // Cancelled while a part failed on its way out: the node stops, as it was told to.
+            if Task.isCancelled, case .failed = error { return }
+            throw error
         }
     }
 
@@ -105,15 +89,19 @@ final class SyncRuntime: Sendable {
         do {
             try await follower.settle()
         } catch {
-            throw .daFollower("recording the DA inclusion of caught-up blocks: \(error)")
+            throw .failed(.daFollower, underlying: InclusionSettleFailure(underlying: error))
         }
     }
 
-    /// Starts consuming gossip, once for the node's life: by the sync phase, and by an aggregator
-    /// that never syncs (its second-signer watch sees what peers gossip).
-    func relayGossip() {
-        gossipRelay.withLock { relay in
-            if relay == nil { relay = Task { await self.takeGossip() } }
+    /// Consumes gossip until cancelled, once for the node's life: the failover driver runs it
+    /// beside its phases, because cancelling a consumer would end the stream and an HA node runs
+    /// the sync phase again each time it follows. While the sync phase runs the blocks go to
+    /// the pipeline; otherwise the second-signer watch of an aggregator judges them.
+    func relayGossip() async {
+        await takeGossip()
+        // P2P shut down: nothing more arrives; the relay ends with the node, not before it.
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(3600))
         }
     }
 
@@ -223,6 +211,12 @@ final class SyncRuntime: Sendable {
             }
         }
     }
+}
+
+/// The DA follower could not record what DA confirmed of the blocks applied last (`settle`).
+struct InclusionSettleFailure: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "recording the DA inclusion of caught-up blocks: \(underlying)" }
 }
 
 enum P2PFetchFailure: Error, CustomStringConvertible {

@@ -66,7 +66,7 @@ struct StartCommand: AsyncParsableCommand {
         ])
         let node: EvNode
         do throws(NodeFailure) {
-            node = try await EvNode.make(setup: setup, logger: logger)
+            node = try await NodeAssembly.node(setup: setup, logger: logger)
             try await node.run()
         } catch {
             logger.critical("\(error)")

@@ -56,7 +56,7 @@ import TestSupport
 
             let setup = NodeSetup(layout: HomeLayout(home: home), config: config, genesis: chain.genesis,
                                   signer: nil, signerPath: nil, nodeKey: .generate(), notices: [])
-            let node = try await EvNode.make(setup: setup)
+            let node = try await NodeAssembly.node(setup: setup)
             let run = Task { try await node.run() }
             defer { run.cancel() }
             try await waitUntil("synced and finalized from DA") { node.store.finalizedHeight == 60 }

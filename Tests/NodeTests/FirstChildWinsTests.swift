@@ -12,6 +12,31 @@ import Testing
 
     let logger = Logger(label: "test.first-child-wins")
 
+    /// A wait that cancellation does not end: only `open()` does.
+    final class Latch: Sendable {
+        private let state = Mutex<(open: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+        func wait() async {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let openAlready = state.withLock { s -> Bool in
+                    if s.open { return true }
+                    s.waiter = c
+                    return false
+                }
+                if openAlready { c.resume() }
+            }
+        }
+
+        func open() {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                s.open = true
+                defer { s.waiter = nil }
+                return s.waiter
+            }
+            waiter?.resume()
+        }
+    }
+
     /// Waits until the group cancels it, then runs `then` (a part that fails while stopping).
     static func untilCancelled<T>(then: @Sendable () throws -> T) async throws -> T {
         while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
@@ -121,5 +146,40 @@ import Testing
         ], logger: logger)
         let value = try await race.run()
         #expect(value == nil)
+    }
+
+    /// A part that cancellation does not reach (here: one that waits for a signal only, as the
+    /// DA follower waits for room in the sync pipeline) is released by the hook that runs after
+    /// the first child ended and before the drain; the drain then sees its failure. Without the
+    /// hook the drain would wait for it forever (the suite's time limit fails the test).
+    @Test(.timeLimit(.minutes(1))) func theHookBetweenFirstEndedAndDrainReleasesWhatCancellationDoesNotReach() async throws {
+        let latch = Latch()
+        let order = Mutex<[String]>([])
+        var race = FirstChildWins<Void>([
+            .init(.syncer) { throw StoreBroke(height: 3) },
+            .init(.daFollower) {
+                await latch.wait()
+                order.withLock { $0.append("follower released") }
+                throw DARefused(daHeight: 12)
+            },
+        ], logger: logger)
+        let others = Mutex<[NodeFailure]>([])
+        race.otherFailure = { failure in others.withLock { $0.append(failure) } }
+        race.afterFirstEnded = {
+            order.withLock { $0.append("hook") }
+            latch.open()
+        }
+        do throws(NodeFailure) {
+            _ = try await race.run()
+            Issue.record("expected the syncer's failure")
+        } catch {
+            guard case .failed(.syncer, let underlying) = error else { Issue.record("got \(error)"); return }
+            #expect(underlying as? StoreBroke == StoreBroke(height: 3))
+        }
+        #expect(order.withLock { $0 } == ["hook", "follower released"])
+        guard case .failed(.daFollower, let underlying)? = others.withLock({ $0.first }) else {
+            Issue.record("the follower's failure while stopping was lost"); return
+        }
+        #expect(underlying as? DARefused == DARefused(daHeight: 12))
     }
 }

@@ -33,7 +33,7 @@ import TestSupport
         let state: NodeState
         let runtime: HARuntime
         let group: HAGroup
-        var machine: FailoverStateMachine
+        var machine: FailoverDriver
 
         /// `peers`: the node's `--p2p.peers` (started, so that they are dialled).
         init(peers: [String] = []) async throws {
@@ -78,7 +78,7 @@ import TestSupport
                 store: store, executor: executor, signer: BlockSigner(keyFile: key),
                 mark: SignerHighWaterMark(path: dir.sub("signer.state")), client: client, namespace: namespace,
                 ha: runtime, logger: logger)
-            machine = FailoverStateMachine(role: .ha(runtime, aggregator), state: state, sync: sync,
+            machine = FailoverDriver(role: .ha(runtime, aggregator), state: state, sync: sync,
                                            p2p: p2p, peersConfigured: !peers.isEmpty,
                                            signerMark: SignerHighWaterMark(path: dir.sub("signer.state")),
                                            metrics: metrics, logger: logger)

@@ -38,12 +38,35 @@ import TestSupport
         let setup = NodeSetup(layout: HomeLayout(home: home), config: config, genesis: chain.genesis,
                               signer: nil, signerPath: nil, nodeKey: .generate(), notices: [])
         do throws(NodeFailure) {
-            let node = try await EvNode.make(setup: setup)
-            Issue.record("an aggregator without a signer was built (role \(node.machine.role.kind))")
+            let node = try await NodeAssembly.node(setup: setup)
+            Issue.record("an aggregator without a signer was built (role \(node.driver.role.kind))")
         } catch {
             guard case .config(let config) = error else { Issue.record("expected a configuration error, got \(error)"); return }
             #expect(config.description.contains("needs a signer key"), "\(config)")
             #expect(error.exitStatus == 2)
         }
+        // Refused before anything was opened: the assembly asks for the signer first.
+        #expect(!FileManager.default.fileExists(atPath: setup.layout.storeDirectory),
+                "the store was opened for a node that could not be built")
+    }
+
+    /// Each role's assembly builds only that role's parts: a full node built from a home that
+    /// holds a signer key has no producer, submitter or signer mark.
+    @Test func aFullNodeIsBuiltWithoutProducingParts() async throws {
+        let dir = TempDirectory()
+        let chain = try TestChain(chainID: "role-full", path: dir.sub("source"))
+        let home = dir.sub("node")
+        let rpcPort = try freeLoopbackPort()
+        let p2pPort = try freeLoopbackPort(avoiding: [rpcPort])
+        let config = try config(["rpc.address": "127.0.0.1:\(rpcPort)", "p2p.listen_address": "127.0.0.1:\(p2pPort)"],
+                                home: home)
+        let setup = NodeSetup(layout: HomeLayout(home: home), config: config, genesis: chain.genesis,
+                              signer: .generate(), signerPath: nil, nodeKey: .generate(), notices: [])
+        let node = try await NodeAssembly.node(setup: setup)
+        defer { node.store.close() }
+        #expect(node.driver.role.kind == .full)
+        #expect(node.submitter == nil)
+        #expect(node.signerMark == nil)
+        #expect(node.backPressure == nil)
     }
 }

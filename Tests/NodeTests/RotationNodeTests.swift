@@ -69,7 +69,7 @@ import TestSupport
             var setup = try fullNode(home: home, genesis: chain.genesis, daURL: da.url, nodeKey: nodeKey)
             try await post(blocks[0..<5], client: client, config: setup.config, chainID: chain.chainID)
 
-            let first = try await EvNode.make(setup: setup, wrapKV: rotating([5: b.address]))
+            let first = try await NodeAssembly.node(setup: setup, wrapKV: rotating([5: b.address]))
             let firstRun = Task { try await first.run() }
             try await waitUntil("synced to 5 from DA") { first.store.height == 5 }
             #expect(first.store.expectedNextProposer == b.address)
@@ -78,7 +78,7 @@ import TestSupport
 
             // Restart at 5: the expectation comes back from the store.
             setup = try fullNode(home: home, genesis: chain.genesis, daURL: da.url, nodeKey: nodeKey)
-            let node = try await EvNode.make(setup: setup, wrapKV: rotating([5: b.address]))
+            let node = try await NodeAssembly.node(setup: setup, wrapKV: rotating([5: b.address]))
             #expect(node.store.expectedNextProposer == b.address)
             let run = Task { try await node.run() }
             defer { run.cancel() }
@@ -106,13 +106,13 @@ import TestSupport
             let expected = chain.store.state
             let lastHash = try chain.store.headerHash(at: 10)
             chain.close()
-            let server = try await EvNode.make(setup: serverSetup, wrapKV: rotating([5: b.address]))
+            let server = try await NodeAssembly.node(setup: serverSetup, wrapKV: rotating([5: b.address]))
             let serverRun = Task { try await server.run() }
             defer { serverRun.cancel() }
             let serverAddress = "/ip4/127.0.0.1/tcp/\(serverSetup.config.p2p.listen.port)/p2p/\(PeerID(key: serverSetup.nodeKey))"
 
             let setup = try fullNode(home: dir.sub("node"), genesis: chain.genesis, daURL: da.url, peers: [serverAddress])
-            let node = try await EvNode.make(setup: setup, wrapKV: rotating([5: b.address]))
+            let node = try await NodeAssembly.node(setup: setup, wrapKV: rotating([5: b.address]))
             let run = Task { try await node.run() }
             defer { run.cancel() }
             try await waitUntil("synced to 10 from P2P") { node.store.height == 10 }
@@ -159,9 +159,9 @@ import TestSupport
             let setupFull = try setup("full", signer: nil, extra: [:], peers: [address(setupA), address(setupB)])
             #expect(setupB.config.role.name == "promotable")
 
-            let nodeA = try await EvNode.make(setup: setupA, wrapKV: rotating(schedule))
-            let nodeB = try await EvNode.make(setup: setupB, wrapKV: rotating(schedule))
-            let full = try await EvNode.make(setup: setupFull, wrapKV: rotating(schedule))
+            let nodeA = try await NodeAssembly.node(setup: setupA, wrapKV: rotating(schedule))
+            let nodeB = try await NodeAssembly.node(setup: setupB, wrapKV: rotating(schedule))
+            let full = try await NodeAssembly.node(setup: setupFull, wrapKV: rotating(schedule))
             let runs = [Task { try await nodeA.run() }, Task { try await nodeB.run() }, Task { try await full.run() }]
             defer { for r in runs { r.cancel() } }
 
@@ -189,7 +189,7 @@ import TestSupport
             let signedByB = try #require(try SignerHighWaterMark(path: setupB.layout.signerStateFile).load())
             #expect(signedByB >= 10)
             try FileManager.default.removeItem(atPath: setupB.layout.storeDirectory)
-            let restarted = try await EvNode.make(setup: setupB, wrapKV: rotating(schedule))
+            let restarted = try await NodeAssembly.node(setup: setupB, wrapKV: rotating(schedule))
             #expect(restarted.store.height == 0)
             let rerun = Task { try await restarted.run() }
             defer { rerun.cancel() }
@@ -241,8 +241,8 @@ import TestSupport
                                                            "raft.endpoints": etcd.url, "da.block_time": "1h"], peers: [])
             let setupB = try setup("b", key: keyB, extra: ["node.promotable": "true", "node.aggregator": "false"],
                                    peers: [address(setupA)])
-            let nodeA = try await EvNode.make(setup: setupA, wrapKV: rotating(schedule))
-            let nodeB = try await EvNode.make(setup: setupB, wrapKV: rotating(schedule))
+            let nodeA = try await NodeAssembly.node(setup: setupA, wrapKV: rotating(schedule))
+            let nodeB = try await NodeAssembly.node(setup: setupB, wrapKV: rotating(schedule))
             let runA = Task { try await nodeA.run() }
             let runB = Task { try await nodeB.run() }
             defer { runA.cancel(); runB.cancel() }

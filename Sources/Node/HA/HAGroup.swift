@@ -142,6 +142,9 @@ final class HAGroup: Sendable {
     let nodeID: String
     let timing: HATiming
     let logger: Logger
+    /// Chores queued by the calls below, done by `runChores` (bounded: `HAChore.queueLimit`).
+    private let chores: AsyncStream<HAChore>
+    private let queue: AsyncStream<HAChore>.Continuation
 
     var leaseTTL: Duration { timing.leaseTTL }
 
@@ -151,6 +154,7 @@ final class HAGroup: Sendable {
         self.nodeID = nodeID
         self.timing = timing
         self.logger = logger
+        (chores, queue) = AsyncStream.makeStream(of: HAChore.self, bufferingPolicy: .bufferingOldest(HAChore.queueLimit))
     }
 
     convenience init(etcd: EtcdClient, chainID: String, nodeID: String, leaseTTL: Duration,
@@ -323,8 +327,31 @@ final class HAGroup: Sendable {
     /// A lease granted for an election that was lost: revoked without holding up the caller
     /// (it holds no key; if the revoke fails it expires after its TTL).
     private func revokeLater(_ lease: Int64) {
-        let etcd = self.etcd
-        Task.detached { try? await etcd.revoke(lease: lease) }
+        queue.yield(.revoke(lease: lease))
+    }
+
+    /// Does the queued chores one at a time until cancelled (run once, by the HA runtime's lease
+    /// keeper, for the node's life). A failure is logged: neither chore is needed for safety.
+    func runChores() async {
+        for await chore in chores {
+            switch chore {
+            case .revoke(let lease):
+                do {
+                    try await etcd.revoke(lease: lease)
+                } catch {
+                    logger.debug("HA: could not revoke the lease of a lost election; it expires by itself",
+                                 metadata: ["lease": "\(lease)", "error": "\(error)"])
+                }
+            case .compact(let revision):
+                do {
+                    try await etcd.compact(revision: revision)
+                    logger.debug("HA: compacted etcd's history", metadata: ["revision": "\(revision)"])
+                } catch {
+                    logger.warning("HA: compacting etcd's history failed; it grows until the next attempt",
+                                   metadata: ["revision": "\(revision)", "error": "\(error)"])
+                }
+            }
+        }
     }
 
     // MARK: Replicated blocks
@@ -417,18 +444,9 @@ final class HAGroup: Sendable {
     /// at its space quota.
     static let compactionInterval: UInt64 = 1000
 
+    /// Queues a compaction up to `revision` (done by `runChores`).
     func compact(through revision: Int64) {
-        let etcd = self.etcd
-        let logger = self.logger
-        Task.detached {
-            do {
-                try await etcd.compact(revision: revision)
-                logger.debug("HA: compacted etcd's history", metadata: ["revision": "\(revision)"])
-            } catch {
-                logger.warning("HA: compacting etcd's history failed; it grows until the next attempt",
-                               metadata: ["revision": "\(revision)", "error": "\(error)"])
-            }
-        }
+        queue.yield(.compact(through: revision))
     }
 
     private static func holds(_ kv: EtcdKeyValue?, _ block: ReplicatedBlock) -> Bool {

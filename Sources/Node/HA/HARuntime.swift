@@ -110,10 +110,12 @@ final class HARuntime: Sendable {
     /// Renews the current term's lease every third of its TTL and puts its heartbeat every
     /// heartbeat interval, for the node's life. A term whose lease etcd no longer knows, that
     /// could not be renewed before it stopped being trusted, or whose leader key another node
-    /// took over, is marked lost; `waitUntilLost` reports it.
+    /// took over, is marked lost; `waitUntilLost` reports it. Also does the group's etcd chores
+    /// (`HAChore`: revoking the leases of lost elections, compacting etcd's history).
     func keepLeases() async {
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await self.renewLeases() }
+            tasks.addTask { await self.group.runChores() }
             if group.timing.heartbeats { tasks.addTask { await self.sendHeartbeats() } }
         }
     }
@@ -223,8 +225,10 @@ final class HARuntime: Sendable {
             $0.term = nil
             if $0.leader == group.nodeID { $0.leader = nil }
         }
-        // Also when the node stops (its task cancelled): a revoked lease lets another node take
-        // over at once instead of after the TTL.
+        // Detached, the one unstructured task of the node (README "Concurrency"): it must also
+        // run when the node stops (this task cancelled, which would cancel a child's etcd call
+        // at once), because a revoked lease lets another node take over now instead of after
+        // the TTL. It is awaited, so it never outlives the caller.
         let haGroup = group
         await Task.detached { await haGroup.resign(term) }.value
         if let by = term.takeDeposition() { noteDeposed(by: by) }
@@ -556,7 +560,7 @@ final class HARuntime: Sendable {
     /// store becomes the chain's head: `bootstrap` — the catchup's promotion check, all five
     /// conditions of SPEC §6 — must promote it first. While it says to keep syncing the node
     /// waits (up to `takeoverLimit`); when it fails closed the node steps down at once and never
-    /// leads on that store (see `FailoverStateMachine.followUntilElected`).
+    /// leads on that store (see `FailoverDriver.followUntilElected`).
     func takeOver(_ term: LeaderTerm, bootstrap: @Sendable () async -> CatchupDecision) async throws(NodeFailure) -> TakeoverOutcome {
         let clock = ContinuousClock()
         let deadline = clock.now + takeoverLimit

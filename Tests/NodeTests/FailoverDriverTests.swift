@@ -18,7 +18,7 @@ import TestSupport
 /// The failover state machine with the node's real sync parts (RocksDB store, sync pipeline,
 /// DA follower with the libcurl client, P2P service). DA is down (nothing listens on the
 /// address), so the node stays in `syncing` until the test acts.
-@Suite(.timeLimit(.minutes(1))) struct FailoverStateMachineTests {
+@Suite(.timeLimit(.minutes(1))) struct FailoverDriverTests {
     /// An execution layer that cannot execute (its state cannot be read). The KV executor cannot
     /// be made to fail on demand; this stands in for a broken disk under it. Everything else is
     /// the real KV executor.
@@ -47,7 +47,7 @@ import TestSupport
         let client: CelestiaDAClient
         let pipeline: SyncPipeline
         let state: NodeState
-        var machine: FailoverStateMachine
+        var machine: FailoverDriver
         let block1: BlockCommit
         /// Block 2 of the same chain: held above a gap while block 1 is missing.
         let block2: BlockCommit
@@ -109,7 +109,7 @@ import TestSupport
                 store: store, executor: executor, signer: signer,
                 mark: SignerHighWaterMark(path: markPath ?? dir + "/signer.state"),
                 client: client, namespace: namespace, logger: logger)
-            machine = FailoverStateMachine(role: .aggregatorWithCatchup(aggregator, timeout: .milliseconds(500)), state: state,
+            machine = FailoverDriver(role: .aggregatorWithCatchup(aggregator, timeout: .milliseconds(500)), state: state,
                                            sync: sync, p2p: p2p, peersConfigured: false,
                                            signerMark: markPath.map(SignerHighWaterMark.init(path:)),
                                            metrics: metrics, logger: logger)

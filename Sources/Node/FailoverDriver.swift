@@ -35,7 +35,7 @@ import RemoteSigner
 ///   chain as a full node.
 /// * Any failure of a background part (syncer, DA follower, producer, submitter) ends the phase
 ///   with that failure: the node halts and says why; nothing is swallowed.
-struct FailoverStateMachine: Sendable {
+struct FailoverDriver: Sendable {
     let role: NodeRole
     /// The failover rules (`FailoverMachine`): every phase this driver enters is a step they allow.
     let progress: FailoverProgress
@@ -83,7 +83,16 @@ struct FailoverStateMachine: Sendable {
         }
     }
 
+    /// The phases, beside the gossip relay for the node's life (gossip that arrives while
+    /// producing is judged by the second-signer watch; while syncing it is applied).
     func run() async throws(NodeFailure) {
+        _ = try await FirstChildWins<Void>([
+            .init(.failover) { try await runUntilHalted() },
+            .init(.gossipRelay) { await sync.relayGossip() },
+        ], logger: logger).run()
+    }
+
+    private func runUntilHalted() async throws(NodeFailure) {
         do throws(NodeFailure) {
             try await runPhases()
         } catch {
@@ -313,8 +322,6 @@ struct FailoverStateMachine: Sendable {
     /// proposer (true: production handed over, nothing was signed at that height).
     private func aggregate(_ aggregator: AggregatorRuntime) async throws(NodeFailure) -> Bool {
         guard !Task.isCancelled else { return false }
-        // Gossip that arrives while producing is judged by the second-signer watch.
-        sync.relayGossip()
         move(.produce)
         do {
             try await aggregator.run()
@@ -334,7 +341,7 @@ struct FailoverStateMachine: Sendable {
 
 // MARK: HA: following ⇄ leading
 
-extension FailoverStateMachine {
+extension FailoverDriver {
     /// The lease keeper and the follower of etcd's block key run for the node's life; the role
     /// loop alternates between following and leading until the node stops or fails.
     private func runHA(_ ha: HARuntime, _ aggregator: AggregatorRuntime) async throws(NodeFailure) {
@@ -434,7 +441,7 @@ extension FailoverStateMachine {
             .init(.syncer) {
                 try await sync.run()
                 // The syncer ends by itself only when cancelled; anything else is a fault.
-                if !Task.isCancelled { throw NodeFailure.ha("the sync phase ended while following") }
+                if !Task.isCancelled { throw NodeFailure.failed(.syncer, underlying: SyncPhaseEndedWhileFollowing()) }
                 return nil
             },
             .init(.haCampaign) {
@@ -506,6 +513,11 @@ extension FailoverStateMachine {
             return nil
         }
     }
+}
+
+/// The sync phase of an HA follower ended by itself: it ends only when cancelled.
+struct SyncPhaseEndedWhileFollowing: Error, CustomStringConvertible {
+    var description: String { "the sync phase ended while following" }
 }
 
 /// Why an HA leader stepped down, and whether it should let others try first.

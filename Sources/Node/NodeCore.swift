@@ -1,0 +1,193 @@
+import Primitives
+import DAClient
+import Chain
+import Store
+import Execution
+import Sync
+import Submission
+import Config
+import EVM
+import Foundation
+import Logging
+import P2PSync
+
+/// The parts every role has: the store and the execution layer over it, DA, P2P, the sync
+/// pipeline and the DA follower, evidence, and the node's state and metrics. `NodeAssembly`
+/// opens them and adds the parts of one role.
+struct NodeCore: Sendable {
+    let setup: NodeSetup
+    let store: BlockStore
+    let executor: any Executor
+    let kv: KVExecutor?
+    let evm: EVMExecutor?
+    let daClient: CelestiaDAClient
+    let p2p: P2PService
+    let validator: BlockValidator
+    let blockCheck: SignedBlockValidator
+    let applier: BlockApplier
+    let pipeline: SyncPipeline
+    let follower: DAFollower
+    let recovery: DivergenceRecovery
+    let evidence: EvidenceLog
+    let state: NodeState
+    let metrics: NodeMetrics
+    /// `--da.subscribe`; nil when off or when no DA follower runs.
+    let subscription: DAHeadSubscription?
+    /// The last submissions to DA, for the DA visualizer and the dashboard.
+    let submissions = DASubmissionLog()
+
+    /// Opens the store (initialising the chain on a first start) and builds every shared part.
+    /// Blocking: an EVM node's first start waits for the EL to answer InitChain.
+    static func open(setup: NodeSetup, logger: Logger, wrapKV: EvNode.KVWrapper?) throws(NodeFailure) -> NodeCore {
+        let config = setup.config
+        let genesis = setup.genesis
+        let metrics = NodeMetrics(namespace: config.instrumentation.namespace, chainID: genesis.chainID)
+        let state = NodeState(metrics: metrics, logger: logger)
+
+        do throws(FileIO.Failure) {
+            try FileIO.makeDirectories(setup.layout.dataDirectory, mode: 0o700)
+        } catch {
+            throw .config(.file(path: error.path, reason: error.description))
+        }
+        let store: BlockStore
+        do throws(StoreError) {
+            store = try BlockStore.open(path: setup.layout.storeDirectory)
+        } catch {
+            throw .store(error)
+        }
+        metrics.observe(store: store)
+        let executor: any Executor
+        let kv: KVExecutor?
+        let evm: EVMExecutor?
+        switch config.execution.kind {
+        case .kv:
+            let application = KVExecutor(store: store)
+            (executor, kv, evm) = (wrapKV?(application) ?? application, application, nil)
+        case .evm:
+            let engine = try Self.makeEVM(config.execution.evm, store: store, logger: logger)
+            (executor, kv, evm) = (engine, nil, engine)
+            if store.state == nil { try Self.waitForInitChain(store: store, genesis: genesis, executor: engine, logger: logger) }
+        }
+        do throws(StoreError) {
+            let s = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
+            logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
+                                                   "height": "\(s.lastBlockHeight)",
+                                                   "finalized": "\(store.finalizedHeight)"])
+        } catch {
+            store.close()
+            throw .store(error)
+        }
+
+        let validator = BlockValidator(genesis: genesis)
+        let headerNamespace = DANamespace(name: config.da.headerNamespaceName(chainID: genesis.chainID))
+        let dataNamespace = DANamespace(name: config.da.dataNamespaceName(chainID: genesis.chainID))
+        let daClient: CelestiaDAClient
+        do throws(DAError) {
+            daClient = try CelestiaDAClient(options: DAClientOptions(config: config.da),
+                                            logger: Logger(label: "evnode.da"))
+        } catch {
+            store.close()
+            throw .failed(.daClient, underlying: error)
+        }
+        let blockCheck = SignedBlockValidator(blockValidator: validator, placement: store)
+        let p2p = P2PService(config: config.p2p, nodeKey: setup.nodeKey, chainID: genesis.chainID,
+                         source: StoreBlockSource(store: store), validator: blockCheck,
+                         provenHeights: ProvenPeerHeights(validator: validator, placement: store),
+                         metrics: metrics.evnode.p2p, logger: Logger(label: "evnode.p2p"))
+        let applier = BlockApplier(store: store, executor: executor, validator: validator)
+        let evidence: EvidenceLog
+        do throws(StoreError) {
+            evidence = try EvidenceLog(store: store, validator: validator, logger: Logger(label: "evnode.evidence"))
+        } catch {
+            store.close()
+            throw .store(error)
+        }
+        // What DA holds per unfinalized height, shared by the follower, the pipeline and recovery.
+        let authority = AuthoritativeHeaders()
+        let pipeline = SyncPipeline(applier: applier, authority: authority, evidence: evidence, metrics: metrics.evnode,
+                                logger: Logger(label: "evnode.sync"))
+        let startDA = config.da.startHeight > 0 ? config.da.startHeight : genesis.daStartHeight
+        var followerOptions = DAFollower.Options(headerNamespace: headerNamespace, dataNamespace: dataNamespace,
+                                                 startHeight: startDA, parallelism: config.da.fetchParallelism,
+                                                 pollInterval: min(config.da.blockTime, .seconds(1)),
+                                                 maxHeldDataBytes: config.da.maxHeldData)
+        followerOptions.metrics = metrics.evnode.sync
+        if !config.da.forcedInclusionNamespace.isEmpty {
+            // Every node that syncs from DA checks forced inclusion (ev-node's syncer does).
+            let epochs = ForcedInclusionEpochs(startHeight: genesis.daStartHeight, size: genesis.daEpochForcedInclusion)
+            let source = ForcedInclusionRetriever(client: daClient, namespace: DANamespace(name: config.da.forcedInclusionNamespace),
+                                                  epochs: epochs)
+            let name = config.da.forcedInclusionNamespace
+            let series = metrics.evnode.forcedInclusion
+            let checkExecutor = executor
+            followerOptions.forcedInclusion = { resume in
+                ForcedInclusionVerifier(source: source, epochs: epochs, executor: checkExecutor, namespace: name,
+                                        resumeDAHeight: resume, metrics: series,
+                                        logger: Logger(label: "evnode.forced-inclusion.check"))
+            }
+        }
+        let follower = DAFollower(
+            client: daClient,
+            options: followerOptions,
+            sink: pipeline, store: store, executor: executor, validator: validator,
+            authority: authority, evidence: evidence,
+            logger: Logger(label: "evnode.da.follower"))
+        let recovery = DivergenceRecovery(store: store, pipeline: pipeline, authority: authority, replay: follower,
+                                          rollbacker: applier, evidence: evidence,
+                                          observer: NodeRecoveryObserver(state: state, metrics: metrics),
+                                          logger: Logger(label: "evnode.recovery"))
+        var subscription: DAHeadSubscription?
+        if config.da.subscribe, config.role.syncs {
+            subscription = DAHeadSubscription(
+                options: .init(url: config.da.address.url, authToken: config.da.authToken, caFile: config.da.tlsCAFile,
+                               namespace: headerNamespace),
+                logger: Logger(label: "evnode.da.subscription")) { _ in follower.wake() }
+        }
+        return NodeCore(setup: setup, store: store, executor: executor, kv: kv, evm: evm, daClient: daClient, p2p: p2p,
+                        validator: validator, blockCheck: blockCheck, applier: applier, pipeline: pipeline,
+                        follower: follower, recovery: recovery, evidence: evidence, state: state, metrics: metrics,
+                        subscription: subscription)
+    }
+
+    /// The sync phase's parts; `secondSigner` sees what peers gossip while this node produces.
+    func syncRuntime(secondSigner: SecondSignerWatch?) -> SyncRuntime {
+        SyncRuntime(pipeline: pipeline, follower: follower, p2p: p2p, blockCheck: blockCheck, recovery: recovery,
+                    metrics: metrics, secondSigner: secondSigner, logger: Logger(label: "evnode.sync"))
+    }
+
+    private static func makeEVM(_ config: EVMConfig, store: BlockStore, logger: Logger) throws(NodeFailure) -> EVMExecutor {
+        do throws(EVMSetupError) {
+            let secret = try EngineJWT.readSecret(path: config.jwtSecretFile)
+            let rpc = try EngineRPCClient(engineURL: config.engineURL?.url ?? "http://localhost:8551",
+                                          ethURL: config.ethURL?.url ?? "http://localhost:8545",
+                                          jwt: EngineJWT(secret: secret))
+            logger.info("EVM execution", metadata: ["engine": "\(rpc.engineURL)", "eth": "\(rpc.ethURL)"])
+            return EVMExecutor(rpc: rpc, store: store,
+                               options: .init(genesisHash: config.genesisHash, feeRecipient: config.feeRecipient),
+                               logger: Logger(label: "evnode.evm"))
+        } catch {
+            store.close()
+            throw .execution(ExecutionError(height: nil, reason: error.description))
+        }
+    }
+
+    /// First start of an EVM node: the genesis app hash is the EL's. An EL that cannot be
+    /// reached yet is waited for (logged every attempt); one that answers wrongly stops the node.
+    private static func waitForInitChain(store: BlockStore, genesis: Genesis, executor: EVMExecutor,
+                                         logger: Logger) throws(NodeFailure) {
+        while true {
+            do throws(StoreError) {
+                try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
+                return
+            } catch {
+                if case .execution(let e) = error, e.isUnavailable {
+                    logger.warning("waiting for the execution layer to answer InitChain", metadata: ["error": "\(e)"])
+                    Thread.sleep(forTimeInterval: 2)
+                    continue
+                }
+                store.close()
+                throw .store(error)
+            }
+        }
+    }
+}
