@@ -7,7 +7,7 @@ package struct Genesis: Sendable, Equatable {
     package var initialHeight: UInt64
     /// Unix nanoseconds; block 1 carries exactly this time.
     package var startTimeNanoseconds: UInt64
-    /// SHA-256 of the proposer's raw Ed25519 package key (32 bytes).
+    /// SHA-256 of the proposer's raw Ed25519 public key (32 bytes).
     package var proposerAddress: [UInt8]
     package var daStartHeight: UInt64
     /// ev-node's `da_epoch_forced_inclusion`: DA blocks per forced-inclusion epoch (≥ 1).

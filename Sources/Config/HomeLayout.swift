@@ -91,7 +91,7 @@ package enum HomeInitializer {
         package let signerAddress: [UInt8]
         /// Where the signer was written; nil when the home got none.
         package let signerPath: String?
-        /// The node key's raw Ed25519 package key (its libp2p peer id is derived from it).
+        /// The node key's raw Ed25519 public key (its libp2p peer id is derived from it).
         package let nodePublicKey: [UInt8]
     }
 

@@ -6,8 +6,8 @@ import Foundation
 /// (`signer.key`) or the P2P identity (`node.key`).
 ///
 /// File format: `{"type": "ed25519", "private_key": "<base64 32-byte seed>",
-/// "public_key": "<base64 32 bytes>", "address": "<hex SHA-256 of the package key>"}`.
-/// The package key and address are redundant and checked on load, so a damaged or hand-edited
+/// "public_key": "<base64 32 bytes>", "address": "<hex SHA-256 of the public key>"}`.
+/// The public key and address are redundant and checked on load, so a damaged or hand-edited
 /// file is caught before it signs anything.
 package struct KeyFile: Sendable {
     package let privateKey: Curve25519.Signing.PrivateKey
@@ -22,7 +22,7 @@ package struct KeyFile: Sendable {
 
     package var publicKey: [UInt8] { Array(privateKey.publicKey.rawRepresentation) }
 
-    /// SHA-256 of the raw package key: the proposer address of SPEC §3.
+    /// SHA-256 of the raw public key: the proposer address of SPEC §3.
     package var address: [UInt8] { Array(SHA256.hash(data: publicKey)) }
 
     package func jsonText() -> String {

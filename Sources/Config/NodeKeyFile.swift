@@ -4,8 +4,8 @@ import Foundation
 
 /// The P2P identity in ev-node's `config/node_key.json` format (pkg/p2p/key/nodekey.go), so an
 /// operator moving a node from ev-node keeps its peer id, and back:
-/// `{"priv_key": "<base64 of 64 bytes seed ‖ package key>", "pub_key": "<base64 of 32 bytes>"}`
-/// (standard base64, not protobuf). A 96-byte legacy private key (seed ‖ package key ‖ package
+/// `{"priv_key": "<base64 of 64 bytes seed ‖ public key>", "pub_key": "<base64 of 32 bytes>"}`
+/// (standard base64, not protobuf). A 96-byte legacy private key (seed ‖ public key ‖ public
 /// key) is accepted too. Mode 0600.
 package enum NodeKeyFile {
     package static func jsonText(_ key: KeyFile) -> String {
@@ -38,7 +38,7 @@ package enum NodeKeyFile {
             throw .file(path: path, reason: "priv_key must be standard base64")
         }
         guard priv.count == 64 || priv.count == 96 else {
-            throw .file(path: path, reason: "priv_key holds \(priv.count) bytes; an Ed25519 key has 64 (seed ‖ package key)")
+            throw .file(path: path, reason: "priv_key holds \(priv.count) bytes; an Ed25519 key has 64 (seed ‖ public key)")
         }
         let key: Curve25519.Signing.PrivateKey
         do {
@@ -48,7 +48,7 @@ package enum NodeKeyFile {
         }
         let file = KeyFile(privateKey: key)
         guard Array(priv[32..<64]) == file.publicKey else {
-            throw .file(path: path, reason: "the package half of priv_key does not belong to its seed (file damaged or edited?)")
+            throw .file(path: path, reason: "the public half of priv_key does not belong to its seed (file damaged or edited?)")
         }
         if let pubText = object["pub_key"] as? String, Data(base64Encoded: pubText).map(Array.init) != file.publicKey {
             throw .file(path: path, reason: "pub_key does not belong to priv_key (file damaged or edited?)")

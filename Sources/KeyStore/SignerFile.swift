@@ -9,7 +9,7 @@ import Foundation
 ///     {"priv_key_encrypted": …, "nonce": …, "pub_key": …, "salt": …}
 ///
 /// where `priv_key_encrypted` is AES-256-GCM (12-byte nonce, no additional data, 16-byte tag
-/// appended) of the 64-byte libp2p raw Ed25519 private key (seed ‖ package key), under the key
+/// appended) of the 64-byte libp2p raw Ed25519 private key (seed ‖ public key), under the key
 /// Argon2id(passphrase, salt; t = 3, m = 32 MiB, p = 4) → 32 bytes. Mode 0600.
 package enum SignerFile {
     package static let fileName = "signer.json"
@@ -49,7 +49,7 @@ package enum SignerFile {
         }
         let key = try RawEd25519.key(from: Array(plaintext), path: path)
         guard key.publicKey == sealed.publicKey else {
-            throw SignerFileError(path: path, problem: .publicKeyMismatch("pub_key is not the package key of the encrypted private key"))
+            throw SignerFileError(path: path, problem: .publicKeyMismatch("pub_key is not the public key of the encrypted private key"))
         }
         return key
     }
@@ -118,7 +118,7 @@ package enum SignerFile {
             // libargon2 needs ≥ 8 bytes; ev-node writes 16 and Go would take any length.
             guard (8...1024).contains(salt.count) else { throw damaged("\"salt\" is \(salt.count) bytes (ev-node writes 16)") }
             guard nonce.count == nonceLength else { throw damaged("\"nonce\" is \(nonce.count) bytes, AES-GCM's is 12") }
-            guard publicKey.count == 32 else { throw damaged("\"pub_key\" is \(publicKey.count) bytes, an Ed25519 package key is 32") }
+            guard publicKey.count == 32 else { throw damaged("\"pub_key\" is \(publicKey.count) bytes, an Ed25519 public key is 32") }
             // 64 bytes of key (96 in libp2p's old redundant form) plus the 16-byte tag.
             guard ciphertext.count == 64 + tagLength || ciphertext.count == 96 + tagLength else {
                 throw damaged("\"priv_key_encrypted\" is \(ciphertext.count) bytes; an encrypted Ed25519 key is 80")
@@ -128,8 +128,8 @@ package enum SignerFile {
     }
 }
 
-/// libp2p's raw Ed25519 private key: seed ‖ package key (64 bytes), also accepted in its old
-/// 96-byte form with the package key repeated. The package half must belong to the seed: a key
+/// libp2p's raw Ed25519 private key: seed ‖ public key (64 bytes), also accepted in its old
+/// 96-byte form with the public key repeated. The public half must belong to the seed: a key
 /// whose halves disagree would sign with one key and claim another.
 package enum RawEd25519 {
     package static func bytes(of key: KeyFile) -> [UInt8] {
@@ -138,7 +138,7 @@ package enum RawEd25519 {
 
     package static func key(from raw: [UInt8], path: String) throws(SignerFileError) -> KeyFile {
         guard raw.count == 64 || raw.count == 96 else {
-            throw SignerFileError(path: path, problem: .damaged("the private key is \(raw.count) bytes, a raw Ed25519 key is 64 (seed ‖ package key)"))
+            throw SignerFileError(path: path, problem: .damaged("the private key is \(raw.count) bytes, a raw Ed25519 key is 64 (seed ‖ public key)"))
         }
         let key: KeyFile
         do {
@@ -147,7 +147,7 @@ package enum RawEd25519 {
             throw SignerFileError(path: path, problem: .damaged("the private key does not start with an Ed25519 seed"))
         }
         guard Array(raw[32..<64]) == key.publicKey, raw.count == 64 || Array(raw[64..<96]) == key.publicKey else {
-            throw SignerFileError(path: path, problem: .publicKeyMismatch("the package half of the private key does not belong to its seed"))
+            throw SignerFileError(path: path, problem: .publicKeyMismatch("the public half of the private key does not belong to its seed"))
         }
         return key
     }

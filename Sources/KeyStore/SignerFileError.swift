@@ -9,7 +9,7 @@ package struct SignerFileError: Error, CustomStringConvertible, Equatable, Senda
         case damaged(String)
         /// An ev-node file from before Argon2id (no `salt`): its key derivation is not read.
         case legacyWithoutSalt
-        /// The decrypted key's package half, or the key itself, disagrees with `pub_key`.
+        /// The decrypted key's public half, or the key itself, disagrees with `pub_key`.
         case publicKeyMismatch(String)
         case notFound
         case unreadable(String)

@@ -95,7 +95,7 @@ package enum SignerKeyStore {
         return path
     }
 
-    /// `keys export`: the raw 64-byte key (seed ‖ package key) of `<home>/config/signer.json`.
+    /// `keys export`: the raw 64-byte key (seed ‖ public key) of `<home>/config/signer.json`.
     package static func export(layout: HomeLayout, passphraseFile: String) throws(SignerFileError) -> [UInt8] {
         let path = layout.configDirectory + "/" + SignerFile.fileName
         let passphrase = try Passphrase.read(file: passphraseFile, for: path)

@@ -9,7 +9,7 @@ package struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The multihash bytes (38 for an Ed25519 key), as peer ids travel in pubsub `from` fields.
     package let bytes: [UInt8]
 
-    /// The peer id of a raw 32-byte Ed25519 package key.
+    /// The peer id of a raw 32-byte Ed25519 public key.
     package init(publicKey: [UInt8]) {
         let key = LibP2PKey.encodePublicKey(ed25519: publicKey)
         self.bytes = [0x00, UInt8(key.count)] + key
@@ -28,7 +28,7 @@ package struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
         self.init(bytes: raw)
     }
 
-    /// The raw Ed25519 package key the id inlines.
+    /// The raw Ed25519 public key the id inlines.
     package var publicKey: [UInt8] { ed25519PublicKey(of: bytes) ?? [] }
 
     package var description: String { Base58.encode(bytes) }

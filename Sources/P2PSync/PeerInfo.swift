@@ -63,7 +63,7 @@ package struct BanInfo: Sendable, Equatable {
     package var remaining: Duration
 }
 
-/// Errors of the package P2P API.
+/// Errors of the public P2P API.
 package enum P2PError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `requestRange` could not get heights `from...to` from any connected peer.
     case rangeUnavailable(from: UInt64, to: UInt64, reason: String)

@@ -164,7 +164,7 @@ package final class RemoteSignerClient: Sendable {
         return signed
     }
 
-    /// The raw 32-byte Ed25519 package key (a 36-byte libp2p-encoded one is accepted too).
+    /// The raw 32-byte Ed25519 public key (a 36-byte libp2p-encoded one is accepted too).
     package func publicKey() async throws(RemoteSignerError) -> [UInt8] {
         let signer = Evnode_V1_SignerService.Client(wrapping: client)
         let answer: Evnode_V1_GetPublicResponse
@@ -176,7 +176,7 @@ package final class RemoteSignerClient: Sendable {
         let key = [UInt8](answer.publicKey)
         if key.count == 32 { return key }
         if key.count == 36, let raw = Signer(address: [], pubKey: key).rawPublicKey { return raw }
-        throw .badAnswer(address: address, reason: "a package key of \(key.count) bytes")
+        throw .badAnswer(address: address, reason: "a public key of \(key.count) bytes")
     }
 
     package func mark(withBlock: Bool) async throws(RemoteSignerError) -> RemoteMark {

@@ -9,7 +9,7 @@ import Synchronization
 /// or an Ed25519 key inside a PKCS#11 token (an HSM, or SoftHSM2 in tests) that never leaves it.
 /// The fence and the mark are the same for both.
 package protocol SignerKey: Sendable {
-    /// The raw 32-byte Ed25519 package key.
+    /// The raw 32-byte Ed25519 public key.
     var rawPublicKey: [UInt8] { get }
     /// An Ed25519 signature over `message`. Blocking (a token is a device): call it from a
     /// thread that may block, as the fence does.
@@ -65,7 +65,7 @@ package enum PKCS11Error: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// An Ed25519 key inside a PKCS#11 token, signing with `CKM_EDDSA`; its package key read from the
+/// An Ed25519 key inside a PKCS#11 token, signing with `CKM_EDDSA`; its public key read from the
 /// token at open. One logged-in session for the life of the signer, closed at deinit.
 package final class PKCS11Key: SignerKey, @unchecked Sendable {
     // @unchecked: the C handle is only touched under `lock` (the fence serialises calls too).

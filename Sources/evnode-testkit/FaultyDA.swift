@@ -1,6 +1,6 @@
 // `evnode-testkit faulty-da`: a misbehaving DA node for tests and the benchmark. An HTTP proxy on
 // loopback in front of a real DA node (`evnode local-da`) that answers a fraction of the
-// `blob.GetAll` calls with the faults package DA endpoints show: HTTP 500, truncated or malformed
+// `blob.GetAll` calls with the faults public DA endpoints show: HTTP 500, truncated or malformed
 // JSON, 50,000-deep nesting, wrong types, 3 s stalls, connection resets, 429 with Retry-After.
 // Every other call, and the other answers, pass through unchanged (Authorization included).
 // Faults are drawn from a seeded generator, so a run can be repeated.

@@ -5,7 +5,7 @@ import Foundation
 import KeyStore
 
 /// `evnode keys export|import`, as ev-node's `keys` commands (pkg/cmd/keys.go): the signer key
-/// between `<home>/config/signer.json` and its raw form, 64 bytes (seed ‖ package key) in hex.
+/// between `<home>/config/signer.json` and its raw form, 64 bytes (seed ‖ public key) in hex.
 /// Like ev-node they use `<home>/config` whatever `signer.signer_path` says.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +17,7 @@ struct KeysCommand: ParsableCommand {
 struct KeysExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Print the signer's private key (hex, 64 bytes: seed ‖ package key). Handle it with extreme care.")
+        abstract: "Print the signer's private key (hex, 64 bytes: seed ‖ public key). Handle it with extreme care.")
 
     @Option(name: .customLong("home"), help: "Node home directory")
     var home: String = "./evnode-home"
@@ -41,7 +41,7 @@ struct KeysExportCommand: ParsableCommand {
 struct KeysImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Encrypt a raw private key (hex, 64 bytes: seed ‖ package key) into config/signer.json.")
+        abstract: "Encrypt a raw private key (hex, 64 bytes: seed ‖ public key) into config/signer.json.")
 
     @Option(name: .customLong("home"), help: "Node home directory")
     var home: String = "./evnode-home"
@@ -64,7 +64,7 @@ struct KeysImportCommand: ParsableCommand {
         // Bounded before decoding: a key is 64 bytes (96 in libp2p's old redundant form).
         guard text.utf8.count <= 2 * 96, let raw = Hex.decode(text) else {
             throw ConfigError.invalidValue(field: "private key", value: "(not shown: a private key)",
-                                           source: "command line", reason: "expected the hex of a 64-byte raw Ed25519 key (seed ‖ package key), as `keys export` prints it")
+                                           source: "command line", reason: "expected the hex of a 64-byte raw Ed25519 key (seed ‖ public key), as `keys export` prints it")
         }
         let key: KeyFile
         do {

@@ -24,7 +24,7 @@ package enum EVMFiles {
     package static let proposerCallSigner = testsDirectory.appendingPathComponent("EVM/sign_proposer_call.py").path
     /// The sender's address: the proposer-control admin of `proposerControlGenesis` by default.
     package static let senderAddress = "0xd143C405751162d0F96bEE2eB5eb9C61882a736E"
-    /// A second key, package (the first account of the usual Ethereum dev mnemonic), which
+    /// A second key, public (the first account of the usual Ethereum dev mnemonic), which
     /// `proposerControlGenesis(fundOther: true)` funds: a caller that is not the admin.
     package static let otherKey = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
     package static let otherAddress = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

@@ -49,7 +49,7 @@ package struct Header: Sendable, Hashable {
     package var dataHash: [UInt8]
     /// State root *before* this block's txs.
     package var appHash: [UInt8]
-    /// SHA-256 of the proposer's raw Ed25519 package key.
+    /// SHA-256 of the proposer's raw Ed25519 public key.
     package var proposerAddress: [UInt8]
     package var validatorHash: [UInt8]
     package var chainID: String

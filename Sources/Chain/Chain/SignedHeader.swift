@@ -1,8 +1,8 @@
 /// `evnode.v1.Signer`: who signed, as carried next to a signature.
 package struct Signer: Sendable, Hashable {
-    /// SHA-256 of the raw package key.
+    /// SHA-256 of the raw public key.
     package var address: [UInt8]
-    /// `08 01 12 20` ‖ raw 32-byte Ed25519 package key (a libp2p-style key protobuf).
+    /// `08 01 12 20` ‖ raw 32-byte Ed25519 public key (a libp2p-style key protobuf).
     package var pubKey: [UInt8]
 
     package init(address: [UInt8], pubKey: [UInt8]) {
@@ -10,7 +10,7 @@ package struct Signer: Sendable, Hashable {
         self.pubKey = pubKey
     }
 
-    /// The signer for a raw 32-byte Ed25519 package key.
+    /// The signer for a raw 32-byte Ed25519 public key.
     package init(rawPublicKey raw: [UInt8]) {
         address = Hashing.sha256(raw)
         pubKey = Signer.protoKeyPrefix + raw

@@ -58,7 +58,7 @@ package struct LocalSigningKey: SigningBackend {
 /// leaves the process; a remote signer also enforces its own mark, where the key is.
 package struct BlockSigner: Sendable {
     package let backend: any SigningBackend
-    /// Address and proto-encoded package key, as carried in every signed message.
+    /// Address and proto-encoded public key, as carried in every signed message.
     package let signer: Signer
 
     package init(privateKey: Curve25519.Signing.PrivateKey) {
@@ -66,7 +66,7 @@ package struct BlockSigner: Sendable {
         signer = Signer(rawPublicKey: Array(privateKey.publicKey.rawRepresentation))
     }
 
-    /// A signer whose key is elsewhere; `rawPublicKey` is its 32-byte Ed25519 package key.
+    /// A signer whose key is elsewhere; `rawPublicKey` is its 32-byte Ed25519 public key.
     package init(backend: any SigningBackend, rawPublicKey: [UInt8]) {
         self.backend = backend
         signer = Signer(rawPublicKey: rawPublicKey)
@@ -85,7 +85,7 @@ package struct BlockSigner: Sendable {
         }
     }
 
-    /// SHA-256 of the raw package key: the proposer address.
+    /// SHA-256 of the raw public key: the proposer address.
     package var address: [UInt8] { signer.address }
 
     package func sign(_ message: [UInt8]) throws(SigningError) -> [UInt8] {
@@ -112,7 +112,7 @@ package struct BlockSigner: Sendable {
     }
 }
 
-/// Ed25519 verification against the proto-encoded package keys carried in `Signer.pubKey`.
+/// Ed25519 verification against the proto-encoded public keys carried in `Signer.pubKey`.
 /// Pure functions over value types: safe to call from many threads at once.
 package enum SignatureVerifier {
     package static func isValid(signature: [UInt8], message: [UInt8], signer: Signer) -> Bool {

@@ -59,7 +59,7 @@ package struct BlockValidator: Sendable {
     }
 
     /// The signer is well formed and names itself: its address is SHA-256 of its key. Returns
-    /// the raw package key.
+    /// the raw public key.
     private func checkSigner(_ signer: Signer, height: UInt64) throws(ValidationError) -> [UInt8] {
         guard let raw = signer.rawPublicKey else {
             throw .malformedSignerKey(height: height, pubKey: signer.pubKey)

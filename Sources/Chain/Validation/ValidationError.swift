@@ -5,7 +5,7 @@ import Primitives
 package enum ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `Signer.pubKey` is not `08 01 12 20 ‖ 32 bytes`.
     case malformedSignerKey(height: UInt64, pubKey: [UInt8])
-    /// `Signer.address` is not SHA-256 of the signer's package key.
+    /// `Signer.address` is not SHA-256 of the signer's public key.
     case signerAddressMismatch(height: UInt64, address: [UInt8], expected: [UInt8])
     /// The proposer is not the one the chain state expects at this height (the genesis proposer,
     /// or the `next_proposer_address` the state recorded after the previous block).
