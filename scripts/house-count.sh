@@ -38,8 +38,9 @@ for k in DispatchSemaphore NIOThreadPool 'Thread(' 'Thread {' NSCondition Condit
 done
 echo
 echo "## public / package declarations (handwritten Sources)"
-echo "public:  $(handwritten Sources | xargs grep -E '(^|[[:space:]])public[[:space:]]' | wc -l)"
-echo "package: $(handwritten Sources | xargs grep -E '(^|[[:space:]])package[[:space:]]+(func|var|let|struct|class|final|enum|protocol|actor|init|typealias|static|subscript|extension)' | wc -l)"
+modifiers='^[[:space:]]*((@[^[:space:]]+|static|final|override|nonisolated|mutating|convenience|required|indirect|lazy|class)[[:space:]]+)*'
+echo "public:  $(handwritten Sources | xargs grep -E "${modifiers}public[[:space:]]" | wc -l)"
+echo "package: $(handwritten Sources | xargs grep -E "${modifiers}package[[:space:]]" | wc -l)"
 echo
 echo "## duplicates pairs (Sources, Tests, Fuzz; generated code left out)"
 duplicates --repo "$tree" --most 1 --seconds 300 | head -1
