@@ -1,4 +1,5 @@
 import Primitives
+import Chain
 import Store
 import Sync
 import Logging
@@ -316,32 +317,24 @@ final class DivergenceRecovery: Sendable {
 
     /// One atomic rollback between two applied batches, then the head read back from the store.
     /// Never written once the recovery is cancelled (the sync phase stops, perhaps to promote):
-    /// cancellation is checked on the pool thread right before the write.
+    /// cancellation is checked right before the rollback is asked for.
     private func rollBack(to ancestor: UInt64, expecting hash: [UInt8], head: UInt64, headHash: [UInt8]) async throws {
-        let pipeline = self.pipeline
-        let rollbacker = self.rollbacker
         let store = self.store
-        let cancelled = CancellationFlag()
         guard !Task.isCancelled else { throw CancellationError() }
-        try await withTaskCancellationHandler {
-            try await onPool { () throws(RecoveryAttemptFailure) in
-                guard !cancelled.isSet else { throw .stopped }
-                try Self.rollBackAndConfirm(pipeline: pipeline, rollbacker: rollbacker, store: store, to: ancestor,
-                                            expecting: hash, head: head, headHash: headHash)
-            }
-        } onCancel: {
-            cancelled.set()
+        let refused = CancellationFlag()
+        do throws(StoreError) {
+            try await pipeline.rollback(to: ancestor, using: UnlessCancelled(rollbacker: rollbacker, refused: refused))
+        } catch {
+            if refused.isSet { throw CancellationError() }
+            throw RecoveryAttemptFailure.rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
+        }
+        try await onPool { () throws(RecoveryAttemptFailure) in
+            try Self.confirm(store: store, to: ancestor, expecting: hash, head: head, headHash: headHash)
         }
     }
 
-    private static func rollBackAndConfirm(pipeline: SyncPipeline, rollbacker: any Rollbacker, store: BlockStore,
-                                           to ancestor: UInt64, expecting hash: [UInt8], head: UInt64,
-                                           headHash: [UInt8]) throws(RecoveryAttemptFailure) {
-        do throws(StoreError) {
-            try pipeline.rollback(to: ancestor, using: rollbacker)
-        } catch {
-            throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
-        }
+    private static func confirm(store: BlockStore, to ancestor: UInt64, expecting hash: [UInt8], head: UInt64,
+                                headHash: [UInt8]) throws(RecoveryAttemptFailure) {
         // Confirm from the database itself, not from what the rollback returned.
         let height = store.height
         let readBack: [UInt8]
@@ -454,4 +447,20 @@ private final class CancellationFlag: Sendable {
     private let value = Atomic<Bool>(false)
     var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }
     func set() { value.store(true, ordering: .sequentiallyConsistent) }
+}
+
+/// The recovery's rollback, refused when the recovery was cancelled while the pipeline waited
+/// for its batch in flight (the pipeline calls it in the recovery's task, right before the write).
+private struct UnlessCancelled: Rollbacker {
+    let rollbacker: any Rollbacker
+    let refused: CancellationFlag
+
+    func rollback(to height: UInt64) async throws(StoreError) -> State {
+        if Task.isCancelled {
+            refused.set()
+            // Nothing was written; the caller turns this into its cancellation.
+            throw .closed
+        }
+        return try await rollbacker.rollback(to: height)
+    }
 }

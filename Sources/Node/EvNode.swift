@@ -58,53 +58,62 @@ package final class EvNode: Sendable {
     /// the next proposer, ev-node v1.2 rotation); nil: the KV application as it is.
     package typealias KVWrapper = @Sendable (KVExecutor) -> any Executor
 
-    package init(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
-                wrapKV: KVWrapper? = nil) throws(NodeFailure) {
+    /// What the node opens before its chain can be initialized: the remote signer's connection,
+    /// the store and the executor. Blocking (RocksDB, a signer handshake): built on a lane.
+    struct Opened: Sendable {
+        let remote: (client: RemoteSignerClient, signer: BlockSigner)?
+        let store: BlockStore
+        let executor: any Executor
+        let kv: KVExecutor?
+        let evm: EVMExecutor?
+
+        init(setup: NodeSetup, logger: Logger, wrapKV: KVWrapper?) throws(NodeFailure) {
+            let config = setup.config
+            // Before anything is opened: a signer that cannot be reached, or that holds another key
+            // or signs another chain, leaves nothing to clean up.
+            if config.aggregator, config.signer.kind == .grpc {
+                remote = try EvNode.connectRemoteSigner(setup: setup, logger: logger)
+            } else {
+                remote = nil
+            }
+            do throws(FileIO.Failure) {
+                try FileIO.makeDirectories(setup.layout.dataDirectory, mode: 0o700)
+            } catch {
+                throw .config(.file(path: error.path, reason: error.description))
+            }
+            do throws(StoreError) {
+                store = try BlockStore.open(path: setup.layout.storeDirectory)
+            } catch {
+                throw .store(error)
+            }
+            switch config.execution.kind {
+            case .kv:
+                let kv = KVExecutor(store: store)
+                (executor, self.kv, evm) = (wrapKV?(kv) ?? kv, kv, nil)
+            case .evm:
+                let evm = try EvNode.makeEVM(config.execution.evm, store: store, logger: logger)
+                (executor, kv, self.evm) = (evm, nil, evm)
+            }
+        }
+    }
+
+    /// Builds the node from what `Opened` opened, once the store holds the chain's state.
+    /// Blocking (store reads, the DA client's setup): called on `make`'s lane.
+    init(setup: NodeSetup, opened: Opened, logger: Logger) throws(NodeFailure) {
         self.setup = setup
         self.logger = logger
         let config = setup.config
         let genesis = setup.genesis
         metrics = NodeMetrics(namespace: config.instrumentation.namespace, chainID: genesis.chainID)
         state = NodeState(metrics: metrics, logger: logger)
-        // Before anything is opened: a signer that cannot be reached, or that holds another key
-        // or signs another chain, leaves nothing to clean up.
-        let remote: (client: RemoteSignerClient, signer: BlockSigner)?
-        if config.aggregator, config.signer.kind == .grpc {
-            remote = try Self.connectRemoteSigner(setup: setup, logger: logger)
-        } else {
-            remote = nil
-        }
+        let remote = opened.remote
         remoteSigner = remote?.client
-
-        do throws(FileIO.Failure) {
-            try FileIO.makeDirectories(setup.layout.dataDirectory, mode: 0o700)
-        } catch {
-            throw .config(.file(path: error.path, reason: error.description))
-        }
-        do throws(StoreError) {
-            store = try BlockStore.open(path: setup.layout.storeDirectory)
-        } catch {
-            throw .store(error)
-        }
+        store = opened.store
+        (executor, kv, evm) = (opened.executor, opened.kv, opened.evm)
         metrics.observe(store: store)
-        switch config.execution.kind {
-        case .kv:
-            let kv = KVExecutor(store: store)
-            (executor, self.kv, evm) = (wrapKV?(kv) ?? kv, kv, nil)
-        case .evm:
-            let evm = try Self.makeEVM(config.execution.evm, store: store, logger: logger)
-            (executor, kv, self.evm) = (evm, nil, evm)
-            if store.state == nil { try Self.waitForInitChain(store: store, genesis: genesis, executor: evm, logger: logger) }
-        }
-        do throws(StoreError) {
-            let s = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
-            logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
-                                                   "height": "\(s.lastBlockHeight)",
-                                                   "finalized": "\(store.finalizedHeight)"])
-        } catch {
-            store.close()
-            throw .store(error)
-        }
+        logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
+                                               "height": "\(store.height)",
+                                               "finalized": "\(store.finalizedHeight)"])
 
         let validator = BlockValidator(genesis: genesis)
         let headerNamespace = DANamespace(name: config.da.headerNamespaceName(chainID: genesis.chainID))
@@ -293,25 +302,30 @@ package final class EvNode: Sendable {
         .config(.missing("--evnode.node.aggregator needs a signer key (config/signer.json)"))
     }
 
-    /// Builds a node without blocking Swift's cooperative threads: an EVM node's first start asks
-    /// the EL for its genesis (InitChain), a blocking wait on a thread of its own.
+    /// Builds a node without blocking Swift's cooperative threads: the store is opened and the
+    /// node built on a lane of its own, and the chain's first start (InitChain: an EVM node asks
+    /// the EL for its genesis) is an async step between the two — an EL that cannot be reached
+    /// yet is awaited, no thread waits for it.
     package static func make(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
                             wrapKV: KVWrapper? = nil) async throws(NodeFailure) -> EvNode {
-        let result: Result<EvNode, NodeFailure> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                do throws(NodeFailure) {
-                    continuation.resume(returning: .success(try EvNode(setup: setup, logger: logger, wrapKV: wrapKV)))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
+        try await BlockingLane.with(name: "evnode-setup", threads: 1) { lane throws(NodeFailure) in
+            let closed = NodeFailure.service("the setup lane is shut down")
+            let opened = try await lane.run(orIfShutDown: closed) { () throws(NodeFailure) in
+                try Opened(setup: setup, logger: logger, wrapKV: wrapKV)
             }
-            thread.name = "evnode-setup"
-            thread.start()
+            do throws(NodeFailure) {
+                try await initializeChain(opened, genesis: setup.genesis, on: lane, logger: logger)
+                return try await lane.run(orIfShutDown: closed) { () throws(NodeFailure) in
+                    try EvNode(setup: setup, opened: opened, logger: logger)
+                }
+            } catch {
+                opened.store.close()
+                throw error
+            }
         }
-        return try result.get()
     }
 
-    private static func makeEVM(_ config: EVMConfig, store: BlockStore, logger: Logger) throws(NodeFailure) -> EVMExecutor {
+    fileprivate static func makeEVM(_ config: EVMConfig, store: BlockStore, logger: Logger) throws(NodeFailure) -> EVMExecutor {
         do throws(EVMSetupError) {
             let secret = try EngineJWT.readSecret(path: config.jwtSecretFile)
             let rpc = try EngineRPCClient(engineURL: config.engineURL?.url ?? "http://localhost:8551",
@@ -327,22 +341,24 @@ package final class EvNode: Sendable {
         }
     }
 
-    /// First start of an EVM node: the genesis app hash is the EL's. An EL that cannot be
-    /// reached yet is waited for (logged every attempt); one that answers wrongly stops the node.
-    private static func waitForInitChain(store: BlockStore, genesis: Genesis, executor: EVMExecutor,
-                                         logger: Logger) throws(NodeFailure) {
+    /// The stored state, or on first start the executor's InitChain and the genesis state. An
+    /// EL that cannot be reached yet is waited for (logged every attempt); one that answers
+    /// wrongly, or a store of another chain, stops the node.
+    private static func initializeChain(_ opened: Opened, genesis: Genesis, on lane: BlockingLane,
+                                        logger: Logger) async throws(NodeFailure) {
+        let execution = ChainExecution(store: opened.store, executor: opened.executor)
         while true {
             do throws(StoreError) {
-                try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
+                try await execution.initialize(genesis: genesis, on: lane)
                 return
             } catch {
-                if case .execution(let e) = error, e.isUnavailable {
-                    logger.warning("waiting for the execution layer to answer InitChain", metadata: ["error": "\(e)"])
-                    Thread.sleep(forTimeInterval: 2)
-                    continue
+                guard case .execution(let e) = error, e.isUnavailable else { throw .store(error) }
+                logger.warning("waiting for the execution layer to answer InitChain", metadata: ["error": "\(e)"])
+                do {
+                    try await Task.sleep(for: .seconds(2))
+                } catch {
+                    throw .service("stopped while waiting for the execution layer to answer InitChain")
                 }
-                store.close()
-                throw .store(error)
             }
         }
     }
