@@ -294,7 +294,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "EVMTests", dependencies: [
-            "Chain", "Config", "EVM", "HTTPClient", "Primitives", "Production", "Store", "TestSupport",
+            "Chain", "Config", "EVM", "HTTPClient", "Primitives", "ProcessKit", "Production", "Store", "TestSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),

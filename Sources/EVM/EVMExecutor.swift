@@ -129,26 +129,25 @@ package final class EVMExecutor: Executor {
     }
 
     /// One forkchoice-changing sequence at a time (block building, finality, rollback): the
-    /// submitter's SetFinal must not move the EL's head back under a block being promoted.
-    /// Re-entrant for the task that holds it (a build that first replays stored blocks).
+    /// submitter's SetFinal must not move the EL's head back under a block being promoted —
+    /// the producer (or the sync loop) and the DA submitter call from different tasks. Not
+    /// re-entrant: the one nested sequence (a build that first replays stored blocks) calls the
+    /// `…Locked` forms through `GateHeld`.
     private func serialized<T: Sendable>(_ body: @Sendable () async throws(ExecutionError) -> T) async throws(ExecutionError) -> T {
-        if Self.holdsGate { return try await body() }
         await gate.acquire()
-        let result: Result<T, ExecutionError> = await Self.$holdsGate.withValue(true) {
-            do throws(ExecutionError) {
-                return .success(try await body())
-            } catch {
-                return .failure(error)
-            }
+        let result: Result<T, ExecutionError>
+        do throws(ExecutionError) {
+            result = .success(try await body())
+        } catch {
+            result = .failure(error)
         }
-        await gate.release()
+        gate.release()
         return try result.get()
     }
 
-    @TaskLocal private static var holdsGate = false
     private let gate = SerialGate()
 
-    private func initChainLocked(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
+    fileprivate func initChainLocked(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
         guard genesis.initialHeight == 1 else {
             throw rejected("InitChain", nil, "the EVM executor needs initial_height 1, genesis.json has \(genesis.initialHeight)")
         }
@@ -185,7 +184,7 @@ package final class EVMExecutor: Executor {
         return latest.number
     }
 
-    private func executeTxsLocked(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+    fileprivate func executeTxsLocked(_ txs: [[UInt8]], height: UInt64, time: UInt64,
                                   previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
         let timestamp = time / 1_000_000_000
         let txsHash = Array(SHA256.hash(data: txs.reduce(into: [UInt8]()) { $0 += $1 }))
@@ -217,7 +216,8 @@ package final class EVMExecutor: Executor {
             // The EL is behind the store (it lost its state, or was restarted empty): replay the
             // stored blocks on it first, each checked against the chain's app_hash.
             logger.warning("the EL lacks the parent block; replaying stored blocks onto it", metadata: ["height": "\(height)"])
-            _ = try await ExecutionReconciler(store: store, executor: self, logger: logger).reconcile()
+            // Through the calls that assume the gate is held: this build holds it already.
+            _ = try await ExecutionReconciler(store: store, executor: GateHeld(self), logger: logger).reconcile()
             parentBlock = try await blockByNumber(height - 1, height: height)
         }
         guard let parent = parentBlock else {
@@ -276,7 +276,7 @@ package final class EVMExecutor: Executor {
         return named
     }
 
-    private func setFinalLocked(height: UInt64) async throws(ExecutionError) -> WriteSet {
+    fileprivate func setFinalLocked(height: UInt64) async throws(ExecutionError) -> WriteSet {
         guard let block = try await blockByNumber(height, height: height) else {
             // The EL is behind (restarted empty): the next build replays the stored blocks onto it.
             throw ExecutionError(kind: .unavailable, engine: "EL \(rpc.engineURL)", method: "eth_getBlockByNumber",
@@ -289,7 +289,7 @@ package final class EVMExecutor: Executor {
         return WriteSet()
     }
 
-    private func rollbackLocked(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
+    fileprivate func rollbackLocked(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
         guard let target = try await blockByNumber(height, height: height) else {
             throw rejected("eth_getBlockByNumber", height, "the EL has no block \(height) to roll back to")
         }
@@ -559,24 +559,70 @@ package final class EVMExecutor: Executor {
     }
 }
 
-/// A FIFO lock for async code.
-actor SerialGate {
-    private var busy = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+/// A FIFO lock for async code: the holder runs, the others wait suspended in arrival order.
+/// A `Mutex` around the state, not an actor: acquiring costs no hop when the gate is free.
+final class SerialGate: Sendable {
+    private struct State {
+        var busy = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
 
     func acquire() async {
-        if !busy {
-            busy = true
-            return
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                guard s.busy else {
+                    s.busy = true
+                    return true
+                }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
         }
-        await withCheckedContinuation { waiters.append($0) }
     }
 
+    /// Callers waiting for the gate.
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
+    /// Hands the gate to the first waiter, or frees it.
     func release() {
-        if waiters.isEmpty {
-            busy = false
-        } else {
-            waiters.removeFirst().resume()
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard !s.waiters.isEmpty else {
+                s.busy = false
+                return nil
+            }
+            return s.waiters.removeFirst()
         }
+        next?.resume()
     }
+}
+
+/// The engine as seen from inside a gated sequence: the `…Locked` calls, for the replay a
+/// build runs while it holds the gate (taking it again would wait for itself).
+private final class GateHeld: Executor {
+    let engine: EVMExecutor
+
+    init(_ engine: EVMExecutor) { self.engine = engine }
+
+    func initChain(genesis: Genesis) async throws(ExecutionError) -> [UInt8] {
+        try await engine.initChainLocked(genesis: genesis)
+    }
+    func getTxs(max: Int, maxBytes: Int) async throws(ExecutionError) -> [[UInt8]] {
+        try await engine.getTxs(max: max, maxBytes: maxBytes)
+    }
+    func hasPendingTransactions() async -> Bool { await engine.hasPendingTransactions() }
+    func executeTxs(_ txs: [[UInt8]], height: UInt64, time: UInt64,
+                    previousRoot: [UInt8]) async throws(ExecutionError) -> ExecutionResult {
+        try await engine.executeTxsLocked(txs, height: height, time: time, previousRoot: previousRoot)
+    }
+    func setFinal(height: UInt64) async throws(ExecutionError) -> WriteSet { try await engine.setFinalLocked(height: height) }
+    func rollback(to height: UInt64, from currentHeight: UInt64) async throws(ExecutionError) -> WriteSet {
+        try await engine.rollbackLocked(to: height, from: currentHeight)
+    }
+    func latestHeight() async throws(ExecutionError) -> UInt64? { try await engine.latestHeight() }
+    func filterTxs(_ txs: [[UInt8]], maxBytes: UInt64, maxGas: UInt64, hasForced: Bool) -> [TxFilterStatus] {
+        engine.filterTxs(txs, maxBytes: maxBytes, maxGas: maxGas, hasForced: hasForced)
+    }
+    func maxGasPerBlock() async throws(ExecutionError) -> UInt64 { try await engine.maxGasPerBlock() }
 }

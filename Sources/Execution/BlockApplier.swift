@@ -1,4 +1,5 @@
 import Execution
+import Primitives
 import Chain
 import Store
 
@@ -40,34 +41,66 @@ package struct BlockApplier: Sendable {
     package let store: BlockStore
     package let executor: any Executor
     package let validator: BlockValidator
-    /// Calls into the executor from the applier's blocking callers (the sync pipeline's thread).
-    private let calls: BlockingExecutor
+    /// The executor when it runs in-process (the KV application): the blocking forms (`prepare`,
+    /// `apply`, `rollback`) call it on their caller's thread. Nil for an engine over the network,
+    /// which only `prepareAwaitingExecutor` reaches: no thread ever waits for a task here.
+    package let local: (any SynchronousExecutor)?
 
     package init(store: BlockStore, executor: any Executor, validator: BlockValidator) {
         self.store = store
         self.executor = executor
         self.validator = validator
-        self.calls = BlockingExecutor(executor)
+        self.local = executor as? any SynchronousExecutor
     }
 
-    /// Validates and executes one block on top of `state` without storing it.
+    /// Validates and executes one block on top of `state` without storing it. On a thread that
+    /// may block, with an in-process executor (`local`); any other is `.notInProcess`.
     package func prepare(_ signedHeader: SignedHeader, _ data: BlockData, state: State, now: UInt64,
                         signatureVerified: Bool = false) throws(ApplyError) -> BlockCommit {
-        var next: State
-        do throws(ValidationError) {
-            next = try validator.validate(signedHeader, data: data, state: state, now: now,
-                                          signatureVerified: signatureVerified)
-        } catch {
-            throw .invalid(error)
-        }
+        let next = try validated(signedHeader, data, state: state, now: now, signatureVerified: signatureVerified)
         let header = signedHeader.header
         let result: ExecutionResult
         do throws(ExecutionError) {
-            result = try calls.executeTxs(data.txs, height: header.height, time: header.time,
+            guard let local else { throw .notInProcess(method: "executeTxs", height: header.height) }
+            result = try local.executeTxs(data.txs, height: header.height, time: header.time,
                                           previousRoot: state.appHash)
         } catch {
             throw .execution(error)
         }
+        return commit(signedHeader, data, on: state, next: next, result: result)
+    }
+
+    /// `prepare` for any executor: validates here (CPU only, one signature at most) and awaits
+    /// the executor's answer — the form for an engine over the network.
+    package func prepareAwaitingExecutor(_ signedHeader: SignedHeader, _ data: BlockData, state: State, now: UInt64,
+                                        signatureVerified: Bool = false) async throws(ApplyError) -> BlockCommit {
+        let next = try validated(signedHeader, data, state: state, now: now, signatureVerified: signatureVerified)
+        let header = signedHeader.header
+        let result: ExecutionResult
+        do throws(ExecutionError) {
+            result = try await executor.executeTxs(data.txs, height: header.height, time: header.time,
+                                                   previousRoot: state.appHash)
+        } catch {
+            throw .execution(error)
+        }
+        return commit(signedHeader, data, on: state, next: next, result: result)
+    }
+
+    private func validated(_ signedHeader: SignedHeader, _ data: BlockData, state: State, now: UInt64,
+                           signatureVerified: Bool) throws(ApplyError) -> State {
+        do throws(ValidationError) {
+            return try validator.validate(signedHeader, data: data, state: state, now: now,
+                                          signatureVerified: signatureVerified)
+        } catch {
+            throw .invalid(error)
+        }
+    }
+
+    /// The block with the state after it, given the executor's answer for it.
+    private func commit(_ signedHeader: SignedHeader, _ data: BlockData, on state: State, next validated: State,
+                        result: ExecutionResult) -> BlockCommit {
+        var next = validated
+        let header = signedHeader.header
         next.appHash = result.stateRoot
         next.nextProposerAddress = State.nextProposer(previous: validator.expectedProposer(after: state),
                                                       executorNamed: result.nextProposerAddress,
@@ -122,9 +155,17 @@ package struct BlockApplier: Sendable {
         return BatchApplyResult(state: state, applied: commits.count, failure: failure)
     }
 
-    /// Rolls store and executor back to `height` (refused below the finalized height).
+    /// Rolls store and executor back to `height` (refused below the finalized height), the
+    /// store's work on a lane of this one rollback (rare: a divergence, an operator's command).
+    /// An in-process executor runs on the lane with it; one over the network is awaited.
     @discardableResult
-    package func rollback(to height: UInt64) throws(StoreError) -> State {
-        try ChainExecution(store: store, executor: executor).rollback(to: height)
+    package func rollback(to height: UInt64) async throws(StoreError) -> State {
+        let execution = ChainExecution(store: store, executor: executor)
+        return try await BlockingLane.with(name: "rollback", threads: 1) { lane throws(StoreError) in
+            guard execution.isInProcess else { return try await execution.rollback(to: height, on: lane) }
+            return try await lane.run(orIfShutDown: StoreError.closed) { () throws(StoreError) in
+                try execution.rollback(to: height)
+            }
+        }
     }
 }

@@ -15,17 +15,23 @@ import Store
 /// - `async`, for any executor: the executor is awaited, and the store's blocking write runs on
 ///   the caller's `BlockingLane`, never on the cooperative pool;
 /// - synchronous, for callers already on a thread that may block (the sync pipeline's apply
-///   thread, a lane's thread, the offline `rollback` command).
+///   thread, a lane's thread, the offline `rollback` command), with an in-process executor
+///   (`SynchronousExecutor`) only: any other makes them throw `.execution(.notInProcess)`
+///   rather than have a thread wait for a task.
 package struct ChainExecution: Sendable {
     package let store: BlockStore
     package let executor: any Executor
-    private let calls: BlockingExecutor
+    /// The executor when it runs in-process: what the synchronous forms call.
+    private let local: (any SynchronousExecutor)?
 
     package init(store: BlockStore, executor: any Executor) {
         self.store = store
         self.executor = executor
-        self.calls = BlockingExecutor(executor)
+        self.local = executor as? any SynchronousExecutor
     }
+
+    /// Whether the synchronous forms can run: the executor is in-process.
+    package var isInProcess: Bool { local != nil }
 
     // MARK: Genesis
 
@@ -56,7 +62,8 @@ package struct ChainExecution: Sendable {
         if let state = try store.storedState(for: genesis) { return state }
         let root: [UInt8]
         do throws(ExecutionError) {
-            root = try calls.initChain(genesis: genesis)
+            guard let local else { throw .notInProcess(method: "initChain", height: nil) }
+            root = try local.initChain(genesis: genesis)
         } catch {
             throw .execution(error)
         }
@@ -93,7 +100,8 @@ package struct ChainExecution: Sendable {
         guard let plan = try store.planRollback(to: target) else { return try current() }
         let writes: WriteSet
         do throws(ExecutionError) {
-            writes = try calls.rollback(to: plan.target, from: plan.head)
+            guard let local else { throw .notInProcess(method: "rollback", height: plan.target) }
+            writes = try local.rollback(to: plan.target, from: plan.head)
         } catch {
             throw .execution(error)
         }
@@ -134,7 +142,8 @@ package struct ChainExecution: Sendable {
         while let plan = try store.planFinality(height) {
             let writes: WriteSet
             do throws(ExecutionError) {
-                writes = try calls.setFinal(height: plan.height)
+                guard let local else { throw .notInProcess(method: "setFinal", height: plan.height) }
+                writes = try local.setFinal(height: plan.height)
             } catch {
                 throw .execution(error)
             }

@@ -18,8 +18,8 @@ import RemoteSigner
 /// role's own, riding in its `NodeRole` — a full node has no producer to forget, an aggregator
 /// cannot be written without one. `evnode start` and the tests build nodes here.
 ///
-/// The blocking part of a build (opening RocksDB, unlocking or dialling the signer, an EVM
-/// node's InitChain) runs on a thread of its own, never on Swift's cooperative threads.
+/// The blocking part of a build (opening RocksDB, unlocking or dialling the signer) runs on a
+/// lane of its own, never on Swift's cooperative threads; an EVM node's InitChain is awaited.
 package enum NodeAssembly {
     /// The node `setup.config.role` asks for.
     package static func node(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
@@ -38,8 +38,8 @@ package enum NodeAssembly {
     /// Syncs from DA and peers; never signs: no signer, producer or submitter is built.
     package static func full(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
                              wrapKV: EvNode.KVWrapper? = nil) async throws(NodeFailure) -> EvNode {
-        try await offPool { () throws(NodeFailure) -> EvNode in
-            let core = try NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV)
+        try await assemble { lane throws(NodeFailure) -> EvNode in
+            let core = try await NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV, on: lane)
             return EvNode(core: core, sync: core.syncRuntime(secondSigner: nil), role: .full, logger: logger)
         }
     }
@@ -72,31 +72,37 @@ package enum NodeAssembly {
     /// block fenced through etcd. No second-signer watch: the group shares the key.
     package static func ha(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
                            wrapKV: EvNode.KVWrapper? = nil) async throws(NodeFailure) -> EvNode {
-        try await offPool { () throws(NodeFailure) -> EvNode in
-            let signing = try Signing.connect(setup: setup, logger: logger)
+        try await assemble { lane throws(NodeFailure) -> EvNode in
+            let signing = try await lane.run(orIfShutDown: laneClosed(lane)) { () throws(NodeFailure) in
+                try Signing.connect(setup: setup, logger: logger)
+            }
             let core: NodeCore
             do throws(NodeFailure) {
-                core = try NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV)
+                core = try await NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV, on: lane)
             } catch {
                 signing.remote?.close()
                 throw error
             }
-            let ha = try makeHA(setup: setup, store: core.store, pipeline: core.pipeline, applier: core.applier,
-                                blockCheck: core.blockCheck, mark: signing.mark, proposerKey: signing.signer.address,
-                                p2p: core.p2p, logger: logger)
-            let parts = try aggregatorParts(core, signing, ha: ha, secondSigner: nil, logger: logger)
-            return EvNode(core: core, sync: core.syncRuntime(secondSigner: nil), role: .ha(ha, parts.runtime),
-                          producing: parts, ha: ha, remoteSigner: signing.remote, logger: logger)
+            return try await lane.run(orIfShutDown: laneClosed(lane)) { () throws(NodeFailure) -> EvNode in
+                let ha = try makeHA(setup: setup, store: core.store, pipeline: core.pipeline, applier: core.applier,
+                                    blockCheck: core.blockCheck, mark: signing.mark, proposerKey: signing.signer.address,
+                                    p2p: core.p2p, logger: logger)
+                let parts = try aggregatorParts(core, signing, ha: ha, secondSigner: nil, logger: logger)
+                return EvNode(core: core, sync: core.syncRuntime(secondSigner: nil), role: .ha(ha, parts.runtime),
+                              producing: parts, ha: ha, remoteSigner: signing.remote, logger: logger)
+            }
         }
     }
 
     /// Derives the chain from the forced-inclusion namespace; signs nothing.
     package static func based(setup: NodeSetup, logger: Logger = Logger(label: "evnode"),
                               wrapKV: EvNode.KVWrapper? = nil) async throws(NodeFailure) -> EvNode {
-        try await offPool { () throws(NodeFailure) -> EvNode in
-            let core = try NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV)
-            let queue = try forcedInclusionQueue(config: setup.config, genesis: setup.genesis, store: core.store,
-                                                 daClient: core.daClient, logger: logger)
+        try await assemble { lane throws(NodeFailure) -> EvNode in
+            let core = try await NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV, on: lane)
+            let queue = try await lane.run(orIfShutDown: laneClosed(lane)) { () throws(NodeFailure) in
+                try forcedInclusionQueue(config: setup.config, genesis: setup.genesis, store: core.store,
+                                         daClient: core.daClient, logger: logger)
+            }
             let metrics = core.metrics
             // Not gossiped: based blocks carry no signature, which every syncing peer refuses
             // (ev-node's ErrSignatureEmpty); each follower of a based chain derives it itself.
@@ -112,11 +118,13 @@ package enum NodeAssembly {
     /// node is the only signer of its key), and the producer and submitter.
     private static func producing(setup: NodeSetup, logger: Logger, wrapKV: EvNode.KVWrapper?,
                                   role: @escaping @Sendable (AggregatorRuntime, [UInt8], BlockStore) -> NodeRole) async throws(NodeFailure) -> EvNode {
-        try await offPool { () throws(NodeFailure) -> EvNode in
-            let signing = try Signing.connect(setup: setup, logger: logger)
+        try await assemble { lane throws(NodeFailure) -> EvNode in
+            let signing = try await lane.run(orIfShutDown: laneClosed(lane)) { () throws(NodeFailure) in
+                try Signing.connect(setup: setup, logger: logger)
+            }
             let core: NodeCore
             do throws(NodeFailure) {
-                core = try NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV)
+                core = try await NodeCore.open(setup: setup, logger: logger, wrapKV: wrapKV, on: lane)
             } catch {
                 signing.remote?.close()
                 throw error
@@ -127,7 +135,9 @@ package enum NodeAssembly {
                 watch.saw(height: proof.height, hash: proof.hash, proposer: proof.proposer,
                           source: "peer \(proof.peer) (its head answer)")
             }
-            let parts = try aggregatorParts(core, signing, ha: nil, secondSigner: watch, logger: logger)
+            let parts = try await lane.run(orIfShutDown: laneClosed(lane)) { () throws(NodeFailure) in
+                try aggregatorParts(core, signing, ha: nil, secondSigner: watch, logger: logger)
+            }
             return EvNode(core: core, sync: core.syncRuntime(secondSigner: watch),
                           role: role(parts.runtime, signing.signer.address, store),
                           producing: parts, ha: nil, remoteSigner: signing.remote, logger: logger)
@@ -177,21 +187,14 @@ package enum NodeAssembly {
         return ProducingParts(runtime: runtime, mark: signing.mark, backPressure: backPressure)
     }
 
-    /// Runs `build` on a thread of its own (it blocks: RocksDB, Argon2id, the remote signer's
-    /// first calls, an EVM node's InitChain).
-    private static func offPool(_ build: @escaping @Sendable () throws(NodeFailure) -> EvNode) async throws(NodeFailure) -> EvNode {
-        let result: Result<EvNode, NodeFailure> = await withCheckedContinuation { continuation in
-            let thread = Thread {
-                do throws(NodeFailure) {
-                    continuation.resume(returning: .success(try build()))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
-            }
-            thread.name = "evnode-setup"
-            thread.start()
-        }
-        return try result.get()
+    /// Runs `build` with a lane of its own for the blocking steps (RocksDB, Argon2id, the remote
+    /// signer's first calls), shut down when the node is built; InitChain is awaited between them.
+    private static func assemble(_ build: (BlockingLane) async throws(NodeFailure) -> EvNode) async throws(NodeFailure) -> EvNode {
+        try await BlockingLane.with(name: "evnode-setup", threads: 1) { lane throws(NodeFailure) in try await build(lane) }
+    }
+
+    static func laneClosed(_ lane: BlockingLane) -> NodeFailure {
+        .failed(.serviceGroup, underlying: BlockingLaneError<NodeFailure>.shutDown(lane: lane.name))
     }
 
     /// A producing role without a signer: `NodeSetup` refuses such a home with this text, so

@@ -36,47 +36,69 @@ struct NodeCore: Sendable {
     /// The last submissions to DA, for the DA visualizer and the dashboard.
     let submissions = DASubmissionLog()
 
-    /// Opens the store (initialising the chain on a first start) and builds every shared part.
-    /// Blocking: an EVM node's first start waits for the EL to answer InitChain.
-    static func open(setup: NodeSetup, logger: Logger, wrapKV: EvNode.KVWrapper?) throws(NodeFailure) -> NodeCore {
+    /// What is opened before the chain can be initialized: the store and the executor over it.
+    struct Storage: Sendable {
+        let store: BlockStore
+        let executor: any Executor
+        let kv: KVExecutor?
+        let evm: EVMExecutor?
+
+        /// Blocking (RocksDB): called on the assembly's lane.
+        init(setup: NodeSetup, logger: Logger, wrapKV: EvNode.KVWrapper?) throws(NodeFailure) {
+            let config = setup.config
+            do throws(FileIO.Failure) {
+                try FileIO.makeDirectories(setup.layout.dataDirectory, mode: 0o700)
+            } catch {
+                throw .config(.file(path: error.path, reason: error.description))
+            }
+            do throws(StoreError) {
+                store = try BlockStore.open(path: setup.layout.storeDirectory)
+            } catch {
+                throw .store(error)
+            }
+            switch config.execution.kind {
+            case .kv:
+                let application = KVExecutor(store: store)
+                (executor, kv, evm) = (wrapKV?(application) ?? application, application, nil)
+            case .evm:
+                let engine = try NodeCore.makeEVM(config.execution.evm, store: store, logger: logger)
+                (executor, kv, evm) = (engine, nil, engine)
+            }
+        }
+    }
+
+    /// Opens the store and the executor, initializes the chain on a first start (InitChain: an
+    /// EVM node asks the EL for its genesis, an async step — an EL that cannot be reached yet is
+    /// awaited, no thread waits for it) and builds every shared part; the blocking steps run on
+    /// `lane`.
+    static func open(setup: NodeSetup, logger: Logger, wrapKV: EvNode.KVWrapper?,
+                     on lane: BlockingLane) async throws(NodeFailure) -> NodeCore {
+        let closed = NodeAssembly.laneClosed(lane)
+        let storage = try await lane.run(orIfShutDown: closed) { () throws(NodeFailure) in
+            try Storage(setup: setup, logger: logger, wrapKV: wrapKV)
+        }
+        do throws(NodeFailure) {
+            try await initializeChain(storage, genesis: setup.genesis, on: lane, logger: logger)
+            logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
+                                                   "height": "\(storage.store.height)",
+                                                   "finalized": "\(storage.store.finalizedHeight)"])
+            return try await lane.run(orIfShutDown: closed) { () throws(NodeFailure) in
+                try NodeCore.build(setup: setup, storage: storage, logger: logger)
+            }
+        } catch {
+            storage.store.close()
+            throw error
+        }
+    }
+
+    /// Every shared part over an initialized store. Blocking (store reads, the DA client's setup).
+    private static func build(setup: NodeSetup, storage: Storage, logger: Logger) throws(NodeFailure) -> NodeCore {
         let config = setup.config
         let genesis = setup.genesis
         let metrics = NodeMetrics(namespace: config.instrumentation.namespace, chainID: genesis.chainID)
         let state = NodeState(metrics: metrics, logger: logger)
-
-        do throws(FileIO.Failure) {
-            try FileIO.makeDirectories(setup.layout.dataDirectory, mode: 0o700)
-        } catch {
-            throw .config(.file(path: error.path, reason: error.description))
-        }
-        let store: BlockStore
-        do throws(StoreError) {
-            store = try BlockStore.open(path: setup.layout.storeDirectory)
-        } catch {
-            throw .store(error)
-        }
+        let (store, executor, kv, evm) = (storage.store, storage.executor, storage.kv, storage.evm)
         metrics.observe(store: store)
-        let executor: any Executor
-        let kv: KVExecutor?
-        let evm: EVMExecutor?
-        switch config.execution.kind {
-        case .kv:
-            let application = KVExecutor(store: store)
-            (executor, kv, evm) = (wrapKV?(application) ?? application, application, nil)
-        case .evm:
-            let engine = try Self.makeEVM(config.execution.evm, store: store, logger: logger)
-            (executor, kv, evm) = (engine, nil, engine)
-            if store.state == nil { try Self.waitForInitChain(store: store, genesis: genesis, executor: engine, logger: logger) }
-        }
-        do throws(StoreError) {
-            let s = try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
-            logger.info("store opened", metadata: ["path": "\(setup.layout.storeDirectory)",
-                                                   "height": "\(s.lastBlockHeight)",
-                                                   "finalized": "\(store.finalizedHeight)"])
-        } catch {
-            store.close()
-            throw .store(error)
-        }
 
         let validator = BlockValidator(genesis: genesis)
         let headerNamespace = DANamespace(name: config.da.headerNamespaceName(chainID: genesis.chainID))
@@ -86,7 +108,6 @@ struct NodeCore: Sendable {
             daClient = try CelestiaDAClient(options: DAClientOptions(config: config.da),
                                             logger: Logger(label: "evnode.da"))
         } catch {
-            store.close()
             throw .failed(.daClient, underlying: error)
         }
         let blockCheck = SignedBlockValidator(blockValidator: validator, placement: store)
@@ -99,7 +120,6 @@ struct NodeCore: Sendable {
         do throws(StoreError) {
             evidence = try EvidenceLog(store: store, validator: validator, logger: Logger(label: "evnode.evidence"))
         } catch {
-            store.close()
             throw .store(error)
         }
         // What DA holds per unfinalized height, shared by the follower, the pipeline and recovery.
@@ -171,22 +191,24 @@ struct NodeCore: Sendable {
         }
     }
 
-    /// First start of an EVM node: the genesis app hash is the EL's. An EL that cannot be
-    /// reached yet is waited for (logged every attempt); one that answers wrongly stops the node.
-    private static func waitForInitChain(store: BlockStore, genesis: Genesis, executor: EVMExecutor,
-                                         logger: Logger) throws(NodeFailure) {
+    /// The stored state, or on a first start the executor's InitChain and the genesis state. An
+    /// EL that cannot be reached yet is waited for (logged every attempt); one that answers
+    /// wrongly, or a store of another chain, stops the node.
+    private static func initializeChain(_ storage: Storage, genesis: Genesis, on lane: BlockingLane,
+                                        logger: Logger) async throws(NodeFailure) {
+        let execution = ChainExecution(store: storage.store, executor: storage.executor)
         while true {
             do throws(StoreError) {
-                try ChainExecution(store: store, executor: executor).initialize(genesis: genesis)
+                _ = try await execution.initialize(genesis: genesis, on: lane)
                 return
             } catch {
-                if case .execution(let e) = error, e.isUnavailable {
-                    logger.warning("waiting for the execution layer to answer InitChain", metadata: ["error": "\(e)"])
-                    Thread.sleep(forTimeInterval: 2)
-                    continue
+                guard case .execution(let e) = error, e.isUnavailable else { throw .store(error) }
+                logger.warning("waiting for the execution layer to answer InitChain", metadata: ["error": "\(e)"])
+                do {
+                    try await Task.sleep(for: .seconds(2))
+                } catch {
+                    throw .failed(.serviceGroup, underlying: error)
                 }
-                store.close()
-                throw .store(error)
             }
         }
     }

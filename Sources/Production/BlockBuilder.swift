@@ -7,16 +7,19 @@ import Store
 /// caller.
 package struct BlockBuilder: Sendable {
     package let signer: BlockSigner
-    package let executor: BlockingExecutor
+    package let executor: any Executor
+    /// The executor when it runs in-process: what `build` calls on its caller's thread.
+    package let local: (any SynchronousExecutor)?
 
     package init(signer: BlockSigner, executor: any Executor) {
         self.signer = signer
-        self.executor = BlockingExecutor(executor)
+        self.executor = executor
+        self.local = executor as? any SynchronousExecutor
     }
 
     /// The block after `state` with `txs` at `time` (unix ns), executed and signed. On a thread
-    /// that may block: an embedded executor runs right here; a remote one is waited for
-    /// (`BlockingExecutor`) — async callers use `draft`, await `executeTxs`, then `finish`.
+    /// that may block, with an in-process executor (`local`; any other is `.notInProcess`): a
+    /// remote one is awaited by async callers — `draft`, await `executeTxs`, then `finish`.
     ///
     /// The chain's first block carries the genesis start time (SPEC §3) whatever `time` says, and
     /// a `time` before the last block's (a clock stepping back) is raised to it, so the block
@@ -26,7 +29,8 @@ package struct BlockBuilder: Sendable {
         let draft = try self.draft(on: state, txs: txs, time: requested, version: version)
         let result: ExecutionResult
         do throws(ExecutionError) {
-            result = try executor.executeTxs(draft.data.txs, height: draft.height, time: draft.time,
+            guard let local else { throw .notInProcess(method: "executeTxs", height: draft.height) }
+            result = try local.executeTxs(draft.data.txs, height: draft.height, time: draft.time,
                                              previousRoot: state.appHash)
         } catch {
             throw .execution(error)

@@ -171,8 +171,7 @@ package struct BlockProducer: Sendable {
     private func run(on thread: ProducerThread) async throws(ProductionError) {
         guard store.state != nil else { throw .notInitialized }
         // The HA leader has its own record of what it signed but did not publish.
-        if fence == nil, let recovered = try await thread.run(at: nil, { () throws(ProductionError) in try self.recoverKeptBlock() }),
-           let kept = recovered {
+        if fence == nil, let kept = try await recoverKeptBlock(on: thread) {
             await publish(kept)
             onStep?(.published, kept.height)
         }
@@ -217,7 +216,7 @@ package struct BlockProducer: Sendable {
             if let forcedInclusion {
                 do throws(ForcedInclusionError) {
                     try await forcedInclusion.refresh(lastBlockTime: store.state?.lastBlockTime,
-                                                     executor: builder.executor.executor)
+                                                     executor: builder.executor)
                 } catch {
                     // Never skip an epoch: the block waits until its forced transactions are known.
                     logger.warning("forced-inclusion transactions cannot be read; the block waits for DA", metadata: [
@@ -295,13 +294,16 @@ package struct BlockProducer: Sendable {
     /// so a refused block never reaches the store.
     private func produceFenced(_ fence: any BlockFence, at slot: ContinuousClock.Instant,
                                on thread: ProducerThread) async throws(ProductionError) -> BlockCommit? {
-        guard let signed = try await thread.run(at: slot, { () throws(ProductionError) in
-            let started = ContinuousClock.now
-            return (block: try self.signAndRemember(), started: started)
-        }) else {
-            return nil
+        let signed: (block: BlockCommit, started: ContinuousClock.Instant)??
+        if executor is any SynchronousExecutor {
+            signed = try await thread.run(at: slot) { () throws(ProductionError) in
+                let started = ContinuousClock.now
+                return (block: try self.signAndRemember(), started: started)
+            }
+        } else {
+            signed = try await signAndRememberAwaitingExecutor(at: slot, on: thread)
         }
-        let (block, started) = signed
+        guard let signed, let (block, started) = signed else { return nil }
         do throws(FenceRefusal) {
             try await fence.admit(block)
         } catch {
@@ -319,13 +321,37 @@ package struct BlockProducer: Sendable {
         try checkProposer(for: height)
         try checkMark(before: height)
         let block = try build(on: state)
+        try remember(block)
+        return block
+    }
+
+    /// `signAndRemember` for an executor over the network: the producer's thread makes the
+    /// checks, the task awaits the executor, the thread signs and remembers. Nil when cancelled
+    /// while waiting for the slot.
+    private func signAndRememberAwaitingExecutor(at slot: ContinuousClock.Instant, on thread: ProducerThread)
+        async throws(ProductionError) -> (block: BlockCommit, started: ContinuousClock.Instant)?? {
+        guard let executed = try await executeAwaiting(at: slot, on: thread) else { return nil }
+        return try await thread.run(at: nil) { () throws(ProductionError) in
+            let block = try self.finish(executed)
+            try self.remember(block)
+            return (block: block, started: executed.started)
+        }
+    }
+
+    /// The fenced order's record before the fence sees the block: kept as unpublished, then the mark.
+    private func remember(_ block: BlockCommit) throws(ProductionError) {
         do throws(StoreError) {
             try UnpublishedBlock.record(block, in: store)
         } catch {
-            throw .store(height: height, error)
+            throw .store(height: block.height, error)
         }
-        try recordMark(height)
-        return block
+        try recordMark(block.height)
+    }
+
+    /// The mempool's transactions from an in-process executor, on the producer's thread.
+    private func localGetTxs(max: Int, maxBytes: Int, height: UInt64) throws(ExecutionError) -> [[UInt8]] {
+        guard let local = builder.local else { throw .notInProcess(method: "getTxs", height: height) }
+        return try local.getTxs(max: max, maxBytes: maxBytes)
     }
 
     /// The signer's mark must be below `height` before a block there is signed: a height at or
@@ -374,7 +400,7 @@ package struct BlockProducer: Sendable {
             // Catching up from base: forced transactions only (ev-node skips the mempool too).
             let catchingUp = forcedInclusion?.isCatchingUp ?? false
             let mempool = forced.txs.count >= maxTxsPerBlock || room == 0 || catchingUp ? []
-                : try builder.executor.getTxs(max: maxTxsPerBlock - forced.txs.count, maxBytes: room)
+                : try localGetTxs(max: maxTxsPerBlock - forced.txs.count, maxBytes: room, height: state.nextHeight)
             txs = forced.txs + mempool
         } catch {
             throw .build(height: state.nextHeight, .execution(error))
@@ -399,7 +425,7 @@ package struct BlockProducer: Sendable {
         guard let pending = forcedInclusion.pending() else {
             return ([], 0, nil, forcedInclusion.checkpoint(afterConsuming: 0, of: nil))
         }
-        let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+        let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor, maxTxs: maxTxsPerBlock)
         return (taken.txs, taken.bytes, taken.time, forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending))
     }
 
@@ -427,7 +453,7 @@ package struct BlockProducer: Sendable {
             if Task.isCancelled { return false }
             let due: ForcedInclusionQueue.Due
             do throws(ForcedInclusionError) {
-                due = try await queue.loadDue(executor: builder.executor.executor)
+                due = try await queue.loadDue(executor: builder.executor)
             } catch {
                 logger.warning("deriving the forced-inclusion checkpoint: DA cannot be read; waiting for it", metadata: [
                     "height": "\(height)", "checkpoint": "\(queue.checkpoint)", "error": "\(error)"])
@@ -466,7 +492,7 @@ package struct BlockProducer: Sendable {
         var judged: (pending: ForcedInclusionQueue.Pending, statuses: [TxFilterStatus])?
         while height < head, let pending = queue.pending() {
             if judged?.pending != pending {
-                judged = (pending, builder.executor.executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes,
+                judged = (pending, builder.executor.filterTxs(pending.txs, maxBytes: ForcedInclusionRules.maxBatchBytes,
                                                                         maxGas: pending.maxGas, hasForced: true))
             }
             let block: (signedHeader: SignedHeader, data: BlockData)?
@@ -496,7 +522,7 @@ package struct BlockProducer: Sendable {
         guard let forcedInclusion else { return false }
         let moved: ForcedInclusionCheckpoint
         if let pending = forcedInclusion.pending() {
-            let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor.executor, maxTxs: maxTxsPerBlock)
+            let taken = ForcedInclusionQueue.select(from: pending, executor: builder.executor, maxTxs: maxTxsPerBlock)
             guard taken.txs.isEmpty else { return false }
             moved = forcedInclusion.checkpoint(afterConsuming: taken.consumed, of: pending)
         } else {
@@ -529,6 +555,27 @@ package struct BlockProducer: Sendable {
     /// task awaits the executor, so no thread waits for it.
     private func produceAwaitingExecutor(at slot: ContinuousClock.Instant,
                                          on thread: ProducerThread) async throws(ProductionError) -> BlockCommit? {
+        guard let executed = try await executeAwaiting(at: slot, on: thread) else { return nil }
+        return try await thread.run(at: nil) { () throws(ProductionError) -> BlockCommit in
+            let block = try self.finish(executed)
+            try self.markAndCommit(block, since: executed.started)
+            return block
+        }
+    }
+
+    /// A drafted block and the executor's answer for it, not yet signed.
+    private struct Executed: Sendable {
+        let draft: BlockDraft
+        let result: ExecutionResult
+        let checkpoint: ForcedInclusionCheckpoint?
+        let started: ContinuousClock.Instant
+    }
+
+    /// The steps before signing for an executor over the network: the checks on the producer's
+    /// thread at `slot`, then the executor's getTxs and executeTxs awaited. Nil when cancelled
+    /// while waiting for the slot.
+    private func executeAwaiting(at slot: ContinuousClock.Instant,
+                                 on thread: ProducerThread) async throws(ProductionError) -> Executed? {
         guard let (state, forced, started) = try await thread.run(at: slot, { () throws(ProductionError) in
             let started = ContinuousClock.now
             guard let state = self.store.state else { throw .notInitialized }
@@ -543,8 +590,6 @@ package struct BlockProducer: Sendable {
         let room = maxBlockBytes - min(maxBlockBytes, forced.bytes)
         // Catching up from base: forced transactions only (ev-node skips the mempool too).
         let catchingUp = forcedInclusion?.isCatchingUp ?? false
-        let draft: BlockDraft
-        let result: ExecutionResult
         do throws(BuildError) {
             do throws(ExecutionError) {
                 if forced.txs.count < maxTxsPerBlock, room > 0, !catchingUp {
@@ -553,28 +598,30 @@ package struct BlockProducer: Sendable {
             } catch {
                 throw .execution(error)
             }
-            draft = try builder.draft(on: state, txs: txs,
-                                      time: forced.time ?? clock.nextBlockTime(after: state.lastBlockTime))
+            let draft = try builder.draft(on: state, txs: txs,
+                                          time: forced.time ?? clock.nextBlockTime(after: state.lastBlockTime))
             do throws(ExecutionError) {
-                result = try await executor.executeTxs(draft.data.txs, height: height, time: draft.time,
-                                                       previousRoot: state.appHash)
+                let result = try await executor.executeTxs(draft.data.txs, height: height, time: draft.time,
+                                                           previousRoot: state.appHash)
+                return Executed(draft: draft, result: result, checkpoint: forced.checkpoint, started: started)
             } catch {
                 throw .execution(error)
             }
         } catch {
             throw .build(height: height, error)
         }
-        return try await thread.run(at: nil) { () throws(ProductionError) -> BlockCommit in
-            var block: BlockCommit
-            do throws(BuildError) {
-                block = try self.builder.finish(draft, result: result)
-            } catch {
-                throw .build(height: height, error)
-            }
-            block.forcedInclusionCheckpoint = forced.checkpoint
-            try self.markAndCommit(block, since: started)
-            return block
+    }
+
+    /// Signs an executed block (on the producer's thread: a remote signer is a network call).
+    private func finish(_ executed: Executed) throws(ProductionError) -> BlockCommit {
+        var block: BlockCommit
+        do throws(BuildError) {
+            block = try builder.finish(executed.draft, result: executed.result)
+        } catch {
+            throw .build(height: executed.draft.height, error)
         }
+        block.forcedInclusionCheckpoint = executed.checkpoint
+        return block
     }
 
     /// The signer's mark, then the store (synced): a crash between the two leaves the block
@@ -600,8 +647,50 @@ package struct BlockProducer: Sendable {
 
     /// When the mark is exactly one above the store and keeps the block signed there, commits
     /// that block (validated and executed like any received block) and returns it for
-    /// publishing. Nil when there is nothing to recover. Blocking.
-    package func recoverKeptBlock() throws(ProductionError) -> BlockCommit? {
+    /// publishing. Nil when there is nothing to recover. The store and the mark are read and
+    /// written on the producer's thread; an executor over the network is awaited between.
+    func recoverKeptBlock(on thread: ProducerThread) async throws(ProductionError) -> BlockCommit? {
+        guard let found = try await thread.run(at: nil, { () throws(ProductionError) in try self.keptBlock() }),
+              let (state, kept) = found else { return nil }
+        let height = kept.signedHeader.height
+        let applier = BlockApplier(store: store, executor: executor,
+                                   validator: BlockValidator(chainID: state.chainID,
+                                                             proposerAddress: builder.signer.signer.address))
+        let now = max(BlockValidator.currentTime(), kept.signedHeader.header.time)
+        let block: BlockCommit?
+        if applier.local != nil {
+            block = try await thread.run(at: nil) { () throws(ProductionError) in
+                let block: BlockCommit
+                do throws(ApplyError) {
+                    block = try applier.prepare(kept.signedHeader, kept.data, state: state, now: now)
+                } catch {
+                    throw .keptBlock(height: height, reason: error.description)
+                }
+                try self.commit(block)
+                return block
+            }
+        } else {
+            let prepared: BlockCommit
+            do throws(ApplyError) {
+                prepared = try await applier.prepareAwaitingExecutor(kept.signedHeader, kept.data, state: state, now: now)
+            } catch {
+                throw .keptBlock(height: height, reason: error.description)
+            }
+            block = try await thread.run(at: nil) { () throws(ProductionError) in
+                try self.commit(prepared)
+                return prepared
+            }
+        }
+        guard let block else { return nil }
+        onStep?(.committed, height)
+        logger.notice("committed the block signed before the last stop (kept beside the signer's mark)", metadata: [
+            "height": "\(height)", "hash": "\(Hex.encode(block.signedHeader.header.hash))"])
+        return block
+    }
+
+    /// The block kept beside the signer's mark when the mark is exactly one above the store, with
+    /// the state it goes on. Blocking (the store, the mark's file or remote signer).
+    private func keptBlock() throws(ProductionError) -> (state: State, kept: (signedHeader: SignedHeader, data: BlockData))? {
         guard let state = store.state else { throw .notInitialized }
         let record: SignerHighWaterMark.Record?
         do throws(ConfigError) {
@@ -620,21 +709,7 @@ package struct BlockProducer: Sendable {
         guard kept.signedHeader.height == height else {
             throw .keptBlock(height: height, reason: "the kept block is for height \(kept.signedHeader.height)")
         }
-        let applier = BlockApplier(store: store, executor: executor,
-                                   validator: BlockValidator(chainID: state.chainID,
-                                                             proposerAddress: builder.signer.signer.address))
-        let block: BlockCommit
-        do throws(ApplyError) {
-            block = try applier.prepare(kept.signedHeader, kept.data, state: state,
-                                        now: max(BlockValidator.currentTime(), kept.signedHeader.header.time))
-        } catch {
-            throw .keptBlock(height: height, reason: error.description)
-        }
-        try commit(block)
-        onStep?(.committed, height)
-        logger.notice("committed the block signed before the last stop (kept beside the signer's mark)", metadata: [
-            "height": "\(height)", "hash": "\(Hex.encode(block.signedHeader.header.hash))"])
-        return block
+        return (state, kept)
     }
 }
 

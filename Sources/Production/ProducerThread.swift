@@ -12,8 +12,9 @@ import Glibc
 /// of 2,000 tx/s and networking share them), and the shared blocking pool may be busy pruning or
 /// checking DA blobs.
 final class ProducerThread: Sendable {
-    /// A lane of one thread: the producer's steps run in order, and nothing else runs there.
-    private let lane = BlockingLane(name: "producer", threads: 1)
+    /// A lane of one thread: the producer's steps run in order, and nothing else runs there
+    /// (the producer's own store writes between awaited executor calls go here too).
+    let lane = BlockingLane(name: "producer", threads: 1)
     /// Set when the producing task is cancelled: a wait for a slot ends early and the block of
     /// that slot is not made.
     private let cancelled = Atomic<Bool>(false)

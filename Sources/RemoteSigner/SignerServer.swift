@@ -53,34 +53,29 @@ final class FenceWorker: Sendable {
     let fence: SignerFence
     let metrics: SignerMetrics
     let logger: Logger
-    private let pool: NIOThreadPool
+    private let lane = BlockingLane(name: "signer-fence", threads: 1)
 
     init(fence: SignerFence, metrics: SignerMetrics, logger: Logger) {
         self.fence = fence
         self.metrics = metrics
         self.logger = logger
-        pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
     }
 
     func shutdown() async {
-        try? await pool.shutdownGracefully()
+        await lane.shutdown()
     }
 
     /// Runs `body` on the fence's thread; a refusal is logged, counted and answered as
     /// FAILED_PRECONDITION with the fence's words.
     func run(peer: String, _ body: @escaping @Sendable () throws(SignRefusal) -> (signature: [UInt8], outcome: SignOutcome)) async throws -> [UInt8] {
         let result: Result<(signature: [UInt8], outcome: SignOutcome), SignRefusal>
-        do {
-            result = try await pool.runIfActive { () -> Result<(signature: [UInt8], outcome: SignOutcome), SignRefusal> in
-                do throws(SignRefusal) {
-                    return .success(try body())
-                } catch {
-                    return .failure(error)
-                }
-            }
+        do throws(BlockingLaneError<SignRefusal>) {
+            result = .success(try await lane.run(body))
         } catch {
-            throw RPCError(code: .unavailable, message: "the signer is stopping")
+            switch error {
+            case .shutDown: throw RPCError(code: .unavailable, message: "the signer is stopping")
+            case .failed(let refusal): result = .failure(refusal)
+            }
         }
         switch result {
         case .success(let answer):
@@ -95,12 +90,14 @@ final class FenceWorker: Sendable {
     }
 
     func mark() async throws -> SignerFence.Mark? {
-        let result = try await pool.runIfActive { () -> Result<SignerFence.Mark?, SignRefusal> in
-            do throws(SignRefusal) { return .success(try self.fence.mark()) } catch { return .failure(error) }
-        }
-        switch result {
-        case .success(let mark): return mark
-        case .failure(let e): throw RPCError(code: .internalError, message: e.description)
+        let fence = self.fence
+        do throws(BlockingLaneError<SignRefusal>) {
+            return try await lane.run { () throws(SignRefusal) in try fence.mark() }
+        } catch {
+            switch error {
+            case .shutDown: throw RPCError(code: .unavailable, message: "the signer is stopping")
+            case .failed(let e): throw RPCError(code: .internalError, message: e.description)
+            }
         }
     }
 

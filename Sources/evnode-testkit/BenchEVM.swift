@@ -119,14 +119,20 @@ func benchEVM(_ args: [String]) async {
         let rpc = try EngineRPCClient(engineURL: "http://127.0.0.1:\(engine1)/", ethURL: "http://127.0.0.1:\(eth1)/",
                                       jwt: EngineJWT(secret: try EngineJWT.readSecret(path: secretFile)))
         let executor = EVMExecutor(rpc: rpc, store: store, options: .init(), logger: Logger(label: "bench.evm"))
-        var state = try ChainExecution(store: store, executor: executor).initialize(genesis: setup.genesis)
-        let builder = BlockBuilder(signer: signer, executor: executor)
-        for i in 0..<blocks {
-            let h = state.nextHeight
-            let commit = try builder.build(on: state, txs: Array(txs[(i * txsPerBlock)..<((i + 1) * txsPerBlock)]),
-                                           time: setup.genesis.startTimeNanoseconds + (h - 1) * 1_000_000)
-            try store.commit(commit, sync: false)
-            state = commit.state
+        // The EL is awaited, the store written on a lane (as the producer does for an EL).
+        try await BlockingLane.with(name: "bench-evm-build", threads: 1) { lane in
+            var state = try await ChainExecution(store: store, executor: executor).initialize(genesis: setup.genesis, on: lane)
+            let builder = BlockBuilder(signer: signer, executor: executor)
+            for i in 0..<blocks {
+                let h = state.nextHeight
+                let draft = try builder.draft(on: state, txs: Array(txs[(i * txsPerBlock)..<((i + 1) * txsPerBlock)]),
+                                              time: setup.genesis.startTimeNanoseconds + (h - 1) * 1_000_000)
+                let result = try await executor.executeTxs(draft.data.txs, height: draft.height, time: draft.time,
+                                                           previousRoot: state.appHash)
+                let commit = try builder.finish(draft, result: result)
+                try await lane.run { () throws(StoreError) in try store.commit(commit, sync: false) }
+                state = commit.state
+            }
         }
     } catch {
         fail("bench-evm: building the chain: \(error)")

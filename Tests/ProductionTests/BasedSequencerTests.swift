@@ -37,7 +37,7 @@ import TestSupport
         var blocks = 0
         for _ in 0..<maxSteps {
             try await based.queue.refresh()
-            switch try based.deriveOne() {
+            switch try await based.deriveOne() {
             case .block: blocks += 1
             case .consumedWithoutBlock: continue
             case .nothing: return blocks
@@ -157,7 +157,7 @@ import TestSupport
                                         logger: logger)
             for _ in 0..<10 {
                 try await derive.queue.refresh()
-                if case .nothing = try derive.deriveOne() { break }
+                if case .nothing = try await derive.deriveOne() { break }
             }
             #expect(based.store.height == 3)
             for h in UInt64(1)...3 {

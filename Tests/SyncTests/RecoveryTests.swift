@@ -222,7 +222,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
             #expect(try node.value("y7") == "1")
 
             for (i, block) in fork.authoritative.enumerated() { _ = ledger.record(block.signedHeader, daHeight: 50 + UInt64(i)) }
-            let state = try pipeline.rollback(to: 3, using: node.applier)
+            let state = try await pipeline.rollback(to: 3, using: node.applier)
             #expect(state == fork.prefix[2].state && node.store.state == state)
             #expect(pipeline.progress.storeHeight == 3)
             #expect(try node.value("y4") == nil && node.value("k") == "p3", "the executor state is back at height 3")
@@ -248,7 +248,7 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
         let pipeline = SyncPipeline(applier: node.applier, capacity: 4, logger: logger)
         let blocked = Task { await pipeline.submit(candidates(fork.authoritativeChain, .da(daHeight: 1))) }
         try await waitUntil("the pipeline to hold the 4 blocks it has room for") { pipeline.progress.waiting >= 4 }
-        try pipeline.rollback(to: 0, using: node.applier)
+        try await pipeline.rollback(to: 0, using: node.applier)
         await blocked.value
         #expect(pipeline.progress.waiting == 0, "held blocks are dropped: DA delivers them again")
     }
@@ -269,8 +269,8 @@ func candidates(_ blocks: some Sequence<BlockCommit>, _ origin: BlockOrigin) -> 
             await pipeline.submit(candidates(fork.softChain.prefix(4), .p2p(peer: "a")))
             try await pipeline.waitForStoreHeight(4, exactly: true)
             let before = node.store.state
-            #expect(throws: StoreError.io(operation: "write", reason: "injected")) {
-                try pipeline.rollback(to: 3, using: Refusing())
+            await #expect(throws: StoreError.io(operation: "write", reason: "injected")) {
+                try await pipeline.rollback(to: 3, using: Refusing())
             }
             #expect(node.store.state == before && pipeline.progress.storeHeight == 4)
             // The pipeline still applies afterwards.

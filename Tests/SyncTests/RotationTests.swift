@@ -79,12 +79,12 @@ import TestSupport
     }
 
     /// A rollback restores the expectation of its target height, in the same batch.
-    @Test func rollbackRestoresTheProposerAtTheTarget() throws {
+    @Test func rollbackRestoresTheProposerAtTheTarget() async throws {
         let (_, follower, blocks) = try makeChains()
         _ = try follower.applier.apply(blocks.map { ($0.signedHeader, $0.data) }, now: .max)
-        var state = try follower.applier.rollback(to: 7)
+        var state = try await follower.applier.rollback(to: 7)
         #expect(state.nextProposerAddress == b.address)
-        state = try follower.applier.rollback(to: 4)
+        state = try await follower.applier.rollback(to: 4)
         #expect(state.nextProposerAddress == a.address)
         #expect(follower.store.proposerRotations.isEmpty)
         try follower.reopen()

@@ -12,9 +12,9 @@ import Testing
 import TestSupport
 
 /// The KV executor reached the way a remote engine is: through its async API only (it is not a
-/// `SynchronousExecutor`), so the applier's thread waits for a task on the cooperative pool for
-/// every call, as it does for the EVM engine. Block `gatedHeight` waits at `gate` until the
-/// test opens it: a batch is then in progress for as long as the test needs.
+/// `SynchronousExecutor`), so the pipeline's awaiting loop runs, as it does for the EVM engine.
+/// Block `gatedHeight` waits at `gate` until the test opens it: a batch is then in progress
+/// for as long as the test needs.
 final class AsyncOnlyExecutor: Executor {
     let inner: KVExecutor
     let gatedHeight: UInt64

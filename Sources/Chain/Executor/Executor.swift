@@ -202,3 +202,12 @@ package protocol SynchronousExecutor: Executor {
     func setFinal(height: UInt64) throws(ExecutionError) -> WriteSet
     func rollback(to height: UInt64, from currentHeight: UInt64) throws(ExecutionError) -> WriteSet
 }
+
+extension ExecutionError {
+    /// A blocking path (a thread that may not wait for a task) was handed an executor that
+    /// answers only asynchronously. A wiring fault of the node, not of the engine: never retried.
+    package static func notInProcess(method: String, height: UInt64?) -> ExecutionError {
+        ExecutionError(kind: .rejected, engine: nil, method: method, height: height,
+                       reason: "the executor answers asynchronously; a blocking path cannot call it (use the async form)")
+    }
+}

@@ -674,24 +674,23 @@ final class HARuntime: Sendable {
             return .stepDown(term, "\(refusal) (\(source): \(recorded.map { "height \($0.signedHeader.height), parent \(Hex.encode($0.signedHeader.header.lastHeaderHash))" } ?? "none"); the store's head is \(state.lastBlockHeight), hash \(Hex.encode(state.lastHeaderHash)))")
         }
         let applier = self.applier
-        let prepared: Result<BlockCommit, ApplyError>
-        do {
-            // Executing the block is blocking work: off Swift's cooperative threads.
-            prepared = try await NIOThreadPool.singleton.runIfActive { () -> Result<BlockCommit, ApplyError> in
-                do throws(ApplyError) {
-                    return .success(try applier.prepare(recorded.signedHeader, recorded.data, state: state,
-                                                        now: BlockValidator.currentTime()))
-                } catch {
-                    return .failure(error)
+        let commit: BlockCommit
+        do throws(ApplyError) {
+            if applier.local != nil {
+                // An in-process executor's work is blocking: off Swift's cooperative threads, on a
+                // lane of this one step (a re-offer happens once per refusal, not per block).
+                commit = try await BlockingLane.with(name: "ha-reoffer", threads: 1) { lane throws(ApplyError) in
+                    try await lane.run(orIfShutDown: ApplyError.store(.closed)) { () throws(ApplyError) in
+                        try applier.prepare(recorded.signedHeader, recorded.data, state: state,
+                                            now: BlockValidator.currentTime())
+                    }
                 }
+            } else {
+                commit = try await applier.prepareAwaitingExecutor(recorded.signedHeader, recorded.data, state: state,
+                                                                   now: BlockValidator.currentTime())
             }
         } catch {
-            return .stepDown(term, "the node is stopping")
-        }
-        let commit: BlockCommit
-        switch prepared {
-        case .success(let c): commit = c
-        case .failure(let error): return .stepDown(term, "\(refusal): \(error)")
+            return .stepDown(term, "\(refusal): \(error)")
         }
         do throws(FenceRefusal) {
             try await group.commit(ReplicatedBlock(commit), term: term)

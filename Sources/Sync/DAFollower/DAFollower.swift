@@ -116,14 +116,14 @@ package final class DAFollower: Sendable {
     let blockingPool: NIOThreadPool
     /// The in-order lane of the latest `run()` or `settle()` (see `withInOrderLane`), kept so
     /// that a test can see it was shut down when that call ended.
-    private let lastInOrderLane = Mutex<NIOThreadPool?>(nil)
+    private let lastInOrderLane = Mutex<BlockingLane?>(nil)
 
     /// Whether the in-order lane of the latest `run()` or `settle()` still takes work: it must
     /// not once they returned (a follower that stopped holds no thread).
     var lastInOrderLaneTakesWork: Bool {
         get async {
             guard let lane = lastInOrderLane.withLock({ $0 }) else { return false }
-            return (try? await lane.runIfActive { true }) ?? false
+            return !lane.isShutDown
         }
     }
     let logger: Logger
@@ -252,22 +252,14 @@ package final class DAFollower: Sendable {
     /// applier would sit idle while the cores check heights it cannot take yet. The thread lives
     /// as long as `body`: a follower that stopped holds none (an HA node that follows, leads
     /// and follows again starts one per run), and its shutdown is awaited, not left to `deinit`.
-    private func withInOrderLane<T>(_ body: (NIOThreadPool) async throws -> T) async throws -> T {
-        let lane = NIOThreadPool(numberOfThreads: 1)
-        lane.start()
-        lastInOrderLane.withLock { $0 = lane }
-        let result: Result<T, any Error>
-        do {
-            result = .success(try await body(lane))
-        } catch {
-            result = .failure(error)
+    private func withInOrderLane<T>(_ body: (BlockingLane) async throws -> T) async throws -> T {
+        try await BlockingLane.with(name: "da-follower-in-order", threads: 1) { lane in
+            lastInOrderLane.withLock { $0 = lane }
+            return try await body(lane)
         }
-        // Throws only for a pool already shut down, which nothing else does to this one.
-        try await lane.shutdownGracefully()
-        return try result.get()
     }
 
-    private func follow(on lane: NIOThreadPool) async throws {
+    private func follow(on lane: BlockingLane) async throws {
         var tracker = InclusionTracker()
         defer { leftover.withLock { $0 = tracker } }
         var next = resumeHeight()
@@ -350,7 +342,7 @@ package final class DAFollower: Sendable {
 
     /// Reads DA heights from `next` in order until the head; true when the head was reached.
     /// Returns false early when a rewind is requested.
-    private func walk(from next: inout UInt64, tracker: inout InclusionTracker, on lane: NIOThreadPool) async throws -> Bool {
+    private func walk(from next: inout UInt64, tracker: inout InclusionTracker, on lane: BlockingLane) async throws -> Bool {
         let namespaces = options.headerNamespace == options.dataNamespace
             ? [options.headerNamespace] : [options.headerNamespace, options.dataNamespace]
         var observer: any DAFetchObserver = availability
@@ -420,14 +412,14 @@ package final class DAFollower: Sendable {
     /// Checks one DA height's decoded blobs, hands complete blocks to the pipeline and
     /// advances finalization.
     private func process(_ daHeight: UInt64, _ decoded: [DABlobChecker.Decoded], tracker: inout InclusionTracker,
-                         on lane: NIOThreadPool) async throws {
+                         on lane: BlockingLane) async throws {
         var bad = 0
         // The second pass (data no header claims needs its own signature), off the cooperative pool.
         let checker = self.checker
         let claimed = tracker.waitingDataHashes
         // Before the data is resolved: a header strict mode drops must not claim data.
         let admitted = applyStrictMode(decoded, daHeight: daHeight)
-        let results = try await lane.runIfActive { checker.resolve(admitted, claimed: claimed) }
+        let results = try await lane.run { checker.resolve(admitted, claimed: claimed) }
         let finalized = store.finalizedHeight
         for checked in results {
             switch checked {
@@ -589,7 +581,7 @@ package final class DAFollower: Sendable {
     /// Advances the finalized height over consecutive stored blocks whose hash DA confirms, and
     /// persists where a restart must resume reading DA.
     private func finalize(_ tracker: inout InclusionTracker, processedThrough daHeight: UInt64,
-                          on lane: NIOThreadPool) async throws {
+                          on lane: BlockingLane) async throws {
         let store = self.store
         let recorder = finalityRecorder
         let finality = try tracker.finality(finalized: store.finalizedHeight, storeHeight: store.height,
@@ -597,7 +589,7 @@ package final class DAFollower: Sendable {
             try store.headerHash(at: height)
         }
         let f = finality.finalizedHeight
-        try await lane.runIfActive { try recorder.record(finality) }
+        try await recorder.record(finality, on: lane)
         let unclaimed = tracker.forget(through: f)
         authority.forget(through: store.finalizedHeight)
         if unclaimed > 0 {

@@ -105,8 +105,11 @@ package struct SyncProgress: Sendable, Equatable {
 /// by height (bounded), verifies signatures in parallel ahead of the in-order apply, and applies
 /// consecutive runs through `BlockApplier` in one store batch per run.
 ///
-/// The apply loop runs on a thread of its own: it is CPU and disk work that would otherwise take
-/// a whole core of Swift's two-thread cooperative pool away from networking.
+/// With an in-process executor (KV) the apply loop runs on a thread of its own: it is CPU and
+/// disk work that would otherwise take a whole core of Swift's two-thread cooperative pool away
+/// from networking, and a run of blocks is executed and stored in one batch there. With an
+/// executor over the network (an EL) the loop is a task: each block's execution is awaited and
+/// its store commit runs on a lane of the pipeline's — no thread waits for a task.
 package final class SyncPipeline: CandidateSink, @unchecked Sendable {
     // @unchecked: every mutable field below is guarded by `condition`.
     private let applier: BlockApplier
@@ -146,6 +149,12 @@ package final class SyncPipeline: CandidateSink, @unchecked Sendable {
     /// that nothing waits blocked on the cooperative pool for a batch in progress (which may
     /// itself need a cooperative thread, for a remote executor's call).
     private var threadEndWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The awaiting apply loop (executor over the network), parked until a run is ready or the
+    /// pipeline stops; resumed by whoever would signal the apply thread.
+    private var loopWaiter: CheckedContinuation<Void, Never>?
+    /// Rollbacks waiting for the batch in flight (or another rollback) to end; the first one is
+    /// handed the pause when the pipeline goes idle.
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// The current run's events. `stop()` finishes them and opens the next run's, so a pipeline
     /// stopped and started again (an HA node that leads, then follows again) reports to a new consumer.
@@ -191,10 +200,16 @@ package final class SyncPipeline: CandidateSink, @unchecked Sendable {
         buffer.resume(at: applier.store.height)
         lastProgress = .now
         threadAlive = true
-        let thread = Thread { [self] in self.applyLoop() }
-        thread.name = "evnode-sync-apply"
-        self.thread = thread
-        thread.start()
+        if applier.local != nil {
+            let thread = Thread { [self] in self.applyLoop() }
+            thread.name = "evnode-sync-apply"
+            self.thread = thread
+            thread.start()
+        } else {
+            // Ends with the run (stop() awaits it through `threadAlive`, as for the thread).
+            let lane = BlockingLane(name: "evnode-sync-store", threads: 1)
+            Task { [self] in await self.applyLoopAwaitingExecutor(on: lane) }
+        }
     }
 
     /// Stops the apply loop after the batch in progress and waits (suspended, not blocked) for
@@ -244,7 +259,7 @@ package final class SyncPipeline: CandidateSink, @unchecked Sendable {
         stopping = true
         let waiters = spaceWaiters
         spaceWaiters = []
-        condition.broadcast()
+        wakeApplyLoop()
         condition.unlock()
         for w in waiters { w.resume(returning: true) }
     }
@@ -331,7 +346,7 @@ package final class SyncPipeline: CandidateSink, @unchecked Sendable {
         -> (farAhead: [CandidateBlock], contested: [SyncBuffer.Contest], unverified: [CandidateBlock]) {
         condition.lock()
         defer {
-            condition.broadcast()
+            wakeApplyLoop()
             condition.unlock()
         }
         let admission = buffer.offer(candidates, chain: chain)
@@ -405,47 +420,76 @@ package final class SyncPipeline: CandidateSink, @unchecked Sendable {
     // MARK: rollback
 
     /// Rolls store and executor back to `height` through `rollbacker`, between two applied
-    /// batches: waits for the batch in flight, holds the apply loop, rolls back, then drops every
-    /// held block (the authoritative source delivers what is needed again) and releases waiting
-    /// submitters. On failure nothing changes here and the error is thrown.
-    ///
-    /// Blocking (a batch to wait for, a synced store write): call it from a thread that may block.
+    /// batches: waits (suspended) for the batch in flight, holds the apply loop, rolls back, then
+    /// drops every held block (the authoritative source delivers what is needed again) and
+    /// releases waiting submitters. On failure nothing changes here and the error is thrown.
     @discardableResult
-    package func rollback(to height: UInt64, using rollbacker: any Rollbacker) throws(StoreError) -> State {
-        condition.lock()
-        while applying || paused { condition.wait() }
-        paused = true
-        condition.unlock()
+    package func rollback(to height: UInt64, using rollbacker: any Rollbacker) async throws(StoreError) -> State {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            if !parkUntilIdle(c) { c.resume() }
+        }
+        let result: Result<State, StoreError>
+        do throws(StoreError) {
+            result = .success(try await rollbacker.rollback(to: height))
+        } catch {
+            result = .failure(error)
+        }
+        endRollback(succeeded: (try? result.get()) != nil)
+        return try result.get()
+    }
 
-        let result = Result { () throws(StoreError) -> State in try rollbacker.rollback(to: height) }
-
+    /// Releases the pause a rollback held; after a rollback that happened, drops what was held
+    /// and releases waiting submitters.
+    private func endRollback(succeeded: Bool) {
         condition.lock()
         paused = false
         var waiters: [CheckedContinuation<Bool, Never>] = []
-        if case .success = result {
+        if succeeded {
             buffer.rolledBack(to: applier.store.height)
             retryAfter = nil
             lastProgress = .now
             waiters = spaceWaiters
             spaceWaiters = []
         }
-        condition.broadcast()
+        handOffPause()
+        wakeApplyLoop()
         condition.unlock()
         for w in waiters { w.resume(returning: true) }
-        return try result.get()
+    }
+
+    /// Takes the pause now when no batch is in flight and no rollback holds it (false); else
+    /// keeps `c` to be handed the pause later.
+    private func parkUntilIdle(_ c: CheckedContinuation<Void, Never>) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if !applying && !paused && idleWaiters.isEmpty {
+            paused = true
+            return false
+        }
+        idleWaiters.append(c)
+        return true
+    }
+
+    /// Called with the lock held: hands the pause to the first waiting rollback once idle.
+    private func handOffPause() {
+        guard !applying, !paused, !idleWaiters.isEmpty else { return }
+        paused = true
+        idleWaiters.removeFirst().resume()
+    }
+
+    /// Called with the lock held: wakes the apply thread, or the awaiting apply loop.
+    private func wakeApplyLoop() {
+        condition.broadcast()
+        if let waiter = loopWaiter {
+            loopWaiter = nil
+            waiter.resume()
+        }
     }
 
     // MARK: apply loop (own thread)
 
     private func applyLoop() {
-        defer {
-            condition.lock()
-            threadAlive = false
-            let waiters = threadEndWaiters
-            threadEndWaiters = []
-            condition.unlock()
-            for w in waiters { w.resume() }
-        }
+        defer { applyLoopEnded() }
         while true {
             condition.lock()
             while !stopping && !hasNextBlockReady() {
@@ -470,35 +514,106 @@ package final class SyncPipeline: CandidateSink, @unchecked Sendable {
             condition.unlock()
 
             let outcome = applyRun(run)
+            guard finished(run, outcome) else { return }
+        }
+    }
 
-            condition.lock()
-            buffer.applied(run, SyncBuffer.RunResult(applied: outcome.applied, dropped: outcome.dropped,
-                                                     highestVerified: outcome.highestVerified))
-            if outcome.applied > 0 {
-                appliedTotal += UInt64(outcome.applied)
-                lastProgress = .now
-            }
-            if outcome.retryLater {
-                retryAfter = .now + .seconds(1)
-            }
-            if let fatal = outcome.fatal {
-                failure = fatal
-                stopping = true
-            }
-            applying = false
-            // A rollback may be waiting for this batch to end.
-            condition.broadcast()
-            // Every waiter re-checks for itself: cheaper than tracking what each one waits for.
-            let waiters = spaceWaiters
-            spaceWaiters = []
-            condition.unlock()
-            for w in waiters { w.resume(returning: true) }
-            if let fatal = outcome.fatal {
-                logger.critical("sync pipeline stopped: \(fatal)")
-                eventContinuation.yield(.failed(fatal))
-                return
+    /// The apply loop for an executor over the network: the same runs, taken in the same order,
+    /// each block's execution awaited (`applyRunAwaitingExecutor`).
+    private func applyLoopAwaitingExecutor(on lane: BlockingLane) async {
+        while let run = await nextRunAwaited() {
+            let outcome = await applyRunAwaitingExecutor(run, on: lane)
+            guard finished(run, outcome) else { break }
+        }
+        await lane.shutdown()
+        applyLoopEnded()
+    }
+
+    /// The next run to apply (marked in flight), or nil once the pipeline stops. A block held
+    /// back for a retry is looked at again within 50 ms of its time.
+    private func nextRunAwaited() async -> [CandidateBlock]? {
+        while true {
+            switch nextStep() {
+            case .run(let run): return run
+            case .stop: return nil
+            case .sleep(let until): try? await Task.sleep(until: until, clock: .continuous)
+            case .park:
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    if !parkApplyLoop(c) { c.resume() }
+                }
             }
         }
+    }
+
+    private enum LoopStep { case run([CandidateBlock]), stop, park, sleep(ContinuousClock.Instant) }
+
+    /// What the awaiting loop does next; a run it takes is marked in flight.
+    private func nextStep() -> LoopStep {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if stopping { return .stop }
+            if hasNextBlockReady() {
+                applying = true
+                return .run(buffer.nextRun())
+            }
+            guard let until = retryAfter, !paused else { return .park }
+            guard until <= .now else { return .sleep(min(until, .now + .milliseconds(50))) }
+            retryAfter = nil
+        }
+    }
+
+    /// Keeps `c` until the awaiting loop has something to do; false when it has already.
+    private func parkApplyLoop(_ c: CheckedContinuation<Void, Never>) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if stopping || hasNextBlockReady() || (retryAfter != nil && !paused) { return false }
+        loopWaiter = c
+        return true
+    }
+
+    /// Books a run's outcome (under the lock) and wakes whoever waits on it; false when the
+    /// pipeline failed and the loop must end.
+    private func finished(_ run: [CandidateBlock], _ outcome: RunOutcome) -> Bool {
+        condition.lock()
+        buffer.applied(run, SyncBuffer.RunResult(applied: outcome.applied, dropped: outcome.dropped,
+                                                 highestVerified: outcome.highestVerified))
+        if outcome.applied > 0 {
+            appliedTotal += UInt64(outcome.applied)
+            lastProgress = .now
+        }
+        if outcome.retryLater {
+            retryAfter = .now + .seconds(1)
+        }
+        if let fatal = outcome.fatal {
+            failure = fatal
+            stopping = true
+        }
+        applying = false
+        // A rollback may be waiting for this batch to end.
+        handOffPause()
+        condition.broadcast()
+        // Every waiter re-checks for itself: cheaper than tracking what each one waits for.
+        let waiters = spaceWaiters
+        spaceWaiters = []
+        condition.unlock()
+        for w in waiters { w.resume(returning: true) }
+        if let fatal = outcome.fatal {
+            logger.critical("sync pipeline stopped: \(fatal)")
+            eventContinuation.yield(.failed(fatal))
+            return false
+        }
+        return true
+    }
+
+    /// The apply loop has ended: `stop()` calls waiting for it go on.
+    private func applyLoopEnded() {
+        condition.lock()
+        threadAlive = false
+        let waiters = threadEndWaiters
+        threadEndWaiters = []
+        condition.unlock()
+        for w in waiters { w.resume() }
     }
 
     /// Called with the lock held.
@@ -542,6 +657,53 @@ package final class SyncPipeline: CandidateSink, @unchecked Sendable {
             }
             // Known headers (the equivocation fence): validly signed by a key the chain named,
             // counting the rotations the blocks just applied may have added.
+            if let last = run.prefix(usable).last(where: { isPlaceable($0.signedHeader.header) }) {
+                outcome.highestVerified = last.height
+            }
+            if outcome.dropped != nil || outcome.retryLater || outcome.fatal != nil { return outcome }
+        }
+        if usable < run.count, let error = verified[usable] {
+            handle(.invalid(error), block: run[usable], outcome: &outcome)
+        }
+        return outcome
+    }
+
+    /// `applyRun` for an executor over the network: signatures checked on the lane, then block
+    /// by block the executor awaited and the block committed on the lane (the engine's state
+    /// moved with each block: each is stored as soon as it is executed).
+    private func applyRunAwaitingExecutor(_ run: [CandidateBlock], on lane: BlockingLane) async -> RunOutcome {
+        var outcome = RunOutcome()
+        let verifyStarted = ContinuousClock.now
+        guard let verified = try? await lane.run({ [self] in self.verifySignatures(run) }) else {
+            outcome.fatal = .store(.closed)
+            return outcome
+        }
+        metrics?.chain.operationDuration(.blockValidation).observe(.now - verifyStarted)
+        let usable = verified.firstIndex(where: { $0 != nil }) ?? run.count
+        if usable > 0 {
+            let started = ContinuousClock.now
+            let store = applier.store
+            for block in run.prefix(usable) {
+                do throws(ApplyError) {
+                    guard let state = store.state else { throw .store(.notInitialized) }
+                    let commit = try await applier.prepareAwaitingExecutor(block.signedHeader, block.data, state: state,
+                                                                           now: BlockValidator.currentTime(),
+                                                                           signatureVerified: true)
+                    try await lane.run(orIfShutDown: ApplyError.store(.closed)) { () throws(ApplyError) in
+                        do throws(StoreError) {
+                            try store.commit(commit, sync: false)
+                        } catch {
+                            throw .store(error)
+                        }
+                    }
+                    outcome.applied += 1
+                } catch {
+                    // A store failure is fatal there, as in the batch path.
+                    handle(error, block: block, outcome: &outcome)
+                    break
+                }
+            }
+            count(run.prefix(outcome.applied), took: .now - started)
             if let last = run.prefix(usable).last(where: { isPlaceable($0.signedHeader.header) }) {
                 outcome.highestVerified = last.height
             }

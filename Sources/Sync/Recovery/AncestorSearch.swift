@@ -7,7 +7,7 @@ import Store
 package protocol Rollbacker: Sendable {
     /// Rolls back to `height` and returns the state there. Refused below the finalized height.
     @discardableResult
-    func rollback(to height: UInt64) throws(StoreError) -> State
+    func rollback(to height: UInt64) async throws(StoreError) -> State
 }
 
 extension BlockApplier: Rollbacker {}

@@ -1,7 +1,7 @@
 import Synchronization
 
-/// Set once by a task's cancellation handler, read by work that runs off the task (on a pool
-/// thread, where `Task.isCancelled` says nothing).
+/// Set once when the recovery's rollback was refused because the recovery was cancelled, so the
+/// recovery tells that refusal from a store failure.
 final class CancellationFlag: Sendable {
     private let value = Atomic<Bool>(false)
     var isSet: Bool { value.load(ordering: .sequentiallyConsistent) }

@@ -1,4 +1,5 @@
 import Primitives
+import Chain
 import Store
 import Logging
 import NIOPosix
@@ -244,40 +245,25 @@ package final class DivergenceRecovery: Sendable {
 
     /// One atomic rollback between two applied batches, then the head read back from the store.
     /// Never written once the recovery is cancelled (the sync phase stops, perhaps to promote):
-    /// cancellation is checked on the pool thread right before the write.
+    /// cancellation is checked right before the rollback is asked for.
     private func rollBack(to ancestor: UInt64, expecting hash: [UInt8], head: UInt64, headHash: [UInt8])
         async throws(RecoveryAttemptFailure) {
-        let pipeline = self.pipeline
-        let rollbacker = self.rollbacker
         let store = self.store
-        let cancelled = CancellationFlag()
         guard !Task.isCancelled else { throw .stopped }
-        do {
-            try await withTaskCancellationHandler {
-                try await onPool { () throws(RecoveryAttemptFailure) in
-                    guard !cancelled.isSet else { throw .stopped }
-                    try Self.rollBackAndConfirm(pipeline: pipeline, rollbacker: rollbacker, store: store, to: ancestor,
-                                                expecting: hash, head: head, headHash: headHash)
-                }
-            } onCancel: {
-                cancelled.set()
-            }
-        } catch let failure as RecoveryAttemptFailure {
-            throw failure
+        let refused = CancellationFlag()
+        do throws(StoreError) {
+            try await pipeline.rollback(to: ancestor, using: UnlessCancelled(rollbacker: rollbacker, refused: refused))
         } catch {
-            // `withTaskCancellationHandler` rethrows untyped; `onPool` throws nothing else.
-            throw .stopped
+            if refused.isSet { throw .stopped }
+            throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
+        }
+        try await onPool { () throws(RecoveryAttemptFailure) in
+            try Self.confirm(store: store, to: ancestor, expecting: hash, head: head, headHash: headHash)
         }
     }
 
-    private static func rollBackAndConfirm(pipeline: SyncPipeline, rollbacker: any Rollbacker, store: BlockStore,
-                                           to ancestor: UInt64, expecting hash: [UInt8], head: UInt64,
-                                           headHash: [UInt8]) throws(RecoveryAttemptFailure) {
-        do throws(StoreError) {
-            try pipeline.rollback(to: ancestor, using: rollbacker)
-        } catch {
-            throw .rollback(from: head, fromHash: headHash, to: ancestor, toHash: hash, error)
-        }
+    private static func confirm(store: BlockStore, to ancestor: UInt64, expecting hash: [UInt8], head: UInt64,
+                                headHash: [UInt8]) throws(RecoveryAttemptFailure) {
         // Confirm from the database itself, not from what the rollback returned.
         let height = store.height
         let readBack: [UInt8]

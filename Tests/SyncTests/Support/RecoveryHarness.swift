@@ -132,7 +132,7 @@ final class FlakyRollbacker: Rollbacker, Sendable {
 
     var calls: [Call] { box.withLock { $0 } }
 
-    func rollback(to height: UInt64) throws(StoreError) -> State {
+    func rollback(to height: UInt64) async throws(StoreError) -> State {
         let shown = observer.shown
         let n = box.withLock { calls -> Int in
             calls.append(Call(state: real.store.state, recovering: shown.recovering, reason: shown.reason))
@@ -141,7 +141,7 @@ final class FlakyRollbacker: Rollbacker, Sendable {
         switch n {
         case 1: throw .io(operation: "write", reason: "injected failure")
         case 2: return real.store.state!
-        default: return try real.rollback(to: height)
+        default: return try await real.rollback(to: height)
         }
     }
 }
